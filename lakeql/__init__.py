@@ -1,0 +1,35 @@
+"""lakeql: a folder of Parquet tables as a searchable data lake, every operation a SQL function in DuckDB.
+
+``lakeql.connect(lake)`` returns a DuckDB connection (DB-API 2.0) with a view per lake table and every
+lakeql SQL function registered. Importing this package is cheap: DuckDB, numpy, torch and
+sentence-transformers load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "connect", "register", "LakeqlError"]
+
+
+def connect(lake: Any = None, database: str = ":memory:", **kwargs: Any):
+    """Open a DuckDB connection with the lake's views and lakeql's functions (see lakeql.connection)."""
+    from lakeql.connection import connect as _connect
+
+    return _connect(lake, database, **kwargs)
+
+
+def register(con: Any, lake: Any = None, index_dir: Any = None):
+    """Add the lake's views and lakeql's functions to an existing DuckDB connection."""
+    from lakeql.connection import register as _register
+
+    return _register(con, lake, index_dir=index_dir)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LakeqlError":
+        from lakeql.errors import LakeqlError
+
+        return LakeqlError
+    raise AttributeError(name)

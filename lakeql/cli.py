@@ -1,0 +1,155 @@
+"""The ``lakeql`` command line: ``index``, ``sql``, ``shell``, ``demo`` and capability commands.
+
+Errors a user can fix print one line on stderr and exit with code 2 (``--debug`` shows tracebacks).
+Only argparse is imported at start-up, so ``lakeql --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or status lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def _add_index_args(p: argparse.ArgumentParser) -> None:
+    from lakeql import plugins
+
+    p.add_argument("lake", help="folder of Parquet files (LAKE/<domain>/<table>.parquet)")
+    p.add_argument("--index-dir", help="where to write the indexes (default: LAKE/.lakeql)")
+    p.add_argument("--refresh", action="store_true",
+                   help="re-index only new or changed files and drop removed ones")
+    for _, add in plugins.hook("add_index_options"):
+        add(p)
+
+
+def index_parser() -> argparse.ArgumentParser:
+    """The parser of ``lakeql index`` alone (used to get default build options from Python)."""
+    p = argparse.ArgumentParser(prog="lakeql index")
+    _add_index_args(p)
+    _add_common(p)
+    return p
+
+
+def build_parser(full: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakeql",
+        description="A folder of Parquet tables as a searchable data lake: every operation is a SQL "
+                    "function in DuckDB.",
+        epilog="Start with 'lakeql demo'. Docs: README.md (SQL reference, CLI, Python).")
+    from lakeql import __version__
+
+    parser.add_argument("--version", action="version", version=f"lakeql {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="catalogue the lake and build its indexes")
+    if full:
+        _add_index_args(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("sql", help="run one SQL query against the lake and print the result")
+    p.add_argument("query", help="SQL text ('-' reads it from stdin)")
+    p.add_argument("--lake", help="folder of Parquet files")
+    p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _add_common(p)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("shell", help="an interactive SQL shell (like duckdb's) with every lakeql function")
+    p.add_argument("--lake", help="folder of Parquet files")
+    p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
+    _add_common(p)
+    p.set_defaults(func=cmd_shell)
+
+    p = sub.add_parser("demo", help="index the bundled sample lake in a temp dir and run an example of "
+                                    "each capability")
+    p.add_argument("--keep", help="build the demo index in this folder instead of a temp dir")
+    _add_common(p)
+    p.set_defaults(func=cmd_demo)
+
+    if full:
+        from lakeql import plugins
+
+        for _, add in plugins.hook("add_commands"):
+            add(sub)
+    return parser
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from lakeql.indexer import build_index
+
+    build_index(args.lake, args.index_dir, refresh=args.refresh, options=args)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from lakeql.connection import connect
+    from lakeql.shell import print_result
+
+    query = sys.stdin.read() if args.query == "-" else args.query
+    con = connect(args.lake, index_dir=args.index_dir)
+    cur = con.execute(query)
+    if cur.description is not None:
+        print_result(cur, args.format, sys.stdout)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from lakeql.shell import Shell
+
+    return Shell(args.lake, args.index_dir).run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lakeql.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def _wants_full_parser(argv: Sequence[str]) -> bool:
+    # '--help' at top level needs no capability imports: keep it instant.
+    return not (len(argv) == 0 or argv[0] in ("-h", "--help", "--version"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(full=_wants_full_parser(argv))
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from lakeql.progress import set_quiet
+
+    set_quiet(bool(getattr(args, "quiet", False)))
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - user errors become one line, the rest too unless --debug
+        if getattr(args, "debug", False) or os.environ.get("LAKEQL_DEBUG"):
+            raise
+        print(f"lakeql: error: {format_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def format_error(exc: BaseException) -> str:
+    """One line for an exception; strips DuckDB's UDF wrapper around lakeql's own messages."""
+    msg = str(exc).strip()
+    marker = "Python exception occurred while executing the UDF: "
+    if marker in msg:
+        msg = msg.split(marker, 1)[1]
+        head, _, rest = msg.partition(": ")
+        if head.endswith("Error") and rest:
+            msg = rest
+    return msg.splitlines()[0] if msg else type(exc).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""``connect()`` and ``register()``: a DuckDB connection with the lake's views and lakeql's SQL functions.
+
+The connection is a plain ``duckdb.DuckDBPyConnection`` (DB-API 2.0): every lake table is a view
+``"domain"."name"`` over its Parquet files, and every capability registers its Python UDFs and its
+``udfs/*.sql`` macros on it. Cursors (``con.cursor()``) share the database, hence views and macros.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakeql.catalog import Catalog, Column
+from lakeql.errors import LakeqlError
+from lakeql.lake import Lake, Table, discover, quote_ident
+from lakeql.store import IndexEntry, Store
+
+
+@dataclass
+class LakeContext:
+    """What a connection knows about its lake: the tables, the catalog and the index store.
+
+    Capabilities' UDFs close over this object; it is also where per-connection caches live (loaded
+    code matrices, memory-mapped FM-indexes, models), so nothing is re-read per query.
+    """
+
+    lake: Lake | None
+    store: Store | None
+    _catalog: Catalog | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def require_lake(self) -> Lake:
+        if self.lake is None:
+            raise LakeqlError("no lake is attached: use lakeql.connect(lake=PATH) or --lake PATH")
+        return self.lake
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog.open(self.require_lake(), self.store)
+        return self._catalog
+
+    def table(self, name: str) -> Table:
+        return self.require_lake().table(name)
+
+    def column(self, table: str | Table, column: str) -> Column:
+        return self.catalog.column(table, column)
+
+    def require_index(self, kind: str, table: Table, column: str = "", flag: str = "") -> IndexEntry:
+        """The fresh index (kind, table, column) or a clear error (not built / stale / missing)."""
+        if self.store is None:
+            raise LakeqlError("no index store: run 'lakeql index LAKE' first")
+        return self.store.require(kind, table, column, flag)
+
+
+def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",
+            index_dir: str | os.PathLike[str] | None = None, **duckdb_kwargs: Any):
+    """Open a DuckDB connection with the lake's views and every lakeql SQL function registered.
+
+    ``lake``: a folder of Parquet files (or None for the functions alone); ``index_dir``: where
+    ``lakeql index`` wrote its indexes (default ``LAKE/.lakeql``); other keyword arguments go to
+    ``duckdb.connect``.
+    """
+    import duckdb
+
+    con = duckdb.connect(database, **duckdb_kwargs)
+    register(con, lake, index_dir=index_dir)
+    return con
+
+
+def register(con, lake: str | os.PathLike[str] | Lake | None = None,
+             index_dir: str | os.PathLike[str] | None = None) -> LakeContext:
+    """Add the lake's views and lakeql's functions to an existing DuckDB connection."""
+    from lakeql import core_udfs, plugins, sqlfiles
+
+    lk = lake if isinstance(lake, Lake) else (discover(lake) if lake is not None else None)
+    store = Store.for_lake(lk, index_dir) if lk is not None else (
+        Store(index_dir) if index_dir is not None else None)
+    ctx = LakeContext(lk, store)
+    if lk is not None:
+        create_views(con, ctx.catalog.lake)
+    core_udfs.register(con, ctx)
+    sqlfiles.run(con, "lakeql", index_dir=store.root if store else None)
+    for mod, fn in plugins.hook("register"):
+        fn(con, ctx)
+    return ctx
+
+
+def create_views(con, lake: Lake, *, absolute: bool = True) -> None:
+    """``CREATE SCHEMA`` per domain and ``CREATE OR REPLACE VIEW`` per table (quoted names)."""
+    for domain in lake.domains:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
+    for t in lake.tables.values():
+        if not t.files:
+            continue
+        con.execute(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
+
+
+def views_sql(lake: Lake) -> list[str]:
+    """The statements of :func:`create_views`, for writing into a database file."""
+    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
+    out += [f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}"
+            for t in lake.tables.values() if t.files]
+    return out
+
+
+def default_index_dir(lake_root: str | os.PathLike[str]) -> Path:
+    return Path(lake_root).expanduser().resolve() / ".lakeql"

@@ -1,0 +1,54 @@
+"""The lake-wide SQL functions of the foundation: ``lakeql_indexes()``, ``lakeql_tables()``,
+``lakeql_columns()`` (macros in ``udfs/lakeql.sql`` over the UDFs bound here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lakeql.udf import table_udf
+
+INDEX_COLUMNS = [("kind", "VARCHAR"), ("table_name", "VARCHAR"), ("column_name", "VARCHAR"),
+                 ("bytes", "BIGINT"), ("source_bytes", "BIGINT"), ("built_at", "TIMESTAMP WITH TIME ZONE"),
+                 ("stale", "BOOLEAN"), ("path", "VARCHAR"), ("params", "VARCHAR")]
+TABLE_COLUMNS = [("table_name", "VARCHAR"), ("domain", "VARCHAR"), ("name", "VARCHAR"),
+                 ("source", "VARCHAR"), ("n_files", "BIGINT"), ("row_count", "BIGINT"),
+                 ("source_bytes", "BIGINT"), ("n_columns", "BIGINT")]
+COLUMN_COLUMNS = [("table_name", "VARCHAR"), ("column_name", "VARCHAR"), ("ordinal", "INTEGER"),
+                  ("type", "VARCHAR")]
+
+
+def register(con, ctx) -> None:
+    def indexes(_dummy: Any = None) -> list[dict[str, Any]]:
+        if ctx.store is None:
+            return []
+        out = []
+        for e in ctx.store.entries():
+            out.append({"kind": e.kind, "table_name": e.table_name or None,
+                        "column_name": e.column_name or None, "bytes": e.bytes,
+                        "source_bytes": e.source_bytes, "built_at": e.built_at,
+                        "stale": ctx.store.is_stale(e), "path": e.path, "params": e.params})
+        return out
+
+    def tables(_dummy: Any = None) -> list[dict[str, Any]]:
+        if ctx.lake is None:
+            return []
+        cat = ctx.catalog
+        out = []
+        for key, t in sorted(ctx.lake.tables.items()):
+            row = cat.table_rows.get(key, {})
+            out.append({"table_name": key, "domain": t.domain, "name": t.name, "source": t.source,
+                        "n_files": len(t.files), "row_count": row.get("row_count"),
+                        "source_bytes": t.source_bytes, "n_columns": len(cat.columns(t))})
+        return out
+
+    def columns(_dummy: Any = None) -> list[dict[str, Any]]:
+        if ctx.lake is None:
+            return []
+        cat = ctx.catalog
+        return [{"table_name": c.table_name, "column_name": c.column_name, "ordinal": c.ordinal,
+                 "type": c.type}
+                for key in sorted(ctx.lake.tables) for c in cat.columns(key)]
+
+    table_udf(con, "lakeql_indexes", indexes, ["INTEGER"], INDEX_COLUMNS)
+    table_udf(con, "lakeql_tables", tables, ["INTEGER"], TABLE_COLUMNS)
+    table_udf(con, "lakeql_columns", columns, ["INTEGER"], COLUMN_COLUMNS)

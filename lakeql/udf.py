@@ -1,0 +1,69 @@
+"""Helpers to bind Python UDFs to DuckDB, shared by every capability.
+
+DuckDB has no Python table functions, so a lakeql table function is a macro
+``CREATE MACRO f(...) AS TABLE SELECT unnest(f_impl(...), recursive := true)`` over a scalar UDF
+``f_impl`` returning ``LIST<STRUCT<...>>`` (see :func:`table_udf`). Expensive UDFs are registered with
+``side_effects=True`` so DuckDB neither folds them at plan time nor runs them from ``EXPLAIN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lakeql.errors import LakeqlError
+
+
+def sqltype(name: str):
+    import duckdb
+
+    return duckdb.sqltype(name)
+
+
+def struct_list(columns: Sequence[tuple[str, str]]):
+    """``LIST<STRUCT<name type, ...>>`` as a DuckDB type object."""
+    import duckdb
+
+    return duckdb.list_type(duckdb.struct_type({n: duckdb.sqltype(t) for n, t in columns}))
+
+
+def scalar_udf(con, name: str, fn: Callable[..., Any], params: Sequence[str], returns: Any,
+               *, side_effects: bool = True, null_handling: str = "special", arrow: bool = False
+               ) -> None:
+    """Register ``fn`` as SQL function ``name`` (replacing an older registration of this name).
+
+    ``params`` and ``returns`` are DuckDB type names (or type objects for ``returns``).
+    ``LakeqlError`` raised inside surfaces as a DuckDB ``InvalidInputException`` with its message.
+    """
+    import duckdb
+
+    try:
+        con.remove_function(name)
+    except Exception:  # noqa: BLE001 - not registered yet
+        pass
+    ret = duckdb.sqltype(returns) if isinstance(returns, str) else returns
+    from duckdb.func import ARROW, DEFAULT, NATIVE, SPECIAL
+
+    con.create_function(name, fn, [duckdb.sqltype(p) for p in params], ret,
+                        type=ARROW if arrow else NATIVE,
+                        null_handling=SPECIAL if null_handling == "special" else DEFAULT,
+                        side_effects=side_effects)
+
+
+def table_udf(con, name: str, fn: Callable[..., list[dict[str, Any]]], params: Sequence[str],
+              columns: Sequence[tuple[str, str]]) -> None:
+    """Register ``{name}_impl`` returning LIST<STRUCT(columns)>; pair it with a macro in udfs/*.sql."""
+    scalar_udf(con, f"{name}_impl", fn, params, struct_list(columns))
+
+
+def check_k(k: Any, name: str = "k") -> int:
+    """Validate a top-k argument: a positive integer (raises a clear error otherwise)."""
+    if k is None:
+        raise LakeqlError(f"{name} must be a positive integer, got NULL")
+    try:
+        kk = int(k)
+    except (TypeError, ValueError):
+        raise LakeqlError(f"{name} must be a positive integer, got {k!r}") from None
+    if kk <= 0:
+        raise LakeqlError(f"{name} must be a positive integer, got {kk}")
+    return kk
