@@ -119,6 +119,13 @@ class Catalog:
                 f"(VARCHAR) column: pick a text column or cast it in a view")
         return c
 
+    def file_rows(self, table: Table) -> list[int]:
+        """Rows per file of ``table``, in file order (from the Parquet footers)."""
+        return list(self.table_rows[table.key]["file_rows"])
+
+    def row_count(self, table: Table) -> int:
+        return int(self.table_rows[table.key]["row_count"])
+
     # ------------------------------------------------------------- building
     @classmethod
     def build(cls, lake: Lake, store: Store | None = None, refresh: bool = True) -> Catalog:
@@ -146,7 +153,7 @@ class Catalog:
                 "table_name": t.key, "domain": t.domain, "name": t.name, "source": t.source,
                 "hive": t.hive, "n_files": len(good.files), "row_count": nrows,
                 "source_bytes": good.source_bytes, "fingerprint": good.fingerprint,
-                "indexed_at": now,
+                "indexed_at": now, "file_rows": per_file,
             }
             columns[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
         lake.tables = kept
@@ -164,7 +171,7 @@ class Catalog:
             ("table_name", pa.string()), ("domain", pa.string()), ("name", pa.string()),
             ("source", pa.string()), ("hive", pa.bool_()), ("n_files", pa.int64()),
             ("row_count", pa.int64()), ("source_bytes", pa.int64()), ("fingerprint", pa.string()),
-            ("indexed_at", pa.timestamp("us", tz="UTC")),
+            ("indexed_at", pa.timestamp("us", tz="UTC")), ("file_rows", pa.list_(pa.int64())),
         ])
         store.write_parquet(pa.Table.from_pylist(trows, schema=tschema), cdir / "tables.parquet")
         ccols = [c for k in sorted(self.columns_by_table) for c in self.columns_by_table[k]]
@@ -216,10 +223,10 @@ class Catalog:
         missing = [t for k, t in lake.tables.items()
                    if k not in stored.table_rows or stored.table_rows[k]["fingerprint"] != t.fingerprint]
         for t in missing:
-            good, cols, nrows, _ = profile_table(t)
+            good, cols, nrows, per_file = profile_table(t)
             if not good.files:
                 continue
-            stored.table_rows[t.key] = {"table_name": t.key, "row_count": nrows,
+            stored.table_rows[t.key] = {"table_name": t.key, "row_count": nrows, "file_rows": per_file,
                                         "source_bytes": good.source_bytes,
                                         "fingerprint": good.fingerprint, "domain": t.domain,
                                         "name": t.name, "source": t.source, "hive": t.hive,

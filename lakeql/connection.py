@@ -80,7 +80,7 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
         Store(index_dir) if index_dir is not None else None)
     ctx = LakeContext(lk, store)
     if lk is not None:
-        create_views(con, ctx.catalog.lake)
+        create_views(con, ctx.catalog)
     core_udfs.register(con, ctx)
     sqlfiles.run(con, "lakeql", index_dir=store.root if store else None)
     for mod, fn in plugins.hook("register"):
@@ -88,21 +88,25 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     return ctx
 
 
-def create_views(con, lake: Lake, *, absolute: bool = True) -> None:
-    """``CREATE SCHEMA`` per domain and ``CREATE OR REPLACE VIEW`` per table (quoted names)."""
-    for domain in lake.domains:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
+def create_views(con, catalog: Catalog) -> None:
+    """A schema per domain, a view per table, and the hidden ``lakeql_rows`` views (see lakeql.rows)."""
+    for stmt in views_sql(catalog):
+        con.execute(stmt)
+
+
+def views_sql(catalog: Catalog) -> list[str]:
+    """The statements of :func:`create_views`, also written into ``lake.duckdb``."""
+    from lakeql.rows import ROWS_SCHEMA, rowid_scan_sql, rows_view_name
+
+    lake = catalog.lake
+    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
+    out.append(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
     for t in lake.tables.values():
         if not t.files:
             continue
-        con.execute(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
-
-
-def views_sql(lake: Lake) -> list[str]:
-    """The statements of :func:`create_views`, for writing into a database file."""
-    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
-    out += [f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}"
-            for t in lake.tables.values() if t.files]
+        out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
+        out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS "
+                   f"{rowid_scan_sql(t, catalog.file_rows(t))}")
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lakeql.udf import table_udf
+from lakeql.udf import scalar_udf, table_udf
 
 INDEX_COLUMNS = [("kind", "VARCHAR"), ("table_name", "VARCHAR"), ("column_name", "VARCHAR"),
                  ("bytes", "BIGINT"), ("source_bytes", "BIGINT"), ("built_at", "TIMESTAMP WITH TIME ZONE"),
@@ -49,6 +49,19 @@ def register(con, ctx) -> None:
                  "type": c.type}
                 for key in sorted(ctx.lake.tables) for c in cat.columns(key)]
 
+    def table_key(name: str) -> str:
+        return ctx.table(name).key
+
+    def rows_view(name: str) -> str:
+        from lakeql.rows import rows_view_name
+
+        return rows_view_name(ctx.table(name))
+
+    # Deterministic (no side effects): DuckDB folds them at bind time, so query_table() gets a constant.
+    scalar_udf(con, "lakeql_table_key", table_key, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")
+    scalar_udf(con, "lakeql_rows_view", rows_view, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")
     table_udf(con, "lakeql_indexes", indexes, ["INTEGER"], INDEX_COLUMNS)
     table_udf(con, "lakeql_tables", tables, ["INTEGER"], TABLE_COLUMNS)
     table_udf(con, "lakeql_columns", columns, ["INTEGER"], COLUMN_COLUMNS)

@@ -70,7 +70,7 @@ def build_index(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[
     for _, build in plugins.hook("build"):
         build(ctx)
     drop_removed(store, lake)
-    write_database(store, lake)
+    write_database(store, catalog)
     say(f"indexed {len(lake.tables)} tables in {time.perf_counter() - t0:.1f} s -> {store.root}")
     return store
 
@@ -82,7 +82,7 @@ def drop_removed(store: Store, lake: Lake) -> None:
             store.drop(e.kind, e.table_name, e.column_name)
 
 
-def write_database(store: Store, lake: Lake) -> Path:
+def write_database(store: Store, catalog: Catalog) -> Path:
     """Write ``lake.duckdb``: schemas, a view per table, and every capability's pure-SQL macros.
 
     Created with the storage version the stock duckdb CLI 1.5 reads; paths inside are absolute.
@@ -91,12 +91,13 @@ def write_database(store: Store, lake: Lake) -> Path:
 
     from lakeql.connection import views_sql
 
+    lake = catalog.lake
     target = store.path("lake.duckdb")
     with store.atomic_file(target) as tmp:
         tmp.unlink()  # duckdb must create the file itself
         con = duckdb.connect(str(tmp), config={"storage_compatibility_version": DUCKDB_CLI_STORAGE})
         try:
-            for stmt in views_sql(lake):
+            for stmt in views_sql(catalog):
                 con.execute(stmt)
             for name in ["lakeql", *[m.NAME for m in plugins.capabilities() if hasattr(m, "NAME")]]:
                 sqlfiles.run(con, name, kinds=("pure",), index_dir=store.root)

@@ -1,0 +1,44 @@
+"""Row identity: ``__rowid``, the 0-based position of a row in its table (files in catalog order).
+
+Indexes that point at rows (embedding codes, FM-index row maps) store ``__rowid``. Every table also gets
+a hidden view ``lakeql_rows."domain.name"`` = the table's columns plus ``__rowid``, so a macro can join
+search hits back to whole rows::
+
+    SELECT r.* EXCLUDE (__rowid), h.score
+    FROM (SELECT unnest(f_impl(...), recursive := true)) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
+
+``lakeql_rows_view(tbl)`` is deterministic, so DuckDB folds it at bind time and ``query_table`` gets a
+constant; an unknown table fails there with suggestions.
+"""
+
+from __future__ import annotations
+
+from lakeql.lake import Table, quote_ident, quote_literal
+
+ROWID = "__rowid"
+ROWS_SCHEMA = "lakeql_rows"
+
+
+def rowid_scan_sql(table: Table, file_rows: list[int]) -> str:
+    """``SELECT <rowid>, * FROM read_parquet(...)`` for ``table`` (rowid = file offset + file_row_number)."""
+    paths = table.paths
+    offsets, acc = [], 0
+    for n in file_rows:
+        offsets.append(acc)
+        acc += n
+    if len(paths) == 1:
+        rowid = "file_row_number"
+    else:
+        cases = " ".join(f"WHEN {quote_literal(p)} THEN {o}" for p, o in zip(paths, offsets, strict=True))
+        rowid = f"(CASE filename {cases} END) + file_row_number"
+    listing = ", ".join(quote_literal(p) for p in paths)
+    hive = "true" if table.hive else "false"
+    return (f"SELECT {rowid} AS {ROWID}, * EXCLUDE (filename, file_row_number) FROM read_parquet("
+            f"[{listing}], filename = true, file_row_number = true, union_by_name = true, "
+            f"hive_partitioning = {hive})")
+
+
+def rows_view_name(table: Table) -> str:
+    """The quoted name of the hidden rowid view of ``table``."""
+    return f"{ROWS_SCHEMA}.{quote_ident(table.key)}"
