@@ -90,7 +90,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from lakeql.connection import connect
-    from lakeql.shell import print_result
+    from lakeql.render import print_result
 
     query = sys.stdin.read() if args.query == "-" else args.query
     con = connect(args.lake, index_dir=args.index_dir)
@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lakeql.progress import set_quiet
 
     set_quiet(bool(getattr(args, "quiet", False)))
+    _one_line_warnings()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -137,6 +138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lakeql: error: {format_error(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line_warnings() -> None:
+    """Show warnings (e.g. an unreadable Parquet file that was skipped) as one 'lakeql: warning:' line."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        print(f"lakeql: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
 
 
 def format_error(exc: BaseException) -> str:

@@ -63,11 +63,21 @@ def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory
     ``lakeql index`` wrote its indexes (default ``LAKE/.lakeql``); other keyword arguments go to
     ``duckdb.connect``.
     """
+    return open_lake(lake, database, index_dir, **duckdb_kwargs)[0]
+
+
+def open_lake(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",
+              index_dir: str | os.PathLike[str] | None = None, **duckdb_kwargs: Any):
+    """Like :func:`connect`, but also return the :class:`LakeContext` (for tools built on lakeql)."""
     import duckdb
 
     con = duckdb.connect(database, **duckdb_kwargs)
-    register(con, lake, index_dir=index_dir)
-    return con
+    try:
+        ctx = register(con, lake, index_dir=index_dir)
+    except BaseException:
+        con.close()
+        raise
+    return con, ctx
 
 
 def register(con, lake: str | os.PathLike[str] | Lake | None = None,

@@ -1,0 +1,162 @@
+"""The index store: catalog contents, atomic rebuilds, --refresh, staleness, corrupt files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+import lakeql
+from lakeql.errors import CorruptIndexError, IndexDirError, StaleIndexError
+from lakeql.indexer import build_index, default_options
+from lakeql.lake import discover
+from lakeql.store import IndexEntry, Store
+
+from testutil import SAMPLE_LAKE  # noqa: F401
+
+
+def opts():
+    """Index options with only the foundation's work (capability extras off where they exist)."""
+    ns = default_options(quiet=True)
+    for name in ("no_joins", "no_schemas"):
+        if hasattr(ns, name):
+            setattr(ns, name, True)
+    return ns
+
+
+def test_catalog_matches_parquet_footers(sample_copy: Path, tmp_path: Path) -> None:
+    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    tables = pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()
+    by_key = {t["table_name"]: t for t in tables}
+    assert by_key["flights.airlines"]["row_count"] == 16
+    assert by_key["python.functions"]["row_count"] == pq.read_metadata(
+        sample_copy / "python" / "functions.parquet").num_rows
+    cols = pq.read_table(store.path("catalog", "columns.parquet")).to_pylist()
+    airline_cols = [(c["column_name"], c["type"]) for c in cols if c["table_name"] == "flights.airlines"]
+    assert airline_cols == [("carrier", "VARCHAR"), ("name", "VARCHAR")]
+    files = pq.read_table(store.path("catalog", "files.parquet")).to_pylist()
+    assert {f["path"] for f in files} >= {"flights/airlines.parquet", "python/modules.parquet"}
+
+
+def test_connect_gives_views_and_indexes(sample_copy: Path, tmp_path: Path) -> None:
+    build_index(sample_copy, tmp_path / "idx", options=opts())
+    con = lakeql.connect(sample_copy, index_dir=tmp_path / "idx")
+    assert isinstance(con, duckdb.DuckDBPyConnection)
+    n = con.execute("SELECT count(*) FROM flights.flights f JOIN flights.airlines a USING (carrier)"
+                    ).fetchone()[0]
+    assert n == con.execute("SELECT count(*) FROM flights.flights").fetchone()[0]
+    kinds = {r[0] for r in con.execute("SELECT kind FROM lakeql_indexes()").fetchall()}
+    assert {"catalog", "database"} <= kinds
+    cur = con.cursor()  # cursors share views and functions
+    assert cur.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7
+    row = cur.execute("SELECT __rowid, qualname FROM query_table(lakeql_rows_view('functions')) "
+                      "WHERE __rowid = 3").fetchone()
+    assert row[0] == 3
+
+
+def test_register_on_existing_connection(sample_copy: Path) -> None:
+    con = duckdb.connect()
+    lakeql.register(con, sample_copy)
+    assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 100
+
+
+def test_rowid_spans_files(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    for i in range(3):
+        (lake / "d" / "t").mkdir(parents=True, exist_ok=True)
+        duckdb.execute(f"COPY (SELECT {i} AS part, range AS n FROM range(5)) TO "
+                       f"'{lake}/d/t/p{i}.parquet' (FORMAT parquet)")
+    con = lakeql.connect(lake)
+    rows = con.execute("SELECT __rowid, part, n FROM query_table(lakeql_rows_view('d.t')) ORDER BY 1"
+                       ).fetchall()
+    assert [r[0] for r in rows] == list(range(15))
+    assert [(r[1], r[2]) for r in rows] == [(p, n) for p in range(3) for n in range(5)]
+
+
+def test_refresh_reindexes_changed_and_drops_removed(sample_copy: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    store = build_index(sample_copy, idx, options=opts())
+    (idx / "probe").mkdir()
+    store.record(IndexEntry("probe", "flights.planes", "", "probe", 1, 1,
+                            discover(sample_copy).table("flights.planes").fingerprint))
+    os.remove(sample_copy / "flights" / "planes.parquet")
+    duckdb.execute(f"COPY (SELECT 'ZZ' AS carrier, 'Zed Air' AS name) TO "
+                   f"'{sample_copy}/flights/airlines.parquet' (FORMAT parquet)")
+    store = build_index(sample_copy, idx, refresh=True, options=opts())
+    tables = {t["table_name"]: t for t in pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()}
+    assert "flights.planes" not in tables
+    assert tables["flights.airlines"]["row_count"] == 1
+    assert store.find("probe", "flights.planes") is None
+    assert not (idx / "probe").exists()
+
+
+def test_stale_index_names_table_and_refresh(sample_copy: Path, tmp_path: Path) -> None:
+    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    lake = discover(sample_copy)
+    t = lake.table("flights.airlines")
+    store = Store(store.root, lake)
+    (store.root / "probe.bin").write_bytes(b"x")
+    store.record(IndexEntry("probe", t.key, "name", "probe.bin", 1, 1, t.fingerprint))
+    assert store.require("probe", t, "name").kind == "probe"
+    duckdb.execute(f"COPY (SELECT 'ZZ' AS carrier, 'Zed' AS name) TO '{sample_copy}/flights/airlines.parquet'"
+                   " (FORMAT parquet)")
+    os.utime(sample_copy / "flights" / "airlines.parquet", ns=(1, 1))
+    with pytest.raises(StaleIndexError, match=r"flights\.airlines.*lakeql index --refresh"):
+        store.require("probe", t, "name")
+    con = lakeql.connect(sample_copy, index_dir=store.root)
+    assert con.execute("SELECT stale FROM lakeql_indexes() WHERE kind = 'probe'").fetchone()[0] is True
+
+
+def test_corrupt_parquet_is_skipped_with_a_warning(sample_copy: Path, tmp_path: Path) -> None:
+    (sample_copy / "flights" / "broken.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.warns(UserWarning, match="broken.parquet"):
+        store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    tables = {t["table_name"] for t in pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()}
+    assert "flights.broken" not in tables and "flights.airlines" in tables
+
+
+def test_corrupt_manifest_is_a_clear_error(sample_copy: Path, tmp_path: Path) -> None:
+    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    store.path("indexes.parquet").write_bytes(b"garbage")
+    with pytest.raises(CorruptIndexError, match="lakeql index"):
+        Store(store.root).entries()
+
+
+def test_unwritable_index_dir(sample_copy: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(IndexDirError, match="--index-dir"):
+        build_index(sample_copy, blocker / "idx", options=opts())
+
+
+def test_interrupted_build_keeps_previous_index(sample_copy: Path, tmp_path: Path) -> None:
+    store = Store(tmp_path / "idx")
+    target = store.path("kind", "x")
+    with store.atomic_dir(target) as tmp:
+        (tmp / "data.bin").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with store.atomic_dir(target) as tmp:
+            (tmp / "data.bin").write_text("v2-partial")
+            raise RuntimeError("killed")
+    assert (target / "data.bin").read_text() == "v1"
+    assert [p.name for p in target.parent.iterdir()] == ["x"]  # no temp leftovers
+
+
+def test_database_file_opens_in_stock_duckdb_cli(sample_copy: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cli = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
+    if cli is None:
+        pytest.skip("the duckdb CLI (PyPI duckdb-cli) is not installed")
+    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    out = subprocess.run([cli, "-csv", "-noheader", str(store.path("lake.duckdb")), "-c",
+                          "SELECT count(*) FROM flights.airlines; "
+                          "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'python';"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["16", "2"]
