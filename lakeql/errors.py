@@ -44,14 +44,23 @@ class IndexDirError(LakeqlError):
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """Return up to ``n`` candidates closest to ``name`` (case-insensitive), best first."""
+    """Return up to ``n`` candidates closest to ``name`` (case-insensitive), best first.
+
+    A dotted candidate ('domain.table') is compared whole and by its last part, so 'flihgts' finds
+    'flights.flights' before 'flights.planes'.
+    """
     pool = list(dict.fromkeys(candidates))
-    lowered = {c.lower(): c for c in pool}
-    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
-    # Also accept a candidate whose last dotted part matches exactly (e.g. 'flights' -> 'nyc.flights').
-    tail = [c for c in pool if c.lower().rsplit(".", 1)[-1] == name.lower().rsplit(".", 1)[-1]]
-    out = list(dict.fromkeys(tail + [lowered[h] for h in hits]))
-    return out[:n]
+    target = name.lower()
+    target_tail = target.rsplit(".", 1)[-1]
+    scored = []
+    for cand in pool:
+        low = cand.lower()
+        tail = low.rsplit(".", 1)[-1]
+        score = max(difflib.SequenceMatcher(None, target, low).ratio(),
+                    difflib.SequenceMatcher(None, target_tail, tail).ratio())
+        if score >= 0.5:
+            scored.append((-score, len(cand), cand))
+    return [c for _, _, c in sorted(scored)[:n]]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -149,17 +149,24 @@ class Shell:
     def execute(self, sql: str) -> None:
         from lakeql.cli import format_error
 
-        t0 = time.perf_counter()
         try:
-            cur = self.con.execute(sql)
-            if cur.description is not None:
-                print_result(cur, self.mode, self.out)
-        except Exception as exc:  # noqa: BLE001 - the shell reports and goes on
+            statements = [s.query for s in self.con.extract_statements(sql)]
+        except Exception as exc:  # noqa: BLE001 - a parse error: report it like duckdb does
             self.failed = True
             print(f"Error: {format_error(exc)}", file=self.err)
-        if self.timer:
-            print(f"Run Time (s): real {time.perf_counter() - t0:.3f}", file=self.out)
-        self.out.flush()
+            return
+        for stmt in statements:
+            t0 = time.perf_counter()
+            try:
+                cur = self.con.execute(stmt)
+                if cur.description is not None:
+                    print_result(cur, self.mode, self.out)
+            except Exception as exc:  # noqa: BLE001 - the shell reports and goes on
+                self.failed = True
+                print(f"Error: {format_error(exc)}", file=self.err)
+            if self.timer:
+                print(f"Run Time (s): real {time.perf_counter() - t0:.3f}", file=self.out)
+            self.out.flush()
 
     def query_rows(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
