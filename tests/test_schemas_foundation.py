@@ -1,0 +1,38 @@
+"""Every row of the foundation's index tables validates against its JSON Schema in schemas/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from testutil import ROOT
+
+from lakeql.indexer import build_index, default_options
+
+jsonschema = pytest.importorskip("jsonschema")
+
+
+def _jsonable(row: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+
+
+@pytest.mark.parametrize("schema, parquet", [
+    ("indexes.schema.json", "indexes.parquet"),
+    ("catalog_tables.schema.json", "catalog/tables.parquet"),
+    ("catalog_columns.schema.json", "catalog/columns.parquet"),
+    ("catalog_files.schema.json", "catalog/files.parquet"),
+])
+def test_index_tables_match_schemas(sample_copy: Path, tmp_path: Path, schema: str, parquet: str) -> None:
+    ns = default_options(quiet=True)
+    for name in ("no_joins", "no_schemas"):
+        if hasattr(ns, name):
+            setattr(ns, name, True)
+    store = build_index(sample_copy, tmp_path / "idx", options=ns)
+    spec = json.loads((ROOT / "schemas" / schema).read_text())
+    rows = pq.read_table(store.path(parquet)).to_pylist()
+    assert rows
+    for row in rows:
+        jsonschema.validate(_jsonable(row), spec)
