@@ -1,0 +1,318 @@
+"""``lakeql index --ngram TABLE.COLUMN``: stream a text column into shards and build their FM-indexes.
+
+Text is read with pyarrow file by file in catalog order (so row positions are ``__rowid``), never as a
+Python list: each Arrow batch's offsets and data buffers become the shard text with a NUL after every row
+(NULL rows become empty rows, so row ids stay contiguous). pyarrow does not validate UTF-8, so invalid
+bytes in the data are indexed as they are. When the accumulated text reaches ``--ngram-shard-mb`` a shard
+is cut at a row boundary and written to a temporary file; shards are then built independently in a
+process pool (``--ngram-jobs``), each into its own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lakeql.errors import LakeqlError, UnknownColumnError, UnknownTableError
+from lakeql.lake import Table
+from lakeql.progress import bar, say
+from lakeql.store import IndexEntry, dir_bytes
+
+KIND = "ngram"
+FLAG = "--ngram"
+SAMPLE_RATE = 32
+BATCH_ROWS = 8192
+TEXT_TYPES = ("VARCHAR", "BLOB")
+
+
+@dataclass(frozen=True)
+class Target:
+    table: Table
+    column: str
+    case: str  # 'sensitive' | 'insensitive'
+    mode: str  # 'compressed' | 'fast'
+    shard_mb: float
+
+    def params(self) -> str:
+        return json.dumps({"case": self.case, "mode": self.mode, "shard_mb": self.shard_mb,
+                           "sample_rate": SAMPLE_RATE, "format": 1}, sort_keys=True)
+
+
+def split_spec(lake, spec: str) -> tuple[Table, str]:
+    """Resolve ``TABLE.COLUMN`` (TABLE = ``domain.name`` or a unique bare name) against the lake."""
+    spec = spec.strip()
+    errors: list[str] = []
+    for i in range(len(spec) - 1, 0, -1):
+        if spec[i] != ".":
+            continue
+        try:
+            return lake.table(spec[:i]), spec[i + 1:]
+        except UnknownTableError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise UnknownTableError(f"{FLAG} {spec!r}: {errors[-1]}")
+    raise LakeqlError(f"{FLAG} expects TABLE.COLUMN (e.g. python.functions.docstring), got {spec!r}")
+
+
+def text_column(catalog, table: Table, column: str) -> str:
+    """The exact name of a text (VARCHAR/BLOB) column, or a clear error."""
+    col = catalog.column(table, column)
+    if col.type.upper() not in TEXT_TYPES:
+        raise UnknownColumnError(
+            f"column {table.key}.{col.column_name} has type {col.type}, but n-gram search needs a text "
+            f"(VARCHAR) column: pick a text column or cast it in a view")
+    return col.column_name
+
+
+def targets(ctx) -> list[Target]:
+    """The columns to index: every ``--ngram`` flag plus (to keep them fresh) those already indexed."""
+    case = ctx.option("ngram_case", "sensitive") or "sensitive"
+    mode = ctx.option("ngram_mode", "compressed") or "compressed"
+    shard_mb = float(ctx.option("ngram_shard_mb", 64) or 64)
+    if not 0 < shard_mb <= 3500:
+        raise LakeqlError(f"--ngram-shard-mb must be in (0, 3500] (offsets are 32-bit), got {shard_mb}")
+    out: dict[tuple[str, str], Target] = {}
+    for spec in ctx.option("ngram", None) or []:
+        table, column = split_spec(ctx.lake, spec)
+        name = text_column(ctx.catalog, table, column)
+        out[(table.key, name)] = Target(table, name, case, mode, shard_mb)
+    for e in ctx.store.entries(KIND):
+        if (e.table_name, e.column_name) in out or e.table_name not in ctx.lake.tables:
+            continue
+        p = e.params_dict
+        table = ctx.lake.tables[e.table_name]
+        if e.column_name not in [c.column_name for c in ctx.catalog.columns(table)]:
+            warnings.warn(f"column {e.table_name}.{e.column_name} is gone: dropping its n-gram index",
+                          stacklevel=2)
+            ctx.store.drop(KIND, e.table_name, e.column_name)
+            continue
+        out[(e.table_name, e.column_name)] = Target(table, e.column_name, p.get("case", "sensitive"),
+                                                    p.get("mode", "compressed"),
+                                                    float(p.get("shard_mb", shard_mb)))
+    return list(out.values())
+
+
+# ------------------------------------------------------------------------------------- text stream
+def arrow_text(arr, case: str) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow string/binary array -> (bytes with a NUL after each row, row lengths incl. the NUL)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_large_binary(arr.type)):
+        arr = pc.cast(arr, pa.large_binary())
+    if arr.null_count:
+        arr = pc.fill_null(arr, pa.scalar(b"", pa.large_binary()))
+    n = len(arr)
+    bufs = arr.buffers()
+    offs = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
+    lo, hi = int(offs[0]), int(offs[-1])
+    data = np.frombuffer(bufs[2], dtype=np.uint8, count=hi - lo, offset=lo) if hi > lo and bufs[2] \
+        else np.zeros(0, np.uint8)
+    lengths = np.diff(offs) + 1
+    out = np.zeros(hi - lo + n, dtype=np.uint8)
+    keep = np.ones(out.shape[0], dtype=bool)
+    keep[np.cumsum(lengths) - 1] = False  # separator slots stay 0
+    out[keep] = data
+    if case == "insensitive":
+        fold_ascii(out)
+    return out, lengths
+
+
+def fold_ascii(buf: np.ndarray) -> None:
+    """Lower-case ASCII A-Z in place (byte offsets unchanged; other bytes as they are)."""
+    upper = (buf >= 65) & (buf <= 90)
+    buf[upper] += 32
+
+
+def table_batches(table: Table, column: str) -> Iterator[Any]:
+    """Arrow arrays of ``column`` over the table's files in catalog order (row order = ``__rowid``)."""
+    import pyarrow.parquet as pq
+
+    for path in table.paths:
+        pf = pq.ParquetFile(path)
+        if column in pf.schema_arrow.names:
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[column]):
+                yield batch.column(0)
+        else:  # e.g. a hive partition column: let DuckDB produce it, in file order
+            import duckdb
+
+            from lakeql.lake import quote_ident, read_parquet_sql
+
+            con = duckdb.connect()
+            rdr = con.execute(f"SELECT {quote_ident(column)}::BLOB FROM "
+                              f"{read_parquet_sql([path], table.hive)}").fetch_record_batch(BATCH_ROWS)
+            for batch in rdr:
+                yield batch.column(0)
+            con.close()
+
+
+@dataclass
+class ShardJob:
+    index: int
+    text_path: str
+    rows_path: str
+    row_base: int
+    n_bytes: int
+    out_dir: str
+    sample_rate: int
+    fast: bool
+
+
+def cut_shards(target: Target, tmp: Path) -> tuple[list[ShardJob], int, int]:
+    """Stream the column into shard text files in ``tmp``; returns (jobs, rows, text bytes w/o NULs)."""
+    limit = int(target.shard_mb * 1024 * 1024)
+    jobs: list[ShardJob] = []
+    parts: list[np.ndarray] = []
+    lens: list[np.ndarray] = []
+    size = 0
+    row_base = 0
+    total_rows = 0
+    text_bytes = 0
+
+    def flush() -> None:
+        nonlocal parts, lens, size, row_base
+        if not lens:
+            return
+        k = len(jobs)
+        text = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        ln = np.concatenate(lens)
+        starts = np.zeros(len(ln) + 1, dtype=np.int64)
+        np.cumsum(ln, out=starts[1:])
+        tp, rp = tmp / f"shard-{k:05d}.text", tmp / f"shard-{k:05d}.rows"
+        text.tofile(tp)
+        starts.tofile(rp)
+        jobs.append(ShardJob(k, str(tp), str(rp), row_base, int(text.shape[0]),
+                             str(tmp / f"shard-{k:05d}"), SAMPLE_RATE, target.mode == "fast"))
+        row_base += len(ln)
+        parts, lens, size = [], [], 0
+
+    for arr in table_batches(target.table, target.column):
+        if len(arr) == 0:
+            continue
+        text, ln = arrow_text(arr, target.case)
+        ends = np.cumsum(ln)
+        row = 0
+        while row < len(ln):  # add as many whole rows as fit; a row above the limit gets its own shard
+            base = int(ends[row - 1]) if row else 0
+            stop = int(np.searchsorted(ends, base + (limit - size), side="right"))
+            if stop <= row:
+                if size > 0:
+                    flush()
+                    continue
+                stop = row + 1
+            hi = int(ends[stop - 1])
+            parts.append(text[base:hi])
+            lens.append(ln[row:stop])
+            size += hi - base
+            row = stop
+            if size >= limit or row < len(ln):
+                flush()
+        total_rows += len(ln)
+        text_bytes += int(text.shape[0]) - len(ln)
+    flush()
+    return jobs, total_rows, text_bytes
+
+
+def run_job(job: ShardJob) -> tuple[int, int, float, int]:
+    """Build one shard (in a worker process): returns (index, bytes, seconds, peak RSS in KiB)."""
+    from lakeql.ngrams.fmindex import build_shard
+
+    text = np.fromfile(job.text_path, dtype=np.uint8)
+    starts = np.fromfile(job.rows_path, dtype=np.int64)
+    stats = build_shard(text, starts, job.row_base, Path(job.out_dir), sample_rate=job.sample_rate,
+                        fast=job.fast)
+    Path(job.text_path).unlink(missing_ok=True)
+    Path(job.rows_path).unlink(missing_ok=True)
+    return job.index, stats.bytes, stats.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def build_target(ctx, target: Target, jobs_n: int) -> IndexEntry:
+    """Build the sharded FM-index of one column and record it in the manifest."""
+    key, col = target.table.key, target.column
+    path = ctx.store.index_path(KIND, key, col)
+    t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
+    with ctx.store.atomic_dir(path) as tmp:
+        jobs, n_rows, text_bytes = cut_shards(target, tmp)
+        total = sum(j.n_bytes for j in jobs)
+        pb = bar(total, desc=f"ngram {key}.{col}", unit="B", unit_scale=True)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if jobs_n <= 1 or len(jobs) <= 1:
+            for j in jobs:
+                _, _, _, rss = run_job(j)
+                peak = max(peak, rss)
+                pb.update(j.n_bytes)
+        else:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(max_workers=min(jobs_n, len(jobs)),
+                                     mp_context=mp.get_context("spawn")) as pool:
+                sizes = {j.index: j.n_bytes for j in jobs}
+                for idx, _, _, rss in pool.map(run_job, jobs):
+                    peak = max(peak, rss)
+                    pb.update(sizes[idx])
+        pb.close()
+        meta = {"table": key, "column": col, "n_rows": n_rows, "text_bytes": text_bytes,
+                "shards": len(jobs), "case": target.case, "mode": target.mode}
+        (tmp / "index.json").write_text(json.dumps(meta))
+    secs = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
+    size = dir_bytes(path)
+    params = json.loads(target.params())
+    params.update({"text_bytes": text_bytes, "n_rows": n_rows, "shards": len(jobs),
+                   "build_seconds": round(secs, 3), "build_cpu_seconds": round(cpu, 3),
+                   "peak_rss_mb": round(peak / 1024, 1)})
+    entry = IndexEntry(KIND, key, col, str(path.relative_to(ctx.store.root)), size, text_bytes,
+                       target.table.fingerprint, params=json.dumps(params, sort_keys=True))
+    ctx.store.record(entry)
+    mb = text_bytes / 1e6
+    say(f"ngram {key}.{col}: {mb:.1f} MB text in {len(jobs)} shard(s), {secs:.1f} s "
+        f"({mb / max(secs, 1e-9):.1f} MB/s), index {size / max(text_bytes, 1):.2f}x text")
+    return entry
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the shard workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
+def up_to_date(ctx, target: Target) -> bool:
+    """On ``--refresh``: the index exists, its table is unchanged and it was built with these options."""
+    if not ctx.refresh:
+        return False
+    e = ctx.store.find(KIND, target.table.key, target.column)
+    if e is None or e.fingerprint != target.table.fingerprint:
+        return False
+    want = json.loads(target.params())
+    have = e.params_dict
+    return all(have.get(k) == v for k, v in want.items()) and (ctx.store.root / e.path).exists()
+
+
+def build(ctx) -> None:
+    """The capability's ``build`` hook: index every target column (skipping up-to-date ones)."""
+    import os
+
+    import pyarrow as pa
+
+    jobs_n = int(ctx.option("ngram_jobs", 0) or 0) or (os.cpu_count() or 1)
+    for target in targets(ctx):
+        if up_to_date(ctx, target):
+            continue
+        try:
+            build_target(ctx, target, jobs_n)
+        except (OSError, pa.ArrowException) as exc:  # bad data in one table: warn, keep building
+            warnings.warn(f"n-gram index of {target.table.key}.{target.column} skipped: {exc}",
+                          stacklevel=2)

@@ -1,0 +1,236 @@
+"""One FM-index shard: build it from a block of rows, write it as plain ``.npy`` files, memory-map it back.
+
+A shard's text is the UTF-8 bytes of consecutive rows, each followed by a NUL separator. The suffix
+array comes from ``pydivsufsort``; everything else (BWT, Huffman-shaped wavelet tree over RRR bitvectors,
+SA samples every ``sample_rate`` rows, the row map) is built here (see :mod:`lakeql.ngrams.kernels`).
+
+Files of a shard folder::
+
+    meta.json       n, p0, sample_rate, row_base, n_rows, root, format
+    tree.npz        C (257 cumulative counts), code / code_len / path_node (Huffman code of each byte),
+                    child (internal nodes' children; leaf = -1 - byte), node_off, node_ones0
+    classes.npy     RRR block classes (uint8)        offsets.npy  RRR block offsets (uint64 bitstream)
+    sup.npy         RRR superblocks (uint64 [k, 2])  samples.npy  SA samples (uint32)
+    rows.npy        row start offsets in the text (uint32, n_rows + 1 entries, last = n)
+    sa.npy          the full suffix array (uint32), only with ``--ngram-mode fast``
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lakeql.errors import CorruptIndexError
+
+FORMAT = 1
+SEP = 0  # the byte that ends every row
+
+
+def huffman(freq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Huffman-shaped wavelet tree layout for byte frequencies.
+
+    Returns (code uint64[256], code_len uint8[256], path_node int32[256, L], child int32[k, 2],
+    node_len int64[k], root). Internal nodes are numbered 0..k-1 with the root 0; a tree over a single
+    symbol gets one internal node whose children are both that symbol (every code is 1 bit).
+    """
+    syms = [int(s) for s in np.nonzero(freq)[0]]
+    code = np.zeros(256, dtype=np.uint64)
+    code_len = np.zeros(256, dtype=np.uint8)
+    if not syms:
+        return code, code_len, np.zeros((256, 1), np.int32), np.zeros((0, 2), np.int32), \
+            np.zeros(0, np.int64), 0
+    heap: list[tuple[int, int, object]] = [(int(freq[s]), i, ("leaf", s)) for i, s in enumerate(syms)]
+    heapq.heapify(heap)
+    tick = len(heap)
+    if len(heap) == 1:
+        only = heap[0][2]
+        heap = [(heap[0][0], tick, ("node", only, only))]
+    while len(heap) > 1:
+        a = heapq.heappop(heap)
+        b = heapq.heappop(heap)
+        tick += 1
+        heapq.heappush(heap, (a[0] + b[0], tick, ("node", a[2], b[2])))
+    child_rows: list[list[int]] = []
+    lengths: list[int] = []
+    paths: dict[int, list[int]] = {}
+
+    def visit(nd: tuple, path: list[int], bits: int, depth: int) -> tuple[int, int]:
+        """Number internal node ``nd`` (pre-order); returns (its id or -1-byte for a leaf, weight)."""
+        if nd[0] == "leaf":
+            s = nd[1]
+            if s not in paths:
+                paths[s], code[s], code_len[s] = path, bits, depth
+            return -1 - s, int(freq[s])
+        v = len(child_rows)
+        child_rows.append([0, 0])
+        lengths.append(0)
+        left, wl = visit(nd[1], path + [v], bits << 1, depth + 1)
+        right, wr = visit(nd[2], path + [v], (bits << 1) | 1, depth + 1)
+        child_rows[v] = [left, right]
+        lengths[v] = wl + wr if nd[1] is not nd[2] else wl
+        return v, lengths[v]
+
+    visit(heap[0][2], [], 0, 0)
+    child = np.asarray(child_rows, dtype=np.int32).reshape(-1, 2)
+    width = max(1, int(code_len.max()))
+    path_node = np.zeros((256, width), dtype=np.int32)
+    for s, path in paths.items():
+        path_node[s, :len(path)] = path
+    return code, code_len, path_node, child, np.asarray(lengths, dtype=np.int64), 0
+
+
+@dataclass
+class BuildStats:
+    n: int
+    bytes: int
+    seconds: float
+
+
+def build_shard(text: np.ndarray, row_starts: np.ndarray, row_base: int, out: Path, *,
+                sample_rate: int = 32, fast: bool = False) -> BuildStats:
+    """Build the FM-index of ``text`` (uint8, rows each ending in NUL) into folder ``out``."""
+    from pydivsufsort import divsufsort
+
+    from lakeql.ngrams import kernels as K
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    n = int(text.shape[0])
+    if n == 0:
+        raise ValueError("a shard needs at least one row")
+    if not text.flags.writeable:
+        text = text.copy()
+    sa = divsufsort(text)
+    bwt, p0, samples, full = K.bwt_from_sa(text, sa, sample_rate, fast)
+    del sa
+    freq = np.bincount(text, minlength=256).astype(np.int64)
+    code, code_len, path_node, child, node_len, root = huffman(freq)
+    node_off = np.zeros(len(node_len), dtype=np.int64)
+    if len(node_len):
+        node_off[1:] = np.cumsum(node_len)[:-1]
+    nbits = int(node_len.sum())
+    words = K.wt_fill(bwt, code, code_len, path_node, node_off, nbits)
+    del bwt
+    node_ones0 = _ones_before(words, node_off)
+    classes, offsets, sup = K.rrr_build(words, K.BINOM, K.WIDTH)
+    del words
+    C = np.zeros(257, dtype=np.int64)
+    C[1:] = np.cumsum(freq)
+    C += 1  # row 0 is the '$' suffix
+    np.savez(out / "tree.npz", C=C, code=code, code_len=code_len, path_node=path_node, child=child,
+             node_off=node_off, node_ones0=node_ones0)
+    np.save(out / "classes.npy", classes)
+    np.save(out / "offsets.npy", offsets)
+    np.save(out / "sup.npy", sup)
+    np.save(out / "samples.npy", samples)
+    np.save(out / "rows.npy", row_starts.astype(np.uint32))
+    if fast:
+        np.save(out / "sa.npy", full)
+    meta = {"format": FORMAT, "n": n, "p0": int(p0), "sample_rate": sample_rate, "row_base": int(row_base),
+            "n_rows": int(len(row_starts) - 1), "root": int(root), "nbits": nbits, "fast": bool(fast)}
+    (out / "meta.json").write_text(json.dumps(meta))
+    size = sum(p.stat().st_size for p in out.iterdir())
+    return BuildStats(n, size, time.perf_counter() - t0)
+
+
+def _ones_before(words: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """1-bits of the packed bitvector before each position (the node starts)."""
+    cum = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(np.bitwise_count(words), out=cum[1:])
+    pos = positions.astype(np.int64)
+    w = pos >> 6
+    rem = (pos & 63).astype(np.uint64)
+    safe = np.minimum(w, len(words) - 1) if len(words) else w
+    partial = np.where(rem > 0, np.bitwise_count(words[safe] & ((np.uint64(1) << rem) - np.uint64(1))), 0) \
+        if len(words) else np.zeros_like(pos)
+    return cum[w] + partial.astype(np.int64)
+
+
+class Shard:
+    """A memory-mapped FM-index shard with count / locate / next-byte queries."""
+
+    def __init__(self, folder: Path) -> None:
+        from lakeql.ngrams import kernels as K
+
+        self.folder = folder
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            tree = np.load(folder / "tree.npz")
+            self.C = tree["C"]
+            self.code = tree["code"]
+            self.code_len = tree["code_len"]
+            self.path_node = tree["path_node"]
+            self.child = tree["child"]
+            self.node_off = tree["node_off"]
+            self.node_ones0 = tree["node_ones0"]
+            # memory-mapped, then viewed as plain ndarrays: numba dispatches those ~2x faster
+            self.classes = _mmap(folder / "classes.npy")
+            self.offsets = _mmap(folder / "offsets.npy")
+            self.sup = _mmap(folder / "sup.npy")
+            self.samples = _mmap(folder / "samples.npy")
+            self.rows = _mmap(folder / "rows.npy")
+            self.sa = _mmap(folder / "sa.npy") if meta.get("fast") else None
+            self.n = int(meta["n"])
+            self.p0 = int(meta["p0"])
+            self.sample_rate = int(meta["sample_rate"])
+            self.row_base = int(meta["row_base"])
+            self.n_rows = int(meta["n_rows"])
+            self.root = int(meta["root"])
+            nbits = int(meta["nbits"])
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise CorruptIndexError(f"n-gram index shard {str(folder)!r} is unreadable ({exc})") from None
+        ok = (self.classes.shape[0] == (nbits + 63) // 64 and self.sup.shape[0] == self.classes.shape[0]
+              // K.SB + 2 and self.samples.shape[0] == self.n // self.sample_rate + 1
+              and self.rows.shape[0] == self.n_rows + 1 and int(self.rows[-1]) == self.n
+              and self.C.shape[0] == 257 and int(self.C[256]) == self.n + 1
+              and int(self.sup[-1, 1]) <= self.offsets.shape[0] * 64
+              and (self.sa is None or self.sa.shape[0] == self.n + 1))
+        if not ok:
+            raise CorruptIndexError(f"n-gram index shard {str(folder)!r} fails its consistency check")
+        self._K = K
+        self._args = (self.C, self.p0, self.code, self.code_len, self.path_node, self.node_off,
+                      self.node_ones0, self.classes, self.offsets, self.sup, K.BINOM, K.WIDTH, self.n)
+
+    def range(self, pat: np.ndarray) -> tuple[int, int]:
+        """SA rows [sp, ep) of the suffixes starting with ``pat``."""
+        return self._K.backward_search(pat, *self._args)
+
+    def count(self, pat: np.ndarray) -> int:
+        sp, ep = self.range(pat)
+        return ep - sp
+
+    def positions(self, sp: int, ep: int) -> np.ndarray:
+        """Text positions (int64, unsorted) of SA rows [sp, ep)."""
+        if ep <= sp:
+            return np.empty(0, dtype=np.int64)
+        if self.sa is not None:
+            return np.asarray(self.sa[sp:ep], dtype=np.int64)
+        K = self._K
+        return K.locate(sp, ep, self.C, self.p0, self.child, self.root, self.samples, self.sample_rate,
+                        self.node_off, self.node_ones0, self.classes, self.offsets, self.sup, K.BINOM,
+                        K.WIDTH)
+
+    def next_counts(self, pat: np.ndarray) -> np.ndarray:
+        return self._K.next_counts(pat, *self._args)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.iterdir())
+
+
+def _mmap(path: Path) -> np.ndarray:
+    return np.asarray(np.load(path, mmap_mode="r"))
+
+
+def shard_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("shard-"))
+
+
+def _cpu() -> int:
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,271 @@
+"""The numba hot loops of the FM-index: BWT from the suffix array, the RRR bitvector, the Huffman-shaped
+wavelet tree over the BWT, backward search (count) and locate through the sampled suffix array.
+
+Layout of one shard's rank structure (all plain numpy arrays, memory-mapped at query time):
+
+* The BWT (without its ``$`` row, whose position ``p0`` is kept aside) is stored as a Huffman-shaped
+  wavelet tree. Every internal node's bitvector is concatenated into ONE global bitvector; node ``v``
+  owns bits ``[node_off[v], node_off[v] + node_len)`` and ``node_ones0[v]`` = 1-bits before it.
+* That global bitvector is RRR-compressed with 64-bit blocks: ``classes[b]`` = popcount of block ``b``
+  (uint8), ``offsets`` = the enumerative code of each block (``WIDTH[class]`` bits, bit-packed), and
+  every ``SB`` blocks a superblock row ``sup[s] = (ones before, bit pointer into offsets)``.
+  Runs in the BWT make most blocks all-0/all-1 (0 offset bits): that is where the compression below
+  the zero-order entropy comes from.
+
+Kept to a handful of jitted functions with ``cache=True`` so the compile cost is paid once per machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+SB = 32  # blocks (of 64 bits) per superblock
+
+
+def _binomials() -> tuple[np.ndarray, np.ndarray]:
+    binom = np.zeros((65, 65), dtype=np.uint64)
+    for n in range(65):
+        binom[n, 0] = 1
+        for k in range(1, n + 1):
+            binom[n, k] = binom[n - 1, k - 1] + (binom[n - 1, k] if k <= n - 1 else 0)
+    width = np.zeros(65, dtype=np.int64)
+    for k in range(65):
+        c = int(binom[64, k])
+        width[k] = (c - 1).bit_length() if c > 1 else 0
+    return binom, width
+
+
+BINOM, WIDTH = _binomials()
+
+
+# ----------------------------------------------------------------------------------------- build
+@njit(cache=True)
+def bwt_from_sa(text, sa, sample_rate, full_sa):
+    """BWT of ``text + '$'`` without the ``$`` row, its position ``p0``, and the SA samples.
+
+    Rows are the n+1 suffixes of ``text$``: row 0 is ``$`` (SA = n), row j+1 is ``sa[j]``.
+    ``samples[r // s] = SA[r]`` for rows r divisible by s (SA-order sampling); with ``full_sa`` also
+    the whole SA (rows 0..n) as uint32 for the fast mode.
+    """
+    n = text.shape[0]
+    bwt = np.empty(n, dtype=np.uint8)
+    nsamp = n // sample_rate + 1
+    samples = np.empty(nsamp, dtype=np.uint32)
+    full = np.empty(n + 1 if full_sa else 0, dtype=np.uint32)
+    bwt[0] = text[n - 1]
+    samples[0] = n
+    if full_sa:
+        full[0] = n
+    k = 1
+    p0 = 0
+    for j in range(n):
+        p = sa[j]
+        r = j + 1
+        if r % sample_rate == 0:
+            samples[r // sample_rate] = p
+        if full_sa:
+            full[r] = p
+        if p == 0:
+            p0 = r
+        else:
+            bwt[k] = text[p - 1]
+            k += 1
+    return bwt, p0, samples, full
+
+
+@njit(cache=True)
+def wt_fill(bwt, code, code_len, path_node, node_off, nbits):
+    """Write the wavelet-tree bits of every BWT symbol into one packed uint64 bitvector."""
+    words = np.zeros((nbits + 63) // 64, dtype=np.uint64)
+    cursor = node_off.copy()
+    one = np.uint64(1)
+    for i in range(bwt.shape[0]):
+        c = bwt[i]
+        ln = code_len[c]
+        cd = code[c]
+        for d in range(ln):
+            v = path_node[c, d]
+            pos = cursor[v]
+            cursor[v] = pos + 1
+            if (cd >> np.uint64(ln - 1 - d)) & one:
+                words[pos >> 6] |= one << np.uint64(pos & 63)
+    return words
+
+
+@njit(cache=True)
+def rrr_build(words, binom, width):
+    """RRR-encode a packed bitvector: (classes, offsets bitstream, superblocks [ones, bitptr])."""
+    nb = words.shape[0]
+    classes = np.empty(nb, dtype=np.uint8)
+    total = 0
+    for b in range(nb):
+        w = words[b]
+        k = 0
+        while w:
+            w &= w - np.uint64(1)
+            k += 1
+        classes[b] = k
+        total += width[k]
+    offsets = np.zeros(total // 64 + 2, dtype=np.uint64)
+    nsup = nb // SB + 2
+    sup = np.zeros((nsup, 2), dtype=np.uint64)
+    ptr = 0
+    ones = 0
+    for b in range(nb):
+        if b % SB == 0:
+            sup[b // SB, 0] = ones
+            sup[b // SB, 1] = ptr
+        k = np.int64(classes[b])
+        wd = width[k]
+        if wd > 0:
+            w = words[b]
+            off = np.uint64(0)
+            i = 0
+            for p in range(64):
+                if (w >> np.uint64(p)) & np.uint64(1):
+                    i += 1
+                    off += binom[p, i]
+            sh = ptr & 63
+            offsets[ptr >> 6] |= off << np.uint64(sh)
+            if sh + wd > 64:
+                offsets[(ptr >> 6) + 1] |= off >> np.uint64(64 - sh)
+            ptr += wd
+        ones += k
+    for s in range((nb + SB - 1) // SB, nsup):
+        sup[s, 0] = ones
+        sup[s, 1] = ptr
+    return classes, offsets, sup
+
+
+# ----------------------------------------------------------------------------------------- query
+@njit(cache=True, inline="always")
+def _rank1(pos, classes, offsets, sup, binom, width, want_bit):
+    """(1-bits in [0, pos), bit at pos if want_bit else 0) of the RRR bitvector."""
+    blk = pos >> 6
+    sb = blk // SB
+    r = np.int64(sup[sb, 0])
+    ptr = np.int64(sup[sb, 1])
+    for b in range(sb * SB, blk):
+        k = classes[b]
+        r += k
+        ptr += width[k]
+    j = pos & 63
+    if j == 0 and not want_bit:
+        return r, 0
+    k = np.int64(classes[blk]) if blk < classes.shape[0] else np.int64(0)
+    if k == 0:
+        return r, 0
+    if k == 64:
+        return r + j, 1
+    wd = width[k]
+    sh = ptr & 63
+    off = offsets[ptr >> 6] >> np.uint64(sh)
+    if sh + wd > 64:
+        off |= offsets[(ptr >> 6) + 1] << np.uint64(64 - sh)
+    if wd < 64:
+        off &= (np.uint64(1) << np.uint64(wd)) - np.uint64(1)
+    rem = k
+    bit = 0
+    p = 63
+    while p >= j and rem > 0:
+        c = binom[p, rem]
+        if c <= off:
+            off -= c
+            rem -= 1
+            if p == j:
+                bit = 1
+        p -= 1
+    return r + rem, bit
+
+
+@njit(cache=True, inline="always")
+def _rank_c(c, i, p0, code, code_len, path_node, node_off, node_ones0, classes, offsets, sup, binom,
+            width):
+    """Occurrences of byte c in BWT rows [0, i) (the $ row excluded)."""
+    if i > p0:
+        i -= 1
+    ln = code_len[c]
+    cd = code[c]
+    for d in range(ln):
+        if i == 0:
+            return 0
+        v = path_node[c, d]
+        r, _ = _rank1(node_off[v] + i, classes, offsets, sup, binom, width, False)
+        ones = r - node_ones0[v]
+        if (cd >> np.uint64(ln - 1 - d)) & np.uint64(1):
+            i = ones
+        else:
+            i = i - ones
+    return i
+
+
+@njit(cache=True)
+def backward_search(pat, C, p0, code, code_len, path_node, node_off, node_ones0, classes, offsets, sup,
+                    binom, width, n):
+    """The SA range [sp, ep) of rows prefixed by ``pat`` (ep - sp = occurrences)."""
+    sp = 0
+    ep = n + 1
+    for t in range(pat.shape[0] - 1, -1, -1):
+        c = pat[t]
+        if code_len[c] == 0:
+            return 0, 0
+        sp = C[c] + _rank_c(c, sp, p0, code, code_len, path_node, node_off, node_ones0, classes,
+                            offsets, sup, binom, width)
+        ep = C[c] + _rank_c(c, ep, p0, code, code_len, path_node, node_off, node_ones0, classes,
+                            offsets, sup, binom, width)
+        if sp >= ep:
+            return 0, 0
+    return sp, ep
+
+
+@njit(cache=True)
+def next_counts(pat, C, p0, code, code_len, path_node, node_off, node_ones0, classes, offsets, sup,
+                binom, width, n):
+    """For every byte c: occurrences of ``pat + c`` (one backward search per present byte)."""
+    out = np.zeros(256, dtype=np.int64)
+    m = pat.shape[0]
+    ext = np.empty(m + 1, dtype=np.uint8)
+    ext[:m] = pat
+    for c in range(256):
+        if code_len[c] == 0:
+            continue
+        ext[m] = c
+        sp, ep = backward_search(ext, C, p0, code, code_len, path_node, node_off, node_ones0, classes,
+                                 offsets, sup, binom, width, n)
+        out[c] = ep - sp
+    return out
+
+
+@njit(cache=True)
+def locate(sp, ep, C, p0, child, root, samples, sample_rate, node_off, node_ones0, classes, offsets, sup,
+           binom, width):
+    """Text positions of SA rows [sp, ep): walk LF until a sampled row (or the row of position 0)."""
+    out = np.empty(ep - sp, dtype=np.int64)
+    for q in range(sp, ep):
+        i = q
+        steps = 0
+        while True:
+            if i == p0:
+                out[q - sp] = steps
+                break
+            if i % sample_rate == 0:
+                out[q - sp] = np.int64(samples[i // sample_rate]) + steps
+                break
+            pos = i - 1 if i > p0 else i
+            v = root
+            while True:
+                r, bit = _rank1(node_off[v] + pos, classes, offsets, sup, binom, width, True)
+                ones = r - node_ones0[v]
+                if bit:
+                    pos = ones
+                else:
+                    pos = pos - ones
+                nxt = child[v, bit]
+                if nxt < 0:
+                    c = -1 - nxt
+                    i = C[c] + pos
+                    break
+                v = nxt
+            steps += 1
+    return out

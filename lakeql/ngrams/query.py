@@ -1,0 +1,242 @@
+"""Queries over a sharded FM-index: counts, rows containing a phrase, snippets, next characters.
+
+An :class:`NgramIndex` is loaded once per connection (cached in ``LakeContext.cache`` under
+``(kind, table, column, built_at)``, so a rebuild is picked up) and memory-maps its shards. Row text for
+snippets is fetched from the Parquet row groups that hold the hit rows (pyarrow), not by scanning the
+table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lakeql.errors import CorruptIndexError, LakeqlError
+from lakeql.lake import Table
+from lakeql.ngrams.build import FLAG, KIND, text_column
+from lakeql.ngrams.fmindex import SEP, Shard, shard_dirs
+
+SNIPPET_BYTES = 80
+
+
+@dataclass
+class Hits:
+    """Occurrences of a phrase: global row ids and byte offsets inside the row (same length)."""
+
+    rowids: np.ndarray
+    offsets: np.ndarray
+
+
+class NgramIndex:
+    """All shards of one column's index, queried together."""
+
+    def __init__(self, root: Path, table: Table, column: str, case: str) -> None:
+        self.root = root
+        self.table = table
+        self.column = column
+        self.case = case
+        dirs = shard_dirs(root)
+        try:
+            meta = json.loads((root / "index.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise CorruptIndexError(
+                f"the n-gram index of {table.key}.{column} is unreadable ({exc}): rebuild it with "
+                f"'lakeql index LAKE {FLAG} {table.key}.{column}'") from None
+        if int(meta.get("shards", -1)) != len(dirs):
+            raise CorruptIndexError(
+                f"the n-gram index of {table.key}.{column} has {len(dirs)} shard folders, expected "
+                f"{meta.get('shards')}: rebuild it with 'lakeql index LAKE {FLAG} {table.key}.{column}'")
+        try:
+            self.shards = [Shard(d) for d in dirs]
+        except CorruptIndexError as exc:
+            raise CorruptIndexError(f"{exc}: rebuild it with 'lakeql index LAKE {FLAG} "
+                                    f"{table.key}.{column}'") from None
+        self.n_rows = int(meta.get("n_rows", 0))
+
+    # ------------------------------------------------------------------ phrases
+    def encode(self, phrase: str | bytes) -> np.ndarray:
+        """The phrase as the bytes the index holds (ASCII-folded for a case-insensitive index)."""
+        raw = phrase.encode("utf-8", "surrogatepass") if isinstance(phrase, str) else bytes(phrase)
+        if not raw:
+            raise LakeqlError("the phrase is empty: pass at least one character")
+        pat = np.frombuffer(raw, dtype=np.uint8).copy()
+        if self.case == "insensitive":
+            upper = (pat >= 65) & (pat <= 90)
+            pat[upper] += 32
+        return pat
+
+    # ------------------------------------------------------------------ queries
+    def count(self, pat: np.ndarray) -> int:
+        """All occurrences (overlapping ones too) inside rows."""
+        if SEP in pat:  # a NUL could match across the row separator: locate and keep in-row matches
+            return int(len(self.hits(pat).rowids))
+        return sum(s.count(pat) for s in self.shards)
+
+    def hits(self, pat: np.ndarray) -> Hits:
+        """Every occurrence as (row id, offset in row)."""
+        rid, off = [], []
+        m = len(pat)
+        for s in self.shards:
+            sp, ep = s.range(pat)
+            if ep <= sp:
+                continue
+            pos = s.positions(sp, ep)
+            rows = np.asarray(s.rows)
+            r = np.searchsorted(rows, pos, side="right") - 1
+            if SEP in pat:
+                keep = pos + m <= rows[r + 1] - 1  # must end before the row's separator
+                pos, r = pos[keep], r[keep]
+            rid.append(r + s.row_base)
+            off.append(pos - rows[r])
+        if not rid:
+            return Hits(np.empty(0, np.int64), np.empty(0, np.int64))
+        return Hits(np.concatenate(rid).astype(np.int64), np.concatenate(off).astype(np.int64))
+
+    def rows(self, pat: np.ndarray) -> int:
+        """Number of rows that contain the phrase."""
+        return int(np.unique(self.hits(pat).rowids).shape[0])
+
+    def top_rows(self, pat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
+        h = self.hits(pat)
+        if h.rowids.shape[0] == 0:
+            e = np.empty(0, np.int64)
+            return e, e, e
+        order = np.lexsort((h.offsets, h.rowids))
+        rid, off = h.rowids[order], h.offsets[order]
+        uniq, first, counts = np.unique(rid, return_index=True, return_counts=True)
+        best = np.lexsort((uniq, -counts))[:k]
+        return uniq[best], counts[best], off[first[best]]
+
+    def next_bytes(self, pat: np.ndarray) -> np.ndarray:
+        """Occurrences of ``pat + b`` for every byte b (int64[256])."""
+        out = np.zeros(256, dtype=np.int64)
+        for s in self.shards:
+            out += s.next_counts(pat)
+        return out
+
+    def next_chars(self, pat: np.ndarray, k: int) -> list[tuple[str, int]]:
+        """The k most frequent next UTF-8 characters after ``pat`` (row ends not counted)."""
+        found: list[tuple[str, int]] = []
+        self._extend(pat, b"", found)
+        found.sort(key=lambda t: (-t[1], t[0]))
+        return found[:k]
+
+    def _extend(self, pat: np.ndarray, prefix: bytes, found: list[tuple[str, int]]) -> None:
+        counts = self.next_bytes(pat)
+        need = _utf8_len(prefix[0]) if prefix else 0
+        for b in np.nonzero(counts)[0]:
+            b = int(b)
+            if not prefix and b == SEP:
+                continue
+            seq = prefix + bytes([b])
+            if prefix and (b & 0xC0) != 0x80:  # broken sequence: report the bytes
+                found.append((_show(seq), int(counts[b])))
+                continue
+            full = _utf8_len(b) if not prefix else need
+            if full <= 1 or len(seq) == full:
+                found.append((_show(seq), int(counts[b])))
+            else:
+                self._extend(np.append(pat, np.uint8(b)), seq, found)
+
+
+def _utf8_len(lead: int) -> int:
+    if lead < 0x80:
+        return 1
+    if 0xC2 <= lead <= 0xDF:
+        return 2
+    if 0xE0 <= lead <= 0xEF:
+        return 3
+    if 0xF0 <= lead <= 0xF4:
+        return 4
+    return 1  # a continuation or invalid byte on its own
+
+
+def _show(seq: bytes) -> str:
+    try:
+        return seq.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(f"\\x{b:02x}" for b in seq)
+
+
+# -------------------------------------------------------------------------------- row text
+class RowFetcher:
+    """Fetch a column's values for given row ids from the Parquet row groups that hold them."""
+
+    def __init__(self, table: Table, column: str, file_rows: list[int]) -> None:
+        self.table = table
+        self.column = column
+        self.starts = np.concatenate([[0], np.cumsum(file_rows)]).astype(np.int64)
+        self._files: dict[int, Any] = {}
+
+    def _file(self, i: int):
+        import pyarrow.parquet as pq
+
+        if i not in self._files:
+            pf = pq.ParquetFile(self.table.paths[i])
+            rg = np.array([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)], np.int64)
+            self._files[i] = (pf, np.concatenate([[0], np.cumsum(rg)]))
+        return self._files[i]
+
+    def fetch(self, rowids: np.ndarray) -> dict[int, bytes | None]:
+        out: dict[int, bytes | None] = {}
+        fidx = np.searchsorted(self.starts, rowids, side="right") - 1
+        for f in np.unique(fidx):
+            pf, rgs = self._file(int(f))
+            local = rowids[fidx == f] - self.starts[f]
+            if self.column not in pf.schema_arrow.names:
+                continue
+            g = np.searchsorted(rgs, local, side="right") - 1
+            for gg in np.unique(g):
+                col = pf.read_row_group(int(gg), columns=[self.column]).column(0)
+                sel = local[g == gg]
+                vals = col.take(sel - rgs[gg]).to_pylist()
+                for r, v in zip(sel + self.starts[f], vals, strict=True):
+                    out[int(r)] = v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v
+        return out
+
+
+def snippet(text: bytes | None, offset: int, length: int, width: int = SNIPPET_BYTES) -> str | None:
+    """About ``width`` bytes around the match at ``offset`` (whole UTF-8 characters, one line)."""
+    if text is None:
+        return None
+    side = max(0, (width - length) // 2)
+    s0, e0 = max(0, offset - side), min(len(text), offset + length + side)
+    while 0 < s0 < len(text) and (text[s0] & 0xC0) == 0x80:
+        s0 -= 1
+    while e0 < len(text) and (text[e0] & 0xC0) == 0x80:
+        e0 += 1
+    body = text[s0:e0].decode("utf-8", "replace")
+    body = body.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    return ("…" if s0 > 0 else "") + body + ("…" if e0 < len(text) else "")
+
+
+# -------------------------------------------------------------------------------- loading
+def load(ctx, table_name: str, column: str) -> NgramIndex:
+    """The (cached) index of ``table_name.column`` or a clear error naming the fix."""
+    if table_name is None or column is None:
+        raise LakeqlError("table and column must not be NULL")
+    table = ctx.table(table_name)
+    col = text_column(ctx.catalog, table, column)
+    entry = ctx.require_index(KIND, table, col, flag=FLAG)
+    key = (KIND, table.key, col, str(entry.built_at))
+    idx = ctx.cache.get(key)
+    if idx is None:
+        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[:3] == key[:3]]:
+            del ctx.cache[old]
+        idx = NgramIndex(ctx.store.root / entry.path, table, col, entry.params_dict.get("case", "sensitive"))
+        ctx.cache[key] = idx
+    return idx
+
+
+def fetcher(ctx, idx: NgramIndex) -> RowFetcher:
+    key = ("ngram-rows", idx.table.key, idx.column, idx.table.fingerprint)
+    f = ctx.cache.get(key)
+    if f is None:
+        f = RowFetcher(idx.table, idx.column, ctx.catalog.file_rows(idx.table))
+        ctx.cache[key] = f
+    return f
