@@ -1,0 +1,69 @@
+"""Joinable-table discovery: given a column, find the columns of other lake tables it joins with.
+
+Equi joins from an exact value index (hash of each normalized distinct value -> column, sorted), semantic
+joins from DeepJoin column embeddings in faiss plus value-level matching, composite keys, a lake-wide
+join graph and an offline fine-tuning command. Nothing heavy is imported here: see builder.py (index),
+search.py (queries), sqlapi.py (SQL functions), train.py (``lakeql train-joiner``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+NAME = "joins"
+
+
+def add_index_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("joins (joinable-table discovery)")
+    g.add_argument("--no-joins", action="store_true", help="do not build the join index")
+    g.add_argument("--joins-semantic", action=argparse.BooleanOptionalAction, default=True,
+                   help="embed each column's DeepJoin text for semantic joins (default: on)")
+    g.add_argument("--joiner-model", metavar="PATH",
+                   help="sentence-transformers model for the column embeddings (default: a model "
+                        "trained by 'lakeql train-joiner' in the index dir, else all-MiniLM-L6-v2)")
+    g.add_argument("--joins-min-score", type=float, default=0.6, metavar="S",
+                   help="keep join-graph edges scoring at least S (default 0.6)")
+
+
+def add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser("train-joiner", help="fine-tune the column-embedding model of semantic joins "
+                                                   "on the lake itself (DeepJoin), then re-embed")
+    p.add_argument("lake", help="folder of Parquet files (already indexed)")
+    p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
+    p.add_argument("--epochs", type=int, default=1, help="training epochs (default 1)")
+    p.add_argument("--batch-size", type=int, default=16, help="pairs per batch (default 16)")
+    p.add_argument("--max-pairs", type=int, default=2000, help="training pairs at most (default 2000)")
+    p.add_argument("--min-containment", type=float, default=0.7,
+                   help="positive pairs: columns with at least this exact containment (default 0.7)")
+    p.add_argument("--base-model", help="model to start from (default: the one the index was built with)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or status lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    def handler(args: argparse.Namespace) -> int:
+        from lakeql.joins.train import train_joiner
+
+        train_joiner(args.lake, args.index_dir, epochs=args.epochs, batch_size=args.batch_size,
+                     max_pairs=args.max_pairs, min_containment=args.min_containment,
+                     base_model=args.base_model)
+        return 0
+
+    p.set_defaults(func=handler)
+
+
+def build(ctx: Any) -> None:
+    from lakeql.joins.builder import build as _build
+
+    _build(ctx)
+
+
+def register(con: Any, ctx: Any) -> None:
+    from lakeql.joins.sqlapi import register as _register
+
+    _register(con, ctx)
+
+
+def demo(con: Any, ctx: Any, out: Any) -> None:
+    from lakeql.joins.demo import demo as _demo
+
+    _demo(con, ctx, out)

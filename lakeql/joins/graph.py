@@ -1,0 +1,50 @@
+"""The lake's join graph: every equi-join edge whose score passes a threshold, as Parquet.
+
+``<index_dir>/joins/edges.parquet`` (the contract other capabilities read): table_name, column_name,
+candidate_table, candidate_column, score DOUBLE, containment DOUBLE, candidate_uniqueness DOUBLE,
+method VARCHAR. One ranked equi search per indexed column (a few ms each).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EDGE_COLUMNS = ["table_name", "column_name", "candidate_table", "candidate_column", "score", "containment",
+                "candidate_uniqueness", "method"]
+PER_COLUMN = 5
+
+
+def edge_schema():
+    import pyarrow as pa
+
+    return pa.schema([("table_name", pa.string()), ("column_name", pa.string()),
+                      ("candidate_table", pa.string()), ("candidate_column", pa.string()),
+                      ("score", pa.float64()), ("containment", pa.float64()),
+                      ("candidate_uniqueness", pa.float64()), ("method", pa.string())])
+
+
+def build(searcher, path: Path, min_score: float) -> int:
+    """Write the edges of every indexed column with at least 2 distinct values; returns the edge count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakeql.progress import progress
+
+    ix = searcher.ix
+    out: dict[str, list] = {n: [] for n in EDGE_COLUMNS}
+    queries = [q for q in range(len(ix)) if ix.indexed[q] and ix.n_distinct[q] >= 2]
+    for q in progress(queries, desc="joins: graph", unit="col"):
+        cols, sc, cont, uniq = searcher.equi_ranked(q, PER_COLUMN)
+        for c, s, ct, u in zip(cols, sc, cont, uniq, strict=True):
+            if s < min_score:
+                continue
+            out["table_name"].append(ix.table_name[q])
+            out["column_name"].append(ix.column_name[q])
+            out["candidate_table"].append(ix.table_name[int(c)])
+            out["candidate_column"].append(ix.column_name[int(c)])
+            out["score"].append(float(s))
+            out["containment"].append(float(ct))
+            out["candidate_uniqueness"].append(float(u))
+            out["method"].append("equi")
+    pq.write_table(pa.table(out, schema=edge_schema()), path, compression="zstd")
+    return len(out["score"])

@@ -1,0 +1,299 @@
+"""``joinable``: equi, semantic and composite-key candidates, ranked (see rank.py), with join SQL.
+
+* equi: exact overlap from the value index (joinindex.py), exact containment
+* semantic: DeepJoin embedding search (faiss) for candidates, then value-level matching
+  (valuematch.py) of the actual values, so the reported containment is measured, not guessed
+* composite: each key column's equi candidates are grouped by table; assignments that cover every key
+  column are verified with an exact DuckDB semi-join over distinct key tuples (as MATE verifies)
+* auto: equi, plus semantic when no equi candidate contains at least ``AUTO_SEMANTIC_BELOW`` of the query
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakeql.errors import LakeqlError, NotIndexedError, UnknownColumnError
+from lakeql.joins import rank, valuematch
+from lakeql.joins.joinindex import JoinIndex
+from lakeql.joins.normalize import norm_sql
+from lakeql.lake import Table, quote_ident
+
+MODES = ("auto", "equi", "semantic")
+AUTO_SEMANTIC_BELOW = 0.9
+QUERY_VALUES = 2000  # query values matched in semantic mode (most frequent first)
+CAND_VALUES = 20000  # candidate values matched in semantic mode
+N_MATCHES = 3
+
+
+@dataclass
+class Candidate:
+    table: str
+    columns: list[str]
+    score: float
+    containment: float
+    uniqueness: float
+    method: str
+    matches: list[tuple[str, str]] = field(default_factory=list)
+    join_sql: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {"candidate_table": self.table, "candidate_column": ", ".join(self.columns),
+                "score": round(float(self.score), 6), "containment": float(self.containment),
+                "candidate_uniqueness": float(self.uniqueness), "method": self.method,
+                "sample_matches": [{"query_value": a, "candidate_value": b} for a, b in self.matches],
+                "join_sql": self.join_sql}
+
+
+class Searcher:
+    """Join search over one loaded index; ``tables`` maps table keys to lake tables (for value reads)."""
+
+    def __init__(self, ix: JoinIndex, tables: dict[str, Table]) -> None:
+        self.ix = ix
+        self.tables = tables
+        self._con = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def con(self):
+        if self._con is None:
+            from lakeql.joins.profile import connect_build
+
+            self._con = connect_build()
+        return self._con
+
+    def col_id(self, table: str, column: str) -> int:
+        """The index id of ``table.column``, or a clear error (not indexed and why / unknown)."""
+        ix = self.ix
+        c = ix.by_name.get((table, column))
+        if c is None:
+            names = [cn for (tn, cn) in ix.by_name if tn == table]
+            lowered = [n for n in names if n.lower() == column.lower()]
+            if lowered:
+                c = ix.by_name[(table, lowered[0])]
+            else:
+                from lakeql.errors import did_you_mean
+
+                if not names:
+                    raise NotIndexedError(f"table {table} is not in the join index: run "
+                                          "'lakeql index --refresh LAKE'")
+                raise UnknownColumnError(f"table {table} has no column {column!r}"
+                                         f"{did_you_mean(column, names)}")
+        if not ix.indexed[c]:
+            note = ix.note[c] or "not indexed"
+            if "no non-empty values" in note:
+                raise LakeqlError(f"column {table}.{ix.column_name[c]} has no non-empty values "
+                                  "(only NULLs or empty strings): nothing to join on")
+            raise LakeqlError(f"column {table}.{ix.column_name[c]} ({ix.type[c]}) cannot be searched for "
+                              f"joins ({note.removeprefix('skipped: ')}): pick a string, integer or date "
+                              "column, or cast it in a view")
+        return c
+
+    def distinct_values(self, col: int, limit: int) -> list[str]:
+        """Up to ``limit`` distinct raw values of a column, most frequent first (read from Parquet)."""
+        ix = self.ix
+        if ix.n_distinct[col] <= len(ix.top(col)[0]):
+            return ix.top(col)[0][:limit]
+        t = self.tables[ix.table_name[col]]
+        ref = quote_ident(ix.column_name[col])
+        rows = self.con.execute(
+            f"SELECT CAST({ref} AS VARCHAR) AS v FROM {t.scan_sql()} WHERE {norm_sql(ref)} IS NOT NULL "
+            f"GROUP BY v ORDER BY count(*) DESC, v LIMIT {int(limit)}").fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ equi
+    def equi_ranked(self, q: int, k: int, pool: int | None = None):
+        """(cols, score, containment, uniqueness) arrays of the best ``k`` equi candidates of column q."""
+        import numpy as np
+
+        ix = self.ix
+        ov = ix.overlaps(q)
+        empty = (np.empty(0, np.int32), np.empty(0), np.empty(0), np.empty(0))
+        if len(ov.cols) == 0 or ov.n_query == 0:
+            return empty
+        other = ix.table_id[ov.cols] != ix.table_id[q]
+        cols, overlap = ov.cols[other], ov.overlap[other]
+        cont = overlap / ov.n_query
+        uniq = ix.uniqueness[cols]
+        upper = rank.score(cont, uniq, np.ones(len(cols)))
+        n_pool = pool or max(50, 5 * k)
+        top = np.argsort(-upper, kind="stable")[:n_pool]
+        cols, cont, uniq = cols[top], cont[top], uniq[top]
+        ev = rank.evidence(ix, q, cols)
+        sc = rank.score(cont, uniq, ev, rank.weak_query(ix, q))
+        order = np.lexsort((-cont, -sc))[:k]
+        return cols[order], sc[order], cont[order], uniq[order]
+
+    def equi(self, q: int, k: int, pool: int | None = None) -> list[Candidate]:
+        cols, sc, cont, uniq = self.equi_ranked(q, k, pool)
+        return [self._equi_candidate(q, int(c), float(s), float(ct), float(u))
+                for c, s, ct, u in zip(cols, sc, cont, uniq, strict=True)]
+
+    def _equi_candidate(self, q: int, c: int, score: float, cont: float, uniq: float) -> Candidate:
+        import numpy as np
+
+        ix = self.ix
+        qv, qh = ix.top(q)
+        cv, ch = ix.top(c)
+        craw = dict(zip(ch, cv, strict=True))
+        ch_all = ix.hashes(c)
+        matches: list[tuple[str, str]] = []
+        if len(qh) and len(ch_all):
+            qa = np.asarray(qh, dtype=np.uint64)
+            pos = np.minimum(np.searchsorted(ch_all, qa), len(ch_all) - 1)
+            hit = np.asarray(ch_all[pos]) == qa
+            for i in np.flatnonzero(hit)[:N_MATCHES]:
+                matches.append((qv[i], craw.get(qh[i], qv[i])))
+        plain = self._plain_equality(q, c)
+        sql = join_sql(ix.table_name[q], [ix.column_name[q]], ix.table_name[c], [ix.column_name[c]],
+                       "plain" if plain else "normalized")
+        return Candidate(ix.table_name[c], [ix.column_name[c]], score, cont, uniq, "equi", matches, sql)
+
+    def _plain_equality(self, q: int, c: int) -> bool:
+        ix = self.ix
+        if ix.type[q] != ix.type[c]:
+            return False
+        if ix.type_class[q] != "text":
+            return True
+        a, b = ix.case_class[q] or "", ix.case_class[c] or ""
+        return "untrimmed" not in a + b and (a == b or "none" in (a, b))
+
+    # ------------------------------------------------------------------ semantic
+    def semantic(self, q: int, k: int, pool: int | None = None) -> list[Candidate]:
+        import faiss
+        import numpy as np
+
+        ix = self.ix
+        if ix.faiss is None or ix.vectors is None:
+            raise NotIndexedError("no semantic join index (DeepJoin embeddings): build it with "
+                                  "'lakeql index LAKE --joins-semantic'")
+        n_pool = pool or max(50, 4 * k)
+        faiss.omp_set_num_threads(1)
+        qvec = np.asarray(ix.vectors[q:q + 1], dtype=np.float32)
+        sims, ids = ix.faiss.search(qvec, min(n_pool * 2 + 20, max(len(ix), 1)))
+        keep = (ids[0] >= 0) & (ix.table_id[np.maximum(ids[0], 0)] != ix.table_id[q])
+        cands = ids[0][keep][:n_pool]
+        if len(cands) == 0:
+            return []
+        qvals = self.distinct_values(q, QUERY_VALUES)
+        n_query = len(qvals)
+        out = []
+        sem = rank.semantic_similarity(ix, q, cands)
+        names = np.array([rank.name_similarity(ix.column_name[q], ix.column_name[c], ix.table_name[c])
+                          for c in cands])
+        for c, s_sem, s_name in zip(cands, sem, names, strict=True):
+            c = int(c)
+            cvals = self.distinct_values(c, CAND_VALUES)
+            m = valuematch.match(qvals, cvals)
+            cont = float(m.matched.sum() / n_query) if n_query else 0.0
+            uniq = float(ix.uniqueness[c])
+            sc = float(rank.score(cont, uniq, max(s_sem, s_name)))
+            pairs = [(qvals[i], cvals[int(m.best[i])]) for i in np.flatnonzero(m.matched)[:N_MATCHES]]
+            sql = join_sql(ix.table_name[q], [ix.column_name[q]], ix.table_name[c], [ix.column_name[c]],
+                           fuzzy_direction(pairs))
+            out.append(Candidate(ix.table_name[c], [ix.column_name[c]], sc, cont, uniq, "semantic",
+                                 pairs, sql))
+        out.sort(key=lambda x: (-x.score, -x.containment))
+        return out[:k]
+
+    # ------------------------------------------------------------------ auto
+    def auto(self, q: int, k: int) -> list[Candidate]:
+        eq = self.equi(q, k)
+        if self.ix.faiss is None or (eq and eq[0].containment >= AUTO_SEMANTIC_BELOW):
+            return eq
+        best: dict[tuple[str, str], Candidate] = {(c.table, c.columns[0]): c for c in eq}
+        for c in self.semantic(q, k):
+            key = (c.table, c.columns[0])
+            if key not in best or c.score > best[key].score:
+                best[key] = c
+        return sorted(best.values(), key=lambda x: (-x.score, -x.containment))[:k]
+
+    # ------------------------------------------------------------------ composite
+    def composite(self, table: str, qcols: list[int], k: int, per_column: int = 50) -> list[Candidate]:
+        """Multi-column joins: tables holding a candidate for every key column, verified exactly."""
+        ix = self.ix
+        per: list[dict[str, list[tuple[int, float]]]] = []
+        for q in qcols:
+            groups: dict[str, list[tuple[int, float]]] = {}
+            for cand in self.equi(q, per_column, pool=per_column * 4):
+                c = ix.by_name[(cand.table, cand.columns[0])]
+                groups.setdefault(cand.table, []).append((c, cand.containment))
+            per.append(groups)
+        tables = set(per[0])
+        for g in per[1:]:
+            tables &= set(g)
+        trials = []
+        for t in tables:
+            options = [sorted(g[t], key=lambda x: -x[1])[:2] for g in per]
+            for combo in itertools.product(*options):
+                cols = [c for c, _ in combo]
+                if len(set(cols)) < len(cols):
+                    continue
+                prior = 1.0
+                for _, cont in combo:
+                    prior *= cont
+                trials.append((prior, t, cols))
+        trials.sort(key=lambda x: -x[0])
+        out = []
+        for _, t, cols in trials[: max(3 * k, 10)]:
+            cont, uniq, n_q = self._tuple_containment(table, [ix.column_name[q] for q in qcols], t,
+                                                      [ix.column_name[c] for c in cols])
+            if n_q == 0 or cont == 0:
+                continue
+            name_ev = sum(rank.name_similarity(ix.column_name[q], ix.column_name[c], t)
+                          for q, c in zip(qcols, cols, strict=True)) / len(cols)
+            sc = float(rank.score(cont, uniq, name_ev))
+            plain = all(self._plain_equality(q, c) for q, c in zip(qcols, cols, strict=True))
+            sql = join_sql(table, [ix.column_name[q] for q in qcols], t, [ix.column_name[c] for c in cols],
+                           "plain" if plain else "normalized")
+            out.append(Candidate(t, [ix.column_name[c] for c in cols], sc, cont, uniq, "equi-composite",
+                                 [], sql))
+        out.sort(key=lambda x: (-x.score, -x.containment))
+        return out[:k]
+
+    def _tuple_containment(self, qt: str, qcols: list[str], ct: str, ccols: list[str]
+                           ) -> tuple[float, float, int]:
+        """Exact (containment, candidate tuple uniqueness, query distinct tuples) via DuckDB."""
+        qn = ", ".join(f"{norm_sql(quote_ident(c))} AS k{i}" for i, c in enumerate(qcols))
+        cn = ", ".join(f"{norm_sql(quote_ident(c))} AS k{i}" for i, c in enumerate(ccols))
+        notnull = " AND ".join(f"k{i} IS NOT NULL" for i in range(len(qcols)))
+        keys = ", ".join(f"k{i}" for i in range(len(qcols)))
+        sql = (f"WITH q AS (SELECT DISTINCT * FROM (SELECT {qn} FROM {self.tables[qt].scan_sql()}) "
+               f"WHERE {notnull}), "
+               f"c AS (SELECT {keys}, count(*) AS n FROM (SELECT {cn} FROM {self.tables[ct].scan_sql()}) "
+               f"WHERE {notnull} GROUP BY ALL) "
+               f"SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM q SEMI JOIN c USING ({keys})), "
+               f"(SELECT count(*) FROM c), (SELECT sum(n) FROM c)")
+        n_q, hit, n_c, rows_c = self.con.execute(sql).fetchone()
+        cont = hit / n_q if n_q else 0.0
+        uniq = n_c / rows_c if rows_c else 0.0
+        return float(cont), float(uniq), int(n_q)
+
+
+def fuzzy_direction(pairs: list[tuple[str, str]]) -> str:
+    """'contains_c' when matched candidate values sit inside the query values, else 'contains_q'."""
+    if not pairs:
+        return "contains_c"
+    inside = sum(b.lower() in a.lower() for a, b in pairs)
+    return "contains_c" if inside * 2 >= len(pairs) else "contains_q"
+
+
+def join_sql(qt: str, qcols: list[str], ct: str, ccols: list[str], how: str) -> str:
+    """A ready ``SELECT * FROM q JOIN c ON ...`` (plain equality, normalized equality, or contains)."""
+    def name(t: str) -> str:
+        d, _, n = t.partition(".")
+        return f"{quote_ident(d)}.{quote_ident(n)}"
+
+    conds = []
+    for a, b in zip(qcols, ccols, strict=True):
+        qa, cb = f"q.{quote_ident(a)}", f"c.{quote_ident(b)}"
+        if how == "plain":
+            conds.append(f"{qa} = {cb}")
+        elif how == "normalized":
+            conds.append(f"{norm_sql(qa)} = {norm_sql(cb)}")
+        elif how == "contains_c":
+            conds.append(f"contains(lower(CAST({qa} AS VARCHAR)), lower(CAST({cb} AS VARCHAR)))")
+        else:
+            conds.append(f"contains(lower(CAST({cb} AS VARCHAR)), lower(CAST({qa} AS VARCHAR)))")
+    return f"SELECT * FROM {name(qt)} AS q JOIN {name(ct)} AS c ON " + " AND ".join(conds)

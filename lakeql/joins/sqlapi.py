@@ -1,0 +1,139 @@
+"""The SQL surface of joins: ``joinable_impl`` (behind the ``joinable`` macro) and ``joins_path_impl``.
+
+The loaded index is cached in ``ctx.cache`` keyed by the build times of the join and semantic indexes,
+so it is read once per connection and reloaded after a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError
+from lakeql.udf import check_k, scalar_udf, table_udf
+
+RESULT_COLUMNS = [
+    ("candidate_table", "VARCHAR"), ("candidate_column", "VARCHAR"), ("score", "DOUBLE"),
+    ("containment", "DOUBLE"), ("candidate_uniqueness", "DOUBLE"), ("method", "VARCHAR"),
+    ("sample_matches", "STRUCT(query_value VARCHAR, candidate_value VARCHAR)[]"), ("join_sql", "VARCHAR"),
+]
+
+
+def load_index(store):
+    """Open the join index of ``store`` (and its semantic index when built)."""
+    from lakeql.joins.joinindex import JoinIndex
+
+    entry = store.find("join_index")
+    if entry is None:
+        raise NotIndexedError("no join index: build it with 'lakeql index LAKE' (without --no-joins)")
+    root = store.root / entry.path
+    if not root.exists():
+        raise CorruptIndexError(f"the join index files are missing ({entry.path}): run "
+                                "'lakeql index --refresh LAKE'")
+    sem = store.find("join_semantic")
+    return JoinIndex(root, store.root / sem.path if sem is not None else None)
+
+
+def searcher(ctx):
+    """The connection's cached :class:`Searcher` (reloaded when the index was rebuilt)."""
+    from lakeql.joins.search import Searcher
+
+    store = ctx.store
+    if store is None:
+        raise LakeqlError("no index store: run 'lakeql index LAKE' first")
+    entry = store.find("join_index")
+    sem = store.find("join_semantic")
+    key = ("joins", entry.built_at if entry else None, sem.built_at if sem else None)
+    cached = ctx.cache.get("joins")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    s = Searcher(load_index(store), ctx.require_lake().tables)
+    check_lake(ctx, store, entry)
+    ctx.cache["joins"] = (key, s)
+    return s
+
+
+def check_lake(ctx, store, entry) -> None:
+    """Raise :class:`StaleIndexError` when a table changed or appeared since the join index was built."""
+    path = store.root / entry.path / "tables.json"
+    try:
+        built = json.loads(path.read_text())
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptIndexError(f"the join index is missing {path.name} ({type(exc).__name__}): run "
+                                "'lakeql index --refresh LAKE'") from None
+    lake = ctx.require_lake()
+    bad = sorted(k for k, t in lake.tables.items() if built.get(k) != t.fingerprint)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise StaleIndexError(f"the join index is older than the Parquet files of table {bad[0]}{more}: "
+                              "run 'lakeql index --refresh LAKE'")
+
+
+def parse_columns(cols_json: str | None) -> list[str]:
+    """The column argument: a name or a list of names (the macro passes it as JSON)."""
+    if cols_json is None:
+        raise LakeqlError("joinable needs a column name or a list of column names, got NULL")
+    val = json.loads(cols_json)
+    cols = [val] if isinstance(val, str) else val
+    if not isinstance(cols, list) or not cols or not all(isinstance(c, str) and c.strip() for c in cols):
+        raise LakeqlError("joinable needs a column name or a non-empty list of column names, "
+                          f"got {cols_json}")
+    if len(set(cols)) != len(cols):
+        raise LakeqlError(f"joinable: a column is repeated in {cols_json}")
+    return cols
+
+
+def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | None
+             ) -> list[dict[str, Any]]:
+    from lakeql.joins.search import MODES
+
+    kk = check_k(k)
+    m = (mode or "").strip().lower()
+    if m not in MODES:
+        raise LakeqlError(f"joinable: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if table is None:
+        raise LakeqlError("joinable needs a table name, got NULL")
+    cols = parse_columns(cols_json)
+    t = ctx.table(table)
+    for c in cols:
+        ctx.column(t, c)  # unknown column -> suggestions from the catalog
+    ctx.require_index("join_values", t, flag="")
+    s = searcher(ctx)
+    ids = [s.col_id(t.key, ctx.column(t, c).column_name) for c in cols]
+    if len(ids) > 1:
+        if m == "semantic":
+            raise LakeqlError("joinable: composite keys are searched with mode 'equi' or 'auto' only")
+        found = s.composite(t.key, ids, kk)
+    elif m == "equi":
+        found = s.equi(ids[0], kk)
+    elif m == "semantic":
+        found = s.semantic(ids[0], kk)
+    else:
+        found = s.auto(ids[0], kk)
+    return [c.row() for c in found]
+
+
+def register(con, ctx) -> None:
+    from lakeql import sqlfiles
+
+    def joinable_impl(table, cols_json, k, mode):
+        return joinable(ctx, table, cols_json, k, mode)
+
+    def path_impl(name: str) -> str:
+        if ctx.store is None:
+            raise LakeqlError("no index store: run 'lakeql index LAKE' first")
+        kinds = {"edges.parquet": "join_graph", "lake/values.parquet": "join_index",
+                 "lake/columns.parquet": "join_index"}
+        kind = kinds.get(name)
+        if kind is None or ctx.store.find(kind) is None:
+            raise NotIndexedError(f"no {kind or name} index: build it with 'lakeql index LAKE'")
+        p = ctx.store.root / "joins" / name
+        if not p.exists():
+            raise CorruptIndexError(f"join index file {str(p)!r} is missing: "
+                                    "run 'lakeql index --refresh LAKE'")
+        return str(p)
+
+    table_udf(con, "joinable", joinable_impl, ["VARCHAR", "VARCHAR", "BIGINT", "VARCHAR"], RESULT_COLUMNS)
+    scalar_udf(con, "joins_path_impl", path_impl, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")
+    sqlfiles.run(con, "joins", index_dir=ctx.store.root if ctx.store else None)

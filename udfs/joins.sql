@@ -1,0 +1,55 @@
+-- Joinable-table discovery (lakeql.joins). See docs/joins.md.
+-- @pure
+-- These read the join index Parquet files directly, so they also work in the stock duckdb CLI on
+-- LAKE/.lakeql/lake.duckdb. The index path sits in a parameter default, bound only when called.
+
+-- join_graph(min_score := 0): every discovered equi-join edge of the lake, best first.
+CREATE OR REPLACE MACRO join_graph(min_score := 0.0, _path := {{index_dir}} || '/joins/edges.parquet') AS TABLE
+    SELECT * FROM read_parquet(_path) WHERE score >= min_score ORDER BY score DESC, table_name, column_name;
+
+-- join_columns(): the profile of every lake column (distinct count, uniqueness, null share, lengths,
+-- pattern) and whether it is in the join index.
+CREATE OR REPLACE MACRO join_columns(_path := {{index_dir}} || '/joins/lake/columns.parquet') AS TABLE
+    SELECT table_name, column_name, type, indexed, note, row_count, n_distinct, uniqueness, null_share,
+           len_min, len_max, len_avg, pattern
+    FROM read_parquet(_path) ORDER BY table_name, ordinal;
+
+-- joins_containment(tbl, col): exact containment of an indexed column's distinct values in every other
+-- column (share of tbl.col's values found there), from the value index alone. tbl = 'domain.table'.
+CREATE OR REPLACE MACRO joins_containment(tbl, col,
+        _cols := {{index_dir}} || '/joins/lake/columns.parquet',
+        _vals := {{index_dir}} || '/joins/lake/values.parquet') AS TABLE
+    WITH cols AS (SELECT col_id, table_name, column_name, n_distinct, uniqueness FROM read_parquet(_cols)),
+         q AS (SELECT col_id, n_distinct FROM cols WHERE table_name = tbl AND column_name = col),
+         qv AS (SELECT v.hash FROM read_parquet(_vals) v, q WHERE v.col_id = q.col_id)
+    SELECT c.table_name AS candidate_table, c.column_name AS candidate_column,
+           count(*) AS overlap, count(*) / any_value(q.n_distinct) AS containment,
+           any_value(c.uniqueness) AS candidate_uniqueness
+    FROM qv JOIN read_parquet(_vals) v USING (hash) JOIN cols c ON c.col_id = v.col_id, q
+    WHERE v.col_id <> q.col_id
+    GROUP BY ALL ORDER BY containment DESC, candidate_uniqueness DESC, candidate_table, candidate_column;
+
+-- joins_lookup(value): every column holding the value (after the index's normalization:
+-- lower(trim(CAST(value AS VARCHAR)))).
+CREATE OR REPLACE MACRO joins_lookup(val,
+        _cols := {{index_dir}} || '/joins/lake/columns.parquet',
+        _vals := {{index_dir}} || '/joins/lake/values.parquet') AS TABLE
+    SELECT c.table_name, c.column_name, c.n_distinct, c.uniqueness
+    FROM read_parquet(_vals) v JOIN read_parquet(_cols) c ON c.col_id = v.col_id
+    WHERE v.hash = hash(nullif(lower(trim(CAST(val AS VARCHAR))), ''))
+    ORDER BY c.uniqueness DESC, c.table_name, c.column_name;
+
+-- @python
+-- joinable(tbl, col, k := 10, mode := 'auto'): the columns of other tables that tbl.col joins with.
+-- col: a column name, or a list of names for a composite key (['origin', 'time_hour']).
+-- mode: 'equi' (exact value overlap), 'semantic' (DeepJoin embeddings + value matching), 'auto'.
+CREATE OR REPLACE MACRO joinable(tbl, col, k := 10, mode := 'auto') AS TABLE
+    SELECT r.* FROM (SELECT unnest(joinable_impl(tbl, to_json(col), k, mode)) AS r);
+
+-- In Python connections the same pure macros, with a clear error when the index is missing.
+CREATE OR REPLACE MACRO join_graph(min_score := 0.0, _path := joins_path_impl('edges.parquet')) AS TABLE
+    SELECT * FROM read_parquet(_path) WHERE score >= min_score ORDER BY score DESC, table_name, column_name;
+CREATE OR REPLACE MACRO join_columns(_path := joins_path_impl('lake/columns.parquet')) AS TABLE
+    SELECT table_name, column_name, type, indexed, note, row_count, n_distinct, uniqueness, null_share,
+           len_min, len_max, len_avg, pattern
+    FROM read_parquet(_path) ORDER BY table_name, ordinal;
