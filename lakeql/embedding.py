@@ -40,9 +40,26 @@ def model_id(name: str | None = None) -> str:
     return DEFAULT_MODEL if (name is None or name in _ALIASES) else name
 
 
+BACKENDS = ("torch", "torch-int8")
+
+
 @functools.lru_cache(maxsize=4)
 def load_model(name: str | None = None, backend: str = "torch") -> Any:
-    """Load (once per process) a SentenceTransformer on the CPU, offline."""
+    """Load (once per process) a SentenceTransformer on the CPU, offline.
+
+    ``backend``: ``torch`` (float32), ``torch-int8`` (the same weights with every ``Linear`` layer
+    dynamically quantized to int8 by PyTorch: faster on CPU, needs no extra package), or any
+    sentence-transformers backend name (``onnx``, ``openvino``: need their extra packages).
+    """
+    if backend == "torch-int8":
+        import torch
+
+        model = load_model(name, "torch")
+        import copy
+
+        quant = copy.deepcopy(model)
+        quant = torch.ao.quantization.quantize_dynamic(quant, {torch.nn.Linear}, dtype=torch.qint8)
+        return quant
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -64,12 +81,32 @@ def dimension(model: Any) -> int:
     return int(get())
 
 
+def config_dimension(name: str | None = None) -> int | None:
+    """The embedding dimension read from the model folder's config files (no torch import), if found."""
+    import json
+    from pathlib import Path
+
+    try:
+        root = Path(resolve_model(name))
+        pooling = root / "1_Pooling" / "config.json"
+        if pooling.exists():
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+        cfg = root / "config.json"
+        if cfg.exists():
+            return int(json.loads(cfg.read_text())["hidden_size"])
+    except Exception:  # noqa: BLE001 - unknown layout: the caller falls back to loading the model
+        return None
+    return None
+
+
 def encode(texts: Sequence[str], model: str | None | Any = None, batch_size: int = 64,
-           normalize: bool = True, desc: str = "embedding", report: bool = False):
+           normalize: bool = True, desc: str = "embedding", report: bool = False,
+           progress_bar: Any = None):
     """Encode ``texts`` into a float32 matrix (rows L2-normalized by default).
 
     Texts longer than the model's ``max_seq_length`` tokens are truncated by the tokenizer (256 word
-    pieces for MiniLM). Shows a progress bar unless quiet; with ``report`` prints sentences/s at the end.
+    pieces for MiniLM). Shows a progress bar unless quiet (or updates ``progress_bar`` when given, so a
+    caller encoding in chunks shows one bar); with ``report`` prints sentences/s at the end.
     """
     import numpy as np
 
@@ -84,14 +121,15 @@ def encode(texts: Sequence[str], model: str | None | Any = None, batch_size: int
     # Sort by length so each batch pads little; restore order at the end.
     order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
     t0 = time.perf_counter()
-    pbar = bar(n, desc=desc, unit="text")
+    pbar = progress_bar if progress_bar is not None else bar(n, desc=desc, unit="text")
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         vecs = m.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
                         normalize_embeddings=normalize, show_progress_bar=False)
         out[idx] = vecs.astype(np.float32, copy=False)
         pbar.update(len(idx))
-    pbar.close()
+    if progress_bar is None:
+        pbar.close()
     if report:
         secs = time.perf_counter() - t0
         say(f"{desc}: {n} texts in {secs:.1f} s ({n / max(secs, 1e-9):.0f} sentences/s)")

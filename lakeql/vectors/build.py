@@ -1,0 +1,124 @@
+"""``lakeql index --embed TABLE.COLUMN``: embed a text column, binarize it, write its code store.
+
+Texts are streamed from DuckDB in Arrow batches (``__rowid`` + the text, NULL/blank rows filtered out in
+SQL, over-long texts cut in SQL to what the model can read), encoded in batches with one progress bar,
+then the binarizer is fitted on the column (on at most ``FIT_SAMPLE`` rows) and every row encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from lakeql.errors import LakeqlError
+from lakeql.lake import quote_ident
+from lakeql.progress import bar, say
+from lakeql.store import IndexEntry, dir_bytes
+
+KIND = "embed"
+FIT_SAMPLE = 200_000
+STREAM_ROWS = 4096
+#: a BERT word piece covers at most 100 characters (longer words become one [UNK]), so cutting texts at
+#: max_seq_length * 100 characters never changes the tokenizer's truncated output, only its work.
+CHARS_PER_TOKEN_MAX = 100
+
+
+def index_params(ctx, column_model: str) -> dict[str, Any]:
+    """The parameters that define an embed index (a change triggers a rebuild on --refresh)."""
+    from lakeql.vectors.binarizers import DEFAULT_METHOD
+
+    return {"model": column_model, "method": ctx.option("embed_method") or DEFAULT_METHOD,
+            "backend": ctx.option("embed_backend") or "torch",
+            "tier": ctx.option("embed_rescore") or "int8", "format": 1}
+
+
+def build(ctx) -> None:
+    """Build every requested embed index (``--embed`` may repeat)."""
+    from lakeql.embedding import model_id
+    from lakeql.vectors.spec import split_table_column
+
+    specs = ctx.option("embed") or []
+    if not specs:
+        return
+    targets = []
+    for spec in specs:  # resolve everything first: a wrong user-requested column fails before any work
+        table, col = split_table_column(ctx.lake, spec)
+        column = ctx.catalog.text_column(table, col, "--embed")
+        if (table.key, column.column_name) not in {(t.key, c) for t, c in targets}:
+            targets.append((table, column.column_name))
+    params = index_params(ctx, model_id(ctx.option("model")))
+    pjson = json.dumps(params, sort_keys=True)
+    for table, column in targets:
+        if not ctx.needs_build(KIND, table.key, column, pjson):
+            say(f"embed {table.key}.{column}: up to date")
+            continue
+        try:
+            build_one(ctx, table, column, params, pjson)
+        except LakeqlError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - bad data in one table must not kill the whole build
+            warnings.warn(f"embed {table.key}.{column} skipped: {type(exc).__name__}: {exc}", stacklevel=2)
+
+
+def stream_texts(ctx, table, column: str, max_chars: int):
+    """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column``."""
+    import duckdb
+
+    from lakeql.rows import rowid_scan_sql
+
+    col = quote_ident(column)
+    sql = (f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM "
+           f"({rowid_scan_sql(table, ctx.catalog.file_rows(table))}) "
+           f"WHERE {col} IS NOT NULL AND length(trim({col})) > 0 ORDER BY __rowid")
+    con = duckdb.connect()
+    try:
+        reader = con.sql(sql).to_arrow_reader(STREAM_ROWS)
+        for batch in reader:
+            yield batch.column(0).to_numpy().astype(np.int64), batch.column(1).to_pylist()
+    finally:
+        con.close()
+
+
+def build_one(ctx, table, column: str, params: dict[str, Any], pjson: str) -> None:
+    from lakeql import embedding
+    from lakeql.vectors import binarizers, codes
+
+    model = embedding.load_model(ctx.option("model"), params["backend"])
+    dim = embedding.dimension(model)
+    max_chars = int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
+    batch_size = int(ctx.option("embed_batch_size") or 64)
+    label = f"{table.key}.{column}"
+    total = ctx.catalog.row_count(table)
+    pbar = bar(total, desc=f"embed {label}", unit="text")
+    rowid_parts, vec_parts = [], []
+    t0 = time.perf_counter()
+    for rowids, texts in stream_texts(ctx, table, column, max_chars):
+        vec_parts.append(embedding.encode(texts, model, batch_size=batch_size, progress_bar=pbar))
+        rowid_parts.append(rowids)
+    pbar.close()
+    secs = time.perf_counter() - t0
+    rowids = np.concatenate(rowid_parts) if rowid_parts else np.zeros(0, np.int64)
+    vecs = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
+    n = len(rowids)
+    say(f"embed {label}: {n} texts in {secs:.1f} s ({n / max(secs, 1e-9):.0f} sentences/s, "
+        f"{total - n} NULL/blank rows skipped)")
+
+    binz = binarizers.get(params["method"], dim)
+    if n:
+        sample = vecs if n <= FIT_SAMPLE else vecs[np.random.default_rng(0).choice(n, FIT_SAMPLE, False)]
+        binz.fit(sample)
+    packed, factors = binz.encode(vecs) if n else (np.zeros((0, binz.nbytes), np.uint8), {
+        "factor": np.zeros(0, np.float32)} if binz.scan == "asym" else {})
+    tier_values, scales = codes.quantize_tier(vecs, params["tier"])
+    meta = {**params, "dim": dim, "table": table.key, "column": column, "skipped": int(total - n),
+            "encode_seconds": round(secs, 3)}
+    target = ctx.store.index_path(KIND, table.key, column)
+    with ctx.store.atomic_dir(target) as tmp:
+        codes.write(tmp, rowids=rowids, codes=packed, factors=factors, tier_values=tier_values,
+                    scales=scales, binarizer=binz, meta=meta, table_name=table.key, column_name=column)
+    ctx.store.record(IndexEntry(KIND, table.key, column, str(target.relative_to(ctx.store.root)),
+                                dir_bytes(target), table.source_bytes, table.fingerprint, params=pjson))

@@ -1,0 +1,167 @@
+"""The SQL surface's Python side: UDFs bound on every lakeql connection (macros in ``udfs/vectors.sql``).
+
+``semantic_search_impl`` / ``semantic_search_vector_impl`` / ``similar_rows_impl`` return
+``LIST<STRUCT(rowid, score)>``; the macros unnest them and join the hit rows back through
+``lakeql_rows_view(tbl)``. ``embed`` and ``binarize`` are scalars. Loaded code stores live in
+``ctx.cache`` keyed by ``(kind, table, column, built_at)``: loaded once per connection, reloaded after a
+rebuild, never re-read per query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lakeql.errors import LakeqlError
+from lakeql.udf import check_k, scalar_udf, struct_list
+from lakeql.vectors.build import KIND
+
+HIT_COLUMNS = [("rowid", "BIGINT"), ("score", "FLOAT")]
+MAX_QUERY_CHARS = 100_000
+
+
+class Searcher:
+    """Resolves names, loads (and caches) code stores, embeds queries and runs searches for one connection."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    # ---------------------------------------------------------------- loading
+    def index(self, tbl: str, col: str, purpose: str = "semantic_search"):
+        """(table, column name, CodeIndex) for a user's table/column, or a clear error."""
+        from lakeql.vectors.codes import CodeIndex
+
+        if tbl is None or col is None:
+            raise LakeqlError(f"{purpose} needs a table and a column, got NULL")
+        table = self.ctx.table(str(tbl))
+        column = self.ctx.catalog.text_column(table, str(col), purpose).column_name
+        entry = self.ctx.require_index(KIND, table, column, flag="--embed")
+        key = (KIND, table.key, column, entry.built_at)
+        idx = self.ctx.cache.get(key)
+        if idx is None:
+            for old in [k for k in self.ctx.cache if k[:3] == key[:3]]:
+                del self.ctx.cache[old]
+            idx = CodeIndex.load(self.ctx.store.root / entry.path, f"{table.key}.{column}")
+            self.ctx.cache[key] = idx
+        return table, column, idx
+
+    def embed_query(self, idx, query: Any) -> np.ndarray:
+        from lakeql import embedding
+
+        if query is None or not str(query).strip():
+            raise LakeqlError("the search query is empty: pass some text, e.g. 'read a csv file'")
+        model = embedding.load_model(idx.meta.get("model"), idx.meta.get("backend", "torch"))
+        text = str(query)[:MAX_QUERY_CHARS]
+        return model.encode([text], convert_to_numpy=True, normalize_embeddings=True,
+                            show_progress_bar=False)[0].astype(np.float32)
+
+    def allowed(self, table, idx, predicate: Any) -> np.ndarray | None:
+        """Pre-filter: a mask over code positions of the rows where the SQL ``predicate`` holds."""
+        if predicate is None or not str(predicate).strip():
+            return None
+        import duckdb
+
+        from lakeql.rows import rowid_scan_sql
+
+        sql = (f"SELECT __rowid FROM ({rowid_scan_sql(table, self.ctx.catalog.file_rows(table))}) "
+               f"WHERE ({predicate})")
+        con = duckdb.connect()
+        try:
+            ids = con.execute(sql).fetchnumpy()["__rowid"]
+        except duckdb.Error as exc:
+            msg = str(exc).splitlines()[0]
+            raise LakeqlError(f"filter {str(predicate)!r} is not a valid SQL predicate over the columns of "
+                              f"{table.key} ({msg})") from None
+        finally:
+            con.close()
+        return np.isin(idx.rowids, np.asarray(ids, np.int64), assume_unique=True)
+
+    # ---------------------------------------------------------------- searches
+    def search(self, tbl, col, query, k, oversample, predicate) -> list[dict[str, Any]]:
+        from lakeql.vectors.search import search
+
+        kk, ov = check_k(k), check_k(oversample, "oversample")
+        table, _, idx = self.index(tbl, col)
+        q = self.embed_query(idx, query)
+        rowids, scores = search(idx, q, kk, ov, self.allowed(table, idx, predicate))
+        return hits(rowids, scores)
+
+    def search_vector(self, tbl, col, vector, k, oversample, predicate) -> list[dict[str, Any]]:
+        from lakeql.vectors.search import check_query_vector, search
+
+        kk, ov = check_k(k), check_k(oversample, "oversample")
+        if vector is None:
+            raise LakeqlError("the query vector is NULL")
+        table, column, idx = self.index(tbl, col, "semantic_search_vector")
+        q = check_query_vector(idx, np.asarray(vector, np.float32), f"{table.key}.{column}")
+        rowids, scores = search(idx, q, kk, ov, self.allowed(table, idx, predicate))
+        return hits(rowids, scores)
+
+    def similar(self, tbl, col, rowids, k, oversample) -> list[dict[str, Any]]:
+        from lakeql.vectors.search import search
+
+        kk, ov = check_k(k), check_k(oversample, "oversample")
+        table, column, idx = self.index(tbl, col, "similar_rows")
+        if not rowids:
+            raise LakeqlError(f"similar_rows: no row of {table.key} has that key")
+        pos = idx.positions_of(np.asarray(rowids[:1], np.int64))
+        if pos[0] < 0:
+            raise LakeqlError(f"similar_rows: the row's {column} is NULL or empty, so it has no embedding")
+        q = idx.vectors(pos)[0]
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        out_ids, scores = search(idx, q, kk, ov, exclude=pos)
+        return hits(out_ids, scores)
+
+
+def hits(rowids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+    return [{"rowid": int(r), "score": float(s)} for r, s in zip(rowids, scores, strict=True)]
+
+
+def register(con, ctx) -> None:
+    """Bind the vectors UDFs on ``con`` (the macros come from ``udfs/vectors.sql``)."""
+    from lakeql import embedding
+
+    s = Searcher(ctx)
+    ctx.cache.setdefault("vectors.searcher", s)
+    hit_list = struct_list(HIT_COLUMNS)
+    scalar_udf(con, "semantic_search_impl", s.search,
+               ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR"], hit_list)
+    scalar_udf(con, "semantic_search_vector_impl", s.search_vector,
+               ["VARCHAR", "VARCHAR", "FLOAT[]", "BIGINT", "BIGINT", "VARCHAR"], hit_list)
+    scalar_udf(con, "similar_rows_impl", s.similar,
+               ["VARCHAR", "VARCHAR", "BIGINT[]", "BIGINT", "BIGINT"], hit_list)
+
+    dim = embedding.config_dimension(None)
+    ret = f"FLOAT[{dim}]" if dim else "FLOAT[]"
+
+    def embed(text: Any) -> list[float] | None:
+        if text is None or not str(text).strip():
+            return None
+        model = embedding.load_model(None)
+        v = model.encode([str(text)[:MAX_QUERY_CHARS]], convert_to_numpy=True, normalize_embeddings=True,
+                         show_progress_bar=False)[0]
+        return v.astype(np.float32).tolist()
+
+    def binarize(vector: Any, method: Any) -> bytes | None:
+        if vector is None:
+            return None
+        from lakeql.vectors import binarizers
+
+        v = np.asarray(vector, np.float32)
+        m = "sign" if method is None else str(method)
+        if m == "sign":
+            return binarizers.get("sign", len(v)).query_code(v).tobytes()
+        if m in binarizers.METHODS:
+            raise LakeqlError(f"binarize(v, '{m}') needs fitted parameters: pass the embedded column "
+                              "instead, e.g. binarize(v, 'python.functions.docstring')")
+        from lakeql.vectors.search import check_query_vector
+        from lakeql.vectors.spec import split_table_column
+
+        table, col = split_table_column(ctx.require_lake(), m)
+        _, column, idx = s.index(table.key, col, "binarize")
+        check_query_vector(idx, v, f"{table.key}.{column}")
+        return idx.binarizer.query_code(v).tobytes()
+
+    scalar_udf(con, "embed", embed, ["VARCHAR"], ret)
+    scalar_udf(con, "binarize", binarize, ["FLOAT[]", "VARCHAR"], "BLOB")

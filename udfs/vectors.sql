@@ -1,0 +1,70 @@
+-- lakeql vectors: semantic search over 1-bit codes of embedded text columns (docs/vectors.md).
+-- @pure
+-- bit_hamming(a, b): number of differing bits of two equally long BLOBs (binary codes).
+-- (DuckDB's own hamming() compares strings; this one works on BLOB codes.)
+CREATE OR REPLACE MACRO bit_hamming(a, b) AS CAST(bit_count(xor(CAST(a AS BIT), CAST(b AS BIT))) AS INTEGER);
+
+-- embed_codes_path(tbl, col): the code Parquet file of an embedded column (lakeql.store.slug in SQL).
+CREATE OR REPLACE MACRO embed_codes_path(tbl, col) AS
+    {{index_dir}} || '/embed/'
+    || coalesce(nullif(left(trim(regexp_replace(tbl || '__' || col, '[^A-Za-z0-9_.-]+', '_', 'g'), '._'), 60),
+                       ''), 'x')
+    || '-' || left(sha1(tbl || chr(31) || col), 8) || '/codes.parquet';
+
+-- embed_codes(tbl, col): the code store of an embedded column ('domain.name', column): __rowid, code.
+CREATE OR REPLACE MACRO embed_codes(tbl, col) AS TABLE
+    SELECT __rowid, code FROM read_parquet(embed_codes_path(tbl, col));
+
+-- nearest_codes(tbl, col, code, k): the k rows whose codes are nearest (Hamming) to a query code.
+CREATE OR REPLACE MACRO nearest_codes(tbl, col, qcode, k := 10) AS TABLE
+    SELECT __rowid AS rowid, bit_hamming(code, qcode) AS distance
+    FROM embed_codes(tbl, col)
+    ORDER BY distance, rowid
+    LIMIT k;
+
+-- similar_codes(tbl, col, rowid, k): code-to-code nearest rows of one row (itself excluded), with the
+-- rows' columns. Runs in the stock duckdb CLI on lake.duckdb (no model needed).
+CREATE OR REPLACE MACRO similar_codes(tbl, col, row_id, k := 10) AS TABLE
+    WITH q AS (SELECT code FROM embed_codes(tbl, col) WHERE __rowid = row_id),
+    h AS (
+        SELECT c.__rowid AS rowid, bit_hamming(c.code, q.code) AS distance
+        FROM embed_codes(tbl, col) c, q
+        WHERE c.__rowid <> row_id
+        ORDER BY distance, rowid
+        LIMIT k)
+    SELECT r.*, h.distance
+    FROM h JOIN query_table('lakeql_rows."' || tbl || '"') r ON r.__rowid = h.rowid
+    ORDER BY h.distance, h.rowid;
+
+-- @python
+-- semantic_search(tbl, col, query, k, oversample, filter): the k rows whose text is closest in meaning
+-- to query, with all their columns plus score (cosine similarity, highest first). filter is an optional
+-- SQL predicate over the table's columns applied BEFORE the search (a pre-filter).
+CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 4, filter := NULL) AS TABLE
+    SELECT r.* EXCLUDE (__rowid), h.score
+    FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter), recursive := true)) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
+    ORDER BY h.score DESC, r.__rowid;
+
+-- semantic_search_vector(tbl, col, vector, ...): the same with a query vector (e.g. embed('...')).
+CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversample := 4, filter := NULL) AS TABLE
+    SELECT r.* EXCLUDE (__rowid), h.score
+    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter),
+                        recursive := true)) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
+    ORDER BY h.score DESC, r.__rowid;
+
+-- semantic_search_rowids(tbl, col, query, k, oversample, filter): only (rowid, score), no row fetch.
+CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversample := 4, filter := NULL) AS TABLE
+    SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter), recursive := true);
+
+-- similar_rows(tbl, col, key_column, key, k): "more like this": the k rows most similar to the row whose
+-- key_column equals key (the first such row), itself excluded.
+CREATE OR REPLACE MACRO similar_rows(tbl, col, key_column, key, k := 10, oversample := 4) AS TABLE
+    SELECT r.* EXCLUDE (__rowid), h.score
+    FROM (SELECT unnest(similar_rows_impl(tbl, col,
+                 (SELECT list(__rowid ORDER BY __rowid) FROM query_table(lakeql_rows_view(tbl))
+                  WHERE CAST(COLUMNS([key_column]) AS VARCHAR) = CAST(key AS VARCHAR)),
+                 k, oversample), recursive := true)) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
+    ORDER BY h.score DESC, r.__rowid;
