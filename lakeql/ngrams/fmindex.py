@@ -85,6 +85,30 @@ def huffman(freq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return code, code_len, path_node, child, np.asarray(lengths, dtype=np.int64), 0
 
 
+def codes_from_tree(child: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each byte's code, code length and internal-node path, read back from the children table."""
+    code = np.zeros(256, dtype=np.uint64)
+    code_len = np.zeros(256, dtype=np.uint8)
+    paths: dict[int, list[int]] = {}
+    stack: list[tuple[int, list[int], int]] = [(0, [], 0)] if len(child) else []
+    while stack:
+        v, path, bits = stack.pop()
+        for bit in (0, 1):
+            nxt = int(child[v, bit])
+            b = (bits << 1) | bit
+            if nxt < 0:
+                s = -1 - nxt
+                if s not in paths:
+                    paths[s] = path + [v]
+                    code[s], code_len[s] = b, len(path) + 1
+            else:
+                stack.append((nxt, path + [v], b))
+    path_node = np.zeros((256, max(1, int(code_len.max()))), dtype=np.int32)
+    for s, pth in paths.items():
+        path_node[s, :len(pth)] = pth
+    return code, code_len, path_node
+
+
 @dataclass
 class BuildStats:
     n: int
@@ -123,17 +147,18 @@ def build_shard(text: np.ndarray, row_starts: np.ndarray, row_base: int, out: Pa
     C = np.zeros(257, dtype=np.int64)
     C[1:] = np.cumsum(freq)
     C += 1  # row 0 is the '$' suffix
-    np.savez(out / "tree.npz", C=C, code=code, code_len=code_len, path_node=path_node, child=child,
-             node_off=node_off, node_ones0=node_ones0)
+    np.savez(out / "tree.npz", C=C, child=child, node_off=node_off, node_ones0=node_ones0)
     np.save(out / "classes.npy", classes)
     np.save(out / "offsets.npy", offsets)
     np.save(out / "sup.npy", sup)
-    np.save(out / "samples.npy", samples)
+    sample_w = max(1, int(n).bit_length())
+    np.save(out / "samples.npy", K.pack_bits(samples, sample_w))
     np.save(out / "rows.npy", row_starts.astype(np.uint32))
     if fast:
         np.save(out / "sa.npy", full)
     meta = {"format": FORMAT, "n": n, "p0": int(p0), "sample_rate": sample_rate, "row_base": int(row_base),
-            "n_rows": int(len(row_starts) - 1), "root": int(root), "nbits": nbits, "fast": bool(fast)}
+            "n_rows": int(len(row_starts) - 1), "root": int(root), "nbits": nbits, "fast": bool(fast),
+            "sample_w": sample_w}
     (out / "meta.json").write_text(json.dumps(meta))
     size = sum(p.stat().st_size for p in out.iterdir())
     return BuildStats(n, size, time.perf_counter() - t0)
@@ -163,10 +188,8 @@ class Shard:
             meta = json.loads((folder / "meta.json").read_text())
             tree = np.load(folder / "tree.npz")
             self.C = tree["C"]
-            self.code = tree["code"]
-            self.code_len = tree["code_len"]
-            self.path_node = tree["path_node"]
             self.child = tree["child"]
+            self.code, self.code_len, self.path_node = codes_from_tree(self.child)
             self.node_off = tree["node_off"]
             self.node_ones0 = tree["node_ones0"]
             # memory-mapped, then viewed as plain ndarrays: numba dispatches those ~2x faster
@@ -179,14 +202,16 @@ class Shard:
             self.n = int(meta["n"])
             self.p0 = int(meta["p0"])
             self.sample_rate = int(meta["sample_rate"])
+            self.sample_w = int(meta["sample_w"])
             self.row_base = int(meta["row_base"])
             self.n_rows = int(meta["n_rows"])
             self.root = int(meta["root"])
             nbits = int(meta["nbits"])
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
             raise CorruptIndexError(f"n-gram index shard {str(folder)!r} is unreadable ({exc})") from None
+        n_samples = self.n // self.sample_rate + 1
         ok = (self.classes.shape[0] == (nbits + 63) // 64 and self.sup.shape[0] == self.classes.shape[0]
-              // K.SB + 2 and self.samples.shape[0] == self.n // self.sample_rate + 1
+              // K.SB + 2 and self.samples.shape[0] == (n_samples * self.sample_w) // 64 + 2
               and self.rows.shape[0] == self.n_rows + 1 and int(self.rows[-1]) == self.n
               and self.C.shape[0] == 257 and int(self.C[256]) == self.n + 1
               and int(self.sup[-1, 1]) <= self.offsets.shape[0] * 64
@@ -212,9 +237,9 @@ class Shard:
         if self.sa is not None:
             return np.asarray(self.sa[sp:ep], dtype=np.int64)
         K = self._K
-        return K.locate(sp, ep, self.C, self.p0, self.child, self.root, self.samples, self.sample_rate,
-                        self.node_off, self.node_ones0, self.classes, self.offsets, self.sup, K.BINOM,
-                        K.WIDTH)
+        return K.locate(sp, ep, self.C, self.p0, self.child, self.root, self.samples, self.sample_w,
+                        self.sample_rate, self.node_off, self.node_ones0, self.classes, self.offsets,
+                        self.sup, K.BINOM, K.WIDTH)
 
     def next_counts(self, pat: np.ndarray) -> np.ndarray:
         return self._K.next_counts(pat, *self._args)

@@ -138,7 +138,31 @@ def rrr_build(words, binom, width):
     return classes, offsets, sup
 
 
+@njit(cache=True)
+def pack_bits(values, w):
+    """Bit-pack unsigned ``values`` at ``w`` bits each into a uint64 array (one spare word at the end)."""
+    out = np.zeros((values.shape[0] * w) // 64 + 2, dtype=np.uint64)
+    for i in range(values.shape[0]):
+        p = i * w
+        v = np.uint64(values[i])
+        sh = p & 63
+        out[p >> 6] |= v << np.uint64(sh)
+        if sh + w > 64:
+            out[(p >> 6) + 1] |= v >> np.uint64(64 - sh)
+    return out
+
+
 # ----------------------------------------------------------------------------------------- query
+@njit(cache=True, inline="always")
+def _unpack(packed, i, w):
+    p = i * w
+    sh = p & 63
+    v = packed[p >> 6] >> np.uint64(sh)
+    if sh + w > 64:
+        v |= packed[(p >> 6) + 1] << np.uint64(64 - sh)
+    return np.int64(v & ((np.uint64(1) << np.uint64(w)) - np.uint64(1)))
+
+
 @njit(cache=True, inline="always")
 def _rank1(pos, classes, offsets, sup, binom, width, want_bit):
     """(1-bits in [0, pos), bit at pos if want_bit else 0) of the RRR bitvector."""
@@ -238,8 +262,8 @@ def next_counts(pat, C, p0, code, code_len, path_node, node_off, node_ones0, cla
 
 
 @njit(cache=True)
-def locate(sp, ep, C, p0, child, root, samples, sample_rate, node_off, node_ones0, classes, offsets, sup,
-           binom, width):
+def locate(sp, ep, C, p0, child, root, samples, sample_w, sample_rate, node_off, node_ones0, classes,
+           offsets, sup, binom, width):
     """Text positions of SA rows [sp, ep): walk LF until a sampled row (or the row of position 0)."""
     out = np.empty(ep - sp, dtype=np.int64)
     for q in range(sp, ep):
@@ -250,7 +274,7 @@ def locate(sp, ep, C, p0, child, root, samples, sample_rate, node_off, node_ones
                 out[q - sp] = steps
                 break
             if i % sample_rate == 0:
-                out[q - sp] = np.int64(samples[i // sample_rate]) + steps
+                out[q - sp] = _unpack(samples, i // sample_rate, sample_w) + steps
                 break
             pos = i - 1 if i > p0 else i
             v = root

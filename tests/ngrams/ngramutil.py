@@ -1,0 +1,58 @@
+"""Helpers of the n-gram tests: real text corpora, lakes, index builds and brute-force counts."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+STDLIB = Path(sysconfig.get_path("stdlib"))
+
+def stdlib_files(limit_bytes: int) -> list[tuple[str, bytes]]:
+    """(relative path, bytes) of stdlib .py files in sorted order, up to ``limit_bytes`` in total."""
+    out, total = [], 0
+    for p in sorted(STDLIB.rglob("*.py")):
+        if "site-packages" in p.parts:
+            continue
+        b = p.read_bytes()
+        out.append((p.relative_to(STDLIB).as_posix(), b))
+        total += len(b)
+        if total >= limit_bytes:
+            break
+    return out
+
+
+def write_text_table(path: Path, rows: list[tuple[str, bytes | None]], binary_view: bool = True) -> None:
+    """A Parquet file with columns (path VARCHAR, text VARCHAR, n BIGINT); bytes are not validated."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = pa.array([r[1] for r in rows], pa.binary()).view(pa.string())
+    tbl = pa.table({"path": pa.array([r[0] for r in rows], pa.string()), "text": text,
+                    "n": pa.array([len(r[1] or b"") for r in rows], pa.int64())})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(tbl, path, row_group_size=64)
+
+
+def build(lake: Path, index_dir: Path, *specs: str, **opts):
+    from lakeql.indexer import build_index, default_options
+
+    o = {"ngram": list(specs), "quiet": True}
+    o.update(opts)
+    return build_index(lake, index_dir, options=default_options(**o))
+
+
+def brute_count(rows: list[tuple[str, bytes | None]], phrase: bytes, fold: bool = False) -> tuple[int, set]:
+    """(overlapping occurrences, set of row ids) by scanning every row."""
+    total, hit = 0, set()
+    for i, (_, text) in enumerate(rows):
+        if not text:
+            continue
+        t = text.lower() if fold else text  # bytes.lower() folds ASCII only, as the index does
+        c, j = 0, t.find(phrase)
+        while j >= 0:
+            c += 1
+            j = t.find(phrase, j + 1)
+        if c:
+            total += c
+            hit.add(i)
+    return total, hit

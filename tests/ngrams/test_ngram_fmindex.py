@@ -1,0 +1,98 @@
+"""The FM-index shard against brute force, on real text and on edge-case alphabets (hypothesis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ngramutil import stdlib_files
+
+from lakeql.ngrams.fmindex import Shard, build_shard
+
+
+def make_shard(tmp: Path, rows: list[bytes], **kw) -> tuple[Shard, bytes, np.ndarray]:
+    raw = b"".join(r + b"\0" for r in rows)
+    starts = np.zeros(len(rows) + 1, np.int64)
+    starts[1:] = np.cumsum([len(r) + 1 for r in rows])
+    build_shard(np.frombuffer(bytearray(raw), np.uint8), starts, 0, tmp, **kw)
+    return Shard(tmp), raw, starts
+
+
+def occurrences(raw: bytes, pat: bytes) -> list[int]:
+    out, j = [], raw.find(pat)
+    while j >= 0:
+        out.append(j)
+        j = raw.find(pat, j + 1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    rows = [b for _, b in stdlib_files(400_000)]
+    return make_shard(tmp_path_factory.mktemp("shard"), rows)
+
+
+@pytest.fixture(scope="module")
+def real_fast(tmp_path_factory):
+    rows = [b for _, b in stdlib_files(400_000)]
+    return make_shard(tmp_path_factory.mktemp("shardfast"), rows, fast=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_sampled_phrases_match_brute_force(real, real_fast, data):
+    shard, raw, _ = real
+    start = data.draw(st.integers(0, len(raw) - 1))
+    length = data.draw(st.sampled_from([1, 2, 3, 4, 6, 9, 16, 33, 64, 200, 512]))
+    pat = raw[start:start + length]
+    mutate = data.draw(st.booleans())
+    if mutate and len(pat) > 2:  # often absent: flip one byte
+        k = data.draw(st.integers(0, len(pat) - 1))
+        pat = pat[:k] + bytes([(pat[k] + 1) % 256]) + pat[k + 1:]
+    want = occurrences(raw, pat)
+    arr = np.frombuffer(pat, np.uint8)
+    assert shard.count(arr) == len(want)
+    if len(want) <= 20000:
+        for s in (shard, real_fast[0]):
+            sp, ep = s.range(arr)
+            assert sorted(s.positions(sp, ep).tolist()) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.binary(min_size=0, max_size=40), min_size=1, max_size=30),
+       pat=st.binary(min_size=1, max_size=4))
+def test_arbitrary_bytes_match_brute_force(tmp_path_factory, rows, pat):
+    """Any bytes (invalid UTF-8, NULs, one-symbol alphabets) index and count exactly."""
+    shard, raw, _ = make_shard(tmp_path_factory.mktemp("h"), rows, sample_rate=4)
+    arr = np.frombuffer(pat, np.uint8)
+    want = occurrences(raw, pat)
+    assert shard.count(arr) == len(want)
+    sp, ep = shard.range(arr)
+    assert sorted(shard.positions(sp, ep).tolist()) == want
+
+
+@pytest.mark.parametrize("rows", [[b"a" * 1000], [bytes(range(256)) * 3, b""], [b"", b"", b""],
+                                  [b"\xff\xfe" * 500 + b"x"]])
+def test_edge_alphabets(tmp_path, rows):
+    shard, raw, _ = make_shard(tmp_path, rows)
+    for pat in {raw[:1], raw[:2], raw[5:9], b"\x00", b"a" * 999, b"zz"}:
+        if not pat:
+            continue
+        assert shard.count(np.frombuffer(pat, np.uint8)) == len(occurrences(raw, pat))
+
+
+def test_next_counts_are_extensions(real):
+    shard, raw, _ = real
+    pat = b"self."
+    counts = shard.next_counts(np.frombuffer(pat, np.uint8))
+    assert counts.sum() == len(occurrences(raw, pat))
+    for b in np.nonzero(counts)[0][:10]:
+        assert counts[b] == len(occurrences(raw, pat + bytes([int(b)])))
+
+
+def test_index_is_smaller_than_half_the_text(real):
+    shard, raw, _ = real
+    assert shard.nbytes <= 0.5 * len(raw)
