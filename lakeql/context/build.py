@@ -1,0 +1,54 @@
+"""``lakeql index`` step of the context capability: schema files into ``INDEX_DIR/schemas``.
+
+Runs last (after the join graph exists, whose hints it reads through the store). Records one lake-wide
+manifest row of kind ``schemas`` whose params hold the format and a fingerprint of every table, so
+``schema_context`` can tell when the lake changed since (stale) and name the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from lakeql.progress import say
+from lakeql.store import IndexEntry, dir_bytes
+
+SUBDIR = "schemas"
+
+
+def lake_fingerprint(lake) -> str:
+    """A hash over every table's key and file fingerprint."""
+    h = hashlib.sha1()
+    for k in sorted(lake.tables):
+        h.update(f"{k}\0{lake.tables[k].fingerprint}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def build(ctx) -> None:
+    from lakeql.context import KIND
+    from lakeql.context.generate import generate
+    from lakeql.errors import LakeqlError
+
+    if ctx.option("no_schemas", False):
+        return
+    fmt = ctx.option("schemas_format", "yaml") or "yaml"
+    cap = int(ctx.option("schemas_domain_size", 250) or 250)
+    if cap < 2:
+        raise LakeqlError(f"--schemas-domain-size must be at least 2, got {cap}")
+    out = ctx.store.root / SUBDIR
+    res = generate(ctx.lake, ctx.catalog, out, fmt, store=ctx.store, cap=cap)
+    say(f"schemas: {res.tables} tables in {res.domains} domains ({fmt}) -> {out}: {res.written} files "
+        f"written, {res.unchanged} unchanged, {res.removed} removed, {res.profiled} tables profiled in "
+        f"{res.seconds:.1f} s")
+    model = None
+    if not ctx.option("no_schemas_embed", False):
+        from lakeql.context.retrieve import ensure_embeddings
+        from lakeql.embedding import model_id
+
+        ensure_embeddings(out)
+        model = model_id(None)
+    params = json.dumps({"format": fmt, "cap": cap, "lake_fingerprint": lake_fingerprint(ctx.lake),
+                         "embedded": model})
+    ctx.store.record(IndexEntry(KIND, "", "", SUBDIR, dir_bytes(out),
+                                sum(t.source_bytes for t in ctx.lake.tables.values()), "",
+                                params=params))

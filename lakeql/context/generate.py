@@ -1,0 +1,359 @@
+"""Write the lake's schema as files an agent greps and reads: ``INDEX.md``, one folder per domain (with a
+``_DOMAIN.md`` overview), one file per table.
+
+Incremental by construction: the state file ``.lakeql-schemas.json`` in the output folder keeps each
+table's profile with the fingerprint of its Parquet files, and the hash of every file written. A run
+re-profiles only new or changed tables, and rewrites only files whose text changed (a changed join hint
+or domain listing counts as a change); files of removed tables are deleted. ``.lakeql-files.parquet``
+lists every file with the text used to rank it for a question (see :mod:`lakeql.context.retrieve`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakeql.catalog import Catalog
+from lakeql.context import formats, partition
+from lakeql.context.profile import ColumnProfile, TableProfile, profile_table
+from lakeql.errors import LakeqlError
+from lakeql.lake import ROOT_DOMAIN, Lake
+from lakeql.progress import progress
+
+STATE = ".lakeql-schemas.json"
+FILES = ".lakeql-files.parquet"
+STATE_VERSION = 1
+DOMAIN_FILE = "_DOMAIN.md"
+INDEX_FILE = "INDEX.md"
+DEFAULT_CAP = 250
+MIN_HINT_SCORE = 0.8  # join-graph edges below this score are not shown as hints
+MIN_HINT_UNIQUE = 0.9  # nor edges whose target column is not (nearly) a key
+_UNSAFE = re.compile(r"[^\w-]+", re.UNICODE)
+
+
+class JoinGraphWarning(UserWarning):
+    """The join graph exists but cannot be read: schema files are written without join hints."""
+
+
+@dataclass
+class GenerateResult:
+    """What one run did (also printed by ``lakeql schemas``)."""
+
+    out: Path
+    fmt: str
+    tables: int = 0
+    domains: int = 0
+    profiled: int = 0
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+    files: list[str] = field(default_factory=list)
+
+
+def safe_name(name: str, taken: set[str]) -> str:
+    """A file/folder name for ``name`` that is safe on any filesystem and unique in ``taken``.
+
+    Keeps letters, digits, '_' and '-' (Unicode letters too); anything else (``/``, ``..``, spaces,
+    dots, controls) becomes '_'. When the name had to change, was cut, or clashes (case-insensitively)
+    with a name already taken, a short hash of the exact name is appended. ``taken`` is updated.
+    """
+    base = _UNSAFE.sub("_", name)[:80].strip("_") or "x"
+    if base[0] in "_-.":
+        base = "t" + base
+    cand = base
+    if cand != name or cand.lower() in taken:
+        cand = f"{base}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    i = 2
+    while cand.lower() in taken:
+        cand = f"{base}-{hashlib.sha1(f'{name}{i}'.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        i += 1
+    taken.add(cand.lower())
+    return cand
+
+
+def read_join_hints(store, lake: Lake, per_column: int = 3) -> dict[tuple[str, str], list[str]]:
+    """``(table, column) -> ['-> domain.table.column', ...]`` from the join graph, if one was built."""
+    if store is None:
+        return {}
+    entry = store.find("join_graph")
+    if entry is None:
+        return {}
+    path = store.root / entry.path
+    try:
+        import pyarrow.parquet as pq
+
+        tab = pq.read_table(path)
+        rows = tab.select([c for c in ("table_name", "column_name", "candidate_table", "candidate_column",
+                                       "score", "candidate_uniqueness") if c in tab.column_names]).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - a broken join index must not stop the schema files
+        warnings.warn(f"join graph {str(path)!r} is unreadable ({exc}): writing schema files without "
+                      "join hints; run 'lakeql index --refresh LAKE'", JoinGraphWarning, stacklevel=2)
+        return {}
+    hints: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for r in rows:
+        if r["table_name"] not in lake.tables or r["candidate_table"] not in lake.tables:
+            continue
+        if (r.get("score") or 0.0) < MIN_HINT_SCORE or r.get("candidate_uniqueness", 1.0) < MIN_HINT_UNIQUE:
+            continue  # weak or many-to-many candidates are noise in a schema file
+        hints.setdefault((r["table_name"], r["column_name"]), []).append(
+            (-(r["score"] or 0.0), f"-> {r['candidate_table']}.{r['candidate_column']}"))
+    return {k: [s for _, s in sorted(set(v))[:per_column]] for k, v in hints.items()}
+
+
+def _profile_from_dict(d: dict[str, Any]) -> TableProfile:
+    cols = [ColumnProfile(**c) for c in d["columns"]]
+    return TableProfile(d["key"], d["rows"], cols, d.get("description"), d.get("sampled", False))
+
+
+def table_doc(tp: TableProfile, domain: str, source: str,
+              hints: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
+    """The table document (see :mod:`lakeql.context.formats`) of one profile."""
+    cols = []
+    for c in tp.columns:
+        cols.append({"column": f"{tp.key}.{c.name}", "type": c.type, "nulls": c.nulls,
+                     "distinct": c.distinct, "min": c.min, "max": c.max, "min_len": c.min_len,
+                     "max_len": c.max_len, "samples": c.samples, "key": c.key,
+                     "joins": hints.get((tp.key, c.name), []), "description": c.description})
+    return formats.normalize({"table": tp.key, "domain": domain, "source": source, "rows": tp.rows,
+                              "sampled": tp.sampled, "description": tp.description, "columns": cols})
+
+
+def search_text(tp: TableProfile, domain: str, lake_domain: str, name: str) -> str:
+    """The words a question can match: names, descriptions and sample values."""
+    parts = [lake_domain if lake_domain != ROOT_DOMAIN else "", domain, name, tp.description or ""]
+    for c in tp.columns:
+        parts.append(c.name)
+        parts.append(c.description or "")
+        parts.extend(s for s in c.samples if not s[:1].isdigit())
+    return " ".join(p for p in parts if p)
+
+
+def embed_text(tp: TableProfile, lake_domain: str, name: str) -> str:
+    """A short sentence for the embedding model: table, domain and column names."""
+    dom = f" ({lake_domain.replace('_', ' ')})" if lake_domain != ROOT_DOMAIN else ""
+    cols = ", ".join(c.name.replace("_", " ") for c in tp.columns)
+    desc = f". {tp.description}" if tp.description else ""
+    return f"{name.replace('_', ' ')}{dom}: {cols}{desc}"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8", errors="surrogatepass")
+    os.replace(tmp, path)
+
+
+def _load_state(out: Path) -> dict[str, Any]:
+    p = out / STATE
+    if not p.exists():
+        return {}
+    try:
+        st = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return st if st.get("version") == STATE_VERSION else {}
+
+
+def assign_domains(lake: Lake, catalog: Catalog, keys: list[str], previous: dict[str, str],
+                   cap: int, hints: dict[tuple[str, str], list[str]]) -> dict[str, str]:
+    """Schema-file domain of each table: its lake folder, or automatic clusters (flat or huge domains)."""
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(lake.tables[k].domain, []).append(k)
+    out: dict[str, str] = {}
+    for dom, members in groups.items():
+        if len(members) <= cap:
+            for k in members:
+                out[k] = dom
+            continue
+        docs = [(lake.tables[k].name, [c.column_name for c in catalog.columns(k)]) for k in members]
+        pos = {k: i for i, k in enumerate(members)}
+        edges = [(pos[a], pos[h.split(" ", 1)[1].rsplit(".", 1)[0]])
+                 for (a, _), hs in hints.items() if a in pos for h in hs
+                 if h.split(" ", 1)[1].rsplit(".", 1)[0] in pos]
+        prefix = "" if dom == ROOT_DOMAIN else f"{dom}__"
+        prev = [previous.get(k)[len(prefix):] if previous.get(k, "").startswith(prefix) and previous.get(k)
+                else None for k in members]
+        names = partition.assign(docs, prev, cap, edges)
+        for k, nm in zip(members, names, strict=True):
+            out[k] = prefix + nm
+    return out
+
+
+def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt: str = "yaml",
+             store=None, cap: int = DEFAULT_CAP) -> GenerateResult:
+    """Write (or refresh) the schema files of ``lake`` into ``out_dir`` in format ``fmt``."""
+    import duckdb
+    import pyarrow as pa
+
+    if fmt not in formats.FORMATS:
+        raise LakeqlError(f"unknown schema format {fmt!r}: use one of {', '.join(formats.FORMATS)}")
+    t0 = time.perf_counter()
+    out = Path(out_dir).expanduser().resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LakeqlError(f"cannot create the schema folder {str(out)!r} ({exc.strerror}): pass a "
+                          "writable folder with --out") from None
+    res = GenerateResult(out, fmt)
+    state = _load_state(out)
+    old_tables: dict[str, Any] = state.get("tables", {})
+    old_files: dict[str, str] = state.get("files", {})
+    hints = read_join_hints(store, lake)
+    keys = sorted(k for k in lake.tables if k in catalog.table_rows)
+
+    profiles: dict[str, TableProfile] = {}
+    con = duckdb.connect()
+    try:
+        for k in progress(keys, desc="schema profiles", unit="table"):
+            t = lake.tables[k]
+            prev = old_tables.get(k)
+            if prev and prev.get("fingerprint") == t.fingerprint:
+                profiles[k] = _profile_from_dict(prev["profile"])
+                continue
+            try:
+                profiles[k] = profile_table(con, t, catalog)
+            except duckdb.Error as exc:  # bad data in one table must not stop the others
+                warnings.warn(f"cannot profile table {k} ({str(exc).splitlines()[0]}): its schema file "
+                              "has names and types only", UserWarning, stacklevel=2)
+                profiles[k] = TableProfile(k, catalog.row_count(t), [
+                    ColumnProfile(c.column_name, c.type) for c in catalog.columns(t)])
+            res.profiled += 1
+    finally:
+        con.close()
+
+    domains = assign_domains(lake, catalog, keys, {k: v.get("domain") for k, v in old_tables.items()},
+                             cap, hints)
+    ext = formats.FORMATS[fmt]
+    folder_of: dict[str, str] = {}
+    taken_dirs: set[str] = set()
+    taken_files: dict[str, set[str]] = {}
+    for d in sorted(set(domains.values())):
+        folder_of[d] = safe_name(d, taken_dirs)
+        taken_files[d] = {DOMAIN_FILE.lower()}
+    new_files: dict[str, str] = {}
+    new_tables: dict[str, Any] = {}
+    listing: list[dict[str, Any]] = []
+    by_domain: dict[str, list[tuple[str, str]]] = {}
+    for k in keys:
+        t, tp, dom = lake.tables[k], profiles[k], domains[k]
+        rel = f"{folder_of[dom]}/{safe_name(t.name, taken_files[dom])}.{ext}"
+        doc = table_doc(tp, dom, t.source, hints)
+        text = formats.render(doc, fmt)
+        sha = _sha(text)
+        _emit(out, rel, text, sha, old_files, res)
+        new_files[rel] = sha
+        new_tables[k] = {"fingerprint": t.fingerprint, "domain": dom, "path": rel,
+                         "profile": dataclasses.asdict(tp)}
+        by_domain.setdefault(dom, []).append((k, rel))
+        listing.append({"path": rel, "kind": "table", "table_name": k, "domain": dom,
+                        "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
+                        "search_text": search_text(tp, dom, t.domain, t.name),
+                        "embed_text": embed_text(tp, t.domain, t.name)})
+    for dom, members in sorted(by_domain.items()):
+        rel = f"{folder_of[dom]}/{DOMAIN_FILE}"
+        text = domain_overview(dom, members, profiles)
+        sha = _sha(text)
+        _emit(out, rel, text, sha, old_files, res)
+        new_files[rel] = sha
+        listing.append({"path": rel, "kind": "domain", "table_name": None, "domain": dom,
+                        "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
+                        "search_text": " ".join(lake.tables[k].name + " " + " ".join(
+                            c.name for c in profiles[k].columns) for k, _ in members),
+                        "embed_text": dom})
+    text = index_md(lake, fmt, by_domain, folder_of)
+    sha = _sha(text)
+    _emit(out, INDEX_FILE, text, sha, old_files, res)
+    new_files[INDEX_FILE] = sha
+    listing.append({"path": INDEX_FILE, "kind": "index", "table_name": None, "domain": None,
+                    "bytes": len(text.encode()), "sha": sha, "search_text": "", "embed_text": ""})
+    for rel in old_files:
+        if rel not in new_files:
+            p = out / rel
+            if p.exists():
+                p.unlink()
+                res.removed += 1
+            try:
+                p.parent.rmdir()
+            except OSError:
+                pass
+    import pyarrow.parquet as pq
+
+    tmp = out / f".{FILES}.tmp"
+    pq.write_table(pa.Table.from_pylist(listing, schema=_files_schema()), tmp, compression="zstd")
+    os.replace(tmp, out / FILES)
+    _write(out / STATE, json.dumps({"version": STATE_VERSION, "format": fmt, "tables": new_tables,
+                                    "files": new_files}, ensure_ascii=False))
+    res.tables, res.domains = len(keys), len(by_domain)
+    res.files = sorted(new_files)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _files_schema():
+    import pyarrow as pa
+
+    return pa.schema([("path", pa.string()), ("kind", pa.string()), ("table_name", pa.string()),
+                      ("domain", pa.string()), ("bytes", pa.int64()), ("sha", pa.string()),
+                      ("search_text", pa.string()), ("embed_text", pa.string())])
+
+
+def _emit(out: Path, rel: str, text: str, sha: str, old: dict[str, str], res: GenerateResult) -> None:
+    if old.get(rel) == sha and (out / rel).exists():
+        res.unchanged += 1
+        return
+    _write(out / rel, text)
+    res.written += 1
+
+
+def domain_overview(domain: str, members: list[tuple[str, str]], profiles: dict[str, TableProfile]) -> str:
+    """``_DOMAIN.md``: one line per table with its file, row count and columns (name TYPE)."""
+    lines = [f"# Domain {domain}: {len(members)} tables", "",
+             "One line per table: `table (rows) -> file: column TYPE, ...`. Open the file for profiles, "
+             "samples and join hints.", ""]
+    for k, rel in members:
+        tp = profiles[k]
+        cols = ", ".join(f"{c.name} {c.type}" for c in tp.columns)
+        lines.append(f"- {k} ({tp.rows} rows) -> {rel.split('/', 1)[1]}: {cols}")
+    return "\n".join(lines) + "\n"
+
+
+def index_md(lake: Lake, fmt: str, by_domain: dict[str, list[tuple[str, str]]],
+             folder_of: dict[str, str]) -> str:
+    """``INDEX.md``: what the lake is, one line per domain with its tables, how to navigate."""
+    n = sum(len(m) for m in by_domain.values())
+    lines = [
+        f"# Schema of the lake {lake.root.name!r}: {n} tables in {len(by_domain)} domains",
+        "",
+        f"Written by lakeql from the Parquet files under `{lake.root}` (table files in {fmt}).",
+        "",
+        "How to navigate:",
+        "- Each domain below is a folder. `<folder>/_DOMAIN.md` lists its tables, one line each with "
+        "columns and types.",
+        f"- Each table is one file `<folder>/<table>.{formats.FORMATS[fmt]}`: source, row count, "
+        "description, and one line per column (type, null share, distinct count, min/max, length range, "
+        "samples, key, join hints `-> domain.table.column`).",
+        "- Every column line starts with its full SQL name `domain.table.column`: "
+        "`grep -ri <word> .` finds columns with their table.",
+        "- Query a table in SQL as `\"domain\".\"table\"`; check a query first with "
+        "`SELECT * FROM check_sql('...')` (or `lakeql check`).",
+        "",
+        "## Domains",
+    ]
+    for dom, members in sorted(by_domain.items()):
+        names = ", ".join(lake.tables[k].name for k, _ in members)
+        lines.append(f"- **{dom}** (`{folder_of[dom]}/`, {len(members)} tables): {names}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""Cheap column profiles for the schema files: one DuckDB aggregate query per table, never a full scan of
+a big table.
+
+* Row counts come from the catalog (Parquet footers); a table with 0 rows needs no query at all.
+* Tables up to :data:`FULL_SCAN_ROWS` rows get exact aggregates (null share, ``count(DISTINCT)``,
+  min/max, length range, 3 most frequent values via ``approx_top_k``) in ONE query per table.
+* Bigger tables are profiled on their first :data:`SAMPLE_ROWS` rows (``LIMIT``, which reads only the
+  first row groups); the profile says ``sampled`` so nobody mistakes the numbers for exact ones.
+* Descriptions come from Parquet key-value metadata (``description``/``comment``) on the file schema
+  and on each field (Arrow field metadata), read from the footer of the first file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakeql.catalog import Catalog
+from lakeql.lake import Table, quote_ident
+
+FULL_SCAN_ROWS = 200_000
+SAMPLE_ROWS = 50_000
+N_SAMPLES = 3
+SAMPLE_CHARS = 40
+DESC_CHARS = 400
+_DESC_KEYS = (b"description", b"comment", b"lakeql.description", b"doc")
+_NESTED = re.compile(r"(\[\]|STRUCT|MAP|UNION|\[\d+\])", re.IGNORECASE)
+_TEXT = re.compile(r"^(VARCHAR|BLOB|BIT)", re.IGNORECASE)
+_NO_MINMAX = re.compile(r"^(BOOLEAN)$", re.IGNORECASE)
+
+
+@dataclass
+class ColumnProfile:
+    """What the schema file says about one column."""
+
+    name: str
+    type: str
+    nulls: float | None = None  # share of NULL rows (None: table empty)
+    distinct: int | None = None
+    min: str | None = None
+    max: str | None = None
+    min_len: int | None = None
+    max_len: int | None = None
+    samples: list[str] = field(default_factory=list)
+    key: str | None = None  # 'unique' when every row has a distinct non-NULL value
+    description: str | None = None
+
+
+@dataclass
+class TableProfile:
+    """A table's profile: row count, description, sampling flag and its columns."""
+
+    key: str
+    rows: int
+    columns: list[ColumnProfile]
+    description: str | None = None
+    sampled: bool = False
+
+
+def clean_text(value: Any, limit: int = SAMPLE_CHARS) -> str:
+    """A display string that is safe in every output format: printable, one line, no '|', bounded.
+
+    Non-printable characters (newlines, controls, lone surrogates) become ``\\xNN``/``\\uNNNN`` escapes;
+    '|' becomes the broken bar '¦' (it separates cells in Markdown and lists in TOON); long values are
+    cut to ``limit`` characters with a trailing '…'. The empty string shows as ``""``.
+    """
+    s = value if isinstance(value, str) else str(value)
+    if s == "":
+        return '""'
+    if len(s) > limit:
+        s = s[:limit] + "…"
+    if not s.isprintable() or "|" in s:
+        out = []
+        for ch in s:
+            if ch == "|":
+                out.append("¦")
+            elif ch.isprintable():
+                out.append(ch)
+            else:
+                code = ord(ch)
+                out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        s = "".join(out)
+    return s
+
+
+def _descriptions(table: Table) -> tuple[str | None, dict[str, str]]:
+    """Table and column descriptions from the first file's Parquet/Arrow metadata (footer only)."""
+    import pyarrow.parquet as pq
+
+    if not table.files:
+        return None, {}
+    try:
+        schema = pq.read_schema(table.root / table.files[0].path)
+    except Exception:  # noqa: BLE001 - an unreadable footer just means no description
+        return None, {}
+
+    def pick(meta: dict[bytes, bytes] | None) -> str | None:
+        for k in _DESC_KEYS:
+            if meta and k in meta:
+                text = meta[k].decode("utf-8", "replace").strip()
+                if text:
+                    return clean_text(" ".join(text.split()), DESC_CHARS)
+        return None
+
+    cols = {}
+    for f in schema:
+        d = pick(f.metadata)
+        if d:
+            cols[f.name] = d
+    return pick(schema.metadata), cols
+
+
+def _column_sql(col: str, ctype: str, exact: bool) -> list[str]:
+    q = quote_ident(col)
+    nested = bool(_NESTED.search(ctype))
+    distinct = f"count(DISTINCT {q})" if exact and not nested else (
+        f"approx_count_distinct({q})" if not nested else "NULL::BIGINT")
+    if nested or _NO_MINMAX.match(ctype):
+        lo = hi = "NULL::VARCHAR"
+    else:
+        lo, hi = f"min({q})::VARCHAR", f"max({q})::VARCHAR"
+    if _TEXT.match(ctype) and not nested:
+        lens = [f"min(length({q}::VARCHAR))", f"max(length({q}::VARCHAR))"]
+    else:
+        lens = ["NULL::BIGINT", "NULL::BIGINT"]
+    top = (f"approx_top_k({q}::VARCHAR, {N_SAMPLES})" if not nested
+           else f"list({q}::VARCHAR)[1:{N_SAMPLES}]")
+    return [f"count({q})", distinct, lo, hi, *lens, top]
+
+
+def profile_table(con, table: Table, catalog: Catalog) -> TableProfile:
+    """Profile one table with at most one DuckDB query (see the module docstring)."""
+    cols = catalog.columns(table)
+    rows = catalog.row_count(table)
+    tdesc, cdesc = _descriptions(table)
+    profiles = [ColumnProfile(c.column_name, c.type, description=cdesc.get(c.column_name)) for c in cols]
+    if rows == 0 or not cols:
+        return TableProfile(table.key, rows, profiles, tdesc, False)
+    sampled = rows > FULL_SCAN_ROWS
+    source = table.scan_sql()
+    if sampled:
+        source = f"(SELECT * FROM {source} LIMIT {SAMPLE_ROWS})"
+    exprs = ["count(*)"]
+    for c in cols:
+        exprs.extend(_column_sql(c.column_name, c.type, exact=not sampled))
+    row = con.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchone()
+    n = int(row[0])
+    for i, p in enumerate(profiles):
+        nonnull, distinct, lo, hi, lmin, lmax, top = row[1 + 7 * i: 8 + 7 * i]
+        p.nulls = _share(n - int(nonnull), n) if n else None
+        p.distinct = None if distinct is None else int(distinct)
+        p.min = None if lo is None else clean_text(lo)
+        p.max = None if hi is None else clean_text(hi)
+        p.min_len = None if lmin is None else int(lmin)
+        p.max_len = None if lmax is None else int(lmax)
+        p.samples = [clean_text(v) for v in (top or []) if v is not None][:N_SAMPLES]
+        if not sampled and n > 1 and nonnull == n and p.distinct == n:
+            p.key = "unique"
+    return TableProfile(table.key, rows, profiles, tdesc, sampled)
+
+
+def _share(part: int, whole: int) -> float:
+    """A share rounded to 3 decimals, never rounded to 0 or 1 when it is not exactly that."""
+    x = part / whole
+    r = round(x, 3)
+    if r == 0 and part > 0:
+        return 0.001
+    if r == 1 and part < whole:
+        return 0.999
+    return r

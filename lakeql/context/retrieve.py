@@ -1,0 +1,199 @@
+"""``schema_context(question, k)``: which schema files an agent should open for a question.
+
+Every table file is a document. Its score for a question is a hybrid of
+* BM25 over its words (table and column names split at ``_``/camelCase, plural-folded, descriptions,
+  non-numeric sample values), computed as one sparse matrix-vector product, and
+* the cosine between the question's and the table's MiniLM embeddings (table and column names),
+fused as ``BM25 / max BM25 + W_EMB * cosine``.
+
+Two units are offered: ``table`` returns the ``k`` best table files; ``domain`` returns the ``k`` best
+domains' ``_DOMAIN.md`` overviews (one line per table with every column and type), a domain scoring as
+its best table plus half its second best. ``auto`` (the default) returns the best domain's overview
+first, then the best table files of that domain, so a question that needs several joined tables still
+sees all their names in one compact file plus the full profiles of the likeliest tables.
+
+Embeddings of the table files are cached beside them (``.lakeql-embeddings.npy`` keyed by the hash of
+each file's embedding text), so an incremental index re-encodes only changed tables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lakeql.context.generate import FILES
+from lakeql.context.text import tokens
+from lakeql.errors import CorruptIndexError, LakeqlError
+
+EMB = ".lakeql-embeddings.npy"
+EMB_KEYS = ".lakeql-embeddings.json"
+W_EMB = 1.0
+K1, B = 1.2, 0.75
+UNITS = ("auto", "table", "domain")
+
+
+def _listing(out: Path):
+    import pyarrow.parquet as pq
+
+    path = out / FILES
+    try:
+        return pq.read_table(path).to_pylist()
+    except FileNotFoundError:
+        raise CorruptIndexError(f"the schema file listing {str(path)!r} is missing: run 'lakeql index "
+                                "--refresh LAKE'") from None
+    except Exception as exc:  # noqa: BLE001 - any read failure is a corrupt listing
+        raise CorruptIndexError(f"the schema file listing {str(path)!r} is unreadable ({exc}): run "
+                                "'lakeql index --refresh LAKE'") from None
+
+
+def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | None = None):
+    """Embeddings of every table file (cached in ``out``; only new texts are encoded). Returns (shas, M)."""
+    import numpy as np
+
+    from lakeql.embedding import encode
+
+    out = Path(out)
+    rows = rows if rows is not None else _listing(out)
+    wanted = [(r["sha"], r["embed_text"]) for r in rows if r["kind"] == "table"]
+    cache: dict[str, Any] = {}
+    if (out / EMB).exists() and (out / EMB_KEYS).exists():
+        try:
+            keys = json.loads((out / EMB_KEYS).read_text())
+            mat = np.load(out / EMB)
+            if len(keys) == len(mat):
+                cache = dict(zip(keys, mat, strict=True))
+        except (OSError, ValueError):
+            cache = {}
+    missing = [(s, t) for s, t in dict(wanted).items() if s not in cache]
+    if missing:
+        vecs = encode([t for _, t in missing], model=model, desc="schema embeddings")
+        for (s, _), v in zip(missing, vecs, strict=True):
+            cache[s] = v
+    shas = [s for s, _ in wanted]
+    mat = np.stack([cache[s] for s in shas]) if shas else np.zeros((0, 384), np.float32)
+    if missing or len(cache) != len(set(shas)):
+        keep = list(dict.fromkeys(shas))
+        np.save(out / f".tmp{EMB}", np.stack([cache[s] for s in keep]) if keep else mat)
+        (out / f".tmp{EMB}").replace(out / EMB)
+        (out / EMB_KEYS).write_text(json.dumps(keep))
+    return shas, mat.astype(np.float32, copy=False)
+
+
+class Bm25:
+    """Okapi BM25 over a fixed set of documents, as a sparse (docs x terms) weight matrix."""
+
+    def __init__(self, docs: list[list[str]]) -> None:
+        import numpy as np
+        from scipy import sparse
+
+        self.vocab: dict[str, int] = {}
+        rows, cols, vals = [], [], []
+        for i, d in enumerate(docs):
+            counts: dict[int, int] = {}
+            for t in d:
+                j = self.vocab.setdefault(t, len(self.vocab))
+                counts[j] = counts.get(j, 0) + 1
+            rows.extend([i] * len(counts))
+            cols.extend(counts)
+            vals.extend(counts.values())
+        n, v = len(docs), max(len(self.vocab), 1)
+        tf = sparse.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(n, v))
+        dl = np.asarray([len(d) for d in docs], np.float32)
+        avg = float(dl.mean()) if n else 1.0
+        df = np.bincount(np.asarray(cols, np.int64), minlength=v).astype(np.float32)
+        self.idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = K1 * (1 - B + B * dl / max(avg, 1e-9))
+        tf = tf.tocoo()
+        w = tf.data * (K1 + 1) / (tf.data + norm[tf.row]) * self.idf[tf.col]
+        self.w = sparse.csc_matrix((w, (tf.row, tf.col)), shape=(n, v))
+        self.n = n
+
+    def scores(self, query: list[str]):
+        import numpy as np
+
+        idx = sorted({self.vocab[t] for t in query if t in self.vocab})
+        if not idx:
+            return np.zeros(self.n, np.float32)
+        return np.asarray(self.w[:, idx].sum(axis=1)).ravel()
+
+
+@dataclass
+class SchemaIndex:
+    """The loaded retrieval index of one schema folder (cached per connection)."""
+
+    out: Path
+    tables: list[dict[str, Any]]
+    domains: dict[str, dict[str, Any]]
+    bm25: Bm25
+    emb: Any  # float32 (n_tables x dim) or None
+    model: Any = None
+
+    @classmethod
+    def load(cls, out: str | Path, embed: bool = True, model: Any = None) -> SchemaIndex:
+        out = Path(out)
+        rows = _listing(out)
+        tables = [r for r in rows if r["kind"] == "table"]
+        domains = {r["domain"]: r for r in rows if r["kind"] == "domain"}
+        bm25 = Bm25([tokens(r["search_text"] or "") for r in tables])
+        emb = ensure_embeddings(out, model, rows)[1] if embed else None
+        return cls(out, tables, domains, bm25, emb, model)
+
+    def table_scores(self, question: str, qvec: Any = None):
+        """Hybrid score of every table file for ``question`` (``qvec``: its embedding, if known)."""
+        import numpy as np
+
+        s = self.bm25.scores(tokens(question))
+        top = float(s.max()) if len(s) else 0.0
+        score = s / top if top > 0 else s
+        if self.emb is not None and len(self.tables):
+            if qvec is None:
+                from lakeql.embedding import encode
+
+                qvec = encode([question], model=self.model, desc="question")[0]
+            score = score + W_EMB * (self.emb @ np.asarray(qvec, np.float32))
+        return score
+
+    def domain_scores(self, tscore) -> dict[str, float]:
+        best: dict[str, list[float]] = {}
+        for r, s in zip(self.tables, tscore.tolist(), strict=True):
+            best.setdefault(r["domain"], []).append(s)
+        out = {}
+        for d, v in best.items():
+            v.sort(reverse=True)
+            out[d] = v[0] + 0.5 * (v[1] if len(v) > 1 else 0.0)
+        return out
+
+    def pick(self, question: str, k: int, unit: str = "auto", qvec: Any = None
+             ) -> list[tuple[str, float]]:
+        """The ``k`` files (path relative to the schema folder, score) for ``question``."""
+        import numpy as np
+
+        if unit not in UNITS:
+            raise LakeqlError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+        if not self.tables:
+            return []
+        ts = self.table_scores(question, qvec)
+        order = np.argsort(-ts, kind="stable")
+        if unit == "table":
+            return [(self.tables[i]["path"], float(ts[i])) for i in order[:k]]
+        ds = self.domain_scores(ts)
+        doms = sorted(ds, key=lambda d: -ds[d])
+        if unit == "domain":
+            return [(self.domains[d]["path"], ds[d]) for d in doms[:k] if d in self.domains]
+        best = doms[0]
+        out = [(self.domains[best]["path"], ds[best])] if best in self.domains else []
+        out += [(self.tables[i]["path"], float(ts[i])) for i in order
+                if self.tables[i]["domain"] == best][: max(0, k - len(out))]
+        return out[:k]
+
+
+def read_file(out: Path, rel: str) -> str:
+    """The text of one schema file (a clear error when it vanished)."""
+    p = out / rel
+    try:
+        return p.read_text(encoding="utf-8", errors="surrogatepass")
+    except FileNotFoundError:
+        raise CorruptIndexError(f"schema file {str(p)!r} is missing: run 'lakeql index --refresh LAKE'"
+                                ) from None

@@ -1,0 +1,97 @@
+"""SQL functions of the context capability: ``schema_context`` and ``check_sql`` (macros in
+``udfs/context.sql`` over the UDFs bound here), and the ``lakeql demo`` examples."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lakeql.errors import LakeqlError, NotIndexedError, StaleIndexError
+
+CONTEXT_COLUMNS = [("path", "VARCHAR"), ("score", "DOUBLE"), ("content", "VARCHAR")]
+CHECK_COLUMNS = [("severity", "VARCHAR"), ("message", "VARCHAR"), ("suggestion", "VARCHAR"),
+                 ("line", "INTEGER"), ("col", "INTEGER")]
+
+
+def schema_index(ctx):
+    """The fresh :class:`SchemaIndex` of the connection's lake, loaded once per build."""
+    from lakeql.context import KIND
+    from lakeql.context.build import SUBDIR
+    from lakeql.context.retrieve import SchemaIndex
+    from lakeql.store import current_fingerprint
+
+    lake = ctx.require_lake()
+    if ctx.store is None or ctx.store.find(KIND) is None:
+        raise NotIndexedError("no schema files for this lake: build them with 'lakeql index LAKE' "
+                              "(without --no-schemas)")
+    entry = ctx.store.find(KIND)
+    params = entry.params_dict
+    import hashlib
+
+    h = hashlib.sha1()
+    for k in sorted(lake.tables):
+        h.update(f"{k}\0{current_fingerprint(lake.tables[k])}\n".encode("utf-8", "surrogatepass"))
+    if h.hexdigest() != params.get("lake_fingerprint"):
+        raise StaleIndexError("the schema files are older than the lake's Parquet files: run "
+                              "'lakeql index --refresh LAKE'")
+    key = (KIND, "", "", str(entry.built_at))
+    if key not in ctx.cache:
+        ctx.cache[key] = SchemaIndex.load(ctx.store.root / SUBDIR)
+    return ctx.cache[key]
+
+
+def register(con, ctx) -> None:
+    from lakeql import sqlfiles
+    from lakeql.udf import check_k, table_udf
+
+    def context_impl(question: Any, k: Any, unit: Any) -> list[dict[str, Any]]:
+        from lakeql.context.retrieve import read_file
+
+        if question is None or not str(question).strip():
+            raise LakeqlError("schema_context needs a question: pass a non-empty text")
+        kk = check_k(k)
+        idx = schema_index(ctx)
+        hits = idx.pick(str(question), kk, str(unit or "auto"))
+        return [{"path": str(idx.out / p), "score": s, "content": read_file(idx.out, p)} for p, s in hits]
+
+    def check_impl(sql: Any, search_path: Any) -> list[dict[str, Any]]:
+        from lakeql.context.check import check
+
+        return [p.as_dict() for p in check(sql, checker_schema(ctx), search_path or None)]
+
+    table_udf(con, "schema_context", context_impl, ["VARCHAR", "BIGINT", "VARCHAR"], CONTEXT_COLUMNS)
+    table_udf(con, "check_sql", check_impl, ["VARCHAR", "VARCHAR"], CHECK_COLUMNS)
+    sqlfiles.run(con, "context", index_dir=ctx.store.root if ctx.store else None)
+
+
+def checker_schema(ctx):
+    """The :class:`SchemaInfo` of the connection's lake (cached; none when no lake is attached)."""
+    from lakeql.context.check import SchemaInfo
+
+    if ctx.lake is None:
+        raise LakeqlError("check_sql needs a lake: use lakeql.connect(lake=PATH) or --lake PATH")
+    if "context.schema_info" not in ctx.cache:
+        ctx.cache["context.schema_info"] = SchemaInfo.from_catalog(ctx.catalog)
+    return ctx.cache["context.schema_info"]
+
+
+def demo(con, ctx, out) -> None:
+    examples = [
+        "SELECT severity, message, suggestion FROM check_sql("
+        "'SELECT carier, count(*) FROM flights.flights GROUP BY carrier')",
+        "SELECT path, round(score, 3) AS score, length(content) AS bytes "
+        "FROM schema_context('which airline flew the most flights?', k := 3)",
+    ]
+    for sql in examples:
+        print(f"-- {sql}", file=out)
+        try:
+            cur = con.execute(sql)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        except Exception as exc:  # noqa: BLE001 - show the error as the example's result
+            print(f"error: {str(exc).splitlines()[0]}", file=out)
+            continue
+        print(" | ".join(names), file=out)
+        for r in rows:
+            print(" | ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in r), file=out)
+        print(file=out)
