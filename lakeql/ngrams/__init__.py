@@ -31,7 +31,7 @@ def add_index_options(parser: argparse.ArgumentParser) -> None:
 
 def build(ctx: Any) -> None:
     """Build the n-gram indexes requested with --ngram (and refresh existing ones)."""
-    from lakeql.ngrams.build import build as _build
+    from lakeql.ngrams.builder import build as _build
 
     _build(ctx)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from lakeql.errors import CorruptIndexError, LakeqlError
 from lakeql.lake import Table
-from lakeql.ngrams.build import FLAG, KIND, text_column
+from lakeql.ngrams.builder import FLAG, KIND, text_column
 from lakeql.ngrams.fmindex import SEP, Shard, shard_dirs
 
 SNIPPET_BYTES = 80
@@ -183,6 +183,9 @@ class RowFetcher:
         return self._files[i]
 
     def fetch(self, rowids: np.ndarray) -> dict[int, bytes | None]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         out: dict[int, bytes | None] = {}
         fidx = np.searchsorted(self.starts, rowids, side="right") - 1
         for f in np.unique(fidx):
@@ -194,9 +197,10 @@ class RowFetcher:
             for gg in np.unique(g):
                 col = pf.read_row_group(int(gg), columns=[self.column]).column(0)
                 sel = local[g == gg]
-                vals = col.take(sel - rgs[gg]).to_pylist()
+                # as bytes: pyarrow would fail decoding invalid UTF-8, which we index as it is
+                vals = pc.cast(col.take(sel - rgs[gg]), pa.large_binary()).to_pylist()
                 for r, v in zip(sel + self.starts[f], vals, strict=True):
-                    out[int(r)] = v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v
+                    out[int(r)] = v
         return out
 
 

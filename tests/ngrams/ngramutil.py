@@ -33,12 +33,15 @@ def write_text_table(path: Path, rows: list[tuple[str, bytes | None]], binary_vi
     pq.write_table(tbl, path, row_group_size=64)
 
 
-def build(lake: Path, index_dir: Path, *specs: str, **opts):
+def build(lake: Path, index_dir: Path, *specs: str, refresh: bool = False, **opts):
+    """``lakeql index LAKE --index-dir DIR --ngram SPEC ...`` through the Python API."""
     from lakeql.indexer import build_index, default_options
+    from lakeql.progress import set_quiet
 
-    o = {"ngram": list(specs), "quiet": True}
+    set_quiet(True)
+    o = {"ngram": list(specs)}
     o.update(opts)
-    return build_index(lake, index_dir, options=default_options(**o))
+    return build_index(lake, index_dir, refresh=refresh, options=default_options(**o))
 
 
 def brute_count(rows: list[tuple[str, bytes | None]], phrase: bytes, fold: bool = False) -> tuple[int, set]:
