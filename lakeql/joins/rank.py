@@ -53,10 +53,13 @@ def semantic_similarity(ix, q: int, cols: Any):
     return np.clip((cos - 0.3) / 0.6, 0.0, 1.0)
 
 
+_NUMERIC_PATTERN = re.compile(r"^-?9\+?([.,]9\+?)?$")
+
+
 def weak_query(ix, q: int) -> bool:
-    """True for integer columns: counts, minutes, altitudes and ids share values by accident, so only
-    names or semantics can tell a real reference from a coincidence."""
-    return ix.type_class[q] == "int"
+    """True for integer columns and text columns of numbers: counts, minutes, altitudes and ids share
+    values by accident, so only names or semantics can tell a real reference from a coincidence."""
+    return ix.type_class[q] == "int" or bool(_NUMERIC_PATTERN.match(ix.pattern[q] or ""))
 
 
 def score(containment: Any, uniqueness: Any, evidence: Any, weak_query: bool = False):
