@@ -77,7 +77,8 @@ def targets(ctx) -> list[Target]:
     """The columns to index: every ``--ngram`` flag plus (to keep them fresh) those already indexed."""
     case = ctx.option("ngram_case", "sensitive") or "sensitive"
     mode = ctx.option("ngram_mode", "compressed") or "compressed"
-    shard_mb = float(ctx.option("ngram_shard_mb", 64) or 64)
+    raw_mb = ctx.option("ngram_shard_mb", None)
+    shard_mb = 64.0 if raw_mb is None else float(raw_mb)
     if not 0 < shard_mb <= 3500:
         raise LakeqlError(f"--ngram-shard-mb must be in (0, 3500] (offsets are 32-bit), got {shard_mb}")
     out: dict[tuple[str, str], Target] = {}

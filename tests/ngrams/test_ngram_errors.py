@@ -1,0 +1,97 @@
+"""Bad input gives one clear line naming the fix; bad data never crashes the build."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from ngramutil import build
+
+import lakeql
+from lakeql.errors import LakeqlError
+
+T, C = "code.files", "text"
+
+
+def err(con, sql, *params) -> str:
+    with pytest.raises(Exception) as info:
+        con.execute(sql, list(params)).fetchall()
+    from lakeql.cli import format_error
+
+    return format_error(info.value)
+
+
+@pytest.mark.parametrize(("sql", "params", "pattern"), [
+    ("SELECT ngram_count(?, ?, '')", [T, C], "phrase is empty"),
+    ("SELECT * FROM ngram_search(?, ?, '', k := 3)", [T, C], "phrase is empty"),
+    ("SELECT ngram_count('code.filez', ?, 'x')", [C], "unknown table 'code.filez'.*did you mean code.files"),
+    ("SELECT ngram_count(?, 'txt', 'x')", [T], "no column 'txt'.*did you mean text"),
+    ("SELECT ngram_count(?, 'n', 'x')", [T], "type BIGINT.*text"),
+    ("SELECT ngram_count(?, 'path', 'x')", [T], "no ngram index for code.files.path.*"
+     "--ngram code.files.path"),
+    ("SELECT * FROM ngram_search(?, ?, 'x', k := 0)", [T, C], "k must be a positive integer"),
+    ("SELECT * FROM ngram_next(?, ?, 'x', k := -2)", [T, C], "k must be a positive integer"),
+])
+def test_bad_arguments(indexed, sql, params, pattern):
+    con, _ = indexed
+    import re
+
+    msg = err(con, sql, *params)
+    assert re.search(pattern, msg), msg
+    assert "\n" not in msg
+
+
+def test_phrases_that_find_nothing(indexed, corpus):
+    con, _ = indexed
+    longest = max(len(t or b"") for _, t in corpus)
+    huge = "x" * (longest + 10)
+    assert con.execute("SELECT ngram_count(?, ?, ?), ngram_rows(?, ?, ?)",
+                       [T, C, huge, T, C, huge]).fetchone() == (0, 0)
+    assert con.execute("SELECT count(*) FROM ngram_search(?, ?, ?)", [T, C, huge]).fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM ngram_next(?, ?, 'qqqzzzxxx')", [T, C]).fetchone() == (0,)
+    # a whole row is found, but not across the row separator
+    text = corpus[20][1].decode()
+    assert con.execute("SELECT ngram_rows(?, ?, ?)", [T, C, text]).fetchone() == (1,)
+    joined = corpus[20][1].decode()[-20:] + "\x00" + corpus[21][1].decode()[:20]
+    assert con.execute("SELECT ngram_count(?, ?, ?)", [T, C, joined]).fetchone() == (0,)
+
+
+def test_bad_flags(text_lake, tmp_path):
+    for spec, pattern in [("code.files.txt", "no column 'txt'"), ("nope.text", "unknown table"),
+                          ("code.files.n", "type BIGINT"), ("files", "TABLE.COLUMN")]:
+        with pytest.raises(LakeqlError, match=pattern):
+            build(text_lake, tmp_path / "bad", spec)
+    with pytest.raises(LakeqlError, match="ngram-shard-mb"):
+        build(text_lake, tmp_path / "bad", "code.files.text", ngram_shard_mb=0)
+
+
+def test_bare_table_name_and_corrupt_index(text_lake, corpus, tmp_path):
+    idx = tmp_path / "idx"
+    build(text_lake, idx, "files.text")  # bare table name, unique in the lake
+    con = lakeql.connect(text_lake, index_dir=idx)
+    assert con.execute("SELECT ngram_count('files', 'text', 'import')").fetchone()[0] > 0
+    shard = next((idx / "ngram").glob("*/shard-00000"))
+    # truncate a memory-mapped file: a fresh connection reports it, naming the fix
+    (shard / "classes.npy").write_bytes((shard / "classes.npy").read_bytes()[:100])
+    con = lakeql.connect(text_lake, index_dir=idx)
+    msg = err(con, "SELECT ngram_count('files', 'text', 'import')")
+    assert "n-gram index shard" in msg and "lakeql index LAKE --ngram code.files.text" in msg
+    shutil.rmtree(shard)
+    con = lakeql.connect(text_lake, index_dir=idx)
+    msg = err(con, "SELECT ngram_count('files', 'text', 'import')")
+    assert "shard folders" in msg and "--ngram code.files.text" in msg
+
+
+def test_empty_table_and_all_null_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"t": pa.array([], pa.string())}), lake / "d" / "empty.parquet")
+    pq.write_table(pa.table({"t": pa.array([None, None], pa.string())}), lake / "d" / "nulls.parquet")
+    build(lake, tmp_path / "i", "d.empty.t", "d.nulls.t")
+    con = lakeql.connect(lake, index_dir=tmp_path / "i")
+    assert con.execute("SELECT ngram_count('d.empty', 't', 'a'), ngram_count('d.nulls', 't', 'a')"
+                       ).fetchone() == (0, 0)
+    assert con.execute("SELECT count(*) FROM ngram_search('d.nulls', 't', 'a')").fetchone() == (0,)
