@@ -150,7 +150,9 @@ def build_shard(text: np.ndarray, row_starts: np.ndarray, row_base: int, out: Pa
     np.savez(out / "tree.npz", C=C, child=child, node_off=node_off, node_ones0=node_ones0)
     np.save(out / "classes.npy", classes)
     np.save(out / "offsets.npy", offsets)
-    np.save(out / "sup.npy", sup)
+    # superblock entries are bit counts: 32-bit when the wavelet tree has < 2^32 bits (halves their size)
+    np.save(out / "sup.npy", sup.astype(np.uint32) if int(sup[-1, 1]) < 2**32 - 1 and nbits < 2**32 - 1
+            else sup)
     sample_w = max(1, int(n).bit_length())
     np.save(out / "samples.npy", K.pack_bits(samples, sample_w))
     np.save(out / "rows.npy", row_starts.astype(np.uint32))

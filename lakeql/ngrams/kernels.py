@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-SB = 32  # blocks (of 64 bits) per superblock
+SB = 16  # blocks (of 64 bits) per superblock
 
 
 def _binomials() -> tuple[np.ndarray, np.ndarray]:
@@ -293,3 +293,35 @@ def locate(sp, ep, C, p0, child, root, samples, sample_w, sample_rate, node_off,
                 v = nxt
             steps += 1
     return out
+
+
+@njit(cache=True)
+def scan_rows(buf, starts, pat):
+    """Brute force: overlapping occurrences of ``pat`` in each row and the first offset (-1 if none).
+
+    Row r is ``buf[starts[r] : starts[r + 1] - 1]`` (the last byte is its separator). Used when a phrase
+    is so frequent that locating every occurrence through the sampled SA would cost more than a scan.
+    """
+    nr = starts.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(nr, dtype=np.int64)
+    first = np.full(nr, -1, dtype=np.int64)
+    p0 = pat[0]
+    for r in range(nr):
+        a = starts[r]
+        e = starts[r + 1] - 1 - m
+        c = 0
+        for i in range(a, e + 1):
+            if buf[i] != p0:
+                continue
+            ok = True
+            for t in range(1, m):
+                if buf[i + t] != pat[t]:
+                    ok = False
+                    break
+            if ok:
+                if c == 0:
+                    first[r] = i - a
+                c += 1
+        counts[r] = c
+    return counts, first

@@ -21,6 +21,10 @@ from lakeql.ngrams.builder import FLAG, KIND, text_column
 from lakeql.ngrams.fmindex import SEP, Shard, shard_dirs
 
 SNIPPET_BYTES = 80
+# Cost model for row lookups in compressed mode (measured on the 2-core benchmark machine): locating one
+# occurrence walks ~32 LF steps (~30 us); a brute-force scan of the column runs at ~150 MB/s.
+LOCATE_SECONDS = 30e-6
+SCAN_BYTES_PER_SECOND = 150e6
 
 
 @dataclass
@@ -56,6 +60,7 @@ class NgramIndex:
             raise CorruptIndexError(f"{exc}: rebuild it with 'lakeql index LAKE {FLAG} "
                                     f"{table.key}.{column}'") from None
         self.n_rows = int(meta.get("n_rows", 0))
+        self.text_bytes = int(meta.get("text_bytes", 0))
 
     # ------------------------------------------------------------------ phrases
     def encode(self, phrase: str | bytes) -> np.ndarray:
@@ -96,12 +101,14 @@ class NgramIndex:
             return Hits(np.empty(0, np.int64), np.empty(0, np.int64))
         return Hits(np.concatenate(rid).astype(np.int64), np.concatenate(off).astype(np.int64))
 
-    def rows(self, pat: np.ndarray) -> int:
-        """Number of rows that contain the phrase."""
-        return int(np.unique(self.hits(pat).rowids).shape[0])
+    def row_counts(self, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row containing the phrase: (row ids ascending, occurrences, first offset in the row).
 
-    def top_rows(self, pat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
+        Through the index (locate every occurrence) unless the phrase is so frequent that walking the
+        sampled suffix array would cost more than one scan of the column (see :meth:`use_scan`).
+        """
+        if self.use_scan(pat):
+            return self._scan(pat)
         h = self.hits(pat)
         if h.rowids.shape[0] == 0:
             e = np.empty(0, np.int64)
@@ -109,8 +116,45 @@ class NgramIndex:
         order = np.lexsort((h.offsets, h.rowids))
         rid, off = h.rowids[order], h.offsets[order]
         uniq, first, counts = np.unique(rid, return_index=True, return_counts=True)
+        return uniq, counts, off[first]
+
+    def use_scan(self, pat: np.ndarray) -> bool:
+        """True when locating ``count`` occurrences (~LOCATE_SECONDS each) costs more than a scan."""
+        if all(s.sa is not None for s in self.shards):
+            return False
+        occ = self.count(pat)
+        return occ * LOCATE_SECONDS > self.text_bytes / SCAN_BYTES_PER_SECOND
+
+    def _scan(self, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from lakeql.ngrams.builder import arrow_text, table_batches
+        from lakeql.ngrams.kernels import scan_rows
+
+        rid, cnt, off = [], [], []
+        base = 0
+        for arr in table_batches(self.table, self.column):
+            buf, lengths = arrow_text(arr, self.case)
+            starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=starts[1:])
+            counts, first = scan_rows(buf, starts, pat)
+            hit = np.nonzero(counts)[0]
+            rid.append(hit + base)
+            cnt.append(counts[hit])
+            off.append(first[hit])
+            base += len(lengths)
+        if not rid:
+            e = np.empty(0, np.int64)
+            return e, e, e
+        return np.concatenate(rid), np.concatenate(cnt), np.concatenate(off)
+
+    def rows(self, pat: np.ndarray) -> int:
+        """Number of rows that contain the phrase."""
+        return int(self.row_counts(pat)[0].shape[0])
+
+    def top_rows(self, pat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
+        uniq, counts, first = self.row_counts(pat)
         best = np.lexsort((uniq, -counts))[:k]
-        return uniq[best], counts[best], off[first[best]]
+        return uniq[best], counts[best], first[best]
 
     def next_bytes(self, pat: np.ndarray) -> np.ndarray:
         """Occurrences of ``pat + b`` for every byte b (int64[256])."""

@@ -150,3 +150,18 @@ def test_refresh_skips_up_to_date_and_rebuilds_changed(text_lake, tmp_path):
         assert q(con, "SELECT ngram_count(?, ?, 'def')", T, C)[0][0] > 0
     finally:
         os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("phrase", ["self", "e", "def __init__(self", "abc"])
+def test_scan_fallback_equals_index(indexed, corpus, monkeypatch, phrase):
+    """Frequent phrases use a column scan for row sets: same rows, counts and snippets as the index."""
+    import lakeql.ngrams.query as Q
+
+    con, _ = indexed
+    sql = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := 50)"
+    via_index = q(con, sql, T, C, phrase)
+    rows_index = q(con, "SELECT ngram_rows(?, ?, ?)", T, C, phrase)[0][0]
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)
+    assert q(con, sql, T, C, phrase) == via_index
+    assert q(con, "SELECT ngram_rows(?, ?, ?)", T, C, phrase)[0][0] == rows_index \
+        == len(brute_count(corpus, phrase.encode())[1])
