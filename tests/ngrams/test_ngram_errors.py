@@ -95,3 +95,21 @@ def test_empty_table_and_all_null_column(tmp_path):
     assert con.execute("SELECT ngram_count('d.empty', 't', 'a'), ngram_count('d.nulls', 't', 'a')"
                        ).fetchone() == (0, 0)
     assert con.execute("SELECT count(*) FROM ngram_search('d.nulls', 't', 'a')").fetchone() == (0,)
+
+
+def test_index_files_match_their_json_schemas(indexed):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    _, idx = indexed
+    schemas = Path(__file__).resolve().parents[2] / "schemas"
+    root = next((idx / "ngram").iterdir())
+    jsonschema.validate(json.loads((root / "index.json").read_text()),
+                        json.loads((schemas / "ngrams_index.schema.json").read_text()))
+    shard_schema = json.loads((schemas / "ngrams_shard.schema.json").read_text())
+    shards = sorted(root.glob("shard-*"))
+    assert len(shards) >= 3
+    for s in shards:
+        jsonschema.validate(json.loads((s / "meta.json").read_text()), shard_schema)
