@@ -72,7 +72,7 @@ def demo(con, ctx, out) -> None:
     show(con, f"SELECT ngram_count('{t}', 'docstring', 'file descriptor') AS occurrences, "
               f"ngram_rows('{t}', 'docstring', 'file descriptor') AS rows_with_it", out,
          "Exact n-gram search (FM-index): count a phrase, overlapping occurrences included")
-    show(con, f"SELECT module, name, occurrences, snippet FROM ngram_search('{t}', 'docstring', "
+    show(con, f"SELECT module, qualname, occurrences, snippet FROM ngram_search('{t}', 'docstring', "
               f"'file descriptor', k := 3)", out, "The rows that contain it, with a snippet")
     show(con, f"SELECT * FROM ngram_next('{t}', 'docstring', 'Return the ', k := 5)", out,
          "What comes next after a prefix (infini-gram style)")
