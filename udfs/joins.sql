@@ -46,10 +46,9 @@ CREATE OR REPLACE MACRO joins_lookup(val,
 CREATE OR REPLACE MACRO joinable(tbl, col, k := 10, mode := 'auto') AS TABLE
     SELECT r.* FROM (SELECT unnest(joinable_impl(tbl, to_json(col), k, mode)) AS r);
 
--- In Python connections the same pure macros, with a clear error when the index is missing.
-CREATE OR REPLACE MACRO join_graph(min_score := 0.0, _path := joins_path_impl('edges.parquet')) AS TABLE
-    SELECT * FROM read_parquet(_path) WHERE score >= min_score ORDER BY score DESC, table_name, column_name;
-CREATE OR REPLACE MACRO join_columns(_path := joins_path_impl('lake/columns.parquet')) AS TABLE
-    SELECT table_name, column_name, type, indexed, note, row_count, n_distinct, uniqueness, null_share,
-           len_min, len_max, len_avg, pattern
-    FROM read_parquet(_path) ORDER BY table_name, ordinal;
+-- In Python connections the same two macros, over UDFs that fail with a clear error when the index
+-- is missing (the pure versions above stay in lake.duckdb for the stock CLI).
+CREATE OR REPLACE MACRO join_graph(min_score := 0.0) AS TABLE
+    SELECT r.* FROM (SELECT unnest(join_graph_impl(min_score)) AS r);
+CREATE OR REPLACE MACRO join_columns() AS TABLE
+    SELECT r.* FROM (SELECT unnest(join_columns_impl(0)) AS r);

@@ -36,6 +36,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--max-pairs", type=int, default=2000, help="training pairs at most (default 2000)")
     p.add_argument("--min-containment", type=float, default=0.7,
                    help="positive pairs: columns with at least this exact containment (default 0.7)")
+    p.add_argument("--max-seq-length", type=int, default=128,
+                   help="word pieces per text while training (default 128; embedding uses the model's)")
     p.add_argument("--base-model", help="model to start from (default: the one the index was built with)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or status lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -45,7 +47,7 @@ def add_commands(subparsers: Any) -> None:
 
         train_joiner(args.lake, args.index_dir, epochs=args.epochs, batch_size=args.batch_size,
                      max_pairs=args.max_pairs, min_containment=args.min_containment,
-                     base_model=args.base_model)
+                     base_model=args.base_model, max_seq_length=args.max_seq_length)
         return 0
 
     p.set_defaults(func=handler)

@@ -14,7 +14,7 @@ from lakeql.lake import quote_ident
 
 _INT = re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$")
 _TEMPORAL = re.compile(r"^(DATE|TIMESTAMP.*|TIME)$")
-MAX_TEXT_AVG_LEN = 200  # columns whose values average longer than this are prose, not keys
+MAX_TEXT_AVG_LEN = 200  # text columns whose median distinct value is longer are prose, not keys
 
 
 def type_class(duck_type: str) -> str | None:

@@ -87,10 +87,10 @@ def profile_column(con, table: Table, column: str, ctype: str, ordinal: int, row
         f"bool_and(raw = trim(raw)) AS tr "
         f"FROM (SELECT {raw} AS raw, {norm_col(column)} AS v FROM {table.scan_sql()}) WHERE v IS NOT NULL "
         f"GROUP BY v")
-    nd, nonnull, lmin, lmax, lavg, up, lo, tr = con.execute(
+    nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr = con.execute(
         "SELECT count(*), coalesce(sum(n), 0), min(length(v)), max(length(v)), "
-        "sum(length(v) * n) / nullif(sum(n), 0), bool_and(up), bool_and(lo), bool_and(tr) FROM g"
-    ).fetchone()
+        "sum(length(v) * n) / nullif(sum(n), 0), median(length(v)), bool_and(up), bool_and(lo), "
+        "bool_and(tr) FROM g").fetchone()
     row.update(nonnull=int(nonnull), n_distinct=int(nd),
                uniqueness=(nd / nonnull) if nonnull else 0.0,
                null_share=(1 - nonnull / row_count) if row_count else 0.0,
@@ -98,8 +98,8 @@ def profile_column(con, table: Table, column: str, ctype: str, ordinal: int, row
     if nd == 0:
         row["note"] = "skipped: no non-empty values"
         return row, empty
-    if row["type_class"] == "text" and lavg is not None and lavg > MAX_TEXT_AVG_LEN:
-        row["note"] = f"skipped: free text (values average {lavg:.0f} characters)"
+    if row["type_class"] == "text" and lmed is not None and lmed > MAX_TEXT_AVG_LEN:
+        row["note"] = f"skipped: free text (median value length {lmed:.0f} characters)"
         return row, empty
     row["case_class"] = ("upper" if up and not lo else "lower" if lo and not up else
                          "none" if up and lo else "mixed") + ("" if tr else "+untrimmed")

@@ -10,13 +10,35 @@ import json
 from typing import Any
 
 from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError
-from lakeql.udf import check_k, scalar_udf, table_udf
+from lakeql.udf import check_k, table_udf
 
 RESULT_COLUMNS = [
     ("candidate_table", "VARCHAR"), ("candidate_column", "VARCHAR"), ("score", "DOUBLE"),
     ("containment", "DOUBLE"), ("candidate_uniqueness", "DOUBLE"), ("method", "VARCHAR"),
     ("sample_matches", "STRUCT(query_value VARCHAR, candidate_value VARCHAR)[]"), ("join_sql", "VARCHAR"),
 ]
+
+
+PROFILE_COLUMNS = [
+    ("table_name", "VARCHAR"), ("column_name", "VARCHAR"), ("type", "VARCHAR"), ("indexed", "BOOLEAN"),
+    ("note", "VARCHAR"), ("row_count", "BIGINT"), ("n_distinct", "BIGINT"), ("uniqueness", "DOUBLE"),
+    ("null_share", "DOUBLE"), ("len_min", "INTEGER"), ("len_max", "INTEGER"), ("len_avg", "DOUBLE"),
+    ("pattern", "VARCHAR"),
+]
+
+
+def index_file(ctx, kind: str):
+    """The path of a lake-wide join index file, or a clear error naming how to build it."""
+    if ctx.store is None:
+        raise LakeqlError("no index store: run 'lakeql index LAKE' first")
+    entry = ctx.store.find(kind)
+    if entry is None:
+        raise NotIndexedError(f"no {kind} index: build it with 'lakeql index LAKE' (without --no-joins)")
+    p = ctx.store.root / entry.path
+    if not p.exists():
+        raise CorruptIndexError(f"the {kind} index file {str(p)!r} is missing: run "
+                                "'lakeql index --refresh LAKE'")
+    return p
 
 
 def load_index(store):
@@ -119,21 +141,29 @@ def register(con, ctx) -> None:
     def joinable_impl(table, cols_json, k, mode):
         return joinable(ctx, table, cols_json, k, mode)
 
-    def path_impl(name: str) -> str:
-        if ctx.store is None:
-            raise LakeqlError("no index store: run 'lakeql index LAKE' first")
-        kinds = {"edges.parquet": "join_graph", "lake/values.parquet": "join_index",
-                 "lake/columns.parquet": "join_index"}
-        kind = kinds.get(name)
-        if kind is None or ctx.store.find(kind) is None:
-            raise NotIndexedError(f"no {kind or name} index: build it with 'lakeql index LAKE'")
-        p = ctx.store.root / "joins" / name
-        if not p.exists():
-            raise CorruptIndexError(f"join index file {str(p)!r} is missing: "
-                                    "run 'lakeql index --refresh LAKE'")
-        return str(p)
+    def graph_impl(min_score):
+        path = index_file(ctx, "join_graph")
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(path)
+        t = t.filter(pc.greater_equal(t["score"], float(min_score or 0.0)))
+        t = t.sort_by([("score", "descending"), ("table_name", "ascending"), ("column_name", "ascending")])
+        return t.to_pylist()
+
+    def columns_impl(_dummy):
+        import pyarrow.parquet as pq
+
+        path = index_file(ctx, "join_index") / "columns.parquet"
+        names = [n for n, _ in PROFILE_COLUMNS]
+        t = pq.read_table(path, columns=[*names, "ordinal"]).sort_by([("table_name", "ascending"),
+                                                                       ("ordinal", "ascending")])
+        return t.select(names).to_pylist()
 
     table_udf(con, "joinable", joinable_impl, ["VARCHAR", "VARCHAR", "BIGINT", "VARCHAR"], RESULT_COLUMNS)
-    scalar_udf(con, "joins_path_impl", path_impl, ["VARCHAR"], "VARCHAR", side_effects=False,
-               null_handling="default")
+    from lakeql.joins.graph import edge_schema
+
+    table_udf(con, "join_graph", graph_impl, ["DOUBLE"],
+              [(f.name, "DOUBLE" if str(f.type) == "double" else "VARCHAR") for f in edge_schema()])
+    table_udf(con, "join_columns", columns_impl, ["INTEGER"], PROFILE_COLUMNS)
     sqlfiles.run(con, "joins", index_dir=ctx.store.root if ctx.store else None)

@@ -50,7 +50,7 @@ def training_pairs(searcher, min_containment: float, max_pairs: int, seed: int =
 
 
 def fine_tune(base: str | None, pairs: list[tuple[str, str]], out: Path, epochs: int, batch_size: int,
-              lr: float = 2e-5, seed: int = 0) -> dict[str, Any]:
+              lr: float = 2e-5, seed: int = 0, max_seq_length: int = 128) -> dict[str, Any]:
     """Train with MultipleNegativesRankingLoss in a plain torch loop and save the model to ``out``."""
     import os
 
@@ -63,6 +63,7 @@ def fine_tune(base: str | None, pairs: list[tuple[str, str]], out: Path, epochs:
 
     torch.manual_seed(seed)
     model = SentenceTransformer(embedding.resolve_model(base), device="cpu")
+    model.max_seq_length = min(model.max_seq_length or max_seq_length, max_seq_length)
     loss_fn = MultipleNegativesRankingLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -87,13 +88,14 @@ def fine_tune(base: str | None, pairs: list[tuple[str, str]], out: Path, epochs:
             pbar.update(1)
     pbar.close()
     model.eval()
+    model.max_seq_length = 256  # train on 128 word pieces (speed), embed with the full 256
     model.save(str(out))
     return {"steps": steps, "mean_loss": total / max(steps, 1), "seconds": time.perf_counter() - t0}
 
 
 def train_joiner(lake_path: str, index_dir: str | None = None, epochs: int = 1, batch_size: int = 16,
                  max_pairs: int = 2000, min_containment: float = 0.7, base_model: str | None = None,
-                 seed: int = 0) -> dict[str, Any]:
+                 seed: int = 0, max_seq_length: int = 128) -> dict[str, Any]:
     """Fine-tune, save under the index dir, then rebuild the semantic index and the join graph."""
     from lakeql import embedding
     from lakeql.catalog import Catalog
@@ -117,8 +119,10 @@ def train_joiner(lake_path: str, index_dir: str | None = None, epochs: int = 1, 
     base = base_model or (sem.params_dict.get("model") if sem else None)
     target = store.path("joins", "joiner")
     with store.atomic_dir(target) as tmp:
-        info = fine_tune(base, pairs, tmp, epochs, batch_size, seed=seed)
-    embedding.load_model.cache_clear()
+        info = fine_tune(base, pairs, tmp, epochs, batch_size, seed=seed, max_seq_length=max_seq_length)
+    clear = getattr(embedding.load_model, "cache_clear", None)
+    if clear is not None:  # a model of the same path loaded earlier in this process is now outdated
+        clear()
     say(f"train-joiner: {info['steps']} steps, mean loss {info['mean_loss']:.3f}, "
         f"{info['seconds']:.0f} s -> {target}")
     opts = default_options(joiner_model=str(target), quiet=True)

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "lakeql" / "sample_lake"
 AUTOJOIN = REPO / ".." / "shared" / "data" / "autojoin"
 AUTOJOIN_SUBSET = ["california govs 1", "us cities", "park to state 1", "fsu name to username",
-                   "sharif username to email", "beatles songs", "chinese provinces", "us presidents 1"]
+                   "sharif username to email", "chinese provinces"]
 
 
 @pytest.fixture(scope="session", autouse=True)
