@@ -43,9 +43,21 @@ def model_id(name: str | None = None) -> str:
 BACKENDS = ("torch", "torch-int8")
 
 
-@functools.lru_cache(maxsize=4)
 def load_model(name: str | None = None, backend: str = "torch") -> Any:
     """Load (once per process) a SentenceTransformer on the CPU, offline.
+
+    Calls with equivalent arguments (``load_model()``, ``load_model(None, "torch")``,
+    ``load_model("default")``) share one cached model.
+    """
+    return _load_model(model_id(name), backend)
+
+
+load_model.cache_clear = lambda: _load_model.cache_clear()  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(name: str | None = None, backend: str = "torch") -> Any:
+    """The cached loader behind :func:`load_model`.
 
     ``backend``: ``torch`` (float32), ``torch-int8`` (the same weights with every ``Linear`` layer
     dynamically quantized to int8 by PyTorch: faster on CPU, needs no extra package), or any
@@ -54,7 +66,7 @@ def load_model(name: str | None = None, backend: str = "torch") -> Any:
     if backend == "torch-int8":
         import torch
 
-        model = load_model(name, "torch")
+        model = _load_model(name, "torch")
         import copy
 
         quant = copy.deepcopy(model)

@@ -34,7 +34,7 @@ def add_index_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build(ctx) -> None:
-    from lakeql.vectors.build import build as _build
+    from lakeql.vectors.builder import build as _build
 
     _build(ctx)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from lakeql.errors import LakeqlError
 from lakeql.udf import check_k, scalar_udf, struct_list
-from lakeql.vectors.build import KIND
+from lakeql.vectors.builder import KIND
 
 HIT_COLUMNS = [("rowid", "BIGINT"), ("score", "FLOAT")]
 MAX_QUERY_CHARS = 100_000

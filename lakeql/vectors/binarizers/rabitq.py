@@ -9,9 +9,17 @@ and for a float query ``q`` (never binarized: the asymmetric estimator, as in QJ
 
     <x, q> = <c, q> + rho <o, q>  ~  <c, q> + (rho / alpha) <xbar, q'>
 
-``<xbar, q'> / alpha`` is RaBitQ's unbiased estimator of ``<o, q>``. The scan quantizes ``q'`` to
-``query_bits`` bits per dimension and computes ``<xbar, q'>`` with popcounts over bit planes
+``<xbar, q'> / alpha`` is RaBitQ's estimator of ``<o, q>`` (unbiased for a random ``R``). The scan
+quantizes ``q'`` to ``query_bits`` bits per dimension and computes ``<xbar, q'>`` with popcounts over
+bit planes
 (:func:`lakeql.vectors.kernels.asym_topk`). Stored per row: ``factor = rho / (alpha sqrt(d))``.
+
+The rotation (``rotation='itq'``, the default) starts random and is then refined on the column by
+iterative quantization (ITQ, Gong & Lazebnik 2011): alternately take the sign bits and solve the
+orthogonal Procrustes problem, which maximizes ``alpha`` (how well each code aligns with its vector).
+Larger ``alpha`` means a smaller estimator variance: measured on DBpedia/MS MARCO MiniLM embeddings it
+lifts recall@10 at 4x oversampling from about 0.98 (random ``R``) to 0.99 (benchmarks/results/vectors.md).
+``rotation='random'`` keeps the plain, provably unbiased RaBitQ rotation.
 """
 
 from __future__ import annotations
@@ -22,6 +30,17 @@ import numpy as np
 
 from lakeql.vectors import kernels
 from lakeql.vectors.binarizers.base import Binarizer, pack
+
+
+def itq_rotation(o: np.ndarray, rotation: np.ndarray, iters: int) -> np.ndarray:
+    """Refine ``rotation`` for unit residuals ``o`` by ITQ: R <- Procrustes(o, sign(o R)), ``iters`` times."""
+    v = np.asarray(o, np.float64)
+    r = np.asarray(rotation, np.float64)
+    for _ in range(iters):
+        b = np.where(v @ r >= 0, 1.0, -1.0)
+        u, _, wt = np.linalg.svd(v.T @ b)
+        r = u @ wt
+    return r.astype(np.float32)
 
 
 def random_rotation(dim: int, seed: int) -> np.ndarray:
@@ -37,16 +56,27 @@ class RaBitQBinarizer(Binarizer):
     scan = "asym"
 
     def __init__(self, dim: int, centroid: np.ndarray | None = None, rotation: np.ndarray | None = None,
-                 seed: int = 0, query_bits: int = 4) -> None:
+                 seed: int = 0, query_bits: int = 4, rotation_kind: str = "itq", itq_iters: int = 20,
+                 itq_sample: int = 20_000) -> None:
         super().__init__(dim)
         self.seed = int(seed)
         self.query_bits = int(query_bits)
+        self.rotation_kind = rotation_kind
+        self.itq_iters = int(itq_iters)
+        self.itq_sample = int(itq_sample)
         self.centroid = np.zeros(dim, np.float32) if centroid is None else np.asarray(centroid, np.float32)
         self.rotation = random_rotation(dim, seed) if rotation is None else np.asarray(rotation, np.float32)
 
     def fit(self, x: np.ndarray) -> RaBitQBinarizer:
         if len(x):
-            self.centroid = np.asarray(x, np.float32).mean(axis=0).astype(np.float32)
+            x = np.asarray(x, np.float32)
+            self.centroid = x.mean(axis=0).astype(np.float32)
+            if self.rotation_kind == "itq" and self.itq_iters > 0 and len(x) > 1:
+                sample = x if len(x) <= self.itq_sample else x[
+                    np.random.default_rng(self.seed).choice(len(x), self.itq_sample, replace=False)]
+                r = sample - self.centroid
+                o = r / np.maximum(np.linalg.norm(r, axis=1), 1e-12)[:, None]
+                self.rotation = itq_rotation(o, random_rotation(self.dim, self.seed), self.itq_iters)
         return self
 
     def _rotated_residual(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +135,8 @@ class RaBitQBinarizer(Binarizer):
 
     # -------------------------------------------------------------- persistence
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "seed": self.seed, "query_bits": self.query_bits}
+        return {**super().params(), "seed": self.seed, "query_bits": self.query_bits,
+                "rotation": self.rotation_kind, "itq_iters": self.itq_iters, "itq_sample": self.itq_sample}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"centroid": self.centroid, "rotation": self.rotation}
@@ -113,4 +144,6 @@ class RaBitQBinarizer(Binarizer):
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> RaBitQBinarizer:
         return cls(int(params["dim"]), arrays["centroid"], arrays["rotation"],
-                   int(params.get("seed", 0)), int(params.get("query_bits", 4)))
+                   int(params.get("seed", 0)), int(params.get("query_bits", 4)),
+                   str(params.get("rotation", "itq")), int(params.get("itq_iters", 20)),
+                   int(params.get("itq_sample", 20_000)))

@@ -73,7 +73,7 @@ def stream_texts(ctx, table, column: str, max_chars: int):
     col = quote_ident(column)
     sql = (f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM "
            f"({rowid_scan_sql(table, ctx.catalog.file_rows(table))}) "
-           f"WHERE {col} IS NOT NULL AND length(trim({col})) > 0 ORDER BY __rowid")
+           f"WHERE {col} IS NOT NULL AND regexp_matches({col}, '\\S') ORDER BY __rowid")
     con = duckdb.connect()
     try:
         reader = con.sql(sql).to_arrow_reader(STREAM_ROWS)
