@@ -5,7 +5,8 @@
   (valuematch.py) of the actual values, so the reported containment is measured, not guessed
 * composite: each key column's equi candidates are grouped by table; assignments that cover every key
   column are verified with an exact DuckDB semi-join over distinct key tuples (as MATE verifies)
-* auto: equi, plus semantic when no equi candidate contains at least ``AUTO_SEMANTIC_BELOW`` of the query
+* auto: equi, plus semantic for text columns unless equi already found ``min(k, 3)`` unique candidates
+  holding at least ``AUTO_SEMANTIC_BELOW`` of the query values; merged by score
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ class Searcher:
     # ------------------------------------------------------------------ auto
     def auto(self, q: int, k: int) -> list[Candidate]:
         eq = self.equi(q, k)
-        if self.ix.faiss is None or (eq and eq[0].containment >= AUTO_SEMANTIC_BELOW):
+        strong = sum(1 for c in eq if c.containment >= AUTO_SEMANTIC_BELOW and c.uniqueness >= 0.9)
+        if self.ix.faiss is None or self.ix.type_class[q] != "text" or strong >= min(k, 3):
             return eq
         best: dict[tuple[str, str], Candidate] = {(c.table, c.columns[0]): c for c in eq}
         for c in self.semantic(q, k):
