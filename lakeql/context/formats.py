@@ -27,6 +27,8 @@ COLUMN_FIELDS = ("column", "type", "nulls", "distinct", "min", "max", "min_len",
 LIST_FIELDS = ("samples", "joins")
 LIST_SEP = " | "
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*", re.ASCII)
+_YAML_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*", re.ASCII)  # safe unquoted in flow and block
+_YAML_WORDS = frozenset("y n yes no on off true false null".split())
 
 
 def normalize(doc: dict[str, Any]) -> dict[str, Any]:
@@ -51,20 +53,45 @@ def _jdump(v: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------- YAML
-def write_yaml(doc: dict[str, Any]) -> str:
-    import yaml
+def _yq(v: Any) -> str:
+    """A YAML 1.1 scalar: double-quoted string with escapes for anything non-printable, or a number."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_yq(x) for x in v) + "]"
+    if _YAML_PLAIN.fullmatch(v) and v.lower() not in _YAML_WORDS:
+        return v
+    out = ['"']
+    for ch in str(v):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable() and ch not in "\ufeff":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else (
+                f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
+    out.append('"')
+    return "".join(out)
 
+
+def write_yaml(doc: dict[str, Any]) -> str:
     d = normalize(doc)
-    head = {k: d[k] for k in HEADER_FIELDS if d[k] is not None and d[k] is not False}
     lines = ["# lakeql schema file (one table). Column lines: <domain>.<table>.<column>: {type, nulls, "
              "distinct, min, max, min_len, max_len, samples, key, joins}"]
-    lines.append(yaml.safe_dump(head, sort_keys=False, allow_unicode=True, width=10**9).rstrip("\n"))
+    for k in HEADER_FIELDS:
+        if d[k] is not None and d[k] is not False:
+            lines.append(f"{k}: {_yq(d[k])}")
     lines.append("columns:")
     for c in d["columns"]:
         name = c["column"]
-        key = name if _PLAIN_KEY.fullmatch(name) else _jdump(name)
+        key = name if _PLAIN_KEY.fullmatch(name) else _yq(name)
         body = _compact({k: v for k, v in c.items() if k != "column"})
-        lines.append(f"  {key}: {_jdump(body)}")
+        lines.append(f"  {key}: {{" + ", ".join(f"{k}: {_yq(v)}" for k, v in body.items()) + "}")
     return "\n".join(lines) + "\n"
 
 
@@ -110,18 +137,30 @@ def _md_value(v: Any) -> str:
     return _jdump(v)
 
 
+def _md_escape(s: str) -> str:
+    """Escape '\\', '|' and every non-printable character, so a cell stays on its line and in its column."""
+    out = []
+    for ch in s:
+        if ch in "\\|":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(f"\\u{ord(ch):06x}")
+    return "".join(out)
+
+
 def _md_cell(v: Any) -> str:
     if v is None or v == []:
         return ""
     if isinstance(v, list):
         v = LIST_SEP.join(v)
-    s = str(v)
-    return s.replace("\\", "\\\\").replace("|", "\\|")
+    return _md_escape(str(v))
 
 
 def write_md(doc: dict[str, Any]) -> str:
     d = normalize(doc)
-    out = [f"# Table {d['table']}", ""]
+    out = [f"# Table {_md_escape(d['table'])}", ""]
     for k in HEADER_FIELDS:
         if d[k] is not None and d[k] is not False:
             out.append(f"- {k}: {_md_value(d[k])}")
@@ -141,6 +180,10 @@ def _split_row(line: str) -> list[str]:
     while i < len(body):
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
+            if body[i + 1] == "u" and i + 7 < len(body):
+                buf.append(chr(int(body[i + 2:i + 8], 16)))
+                i += 8
+                continue
             buf.append(body[i + 1])
             i += 2
             continue

@@ -34,6 +34,7 @@ STATE_VERSION = 1
 DOMAIN_FILE = "_DOMAIN.md"
 INDEX_FILE = "INDEX.md"
 DEFAULT_CAP = 250
+PROFILE_THREADS = 2  # DuckDB cursors profiling tables in parallel
 MIN_HINT_SCORE = 0.8  # join-graph edges below this score are not shown as hints
 MIN_HINT_UNIQUE = 0.9  # nor edges whose target column is not (nearly) a key
 _UNSAFE = re.compile(r"[^\w-]+", re.UNICODE)
@@ -193,10 +194,56 @@ def assign_domains(lake: Lake, catalog: Catalog, keys: list[str], previous: dict
     return out
 
 
+def profile_tables(lake: Lake, catalog: Catalog, keys: list[str], threads: int = PROFILE_THREADS
+                   ) -> dict[str, TableProfile]:
+    """Profiles of ``keys``, computed by ``threads`` DuckDB cursors in parallel (queries release the GIL).
+
+    A table whose data DuckDB cannot read keeps names and types only (with a warning): bad data in one
+    table must not stop the others.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import duckdb
+
+    if not keys:
+        return {}
+    con = duckdb.connect()
+    local = threading.local()
+    cursors = []
+    lock = threading.Lock()
+
+    def one(k: str) -> tuple[str, TableProfile]:
+        cur = getattr(local, "cur", None)
+        if cur is None:
+            with lock:
+                cur = local.cur = con.cursor()
+                cursors.append(cur)
+        t = lake.tables[k]
+        try:
+            return k, profile_table(cur, t, catalog)
+        except duckdb.Error as exc:
+            warnings.warn(f"cannot profile table {k} ({str(exc).splitlines()[0]}): its schema file "
+                          "has names and types only", UserWarning, stacklevel=2)
+            return k, TableProfile(k, catalog.row_count(t), [
+                ColumnProfile(c.column_name, c.type) for c in catalog.columns(t)])
+
+    out: dict[str, TableProfile] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for k, tp in progress(pool.map(one, keys), desc="schema profiles", total=len(keys),
+                                  unit="table"):
+                out[k] = tp
+    finally:
+        for c in cursors:
+            c.close()
+        con.close()
+    return out
+
+
 def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt: str = "yaml",
              store=None, cap: int = DEFAULT_CAP) -> GenerateResult:
     """Write (or refresh) the schema files of ``lake`` into ``out_dir`` in format ``fmt``."""
-    import duckdb
     import pyarrow as pa
 
     if fmt not in formats.FORMATS:
@@ -216,24 +263,15 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     keys = sorted(k for k in lake.tables if k in catalog.table_rows)
 
     profiles: dict[str, TableProfile] = {}
-    con = duckdb.connect()
-    try:
-        for k in progress(keys, desc="schema profiles", unit="table"):
-            t = lake.tables[k]
-            prev = old_tables.get(k)
-            if prev and prev.get("fingerprint") == t.fingerprint:
-                profiles[k] = _profile_from_dict(prev["profile"])
-                continue
-            try:
-                profiles[k] = profile_table(con, t, catalog)
-            except duckdb.Error as exc:  # bad data in one table must not stop the others
-                warnings.warn(f"cannot profile table {k} ({str(exc).splitlines()[0]}): its schema file "
-                              "has names and types only", UserWarning, stacklevel=2)
-                profiles[k] = TableProfile(k, catalog.row_count(t), [
-                    ColumnProfile(c.column_name, c.type) for c in catalog.columns(t)])
-            res.profiled += 1
-    finally:
-        con.close()
+    todo = []
+    for k in keys:
+        prev = old_tables.get(k)
+        if prev and prev.get("fingerprint") == lake.tables[k].fingerprint:
+            profiles[k] = _profile_from_dict(prev["profile"])
+        else:
+            todo.append(k)
+    profiles.update(profile_tables(lake, catalog, todo))
+    res.profiled = len(todo)
 
     domains = assign_domains(lake, catalog, keys, {k: v.get("domain") for k, v in old_tables.items()},
                              cap, hints)

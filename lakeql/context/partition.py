@@ -1,11 +1,11 @@
 """Automatic domains for a flat lake: clusters of at most ``cap`` tables that belong together.
 
-Tables are TF-IDF vectors of the words of their names (weight 2) and column names (weight 1), with words
-shared by more than a fifth of the tables dropped (``id``, ``name``...). Clustering is size-capped
-single linkage: edges of a 10-nearest-neighbour graph (plus join-graph edges, weight 1) are merged
-strongest first with union-find, never past ``cap`` tables; two more rounds repeat that on cluster
-centroids; finally the clusters are packed, in the order of their leading word, into domains of at most
-``cap`` tables. Everything is sparse matrix algebra (scipy), so 10,000 tables take about a second.
+Tables are TF-IDF vectors of the words of their names (weight 2) and column names (weight 1); words
+shared by more than a fifth of the tables (``id``, ``name``...) are dropped. Clustering is centroid
+linkage over a sparse 10-nearest-neighbour graph (plus join-graph edges, weight 1): edges are visited
+strongest first and two groups merge only while the cosine of their centroids stays >= :data:`TAU` and
+the merged group has at most ``cap`` tables, so unrelated tables do not chain together. Groups smaller
+than :data:`MIN_DOMAIN` join their most similar group with room; what is left is packed together.
 
 Each domain is named after its most characteristic words (``singer_concert``); names are unique.
 Re-partitioning keeps earlier assignments of unchanged tables (see :func:`assign`), so an incremental run
@@ -18,6 +18,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from lakeql.context.text import tokens
+
+MIN_DOMAIN = 3  # smaller clusters join their nearest domain
+TAU = 0.15  # centroid cosine needed to merge two groups
 
 
 def _matrix(docs: Sequence[tuple[str, Sequence[str]]]):
@@ -77,10 +80,20 @@ def _knn_edges(x, k: int = 10, min_sim: float = 0.05) -> list[tuple[float, int, 
     return edges
 
 
-def _capped_union(n: int, edges: list[tuple[float, int, int]], sizes: list[int], cap: int) -> list[int]:
-    """Union-find over ``edges`` (strongest first) that never builds a group heavier than ``cap``."""
+def _centroid_union(x, edges: list[tuple[float, int, int]], cap: int, tau: float) -> list[int]:
+    """Union-find over ``edges`` (strongest first) that merges two groups only while the cosine of
+    their centroids stays >= ``tau`` and their size stays <= ``cap`` (centroid linkage: no chaining)."""
+    import numpy as np
+
+    n = x.shape[0]
     parent = list(range(n))
-    weight = list(sizes)
+    size = [1] * n
+    vec: list[dict[int, float]] = []
+    for i in range(n):
+        lo, hi = x.indptr[i], x.indptr[i + 1]
+        vec.append(dict(zip(x.indices[lo:hi].tolist(), x.data[lo:hi].astype(np.float64).tolist(),
+                            strict=True)))
+    norm2 = [sum(v * v for v in d.values()) for d in vec]
 
     def find(a: int) -> int:
         while parent[a] != a:
@@ -90,9 +103,20 @@ def _capped_union(n: int, edges: list[tuple[float, int, int]], sizes: list[int],
 
     for _, a, b in sorted(edges, reverse=True):
         ra, rb = find(a), find(b)
-        if ra != rb and weight[ra] + weight[rb] <= cap:
-            parent[rb] = ra
-            weight[ra] += weight[rb]
+        if ra == rb or size[ra] + size[rb] > cap:
+            continue
+        va, vb = vec[ra], vec[rb]
+        if len(va) < len(vb):
+            ra, rb, va, vb = rb, ra, vb, va
+        dot = sum(v * va.get(j, 0.0) for j, v in vb.items())
+        if norm2[ra] <= 0 or norm2[rb] <= 0 or dot / (norm2[ra] * norm2[rb]) ** 0.5 < tau:
+            continue
+        for j, v in vb.items():
+            va[j] = va.get(j, 0.0) + v
+        norm2[ra] = sum(v * v for v in va.values())
+        parent[rb] = ra
+        size[ra] += size[rb]
+        vec[rb] = {}
     return [find(i) for i in range(n)]
 
 
@@ -100,25 +124,15 @@ def partition(docs: Sequence[tuple[str, Sequence[str]]], cap: int = 250,
               join_edges: Sequence[tuple[int, int]] = ()) -> list[str]:
     """A domain name for each ``(table name, column names)`` doc; no domain exceeds ``cap`` tables."""
     import numpy as np
-    from scipy import sparse
 
     n = len(docs)
     if n == 0:
         return []
     x, words = _matrix(docs)
     edges = _knn_edges(x) + [(1.0, a, b) for a, b in join_edges]
-    labels = np.asarray(_capped_union(n, edges, [1] * n, cap))
-    for _ in range(2):  # merge clusters on their centroids, still capped
-        uniq, inv = np.unique(labels, return_inverse=True)
-        member = sparse.csr_matrix((np.ones(n, np.float32), (inv, np.arange(n))), shape=(len(uniq), n))
-        cent = member @ x
-        norms = np.sqrt(np.asarray(cent.multiply(cent).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        cent = sparse.csr_matrix(sparse.diags(1.0 / norms) @ cent)
-        sizes = np.asarray(member.sum(axis=1)).ravel().astype(int).tolist()
-        merged = _capped_union(len(uniq), _knn_edges(cent, k=5, min_sim=0.15), sizes, cap)
-        labels = np.asarray(merged)[inv]
-    # Pack clusters into domains of <= cap tables, ordered by their leading word so neighbours meet.
+    labels = np.asarray(_centroid_union(x, edges, cap, TAU))
+    # Clusters are the domains; tiny ones (< MIN_DOMAIN tables) join their most similar cluster with room,
+    # or are packed together in the order of their leading word.
     uniq, inv = np.unique(labels, return_inverse=True)
     clusters: list[list[int]] = [[] for _ in uniq]
     for i, c in enumerate(inv.tolist()):
@@ -129,16 +143,34 @@ def partition(docs: Sequence[tuple[str, Sequence[str]]], cap: int = 250,
         order = np.argsort(-sub, kind="stable")[:m]
         return [words[j] for j in order if sub[j] > 0]
 
-    lead = [(top_words(c, 1) or [""])[0] for c in clusters]
-    order = sorted(range(len(clusters)), key=lambda c: (lead[c], -len(clusters[c])))
-    bins: list[list[int]] = []
-    small = max(1, cap // 10)
-    for c in order:
-        members = clusters[c]
-        if bins and len(bins[-1]) + len(members) <= cap and (len(members) < small or len(bins[-1]) < small):
-            bins[-1].extend(members)
-        else:
-            bins.append(list(members))
+    big = [c for c in clusters if len(c) >= MIN_DOMAIN]
+    tiny = [c for c in clusters if len(c) < MIN_DOMAIN]
+    if big and tiny:
+        cent = np.vstack([np.asarray(x[c].sum(axis=0)).ravel() for c in big])
+        cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-9)
+        rest = []
+        for c in tiny:
+            v = np.asarray(x[c].sum(axis=0)).ravel()
+            sims = cent @ (v / max(float(np.linalg.norm(v)), 1e-9))
+            for j in np.argsort(-sims, kind="stable"):
+                if sims[j] <= 0:
+                    break
+                if len(big[j]) + len(c) <= cap:
+                    big[j].extend(c)
+                    break
+            else:
+                rest.append(c)
+        tiny = rest
+    lead = [(top_words(c, 1) or [""])[0] for c in tiny]
+    bins: list[list[int]] = list(big)
+    packed: list[int] = []
+    for c in sorted(range(len(tiny)), key=lambda c: lead[c]):
+        if packed and len(packed) + len(tiny[c]) > cap:
+            bins.append(packed)
+            packed = []
+        packed = packed + tiny[c]
+    if packed:
+        bins.append(packed)
     out = [""] * n
     used: set[str] = set()
     for members in bins:

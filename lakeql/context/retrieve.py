@@ -6,11 +6,13 @@ Every table file is a document. Its score for a question is a hybrid of
 * the cosine between the question's and the table's MiniLM embeddings (table and column names),
 fused as ``BM25 / max BM25 + W_EMB * cosine``.
 
-Two units are offered: ``table`` returns the ``k`` best table files; ``domain`` returns the ``k`` best
-domains' ``_DOMAIN.md`` overviews (one line per table with every column and type), a domain scoring as
-its best table plus half its second best. ``auto`` (the default) returns the best domain's overview
-first, then the best table files of that domain, so a question that needs several joined tables still
-sees all their names in one compact file plus the full profiles of the likeliest tables.
+A domain scores as its best table, plus BM25 over all of its words, plus the cosine with the mean of its
+tables' embeddings (weights below; chosen on a 300-question sample of Spider dev, see
+benchmarks/results/schemas.md). Units: ``table`` returns the ``k`` best table files; ``domain`` the
+``k`` best domains' ``_DOMAIN.md`` overviews (one line per table with every column and type, so a
+question joining several tables sees all their names in one compact file); ``auto`` (the default) walks
+the best domains and returns each one's overview when it is at most :data:`AUTO_MAX_BYTES`, else that
+domain's best table file.
 
 Embeddings of the table files are cached beside them (``.lakeql-embeddings.npy`` keyed by the hash of
 each file's embedding text), so an incremental index re-encodes only changed tables.
@@ -29,7 +31,11 @@ from lakeql.errors import CorruptIndexError, LakeqlError
 
 EMB = ".lakeql-embeddings.npy"
 EMB_KEYS = ".lakeql-embeddings.json"
-W_EMB = 1.0
+W_EMB = 2.0  # weight of the table embedding cosine against max-normalized table BM25
+W_SECOND = 0.0  # weight of a domain's second-best table
+W_DOMAIN_BM25 = 0.5  # weight of BM25 over the whole domain's words (max-normalized)
+W_DOMAIN_EMB = 2.0  # weight of the cosine with the domain's mean table embedding
+AUTO_MAX_BYTES = 32_768  # 'auto' returns a domain overview up to this size, else its best table file
 K1, B = 1.2, 0.75
 UNITS = ("auto", "table", "domain")
 
@@ -129,6 +135,10 @@ class SchemaIndex:
     bm25: Bm25
     emb: Any  # float32 (n_tables x dim) or None
     model: Any = None
+    dom_names: list[str] | None = None
+    dom_of_table: Any = None  # int array: domain position of each table
+    dom_bm25: Bm25 | None = None
+    dom_emb: Any = None  # normalized mean table embedding per domain
 
     @classmethod
     def load(cls, out: str | Path, embed: bool = True, model: Any = None) -> SchemaIndex:
@@ -138,7 +148,25 @@ class SchemaIndex:
         domains = {r["domain"]: r for r in rows if r["kind"] == "domain"}
         bm25 = Bm25([tokens(r["search_text"] or "") for r in tables])
         emb = ensure_embeddings(out, model, rows)[1] if embed else None
-        return cls(out, tables, domains, bm25, emb, model)
+        import numpy as np
+
+        names = sorted({r["domain"] for r in tables})
+        pos = {d: i for i, d in enumerate(names)}
+        dom_of = np.asarray([pos[r["domain"]] for r in tables], np.int64)
+        dom_bm25 = Bm25([tokens((domains.get(d) or {}).get("search_text") or "") for d in names])
+        dom_emb = None
+        if emb is not None and len(tables):
+            dom_emb = np.zeros((len(names), emb.shape[1]), np.float32)
+            np.add.at(dom_emb, dom_of, emb)
+            dom_emb /= np.maximum(np.linalg.norm(dom_emb, axis=1, keepdims=True), 1e-9)
+        return cls(out, tables, domains, bm25, emb, model, names, dom_of, dom_bm25, dom_emb)
+
+    def _qvec(self, question: str, qvec: Any):
+        if qvec is None and self.emb is not None:
+            from lakeql.embedding import encode
+
+            qvec = encode([question], model=self.model, desc="question")[0]
+        return qvec
 
     def table_scores(self, question: str, qvec: Any = None):
         """Hybrid score of every table file for ``question`` (``qvec``: its embedding, if known)."""
@@ -147,23 +175,33 @@ class SchemaIndex:
         s = self.bm25.scores(tokens(question))
         top = float(s.max()) if len(s) else 0.0
         score = s / top if top > 0 else s
+        qvec = self._qvec(question, qvec)
         if self.emb is not None and len(self.tables):
-            if qvec is None:
-                from lakeql.embedding import encode
-
-                qvec = encode([question], model=self.model, desc="question")[0]
             score = score + W_EMB * (self.emb @ np.asarray(qvec, np.float32))
         return score
 
-    def domain_scores(self, tscore) -> dict[str, float]:
-        best: dict[str, list[float]] = {}
-        for r, s in zip(self.tables, tscore.tolist(), strict=True):
-            best.setdefault(r["domain"], []).append(s)
-        out = {}
-        for d, v in best.items():
-            v.sort(reverse=True)
-            out[d] = v[0] + 0.5 * (v[1] if len(v) > 1 else 0.0)
-        return out
+    def domain_scores(self, tscore, question: str = "", qvec: Any = None) -> dict[str, float]:
+        """Score of each domain: its best table, plus BM25 over all its words and its mean embedding."""
+        import numpy as np
+
+        nd = len(self.dom_names or [])
+        best = np.full(nd, -np.inf)
+        np.maximum.at(best, self.dom_of_table, tscore)
+        score = best.copy()
+        if W_SECOND:
+            masked = np.where(tscore >= best[self.dom_of_table], -np.inf, tscore)
+            second = np.full(nd, -np.inf)
+            np.maximum.at(second, self.dom_of_table, masked)
+            score += W_SECOND * np.where(np.isfinite(second), second, 0.0)
+        if question and self.dom_bm25 is not None:
+            b = self.dom_bm25.scores(tokens(question))
+            top = float(b.max()) if len(b) else 0.0
+            if top > 0:
+                score += W_DOMAIN_BM25 * b / top
+        qvec = self._qvec(question, qvec) if question else qvec
+        if self.dom_emb is not None and qvec is not None:
+            score += W_DOMAIN_EMB * (self.dom_emb @ np.asarray(qvec, np.float32))
+        return dict(zip(self.dom_names or [], score.tolist(), strict=True))
 
     def pick(self, question: str, k: int, unit: str = "auto", qvec: Any = None
              ) -> list[tuple[str, float]]:
@@ -174,19 +212,24 @@ class SchemaIndex:
             raise LakeqlError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
         if not self.tables:
             return []
+        qvec = self._qvec(question, qvec)
         ts = self.table_scores(question, qvec)
         order = np.argsort(-ts, kind="stable")
         if unit == "table":
             return [(self.tables[i]["path"], float(ts[i])) for i in order[:k]]
-        ds = self.domain_scores(ts)
+        ds = self.domain_scores(ts, question, qvec)
         doms = sorted(ds, key=lambda d: -ds[d])
-        if unit == "domain":
-            return [(self.domains[d]["path"], ds[d]) for d in doms[:k] if d in self.domains]
-        best = doms[0]
-        out = [(self.domains[best]["path"], ds[best])] if best in self.domains else []
-        out += [(self.tables[i]["path"], float(ts[i])) for i in order
-                if self.tables[i]["domain"] == best][: max(0, k - len(out))]
-        return out[:k]
+        out: list[tuple[str, float]] = []
+        for d in doms:
+            if len(out) >= k:
+                break
+            ov = self.domains.get(d)
+            if ov is not None and (unit == "domain" or ov["bytes"] <= AUTO_MAX_BYTES):
+                out.append((ov["path"], ds[d]))
+                continue
+            best = next(i for i in order if self.tables[i]["domain"] == d)
+            out.append((self.tables[best]["path"], ds[d]))
+        return out
 
 
 def read_file(out: Path, rel: str) -> str:

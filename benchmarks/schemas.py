@@ -1,0 +1,440 @@
+"""Benchmark of the context capability on Spider dev (../shared/data/spider).
+
+* Lake: every Spider database (166, 876 tables) as empty Parquet tables with the right columns and
+  types, one domain (folder) per database; and the same tables flattened (``<db>__<table>.parquet``,
+  domains found by automatic partitioning).
+* schema_context: for each of the 1,034 dev questions, the files picked with k = 3: share of gold tables
+  and columns (extracted from the gold SQL with sqlglot) described in the returned files, share of
+  questions fully covered, bytes returned vs the whole schema (all table files). Baseline in the same run:
+  plain BM25 (same tokenizer) over one file per database (its table and column names), top 3 databases.
+* check_sql: share of gold SQL that checks clean; share of single-identifier typos (one edit of a table
+  or column name in the gold SQL) flagged with the intended name as the first suggestion.
+* Generation time of the schema files for 1,000 and 10,000 tables (Spider schemas replicated), empty
+  tables and tables with rows, plus an incremental re-run.
+
+Run: ``python benchmarks/schemas.py`` (``--quick``: 200 questions, 1,000 tables only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPIDER = ROOT / ".." / "shared" / "data" / "spider"
+TYPES = {"text": "VARCHAR", "number": "DOUBLE", "time": "TIMESTAMP", "boolean": "BOOLEAN",
+         "others": "VARCHAR"}
+
+
+# --------------------------------------------------------------------------------------------- lakes
+def spider_tables(spider: Path = SPIDER) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
+    """db_id -> [(table, [(column, DuckDB type)])] from Spider's tables.json."""
+    dbs = json.loads((spider / "tables.json").read_text())
+    out = {}
+    for db in dbs:
+        tables: list[tuple[str, list[tuple[str, str]]]] = [(t, []) for t in db["table_names_original"]]
+        seen: list[set[str]] = [set() for _ in tables]
+        for (ti, col), ty in zip(db["column_names_original"], db["column_types"], strict=True):
+            if ti < 0 or col.lower() in seen[ti]:
+                continue
+            seen[ti].add(col.lower())
+            tables[ti][1].append((col, TYPES.get(ty, "VARCHAR")))
+        out[db["db_id"]] = tables
+    return out
+
+
+def _write_table(path: Path, cols: list[tuple[str, str]], rows: int, seed: int) -> None:
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    gens = {"VARCHAR": "'v' || (hash(i + {s}) % 97)::VARCHAR", "DOUBLE": "(hash(i * 7 + {s}) % 1000)::DOUBLE",
+            "TIMESTAMP": "TIMESTAMP '2020-01-01' + to_seconds(i * 3600)", "BOOLEAN": "i % 2 = 0"}
+    sel = ", ".join(f"({gens[t].format(s=seed)})::{t} AS " + '"' + c.replace('"', '""') + '"'
+                    for c, t in cols)
+    src = f"SELECT {sel} FROM range({rows}) r(i)"
+    con.execute(f"COPY ({src}) TO '{path}' (FORMAT parquet)")
+    con.close()
+
+
+def _write_empty(path: Path, cols: list[tuple[str, str]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "TIMESTAMP": pa.timestamp("us"),
+             "BOOLEAN": pa.bool_()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([(c, arrow[t]) for c, t in cols])
+    pq.write_table(schema.empty_table(), path)
+
+
+def make_lake(root: Path, dbs, flat: bool = False, rows: int = 0, copies: int = 1,
+              limit_tables: int | None = None) -> int:
+    """Write Spider's schemas as a lake; ``copies`` replicates every database (``<db>_r<i>``)."""
+    n = 0
+    for c in range(copies):
+        for db, tables in dbs.items():
+            dname = db if c == 0 else f"{db}_r{c}"
+            for t, cols in tables:
+                if limit_tables is not None and n >= limit_tables:
+                    return n
+                path = root / (f"{dname}__{t}.parquet" if flat else f"{dname}/{t}.parquet")
+                if rows:
+                    _write_table(path, cols, rows, n)
+                else:
+                    _write_empty(path, cols)
+                n += 1
+    return n
+
+
+# ------------------------------------------------------------------------------------------ gold SQL
+def sqlite_to_duckdb(sql: str) -> str:
+    """Spider's SQLite gold SQL with double-quoted string literals rewritten to single quotes."""
+    return re.sub(r'"([^"]*)"', lambda m: "'" + m.group(1).replace("'", "''") + "'", sql)
+
+
+def gold_refs(sql: str, tables: list[tuple[str, list[tuple[str, str]]]]) -> tuple[set[str], set[tuple[str, str]]]:
+    """(tables, (table, column)) the gold SQL references, lower-cased, resolved with the db's schema."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sqlite_to_duckdb(sql), read="duckdb")
+    cols_of = {t.lower(): {c.lower() for c, _ in cols} for t, cols in tables}
+    used_tables: set[str] = set()
+    alias_map: dict[str, str] = {}
+    for t in tree.find_all(exp.Table):
+        name = t.name.lower()
+        if name in cols_of:
+            used_tables.add(name)
+            alias_map[(t.alias_or_name or name).lower()] = name
+            alias_map[name] = name
+    used_cols: set[tuple[str, str]] = set()
+    for c in tree.find_all(exp.Column):
+        if isinstance(c.this, exp.Star):
+            continue
+        col = c.name.lower()
+        if c.table and c.table.lower() in alias_map:
+            used_cols.add((alias_map[c.table.lower()], col))
+            continue
+        owners = [t for t in sorted(used_tables) if col in cols_of[t]]
+        if owners:
+            used_cols.add((owners[0], col))
+    return used_tables, used_cols
+
+
+# --------------------------------------------------------------------------------------- retrieval
+def eval_retrieval(out: Path, questions, dbs, flat: bool, units=("auto", "table", "domain"), k: int = 3):
+    """Coverage of gold tables/columns by the files schema_context picks, per unit, plus timings."""
+    import numpy as np
+
+    from lakeql.context.retrieve import SchemaIndex
+    from lakeql.embedding import encode
+
+    t0 = time.perf_counter()
+    idx = SchemaIndex.load(out)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    qv = encode([q["question"] for q in questions], desc="questions")
+    t_qenc = time.perf_counter() - t0
+    whole = sum(r["bytes"] for r in idx.tables)
+    by_path = {r["path"]: r for r in idx.tables}
+    domain_tables: dict[str, set[str]] = {}
+    for r in idx.tables:
+        domain_tables.setdefault(r["domain"], set()).add(r["table_name"])
+    sizes = {r["path"]: r["bytes"] for r in idx.tables}
+    sizes.update({r["path"]: r["bytes"] for r in idx.domains.values()})
+    dom_path = {r["path"]: d for d, r in idx.domains.items()}
+    res = {}
+    for unit in units:
+        tab_hit = tab_all = col_hit = col_all = full = 0
+        nbytes = []
+        t0 = time.perf_counter()
+        for q, v in zip(questions, qv, strict=True):
+            files = idx.pick(q["question"], k, unit, qvec=v)
+            covered: set[str] = set()
+            for p, _ in files:
+                if p in by_path:
+                    covered.add(by_path[p]["table_name"].lower())
+                elif p in dom_path:
+                    covered |= {t.lower() for t in domain_tables[dom_path[p]]}
+            nbytes.append(sum(sizes[p] for p, _ in files))
+            gt, gc = q["gold"]
+            key = (lambda t, db=q["db_id"]: f"main.{db}__{t}".lower()) if flat else (
+                lambda t, db=q["db_id"]: f"{db}.{t}".lower())
+            th = sum(key(t) in covered for t in gt)
+            ch = sum(key(t) in covered for t, _ in gc)
+            tab_hit += th
+            tab_all += len(gt)
+            col_hit += ch
+            col_all += len(gc)
+            full += (th == len(gt) and ch == len(gc))
+        secs = time.perf_counter() - t0
+        res[unit] = {"table_recall": tab_hit / max(tab_all, 1), "column_recall": col_hit / max(col_all, 1),
+                     "full": full / len(questions), "bytes_share": float(np.mean(nbytes)) / whole,
+                     "ms_per_q": 1000 * secs / len(questions)}
+    res["_timing"] = {"load_embed_s": t_load, "question_encode_s": t_qenc, "whole_bytes": whole,
+                      "n_tables": len(idx.tables)}
+    return res
+
+
+def eval_baseline(questions, dbs, k: int = 3):
+    """Plain BM25 over one document per database (its table and column names): db recall@k."""
+    import numpy as np
+
+    from lakeql.context.retrieve import Bm25
+    from lakeql.context.text import tokens
+
+    names = sorted(dbs)
+    docs = []
+    for db in names:
+        words = [db]
+        for t, cols in dbs[db]:
+            words.append(t)
+            words.extend(c for c, _ in cols)
+        docs.append(" ".join(words))
+    bm = Bm25([tokens(d) for d in docs])
+    sizes = [len(d.encode()) for d in docs]
+    whole = sum(sizes)
+    hit, nbytes = 0, []
+    for q in questions:
+        s = bm.scores(tokens(q["question"]))
+        top = np.argsort(-s, kind="stable")[:k]
+        hit += q["db_id"] in {names[i] for i in top}
+        nbytes.append(sum(sizes[i] for i in top))
+    return {"db_recall": hit / len(questions), "bytes_share": float(np.mean(nbytes)) / whole}
+
+
+def db_recall(out: Path, questions, k: int = 3) -> float:
+    """Database-level recall@k of lakeql's domain ranking (domain lake), same measure as the baseline."""
+    from lakeql.context.retrieve import SchemaIndex
+    from lakeql.embedding import encode
+
+    idx = SchemaIndex.load(out)
+    qv = encode([q["question"] for q in questions], desc="questions")
+    hit = 0
+    for q, v in zip(questions, qv, strict=True):
+        ds = idx.domain_scores(idx.table_scores(q["question"], v), q["question"], v)
+        top = sorted(ds, key=lambda d: -ds[d])[:k]
+        hit += q["db_id"] in top
+    return hit / len(questions)
+
+
+# ------------------------------------------------------------------------------------------ check_sql
+def mutate(name: str, rng: random.Random) -> str:
+    """One random edit (delete, insert, substitute, transpose) of a letter of ``name``."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    i = rng.randrange(len(name))
+    op = rng.choice(["del", "ins", "sub", "swap"] if len(name) > 2 else ["ins", "sub"])
+    if op == "del":
+        return name[:i] + name[i + 1:]
+    if op == "ins":
+        return name[:i] + rng.choice(letters) + name[i:]
+    if op == "sub":
+        return name[:i] + rng.choice([c for c in letters if c != name[i].lower()]) + name[i + 1:]
+    j = min(i, len(name) - 2)
+    if name[j].lower() == name[j + 1].lower():
+        return name[:j] + rng.choice(letters) + name[j + 1:]
+    return name[:j] + name[j + 1] + name[j] + name[j + 2:]
+
+
+def eval_check(lake_root: Path, questions, dbs, seed: int = 0):
+    """Gold SQL clean rate and typo detection (right suggestion first) with lakeql's check()."""
+    import sqlglot
+    from sqlglot.tokens import TokenType
+
+    from lakeql.catalog import Catalog
+    from lakeql.context.check import SchemaInfo, check
+    from lakeql.lake import discover
+
+    lake = discover(lake_root)
+    info = SchemaInfo.from_catalog(Catalog.open(lake, None))
+    rng = random.Random(seed)
+    clean = 0
+    fails = []
+    typo_total = typo_flag = typo_first = 0
+    typo_fails = []
+    t0 = time.perf_counter()
+    n_checks = 0
+    for q in questions:
+        sql = sqlite_to_duckdb(q["query"])
+        probs = check(sql, info, q["db_id"])
+        n_checks += 1
+        if not probs:
+            clean += 1
+        elif len(fails) < 5:
+            fails.append((q["query"], probs[0].message))
+        tables = {t.lower() for t, _ in dbs[q["db_id"]]}
+        columns = {c.lower() for _, cols in dbs[q["db_id"]] for c, _ in cols}
+        names = tables | columns
+        toks = [t for t in sqlglot.tokenize(sql, read="duckdb")
+                if t.token_type == TokenType.VAR and t.text.lower() in names]
+        if not toks:
+            continue
+        tok = rng.choice(toks)
+        for _ in range(20):
+            new = mutate(tok.text, rng)
+            if new and new.lower() not in names and re.fullmatch(r"[A-Za-z_]\w*", new) and \
+                    not _is_keyword(new):
+                break
+        else:
+            continue
+        bad = sql[:tok.start] + new + sql[tok.end + 1:]
+        typo_total += 1
+        probs = check(bad, info, q["db_id"])
+        n_checks += 1
+        if probs:
+            typo_flag += 1
+            sugg = (probs[0].suggestion or "").rsplit(".", 1)[-1].strip('"').lower()
+            if sugg == tok.text.lower():
+                typo_first += 1
+            elif len(typo_fails) < 8:
+                typo_fails.append((tok.text, new, probs[0].message))
+        elif len(typo_fails) < 8:
+            typo_fails.append((tok.text, new, "not flagged"))
+    secs = time.perf_counter() - t0
+    return {"clean": clean / len(questions), "typo_n": typo_total, "typo_flagged": typo_flag / max(typo_total, 1),
+            "typo_first": typo_first / max(typo_total, 1), "ms_per_check": 1000 * secs / max(n_checks, 1),
+            "fails": fails, "typo_fails": typo_fails}
+
+
+def _is_keyword(word: str) -> bool:
+    import sqlglot
+
+    toks = sqlglot.tokenize(word, read="duckdb")
+    from sqlglot.tokens import TokenType
+
+    return not (len(toks) == 1 and toks[0].token_type == TokenType.VAR)
+
+
+# ------------------------------------------------------------------------------------------ generation
+def time_generation(dbs, n_tables: int, rows: int, tmp: Path, fmt: str = "yaml") -> dict:
+    """Seconds to catalogue and write schema files for ``n_tables`` replicated Spider tables."""
+    from lakeql.catalog import Catalog
+    from lakeql.context.generate import generate
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    per_copy = sum(len(t) for t in dbs.values())
+    copies = -(-n_tables // per_copy)
+    lake_root = tmp / f"gen_{n_tables}_{rows}"
+    t0 = time.perf_counter()
+    n = make_lake(lake_root, dbs, rows=rows, copies=copies, limit_tables=n_tables)
+    t_make = time.perf_counter() - t0
+    lake = discover(lake_root)
+    store = Store.for_lake(lake, tmp / f"idx_{n_tables}_{rows}")
+    store.ensure_writable()
+    t0 = time.perf_counter()
+    cat = Catalog.build(lake, store, refresh=True)
+    t_cat = time.perf_counter() - t0
+    out = tmp / f"schemas_{n_tables}_{rows}"
+    res = generate(lake, cat, out, fmt, store=store)
+    t0 = time.perf_counter()
+    again = generate(lake, cat, out, fmt, store=store)
+    t_again = time.perf_counter() - t0
+    shutil.rmtree(lake_root, ignore_errors=True)
+    return {"tables": n, "rows": rows, "make_s": t_make, "catalog_s": t_cat, "schemas_s": res.seconds,
+            "files": len(res.files), "domains": res.domains, "rerun_s": t_again,
+            "rerun_written": again.written}
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="200 questions, generation at 1,000 tables only")
+    ap.add_argument("--questions", type=int, default=None, help="use only the first N dev questions")
+    ap.add_argument("--format", default="yaml", choices=["yaml", "md", "json", "toon"])
+    ap.add_argument("--skip-gen", action="store_true", help="skip the generation-time runs")
+    ap.add_argument("--gen-rows", type=int, default=100, help="rows per table in the 'with rows' runs")
+    args = ap.parse_args(argv)
+    if not (SPIDER / "tables.json").exists():
+        print(f"Spider data not found at {SPIDER}", file=sys.stderr)
+        return 2
+    from lakeql.catalog import Catalog
+    from lakeql.context.generate import generate
+    from lakeql.lake import discover
+    from lakeql.progress import set_quiet
+
+    set_quiet(True)
+    dbs = spider_tables()
+    dev = json.loads((SPIDER / "dev.json").read_text())
+    nq = args.questions or (200 if args.quick else len(dev))
+    questions = dev[:nq] if not args.quick else random.Random(1).sample(dev, nq)
+    for q in questions:
+        q["gold"] = gold_refs(q["query"], dbs[q["db_id"]])
+    tmp = Path(tempfile.mkdtemp(prefix="lakeql-bench-schemas-"))
+    report: dict = {"questions": nq, "format": args.format}
+    try:
+        for flat in (False, True):
+            root = tmp / ("flat" if flat else "domains")
+            make_lake(root, dbs, flat=flat)
+            lake = discover(root)
+            cat = Catalog.open(lake, None)
+            out = tmp / ("out_flat" if flat else "out_domains")
+            g = generate(lake, cat, out, args.format)
+            r = eval_retrieval(out, questions, dbs, flat)
+            r["_gen"] = {"seconds": g.seconds, "domains": g.domains}
+            report["flat" if flat else "domains"] = r
+            if not flat:
+                report["lakeql_db_recall"] = db_recall(out, questions)
+                report["check"] = eval_check(root, questions, dbs)
+        report["baseline"] = eval_baseline(questions, dbs)
+        gens = []
+        if not args.skip_gen:
+            sizes = [1000] if args.quick else [1000, 10000]
+            for n in sizes:
+                gens.append(time_generation(dbs, n, 0, tmp, args.format))
+                gens.append(time_generation(dbs, n, args.gen_rows, tmp, args.format))
+        report["generation"] = gens
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print_report(report)
+    return 0
+
+
+def print_report(r: dict) -> None:
+    print(f"## schema_context on Spider dev ({r['questions']} questions, k = 3 files, {r['format']})\n")
+    print("| lake | unit | table recall | column recall | fully covered | bytes / whole schema | ms/question |")
+    print("|---|---|---|---|---|---|---|")
+    for lake in ("domains", "flat"):
+        for unit, m in r[lake].items():
+            if unit.startswith("_"):
+                continue
+            print(f"| {lake} | {unit} | {m['table_recall']:.3f} | {m['column_recall']:.3f} | {m['full']:.3f} | "
+                  f"{100 * m['bytes_share']:.2f}% | {m['ms_per_q']:.1f} |")
+    b = r["baseline"]
+    print(f"\nDatabase-level recall@3: plain BM25 over one file per database (baseline) {b['db_recall']:.3f} "
+          f"(bytes {100 * b['bytes_share']:.2f}% of its files); lakeql hybrid domain ranking "
+          f"{r['lakeql_db_recall']:.3f}; ratio {r['lakeql_db_recall'] / max(b['db_recall'], 1e-9):.2f}x.")
+    for lake in ("domains", "flat"):
+        t = r[lake]["_timing"]
+        g = r[lake]["_gen"]
+        print(f"- {lake}: {t['n_tables']} tables, {g['domains']} domains, schema files {t['whole_bytes']} bytes, "
+              f"written in {g['seconds']:.1f} s; index load + table embeddings {t['load_embed_s']:.1f} s; "
+              f"question encoding {t['question_encode_s']:.1f} s")
+    c = r["check"]
+    print(f"\n## check_sql on Spider dev gold SQL\n\n| measure | value |\n|---|---|\n"
+          f"| gold SQL clean | {c['clean']:.3f} |\n| typos flagged ({c['typo_n']}) | {c['typo_flagged']:.3f} |\n"
+          f"| typos with the right suggestion first | {c['typo_first']:.3f} |\n"
+          f"| ms per check | {c['ms_per_check']:.2f} |")
+    for q, m in c["fails"]:
+        print(f"- not clean: `{q}`: {m}")
+    for orig, new, m in c["typo_fails"]:
+        print(f"- typo {orig} -> {new}: {m}")
+    if r["generation"]:
+        print("\n## Schema-file generation (Spider schemas replicated)\n")
+        print("| tables | rows/table | catalog (s) | schema files (s) | files | domains | re-run, nothing changed (s) |")
+        print("|---|---|---|---|---|---|---|")
+        for g in r["generation"]:
+            print(f"| {g['tables']} | {g['rows']} | {g['catalog_s']:.1f} | {g['schemas_s']:.1f} | {g['files']} | "
+                  f"{g['domains']} | {g['rerun_s']:.1f} ({g['rerun_written']} written) |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
