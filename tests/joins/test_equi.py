@@ -118,3 +118,37 @@ def test_join_columns_profiles(flights_con):
     assert rows[("flights.airports", "faa")][3] == "A+"
     assert rows[("flights.airports", "lat")][0] is False  # DOUBLE: not a key type
     assert "not a join key type" in rows[("flights.airports", "lat")][4]
+
+
+@pytest.mark.parametrize(("schema", "path"), [
+    ("joins_edges.schema.json", "joins/edges.parquet"),
+    ("joins_columns.schema.json", "joins/lake/columns.parquet"),
+    ("joins_values.schema.json", "joins/lake/values.parquet"),
+])
+def test_index_files_match_their_json_schema(flights, schema, path):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    _, idx, _ = flights
+    spec = json.loads((Path(__file__).resolve().parents[2] / "schemas" / schema).read_text())
+    rows = pq.read_table(idx / path).slice(0, 200).to_pylist()
+    assert rows
+    for row in rows:
+        jsonschema.validate(row, spec)
+
+
+def test_table_profiles_match_their_json_schema(flights):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    _, idx, _ = flights
+    spec = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "joins_profiles.schema.json"
+                       ).read_text())
+    files = sorted((idx / "join_values").glob("*/profiles.parquet"))
+    assert files
+    for row in pq.read_table(files[0]).to_pylist():
+        jsonschema.validate(row, spec)
