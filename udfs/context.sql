@@ -14,7 +14,7 @@ CREATE OR REPLACE MACRO check_sql(sql, search_path := NULL) AS TABLE
 -- @pure
 -- schema_files(): every schema file written for the lake (path relative to INDEX_DIR/schemas, kind
 -- 'table' | 'domain' | 'index', table_name, domain, bytes). Works in the stock duckdb CLI.
-CREATE OR REPLACE MACRO schema_files() AS TABLE
+CREATE OR REPLACE MACRO schema_files(_path := {{index_dir}} || '/schemas/.lakeql-files.parquet') AS TABLE
     SELECT path, kind, table_name, domain, bytes
-    FROM read_parquet({{index_dir}} || '/schemas/.lakeql-files.parquet')
+    FROM read_parquet(_path)
     ORDER BY kind DESC, path;

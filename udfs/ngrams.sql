@@ -15,7 +15,7 @@ CREATE OR REPLACE MACRO ngram_next(tbl, col, prefix, k := 10) AS TABLE
     SELECT unnest(ngram_next_impl(tbl, col, prefix, k), recursive := true);
 -- @pure
 -- ngram_indexes(): the n-gram indexes of this lake (also works in the stock duckdb CLI).
-CREATE OR REPLACE MACRO ngram_indexes() AS TABLE
+CREATE OR REPLACE MACRO ngram_indexes(_path := {{index_dir}} || '/indexes.parquet') AS TABLE
     SELECT table_name, column_name, bytes, source_bytes, round(bytes / greatest(source_bytes, 1), 3) AS ratio,
            built_at, params
-    FROM read_parquet({{index_dir}} || '/indexes.parquet') WHERE kind = 'ngram';
+    FROM read_parquet(_path) WHERE kind = 'ngram';
