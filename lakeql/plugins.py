@@ -34,5 +34,18 @@ def capabilities() -> list[ModuleType]:
 
 
 def hook(name: str) -> list[tuple[ModuleType, object]]:
-    """Every capability's implementation of hook ``name``."""
-    return [(m, getattr(m, name)) for m in capabilities() if hasattr(m, name)]
+    """Every capability's implementation of hook ``name``.
+
+    A submodule with the same name as a hook (``lakeql.x.build``) replaces the package attribute once
+    imported; that is a packaging bug, reported here instead of a puzzling "module is not callable".
+    """
+    out = []
+    for m in capabilities():
+        fn = getattr(m, name, None)
+        if fn is None:
+            continue
+        if isinstance(fn, ModuleType):
+            raise TypeError(f"{m.__name__}.{name} is a submodule, which hides the '{name}' hook: rename "
+                            f"the module {fn.__name__} (e.g. to {m.__name__}.{name}er)")
+        out.append((m, fn))
+    return out
