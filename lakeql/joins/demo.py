@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 EXAMPLES = [
-    "SELECT candidate_table, candidate_column, round(score, 3) AS score, containment, "
-    "candidate_uniqueness, method FROM joinable('flights.flights', 'origin', k := 3)",
-    "SELECT candidate_table, candidate_column, round(score, 3) AS score, containment, method "
-    "FROM joinable('flights.flights', ['origin', 'time_hour'], k := 2)",
+    ("joins: which columns of other tables does flights.origin join with? (the referenced key first)",
+     "SELECT candidate_table, candidate_column, round(score, 3) AS score, containment, "
+     "round(candidate_uniqueness, 4) AS uniqueness, method "
+     "FROM joinable('flights.flights', 'origin', k := 3)"),
+    ("joins: a composite key (origin, time_hour) -> weather",
+     "SELECT candidate_table, candidate_column, round(score, 3) AS score, round(containment, 3) AS "
+     "containment, method FROM joinable('flights.flights', ['origin', 'time_hour'], k := 1)"),
 ]
 
 
 def demo(con: Any, ctx: Any, out: Any) -> None:
-    for sql in EXAMPLES:
-        print(f"-- joins: which columns of other tables does this join with?\n{sql};", file=out)
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        print(" | ".join(names), file=out)
-        for row in cur.fetchall():
-            print(" | ".join(str(v) for v in row), file=out)
-        print(file=out)
+    from lakeql.demo import show
+
+    for title, sql in EXAMPLES:
+        show(con, sql, out, title)

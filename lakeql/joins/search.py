@@ -188,6 +188,8 @@ class Searcher:
             cvals = self.distinct_values(c, CAND_VALUES)
             m = valuematch.match(qvals, cvals)
             cont = float(m.matched.sum() / n_query) if n_query else 0.0
+            if cont == 0.0:
+                continue  # similar-looking column, but no value matches: not a join
             uniq = float(ix.uniqueness[c])
             # share of the candidate's values that some query value matched: the table built to
             # join this one covers the same entities, a look-alike table covers others too
