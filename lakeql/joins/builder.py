@@ -30,7 +30,7 @@ def table_params() -> str:
 def build(ctx) -> None:
     """Build or refresh every join index of the lake (see the module docstring)."""
     from lakeql.joins import deepjoin, graph, lakeindex
-    from lakeql.joins.profile import build_table
+    from lakeql.joins.profile import build_table, connect_build
     from lakeql.joins.search import Searcher
     from lakeql.joins.sqlapi import load_index
 
@@ -42,6 +42,7 @@ def build(ctx) -> None:
     built = 0
     table_dirs: list[tuple[str, Path]] = []
     fingerprints: dict[str, str] = {}
+    con = connect_build()  # one DuckDB connection for every table (connecting costs ~30 ms)
     for key in progress(sorted(lake.tables), desc="joins: profiling tables", unit="table"):
         t = lake.tables[key]
         path = store.index_path("join_values", key)
@@ -49,7 +50,7 @@ def build(ctx) -> None:
             cols = [(c.column_name, c.type) for c in cat.columns(t)]
             try:
                 with store.atomic_dir(path) as tmp:
-                    build_table(t, cols, cat.row_count(t), tmp)
+                    build_table(t, cols, cat.row_count(t), tmp, con)
             except Exception as exc:  # noqa: BLE001 - bad data in one table must not stop the build
                 say(f"joins: warning: skipped table {key} ({type(exc).__name__}: "
                     f"{str(exc).splitlines()[0][:200]})")
@@ -61,6 +62,7 @@ def build(ctx) -> None:
             built += 1
         table_dirs.append((key, path))
         fingerprints[key] = t.fingerprint
+    con.close()
     n_cols = sum(len(cat.columns(lake.tables[k])) for k, _ in table_dirs)
     secs = time.perf_counter() - t0
     if built:

@@ -7,8 +7,9 @@ For each table the builder writes one folder ``join_values/<slug>/`` with
                       their hashes and counts) and a bottom-k MinHash sketch (the k smallest hashes)
 ``values.parquet``    (column_name, hash UBIGINT): every distinct normalized value, sorted by column, hash
 
-DuckDB does the scan and the GROUP BY (out of core when needed); Python only sees per-column results
-(hash arrays, at most ``TOP_VALUES`` strings), never the rows.
+DuckDB does one scan per table and the GROUP BY (out of core when needed); Python sees per-column
+aggregates and at most ``TOP_VALUES`` strings per column, and the hashes stream through in Arrow
+batches: never the rows.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lakeql.joins.normalize import MAX_TEXT_AVG_LEN, norm_col, skip_reason, type_class
-from lakeql.lake import Table
+from lakeql.joins.normalize import MAX_TEXT_AVG_LEN, skip_reason, type_class
+from lakeql.lake import Table, quote_ident
 
 TOP_VALUES = 200  # most frequent values kept per column (DeepJoin text, sample matches)
 SKETCH_K = 256  # bottom-k MinHash sketch size
@@ -61,14 +62,12 @@ def connect_build():
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
-def profile_column(con, table: Table, column: str, ctype: str, ordinal: int, row_count: int
-                   ) -> tuple[dict[str, Any], Any]:
-    """Profile one column and return (profile row, sorted distinct hashes as a numpy uint64 array)."""
-    import numpy as np
-
+def base_row(table: Table, column: str, ctype: str, ordinal: int, row_count: int) -> dict[str, Any]:
+    """The profile of a column before its values are read (what a skipped column keeps)."""
     row: dict[str, Any] = {"table_name": table.key, "column_name": column, "ordinal": ordinal,
                            "type": ctype, "type_class": type_class(ctype), "indexed": False, "note": None,
                            "row_count": row_count, "nonnull": 0, "n_distinct": 0, "uniqueness": 0.0,
@@ -76,77 +75,95 @@ def profile_column(con, table: Table, column: str, ctype: str, ordinal: int, row
                            "len_avg": None, "pattern": None, "case_class": None, "int_min": None,
                            "int_max": None, "top_values": [], "top_hashes": [], "top_counts": [],
                            "sketch": []}
-    empty = np.empty(0, dtype=np.uint64)
-    if row["type_class"] is None:
-        row["note"] = "skipped: " + skip_reason(ctype)
-        return row, empty
-    raw = f"CAST({column_ref(column)} AS VARCHAR)"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE g AS SELECT v, count(*)::BIGINT AS n, min(raw) AS raw, "
-        f"bool_and(raw = upper(raw)) AS up, bool_and(raw = lower(raw)) AS lo, "
-        f"bool_and(raw = trim(raw)) AS tr "
-        f"FROM (SELECT {raw} AS raw, {norm_col(column)} AS v FROM {table.scan_sql()}) WHERE v IS NOT NULL "
-        f"GROUP BY v")
-    nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr = con.execute(
-        "SELECT count(*), coalesce(sum(n), 0), min(length(v)), max(length(v)), "
-        "sum(length(v) * n) / nullif(sum(n), 0), median(length(v)), bool_and(up), bool_and(lo), "
-        "bool_and(tr) FROM g").fetchone()
-    row.update(nonnull=int(nonnull), n_distinct=int(nd),
-               uniqueness=(nd / nonnull) if nonnull else 0.0,
-               null_share=(1 - nonnull / row_count) if row_count else 0.0,
-               len_min=lmin, len_max=lmax, len_avg=float(lavg) if lavg is not None else None)
-    if nd == 0:
-        row["note"] = "skipped: no non-empty values"
-        return row, empty
-    if row["type_class"] == "text" and lmed is not None and lmed > MAX_TEXT_AVG_LEN:
-        row["note"] = f"skipped: free text (median value length {lmed:.0f} characters)"
-        return row, empty
-    row["case_class"] = ("upper" if up and not lo else "lower" if lo and not up else
-                         "none" if up and lo else "mixed") + ("" if tr else "+untrimmed")
-    if row["type_class"] == "int":
-        imin, imax = con.execute("SELECT min(TRY_CAST(v AS HUGEINT)), max(TRY_CAST(v AS HUGEINT)) FROM g"
-                                 ).fetchone()
-        row["int_min"] = float(imin) if imin is not None else None
-        row["int_max"] = float(imax) if imax is not None else None
-    hashes = con.execute("SELECT hash(v) AS h FROM g ORDER BY h").fetchnumpy()["h"].astype(np.uint64)
-    top = con.execute(f"SELECT raw, hash(v) AS h, n FROM g ORDER BY n DESC, v LIMIT {TOP_VALUES}").fetchall()
-    row["top_values"] = [r[0][:200] for r in top]
-    row["top_hashes"] = [int(r[1]) for r in top]
-    row["top_counts"] = [int(r[2]) for r in top]
-    shapes = Counter(shape(r[0]) for r in top)
-    row["pattern"] = shapes.most_common(1)[0][0] if shapes else None
-    row["sketch"] = [int(h) for h in hashes[:SKETCH_K]]
-    row["indexed"] = True
-    return row, hashes
+    # until its values are read, a joinable column counts as empty (NULL-only columns stay so)
+    row["note"] = "skipped: " + skip_reason(ctype) if row["type_class"] is None else \
+        "skipped: no non-empty values"
+    return row
 
 
-def column_ref(column: str) -> str:
-    from lakeql.lake import quote_ident
+def build_table(table: Table, columns: list[tuple[str, str]], row_count: int, out_dir: Path,
+                con=None) -> list[dict[str, Any]]:
+    """Write ``profiles.parquet`` and ``values.parquet`` of one table into ``out_dir``; return profiles.
 
-    return quote_ident(column)
-
-
-def build_table(table: Table, columns: list[tuple[str, str]], row_count: int, out_dir: Path
-                ) -> list[dict[str, Any]]:
-    """Write ``profiles.parquet`` and ``values.parquet`` of one table into ``out_dir``; return profiles."""
+    One scan of the table: every joinable column is cast to text and UNPIVOTed into (column, value),
+    grouped once by DuckDB; the statistics, top values, sketches and sorted hashes are then read from
+    that grouped table, and the hashes stream into ``values.parquet`` in Arrow batches.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    con = connect_build()
-    profiles: list[dict[str, Any]] = []
-    writer = pq.ParquetWriter(out_dir / "values.parquet", values_schema(), compression="zstd")
+    rows = [base_row(table, n, t, o, row_count) for o, (n, t) in enumerate(columns)]
+    eligible = [r for r in rows if r["type_class"] is not None]
+    own = con is None
+    con = connect_build() if own else con
     try:
-        for ordinal, (name, ctype) in enumerate(columns):
-            row, hashes = profile_column(con, table, name, ctype, ordinal, row_count)
-            profiles.append(row)
-            if len(hashes):
-                writer.write_table(pa.table({
-                    "column_name": pa.array([name] * 1, pa.string()).take(pa.array([0] * len(hashes))),
-                    "hash": pa.array(hashes, pa.uint64())}, schema=values_schema()),
-                    row_group_size=1 << 20)
+        if eligible:
+            sel = ", ".join(f"CAST({quote_ident(r['column_name'])} AS VARCHAR) AS \"{r['ordinal']}\""
+                            for r in eligible)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE g AS SELECT CAST(col AS INTEGER) AS col, v, "
+                "count(*)::BIGINT AS n, min(raw) AS raw, bool_and(raw = upper(raw)) AS up, "
+                "bool_and(raw = lower(raw)) AS lo, "
+                "bool_and(raw = trim(raw)) AS tr FROM (SELECT col, raw, nullif(lower(trim(raw)), '') AS v "
+                f"FROM (UNPIVOT (SELECT {sel} FROM {table.scan_sql()}) ON COLUMNS(*) "
+                "INTO NAME col VALUE raw)) WHERE v IS NOT NULL GROUP BY ALL")
+            stats = con.execute(
+                "SELECT col, count(*), sum(n), min(length(v)), max(length(v)), "
+                "sum(length(v) * n) / sum(n), median(length(v)), bool_and(up), bool_and(lo), bool_and(tr), "
+                f"min(TRY_CAST(v AS HUGEINT)), max(TRY_CAST(v AS HUGEINT)), min(hash(v), {SKETCH_K}) "
+                "FROM g GROUP BY col").fetchall()
+            for col, nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr, imin, imax, sketch in stats:
+                apply_stats(rows[col], nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr, imin, imax, sketch)
+            top = con.execute(
+                "SELECT col, raw, hash(v), n FROM (SELECT *, row_number() OVER (PARTITION BY col ORDER BY "
+                f"n DESC, v) AS rn FROM g) WHERE rn <= {TOP_VALUES} ORDER BY col, rn").fetchall()
+            for col, raw, h, n in top:
+                r = rows[col]
+                if r["indexed"]:
+                    r["top_values"].append(raw[:200])
+                    r["top_hashes"].append(int(h))
+                    r["top_counts"].append(int(n))
+            for r in rows:
+                if r["indexed"]:
+                    shapes = Counter(shape(v) for v in r["top_values"])
+                    r["pattern"] = shapes.most_common(1)[0][0] if shapes else None
+        indexed = [r["ordinal"] for r in rows if r["indexed"]]
+        with pq.ParquetWriter(out_dir / "values.parquet", values_schema(), compression="zstd") as w:
+            if indexed:
+                names = [r["column_name"] for r in rows]
+                reader = con.sql(
+                    "SELECT (?::VARCHAR[])[col + 1] AS column_name, hash(v) AS hash FROM g "
+                    "WHERE list_contains(?::INTEGER[], col) ORDER BY col, hash", params=[names, indexed]
+                ).to_arrow_reader(1 << 20)
+                for batch in reader:
+                    w.write_table(pa.Table.from_batches([batch]).cast(values_schema()))
     finally:
-        writer.close()
-        con.close()
-    pq.write_table(pa.Table.from_pylist(profiles, schema=profile_schema()), out_dir / "profiles.parquet",
+        con.execute("DROP TABLE IF EXISTS g")
+        if own:
+            con.close()
+    pq.write_table(pa.Table.from_pylist(rows, schema=profile_schema()), out_dir / "profiles.parquet",
                    compression="zstd")
-    return profiles
+    return rows
+
+
+def apply_stats(row: dict[str, Any], nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr, imin, imax,
+                sketch) -> None:
+    """Fill a profile from its column's aggregate row; decide whether the column is indexed."""
+    rc = row["row_count"]
+    row["note"] = None
+    row.update(nonnull=int(nonnull), n_distinct=int(nd), uniqueness=(nd / nonnull) if nonnull else 0.0,
+               null_share=(1 - nonnull / rc) if rc else 0.0, len_min=lmin, len_max=lmax,
+               len_avg=float(lavg) if lavg is not None else None)
+    if nd == 0:
+        row["note"] = "skipped: no non-empty values"
+        return
+    if row["type_class"] == "text" and lmed is not None and lmed > MAX_TEXT_AVG_LEN:
+        row["note"] = f"skipped: free text (median value length {lmed:.0f} characters)"
+        return
+    row["case_class"] = ("upper" if up and not lo else "lower" if lo and not up else
+                         "none" if up and lo else "mixed") + ("" if tr else "+untrimmed")
+    if row["type_class"] == "int":
+        row["int_min"] = float(imin) if imin is not None else None
+        row["int_max"] = float(imax) if imax is not None else None
+    row["sketch"] = sorted(int(h) for h in sketch)
+    row["indexed"] = True
