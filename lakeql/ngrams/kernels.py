@@ -325,3 +325,16 @@ def scan_rows(buf, starts, pat):
                 c += 1
         counts[r] = c
     return counts, first
+
+
+@njit(cache=True)
+def group_rows(rowids, offsets, n_rows):
+    """Per row: occurrences and first offset of the hits (rowids < n_rows); O(hits + n_rows), no sort."""
+    counts = np.zeros(n_rows, dtype=np.int64)
+    first = np.full(n_rows, np.iinfo(np.int64).max, dtype=np.int64)
+    for i in range(rowids.shape[0]):
+        r = rowids[i]
+        counts[r] += 1
+        if offsets[i] < first[r]:
+            first[r] = offsets[i]
+    return counts, first

@@ -113,6 +113,12 @@ class NgramIndex:
         if h.rowids.shape[0] == 0:
             e = np.empty(0, np.int64)
             return e, e, e
+        if self.n_rows <= 16 * h.rowids.shape[0]:  # dense: one pass over per-row arrays, no sort
+            from lakeql.ngrams.kernels import group_rows
+
+            counts, first = group_rows(h.rowids, h.offsets, self.n_rows)
+            uniq = np.nonzero(counts)[0]
+            return uniq, counts[uniq], first[uniq]
         order = np.lexsort((h.offsets, h.rowids))
         rid, off = h.rowids[order], h.offsets[order]
         uniq, first, counts = np.unique(rid, return_index=True, return_counts=True)
