@@ -100,7 +100,8 @@ def sqlite_to_duckdb(sql: str) -> str:
     return re.sub(r'"([^"]*)"', lambda m: "'" + m.group(1).replace("'", "''") + "'", sql)
 
 
-def gold_refs(sql: str, tables: list[tuple[str, list[tuple[str, str]]]]) -> tuple[set[str], set[tuple[str, str]]]:
+def gold_refs(sql: str, tables: list[tuple[str, list[tuple[str, str]]]]
+              ) -> tuple[set[str], set[tuple[str, str]]]:
     """(tables, (table, column)) the gold SQL references, lower-cased, resolved with the db's schema."""
     import sqlglot
     from sqlglot import exp
@@ -299,7 +300,8 @@ def eval_check(lake_root: Path, questions, dbs, seed: int = 0):
         elif len(typo_fails) < 8:
             typo_fails.append((tok.text, new, "not flagged"))
     secs = time.perf_counter() - t0
-    return {"clean": clean / len(questions), "typo_n": typo_total, "typo_flagged": typo_flag / max(typo_total, 1),
+    return {"clean": clean / len(questions), "typo_n": typo_total,
+            "typo_flagged": typo_flag / max(typo_total, 1),
             "typo_first": typo_first / max(typo_total, 1), "ms_per_check": 1000 * secs / max(n_checks, 1),
             "fails": fails, "typo_fails": typo_fails}
 
@@ -400,13 +402,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_report(r: dict) -> None:
     print(f"## schema_context on Spider dev ({r['questions']} questions, k = 3 files, {r['format']})\n")
-    print("| lake | unit | table recall | column recall | fully covered | bytes / whole schema | ms/question |")
+    print("| lake | unit | table recall | column recall | fully covered | bytes / whole schema "
+          "| ms/question |")
     print("|---|---|---|---|---|---|---|")
     for lake in ("domains", "flat"):
         for unit, m in r[lake].items():
             if unit.startswith("_"):
                 continue
-            print(f"| {lake} | {unit} | {m['table_recall']:.3f} | {m['column_recall']:.3f} | {m['full']:.3f} | "
+            print(f"| {lake} | {unit} | {m['table_recall']:.3f} | {m['column_recall']:.3f} "
+                  f"| {m['full']:.3f} | "
                   f"{100 * m['bytes_share']:.2f}% | {m['ms_per_q']:.1f} |")
     b = r["baseline"]
     print(f"\nDatabase-level recall@3: plain BM25 over one file per database (baseline) {b['db_recall']:.3f} "
@@ -415,12 +419,14 @@ def print_report(r: dict) -> None:
     for lake in ("domains", "flat"):
         t = r[lake]["_timing"]
         g = r[lake]["_gen"]
-        print(f"- {lake}: {t['n_tables']} tables, {g['domains']} domains, schema files {t['whole_bytes']} bytes, "
+        print(f"- {lake}: {t['n_tables']} tables, {g['domains']} domains, "
+              f"schema files {t['whole_bytes']} bytes, "
               f"written in {g['seconds']:.1f} s; index load + table embeddings {t['load_embed_s']:.1f} s; "
               f"question encoding {t['question_encode_s']:.1f} s")
     c = r["check"]
     print(f"\n## check_sql on Spider dev gold SQL\n\n| measure | value |\n|---|---|\n"
-          f"| gold SQL clean | {c['clean']:.3f} |\n| typos flagged ({c['typo_n']}) | {c['typo_flagged']:.3f} |\n"
+          f"| gold SQL clean | {c['clean']:.3f} |\n"
+          f"| typos flagged ({c['typo_n']}) | {c['typo_flagged']:.3f} |\n"
           f"| typos with the right suggestion first | {c['typo_first']:.3f} |\n"
           f"| ms per check | {c['ms_per_check']:.2f} |")
     for q, m in c["fails"]:
@@ -429,10 +435,12 @@ def print_report(r: dict) -> None:
         print(f"- typo {orig} -> {new}: {m}")
     if r["generation"]:
         print("\n## Schema-file generation (Spider schemas replicated)\n")
-        print("| tables | rows/table | catalog (s) | schema files (s) | files | domains | re-run, nothing changed (s) |")
+        print("| tables | rows/table | catalog (s) | schema files (s) | files | domains "
+              "| re-run, nothing changed (s) |")
         print("|---|---|---|---|---|---|---|")
         for g in r["generation"]:
-            print(f"| {g['tables']} | {g['rows']} | {g['catalog_s']:.1f} | {g['schemas_s']:.1f} | {g['files']} | "
+            print(f"| {g['tables']} | {g['rows']} | {g['catalog_s']:.1f} | {g['schemas_s']:.1f} "
+                  f"| {g['files']} | "
                   f"{g['domains']} | {g['rerun_s']:.1f} ({g['rerun_written']} written) |")
 
 

@@ -34,7 +34,7 @@ def add_commands(subparsers) -> None:
 
 
 def build(ctx) -> None:
-    from lakeql.context.build import build as run
+    from lakeql.context.index_build import build as run
 
     run(ctx)
 

@@ -42,6 +42,8 @@ class SchemaInfo:
         self.by_schema: dict[str, dict[str, tuple[str, list[str]]]] = {}
         for key, (dom, name, cols) in tables.items():
             self.by_schema.setdefault(dom.lower(), {})[name.lower()] = (key, cols)
+            # the hidden rowid views: lakeql_rows."domain.name" = the columns plus __rowid
+            self.by_schema.setdefault("lakeql_rows", {})[key.lower()] = (key, [*cols, "__rowid"])
         self.keys = sorted(tables)
 
     @classmethod

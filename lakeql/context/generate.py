@@ -281,7 +281,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     taken_files: dict[str, set[str]] = {}
     for d in sorted(set(domains.values())):
         folder_of[d] = safe_name(d, taken_dirs)
-        taken_files[d] = {"index"}  # no table file looks like INDEX.md; _DOMAIN.md cannot clash (no leading _)
+        taken_files[d] = {"index"}  # no table file looks like INDEX.md; _DOMAIN.md cannot clash
     new_files: dict[str, str] = {}
     new_tables: dict[str, Any] = {}
     listing: list[dict[str, Any]] = []

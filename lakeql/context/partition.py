@@ -152,13 +152,15 @@ def partition(docs: Sequence[tuple[str, Sequence[str]]], cap: int = 250,
         for c in tiny:
             v = np.asarray(x[c].sum(axis=0)).ravel()
             sims = cent @ (v / max(float(np.linalg.norm(v)), 1e-9))
+            placed = False
             for j in np.argsort(-sims, kind="stable"):
                 if sims[j] <= 0:
                     break
                 if len(big[j]) + len(c) <= cap:
                     big[j].extend(c)
+                    placed = True
                     break
-            else:
+            if not placed:
                 rest.append(c)
         tiny = rest
     lead = [(top_words(c, 1) or [""])[0] for c in tiny]
@@ -173,6 +175,7 @@ def partition(docs: Sequence[tuple[str, Sequence[str]]], cap: int = 250,
         bins.append(packed)
     out = [""] * n
     used: set[str] = set()
+    assert sum(len(b) for b in bins) == n, "partition lost a table"
     for members in bins:
         base = "_".join(top_words(members, 2)) or "tables"
         name, k = base, 2

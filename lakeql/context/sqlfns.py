@@ -16,7 +16,7 @@ CHECK_COLUMNS = [("severity", "VARCHAR"), ("message", "VARCHAR"), ("suggestion",
 def schema_index(ctx):
     """The fresh :class:`SchemaIndex` of the connection's lake, loaded once per build."""
     from lakeql.context import KIND
-    from lakeql.context.build import SUBDIR
+    from lakeql.context.index_build import SUBDIR
     from lakeql.context.retrieve import SchemaIndex
     from lakeql.store import current_fingerprint
 

@@ -59,7 +59,8 @@ def test_layout_and_every_file_validates(sample_out, fmt):
 def test_index_md_lists_domains_and_how_to_navigate(sample_out):
     text = (sample_out[0] / "yaml" / "INDEX.md").read_text()
     assert "7 tables in 2 domains" in text
-    assert re.search(r"^- \*\*flights\*\* \(`flights/`, 5 tables\): airlines, airports, flights, planes, weather$",
+    assert re.search(r"^- \*\*flights\*\* \(`flights/`, 5 tables\): "
+                     r"airlines, airports, flights, planes, weather$",
                      text, re.M)
     assert "grep" in text and "_DOMAIN.md" in text and "check_sql" in text
     overview = (sample_out[0] / "yaml" / "flights" / "_DOMAIN.md").read_text()

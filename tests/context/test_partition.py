@@ -51,19 +51,19 @@ def test_assign_keeps_previous_domains(spider_docs):
 
 
 def test_flat_lake_gets_automatic_domains(tmp_path, spider_dbs):
-    names = sorted(spider_dbs)[:30]
+    names = sorted(spider_dbs)[:16]
     root = spider_lake(tmp_path / "lake", spider_dbs, names, flat=True)
     lake = discover(root)
     n = len(lake.tables)
     out = tmp_path / "out"
-    res = generate(lake, Catalog.open(lake, None), out, "yaml", cap=20)
-    assert res.domains >= -(-n // 20)
+    res = generate(lake, Catalog.open(lake, None), out, "yaml", cap=10)
+    assert res.domains >= -(-n // 10)
     folders = [p for p in out.iterdir() if p.is_dir()]
-    assert all(len([f for f in p.iterdir() if f.suffix == ".yaml"]) <= 20 for p in folders)
+    assert all(len([f for f in p.iterdir() if f.suffix == ".yaml"]) <= 10 for p in folders)
     assert "main" not in {p.name for p in folders}
     # the flat tables stay 'main.<name>' in SQL, whatever their schema-file domain
     text = next(folders[0].glob("*.yaml")).read_text()
     assert "table: main." in text
     # re-running does not move any file
-    again = generate(discover(root), Catalog.open(discover(root), None), out, "yaml", cap=20)
+    again = generate(discover(root), Catalog.open(discover(root), None), out, "yaml", cap=10)
     assert again.written == 0 and again.removed == 0

@@ -1,0 +1,146 @@
+"""check_sql: clean SQL gives no problems; each mistake one problem with the right suggestion first."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from lakeql.catalog import Catalog
+from lakeql.context.check import SchemaInfo, check, dl_distance, rank
+from lakeql.lake import discover
+
+from .conftest import SAMPLE, spider_lake, sqlite_to_duckdb
+
+
+@pytest.fixture(scope="module")
+def info():
+    lake = discover(SAMPLE)
+    return SchemaInfo.from_catalog(Catalog.open(lake, None))
+
+
+CLEAN = [
+    "SELECT carrier, count(*) FROM flights.flights GROUP BY carrier",
+    "SELECT f.carrier, a.name FROM flights.flights f JOIN flights.airlines a ON a.carrier = f.carrier",
+    "SELECT carrier FROM flights.flights JOIN flights.airlines USING (carrier)",
+    "WITH t AS (SELECT carrier AS c FROM flights.flights) SELECT c FROM t WHERE c IN "
+    "(SELECT carrier FROM flights.airlines WHERE name = t.c)",
+    "SELECT f.carrier, count(*) AS n FROM flights.flights f GROUP BY 1 HAVING n > 3 ORDER BY n",
+    "SELECT x.carrier FROM (SELECT * FROM flights.flights) x",
+    "SELECT * FROM read_parquet('x.parquet') WHERE anything = 1",
+    "SELECT list_transform([1, 2], lambda x: x + 1)",
+    "SELECT s.a FROM (SELECT {'a': 1} AS s)",
+    "SELECT origin, avg(dep_delay::DOUBLE) OVER (PARTITION BY origin ORDER BY day) FROM flights.flights",
+    "SELECT origin FROM flights.flights UNION ALL SELECT faa FROM flights.airports ORDER BY 1",
+    "SELECT * FROM flights.weather WHERE EXISTS "
+    "(SELECT 1 FROM flights.flights f WHERE f.origin = weather.origin)",
+    "SELECT carrier, count(*) FROM flights.flights GROUP BY ALL",
+    "SELECT FLIGHTS.CARRIER FROM FLIGHTS.FLIGHTS",
+    "SELECT flights.flights.carrier FROM flights.flights",
+    "SELECT * FROM information_schema.tables",
+    "SELECT 1; SELECT module FROM python.modules",
+    "CREATE TABLE t AS SELECT module FROM python.modules",
+    "SELECT __rowid, module FROM lakeql_rows.\"python.modules\"",
+    "SELECT 42 AS answer",
+]
+
+
+@pytest.mark.parametrize("sql", CLEAN)
+def test_clean_sql_has_no_problems(info, sql):
+    assert check(sql, info) == []
+
+
+BAD = [
+    # sql, message fragment, first suggestion
+    ("SELECT carier FROM flights.flights", "unknown column 'carier'", "carrier"),
+    ("SELECT f.carier FROM flights.flights f", "unknown column 'carier' in f", "f.carrier"),
+    ("SELECT * FROM flights.airline", "unknown table flights.airline", "flights.airlines"),
+    ("SELECT * FROM flight.airlines", "unknown schema 'flight'", "flights.airlines"),
+    ("SELECT * FROM airlines", "not in the search path", "flights.airlines"),
+    ("SELECT * FROM airlnes", "unknown table 'airlnes'", "flights.airlines"),
+    ("SELECT name FROM flights.airlines a JOIN flights.airports p ON a.carrier = p.faa", "ambiguous",
+     "a.name"),
+    ("SELECT q.name FROM flights.airlines a", "unknown table or alias 'q'", "a"),
+    ("SELECT tailnum FROM flights.flights f JOIN flights.planes p USING (tailnum) WHERE p.yaer > 2000",
+     "unknown column 'yaer' in p", "p.year"),
+    ("WITH t AS (SELECT carrier AS c FROM flights.flights) SELECT d FROM t", "unknown column 'd'", "c"),
+]
+
+
+@pytest.mark.parametrize(("sql", "fragment", "suggestion"), BAD)
+def test_mistakes_are_flagged_with_the_right_suggestion(info, sql, fragment, suggestion):
+    probs = check(sql, info)
+    assert len(probs) == 1, probs
+    p = probs[0]
+    assert p.severity == "error" and fragment in p.message and p.suggestion == suggestion
+    assert p.line == 1 and p.col is not None and p.col >= 1
+
+
+def test_positions_point_at_the_name(info):
+    sql = "SELECT carrier,\n       nmae\nFROM flights.airlines"
+    (p,) = check(sql, info)
+    assert (p.line, p.col) == (2, 8) and sql.splitlines()[1][p.col - 1:].startswith("nmae")
+
+
+@pytest.mark.parametrize(("sql", "fragment"), [
+    ("SELEC carrier FROM flights.flights", "syntax error"),
+    ("SELECT carrier FROM flights.flights WHERE", "syntax error"),
+    ("SELECT 'unterminated", "syntax error"),
+    ("", "empty SQL"),
+    ("   ", "empty SQL"),
+    (None, "empty SQL"),
+])
+def test_parse_errors(info, sql, fragment):
+    probs = check(sql, info)
+    assert len(probs) == 1 and fragment in probs[0].message
+
+
+def test_parse_error_has_line_and_column(info):
+    (p,) = check("SELECT 1\nFROM flights.flights\nWHERE carrier = = 'AA'", info)
+    assert p.line == 3 and p.col is not None
+
+
+def test_search_path(info):
+    assert check("SELECT carrier FROM airlines", info, "flights") == []
+    (p,) = check("SELECT carier FROM airlines", info, "flights")
+    assert p.suggestion == "carrier"
+
+
+def test_rank_prefers_one_edit():
+    assert dl_distance("carier", "carrier") == 1 and dl_distance("ab", "ba") == 1
+    assert rank("nmae", ["name", "manufacturer", "model"])[0] == "name"
+    assert rank("zzzz", ["name", "model"]) == []
+
+
+def test_spider_gold_sql_is_clean_and_typos_are_caught(tmp_path, spider_dbs, spider_dev):
+    """The first 150 dev questions' gold SQL checks clean; one-edit typos of a name are caught and fixed."""
+    import sqlglot
+    from sqlglot.tokens import TokenType
+
+    qs = spider_dev[:150]
+    dbs = sorted({q["db_id"] for q in qs})
+    root = spider_lake(tmp_path / "lake", spider_dbs, dbs)
+    info = SchemaInfo.from_catalog(Catalog.open(discover(root), None))
+    rng = random.Random(7)
+    typos = flagged = 0
+    for q in qs:
+        sql = sqlite_to_duckdb(q["query"])
+        assert check(sql, info, q["db_id"]) == [], sql
+        names = {t.lower() for t, _ in spider_dbs[q["db_id"]]} | {
+            c.lower() for _, cols in spider_dbs[q["db_id"]] for c, _ in cols}
+        toks = [t for t in sqlglot.tokenize(sql, read="duckdb")
+                if t.token_type == TokenType.VAR and t.text.lower() in names and len(t.text) > 3]
+        if not toks:
+            continue
+        tok = rng.choice(toks)
+        i = rng.randrange(1, len(tok.text) - 1)
+        bad_name = tok.text[:i] + tok.text[i + 1:]  # drop one letter
+        if bad_name.lower() in names or not re.fullmatch(r"[A-Za-z_]\w*", bad_name):
+            continue
+        typos += 1
+        probs = check(sql[:tok.start] + bad_name + sql[tok.end + 1:], info, q["db_id"])
+        assert probs, (sql, bad_name)
+        if (probs[0].suggestion or "").rsplit(".", 1)[-1].lower() == tok.text.lower():
+            flagged += 1
+    assert typos >= 100 and flagged / typos >= 0.97, (flagged, typos)
