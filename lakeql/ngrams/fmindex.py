@@ -11,6 +11,7 @@ Files of a shard folder::
                     child (internal nodes' children; leaf = -1 - byte), node_off, node_ones0
     classes.npy     RRR block classes (uint8)        offsets.npy  RRR block offsets (uint64 bitstream)
     sup.npy         RRR superblocks (uint64 [k, 2])  samples.npy  SA samples (uint32)
+    isa.npy         bit-packed SA row of every ``isa_rate``-th text position (to extract snippets)
     rows.npy        row start offsets in the text (uint32, n_rows + 1 entries, last = n)
     sa.npy          the full suffix array (uint32), only with ``--ngram-mode fast``
 """
@@ -30,6 +31,7 @@ from lakeql.errors import CorruptIndexError
 
 FORMAT = 1
 SEP = 0  # the byte that ends every row
+ISA_RATE = 128  # every 128th text position keeps its SA row, to extract text (snippets)
 
 
 def huffman(freq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -117,7 +119,7 @@ class BuildStats:
 
 
 def build_shard(text: np.ndarray, row_starts: np.ndarray, row_base: int, out: Path, *,
-                sample_rate: int = 32, fast: bool = False) -> BuildStats:
+                sample_rate: int = 32, fast: bool = False, isa_rate: int = ISA_RATE) -> BuildStats:
     """Build the FM-index of ``text`` (uint8, rows each ending in NUL) into folder ``out``."""
     from pydivsufsort import divsufsort
 
@@ -131,7 +133,7 @@ def build_shard(text: np.ndarray, row_starts: np.ndarray, row_base: int, out: Pa
     if not text.flags.writeable:
         text = text.copy()
     sa = divsufsort(text)
-    bwt, p0, samples, full = K.bwt_from_sa(text, sa, sample_rate, fast)
+    bwt, p0, samples, full, isa = K.bwt_from_sa(text, sa, sample_rate, fast, isa_rate)
     del sa
     freq = np.bincount(text, minlength=256).astype(np.int64)
     code, code_len, path_node, child, node_len, root = huffman(freq)
@@ -155,12 +157,13 @@ def build_shard(text: np.ndarray, row_starts: np.ndarray, row_base: int, out: Pa
             else sup)
     sample_w = max(1, int(n).bit_length())
     np.save(out / "samples.npy", K.pack_bits(samples, sample_w))
+    np.save(out / "isa.npy", K.pack_bits(isa, sample_w))
     np.save(out / "rows.npy", row_starts.astype(np.uint32))
     if fast:
         np.save(out / "sa.npy", full)
     meta = {"format": FORMAT, "n": n, "p0": int(p0), "sample_rate": sample_rate, "row_base": int(row_base),
             "n_rows": int(len(row_starts) - 1), "root": int(root), "nbits": nbits, "fast": bool(fast),
-            "sample_w": sample_w}
+            "sample_w": sample_w, "isa_rate": isa_rate}
     (out / "meta.json").write_text(json.dumps(meta))
     size = sum(p.stat().st_size for p in out.iterdir())
     return BuildStats(n, size, time.perf_counter() - t0)
@@ -199,12 +202,14 @@ class Shard:
             self.offsets = _mmap(folder / "offsets.npy")
             self.sup = _mmap(folder / "sup.npy")
             self.samples = _mmap(folder / "samples.npy")
+            self.isa = _mmap(folder / "isa.npy")
             self.rows = _mmap(folder / "rows.npy")
             self.sa = _mmap(folder / "sa.npy") if meta.get("fast") else None
             self.n = int(meta["n"])
             self.p0 = int(meta["p0"])
             self.sample_rate = int(meta["sample_rate"])
             self.sample_w = int(meta["sample_w"])
+            self.isa_rate = int(meta["isa_rate"])
             self.row_base = int(meta["row_base"])
             self.n_rows = int(meta["n_rows"])
             self.root = int(meta["root"])
@@ -215,6 +220,7 @@ class Shard:
         ok = (self.classes.shape[0] == (nbits + 63) // 64 and self.sup.shape[0] == self.classes.shape[0]
               // K.SB + 2 and self.samples.shape[0] == (n_samples * self.sample_w) // 64 + 2
               and self.rows.shape[0] == self.n_rows + 1 and int(self.rows[-1]) == self.n
+              and self.isa.shape[0] == (((self.n - 1) // self.isa_rate + 1) * self.sample_w) // 64 + 2
               and self.C.shape[0] == 257 and int(self.C[256]) == self.n + 1
               and int(self.sup[-1, 1]) <= self.offsets.shape[0] * 64
               and (self.sa is None or self.sa.shape[0] == self.n + 1))
@@ -242,6 +248,16 @@ class Shard:
         return K.locate(sp, ep, self.C, self.p0, self.child, self.root, self.samples, self.sample_w,
                         self.sample_rate, self.node_off, self.node_ones0, self.classes, self.offsets,
                         self.sup, K.BINOM, K.WIDTH)
+
+    def extract(self, a: int, b: int) -> bytes:
+        """Shard text bytes [a, b), decoded from the index (no Parquet read)."""
+        a, b = max(0, a), min(self.n, b)
+        if b <= a:
+            return b""
+        K = self._K
+        return K.extract(a, b, self.n, self.isa, self.sample_w, self.isa_rate, self.C, self.p0, self.child,
+                         self.root, self.node_off, self.node_ones0, self.classes, self.offsets, self.sup,
+                         K.BINOM, K.WIDTH).tobytes()
 
     def next_counts(self, pat: np.ndarray) -> np.ndarray:
         return self._K.next_counts(pat, *self._args)

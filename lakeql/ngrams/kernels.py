@@ -41,17 +41,19 @@ BINOM, WIDTH = _binomials()
 
 # ----------------------------------------------------------------------------------------- build
 @njit(cache=True)
-def bwt_from_sa(text, sa, sample_rate, full_sa):
-    """BWT of ``text + '$'`` without the ``$`` row, its position ``p0``, and the SA samples.
+def bwt_from_sa(text, sa, sample_rate, full_sa, isa_rate):
+    """BWT of ``text + '$'`` without the ``$`` row, its position ``p0``, and the SA / ISA samples.
 
     Rows are the n+1 suffixes of ``text$``: row 0 is ``$`` (SA = n), row j+1 is ``sa[j]``.
-    ``samples[r // s] = SA[r]`` for rows r divisible by s (SA-order sampling); with ``full_sa`` also
-    the whole SA (rows 0..n) as uint32 for the fast mode.
+    ``samples[r // s] = SA[r]`` for rows r divisible by s (SA-order sampling); ``isa[t // isa_rate]``
+    = the row of text position t for t divisible by isa_rate (to extract text, e.g. snippets); with
+    ``full_sa`` also the whole SA (rows 0..n) as uint32 for the fast mode.
     """
     n = text.shape[0]
     bwt = np.empty(n, dtype=np.uint8)
     nsamp = n // sample_rate + 1
     samples = np.empty(nsamp, dtype=np.uint32)
+    isa = np.zeros((n - 1) // isa_rate + 1, dtype=np.uint32)
     full = np.empty(n + 1 if full_sa else 0, dtype=np.uint32)
     bwt[0] = text[n - 1]
     samples[0] = n
@@ -64,6 +66,8 @@ def bwt_from_sa(text, sa, sample_rate, full_sa):
         r = j + 1
         if r % sample_rate == 0:
             samples[r // sample_rate] = p
+        if p % isa_rate == 0:
+            isa[p // isa_rate] = r
         if full_sa:
             full[r] = p
         if p == 0:
@@ -71,7 +75,7 @@ def bwt_from_sa(text, sa, sample_rate, full_sa):
         else:
             bwt[k] = text[p - 1]
             k += 1
-    return bwt, p0, samples, full
+    return bwt, p0, samples, full, isa
 
 
 @njit(cache=True)
@@ -261,6 +265,25 @@ def next_counts(pat, C, p0, code, code_len, path_node, node_off, node_ones0, cla
     return out
 
 
+@njit(cache=True, inline="always")
+def _lf(i, C, p0, child, root, node_off, node_ones0, classes, offsets, sup, binom, width):
+    """(BWT byte at row i, LF(i)) for a row i != p0: one wavelet-tree descent with access + rank."""
+    pos = i - 1 if i > p0 else i
+    v = root
+    while True:
+        r, bit = _rank1(node_off[v] + pos, classes, offsets, sup, binom, width, True)
+        ones = r - node_ones0[v]
+        if bit:
+            pos = ones
+        else:
+            pos = pos - ones
+        nxt = child[v, bit]
+        if nxt < 0:
+            c = -1 - nxt
+            return c, C[c] + pos
+        v = nxt
+
+
 @njit(cache=True)
 def locate(sp, ep, C, p0, child, root, samples, sample_w, sample_rate, node_off, node_ones0, classes,
            offsets, sup, binom, width):
@@ -276,22 +299,27 @@ def locate(sp, ep, C, p0, child, root, samples, sample_w, sample_rate, node_off,
             if i % sample_rate == 0:
                 out[q - sp] = _unpack(samples, i // sample_rate, sample_w) + steps
                 break
-            pos = i - 1 if i > p0 else i
-            v = root
-            while True:
-                r, bit = _rank1(node_off[v] + pos, classes, offsets, sup, binom, width, True)
-                ones = r - node_ones0[v]
-                if bit:
-                    pos = ones
-                else:
-                    pos = pos - ones
-                nxt = child[v, bit]
-                if nxt < 0:
-                    c = -1 - nxt
-                    i = C[c] + pos
-                    break
-                v = nxt
+            _, i = _lf(i, C, p0, child, root, node_off, node_ones0, classes, offsets, sup, binom, width)
             steps += 1
+    return out
+
+
+@njit(cache=True)
+def extract(a, b, n, isa, isa_w, isa_rate, C, p0, child, root, node_off, node_ones0, classes, offsets,
+            sup, binom, width):
+    """The text bytes [a, b) (0 <= a <= b <= n), read backwards by LF from the next ISA sample."""
+    out = np.empty(b - a, dtype=np.uint8)
+    t = ((b + isa_rate - 1) // isa_rate) * isa_rate
+    if t >= n:
+        t = n
+        i = 0  # row 0 is the suffix '$' at position n
+    else:
+        i = _unpack(isa, t // isa_rate, isa_w)
+    while t > a:  # invariant: SA[i] = t, so BWT[i] = text[t - 1]
+        c, i = _lf(i, C, p0, child, root, node_off, node_ones0, classes, offsets, sup, binom, width)
+        t -= 1
+        if t < b:
+            out[t - a] = c
     return out
 
 

@@ -1,9 +1,8 @@
 """Queries over a sharded FM-index: counts, rows containing a phrase, snippets, next characters.
 
 An :class:`NgramIndex` is loaded once per connection (cached in ``LakeContext.cache`` under
-``(kind, table, column, built_at)``, so a rebuild is picked up) and memory-maps its shards. Row text for
-snippets is fetched from the Parquet row groups that hold the hit rows (pyarrow), not by scanning the
-table.
+``(kind, table, column, built_at)``, so a rebuild is picked up) and memory-maps its shards. Snippets are
+decoded from the index itself (LF walks from sampled inverse-SA positions), so no Parquet is read.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -60,6 +58,7 @@ class NgramIndex:
             raise CorruptIndexError(f"{exc}: rebuild it with 'lakeql index LAKE {FLAG} "
                                     f"{table.key}.{column}'") from None
         self.n_rows = int(meta.get("n_rows", 0))
+        self.row_bases = np.array([s.row_base for s in self.shards], dtype=np.int64)
         self.text_bytes = int(meta.get("text_bytes", 0))
 
     # ------------------------------------------------------------------ phrases
@@ -162,6 +161,27 @@ class NgramIndex:
         best = np.lexsort((uniq, -counts))[:k]
         return uniq[best], counts[best], first[best]
 
+    def row_text(self, rowid: int, a: int, b: int) -> tuple[bytes, int]:
+        """Bytes [a, b) of row ``rowid`` (clipped to the row) from the index, and the row's length."""
+        k = int(np.searchsorted(self.row_bases, rowid, side="right")) - 1
+        s = self.shards[k]
+        r = rowid - s.row_base
+        start, end = int(s.rows[r]), int(s.rows[r + 1]) - 1  # end excludes the separator
+        a, b = max(0, a), min(end - start, b)
+        return (s.extract(start + a, start + b) if b > a else b""), end - start
+
+    def snippet(self, rowid: int, offset: int, length: int, width: int = SNIPPET_BYTES) -> str:
+        """About ``width`` bytes around the match at ``offset`` of row ``rowid``, read from the index.
+
+        A case-insensitive index holds ASCII-lower-cased text, so its snippets are lower-cased too.
+        """
+        side = max(0, (width - length) // 2)
+        a = max(0, offset - side)
+        text, row_len = self.row_text(rowid, a - 3, offset + length + side + 3)  # 3: UTF-8 slack
+        lo = a - max(0, a - 3)
+        return snippet_of(text, lo, lo + (min(row_len, offset + length + side) - a), a > 0,
+                          offset + length + side < row_len)
+
     def next_bytes(self, pat: np.ndarray) -> np.ndarray:
         """Occurrences of ``pat + b`` for every byte b (int64[256])."""
         out = np.zeros(256, dtype=np.int64)
@@ -213,60 +233,16 @@ def _show(seq: bytes) -> str:
         return "".join(f"\\x{b:02x}" for b in seq)
 
 
-# -------------------------------------------------------------------------------- row text
-class RowFetcher:
-    """Fetch a column's values for given row ids from the Parquet row groups that hold them."""
-
-    def __init__(self, table: Table, column: str, file_rows: list[int]) -> None:
-        self.table = table
-        self.column = column
-        self.starts = np.concatenate([[0], np.cumsum(file_rows)]).astype(np.int64)
-        self._files: dict[int, Any] = {}
-
-    def _file(self, i: int):
-        import pyarrow.parquet as pq
-
-        if i not in self._files:
-            pf = pq.ParquetFile(self.table.paths[i])
-            rg = np.array([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)], np.int64)
-            self._files[i] = (pf, np.concatenate([[0], np.cumsum(rg)]))
-        return self._files[i]
-
-    def fetch(self, rowids: np.ndarray) -> dict[int, bytes | None]:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        out: dict[int, bytes | None] = {}
-        fidx = np.searchsorted(self.starts, rowids, side="right") - 1
-        for f in np.unique(fidx):
-            pf, rgs = self._file(int(f))
-            local = rowids[fidx == f] - self.starts[f]
-            if self.column not in pf.schema_arrow.names:
-                continue
-            g = np.searchsorted(rgs, local, side="right") - 1
-            for gg in np.unique(g):
-                col = pf.read_row_group(int(gg), columns=[self.column]).column(0)
-                sel = local[g == gg]
-                # as bytes: pyarrow would fail decoding invalid UTF-8, which we index as it is
-                vals = pc.cast(col.take(sel - rgs[gg]), pa.large_binary()).to_pylist()
-                for r, v in zip(sel + self.starts[f], vals, strict=True):
-                    out[int(r)] = v
-        return out
-
-
-def snippet(text: bytes | None, offset: int, length: int, width: int = SNIPPET_BYTES) -> str | None:
-    """About ``width`` bytes around the match at ``offset`` (whole UTF-8 characters, one line)."""
-    if text is None:
-        return None
-    side = max(0, (width - length) // 2)
-    s0, e0 = max(0, offset - side), min(len(text), offset + length + side)
+# -------------------------------------------------------------------------------- snippets
+def snippet_of(text: bytes, s0: int, e0: int, cut_left: bool, cut_right: bool) -> str:
+    """``text[s0:e0]`` widened to whole UTF-8 characters, on one line, with ``…`` where cut."""
     while 0 < s0 < len(text) and (text[s0] & 0xC0) == 0x80:
         s0 -= 1
     while e0 < len(text) and (text[e0] & 0xC0) == 0x80:
         e0 += 1
     body = text[s0:e0].decode("utf-8", "replace")
     body = body.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    return ("…" if s0 > 0 else "") + body + ("…" if e0 < len(text) else "")
+    return ("…" if cut_left else "") + body + ("…" if cut_right else "")
 
 
 # -------------------------------------------------------------------------------- loading
@@ -285,12 +261,3 @@ def load(ctx, table_name: str, column: str) -> NgramIndex:
         idx = NgramIndex(ctx.store.root / entry.path, table, col, entry.params_dict.get("case", "sensitive"))
         ctx.cache[key] = idx
     return idx
-
-
-def fetcher(ctx, idx: NgramIndex) -> RowFetcher:
-    key = ("ngram-rows", idx.table.key, idx.column, idx.table.fingerprint)
-    f = ctx.cache.get(key)
-    if f is None:
-        f = RowFetcher(idx.table, idx.column, ctx.catalog.file_rows(idx.table))
-        ctx.cache[key] = f
-    return f

@@ -45,9 +45,7 @@ def register(con, ctx) -> None:
         idx = Q.load(ctx, table, column)
         pat = idx.encode(phrase)
         rowids, counts, first = idx.top_rows(pat, kk)
-        texts = Q.fetcher(ctx, idx).fetch(rowids) if len(rowids) else {}
-        return [{"rowid": int(r), "occurrences": int(c),
-                 "snippet": Q.snippet(texts.get(int(r)), int(o), len(pat))}
+        return [{"rowid": int(r), "occurrences": int(c), "snippet": idx.snippet(int(r), int(o), len(pat))}
                 for r, c, o in zip(rowids, counts, first, strict=True)]
 
     def nxt(table: str, column: str, prefix: str, k: Any) -> list[dict[str, Any]] | None:

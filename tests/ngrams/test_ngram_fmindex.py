@@ -96,3 +96,20 @@ def test_next_counts_are_extensions(real):
 def test_index_is_smaller_than_half_the_text(real):
     shard, raw, _ = real
     assert shard.nbytes <= 0.5 * len(raw)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_extract_returns_the_text(real, data):
+    """Text decoded from the index (for snippets) equals the original bytes, at any range."""
+    shard, raw, _ = real
+    a = data.draw(st.integers(0, len(raw)))
+    b = data.draw(st.integers(a, min(len(raw), a + 300)))
+    assert shard.extract(a, b) == raw[a:b]
+
+
+def test_extract_at_the_ends(real):
+    shard, raw, _ = real
+    assert shard.extract(0, 50) == raw[:50]
+    assert shard.extract(len(raw) - 50, len(raw)) == raw[-50:]
+    assert shard.extract(len(raw) - 1, len(raw)) == b"\x00"
