@@ -315,6 +315,8 @@ def main() -> int:
         d["search"].append(t_search)
         d["occ"].append(want)
         n_checked += 1
+        if n_checked % 20 == 0:
+            log(f"{n_checked}/{len(phrases)} phrases checked", file=sys.stderr)
 
     # ----------------------------------------------------------------------------------- report
     lines = []
