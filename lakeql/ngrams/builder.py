@@ -308,7 +308,10 @@ def build(ctx) -> None:
 
     import pyarrow as pa
 
-    jobs_n = int(ctx.option("ngram_jobs", 0) or 0) or (os.cpu_count() or 1)
+    jobs_n = int(ctx.option("ngram_jobs", 0) or 0)
+    if jobs_n < 0:
+        raise LakeqlError(f"--ngram-jobs must be 0 (= number of CPUs) or more, got {jobs_n}")
+    jobs_n = jobs_n or (os.cpu_count() or 1)
     for target in targets(ctx):
         if up_to_date(ctx, target):
             continue

@@ -113,3 +113,24 @@ def test_index_files_match_their_json_schemas(indexed):
     assert len(shards) >= 3
     for s in shards:
         jsonschema.validate(json.loads((s / "meta.json").read_text()), shard_schema)
+
+
+def test_negative_jobs_is_an_error(text_lake, tmp_path):
+    with pytest.raises(LakeqlError, match="--ngram-jobs"):
+        build(text_lake, tmp_path / "j", "code.files.text", ngram_jobs=-1)
+
+
+def test_stock_duckdb_cli_lists_ngram_indexes(indexed):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "duckdb"
+    if not cli.exists():
+        pytest.skip("the duckdb CLI (PyPI duckdb-cli) is not installed in this environment")
+    _, idx = indexed
+    res = subprocess.run([str(cli), str(idx / "lake.duckdb"), "-csv", "-c",
+                          "SELECT table_name, column_name, ratio <= 0.5 FROM ngram_indexes()"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "code.files,text,true" in res.stdout
