@@ -31,7 +31,7 @@ KIND = "ngram"
 FLAG = "--ngram"
 SAMPLE_RATE = 32
 BATCH_ROWS = 8192
-TEXT_TYPES = ("VARCHAR", "BLOB")
+TEXT_TYPES = ("VARCHAR",)
 
 
 @dataclass(frozen=True)
