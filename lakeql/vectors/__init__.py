@@ -29,8 +29,9 @@ def add_index_options(parser: argparse.ArgumentParser) -> None:
                    help="encoder: torch (float32) or torch-int8 (dynamically quantized, faster)")
     g.add_argument("--embed-batch-size", type=int, default=64, metavar="N",
                    help="texts per encoder batch (default 64)")
-    g.add_argument("--embed-rescore", choices=["int8", "float16", "float32"], default="int8",
-                   help="rescoring tier stored beside the codes (default int8)")
+    g.add_argument("--embed-rescore", choices=["int8", "float16", "float32"], default="float16",
+                   help="rescoring tier stored beside the codes (default float16: measured recall@10 "
+                        "0.998 vs 0.990 for int8 on MS MARCO)")
 
 
 def build(ctx) -> None:

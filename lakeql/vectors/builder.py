@@ -33,7 +33,7 @@ def index_params(ctx, column_model: str) -> dict[str, Any]:
 
     return {"model": column_model, "method": ctx.option("embed_method") or DEFAULT_METHOD,
             "backend": ctx.option("embed_backend") or "torch",
-            "tier": ctx.option("embed_rescore") or "int8", "format": 1}
+            "tier": ctx.option("embed_rescore") or "float16", "format": 1}
 
 
 def build(ctx) -> None:
@@ -57,7 +57,7 @@ def build(ctx) -> None:
             say(f"embed {table.key}.{column}: up to date")
             continue
         try:
-            build_one(ctx, table, column, params, pjson)
+            build_one(ctx, table, column, params)
         except LakeqlError:
             raise
         except Exception as exc:  # noqa: BLE001 - bad data in one table must not kill the whole build
@@ -83,9 +83,8 @@ def stream_texts(ctx, table, column: str, max_chars: int):
         con.close()
 
 
-def build_one(ctx, table, column: str, params: dict[str, Any], pjson: str) -> None:
+def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
     from lakeql import embedding
-    from lakeql.vectors import binarizers, codes
 
     model = embedding.load_model(ctx.option("model"), params["backend"])
     dim = embedding.dimension(model)
@@ -107,18 +106,33 @@ def build_one(ctx, table, column: str, params: dict[str, Any], pjson: str) -> No
     say(f"embed {label}: {n} texts in {secs:.1f} s ({n / max(secs, 1e-9):.0f} sentences/s, "
         f"{total - n} NULL/blank rows skipped)")
 
+    write_index(ctx.store, table, column, rowids, vecs, params,
+                extra_meta={"skipped": int(total - n), "encode_seconds": round(secs, 3)})
+
+
+def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray, params: dict[str, Any],
+                extra_meta: dict[str, Any] | None = None) -> IndexEntry:
+    """Binarize ``vecs`` (L2-normalized, one per ``rowids``) and write + record the code store.
+
+    The second half of a build, separate so that precomputed embeddings (the benchmark's) go through
+    exactly the same path.
+    """
+    from lakeql.vectors import binarizers, codes
+
+    n, dim = vecs.shape
     binz = binarizers.get(params["method"], dim)
     if n:
         sample = vecs if n <= FIT_SAMPLE else vecs[np.random.default_rng(0).choice(n, FIT_SAMPLE, False)]
         binz.fit(sample)
     packed, factors = binz.encode(vecs) if n else (np.zeros((0, binz.nbytes), np.uint8), {
-        "factor": np.zeros(0, np.float32)} if binz.scan == "asym" else {})
+        "factor": np.zeros(0, np.float32), "add": np.zeros(0, np.float32)} if binz.scan == "asym" else {})
     tier_values, scales = codes.quantize_tier(vecs, params["tier"])
-    meta = {**params, "dim": dim, "table": table.key, "column": column, "skipped": int(total - n),
-            "encode_seconds": round(secs, 3)}
-    target = ctx.store.index_path(KIND, table.key, column)
-    with ctx.store.atomic_dir(target) as tmp:
+    meta = {**params, "dim": dim, "table": table.key, "column": column, **(extra_meta or {})}
+    target = store.index_path(KIND, table.key, column)
+    with store.atomic_dir(target) as tmp:
         codes.write(tmp, rowids=rowids, codes=packed, factors=factors, tier_values=tier_values,
                     scales=scales, binarizer=binz, meta=meta, table_name=table.key, column_name=column)
-    ctx.store.record(IndexEntry(KIND, table.key, column, str(target.relative_to(ctx.store.root)),
-                                dir_bytes(target), table.source_bytes, table.fingerprint, params=pjson))
+    entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
+                       table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True))
+    store.record(entry)
+    return entry

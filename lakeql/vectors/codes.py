@@ -2,10 +2,10 @@
 
 Files in the index folder (``LAKE/.lakeql/embed/<slug>/``)::
 
-    codes.parquet     __rowid BIGINT, code BLOB (ceil(d/8) bytes), [factor FLOAT], table_name, column_name
-                      one row per non-empty text, in rowid order; readable by any engine (pure-SQL macros
-                      in the stock duckdb CLI scan it with bit_hamming)
-    rescore.npy       (n, d) int8 (per-dimension scales) or float16: the rescoring tier, memory-mapped
+    codes.parquet     __rowid BIGINT, code BLOB (ceil(d/8) bytes), [factor, add FLOAT: rabitq],
+                      table_name, column_name; one row per non-empty text, in rowid order; readable by
+                      any engine (pure-SQL macros in the stock duckdb CLI scan it with bit_hamming)
+    rescore.npy       (n, d) float16 (default) or int8 (per-dimension scales): the rescoring tier, mmapped
     scales.npy        (d,) float32 per-dimension scales of the int8 tier
     binarizer.npz     the binarizer's fitted arrays (medians, centroid, rotation)
     meta.json         model, backend, method and binarizer params, dim, counts, tier, format version
@@ -27,7 +27,7 @@ from lakeql.errors import CorruptIndexError
 
 FORMAT = 1
 TIERS = ("int8", "float16", "float32")
-DEFAULT_TIER = "int8"
+DEFAULT_TIER = "float16"
 ROW_GROUP = 131_072
 
 
@@ -116,7 +116,7 @@ class CodeIndex:
                 raise ValueError(f"codes are not all {nbytes} bytes")
             codes = raw.reshape(len(code_col), nbytes)
             factors = {name: tbl.column(name).to_numpy().astype(np.float32)
-                       for name in ("factor",) if name in tbl.column_names}
+                       for name in ("factor", "add") if name in tbl.column_names}
             with np.load(folder / "binarizer.npz") as z:
                 arrays = {k: z[k] for k in z.files}
             binz = binarizers.from_state(meta["binarizer"], arrays)
@@ -126,6 +126,7 @@ class CodeIndex:
             if binz.scan == "asym":
                 factors["popc"] = kernels.popcounts(words).astype(np.float64)
                 factors["factor"] = factors["factor"].astype(np.float64)
+                factors["add"] = factors["add"].astype(np.float64)
             if tier.shape != (len(rowids), dim) or int(meta["rows"]) != len(rowids):
                 raise ValueError(f"rescoring tier has shape {tier.shape}, expected ({len(rowids)}, {dim})")
         except CorruptIndexError:

@@ -77,8 +77,9 @@ def hamming_all(codes, q):
 
 
 @njit(cache=True, nogil=True)
-def asym_topk(codes, planes, scale, base, total, lo, delta, popc, k, allowed):
-    """Top-``k`` rows by the asymmetric estimate ``base + scale[i] * (2*(lo*popc[i] + delta*S_i) - total)``.
+def asym_topk(codes, planes, scale, add, base, total, lo, delta, popc, k, allowed):
+    """Top-``k`` rows by the asymmetric estimate
+    ``base + add[i] + scale[i] * (2*(lo*popc[i] + delta*S_i) - total)``.
 
     ``planes`` are the bit planes of the query quantized to ``B`` bits (``planes[b]`` holds bit ``b`` of
     every dimension's level), so ``S_i = sum_b 2^b popcount(code_i & plane_b)`` is the sum of the
@@ -101,7 +102,7 @@ def asym_topk(codes, planes, scale, base, total, lo, delta, popc, k, allowed):
             for w in range(w_count):
                 c += _popcnt64(codes[i, w] & planes[b, w])
             acc += c << b
-        s = base + scale[i] * (2.0 * (lo * popc[i] + delta * acc) - total)
+        s = base + add[i] + scale[i] * (2.0 * (lo * popc[i] + delta * acc) - total)
         if s > worst:
             _insert(best_s, best_i, s, i)
             worst = best_s[k - 1]

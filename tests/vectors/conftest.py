@@ -26,7 +26,7 @@ def model():
 
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory, model) -> tuple[Path, Path]:
-    """(lake folder, index dir) with python.functions.docstring embedded (rabitq, int8 tier)."""
+    """(lake folder, index dir) with python.functions.docstring embedded (rabitq, float16 tier)."""
     root = tmp_path_factory.mktemp("vectors")
     lk = make_lake(root)
     build(lk, root / "index", ["functions.docstring"])

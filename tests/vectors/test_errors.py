@@ -100,7 +100,7 @@ def test_stale_and_corrupt_index(tmp_path, lake):
     f = lk / "python" / "functions.parquet"
     st = f.stat()
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000_000))
-    with pytest.raises(duckdb.Error, match=r"older than the Parquet files .* lakeql index --refresh LAKE"):
+    with pytest.raises(duckdb.Error, match=r"older than the Parquet files .*lakeql index --refresh LAKE"):
         con.execute(sql).fetchall()
 
 

@@ -44,7 +44,7 @@ def build(lake: Path, index_dir: Path, embed: list[str], **options) -> None:
     store = Store.for_lake(lk, index_dir)
     store.ensure_writable()
     opts = argparse.Namespace(embed=embed, model=None, embed_method="rabitq", embed_backend="torch",
-                              embed_batch_size=64, embed_rescore="int8")
+                              embed_batch_size=64, embed_rescore="float16")
     for k, v in options.items():
         setattr(opts, k, v)
     catalog = Catalog.build(lk, store, refresh=True)
