@@ -160,3 +160,28 @@ def test_database_file_opens_in_stock_duckdb_cli(sample_copy: Path, tmp_path: Pa
                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["16", "2"]
+
+
+def test_hive_partitioned_folder_table(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    for year in (2023, 2024):
+        d = lake / "sales" / "orders" / f"year={year}"
+        d.mkdir(parents=True)
+        duckdb.execute(f"COPY (SELECT range AS id FROM range(3)) TO '{d}/part.parquet' (FORMAT parquet)")
+    con = lakeql.connect(lake)
+    rows = con.execute('SELECT year, count(*) FROM sales.orders GROUP BY year ORDER BY year').fetchall()
+    assert rows == [(2023, 3), (2024, 3)]
+    cols = con.execute("SELECT column_name FROM lakeql_columns() WHERE table_name = 'sales.orders'"
+                       ).fetchall()
+    assert [c[0] for c in cols] == ["id", "year"]
+
+
+def test_odd_names_survive_sql(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    (lake / "my domain").mkdir(parents=True)
+    path = lake / "my domain" / "it's \"odd\" é.parquet"
+    duckdb.execute(f"""COPY (SELECT 1 AS "weird col") TO '{str(path).replace("'", "''")}' (FORMAT parquet)""")
+    con = lakeql.connect(lake)
+    assert con.execute('SELECT "weird col" FROM "my domain"."it\'s ""odd"" é"').fetchone() == (1,)
+    assert con.execute("SELECT lakeql_table_key('my domain.it''s \"odd\" é')").fetchone()[0] == \
+        "my domain.it's \"odd\" é"
