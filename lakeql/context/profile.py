@@ -2,7 +2,10 @@
 a big table.
 
 * Row counts come from the catalog (Parquet footers); a table with 0 rows needs no query at all.
-* Tables up to :data:`FULL_SCAN_ROWS` rows get aggregates in ONE query per table: null share, distinct
+* Tables up to :data:`ARROW_ROWS` rows are read whole with pyarrow and profiled exactly with
+  ``pyarrow.compute`` (count_distinct, min_max, utf8_length, value_counts): no query planning per table,
+  about 5x cheaper than the DuckDB query below for tiny tables.
+* Bigger tables up to :data:`FULL_SCAN_ROWS` rows get aggregates in ONE query per table: null share, distinct
   count (HyperLogLog ``approx_count_distinct``: ``count(DISTINCT)`` costs 5x more), min/max, length
   range, 3 most frequent values (``approx_top_k``). Columns that look like keys (no NULLs, estimated
   distinct >= 90% of rows) are fetched as Arrow and counted exactly (``pyarrow.compute.count_distinct``,
@@ -22,6 +25,7 @@ from typing import Any
 from lakeql.catalog import Catalog
 from lakeql.lake import Table, quote_ident
 
+ARROW_ROWS = 20_000  # tables up to this size are profiled in pyarrow (exact, ~5x cheaper than a query)
 FULL_SCAN_ROWS = 200_000
 SAMPLE_ROWS = 50_000
 N_SAMPLES = 3
@@ -139,6 +143,10 @@ def profile_table(con, table: Table, catalog: Catalog) -> TableProfile:
     profiles = [ColumnProfile(c.column_name, c.type, description=cdesc.get(c.column_name)) for c in cols]
     if rows == 0 or not cols:
         return TableProfile(table.key, rows, profiles, tdesc, False)
+    if rows <= ARROW_ROWS and not table.hive:
+        done = _profile_arrow(table, profiles, rows)
+        if done:
+            return TableProfile(table.key, rows, profiles, tdesc, False)
     sampled = rows > FULL_SCAN_ROWS
     source = table.scan_sql()
     if sampled:
@@ -182,3 +190,60 @@ def _share(part: int, whole: int) -> float:
     if r == 1 and part < whole:
         return 0.999
     return r
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else clean_text(value)
+
+
+def _profile_arrow(table: Table, profiles: list[ColumnProfile], rows: int) -> bool:
+    """Profile a small table in pyarrow (read whole: it is small); False when pyarrow cannot."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        parts = [pq.ParquetFile(p).read(use_threads=False) for p in table.paths]
+        tab = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
+    except Exception:  # noqa: BLE001 - schema drift or odd encodings: let DuckDB handle it
+        return False
+    n = tab.num_rows
+    if n != rows or n == 0:
+        return False
+    for p in profiles:
+        if p.name not in tab.column_names:
+            return False
+        arr = tab.column(p.name)
+        t = arr.type
+        nonnull = n - arr.null_count
+        p.nulls = _share(n - nonnull, n)
+        nested = pa.types.is_nested(t) or pa.types.is_dictionary(t)
+        if nested or pa.types.is_null(t):
+            vals = arr.drop_null()[:N_SAMPLES].to_pylist() if nonnull else []
+            p.samples = [clean_text(v) for v in vals]
+            continue
+        try:
+            p.distinct = int(pc.count_distinct(arr, mode="only_valid").as_py())
+            if nonnull and not pa.types.is_boolean(t):
+                mm = pc.min_max(arr)
+                p.min, p.max = _text(mm["min"].as_py()), _text(mm["max"].as_py())
+            if pa.types.is_string(t) or pa.types.is_large_string(t):
+                if nonnull:
+                    lm = pc.min_max(pc.utf8_length(arr))
+                    p.min_len, p.max_len = int(lm["min"].as_py()), int(lm["max"].as_py())
+            elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+                if nonnull:
+                    lm = pc.min_max(pc.binary_length(arr))
+                    p.min_len, p.max_len = int(lm["min"].as_py()), int(lm["max"].as_py())
+            if nonnull:
+                vc = pc.value_counts(arr.drop_null())
+                counts = vc.field("counts")
+                top = pc.select_k_unstable(pa.table({"c": counts}), N_SAMPLES, [("c", "descending")])
+                p.samples = [clean_text(v) for v in vc.field("values").take(top).to_pylist()]
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            p.distinct = p.min = p.max = None
+            p.min_len = p.max_len = None
+            p.samples = [clean_text(v) for v in arr.drop_null()[:N_SAMPLES].to_pylist()]
+        if n > 1 and nonnull == n and p.distinct == n:
+            p.key = "unique"
+    return True

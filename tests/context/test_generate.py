@@ -144,3 +144,26 @@ def test_join_hints_from_the_join_graph(tmp_path):
     with pytest.warns(UserWarning, match="join graph"):
         generate(lake, Catalog.open(lake, store), tmp_path / "out2", "yaml", store=store)
     assert (tmp_path / "out2" / "flights" / "flights.yaml").exists()
+
+
+def test_arrow_and_duckdb_profiles_agree_and_big_tables_are_sampled(monkeypatch):
+    from lakeql.context import profile as P
+
+    lake = discover(SAMPLE)
+    cat = Catalog.open(lake, None)
+    con = duckdb.connect()
+    t = lake.tables["flights.planes"]
+    arrow = P.profile_table(con, t, cat)
+    monkeypatch.setattr(P, "ARROW_ROWS", -1)
+    duck = P.profile_table(con, t, cat)
+    for a, d in zip(arrow.columns, duck.columns, strict=True):
+        assert (a.name, a.nulls, a.min_len, a.max_len, a.key) == (
+            d.name, d.nulls, d.min_len, d.max_len, d.key)
+        if a.type == "VARCHAR":
+            assert (a.min, a.max) == (d.min, d.max)
+        assert abs((a.distinct or 0) - (d.distinct or 0)) <= 0.1 * max(a.distinct or 1, 1)
+    monkeypatch.setattr(P, "FULL_SCAN_ROWS", 1000)
+    monkeypatch.setattr(P, "SAMPLE_ROWS", 500)
+    big = P.profile_table(con, lake.tables["flights.flights"], cat)
+    assert big.sampled and big.rows == cat.row_count(lake.tables["flights.flights"])
+    assert all(c.key is None for c in big.columns)
