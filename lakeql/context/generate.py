@@ -242,8 +242,12 @@ def profile_tables(lake: Lake, catalog: Catalog, keys: list[str], threads: int =
 
 
 def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt: str = "yaml",
-             store=None, cap: int = DEFAULT_CAP) -> GenerateResult:
-    """Write (or refresh) the schema files of ``lake`` into ``out_dir`` in format ``fmt``."""
+             store=None, cap: int = DEFAULT_CAP, reuse_profiles: bool = True) -> GenerateResult:
+    """Write (or refresh) the schema files of ``lake`` into ``out_dir`` in format ``fmt``.
+
+    ``reuse_profiles=False`` re-profiles every table (a full ``lakeql index``); files whose text did not
+    change are still left untouched.
+    """
     import pyarrow as pa
 
     if fmt not in formats.FORMATS:
@@ -266,7 +270,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     todo = []
     for k in keys:
         prev = old_tables.get(k)
-        if prev and prev.get("fingerprint") == lake.tables[k].fingerprint:
+        if reuse_profiles and prev and prev.get("fingerprint") == lake.tables[k].fingerprint:
             profiles[k] = _profile_from_dict(prev["profile"])
         else:
             todo.append(k)

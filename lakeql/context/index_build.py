@@ -36,7 +36,7 @@ def build(ctx) -> None:
     if cap < 2:
         raise LakeqlError(f"--schemas-domain-size must be at least 2, got {cap}")
     out = ctx.store.root / SUBDIR
-    res = generate(ctx.lake, ctx.catalog, out, fmt, store=ctx.store, cap=cap)
+    res = generate(ctx.lake, ctx.catalog, out, fmt, store=ctx.store, cap=cap, reuse_profiles=ctx.refresh)
     say(f"schemas: {res.tables} tables in {res.domains} domains ({fmt}) -> {out}: {res.written} files "
         f"written, {res.unchanged} unchanged, {res.removed} removed, {res.profiled} tables profiled in "
         f"{res.seconds:.1f} s")
