@@ -181,3 +181,19 @@ def test_pure_macros_run_in_stock_duckdb_cli(lake):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "qualname,distance" and len(lines) == 4
+
+
+def test_index_files_match_their_json_schemas(lake):
+    import jsonschema
+    import pyarrow.parquet as pq
+
+    schemas = Path(__file__).resolve().parents[2] / "schemas"
+    (folder,) = list((lake[1] / "embed").iterdir())
+    meta = json.loads((folder / "meta.json").read_text())
+    jsonschema.validate(meta, json.loads((schemas / "vectors_meta.schema.json").read_text()))
+    row_schema = json.loads((schemas / "vectors_codes.schema.json").read_text())
+    import base64
+
+    for row in pq.read_table(folder / "codes.parquet").slice(0, 20).to_pylist():
+        row["code"] = base64.b64encode(row["code"]).decode()
+        jsonschema.validate(row, row_schema)
