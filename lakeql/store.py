@@ -172,6 +172,16 @@ class Store:
             rows.append(entry)
             self._write_manifest(rows)
 
+    def record_many(self, entries: list[IndexEntry]) -> None:
+        """Add or replace several manifest rows with one manifest write (builders of many tables)."""
+        if not entries:
+            return
+        with self._locked():
+            keys = {(e.kind, e.table_name, e.column_name) for e in entries}
+            rows = [e for e in self._read_manifest()
+                    if (e.kind, e.table_name, e.column_name) not in keys]
+            self._write_manifest(rows + list(entries))
+
     def drop(self, kind: str, table: str = "", column: str = "", *, delete_files: bool = True) -> None:
         """Remove an index from the manifest (and its files)."""
         with self._locked():

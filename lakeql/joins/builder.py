@@ -43,6 +43,8 @@ def build(ctx) -> None:
     table_dirs: list[tuple[str, Path]] = []
     fingerprints: dict[str, str] = {}
     con = connect_build()  # one DuckDB connection for every table (connecting costs ~30 ms)
+    pending: list[IndexEntry] = []  # manifest rows, written in batches (one manifest write per batch)
+    last_flush = time.perf_counter()
     for key in progress(sorted(lake.tables), desc="joins: profiling tables", unit="table"):
         t = lake.tables[key]
         path = store.index_path("join_values", key)
@@ -57,12 +59,16 @@ def build(ctx) -> None:
                 if store.find("join_values", key):
                     store.drop("join_values", key)
                 continue
-            store.record(IndexEntry("join_values", key, "", path.relative_to(store.root).as_posix(),
-                                    dir_bytes(path), t.source_bytes, t.fingerprint, params=params))
+            pending.append(IndexEntry("join_values", key, "", path.relative_to(store.root).as_posix(),
+                                      dir_bytes(path), t.source_bytes, t.fingerprint, params=params))
             built += 1
+            if len(pending) >= 1000 or time.perf_counter() - last_flush > 30:
+                store.record_many(pending)  # an interrupted build keeps what is recorded
+                pending, last_flush = [], time.perf_counter()
         table_dirs.append((key, path))
         fingerprints[key] = t.fingerprint
     con.close()
+    store.record_many(pending)
     n_cols = sum(len(cat.columns(lake.tables[k])) for k, _ in table_dirs)
     secs = time.perf_counter() - t0
     if built:

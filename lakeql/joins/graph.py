@@ -12,6 +12,7 @@ from pathlib import Path
 EDGE_COLUMNS = ["table_name", "column_name", "candidate_table", "candidate_column", "score", "containment",
                 "candidate_uniqueness", "method"]
 PER_COLUMN = 5
+POOL = 20  # candidates per column scored with names and embeddings
 
 
 def edge_schema():
@@ -34,7 +35,7 @@ def build(searcher, path: Path, min_score: float) -> int:
     out: dict[str, list] = {n: [] for n in EDGE_COLUMNS}
     queries = [q for q in range(len(ix)) if ix.indexed[q] and ix.n_distinct[q] >= 2]
     for q in progress(queries, desc="joins: graph", unit="col"):
-        cols, sc, cont, uniq = searcher.equi_ranked(q, PER_COLUMN)
+        cols, sc, cont, uniq = searcher.equi_ranked(q, PER_COLUMN, pool=POOL)
         for c, s, ct, u in zip(cols, sc, cont, uniq, strict=True):
             if s < min_score:
                 continue

@@ -24,6 +24,7 @@ from lakeql.lake import Table, quote_ident
 
 TOP_VALUES = 200  # most frequent values kept per column (DeepJoin text, sample matches)
 SKETCH_K = 256  # bottom-k MinHash sketch size
+PATTERN_VALUES = 30  # most frequent values whose shapes vote for the column's pattern
 
 PROFILE_FIELDS = [
     ("table_name", "string"), ("column_name", "string"), ("ordinal", "int32"), ("type", "string"),
@@ -116,7 +117,7 @@ def build_table(table: Table, columns: list[tuple[str, str]], row_count: int, ou
                 apply_stats(rows[col], nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr, imin, imax, sketch)
             top = con.execute(
                 "SELECT col, raw, hash(v), n FROM (SELECT *, row_number() OVER (PARTITION BY col ORDER BY "
-                f"n DESC, v) AS rn FROM g) WHERE rn <= {TOP_VALUES} ORDER BY col, rn").fetchall()
+                f"n DESC, hash(v)) AS rn FROM g) WHERE rn <= {TOP_VALUES} ORDER BY col, rn").fetchall()
             for col, raw, h, n in top:
                 r = rows[col]
                 if r["indexed"]:
@@ -125,7 +126,7 @@ def build_table(table: Table, columns: list[tuple[str, str]], row_count: int, ou
                     r["top_counts"].append(int(n))
             for r in rows:
                 if r["indexed"]:
-                    shapes = Counter(shape(v) for v in r["top_values"])
+                    shapes = Counter(shape(v) for v in r["top_values"][:PATTERN_VALUES])
                     r["pattern"] = shapes.most_common(1)[0][0] if shapes else None
         indexed = [r["ordinal"] for r in rows if r["indexed"]]
         with pq.ParquetWriter(out_dir / "values.parquet", values_schema(), compression="zstd") as w:

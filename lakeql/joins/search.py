@@ -92,7 +92,8 @@ class Searcher:
         return c
 
     def distinct_values(self, col: int, limit: int) -> list[str]:
-        """Up to ``limit`` distinct raw values of a column, most frequent first (read from Parquet)."""
+        """Up to ``limit`` distinct raw values of a column, most frequent first (ties in hash order, a
+        uniform sample), read from Parquet when the stored top values do not cover the column."""
         ix = self.ix
         if ix.n_distinct[col] <= len(ix.top(col)[0]):
             return ix.top(col)[0][:limit]
@@ -100,7 +101,7 @@ class Searcher:
         ref = quote_ident(ix.column_name[col])
         rows = self.con.execute(
             f"SELECT CAST({ref} AS VARCHAR) AS v FROM {t.scan_sql()} WHERE {norm_sql(ref)} IS NOT NULL "
-            f"GROUP BY v ORDER BY count(*) DESC, v LIMIT {int(limit)}").fetchall()
+            f"GROUP BY v ORDER BY count(*) DESC, hash(v) LIMIT {int(limit)}").fetchall()
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ equi

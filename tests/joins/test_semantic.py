@@ -62,7 +62,8 @@ def test_semantic_containment_is_measured(aj_con):
     _, _, cont, matches, method, sql = hit[0]
     assert method == "semantic" and 0.3 < cont <= 1.0
     pairs = {(m["query_value"], m["candidate_value"]) for m in matches}
-    assert all(c.split()[-1] in q for q, c in pairs)  # 'Gov. Gray Davis' ~ 'Gray Davis'
+    # 'Gov. Earl Warren' ~ 'Earl Warren', 'Gov. James Rolph' ~ 'James Rolph Jr': a shared surname
+    assert pairs and all({w for w in c.split() if len(w) >= 4} & set(q.split()) for q, c in pairs)
     assert aj_con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0] > 0
     # the exact overlap is (close to) nothing: equi mode cannot find this join
     eq = aj_con.execute("SELECT candidate_table, containment FROM joinable("
