@@ -198,7 +198,7 @@ class Searcher:
             sc = float(rank.score(cont, uniq, max(s_sem, s_name))) * (0.85 + 0.15 * back)
             pairs = [(qvals[i], cvals[int(m.best[i])]) for i in np.flatnonzero(m.matched)[:N_MATCHES]]
             sql = join_sql(ix.table_name[q], [ix.column_name[q]], ix.table_name[c], [ix.column_name[c]],
-                           fuzzy_direction(pairs))
+                           "tokens")
             out.append(Candidate(ix.table_name[c], [ix.column_name[c]], sc, cont, uniq, "semantic",
                                  pairs, sql))
         out.sort(key=lambda x: (-x.score, -x.containment))
@@ -279,16 +279,14 @@ class Searcher:
         return float(cont), float(uniq), int(n_q)
 
 
-def fuzzy_direction(pairs: list[tuple[str, str]]) -> str:
-    """'contains_c' when matched candidate values sit inside the query values, else 'contains_q'."""
-    if not pairs:
-        return "contains_c"
-    inside = sum(b.lower() in a.lower() for a, b in pairs)
-    return "contains_c" if inside * 2 >= len(pairs) else "contains_q"
+def _tokens_sql(expr: str) -> str:
+    return (f"list_filter(string_split_regex(lower(CAST({expr} AS VARCHAR)), '[^[:alnum:]]+'), "
+            "lambda t: t <> '')")
 
 
 def join_sql(qt: str, qcols: list[str], ct: str, ccols: list[str], how: str) -> str:
-    """A ready ``SELECT * FROM q JOIN c ON ...`` (plain equality, normalized equality, or contains)."""
+    """A ready ``SELECT * FROM q JOIN c ON ...``: plain equality, normalized equality, or (semantic) a
+    shared-words condition that approximates the value matching in SQL."""
     def name(t: str) -> str:
         d, _, n = t.partition(".")
         return f"{quote_ident(d)}.{quote_ident(n)}"
@@ -300,8 +298,7 @@ def join_sql(qt: str, qcols: list[str], ct: str, ccols: list[str], how: str) -> 
             conds.append(f"{qa} = {cb}")
         elif how == "normalized":
             conds.append(f"{norm_sql(qa)} = {norm_sql(cb)}")
-        elif how == "contains_c":
-            conds.append(f"contains(lower(CAST({qa} AS VARCHAR)), lower(CAST({cb} AS VARCHAR)))")
-        else:
-            conds.append(f"contains(lower(CAST({cb} AS VARCHAR)), lower(CAST({qa} AS VARCHAR)))")
+        else:  # tokens: all words of a one-word value, else at least two shared words
+            tq, tc = _tokens_sql(qa), _tokens_sql(cb)
+            conds.append(f"len(list_intersect({tq}, {tc})) >= least(2, len({tq}), len({tc}))")
     return f"SELECT * FROM {name(qt)} AS q JOIN {name(ct)} AS c ON " + " AND ".join(conds)
