@@ -152,3 +152,28 @@ def test_table_profiles_match_their_json_schema(flights):
     assert files
     for row in pq.read_table(files[0]).to_pylist():
         jsonschema.validate(row, spec)
+
+
+def test_huge_query_columns_probe_with_the_sketch_then_verify_exactly(flights, monkeypatch):
+    """Columns with more distinct values than EXACT_LIMIT are probed with their bottom-k MinHash sample;
+    the candidates' containment is then verified exactly (same numbers as the full posting search)."""
+    from lakeql.joins import joinindex
+    from lakeql.joins.search import Searcher
+    from lakeql.joins.sqlapi import load_index
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    root, idx, _ = flights
+    lake = discover(root)
+    s = Searcher(load_index(Store.for_lake(lake, idx)), lake.tables)
+    q = s.col_id("flights.flights", "tailnum")
+    exact = s.ix.overlaps(q)
+    monkeypatch.setattr(joinindex, "EXACT_LIMIT", 100)
+    monkeypatch.setattr(joinindex, "PROBE", 64)
+    probed = s.ix.overlaps(q)
+    assert s.ix.n_distinct[q] > 100
+    want = dict(zip(exact.cols.tolist(), exact.overlap.tolist(), strict=True))
+    got = dict(zip(probed.cols.tolist(), probed.overlap.tolist(), strict=True))
+    planes = s.col_id("flights.planes", "tailnum")
+    assert got[planes] == want[planes]
+    assert all(want[c] == n for c, n in got.items())

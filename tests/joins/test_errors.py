@@ -149,3 +149,24 @@ def test_errors_are_lakeql_errors():
 
     with pytest.raises(LakeqlError):
         parse_columns("[]")
+
+
+def test_no_joins_flag(lake, tmp_path):
+    store = index_joins(lake[0], tmp_path / "idx", no_joins=True)
+    assert not [e for e in store.entries() if e.kind.startswith("join")]
+    con = connect_joins(lake[0], tmp_path / "idx")
+    assert "no join index" in err(con, "SELECT * FROM joinable('d.visits', 'person_id')")
+
+
+def test_refresh_without_changes_rebuilds_nothing(lake, tmp_path):
+    import shutil
+
+    idx = tmp_path / "idx"
+    shutil.copytree(lake[1], idx)
+    before = {(e.kind, e.table_name): e.built_at for e in index_joins(lake[0], idx, refresh=True,
+                                                                      joins_semantic=False).entries()
+              if e.kind.startswith("join")}
+    after = {(e.kind, e.table_name): e.built_at for e in index_joins(lake[0], idx, refresh=True,
+                                                                     joins_semantic=False).entries()
+             if e.kind.startswith("join")}
+    assert before == after and ("join_graph", "") in after
