@@ -119,8 +119,8 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
     t = ctx.table(table)
     for c in cols:
         ctx.column(t, c)  # unknown column -> suggestions from the catalog
-    ctx.require_index("join_values", t, flag="")
-    s = searcher(ctx)
+    s = searcher(ctx)  # no join index at all -> says how to build it
+    ctx.require_index("join_values", t, flag="")  # this table changed since -> stale, names --refresh
     ids = [s.col_id(t.key, ctx.column(t, c).column_name) for c in cols]
     if len(ids) > 1:
         if m == "semantic":
