@@ -103,14 +103,17 @@ def targets(ctx) -> list[Target]:
 
 
 # ------------------------------------------------------------------------------------- text stream
-def arrow_text(arr, case: str) -> tuple[np.ndarray, np.ndarray]:
-    """An Arrow string/binary array -> (bytes with a NUL after each row, row lengths incl. the NUL)."""
+def arrow_buffers(arr) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-copy views of an Arrow string/binary array: (data bytes, int64 offsets rebased to 0).
+
+    NULLs become empty rows. Nothing is decoded, so invalid UTF-8 passes through as bytes.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if not (pa.types.is_large_binary(arr.type)):
+    if not pa.types.is_large_binary(arr.type):
         arr = pc.cast(arr, pa.large_binary())
     if arr.null_count:
         arr = pc.fill_null(arr, pa.scalar(b"", pa.large_binary()))
@@ -120,11 +123,17 @@ def arrow_text(arr, case: str) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = int(offs[0]), int(offs[-1])
     data = np.frombuffer(bufs[2], dtype=np.uint8, count=hi - lo, offset=lo) if hi > lo and bufs[2] \
         else np.zeros(0, np.uint8)
+    return data, offs - lo
+
+
+def arrow_text(arr, case: str) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow string/binary array -> (bytes with a NUL after each row, row lengths incl. the NUL)."""
+    from lakeql.ngrams.kernels import interleave
+
+    data, offs = arrow_buffers(arr)
     lengths = np.diff(offs) + 1
-    out = np.zeros(hi - lo + n, dtype=np.uint8)
-    keep = np.ones(out.shape[0], dtype=bool)
-    keep[np.cumsum(lengths) - 1] = False  # separator slots stay 0
-    out[keep] = data
+    out = np.empty(data.shape[0] + len(lengths), dtype=np.uint8)
+    interleave(data, offs, out)
     if case == "insensitive":
         fold_ascii(out)
     return out, lengths

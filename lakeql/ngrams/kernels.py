@@ -327,7 +327,7 @@ def extract(a, b, n, isa, isa_w, isa_rate, C, p0, child, root, node_off, node_on
 def scan_rows(buf, starts, pat):
     """Brute force: overlapping occurrences of ``pat`` in each row and the first offset (-1 if none).
 
-    Row r is ``buf[starts[r] : starts[r + 1] - 1]`` (the last byte is its separator). Used when a phrase
+    Row r is ``buf[starts[r] : starts[r + 1]]`` (Arrow offsets, no separators). Used when a phrase
     is so frequent that locating every occurrence through the sampled SA would cost more than a scan.
     """
     nr = starts.shape[0] - 1
@@ -337,7 +337,7 @@ def scan_rows(buf, starts, pat):
     p0 = pat[0]
     for r in range(nr):
         a = starts[r]
-        e = starts[r + 1] - 1 - m
+        e = starts[r + 1] - m
         c = 0
         for i in range(a, e + 1):
             if buf[i] != p0:
@@ -366,3 +366,16 @@ def group_rows(rowids, offsets, n_rows):
         if offsets[i] < first[r]:
             first[r] = offsets[i]
     return counts, first
+
+
+@njit(cache=True)
+def interleave(data, offs, out):
+    """Copy row i = ``data[offs[i]-offs[0] : offs[i+1]-offs[0]]`` into ``out`` with a 0 byte after each."""
+    base = offs[0]
+    k = 0
+    for i in range(offs.shape[0] - 1):
+        for j in range(offs[i] - base, offs[i + 1] - base):
+            out[k] = data[j]
+            k += 1
+        out[k] = 0
+        k += 1

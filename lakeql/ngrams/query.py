@@ -131,21 +131,22 @@ class NgramIndex:
         return occ * LOCATE_SECONDS > self.text_bytes / SCAN_BYTES_PER_SECOND
 
     def _scan(self, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from lakeql.ngrams.builder import arrow_text, table_batches
+        from lakeql.ngrams.builder import arrow_buffers, fold_ascii, table_batches
         from lakeql.ngrams.kernels import scan_rows
 
         rid, cnt, off = [], [], []
         base = 0
         for arr in table_batches(self.table, self.column):
-            buf, lengths = arrow_text(arr, self.case)
-            starts = np.zeros(len(lengths) + 1, dtype=np.int64)
-            np.cumsum(lengths, out=starts[1:])
-            counts, first = scan_rows(buf, starts, pat)
+            data, offs = arrow_buffers(arr)
+            if self.case == "insensitive":
+                data = data.copy()
+                fold_ascii(data)
+            counts, first = scan_rows(data, offs, pat)
             hit = np.nonzero(counts)[0]
             rid.append(hit + base)
             cnt.append(counts[hit])
             off.append(first[hit])
-            base += len(lengths)
+            base += len(offs) - 1
         if not rid:
             e = np.empty(0, np.int64)
             return e, e, e
