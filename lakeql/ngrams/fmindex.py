@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,7 +272,3 @@ def _mmap(path: Path) -> np.ndarray:
 
 def shard_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("shard-"))
-
-
-def _cpu() -> int:
-    return max(1, os.cpu_count() or 1)
