@@ -196,8 +196,8 @@ def assign(docs: Sequence[tuple[str, Sequence[str]]], previous: Sequence[str | N
     """
     n = len(docs)
     known = [p for p in previous if p]
-    if n == 0 or len(known) * 2 < n:
-        return partition(docs, cap, join_edges)
+    if n == 0 or len(known) * 2 < n or max(Counter(known).values()) > cap:
+        return partition(docs, cap, join_edges)  # mostly new, or a domain outgrew the cap
     import numpy as np
 
     x, _ = _matrix(docs)

@@ -67,3 +67,9 @@ def test_flat_lake_gets_automatic_domains(tmp_path, spider_dbs):
     # re-running does not move any file
     again = generate(discover(root), Catalog.open(discover(root), None), out, "yaml", cap=10)
     assert again.written == 0 and again.removed == 0
+
+
+def test_assign_repartitions_when_a_domain_outgrew_the_cap(spider_docs):
+    docs, _ = spider_docs
+    again = partition.assign(docs, ["main"] * len(docs), 40)  # one flat domain, now over the cap
+    assert max(Counter(again).values()) <= 40 and "main" not in again
