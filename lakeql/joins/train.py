@@ -78,7 +78,8 @@ def fine_tune(base: str | None, pairs: list[tuple[str, str]], out: Path, epochs:
             batch = [pairs[i] for i in order[s:s + batch_size]]
             if len(batch) < 2:
                 continue
-            feats = [model.tokenize([a for a, _ in batch]), model.tokenize([b for _, b in batch])]
+            prep = getattr(model, "preprocess", None) or model.tokenize
+            feats = [prep([a for a, _ in batch]), prep([b for _, b in batch])]
             loss = loss_fn(feats, torch.empty(0))
             opt.zero_grad()
             loss.backward()
