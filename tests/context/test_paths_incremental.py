@@ -102,3 +102,34 @@ def test_unwritable_out_dir_is_a_clear_error(tmp_path):
         generate(lk, Catalog.open(lk, None), tmp_path / "file" / "sub", "yaml")
     with pytest.raises(LakeqlError, match="unknown schema format"):
         generate(lk, Catalog.open(lk, None), tmp_path / "o", "xml")
+
+
+def test_embeddings_are_cached_per_table_text(tmp_path, monkeypatch):
+    import numpy as np
+
+    import lakeql.embedding
+    from lakeql.context.retrieve import ensure_embeddings
+
+    calls: list[int] = []
+
+    def fake_encode(texts, model=None, **kw):
+        calls.append(len(texts))
+        v = np.random.default_rng(len(texts)).standard_normal((len(texts), 384)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    monkeypatch.setattr(lakeql.embedding, "encode", fake_encode)
+    lake = tmp_path / "lake"
+    for i in range(4):
+        write(lake / "d" / f"t{i}.parquet", {"id": [1, 2], "v": ["a", "b"]})
+    out = tmp_path / "out"
+    lk = discover(lake)
+    generate(lk, Catalog.open(lk, None), out, "yaml")
+    shas, mat = ensure_embeddings(out)
+    assert calls == [4] and mat.shape == (4, 384)
+    ensure_embeddings(out)
+    assert calls == [4]  # nothing new to encode
+    write(lake / "d" / "t2.parquet", {"id": [1, 2], "renamed": ["a", "b"]})
+    lk = discover(lake)
+    generate(lk, Catalog.open(lk, None), out, "yaml")
+    shas2, mat2 = ensure_embeddings(out)
+    assert calls == [4, 1] and len(shas2) == 4
