@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="yaml", choices=["yaml", "md", "json", "toon"])
     ap.add_argument("--skip-gen", action="store_true", help="skip the generation-time runs")
     ap.add_argument("--gen-only", action="store_true", help="only the generation-time runs")
+    ap.add_argument("--check-only", action="store_true", help="only the check_sql measures")
     ap.add_argument("--sizes", default=None, help="comma-separated table counts for the generation runs")
     ap.add_argument("--gen-rows", type=int, default=100, help="rows per table in the 'with rows' runs")
     args = ap.parse_args(argv)
@@ -384,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="lakeql-bench-schemas-"))
     report: dict = {"questions": nq, "format": args.format}
     try:
+        if args.check_only:
+            root = tmp / "domains"
+            make_lake(root, dbs)
+            c = eval_check(root, questions, dbs)
+            print_check(c)
+            return 0
         for flat in (() if args.gen_only else (False, True)):
             root = tmp / ("flat" if flat else "domains")
             make_lake(root, dbs, flat=flat)
@@ -445,7 +452,10 @@ def print_quality(r: dict) -> None:
               f"schema files {t['whole_bytes']} bytes, "
               f"written in {g['seconds']:.1f} s; index load + table embeddings {t['load_embed_s']:.1f} s; "
               f"question encoding {t['question_encode_s']:.1f} s")
-    c = r["check"]
+    print_check(r["check"])
+
+
+def print_check(c: dict) -> None:
     print(f"\n## check_sql on Spider dev gold SQL\n\n| measure | value |\n|---|---|\n"
           f"| gold SQL clean | {c['clean']:.3f} |\n"
           f"| typos flagged ({c['typo_n']}) | {c['typo_flagged']:.3f} |\n"

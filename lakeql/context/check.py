@@ -172,11 +172,17 @@ class Checker:
             if hit:
                 return hit[0], hit[1], None
         elsewhere = [k for k in self.schema.keys if k.split(".", 1)[1].lower() == name.lower()]
+        local = [self.schema.by_schema[s.lower()][n][0].split(".", 1)[1]
+                 for s in self.search for n in self.schema.by_schema.get(s.lower(), {})]
+        near = [c for c in rank(name, local) if dl_distance(name, c) <= 2]
+        if elsewhere and near:  # a one-letter slip on a table of the search path beats another schema
+            return None, None, self._problem(
+                table, f"unknown table {name!r} in the search path ({', '.join(self.search)}); "
+                f"{' and '.join(elsewhere[:2])} exist elsewhere", near[0], near + elsewhere[:1])
         if elsewhere:
             return None, None, self._problem(
                 table, f"table {name!r} is not in the search path ({', '.join(self.search)}): qualify it "
                 f"as {' or '.join(elsewhere[:3])}", elsewhere[0], [])
-        local = [n for s in self.search for n in self.schema.by_schema.get(s.lower(), {})]
         best = rank(name, local) or rank(name, self.schema.keys)
         return None, None, self._problem(table, f"unknown table {name!r}", best[0] if best else None, best)
 

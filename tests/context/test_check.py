@@ -144,3 +144,11 @@ def test_spider_gold_sql_is_clean_and_typos_are_caught(tmp_path, spider_dbs, spi
         if (probs[0].suggestion or "").rsplit(".", 1)[-1].lower() == tok.text.lower():
             flagged += 1
     assert typos >= 100 and flagged / typos >= 0.97, (flagged, typos)
+
+
+def test_close_local_table_beats_same_name_in_another_schema():
+    info = SchemaInfo({"a.courses": ("a", "courses", ["id"]), "b.course": ("b", "course", ["id"])})
+    (p,) = check("SELECT id FROM course", info, "a")
+    assert p.suggestion == "courses" and "b.course" in p.message
+    (p,) = check("SELECT id FROM course", info, "main")
+    assert p.suggestion == "b.course" and "not in the search path" in p.message
