@@ -16,8 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ngramutil import build, stdlib_files, write_text_table  # noqa: E402
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def only_ngrams() -> Iterator[None]:
+    # Module scope: the narrowing is undone after each module of this folder, so tests elsewhere in the
+    # same pytest session see every capability again.
     import lakeql.plugins as plugins
 
     saved = plugins.CAPABILITIES
