@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 from lakeql.progress import progress, say
 from lakeql.store import IndexEntry, dir_bytes
 
 FORMAT = 1
+BUILD_THREADS = min(4, os.cpu_count() or 1)  # tables profiled at once
 
 
 def table_params() -> str:
@@ -42,33 +47,56 @@ def build(ctx) -> None:
     built = 0
     table_dirs: list[tuple[str, Path]] = []
     fingerprints: dict[str, str] = {}
-    con = connect_build()  # one DuckDB connection for every table (connecting costs ~30 ms)
+    keys = sorted(lake.tables)
+    todo = [k for k in keys if ctx.needs_build("join_values", k, "", params)
+            or not (store.index_path("join_values", k) / "values.parquet").exists()]
+    local = threading.local()
+    cons: list[Any] = []
+
+    def work(key: str) -> None:
+        # one DuckDB connection per worker thread, reused for all its tables (connecting costs ~30 ms)
+        con = getattr(local, "con", None)
+        if con is None:
+            con = local.con = connect_build()
+            cons.append(con)
+        t = lake.tables[key]
+        cols = [(c.column_name, c.type) for c in cat.columns(t)]
+        with store.atomic_dir(store.index_path("join_values", key)) as tmp:
+            build_table(t, cols, cat.row_count(t), tmp, con)
+
+    failed: set[str] = set()
     pending: list[IndexEntry] = []  # manifest rows, written in batches (one manifest write per batch)
     last_flush = time.perf_counter()
-    for key in progress(sorted(lake.tables), desc="joins: profiling tables", unit="table"):
-        t = lake.tables[key]
-        path = store.index_path("join_values", key)
-        if ctx.needs_build("join_values", key, "", params) or not (path / "values.parquet").exists():
-            cols = [(c.column_name, c.type) for c in cat.columns(t)]
+    workers = max(1, min(BUILD_THREADS, len(todo)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # DuckDB releases the GIL while it scans
+        futures = {pool.submit(work, k): k for k in todo}
+        for fut in progress(as_completed(futures), desc="joins: profiling tables", total=len(todo),
+                            unit="table"):
+            key = futures[fut]
+            t = lake.tables[key]
             try:
-                with store.atomic_dir(path) as tmp:
-                    build_table(t, cols, cat.row_count(t), tmp, con)
+                fut.result()
             except Exception as exc:  # noqa: BLE001 - bad data in one table must not stop the build
                 say(f"joins: warning: skipped table {key} ({type(exc).__name__}: "
                     f"{str(exc).splitlines()[0][:200]})")
+                failed.add(key)
                 if store.find("join_values", key):
                     store.drop("join_values", key)
                 continue
+            path = store.index_path("join_values", key)
             pending.append(IndexEntry("join_values", key, "", path.relative_to(store.root).as_posix(),
                                       dir_bytes(path), t.source_bytes, t.fingerprint, params=params))
             built += 1
             if len(pending) >= 1000 or time.perf_counter() - last_flush > 30:
                 store.record_many(pending)  # an interrupted build keeps what is recorded
                 pending, last_flush = [], time.perf_counter()
-        table_dirs.append((key, path))
-        fingerprints[key] = t.fingerprint
-    con.close()
+    for con in cons:
+        con.close()
     store.record_many(pending)
+    for key in keys:
+        if key not in failed:
+            table_dirs.append((key, store.index_path("join_values", key)))
+            fingerprints[key] = lake.tables[key].fingerprint
     n_cols = sum(len(cat.columns(lake.tables[k])) for k, _ in table_dirs)
     secs = time.perf_counter() - t0
     if built:

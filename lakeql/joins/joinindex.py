@@ -139,6 +139,11 @@ class JoinIndex:
         starts = np.repeat(lo - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
         pos = starts + np.arange(total)
         hit_cols = np.asarray(self.hc[pos])
+        if total * 8 >= len(self.table_id):
+            # many postings: counting into a dense array (O(postings + columns)) beats sorting them
+            counts = np.bincount(hit_cols, minlength=len(self.table_id))
+            cols = np.flatnonzero(counts)
+            return cols.astype(np.int32), counts[cols].astype(np.int64)
         cols, counts = np.unique(hit_cols, return_counts=True)
         return cols.astype(np.int32), counts.astype(np.int64)
 

@@ -120,7 +120,11 @@ class Searcher:
         uniq = ix.uniqueness[cols]
         upper = rank.score(cont, uniq, np.ones(len(cols)))
         n_pool = pool or max(50, 5 * k)
-        top = np.argsort(-upper, kind="stable")[:n_pool]
+        if len(upper) > n_pool:  # partial selection: O(candidates), not a full sort
+            top = np.argpartition(-upper, n_pool - 1)[:n_pool]
+            top = top[np.argsort(-upper[top], kind="stable")]
+        else:
+            top = np.argsort(-upper, kind="stable")
         cols, cont, uniq = cols[top], cont[top], uniq[top]
         ev = rank.evidence(ix, q, cols)
         sc = rank.score(cont, uniq, ev, rank.weak_query(ix, q))
