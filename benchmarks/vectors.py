@@ -256,8 +256,8 @@ def speed(n: int, base: np.ndarray, titles: list[str], queries: np.ndarray, text
     t_scan = timed(lambda q: search(idx, q, 10, 4), qs)
     # Baselines.
     path = str(lake / "bench" / "docs.parquet")
-    dsql = (f"SELECT id, title, array_cosine_distance(vec, ?::FLOAT[384]) AS d FROM read_parquet('{path}') "
-            "ORDER BY d LIMIT 10")
+    dsql = (f"SELECT id, title, array_cosine_distance(vec::FLOAT[384], ?::FLOAT[384]) AS d "
+            f"FROM read_parquet('{path}') ORDER BY d LIMIT 10")
     dcon = duckdb.connect()
     dq = qs[: max(3, n_queries // 4)]
     dcon.execute(dsql, [dq[0].tolist()]).fetchall()

@@ -36,7 +36,7 @@ def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
     if index.n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     extra = 0 if exclude is None else len(exclude)
-    cand = max(k * max(int(oversample), 1), k) + extra
+    cand = min(max(k * max(int(oversample), 1), k) + extra, index.n)
     pos, _est = index.binarizer.topk(q, index.words, index.factors, cand, allowed)
     if exclude is not None and len(exclude):
         pos = pos[~np.isin(pos, exclude)]

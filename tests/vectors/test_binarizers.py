@@ -164,3 +164,18 @@ def test_unknown_method_is_a_clear_error():
 
     with pytest.raises(LakeqlError, match="use one of sign, median, rabitq"):
         binarizers.get("pq", 384)
+
+
+@pytest.mark.parametrize("query_bits", [4, 3, 8])
+def test_specialised_and_generic_asym_kernels_agree(split, query_bits):
+    docs, queries = split
+    b, _, words, factors = prepared("rabitq", docs)
+    b.query_bits = query_bits
+    try:
+        for q in queries[:5]:
+            est = b.estimate(q, words, factors)
+            rows, scores = b.topk(q, words, factors, 12)
+            np.testing.assert_allclose(scores, np.sort(est)[::-1][:12], rtol=1e-9)
+            assert np.allclose(est[rows], scores)
+    finally:
+        b.query_bits = 4

@@ -130,8 +130,12 @@ class RaBitQBinarizer(Binarizer):
         base, qr = self._query(q)
         planes, lo, delta = self._planes(qr)
         mask = kernels.NO_MASK if allowed is None else allowed
-        rows, est = kernels.asym_topk(words, planes, factors["factor"], factors["add"], base,
-                                      float(qr.sum()), lo, delta, factors["popc"], int(k), mask)
+        args = (factors["factor"], factors["add"], base, float(qr.sum()), lo, delta, factors["popc"],
+                int(k), mask)
+        if planes.shape[0] == 4:
+            rows, est = kernels.asym4_topk(words, planes[0], planes[1], planes[2], planes[3], *args)
+        else:
+            rows, est = kernels.asym_topk(words, planes, *args)
         keep = rows >= 0
         return rows[keep], est[keep]
 
