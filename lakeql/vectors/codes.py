@@ -61,8 +61,13 @@ def write(folder: Path, *, rowids: np.ndarray, codes: np.ndarray, factors: dict[
         cols[name] = pa.array(arr.astype(np.float32))
     cols["table_name"] = pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [table_name])
     cols["column_name"] = pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [column_name])
+    # Sequential rowids delta-encode to ~1 bit/row and the float factors byte-split: measured 53 vs 59
+    # bytes/row for (rowid, 48-byte code, factor) against the default dictionary/plain encodings.
+    encodings = {"__rowid": "DELTA_BINARY_PACKED", "code": "PLAIN"}
+    encodings.update({name: "BYTE_STREAM_SPLIT" for name in factors})
     pq.write_table(pa.table(cols), folder / "codes.parquet", compression="zstd",
-                   row_group_size=ROW_GROUP)
+                   row_group_size=ROW_GROUP, use_dictionary=["table_name", "column_name"],
+                   column_encoding=encodings)
     np.save(folder / "rescore.npy", tier_values)
     if scales is not None:
         np.save(folder / "scales.npy", scales.astype(np.float32))
