@@ -133,3 +133,25 @@ def test_embeddings_are_cached_per_table_text(tmp_path, monkeypatch):
     generate(lk, Catalog.open(lk, None), out, "yaml")
     shas2, mat2 = ensure_embeddings(out)
     assert calls == [4, 1] and len(shas2) == 4
+
+
+def test_corrupt_data_pages_warn_and_keep_names_and_types(tmp_path):
+    lake = tmp_path / "lake"
+    write(lake / "d" / "good.parquet", {"a": [1, 2, 3]})
+    bad = lake / "d" / "bad.parquet"
+    pq.write_table(pa.table({"txt": [f"value {i}" * 20 for i in range(2000)]}), bad, compression="none")
+    raw = bytearray(bad.read_bytes())
+    footer = int.from_bytes(raw[-8:-4], "little") + 8
+    for i in range(8, len(raw) - footer - 8, 7):  # scramble the data pages, keep the footer readable
+        raw[i] ^= 0x5A
+    bad.write_bytes(bytes(raw))
+    lk = discover(lake)
+    cat = Catalog.open(lk, None)
+    assert cat.row_count(lk.tables["d.bad"]) == 2000  # the footer still reads
+    with pytest.warns(UserWarning, match="cannot profile table d.bad"):
+        res = generate(lk, cat, tmp_path / "out", "yaml")
+    doc = formats.parse((tmp_path / "out" / "d" / "bad.yaml").read_text(), "yaml")
+    col = doc["columns"][0]
+    assert doc["rows"] == 2000 and col["type"] == "VARCHAR" and col["nulls"] is None
+    good = formats.parse((tmp_path / "out" / "d" / "good.yaml").read_text(), "yaml")
+    assert good["columns"][0]["key"] == "unique" and res.tables == 2
