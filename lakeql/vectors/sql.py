@@ -135,13 +135,25 @@ def register(con, ctx) -> None:
     dim = embedding.config_dimension(None)
     ret = f"FLOAT[{dim}]" if dim else "FLOAT[]"
 
-    def embed(text: Any) -> list[float] | None:
-        if text is None or not str(text).strip():
-            return None
+    def embed(texts: Any) -> Any:
+        """Arrow UDF: one batch of up to 2,048 texts is encoded in one model call (NULL/blank -> NULL)."""
+        import pyarrow as pa
+
+        values = texts.to_pylist()
+        keep = [i for i, t in enumerate(values) if t is not None and str(t).strip()]
         model = embedding.load_model(None)
-        v = model.encode([str(text)[:MAX_QUERY_CHARS]], convert_to_numpy=True, normalize_embeddings=True,
-                         show_progress_bar=False)[0]
-        return v.astype(np.float32).tolist()
+        d = dim or embedding.dimension(model)
+        out = np.zeros((len(values), d), np.float32)
+        if keep:
+            out[keep] = model.encode([str(values[i])[:MAX_QUERY_CHARS] for i in keep], convert_to_numpy=True,
+                                     normalize_embeddings=True, show_progress_bar=False, batch_size=64)
+        null = np.ones(len(values), bool)
+        null[keep] = False
+        flat = pa.array(out.reshape(-1), pa.float32())
+        if dim:
+            return pa.FixedSizeListArray.from_arrays(flat, d, mask=pa.array(null))
+        offsets = pa.array(np.arange(len(values) + 1, dtype=np.int32) * d)
+        return pa.ListArray.from_arrays(offsets, flat, mask=pa.array(null))
 
     def binarize(vector: Any, method: Any) -> bytes | None:
         if vector is None:
@@ -163,5 +175,5 @@ def register(con, ctx) -> None:
         check_query_vector(idx, v, f"{table.key}.{column}")
         return idx.binarizer.query_code(v).tobytes()
 
-    scalar_udf(con, "embed", embed, ["VARCHAR"], ret)
+    scalar_udf(con, "embed", embed, ["VARCHAR"], ret, arrow=True)
     scalar_udf(con, "binarize", binarize, ["FLOAT[]", "VARCHAR"], "BLOB")

@@ -209,3 +209,14 @@ def test_demo_prints_sql_and_rows(con):
     text = out.getvalue()
     assert "semantic_search('python.functions', 'docstring', 'read a csv file'" in text
     assert "module | qualname | score" in text and "error:" not in text
+
+
+def test_embed_over_a_column_is_batched_and_matches_reference(con, real):
+    got = con.execute("SELECT __rowid, embed(docstring) FROM lakeql_rows.\"python.functions\" "
+                      "ORDER BY __rowid").fetchall()
+    rowids, vecs = real
+    ref = dict(zip(rowids.tolist(), vecs, strict=True))
+    assert sum(v is None for _, v in got) == len(got) - len(rowids)  # NULL/blank texts -> NULL
+    for rid, v in got[:40]:
+        if rid in ref:
+            assert np.allclose(v, ref[rid], atol=1e-4)
