@@ -93,7 +93,7 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
         create_views(con, ctx.catalog)
     core_udfs.register(con, ctx)
     sqlfiles.run(con, "lakeql", index_dir=store.root if store else None)
-    for mod, fn in plugins.hook("register"):
+    for _mod, fn in plugins.hook("register"):
         fn(con, ctx)
     return ctx
 

@@ -50,7 +50,7 @@ class IndexEntry:
     bytes: int
     source_bytes: int
     fingerprint: str  # of the table's files when built ('' for lake-wide)
-    built_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    built_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     format_version: int = FORMAT_VERSION
     params: str = "{}"  # JSON: builder parameters (model, method, case, ...)
 

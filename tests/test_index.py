@@ -9,14 +9,13 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from testutil import SAMPLE_LAKE  # noqa: F401
 
 import lakeql
 from lakeql.errors import CorruptIndexError, IndexDirError, StaleIndexError
 from lakeql.indexer import build_index, default_options
 from lakeql.lake import discover
 from lakeql.store import IndexEntry, Store
-
-from testutil import SAMPLE_LAKE  # noqa: F401
 
 
 def opts():
