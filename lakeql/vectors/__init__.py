@@ -49,23 +49,13 @@ def register(con, ctx) -> None:
 
 
 def demo(con, ctx, out) -> None:
-    """Two worked examples on the sample lake (indexed with --embed python.functions.docstring)."""
-    examples = [
-        "SELECT module, qualname, round(score, 3) AS score\n"
-        "FROM semantic_search('python.functions', 'docstring', 'read a csv file', k := 5)",
-        "SELECT module, qualname, round(score, 3) AS score\n"
-        "FROM semantic_search('python.functions', 'docstring', 'compress data', k := 5,\n"
-        "                     filter := 'module LIKE ''%zip%''')",
-    ]
-    for sql in examples:
-        out.write(sql + ";\n")
-        try:
-            cur = con.execute(sql)
-            cols = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-            out.write(" | ".join(cols) + "\n")
-            for r in rows:
-                out.write(" | ".join(str(v) for v in r) + "\n")
-        except Exception as exc:  # noqa: BLE001 - the demo shows the error line instead of failing
-            out.write(f"error: {str(exc).splitlines()[0]}\n")
-        out.write("\n")
+    """Two worked examples on the sample lake (indexed with --embed python.modules.docstring)."""
+    from lakeql.demo import show
+
+    show(con, "SELECT module, round(score, 3) AS score, left(docstring, 60) AS docstring\n"
+              "FROM semantic_search('python.modules', 'docstring', 'read and write spreadsheet files', "
+              "k := 5)", out, "Semantic search (1-bit RaBitQ codes, Hamming scan + float16 rescoring)")
+    show(con, "SELECT module, lines, round(score, 3) AS score\n"
+              "FROM semantic_search('python.modules', 'docstring', 'send an email', k := 5,\n"
+              "                     filter := 'lines > 500')", out,
+         "Filter first, then search: still k rows")
