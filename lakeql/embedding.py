@@ -78,8 +78,11 @@ def _load_model(name: str | None = None, backend: str = "torch") -> Any:
     path = resolve_model(name)
     with _LOCK:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
         from lakeql.errors import LakeqlError
+
+        hf_logging.disable_progress_bar()  # lakeql shows its own bars; no "Loading weights" noise
 
         try:
             return SentenceTransformer(path, device="cpu", backend=backend)
