@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from lakeql.errors import LakeqlError, NotIndexedError, StaleIndexError
@@ -76,22 +75,13 @@ def checker_schema(ctx):
 
 
 def demo(con, ctx, out) -> None:
-    examples = [
-        "SELECT severity, message, suggestion FROM check_sql("
-        "'SELECT carier, count(*) FROM flights.flights GROUP BY carrier')",
-        "SELECT path, round(score, 3) AS score, length(content) AS bytes "
-        "FROM schema_context('which airline flew the most flights?', k := 3)",
-    ]
-    for sql in examples:
-        print(f"-- {sql}", file=out)
-        try:
-            cur = con.execute(sql)
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        except Exception as exc:  # noqa: BLE001 - show the error as the example's result
-            print(f"error: {str(exc).splitlines()[0]}", file=out)
-            continue
-        print(" | ".join(names), file=out)
-        for r in rows:
-            print(" | ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in r), file=out)
-        print(file=out)
+    """Two examples: a typo caught by check_sql, and the schema files an agent should open."""
+    from lakeql.demo import show
+
+    show(con, "SELECT severity, message, suggestion FROM check_sql("
+              "'SELECT carier, count(*) FROM flights.flights GROUP BY carrier')", out,
+         "check_sql: an agent's SQL checked against the catalog (sqlglot, DuckDB dialect)")
+    show(con, "SELECT regexp_replace(path, '^.*/schemas/', '') AS file, round(score, 3) AS score, "
+              "length(content) AS bytes\n"
+              "FROM schema_context('which airline flew the most flights?', k := 3)", out,
+         "schema_context: the schema files to open for a question")
