@@ -49,10 +49,22 @@ def _type_connection():
     return _TYPE_CON
 
 
+_TYPE_CACHE: dict[str, list[tuple[str, str]]] = {}
+
+
 def _duckdb_types(schema) -> list[tuple[str, str]]:
-    """Map an Arrow schema to (name, DuckDB type) pairs without reading any data."""
-    rel = _type_connection().from_arrow(schema.empty_table())
-    return list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
+    """Map an Arrow schema to (name, DuckDB type) pairs without reading any data.
+
+    Cached by the schema's text: lakes often repeat one schema over many tables.
+    """
+    key = schema.remove_metadata().to_string()
+    hit = _TYPE_CACHE.get(key)
+    if hit is None:
+        rel = _type_connection().from_arrow(schema.empty_table())
+        hit = list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
+        if len(_TYPE_CACHE) < 10_000:
+            _TYPE_CACHE[key] = hit
+    return list(hit)
 
 
 def profile_table(table: Table) -> tuple[Table, list[tuple[str, str]], int, list[int]]:
@@ -68,9 +80,10 @@ def profile_table(table: Table) -> tuple[Table, list[tuple[str, str]], int, list
     for stamp in table.files:
         path = table.root / stamp.path
         try:
-            meta = pq.read_metadata(path)
+            pf = pq.ParquetFile(path)
+            meta = pf.metadata
             if schema is None:
-                schema = pq.read_schema(path)
+                schema = pf.schema_arrow
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for bad files
             warnings.warn(f"skipping unreadable Parquet file {str(path)!r}: {exc}",
                           CorruptParquetWarning, stacklevel=2)

@@ -99,9 +99,25 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
 
 
 def create_views(con, catalog: Catalog) -> None:
-    """A schema per domain, a view per table, and the hidden ``lakeql_rows`` views (see lakeql.rows)."""
-    for stmt in views_sql(catalog):
-        con.execute(stmt)
+    """A schema per domain, a view per table, and the hidden ``lakeql_rows`` views (see lakeql.rows).
+
+    One transaction for all of them: view by view in autocommit costs ~1 ms each (10k tables: 20 s).
+    """
+    run_batch(con, views_sql(catalog))
+
+
+def run_batch(con, statements: list[str], chunk: int = 500) -> None:
+    """Execute statements in one transaction, a few hundred per call (rolled back on error)."""
+    if not statements:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for i in range(0, len(statements), chunk):
+            con.execute(";\n".join(statements[i:i + chunk]))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def views_sql(catalog: Catalog) -> list[str]:

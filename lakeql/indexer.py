@@ -89,7 +89,7 @@ def write_database(store: Store, catalog: Catalog) -> Path:
     """
     import duckdb
 
-    from lakeql.connection import views_sql
+    from lakeql.connection import run_batch, views_sql
 
     lake = catalog.lake
     target = store.path("lake.duckdb")
@@ -97,8 +97,7 @@ def write_database(store: Store, catalog: Catalog) -> Path:
         tmp.unlink()  # duckdb must create the file itself
         con = duckdb.connect(str(tmp), config={"storage_compatibility_version": DUCKDB_CLI_STORAGE})
         try:
-            for stmt in views_sql(catalog):
-                con.execute(stmt)
+            run_batch(con, views_sql(catalog))
             for name in ["lakeql", *[m.NAME for m in plugins.capabilities() if hasattr(m, "NAME")]]:
                 sqlfiles.run(con, name, kinds=("pure",), index_dir=store.root)
             con.execute("CHECKPOINT")

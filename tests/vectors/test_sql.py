@@ -199,18 +199,6 @@ def test_index_files_match_their_json_schemas(lake):
         jsonschema.validate(row, row_schema)
 
 
-def test_demo_prints_sql_and_rows(con):
-    import io
-
-    from lakeql import vectors
-
-    out = io.StringIO()
-    vectors.demo(con, None, out)
-    text = out.getvalue()
-    assert "semantic_search('python.functions', 'docstring', 'read a csv file'" in text
-    assert "module | qualname | score" in text and "error:" not in text
-
-
 def test_embed_over_a_column_is_batched_and_matches_reference(con, real):
     got = con.execute("SELECT __rowid, embed(docstring) FROM lakeql_rows.\"python.functions\" "
                       "ORDER BY __rowid").fetchall()
