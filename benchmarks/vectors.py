@@ -83,11 +83,7 @@ def prepared(method: str, C: np.ndarray, **kw):
 
     b = binarizers.get(method, C.shape[1], **kw).fit(C)
     codes, factors = b.encode(C)
-    words = kernels.as_words(codes)
-    if b.scan == "asym":
-        factors["popc"] = kernels.popcounts(words).astype(np.float64)
-        factors["factor"] = factors["factor"].astype(np.float64)
-        factors["add"] = factors["add"].astype(np.float64)
+    words, factors = kernels.scan_inputs(codes, factors, b.scan)
     return b, words, factors
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from lakeql.errors import UnknownColumnError, did_you_mean
 from lakeql.lake import FileStamp, Lake, Table
 from lakeql.progress import progress
-from lakeql.store import IndexEntry, Store
+from lakeql.store import IndexEntry, Store, dir_bytes
 
 TEXT_TYPES = ("VARCHAR",)
 
@@ -206,7 +205,7 @@ class Catalog:
             "size": pa.array([f[2] for f in files], pa.int64()),
             "mtime_ns": pa.array([f[3] for f in files], pa.int64())}), cdir / "files.parquet")
         total = sum(r["source_bytes"] for r in trows)
-        store.record(IndexEntry("catalog", "", "", "catalog", _size(cdir), total, ""))
+        store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, ""))
 
     @classmethod
     def load(cls, lake: Lake, store: Store | None) -> Catalog | None:
@@ -259,6 +258,3 @@ class Catalog:
             stored.columns_by_table.pop(k, None)
         return stored
 
-
-def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

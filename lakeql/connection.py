@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lakeql.catalog import Catalog, Column
@@ -135,6 +134,3 @@ def views_sql(catalog: Catalog) -> list[str]:
                    f"{rowid_scan_sql(t, catalog.file_rows(t))}")
     return out
 
-
-def default_index_dir(lake_root: str | os.PathLike[str]) -> Path:
-    return Path(lake_root).expanduser().resolve() / ".lakeql"

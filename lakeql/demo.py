@@ -21,10 +21,6 @@ SAMPLE_LAKE = Path(__file__).resolve().parent / "sample_lake"
 DEMO_FLAGS = {"--embed": "python.modules.docstring", "--ngram": "python.functions.docstring"}
 
 
-def sample_lake_path() -> Path:
-    return SAMPLE_LAKE
-
-
 def demo_index_args(lake: Path, index_dir: Path) -> list[str]:
     """``lakeql index`` arguments for the demo: defaults plus every capability's opt-in flag that exists."""
     from lakeql.cli import index_parser

@@ -28,9 +28,6 @@ HELP = """\
 .quit / .exit         leave the shell (also Ctrl-D)
 SQL statements end with ';' and may span several lines."""
 
-HIDDEN_SCHEMAS = ("lakeql_rows", "information_schema", "pg_catalog")
-
-
 def statement_complete(buffer: str) -> bool:
     """True when ``buffer`` ends with a ``;`` outside quotes and comments."""
     in_single = in_double = in_line_comment = in_block = False

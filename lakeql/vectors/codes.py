@@ -127,11 +127,7 @@ class CodeIndex:
             binz = binarizers.from_state(meta["binarizer"], arrays)
             tier = np.load(folder / "rescore.npy", mmap_mode="r")
             scales = np.load(folder / "scales.npy") if meta.get("tier") == "int8" else None
-            words = kernels.as_words(np.ascontiguousarray(codes))
-            if binz.scan == "asym":
-                factors["popc"] = kernels.popcounts(words).astype(np.float64)
-                factors["factor"] = factors["factor"].astype(np.float64)
-                factors["add"] = factors["add"].astype(np.float64)
+            words, factors = kernels.scan_inputs(codes, factors, binz.scan)
             if tier.shape != (len(rowids), dim) or int(meta["rows"]) != len(rowids):
                 raise ValueError(f"rescoring tier has shape {tier.shape}, expected ({len(rowids)}, {dim})")
         except CorruptIndexError:

@@ -176,3 +176,16 @@ def as_words(codes_u8: np.ndarray) -> np.ndarray:
     out = np.zeros((n, words * 8), np.uint8)
     out[:, :nbytes] = codes_u8
     return out.view(np.uint64)
+
+
+def scan_inputs(codes_u8: np.ndarray, factors: dict[str, np.ndarray], scan: str
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Packed codes as uint64 words, plus what an asymmetric scan needs (per-row popcounts, float64
+    correction factors); ``scan`` is the binarizer's ``scan`` attribute ('asym' or 'hamming')."""
+    words = as_words(np.ascontiguousarray(codes_u8))
+    out = dict(factors)
+    if scan == "asym":
+        out["popc"] = popcounts(words).astype(np.float64)
+        out["factor"] = out["factor"].astype(np.float64)
+        out["add"] = out["add"].astype(np.float64)
+    return words, out

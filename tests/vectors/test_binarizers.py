@@ -25,11 +25,7 @@ def _prepare(method: str, x: np.ndarray, **kw):
         kw.setdefault("itq_iters", 20)  # the default 100 costs seconds; 20 shows the same effect
     b = binarizers.get(method, x.shape[1], **kw).fit(x)
     codes, factors = b.encode(x)
-    words = kernels.as_words(codes)
-    if b.scan == "asym":
-        factors["popc"] = kernels.popcounts(words).astype(np.float64)
-        factors["factor"] = factors["factor"].astype(np.float64)
-        factors["add"] = factors["add"].astype(np.float64)
+    words, factors = kernels.scan_inputs(codes, factors, b.scan)
     return b, codes, words, factors
 
 
