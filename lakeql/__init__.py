@@ -10,21 +10,28 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "connect", "register", "LakeqlError"]
+__all__ = ["__version__", "connect", "index", "register", "LakeqlError"]
 
 
 def connect(lake: Any = None, database: str = ":memory:", **kwargs: Any):
-    """Open a DuckDB connection with the lake's views and lakeql's functions (see lakeql.connection)."""
-    from lakeql.connection import connect as _connect
+    """Open a DuckDB connection with the lake's views and lakeql's functions (:func:`lakeql.api.connect`)."""
+    from lakeql.api import connect as _connect
 
     return _connect(lake, database, **kwargs)
 
 
-def register(con: Any, lake: Any = None, index_dir: Any = None):
+def index(lake: Any, **kwargs: Any):
+    """Build or refresh the lake's indexes; returns a report (see :func:`lakeql.api.index`)."""
+    from lakeql.api import index as _index
+
+    return _index(lake, **kwargs)
+
+
+def register(con: Any, lake: Any = None, index_dir: Any = None, capabilities: Any = None):
     """Add the lake's views and lakeql's functions to an existing DuckDB connection."""
     from lakeql.connection import register as _register
 
-    return _register(con, lake, index_dir=index_dir)
+    return _register(con, lake, index_dir=index_dir, capabilities=capabilities)
 
 
 def __getattr__(name: str) -> Any:

@@ -18,22 +18,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_index_args(p: argparse.ArgumentParser) -> None:
+    """The ``lakeql index`` flags: the core's, then one group per capability from its options dataclass."""
     from lakeql import plugins
+    from lakeql.options import add_arguments
 
     p.add_argument("lake", help="folder of Parquet files (LAKE/<domain>/<table>.parquet)")
     p.add_argument("--index-dir", help="where to write the indexes (default: LAKE/.lakeql)")
     p.add_argument("--refresh", action="store_true",
-                   help="re-index only new or changed files and drop removed ones")
-    for _, add in plugins.hook("add_index_options"):
-        add(p)
+                   help="re-index only new or changed tables, rebuild missing or damaged indexes, "
+                        "drop removed ones")
+    p.add_argument("--only", action="append", metavar="CAPABILITY", dest="capabilities",
+                   help="build only this capability (repeatable): "
+                        + ", ".join(m.NAME for m in plugins.capabilities()))
+    for mod in plugins.capabilities():
+        if hasattr(mod, "OPTIONS"):
+            add_arguments(p, mod.OPTIONS, f"{mod.NAME}: {(mod.__doc__ or '').strip().splitlines()[0]}")
 
 
-def index_parser() -> argparse.ArgumentParser:
-    """The parser of ``lakeql index`` alone (used to get default build options from Python)."""
-    p = argparse.ArgumentParser(prog="lakeql index")
-    _add_index_args(p)
-    _add_common(p)
-    return p
+def index_options(args: argparse.Namespace):
+    """The typed :class:`~lakeql.options.IndexOptions` of parsed ``lakeql index`` arguments."""
+    from lakeql.options import from_namespace
+
+    return from_namespace(args, {"index_dir": args.index_dir, "refresh": bool(args.refresh),
+                                 "progress": not args.quiet, "capabilities": args.capabilities})
 
 
 def build_parser(full: bool = True) -> argparse.ArgumentParser:
@@ -57,7 +64,7 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p.add_argument("query", help="SQL text ('-' reads it from stdin)")
     p.add_argument("--lake", help="folder of Parquet files")
     p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--format", choices=["table", "csv", "json", "ndjson"], default="table")
     _add_common(p)
     p.set_defaults(func=cmd_sql)
 
@@ -69,7 +76,10 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="index the bundled sample lake in a temp dir and run an example of "
                                     "each capability")
-    p.add_argument("--keep", help="build the demo index in this folder instead of a temp dir")
+    p.add_argument("--keep", metavar="DIR",
+                   help="build the demo index in DIR (default: ~/.cache/lakeql/demo-index, so the shell "
+                        "command printed at the end works)")
+    p.add_argument("--temp", action="store_true", help="build the demo index in a temp dir, removed after")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
 
@@ -84,20 +94,17 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
 def cmd_index(args: argparse.Namespace) -> int:
     from lakeql.indexer import build_index
 
-    build_index(args.lake, args.index_dir, refresh=args.refresh, options=args)
+    build_index(args.lake, index_options(args))
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from lakeql.connection import connect
-    from lakeql.render import print_result
+    from lakeql.sqlrun import run_sql
 
     query = sys.stdin.read() if args.query == "-" else args.query
     con = connect(args.lake, index_dir=args.index_dir)
-    cur = con.execute(query)
-    if cur.description is not None:
-        print_result(cur, args.format, sys.stdout)
-    return 0
+    return run_sql(con, query, args.format, sys.stdout, is_tty=sys.stdout.isatty())
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -107,9 +114,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lakeql.demo import run_demo
+    from lakeql.demo import TEMP, run_demo
 
-    return run_demo(keep=args.keep)
+    return run_demo(keep=TEMP if args.temp else args.keep)
 
 
 def _wants_full_parser(argv: Sequence[str]) -> bool:
@@ -151,15 +158,10 @@ def _one_line_warnings() -> None:
 
 
 def format_error(exc: BaseException) -> str:
-    """One line for an exception; strips DuckDB's UDF wrapper around lakeql's own messages."""
-    msg = str(exc).strip()
-    marker = "Python exception occurred while executing the UDF: "
-    if marker in msg:
-        msg = msg.split(marker, 1)[1]
-        head, _, rest = msg.partition(": ")
-        if head.endswith("Error") and rest:
-            msg = rest
-    return msg.splitlines()[0] if msg else type(exc).__name__
+    """One line for an exception (see :func:`lakeql.errors.format_error`)."""
+    from lakeql.errors import format_error as fmt
+
+    return fmt(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

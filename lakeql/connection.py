@@ -8,11 +8,14 @@ The connection is a plain ``duckdb.DuckDBPyConnection`` (DB-API 2.0): every lake
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lakeql.catalog import Catalog, Column
-from lakeql.errors import LakeqlError
+from lakeql.errors import LakeqlError, NotIndexedError
+from lakeql.indexcache import IndexCache
 from lakeql.lake import Lake, Table, discover, quote_ident
 from lakeql.store import IndexEntry, Store
 
@@ -28,7 +31,8 @@ class LakeContext:
     lake: Lake | None
     store: Store | None
     _catalog: Catalog | None = None
-    cache: dict[str, Any] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)  # small derived objects (not index files)
+    indexes: IndexCache = field(default_factory=IndexCache)
 
     def require_lake(self) -> Lake:
         if self.lake is None:
@@ -47,11 +51,27 @@ class LakeContext:
     def column(self, table: str | Table, column: str) -> Column:
         return self.catalog.column(table, column)
 
-    def require_index(self, kind: str, table: Table, column: str = "", flag: str = "") -> IndexEntry:
-        """The fresh index (kind, table, column) or a clear error (not built / stale / missing)."""
+    def require_index(self, kind: str, table: Table | None = None, column: str = "", flag: str = ""
+                      ) -> IndexEntry:
+        """The fresh index (kind, table, column) or a clear error (not built / stale / missing).
+
+        ``table=None``: a lake-wide index (its staleness is the capability's to judge).
+        """
         if self.store is None:
-            raise LakeqlError("no index store: run 'lakeql index LAKE' first")
+            raise NotIndexedError("no index store: run 'lakeql index LAKE' first")
         return self.store.require(kind, table, column, flag)
+
+    def load_index(self, kind: str, table: Table | None, column: str,
+                   loader: Callable[[Path, IndexEntry], Any], flag: str = "") -> Any:
+        """Load (once, cached and memory-bounded) the fresh index of (kind, table, column).
+
+        ``loader(path, entry)`` opens the index files at ``path``; it runs again only after a rebuild.
+        The one way capabilities read their indexes at query time (see :mod:`lakeql.indexcache`).
+        """
+        entry = self.require_index(kind, table, column, flag)
+        path = self.store.root / entry.path
+        key = (kind, table.key if table is not None else "", column, str(entry.built_at))
+        return self.indexes.get_or_load(key, lambda: loader(path, entry), size_hint=entry.bytes)
 
 
 def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",
@@ -66,13 +86,14 @@ def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory
 
 
 def open_lake(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",
-              index_dir: str | os.PathLike[str] | None = None, **duckdb_kwargs: Any):
+              index_dir: str | os.PathLike[str] | None = None, capabilities: Iterable[str] | None = None,
+              **duckdb_kwargs: Any):
     """Like :func:`connect`, but also return the :class:`LakeContext` (for tools built on lakeql)."""
     import duckdb
 
     con = duckdb.connect(database, **duckdb_kwargs)
     try:
-        ctx = register(con, lake, index_dir=index_dir)
+        ctx = register(con, lake, index_dir=index_dir, capabilities=capabilities)
     except BaseException:
         con.close()
         raise
@@ -80,20 +101,27 @@ def open_lake(lake: str | os.PathLike[str] | None = None, database: str = ":memo
 
 
 def register(con, lake: str | os.PathLike[str] | Lake | None = None,
-             index_dir: str | os.PathLike[str] | None = None) -> LakeContext:
-    """Add the lake's views and lakeql's functions to an existing DuckDB connection."""
+             index_dir: str | os.PathLike[str] | None = None, capabilities: Iterable[str] | None = None
+             ) -> LakeContext:
+    """Add the lake's views and lakeql's functions to an existing DuckDB connection.
+
+    ``capabilities``: register only these (default all). The host runs each capability's
+    ``udfs/<NAME>.sql`` right after its ``register`` hook bound the Python UDFs.
+    """
     from lakeql import core_udfs, plugins, sqlfiles
 
     lk = lake if isinstance(lake, Lake) else (discover(lake) if lake is not None else None)
     store = Store.for_lake(lk, index_dir) if lk is not None else (
         Store(index_dir) if index_dir is not None else None)
     ctx = LakeContext(lk, store)
+    root = store.root if store else None
     if lk is not None:
         create_views(con, ctx.catalog)
     core_udfs.register(con, ctx)
-    sqlfiles.run(con, "lakeql", index_dir=store.root if store else None)
-    for _mod, fn in plugins.hook("register"):
+    sqlfiles.run(con, "lakeql", index_dir=root)
+    for mod, fn in plugins.hook("register", capabilities):
         fn(con, ctx)
+        sqlfiles.run(con, mod.NAME, index_dir=root, templates=getattr(mod, "SQL_TEMPLATES", None))
     return ctx
 
 

@@ -7,6 +7,7 @@ library with their docstrings (PSF licence) in domain ``python``.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -18,19 +19,22 @@ from lakeql.render import print_result
 SAMPLE_LAKE = Path(__file__).resolve().parent / "sample_lake"
 # The demo embeds the 505 module docstrings (seconds on a CPU) and FM-indexes the 4,307 function
 # docstrings; embedding all function docstrings would take minutes on a 2-core machine.
-DEMO_FLAGS = {"--embed": "python.modules.docstring", "--ngram": "python.functions.docstring"}
+DEMO_OPTIONS = {"embed": ["python.modules.docstring"], "ngram": ["python.functions.docstring"]}
 
 
-def demo_index_args(lake: Path, index_dir: Path) -> list[str]:
-    """``lakeql index`` arguments for the demo: defaults plus every capability's opt-in flag that exists."""
-    from lakeql.cli import index_parser
+def demo_command(index_dir: Path) -> str:
+    """The ``lakeql index`` command line equivalent to the demo's build."""
+    flags = " ".join(f"--{k} {v}" for k, vals in DEMO_OPTIONS.items() for v in vals)
+    return f"lakeql index {SAMPLE_LAKE} --index-dir {index_dir} {flags}"
 
-    args = [str(lake), "--index-dir", str(index_dir)]
-    known = {a for action in index_parser()._actions for a in action.option_strings}
-    for flag, column in DEMO_FLAGS.items():
-        if flag in known:
-            args += [flag, column]
-    return args
+
+TEMP = ":temp:"
+
+
+def default_index_dir() -> Path:
+    """Where the demo keeps its index, so that the shell command it prints at the end works."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lakeql" / "demo-index"
 
 
 def show(con, sql: str, out: TextIO, title: str = "") -> None:
@@ -43,24 +47,22 @@ def show(con, sql: str, out: TextIO, title: str = "") -> None:
 
 def run_demo(keep: str | None = None, out: TextIO | None = None) -> int:
     from lakeql import plugins
-    from lakeql.cli import index_parser
+    from lakeql.api import index
     from lakeql.connection import open_lake
-    from lakeql.indexer import build_index
     from lakeql.progress import say
 
     out = out or sys.stdout
     tmp = None
-    if keep:
-        index_dir = Path(keep)
-    else:
+    if keep == TEMP:
         tmp = tempfile.TemporaryDirectory(prefix="lakeql-demo-")
         index_dir = Path(tmp.name)
+    else:
+        index_dir = Path(keep) if keep else default_index_dir()
     try:
-        args = index_parser().parse_args(demo_index_args(SAMPLE_LAKE, index_dir))
         print(f"lakeql demo: sample lake {SAMPLE_LAKE}", file=out)
-        print(f"$ lakeql index {' '.join(demo_index_args(SAMPLE_LAKE, index_dir))}", file=out)
+        print(f"$ {demo_command(index_dir)}", file=out)
         t0 = time.perf_counter()
-        build_index(SAMPLE_LAKE, index_dir, options=args)
+        index(SAMPLE_LAKE, index_dir=index_dir, **DEMO_OPTIONS)
         print(f"indexed in {time.perf_counter() - t0:.1f} s", file=out)
         con, ctx = open_lake(SAMPLE_LAKE, index_dir=index_dir)
         show(con, "SELECT table_name, row_count, n_columns, source_bytes FROM lakeql_tables()", out,
@@ -76,8 +78,7 @@ def run_demo(keep: str | None = None, out: TextIO | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one failing example must not hide the others
                 print(f"\n[{getattr(mod, 'NAME', mod.__name__)} demo failed: {exc}]", file=out)
                 say(f"demo of {mod.__name__} failed: {exc!r}")
-        print(f"\nTry it yourself: lakeql shell --lake {SAMPLE_LAKE}"
-              + (f" --index-dir {index_dir}" if keep else ""), file=out)
+        print(f"\nTry it yourself: lakeql shell --lake {SAMPLE_LAKE} --index-dir {index_dir}", file=out)
         return 0
     finally:
         if tmp is not None:

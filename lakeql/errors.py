@@ -67,3 +67,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' (did you mean X, Y?)' suffix, or an empty string when nothing is close."""
     hits = closest(name, candidates)
     return f" (did you mean {', '.join(hits)}?)" if hits else ""
+
+
+UDF_MARKER = "Python exception occurred while executing the UDF: "
+
+
+def format_error(exc: BaseException) -> str:
+    """One line for an exception; strips DuckDB's UDF wrapper around lakeql's own messages."""
+    msg = str(exc).strip()
+    if UDF_MARKER in msg:
+        msg = msg.split(UDF_MARKER, 1)[1]
+        head, _, rest = msg.partition(": ")
+        if head.endswith("Error") and rest:
+            msg = rest
+    return msg.splitlines()[0] if msg else type(exc).__name__

@@ -7,7 +7,6 @@ Each builder writes atomically, so an interrupted run leaves the previous indexe
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 from lakeql import plugins, sqlfiles
 from lakeql.catalog import Catalog
 from lakeql.lake import Lake, discover
+from lakeql.options import IndexOptions
 from lakeql.progress import say
 from lakeql.store import IndexEntry, Store
 
@@ -25,54 +25,105 @@ DUCKDB_CLI_STORAGE = "v1.5.0"  # the stock duckdb CLI (PyPI duckdb-cli 1.5.x) re
 
 @dataclass
 class BuildContext:
-    """What a capability builder gets: the lake, its catalog, the store and the CLI options."""
+    """What a capability builder gets: the lake, its catalog, the store and the typed options.
+
+    ``options["joins"]`` is the joins capability's options object (see :mod:`lakeql.options`).
+    """
 
     lake: Lake
     store: Store
     catalog: Catalog
-    options: argparse.Namespace
-    refresh: bool = False
+    options: IndexOptions
     stats: dict[str, Any] = field(default_factory=dict)
 
-    def option(self, name: str, default: Any = None) -> Any:
-        return getattr(self.options, name, default)
+    @property
+    def refresh(self) -> bool:
+        return bool(self.options.core.refresh)
 
     def needs_build(self, kind: str, table_key: str, column: str = "", params: str | None = None) -> bool:
-        """False when ``refresh`` and an up-to-date index with the same params already exists."""
+        """False when ``refresh`` and an up-to-date, complete index with the same params already exists."""
         if not self.refresh:
             return True
         entry = self.store.find(kind, table_key, column)
         if entry is None or entry.fingerprint != self.lake.tables[table_key].fingerprint:
             return True
+        if not (self.store.root / entry.path).exists():
+            return True
         return params is not None and entry.params != params
 
 
-def default_options(**overrides: Any) -> argparse.Namespace:
-    """The options of ``lakeql index`` with their defaults (for calling :func:`build_index` from Python)."""
-    from lakeql.cli import index_parser
+@dataclass
+class IndexReport:
+    """What ``lakeql.index()`` did: per index (kind, table, column) its seconds and bytes."""
 
-    ns = index_parser().parse_args(["."])
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return ns
+    lake: str
+    index_dir: str
+    seconds: float
+    tables: int
+    source_bytes: int
+    indexes: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def store(self) -> Store:
+        """The index store that was written (to read its manifest or files)."""
+        return Store(self.index_dir)
+
+    @property
+    def bytes(self) -> int:
+        return sum(int(r["bytes"]) for r in self.indexes)
+
+    def __str__(self) -> str:
+        ratio = self.bytes / self.source_bytes if self.source_bytes else 0.0
+        return (f"indexed {self.tables} tables in {self.seconds:.1f} s -> {self.index_dir} "
+                f"({self.bytes / 1e6:.1f} MB of index, {ratio:.2f}x the {self.source_bytes / 1e6:.1f} MB "
+                "of data)")
 
 
-def build_index(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,
-                refresh: bool = False, options: argparse.Namespace | None = None) -> Store:
-    """Build (or refresh) every index of the lake; returns the store."""
+def build_index(lake_path: str | os.PathLike[str], options: IndexOptions | None = None) -> IndexReport:
+    """Build (or refresh) every index of the lake with ``options``; returns an :class:`IndexReport`."""
+    opts = options if options is not None else IndexOptions()
+    opts.validate()
     t0 = time.perf_counter()
+    started = dt_now()
     lake = discover(lake_path)
-    store = Store.for_lake(lake, index_dir)
+    store = Store.for_lake(lake, opts.core.index_dir)
     store.ensure_writable()
-    opts = options if options is not None else default_options()
-    catalog = Catalog.build(lake, store, refresh=True)
-    ctx = BuildContext(lake, store, catalog, opts, refresh)
-    for _, build in plugins.hook("build"):
-        build(ctx)
+    stages: list[dict[str, Any]] = []
+
+    def stage(name: str, fn, *args) -> None:
+        s0 = time.perf_counter()
+        before = store_bytes(store)
+        fn(*args)
+        secs = time.perf_counter() - s0
+        delta = store_bytes(store) - before
+        stages.append({"stage": name, "seconds": round(secs, 3), "bytes": delta})
+        say(f"{name}: {secs:.1f} s")
+
+    holder: dict[str, Catalog] = {}
+    stage("catalog", lambda: holder.setdefault("cat", Catalog.build(lake, store, refresh=True)))
+    ctx = BuildContext(lake, store, holder["cat"], opts)
+    for mod, build in plugins.hook("build", opts.core.capabilities):
+        stage(getattr(mod, "NAME", mod.__name__), build, ctx)
     drop_removed(store, lake)
-    write_database(store, catalog)
-    say(f"indexed {len(lake.tables)} tables in {time.perf_counter() - t0:.1f} s -> {store.root}")
-    return store
+    stage("database", write_database, store, holder["cat"])
+    report = IndexReport(str(lake.root), str(store.root), time.perf_counter() - t0, len(lake.tables),
+                         sum(t.source_bytes for t in lake.tables.values()),
+                         [{"kind": e.kind, "table": e.table_name, "column": e.column_name, "bytes": e.bytes,
+                           "built": e.built_at >= started} for e in store.entries()], stages)
+    say(str(report))
+    return report
+
+
+def dt_now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def store_bytes(store: Store) -> int:
+    """Bytes of the manifest's indexes now (cheap: read from the manifest, not the disk)."""
+    return sum(e.bytes for e in store.entries())
 
 
 def drop_removed(store: Store, lake: Lake) -> None:
@@ -98,8 +149,10 @@ def write_database(store: Store, catalog: Catalog) -> Path:
         con = duckdb.connect(str(tmp), config={"storage_compatibility_version": DUCKDB_CLI_STORAGE})
         try:
             run_batch(con, views_sql(catalog))
-            for name in ["lakeql", *[m.NAME for m in plugins.capabilities() if hasattr(m, "NAME")]]:
-                sqlfiles.run(con, name, kinds=("pure",), index_dir=store.root)
+            sqlfiles.run(con, "lakeql", kinds=("pure",), index_dir=store.root)
+            for mod in plugins.capabilities():
+                sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root,
+                             templates=getattr(mod, "SQL_TEMPLATES", None))
             con.execute("CHECKPOINT")
         finally:
             con.close()

@@ -117,6 +117,29 @@ class Lake:
         """
         return resolve_table(self.tables, name)
 
+    def table_column(self, spec: str, what: str = "TABLE.COLUMN") -> tuple[Table, str]:
+        """Resolve ``'domain.table.column'`` (or ``'table.column'``) into (table, column name).
+
+        The one ``TABLE.COLUMN`` parser of lakeql: tries every dot from the right, so column names
+        with dots work, and quoted parts (``'"my dom"."t"."c"'``) are unquoted. ``what`` names the flag
+        or argument in errors (``--embed``). The column is not checked here (see the catalog).
+        """
+        text = str(spec or "").strip()
+        text = _unquote_dotted(text) or text
+        if "." not in text.strip("."):
+            raise LakeqlError(f"{what} expects TABLE.COLUMN (e.g. python.functions.docstring), got {spec!r}")
+        last: UnknownTableError | None = None
+        for i in range(len(text) - 1, 0, -1):
+            if text[i] != ".":
+                continue
+            try:
+                return self.table(text[:i]), text[i + 1:]
+            except UnknownTableError as exc:
+                if "ambiguous" in str(exc):
+                    raise UnknownTableError(f"{what} {spec!r}: {exc}") from None
+                last = last or exc
+        raise UnknownTableError(f"{what} {spec!r}: {last}")
+
     @property
     def domains(self) -> list[str]:
         return sorted({t.domain for t in self.tables.values()})

@@ -6,6 +6,7 @@ so that ``--quiet`` silences them all in one place.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,18 @@ def set_quiet(quiet: bool) -> None:
     """Silence (or re-enable) every progress bar of this process."""
     global _QUIET
     _QUIET = quiet
+
+
+@contextlib.contextmanager
+def quiet_while(quiet: bool) -> Iterator[None]:
+    """Silence progress output inside the block when ``quiet`` (restoring the previous state)."""
+    global _QUIET
+    before = _QUIET
+    _QUIET = before or quiet
+    try:
+        yield
+    finally:
+        _QUIET = before
 
 
 def is_quiet() -> bool:

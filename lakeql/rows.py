@@ -42,3 +42,8 @@ def rowid_scan_sql(table: Table, file_rows: list[int]) -> str:
 def rows_view_name(table: Table) -> str:
     """The quoted name of the hidden rowid view of ``table``."""
     return f"{ROWS_SCHEMA}.{quote_ident(table.key)}"
+
+
+def rows_view_sql(table_key_expr: str) -> str:
+    """The SQL twin of :func:`rows_view_name` over a SQL expression of a table key ('domain.name')."""
+    return f"('{ROWS_SCHEMA}.\"' || replace({table_key_expr}, '\"', '\"\"') || '\"')"

@@ -66,6 +66,13 @@ def slug(*parts: str) -> str:
     return f"{readable}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
 
 
+def slug_sql(table_expr: str, column_expr: str) -> str:
+    """The SQL twin of :func:`slug` over two SQL text expressions (for pure macros in ``udfs/*.sql``)."""
+    joined = f"{table_expr} || '__' || {column_expr}"
+    return (f"(coalesce(nullif(left(trim(regexp_replace({joined}, '[^A-Za-z0-9_.-]+', '_', 'g'), '._'), "
+            f"60), ''), 'x') || '-' || left(sha1({table_expr} || chr(31) || {column_expr}), 8))")
+
+
 def dir_bytes(path: Path) -> int:
     """Total size of a file or of every file below a folder."""
     if path.is_file():
@@ -254,17 +261,20 @@ class Store:
             return True
         return current_fingerprint(table) != entry.fingerprint
 
-    def require(self, kind: str, table: Table, column: str = "", flag: str = "") -> IndexEntry:
+    def require(self, kind: str, table: Table | None = None, column: str = "", flag: str = ""
+                ) -> IndexEntry:
         """The fresh index of ``(kind, table, column)``, or a clear error saying how to build it.
 
-        ``flag`` is the ``lakeql index`` option that builds this index (e.g. ``--embed``).
+        ``flag`` is the ``lakeql index`` option that builds this index (e.g. ``--embed``);
+        ``table=None`` is a lake-wide index (existence and files only).
         """
-        entry = self.find(kind, table.key, column)
-        target = f"{table.key}.{column}" if column else table.key
+        key = table.key if table is not None else ""
+        entry = self.find(kind, key, column)
+        target = (f"{key}.{column}" if column else key) or "the lake"
         if entry is None:
             how = f"lakeql index LAKE {flag} {_cli_arg(target)}" if flag else "lakeql index LAKE"
             raise NotIndexedError(f"no {kind} index for {target}: build it with '{how}'")
-        if current_fingerprint(table) != entry.fingerprint:
+        if table is not None and current_fingerprint(table) != entry.fingerprint:
             raise StaleIndexError(
                 f"the {kind} index of {target} is older than the Parquet files of table "
                 f"{table.key}: run 'lakeql index --refresh LAKE'")

@@ -13,22 +13,18 @@ from testutil import SAMPLE_LAKE  # noqa: F401
 
 import lakeql
 from lakeql.errors import CorruptIndexError, IndexDirError, StaleIndexError
-from lakeql.indexer import build_index, default_options
 from lakeql.lake import discover
 from lakeql.store import IndexEntry, Store
 
 
-def opts():
-    """Index options with only the foundation's work (capability extras off where they exist)."""
-    ns = default_options(quiet=True)
-    for name in ("no_joins", "no_schemas"):
-        if hasattr(ns, name):
-            setattr(ns, name, True)
-    return ns
+def build(lake: Path, index_dir: Path, refresh: bool = False) -> Store:
+    """``lakeql.index`` with only the foundation's work (the capabilities' default builds off)."""
+    return lakeql.index(lake, index_dir=index_dir, refresh=refresh, progress=False, joins=False,
+                        schemas=False).store
 
 
 def test_catalog_matches_parquet_footers(sample_copy: Path, tmp_path: Path) -> None:
-    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    store = build(sample_copy, tmp_path / "idx")
     tables = pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()
     by_key = {t["table_name"]: t for t in tables}
     assert by_key["flights.airlines"]["row_count"] == 16
@@ -42,7 +38,7 @@ def test_catalog_matches_parquet_footers(sample_copy: Path, tmp_path: Path) -> N
 
 
 def test_connect_gives_views_and_indexes(sample_copy: Path, tmp_path: Path) -> None:
-    build_index(sample_copy, tmp_path / "idx", options=opts())
+    build(sample_copy, tmp_path / "idx")
     con = lakeql.connect(sample_copy, index_dir=tmp_path / "idx")
     assert isinstance(con, duckdb.DuckDBPyConnection)
     n = con.execute("SELECT count(*) FROM flights.flights f JOIN flights.airlines a USING (carrier)"
@@ -78,14 +74,14 @@ def test_rowid_spans_files(tmp_path: Path) -> None:
 
 def test_refresh_reindexes_changed_and_drops_removed(sample_copy: Path, tmp_path: Path) -> None:
     idx = tmp_path / "idx"
-    store = build_index(sample_copy, idx, options=opts())
+    store = build(sample_copy, idx)
     (idx / "probe").mkdir()
     store.record(IndexEntry("probe", "flights.planes", "", "probe", 1, 1,
                             discover(sample_copy).table("flights.planes").fingerprint))
     os.remove(sample_copy / "flights" / "planes.parquet")
     duckdb.execute(f"COPY (SELECT 'ZZ' AS carrier, 'Zed Air' AS name) TO "
                    f"'{sample_copy}/flights/airlines.parquet' (FORMAT parquet)")
-    store = build_index(sample_copy, idx, refresh=True, options=opts())
+    store = build(sample_copy, idx, refresh=True)
     tables = {t["table_name"]: t for t in pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()}
     assert "flights.planes" not in tables
     assert tables["flights.airlines"]["row_count"] == 1
@@ -94,7 +90,7 @@ def test_refresh_reindexes_changed_and_drops_removed(sample_copy: Path, tmp_path
 
 
 def test_stale_index_names_table_and_refresh(sample_copy: Path, tmp_path: Path) -> None:
-    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    store = build(sample_copy, tmp_path / "idx")
     lake = discover(sample_copy)
     t = lake.table("flights.airlines")
     store = Store(store.root, lake)
@@ -113,13 +109,13 @@ def test_stale_index_names_table_and_refresh(sample_copy: Path, tmp_path: Path) 
 def test_corrupt_parquet_is_skipped_with_a_warning(sample_copy: Path, tmp_path: Path) -> None:
     (sample_copy / "flights" / "broken.parquet").write_bytes(b"PAR1 not really parquet")
     with pytest.warns(UserWarning, match="broken.parquet"):
-        store = build_index(sample_copy, tmp_path / "idx", options=opts())
+        store = build(sample_copy, tmp_path / "idx")
     tables = {t["table_name"] for t in pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()}
     assert "flights.broken" not in tables and "flights.airlines" in tables
 
 
 def test_corrupt_manifest_is_a_clear_error(sample_copy: Path, tmp_path: Path) -> None:
-    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    store = build(sample_copy, tmp_path / "idx")
     store.path("indexes.parquet").write_bytes(b"garbage")
     with pytest.raises(CorruptIndexError, match="lakeql index"):
         Store(store.root).entries()
@@ -129,7 +125,7 @@ def test_unwritable_index_dir(sample_copy: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(IndexDirError, match="--index-dir"):
-        build_index(sample_copy, blocker / "idx", options=opts())
+        build(sample_copy, blocker / "idx")
 
 
 def test_interrupted_build_keeps_previous_index(sample_copy: Path, tmp_path: Path) -> None:
@@ -152,7 +148,7 @@ def test_database_file_opens_in_stock_duckdb_cli(sample_copy: Path, tmp_path: Pa
     cli = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
     if cli is None:
         pytest.skip("the duckdb CLI (PyPI duckdb-cli) is not installed")
-    store = build_index(sample_copy, tmp_path / "idx", options=opts())
+    store = build(sample_copy, tmp_path / "idx")
     out = subprocess.run([cli, "-csv", "-noheader", str(store.path("lake.duckdb")), "-c",
                           "SELECT count(*) FROM flights.airlines; "
                           "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'python';"],

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from testutil import ROOT
 
-from lakeql.indexer import build_index, default_options
+import lakeql
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -26,11 +26,8 @@ def _jsonable(row: dict) -> dict:
     ("catalog_files.schema.json", "catalog/files.parquet"),
 ])
 def test_index_tables_match_schemas(sample_copy: Path, tmp_path: Path, schema: str, parquet: str) -> None:
-    ns = default_options(quiet=True)
-    for name in ("no_joins", "no_schemas"):
-        if hasattr(ns, name):
-            setattr(ns, name, True)
-    store = build_index(sample_copy, tmp_path / "idx", options=ns)
+    store = lakeql.index(sample_copy, index_dir=tmp_path / "idx", progress=False, joins=False,
+                         schemas=False).store
     spec = json.loads((ROOT / "schemas" / schema).read_text())
     rows = pq.read_table(store.path(parquet)).to_pylist()
     assert rows

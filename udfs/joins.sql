@@ -36,7 +36,7 @@ CREATE OR REPLACE MACRO joins_lookup(val,
         _vals := {{index_dir}} || '/joins/lake/values.parquet') AS TABLE
     SELECT c.table_name, c.column_name, c.n_distinct, c.uniqueness
     FROM read_parquet(_vals) v JOIN read_parquet(_cols) c ON c.col_id = v.col_id
-    WHERE v.hash = hash(nullif(lower(trim(CAST(val AS VARCHAR))), ''))
+    WHERE v.hash = hash({{norm(val)}})
     ORDER BY c.uniqueness DESC, c.table_name, c.column_name;
 
 -- @python

@@ -4,12 +4,10 @@
 -- (DuckDB's own hamming() compares strings; this one works on BLOB codes.)
 CREATE OR REPLACE MACRO bit_hamming(a, b) AS CAST(bit_count(xor(CAST(a AS BIT), CAST(b AS BIT))) AS INTEGER);
 
--- embed_codes_path(tbl, col): the code Parquet file of an embedded column (lakeql.store.slug in SQL).
+-- embed_codes_path(tbl, col): the code Parquet file of an embedded column (the folder name is
+-- lakeql.store.slug, generated into this file from Python).
 CREATE OR REPLACE MACRO embed_codes_path(tbl, col) AS
-    {{index_dir}} || '/embed/'
-    || coalesce(nullif(left(trim(regexp_replace(tbl || '__' || col, '[^A-Za-z0-9_.-]+', '_', 'g'), '._'), 60),
-                       ''), 'x')
-    || '-' || left(sha1(tbl || chr(31) || col), 8) || '/codes.parquet';
+    {{index_dir}} || '/embed/' || {{slug(tbl, col)}} || '/codes.parquet';
 
 -- embed_codes(tbl, col): the code store of an embedded column ('domain.name', column): __rowid, code.
 CREATE OR REPLACE MACRO embed_codes(tbl, col) AS TABLE
@@ -33,7 +31,7 @@ CREATE OR REPLACE MACRO similar_codes(tbl, col, row_id, k := 10) AS TABLE
         ORDER BY distance, rowid
         LIMIT k)
     SELECT r.*, h.distance
-    FROM h JOIN query_table('lakeql_rows."' || tbl || '"') r ON r.__rowid = h.rowid
+    FROM h JOIN query_table({{rows_view(tbl)}}) r ON r.__rowid = h.rowid
     ORDER BY h.distance, h.rowid;
 
 -- @python

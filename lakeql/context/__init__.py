@@ -11,20 +11,14 @@ Nothing heavy is imported here: ``lakeql --help`` stays instant.
 
 from __future__ import annotations
 
+from lakeql.context.options import ContextOptions
+
 NAME = "context"
 KIND = "schemas"
-
-
-def add_index_options(parser) -> None:
-    g = parser.add_argument_group("schema files (context)")
-    g.add_argument("--schemas-format", default="yaml", choices=["yaml", "md", "json", "toon"],
-                   help="format of the table files written into INDEX_DIR/schemas (default yaml)")
-    g.add_argument("--no-schemas", action="store_true", help="do not write schema files")
-    g.add_argument("--no-schemas-embed", action="store_true",
-                   help="skip embedding the schema files at index time (schema_context then embeds "
-                        "them on first use)")
-    g.add_argument("--schemas-domain-size", type=int, default=250, metavar="N",
-                   help="split flat lakes (and bigger domains) into domains of at most N tables")
+OPTIONS = ContextOptions
+PROVIDES = (KIND,)
+#: built after these (it reads the join graph for join hints when it exists; optional)
+REQUIRES = ("join_graph",)
 
 
 def add_commands(subparsers) -> None:

@@ -29,10 +29,11 @@ def build(ctx) -> None:
     from lakeql.context.generate import generate
     from lakeql.errors import LakeqlError
 
-    if ctx.option("no_schemas", False):
+    opts = ctx.options["context"]
+    if not opts.schemas:
         return
-    fmt = ctx.option("schemas_format", "yaml") or "yaml"
-    cap = int(ctx.option("schemas_domain_size", 250) or 250)
+    fmt = opts.schemas_format
+    cap = int(opts.schemas_domain_size)
     if cap < 2:
         raise LakeqlError(f"--schemas-domain-size must be at least 2, got {cap}")
     out = ctx.store.root / SUBDIR
@@ -41,7 +42,7 @@ def build(ctx) -> None:
         f"written, {res.unchanged} unchanged, {res.removed} removed, {res.profiled} tables profiled in "
         f"{res.seconds:.1f} s")
     model = None
-    if not ctx.option("no_schemas_embed", False):
+    if opts.schemas_embed:
         from lakeql.context.retrieve import ensure_embeddings
         from lakeql.embedding import model_id
 

@@ -15,7 +15,6 @@ CHECK_COLUMNS = [("severity", "VARCHAR"), ("message", "VARCHAR"), ("suggestion",
 def schema_index(ctx):
     """The fresh :class:`SchemaIndex` of the connection's lake, loaded once per build."""
     from lakeql.context import KIND
-    from lakeql.context.index_build import SUBDIR
     from lakeql.context.retrieve import SchemaIndex
     from lakeql.store import current_fingerprint
 
@@ -23,7 +22,7 @@ def schema_index(ctx):
     if ctx.store is None or ctx.store.find(KIND) is None:
         raise NotIndexedError("no schema files for this lake: build them with 'lakeql index LAKE' "
                               "(without --no-schemas)")
-    entry = ctx.store.find(KIND)
+    entry = ctx.require_index(KIND)
     params = entry.params_dict
     import hashlib
 
@@ -33,14 +32,10 @@ def schema_index(ctx):
     if h.hexdigest() != params.get("lake_fingerprint"):
         raise StaleIndexError("the schema files are older than the lake's Parquet files: run "
                               "'lakeql index --refresh LAKE'")
-    key = (KIND, "", "", str(entry.built_at))
-    if key not in ctx.cache:
-        ctx.cache[key] = SchemaIndex.load(ctx.store.root / SUBDIR)
-    return ctx.cache[key]
+    return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path))
 
 
 def register(con, ctx) -> None:
-    from lakeql import sqlfiles
     from lakeql.udf import check_k, table_udf
 
     def context_impl(question: Any, k: Any, unit: Any) -> list[dict[str, Any]]:
@@ -56,11 +51,10 @@ def register(con, ctx) -> None:
     def check_impl(sql: Any, search_path: Any) -> list[dict[str, Any]]:
         from lakeql.context.check import check
 
-        return [p.as_dict() for p in check(sql, checker_schema(ctx), search_path or None)]
+        return [p.as_dict() for p in check(sql, checker_schema(ctx), search_path or None, con=con)]
 
     table_udf(con, "schema_context", context_impl, ["VARCHAR", "BIGINT", "VARCHAR"], CONTEXT_COLUMNS)
     table_udf(con, "check_sql", check_impl, ["VARCHAR", "VARCHAR"], CHECK_COLUMNS)
-    sqlfiles.run(con, "context", index_dir=ctx.store.root if ctx.store else None)
 
 
 def checker_schema(ctx):

@@ -11,19 +11,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lakeql.joins.options import JoinOptions
+
 NAME = "joins"
+OPTIONS = JoinOptions
+#: manifest kinds this capability makes that others may read (through the store, never its code)
+PROVIDES = ("join_graph", "join_index", "join_values")
 
 
-def add_index_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("joins (joinable-table discovery)")
-    g.add_argument("--no-joins", action="store_true", help="do not build the join index")
-    g.add_argument("--joins-semantic", action=argparse.BooleanOptionalAction, default=True,
-                   help="embed each column's DeepJoin text for semantic joins (default: on)")
-    g.add_argument("--joiner-model", metavar="PATH",
-                   help="sentence-transformers model for the column embeddings (default: a model "
-                        "trained by 'lakeql train-joiner' in the index dir, else all-MiniLM-L6-v2)")
-    g.add_argument("--joins-min-score", type=float, default=0.6, metavar="S",
-                   help="keep join-graph edges scoring at least S (default 0.6)")
+def _norm_sql(expr: str) -> str:
+    from lakeql.joins.normalize import norm_sql
+
+    return norm_sql(expr)
+
+
+#: ``{{norm(x)}}`` in udfs/joins.sql: the value normalization of the join index, from Python
+SQL_TEMPLATES = {"norm": _norm_sql}
 
 
 def add_commands(subparsers: Any) -> None:

@@ -39,7 +39,8 @@ def build(ctx) -> None:
     from lakeql.joins.search import Searcher
     from lakeql.joins.sqlapi import load_index
 
-    if ctx.option("no_joins", False):
+    opts = ctx.options["joins"]
+    if not opts.joins:
         return
     store, lake, cat = ctx.store, ctx.lake, ctx.catalog
     params = table_params()
@@ -120,8 +121,8 @@ def build(ctx) -> None:
 
     sem_changed = False
     sem_dir = store.path("joins", "semantic")
-    if ctx.option("joins_semantic", True):
-        model = deepjoin.resolve_model(ctx.option("joiner_model"), store.root)
+    if opts.joins_semantic:
+        model = deepjoin.resolve_model(opts.joiner_model, store.root)
         from lakeql import embedding
 
         sparams = {"digest": digest, "model": embedding.model_id(model)}
@@ -143,7 +144,7 @@ def build(ctx) -> None:
         store.drop("join_semantic")
         sem_changed = True
 
-    min_score = float(ctx.option("joins_min_score", 0.6))
+    min_score = float(opts.joins_min_score)
     gparams = json.dumps({"digest": digest, "min_score": min_score,
                           "semantic": (store.find("join_semantic") or IndexEntry("", "", "", "", 0, 0, "")
                                        ).params_dict.get("model")})

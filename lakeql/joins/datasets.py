@@ -127,14 +127,15 @@ def autojoin_lake(src: Path, root: Path, domain: str = "autojoin"
 def index_joins(lake_root: Path, index_dir: Path, refresh: bool = False, **options):
     """Catalogue ``lake_root`` and build only the join indexes (what tests and benchmarks need)."""
     from lakeql.catalog import Catalog
-    from lakeql.indexer import BuildContext, default_options
+    from lakeql.indexer import BuildContext
     from lakeql.joins import builder
     from lakeql.lake import discover
+    from lakeql.options import IndexOptions
     from lakeql.store import Store
 
     lake = discover(lake_root)
     store = Store.for_lake(lake, index_dir)
     store.ensure_writable()
     catalog = Catalog.build(lake, store, refresh=True)
-    builder.build(BuildContext(lake, store, catalog, default_options(**options), refresh))
+    builder.build(BuildContext(lake, store, catalog, IndexOptions.from_kwargs(refresh=refresh, **options)))
     return store

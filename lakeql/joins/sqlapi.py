@@ -136,7 +136,6 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
 
 
 def register(con, ctx) -> None:
-    from lakeql import sqlfiles
 
     def joinable_impl(table, cols_json, k, mode):
         return joinable(ctx, table, cols_json, k, mode)
@@ -166,4 +165,3 @@ def register(con, ctx) -> None:
     table_udf(con, "join_graph", graph_impl, ["DOUBLE"],
               [(f.name, "DOUBLE" if str(f.type) == "double" else "VARCHAR") for f in edge_schema()])
     table_udf(con, "join_columns", columns_impl, ["INTEGER"], PROFILE_COLUMNS)
-    sqlfiles.run(con, "joins", index_dir=ctx.store.root if ctx.store else None)

@@ -100,11 +100,12 @@ def train_joiner(lake_path: str, index_dir: str | None = None, epochs: int = 1, 
     """Fine-tune, save under the index dir, then rebuild the semantic index and the join graph."""
     from lakeql import embedding
     from lakeql.catalog import Catalog
-    from lakeql.indexer import BuildContext, default_options
+    from lakeql.indexer import BuildContext
     from lakeql.joins import builder
     from lakeql.joins.search import Searcher
     from lakeql.joins.sqlapi import load_index
     from lakeql.lake import discover
+    from lakeql.options import IndexOptions
     from lakeql.store import Store
 
     if epochs <= 0 or batch_size < 2 or max_pairs < 2:
@@ -126,8 +127,8 @@ def train_joiner(lake_path: str, index_dir: str | None = None, epochs: int = 1, 
         clear()
     say(f"train-joiner: {info['steps']} steps, mean loss {info['mean_loss']:.3f}, "
         f"{info['seconds']:.0f} s -> {target}")
-    opts = default_options(joiner_model=str(target), quiet=True)
-    ctx = BuildContext(lake, store, Catalog.open(lake, store), opts, refresh=True)
+    opts = IndexOptions.from_kwargs(joiner_model=str(target), refresh=True, progress=False)
+    ctx = BuildContext(lake, store, Catalog.open(lake, store), opts)
     builder.build(ctx)
     info["pairs"] = len(pairs)
     info["model"] = str(target)

@@ -7,26 +7,13 @@ numba and pyarrow load inside the functions, so ``lakeql --help`` stays instant.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
+from lakeql.ngrams.options import NgramOptions
+
 NAME = "ngrams"
-
-
-def add_index_options(parser: argparse.ArgumentParser) -> None:
-    """The ``lakeql index`` flags of this capability."""
-    g = parser.add_argument_group("exact n-gram search (FM-index)")
-    g.add_argument("--ngram", action="append", metavar="TABLE.COLUMN", default=None,
-                   help="build an exact substring index of this text column (repeatable)")
-    g.add_argument("--ngram-case", choices=["sensitive", "insensitive"], default="sensitive",
-                   help="insensitive: index an ASCII-lower-cased copy (default: sensitive)")
-    g.add_argument("--ngram-mode", choices=["compressed", "fast"], default="compressed",
-                   help="fast: also keep the full suffix array (about 4 bytes per text byte) for "
-                        "instant row lookups (default: compressed, about 0.4x the text)")
-    g.add_argument("--ngram-jobs", type=int, default=0, metavar="N",
-                   help="shards built in parallel (default: number of CPUs)")
-    g.add_argument("--ngram-shard-mb", type=float, default=64, metavar="N",
-                   help="text per shard in MB (default 64)")
+OPTIONS = NgramOptions
+PROVIDES = ("ngram",)
 
 
 def build(ctx: Any) -> None:

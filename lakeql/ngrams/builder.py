@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lakeql.errors import LakeqlError, UnknownColumnError, UnknownTableError
+from lakeql.errors import LakeqlError
 from lakeql.lake import Table
 from lakeql.progress import bar, say
 from lakeql.store import IndexEntry, dir_bytes
@@ -31,7 +31,6 @@ KIND = "ngram"
 FLAG = "--ngram"
 SAMPLE_RATE = 32
 BATCH_ROWS = 8192
-TEXT_TYPES = ("VARCHAR",)
 
 
 @dataclass(frozen=True)
@@ -47,43 +46,20 @@ class Target:
                            "sample_rate": SAMPLE_RATE, "format": 1}, sort_keys=True)
 
 
-def split_spec(lake, spec: str) -> tuple[Table, str]:
-    """Resolve ``TABLE.COLUMN`` (TABLE = ``domain.name`` or a unique bare name) against the lake."""
-    spec = spec.strip()
-    errors: list[str] = []
-    for i in range(len(spec) - 1, 0, -1):
-        if spec[i] != ".":
-            continue
-        try:
-            return lake.table(spec[:i]), spec[i + 1:]
-        except UnknownTableError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise UnknownTableError(f"{FLAG} {spec!r}: {errors[-1]}")
-    raise LakeqlError(f"{FLAG} expects TABLE.COLUMN (e.g. python.functions.docstring), got {spec!r}")
-
-
 def text_column(catalog, table: Table, column: str) -> str:
-    """The exact name of a text (VARCHAR/BLOB) column, or a clear error."""
-    col = catalog.column(table, column)
-    if col.type.upper() not in TEXT_TYPES:
-        raise UnknownColumnError(
-            f"column {table.key}.{col.column_name} has type {col.type}, but n-gram search needs a text "
-            f"(VARCHAR) column: pick a text column or cast it in a view")
-    return col.column_name
+    """The exact name of a text column (the catalog's rule), or a clear error."""
+    return catalog.text_column(table, column, "n-gram search").column_name
 
 
 def targets(ctx) -> list[Target]:
     """The columns to index: every ``--ngram`` flag plus (to keep them fresh) those already indexed."""
-    case = ctx.option("ngram_case", "sensitive") or "sensitive"
-    mode = ctx.option("ngram_mode", "compressed") or "compressed"
-    raw_mb = ctx.option("ngram_shard_mb", None)
-    shard_mb = 64.0 if raw_mb is None else float(raw_mb)
+    opts = ctx.options["ngrams"]
+    case, mode, shard_mb = opts.ngram_case, opts.ngram_mode, float(opts.ngram_shard_mb)
     if not 0 < shard_mb <= 3500:
         raise LakeqlError(f"--ngram-shard-mb must be in (0, 3500] (offsets are 32-bit), got {shard_mb}")
     out: dict[tuple[str, str], Target] = {}
-    for spec in ctx.option("ngram", None) or []:
-        table, column = split_spec(ctx.lake, spec)
+    for spec in opts.ngram:
+        table, column = ctx.lake.table_column(spec, FLAG)
         name = text_column(ctx.catalog, table, column)
         out[(table.key, name)] = Target(table, name, case, mode, shard_mb)
     for e in ctx.store.entries(KIND):
@@ -317,7 +293,7 @@ def build(ctx) -> None:
 
     import pyarrow as pa
 
-    jobs_n = int(ctx.option("ngram_jobs", 0) or 0)
+    jobs_n = int(ctx.options["ngrams"].ngram_jobs)
     if jobs_n < 0:
         raise LakeqlError(f"--ngram-jobs must be 0 (= number of CPUs) or more, got {jobs_n}")
     jobs_n = jobs_n or (os.cpu_count() or 1)

@@ -253,12 +253,7 @@ def load(ctx, table_name: str, column: str) -> NgramIndex:
         raise LakeqlError("table and column must not be NULL")
     table = ctx.table(table_name)
     col = text_column(ctx.catalog, table, column)
-    entry = ctx.require_index(KIND, table, col, flag=FLAG)
-    key = (KIND, table.key, col, str(entry.built_at))
-    idx = ctx.cache.get(key)
-    if idx is None:
-        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[:3] == key[:3]]:
-            del ctx.cache[old]
-        idx = NgramIndex(ctx.store.root / entry.path, table, col, entry.params_dict.get("case", "sensitive"))
-        ctx.cache[key] = idx
-    return idx
+    return ctx.load_index(
+        KIND, table, col,
+        lambda path, entry: NgramIndex(path, table, col, entry.params_dict.get("case", "sensitive")),
+        flag=FLAG)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lakeql import sqlfiles
 from lakeql.udf import check_k, scalar_udf, table_udf
 
 SEARCH_COLUMNS = [("rowid", "BIGINT"), ("occurrences", "BIGINT"), ("snippet", "VARCHAR")]
@@ -60,7 +59,6 @@ def register(con, ctx) -> None:
 
     table_udf(con, "ngram_search", search, ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT"], SEARCH_COLUMNS)
     table_udf(con, "ngram_next", nxt, ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT"], NEXT_COLUMNS)
-    sqlfiles.run(con, "ngrams", index_dir=ctx.store.root if ctx.store else None)
 
 
 def demo(con, ctx, out) -> None:

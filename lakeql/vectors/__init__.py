@@ -10,28 +10,11 @@ Nothing heavy is imported here (``lakeql --help`` stays instant): submodules loa
 
 from __future__ import annotations
 
-import argparse
+from lakeql.vectors.options import VectorOptions
 
 NAME = "vectors"
-
-
-def add_index_options(parser: argparse.ArgumentParser) -> None:
-    from lakeql.vectors.binarizers import DEFAULT_METHOD, METHODS
-
-    g = parser.add_argument_group("vectors (semantic search)")
-    g.add_argument("--embed", action="append", metavar="TABLE.COLUMN", default=None,
-                   help="embed this text column for semantic_search() (repeatable)")
-    g.add_argument("--model", default=None, metavar="PATH_OR_NAME",
-                   help="sentence-transformers model folder (default: the packaged all-MiniLM-L6-v2)")
-    g.add_argument("--embed-method", choices=METHODS, default=DEFAULT_METHOD,
-                   help=f"binarizer of the codes (default {DEFAULT_METHOD})")
-    g.add_argument("--embed-backend", choices=["torch", "torch-int8"], default="torch",
-                   help="encoder: torch (float32) or torch-int8 (dynamically quantized, faster)")
-    g.add_argument("--embed-batch-size", type=int, default=64, metavar="N",
-                   help="texts per encoder batch (default 64)")
-    g.add_argument("--embed-rescore", choices=["int8", "float16", "float32"], default="float16",
-                   help="rescoring tier stored beside the codes (default float16: measured recall@10 "
-                        "0.998 vs 0.990 for int8 on MS MARCO)")
+OPTIONS = VectorOptions
+PROVIDES = ("embed",)
 
 
 def build(ctx) -> None:
@@ -41,11 +24,9 @@ def build(ctx) -> None:
 
 
 def register(con, ctx) -> None:
-    from lakeql import sqlfiles
     from lakeql.vectors.sql import register as _register
 
     _register(con, ctx)
-    sqlfiles.run(con, NAME, index_dir=ctx.store.root if ctx.store else None)
 
 
 def demo(con, ctx, out) -> None:

@@ -31,26 +31,24 @@ def index_params(ctx, column_model: str) -> dict[str, Any]:
     """The parameters that define an embed index (a change triggers a rebuild on --refresh)."""
     from lakeql.vectors.binarizers import DEFAULT_METHOD
 
-    return {"model": column_model, "method": ctx.option("embed_method") or DEFAULT_METHOD,
-            "backend": ctx.option("embed_backend") or "torch",
-            "tier": ctx.option("embed_rescore") or "float16", "format": 1}
+    opts = ctx.options["vectors"]
+    return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
+            "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 1}
 
 
 def build(ctx) -> None:
     """Build every requested embed index (``--embed`` may repeat)."""
     from lakeql.embedding import model_id
-    from lakeql.vectors.spec import split_table_column
-
-    specs = ctx.option("embed") or []
+    specs = ctx.options["vectors"].embed
     if not specs:
         return
     targets = []
     for spec in specs:  # resolve everything first: a wrong user-requested column fails before any work
-        table, col = split_table_column(ctx.lake, spec)
+        table, col = ctx.lake.table_column(spec, "--embed")
         column = ctx.catalog.text_column(table, col, "--embed")
         if (table.key, column.column_name) not in {(t.key, c) for t, c in targets}:
             targets.append((table, column.column_name))
-    params = index_params(ctx, model_id(ctx.option("model")))
+    params = index_params(ctx, model_id(ctx.options["vectors"].model))
     pjson = json.dumps(params, sort_keys=True)
     for table, column in targets:
         if not ctx.needs_build(KIND, table.key, column, pjson):
@@ -86,10 +84,10 @@ def stream_texts(ctx, table, column: str, max_chars: int):
 def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
     from lakeql import embedding
 
-    model = embedding.load_model(ctx.option("model"), params["backend"])
+    model = embedding.load_model(ctx.options["vectors"].model, params["backend"])
     dim = embedding.dimension(model)
     max_chars = int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
-    batch_size = int(ctx.option("embed_batch_size") or 64)
+    batch_size = int(ctx.options["vectors"].embed_batch_size)
     label = f"{table.key}.{column}"
     total = ctx.catalog.row_count(table)
     pbar = bar(total, desc=f"embed {label}", unit="text")

@@ -3,8 +3,8 @@
 ``semantic_search_impl`` / ``semantic_search_vector_impl`` / ``similar_rows_impl`` return
 ``LIST<STRUCT(rowid, score)>``; the macros unnest them and join the hit rows back through
 ``lakeql_rows_view(tbl)``. ``embed`` and ``binarize`` are scalars. Loaded code stores live in
-``ctx.cache`` keyed by ``(kind, table, column, built_at)``: loaded once per connection, reloaded after a
-rebuild, never re-read per query.
+the connection's index cache (``ctx.load_index``): loaded once per connection, reloaded after a rebuild,
+never re-read per query.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ MAX_QUERY_CHARS = 100_000
 class Searcher:
     """Resolves names, loads (and caches) code stores, embeds queries and runs searches for one connection."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx, con=None) -> None:
         self.ctx = ctx
+        self.con = con  # the caller's connection: filters run on a cursor of it, with its restrictions
 
     # ---------------------------------------------------------------- loading
     def index(self, tbl: str, col: str, purpose: str = "semantic_search"):
@@ -36,14 +37,9 @@ class Searcher:
             raise LakeqlError(f"{purpose} needs a table and a column, got NULL")
         table = self.ctx.table(str(tbl))
         column = self.ctx.catalog.text_column(table, str(col), purpose).column_name
-        entry = self.ctx.require_index(KIND, table, column, flag="--embed")
-        key = (KIND, table.key, column, entry.built_at)
-        idx = self.ctx.cache.get(key)
-        if idx is None:
-            for old in [k for k in self.ctx.cache if k[:3] == key[:3]]:
-                del self.ctx.cache[old]
-            idx = CodeIndex.load(self.ctx.store.root / entry.path, f"{table.key}.{column}")
-            self.ctx.cache[key] = idx
+        idx = self.ctx.load_index(KIND, table, column,
+                                  lambda path, _e: CodeIndex.load(path, f"{table.key}.{column}"),
+                                  flag="--embed")
         return table, column, idx
 
     def embed_query(self, idx, query: Any) -> np.ndarray:
@@ -57,24 +53,35 @@ class Searcher:
                             show_progress_bar=False)[0].astype(np.float32)
 
     def allowed(self, table, idx, predicate: Any) -> np.ndarray | None:
-        """Pre-filter: a mask over code positions of the rows where the SQL ``predicate`` holds."""
+        """Pre-filter: a mask over code positions of the rows where the SQL ``predicate`` holds.
+
+        The predicate is hostile text: :func:`lakeql.safety.parse_filter` reduces it to one expression
+        over the table's columns, and it runs on a cursor of the caller's own connection (never a private
+        ``duckdb.connect()``), so the caller's ``allowed_directories`` / external-access settings apply.
+        """
         if predicate is None or not str(predicate).strip():
             return None
         import duckdb
 
-        from lakeql.rows import rowid_scan_sql
+        from lakeql.rows import rows_view_name
+        from lakeql.safety import parse_filter
 
-        sql = (f"SELECT __rowid FROM ({rowid_scan_sql(table, self.ctx.catalog.file_rows(table))}) "
-               f"WHERE ({predicate})")
-        con = duckdb.connect()
+        if self.con is None:
+            raise LakeqlError("filter := needs the connection the lakeql functions were registered on")
         try:
-            ids = con.execute(sql).fetchnumpy()["__rowid"]
+            where = parse_filter(predicate, [c.column_name for c in self.ctx.catalog.columns(table)])
+        except LakeqlError as exc:
+            raise LakeqlError(f"{exc} [table {table.key}]") from None
+        cur = self.con.cursor()
+        try:
+            ids = cur.execute(f"SELECT __rowid FROM {rows_view_name(table)} WHERE ({where})"
+                              ).fetchnumpy()["__rowid"]
         except duckdb.Error as exc:
             msg = str(exc).splitlines()[0]
             raise LakeqlError(f"filter {str(predicate)!r} is not a valid SQL predicate over the columns of "
                               f"{table.key} ({msg})") from None
         finally:
-            con.close()
+            cur.close()
         return np.isin(idx.rowids, np.asarray(ids, np.int64), assume_unique=True)
 
     # ---------------------------------------------------------------- searches
@@ -122,7 +129,7 @@ def register(con, ctx) -> None:
     """Bind the vectors UDFs on ``con`` (the macros come from ``udfs/vectors.sql``)."""
     from lakeql import embedding
 
-    s = Searcher(ctx)
+    s = Searcher(ctx, con)
     ctx.cache.setdefault("vectors.searcher", s)
     hit_list = struct_list(HIT_COLUMNS)
     scalar_udf(con, "semantic_search_impl", s.search,
@@ -168,9 +175,8 @@ def register(con, ctx) -> None:
             raise LakeqlError(f"binarize(v, '{m}') needs fitted parameters: pass the embedded column "
                               "instead, e.g. binarize(v, 'python.functions.docstring')")
         from lakeql.vectors.search import check_query_vector
-        from lakeql.vectors.spec import split_table_column
 
-        table, col = split_table_column(ctx.require_lake(), m)
+        table, col = ctx.require_lake().table_column(m, "binarize")
         _, column, idx = s.index(table.key, col, "binarize")
         check_query_vector(idx, v, f"{table.key}.{column}")
         return idx.binarizer.query_code(v).tobytes()

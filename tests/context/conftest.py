@@ -3,7 +3,6 @@ with only the foundation and this capability registered, and Spider schemas as l
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from lakeql.catalog import Catalog
 from lakeql.connection import LakeContext, create_views
 from lakeql.indexer import BuildContext
 from lakeql.lake import discover
+from lakeql.options import IndexOptions
 from lakeql.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,12 +25,8 @@ SCHEMAS = REPO / "schemas"
 TYPES = {"text": "VARCHAR", "number": "DOUBLE", "time": "TIMESTAMP", "boolean": "BOOLEAN"}
 
 
-def options(**kw) -> argparse.Namespace:
-    ns = argparse.Namespace(schemas_format="yaml", no_schemas=False, no_schemas_embed=False,
-                            schemas_domain_size=250)
-    for k, v in kw.items():
-        setattr(ns, k, v)
-    return ns
+def options(**kw) -> IndexOptions:
+    return IndexOptions.from_kwargs(refresh=True, **kw)
 
 
 def build_context(lake_root: Path, index_dir: Path, **kw) -> Store:
@@ -39,7 +35,7 @@ def build_context(lake_root: Path, index_dir: Path, **kw) -> Store:
     store = Store.for_lake(lake, index_dir)
     store.ensure_writable()
     cat = Catalog.build(lake, store, refresh=True)
-    context.build(BuildContext(lake, store, cat, options(**kw), refresh=True))
+    context.build(BuildContext(lake, store, cat, options(**kw)))
     return store
 
 

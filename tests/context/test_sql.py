@@ -67,7 +67,7 @@ def test_not_indexed_stale_and_corrupt(tmp_path):
     con, _ = connect(lake, tmp_path / "none")
     with pytest.raises(duckdb.Error, match="no schema files for this lake: build them with 'lakeql index"):
         con.execute("SELECT * FROM schema_context('x')").fetchall()
-    build_context(lake, tmp_path / "idx", no_schemas_embed=True)
+    build_context(lake, tmp_path / "idx", schemas_embed=False)
     con, _ = connect(lake, tmp_path / "idx")
     got = con.execute("SELECT * FROM schema_context('airports', k := 1, unit := 'table')").fetchall()
     assert len(got) == 1
@@ -78,7 +78,7 @@ def test_not_indexed_stale_and_corrupt(tmp_path):
     with pytest.raises(duckdb.Error, match="unreadable .*lakeql index --refresh"):
         con.execute("SELECT * FROM schema_context('x')").fetchall()
     # stale: a Parquet file changed after the build
-    build_context(lake, tmp_path / "idx", no_schemas_embed=True)
+    build_context(lake, tmp_path / "idx", schemas_embed=False)
     later = time.time_ns() + 5_000_000_000
     os.utime(lake / "flights" / "airlines.parquet", ns=(later, later))
     con, _ = connect(lake, tmp_path / "idx")

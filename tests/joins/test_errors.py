@@ -152,7 +152,7 @@ def test_errors_are_lakeql_errors():
 
 
 def test_no_joins_flag(lake, tmp_path):
-    store = index_joins(lake[0], tmp_path / "idx", no_joins=True)
+    store = index_joins(lake[0], tmp_path / "idx", joins=False)
     assert not [e for e in store.entries() if e.kind.startswith("join")]
     con = connect_joins(lake[0], tmp_path / "idx")
     assert "no join index" in err(con, "SELECT * FROM joinable('d.visits', 'person_id')")

@@ -35,13 +35,10 @@ def write_text_table(path: Path, rows: list[tuple[str, bytes | None]], binary_vi
 
 def build(lake: Path, index_dir: Path, *specs: str, refresh: bool = False, **opts):
     """``lakeql index LAKE --index-dir DIR --ngram SPEC ...`` through the Python API."""
-    from lakeql.indexer import build_index, default_options
-    from lakeql.progress import set_quiet
+    import lakeql
 
-    set_quiet(True)
-    o = {"ngram": list(specs)}
-    o.update(opts)
-    return build_index(lake, index_dir, refresh=refresh, options=default_options(**o))
+    return lakeql.index(lake, index_dir=index_dir, ngram=list(specs), refresh=refresh, progress=False,
+                        **opts).store
 
 
 def brute_count(rows: list[tuple[str, bytes | None]], phrase: bytes, fold: bool = False) -> tuple[int, set]:

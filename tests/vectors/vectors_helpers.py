@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,61 +32,15 @@ def make_lake(root: Path) -> Path:
 
 
 def build(lake: Path, index_dir: Path, embed: list[str], **options) -> None:
-    """Index ``lake`` with the vectors builder only (the real build path, other capabilities left out)."""
-    from lakeql import vectors
-    from lakeql.catalog import Catalog
-    from lakeql.indexer import BuildContext
-    from lakeql.lake import discover
-    from lakeql.store import Store
+    """Index ``lake`` with the vectors capability only, through the Python API."""
+    import lakeql
 
-    lk = discover(lake)
-    store = Store.for_lake(lk, index_dir)
-    store.ensure_writable()
-    opts = argparse.Namespace(embed=embed, model=None, embed_method="rabitq", embed_backend="torch",
-                              embed_batch_size=64, embed_rescore="float16")
-    for k, v in options.items():
-        setattr(opts, k, v)
-    catalog = Catalog.build(lk, store, refresh=True)
-    vectors.build(BuildContext(lk, store, catalog, opts, refresh=bool(options.get("refresh"))))
-    write_database(store, catalog)
-
-
-def write_database(store, catalog) -> None:
-    """``lake.duckdb`` as lakeql.indexer.write_database writes it, with the vectors SQL only (the other
-    capabilities' pure macros need their own indexes, which these tests do not build)."""
-    import duckdb
-
-    from lakeql import sqlfiles
-    from lakeql.connection import views_sql
-    from lakeql.indexer import DUCKDB_CLI_STORAGE
-
-    target = store.path("lake.duckdb")
-    if target.exists():
-        target.unlink()
-    con = duckdb.connect(str(target), config={"storage_compatibility_version": DUCKDB_CLI_STORAGE})
-    for stmt in views_sql(catalog):
-        con.execute(stmt)
-    for name in ("lakeql", "vectors"):
-        sqlfiles.run(con, name, kinds=("pure",), index_dir=store.root)
-    con.execute("CHECKPOINT")
-    con.close()
+    lakeql.index(lake, index_dir=index_dir, embed=embed, capabilities=["vectors"], progress=False,
+                 **options)
 
 
 def connect(lake: Path, index_dir: Path):
     """A DuckDB connection with the lake's views, the core functions and the vectors functions."""
-    import duckdb
+    import lakeql
 
-    from lakeql import core_udfs, sqlfiles, vectors
-    from lakeql.connection import LakeContext, create_views
-    from lakeql.lake import discover
-    from lakeql.store import Store
-
-    lk = discover(lake)
-    store = Store.for_lake(lk, index_dir)
-    ctx = LakeContext(lk, store)
-    con = duckdb.connect()
-    create_views(con, ctx.catalog)
-    core_udfs.register(con, ctx)
-    sqlfiles.run(con, "lakeql", index_dir=store.root)
-    vectors.register(con, ctx)
-    return con
+    return lakeql.connect(lake, index_dir=index_dir, capabilities=["vectors"])

@@ -1,0 +1,22 @@
+"""Options of the schema files for agents (written into ``INDEX_DIR/schemas`` by ``lakeql index``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lakeql.options import option
+
+FORMATS = ("yaml", "md", "json", "toon")
+DOMAIN_SIZE = 250
+
+
+@dataclass
+class ContextOptions:
+    """Whether and how schema files are written, and whether they are embedded at index time."""
+
+    schemas: bool = option(True, "write schema files for agents")
+    schemas_format: str = option("yaml", "format of the table files", choices=FORMATS)
+    schemas_embed: bool = option(True, "embed the schema files at index time (else schema_context "
+                                       "embeds them on first use)")
+    schemas_domain_size: int = option(DOMAIN_SIZE, "split flat lakes (and bigger domains) into "
+                                                   "domains of at most N tables", metavar="N")

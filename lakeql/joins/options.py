@@ -1,0 +1,19 @@
+"""Options of joinable-table discovery (``lakeql index`` flags and ``lakeql.index()`` keywords)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lakeql.options import option
+
+
+@dataclass
+class JoinOptions:
+    """How the join index is built: exact value index always, semantic column embeddings optionally."""
+
+    joins: bool = option(True, "build the join index (value index, sketches, join graph)")
+    joins_semantic: bool = option(True, "embed each column's DeepJoin text for semantic joins")
+    joiner_model: str | None = option(None, "sentence-transformers model for the column embeddings "
+                                            "(default: a model trained by 'lakeql train-joiner' in the "
+                                            "index dir, else all-MiniLM-L6-v2)", metavar="PATH")
+    joins_min_score: float = option(0.6, "keep join-graph edges scoring at least S", metavar="S")

