@@ -1,68 +1,177 @@
-"""Render query results as the duckdb shell does: box tables, CSV, JSON, Markdown, line and list modes."""
+"""Render query results as the duckdb shell does: box tables, CSV, JSON, NDJSON, Markdown, line and list.
+
+Results are fetched in batches, so CSV/JSON/NDJSON of a large result stream in constant memory and a box
+table keeps only the rows it shows. Cells are clipped to the terminal only when the output *is* a
+terminal: piped or redirected output is never cut. JSON output is always valid JSON: NaN and infinities
+become ``null``, dates and times ISO 8601 strings, blobs hex strings, exact decimals numbers.
+Control characters in values are escaped so a hostile cell cannot drive the terminal.
+"""
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime as dt
 import decimal
 import json
+import math
+import re
 import shutil
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
-MODES = ("box", "csv", "json", "markdown", "line", "list")
+MODES = ("box", "csv", "json", "ndjson", "markdown", "line", "list")
+ALIASES = {"table": "box", "duckbox": "box", "jsonlines": "ndjson"}
 MAX_ROWS = 40  # like duckdb's box mode: first and last rows beyond this
-MAX_CELL = 60
+MAX_CELL = 60  # widest cell on a terminal
+BATCH = 2048
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+            "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL"}
 
 
-def cell_text(value: Any) -> str:
-    """How a value is shown in a table cell (NULL as 'NULL', newlines escaped)."""
+def mode_name(name: str) -> str | None:
+    """The canonical mode for ``name`` (``table``/``duckbox`` -> ``box``), or None if unknown."""
+    low = name.strip().lower()
+    low = ALIASES.get(low, low)
+    return low if low in MODES else None
+
+
+@dataclass
+class Options:
+    """How to render: ``headers`` (column names in csv/list/box), ``max_rows`` shown in a box (0 = all),
+    ``is_tty`` (clip cells to the terminal; None = ask the output stream)."""
+
+    headers: bool = True
+    max_rows: int = MAX_ROWS
+    is_tty: bool | None = None
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (escape sequences, carriage returns, ...) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def cell_text(value: Any, clip_bytes: bool = True) -> str:
+    """How a value is shown in a table cell (NULL as 'NULL', newlines and control characters escaped)."""
     if value is None:
         return "NULL"
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, bytes | bytearray):
-        return "\\x" + bytes(value[:32]).hex() + ("…" if len(value) > 32 else "")
-    text = str(value)
-    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        if clip_bytes and len(raw) > 32:
+            return "\\x" + raw[:32].hex() + "…"
+        return "\\x" + raw.hex()
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    return escape_controls(text)
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
+def csv_value(value: Any) -> Any:
+    """A value as csv.writer should see it: NULL empty, blobs as ``\\x`` hex, nested values as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(json_value(value), ensure_ascii=False, allow_nan=False)
+    return value
 
 
-def render_box(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]],
-               out: TextIO, width: int | None = None) -> None:
-    """A box table with a header of names and types; long results show the first and last rows."""
-    total = len(rows)
-    shown = list(rows)
-    elided = False
-    if total > MAX_ROWS:
-        shown = list(rows[: MAX_ROWS // 2]) + list(rows[-MAX_ROWS // 2:])
-        elided = True
-    term = width or shutil.get_terminal_size((120, 24)).columns
-    cap = max(8, min(MAX_CELL, (term - 1) // max(len(columns), 1) - 3))
-    cells = [[_clip(cell_text(v), cap) for v in r] for r in shown]
-    heads = [_clip(c, cap) for c in columns]
+def _iso_duration(td: dt.timedelta) -> str:
+    sign = "-" if td < dt.timedelta(0) else ""
+    td = abs(td)
+    secs = td.seconds + td.microseconds / 1e6
+    return f"{sign}P{td.days}DT{secs:g}S"
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as plain JSON data (recursively): NaN/Inf -> None, dates -> ISO strings, blobs -> hex."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        as_float = float(value)
+        # a number when the float says exactly the same, else the exact digits as a string
+        return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return _iso_duration(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {_json_key(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_value(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return json_value(value.tolist())
+    return str(value)
+
+
+def _json_key(key: Any) -> str:
+    key = json_value(key)
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+def dumps(value: Any) -> str:
+    """One line of valid JSON (``allow_nan=False``: anything not converted fails loudly)."""
+    return json.dumps(json_value(value), ensure_ascii=False, allow_nan=False)
+
+
+def _clip(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[: max(width - 1, 1)] + "…"
+
+
+def render_box(columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]],
+               out: TextIO, width: int | None = None, *, max_rows: int = MAX_ROWS,
+               headers: bool = True) -> None:
+    """A box table with a header of names and types; beyond ``max_rows`` rows the first and last
+    halves are shown. ``width``: the terminal width to fit (None: no clipping, for pipes and files)."""
+    head: list[Sequence[Any]] = []
+    half = max_rows // 2 if max_rows > 0 else 0
+    tail: collections.deque = collections.deque(maxlen=max(max_rows - half, 1))
+    total = 0
+    for r in rows:
+        if max_rows <= 0 or total < half:
+            head.append(r)
+        else:
+            tail.append(r)
+        total += 1
+    elided = max_rows > 0 and total > max_rows
+    shown = head + list(tail)
+    cap = None
+    if width is not None:
+        cap = max(8, min(MAX_CELL, (width - 1) // max(len(columns), 1) - 3))
+    cells = [[_clip(cell_text(v, clip_bytes=width is not None), cap) for v in r] for r in shown]
+    heads = [_clip(escape_controls(c), cap) for c in columns]
     tys = [_clip(t.lower(), cap) for t in types]
-    widths = [max([len(heads[i]), len(tys[i])] + [len(r[i]) for r in cells]) for i in range(len(columns))]
+    widths = [max(([len(heads[i]), len(tys[i])] if headers else [1]) + [len(r[i]) for r in cells])
+              for i in range(len(columns))]
+    numeric = [t.upper().split("(")[0] in _NUMERIC for t in types]
 
     def line(left: str, mid: str, right: str) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
 
     def row(vals: Sequence[str], align_right: Sequence[bool] | None = None) -> str:
-        parts = []
-        for i, v in enumerate(vals):
-            parts.append(" " + (v.rjust(widths[i]) if align_right and align_right[i] else v.ljust(widths[i]))
-                         + " ")
+        parts = [" " + (v.rjust(widths[i]) if align_right and align_right[i] else v.ljust(widths[i])) + " "
+                 for i, v in enumerate(vals)]
         return "│" + "│".join(parts) + "│"
 
-    numeric = [t.upper().split("(")[0] in _NUMERIC for t in types]
     print(line("┌", "┬", "┐"), file=out)
-    print(row(heads), file=out)
-    print(row(tys), file=out)
-    print(line("├", "┼", "┤"), file=out)
-    half = MAX_ROWS // 2
+    if headers:
+        print(row(heads), file=out)
+        print(row(tys), file=out)
+        print(line("├", "┼", "┤"), file=out)
     for i, r in enumerate(cells):
         if elided and i == half:
             print(row(["·"] * len(columns)), file=out)
@@ -71,60 +180,77 @@ def render_box(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequ
     if elided:
         print(f"{total} rows ({len(shown)} shown)", file=out)
     elif total != 1:
-        print(f"{total} rows", file=out) if total else print("0 rows", file=out)
+        print(f"{total} rows", file=out)
 
 
-_NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-            "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL"}
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, dt.date | dt.datetime | dt.time):
-        return v.isoformat()
-    if isinstance(v, decimal.Decimal):
-        return float(v)
-    if isinstance(v, bytes | bytearray):
-        return bytes(v).hex()
-    return str(v)
-
-
-def render(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]], mode: str,
-           out: TextIO) -> None:
-    """Write rows in one of :data:`MODES` (``table`` is an alias of ``box``)."""
-    mode = "box" if mode == "table" else mode
-    if mode == "box":
-        render_box(columns, types, rows, out)
-    elif mode == "csv":
+def _stream(rows: Iterable[Sequence[Any]], columns: Sequence[str], mode: str, out: TextIO,
+            headers: bool) -> None:
+    if mode == "csv":
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(columns)
-        w.writerows([["" if v is None else v for v in r] for r in rows])
+        if headers:
+            w.writerow(columns)
+        for r in rows:
+            w.writerow([csv_value(v) for v in r])
     elif mode == "json":
-        json.dump([dict(zip(columns, r, strict=True)) for r in rows], out, default=_json_default,
-                  ensure_ascii=False)
-        out.write("\n")
+        out.write("[")
+        for i, r in enumerate(rows):
+            out.write(("," if i else "") + dumps(dict(zip(columns, r, strict=True))))
+        out.write("]\n")
+    elif mode == "ndjson":
+        for r in rows:
+            out.write(dumps(dict(zip(columns, r, strict=True))) + "\n")
     elif mode == "markdown":
-        print("| " + " | ".join(columns) + " |", file=out)
+        print("| " + " | ".join(escape_controls(c).replace("|", "\\|") for c in columns) + " |", file=out)
         print("|" + "|".join("---" for _ in columns) + "|", file=out)
         for r in rows:
-            print("| " + " | ".join(cell_text(v).replace("|", "\\|") for v in r) + " |", file=out)
+            print("| " + " | ".join(cell_text(v, False).replace("|", "\\|") for v in r) + " |", file=out)
     elif mode == "line":
         wid = max((len(c) for c in columns), default=0)
         for i, r in enumerate(rows):
             if i:
                 print(file=out)
             for c, v in zip(columns, r, strict=True):
-                print(f"{c.rjust(wid)} = {cell_text(v)}", file=out)
+                print(f"{escape_controls(c).rjust(wid)} = {cell_text(v, False)}", file=out)
     elif mode == "list":
-        print("|".join(columns), file=out)
+        if headers:
+            print("|".join(escape_controls(c) for c in columns), file=out)
         for r in rows:
-            print("|".join(cell_text(v) for v in r), file=out)
-    else:
+            print("|".join(cell_text(v, False) for v in r), file=out)
+
+
+def _is_tty(out: TextIO) -> bool:
+    try:
+        return bool(out.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def render(columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]], mode: str,
+           out: TextIO, options: Options | None = None) -> None:
+    """Write rows in one of :data:`MODES` (or an alias of one: ``table``, ``duckbox``, ``jsonlines``)."""
+    opts = options or Options()
+    canonical = mode_name(mode)
+    if canonical is None:
         raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    if canonical == "box":
+        tty = _is_tty(out) if opts.is_tty is None else opts.is_tty
+        width = shutil.get_terminal_size((120, 24)).columns if tty else None
+        render_box(columns, types, rows, out, width, max_rows=opts.max_rows, headers=opts.headers)
+    else:
+        _stream(rows, columns, canonical, out, opts.headers)
 
 
-def print_result(cur: Any, mode: str, out: TextIO) -> None:
-    """Fetch a DuckDB result and render it."""
+def fetch_batches(cur: Any, size: int = BATCH) -> Iterator[tuple]:
+    """Every row of a DuckDB result, fetched ``size`` at a time."""
+    while True:
+        batch = cur.fetchmany(size)
+        if not batch:
+            return
+        yield from batch
+
+
+def print_result(cur: Any, mode: str, out: TextIO, options: Options | None = None) -> None:
+    """Fetch a DuckDB result (in batches) and render it."""
     columns = [d[0] for d in cur.description]
     types = [str(d[1]) for d in cur.description]
-    rows = cur.fetchall()
-    render(columns, types, rows, mode, out)
+    render(columns, types, fetch_batches(cur), mode, out, options)

@@ -1,9 +1,11 @@
 """``lakeql shell``: an interactive SQL shell that behaves like the duckdb shell, with lakeql's functions.
 
-Statements may span lines and end with ``;``. Dot commands: ``.tables``, ``.schema [TABLE]``,
-``.mode MODE``, ``.timer on|off``, ``.indexes``, ``.read FILE``, ``.help``, ``.quit``. History is kept in
-``~/.lakeql_history`` when the terminal supports readline. With stdin not a terminal (a pipe or a file)
-no prompt is printed and the exit code is 1 if any statement failed, as with ``duckdb < script.sql``.
+On a terminal the shell runs on prompt_toolkit (imported only then): tab completion of tables, columns,
+lakeql's functions, keywords and dot-commands (:mod:`lakeql.completion`), multi-line statements ended by
+``;``, and one history entry per statement in ``~/.lakeql_history`` (``LAKEQL_HISTORY`` overrides the
+path; an empty value keeps history in memory). With stdin not a terminal (a pipe or a file) lines are
+read plainly, no prompt is printed and the exit code is 1 if any statement failed, as with
+``duckdb < script.sql``. DuckDB's errors are shown in full (caret, candidates, suggestions).
 """
 
 from __future__ import annotations
@@ -11,22 +13,34 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from lakeql.render import MODES, print_result, render
+from lakeql.render import MODES, Options, mode_name, print_result, render
 
-HELP = """\
-.help                 show this help
-.tables [PATTERN]     list the lake's tables (views), optionally matching a LIKE pattern
-.schema [TABLE]       show the columns of every table (or of one)
-.indexes              list built indexes (same as SELECT * FROM lakeql_indexes())
-.functions            list lakeql's SQL functions and macros
-.mode MODE            output mode: box (default), csv, json, markdown, line, list
-.timer on|off         print the run time of each statement
-.read FILE            run the SQL statements of FILE
-.quit / .exit         leave the shell (also Ctrl-D)
-SQL statements end with ';' and may span several lines."""
+COMMANDS = {
+    ".help": ".help                 show this help",
+    ".tables": ".tables [PATTERN]     list the lake's tables, optionally matching a LIKE pattern",
+    ".schema": ".schema [TABLE]       show the columns of every table (or of one)",
+    ".indexes": ".indexes              list built indexes (same as SELECT * FROM lakeql_indexes())",
+    ".functions": ".functions            list lakeql's public SQL functions and macros",
+    ".mode": ".mode [MODE]          show or set the output mode: box (default; also duckbox, table), csv, "
+             "json, ndjson, markdown, line, list",
+    ".headers": ".headers on|off       column names in box, csv and list modes",
+    ".maxrows": ".maxrows [N]          rows a box table shows before eliding the middle (0: all)",
+    ".output": ".output [FILE]        send results to FILE (no FILE: back to the screen)",
+    ".once": ".once FILE            send the next statement's results to FILE",
+    ".timer": ".timer on|off         print the run time of each statement",
+    ".read": ".read FILE            run the SQL statements and dot-commands of FILE",
+    ".quit": ".quit / .exit         leave the shell (also Ctrl-D)",
+}
+ALIASES = {".exit": ".quit", ".q": ".quit", ".header": ".headers"}
+HELP = "\n".join(COMMANDS.values()) + "\nSQL statements end with ';' and may span several lines."
+MAX_READ_DEPTH = 16  # .read inside .read: enough for real scripts, stops a file that reads itself
+HIDDEN_SCHEMAS = "schema_name NOT LIKE 'lakeql\\_%' ESCAPE '\\'"  # lakeql_rows and any future internals
+DDL_WORDS = ("create", "drop", "alter", "attach", "detach", "use", "import", "load")
+
 
 def statement_complete(buffer: str) -> bool:
     """True when ``buffer`` ends with a ``;`` outside quotes and comments."""
@@ -66,21 +80,53 @@ def statement_complete(buffer: str) -> bool:
     return not (in_single or in_double or in_block) and last_significant == ";"
 
 
-class Shell:
-    """The REPL: reads statements, runs them on a lakeql connection, renders results."""
+def ready_to_run(text: str) -> bool:
+    """Whether Enter in the interactive editor runs ``text``: empty, a dot-command, or a full statement."""
+    stripped = text.strip()
+    return not stripped or stripped.startswith(".") or statement_complete(text)
 
-    def __init__(self, lake: str | None = None, index_dir: str | None = None, con=None,
+
+def visible_columns(con) -> list[tuple[str, str, str, str]]:
+    """``(schema, table, column, type)`` of the user's tables and views, lakeql's hidden copies left out."""
+    return con.execute(
+        "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+        f"WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND {HIDDEN_SCHEMAS} "
+        "ORDER BY schema_name, table_name, column_index").fetchall()
+
+
+def history_path() -> Path | None:
+    """Where the history goes: ``$LAKEQL_HISTORY`` (empty: nowhere) or ``~/.lakeql_history``."""
+    env = os.environ.get("LAKEQL_HISTORY")
+    if env is not None:
+        return Path(env).expanduser() if env.strip() else None
+    return Path.home() / ".lakeql_history"
+
+
+class Shell:
+    """The REPL: reads statements, runs them on a lakeql connection, renders results.
+
+    ``interactive`` defaults to whether ``stdin`` is a terminal; ``prompt_input``/``prompt_output`` are
+    handed to prompt_toolkit (tests drive the interactive editor through a pipe input).
+    """
+
+    def __init__(self, lake: str | None = None, index_dir: str | None = None, con: Any = None,
                  stdin: TextIO | None = None, stdout: TextIO | None = None,
-                 stderr: TextIO | None = None) -> None:
+                 stderr: TextIO | None = None, *, interactive: bool | None = None,
+                 prompt_input: Any = None, prompt_output: Any = None) -> None:
         self.lake, self.index_dir = lake, index_dir
         self._con = con
         self.stdin = stdin or sys.stdin
-        self.out = stdout or sys.stdout
+        self.stdout = stdout or sys.stdout
+        self.out = self.stdout  # where results go: stdout, or the file of .output / .once
         self.err = stderr or sys.stderr
         self.mode = "box"
+        self.options = Options()
         self.timer = False
         self.failed = False
-        self.interactive = self.stdin.isatty()
+        self.interactive = self.stdin.isatty() if interactive is None else interactive
+        self._once = False
+        self._prompt_io = (prompt_input, prompt_output)
+        self.completer: Any = None
 
     @property
     def con(self):
@@ -92,27 +138,29 @@ class Shell:
 
     # ----------------------------------------------------------------- loop
     def run(self) -> int:
-        if self.interactive:
-            self._setup_readline()
-            print(f"lakeql shell on {self.lake or '(no lake)'}: enter '.help' for usage hints.",
-                  file=self.out)
+        """Read and run until ``.quit`` or end of input; the exit code (1 if a piped statement failed)."""
         _ = self.con  # connect first so errors in the lake show at once
+        try:
+            if self.interactive:
+                self._run_prompt()
+            else:
+                self.run_lines(iter(self._read_line, None))
+        finally:
+            self._set_output(None)
+        return 1 if (self.failed and not self.interactive) else 0
+
+    def _read_line(self) -> str | None:
+        line = self.stdin.readline()
+        return line.rstrip("\n") if line else None
+
+    def run_lines(self, lines: Iterable[str], depth: int = 0) -> bool:
+        """Run dot-commands and SQL statements from ``lines``; True when ``.quit`` was met."""
         buffer = ""
-        while True:
-            prompt = ("lakeql> " if not buffer else "   ...> ") if self.interactive else ""
-            try:
-                line = input(prompt) if self.interactive else self._read_line()
-            except EOFError:
-                break
-            except KeyboardInterrupt:
-                print(file=self.out)
+        for line in lines:
+            if not buffer.strip() and line.strip().startswith("."):
                 buffer = ""
-                continue
-            if line is None:
-                break
-            if not buffer and line.strip().startswith("."):
-                if self.dot_command(line.strip()) == "quit":
-                    return 1 if (self.failed and not self.interactive) else 0
+                if self.dot_command(line.strip(), depth) == "quit":
+                    return True
                 continue
             buffer += line + "\n"
             if statement_complete(buffer):
@@ -120,138 +168,252 @@ class Shell:
                 buffer = ""
         if buffer.strip():
             self.execute(buffer)
-        return 1 if (self.failed and not self.interactive) else 0
+        return False
 
-    def _read_line(self) -> str | None:
-        line = self.stdin.readline()
-        if not line:
-            return None
-        return line.rstrip("\n")
+    def _run_prompt(self) -> None:
+        session = self._session()
+        print(f"lakeql shell on {self.lake or '(no lake)'}: enter '.help' for usage hints; Tab completes.",
+              file=self.stdout)
+        while True:
+            try:
+                text = session.prompt("lakeql> ")
+            except KeyboardInterrupt:  # Ctrl-C drops the statement being typed
+                continue
+            except EOFError:
+                return
+            try:
+                if self.run_lines(text.split("\n")):
+                    return
+            except KeyboardInterrupt:
+                print("Interrupted", file=self.err)
 
-    def _setup_readline(self) -> None:
-        try:
-            import atexit
-            import readline
-        except ImportError:  # pragma: no cover - platforms without readline
-            return
-        hist = Path(os.environ.get("LAKEQL_HISTORY", Path.home() / ".lakeql_history"))
-        try:
-            readline.read_history_file(hist)
-        except OSError:
-            pass
-        readline.set_history_length(2000)
-        atexit.register(lambda: _save_history(readline, hist))
+    def _session(self):
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+        from prompt_toolkit.key_binding import KeyBindings
+
+        from lakeql.completion import SqlCompleter, load_vocabulary
+
+        class QuietFileHistory(FileHistory):
+            """A history file that never breaks the shell (read-only home, full disk)."""
+
+            def store_string(self, string: str) -> None:
+                try:
+                    super().store_string(string)
+                except OSError:
+                    pass
+
+            def load_history_strings(self):
+                try:
+                    yield from super().load_history_strings()
+                except OSError:
+                    return
+
+        path = history_path()
+        history = QuietFileHistory(str(path)) if path is not None else InMemoryHistory()
+        self.completer = SqlCompleter(load_vocabulary(self.con, [*COMMANDS, *ALIASES]))
+        kb = KeyBindings()
+
+        @kb.add("enter")
+        def _enter(event) -> None:  # noqa: ANN001 - run a complete statement, else a new line
+            buf = event.current_buffer
+            state = buf.complete_state
+            if state is not None and state.current_completion is not None:
+                buf.apply_completion(state.current_completion)
+            elif ready_to_run(buf.text):
+                buf.validate_and_handle()
+            else:
+                buf.insert_text("\n")
+
+        @kb.add("escape", "enter")
+        def _force(event) -> None:  # noqa: ANN001 - Alt-Enter runs even without the final ';'
+            event.current_buffer.validate_and_handle()
+
+        pin, pout = self._prompt_io
+        return PromptSession(history=history, completer=self.completer, multiline=True, key_bindings=kb,
+                             prompt_continuation="   ...> ", complete_while_typing=False,
+                             enable_history_search=True, input=pin, output=pout)
 
     # ----------------------------------------------------------------- statements
     def execute(self, sql: str) -> None:
-        from lakeql.cli import format_error
+        """Run every statement of ``sql``, printing each result; errors go to stderr and the shell goes on."""
+        from lakeql.sqlrun import error_text, shows_result, split
 
         try:
-            statements = [s.query for s in self.con.extract_statements(sql)]
+            statements = split(self.con, sql)
         except Exception as exc:  # noqa: BLE001 - a parse error: report it like duckdb does
-            self.failed = True
-            print(f"Error: {format_error(exc)}", file=self.err)
-            return
+            self._error(error_text(exc))
+            statements = []
         for stmt in statements:
             t0 = time.perf_counter()
             try:
-                cur = self.con.execute(stmt)
-                if cur.description is not None:
-                    print_result(cur, self.mode, self.out)
+                cur = self.con.execute(stmt.query.strip())
+                if shows_result(stmt, cur):
+                    print_result(cur, self.mode, self.out, self.options)
+            except KeyboardInterrupt:
+                if not self.interactive:
+                    raise
+                self._error("Interrupted")
+                break
             except Exception as exc:  # noqa: BLE001 - the shell reports and goes on
-                self.failed = True
-                print(f"Error: {format_error(exc)}", file=self.err)
+                self._error(error_text(exc))
             if self.timer:
-                print(f"Run Time (s): real {time.perf_counter() - t0:.3f}", file=self.out)
-            self.out.flush()
+                print(f"Run Time (s): real {time.perf_counter() - t0:.3f}", file=self.stdout)
+            if self.completer is not None and stmt.query.lstrip().lower().startswith(DDL_WORDS):
+                self.completer.refresh(self.con)
+        self.out.flush()
+        if self._once:
+            self._set_output(None)
 
     def query_rows(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
 
-    def dot_command(self, line: str) -> str | None:
+    def dot_command(self, line: str, depth: int = 0) -> str | None:
+        """Run one dot-command line; ``'quit'`` for ``.quit``."""
         parts = line.split(None, 1)
         cmd, arg = parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
-        if cmd in (".quit", ".exit", ".q"):
+        cmd = ALIASES.get(cmd, cmd)
+        if cmd == ".quit":
             return "quit"
-        if cmd == ".help":
-            print(HELP, file=self.out)
-        elif cmd == ".tables":
-            self.show_tables(arg)
-        elif cmd == ".schema":
-            self.show_schema(arg)
-        elif cmd == ".indexes":
-            self.execute("SELECT kind, table_name, column_name, bytes, source_bytes, built_at, stale "
-                         "FROM lakeql_indexes();")
-        elif cmd == ".functions":
-            self.execute("SELECT DISTINCT function_name, function_type FROM duckdb_functions() "
-                         "WHERE function_name LIKE 'lakeql%' OR (NOT internal AND function_name NOT LIKE "
-                         "'%\\_impl' ESCAPE '\\') ORDER BY 1;")
-        elif cmd == ".mode":
-            if arg in MODES or arg == "table":
-                self.mode = "box" if arg == "table" else arg
-            else:
-                self._error(f".mode: unknown mode {arg!r}: use one of {', '.join(MODES)}")
-        elif cmd == ".timer":
-            if arg.lower() in ("on", "off"):
-                self.timer = arg.lower() == "on"
-            else:
-                self._error(".timer: use '.timer on' or '.timer off'")
-        elif cmd == ".read":
-            try:
-                text = Path(arg).expanduser().read_text(encoding="utf-8")
-            except OSError as exc:
-                self._error(f".read: cannot read {arg!r}: {exc.strerror}")
-            else:
-                self.execute(text)
+        handler = {".help": lambda a: print(HELP, file=self.stdout), ".tables": self.show_tables,
+                   ".schema": self.show_schema, ".indexes": self.show_indexes,
+                   ".functions": self.show_functions, ".mode": self.set_mode, ".headers": self.set_headers,
+                   ".maxrows": self.set_maxrows, ".output": self.set_output, ".once": self.set_once,
+                   ".timer": self.set_timer}.get(cmd)
+        if cmd == ".read":
+            if self.read_file(arg, depth):
+                return "quit"
+        elif handler is not None:
+            handler(arg)
         else:
             self._error(f"unknown command {cmd!r}: enter '.help' for the list")
-        self.out.flush()
+        self.stdout.flush()
         return None
 
     def _error(self, message: str) -> None:
         self.failed = True
         print(f"Error: {message}", file=self.err)
+        self.err.flush()
+
+    # ----------------------------------------------------------------- settings
+    def set_mode(self, arg: str) -> None:
+        if not arg:
+            print(f"current output mode: {self.mode}", file=self.stdout)
+            return
+        mode = mode_name(arg)
+        if mode is None:
+            self._error(f".mode: unknown mode {arg!r}: use one of {', '.join(MODES)} (or duckbox, table)")
+        else:
+            self.mode = mode
+
+    def _on_off(self, arg: str, name: str) -> bool | None:
+        if arg.lower() in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+            return arg.lower() in ("on", "true", "1", "yes")
+        self._error(f"{name}: use '{name} on' or '{name} off'")
+        return None
+
+    def set_headers(self, arg: str) -> None:
+        value = self._on_off(arg, ".headers")
+        if value is not None:
+            self.options.headers = value
+
+    def set_timer(self, arg: str) -> None:
+        value = self._on_off(arg, ".timer")
+        if value is not None:
+            self.timer = value
+
+    def set_maxrows(self, arg: str) -> None:
+        if not arg:
+            print(f"current max rows: {self.options.max_rows}", file=self.stdout)
+        elif arg.isdigit():
+            self.options.max_rows = int(arg)
+        else:
+            self._error(f".maxrows: expected a number of rows (0 for all), got {arg!r}")
+
+    def set_output(self, arg: str) -> None:
+        self._once = False
+        self._set_output(arg or None)
+
+    def set_once(self, arg: str) -> None:
+        if not arg:
+            self._error(".once: name the file, e.g. '.once result.csv'")
+        elif self._set_output(arg):
+            self._once = True
+
+    def _set_output(self, path: str | None) -> bool:
+        """Send results to ``path`` (None: back to stdout); False if the file cannot be opened."""
+        if self.out is not self.stdout:
+            self.out.close()
+            self.out = self.stdout
+        self._once = False
+        if path is None:
+            return True
+        try:
+            self.out = open(Path(path).expanduser(), "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            self._error(f"cannot write {path!r}: {exc.strerror}")
+            return False
+        return True
+
+    def read_file(self, arg: str, depth: int) -> bool:
+        """Run the lines of file ``arg`` as if typed; True when the file said ``.quit``."""
+        if not arg:
+            self._error(".read: name the file, e.g. '.read script.sql'")
+            return False
+        if depth >= MAX_READ_DEPTH:
+            self._error(f".read: files nested more than {MAX_READ_DEPTH} deep (does {arg!r} read itself?)")
+            return False
+        try:
+            with open(Path(arg).expanduser(), encoding="utf-8", errors="replace") as fh:
+                return self.run_lines((line.rstrip("\r\n") for line in fh), depth + 1)
+        except OSError as exc:
+            self._error(f".read: cannot read {arg!r}: {exc.strerror}")
+            return False
+
+    # ----------------------------------------------------------------- listings
+    def _render(self, columns: list[str], rows: list[tuple]) -> None:
+        render(columns, ["VARCHAR"] * len(columns), rows, self.mode, self.out, self.options)
+        self.out.flush()
 
     def show_tables(self, pattern: str = "") -> None:
         rows = self.query_rows(
-            "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE NOT internal "
-            "AND schema_name NOT IN ('lakeql_rows') "
-            "AND (? = '' OR schema_name || '.' || view_name LIKE ?) ORDER BY 1",
-            [pattern, pattern])
-        names = [r[0] for r in rows]
-        rows_t = self.query_rows(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT internal "
-            "AND (? = '' OR schema_name || '.' || table_name LIKE ?) ORDER BY 1", [pattern, pattern])
-        names += [r[0] for r in rows_t]
+            "SELECT DISTINCT CASE WHEN schema_name = 'main' THEN table_name ELSE schema_name || '.' || "
+            "table_name END AS name FROM duckdb_tables() "
+            f"WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND {HIDDEN_SCHEMAS} "
+            "UNION SELECT CASE WHEN schema_name = 'main' THEN view_name ELSE schema_name || '.' || "
+            "view_name END FROM duckdb_views() "
+            f"WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND {HIDDEN_SCHEMAS} "
+            "ORDER BY 1")
+        names = [(n,) for (n,) in rows]
+        if pattern:
+            like = self.query_rows("SELECT n FROM (SELECT unnest(?::VARCHAR[]) AS n) WHERE n LIKE ? "
+                                   "ORDER BY n", [[n for (n,) in names], pattern])
+            names = [(n,) for (n,) in like]
         if names:
-            render(["name"], ["VARCHAR"], [(n,) for n in sorted(names)], "list" if self.mode != "box"
-                   else "box", self.out)
+            self._render(["name"], names)
 
     def show_schema(self, table: str = "") -> None:
         from lakeql.lake import quote_ident
 
-        rows = self.query_rows(
-            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-            "WHERE NOT internal AND schema_name NOT IN ('lakeql_rows') ORDER BY schema_name, table_name, "
-            "column_index")
         grouped: dict[tuple[str, str], list[str]] = {}
-        for schema, tbl, col, ty in rows:
+        for schema, tbl, col, ty in visible_columns(self.con):
             grouped.setdefault((schema, tbl), []).append(f"{quote_ident(col)} {ty}")
-        wanted = table.strip().strip(";")
+        wanted = table.strip().rstrip(";").strip().lower()
         shown = 0
         for (schema, tbl), cols in grouped.items():
-            full = f"{schema}.{tbl}"
-            if wanted and wanted.lower() not in (full.lower(), tbl.lower()):
+            if wanted and wanted not in (f"{schema}.{tbl}".lower(), tbl.lower()):
                 continue
-            print(f"CREATE VIEW {quote_ident(schema)}.{quote_ident(tbl)}({', '.join(cols)});",
-                  file=self.out)
+            print(f"CREATE VIEW {quote_ident(schema)}.{quote_ident(tbl)}({', '.join(cols)});", file=self.out)
             shown += 1
+        self.out.flush()
         if wanted and not shown:
-            self._error(f".schema: no table {wanted!r}")
+            self._error(f".schema: no table {table.strip()!r}")
 
+    def show_indexes(self, _arg: str = "") -> None:
+        self.execute("SELECT kind, table_name, column_name, bytes, source_bytes, built_at, stale "
+                     "FROM lakeql_indexes();")
 
-def _save_history(readline, path: Path) -> None:
-    try:
-        readline.write_history_file(path)
-    except OSError:
-        pass
+    def show_functions(self, _arg: str = "") -> None:
+        from lakeql.functions import public_functions
+
+        self._render(["name", "kind", "signature"], public_functions(self.con))

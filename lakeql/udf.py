@@ -13,6 +13,8 @@ from typing import Any
 
 from lakeql.errors import LakeqlError
 
+REGISTERED: set[str] = set()  # names bound by scalar_udf() (lakeql.functions lists the public ones)
+
 
 def sqltype(name: str):
     import duckdb
@@ -48,6 +50,7 @@ def scalar_udf(con, name: str, fn: Callable[..., Any], params: Sequence[str], re
                         type=ARROW if arrow else NATIVE,
                         null_handling=SPECIAL if null_handling == "special" else DEFAULT,
                         side_effects=side_effects)
+    REGISTERED.add(name)
 
 
 def table_udf(con, name: str, fn: Callable[..., list[dict[str, Any]]], params: Sequence[str],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,41 @@ def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subpro
                           cwd=cwd)
 
 
-def test_help_is_fast_and_imports_nothing_heavy() -> None:
-    t0 = time.perf_counter()
+HEAVY = ("torch", "sentence_transformers", "faiss", "duckdb", "numpy", "pyarrow", "pandas", "scipy", "numba",
+         "sqlglot", "prompt_toolkit", "transformers")
+
+
+def imported_modules(*args: str) -> set[str]:
+    """Top-level names of every module that `python -X importtime -m lakeql.cli ARGS` imports."""
+    res = subprocess.run([sys.executable, "-X", "importtime", *LAKEQL[1:], *args], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    names = {line.split("|")[-1].strip().split(".")[0] for line in res.stderr.splitlines()
+             if line.startswith("import time:")}
+    assert "argparse" in names  # the parse worked: the list is not empty by accident
+    return names
+
+
+def test_help_imports_nothing_heavy() -> None:
+    # what makes `lakeql --help` slow is importing heavy libraries: measured deterministically, not timed
     out = run("--help")
     assert out.returncode == 0 and "lakeql" in out.stdout
-    assert time.perf_counter() - t0 < 1.5  # includes the interpreter's own start-up
+    assert not imported_modules("--help") & set(HEAVY)
     code = ("import sys, lakeql, lakeql.cli; lakeql.cli.build_parser(); "
-            "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'duckdb', 'numpy') "
-            "if m in sys.modules]; print(heavy)")
+            f"heavy = [m for m in {HEAVY!r} if m in sys.modules]; print(heavy)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
+@pytest.mark.xfail(strict=False, reason="the top-level help skips capability commands until cli.py gets a "
+                                       "static command table (remove this mark then)")
+def test_help_lists_every_command() -> None:
+    import lakeql.cli
+
+    sub = next(a for a in lakeql.cli.build_parser(full=True)._actions if a.dest == "command")
+    out = run("--help")
+    missing = [name for name in sub.choices if name not in out.stdout]
+    assert not missing, out.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -36,7 +60,6 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
     (["sql", "--lake", "/nonexistent/lake", "SELECT 1"], "does not exist"),
     (["sql", "--lake", str(SAMPLE_LAKE), "SELECT lakeql_rows_view('flihgts')"],
      "did you mean flights.flights"),
-    (["sql", "--lake", str(SAMPLE_LAKE), "SELEC 1"], "syntax error"),
 ])
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     out = run(*args)
@@ -44,6 +67,13 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_sql_error_is_duckdbs_full_text() -> None:
+    out = run("sql", "--lake", str(SAMPLE_LAKE), "SELEC 1")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines() == ['lakeql: error: Parser Error: syntax error at or near "SELEC"', "",
+                                       "LINE 1: SELEC 1", "        ^^^^^"]
 
 
 def test_empty_folder_is_not_a_lake(tmp_path: Path) -> None:
@@ -60,6 +90,8 @@ def test_debug_shows_traceback() -> None:
     ("json", lambda s: json.loads(s) == [{"carrier": "9E", "name": "Endeavor Air Inc."}]),
     ("csv", lambda s: s.splitlines() == ["carrier,name", "9E,Endeavor Air Inc."]),
     ("table", lambda s: "│ 9E      │ Endeavor Air Inc. │" in s and s.startswith("┌")),
+    ("ndjson", lambda s: [json.loads(x) for x in s.splitlines()] == [{"carrier": "9E",
+                                                                      "name": "Endeavor Air Inc."}]),
 ])
 def test_sql_formats(fmt: str, check) -> None:
     out = run("sql", "--lake", str(SAMPLE_LAKE), "--format", fmt,

@@ -1,0 +1,106 @@
+"""``lakeql sql``: run a SQL text of one or more statements and print each result, like ``duckdb -c``.
+
+The text is split by DuckDB's own parser (``con.extract_statements``), so ``;`` inside strings or
+comments never splits a statement. Every statement that returns rows prints them; DDL, ``SET`` and
+DML print nothing (as in the duckdb CLI). The first failing statement stops the run with exit code 2.
+DuckDB's errors are shown in full (the ``LINE 1:`` caret, ``Candidate bindings``, ``Did you mean``);
+lakeql's own errors stay one line. Output to a pipe or file is never clipped; ``--format json`` is valid
+JSON (one array per result), ``ndjson`` one object per row.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+from lakeql.render import MODES, Options, escape_controls, mode_name, print_result
+
+UDF_MARKER = "Python exception occurred while executing the UDF: "
+FORMATS = ("table", "csv", "json", "ndjson")
+# statement types whose result is rows to show; the others answer Count/Success, which the CLI hides
+QUERY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE", "RELATION", "ANALYZE", "EXPORT",
+               "LOGICAL_PLAN", "MULTI"}
+STATUS_COLUMNS = ({("Count", "BIGINT")}, {("Success", "BOOLEAN")})
+
+
+def error_text(exc: BaseException) -> str:
+    """The message to show for ``exc``: DuckDB's full text (all lines, caret and suggestions included);
+    one line for lakeql's own errors, also when they surface through a UDF. Control characters are
+    escaped (a message may quote hostile input)."""
+    from lakeql.errors import LakeqlError
+
+    msg = str(exc).strip()
+    if UDF_MARKER in msg:
+        msg = msg.split(UDF_MARKER, 1)[1]
+        head, _, rest = msg.partition(": ")
+        if head.endswith("Error") and rest:
+            msg = rest
+        msg = msg.strip().splitlines()[0] if msg.strip() else msg
+    elif isinstance(exc, LakeqlError):
+        msg = msg.splitlines()[0] if msg else msg
+    if not msg:
+        return type(exc).__name__
+    return "\n".join(escape_controls(line.rstrip()) for line in msg.splitlines())
+
+
+def shows_result(statement: Any, cur: Any) -> bool:
+    """Whether the result of ``statement`` is rows a user asked for (not DDL's Count or SET's Success)."""
+    if cur.description is None:
+        return False
+    kind = getattr(getattr(statement, "type", None), "name", "SELECT")
+    if kind in QUERY_TYPES:
+        return True
+    return {(d[0], str(d[1])) for d in cur.description} not in STATUS_COLUMNS
+
+
+def split(con, text: str) -> list[Any]:
+    """The statements of ``text`` (DuckDB's parser); [] for empty text or comments only."""
+    return list(con.extract_statements(text))
+
+
+def run_sql(con, text: str, fmt: str, out: TextIO, *, is_tty: bool, err: TextIO | None = None) -> int:
+    """Run every statement of ``text`` on ``con`` and print each result to ``out`` in format ``fmt``.
+
+    Returns the exit code: 0, or 2 after printing an error (no statement, a parse error, a failing
+    statement: the statements before it have run and printed).
+    """
+    err = err or sys.stderr
+    mode = mode_name(fmt)
+    if mode is None:
+        print(f"lakeql: error: unknown format {fmt!r}: use one of {', '.join(MODES)}", file=err)
+        return 2
+    try:
+        statements = split(con, text)
+    except Exception as exc:  # noqa: BLE001 - a parse error: shown in full, like the duckdb CLI
+        print(f"lakeql: error: {error_text(exc)}", file=err)
+        return 2
+    if not statements:
+        print("lakeql: error: no SQL statement to run (the text is empty or only comments)", file=err)
+        return 2
+    opts = Options(is_tty=is_tty)
+    try:
+        for stmt in statements:
+            try:
+                cur = con.execute(stmt.query.strip())  # the text alone: error carets line up
+                if shows_result(stmt, cur):
+                    print_result(cur, mode, out, opts)
+            except (KeyboardInterrupt, BrokenPipeError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - SQL errors are the user's to fix: report, stop
+                out.flush()
+                print(f"lakeql: error: {error_text(exc)}", file=err)
+                return 2
+        out.flush()
+    except BrokenPipeError:  # `lakeql sql ... | head`: the reader left, which is not an error
+        _quiet_broken_pipe(out)
+    return 0
+
+
+def _quiet_broken_pipe(out: TextIO) -> None:
+    """Point ``out`` at /dev/null so the interpreter's final flush does not report the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass

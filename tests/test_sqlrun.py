@@ -1,0 +1,151 @@
+"""`lakeql sql` through `lakeql.cli.main` (and `run_sql`) on the sample lake: several statements, valid
+JSON and NDJSON, empty input, full DuckDB errors, output not clipped when piped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import json
+import math
+import uuid
+
+import pytest
+
+import lakeql
+from lakeql.cli import main
+from lakeql.demo import SAMPLE_LAKE
+from lakeql.render import json_value
+from lakeql.sqlrun import run_sql
+
+
+def sql(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(["sql", "--lake", str(SAMPLE_LAKE), *args])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_every_statement_prints_its_result(capsys) -> None:
+    rc, out, err = sql(capsys, "--format", "csv", "SELECT 1 AS a; SELECT carrier FROM flights.airlines "
+                                                  "WHERE carrier = 'AA'; SELECT 'x;y' AS s -- ; not a split")
+    assert (rc, err) == (0, "")
+    assert out == "a\n1\ncarrier\nAA\ns\nx;y\n"
+
+
+def test_ddl_and_set_print_nothing(capsys) -> None:
+    rc, out, _ = sql(capsys, "--format", "csv",
+                     "SET threads = 1; CREATE TEMP TABLE t AS SELECT 7 AS x; INSERT INTO t VALUES (8); "
+                     "SELECT sum(x) AS total FROM t")
+    assert (rc, out) == (0, "total\n15\n")
+
+
+def test_json_is_valid_with_nan_and_infinities(capsys) -> None:
+    rc, out, _ = sql(capsys, "--format", "json",
+                     "SELECT 'nan'::DOUBLE AS x, 'inf'::DOUBLE AS y, '-inf'::FLOAT AS z, 1.5 AS w, "
+                     "[1.0, 'nan'::DOUBLE] AS l, {'k': 'nan'::DOUBLE} AS s")
+    assert rc == 0
+    assert "NaN" not in out and "Infinity" not in out
+    assert json.loads(out) == [{"x": None, "y": None, "z": None, "w": 1.5, "l": [1.0, None],
+                                "s": {"k": None}}]
+
+
+def test_json_of_the_lake_and_of_several_results(capsys) -> None:
+    rc, out, _ = sql(capsys, "--format", "json", "SELECT carrier, name FROM flights.airlines "
+                                                 "ORDER BY carrier LIMIT 2; "
+                                                 "SELECT count(*) AS n FROM python.modules")
+    assert rc == 0
+    first, second = out.splitlines()  # one valid JSON array per result, one per line
+    assert json.loads(first) == [{"carrier": "9E", "name": "Endeavor Air Inc."},
+                                 {"carrier": "AA", "name": "American Airlines Inc."}]
+    assert json.loads(second)[0]["n"] > 100
+
+
+def test_ndjson_one_object_per_row(capsys) -> None:
+    rc, out, _ = sql(capsys, "--format", "ndjson",
+                     "SELECT carrier, 'nan'::DOUBLE AS v FROM flights.airlines ORDER BY carrier LIMIT 3")
+    assert rc == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["carrier"] for r in rows] == ["9E", "AA", "AS"]
+    assert all(r["v"] is None for r in rows)
+
+
+def test_json_serialises_dates_decimals_blobs(capsys) -> None:
+    rc, out, _ = sql(capsys, "--format", "json",
+                     "SELECT DATE '2013-01-01' AS d, TIMESTAMP '2013-01-01 05:15:00' AS ts, "
+                     "TIME '05:15:00' AS t, 12.50::DECIMAL(10,2) AS dec, "
+                     "123456789012345678.123::DECIMAL(38,3) AS big, '\\xAA\\x01'::BLOB AS b, "
+                     "INTERVAL 90 MINUTE AS i, '00000000-0000-0000-0000-000000000001'::UUID AS u")
+    assert rc == 0
+    assert json.loads(out) == [{"d": "2013-01-01", "ts": "2013-01-01T05:15:00", "t": "05:15:00", "dec": 12.5,
+                                "big": "123456789012345678.123", "b": "\\xaa01", "i": "P0DT5400S",
+                                "u": "00000000-0000-0000-0000-000000000001"}]
+
+
+@pytest.mark.parametrize("value, expected", [
+    (math.nan, None), (math.inf, None), (decimal.Decimal("NaN"), None), (decimal.Decimal("0.1"), 0.1),
+    (decimal.Decimal("1e40"), 1e40), (dt.date(2020, 2, 29), "2020-02-29"), (b"\x00\xff", "\\x00ff"),
+    (dt.timedelta(days=-1), "-P1DT0S"), (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+    ({dt.date(2020, 1, 1): [math.nan]}, {"2020-01-01": [None]}), ({1: "a"}, {"1": "a"}),
+])
+def test_json_value(value, expected) -> None:
+    assert json_value(value) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "-- only a comment", "/* block */", ";"])
+def test_no_statement_is_a_clear_error(capsys, text: str) -> None:
+    rc, out, err = sql(capsys, text)
+    assert rc == 2 and out == ""
+    assert err.strip() == "lakeql: error: no SQL statement to run (the text is empty or only comments)"
+
+
+def test_query_from_stdin(capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("SELECT 41 + 1 AS n;\nSELECT 'b' AS s;\n"))
+    rc, out, _ = sql(capsys, "--format", "csv", "-")
+    assert (rc, out) == (0, "n\n42\ns\nb\n")
+
+
+def test_wide_output_is_not_clipped_when_piped(capsys) -> None:
+    rc, out, _ = sql(capsys, "SELECT repeat('x', 300) AS wide, module, docstring FROM python.modules "
+                             "WHERE module = 'csv'")
+    assert rc == 0
+    assert "x" * 300 in out and "…" not in out
+    docstring = lakeql.connect(SAMPLE_LAKE).execute(
+        "SELECT docstring FROM python.modules WHERE module = 'csv'").fetchone()[0]
+    assert docstring.replace("\n", "\\n") in out  # the whole cell, newlines escaped
+
+
+def test_terminal_output_is_clipped() -> None:
+    con = lakeql.connect(SAMPLE_LAKE)
+    out = io.StringIO()
+    assert run_sql(con, "SELECT repeat('x', 300) AS wide", "table", out, is_tty=True) == 0
+    assert "x" * 300 not in out.getvalue() and "…" in out.getvalue()
+
+
+def test_failing_statement_stops_with_duckdb_full_error(capsys) -> None:
+    rc, out, err = sql(capsys, "--format", "csv", "SELECT 1 AS a; SELECT carier FROM flights.airlines; "
+                                                  "SELECT 3 AS c")
+    assert rc == 2
+    assert out == "a\n1\n"  # what ran before the error is printed, nothing after
+    lines = err.splitlines()
+    assert lines[0] == 'lakeql: error: Binder Error: Referenced column "carier" not found in FROM clause!'
+    assert 'Candidate bindings: "carrier"' in err
+    assert "LINE 1: SELECT carier FROM flights.airlines;" in err and "^^^^^^" in err
+
+
+def test_parse_error_is_shown_with_caret(capsys) -> None:
+    rc, out, err = sql(capsys, "SELECT 1; SELEC 2")
+    assert rc == 2 and out == ""  # nothing runs when the text does not parse
+    assert 'syntax error at or near "SELEC"' in err and "LINE 1:" in err and "^" in err
+
+
+def test_lakeql_error_stays_one_line(capsys) -> None:
+    rc, _, err = sql(capsys, "SELECT lakeql_rows_view('flihgts')")
+    assert rc == 2
+    assert err.splitlines() == [
+        "lakeql: error: unknown table 'flihgts' (did you mean flights.flights, flights.planes, "
+        "flights.weather?)"]
+
+
+def test_control_characters_are_escaped(capsys) -> None:
+    rc, out, _ = sql(capsys, "SELECT chr(27) || '[31mred' AS s")
+    assert rc == 0 and "\x1b" not in out and "\\x1b[31mred" in out
