@@ -15,8 +15,11 @@ Sources lakeql cannot see into (table functions such as ``read_parquet``, ``info
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from lakeql.safety import FILE_NAME_PATTERN
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "temp", "system", "main_temp"})
 
@@ -106,20 +109,36 @@ def _q(name: str) -> str:
 class Checker:
     """Checks SQL text against a :class:`SchemaInfo`."""
 
-    def __init__(self, schema: SchemaInfo, search_path: str | None = None) -> None:
+    def __init__(self, schema: SchemaInfo, search_path: str | None = None, con=None) -> None:
         self.schema = schema
+        self.con = con  # a DuckDB connection with the lake's views: parse with DuckDB, bind with EXPLAIN
         self.search = [s for s in ([search_path] if search_path else []) + ["main"]]
 
     def check(self, sql: str) -> list[Problem]:
-        import sqlglot
-        from sqlglot import exp
+        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding."""
         from sqlglot.errors import ParseError, TokenError
+
+        from lakeql.safety import UnsafeSqlError, check_nesting
 
         if sql is None or not str(sql).strip():
             return [Problem("error", "empty SQL text: pass a query", None, None, None)]
+        sql = str(sql)
         try:
-            stmts = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+            check_nesting(sql)
+        except UnsafeSqlError as exc:
+            return [Problem("error", str(exc))]
+        problems: list[Problem] = []
+        duck_ok = False
+        if self.con is not None:
+            problems = self._duckdb_statements(sql)
+            if problems and problems[0].message.startswith("syntax error"):
+                return problems
+            duck_ok = True
+        try:
+            stmts = parse_quietly(sql)
         except ParseError as exc:
+            if duck_ok:  # DuckDB parses it, sqlglot cannot: leave it to DuckDB's binder
+                return problems + (self._bind(sql) if not problems else [])
             e = exc.errors[0] if exc.errors else {}
             desc = str(e.get("description", exc)).split("<Token")[0].strip().rstrip(":")
             hi = e.get("highlight")
@@ -127,19 +146,105 @@ class Checker:
             return [Problem("error", msg, None, e.get("line"), e.get("col"))]
         except TokenError as exc:
             return [Problem("error", f"syntax error: {exc}", None, None, None)]
+        except RecursionError:
+            return [Problem("error", "the query is nested too deeply to check")]
+        try:
+            if not duck_ok:
+                problems.extend(self._sqlglot_statements(stmts))
+            problems.extend(self._file_reads(stmts))
+            problems.extend(self._names(stmts))
+        except RecursionError:
+            problems.append(Problem("error", "the query is nested too deeply to check"))
+        out = _dedupe(problems)
+        if self.con is not None and not any(p.severity == "error" for p in out):
+            out.extend(self._bind(sql))
+        return out
+
+    def _names(self, stmts) -> list[Problem]:
+        from sqlglot import exp
+
         problems: list[Problem] = []
         for stmt in stmts:
             roots = [stmt] if isinstance(stmt, exp.Query) else [
                 q for q in stmt.find_all(exp.Query) if q.find_ancestor(exp.Query) is None]
             for root in roots:
                 problems.extend(self._check_query(root))
-        seen, out = set(), []
-        for p in problems:
-            key = (p.message, p.line, p.col)
-            if key not in seen:
-                seen.add(key)
-                out.append(p)
+        return problems
+
+    # ------------------------------------------------------------------ statements, files, binding
+    def _duckdb_statements(self, sql: str) -> list[Problem]:
+        """Syntax errors (with position) and statements that are not queries, by DuckDB's own parser."""
+        import duckdb
+
+        try:
+            stmts = self.con.extract_statements(sql)
+        except duckdb.Error as exc:
+            line, col = _duckdb_position(str(exc), 0)
+            return [Problem("error", "syntax error: " + _duckdb_message(exc), None, line, col)]
+        out = []
+        for i, st in enumerate(stmts, 1):
+            kind = st.type.name
+            if kind == "SELECT" or kind == "EXPLAIN" and _is_plain_explain(self.con, st.query):
+                continue
+            where = f"statement {i} is a " if len(stmts) > 1 else ""
+            out.append(Problem("error", _not_a_query(where, kind)))
         return out
+
+    def _sqlglot_statements(self, stmts) -> list[Problem]:
+        """Without a connection: statements that sqlglot does not see as queries."""
+        from sqlglot import exp
+
+        out = []
+        for i, st in enumerate(stmts, 1):
+            if isinstance(st, exp.Query | exp.Describe):
+                continue
+            where = f"statement {i} is a " if len(stmts) > 1 else ""
+            if isinstance(st, _STATEMENT_CLASSES()):
+                kind = str(st.this if isinstance(st, exp.Command) else st.key).upper()
+                rest = str(st.expression.name if isinstance(st, exp.Command) and st.expression else "")
+                if kind == "EXPLAIN" and not re.match(r"\s*ANALY[SZ]E\b", rest, re.IGNORECASE):
+                    continue  # plain EXPLAIN does not run its statement
+                out.append(Problem("error", _not_a_query(where, kind)))
+            else:
+                where = f"statement {i}: " if len(stmts) > 1 else ""
+                out.append(Problem("error", f"syntax error: {where}{st.sql('duckdb')[:60]!r} is not a "
+                                            "statement (expected SELECT ...)", None, *_pos(st)))
+        return out
+
+    def _file_reads(self, stmts) -> list[Problem]:
+        from lakeql.safety import file_functions
+
+        out = []
+        for st in stmts:
+            for node in file_functions(st):
+                name = node.sql("duckdb")[:60]
+                out.append(Problem("error", f"{name} reads files directly: query the lake's tables "
+                                            "(\"domain\".\"table\") instead", None, *_pos(node)))
+        return out
+
+    def _bind(self, sql: str) -> list[Problem]:
+        """Type and binding errors from DuckDB's binder: ``EXPLAIN`` on a cursor of the lake connection."""
+        import duckdb
+
+        cur = self.con.cursor()
+        try:
+            stmts = cur.extract_statements(sql)
+            out = []
+            for st in stmts:
+                if st.type.name != "SELECT":
+                    continue
+                try:
+                    cur.execute("EXPLAIN\n" + st.query.strip()).fetchall()
+                except duckdb.Error as exc:
+                    line, col = _duckdb_position(str(exc), 1)
+                    if len(stmts) == 1 or line is None:
+                        out.append(Problem("error", _duckdb_message(exc), None, line, col))
+                    else:  # the position is relative to the statement; say which one
+                        where = f" (in {st.query.strip()[:40]!r})"
+                        out.append(Problem("error", _duckdb_message(exc) + where))
+            return out
+        finally:
+            cur.close()
 
     # ------------------------------------------------------------------ tables
     def _resolve_table(self, table) -> tuple[str | None, list[str] | None, Problem | None]:
@@ -148,6 +253,8 @@ class Checker:
 
         if not isinstance(table.this, exp.Identifier):
             return None, None, None  # table function, e.g. read_parquet(...)
+        if FILE_NAME_PATTERN.search(table.name):
+            return None, None, None  # FROM 'data.csv': reported as a file read
         name, db = table.name, table.db
         if table.catalog:
             return None, None, None  # attached database: not ours to judge
@@ -343,6 +450,80 @@ def _source_label(src) -> str:
     return " (subquery)"
 
 
-def check(sql: str, schema: SchemaInfo, search_path: str | None = None) -> list[Problem]:
-    """Problems of ``sql`` (empty list when clean)."""
-    return Checker(schema, search_path).check(sql)
+def check(sql: str, schema: SchemaInfo, search_path: str | None = None, con=None) -> list[Problem]:
+    """Problems of ``sql`` (empty list when clean).
+
+    With ``con`` (a connection that has the lake's views) DuckDB's own parser finds syntax errors and
+    statement types, and its binder (``EXPLAIN`` on a cursor of ``con``) finds type errors such as
+    ``dep_delay > 0`` on a VARCHAR column. ``con`` should carry the caller's restrictions: binding a file
+    reader reads the file's header, so the binder only runs when no other error was found.
+    """
+    return Checker(schema, search_path, con).check(sql)
+
+
+def _not_a_query(where: str, kind: str) -> str:
+    return (f"{where or 'this is a '}{kind} statement, not a query: only read-only SELECT queries (and plain "
+            "EXPLAIN of one) are allowed")
+
+
+def _STATEMENT_CLASSES() -> tuple[type, ...]:  # noqa: N802 - a constant, computed on first use
+    """sqlglot's classes of statements that are not queries (those this sqlglot version has)."""
+    from sqlglot import exp
+
+    names = ("Command Create Drop Insert Update Delete Copy Alter Set Use Merge Pragma Attach Detach "
+             "Transaction Commit Rollback Export Install Load").split()
+    return tuple(c for c in (getattr(exp, n, None) for n in names) if isinstance(c, type))
+
+
+def parse_quietly(sql: str) -> list:
+    """sqlglot statements of ``sql``, without its log warnings about falling back to ``Command``."""
+    import logging
+
+    import sqlglot
+
+    log = logging.getLogger("sqlglot")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        return [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    finally:
+        log.setLevel(level)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        key = (p.message, p.line, p.col)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _duckdb_message(exc: Exception) -> str:
+    """The first line of a DuckDB error, without its class prefix noise."""
+    return str(exc).strip().splitlines()[0][:500]
+
+
+def _duckdb_position(text: str, line_offset: int) -> tuple[int | None, int | None]:
+    """(line, column) of the caret under ``LINE n: ...`` in a DuckDB error, lines shifted by ``line_offset``.
+
+    DuckDB shows a window of a long line starting with ``...``: then only the line is known.
+    """
+    import re
+
+    m = re.search(r"^LINE (\d+): (.*)\n( *)\^", text, re.MULTILINE)
+    if not m:
+        return None, None
+    line = int(m.group(1)) - line_offset
+    if line < 1:
+        return None, None
+    if m.group(2).startswith("..."):
+        return line, None
+    return line, len(m.group(3)) - len(f"LINE {m.group(1)}: ") + 1
+
+
+def _is_plain_explain(con, text: str) -> bool:
+    from lakeql.safety import is_read_only_query
+
+    return is_read_only_query(con, text)

@@ -20,6 +20,19 @@ def info():
     return SchemaInfo.from_catalog(Catalog.open(lake, None))
 
 
+@pytest.fixture(scope="module")
+def lake_con():
+    """A DuckDB connection with the sample lake's views only (what the binder check needs)."""
+    import duckdb
+
+    from lakeql.connection import create_views
+
+    con = duckdb.connect()
+    create_views(con, Catalog.open(discover(SAMPLE), None))
+    yield con
+    con.close()
+
+
 CLEAN = [
     "SELECT carrier, count(*) FROM flights.flights GROUP BY carrier",
     "SELECT f.carrier, a.name FROM flights.flights f JOIN flights.airlines a ON a.carrier = f.carrier",
@@ -28,7 +41,6 @@ CLEAN = [
     "(SELECT carrier FROM flights.airlines WHERE name = t.c)",
     "SELECT f.carrier, count(*) AS n FROM flights.flights f GROUP BY 1 HAVING n > 3 ORDER BY n",
     "SELECT x.carrier FROM (SELECT * FROM flights.flights) x",
-    "SELECT * FROM read_parquet('x.parquet') WHERE anything = 1",
     "SELECT list_transform([1, 2], lambda x: x + 1)",
     "SELECT s.a FROM (SELECT {'a': 1} AS s)",
     "SELECT origin, avg(dep_delay::DOUBLE) OVER (PARTITION BY origin ORDER BY day) FROM flights.flights",
@@ -40,15 +52,81 @@ CLEAN = [
     "SELECT flights.flights.carrier FROM flights.flights",
     "SELECT * FROM information_schema.tables",
     "SELECT 1; SELECT module FROM python.modules",
-    "CREATE TABLE t AS SELECT module FROM python.modules",
+    "EXPLAIN SELECT module FROM python.modules",
     "SELECT __rowid, module FROM lakeql_rows.\"python.modules\"",
     "SELECT 42 AS answer",
 ]
 
 
 @pytest.mark.parametrize("sql", CLEAN)
-def test_clean_sql_has_no_problems(info, sql):
+def test_clean_sql_has_no_problems(info, lake_con, sql):
     assert check(sql, info) == []
+    assert check(sql, info, con=lake_con) == []  # DuckDB's parser and binder agree
+
+
+NOT_QUERIES = [
+    # sql, message fragment: statements that are not queries, and file reads, are errors
+    ("DROP TABLE flights.flights", "DROP statement, not a query"),
+    ("COPY (SELECT 1) TO 'out.csv'", "COPY statement, not a query"),
+    ("CREATE TABLE t AS SELECT module FROM python.modules", "CREATE"),
+    ("ATTACH 'other.db' AS o", "ATTACH"),
+    ("SELECT 1; DROP TABLE x", "statement 2 is a DROP statement"),
+    ("EXPLAIN ANALYZE SELECT 1", "EXPLAIN statement"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "reads files directly"),
+    ("SELECT * FROM read_parquet('x.parquet') WHERE anything = 1", "reads files directly"),
+    ("SELECT content FROM read_text('/etc/passwd')", "reads files directly"),
+    ("SELECT * FROM glob('/etc/*')", "reads files directly"),
+    ("SELECT * FROM '/etc/data.csv'", "reads files directly"),
+]
+
+
+@pytest.mark.parametrize(("sql", "fragment"), NOT_QUERIES)
+def test_statements_that_are_not_queries_and_file_reads_are_errors(info, lake_con, sql, fragment):
+    for con in (None, lake_con):
+        probs = check(sql, info, con=con)
+        assert len(probs) == 1 and probs[0].severity == "error" and fragment in probs[0].message, (con, probs)
+
+
+def test_a_bare_word_is_a_syntax_error(info, lake_con):
+    (p,) = check("SELEC", info)
+    assert "syntax error" in p.message and (p.line, p.col) == (1, 1)
+    (p,) = check("SELEC", info, con=lake_con)
+    assert "syntax error" in p.message and (p.line, p.col) == (1, 1)
+
+
+def test_deep_nesting_is_a_clear_error_not_a_crash(info, lake_con):
+    sql = "SELECT " + "(" * 3000 + "1" + ")" * 3000
+    for con in (None, lake_con):
+        (p,) = check(sql, info, con=con)
+        assert "nests parentheses 3000 deep" in p.message
+    long_chain = "SELECT 1 FROM flights.airlines WHERE " + " AND ".join(["carrier = 'AA'"] * 2000)
+    probs = check(long_chain, info, con=lake_con)  # deep tree without brackets: answered, no crash
+    assert all(p.severity == "error" for p in probs)
+
+
+def test_binder_finds_type_errors_with_position(info, lake_con):
+    sql = "SELECT name\nFROM flights.airlines\nWHERE carrier > 0"
+    assert check(sql, info) == []  # names alone are right
+    (p,) = check(sql, info, con=lake_con)
+    assert "Binder Error" in p.message and "explicit cast" in p.message
+    assert (p.line, p.col) == (3, 7)
+    (p,) = check("SELECT upper(module, 2) FROM python.modules", info, con=lake_con)
+    assert "upper" in p.message.lower()
+
+
+def test_dep_delay_compared_to_a_number_binds_only_when_numeric(info, lake_con):
+    """The issue's example: ``dep_delay > 0`` is a binder error exactly when the column is VARCHAR."""
+    dtype = lake_con.execute("SELECT typeof(dep_delay) FROM flights.flights LIMIT 1").fetchone()[0]
+    probs = check("SELECT count(*) FROM flights.flights WHERE dep_delay > 0", info, con=lake_con)
+    if dtype == "VARCHAR":
+        assert len(probs) == 1 and "VARCHAR" in probs[0].message
+    else:
+        assert probs == []
+
+
+def test_name_errors_keep_their_suggestions_with_a_connection(info, lake_con):
+    (p,) = check("SELECT carier FROM flights.flights", info, con=lake_con)
+    assert p.suggestion == "carrier" and (p.line, p.col) == (1, 8)
 
 
 BAD = [
