@@ -22,13 +22,10 @@ def info():
 
 @pytest.fixture(scope="module")
 def lake_con():
-    """A DuckDB connection with the sample lake's views only (what the binder check needs)."""
-    import duckdb
+    """A lakeql connection to the sample lake (the binder check needs its views)."""
+    import lakeql
 
-    from lakeql.connection import create_views
-
-    con = duckdb.connect()
-    create_views(con, Catalog.open(discover(SAMPLE), None))
+    con = lakeql.connect(SAMPLE)
     yield con
     con.close()
 
