@@ -33,6 +33,13 @@ class LakeContext:
     _catalog: Catalog | None = None
     cache: dict[str, Any] = field(default_factory=dict)  # small derived objects (not index files)
     indexes: IndexCache = field(default_factory=IndexCache)
+    views: Any = None  # the lakeql.views.AttachPlan of this connection
+
+    def rows_view(self, table: Table) -> str:
+        """The quoted name of ``table``'s rowid view (its columns plus ``__rowid``) on this connection."""
+        from lakeql.views import rows_view_for
+
+        return rows_view_for(self.views, table)
 
     def require_lake(self) -> Lake:
         if self.lake is None:
@@ -69,9 +76,9 @@ class LakeContext:
         The one way capabilities read their indexes at query time (see :mod:`lakeql.indexcache`).
         """
         entry = self.require_index(kind, table, column, flag)
-        path = self.store.root / entry.path
         key = (kind, table.key if table is not None else "", column, str(entry.built_at))
-        return self.indexes.get_or_load(key, lambda: loader(path, entry), size_hint=entry.bytes)
+        return self.indexes.get_or_load(key, lambda: self.store.load_verified(entry, loader),  # checksums
+                                        size_hint=entry.bytes)
 
 
 def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",
@@ -108,7 +115,7 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     ``capabilities``: register only these (default all). The host runs each capability's
     ``udfs/<NAME>.sql`` right after its ``register`` hook bound the Python UDFs.
     """
-    from lakeql import core_udfs, plugins, sqlfiles
+    from lakeql import core_udfs, plugins, sqlfiles, views
 
     lk = lake if isinstance(lake, Lake) else (discover(lake) if lake is not None else None)
     store = Store.for_lake(lk, index_dir) if lk is not None else (
@@ -116,21 +123,22 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     ctx = LakeContext(lk, store)
     root = store.root if store else None
     if lk is not None:
-        create_views(con, ctx.catalog)
+        ctx.views = views.attach(con, ctx)
+    temporary = database_is_file(con)  # nothing of lakeql's is left behind in a user's database file
     core_udfs.register(con, ctx)
-    sqlfiles.run(con, "lakeql", index_dir=root)
+    sqlfiles.run(con, "lakeql", index_dir=root, temporary=temporary)
     for mod, fn in plugins.hook("register", capabilities):
         fn(con, ctx)
-        sqlfiles.run(con, mod.NAME, index_dir=root, templates=getattr(mod, "SQL_TEMPLATES", None))
+        sqlfiles.run(con, mod.NAME, index_dir=root, templates=getattr(mod, "SQL_TEMPLATES", None),
+                     temporary=temporary)
     return ctx
 
 
-def create_views(con, catalog: Catalog) -> None:
-    """A schema per domain, a view per table, and the hidden ``lakeql_rows`` views (see lakeql.rows).
-
-    One transaction for all of them: view by view in autocommit costs ~1 ms each (10k tables: 20 s).
-    """
-    run_batch(con, views_sql(catalog))
+def database_is_file(con) -> bool:
+    """True when the connection's default database is a file (not ``:memory:``)."""
+    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                       ).fetchall()
+    return bool(rows and rows[0][0])
 
 
 def run_batch(con, statements: list[str], chunk: int = 500) -> None:
@@ -148,7 +156,10 @@ def run_batch(con, statements: list[str], chunk: int = 500) -> None:
 
 
 def views_sql(catalog: Catalog) -> list[str]:
-    """The statements of :func:`create_views`, also written into ``lake.duckdb``."""
+    """A schema per domain, a view per table and the ``lakeql_rows`` views, for ``lake.duckdb``.
+
+    (Connections attach prebuilt views instead: see :mod:`lakeql.views`.)
+    """
     from lakeql.rows import ROWS_SCHEMA, rowid_scan_sql, rows_view_name
 
     lake = catalog.lake

@@ -53,9 +53,7 @@ def register(con, ctx) -> None:
         return ctx.table(name).key
 
     def rows_view(name: str) -> str:
-        from lakeql.rows import rows_view_name
-
-        return rows_view_name(ctx.table(name))
+        return ctx.rows_view(ctx.table(name))
 
     # Deterministic (no side effects): DuckDB folds them at bind time, so query_table() gets a constant.
     scalar_udf(con, "lakeql_table_key", table_key, ["VARCHAR"], "VARCHAR", side_effects=False,

@@ -18,7 +18,7 @@ from lakeql.catalog import Catalog
 from lakeql.lake import Lake, discover
 from lakeql.options import IndexOptions
 from lakeql.progress import say
-from lakeql.store import IndexEntry, Store
+from lakeql.store import IndexEntry, Store, dir_bytes
 
 DUCKDB_CLI_STORAGE = "v1.5.0"  # the stock duckdb CLI (PyPI duckdb-cli 1.5.x) reads this storage version
 
@@ -47,7 +47,7 @@ class BuildContext:
         entry = self.store.find(kind, table_key, column)
         if entry is None or entry.fingerprint != self.lake.tables[table_key].fingerprint:
             return True
-        if not (self.store.root / entry.path).exists():
+        if not self.store.intact(entry):  # missing or damaged files (lakeql.store checksums)
             return True
         return params is not None and entry.params != params
 
@@ -89,6 +89,15 @@ def build_index(lake_path: str | os.PathLike[str], options: IndexOptions | None 
     lake = discover(lake_path)
     store = Store.for_lake(lake, opts.core.index_dir)
     store.ensure_writable()
+    # lakeql.store (issue 12): one build per index dir; remove dead builds' temp files; rebuild damaged
+    with store.build_lock(wait=getattr(opts.core, "wait", True), say=say):
+        store.clean_stale()
+        store.drop_damaged()
+        return _build_locked(lake, store, opts, t0, started)
+
+
+def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, started) -> IndexReport:
+    """The build proper, under the lake's build lock."""
     stages: list[dict[str, Any]] = []
 
     def stage(name: str, fn, *args) -> None:
@@ -100,13 +109,14 @@ def build_index(lake_path: str | os.PathLike[str], options: IndexOptions | None 
         stages.append({"stage": name, "seconds": round(secs, 3), "bytes": delta})
         say(f"{name}: {secs:.1f} s")
 
+    discovered = {k: t.fingerprint for k, t in lake.tables.items()}  # before unreadable files are dropped
     holder: dict[str, Catalog] = {}
     stage("catalog", lambda: holder.setdefault("cat", Catalog.build(lake, store, refresh=True)))
     ctx = BuildContext(lake, store, holder["cat"], opts)
     for mod, build in plugins.hook("build", opts.core.capabilities):
         stage(getattr(mod, "NAME", mod.__name__), build, ctx)
     drop_removed(store, lake)
-    stage("database", write_database, store, holder["cat"])
+    stage("database", write_database, store, holder["cat"], discovered)
     report = IndexReport(str(lake.root), str(store.root), time.perf_counter() - t0, len(lake.tables),
                          sum(t.source_bytes for t in lake.tables.values()),
                          [{"kind": e.kind, "table": e.table_name, "column": e.column_name, "bytes": e.bytes,
@@ -133,14 +143,17 @@ def drop_removed(store: Store, lake: Lake) -> None:
             store.drop(e.kind, e.table_name, e.column_name)
 
 
-def write_database(store: Store, catalog: Catalog) -> Path:
-    """Write ``lake.duckdb``: schemas, a view per table, and every capability's pure-SQL macros.
+def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | None = None) -> Path:
+    """Write ``lake.duckdb``: schemas, a view per table, and every capability's pure-SQL macros; and
+    the prebuilt views that connections attach (``views/``, see :mod:`lakeql.views`).
 
     Created with the storage version the stock duckdb CLI 1.5 reads; paths inside are absolute.
+    ``discovered``: the tables' fingerprints as discovered (default: as they are now).
     """
     import duckdb
 
     from lakeql.connection import run_batch, views_sql
+    from lakeql.views import write_views
 
     lake = catalog.lake
     target = store.path("lake.duckdb")
@@ -159,6 +172,10 @@ def write_database(store: Store, catalog: Catalog) -> Path:
         wal = Path(str(tmp) + ".wal")
         if wal.exists():
             wal.unlink()
+    views = write_views(store, catalog, discovered or {k: t.fingerprint for k, t in lake.tables.items()},
+                        DUCKDB_CLI_STORAGE)
     store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size,
+                            sum(t.source_bytes for t in lake.tables.values()), ""))
+    store.record(IndexEntry("views", "", "", views.name, dir_bytes(views),
                             sum(t.source_bytes for t in lake.tables.values()), ""))
     return target

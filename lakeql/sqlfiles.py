@@ -77,12 +77,20 @@ def render(sql: str, index_dir: str | Path | None,
     return _CALL.sub(fill, sql)
 
 
+_CREATE_MACRO = re.compile(r"\bCREATE\s+OR\s+REPLACE\s+MACRO\b", re.IGNORECASE)
+
+
 def run(con, name: str, kinds: tuple[str, ...] = ("pure", "python"), index_dir: str | Path | None = None,
-        templates: Mapping[str, Template] | None = None) -> None:
-    """Execute the chosen sections of ``udfs/<name>.sql`` on ``con``."""
+        templates: Mapping[str, Template] | None = None, temporary: bool = False) -> None:
+    """Execute the chosen sections of ``udfs/<name>.sql`` on ``con``.
+
+    ``temporary``: create the macros as ``TEMP`` (this connection only), for a user's database file.
+    """
     secs = sections(name)
     for kind in kinds:
         sql = render(secs[kind], index_dir, templates).strip()
+        if temporary:
+            sql = _CREATE_MACRO.sub("CREATE OR REPLACE TEMP MACRO", sql)
         if _has_statement(sql):
             con.execute(sql)
 

@@ -12,8 +12,20 @@ SAMPLE_LAKE = ROOT / "lakeql" / "sample_lake"
 
 
 def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test with the reason when it is absent."""
+    """A path under ../shared/data; a missing data set fails the test (CI has it: nothing is skipped)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared data set {path} is absent (tests read ../shared/data beside the project)")
+        pytest.fail(f"shared data set {path} is missing: tests read ../shared/data beside the project")
     return path
+
+
+def duckdb_cli() -> str:
+    """The stock ``duckdb`` binary of the PyPI package duckdb-cli (a test dependency) in this venv."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "duckdb"
+    found = str(beside) if beside.exists() else shutil.which("duckdb")
+    if not found:
+        pytest.fail("the stock duckdb CLI is missing: pip install '.[test]' installs duckdb-cli")
+    return found

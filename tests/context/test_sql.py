@@ -97,11 +97,9 @@ def test_schema_files_macro_in_the_stock_duckdb_cli(tmp_path, sample_index):
     lake = discover(lake_root)
     store = Store.for_lake(lake, idx)
     db = write_database(store, Catalog.open(lake, store))
-    cli = REPO.parent / "venv" / "bin" / "duckdb"
-    if not cli.exists():
-        cli = Path(shutil.which("duckdb") or "/nonexistent")
-    if not cli.exists():
-        pytest.skip("the stock duckdb CLI is not installed (pip install duckdb-cli)")
+    from testutil import duckdb_cli
+
+    cli = duckdb_cli()
     out = subprocess.run([str(cli), str(db), "-csv", "-c",
                           "SELECT kind, count(*) FROM schema_files() GROUP BY kind ORDER BY kind"],
                          capture_output=True, text=True, timeout=60)

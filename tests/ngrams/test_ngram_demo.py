@@ -9,7 +9,7 @@ def test_demo_prints_ngram_examples(tmp_path):
     from lakeql.demo import run_demo
 
     out = io.StringIO()
-    run_demo(keep=str(tmp_path / "demo"), out=out)
+    assert run_demo(keep=str(tmp_path / "demo"), out=out) == 0
     text = out.getvalue()
     assert "demo failed" not in text
     assert "ngram_search('python.functions', 'docstring', 'file descriptor', k := 3)" in text

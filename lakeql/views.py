@@ -1,0 +1,214 @@
+"""The lake's tables as DuckDB views, attached instead of created: ``connect()`` in a fraction of a second.
+
+Creating a view costs DuckDB about 0.4 ms (it binds the query, which opens the Parquet footers), so a
+10,000-table lake took ~10 s to connect when every view was created anew. Instead, ``lakeql index``
+writes the views once (:func:`write_views`) into small database files under ``INDEX_DIR/views/``:
+
+* one file per domain, its views in ``main``: attached read-only **as a catalog named after the domain**,
+  so ``"flights"."airlines"`` resolves (DuckDB reads ``a.b`` as catalog ``a``, table ``b`` too) on the
+  connection and on every cursor of it, without a search path;
+* ``lakeql_rows.duckdb``: the hidden ``lakeql_rows."domain.name"`` views (columns + ``__rowid``).
+
+Attaching only reads the catalog entries (0.3 s for 20,000 views measured here). Staleness is still
+exact: ``connect()`` walks the lake (stat only) and compares each domain's file fingerprints with those
+recorded at index time. A domain whose files changed (or that has no prebuilt file) gets live views in an
+in-memory catalog of the same name, built from the current catalog; changed tables' rowid views go to
+``lakeql_rows_live``. Tables of the root domain (``main``) and domains whose names DuckDB reserves or
+that clash with an attached database are created as ordinary views in the connection's own database
+(``TEMP`` views when that database is a file, so nothing is left behind in it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal
+from lakeql.rows import ROWS_SCHEMA, rowid_scan_sql
+
+VIEWS_DIR = "views"
+MANIFEST = "views.json"
+ROWS_FILE = "lakeql_rows.duckdb"
+LIVE_ROWS = "lakeql_rows_live"
+FORMAT = 1
+RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", LIVE_ROWS}
+
+
+def domain_fingerprint(tables: list[Table]) -> str:
+    """A hash of the keys and file fingerprints of a domain's tables (as discovered, before profiling)."""
+    h = hashlib.sha1()
+    for t in sorted(tables, key=lambda t: t.key):
+        h.update(f"{t.key}\0{t.fingerprint}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def by_domain(lake: Lake) -> dict[str, list[Table]]:
+    out: dict[str, list[Table]] = {}
+    for t in lake.tables.values():
+        out.setdefault(t.domain, []).append(t)
+    return out
+
+
+def attachable(domain: str) -> bool:
+    return domain.lower() not in RESERVED and not domain.lower().startswith("lakeql_")
+
+
+# ----------------------------------------------------------------------------------- index time
+def write_views(store, catalog, discovered: dict[str, str], storage_version: str) -> Path:
+    """Write ``INDEX_DIR/views/``: a database file per attachable domain, the rowid views, a manifest.
+
+    ``discovered``: ``{table key: fingerprint}`` of the tables as discovered (before unreadable files were
+    dropped), which is what ``connect()`` compares against.
+    """
+    import duckdb
+
+    lake = catalog.lake
+    target = store.path(VIEWS_DIR)
+    domains: dict[str, Any] = {}
+    with store.atomic_dir(target) as tmp:
+        groups = by_domain(lake)
+        for i, (domain, tables) in enumerate(sorted(groups.items())):
+            if not attachable(domain):
+                continue
+            fname = f"d{i:05d}.duckdb"
+            _write_db(duckdb, tmp / fname, storage_version,
+                      [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
+                       for t in tables if t.files])
+            domains[domain] = {"file": fname,
+                               "fingerprint": _fingerprint_of_keys(discovered, [t.key for t in tables])}
+        _write_db(duckdb, tmp / ROWS_FILE, storage_version,
+                  [f"CREATE VIEW main.{quote_ident(t.key)} AS {rowid_scan_sql(t, catalog.file_rows(t))}"
+                   for t in lake.tables.values() if t.files])
+        (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "domains": domains,
+                                                "tables": dict(sorted(discovered.items()))}))
+    return target
+
+
+def _fingerprint_of_keys(discovered: dict[str, str], keys: list[str]) -> str:
+    h = hashlib.sha1()
+    for k in sorted(keys):
+        h.update(f"{k}\0{discovered.get(k, '')}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _write_db(duckdb, path: Path, storage_version: str, statements: list[str]) -> None:
+    from lakeql.connection import run_batch
+
+    con = duckdb.connect(str(path), config={"storage_compatibility_version": storage_version})
+    try:
+        run_batch(con, statements)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    wal = Path(str(path) + ".wal")
+    if wal.exists():
+        wal.unlink()
+
+
+# ----------------------------------------------------------------------------------- connect time
+@dataclass
+class AttachPlan:
+    """What :func:`attach` did: for tests, ``lakeql doctor`` and the rowid-view name lookup."""
+
+    attached: list[str] = field(default_factory=list)  # domains attached from prebuilt files
+    live: list[str] = field(default_factory=list)  # domains given live views (changed or no file)
+    local: list[str] = field(default_factory=list)  # domains created in the connection's own database
+    changed_tables: set[str] = field(default_factory=set)  # tables whose rowid view is live
+    rows_prebuilt: bool = False
+
+
+def load_manifest(views_root: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((views_root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("format") == FORMAT else None
+
+
+def attach(con, ctx) -> AttachPlan:
+    """Make every table of ``ctx.lake`` reachable as ``"domain"."name"`` and ``lakeql_rows."domain.name"``."""
+    from lakeql.connection import database_is_file, run_batch
+
+    lake = ctx.lake
+    plan = AttachPlan()
+    views_root = ctx.store.root / VIEWS_DIR if ctx.store is not None else None
+    manifest = load_manifest(views_root) if views_root is not None else None
+    existing = {r[0]: r[1]
+                for r in con.execute("SELECT database_name, path FROM duckdb_databases()").fetchall()}
+    own_is_file = database_is_file(con)
+    built_tables = (manifest or {}).get("tables", {})
+    plan.changed_tables = {k for k, t in lake.tables.items() if built_tables.get(k) != t.fingerprint}
+    local_stmts: list[str] = []
+    for domain, tables in sorted(by_domain(lake).items()):
+        spec = (manifest or {}).get("domains", {}).get(domain)
+        path = str(views_root / spec["file"]) if spec else None
+        if not attachable(domain) or (domain in existing and existing[domain] != path):
+            plan.local.append(domain)
+            local_stmts += _local_views(domain, tables, ctx, temporary=own_is_file)
+            continue
+        if domain in existing:  # attached by an earlier register() on this database instance
+            plan.attached.append(domain)
+            continue
+        fresh = spec is not None and spec["fingerprint"] == domain_fingerprint(tables) and Path(path).exists()
+        if fresh:
+            con.execute(f"ATTACH {quote_literal(path)} AS {quote_ident(domain)} (READ_ONLY)").fetchall()
+            plan.attached.append(domain)
+        else:
+            con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
+            run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
+                            f"SELECT * FROM {t.scan_sql()}" for t in _readable(ctx, tables)])
+            plan.live.append(domain)
+    run_batch(con, local_stmts)
+    rows_path = views_root / ROWS_FILE if views_root is not None else None
+    if ROWS_SCHEMA not in existing:
+        if manifest is not None and rows_path is not None and rows_path.exists():
+            con.execute(f"ATTACH {quote_literal(str(rows_path))} AS {ROWS_SCHEMA} (READ_ONLY)").fetchall()
+            plan.rows_prebuilt = True
+        else:
+            con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
+            plan.changed_tables = set(lake.tables)
+    rows_catalog = LIVE_ROWS if plan.rows_prebuilt else ROWS_SCHEMA
+    if plan.changed_tables:
+        if rows_catalog not in existing and rows_catalog == LIVE_ROWS:
+            con.execute(f"ATTACH ':memory:' AS {LIVE_ROWS}").fetchall()
+        tables = _readable(ctx, [lake.tables[k] for k in sorted(plan.changed_tables)])
+        run_batch(con, [f"CREATE OR REPLACE VIEW {rows_catalog}.main.{quote_ident(t.key)} AS "
+                        f"{rowid_scan_sql(t, ctx.catalog.file_rows(t))}" for t in tables])
+    if not plan.rows_prebuilt:
+        plan.changed_tables = set()  # every rowid view lives in lakeql_rows itself
+    return plan
+
+
+def _readable(ctx, tables: list[Table]) -> list[Table]:
+    """The tables as the catalog sees them now (unreadable files dropped), those with files left."""
+    cat = ctx.catalog
+    out = []
+    for t in tables:
+        cur = cat.lake.tables.get(t.key)
+        if cur is not None and cur.files and t.key in cat.table_rows:
+            out.append(cur)
+    return out
+
+
+def _local_views(domain: str, tables: list[Table], ctx, temporary: bool) -> list[str]:
+    out = []
+    if domain != ROOT_DOMAIN and not temporary:
+        out.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
+    for t in _readable(ctx, tables):
+        if temporary:
+            # a TEMP view cannot live in a schema: the root domain's tables only (others are skipped)
+            if domain == ROOT_DOMAIN:
+                out.append(f"CREATE OR REPLACE TEMP VIEW {quote_ident(t.name)} AS "
+                           f"SELECT * FROM {t.scan_sql()}")
+            continue
+        out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
+    return out
+
+
+def rows_view_for(plan: AttachPlan | None, table: Table) -> str:
+    """The quoted name of the rowid view of ``table`` on this connection."""
+    catalog = LIVE_ROWS if plan is not None and table.key in plan.changed_tables else ROWS_SCHEMA
+    return f"{catalog}.{quote_ident(table.key)}"

@@ -1,0 +1,88 @@
+"""connect()/register(): attached prebuilt views, staleness, file databases, capability subsets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lakeql
+from lakeql.connection import open_lake
+from lakeql.demo import SAMPLE_LAKE
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("connect")
+    lake = root / "lake"
+    shutil.copytree(SAMPLE_LAKE, lake)
+    idx = root / "idx"
+    lakeql.index(lake, index_dir=idx, capabilities=[], progress=False)
+    return lake, idx
+
+
+def test_fresh_index_attaches_every_domain(indexed) -> None:
+    lake, idx = indexed
+    con, ctx = open_lake(lake, index_dir=idx)
+    assert sorted(ctx.views.attached) == ["flights", "python"] and ctx.views.live == []
+    cur = con.cursor()  # a cursor sees the attached views and the functions without any setup
+    assert cur.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
+    assert cur.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7
+    n = cur.execute("SELECT count(*) FROM python.modules").fetchone()[0]
+    assert cur.execute("SELECT max(__rowid) + 1 FROM lakeql_rows.\"python.modules\"").fetchone()[0] == n
+
+
+def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> None:
+    lake, idx = indexed
+    work = tmp_path / "lake"
+    shutil.copytree(lake, work)
+    shutil.copytree(idx, tmp_path / "idx")
+    lakeql.index(work, index_dir=tmp_path / "idx", capabilities=[], progress=False)
+    pq.write_table(pa.table({"carrier": ["ZZ"], "name": ["Zeta Air"]}), work / "flights" / "airlines.parquet")
+    con, ctx = open_lake(work, index_dir=tmp_path / "idx")
+    assert ctx.views.live == ["flights"] and ctx.views.attached == ["python"]
+    assert con.execute("SELECT * FROM flights.airlines").fetchall() == [("ZZ", "Zeta Air")]
+    rows = con.execute("SELECT __rowid, carrier FROM query_table(lakeql_rows_view('flights.airlines'))"
+                       ).fetchall()
+    assert rows == [(0, "ZZ")]
+    stale = dict(con.execute("SELECT table_name, stale FROM lakeql_indexes() WHERE kind = 'catalog' "
+                             "OR table_name IS NOT NULL").fetchall())
+    assert all(v is False for k, v in stale.items() if k and k != "flights.airlines")
+
+
+def test_register_on_a_file_database_leaves_nothing_behind(indexed, tmp_path) -> None:
+    lake, idx = indexed
+    db = tmp_path / "mine.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE notes AS SELECT 1 AS id")
+    lakeql.register(con, lake, index_dir=idx)
+    assert con.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7
+    assert con.execute("SELECT count(*) FROM flights.flights f JOIN notes ON true").fetchone()[0] > 0
+    con.close()
+    again = duckdb.connect(str(db))
+    mine = again.execute("SELECT database_name, schema_name, table_name FROM duckdb_tables()").fetchall()
+    assert mine == [("mine", "main", "notes")]
+    assert again.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone()[0] == 0
+    assert again.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name LIKE 'lakeql%'"
+                         ).fetchone()[0] == 0
+    lakeql.register(again, lake, index_dir=idx)  # and it can be registered again
+    assert again.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7
+
+
+def test_capability_subset(indexed) -> None:
+    lake, idx = indexed
+    con = lakeql.connect(lake, index_dir=idx, capabilities=["ngrams"])
+    names = {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
+    assert "ngram_count" in names and "joinable" not in names and "semantic_search" not in names
+    with pytest.raises(lakeql.LakeqlError, match="unknown capability 'vector'.*did you mean vectors"):
+        lakeql.connect(lake, index_dir=idx, capabilities=["vector"])
+
+
+def test_no_index_still_connects() -> None:
+    con, ctx = open_lake(SAMPLE_LAKE, index_dir=Path("/nonexistent/idx"))
+    assert sorted(ctx.views.live) == ["flights", "python"]
+    assert con.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
