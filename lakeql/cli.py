@@ -43,7 +43,8 @@ def index_options(args: argparse.Namespace):
                                  "progress": not args.quiet, "capabilities": args.capabilities})
 
 
-def build_parser(full: bool = True) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole CLI: every command and flag (imports only argparse and lakeql's light modules)."""
     parser = argparse.ArgumentParser(
         prog="lakeql",
         description="A folder of Parquet tables as a searchable data lake: every operation is a SQL "
@@ -55,8 +56,7 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="catalogue the lake and build its indexes")
-    if full:
-        _add_index_args(p)
+    _add_index_args(p)
     _add_common(p)
     p.set_defaults(func=cmd_index)
 
@@ -74,8 +74,7 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_shell)
 
-    p = sub.add_parser("demo", help="index the bundled sample lake in a temp dir and run an example of "
-                                    "each capability")
+    p = sub.add_parser("demo", help="index the bundled sample lake and run an example of each capability")
     p.add_argument("--keep", metavar="DIR",
                    help="build the demo index in DIR (default: ~/.cache/lakeql/demo-index, so the shell "
                         "command printed at the end works)")
@@ -83,12 +82,25 @@ def build_parser(full: bool = True) -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_demo)
 
-    if full:
-        from lakeql import plugins
-
-        for _, add in plugins.hook("add_commands"):
-            add(sub)
+    for add in command_hooks():
+        add(sub)
     return parser
+
+
+#: modules besides the capabilities that add CLI commands through ``add_commands(subparsers)``
+COMMAND_MODULES = ("lakeql.mcp",)
+
+
+def command_hooks() -> list:
+    """Every ``add_commands`` hook: the capabilities' and the front ends' (all cheap to import)."""
+    import importlib
+
+    from lakeql import plugins
+
+    hooks = [fn for _, fn in plugins.hook("add_commands")]
+    for name in COMMAND_MODULES:
+        hooks.append(importlib.import_module(name).add_commands)
+    return hooks
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -119,14 +131,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=TEMP if args.temp else args.keep)
 
 
-def _wants_full_parser(argv: Sequence[str]) -> bool:
-    # '--help' at top level needs no capability imports: keep it instant.
-    return not (len(argv) == 0 or argv[0] in ("-h", "--help", "--version"))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(full=_wants_full_parser(argv))
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
