@@ -37,6 +37,7 @@ class Vocabulary:
     """Everything the completer offers, read once from a connection (see :func:`load_vocabulary`)."""
 
     tables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # key -> [(column, type)]
+    parts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> its name parts, if not key
     functions: list[tuple[str, str, str]] = field(default_factory=list)   # (name, kind, signature)
     keywords: list[str] = field(default_factory=list)
     reserved: set[str] = field(default_factory=set)
@@ -49,11 +50,12 @@ def load_vocabulary(con, dot_commands: Iterable[str] = ()) -> Vocabulary:
     from lakeql.shell import visible_columns
 
     tables: dict[str, list[tuple[str, str]]] = {}
-    for schema, table, column, ty in visible_columns(con):
-        key = table if schema == "main" else f"{schema}.{table}"
-        tables.setdefault(key, []).append((column, ty))
+    parts: dict[str, tuple[str, ...]] = {}
+    for rel, column, ty in visible_columns(con):
+        tables.setdefault(rel.key, []).append((column, ty))
+        parts[rel.key] = rel.parts
     kw = con.execute("SELECT keyword_name, keyword_category FROM duckdb_keywords()").fetchall()
-    return Vocabulary(tables=tables, functions=public_functions(con),
+    return Vocabulary(tables=tables, parts=parts, functions=public_functions(con),
                       keywords=sorted({k.upper() for k, _ in kw}),
                       reserved={k.lower() for k, c in kw if c == "reserved"},
                       dot_commands=sorted(dot_commands))
@@ -71,8 +73,8 @@ class SqlCompleter(Completer):
 
     # ------------------------------------------------------------------ helpers
     def sql_name(self, key: str) -> str:
-        """``key`` ('domain.table' or a column) as SQL: parts quoted unless plain, non-reserved names."""
-        parts = key.split(".", 1) if key in self.vocab.tables else [key]
+        """``key`` (a table key or a column) as SQL: parts quoted unless plain, non-reserved names."""
+        parts = self.vocab.parts.get(key, (key,))
         return ".".join(p if _PLAIN.fullmatch(p) and p.lower() not in self.vocab.reserved else quote_ident(p)
                         for p in parts)
 

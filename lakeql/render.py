@@ -54,15 +54,18 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def cell_text(value: Any, clip_bytes: bool = True) -> str:
-    """How a value is shown in a table cell (NULL as 'NULL', newlines and control characters escaped)."""
+def cell_text(value: Any, compact: bool = True) -> str:
+    """How a value is shown in a table cell (NULL as 'NULL', newlines and control characters escaped).
+
+    ``compact`` (a box on a terminal): floats to 6 significant digits, blobs cut at 32 bytes; otherwise
+    floats are exact (shortest round-trip) and blobs whole."""
     if value is None:
         return "NULL"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.6g}" if compact else repr(value)
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
-        if clip_bytes and len(raw) > 32:
+        if compact and len(raw) > 32:
             return "\\x" + raw[:32].hex() + "…"
         return "\\x" + raw.hex()
     text = str(value).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
@@ -152,7 +155,7 @@ def render_box(columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequ
     cap = None
     if width is not None:
         cap = max(8, min(MAX_CELL, (width - 1) // max(len(columns), 1) - 3))
-    cells = [[_clip(cell_text(v, clip_bytes=width is not None), cap) for v in r] for r in shown]
+    cells = [[_clip(cell_text(v, compact=width is not None), cap) for v in r] for r in shown]
     heads = [_clip(escape_controls(c), cap) for c in columns]
     tys = [_clip(t.lower(), cap) for t in types]
     widths = [max(([len(heads[i]), len(tys[i])] if headers else [1]) + [len(r[i]) for r in cells])

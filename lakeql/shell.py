@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,7 +39,7 @@ COMMANDS = {
 ALIASES = {".exit": ".quit", ".q": ".quit", ".header": ".headers"}
 HELP = "\n".join(COMMANDS.values()) + "\nSQL statements end with ';' and may span several lines."
 MAX_READ_DEPTH = 16  # .read inside .read: enough for real scripts, stops a file that reads itself
-HIDDEN_SCHEMAS = "schema_name NOT LIKE 'lakeql\\_%' ESCAPE '\\'"  # lakeql_rows and any future internals
+HIDDEN = "'lakeql\\_%' ESCAPE '\\'"  # lakeql_rows, lakeql_rows_live and any future internal catalog/schema
 DDL_WORDS = ("create", "drop", "alter", "attach", "detach", "use", "import", "load")
 
 
@@ -86,12 +87,45 @@ def ready_to_run(text: str) -> bool:
     return not stripped or stripped.startswith(".") or statement_complete(text)
 
 
-def visible_columns(con) -> list[tuple[str, str, str, str]]:
-    """``(schema, table, column, type)`` of the user's tables and views, lakeql's hidden copies left out."""
-    return con.execute(
-        "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-        f"WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND {HIDDEN_SCHEMAS} "
-        "ORDER BY schema_name, table_name, column_index").fetchall()
+@dataclass(frozen=True)
+class Relation:
+    """A user-visible table or view: ``parts`` is how SQL names it (``('flights', 'airlines')``)."""
+
+    parts: tuple[str, ...]
+    is_table: bool
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.parts)
+
+    @property
+    def sql(self) -> str:
+        from lakeql.lake import quote_ident
+
+        return ".".join(quote_ident(p) for p in self.parts)
+
+
+def name_parts(database: str, schema: str, table: str, current: str) -> tuple[str, ...]:
+    """The shortest SQL name of a relation: ``table`` in the current database's ``main`` schema, else
+    qualified by schema and/or catalog (a lake domain is a schema or an attached catalog)."""
+    if database in (current, "temp"):
+        return (table,) if schema == "main" else (schema, table)
+    return (database, table) if schema == "main" else (database, schema, table)
+
+
+def visible_columns(con) -> list[tuple[Relation, str, str]]:
+    """``(relation, column, type)`` of the user's tables and views, lakeql's hidden copies left out."""
+    rows = con.execute(
+        "SELECT c.database_name, c.schema_name, c.table_name, c.column_name, c.data_type, "
+        "t.table_name IS NOT NULL, current_database() "
+        "FROM duckdb_columns() c LEFT JOIN duckdb_tables() t "
+        "ON t.database_name = c.database_name AND t.schema_name = c.schema_name "
+        "AND t.table_name = c.table_name "
+        f"WHERE NOT c.internal AND c.database_name <> 'system' AND c.database_name NOT LIKE {HIDDEN} "
+        f"AND c.schema_name NOT LIKE {HIDDEN} "
+        "ORDER BY c.database_name, c.schema_name, c.table_name, c.column_index").fetchall()
+    return [(Relation(name_parts(db, schema, table, cur), bool(is_table)), col, ty)
+            for db, schema, table, col, ty, is_table, cur in rows]
 
 
 def history_path() -> Path | None:
@@ -237,7 +271,7 @@ class Shell:
     # ----------------------------------------------------------------- statements
     def execute(self, sql: str) -> None:
         """Run every statement of ``sql``, printing each result; errors go to stderr and the shell goes on."""
-        from lakeql.sqlrun import error_text, shows_result, split
+        from lakeql.sqlrun import error_text, finish, shows_result, split
 
         try:
             statements = split(self.con, sql)
@@ -250,6 +284,8 @@ class Shell:
                 cur = self.con.execute(stmt.query.strip())
                 if shows_result(stmt, cur):
                     print_result(cur, self.mode, self.out, self.options)
+                else:
+                    finish(cur)
             except KeyboardInterrupt:
                 if not self.interactive:
                     raise
@@ -375,35 +411,32 @@ class Shell:
         render(columns, ["VARCHAR"] * len(columns), rows, self.mode, self.out, self.options)
         self.out.flush()
 
-    def show_tables(self, pattern: str = "") -> None:
-        rows = self.query_rows(
-            "SELECT DISTINCT CASE WHEN schema_name = 'main' THEN table_name ELSE schema_name || '.' || "
-            "table_name END AS name FROM duckdb_tables() "
-            f"WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND {HIDDEN_SCHEMAS} "
-            "UNION SELECT CASE WHEN schema_name = 'main' THEN view_name ELSE schema_name || '.' || "
-            "view_name END FROM duckdb_views() "
-            f"WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND {HIDDEN_SCHEMAS} "
-            "ORDER BY 1")
-        names = [(n,) for (n,) in rows]
-        if pattern:
-            like = self.query_rows("SELECT n FROM (SELECT unnest(?::VARCHAR[]) AS n) WHERE n LIKE ? "
-                                   "ORDER BY n", [[n for (n,) in names], pattern])
-            names = [(n,) for (n,) in like]
-        if names:
-            self._render(["name"], names)
-
-    def show_schema(self, table: str = "") -> None:
+    def relations(self) -> dict[Relation, list[str]]:
+        """Every visible table and view with its column definitions, in catalog order."""
         from lakeql.lake import quote_ident
 
-        grouped: dict[tuple[str, str], list[str]] = {}
-        for schema, tbl, col, ty in visible_columns(self.con):
-            grouped.setdefault((schema, tbl), []).append(f"{quote_ident(col)} {ty}")
+        grouped: dict[Relation, list[str]] = {}
+        for rel, col, ty in visible_columns(self.con):
+            grouped.setdefault(rel, []).append(f"{quote_ident(col)} {ty}")
+        return grouped
+
+    def show_tables(self, pattern: str = "") -> None:
+        names = sorted({rel.key for rel in self.relations()})
+        if pattern:
+            names = [n for (n,) in self.query_rows(
+                "SELECT n FROM (SELECT unnest(?::VARCHAR[]) AS n) WHERE n LIKE ? ORDER BY n",
+                [names, pattern])]
+        if names:
+            self._render(["name"], [(n,) for n in names])
+
+    def show_schema(self, table: str = "") -> None:
         wanted = table.strip().rstrip(";").strip().lower()
         shown = 0
-        for (schema, tbl), cols in grouped.items():
-            if wanted and wanted not in (f"{schema}.{tbl}".lower(), tbl.lower()):
+        for rel, cols in self.relations().items():
+            if wanted and wanted not in (rel.key.lower(), rel.parts[-1].lower()):
                 continue
-            print(f"CREATE VIEW {quote_ident(schema)}.{quote_ident(tbl)}({', '.join(cols)});", file=self.out)
+            kind = "TABLE" if rel.is_table else "VIEW"
+            print(f"CREATE {kind} {rel.sql}({', '.join(cols)});", file=self.out)
             shown += 1
         self.out.flush()
         if wanted and not shown:

@@ -54,6 +54,13 @@ def shows_result(statement: Any, cur: Any) -> bool:
     return {(d[0], str(d[1])) for d in cur.description} not in STATUS_COLUMNS
 
 
+def finish(cur: Any) -> None:
+    """Consume a result that is not shown (DDL's Count, SET's Success): DuckDB 2 refuses other work on a
+    connection while a result is unfinished."""
+    if cur.description is not None:
+        cur.fetchall()
+
+
 def split(con, text: str) -> list[Any]:
     """The statements of ``text`` (DuckDB's parser); [] for empty text or comments only."""
     return list(con.extract_statements(text))
@@ -85,6 +92,8 @@ def run_sql(con, text: str, fmt: str, out: TextIO, *, is_tty: bool, err: TextIO 
                 cur = con.execute(stmt.query.strip())  # the text alone: error carets line up
                 if shows_result(stmt, cur):
                     print_result(cur, mode, out, opts)
+                else:
+                    finish(cur)
             except (KeyboardInterrupt, BrokenPipeError):
                 raise
             except Exception as exc:  # noqa: BLE001 - SQL errors are the user's to fix: report, stop

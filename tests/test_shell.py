@@ -45,6 +45,10 @@ def run_script(con, script: str) -> tuple[int, str, str]:
     (".tables python.%\n", ["python.functions", "python.modules"], ["flights."], []),
     (".schema airlines\n", ['CREATE VIEW "flights"."airlines"("carrier" VARCHAR, "name" VARCHAR);'],
      ["__rowid"], []),
+    ("CREATE TEMP TABLE IF NOT EXISTS shell_s AS SELECT 1.5 AS x;\n.schema shell_s\n",
+     ['CREATE TABLE "shell_s"("x" DECIMAL(2,1));'], [], []),
+    (".mode list\nSELECT 0.1::DOUBLE + 0.2 AS x, '\\xAA'::BLOB AS b;\n", ["x|b\n0.30000000000000004|\\xaa\n"],
+     [], []),
     (".maxrows lots\n", [], [], [".maxrows: expected a number"]),
     (".headers maybe\n", [], [], [".headers: use '.headers on' or '.headers off'"]),
     (".frobnicate\n", [], [], ["unknown command '.frobnicate'"]),
@@ -233,6 +237,7 @@ def test_completion_quotes_names_that_need_it(completer) -> None:
     from lakeql.completion import SqlCompleter, Vocabulary
 
     vocab = Vocabulary(tables={"my dom.t-1": [("a b", "INTEGER"), ("select", "INTEGER")]},
+                       parts={"my dom.t-1": ("my dom", "t-1")},
                        reserved=set(completer.vocab.reserved))
     c = SqlCompleter(vocab)
     assert complete(c, "SELECT * FROM my") == ['"my dom"."t-1"']
