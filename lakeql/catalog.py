@@ -1,8 +1,15 @@
 """The lake catalog: tables, columns, types, row counts and file fingerprints, stored as Parquet.
 
-Built from Parquet footers only (no data pages are read), so cataloguing 10,000 tables is cheap. The
-catalog is what every capability resolves names against: :meth:`Catalog.column` raises
-:class:`UnknownColumnError` with the closest names.
+Built from Parquet footers only (no data pages are read), so cataloguing 10,000 tables is cheap; CSV and
+JSON files have no footer, so their types are sniffed by DuckDB and their rows counted. The catalog is
+what every capability resolves names against: :meth:`Catalog.column` raises :class:`UnknownColumnError`
+with the closest names.
+
+Isolation: a file that cannot be read is left out of its table, and a table none of whose files can be
+read is left out of the lake, each with a warning; both are recorded (``catalog/problems.parquet``,
+``Catalog.problems``) so that connections skip them without re-reading them, ``lakeql_tables()`` and
+``lakeql doctor`` name them, and the rest of the lake works. A damaged stored catalog is never fatal: it
+is recomputed in memory (with a warning naming ``lakeql index LAKE``, which rewrites it).
 """
 
 from __future__ import annotations
@@ -10,9 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from lakeql.errors import UnknownColumnError, did_you_mean
-from lakeql.lake import FileStamp, Lake, Table
+from lakeql.lake import FileStamp, Lake, Problem, Table
 from lakeql.progress import progress
 from lakeql.store import IndexEntry, Store, dir_bytes
 
@@ -32,19 +40,30 @@ class Column:
 
 
 class CorruptParquetWarning(UserWarning):
-    """A Parquet file of the lake could not be read; it was left out of its table."""
+    """A data file of the lake could not be read; it was left out of its table (or its table left out)."""
+
+
+class DamagedCatalogWarning(UserWarning):
+    """The stored catalog could not be read; it was recomputed in memory."""
 
 
 _TYPE_CON = None
 
 
-def _type_connection():
-    """One in-memory DuckDB connection reused for type mapping (a new one per table costs ~30 ms)."""
+def _type_connection(fs: Any = None):
+    """One in-memory DuckDB connection reused for type mapping (a new one per table costs ~30 ms).
+
+    ``fs``: the filesystem of a remote lake, registered on it once.
+    """
     global _TYPE_CON
     if _TYPE_CON is None:
         import duckdb
 
         _TYPE_CON = duckdb.connect()
+    if fs is not None:
+        from lakeql.sources.remote import register_filesystem
+
+        register_filesystem(_TYPE_CON, fs)
     return _TYPE_CON
 
 
@@ -66,47 +85,87 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
     return list(hit)
 
 
-def profile_table(table: Table) -> tuple[Table, list[tuple[str, str]], int, list[int]]:
-    """Read the footers of a table's files: (table with readable files only, columns, rows, rows/file).
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
-    Unreadable files are dropped from the table with a :class:`CorruptParquetWarning` naming them.
-    """
+
+def _open_parquet(table: Table, stamp: FileStamp, fs: Any):
     import pyarrow.parquet as pq
 
+    if fs is None:
+        return pq.ParquetFile(table.root / stamp.path)
+    from lakeql.sources.remote import fs_path
+
+    return pq.ParquetFile(fs.open_input_file(fs_path(table.root, stamp.path)))
+
+
+def profile_table(table: Table, fs: Any = None
+                  ) -> tuple[Table, list[tuple[str, str]], int, list[int], list[Problem]]:
+    """Read a table's footers (Parquet) or sniff its files (CSV, JSON).
+
+    Returns (the table with readable files only, columns, rows, rows per file, problems). Unreadable
+    files are dropped with a :class:`CorruptParquetWarning` naming them; when none is readable the table
+    comes back without files and one ``'table'`` problem.
+    """
     good: list[FileStamp] = []
     rows: list[int] = []
+    problems: list[Problem] = []
     schema = None
     for stamp in table.files:
-        path = table.root / stamp.path
         try:
-            pf = pq.ParquetFile(path)
-            meta = pf.metadata
-            if schema is None:
-                schema = pf.schema_arrow
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for bad files
-            warnings.warn(f"skipping unreadable Parquet file {str(path)!r}: {exc}",
-                          CorruptParquetWarning, stacklevel=2)
+            if table.format == "parquet":
+                pf = _open_parquet(table, stamp, fs)
+                n = pf.metadata.num_rows
+                if schema is None:
+                    schema = pf.schema_arrow
+            else:
+                n = _count_rows(table, stamp, fs)
+        except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
+            warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
+                          f"{_first_line(exc)}", CorruptParquetWarning, stacklevel=2)
+            problems.append(Problem("file", stamp.path, _first_line(exc), table.key))
             continue
         good.append(stamp)
-        rows.append(meta.num_rows)
-    kept = Table(table.domain, table.name, table.root, table.source, good, table.hive)
-    if schema is None:
-        return kept, [], 0, []
-    if table.hive or len(good) > 1:
-        con = _type_connection().cursor()
-        cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
-    else:
-        cols = _duckdb_types(schema)
-    return kept, cols, sum(rows), rows
+        rows.append(n)
+    kept = table.with_files(good)
+    if not good:
+        what = problems[0].error if problems else "no data file"
+        return kept, [], 0, [], [Problem("table", table.source, f"no readable file ({what})", table.key)]
+    try:
+        if table.format != "parquet" or table.hive or len(good) > 1:
+            con = _type_connection(fs).cursor()
+            cols = [(r[0], r[1]) for r in
+                    con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
+        else:
+            cols = _duckdb_types(schema)
+    except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
+        err = _first_line(exc)
+        warnings.warn(f"skipping table {table.key}: its files cannot be read together ({err})",
+                      CorruptParquetWarning, stacklevel=2)
+        return table.with_files([]), [], 0, [], [*problems, Problem("table", table.source, err, table.key)]
+    return kept, cols, sum(rows), rows, problems
+
+
+def _count_rows(table: Table, stamp: FileStamp, fs: Any) -> int:
+    """Rows of one CSV/JSON file (parsed by DuckDB with sniffing: a file it cannot parse raises)."""
+    from lakeql.lake import join_root, scan_sql
+
+    con = _type_connection(fs).cursor()
+    scan = scan_sql(table.format, [join_root(table.root, stamp.path)])
+    return int(con.execute(f"SELECT count(*) FROM {scan}").fetchone()[0])
 
 
 class Catalog:
     """Tables and columns of a lake, from the stored catalog or computed on the fly."""
 
-    def __init__(self, lake: Lake, tables: dict[str, dict], columns: dict[str, list[Column]]) -> None:
+    def __init__(self, lake: Lake, tables: dict[str, dict], columns: dict[str, list[Column]],
+                 problems: list[Problem] | None = None) -> None:
         self.lake = lake
         self.table_rows = tables  # key -> {'row_count': .., 'source_bytes': .., ...}
         self.columns_by_table = columns
+        self.problems: list[Problem] = list(problems or [])  # what was left out, and why
+        self.failed: dict[str, str] = {}  # stored: table key -> fingerprint of a wholly unreadable table
 
     # ------------------------------------------------------------- lookups
     def table(self, name: str) -> Table:
@@ -146,40 +205,68 @@ class Catalog:
     def row_count(self, table: Table) -> int:
         return int(self.table_rows[table.key]["row_count"])
 
+    def problems_of(self, key: str) -> list[Problem]:
+        """The problems (unreadable files, or the whole table) recorded for table ``key``."""
+        return [p for p in self.problems if p.table_name == key]
+
     # ------------------------------------------------------------- building
     @classmethod
     def build(cls, lake: Lake, store: Store | None = None, refresh: bool = True) -> Catalog:
         """Catalogue every table; reuse unchanged tables' rows from ``store`` when ``refresh``.
 
         Writes ``catalog/*.parquet`` and a manifest row of kind ``catalog`` when ``store`` is given.
+        Tables with no readable file are left out of ``lake.tables`` (and recorded as problems).
         """
         previous = cls.load(lake, store) if (store is not None and refresh) else None
+        cat = cls._resolve(lake, previous)
+        if store is not None:
+            cat.save(store)
+        return cat
+
+    @classmethod
+    def _resolve(cls, lake: Lake, stored: Catalog | None) -> Catalog:
+        """The catalog of ``lake`` as it is now: ``stored`` rows of unchanged tables, the rest profiled.
+
+        Sets ``lake.tables`` to the tables with at least one readable file (those files only).
+        """
         tables: dict[str, dict] = {}
         columns: dict[str, list[Column]] = {}
         kept: dict[str, Table] = {}
+        problems: list[Problem] = [p for p in lake.problems]
+        failed: dict[str, str] = {}
         now = dt.datetime.now(dt.UTC)
-        for t in progress(list(lake.tables.values()), desc="catalog", unit="table"):
-            prev = previous.table_rows.get(t.key) if previous else None
+        todo = []
+        for t in lake.tables.values():
+            prev = stored.table_rows.get(t.key) if stored else None
             if prev is not None and prev["fingerprint"] == t.fingerprint:
+                mine = stored.problems_of(t.key)
+                skip = {p.path for p in mine if p.kind == "file"}
+                kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
                 tables[t.key] = prev
-                columns[t.key] = previous.columns_by_table.get(t.key, [])
-                kept[t.key] = t
-                continue
-            good, cols, nrows, per_file = profile_table(t)
+                columns[t.key] = stored.columns_by_table.get(t.key, [])
+                problems += mine
+            elif stored is not None and stored.failed.get(t.key) == t.fingerprint:
+                problems += stored.problems_of(t.key)  # still unreadable: not read again
+                failed[t.key] = t.fingerprint
+            else:
+                todo.append(t)
+        for t in progress(todo, desc="catalog", unit="table"):
+            good, cols, nrows, per_file, found = profile_table(t, lake.fs)
+            problems += found
             if not good.files:
+                failed[t.key] = t.fingerprint
                 continue
             kept[t.key] = good
             tables[t.key] = {
                 "table_name": t.key, "domain": t.domain, "name": t.name, "source": t.source,
                 "hive": t.hive, "n_files": len(good.files), "row_count": nrows,
-                "source_bytes": good.source_bytes, "fingerprint": good.fingerprint,
+                "source_bytes": good.source_bytes, "fingerprint": t.fingerprint,
                 "indexed_at": now, "file_rows": per_file,
             }
             columns[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
-        lake.tables = kept
-        cat = cls(lake, tables, columns)
-        if store is not None:
-            cat.save(store)
+        lake.tables = {k: kept[k] for k in lake.tables if k in kept}
+        cat = cls(lake, tables, columns, problems)
+        cat.failed = failed
         return cat
 
     def save(self, store: Store) -> None:
@@ -204,57 +291,53 @@ class Catalog:
             "table_name": [f[0] for f in files], "path": [f[1] for f in files],
             "size": pa.array([f[2] for f in files], pa.int64()),
             "mtime_ns": pa.array([f[3] for f in files], pa.int64())}), cdir / "files.parquet")
+        probs = sorted(self.problems, key=lambda p: (p.table_name, p.path))
+        store.write_parquet(pa.table({
+            "kind": pa.array([p.kind for p in probs], pa.string()),
+            "table_name": pa.array([p.table_name for p in probs], pa.string()),
+            "path": pa.array([p.path for p in probs], pa.string()),
+            "error": pa.array([p.error for p in probs], pa.string()),
+            "fingerprint": pa.array([self.failed.get(p.table_name, "") if p.kind == "table" else ""
+                                     for p in probs], pa.string())}), cdir / "problems.parquet")
         total = sum(r["source_bytes"] for r in trows)
         store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, ""))
 
     @classmethod
     def load(cls, lake: Lake, store: Store | None) -> Catalog | None:
-        """The stored catalog, or None when the store has none."""
+        """The stored catalog, or None when the store has none or it is damaged (with a warning)."""
         if store is None or not store.path("catalog", "tables.parquet").exists():
             return None
         import pyarrow.parquet as pq
 
-        from lakeql.errors import CorruptIndexError
-
         try:
+            entry = store.find("catalog")
+            if entry is not None:
+                store.verify(entry)
             trows = pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()
             crows = pq.read_table(store.path("catalog", "columns.parquet")).to_pylist()
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptIndexError(
-                f"the catalog in {str(store.root)!r} is unreadable ({exc}): run 'lakeql index LAKE'"
-            ) from None
+            ppath = store.path("catalog", "problems.parquet")
+            prows = pq.read_table(ppath).to_pylist() if ppath.exists() else []
+        except Exception as exc:  # noqa: BLE001 - a damaged catalog is recomputed, never fatal
+            warnings.warn(f"the stored catalog in {str(store.root)!r} is damaged ({_first_line(exc)}): "
+                          "reading the lake's footers instead; run 'lakeql index LAKE' to repair it",
+                          DamagedCatalogWarning, stacklevel=2)
+            return None
         tables = {r["table_name"]: r for r in trows}
         columns: dict[str, list[Column]] = {}
         for r in crows:
             columns.setdefault(r["table_name"], []).append(
                 Column(r["table_name"], r["column_name"], r["ordinal"], r["type"]))
-        return cls(lake, tables, columns)
+        problems = [Problem(r["kind"], r["path"], r["error"], r["table_name"]) for r in prows]
+        cat = cls(lake, tables, columns, problems)
+        cat.failed = {r["table_name"]: r["fingerprint"] for r in prows if r["kind"] == "table"}
+        return cat
 
     @classmethod
     def open(cls, lake: Lake, store: Store | None = None) -> Catalog:
-        """The stored catalog when it covers the lake's current tables, else one computed now (not saved).
+        """The stored catalog for the lake's unchanged tables, the others profiled now (not saved).
 
-        Tables whose files changed since the catalog was written are re-profiled in memory, so names
-        and types are always current; capability indexes still report staleness on their own.
+        Tables whose files changed since the catalog was written (or that appeared) are re-profiled in
+        memory, so names and types are always current; unreadable ones are left out with a warning;
+        capability indexes still report staleness on their own.
         """
-        stored = cls.load(lake, store)
-        if stored is None:
-            return cls.build(lake, None, refresh=False)
-        missing = [t for k, t in lake.tables.items()
-                   if k not in stored.table_rows or stored.table_rows[k]["fingerprint"] != t.fingerprint]
-        for t in missing:
-            good, cols, nrows, per_file = profile_table(t)
-            if not good.files:
-                continue
-            stored.table_rows[t.key] = {"table_name": t.key, "row_count": nrows, "file_rows": per_file,
-                                        "source_bytes": good.source_bytes,
-                                        "fingerprint": good.fingerprint, "domain": t.domain,
-                                        "name": t.name, "source": t.source, "hive": t.hive,
-                                        "n_files": len(good.files)}
-            stored.columns_by_table[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
-            lake.tables[t.key] = good
-        for k in [k for k in stored.table_rows if k not in lake.tables]:
-            stored.table_rows.pop(k)
-            stored.columns_by_table.pop(k, None)
-        return stored
-
+        return cls._resolve(lake, cls.load(lake, store))

@@ -1,5 +1,9 @@
 """The lake-wide SQL functions of the foundation: ``lakeql_indexes()``, ``lakeql_tables()``,
-``lakeql_columns()`` (macros in ``udfs/lakeql.sql`` over the UDFs bound here)."""
+``lakeql_columns()`` (macros in ``udfs/lakeql.sql`` over the UDFs bound here).
+
+``lakeql_tables()`` also lists what was left out of the lake, so nothing is dropped silently: ``status``
+is ``'ok'``, ``'partial'`` (some files unreadable and skipped, named in ``error``), ``'error'`` (no file
+readable: the table has no view) or ``'unsupported'`` (a file of a format lakeql cannot read)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ INDEX_COLUMNS = [("kind", "VARCHAR"), ("table_name", "VARCHAR"), ("column_name",
                  ("stale", "BOOLEAN"), ("path", "VARCHAR"), ("params", "VARCHAR")]
 TABLE_COLUMNS = [("table_name", "VARCHAR"), ("domain", "VARCHAR"), ("name", "VARCHAR"),
                  ("source", "VARCHAR"), ("n_files", "BIGINT"), ("row_count", "BIGINT"),
-                 ("source_bytes", "BIGINT"), ("n_columns", "BIGINT")]
+                 ("source_bytes", "BIGINT"), ("n_columns", "BIGINT"), ("status", "VARCHAR"),
+                 ("error", "VARCHAR")]
 COLUMN_COLUMNS = [("table_name", "VARCHAR"), ("column_name", "VARCHAR"), ("ordinal", "INTEGER"),
                   ("type", "VARCHAR")]
 
@@ -36,9 +41,20 @@ def register(con, ctx) -> None:
         out = []
         for key, t in sorted(ctx.lake.tables.items()):
             row = cat.table_rows.get(key, {})
+            bad = [p for p in cat.problems_of(key) if p.kind == "file"]
             out.append({"table_name": key, "domain": t.domain, "name": t.name, "source": t.source,
                         "n_files": len(t.files), "row_count": row.get("row_count"),
-                        "source_bytes": t.source_bytes, "n_columns": len(cat.columns(t))})
+                        "source_bytes": t.source_bytes, "n_columns": len(cat.columns(t)),
+                        "status": "partial" if bad else "ok",
+                        "error": "; ".join(f"skipped {p.path}: {p.error}" for p in bad) or None})
+        for p in sorted(cat.problems, key=lambda p: (p.table_name, p.path)):
+            if p.kind == "file":
+                continue
+            domain, _, name = p.table_name.partition(".")
+            out.append({"table_name": p.table_name or None, "domain": domain or None, "name": name or None,
+                        "source": p.path, "n_files": 0, "row_count": None, "source_bytes": None,
+                        "n_columns": 0, "status": "error" if p.kind == "table" else "unsupported",
+                        "error": p.error})
         return out
 
     def columns(_dummy: Any = None) -> list[dict[str, Any]]:

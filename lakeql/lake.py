@@ -1,29 +1,63 @@
-"""Find the tables of a lake: a folder of Parquet files, one table per file or per folder.
+"""Find the tables of a lake: a folder of data files, one table per file or per folder.
 
-Layout rules (documented in the README):
+Layout rules (documented in the README); a data file is Parquet (``.parquet``, ``.parq``, ``.pq``), CSV
+(``.csv``, ``.tsv``, optionally ``.gz``) or JSON (``.json``, ``.ndjson``, ``.jsonl``, optionally ``.gz``):
 
 * ``LAKE/<name>.parquet``                      -> table ``main.<name>``
 * ``LAKE/<domain>/<name>.parquet``             -> table ``<domain>.<name>`` (the domain is a DuckDB schema)
 * ``LAKE/<domain>/<name>/**/*.parquet``        -> one table made of every file below the folder
   (hive partitions such as ``year=2024/`` become columns)
 * ``LAKE/<name>/`` holding hive partition folders (``k=v``) directly -> table ``main.<name>``
-* names starting with ``.`` or ``_`` are skipped (the default index dir ``LAKE/.lakeql`` among them).
+* a folder holding ``_delta_log/`` is a Delta table, one holding ``metadata/*.metadata.json`` an Iceberg
+  table: their live Parquet files are read from the table log (:mod:`lakeql.sources.tableformats`)
+* names starting with ``.`` or ``_`` are skipped (the default index dir ``LAKE/.lakeql`` among them);
+  other files lakeql cannot read are named in a warning (:class:`UnsupportedFileWarning`) and in
+  ``Lake.problems``, never skipped silently.
 
-Nothing here opens a Parquet file: discovery is a directory walk plus ``stat``, so it is cheap enough to
-run on every connect and every staleness check.
+Nothing here opens a data file: discovery is a directory listing plus ``stat`` (local folders) or one
+recursive listing (object storage, see :mod:`lakeql.sources.remote`), cheap enough to run on every
+connect and every staleness check. Discovery works over that listing (:func:`tables_from_listing`), so
+local and remote lakes follow exactly the same rules.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lakeql.errors import LakeNotFoundError, LakeqlError, UnknownTableError, did_you_mean
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+FORMAT_SUFFIXES = {**{s: "parquet" for s in PARQUET_SUFFIXES},
+                   ".csv": "csv", ".tsv": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
+                   ".json": "json", ".ndjson": "json", ".jsonl": "json", ".json.gz": "json",
+                   ".ndjson.gz": "json", ".jsonl.gz": "json"}
+# Files that are plainly not data (never warned about).
+IGNORED_SUFFIXES = (".md", ".txt", ".rst", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".log",
+                    ".lock", ".tmp", ".pid", ".gitignore", ".gitkeep")
 ROOT_DOMAIN = "main"
+
+
+class UnsupportedFileWarning(UserWarning):
+    """A file in the lake that lakeql cannot read as a table (named, never skipped silently)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something in the lake left out of it: an unreadable file or table, or an unsupported format.
+
+    ``kind``: ``'unsupported'`` (a file of a format lakeql cannot read), ``'file'`` (an unreadable file,
+    its table kept without it) or ``'table'`` (no file of the table is readable: the table is left out).
+    """
+
+    kind: str
+    path: str  # relative to the lake root
+    error: str
+    table_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +79,9 @@ class Table:
     source: str  # file or folder, relative to the lake root
     files: list[FileStamp] = field(default_factory=list)
     hive: bool = False
+    format: str = "parquet"  # 'parquet', 'csv' or 'json': how DuckDB reads ``files``
+    seen: list[FileStamp] | None = None  # every file that defines the table as discovered (fingerprint)
+    layout: str = "file"  # 'file', 'folder', 'hive', 'delta' or 'iceberg'
 
     @property
     def key(self) -> str:
@@ -58,8 +95,8 @@ class Table:
 
     @property
     def paths(self) -> list[str]:
-        """Absolute paths of the table's files."""
-        return [str(self.root / f.path) for f in self.files]
+        """Absolute paths (or URLs, for a lake on object storage) of the table's files."""
+        return [join_root(self.root, f.path) for f in self.files]
 
     @property
     def source_bytes(self) -> int:
@@ -67,12 +104,47 @@ class Table:
 
     @property
     def fingerprint(self) -> str:
-        """A hash of every file's path, size and mtime: changes when any file changes."""
-        return fingerprint_of(self.files)
+        """A hash of every file's path, size and mtime as discovered (unreadable files and table logs
+        included): changes when any file changes, and equals :func:`rescan_fingerprint` until then."""
+        return fingerprint_of(self.seen if self.seen is not None else self.files)
+
+    @property
+    def skipped(self) -> list[FileStamp]:
+        """Data files discovered but left out (unreadable)."""
+        if self.seen is None or self.layout in ("delta", "iceberg"):
+            return []
+        kept = {f.path for f in self.files}
+        return [f for f in self.seen if f.path not in kept]
+
+    def with_files(self, files: list[FileStamp]) -> Table:
+        """A copy of this table made of ``files`` only (same fingerprint: what was discovered)."""
+        return Table(self.domain, self.name, self.root, self.source, list(files), self.hive, self.format,
+                     list(self.seen if self.seen is not None else self.files), self.layout)
 
     def scan_sql(self) -> str:
-        """A ``read_parquet(...)`` expression over exactly this table's files."""
-        return read_parquet_sql(self.paths, self.hive)
+        """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly
+        this table's files."""
+        return scan_sql(self.format, self.paths, self.hive)
+
+
+def join_root(root: Path | str, rel: str) -> str:
+    """``root/rel`` for a local root, or a URL for a lake on object storage (``s3://b/prefix``)."""
+    if isinstance(root, str) and "://" in root:
+        return root.rstrip("/") + "/" + rel
+    return str(Path(root) / rel)
+
+
+def scan_sql(fmt: str, paths: list[str], hive: bool = False) -> str:
+    """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files)."""
+    if fmt == "parquet":
+        return read_parquet_sql(paths, hive)
+    listing = ", ".join(quote_literal(p) for p in paths)
+    opts = f", union_by_name = true, hive_partitioning = {'true' if hive else 'false'}"
+    if fmt == "csv":
+        return f"read_csv([{listing}]{opts})"
+    if fmt == "json":
+        return f"read_json([{listing}]{opts})"
+    raise LakeqlError(f"unknown table format {fmt!r}")
 
 
 def fingerprint_of(files: list[FileStamp]) -> str:
@@ -106,8 +178,19 @@ def read_parquet_sql(paths: list[str], hive: bool = False) -> str:
 class Lake:
     """The tables found under a lake root."""
 
-    root: Path
+    root: Path | str  # a local folder, or a URL (s3://bucket/prefix) for a lake on object storage
     tables: dict[str, Table]
+    problems: list[Problem] = field(default_factory=list)
+    fs: Any = None  # the pyarrow filesystem of a remote lake (None: local)
+
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.root, str) and "://" in self.root
+
+    @property
+    def url(self) -> str:
+        """The lake root as text (a local path or a URL)."""
+        return str(self.root)
 
     def table(self, name: str) -> Table:
         """Resolve a user-supplied table name.
@@ -190,6 +273,15 @@ def _unquote_dotted(name: str) -> str | None:
     return ".".join(parts)
 
 
+def file_format(name: str) -> str | None:
+    """The table format of a file name ('parquet', 'csv', 'json'), or None."""
+    low = name.lower()
+    for suf in sorted(FORMAT_SUFFIXES, key=len, reverse=True):
+        if low.endswith(suf):
+            return FORMAT_SUFFIXES[suf]
+    return None
+
+
 def _is_parquet(name: str) -> bool:
     return name.lower().endswith(PARQUET_SUFFIXES)
 
@@ -199,8 +291,9 @@ def _hidden(name: str) -> bool:
 
 
 def _stem(name: str) -> str:
-    for suf in PARQUET_SUFFIXES:
-        if name.lower().endswith(suf):
+    low = name.lower()
+    for suf in sorted(FORMAT_SUFFIXES, key=len, reverse=True):
+        if low.endswith(suf):
             return name[: -len(suf)]
     return name
 
@@ -210,65 +303,238 @@ def _stamp(root: Path, path: Path) -> FileStamp:
     return FileStamp(path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns)
 
 
+def _ignored(name: str) -> bool:
+    low = name.lower()
+    return low.endswith(IGNORED_SUFFIXES) or low in ("license", "readme", "makefile", "success")
+
+
+# ---------------------------------------------------------------------------------------- listings
+def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
+    """Every file below ``root/sub`` (relative to ``root``), skipping hidden names except ``_delta_log``.
+
+    A vanished file (deleted between the listing and its ``stat``) is simply not listed.
+    """
+    base = root / sub if sub else root
+    if base.is_file():
+        try:
+            return [_stamp(root, base)]
+        except OSError:
+            return []
+    out: list[FileStamp] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d) or d == "_delta_log")
+        inside_log = "_delta_log" in Path(dirpath).parts
+        for fn in sorted(filenames):
+            if fn.startswith(".") or (fn.startswith("_") and not inside_log):
+                continue
+            try:
+                out.append(_stamp(root, Path(dirpath) / fn))
+            except OSError:
+                continue
+    return out
+
+
+class _Tree:
+    """A listing as a folder tree: ``children(prefix)`` -> (sub-folder names, files directly inside)."""
+
+    def __init__(self, listing: list[FileStamp]) -> None:
+        self.dirs: dict[str, set[str]] = {"": set()}
+        self.files: dict[str, list[FileStamp]] = {"": []}
+        for f in listing:
+            parts = f.path.split("/")
+            for i in range(len(parts) - 1):
+                parent = "/".join(parts[:i])
+                self.dirs.setdefault(parent, set()).add(parts[i])
+                self.dirs.setdefault("/".join(parts[:i + 1]), set())
+            self.files.setdefault("/".join(parts[:-1]), []).append(f)
+
+    def subdirs(self, prefix: str) -> list[str]:
+        return sorted(self.dirs.get(prefix, ()))
+
+    def direct(self, prefix: str) -> list[FileStamp]:
+        return sorted(self.files.get(prefix, []), key=lambda f: f.path)
+
+    def below(self, prefix: str) -> list[FileStamp]:
+        out = list(self.files.get(prefix, []))
+        for d in self.subdirs(prefix):
+            out += self.below(_join(prefix, d))
+        return sorted(out, key=lambda f: f.path)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
+
+
+def _visible(path: str) -> bool:
+    return not any(_hidden(p) for p in path.split("/"))
+
+
+def table_kind(tree: _Tree, folder: str) -> str:
+    """How a folder forms a table: 'delta', 'iceberg', 'hive' (k=v folders) or 'folder'."""
+    subs = tree.subdirs(folder)
+    if "_delta_log" in subs:
+        return "delta"
+    if "metadata" in subs and any(f.path.endswith(".metadata.json")
+                                  for f in tree.direct(_join(folder, "metadata"))):
+        return "iceberg"
+    if any("=" in d for d in subs):
+        return "hive"
+    return "folder"
+
+
+def folder_table(root: Path | str, tree: _Tree, domain: str, name: str, folder: str,
+                 problems: list[Problem], fs: Any = None) -> Table | None:
+    """The table made of a folder (every data file below it, or a Delta/Iceberg table's live files)."""
+    kind = table_kind(tree, folder)
+    everything = tree.below(folder)
+    if kind in ("delta", "iceberg"):
+        from lakeql.sources.tableformats import live_files
+
+        t = Table(domain, name, root, folder, [], False, "parquet", everything, kind)
+        try:
+            t.files = live_files(t, {f.path: f for f in everything}, fs)
+        except LakeqlError as exc:
+            problems.append(Problem("table", folder, str(exc), t.key))
+            warnings.warn(f"skipping table {t.key}: {exc}", UnsupportedFileWarning, stacklevel=3)
+            return None
+        return t
+    data = [f for f in everything if _visible(f.path[len(folder) + 1:])]
+    by_format: dict[str, list[FileStamp]] = {}
+    for f in data:
+        fmt = file_format(f.path)
+        if fmt is not None:
+            by_format.setdefault(fmt, []).append(f)
+        elif not _ignored(f.path.rsplit("/", 1)[-1]):
+            _unsupported(problems, f.path)
+    if not by_format:
+        return None
+    fmt = max(by_format, key=lambda k: (len(by_format[k]), k == "parquet"))
+    for other, fs_ in by_format.items():
+        if other != fmt:
+            for f in fs_:
+                problems.append(Problem("unsupported", f.path, f"a {other} file in a {fmt} table folder "
+                                        f"({folder}): one folder table has one format"))
+                warnings.warn(f"skipping {f.path}: a {other} file in the {fmt} table folder {folder!r}",
+                              UnsupportedFileWarning, stacklevel=3)
+    files = by_format[fmt]
+    return Table(domain, name, root, folder, files, kind == "hive", fmt, files,
+                 "hive" if kind == "hive" else "folder")
+
+
+def _unsupported(problems: list[Problem], path: str) -> None:
+    suffix = Path(path).suffix or path.rsplit("/", 1)[-1]
+    problems.append(Problem("unsupported", path, f"lakeql cannot read {suffix} files"))
+    warnings.warn(f"skipping {path!r}: lakeql cannot read {suffix} files (Parquet, CSV, JSON, Delta and "
+                  "Iceberg tables are read)", UnsupportedFileWarning, stacklevel=4)
+
+
+def file_table(root: Path | str, domain: str, stamp: FileStamp) -> Table:
+    fname = stamp.path.rsplit("/", 1)[-1]
+    fmt = file_format(fname) or "parquet"
+    return Table(domain, _stem(fname), root, stamp.path, [stamp], False, fmt, [stamp], "file")
+
+
+def tables_from_listing(root: Path | str, listing: list[FileStamp], fs: Any = None
+                        ) -> tuple[list[Table], list[Problem]]:
+    """Apply the layout rules (module docstring) to a listing of every file below the lake root."""
+    tree = _Tree(listing)
+    found: list[Table] = []
+    problems: list[Problem] = []
+    for f in tree.direct(""):
+        name = f.path
+        if _hidden(name):
+            continue
+        if file_format(name):
+            found.append(file_table(root, ROOT_DOMAIN, f))
+        elif not _ignored(name):
+            _unsupported(problems, f.path)
+    for d in tree.subdirs(""):
+        if _hidden(d):
+            continue
+        if table_kind(tree, d) != "folder":
+            t = folder_table(root, tree, ROOT_DOMAIN, d, d, problems, fs)
+            if t is not None:
+                found.append(t)
+            continue
+        for f in tree.direct(d):
+            fname = f.path.rsplit("/", 1)[-1]
+            if _hidden(fname):
+                continue
+            if file_format(fname):
+                found.append(file_table(root, d, f))
+            elif not _ignored(fname):
+                _unsupported(problems, f.path)
+        for child in tree.subdirs(d):
+            if _hidden(child):
+                continue
+            t = folder_table(root, tree, d, child, _join(d, child), problems, fs)
+            if t is not None:
+                found.append(t)
+    return found, problems
+
+
+def rescan_fingerprint(table: Table, fs: Any = None) -> str:
+    """The fingerprint of ``table``'s source as it is now (``'<missing>'`` when it is gone).
+
+    Re-lists only the table's own file or folder with the rules of discovery, so it equals
+    ``table.fingerprint`` exactly when nothing changed.
+    """
+    if isinstance(table.root, str) and "://" in table.root:
+        from lakeql.sources.remote import remote_listing
+
+        listing = remote_listing(table.root, fs, table.source)
+    else:
+        listing = local_listing(Path(table.root), table.source)
+    if not listing:
+        return "<missing>"
+    if table.layout == "file":
+        return fingerprint_of([f for f in listing if f.path == table.source])
+    if table.layout in ("delta", "iceberg"):
+        return fingerprint_of(listing)
+    fmt = table.format
+    prefix = len(table.source) + 1
+    return fingerprint_of([f for f in listing if _visible(f.path[prefix:]) and file_format(f.path) == fmt])
+
+
 def _folder_files(root: Path, folder: Path) -> tuple[list[FileStamp], bool]:
     """Every Parquet file below ``folder`` (sorted) and whether hive partition folders are used."""
-    stamps: list[FileStamp] = []
-    hive = False
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        if any("=" in d for d in dirnames):
-            hive = True
-        for fn in sorted(filenames):
-            if _is_parquet(fn) and not _hidden(fn):
-                stamps.append(_stamp(root, Path(dirpath) / fn))
-    return stamps, hive
+    rel = folder.relative_to(root).as_posix()
+    tree = _Tree(local_listing(root, rel))
+    files = [f for f in tree.below(rel) if _visible(f.path[len(rel) + 1:]) and _is_parquet(f.path)]
+    return files, table_kind(tree, rel) == "hive"
 
 
 def discover(root: str | os.PathLike[str]) -> Lake:
-    """Walk ``root`` and return its tables (see the module docstring for the layout rules).
+    """List ``root`` and return its tables (see the module docstring for the layout rules).
 
-    Raises :class:`LakeNotFoundError` when ``root`` is missing or holds no Parquet file, and
-    :class:`LakeqlError` when two files or folders map to the same table name.
+    ``root`` is a local folder or file, or a URL (``s3://bucket/prefix``) read with
+    :mod:`lakeql.sources.remote`. Raises :class:`LakeNotFoundError` when ``root`` is missing or holds no
+    data file, and :class:`LakeqlError` when two files or folders map to the same table name. Files of
+    formats lakeql cannot read are named in a warning and in ``Lake.problems``.
     """
-    root_path = Path(root).expanduser()
-    if not root_path.exists():
-        raise LakeNotFoundError(f"lake path {str(root)!r} does not exist: pass a folder of Parquet files")
-    if root_path.is_file():
-        if not _is_parquet(root_path.name):
-            raise LakeNotFoundError(f"{str(root)!r} is not a folder or a Parquet file")
+    text = os.fspath(root)
+    fs = None
+    if "://" in text and not text.startswith("file://"):
+        from lakeql.sources.remote import open_remote
+
+        root_path: Path | str
+        root_path, fs, listing = open_remote(text)
+    else:
+        root_path = Path(text.removeprefix("file://")).expanduser()
+        if not root_path.exists():
+            raise LakeNotFoundError(f"lake path {text!r} does not exist: pass a folder of Parquet files")
         root_path = root_path.resolve()
-        t = Table(ROOT_DOMAIN, _stem(root_path.name), root_path.parent, root_path.name,
-                  [_stamp(root_path.parent, root_path)])
-        return Lake(root_path.parent, {t.key: t})
-    root_path = root_path.resolve()
-    found: list[Table] = []
-    for entry in sorted(root_path.iterdir(), key=lambda p: p.name):
-        if _hidden(entry.name):
-            continue
-        if entry.is_file() and _is_parquet(entry.name):
-            found.append(Table(ROOT_DOMAIN, _stem(entry.name), root_path, entry.name,
-                               [_stamp(root_path, entry)]))
-        elif entry.is_dir():
-            children = [c for c in entry.iterdir() if not _hidden(c.name)]
-            if any(c.is_dir() and "=" in c.name for c in children):
-                files, _ = _folder_files(root_path, entry)
-                if files:
-                    found.append(Table(ROOT_DOMAIN, entry.name, root_path, entry.name, files, True))
-                continue
-            for child in sorted(children, key=lambda p: p.name):
-                if child.is_file() and _is_parquet(child.name):
-                    found.append(Table(entry.name, _stem(child.name), root_path,
-                                       child.relative_to(root_path).as_posix(),
-                                       [_stamp(root_path, child)]))
-                elif child.is_dir():
-                    files, hive = _folder_files(root_path, child)
-                    if files:
-                        found.append(Table(entry.name, child.name, root_path,
-                                           child.relative_to(root_path).as_posix(), files, hive))
+        if root_path.is_file():
+            if not file_format(root_path.name):
+                raise LakeNotFoundError(f"{text!r} is not a folder or a Parquet, CSV or JSON file")
+            t = file_table(root_path.parent, ROOT_DOMAIN, _stamp(root_path.parent, root_path))
+            return Lake(root_path.parent, {t.key: t})
+        listing = local_listing(root_path)
+    found, problems = tables_from_listing(root_path, listing, fs)
     if not found:
         raise LakeNotFoundError(
-            f"no Parquet files under {str(root)!r}: a lake is a folder of .parquet files "
-            "(LAKE/<domain>/<table>.parquet or LAKE/<table>.parquet)")
+            f"no Parquet files under {text!r}: a lake is a folder of .parquet files "
+            "(LAKE/<domain>/<table>.parquet or LAKE/<table>.parquet; CSV, JSON, Delta and Iceberg too)")
     tables: dict[str, Table] = {}
     seen: dict[str, Table] = {}
     for t in found:
@@ -280,8 +546,9 @@ def discover(root: str | os.PathLike[str]) -> Lake:
                 "(table names ignore case): rename or move one of them")
         seen[folded] = t
         tables[t.key] = t
-    return Lake(root_path, tables)
+    return Lake(root_path, tables, problems, fs)
 
 
-__all__ = ["FileStamp", "Lake", "Table", "discover", "quote_ident", "quote_literal", "read_parquet_sql",
+__all__ = ["FileStamp", "Lake", "Problem", "Table", "UnsupportedFileWarning", "discover",
+           "quote_ident", "quote_literal", "read_parquet_sql",
            "resolve_table", "UnknownTableError"]

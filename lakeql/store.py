@@ -9,34 +9,164 @@ Layout of an index dir (default ``LAKE/.lakeql``)::
     lake.duckdb              views + pure-SQL macros, readable by the stock duckdb CLI
     <kind>/<slug>/...        one folder per capability index (e.g. embed/, ngram/, joins/)
 
-Every write goes to a temporary name in the same folder and is renamed into place, so an interrupted
-build leaves the previous index usable. Every manifest row records the fingerprint of the files the index
-was built from; :meth:`Store.require` compares it with the files on disk and raises
-:class:`StaleIndexError` naming the table and ``lakeql index --refresh``.
+Every write goes to a temporary name in the same folder (``.NAME.PID-RANDOM.tmp``), is flushed to disk
+(``fsync``) and is renamed into place, so an interrupted build (killed, Ctrl-C, disk full) leaves the
+previous index usable; the next build removes the temporary files of dead processes
+(:meth:`Store.clean_stale`). After a failed write the store refuses every further commit of that build,
+so a degraded index never replaces a good one. Files and folders are created with the user's umask.
+
+Every manifest row records the fingerprint of the files the index was built from; :meth:`Store.require`
+compares it with the files on disk and raises :class:`StaleIndexError` naming the table and ``lakeql
+index --refresh``. It also records a checksum (BLAKE2b) of each of its files, verified once when the index
+is loaded (:meth:`Store.verify`, cached by file size and mtime): a damaged file is a
+:class:`CorruptIndexError` naming ``lakeql index --refresh``, which rebuilds every damaged, missing or
+incomplete index (:meth:`Store.drop_damaged`).
+
+Concurrency: ``lakeql index`` runs hold ``.build.lock`` (:meth:`Store.build_lock`), so two runs on one
+lake serialize with a message naming the other's pid. Swapping a new index folder in and recording it
+happen under an exclusive ``.swap.lock``; loaders verify and open an index under a shared one
+(:meth:`Store.load_verified`), so a reader sees the old or the new index, never a mix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakeql.errors import CorruptIndexError, IndexDirError, NotIndexedError, StaleIndexError
+from lakeql.errors import CorruptIndexError, IndexDirError, LakeqlError, NotIndexedError, StaleIndexError
 from lakeql.lake import Lake, Table
 
 MANIFEST = "indexes.parquet"
 FORMAT_VERSION = 1
 DEFAULT_DIRNAME = ".lakeql"
+BUILD_LOCK = ".build.lock"
+SWAP_LOCK = ".swap.lock"
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp$")
+OLD_RE = re.compile(r"^\.(?P<name>.+)\.old-(?P<pid>\d+)$")
+LEGACY_TEMP_RE = re.compile(r"^\.(?:.+)\.[A-Za-z0-9_]{8}\.tmp$|^\.probe-")
+
+
+class IndexWriteError(IndexDirError):
+    """Writing the index failed (disk full, read-only, killed): the previous index is kept."""
+
+
+class IndexBusyError(LakeqlError):
+    """Another ``lakeql index`` holds the lake's build lock."""
+
+
+def _write_error(target: Path, exc: OSError) -> IndexWriteError:
+    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}.get(
+        exc.errno or 0, exc.strerror or str(exc))
+    return IndexWriteError(f"cannot write {str(target)!r} ({what}); the previous index is kept: free space "
+                           "or pass another --index-dir, then run 'lakeql index --refresh LAKE'")
+
+
+def file_checksum(path: Path) -> str:
+    """``size:blake2b-128`` of a file (hashlib streams it in C: ~1 GB/s here)."""
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+    return f"{path.stat().st_size}:{digest}"
+
+
+def _files_of(path: Path) -> list[tuple[str, Path]]:
+    if path.is_file():
+        return [("", path)]
+    return sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file())
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False when not supported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            return False
+        raise OSError(err, os.strerror(err), str(b))
+    return True
+
+
+def open_memmap(path: str | os.PathLike[str], dtype: Any, shape: tuple[int, ...]):
+    """``numpy.lib.format.open_memmap(mode='w+')`` with its blocks reserved up front.
+
+    A plain memory-mapped ``.npy`` is a sparse file: on a full disk the first write to an unbacked page
+    kills the process with SIGBUS (exit 135, no message). Reserving the blocks with ``posix_fallocate``
+    turns that into an ``OSError(ENOSPC)`` before anything is written.
+    """
+    import numpy as np
+
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if hasattr(os, "posix_fallocate") and size:
+            os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        del arr
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
+    return arr
 
 
 @dataclass
@@ -53,6 +183,7 @@ class IndexEntry:
     built_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     format_version: int = FORMAT_VERSION
     params: str = "{}"  # JSON: builder parameters (model, method, case, ...)
+    checksums: str = ""  # JSON {relative file: 'size:blake2b'} of the index files, set by Store.record
 
     @property
     def params_dict(self) -> dict[str, Any]:
@@ -87,6 +218,7 @@ class Store:
         self.root = Path(root).expanduser().resolve()
         self.lake = lake
         self._manifest_cache: tuple[float, list[IndexEntry]] | None = None
+        self.write_error: IndexWriteError | None = None  # set by the first failed write of a build
 
     @classmethod
     def for_lake(cls, lake: Lake, index_dir: str | os.PathLike[str] | None = None) -> Store:
@@ -97,8 +229,9 @@ class Store:
         """Create the index dir, or raise :class:`IndexDirError` naming ``--index-dir``."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-", delete=True)
-            probe.close()
+            probe = self._temp_name(self.root / ".probe")
+            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            probe.unlink()
         except OSError as exc:
             raise IndexDirError(
                 f"cannot write the index dir {str(self.root)!r} ({exc.strerror or exc}): "
@@ -111,45 +244,89 @@ class Store:
         """The folder of one capability index (not created)."""
         return self.root / kind / (slug(table, column) if table else "lake")
 
+    def _temp_name(self, target: Path) -> Path:
+        return target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+    def _check_writable(self, target: Path) -> None:
+        if self.write_error is not None:
+            raise IndexWriteError(f"not writing {str(target)!r}: an earlier write of this build failed "
+                                  f"({self.write_error})")
+
+    @contextlib.contextmanager
+    def _write_guard(self, target: Path) -> Iterator[None]:
+        """Turn an ``OSError`` of a write (disk full, read-only) into one :class:`IndexWriteError`."""
+        try:
+            yield
+        except IndexWriteError as exc:
+            self.write_error = self.write_error or exc
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO, errno.EFBIG):
+                err = _write_error(target, exc)
+                self.write_error = self.write_error or err
+                raise err from None
+            raise
+
     @contextlib.contextmanager
     def atomic_file(self, target: str | os.PathLike[str]) -> Iterator[Path]:
-        """Yield a temp path beside ``target``; rename it into place only if the block succeeds."""
+        """Yield a temp path beside ``target``; fsync it and rename it into place only if the block
+        succeeds (the file is created empty, with the umask's mode)."""
         target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp_path = Path(tmp)
-        try:
-            yield tmp_path
-            os.replace(tmp_path, target)
-        finally:
-            if tmp_path.exists():
-                tmp_path.unlink()
+        self._check_writable(target)
+        tmp_path = self._temp_name(target)
+        with self._write_guard(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            try:
+                yield tmp_path
+                self._check_writable(target)
+                if tmp_path.exists():
+                    _fsync_file(tmp_path)
+                with self.swap_lock():
+                    os.replace(tmp_path, target)
+                _fsync_dir(target.parent)
+            finally:
+                if tmp_path.exists():
+                    tmp_path.unlink()
 
     @contextlib.contextmanager
     def atomic_dir(self, target: str | os.PathLike[str]) -> Iterator[Path]:
-        """Yield a fresh temp folder; swap it in for ``target`` only if the block succeeds.
+        """Yield a fresh temp folder; fsync its files and swap it in for ``target`` only if the block
+        succeeds.
 
-        The old folder is renamed aside before the new one is renamed in, so at every instant a
-        complete index (old or new) sits at ``target`` except between two renames.
+        The swap is one atomic ``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere the old folder is
+        renamed aside first (``.NAME.old-PID``, restored by :meth:`clean_stale` if the process dies in
+        between). Either way it happens under the exclusive swap lock, which loaders share.
         """
         target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-        try:
-            yield tmp
-            old = None
-            if target.exists():
-                old = target.parent / f".{target.name}.old-{os.getpid()}"
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(target, old)
-            os.replace(tmp, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        self._check_writable(target)
+        tmp = self._temp_name(target)
+        with self._write_guard(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(tmp, 0o777)
+            try:
+                yield tmp
+                self._check_writable(target)
+                for _, f in _files_of(tmp):
+                    _fsync_file(f)
+                _fsync_dir(tmp)
+                with self.swap_lock():
+                    if target.exists() and _exchange(tmp, target):
+                        shutil.rmtree(tmp, ignore_errors=True)
+                    else:
+                        old = None
+                        if target.exists():
+                            old = target.parent / f".{target.name}.old-{os.getpid()}"
+                            if old.exists():
+                                shutil.rmtree(old)
+                            os.replace(target, old)
+                        os.replace(tmp, target)
+                        if old is not None:
+                            shutil.rmtree(old, ignore_errors=True)
+                _fsync_dir(target.parent)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
 
     def write_parquet(self, table: Any, target: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Write an Arrow table to ``target`` atomically (zstd by default)."""
@@ -170,20 +347,213 @@ class Store:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def _flock(self, name: str, mode: int, blocking: bool = True) -> Iterator[bool]:
+        """Hold ``flock(mode)`` on ``root/name``; yields False (no lock) when it cannot be opened
+        (a read-only shared index dir) or, non-blocking, when another process holds it."""
+        try:
+            fd = os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            try:
+                fd = os.open(self.root / name, os.O_RDONLY)
+            except OSError:
+                yield False
+                return
+        try:
+            try:
+                fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def swap_lock(self) -> Iterator[None]:
+        """Exclusive: index files are being swapped or recorded (readers wait)."""
+        with self._flock(SWAP_LOCK, fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def build_lock(self, wait: bool = True, say: Callable[[str], Any] | None = None) -> Iterator[None]:
+        """Serialize ``lakeql index`` runs on one index dir.
+
+        When another run holds the lock: wait for it (saying so once, with its pid) or, with
+        ``wait=False``, raise :class:`IndexBusyError`. The lock is an ``flock``: it is released when
+        its holder dies, even by ``kill -9``.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / BUILD_LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = _read_pid(path)
+                msg = f"another lakeql index is running on this lake (pid {other or '?'})"
+                if not wait:
+                    raise IndexBusyError(f"{msg}: wait for it to finish, or run again without --no-wait"
+                                         ) from None
+                (say or (lambda m: print(m, file=sys.stderr)))(f"{msg}; waiting...")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def build_running(self) -> int | None:
+        """The pid of a ``lakeql index`` running on this index dir now, or None."""
+        path = self.root / BUILD_LOCK
+        if not path.exists():
+            return None
+        with self._flock(BUILD_LOCK, fcntl.LOCK_SH, blocking=False) as got:
+            if got:
+                return None
+        return _read_pid(path) or -1
+
+    def clean_stale(self, dry_run: bool = False) -> list[str]:
+        """Remove temp files/folders left by dead processes (kill -9, Ctrl-C, power loss).
+
+        A ``.NAME.old-PID`` folder whose ``NAME`` is gone (the process died between the two renames of a
+        swap) is renamed back. Returns what was (or, with ``dry_run``, would be) removed or restored.
+        """
+        done: list[str] = []
+        if not self.root.exists():
+            return done
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            here = Path(dirpath)
+            for name in list(dirnames) + filenames:
+                m = TEMP_RE.match(name) or OLD_RE.match(name)
+                legacy = m is None and LEGACY_TEMP_RE.match(name) is not None
+                if m is None and not legacy:
+                    continue
+                if m is not None and _pid_alive(int(m.group("pid"))):
+                    continue
+                if legacy and time.time() - (here / name).stat().st_mtime < 3600:
+                    continue
+                p = here / name
+                if dry_run:
+                    done.append(p.relative_to(self.root).as_posix())
+                elif m is not None and OLD_RE.match(name) and not (here / m.group("name")).exists():
+                    os.replace(p, here / m.group("name"))
+                    done.append(f"restored {p.relative_to(self.root).as_posix()}")
+                elif p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                    done.append(p.relative_to(self.root).as_posix())
+                else:
+                    p.unlink(missing_ok=True)
+                    done.append(p.relative_to(self.root).as_posix())
+                if name in dirnames:
+                    dirnames.remove(name)
+        return done
+
+    # ------------------------------------------------------------- checksums
+    def checksums_of(self, entry: IndexEntry) -> str:
+        """The JSON checksums of ``entry``'s files as they are on disk now."""
+        p = self.root / entry.path
+        return json.dumps({rel: file_checksum(f) for rel, f in _files_of(p)}, sort_keys=True)
+
+    def _stamped(self, entry: IndexEntry) -> IndexEntry:
+        if not entry.checksums and (self.root / entry.path).exists():
+            entry.checksums = self.checksums_of(entry)
+        return entry
+
+    def damage(self, entry: IndexEntry) -> str | None:
+        """What is wrong with ``entry``'s files (missing, changed size, checksum), or None when intact.
+
+        Entries written before checksums existed are checked for existence only. Results are cached
+        per file (size, mtime), so checking an intact index again costs a ``stat`` per file.
+        """
+        p = self.root / entry.path
+        if not p.exists():
+            return f"missing its files ({entry.path})"
+        if not entry.checksums:
+            return None
+        try:
+            expected: dict[str, str] = json.loads(entry.checksums)
+        except ValueError:
+            return "its checksums are unreadable"
+        files = dict(_files_of(p))
+        for rel, want in sorted(expected.items()):
+            f = files.get(rel)
+            label = f"{entry.path}/{rel}" if rel else entry.path
+            if f is None:
+                return f"missing {label}"
+            try:
+                st = f.stat()
+            except OSError:
+                return f"missing {label}"
+            if str(st.st_size) != want.split(":", 1)[0]:
+                return f"{label} has {st.st_size} bytes, {want.split(':', 1)[0]} expected (truncated?)"
+            ck = (str(f), st.st_size, st.st_mtime_ns, st.st_ino, want)
+            if ck in _VERIFIED:
+                continue
+            if file_checksum(f) != want:
+                return f"{label} fails its checksum (damaged)"
+            _VERIFIED.add(ck)
+        return None
+
+    def intact(self, entry: IndexEntry) -> bool:
+        return self.damage(entry) is None
+
+    def verify(self, entry: IndexEntry) -> None:
+        """Raise :class:`CorruptIndexError` naming ``lakeql index --refresh`` when ``entry`` is damaged."""
+        what = self.damage(entry)
+        if what is not None:
+            target = ".".join(x for x in (entry.table_name, entry.column_name) if x) or "the lake"
+            raise CorruptIndexError(f"the {entry.kind} index of {target} is damaged ({what}): run "
+                                    "'lakeql index --refresh LAKE' to rebuild it")
+
+    def load_verified(self, entry: IndexEntry, loader: Callable[[Path, IndexEntry], Any],
+                      timeout: float = 30.0) -> Any:
+        """Verify ``entry`` and run ``loader(path, entry)`` under the shared swap lock.
+
+        While a rebuild is between swapping files in and recording them, the manifest row and the files
+        disagree: then re-read the manifest and retry (up to ``timeout`` s while a build runs), so a
+        reader gets the old index or the new one, never a mix.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._flock(SWAP_LOCK, fcntl.LOCK_SH):
+                self._manifest_cache = None
+                fresh = self.find(entry.kind, entry.table_name, entry.column_name) or entry
+                try:
+                    self.verify(fresh)
+                    return loader(self.root / fresh.path, fresh)
+                except CorruptIndexError:
+                    if self.build_running() is None or time.monotonic() > deadline:
+                        raise
+            time.sleep(0.05)
+
+    def drop_damaged(self) -> list[IndexEntry]:
+        """Drop every manifest row whose files are missing or damaged (and their files), so the build
+        that follows rebuilds them. Returns the dropped rows."""
+        bad = [e for e in self.entries() if not self.intact(e)]
+        for e in bad:
+            self.drop(e.kind, e.table_name, e.column_name)
+        return bad
+
     def record(self, entry: IndexEntry) -> None:
-        """Add or replace the manifest row of ``(kind, table, column)``."""
-        with self._locked():
-            rows = [e for e in self._read_manifest()
-                    if (e.kind, e.table_name, e.column_name)
-                    != (entry.kind, entry.table_name, entry.column_name)]
-            rows.append(entry)
-            self._write_manifest(rows)
+        """Add or replace the manifest row of ``(kind, table, column)``, with its files' checksums."""
+        self.record_many([entry])
 
     def record_many(self, entries: list[IndexEntry]) -> None:
         """Add or replace several manifest rows with one manifest write (builders of many tables)."""
         if not entries:
             return
-        with self._locked():
+        self._check_writable(self.root / MANIFEST)
+        entries = [self._stamped(e) for e in entries]
+        with self._locked(), self.swap_lock():
             keys = {(e.kind, e.table_name, e.column_name) for e in entries}
             rows = [e for e in self._read_manifest()
                     if (e.kind, e.table_name, e.column_name) not in keys]
@@ -191,7 +561,7 @@ class Store:
 
     def drop(self, kind: str, table: str = "", column: str = "", *, delete_files: bool = True) -> None:
         """Remove an index from the manifest (and its files)."""
-        with self._locked():
+        with self._locked(), self.swap_lock():
             rows = self._read_manifest()
             keep = []
             for e in rows:
@@ -217,9 +587,22 @@ class Store:
             ("kind", pa.string()), ("table_name", pa.string()), ("column_name", pa.string()),
             ("path", pa.string()), ("bytes", pa.int64()), ("source_bytes", pa.int64()),
             ("fingerprint", pa.string()), ("built_at", pa.timestamp("us", tz="UTC")),
-            ("format_version", pa.int32()), ("params", pa.string()),
+            ("format_version", pa.int32()), ("params", pa.string()), ("checksums", pa.string()),
         ])
-        self.write_parquet(pa.table(cols, schema=schema), self.root / MANIFEST)
+        import pyarrow.parquet as pq
+
+        target = self.root / MANIFEST
+        self._check_writable(target)
+        tmp = self._temp_name(target)
+        with self._write_guard(target):  # the swap lock is held by the caller
+            try:
+                pq.write_table(pa.table(cols, schema=schema), tmp, compression="zstd")
+                _fsync_file(tmp)
+                os.replace(tmp, target)
+                _fsync_dir(self.root)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
         self._manifest_cache = None
 
     # ----------------------------------------------------------------- reading
@@ -238,7 +621,8 @@ class Store:
             raise CorruptIndexError(
                 f"index manifest {str(path)!r} is unreadable ({exc}): delete it and run "
                 "'lakeql index LAKE' again") from None
-        entries = [IndexEntry(**r) for r in rows]
+        known = set(IndexEntry.__dataclass_fields__)
+        entries = [IndexEntry(**{k: v for k, v in r.items() if k in known}) for r in rows]
         self._manifest_cache = (mtime, entries)
         return list(entries)
 
@@ -259,7 +643,7 @@ class Store:
         table = self.lake.tables.get(entry.table_name)
         if table is None:
             return True
-        return current_fingerprint(table) != entry.fingerprint
+        return current_fingerprint(table, self.lake.fs) != entry.fingerprint
 
     def require(self, kind: str, table: Table | None = None, column: str = "", flag: str = ""
                 ) -> IndexEntry:
@@ -274,7 +658,8 @@ class Store:
         if entry is None:
             how = f"lakeql index LAKE {flag} {_cli_arg(target)}" if flag else "lakeql index LAKE"
             raise NotIndexedError(f"no {kind} index for {target}: build it with '{how}'")
-        if table is not None and current_fingerprint(table) != entry.fingerprint:
+        fs = getattr(self.lake, "fs", None)
+        if table is not None and current_fingerprint(table, fs) != entry.fingerprint:
             raise StaleIndexError(
                 f"the {kind} index of {target} is older than the Parquet files of table "
                 f"{table.key}: run 'lakeql index --refresh LAKE'")
@@ -286,18 +671,24 @@ class Store:
         return entry
 
 
+_VERIFIED: set[tuple[str, int, int, int, str]] = set()  # (file, size, mtime_ns, inode, checksum) checked
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def _cli_arg(text: str) -> str:
     return text if re.fullmatch(r"[\w.]+", text) else "'" + text.replace("'", "'\\''") + "'"
 
 
-def current_fingerprint(table: Table) -> str:
-    """Fingerprint of the table's files as they are on disk now (re-walks a folder table)."""
-    from lakeql.lake import _folder_files, _stamp, fingerprint_of
+def current_fingerprint(table: Table, fs: Any = None) -> str:
+    """Fingerprint of the table's files as they are now (re-lists the table's file or folder;
+    ``fs``: the filesystem of a remote lake)."""
+    from lakeql.lake import rescan_fingerprint
 
-    src = table.root / table.source
-    if not src.exists():
-        return "<missing>"
-    if src.is_file():
-        return fingerprint_of([_stamp(table.root, src)])
-    files, _ = _folder_files(table.root, src)
-    return fingerprint_of(files)
+    return rescan_fingerprint(table, fs)

@@ -5,7 +5,9 @@
 CREATE OR REPLACE MACRO lakeql_indexes() AS TABLE
     SELECT unnest(lakeql_indexes_impl(0), recursive := true);
 
--- lakeql_tables(): one row per lake table with its row count and size.
+-- lakeql_tables(): one row per lake table with its row count and size, and one per table or file left
+-- out: status 'ok', 'partial' (unreadable files skipped), 'error' (no readable file: no view) or
+-- 'unsupported' (a format lakeql cannot read); error says why.
 CREATE OR REPLACE MACRO lakeql_tables() AS TABLE
     SELECT unnest(lakeql_tables_impl(0), recursive := true);
 

@@ -1,0 +1,141 @@
+"""``lakeql doctor LAKE [--repair]``: what is wrong with a lake and its index, and the fix.
+
+It reports, without changing anything:
+
+* files and tables left out of the lake (unreadable, or a format lakeql cannot read);
+* indexes whose files are missing or damaged (checksums), or older than their tables (stale);
+* a damaged or missing catalog;
+* temporary files left by dead builds (kill -9, Ctrl-C), and a build running now.
+
+``--repair`` removes the leftovers and runs ``lakeql index --refresh``, which rebuilds every missing,
+damaged, stale or incomplete index. Exit code 0 when all is well, 1 when something needs attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Finding:
+    """One thing doctor found: where, what, and the fix."""
+
+    area: str  # 'lake', 'index', 'catalog', 'leftover', 'build'
+    subject: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"[{self.area}] {self.subject}: {self.problem} -> {self.fix}"
+
+
+@dataclass
+class Diagnosis:
+    lake: str
+    index_dir: str
+    tables: int = 0
+    indexes: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.findings
+
+    def lines(self) -> list[str]:
+        head = (f"lake {self.lake}: {self.tables} tables; index {self.index_dir}: {self.indexes} indexes; "
+                + ("all well" if self.healthy else f"{len(self.findings)} problem(s)"))
+        return [head, *(str(f) for f in self.findings)]
+
+
+def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None
+             ) -> Diagnosis:
+    """Inspect the lake and its index store (read-only)."""
+    from lakeql.catalog import Catalog
+    from lakeql.lake import discover
+    from lakeql.store import MANIFEST, Store
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lake = discover(lake_path)
+        store = Store.for_lake(lake, index_dir)
+        diag = Diagnosis(lake.url, str(store.root))
+        found = diag.findings
+        stored_ok = True
+        if not (store.root / MANIFEST).exists():
+            found.append(Finding("index", str(store.root), "no index", "run 'lakeql index LAKE'"))
+        else:
+            try:
+                entries = store.entries()
+            except Exception as exc:  # noqa: BLE001 - a damaged manifest is a finding
+                entries = []
+                found.append(Finding("index", MANIFEST, str(exc), "run 'lakeql doctor LAKE --repair'"))
+            diag.indexes = len(entries)
+            for e in entries:
+                target = ".".join(x for x in (e.table_name, e.column_name) if x) or "lake"
+                what = store.damage(e)
+                if what is not None:
+                    stored_ok = stored_ok and e.kind != "catalog"
+                    found.append(Finding("index", f"{e.kind} {target}", what,
+                                         "run 'lakeql index --refresh LAKE'"))
+            if store.find("catalog") is None:
+                found.append(Finding("catalog", "catalog", "no catalog in the manifest",
+                                     "run 'lakeql index LAKE'"))
+        stored = Catalog.load(lake, store) if stored_ok else None
+        if stored is None and (store.root / MANIFEST).exists() and stored_ok:
+            found.append(Finding("catalog", "catalog", "the stored catalog is missing or unreadable",
+                                 "run 'lakeql index LAKE'"))
+        cat = Catalog._resolve(lake, stored)
+        diag.tables = len(lake.tables)
+        for p in cat.problems:
+            subject = p.table_name or p.path
+            fix = {"unsupported": "convert it to Parquet/CSV/JSON, or move it out of the lake",
+                   "file": "replace or remove the file (the table is read without it)",
+                   "table": "replace or remove its files (the table is left out)"}[p.kind]
+            found.append(Finding("lake", f"{subject} ({p.path})" if p.table_name else subject, p.error, fix))
+        for e in store.entries() if diag.indexes else []:
+            if e.table_name and e.table_name in lake.tables and store.is_stale(e):
+                found.append(Finding("index", f"{e.kind} {e.table_name}", "stale (the table changed)",
+                                     "run 'lakeql index --refresh LAKE'"))
+        for rel in store.clean_stale(dry_run=True):
+            found.append(Finding("leftover", rel, "temporary file of a dead build",
+                                 "run 'lakeql doctor LAKE --repair'"))
+        pid = store.build_running()
+        if pid is not None:
+            found.append(Finding("build", f"pid {pid}", "a lakeql index is running now",
+                                 "wait for it to finish"))
+    return diag
+
+
+def repair(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,
+           progress: bool = False) -> Diagnosis:
+    """Remove leftovers, rebuild every missing/damaged/stale index (``lakeql index --refresh``), and
+    diagnose again."""
+    from lakeql.api import index
+
+    index(str(lake_path), index_dir=index_dir, refresh=True, progress=progress)
+    return diagnose(lake_path, index_dir)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    diag = (repair(args.lake, args.index_dir, progress=not args.quiet) if args.repair
+            else diagnose(args.lake, args.index_dir))
+    for line in diag.lines():
+        print(line)
+    index_left = [f for f in diag.findings if f.area != "lake"]
+    return 0 if not index_left and (not diag.findings or args.repair) else 1
+
+
+def add_commands(subparsers: Any) -> None:
+    """The ``lakeql doctor`` subcommand (wired by the CLI's plugin hook)."""
+    p = subparsers.add_parser("doctor", help="check a lake and its index for damage; --repair fixes it")
+    p.add_argument("lake", help="the lake (a folder, or s3://bucket/prefix)")
+    p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
+    p.add_argument("--repair", action="store_true",
+                   help="remove dead builds' temp files and rebuild every missing, damaged or stale index")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.set_defaults(func=cmd_doctor)
