@@ -128,6 +128,13 @@ def visible_columns(con) -> list[tuple[Relation, str, str]]:
             for db, schema, table, col, ty, is_table, cur in rows]
 
 
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def history_path() -> Path | None:
     """Where the history goes: ``$LAKEQL_HISTORY`` (empty: nowhere) or ``~/.lakeql_history``."""
     env = os.environ.get("LAKEQL_HISTORY")
@@ -157,7 +164,7 @@ class Shell:
         self.options = Options()
         self.timer = False
         self.failed = False
-        self.interactive = self.stdin.isatty() if interactive is None else interactive
+        self.interactive = _isatty(self.stdin) if interactive is None else interactive
         self._once = False
         self._prompt_io = (prompt_input, prompt_output)
         self.completer: Any = None
@@ -264,6 +271,10 @@ class Shell:
             event.current_buffer.validate_and_handle()
 
         pin, pout = self._prompt_io
+        if pout is None and not _isatty(self.stdout) and _isatty(sys.stderr):
+            from prompt_toolkit.output import create_output
+
+            pout = create_output(stdout=sys.stderr)  # `lakeql shell > out.txt`: the editor stays visible
         return PromptSession(history=history, completer=self.completer, multiline=True, key_bindings=kb,
                              prompt_continuation="   ...> ", complete_while_typing=False,
                              enable_history_search=True, input=pin, output=pout)
@@ -408,7 +419,9 @@ class Shell:
 
     # ----------------------------------------------------------------- listings
     def _render(self, columns: list[str], rows: list[tuple]) -> None:
-        render(columns, ["VARCHAR"] * len(columns), rows, self.mode, self.out, self.options)
+        """A listing (.tables, .functions): every row, whatever ``.maxrows`` says."""
+        opts = Options(headers=self.options.headers, max_rows=0, is_tty=self.options.is_tty)
+        render(columns, ["VARCHAR"] * len(columns), rows, self.mode, self.out, opts)
         self.out.flush()
 
     def relations(self) -> dict[Relation, list[str]]:

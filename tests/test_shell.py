@@ -42,6 +42,7 @@ def run_script(con, script: str) -> tuple[int, str, str]:
     (".maxrows 0\nSELECT * FROM range(50);\n", ["│     25 │", "50 rows\n"], ["shown"], []),
     (".mode ndjson\nSELECT 'nan'::DOUBLE AS x, 1 AS n;\n", ['{"x": null, "n": 1}\n'], [], []),
     (".tables\n", ["flights.airlines", "python.modules"], ["lakeql_rows", "__rowid"], []),
+    (".maxrows 2\n.tables\n", ["flights.airlines", "flights.planes", "python.modules"], ["shown"], []),
     (".tables python.%\n", ["python.functions", "python.modules"], ["flights."], []),
     (".schema airlines\n", ['CREATE VIEW "flights"."airlines"("carrier" VARCHAR, "name" VARCHAR);'],
      ["__rowid"], []),

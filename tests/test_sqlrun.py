@@ -39,6 +39,13 @@ def test_ddl_and_set_print_nothing(capsys) -> None:
     assert (rc, out) == (0, "total\n15\n")
 
 
+def test_returning_and_describe_print_rows(capsys) -> None:
+    rc, out, _ = sql(capsys, "--format", "csv",
+                     "CREATE TEMP TABLE r (x INTEGER); INSERT INTO r VALUES (5) RETURNING x * 2 AS y; "
+                     "SELECT column_name FROM (DESCRIBE flights.airlines)")
+    assert (rc, out) == (0, "y\n10\ncolumn_name\ncarrier\nname\n")
+
+
 def test_json_is_valid_with_nan_and_infinities(capsys) -> None:
     rc, out, _ = sql(capsys, "--format", "json",
                      "SELECT 'nan'::DOUBLE AS x, 'inf'::DOUBLE AS y, '-inf'::FLOAT AS z, 1.5 AS w, "
