@@ -1,0 +1,377 @@
+"""``build_discovery(ctx)``: the per-column and per-table features of union search, table search and
+transformation blocking, written to ``<index_dir>/discovery/`` (manifest kind ``discovery``).
+
+It reads the join profiles through the store (``joins/lake/columns.parquet``: top values, MinHash
+sketches, distinct counts) and the DeepJoin vectors (``joins/semantic/vectors.npy``) when they exist,
+and the Parquet footers (descriptions, numeric min/max) itself; it never reads table rows. Files:
+
+``columns.parquet``  one row per lake column (tables contiguous, in table order): type class, distinct
+                     count, uniqueness, numeric range, description, a few sample values
+``tables.parquet``   one row per table: its column range, row count, description, fingerprint
+``colvec.npz``       sparse TF-IDF of each column's values + header + description (hashed features)
+``namevec.npz``      sparse TF-IDF of each column's header (character 3-grams and words)
+``sketch.npy``       uint64 (columns x 256) bottom-k MinHash sketches, padded with 2**64-1
+``deepjoin.npy``     float32 (columns x d) DeepJoin vectors (zero rows where none); only when built
+``bm25_<field>.npz`` BM25 weights (tables x terms) of ``name``, ``description``, ``columns``, ``values``
+``vocab.parquet``    the BM25 terms
+``tablevec.npy``     float32 table-summary embeddings (only with ``--discovery-embed``)
+``tok_hash.npy``/``tok_col.npy``  value-word postings (CRC32, sorted) of text columns, for blocking
+``union_edges.parquet``  ``union_graph()``: each table's best unionable tables (lakes up to
+                     ``UNION_GRAPH_MAX_TABLES`` tables; larger lakes compute it on demand)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from lakeql.joins import union_text as tx
+from lakeql.progress import say
+from lakeql.store import IndexEntry, dir_bytes
+
+FORMAT = 1
+KIND = "discovery"
+SKETCH_K = 256
+SAMPLE_VALUES = 50  # top values per column used for features
+BM25_VALUES = 10  # top values per text column indexed for table search
+UNION_GRAPH_MAX_TABLES = 3000
+BM25_FIELDS = ("name", "description", "columns", "values")
+K1, B = 1.2, 0.75
+_NUM = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+        "UBIGINT", "UHUGEINT")
+
+
+def type_class(duck_type: str) -> str:
+    """'text', 'int', 'float', 'date', 'bool' or 'other' (union compatibility classes)."""
+    t = duck_type.upper().strip()
+    if t in ("VARCHAR", "UUID") or t.startswith("ENUM("):
+        return "text"
+    if t in _NUM:
+        return "int"
+    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "float"
+    if t.startswith(("DATE", "TIMESTAMP", "TIME")):
+        return "date"
+    if t == "BOOLEAN":
+        return "bool"
+    return "other"
+
+
+def _meta_text(meta: dict | None) -> str:
+    """The ``description`` or ``comment`` of a Parquet key-value metadata dict (bytes keys), or ''."""
+    if not meta:
+        return ""
+    for key in (b"description", b"comment", b"DESCRIPTION", b"COMMENT"):
+        v = meta.get(key)
+        if v:
+            return v.decode("utf-8", "replace")[:2000]
+    return ""
+
+
+def footer_info(table) -> tuple[str, dict[str, str], dict[str, tuple[float, float]]]:
+    """(table description, column descriptions, numeric (min, max) per column) from Parquet footers."""
+    import pyarrow.parquet as pq
+
+    desc, cdesc, ranges = "", {}, {}
+    for path in table.paths[:4]:
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception:  # noqa: BLE001 - the catalog already warned about unreadable files
+            continue
+        schema = pf.schema_arrow
+        desc = desc or _meta_text(schema.metadata)
+        for f in schema:
+            if f.name not in cdesc:
+                d = _meta_text(f.metadata)
+                if d:
+                    cdesc[f.name] = d
+        md = pf.metadata
+        names = [md.schema.column(i).name for i in range(md.num_columns)]
+        for rg in range(min(md.num_row_groups, 16)):
+            g = md.row_group(rg)
+            for i, name in enumerate(names):
+                st = g.column(i).statistics
+                if st is None or not st.has_min_max:
+                    continue
+                lo, hi = st.min, st.max
+                if not isinstance(lo, int | float) or isinstance(lo, bool):
+                    continue
+                a, b = ranges.get(name, (math.inf, -math.inf))
+                ranges[name] = (min(a, float(lo)), max(b, float(hi)))
+    return desc, cdesc, ranges
+
+
+def _csr(rows: list[dict[int, float]], n_dims: int):
+    import numpy as np
+    import scipy.sparse as sp
+
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        indptr[i + 1] = indptr[i] + len(r)
+    idx = np.fromiter((k for r in rows for k in r), dtype=np.int32, count=int(indptr[-1]))
+    val = np.fromiter((v for r in rows for v in r.values()), dtype=np.float32, count=int(indptr[-1]))
+    return sp.csr_matrix((val, idx, indptr), shape=(len(rows), n_dims))
+
+
+def tfidf_rows(rows: list[dict[int, float]], n_dims: int):
+    """Sublinear TF-IDF, L2-normalized rows, as CSR (float32)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    m = _csr(rows, n_dims)
+    m.data = 1.0 + np.log(np.maximum(m.data, 1e-9), dtype=np.float32)
+    m.data = np.maximum(m.data, 0.1).astype(np.float32)
+    df = np.bincount(m.indices, minlength=n_dims)
+    idf = np.log((len(rows) + 1) / (df + 1), dtype=np.float64) + 1.0
+    m.data = (m.data * idf[m.indices]).astype(np.float32)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ m, dtype=np.float32)
+
+
+def column_features(name: str, desc: str, tclass: str, values: list[str], rng: tuple[float, float] | None
+                    ) -> tuple[dict[int, float], dict[int, float]]:
+    """(value+header+description features, header features) of one column, hashed."""
+    feats: list[tuple[str, float]] = [("t:" + tclass, 1.0)]
+    for w in tx.words(name):
+        feats.append(("w:" + w, 2.0))
+    for w in tx.words(desc)[:40]:
+        feats.append(("w:" + w, 0.5))
+    counts = Counter()
+    shapes = Counter()
+    for v in values[:SAMPLE_VALUES]:
+        for w in tx.words(v):
+            counts[w] += 1
+        shapes[tx.shape(v)] += 1
+    for w, c in counts.items():
+        feats.append(("v:" + w, 1.0 + math.log(c)))
+    for s, c in shapes.most_common(3):
+        feats.append(("s:" + s, 0.5 + 0.5 * c / max(1, len(values[:SAMPLE_VALUES]))))
+    if rng is not None and all(math.isfinite(x) for x in rng):
+        for x in rng:
+            feats.append((f"m:{_magnitude(x)}", 1.0))
+    head: list[tuple[str, float]] = [("g:" + g, 1.0) for g in tx.char_grams(name)]
+    head += [("w:" + w, 1.0) for w in tx.words(name)]
+    return tx.hashed(feats), tx.hashed(head)
+
+
+def _magnitude(x: float) -> str:
+    if x == 0:
+        return "0"
+    return ("-" if x < 0 else "") + str(int(math.floor(math.log10(abs(x)))))
+
+
+def join_profiles(store) -> tuple[dict[tuple[str, str], dict[str, Any]], Any]:
+    """The join profile row of every column (read through the store) and the DeepJoin vectors, if any."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    entry = store.find("join_index")
+    if entry is None or not (store.root / entry.path / "columns.parquet").exists():
+        return {}, None
+    cols = ["table_name", "column_name", "indexed", "n_distinct", "uniqueness", "top_values", "sketch"]
+    try:
+        rows = pq.read_table(store.root / entry.path / "columns.parquet", columns=cols).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - another format: build without value features
+        say(f"joins: discovery: join profiles unreadable ({type(exc).__name__}); no value features")
+        return {}, None
+    out = {}
+    for i, r in enumerate(rows):
+        r["join_col"] = i
+        out[(r["table_name"], r["column_name"])] = r
+    vecs = None
+    sem = store.find("join_semantic")
+    if sem is not None and (store.root / sem.path / "vectors.npy").exists():
+        try:
+            v = np.load(store.root / sem.path / "vectors.npy", mmap_mode="r")
+            if v.ndim == 2 and v.shape[0] == len(rows):
+                vecs = v
+        except Exception:  # noqa: BLE001 - optional evidence
+            vecs = None
+    return out, vecs
+
+
+def digest_of(ctx) -> str:
+    lake = ctx.lake
+    je = ctx.store.find("join_index")
+    se = ctx.store.find("join_semantic")
+    opts = ctx.options["joins"]
+    parts = {"format": FORMAT, "tables": {k: lake.tables[k].fingerprint for k in sorted(lake.tables)},
+             "join_index": str(je.built_at) if je else None,
+             "join_semantic": str(se.built_at) if se else None,
+             "embed": bool(getattr(opts, "discovery_embed", False))}
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def build_discovery(ctx) -> None:
+    """Build (or keep, when nothing changed) the discovery index of the lake; see the module docstring."""
+    opts = ctx.options["joins"]
+    if not getattr(opts, "joins", True) or not getattr(opts, "discovery", True):
+        return
+    store = ctx.store
+    digest = digest_of(ctx)
+    old = store.find(KIND)
+    out = store.path(KIND)
+    if old is not None and old.params_dict.get("digest") == digest and (out / "tables.parquet").exists():
+        return
+    t0 = time.perf_counter()
+    with store.atomic_dir(out) as tmp:
+        info = write_discovery(ctx, tmp)
+        if info["tables"] <= UNION_GRAPH_MAX_TABLES:
+            from lakeql.joins.union import write_union_graph
+
+            info["union_edges"] = write_union_graph(tmp)
+    info["digest"] = digest
+    store.record(IndexEntry(KIND, "", "", KIND, dir_bytes(out),
+                            sum(t.source_bytes for t in ctx.lake.tables.values()), "",
+                            params=json.dumps(info, sort_keys=True)))
+    say(f"joins: discovery index of {info['tables']} tables, {info['columns']} columns in "
+        f"{time.perf_counter() - t0:.1f} s")
+
+
+def write_discovery(ctx, out: Path) -> dict[str, Any]:
+    """Write every discovery file into ``out``; returns counts for the manifest."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import scipy.sparse as sp
+
+    lake, cat, store = ctx.lake, ctx.catalog, ctx.store
+    prof, dj = join_profiles(store)
+    col_rows: list[dict[str, Any]] = []
+    vec_rows: list[dict[int, float]] = []
+    name_rows: list[dict[int, float]] = []
+    sketches: list[list[int]] = []
+    dj_idx: list[int] = []
+    tab_rows: list[dict[str, Any]] = []
+    summaries: list[str] = []
+    fields: dict[str, list[Counter]] = {f: [] for f in BM25_FIELDS}
+    tok_pairs: list[tuple[int, int]] = []
+    for key in sorted(lake.tables):
+        t = lake.tables[key]
+        cols = cat.columns(t)
+        desc, cdesc, ranges = footer_info(t)
+        start = len(col_rows)
+        colwords: list[str] = []
+        valwords: list[str] = []
+        for c in cols:
+            p = prof.get((key, c.column_name), {})
+            tclass = type_class(c.type)
+            values = [v for v in (p.get("top_values") or []) if v is not None]
+            rng = ranges.get(c.column_name) if tclass in ("int", "float") else None
+            cd = cdesc.get(c.column_name, "")
+            v, h = column_features(c.column_name, cd, tclass, values, rng)
+            vec_rows.append(v)
+            name_rows.append(h)
+            sk = sorted(int(x) for x in (p.get("sketch") or []))[:SKETCH_K]
+            sketches.append(sk)
+            dj_idx.append(int(p["join_col"]) if (dj is not None and p.get("indexed")) else -1)
+            nd = int(p.get("n_distinct") or 0)
+            col_rows.append({
+                "table_name": key, "column_name": c.column_name, "ordinal": c.ordinal, "type": c.type,
+                "tclass": tclass, "indexed": bool(p.get("indexed")), "n_distinct": nd,
+                "uniqueness": float(p.get("uniqueness") or 0.0), "sketch_len": len(sk),
+                "vmin": rng[0] if rng else None, "vmax": rng[1] if rng else None, "description": cd,
+                "sample": [str(x)[:100] for x in values[:5]]})
+            colwords += tx.words(c.column_name) + tx.words(cd)
+            if tclass == "text" and p.get("indexed"):
+                for x in values[:BM25_VALUES]:
+                    valwords += tx.words(x)
+                toks = {w for x in values for w in tx.value_words(x) if len(w) >= 2}
+                ci = len(col_rows) - 1
+                tok_pairs.extend((zlib.crc32(w.encode()), ci) for w in toks)
+        fields["name"].append(Counter(tx.words(t.name) + tx.words(t.domain)))
+        fields["description"].append(Counter(tx.words(desc)))
+        fields["columns"].append(Counter(colwords))
+        fields["values"].append(Counter(valwords))
+        tab_rows.append({"table_name": key, "col_start": start, "col_end": len(col_rows),
+                         "row_count": int(cat.row_count(t)) if key in cat.table_rows else 0,
+                         "description": desc, "fingerprint": t.fingerprint})
+        summaries.append(f"{t.name.replace('_', ' ')}. {desc[:300]} Columns: "
+                         + ", ".join(c.column_name for c in cols[:40]))
+    n = len(col_rows)
+    pq.write_table(pa.Table.from_pylist(col_rows, schema=_columns_schema()), out / "columns.parquet",
+                   compression="zstd")
+    pq.write_table(pa.Table.from_pylist(tab_rows, schema=_tables_schema()), out / "tables.parquet",
+                   compression="zstd")
+    sp.save_npz(out / "colvec.npz", tfidf_rows(vec_rows, 1 << tx.DIM_BITS))
+    sp.save_npz(out / "namevec.npz", tfidf_rows(name_rows, 1 << tx.DIM_BITS))
+    sk = np.full((n, SKETCH_K), np.iinfo(np.uint64).max, dtype=np.uint64)
+    for i, s in enumerate(sketches):
+        if s:
+            sk[i, :len(s)] = np.asarray(s, dtype=np.uint64)
+    np.save(out / "sketch.npy", sk)
+    if dj is not None and any(i >= 0 for i in dj_idx):
+        idx = np.asarray(dj_idx)
+        m = np.zeros((n, dj.shape[1]), dtype=np.float32)
+        ok = idx >= 0
+        m[ok] = np.asarray(dj[idx[ok]], dtype=np.float32)
+        np.save(out / "deepjoin.npy", m)
+    write_bm25(fields, out)
+    if tok_pairs:
+        arr = np.array(tok_pairs, dtype=np.int64)
+        order = np.lexsort((arr[:, 1], arr[:, 0]))
+        np.save(out / "tok_hash.npy", arr[order, 0].astype(np.uint32))
+        np.save(out / "tok_col.npy", arr[order, 1].astype(np.int32))
+    else:
+        np.save(out / "tok_hash.npy", np.empty(0, np.uint32))
+        np.save(out / "tok_col.npy", np.empty(0, np.int32))
+    if getattr(ctx.options["joins"], "discovery_embed", False) and summaries:
+        from lakeql import embedding
+
+        np.save(out / "tablevec.npy", embedding.encode(summaries, desc="discovery: table summaries"))
+    return {"format": FORMAT, "tables": len(tab_rows), "columns": n, "deepjoin": dj is not None,
+            "embed": (out / "tablevec.npy").exists()}
+
+
+def write_bm25(fields: dict[str, list[Counter]], out: Path) -> None:
+    """One vocabulary; per field a (tables x terms) matrix of BM25 weights (CSC, for column slicing)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import scipy.sparse as sp
+
+    vocab: dict[str, int] = {}
+    for docs in fields.values():
+        for d in docs:
+            for w in d:
+                if w not in vocab:
+                    vocab[w] = len(vocab)
+    for f, docs in fields.items():
+        rows = [{vocab[w]: float(c) for w, c in d.items()} for d in docs]
+        m = _csr(rows, max(len(vocab), 1))
+        n_docs = max(len(docs), 1)
+        dl = np.asarray(m.sum(axis=1)).ravel()
+        avg = float(dl.mean()) if len(dl) and dl.mean() > 0 else 1.0
+        df = np.bincount(m.indices, minlength=m.shape[1])
+        idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+        row_of = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+        tf = m.data.astype(np.float64)
+        norm = tf + K1 * (1 - B + B * dl[row_of] / avg)
+        m.data = (idf[m.indices] * tf * (K1 + 1) / norm).astype(np.float32)
+        sp.save_npz(out / f"bm25_{f}.npz", m.tocsc())
+    terms = sorted(vocab, key=vocab.get)
+    pq.write_table(pa.table({"term": pa.array(terms, pa.string())}), out / "vocab.parquet")
+
+
+def _columns_schema():
+    import pyarrow as pa
+
+    return pa.schema([("table_name", pa.string()), ("column_name", pa.string()), ("ordinal", pa.int32()),
+                      ("type", pa.string()), ("tclass", pa.string()), ("indexed", pa.bool_()),
+                      ("n_distinct", pa.int64()), ("uniqueness", pa.float64()), ("sketch_len", pa.int32()),
+                      ("vmin", pa.float64()), ("vmax", pa.float64()), ("description", pa.string()),
+                      ("sample", pa.list_(pa.string()))])
+
+
+def _tables_schema():
+    import pyarrow as pa
+
+    return pa.schema([("table_name", pa.string()), ("col_start", pa.int64()), ("col_end", pa.int64()),
+                      ("row_count", pa.int64()), ("description", pa.string()), ("fingerprint", pa.string())])

@@ -1,0 +1,118 @@
+"""Load the discovery index (``<index_dir>/discovery``) once per connection, and check it is fresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError
+
+TCLASSES = ("text", "int", "float", "date", "bool", "other")
+
+
+class DiscoveryIndex:
+    """Arrays of ``discovery/`` (see :mod:`lakeql.joins.union_index`); big matrices memory-mapped."""
+
+    def __init__(self, root: Path) -> None:
+        import numpy as np
+        import pyarrow.parquet as pq
+        import scipy.sparse as sp
+
+        self.root = root
+        try:
+            cols = pq.read_table(root / "columns.parquet")
+            tabs = pq.read_table(root / "tables.parquet")
+            self.colvec = sp.load_npz(root / "colvec.npz").tocsr()
+            self.namevec = sp.load_npz(root / "namevec.npz").tocsr()
+            self.sketch = np.load(root / "sketch.npy", mmap_mode="r")
+            self.tok_hash = np.load(root / "tok_hash.npy", mmap_mode="r")
+            self.tok_col = np.load(root / "tok_col.npy", mmap_mode="r")
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptIndexError(f"the discovery index in {str(root)!r} is unreadable "
+                                    f"({type(exc).__name__}): run 'lakeql index LAKE' again") from None
+        d = cols.select(["table_name", "column_name", "type", "tclass", "description"]).to_pydict()
+        self.table_name: list[str] = d["table_name"]
+        self.column_name: list[str] = d["column_name"]
+        self.type: list[str] = d["type"]
+        self.description: list[str] = d["description"]
+        code = {c: i for i, c in enumerate(TCLASSES)}
+        self.tclass = np.array([code.get(c, 5) for c in d["tclass"]], dtype=np.int8)
+        self.indexed = cols.column("indexed").to_numpy(zero_copy_only=False).astype(bool)
+        self.n_distinct = cols.column("n_distinct").to_numpy(zero_copy_only=False).astype(np.int64)
+        self.uniqueness = cols.column("uniqueness").to_numpy(zero_copy_only=False).astype(np.float64)
+        self.sketch_len = cols.column("sketch_len").to_numpy(zero_copy_only=False).astype(np.int64)
+        self.vmin = np.array(cols.column("vmin").to_pylist(), dtype=np.float64)
+        self.vmax = np.array(cols.column("vmax").to_pylist(), dtype=np.float64)
+        self.samples = cols.column("sample")
+        t = tabs.to_pydict()
+        self.tables: list[str] = t["table_name"]
+        self.col_start = np.asarray(t["col_start"], dtype=np.int64)
+        self.col_end = np.asarray(t["col_end"], dtype=np.int64)
+        self.row_count = np.asarray(t["row_count"], dtype=np.int64)
+        self.table_description: list[str] = t["description"]
+        self.fingerprints: dict[str, str] = dict(zip(t["table_name"], t["fingerprint"], strict=True))
+        self.table_id = {n: i for i, n in enumerate(self.tables)}
+        self.col_table = np.repeat(np.arange(len(self.tables)), self.col_end - self.col_start)
+        self.deepjoin = np.load(root / "deepjoin.npy", mmap_mode="r") if (root / "deepjoin.npy").exists() \
+            else None
+        self._bm25: dict[str, Any] = {}
+        self._vocab: dict[str, int] | None = None
+        self._tablevec: Any = None
+        self._colvec_t = None
+
+    @property
+    def colvec_t(self):
+        """The column vectors transposed as CSR (features x columns): fast ``Q @ C.T`` products."""
+        if self._colvec_t is None:
+            self._colvec_t = self.colvec.T.tocsr()
+        return self._colvec_t
+
+    def bm25(self, field: str):
+        import scipy.sparse as sp
+
+        m = self._bm25.get(field)
+        if m is None:
+            m = self._bm25[field] = sp.load_npz(self.root / f"bm25_{field}.npz").tocsc()
+        return m
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        if self._vocab is None:
+            import pyarrow.parquet as pq
+
+            terms = pq.read_table(self.root / "vocab.parquet").column("term").to_pylist()
+            self._vocab = {w: i for i, w in enumerate(terms)}
+        return self._vocab
+
+    @property
+    def tablevec(self):
+        """Table-summary embeddings (``--discovery-embed``), or None."""
+        import numpy as np
+
+        if self._tablevec is None and (self.root / "tablevec.npy").exists():
+            self._tablevec = np.load(self.root / "tablevec.npy")
+        return self._tablevec
+
+    def columns_of(self, table: str) -> range:
+        i = self.table_id[table]
+        return range(int(self.col_start[i]), int(self.col_end[i]))
+
+
+def load(ctx) -> DiscoveryIndex:
+    """The connection's discovery index (cached until rebuilt), or a clear error naming the fix."""
+    if ctx.store is None:
+        raise LakeqlError("no index store: run 'lakeql index LAKE' first")
+    entry = ctx.store.find("discovery")
+    if entry is None:
+        raise NotIndexedError("no discovery index (union and table search): build it with "
+                              "'lakeql index LAKE' (without --no-joins)")
+    ix = ctx.load_index("discovery", None, "", lambda path, _e: DiscoveryIndex(path))
+    lake = ctx.require_lake()
+    if ctx.cache.get("discovery_checked") != entry.built_at:
+        bad = sorted(k for k, t in lake.tables.items() if ix.fingerprints.get(k) != t.fingerprint)
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise StaleIndexError(f"the discovery index is older than the Parquet files of table {bad[0]}"
+                                  f"{more}: run 'lakeql index --refresh LAKE'")
+        ctx.cache["discovery_checked"] = entry.built_at
+    return ix
