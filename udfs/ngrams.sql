@@ -1,18 +1,41 @@
 -- Exact n-gram search over text columns (lakeql index LAKE --ngram TABLE.COLUMN); see docs/ngrams.md.
--- ngram_count(tbl, col, phrase) and ngram_rows(tbl, col, phrase) are Python UDFs (BIGINT).
+-- unit := 'char' (default: exact substrings) or 'word' (sequences of whole \w+ words; separators ignored).
 -- @python
--- ngram_search(tbl, col, phrase, k := 10): the k rows with the most occurrences of phrase, with all
--- their columns plus occurrences and snippet (~80 bytes around the first match).
-CREATE OR REPLACE MACRO ngram_search(tbl, col, phrase, k := 10) AS TABLE
+-- ngram_count(tbl, col, phrase, unit := 'char'): every occurrence, overlapping ones included.
+CREATE OR REPLACE MACRO ngram_count(tbl, col, phrase, unit := 'char') AS
+    ngram_count_impl(tbl, col, phrase, unit);
+
+-- ngram_rows(tbl, col, phrase, unit := 'char'): the number of rows that contain phrase.
+CREATE OR REPLACE MACRO ngram_rows(tbl, col, phrase, unit := 'char') AS
+    ngram_rows_impl(tbl, col, phrase, unit);
+
+-- ngram_search(tbl, col, phrase, k := 10, unit := 'char'): the k rows with the most occurrences of
+-- phrase, with all their columns plus occurrences and snippet (~80 bytes around the first match).
+CREATE OR REPLACE MACRO ngram_search(tbl, col, phrase, k := 10, unit := 'char') AS TABLE
     SELECT r.* EXCLUDE (__rowid), h.occurrences, h.snippet
-    FROM (SELECT unnest(ngram_search_impl(tbl, col, phrase, k), recursive := true)) h
+    FROM (SELECT unnest(ngram_search_impl(tbl, col, phrase, k, unit), recursive := true)) h
     JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
     ORDER BY h.occurrences DESC, h.rowid;
 
--- ngram_next(tbl, col, prefix, k := 10): the k most frequent next characters after prefix, with their
--- count and share of the prefix's occurrences.
-CREATE OR REPLACE MACRO ngram_next(tbl, col, prefix, k := 10) AS TABLE
-    SELECT unnest(ngram_next_impl(tbl, col, prefix, k), recursive := true);
+-- ngram_next(tbl, col, prefix, k := 10, unit := 'char'): the k most frequent next characters (or
+-- words) after prefix, with their count and share.
+CREATE OR REPLACE MACRO ngram_next(tbl, col, prefix, k := 10, unit := 'char') AS TABLE
+    SELECT unnest(ngram_next_impl(tbl, col, prefix, k, unit), recursive := true);
+
+-- ngram_longest(tbl, col, context, k := 10, unit := 'word'): the infini-gram: the longest suffix of
+-- context that occurs (followed by something), its count, and the k most frequent continuations.
+CREATE OR REPLACE MACRO ngram_longest(tbl, col, context, k := 10, unit := 'word') AS TABLE
+    SELECT unnest(ngram_longest_impl(tbl, col, context, k, unit), recursive := true);
+
+-- ngram_rows_all(tbl, col, phrases, unit := 'char') / ngram_rows_any(...): every row that contains all
+-- (any) of the phrases: rowid, occurrences (one count per phrase, in order) and their total.
+CREATE OR REPLACE MACRO ngram_rows_all(tbl, col, phrases, unit := 'char') AS TABLE
+    SELECT h.r.rowid AS rowid, h.r.occurrences AS occurrences, h.r.total AS total
+    FROM (SELECT unnest(ngram_rows_all_impl(tbl, col, phrases, unit)) AS r) h;
+
+CREATE OR REPLACE MACRO ngram_rows_any(tbl, col, phrases, unit := 'char') AS TABLE
+    SELECT h.r.rowid AS rowid, h.r.occurrences AS occurrences, h.r.total AS total
+    FROM (SELECT unnest(ngram_rows_any_impl(tbl, col, phrases, unit)) AS r) h;
 -- @pure
 -- ngram_indexes(): the n-gram indexes of this lake (also works in the stock duckdb CLI).
 CREATE OR REPLACE MACRO ngram_indexes(_path := {{index_dir}} || '/indexes.parquet') AS TABLE

@@ -31,6 +31,8 @@ KIND = "ngram"
 FLAG = "--ngram"
 SAMPLE_RATE = 32
 BATCH_ROWS = 8192
+FORMAT = 2  # 2: shards may hold a words/ index; case folding is Unicode (str.casefold)
+FOLD = "casefold"  # the case folding of insensitive indexes (format 1 folded ASCII only)
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,13 @@ class Target:
     case: str  # 'sensitive' | 'insensitive'
     mode: str  # 'compressed' | 'fast'
     shard_mb: float
+    words: bool = True  # also build the word-stream index (unit := 'word')
+    scan: bool = True  # keep the scan tier (LZ4 blocks of the indexed text)
 
     def params(self) -> str:
         return json.dumps({"case": self.case, "mode": self.mode, "shard_mb": self.shard_mb,
-                           "sample_rate": SAMPLE_RATE, "format": 1}, sort_keys=True)
+                           "sample_rate": SAMPLE_RATE, "format": FORMAT, "words": self.words,
+                           "scan": self.scan, "fold": FOLD}, sort_keys=True)
 
 
 def text_column(catalog, table: Table, column: str) -> str:
@@ -55,13 +60,14 @@ def targets(ctx) -> list[Target]:
     """The columns to index: every ``--ngram`` flag plus (to keep them fresh) those already indexed."""
     opts = ctx.options["ngrams"]
     case, mode, shard_mb = opts.ngram_case, opts.ngram_mode, float(opts.ngram_shard_mb)
+    words, scan = bool(opts.ngram_words), bool(opts.ngram_scan)
     if not 0 < shard_mb <= 3500:
         raise LakeqlError(f"--ngram-shard-mb must be in (0, 3500] (offsets are 32-bit), got {shard_mb}")
     out: dict[tuple[str, str], Target] = {}
     for spec in opts.ngram:
         table, column = ctx.lake.table_column(spec, FLAG)
         name = text_column(ctx.catalog, table, column)
-        out[(table.key, name)] = Target(table, name, case, mode, shard_mb)
+        out[(table.key, name)] = Target(table, name, case, mode, shard_mb, words, scan)
     for e in ctx.store.entries(KIND):
         if (e.table_name, e.column_name) in out or e.table_name not in ctx.lake.tables:
             continue
@@ -74,7 +80,9 @@ def targets(ctx) -> list[Target]:
             continue
         out[(e.table_name, e.column_name)] = Target(table, e.column_name, p.get("case", "sensitive"),
                                                     p.get("mode", "compressed"),
-                                                    float(p.get("shard_mb", shard_mb)))
+                                                    float(p.get("shard_mb", shard_mb)),
+                                                    bool(p.get("words", words)),
+                                                    bool(p.get("scan", scan)))
     return list(out.values())
 
 
@@ -102,21 +110,22 @@ def arrow_buffers(arr) -> tuple[np.ndarray, np.ndarray]:
     return data, offs - lo
 
 
-def arrow_text(arr, case: str) -> tuple[np.ndarray, np.ndarray]:
-    """An Arrow string/binary array -> (bytes with a NUL after each row, row lengths incl. the NUL)."""
+def arrow_text(arr) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow string/binary array -> (bytes with a NUL after each row, row lengths incl. the NUL).
+
+    The text as stored (case folding happens per shard, in the worker: see :func:`run_job`).
+    """
     from lakeql.ngrams.kernels import interleave
 
     data, offs = arrow_buffers(arr)
     lengths = np.diff(offs) + 1
     out = np.empty(data.shape[0] + len(lengths), dtype=np.uint8)
     interleave(data, offs, out)
-    if case == "insensitive":
-        fold_ascii(out)
     return out, lengths
 
 
 def fold_ascii(buf: np.ndarray) -> None:
-    """Lower-case ASCII A-Z in place (byte offsets unchanged; other bytes as they are)."""
+    """Lower-case ASCII A-Z in place: the folding of format-1 indexes (still read by queries)."""
     upper = (buf >= 65) & (buf <= 90)
     buf[upper] += 32
 
@@ -153,6 +162,9 @@ class ShardJob:
     out_dir: str
     sample_rate: int
     fast: bool
+    case: str = "sensitive"
+    words: bool = True
+    scan: bool = True
 
 
 def cut_shards(target: Target, tmp: Path) -> tuple[list[ShardJob], int, int]:
@@ -179,14 +191,15 @@ def cut_shards(target: Target, tmp: Path) -> tuple[list[ShardJob], int, int]:
         text.tofile(tp)
         starts.tofile(rp)
         jobs.append(ShardJob(k, str(tp), str(rp), row_base, int(text.shape[0]),
-                             str(tmp / f"shard-{k:05d}"), SAMPLE_RATE, target.mode == "fast"))
+                             str(tmp / f"shard-{k:05d}"), SAMPLE_RATE, target.mode == "fast",
+                             target.case, target.words, target.scan))
         row_base += len(ln)
         parts, lens, size = [], [], 0
 
     for arr in table_batches(target.table, target.column):
         if len(arr) == 0:
             continue
-        text, ln = arrow_text(arr, target.case)
+        text, ln = arrow_text(arr)
         ends = np.cumsum(ln)
         row = 0
         while row < len(ln):  # add as many whole rows as fit; a row above the limit gets its own shard
@@ -211,16 +224,38 @@ def cut_shards(target: Target, tmp: Path) -> tuple[list[ShardJob], int, int]:
 
 
 def run_job(job: ShardJob) -> tuple[int, int, float, int]:
-    """Build one shard (in a worker process): returns (index, bytes, seconds, peak RSS in KiB)."""
+    """Build one shard (in a worker process): returns (index, bytes, seconds, peak RSS in KiB).
+
+    The character index gets the text (case-folded for an insensitive index); with ``words``, the
+    shard's ``words/`` folder gets the FM-index of the word stream with each row reversed (so a
+    backward-search step appends a byte to the right of a word phrase: next-word distributions).
+    """
+    from lakeql.ngrams import scantier
     from lakeql.ngrams.fmindex import build_shard
+    from lakeql.ngrams.text import casefold_rows, reverse_rows, word_rows
 
     text = np.fromfile(job.text_path, dtype=np.uint8)
     starts = np.fromfile(job.rows_path, dtype=np.int64)
-    stats = build_shard(text, starts, job.row_base, Path(job.out_dir), sample_rate=job.sample_rate,
-                        fast=job.fast)
+    folded = job.case == "insensitive"
+    out = Path(job.out_dir)
+    extra = 0
+    if job.words:
+        wtext, wstarts = word_rows(text, starts, folded)
+        (out / "words").mkdir(parents=True, exist_ok=True)
+        if job.scan:
+            extra += scantier.write(wtext, wstarts, out / "words")
+        wtext = reverse_rows(wtext, wstarts)
+        extra += build_shard(wtext, wstarts, job.row_base, out / "words", sample_rate=job.sample_rate,
+                             fast=job.fast).bytes
+        del wtext, wstarts
+    if folded:
+        text, starts = casefold_rows(text, starts)
+    stats = build_shard(text, starts, job.row_base, out, sample_rate=job.sample_rate, fast=job.fast)
+    if job.scan:
+        extra += scantier.write(text, starts, out)
     Path(job.text_path).unlink(missing_ok=True)
     Path(job.rows_path).unlink(missing_ok=True)
-    return job.index, stats.bytes, stats.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return job.index, stats.bytes + extra, stats.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def build_target(ctx, target: Target, jobs_n: int) -> IndexEntry:
@@ -250,7 +285,8 @@ def build_target(ctx, target: Target, jobs_n: int) -> IndexEntry:
                     pb.update(sizes[idx])
         pb.close()
         meta = {"table": key, "column": col, "n_rows": n_rows, "text_bytes": text_bytes,
-                "shards": len(jobs), "case": target.case, "mode": target.mode}
+                "shards": len(jobs), "case": target.case, "mode": target.mode, "words": target.words,
+                "scan": target.scan, "fold": FOLD, "format": FORMAT}
         (tmp / "index.json").write_text(json.dumps(meta))
     secs = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0

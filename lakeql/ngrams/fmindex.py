@@ -164,7 +164,7 @@ def build_shard(text: np.ndarray, row_starts: np.ndarray, row_base: int, out: Pa
             "n_rows": int(len(row_starts) - 1), "root": int(root), "nbits": nbits, "fast": bool(fast),
             "sample_w": sample_w, "isa_rate": isa_rate}
     (out / "meta.json").write_text(json.dumps(meta))
-    size = sum(p.stat().st_size for p in out.iterdir())
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     return BuildStats(n, size, time.perf_counter() - t0)
 
 
@@ -261,9 +261,19 @@ class Shard:
     def next_counts(self, pat: np.ndarray) -> np.ndarray:
         return self._K.next_counts(pat, *self._args)
 
+    def step(self, c: int, sp: int, ep: int) -> tuple[int, int]:
+        """SA range of ``c + P`` given the range [sp, ep) of ``P`` (one backward-search step)."""
+        return self._K.backward_step(c, sp, ep, *self._args[:-1])
+
+    def children(self, sp: int, ep: int) -> np.ndarray:
+        """Each byte c preceding the suffixes of rows [sp, ep), with the range of ``c + P``: int64 [k, 3]."""
+        K = self._K
+        return K.range_children(sp, ep, self.C, self.p0, self.child, self.root, self.node_off,
+                                self.node_ones0, self.classes, self.offsets, self.sup, K.BINOM, K.WIDTH)
+
     @property
     def nbytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.iterdir())
+        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
 
 
 def _mmap(path: Path) -> np.ndarray:

@@ -18,7 +18,7 @@ Kept to a handful of jitted functions with ``cache=True`` so the compile cost is
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 SB = 16  # blocks (of 64 bits) per superblock
 
@@ -379,3 +379,145 @@ def interleave(data, offs, out):
             k += 1
         out[k] = 0
         k += 1
+
+
+@njit(cache=True)
+def reverse_segments(text, starts, out):
+    """``out`` = every row ``text[starts[r]:starts[r+1]]`` with its bytes before the final NUL reversed."""
+    for r in range(starts.shape[0] - 1):
+        a = starts[r]
+        b = starts[r + 1] - 1  # the NUL
+        for i in range(a, b):
+            out[a + b - 1 - i] = text[i]
+        out[b] = text[b]
+
+
+@njit(cache=True)
+def backward_step(c, sp, ep, C, p0, code, code_len, path_node, node_off, node_ones0, classes, offsets,
+                  sup, binom, width):
+    """SA range of ``c + P`` from the range [sp, ep) of ``P`` (one backward-search step)."""
+    if code_len[c] == 0 or sp >= ep:
+        return 0, 0
+    a = C[c] + _rank_c(c, sp, p0, code, code_len, path_node, node_off, node_ones0, classes, offsets, sup,
+                       binom, width)
+    b = C[c] + _rank_c(c, ep, p0, code, code_len, path_node, node_off, node_ones0, classes, offsets, sup,
+                       binom, width)
+    if a >= b:
+        return 0, 0
+    return a, b
+
+
+@njit(cache=True)
+def range_children(sp, ep, C, p0, child, root, node_off, node_ones0, classes, offsets, sup, binom, width):
+    """Every byte c in BWT rows [sp, ep) with the SA range of ``c + P``: int64 [k, 3] (c, sp', ep').
+
+    One wavelet-tree walk that only enters nodes whose sub-range is non-empty (``O(k log sigma)``
+    ranks), instead of one backward step per possible byte.
+    """
+    out = np.empty((256, 3), dtype=np.int64)
+    k = 0
+    if ep <= sp or child.shape[0] == 0:
+        return out[:0]
+    a0 = sp - 1 if sp > p0 else sp
+    b0 = ep - 1 if ep > p0 else ep
+    if b0 <= a0:
+        return out[:0]
+    stack_v = np.empty(600, dtype=np.int64)
+    stack_a = np.empty(600, dtype=np.int64)
+    stack_b = np.empty(600, dtype=np.int64)
+    top = 0
+    stack_v[0] = root
+    stack_a[0] = a0
+    stack_b[0] = b0
+    top = 1
+    while top > 0:
+        top -= 1
+        v = stack_v[top]
+        a = stack_a[top]
+        b = stack_b[top]
+        ra, _ = _rank1(node_off[v] + a, classes, offsets, sup, binom, width, False)
+        rb, _ = _rank1(node_off[v] + b, classes, offsets, sup, binom, width, False)
+        ra -= node_ones0[v]
+        rb -= node_ones0[v]
+        for bit in (1, 0):  # pushed right first, so bytes pop in ascending code order
+            if bit == 1:
+                x, y = ra, rb
+            else:
+                x, y = a - ra, b - rb
+            if y <= x:
+                continue
+            nxt = child[v, bit]
+            if nxt < 0:
+                c = -1 - nxt
+                out[k, 0] = c
+                out[k, 1] = C[c] + x
+                out[k, 2] = C[c] + y
+                k += 1
+            else:
+                stack_v[top] = nxt
+                stack_a[top] = x
+                stack_b[top] = y
+                top += 1
+    return out[:k]
+
+
+@njit(cache=True, parallel=True)
+def scan_rows_parallel(buf, starts, pat):
+    """:func:`scan_rows` split over threads by rows (``starts`` int32 or int64 Arrow offsets)."""
+
+    nr = starts.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(nr, dtype=np.int64)
+    first = np.full(nr, -1, dtype=np.int64)
+    p0 = pat[0]
+    for r in prange(nr):
+        a = np.int64(starts[r])
+        e = np.int64(starts[r + 1]) - m
+        c = 0
+        f = -1
+        for i in range(a, e + 1):
+            if buf[i] != p0:
+                continue
+            ok = True
+            for t in range(1, m):
+                if buf[i + t] != pat[t]:
+                    ok = False
+                    break
+            if ok:
+                if c == 0:
+                    f = i - a
+                c += 1
+        counts[r] = c
+        first[r] = f
+    return counts, first
+
+
+@njit(cache=True, nogil=True)
+def scan_separated_rows(buf, starts, pat):
+    """Like :func:`scan_rows` for rows that each end with a NUL separator (never part of a match).
+
+    Runs without the GIL, so blocks can be scanned by several threads at once.
+    """
+    nr = starts.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(nr, dtype=np.int64)
+    first = np.full(nr, -1, dtype=np.int64)
+    p0 = pat[0]
+    for r in range(nr):
+        a = starts[r]
+        e = starts[r + 1] - 1 - m
+        c = 0
+        for i in range(a, e + 1):
+            if buf[i] != p0:
+                continue
+            ok = True
+            for t in range(1, m):
+                if buf[i + t] != pat[t]:
+                    ok = False
+                    break
+            if ok:
+                if c == 0:
+                    first[r] = i - a
+                c += 1
+        counts[r] = c
+    return counts, first

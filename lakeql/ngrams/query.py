@@ -8,6 +8,9 @@ decoded from the index itself (LF walks from sampled inverse-SA positions), so n
 from __future__ import annotations
 
 import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +18,21 @@ import numpy as np
 
 from lakeql.errors import CorruptIndexError, LakeqlError
 from lakeql.lake import Table
+from lakeql.ngrams import text as T
 from lakeql.ngrams.builder import FLAG, KIND, text_column
 from lakeql.ngrams.fmindex import SEP, Shard, shard_dirs
+from lakeql.ngrams.scantier import ScanTier, open_tier
 
 SNIPPET_BYTES = 80
-# Cost model for row lookups in compressed mode (measured on the 2-core benchmark machine): locating one
-# occurrence walks ~32 LF steps (~30 us); a brute-force scan of the column runs at ~150 MB/s.
+# Cost model for row lookups (measured on the 2-core benchmark machine): locating one occurrence walks
+# ~16 LF steps on average (~30 us); with the full suffix array (fast mode) it is a read and a binary
+# search (~0.13 us). A scan of the Parquet column runs at ~150 MB/s of text; a scan of the LZ4 scan tier
+# at ~1 GB/s of compressed blocks on 2 threads.
 LOCATE_SECONDS = 30e-6
+LOCATE_SECONDS_SA = 0.13e-6
 SCAN_BYTES_PER_SECOND = 150e6
+TIER_BYTES_PER_SECOND = 1e9
+BLOCK_ROWS_GUESS = 1.0  # rows per block are unknown up front: an AND scan costs at most one block a row
 
 
 @dataclass
@@ -31,6 +41,38 @@ class Hits:
 
     rowids: np.ndarray
     offsets: np.ndarray
+
+
+@dataclass
+class Layer:
+    """One searchable text of the column: the characters, or the word stream (unit := 'word').
+
+    ``shards`` are the FM-indexes, ``tiers`` their scan tiers (None when built without). The word
+    stream is indexed with each row reversed (``reversed``): a phrase is searched reversed, and a
+    backward-search step appends a byte on its right.
+    """
+
+    unit: str
+    shards: list[Shard]
+    tiers: list[ScanTier | None]
+    reversed: bool
+
+    def search_bytes(self, pat: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(pat[::-1]) if self.reversed else pat
+
+
+def _scan_pool() -> ThreadPoolExecutor:
+    """The process-wide pool that scans scan-tier blocks (thread-safe; created once)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1),
+                                       thread_name_prefix="lakeql-ngram-scan")
+        return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 class NgramIndex:
@@ -52,9 +94,17 @@ class NgramIndex:
             raise CorruptIndexError(
                 f"the n-gram index of {table.key}.{column} has {len(dirs)} shard folders, expected "
                 f"{meta.get('shards')}: rebuild it with 'lakeql index LAKE {FLAG} {table.key}.{column}'")
+        self.fold = meta.get("fold", "ascii") if case == "insensitive" else "none"
         try:
             self.shards = [Shard(d) for d in dirs]
-        except CorruptIndexError as exc:
+            tiers = [open_tier(d, s.rows) for d, s in zip(dirs, self.shards, strict=True)]
+            self.chars = Layer("char", self.shards, tiers, False)
+            self.words: Layer | None = None
+            if meta.get("words"):
+                wsh = [Shard(d / "words") for d in dirs]
+                self.words = Layer("word", wsh, [open_tier(d / "words", s.rows)
+                                                 for d, s in zip(dirs, wsh, strict=True)], True)
+        except (CorruptIndexError, OSError, ValueError) as exc:
             raise CorruptIndexError(f"{exc}: rebuild it with 'lakeql index LAKE {FLAG} "
                                     f"{table.key}.{column}'") from None
         self.n_rows = int(meta.get("n_rows", 0))
@@ -62,30 +112,67 @@ class NgramIndex:
         self.text_bytes = int(meta.get("text_bytes", 0))
 
     # ------------------------------------------------------------------ phrases
+    def layer(self, unit: str | None) -> Layer:
+        """The layer of ``unit`` ('char' or 'word'), or a clear error."""
+        u = (unit or "char").lower()
+        if u == "char":
+            return self.chars
+        if u != "word":
+            raise LakeqlError(f"unit must be 'char' or 'word', got {unit!r}")
+        if self.words is None:
+            t = f"{self.table.key}.{self.column}"
+            raise LakeqlError(f"the n-gram index of {t} has no word index: rebuild it with "
+                              f"'lakeql index LAKE {FLAG} {t} --ngram-words'")
+        return self.words
+
     def encode(self, phrase: str | bytes) -> np.ndarray:
-        """The phrase as the bytes the index holds (ASCII-folded for a case-insensitive index)."""
+        """The phrase as the bytes the index holds (case-folded for a case-insensitive index)."""
+        if isinstance(phrase, str) and self.fold == "casefold":
+            phrase = T.fold(phrase)
         raw = phrase.encode("utf-8", "surrogatepass") if isinstance(phrase, str) else bytes(phrase)
         if not raw:
             raise LakeqlError("the phrase is empty: pass at least one character")
         pat = np.frombuffer(raw, dtype=np.uint8).copy()
-        if self.case == "insensitive":
+        if self.fold == "ascii":  # format-1 indexes folded ASCII only
             upper = (pat >= 65) & (pat <= 90)
             pat[upper] += 32
         return pat
 
-    # ------------------------------------------------------------------ queries
-    def count(self, pat: np.ndarray) -> int:
-        """All occurrences (overlapping ones too) inside rows."""
-        if SEP in pat:  # a NUL could match across the row separator: locate and keep in-row matches
-            return int(len(self.hits(pat).rowids))
-        return sum(s.count(pat) for s in self.shards)
+    def word_list(self, phrase: str, allow_empty: bool = False) -> list[str]:
+        """The words of a phrase (``\\w+`` runs, case-folded for an insensitive index)."""
+        ws = T.words(phrase, folded=self.case == "insensitive")
+        if not ws and not allow_empty:
+            raise LakeqlError(f"the phrase {phrase[:40]!r} has no words (runs of letters, digits or _): "
+                              "pass one, or use unit := 'char'")
+        return ws
 
-    def hits(self, pat: np.ndarray) -> Hits:
-        """Every occurrence as (row id, offset in row)."""
+    def encode_unit(self, phrase: str, unit: str | None) -> tuple[Layer, np.ndarray]:
+        """(layer, pattern bytes in reading order) of a phrase in ``unit``."""
+        layer = self.layer(unit)
+        if layer.unit == "char":
+            return layer, self.encode(phrase)
+        return layer, np.frombuffer(T.word_pattern(self.word_list(phrase)), dtype=np.uint8).copy()
+
+    # ------------------------------------------------------------------ queries
+    def ranges(self, pat: np.ndarray, layer: Layer | None = None) -> list[tuple[int, int]]:
+        """The SA range of the pattern in every shard of the layer."""
+        lay = layer or self.chars
+        q = lay.search_bytes(pat)
+        return [s.range(q) for s in lay.shards]
+
+    def count(self, pat: np.ndarray, layer: Layer | None = None) -> int:
+        """All occurrences (overlapping ones too) inside rows."""
+        lay = layer or self.chars
+        if lay.unit == "char" and SEP in pat:  # a NUL could match across the row separator
+            return int(len(self.hits(pat).rowids))
+        return sum(ep - sp for sp, ep in self.ranges(pat, lay))
+
+    def hits(self, pat: np.ndarray, layer: Layer | None = None) -> Hits:
+        """Every occurrence as (row id, offset in row: in the word stream for unit 'word')."""
+        lay = layer or self.chars
         rid, off = [], []
         m = len(pat)
-        for s in self.shards:
-            sp, ep = s.range(pat)
+        for s, (sp, ep) in zip(lay.shards, self.ranges(pat, lay), strict=True):
             if ep <= sp:
                 continue
             pos = s.positions(sp, ep)
@@ -94,21 +181,35 @@ class NgramIndex:
             if SEP in pat:
                 keep = pos + m <= rows[r + 1] - 1  # must end before the row's separator
                 pos, r = pos[keep], r[keep]
+            o = pos - rows[r]
+            if lay.reversed:  # offset of the match in the row read forwards
+                o = (rows[r + 1] - 1 - rows[r]) - o - m
             rid.append(r + s.row_base)
-            off.append(pos - rows[r])
+            off.append(o)
         if not rid:
             return Hits(np.empty(0, np.int64), np.empty(0, np.int64))
         return Hits(np.concatenate(rid).astype(np.int64), np.concatenate(off).astype(np.int64))
 
-    def row_counts(self, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def row_counts(self, pat: np.ndarray, layer: Layer | None = None, only: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every row containing the phrase: (row ids ascending, occurrences, first offset in the row).
 
-        Through the index (locate every occurrence) unless the phrase is so frequent that walking the
-        sampled suffix array would cost more than one scan of the column (see :meth:`use_scan`).
+        Through the index (locate every occurrence) unless the phrase is so frequent that locating
+        would cost more than scanning (see :meth:`use_scan`). ``only``: ascending row ids the caller
+        restricts to (AND queries): a scan then reads just the blocks holding them.
         """
-        if self.use_scan(pat):
-            return self._scan(pat)
-        h = self.hits(pat)
+        lay = layer or self.chars
+        if self.use_scan(pat, lay, only):
+            uniq, counts, first = self._scan(pat, lay, only)
+        else:
+            uniq, counts, first = self._located(pat, lay)
+        if only is not None:
+            keep = np.isin(uniq, only, assume_unique=True)
+            uniq, counts, first = uniq[keep], counts[keep], first[keep]
+        return uniq, counts, first
+
+    def _located(self, pat: np.ndarray, lay: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h = self.hits(pat, lay)
         if h.rowids.shape[0] == 0:
             e = np.empty(0, np.int64)
             return e, e, e
@@ -123,14 +224,56 @@ class NgramIndex:
         uniq, first, counts = np.unique(rid, return_index=True, return_counts=True)
         return uniq, counts, off[first]
 
-    def use_scan(self, pat: np.ndarray) -> bool:
-        """True when locating ``count`` occurrences (~LOCATE_SECONDS each) costs more than a scan."""
-        if all(s.sa is not None for s in self.shards):
-            return False
-        occ = self.count(pat)
-        return occ * LOCATE_SECONDS > self.text_bytes / SCAN_BYTES_PER_SECOND
+    def scan_seconds(self, lay: Layer, only: np.ndarray | None = None) -> float:
+        """Estimated seconds of a scan of the layer (its scan tier, else the Parquet column)."""
+        if all(t is not None for t in lay.tiers):
+            total = sum(int(t.blocks[:, 1].sum()) for t in lay.tiers)
+            if only is not None and self.n_rows:
+                total = total * min(1.0, len(only) * BLOCK_ROWS_GUESS / self.n_rows)
+            return total / TIER_BYTES_PER_SECOND
+        if lay.unit == "word":
+            return float("inf")
+        return self.text_bytes / SCAN_BYTES_PER_SECOND
 
-    def _scan(self, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def use_scan(self, pat: np.ndarray, layer: Layer | None = None, only: np.ndarray | None = None) -> bool:
+        """True when locating every occurrence would cost more than a scan (:meth:`scan_seconds`)."""
+        lay = layer or self.chars
+        if SEP in pat:
+            return False
+        per = LOCATE_SECONDS_SA if all(s.sa is not None for s in lay.shards) else LOCATE_SECONDS
+        return self.count(pat, lay) * per > self.scan_seconds(lay, only)
+
+    def _scan(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if all(t is not None for t in lay.tiers):
+            return self._scan_tiers(pat, lay, only)
+        return self._scan_parquet(pat)
+
+    def _scan_tiers(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scan the shards' LZ4 blocks in the thread pool (only those holding ``only`` rows if given)."""
+        jobs = []
+        for s, t in zip(lay.shards, lay.tiers, strict=True):
+            blocks = np.arange(t.blocks.shape[0])
+            if only is not None:
+                local = only[(only >= s.row_base) & (only < s.row_base + s.n_rows)] - s.row_base
+                first_rows = t.blocks[:, 2]
+                blocks = np.unique(np.searchsorted(first_rows, local, side="right") - 1)
+            jobs += [(s.row_base, t, int(b)) for b in blocks]
+        if not jobs:
+            e = np.empty(0, np.int64)
+            return e, e, e
+
+        def one(job):
+            base, t, b = job
+            r, c, f = t.scan_block(b, pat)
+            return r + base, c, f
+
+        parts = list(_scan_pool().map(one, jobs)) if len(jobs) > 1 else [one(jobs[0])]
+        return tuple(np.concatenate([p[j] for p in parts]).astype(np.int64) for j in range(3))
+
+    def _scan_parquet(self, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The scan of indexes built without a scan tier: the column read back from Parquet."""
         from lakeql.ngrams.builder import arrow_buffers, fold_ascii, table_batches
         from lakeql.ngrams.kernels import scan_rows
 
@@ -138,9 +281,11 @@ class NgramIndex:
         base = 0
         for arr in table_batches(self.table, self.column):
             data, offs = arrow_buffers(arr)
-            if self.case == "insensitive":
+            if self.fold == "ascii":
                 data = data.copy()
                 fold_ascii(data)
+            elif self.fold == "casefold":
+                data, offs = T.casefold_rows(data, offs)
             counts, first = scan_rows(data, offs, pat)
             hit = np.nonzero(counts)[0]
             rid.append(hit + base)
@@ -152,34 +297,50 @@ class NgramIndex:
             return e, e, e
         return np.concatenate(rid), np.concatenate(cnt), np.concatenate(off)
 
-    def rows(self, pat: np.ndarray) -> int:
+    def rows(self, pat: np.ndarray, layer: Layer | None = None) -> int:
         """Number of rows that contain the phrase."""
-        return int(self.row_counts(pat)[0].shape[0])
+        return int(self.row_counts(pat, layer)[0].shape[0])
 
-    def top_rows(self, pat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def top_rows(self, pat: np.ndarray, k: int, layer: Layer | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
-        uniq, counts, first = self.row_counts(pat)
+        uniq, counts, first = self.row_counts(pat, layer)
         best = np.lexsort((uniq, -counts))[:k]
         return uniq[best], counts[best], first[best]
 
-    def row_text(self, rowid: int, a: int, b: int) -> tuple[bytes, int]:
-        """Bytes [a, b) of row ``rowid`` (clipped to the row) from the index, and the row's length."""
+    def row_text(self, rowid: int, a: int, b: int, layer: Layer | None = None) -> tuple[bytes, int]:
+        """Bytes [a, b) of row ``rowid`` (clipped to the row) from the index, and the row's length.
+
+        For the word layer: bytes of the row's word stream, read forwards.
+        """
+        lay = layer or self.chars
         k = int(np.searchsorted(self.row_bases, rowid, side="right")) - 1
-        s = self.shards[k]
+        s = lay.shards[k]
         r = rowid - s.row_base
         start, end = int(s.rows[r]), int(s.rows[r + 1]) - 1  # end excludes the separator
-        a, b = max(0, a), min(end - start, b)
-        return (s.extract(start + a, start + b) if b > a else b""), end - start
+        length = end - start
+        a, b = max(0, a), min(length, b)
+        if b <= a:
+            return b"", length
+        if lay.reversed:
+            return s.extract(start + length - b, start + length - a)[::-1], length
+        return s.extract(start + a, start + b), length
 
-    def snippet(self, rowid: int, offset: int, length: int, width: int = SNIPPET_BYTES) -> str:
+    def snippet(self, rowid: int, offset: int, length: int, width: int = SNIPPET_BYTES,
+                layer: Layer | None = None) -> str:
         """About ``width`` bytes around the match at ``offset`` of row ``rowid``, read from the index.
 
-        A case-insensitive index holds ASCII-lower-cased text, so its snippets are lower-cased too.
+        A case-insensitive index holds case-folded text, so its snippets are folded too. For the word
+        layer the snippet is the row's words around the match, one space between words.
         """
+        lay = layer or self.chars
         side = max(0, (width - length) // 2)
         a = max(0, offset - side)
-        text, row_len = self.row_text(rowid, a - 3, offset + length + side + 3)  # 3: UTF-8 slack
+        text, row_len = self.row_text(rowid, a - 3, offset + length + side + 3, lay)  # 3: UTF-8 slack
         lo = a - max(0, a - 3)
+        if lay.unit == "word":
+            return word_snippet(text, lo, lo + (min(row_len, offset + length + side) - a), a > 0,
+                                offset + length + side < row_len)
         return snippet_of(text, lo, lo + (min(row_len, offset + length + side) - a), a > 0,
                           offset + length + side < row_len)
 
@@ -235,6 +396,16 @@ def _show(seq: bytes) -> str:
 
 
 # -------------------------------------------------------------------------------- snippets
+def word_snippet(text: bytes, s0: int, e0: int, cut_left: bool, cut_right: bool) -> str:
+    """A word-stream slice as words separated by single spaces, widened to whole words, ``…`` where cut."""
+    while 0 < s0 < len(text) and text[s0 - 1] != T.WORD_SEP:
+        s0 -= 1
+    while e0 < len(text) and text[e0] != T.WORD_SEP:
+        e0 += 1
+    body = " ".join(w for w in text[s0:e0].decode("utf-8", "replace").split("\x01") if w)
+    return ("…" if cut_left else "") + body + ("…" if cut_right else "")
+
+
 def snippet_of(text: bytes, s0: int, e0: int, cut_left: bool, cut_right: bool) -> str:
     """``text[s0:e0]`` widened to whole UTF-8 characters, on one line, with ``…`` where cut."""
     while 0 < s0 < len(text) and (text[s0] & 0xC0) == 0x80:

@@ -56,3 +56,39 @@ def brute_count(rows: list[tuple[str, bytes | None]], phrase: bytes, fold: bool 
             total += c
             hit.add(i)
     return total, hit
+
+
+def row_words(rows: list[tuple[str, bytes | None]], fold: bool = False) -> list[list[str]]:
+    """Each row's words by brute force: ``re.findall(r'\\w+')`` on the text decoded with surrogateescape
+    (invalid bytes separate words), case-folded after cutting when ``fold``."""
+    import re
+
+    out = []
+    for _, text in rows:
+        ws = re.findall(r"\w+", (text or b"").decode("utf-8", "surrogateescape"))
+        out.append([w.casefold() for w in ws] if fold else ws)
+    return out
+
+
+def brute_words(words: list[list[str]], phrase: list[str]) -> tuple[int, dict[int, int], dict[str, int]]:
+    """(occurrences of the word sequence, occurrences per row, next-word counts) by scanning every row."""
+    from collections import Counter
+
+    n = len(phrase)
+    total, per_row, nxt = 0, {}, Counter()
+    for r, ws in enumerate(words):
+        c = 0
+        for i in range(len(ws) - n + 1):
+            if ws[i:i + n] == phrase:
+                c += 1
+                if i + n < len(ws):
+                    nxt[ws[i + n]] += 1
+        if c:
+            per_row[r] = c
+            total += c
+    return total, per_row, dict(nxt)
+
+
+def top_next(nxt: dict[str, int], k: int) -> list[tuple[str, int]]:
+    """The k most frequent next words, ties by UTF-8 bytes (the order ngram_next promises)."""
+    return sorted(nxt.items(), key=lambda t: (-t[1], t[0].encode("utf-8", "surrogateescape")))[:k]

@@ -1,0 +1,229 @@
+"""Word units, the ∞-gram and AND/OR queries, exact against a Python ``re`` scan of real text.
+
+Texts: the sample lake's python.functions.docstring (4,307 stdlib docstrings) and the stdlib-source
+corpus of conftest.py (one row per file, with NULL, empty, invalid-UTF-8 and Unicode rows, several shards).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from ngramutil import brute_count, brute_words, build, row_words, top_next
+
+T, C = "code.files", "text"
+DT, DC = "python.functions", "docstring"
+
+
+def q(con, sql, *params):
+    return con.execute(sql, list(params)).fetchall()
+
+
+@pytest.fixture(scope="module")
+def doc_rows():
+    import pyarrow.parquet as pq
+
+    from lakeql.demo import SAMPLE_LAKE
+
+    col = pq.read_table(SAMPLE_LAKE / "python" / "functions.parquet", columns=["docstring"]).column(0)
+    return [("", None if v is None else v.encode()) for v in col.to_pylist()]
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory):
+    import lakeql
+    from lakeql.demo import SAMPLE_LAKE
+
+    idx = tmp_path_factory.mktemp("ngdoc")
+    build(SAMPLE_LAKE, idx, "python.functions.docstring")
+    return lakeql.connect(SAMPLE_LAKE, index_dir=idx)
+
+
+def phrases_from(words: list[list[str]], n: int, seed: int) -> list[list[str]]:
+    """``n`` word sequences cut from random rows (1-4 words), the way users pick them."""
+    rng = random.Random(seed)
+    out = []
+    rows = [ws for ws in words if ws]
+    while len(out) < n:
+        ws = rng.choice(rows)
+        m = rng.randint(1, min(4, len(ws)))
+        i = rng.randrange(len(ws) - m + 1)
+        out.append(ws[i:i + m])
+    return out
+
+
+def test_word_count_and_rows_equal_re_scan(docs, doc_rows):
+    words = row_words(doc_rows)
+    for ph in phrases_from(words, 80, seed=1):
+        total, per_row, _ = brute_words(words, ph)
+        text = " ".join(ph)
+        got = q(docs, "SELECT ngram_count(?, ?, ?, unit := 'word'), ngram_rows(?, ?, ?, unit := 'word')",
+                DT, DC, text, DT, DC, text)[0]
+        assert got == (total, len(per_row)), ph
+
+
+def test_words_do_not_match_inside_words(docs, doc_rows):
+    """A word phrase matches whole words only; separators (any run of non-word characters) are ignored."""
+    words = row_words(doc_rows)
+    sub, _ = brute_count(doc_rows, b"file desc")  # a substring, but 'desc' is no whole word
+    assert sub > 0
+    assert q(docs, "SELECT ngram_count(?, ?, 'file desc', unit := 'word')", DT, DC)[0][0] == 0
+    # 'file descriptor' written with other separators still counts as the same two words
+    want = brute_words(words, ["file", "descriptor"])[0]
+    for spelled in ["file descriptor", "file,  descriptor", "(file)\n-descriptor!"]:
+        assert q(docs, "SELECT ngram_count(?, ?, ?, unit := 'word')", DT, DC, spelled)[0][0] == want
+    assert 0 < want < brute_count(doc_rows, b"file descriptor")[0]  # "file descriptors" is no match
+
+
+def test_next_word_distribution_is_exact(docs, doc_rows):
+    words = row_words(doc_rows)
+    prefixes = [["Return", "the"], ["file"], ["If"], ["the", "number", "of"], []]
+    prefixes += phrases_from(words, 25, seed=2)
+    for ph in prefixes:
+        _, _, nxt = brute_words(words, ph) if ph else (0, {}, _unigrams(words))
+        got = q(docs, "SELECT next, count, share FROM ngram_next(?, ?, ?, k := 7, unit := 'word')",
+                DT, DC, " ".join(ph))
+        want = top_next(nxt, 7)
+        assert [(w, c) for w, c, _ in got] == want, ph
+        total = sum(nxt.values())
+        for _, c, share in got:
+            assert share == pytest.approx(c / total)
+
+
+def _unigrams(words):
+    from collections import Counter
+
+    return dict(Counter(w for ws in words for w in ws))
+
+
+def test_infinigram_longest_suffix(docs, doc_rows):
+    words = row_words(doc_rows)
+    contexts = ["if the file does not exist, raise",                   # a suffix of it occurs
+                "qqzx unheard-of wording that surely never occurs zzqq",  # nothing but maybe 'of wording'
+                "Return the"]
+    contexts += [" ".join(ph + ["zzqqnotaword"] + ph) for ph in phrases_from(words, 10, seed=3)]
+    for ctx in contexts:
+        cw = row_words([("", ctx.encode())])[0]
+        n = len(cw)
+        while n > 0 and not brute_words(words, cw[len(cw) - n:])[2]:
+            n -= 1  # the longest suffix that is followed by a word somewhere
+        suffix = cw[len(cw) - n:] if n else []
+        total, _, nxt = brute_words(words, suffix) if suffix else (0, {}, _unigrams(words))
+        got = q(docs, "SELECT suffix, suffix_length, suffix_count, next, count FROM "
+                      "ngram_longest(?, ?, ?, k := 5)", DT, DC, ctx)
+        assert got, ctx
+        assert {(g[0], g[1]) for g in got} == {(" ".join(suffix), n)}
+        if suffix:
+            assert got[0][2] == total
+        assert [(g[3], g[4]) for g in got] == top_next(nxt, 5)
+
+
+def test_infinigram_in_characters(docs, doc_rows):
+    from collections import Counter
+
+    texts = [t.decode() for _, t in doc_rows if t]
+    for ctx in ["zzzz Return the numb", "qqq the file descriptor", "xyzzy"]:
+        n = len(ctx)
+        while n > 0:  # the longest suffix that occurs followed by a character
+            nxt = Counter(t[j + n] for t in texts for j in _find_all(t, ctx[-n:]) if j + n < len(t))
+            if nxt:
+                break
+            n -= 1
+        suffix = ctx[len(ctx) - n:]
+        got = q(docs, "SELECT suffix, suffix_length, suffix_count, next, count, share FROM "
+                      "ngram_longest(?, ?, ?, k := 3, unit := 'char')", DT, DC, ctx)
+        assert {(g[0], g[1]) for g in got} == {(suffix, n)}
+        assert got[0][2] == sum(len(_find_all(t, suffix)) for t in texts)
+        want = sorted(nxt.items(), key=lambda t: (-t[1], t[0]))[:3]
+        assert [(g[3], g[4]) for g in got] == want
+        assert got[0][5] == pytest.approx(want[0][1] / sum(nxt.values()))
+
+
+def _find_all(text: str, sub: str) -> list[int]:
+    out, j = [], text.find(sub)
+    while j >= 0:
+        out.append(j)
+        j = text.find(sub, j + 1)
+    return out
+
+
+def test_words_on_source_code_with_odd_rows(indexed, corpus):
+    """Several shards, invalid UTF-8 (a separator), NUL inside a row, NULL and empty rows, Unicode."""
+    con, _ = indexed
+    words = row_words(corpus)
+    for ph in phrases_from(words, 40, seed=4) + [["naïve", "café"], ["日本語テキスト"], ["abc"],
+                                                 ["def", "broken"], ["nul", "inside"], ["Ǆ", "ﬁ"]]:
+        total, per_row, nxt = brute_words(words, ph)
+        text = " ".join(ph)
+        assert q(con, "SELECT ngram_count(?, ?, ?, unit := 'word'), ngram_rows(?, ?, ?, unit := 'word')",
+                 T, C, text, T, C, text)[0] == (total, len(per_row)), ph
+        got = q(con, "SELECT next, count FROM ngram_next(?, ?, ?, k := 4, unit := 'word')", T, C, text)
+        assert got == top_next(nxt, 4), ph
+        if per_row:
+            hits = q(con, "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := 1000, "
+                          "unit := 'word')", T, C, text)
+            assert {h[0]: h[1] for h in hits} == {corpus[r][0]: c for r, c in per_row.items()}
+            assert all(text in h[2] for h in hits)
+
+
+def test_rows_all_and_any_equal_brute_force(indexed, corpus):
+    con, _ = indexed
+    sets = [["import os", "sys.argv"], ["def __init__(self", "return None", "raise ValueError"],
+            ["zzq-absent", "import"], ["self", "e"], ["🐍", "Grüße"]]
+    for phrases in sets:
+        per = [brute_count(corpus, p.encode())[1] for p in phrases]
+        for fn, rows in (("ngram_rows_all", set.intersection(*per)), ("ngram_rows_any", set.union(*per))):
+            got = q(con, f"SELECT rowid, occurrences, total FROM {fn}(?, ?, ?)", T, C, phrases)
+            assert [g[0] for g in got] == sorted(rows), (fn, phrases)
+            for rowid, occ, total in got:
+                want = [_overlapping(corpus[rowid][1], p.encode()) for p in phrases]
+                assert occ == want and total == sum(want)
+
+
+def _overlapping(text: bytes | None, pat: bytes) -> int:
+    text, c, j = text or b"", 0, (text or b"").find(pat)
+    while j >= 0:
+        c += 1
+        j = text.find(pat, j + 1)
+    return c
+
+
+def test_rows_all_words(docs, doc_rows):
+    words = row_words(doc_rows)
+    a, b = brute_words(words, ["file"])[1], brute_words(words, ["descriptor"])[1]
+    got = q(docs, "SELECT rowid, occurrences FROM ngram_rows_all(?, ?, ['file', 'descriptor'], "
+                  "unit := 'word')", DT, DC)
+    assert [(r, o) for r, o in got] == [(r, [a[r], b[r]]) for r in sorted(set(a) & set(b))]
+
+
+@pytest.mark.parametrize("phrase", ["self", "e", "    ", "def __init__(self"])
+def test_scan_tier_equals_locate(indexed, corpus, monkeypatch, phrase):
+    """The scan tier (frequent phrases) gives the same rows, counts and snippets as locating."""
+    import lakeql.ngrams.query as Q
+
+    con, _ = indexed
+    sql = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := 40)"
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 0.0)
+    via_index = q(con, sql, T, C, phrase)
+    rows_index = q(con, "SELECT ngram_rows(?, ?, ?)", T, C, phrase)[0][0]
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)
+    assert q(con, sql, T, C, phrase) == via_index
+    assert q(con, "SELECT ngram_rows(?, ?, ?)", T, C, phrase)[0][0] == rows_index \
+        == len(brute_count(corpus, phrase.encode())[1])
+    w = phrase.strip() or "self"
+    assert q(con, "SELECT ngram_rows(?, ?, ?, unit := 'word')", T, C, w)[0][0] == \
+        len(brute_words(row_words(corpus), row_words([("", w.encode())])[0])[1])
+
+
+def test_word_errors(indexed, text_lake, tmp_path):
+    con, _ = indexed
+    for sql, pattern in [("SELECT ngram_count(?, ?, '  --  ', unit := 'word')", "has no words"),
+                         ("SELECT ngram_count(?, ?, 'x', unit := 'token')", "unit must be 'char' or 'word'")]:
+        with pytest.raises(Exception, match=pattern):
+            q(con, sql, T, C)
+    import lakeql
+
+    build(text_lake, tmp_path / "nw", "code.files.text", ngram_words=False)
+    con2 = lakeql.connect(text_lake, index_dir=tmp_path / "nw")
+    with pytest.raises(Exception, match="no word index.*--ngram-words"):
+        q(con2, "SELECT ngram_count(?, ?, 'import os', unit := 'word')", T, C)
