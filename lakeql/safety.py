@@ -138,6 +138,9 @@ def parse_filter(text: Any, columns: list[str]) -> str:
         raise UnsafeSqlError("the filter is nested too deeply") from None
     if _tree_depth(tree) > 4 * MAX_NESTING:
         raise UnsafeSqlError("the filter is nested too deeply")
+    if tree.find(exp.Query, exp.Subquery) is not None:
+        raise UnsafeSqlError("filter: a subquery is not allowed in a filter (one expression over the table's "
+                             "columns with scalar functions only)")
     by_lower = {c.lower(): c for c in columns}
     allowed = set(_classes(_NODE_NAMES + " " + _FUNC_NAMES))
     for node in list(tree.walk()):
