@@ -17,8 +17,8 @@ NAME = "context"
 KIND = "schemas"
 OPTIONS = ContextOptions
 PROVIDES = (KIND,)
-#: built after these (it reads the join graph for join hints when it exists; optional)
-REQUIRES = ("join_graph",)
+#: built after these (join hints from the join graph, per-column index capabilities; all optional)
+REQUIRES = ("join_graph", "embed", "ngram")
 
 
 def add_commands(subparsers) -> None:

@@ -21,10 +21,11 @@ import re
 from typing import Any
 
 FORMATS = {"yaml": "yaml", "md": "md", "json": "json", "toon": "toon"}  # format -> file extension
-HEADER_FIELDS = ("table", "domain", "source", "rows", "sampled", "description")
+HEADER_FIELDS = ("table", "domain", "source", "rows", "sampled", "description", "usage")
 COLUMN_FIELDS = ("column", "type", "nulls", "distinct", "min", "max", "min_len", "max_len", "samples",
-                 "key", "joins", "description")
-LIST_FIELDS = ("samples", "joins")
+                 "key", "joins", "indexes", "description")
+LIST_FIELDS = ("samples", "joins", "indexes")
+HEADER_LISTS = ("usage",)
 LIST_SEP = " | "
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*", re.ASCII)
 _YAML_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*", re.ASCII)  # safe unquoted in flow and block
@@ -33,7 +34,8 @@ _YAML_WORDS = frozenset("y n yes no on off true false null".split())
 
 def normalize(doc: dict[str, Any]) -> dict[str, Any]:
     """Every header and column field present (None / [] / False when absent), in canonical order."""
-    out: dict[str, Any] = {k: doc.get(k) for k in HEADER_FIELDS}
+    out: dict[str, Any] = {k: (list(doc.get(k) or []) if k in HEADER_LISTS else doc.get(k))
+                           for k in HEADER_FIELDS}
     out["sampled"] = bool(doc.get("sampled") or False)
     cols = []
     for c in doc.get("columns") or []:
@@ -82,9 +84,9 @@ def _yq(v: Any) -> str:
 def write_yaml(doc: dict[str, Any]) -> str:
     d = normalize(doc)
     lines = ["# lakeql schema file (one table). Column lines: <domain>.<table>.<column>: {type, nulls, "
-             "distinct, min, max, min_len, max_len, samples, key, joins}"]
+             "distinct, min, max, min_len, max_len, samples, key, joins, indexes, description}"]
     for k in HEADER_FIELDS:
-        if d[k] is not None and d[k] is not False:
+        if d[k] is not None and d[k] is not False and d[k] != []:
             lines.append(f"{k}: {_yq(d[k])}")
     lines.append("columns:")
     for c in d["columns"]:
@@ -108,7 +110,7 @@ def write_json(doc: dict[str, Any]) -> str:
     d = normalize(doc)
     lines = ["{"]
     for k in HEADER_FIELDS:
-        if d[k] is not None and d[k] is not False:
+        if d[k] is not None and d[k] is not False and d[k] != []:
             lines.append(f"  {json.dumps(k)}: {_jdump(d[k])},")
     cols = [_jdump(_compact(c)) for c in d["columns"]]
     lines.append('  "columns": [')
@@ -126,7 +128,7 @@ def parse_json(text: str) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------- Markdown
 _MD_COLS = ("column", "type", "nulls", "distinct", "min", "max", "length", "samples", "key", "joins",
-            "description")
+            "indexes", "description")
 
 
 def _md_value(v: Any) -> str:
@@ -162,13 +164,13 @@ def write_md(doc: dict[str, Any]) -> str:
     d = normalize(doc)
     out = [f"# Table {_md_escape(d['table'])}", ""]
     for k in HEADER_FIELDS:
-        if d[k] is not None and d[k] is not False:
+        if d[k] is not None and d[k] is not False and d[k] != []:
             out.append(f"- {k}: {_md_value(d[k])}")
     out += ["", "| " + " | ".join(_MD_COLS) + " |", "|" + "---|" * len(_MD_COLS)]
     for c in d["columns"]:
         length = None if c["min_len"] is None else f"{c['min_len']}..{c['max_len']}"
         cells = [c["column"], c["type"], c["nulls"], c["distinct"], c["min"], c["max"], length,
-                 c["samples"], c["key"], c["joins"], c["description"]]
+                 c["samples"], c["key"], c["joins"], c["indexes"], c["description"]]
         out.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -216,6 +218,7 @@ def parse_md(text: str) -> dict[str, Any]:
             "samples": cells["samples"].split(LIST_SEP) if cells["samples"] else [],
             "key": cells["key"] or None,
             "joins": cells["joins"].split(LIST_SEP) if cells["joins"] else [],
+            "indexes": cells["indexes"].split(LIST_SEP) if cells["indexes"] else [],
             "description": cells["description"] or None})
     return normalize(doc)
 

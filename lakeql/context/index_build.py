@@ -1,8 +1,10 @@
 """``lakeql index`` step of the context capability: schema files into ``INDEX_DIR/schemas``.
 
-Runs last (after the join graph exists, whose hints it reads through the store). Records one lake-wide
-manifest row of kind ``schemas`` whose params hold the format and a fingerprint of every table, so
-``schema_context`` can tell when the lake changed since (stale) and name the fix.
+Runs last (after the join graph and the embed/ngram indexes exist: it reads their hints and
+capabilities through the store). The table files are not embedded here unless ``--schemas-embed``:
+the first ``schema_context`` call embeds them and caches the vectors (see docs/context.md, "Cost").
+Records one lake-wide manifest row of kind ``schemas`` whose params hold the format and a fingerprint
+of every table, so ``schema_context`` can tell when the lake changed since (stale) and name the fix.
 """
 
 from __future__ import annotations
@@ -40,14 +42,19 @@ def build(ctx) -> None:
     res = generate(ctx.lake, ctx.catalog, out, fmt, store=ctx.store, cap=cap, reuse_profiles=ctx.refresh)
     say(f"schemas: {res.tables} tables in {res.domains} domains ({fmt}) -> {out}: {res.written} files "
         f"written, {res.unchanged} unchanged, {res.removed} removed, {res.profiled} tables profiled in "
-        f"{res.seconds:.1f} s")
+        f"{res.seconds:.1f} s ({res.stage_line()})")
     model = None
     if opts.schemas_embed:
         from lakeql.context.retrieve import ensure_embeddings
         from lakeql.embedding import model_id
 
-        ensure_embeddings(out)
+        stats: dict = {}
+        ensure_embeddings(out, stats=stats)
         model = model_id(None)
+        say(f"schemas: embeddings of {res.tables} tables ({stats['encoded']} encoded, the rest cached) in "
+            f"{stats['seconds']:.1f} s")
+        res.stages["embeddings"] = stats["seconds"]
+    ctx.stats["schemas"] = dict(res.stages)
     params = json.dumps({"format": fmt, "cap": cap, "lake_fingerprint": lake_fingerprint(ctx.lake),
                          "embedded": model})
     ctx.store.record(IndexEntry(KIND, "", "", SUBDIR, dir_bytes(out),

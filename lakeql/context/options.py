@@ -16,7 +16,7 @@ class ContextOptions:
 
     schemas: bool = option(True, "write schema files for agents")
     schemas_format: str = option("yaml", "format of the table files", choices=FORMATS)
-    schemas_embed: bool = option(True, "embed the schema files at index time (else schema_context "
-                                       "embeds them on first use)")
+    schemas_embed: bool = option(False, "embed the schema files at index time (default: the first "
+                                        "schema_context call embeds them and caches the vectors)")
     schemas_domain_size: int = option(DOMAIN_SIZE, "split flat lakes (and bigger domains) into "
                                                    "domains of at most N tables", metavar="N")

@@ -14,13 +14,17 @@ question joining several tables sees all their names in one compact file); ``aut
 the best domains and returns each one's overview when it is at most :data:`AUTO_MAX_BYTES`, else that
 domain's best table file.
 
-Embeddings of the table files are cached beside them (``.lakeql-embeddings.npy`` keyed by the hash of
-each file's embedding text), so an incremental index re-encodes only changed tables.
+Embeddings of the table files are computed on the first ``schema_context`` call (or at index time with
+``--schemas-embed``) and cached beside them (``.lakeql-embeddings.npz`` keyed by the hash of the model and
+each table's embedding text: names and descriptions), so later calls, processes and incremental builds
+re-encode only tables whose names or descriptions changed.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +33,8 @@ from lakeql.context.generate import FILES
 from lakeql.context.text import tokens
 from lakeql.errors import CorruptIndexError, LakeqlError
 
-EMB = ".lakeql-embeddings.npy"
-EMB_KEYS = ".lakeql-embeddings.json"
+EMB = ".lakeql-embeddings.npz"
+OLD_CACHE = (".lakeql-embeddings.npy", ".lakeql-embeddings.json")  # the cache format before (by file hash)
 W_EMB = 2.0  # weight of the table embedding cosine against max-normalized table BM25
 W_SECOND = 0.0  # weight of a domain's second-best table
 W_DOMAIN_BM25 = 0.5  # weight of BM25 over the whole domain's words (max-normalized)
@@ -54,37 +58,81 @@ def _listing(out: Path):
                                 "'lakeql index --refresh LAKE'") from None
 
 
-def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | None = None):
-    """Embeddings of every table file (cached in ``out``; only new texts are encoded). Returns (shas, M)."""
+def _text_key(model: str, text: str) -> str:
+    return hashlib.sha1(f"{model}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _load_cache(out: Path) -> dict[str, Any]:
+    """key -> vector from ``.lakeql-embeddings.npz`` (empty when missing or unreadable)."""
     import numpy as np
 
-    from lakeql.embedding import encode
+    path = out / EMB
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys, vecs = z["keys"].tolist(), z["vecs"]
+        return dict(zip(keys, vecs, strict=True)) if len(keys) == len(vecs) else {}
+    except (OSError, ValueError, KeyError):
+        return {}
 
+
+def _save_cache(out: Path, cache: dict[str, Any], keep: list[str]) -> bool:
+    """Write the vectors of ``keep`` atomically (a unique temp name, then rename); False when the folder
+    is not writable (the vectors then live in memory for this process only)."""
+    import numpy as np
+
+    tmp = out / f".tmp-{os.getpid()}-{threading.get_ident()}{EMB}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, keys=np.asarray(keep, dtype=str),
+                     vecs=np.stack([cache[k] for k in keep]).astype(np.float32))
+        os.replace(tmp, out / EMB)
+        for old in OLD_CACHE:
+            (out / old).unlink(missing_ok=True)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return False
+    return True
+
+
+def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | None = None,
+                      stats: dict[str, Any] | None = None):
+    """Embeddings of every table file's embedding text; returns (file shas, matrix).
+
+    Cached in ``out/.lakeql-embeddings.npz`` keyed by the hash of (model, text), not of the file: a table
+    whose data changed but whose names and descriptions did not is not re-encoded. Only missing texts
+    are encoded, in batches sorted by length (:func:`lakeql.embedding.encode`). ``stats`` (when given)
+    receives ``encoded`` (texts encoded now) and ``seconds``.
+    """
+    import time
+
+    import numpy as np
+
+    from lakeql.embedding import encode, model_id
+
+    t0 = time.perf_counter()
     out = Path(out)
     rows = rows if rows is not None else _listing(out)
-    wanted = [(r["sha"], r["embed_text"]) for r in rows if r["kind"] == "table"]
-    cache: dict[str, Any] = {}
-    if (out / EMB).exists() and (out / EMB_KEYS).exists():
-        try:
-            keys = json.loads((out / EMB_KEYS).read_text())
-            mat = np.load(out / EMB)
-            if len(keys) == len(mat):
-                cache = dict(zip(keys, mat, strict=True))
-        except (OSError, ValueError):
-            cache = {}
-    missing = [(s, t) for s, t in dict(wanted).items() if s not in cache]
+    label = (model_id(model) if model is None or isinstance(model, str)
+             else f"object:{getattr(model, 'lakeql_id', type(model).__name__)}")
+    tables = [r for r in rows if r["kind"] == "table"]
+    keys = [_text_key(label, r["embed_text"] or "") for r in tables]
+    cache = _load_cache(out)
+    missing = {k: r["embed_text"] or "" for k, r in zip(keys, tables, strict=True) if k not in cache}
     if missing:
-        vecs = encode([t for _, t in missing], model=model, desc="schema embeddings")
-        for (s, _), v in zip(missing, vecs, strict=True):
-            cache[s] = v
-    shas = [s for s, _ in wanted]
-    mat = np.stack([cache[s] for s in shas]) if shas else np.zeros((0, 384), np.float32)
-    if missing or len(cache) != len(set(shas)):
-        keep = list(dict.fromkeys(shas))
-        np.save(out / f".tmp{EMB}", np.stack([cache[s] for s in keep]) if keep else mat)
-        (out / f".tmp{EMB}").replace(out / EMB)
-        (out / EMB_KEYS).write_text(json.dumps(keep))
-    return shas, mat.astype(np.float32, copy=False)
+        vecs = encode(list(missing.values()), model=model, desc="schema embeddings")
+        cache.update(zip(missing, vecs, strict=True))
+    keep = list(dict.fromkeys(keys))
+    if keep and (missing or len(cache) != len(keep)):
+        _save_cache(out, cache, keep)
+    mat = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+    if stats is not None:
+        stats.update(encoded=len(missing), seconds=time.perf_counter() - t0)
+    return [r["sha"] for r in tables], mat.astype(np.float32, copy=False)
 
 
 class Bm25:

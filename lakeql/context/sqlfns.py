@@ -51,7 +51,11 @@ def register(con, ctx) -> None:
     def check_impl(sql: Any, search_path: Any) -> list[dict[str, Any]]:
         from lakeql.context.check import check
 
-        return [p.as_dict() for p in check(sql, checker_schema(ctx), search_path or None, con=con)]
+        cur = con.cursor()  # a UDF cannot use the connection of the query that calls it
+        try:
+            return [p.as_dict() for p in check(sql, checker_schema(ctx), search_path or None, con=cur)]
+        finally:
+            cur.close()
 
     table_udf(con, "schema_context", context_impl, ["VARCHAR", "BIGINT", "VARCHAR"], CONTEXT_COLUMNS)
     table_udf(con, "check_sql", check_impl, ["VARCHAR", "VARCHAR"], CHECK_COLUMNS)

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lakeql import context, core_udfs, sqlfiles
+from lakeql import context, core_udfs, sqlfiles, views
 from lakeql.catalog import Catalog
-from lakeql.connection import LakeContext, create_views
+from lakeql.connection import LakeContext
 from lakeql.indexer import BuildContext
 from lakeql.lake import discover
 from lakeql.options import IndexOptions
@@ -45,10 +45,11 @@ def connect(lake_root: Path, index_dir: Path | None):
     lake = discover(lake_root)
     store = Store.for_lake(lake, index_dir) if index_dir else None
     ctx = LakeContext(lake, store)
-    create_views(con, ctx.catalog)
+    ctx.views = views.attach(con, ctx)
     core_udfs.register(con, ctx)
     sqlfiles.run(con, "lakeql", index_dir=store.root if store else None)
     context.register(con, ctx)
+    sqlfiles.run(con, context.NAME, index_dir=store.root if store else None)
     return con, ctx
 
 

@@ -75,7 +75,7 @@ def test_not_indexed_stale_and_corrupt(tmp_path):
     listing = tmp_path / "idx" / "schemas" / ".lakeql-files.parquet"
     listing.write_bytes(b"garbage")
     con, _ = connect(lake, tmp_path / "idx")
-    with pytest.raises(duckdb.Error, match="unreadable .*lakeql index --refresh"):
+    with pytest.raises(duckdb.Error, match="(unreadable|damaged) .*lakeql index --refresh"):
         con.execute("SELECT * FROM schema_context('x')").fetchall()
     # stale: a Parquet file changed after the build
     build_context(lake, tmp_path / "idx", schemas_embed=False)
