@@ -27,6 +27,8 @@ def _add_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh", action="store_true",
                    help="re-index only new or changed tables, rebuild missing or damaged indexes, "
                         "drop removed ones")
+    p.add_argument("--no-wait", action="store_true",
+                   help="fail at once when another lakeql index runs on this lake (default: wait)")
     p.add_argument("--only", action="append", metavar="CAPABILITY", dest="capabilities",
                    help="build only this capability (repeatable): "
                         + ", ".join(m.NAME for m in plugins.capabilities()))
@@ -40,7 +42,8 @@ def index_options(args: argparse.Namespace):
     from lakeql.options import from_namespace
 
     return from_namespace(args, {"index_dir": args.index_dir, "refresh": bool(args.refresh),
-                                 "progress": not args.quiet, "capabilities": args.capabilities})
+                                 "progress": not args.quiet, "capabilities": args.capabilities,
+                                 "wait": not getattr(args, "no_wait", False)})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("sql", help="run one SQL query against the lake and print the result")
+    p = sub.add_parser("sql", help="run SQL statements against the lake and print each result")
     p.add_argument("query", help="SQL text ('-' reads it from stdin)")
     p.add_argument("--lake", help="folder of Parquet files")
     p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: modules besides the capabilities that add CLI commands through ``add_commands(subparsers)``
-COMMAND_MODULES = ("lakeql.mcp",)
+COMMAND_MODULES = ("lakeql.mcp", "lakeql.doctor")
 
 
 def command_hooks() -> list:

@@ -44,8 +44,6 @@ def test_help_imports_nothing_heavy() -> None:
     assert res.stdout.strip() == "[]", res.stdout + res.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="the top-level help skips capability commands until cli.py gets a "
-                                       "static command table (remove this mark then)")
 def test_help_lists_every_command() -> None:
     import lakeql.cli
 
