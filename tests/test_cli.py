@@ -47,10 +47,11 @@ def test_help_imports_nothing_heavy() -> None:
 def test_help_lists_every_command() -> None:
     import lakeql.cli
 
-    sub = next(a for a in lakeql.cli.build_parser(full=True)._actions if a.dest == "command")
+    sub = next(a for a in lakeql.cli.build_parser()._actions if a.dest == "command")
     out = run("--help")
     missing = [name for name in sub.choices if name not in out.stdout]
     assert not missing, out.stdout
+    assert {"index", "sql", "shell", "demo", "schemas", "check", "train-joiner", "mcp"} <= set(sub.choices)
 
 
 @pytest.mark.parametrize("args, message", [
