@@ -1,0 +1,101 @@
+"""find_tables() on the bundled sample lake plus a table whose Parquet footer carries a description."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from lakeql.demo import SAMPLE_LAKE
+
+DESCRIPTION = "Hourly sea level readings from harbour tide gauges, in metres above chart datum"
+
+
+def _lake(tmp_path_factory, **options):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.progress import set_quiet
+
+    set_quiet(True)
+    root = tmp_path_factory.mktemp("find_lake")
+    shutil.copytree(SAMPLE_LAKE, root, dirs_exist_ok=True)
+    (root / "ocean").mkdir()
+    station = pa.field("station", pa.string(), metadata={"description": "gauge identifier (port code)"})
+    t = pa.table({"station": ["AVO", "AVO", "DOV"], "t": [0, 1, 0], "h": [3.1, 3.4, 2.2]})
+    t = t.cast(pa.schema([station, pa.field("t", pa.int64()), pa.field("h", pa.float64())],
+                         metadata={"description": DESCRIPTION}))
+    pq.write_table(t, root / "ocean" / "obs_2024.parquet")
+    idx = tmp_path_factory.mktemp("find_idx")
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False, **options)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    return con
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    return _lake(tmp_path_factory)
+
+
+def find(con, query: str, k: int = 10) -> list[tuple]:
+    return con.execute("FROM find_tables(?, k := ?)", [query, k]).fetchall()
+
+
+def test_table_names_rank_first(con):
+    got = find(con, "airports", 3)
+    assert got[0][0] == "flights.airports"
+    assert any(m.startswith("name: airport") for m in got[0][2])
+
+
+def test_column_names_and_values_match(con):
+    got = find(con, "departure delay carrier tail number", 3)
+    assert got[0][0] == "flights.flights"
+    assert any(m.startswith("columns:") for m in got[0][2])
+    got = find(con, "JFK LGA EWR", 3)  # sample values
+    assert {"flights.flights", "flights.airports", "flights.weather"} >= {r[0] for r in got[:2]}
+    assert all(any(m.startswith("values:") for m in r[2]) for r in got[:2])
+
+
+def test_parquet_description_is_searched(con):
+    got = find(con, "tide gauge sea level", 3)
+    assert got[0][0] == "ocean.obs_2024"
+    assert any(m.startswith("description:") for m in got[0][2])
+    # a column description from the field metadata counts as the columns field
+    got = find(con, "port code identifier", 3)
+    assert got[0][0] == "ocean.obs_2024"
+
+
+def test_scores_are_descending_and_k_is_respected(con):
+    got = find(con, "weather wind temperature", 2)
+    assert got[0][0] == "flights.weather"
+    got = find(con, "airport planes", 2)
+    assert len(got) == 2
+    assert got[0][1] >= got[1][1]
+    assert {r[0] for r in got} == {"flights.airports", "flights.planes"}
+
+
+def test_nothing_matches_is_empty(con):
+    assert find(con, "zzqx qqxy") == []
+
+
+def test_bad_input(con):
+    import duckdb
+
+    with pytest.raises(duckdb.Error, match="k must be a positive integer"):
+        find(con, "airports", 0)
+    with pytest.raises(duckdb.Error, match="non-empty query"):
+        find(con, "   ")
+    # hostile text is a query like any other (bound, never pasted into SQL)
+    assert isinstance(find(con, "'); DROP TABLE x; --"), list)
+
+
+@pytest.mark.slow
+def test_semantic_fusion_finds_a_table_without_shared_words(tmp_path_factory):
+    """With table-summary embeddings (``discovery_embed``), BM25 and cosine rankings are fused: a
+    question sharing no word with the table still finds it."""
+    con = _lake(tmp_path_factory, discovery_embed=True)
+    got = find(con, "ocean tides", 3)
+    assert "ocean.obs_2024" in [r[0] for r in got]
+    assert any(m.startswith("summary: cosine") for m in got[0][2])

