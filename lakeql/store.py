@@ -222,7 +222,14 @@ class Store:
 
     @classmethod
     def for_lake(cls, lake: Lake, index_dir: str | os.PathLike[str] | None = None) -> Store:
-        return cls(index_dir if index_dir is not None else lake.root / DEFAULT_DIRNAME, lake)
+        """The store of ``lake``: ``index_dir``, else ``LAKE/.lakeql`` (a remote lake: a local cache dir)."""
+        if index_dir is not None:
+            return cls(index_dir, lake)
+        if lake.is_remote:
+            from lakeql.sources.remote import default_index_dir
+
+            return cls(default_index_dir(lake.url), lake)
+        return cls(Path(lake.root) / DEFAULT_DIRNAME, lake)
 
     # ----------------------------------------------------------------- writing
     def ensure_writable(self) -> None:

@@ -1,0 +1,236 @@
+"""Lakes on object storage: ``s3://bucket/prefix`` (and other fsspec URLs when their package is installed).
+
+DuckDB 2.0 cannot load its own ``httpfs`` extension here (extensions are not downloadable at run time and
+the ``duckdb-extension-httpfs`` wheels on PyPI are built for duckdb 1.5), so lakeql reads object storage
+through Python filesystems instead:
+
+* listing and Parquet footers: ``pyarrow.fs.S3FileSystem`` (part of pyarrow, no extra package);
+* DuckDB scans (views, builders): the same filesystem wrapped as an fsspec filesystem
+  (``fsspec.implementations.arrow.ArrowFSWrapper``) and registered on the connection with
+  ``con.register_filesystem``, so ``read_parquet('s3://...')`` works on it.
+
+Credentials and endpoint come from the standard AWS environment: ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``), ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``) and
+``AWS_ENDPOINT_URL`` (an S3-compatible server such as MinIO or moto). The index of a remote lake is local:
+``--index-dir``, or by default ``~/.cache/lakeql/<hash of the URL>`` (:func:`default_index_dir`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from lakeql.errors import LakeNotFoundError, LakeqlError
+from lakeql.lake import FileStamp
+
+_WRAPPERS: dict[int, Any] = {}
+
+
+class RemoteRoot(str):
+    """The root URL of a remote lake, usable where code expects a ``Path`` root: ``root / 'a/b.parquet'``
+    is the file's URL and ``root.name`` the last part of the prefix."""
+
+    def __truediv__(self, other: object) -> RemoteRoot:
+        return RemoteRoot(self.rstrip("/") + "/" + str(other).lstrip("/"))
+
+    @property
+    def name(self) -> str:
+        return self.rstrip("/").rsplit("/", 1)[-1]
+
+    def as_posix(self) -> str:
+        return str(self)
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``('s3', 'bucket/prefix')`` of ``s3://bucket/prefix/``."""
+    parsed = urlparse(url)
+    path = (parsed.netloc + parsed.path).strip("/")
+    return parsed.scheme, path
+
+
+def fs_path(root: str, rel: str) -> str:
+    """The filesystem path (``bucket/prefix/rel``) of a file of the lake at URL ``root``."""
+    _, base = split_url(root)
+    return f"{base}/{rel}" if rel else base
+
+
+def s3_filesystem():
+    """A ``pyarrow.fs.S3FileSystem`` configured from the AWS environment variables."""
+    import pyarrow.fs as pafs
+
+    kwargs: dict[str, Any] = {}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region"] = region
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parsed = urlparse(endpoint)
+        if parsed.scheme:
+            kwargs["scheme"] = parsed.scheme
+            kwargs["endpoint_override"] = parsed.netloc + parsed.path.rstrip("/")
+        else:
+            kwargs["endpoint_override"] = endpoint
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        kwargs["access_key"] = os.environ["AWS_ACCESS_KEY_ID"]
+        kwargs["secret_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+        if os.environ.get("AWS_SESSION_TOKEN"):
+            kwargs["session_token"] = os.environ["AWS_SESSION_TOKEN"]
+    return pafs.S3FileSystem(**kwargs)
+
+
+def filesystem_for(url: str):
+    """The pyarrow filesystem of a lake URL (s3 natively; other schemes through fsspec)."""
+    scheme, _ = split_url(url)
+    if scheme in ("s3", "s3a"):
+        return s3_filesystem()
+    try:
+        import fsspec
+        import pyarrow.fs as pafs
+
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(scheme)))
+    except (ImportError, ValueError) as exc:
+        raise LakeNotFoundError(f"cannot open {url!r}: no filesystem for {scheme}:// ({exc}); lakeql "
+                                "reads s3:// lakes, and other fsspec URLs when their package is installed"
+                                ) from None
+
+
+_FS_CACHE: dict[str, Any] = {}
+
+
+def cached_filesystem(root: str) -> Any:
+    """One filesystem per lake URL and process (for callers that hold a table but not its lake)."""
+    if root not in _FS_CACHE:
+        _FS_CACHE[root] = filesystem_for(root)
+    return _FS_CACHE[root]
+
+
+def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
+    """Every file below ``root/sub`` (relative to ``root``): one recursive listing request sequence.
+
+    Hidden names (``.x``, ``_x``) are skipped except ``_delta_log`` (as for local lakes).
+    """
+    import pyarrow.fs as pafs
+
+    fs = fs if fs is not None else cached_filesystem(root)
+
+    base = fs_path(root, "")
+    target = fs_path(root, sub) if sub else base
+    info = fs.get_file_info(target)
+    if info.type == pafs.FileType.File:
+        infos = [info]
+    elif info.type == pafs.FileType.Directory:
+        infos = fs.get_file_info(pafs.FileSelector(target, recursive=True, allow_not_found=True))
+    else:
+        return []
+    out = []
+    for i in infos:
+        if i.type != pafs.FileType.File:
+            continue
+        rel = i.path[len(base):].lstrip("/")
+        parts = rel.split("/")
+        if any(p.startswith(".") or (p.startswith("_") and p != "_delta_log" and "_delta_log" not in parts)
+               for p in parts):
+            continue
+        mtime = i.mtime_ns if i.mtime_ns is not None else 0
+        out.append(FileStamp(rel, int(i.size or 0), int(mtime)))
+    return sorted(out, key=lambda f: f.path)
+
+
+def open_remote(url: str) -> tuple[str, Any, list[FileStamp]]:
+    """(normalized root URL, filesystem, listing) of a remote lake, or :class:`LakeNotFoundError`."""
+    scheme, path = split_url(url)
+    if not path:
+        raise LakeNotFoundError(f"{url!r} names no bucket: pass s3://bucket/prefix")
+    root = RemoteRoot(f"{scheme}://{path}")
+    fs = cached_filesystem(root)
+    try:
+        listing = remote_listing(root, fs)
+    except OSError as exc:
+        raise LakeNotFoundError(f"cannot list {url!r} ({str(exc).splitlines()[0]}): check the bucket and "
+                                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL"
+                                ) from None
+    if not listing:
+        raise LakeNotFoundError(f"lake path {url!r} does not exist or is empty: pass s3://bucket/prefix of a "
+                                "folder of Parquet files")
+    return root, fs, listing
+
+
+def _fsspec_wrapper(fs: Any):
+    """``fs`` (pyarrow) as an fsspec filesystem answering to ``s3://`` (what DuckDB registers)."""
+    hit = _WRAPPERS.get(id(fs))
+    if hit is not None and hit[0] is fs:
+        return hit[1]
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    class LakeqlS3(ArrowFSWrapper):
+        protocol = ("s3", "s3a")
+        root_marker = ""
+
+        @classmethod
+        def _strip_protocol(cls, path):  # 's3://b/k' -> 'b/k'
+            text = path if isinstance(path, str) else str(path)
+            for p in ("s3://", "s3a://"):
+                if text.startswith(p):
+                    text = text[len(p):]
+            return text.rstrip("/")
+
+    wrapper = LakeqlS3(fs, skip_instance_cache=True)
+    _WRAPPERS[id(fs)] = (fs, wrapper)
+    return wrapper
+
+
+def register_filesystem(con: Any, fs: Any) -> None:
+    """Make ``s3://`` paths readable by DuckDB on ``con`` (once per connection)."""
+    if fs is None:
+        return
+    wrapper = _fsspec_wrapper(fs)
+    name = wrapper.protocol[0] if isinstance(wrapper.protocol, tuple) else wrapper.protocol
+    try:
+        if con.filesystem_is_registered(name):
+            return
+    except Exception:  # noqa: BLE001 - older clients: just try to register
+        pass
+    try:
+        con.register_filesystem(wrapper)
+    except Exception as exc:  # noqa: BLE001
+        if "already" not in str(exc).lower():
+            raise LakeqlError(f"cannot register the object-store filesystem on DuckDB: {exc}") from None
+
+
+@contextlib.contextmanager
+def builder_connections(fs: Any) -> Iterator[None]:
+    """While a remote lake is indexed, every new ``duckdb.connect()`` gets the lake's filesystem.
+
+    Capability builders open private DuckDB connections to scan tables; this is how they read
+    ``s3://`` files without each knowing about object storage. Restored on exit.
+    """
+    if fs is None:
+        yield
+        return
+    import duckdb
+
+    original = duckdb.connect
+
+    def connect(*args: Any, **kwargs: Any):
+        con = original(*args, **kwargs)
+        with contextlib.suppress(Exception):
+            register_filesystem(con, fs)
+        return con
+
+    duckdb.connect = connect
+    try:
+        yield
+    finally:
+        duckdb.connect = original
+
+
+def default_index_dir(url: str) -> Path:
+    """Where the index of a remote lake goes by default: ``~/.cache/lakeql/<hash of the URL>``."""
+    digest = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "lakeql" / f"remote-{digest}"
