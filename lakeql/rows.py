@@ -21,8 +21,15 @@ ROWS_SCHEMA = "lakeql_rows"
 
 
 def rowid_scan_sql(table: Table, file_rows: list[int]) -> str:
-    """``SELECT <rowid>, * FROM read_parquet(...)`` for ``table`` (rowid = file offset + file_row_number)."""
+    """``SELECT <rowid>, * FROM read_parquet(...)`` for ``table`` (rowid = file offset + file_row_number).
+
+    CSV and JSON files have no row numbers of their own: their rowid is the scan's ``WITH ORDINALITY``
+    position (files in catalog order, rows in file order; DuckDB preserves insertion order).
+    """
     paths = table.paths
+    if table.format != "parquet":
+        return (f"SELECT ordinality - 1 AS {ROWID}, * EXCLUDE (ordinality) "
+                f"FROM {table.scan_sql()} WITH ORDINALITY")
     offsets, acc = [], 0
     for n in file_rows:
         offsets.append(acc)
