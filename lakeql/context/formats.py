@@ -240,10 +240,38 @@ def _toon_doc(doc: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+_TOON_MARK = "\ue000"  # private use (never kept raw: see _toon_hide); marks a hidden character
+_TOON_HIDDEN = re.compile(r'\\"\ue000([0-9a-f]{6})')
+
+
+def _toon_hide(v: Any) -> Any:
+    """Replace each invisible character (control, bidi, zero-width, separator, private use, surrogate)
+    with ``"`` + a private-use mark + its hex code: the ``"`` makes the encoder quote the string, and
+    :func:`write_toon` turns the (escaped) sequence into a ``\\uXXXX`` escape inside those quotes."""
+    if isinstance(v, str):
+        if v.isprintable():
+            return v
+        return "".join(f'"{_TOON_MARK}{ord(ch):06x}' if not ch.isprintable() else ch for ch in v)
+    if isinstance(v, list):
+        return [_toon_hide(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _toon_hide(x) for k, x in v.items()}
+    return v
+
+
+def _toon_escape(m: re.Match[str]) -> str:
+    code = int(m.group(1), 16)
+    if code < 0x10000 and not 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    # TOON has no escape for these (no surrogate pairs): shown as the text '\\U000XXXXX' (lossy)
+    return f"\\\\U{code:08x}"
+
+
 def write_toon(doc: dict[str, Any]) -> str:
+    """TOON via ``toon-format``; no invisible character is written raw (they become ``\\uXXXX``)."""
     from toon_format import encode
 
-    return encode(_toon_doc(doc)) + "\n"
+    return _TOON_HIDDEN.sub(_toon_escape, encode(_toon_hide(_toon_doc(doc)))) + "\n"
 
 
 def parse_toon(text: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ a big table.
 * Bigger tables are profiled on their first :data:`SAMPLE_ROWS` rows (``LIMIT``, which reads only the
   first row groups); the profile says ``sampled`` so nobody mistakes the numbers for exact ones.
 * Descriptions come from Parquet key-value metadata (``description``/``comment``) on the file schema
-  and on each field (Arrow field metadata), read from the footer of the first file.
+  and on each field (Arrow field metadata), read from the footer of the first file: invalid UTF-8
+  replaced, made one line (control and bidi/zero-width characters dropped), cut at :data:`DESC_CHARS`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeql.catalog import Catalog
+from lakeql.context.safe import one_line
 from lakeql.lake import Table, quote_ident
 
 ARROW_ROWS = 20_000  # tables up to this size are profiled in pyarrow (exact, ~5x cheaper than a query)
@@ -105,9 +107,9 @@ def _descriptions(table: Table) -> tuple[str | None, dict[str, str]]:
     def pick(meta: dict[bytes, bytes] | None) -> str | None:
         for k in _DESC_KEYS:
             if meta and k in meta:
-                text = meta[k].decode("utf-8", "replace").strip()
+                text = one_line(meta[k].decode("utf-8", "replace"), DESC_CHARS)
                 if text:
-                    return clean_text(" ".join(text.split()), DESC_CHARS)
+                    return text
         return None
 
     cols = {}
