@@ -18,7 +18,7 @@ Kept to a handful of jitted functions with ``cache=True`` so the compile cost is
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 SB = 16  # blocks (of 64 bits) per superblock
 
@@ -459,37 +459,6 @@ def range_children(sp, ep, C, p0, child, root, node_off, node_ones0, classes, of
                 stack_b[top] = y
                 top += 1
     return out[:k]
-
-
-@njit(cache=True, parallel=True)
-def scan_rows_parallel(buf, starts, pat):
-    """:func:`scan_rows` split over threads by rows (``starts`` int32 or int64 Arrow offsets)."""
-
-    nr = starts.shape[0] - 1
-    m = pat.shape[0]
-    counts = np.zeros(nr, dtype=np.int64)
-    first = np.full(nr, -1, dtype=np.int64)
-    p0 = pat[0]
-    for r in prange(nr):
-        a = np.int64(starts[r])
-        e = np.int64(starts[r + 1]) - m
-        c = 0
-        f = -1
-        for i in range(a, e + 1):
-            if buf[i] != p0:
-                continue
-            ok = True
-            for t in range(1, m):
-                if buf[i + t] != pat[t]:
-                    ok = False
-                    break
-            if ok:
-                if c == 0:
-                    f = i - a
-                c += 1
-        counts[r] = c
-        first[r] = f
-    return counts, first
 
 
 @njit(cache=True, nogil=True)

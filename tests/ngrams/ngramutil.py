@@ -47,7 +47,8 @@ def brute_count(rows: list[tuple[str, bytes | None]], phrase: bytes, fold: bool 
     for i, (_, text) in enumerate(rows):
         if not text:
             continue
-        t = text.lower() if fold else text  # bytes.lower() folds ASCII only, as the index does
+        t = text.decode("utf-8", "surrogateescape").casefold().encode("utf-8", "surrogateescape") \
+            if fold else text  # Unicode full case folding, as a case-insensitive index does
         c, j = 0, t.find(phrase)
         while j >= 0:
             c += 1

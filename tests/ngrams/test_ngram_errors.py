@@ -75,7 +75,8 @@ def test_bare_table_name_and_corrupt_index(text_lake, corpus, tmp_path):
     (shard / "classes.npy").write_bytes((shard / "classes.npy").read_bytes()[:100])
     con = lakeql.connect(text_lake, index_dir=idx)
     msg = err(con, "SELECT ngram_count('files', 'text', 'import')")
-    assert "n-gram index shard" in msg and "lakeql index LAKE --ngram code.files.text" in msg
+    assert ("n-gram index shard" in msg and "lakeql index LAKE --ngram code.files.text" in msg) or \
+        ("is damaged" in msg and "classes.npy" in msg and "--refresh" in msg)  # the store's size check
     shutil.rmtree(shard)
     con = lakeql.connect(text_lake, index_dir=idx)
     msg = err(con, "SELECT ngram_count('files', 'text', 'import')")

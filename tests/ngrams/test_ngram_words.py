@@ -227,3 +227,25 @@ def test_word_errors(indexed, text_lake, tmp_path):
     con2 = lakeql.connect(text_lake, index_dir=tmp_path / "nw")
     with pytest.raises(Exception, match="no word index.*--ngram-words"):
         q(con2, "SELECT ngram_count(?, ?, 'import os', unit := 'word')", T, C)
+
+
+def test_many_cursors_at_once(indexed):
+    """UDFs called from several threads (one cursor each) give the same answers as one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    con, _ = indexed
+    queries = [("SELECT ngram_count(?, ?, 'self', unit := 'word')", [T, C]),
+               ("SELECT ngram_rows(?, ?, 'e')", [T, C]),  # frequent: the scan tier's thread pool
+               ("SELECT next, count FROM ngram_next(?, ?, 'return', k := 5, unit := 'word')", [T, C]),
+               ("SELECT rowid FROM ngram_rows_all(?, ?, ['import', 'def'])", [T, C]),
+               ("SELECT suffix, next FROM ngram_longest(?, ?, 'zzqq return self', k := 3)", [T, C])]
+    want = [q(con, s, *p) for s, p in queries]
+
+    def run(i: int):
+        cur = con.cursor()
+        s, p = queries[i % len(queries)]
+        return i % len(queries), cur.execute(s, p).fetchall()
+
+    with ThreadPoolExecutor(6) as pool:
+        for i, got in pool.map(run, range(30)):
+            assert got == want[i]
