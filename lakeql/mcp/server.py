@@ -1,0 +1,188 @@
+"""The MCP tools and resources of ``lakeql mcp``, declared on the official SDK (``mcp``, MCPServer).
+
+Each tool is a thin wrapper over :class:`~lakeql.mcp.service.LakeService`; its docstring is the
+description an agent reads and its annotated parameters are the JSON schema. Any failure becomes a tool
+error result with a one-line reason (the server keeps serving). Resources: ``INDEX.md`` and every schema
+file under ``lakeql://schemas/<path>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from lakeql.mcp.service import LakeService, Limits
+
+log = logging.getLogger("lakeql.mcp")
+
+INSTRUCTIONS = (
+    "A read-only data lake of Parquet tables queried with DuckDB SQL. Start with list_domains or "
+    "search_tables(question), open the suggested files with read_schema(path), write SQL against "
+    "\"domain\".\"table\", check it with check_sql, then run it with query. Only SELECT queries run; "
+    "results are capped. semantic_search / ngram_search / ngram_count work on columns with those indexes; "
+    "joinable finds join partners of a column."
+)
+
+MIME = {".md": "text/markdown", ".yaml": "application/yaml", ".yml": "application/yaml",
+        ".json": "application/json", ".toon": "text/plain"}
+
+
+def _safe(fn: Callable[..., str]) -> Callable[..., str]:
+    """Turn every exception of a tool into a ToolError with a readable one-line reason."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        try:
+            return fn(*args, **kwargs)
+        except ToolError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an agent gets the reason; the server keeps serving
+            log.info("tool %s failed: %r", fn.__name__, exc)
+            msg = str(exc).strip() or type(exc).__name__
+            raise ToolError(msg) from None
+
+    return wrapper
+
+
+def build_server(service: LakeService):
+    """An MCPServer with lakeql's tools and the schema files as resources."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp_types import ToolAnnotations
+
+    from lakeql import __version__
+
+    server = MCPServer(name="lakeql", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                                open_world_hint=False)
+
+    def tool(fn: Callable[..., str]) -> Callable[..., str]:
+        server.tool(annotations=read_only, structured_output=False)(_safe(fn))
+        return fn
+
+    @tool
+    def list_domains() -> str:
+        """List the lake's domains (groups of tables): table count, total rows, table names and the
+        domain's schema file. Start here to see what data exists."""
+        return service.list_domains()
+
+    @tool
+    def search_tables(
+        question: Annotated[str, Field(description="the question in plain words, e.g. 'which airline "
+                                                   "flew the most flights?'")],
+        k: Annotated[int, Field(ge=1, le=50, description="how many schema files to return")] = 3,
+    ) -> str:
+        """Find the schema files (one per table) most relevant to a question, best first, with scores.
+        Read them with read_schema(path) before writing SQL."""
+        return service.search_tables(question, k)
+
+    @tool
+    def read_schema(
+        path: Annotated[str, Field(description="a path from search_tables or INDEX.md, relative to the "
+                                               "schemas folder, e.g. 'INDEX.md' or 'flights/flights.yaml'")],
+    ) -> str:
+        """Read one schema file: a table's columns with types, null shares, samples, keys and join hints
+        (or INDEX.md / <domain>/_DOMAIN.md). Only files in the schemas folder can be read."""
+        return service.read_schema(path)
+
+    @tool
+    def check_sql(
+        sql: Annotated[str, Field(description="the SQL to check (DuckDB dialect)")],
+    ) -> str:
+        """Check SQL before running it: syntax errors with line and column, statements that are not
+        queries, direct file reads, unknown tables/columns with 'did you mean' suggestions, and type
+        errors found by DuckDB's binder. Returns OK or one row per problem."""
+        return service.check_sql(sql)
+
+    @tool
+    def query(
+        sql: Annotated[str, Field(description="one read-only SELECT over \"domain\".\"table\" (DuckDB SQL); "
+                                              "lakeql functions such as semantic_search(...) may be used")],
+        max_rows: Annotated[int, Field(ge=1, le=10_000, description="most rows to return")] = 1000,
+    ) -> str:
+        """Run one read-only SELECT query and return the rows as a Markdown table. Anything else
+        (COPY, ATTACH, CREATE, SET, several statements, reading files directly) is refused. Results are
+        capped in rows, characters and time, with a note when cut: aggregate or add LIMIT."""
+        return service.query(sql, max_rows)
+
+    @tool
+    def joinable(
+        table: Annotated[str, Field(description="'domain.table' (or a unique table name)")],
+        column: Annotated[str, Field(description="the column to find join partners for")],
+        k: Annotated[int, Field(ge=1, le=100, description="how many candidates")] = 5,
+    ) -> str:
+        """Find columns in other tables that this column joins with (value overlap and meaning), best
+        first, each with a ready JOIN statement."""
+        return service.joinable(table, column, k)
+
+    @tool
+    def semantic_search(
+        table: Annotated[str, Field(description="'domain.table'")],
+        column: Annotated[str, Field(description="a text column with an embed index")],
+        query: Annotated[str, Field(description="what the rows should mean, in plain words")],
+        k: Annotated[int, Field(ge=1, le=100, description="how many rows")] = 5,
+        filter: Annotated[str | None, Field(  # noqa: A002 - the name of the SQL argument
+            description="optional SQL condition over the table's own columns, applied first, e.g. "
+                        "\"lines > 500\"")] = None,
+    ) -> str:
+        """Find the rows whose text column means the same as the query (embedding search), with scores.
+        Works only on columns indexed with 'lakeql index --embed TABLE.COLUMN'; the error lists them."""
+        return service.semantic_search(table, column, query, k, filter)
+
+    @tool
+    def ngram_search(
+        table: Annotated[str, Field(description="'domain.table'")],
+        column: Annotated[str, Field(description="a text column with an ngram index")],
+        phrase: Annotated[str, Field(description="the exact phrase to find (case-sensitive)")],
+        k: Annotated[int, Field(ge=1, le=100, description="how many rows")] = 10,
+    ) -> str:
+        """Find rows whose text column contains an exact phrase (full-text index), with snippets.
+        Works only on columns indexed with 'lakeql index --ngram TABLE.COLUMN'; the error lists them."""
+        return service.ngram_search(table, column, phrase, k)
+
+    @tool
+    def ngram_count(
+        table: Annotated[str, Field(description="'domain.table'")],
+        column: Annotated[str, Field(description="a text column with an ngram index")],
+        phrase: Annotated[str, Field(description="the exact phrase to count (case-sensitive)")],
+    ) -> str:
+        """Count how often an exact phrase occurs in a text column (all rows, exact). Works only on
+        columns indexed with 'lakeql index --ngram TABLE.COLUMN'; the error lists them."""
+        return service.ngram_count(table, column, phrase)
+
+    for rel in service.schema_files():
+        _add_resource(server, service, rel)
+    return server
+
+
+def _add_resource(server, service: LakeService, rel: str) -> None:
+    ext = os.path.splitext(rel)[1].lower()
+
+    def read() -> str:
+        return service.read_schema(rel)
+
+    desc = ("The lake's schema overview: domains and how to navigate" if rel == "INDEX.md"
+            else f"Schema file {rel}")
+    server.resource(f"lakeql://schemas/{rel}", name=rel, description=desc,
+                    mime_type=MIME.get(ext, "text/plain"))(read)
+
+
+def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
+          port: int = 8000, limits: Limits | None = None, warm: bool = True) -> None:
+    """Open the lake read-only and serve it over ``transport`` ('stdio' or 'http') until stopped."""
+    service = LakeService(lake, index_dir, limits)
+    if warm:
+        service.warm(background=True)
+    server = build_server(service)
+    try:
+        if transport == "http":
+            server.run("streamable-http", host=host, port=port)
+        else:
+            server.run("stdio")
+    finally:
+        service.close()

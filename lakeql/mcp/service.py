@@ -1,0 +1,327 @@
+"""What the MCP tools do, on ONE DuckDB connection that is read-only and contained.
+
+:class:`LakeService` opens the lake with every lakeql function, then locks the connection down:
+DuckDB may touch only the lake and index folders (``allowed_directories`` + ``enable_external_access =
+false``), extensions are not auto-installed or loaded, and ``lock_configuration = true`` stops SQL from
+undoing any of it. Every call runs on its own cursor of that connection, so lakeql's UDFs (which run
+filters on a cursor of the same connection) carry the same restrictions.
+
+``query`` accepts one SELECT only, judged by DuckDB's statement type (``allowed_directories`` alone still
+lets ``COPY ... TO`` write inside the lake), refuses direct file readers, and is capped in rows,
+characters and time (a timer interrupts the cursor). Every method returns text for an agent or raises
+:class:`~lakeql.errors.LakeqlError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lakeql.errors import LakeqlError
+from lakeql.mcp.tables import markdown_table
+
+HARD_MAX_ROWS = 10_000
+SEARCH_CELL_CHARS = 300
+
+
+@dataclass
+class Limits:
+    """Caps of one tool result: rows of a query, characters of any result, seconds of a query."""
+
+    max_rows: int = 1000
+    max_chars: int = 50_000
+    timeout: float = 30.0
+    cell_chars: int = 1000
+
+
+def lock_down(con, folders: list[Path]) -> None:
+    """Restrict ``con`` to reading ``folders`` and lock its configuration (irreversible for ``con``)."""
+    from lakeql.lake import quote_literal
+
+    dirs = ", ".join(quote_literal(str(f) + os.sep) for f in folders)
+    con.execute(f"SET allowed_directories = [{dirs}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET lock_configuration = true")
+
+
+class LakeService:
+    """The lake behind the MCP tools: one locked-down connection, the schemas folder, caps."""
+
+    def __init__(self, lake: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,
+                 limits: Limits | None = None) -> None:
+        from lakeql.connection import open_lake
+
+        self.limits = limits or Limits()
+        self.con, self.ctx = open_lake(lake, index_dir=index_dir)
+        self.lake_root = Path(self.ctx.lake.root).resolve()
+        if self.ctx.store is None or not Path(self.ctx.store.root).is_dir():
+            raise LakeqlError(f"the lake {str(lake)!r} has no index: run 'lakeql index {lake}' first")
+        self.index_root = Path(self.ctx.store.root).resolve()
+        self.schemas_root = (self.index_root / "schemas").resolve()
+        lock_down(self.con, [self.lake_root, self.index_root])
+        self._ready = threading.Event()
+        self._ready.set()
+
+    # ------------------------------------------------------------------ plumbing
+    def warm(self, background: bool = True) -> None:
+        """Load the embedding model (and the schema and embedding indexes) once, before the first call.
+
+        Calls that need the model wait until the warm-up ends, so the model is never loaded twice.
+        """
+        self._ready.clear()
+
+        def run() -> None:
+            try:
+                single_threaded_compute()
+                try:
+                    self._rows("SELECT count(*) FROM schema_context('warm up', k := 1)", [])
+                except LakeqlError:
+                    pass
+                for tbl, col in self.indexed("embed")[:1]:
+                    try:
+                        self._rows("SELECT count(*) FROM semantic_search(?, ?, 'warm up', k := 1)",
+                                   [tbl, col])
+                    except LakeqlError:
+                        pass
+            finally:
+                self._ready.set()
+
+        if background:
+            threading.Thread(target=run, name="lakeql-mcp-warm", daemon=True).start()
+        else:
+            run()
+
+    def _rows(self, sql: str, params: list[Any], max_rows: int | None = None,
+              timeout: float | None = None) -> tuple[list[str], list[tuple], bool]:
+        """(columns, rows, more) of ``sql`` on a fresh cursor, at most ``max_rows`` rows, interrupted after
+        ``timeout`` seconds; DuckDB errors become :class:`LakeqlError` with DuckDB's message."""
+        import duckdb
+
+        cur = self.con.cursor()
+        limit = self.limits.timeout if timeout is None else timeout
+        timer = threading.Timer(limit, cur.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            cur.execute(sql, params)
+            cols = [d[0] for d in cur.description or []]
+            if max_rows is None:
+                return cols, cur.fetchall(), False
+            rows = cur.fetchmany(max_rows + 1)
+            return cols, rows[:max_rows], len(rows) > max_rows
+        except duckdb.InterruptException:
+            raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters or a "
+                              "LIMIT, or aggregate") from None
+        except duckdb.Error as exc:
+            raise LakeqlError(_duckdb_message(exc)) from None
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def _table(self, sql: str, params: list[Any], cell_chars: int = SEARCH_CELL_CHARS,
+               max_rows: int | None = None) -> str:
+        cols, rows, more = self._rows(sql, params, max_rows or self.limits.max_rows)
+        return markdown_table(cols, rows, max_chars=self.limits.max_chars, cell_chars=cell_chars, more=more,
+                              row_cap=max_rows or self.limits.max_rows)
+
+    def indexed(self, kind: str) -> list[tuple[str, str]]:
+        """(table, column) of every fresh index of ``kind`` ('embed', 'ngram')."""
+        _, rows, _ = self._rows("SELECT table_name, column_name FROM lakeql_indexes() WHERE kind = ? AND NOT "
+                                "stale ORDER BY ALL", [kind])
+        return [(r[0], r[1]) for r in rows]
+
+    def _needs_index(self, kind: str, flag: str, exc: LakeqlError) -> LakeqlError:
+        """``exc`` plus the columns that do have a ``kind`` index, so the agent can pick one."""
+        have = ", ".join(f"{t}.{c}" for t, c in self.indexed(kind)) or "none"
+        return LakeqlError(f"{exc} — this tool works only on columns with a {kind} index (built with "
+                           f"'lakeql index {flag} TABLE.COLUMN'); indexed here: {have}")
+
+    # ------------------------------------------------------------------ tools
+    def list_domains(self) -> str:
+        """Domains with their table counts, rows, tables and the schema file of each domain."""
+        _, rows, _ = self._rows(
+            "SELECT domain, count(*) AS tables, sum(row_count) AS total_rows, "
+            "string_agg(name, ', ' ORDER BY name) AS table_names FROM lakeql_tables() GROUP BY domain "
+            "ORDER BY domain", [])
+        out = []
+        for dom, n, total, names in rows:
+            desc = self._domain_file(dom)
+            out.append((dom, n, total, names, desc))
+        return markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,
+                              max_chars=self.limits.max_chars, cell_chars=2000)
+
+    def _domain_file(self, domain: str) -> str | None:
+        path = self.schemas_root / domain / "_DOMAIN.md"
+        return f"{domain}/_DOMAIN.md" if path.is_file() else None
+
+    def search_tables(self, question: str, k: int = 3) -> str:
+        """The schema files to read for ``question`` (schema_context), relative to the schemas folder."""
+        self._ready.wait()
+        _, rows, _ = self._rows("SELECT path, score FROM schema_context(?, k := ?)", [question, _k(k, 50)])
+        out = [(self._relative(p), round(float(s), 4)) for p, s in rows]
+        return (markdown_table(["path", "score"], out, max_chars=self.limits.max_chars)
+                + "\n\nOpen a file with read_schema(path).")
+
+    def _relative(self, path: str) -> str:
+        try:
+            return Path(path).resolve().relative_to(self.schemas_root).as_posix()
+        except ValueError:
+            return path
+
+    def schema_files(self) -> list[str]:
+        """Every readable schema file, relative to the schemas folder (INDEX.md first)."""
+        if not self.schemas_root.is_dir():
+            return []
+        files = sorted(p.relative_to(self.schemas_root).as_posix() for p in self.schemas_root.rglob("*")
+                       if p.is_file() and not any(part.startswith(".") for part in
+                                                  p.relative_to(self.schemas_root).parts))
+        return sorted(files, key=lambda f: (f != "INDEX.md", f))
+
+    def read_schema(self, path: str) -> str:
+        """One schema file. Only files under the schemas folder: anything else (``..``, absolute paths
+        elsewhere, symlinks leading out, hidden files) is refused."""
+        if not path or "\0" in path:
+            raise LakeqlError("pass the path of a schema file, e.g. INDEX.md or flights/flights.yaml")
+        root = self.schemas_root
+        candidate = Path(path)
+        target = candidate if candidate.is_absolute() else root / candidate
+        if not Path(os.path.normpath(target)).is_relative_to(root):
+            raise LakeqlError(f"refused: {path!r} is outside the schemas folder")
+        try:
+            real = target.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise LakeqlError(f"no schema file {path!r}: list them with search_tables or read INDEX.md"
+                              ) from None
+        if not real.is_relative_to(root) or real == root:
+            raise LakeqlError(f"refused: {path!r} is not a file under the schemas folder")
+        rel = real.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not real.is_file():
+            raise LakeqlError(f"refused: {path!r} is not a schema file")
+        text = real.read_text(encoding="utf-8", errors="replace")
+        cap = self.limits.max_chars
+        if len(text) > cap:
+            text = text[:cap] + f"\n\n_Truncated: the file has {len(text):,} characters; shown {cap:,}._"
+        return text
+
+    def check_sql(self, sql: str) -> str:
+        """Problems of ``sql`` (syntax, not a query, file reads, names with suggestions, types), or OK."""
+        _, rows, _ = self._rows("SELECT severity, message, suggestion, line, col FROM check_sql(?)", [sql])
+        if not rows:
+            return "OK: no problems found. Run it with the query tool."
+        return markdown_table(["severity", "message", "suggestion", "line", "col"], rows,
+                              max_chars=self.limits.max_chars, cell_chars=2000)
+
+    def query(self, sql: str, max_rows: int | None = None) -> str:
+        """Rows of one read-only SELECT as a Markdown table, capped in rows, characters and time."""
+        from lakeql.safety import require_read_only
+
+        cap = min(_k(max_rows if max_rows is not None else self.limits.max_rows, HARD_MAX_ROWS, "max_rows"),
+                  HARD_MAX_ROWS)
+        require_read_only(self.con, sql)
+        _refuse_file_reads(sql)
+        if _uses_model(sql):
+            self._ready.wait()
+        cols, rows, more = self._rows(sql, [], cap)
+        return markdown_table(cols, rows, max_chars=self.limits.max_chars, cell_chars=self.limits.cell_chars,
+                              more=more, row_cap=cap)
+
+    def joinable(self, table: str, column: str, k: int = 5) -> str:
+        """Columns elsewhere in the lake that ``table.column`` joins with, with the join SQL."""
+        return self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
+                           "round(containment, 3) AS containment, method, join_sql "
+                           "FROM joinable(?, ?, k := ?)", [table, column, _k(k, 100)])
+
+    def semantic_search(self, table: str, column: str, query: str, k: int = 5, filter: str | None = None
+                        ) -> str:  # noqa: A002 - the SQL argument's name
+        """Rows whose ``column`` means the same as ``query`` (needs an embed index)."""
+        self._ready.wait()
+        try:
+            return self._table("SELECT * FROM semantic_search(?, ?, ?, k := ?, filter := ?)",
+                               [table, column, query, _k(k, 100), filter])
+        except LakeqlError as exc:
+            if "index" in str(exc) and "--embed" in str(exc):
+                raise self._needs_index("embed", "--embed", exc) from None
+            raise
+
+    def ngram_search(self, table: str, column: str, phrase: str, k: int = 10) -> str:
+        """Rows whose ``column`` contains the exact ``phrase`` (needs an ngram index)."""
+        try:
+            return self._table("SELECT * FROM ngram_search(?, ?, ?, k := ?)",
+                               [table, column, phrase, _k(k, 100)])
+        except LakeqlError as exc:
+            if "index" in str(exc) and "--ngram" in str(exc):
+                raise self._needs_index("ngram", "--ngram", exc) from None
+            raise
+
+    def ngram_count(self, table: str, column: str, phrase: str) -> str:
+        """How often the exact ``phrase`` occurs in ``column`` (needs an ngram index)."""
+        try:
+            _, rows, _ = self._rows("SELECT ngram_count(?, ?, ?)", [table, column, phrase])
+        except LakeqlError as exc:
+            if "index" in str(exc) and "--ngram" in str(exc):
+                raise self._needs_index("ngram", "--ngram", exc) from None
+            raise
+        return f"{rows[0][0]} occurrences of {phrase!r} in {table}.{column}"
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def single_threaded_compute() -> None:
+    """One thread for torch and faiss: one query's encode takes ~40 ms on a busy 2-core machine with one
+    thread and ~400 ms with two (measured), and the server answers one agent call at a time."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def _k(value: Any, most: int, name: str = "k") -> int:
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise LakeqlError(f"{name} must be a positive integer, got {value!r}") from None
+    if k < 1 or k > most:
+        raise LakeqlError(f"{name} must be between 1 and {most}, got {k}")
+    return k
+
+
+def _duckdb_message(exc: Exception) -> str:
+    """DuckDB's error without the UDF wrapper noise, at most a few lines."""
+    text = str(exc).strip()
+    for noise in ("Invalid Input Error: Python exception occurred while executing the UDF: ",):
+        text = text.replace(noise, "")
+    lines = text.splitlines()
+    return "\n".join(lines[:6])[:2000]
+
+
+def _refuse_file_reads(sql: str) -> None:
+    """Refuse SQL that calls a file reader directly (the lake's views are the way to read data)."""
+    from lakeql.context.check import parse_quietly
+    from lakeql.safety import UnsafeSqlError, file_functions
+
+    try:
+        stmts = parse_quietly(sql)
+    except Exception:  # noqa: BLE001 - sqlglot cannot parse all DuckDB SQL; DuckDB's own limits still apply
+        return
+    for st in stmts:
+        found = file_functions(st)
+        if found:
+            raise UnsafeSqlError(f"refused: {found[0].sql('duckdb')[:80]} reads files directly; query the "
+                                 "lake's tables (\"domain\".\"table\") instead")
+
+
+def _uses_model(sql: str) -> bool:
+    low = sql.lower()
+    return any(f in low for f in ("semantic_search", "similar_rows", "embed(", "schema_context"))
+

@@ -1,0 +1,56 @@
+"""Rows as a Markdown table for an agent, within a character budget, with a note when cut.
+
+Cells are escaped (``|`` and line breaks cannot break the table, so a value cannot forge rows or
+headings) and long cells are shortened; rows stop before the budget is exceeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def cell(value: Any, max_chars: int) -> str:
+    """One value as table text: NULL for None, escaped pipes and line breaks, cut at ``max_chars``."""
+    if value is None:
+        return "NULL"
+    text = value.hex() if isinstance(value, bytes | bytearray) else str(value)
+    if len(text) > max_chars:
+        text = text[:max_chars] + f"… ({len(text):,} chars)"
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
+            .replace("\t", " "))
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_chars: int,
+                   cell_chars: int = 1000, more: bool = False, row_cap: int | None = None) -> str:
+    """``columns`` and ``rows`` as a Markdown table of at most ``max_chars`` characters.
+
+    ``more``: the source had rows beyond ``rows`` (cut at ``row_cap``); the note says so, and says when
+    the character budget cut the table as well.
+    """
+    head = "| " + " | ".join(cell(c, 200) for c in columns) + " |"
+    lines = [head, "|" + "---|" * len(columns)]
+    used = len(head) + len(lines[1]) + 2
+    shown = 0
+    cut_by_chars = False
+    for row in rows:
+        line = "| " + " | ".join(cell(v, cell_chars) for v in row) + " |"
+        if used + len(line) + 1 > max_chars - 200:  # keep room for the note
+            cut_by_chars = True
+            break
+        lines.append(line)
+        used += len(line) + 1
+        shown += 1
+    note = []
+    if cut_by_chars:
+        note.append(f"{shown} of {len(rows)}{'+' if more else ''} rows shown: the result is cut at "
+                    f"{max_chars:,} characters")
+    elif more:
+        note.append(f"{shown} rows shown: more rows exist (row limit {row_cap}); add LIMIT/aggregate or "
+                    "raise max_rows")
+    text = "\n".join(lines)
+    if not rows:
+        text += "\n(no rows)"
+    if note:
+        text += "\n\n_Truncated: " + "; ".join(note) + "._"
+    return text

@@ -1,0 +1,269 @@
+"""``lakeql mcp`` end to end: the SDK's own client drives the server over stdio and over streamable HTTP.
+
+The server runs as a subprocess on an indexed copy of the sample lake. Each transport: list the tools,
+search tables, read a schema file, check SQL, run it and get the answer DuckDB gives on the Parquet files
+directly; hostile calls (COPY ... TO, reading /etc/passwd, read_schema('../../etc/passwd')) come back as
+tool errors, write nothing, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import duckdb
+import pytest
+from indexed_sample import indexed_sample
+
+pytest.importorskip("mcp")
+
+TOOLS = {"list_domains", "search_tables", "read_schema", "check_sql", "query", "joinable", "semantic_search",
+         "ngram_search", "ngram_count"}
+QUESTION = "which airline flew the most flights?"
+ANSWER_SQL = ("SELECT a.name, count(*) AS n FROM flights.flights f JOIN flights.airlines a USING (carrier) "
+              "GROUP BY a.name ORDER BY n DESC, a.name LIMIT 1")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return indexed_sample(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def answer(sample):
+    """The top airline and its flight count, computed by DuckDB on the Parquet files themselves."""
+    lake, _ = sample
+    return duckdb.connect().execute(
+        f"SELECT a.name, count(*) AS n FROM read_parquet('{lake}/flights/flights.parquet') f "
+        f"JOIN read_parquet('{lake}/flights/airlines.parquet') a USING (carrier) "
+        "GROUP BY a.name ORDER BY n DESC, a.name LIMIT 1").fetchone()
+
+
+def server_command(lake: Path, idx: Path, *extra: str) -> list[str]:
+    """``lakeql mcp ...`` when the CLI has the command, else the equivalent ``python -m lakeql.mcp``."""
+    try:
+        from lakeql.cli import COMMAND_MODULES
+
+        wired = "lakeql.mcp" in COMMAND_MODULES
+    except ImportError:
+        wired = False
+    args = ["--lake", str(lake), "--index-dir", str(idx), *extra]
+    return [sys.executable, "-m", "lakeql.cli", "mcp", *args] if wired else \
+        [sys.executable, "-m", "lakeql.mcp", *args]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the server process: this checkout of lakeql first on the path."""
+    import lakeql
+
+    src = str(Path(lakeql.__file__).resolve().parents[1])
+    return {"PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "HF_HUB_OFFLINE": "1"}
+
+
+def text(result) -> str:
+    return "\n".join(c.text for c in result.content if getattr(c, "text", None) is not None)
+
+
+async def session_checks(client, lake: Path, idx: Path, scratch: Path, answer, semantic: bool) -> None:
+    """The agent's path through the tools, and the refusals, on one connected client."""
+    before = sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*"))
+
+    tools = (await client.list_tools()).tools
+    assert {t.name for t in tools} == TOOLS
+    for t in tools:
+        assert t.description and len(t.description) > 40, t.name
+        assert t.input_schema["type"] == "object"
+    schema = {t.name: t.input_schema for t in tools}
+    assert schema["query"]["required"] == ["sql"] and "max_rows" in schema["query"]["properties"]
+    assert set(schema["semantic_search"]["required"]) == {"table", "column", "query"}
+
+    r = await client.call_tool("list_domains", {})
+    assert not r.is_error and "| flights | 5 |" in text(r) and "| python | 2 |" in text(r)
+
+    r = await client.call_tool("search_tables", {"question": QUESTION, "k": 3})
+    assert not r.is_error
+    paths = [line.split("|")[1].strip() for line in text(r).splitlines()[2:] if line.startswith("| ")]
+    assert paths and paths[0].startswith("flights/"), text(r)
+
+    r = await client.call_tool("read_schema", {"path": "flights/airlines.yaml"})
+    assert not r.is_error and "flights.airlines.carrier" in text(r)
+    r = await client.call_tool("read_schema", {"path": paths[0]})
+    assert not r.is_error and "flights" in text(r)
+
+    r = await client.call_tool("check_sql", {"sql": ANSWER_SQL.replace("a.name,", "a.nme,", 1)})
+    assert not r.is_error and "did you mean" in text(r) and "a.name" in text(r)
+    r = await client.call_tool("check_sql", {"sql": ANSWER_SQL})
+    assert not r.is_error and text(r).startswith("OK")
+
+    r = await client.call_tool("query", {"sql": ANSWER_SQL})
+    assert not r.is_error
+    assert f"| {answer[0]} | {answer[1]} |" in text(r), text(r)
+
+    r = await client.call_tool("query", {"sql": "SELECT module FROM python.modules ORDER BY module",
+                                         "max_rows": 5})
+    assert not r.is_error and "Truncated" in text(r) and text(r).count("\n| ") == 5
+
+    # hostile calls: tool errors, nothing written, nothing outside the lake read
+    out = scratch / "pwned.csv"
+    inside = lake / "pwned.csv"
+    refused = [
+        ("query", {"sql": f"COPY (SELECT 42) TO '{out}'"}, "COPY"),
+        ("query", {"sql": f"COPY (SELECT 42) TO '{inside}'"}, "COPY"),
+        ("query", {"sql": "SELECT 1; COPY (SELECT 42) TO 'x.csv'"}, "one statement"),
+        ("query", {"sql": "SELECT * FROM read_text('/etc/passwd')"}, "reads files directly"),
+        ("query", {"sql": "SELECT * FROM '/etc/passwd'"}, "reads files directly"),
+        ("query", {"sql": "SELECT * FROM join_graph(_path := '/etc/passwd')"}, ""),
+        ("query", {"sql": f"ATTACH '{scratch / 'x.db'}' AS x"}, "ATTACH"),
+        ("query", {"sql": "SET enable_external_access = true"}, "SET"),
+        ("read_schema", {"path": "../../etc/passwd"}, "refused"),
+        ("read_schema", {"path": "/etc/passwd"}, "refused"),
+        ("read_schema", {"path": ".lakeql-files.parquet"}, "refused"),
+        ("semantic_search", {"table": "python.modules", "column": "docstring", "query": "email",
+                             "filter": f"1=1); COPY (SELECT 1) TO '{out}'; SELECT 0 WHERE (1=1"}, "one SQL"),
+    ]
+    for name, args, fragment in refused:
+        r = await client.call_tool(name, args)
+        assert r.is_error, (name, args, text(r))
+        assert fragment in text(r) and "root:" not in text(r), (name, args, text(r))
+    assert not out.exists() and not (scratch / "x.db").exists() and not inside.exists()
+    assert sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*")) == before
+
+    # the lake-specific search tools, and their errors where no index exists
+    docs = {"table": "python.modules", "column": "docstring"}
+    r = await client.call_tool("ngram_count", {**docs, "phrase": "CSV"})
+    assert not r.is_error and text(r).split()[0].isdigit() and int(text(r).split()[0]) > 0
+    r = await client.call_tool("ngram_count", {**docs, "table": "python.functions", "phrase": "x"})
+    assert r.is_error and "indexed here: python.modules.docstring" in text(r)
+    r = await client.call_tool("joinable", {"table": "flights.flights", "column": "carrier", "k": 3})
+    assert not r.is_error and "flights.airlines" in text(r)
+    if semantic:
+        r = await client.call_tool("semantic_search", {**docs, "query": "send electronic mail", "k": 5})
+        assert not r.is_error and ("email" in text(r) or "smtplib" in text(r)), text(r)
+        r = await client.call_tool("semantic_search", {**docs, "query": "mail", "k": 3,
+                                                       "filter": "module LIKE 'email%'"})
+        assert not r.is_error and "| email" in text(r)
+
+    # still serving after all those errors
+    r = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM python.modules"})
+    assert not r.is_error and "| 505 |" in text(r)
+
+    resources = (await client.list_resources()).resources
+    uris = [str(x.uri) for x in resources]
+    assert uris[0] == "lakeql://schemas/INDEX.md" and "lakeql://schemas/flights/airlines.yaml" in uris
+    got = await client.read_resource("lakeql://schemas/INDEX.md")
+    assert "flights" in got.contents[0].text
+
+
+def test_stdio_end_to_end(sample, answer, tmp_path):
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    lake, idx = sample
+    cmd = server_command(lake, idx)
+    params = StdioServerParameters(command=cmd[0], args=cmd[1:], env=child_env(), cwd=str(tmp_path))
+
+    async def main() -> None:
+        async with Client(params, read_timeout_seconds=300) as client:
+            await session_checks(client, lake, idx, tmp_path, answer, semantic=True)
+
+    anyio.run(main)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the server wrote nothing in its cwd
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the HTTP server did not start listening")
+
+
+def test_http_end_to_end(sample, answer, tmp_path):
+    from mcp import Client
+
+    lake, idx = sample
+    port = free_port()
+    cmd = server_command(lake, idx, "--transport", "http", "--port", str(port))
+    proc = subprocess.Popen(cmd, env={**os.environ, **child_env()}, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, proc)
+
+        async def main() -> None:
+            async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=300) as client:
+                await session_checks(client, lake, idx, tmp_path, answer, semantic=False)
+
+        anyio.run(main)
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ the service itself (no model needed)
+@pytest.fixture(scope="module")
+def service(sample):
+    from lakeql.mcp.service import LakeService, Limits
+
+    lake, idx = sample
+    svc = LakeService(lake, idx, Limits(max_rows=1000, max_chars=2_000, timeout=1.0))
+    yield svc
+    svc.close()
+
+
+def test_connection_is_contained_even_without_the_statement_check(service):
+    """Bypassing the tool checks, DuckDB itself refuses files outside the lake and config changes."""
+    from lakeql.errors import LakeqlError
+
+    with pytest.raises(LakeqlError, match="Permission Error"):
+        service._rows("SELECT * FROM read_text('/etc/passwd')", [])
+    with pytest.raises(LakeqlError, match="locked"):
+        service._rows("SET enable_external_access = true", [])
+    assert service._rows("SELECT count(*) FROM flights.airlines", [])[1] == [(16,)]
+
+
+def test_symlink_out_of_the_schemas_folder_is_refused(service):
+    from lakeql.errors import LakeqlError
+
+    link = service.schemas_root / "evil.yaml"
+    link.symlink_to("/etc/passwd")
+    try:
+        with pytest.raises(LakeqlError, match="refused"):
+            service.read_schema("evil.yaml")
+        assert "evil.yaml" in [p.name for p in service.schemas_root.iterdir()]
+    finally:
+        link.unlink()
+
+
+def test_caps_rows_characters_and_time(service):
+    from lakeql.errors import LakeqlError
+
+    out = service.query("SELECT module, docstring FROM python.modules ORDER BY module")
+    assert len(out) <= 2_000 and "Truncated" in out and "cut at 2,000 characters" in out
+    with pytest.raises(LakeqlError, match="interrupted"):
+        service.query("SELECT count(*) FROM range(1000000000000) a, range(1000) b WHERE a + b = 7")
+    assert service.query("SELECT 1 AS one").startswith("| one |")  # usable after the interrupt
+    with pytest.raises(LakeqlError, match="max_rows"):
+        service.query("SELECT 1", max_rows=0)
