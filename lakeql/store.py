@@ -84,9 +84,16 @@ def file_checksum(path: Path) -> str:
 
 
 def _files_of(path: Path) -> list[tuple[str, Path]]:
+    """The files of an index (a file, or every file below a folder but temp and kept-aside copies)."""
     if path.is_file():
         return [("", path)]
-    return sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file())
+    return sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*")
+                  if p.is_file() and not any(TEMP_RE.match(x) or OLD_RE.match(x)
+                                             for x in p.relative_to(path).parts))
+
+
+def _old_name(target: Path, pid: int | None = None) -> Path:
+    return target.parent / f".{target.name}.old-{os.getpid() if pid is None else pid}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -290,6 +297,10 @@ class Store:
                 if tmp_path.exists():
                     _fsync_file(tmp_path)
                 with self.swap_lock():
+                    if target.exists():  # kept aside until the manifest records the new file
+                        old = _old_name(target)
+                        old.unlink(missing_ok=True)
+                        os.link(target, old)
                     os.replace(tmp_path, target)
                 _fsync_dir(target.parent)
             finally:
@@ -318,18 +329,17 @@ class Store:
                     _fsync_file(f)
                 _fsync_dir(tmp)
                 with self.swap_lock():
+                    # the old folder is kept aside (.NAME.old-PID) until the manifest records the new
+                    # one, so a build killed in between leaves the recorded (old) index loadable
+                    old = _old_name(target)
+                    if old.exists():
+                        shutil.rmtree(old)
                     if target.exists() and _exchange(tmp, target):
-                        shutil.rmtree(tmp, ignore_errors=True)
+                        os.replace(tmp, old)
                     else:
-                        old = None
                         if target.exists():
-                            old = target.parent / f".{target.name}.old-{os.getpid()}"
-                            if old.exists():
-                                shutil.rmtree(old)
                             os.replace(target, old)
                         os.replace(tmp, target)
-                        if old is not None:
-                            shutil.rmtree(old, ignore_errors=True)
                 _fsync_dir(target.parent)
             finally:
                 if tmp.exists():
@@ -475,13 +485,14 @@ class Store:
             entry.checksums = self.checksums_of(entry)
         return entry
 
-    def damage(self, entry: IndexEntry) -> str | None:
+    def damage(self, entry: IndexEntry, path: Path | None = None) -> str | None:
         """What is wrong with ``entry``'s files (missing, changed size, checksum), or None when intact.
 
         Entries written before checksums existed are checked for existence only. Results are cached
-        per file (size, mtime), so checking an intact index again costs a ``stat`` per file.
+        per file (size, mtime), so checking an intact index again costs a ``stat`` per file. ``path``:
+        check these files against ``entry`` instead of the ones at ``entry.path``.
         """
-        p = self.root / entry.path
+        p = path if path is not None else self.root / entry.path
         if not p.exists():
             return f"missing its files ({entry.path})"
         if not entry.checksums:
@@ -538,15 +549,60 @@ class Store:
                     self.verify(fresh)
                     return loader(self.root / fresh.path, fresh)
                 except CorruptIndexError:
+                    kept = self.kept_aside(fresh)
+                    if kept is not None:  # a build died between swapping files in and recording them
+                        return loader(kept, fresh)
                     if self.build_running() is None or time.monotonic() > deadline:
                         raise
             time.sleep(0.05)
 
+    def kept_aside(self, entry: IndexEntry) -> Path | None:
+        """The copy of ``entry``'s files kept aside by a swap (``.NAME.old-PID``) that matches the
+        manifest row, or None (see :meth:`atomic_dir`)."""
+        if not entry.checksums:
+            return None
+        target = self.root / entry.path
+        if not target.parent.exists():
+            return None
+        for cand in sorted(target.parent.glob(f".{glob_escape(target.name)}.old-*")):
+            if self.damage(entry, cand) is None:
+                return cand
+        return None
+
+    def _release_kept(self, entries: list[IndexEntry]) -> None:
+        """After the manifest recorded ``entries``: drop this process's kept-aside copies of them."""
+        for e in entries:
+            target = self.root / e.path
+            old = _old_name(target)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            elif old.exists():
+                old.unlink(missing_ok=True)
+            if target.is_dir():
+                for inner in target.rglob(f"*.old-{os.getpid()}"):
+                    if OLD_RE.match(inner.name):
+                        if inner.is_dir():
+                            shutil.rmtree(inner, ignore_errors=True)
+                        else:
+                            inner.unlink(missing_ok=True)
+
     def drop_damaged(self) -> list[IndexEntry]:
-        """Drop every manifest row whose files are missing or damaged (and their files), so the build
-        that follows rebuilds them. Returns the dropped rows."""
-        bad = [e for e in self.entries() if not self.intact(e)]
-        for e in bad:
+        """Repair the store before a build: restore indexes whose recorded files were kept aside by a
+        killed build, and drop every other manifest row whose files are missing or damaged (and its
+        files), so the build that follows rebuilds it. Returns the dropped rows."""
+        bad = []
+        for e in self.entries():
+            if self.intact(e):
+                continue
+            kept = self.kept_aside(e)
+            if kept is not None:  # a killed build swapped new files in but never recorded them
+                target = self.root / e.path
+                with self.swap_lock():
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    os.replace(kept, target)
+                continue
+            bad.append(e)
             self.drop(e.kind, e.table_name, e.column_name)
         return bad
 
@@ -565,6 +621,7 @@ class Store:
             rows = [e for e in self._read_manifest()
                     if (e.kind, e.table_name, e.column_name) not in keys]
             self._write_manifest(rows + list(entries))
+            self._release_kept(entries)
 
     def drop(self, kind: str, table: str = "", column: str = "", *, delete_files: bool = True) -> None:
         """Remove an index from the manifest (and its files)."""
@@ -679,6 +736,10 @@ class Store:
 
 
 _VERIFIED: set[tuple[str, int, int, int, str]] = set()  # (file, size, mtime_ns, inode, checksum) checked
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[\]])", r"[\1]", name)
 
 
 def _read_pid(path: Path) -> int | None:
