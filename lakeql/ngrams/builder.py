@@ -145,7 +145,7 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
             from lakeql.lake import quote_ident, read_parquet_sql
 
             con = duckdb.connect()
-            rdr = con.execute(f"SELECT {quote_ident(column)}::BLOB FROM "
+            rdr = con.execute(f"SELECT encode({quote_ident(column)}::VARCHAR) FROM "
                               f"{read_parquet_sql([path], table.hive)}").fetch_record_batch(BATCH_ROWS)
             for batch in rdr:
                 yield batch.column(0)

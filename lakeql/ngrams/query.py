@@ -27,12 +27,11 @@ SNIPPET_BYTES = 80
 # Cost model for row lookups (measured on the 2-core benchmark machine): locating one occurrence walks
 # ~16 LF steps on average (~30 us); with the full suffix array (fast mode) it is a read and a binary
 # search (~0.13 us). A scan of the Parquet column runs at ~150 MB/s of text; a scan of the LZ4 scan tier
-# at ~1 GB/s of compressed blocks on 2 threads.
+# at ~0.5 GB/s of compressed blocks (~1.5 GB/s of text) on 2 threads.
 LOCATE_SECONDS = 30e-6
 LOCATE_SECONDS_SA = 0.13e-6
 SCAN_BYTES_PER_SECOND = 150e6
-TIER_BYTES_PER_SECOND = 1e9
-BLOCK_ROWS_GUESS = 1.0  # rows per block are unknown up front: an AND scan costs at most one block a row
+TIER_BYTES_PER_SECOND = 0.5e9
 
 
 @dataclass
@@ -228,8 +227,9 @@ class NgramIndex:
         """Estimated seconds of a scan of the layer (its scan tier, else the Parquet column)."""
         if all(t is not None for t in lay.tiers):
             total = sum(int(t.blocks[:, 1].sum()) for t in lay.tiers)
-            if only is not None and self.n_rows:
-                total = total * min(1.0, len(only) * BLOCK_ROWS_GUESS / self.n_rows)
+            blocks = sum(int(t.blocks.shape[0]) for t in lay.tiers)
+            if only is not None and blocks:  # at most one block per candidate row is read
+                total = total * min(blocks, len(only)) / blocks
             return total / TIER_BYTES_PER_SECOND
         if lay.unit == "word":
             return float("inf")
