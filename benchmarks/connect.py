@@ -82,7 +82,8 @@ def main() -> None:
         t_stale, _ = timed(connect_close, repeat=3)
         rows.append(("connect() after one table changed (its domain live)", t_stale,
                      f"{args.tables // args.domains} live views"))
-        from lakeql.connection import run_batch, views_sql
+        from lakeql.dbutil import run_batch
+        from lakeql.views import views_sql
 
         def baseline():
             c = duckdb.connect()

@@ -286,27 +286,10 @@ def speed(n: int, base: np.ndarray, titles: list[str], queries: np.ndarray, text
 def open_lake(lake: Path, index_dir: Path):
     """(connection, LakeContext, how): lakeql's full registration, or the vectors functions alone when
     another capability fails to register on this vectors-only lake (reported in the output)."""
-    import duckdb
+    from lakeql.connection import open_lake
 
-    from lakeql import core_udfs, sqlfiles, vectors
-    from lakeql.connection import LakeContext, create_views, register
-    from lakeql.lake import discover
-    from lakeql.store import Store
-
-    con = duckdb.connect()
-    try:
-        return con, register(con, lake, index_dir=index_dir), "lakeql.connect"
-    except Exception as exc:  # noqa: BLE001 - report and fall back
-        con.close()
-        how = f"vectors only ({type(exc).__name__} from another capability)"
-    lk = discover(lake)
-    ctx = LakeContext(lk, Store.for_lake(lk, index_dir))
-    con = duckdb.connect()
-    create_views(con, ctx.catalog)
-    core_udfs.register(con, ctx)
-    sqlfiles.run(con, "lakeql", index_dir=index_dir)
-    vectors.register(con, ctx)
-    return con, ctx, how
+    con, ctx = open_lake(lake, index_dir=index_dir, capabilities=["vectors"])
+    return con, ctx, "lakeql.connect(capabilities=['vectors'])"
 
 
 # ----------------------------------------------------------------------------- embedding

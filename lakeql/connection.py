@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from lakeql.catalog import Catalog, Column
+from lakeql.dbutil import database_is_file
 from lakeql.errors import LakeqlError, NotIndexedError
 from lakeql.indexcache import IndexCache
-from lakeql.lake import Lake, Table, discover, quote_ident
+from lakeql.lake import Lake, Table, discover
 from lakeql.store import IndexEntry, Store
 
 
@@ -122,6 +123,10 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
         Store(index_dir) if index_dir is not None else None)
     ctx = LakeContext(lk, store)
     root = store.root if store else None
+    if lk is not None and lk.fs is not None:  # a lake on object storage (lakeql.sources.remote)
+        from lakeql.sources.remote import register_filesystem
+
+        register_filesystem(con, lk.fs)
     if lk is not None:
         ctx.views = views.attach(con, ctx)
     temporary = database_is_file(con)  # nothing of lakeql's is left behind in a user's database file
@@ -129,47 +134,5 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     sqlfiles.run(con, "lakeql", index_dir=root, temporary=temporary)
     for mod, fn in plugins.hook("register", capabilities):
         fn(con, ctx)
-        sqlfiles.run(con, mod.NAME, index_dir=root, templates=getattr(mod, "SQL_TEMPLATES", None),
-                     temporary=temporary)
+        sqlfiles.run(con, mod.NAME, index_dir=root, temporary=temporary)
     return ctx
-
-
-def database_is_file(con) -> bool:
-    """True when the connection's default database is a file (not ``:memory:``)."""
-    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-                       ).fetchall()
-    return bool(rows and rows[0][0])
-
-
-def run_batch(con, statements: list[str], chunk: int = 500) -> None:
-    """Execute statements in one transaction, a few hundred per call (rolled back on error)."""
-    if not statements:
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for i in range(0, len(statements), chunk):
-            con.execute(";\n".join(statements[i:i + chunk]))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
-def views_sql(catalog: Catalog) -> list[str]:
-    """A schema per domain, a view per table and the ``lakeql_rows`` views, for ``lake.duckdb``.
-
-    (Connections attach prebuilt views instead: see :mod:`lakeql.views`.)
-    """
-    from lakeql.rows import ROWS_SCHEMA, rowid_scan_sql, rows_view_name
-
-    lake = catalog.lake
-    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
-    out.append(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
-    for t in lake.tables.values():
-        if not t.files:
-            continue
-        out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
-        out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS "
-                   f"{rowid_scan_sql(t, catalog.file_rows(t))}")
-    return out
-

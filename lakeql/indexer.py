@@ -35,6 +35,13 @@ class BuildContext:
     catalog: Catalog
     options: IndexOptions
     stats: dict[str, Any] = field(default_factory=dict)
+    engine: Any = None  # lakeql.engine (issue 10): builders' loops run as ctx.engine.map(fn, items)
+
+    def __post_init__(self) -> None:
+        if self.engine is None:
+            from lakeql.engine import LocalEngine
+
+            self.engine = LocalEngine()
 
     @property
     def refresh(self) -> bool:
@@ -84,19 +91,29 @@ def build_index(lake_path: str | os.PathLike[str], options: IndexOptions | None 
     """Build (or refresh) every index of the lake with ``options``; returns an :class:`IndexReport`."""
     opts = options if options is not None else IndexOptions()
     opts.validate()
+    from lakeql.engine import make_engine  # issue 10: a Ray address that does not answer fails before writes
+
+    with make_engine(opts.core.engine, opts.core.ray_address) as engine:
+        return _build(lake_path, opts, engine)
+
+
+def _build(lake_path: str | os.PathLike[str], opts: IndexOptions, engine: Any) -> IndexReport:
     t0 = time.perf_counter()
     started = dt_now()
     lake = discover(lake_path)
     store = Store.for_lake(lake, opts.core.index_dir)
     store.ensure_writable()
     # lakeql.store (issue 12): one build per index dir; remove dead builds' temp files; rebuild damaged
-    with store.build_lock(wait=getattr(opts.core, "wait", True), say=say):
-        store.clean_stale()
+    from lakeql.sources.remote import builder_connections
+
+    with store.build_lock(wait=getattr(opts.core, "wait", True), say=say), builder_connections(lake.fs):
         store.drop_damaged()
-        return _build_locked(lake, store, opts, t0, started)
+        store.clean_stale()
+        return _build_locked(lake, store, opts, t0, started, engine)
 
 
-def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, started) -> IndexReport:
+def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, started, engine: Any = None
+                  ) -> IndexReport:
     """The build proper, under the lake's build lock."""
     stages: list[dict[str, Any]] = []
 
@@ -112,7 +129,7 @@ def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, start
     discovered = {k: t.fingerprint for k, t in lake.tables.items()}  # before unreadable files are dropped
     holder: dict[str, Catalog] = {}
     stage("catalog", lambda: holder.setdefault("cat", Catalog.build(lake, store, refresh=True)))
-    ctx = BuildContext(lake, store, holder["cat"], opts)
+    ctx = BuildContext(lake, store, holder["cat"], opts, engine=engine)
     for mod, build in plugins.hook("build", opts.core.capabilities):
         stage(getattr(mod, "NAME", mod.__name__), build, ctx)
     drop_removed(store, lake)
@@ -152,8 +169,8 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
     """
     import duckdb
 
-    from lakeql.connection import run_batch, views_sql
-    from lakeql.views import write_views
+    from lakeql.dbutil import run_batch
+    from lakeql.views import views_sql, write_views
 
     lake = catalog.lake
     target = store.path("lake.duckdb")
@@ -164,8 +181,7 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
             run_batch(con, views_sql(catalog))
             sqlfiles.run(con, "lakeql", kinds=("pure",), index_dir=store.root)
             for mod in plugins.capabilities():
-                sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root,
-                             templates=getattr(mod, "SQL_TEMPLATES", None))
+                sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root)
             con.execute("CHECKPOINT")
         finally:
             con.close()

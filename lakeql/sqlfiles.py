@@ -28,6 +28,16 @@ _CALL = re.compile(r"\{\{\s*([a-z_]+)\(([^{}]*)\)\s*\}\}")
 Template = Callable[..., str]
 
 
+def capability_templates(name: str) -> Mapping[str, Template]:
+    """The ``SQL_TEMPLATES`` of the capability whose ``NAME`` is ``name`` (none for the core's file)."""
+    from lakeql import plugins
+
+    for mod in plugins.capabilities():
+        if getattr(mod, "NAME", None) == name:
+            return getattr(mod, "SQL_TEMPLATES", {})
+    return {}
+
+
 def core_templates() -> dict[str, Template]:
     from lakeql.rows import rows_view_sql
     from lakeql.store import slug_sql
@@ -85,7 +95,10 @@ def run(con, name: str, kinds: tuple[str, ...] = ("pure", "python"), index_dir: 
     """Execute the chosen sections of ``udfs/<name>.sql`` on ``con``.
 
     ``temporary``: create the macros as ``TEMP`` (this connection only), for a user's database file.
+    ``templates``: default, the ``SQL_TEMPLATES`` of the capability called ``name``.
     """
+    if templates is None:
+        templates = capability_templates(name)
     secs = sections(name)
     for kind in kinds:
         sql = render(secs[kind], index_dir, templates).strip()

@@ -24,10 +24,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal
 from lakeql.rows import ROWS_SCHEMA, rowid_scan_sql
+
+if TYPE_CHECKING:
+    from lakeql.catalog import Catalog
 
 VIEWS_DIR = "views"
 MANIFEST = "views.json"
@@ -95,7 +98,7 @@ def _fingerprint_of_keys(discovered: dict[str, str], keys: list[str]) -> str:
 
 
 def _write_db(duckdb, path: Path, storage_version: str, statements: list[str]) -> None:
-    from lakeql.connection import run_batch
+    from lakeql.dbutil import run_batch
 
     con = duckdb.connect(str(path), config={"storage_compatibility_version": storage_version})
     try:
@@ -130,7 +133,7 @@ def load_manifest(views_root: Path) -> dict[str, Any] | None:
 
 def attach(con, ctx) -> AttachPlan:
     """Make every table of ``ctx.lake`` reachable as ``"domain"."name"`` and ``lakeql_rows."domain.name"``."""
-    from lakeql.connection import database_is_file, run_batch
+    from lakeql.dbutil import database_is_file, run_batch
 
     lake = ctx.lake
     plan = AttachPlan()
@@ -174,7 +177,7 @@ def attach(con, ctx) -> AttachPlan:
     if plan.changed_tables:
         if rows_catalog not in existing and rows_catalog == LIVE_ROWS:
             con.execute(f"ATTACH ':memory:' AS {LIVE_ROWS}").fetchall()
-        tables = _readable(ctx, [lake.tables[k] for k in sorted(plan.changed_tables)])
+        tables = _readable(ctx, [lake.tables[k] for k in sorted(plan.changed_tables) if k in lake.tables])
         run_batch(con, [f"CREATE OR REPLACE VIEW {rows_catalog}.main.{quote_ident(t.key)} AS "
                         f"{rowid_scan_sql(t, ctx.catalog.file_rows(t))}" for t in tables])
     if not plan.rows_prebuilt:
@@ -212,3 +215,23 @@ def rows_view_for(plan: AttachPlan | None, table: Table) -> str:
     """The quoted name of the rowid view of ``table`` on this connection."""
     catalog = LIVE_ROWS if plan is not None and table.key in plan.changed_tables else ROWS_SCHEMA
     return f"{catalog}.{quote_ident(table.key)}"
+
+
+def views_sql(catalog: Catalog) -> list[str]:
+    """A schema per domain, a view per table and the ``lakeql_rows`` views, for ``lake.duckdb``.
+
+    (Connections attach prebuilt views instead: see :mod:`lakeql.views`.)
+    """
+    from lakeql.rows import rows_view_name
+
+    lake = catalog.lake
+    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
+    out.append(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
+    for t in lake.tables.values():
+        if not t.files:
+            continue
+        out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
+        out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS "
+                   f"{rowid_scan_sql(t, catalog.file_rows(t))}")
+    return out
+

@@ -31,29 +31,16 @@ def flights(tmp_path_factory):
     root = tmp_path_factory.mktemp("flights_lake")
     truth = flights_lake(root, full=False, extra_domains=[SAMPLE / "python"])
     idx = tmp_path_factory.mktemp("flights_idx")
-    index_joins(root, idx)
+    index_joins(root, idx, joins_semantic=True)
     return root, idx, truth
 
 
 def connect_joins(lake: Path, index_dir: Path):
     """A DuckDB connection with the lake's views, the foundation's functions and joins' functions only
     (so these tests do not depend on the state of the other capabilities)."""
-    import duckdb
+    import lakeql
 
-    from lakeql import core_udfs, sqlfiles
-    from lakeql.connection import LakeContext, create_views
-    from lakeql.joins import register
-    from lakeql.lake import discover
-    from lakeql.store import Store
-
-    lk = discover(lake)
-    ctx = LakeContext(lk, Store.for_lake(lk, index_dir))
-    con = duckdb.connect()
-    create_views(con, ctx.catalog)
-    core_udfs.register(con, ctx)
-    sqlfiles.run(con, "lakeql", index_dir=ctx.store.root)
-    register(con, ctx)
-    return con
+    return lakeql.connect(lake, index_dir=index_dir, capabilities=["joins"])
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +64,7 @@ def autojoin(tmp_path_factory):
     root = tmp_path_factory.mktemp("autojoin_lake")
     truth = autojoin_lake(src, root)
     idx = tmp_path_factory.mktemp("autojoin_idx")
-    index_joins(root, idx)
+    index_joins(root, idx, joins_semantic=True)
     return root, idx, truth
 
 

@@ -22,10 +22,10 @@ def lake_db(flights, tmp_path_factory):
 
     from lakeql import sqlfiles
     from lakeql.catalog import Catalog
-    from lakeql.connection import views_sql
     from lakeql.indexer import DUCKDB_CLI_STORAGE
     from lakeql.lake import discover
     from lakeql.store import Store
+    from lakeql.views import views_sql
 
     root, idx, _ = flights
     lake = discover(root)
