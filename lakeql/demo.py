@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from lakeql.render import print_result
+from lakeql.render import print_result, show  # noqa: F401 - show: kept importable from here
 
 SAMPLE_LAKE = Path(__file__).resolve().parent / "sample_lake"
 # The demo embeds the 505 module docstrings (seconds on a CPU) and FM-indexes the 4,307 function
@@ -35,14 +35,6 @@ def default_index_dir() -> Path:
     """Where the demo keeps its index, so that the shell command it prints at the end works."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "lakeql" / "demo-index"
-
-
-def show(con, sql: str, out: TextIO, title: str = "") -> None:
-    """Print a titled SQL statement and its result as a box table."""
-    if title:
-        print(f"\n== {title}", file=out)
-    print(f"lakeql> {sql}", file=out)
-    print_result(con.execute(sql), "box", out)
 
 
 def run_demo(keep: str | None = None, out: TextIO | None = None) -> int:

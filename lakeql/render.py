@@ -257,3 +257,11 @@ def print_result(cur: Any, mode: str, out: TextIO, options: Options | None = Non
     columns = [d[0] for d in cur.description]
     types = [str(d[1]) for d in cur.description]
     render(columns, types, fetch_batches(cur), mode, out, options)
+
+
+def show(con, sql: str, out: TextIO, title: str = "") -> None:
+    """Print a titled SQL statement and its result as a box table."""
+    if title:
+        print(f"\n== {title}", file=out)
+    print(f"lakeql> {sql}", file=out)
+    print_result(con.execute(sql), "box", out)
