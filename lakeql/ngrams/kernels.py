@@ -462,25 +462,27 @@ def range_children(sp, ep, C, p0, child, root, node_off, node_ones0, classes, of
 
 
 @njit(cache=True, nogil=True)
-def scan_separated_rows(buf, starts, pat):
+def scan_separated_rows(buf, starts, pat, anchor):
     """Like :func:`scan_rows` for rows that each end with a NUL separator (never part of a match).
 
-    Runs without the GIL, so blocks can be scanned by several threads at once.
+    ``anchor``: the index of the pattern byte tested first (the rarest one: a word pattern starts and
+    ends with the very common word separator). Runs without the GIL, so blocks can be scanned by
+    several threads at once.
     """
     nr = starts.shape[0] - 1
     m = pat.shape[0]
     counts = np.zeros(nr, dtype=np.int64)
     first = np.full(nr, -1, dtype=np.int64)
-    p0 = pat[0]
+    pa = pat[anchor]
     for r in range(nr):
         a = starts[r]
         e = starts[r + 1] - 1 - m
         c = 0
         for i in range(a, e + 1):
-            if buf[i] != p0:
+            if buf[i + anchor] != pa:
                 continue
             ok = True
-            for t in range(1, m):
+            for t in range(m):
                 if buf[i + t] != pat[t]:
                     ok = False
                     break

@@ -263,10 +263,12 @@ class NgramIndex:
         if not jobs:
             e = np.empty(0, np.int64)
             return e, e, e
+        freq = np.diff(lay.shards[0].C)  # byte frequencies of a shard: test the rarest byte first
+        anchor = int(np.argmin(freq[pat]))
 
         def one(job):
             base, t, b = job
-            r, c, f = t.scan_block(b, pat)
+            r, c, f = t.scan_block(b, pat, anchor)
             return r + base, c, f
 
         parts = list(_scan_pool().map(one, jobs)) if len(jobs) > 1 else [one(jobs[0])]

@@ -63,8 +63,12 @@ class ScanTier:
                 or int(b[:, 3].sum()) != rows.shape[0] - 1:
             raise ValueError(f"the scan tier of {str(folder)!r} does not match its shard")
 
-    def scan_block(self, i: int, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(local row ids, occurrences, first offset) of block ``i``'s rows that contain ``pat``."""
+    def scan_block(self, i: int, pat: np.ndarray, anchor: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(local row ids, occurrences, first offset) of block ``i``'s rows that contain ``pat``.
+
+        ``anchor``: the pattern byte to test first (see :func:`lakeql.ngrams.kernels.scan_separated_rows`).
+        """
         import pyarrow as pa
 
         from lakeql.ngrams.kernels import scan_separated_rows
@@ -74,7 +78,7 @@ class ScanTier:
         raw = int(starts[-1] - starts[0])
         buf = pa.Codec(CODEC).decompress(pa.py_buffer(self.data[off:off + size]), decompressed_size=raw)
         text = np.frombuffer(buf, dtype=np.uint8)
-        counts, first = scan_separated_rows(text, starts - starts[0], pat)
+        counts, first = scan_separated_rows(text, starts - starts[0], pat, anchor)
         hit = np.flatnonzero(counts)
         return hit + r0, counts[hit], first[hit]
 

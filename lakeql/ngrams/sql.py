@@ -126,7 +126,7 @@ def _pattern(ws: list[str]):
 
 
 def demo(con, ctx, out) -> None:
-    from lakeql.demo import show
+    from lakeql.render import show
 
     t = "python.functions"
     show(con, f"SELECT ngram_count('{t}', 'docstring', 'file descriptor') AS occurrences, "
