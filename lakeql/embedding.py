@@ -40,42 +40,77 @@ def model_id(name: str | None = None) -> str:
     return DEFAULT_MODEL if (name is None or name in _ALIASES) else name
 
 
-BACKENDS = ("torch", "torch-int8")
+BACKENDS = ("torch", "torch-int8", "onnx")
+DEVICES = ("auto", "cpu", "cuda")
 
 
-def load_model(name: str | None = None, backend: str = "torch") -> Any:
-    """Load (once per process) a SentenceTransformer on the CPU, offline.
+def load_model(name: str | None = None, backend: str = "torch", device: str = "cpu") -> Any:
+    """Load (once per process) an encoder with a sentence-transformers ``encode()``, offline.
 
+    ``backend``: ``torch`` (float32), ``torch-int8`` or ``onnx`` (int8 ONNX Runtime graph exported once
+    and cached, :mod:`lakeql.vectors.onnx_encoder`; imports no torch once exported). ``device``:
+    ``auto`` (a CUDA GPU when one is usable, else the CPU), ``cpu`` or ``cuda`` (an error without a GPU).
     Calls with equivalent arguments (``load_model()``, ``load_model(None, "torch")``,
     ``load_model("default")``) share one cached model.
     """
-    return _load_model(model_id(name), backend)
+    from lakeql.errors import LakeqlError
+
+    if backend not in BACKENDS:
+        raise LakeqlError(f"unknown embed backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise LakeqlError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    return _load_model(model_id(name), backend, device)
 
 
 load_model.cache_clear = lambda: _load_model.cache_clear()  # type: ignore[attr-defined]
 
 
+def torch_device(device: str) -> str:
+    """The torch device for ``device`` (auto | cpu | cuda); cuda without a GPU is a clear error."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        from lakeql.errors import LakeqlError
+
+        raise LakeqlError("device 'cuda': torch sees no CUDA GPU on this machine: use device 'auto' or "
+                          "'cpu'")
+    return "cpu"
+
+
 @functools.lru_cache(maxsize=4)
-def _load_model(name: str | None = None, backend: str = "torch") -> Any:
+def _load_model(name: str | None = None, backend: str = "torch", device: str = "cpu") -> Any:
     """The cached loader behind :func:`load_model`.
 
     ``backend``: ``torch`` (float32), ``torch-int8`` (the same weights with every ``Linear`` layer
-    dynamically quantized to int8 by PyTorch: faster on CPU, needs no extra package), or any
-    sentence-transformers backend name (``onnx``, ``openvino``: need their extra packages).
+    dynamically quantized to int8 by PyTorch: faster on CPU, needs no extra package) or ``onnx``.
     """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if backend == "onnx":
+        from lakeql.vectors.onnx_encoder import OnnxEncoder
+
+        return OnnxEncoder(resolve_model(name), device)
     if backend == "torch-int8":
         import torch
 
-        model = _load_model(name, "torch")
+        if device == "cuda":
+            from lakeql.errors import LakeqlError
+
+            raise LakeqlError("torch-int8 runs on the CPU only: use embed_backend 'onnx' or 'torch' "
+                              "with device 'cuda'")
+        model = _load_model(name, "torch", "cpu")
         import copy
 
         quant = copy.deepcopy(model)
         quant = torch.ao.quantization.quantize_dynamic(quant, {torch.nn.Linear}, dtype=torch.qint8)
         return quant
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     path = resolve_model(name)
+    dev = torch_device(device)
     with _LOCK:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -85,13 +120,14 @@ def _load_model(name: str | None = None, backend: str = "torch") -> Any:
         hf_logging.disable_progress_bar()  # lakeql shows its own bars; no "Loading weights" noise
 
         try:
-            return SentenceTransformer(path, device="cpu", backend=backend)
+            return SentenceTransformer(path, device=dev, backend=backend)
         except Exception as exc:  # noqa: BLE001 - report any load failure as one clear line
             raise LakeqlError(f"cannot load embedding model {path!r} ({type(exc).__name__}: {exc}): "
                               "pass a local sentence-transformers model folder with --model") from None
 
 
 def dimension(model: Any) -> int:
+    """The output dimension of a loaded encoder."""
     get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(get())
 

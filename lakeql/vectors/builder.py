@@ -84,7 +84,8 @@ def stream_texts(ctx, table, column: str, max_chars: int):
 def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
     from lakeql import embedding
 
-    model = embedding.load_model(ctx.options["vectors"].model, params["backend"])
+    opts = ctx.options["vectors"]
+    model = embedding.load_model(opts.model, params["backend"], opts.device)
     dim = embedding.dimension(model)
     max_chars = int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
     batch_size = int(ctx.options["vectors"].embed_batch_size)

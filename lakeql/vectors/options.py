@@ -17,8 +17,11 @@ class VectorOptions:
     model: str | None = option(None, "sentence-transformers model folder or name (default: the "
                                      "packaged all-MiniLM-L6-v2)", metavar="PATH_OR_NAME")
     embed_method: str = option(DEFAULT_METHOD, "binarizer of the codes", choices=METHODS)
-    embed_backend: str = option("torch", "encoder: torch (float32) or torch-int8 (dynamically "
-                                         "quantized, faster)", choices=("torch", "torch-int8"))
+    embed_backend: str = option("torch", "encoder: torch (float32), torch-int8 (dynamically quantized) or "
+                                         "onnx (int8 ONNX Runtime graph exported once and cached; fastest, "
+                                         "needs lakeql[onnx])", choices=("torch", "torch-int8", "onnx"))
+    device: str = option("auto", "where the encoder runs: auto (a CUDA GPU when usable, else the CPU), cpu "
+                                 "or cuda (an error without a GPU)", choices=("auto", "cpu", "cuda"))
     embed_batch_size: int = option(64, "texts per encoder batch", metavar="N")
     embed_rescore: str = option("float16", "rescoring tier stored beside the codes (float16: measured "
                                            "recall@10 0.998 vs 0.990 for int8 on MS MARCO)",

@@ -1,0 +1,207 @@
+"""Benchmark of lakeql's text encoders side by side: torch float32, torch-int8 and ONNX Runtime int8.
+
+    /work/venv/bin/python benchmarks/encoders.py              # throughput, nDCG@10, first-query latency
+    /work/venv/bin/python benchmarks/encoders.py --texts 200 --rounds 2
+
+For each backend (``lakeql.embedding.load_model(None, backend)``, the packaged all-MiniLM-L6-v2):
+
+* **sentences/s** on real MS MARCO and DBpedia passages (title + text, as indexed), measured in
+  interleaved rounds (torch, torch-int8, onnx, torch, ...) so that the load of this shared machine hits
+  every backend alike; the median round per backend is reported, with its ratio to torch float32;
+* **nDCG@10 / Recall@10** on ../shared/data/ir (dbpedia, msmarco: 5,000 documents and 50 queries each)
+  with corpus and queries both encoded by the backend (exact float search), and the ratio to torch;
+  vectors are cached in benchmarks/_work/ (gitignored);
+* **first query in a fresh process**: wall time of a new ``python`` that imports lakeql, loads the
+  encoder and embeds one query (and, for onnx, whether torch/sentence_transformers got imported), plus
+  ``lakeql.connect`` + ``semantic_search`` on a small lake embedded with that backend.
+
+No GPU is present on the benchmark machine: the CUDA path (``device='cuda'``) is not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from vectors import DATA, WORK, load_ir, ndcg_at_k, recall_rel  # noqa: E402
+
+BACKENDS = ("torch", "torch-int8", "onnx")
+K = 10
+
+
+def passages(name: str) -> list[str]:
+    docs = [json.loads(line) for line in open(DATA / name / "corpus.jsonl", encoding="utf-8")]
+    return [(d.get("title", "") + " " + d["text"]).strip() for d in docs]
+
+
+def throughput(texts: list[str], rounds: int, batch_size: int) -> dict[str, list[float]]:
+    """sentences/s of each backend per round, rounds interleaved across backends."""
+    from lakeql.embedding import encode, load_model
+
+    models = {b: load_model(None, b) for b in BACKENDS}
+    for m in models.values():
+        encode(texts[:8], m, batch_size=batch_size)  # warm-up
+    out: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    for _ in range(rounds):
+        for b, m in models.items():
+            t0 = time.perf_counter()
+            encode(texts, m, batch_size=batch_size)
+            out[b].append(len(texts) / (time.perf_counter() - t0))
+    return out
+
+
+def vectors_of(ds: dict, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """(corpus, queries) embeddings of ``ds`` by ``backend`` (torch: the vectors benchmark's cache)."""
+    from lakeql.embedding import encode, load_model
+
+    if backend == "torch":
+        return ds["C"], ds["Q"]
+    cpath, qpath = WORK / f"{ds['name']}_corpus_{backend}.npy", WORK / f"{ds['name']}_queries_{backend}.npy"
+    m = load_model(None, backend)
+    if not cpath.exists():
+        np.save(cpath, encode(passages(ds["name"]), m, report=True, desc=f"{ds['name']} {backend}"))
+    if not qpath.exists():
+        np.save(qpath, encode(ds["query_texts"], m))
+    return np.load(cpath), np.load(qpath)
+
+
+def quality(ds: dict, C: np.ndarray, Q: np.ndarray) -> tuple[float, float]:
+    top = np.argsort(-(Q @ C.T), axis=1, kind="stable")[:, :K]
+    ids = ds["doc_ids"]
+    nd, rc = [], []
+    for i, row in enumerate(top):
+        rels = ds["qrels"].get(ds["query_ids"][i], {})
+        ranked = [ids[p] for p in row]
+        nd.append(ndcg_at_k(ranked, rels))
+        rc.append(recall_rel(ranked, rels))
+    return float(np.mean(nd)), float(np.mean(rc))
+
+
+FIRST_QUERY = """
+import os, sys, time
+t0 = time.perf_counter()
+from lakeql.embedding import load_model
+m = load_model(None, {backend!r})
+v = m.encode(["how do I read a parquet file"], convert_to_numpy=True, normalize_embeddings=True)
+t1 = time.perf_counter()
+cpu = sum(os.times()[:2])
+print(t1 - t0, int("torch" in sys.modules), int("sentence_transformers" in sys.modules), cpu)
+"""
+
+FIRST_SEARCH = """
+import sys, time
+t0 = time.perf_counter()
+import lakeql
+con = lakeql.connect({lake!r}, index_dir={index!r}, capabilities=["vectors"])
+rows = con.execute("SELECT module FROM semantic_search('python.modules', 'docstring', "
+                   "'send an email', k := 3)").fetchall()
+print(time.perf_counter() - t0, int("torch" in sys.modules), len(rows))
+"""
+
+
+def fresh(code: str) -> tuple[float, list[str]]:
+    """(process wall seconds, printed fields) of ``code`` in a new interpreter."""
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LAKEQL_QUIET": "1"})
+    return time.perf_counter() - t0, res.stdout.split()
+
+
+def first_query(backend: str, reps: int) -> dict:
+    walls, inner, cpu, torch_loaded = [], [], [], 0
+    for _ in range(reps):
+        wall, out = fresh(FIRST_QUERY.format(backend=backend))
+        walls.append(wall)
+        inner.append(float(out[0]))
+        cpu.append(float(out[3]))
+        torch_loaded = max(torch_loaded, int(out[1]))
+    return {"wall": statistics.median(walls), "inner": statistics.median(inner), "torch": torch_loaded,
+            "cpu": statistics.median(cpu)}
+
+
+def first_search(backend: str, tmp: Path, reps: int) -> dict:
+    """Fresh-process connect + semantic_search on the sample lake's python.modules embedded by ``backend``."""
+    import lakeql
+    from lakeql.demo import SAMPLE_LAKE
+
+    index = tmp / f"idx-{backend}"
+    lakeql.index(SAMPLE_LAKE, index_dir=index, embed=["python.modules.docstring"],
+                 capabilities=["vectors"], embed_backend=backend, progress=False)
+    walls, torch_loaded = [], 0
+    for _ in range(reps):
+        wall, out = fresh(FIRST_SEARCH.format(lake=str(SAMPLE_LAKE), index=str(index)))
+        walls.append(wall)
+        torch_loaded = max(torch_loaded, int(out[1]))
+    return {"wall": statistics.median(walls), "torch": torch_loaded}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--texts", type=int, default=256, help="passages per throughput round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3, help="fresh processes per latency figure")
+    ap.add_argument("--skip-quality", action="store_true")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("LAKEQL_QUIET", "1")
+    import onnxruntime
+
+    print(f"# lakeql encoders benchmark\n\nmachine: {platform.machine()}, {os.cpu_count()} cores (shared), "
+          f"python {platform.python_version()}, onnxruntime {onnxruntime.__version__} "
+          f"(providers: {', '.join(onnxruntime.get_available_providers())}); no GPU: CUDA not measured\n")
+    rng = np.random.default_rng(0)
+    pool = passages("msmarco") + passages("dbpedia")
+    texts = [pool[i] for i in rng.choice(len(pool), args.texts, replace=False)]
+    tp = throughput(texts, args.rounds, args.batch_size)
+    base = statistics.median(tp["torch"])
+    print(f"## Throughput ({args.texts} real passages x {args.rounds} interleaved rounds, batch "
+          f"{args.batch_size}; median round)\n")
+    print("| backend | sentences/s (median) | rounds | vs torch float32 |\n|---|---|---|---|")
+    for b in BACKENDS:
+        med = statistics.median(tp[b])
+        print(f"| {b} | {med:.1f} | {', '.join(f'{x:.1f}' for x in tp[b])} | {med / base:.2f}x |")
+    print(flush=True)
+    if not args.skip_quality:
+        print("## Retrieval quality (exact float search; corpus and queries encoded by the backend)\n")
+        print("| dataset | backend | nDCG@10 | / torch | Recall@10 | / torch | mean cos to torch |")
+        print("|---|---|---|---|---|---|---|")
+        for name in ("dbpedia", "msmarco"):
+            ds = load_ir(name)
+            ref = quality(ds, ds["C"], ds["Q"])
+            for b in BACKENDS:
+                C, Q = vectors_of(ds, b)
+                nd, rc = quality(ds, C, Q)
+                cos = float(np.mean(np.sum(C * ds["C"], axis=1)))
+                print(f"| {name} | {b} | {nd:.4f} | {nd / ref[0]:.3f} | {rc:.4f} | {rc / ref[1]:.3f} | "
+                      f"{cos:.4f} |", flush=True)
+        print()
+    print(f"## First query in a fresh process (median of {args.reps})\n")
+    print(f"load average before: {os.getloadavg()[0]:.1f}\n")
+    print("| backend | process wall (python start to vector) | inside (import lakeql + load + embed) | "
+          "process CPU seconds | torch imported | connect + semantic_search, fresh process |\n"
+          "|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        for b in BACKENDS:
+            fq = first_query(b, args.reps)
+            fs = first_search(b, Path(tmp), args.reps)
+            print(f"| {b} | {fq['wall']:.2f} s | {fq['inner']:.2f} s | {fq['cpu']:.2f} s | "
+                  f"{'yes' if fq['torch'] else 'no'} | "
+                  f"{fs['wall']:.2f} s (torch {'imported' if fs['torch'] else 'not imported'}) |",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
