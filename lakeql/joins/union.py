@@ -123,7 +123,7 @@ def candidate_tables(ix, qcols: range, pool: int) -> tuple[Any, Any]:
 
     qa = np.arange(qcols.start, qcols.stop)
     sem = (ix.colvec[qa] @ ix.colvec_t).toarray()  # m x N
-    nam = (ix.namevec[qa] @ ix.namevec.T).toarray() if len(qa) <= 64 else np.zeros_like(sem)
+    nam = (ix.namevec[qa] @ ix.namevec_t).toarray() if len(qa) <= 64 else np.zeros_like(sem)
     sim = np.maximum(sem, nam)
     nonempty = np.flatnonzero(ix.col_end > ix.col_start)
     best = np.maximum.reduceat(sim, ix.col_start[nonempty], axis=1) if len(nonempty) else \

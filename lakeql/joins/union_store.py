@@ -59,6 +59,7 @@ class DiscoveryIndex:
         self._vocab: dict[str, int] | None = None
         self._tablevec: Any = None
         self._colvec_t = None
+        self._namevec_t = None
 
     @property
     def colvec_t(self):
@@ -66,6 +67,12 @@ class DiscoveryIndex:
         if self._colvec_t is None:
             self._colvec_t = self.colvec.T.tocsr()
         return self._colvec_t
+
+    @property
+    def namevec_t(self):
+        if self._namevec_t is None:
+            self._namevec_t = self.namevec.T.tocsr()
+        return self._namevec_t
 
     def bm25(self, field: str):
         import scipy.sparse as sp
