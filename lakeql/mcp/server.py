@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -115,10 +115,13 @@ def build_server(service: LakeService):
         table: Annotated[str, Field(description="'domain.table' (or a unique table name)")],
         column: Annotated[str, Field(description="the column to find join partners for")],
         k: Annotated[int, Field(ge=1, le=100, description="how many candidates")] = 5,
+        mode: Annotated[Literal["equi", "auto", "semantic"], Field(
+            description="'equi': exact value overlap (fast, the default); 'auto' / 'semantic': also values "
+                        "that mean the same (slower: seconds)")] = "equi",
     ) -> str:
-        """Find columns in other tables that this column joins with (value overlap and meaning), best
-        first, each with a ready JOIN statement."""
-        return service.joinable(table, column, k)
+        """Find columns in other tables that this column joins with, best first, each with its score,
+        containment and a ready JOIN statement."""
+        return service.joinable(table, column, k, mode)
 
     @tool
     def semantic_search(
