@@ -9,6 +9,7 @@ times ``--calls`` calls of each tool and prints p50 / p95 / max in milliseconds.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -38,7 +39,8 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=30)
     args = ap.parse_args()
     extra = ["--index-dir", args.index_dir] if args.index_dir else []
-    params = StdioServerParameters(command=sys.executable,
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else None
+    params = StdioServerParameters(command=sys.executable, env=env,
                                    args=["-m", "lakeql.mcp", "--lake", args.lake, *extra])
 
     async def run() -> None:
