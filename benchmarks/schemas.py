@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -369,6 +370,356 @@ def time_generation(dbs, n_tables: int, rows: int, tmp: Path, fmt: str = "yaml")
             "one_profiled": one.profiled}
 
 
+# ----------------------------------------------------------------------------- tuning on a split
+def split_dbs(questions) -> tuple[set[str], set[str]]:
+    """Spider dev databases split in two halves (sorted db ids, alternating): (tune, held-out)."""
+    names = sorted({q["db_id"] for q in questions})
+    return set(names[0::2]), set(names[1::2])
+
+
+def score_parts(out: Path, questions, qv):
+    """Per question, the fusion's parts: table BM25/max, table cosine, domain BM25/max, domain cosine."""
+    import numpy as np
+
+    from lakeql.context.retrieve import SchemaIndex
+    from lakeql.context.text import tokens
+
+    idx = SchemaIndex.load(out)
+    tb, tc, db, dc = [], [], [], []
+    for q, v in zip(questions, qv, strict=True):
+        toks = tokens(q["question"])
+        s = idx.bm25.scores(toks)
+        tb.append(s / s.max() if s.max() > 0 else s)
+        tc.append(idx.emb @ v)
+        b = idx.dom_bm25.scores(toks)
+        db.append(b / b.max() if b.max() > 0 else b)
+        dc.append(idx.dom_emb @ v)
+    return idx, np.asarray(tb), np.asarray(tc), np.asarray(db), np.asarray(dc)
+
+
+def db_recall_with(idx, parts, gold_dom, w, k: int = 3):
+    """Database recall@k of the domain ranking with weights ``w`` (vectorized over questions)."""
+    import numpy as np
+
+    tb, tc, db, dc = parts
+    ts = tb + w.emb * tc
+    nd = len(idx.dom_names)
+    best = np.full((len(ts), nd), -np.inf)
+    for d in range(nd):
+        cols = np.flatnonzero(idx.dom_of_table == d)
+        best[:, d] = ts[:, cols].max(axis=1)
+    score = best + w.domain_bm25 * db + w.domain_emb * dc
+    top = np.argsort(-score, axis=1, kind="stable")[:, :k]
+    return float(np.mean([g in top_row for g, top_row in zip(gold_dom, top, strict=True)]))
+
+
+def tune_and_hold_out(out: Path, questions, dbs, k: int = 3) -> dict:
+    """Grid-search the fusion weights on half of Spider dev's databases; report both halves."""
+    import itertools
+
+    import numpy as np
+
+    from lakeql.context.retrieve import Weights
+    from lakeql.embedding import encode
+
+    tune_dbs, held_dbs = split_dbs(questions)
+    qv = encode([q["question"] for q in questions], desc="questions")
+    idx, *parts = score_parts(out, questions, qv)
+    pos = {d: i for i, d in enumerate(idx.dom_names)}
+    gold = np.asarray([pos[q["db_id"]] for q in questions])
+    tune = np.asarray([q["db_id"] in tune_dbs for q in questions])
+    sub = lambda m: [p[m] for p in parts]  # noqa: E731
+    grid = list(itertools.product([0.5, 1.0, 2.0, 3.0, 4.0], [0.0, 0.25, 0.5, 1.0],
+                                  [0.0, 1.0, 2.0, 3.0, 4.0]))
+    default = Weights()
+    results = []
+    for we, wb, wd in grid:
+        w = Weights(emb=we, domain_bm25=wb, domain_emb=wd)
+        dist = abs(we - default.emb) + abs(wb - default.domain_bm25) + abs(wd - default.domain_emb)
+        results.append((db_recall_with(idx, sub(tune), gold[tune], w, k), -dist, w))
+    best = max(results, key=lambda r: (r[0], r[1]))[2]
+    out_r = {"tune_dbs": sorted(tune_dbs), "held_dbs": sorted(held_dbs),
+             "n_tune": int(tune.sum()), "n_held": int((~tune).sum()), "grid": len(grid),
+             "tuned": best.__dict__, "default": default.__dict__}
+    for name, w in (("default", default), ("tuned", best)):
+        out_r[name + "_tune_db"] = db_recall_with(idx, sub(tune), gold[tune], w, k)
+        out_r[name + "_held_db"] = db_recall_with(idx, sub(~tune), gold[~tune], w, k)
+        idx.weights = w
+        held_q = [q for q, t in zip(questions, tune, strict=True) if not t]
+        held_v = qv[~tune]
+        r = _coverage(idx, held_q, held_v, k)
+        out_r[name + "_held_col"] = r["column_recall"]
+        out_r[name + "_held_full"] = r["full"]
+    idx.weights = default
+    return out_r
+
+
+def _coverage(idx, questions, qv, k: int = 3, unit: str = "auto") -> dict:
+    """Column recall and fully-covered share of ``unit`` picks on the domain lake."""
+    covered_by: dict[str, set[str]] = {}
+    for r in idx.tables:
+        covered_by[r["path"]] = {r["table_name"].lower()}
+        ov = idx.domains.get(r["domain"])
+        if ov is not None:
+            covered_by.setdefault(ov["path"], set()).add(r["table_name"].lower())
+    col_hit = col_all = full = 0
+    for q, v in zip(questions, qv, strict=True):
+        cov = set().union(*(covered_by.get(p, set()) for p, _ in idx.pick(q["question"], k, unit, qvec=v)))
+        gt, gc = q["gold"]
+        th = sum(f"{q['db_id']}.{t}".lower() in cov for t in gt)
+        ch = sum(f"{q['db_id']}.{t}".lower() in cov for t, _ in gc)
+        col_hit += ch
+        col_all += len(gc)
+        full += th == len(gt) and ch == len(gc)
+    return {"column_recall": col_hit / max(col_all, 1), "full": full / max(len(questions), 1)}
+
+
+# ------------------------------------------------- a multi-domain lake: fivethirtyeight + Spider
+FIVE38 = ROOT / ".." / "shared" / "data" / "fivethirtyeight"
+_LINK = re.compile(r"(!?)\[([^\]]+)\]\(([^)]*)\)")
+_DEF_ROW = re.compile(r"^\s*`?([^`|]+?)`?\s*\|\s*(.+?)\s*\|?\s*$")
+
+
+def _plain(md: str) -> str:
+    """Markdown to plain text: links become their text, images and backticks go, whitespace collapsed."""
+    md = _LINK.sub(lambda m: "" if m.group(1) else m.group(2), md)
+    return " ".join(md.replace("`", "").replace("*", "").split())
+
+
+def parse_readme(text: str) -> dict:
+    """Title, story title, first sentence, column definitions and paragraphs of a fivethirtyeight README."""
+    lines = text.splitlines()
+    title = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("# ")), "")
+    story = None
+    for ln in lines:
+        if re.search(r"data behind|story|interactive|article", ln, re.I):
+            m = next((m for m in _LINK.finditer(ln) if not m.group(1)), None)
+            if m and not m.group(2).startswith("http") and len(m.group(2).split()) >= 3:
+                story = m.group(2).strip()
+                break
+    paras, cur = [], []
+    for ln in lines + [""]:
+        if ln.strip() and not ln.startswith("#") and "|" not in ln:
+            cur.append(ln.strip())
+        elif cur:
+            paras.append(" ".join(cur))
+            cur = []
+    first = _plain(paras[0]) if paras else ""
+    first = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0] if first else ""
+    defs: dict[str, str] = {}
+    in_table = False
+    for ln in lines:
+        if re.match(r"^\s*-{2,}\s*\|", ln):
+            in_table = True
+            continue
+        if in_table:
+            m = _DEF_ROW.match(ln)
+            if not m or "|" not in ln:
+                in_table = False
+                continue
+            defs.setdefault(m.group(1).strip().lower(), _plain(m.group(2).split("|")[0]))
+    return {"title": title, "story": story, "first": first, "defs": defs, "paras": paras}
+
+
+def _words(text: str) -> int:
+    """Words with at least one letter (a question needs some)."""
+    return sum(any(ch.isalpha() for ch in w) for w in text.split())
+
+
+def file_sentences(info: dict, filename: str) -> list[str]:
+    """README sentences that name ``filename``, as plain text with the file name removed."""
+    out = []
+    own = re.compile(r"(?<![\w-])" + re.escape(filename))
+    for para in info["paras"]:
+        if not own.search(para):
+            continue
+        for sent in re.split(r"(?<=[.!?])\s+", para):
+            if own.search(sent):
+                rest = own.sub(" ", sent)
+                if re.search(r"\.(csv|tsv|xlsx?|json)\b", rest, re.I) or "|" in rest:
+                    continue  # names another file too, or a table row: not about this file alone
+                text = _plain(rest)
+                text = re.sub(r"^(the |in |this )?(file|data file|data set|dataset)?\s*", "", text,
+                              flags=re.I)
+                if _words(text) >= 4:
+                    out.append(text)
+    return out
+
+
+def make_538_lake(root: Path, dbs) -> tuple[list[dict], dict]:
+    """The fivethirtyeight tables (CSV -> Parquet with descriptions in the metadata) and Spider's empty
+    tables in one lake (``538__<story>/``, ``<db>/``); returns (questions, stats).
+
+    Descriptions written into the Parquet files: the table's is ``<README title>. Data behind the story
+    "<story title>". <README sentences naming the file>``; a column's is its README definition.
+
+    Questions (never from a file or folder name; a text that two tables would share is dropped), one rule
+    per kind:
+    * ``story``: the story title, for folders with one CSV (the right table is that CSV);
+    * ``file``: a README sentence naming the file (and no other file), with the file name removed,
+      prefixed by "Which table"; for folders with several CSVs;
+    * ``column``: the longest column definition (>= 5 words, naming no file) of a one-CSV folder,
+      prefixed by "Which table has".
+    """
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    questions: list[dict] = []
+    stats = {"csv": 0, "converted": 0, "failed": 0, "with_description": 0, "columns_described": 0,
+             "csv_bytes": 0}
+    con = duckdb.connect()
+    for folder in sorted(p for p in FIVE38.iterdir() if p.is_dir()):
+        csvs = sorted(folder.rglob("*.csv"))
+        if not csvs:
+            continue
+        readme = folder / "README.md"
+        info = parse_readme(readme.read_text(encoding="utf-8", errors="replace")) if readme.exists() else \
+            {"title": folder.name, "story": None, "first": "", "defs": {}, "paras": []}
+        dom = f"538__{folder.name.replace('-', '_')}"
+        taken: set[str] = set()
+        for csv in csvs:
+            stats["csv"] += 1
+            stats["csv_bytes"] += csv.stat().st_size
+            name = re.sub(r"\W+", "_", csv.stem).strip("_").lower() or "t"
+            while name in taken:
+                name += "_2"
+            taken.add(name)
+            try:
+                lit = "'" + str(csv).replace("'", "''") + "'"  # a path of the shared data set, not user text
+                tab = con.sql(f"SELECT * FROM read_csv({lit}, ignore_errors = true, sample_size = 20000)"
+                              ).to_arrow_table()
+            except duckdb.Error:
+                stats["failed"] += 1
+                continue
+            sents = file_sentences(info, csv.name)
+            desc = info["title"] + "."
+            if info["story"]:
+                desc += f' Data behind the story "{info["story"]}".'
+            if sents:
+                desc += " " + " ".join(sents)
+            fields = []
+            for f in tab.schema:
+                d = info["defs"].get(f.name.lower())
+                stats["columns_described"] += bool(d)
+                fields.append(f.with_metadata({"description": d}) if d else f)
+            tab = tab.cast(pa.schema(fields)).replace_schema_metadata({"description": desc})
+            path = root / dom / f"{name}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(tab, path)
+            stats["converted"] += 1
+            stats["with_description"] += 1
+            key = f"{dom}.{name}"
+            if len(csvs) == 1:
+                if info["story"]:
+                    questions.append({"kind": "story", "question": info["story"], "table": key})
+                long = [d for d in info["defs"].values() if _words(d) >= 5 and ".csv" not in d]
+                if long:
+                    questions.append({"kind": "column", "table": key,
+                                      "question": "Which table has " + max(long, key=len).rstrip(".") + "?"})
+            elif sents:
+                questions.append({"kind": "file", "table": key,
+                                  "question": "Which table " + sents[0].rstrip(".") + "?"})
+    con.close()
+    texts = Counter(q["question"] for q in questions)
+    stats["ambiguous_dropped"] = sum(n for n in texts.values() if n > 1)
+    questions = [q for q in questions if texts[q["question"]] == 1]  # same text, several tables: unfair
+    n_spider = make_lake(root, dbs)
+    stats["spider_tables"] = n_spider
+    return questions, stats
+
+
+def eval_tables(out: Path, questions, k: int = 3) -> dict:
+    """Share of questions whose right table's file is among the ``k`` table files picked, per kind,
+    with a plain BM25 baseline (lakeql's tokenizer, table files' search text, no embeddings)."""
+    import numpy as np
+
+    from lakeql.context.retrieve import SchemaIndex
+    from lakeql.context.text import tokens
+    from lakeql.embedding import encode
+
+    idx = SchemaIndex.load(out)
+    qv = encode([q["question"] for q in questions], desc="questions")
+    by_kind: dict[str, list[int]] = {}
+    base: dict[str, list[int]] = {}
+    misses = []
+    for q, v in zip(questions, qv, strict=True):
+        got = [p for p, _ in idx.pick(q["question"], k, "table", qvec=v)]
+        want = next(r["path"] for r in idx.tables if r["table_name"] == q["table"])
+        hit = want in got
+        by_kind.setdefault(q["kind"], []).append(hit)
+        s = idx.bm25.scores(tokens(q["question"]))
+        top = [idx.tables[i]["path"] for i in np.argsort(-s, kind="stable")[:k]]
+        base.setdefault(q["kind"], []).append(want in top)
+        if not hit and len(misses) < 8:
+            misses.append((q["question"][:90], q["table"], got[0]))
+    allq = [h for v in by_kind.values() for h in v]
+    allb = [h for v in base.values() for h in v]
+    return {"n": len(allq), "top3": float(np.mean(allq)), "bm25_top3": float(np.mean(allb)),
+            "kinds": {kd: (len(v), float(np.mean(v)), float(np.mean(base[kd]))) for kd, v in by_kind.items()},
+            "misses": misses, "n_tables": len(idx.tables)}
+
+
+def run_538(tmp: Path, dbs, fmt: str) -> dict:
+    """Build the multi-domain lake, write its schema files (stage times), embed lazily, evaluate."""
+    from lakeql.catalog import Catalog
+    from lakeql.context.generate import generate
+    from lakeql.context.retrieve import ensure_embeddings
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    root = tmp / "lake538"
+    t0 = time.perf_counter()
+    questions, stats = make_538_lake(root, dbs)
+    stats["make_s"] = time.perf_counter() - t0
+    lake = discover(root)
+    store = Store.for_lake(lake, tmp / "idx538")
+    store.ensure_writable()
+    t0 = time.perf_counter()
+    cat = Catalog.build(lake, store, refresh=True)
+    stats["catalog_s"] = time.perf_counter() - t0
+    out = tmp / "out538"
+    g = generate(lake, cat, out, fmt, store=store)
+    stats.update(tables=g.tables, domains=g.domains, schemas_s=g.seconds, stages=dict(g.stages))
+    emb: dict = {}
+    ensure_embeddings(out, stats=emb)
+    stats["embed_s"] = emb["seconds"]
+    r = eval_tables(out, questions)
+    r["build"] = stats
+    return r
+
+
+def default_build_cost(tmp: Path, dbs, fmt: str) -> dict:
+    """Spider domain lake: schema files (default build, no model) vs embedding them (at index time with
+    --schemas-embed, or on the first schema_context call), and a warm second call."""
+    from lakeql.catalog import Catalog
+    from lakeql.context.generate import generate
+    from lakeql.context.retrieve import SchemaIndex
+    from lakeql.embedding import encode, load_model
+    from lakeql.lake import discover
+
+    root = tmp / "cost_lake"
+    make_lake(root, dbs)
+    lake = discover(root)
+    cat = Catalog.open(lake, None)
+    out = tmp / "cost_out"
+    g = generate(lake, cat, out, fmt)
+    t0 = time.perf_counter()
+    load_model()
+    encode(["warm up"])
+    t_model = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    idx = SchemaIndex.load(out)  # first call: embeds every table file and caches the vectors
+    idx.pick("How many singers do we have?", 3)
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    idx = SchemaIndex.load(out)  # a new connection: reads the cache
+    idx.pick("How many singers do we have?", 3)
+    t_second = time.perf_counter() - t0
+    return {"tables": g.tables, "schemas_s": g.seconds, "stages": dict(g.stages), "model_load_s": t_model,
+            "first_call_s": t_first, "cached_call_s": t_second}
+
+
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -380,6 +731,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-only", action="store_true", help="only the check_sql measures")
     ap.add_argument("--sizes", default=None, help="comma-separated table counts for the generation runs")
     ap.add_argument("--gen-rows", type=int, default=100, help="rows per table in the 'with rows' runs")
+    ap.add_argument("--split", action="store_true", help="only: tune the fusion weights on half of Spider "
+                                                         "dev's databases, report the held-out half")
+    ap.add_argument("--lake538", action="store_true", help="only: fivethirtyeight + Spider lake (>= 1,000 "
+                                                           "tables with descriptions), table top-3")
+    ap.add_argument("--build-cost", action="store_true", help="only: default build vs embedding cost")
     args = ap.parse_args(argv)
     if not (SPIDER / "tables.json").exists():
         print(f"Spider data not found at {SPIDER}", file=sys.stderr)
@@ -399,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="lakeql-bench-schemas-"))
     report: dict = {"questions": nq, "format": args.format}
     try:
+        if args.split or args.lake538 or args.build_cost:
+            return run_new(args, dbs, questions, tmp)
         if args.check_only:
             root = tmp / "domains"
             make_lake(root, dbs)
@@ -432,6 +790,63 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print_report(report)
+    return 0
+
+
+def _stages(d: dict) -> str:
+    return ", ".join(f"{k} {v:.2f} s" for k, v in d.items())
+
+
+def run_new(args, dbs, questions, tmp: Path) -> int:
+    """The measurements of issue 11 item 6 and issue 10 item 1 (each printed as a Markdown table)."""
+    if args.build_cost:
+        c = default_build_cost(tmp, dbs, args.format)
+        print(f"## Build cost of the schema files ({c['tables']} Spider tables)\n")
+        print("| step | seconds |\n|---|---|")
+        print(f"| schema files, default build (no model): {_stages(c['stages'])} | {c['schemas_s']:.1f} |")
+        print(f"| model load + first encode (once per process) | {c['model_load_s']:.1f} |")
+        print(f"| first schema_context: embed every table file, cache, answer | {c['first_call_s']:.1f} |")
+        print(f"| a later connection: read the cache, answer | {c['cached_call_s']:.2f} |")
+    if args.split:
+        root = tmp / "domains"
+        make_lake(root, dbs)
+        from lakeql.catalog import Catalog
+        from lakeql.context.generate import generate
+        from lakeql.lake import discover
+
+        lake = discover(root)
+        out = tmp / "out_domains"
+        generate(lake, Catalog.open(lake, None), out, args.format)
+        r = tune_and_hold_out(out, questions, dbs)
+        print(f"## Fusion weights tuned on half of Spider dev, reported on the other half\n\n"
+              f"Tune: {len(r['tune_dbs'])} databases, {r['n_tune']} questions; held out: "
+              f"{len(r['held_dbs'])} databases ({', '.join(r['held_dbs'])}), {r['n_held']} questions. "
+              f"Grid: {r['grid']} weight triples (table embedding, domain BM25, domain embedding).\n")
+        print("| weights | db recall@3 tune | db recall@3 held out | column recall held out (auto) "
+              "| fully covered held out |\n|---|---|---|---|---|")
+        for name in ("default", "tuned"):
+            w = r[name]
+            got = [r[name + s] for s in ("_tune_db", "_held_db", "_held_col", "_held_full")]
+            print(f"| {name} ({w['emb']}, {w['domain_bm25']}, {w['domain_emb']}) | "
+                  + " | ".join(f"{x:.3f}" for x in got) + " |")
+    if args.lake538:
+        r = run_538(tmp, dbs, args.format)
+        b = r["build"]
+        print("## Table retrieval on a multi-domain lake: fivethirtyeight + Spider "
+              f"({r['n_tables']} tables)\n")
+        print(f"Lake: {b['converted']} fivethirtyeight CSVs ({b['csv_bytes'] / 1e6:.1f} MB) as Parquet with "
+              f"descriptions ({b['columns_described']} column descriptions), {b['spider_tables']} Spider "
+              f"tables (no descriptions); {b['domains']} domains. {r['n']} questions "
+              f"({b['ambiguous_dropped']} ambiguous dropped). Lake written in {b['make_s']:.1f} s, catalog "
+              f"{b['catalog_s']:.1f} s, schema files {b['schemas_s']:.1f} s "
+              f"({_stages(b['stages'])}), embeddings {b['embed_s']:.1f} s.\n")
+        print("| questions | n | lakeql schema_context top-3 (unit table) | BM25 only top-3 |\n"
+              "|---|---|---|---|")
+        for kd, (n, v, bb) in sorted(r["kinds"].items()):
+            print(f"| {kd} | {n} | {v:.3f} | {bb:.3f} |")
+        print(f"| **all** | {r['n']} | **{r['top3']:.3f}** | {r['bm25_top3']:.3f} |")
+        for q, want, got in r["misses"]:
+            print(f"- miss: {q!r}: want {want}, first {got}")
     return 0
 
 

@@ -52,7 +52,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     lake, store, catalog = _catalog(args.lake, args.index_dir)
     res = generate(lake, catalog, args.out, args.format, store=store, cap=args.domain_size)
     say(f"{res.tables} tables in {res.domains} domains -> {res.out}: {res.written} files written, "
-        f"{res.unchanged} unchanged, {res.removed} removed ({res.seconds:.1f} s)")
+        f"{res.unchanged} unchanged, {res.removed} removed ({res.seconds:.1f} s: {res.stage_line()})")
     return 0
 
 

@@ -44,6 +44,16 @@ K1, B = 1.2, 0.75
 UNITS = ("auto", "table", "domain")
 
 
+@dataclass(frozen=True)
+class Weights:
+    """Fusion weights (the module constants are the defaults; benchmarks/schemas.py tunes them)."""
+
+    emb: float = W_EMB
+    second: float = W_SECOND
+    domain_bm25: float = W_DOMAIN_BM25
+    domain_emb: float = W_DOMAIN_EMB
+
+
 def _listing(out: Path):
     import pyarrow.parquet as pq
 
@@ -187,6 +197,7 @@ class SchemaIndex:
     dom_of_table: Any = None  # int array: domain position of each table
     dom_bm25: Bm25 | None = None
     dom_emb: Any = None  # normalized mean table embedding per domain
+    weights: Weights = Weights()
 
     @classmethod
     def load(cls, out: str | Path, embed: bool = True, model: Any = None) -> SchemaIndex:
@@ -225,7 +236,7 @@ class SchemaIndex:
         score = s / top if top > 0 else s
         qvec = self._qvec(question, qvec)
         if self.emb is not None and len(self.tables):
-            score = score + W_EMB * (self.emb @ np.asarray(qvec, np.float32))
+            score = score + self.weights.emb * (self.emb @ np.asarray(qvec, np.float32))
         return score
 
     def domain_scores(self, tscore, question: str = "", qvec: Any = None) -> dict[str, float]:
@@ -236,19 +247,20 @@ class SchemaIndex:
         best = np.full(nd, -np.inf)
         np.maximum.at(best, self.dom_of_table, tscore)
         score = best.copy()
-        if W_SECOND:
+        w = self.weights
+        if w.second:
             masked = np.where(tscore >= best[self.dom_of_table], -np.inf, tscore)
             second = np.full(nd, -np.inf)
             np.maximum.at(second, self.dom_of_table, masked)
-            score += W_SECOND * np.where(np.isfinite(second), second, 0.0)
+            score += w.second * np.where(np.isfinite(second), second, 0.0)
         if question and self.dom_bm25 is not None:
             b = self.dom_bm25.scores(tokens(question))
             top = float(b.max()) if len(b) else 0.0
             if top > 0:
-                score += W_DOMAIN_BM25 * b / top
+                score += w.domain_bm25 * b / top
         qvec = self._qvec(question, qvec) if question else qvec
         if self.dom_emb is not None and qvec is not None:
-            score += W_DOMAIN_EMB * (self.dom_emb @ np.asarray(qvec, np.float32))
+            score += w.domain_emb * (self.dom_emb @ np.asarray(qvec, np.float32))
         return dict(zip(self.dom_names or [], score.tolist(), strict=True))
 
     def pick(self, question: str, k: int, unit: str = "auto", qvec: Any = None

@@ -74,7 +74,7 @@ def sample_con(sample_index):
 @pytest.fixture(scope="session")
 def spider_dbs() -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
     if not (SPIDER / "tables.json").exists():
-        pytest.skip(f"Spider data not found at {SPIDER} (../shared/data/spider)")
+        pytest.fail(f"Spider data not found at {SPIDER} (../shared/data/spider)")
     out = {}
     for db in json.loads((SPIDER / "tables.json").read_text()):
         tables = [(t, []) for t in db["table_names_original"]]
@@ -90,7 +90,7 @@ def spider_dbs() -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
 @pytest.fixture(scope="session")
 def spider_dev() -> list[dict]:
     if not (SPIDER / "dev.json").exists():
-        pytest.skip(f"Spider data not found at {SPIDER} (../shared/data/spider)")
+        pytest.fail(f"Spider data not found at {SPIDER} (../shared/data/spider)")
     return json.loads((SPIDER / "dev.json").read_text())
 
 
