@@ -204,7 +204,8 @@ def write_538(root: Path, with_descriptions: bool) -> tuple[dict[str, str], dict
         out = root / dom / f"{name}.parquet"
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            t = con.execute("SELECT * FROM read_csv(?, header = true, sample_size = 20000)", [str(p)]).to_arrow_table()
+            t = con.sql("SELECT * FROM read_csv($p, header = true, sample_size = 20000)",
+                        params={"p": str(p)}).to_arrow_table()
         except Exception:  # noqa: BLE001 - odd CSVs: all text
             try:
                 t = con.execute("SELECT * FROM read_csv(?, header = true, all_varchar = true, "
@@ -214,6 +215,8 @@ def write_538(root: Path, with_descriptions: bool) -> tuple[dict[str, str], dict
                 continue
         if hasattr(t, "read_all"):
             t = t.read_all()
+        # lakeql's view database reads with filename = true: a 'filename' column breaks it (reported)
+        t = t.rename_columns([c + "_" if c.lower() == "filename" else c for c in t.column_names])
         if with_descriptions:
             if folder not in descs:
                 descs[folder] = readme_description(F538 / folder)

@@ -41,6 +41,9 @@ VERIFY_CAND = 20000
 TOP_PROGRAMS = 6  # per direction, verified on the full samples
 MIN_MATCHED = 2
 CANDIDATE_COLUMNS = 8
+SEARCH_BUDGET_S = 5.0  # mode 'transform': candidate columns are tried until this is spent
+AUTO_BUDGET_S = 1.0  # mode 'auto' adds at most this much to a joinable call
+AUTO_MIN_CONTAINMENT = 0.3  # and only transformations joining this share of the query values
 BOTH_MIN_UNIQUENESS = 0.9  # a common key of both sides must be this unique
 BOTH_WEIGHT = 0.8  # and is preferred only when it joins clearly more than a one-sided program
 
@@ -454,17 +457,23 @@ def candidate_columns(ctx, s, q: int, found: list[Any]) -> list[int]:
     return out
 
 
-def search(ctx, s, q: int, k: int, found: list[Any]) -> list[Any]:
-    """``method = 'transform'`` candidates of join-index column ``q`` (Candidate objects of search.py)."""
+def search(ctx, s, q: int, k: int, found: list[Any], budget_s: float = SEARCH_BUDGET_S) -> list[Any]:
+    """``method = 'transform'`` candidates of join-index column ``q`` (Candidate objects of search.py);
+    candidate columns are tried best first until ``budget_s`` seconds are spent."""
+    import time
+
     from lakeql.joins import rank
     from lakeql.joins.search import QUERY_VALUES, Candidate
 
     ix = s.ix
     if ix.type_class[q] not in ("text", "int"):
         return []
+    t0 = time.perf_counter()
     qvals = s.distinct_values(q, QUERY_VALUES)
     out = []
     for c in candidate_columns(ctx, s, q, found):
+        if time.perf_counter() - t0 > budget_s:
+            break
         if ix.type_class[c] not in ("text", "int"):
             continue
         lr = learn(qvals, s.distinct_values(c, VERIFY_CAND))
@@ -495,9 +504,9 @@ def extend(ctx, s, ids: list[int], k: int, mode: str, found: list[Any]) -> list[
         strong = sum(1 for c in found if c.method == "equi" and c.containment >= 0.9 and c.uniqueness >= 0.9)
         if strong >= min(k, 3) or s.ix.type_class[q] != "text":
             return found
-    extra = search(ctx, s, q, k, found)
     if mode == "transform":
-        return extra
+        return search(ctx, s, q, k, found)
+    extra = [c for c in search(ctx, s, q, k, found, AUTO_BUDGET_S) if c.containment >= AUTO_MIN_CONTAINMENT]
     best = {(c.table, ", ".join(c.columns)): c for c in found}
     for c in extra:
         key = (c.table, ", ".join(c.columns))
