@@ -280,6 +280,16 @@ class Store:
                 self.write_error = self.write_error or err
                 raise err from None
             raise
+        except Exception as exc:
+            # writers that wrap the OS error in their own (DuckDB's IOException/FatalException, Arrow)
+            text = str(exc)
+            code = (errno.ENOSPC if "No space left on device" in text
+                    else errno.EDQUOT if "Disk quota exceeded" in text else None)
+            if code is None:
+                raise
+            err = _write_error(target, OSError(code, os.strerror(code)))
+            self.write_error = self.write_error or err
+            raise err from None
 
     @contextlib.contextmanager
     def atomic_file(self, target: str | os.PathLike[str]) -> Iterator[Path]:

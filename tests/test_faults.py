@@ -133,9 +133,10 @@ DAMAGE = [
     ("ngram/*/shard-00000/offsets.npy", "zero"),
     ("ngram/*/shard-00000/rows.npy", "truncate"),
     ("ngram/*/shard-00000/sup.npy", "delete"),
-    ("joins/lake/byhash_col.npy", "zero"),
-    ("joins/lake/byhash_hash.npy", "truncate"),
-    ("joins/lake/columns.parquet", "delete"),
+    ("ngram/*/shard-00000/words/offsets.npy", "zero"),
+    ("joins/lake/columns.parquet", "zero"),
+    ("joins/lake/columns.parquet", "truncate"),
+    ("joins/lake/tables.json", "delete"),
 ]
 
 
@@ -156,8 +157,9 @@ def damage(path: Path, how: str) -> None:
 
 @pytest.mark.parametrize("pattern, how", DAMAGE)
 def test_damaged_index_file_is_an_error_and_refresh_repairs_it(lake: Path, pattern: str, how: str) -> None:
-    """Failure 7: zeroed offsets.npy made ngram_count return 2 instead of 24, zeroed byhash_col.npy changed
-    joinable's answer. Now every damaged file is a CorruptIndexError naming --refresh, which repairs it."""
+    """Failure 7: zeroed offsets.npy made ngram_count return 2 instead of 24, a zeroed join index file changed
+    joinable's answer; failure 5: a deleted tables.json was not repaired by --refresh. Now every damaged
+    file is a CorruptIndexError naming --refresh, which repairs it."""
     damage(index_file(lake, pattern), how)
     with pytest.raises(Exception, match=r"(damaged|missing).*lakeql index --refresh"):
         answers(lake)
@@ -219,11 +221,11 @@ def test_index_files_respect_the_umask(built: Path) -> None:
 
 
 def test_doctor_reports_and_repairs(lake: Path) -> None:
-    damage(index_file(lake, "joins/lake/byhash_col.npy"), "zero")
+    damage(index_file(lake, "joins/lake/columns.parquet"), "zero")
     (lake / ".lakeql" / "ngram" / ".leftover.99999999-abcd.tmp").mkdir()  # a dead build's temp folder
     res = run_cli("doctor", str(lake))
     assert res.returncode == 1
-    assert "byhash_col.npy fails its checksum" in res.stdout and "leftover" in res.stdout
+    assert "columns.parquet fails its checksum" in res.stdout and "leftover" in res.stdout
     res = run_cli("doctor", str(lake), "--repair", "--quiet")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "all well" in res.stdout.splitlines()[0]
