@@ -1,9 +1,9 @@
 """AND / OR of phrases over rows (infini-gram's CNF queries over documents), exact.
 
-Each phrase's rows come from the index (:meth:`NgramIndex.row_counts`): located through the suffix
-array when the phrase is rare, scanned from the scan tier when it is frequent. AND starts from the
-rarest phrase and passes the surviving rows on, so a frequent phrase in an AND with a rare one is
-checked only in the scan blocks that hold the candidate rows, never over the whole column.
+Rare phrases are located through the suffix array (:meth:`NgramIndex.row_counts`), rarest first; the
+frequent ones are found together in ONE pass over the scan tier (:meth:`NgramIndex.scan_many`). AND
+passes the surviving rows on, so frequent phrases in an AND with a rare one are checked only in the
+scan blocks that hold the candidate rows; when every phrase is rare nothing is scanned.
 """
 
 from __future__ import annotations
@@ -23,25 +23,38 @@ def rows_bool(idx: NgramIndex, phrases: list[str], mode: str, unit: str | None
         raise LakeqlError("a phrase in the list is NULL: remove it")
     encoded = [idx.encode_unit(p, unit) for p in phrases]
     lay = encoded[0][0]
-    n = len(encoded)
+    pats = [p for _, p in encoded]
+    n = len(pats)
+    if mode not in ("all", "any"):
+        raise LakeqlError(f"mode must be 'all' or 'any', got {mode!r}")
+    counts = [idx.count(p, lay) for p in pats]
+    can_scan = all(t is not None for t in lay.tiers)
+    frequent = [i for i in range(n) if can_scan and idx.use_scan(pats[i], lay)]
+    rare = sorted((i for i in range(n) if i not in frequent), key=lambda i: counts[i])
     found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
-    if mode == "all":
-        order = sorted(range(n), key=lambda i: idx.count(encoded[i][1], lay))
-        cand: np.ndarray | None = None
-        for i in order:
-            uniq, counts, _ = idx.row_counts(encoded[i][1], lay, only=cand)
-            found[i] = (uniq, counts)
+    cand: np.ndarray | None = None
+    for i in rare:  # located through the index, rarest first
+        uniq, cnt, _ = idx.row_counts(pats[i], lay, only=cand if mode == "all" else None)
+        found[i] = (uniq, cnt)
+        if mode == "all":
             cand = uniq
             if cand.shape[0] == 0:
                 break
-        rows = cand if cand is not None else np.empty(0, np.int64)
-    elif mode == "any":
-        for i in range(n):
-            uniq, counts, _ = idx.row_counts(encoded[i][1], lay)
-            found[i] = (uniq, counts)
-        rows = np.unique(np.concatenate([f[0] for f in found if f is not None]))
+    if frequent and not (mode == "all" and cand is not None and cand.shape[0] == 0):
+        # every frequent phrase in one pass over the scan tier (AND: only the candidates' blocks)
+        for i, (uniq, cnt, _) in zip(frequent, idx.scan_many([pats[i] for i in frequent], lay,
+                                                            cand if mode == "all" else None), strict=True):
+            found[i] = (uniq, cnt)
+    if mode == "all":
+        rows = None
+        for f in found:
+            if f is None:
+                rows = np.empty(0, np.int64)
+                break
+            rows = f[0] if rows is None else np.intersect1d(rows, f[0], assume_unique=True)
+        rows = rows if rows is not None else np.empty(0, np.int64)
     else:
-        raise LakeqlError(f"mode must be 'all' or 'any', got {mode!r}")
+        rows = np.unique(np.concatenate([f[0] for f in found if f is not None]))
     occ = np.zeros((rows.shape[0], n), dtype=np.int64)
     for i, f in enumerate(found):
         if f is None or rows.shape[0] == 0:

@@ -252,27 +252,38 @@ class NgramIndex:
     def _scan_tiers(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scan the shards' LZ4 blocks in the thread pool (only those holding ``only`` rows if given)."""
+        return self.scan_many([pat], lay, only)[0]
+
+    def scan_many(self, pats: list[np.ndarray], lay: Layer, only: np.ndarray | None = None
+                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Rows of several phrases in ONE pass over the scan tier (each block decompressed once):
+        per phrase (row ids ascending, occurrences, first offset). Needs the layer's scan tier."""
+        e = np.empty(0, np.int64)
         jobs = []
         for s, t in zip(lay.shards, lay.tiers, strict=True):
             blocks = np.arange(t.blocks.shape[0])
             if only is not None:
                 local = only[(only >= s.row_base) & (only < s.row_base + s.n_rows)] - s.row_base
-                first_rows = t.blocks[:, 2]
-                blocks = np.unique(np.searchsorted(first_rows, local, side="right") - 1)
+                blocks = np.unique(np.searchsorted(t.blocks[:, 2], local, side="right") - 1)
             jobs += [(s.row_base, t, int(b)) for b in blocks]
         if not jobs:
-            e = np.empty(0, np.int64)
-            return e, e, e
+            return [(e, e, e) for _ in pats]
         freq = np.diff(lay.shards[0].C)  # byte frequencies of a shard: test the rarest byte first
-        anchor = int(np.argmin(freq[pat]))
+        anchors = [int(np.argmin(freq[p])) for p in pats]
 
         def one(job):
             base, t, b = job
-            r, c, f = t.scan_block(b, pat, anchor)
-            return r + base, c, f
+            return [(r + base, c, f) for r, c, f in t.scan_block(b, pats, anchors)]
 
         parts = list(_scan_pool().map(one, jobs)) if len(jobs) > 1 else [one(jobs[0])]
-        return tuple(np.concatenate([p[j] for p in parts]).astype(np.int64) for j in range(3))
+        out = []
+        for k in range(len(pats)):
+            rid, cnt, off = (np.concatenate([p[k][j] for p in parts]).astype(np.int64) for j in range(3))
+            if only is not None:
+                keep = np.isin(rid, only, assume_unique=True)
+                rid, cnt, off = rid[keep], cnt[keep], off[keep]
+            out.append((rid, cnt, off))
+        return out
 
     def _scan_parquet(self, pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The scan of indexes built without a scan tier: the column read back from Parquet."""

@@ -63,11 +63,12 @@ class ScanTier:
                 or int(b[:, 3].sum()) != rows.shape[0] - 1:
             raise ValueError(f"the scan tier of {str(folder)!r} does not match its shard")
 
-    def scan_block(self, i: int, pat: np.ndarray, anchor: int = 0
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(local row ids, occurrences, first offset) of block ``i``'s rows that contain ``pat``.
+    def scan_block(self, i: int, pats: list[np.ndarray], anchors: list[int]
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per pattern: (local row ids, occurrences, first offset) of block ``i``'s rows containing it.
 
-        ``anchor``: the pattern byte to test first (see :func:`lakeql.ngrams.kernels.scan_separated_rows`).
+        The block is decompressed once for all patterns. ``anchors``: per pattern, the byte to test
+        first (see :func:`lakeql.ngrams.kernels.scan_separated_rows`).
         """
         import pyarrow as pa
 
@@ -78,9 +79,12 @@ class ScanTier:
         raw = int(starts[-1] - starts[0])
         buf = pa.Codec(CODEC).decompress(pa.py_buffer(self.data[off:off + size]), decompressed_size=raw)
         text = np.frombuffer(buf, dtype=np.uint8)
-        counts, first = scan_separated_rows(text, starts - starts[0], pat, anchor)
-        hit = np.flatnonzero(counts)
-        return hit + r0, counts[hit], first[hit]
+        out = []
+        for pat, anchor in zip(pats, anchors, strict=True):
+            counts, first = scan_separated_rows(text, starts - starts[0], pat, anchor)
+            hit = np.flatnonzero(counts)
+            out.append((hit + r0, counts[hit], first[hit]))
+        return out
 
 
 def open_tier(folder: Path, rows: np.ndarray) -> ScanTier | None:

@@ -166,7 +166,12 @@ def test_words_on_source_code_with_odd_rows(indexed, corpus):
             assert all(text in h[2] for h in hits)
 
 
-def test_rows_all_and_any_equal_brute_force(indexed, corpus):
+@pytest.mark.parametrize("locate_seconds", [None, 0.0, 10.0])  # cost model / always locate / always scan
+def test_rows_all_and_any_equal_brute_force(indexed, corpus, monkeypatch, locate_seconds):
+    import lakeql.ngrams.query as Q
+
+    if locate_seconds is not None:
+        monkeypatch.setattr(Q, "LOCATE_SECONDS", locate_seconds)
     con, _ = indexed
     sets = [["import os", "sys.argv"], ["def __init__(self", "return None", "raise ValueError"],
             ["zzq-absent", "import"], ["self", "e"], ["🐍", "Grüße"]]
