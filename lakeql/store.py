@@ -17,8 +17,8 @@ so a degraded index never replaces a good one. Files and folders are created wit
 
 Every manifest row records the fingerprint of the files the index was built from; :meth:`Store.require`
 compares it with the files on disk and raises :class:`StaleIndexError` naming the table and ``lakeql
-index --refresh``. It also records a checksum (BLAKE2b) of each of its files, verified once when the index
-is loaded (:meth:`Store.verify`, cached by file size and mtime): a damaged file is a
+index --refresh``. It also records a checksum (size and CRC-32) of each of its files, verified once when
+the index is loaded (:meth:`Store.verify`, cached by file size and mtime): a damaged file is a
 :class:`CorruptIndexError` naming ``lakeql index --refresh``, which rebuilds every damaged, missing or
 incomplete index (:meth:`Store.drop_damaged`).
 
@@ -42,6 +42,7 @@ import secrets
 import shutil
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,10 +78,25 @@ def _write_error(target: Path, exc: OSError) -> IndexWriteError:
 
 
 def file_checksum(path: Path) -> str:
-    """``size:blake2b-128`` of a file (hashlib streams it in C: ~1 GB/s here)."""
-    with open(path, "rb") as fh:
-        digest = hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-    return f"{path.stat().st_size}:{digest}"
+    """``size:crc32`` of a file.
+
+    CRC-32 detects damage (zeroed, truncated, flipped bytes; not tampering) at ~580 MB/s here, 4x
+    BLAKE2b's ~135 MB/s on this loaded 2-core machine; the size catches truncation before any read.
+    """
+    crc = 0
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return f"{path.stat().st_size}:{crc:08x}"
+
+
+def _checksum_like(path: Path, want: str) -> str:
+    """The checksum of ``path`` in the format of ``want`` (CRC-32, or BLAKE2b-128 of early manifests)."""
+    if len(want.split(":", 1)[-1]) == 32:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+        return f"{path.stat().st_size}:{digest}"
+    return file_checksum(path)
 
 
 def _files_of(path: Path) -> list[tuple[str, Path]]:
@@ -190,7 +206,7 @@ class IndexEntry:
     built_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     format_version: int = FORMAT_VERSION
     params: str = "{}"  # JSON: builder parameters (model, method, case, ...)
-    checksums: str = ""  # JSON {relative file: 'size:blake2b'} of the index files, set by Store.record
+    checksums: str = ""  # JSON {relative file: 'size:crc32'} of the index files, set by Store.record
 
     @property
     def params_dict(self) -> dict[str, Any]:
@@ -526,7 +542,7 @@ class Store:
             ck = (str(f), st.st_size, st.st_mtime_ns, st.st_ino, want)
             if ck in _VERIFIED:
                 continue
-            if file_checksum(f) != want:
+            if _checksum_like(f, want) != want:
                 return f"{label} fails its checksum (damaged)"
             _VERIFIED.add(ck)
         return None
