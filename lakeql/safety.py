@@ -153,7 +153,11 @@ def parse_filter(text: Any, columns: list[str]) -> str:
 
                 hint = did_you_mean(node.name, columns)
                 raise UnsafeSqlError(f"filter: unknown column {node.name!r}{hint}")
-            node.replace(exp.column(real, quoted=True))
+            fresh = exp.column(real, quoted=True)
+            if node is tree:
+                tree = fresh  # a bare boolean column is the whole filter
+            else:
+                node.replace(fresh)
         elif isinstance(node, exp.Anonymous):
             if str(node.name).lower() not in ANONYMOUS_FUNCTIONS:
                 raise UnsafeSqlError(f"filter: function {node.name}() is not allowed in a filter (only "

@@ -33,6 +33,7 @@ GOOD_FILTERS = [
     ("CAST(lines AS DOUBLE) / 2 >= 100", 'CAST("lines" AS DOUBLE) / 2 >= 100'),
     ("coalesce(package, module) = 'json'", "COALESCE(\"package\", \"module\") = 'json'"),
     ("starts_with(module, 'xml') -- a comment", "STARTS_WITH(\"module\", 'xml')"),
+    ("LINES", '"lines"'),  # a bare column is the whole expression: still spelled as the table has it
 ]
 
 
