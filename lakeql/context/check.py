@@ -113,6 +113,7 @@ class Checker:
         self.schema = schema
         self.con = con  # a DuckDB connection with the lake's views: parse with DuckDB, bind with EXPLAIN
         self.search = [s for s in ([search_path] if search_path else []) + ["main"]]
+        self.search_path = search_path
 
     def check(self, sql: str) -> list[Problem]:
         """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding."""
@@ -226,8 +227,12 @@ class Checker:
         """Type and binding errors from DuckDB's binder: ``EXPLAIN`` on a cursor of the lake connection."""
         import duckdb
 
+        from lakeql.lake import quote_literal
+
         cur = self.con.cursor()
         try:
+            if self.search_path:  # bare names resolve as the name check resolved them
+                cur.execute(f"SET search_path = {quote_literal(','.join(self.search))}")
             stmts = cur.extract_statements(sql)
             out = []
             for st in stmts:

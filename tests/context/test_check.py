@@ -176,8 +176,11 @@ def test_parse_error_has_line_and_column(info):
     assert p.line == 3 and p.col is not None
 
 
-def test_search_path(info):
+def test_search_path(info, lake_con):
     assert check("SELECT carrier FROM airlines", info, "flights") == []
+    assert check("SELECT carrier FROM airlines", info, "flights", con=lake_con) == []
+    (p,) = check("SELECT carrier FROM airlines WHERE carrier > 0", info, "flights", con=lake_con)
+    assert "Binder Error" in p.message
     (p,) = check("SELECT carier FROM airlines", info, "flights")
     assert p.suggestion == "carrier"
 
