@@ -492,3 +492,78 @@ def scan_separated_rows(buf, starts, pat, anchor):
                 c += 1
         counts[r] = c
     return counts, first
+
+
+@njit(cache=True, inline="always")
+def _utf8_char(text, i, end):
+    """(code point, byte length) of the UTF-8 sequence at ``text[i]`` (strict, like Python's decoder),
+    or (-1, 1) for a byte that does not start a valid sequence."""
+    b0 = np.int64(text[i])
+    if b0 < 0x80:
+        return b0, 1
+    if 0xC2 <= b0 <= 0xDF:
+        if i + 1 < end and 0x80 <= text[i + 1] <= 0xBF:
+            return ((b0 & 0x1F) << 6) | (np.int64(text[i + 1]) & 0x3F), 2
+        return -1, 1
+    if 0xE0 <= b0 <= 0xEF:
+        if i + 2 >= end:
+            return -1, 1
+        b1 = np.int64(text[i + 1])
+        lo, hi = 0x80, 0xBF
+        if b0 == 0xE0:
+            lo = 0xA0
+        elif b0 == 0xED:
+            hi = 0x9F
+        if lo <= b1 <= hi and 0x80 <= text[i + 2] <= 0xBF:
+            return ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (np.int64(text[i + 2]) & 0x3F), 3
+        return -1, 1
+    if 0xF0 <= b0 <= 0xF4:
+        if i + 3 >= end:
+            return -1, 1
+        b1 = np.int64(text[i + 1])
+        lo, hi = 0x80, 0xBF
+        if b0 == 0xF0:
+            lo = 0x90
+        elif b0 == 0xF4:
+            hi = 0x8F
+        if lo <= b1 <= hi and 0x80 <= text[i + 2] <= 0xBF and 0x80 <= text[i + 3] <= 0xBF:
+            return (((b0 & 0x07) << 18) | ((b1 & 0x3F) << 12) | ((np.int64(text[i + 2]) & 0x3F) << 6)
+                    | (np.int64(text[i + 3]) & 0x3F)), 4
+        return -1, 1
+    return -1, 1
+
+
+@njit(cache=True)
+def word_stream(text, starts, isword, sep):
+    """Each row ``text[starts[r]:starts[r+1]]`` (its last byte the NUL separator) as its word stream
+    ``sep w1 sep w2 ... wn sep NUL`` (``sep NUL`` without words): words are the maximal runs of code
+    points with ``isword[cp]``; invalid UTF-8 bytes separate words. Returns (bytes, row starts)."""
+    nr = starts.shape[0] - 1
+    out = np.empty(text.shape[0] + 3 * nr + 1, dtype=np.uint8)
+    new_starts = np.zeros(nr + 1, dtype=np.int64)
+    k = 0
+    for r in range(nr):
+        i = starts[r]
+        end = starts[r + 1] - 1
+        out[k] = sep
+        k += 1
+        in_word = False
+        while i < end:
+            cp, ln = _utf8_char(text, i, end)
+            if cp >= 0 and isword[cp]:
+                for t in range(ln):
+                    out[k] = text[i + t]
+                    k += 1
+                in_word = True
+            elif in_word:
+                out[k] = sep
+                k += 1
+                in_word = False
+            i += ln
+        if in_word:
+            out[k] = sep
+            k += 1
+        out[k] = 0
+        k += 1
+        new_starts[r + 1] = k
+    return out[:k], new_starts

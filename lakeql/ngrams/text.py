@@ -1,8 +1,9 @@
 """Text transforms of the n-gram index: Unicode case folding and the word stream of a block of rows.
 
-Both work on a whole shard (or batch) at once, never row by row in Python: the rows' bytes, each ended
-by the NUL separator, are decoded once with ``surrogateescape`` (so invalid UTF-8 survives the round
-trip byte for byte), transformed with one C-level call (``str.casefold``, ``re.sub``), and encoded back.
+Both work on a whole shard (or batch) at once, never row by row in Python: folding decodes the rows'
+bytes once with ``surrogateescape`` (so invalid UTF-8 survives the round trip byte for byte), calls
+``str.casefold`` once and encodes back; the word stream is one numba pass over the bytes with a table of
+``re``'s ``\\w`` built by asking ``re`` itself.
 
 * **Case folding** is ``str.casefold`` (Unicode full case folding, locale-free): ``'Straße'`` and
   ``'STRASSE'`` both become ``'strasse'``, Greek ``'Σ'``, ``'σ'`` and final ``'ς'`` all become ``'σ'``,
@@ -26,9 +27,6 @@ import numpy as np
 
 WORD_SEP = 1  # the byte between two words (and around a row's words) in the word stream
 WORD_RE = re.compile(r"\w+")
-_NOT_WORD = re.compile(r"[^\w\x00]+")
-_ROW_EDGE = re.compile(r"\x01?\x00\x01?")
-_RUNS = re.compile(r"\x01{2,}")
 _LOCK = threading.Lock()
 
 
@@ -102,24 +100,30 @@ def casefold_bytes(data: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- words
+@lru_cache(maxsize=1)
+def word_table() -> np.ndarray:
+    """``isword[cp]``: is code point cp matched by ``re``'s ``\\w`` (bool[0x110000]); built once per process
+    by asking ``re`` itself, so the definition cannot drift from Python's."""
+    with _LOCK:
+        chars = "".join(" " if 0xD800 <= c <= 0xDFFF else chr(c) for c in range(0x110000))
+        marks = re.sub(r"\W", "0", re.sub(r"\w", "1", chars))
+        return np.frombuffer(marks.encode("ascii"), dtype=np.uint8) == ord("1")
+
+
 def word_rows(text: np.ndarray, starts: np.ndarray, folded: bool) -> tuple[np.ndarray, np.ndarray]:
     """The word stream of a block of rows: (bytes, row starts), each row ``\\x01 w1 \\x01 .. wn \\x01 \\x00``.
 
-    A row without words becomes ``\\x01 \\x00``. NULs inside a row's data separate words like any
-    other non-word character.
+    A row without words becomes ``\\x01 \\x00``. Everything that is not a word character separates words:
+    NULs inside a row's data, invalid UTF-8 bytes (as Python's strict decoder sees them), punctuation.
+    One numba pass over the bytes; with ``folded`` the words are then case-folded (one ``casefold``).
     """
-    buf = np.array(text, dtype=np.uint8, copy=True)
-    ends = np.asarray(starts[1:], dtype=np.int64) - 1
-    buf[buf == 0] = 2  # in-row NULs are separators; the row ends get their NUL back
-    buf[ends] = 0
-    s = _NOT_WORD.sub("\x01", _decode(buf))
-    s = _ROW_EDGE.sub("\x01\x00\x01", s)
-    s = "\x01" + s[:-1] if s.endswith("\x01") else "\x01" + s
-    if "\x01\x01" in s:  # rows without words
-        s = _RUNS.sub("\x01", s)
-    if folded:
-        s = fold(s)
-    out = _encode(s)
+    from lakeql.ngrams.kernels import word_stream
+
+    out, new_starts = word_stream(np.ascontiguousarray(text), np.asarray(starts, dtype=np.int64),
+                                  word_table(), WORD_SEP)
+    if not folded:
+        return out, new_starts
+    out = _encode(fold(out.tobytes().decode("utf-8")))  # valid UTF-8: only whole characters were copied
     nul = np.flatnonzero(out == 0)
     new_starts = np.zeros(nul.shape[0] + 1, dtype=np.int64)
     new_starts[1:] = nul + 1

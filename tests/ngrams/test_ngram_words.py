@@ -254,3 +254,24 @@ def test_many_cursors_at_once(indexed):
     with ThreadPoolExecutor(6) as pool:
         for i, got in pool.map(run, range(30)):
             assert got == want[i]
+
+
+def test_word_stream_equals_re_on_every_row(corpus, doc_rows):
+    """The numba tokenizer of the build equals ``re.findall(r'\\w+')`` row by row (odd rows included)."""
+    import numpy as np
+
+    from lakeql.ngrams.text import word_rows
+
+    extra = [("", "x\ud800y".encode("utf-8", "surrogatepass")), ("", b"\xf4\x90\x80\x80a\xe0\x80\xafb"),
+             ("", b"\xed\xa0\x80c\xc0\xafd\xf0\x9f\x90\x8d_e\x00f"), ("", "٣٤ ⅷ ²x ǅ𝔘".encode())]
+    for rows in (corpus, doc_rows[:1500] + extra):
+        data = [t or b"" for _, t in rows]
+        text = np.frombuffer(b"".join(t + b"\x00" for t in data), dtype=np.uint8)
+        starts = np.zeros(len(data) + 1, dtype=np.int64)
+        starts[1:] = np.cumsum([len(t) + 1 for t in data])
+        for folded in (False, True):
+            out, new_starts = word_rows(text, starts, folded)
+            got = [out[a:b - 1].tobytes().decode().split("\x01") for a, b in
+                   zip(new_starts[:-1], new_starts[1:], strict=True)]
+            got = [[w for w in g if w] for g in got]
+            assert got == row_words(rows, fold=folded)
