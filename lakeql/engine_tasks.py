@@ -1,0 +1,118 @@
+"""The builders' per-item work as top-level functions of plain arguments, for ``ctx.engine.map``.
+
+A Ray worker (or a spawned process) receives only what is pickled: a :class:`~lakeql.lake.Table`
+description, column names, a model name. It reads the lake itself and returns Arrow tables or numpy
+arrays; the driver writes every index file and the manifest (so a worker that dies commits nothing,
+and both engines write byte-for-byte the same profiles and codes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+
+# ------------------------------------------------------------------------------ column profiles
+def profile_task(spec: tuple[Any, list[tuple[str, str]], int]) -> tuple[list[dict[str, Any]], Any]:
+    """Profile one table where the engine runs it: ``(table, [(column, type)], row_count)`` ->
+    (column rows, Arrow table of hashes), exactly :func:`lakeql.profile.profile_table`."""
+    from lakeql import profile
+
+    table, columns, row_count = spec
+    return profile.profile_table(table, columns, row_count)
+
+
+def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list[str], desc: str
+                    ) -> tuple[list[str], dict[str, str]]:
+    """:func:`lakeql.profile.ensure` on an engine: profiles computed by ``engine``, written here.
+
+    Returns (keys profiled, {key: error}); an unreadable table is left out with a warning, as locally.
+    """
+    from lakeql import profile
+    from lakeql.progress import say
+    from lakeql.store import IndexEntry, dir_bytes
+
+    t0 = time.perf_counter()
+    prm = profile.params()
+    failed: dict[str, str] = {}
+    done: list[str] = []
+    pending: list[IndexEntry] = []
+    n_cols = 0
+
+    def write(i: int, result: Any) -> None:
+        nonlocal pending, n_cols
+        key = todo[i]
+        if isinstance(result, Exception):
+            msg = f"{type(result).__name__}: {(str(result).splitlines() or [''])[0][:200]}"
+            failed[key] = msg
+            say(f"warning: cannot profile table {key}, left out ({msg})")
+            if store.find(profile.KIND, key):
+                store.drop(profile.KIND, key)
+            return
+        rows, hashes = result
+        t = lake.tables[key]
+        target = profile.path(store, key)
+        with store.atomic_dir(target) as tmp:
+            profile.write(tmp, rows, hashes)
+        pending.append(IndexEntry(profile.KIND, key, "", target.relative_to(store.root).as_posix(),
+                                  dir_bytes(target), t.source_bytes, t.fingerprint, params=prm))
+        done.append(key)
+        n_cols += len(rows)
+        if len(pending) >= 1000:
+            store.record_many(pending)
+            pending = []
+
+    specs = []
+    for k in todo:
+        t = lake.tables[k]
+        specs.append((t, [(c.column_name, c.type) for c in catalog.columns(t)], catalog.row_count(t)))
+    engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
+    store.record_many(pending)
+    secs = time.perf_counter() - t0
+    say(f"column profiles ({engine.name} engine): {len(done)} tables, {n_cols} columns in {secs:.1f} s "
+        f"({n_cols / max(secs, 1e-9):.0f} columns/s)")
+    return done, failed
+
+
+# ------------------------------------------------------------------------------ embeddings
+def encoder_setup(model: str | None, backend: str) -> Any:
+    """Load the encoder once per worker (a Ray actor's ``setup``)."""
+    from lakeql import embedding
+
+    return embedding.load_model(model, backend)
+
+
+def encode_task(encoder: Any, item: tuple[list[str], int]) -> np.ndarray:
+    """Encode one batch of texts with a loaded encoder: ``(texts, batch_size)`` -> float32 matrix."""
+    from lakeql import embedding
+    from lakeql.progress import quiet_while
+
+    texts, batch_size = item
+    with quiet_while(True):  # the driver shows the bar
+        return embedding.encode(texts, encoder, batch_size=batch_size)
+
+
+def encode_batches(engine: Any, batches: Iterable[tuple[np.ndarray, list[str]]], model: str | None,
+                   backend: str, batch_size: int, pbar: Any = None) -> tuple[list[np.ndarray],
+                                                                               list[np.ndarray]]:
+    """Encode streamed ``(rowids, texts)`` batches on ``engine``'s actors (the model loaded once per
+    actor); returns (rowid parts, vector parts) in stream order, as the local loop does."""
+    rowid_parts: list[np.ndarray] = []
+    items: list[tuple[list[str], int]] = []
+    for rowids, texts in batches:
+        rowid_parts.append(rowids)
+        items.append((texts, batch_size))
+    vec_parts: list[Any] = [None] * len(items)
+
+    def keep(i: int, vecs: Any) -> None:
+        vec_parts[i] = vecs
+        if pbar is not None:
+            pbar.update(len(items[i][0]))
+
+    engine.map(encode_task, items, setup=partial(encoder_setup, model, backend), on_result=keep,
+               resources={"cpu": 1})
+    return rowid_parts, vec_parts

@@ -1,0 +1,146 @@
+"""Clean interrupts: ``kill -9`` or Ctrl-C of ``lakeql index`` leaves no worker process behind, and the
+next build removes the temporary folders the dead build left.
+
+The lake is real text: the Python standard library's ``.py`` files, one row per file, n-gram indexed in
+small shards by two spawned workers (so the build is in its shard phase for a few seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lakeql
+from lakeql.store import TEMP_RE
+
+TEXT_MB = 12  # of stdlib source: a few seconds of shard building on 2 busy cores
+NGRAM = "code.stdlib.text"
+
+
+@pytest.fixture(scope="module")
+def stdlib_lake(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("interrupts") / "lake"
+    (root / "code").mkdir(parents=True)
+    paths, texts, size = [], [], 0
+    for p in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
+        if "site-packages" in p.parts:
+            continue
+        try:
+            t = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        paths.append(str(p.relative_to(p.parents[len(p.parents) - 1])))
+        texts.append(t)
+        size += len(t)
+        if size > TEXT_MB * 1_000_000:
+            break
+    assert size > TEXT_MB * 1_000_000, "the Python standard library sources are missing"
+    pq.write_table(pa.table({"path": paths, "text": texts}), root / "code" / "stdlib.parquet")
+    return root
+
+
+def children(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.add(int(d.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie holds no memory; its new parent (PID 1) may never reap it
+
+
+def start_build(lake: Path, idx: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "lakeql.cli", "index", str(lake), "--index-dir", str(idx), "--only",
+           "ngrams", "--ngram", NGRAM, "--ngram-shard-mb", "0.5", "--ngram-jobs", "2", "-q"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for_workers(proc: subprocess.Popen, n: int = 2, timeout: float = 240) -> set[int]:
+    """The build's worker pids, once ``n`` shard workers (plus the resource tracker) run."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        kids = children(proc.pid)
+        workers = {k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()}
+        if len(workers) >= n:
+            time.sleep(1.0)  # let them start on their shards
+            return children(proc.pid)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.1)
+    raise AssertionError("the build never started its shard workers")
+
+
+def assert_all_exit(pids: set[int], timeout: float = 15) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)], "worker processes outlived their parent"
+
+
+def temp_names(idx: Path) -> list[str]:
+    return [p.name for p in idx.rglob("*") if TEMP_RE.match(p.name)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_leaves_no_workers_and_next_build_cleans(stdlib_lake: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    proc = start_build(stdlib_lake, idx)
+    workers = wait_for_workers(proc)
+    assert len(workers) >= 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert_all_exit(workers)
+    assert temp_names(idx), "the killed build should have left its temporary shard folder"
+    # the next build (here one that indexes nothing new) removes the dead build's temp folders
+    lakeql.index(stdlib_lake, index_dir=idx, capabilities=["ngrams"], progress=False)
+    assert temp_names(idx) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_workers(stdlib_lake: Path, tmp_path: Path) -> None:
+    """SIGINT to the whole process group (what a terminal's Ctrl-C sends): everyone exits at once."""
+    idx = tmp_path / "idx"
+    proc = start_build(stdlib_lake, idx)
+    workers = wait_for_workers(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) != 0
+    assert_all_exit(workers)
+    err = proc.stderr.read().decode()
+    assert err.count("Traceback") <= 1  # the workers ignore SIGINT: no traceback per worker
+
+
+def test_worker_init_exits_with_parent(tmp_path: Path) -> None:
+    """A grandchild running :func:`worker_init` dies when its parent is killed (prctl or watchdog)."""
+    code = ("import os, subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import os, time; "
+            "from lakeql.engine import worker_init; worker_init(); print(os.getpid(), flush=True); "
+            "time.sleep(120)'], stdout=subprocess.PIPE)\n"
+            "print(child.stdout.readline().decode().strip(), flush=True)\n"
+            "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    grandchild = int(proc.stdout.readline())
+    assert alive(grandchild)
+    proc.kill()
+    proc.wait()
+    assert_all_exit({grandchild})
