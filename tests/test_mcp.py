@@ -267,3 +267,15 @@ def test_caps_rows_characters_and_time(service):
     assert service.query("SELECT 1 AS one").startswith("| one |")  # usable after the interrupt
     with pytest.raises(LakeqlError, match="max_rows"):
         service.query("SELECT 1", max_rows=0)
+
+
+def test_server_row_limit_is_the_default_and_the_cap(service):
+    old = service.limits.max_rows
+    service.limits.max_rows = 10
+    try:
+        for asked in (None, 5_000):
+            out = service.query("SELECT range AS i FROM range(100)", max_rows=asked)
+            assert out.count("\n| ") == 10 and "row limit 10" in out
+        assert service.query("SELECT range AS i FROM range(100)", max_rows=3).count("\n| ") == 3
+    finally:
+        service.limits.max_rows = old

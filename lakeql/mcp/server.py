@@ -103,7 +103,9 @@ def build_server(service: LakeService):
     def query(
         sql: Annotated[str, Field(description="one read-only SELECT over \"domain\".\"table\" (DuckDB SQL); "
                                               "lakeql functions such as semantic_search(...) may be used")],
-        max_rows: Annotated[int, Field(ge=1, le=10_000, description="most rows to return")] = 1000,
+        max_rows: Annotated[int | None, Field(
+            ge=1, le=10_000, description="most rows to return (default and cap: the server's limit, 1,000 "
+                                         "unless set otherwise)")] = None,
     ) -> str:
         """Run one read-only SELECT query and return the rows as a Markdown table. Anything else
         (COPY, ATTACH, CREATE, SET, several statements, reading files directly) is refused. Results are

@@ -226,7 +226,7 @@ class LakeService:
         from lakeql.safety import require_read_only
 
         cap = min(_k(max_rows if max_rows is not None else self.limits.max_rows, HARD_MAX_ROWS, "max_rows"),
-                  HARD_MAX_ROWS)
+                  self.limits.max_rows)  # --max-rows is the cap; an agent may ask for fewer
         require_read_only(self.con, sql)
         _refuse_file_reads(sql)
         if _uses_model(sql):
