@@ -37,10 +37,16 @@ class Limits:
     cell_chars: int = 1000
 
 
-def lock_down(con, folders: list[Path]) -> None:
-    """Restrict ``con`` to reading ``folders`` and lock its configuration (irreversible for ``con``)."""
+def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
+    """Restrict ``con`` to reading ``folders`` and lock its configuration (irreversible for ``con``).
+
+    DuckDB also allows its own temp directory (for spilling); ``temp_dir`` puts it in a private folder
+    rather than ``.tmp`` under the server's working directory.
+    """
     from lakeql.lake import quote_literal
 
+    if temp_dir is not None:
+        con.execute(f"SET temp_directory = {quote_literal(str(temp_dir))}")
     dirs = ", ".join(quote_literal(str(f) + os.sep) for f in folders)
     con.execute(f"SET allowed_directories = [{dirs}]")
     con.execute("SET enable_external_access = false")
@@ -63,7 +69,10 @@ class LakeService:
             raise LakeqlError(f"the lake {str(lake)!r} has no index: run 'lakeql index {lake}' first")
         self.index_root = Path(self.ctx.store.root).resolve()
         self.schemas_root = (self.index_root / "schemas").resolve()
-        lock_down(self.con, [self.lake_root, self.index_root])
+        import tempfile
+
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="lakeql-mcp-"))
+        lock_down(self.con, [self.lake_root, self.index_root], self.temp_dir)
         self._ready = threading.Event()
         self._ready.set()
 
@@ -278,7 +287,10 @@ class LakeService:
         return f"{rows[0][0]} occurrences of {phrase!r} in {table}.{column}"
 
     def close(self) -> None:
+        import shutil
+
         self.con.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def single_threaded_compute() -> None:
@@ -326,8 +338,8 @@ def _refuse_file_reads(sql: str) -> None:
     for st in stmts:
         found = file_functions(st)
         if found:
-            raise UnsafeSqlError(f"refused: {found[0].sql('duckdb')[:80]} reads files directly; query the "
-                                 "lake's tables (\"domain\".\"table\") instead")
+            raise UnsafeSqlError(f"refused: {found[0].sql('duckdb')[:80]} reads files (or the environment) "
+                                 "directly; query the lake's tables (\"domain\".\"table\") instead")
 
 
 def _uses_model(sql: str) -> bool:
