@@ -208,14 +208,17 @@ def test_scan_tier_equals_locate(indexed, corpus, monkeypatch, phrase):
 
     con, _ = indexed
     sql = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := 40)"
+    wsql = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := 40, unit := 'word')"
+    w = phrase.strip() or "self"
     monkeypatch.setattr(Q, "LOCATE_SECONDS", 0.0)
     via_index = q(con, sql, T, C, phrase)
+    words_index = q(con, wsql, T, C, w)
     rows_index = q(con, "SELECT ngram_rows(?, ?, ?)", T, C, phrase)[0][0]
     monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)
     assert q(con, sql, T, C, phrase) == via_index
+    assert q(con, wsql, T, C, w) == words_index
     assert q(con, "SELECT ngram_rows(?, ?, ?)", T, C, phrase)[0][0] == rows_index \
         == len(brute_count(corpus, phrase.encode())[1])
-    w = phrase.strip() or "self"
     assert q(con, "SELECT ngram_rows(?, ?, ?, unit := 'word')", T, C, w)[0][0] == \
         len(brute_words(row_words(corpus), row_words([("", w.encode())])[0])[1])
 
