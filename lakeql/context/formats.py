@@ -244,6 +244,16 @@ _TOON_MARK = "\ue000"  # private use (never kept raw: see _toon_hide); marks a h
 _TOON_HIDDEN = re.compile(r'\\"\ue000([0-9a-f]{6})')
 
 
+def _toon_escaped(ch: str) -> bool:
+    """Non-printable; above the BMP only format characters (tags U+E0000...: invisible text) are, since
+    TOON can show those only lossily (private use and not-yet-known characters are kept raw)."""
+    if ch.isprintable():
+        return False
+    import unicodedata
+
+    return ord(ch) <= 0xFFFF or unicodedata.category(ch) in ("Cf", "Cs")
+
+
 def _toon_hide(v: Any) -> Any:
     """Replace each invisible character (control, bidi, zero-width, separator, private use, surrogate)
     with ``"`` + a private-use mark + its hex code: the ``"`` makes the encoder quote the string, and
@@ -251,7 +261,7 @@ def _toon_hide(v: Any) -> Any:
     if isinstance(v, str):
         if v.isprintable():
             return v
-        return "".join(f'"{_TOON_MARK}{ord(ch):06x}' if not ch.isprintable() else ch for ch in v)
+        return "".join(f'"{_TOON_MARK}{ord(ch):06x}' if _toon_escaped(ch) else ch for ch in v)
     if isinstance(v, list):
         return [_toon_hide(x) for x in v]
     if isinstance(v, dict):

@@ -89,6 +89,13 @@ names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
 @given(table=names, cols=st.lists(names, min_size=1, max_size=4, unique=True),
        samples=st.lists(st.text(max_size=60), max_size=3), fmt=st.sampled_from(sorted(formats.FORMATS)))
 def test_round_trip_any_names(table, cols, samples, fmt):
+    import unicodedata
+
+    from hypothesis import assume
+
+    # documented loss: TOON has no escape for format characters above the BMP (tags): shown as text
+    assume(fmt != "toon" or not any(ord(ch) > 0xFFFF and unicodedata.category(ch) == "Cf"
+                                    for ch in table + "".join(cols)))
     doc = formats.normalize({
         "table": f"d.{table}", "domain": "d", "source": f"d/{table}.parquet", "rows": 5,
         "columns": [{"column": f"d.{table}.{c}", "type": "VARCHAR", "nulls": 0.5, "distinct": 2,
