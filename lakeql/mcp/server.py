@@ -180,7 +180,12 @@ def _add_resource(server, service: LakeService, rel: str) -> None:
 def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
           port: int = 8000, limits: Limits | None = None, warm: bool = True) -> None:
     """Open the lake read-only and serve it over ``transport`` ('stdio' or 'http') until stopped."""
+    import signal
+    import sys
+
     service = LakeService(lake, index_dir, limits)
+    # a client stops a stdio server with SIGTERM: exit through `finally` so the temp folder goes too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if warm:
         service.warm(background=True)
     server = build_server(service)
