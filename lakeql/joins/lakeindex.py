@@ -1,102 +1,109 @@
-"""The lake-wide join index: every column's distinct-value hashes, merged and sorted two ways.
+"""The lake-wide join index: every column's join profile, merged from the per-table column profiles.
 
+Built from :mod:`lakeql.profile` (``column_profile/<slug>/{columns,hashes}.parquet``, one scan per table).
 Files in ``<index_dir>/joins/lake/``:
 
-``columns.parquet``   one row per lake column (col_id, profile, ``offset`` into the by-column arrays,
-                      DeepJoin text)
-``values.parquet``    (hash UBIGINT, col_id INT32) sorted by hash: the exact value index, for SQL
-``bycol_hash.npy``    uint64, column after column, sorted within a column: a column's distinct hashes
-                      are ``bycol_hash[offset : offset + n_distinct]``
-``byhash_hash.npy``   uint64 sorted; ``byhash_col.npy`` int32 the column of each entry: posting lists
+``columns.parquet``   one row per lake column (col_id, join profile, ``offset``/``n_hashes`` into the
+                      by-column hash order, top values and hashes, bottom-k sketch; the DeepJoin text
+                      when semantic joins are built)
+``tables.json``       {"tables": {table: fingerprint}, "profiles": {table: profile dir},
+                      "failed": {table: {"fingerprint", "error"}}}
 
-The ``.npy`` files are memory-mapped at query time, so a query touches only the pages it searches. The
-merge streams each table's ``values.parquet`` into a memory map; the sort is one numpy argsort (about
-20 bytes of RAM per indexed value).
+The value hashes themselves are stored once, in the per-table profiles (4 bytes per value): the query
+side (:class:`lakeql.joins.joinindex.JoinIndex`) reads them into memory and sorts them once per process.
+Columns with more than ``HASH_CAP`` distinct values keep their bottom ``HASH_CAP`` hashes (a KMV
+sample; ``n_hashes < n_distinct`` marks them).
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lakeql.errors import CorruptIndexError
-
 TEXT_BUDGET = 1000  # characters of DeepJoin text (MiniLM truncates at 256 word pieces anyway)
+READ_THREADS = 4
 
 
-def merge(table_dirs: list[tuple[str, Path]], out: Path) -> list[dict[str, Any]]:
-    """Merge per-table indexes (in the given order) into ``out``; returns the column rows."""
-    import numpy as np
-    import pyarrow as pa
+def read_hashes(d: Path) -> tuple[Any, Any]:
+    """(ordinals int32, hashes uint32) of one table profile, sorted by ordinal then hash."""
     import pyarrow.parquet as pq
 
-    rows: list[dict[str, Any]] = []
-    for key, d in table_dirs:
+    h = pq.read_table(d / "hashes.parquet", columns=["ordinal", "hash"])
+    return h.column("ordinal").to_numpy(), h.column("hash").to_numpy()
+
+
+def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False
+          ) -> tuple[list[dict[str, Any]], dict[str, str], Any]:
+    """Merge per-table profiles (``(key, profile dir)``, in order) into ``out``.
+
+    Returns (the column rows, {key: error} of tables whose profile files could not be read: left out,
+    the by-column hash array).
+    """
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from lakeql.joins.profile import join_row
+    from lakeql.profile import SKETCH_K
+
+    def load(item: tuple[str, Path]):
+        key, d = item
         try:
-            prof = pq.read_table(d / "profiles.parquet").to_pylist()
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptIndexError(f"join profile of table {key} is unreadable ({exc}): "
-                                    "run 'lakeql index --refresh LAKE'") from None
-        rows.extend(sorted(prof, key=lambda r: r["ordinal"]))
+            prof = sorted(pq.read_table(d / "columns.parquet").to_pylist(), key=lambda r: r["ordinal"])
+            ords, hs = read_hashes(d)
+        except Exception as exc:  # noqa: BLE001 - a damaged profile leaves its table out
+            return key, None, f"unreadable profile ({type(exc).__name__})"
+        return key, (prof, ords, hs), None
+
+    rows: list[dict[str, Any]] = []
+    parts: list[Any] = []
+    failed: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        loaded = list(pool.map(load, tables))
+    for key, got, err in loaded:
+        if got is None:
+            failed[key] = err or "unreadable profile"
+            continue
+        prof, ords, hs = got
+        counts = np.bincount(ords.astype(np.int64), minlength=len(prof)) if len(ords) else \
+            np.zeros(len(prof), np.int64)
+        if len(counts) != len(prof) or any(int(counts[i]) != int(r["n_hashes"] or 0)
+                                           for i, r in enumerate(prof)):
+            failed[key] = "profile files do not match"
+            continue
+        jrows = [join_row(r) for r in prof]
+        starts = np.r_[0, np.cumsum(counts)[:-1]] if len(counts) else counts
+        keep = np.zeros(len(ords), dtype=bool)
+        for i, r in enumerate(jrows):
+            s = int(starts[i])
+            if r["indexed"]:
+                keep[s:s + int(counts[i])] = True
+                r["sketch"] = hs[s:s + min(int(counts[i]), SKETCH_K)].tolist()
+            else:
+                r["n_hashes"] = 0
+        rows.extend(jrows)
+        parts.append(hs[keep])
     offset = 0
     for i, r in enumerate(rows):
         r["col_id"] = i
         r["offset"] = offset
-        if not r["indexed"]:
-            r["n_hashes"] = 0
-        else:
-            r["n_hashes"] = r["n_distinct"]
         offset += r["n_hashes"]
-    total = offset
-    bycol = np.lib.format.open_memmap(out / "bycol_hash.npy", mode="w+", dtype=np.uint64, shape=(total,))
-    pos = 0
-    by_table: dict[str, int] = {}
-    for r in rows:
-        by_table[r["table_name"]] = by_table.get(r["table_name"], 0) + r["n_hashes"]
-    for key, d in table_dirs:
-        start = pos
-        pf = pq.ParquetFile(d / "values.parquet")
-        for batch in pf.iter_batches(columns=["hash"], batch_size=1 << 20):
-            h = batch.column(0).to_numpy(zero_copy_only=False)
-            if pos + len(h) > total:
-                raise CorruptIndexError(f"join values of table {key} do not match its profile: "
-                                        "run 'lakeql index --refresh LAKE'")
-            bycol[pos:pos + len(h)] = h
-            pos += len(h)
-        if pos - start != by_table.get(key, 0):
-            raise CorruptIndexError(f"join values of table {key} do not match its profile: "
-                                    "run 'lakeql index --refresh LAKE'")
-    bycol.flush()
-    counts = np.array([r["n_hashes"] for r in rows], dtype=np.int64)
-    colrep = np.repeat(np.arange(len(rows), dtype=np.int32), counts)
-    order = np.argsort(bycol, kind="stable")
-    hh = np.lib.format.open_memmap(out / "byhash_hash.npy", mode="w+", dtype=np.uint64, shape=(total,))
-    hc = np.lib.format.open_memmap(out / "byhash_col.npy", mode="w+", dtype=np.int32, shape=(total,))
-    step = 1 << 22
-    schema = pa.schema([("hash", pa.uint64()), ("col_id", pa.int32())])
-    with pq.ParquetWriter(out / "values.parquet", schema, compression="zstd") as w:
-        for s in range(0, total, step):
-            idx = order[s:s + step]
-            hh[s:s + len(idx)] = bycol[idx]
-            hc[s:s + len(idx)] = colrep[idx]
-            w.write_table(pa.table({"hash": hh[s:s + len(idx)], "col_id": hc[s:s + len(idx)]}, schema=schema),
-                          row_group_size=1 << 20)
-        if total == 0:
-            w.write_table(schema.empty_table())
-    hh.flush()
-    hc.flush()
-    del order, colrep
-    add_deepjoin_text(rows, np.asarray(hh))
+    bycol = np.concatenate(parts) if parts else np.empty(0, np.uint32)
+    if with_text:
+        add_deepjoin_text(rows, np.sort(bycol))
+    else:
+        for r in rows:
+            r["text"], r["text_values"] = None, []
     write_columns(rows, out / "columns.parquet")
-    return rows
+    return rows, failed, bycol
 
 
 def lake_frequency(hashes, sorted_hashes):
     """How many columns of the lake hold each hash (its posting-list length)."""
     import numpy as np
 
-    h = np.asarray(hashes, dtype=np.uint64)
+    h = np.asarray(hashes, dtype=np.uint32)
     return np.searchsorted(sorted_hashes, h, "right") - np.searchsorted(sorted_hashes, h, "left")
 
 
@@ -139,9 +146,9 @@ def write_columns(rows: list[dict[str, Any]], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lakeql.joins.profile import profile_schema
+    from lakeql.joins.profile import join_schema
 
-    schema = profile_schema()
+    schema = join_schema()
     for name, typ in (("col_id", pa.int32()), ("offset", pa.int64()), ("n_hashes", pa.int64()),
                       ("text", pa.string()), ("text_values", pa.list_(pa.string()))):
         schema = schema.append(pa.field(name, typ))

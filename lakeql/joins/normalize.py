@@ -8,25 +8,17 @@ what makes ``flights.year`` (BIGINT) meet ``planes.year`` (INTEGER).
 
 from __future__ import annotations
 
-import re
-
 from lakeql.lake import quote_ident
 
-_INT = re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$")
-_TEMPORAL = re.compile(r"^(DATE|TIMESTAMP.*|TIME)$")
 MAX_TEXT_AVG_LEN = 200  # text columns whose median distinct value is longer are prose, not keys
 
 
 def type_class(duck_type: str) -> str | None:
-    """'text', 'int', 'date' for joinable DuckDB types, None for the rest (floats, blobs, nested...)."""
-    t = duck_type.upper().strip()
-    if t == "VARCHAR" or t.startswith("ENUM(") or t == "UUID":
-        return "text"
-    if _INT.match(t):
-        return "int"
-    if _TEMPORAL.match(t):
-        return "date"
-    return None
+    """'text', 'int', 'date' for joinable DuckDB types, None for the rest (floats, blobs, nested...):
+    the columns the core profile gives value statistics (:func:`lakeql.profile.value_class`)."""
+    from lakeql.profile import value_class
+
+    return value_class(duck_type)
 
 
 def skip_reason(duck_type: str) -> str:

@@ -12,8 +12,13 @@ class JoinOptions:
     """How the join index is built: exact value index always, semantic column embeddings optionally."""
 
     joins: bool = option(True, "build the join index (value index, sketches, join graph)")
-    joins_semantic: bool = option(True, "embed each column's DeepJoin text for semantic joins")
+    # opt-in: embedding one text per column dominated the default build (see joins/builder.py)
+    joins_semantic: bool = option(False, "embed each column's DeepJoin text for semantic joins "
+                                         "(mode 'semantic'; slow: about 20-50 columns/s on 2 CPU cores)")
     joiner_model: str | None = option(None, "sentence-transformers model for the column embeddings "
                                             "(default: a model trained by 'lakeql train-joiner' in the "
                                             "index dir, else all-MiniLM-L6-v2)", metavar="PATH")
     joins_min_score: float = option(0.6, "keep join-graph edges scoring at least S", metavar="S")
+    # discovery (union_index.py): unionable, find_tables, transformation blocking
+    discovery: bool = option(True, "build the discovery index (union search, table search)")
+    discovery_embed: bool = option(False, "embed table summaries for find_tables (semantic + BM25 fusion)")

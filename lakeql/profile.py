@@ -1,0 +1,356 @@
+"""One column profile per table, from one scan: the statistics every capability needs, computed once.
+
+:func:`profile_table` reads a table once (DuckDB scan of its files into Arrow; tables above
+:data:`MEMORY_CELLS` cells are scanned by DuckDB per query instead of materialized) and computes, for every
+column:
+
+* for all columns: non-NULL count, NULL share, native min/max (as text, in the column type's order), an
+  approximate distinct count, and length range of text/blob values (what the schema files show);
+* for columns whose values can be keys (strings, integers, dates/timestamps, UUIDs, enums: see
+  :func:`value_class`), from one GROUP BY of the normalized text ``nullif(lower(trim(CAST(v AS VARCHAR))),
+  '')`` of all those columns UNPIVOTed: the exact distinct count, value lengths (min, max, average over
+  rows, median over distinct values), case/trim flags, the :data:`TOP_VALUES` most frequent raw values
+  with their counts and hashes, and the sorted 32-bit hashes of the distinct values (the upper half of
+  DuckDB's 64-bit ``hash()``: ``(hash(v) >> 32)::UINTEGER``, so SQL can compute them too) capped at the
+  bottom :data:`HASH_CAP` (a KMV sample: two capped columns still estimate containment without bias, see
+  ``lakeql.joins.joinindex``; its first :data:`SKETCH_K` hashes are the column's bottom-k MinHash
+  sketch). 32 bits are enough: a value matches a hash of an unrelated value with probability
+  ``values in the lake / 2^32`` (0.2% at 10 million values), far below what moves a containment.
+
+Stored per table (manifest kind ``column_profile``, fingerprinted like every index) in
+``column_profile/<slug>/columns.parquet`` (one row per column) and
+``column_profile/<slug>/hashes.parquet`` (``table_name``, ``ordinal`` INT32, ``hash`` UINTEGER sorted by
+ordinal then hash: about 4 bytes per stored value). :func:`ensure` computes the missing or
+stale profiles of a lake in a thread pool (DuckDB releases the GIL); :func:`load` reads a stored fresh
+profile; :func:`context_columns` maps it to what the schema files show. The joins capability builds its
+value index from these files; the context capability reads them instead of re-scanning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from lakeql.lake import Table, quote_ident
+
+FORMAT = 2
+KIND = "column_profile"
+TOP_VALUES = 100  # most frequent raw values kept per column
+SKETCH_K = 256  # bottom-k MinHash sketch size
+HASH_CAP = 4096  # distinct-value hashes stored per column (the bottom ones: a KMV sample above that)
+MEMORY_CELLS = 20_000_000  # tables up to rows * columns cells are read into Arrow once
+THREADS = min(4, os.cpu_count() or 1)
+
+_INT = re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$")
+_TEMPORAL = re.compile(r"^(DATE|TIMESTAMP.*|TIME)$")
+_NESTED = re.compile(r"(\[\]|STRUCT|MAP|UNION|\[\d+\])", re.IGNORECASE)
+_LENGTHY = re.compile(r"^(VARCHAR|BLOB|BIT)", re.IGNORECASE)
+
+
+def value_class(duck_type: str) -> str | None:
+    """'text', 'int' or 'date' for types whose values can be keys (they get value statistics), else None."""
+    t = duck_type.upper().strip()
+    if t == "VARCHAR" or t.startswith("ENUM(") or t == "UUID":
+        return "text"
+    if _INT.match(t):
+        return "int"
+    if _TEMPORAL.match(t):
+        return "date"
+    return None
+
+
+def params() -> str:
+    """What a stored profile depends on besides the table's files (a change re-profiles)."""
+    return json.dumps({"format": FORMAT, "top": TOP_VALUES, "sketch": SKETCH_K, "cap": HASH_CAP},
+                      sort_keys=True)
+
+
+def columns_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("table_name", pa.string()), ("column_name", pa.string()), ("ordinal", pa.int32()),
+        ("type", pa.string()), ("value_class", pa.string()), ("row_count", pa.int64()),
+        ("nonnull", pa.int64()), ("n_values", pa.int64()), ("n_distinct", pa.int64()),
+        ("distinct_exact", pa.bool_()),
+        ("min", pa.string()), ("max", pa.string()), ("len_min", pa.int32()), ("len_max", pa.int32()),
+        ("len_avg", pa.float64()), ("len_median", pa.float64()), ("upper", pa.bool_()),
+        ("lower", pa.bool_()), ("trimmed", pa.bool_()), ("top_values", pa.list_(pa.string())),
+        ("top_counts", pa.list_(pa.int64())), ("top_hashes", pa.list_(pa.uint32())),
+        ("n_hashes", pa.int64()),
+    ])
+
+
+def hashes_schema():
+    import pyarrow as pa
+
+    return pa.schema([("table_name", pa.dictionary(pa.int32(), pa.string())), ("ordinal", pa.int32()),
+                      ("hash", pa.uint32())])
+
+
+def connect():
+    """A private DuckDB connection for profiling (build time only; never shared between threads)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _empty_row(table: Table, name: str, ctype: str, ordinal: int, rows: int) -> dict[str, Any]:
+    return {"table_name": table.key, "column_name": name, "ordinal": ordinal, "type": ctype,
+            "value_class": value_class(ctype), "row_count": rows, "nonnull": 0,
+            "n_values": 0, "n_distinct": 0,
+            "distinct_exact": True, "min": None, "max": None, "len_min": None, "len_max": None,
+            "len_avg": None, "len_median": None, "upper": None, "lower": None, "trimmed": None,
+            "top_values": [], "top_counts": [], "top_hashes": [], "n_hashes": 0}
+
+
+def _native_sql(name: str, ctype: str) -> list[str]:
+    """count, approx distinct, min, max, length range, 3 frequent values of one column (all types; the
+    frequent values of value columns come from their GROUP BY instead)."""
+    q = quote_ident(name)
+    if _NESTED.search(ctype):
+        return [f"count({q})", "NULL::BIGINT", "NULL::VARCHAR", "NULL::VARCHAR", "NULL::INTEGER",
+                "NULL::INTEGER", f"list({q}::VARCHAR)[1:3]"]
+    top = "NULL::VARCHAR[]" if value_class(ctype) else f"approx_top_k({q}::VARCHAR, 3)"
+    mm = ["NULL::VARCHAR", "NULL::VARCHAR"] if ctype.upper() == "BOOLEAN" else \
+        [f"min({q})::VARCHAR", f"max({q})::VARCHAR"]
+    lens = [f"min(length({q}::VARCHAR))::INTEGER", f"max(length({q}::VARCHAR))::INTEGER"] \
+        if _LENGTHY.match(ctype) else ["NULL::INTEGER", "NULL::INTEGER"]
+    return [f"count({q})", f"approx_count_distinct({q})", *mm, *lens, top]
+
+
+def profile_table(table: Table, columns: list[tuple[str, str]], row_count: int, con=None
+                  ) -> tuple[list[dict[str, Any]], Any]:
+    """Profile one table (see the module docstring): (column rows, Arrow table of capped hashes)."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = [_empty_row(table, n, t, o, row_count) for o, (n, t) in enumerate(columns)]
+    empty_hashes = hashes_schema().empty_table()
+    if not columns:
+        return rows, empty_hashes
+    own = con is None
+    con = connect() if own else con
+    try:
+        if row_count * len(columns) <= MEMORY_CELLS:
+            data = con.sql(f"SELECT * FROM {table.scan_sql()}").to_arrow_table()
+            con.register("_lakeql_profile_t", data)
+            source = "_lakeql_profile_t"
+        else:
+            source = table.scan_sql()
+        exprs = ["count(*)"]
+        for n, t in columns:
+            exprs.extend(_native_sql(n, t))
+        native = con.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchall()[0]
+        n_rows = int(native[0])
+        for i, r in enumerate(rows):
+            nonnull, approx, lo, hi, lmin, lmax, top = native[1 + 7 * i: 8 + 7 * i]
+            r["row_count"] = n_rows
+            r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
+            r.update(nonnull=int(nonnull), min=lo, max=hi, len_min=lmin, len_max=lmax,
+                     n_distinct=min(int(approx or 0), int(nonnull)), distinct_exact=approx is None)
+        grouped = [r for r in rows if r["value_class"] is not None]
+        hashes = empty_hashes
+        if grouped and n_rows:
+            sel = ", ".join(f"CAST({quote_ident(r['column_name'])} AS VARCHAR) AS \"{r['ordinal']}\""
+                            for r in grouped)
+            g = con.sql(
+                "SELECT CAST(col AS INTEGER) AS col, (hash(v) >> 32)::UINTEGER AS h, count(*)::BIGINT AS n, "
+                "length(v)::INTEGER AS len, min(raw) AS raw, bool_and(raw = upper(raw)) AS up, "
+                "bool_and(raw = lower(raw)) AS lo, bool_and(raw = trim(raw)) AS tr "
+                "FROM (SELECT col, raw, nullif(lower(trim(raw)), '') AS v "
+                f"FROM (UNPIVOT (SELECT {sel} FROM {source}) ON COLUMNS(*) INTO NAME col VALUE raw)) "
+                "WHERE v IS NOT NULL GROUP BY col, v").to_arrow_table()
+            hashes = _grouped_stats(table, rows, g, np, pa)
+        if source == "_lakeql_profile_t":
+            con.unregister(source)
+        return rows, hashes
+    finally:
+        if own:
+            con.close()
+
+
+def _grouped_stats(table: Table, rows: list[dict[str, Any]], g, np, pa):
+    """Fill the value statistics of each grouped column from the (col, value) groups; return hashes."""
+    col = g.column("col").to_numpy()
+    h = g.column("h").to_numpy()
+    n = g.column("n").to_numpy()
+    ln = g.column("len").to_numpy()
+    order = np.lexsort((h, col))  # by column, then hash
+    col, h, n, ln = col[order], h[order], n[order], ln[order]
+    up = g.column("up").to_numpy(zero_copy_only=False)[order]
+    lo = g.column("lo").to_numpy(zero_copy_only=False)[order]
+    tr = g.column("tr").to_numpy(zero_copy_only=False)[order]
+    raw = g.column("raw").take(pa.array(order))
+    cols, starts = np.unique(col, return_index=True)
+    ends = np.r_[starts[1:], len(col)]
+    keep = np.zeros(len(col), dtype=bool)
+    for c, s, e in zip(cols.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        r = rows[c]
+        seg_n, seg_len = n[s:e], ln[s:e]
+        nd = e - s
+        r.update(n_distinct=int(nd), distinct_exact=True, n_values=int(seg_n.sum()),
+                 len_min=int(seg_len.min()), len_max=int(seg_len.max()),
+                 len_avg=float((seg_len * seg_n).sum() / seg_n.sum()), len_median=float(np.median(seg_len)),
+                 upper=bool(up[s:e].all()), lower=bool(lo[s:e].all()), trimmed=bool(tr[s:e].all()))
+        top = np.lexsort((h[s:e], -seg_n))[:TOP_VALUES] + s  # most frequent first, ties in hash order
+        r["top_values"] = [v[:200] for v in raw.take(pa.array(top)).to_pylist()]
+        r["top_counts"] = n[top].tolist()
+        r["top_hashes"] = h[top].tolist()
+        r["n_hashes"] = int(min(nd, HASH_CAP))
+        keep[s:s + r["n_hashes"]] = True
+    hc = col[keep].astype(np.int32)
+    return pa.table({"table_name": pa.array([table.key] * int(keep.sum()), pa.string()).dictionary_encode(),
+                     "ordinal": hc, "hash": h[keep]}, schema=hashes_schema())
+
+
+def write(out_dir: Path, rows: list[dict[str, Any]], hashes) -> None:
+    """Write one table's profile files into ``out_dir``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=columns_schema()), out_dir / "columns.parquet",
+                   compression="zstd")
+    pq.write_table(hashes, out_dir / "hashes.parquet", compression="zstd", use_dictionary=["table_name"],
+                   column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
+                   row_group_size=1 << 20)
+
+
+def path(store, table_key: str) -> Path:
+    return store.index_path(KIND, table_key)
+
+
+def fresh_keys(store, lake, keys: list[str]) -> set[str]:
+    """The tables of ``keys`` with a stored profile matching their files and format (one manifest read)."""
+    prm = params()
+    by_key = {e.table_name: e for e in store.entries(KIND)}
+    return {k for k in keys if (e := by_key.get(k)) is not None
+            and e.fingerprint == lake.tables[k].fingerprint and e.params == prm
+            and (store.root / e.path / "columns.parquet").exists()}
+
+
+def fresh_entry(store, table: Table):
+    """The manifest entry of a stored profile of ``table`` that matches its files and format, or None."""
+    e = store.find(KIND, table.key)
+    if e is None or e.fingerprint != table.fingerprint or e.params != params():
+        return None
+    return e if (store.root / e.path / "columns.parquet").exists() else None
+
+
+def load_columns(store, table: Table):
+    """The stored fresh profile of ``table`` as an Arrow table (one row per column), or None."""
+    import pyarrow.parquet as pq
+
+    e = fresh_entry(store, table)
+    if e is None:
+        return None
+    try:
+        return pq.read_table(store.root / e.path / "columns.parquet")
+    except Exception:  # noqa: BLE001 - a damaged profile is recomputed by whoever needs it
+        return None
+
+
+def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: str = "profiling tables",
+           force: bool = False) -> tuple[list[str], dict[str, str]]:
+    """Compute and store the profile of every table in ``keys`` that has no fresh one (all with ``force``).
+
+    Returns (keys profiled now, {key: error} of tables that could not be read: left out, never fatal).
+    """
+    from lakeql.progress import progress, say
+    from lakeql.store import IndexEntry, dir_bytes
+
+    fresh = set() if force else fresh_keys(store, lake, keys)
+    todo = [k for k in keys if k not in fresh]
+    failed: dict[str, str] = {}
+    done: list[str] = []
+    if not todo:
+        return done, failed
+    t0 = time.perf_counter()
+    local = threading.local()
+    cons: list[Any] = []
+    lock = threading.Lock()
+    prm = params()
+
+    def work(key: str) -> IndexEntry:
+        con = getattr(local, "con", None)
+        if con is None:
+            con = local.con = connect()
+            with lock:
+                cons.append(con)
+        t = lake.tables[key]
+        cols = [(c.column_name, c.type) for c in catalog.columns(t)]
+        target = path(store, key)
+        rows, hashes = profile_table(t, cols, catalog.row_count(t), con)
+        with store.atomic_dir(target) as tmp:
+            write(tmp, rows, hashes)
+        return IndexEntry(KIND, key, "", target.relative_to(store.root).as_posix(), dir_bytes(target),
+                          t.source_bytes, t.fingerprint, params=prm)
+
+    pending: list[IndexEntry] = []
+    stale: list[str] = []
+    last = time.perf_counter()
+    n_cols = 0
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(todo)))) as pool:
+        futures = {pool.submit(work, k): k for k in todo}
+        for fut in progress(as_completed(futures), desc=desc, total=len(todo), unit="table"):
+            key = futures[fut]
+            try:
+                pending.append(fut.result())
+            except Exception as exc:  # noqa: BLE001 - one unreadable table must not stop the build
+                msg = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                failed[key] = msg
+                say(f"warning: cannot profile table {key}, left out ({msg})")
+                stale.append(key)
+                continue
+            done.append(key)
+            n_cols += len(catalog.columns(lake.tables[key]))
+            if len(pending) >= 1000 or time.perf_counter() - last > 30:
+                store.record_many(pending)
+                pending, last = [], time.perf_counter()
+    store.record_many(pending)
+    old = {e.table_name for e in store.entries(KIND)}
+    for key in stale:  # a profile of older files must not pass for this table's
+        if key in old:
+            store.drop(KIND, key)
+    for con in cons:
+        con.close()
+    secs = time.perf_counter() - t0
+    size = sum(e.bytes for e in store.entries(KIND) if e.table_name in set(done))
+    say(f"column profiles: {len(done)} tables, {n_cols} columns in {secs:.1f} s "
+        f"({n_cols / max(secs, 1e-9):.0f} columns/s), {size / 1e6:.1f} MB")
+    return done, failed
+
+
+def context_columns(store, table: Table) -> list[dict[str, Any]] | None:
+    """The stored profile of ``table`` as the schema files' column facts, or None when there is none.
+
+    Per column: ``nulls`` (share), ``distinct``, ``min``, ``max``, ``min_len``, ``max_len``, ``samples``
+    (the 3 most frequent values) and ``key``
+    ('unique' when every row holds a distinct non-NULL value, known exactly for value columns).
+    """
+    t = load_columns(store, table)
+    if t is None:
+        return None
+    out = []
+    for r in t.to_pylist():
+        rc, nn = r["row_count"], r["nonnull"]
+        exact = r["distinct_exact"] and r["value_class"] is not None
+        lengthy = bool(_LENGTHY.match(r["type"]))
+        out.append({
+            "name": r["column_name"], "nulls": (rc - nn) / rc if rc else None,
+            "distinct": r["n_distinct"] if r["min"] is not None or r["value_class"] else None,
+            "distinct_exact": exact, "min": r["min"], "max": r["max"],
+            "min_len": r["len_min"] if lengthy else None, "max_len": r["len_max"] if lengthy else None,
+            "samples": r["top_values"][:3],
+            "key": "unique" if exact and rc > 1 and nn == rc and r["n_distinct"] == rc else None,
+        })
+    return out
