@@ -357,7 +357,7 @@ def main(argv=None) -> int:
         index_joins(root, idx, joins_semantic=False)
         t_exact = time.perf_counter() - t0
         t0 = time.perf_counter()
-        index_joins(root, idx, refresh=True)
+        index_joins(root, idx, refresh=True, joins_semantic=True)
         t_sem = time.perf_counter() - t0
         s = searcher_for(root, idx)
         n_cols, n_idx = len(s.ix), int(s.ix.indexed.sum())

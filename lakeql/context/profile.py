@@ -249,3 +249,27 @@ def _profile_arrow(table: Table, profiles: list[ColumnProfile], rows: int) -> bo
         if n > 1 and nonnull == n and p.distinct == n:
             p.key = "unique"
     return True
+
+
+def profile_from_store(store, table: Table, catalog: Catalog) -> TableProfile | None:
+    """The table's profile from the core column profile (:mod:`lakeql.profile`, one scan per table, built
+    by the joins capability) when a fresh one is stored, else None (then call :func:`profile_table`)."""
+    from lakeql.profile import context_columns
+
+    cols = context_columns(store, table) if store is not None else None
+    if cols is None:
+        return None
+    rows = catalog.row_count(table)
+    tdesc, cdesc = _descriptions(table)
+    out = []
+    for c, cat_col in zip(cols, catalog.columns(table), strict=False):
+        p = ColumnProfile(cat_col.column_name, cat_col.type, description=cdesc.get(cat_col.column_name))
+        nn = round((1 - c["nulls"]) * rows) if c["nulls"] is not None else 0
+        p.nulls = _share(rows - nn, rows) if rows else None
+        p.distinct, p.min, p.max = c["distinct"], _text(c["min"]), _text(c["max"])
+        p.min_len, p.max_len, p.key = c["min_len"], c["max_len"], c["key"]
+        p.samples = [clean_text(v) for v in c["samples"]][:N_SAMPLES]
+        out.append(p)
+    if len(out) != len(catalog.columns(table)):
+        return None
+    return TableProfile(table.key, rows, out, tdesc, False)

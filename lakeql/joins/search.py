@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from lakeql.joins.joinindex import JoinIndex
 from lakeql.joins.normalize import norm_sql
 from lakeql.lake import Table, quote_ident
 
-MODES = ("auto", "equi", "semantic")
+MODES = ("auto", "equi", "semantic", "transform")  # transform: lakeql/joins/transform.py
 AUTO_SEMANTIC_BELOW = 0.9
 QUERY_VALUES = 2000  # query values matched in semantic mode (most frequent first)
 CAND_VALUES = 20000  # candidate values matched in semantic mode
@@ -38,13 +39,14 @@ class Candidate:
     method: str
     matches: list[tuple[str, str]] = field(default_factory=list)
     join_sql: str = ""
+    transform: str | None = None  # discovery (transform.py): the learned program, method 'transform'
 
     def row(self) -> dict[str, Any]:
         return {"candidate_table": self.table, "candidate_column": ", ".join(self.columns),
                 "score": round(float(self.score), 6), "containment": float(self.containment),
                 "candidate_uniqueness": float(self.uniqueness), "method": self.method,
                 "sample_matches": [{"query_value": a, "candidate_value": b} for a, b in self.matches],
-                "join_sql": self.join_sql}
+                "join_sql": self.join_sql, "transform": self.transform}
 
 
 class Searcher:
@@ -53,16 +55,13 @@ class Searcher:
     def __init__(self, ix: JoinIndex, tables: dict[str, Table]) -> None:
         self.ix = ix
         self.tables = tables
-        self._con = None
 
     # ------------------------------------------------------------------ helpers
     @property
     def con(self):
-        if self._con is None:
-            from lakeql.joins.profile import connect_build
-
-            self._con = connect_build()
-        return self._con
+        """This thread's own DuckDB connection for reading table values (never shared between threads:
+        a searcher is used by many cursors at once). Only lake files and quoted identifiers reach it."""
+        return _thread_connection()
 
     def col_id(self, table: str, column: str) -> int:
         """The index id of ``table.column``, or a clear error (not indexed and why / unknown)."""
@@ -99,9 +98,12 @@ class Searcher:
             return ix.top(col)[0][:limit]
         t = self.tables[ix.table_name[col]]
         ref = quote_ident(ix.column_name[col])
+        # the value is selected under a name no lake column can have: a column literally named like the
+        # alias would otherwise win the GROUP BY binding ("column ... must appear in the GROUP BY")
         rows = self.con.execute(
-            f"SELECT CAST({ref} AS VARCHAR) AS v FROM {t.scan_sql()} WHERE {norm_sql(ref)} IS NOT NULL "
-            f"GROUP BY v ORDER BY count(*) DESC, hash(v) LIMIT {int(limit)}").fetchall()
+            f"SELECT v FROM (SELECT CAST({ref} AS VARCHAR) AS v FROM {t.scan_sql()} "
+            f"WHERE {norm_sql(ref)} IS NOT NULL) AS _lakeql_values(v) "
+            f"GROUP BY 1 ORDER BY count(*) DESC, hash(v) LIMIT {int(limit)}").fetchall()
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ equi
@@ -114,9 +116,8 @@ class Searcher:
         empty = (np.empty(0, np.int32), np.empty(0), np.empty(0), np.empty(0))
         if len(ov.cols) == 0 or ov.n_query == 0:
             return empty
-        other = ix.table_id[ov.cols] != ix.table_id[q]
-        cols, overlap = ov.cols[other], ov.overlap[other]
-        cont = overlap / ov.n_query
+        other = (ix.table_id[ov.cols] != ix.table_id[q]) & (ov.containment > 0)
+        cols, cont = ov.cols[other], np.minimum(ov.containment[other], 1.0)
         uniq = ix.uniqueness[cols]
         upper = rank.score(cont, uniq, np.ones(len(cols)))
         n_pool = pool or max(50, 5 * k)
@@ -127,7 +128,7 @@ class Searcher:
             top = np.argsort(-upper, kind="stable")
         cols, cont, uniq = cols[top], cont[top], uniq[top]
         ev = rank.evidence(ix, q, cols)
-        sc = rank.score(cont, uniq, ev, rank.weak_query(ix, q))
+        sc = rank.score(cont, uniq, ev, rank.weak_query(ix, q)) * rank.surrogate_factor(ix, q, cols)
         order = np.lexsort((-cont, -sc))[:k]
         return cols[order], sc[order], cont[order], uniq[order]
 
@@ -146,7 +147,7 @@ class Searcher:
         ch_all = ix.hashes(c)
         matches: list[tuple[str, str]] = []
         if len(qh) and len(ch_all):
-            qa = np.asarray(qh, dtype=np.uint64)
+            qa = np.asarray(qh, dtype=np.uint32)
             pos = np.minimum(np.searchsorted(ch_all, qa), len(ch_all) - 1)
             hit = np.asarray(ch_all[pos]) == qa
             for i in np.flatnonzero(hit)[:N_MATCHES]:
@@ -178,7 +179,8 @@ class Searcher:
         faiss.omp_set_num_threads(1)
         qvec = np.asarray(ix.vectors[q:q + 1], dtype=np.float32)
         sims, ids = ix.faiss.search(qvec, min(n_pool * 2 + 20, max(len(ix), 1)))
-        keep = (ids[0] >= 0) & (ix.table_id[np.maximum(ids[0], 0)] != ix.table_id[q])
+        safe = np.maximum(ids[0], 0)
+        keep = (ids[0] >= 0) & (ix.table_id[safe] != ix.table_id[q]) & ~ix.excluded[safe]
         cands = ids[0][keep][:n_pool]
         if len(cands) == 0:
             return []
@@ -277,10 +279,23 @@ class Searcher:
                f"WHERE {notnull} GROUP BY ALL) "
                f"SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM q SEMI JOIN c USING ({keys})), "
                f"(SELECT count(*) FROM c), (SELECT sum(n) FROM c)")
-        n_q, hit, n_c, rows_c = self.con.execute(sql).fetchone()
+        n_q, hit, n_c, rows_c = self.con.execute(sql).fetchall()[0]
         cont = hit / n_q if n_q else 0.0
         uniq = n_c / rows_c if rows_c else 0.0
         return float(cont), float(uniq), int(n_q)
+
+
+_LOCAL = threading.local()
+
+
+def _thread_connection():
+    """The calling thread's private DuckDB connection (created on first use, one per thread)."""
+    con = getattr(_LOCAL, "con", None)
+    if con is None:
+        from lakeql.profile import connect
+
+        con = _LOCAL.con = connect()
+    return con
 
 
 def _tokens_sql(expr: str) -> str:

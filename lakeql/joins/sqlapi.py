@@ -1,7 +1,9 @@
 """The SQL surface of joins: ``joinable_impl`` (behind the ``joinable`` macro) and ``joins_path_impl``.
 
-The loaded index is cached in ``ctx.cache`` keyed by the build times of the join and semantic indexes,
-so it is read once per connection and reloaded after a rebuild.
+The loaded index comes from ``ctx.load_index`` (read once per connection, reloaded after a rebuild,
+memory bounded) and holds no connection: every function here is safe from many threads and cursors.
+Staleness is per table: a table changed since the build makes only answers that touch it fail (the
+query table) or leave it out (candidates); the rest of the lake keeps its joins.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ RESULT_COLUMNS = [
     ("candidate_table", "VARCHAR"), ("candidate_column", "VARCHAR"), ("score", "DOUBLE"),
     ("containment", "DOUBLE"), ("candidate_uniqueness", "DOUBLE"), ("method", "VARCHAR"),
     ("sample_matches", "STRUCT(query_value VARCHAR, candidate_value VARCHAR)[]"), ("join_sql", "VARCHAR"),
+    ("transform", "VARCHAR"),  # discovery (transform.py): the learned program of method 'transform'
 ]
 
 
@@ -41,8 +44,8 @@ def index_file(ctx, kind: str):
     return p
 
 
-def load_index(store):
-    """Open the join index of ``store`` (and its semantic index when built)."""
+def open_index(store):
+    """Open the join index of ``store`` with its semantic index when built (build time, benchmarks)."""
     from lakeql.joins.joinindex import JoinIndex
 
     entry = store.find("join_index")
@@ -56,38 +59,67 @@ def load_index(store):
     return JoinIndex(root, store.root / sem.path if sem is not None else None)
 
 
+load_index = open_index  # the name benchmarks and older callers use
+
+
 def searcher(ctx):
-    """The connection's cached :class:`Searcher` (reloaded when the index was rebuilt)."""
+    """A :class:`Searcher` over the connection's cached join index (``ctx.load_index``: loaded once,
+    reloaded after a rebuild, shared read-only by every thread), without the columns of tables that
+    changed or vanished since the build (see :func:`stale_tables`)."""
+    from lakeql.joins.joinindex import JoinIndex, SemanticIndex
     from lakeql.joins.search import Searcher
 
-    store = ctx.store
-    if store is None:
+    if ctx.store is None:
         raise LakeqlError("no index store: run 'lakeql index LAKE' first")
-    entry = store.find("join_index")
-    sem = store.find("join_semantic")
-    key = ("joins", entry.built_at if entry else None, sem.built_at if sem else None)
-    cached = ctx.cache.get("joins")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    s = Searcher(load_index(store), ctx.require_lake().tables)
-    check_lake(ctx, store, entry)
-    ctx.cache["joins"] = (key, s)
-    return s
+    ix = ctx.load_index("join_index", None, "", lambda path, _e: JoinIndex(path))
+    if ctx.store.find("join_semantic") is not None:
+        sem = ctx.load_index("join_semantic", None, "", lambda path, _e: SemanticIndex(path, len(ix)))
+        ix = ix.with_semantic(sem)
+    return Searcher(ix.excluding(stale_tables(ctx, ix)), ctx.require_lake().tables)
 
 
-def check_lake(ctx, store, entry) -> None:
-    """Raise :class:`StaleIndexError` when a table changed or appeared since the join index was built."""
-    path = store.root / entry.path / "tables.json"
-    try:
-        built = json.loads(path.read_text())
-    except Exception as exc:  # noqa: BLE001
-        raise CorruptIndexError(f"the join index is missing {path.name} ({type(exc).__name__}): run "
-                                "'lakeql index --refresh LAKE'") from None
+def stale_tables(ctx, ix) -> set[str]:
+    """Tables of the join index whose files changed or vanished since it was built (as this connection's
+    lake sees them). Their columns are left out of every answer; the rest of the lake stays searchable."""
     lake = ctx.require_lake()
-    bad = sorted(k for k, t in lake.tables.items() if built.get(k) != t.fingerprint)
-    if bad:
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise StaleIndexError(f"the join index is older than the Parquet files of table {bad[0]}{more}: "
+    key = ("joins-stale", id(ix.built), id(lake))
+    hit = ctx.cache.get("joins-stale")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    stale = {t for t, fp in ix.built.items() if t not in lake.tables or lake.tables[t].fingerprint != fp}
+    ctx.cache["joins-stale"] = (key, stale)
+    return stale
+
+
+def graph_stale_tables(ctx) -> set[str]:
+    """Tables changed or vanished since the join index was built (from its ``tables.json``, cheap)."""
+    entry = ctx.store.find("join_index") if ctx.store is not None else None
+    if entry is None or ctx.lake is None:
+        return set()
+    try:
+        built = json.loads((ctx.store.root / entry.path / "tables.json").read_text()).get("tables", {})
+    except Exception:  # noqa: BLE001 - the graph stands on its own; joinable reports a damaged index
+        return set()
+    lake = ctx.lake
+    return {t for t, fp in built.items() if t not in lake.tables or lake.tables[t].fingerprint != fp}
+
+
+def check_query_table(ix, table) -> None:
+    """Raise a clear error when the query table is not answerable from the join index: it could not be
+    read when indexing, it is newer than the index, or its files changed since (checked on disk now)."""
+    from lakeql.store import current_fingerprint
+
+    bad = ix.failed.get(table.key)
+    if bad is not None and bad.get("fingerprint") == table.fingerprint:
+        raise LakeqlError(f"table {table.key} could not be read when the join index was built "
+                          f"({bad.get('error', 'unreadable')}): fix or remove its files, then run "
+                          "'lakeql index --refresh LAKE'")
+    built = ix.built.get(table.key)
+    if built is None:
+        raise NotIndexedError(f"table {table.key} is not in the join index (new since it was built): run "
+                              "'lakeql index --refresh LAKE'")
+    if built != current_fingerprint(table):
+        raise StaleIndexError(f"the join index is older than the Parquet files of table {table.key}: "
                               "run 'lakeql index --refresh LAKE'")
 
 
@@ -120,7 +152,7 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
     for c in cols:
         ctx.column(t, c)  # unknown column -> suggestions from the catalog
     s = searcher(ctx)  # no join index at all -> says how to build it
-    ctx.require_index("join_values", t, flag="")  # this table changed since -> stale, names --refresh
+    check_query_table(s.ix, t)  # this table unreadable / new / changed since -> says so, names --refresh
     ids = [s.col_id(t.key, ctx.column(t, c).column_name) for c in cols]
     if len(ids) > 1:
         if m == "semantic":
@@ -130,8 +162,13 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
         found = s.equi(ids[0], kk)
     elif m == "semantic":
         found = s.semantic(ids[0], kk)
+    elif m == "transform":  # discovery: transformation joins only (added by transform.extend below)
+        found = []
     else:
         found = s.auto(ids[0], kk)
+    from lakeql.joins.transform import extend  # discovery: method = 'transform' rows (auto, transform)
+
+    found = extend(ctx, s, ids, kk, m, found)
     return [c.row() for c in found]
 
 
@@ -142,11 +179,17 @@ def register(con, ctx) -> None:
 
     def graph_impl(min_score):
         path = index_file(ctx, "join_graph")
+        import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         t = pq.read_table(path)
         t = t.filter(pc.greater_equal(t["score"], float(min_score or 0.0)))
+        stale = graph_stale_tables(ctx)
+        if stale:  # edges of tables changed since the build are left out, the rest stands
+            gone = pa.array(sorted(stale))
+            t = t.filter(pc.invert(pc.or_(pc.is_in(t["table_name"], gone),
+                                          pc.is_in(t["candidate_table"], gone))))
         t = t.sort_by([("score", "descending"), ("table_name", "ascending"), ("column_name", "ascending")])
         return t.to_pylist()
 
@@ -165,3 +208,6 @@ def register(con, ctx) -> None:
     table_udf(con, "join_graph", graph_impl, ["DOUBLE"],
               [(f.name, "DOUBLE" if str(f.type) == "double" else "VARCHAR") for f in edge_schema()])
     table_udf(con, "join_columns", columns_impl, ["INTEGER"], PROFILE_COLUMNS)
+    from lakeql.joins.discovery_sql import register as register_discovery  # unionable, find_tables
+
+    register_discovery(con, ctx)
