@@ -61,7 +61,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     sql = sys.stdin.read() if args.sql == "-" else args.sql
     _, _, catalog = _catalog(args.lake, args.index_dir)
-    problems = check(sql, SchemaInfo.from_catalog(catalog), args.search_path)
+    import lakeql
+
+    con = lakeql.connect(args.lake, index_dir=args.index_dir)  # DuckDB's parser and binder check too
+    problems = check(sql, SchemaInfo.from_catalog(catalog), args.search_path, con=con)
     if not args.quiet:
         for p in problems:
             where = f"{p.line}:{p.col}: " if p.line is not None else ""
