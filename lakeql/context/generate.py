@@ -419,10 +419,9 @@ def domain_overview(domain: str, members: list[tuple[str, str]], profiles: dict[
     nothing from the lake can start a line, a heading or a list item here.
     """
     lines = [f"# Domain {safe.md_name(domain)}: {len(members)} tables", "",
-             "One line per table: `table (rows) -> file: description; columns: column TYPE, ...`. Names that "
-             "are not plain identifiers and descriptions are in backticks (control characters escaped, cut "
-             f"at {safe.NAME_CHARS} / {safe.LINE_CHARS} characters). Open the file for profiles, samples, "
-             "join hints and the SQL of its indexes.", ""]
+             "One line per table: `table (rows) -> file: description; columns: column TYPE, ...` (names "
+             f"that are not plain and descriptions in backticks, escaped, cut at {safe.NAME_CHARS}/"
+             f"{safe.LINE_CHARS} characters). The file has profiles, samples, join hints, index SQL.", ""]
     for k, rel in members:
         tp = profiles[k]
         cols = ", ".join(f"{safe.md_name(c.name)} {safe.md_type(c.type)}" for c in tp.columns)
