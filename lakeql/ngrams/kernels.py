@@ -461,39 +461,6 @@ def range_children(sp, ep, C, p0, child, root, node_off, node_ones0, classes, of
     return out[:k]
 
 
-@njit(cache=True, nogil=True)
-def scan_separated_rows(buf, starts, pat, anchor):
-    """Like :func:`scan_rows` for rows that each end with a NUL separator (never part of a match).
-
-    ``anchor``: the index of the pattern byte tested first (the rarest one: a word pattern starts and
-    ends with the very common word separator). Runs without the GIL, so blocks can be scanned by
-    several threads at once.
-    """
-    nr = starts.shape[0] - 1
-    m = pat.shape[0]
-    counts = np.zeros(nr, dtype=np.int64)
-    first = np.full(nr, -1, dtype=np.int64)
-    pa = pat[anchor]
-    for r in range(nr):
-        a = starts[r]
-        e = starts[r + 1] - 1 - m
-        c = 0
-        for i in range(a, e + 1):
-            if buf[i + anchor] != pa:
-                continue
-            ok = True
-            for t in range(m):
-                if buf[i + t] != pat[t]:
-                    ok = False
-                    break
-            if ok:
-                if c == 0:
-                    first[r] = i - a
-                c += 1
-        counts[r] = c
-    return counts, first
-
-
 @njit(cache=True, inline="always")
 def _utf8_char(text, i, end):
     """(code point, byte length) of the UTF-8 sequence at ``text[i]`` (strict, like Python's decoder),
@@ -567,3 +534,79 @@ def word_stream(text, starts, isword, sep):
         k += 1
         new_starts[r + 1] = k
     return out[:k], new_starts
+
+
+@njit(cache=True, nogil=True)
+def verify_candidates(buf, starts, pat, anchor, cand, need_counts):
+    """Per row: occurrences and first offset of ``pat``, given ``cand`` = the ascending positions of
+    ``pat[anchor]`` in ``buf`` (found by a SIMD numpy compare). Rows end with a NUL, never matched.
+    Without ``need_counts`` a row stops at its first match (count 1)."""
+    nr = starts.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(nr, dtype=np.int64)
+    first = np.full(nr, -1, dtype=np.int64)
+    r = 0
+    for j in range(cand.shape[0]):
+        i = cand[j] - anchor
+        if i < 0:
+            continue
+        while r < nr and starts[r + 1] <= i:
+            r += 1
+        if r >= nr:
+            break
+        if i + m > starts[r + 1] - 1 or (counts[r] > 0 and not need_counts):
+            continue
+        ok = True
+        for t in range(m):
+            if buf[i + t] != pat[t]:
+                ok = False
+                break
+        if ok:
+            if counts[r] == 0:
+                first[r] = i - starts[r]
+            counts[r] += 1
+    return counts, first
+
+
+@njit(cache=True, nogil=True)
+def count_byte_rows(buf, starts, b, need_counts):
+    """Per row (each ending with a NUL): occurrences and first offset of the single byte ``b``.
+
+    One-byte phrases have millions of occurrences: counting is SWAR, 8 bytes per step (XOR with the
+    byte repeated, then the exact zero-byte count of the word); without ``need_counts`` each row stops
+    at its first match and its count is 1.
+    """
+    nr = starts.shape[0] - 1
+    counts = np.zeros(nr, dtype=np.int64)
+    first = np.full(nr, -1, dtype=np.int64)
+    words = buf[: (buf.shape[0] // 8) * 8].view(np.uint64)
+    rep = np.uint64(b) * np.uint64(0x0101010101010101)
+    m7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+    ones = np.uint64(0x0101010101010101)
+    for r in range(nr):
+        a = starts[r]
+        e = starts[r + 1] - 1
+        for i in range(a, e):
+            if buf[i] == b:
+                first[r] = i - a
+                break
+        if first[r] < 0:
+            continue
+        if not need_counts:
+            counts[r] = 1
+            continue
+        i = a + first[r]
+        c = 0
+        while i < e and (i & 7) != 0:
+            c += buf[i] == b
+            i += 1
+        for w in range(i >> 3, e >> 3):
+            y = words[w] ^ rep
+            t = ~(((y & m7) + m7) | y | m7)  # 0x80 in every byte of y that is zero
+            c += np.int64(((t >> np.uint64(7)) * ones) >> np.uint64(56))
+        i = max(i, (e >> 3) << 3)
+        while i < e:
+            c += buf[i] == b
+            i += 1
+        counts[r] = c
+    return counts, first

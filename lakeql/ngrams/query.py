@@ -189,17 +189,18 @@ class NgramIndex:
             return Hits(np.empty(0, np.int64), np.empty(0, np.int64))
         return Hits(np.concatenate(rid).astype(np.int64), np.concatenate(off).astype(np.int64))
 
-    def row_counts(self, pat: np.ndarray, layer: Layer | None = None, only: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def row_counts(self, pat: np.ndarray, layer: Layer | None = None, only: np.ndarray | None = None,
+                   need_counts: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every row containing the phrase: (row ids ascending, occurrences, first offset in the row).
 
         Through the index (locate every occurrence) unless the phrase is so frequent that locating
         would cost more than scanning (see :meth:`use_scan`). ``only``: ascending row ids the caller
-        restricts to (AND queries): a scan then reads just the blocks holding them.
+        restricts to (AND queries): a scan then reads just the blocks holding them. Without
+        ``need_counts`` a scan may report 1 occurrence per row (row counts need no more).
         """
         lay = layer or self.chars
         if self.use_scan(pat, lay, only):
-            uniq, counts, first = self._scan(pat, lay, only)
+            uniq, counts, first = self._scan(pat, lay, only, need_counts)
         else:
             uniq, counts, first = self._located(pat, lay)
         if only is not None:
@@ -243,19 +244,14 @@ class NgramIndex:
         per = LOCATE_SECONDS_SA if all(s.sa is not None for s in lay.shards) else LOCATE_SECONDS
         return self.count(pat, lay) * per > self.scan_seconds(lay, only)
 
-    def _scan(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None = None
+    def _scan(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None = None, need_counts: bool = True
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if all(t is not None for t in lay.tiers):
-            return self._scan_tiers(pat, lay, only)
+            return self.scan_many([pat], lay, only, need_counts)[0]
         return self._scan_parquet(pat)
 
-    def _scan_tiers(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Scan the shards' LZ4 blocks in the thread pool (only those holding ``only`` rows if given)."""
-        return self.scan_many([pat], lay, only)[0]
-
-    def scan_many(self, pats: list[np.ndarray], lay: Layer, only: np.ndarray | None = None
-                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def scan_many(self, pats: list[np.ndarray], lay: Layer, only: np.ndarray | None = None,
+                  need_counts: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Rows of several phrases in ONE pass over the scan tier (each block decompressed once):
         per phrase (row ids ascending, occurrences, first offset). Needs the layer's scan tier."""
         e = np.empty(0, np.int64)
@@ -273,7 +269,7 @@ class NgramIndex:
 
         def one(job):
             base, t, b = job
-            return [(r + base, c, f) for r, c, f in t.scan_block(b, pats, anchors)]
+            return [(r + base, c, f) for r, c, f in t.scan_block(b, pats, anchors, need_counts)]
 
         parts = list(_scan_pool().map(one, jobs)) if len(jobs) > 1 else [one(jobs[0])]
         out = []
@@ -312,7 +308,7 @@ class NgramIndex:
 
     def rows(self, pat: np.ndarray, layer: Layer | None = None) -> int:
         """Number of rows that contain the phrase."""
-        return int(self.row_counts(pat, layer)[0].shape[0])
+        return int(self.row_counts(pat, layer, need_counts=False)[0].shape[0])
 
     def top_rows(self, pat: np.ndarray, k: int, layer: Layer | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -63,25 +63,31 @@ class ScanTier:
                 or int(b[:, 3].sum()) != rows.shape[0] - 1:
             raise ValueError(f"the scan tier of {str(folder)!r} does not match its shard")
 
-    def scan_block(self, i: int, pats: list[np.ndarray], anchors: list[int]
+    def scan_block(self, i: int, pats: list[np.ndarray], anchors: list[int], need_counts: bool = True
                    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per pattern: (local row ids, occurrences, first offset) of block ``i``'s rows containing it.
 
         The block is decompressed once for all patterns. ``anchors``: per pattern, the byte to test
-        first (see :func:`lakeql.ngrams.kernels.scan_separated_rows`).
+        first (its rarest byte: few candidates to verify). Without ``need_counts`` every row stops at
+        its first match and reports 1 occurrence (enough for row counts).
         """
         import pyarrow as pa
 
-        from lakeql.ngrams.kernels import scan_separated_rows
+        from lakeql.ngrams.kernels import count_byte_rows, verify_candidates
 
         off, size, r0, nr = (int(x) for x in self.blocks[i])
         starts = np.asarray(self.rows[r0:r0 + nr + 1], dtype=np.int64)
         raw = int(starts[-1] - starts[0])
         buf = pa.Codec(CODEC).decompress(pa.py_buffer(self.data[off:off + size]), decompressed_size=raw)
         text = np.frombuffer(buf, dtype=np.uint8)
+        local = starts - starts[0]
         out = []
         for pat, anchor in zip(pats, anchors, strict=True):
-            counts, first = scan_separated_rows(text, starts - starts[0], pat, anchor)
+            if pat.shape[0] == 1:
+                counts, first = count_byte_rows(text, local, pat[0], need_counts)
+            else:
+                cand = np.flatnonzero(text == pat[anchor])  # SIMD compare, then verify the candidates
+                counts, first = verify_candidates(text, local, pat, anchor, cand, need_counts)
             hit = np.flatnonzero(counts)
             out.append((hit + r0, counts[hit], first[hit]))
         return out

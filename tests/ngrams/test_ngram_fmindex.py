@@ -113,3 +113,36 @@ def test_extract_at_the_ends(real):
     assert shard.extract(0, 50) == raw[:50]
     assert shard.extract(len(raw) - 50, len(raw)) == raw[-50:]
     assert shard.extract(len(raw) - 1, len(raw)) == b"\x00"
+
+
+def test_scan_kernels_equal_brute_force():
+    """The scan-tier kernels (SWAR byte counts, candidate verification) on rows of every alignment."""
+    from lakeql.ngrams.kernels import count_byte_rows, verify_candidates
+
+    data = b"".join(b for _, b in stdlib_files(300_000))
+    rng = np.random.default_rng(5)
+    cuts = np.sort(rng.choice(len(data), 400, replace=False))
+    rows = [data[a:b].replace(b"\x00", b" ") for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    rows += [b"", b"e", b"ee", b"e" * 17, b"abcdefgh" * 3]
+    buf = np.frombuffer(b"".join(r + b"\x00" for r in rows), dtype=np.uint8)
+    starts = np.zeros(len(rows) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(r) + 1 for r in rows])
+    for pat in [b"e", b" ", b"h", b"self", b"ee", b"def ", b"\n    "]:
+        want = [(_count(r, pat), r.find(pat)) for r in rows]
+        p = np.frombuffer(pat, dtype=np.uint8)
+        for need in (True, False):
+            if len(pat) == 1:
+                c, f = count_byte_rows(buf, starts, p[0], need)
+            else:
+                cand = np.flatnonzero(buf == p[-1])
+                c, f = verify_candidates(buf, starts, p, len(pat) - 1, cand, need)
+            assert list(f) == [w[1] for w in want]
+            assert list(c) == ([w[0] for w in want] if need else [min(1, w[0]) for w in want])
+
+
+def _count(text: bytes, pat: bytes) -> int:
+    c, j = 0, text.find(pat)
+    while j >= 0:
+        c += 1
+        j = text.find(pat, j + 1)
+    return c
