@@ -450,7 +450,8 @@ def lake_functions() -> list[tuple[str, str]]:
     """``(signature, kind)`` of every public lakeql SQL function an agent may call.
 
     Read from what a fresh connection registers (:func:`lakeql.functions.public_functions`); when that
-    module is missing, the macro names of ``udfs/*.sql`` (:func:`lakeql.sqlfiles.udfs_dir`).
+    module is missing or a capability fails to register, the macro names of ``udfs/*.sql``
+    (:func:`lakeql.sqlfiles.udfs_dir`).
     """
     try:
         import lakeql
@@ -461,7 +462,10 @@ def lake_functions() -> list[tuple[str, str]]:
             return [(sig, kind) for _, kind, sig in public_functions(con)]
         finally:
             con.close()
-    except ImportError:
+    except Exception as exc:  # noqa: BLE001 - a capability that fails to register must not stop the files
+        if not isinstance(exc, ImportError):
+            warnings.warn(f"cannot list the registered lakeql functions ({type(exc).__name__}: {exc}): "
+                          "INDEX.md lists the macros of udfs/*.sql", UserWarning, stacklevel=2)
         from lakeql.sqlfiles import udfs_dir
 
         names = set()

@@ -167,3 +167,17 @@ def test_arrow_and_duckdb_profiles_agree_and_big_tables_are_sampled(monkeypatch)
     big = P.profile_table(con, lake.tables["flights.flights"], cat)
     assert big.sampled and big.rows == cat.row_count(lake.tables["flights.flights"])
     assert all(c.key is None for c in big.columns)
+
+
+def test_function_list_falls_back_to_the_udfs_macros(monkeypatch):
+    import lakeql
+    from lakeql.context.generate import lake_functions
+
+    def broken(*_a, **_k):
+        raise RuntimeError("a capability failed to register")
+
+    monkeypatch.setattr(lakeql, "connect", broken)
+    with pytest.warns(UserWarning, match="cannot list the registered lakeql functions"):
+        got = dict(lake_functions())
+    assert {"schema_context(...)", "check_sql(...)", "schema_files(...)"} <= set(got)
+    assert not any(name.startswith(("schema_context_impl", "_")) for name in got)
