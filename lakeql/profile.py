@@ -39,7 +39,7 @@ from typing import Any
 
 from lakeql.lake import Table, quote_ident
 
-FORMAT = 2
+FORMAT = 3
 KIND = "column_profile"
 TOP_VALUES = 100  # most frequent raw values kept per column
 SKETCH_K = 256  # bottom-k MinHash sketch size
@@ -158,6 +158,13 @@ def profile_table(table: Table, columns: list[tuple[str, str]], row_count: int, 
             r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
             r.update(nonnull=int(nonnull), min=lo, max=hi, len_min=lmin, len_max=lmax,
                      n_distinct=min(int(approx or 0), int(nonnull)), distinct_exact=approx is None)
+        maybe_keys = [r for r in rows if r["value_class"] is None and n_rows > 1 and r["nonnull"] == n_rows
+                      and not _NESTED.search(r["type"]) and r["n_distinct"] >= 0.9 * n_rows]
+        if maybe_keys:  # HyperLogLog says 'maybe unique': count those exactly (keys are never a guess)
+            exact = con.execute("SELECT " + ", ".join(f"count(DISTINCT {quote_ident(r['column_name'])})"
+                                                      for r in maybe_keys) + f" FROM {source}").fetchall()[0]
+            for r, d in zip(maybe_keys, exact, strict=True):
+                r["n_distinct"], r["distinct_exact"] = int(d), True
         grouped = [r for r in rows if r["value_class"] is not None]
         hashes = empty_hashes
         if grouped and n_rows:
@@ -343,7 +350,7 @@ def context_columns(store, table: Table) -> list[dict[str, Any]] | None:
     out = []
     for r in t.to_pylist():
         rc, nn = r["row_count"], r["nonnull"]
-        exact = r["distinct_exact"] and r["value_class"] is not None
+        exact = bool(r["distinct_exact"])
         lengthy = bool(_LENGTHY.match(r["type"]))
         out.append({
             "name": r["column_name"], "nulls": (rc - nn) / rc if rc else None,

@@ -107,7 +107,7 @@ def test_join_graph_contract(flights, flights_con):
     kinds = {r[0]: r[1] for r in flights_con.execute(
         "SELECT kind, path FROM lakeql_indexes() WHERE kind LIKE 'join%'").fetchall()}
     assert kinds["join_graph"] == "joins/edges.parquet"
-    assert {"join_values", "join_index", "join_semantic"} <= set(kinds)
+    assert {"join_index", "join_semantic"} <= set(kinds)
 
 
 def test_join_columns_profiles(flights_con):
@@ -123,7 +123,6 @@ def test_join_columns_profiles(flights_con):
 @pytest.mark.parametrize(("schema", "path"), [
     ("joins_edges.schema.json", "joins/edges.parquet"),
     ("joins_columns.schema.json", "joins/lake/columns.parquet"),
-    ("joins_values.schema.json", "joins/lake/values.parquet"),
 ])
 def test_index_files_match_their_json_schema(flights, schema, path):
     import json
@@ -148,32 +147,45 @@ def test_table_profiles_match_their_json_schema(flights):
     _, idx, _ = flights
     spec = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "joins_profiles.schema.json"
                        ).read_text())
-    files = sorted((idx / "join_values").glob("*/profiles.parquet"))
+    files = sorted((idx / "column_profile").glob("*/columns.parquet"))
     assert files
     for row in pq.read_table(files[0]).to_pylist():
         jsonschema.validate(row, spec)
+    vspec = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "joins_values.schema.json"
+                        ).read_text())
+    for f in files[:5]:
+        for row in pq.read_table(f.parent / "hashes.parquet").slice(0, 100).to_pylist():
+            jsonschema.validate(row, vspec)
 
 
-def test_huge_query_columns_probe_with_the_sketch_then_verify_exactly(flights, monkeypatch):
-    """Columns with more distinct values than EXACT_LIMIT are probed with their bottom-k MinHash sample;
-    the candidates' containment is then verified exactly (same numbers as the full posting search)."""
-    from lakeql.joins import joinindex
+def test_capped_columns_estimate_containment_without_bias(tmp_path, monkeypatch):
+    """Columns over HASH_CAP distinct values keep a KMV sample of their hashes; containment between
+    two capped columns is estimated from the shared sample (exact when uncapped)."""
+    from lakeql import profile
+    from lakeql.joins.datasets import index_joins
     from lakeql.joins.search import Searcher
-    from lakeql.joins.sqlapi import load_index
+    from lakeql.joins.sqlapi import open_index
     from lakeql.lake import discover
     from lakeql.store import Store
 
-    root, idx, _ = flights
+    from .conftest import SAMPLE, small_lake
+
+    flights = (SAMPLE / "flights" / "flights.parquet").as_posix()
+    root = small_lake(tmp_path / "lake", {
+        "all": f"SELECT DISTINCT tailnum || '-' || flight AS k FROM read_parquet('{flights}')",
+        "half": "SELECT k FROM (SELECT DISTINCT tailnum || '-' || flight AS k "
+                f"FROM read_parquet('{flights}')) WHERE hash(k) % 2 = 0",
+    })
+    monkeypatch.setattr(profile, "HASH_CAP", 256)
+    index_joins(root, tmp_path / "idx", joins_semantic=False)
     lake = discover(root)
-    s = Searcher(load_index(Store.for_lake(lake, idx)), lake.tables)
-    q = s.col_id("flights.flights", "tailnum")
-    exact = s.ix.overlaps(q)
-    monkeypatch.setattr(joinindex, "EXACT_LIMIT", 100)
-    monkeypatch.setattr(joinindex, "PROBE", 64)
-    probed = s.ix.overlaps(q)
-    assert s.ix.n_distinct[q] > 100
-    want = dict(zip(exact.cols.tolist(), exact.overlap.tolist(), strict=True))
-    got = dict(zip(probed.cols.tolist(), probed.overlap.tolist(), strict=True))
-    planes = s.col_id("flights.planes", "tailnum")
-    assert got[planes] == want[planes]
-    assert all(want[c] == n for c, n in got.items())
+    s = Searcher(open_index(Store.for_lake(lake, tmp_path / "idx")), lake.tables)
+    half, full = s.col_id("d.half", "k"), s.col_id("d.all", "k")
+    assert s.ix.n_distinct[full] > 1000 and s.ix.n_hashes[full] == 256
+    ov = s.ix.overlaps(half)
+    est = dict(zip(ov.cols.tolist(), ov.containment.tolist(), strict=True))
+    assert est[full] == pytest.approx(1.0)  # every sampled value of 'half' is in 'all'
+    back = dict(zip(*(lambda o: (o.cols.tolist(), o.containment.tolist()))(s.ix.overlaps(full)),
+                    strict=True))
+    exact = s.ix.n_distinct[half] / s.ix.n_distinct[full]
+    assert abs(back[half] - exact) < 0.1  # KMV estimate of |half| / |all|

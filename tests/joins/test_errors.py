@@ -88,13 +88,15 @@ def test_parent_beats_child_on_integers(con):
 
 
 def test_stale_then_refresh(lake, tmp_path):
+    """A changed table makes only answers that touch it stale: joinable on it fails naming --refresh,
+    other tables' joinable answers without it; --refresh re-profiles that table only."""
     import shutil
 
     root = tmp_path / "lake"
     shutil.copytree(lake[0], root)
     idx = tmp_path / "idx"
     store = index_joins(root, idx, joins_semantic=False)
-    before = {e.table_name: e.built_at for e in store.entries("join_values")}
+    before = {e.table_name: e.built_at for e in store.entries("column_profile")}
     con = connect_joins(root, idx)
     assert con.execute("SELECT count(*) FROM joinable('d.visits', 'person_id')").fetchone()[0] > 0
     target = root / "d" / "people.parquet"
@@ -104,12 +106,16 @@ def test_stale_then_refresh(lake, tmp_path):
     con2 = connect_joins(root, idx)
     msg = err(con2, "SELECT * FROM joinable('d.people', 'person_id')")
     assert "older than the Parquet files of table d.people" in msg and "--refresh" in msg
-    msg = err(con2, "SELECT * FROM joinable('d.visits', 'person_id')")
-    assert "join index is older than the Parquet files of table d.people" in msg
+    rows = con2.execute("SELECT candidate_table FROM joinable('d.visits', 'person_id', mode := 'equi')"
+                        ).fetchall()
+    assert rows and ("d.people",) not in rows  # the stale table is left out, the rest answers
+    graph = con2.execute("SELECT count(*) FROM join_graph() WHERE 'd.people' IN (table_name, candidate_table)"
+                         ).fetchone()[0]
+    assert graph == 0
     store = index_joins(root, idx, refresh=True, joins_semantic=False)
-    after = {e.table_name: e.built_at for e in store.entries("join_values")}
+    after = {e.table_name: e.built_at for e in store.entries("column_profile")}
     assert after["d.people"] != before["d.people"]
-    assert after["d.visits"] == before["d.visits"]  # unchanged table not rebuilt
+    assert after["d.visits"] == before["d.visits"]  # unchanged table not re-profiled
     con3 = connect_joins(root, idx)
     rows = con3.execute("SELECT candidate_table, containment FROM joinable('d.visits', 'person_id', "
                         "mode := 'equi')").fetchall()
@@ -121,10 +127,10 @@ def test_corrupt_index_file(lake, tmp_path):
 
     idx = tmp_path / "idx"
     shutil.copytree(lake[1], idx)
-    (idx / "joins" / "lake" / "byhash_hash.npy").write_bytes(b"not a numpy file")
+    (idx / "joins" / "lake" / "columns.parquet").write_bytes(b"not a parquet file")
     con = connect_joins(lake[0], idx)
     msg = err(con, "SELECT * FROM joinable('d.visits', 'person_id')")
-    assert "join index" in msg and "unreadable" in msg and "lakeql index" in msg
+    assert "join index" in msg and ("unreadable" in msg or "damaged" in msg) and "lakeql index" in msg
 
 
 def test_not_indexed(lake, tmp_path):
@@ -165,8 +171,8 @@ def test_refresh_without_changes_rebuilds_nothing(lake, tmp_path):
     shutil.copytree(lake[1], idx)
     before = {(e.kind, e.table_name): e.built_at for e in index_joins(lake[0], idx, refresh=True,
                                                                       joins_semantic=False).entries()
-              if e.kind.startswith("join")}
+              if e.kind.startswith(("join", "column_profile"))}
     after = {(e.kind, e.table_name): e.built_at for e in index_joins(lake[0], idx, refresh=True,
                                                                      joins_semantic=False).entries()
-             if e.kind.startswith("join")}
+             if e.kind.startswith(("join", "column_profile"))}
     assert before == after and ("join_graph", "") in after
