@@ -304,7 +304,7 @@ def learn(qvals_raw: list[str], cvals_raw: list[str]) -> Learned | None:
         hits.sort(key=lambda h: (-len(h[1]) * h[2] ** 2, _size(h[0])))
         p0, h0, u0 = hits[0]
         chosen, covered, uniq = [p0], set(h0), u0
-        for p, h, u in hits[1:]:
+        for p, h, u in hits[1:] if direction != "both" else []:  # one common key only: precision
             if len(h - covered) >= max(2, 0.05 * len(qvals)) and u >= 0.8 * u0:
                 chosen.append(p)
                 covered |= h
