@@ -302,7 +302,7 @@ def build_seconds(built: Path) -> float:
         return time.monotonic() - t0
 
 
-@settings(max_examples=5, deadline=None, derandomize=True)
+@settings(max_examples=4, deadline=None, derandomize=True)
 @given(fraction=st.floats(min_value=0.0, max_value=1.0))
 def test_kill_9_leaves_the_previous_index_usable(built: Path, build_seconds: float, fraction: float) -> None:
     """kill -9 of a full rebuild at any point: the previous index still answers, the next build repairs

@@ -54,7 +54,8 @@ def s3_index(s3_lake, tmp_path_factory):
     url, _ = s3_lake
     idx = tmp_path_factory.mktemp("s3idx")
     with pytest.warns(UserWarning):
-        report = lakeql.index(url, index_dir=idx, progress=False, capabilities=["joins"])
+        report = lakeql.index(url, index_dir=idx, progress=False, capabilities=["joins", "ngrams"],
+                              joins_semantic=False, discovery=False, ngram=["python.modules.docstring"])
     return url, idx, report
 
 
@@ -74,7 +75,7 @@ def test_index_and_query_an_s3_lake(s3_index) -> None:
     url, idx, report = s3_index
     assert report.tables == 7  # the half-uploaded file is left out, the rest indexed
     with pytest.warns(UserWarning):
-        con = lakeql.connect(url, index_dir=idx, capabilities=["joins"])
+        con = lakeql.connect(url, index_dir=idx, capabilities=["joins", "ngrams"])
     assert con.execute("SELECT count(*) FROM flights.flights WHERE dep_delay > ?", [60]).fetchone() == (328,)
     rows = dict(con.execute("SELECT table_name, status FROM lakeql_tables() WHERE table_name IS NOT NULL"
                             ).fetchall())
@@ -82,6 +83,10 @@ def test_index_and_query_an_s3_lake(s3_index) -> None:
     edges = con.execute("SELECT table_name, column_name, candidate_table, candidate_column "
                         "FROM join_graph(min_score := 0.5)").fetchall()
     assert ("flights.flights", "carrier", "flights.airlines", "carrier") in edges  # built from S3 data
+    best = con.execute("SELECT candidate_table, candidate_column FROM joinable('flights.flights', 'carrier', "
+                       "k := 1)").fetchone()
+    assert best == ("flights.airlines", "carrier")
+    assert con.execute("SELECT ngram_count('python.modules', 'docstring', 'the file')").fetchone() == (24,)
 
 
 def test_s3_staleness_sees_a_changed_object(s3_index, s3_lake) -> None:
