@@ -61,12 +61,12 @@ CREATE OR REPLACE MACRO join_columns() AS TABLE
 -- ---------------------------------------------------------------------------------------------------
 -- Discovery beyond equi-joins (lakeql/joins/{union,tables,transform}.py, docs/discovery.md).
 -- unionable(tbl, k := 10): tables holding more rows of the same kind, with a column mapping and a
--- runnable UNION ALL BY NAME query. union_graph(min_score := 0.5): every table's unionable tables.
+-- runnable UNION ALL BY NAME query. union_graph(min_score := 0.4): every table's unionable tables.
 -- find_tables(query, k := 10): tables by words (BM25 over names, descriptions, columns, values) and,
 -- when table summaries are embedded, meaning (reciprocal-rank fusion).
 CREATE OR REPLACE MACRO unionable(tbl, k := 10) AS TABLE
     SELECT r.* FROM (SELECT unnest(unionable_impl(tbl, k)) AS r);
-CREATE OR REPLACE MACRO union_graph(min_score := 0.5) AS TABLE
+CREATE OR REPLACE MACRO union_graph(min_score := 0.4) AS TABLE
     SELECT r.* FROM (SELECT unnest(union_graph_impl(min_score)) AS r);
 CREATE OR REPLACE MACRO find_tables(query, k := 10) AS TABLE
     SELECT r.* FROM (SELECT unnest(find_tables_impl(query, k)) AS r);
