@@ -67,6 +67,8 @@ class CoreOptions:
     progress: bool = option(True, "show progress bars and stage lines", cli=False)
     capabilities: list[str] | None = option(None, "build only these capabilities (default: all)",
                                             cli=False)
+    wait: bool = option(True, "when another lakeql index runs on the lake, wait for it (else fail)",
+                        cli=False)  # lakeql.store build lock (issue 12)
 
 
 @dataclass
