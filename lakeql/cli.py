@@ -29,6 +29,11 @@ def _add_index_args(p: argparse.ArgumentParser) -> None:
                         "drop removed ones")
     p.add_argument("--no-wait", action="store_true",
                    help="fail at once when another lakeql index runs on this lake (default: wait)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",  # lakeql.engine (issue 10)
+                   help="where builders run their per-table/per-shard work (default: local; ray needs "
+                        "lakeql[ray])")
+    p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster for --engine ray (ray://HOST:10001 "
+                                                         "or HOST:6379; default: a local Ray)")
     p.add_argument("--only", action="append", metavar="CAPABILITY", dest="capabilities",
                    help="build only this capability (repeatable): "
                         + ", ".join(m.NAME for m in plugins.capabilities()))
@@ -43,7 +48,8 @@ def index_options(args: argparse.Namespace):
 
     return from_namespace(args, {"index_dir": args.index_dir, "refresh": bool(args.refresh),
                                  "progress": not args.quiet, "capabilities": args.capabilities,
-                                 "wait": not getattr(args, "no_wait", False)})
+                                 "wait": not getattr(args, "no_wait", False),
+                                 "engine": args.engine, "ray_address": args.ray_address})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,12 @@ class CoreOptions:
                                             cli=False)
     wait: bool = option(True, "when another lakeql index runs on the lake, wait for it (else fail)",
                         cli=False)  # lakeql.store build lock (issue 12)
+    # lakeql.engine (issue 10): where the builders' per-table/per-shard work runs
+    engine: str = option("local", "where builders run their per-table/per-shard work: local (this "
+                                  "machine) or ray (Ray tasks; needs lakeql[ray])", choices=("local", "ray"),
+                         cli=False)
+    ray_address: str | None = option(None, "Ray cluster to run on with engine 'ray' (ray://HOST:10001 or "
+                                           "HOST:6379; default: start Ray on this machine)", cli=False)
 
 
 @dataclass
