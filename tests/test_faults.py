@@ -378,3 +378,18 @@ def test_disk_too_small_for_a_first_build(built: Path, small_disk) -> None:
     res = run_cli("index", str(lake), "--index-dir", str(mnt / "idx"), *CLI_OPTS)
     assert res.returncode == 2, res.stderr[-500:]
     assert "no space left on the device" in res.stderr.strip().splitlines()[-1]
+
+
+def test_open_memmap_on_a_full_disk_is_enospc_not_sigbus(small_disk) -> None:
+    """A sparse memory-mapped .npy on a full disk kills the process with SIGBUS at the first write;
+    lakeql.store.open_memmap reserves the blocks first, so it is an OSError(ENOSPC) instead."""
+    import errno
+
+    mnt, fill = small_disk
+    fill(64 * 1024)
+    code = ("import numpy as np; from lakeql.store import open_memmap\n"
+            f"try:\n    a = open_memmap({str(mnt / 'big.npy')!r}, np.uint64, (1 << 20,)); a[:] = 1\n"
+            "except OSError as e:\n    print('errno', e.errno)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, (res.returncode, res.stderr[-300:])  # -7 would be SIGBUS
+    assert res.stdout.strip() == f"errno {errno.ENOSPC}"
