@@ -182,3 +182,43 @@ def test_odd_names_survive_sql(tmp_path: Path) -> None:
     assert con.execute('SELECT "weird col" FROM "my domain"."it\'s ""odd"" é"').fetchone() == (1,)
     assert con.execute("SELECT lakeql_table_key('my domain.it''s \"odd\" é')").fetchone()[0] == \
         "my domain.it's \"odd\" é"
+
+
+def test_clean_stale_removes_dead_builds_only(tmp_path: Path) -> None:
+    store = Store(tmp_path / "idx")
+    store.root.mkdir()
+    dead, live = 2 ** 22 + 12345, os.getpid()  # above pid_max: never a running process
+    (store.root / f".ngram.{dead}-ab12.tmp").mkdir()
+    (store.root / f".edges.parquet.{live}-cd34.tmp").write_text("mine")
+    (store.root / f".lake.old-{dead}").mkdir()  # the folder was swapped out and its new one never arrived
+    (store.root / f".lake.old-{dead}" / "f").write_text("old")
+    done = store.clean_stale()
+    assert sorted(done) == sorted([f".ngram.{dead}-ab12.tmp", f"restored .lake.old-{dead}"])
+    assert (store.root / f".edges.parquet.{live}-cd34.tmp").exists()
+    assert (store.root / "lake" / "f").read_text() == "old"
+
+
+def test_manifest_records_checksums_and_verify_detects_damage(tmp_path: Path) -> None:
+    store = Store(tmp_path / "idx")
+    with store.atomic_dir(store.root / "k" / "x") as tmp:
+        (tmp / "a.bin").write_bytes(b"\x01" * 1000)
+    store.record(IndexEntry("k", "", "", "k/x", 1000, 0, ""))
+    entry = store.find("k")
+    assert '"a.bin": "1000:' in entry.checksums
+    store.verify(entry)
+    (store.root / "k" / "x" / "a.bin").write_bytes(b"\x00" * 1000)
+    with pytest.raises(CorruptIndexError, match=r"a.bin fails its checksum.*lakeql index --refresh"):
+        store.verify(entry)
+    assert [e.kind for e in store.drop_damaged()] == ["k"] and store.find("k") is None
+
+
+def test_failed_write_poisons_the_build(tmp_path: Path) -> None:
+    import errno
+
+    store = Store(tmp_path / "idx")
+    with pytest.raises(IndexDirError, match="no space left on the device"):
+        with store.atomic_file(store.root / "a.parquet"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(IndexDirError, match="an earlier write of this build failed"):
+        store.record(IndexEntry("k", "", "", "a.parquet", 0, 0, ""))
+    assert not list(store.root.glob(".*.tmp"))

