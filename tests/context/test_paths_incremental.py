@@ -133,6 +133,13 @@ def test_embeddings_are_cached_per_table_text(tmp_path, monkeypatch):
     generate(lk, Catalog.open(lk, None), out, "yaml")
     shas2, mat2 = ensure_embeddings(out)
     assert calls == [4, 1] and len(shas2) == 4
+    write(lake / "d" / "t1.parquet", {"id": [5, 6, 7], "v": ["x", "y", "z"]})  # new data, same names
+    lk = discover(lake)
+    generate(lk, Catalog.open(lk, None), out, "yaml")
+    stats: dict = {}
+    shas3, mat3 = ensure_embeddings(out, stats=stats)
+    assert calls == [4, 1] and stats["encoded"] == 0  # keyed by the embedding text, not the file
+    assert shas3 != shas2 and np.array_equal(mat3, mat2)
 
 
 def test_corrupt_data_pages_warn_and_keep_names_and_types(tmp_path):
