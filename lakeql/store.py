@@ -54,6 +54,7 @@ from lakeql.lake import Lake, Table
 MANIFEST = "indexes.parquet"
 FORMAT_VERSION = 1
 DEFAULT_DIRNAME = ".lakeql"
+DAMAGED = "<damaged>"  # the fingerprint of an index row whose damaged files were removed
 BUILD_LOCK = ".build.lock"
 SWAP_LOCK = ".swap.lock"
 TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp$")
@@ -614,8 +615,9 @@ class Store:
 
     def drop_damaged(self) -> list[IndexEntry]:
         """Repair the store before a build: restore indexes whose recorded files were kept aside by a
-        killed build, and drop every other manifest row whose files are missing or damaged (and its
-        files), so the build that follows rebuilds it. Returns the dropped rows."""
+        killed build; delete the files of every other index that is missing files or damaged, dropping
+        its manifest row (lake-wide indexes) or marking it (fingerprint ``'<damaged>'``: a table's index
+        keeps its row and parameters, and is rebuilt as stale). Returns the damaged rows."""
         bad = []
         for e in self.entries():
             if self.intact(e):
@@ -629,7 +631,19 @@ class Store:
                     os.replace(kept, target)
                 continue
             bad.append(e)
-            self.drop(e.kind, e.table_name, e.column_name)
+            if not e.table_name or e.fingerprint == DAMAGED:
+                self.drop(e.kind, e.table_name, e.column_name)
+                continue
+            # a table's index: delete its files but keep its row (marked), so builders that rebuild
+            # what the manifest lists (n-grams) still know it, with its parameters, and rebuild it
+            p = self.root / e.path
+            with self.swap_lock():
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                elif p.exists():
+                    p.unlink()
+            e.fingerprint, e.checksums = DAMAGED, ""
+            self.record(e)
         return bad
 
     def record(self, entry: IndexEntry) -> None:
@@ -748,6 +762,10 @@ class Store:
         if entry is None:
             how = f"lakeql index LAKE {flag} {_cli_arg(target)}" if flag else "lakeql index LAKE"
             raise NotIndexedError(f"no {kind} index for {target}: build it with '{how}'")
+        if entry.fingerprint == DAMAGED:
+            raise CorruptIndexError(
+                f"the {kind} index of {target} was damaged and its files removed: run "
+                f"'lakeql index --refresh LAKE'")
         fs = getattr(self.lake, "fs", None)
         if table is not None and current_fingerprint(table, fs) != entry.fingerprint:
             raise StaleIndexError(

@@ -138,6 +138,21 @@ DAMAGE = [
     ("joins/lake/columns.parquet", "truncate"),
     ("joins/lake/tables.json", "delete"),
 ]
+REFRESH_ONLY = [  # damage the joins loader tolerates (the table is left out): --refresh must repair it
+    ("column_profile/flights.airlines-*/hashes.parquet", "zero"),
+    ("column_profile/flights.airlines-*/columns.parquet", "delete"),
+]
+
+
+@pytest.mark.parametrize("pattern, how", REFRESH_ONLY)
+def test_refresh_repairs_damaged_column_profiles(lake: Path, pattern: str, how: str) -> None:
+    damage(index_file(lake, pattern), how)
+    assert any(f.area == "index" and "column_profile flights.airlines" in f.subject
+               for f in diagnose(lake).findings)
+    res = run_cli("index", "--refresh", str(lake), *CLI_OPTS)
+    assert res.returncode == 0, res.stderr
+    assert answers(lake) == EXPECTED
+    assert diagnose(lake).healthy
 
 
 def damage(path: Path, how: str) -> None:
@@ -206,6 +221,15 @@ def test_deleted_index_folder_is_rebuilt_by_refresh(lake: Path) -> None:
         answers(lake)
     assert run_cli("index", "--refresh", str(lake), *CLI_OPTS).returncode == 0
     assert answers(lake) == EXPECTED
+
+
+def test_refresh_without_flags_rebuilds_a_damaged_table_index(lake: Path) -> None:
+    """The damaged index of a column is rebuilt by a bare --refresh (no --ngram flag repeated)."""
+    damage(index_file(lake, "ngram/*/shard-00000/offsets.npy"), "zero")
+    res = run_cli("index", "--refresh", str(lake), "--only", "ngrams", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert answers(lake) == EXPECTED
+    assert diagnose(lake).healthy
 
 
 def test_index_files_respect_the_umask(built: Path) -> None:
