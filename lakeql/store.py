@@ -762,10 +762,11 @@ class Store:
         if entry is None:
             how = f"lakeql index LAKE {flag} {_cli_arg(target)}" if flag else "lakeql index LAKE"
             raise NotIndexedError(f"no {kind} index for {target}: build it with '{how}'")
+        again = (f"lakeql index --refresh LAKE {flag} {_cli_arg(target)}" if flag and column
+                 else "lakeql index --refresh LAKE")
         if entry.fingerprint == DAMAGED:
             raise CorruptIndexError(
-                f"the {kind} index of {target} was damaged and its files removed: run "
-                f"'lakeql index --refresh LAKE'")
+                f"the {kind} index of {target} was damaged and its files removed: run '{again}'")
         fs = getattr(self.lake, "fs", None)
         if table is not None and current_fingerprint(table, fs) != entry.fingerprint:
             raise StaleIndexError(
@@ -774,8 +775,7 @@ class Store:
         p = self.root / entry.path
         if not p.exists():
             raise CorruptIndexError(
-                f"the {kind} index of {target} is missing its files ({entry.path}): run "
-                "'lakeql index --refresh LAKE'")
+                f"the {kind} index of {target} is missing its files ({entry.path}): run '{again}'")
         return entry
 
 
