@@ -318,6 +318,8 @@ class Catalog:
             ppath = store.path("catalog", "problems.parquet")
             prows = pq.read_table(ppath).to_pylist() if ppath.exists() else []
         except Exception as exc:  # noqa: BLE001 - a damaged catalog is recomputed, never fatal
+            if store.build_running() is not None:
+                return None  # being rewritten by a running build (files of two versions): recompute
             warnings.warn(f"the stored catalog in {str(store.root)!r} is damaged ({_first_line(exc)}): "
                           "reading the lake's footers instead; run 'lakeql index LAKE' to repair it",
                           DamagedCatalogWarning, stacklevel=2)
