@@ -45,18 +45,17 @@ def build(ctx) -> None:
         f"{res.seconds:.1f} s ({res.stage_line()})")
     model = None
     if opts.schemas_embed:
-        from lakeql.context.retrieve import ensure_embeddings
-        from lakeql.embedding import model_id
+        from lakeql.context.retrieve import encoder, ensure_embeddings
 
         stats: dict = {}
-        ensure_embeddings(out, stats=stats)
-        model = model_id(None)
+        enc, model = encoder(opts.schemas_embed_backend)
+        ensure_embeddings(out, enc, stats=stats, label=model)
         say(f"schemas: embeddings of {res.tables} tables ({stats['encoded']} encoded, the rest cached) in "
             f"{stats['seconds']:.1f} s")
         res.stages["embeddings"] = stats["seconds"]
     ctx.stats["schemas"] = dict(res.stages)
     params = json.dumps({"format": fmt, "cap": cap, "lake_fingerprint": lake_fingerprint(ctx.lake),
-                         "embedded": model})
+                         "embedded": model, "backend": opts.schemas_embed_backend})
     ctx.store.record(IndexEntry(KIND, "", "", SUBDIR, dir_bytes(out),
                                 sum(t.source_bytes for t in ctx.lake.tables.values()), "",
                                 params=params))

@@ -109,14 +109,47 @@ def _save_cache(out: Path, cache: dict[str, Any], keep: list[str]) -> bool:
     return True
 
 
+BACKENDS = ("auto", "onnx", "torch", "torch-int8")
+
+
+def encoder(backend: str = "auto") -> tuple[Any, str]:
+    """(model, cache label) of the schema embeddings' encoder.
+
+    ``auto``: the int8 ONNX Runtime export of MiniLM (:mod:`lakeql.vectors.onnx_encoder`; about 3x the
+    sentences/s of torch here and no torch import in a query process) when ``onnxruntime`` is installed
+    and the export works, else torch float32. Spider dev quality is the same within 0.01 either way
+    (benchmarks/results/schemas.md). Tables and questions are always encoded by the same encoder.
+    """
+    import importlib.util
+    import warnings
+
+    from lakeql.embedding import load_model, model_id
+    from lakeql.errors import LakeqlError
+
+    if backend not in BACKENDS:
+        raise LakeqlError(f"unknown schema embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    want = backend
+    if backend == "auto":
+        want = "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+    try:
+        return load_model(None, want), f"{model_id(None)}:{want}"
+    except (ImportError, LakeqlError) as exc:
+        if backend != "auto":
+            raise
+        warnings.warn(f"ONNX encoder unavailable ({exc}): schema embeddings use torch", UserWarning,
+                      stacklevel=2)
+        return load_model(None, "torch"), f"{model_id(None)}:torch"
+
+
 def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | None = None,
-                      stats: dict[str, Any] | None = None):
+                      stats: dict[str, Any] | None = None, label: str | None = None):
     """Embeddings of every table file's embedding text; returns (file shas, matrix).
 
     Cached in ``out/.lakeql-embeddings.npz`` keyed by the hash of (model, text), not of the file: a table
     whose data changed but whose names and descriptions did not is not re-encoded. Only missing texts
     are encoded, in batches sorted by length (:func:`lakeql.embedding.encode`). ``stats`` (when given)
-    receives ``encoded`` (texts encoded now) and ``seconds``.
+    receives ``encoded`` (texts encoded now) and ``seconds``. ``label`` names the encoder in the cache
+    key (default: the model's name, or ``object:<class>`` for a model object).
     """
     import time
 
@@ -127,8 +160,8 @@ def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | Non
     t0 = time.perf_counter()
     out = Path(out)
     rows = rows if rows is not None else _listing(out)
-    label = (model_id(model) if model is None or isinstance(model, str)
-             else f"object:{getattr(model, 'lakeql_id', type(model).__name__)}")
+    label = label or (model_id(model) if model is None or isinstance(model, str)
+                      else f"object:{getattr(model, 'lakeql_id', type(model).__name__)}")
     tables = [r for r in rows if r["kind"] == "table"]
     keys = [_text_key(label, r["embed_text"] or "") for r in tables]
     cache = _load_cache(out)
@@ -200,13 +233,21 @@ class SchemaIndex:
     weights: Weights = Weights()
 
     @classmethod
-    def load(cls, out: str | Path, embed: bool = True, model: Any = None) -> SchemaIndex:
+    def load(cls, out: str | Path, embed: bool = True, model: Any = None, backend: str | None = None
+             ) -> SchemaIndex:
+        """Load the listing, build BM25, and embed (cached) the table files.
+
+        ``backend`` (see :func:`encoder`) picks the encoder when no ``model`` is given; without both,
+        the default torch model (as before backends existed)."""
+        label = None
+        if model is None and backend is not None and embed:
+            model, label = encoder(backend)
         out = Path(out)
         rows = _listing(out)
         tables = [r for r in rows if r["kind"] == "table"]
         domains = {r["domain"]: r for r in rows if r["kind"] == "domain"}
         bm25 = Bm25([tokens(r["search_text"] or "") for r in tables])
-        emb = ensure_embeddings(out, model, rows)[1] if embed else None
+        emb = ensure_embeddings(out, model, rows, label=label)[1] if embed else None
         import numpy as np
 
         names = sorted({r["domain"] for r in tables})

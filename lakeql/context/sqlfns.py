@@ -32,7 +32,8 @@ def schema_index(ctx):
     if h.hexdigest() != params.get("lake_fingerprint"):
         raise StaleIndexError("the schema files are older than the lake's Parquet files: run "
                               "'lakeql index --refresh LAKE'")
-    return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path))
+    backend = params.get("backend", "torch")  # indexes written before backends: torch, as then
+    return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path, backend=backend))
 
 
 def register(con, ctx) -> None:
@@ -74,7 +75,7 @@ def checker_schema(ctx):
 
 def demo(con, ctx, out) -> None:
     """Two examples: a typo caught by check_sql, and the schema files an agent should open."""
-    from lakeql.demo import show
+    from lakeql.render import show
 
     show(con, "SELECT severity, message, suggestion FROM check_sql("
               "'SELECT carier, count(*) FROM flights.flights GROUP BY carrier')", out,

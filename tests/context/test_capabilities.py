@@ -117,8 +117,10 @@ def test_default_build_embeds_lazily_once(full_index):
         con.close()
     assert top[0][0].endswith("flights/airlines.yaml") or top[0][0].endswith("flights/flights.yaml")
     assert (schemas / EMB).exists()  # cached by the first call
-    from lakeql.context.retrieve import ensure_embeddings
+    from lakeql.context.retrieve import encoder, ensure_embeddings
 
+    model, label = encoder("auto")  # the default backend: int8 ONNX (onnxruntime is a test dependency)
+    assert label == "all-MiniLM-L6-v2:onnx"
     stats: dict = {}
-    ensure_embeddings(schemas, stats=stats)
+    ensure_embeddings(schemas, model, stats=stats, label=label)
     assert stats["encoded"] == 0  # a later process encodes nothing
