@@ -77,6 +77,78 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
+def descendants(pid: int) -> dict[int, int]:
+    """``{pid: start time}`` of every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
+    parents: dict[int, tuple[int, int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    for name in entries:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(name)] = (int(fields[1]), int(fields[19]))
+    out: dict[int, int] = {}
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, (ppid, start) in parents.items():
+            if ppid == p and child not in out:
+                out[child] = start
+                frontier.append(child)
+    return out
+
+
+def _is_ray(pid: int) -> bool:
+    """Whether a process is one of Ray's (raylet, gcs_server, its agents and ``ray::`` workers)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return cmd.startswith(b"ray::") or b"/ray/" in cmd
+
+
+def start_reaper():
+    """A watcher process that SIGKILLs this process's descendants once this process exits, even by
+    ``kill -9`` (Linux): started before a local Ray, whose agent processes otherwise outlive us."""
+    import subprocess
+
+    if not sys.platform.startswith("linux"):
+        return None
+    return subprocess.Popen([sys.executable, "-c", "from lakeql.engine import reap; reap()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its own session: a Ctrl-C does not stop it first
+
+
+def reap(interval: float = 0.5) -> None:
+    """The watcher's body: note the parent's new Ray descendants every ``interval`` s until stdin closes
+    (the parent exited or closed it), then SIGKILL those still alive (same pid and start time)."""
+    import select
+
+    parent, me = os.getppid(), os.getpid()
+    before = set(descendants(parent))  # the caller's own children are never touched
+    seen: dict[int, int] = {}
+    while os.getppid() == parent:
+        seen.update({p: t for p, t in descendants(parent).items() if p != me and p not in before
+                     and p not in seen and _is_ray(p)})
+        ready, _, _ = select.select([sys.stdin], [], [], interval)
+        if ready and not os.read(sys.stdin.fileno(), 4096):
+            break
+    for pid, start in seen.items():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[19]) == start:
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
 # ------------------------------------------------------------------------------ the engines
 class Engine:
     """The interface builders use: ``map`` runs ``fn`` over ``items`` and returns results in order."""
@@ -238,6 +310,7 @@ class RayEngine(Engine):
                  connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.address = address
         self._started = False
+        self._reaper = None
         ray = _import_ray()
         if address:
             check_address(address, connect_timeout)
@@ -245,12 +318,15 @@ class RayEngine(Engine):
             return
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "logging_level": "ERROR", "configure_logging": True}
+        if not address:  # Ray's helper processes (agents) outlive a kill -9 of ours by a minute or more
+            self._reaper = start_reaper()
         try:
             if address:
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
         except Exception as exc:  # noqa: BLE001 - Ray raises many types (ConnectionError, RuntimeError...)
+            self.close()
             where = f"at {address}" if address else "locally"
             raise LakeqlError(f"cannot start or reach Ray {where}: {type(exc).__name__}: "
                               f"{(str(exc).splitlines() or [''])[0][:200]}; check --ray-address "
@@ -266,6 +342,10 @@ class RayEngine(Engine):
         if self._started:
             _import_ray().shutdown()
             self._started = False
+        if self._reaper is not None:  # EOF: it kills what Ray's shutdown left, then exits
+            self._reaper.stdin.close()
+            self._reaper.wait(timeout=30)
+            self._reaper = None
 
     def map(self, fn, items, *, desc="", resources=None, pool="thread", workers=None, setup=None,
             return_exceptions=False, unit="item", on_result=None):

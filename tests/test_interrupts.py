@@ -144,3 +144,36 @@ def test_worker_init_exits_with_parent(tmp_path: Path) -> None:
     proc.kill()
     proc.wait()
     assert_all_exit({grandchild})
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below ``pid`` in the process tree."""
+    from lakeql.engine import descendants as tree
+
+    return set(tree(pid))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_with_ray_engine_leaves_no_process(stdlib_lake: Path, tmp_path: Path) -> None:
+    """``--engine ray`` without an address starts a local Ray: after a kill -9 of the build, its
+    raylet, GCS, workers and agents are gone too (the agents alone would linger for a minute or more)."""
+    pytest.importorskip("ray")
+    cmd = [sys.executable, "-m", "lakeql.cli", "index", str(stdlib_lake), "--index-dir", str(tmp_path / "i"),
+           "--only", "ngrams", "--ngram", NGRAM, "--ngram-shard-mb", "0.5", "--engine", "ray", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    seen: set[int] = set()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 240:
+        seen |= descendants(proc.pid)
+        cmdlines = [Path(f"/proc/{p}/cmdline").read_bytes() if alive(p) else b"" for p in seen]
+        if any(c.startswith(b"ray::") and b"Agent" not in c for c in cmdlines):  # a Ray worker runs
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.2)
+    else:
+        raise AssertionError("Ray never started a worker")
+    seen |= descendants(proc.pid)
+    assert len(seen) >= 4  # raylet, gcs, agents, a worker
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert_all_exit(seen, timeout=20)
