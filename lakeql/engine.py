@@ -338,6 +338,11 @@ class RayEngine(Engine):
         ray = _import_ray()
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
+    @property
+    def gpus(self) -> int:
+        """GPUs in the Ray cluster (embedding actors ask for one each when the device is not cpu)."""
+        return int(_import_ray().cluster_resources().get("GPU", 0))
+
     def close(self) -> None:
         if self._started:
             _import_ray().shutdown()

@@ -79,11 +79,13 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
 
 
 # ------------------------------------------------------------------------------ embeddings
-def encoder_setup(model: str | None, backend: str) -> Any:
+def encoder_setup(model: str | None, backend: str, device: str = "cpu") -> Any:
     """Load the encoder once per worker (a Ray actor's ``setup``)."""
     from lakeql import embedding
 
-    return embedding.load_model(model, backend)
+    if device == "cpu":
+        return embedding.load_model(model, backend)
+    return embedding.load_model(model, backend, device)
 
 
 def encode_task(encoder: Any, item: tuple[list[str], int]) -> np.ndarray:
@@ -97,10 +99,13 @@ def encode_task(encoder: Any, item: tuple[list[str], int]) -> np.ndarray:
 
 
 def encode_batches(engine: Any, batches: Iterable[tuple[np.ndarray, list[str]]], model: str | None,
-                   backend: str, batch_size: int, pbar: Any = None) -> tuple[list[np.ndarray],
-                                                                               list[np.ndarray]]:
+                   backend: str, batch_size: int, pbar: Any = None, device: str = "cpu"
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Encode streamed ``(rowids, texts)`` batches on ``engine``'s actors (the model loaded once per
-    actor); returns (rowid parts, vector parts) in stream order, as the local loop does."""
+    actor); returns (rowid parts, vector parts) in stream order, as the local loop does.
+
+    With ``device`` other than ``cpu`` and GPUs in the Ray cluster, each actor asks for one GPU.
+    """
     rowid_parts: list[np.ndarray] = []
     items: list[tuple[list[str], int]] = []
     for rowids, texts in batches:
@@ -113,6 +118,9 @@ def encode_batches(engine: Any, batches: Iterable[tuple[np.ndarray, list[str]]],
         if pbar is not None:
             pbar.update(len(items[i][0]))
 
-    engine.map(encode_task, items, setup=partial(encoder_setup, model, backend), on_result=keep,
-               resources={"cpu": 1})
+    resources = {"cpu": 1.0}
+    if device != "cpu" and getattr(engine, "gpus", 0):
+        resources["gpu"] = 1.0
+    engine.map(encode_task, items, setup=partial(encoder_setup, model, backend, device), on_result=keep,
+               resources=resources, workers=engine.gpus if "gpu" in resources else None)
     return rowid_parts, vec_parts
