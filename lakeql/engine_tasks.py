@@ -83,8 +83,6 @@ def encoder_setup(model: str | None, backend: str, device: str = "cpu") -> Any:
     """Load the encoder once per worker (a Ray actor's ``setup``)."""
     from lakeql import embedding
 
-    if device == "cpu":
-        return embedding.load_model(model, backend)
     return embedding.load_model(model, backend, device)
 
 

@@ -31,7 +31,7 @@ NGRAM = "python.functions.docstring"
 PHRASES = ["the", "Return", "file descriptor", "self", "None", "Return the", "zzqqx"]
 SHARD_MB = 0.2  # about 5 shards of the 0.9 MB of docstrings
 OPTS = {"embed": [EMBED], "ngram": [NGRAM], "ngram_shard_mb": SHARD_MB, "ngram_jobs": 2, "progress": False,
-        "joins_semantic": False, "capabilities": ["joins", "ngrams", "vectors"]}
+        "joins_semantic": False, "discovery": False, "capabilities": ["joins", "ngrams", "vectors"]}
 
 
 @pytest.fixture(scope="module")
