@@ -1,8 +1,12 @@
 """Queries over a sharded FM-index: counts, rows containing a phrase, snippets, next characters.
 
-An :class:`NgramIndex` is loaded once per connection (cached in ``LakeContext.cache`` under
-``(kind, table, column, built_at)``, so a rebuild is picked up) and memory-maps its shards. Snippets are
-decoded from the index itself (LF walks from sampled inverse-SA positions), so no Parquet is read.
+An :class:`NgramIndex` is loaded once per connection (cached by the connection's index cache under
+``(kind, table, column, built_at)``, so a rebuild is picked up) and memory-maps its shards. It has one
+:class:`Layer` per unit: the characters, and (format 2) the word stream, whose rows are indexed reversed.
+Rows of a phrase come from locating its occurrences, or, when that would cost more, from one pass over
+the layer's scan tier (:mod:`lakeql.ngrams.scantier`) in a shared thread pool. Snippets are decoded from
+the index itself (LF walks from sampled inverse-SA positions), so no Parquet is read. Nothing here is
+mutated after loading: any number of threads may query one index.
 """
 
 from __future__ import annotations
