@@ -31,7 +31,7 @@ def register(con, ctx) -> None:
 
 def demo(con, ctx, out) -> None:
     """Two worked examples on the sample lake (indexed with --embed python.modules.docstring)."""
-    from lakeql.demo import show
+    from lakeql.render import show
 
     show(con, "SELECT module, round(score, 3) AS score, left(docstring, 60) AS docstring\n"
               "FROM semantic_search('python.modules', 'docstring', 'read and write spreadsheet files', "

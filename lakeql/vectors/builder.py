@@ -27,7 +27,7 @@ STREAM_ROWS = 4096
 CHARS_PER_TOKEN_MAX = 100
 
 
-def index_params(ctx, column_model: str) -> dict[str, Any]:
+def index_params(ctx, column_model: str | None) -> dict[str, Any]:
     """The parameters that define an embed index (a change triggers a rebuild on --refresh)."""
     from lakeql.vectors.binarizers import DEFAULT_METHOD
 
@@ -37,25 +37,32 @@ def index_params(ctx, column_model: str) -> dict[str, Any]:
 
 
 def build(ctx) -> None:
-    """Build every requested embed index (``--embed`` may repeat)."""
+    """Build every requested embed index (``--embed`` may repeat): text columns through the model,
+    vector columns (:mod:`lakeql.vectors.columns`) from their stored vectors."""
     from lakeql.embedding import model_id
-    specs = ctx.options["vectors"].embed
+    from lakeql.vectors.columns import embed_column
+
+    opts = ctx.options["vectors"]
+    specs = opts.embed
     if not specs:
         return
     targets = []
     for spec in specs:  # resolve everything first: a wrong user-requested column fails before any work
         table, col = ctx.lake.table_column(spec, "--embed")
-        column = ctx.catalog.text_column(table, col, "--embed")
-        if (table.key, column.column_name) not in {(t.key, c) for t, c in targets}:
-            targets.append((table, column.column_name))
-    params = index_params(ctx, model_id(ctx.options["vectors"].model))
-    pjson = json.dumps(params, sort_keys=True)
-    for table, column in targets:
+        column, kind = embed_column(ctx.catalog, table, col, "--embed")
+        if (table.key, column.column_name) not in {(t.key, c) for t, c, _ in targets}:
+            targets.append((table, column.column_name, kind))
+    for table, column, kind in targets:
+        if kind == "vector":  # your own vectors: a model only if named, to embed text queries
+            params = {**index_params(ctx, model_id(opts.model) if opts.model else None), "source": "vectors"}
+        else:
+            params = index_params(ctx, model_id(opts.model))
+        pjson = json.dumps(params, sort_keys=True)
         if not ctx.needs_build(KIND, table.key, column, pjson):
             say(f"embed {table.key}.{column}: up to date")
             continue
         try:
-            build_one(ctx, table, column, params)
+            (build_vectors if kind == "vector" else build_one)(ctx, table, column, params)
         except LakeqlError:
             raise
         except Exception as exc:  # noqa: BLE001 - bad data in one table must not kill the whole build
@@ -109,6 +116,36 @@ def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
                 extra_meta={"skipped": int(total - n), "encode_seconds": round(secs, 3)})
 
 
+def build_vectors(ctx, table, column: str, params: dict[str, Any]) -> None:
+    """Index a column of stored vectors (no model): normalize, binarize, write."""
+    from lakeql import embedding
+    from lakeql.vectors.columns import VectorStats, stream_vectors
+
+    label = f"{table.key}.{column}"
+    stats = VectorStats()
+    t0 = time.perf_counter()
+    parts = list(stream_vectors(ctx, table, column, stats))
+    rowids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    if not len(rowids):
+        raise LakeqlError(f"vector column {label} has no usable vector (all NULL or malformed): nothing to "
+                          "index")
+    vecs = np.concatenate([p[1] for p in parts])
+    if params.get("model"):
+        name = ctx.options["vectors"].model
+        mdim = embedding.config_dimension(name)
+        if mdim is None:
+            mdim = embedding.dimension(embedding.load_model(name, params["backend"], "cpu"))
+        if mdim != vecs.shape[1]:
+            raise LakeqlError(f"--model {name} embeds text in {mdim} dimensions but the vectors of {label} "
+                              f"have {vecs.shape[1]}: name the model that made them, or leave --model out "
+                              "and search with semantic_search_vector")
+    total = ctx.catalog.row_count(table)
+    say(f"embed {label}: {len(rowids)} stored vectors binarized in {time.perf_counter() - t0:.1f} s "
+        f"({total - len(rowids)} NULL or malformed rows skipped)")
+    write_index(ctx.store, table, column, rowids, vecs, params,
+                extra_meta={"skipped": int(total - len(rowids))})
+
+
 def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray, params: dict[str, Any],
                 extra_meta: dict[str, Any] | None = None) -> IndexEntry:
     """Binarize ``vecs`` (L2-normalized, one per ``rowids``) and write + record the code store.
@@ -125,12 +162,13 @@ def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray,
         binz.fit(sample)
     packed, factors = binz.encode(vecs) if n else (np.zeros((0, binz.nbytes), np.uint8), {
         "factor": np.zeros(0, np.float32), "add": np.zeros(0, np.float32)} if binz.scan == "asym" else {})
-    tier_values, scales = codes.quantize_tier(vecs, params["tier"])
+    tier_values, scales, space = codes.quantize_tier(vecs, params["tier"], binz)
     meta = {**params, "dim": dim, "table": table.key, "column": column, **(extra_meta or {})}
     target = store.index_path(KIND, table.key, column)
     with store.atomic_dir(target) as tmp:
         codes.write(tmp, rowids=rowids, codes=packed, factors=factors, tier_values=tier_values,
-                    scales=scales, binarizer=binz, meta=meta, table_name=table.key, column_name=column)
+                    scales=scales, space=space, binarizer=binz, meta=meta, table_name=table.key,
+                    column_name=column)
     entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
                        table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True))
     store.record(entry)

@@ -5,9 +5,11 @@ Files in the index folder (``LAKE/.lakeql/embed/<slug>/``)::
     codes.parquet     __rowid BIGINT, code BLOB (ceil(d/8) bytes), [factor, add FLOAT: rabitq],
                       table_name, column_name; one row per non-empty text, in rowid order; readable by
                       any engine (pure-SQL macros in the stock duckdb CLI scan it with bit_hamming)
-    rescore.npy       (n, d) float16 (default) or int8 (per-dimension scales): the rescoring tier, mmapped
+    rescore.npy       (n, d) int8 (default, per-dimension scales), float16 or float32: the rescoring
+                      tier, memory-mapped
     scales.npy        (d,) float32 per-dimension scales of the int8 tier
-    binarizer.npz     the binarizer's fitted arrays (medians, centroid, rotation)
+    binarizer.npz     the binarizer's fitted arrays (medians, centroid, a float16 ITQ rotation from
+                      50,000 rows; smaller columns use a random rotation rebuilt from its seed)
     meta.json         model, backend, method and binarizer params, dim, counts, tier, format version
 
 :class:`CodeIndex` loads a folder once (codes into memory as uint64 words, tier memory-mapped) and is
@@ -27,27 +29,47 @@ from lakeql.errors import CorruptIndexError
 
 FORMAT = 1
 TIERS = ("int8", "float16", "float32")
-DEFAULT_TIER = "float16"
+DEFAULT_TIER = "int8"
 ROW_GROUP = 131_072
 
 
-def quantize_tier(x: np.ndarray, tier: str, scales: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The rescoring tier of ``x``: int8 with per-dimension scales (fitted if not given), or a float cast."""
+def tier_space(x: np.ndarray, binarizer: Any = None) -> tuple[np.ndarray, str]:
+    """The rows in the space the int8 tier stores: RaBitQ's rotated residual ``(x - c) R`` when the
+    binarizer has a centroid and rotation ('rotated'), else the rows themselves ('raw')."""
+    c, rot = getattr(binarizer, "centroid", None), getattr(binarizer, "rotation", None)
+    if c is not None and rot is not None:
+        return (np.asarray(x, np.float32) - c) @ rot, "rotated"
+    return np.asarray(x, np.float32), "raw"
+
+
+def quantize_tier(x: np.ndarray, tier: str, binarizer: Any = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The rescoring tier of ``x``: (values, scales, space).
+
+    int8 stores each row's rotated residual (:func:`tier_space`) with one scale per row. Centring removes
+    the part every row shares and the rotation spreads each row evenly over the dimensions; for rabitq the
+    signs are the code bits, so the byte holds the magnitude only (``uint8``, scale = largest / 255): a
+    step ~5x finer than signed int8 with per-dimension scales on raw MiniLM rows (recall@10 on
+    near-duplicate clusters 0.946 -> see benchmarks/results/vectors.md). float16/float32 store the rows.
+    """
     if tier == "int8":
-        if scales is None:
-            scales = (np.abs(x).max(axis=0) / 127.0).astype(np.float32) if len(x) else np.ones(
-                x.shape[1], np.float32)
+        r, space = tier_space(x, binarizer)
+        if space == "rotated":  # the 1-bit code already holds each sign: 8 bits of magnitude ('unsigned')
+            mag = np.abs(r)
+            scales = (mag.max(axis=1) / 255.0).astype(np.float32) if len(r) else np.zeros(0, np.float32)
             scales[scales == 0] = 1.0
-        return np.clip(np.rint(x / scales), -127, 127).astype(np.int8), scales
+            return np.clip(np.rint(mag / scales[:, None]), 0, 255).astype(np.uint8), scales, space
+        scales = (np.abs(r).max(axis=1) / 127.0).astype(np.float32) if len(r) else np.zeros(0, np.float32)
+        scales[scales == 0] = 1.0
+        return np.clip(np.rint(r / scales[:, None]), -127, 127).astype(np.int8), scales, space
     if tier == "float16":
-        return x.astype(np.float16), None
-    return x.astype(np.float32), None
+        return np.asarray(x).astype(np.float16), None, "raw"
+    return np.asarray(x).astype(np.float32), None, "raw"
 
 
 def write(folder: Path, *, rowids: np.ndarray, codes: np.ndarray, factors: dict[str, np.ndarray],
-          tier_values: np.ndarray, scales: np.ndarray | None, binarizer: Any, meta: dict[str, Any],
-          table_name: str, column_name: str) -> None:
+          tier_values: np.ndarray, scales: np.ndarray | None, space: str, binarizer: Any,
+          meta: dict[str, Any], table_name: str, column_name: str) -> None:
     """Write every file of one code store into ``folder`` (a fresh temp folder of ``atomic_dir``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -73,7 +95,8 @@ def write(folder: Path, *, rowids: np.ndarray, codes: np.ndarray, factors: dict[
         np.save(folder / "scales.npy", scales.astype(np.float32))
     np.savez(folder / "binarizer.npz", **binarizer.arrays())
     (folder / "meta.json").write_text(json.dumps({**meta, "format": FORMAT, "rows": int(n),
-                                                  "binarizer": binarizer.params()}, indent=1))
+                                                  "tier_space": space, "binarizer": binarizer.params()},
+                                                 indent=1))
 
 
 @dataclass
@@ -89,6 +112,12 @@ class CodeIndex:
     scales: np.ndarray | None
     binarizer: Any
     _pos: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def space(self) -> str:
+        """How the int8 tier is stored: 'rotated', 'raw' (per-row scales) or 'dims' (per-dimension
+        scales of format-1 indexes)."""
+        return str(self.meta.get("tier_space", "dims"))
 
     @property
     def dim(self) -> int:
@@ -127,7 +156,12 @@ class CodeIndex:
             binz = binarizers.from_state(meta["binarizer"], arrays)
             tier = np.load(folder / "rescore.npy", mmap_mode="r")
             scales = np.load(folder / "scales.npy") if meta.get("tier") == "int8" else None
+            if scales is not None and scales.shape != ((dim,) if meta.get("tier_space", "dims") == "dims"
+                                                       else (int(meta["rows"]),)):
+                raise ValueError(f"int8 scales have shape {scales.shape}")
             words, factors = kernels.scan_inputs(codes, factors, binz.scan)
+            if getattr(binz, "bounded", False):
+                factors["errc"] = binz.error_coefficients(factors)
             if tier.shape != (len(rowids), dim) or int(meta["rows"]) != len(rowids):
                 raise ValueError(f"rescoring tier has shape {tier.shape}, expected ({len(rowids)}, {dim})")
         except CorruptIndexError:
@@ -139,9 +173,34 @@ class CodeIndex:
         return cls(folder, meta, rowids, words, factors, tier, scales, binz)
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
-        """Rescoring-tier vectors (float32) of code positions ``positions``."""
-        v = np.asarray(self.tier[np.asarray(positions, np.int64)], np.float32)
-        return v * self.scales if self.scales is not None else v
+        """Rescoring-tier vectors (float32, back in the rows' space) of code positions ``positions``."""
+        pos = np.asarray(positions, np.int64)
+        v = np.asarray(self.tier[pos], np.float32)
+        if self.scales is None:
+            return v
+        if self.space == "dims":
+            return v * self.scales
+        v = v * self.scales[pos][:, None]
+        if self.space == "rotated":
+            return (v * self.signs(pos)) @ self.binarizer.rotation.T + self.binarizer.centroid
+        return v
+
+    def signs(self, pos: np.ndarray) -> np.ndarray:
+        """+1/-1 per dimension of code positions ``pos`` (the code bits: signs of the rotated residual)."""
+        raw = self.words[pos].view(np.uint8)
+        return np.unpackbits(raw, axis=1, count=self.dim, bitorder="little").astype(np.float32) * 2 - 1
+
+    def score(self, positions: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Tier inner products ``<x_i, q>`` of code positions (no per-row dequantized copy for int8)."""
+        pos = np.asarray(positions, np.int64)
+        if self.scales is None or self.space == "dims":
+            return self.vectors(pos) @ q
+        if self.space == "rotated":
+            b = self.binarizer
+            q32 = np.asarray(q, np.float32)
+            mags = np.asarray(self.tier[pos], np.float32) * self.signs(pos)
+            return float(q32 @ b.centroid) + (mags @ (q32 @ b.rotation)) * self.scales[pos]
+        return (np.asarray(self.tier[pos], np.float32) @ q) * self.scales[pos]
 
     def positions_of(self, rowids: np.ndarray) -> np.ndarray:
         """Code positions of table rowids (-1 where the row has no code: NULL or empty text)."""

@@ -189,3 +189,69 @@ def scan_inputs(codes_u8: np.ndarray, factors: dict[str, np.ndarray], scan: str
         out["factor"] = out["factor"].astype(np.float64)
         out["add"] = out["add"].astype(np.float64)
     return words, out
+
+
+@njit(cache=True, nogil=True)
+def asym4_bounded(codes, p0, p1, p2, p3, scale, add, base, total, lo, delta, popc, errc, err_a, err_b, k,
+                  allowed, cap):
+    """Candidates of an exact top-``k`` under RaBitQ's error bound, in one pass over the codes.
+
+    Row ``i``'s estimate ``est`` (as in :func:`asym4_topk`) is within ``err = err_a * errc[i] +
+    err_b * scale[i]`` of its true score with high probability (``errc``: the per-row RaBitQ bound
+    coefficient, ``err_a``: the query's residual norm times the confidence factor, ``err_b``: the query
+    quantization error's norm times it). The scan keeps the ``k`` best lower bounds ``est - err``; their
+    ``k``-th is a floor under the true ``k``-th score, so every row whose upper bound ``est + err`` is
+    above it may belong to the top ``k``: those rows are returned as (rows, upper bounds, estimates).
+    At most ``4 * cap`` are buffered; when the buffer fills it is compacted against the current floor,
+    and if still over half full only the best half by estimate is kept (the caller caps rescoring anyway).
+    """
+    n, w_count = codes.shape
+    k = min(k, n)
+    lbs = np.full(max(k, 1), -np.inf, np.float64)
+    dummy = np.full(max(k, 1), -1, np.int64)
+    floor = -np.inf
+    size = max(4 * cap, 1024)
+    buf_i = np.empty(size, np.int64)
+    buf_u = np.empty(size, np.float64)
+    buf_e = np.empty(size, np.float64)
+    m = 0
+    use_mask = allowed.shape[0] == n
+    for i in range(n):
+        if use_mask and not allowed[i]:
+            continue
+        acc = 0
+        for w in range(w_count):
+            x = codes[i, w]
+            acc += (_popcnt64(x & p0[w]) + (_popcnt64(x & p1[w]) << 1) + (_popcnt64(x & p2[w]) << 2)
+                    + (_popcnt64(x & p3[w]) << 3))
+        est = base + add[i] + scale[i] * (2.0 * (lo * popc[i] + delta * acc) - total)
+        err = err_a * errc[i] + err_b * scale[i]
+        ub = est + err
+        if ub <= floor:
+            continue
+        lb = est - err
+        if lb > lbs[k - 1]:
+            _insert(lbs, dummy, lb, i)
+            floor = lbs[k - 1]
+        if m == size:
+            j = 0
+            for t in range(m):
+                if buf_u[t] > floor:
+                    buf_i[j] = buf_i[t]
+                    buf_u[j] = buf_u[t]
+                    buf_e[j] = buf_e[t]
+                    j += 1
+            m = j
+            if m > size // 2:
+                order = np.argsort(-buf_e[:m])[: size // 2]
+                ti, tu, te = buf_i[order].copy(), buf_u[order].copy(), buf_e[order].copy()
+                m = size // 2
+                buf_i[:m] = ti
+                buf_u[:m] = tu
+                buf_e[:m] = te
+        buf_i[m] = i
+        buf_u[m] = ub
+        buf_e[m] = est
+        m += 1
+    keep = buf_u[:m] > floor
+    return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]

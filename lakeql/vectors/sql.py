@@ -35,8 +35,10 @@ class Searcher:
 
         if tbl is None or col is None:
             raise LakeqlError(f"{purpose} needs a table and a column, got NULL")
+        from lakeql.vectors.columns import embed_column
+
         table = self.ctx.table(str(tbl))
-        column = self.ctx.catalog.text_column(table, str(col), purpose).column_name
+        column = embed_column(self.ctx.catalog, table, str(col), purpose)[0].column_name
         idx = self.ctx.load_index(KIND, table, column,
                                   lambda path, _e: CodeIndex.load(path, f"{table.key}.{column}"),
                                   flag="--embed")
@@ -47,6 +49,11 @@ class Searcher:
 
         if query is None or not str(query).strip():
             raise LakeqlError("the search query is empty: pass some text, e.g. 'read a csv file'")
+        if idx.meta.get("model") is None:  # an index of the user's own vectors, built without --model
+            label = f"{idx.meta.get('table')}.{idx.meta.get('column')}"
+            raise LakeqlError(f"{label} holds your own vectors and no model was named for text queries: "
+                              f"search it with semantic_search_vector, or rebuild with --embed {label} "
+                              "--model NAME (the model that made the vectors)")
         model = embedding.load_model(idx.meta.get("model"), idx.meta.get("backend", "torch"))
         text = str(query)[:MAX_QUERY_CHARS]
         return model.encode([text], convert_to_numpy=True, normalize_embeddings=True,

@@ -23,6 +23,7 @@ def prepared(method: str, x: np.ndarray, **kw):
 def _prepare(method: str, x: np.ndarray, **kw):
     if method == "rabitq":
         kw.setdefault("itq_iters", 20)  # the default 100 costs seconds; 20 shows the same effect
+        kw.setdefault("itq_min_rows", 0)  # fit ITQ even on these 160 rows (the default waits for 50,000)
     b = binarizers.get(method, x.shape[1], **kw).fit(x)
     codes, factors = b.encode(x)
     words, factors = kernels.scan_inputs(codes, factors, b.scan)
@@ -113,7 +114,7 @@ def test_itq_rotation_aligns_codes_better_than_random(split):
         b = prepared("rabitq", docs, **({"rotation_kind": "random"} if kind == "random" else {}))[0]
         o, _ = b._rotated_residual(docs)
         alphas[kind] = (np.abs(o).sum(axis=1) / np.sqrt(384)).mean()
-        assert np.allclose(b.rotation @ b.rotation.T, np.eye(384), atol=1e-4)  # still orthogonal
+        assert np.allclose(b.rotation @ b.rotation.T, np.eye(384), atol=3e-3)  # orthogonal (float16 stored)
     assert alphas["itq"] > alphas["random"] + 0.01
 
 
@@ -136,7 +137,7 @@ def test_recall_after_rescoring(split, method, floor):
     """Recall@10 against exact float search, first stage k*4 then float16 rescoring (real embeddings)."""
     docs, queries = split
     b, _, words, factors = prepared(method, docs)
-    tier, _ = quantize_tier(docs, "float16")
+    tier, _, _ = quantize_tier(docs, "float16")
     tierf = tier.astype(np.float32)
     recalls = []
     for q in queries:
@@ -147,12 +148,26 @@ def test_recall_after_rescoring(split, method, floor):
     assert np.mean(recalls) >= floor
 
 
-@pytest.mark.parametrize("tier,tol", [("int8", 0.02), ("float16", 0.002), ("float32", 1e-6)])
-def test_rescoring_tiers(split, tier, tol):
+@pytest.mark.parametrize("tier,tol", [("int8", 0.005), ("float16", 0.002), ("float32", 1e-6)])
+@pytest.mark.parametrize("method", ["rabitq", "sign"])
+def test_rescoring_tiers(split, tier, tol, method):
+    """Tier scores (rotated residual, signs from the code, for rabitq int8) against exact float scores."""
+    from pathlib import Path
+
+    from lakeql.vectors.codes import CodeIndex
+
     docs, queries = split
-    values, scales = quantize_tier(docs, tier)
-    approx = values.astype(np.float32) * (scales if scales is not None else 1)
-    assert np.abs(approx @ queries.T - docs @ queries.T).max() < tol
+    b, codes, words, factors = prepared(method, docs)
+    values, scales, space = quantize_tier(docs, tier, b)
+    assert space == ("rotated" if (tier, method) == ("int8", "rabitq") else "raw")
+    assert values.dtype == {"int8": np.uint8 if method == "rabitq" else np.int8, "float16": np.float16,
+                            "float32": np.float32}[tier]
+    idx = CodeIndex(Path("."), {"dim": docs.shape[1], "tier_space": space}, np.arange(len(docs)), words,
+                    factors, values, scales, b)
+    pos = np.arange(len(docs))
+    for q in queries[:10]:
+        assert np.abs(idx.score(pos, q) - docs @ q).max() < tol
+    assert np.abs(idx.vectors(pos[:20]) - docs[:20]).max() < 5 * tol
 
 
 def test_unknown_method_is_a_clear_error():
@@ -175,3 +190,25 @@ def test_specialised_and_generic_asym_kernels_agree(split, query_bits):
             assert np.allclose(est[rows], scores)
     finally:
         b.query_bits = 4
+
+
+def test_small_columns_store_no_rotation_and_reload_it_from_the_seed(split):
+    docs, queries = split
+    b = binarizers.get("rabitq", docs.shape[1]).fit(docs)  # 160 rows < ITQ_MIN_ROWS: random rotation
+    assert b.params()["rotation"] == "random" and "rotation" not in b.arrays()
+    again = binarizers.from_state(b.params(), b.arrays())
+    assert np.array_equal(again.encode(docs)[0], b.encode(docs)[0])
+
+
+def test_error_bound_covers_the_true_scores(split):
+    """RaBitQ's bound (EPS0 = 1.9): the true score lies within estimate +- bound for most rows (a per-row
+    probabilistic bound: measured 97% here; the search's recall tests check what it is used for)."""
+    docs, queries = split
+    b, codes, words, factors = prepared("rabitq", docs, rotation_kind="random")
+    errc = b.error_coefficients(factors)
+    inside = []
+    for q in queries:
+        qr = b._query(q)[1]
+        est = b.estimate(q, words, factors)
+        inside.append(np.abs(est - docs @ q) <= b.EPS0 * np.linalg.norm(qr) * errc + 0.01)
+    assert np.mean(inside) > 0.95

@@ -32,6 +32,8 @@ class Binarizer(ABC):
     method: ClassVar[str]
     #: the first-stage scan: 'hamming' (symmetric, query binarized too) or 'asym' (float query)
     scan: ClassVar[str] = "hamming"
+    #: whether the estimate has an error bound (``candidates()``, adaptive rescoring); else fixed oversampling
+    bounded: ClassVar[bool] = False
 
     def __init__(self, dim: int) -> None:
         self.dim = int(dim)

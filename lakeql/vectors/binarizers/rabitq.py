@@ -23,7 +23,8 @@ orthogonal Procrustes problem, which maximizes ``alpha`` (how well each code ali
 Larger ``alpha`` means a smaller estimator variance: measured on DBpedia/MS MARCO MiniLM embeddings
 (500 held-out documents as queries) it lifts recall@10 at 4x oversampling from 0.975/0.982 (random ``R``)
 to 0.991/0.991 with 100 iterations (benchmarks/results/vectors.md).
-``rotation='random'`` keeps the plain, provably unbiased RaBitQ rotation.
+``rotation='random'`` keeps the plain, provably unbiased RaBitQ rotation; it is also used for columns
+of fewer than ``ITQ_MIN_ROWS`` rows, where storing a fitted rotation would cost more than the codes.
 """
 
 from __future__ import annotations
@@ -67,19 +68,26 @@ def random_rotation(dim: int, seed: int) -> np.ndarray:
     return (qm * np.sign(np.diag(rm))).astype(np.float32)
 
 
+#: below this many rows the rotation stays random (rebuilt from the seed, nothing stored): a stored
+#: 384 x 384 float16 ITQ rotation costs 295 KB, 6 bytes a row at 50,000 rows but 147 at 2,000, and the
+#: adaptive rescoring (:mod:`lakeql.vectors.search`) makes up for the random rotation's weaker codes.
+ITQ_MIN_ROWS = 50_000
+
+
 class RaBitQBinarizer(Binarizer):
     method = "rabitq"
     scan = "asym"
 
     def __init__(self, dim: int, centroid: np.ndarray | None = None, rotation: np.ndarray | None = None,
                  seed: int = 0, query_bits: int = 4, rotation_kind: str = "itq", itq_iters: int = 100,
-                 itq_sample: int = 20_000) -> None:
+                 itq_sample: int = 20_000, itq_min_rows: int = ITQ_MIN_ROWS) -> None:
         super().__init__(dim)
         self.seed = int(seed)
         self.query_bits = int(query_bits)
         self.rotation_kind = rotation_kind
         self.itq_iters = int(itq_iters)
         self.itq_sample = int(itq_sample)
+        self.itq_min_rows = int(itq_min_rows)
         self.centroid = np.zeros(dim, np.float32) if centroid is None else np.asarray(centroid, np.float32)
         self.rotation = random_rotation(dim, seed) if rotation is None else np.asarray(rotation, np.float32)
 
@@ -87,12 +95,15 @@ class RaBitQBinarizer(Binarizer):
         if len(x):
             x = np.asarray(x, np.float32)
             self.centroid = x.mean(axis=0).astype(np.float32)
+            if self.rotation_kind == "itq" and len(x) < self.itq_min_rows:
+                self.rotation_kind = "random"  # regenerated from the seed: no d x d matrix to store
             if self.rotation_kind == "itq" and self.itq_iters > 0 and len(x) > 1:
                 sample = x if len(x) <= self.itq_sample else x[
                     np.random.default_rng(self.seed).choice(len(x), self.itq_sample, replace=False)]
                 r = sample - self.centroid
                 o = r / np.maximum(np.linalg.norm(r, axis=1), 1e-12)[:, None]
-                self.rotation = itq_rotation(o, random_rotation(self.dim, self.seed), self.itq_iters)
+                rot = itq_rotation(o, random_rotation(self.dim, self.seed), self.itq_iters)
+                self.rotation = rot.astype(np.float16).astype(np.float32)  # stored as float16, used as stored
         return self
 
     def _rotated_residual(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +150,40 @@ class RaBitQBinarizer(Binarizer):
         keep = rows >= 0
         return rows[keep], est[keep]
 
+    # -------------------------------------------------------------- error bound (adaptive rescoring)
+    bounded = True
+    #: RaBitQ's confidence factor epsilon_0 (the paper's 1.9: the bound fails with tiny probability)
+    EPS0 = 1.9
+
+    def error_coefficients(self, factors: dict[str, np.ndarray]) -> np.ndarray:
+        """Per-row ``rho sqrt(1 - alpha^2) / (alpha sqrt(d - 1))`` from the stored factors (nothing stored).
+
+        Rows are unit vectors, so ``rho^2 = |x - c|^2 = 1 - |c|^2 - 2 <r, c>`` (``add = <r, c>``), and
+        ``alpha = rho / (factor sqrt(d))``. The RaBitQ estimate of ``<x, q>`` is then within
+        ``EPS0 * |q - c| * coefficient`` of the truth with high probability (Gao & Long, Theorem 3.2).
+        """
+        c2 = float(self.centroid.astype(np.float64) @ self.centroid)
+        add = np.asarray(factors["add"], np.float64)
+        fac = np.asarray(factors["factor"], np.float64)
+        rho = np.sqrt(np.clip(1.0 - c2 - 2.0 * add, 0.0, None))
+        alpha = np.clip(rho / np.maximum(fac * np.sqrt(self.dim), 1e-12), 1e-6, 1.0)
+        return rho * np.sqrt(1.0 - alpha ** 2) / alpha / np.sqrt(max(self.dim - 1, 1))
+
+    def candidates(self, q: np.ndarray, words: np.ndarray, factors: dict[str, np.ndarray], k: int,
+                   allowed: np.ndarray | None, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, upper bounds, estimates) of every row that may be in the true top ``k``
+        (:func:`lakeql.vectors.kernels.asym4_bounded`); needs a 4-bit query."""
+        base, qr = self._query(q)
+        planes, lo, delta = self._planes(qr)
+        levels = (1 << self.query_bits) - 1
+        qerr = qr - (lo + delta * np.clip(np.rint((qr - lo) / delta), 0, levels))
+        mask = kernels.NO_MASK if allowed is None else allowed
+        return kernels.asym4_bounded(words, planes[0], planes[1], planes[2], planes[3], factors["factor"],
+                                     factors["add"], base, float(qr.sum()), lo, delta, factors["popc"],
+                                     factors["errc"], self.EPS0 * float(np.linalg.norm(qr)),
+                                     self.EPS0 * np.sqrt(2.0) * float(np.linalg.norm(qerr)), int(k), mask,
+                                     int(cap))
+
     def estimate(self, q: np.ndarray, words: np.ndarray, factors: dict[str, np.ndarray]) -> np.ndarray:
         base, qr = self._query(q)
         planes, lo, delta = self._planes(qr)
@@ -161,11 +206,15 @@ class RaBitQBinarizer(Binarizer):
                 "rotation": self.rotation_kind, "itq_iters": self.itq_iters, "itq_sample": self.itq_sample}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"centroid": self.centroid, "rotation": self.rotation}
+        if self.rotation_kind == "random":  # rebuilt from the seed on load
+            return {"centroid": self.centroid}
+        return {"centroid": self.centroid, "rotation": self.rotation.astype(np.float16)}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> RaBitQBinarizer:
-        return cls(int(params["dim"]), arrays["centroid"], arrays["rotation"],
+        rotation = arrays.get("rotation")
+        return cls(int(params["dim"]), arrays["centroid"],
+                   None if rotation is None else np.asarray(rotation, np.float32),
                    int(params.get("seed", 0)), int(params.get("query_bits", 4)),
                    str(params.get("rotation", "itq")), int(params.get("itq_iters", 100)),
                    int(params.get("itq_sample", 20_000)))
