@@ -14,6 +14,10 @@ Measured (every number printed comes from this run):
 * latency by phrase length: count inside the engine (``NgramIndex.count``), ``ngram_count`` through
   SQL end to end, ``ngram_rows`` and ``ngram_search`` (k=10) through SQL, and the DuckDB scan baseline.
 
+Then (``benchmarks/ngrams_words.py``, skipped with ``--no-words``): index size by part, word units and
+the ∞-gram against a Python ``re`` scan, rows of frequent phrases and AND/OR queries against DuckDB's
+``contains`` scan, and DuckDB ``fts`` / Lance's FM-index when they are available here.
+
 Usage: ``python benchmarks/ngrams.py [--quick] [--mb 100] [--per-length 20] [--out FILE]``.
 """
 

@@ -5,7 +5,9 @@ Python list: each Arrow batch's offsets and data buffers become the shard text w
 (NULL rows become empty rows, so row ids stay contiguous). pyarrow does not validate UTF-8, so invalid
 bytes in the data are indexed as they are. When the accumulated text reaches ``--ngram-shard-mb`` a shard
 is cut at a row boundary and written to a temporary file; shards are then built independently in a
-process pool (``--ngram-jobs``), each into its own folder.
+process pool (``--ngram-jobs``), each into its own folder. A worker case-folds its shard (Unicode
+``str.casefold``) for an insensitive index, builds the character FM-index, and (by default) the word
+stream's FM-index in ``words/`` and the LZ4 scan tiers of both (see :func:`run_job`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ Files of a shard folder::
     isa.npy         bit-packed SA row of every ``isa_rate``-th text position (to extract snippets)
     rows.npy        row start offsets in the text (uint32, n_rows + 1 entries, last = n)
     sa.npy          the full suffix array (uint32), only with ``--ngram-mode fast``
+    scan.lz4, scan_blocks.npy   the scan tier (:mod:`lakeql.ngrams.scantier`), with ``--ngram-scan``
+    words/          a shard of the same format over the rows' reversed word stream (``--ngram-words``)
 """
 
 from __future__ import annotations
