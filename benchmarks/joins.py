@@ -249,6 +249,9 @@ def synthetic_index(n_cols: int, vocab: np.ndarray, seed: int = 0, domain_size: 
     ix.pattern = ["a+"] * n_cols
     ix.vectors = None
     ix.faiss = None
+    ix.tau = np.full(n_cols, np.iinfo(bycol.dtype).max, dtype=bycol.dtype)  # no column capped
+    ix.excluded = np.zeros(n_cols, bool)
+    ix.surrogate = ix.sequence = np.zeros(n_cols, bool)
     return ix, sort_s
 
 
