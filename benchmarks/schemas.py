@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPIDER = ROOT / ".." / "shared" / "data" / "spider"
+BACKEND = "auto"  # encoder of the schema embeddings (the product default); --backend torch: the old one
 TYPES = {"text": "VARCHAR", "number": "DOUBLE", "time": "TIMESTAMP", "boolean": "BOOLEAN",
          "others": "VARCHAR"}
 
@@ -140,10 +141,10 @@ def eval_retrieval(out: Path, questions, dbs, flat: bool, units=("auto", "table"
     from lakeql.embedding import encode
 
     t0 = time.perf_counter()
-    idx = SchemaIndex.load(out)
+    idx = SchemaIndex.load(out, backend=BACKEND)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    qv = encode([q["question"] for q in questions], desc="questions")
+    qv = encode([q["question"] for q in questions], model=idx.model, desc="questions")
     t_qenc = time.perf_counter() - t0
     whole = sum(r["bytes"] for r in idx.tables)
     by_path = {r["path"]: r for r in idx.tables}
@@ -227,8 +228,8 @@ def db_recall(out: Path, questions, k: int = 3) -> float:
     from lakeql.context.retrieve import SchemaIndex
     from lakeql.embedding import encode
 
-    idx = SchemaIndex.load(out)
-    qv = encode([q["question"] for q in questions], desc="questions")
+    idx = SchemaIndex.load(out, backend=BACKEND)
+    qv = encode([q["question"] for q in questions], model=idx.model, desc="questions")
     hit = 0
     for q, v in zip(questions, qv, strict=True):
         ds = idx.domain_scores(idx.table_scores(q["question"], v), q["question"], v)
@@ -384,7 +385,7 @@ def score_parts(out: Path, questions, qv):
     from lakeql.context.retrieve import SchemaIndex
     from lakeql.context.text import tokens
 
-    idx = SchemaIndex.load(out)
+    idx = SchemaIndex.load(out, backend=BACKEND)
     tb, tc, db, dc = [], [], [], []
     for q, v in zip(questions, qv, strict=True):
         toks = tokens(q["question"])
@@ -423,7 +424,9 @@ def tune_and_hold_out(out: Path, questions, dbs, k: int = 3) -> dict:
     from lakeql.embedding import encode
 
     tune_dbs, held_dbs = split_dbs(questions)
-    qv = encode([q["question"] for q in questions], desc="questions")
+    from lakeql.context.retrieve import encoder
+
+    qv = encode([q["question"] for q in questions], model=encoder(BACKEND)[0], desc="questions")
     idx, *parts = score_parts(out, questions, qv)
     pos = {d: i for i, d in enumerate(idx.dom_names)}
     gold = np.asarray([pos[q["db_id"]] for q in questions])
@@ -638,8 +641,8 @@ def eval_tables(out: Path, questions, k: int = 3) -> dict:
     from lakeql.context.text import tokens
     from lakeql.embedding import encode
 
-    idx = SchemaIndex.load(out)
-    qv = encode([q["question"] for q in questions], desc="questions")
+    idx = SchemaIndex.load(out, backend=BACKEND)
+    qv = encode([q["question"] for q in questions], model=idx.model, desc="questions")
     by_kind: dict[str, list[int]] = {}
     base: dict[str, list[int]] = {}
     misses = []
@@ -681,8 +684,11 @@ def run_538(tmp: Path, dbs, fmt: str) -> dict:
     out = tmp / "out538"
     g = generate(lake, cat, out, fmt, store=store)
     stats.update(tables=g.tables, domains=g.domains, schemas_s=g.seconds, stages=dict(g.stages))
+    from lakeql.context.retrieve import encoder
+
     emb: dict = {}
-    ensure_embeddings(out, stats=emb)
+    model, label = encoder(BACKEND)
+    ensure_embeddings(out, model, stats=emb, label=label)
     stats["embed_s"] = emb["seconds"]
     r = eval_tables(out, questions)
     r["build"] = stats
@@ -695,7 +701,7 @@ def default_build_cost(tmp: Path, dbs, fmt: str) -> dict:
     from lakeql.catalog import Catalog
     from lakeql.context.generate import generate
     from lakeql.context.retrieve import SchemaIndex
-    from lakeql.embedding import encode, load_model
+    from lakeql.embedding import encode
     from lakeql.lake import discover
 
     root = tmp / "cost_lake"
@@ -705,15 +711,16 @@ def default_build_cost(tmp: Path, dbs, fmt: str) -> dict:
     out = tmp / "cost_out"
     g = generate(lake, cat, out, fmt)
     t0 = time.perf_counter()
-    load_model()
-    encode(["warm up"])
+    from lakeql.context.retrieve import encoder
+
+    encode(["warm up"], model=encoder(BACKEND)[0])
     t_model = time.perf_counter() - t0
     t0 = time.perf_counter()
-    idx = SchemaIndex.load(out)  # first call: embeds every table file and caches the vectors
+    idx = SchemaIndex.load(out, backend=BACKEND)  # first call: embeds every table file and caches the vectors
     idx.pick("How many singers do we have?", 3)
     t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    idx = SchemaIndex.load(out)  # a new connection: reads the cache
+    idx = SchemaIndex.load(out, backend=BACKEND)  # a new connection: reads the cache
     idx.pick("How many singers do we have?", 3)
     t_second = time.perf_counter() - t0
     return {"tables": g.tables, "schemas_s": g.seconds, "stages": dict(g.stages), "model_load_s": t_model,
@@ -736,7 +743,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lake538", action="store_true", help="only: fivethirtyeight + Spider lake (>= 1,000 "
                                                            "tables with descriptions), table top-3")
     ap.add_argument("--build-cost", action="store_true", help="only: default build vs embedding cost")
+    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch", "torch-int8"],
+                    help="encoder of the schema embeddings (default auto: int8 ONNX when installed)")
     args = ap.parse_args(argv)
+    global BACKEND
+    BACKEND = args.backend
     if not (SPIDER / "tables.json").exists():
         print(f"Spider data not found at {SPIDER}", file=sys.stderr)
         return 2
@@ -858,7 +869,8 @@ def print_report(r: dict) -> None:
 
 
 def print_quality(r: dict) -> None:
-    print(f"## schema_context on Spider dev ({r['questions']} questions, k = 3 files, {r['format']})\n")
+    print(f"## schema_context on Spider dev ({r['questions']} questions, k = 3 files, {r['format']}, "
+          f"encoder {BACKEND})\n")
     print("| lake | unit | table recall | column recall | fully covered | bytes / whole schema "
           "| ms/question |")
     print("|---|---|---|---|---|---|---|")
