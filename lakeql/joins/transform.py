@@ -497,6 +497,11 @@ def search(ctx, s, q: int, k: int, found: list[Any], budget_s: float = SEARCH_BU
 def extend(ctx, s, ids: list[int], k: int, mode: str, found: list[Any]) -> list[Any]:
     """The ``joinable`` hook: add transformation candidates to ``found`` (mode 'transform', or 'auto'
     when no strong equi candidate exists); a transform row replaces an equal-column row it beats."""
+    if len(ids) != 1 and mode == "transform":
+        from lakeql.errors import LakeqlError
+
+        raise LakeqlError("joinable: transformations are learned for one column; search a composite key "
+                          "with mode 'equi' or 'auto'")
     if len(ids) != 1 or mode not in ("auto", "transform"):
         return found
     q = ids[0]

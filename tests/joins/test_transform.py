@@ -119,7 +119,9 @@ def test_transform_mode_needs_one_column(lake):
 
     con, _ = lake
     with pytest.raises(duckdb.Error, match="mode"):
-        con.execute("FROM joinable('people.initials', 'x', mode := 'transfrom')").fetchall()
+        con.execute("FROM joinable('people.initials', 'author', mode := 'transfrom')").fetchall()
+    with pytest.raises(duckdb.Error, match="one column"):
+        con.execute("FROM joinable('people.initials', ['author', 'state'], mode := 'transform')").fetchall()
 
 
 def _pair(name: str, source: str, target: str) -> tuple[list[str], list[str]]:

@@ -161,3 +161,29 @@ def test_stale_index_is_reported(lake, tmp_path):
     with pytest.raises(duckdb.Error, match="refresh"):
         con.execute("FROM unionable('flights.flights')").fetchall()
 
+
+
+def test_hostile_names_are_quoted(tmp_path):
+    """Tables and columns whose names hold quotes, spaces and dots: union_sql still parses and runs."""
+    import duckdb
+
+    import lakeql
+    from lakeql.connection import open_lake
+
+    root = tmp_path / "lake"
+    (root / "we ird").mkdir(parents=True)
+    src = SAMPLE_LAKE / "flights" / "airports.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT faa AS \"code\"\"; --\", name AS \"a.b name\", alt FROM '{src}' LIMIT 700) "
+                f"TO '{root / 'we ird' / 'ports one.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT faa, name, alt AS \"alt'itude\" FROM '{src}' OFFSET 400) "
+                f"TO '{root / 'we ird' / 'ports two.parquet'}' (FORMAT parquet)")
+    lakeql.index(root, index_dir=tmp_path / "idx", capabilities=["joins"], progress=False,
+                 joins_semantic=False)
+    c, _ = open_lake(root, index_dir=tmp_path / "idx", capabilities=["joins"])
+    got = rows(c, "FROM unionable('we ird.ports one', k := 1)")
+    assert got[0]["candidate_table"] == "we ird.ports two"
+    assert {m["query_column"] for m in got[0]["column_mapping"]} == {'code"; --', "a.b name", "alt"}
+    n = c.execute(f"SELECT count(*) FROM ({got[0]['union_sql']})").fetchone()[0]
+    assert n == c.execute('SELECT count(*) FROM "we ird"."ports one"').fetchone()[0] + \
+        c.execute('SELECT count(*) FROM "we ird"."ports two"').fetchone()[0]
