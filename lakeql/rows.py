@@ -20,14 +20,21 @@ ROWID = "__rowid"
 ROWS_SCHEMA = "lakeql_rows"
 
 
-def rowid_scan_sql(table: Table, file_rows: list[int]) -> str:
+#: read_parquet's filename column, named so that a data column called "filename" is free
+FILE_COLUMN = "__lakeql_file"
+
+
+def rowid_scan_sql(table: Table, file_rows: list[int], columns: list[str] | None = None) -> str:
     """``SELECT <rowid>, * FROM read_parquet(...)`` for ``table`` (rowid = file offset + file_row_number).
 
     CSV and JSON files have no row numbers of their own: their rowid is the scan's ``WITH ORDINALITY``
-    position (files in catalog order, rows in file order; DuckDB preserves insertion order).
+    position (files in catalog order, rows in file order; DuckDB preserves insertion order). So is a
+    Parquet table with a data column named ``file_row_number`` (``columns``: the table's column names),
+    which DuckDB's ``file_row_number`` option cannot rename.
     """
     paths = table.paths
-    if table.format != "parquet":
+    clash = columns is not None and any(c.lower() in ("file_row_number", FILE_COLUMN) for c in columns)
+    if table.format != "parquet" or clash:
         return (f"SELECT ordinality - 1 AS {ROWID}, * EXCLUDE (ordinality) "
                 f"FROM {table.scan_sql()} WITH ORDINALITY")
     offsets, acc = [], 0
@@ -38,12 +45,17 @@ def rowid_scan_sql(table: Table, file_rows: list[int]) -> str:
         rowid = "file_row_number"
     else:
         cases = " ".join(f"WHEN {quote_literal(p)} THEN {o}" for p, o in zip(paths, offsets, strict=True))
-        rowid = f"(CASE filename {cases} END) + file_row_number"
+        rowid = f"(CASE {FILE_COLUMN} {cases} END) + file_row_number"
     listing = ", ".join(quote_literal(p) for p in paths)
     hive = "true" if table.hive else "false"
-    return (f"SELECT {rowid} AS {ROWID}, * EXCLUDE (filename, file_row_number) FROM read_parquet("
-            f"[{listing}], filename = true, file_row_number = true, union_by_name = true, "
+    return (f"SELECT {rowid} AS {ROWID}, * EXCLUDE ({FILE_COLUMN}, file_row_number) FROM read_parquet("
+            f"[{listing}], filename = '{FILE_COLUMN}', file_row_number = true, union_by_name = true, "
             f"hive_partitioning = {hive})")
+
+
+def rowid_scan_of(catalog, table: Table) -> str:
+    """:func:`rowid_scan_sql` with the file row counts and column names the catalog knows."""
+    return rowid_scan_sql(table, catalog.file_rows(table), [c.column_name for c in catalog.columns(table)])
 
 
 def rows_view_name(table: Table) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal
-from lakeql.rows import ROWS_SCHEMA, rowid_scan_sql
+from lakeql.rows import ROWS_SCHEMA, rowid_scan_of
 
 if TYPE_CHECKING:
     from lakeql.catalog import Catalog
@@ -83,7 +83,7 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             domains[domain] = {"file": fname,
                                "fingerprint": _fingerprint_of_keys(discovered, [t.key for t in tables])}
         _write_db(duckdb, tmp / ROWS_FILE, storage_version,
-                  [f"CREATE VIEW main.{quote_ident(t.key)} AS {rowid_scan_sql(t, catalog.file_rows(t))}"
+                  [f"CREATE VIEW main.{quote_ident(t.key)} AS {rowid_scan_of(catalog, t)}"
                    for t in lake.tables.values() if t.files])
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "domains": domains,
                                                 "tables": dict(sorted(discovered.items()))}))
@@ -179,7 +179,7 @@ def attach(con, ctx) -> AttachPlan:
             con.execute(f"ATTACH ':memory:' AS {LIVE_ROWS}").fetchall()
         tables = _readable(ctx, [lake.tables[k] for k in sorted(plan.changed_tables) if k in lake.tables])
         run_batch(con, [f"CREATE OR REPLACE VIEW {rows_catalog}.main.{quote_ident(t.key)} AS "
-                        f"{rowid_scan_sql(t, ctx.catalog.file_rows(t))}" for t in tables])
+                        f"{rowid_scan_of(ctx.catalog, t)}" for t in tables])
     if not plan.rows_prebuilt:
         plan.changed_tables = set()  # every rowid view lives in lakeql_rows itself
     return plan
@@ -232,6 +232,6 @@ def views_sql(catalog: Catalog) -> list[str]:
             continue
         out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
         out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS "
-                   f"{rowid_scan_sql(t, catalog.file_rows(t))}")
+                   f"{rowid_scan_of(catalog, t)}")
     return out
 

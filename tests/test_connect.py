@@ -86,3 +86,19 @@ def test_no_index_still_connects() -> None:
     con, ctx = open_lake(SAMPLE_LAKE, index_dir=Path("/nonexistent/idx"))
     assert sorted(ctx.views.live) == ["flights", "python"]
     assert con.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
+
+
+@pytest.mark.parametrize("names", [["filename", "x"], ["file_row_number", "x"], ["__rowid_like", "filename"]])
+def test_columns_named_like_duckdbs_virtual_columns(tmp_path, names) -> None:
+    """Columns called ``filename`` or ``file_row_number`` index and connect; __rowid is still the position."""
+    lake = tmp_path / "lake" / "d"
+    lake.mkdir(parents=True)
+    for i in range(2):  # two files: the rowid needs the file name too
+        (lake / "t").mkdir(exist_ok=True)
+        pq.write_table(pa.table({names[0]: [f"v{i}{j}" for j in range(3)], names[1]: list(range(3))}),
+                       lake / "t" / f"part{i}.parquet")
+    lakeql.index(lake.parent, index_dir=tmp_path / "idx", capabilities=[], progress=False)
+    con = lakeql.connect(lake.parent, index_dir=tmp_path / "idx")
+    rows = con.execute(f'SELECT __rowid, "{names[0]}" FROM lakeql_rows."d.t" ORDER BY __rowid').fetchall()
+    assert rows == [(k, f"v{k // 3}{k % 3}") for k in range(6)]
+    assert con.execute('SELECT count(*) FROM d.t').fetchone()[0] == 6
