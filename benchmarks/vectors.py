@@ -124,8 +124,7 @@ def quality(ds: dict, n_docq: int, tier_kind: str = "float16") -> list[dict]:
     f_ndcg, f_rec = qrel_metrics(list(exact_q))
     rows.append({"dataset": ds["name"], "method": "float32 exact", "oversample": "-", "recall_exact": 1.0,
                  "recall_docq": 1.0, "ndcg": f_ndcg, "ndcg_ratio": 1.0, "recall_rel": f_rec})
-    values, scales = quantize_tier(C, tier_kind)
-    tier = values.astype(np.float32) * (scales if scales is not None else 1.0)
+    tier = quantize_tier(C, tier_kind)[0].astype(np.float32)  # float16 or float32: rows as they are
     for label, method, kw in CONFIGS:
         b, words, factors = prepared(method, C, **kw)
         for ov in OVERSAMPLES:
@@ -143,21 +142,111 @@ def quality(ds: dict, n_docq: int, tier_kind: str = "float16") -> list[dict]:
     return rows
 
 
-def tier_rows(ds: dict) -> list[dict]:
-    """Default binarizer at oversample 4 with each rescoring tier: quality and bytes per row."""
-    from lakeql.vectors.codes import quantize_tier
+def code_index(C: np.ndarray, tier: str = "int8", method: str = "rabitq", **kw):
+    """An in-memory CodeIndex of ``C`` built exactly as ``write_index`` builds one (fit, encode, tier)."""
+    from lakeql.vectors import binarizers, kernels
+    from lakeql.vectors.codes import CodeIndex, quantize_tier
 
-    C, Q = ds["C"], ds["Q"]
+    b = binarizers.get(method, C.shape[1], **kw).fit(C)
+    codes, f = b.encode(C)
+    words, f = kernels.scan_inputs(codes, f, b.scan)
+    if getattr(b, "bounded", False):
+        f["errc"] = b.error_coefficients(f)
+    vals, sc, space = quantize_tier(C, tier, b)
+    return CodeIndex(Path("."), {"dim": C.shape[1], "tier_space": space}, np.arange(len(C)), words, f, vals,
+                     sc, b)
+
+
+def pipeline_rows(name: str, C: np.ndarray, Q: np.ndarray, qrels_ndcg=None, label: str = "",
+                  configs=None) -> list[dict]:
+    """The whole default search (``lakeql.vectors.search.search``) per tier / rescoring mode: recall@10 vs
+    exact float, candidates rescored per query, latency (in-process), and index bytes per row."""
+    from lakeql.vectors.search import search
+
     exact = np.argsort(-(Q @ C.T), axis=1, kind="stable")[:, :K]
-    b, words, factors = prepared("rabitq", C)
     out = []
-    for kind in ("int8", "float16", "float32"):
-        values, scales = quantize_tier(C, kind)
-        tier = values.astype(np.float32) * (scales if scales is not None else 1.0)
-        res = [search_binary(b, words, factors, tier, q, 4) for q in Q]
-        rec = np.mean([len(set(r) & set(e)) / K for r, e in zip(res, exact, strict=True)])
-        out.append({"dataset": ds["name"], "tier": kind, "bytes_per_row": values.itemsize * C.shape[1],
-                    "recall_exact": rec})
+    for tier, mode, ov in configs or [("int8", "adaptive", 4), ("float16", "adaptive", 4),
+                                      ("int8", "fixed", 4), ("int8", "fixed", 10), ("float16", "fixed", 4)]:
+        idx = code_index(C, tier)
+        rec, resc, ts, ranked = [], [], [], []
+        for q, e in zip(Q, exact, strict=True):
+            st: dict = {}
+            t0 = time.perf_counter()
+            ids, _ = search(idx, q, K, ov, stats=st, max_rescore=20_000 if mode == "adaptive" else 0)
+            ts.append(time.perf_counter() - t0)
+            rec.append(len(set(ids.tolist()) & set(e.tolist())) / K)
+            resc.append(st["rescored"])
+            ranked.append(ids)
+        per_row_scale = idx.scales is not None and idx.scales.shape == (len(C),)
+        tier_b = idx.tier.dtype.itemsize * C.shape[1] + (4 if per_row_scale else 0)
+        row = {"dataset": name, "label": label, "tier": tier, "mode": mode, "oversample": ov,
+               "recall": float(np.mean(rec)), "rescored_p50": float(np.median(resc)),
+               "rescored_p95": float(np.percentile(resc, 95)), "ms": 1000 * statistics.median(ts),
+               "bytes_row": 48 + 8 + tier_b}
+        if qrels_ndcg is not None:
+            row["ndcg"] = qrels_ndcg(ranked)
+        out.append(row)
+    return out
+
+
+def fmt_pipeline(rows: list[dict]) -> str:
+    lines = ["| data | tier | rescoring | oversample | recall@10 vs exact float | rescored / query p50 (p95) "
+             "| ms / query (in-process) | bytes / row (codes + factors + tier) | / float32 | nDCG@10 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        nd = f"{r['ndcg']:.4f}" if "ndcg" in r else "-"
+        lines.append(f"| {r['dataset']}{r['label']} | {r['tier']} | {r['mode']} | {r['oversample']} | "
+                     f"{r['recall']:.3f} | {r['rescored_p50']:.0f} ({r['rescored_p95']:.0f}) | {r['ms']:.1f} "
+                     "| "
+                     f"{r['bytes_row']} | {r['bytes_row'] / 1536:.3f} | {nd} |")
+    return "\n".join(lines)
+
+
+def size_rows(base: np.ndarray, titles: list[str], tmp: Path, sizes=(2_000, 100_000)) -> list[dict]:
+    """Index bytes on disk per row (codes Parquet + tier + binarizer + meta) through write_index."""
+    out = []
+    for n in sizes:
+        for tier in ("int8", "float16"):
+            lake, vecs = make_speed_lake(tmp / f"size{n}{tier}", n, base, titles)
+            index_dir = index_speed_lake(lake, vecs, tier=tier, tables=("bench.titles",))
+            folder = next((index_dir / "embed").iterdir())
+            total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            out.append({"n": n, "tier": tier, "bytes": total, "per_row": total / n,
+                        "ratio": total / (n * vecs.shape[1] * 4)})
+    return out
+
+
+def hybrid_rows(ds: dict) -> list[dict]:
+    """nDCG@10 / Recall@10 of BM25 alone, vectors alone (the default index) and their fusions."""
+    from lakeql.vectors import bm25
+    from lakeql.vectors.search import search
+
+    docs = [json.loads(line) for line in open(DATA / ds["name"] / "corpus.jsonl", encoding="utf-8")]
+    with tempfile.TemporaryDirectory() as tmp:
+        bm25.build([(d.get("title", "") + " " + d["text"]).strip() for d in docs], Path(tmp))
+        words = bm25.BM25Index.load(Path(tmp), ds["name"])
+    idx = code_index(ds["C"], "int8")
+    ids = ds["doc_ids"]
+    runs: dict[str, list] = {name: [] for name in (
+        "BM25 alone", "vectors alone (rabitq + int8)", "hybrid RRF (default)", "hybrid RRF, weight 0.7",
+        "hybrid weighted 0.5", "hybrid weighted 0.7")}
+    for qi, text in enumerate(ds["query_texts"]):
+        q = ds["Q"][qi]
+        vec = search(idx, q, 100, 4)
+        kw = words.top(text, 100)
+        runs["BM25 alone"].append(kw[0][:K])
+        runs["vectors alone (rabitq + int8)"].append(vec[0][:K])
+        runs["hybrid RRF (default)"].append(bm25.fuse(vec, kw, K)[0])
+        runs["hybrid RRF, weight 0.7"].append(bm25.fuse(vec, kw, K, "rrf", 0.7)[0])
+        runs["hybrid weighted 0.5"].append(bm25.fuse(vec, kw, K, "weighted", 0.5)[0])
+        runs["hybrid weighted 0.7"].append(bm25.fuse(vec, kw, K, "weighted", 0.7)[0])
+    out = []
+    for name, ranked in runs.items():
+        rels = [ds["qrels"].get(qid, {}) for qid in ds["query_ids"]]
+        nd = [ndcg_at_k([ids[p] for p in r], rels[i]) for i, r in enumerate(ranked)]
+        rc = [recall_rel([ids[p] for p in r], rels[i]) for i, r in enumerate(ranked)]
+        out.append({"dataset": ds["name"], "method": name, "ndcg": float(np.mean(nd)),
+                    "recall": float(np.mean(rc))})
     return out
 
 
@@ -193,7 +282,8 @@ def make_speed_lake(root: Path, n: int, base: np.ndarray, titles: list[str]) -> 
     return lake, vecs
 
 
-def index_speed_lake(lake: Path, vecs: np.ndarray, method: str = "rabitq") -> Path:
+def index_speed_lake(lake: Path, vecs: np.ndarray, method: str = "rabitq", tier: str = "int8",
+                     tables: tuple[str, ...] = ("bench.docs", "bench.titles")) -> Path:
     """The embed index of bench.docs.title from the given vectors, through lakeql's own write path."""
     from lakeql.catalog import Catalog
     from lakeql.lake import discover
@@ -204,9 +294,9 @@ def index_speed_lake(lake: Path, vecs: np.ndarray, method: str = "rabitq") -> Pa
     store = Store.for_lake(lk, lake / ".lakeql")
     store.ensure_writable()
     Catalog.build(lk, store, refresh=True)
-    params = {"model": "all-MiniLM-L6-v2", "method": method, "backend": "torch", "tier": "float16",
+    params = {"model": "all-MiniLM-L6-v2", "method": method, "backend": "torch", "tier": tier,
               "format": 1}
-    for table in ("bench.docs", "bench.titles"):
+    for table in tables:
         write_index(store, lk.tables[table], "title", np.arange(len(vecs), dtype=np.int64), vecs, params)
     return store.root
 
@@ -375,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-embed", action="store_true")
+    ap.add_argument("--skip-pipeline", action="store_true", help="skip tiers/rescoring, sizes and hybrid")
+    ap.add_argument("--dup-rows", type=int, default=200_000, help="rows of the near-duplicate set")
     ap.add_argument("--embed-texts", type=int, default=None, help="texts for the throughput test")
     args = ap.parse_args(argv)
     os.environ.setdefault("LAKEQL_QUIET", "1")
@@ -390,11 +482,37 @@ def main(argv: list[str] | None = None) -> int:
             rows += quality(ds, 200 if args.quick else 500)
         print("## Quality (binarizer first stage + float16 rescoring, k = 10)\n")
         print(fmt_quality(rows) + "\n", flush=True)
-        tiers = [r for ds in sets for r in tier_rows(ds)]
-        print("## Rescoring tier (rabitq default, oversample 4)\n")
-        print("| dataset | tier | bytes/row | recall@10 vs exact |\n|---|---|---|---|")
-        for t in tiers:
-            print(f"| {t['dataset']} | {t['tier']} | {t['bytes_per_row']} | {t['recall_exact']:.3f} |")
+    if not args.skip_pipeline:
+        rows = []
+        for ds in sets:
+            def qn(ranked, ds=ds):
+                return float(np.mean([ndcg_at_k([ds["doc_ids"][p] for p in r],
+                                                ds["qrels"].get(ds["query_ids"][i], {}))
+                                      for i, r in enumerate(ranked)]))
+            rows += pipeline_rows(ds["name"], ds["C"], ds["Q"], qn, " (50 queries)")
+            rng = np.random.default_rng(7)
+            di = rng.choice(len(ds["C"]), 500, replace=False)
+            rows += pipeline_rows(ds["name"], np.delete(ds["C"], di, axis=0), ds["C"][di], None,
+                                  " (500 held-out docs as queries)")
+        base = np.concatenate([ds["C"] for ds in sets])
+        _, dup = synth(base, args.dup_rows)
+        qv = np.concatenate([ds["Q"] for ds in sets])
+        rows += pipeline_rows(f"near-duplicates {args.dup_rows:,}", dup, qv, None, " (100 real queries)")
+        print("## The default search pipeline: tiers and rescoring modes (k = 10)\n")
+        print(fmt_pipeline(rows) + "\n", flush=True)
+        titles = [t if t else "untitled" for ds in sets for t in ds["titles"]]
+        with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+            sz = size_rows(base, titles, Path(tmp))
+        print("## Index bytes on disk (codes Parquet + tier + binarizer + meta)\n")
+        print("| rows | tier | bytes | bytes / row | / float32 |\n|---|---|---|---|---|")
+        for r in sz:
+            print(f"| {r['n']:,} | {r['tier']} | {r['bytes']:,} | {r['per_row']:.0f} | {r['ratio']:.3f} |")
+        print(flush=True)
+        print("## Hybrid search (BM25 over the same texts + vectors, k = 10)\n")
+        print("| dataset | method | nDCG@10 | Recall@10 |\n|---|---|---|---|")
+        for ds in sets:
+            for r in hybrid_rows(ds):
+                print(f"| {r['dataset']} | {r['method']} | {r['ndcg']:.4f} | {r['recall']:.4f} |")
         print(flush=True)
     if not args.skip_speed:
         base = np.concatenate([ds["C"] for ds in sets])

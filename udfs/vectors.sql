@@ -66,3 +66,15 @@ CREATE OR REPLACE MACRO similar_rows(tbl, col, key_column, key, k := 10, oversam
                  k, oversample), recursive := true)) h
     JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
     ORDER BY h.score DESC, r.__rowid;
+
+-- @python
+-- hybrid_search(tbl, col, query, k, fusion, weight, filter): keyword (BM25 over the column's words,
+-- built by --embed-bm25) and semantic search fused: fusion := 'rrf' (reciprocal-rank fusion, default)
+-- or 'weighted' (weight * cosine + (1 - weight) * BM25 / max BM25); weight is the vector side's share.
+CREATE OR REPLACE MACRO hybrid_search(tbl, col, query, k := 10, fusion := 'rrf', weight := 0.5,
+                                      filter := NULL) AS TABLE
+    SELECT r.* EXCLUDE (__rowid), h.score
+    FROM (SELECT unnest(hybrid_search_impl(tbl, col, query, k, fusion, weight, filter),
+                        recursive := true)) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
+    ORDER BY h.score DESC, r.__rowid;

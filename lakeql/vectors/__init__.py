@@ -1,9 +1,10 @@
 """vectors: semantic search over text columns, stored as 1-bit codes in Parquet, searched from SQL.
 
-``lakeql index LAKE --embed TABLE.COLUMN`` embeds a column (sentence-transformers, offline default
-all-MiniLM-L6-v2), binarizes it (``sign``, ``median`` or ``rabitq``) and writes a code store; SQL
-``semantic_search(table, column, query)`` scans every code, rescores the best ``k * oversample`` with
-the float query and returns whole rows. See docs/vectors.md.
+``lakeql index LAKE --embed TABLE.COLUMN`` embeds a text column (sentence-transformers or its int8 ONNX
+export, offline default all-MiniLM-L6-v2) or takes a column of stored vectors as they are, binarizes it
+(``sign``, ``median`` or ``rabitq``) and writes a code store; SQL ``semantic_search(table, column,
+query)`` scans every code, rescores the candidates RaBitQ's error bound cannot rule out against an int8
+tier and returns whole rows; ``hybrid_search`` fuses it with BM25. See docs/vectors.md.
 
 Nothing heavy is imported here (``lakeql --help`` stays instant): submodules load on first use.
 """
@@ -35,7 +36,7 @@ def demo(con, ctx, out) -> None:
 
     show(con, "SELECT module, round(score, 3) AS score, left(docstring, 60) AS docstring\n"
               "FROM semantic_search('python.modules', 'docstring', 'read and write spreadsheet files', "
-              "k := 5)", out, "Semantic search (1-bit RaBitQ codes, Hamming scan + float16 rescoring)")
+              "k := 5)", out, "Semantic search (1-bit RaBitQ codes, asymmetric scan + int8 rescoring)")
     show(con, "SELECT module, lines, round(score, 3) AS score\n"
               "FROM semantic_search('python.modules', 'docstring', 'send an email', k := 5,\n"
               "                     filter := 'lines > 500')", out,

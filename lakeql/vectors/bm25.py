@@ -132,14 +132,14 @@ def fuse(vec: tuple[np.ndarray, np.ndarray], kw: tuple[np.ndarray, np.ndarray], 
     """
     pos = np.unique(np.concatenate([vec[0], kw[0]]))
     score = np.zeros(len(pos), np.float64)
-    for (p, s), w in ((vec, weight), (kw, 1.0 - weight)):
+    for is_kw, (p, s), w in ((False, vec, weight), (True, kw, 1.0 - weight)):
         if not len(p):
             continue
         at = np.searchsorted(pos, p)
         if fusion == "rrf":
             score[at] += w / (rrf_k + np.arange(1, len(p) + 1))
         else:
-            top = float(np.max(s)) if p is kw[0] else 1.0
+            top = float(np.max(s)) if is_kw else 1.0
             score[at] += w * np.asarray(s, np.float64) / (top if top > 0 else 1.0)
     order = np.lexsort((pos, -score))[:k]
     return pos[order], score[order].astype(np.float32)

@@ -33,7 +33,8 @@ def index_params(ctx, column_model: str | None) -> dict[str, Any]:
 
     opts = ctx.options["vectors"]
     return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
-            "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 1}
+            "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 1,
+            **({"bm25": True} if opts.embed_bm25 else {})}
 
 
 def build(ctx) -> None:
@@ -55,6 +56,7 @@ def build(ctx) -> None:
     for table, column, kind in targets:
         if kind == "vector":  # your own vectors: a model only if named, to embed text queries
             params = {**index_params(ctx, model_id(opts.model) if opts.model else None), "source": "vectors"}
+            params.pop("bm25", None)  # no words to index
         else:
             params = index_params(ctx, model_id(opts.model))
         pjson = json.dumps(params, sort_keys=True)
@@ -99,11 +101,13 @@ def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
     label = f"{table.key}.{column}"
     total = ctx.catalog.row_count(table)
     pbar = bar(total, desc=f"embed {label}", unit="text")
-    rowid_parts, vec_parts = [], []
+    rowid_parts, vec_parts, all_texts = [], [], ([] if params.get("bm25") else None)
     t0 = time.perf_counter()
     for rowids, texts in stream_texts(ctx, table, column, max_chars):
         vec_parts.append(embedding.encode(texts, model, batch_size=batch_size, progress_bar=pbar))
         rowid_parts.append(rowids)
+        if all_texts is not None:
+            all_texts.extend(texts)
     pbar.close()
     secs = time.perf_counter() - t0
     rowids = np.concatenate(rowid_parts) if rowid_parts else np.zeros(0, np.int64)
@@ -113,7 +117,7 @@ def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
         f"{total - n} NULL/blank rows skipped)")
 
     write_index(ctx.store, table, column, rowids, vecs, params,
-                extra_meta={"skipped": int(total - n), "encode_seconds": round(secs, 3)})
+                extra_meta={"skipped": int(total - n), "encode_seconds": round(secs, 3)}, texts=all_texts)
 
 
 def build_vectors(ctx, table, column: str, params: dict[str, Any]) -> None:
@@ -147,7 +151,7 @@ def build_vectors(ctx, table, column: str, params: dict[str, Any]) -> None:
 
 
 def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray, params: dict[str, Any],
-                extra_meta: dict[str, Any] | None = None) -> IndexEntry:
+                extra_meta: dict[str, Any] | None = None, texts: list[str] | None = None) -> IndexEntry:
     """Binarize ``vecs`` (L2-normalized, one per ``rowids``) and write + record the code store.
 
     The second half of a build, separate so that precomputed embeddings (the benchmark's) go through
@@ -169,6 +173,10 @@ def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray,
         codes.write(tmp, rowids=rowids, codes=packed, factors=factors, tier_values=tier_values,
                     scales=scales, space=space, binarizer=binz, meta=meta, table_name=table.key,
                     column_name=column)
+        if texts is not None:  # BM25 postings over the same rows, for hybrid_search
+            from lakeql.vectors import bm25
+
+            bm25.build(texts, tmp / "bm25")
     entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
                        table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True))
     store.record(entry)

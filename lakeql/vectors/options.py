@@ -23,6 +23,8 @@ class VectorOptions:
     device: str = option("auto", "where the encoder runs: auto (a CUDA GPU when usable, else the CPU), cpu "
                                  "or cuda (an error without a GPU)", choices=("auto", "cpu", "cuda"))
     embed_batch_size: int = option(64, "texts per encoder batch", metavar="N")
+    embed_bm25: bool = option(False, "also index the words of embedded text columns (BM25) for "
+                                     "hybrid_search()")
     embed_rescore: str = option("int8", "rescoring tier stored beside the codes (int8: 384 B/row for "
                                         "MiniLM, the index 0.29x float32; float16 768 B/row, 0.54x)",
                                 choices=("int8", "float16", "float32"))

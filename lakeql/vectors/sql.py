@@ -19,6 +19,7 @@ from lakeql.vectors.builder import KIND
 
 HIT_COLUMNS = [("rowid", "BIGINT"), ("score", "FLOAT")]
 MAX_QUERY_CHARS = 100_000
+HYBRID_POOL = 10  # each side of hybrid_search contributes its best k * HYBRID_POOL (at least 100) rows
 
 
 class Searcher:
@@ -112,6 +113,36 @@ class Searcher:
         rowids, scores = search(idx, q, kk, ov, self.allowed(table, idx, predicate))
         return hits(rowids, scores)
 
+    def hybrid(self, tbl, col, query, k, fusion, weight, predicate) -> list[dict[str, Any]]:
+        """BM25 and vector search over the same column, fused (``lakeql.vectors.bm25.fuse``)."""
+        from lakeql.vectors import bm25
+        from lakeql.vectors.search import search
+
+        kk = check_k(k)
+        how = "rrf" if fusion is None else str(fusion).lower()
+        if how not in ("rrf", "weighted"):
+            raise LakeqlError(f"fusion must be 'rrf' or 'weighted', got {fusion!r}")
+        w = 0.5 if weight is None else float(weight)
+        if not 0.0 <= w <= 1.0:
+            raise LakeqlError(f"weight (the vector score's share) must be between 0 and 1, got {weight!r}")
+        table, column, idx = self.index(tbl, col, "hybrid_search")
+        label = f"{table.key}.{column}"
+        folder = idx.path / "bm25"
+        if "bm25" not in idx._pos:
+            if not (folder / "postings.npz").exists():
+                raise LakeqlError(f"hybrid_search needs the words of {label} indexed: rebuild with "
+                                  f"'lakeql index LAKE --embed {label} --embed-bm25'")
+            idx._pos["bm25"] = bm25.BM25Index.load(folder, label)
+        words = idx._pos["bm25"]
+        q = self.embed_query(idx, query)
+        allowed = self.allowed(table, idx, predicate)
+        pool = max(kk * HYBRID_POOL, 100)
+        vec = search(idx, q, pool, 4, allowed)
+        vec_pos = idx.positions_of(vec[0])
+        kw = words.top(str(query)[:MAX_QUERY_CHARS], pool, allowed)
+        pos, scores = bm25.fuse((vec_pos, vec[1]), kw, kk, how, w)
+        return hits(idx.rowids[pos], scores)
+
     def similar(self, tbl, col, rowids, k, oversample) -> list[dict[str, Any]]:
         from lakeql.vectors.search import search
 
@@ -143,6 +174,8 @@ def register(con, ctx) -> None:
                ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR"], hit_list)
     scalar_udf(con, "semantic_search_vector_impl", s.search_vector,
                ["VARCHAR", "VARCHAR", "FLOAT[]", "BIGINT", "BIGINT", "VARCHAR"], hit_list)
+    scalar_udf(con, "hybrid_search_impl", s.hybrid,
+               ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "VARCHAR", "DOUBLE", "VARCHAR"], hit_list)
     scalar_udf(con, "similar_rows_impl", s.similar,
                ["VARCHAR", "VARCHAR", "BIGINT[]", "BIGINT", "BIGINT"], hit_list)
 

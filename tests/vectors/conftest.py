@@ -26,10 +26,10 @@ def model():
 
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory, model) -> tuple[Path, Path]:
-    """(lake folder, index dir) with python.functions.docstring embedded (rabitq, float16 tier)."""
+    """(lake folder, index dir) with python.functions.docstring embedded (rabitq, int8 tier, BM25)."""
     root = tmp_path_factory.mktemp("vectors")
     lk = make_lake(root)
-    build(lk, root / "index", ["functions.docstring"])
+    build(lk, root / "index", ["functions.docstring"], embed_bm25=True)
     return lk, root / "index"
 
 

@@ -115,3 +115,11 @@ def test_a_column_that_is_neither_text_nor_vectors(byov, tmp_path):
             vector_dim("VARCHAR")) == (384, 0, None, None)
     with pytest.raises(LakeqlError, match="needs a text .* or a vector column"):
         build(byov[0], tmp_path / "d", ["emb.small.n"])
+
+
+def test_hybrid_without_bm25_says_how_to_build_it(bcon):
+    import duckdb
+
+    msg = "rebuild with 'lakeql index LAKE --embed emb.docs.vec --embed-bm25'"
+    with pytest.raises(duckdb.Error, match=msg):
+        bcon.execute("SELECT * FROM hybrid_search('emb.docs', 'vec', 'x')").fetchall()
