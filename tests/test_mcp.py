@@ -23,7 +23,7 @@ from indexed_sample import indexed_sample
 pytest.importorskip("mcp")
 
 TOOLS = {"list_domains", "search_tables", "read_schema", "check_sql", "query", "joinable", "semantic_search",
-         "ngram_search", "ngram_count"}
+         "ngram_search", "ngram_count", "find_tables", "unionable"}
 QUESTION = "which airline flew the most flights?"
 ANSWER_SQL = ("SELECT a.name, count(*) AS n FROM flights.flights f JOIN flights.airlines a USING (carrier) "
               "GROUP BY a.name ORDER BY n DESC, a.name LIMIT 1")
@@ -142,6 +142,10 @@ async def session_checks(client, lake: Path, idx: Path, scratch: Path, answer, s
     assert r.is_error and "indexed here: python.modules.docstring" in text(r)
     r = await client.call_tool("joinable", {"table": "flights.flights", "column": "carrier", "k": 3})
     assert not r.is_error and "flights.airlines" in text(r)
+    r = await client.call_tool("find_tables", {"query": "airline carrier names", "k": 3})
+    assert not r.is_error and "flights.airlines" in text(r), text(r)
+    r = await client.call_tool("unionable", {"table": "flights.airlines", "k": 3})
+    assert not r.is_error, text(r)
     if semantic:
         r = await client.call_tool("semantic_search", {**docs, "query": "send electronic mail", "k": 5})
         assert not r.is_error and ("email" in text(r) or "smtplib" in text(r)), text(r)

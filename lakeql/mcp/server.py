@@ -24,7 +24,8 @@ INSTRUCTIONS = (
     "A read-only data lake of Parquet tables queried with DuckDB SQL. Start with list_domains or "
     "search_tables(question), open the suggested files with read_schema(path), write SQL against "
     "\"domain\".\"table\", check it with check_sql, then run it with query. Only SELECT queries run; "
-    "results are capped. semantic_search / ngram_search / ngram_count work on columns with those indexes; "
+    "results are capped. find_tables finds tables by words, unionable tables of the same shape. "
+    "semantic_search / ngram_search / ngram_count work on columns with those indexes; "
     "joinable finds join partners of a column."
 )
 
@@ -138,6 +139,24 @@ def build_server(service: LakeService):
         """Find the rows whose text column means the same as the query (embedding search), with scores.
         Works only on columns indexed with 'lakeql index --embed TABLE.COLUMN'; the error lists them."""
         return service.semantic_search(table, column, query, k, filter)
+
+    @tool
+    def find_tables(
+        query: Annotated[str, Field(description="words describing the data you need")],
+        k: Annotated[int, Field(ge=1, le=100, description="how many tables")] = 10,
+    ) -> str:
+        """Find tables by words: BM25 over table names, descriptions, column names and sample values
+        (with `matched`: which fields matched). Complements search_tables, which returns schema files."""
+        return service.find_tables(query, k)
+
+    @tool
+    def unionable(
+        table: Annotated[str, Field(description="'domain.table'")],
+        k: Annotated[int, Field(ge=1, le=100, description="how many candidate tables")] = 5,
+    ) -> str:
+        """Tables that hold more rows of the same kind as this one (same columns, possibly renamed), with
+        a runnable UNION ALL BY NAME query that renames the columns."""
+        return service.unionable(table, k)
 
     @tool
     def ngram_search(

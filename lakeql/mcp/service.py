@@ -254,6 +254,16 @@ class LakeService:
                            "round(containment, 3) AS containment, method, join_sql "
                            "FROM joinable(?, ?, k := ?, mode := ?)", [table, column, _k(k, 100), mode])
 
+    def find_tables(self, query: str, k: int = 10) -> str:
+        """Tables whose names, descriptions, column names or sample values match ``query`` (BM25)."""
+        return self._table("SELECT table_name, round(score, 3) AS score, matched FROM find_tables(?, k := ?)",
+                           [query, _k(k, 100)])
+
+    def unionable(self, table: str, k: int = 5) -> str:
+        """Tables holding more rows of the same kind as ``table``, with the UNION ALL BY NAME query."""
+        return self._table("SELECT candidate_table, round(score, 3) AS score, matched_columns, union_sql "
+                           "FROM unionable(?, k := ?)", [table, _k(k, 100)])
+
     def semantic_search(self, table: str, column: str, query: str, k: int = 5, filter: str | None = None
                         ) -> str:  # noqa: A002 - the SQL argument's name
         """Rows whose ``column`` means the same as ``query`` (needs an embed index)."""
