@@ -10,8 +10,8 @@ column:
   :func:`value_class`), from one GROUP BY of the normalized text ``nullif(lower(trim(CAST(v AS VARCHAR))),
   '')`` of all those columns UNPIVOTed: the exact distinct count, value lengths (min, max, average over
   rows, median over distinct values), case/trim flags, the :data:`TOP_VALUES` most frequent raw values
-  with their counts and hashes, and the sorted 32-bit hashes of the distinct values (the upper half of
-  DuckDB's 64-bit ``hash()``: ``(hash(v) >> 32)::UINTEGER``, so SQL can compute them too) capped at the
+  with their counts (their hashes are ``hash_values(top_values)``), and the sorted 32-bit hashes of the
+  distinct values (the upper half of DuckDB's 64-bit ``hash()``: ``(hash(v) >> 32)::UINTEGER``, so SQL can compute them too) capped at the
   bottom :data:`HASH_CAP` (a KMV sample: two capped columns still estimate containment without bias, see
   ``lakeql.joins.joinindex``; its first :data:`SKETCH_K` hashes are the column's bottom-k MinHash
   sketch). 32 bits are enough: a value matches a hash of an unrelated value with probability
@@ -39,7 +39,7 @@ from typing import Any
 
 from lakeql.lake import Table, quote_ident
 
-FORMAT = 3
+FORMAT = 4
 KIND = "column_profile"
 TOP_VALUES = 100  # most frequent raw values kept per column
 SKETCH_K = 256  # bottom-k MinHash sketch size
@@ -82,7 +82,7 @@ def columns_schema():
         ("min", pa.string()), ("max", pa.string()), ("len_min", pa.int32()), ("len_max", pa.int32()),
         ("len_avg", pa.float64()), ("len_median", pa.float64()), ("upper", pa.bool_()),
         ("lower", pa.bool_()), ("trimmed", pa.bool_()), ("top_values", pa.list_(pa.string())),
-        ("top_counts", pa.list_(pa.int64())), ("top_hashes", pa.list_(pa.uint32())),
+        ("top_counts", pa.list_(pa.int64())),
         ("n_hashes", pa.int64()),
     ])
 
@@ -110,7 +110,7 @@ def _empty_row(table: Table, name: str, ctype: str, ordinal: int, rows: int) -> 
             "n_values": 0, "n_distinct": 0,
             "distinct_exact": True, "min": None, "max": None, "len_min": None, "len_max": None,
             "len_avg": None, "len_median": None, "upper": None, "lower": None, "trimmed": None,
-            "top_values": [], "top_counts": [], "top_hashes": [], "n_hashes": 0}
+            "top_values": [], "top_counts": [], "n_hashes": 0}
 
 
 def _native_sql(name: str, ctype: str) -> list[str]:
@@ -212,12 +212,28 @@ def _grouped_stats(table: Table, rows: list[dict[str, Any]], g, np, pa):
         top = np.lexsort((h[s:e], -seg_n))[:TOP_VALUES] + s  # most frequent first, ties in hash order
         r["top_values"] = [v[:200] for v in raw.take(pa.array(top)).to_pylist()]
         r["top_counts"] = n[top].tolist()
-        r["top_hashes"] = h[top].tolist()
         r["n_hashes"] = int(min(nd, HASH_CAP))
         keep[s:s + r["n_hashes"]] = True
     hc = col[keep].astype(np.int32)
     return pa.table({"table_name": pa.array([table.key] * int(keep.sum()), pa.string()).dictionary_encode(),
                      "ordinal": hc, "hash": h[keep]}, schema=hashes_schema())
+
+
+def hash_values(values: list[str], con=None):
+    """The stored 32-bit hashes of raw values (as the profile hashes them), in one DuckDB call."""
+    import numpy as np
+
+    if not values:
+        return np.empty(0, np.uint32)
+    own = con is None
+    con = connect() if own else con
+    try:
+        t = con.execute("SELECT (hash(nullif(lower(trim(v)), '')) >> 32)::UINTEGER AS h FROM "
+                        "(SELECT unnest(?::VARCHAR[]) AS v)", [values]).fetchnumpy()
+        return np.asarray(t["h"], dtype=np.uint32)
+    finally:
+        if own:
+            con.close()
 
 
 def write(out_dir: Path, rows: list[dict[str, Any]], hashes) -> None:

@@ -201,19 +201,26 @@ class JoinIndex:
         return (self.columns.column("top_values")[col].as_py() or [],
                 self.columns.column("top_hashes")[col].as_py() or [])
 
-    def overlaps(self, col: int) -> Overlaps:
-        """Containment of column ``col`` in every other indexed column (KMV-estimated when capped)."""
+    def overlaps(self, col: int, probe: int | None = None) -> Overlaps:
+        """Containment of column ``col`` in every other indexed column (KMV-estimated when capped).
+
+        ``probe``: use only the query's bottom ``probe`` hashes (a smaller KMV sample: cheaper, noisier;
+        the join graph uses it to bound the work per column)."""
         import numpy as np
 
         q = self.hashes(col)
         n = int(self.n_distinct[col])
+        tq = HASH_MAX
+        if probe is not None and len(q) > probe:
+            q = q[:probe]
+            tq = int(q[-1])
         cols, counts = self.postings(q)
         keep = (cols != col) & ~self.excluded[cols]
         cols, counts = cols[keep], counts[keep]
         if len(q) == 0 or len(cols) == 0:
             return Overlaps(cols, counts.astype(np.float64), n, np.zeros(len(cols)))
         # sampled query hashes below each candidate's threshold (all of them when neither is capped)
-        den = np.searchsorted(q, self.tau[cols], "right").astype(np.float64)
+        den = np.searchsorted(q, np.minimum(self.tau[cols], tq), "right").astype(np.float64)
         cont = np.where(den > 0, counts / np.maximum(den, 1), 0.0)
         return Overlaps(cols, cont * n, n, cont)
 

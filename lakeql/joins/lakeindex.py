@@ -84,6 +84,7 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False
                 r["n_hashes"] = 0
         rows.extend(jrows)
         parts.append(hs[keep])
+    _top_hashes(rows)
     offset = 0
     for i, r in enumerate(rows):
         r["col_id"] = i
@@ -97,6 +98,22 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False
             r["text"], r["text_values"] = None, []
     write_columns(rows, out / "columns.parquet")
     return rows, failed, bycol
+
+
+def _top_hashes(rows: list[dict[str, Any]]) -> None:
+    """Each indexed column's top-value hashes, all columns in one DuckDB call (not stored per table)."""
+    from lakeql.profile import hash_values
+
+    vals = [v for r in rows if r["indexed"] for v in r["top_values"]]
+    hs = hash_values(vals)
+    pos = 0
+    for r in rows:
+        if r["indexed"]:
+            n = len(r["top_values"])
+            r["top_hashes"] = hs[pos:pos + n].tolist()
+            pos += n
+        else:
+            r["top_hashes"] = []
 
 
 def lake_frequency(hashes, sorted_hashes):

@@ -103,7 +103,6 @@ def join_row(p: dict[str, Any]) -> dict[str, Any]:
         imin, imax = _int(p["min"]), _int(p["max"])
         row["int_min"], row["int_max"] = imin, imax
     row["top_values"] = list(p["top_values"] or [])
-    row["top_hashes"] = [int(h) for h in p["top_hashes"] or []]
     row["top_counts"] = [int(c) for c in p["top_counts"] or []]
     shapes = Counter(shape(v) for v in row["top_values"][:PATTERN_VALUES])
     row["pattern"] = shapes.most_common(1)[0][0] if shapes else None
