@@ -11,8 +11,8 @@ column:
   '')`` of all those columns UNPIVOTed: the exact distinct count, value lengths (min, max, average over
   rows, median over distinct values), case/trim flags, the :data:`TOP_VALUES` most frequent raw values
   with their counts (their hashes are ``hash_values(top_values)``), and the sorted 32-bit hashes of the
-  distinct values (the upper half of DuckDB's 64-bit ``hash()``: ``(hash(v) >> 32)::UINTEGER``, so SQL can compute them too) capped at the
-  bottom :data:`HASH_CAP` (a KMV sample: two capped columns still estimate containment without bias, see
+  distinct values (the upper half of DuckDB's 64-bit ``hash()``: ``(hash(v) >> 32)::UINTEGER``, so SQL
+  can compute them too) capped at the bottom :data:`HASH_CAP` (a KMV sample: two capped columns still estimate containment without bias, see
   ``lakeql.joins.joinindex``; its first :data:`SKETCH_K` hashes are the column's bottom-k MinHash
   sketch). 32 bits are enough: a value matches a hash of an unrelated value with probability
   ``values in the lake / 2^32`` (0.2% at 10 million values), far below what moves a containment.
