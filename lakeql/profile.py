@@ -7,14 +7,15 @@ column:
 * for all columns: non-NULL count, NULL share, native min/max (as text, in the column type's order), an
   approximate distinct count, and length range of text/blob values (what the schema files show);
 * for columns whose values can be keys (strings, integers, dates/timestamps, UUIDs, enums: see
-  :func:`value_class`), from one GROUP BY of the normalized text ``nullif(lower(trim(CAST(v AS VARCHAR))),
-  '')`` of all those columns UNPIVOTed: the exact distinct count, value lengths (min, max, average over
-  rows, median over distinct values), case/trim flags, the :data:`TOP_VALUES` most frequent raw values
-  with their counts (their hashes are ``hash_values(top_values)``), and the sorted 32-bit hashes of the
-  distinct values (the upper half of DuckDB's 64-bit ``hash()``: ``(hash(v) >> 32)::UINTEGER``, so SQL
-  can compute them too) capped at the bottom :data:`HASH_CAP` (a KMV sample: two capped columns still estimate containment without bias, see
-  ``lakeql.joins.joinindex``; its first :data:`SKETCH_K` hashes are the column's bottom-k MinHash
-  sketch). 32 bits are enough: a value matches a hash of an unrelated value with probability
+  :func:`value_class`), from one GROUP BY of the normalized text
+  ``nullif(lower(trim(CAST(v AS VARCHAR))), '')`` of all those columns UNPIVOTed: the exact distinct
+  count, value lengths (min, max, average over rows, median over distinct values), case/trim flags, the
+  :data:`TOP_VALUES` most frequent raw values with their counts (their hashes: :func:`hash_values`),
+  and the sorted 32-bit hashes of the distinct values (the upper half of DuckDB's 64-bit ``hash()``:
+  ``(hash(v) >> 32)::UINTEGER``, so SQL can compute them too), capped at the bottom :data:`HASH_CAP`
+  (a KMV sample: two capped columns still estimate containment without bias, see
+  ``lakeql.joins.joinindex``; the first :data:`SKETCH_K` are the column's bottom-k MinHash sketch).
+  32 bits are enough: a value matches a hash of an unrelated value with probability
   ``values in the lake / 2^32`` (0.2% at 10 million values), far below what moves a containment.
 
 Stored per table (manifest kind ``column_profile``, fingerprinted like every index) in
