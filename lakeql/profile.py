@@ -284,7 +284,7 @@ def load_columns(store, table: Table):
 
 
 def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: str = "profiling tables",
-           force: bool = False) -> tuple[list[str], dict[str, str]]:
+           force: bool = False, engine: Any = None) -> tuple[list[str], dict[str, str]]:
     """Compute and store the profile of every table in ``keys`` that has no fresh one (all with ``force``).
 
     Returns (keys profiled now, {key: error} of tables that could not be read: left out, never fatal).
@@ -298,6 +298,10 @@ def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: 
     done: list[str] = []
     if not todo:
         return done, failed
+    if engine is not None and engine.name != "local":  # lakeql.engine (issue 10): profiled on Ray workers
+        from lakeql.engine_tasks import ensure_profiles
+
+        return ensure_profiles(engine, store, lake, catalog, todo, desc)
     t0 = time.perf_counter()
     local = threading.local()
     cons: list[Any] = []

@@ -44,7 +44,8 @@ def build(ctx) -> None:
     store, lake, cat = ctx.store, ctx.lake, ctx.catalog
     keys = sorted(lake.tables)
     # a full build re-profiles every table; --refresh reuses the fresh profiles
-    _, failed = profile.ensure(store, lake, cat, keys, desc="joins: profiling tables", force=not ctx.refresh)
+    _, failed = profile.ensure(store, lake, cat, keys, desc="joins: profiling tables", force=not ctx.refresh,
+                               engine=ctx.engine)  # lakeql.engine (issue 10)
     fresh = profile.fresh_keys(store, lake, keys)
     good = [k for k in keys if k not in failed and k in fresh]
     for k in keys:

@@ -17,7 +17,6 @@ import resource
 import time
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,20 +270,20 @@ def build_target(ctx, target: Target, jobs_n: int) -> IndexEntry:
         total = sum(j.n_bytes for j in jobs)
         pb = bar(total, desc=f"ngram {key}.{col}", unit="B", unit_scale=True)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if jobs_n <= 1 or len(jobs) <= 1:
+        if ctx.engine.name == "local" and (jobs_n <= 1 or len(jobs) <= 1):
             for j in jobs:
                 _, _, _, rss = run_job(j)
                 peak = max(peak, rss)
                 pb.update(j.n_bytes)
-        else:
-            import multiprocessing as mp
+        else:  # lakeql.engine (issue 10): spawned workers that die with the build, or Ray tasks
+            sizes = {j.index: j.n_bytes for j in jobs}
 
-            with ProcessPoolExecutor(max_workers=min(jobs_n, len(jobs)),
-                                     mp_context=mp.get_context("spawn")) as pool:
-                sizes = {j.index: j.n_bytes for j in jobs}
-                for idx, _, _, rss in pool.map(run_job, jobs):
-                    peak = max(peak, rss)
-                    pb.update(sizes[idx])
+            def done(_: int, res: tuple[int, int, float, int]) -> None:
+                nonlocal peak
+                peak = max(peak, res[3])
+                pb.update(sizes[res[0]])
+
+            ctx.engine.map(run_job, jobs, pool="process", workers=jobs_n, on_result=done)
         pb.close()
         meta = {"table": key, "column": col, "n_rows": n_rows, "text_bytes": text_bytes,
                 "shards": len(jobs), "case": target.case, "mode": target.mode, "words": target.words,
