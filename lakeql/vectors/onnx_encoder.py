@@ -17,6 +17,8 @@ Tokenization uses the model folder's own ``tokenizer.json`` through the ``tokeni
 engine under transformers' fast tokenizer, identical ids; tests compare), truncated to the model's
 ``max_seq_length``; texts are sorted by token count so each batch pads little. Pooling (mean over the
 attention mask) is part of the graph; L2 normalization is done here, as sentence-transformers does.
+Dynamic quantization scales activations per batch, so a text's vector moves slightly with its batch
+companions (cosine > 0.99 between a text encoded alone and in a batch; torch float32 is exact).
 """
 
 from __future__ import annotations
