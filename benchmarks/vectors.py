@@ -14,8 +14,16 @@ lakeql ``semantic_search_vector`` end to end in SQL (rows with all columns), Duc
 ``ORDER BY array_cosine_distance(...) LIMIT 10`` over the same Parquet, faiss ``IndexFlatIP`` and faiss
 ``IndexBinaryFlat`` (raw, 1 thread, k * 4 candidates).
 
+Default pipeline (``--skip-pipeline`` to skip): the whole ``search()`` per rescoring tier (int8, float16)
+and mode (adaptive under RaBitQ's error bound, or a fixed ``k * oversample``): recall@10 vs exact float,
+rows rescored per query, in-process latency, bytes per row; on both IR sets and on ``--dup-rows``
+near-duplicates (the real vectors re-sampled with noise 0.01). Index bytes on disk at 2,000 and 100,000
+rows through ``write_index``. Hybrid search: nDCG@10 / Recall@10 of BM25 alone, vectors alone and their
+fusions (``lakeql.vectors.bm25``) on the 50 real queries of each set.
+
 Embedding throughput: sentences/s of the torch and torch-int8 backends on real MS MARCO passages, and
-the int8 backend's quality cost (nDCG@10 with corpus and queries both encoded by it).
+the int8 backend's quality cost (nDCG@10 with corpus and queries both encoded by it); the onnx backend
+is compared in ``benchmarks/encoders.py``.
 
 Document embeddings are cached in benchmarks/_work/ (gitignored): encoding 10,000 texts takes minutes.
 """
