@@ -2,9 +2,10 @@
 
 Two kinds of examples are collected (the datasette habit of testing the docs):
 
-* ```` ```sql ```` blocks, split into statements with DuckDB's own parser. A trailing ``-- 24`` comment on a
-  statement's last line is its expected single value; ``-- a | b | c`` lines right after a statement are
-  expected rows, whose first cell must appear in the first column of the result.
+* ```` ```sql ```` blocks, split into statements. A trailing ``-- 24`` comment on a statement's last line
+  is its expected single value; ``-- a | b | c`` lines right after a statement are expected rows, whose
+  first cell must appear in the first column of the result. A block for another place (the stock duckdb
+  CLI, a locked-down server) starts with ``-- not run here: <why>`` and is left out.
 * backticked calls in the ``example`` column of Markdown tables (``FROM joinable('flights.flights', ...)``
   or ``ngram_count(...)``); a bare call is run as ``SELECT * FROM call`` when DuckDB knows it as a table
   macro, else as ``SELECT call``.
@@ -44,6 +45,10 @@ def sql_blocks(path: Path) -> list[Example]:
     text = path.read_text(encoding="utf-8")
     for m in re.finditer(r"```sql\n(.*?)```", text, re.DOTALL):
         line0 = text[:m.start()].count("\n") + 2
+        first = m.group(1).lstrip().splitlines()[0] if m.group(1).strip() else ""
+        if first.lower().startswith("-- not run here:"):
+            assert len(first) > len("-- not run here:") + 3, f"{path.name}:{line0}: say why it is not run"
+            continue
         out += split_block(m.group(1), f"{path.name}:{line0}")
     return out
 
