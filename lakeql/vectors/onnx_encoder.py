@@ -39,6 +39,10 @@ from lakeql.errors import LakeqlError
 FORMAT = 2  # bump to invalidate every cached export
 ONNX_FILE = "model_int8.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: texts per ONNX Runtime call, whatever the caller's batch size: measured on MS MARCO passages (2 cores,
+#: shared) 67.7 sentences/s at 16 vs 42.0 at 64 (less padding, activations stay in cache), while torch
+#: is fastest at 64 (15.3 vs 12.2 at 16)
+RUN_BATCH = 16
 _LOCK = threading.Lock()
 
 
@@ -250,8 +254,9 @@ class OnnxEncoder:
         ids = self.tokenize(texts)
         lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
         order = np.argsort(-lengths, kind="stable")
-        for start in range(0, len(order), max(int(batch_size), 1)):
-            part = order[start:start + batch_size]
+        step = max(min(int(batch_size), RUN_BATCH), 1)
+        for start in range(0, len(order), step):
+            part = order[start:start + step]
             width = int(lengths[part].max())
             arr = np.zeros((len(part), width), np.int64)
             for row, i in enumerate(part):  # one row copy per text: the tokenizer returns lists
