@@ -10,7 +10,8 @@ and the Parquet footers (descriptions, numeric min/max) itself; it never reads t
 ``tables.parquet``   one row per table: its column range, row count, description, fingerprint
 ``colvec.npz``       sparse TF-IDF of each column's values + header + description (hashed features)
 ``namevec.npz``      sparse TF-IDF of each column's header (character 3-grams and words)
-``sketch.npy``       uint64 (columns x 256) bottom-k MinHash sketches, padded with 2**64-1
+``sketch_values.npy`` uint64: every column's bottom-k MinHash sketch (k <= 256), concatenated in column
+                     order (lengths: ``sketch_len`` in columns.parquet)
 ``deepjoin.npy``     float32 (columns x d) DeepJoin vectors (zero rows where none); only when built
 ``bm25_<field>.npz`` BM25 weights (tables x terms) of ``name``, ``description``, ``columns``, ``values``
 ``vocab.parquet``    the BM25 terms
@@ -302,11 +303,10 @@ def write_discovery(ctx, out: Path) -> dict[str, Any]:
                    compression="zstd")
     sp.save_npz(out / "colvec.npz", tfidf_rows(vec_rows, 1 << tx.DIM_BITS))
     sp.save_npz(out / "namevec.npz", tfidf_rows(name_rows, 1 << tx.DIM_BITS))
-    sk = np.full((n, SKETCH_K), np.iinfo(np.uint64).max, dtype=np.uint64)
-    for i, s in enumerate(sketches):
-        if s:
-            sk[i, :len(s)] = np.asarray(s, dtype=np.uint64)
-    np.save(out / "sketch.npy", sk)
+    # ragged on disk (most columns of a real lake hold far fewer than SKETCH_K distinct values): the
+    # padded matrix of 36k columns was 73 MB; the loader pads it again in memory
+    flat = [x for s in sketches for x in s]
+    np.save(out / "sketch_values.npy", np.asarray(flat, dtype=np.uint64))
     if dj is not None and any(i >= 0 for i in dj_idx):
         idx = np.asarray(dj_idx)
         m = np.zeros((n, dj.shape[1]), dtype=np.float32)

@@ -24,7 +24,7 @@ class DiscoveryIndex:
             tabs = pq.read_table(root / "tables.parquet")
             self.colvec = sp.load_npz(root / "colvec.npz").tocsr()
             self.namevec = sp.load_npz(root / "namevec.npz").tocsr()
-            self.sketch = np.load(root / "sketch.npy", mmap_mode="r")
+            flat = np.load(root / "sketch_values.npy")
             self.tok_hash = np.load(root / "tok_hash.npy", mmap_mode="r")
             self.tok_col = np.load(root / "tok_col.npy", mmap_mode="r")
         except Exception as exc:  # noqa: BLE001
@@ -41,6 +41,7 @@ class DiscoveryIndex:
         self.n_distinct = cols.column("n_distinct").to_numpy(zero_copy_only=False).astype(np.int64)
         self.uniqueness = cols.column("uniqueness").to_numpy(zero_copy_only=False).astype(np.float64)
         self.sketch_len = cols.column("sketch_len").to_numpy(zero_copy_only=False).astype(np.int64)
+        self.sketch = padded_sketches(flat, self.sketch_len)
         self.vmin = np.array(cols.column("vmin").to_pylist(), dtype=np.float64)
         self.vmax = np.array(cols.column("vmax").to_pylist(), dtype=np.float64)
         self.samples = cols.column("sample")
@@ -123,3 +124,19 @@ def load(ctx) -> DiscoveryIndex:
                                   f"{more}: run 'lakeql index --refresh LAKE'")
         ctx.cache["discovery_checked"] = entry.built_at
     return ix
+
+
+def padded_sketches(flat, lengths):
+    """The (columns x SKETCH_K) uint64 bottom-k sketches padded with 2**64-1, from the ragged file."""
+    import numpy as np
+
+    from lakeql.joins.union_index import SKETCH_K
+
+    n = len(lengths)
+    out = np.full((n, SKETCH_K), np.iinfo(np.uint64).max, dtype=np.uint64)
+    if n and len(flat):
+        rows = np.repeat(np.arange(n), lengths)
+        starts = np.cumsum(lengths) - lengths
+        cols = np.arange(len(flat)) - np.repeat(starts, lengths)
+        out[rows, cols] = flat
+    return out
