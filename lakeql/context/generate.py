@@ -23,7 +23,7 @@ from typing import Any
 
 from lakeql.catalog import Catalog
 from lakeql.context import formats, partition, safe
-from lakeql.context.profile import ColumnProfile, TableProfile, profile_table
+from lakeql.context.profile import ColumnProfile, TableProfile, profile_from_store, profile_table
 from lakeql.errors import LakeqlError
 from lakeql.lake import ROOT_DOMAIN, Lake
 from lakeql.progress import progress
@@ -229,9 +229,12 @@ def assign_domains(lake: Lake, catalog: Catalog, keys: list[str], previous: dict
     return out
 
 
-def profile_tables(lake: Lake, catalog: Catalog, keys: list[str], threads: int = PROFILE_THREADS
-                   ) -> dict[str, TableProfile]:
+def profile_tables(lake: Lake, catalog: Catalog, keys: list[str], threads: int = PROFILE_THREADS,
+                   store=None) -> dict[str, TableProfile]:
     """Profiles of ``keys``, computed by ``threads`` DuckDB cursors in parallel (queries release the GIL).
+
+    A table whose core column profile (:mod:`lakeql.profile`, one scan per table) is fresh in ``store``
+    is not scanned again: the schema files reuse it.
 
     A table whose data DuckDB cannot read keeps names and types only (with a warning): bad data in one
     table must not stop the others.
@@ -255,6 +258,9 @@ def profile_tables(lake: Lake, catalog: Catalog, keys: list[str], threads: int =
                 cur = local.cur = con.cursor()
                 cursors.append(cur)
         t = lake.tables[k]
+        stored = profile_from_store(store, t, catalog) if store is not None else None
+        if stored is not None:
+            return k, stored
         try:
             return k, profile_table(cur, t, catalog)
         except duckdb.Error as exc:
@@ -309,7 +315,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
             profiles[k] = _profile_from_dict(prev["profile"])
         else:
             todo.append(k)
-    profiles.update(profile_tables(lake, catalog, todo))
+    profiles.update(profile_tables(lake, catalog, todo, store=store))
     res.profiled = len(todo)
     t1 = _lap(res, "profiles", t0)
 
