@@ -16,7 +16,7 @@ EXAMPLES = [
 
 
 def demo(con: Any, ctx: Any, out: Any) -> None:
-    from lakeql.demo import show
+    from lakeql.render import show
 
     for title, sql in EXAMPLES:
         show(con, sql, out, title)
