@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from testutil import SAMPLE_LAKE
+from testutil import SAMPLE_LAKE, require
 
 import lakeql
 from lakeql.engine import LocalEngine, RayEngine, WorkerDied
 from lakeql.errors import LakeqlError
 
-ray = pytest.importorskip("ray")
+ray = require("ray")
 
 EMBED = "flights.airlines.name"
 NGRAM = "python.functions.docstring"

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from testutil import require
 
 import lakeql
 from lakeql.catalog import Catalog
@@ -47,7 +48,7 @@ def mixed_lake(tmp_path_factory) -> Path:
 
 
 def _delta(path: Path) -> None:
-    deltalake = pytest.importorskip("deltalake")
+    deltalake = require("deltalake")
     tbl = pq.read_table(AIRLINES)
     deltalake.write_deltalake(str(path), tbl.slice(0, 10))
     deltalake.write_deltalake(str(path), tbl.slice(10), mode="append")
@@ -55,7 +56,7 @@ def _delta(path: Path) -> None:
 
 
 def _iceberg(path: Path, catdir: Path) -> None:
-    pytest.importorskip("sqlalchemy")
+    require("sqlalchemy")
     from pyiceberg.catalog.sql import SqlCatalog
 
     cat = SqlCatalog("t", uri=f"sqlite:///{catdir}/cat.db", warehouse=f"file://{catdir}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from testutil import require
 
 import lakeql
 from lakeql.store import TEMP_RE
@@ -157,7 +158,7 @@ def descendants(pid: int) -> set[int]:
 def test_kill_9_with_ray_engine_leaves_no_process(stdlib_lake: Path, tmp_path: Path) -> None:
     """``--engine ray`` without an address starts a local Ray: after a kill -9 of the build, its
     raylet, GCS, workers and agents are gone too (the agents alone would linger for a minute or more)."""
-    pytest.importorskip("ray")
+    require("ray")
     cmd = [sys.executable, "-m", "lakeql.cli", "index", str(stdlib_lake), "--index-dir", str(tmp_path / "i"),
            "--only", "ngrams", "--ngram", NGRAM, "--ngram-shard-mb", "0.5", "--engine", "ray", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

@@ -19,8 +19,9 @@ import anyio
 import duckdb
 import pytest
 from indexed_sample import indexed_sample
+from testutil import require
 
-pytest.importorskip("mcp")
+require("mcp")
 
 TOOLS = {"list_domains", "search_tables", "read_schema", "check_sql", "query", "joinable", "semantic_search",
          "ngram_search", "ngram_count", "find_tables", "unionable"}

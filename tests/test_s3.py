@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from testutil import require
 
 from lakeql.demo import SAMPLE_LAKE
 
@@ -25,8 +26,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3_lake():
     """Start moto on 127.0.0.1, upload the sample lake, yield its URL; the AWS env points at moto."""
-    boto3 = pytest.importorskip("boto3")
-    server = pytest.importorskip("moto.server")
+    boto3 = require("boto3")
+    server = require("moto.server")
     mp = pytest.MonkeyPatch()
     port = _free_port()
     srv = server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from testutil import ROOT
+from testutil import ROOT, require
 
 import lakeql
 
-jsonschema = pytest.importorskip("jsonschema")
+jsonschema = require("jsonschema")
 
 
 def _jsonable(row: dict) -> dict:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from testutil import require
 
 import lakeql
 from lakeql.demo import SAMPLE_LAKE
@@ -192,7 +193,7 @@ def test_macro_params_keep_defaults(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- completion
 @pytest.fixture(scope="module")
 def completer(con):
-    pytest.importorskip("prompt_toolkit")
+    require("prompt_toolkit")
     from lakeql.completion import SqlCompleter, load_vocabulary
     from lakeql.shell import ALIASES, COMMANDS
 
@@ -253,7 +254,7 @@ def test_completion_of_paths(completer, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- interactive
 def test_interactive_history_is_one_entry_per_statement(con, tmp_path: Path, monkeypatch) -> None:
-    pytest.importorskip("prompt_toolkit")
+    require("prompt_toolkit")
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 

@@ -29,3 +29,13 @@ def duckdb_cli() -> str:
     if not found:
         pytest.fail("the stock duckdb CLI is missing: pip install '.[test]' installs duckdb-cli")
     return found
+
+
+def require(module: str):
+    """Import a test dependency (the '.[test]' extra installs it): missing, the test fails, never skips."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.fail(f"test dependency {module!r} is missing ({exc}): pip install '.[test]'")
