@@ -35,12 +35,13 @@ class LakeContext:
     cache: dict[str, Any] = field(default_factory=dict)  # small derived objects (not index files)
     indexes: IndexCache = field(default_factory=IndexCache)
     views: Any = None  # the lakeql.views.AttachPlan of this connection
+    con: Any = None  # the connection the functions were registered on (rowid views attach through it)
 
     def rows_view(self, table: Table) -> str:
         """The quoted name of ``table``'s rowid view (its columns plus ``__rowid``) on this connection."""
         from lakeql.views import rows_view_for
 
-        return rows_view_for(self.views, table)
+        return rows_view_for(self.views, table, self.con)
 
     def require_lake(self) -> Lake:
         if self.lake is None:
@@ -122,6 +123,7 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     store = Store.for_lake(lk, index_dir) if lk is not None else (
         Store(index_dir) if index_dir is not None else None)
     ctx = LakeContext(lk, store)
+    ctx.con = con
     root = store.root if store else None
     if lk is not None and lk.fs is not None:  # a lake on object storage (lakeql.sources.remote)
         from lakeql.sources.remote import register_filesystem

@@ -179,9 +179,9 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
         con = duckdb.connect(str(tmp), config={"storage_compatibility_version": DUCKDB_CLI_STORAGE})
         try:
             run_batch(con, views_sql(catalog))
-            sqlfiles.run(con, "lakeql", kinds=("pure",), index_dir=store.root)
+            sqlfiles.run(con, "lakeql", kinds=("pure",), index_dir=store.root, target="cli")
             for mod in plugins.capabilities():
-                sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root)
+                sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root, target="cli")
             con.execute("CHECKPOINT")
         finally:
             con.close()

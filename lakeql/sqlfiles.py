@@ -38,11 +38,14 @@ def capability_templates(name: str) -> Mapping[str, Template]:
     return {}
 
 
-def core_templates() -> dict[str, Template]:
+def core_templates(target: str = "python") -> dict[str, Template]:
+    """``target`` 'python' (a lakeql connection: the rowid views come through ``lakeql_rows_view``, which
+    attaches them on first use) or 'cli' (``lake.duckdb`` for the stock CLI: a schema of views)."""
     from lakeql.rows import rows_view_sql
     from lakeql.store import slug_sql
 
-    return {"slug": slug_sql, "rows_view": rows_view_sql}
+    rows = rows_view_sql if target == "cli" else (lambda expr: f"lakeql_rows_view({expr})")
+    return {"slug": slug_sql, "rows_view": rows}
 
 
 def udfs_dir() -> Path:
@@ -71,11 +74,11 @@ def sections(name: str) -> dict[str, str]:
 
 
 def render(sql: str, index_dir: str | Path | None,
-           templates: Mapping[str, Template] | None = None) -> str:
+           templates: Mapping[str, Template] | None = None, target: str = "python") -> str:
     """Fill ``{{index_dir}}`` and every ``{{name(args)}}`` template (an unknown name is an error)."""
     path = str(index_dir) if index_dir is not None else ""
     sql = sql.replace("{{index_dir}}", quote_literal(path))
-    known = {**core_templates(), **(templates or {})}
+    known = {**core_templates(target), **(templates or {})}
 
     def fill(m: re.Match[str]) -> str:
         fn = known.get(m.group(1))
@@ -91,7 +94,8 @@ _CREATE_MACRO = re.compile(r"\bCREATE\s+OR\s+REPLACE\s+MACRO\b", re.IGNORECASE)
 
 
 def run(con, name: str, kinds: tuple[str, ...] = ("pure", "python"), index_dir: str | Path | None = None,
-        templates: Mapping[str, Template] | None = None, temporary: bool = False) -> None:
+        templates: Mapping[str, Template] | None = None, temporary: bool = False, target: str = "python"
+        ) -> None:
     """Execute the chosen sections of ``udfs/<name>.sql`` on ``con``.
 
     ``temporary``: create the macros as ``TEMP`` (this connection only), for a user's database file.
@@ -101,7 +105,7 @@ def run(con, name: str, kinds: tuple[str, ...] = ("pure", "python"), index_dir: 
         templates = capability_templates(name)
     secs = sections(name)
     for kind in kinds:
-        sql = render(secs[kind], index_dir, templates).strip()
+        sql = render(secs[kind], index_dir, templates, target).strip()
         if temporary:
             sql = _CREATE_MACRO.sub("CREATE OR REPLACE TEMP MACRO", sql)
         if _has_statement(sql):

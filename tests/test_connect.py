@@ -33,7 +33,8 @@ def test_fresh_index_attaches_every_domain(indexed) -> None:
     assert cur.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
     assert cur.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7
     n = cur.execute("SELECT count(*) FROM python.modules").fetchone()[0]
-    assert cur.execute("SELECT max(__rowid) + 1 FROM lakeql_rows.\"python.modules\"").fetchone()[0] == n
+    last = cur.execute("SELECT max(__rowid) FROM query_table(lakeql_rows_view('python.modules'))").fetchone()
+    assert last[0] + 1 == n
 
 
 def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> None:
@@ -99,6 +100,7 @@ def test_columns_named_like_duckdbs_virtual_columns(tmp_path, names) -> None:
                        lake / "t" / f"part{i}.parquet")
     lakeql.index(lake.parent, index_dir=tmp_path / "idx", capabilities=[], progress=False)
     con = lakeql.connect(lake.parent, index_dir=tmp_path / "idx")
-    rows = con.execute(f'SELECT __rowid, "{names[0]}" FROM lakeql_rows."d.t" ORDER BY __rowid').fetchall()
+    rows = con.execute(f"SELECT __rowid, \"{names[0]}\" FROM query_table(lakeql_rows_view('d.t')) "
+                       "ORDER BY __rowid").fetchall()
     assert rows == [(k, f"v{k // 3}{k % 3}") for k in range(6)]
     assert con.execute('SELECT count(*) FROM d.t').fetchone()[0] == 6

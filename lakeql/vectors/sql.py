@@ -71,7 +71,6 @@ class Searcher:
             return None
         import duckdb
 
-        from lakeql.rows import rows_view_name
         from lakeql.safety import parse_filter
 
         if self.con is None:
@@ -82,7 +81,7 @@ class Searcher:
             raise LakeqlError(f"{exc} [table {table.key}]") from None
         cur = self.con.cursor()
         try:
-            ids = cur.execute(f"SELECT __rowid FROM {rows_view_name(table)} WHERE ({where})"
+            ids = cur.execute(f"SELECT __rowid FROM {self.ctx.rows_view(table)} WHERE ({where})"
                               ).fetchnumpy()["__rowid"]
         except duckdb.Error as exc:
             msg = str(exc).splitlines()[0]

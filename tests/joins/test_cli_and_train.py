@@ -35,7 +35,7 @@ def lake_db(flights, tmp_path_factory):
     for stmt in views_sql(Catalog.open(lake, store)):
         con.execute(stmt)
     for name in ("lakeql", "joins"):
-        sqlfiles.run(con, name, kinds=("pure",), index_dir=store.root)
+        sqlfiles.run(con, name, kinds=("pure",), index_dir=store.root, target="cli")
     con.execute("CHECKPOINT")
     con.close()
     return db

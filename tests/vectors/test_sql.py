@@ -90,7 +90,8 @@ def test_rowids_only_and_vector_query(con, model, real):
                       "'read a csv file', k := 5)").fetchall()
     rows = con.execute("SELECT qualname FROM semantic_search('python.functions','docstring', "
                        "'read a csv file', k := 5)").fetchall()
-    by_rowid = con.execute("SELECT qualname FROM lakeql_rows.\"python.functions\" WHERE __rowid IN "
+    by_rowid = con.execute("SELECT qualname FROM query_table(lakeql_rows_view('python.functions')) "
+                           "WHERE __rowid IN "
                            "(SELECT unnest(?::BIGINT[]))", [[r[0] for r in ids]]).fetchall()
     assert len(ids) == 5 and sorted(by_rowid) == sorted(rows)
     via_vec = con.execute("SELECT qualname FROM semantic_search_vector('python.functions','docstring', "
@@ -125,7 +126,7 @@ def test_embed_and_binarize(con, model, real):
     row_text = con.execute("SELECT docstring FROM python.functions WHERE qualname = 'odd_doc'").fetchone()[0]
     d = con.execute("""SELECT bit_hamming(binarize(embed(?), 'python.functions.docstring'), c.code)
                        FROM embed_codes('python.functions', 'docstring') c
-                       JOIN lakeql_rows."python.functions" r ON r.__rowid = c.__rowid
+                       JOIN query_table(lakeql_rows_view('python.functions')) r ON r.__rowid = c.__rowid
                        WHERE r.qualname = 'odd_doc'""", [row_text]).fetchone()[0]
     assert d <= 4
 
@@ -201,7 +202,8 @@ def test_index_files_match_their_json_schemas(lake):
 
 
 def test_embed_over_a_column_is_batched_and_matches_reference(con, real):
-    got = con.execute("SELECT __rowid, embed(docstring) FROM lakeql_rows.\"python.functions\" "
+    got = con.execute("SELECT __rowid, embed(docstring) "
+                      "FROM query_table(lakeql_rows_view('python.functions')) "
                       "ORDER BY __rowid").fetchall()
     rowids, vecs = real
     ref = dict(zip(rowids.tolist(), vecs, strict=True))
