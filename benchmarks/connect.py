@@ -31,7 +31,8 @@ from lakeql.demo import SAMPLE_LAKE
 
 def make_lake(root: Path, n_tables: int, n_domains: int) -> None:
     con = duckdb.connect()
-    con.execute("CREATE TABLE f AS SELECT * FROM read_parquet(?)", [str(SAMPLE_LAKE / "flights" / "flights.parquet")])
+    con.execute("CREATE TABLE f AS SELECT * FROM read_parquet(?)",
+                [str(SAMPLE_LAKE / "flights" / "flights.parquet")])
     cols = [r[0] for r in con.execute("DESCRIBE f").fetchall()]
     for d in range(n_domains):
         (root / f"domain_{d:03d}").mkdir(parents=True)
@@ -39,7 +40,8 @@ def make_lake(root: Path, n_tables: int, n_domains: int) -> None:
         width = 6 + i % 14
         picked = ", ".join(f'"{c}"' for c in cols[:width])
         path = root / f"domain_{i % n_domains:03d}" / f"table_{i:05d}.parquet"
-        con.execute(f"COPY (SELECT {picked} FROM f LIMIT 20 OFFSET {(i * 7) % 5000}) TO '{path}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT {picked} FROM f LIMIT 20 OFFSET {(i * 7) % 5000}) TO '{path}' "
+                    "(FORMAT parquet)")
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:
@@ -120,7 +122,8 @@ def main() -> None:
     t_help, _ = timed(lambda: subprocess.run([sys.executable, "-m", "lakeql.cli", "--help"], check=True,
                                              capture_output=True, env=env), repeat=5)
     t_py, _ = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat=5)
-    rows.append(("lakeql --help (fresh process, median of 5)", t_help, f"python alone {t_py:.3f} s; target <= 0.3 s"))
+    rows.append(("lakeql --help (fresh process, median of 5)", t_help,
+                 f"python alone {t_py:.3f} s; target <= 0.3 s"))
     print(f"\n{args.tables} tables in {args.domains} domains\n")
     print("| what | seconds | note |\n|---|---|---|")
     for what, secs, note in rows:
