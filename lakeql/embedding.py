@@ -48,7 +48,7 @@ def load_model(name: str | None = None, backend: str = "torch", device: str = "c
     """Load (once per process) an encoder with a sentence-transformers ``encode()``, offline.
 
     ``backend``: ``torch`` (float32), ``torch-int8`` or ``onnx`` (int8 ONNX Runtime graph exported once
-    and cached, :mod:`lakeql.vectors.onnx_encoder`; imports no torch once exported). ``device``:
+    and cached, :mod:`lakeql.onnx_encoder`; imports no torch once exported). ``device``:
     ``auto`` (a CUDA GPU when one is usable, else the CPU), ``cpu`` or ``cuda`` (an error without a GPU).
     Calls with equivalent arguments (``load_model()``, ``load_model(None, "torch")``,
     ``load_model("default")``) share one cached model.
@@ -92,7 +92,7 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend == "onnx":
-        from lakeql.vectors.onnx_encoder import OnnxEncoder
+        from lakeql.onnx_encoder import OnnxEncoder
 
         return OnnxEncoder(resolve_model(name), device)
     if backend == "torch-int8":

@@ -115,7 +115,7 @@ BACKENDS = ("auto", "onnx", "torch", "torch-int8")
 def encoder(backend: str = "auto") -> tuple[Any, str]:
     """(model, cache label) of the schema embeddings' encoder.
 
-    ``auto``: the int8 ONNX Runtime export of MiniLM (:mod:`lakeql.vectors.onnx_encoder`; about 3x the
+    ``auto``: the int8 ONNX Runtime export of MiniLM (:mod:`lakeql.onnx_encoder`; about 3x the
     sentences/s of torch here and no torch import in a query process) when ``onnxruntime`` is installed
     and the export works, else torch float32. Spider dev quality is the same within 0.01 either way
     (benchmarks/results/schemas.md). Tables and questions are always encoded by the same encoder.

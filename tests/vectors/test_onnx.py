@@ -60,7 +60,7 @@ def test_export_is_cached_atomically(onnx_model):
     folder = onnx_model.path.parent
     assert onnx_model.path.exists() and (folder / "source.json").exists()
     assert not list(folder.parent.glob(".export-*"))  # no temp folder left behind
-    from lakeql.vectors.onnx_encoder import fingerprint
+    from lakeql.onnx_encoder import fingerprint
 
     assert folder.name == fingerprint(onnx_model.model_dir)
 
