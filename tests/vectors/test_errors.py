@@ -25,7 +25,7 @@ CASES = [
     (f"SELECT * FROM {S}('python.functions', 'docstring', '   ')", "query is empty"),
     (f"SELECT * FROM {S}('python.functions', 'docstring', NULL)", "query is empty"),
     (f"SELECT * FROM {S}('python.functions', 'docstring', 'x', filter := 'nosuchcol = 1')",
-     "is not a valid SQL predicate"),
+     "filter: unknown column 'nosuchcol'"),
     ("SELECT * FROM semantic_search_vector('python.functions', 'docstring', [1, 2, 3]::FLOAT[])",
      "query vector has 3 dimensions but the embed index of python.functions.docstring has 384"),
     ("SELECT * FROM similar_rows('python.functions', 'docstring', 'qualname', 'no_such_fn')", "has that key"),
