@@ -19,13 +19,20 @@ from lakeql.render import print_result, show  # noqa: F401 - show: kept importab
 SAMPLE_LAKE = Path(__file__).resolve().parent / "sample_lake"
 # The demo embeds the 505 module docstrings (seconds on a CPU) and FM-indexes the 4,307 function
 # docstrings; embedding all function docstrings would take minutes on a 2-core machine.
-DEMO_OPTIONS = {"embed": ["python.modules.docstring"], "ngram": ["python.functions.docstring"]}
+DEMO_OPTIONS = {"embed": ["python.modules.docstring"], "ngram": ["python.functions.docstring"],
+                "embed_bm25": True}
 
 
 def demo_command(index_dir: Path) -> str:
     """The ``lakeql index`` command line equivalent to the demo's build."""
-    flags = " ".join(f"--{k} {v}" for k, vals in DEMO_OPTIONS.items() for v in vals)
-    return f"lakeql index {SAMPLE_LAKE} --index-dir {index_dir} {flags}"
+    flags = []
+    for name, value in DEMO_OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        else:
+            flags += [f"{flag} {v}" for v in (value if isinstance(value, list) else [value])]
+    return f"lakeql index {SAMPLE_LAKE} --index-dir {index_dir} {' '.join(flags)}"
 
 
 TEMP = ":temp:"

@@ -91,7 +91,8 @@ def table_examples(path: Path) -> list[Example]:
         if col is None or col >= len(cells) or set(cells[col]) <= set("-: "):
             continue
         for snippet in re.findall(r"`([^`]+)`", cells[col]):
-            out.append(Example(f"{path.name}:{n}", snippet.replace("\\|", "|")))
+            if not snippet.startswith("--"):  # a CLI flag named beside the example
+                out.append(Example(f"{path.name}:{n}", snippet.replace("\\|", "|")))
     return out
 
 
