@@ -167,27 +167,18 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
     Created with the storage version the stock duckdb CLI 1.5 reads; paths inside are absolute.
     ``discovered``: the tables' fingerprints as discovered (default: as they are now).
     """
-    import duckdb
-
-    from lakeql.dbutil import run_batch
+    from lakeql.dbutil import new_database_file, run_batch
     from lakeql.views import views_sql, write_views
 
     lake = catalog.lake
     target = store.path("lake.duckdb")
     with store.atomic_file(target) as tmp:
         tmp.unlink()  # duckdb must create the file itself
-        con = duckdb.connect(str(tmp), config={"storage_compatibility_version": DUCKDB_CLI_STORAGE})
-        try:
+        with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
             run_batch(con, views_sql(catalog))
             sqlfiles.run(con, "lakeql", kinds=("pure",), index_dir=store.root, target="cli")
             for mod in plugins.capabilities():
                 sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root, target="cli")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        wal = Path(str(tmp) + ".wal")
-        if wal.exists():
-            wal.unlink()
     views = write_views(store, catalog, discovered or {k: t.fingerprint for k, t in lake.tables.items()},
                         DUCKDB_CLI_STORAGE)
     store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size,

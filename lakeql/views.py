@@ -67,8 +67,6 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     ``discovered``: ``{table key: fingerprint}`` of the tables as discovered (before unreadable files were
     dropped), which is what ``connect()`` compares against.
     """
-    import duckdb
-
     lake = catalog.lake
     target = store.path(VIEWS_DIR)
     domains: dict[str, Any] = {}
@@ -78,12 +76,12 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             if not attachable(domain):
                 continue
             fname = f"d{i:05d}.duckdb"
-            _write_db(duckdb, tmp / fname, storage_version,
+            _write_db(tmp / fname, storage_version,
                       [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
                        for t in tables if t.files])
             domains[domain] = {"file": fname,
                                "fingerprint": _fingerprint_of_keys(discovered, [t.key for t in tables])}
-        _write_db(duckdb, tmp / ROWS_FILE, storage_version,
+        _write_db(tmp / ROWS_FILE, storage_version,
                   [f"CREATE VIEW main.{quote_ident(t.key)} AS {rowid_scan_of(catalog, t)}"
                    for t in lake.tables.values() if t.files])
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "domains": domains,
@@ -98,29 +96,12 @@ def _fingerprint_of_keys(discovered: dict[str, str], keys: list[str]) -> str:
     return h.hexdigest()
 
 
-#: DuckDB's smallest block: a domain's view database is ~30 KB instead of ~270 KB with the default 256 KB
-BLOCK_SIZE = 16384
-
-
-def _write_db(duckdb, path: Path, storage_version: str, statements: list[str]) -> None:
+def _write_db(path: Path, storage_version: str, statements: list[str]) -> None:
     """A small database file holding ``statements``' views (written in one transaction, checkpointed)."""
-    from lakeql.dbutil import run_batch
-    from lakeql.lake import quote_literal
+    from lakeql.dbutil import new_database_file, run_batch
 
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH {quote_literal(str(path))} AS views_out "
-                    f"(BLOCK_SIZE {BLOCK_SIZE}, STORAGE_VERSION {quote_literal(storage_version)})")
-        con.execute("USE views_out")
+    with new_database_file(path, storage_version) as con:
         run_batch(con, statements)
-        con.execute("CHECKPOINT views_out")
-        con.execute("USE memory")
-        con.execute("DETACH views_out")
-    finally:
-        con.close()
-    wal = Path(str(path) + ".wal")
-    if wal.exists():
-        wal.unlink()
 
 
 # ----------------------------------------------------------------------------------- connect time
