@@ -56,6 +56,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/lakes.py
+
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,8 +234,7 @@ def write_538(root: Path, with_descriptions: bool) -> tuple[dict[str, str], dict
 def seed_tables() -> dict[str, object]:
     """The seven TUS seeds as Arrow tables."""
     import duckdb
-
-    from lakeql.joins.datasets import _csv, nycflights_csv_dir
+    from lakes import _csv, nycflights_csv_dir
 
     src = nycflights_csv_dir()
     if src is None:
@@ -447,11 +448,11 @@ def tables_bench(root: Path, idx: Path, folder_of: dict[str, str], label: str) -
 # ----------------------------------------------------------------------------------------- transform
 def transform_bench(work: Path) -> tuple[list[dict], dict]:
     import duckdb
+    from lakes import autojoin_lake
 
     import lakeql
     from lakeql.connection import open_lake
     from lakeql.joins import transform as tr
-    from lakeql.joins.datasets import autojoin_lake
     from lakeql.joins.search import join_sql as current_join_sql
 
     root = work / "autojoin_lake"

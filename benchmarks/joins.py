@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/lakes.py
+
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +38,7 @@ SHARED = REPO / ".." / "shared" / "data"
 
 # ----------------------------------------------------------------------------------------- lake
 def make_lake(root: Path, full: bool) -> tuple[list, list]:
-    from lakeql.joins.datasets import autojoin_lake, flights_lake
+    from lakes import autojoin_lake, flights_lake
 
     flights_truth = flights_lake(root, full=full, extra_domains=[REPO / "lakeql" / "sample_lake" / "python"])
     aj = SHARED / "autojoin"
@@ -192,8 +194,7 @@ def build_scale(root: Path, idx: Path, values: list[str], n_tables: int, cols: i
     """Index a lake of ``n_tables`` real-valued tables with the real builder (no embeddings): s."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from lakeql.joins.datasets import index_joins
+    from lakes import index_joins
 
     rng = np.random.default_rng(seed)
     vals = np.array(values, dtype=object)
@@ -341,7 +342,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="also write the Markdown report to this file")
     args = ap.parse_args(argv)
     os.environ.setdefault("LAKEQL_QUIET", "1")
-    from lakeql.joins.datasets import index_joins
+    from lakes import index_joins
 
     if args.build_tables is None:
         args.build_tables = 250 if args.quick else 2500

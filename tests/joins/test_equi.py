@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-
-from lakeql.joins.datasets import FLIGHT_TRUTH
+from lakes import FLIGHT_TRUTH
 
 SINGLE = [t for t in FLIGHT_TRUTH if len(t[1]) == 1]
 
@@ -161,8 +160,9 @@ def test_table_profiles_match_their_json_schema(flights):
 def test_capped_columns_estimate_containment_without_bias(tmp_path, monkeypatch):
     """Columns over HASH_CAP distinct values keep a KMV sample of their hashes; containment between
     two capped columns is estimated from the shared sample (exact when uncapped)."""
+    from lakes import index_joins
+
     from lakeql import profile
-    from lakeql.joins.datasets import index_joins
     from lakeql.joins.search import Searcher
     from lakeql.joins.sqlapi import open_index
     from lakeql.lake import discover

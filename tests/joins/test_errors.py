@@ -7,9 +7,9 @@ import re
 
 import duckdb
 import pytest
+from lakes import index_joins
 
 from lakeql.errors import LakeqlError
-from lakeql.joins.datasets import index_joins
 
 from .conftest import connect_joins, small_lake
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from lakeql.joins.datasets import index_joins
+from lakes import index_joins
 
 from .conftest import SAMPLE, connect_joins
 
