@@ -2,6 +2,9 @@
 
     python benchmarks/mcp_latency.py LAKE [--index-dir DIR] [--calls 30]
 
+The calls fit the sample lake indexed as the demo does (``lakeql.index(SAMPLE_LAKE, **DEMO_OPTIONS)``:
+python.modules.docstring embedded, python.functions.docstring n-gram indexed).
+
 Starts the server as a subprocess, makes one warm-up call per tool (the model loads at start), then
 times ``--calls`` calls of each tool and prints p50 / p95 / max in milliseconds.
 """
@@ -23,8 +26,11 @@ CALLS = {
                      "USING (carrier) GROUP BY a.name ORDER BY n DESC LIMIT 5"},
     "joinable": {"table": "flights.flights", "column": "carrier", "k": 5},
     "semantic_search": {"table": "python.modules", "column": "docstring", "query": "send an email", "k": 5},
-    "ngram_search": {"table": "python.modules", "column": "docstring", "phrase": "CSV", "k": 10},
-    "ngram_count": {"table": "python.modules", "column": "docstring", "phrase": "CSV"},
+    "ngram_search": {"table": "python.functions", "column": "docstring", "phrase": "file descriptor",
+                     "k": 10},
+    "ngram_count": {"table": "python.functions", "column": "docstring", "phrase": "file descriptor"},
+    "find_tables": {"query": "airline carrier names", "k": 5},
+    "unionable": {"table": "flights.airports", "k": 5},
 }
 
 
