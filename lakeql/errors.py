@@ -72,12 +72,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 UDF_MARKER = "Python exception occurred while executing the UDF: "
 
 
+def unwrap_udf_message(msg: str) -> tuple[str, bool]:
+    """``(message, True)`` without DuckDB's wrapper when ``msg`` is an exception raised inside a Python
+    UDF ("Python exception occurred while executing the UDF: LakeqlError: ..."); else ``(msg, False)``."""
+    if UDF_MARKER not in msg:
+        return msg, False
+    msg = msg.split(UDF_MARKER, 1)[1]
+    head, _, rest = msg.partition(": ")
+    return (rest if head.endswith("Error") and rest else msg), True
+
+
 def format_error(exc: BaseException) -> str:
     """One line for an exception; strips DuckDB's UDF wrapper around lakeql's own messages."""
-    msg = str(exc).strip()
-    if UDF_MARKER in msg:
-        msg = msg.split(UDF_MARKER, 1)[1]
-        head, _, rest = msg.partition(": ")
-        if head.endswith("Error") and rest:
-            msg = rest
+    msg, _ = unwrap_udf_message(str(exc).strip())
     return msg.splitlines()[0] if msg else type(exc).__name__

@@ -14,9 +14,9 @@ import os
 import sys
 from typing import Any, TextIO
 
+from lakeql.errors import unwrap_udf_message
 from lakeql.render import MODES, Options, escape_controls, mode_name, print_result
 
-UDF_MARKER = "Python exception occurred while executing the UDF: "
 FORMATS = ("table", "csv", "json", "ndjson")
 # statement types whose result is rows to show; the others answer Count/Success, which the CLI hides
 QUERY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE", "RELATION", "ANALYZE", "EXPORT",
@@ -30,12 +30,8 @@ def error_text(exc: BaseException) -> str:
     escaped (a message may quote hostile input)."""
     from lakeql.errors import LakeqlError
 
-    msg = str(exc).strip()
-    if UDF_MARKER in msg:
-        msg = msg.split(UDF_MARKER, 1)[1]
-        head, _, rest = msg.partition(": ")
-        if head.endswith("Error") and rest:
-            msg = rest
+    msg, from_udf = unwrap_udf_message(str(exc).strip())
+    if from_udf:
         msg = msg.strip().splitlines()[0] if msg.strip() else msg
     elif isinstance(exc, LakeqlError):
         msg = msg.splitlines()[0] if msg else msg
