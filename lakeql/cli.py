@@ -39,7 +39,8 @@ def _add_index_args(p: argparse.ArgumentParser) -> None:
                         + ", ".join(m.NAME for m in plugins.capabilities()))
     for mod in plugins.capabilities():
         if hasattr(mod, "OPTIONS"):
-            add_arguments(p, mod.OPTIONS, f"{mod.NAME}: {(mod.__doc__ or '').strip().splitlines()[0]}")
+            summary = (mod.OPTIONS.__doc__ or "").strip().splitlines()[0].rstrip(".")
+            add_arguments(p, mod.OPTIONS, f"{mod.NAME}: {summary}")
 
 
 def index_options(args: argparse.Namespace):
