@@ -68,11 +68,14 @@ def test_odd_unicode_and_huge_query(con):
 
 
 def test_post_filter_with_where_composes(con):
-    rows = con.execute("SELECT kind, score FROM semantic_search('python.functions', 'docstring', "
+    rows = con.execute("SELECT qualname, kind, score FROM semantic_search('python.functions', 'docstring', "
                        "'open a file', k := 20) WHERE kind = 'function'").fetchall()
-    allk = con.execute("SELECT kind, score FROM semantic_search('python.functions', 'docstring', "
+    allk = con.execute("SELECT qualname, kind, score FROM semantic_search('python.functions', 'docstring', "
                        "'open a file', k := 20)").fetchall()
-    assert rows == [r for r in allk if r[0] == "function"]
+    want = [r for r in allk if r[1] == "function"]
+    # each call embeds the query again: float scores may differ in the last bits (torch threads)
+    assert [r[:2] for r in rows] == [r[:2] for r in want]
+    assert [r[2] for r in rows] == pytest.approx([r[2] for r in want], abs=1e-5)
 
 
 def test_pre_filter_matches_reference(con, model, real, rows):
