@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from lakeql.render import print_result, show  # noqa: F401 - show: kept importable from here
+from lakeql.render import show
 
 SAMPLE_LAKE = Path(__file__).resolve().parent / "sample_lake"
 # The demo embeds the 505 module docstrings (seconds on a CPU) and FM-indexes the 4,307 function

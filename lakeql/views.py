@@ -41,11 +41,12 @@ FORMAT = 1
 RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", LIVE_ROWS}
 
 
-def domain_fingerprint(tables: list[Table]) -> str:
-    """A hash of the keys and file fingerprints of a domain's tables (as discovered, before profiling)."""
+def domain_fingerprint(fingerprints: dict[str, str], keys: list[str]) -> str:
+    """A hash of the keys and file fingerprints of a domain's tables (``fingerprints``: as discovered,
+    before profiling). The same at index time (recorded) and at connect time (compared)."""
     h = hashlib.sha1()
-    for t in sorted(tables, key=lambda t: t.key):
-        h.update(f"{t.key}\0{t.fingerprint}\n".encode("utf-8", "surrogatepass"))
+    for k in sorted(keys):
+        h.update(f"{k}\0{fingerprints.get(k, '')}\n".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
@@ -80,20 +81,13 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                       [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
                        for t in tables if t.files])
             domains[domain] = {"file": fname,
-                               "fingerprint": _fingerprint_of_keys(discovered, [t.key for t in tables])}
+                               "fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
         _write_db(tmp / ROWS_FILE, storage_version,
                   [f"CREATE VIEW main.{quote_ident(t.key)} AS {rowid_scan_of(catalog, t)}"
                    for t in lake.tables.values() if t.files])
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "domains": domains,
                                                 "tables": dict(sorted(discovered.items()))}))
     return target
-
-
-def _fingerprint_of_keys(discovered: dict[str, str], keys: list[str]) -> str:
-    h = hashlib.sha1()
-    for k in sorted(keys):
-        h.update(f"{k}\0{discovered.get(k, '')}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
 
 
 def _write_db(path: Path, storage_version: str, statements: list[str]) -> None:
@@ -160,7 +154,8 @@ def attach(con, ctx) -> AttachPlan:
                 for r in con.execute("SELECT database_name, path FROM duckdb_databases()").fetchall()}
     own_is_file = database_is_file(con)
     built_tables = (manifest or {}).get("tables", {})
-    plan.changed_tables = {k for k, t in lake.tables.items() if built_tables.get(k) != t.fingerprint}
+    fingerprints = {k: t.fingerprint for k, t in lake.tables.items()}  # hashed once per connect
+    plan.changed_tables = {k for k, fp in fingerprints.items() if built_tables.get(k) != fp}
     local_stmts: list[str] = []
     for domain, tables in sorted(by_domain(lake).items()):
         spec = (manifest or {}).get("domains", {}).get(domain)
@@ -172,7 +167,8 @@ def attach(con, ctx) -> AttachPlan:
         if domain in existing:  # attached by an earlier register() on this database instance
             plan.attached.append(domain)
             continue
-        fresh = spec is not None and spec["fingerprint"] == domain_fingerprint(tables) and Path(path).exists()
+        fresh = (spec is not None and Path(path).exists()
+                 and spec["fingerprint"] == domain_fingerprint(fingerprints, [t.key for t in tables]))
         if fresh:
             con.execute(f"ATTACH {quote_literal(path)} AS {quote_ident(domain)} (READ_ONLY)").fetchall()
             plan.attached.append(domain)
