@@ -77,7 +77,11 @@ def run_demo(keep: str | None = None, out: TextIO | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one failing example must not hide the others
                 print(f"\n[{getattr(mod, 'NAME', mod.__name__)} demo failed: {exc}]", file=out)
                 say(f"demo of {mod.__name__} failed: {exc!r}")
-        print(f"\nTry it yourself: lakeql shell --lake {SAMPLE_LAKE} --index-dir {index_dir}", file=out)
+        if tmp is None:
+            print(f"\nTry it yourself: lakeql shell --lake {SAMPLE_LAKE} --index-dir {index_dir}", file=out)
+        else:  # the temp index goes away with this process: name a command that keeps one
+            print(f"\nTry it yourself: lakeql demo (keeps its index in {default_index_dir()}), then "
+                  f"lakeql shell --lake {SAMPLE_LAKE} --index-dir {default_index_dir()}", file=out)
         return 0
     finally:
         if tmp is not None:
