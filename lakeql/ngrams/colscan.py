@@ -50,6 +50,8 @@ BATCH_ROWS = 2048
 #: ASCII word characters: every character that separates Python ``\\w+`` words is outside this class
 ASCII_WORD = "0-9A-Za-z_"
 _LOCK = threading.Lock()
+_ASCII_LOWER = np.arange(256, dtype=np.uint8)
+_ASCII_LOWER[65:91] += 32
 
 
 # ------------------------------------------------------------------------------- case folding sets
@@ -249,6 +251,39 @@ class ColumnScan:
         order = np.argsort(rid, kind="stable")
         return rid[order], cnt[order], off[order]
 
+    def top(
+        self, unit: str, fold: str, pat: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The k rows with the most occurrences (ties: lower row id), best first: (row ids, occurrences,
+        first offsets), in ONE DuckDB pass: ``contains`` filters, ``ngram_occ_impl`` (a vectorised numba
+        count, overlapping occurrences too) counts, DuckDB's top-N keeps k rows and their text, from
+        which the first offsets are found. Case-sensitive characters only (None otherwise)."""
+        import duckdb
+
+        if unit != "char" or fold != "none" or not self.usable:
+            return None
+        col = quote_ident(self.column)
+        pred = predicate(unit, fold, pat.tobytes(), col)
+        if pred is None:
+            return None
+        sql = (
+            f"SELECT __rowid, ngram_occ_impl({col}, $1) AS n, {col} FROM ({self.source()}) "
+            f"WHERE contains({col}, $1) ORDER BY n DESC, __rowid LIMIT $2"
+        )
+        cur = self.ctx.con.cursor()
+        try:
+            got = cur.execute(sql, [pred.params[0], int(k)]).fetchall()
+        except duckdb.Error:
+            self.failed = True
+            return None
+        finally:
+            cur.close()
+        needle = pat.tobytes()
+        rid = np.array([g[0] for g in got], np.int64)
+        cnt = np.array([g[1] for g in got], np.int64)
+        first = np.array([g[2].encode("utf-8").find(needle) for g in got], np.int64)
+        return rid, cnt, first
+
     def _verify(
         self, batch, unit: str, fold: str, pat: np.ndarray, need_counts: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -256,47 +291,143 @@ class ColumnScan:
         is exact for them) count 1; the others are searched as the index holds them."""
         import pyarrow.compute as pc
 
-        from lakeql.ngrams.builder import arrow_text
-
         rid = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
         texts = batch.column(1)
         has = np.asarray(pc.is_valid(texts).to_numpy(zero_copy_only=False), dtype=bool)
         cnt = np.ones(rid.shape[0], np.int64)
         off = np.full(rid.shape[0], -1, np.int64)
-        if has.any():
-            data, lengths = arrow_text(texts.filter(pc.is_valid(texts)))
-            starts = np.zeros(lengths.shape[0] + 1, np.int64)
-            np.cumsum(lengths, out=starts[1:])
-            data, starts = _as_indexed(data, starts, unit, fold)
-            c, f = search_rows(data, starts, pat, need_counts)
-            cnt[has], off[has] = c, f
+        if not has.any():
+            return rid, cnt, off
+        # rows of pure ASCII fold by a numpy lower-casing (str.casefold of ASCII is ASCII lower case);
+        # only the others go through Python's casefold
+        wide = has.copy()
+        if fold == "casefold":
+            nonascii = pc.not_equal(pc.binary_length(texts), pc.utf8_length(texts)).fill_null(False)
+            wide &= np.asarray(nonascii.to_numpy(zero_copy_only=False), dtype=bool)
+            narrow = has & ~wide
+            if narrow.any():
+                c, f = _search_batch(texts.filter(narrow), unit, "ascii", pat, need_counts)
+                cnt[narrow], off[narrow] = c, f
+        if wide.any():
+            c, f = _search_batch(texts.filter(wide), unit, fold, pat, need_counts)
+            cnt[wide], off[wide] = c, f
         keep = cnt > 0
         return rid[keep], cnt[keep], off[keep]
+
+
+def _search_batch(
+    texts, unit: str, fold: str, pat: np.ndarray, need_counts: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``texts`` (no NULLs): occurrences and first offset of ``pat`` in the row as the layer
+    holds it (``fold`` 'ascii': rows of pure ASCII, lower-cased in numpy)."""
+    from lakeql.ngrams.builder import arrow_text
+
+    data, lengths = arrow_text(texts)
+    starts = np.zeros(lengths.shape[0] + 1, np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    if fold == "ascii":
+        data = _ASCII_LOWER[data]  # one table lookup per byte
+        fold = "none"
+    data, starts = _as_indexed(data, starts, unit, fold)
+    return search_rows(data, starts, pat, need_counts)
 
 
 def _as_indexed(data: np.ndarray, starts: np.ndarray, unit: str, fold: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows (each ending with a NUL) transformed exactly as the builder does for the layer."""
     from lakeql.ngrams.text import casefold_rows, word_rows
+    from lakeql.ngrams.text import fold as casefold
 
     folded = fold == "casefold"
     if unit == "word":
         return word_rows(data, starts, folded)
-    if folded:
+    if not folded:
+        return data, starts
+    if int(np.count_nonzero(data == 0)) != starts.shape[0] - 1:  # NULs inside rows: the general path
         return casefold_rows(data, starts)
-    return data, starts
+    # every NUL ends a row, and folding keeps NULs (no character folds to or from one): the folded
+    # rows' starts follow the NULs of the folded text (one casefold over all the rows, as the builder)
+    out = np.frombuffer(casefold(data.tobytes().decode("utf-8")).encode("utf-8"), np.uint8)
+    new_starts = np.zeros(starts.shape[0], np.int64)
+    new_starts[1:] = np.flatnonzero(out == 0) + 1
+    return out, new_starts
 
 
 def search_rows(
     text: np.ndarray, starts: np.ndarray, pat: np.ndarray, need_counts: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row (``text[starts[r]:starts[r+1]]``, each ending with a NUL): occurrences of ``pat``
-    (overlapping ones too) and the first offset (-1 if none). A SIMD compare finds the pattern's rarest
-    byte in a sample of the text, numba verifies the candidates."""
-    from lakeql.ngrams.kernels import count_byte_rows, verify_candidates
+    (overlapping ones too) and the first offset (-1 if none)."""
+    from lakeql.ngrams.kernels import count_byte_rows
 
     if pat.shape[0] == 1:
         return count_byte_rows(text, starts, pat[0], need_counts)
-    sample = np.bincount(text[: 1 << 20], minlength=256)
-    anchor = int(np.argmin(sample[pat]))
-    cand = np.flatnonzero(text == pat[anchor])
-    return verify_candidates(text, starts, pat, anchor, cand, need_counts)
+    return count_rows(text, np.asarray(starts, np.int64), pat, pad=1)
+
+
+def count_rows(
+    data: np.ndarray, offs: np.ndarray, pat: np.ndarray, pad: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``data[offs[r]:offs[r + 1] - pad]``: overlapping occurrences of ``pat`` and the first
+    offset (-1 if none), vectorised: a SIMD compare finds the pattern's rarest byte (in a sample of the
+    text), then numpy gathers check the other bytes of the surviving candidates, one byte at a time."""
+    n = offs.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(n, np.int64)
+    first = np.full(n, -1, np.int64)
+    if n == 0 or m == 0 or data.shape[0] < m:
+        return counts, first
+    if m == 1:  # one byte: a SIMD compare and a per-row sum, no positions
+        hit = data == pat[0]
+        lengths = np.diff(offs) - pad
+        ok = lengths > 0
+        if ok.any():
+            counts[ok] = np.add.reduceat(hit, offs[:-1][ok], dtype=np.int64)  # empty rows skipped
+        has = np.flatnonzero(counts)
+        first[has] = _first_true(hit, offs, has)
+        return counts, first
+    freq = np.bincount(data[: 1 << 16], minlength=256)
+    anchor = int(np.argmin(freq[pat]))
+    pos = np.flatnonzero(data == pat[anchor])
+    if anchor:
+        pos = pos[pos >= anchor] - anchor
+    pos = pos[pos <= data.shape[0] - m]
+    for t in np.argsort(freq[pat], kind="stable"):  # rarest bytes first: the candidates shrink fastest
+        if t != anchor and pos.shape[0]:
+            pos = pos[data[pos + t] == pat[t]]
+    rows = np.searchsorted(offs, pos, side="right") - 1
+    keep = pos + m <= offs[rows + 1] - pad  # inside one row (not across a row end)
+    pos, rows = pos[keep], rows[keep]
+    counts += np.bincount(rows, minlength=n)
+    uniq, at = np.unique(rows, return_index=True)
+    first[uniq] = pos[at] - offs[uniq]
+    return counts, first
+
+
+def _first_true(hit: np.ndarray, offs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Offset of the first True of ``hit`` in each of ``rows`` (each holds one)."""
+    pos = np.flatnonzero(hit)
+    at = np.searchsorted(pos, offs[rows])
+    return pos[at] - offs[rows]
+
+
+def occurrences(texts, pats):
+    """``ngram_occ_impl(text, pattern)``, an Arrow UDF: overlapping occurrences of the pattern's UTF-8
+    bytes in each text (NULL text or pattern: NULL), vectorised (:func:`count_rows`) per distinct
+    pattern of the chunk."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakeql.ngrams.builder import arrow_buffers
+
+    out = np.zeros(len(texts), np.int64)
+    valid = pc.and_(pc.is_valid(texts), pc.is_valid(pats))
+    data, offs = arrow_buffers(texts)
+    distinct = pc.unique(pats.filter(valid)).to_pylist()
+    for p in distinct:
+        counts, _ = count_rows(data, offs, np.frombuffer(p.encode("utf-8"), np.uint8))
+        if len(distinct) == 1:
+            out = counts
+        else:
+            mask = np.asarray(pc.equal(pats, p).fill_null(False).to_numpy(zero_copy_only=False), bool)
+            out[mask] = counts[mask]
+    return pa.array(out, pa.int64(), mask=~np.asarray(valid.to_numpy(zero_copy_only=False), bool))

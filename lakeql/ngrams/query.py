@@ -332,6 +332,11 @@ class NgramIndex:
     def top_rows(self, pat: np.ndarray, k: int, layer: Layer | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
+        lay = layer or self.chars
+        if self.colscan is not None and not all(t is not None for t in lay.tiers) and self.use_scan(pat, lay):
+            found = self.colscan.top(lay.unit, self.fold, pat, k)  # one DuckDB pass, top-N in DuckDB
+            if found is not None:
+                return found
         uniq, counts, first = self.row_counts(pat, layer)
         best = np.lexsort((uniq, -counts))[:k]
         return uniq[best], counts[best], first[best]
