@@ -610,35 +610,3 @@ def count_byte_rows(buf, starts, b, need_counts):
             i += 1
         counts[r] = c
     return counts, first
-
-
-@njit(cache=True, nogil=True)
-def verify_arrow_rows(buf, offs, pat, anchor, cand, need_counts):
-    """:func:`verify_candidates` over Arrow string buffers: row r is ``buf[offs[r]:offs[r + 1]]`` (no
-    separator), ``cand`` the ascending positions of ``pat[anchor]`` in ``buf``. Per row: occurrences
-    (overlapping ones too; 1 without ``need_counts``) and the first byte offset (-1 if none)."""
-    nr = offs.shape[0] - 1
-    m = pat.shape[0]
-    counts = np.zeros(nr, dtype=np.int64)
-    first = np.full(nr, -1, dtype=np.int64)
-    r = 0
-    for j in range(cand.shape[0]):
-        i = cand[j] - anchor
-        if i < 0:
-            continue
-        while r < nr and offs[r + 1] <= i:
-            r += 1
-        if r >= nr:
-            break
-        if i + m > offs[r + 1] or (counts[r] > 0 and not need_counts):
-            continue
-        ok = True
-        for t in range(m):
-            if buf[i + t] != pat[t]:
-                ok = False
-                break
-        if ok:
-            if counts[r] == 0:
-                first[r] = i - offs[r]
-            counts[r] += 1
-    return counts, first
