@@ -41,14 +41,24 @@ import numpy as np
 
 from lakeql.lake import quote_ident
 
-#: DuckDB scan of the column on the 2-core benchmark machine (~250-350 MB/s of text at 100 MB).
-ROWS_BYTES_PER_SECOND = 300e6
-#: ... plus fetching the matching rows' text and counting in Python (~2.5x slower).
-COUNT_BYTES_PER_SECOND = 120e6
+# Costs in the units of query.LOCATE_SECONDS (30 us per located occurrence), calibrated on the 2-core
+# benchmark machine in one run (benchmarks/results/ngramscan.md, load ~40): a 100 MB DuckDB
+# `contains` scan took as long as ~3,000 located occurrences (514 ms vs 1.33 s for 7,690).
+#: rows of a case-sensitive phrase: DuckDB's `contains` scan alone
+ROWS_BYTES_PER_SECOND = 1e9
+#: ngram_search / occurrence counts of a case-sensitive phrase: the scan plus the count UDF and top-N
+COUNT_BYTES_PER_SECOND = 300e6
+#: case-insensitive or word phrases: a superset scan plus Python verification of candidate rows (rows of
+#: a frequent word at 100 MB: ~1.4 s, the time of ~8,000 located occurrences in the same run)
+VERIFY_BYTES_PER_SECOND = 250e6
 #: rows fetched per Arrow batch (bounds memory: one batch of text at a time)
 BATCH_ROWS = 2048
 #: ASCII word characters: every character that separates Python ``\\w+`` words is outside this class
 ASCII_WORD = "0-9A-Za-z_"
+#: ASCII characters that are not word characters (always separators, in Python's Unicode \\w too)
+ASCII_NONWORD = r"[\x00-\x2F\x3A-\x40\x5B-\x5E\x60\x7B-\x7F]"
+#: SQL true on rows holding a non-ASCII character (UTF-8 bytes > characters)
+NON_ASCII = "strlen({c}) <> length({c})"
 _LOCK = threading.Lock()
 _ASCII_LOWER = np.arange(256, dtype=np.uint8)
 _ASCII_LOWER[65:91] += 32
@@ -78,8 +88,9 @@ def _fold_sources() -> tuple[str, dict[str, str]]:
 
 
 def _re_chars(chars: str) -> str:
-    """Characters as RE2 escapes (``\\x{HHHH}``): safe inside and outside a character class."""
-    return "".join(f"\\x{{{ord(c):X}}}" for c in chars)
+    """Characters as RE2 escapes (``\\x{HHHH}``; ASCII letters and digits as themselves, so that
+    ``(?i)`` folds them): safe inside and outside a character class."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):X}}}" for c in chars)
 
 
 def _re_class(chars: str) -> str:
@@ -112,8 +123,10 @@ class Pred:
     """A row predicate on the column ``c`` with its bound parameters, and whether it is exact on every
     row (``exact='all'``), on rows of pure ASCII only (``'ascii'``) or a superset only (``'none'``)."""
 
-    def __init__(self, sql: str, params: list[Any], exact: str) -> None:
+    def __init__(self, sql: str, params: list[Any], exact: str, sure: str = "", sure_params=()) -> None:
         self.sql, self.params, self.exact = sql, params, exact
+        # optional: SQL true only on rows that certainly match (no verification needed for them)
+        self.sure, self.sure_params = sure, list(sure_params)
 
 
 def _folded_superset(f: str, col: str) -> tuple[str, list[Any]]:
@@ -133,9 +146,9 @@ def _folded_superset(f: str, col: str) -> tuple[str, list[Any]]:
     return " AND ".join(parts), params
 
 
-def _words_regex(ws: list[str]) -> str:
-    """RE2: the words in order with ASCII-word boundaries and separators (a superset of \\w+ words)."""
-    sep = f"[^{ASCII_WORD}]"
+def _words_regex(ws: list[str], sep: str = f"[^{ASCII_WORD}]") -> str:
+    """RE2: the words in order, separated and bounded by ``sep`` (by default anything but an ASCII word
+    character: a superset of Python's \\w+ words; with ASCII_NONWORD: certain matches only)."""
     return f"(?:^|{sep})" + f"{sep}+".join(_re_chars(w) for w in ws) + f"(?:{sep}|$)"
 
 
@@ -154,28 +167,28 @@ def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
     if unit == "char":
         if fold == "none":
             return Pred(f"contains({col}, ?)", [text], "all")
-        if text.isascii():
-            n_chars, _ = _fold_sources()
+        if text.isascii():  # rows of pure ASCII: RE2's (?i) is exact there; the others are verified
             return Pred(
-                f"(regexp_matches({col}, ?) OR contains(lower({col}), ?))",
-                [_re_class(n_chars), text],
+                f"({NON_ASCII.format(c=col)} OR regexp_matches({col}, ?))",
+                ["(?i)" + _re_chars(text)],
                 "ascii",
             )
-        sql, params = _folded_superset(text, col)
-        return Pred(sql, params, "none")
+        sql, params = _folded_superset(text, col)  # a non-ASCII folded character needs one in the row
+        return Pred(f"{NON_ASCII.format(c=col)} AND {sql}", params, "none")
     ws = [w for w in text.split(chr(WORD_SEP)) if w]
     if not ws:
         return None
     if fold == "none":
-        return Pred(f"regexp_matches({col}, ?)", [_words_regex(ws)], "ascii")
-    if all(w.isascii() for w in ws):
-        n_chars, _ = _fold_sources()
+        # a match whose boundaries and separators are all ASCII non-word characters is certain
+        strict = _words_regex(ws, ASCII_NONWORD)
         return Pred(
-            f"(regexp_matches({col}, ?) OR regexp_matches(lower({col}), ?))",
-            [_re_class(n_chars), _words_regex(ws)],
-            "ascii",
+            f"regexp_matches({col}, ?)", [_words_regex(ws)], "ascii", f"regexp_matches({col}, ?)", [strict]
         )
-    parts, params = [], []
+    if all(w.isascii() for w in ws):
+        return Pred(
+            f"({NON_ASCII.format(c=col)} OR regexp_matches({col}, ?))", ["(?i)" + _words_regex(ws)], "ascii"
+        )
+    parts, params = [NON_ASCII.format(c=col)], []
     for w in sorted(set(ws), key=len, reverse=True)[:3]:
         s, p = _folded_superset(w, col)
         parts.append(s)
@@ -218,10 +231,14 @@ class ColumnScan:
         pred = predicate(unit, fold, pat.tobytes(), col)
         if pred is None:
             return None
+        fetch_params: list[Any] = []
         if need_counts or pred.exact == "none":
             fetch = "TRUE"
         elif pred.exact == "ascii":
             fetch = f"strlen({col}) <> length({col})"
+            if pred.sure:
+                fetch = f"({fetch} AND NOT {pred.sure})"
+                fetch_params = pred.sure_params
         else:
             fetch = "FALSE"
         sql = f"SELECT __rowid, CASE WHEN {fetch} THEN {col} END AS t FROM ({self.source()}) WHERE {pred.sql}"
@@ -235,7 +252,7 @@ class ColumnScan:
                 ).fetchnumpy()["__rowid"]
                 rid = np.sort(np.asarray(rid, dtype=np.int64))
                 return rid, np.ones_like(rid), np.full_like(rid, -1)
-            reader = cur.sql(sql, params=pred.params).to_arrow_reader(BATCH_ROWS)
+            reader = cur.sql(sql, params=fetch_params + pred.params).to_arrow_reader(BATCH_ROWS)
             for batch in reader:
                 rid, cnt, off = self._verify(batch, unit, fold, pat, need_counts)
                 rid_all.append(rid)
@@ -365,7 +382,7 @@ def search_rows(
 
 
 def count_rows(
-    data: np.ndarray, offs: np.ndarray, pat: np.ndarray, pad: int = 0
+    data: np.ndarray, offs: np.ndarray, pat: np.ndarray, pad: int = 0, need_first: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row ``data[offs[r]:offs[r + 1] - pad]``: overlapping occurrences of ``pat`` and the first
     offset (-1 if none), vectorised: a SIMD compare finds the pattern's rarest byte (in a sample of the
@@ -382,8 +399,9 @@ def count_rows(
         ok = lengths > 0
         if ok.any():
             counts[ok] = np.add.reduceat(hit, offs[:-1][ok], dtype=np.int64)  # empty rows skipped
-        has = np.flatnonzero(counts)
-        first[has] = _first_true(hit, offs, has)
+        if need_first:
+            has = np.flatnonzero(counts)
+            first[has] = _first_true(hit, offs, has)
         return counts, first
     freq = np.bincount(data[: 1 << 16], minlength=256)
     anchor = int(np.argmin(freq[pat]))
@@ -398,6 +416,8 @@ def count_rows(
     keep = pos + m <= offs[rows + 1] - pad  # inside one row (not across a row end)
     pos, rows = pos[keep], rows[keep]
     counts += np.bincount(rows, minlength=n)
+    if not need_first:
+        return counts, first
     uniq, at = np.unique(rows, return_index=True)
     first[uniq] = pos[at] - offs[uniq]
     return counts, first
@@ -424,7 +444,7 @@ def occurrences(texts, pats):
     data, offs = arrow_buffers(texts)
     distinct = pc.unique(pats.filter(valid)).to_pylist()
     for p in distinct:
-        counts, _ = count_rows(data, offs, np.frombuffer(p.encode("utf-8"), np.uint8))
+        counts, _ = count_rows(data, offs, np.frombuffer(p.encode("utf-8"), np.uint8), need_first=False)
         if len(distinct) == 1:
             out = counts
         else:

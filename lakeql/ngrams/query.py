@@ -241,8 +241,10 @@ class NgramIndex:
         if self.colscan is not None and self.colscan.usable and self.fold != "ascii":
             from lakeql.ngrams import colscan
 
-            exact_rows = lay.unit == "char" and self.fold == "none" and not need_counts
-            bps = colscan.ROWS_BYTES_PER_SECOND if exact_rows else colscan.COUNT_BYTES_PER_SECOND
+            if lay.unit == "char" and self.fold == "none":
+                bps = colscan.COUNT_BYTES_PER_SECOND if need_counts else colscan.ROWS_BYTES_PER_SECOND
+            else:
+                bps = colscan.VERIFY_BYTES_PER_SECOND
             return self.text_bytes / bps
         if lay.unit == "word":
             return float("inf")
