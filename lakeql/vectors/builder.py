@@ -103,18 +103,22 @@ def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
     pbar = bar(total, desc=f"embed {label}", unit="text")
     rowid_parts, vec_parts, all_texts = [], [], ([] if params.get("bm25") else None)
     t0 = time.perf_counter()
+    def batches():  # every batch's texts also feed BM25 (all of them, in rowid order)
+        for rowids, texts in stream_texts(ctx, table, column, max_chars):
+            if all_texts is not None:
+                all_texts.extend(texts)
+            yield rowids, texts
+
     if ctx.engine.name != "local":  # lakeql.engine (issue 10): batches on actors, model loaded once per actor
         from lakeql.engine_tasks import encode_batches
 
-        rowid_parts, vec_parts = encode_batches(ctx.engine, stream_texts(ctx, table, column, max_chars),
-                                                ctx.options["vectors"].model, params["backend"], batch_size,
-                                                pbar, getattr(ctx.options["vectors"], "device", "cpu"))
+        rowid_parts, vec_parts = encode_batches(ctx.engine, batches(), ctx.options["vectors"].model,
+                                                params["backend"], batch_size, pbar,
+                                                getattr(ctx.options["vectors"], "device", "cpu"))
     else:
-        for rowids, texts in stream_texts(ctx, table, column, max_chars):
+        for rowids, texts in batches():
             vec_parts.append(embedding.encode(texts, model, batch_size=batch_size, progress_bar=pbar))
             rowid_parts.append(rowids)
-        if all_texts is not None:
-            all_texts.extend(texts)
     pbar.close()
     secs = time.perf_counter() - t0
     rowids = np.concatenate(rowid_parts) if rowid_parts else np.zeros(0, np.int64)
