@@ -218,7 +218,7 @@ def worker_fts(a) -> list[dict]:
             rows_ts=ts,
             exact=f"rows equal {equal}/{len(phrases)} ({len(phrases) - answerable} phrases have no word)",
             note=f"answers 'rows holding all the words' (order, adjacency and punctuation ignored); its rows "
-            f"minus the phrase's rows: median {np.median(superset_extra):.0f}, min {min(superset_extra)}, "
+            f"minus the phrase's rows: median {int(np.median(superset_extra))}, min {min(superset_extra)}, "
             f"max {max(superset_extra)}; no occurrence counts",
         )
     ]
@@ -270,7 +270,12 @@ def uptime() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=20.0, help="MB of text (default 20)")
-    ap.add_argument("--per-length", type=int, default=4, help="phrases per length (10 lengths, 1-512 B)")
+    ap.add_argument(
+        "--per-length",
+        type=int,
+        default=5,
+        help="phrases per length (10 lengths, 1-512 B; every fifth of 4 B+ made absent)",
+    )
     ap.add_argument("--workdir", default="/tmp/lakeql-compare-ngrams")
     ap.add_argument("--lance-venv", default="/work/venv-lance")
     ap.add_argument("--vss-venv", default="/work/venv-vss")
