@@ -148,12 +148,8 @@ def problem(target: Path, deep: bool = False) -> str | None:
     return None
 
 
-def export(model_dir: Path, target: Path) -> None:
-    """Export ``model_dir`` (BERT-like + mean pooling) to ``target/model_int8.onnx`` by :data:`RECIPE`.
-
-    Written to a temp folder beside ``target`` and renamed into place; an existing ``target`` (a stale or
-    damaged export) is replaced.
-    """
+def convert(model_dir: Path, out: Path) -> None:
+    """Write the int8 graph of ``model_dir`` (BERT-like + mean pooling) to the file ``out``, by RECIPE."""
     import logging
     import warnings
 
@@ -164,62 +160,72 @@ def export(model_dir: Path, target: Path) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class Pooled(torch.nn.Module):
+        """The transformer plus mean pooling over the attention mask (sentence-transformers' Pooling)."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: D102
+            h = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+    # Trace with padding present, so no "mask is all ones" shortcut is baked into the graph.
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    fp32 = out.with_name("model_fp32.onnx")
+    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
+    axes["sentence_embedding"] = {0: "batch"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Pooled(model),
+            (ids, mask, torch.zeros_like(ids)),
+            str(fp32),
+            input_names=list(INPUTS),
+            output_names=["sentence_embedding"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" hint
+    # Per-channel int8 weights of the matrix products only (the embedding table, layer norms and
+    # attention softmax stay float): mean cosine to torch float32 0.995.
+    quantize_dynamic(
+        str(fp32),
+        str(out),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    for p in out.parent.glob("model_fp32.onnx*"):
+        p.unlink()
+
+
+def export(model_dir: Path, target: Path) -> None:
+    """Export ``model_dir`` to ``target/model_int8.onnx`` (:func:`convert`) with its ``source.json``.
+
+    Written to a temp folder beside ``target`` and renamed into place; an existing ``target`` (a stale or
+    damaged export) is replaced.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-
-        class Pooled(torch.nn.Module):
-            """The transformer plus mean pooling over the attention mask (sentence-transformers' Pooling)."""
-
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: D102
-                h = self.inner(
-                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-                ).last_hidden_state
-                m = attention_mask.unsqueeze(-1).to(h.dtype)
-                return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-        # Trace with padding present, so no "mask is all ones" shortcut is baked into the graph.
-        ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
-        mask = (ids != 0).long()
-        fp32 = tmp / "model_fp32.onnx"
-        axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
-        axes["sentence_embedding"] = {0: "batch"}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Pooled(model),
-                (ids, mask, torch.zeros_like(ids)),
-                str(fp32),
-                input_names=list(INPUTS),
-                output_names=["sentence_embedding"],
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-            )
-        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" hint
-        # Per-channel int8 weights of the matrix products only (the embedding table, layer norms and
-        # attention softmax stay float): mean cosine to torch float32 0.995.
-        quantize_dynamic(
-            str(fp32),
-            str(tmp / ONNX_FILE),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul"],
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        for p in tmp.glob("model_fp32.onnx*"):
-            p.unlink()
         graph = tmp / ONNX_FILE
+        convert(model_dir, graph)
+        st = graph.stat()
         record = {
             "recipe": RECIPE,
             "model_dir": str(model_dir),
-            "bytes": graph.stat().st_size,
-            "mtime_ns": graph.stat().st_mtime_ns,
+            "bytes": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
             "sha256": file_sha256(graph),
         }
         (tmp / RECORD).write_text(json.dumps(record, indent=1))
@@ -313,13 +319,15 @@ def cpu_cores() -> int:
 
 
 def token_batches(
-    lengths: np.ndarray, budget: int = TOKEN_BUDGET, max_rows: int = MAX_ROWS
+    lengths: np.ndarray, budget: int | None = None, max_rows: int | None = None
 ) -> list[np.ndarray]:
     """Row indices of each run: texts longest first, as many per run as fit ``budget`` padded tokens.
 
     A run's width is its first (longest) text, so it holds ``budget // width`` texts (at least one, at
-    most ``max_rows``); the runs cover every index once.
+    most ``max_rows``); the runs cover every index once. Defaults: :data:`TOKEN_BUDGET`, :data:`MAX_ROWS`.
     """
+    budget = TOKEN_BUDGET if budget is None else budget
+    max_rows = MAX_ROWS if max_rows is None else max_rows
     order = np.argsort(-lengths, kind="stable")
     runs = []
     start, n = 0, len(order)
