@@ -61,15 +61,17 @@ class TokenBatchedTorch:
         self.model = model
         self.max_seq_length = model.max_seq_length
 
-    def get_sentence_embedding_dimension(self) -> int:
-        return self.model.get_sentence_embedding_dimension()
+    def get_embedding_dimension(self) -> int:
+        from lakeql.embedding import dimension
+
+        return dimension(self.model)
 
     def encode(self, sentences: list[str], normalize_embeddings: bool = True, **_) -> np.ndarray:
         from lakeql.onnx_encoder import token_batches
 
         tok = self.model.tokenizer(list(sentences), truncation=True, max_length=self.max_seq_length)
         lengths = np.array([len(x) for x in tok["input_ids"]], np.int64)
-        out = np.empty((len(sentences), self.get_sentence_embedding_dimension()), np.float32)
+        out = np.empty((len(sentences), self.get_embedding_dimension()), np.float32)
         for rows in token_batches(lengths):
             out[rows] = self.model.encode(
                 [sentences[i] for i in rows],
