@@ -19,6 +19,11 @@ the ∞-gram against a Python ``re`` scan, rows of frequent phrases and AND/OR q
 ``contains`` scan, and DuckDB ``fts`` / Lance's FM-index when they are available here.
 
 Usage: ``python benchmarks/ngrams.py [--quick] [--mb 100] [--per-length 20] [--out FILE]``.
+
+``--frequent-only``: just the rows of frequent phrases with the DEFAULT index (no scan tier: DuckDB
+scans the column, :mod:`lakeql.ngrams.colscan`) against DuckDB's own ``contains`` scan, runs
+interleaved (best of ``--repeat``), ``uptime`` load printed beside the table; ``--insensitive`` adds a
+case-insensitive index.
 """
 
 from __future__ import annotations
@@ -218,7 +223,14 @@ def main() -> int:
     ap.add_argument("--workdir", help="where to put the lake and indexes (default: a temp dir)")
     ap.add_argument("--out", help="also write the Markdown report to this file")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--frequent-only", action="store_true",
+                    help="only rows of frequent phrases (default index, no scan tier) vs DuckDB contains")
+    ap.add_argument("--insensitive", action="store_true",
+                    help="with --frequent-only: also an --ngram-case insensitive index")
+    ap.add_argument("--repeat", type=int, default=5, help="with --frequent-only: interleaved runs per query")
     a = ap.parse_args()
+    if a.frequent_only:
+        return frequent_only(a)
     mb = a.mb or (10 if a.quick else 100)
     per = a.per_length or (6 if a.quick else 20)
     base_per = a.baseline_per_length or (3 if a.quick else 4)
@@ -394,6 +406,114 @@ def main() -> int:
         from ngrams_words import run as run_words
 
         run_words(files, con, lake, parquet, idx / "ngram", text_bytes, out, seed=a.seed)
+    report = "\n".join(lines)
+    print(report)
+    if a.out:
+        Path(a.out).write_text(report + "\n")
+    return 0
+
+
+FREQUENT_CHARS = ["e", " ", "self", "return", "import", "def __init__(self"]
+FREQUENT_WORDS = ["self", "the", "return self", "import os"]
+FREQUENT_FOLDED = ["SELF", "Return", "straße"]
+
+
+def load_avg() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def frequent_only(a) -> int:
+    """Rows of frequent phrases with the default index (no scan tier) vs DuckDB's ``contains`` scan."""
+    import re
+
+    mb = a.mb or (10 if a.quick else 100)
+    work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="ngram-freq-"))
+    work.mkdir(parents=True, exist_ok=True)
+    lake = work / "lake"
+    files = corpus_files(int(mb * 1e6))
+    text_bytes = sum(len(b) for _, b in files)
+    parquet = lake / "bench" / "files.parquet"
+    if not (a.reuse and parquet.exists()):
+        write_lake(files, lake)
+    cases = ["sensitive"] + (["insensitive"] if a.insensitive else [])
+    for case in cases:
+        idx = work / f"idx_{case}"
+        if not (a.reuse and (idx / "indexes.parquet").exists()):
+            code = (ONLY_NGRAMS + "from lakeql.cli import main; import sys; "
+                    f"sys.exit(main(['index', {str(lake)!r}, '--index-dir', {str(idx)!r}, '--ngram', "
+                    f"'bench.files.text', '--ngram-case', {case!r}, '--ngram-jobs', '{a.jobs}', '--quiet']))")
+            wall, _, _, _ = child_usage([sys.executable, "-c", code])
+            print(f"built the {case} index in {wall:.1f} s", file=sys.stderr)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import duckdb
+
+    import lakeql.plugins as plugins
+
+    plugins.CAPABILITIES = ("lakeql.ngrams",)
+    from lakeql.connection import register
+
+    T, C = "bench.files", "text"
+    pq_lit = "'" + str(parquet).replace("'", "''") + "'"
+    duck_sql = f"SELECT count(*) FROM read_parquet({pq_lit}) WHERE contains(text, ?)"
+    top_sql = (f"SELECT path, (strlen(text) - strlen(replace(text, $1, ''))) // strlen($1) AS n "
+               f"FROM read_parquet({pq_lit}) WHERE contains(text, $1) ORDER BY n DESC LIMIT 10")
+    rows_text = None
+    lines = []
+    out = lines.append
+    out(f"### Frequent phrases, default index (no scan tier) — {text_bytes / 1e6:.1f} MB, {len(files)} files")
+    out("")
+    out(f"{os.cpu_count()}-core {platform.machine()}, duckdb {duckdb.__version__}; best of {a.repeat} "
+        "interleaved runs per query; ratio = lakeql / DuckDB `count(*) WHERE contains(text, ?)`; "
+        "'DuckDB top-10' = the DuckDB query a user would write for ngram_search's answer (non-overlapping "
+        "counts via `replace`).")
+    out("")
+    out("| index | unit | phrase | rows | `ngram_rows` | `ngram_search` k=10 | DuckDB `contains` count | "
+        "DuckDB top-10 | rows ratio | search ratio | load (1/5/15 min) |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        con = duckdb.connect()
+        register(con, lake, index_dir=work / f"idx_{case}")
+        con.execute("SELECT ngram_rows(?, ?, 'def'), ngram_rows(?, ?, 'def', unit := 'word')", [T, C, T, C])
+        con.execute("SELECT * FROM ngram_search(?, ?, 'def', k := 10)", [T, C]).fetchall()
+        todo = [("char", p) for p in (FREQUENT_CHARS if case == "sensitive" else FREQUENT_FOLDED)]
+        todo += [("word", p) for p in FREQUENT_WORDS] if case == "sensitive" else []
+        for unit, ph in todo:
+            t = {"rows": [], "search": [], "duck": [], "top": []}
+            n_rows = n_duck = None
+            for _ in range(a.repeat):
+                t0 = time.perf_counter()
+                n_duck = con.execute(duck_sql, [ph]).fetchone()[0]
+                t["duck"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                n_rows = con.execute("SELECT ngram_rows(?, ?, ?, unit := ?)", [T, C, ph, unit]).fetchone()[0]
+                t["rows"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                con.execute("SELECT path, occurrences FROM ngram_search(?, ?, ?, k := 10, unit := ?)",
+                            [T, C, ph, unit]).fetchall()
+                t["search"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                con.execute(top_sql, [ph]).fetchall()
+                t["top"].append(time.perf_counter() - t0)
+            if unit == "char" and case == "sensitive":
+                assert n_rows == n_duck, (ph, n_rows, n_duck)
+            else:  # exact against a Python scan of the same rows
+                if rows_text is None:
+                    rows_text = [b.decode("utf-8") for _, b in files]
+                if unit == "word":
+                    pat = re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in re.findall(r"\w+", ph))
+                                     + r"(?!\w)")
+                    want = sum(1 for r in rows_text if pat.search(r))
+                else:
+                    f = ph.casefold()
+                    want = sum(1 for r in rows_text if f in r.casefold())
+                assert n_rows == want, (ph, unit, n_rows, want)
+            b = {k: min(v) for k, v in t.items()}
+            out(f"| {case} | {unit} | `{ph!r}` | {n_rows} | {fmt_ms(b['rows'])} ms | "
+                f"{fmt_ms(b['search'])} ms | {fmt_ms(b['duck'])} ms | {fmt_ms(b['top'])} ms | "
+                f"{b['rows'] / b['duck']:.2f}x | {b['search'] / b['duck']:.2f}x | {load_avg()} |")
+            print(lines[-1], file=sys.stderr)
+        con.close()
     report = "\n".join(lines)
     print(report)
     if a.out:

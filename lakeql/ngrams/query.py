@@ -117,6 +117,7 @@ class NgramIndex:
         self.n_rows = int(meta.get("n_rows", 0))
         self.row_bases = np.array([s.row_base for s in self.shards], dtype=np.int64)
         self.text_bytes = int(meta.get("text_bytes", 0))
+        self.colscan = None  # a lakeql.ngrams.colscan.ColumnScan, attached by load() (needs the connection)
 
     # ------------------------------------------------------------------ phrases
     def layer(self, unit: str | None) -> Layer:
@@ -207,7 +208,7 @@ class NgramIndex:
         ``need_counts`` a scan may report 1 occurrence per row (row counts need no more).
         """
         lay = layer or self.chars
-        if self.use_scan(pat, lay, only):
+        if self.use_scan(pat, lay, only, need_counts):
             uniq, counts, first = self._scan(pat, lay, only, need_counts)
         else:
             uniq, counts, first = self._located(pat, lay)
@@ -232,30 +233,44 @@ class NgramIndex:
         uniq, first, counts = np.unique(rid, return_index=True, return_counts=True)
         return uniq, counts, off[first]
 
-    def scan_seconds(self, lay: Layer, only: np.ndarray | None = None) -> float:
-        """Estimated seconds of a scan of the layer (its scan tier, else the Parquet column)."""
+    def scan_seconds(self, lay: Layer, only: np.ndarray | None = None, need_counts: bool = True) -> float:
+        """Estimated seconds of a scan of the layer: its scan tier, else DuckDB's scan of the column
+        (:mod:`lakeql.ngrams.colscan`), else the Parquet column read back here."""
         if all(t is not None for t in lay.tiers):
             total = sum(int(t.blocks[:, 1].sum()) for t in lay.tiers)
             blocks = sum(int(t.blocks.shape[0]) for t in lay.tiers)
             if only is not None and blocks:  # at most one block per candidate row is read
                 total = total * min(blocks, len(only)) / blocks
             return total / TIER_BYTES_PER_SECOND
+        if self.colscan is not None and self.colscan.usable and self.fold != "ascii":
+            from lakeql.ngrams import colscan
+
+            exact_rows = lay.unit == "char" and self.fold == "none" and not need_counts
+            bps = colscan.ROWS_BYTES_PER_SECOND if exact_rows else colscan.COUNT_BYTES_PER_SECOND
+            return self.text_bytes / bps
         if lay.unit == "word":
             return float("inf")
         return self.text_bytes / SCAN_BYTES_PER_SECOND
 
-    def use_scan(self, pat: np.ndarray, layer: Layer | None = None, only: np.ndarray | None = None) -> bool:
+    def use_scan(self, pat: np.ndarray, layer: Layer | None = None, only: np.ndarray | None = None,
+                 need_counts: bool = True) -> bool:
         """True when locating every occurrence would cost more than a scan (:meth:`scan_seconds`)."""
         lay = layer or self.chars
         if SEP in pat:
             return False
         per = LOCATE_SECONDS_SA if all(s.sa is not None for s in lay.shards) else LOCATE_SECONDS
-        return self.count(pat, lay) * per > self.scan_seconds(lay, only)
+        return self.count(pat, lay) * per > self.scan_seconds(lay, only, need_counts)
 
     def _scan(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None = None, need_counts: bool = True
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if all(t is not None for t in lay.tiers):
             return self.scan_many([pat], lay, only, need_counts)[0]
+        if self.colscan is not None:
+            found = self.colscan.rows(lay.unit, self.fold, pat, need_counts)
+            if found is not None:
+                return found
+        if lay.unit == "word":  # no Parquet scan of the word stream: locate (exact, slower)
+            return self._located(pat, lay)
         return self._scan_parquet(pat)
 
     def scan_many(self, pats: list[np.ndarray], lay: Layer, only: np.ndarray | None = None,
@@ -321,6 +336,11 @@ class NgramIndex:
     def top_rows(self, pat: np.ndarray, k: int, layer: Layer | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
+        lay = layer or self.chars
+        if self.colscan is not None and not all(t is not None for t in lay.tiers) and self.use_scan(pat, lay):
+            found = self.colscan.top(lay.unit, self.fold, pat, k)  # one DuckDB pass, top-N in DuckDB
+            if found is not None:
+                return found
         uniq, counts, first = self.row_counts(pat, layer)
         best = np.lexsort((uniq, -counts))[:k]
         return uniq[best], counts[best], first[best]
@@ -441,7 +461,12 @@ def load(ctx, table_name: str, column: str) -> NgramIndex:
         raise LakeqlError("table and column must not be NULL")
     table = ctx.table(table_name)
     col = text_column(ctx.catalog, table, column)
-    return ctx.load_index(
+    idx = ctx.load_index(
         KIND, table, col,
         lambda path, entry: NgramIndex(path, table, col, entry.params_dict.get("case", "sensitive")),
         flag=FLAG)
+    if idx.colscan is None:  # rows of frequent phrases without a scan tier: DuckDB scans the column
+        from lakeql.ngrams.colscan import ColumnScan
+
+        idx.colscan = ColumnScan(ctx, table, col)
+    return idx

@@ -45,6 +45,11 @@ def register(con, ctx) -> None:
                "BIGINT", arrow=True)
     scalar_udf(con, "ngram_rows_impl", vectorised(lambda idx, pat, lay: idx.rows(pat, lay)), args4,
                "BIGINT", arrow=True)
+    from lakeql.ngrams.colscan import occurrences
+
+    # overlapping occurrences of a phrase in a text: the count of ngram_search's one-pass column scan
+    scalar_udf(con, "ngram_occ_impl", occurrences, ["VARCHAR", "VARCHAR"], "BIGINT", arrow=True,
+               side_effects=False)
 
     def search(table: str, column: str, phrase: str, k: Any, unit: str | None) -> list[dict[str, Any]]:
         if phrase is None:

@@ -1,0 +1,433 @@
+"""Rows of frequent phrases without a scan tier: DuckDB scans the column, Python verifies what it must.
+
+An index built without ``--ngram-scan`` (the default) has no copy of the text. For a phrase so frequent
+that locating every occurrence through the sampled suffix array would cost more than a scan, the rows
+come from DuckDB's own scan of the table (its Parquet reader is multi-threaded and ~2x faster than
+reading the column back with pyarrow). The query runs on a cursor of the connection the functions were
+registered on; the phrase (or the regular expressions derived from it) is always a BOUND parameter and
+the column a quoted identifier.
+
+What DuckDB can answer exactly, and what is verified in Python:
+
+* **case-sensitive characters**: ``contains(col, ?)`` is the exact row predicate (bytes of valid UTF-8);
+  row counts need nothing else. Occurrence counts (overlapping ones too) and first offsets, which
+  ``ngram_search`` and AND/OR queries need, are computed by a numba kernel over the matching rows' text.
+* **case-insensitive characters** (``str.casefold``): DuckDB has no case folding, so it selects a SAFE
+  SUPERSET of the rows: a row whose folded text contains the folded phrase ``F`` either holds a
+  non-ASCII character whose folding yields ASCII (``ſ``, ``K`` (Kelvin), ``ß``, ``İ``, ligatures ...:
+  the set ``N``), or contains every maximal ASCII run of ``F`` in ``lower(col)`` (ASCII folding is ASCII
+  lower-casing, and without ``N`` characters every ASCII character of the folded text comes from an
+  ASCII character of the row). Each non-ASCII character ``x`` of ``F`` must come from a character whose
+  folding contains ``x`` (a regular-expression character class). Rows of pure ASCII are exact when ``F``
+  is ASCII; every other candidate row is folded in Python (one ``str.casefold`` over all of them, as the
+  builder does) and searched.
+* **words** (``unit := 'word'``): a regular expression with ASCII word boundaries
+  (``[^0-9A-Za-z_]``: every ``\\w`` separator is one of these) is a superset of Python's Unicode ``\\w+``
+  words and is exact on rows of pure ASCII; other candidate rows get the builder's word stream
+  (:func:`lakeql.ngrams.text.word_rows`) and are searched there.
+
+Anything DuckDB cannot read as the index did (invalid UTF-8 in the column makes DuckDB's Parquet reader
+fail; format-1 ASCII-folded indexes; phrases that are not valid UTF-8 or hold a NUL) returns ``None``
+and the caller takes the exact path of before (locate through the index, or the Parquet scan).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from lakeql.lake import quote_ident
+
+#: DuckDB scan of the column on the 2-core benchmark machine (~250-350 MB/s of text at 100 MB).
+ROWS_BYTES_PER_SECOND = 300e6
+#: ... plus fetching the matching rows' text and counting in Python (~2.5x slower).
+COUNT_BYTES_PER_SECOND = 120e6
+#: rows fetched per Arrow batch (bounds memory: one batch of text at a time)
+BATCH_ROWS = 2048
+#: ASCII word characters: every character that separates Python ``\\w+`` words is outside this class
+ASCII_WORD = "0-9A-Za-z_"
+_LOCK = threading.Lock()
+_ASCII_LOWER = np.arange(256, dtype=np.uint8)
+_ASCII_LOWER[65:91] += 32
+
+
+# ------------------------------------------------------------------------------- case folding sets
+@lru_cache(maxsize=1)
+def _fold_sources() -> tuple[str, dict[str, str]]:
+    """(N, G): N = the non-ASCII characters whose ``casefold`` holds an ASCII character; G[x] = every
+    character whose ``casefold`` holds the non-ASCII character x, apart from x itself. Built once."""
+    with _LOCK:
+        n_chars: list[str] = []
+        g: dict[str, list[str]] = {}
+        for cp in range(0x80, 0x110000):
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            c = chr(cp)
+            f = c.casefold()
+            if f == c:
+                continue
+            if any(ord(ch) < 0x80 for ch in f):
+                n_chars.append(c)
+            for ch in set(f):
+                if ord(ch) >= 0x80 and ch != c:
+                    g.setdefault(ch, []).append(c)
+        return "".join(n_chars), {k: "".join(v) for k, v in g.items()}
+
+
+def _re_chars(chars: str) -> str:
+    """Characters as RE2 escapes (``\\x{HHHH}``): safe inside and outside a character class."""
+    return "".join(f"\\x{{{ord(c):X}}}" for c in chars)
+
+
+def _re_class(chars: str) -> str:
+    return "[" + _re_chars(chars) + "]"
+
+
+def _sources_of(x: str) -> str:
+    """Every character whose ``casefold`` contains the non-ASCII character ``x`` (x itself when it
+    folds to something holding x)."""
+    _, g = _fold_sources()
+    own = x if x in x.casefold() else ""
+    return own + g.get(x, "")
+
+
+def _ascii_runs(s: str) -> list[str]:
+    runs, cur = [], []
+    for ch in s:
+        if ord(ch) < 0x80:
+            cur.append(ch)
+        elif cur:
+            runs.append("".join(cur))
+            cur = []
+    if cur:
+        runs.append("".join(cur))
+    return runs
+
+
+# ------------------------------------------------------------------------------- predicates
+class Pred:
+    """A row predicate on the column ``c`` with its bound parameters, and whether it is exact on every
+    row (``exact='all'``), on rows of pure ASCII only (``'ascii'``) or a superset only (``'none'``)."""
+
+    def __init__(self, sql: str, params: list[Any], exact: str) -> None:
+        self.sql, self.params, self.exact = sql, params, exact
+
+
+def _folded_superset(f: str, col: str) -> tuple[str, list[Any]]:
+    """SQL (and parameters) true on every row whose casefolded text contains the folded string ``f``."""
+    n_chars, _ = _fold_sources()
+    parts, params = [], []
+    runs = _ascii_runs(f)
+    if runs:
+        runs = sorted(set(runs), key=len, reverse=True)[:3]
+        ascii_part = " AND ".join([f"contains(lower({col}), ?)"] * len(runs))
+        parts.append(f"(regexp_matches({col}, ?) OR ({ascii_part}))")
+        params += [_re_class(n_chars), *runs]
+    others = sorted({ch for ch in f if ord(ch) >= 0x80})[:2]
+    for ch in others:
+        parts.append(f"regexp_matches({col}, ?)")
+        params.append(_re_class(_sources_of(ch)))
+    return " AND ".join(parts), params
+
+
+def _words_regex(ws: list[str]) -> str:
+    """RE2: the words in order with ASCII-word boundaries and separators (a superset of \\w+ words)."""
+    sep = f"[^{ASCII_WORD}]"
+    return f"(?:^|{sep})" + f"{sep}+".join(_re_chars(w) for w in ws) + f"(?:{sep}|$)"
+
+
+def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
+    """The DuckDB row predicate of an encoded pattern (see the module docstring), or None."""
+    from lakeql.ngrams.text import WORD_SEP
+
+    if fold not in ("none", "casefold"):
+        return None  # format-1 ASCII folding: the exact path of before
+    try:
+        text = pat.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text or not text:
+        return None
+    if unit == "char":
+        if fold == "none":
+            return Pred(f"contains({col}, ?)", [text], "all")
+        if text.isascii():
+            n_chars, _ = _fold_sources()
+            return Pred(
+                f"(regexp_matches({col}, ?) OR contains(lower({col}), ?))",
+                [_re_class(n_chars), text],
+                "ascii",
+            )
+        sql, params = _folded_superset(text, col)
+        return Pred(sql, params, "none")
+    ws = [w for w in text.split(chr(WORD_SEP)) if w]
+    if not ws:
+        return None
+    if fold == "none":
+        return Pred(f"regexp_matches({col}, ?)", [_words_regex(ws)], "ascii")
+    if all(w.isascii() for w in ws):
+        n_chars, _ = _fold_sources()
+        return Pred(
+            f"(regexp_matches({col}, ?) OR regexp_matches(lower({col}), ?))",
+            [_re_class(n_chars), _words_regex(ws)],
+            "ascii",
+        )
+    parts, params = [], []
+    for w in sorted(set(ws), key=len, reverse=True)[:3]:
+        s, p = _folded_superset(w, col)
+        parts.append(s)
+        params += p
+    return Pred(" AND ".join(parts), params, "none")
+
+
+# ------------------------------------------------------------------------------- the scan
+class ColumnScan:
+    """DuckDB scans of one indexed column, on cursors of the connection ``ctx.con``."""
+
+    def __init__(self, ctx: Any, table: Any, column: str) -> None:
+        self.ctx, self.table, self.column = ctx, table, column
+        self.failed = False  # DuckDB could not read the column as the index did (e.g. invalid UTF-8)
+        self._source: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return not self.failed and getattr(self.ctx, "con", None) is not None
+
+    def source(self) -> str:
+        """``SELECT __rowid, * FROM <the table's files>`` (rowids as the index numbers rows)."""
+        if self._source is None:
+            from lakeql.rows import rowid_scan_of
+
+            self._source = rowid_scan_of(self.ctx.catalog, self.table)
+        return self._source
+
+    def rows(
+        self, unit: str, fold: str, pat: np.ndarray, need_counts: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(row ids ascending, occurrences, first offset) of the rows containing ``pat`` (the pattern
+        as the layer holds it), exact; None when DuckDB cannot answer (the caller's exact path then).
+        Without ``need_counts`` rows DuckDB decides exactly report 1 occurrence and offset -1."""
+        import duckdb
+
+        if not self.usable:
+            return None
+        col = quote_ident(self.column)
+        pred = predicate(unit, fold, pat.tobytes(), col)
+        if pred is None:
+            return None
+        if need_counts or pred.exact == "none":
+            fetch = "TRUE"
+        elif pred.exact == "ascii":
+            fetch = f"strlen({col}) <> length({col})"
+        else:
+            fetch = "FALSE"
+        sql = f"SELECT __rowid, CASE WHEN {fetch} THEN {col} END AS t FROM ({self.source()}) WHERE {pred.sql}"
+        e = np.empty(0, np.int64)
+        rid_all, cnt_all, off_all = [e], [e], [e]
+        cur = self.ctx.con.cursor()
+        try:
+            if fetch == "FALSE":
+                rid = cur.execute(
+                    f"SELECT __rowid FROM ({self.source()}) WHERE {pred.sql}", pred.params
+                ).fetchnumpy()["__rowid"]
+                rid = np.sort(np.asarray(rid, dtype=np.int64))
+                return rid, np.ones_like(rid), np.full_like(rid, -1)
+            reader = cur.sql(sql, params=pred.params).to_arrow_reader(BATCH_ROWS)
+            for batch in reader:
+                rid, cnt, off = self._verify(batch, unit, fold, pat, need_counts)
+                rid_all.append(rid)
+                cnt_all.append(cnt)
+                off_all.append(off)
+        except duckdb.Error:
+            # e.g. "Invalid string encoding": DuckDB cannot read every row as the index did
+            self.failed = True
+            return None
+        finally:
+            cur.close()
+        rid, cnt, off = (np.concatenate(x) for x in (rid_all, cnt_all, off_all))
+        order = np.argsort(rid, kind="stable")
+        return rid[order], cnt[order], off[order]
+
+    def top(
+        self, unit: str, fold: str, pat: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The k rows with the most occurrences (ties: lower row id), best first: (row ids, occurrences,
+        first offsets), in ONE DuckDB pass: ``contains`` filters, ``ngram_occ_impl`` (a vectorised numba
+        count, overlapping occurrences too) counts, DuckDB's top-N keeps k rows and their text, from
+        which the first offsets are found. Case-sensitive characters only (None otherwise)."""
+        import duckdb
+
+        if unit != "char" or fold != "none" or not self.usable:
+            return None
+        col = quote_ident(self.column)
+        pred = predicate(unit, fold, pat.tobytes(), col)
+        if pred is None:
+            return None
+        sql = (
+            f"SELECT __rowid, ngram_occ_impl({col}, $1) AS n, {col} FROM ({self.source()}) "
+            f"WHERE contains({col}, $1) ORDER BY n DESC, __rowid LIMIT $2"
+        )
+        cur = self.ctx.con.cursor()
+        try:
+            got = cur.execute(sql, [pred.params[0], int(k)]).fetchall()
+        except duckdb.Error:
+            self.failed = True
+            return None
+        finally:
+            cur.close()
+        needle = pat.tobytes()
+        rid = np.array([g[0] for g in got], np.int64)
+        cnt = np.array([g[1] for g in got], np.int64)
+        first = np.array([g[2].encode("utf-8").find(needle) for g in got], np.int64)
+        return rid, cnt, first
+
+    def _verify(
+        self, batch, unit: str, fold: str, pat: np.ndarray, need_counts: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact (row ids, occurrences, first offsets) of one batch: rows without text (DuckDB's answer
+        is exact for them) count 1; the others are searched as the index holds them."""
+        import pyarrow.compute as pc
+
+        rid = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        texts = batch.column(1)
+        has = np.asarray(pc.is_valid(texts).to_numpy(zero_copy_only=False), dtype=bool)
+        cnt = np.ones(rid.shape[0], np.int64)
+        off = np.full(rid.shape[0], -1, np.int64)
+        if not has.any():
+            return rid, cnt, off
+        # rows of pure ASCII fold by a numpy lower-casing (str.casefold of ASCII is ASCII lower case);
+        # only the others go through Python's casefold
+        wide = has.copy()
+        if fold == "casefold":
+            nonascii = pc.not_equal(pc.binary_length(texts), pc.utf8_length(texts)).fill_null(False)
+            wide &= np.asarray(nonascii.to_numpy(zero_copy_only=False), dtype=bool)
+            narrow = has & ~wide
+            if narrow.any():
+                c, f = _search_batch(texts.filter(narrow), unit, "ascii", pat, need_counts)
+                cnt[narrow], off[narrow] = c, f
+        if wide.any():
+            c, f = _search_batch(texts.filter(wide), unit, fold, pat, need_counts)
+            cnt[wide], off[wide] = c, f
+        keep = cnt > 0
+        return rid[keep], cnt[keep], off[keep]
+
+
+def _search_batch(
+    texts, unit: str, fold: str, pat: np.ndarray, need_counts: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``texts`` (no NULLs): occurrences and first offset of ``pat`` in the row as the layer
+    holds it (``fold`` 'ascii': rows of pure ASCII, lower-cased in numpy)."""
+    from lakeql.ngrams.builder import arrow_text
+
+    data, lengths = arrow_text(texts)
+    starts = np.zeros(lengths.shape[0] + 1, np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    if fold == "ascii":
+        data = _ASCII_LOWER[data]  # one table lookup per byte
+        fold = "none"
+    data, starts = _as_indexed(data, starts, unit, fold)
+    return search_rows(data, starts, pat, need_counts)
+
+
+def _as_indexed(data: np.ndarray, starts: np.ndarray, unit: str, fold: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (each ending with a NUL) transformed exactly as the builder does for the layer."""
+    from lakeql.ngrams.text import casefold_rows, word_rows
+    from lakeql.ngrams.text import fold as casefold
+
+    folded = fold == "casefold"
+    if unit == "word":
+        return word_rows(data, starts, folded)
+    if not folded:
+        return data, starts
+    if int(np.count_nonzero(data == 0)) != starts.shape[0] - 1:  # NULs inside rows: the general path
+        return casefold_rows(data, starts)
+    # every NUL ends a row, and folding keeps NULs (no character folds to or from one): the folded
+    # rows' starts follow the NULs of the folded text (one casefold over all the rows, as the builder)
+    out = np.frombuffer(casefold(data.tobytes().decode("utf-8")).encode("utf-8"), np.uint8)
+    new_starts = np.zeros(starts.shape[0], np.int64)
+    new_starts[1:] = np.flatnonzero(out == 0) + 1
+    return out, new_starts
+
+
+def search_rows(
+    text: np.ndarray, starts: np.ndarray, pat: np.ndarray, need_counts: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (``text[starts[r]:starts[r+1]]``, each ending with a NUL): occurrences of ``pat``
+    (overlapping ones too) and the first offset (-1 if none)."""
+    from lakeql.ngrams.kernels import count_byte_rows
+
+    if pat.shape[0] == 1:
+        return count_byte_rows(text, starts, pat[0], need_counts)
+    return count_rows(text, np.asarray(starts, np.int64), pat, pad=1)
+
+
+def count_rows(
+    data: np.ndarray, offs: np.ndarray, pat: np.ndarray, pad: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``data[offs[r]:offs[r + 1] - pad]``: overlapping occurrences of ``pat`` and the first
+    offset (-1 if none), vectorised: a SIMD compare finds the pattern's rarest byte (in a sample of the
+    text), then numpy gathers check the other bytes of the surviving candidates, one byte at a time."""
+    n = offs.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(n, np.int64)
+    first = np.full(n, -1, np.int64)
+    if n == 0 or m == 0 or data.shape[0] < m:
+        return counts, first
+    if m == 1:  # one byte: a SIMD compare and a per-row sum, no positions
+        hit = data == pat[0]
+        lengths = np.diff(offs) - pad
+        ok = lengths > 0
+        if ok.any():
+            counts[ok] = np.add.reduceat(hit, offs[:-1][ok], dtype=np.int64)  # empty rows skipped
+        has = np.flatnonzero(counts)
+        first[has] = _first_true(hit, offs, has)
+        return counts, first
+    freq = np.bincount(data[: 1 << 16], minlength=256)
+    anchor = int(np.argmin(freq[pat]))
+    pos = np.flatnonzero(data == pat[anchor])
+    if anchor:
+        pos = pos[pos >= anchor] - anchor
+    pos = pos[pos <= data.shape[0] - m]
+    for t in np.argsort(freq[pat], kind="stable"):  # rarest bytes first: the candidates shrink fastest
+        if t != anchor and pos.shape[0]:
+            pos = pos[data[pos + t] == pat[t]]
+    rows = np.searchsorted(offs, pos, side="right") - 1
+    keep = pos + m <= offs[rows + 1] - pad  # inside one row (not across a row end)
+    pos, rows = pos[keep], rows[keep]
+    counts += np.bincount(rows, minlength=n)
+    uniq, at = np.unique(rows, return_index=True)
+    first[uniq] = pos[at] - offs[uniq]
+    return counts, first
+
+
+def _first_true(hit: np.ndarray, offs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Offset of the first True of ``hit`` in each of ``rows`` (each holds one)."""
+    pos = np.flatnonzero(hit)
+    at = np.searchsorted(pos, offs[rows])
+    return pos[at] - offs[rows]
+
+
+def occurrences(texts, pats):
+    """``ngram_occ_impl(text, pattern)``, an Arrow UDF: overlapping occurrences of the pattern's UTF-8
+    bytes in each text (NULL text or pattern: NULL), vectorised (:func:`count_rows`) per distinct
+    pattern of the chunk."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakeql.ngrams.builder import arrow_buffers
+
+    out = np.zeros(len(texts), np.int64)
+    valid = pc.and_(pc.is_valid(texts), pc.is_valid(pats))
+    data, offs = arrow_buffers(texts)
+    distinct = pc.unique(pats.filter(valid)).to_pylist()
+    for p in distinct:
+        counts, _ = count_rows(data, offs, np.frombuffer(p.encode("utf-8"), np.uint8))
+        if len(distinct) == 1:
+            out = counts
+        else:
+            mask = np.asarray(pc.equal(pats, p).fill_null(False).to_numpy(zero_copy_only=False), bool)
+            out[mask] = counts[mask]
+    return pa.array(out, pa.int64(), mask=~np.asarray(valid.to_numpy(zero_copy_only=False), bool))

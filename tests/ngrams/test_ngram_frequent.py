@@ -1,0 +1,227 @@
+"""Rows of frequent phrases with the default index (no scan tier): DuckDB scans the column
+(:mod:`lakeql.ngrams.colscan`), exact against brute force on real text.
+
+Rows: ~1 MB of stdlib Python source (one row per file) plus hand-written German, Turkish and Greek
+sentences and rows of odd characters (quotes, backslashes, ``%``, ``_``, ligatures, Kelvin sign, long s,
+emoji), all valid UTF-8. Every phrase is answered by the column scan (forced) and compared with brute
+force: row sets, overlapping counts per row, ``ngram_search``'s top k; and the same through SQL with the
+cost model choosing. A second lake with an invalid UTF-8 row checks the fallback to the exact path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ngramutil import brute_count, brute_words, build, row_words, stdlib_files, write_text_table
+
+T, C = "code.files", "text"
+ODD = [
+    "Die Straße in Berlin ist lang. STRASSE steht auf dem Schild, Strasse im Wörterbuch. ẞ GROSS groß.",
+    "İstanbul ve Ankara; ISTANBUL büyük bir şehir. Iğdır ile ıslak ve IŞIK kelimeleri. istanbul i̇stanbul",
+    "ΟΔΟΣ Αθηνών: η οδός είναι μεγάλη. Ο ΣΟΦΟΣ λόγος, σοφός άνθρωπος, Σοφός δάσκαλος. ΣΊΣΥΦΟΣ Σίσυφος",
+    "quotes ' \" '' \\ \\\\ % %% _ __ %s \\n 100% a_b a%b O'Reilly \"\"\" it's",
+    "ﬁle FILE file ﬁ ǅemal ǄEMAL ǆemal ſelf SELF self Kelvin K k µ μ Μ",
+    "日本語テキスト 🐍 naïve café — new york / brand new yorkshire; NEW-YORK new\nyork",
+]
+# (phrase, unit): frequent ones, odd characters, Unicode case folding, words
+CHAR_PHRASES = [
+    "e",
+    " ",
+    "self",
+    "    ",
+    "def ",
+    "return",
+    "'",
+    '"',
+    "\\",
+    "%",
+    "_",
+    "%s",
+    "\\n",
+    '"""',
+    "a_b",
+    "O'Reilly",
+    "Straße",
+    "STRASSE",
+    "strasse",
+    "İstanbul",
+    "ISTANBUL",
+    "ıslak",
+    "IŞIK",
+    "σοφος",
+    "ΣΟΦΌΣ",
+    "Σίσυφος",
+    "ς",
+    "ﬁle",
+    "FILE",
+    "ſelf",
+    "K",
+    "µ",
+    "日本語",
+    "🐍",
+    "—",
+    "zzq-absent-phrase",
+]
+WORD_PHRASES = [
+    "self",
+    "return self",
+    "import os",
+    "new york",
+    "a_b",
+    "straße",
+    "STRASSE",
+    "istanbul",
+    "σοφος",
+    "ΣΟΦΌΣ",
+    "file",
+    "ſelf",
+    "café",
+    "it s",
+    "zzqabsent",
+]
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[tuple[str, bytes | None]]:
+    out: list[tuple[str, bytes | None]] = list(stdlib_files(1_000_000))
+    for i, t in enumerate(ODD):
+        out.insert(5 + 7 * i, (f"odd-{i}", t.encode()))
+    out.insert(2, ("null-row", None))
+    out.insert(4, ("empty-row", b""))
+    return out
+
+
+@pytest.fixture(scope="module")
+def lakes(rows, tmp_path_factory):
+    """{case: (connection, index object)} for a sensitive and an insensitive default index."""
+    from lakeql.connection import open_lake
+    from lakeql.ngrams import query as Q
+
+    lake = tmp_path_factory.mktemp("freqlake")
+    half = len(rows) // 2
+    write_text_table(lake / "code" / "files" / "part-0.parquet", rows[:half])
+    write_text_table(lake / "code" / "files" / "part-1.parquet", rows[half:])
+    out = {}
+    for case in ("sensitive", "insensitive"):
+        idx = tmp_path_factory.mktemp(f"freqidx-{case}")
+        build(lake, idx, "code.files.text", ngram_case=case, ngram_shard_mb=0.4, ngram_jobs=2)
+        con, ctx = open_lake(lake, index_dir=idx)
+        out[case] = (con, Q.load(ctx, T, C))
+    return out
+
+
+def _brute_chars(rows, phrase: str, fold: bool) -> dict[int, int]:
+    pat = (phrase.casefold() if fold else phrase).encode()
+    out = {}
+    for r, (_, text) in enumerate(rows):
+        c = brute_count([("", text)], pat, fold=fold)[0]
+        if c:
+            out[r] = c
+    return out
+
+
+def _brute_words(rows, phrase: str, fold: bool) -> dict[int, int]:
+    ws = row_words([("", phrase.encode())], fold=fold)[0]
+    return brute_words(row_words(rows, fold=fold), ws)[1]
+
+
+def _scan(idx, phrase: str, unit: str, need_counts: bool):
+    lay, pat = idx.encode_unit(phrase, unit)
+    got = idx.colscan.rows(lay.unit, idx.fold, pat, need_counts)
+    assert got is not None, "the column scan answered (valid UTF-8 lake)"
+    return got
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_column_scan_equals_brute_force(lakes, rows, case, unit):
+    _, idx = lakes[case]
+    fold = case == "insensitive"
+    for phrase in CHAR_PHRASES if unit == "char" else WORD_PHRASES:
+        want = _brute_chars(rows, phrase, fold) if unit == "char" else _brute_words(rows, phrase, fold)
+        rid, cnt, _ = _scan(idx, phrase, unit, need_counts=True)
+        assert dict(zip(rid.tolist(), cnt.tolist(), strict=True)) == want, (phrase, unit, case)
+        rid, _, _ = _scan(idx, phrase, unit, need_counts=False)
+        assert rid.tolist() == sorted(want), (phrase, unit, case)
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+def test_first_offsets_equal_the_index(lakes, case):
+    """The first offset of each row (snippets start there) is the one locating through the index gives."""
+    _, idx = lakes[case]
+    for phrase, unit in [
+        ("self", "char"),
+        ("Straße", "char"),
+        ("σοφος", "char"),
+        ("'", "char"),
+        ("return self", "word"),
+        ("istanbul", "word"),
+    ]:
+        lay, pat = idx.encode_unit(phrase, unit)
+        want = idx._located(pat, lay)
+        got = _scan(idx, phrase, unit, need_counts=True)
+        for a, b in zip(got, want, strict=True):
+            assert np.array_equal(a, b), (phrase, unit, case)
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+def test_sql_forced_scan_equals_locate(lakes, rows, monkeypatch, case):
+    """ngram_rows / ngram_search / AND-OR through SQL: forced column scan == forced locate == brute."""
+    import lakeql.ngrams.query as Q
+
+    con, _ = lakes[case]
+    fold = case == "insensitive"
+    search = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := 15, unit := ?)"
+    cases = [(p, "char") for p in CHAR_PHRASES[::3]] + [(p, "word") for p in WORD_PHRASES[::2]]
+    for phrase, unit in cases:
+        monkeypatch.setattr(Q, "LOCATE_SECONDS", 0.0)  # never scan
+        located = con.execute(search, [T, C, phrase, unit]).fetchall()
+        monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)  # always scan
+        scanned = con.execute(search, [T, C, phrase, unit]).fetchall()
+        n = con.execute("SELECT ngram_rows(?, ?, ?, unit := ?)", [T, C, phrase, unit]).fetchone()[0]
+        want = _brute_chars(rows, phrase, fold) if unit == "char" else _brute_words(rows, phrase, fold)
+        assert scanned == located, (phrase, unit)
+        assert n == len(want), (phrase, unit)
+        top = sorted(want.items(), key=lambda t: (-t[1], t[0]))[:15]
+        assert [(p, o) for p, o, _ in scanned] == [(rows[r][0], c) for r, c in top], (phrase, unit)
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)
+    got = con.execute(
+        "SELECT rowid, occurrences FROM ngram_rows_all(?, ?, ['self', 'return'])", [T, C]
+    ).fetchall()
+    a, b = _brute_chars(rows, "self", fold), _brute_chars(rows, "return", fold)
+    assert got == [(r, [a[r], b[r]]) for r in sorted(set(a) & set(b))]
+
+
+def test_frequent_phrases_take_the_column_scan(lakes, rows):
+    """With the cost model as shipped, very frequent phrases are answered by DuckDB's scan."""
+    con, idx = lakes["sensitive"]
+    for phrase in ["e", " ", "self"]:
+        lay, pat = idx.encode_unit(phrase, "char")
+        assert idx.use_scan(pat, lay, need_counts=False), phrase
+        n = con.execute("SELECT ngram_rows(?, ?, ?)", [T, C, phrase]).fetchone()[0]
+        assert n == len(_brute_chars(rows, phrase, False))
+    assert not idx.colscan.failed
+
+
+def test_empty_and_too_long_phrases(lakes, rows, monkeypatch):
+    import lakeql.ngrams.query as Q
+
+    con, _ = lakes["sensitive"]
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)
+    with pytest.raises(Exception, match="the phrase is empty"):
+        con.execute("SELECT ngram_rows(?, ?, '')", [T, C]).fetchone()
+    longest = max(len(t or b"") for _, t in rows)
+    phrase = "x" * (longest + 1)
+    assert con.execute("SELECT ngram_rows(?, ?, ?)", [T, C, phrase]).fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM ngram_search(?, ?, ?)", [T, C, phrase]).fetchone()[0] == 0
+
+
+def test_invalid_utf8_falls_back_to_the_exact_path(indexed, corpus, monkeypatch):
+    """DuckDB cannot read a column with invalid UTF-8: the rows come from the exact path instead."""
+    import lakeql.ngrams.query as Q
+
+    con, _ = indexed
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)
+    for phrase in ["self", "e", "def ", "abc"]:
+        n = con.execute("SELECT ngram_rows(?, ?, ?)", ["code.files", "text", phrase]).fetchone()[0]
+        assert n == len(brute_count(corpus, phrase.encode())[1]), phrase
