@@ -201,7 +201,7 @@ def sql_run(n: int, nq: int, root: Path) -> dict:
     }
 
 
-def ann10m(n: int, nq: int, tmp: Path, chunk: int = 500_000) -> dict:
+def ann10m(n: int, nq: int, tmp: Path, chunk: int = 250_000, lists: int | None = None) -> dict:
     """Codes of ``n`` re-sampled rows made chunk by chunk; exhaustive vs ANN search in-process."""
     from lakeql.vectors import ann, binarizers, codes, kernels
     from lakeql.vectors.codes import CodeIndex
@@ -259,7 +259,7 @@ def ann10m(n: int, nq: int, tmp: Path, chunk: int = 500_000) -> dict:
         binz,
     )
     t1 = time.perf_counter()
-    meta = ann.build(folder, packed, d)
+    meta = ann.build(folder, packed, d, lists)
     t_build = time.perf_counter() - t1
     del packed
     ivf = ann.ivf_of(idx, "bench.big.vec")
@@ -303,13 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=None)
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--lists", type=int, default=None, help="ANN lists (ann10m; default: ann.default_lists)")
     a = ap.parse_args(argv)
     tmp = Path(a.tmp or tempfile.mkdtemp(prefix="lakeql_vsa_"))
     print(f"load before: {load()}", flush=True)
     if a.what == "sql":
         out = sql_run(a.rows or 1_000_000, a.queries, tmp)
     else:
-        out = ann10m(a.rows or 10_000_000, a.queries, tmp)
+        out = ann10m(a.rows or 10_000_000, a.queries, tmp, lists=a.lists)
     print(json.dumps(out, indent=1))
     return 0
 
