@@ -37,24 +37,28 @@ CREATE OR REPLACE MACRO similar_codes(tbl, col, row_id, k := 10) AS TABLE
 -- @python
 -- semantic_search(tbl, col, query, k, oversample, filter): the k rows whose text is closest in meaning
 -- to query, with all their columns plus score (cosine similarity, highest first). filter is an optional
--- SQL predicate over the table's columns applied BEFORE the search (a pre-filter).
-CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 4, filter := NULL) AS TABLE
+-- SQL predicate over the table's columns applied BEFORE the search (a pre-filter). exact := true scans
+-- every code even when the index has ANN lists (--embed-ann).
+CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 4, filter := NULL,
+                                        exact := false) AS TABLE
     SELECT r.* EXCLUDE (__rowid), h.score
-    FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter), recursive := true)) h
+    FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter, exact), recursive := true)) h
     JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
     ORDER BY h.score DESC, r.__rowid;
 
 -- semantic_search_vector(tbl, col, vector, ...): the same with a query vector (e.g. embed('...')).
-CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversample := 4, filter := NULL) AS TABLE
+CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversample := 4, filter := NULL,
+                                               exact := false) AS TABLE
     SELECT r.* EXCLUDE (__rowid), h.score
-    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter),
+    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter, exact),
                         recursive := true)) h
     JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
     ORDER BY h.score DESC, r.__rowid;
 
 -- semantic_search_rowids(tbl, col, query, k, oversample, filter): only (rowid, score), no row fetch.
-CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversample := 4, filter := NULL) AS TABLE
-    SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter), recursive := true);
+CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversample := 4, filter := NULL,
+                                               exact := false) AS TABLE
+    SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter, exact), recursive := true);
 
 -- similar_rows(tbl, col, key_column, key, k): "more like this": the k rows most similar to the row whose
 -- key_column equals key (the first such row), itself excluded.

@@ -34,7 +34,8 @@ def index_params(ctx, column_model: str | None) -> dict[str, Any]:
     opts = ctx.options["vectors"]
     return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
             "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 1,
-            **({"bm25": True} if opts.embed_bm25 else {})}
+            **({"bm25": True} if opts.embed_bm25 else {}),
+            **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {})}
 
 
 def build(ctx) -> None:
@@ -188,6 +189,10 @@ def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray,
             from lakeql.vectors import bm25
 
             bm25.build(texts, tmp / "bm25")
+        if "ann" in params and n:  # --embed-ann: IVF lists over the codes, swapped in with them
+            from lakeql.vectors import ann
+
+            ann.build(tmp, packed, dim, params["ann"] or None)
     entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
                        table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True))
     store.record(entry)
