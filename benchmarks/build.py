@@ -169,6 +169,11 @@ def make_big(root: Path) -> dict[str, int]:
         for name, sql, src in (("corpus", _JSONL, "corpus.jsonl"), ("queries", _JSONL, "queries.jsonl"),
                                ("qrels", "SELECT * FROM read_csv(?, header = true, delim = '\t')",
                                 "qrels/test.tsv")):
+            types = con.execute(f"DESCRIBE {sql}", [str(d / src)]).fetchall()
+            json_cols = [r[0] for r in types if "JSON" in str(r[1]).upper()]
+            if json_cols:  # JSON values as text: Arrow's json extension type is not readable everywhere
+                casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in json_cols)
+                sql = sql.replace("SELECT *", f"SELECT * REPLACE ({casts})", 1)
             _copy(con, sql, root / "ir" / f"{ir}_{name}.parquet", [str(d / src)])
         counts["ir"] = counts.get("ir", 0) + 3
     # the package sample lake's python domain (functions and modules of the standard library) as is
