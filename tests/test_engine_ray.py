@@ -153,6 +153,7 @@ def test_local_worker_death_fails_cleanly(lake: Path, built: dict[str, Path]) ->
 
     with pytest.MonkeyPatch.context() as mp, pytest.raises(WorkerDied, match="worker process died"):
         mp.setattr(LocalEngine, "map", dying)
+        mp.setattr("lakeql.ngrams.fileshards.IN_PROCESS_BYTES", 0)  # small builds run in-process otherwise
         lakeql.index(lake, index_dir=idx, ngram=[NGRAM], ngram_shard_mb=SHARD_MB, ngram_jobs=2,
                      capabilities=["ngrams"], progress=False)
     assert counts(lake, idx) == before
