@@ -302,7 +302,9 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     meta_dim = None
     if reuse is not None:
         meta_dim = int(json.loads((reuse.folder / "meta.json").read_text())["dim"])
-    if kind == "vector":
+    if not todo and meta_dim is not None:  # files were only removed: nothing to read, no model to load
+        ids, vecs, texts, dim = [], [], ([] if params.get("bm25") else None), meta_dim
+    elif kind == "vector":
         ids, vecs, texts, dim = read_vectors(ctx, table, column, params, todo, meta_dim)
     else:
         ids, vecs, texts, dim = embed_texts(ctx, table, column, params, todo)
