@@ -109,8 +109,7 @@ def plan_shards(catalog, table) -> list[ShardPlan]:
     file_rows = catalog.file_rows(table)
     names = [c.column_name.lower() for c in catalog.columns(table)]
     if table.format != "parquet" or "file_row_number" in names or FILE_COLUMN in names:
-        key = "\0".join(shards.shard_id(f) for f in table.files).encode()
-        return [ShardPlan(hashlib.sha1(key).hexdigest()[:16], "*", 0, int(sum(file_rows)),
+        return [ShardPlan(whole_table_shard(table), "*", 0, int(sum(file_rows)),
                           rowid_scan_sql(table, file_rows, [c.column_name for c in catalog.columns(table)]))]
     offsets = shards.row_offsets(table, file_rows)
     hive = "true" if table.hive else "false"
@@ -121,6 +120,13 @@ def plan_shards(catalog, table) -> list[ShardPlan]:
                f"[{quote_literal(path)}], file_row_number = true, hive_partitioning = {hive})")
         out.append(ShardPlan(sid, f.path, offsets[sid], int(n), src))
     return out
+
+
+def whole_table_shard(table) -> str:
+    """The id of the one shard of a table without per-file shards (changes when any file changes)."""
+    from lakeql import shards
+
+    return hashlib.sha1("\0".join(shards.shard_id(f) for f in table.files).encode()).hexdigest()[:16]
 
 
 def has_column(source: str, column: str) -> bool:
@@ -437,7 +443,7 @@ def plan_shards_of_rowids(table, n_rows: int) -> list[ShardPlan]:
     from lakeql import shards
 
     if table.format != "parquet":
-        return [ShardPlan("all", "*", 0, n_rows, "")]
+        return [ShardPlan(whole_table_shard(table), "*", 0, n_rows, "")]
     file_rows = [pq.ParquetFile(p).metadata.num_rows for p in table.paths]
     offsets = shards.row_offsets(table, file_rows)
     return [ShardPlan(shards.shard_id(f), f.path, offsets[shards.shard_id(f)], n, "")

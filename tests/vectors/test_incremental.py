@@ -213,3 +213,28 @@ def test_old_format_index_is_a_clear_error(tmp_path, tables):
     build(lake, idx, ["vecs.docs.v"], refresh=True, **VEC_OPTS)  # --refresh rebuilds it in the new format
     n = connect(lake, idx).execute("SELECT count(*) FROM embed_codes('vecs.docs', 'v')").fetchone()[0]
     assert n == tables["vecs"].num_rows
+
+
+def test_json_table_is_one_shard_rebuilt_on_change(tmp_path, tables, real):
+    """JSON/CSV files have no row numbers of their own: the table is one shard, re-read when it changes."""
+    lake = tmp_path / "lake"
+    folder = lake / "vecs" / "docs"
+    folder.mkdir(parents=True)
+    t = tables["vecs"].slice(0, 60)
+    rows = [{"id": r["id"], "title": r["title"], "kind": r["kind"], "v": [float(x) for x in r["v"]]}
+            for r in t.to_pylist()]
+    for i in range(2):
+        (folder / f"part-{i}.json").write_text("\n".join(json.dumps(r) for r in rows[i * 20:(i + 1) * 20]))
+    idx = tmp_path / "index"
+    build(lake, idx, ["vecs.docs.v"], **VEC_OPTS)
+    (folder / "part-2.json").write_text("\n".join(json.dumps(r) for r in rows[40:]))
+    build(lake, idx, ["vecs.docs.v"], refresh=True, **VEC_OPTS)
+    full = fresh_full_build(lake, tmp_path, "vecs.docs.v", **VEC_OPTS)
+    got, want = index_files(idx), index_files(full)
+    assert got.keys() == want.keys() and len([k for k in got if k.endswith("codes.parquet")]) == 1
+    assert all(got[k] == want[k] for k in want if not k.endswith("meta.json"))
+    con = connect(lake, idx)
+    q = real[1][5].tolist()
+    hits = con.execute("SELECT id FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 3)",
+                       [q]).fetchall()
+    assert hits[0][0] == 5
