@@ -111,8 +111,8 @@ def test_ngram_counts_equal(lake: Path, built: dict[str, Path]) -> None:
 
 
 def test_embedding_codes_equal(built: dict[str, Path]) -> None:
-    codes = {e: pq.read_table(next((idx / "embed").rglob("codes.parquet")), columns=["__rowid", "code"])
-             for e, idx in built.items()}
+    codes = {e: pq.read_table(next((idx / "embed").rglob("codes.parquet")), columns=["file_row", "code"])
+             for e, idx in built.items()}  # airlines is one file: one shard
     assert codes["local"].num_rows == 16
     assert codes["ray"].equals(codes["local"])
 

@@ -4,14 +4,19 @@
 -- (DuckDB's own hamming() compares strings; this one works on BLOB codes.)
 CREATE OR REPLACE MACRO bit_hamming(a, b) AS CAST(bit_count(xor(CAST(a AS BIT), CAST(b AS BIT))) AS INTEGER);
 
--- embed_codes_path(tbl, col): the code Parquet file of an embedded column (the folder name is
--- lakeql.store.slug, generated into this file from Python).
+-- embed_codes_path(tbl, col): the code Parquet files of an embedded column, one per shard (data file)
+-- (the folder name is lakeql.store.slug, generated into this file from Python).
 CREATE OR REPLACE MACRO embed_codes_path(tbl, col) AS
-    {{index_dir}} || '/embed/' || {{slug(tbl, col)}} || '/codes.parquet';
+    {{index_dir}} || '/embed/' || {{slug(tbl, col)}} || '/shards/*/codes.parquet';
 
--- embed_codes(tbl, col): the code store of an embedded column ('domain.name', column): __rowid, code.
+-- embed_codes(tbl, col): the code store of an embedded column ('domain.name', column): __rowid, code
+-- (a shard's row numbers plus its file's first __rowid, from shards.parquet).
 CREATE OR REPLACE MACRO embed_codes(tbl, col) AS TABLE
-    SELECT __rowid, code FROM read_parquet(embed_codes_path(tbl, col));
+    SELECT s."offset" + c.file_row AS __rowid, c.code
+    FROM read_parquet(embed_codes_path(tbl, col), filename = '__lakeql_shard_file') c
+    JOIN read_parquet({{index_dir}} || '/embed/' || {{slug(tbl, col)}} || '/shards.parquet') s
+      ON s.shard = regexp_extract(c.__lakeql_shard_file, '/shards/([^/]+)/codes[.]parquet$', 1)
+    ORDER BY __rowid;
 
 -- nearest_codes(tbl, col, code, k): the k rows whose codes are nearest (Hamming) to a query code.
 CREATE OR REPLACE MACRO nearest_codes(tbl, col, qcode, k := 10) AS TABLE
