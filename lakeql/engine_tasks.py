@@ -22,12 +22,16 @@ def profile_task(spec: tuple[Any, list[tuple[str, str]], int]) -> tuple[list[dic
     (column rows, Arrow table of hashes), exactly :func:`lakeql.profile.profile_table`."""
     from lakeql import profile
 
-    table, columns, row_count = spec
+    table, columns, row_count = spec[:3]
+    if len(spec) > 3:  # a multi-file table: the shards of the files named (lakeql.profile_shards)
+        from lakeql.profile_shards import profile_files
+
+        return profile_files(table, spec[3], columns, row_count=row_count)
     return profile.profile_table(table, columns, row_count)
 
 
-def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list[str], desc: str
-                    ) -> tuple[list[str], dict[str, str]]:
+def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list[str], desc: str,
+                    reuse: bool = False) -> tuple[list[str], dict[str, str]]:
     """:func:`lakeql.profile.ensure` on an engine: profiles computed by ``engine``, written here.
 
     Returns (keys profiled, {key: error}); an unreadable table is left out with a warning, as locally.
@@ -53,11 +57,19 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
             if store.find(profile.KIND, key):
                 store.drop(profile.KIND, key)
             return
-        rows, hashes = result
         t = lake.tables[key]
+        shards = None
+        if key in plans:  # multi-file: merge the new shards with the stored ones (here, not on workers)
+            from lakeql import profile_shards
+
+            rows, hashes, shards = profile_shards.finish(t, specs[i][1], plans[key], result)
+        else:
+            rows, hashes = result
         target = profile.path(store, key)
         with store.atomic_dir(target) as tmp:
             profile.write(tmp, rows, hashes)
+            if shards is not None:
+                profile_shards.write(tmp, t, shards)
         pending.append(IndexEntry(profile.KIND, key, "", target.relative_to(store.root).as_posix(),
                                   dir_bytes(target), t.source_bytes, t.fingerprint, params=prm))
         done.append(key)
@@ -66,10 +78,19 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
             store.record_many(pending)
             pending = []
 
-    specs = []
+    specs: list[tuple[Any, ...]] = []
+    plans: dict[str, Any] = {}  # multi-file tables: their reusable stored shards
     for k in todo:
         t = lake.tables[k]
-        specs.append((t, [(c.column_name, c.type) for c in catalog.columns(t)], catalog.row_count(t)))
+        cols = [(c.column_name, c.type) for c in catalog.columns(t)]
+        if len(t.files) > 1:
+            from lakeql import profile_shards
+
+            plans[k], files = profile_shards.plan(store, t, cols, reuse)
+            rows_of = dict(zip([f.path for f in t.files], catalog.file_rows(t), strict=False))
+            specs.append((t, cols, sum(int(rows_of.get(f.path, 0)) for f in files), files))
+        else:
+            specs.append((t, cols, catalog.row_count(t)))
     engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
     store.record_many(pending)
     secs = time.perf_counter() - t0

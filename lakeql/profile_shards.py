@@ -1,0 +1,337 @@
+"""Per-file column profiles (shards) of multi-file tables, and their refresh (issue 10 item 4).
+
+A table of several files keeps, beside its merged ``columns.parquet``/``hashes.parquet``
+(:mod:`lakeql.profile`), the profile of each file:
+
+``shards.parquet``        one row per (file, column): the columns of ``columns.parquet`` plus ``shard``
+                          (:func:`lakeql.shards.shard_id` of the file: path, size, mtime) and ``file``
+``shard_hashes.parquet``  ``shard``, ``ordinal``, ``hash``: each file's bottom ``HASH_CAP`` value hashes
+
+A full build profiles every file in one scan (``filename`` column, GROUP BY file); ``--refresh`` reads the
+stored shards, profiles only the files without one (new or rewritten) and drops the shards of files
+that are gone; either way the table profile is :func:`lakeql.profile_merge.merge` of the shards, so a
+refresh gives exactly what a full build of the same files gives. Single-file tables keep the plain
+layout (no shard files: their build time and size do not grow).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lakeql.lake import FileStamp, Table, quote_ident, quote_literal, scan_sql
+
+SHARDS = "shards.parquet"
+SHARD_HASHES = "shard_hashes.parquet"
+_FILE_COL = "_lakeql_shard_file"
+
+
+def sharded(table: Table) -> bool:
+    """Whether ``table`` keeps per-file profile shards (more than one file)."""
+    return len(table.files) > 1
+
+
+def _file_col(columns: list[tuple[str, str]]) -> str:
+    names = {n.lower() for n, _ in columns}
+    name = _FILE_COL
+    while name.lower() in names:
+        name += "_"
+    return name
+
+
+def profile_files(
+    table: Table, files: list[FileStamp], columns: list[tuple[str, str]], con=None, row_count: int = 0
+) -> list[tuple[str, list[dict[str, Any]], Any]]:
+    """Profile each of ``files`` of ``table`` on its own, from one grouped scan of them all:
+    ``[(shard id, column rows, hashes)]`` in the order of ``files`` (each as
+    :func:`lakeql.profile.profile_table` of that file alone would give, with the table's columns)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from lakeql import profile
+    from lakeql.profile import MEMORY_CELLS, _empty_row, _grouped_stats, _native_sql, value_class
+    from lakeql.shards import shard_id
+
+    if not files:
+        return []
+    sub = table.with_files(files)
+    scan = scan_sql(sub.format, sub.paths, sub.hive)
+    if any(n.lower() == "file_index" for n, _ in columns):  # a real column shadows the virtual one
+        fcol = _file_col(columns)
+        scan = scan[:-1] + f", filename = {quote_literal(fcol)})"
+        by_path = {p: f for p, f in zip(sub.paths, files, strict=True)}
+    else:  # DuckDB's virtual file_index: the position of the file in the list (cheaper than names)
+        fcol = "file_index"
+        by_path = dict(enumerate(files))
+    out_rows = {
+        shard_id(f): [_empty_row(table, n, t, o, 0) for o, (n, t) in enumerate(columns)] for f in files
+    }
+    out_hashes = {shard_id(f): profile.hashes_schema().empty_table() for f in files}
+    if not columns:
+        return [(shard_id(f), out_rows[shard_id(f)], out_hashes[shard_id(f)]) for f in files]
+    own = con is None
+    con = profile.connect() if own else con
+    try:
+        present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        present.pop(fcol, None)
+        proj = [f"{quote_ident(fcol)} AS _f"]
+        for n, t in columns:
+            q = quote_ident(n)
+            if n not in present:
+                proj.append(f"NULL AS {q}")
+            elif present[n] != t and profile_merge_safe(t):
+                proj.append(f"TRY_CAST({q} AS {t}) AS {q}")
+            else:
+                proj.append(q)
+        select = f"SELECT {', '.join(proj)} FROM {scan}"
+        if row_count * len(columns) <= MEMORY_CELLS:
+            data = con.sql(select).to_arrow_table()
+            con.register("_lakeql_shard_t", data)
+            source = "_lakeql_shard_t"
+        else:
+            source = f"({select})"
+        try:
+            exprs = ["_f", "count(*)"]
+            for n, t in columns:
+                exprs.extend(_native_sql(n, t))
+            native = con.execute(f"SELECT {', '.join(exprs)} FROM {source} GROUP BY _f").fetchall()
+            for rec in native:
+                sid = shard_id(by_path[rec[0]])
+                rows = out_rows[sid]
+                n_rows = int(rec[1])
+                for i, r in enumerate(rows):
+                    nonnull, approx, lo, hi, lmin, lmax, top = rec[2 + 7 * i : 9 + 7 * i]
+                    r["row_count"] = n_rows
+                    r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
+                    r.update(
+                        nonnull=int(nonnull),
+                        min=lo,
+                        max=hi,
+                        len_min=lmin,
+                        len_max=lmax,
+                        n_distinct=min(int(approx or 0), int(nonnull)),
+                        distinct_exact=approx is None,
+                    )
+            maybe: dict[int, list[str]] = {}  # ordinal -> files where HyperLogLog says 'maybe unique'
+            for path, f in by_path.items():
+                rows = out_rows[shard_id(f)]
+                for r in rows:
+                    nr = r["row_count"]
+                    if (
+                        r["value_class"] is None
+                        and nr > 1
+                        and r["nonnull"] == nr
+                        and not profile._NESTED.search(r["type"])
+                        and r["n_distinct"] >= 0.9 * nr
+                    ):
+                        maybe.setdefault(r["ordinal"], []).append(path)
+            if maybe:
+                ords = sorted(maybe)
+                got = con.execute(
+                    "SELECT _f, "
+                    + ", ".join(f"count(DISTINCT {quote_ident(columns[o][0])})" for o in ords)
+                    + f" FROM {source} GROUP BY _f"
+                ).fetchall()
+                for rec in got:
+                    rows = out_rows[shard_id(by_path[rec[0]])]
+                    for o, d in zip(ords, rec[1:], strict=True):
+                        if rec[0] in maybe[o]:
+                            rows[o]["n_distinct"], rows[o]["distinct_exact"] = int(d), True
+            grouped = [o for o, (_, t) in enumerate(columns) if value_class(t) is not None]
+            if grouped:
+                sel = ", ".join(f'CAST({quote_ident(columns[o][0])} AS VARCHAR) AS "{o}"' for o in grouped)
+                on = ", ".join(f'"{o}"' for o in grouped)
+                g = con.sql(
+                    "SELECT _f, CAST(col AS INTEGER) AS col, (hash(v) >> 32)::UINTEGER AS h, "
+                    "count(*)::BIGINT AS n, length(v)::INTEGER AS len, min(raw) AS raw, "
+                    "bool_and(raw = upper(raw)) AS up, bool_and(raw = lower(raw)) AS lo, "
+                    "bool_and(raw = trim(raw)) AS tr "
+                    "FROM (SELECT _f, col, raw, nullif(lower(trim(raw)), '') AS v "
+                    f"FROM (UNPIVOT (SELECT _f, {sel} FROM {source}) ON {on} INTO NAME col VALUE raw)) "
+                    "WHERE v IS NOT NULL GROUP BY _f, col, v"
+                ).to_arrow_table()
+                if g.num_rows:
+                    fcodes = g.column("_f").dictionary_encode()
+                    codes = fcodes.combine_chunks().indices.to_numpy()
+                    names = fcodes.combine_chunks().dictionary.to_pylist()
+                    order = np.argsort(codes, kind="stable")
+                    g = g.drop_columns(["_f"]).take(pa.array(order))
+                    codes = codes[order]
+                    bounds = np.searchsorted(codes, np.arange(len(names) + 1))
+                    for c, path in enumerate(names):
+                        part = g.slice(int(bounds[c]), int(bounds[c + 1] - bounds[c]))
+                        if part.num_rows:
+                            sid = shard_id(by_path[path])
+                            out_hashes[sid] = _grouped_stats(table, out_rows[sid], part, np, pa)
+        finally:
+            if source == "_lakeql_shard_t":
+                con.unregister(source)
+        return [(shard_id(f), out_rows[shard_id(f)], out_hashes[shard_id(f)]) for f in files]
+    finally:
+        if own:
+            con.close()
+
+
+def profile_merge_safe(ctype: str) -> bool:
+    from lakeql.profile_merge import _SAFE_TYPE
+
+    return bool(_SAFE_TYPE.match(ctype))
+
+
+# ------------------------------------------------------------------------------ stored shards
+def shards_schema():
+    import pyarrow as pa
+
+    from lakeql.profile import columns_schema
+
+    return columns_schema().append(pa.field("shard", pa.string())).append(pa.field("file", pa.string()))
+
+
+def shard_hashes_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [("shard", pa.dictionary(pa.int32(), pa.string())), ("ordinal", pa.int32()), ("hash", pa.uint32())]
+    )
+
+
+def read(d: Path, columns: list[tuple[str, str]]) -> dict[str, tuple[list[dict[str, Any]], Any]] | None:
+    """The stored shards in profile folder ``d`` as ``{shard id: (column rows, hashes)}``, or None when
+    there are none or they were made for other columns/types (then every file is profiled again)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakeql.profile import hashes_schema
+
+    if not (d / SHARDS).exists() or not (d / SHARD_HASHES).exists():
+        return None
+    try:
+        rows = pq.read_table(d / SHARDS)
+        hs = pq.read_table(d / SHARD_HASHES)
+    except Exception:  # noqa: BLE001 - damaged shards: profile every file again
+        return None
+    want = [(n, t) for n, t in columns]
+    out: dict[str, tuple[list[dict[str, Any]], Any]] = {}
+    for r in rows.drop_columns(["file"]).to_pylist():
+        sid = r.pop("shard")
+        out.setdefault(sid, ([], None))[0].append(r)
+    for rs, _ in out.values():
+        rs.sort(key=lambda r: r["ordinal"])
+        if [(r["column_name"], r["type"]) for r in rs] != want:
+            return None
+    shard = hs.column("shard").combine_chunks()
+    codes = shard.indices.to_numpy() if hs.num_rows else np.zeros(0, np.int32)
+    names = shard.dictionary.to_pylist() if hs.num_rows else []
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    ords = hs.column("ordinal").to_numpy()[order]
+    vals = hs.column("hash").to_numpy()[order]
+    bounds = np.searchsorted(codes, np.arange(len(names) + 1))
+    key = rows.column("table_name")[0].as_py() if rows.num_rows else ""
+    empty = hashes_schema().empty_table()
+    got: dict[str, Any] = {}
+    for c, sid in enumerate(names):
+        s, e = int(bounds[c]), int(bounds[c + 1])
+        got[sid] = pa.table(
+            {
+                "table_name": pa.array([key] * (e - s), pa.string()).dictionary_encode(),
+                "ordinal": ords[s:e],
+                "hash": vals[s:e],
+            },
+            schema=hashes_schema(),
+        )
+    for sid, (rs, _) in list(out.items()):
+        h = got.get(sid, empty)
+        if h.num_rows != sum(int(r["n_hashes"] or 0) for r in rs):
+            return None
+        out[sid] = (rs, h)
+    return out
+
+
+def write(d: Path, table: Table, shards: list[tuple[str, list[dict[str, Any]], Any]]) -> None:
+    """Write the shards (in the table's file order) into profile folder ``d``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakeql.shards import shard_id
+
+    files = {shard_id(f): f.path for f in table.files}
+    recs = []
+    for sid, rows, _ in shards:
+        recs.extend({**r, "shard": sid, "file": files.get(sid, "")} for r in rows)
+    pq.write_table(pa.Table.from_pylist(recs, schema=shards_schema()), d / SHARDS, compression="zstd")
+    n = [h.num_rows for _, _, h in shards]
+    sids = np.repeat(np.arange(len(shards), dtype=np.int32), n)
+    dictionary = pa.array([sid for sid, _, _ in shards], pa.string())
+    ords = np.concatenate([h.column("ordinal").to_numpy() for _, _, h in shards]) if shards else []
+    hs = np.concatenate([h.column("hash").to_numpy() for _, _, h in shards]) if shards else []
+    t = pa.table(
+        {
+            "shard": pa.DictionaryArray.from_arrays(pa.array(sids, pa.int32()), dictionary),
+            "ordinal": pa.array(ords, pa.int32()),
+            "hash": pa.array(hs, pa.uint32()),
+        },
+        schema=shard_hashes_schema(),
+    )
+    pq.write_table(
+        t,
+        d / SHARD_HASHES,
+        compression="zstd",
+        use_dictionary=["shard"],
+        column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
+        row_group_size=1 << 20,
+    )
+
+
+# ------------------------------------------------------------------------------ plan / finish
+def plan(
+    store: Any, table: Table, columns: list[tuple[str, str]], reuse: bool
+) -> tuple[dict[str, tuple[list[dict[str, Any]], Any]], list[FileStamp]]:
+    """(reusable stored shards of ``table``'s current files, files to profile). ``reuse`` False (a full
+    build) profiles every file."""
+    from lakeql import profile
+    from lakeql.shards import diff
+
+    prev: dict[str, tuple[list[dict[str, Any]], Any]] = {}
+    if reuse:
+        e = store.find(profile.KIND, table.key)
+        if e is not None and e.params == profile.params():
+            prev = read(store.root / e.path, columns) or {}
+    d = diff(table, prev)
+    return {k: v for k, v in prev.items() if k not in set(d.removed)}, list(d.added)
+
+
+def finish(
+    table: Table,
+    columns: list[tuple[str, str]],
+    kept: dict[str, tuple[list[dict[str, Any]], Any]],
+    new: list[tuple[str, list[dict[str, Any]], Any]],
+    con=None,
+) -> tuple[list[dict[str, Any]], Any, list[tuple[str, list[dict[str, Any]], Any]]]:
+    """Merge kept and new shards (in the table's file order): (column rows, hashes, shards)."""
+    from lakeql.profile_merge import merge
+    from lakeql.shards import shard_id
+
+    have = {**{sid: (r, h) for sid, (r, h) in kept.items()}, **{sid: (r, h) for sid, r, h in new}}
+    shards = [(shard_id(f), *have[shard_id(f)]) for f in table.files]
+    rows, hashes = merge(table.key, columns, [(r, h) for _, r, h in shards], con)
+    return rows, hashes, shards
+
+
+def profile_sharded(
+    store: Any,
+    table: Table,
+    columns: list[tuple[str, str]],
+    reuse: bool,
+    con=None,
+    file_rows: list[int] | None = None,
+) -> tuple[list[dict[str, Any]], Any, list[tuple[str, list[dict[str, Any]], Any]], int]:
+    """Profile a multi-file table from its shards, profiling only files without a stored shard when
+    ``reuse``: (column rows, hashes, shards, files profiled now)."""
+    kept, todo = plan(store, table, columns, reuse)
+    rows_of = dict(zip([f.path for f in table.files], file_rows or [], strict=False))
+    new = profile_files(table, todo, columns, con, sum(int(rows_of.get(f.path, 0)) for f in todo))
+    rows, hashes, shards = finish(table, columns, kept, new, con)
+    return rows, hashes, shards, len(todo)
