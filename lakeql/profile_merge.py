@@ -97,40 +97,96 @@ def merge(
 ) -> tuple[list[dict[str, Any]], Any]:
     """Merge the profiles of a table's files (``[(column rows, hashes)]`` in catalog file order) into the
     table's (column rows, hashes), as :func:`lakeql.profile.profile_table` returns them."""
+    import pyarrow as pa
+
+    from lakeql.profile_shards import shards_schema
+
+    recs = [{**r, "shard": "", "file": ""} for rows, _ in shards for r in rows]
+    table = pa.Table.from_pylist(recs, schema=shards_schema())
+    hashes = [(h.column("ordinal").to_numpy(), h.column("hash").to_numpy()) for _, h in shards]
+    return merge_columnar(table_key, columns, table, hashes, con)
+
+
+def _num(t: Any, name: str, n_shards: int, n_cols: int, fill: float = 0.0):
+    """Column ``name`` of the shard rows as a float matrix [file, column] (NULL -> ``fill``)."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = pc.fill_null(pc.cast(t.column(name), pa.float64()), fill)
+    return np.asarray(col.to_numpy(), dtype=np.float64).reshape(n_shards, n_cols)
+
+
+def merge_columnar(
+    table_key: str, columns: list[tuple[str, str]], t: Any, hashes: list[tuple[Any, Any]], con=None
+) -> tuple[list[dict[str, Any]], Any]:
+    """:func:`merge` on the shards as one Arrow table ``t`` (``shards.parquet`` rows: one per file and
+    column, by file in catalog order, then ordinal) and each file's ``(ordinals, hashes)``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     from lakeql.profile import HASH_CAP, TOP_VALUES, _empty_row, connect, hash_values, hashes_schema
 
     class _T:  # what _empty_row needs of a table
         key = table_key
 
-    n_cols = len(columns)
-    total_rows = sum(int(rows[0]["row_count"]) if rows else 0 for rows, _ in shards)
-    out = [_empty_row(_T, n, t, o, total_rows) for o, (n, t) in enumerate(columns)]  # type: ignore[arg-type]
+    n_cols, n_sh = len(columns), len(hashes)
     if not n_cols:
-        return out, hashes_schema().empty_table()
+        return [], hashes_schema().empty_table()
+    if t.num_rows != n_cols * n_sh:
+        raise ValueError(f"{table_key}: {t.num_rows} shard rows for {n_sh} files of {n_cols} columns")
+    rc = _num(t, "row_count", n_sh, n_cols)
+    out = [_empty_row(_T, n, ty, o, int(rc[:, 0].sum())) for o, (n, ty) in enumerate(columns)]  # type: ignore[arg-type]
+    valcls = np.array([r["value_class"] is not None for r in out], dtype=bool)
     own = con is None
     con = connect() if own else con
     try:
-        per = [[rows[i] for rows, _ in shards] for i in range(n_cols)]
+        nonnull = _num(t, "nonnull", n_sh, n_cols)
+        nvals = _num(t, "n_values", n_sh, n_cols)
+        ndist = _num(t, "n_distinct", n_sh, n_cols)
+        nhash = _num(t, "n_hashes", n_sh, n_cols)
+        lmin = _num(t, "len_min", n_sh, n_cols, np.nan)
+        lmax = _num(t, "len_max", n_sh, n_cols, np.nan)
+        lavg = _num(t, "len_avg", n_sh, n_cols)
+        lmed = _num(t, "len_median", n_sh, n_cols, np.nan)
+        flags = {
+            f: _num(
+                t.set_column(t.schema.get_field_index(f), f, pc.cast(t.column(f), pa.int8())),
+                f,
+                n_sh,
+                n_cols,
+                1.0,
+            )
+            for f in ("upper", "lower", "trimmed")
+        }
+        exact = _num(
+            t.set_column(
+                t.schema.get_field_index("distinct_exact"),
+                "distinct_exact",
+                pc.cast(t.column("distinct_exact"), pa.int8()),
+            ),
+            "distinct_exact",
+            n_sh,
+            n_cols,
+        )
+        mins = np.array(t.column("min").to_pylist(), dtype=object).reshape(n_sh, n_cols)
+        maxs = np.array(t.column("max").to_pylist(), dtype=object).reshape(n_sh, n_cols)
         mm = _typed_min_max(
-            columns, [[r["min"] for r in p] for p in per], [[r["max"] for r in p] for p in per], con
+            columns, [list(mins[:, i]) for i in range(n_cols)], [list(maxs[:, i]) for i in range(n_cols)], con
         )
         # value hashes: union per column, below the smallest capped file's largest hash, bottom HASH_CAP
         tau = np.full(n_cols, (1 << 32) - 1, dtype=np.uint64)
-        for i, p in enumerate(per):
-            for (_, h), r in zip(shards, p, strict=True):
-                if r["value_class"] is not None and int(r["n_hashes"] or 0) < int(r["n_distinct"] or 0):
-                    sel = h.column("hash").to_numpy()[h.column("ordinal").to_numpy() == i]
-                    if len(sel):
-                        tau[i] = min(int(tau[i]), int(sel.max()))
-        keys = [
-            (h.column("ordinal").to_numpy().astype(np.uint64) << np.uint64(32))
-            | h.column("hash").to_numpy().astype(np.uint64)
-            for _, h in shards
-            if h.num_rows
-        ]
+        span = np.arange(n_cols)
+        capped_all = (nhash < ndist) & valcls[None, :]
+        for j, (o, hv) in enumerate(hashes):
+            capped = capped_all[j]
+            if not capped.any() or not len(o):
+                continue
+            lo, hi = np.searchsorted(o, span, "left"), np.searchsorted(o, span, "right")
+            ok = capped & (hi > lo)
+            tau[ok] = np.minimum(tau[ok], hv[hi[ok] - 1].astype(np.uint64))
+        keys = [(o.astype(np.uint64) << np.uint64(32)) | hv.astype(np.uint64) for o, hv in hashes if len(o)]
         u = np.unique(np.concatenate(keys)) if keys else np.empty(0, np.uint64)
         ords = (u >> np.uint64(32)).astype(np.int64)
         hs = (u & np.uint64(0xFFFFFFFF)).astype(np.uint32)
@@ -140,27 +196,30 @@ def merge(
         starts = np.r_[0, np.cumsum(m)[:-1]]
         rank = np.arange(len(ords)) - starts[ords] if len(ords) else np.zeros(0, np.int64)
         keep = rank < HASH_CAP
-        # top values: summed over the files' top lists, grouped by value hash (one hashing call)
-        tv_ord, tv_raw, tv_n = [], [], []
-        for i, p in enumerate(per):
-            if out[i]["value_class"] is None:
-                continue
-            for r in p:
-                tv_raw.extend(r["top_values"])
-                tv_n.extend(int(c) for c in r["top_counts"])
-                tv_ord.extend([i] * len(r["top_values"]))
+        # top values of value columns: counts summed over the files' top lists, grouped by value hash
+        ordinal = np.tile(np.arange(n_cols, dtype=np.int32), n_sh)
+        vrows = np.flatnonzero(valcls[ordinal])
+        tv = t.select(["top_values", "top_counts", "top_hashes"]).take(pa.array(vrows))
+        lens = pc.list_value_length(tv.column("top_values")).to_numpy(zero_copy_only=False)
+        lens = np.nan_to_num(lens.astype(np.float64)).astype(np.int64)
+        raw = pc.list_flatten(tv.column("top_values"))
+        cnt = pc.list_flatten(tv.column("top_counts"))
+        th_lens = pc.list_value_length(tv.column("top_hashes")).to_numpy(zero_copy_only=False)
+        if len(raw) and np.array_equal(np.nan_to_num(th_lens.astype(np.float64)).astype(np.int64), lens):
+            th = pc.list_flatten(tv.column("top_hashes"))
+        else:  # shards without stored top hashes: hash them now
+            th = pa.array(hash_values(raw.to_pylist(), con), pa.uint32())
         tops: dict[int, tuple[list[str], list[int]]] = {}
-        if tv_raw:
-            th = hash_values(tv_raw, con)
-            t = pa.table(
+        if len(raw):
+            tt = pa.table(
                 {
-                    "o": pa.array(tv_ord, pa.int32()),
-                    "h": pa.array(th, pa.uint32()),
-                    "raw": pa.array(tv_raw, pa.string()),
-                    "n": pa.array(tv_n, pa.int64()),
+                    "o": pa.array(np.repeat(ordinal[vrows], lens), pa.int32()),
+                    "h": th,
+                    "raw": raw,
+                    "n": pc.cast(cnt, pa.int64()),
                 }
             )
-            con.register("_lakeql_tops", t)
+            con.register("_lakeql_tops", tt)
             try:
                 g = con.execute(
                     "SELECT o, list(raw ORDER BY n DESC, h), list(n ORDER BY n DESC, h) FROM ("
@@ -172,38 +231,40 @@ def merge(
             finally:
                 con.unregister("_lakeql_tops")
             tops = {int(o): (list(v), [int(x) for x in c]) for o, v, c in g}
-        for i, (r, p) in enumerate(zip(out, per, strict=True)):
-            nonnull = sum(int(x["nonnull"] or 0) for x in p)
-            r.update(nonnull=nonnull, min=mm[i][0], max=mm[i][1])
-            lmins = [x["len_min"] for x in p if x["len_min"] is not None]
-            lmaxs = [x["len_max"] for x in p if x["len_max"] is not None]
-            r["len_min"] = min(lmins) if lmins else None
-            r["len_max"] = max(lmaxs) if lmaxs else None
-            if r["value_class"] is None:
-                est = [int(x["n_distinct"] or 0) for x in p]
-                all_unique = all(int(x["n_distinct"] or 0) == int(x["nonnull"] or 0) for x in p)
-                nd = sum(est) if all_unique else max(est, default=0)
-                r.update(
-                    n_distinct=min(nd, nonnull), distinct_exact=len(p) == 1 and bool(p[0]["distinct_exact"])
-                )
+        other = np.flatnonzero(~valcls[ordinal])
+        samples = t.column("top_values").take(pa.array(other)).to_pylist() if len(other) else []
+        by_col: dict[int, list[list[str]]] = {}
+        for k, idx in enumerate(other.tolist()):
+            by_col.setdefault(idx % n_cols, []).append(samples[k] or [])
+        for i, r in enumerate(out):
+            nn = int(nonnull[:, i].sum())
+            r.update(nonnull=nn, min=mm[i][0], max=mm[i][1])
+            a, b = lmin[:, i], lmax[:, i]
+            r["len_min"] = int(np.nanmin(a)) if not np.isnan(a).all() else None
+            r["len_max"] = int(np.nanmax(b)) if not np.isnan(b).all() else None
+            if not valcls[i]:
+                est = ndist[:, i]
+                all_unique = bool((ndist[:, i] == nonnull[:, i]).all())
+                nd = int(est.sum()) if all_unique else int(est.max())
+                r.update(n_distinct=min(nd, nn), distinct_exact=n_sh == 1 and bool(exact[0, i]))
                 votes: dict[str, list[int]] = {}
-                for j, x in enumerate(p):
-                    for v in x["top_values"]:
+                for j, vals in enumerate(by_col.get(i, [])):
+                    for v in vals:
                         votes.setdefault(v, [0, j])[0] += 1
                 r["top_values"] = sorted(votes, key=lambda v: (-votes[v][0], votes[v][1]))[:3]
                 continue
-            nv = sum(int(x["n_values"] or 0) for x in p)
+            nv = int(nvals[:, i].sum())
             r["n_values"] = nv
             if nv == 0:
                 continue
-            r["len_avg"] = float(sum(float(x["len_avg"] or 0) * int(x["n_values"] or 0) for x in p) / nv)
+            r["len_avg"] = float(sum(float(lavg[j, i]) * float(nvals[j, i]) for j in range(n_sh)) / nv)
             r["len_median"] = _weighted_median(
-                [x["len_median"] for x in p], [int(x["n_distinct"] or 0) for x in p]
+                [None if np.isnan(x) else float(x) for x in lmed[:, i]], [int(x) for x in ndist[:, i]]
             )
-            has = [x for x in p if int(x["n_values"] or 0)]
-            r["upper"] = all(bool(x["upper"]) for x in has)
-            r["lower"] = all(bool(x["lower"]) for x in has)
-            r["trimmed"] = all(bool(x["trimmed"]) for x in has)
+            has = nvals[:, i] > 0
+            r["upper"] = bool((flags["upper"][has, i] != 0).all())
+            r["lower"] = bool((flags["lower"][has, i] != 0).all())
+            r["trimmed"] = bool((flags["trimmed"][has, i] != 0).all())
             mi = int(m[i])
             if int(tau[i]) == (1 << 32) - 1:  # every file stored all its hashes: exact union
                 r.update(n_distinct=mi, distinct_exact=True)
@@ -212,7 +273,7 @@ def merge(
                 r.update(n_distinct=max(min(est, nv), mi + 1), distinct_exact=False)
             r["n_hashes"] = int(min(mi, HASH_CAP))
             r["top_values"], r["top_counts"] = tops.get(i, ([], []))
-        hashes = pa.table(
+        hashes_t = pa.table(
             {
                 "table_name": pa.array([table_key] * int(keep.sum()), pa.string()).dictionary_encode(),
                 "ordinal": ords[keep].astype(np.int32),
@@ -220,8 +281,7 @@ def merge(
             },
             schema=hashes_schema(),
         )
-        # columns not indexed by value keep no hashes (as profile_table)
-        return out, hashes
+        return out, hashes_t
     finally:
         if own:
             con.close()

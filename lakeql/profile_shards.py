@@ -16,10 +16,12 @@ layout (no shard files: their build time and size do not grow).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lakeql.lake import FileStamp, Table, quote_ident, quote_literal, scan_sql
+from lakeql.shards import shard_id
 
 SHARDS = "shards.parquet"
 SHARD_HASHES = "shard_hashes.parquet"
@@ -166,10 +168,28 @@ def profile_files(
         finally:
             if source == "_lakeql_shard_t":
                 con.unregister(source)
+        add_top_hashes([r for rows in out_rows.values() for r in rows], con)
         return [(shard_id(f), out_rows[shard_id(f)], out_hashes[shard_id(f)]) for f in files]
     finally:
         if own:
             con.close()
+
+
+def add_top_hashes(rows: list[dict[str, Any]], con) -> None:
+    """Set each row's ``top_hashes`` (the stored hashes of its top values), in one DuckDB call, so a
+    merge never hashes the values of files it did not profile."""
+    from lakeql.profile import hash_values
+
+    vals = [v for r in rows for v in r["top_values"] if r["value_class"] is not None]
+    hs = hash_values(vals, con).tolist()
+    pos = 0
+    for r in rows:
+        if r["value_class"] is None:
+            r["top_hashes"] = []
+            continue
+        n = len(r["top_values"])
+        r["top_hashes"] = hs[pos : pos + n]
+        pos += n
 
 
 def profile_merge_safe(ctype: str) -> bool:
@@ -184,7 +204,12 @@ def shards_schema():
 
     from lakeql.profile import columns_schema
 
-    return columns_schema().append(pa.field("shard", pa.string())).append(pa.field("file", pa.string()))
+    return (
+        columns_schema()
+        .append(pa.field("top_hashes", pa.list_(pa.uint32())))
+        .append(pa.field("shard", pa.string()))
+        .append(pa.field("file", pa.string()))
+    )
 
 
 def shard_hashes_schema():
@@ -195,78 +220,91 @@ def shard_hashes_schema():
     )
 
 
-def read(d: Path, columns: list[tuple[str, str]]) -> dict[str, tuple[list[dict[str, Any]], Any]] | None:
-    """The stored shards in profile folder ``d`` as ``{shard id: (column rows, hashes)}``, or None when
-    there are none or they were made for other columns/types (then every file is profiled again)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+@dataclass
+class Shards:
+    """A table's file profiles: ``rows`` (``shards.parquet``: one row per file and column, by file then
+    ordinal), ``ids`` (shard id per file, in that order) and ``hashes`` (per file: ordinals, hashes)."""
 
-    from lakeql.profile import hashes_schema
+    rows: Any
+    ids: list[str]
+    hashes: list[tuple[Any, Any]]
+
+    def take(self, ids: list[str]) -> Shards:
+        """The shards of ``ids`` (all present), in that order."""
+        import pyarrow as pa
+
+        n_cols = self.rows.num_rows // max(1, len(self.ids))
+        pos = {sid: i for i, sid in enumerate(self.ids)}
+        parts = [self.rows.slice(pos[s] * n_cols, n_cols) for s in ids]
+        rows = pa.concat_tables(parts) if parts else self.rows.slice(0, 0)
+        return Shards(rows, list(ids), [self.hashes[pos[s]] for s in ids])
+
+
+def from_profiles(table: Table, new: list[tuple[str, list[dict[str, Any]], Any]]) -> Shards:
+    """:class:`Shards` of freshly profiled files (:func:`profile_files` output)."""
+    import pyarrow as pa
+
+    files = {shard_id(f): f.path for f in table.files}
+    recs = [{**r, "shard": sid, "file": files.get(sid, "")} for sid, rows, _ in new for r in rows]
+    hs = [(h.column("ordinal").to_numpy(), h.column("hash").to_numpy()) for _, _, h in new]
+    return Shards(pa.Table.from_pylist(recs, schema=shards_schema()), [sid for sid, _, _ in new], hs)
+
+
+def read(d: Path, columns: list[tuple[str, str]]) -> Shards | None:
+    """The stored shards in profile folder ``d``, or None when there are none or they were made for other
+    columns/types (then every file is profiled again)."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     if not (d / SHARDS).exists() or not (d / SHARD_HASHES).exists():
         return None
     try:
-        rows = pq.read_table(d / SHARDS)
+        rows = pq.read_table(d / SHARDS, schema=shards_schema())
         hs = pq.read_table(d / SHARD_HASHES)
     except Exception:  # noqa: BLE001 - damaged shards: profile every file again
         return None
-    want = [(n, t) for n, t in columns]
-    out: dict[str, tuple[list[dict[str, Any]], Any]] = {}
-    for r in rows.drop_columns(["file"]).to_pylist():
-        sid = r.pop("shard")
-        out.setdefault(sid, ([], None))[0].append(r)
-    for rs, _ in out.values():
-        rs.sort(key=lambda r: r["ordinal"])
-        if [(r["column_name"], r["type"]) for r in rs] != want:
-            return None
+    n_cols = len(columns)
+    if n_cols == 0 or rows.num_rows % n_cols:
+        return None
+    ids = rows.column("shard").to_pylist()[::n_cols]
+    n_sh = len(ids)
+    want_names = [n for n, _ in columns] * n_sh
+    want_types = [t for _, t in columns] * n_sh
+    if rows.column("column_name").to_pylist() != want_names or rows.column("type").to_pylist() != want_types:
+        return None
+    if rows.column("shard").to_pylist() != [s for s in ids for _ in range(n_cols)]:
+        return None
     shard = hs.column("shard").combine_chunks()
-    codes = shard.indices.to_numpy() if hs.num_rows else np.zeros(0, np.int32)
-    names = shard.dictionary.to_pylist() if hs.num_rows else []
-    order = np.argsort(codes, kind="stable")
-    codes = codes[order]
-    ords = hs.column("ordinal").to_numpy()[order]
-    vals = hs.column("hash").to_numpy()[order]
-    bounds = np.searchsorted(codes, np.arange(len(names) + 1))
-    key = rows.column("table_name")[0].as_py() if rows.num_rows else ""
-    empty = hashes_schema().empty_table()
-    got: dict[str, Any] = {}
-    for c, sid in enumerate(names):
-        s, e = int(bounds[c]), int(bounds[c + 1])
-        got[sid] = pa.table(
-            {
-                "table_name": pa.array([key] * (e - s), pa.string()).dictionary_encode(),
-                "ordinal": ords[s:e],
-                "hash": vals[s:e],
-            },
-            schema=hashes_schema(),
-        )
-    for sid, (rs, _) in list(out.items()):
-        h = got.get(sid, empty)
-        if h.num_rows != sum(int(r["n_hashes"] or 0) for r in rs):
-            return None
-        out[sid] = (rs, h)
-    return out
+    names = shard.dictionary.to_pylist()
+    codes = shard.indices.to_numpy()
+    ords, vals = hs.column("ordinal").to_numpy(), hs.column("hash").to_numpy()
+    bounds = np.flatnonzero(np.diff(codes)) + 1 if len(codes) else np.zeros(0, np.int64)
+    starts, ends = np.r_[0, bounds], np.r_[bounds, len(codes)]
+    got = {}
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if e > s:
+            got[names[int(codes[s])]] = (ords[s:e], vals[s:e])
+    empty = (np.empty(0, np.int32), np.empty(0, np.uint32))
+    hashes = [got.get(sid, empty) for sid in ids]
+    n_h = pc.fill_null(rows.column("n_hashes"), 0).to_numpy().reshape(n_sh, n_cols).sum(axis=1)
+    if any(len(h[0]) != int(n) for h, n in zip(hashes, n_h, strict=True)):
+        return None
+    return Shards(rows, ids, hashes)
 
 
-def write(d: Path, table: Table, shards: list[tuple[str, list[dict[str, Any]], Any]]) -> None:
+def write(d: Path, table: Table, shards: Shards) -> None:
     """Write the shards (in the table's file order) into profile folder ``d``."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lakeql.shards import shard_id
-
-    files = {shard_id(f): f.path for f in table.files}
-    recs = []
-    for sid, rows, _ in shards:
-        recs.extend({**r, "shard": sid, "file": files.get(sid, "")} for r in rows)
-    pq.write_table(pa.Table.from_pylist(recs, schema=shards_schema()), d / SHARDS, compression="zstd")
-    n = [h.num_rows for _, _, h in shards]
-    sids = np.repeat(np.arange(len(shards), dtype=np.int32), n)
-    dictionary = pa.array([sid for sid, _, _ in shards], pa.string())
-    ords = np.concatenate([h.column("ordinal").to_numpy() for _, _, h in shards]) if shards else []
-    hs = np.concatenate([h.column("hash").to_numpy() for _, _, h in shards]) if shards else []
+    pq.write_table(shards.rows, d / SHARDS, compression="zstd")
+    n = [len(o) for o, _ in shards.hashes]
+    sids = np.repeat(np.arange(len(n), dtype=np.int32), n)
+    dictionary = pa.array(shards.ids, pa.string())
+    ords = np.concatenate([o for o, _ in shards.hashes]) if n else np.empty(0, np.int32)
+    hs = np.concatenate([h for _, h in shards.hashes]) if n else np.empty(0, np.uint32)
     t = pa.table(
         {
             "shard": pa.DictionaryArray.from_arrays(pa.array(sids, pa.int32()), dictionary),
@@ -288,35 +326,44 @@ def write(d: Path, table: Table, shards: list[tuple[str, list[dict[str, Any]], A
 # ------------------------------------------------------------------------------ plan / finish
 def plan(
     store: Any, table: Table, columns: list[tuple[str, str]], reuse: bool
-) -> tuple[dict[str, tuple[list[dict[str, Any]], Any]], list[FileStamp]]:
-    """(reusable stored shards of ``table``'s current files, files to profile). ``reuse`` False (a full
-    build) profiles every file."""
+) -> tuple[Shards | None, list[FileStamp]]:
+    """(the stored shards of ``table`` still valid, or None; the files to profile). ``reuse`` False (a
+    full build) profiles every file."""
     from lakeql import profile
     from lakeql.shards import diff
 
-    prev: dict[str, tuple[list[dict[str, Any]], Any]] = {}
+    prev = None
     if reuse:
         e = store.find(profile.KIND, table.key)
         if e is not None and e.params == profile.params():
-            prev = read(store.root / e.path, columns) or {}
-    d = diff(table, prev)
-    return {k: v for k, v in prev.items() if k not in set(d.removed)}, list(d.added)
+            prev = read(store.root / e.path, columns)
+    d = diff(table, prev.ids if prev is not None else [])
+    if prev is not None:
+        prev = prev.take([shard_id(f) for f in d.kept])
+    return prev, list(d.added)
 
 
 def finish(
     table: Table,
     columns: list[tuple[str, str]],
-    kept: dict[str, tuple[list[dict[str, Any]], Any]],
+    kept: Shards | None,
     new: list[tuple[str, list[dict[str, Any]], Any]],
     con=None,
-) -> tuple[list[dict[str, Any]], Any, list[tuple[str, list[dict[str, Any]], Any]]]:
+) -> tuple[list[dict[str, Any]], Any, Shards]:
     """Merge kept and new shards (in the table's file order): (column rows, hashes, shards)."""
-    from lakeql.profile_merge import merge
-    from lakeql.shards import shard_id
+    import pyarrow as pa
 
-    have = {**{sid: (r, h) for sid, (r, h) in kept.items()}, **{sid: (r, h) for sid, r, h in new}}
-    shards = [(shard_id(f), *have[shard_id(f)]) for f in table.files]
-    rows, hashes = merge(table.key, columns, [(r, h) for _, r, h in shards], con)
+    from lakeql.profile_merge import merge_columnar
+
+    fresh = from_profiles(table, new)
+    if kept is not None and kept.ids:
+        both = Shards(
+            pa.concat_tables([kept.rows, fresh.rows]), kept.ids + fresh.ids, kept.hashes + fresh.hashes
+        )
+    else:
+        both = fresh
+    shards = both.take([shard_id(f) for f in table.files])
+    rows, hashes = merge_columnar(table.key, columns, shards.rows, shards.hashes, con)
     return rows, hashes, shards
 
 
@@ -327,7 +374,7 @@ def profile_sharded(
     reuse: bool,
     con=None,
     file_rows: list[int] | None = None,
-) -> tuple[list[dict[str, Any]], Any, list[tuple[str, list[dict[str, Any]], Any]], int]:
+) -> tuple[list[dict[str, Any]], Any, Shards, int]:
     """Profile a multi-file table from its shards, profiling only files without a stored shard when
     ``reuse``: (column rows, hashes, shards, files profiled now)."""
     kept, todo = plan(store, table, columns, reuse)
