@@ -16,7 +16,8 @@ layout (no shard files: their build time and size do not grow).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,9 @@ class Shards:
     rows: Any
     ids: list[str]
     hashes: list[tuple[Any, Any]]
+    src: Path | None = None  # the folder the stored hash files were read from
+    src_files: list[str] = field(default_factory=list)  # their names
+    src_ids: set[str] = field(default_factory=set)  # the shard ids they hold
 
     def take(self, ids: list[str]) -> Shards:
         """The shards of ``ids`` (all present), in that order."""
@@ -237,7 +241,9 @@ class Shards:
         pos = {sid: i for i, sid in enumerate(self.ids)}
         parts = [self.rows.slice(pos[s] * n_cols, n_cols) for s in ids]
         rows = pa.concat_tables(parts) if parts else self.rows.slice(0, 0)
-        return Shards(rows, list(ids), [self.hashes[pos[s]] for s in ids])
+        return Shards(
+            rows, list(ids), [self.hashes[pos[s]] for s in ids], self.src, self.src_files, self.src_ids
+        )
 
 
 def from_profiles(table: Table, new: list[tuple[str, list[dict[str, Any]], Any]]) -> Shards:
@@ -257,11 +263,12 @@ def read(d: Path, columns: list[tuple[str, str]]) -> Shards | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    if not (d / SHARDS).exists() or not (d / SHARD_HASHES).exists():
+    names_h = sorted(p.name for p in d.glob("shard_hashes*.parquet")) if d.is_dir() else []
+    if not (d / SHARDS).exists() or SHARD_HASHES not in names_h:
         return None
     try:
         rows = pq.read_table(d / SHARDS, schema=shards_schema())
-        hs = pq.read_table(d / SHARD_HASHES)
+        parts = [pq.read_table(d / n) for n in names_h]
     except Exception:  # noqa: BLE001 - damaged shards: profile every file again
         return None
     n_cols = len(columns)
@@ -275,22 +282,29 @@ def read(d: Path, columns: list[tuple[str, str]]) -> Shards | None:
         return None
     if rows.column("shard").to_pylist() != [s for s in ids for _ in range(n_cols)]:
         return None
-    shard = hs.column("shard").combine_chunks()
-    names = shard.dictionary.to_pylist()
-    codes = shard.indices.to_numpy()
-    ords, vals = hs.column("ordinal").to_numpy(), hs.column("hash").to_numpy()
-    bounds = np.flatnonzero(np.diff(codes)) + 1 if len(codes) else np.zeros(0, np.int64)
-    starts, ends = np.r_[0, bounds], np.r_[bounds, len(codes)]
     got = {}
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        if e > s:
+    held: set[str] = set()
+    for hs in parts:  # the base file, then the files appended by refreshes (shard_hashes.N.parquet)
+        if not hs.num_rows:
+            continue
+        shard = hs.column("shard").combine_chunks()
+        names = shard.dictionary.to_pylist()
+        held.update(names)
+        codes = shard.indices.to_numpy()
+        ords, vals = hs.column("ordinal").to_numpy(), hs.column("hash").to_numpy()
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        starts, ends = np.r_[0, bounds], np.r_[bounds, len(codes)]
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
             got[names[int(codes[s])]] = (ords[s:e], vals[s:e])
     empty = (np.empty(0, np.int32), np.empty(0, np.uint32))
     hashes = [got.get(sid, empty) for sid in ids]
     n_h = pc.fill_null(rows.column("n_hashes"), 0).to_numpy().reshape(n_sh, n_cols).sum(axis=1)
     if any(len(h[0]) != int(n) for h, n in zip(hashes, n_h, strict=True)):
         return None
-    return Shards(rows, ids, hashes)
+    return Shards(rows, ids, hashes, d, names_h, set(ids) | held)
+
+
+MAX_HASH_FILES = 16  # appended shard hash files before a refresh rewrites them into one
 
 
 def write(d: Path, table: Table, shards: Shards) -> None:
@@ -300,11 +314,31 @@ def write(d: Path, table: Table, shards: Shards) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(shards.rows, d / SHARDS, compression="zstd")
-    n = [len(o) for o, _ in shards.hashes]
+    ids, hashes, name = shards.ids, shards.hashes, SHARD_HASHES
+    if (
+        shards.src is not None
+        and shards.src_files
+        and shards.src_ids <= set(ids)
+        and len(shards.src_files) < MAX_HASH_FILES
+    ):
+        # an append: link the stored hash files (unchanged bytes) and write only the new files' hashes
+        try:
+            for f in shards.src_files:
+                os.link(shards.src / f, d / f)
+        except OSError:
+            for f in shards.src_files:
+                (d / f).unlink(missing_ok=True)
+        else:
+            new = [i for i, sid in enumerate(ids) if sid not in shards.src_ids]
+            if not new:
+                return
+            ids, hashes = [ids[i] for i in new], [hashes[i] for i in new]
+            name = f"shard_hashes.{len(shards.src_files)}.parquet"
+    n = [len(o) for o, _ in hashes]
     sids = np.repeat(np.arange(len(n), dtype=np.int32), n)
-    dictionary = pa.array(shards.ids, pa.string())
-    ords = np.concatenate([o for o, _ in shards.hashes]) if n else np.empty(0, np.int32)
-    hs = np.concatenate([h for _, h in shards.hashes]) if n else np.empty(0, np.uint32)
+    dictionary = pa.array(ids, pa.string())
+    ords = np.concatenate([o for o, _ in hashes]) if n else np.empty(0, np.int32)
+    hs = np.concatenate([h for _, h in hashes]) if n else np.empty(0, np.uint32)
     t = pa.table(
         {
             "shard": pa.DictionaryArray.from_arrays(pa.array(sids, pa.int32()), dictionary),
@@ -315,7 +349,7 @@ def write(d: Path, table: Table, shards: Shards) -> None:
     )
     pq.write_table(
         t,
-        d / SHARD_HASHES,
+        d / name,
         compression="zstd",
         use_dictionary=["shard"],
         column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
@@ -358,7 +392,12 @@ def finish(
     fresh = from_profiles(table, new)
     if kept is not None and kept.ids:
         both = Shards(
-            pa.concat_tables([kept.rows, fresh.rows]), kept.ids + fresh.ids, kept.hashes + fresh.hashes
+            pa.concat_tables([kept.rows, fresh.rows]),
+            kept.ids + fresh.ids,
+            kept.hashes + fresh.hashes,
+            kept.src,
+            kept.src_files,
+            kept.src_ids,
         )
     else:
         both = fresh

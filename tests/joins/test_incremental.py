@@ -198,6 +198,8 @@ def test_append_remove_refresh_equals_full(lake, spy, tmp_path_factory):
     assert 0 < spy["graph"][0][1] < n_cols  # some columns searched again, not all
     shards = pq.read_table(_profile_dir(idx, "flights.flights") / "shards.parquet")
     assert len(set(shards.column("shard").to_pylist())) == 10
+    hash_files = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard_hashes*"))
+    assert hash_files == ["shard_hashes.1.parquet", "shard_hashes.parquet"]  # the append's hashes only
     _same_as_full(root, idx, tmp)
 
     # remove a file: its shard is dropped, no file is profiled, the answers equal a full rebuild
@@ -208,6 +210,8 @@ def test_append_remove_refresh_equals_full(lake, spy, tmp_path_factory):
     shards = pq.read_table(_profile_dir(idx, "flights.flights") / "shards.parquet")
     assert len(set(shards.column("shard").to_pylist())) == 9
     assert "part-00003.parquet" not in " ".join(shards.column("file").to_pylist())
+    hash_files = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard_hashes*"))
+    assert hash_files == ["shard_hashes.parquet"]  # a removal rewrites them into one
     _same_as_full(root, idx, tmp)
 
     # a refresh with nothing changed profiles nothing and keeps the graph
