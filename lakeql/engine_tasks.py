@@ -30,6 +30,9 @@ def profile_task(spec: tuple[Any, list[tuple[str, str]], int]) -> tuple[list[dic
     return profile.profile_table(table, columns, row_count)
 
 
+CHUNK_FILES = 16  # files of one multi-file table profiled per task (one grouped scan each)
+
+
 def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list[str], desc: str,
                     reuse: bool = False) -> tuple[list[str], dict[str, str]]:
     """:func:`lakeql.profile.ensure` on an engine: profiles computed by ``engine``, written here.
@@ -49,7 +52,9 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
 
     def write(i: int, result: Any) -> None:
         nonlocal pending, n_cols
-        key = todo[i]
+        key = owners[i]
+        if key in failed:  # another chunk of this table failed already
+            return
         if isinstance(result, Exception):
             msg = f"{type(result).__name__}: {(str(result).splitlines() or [''])[0][:200]}"
             failed[key] = msg
@@ -62,7 +67,11 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
         if key in plans:  # multi-file: merge the new shards with the stored ones (here, not on workers)
             from lakeql import profile_shards
 
-            rows, hashes, shards = profile_shards.finish(t, specs[i][1], plans[key], result)
+            parts[key].extend(result)
+            left[key] -= 1
+            if left[key]:
+                return  # more chunks of this table's files to come
+            rows, hashes, shards = profile_shards.finish(t, specs[i][1], plans[key], parts.pop(key))
         else:
             rows, hashes = result
         target = profile.path(store, key)
@@ -79,7 +88,10 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
             pending = []
 
     specs: list[tuple[Any, ...]] = []
+    owners: list[str] = []  # the table of each spec
     plans: dict[str, Any] = {}  # multi-file tables: their reusable stored shards
+    parts: dict[str, list[Any]] = {}  # multi-file tables: the file profiles received so far
+    left: dict[str, int] = {}  # multi-file tables: chunks not received yet
     for k in todo:
         t = lake.tables[k]
         cols = [(c.column_name, c.type) for c in catalog.columns(t)]
@@ -88,9 +100,14 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
 
             plans[k], files = profile_shards.plan(store, t, cols, reuse)
             rows_of = dict(zip([f.path for f in t.files], catalog.file_rows(t), strict=False))
-            specs.append((t, cols, sum(int(rows_of.get(f.path, 0)) for f in files), files))
+            chunks = [files[j:j + CHUNK_FILES] for j in range(0, len(files), CHUNK_FILES)] or [[]]
+            parts[k], left[k] = [], len(chunks)
+            for ch in chunks:  # a table of many new files is profiled by several workers
+                specs.append((t, cols, sum(int(rows_of.get(f.path, 0)) for f in ch), ch))
+                owners.append(k)
         else:
             specs.append((t, cols, catalog.row_count(t)))
+            owners.append(k)
     engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
     store.record_many(pending)
     secs = time.perf_counter() - t0

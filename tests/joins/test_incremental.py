@@ -221,10 +221,11 @@ def test_append_remove_refresh_equals_full(lake, spy, tmp_path_factory):
     assert spy["files"] == [] and spy["graph"] == []
 
 
-def test_engine_path_equals_local(lake, tmp_path_factory):
-    """The engine path (lakeql.engine_tasks, as Ray runs it: specs pickled to worker processes) writes the
-    same merged profile and shards as the local build, full and after an append."""
-    from lakeql import profile
+def test_engine_path_equals_local(lake, tmp_path_factory, monkeypatch):
+    """The engine path (lakeql.engine_tasks, as Ray runs it: specs pickled to worker processes, a table's
+    files split into chunks of 3 over the workers) writes the same merged profile and shards as the
+    local build."""
+    from lakeql import engine_tasks, profile
     from lakeql.catalog import Catalog
     from lakeql.engine import LocalEngine
     from lakeql.lake import discover
@@ -246,6 +247,7 @@ def test_engine_path_equals_local(lake, tmp_path_factory):
     store = Store.for_lake(lk, idx)
     store.ensure_writable()
     keys = ["flights.flights", "flights.weather"]
+    monkeypatch.setattr(engine_tasks, "CHUNK_FILES", 3)
     with Remote(2) as eng:
         done, failed = profile.ensure(store, lk, cat, keys, force=True, engine=eng)
     assert sorted(done) == keys and not failed
