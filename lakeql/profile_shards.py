@@ -57,15 +57,22 @@ def profile_files(
 
     if not files:
         return []
-    sub = table.with_files(files)
+    # CSV/JSON types are sniffed from the files read together: read them all (as the table's view does)
+    # and keep the rows of ``files``, so a file's profile never depends on which files came with it
+    whole = table.format != "parquet" and len(files) < len(table.files)
+    sub = table if whole else table.with_files(files)
+    wanted = {shard_id(f) for f in files}
     scan = scan_sql(sub.format, sub.paths, sub.hive)
     if any(n.lower() == "file_index" for n, _ in columns):  # a real column shadows the virtual one
         fcol = _file_col(columns)
         scan = scan[:-1] + f", filename = {quote_literal(fcol)})"
-        by_path = {p: f for p, f in zip(sub.paths, files, strict=True)}
+        by_path = {p: f for p, f in zip(sub.paths, sub.files, strict=True) if shard_id(f) in wanted}
+        keep = ", ".join(quote_literal(p) for p in by_path)
     else:  # DuckDB's virtual file_index: the position of the file in the list (cheaper than names)
         fcol = "file_index"
-        by_path = dict(enumerate(files))
+        by_path = {i: f for i, f in enumerate(sub.files) if shard_id(f) in wanted}
+        keep = ", ".join(str(i) for i in by_path)
+    where = f" WHERE {quote_ident(fcol)} IN ({keep})" if whole else ""
     out_rows = {
         shard_id(f): [_empty_row(table, n, t, o, 0) for o, (n, t) in enumerate(columns)] for f in files
     }
@@ -86,7 +93,7 @@ def profile_files(
                 proj.append(f"TRY_CAST({q} AS {t}) AS {q}")
             else:
                 proj.append(q)
-        select = f"SELECT {', '.join(proj)} FROM {scan}"
+        select = f"SELECT {', '.join(proj)} FROM {scan}{where}"
         if row_count * len(columns) <= MEMORY_CELLS:
             data = con.sql(select).to_arrow_table()
             con.register("_lakeql_shard_t", data)

@@ -255,3 +255,30 @@ def test_engine_path_equals_local(lake, tmp_path_factory, monkeypatch):
         for f in ("columns.parquet", "hashes.parquet", "shards.parquet", "shard_hashes.parquet"):
             a = pq.read_table(_profile_dir(idx, key) / f)
             assert a.equals(pq.read_table(_profile_dir(local, key) / f)), (key, f)
+
+
+def test_csv_folder_refresh_equals_full(tmp_path):
+    """CSV types are sniffed over all of a table's files: an appended file (here one that turns a column
+    of integers into text: '007') gives the same profile after --refresh as after a full build."""
+    root = tmp_path / "lake"
+    folder = root / "d" / "codes"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        rows = "\n".join(f"{i * 10 + j},{(i * 10 + j) % 7},name {j}" for j in range(10))
+        (folder / f"part{i}.csv").write_text("id,code,label\n" + rows + "\n")
+    (root / "d" / "ref.csv").write_text("code,title\n" + "\n".join(f"{c},t{c}" for c in range(7)) + "\n")
+    idx = tmp_path / "idx"
+    index_joins(root, idx)
+    for name, extra in (("part3.csv", "30,3,name 0\n31,4,name 1\n"), ("part4.csv", "40,007,name 2\n")):
+        (folder / name).write_text("id,code,label\n" + extra)
+        index_joins(root, idx, refresh=True)
+        full = tmp_path / f"full_{name}"
+        index_joins(root, full)
+        for f in ("columns.parquet", "hashes.parquet", "shards.parquet"):
+            a = pq.read_table(_profile_dir(idx, "d.codes") / f)
+            assert a.equals(pq.read_table(_profile_dir(full, "d.codes") / f)), (name, f)
+        got, want = (
+            connect_joins(root, d).execute("SELECT * FROM joinable('d.codes', 'code', k := 5)").fetchall()
+            for d in (idx, full)
+        )
+        assert got == want and got[0][0] == "d.ref"
