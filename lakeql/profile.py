@@ -304,7 +304,7 @@ def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: 
     if engine is not None and engine.name != "local":  # lakeql.engine (issue 10): profiled on Ray workers
         from lakeql.engine_tasks import ensure_profiles
 
-        return ensure_profiles(engine, store, lake, catalog, todo, desc)
+        return ensure_profiles(engine, store, lake, catalog, todo, desc, reuse=not force)
     t0 = time.perf_counter()
     local = threading.local()
     cons: list[Any] = []
@@ -320,9 +320,18 @@ def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: 
         t = lake.tables[key]
         cols = [(c.column_name, c.type) for c in catalog.columns(t)]
         target = path(store, key)
-        rows, hashes = profile_table(t, cols, catalog.row_count(t), con)
+        shards = None
+        if len(t.files) > 1:  # per-file shards, merged (lakeql.profile_shards: refresh scans new files only)
+            from lakeql import profile_shards
+
+            rows, hashes, shards, _ = profile_shards.profile_sharded(store, t, cols, not force, con,
+                                                                     catalog.file_rows(t))
+        else:
+            rows, hashes = profile_table(t, cols, catalog.row_count(t), con)
         with store.atomic_dir(target) as tmp:
             write(tmp, rows, hashes)
+            if shards is not None:
+                profile_shards.write(tmp, t, shards)
         return IndexEntry(KIND, key, "", target.relative_to(store.root).as_posix(), dir_bytes(target),
                           t.source_bytes, t.fingerprint, params=prm)
 
