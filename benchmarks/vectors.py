@@ -369,8 +369,8 @@ def speed(n: int, base: np.ndarray, titles: list[str], queries: np.ndarray, text
     t_ham = timed(lambda q: kernels.hamming_topk(idx.words, kernels.as_words(sign.query_code(q)[None, :])[0],
                                                  40, kernels.NO_MASK), qs)
     folder = index_dir / idx.path.relative_to(index_dir)
-    code_bytes = (folder / "codes.parquet").stat().st_size
-    tier_bytes = (folder / "rescore.npy").stat().st_size
+    code_bytes = sum(f.stat().st_size for f in folder.glob("shards/*/codes.parquet"))  # one per data file
+    tier_bytes = sum(f.stat().st_size for f in folder.glob("shards/*/rescore.npy"))
     scanned = n * idx.words.shape[1] * 8 + 40 * vecs.shape[1] * 2  # codes + 40 float16 rows
     con.close()
     return {"n": n, "lakeql_sql": t_lakeql, "lakeql_wide_sql": t_wide, "lakeql_rowids_sql": t_rowids,

@@ -41,7 +41,7 @@ class LakeContext:
         """The quoted name of ``table``'s rowid view (its columns plus ``__rowid``) on this connection."""
         from lakeql.views import rows_view_for
 
-        return rows_view_for(self.views, table, self.con)
+        return rows_view_for(self.views, table, self.con, self)
 
     def require_lake(self) -> Lake:
         if self.lake is None:

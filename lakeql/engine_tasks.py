@@ -22,12 +22,19 @@ def profile_task(spec: tuple[Any, list[tuple[str, str]], int]) -> tuple[list[dic
     (column rows, Arrow table of hashes), exactly :func:`lakeql.profile.profile_table`."""
     from lakeql import profile
 
-    table, columns, row_count = spec
+    table, columns, row_count = spec[:3]
+    if len(spec) > 3:  # a multi-file table: the shards of the files named (lakeql.profile_shards)
+        from lakeql.profile_shards import profile_files
+
+        return profile_files(table, spec[3], columns, row_count=row_count)
     return profile.profile_table(table, columns, row_count)
 
 
-def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list[str], desc: str
-                    ) -> tuple[list[str], dict[str, str]]:
+CHUNK_FILES = 16  # files of one multi-file table profiled per task (one grouped scan each)
+
+
+def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list[str], desc: str,
+                    reuse: bool = False) -> tuple[list[str], dict[str, str]]:
     """:func:`lakeql.profile.ensure` on an engine: profiles computed by ``engine``, written here.
 
     Returns (keys profiled, {key: error}); an unreadable table is left out with a warning, as locally.
@@ -45,7 +52,9 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
 
     def write(i: int, result: Any) -> None:
         nonlocal pending, n_cols
-        key = todo[i]
+        key = owners[i]
+        if key in failed:  # another chunk of this table failed already
+            return
         if isinstance(result, Exception):
             msg = f"{type(result).__name__}: {(str(result).splitlines() or [''])[0][:200]}"
             failed[key] = msg
@@ -53,11 +62,23 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
             if store.find(profile.KIND, key):
                 store.drop(profile.KIND, key)
             return
-        rows, hashes = result
         t = lake.tables[key]
+        shards = None
+        if key in plans:  # multi-file: merge the new shards with the stored ones (here, not on workers)
+            from lakeql import profile_shards
+
+            parts[key].extend(result)
+            left[key] -= 1
+            if left[key]:
+                return  # more chunks of this table's files to come
+            rows, hashes, shards = profile_shards.finish(t, specs[i][1], plans[key], parts.pop(key))
+        else:
+            rows, hashes = result
         target = profile.path(store, key)
         with store.atomic_dir(target) as tmp:
             profile.write(tmp, rows, hashes)
+            if shards is not None:
+                profile_shards.write(tmp, t, shards)
         pending.append(IndexEntry(profile.KIND, key, "", target.relative_to(store.root).as_posix(),
                                   dir_bytes(target), t.source_bytes, t.fingerprint, params=prm))
         done.append(key)
@@ -66,10 +87,27 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
             store.record_many(pending)
             pending = []
 
-    specs = []
+    specs: list[tuple[Any, ...]] = []
+    owners: list[str] = []  # the table of each spec
+    plans: dict[str, Any] = {}  # multi-file tables: their reusable stored shards
+    parts: dict[str, list[Any]] = {}  # multi-file tables: the file profiles received so far
+    left: dict[str, int] = {}  # multi-file tables: chunks not received yet
     for k in todo:
         t = lake.tables[k]
-        specs.append((t, [(c.column_name, c.type) for c in catalog.columns(t)], catalog.row_count(t)))
+        cols = [(c.column_name, c.type) for c in catalog.columns(t)]
+        if len(t.files) > 1:
+            from lakeql import profile_shards
+
+            plans[k], files = profile_shards.plan(store, t, cols, reuse)
+            rows_of = dict(zip([f.path for f in t.files], catalog.file_rows(t), strict=False))
+            chunks = [files[j:j + CHUNK_FILES] for j in range(0, len(files), CHUNK_FILES)] or [[]]
+            parts[k], left[k] = [], len(chunks)
+            for ch in chunks:  # a table of many new files is profiled by several workers
+                specs.append((t, cols, sum(int(rows_of.get(f.path, 0)) for f in ch), ch))
+                owners.append(k)
+        else:
+            specs.append((t, cols, catalog.row_count(t)))
+            owners.append(k)
     engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
     store.record_many(pending)
     secs = time.perf_counter() - t0

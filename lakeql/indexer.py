@@ -175,7 +175,10 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
     with store.atomic_file(target) as tmp:
         tmp.unlink()  # duckdb must create the file itself
         with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
-            run_batch(con, views_sql(catalog))
+            # rowid views only where the stock CLI's search macros need them (embedded / n-gram indexed
+            # tables): one per table was most of this file
+            run_batch(con, views_sql(catalog, {e.table_name for e in store.entries()
+                                               if e.kind in ("embed", "ngram") and e.table_name}))
             sqlfiles.run(con, "lakeql", kinds=("pure",), index_dir=store.root, target="cli")
             for mod in plugins.capabilities():
                 sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root, target="cli")

@@ -2,23 +2,27 @@
 ONNX Runtime.
 
 Why: torch float32 encodes 16-51 sentences/s on a 2-core CPU and a fresh process needs ~10 s to import
-torch and load the model before its first query. The exported graph (BERT + mean pooling) quantized to
-int8 (``onnxruntime.quantization.quantize_dynamic``, after ONNX Runtime's BERT fusions) is several times
-faster, and a query process imports only ``onnxruntime`` and ``tokenizers`` (no torch, no
-sentence-transformers, no transformers).
+torch and load the model before its first query. The exported graph (BERT + mean pooling) with its
+matrix products quantized to int8 is several times faster, and a query process imports only
+``onnxruntime`` and ``tokenizers`` (no torch, no sentence-transformers, no transformers).
 
-The export runs locally, offline, once per model: it needs torch + transformers (present wherever the
-model can be loaded at all) and writes ``<cache>/onnx/<fingerprint>/`` atomically (a temp folder
-renamed into place), where ``<cache>`` is ``$LAKEQL_CACHE_DIR``, else ``$XDG_CACHE_HOME/lakeql``, else
-``~/.cache/lakeql``. The fingerprint hashes the model folder's small config/tokenizer files and the
-size + mtime of its weight files (hashing 90 MB of weights would cost every fresh process ~0.3 s).
+The export runs locally, offline, once per model and :data:`RECIPE`: it needs torch + transformers
+(present wherever the model can be loaded at all) and writes ``<cache>/onnx/<fingerprint>/`` atomically
+(a temp folder renamed into place), where ``<cache>`` is ``$LAKEQL_CACHE_DIR``, else
+``$XDG_CACHE_HOME/lakeql``, else ``~/.cache/lakeql``. The fingerprint hashes :data:`RECIPE`, the model
+folder's small config/tokenizer files and the size + mtime of its weight files (hashing 90 MB of weights
+would cost every fresh process ~0.3 s). ``source.json`` beside the graph records the recipe, size and
+SHA-256 of the graph: a cached export whose record does not match (an older recipe, a truncated or
+altered file, a missing record) is rebuilt, never used.
 
 Tokenization uses the model folder's own ``tokenizer.json`` through the ``tokenizers`` library (the
 engine under transformers' fast tokenizer, identical ids; tests compare), truncated to the model's
-``max_seq_length``; texts are sorted by token count so each batch pads little. Pooling (mean over the
-attention mask) is part of the graph; L2 normalization is done here, as sentence-transformers does.
-Dynamic quantization scales activations per batch, so a text's vector moves slightly with its batch
-companions (cosine > 0.99 between a text encoded alone and in a batch; torch float32 is exact).
+``max_seq_length``. Texts are sorted by token count and run in batches of about :data:`TOKEN_BUDGET`
+padded tokens (at most :data:`MAX_ROWS` texts), so batches pad little and short texts share a call.
+Pooling (mean over the attention mask) is part of the graph; L2 normalization is done here, as
+sentence-transformers does. Dynamic quantization scales activations per batch, so a text's vector
+moves slightly with its batch companions (cosine > 0.99 between a text encoded alone and in a batch;
+torch float32 is exact).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +42,24 @@ import numpy as np
 
 from lakeql.errors import LakeqlError
 
-FORMAT = 2  # bump to invalidate every cached export
+FORMAT = 3  # bump to invalidate every cached export
+#: how the cached graph is made: part of the cache key and checked against ``source.json`` on load, so an
+#: export made by another recipe is rebuilt, never used. Quantizing only the MatMul weights, per output
+#: channel, on the plain graph (no offline BERT fusions) leaves ONNX Runtime free to fuse the int8
+#: products at load (MatMulIntegerToFloat); measured faster than fused Attention + int8 (see
+#: benchmarks/results/encoders.md) at the same quality.
+RECIPE = (
+    f"lakeql-onnx/{FORMAT}: torch.onnx TorchScript opset 17, transformer + mean pooling; plain graph; "
+    "quantize_dynamic QInt8 per_channel op_types=MatMul; embeddings float"
+)
 ONNX_FILE = "model_int8.onnx"
+RECORD = "source.json"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-#: texts per ONNX Runtime call, whatever the caller's batch size: measured on MS MARCO passages (2 cores,
-#: shared) 67.7 sentences/s at 16 vs 42.0 at 64 (less padding, activations stay in cache), while torch
-#: is fastest at 64 (15.3 vs 12.2 at 16)
-RUN_BATCH = 16
+#: padded tokens (rows x longest row) per ONNX Runtime call: small enough that activations stay in the
+#: CPU caches, large enough that short texts share a call
+TOKEN_BUDGET = 1024
+#: texts per call at most, however short
+MAX_ROWS = 128
 _LOCK = threading.Lock()
 
 
@@ -55,8 +72,8 @@ def cache_root() -> Path:
 
 
 def fingerprint(model_dir: Path) -> str:
-    """A cheap, stable id of a model folder's contents (see the module docstring)."""
-    h = hashlib.sha256(f"lakeql-onnx-{FORMAT}".encode())
+    """A cheap, stable id of a model folder's contents and the export recipe (see the module docstring)."""
+    h = hashlib.sha256(RECIPE.encode())
     for p in sorted(model_dir.rglob("*")):
         if not p.is_file() or ".git" in p.parts or p.name.endswith(".md"):
             continue
@@ -81,112 +98,201 @@ def read_settings(model_dir: Path) -> dict[str, Any]:
     out["max_seq_length"] = min(out["max_seq_length"], int(cfg.get("max_position_embeddings", 512)))
     if pooling.exists():
         pc = json.loads(pooling.read_text())
-        if not pc.get("pooling_mode_mean_tokens", False) or any(
-                pc.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                    "pooling_mode_mean_sqrt_len_tokens")):
-            raise LakeqlError(f"embed_backend='onnx' supports mean-pooling models only ({model_dir}): "
-                              "use embed_backend='torch'")
+        other = ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
+        if not pc.get("pooling_mode_mean_tokens", False) or any(pc.get(k) for k in other):
+            raise LakeqlError(
+                f"embed_backend='onnx' supports mean-pooling models only ({model_dir}): "
+                "use embed_backend='torch'"
+            )
         out["dim"] = int(pc["word_embedding_dimension"])
     modules = model_dir / "modules.json"
     if modules.exists():
         kinds = [m.get("type", "") for m in json.loads(modules.read_text())]
         out["normalize"] = any(k.endswith("Normalize") for k in kinds)
     if not (model_dir / "tokenizer.json").exists():
-        raise LakeqlError(f"embed_backend='onnx' needs a fast tokenizer (tokenizer.json) in {model_dir}: "
-                          "use embed_backend='torch'")
+        raise LakeqlError(
+            f"embed_backend='onnx' needs a fast tokenizer (tokenizer.json) in {model_dir}: "
+            "use embed_backend='torch'"
+        )
     return out
 
 
-def export(model_dir: Path, target: Path) -> None:
-    """Export ``model_dir`` (BERT-like + mean pooling) to ``target/model_int8.onnx``, atomically."""
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def problem(target: Path, deep: bool = False) -> str | None:
+    """Why the cached export in ``target`` must not be used (None: it is complete and made by RECIPE).
+
+    The quick check (every fresh process) compares the recipe and the graph's size and mtime with the
+    record; ``deep`` also recomputes its SHA-256 (~0.15 s), done when ONNX Runtime cannot load it.
+    """
+    graph = target / ONNX_FILE
+    if not graph.exists():
+        return f"{ONNX_FILE} missing"
+    try:
+        record = json.loads((target / RECORD).read_text())
+    except (OSError, ValueError):
+        return f"{RECORD} missing or unreadable"
+    if not isinstance(record, dict) or record.get("recipe") != RECIPE:
+        return "made by another export recipe"
+    st = graph.stat()
+    if record.get("bytes") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
+        return f"{ONNX_FILE} changed since it was written ({st.st_size} bytes, {record.get('bytes')} written)"
+    if deep and record.get("sha256") != file_sha256(graph):
+        return f"{ONNX_FILE} changed since it was written (checksum)"
+    return None
+
+
+def convert(model_dir: Path, out: Path) -> None:
+    """Write the int8 graph of ``model_dir`` (BERT-like + mean pooling) to the file ``out``, by RECIPE."""
+    import logging
+    import warnings
+
+    import onnx
     import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class Pooled(torch.nn.Module):
+        """The transformer plus mean pooling over the attention mask (sentence-transformers' Pooling)."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: D102
+            h = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+    # Trace with padding present, so no "mask is all ones" shortcut is baked into the graph.
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    fp32 = out.with_name("model_fp32.onnx")
+    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
+    axes["sentence_embedding"] = {0: "batch"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Pooled(model),
+            (ids, mask, torch.zeros_like(ids)),
+            str(fp32),
+            input_names=list(INPUTS),
+            output_names=["sentence_embedding"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" hint
+    # Per-channel int8 weights of the matrix products only (the embedding table, layer norms and
+    # attention softmax stay float): mean cosine to torch float32 0.995.
+    quantize_dynamic(
+        str(fp32),
+        str(out),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    for p in out.parent.glob("model_fp32.onnx*"):
+        p.unlink()
+
+
+def export(model_dir: Path, target: Path) -> None:
+    """Export ``model_dir`` to ``target/model_int8.onnx`` (:func:`convert`) with its ``source.json``.
+
+    Written to a temp folder beside ``target`` and renamed into place; an existing ``target`` (a stale or
+    damaged export) is replaced.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-
-        class Pooled(torch.nn.Module):
-            """The transformer plus mean pooling over the attention mask (sentence-transformers' Pooling)."""
-
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: D102
-                h = self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state
-                m = attention_mask.unsqueeze(-1).to(h.dtype)
-                return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-        # Trace with padding present, so no "mask is all ones" shortcut is baked into the graph.
-        ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
-        mask = (ids != 0).long()
-        fp32 = tmp / "model_fp32.onnx"
-        axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
-        axes["sentence_embedding"] = {0: "batch"}
-        import warnings
-
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(Pooled(model), (ids, mask, torch.zeros_like(ids)), str(fp32),
-                              input_names=list(INPUTS), output_names=["sentence_embedding"],
-                              dynamic_axes=axes, opset_version=17, dynamo=False)
-        src = fp32
-        cfg = model.config
-        try:  # ONNX Runtime's BERT fusions (attention, layer norm, GELU): fewer, faster int8 kernels
-            from onnxruntime.transformers.optimizer import optimize_model
-
-            opt = optimize_model(str(fp32), model_type="bert", num_heads=int(cfg.num_attention_heads),
-                                 hidden_size=int(cfg.hidden_size), opt_level=1)
-            src = tmp / "model_opt.onnx"
-            opt.save_model_to_file(str(src))
-        except Exception:  # noqa: BLE001 - fusions are an optimization; the plain graph is still correct
-            src = fp32
-        import logging
-
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" hint
-        import onnx
-
-        # Per-channel int8 weights of the matrix products and attention only (the embedding table stays
-        # float): mean cosine to torch float32 0.995 (0.957 per-tensor with quantized embeddings).
-        quantize_dynamic(str(src), str(tmp / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Attention"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        for p in tmp.glob("model_fp32.onnx*"):
-            p.unlink()
-        for p in tmp.glob("model_opt.onnx*"):
-            p.unlink()
-        (tmp / "source.json").write_text(json.dumps({"model_dir": str(model_dir), "format": FORMAT}))
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first: keep its (identical) export
-            if not (target / ONNX_FILE).exists():
-                raise
+        graph = tmp / ONNX_FILE
+        convert(model_dir, graph)
+        st = graph.stat()
+        record = {
+            "recipe": RECIPE,
+            "model_dir": str(model_dir),
+            "bytes": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "sha256": file_sha256(graph),
+        }
+        (tmp / RECORD).write_text(json.dumps(record, indent=1))
+        _replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def exported(model_dir: Path) -> Path:
-    """The cached int8 ONNX file of ``model_dir``, exporting it first if needed."""
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=".stale-", dir=target.parent))
+        try:
+            os.replace(target, old / "export")
+        except FileNotFoundError:  # another process moved it first
+            pass
+    try:
+        os.replace(new, target)
+    except OSError:  # another process renamed its (identical) export into place in between: keep it
+        if problem(target) is not None:
+            raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _export_lock(target: Path) -> Iterator[None]:
+    """One export of a model at a time across processes of this machine (and threads of this one)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _LOCK, open(target.parent / f".{target.name}.lock", "a+") as f:
+        try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - not POSIX: the atomic rename still guards the result
+            pass
+        yield
+
+
+def exported(model_dir: Path, rebuild: bool = False) -> Path:
+    """The cached int8 ONNX file of ``model_dir``, exporting (or re-exporting a stale one) first if needed.
+
+    ``rebuild``: the cached file failed to load: re-export it when its checksum shows it was damaged.
+    """
     target = cache_root() / "onnx" / fingerprint(model_dir)
-    path = target / ONNX_FILE
-    if not path.exists():
-        with _LOCK:
-            if not path.exists():
-                try:
-                    export(model_dir, target)
-                except LakeqlError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one clear line for a failed export
-                    raise LakeqlError(f"cannot export {model_dir} to ONNX ({type(exc).__name__}: {exc}): "
-                                      "use embed_backend='torch'") from None
-    return path
+    if not rebuild and problem(target) is None:
+        return target / ONNX_FILE
+    with _export_lock(target):
+        if problem(target, deep=rebuild) is not None:  # still: nobody re-exported it while we waited
+            try:
+                export(model_dir, target)
+            except LakeqlError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one clear line for a failed export
+                raise LakeqlError(
+                    f"cannot export {model_dir} to ONNX in {target} ({type(exc).__name__}: {exc}): "
+                    "use embed_backend='torch'"
+                ) from None
+        why = problem(target)
+        if why is not None:
+            raise LakeqlError(
+                f"the ONNX export in {target} is unusable right after writing it ({why}): "
+                f"delete {target} and retry, or use embed_backend='torch'"
+            )
+    return target / ONNX_FILE
 
 
 def providers(device: str) -> list[str]:
@@ -195,15 +301,74 @@ def providers(device: str) -> list[str]:
 
     have_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     if device == "cuda" and not have_cuda:
-        raise LakeqlError("device 'cuda': no CUDA GPU is usable by ONNX Runtime on this machine "
-                          "(needs an NVIDIA GPU and onnxruntime-gpu): use device 'auto' or 'cpu'")
+        raise LakeqlError(
+            "device 'cuda': no CUDA GPU is usable by ONNX Runtime on this machine "
+            "(needs an NVIDIA GPU and onnxruntime-gpu): use device 'auto' or 'cpu'"
+        )
     if device in ("cuda", "auto") and have_cuda:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+def token_batches(
+    lengths: np.ndarray, budget: int | None = None, max_rows: int | None = None
+) -> list[np.ndarray]:
+    """Row indices of each run: texts longest first, as many per run as fit ``budget`` padded tokens.
+
+    A run's width is its first (longest) text, so it holds ``budget // width`` texts (at least one, at
+    most ``max_rows``); the runs cover every index once. Defaults: :data:`TOKEN_BUDGET`, :data:`MAX_ROWS`.
+    """
+    budget = TOKEN_BUDGET if budget is None else budget
+    max_rows = MAX_ROWS if max_rows is None else max_rows
+    order = np.argsort(-lengths, kind="stable")
+    runs = []
+    start, n = 0, len(order)
+    while start < n:  # one step per run, not per text
+        width = max(int(lengths[order[start]]), 1)
+        rows = min(max(budget // width, 1), max_rows)
+        runs.append(order[start : start + rows])
+        start += rows
+    return runs
+
+
+def pad(
+    flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) int64 matrices of ``rows``, right-padded with 0 to the longest.
+
+    ``flat`` holds every text's ids end to end, text ``i`` at ``flat[starts[i]:starts[i] + lengths[i]]``.
+    """
+    lens = lengths[rows]
+    width = int(lens.max())
+    mask = np.arange(width)[None, :] < lens[:, None]
+    at = np.minimum(starts[rows][:, None] + np.arange(width)[None, :], max(len(flat) - 1, 0))
+    return np.where(mask, flat[at], 0), mask.astype(np.int64)
+
+
+def flatten(ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat ids, start of each text, length of each text) of the tokenizer's lists, for :func:`pad`."""
+    import itertools
+
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+    starts = np.zeros(len(ids), np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(lengths.sum()))
+    return flat, starts, lengths
+
+
 class OnnxEncoder:
     """A sentence-transformers look-alike (``encode``, ``max_seq_length``, dimension) over ONNX Runtime."""
+
+    #: :func:`lakeql.embedding.encode` may hand over many texts per call: this encoder batches by tokens
+    batches_by_tokens = True
 
     def __init__(self, model_dir: str | os.PathLike, device: str = "auto") -> None:
         try:
@@ -213,8 +378,10 @@ class OnnxEncoder:
             raise LakeqlError("embed_backend='onnx' needs ONNX Runtime: pip install 'lakeql[onnx]'") from None
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").exists():
-            raise LakeqlError(f"embed_backend='onnx' needs a local model folder, got {str(model_dir)!r}: "
-                              "pass --model PATH or use embed_backend='torch'")
+            raise LakeqlError(
+                f"embed_backend='onnx' needs a local model folder, got {str(model_dir)!r}: "
+                "pass --model PATH or use embed_backend='torch'"
+            )
         settings = read_settings(self.model_dir)
         self.max_seq_length = settings["max_seq_length"]
         self.dim = settings["dim"]
@@ -224,10 +391,22 @@ class OnnxEncoder:
         self.path = exported(self.model_dir)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = cpu_cores()
         so.log_severity_level = 3
         # No busy-waiting worker threads: on a shared machine spinning threads steal the cores they wait for.
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
+        except Exception:  # noqa: BLE001 - damaged in the cache (same size and mtime): rebuild once
+            self.path = exported(self.model_dir, rebuild=True)
+            try:
+                self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
+            except Exception as exc:  # noqa: BLE001 - one clear line, naming the folder
+                raise LakeqlError(
+                    f"ONNX Runtime cannot load the cached export {self.path} ({type(exc).__name__}: "
+                    f"{exc}): delete {self.path.parent} (it is rebuilt on next use) or use "
+                    "embed_backend='torch'"
+                ) from None
         self.input_names = {i.name for i in self.session.get_inputs()}
         tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         tok.no_padding()
@@ -242,29 +421,30 @@ class OnnxEncoder:
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch([str(t) for t in texts], add_special_tokens=True)]
 
-    def encode(self, sentences: str | list[str], batch_size: int = 64, convert_to_numpy: bool = True,
-               normalize_embeddings: bool | None = None, show_progress_bar: bool = False,
-               **_: Any) -> np.ndarray:
-        """Float32 embeddings ``(n, dim)`` of ``sentences``, in input order."""
+    def encode(
+        self,
+        sentences: str | list[str],
+        batch_size: int = 64,
+        convert_to_numpy: bool = True,
+        normalize_embeddings: bool | None = None,
+        show_progress_bar: bool = False,
+        **_: Any,
+    ) -> np.ndarray:
+        """Float32 embeddings ``(n, dim)`` of ``sentences``, in input order.
+
+        ``batch_size`` is accepted for sentence-transformers compatibility; runs are sized by
+        :data:`TOKEN_BUDGET` and :data:`MAX_ROWS` instead.
+        """
         single = isinstance(sentences, str)
         texts = [sentences] if single else list(sentences)
         out = np.empty((len(texts), self.dim), np.float32)
         if not texts:
             return out
-        ids = self.tokenize(texts)
-        lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
-        order = np.argsort(-lengths, kind="stable")
-        step = max(min(int(batch_size), RUN_BATCH), 1)
-        for start in range(0, len(order), step):
-            part = order[start:start + step]
-            width = int(lengths[part].max())
-            arr = np.zeros((len(part), width), np.int64)
-            for row, i in enumerate(part):  # one row copy per text: the tokenizer returns lists
-                arr[row, :lengths[i]] = ids[i]
-            mask = (np.arange(width)[None, :] < lengths[part][:, None]).astype(np.int64)
+        flat, starts, lengths = flatten(self.tokenize(texts))
+        for rows in token_batches(lengths):
+            arr, mask = pad(flat, starts, lengths, rows)
             feed = {"input_ids": arr, "attention_mask": mask, "token_type_ids": np.zeros_like(arr)}
-            res = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
-            out[part] = res
+            out[rows] = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
         norm = self.normalize_default if normalize_embeddings is None else normalize_embeddings
         if norm:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

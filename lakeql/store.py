@@ -146,6 +146,20 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_files(paths: list[Path]) -> None:
+    """fsync every file, from up to 16 threads: each fsync waits for a journal commit and a disk flush
+    (~5 ms here, even for an unchanged file), and concurrent ones share them (360 files of an index
+    folder: 1.9 s one by one, ~0.1 s at once)."""
+    if len(paths) <= 2:
+        for p in paths:
+            _fsync_file(p)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
+        list(pool.map(_fsync_file, paths))
+
+
 _RENAME_EXCHANGE = 2
 
 
@@ -352,8 +366,7 @@ class Store:
             try:
                 yield tmp
                 self._check_writable(target)
-                for _, f in _files_of(tmp):
-                    _fsync_file(f)
+                _fsync_files([f for _, f in _files_of(tmp)])
                 _fsync_dir(tmp)
                 with self.swap_lock():
                     # the old folder is kept aside (.NAME.old-PID) until the manifest records the new

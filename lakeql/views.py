@@ -4,18 +4,22 @@ Creating a view costs DuckDB about 0.4 ms (it binds the query, which opens the P
 10,000-table lake took ~10 s to connect when every view was created anew. Instead, ``lakeql index``
 writes the views once (:func:`write_views`) into small database files under ``INDEX_DIR/views/``:
 
-* one file per domain, its views in ``main``: attached read-only **as a catalog named after the domain**,
-  so ``"flights"."airlines"`` resolves (DuckDB reads ``a.b`` as catalog ``a``, table ``b`` too) on the
-  connection and on every cursor of it, without a search path;
-* ``lakeql_rows.duckdb``: the hidden ``lakeql_rows."domain.name"`` views (columns + ``__rowid``).
+* one file per domain of more than :data:`SMALL_DOMAIN` tables, its views in ``main``: attached read-only
+  **as a catalog named after the domain**, so ``"flights"."airlines"`` resolves (DuckDB reads ``a.b`` as
+  catalog ``a``, table ``b`` too) on the connection and on every cursor of it, without a search path;
+* smaller domains get no file (a database file costs ~256 KB of blocks however few views it holds):
+  the manifest keeps their views' scans and ``connect()`` creates them in an in-memory catalog of the
+  domain's name (a few views: well under a millisecond each).
 
 Attaching only reads the catalog entries (0.3 s for 20,000 views measured here). Staleness is still
 exact: ``connect()`` walks the lake (stat only) and compares each domain's file fingerprints with those
-recorded at index time. A domain whose files changed (or that has no prebuilt file) gets live views in an
-in-memory catalog of the same name, built from the current catalog; changed tables' rowid views go to
-``lakeql_rows_live``. Tables of the root domain (``main``) and domains whose names DuckDB reserves or
-that clash with an attached database are created as ordinary views in the connection's own database
-(``TEMP`` views when that database is a file, so nothing is left behind in it).
+recorded at index time. A domain whose files changed (or that has no prebuilt views) gets live views in
+an in-memory catalog of the same name, built from the current catalog. The hidden rowid views
+``lakeql_rows."domain.name"`` (columns + ``__rowid``) are created on first use, one table at a time, by
+``lakeql_rows_view()`` (most connections never need one; a prebuilt file of them was most of this
+folder). Tables of the root domain (``main``) and domains whose names DuckDB reserves or that clash with
+an attached database are created as ordinary views in the connection's own database (``TEMP`` views when
+that database is a file, so nothing is left behind in it).
 """
 
 from __future__ import annotations
@@ -35,10 +39,9 @@ if TYPE_CHECKING:
 
 VIEWS_DIR = "views"
 MANIFEST = "views.json"
-ROWS_FILE = "lakeql_rows.duckdb"
-LIVE_ROWS = "lakeql_rows_live"
-FORMAT = 1
-RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", LIVE_ROWS}
+FORMAT = 2  # 2: no lakeql_rows.duckdb (rowid views made on first use); small domains have no file
+SMALL_DOMAIN = 3  # domains of at most this many tables get their views at connect time
+RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", "lakeql_rows_live"}
 
 
 def domain_fingerprint(fingerprints: dict[str, str], keys: list[str]) -> str:
@@ -63,7 +66,8 @@ def attachable(domain: str) -> bool:
 
 # ----------------------------------------------------------------------------------- index time
 def write_views(store, catalog, discovered: dict[str, str], storage_version: str) -> Path:
-    """Write ``INDEX_DIR/views/``: a database file per attachable domain, the rowid views, a manifest.
+    """Write ``INDEX_DIR/views/``: a database file per attachable domain of more than
+    :data:`SMALL_DOMAIN` tables (the scans of smaller ones in the manifest), and the manifest.
 
     ``discovered``: ``{table key: fingerprint}`` of the tables as discovered (before unreadable files were
     dropped), which is what ``connect()`` compares against.
@@ -76,15 +80,15 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
         for i, (domain, tables) in enumerate(sorted(groups.items())):
             if not attachable(domain):
                 continue
-            fname = f"d{i:05d}.duckdb"
-            _write_db(tmp / fname, storage_version,
-                      [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
-                       for t in tables if t.files])
-            domains[domain] = {"file": fname,
-                               "fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
-        _write_db(tmp / ROWS_FILE, storage_version,
-                  [f"CREATE VIEW main.{quote_ident(t.key)} AS {rowid_scan_of(catalog, t)}"
-                   for t in lake.tables.values() if t.files])
+            spec: dict[str, Any] = {"fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
+            if len(tables) > SMALL_DOMAIN:
+                spec["file"] = f"d{i:05d}.duckdb"
+                _write_db(tmp / spec["file"], storage_version,
+                          [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
+                           for t in tables if t.files])
+            else:  # the scans (our own SQL text, written here like the database files)
+                spec["views"] = {t.name: t.scan_sql() for t in tables if t.files}
+            domains[domain] = spec
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "domains": domains,
                                                 "tables": dict(sorted(discovered.items()))}))
     return target
@@ -106,32 +110,30 @@ class AttachPlan:
     attached: list[str] = field(default_factory=list)  # domains attached from prebuilt files
     live: list[str] = field(default_factory=list)  # domains given live views (changed or no file)
     local: list[str] = field(default_factory=list)  # domains created in the connection's own database
-    changed_tables: set[str] = field(default_factory=set)  # tables whose rowid view is live
-    rows_prebuilt: bool = False
-    rows_pending: str | None = None  # the prebuilt rowid views' file, attached on first use
+    small: list[str] = field(default_factory=list)  # small fresh domains: views made from the manifest
+    rows_made: set[str] = field(default_factory=set)  # tables whose rowid view exists on this database
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def ensure_rows(self, con) -> None:
-        """Attach the prebuilt rowid views (once, on first use: it is 40% of a big lake's connect time).
+    def ensure_rows(self, con, ctx, table: Table) -> None:
+        """Create ``table``'s rowid view in ``lakeql_rows`` (once per database, on first use).
 
-        Called from ``lakeql_rows_view()`` while DuckDB binds a query, so it attaches through a cursor
-        (a cursor is another connection to the same database: the attachment is shared).
+        Called from ``lakeql_rows_view()`` while DuckDB binds a query, so it creates the view through a
+        cursor (another connection to the same database: the view is shared, and the binding query
+        sees it).
         """
-        if self.rows_pending is None:
+        if table.key in self.rows_made:
             return
         with self.lock:
-            if self.rows_pending is None:
+            if table.key in self.rows_made:
                 return
             cur = con.cursor()
             try:
-                attached = {r[0] for r in cur.execute("SELECT database_name FROM duckdb_databases()")
-                            .fetchall()}
-                if ROWS_SCHEMA not in attached:
-                    cur.execute(f"ATTACH {quote_literal(self.rows_pending)} AS {ROWS_SCHEMA} (READ_ONLY)"
-                                ).fetchall()
+                for t in _readable(ctx, [table]):
+                    cur.execute(f"CREATE OR REPLACE VIEW {ROWS_SCHEMA}.main.{quote_ident(t.key)} AS "
+                                f"{rowid_scan_of(ctx.catalog, t)}").fetchall()
             finally:
                 cur.close()
-            self.rows_pending = None
+            self.rows_made.add(table.key)
 
 
 def load_manifest(views_root: Path) -> dict[str, Any] | None:
@@ -143,11 +145,14 @@ def load_manifest(views_root: Path) -> dict[str, Any] | None:
 
 
 def attach(con, ctx) -> AttachPlan:
-    """Make every table of ``ctx.lake`` reachable as ``"domain"."name"`` and ``lakeql_rows."domain.name"``."""
+    """Make every table of ``ctx.lake`` reachable as ``"domain"."name"`` (and, on first use,
+    ``lakeql_rows."domain.name"``)."""
     from lakeql.dbutil import database_is_file, run_batch
 
     lake = ctx.lake
     plan = AttachPlan()
+    if getattr(ctx, "con", None) is None:
+        ctx.con = con  # rowid views are created through it on first use
     views_root = ctx.store.root / VIEWS_DIR if ctx.store is not None else None
     manifest = load_manifest(views_root) if views_root is not None else None
     existing = {r[0]: r[1]
@@ -159,7 +164,7 @@ def attach(con, ctx) -> AttachPlan:
     local_stmts: list[str] = []
     for domain, tables in sorted(by_domain(lake).items()):
         spec = (manifest or {}).get("domains", {}).get(domain)
-        path = str(views_root / spec["file"]) if spec else None
+        path = str(views_root / spec["file"]) if spec and spec.get("file") else None
         if not attachable(domain) or (domain in existing and existing[domain] != path):
             plan.local.append(domain)
             local_stmts += _local_views(domain, tables, ctx, temporary=own_is_file)
@@ -167,34 +172,24 @@ def attach(con, ctx) -> AttachPlan:
         if domain in existing:  # attached by an earlier register() on this database instance
             plan.attached.append(domain)
             continue
-        fresh = (spec is not None and Path(path).exists()
+        fresh = (spec is not None
                  and spec["fingerprint"] == domain_fingerprint(fingerprints, [t.key for t in tables]))
-        if fresh:
+        if fresh and path is not None and Path(path).exists():
             con.execute(f"ATTACH {quote_literal(path)} AS {quote_ident(domain)} (READ_ONLY)").fetchall()
             plan.attached.append(domain)
+        elif fresh and path is None and isinstance(spec.get("views"), dict):
+            con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
+            run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(name)} AS "
+                            f"SELECT * FROM {scan}" for name, scan in spec["views"].items()])
+            plan.small.append(domain)
         else:
             con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
             run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
                             f"SELECT * FROM {t.scan_sql()}" for t in _readable(ctx, tables)])
             plan.live.append(domain)
     run_batch(con, local_stmts)
-    rows_path = views_root / ROWS_FILE if views_root is not None else None
     if ROWS_SCHEMA not in existing:
-        if manifest is not None and rows_path is not None and rows_path.exists():
-            plan.rows_pending = str(rows_path)  # attached by the first lakeql_rows_view() call
-            plan.rows_prebuilt = True
-        else:
-            con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
-            plan.changed_tables = set(lake.tables)
-    rows_catalog = LIVE_ROWS if plan.rows_prebuilt else ROWS_SCHEMA
-    if plan.changed_tables:
-        if rows_catalog not in existing and rows_catalog == LIVE_ROWS:
-            con.execute(f"ATTACH ':memory:' AS {LIVE_ROWS}").fetchall()
-        tables = _readable(ctx, [lake.tables[k] for k in sorted(plan.changed_tables) if k in lake.tables])
-        run_batch(con, [f"CREATE OR REPLACE VIEW {rows_catalog}.main.{quote_ident(t.key)} AS "
-                        f"{rowid_scan_of(ctx.catalog, t)}" for t in tables])
-    if not plan.rows_prebuilt:
-        plan.changed_tables = set()  # every rowid view lives in lakeql_rows itself
+        con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
     return plan
 
 
@@ -224,18 +219,19 @@ def _local_views(domain: str, tables: list[Table], ctx, temporary: bool) -> list
     return out
 
 
-def rows_view_for(plan: AttachPlan | None, table: Table, con=None) -> str:
-    """The quoted name of the rowid view of ``table`` on this connection (attaching the views if needed)."""
-    if plan is not None and con is not None:
-        plan.ensure_rows(con)
-    catalog = LIVE_ROWS if plan is not None and table.key in plan.changed_tables else ROWS_SCHEMA
-    return f"{catalog}.{quote_ident(table.key)}"
+def rows_view_for(plan: AttachPlan | None, table: Table, con=None, ctx=None) -> str:
+    """The quoted name of the rowid view of ``table`` on this connection (created on first use)."""
+    if plan is not None and con is not None and ctx is not None:
+        plan.ensure_rows(con, ctx, table)
+    return f"{ROWS_SCHEMA}.{quote_ident(table.key)}"
 
 
-def views_sql(catalog: Catalog) -> list[str]:
+def views_sql(catalog: Catalog, rows_for: set[str] | None = None) -> list[str]:
     """A schema per domain, a view per table and the ``lakeql_rows`` views, for ``lake.duckdb``.
 
-    (Connections attach prebuilt views instead: see :mod:`lakeql.views`.)
+    ``rows_for``: the tables that get a rowid view (the stock CLI's search macros need one for each
+    table with an embedded or n-gram index; None: every table). Connections attach prebuilt views
+    instead: see :mod:`lakeql.views`.
     """
     from lakeql.rows import rows_view_name
 
@@ -246,7 +242,7 @@ def views_sql(catalog: Catalog) -> list[str]:
         if not t.files:
             continue
         out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
-        out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS "
-                   f"{rowid_scan_of(catalog, t)}")
+        if rows_for is None or t.key in rows_for:
+            out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS {rowid_scan_of(catalog, t)}")
     return out
 

@@ -132,3 +132,32 @@ def index_joins(lake_root: Path, index_dir: Path, refresh: bool = False, **optio
 
     return lakeql.index(lake_root, index_dir=index_dir, refresh=refresh, progress=False,
                         capabilities=["joins"], **options).store
+
+
+def split_table(root: Path, domain: str, name: str, n_files: int, keep_last: int = 0) -> list[Path]:
+    """Rewrite ``root/domain/name.parquet`` as a folder table of ``n_files`` Parquet files (rows in their
+    order, split evenly). With ``keep_last``, the last ``keep_last`` files' rows are left out and returned
+    as files written outside the lake (``root/../<name>_held/``), to append later; returns those files."""
+    import duckdb
+
+    src = root / domain / f"{name}.parquet"
+    folder = root / domain / name
+    folder.mkdir(parents=True, exist_ok=False)
+    held_dir = root.parent / f"{root.name}_{name}_held"
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TABLE t AS SELECT *, row_number() OVER () - 1 AS _lakeql_rn FROM read_parquet(?)",
+                [str(src)])
+    n = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+    held = []
+    for i in range(n_files):
+        lo, hi = n * i // n_files, n * (i + 1) // n_files
+        out = folder / f"part-{i:05d}.parquet"
+        if i >= n_files - keep_last:
+            held_dir.mkdir(exist_ok=True)
+            out = held_dir / f"part-{i:05d}.parquet"
+            held.append(out)
+        con.execute(f"COPY (SELECT * EXCLUDE (_lakeql_rn) FROM t WHERE _lakeql_rn >= {lo} AND "
+                    f"_lakeql_rn < {hi} ORDER BY _lakeql_rn) TO '{out}' (FORMAT parquet)")
+    src.unlink()
+    return held

@@ -28,7 +28,9 @@ def indexed(tmp_path_factory) -> tuple[Path, Path]:
 def test_fresh_index_attaches_every_domain(indexed) -> None:
     lake, idx = indexed
     con, ctx = open_lake(lake, index_dir=idx)
-    assert sorted(ctx.views.attached) == ["flights", "python"] and ctx.views.live == []
+    # flights (5 tables) is attached from its file; python (2 tables: no file) gets its views made
+    assert ctx.views.attached == ["flights"] and ctx.views.small == ["python"] and ctx.views.live == []
+    assert sorted(p.name for p in (idx / "views").iterdir()) == ["d00000.duckdb", "views.json"]
     cur = con.cursor()  # a cursor sees the attached views and the functions without any setup
     assert cur.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
     assert cur.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7
@@ -45,7 +47,7 @@ def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> Non
     lakeql.index(work, index_dir=tmp_path / "idx", capabilities=[], progress=False)
     pq.write_table(pa.table({"carrier": ["ZZ"], "name": ["Zeta Air"]}), work / "flights" / "airlines.parquet")
     con, ctx = open_lake(work, index_dir=tmp_path / "idx")
-    assert ctx.views.live == ["flights"] and ctx.views.attached == ["python"]
+    assert ctx.views.live == ["flights"] and ctx.views.attached == [] and ctx.views.small == ["python"]
     assert con.execute("SELECT * FROM flights.airlines").fetchall() == [("ZZ", "Zeta Air")]
     rows = con.execute("SELECT __rowid, carrier FROM query_table(lakeql_rows_view('flights.airlines'))"
                        ).fetchall()

@@ -4,14 +4,19 @@
 -- (DuckDB's own hamming() compares strings; this one works on BLOB codes.)
 CREATE OR REPLACE MACRO bit_hamming(a, b) AS CAST(bit_count(xor(CAST(a AS BIT), CAST(b AS BIT))) AS INTEGER);
 
--- embed_codes_path(tbl, col): the code Parquet file of an embedded column (the folder name is
--- lakeql.store.slug, generated into this file from Python).
+-- embed_codes_path(tbl, col): the code Parquet files of an embedded column, one per shard (data file)
+-- (the folder name is lakeql.store.slug, generated into this file from Python).
 CREATE OR REPLACE MACRO embed_codes_path(tbl, col) AS
-    {{index_dir}} || '/embed/' || {{slug(tbl, col)}} || '/codes.parquet';
+    {{index_dir}} || '/embed/' || {{slug(tbl, col)}} || '/shards/*/codes.parquet';
 
--- embed_codes(tbl, col): the code store of an embedded column ('domain.name', column): __rowid, code.
+-- embed_codes(tbl, col): the code store of an embedded column ('domain.name', column): __rowid, code
+-- (a shard's row numbers plus its file's first __rowid, from shards.parquet).
 CREATE OR REPLACE MACRO embed_codes(tbl, col) AS TABLE
-    SELECT __rowid, code FROM read_parquet(embed_codes_path(tbl, col));
+    SELECT s."offset" + c.file_row AS __rowid, c.code
+    FROM read_parquet(embed_codes_path(tbl, col), filename = '__lakeql_shard_file') c
+    JOIN read_parquet({{index_dir}} || '/embed/' || {{slug(tbl, col)}} || '/shards.parquet') s
+      ON s.shard = regexp_extract(c.__lakeql_shard_file, '/shards/([^/]+)/codes[.]parquet$', 1)
+    ORDER BY __rowid;
 
 -- nearest_codes(tbl, col, code, k): the k rows whose codes are nearest (Hamming) to a query code.
 CREATE OR REPLACE MACRO nearest_codes(tbl, col, qcode, k := 10) AS TABLE
@@ -37,24 +42,28 @@ CREATE OR REPLACE MACRO similar_codes(tbl, col, row_id, k := 10) AS TABLE
 -- @python
 -- semantic_search(tbl, col, query, k, oversample, filter): the k rows whose text is closest in meaning
 -- to query, with all their columns plus score (cosine similarity, highest first). filter is an optional
--- SQL predicate over the table's columns applied BEFORE the search (a pre-filter).
-CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 4, filter := NULL) AS TABLE
+-- SQL predicate over the table's columns applied BEFORE the search (a pre-filter). exact := true scans
+-- every code even when the index has ANN lists (--embed-ann).
+CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 4, filter := NULL,
+                                        exact := false) AS TABLE
     SELECT r.* EXCLUDE (__rowid), h.score
-    FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter), recursive := true)) h
+    FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter, exact), recursive := true)) h
     JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
     ORDER BY h.score DESC, r.__rowid;
 
 -- semantic_search_vector(tbl, col, vector, ...): the same with a query vector (e.g. embed('...')).
-CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversample := 4, filter := NULL) AS TABLE
+CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversample := 4, filter := NULL,
+                                               exact := false) AS TABLE
     SELECT r.* EXCLUDE (__rowid), h.score
-    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter),
+    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter, exact),
                         recursive := true)) h
     JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
     ORDER BY h.score DESC, r.__rowid;
 
 -- semantic_search_rowids(tbl, col, query, k, oversample, filter): only (rowid, score), no row fetch.
-CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversample := 4, filter := NULL) AS TABLE
-    SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter), recursive := true);
+CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversample := 4, filter := NULL,
+                                               exact := false) AS TABLE
+    SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter, exact), recursive := true);
 
 -- similar_rows(tbl, col, key_column, key, k): "more like this": the k rows most similar to the row whose
 -- key_column equals key (the first such row), itself excluded.

@@ -1,7 +1,7 @@
 """Write the lake's schema as files an agent greps and reads: ``INDEX.md``, one folder per domain (with a
 ``_DOMAIN.md`` overview), one file per table.
 
-Incremental by construction: the state file ``.lakeql-schemas.json`` in the output folder keeps each
+Incremental by construction: the state file ``.lakeql-schemas.json.gz`` in the output folder keeps each
 table's profile with the fingerprint of its Parquet files, and the hash of every file written. A run
 re-profiles only new or changed tables, and rewrites only files whose text changed (a changed join hint
 or domain listing counts as a change); files of removed tables are deleted. ``.lakeql-files.parquet``
@@ -28,7 +28,8 @@ from lakeql.errors import LakeqlError
 from lakeql.lake import ROOT_DOMAIN, Lake
 from lakeql.progress import progress
 
-STATE = ".lakeql-schemas.json"
+STATE = ".lakeql-schemas.json.gz"  # gzipped JSON (was plain .lakeql-schemas.json: still read once)
+OLD_STATE = ".lakeql-schemas.json"
 FILES = ".lakeql-files.parquet"
 STATE_VERSION = 1
 USAGE_SQL = {  # what an agent runs on a column with this index kind ({t}, {c}: SQL string literals)
@@ -193,14 +194,30 @@ def _write(path: Path, text: str) -> None:
 
 
 def _load_state(out: Path) -> dict[str, Any]:
-    p = out / STATE
-    if not p.exists():
-        return {}
+    import gzip
+
     try:
-        st = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if (out / STATE).exists():
+            st = json.loads(gzip.decompress((out / STATE).read_bytes()).decode("utf-8"))
+        elif (out / OLD_STATE).exists():  # written by an older lakeql: its profiles are still good
+            st = json.loads((out / OLD_STATE).read_text(encoding="utf-8"))
+        else:
+            return {}
+    except (OSError, ValueError, EOFError):
         return {}
-    return st if st.get("version") == STATE_VERSION else {}
+    return st if isinstance(st, dict) and st.get("version") == STATE_VERSION else {}
+
+
+def _write_state(out: Path, state: dict[str, Any]) -> None:
+    """The gzipped state file (level 6, no timestamp: the same state gives the same bytes)."""
+    import gzip
+
+    data = gzip.compress(json.dumps(state, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+                         compresslevel=6, mtime=0)
+    tmp = out / f".{STATE}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, out / STATE)
+    (out / OLD_STATE).unlink(missing_ok=True)
 
 
 def assign_domains(lake: Lake, catalog: Catalog, keys: list[str], previous: dict[str, str],
@@ -387,8 +404,8 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     tmp = out / f".{FILES}.tmp"
     pq.write_table(pa.Table.from_pylist(listing, schema=_files_schema()), tmp, compression="zstd")
     os.replace(tmp, out / FILES)
-    _write(out / STATE, json.dumps({"version": STATE_VERSION, "format": fmt, "tables": new_tables,
-                                    "files": new_files, "composite": checked}, ensure_ascii=False))
+    _write_state(out, {"version": STATE_VERSION, "format": fmt, "tables": new_tables, "files": new_files,
+                       "composite": checked})
     _lap(res, "files", t1)
     res.tables, res.domains = len(keys), len(by_domain)
     res.files = sorted(new_files)

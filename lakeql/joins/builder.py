@@ -43,6 +43,9 @@ def build(ctx) -> None:
         return
     store, lake, cat = ctx.store, ctx.lake, ctx.catalog
     keys = sorted(lake.tables)
+    from lakeql.joins import incremental  # --refresh: the previous graph, and the changed tables' old hashes
+
+    snap = incremental.snapshot(store, lake) if ctx.refresh else None
     # a full build re-profiles every table; --refresh reuses the fresh profiles
     _, failed = profile.ensure(store, lake, cat, keys, desc="joins: profiling tables", force=not ctx.refresh,
                                engine=ctx.engine)  # lakeql.engine (issue 10)
@@ -125,11 +128,16 @@ def build(ctx) -> None:
 
         t1 = time.perf_counter()
         searcher = Searcher(open_index(store), lake.tables)
+        same = old_graph is not None and edges.exists() and \
+            {**json.loads(old_graph.params), "digest": ""} == {**json.loads(gparams), "digest": ""}
         with store.atomic_file(edges) as tmp:
-            n = graph.build(searcher, tmp, min_score)
+            got = incremental.update(searcher, edges, tmp, min_score, snap, fingerprints) \
+                if snap is not None and same else None  # only the columns the change can reach
+            n = graph.build(searcher, tmp, min_score) if got is None else got[0]
         store.record(IndexEntry("join_graph", "", "", "joins/edges.parquet", edges.stat().st_size, 0, "",
                                 params=gparams))
-        say(f"joins: join graph with {n} edges in {time.perf_counter() - t1:.1f} s, "
+        how = "" if got is None else f" ({got[1]} columns searched again)"
+        say(f"joins: join graph with {n} edges{how} in {time.perf_counter() - t1:.1f} s, "
             f"{_mb(edges.stat().st_size)}")
     _drop_legacy(store)
     from lakeql.joins.union_index import build_discovery  # discovery: union/table search, transforms

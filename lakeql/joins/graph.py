@@ -32,11 +32,19 @@ def build(searcher, path: Path, min_score: float) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    ix = searcher.ix
+    queries = [q for q in range(len(ix)) if ix.indexed[q] and ix.n_distinct[q] >= 2]
+    out = edges_of(searcher, queries, min_score)
+    pq.write_table(pa.table(out, schema=edge_schema()), path, compression="zstd")
+    return len(out["score"])
+
+
+def edges_of(searcher, queries: list[int], min_score: float) -> dict[str, list]:
+    """The edges of the query columns ``queries`` (in that order), as columns of ``EDGE_COLUMNS``."""
     from lakeql.progress import progress
 
     ix = searcher.ix
     out: dict[str, list] = {n: [] for n in EDGE_COLUMNS}
-    queries = [q for q in range(len(ix)) if ix.indexed[q] and ix.n_distinct[q] >= 2]
     for q in progress(queries, desc="joins: graph", unit="col"):
         cols, sc, cont, uniq = searcher.equi_ranked(q, PER_COLUMN, pool=POOL, probe=PROBE)
         for c, s, ct, u in zip(cols, sc, cont, uniq, strict=True):
@@ -50,5 +58,4 @@ def build(searcher, path: Path, min_score: float) -> int:
             out["containment"].append(float(ct))
             out["candidate_uniqueness"].append(float(u))
             out["method"].append("equi")
-    pq.write_table(pa.table(out, schema=edge_schema()), path, compression="zstd")
-    return len(out["score"])
+    return out

@@ -5,28 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lakeql import packed
 from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError
 
 TCLASSES = ("text", "int", "float", "date", "bool", "other")
 
 
 class DiscoveryIndex:
-    """Arrays of ``discovery/`` (see :mod:`lakeql.joins.union_index`); big matrices memory-mapped."""
+    """Arrays of ``discovery/`` (see :mod:`lakeql.joins.union_index`), decompressed into memory."""
 
     def __init__(self, root: Path) -> None:
         import numpy as np
         import pyarrow.parquet as pq
-        import scipy.sparse as sp
 
         self.root = root
+        if (root / "colvec.npz").exists() and not (root / "colvec.zst").exists():
+            raise CorruptIndexError(f"the discovery index in {str(root)!r} is of an older format (.npy "
+                                    "arrays): rebuild with lakeql index LAKE")
         try:
             cols = pq.read_table(root / "columns.parquet")
             tabs = pq.read_table(root / "tables.parquet")
-            self.colvec = sp.load_npz(root / "colvec.npz").tocsr()
-            self.namevec = sp.load_npz(root / "namevec.npz").tocsr()
-            flat = np.load(root / "sketch_values.npy")
-            self.tok_hash = np.load(root / "tok_hash.npy", mmap_mode="r")
-            self.tok_col = np.load(root / "tok_col.npy", mmap_mode="r")
+            self.colvec = packed.load_sparse(root / "colvec.zst").tocsr()
+            self.namevec = packed.load_sparse(root / "namevec.zst").tocsr()
+            flat = packed.load(root / "sketch_values.zst")
+            self.tok_hash = packed.load(root / "tok_hash.zst")
+            self.tok_col = packed.load(root / "tok_col.zst")
         except Exception as exc:  # noqa: BLE001
             raise CorruptIndexError(f"the discovery index in {str(root)!r} is unreadable "
                                     f"({type(exc).__name__}): run 'lakeql index LAKE' again") from None
@@ -54,8 +57,7 @@ class DiscoveryIndex:
         self.fingerprints: dict[str, str] = dict(zip(t["table_name"], t["fingerprint"], strict=True))
         self.table_id = {n: i for i, n in enumerate(self.tables)}
         self.col_table = np.repeat(np.arange(len(self.tables)), self.col_end - self.col_start)
-        self.deepjoin = np.load(root / "deepjoin.npy", mmap_mode="r") if (root / "deepjoin.npy").exists() \
-            else None
+        self.deepjoin = packed.load(root / "deepjoin.zst") if (root / "deepjoin.zst").exists() else None
         self._bm25: dict[str, Any] = {}
         self._vocab: dict[str, int] | None = None
         self._tablevec: Any = None
@@ -76,11 +78,9 @@ class DiscoveryIndex:
         return self._namevec_t
 
     def bm25(self, field: str):
-        import scipy.sparse as sp
-
         m = self._bm25.get(field)
         if m is None:
-            m = self._bm25[field] = sp.load_npz(self.root / f"bm25_{field}.npz").tocsc()
+            m = self._bm25[field] = packed.load_sparse(self.root / f"bm25_{field}.zst").tocsc()
         return m
 
     @property
@@ -114,6 +114,11 @@ def load(ctx) -> DiscoveryIndex:
     if entry is None:
         raise NotIndexedError("no discovery index (union and table search): build it with "
                               "'lakeql index LAKE' (without --no-joins)")
+    from lakeql.joins.union_index import FORMAT
+
+    if entry.params_dict.get("format", FORMAT) != FORMAT:
+        raise StaleIndexError(f"the discovery index is of format {entry.params_dict.get('format')} (this "
+                              f"lakeql reads {FORMAT}): rebuild with lakeql index LAKE")
     ix = ctx.load_index("discovery", None, "", lambda path, _e: DiscoveryIndex(path))
     lake = ctx.require_lake()
     if ctx.cache.get("discovery_checked") != entry.built_at:

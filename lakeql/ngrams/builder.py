@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import resource
-import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,7 @@ import numpy as np
 
 from lakeql.errors import LakeqlError
 from lakeql.lake import Table
-from lakeql.progress import bar, say
-from lakeql.store import IndexEntry, dir_bytes
+from lakeql.store import IndexEntry
 
 KIND = "ngram"
 FLAG = "--ngram"
@@ -168,9 +166,17 @@ class ShardJob:
     scan: bool = True
 
 
-def cut_shards(target: Target, tmp: Path) -> tuple[list[ShardJob], int, int]:
-    """Stream the column into shard text files in ``tmp``; returns (jobs, rows, text bytes w/o NULs)."""
+def cut_shards(target: Target, tmp: Path, batches: Iterator[Any] | None = None,
+               name: Callable[[int], str] | None = None, first: int = 0
+               ) -> tuple[list[ShardJob], int, int]:
+    """Stream the column into shard text files in ``tmp``; returns (jobs, rows, text bytes w/o NULs).
+
+    ``batches``: the Arrow arrays to cut (default: the whole column, every file); ``name(k)``: the
+    folder name of the k-th shard cut here (default ``shard-%05d``); ``first``: the first job index.
+    Row bases count from 0 at the first row of ``batches``.
+    """
     limit = int(target.shard_mb * 1024 * 1024)
+    name = name or (lambda k: f"shard-{k:05d}")
     jobs: list[ShardJob] = []
     parts: list[np.ndarray] = []
     lens: list[np.ndarray] = []
@@ -188,16 +194,17 @@ def cut_shards(target: Target, tmp: Path) -> tuple[list[ShardJob], int, int]:
         ln = np.concatenate(lens)
         starts = np.zeros(len(ln) + 1, dtype=np.int64)
         np.cumsum(ln, out=starts[1:])
-        tp, rp = tmp / f"shard-{k:05d}.text", tmp / f"shard-{k:05d}.rows"
+        folder = name(k)
+        tp, rp = tmp / f"{folder}.text", tmp / f"{folder}.rows"
         text.tofile(tp)
         starts.tofile(rp)
-        jobs.append(ShardJob(k, str(tp), str(rp), row_base, int(text.shape[0]),
-                             str(tmp / f"shard-{k:05d}"), SAMPLE_RATE, target.mode == "fast",
+        jobs.append(ShardJob(first + k, str(tp), str(rp), row_base, int(text.shape[0]),
+                             str(tmp / folder), SAMPLE_RATE, target.mode == "fast",
                              target.case, target.words, target.scan))
         row_base += len(ln)
         parts, lens, size = [], [], 0
 
-    for arr in table_batches(target.table, target.column):
+    for arr in batches if batches is not None else table_batches(target.table, target.column):
         if len(arr) == 0:
             continue
         text, ln = arrow_text(arr)
@@ -260,56 +267,11 @@ def run_job(job: ShardJob) -> tuple[int, int, float, int]:
 
 
 def build_target(ctx, target: Target, jobs_n: int) -> IndexEntry:
-    """Build the sharded FM-index of one column and record it in the manifest."""
-    key, col = target.table.key, target.column
-    path = ctx.store.index_path(KIND, key, col)
-    t0 = time.perf_counter()
-    cpu0 = _cpu_seconds()
-    with ctx.store.atomic_dir(path) as tmp:
-        jobs, n_rows, text_bytes = cut_shards(target, tmp)
-        total = sum(j.n_bytes for j in jobs)
-        pb = bar(total, desc=f"ngram {key}.{col}", unit="B", unit_scale=True)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if ctx.engine.name == "local" and (jobs_n <= 1 or len(jobs) <= 1):
-            for j in jobs:
-                _, _, _, rss = run_job(j)
-                peak = max(peak, rss)
-                pb.update(j.n_bytes)
-        else:  # lakeql.engine (issue 10): spawned workers that die with the build, or Ray tasks
-            sizes = {j.index: j.n_bytes for j in jobs}
+    """Build the FM-index of one column, one set of shards per data file, and record it in the manifest
+    (on ``--refresh``: only the shards of new or changed files; see :mod:`lakeql.ngrams.fileshards`)."""
+    from lakeql.ngrams.fileshards import build_target as _build_target
 
-            def done(_: int, res: tuple[int, int, float, int]) -> None:
-                nonlocal peak
-                peak = max(peak, res[3])
-                pb.update(sizes[res[0]])
-
-            ctx.engine.map(run_job, jobs, pool="process", workers=jobs_n, on_result=done)
-        pb.close()
-        meta = {"table": key, "column": col, "n_rows": n_rows, "text_bytes": text_bytes,
-                "shards": len(jobs), "case": target.case, "mode": target.mode, "words": target.words,
-                "scan": target.scan, "fold": FOLD, "format": FORMAT}
-        (tmp / "index.json").write_text(json.dumps(meta))
-    secs = time.perf_counter() - t0
-    cpu = _cpu_seconds() - cpu0
-    size = dir_bytes(path)
-    params = json.loads(target.params())
-    params.update({"text_bytes": text_bytes, "n_rows": n_rows, "shards": len(jobs),
-                   "build_seconds": round(secs, 3), "build_cpu_seconds": round(cpu, 3),
-                   "peak_rss_mb": round(peak / 1024, 1)})
-    entry = IndexEntry(KIND, key, col, str(path.relative_to(ctx.store.root)), size, text_bytes,
-                       target.table.fingerprint, params=json.dumps(params, sort_keys=True))
-    ctx.store.record(entry)
-    mb = text_bytes / 1e6
-    say(f"ngram {key}.{col}: {mb:.1f} MB text in {len(jobs)} shard(s), {secs:.1f} s "
-        f"({mb / max(secs, 1e-9):.1f} MB/s), index {size / max(text_bytes, 1):.2f}x text")
-    return entry
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and of its finished children (the shard workers)."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+    return _build_target(ctx, target, jobs_n)
 
 
 def up_to_date(ctx, target: Target) -> bool:

@@ -24,7 +24,8 @@ from lakeql.errors import CorruptIndexError, LakeqlError
 from lakeql.lake import Table
 from lakeql.ngrams import text as T
 from lakeql.ngrams.builder import FLAG, KIND, text_column
-from lakeql.ngrams.fmindex import SEP, Shard, shard_dirs
+from lakeql.ngrams.fileshards import layout, rebase
+from lakeql.ngrams.fmindex import SEP, Shard
 from lakeql.ngrams.scantier import ScanTier, open_tier
 
 SNIPPET_BYTES = 80
@@ -86,10 +87,11 @@ class NgramIndex:
         self.table = table
         self.column = column
         self.case = case
-        dirs = shard_dirs(root)
         try:
             meta = json.loads((root / "index.json").read_text())
-        except (OSError, ValueError) as exc:
+            # per-file shards in row order and each file's row offset (None: an older index)
+            dirs, offsets = layout(root, meta)
+        except (OSError, ValueError, CorruptIndexError) as exc:
             raise CorruptIndexError(
                 f"the n-gram index of {table.key}.{column} is unreadable ({exc}): rebuild it with "
                 f"'lakeql index LAKE {FLAG} {table.key}.{column}'") from None
@@ -100,11 +102,13 @@ class NgramIndex:
         self.fold = meta.get("fold", "ascii") if case == "insensitive" else "none"
         try:
             self.shards = [Shard(d) for d in dirs]
+            rebase(self.shards, offsets)
             tiers = [open_tier(d, s.rows) for d, s in zip(dirs, self.shards, strict=True)]
             self.chars = Layer("char", self.shards, tiers, False)
             self.words: Layer | None = None
             if meta.get("words"):
                 wsh = [Shard(d / "words") for d in dirs]
+                rebase(wsh, offsets)
                 self.words = Layer("word", wsh, [open_tier(d / "words", s.rows)
                                                  for d, s in zip(dirs, wsh, strict=True)], True)
         except (CorruptIndexError, OSError, ValueError) as exc:

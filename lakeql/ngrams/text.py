@@ -104,10 +104,14 @@ def casefold_bytes(data: np.ndarray) -> np.ndarray:
 def word_table() -> np.ndarray:
     """``isword[cp]``: is code point cp matched by ``re``'s ``\\w`` (bool[0x110000]); built once per process
     by asking ``re`` itself, so the definition cannot drift from Python's."""
-    with _LOCK:
-        chars = "".join(" " if 0xD800 <= c <= 0xDFFF else chr(c) for c in range(0x110000))
-        marks = re.sub(r"\W", "0", re.sub(r"\w", "1", chars))
-        return np.frombuffer(marks.encode("ascii"), dtype=np.uint8) == ord("1")
+    with _LOCK:  # every code point as one string (surrogates as spaces), then re's \w runs: ~0.06 s
+        cps = np.arange(0x110000, dtype="<u4")
+        cps[0xD800:0xE000] = 32
+        chars = cps.tobytes().decode("utf-32-le")
+        isword = np.zeros(0x110000, dtype=bool)
+        for m in re.finditer(r"\w+", chars):
+            isword[m.start():m.end()] = True
+        return isword
 
 
 def word_rows(text: np.ndarray, starts: np.ndarray, folded: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
 """BM25 over an embedded text column, for ``hybrid_search`` (keyword + vector scores fused).
 
 Built by ``--embed TABLE.COLUMN --embed-bm25`` beside the codes (``bm25/`` in the embed folder), over
-exactly the rows that have a code, so both searches share code positions (and the pre-filter mask).
+exactly the rows that have a code (merged from the word counts each shard keeps, :func:`build_merged`, so
+``--refresh`` counts the words of new files only), so both searches share code positions (and the
+pre-filter mask).
 Words are maximal runs of Unicode word characters (``\\w+``), lower-cased (``str.lower``); no stemming,
 no stop words (BM25's IDF discounts frequent words). Scores are Okapi BM25 (``k1 = 1.2``, ``b = 0.75``),
 precomputed per (word, row) and stored as float16 postings ordered by word (a CSC matrix):
@@ -33,29 +35,101 @@ def words(text: str) -> list[str]:
     return WORD.findall(str(text).lower())
 
 
+@dataclass
+class TermCounts:
+    """The words of a run of texts (one shard's rows): what BM25 needs, before any corpus statistic.
+
+    Row ``i``'s distinct words are ``ids[indptr[i]:indptr[i + 1]]`` (ids into ``terms``, in the order of
+    first occurrence in these texts) with counts ``tf``; ``lengths[i]`` is its number of words.
+    """
+
+    terms: list[str]
+    indptr: np.ndarray  # (rows + 1,) int64
+    ids: np.ndarray  # int32
+    tf: np.ndarray  # int32
+    lengths: np.ndarray  # (rows,) int32
+
+    @property
+    def rows(self) -> int:
+        return len(self.lengths)
+
+
+def term_counts(texts: Iterable[str]) -> TermCounts:
+    """Count the words of ``texts`` (one row each, in order)."""
+    vocab: dict[str, int] = {}
+    ids, counts, lengths, per_row = [], [], [], []
+    for text in texts:
+        toks = words(text)
+        lengths.append(len(toks))
+        if not toks:
+            per_row.append(0)
+            continue
+        tid = np.fromiter((vocab.setdefault(t, len(vocab)) for t in toks), np.int64, len(toks))
+        uniq, cnt = np.unique(tid, return_counts=True)
+        ids.append(uniq)
+        counts.append(cnt)
+        per_row.append(len(uniq))
+    terms = [""] * len(vocab)
+    for t, i in vocab.items():
+        terms[i] = t
+    indptr = np.concatenate([[0], np.cumsum(np.asarray(per_row, np.int64))]).astype(np.int64)
+    return TermCounts(terms, indptr,
+                      np.concatenate(ids).astype(np.int32) if ids else np.zeros(0, np.int32),
+                      np.concatenate(counts).astype(np.int32) if counts else np.zeros(0, np.int32),
+                      np.asarray(lengths, np.int32))
+
+
+def write_counts(counts: TermCounts, folder: Path) -> None:
+    """Keep one shard's :class:`TermCounts` (``bm25.npz`` + ``bm25_terms.parquet`` in ``folder``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    np.savez(folder / "bm25.npz", indptr=counts.indptr, ids=counts.ids, tf=counts.tf, lengths=counts.lengths)
+    pq.write_table(pa.table({"term": pa.array(counts.terms, pa.string())}), folder / "bm25_terms.parquet",
+                   compression="zstd")
+
+
+def read_counts(folder: Path) -> TermCounts:
+    import pyarrow.parquet as pq
+
+    with np.load(folder / "bm25.npz") as z:
+        indptr, ids, tf, lengths = z["indptr"], z["ids"], z["tf"], z["lengths"]
+    terms = pq.read_table(folder / "bm25_terms.parquet").column("term").to_pylist()
+    if len(indptr) != len(lengths) + 1 or int(indptr[-1]) != len(ids) or len(ids) != len(tf):
+        raise ValueError("the term counts of a shard do not match")
+    return TermCounts(terms, indptr, ids, tf, lengths)
+
+
 def build(texts: Iterable[str], folder: Path) -> int:
     """Write the BM25 postings of ``texts`` (one per code position, in order) into ``folder``; bytes."""
+    return build_merged([term_counts(texts)], folder)
+
+
+def build_merged(parts: list[TermCounts], folder: Path) -> int:
+    """Write the BM25 postings of the rows of ``parts`` (shards, in code-position order) into ``folder``.
+
+    Corpus statistics (IDF, mean length) are over every part, so the result equals :func:`build` of all
+    the texts at once; words are numbered in order of first occurrence, as :func:`build` numbers them.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
     from scipy import sparse
 
     vocab: dict[str, int] = {}
-    rows, cols, counts, lengths = [], [], [], []
-    for pos, text in enumerate(texts):
-        toks = words(text)
-        lengths.append(len(toks))
-        if not toks:
-            continue
-        ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in toks), np.int64, len(toks))
-        uniq, cnt = np.unique(ids, return_counts=True)
-        rows.append(np.full(len(uniq), pos, np.int32))
-        cols.append(uniq)
-        counts.append(cnt)
-    n = len(lengths)
-    dl = np.asarray(lengths, np.float64)
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int32)
+    rows, cols, tfs, lengths = [], [], [], []
+    start = 0
+    for part in parts:
+        lmap = np.fromiter((vocab.setdefault(t, len(vocab)) for t in part.terms), np.int64, len(part.terms))
+        rows.append(start + np.repeat(np.arange(part.rows, dtype=np.int64), np.diff(part.indptr)))
+        cols.append(lmap[part.ids] if len(part.ids) else np.zeros(0, np.int64))
+        tfs.append(part.tf)
+        lengths.append(part.lengths)
+        start += part.rows
+    n = start
+    dl = np.concatenate(lengths).astype(np.float64) if lengths else np.zeros(0)
+    r = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, np.int32)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    tf = np.concatenate(counts).astype(np.float64) if counts else np.zeros(0)
+    tf = np.concatenate(tfs).astype(np.float64) if tfs else np.zeros(0)
     df = np.bincount(c, minlength=len(vocab)).astype(np.float64)
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
     avgdl = max(float(dl.mean()) if n else 1.0, 1e-9)

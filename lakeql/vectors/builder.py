@@ -1,15 +1,26 @@
 """``lakeql index --embed TABLE.COLUMN``: embed a text column, binarize it, write its code store.
 
-Texts are streamed from DuckDB in Arrow batches (``__rowid`` + the text, NULL/blank rows filtered out in
-SQL, over-long texts cut in SQL to what the model can read), encoded in batches with one progress bar,
-then the binarizer is fitted on the column (on at most ``FIT_SAMPLE`` rows) and every row encoded.
+The store is made of per-file shards (:mod:`lakeql.vectors.codes`, :mod:`lakeql.shards`). Texts are
+streamed from DuckDB file by file in Arrow batches (row number + the text, NULL/blank rows filtered out
+in SQL, over-long texts cut in SQL to what the model can read) and encoded in batches with one progress
+bar. A full build fits the binarizer on the column (on at most ``FIT_SAMPLE`` rows) and encodes every
+shard; ``lakeql index --refresh`` after files were added, removed or rewritten embeds the rows of the new
+files only, encodes them with the binarizer the full build fitted, hard-links the kept shards into the
+new folder and merges BM25 from the shards' word counts. When a refresh would more than double the rows
+the binarizer was fitted on (``REFIT_GROWTH``), it rebuilds everything instead, so the fit stays
+representative.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import time
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +28,7 @@ import numpy as np
 from lakeql.errors import LakeqlError
 from lakeql.lake import quote_ident
 from lakeql.progress import bar, say
-from lakeql.store import IndexEntry, dir_bytes
+from lakeql.store import IndexEntry, dir_bytes, file_checksum
 
 KIND = "embed"
 FIT_SAMPLE = 200_000
@@ -25,6 +36,8 @@ STREAM_ROWS = 4096
 #: a BERT word piece covers at most 100 characters (longer words become one [UNK]), so cutting texts at
 #: max_seq_length * 100 characters never changes the tokenizer's truncated output, only its work.
 CHARS_PER_TOKEN_MAX = 100
+#: a refresh that would leave more than this many times the rows the binarizer was fitted on rebuilds all
+REFIT_GROWTH = 2.0
 
 
 def index_params(ctx, column_model: str | None) -> dict[str, Any]:
@@ -33,8 +46,9 @@ def index_params(ctx, column_model: str | None) -> dict[str, Any]:
 
     opts = ctx.options["vectors"]
     return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
-            "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 1,
-            **({"bm25": True} if opts.embed_bm25 else {})}
+            "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 2,
+            **({"bm25": True} if opts.embed_bm25 else {}),
+            **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {})}
 
 
 def build(ctx) -> None:
@@ -64,22 +78,115 @@ def build(ctx) -> None:
             say(f"embed {table.key}.{column}: up to date")
             continue
         try:
-            (build_vectors if kind == "vector" else build_one)(ctx, table, column, params)
+            build_column(ctx, table, column, kind, params)
         except LakeqlError:
             raise
         except Exception as exc:  # noqa: BLE001 - bad data in one table must not kill the whole build
             warnings.warn(f"embed {table.key}.{column} skipped: {type(exc).__name__}: {exc}", stacklevel=2)
 
 
-def stream_texts(ctx, table, column: str, max_chars: int):
-    """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column``."""
+# ------------------------------------------------------------------------------ shards
+@dataclass(frozen=True)
+class ShardPlan:
+    """One shard of a table's embed index: its id, file, first ``__rowid`` and the rows it reads."""
+
+    shard: str
+    file: str  # the data file, relative to the lake ('*': the whole table, for tables without shards)
+    offset: int
+    rows: int
+    source: str  # SQL: ``__rowid`` (row number within the shard) and the table's columns
+
+
+def plan_shards(catalog, table) -> list[ShardPlan]:
+    """The shards of ``table`` as it is now: one per Parquet file, in catalog order.
+
+    CSV/JSON tables (no row numbers per file) and Parquet tables with a column named like DuckDB's
+    ``file_row_number`` are one shard of the whole table, named after all its files.
+    """
+    from lakeql import shards
+    from lakeql.lake import quote_literal
+    from lakeql.rows import FILE_COLUMN, rowid_scan_sql
+
+    file_rows = catalog.file_rows(table)
+    names = [c.column_name.lower() for c in catalog.columns(table)]
+    if table.format != "parquet" or "file_row_number" in names or FILE_COLUMN in names:
+        return [ShardPlan(whole_table_shard(table), "*", 0, int(sum(file_rows)),
+                          rowid_scan_sql(table, file_rows, [c.column_name for c in catalog.columns(table)]))]
+    offsets = shards.row_offsets(table, file_rows)
+    hive = "true" if table.hive else "false"
+    out = []
+    for f, path, n in zip(table.files, table.paths, file_rows, strict=True):
+        sid = shards.shard_id(f)
+        src = (f"SELECT file_row_number AS __rowid, * EXCLUDE (file_row_number) FROM read_parquet("
+               f"[{quote_literal(path)}], file_row_number = true, hive_partitioning = {hive})")
+        out.append(ShardPlan(sid, f.path, offsets[sid], int(n), src))
+    return out
+
+
+def whole_table_shard(table) -> str:
+    """The id of the one shard of a table without per-file shards (changes when any file changes)."""
+    from lakeql import shards
+
+    return hashlib.sha1("\0".join(shards.shard_id(f) for f in table.files).encode()).hexdigest()[:16]
+
+
+def has_column(source: str, column: str) -> bool:
+    """Whether the shard's SQL ``source`` has ``column`` (a file may lack a column others have)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        names = [d[0].lower() for d in con.sql(f"SELECT * FROM ({source}) LIMIT 0").description]
+    finally:
+        con.close()
+    return column.lower() in names
+
+
+@dataclass
+class Reuse:
+    """What a refresh keeps of the previous index: its folder, binarizer, shards and checksums."""
+
+    folder: Path
+    binarizer: Any
+    shards: dict[str, dict[str, Any]]
+    checksums: dict[str, str]
+    fit_rows: int
+
+
+def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
+    """The previous index of the column when ``--refresh`` can keep its shards (same params, intact)."""
+    from lakeql.vectors import binarizers, codes
+
+    if not ctx.refresh:
+        return None
+    entry = ctx.store.find(KIND, table.key, column)
+    if entry is None or entry.params != json.dumps(params, sort_keys=True) or not ctx.store.intact(entry):
+        return None
+    folder = ctx.store.root / entry.path
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if int(meta.get("format", 1)) != codes.FORMAT:
+            return None
+        with np.load(folder / "binarizer.npz") as z:
+            binz = binarizers.from_state(meta["binarizer"], {k: z[k] for k in z.files})
+        kept = {str(r["shard"]): r for r in codes.read_shard_list(folder)}
+        return Reuse(folder, binz, kept, json.loads(entry.checksums or "{}"),
+                     int(meta.get("fit_rows", meta.get("rows", 0))))
+    except Exception:  # noqa: BLE001 - an unreadable previous index is rebuilt whole
+        return None
+
+
+def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None):
+    """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column``
+    (rowids: ``__rowid`` of ``source``, by default the whole table's scan)."""
     import duckdb
 
     from lakeql.rows import rowid_scan_sql
 
     col = quote_ident(column)
-    sql = (f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM "
-           f"({rowid_scan_sql(table, ctx.catalog.file_rows(table))}) "
+    if source is None:
+        source = rowid_scan_sql(table, ctx.catalog.file_rows(table))
+    sql = (f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM ({source}) "
            f"WHERE {col} IS NOT NULL AND regexp_matches({col}, '\\S') ORDER BY __rowid")
     con = duckdb.connect()
     try:
@@ -90,101 +197,272 @@ def stream_texts(ctx, table, column: str, max_chars: int):
         con.close()
 
 
-def build_one(ctx, table, column: str, params: dict[str, Any]) -> None:
+def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan]
+                ) -> tuple[list[np.ndarray], list[np.ndarray], list[list[str]] | None, int]:
+    """Embed the texts of the shards ``todo``: per shard (row numbers, vectors), [texts], and the dim."""
     from lakeql import embedding
 
     opts = ctx.options["vectors"]
     model = embedding.load_model(opts.model, params["backend"], opts.device)
     dim = embedding.dimension(model)
     max_chars = int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
-    batch_size = int(ctx.options["vectors"].embed_batch_size)
+    batch_size = int(opts.embed_batch_size)
     label = f"{table.key}.{column}"
-    total = ctx.catalog.row_count(table)
+    total = sum(p.rows for p in todo)
     pbar = bar(total, desc=f"embed {label}", unit="text")
-    rowid_parts, vec_parts, all_texts = [], [], ([] if params.get("bm25") else None)
+    owner: list[int] = []  # the shard of each streamed batch
+    texts_of: list[list[str]] | None = [[] for _ in todo] if params.get("bm25") else None
     t0 = time.perf_counter()
+
+    def batches():  # every batch's texts also feed BM25 (all of them, in row order)
+        for i, p in enumerate(todo):
+            if not has_column(p.source, column):
+                continue
+            for rowids, texts in stream_texts(ctx, table, column, max_chars, p.source):
+                owner.append(i)
+                if texts_of is not None:
+                    texts_of[i].extend(texts)
+                yield rowids, texts
+
+    rowid_parts: list[np.ndarray] = []
+    vec_parts: list[np.ndarray] = []
     if ctx.engine.name != "local":  # lakeql.engine (issue 10): batches on actors, model loaded once per actor
         from lakeql.engine_tasks import encode_batches
 
-        rowid_parts, vec_parts = encode_batches(ctx.engine, stream_texts(ctx, table, column, max_chars),
-                                                ctx.options["vectors"].model, params["backend"], batch_size,
-                                                pbar, getattr(ctx.options["vectors"], "device", "cpu"))
+        rowid_parts, vec_parts = encode_batches(ctx.engine, batches(), opts.model, params["backend"],
+                                                batch_size, pbar, getattr(opts, "device", "cpu"))
     else:
-        for rowids, texts in stream_texts(ctx, table, column, max_chars):
+        for rowids, texts in batches():
             vec_parts.append(embedding.encode(texts, model, batch_size=batch_size, progress_bar=pbar))
             rowid_parts.append(rowids)
-        if all_texts is not None:
-            all_texts.extend(texts)
     pbar.close()
     secs = time.perf_counter() - t0
-    rowids = np.concatenate(rowid_parts) if rowid_parts else np.zeros(0, np.int64)
-    vecs = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
-    n = len(rowids)
-    say(f"embed {label}: {n} texts in {secs:.1f} s ({n / max(secs, 1e-9):.0f} sentences/s, "
-        f"{total - n} NULL/blank rows skipped)")
+    ids = [np.zeros(0, np.int64) for _ in todo]
+    vecs = [np.zeros((0, dim), np.float32) for _ in todo]
+    for i in range(len(todo)):
+        mine = [j for j, o in enumerate(owner) if o == i]
+        if mine:
+            ids[i] = np.concatenate([rowid_parts[j] for j in mine])
+            vecs[i] = np.concatenate([np.asarray(vec_parts[j], np.float32) for j in mine])
+    n = sum(len(x) for x in ids)
+    say(f"embed {label}: {n} texts of {len(todo)} file(s) in {secs:.1f} s ({n / max(secs, 1e-9):.0f} "
+        f"sentences/s, {total - n} NULL/blank rows skipped)")
+    return ids, vecs, texts_of, dim
 
-    write_index(ctx.store, table, column, rowids, vecs, params,
-                extra_meta={"skipped": int(total - n), "encode_seconds": round(secs, 3)}, texts=all_texts)
 
-
-def build_vectors(ctx, table, column: str, params: dict[str, Any]) -> None:
-    """Index a column of stored vectors (no model): normalize, binarize, write."""
+def read_vectors(ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan], want_dim: int | None
+                 ) -> tuple[list[np.ndarray], list[np.ndarray], None, int]:
+    """The stored vectors of the shards ``todo`` (no model): per shard (row numbers, normalized vectors)."""
     from lakeql import embedding
-    from lakeql.vectors.columns import VectorStats, stream_vectors
+    from lakeql.vectors.columns import VectorStats, stream_vectors, warn_bad
 
     label = f"{table.key}.{column}"
     stats = VectorStats()
+    stats.dim = want_dim
     t0 = time.perf_counter()
-    parts = list(stream_vectors(ctx, table, column, stats))
-    rowids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-    if not len(rowids):
+    ids, vecs = [], []
+    for p in todo:
+        parts = list(stream_vectors(ctx, table, column, stats, source=p.source, warn=False)) if has_column(
+            p.source, column) else []
+        ids.append(np.concatenate([x[0] for x in parts]) if parts else np.zeros(0, np.int64))
+        vecs.append(np.concatenate([x[1] for x in parts]) if parts else None)
+    warn_bad(label, stats)
+    n = sum(len(x) for x in ids)
+    if want_dim is None and not n:
         raise LakeqlError(f"vector column {label} has no usable vector (all NULL or malformed): nothing to "
                           "index")
-    vecs = np.concatenate([p[1] for p in parts])
-    if params.get("model"):
+    dim = int(stats.dim or want_dim or 0)
+    vecs = [np.zeros((0, dim), np.float32) if v is None else v for v in vecs]
+    if params.get("model") and want_dim is None:
         name = ctx.options["vectors"].model
         mdim = embedding.config_dimension(name)
         if mdim is None:
             mdim = embedding.dimension(embedding.load_model(name, params["backend"], "cpu"))
-        if mdim != vecs.shape[1]:
+        if mdim != dim:
             raise LakeqlError(f"--model {name} embeds text in {mdim} dimensions but the vectors of {label} "
-                              f"have {vecs.shape[1]}: name the model that made them, or leave --model out "
+                              f"have {dim}: name the model that made them, or leave --model out "
                               "and search with semantic_search_vector")
+    total = sum(p.rows for p in todo)
+    say(f"embed {label}: {n} stored vectors of {len(todo)} file(s) binarized in "
+        f"{time.perf_counter() - t0:.1f} s ({total - n} NULL or malformed rows skipped)")
+    return ids, vecs, None, dim
+
+
+def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> IndexEntry:
+    """Build (or refresh, keeping the shards of unchanged files) the embed index of one column."""
+    plans = plan_shards(ctx.catalog, table)
+    reuse = reusable(ctx, table, column, params)
+    label = f"{table.key}.{column}"
+    if reuse is not None:
+        todo = [p for p in plans if p.shard not in reuse.shards]
+        kept_codes = sum(int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)
+        if kept_codes + sum(p.rows for p in todo) > REFIT_GROWTH * max(reuse.fit_rows, 1):
+            say(f"embed {label}: the table grew past {REFIT_GROWTH:g}x the rows the binarizer was fitted on, "
+                "rebuilding it whole")
+            reuse = None
+    if reuse is None:
+        todo = plans
+    else:
+        dropped = len(set(reuse.shards) - {p.shard for p in plans})
+        say(f"embed {label}: refresh: {len(todo)} new or changed file(s), {len(plans) - len(todo)} kept, "
+            f"{dropped} dropped")
+    meta_dim = None
+    if reuse is not None:
+        meta_dim = int(json.loads((reuse.folder / "meta.json").read_text())["dim"])
+    if not todo and meta_dim is not None:  # files were only removed: nothing to read, no model to load
+        ids, vecs, texts, dim = [], [], ([] if params.get("bm25") else None), meta_dim
+    elif kind == "vector":
+        ids, vecs, texts, dim = read_vectors(ctx, table, column, params, todo, meta_dim)
+    else:
+        ids, vecs, texts, dim = embed_texts(ctx, table, column, params, todo)
+    if meta_dim is not None and dim != meta_dim:
+        raise LakeqlError(f"the new rows of {label} have {dim} dimensions but its index has {meta_dim}: "
+                          f"rebuild with 'lakeql index LAKE --embed {label}'")
+    new = {p.shard: (ids[i], vecs[i], None if texts is None else texts[i]) for i, p in enumerate(todo)}
     total = ctx.catalog.row_count(table)
-    say(f"embed {label}: {len(rowids)} stored vectors binarized in {time.perf_counter() - t0:.1f} s "
-        f"({total - len(rowids)} NULL or malformed rows skipped)")
-    write_index(ctx.store, table, column, rowids, vecs, params,
-                extra_meta={"skipped": int(total - len(rowids))})
+    n_new = sum(len(x) for x in ids)
+    extra = {"skipped": int(total - n_new - (0 if reuse is None else sum(
+        int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)))}
+    return write_sharded(ctx.store, table, column, dim, plans, new, params, extra, reuse)
+
+
+def fit_binarizer(method: str, dim: int, vecs: list[np.ndarray]):
+    """The binarizer of a full build, fitted on (at most ``FIT_SAMPLE`` of) every shard's vectors."""
+    from lakeql.vectors import binarizers
+
+    binz = binarizers.get(method, dim)
+    allv = np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float32)
+    n = len(allv)
+    if n:
+        sample = allv if n <= FIT_SAMPLE else allv[np.random.default_rng(0).choice(n, FIT_SAMPLE, False)]
+        binz.fit(sample)
+    return binz, n
+
+
+def encode_shard(binz, vecs: np.ndarray, tier: str):
+    """(packed codes, factors, tier values, scales, space) of one shard's vectors."""
+    from lakeql.vectors import codes
+
+    if len(vecs):
+        packed, factors = binz.encode(vecs)
+    else:
+        packed = np.zeros((0, binz.nbytes), np.uint8)
+        factors = ({"factor": np.zeros(0, np.float32), "add": np.zeros(0, np.float32)}
+                   if binz.scan == "asym" else {})
+    tier_values, scales, space = codes.quantize_tier(vecs, tier, binz)
+    return packed, factors, tier_values, scales, space
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Hard-link every file of ``src`` into ``dst`` (a copy where links are not possible)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.iterdir()):
+        try:
+            os.link(f, dst / f.name)
+        except OSError:
+            shutil.copy2(f, dst / f.name)
+
+
+def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
+                  new: dict[str, tuple[np.ndarray, np.ndarray, list[str] | None]], params: dict[str, Any],
+                  extra_meta: dict[str, Any], reuse: Reuse | None = None) -> IndexEntry:
+    """Write the index folder: new shards encoded, kept ones linked from ``reuse``; record it."""
+    from lakeql.vectors import bm25, codes
+
+    if reuse is None:
+        binz, fit_rows = fit_binarizer(params["method"], dim, [new[p.shard][1] for p in plans])
+    else:
+        binz, fit_rows = reuse.binarizer, reuse.fit_rows
+    target = store.index_path(KIND, table.key, column)
+    listing, space, rows = [], codes.tier_space(np.zeros((0, dim), np.float32), binz)[1], 0
+    if params["tier"] != "int8":
+        space = "raw"
+    with store.atomic_dir(target) as tmp:
+        for p in plans:
+            sub = tmp / "shards" / p.shard
+            if p.shard in new:
+                ids, vecs, texts = new[p.shard]
+                packed, factors, tier_values, scales, space = encode_shard(binz, vecs, params["tier"])
+                codes.write_shard(sub, file_rows=ids, codes=packed, factors=factors, tier_values=tier_values,
+                                  scales=scales, table_name=table.key, column_name=column)
+                if texts is not None:
+                    bm25.write_counts(bm25.term_counts(texts), sub)
+                n = len(ids)
+            else:
+                link_tree(reuse.folder / "shards" / p.shard, sub)
+                n = int(reuse.shards[p.shard]["codes"])
+            listing.append({"shard": p.shard, "file": p.file, "offset": p.offset, "codes": n, "rows": p.rows})
+            rows += n
+        codes.write_shard_list(tmp, listing)
+        np.savez(tmp / "binarizer.npz", **binz.arrays())
+        meta = {**params, "dim": dim, "table": table.key, "column": column, "shards": len(plans),
+                "fit_rows": int(fit_rows), **extra_meta}
+        codes.write_meta(tmp, meta, rows, space, binz)
+        if params.get("bm25"):  # BM25 postings over the union of the shards, for hybrid_search
+            bm25.build_merged([bm25.read_counts(tmp / "shards" / p.shard) for p in plans], tmp / "bm25")
+        if "ann" in params and rows:  # --embed-ann: IVF lists over every shard's codes, in search order
+            from lakeql.vectors import ann
+
+            ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None)
+        checksums = _checksums(tmp, reuse, {p.shard for p in plans if p.shard not in new})
+    entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
+                       table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True),
+                       checksums=json.dumps(checksums, sort_keys=True))
+    store.record(entry)
+    return entry
+
+
+def all_codes(folder: Path, plans: list[ShardPlan], dim: int) -> np.ndarray:
+    """The packed codes of every shard written in ``folder``, in the order a search reads them."""
+    import pyarrow.parquet as pq
+
+    from lakeql.vectors import codes
+
+    nbytes = -(-dim // 8)
+    parts = [codes._code_bytes(pq.read_table(folder / "shards" / p.shard / "codes.parquet",
+                                             columns=["code"]).column("code").combine_chunks(), nbytes)
+             for p in plans]
+    return np.concatenate(parts) if parts else np.zeros((0, nbytes), np.uint8)
+
+
+def _checksums(folder: Path, reuse: Reuse | None, kept: set[str]) -> dict[str, str]:
+    """The manifest checksums of ``folder``'s files; a kept (linked) shard's are the previous index's."""
+    out = {}
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = f.relative_to(folder).as_posix()
+        parts = rel.split("/")
+        if reuse is not None and len(parts) == 3 and parts[0] == "shards" and parts[1] in kept \
+                and rel in reuse.checksums:
+            out[rel] = reuse.checksums[rel]
+        else:
+            out[rel] = file_checksum(f)
+    return out
 
 
 def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray, params: dict[str, Any],
                 extra_meta: dict[str, Any] | None = None, texts: list[str] | None = None) -> IndexEntry:
-    """Binarize ``vecs`` (L2-normalized, one per ``rowids``) and write + record the code store.
+    """Binarize ``vecs`` (L2-normalized, one per ``rowids`` of ``table``) and write + record the code
+    store, sharded by ``table``'s files.
 
-    The second half of a build, separate so that precomputed embeddings (the benchmark's) go through
-    exactly the same path.
+    For vectors computed elsewhere (the benchmark's): they go through exactly the path of a build.
     """
-    from lakeql.vectors import binarizers, codes
+    plans = plan_shards_of_rowids(table, int(rowids.max()) + 1 if len(rowids) else 0)
+    new = {}
+    for p in plans:
+        lo, hi = np.searchsorted(rowids, [p.offset, p.offset + p.rows])
+        new[p.shard] = (rowids[lo:hi] - p.offset, vecs[lo:hi], None if texts is None else texts[lo:hi])
+    return write_sharded(store, table, column, vecs.shape[1], plans, new, params, extra_meta or {})
 
-    n, dim = vecs.shape
-    binz = binarizers.get(params["method"], dim)
-    if n:
-        sample = vecs if n <= FIT_SAMPLE else vecs[np.random.default_rng(0).choice(n, FIT_SAMPLE, False)]
-        binz.fit(sample)
-    packed, factors = binz.encode(vecs) if n else (np.zeros((0, binz.nbytes), np.uint8), {
-        "factor": np.zeros(0, np.float32), "add": np.zeros(0, np.float32)} if binz.scan == "asym" else {})
-    tier_values, scales, space = codes.quantize_tier(vecs, params["tier"], binz)
-    meta = {**params, "dim": dim, "table": table.key, "column": column, **(extra_meta or {})}
-    target = store.index_path(KIND, table.key, column)
-    with store.atomic_dir(target) as tmp:
-        codes.write(tmp, rowids=rowids, codes=packed, factors=factors, tier_values=tier_values,
-                    scales=scales, space=space, binarizer=binz, meta=meta, table_name=table.key,
-                    column_name=column)
-        if texts is not None:  # BM25 postings over the same rows, for hybrid_search
-            from lakeql.vectors import bm25
 
-            bm25.build(texts, tmp / "bm25")
-    entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
-                       table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True))
-    store.record(entry)
-    return entry
+def plan_shards_of_rowids(table, n_rows: int) -> list[ShardPlan]:
+    """Shards of ``table`` from its Parquet footers (no catalog): for :func:`write_index`."""
+    import pyarrow.parquet as pq
+
+    from lakeql import shards
+
+    if table.format != "parquet":
+        return [ShardPlan(whole_table_shard(table), "*", 0, n_rows, "")]
+    file_rows = [pq.ParquetFile(p).metadata.num_rows for p in table.paths]
+    offsets = shards.row_offsets(table, file_rows)
+    return [ShardPlan(shards.shard_id(f), f.path, offsets[shards.shard_id(f)], n, "")
+            for f, n in zip(table.files, file_rows, strict=True)]

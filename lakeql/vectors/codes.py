@@ -1,19 +1,27 @@
-"""The code store of one embedded column: packed 1-bit codes in Parquet plus a rescoring tier.
+"""The code store of one embedded column: per-file shards of packed 1-bit codes plus a rescoring tier.
 
-Files in the index folder (``LAKE/.lakeql/embed/<slug>/``)::
+Files in the index folder (``LAKE/.lakeql/embed/<slug>/``, format 2)::
 
-    codes.parquet     __rowid BIGINT, code BLOB (ceil(d/8) bytes), [factor, add FLOAT: rabitq],
-                      table_name, column_name; one row per non-empty text, in rowid order; readable by
-                      any engine (pure-SQL macros in the stock duckdb CLI scan it with bit_hamming)
-    rescore.npy       (n, d) int8 (default, per-dimension scales), float16 or float32: the rescoring
-                      tier, memory-mapped
-    scales.npy        (d,) float32 per-dimension scales of the int8 tier
+    shards.parquet    one row per shard, in table order: shard (id, :func:`lakeql.shards.shard_id` of
+                      its file), file, offset (the file's first ``__rowid`` now), codes, rows
+    shards/<shard>/   one folder per data file (see :func:`write_shard`):
+        codes.parquet     file_row BIGINT (row number in the file), code BLOB (ceil(d/8) bytes),
+                          [factor, add FLOAT: rabitq], table_name, column_name; one row per non-empty
+                          text, in row order; readable by any engine (``embed_codes`` adds the offset)
+        rescore.npy       (n, d) uint8/int8 (int8 tier), float16 or float32: the rescoring tier,
+                          memory-mapped
+        scales.npy        (n,) float32 per-row scales of the int8 tier
+        bm25.npz, bm25_terms.parquet   term counts of the shard's rows (``--embed-bm25``)
     binarizer.npz     the binarizer's fitted arrays (medians, centroid, a float16 ITQ rotation from
-                      50,000 rows; smaller columns use a random rotation rebuilt from its seed)
+                      50,000 rows; smaller columns use a random rotation rebuilt from its seed), fitted
+                      by a full build and kept by ``--refresh`` so that kept shards stay valid
+    bm25/             BM25 postings over the union of the shards (:mod:`lakeql.vectors.bm25`)
     meta.json         model, backend, method and binarizer params, dim, counts, tier, format version
 
-:class:`CodeIndex` loads a folder once (codes into memory as uint64 words, tier memory-mapped) and is
-cached per connection; it validates shapes and turns any read failure into :class:`CorruptIndexError`.
+``lakeql index --refresh`` writes shards only for new or changed files and hard-links the others into
+the new folder. :class:`CodeIndex` loads a folder once (every shard's codes concatenated into memory as
+uint64 words, the tiers memory-mapped per shard) and is cached per connection; it validates shapes and
+turns any read failure into :class:`CorruptIndexError`.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import numpy as np
 
 from lakeql.errors import CorruptIndexError
 
-FORMAT = 1
+FORMAT = 2
 TIERS = ("int8", "float16", "float32")
 DEFAULT_TIER = "int8"
 ROW_GROUP = 131_072
@@ -67,25 +75,26 @@ def quantize_tier(x: np.ndarray, tier: str, binarizer: Any = None
     return np.asarray(x).astype(np.float32), None, "raw"
 
 
-def write(folder: Path, *, rowids: np.ndarray, codes: np.ndarray, factors: dict[str, np.ndarray],
-          tier_values: np.ndarray, scales: np.ndarray | None, space: str, binarizer: Any,
-          meta: dict[str, Any], table_name: str, column_name: str) -> None:
-    """Write every file of one code store into ``folder`` (a fresh temp folder of ``atomic_dir``)."""
+def write_shard(folder: Path, *, file_rows: np.ndarray, codes: np.ndarray, factors: dict[str, np.ndarray],
+                tier_values: np.ndarray, scales: np.ndarray | None, table_name: str, column_name: str
+                ) -> None:
+    """Write the files of one shard (the codes of one data file's rows) into ``folder``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    folder.mkdir(parents=True, exist_ok=True)
     n, nbytes = codes.shape
     code_arr = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(nbytes), n, [None, pa.py_buffer(np.ascontiguousarray(codes).tobytes())])
-    cols: dict[str, Any] = {"__rowid": pa.array(rowids.astype(np.int64)),
+    cols: dict[str, Any] = {"file_row": pa.array(file_rows.astype(np.int64)),
                             "code": code_arr.cast(pa.binary())}
     for name, arr in factors.items():
         cols[name] = pa.array(arr.astype(np.float32))
     cols["table_name"] = pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [table_name])
     cols["column_name"] = pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [column_name])
-    # Sequential rowids delta-encode to ~1 bit/row and the float factors byte-split: measured 53 vs 59
+    # Sequential row numbers delta-encode to ~1 bit/row and the float factors byte-split: measured 53 vs 59
     # bytes/row for (rowid, 48-byte code, factor) against the default dictionary/plain encodings.
-    encodings = {"__rowid": "DELTA_BINARY_PACKED", "code": "PLAIN"}
+    encodings = {"file_row": "DELTA_BINARY_PACKED", "code": "PLAIN"}
     encodings.update({name: "BYTE_STREAM_SPLIT" for name in factors})
     pq.write_table(pa.table(cols), folder / "codes.parquet", compression="zstd",
                    row_group_size=ROW_GROUP, use_dictionary=["table_name", "column_name"],
@@ -93,10 +102,67 @@ def write(folder: Path, *, rowids: np.ndarray, codes: np.ndarray, factors: dict[
     np.save(folder / "rescore.npy", tier_values)
     if scales is not None:
         np.save(folder / "scales.npy", scales.astype(np.float32))
-    np.savez(folder / "binarizer.npz", **binarizer.arrays())
-    (folder / "meta.json").write_text(json.dumps({**meta, "format": FORMAT, "rows": int(n),
+
+
+def write_shard_list(folder: Path, shards: list[dict[str, Any]]) -> None:
+    """``shards.parquet``: (shard, file, offset, codes, rows) per shard, in table order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"shard": pa.array([s["shard"] for s in shards], pa.string()),
+                             "file": pa.array([s["file"] for s in shards], pa.string()),
+                             "offset": pa.array([s["offset"] for s in shards], pa.int64()),
+                             "codes": pa.array([s["codes"] for s in shards], pa.int64()),
+                             "rows": pa.array([s["rows"] for s in shards], pa.int64())}),
+                   folder / "shards.parquet")
+
+
+def read_shard_list(folder: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(folder / "shards.parquet").to_pylist()
+
+
+def write_meta(folder: Path, meta: dict[str, Any], rows: int, space: str, binarizer: Any) -> None:
+    (folder / "meta.json").write_text(json.dumps({**meta, "format": FORMAT, "rows": int(rows),
                                                   "tier_space": space, "binarizer": binarizer.params()},
                                                  indent=1))
+
+
+def old_format_error(folder: Path, label: str) -> CorruptIndexError | None:
+    """The error for an index folder written by an older lakeql (one code file, no shards), or None."""
+    if (folder / "shards.parquet").exists() or not (folder / "codes.parquet").exists():
+        return None
+    return CorruptIndexError(f"the embed index of {label} was built by an older lakeql (format 1, without "
+                             f"per-file shards): rebuild it with 'lakeql index LAKE --embed {label}'")
+
+
+class ShardedRows:
+    """Row-indexable view of the shards' memory-mapped tiers as one ``(n, d)`` array (``x[positions]``)."""
+
+    def __init__(self, parts: list[np.ndarray], dim: int, dtype: Any) -> None:
+        self.parts = parts
+        sizes = np.array([len(p) for p in parts], np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(sizes)])
+        self.shape = (int(self.starts[-1]), dim)
+        self.dtype = np.dtype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, positions: Any) -> np.ndarray:
+        pos = np.asarray(positions, np.int64)
+        scalar = pos.ndim == 0
+        pos = pos.reshape(-1)
+        out = np.empty((len(pos), self.shape[1]), self.dtype)
+        if len(pos):
+            if pos.min() < 0 or pos.max() >= self.shape[0]:
+                raise IndexError("code position out of range")
+            which = np.searchsorted(self.starts, pos, side="right") - 1
+            for s in np.unique(which):  # one fancy-index read per shard touched
+                sel = which == s
+                out[sel] = self.parts[s][pos[sel] - self.starts[s]]
+        return out[0] if scalar else out
 
 
 @dataclass
@@ -134,36 +200,51 @@ class CodeIndex:
 
         from lakeql.vectors import binarizers, kernels
 
+        old = old_format_error(folder, label)
+        if old is not None:
+            raise old
         try:
             meta = json.loads((folder / "meta.json").read_text())
-            tbl = pq.read_table(folder / "codes.parquet", columns=None)
-            rowids = tbl.column("__rowid").to_numpy().astype(np.int64, copy=False)
             dim = int(meta["dim"])
             nbytes = -(-dim // 8)
-            code_col = tbl.column("code").combine_chunks()
-            buf = code_col.buffers()[2]
-            offsets = np.frombuffer(code_col.buffers()[1], np.int32)[code_col.offset:
-                                                                     code_col.offset + len(code_col) + 1]
-            raw = np.frombuffer(buf, np.uint8)[offsets[0]:offsets[-1]] if len(code_col) else np.zeros(
-                0, np.uint8)
-            if raw.size != len(code_col) * nbytes:
-                raise ValueError(f"codes are not all {nbytes} bytes")
-            codes = raw.reshape(len(code_col), nbytes)
-            factors = {name: tbl.column(name).to_numpy().astype(np.float32)
-                       for name in ("factor", "add") if name in tbl.column_names}
+            shards = read_shard_list(folder)
+            id_parts, code_parts, factor_parts, tiers, scale_parts = [], [], [], [], []
+            for sh in shards:
+                sub = folder / "shards" / str(sh["shard"])
+                tbl = pq.read_table(sub / "codes.parquet")
+                if tbl.num_rows != int(sh["codes"]):
+                    raise ValueError(f"shard {sh['shard']} has {tbl.num_rows} codes, {sh['codes']} listed")
+                id_parts.append(tbl.column("file_row").to_numpy().astype(np.int64) + int(sh["offset"]))
+                code_parts.append(_code_bytes(tbl.column("code").combine_chunks(), nbytes))
+                factor_parts.append({name: tbl.column(name).to_numpy().astype(np.float32)
+                                     for name in ("factor", "add") if name in tbl.column_names})
+                tier_part = np.load(sub / "rescore.npy", mmap_mode="r")
+                if tier_part.shape != (tbl.num_rows, dim):
+                    raise ValueError(f"rescoring tier of shard {sh['shard']} has shape {tier_part.shape}")
+                tiers.append(tier_part)
+                if meta.get("tier") == "int8":
+                    scale_parts.append(np.load(sub / "scales.npy"))
+                    if scale_parts[-1].shape != (tbl.num_rows,):
+                        raise ValueError(f"int8 scales of shard {sh['shard']} have shape "
+                                         f"{scale_parts[-1].shape}")
+            rowids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int64)
+            if len(rowids) > 1 and not np.all(rowids[1:] > rowids[:-1]):
+                raise ValueError("shard rows overlap or are out of order")
+            codes = np.concatenate(code_parts) if code_parts else np.zeros((0, nbytes), np.uint8)
+            names = factor_parts[0].keys() if factor_parts else ()
+            factors = {name: np.concatenate([f[name] for f in factor_parts]) for name in names}
             with np.load(folder / "binarizer.npz") as z:
                 arrays = {k: z[k] for k in z.files}
             binz = binarizers.from_state(meta["binarizer"], arrays)
-            tier = np.load(folder / "rescore.npy", mmap_mode="r")
-            scales = np.load(folder / "scales.npy") if meta.get("tier") == "int8" else None
-            if scales is not None and scales.shape != ((dim,) if meta.get("tier_space", "dims") == "dims"
-                                                       else (int(meta["rows"]),)):
-                raise ValueError(f"int8 scales have shape {scales.shape}")
+            tier_dtype = tiers[0].dtype if tiers else np.float32
+            tier = tiers[0] if len(tiers) == 1 else ShardedRows(tiers, dim, tier_dtype)
+            scales = (np.concatenate(scale_parts) if scale_parts else np.zeros(0, np.float32)
+                      ) if meta.get("tier") == "int8" else None
             words, factors = kernels.scan_inputs(codes, factors, binz.scan)
             if getattr(binz, "bounded", False):
                 factors["errc"] = binz.error_coefficients(factors)
-            if tier.shape != (len(rowids), dim) or int(meta["rows"]) != len(rowids):
-                raise ValueError(f"rescoring tier has shape {tier.shape}, expected ({len(rowids)}, {dim})")
+            if int(meta["rows"]) != len(rowids):
+                raise ValueError(f"{len(rowids)} codes in the shards, {meta['rows']} in meta.json")
         except CorruptIndexError:
             raise
         except Exception as exc:  # noqa: BLE001 - any read/shape failure means a corrupt index
@@ -208,3 +289,14 @@ class CodeIndex:
         pos = np.minimum(pos, max(self.n - 1, 0))
         ok = (self.n > 0) & (self.rowids[pos] == rowids) if self.n else np.zeros(len(rowids), bool)
         return np.where(ok, pos, -1)
+
+
+def _code_bytes(code_col: Any, nbytes: int) -> np.ndarray:
+    """(n, nbytes) uint8 view of an Arrow binary column of equally long codes."""
+    buf = code_col.buffers()[2]
+    lo = code_col.offset
+    offsets = np.frombuffer(code_col.buffers()[1], np.int32)[lo:lo + len(code_col) + 1]
+    raw = np.frombuffer(buf, np.uint8)[offsets[0]:offsets[-1]] if len(code_col) else np.zeros(0, np.uint8)
+    if raw.size != len(code_col) * nbytes:
+        raise ValueError(f"codes are not all {nbytes} bytes")
+    return raw.reshape(len(code_col), nbytes)

@@ -53,9 +53,11 @@ class VectorStats:
         self.dim: int | None = None
 
 
-def stream_vectors(ctx, table, column: str, stats: VectorStats, rows_per_batch: int = 4096
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (rowids, L2-normalized float32 vectors) of the non-NULL, well-formed rows of ``column``."""
+def stream_vectors(ctx, table, column: str, stats: VectorStats, rows_per_batch: int = 4096,
+                   source: str | None = None, warn: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (rowids, L2-normalized float32 vectors) of the non-NULL, well-formed rows of ``column``
+    (rowids: ``__rowid`` of the SQL ``source``, by default the whole table's scan; ``warn``: warn here
+    about skipped vectors, else the caller does with ``stats.bad``)."""
     import duckdb
 
     from lakeql.rows import rowid_scan_sql
@@ -64,7 +66,7 @@ def stream_vectors(ctx, table, column: str, stats: VectorStats, rows_per_batch: 
     label = f"{table.key}.{column}"
     sql = (f"SELECT __rowid, CAST({col} AS FLOAT[]) AS v, len({col}) AS n, "
            f"list_count({col}) = len({col}) AS complete FROM "
-           f"({rowid_scan_sql(table, ctx.catalog.file_rows(table))}) WHERE {col} IS NOT NULL "
+           f"({source or rowid_scan_sql(table, ctx.catalog.file_rows(table))}) WHERE {col} IS NOT NULL "
            "ORDER BY __rowid")
     con = duckdb.connect()
     try:
@@ -96,6 +98,11 @@ def stream_vectors(ctx, table, column: str, stats: VectorStats, rows_per_batch: 
         raise LakeqlError(f"cannot read vector column {label} ({str(exc).splitlines()[0]})") from None
     finally:
         con.close()
+    if stats.bad and warn:
+        warn_bad(label, stats)
+
+
+def warn_bad(label: str, stats: VectorStats) -> None:
     if stats.bad:
         warnings.warn(f"embed {label}: skipped {stats.bad} vectors with a NULL, NaN or infinite element or "
-                      "all zeros", stacklevel=3)
+                      "all zeros", stacklevel=4)

@@ -28,3 +28,8 @@ class VectorOptions:
     embed_rescore: str = option("int8", "rescoring tier stored beside the codes (int8: 384 B/row for "
                                         "MiniLM, the index 0.29x float32; float16 768 B/row, 0.54x)",
                                 choices=("int8", "float16", "float32"))
+    embed_ann: bool = option(False, "also build ANN lists (a binary IVF over the codes) so semantic_search "
+                                    "probes a few lists instead of every code; for tables of millions of "
+                                    "rows (exact := true still scans every code)")
+    embed_ann_lists: int = option(0, "lists of the ANN index (0: about sqrt(rows), a power of two)",
+                                  metavar="N")

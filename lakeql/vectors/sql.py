@@ -92,25 +92,33 @@ class Searcher:
         return np.isin(idx.rowids, np.asarray(ids, np.int64), assume_unique=True)
 
     # ---------------------------------------------------------------- searches
-    def search(self, tbl, col, query, k, oversample, predicate) -> list[dict[str, Any]]:
+    def run(self, table, column: str, idx, q: np.ndarray, k: int, oversample: int,
+            allowed: np.ndarray | None, exact: Any = False) -> tuple[np.ndarray, np.ndarray]:
+        """The search itself: through the ANN lists when the index has them (``--embed-ann``) and
+        ``exact`` is not true, else the exhaustive scan."""
+        from lakeql.vectors import ann
         from lakeql.vectors.search import search
 
-        kk, ov = check_k(k), check_k(oversample, "oversample")
-        table, _, idx = self.index(tbl, col)
-        q = self.embed_query(idx, query)
-        rowids, scores = search(idx, q, kk, ov, self.allowed(table, idx, predicate))
-        return hits(rowids, scores)
+        ivf = None if exact else ann.ivf_of(idx, f"{table.key}.{column}")
+        if ivf is not None:
+            return ann.search(idx, ivf, q, k, oversample, allowed)
+        return search(idx, q, k, oversample, allowed)
 
-    def search_vector(self, tbl, col, vector, k, oversample, predicate) -> list[dict[str, Any]]:
-        from lakeql.vectors.search import check_query_vector, search
+    def search(self, tbl, col, query, k, oversample, predicate, exact=False) -> list[dict[str, Any]]:
+        kk, ov = check_k(k), check_k(oversample, "oversample")
+        table, column, idx = self.index(tbl, col)
+        q = self.embed_query(idx, query)
+        return hits(*self.run(table, column, idx, q, kk, ov, self.allowed(table, idx, predicate), exact))
+
+    def search_vector(self, tbl, col, vector, k, oversample, predicate, exact=False) -> list[dict[str, Any]]:
+        from lakeql.vectors.search import check_query_vector
 
         kk, ov = check_k(k), check_k(oversample, "oversample")
         if vector is None:
             raise LakeqlError("the query vector is NULL")
         table, column, idx = self.index(tbl, col, "semantic_search_vector")
         q = check_query_vector(idx, np.asarray(vector, np.float32), f"{table.key}.{column}")
-        rowids, scores = search(idx, q, kk, ov, self.allowed(table, idx, predicate))
-        return hits(rowids, scores)
+        return hits(*self.run(table, column, idx, q, kk, ov, self.allowed(table, idx, predicate), exact))
 
     def hybrid(self, tbl, col, query, k, fusion, weight, predicate) -> list[dict[str, Any]]:
         """BM25 and vector search over the same column, fused (``lakeql.vectors.bm25.fuse``)."""
@@ -170,9 +178,9 @@ def register(con, ctx) -> None:
     ctx.cache.setdefault("vectors.searcher", s)
     hit_list = struct_list(HIT_COLUMNS)
     scalar_udf(con, "semantic_search_impl", s.search,
-               ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR"], hit_list)
+               ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR", "BOOLEAN"], hit_list)
     scalar_udf(con, "semantic_search_vector_impl", s.search_vector,
-               ["VARCHAR", "VARCHAR", "FLOAT[]", "BIGINT", "BIGINT", "VARCHAR"], hit_list)
+               ["VARCHAR", "VARCHAR", "FLOAT[]", "BIGINT", "BIGINT", "VARCHAR", "BOOLEAN"], hit_list)
     scalar_udf(con, "hybrid_search_impl", s.hybrid,
                ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "VARCHAR", "DOUBLE", "VARCHAR"], hit_list)
     scalar_udf(con, "similar_rows_impl", s.similar,

@@ -11,7 +11,7 @@ import pytest
 
 from lakeql.catalog import Catalog
 from lakeql.context import formats
-from lakeql.context.generate import STATE, generate, safe_name
+from lakeql.context.generate import OLD_STATE, STATE, generate, safe_name
 from lakeql.lake import discover
 
 
@@ -89,6 +89,27 @@ def test_incremental_rewrites_only_changed_tables(tmp_path):
     fifth = generate(lk, Catalog.open(lk, None), out, "json")  # a format switch replaces every table file
     assert not list(out.rglob("*.yaml")) and len(list(out.glob("d/*.json"))) == 5 and fifth.profiled == 0
     assert (out / STATE).exists()
+
+
+def test_state_is_gzipped_and_an_old_plain_state_is_still_used(tmp_path):
+    """The state is gzipped JSON; a plain ``.lakeql-schemas.json`` of an older lakeql is read (nothing
+    re-profiled) and replaced by the gzipped one."""
+    import gzip
+    import json
+
+    lake = tmp_path / "lake"
+    for i in range(3):
+        write(lake / "d" / f"t{i}.parquet", {"id": list(range(10)), "v": [f"x{i}"] * 10})
+    out = tmp_path / "out"
+    lk = discover(lake)
+    generate(lk, Catalog.open(lk, None), out, "yaml")
+    state = json.loads(gzip.decompress((out / STATE).read_bytes()))
+    assert sorted(state["tables"]) == sorted(lk.tables) and not (out / OLD_STATE).exists()
+    (out / OLD_STATE).write_text(json.dumps(state))
+    (out / STATE).unlink()
+    again = generate(lk, Catalog.open(lk, None), out, "yaml")
+    assert (again.profiled, again.written) == (0, 0)
+    assert (out / STATE).exists() and not (out / OLD_STATE).exists()
 
 
 def test_unwritable_out_dir_is_a_clear_error(tmp_path):

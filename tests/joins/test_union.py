@@ -187,3 +187,27 @@ def test_hostile_names_are_quoted(tmp_path):
     n = c.execute(f"SELECT count(*) FROM ({got[0]['union_sql']})").fetchone()[0]
     assert n == c.execute('SELECT count(*) FROM "we ird"."ports one"').fetchone()[0] + \
         c.execute('SELECT count(*) FROM "we ird"."ports two"').fetchone()[0]
+
+
+def test_discovery_arrays_are_packed_and_an_old_format_says_rebuild(lake, tmp_path):
+    """The arrays are zstd-packed (format 2) and load exactly; a format-1 folder (.npy/.npz) is refused
+    with the fix named."""
+    import numpy as np
+
+    from lakeql import packed
+    from lakeql.errors import CorruptIndexError
+    from lakeql.joins.union_store import DiscoveryIndex
+
+    con, root = lake
+    disc = next(p for p in (root.parent).glob("union_idx*/discovery"))
+    assert (disc / "sketch_values.zst").exists() and not list(disc.glob("*.npy")) + list(disc.glob("*.npz"))
+    ix = DiscoveryIndex(disc)
+    assert ix.colvec.shape[0] == len(ix.table_name) == int(ix.sketch_len.size)
+    assert np.all(np.diff(np.asarray(ix.tok_hash, dtype=np.int64)) >= 0)
+    assert int(ix.sketch_len.sum()) == len(packed.load(disc / "sketch_values.zst"))
+    old = tmp_path / "discovery"
+    shutil.copytree(disc, old)
+    for f in old.glob("*.zst"):
+        f.rename(f.with_suffix(".npz" if f.stem in ("colvec", "namevec") else ".npy"))
+    with pytest.raises(CorruptIndexError, match="rebuild with lakeql index"):
+        DiscoveryIndex(old)

@@ -70,7 +70,7 @@ def test_bare_table_name_and_corrupt_index(text_lake, corpus, tmp_path):
     build(text_lake, idx, "files.text")  # bare table name, unique in the lake
     con = lakeql.connect(text_lake, index_dir=idx)
     assert con.execute("SELECT ngram_count('files', 'text', 'import')").fetchone()[0] > 0
-    shard = next((idx / "ngram").glob("*/shard-00000"))
+    shard = next((idx / "ngram").glob("*/shard-*"))
     # truncate a memory-mapped file: a fresh connection reports it, naming the fix
     (shard / "classes.npy").write_bytes((shard / "classes.npy").read_bytes()[:100])
     con = lakeql.connect(text_lake, index_dir=idx)

@@ -90,8 +90,9 @@ def test_stale_and_corrupt_index(tmp_path, lake):
     assert con.execute(sql).fetchone()[0] == 3
     # Corrupt code file: a clear error naming the rebuild (a fresh connection: nothing cached yet).
     (folder,) = list((idx / "embed").iterdir())
-    data = (folder / "codes.parquet").read_bytes()
-    (folder / "codes.parquet").write_bytes(data[: len(data) // 2])
+    codes = next(folder.glob("shards/*/codes.parquet"))
+    data = codes.read_bytes()
+    codes.write_bytes(data[: len(data) // 2])
     with pytest.raises(duckdb.Error, match="embed index of python.functions.docstring is (corrupt|damaged)"):
         connect(lk, idx).execute(sql).fetchall()
     # Stale: the table's Parquet file changed after the index was built.

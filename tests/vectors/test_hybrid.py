@@ -85,3 +85,31 @@ def test_hybrid_filter_and_bad_arguments(con, lake):
         with pytest.raises(duckdb.Error, match=re.escape(msg)):
             con.execute(f"SELECT * FROM hybrid_search('python.functions', 'docstring', 'x', {sql})"
                         ).fetchall()
+
+
+def test_bm25_covers_every_row_of_a_table_larger_than_one_batch(tmp_path, monkeypatch, rows, real):
+    """Texts stream in batches of STREAM_ROWS: BM25 must index the rows of every batch, not the last."""
+    import sys
+    from pathlib import Path
+
+    from lakeql.vectors import builder
+    from lakeql.vectors.bm25 import BM25Index
+    from lakeql.vectors.codes import CodeIndex
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from vectors_helpers import build, make_lake
+
+    monkeypatch.setattr(builder, "STREAM_ROWS", 32)  # the 204 texts of the test table: 7 batches
+    lk = make_lake(tmp_path)
+    build(lk, tmp_path / "index", ["functions.docstring"], embed_bm25=True)
+    (folder,) = list((tmp_path / "index" / "embed").iterdir())
+    label = "python.functions.docstring"
+    codes = CodeIndex.load(folder, label)
+    idx = BM25Index.load(folder / "bm25", label)
+    texts = [r["docstring"][:25_600] for r in rows if r["docstring"] is not None and r["docstring"].strip()]
+    assert idx.n == codes.n == len(texts) == len(real[0])
+    word = max(re.findall(r"\w+", texts[0].lower()), key=len)  # in the first batch, which the bug left out
+    want = brute_bm25(texts, word)
+    got = idx.scores(word)
+    assert got[0] > 0
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)

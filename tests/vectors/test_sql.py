@@ -144,13 +144,13 @@ def test_nearest_codes_matches_numpy(con, lake):
     import pyarrow.parquet as pq
 
     (folder,) = list((lake[1] / "embed").iterdir())
-    t = pq.read_table(folder / "codes.parquet")
+    t = pq.read_table(next(folder.glob("shards/*/codes.parquet")))  # one file, one shard: offset 0
     codes = np.frombuffer(b"".join(t.column("code").to_pylist()), np.uint8).reshape(t.num_rows, 48)
     q = codes[3]
     dist = np.unpackbits(codes ^ q, axis=1).sum(axis=1)
     got = con.execute("SELECT rowid, distance FROM nearest_codes('python.functions','docstring', ?::BLOB, "
                       "k := 8)", [q.tobytes()]).fetchall()
-    ids = t.column("__rowid").to_numpy()
+    ids = t.column("file_row").to_numpy()
     order = np.lexsort((ids, dist))[:8]
     assert got == [(int(ids[i]), int(dist[i])) for i in order]
 
@@ -166,10 +166,11 @@ def test_code_store_size_is_one_32nd_of_float32(lake):
     import pyarrow.parquet as pq
 
     (folder,) = list((lake[1] / "embed").iterdir())
-    t = pq.read_table(folder / "codes.parquet")
+    (shard,) = list((folder / "shards").iterdir())
+    t = pq.read_table(shard / "codes.parquet")
     # 384 float32 dims = 1536 bytes; a code is 48 bytes = 1/32 of that.
     assert {len(c) for c in t.column("code").to_pylist()} == {48}
-    assert np.load(folder / "rescore.npy", mmap_mode="r").dtype == np.uint8  # int8 tier: magnitudes
+    assert np.load(shard / "rescore.npy", mmap_mode="r").dtype == np.uint8  # int8 tier: magnitudes
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["model"] == "all-MiniLM-L6-v2" and meta["binarizer"]["method"] == "rabitq"
 
@@ -199,7 +200,7 @@ def test_index_files_match_their_json_schemas(lake):
     row_schema = json.loads((schemas / "vectors_codes.schema.json").read_text())
     import base64
 
-    for row in pq.read_table(folder / "codes.parquet").slice(0, 20).to_pylist():
+    for row in pq.read_table(next(folder.glob("shards/*/codes.parquet"))).slice(0, 20).to_pylist():
         row["code"] = base64.b64encode(row["code"]).decode()
         jsonschema.validate(row, row_schema)
 

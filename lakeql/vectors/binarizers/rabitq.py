@@ -62,9 +62,18 @@ def itq_rotation(o: np.ndarray, rotation: np.ndarray, iters: int) -> np.ndarray:
 
 def random_rotation(dim: int, seed: int) -> np.ndarray:
     """A Haar-random orthogonal matrix (QR of a Gaussian matrix, signs fixed)."""
+    import contextlib
+
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((dim, dim))
-    qm, rm = np.linalg.qr(a)
+    try:  # one BLAS thread: the same matrix in every process (a build, its refresh, a query) whatever the
+        from threadpoolctl import threadpool_limits  # thread count; a 384 x 384 QR takes milliseconds
+
+        limit = threadpool_limits(1)
+    except ImportError:
+        limit = contextlib.nullcontext()
+    with limit:
+        qm, rm = np.linalg.qr(a)
     return (qm * np.sign(np.diag(rm))).astype(np.float32)
 
 

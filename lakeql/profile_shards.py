@@ -1,0 +1,430 @@
+"""Per-file column profiles (shards) of multi-file tables, and their refresh (issue 10 item 4).
+
+A table of several files keeps, beside its merged ``columns.parquet``/``hashes.parquet``
+(:mod:`lakeql.profile`), the profile of each file:
+
+``shards.parquet``        one row per (file, column): the columns of ``columns.parquet`` plus ``shard``
+                          (:func:`lakeql.shards.shard_id` of the file: path, size, mtime) and ``file``
+``shard_hashes.parquet``  ``shard``, ``ordinal``, ``hash``: each file's bottom ``HASH_CAP`` value hashes
+
+A full build profiles every file in one scan (``filename`` column, GROUP BY file); ``--refresh`` reads the
+stored shards, profiles only the files without one (new or rewritten) and drops the shards of files
+that are gone; either way the table profile is :func:`lakeql.profile_merge.merge` of the shards, so a
+refresh gives exactly what a full build of the same files gives. Single-file tables keep the plain
+layout (no shard files: their build time and size do not grow).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakeql.lake import FileStamp, Table, quote_ident, quote_literal, scan_sql
+from lakeql.shards import shard_id
+
+SHARDS = "shards.parquet"
+SHARD_HASHES = "shard_hashes.parquet"
+_FILE_COL = "_lakeql_shard_file"
+
+
+def sharded(table: Table) -> bool:
+    """Whether ``table`` keeps per-file profile shards (more than one file)."""
+    return len(table.files) > 1
+
+
+def _file_col(columns: list[tuple[str, str]]) -> str:
+    names = {n.lower() for n, _ in columns}
+    name = _FILE_COL
+    while name.lower() in names:
+        name += "_"
+    return name
+
+
+def profile_files(
+    table: Table, files: list[FileStamp], columns: list[tuple[str, str]], con=None, row_count: int = 0
+) -> list[tuple[str, list[dict[str, Any]], Any]]:
+    """Profile each of ``files`` of ``table`` on its own, from one grouped scan of them all:
+    ``[(shard id, column rows, hashes)]`` in the order of ``files`` (each as
+    :func:`lakeql.profile.profile_table` of that file alone would give, with the table's columns)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from lakeql import profile
+    from lakeql.profile import MEMORY_CELLS, _empty_row, _grouped_stats, _native_sql, value_class
+    from lakeql.shards import shard_id
+
+    if not files:
+        return []
+    # CSV/JSON types are sniffed from the files read together: read them all (as the table's view does)
+    # and keep the rows of ``files``, so a file's profile never depends on which files came with it
+    whole = table.format != "parquet" and len(files) < len(table.files)
+    sub = table if whole else table.with_files(files)
+    wanted = {shard_id(f) for f in files}
+    scan = scan_sql(sub.format, sub.paths, sub.hive)
+    if any(n.lower() == "file_index" for n, _ in columns):  # a real column shadows the virtual one
+        fcol = _file_col(columns)
+        scan = scan[:-1] + f", filename = {quote_literal(fcol)})"
+        by_path = {p: f for p, f in zip(sub.paths, sub.files, strict=True) if shard_id(f) in wanted}
+        keep = ", ".join(quote_literal(p) for p in by_path)
+    else:  # DuckDB's virtual file_index: the position of the file in the list (cheaper than names)
+        fcol = "file_index"
+        by_path = {i: f for i, f in enumerate(sub.files) if shard_id(f) in wanted}
+        keep = ", ".join(str(i) for i in by_path)
+    where = f" WHERE {quote_ident(fcol)} IN ({keep})" if whole else ""
+    out_rows = {
+        shard_id(f): [_empty_row(table, n, t, o, 0) for o, (n, t) in enumerate(columns)] for f in files
+    }
+    out_hashes = {shard_id(f): profile.hashes_schema().empty_table() for f in files}
+    if not columns:
+        return [(shard_id(f), out_rows[shard_id(f)], out_hashes[shard_id(f)]) for f in files]
+    own = con is None
+    con = profile.connect() if own else con
+    try:
+        present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        present.pop(fcol, None)
+        proj = [f"{quote_ident(fcol)} AS _f"]
+        for n, t in columns:
+            q = quote_ident(n)
+            if n not in present:
+                proj.append(f"NULL AS {q}")
+            elif present[n] != t and profile_merge_safe(t):
+                proj.append(f"TRY_CAST({q} AS {t}) AS {q}")
+            else:
+                proj.append(q)
+        select = f"SELECT {', '.join(proj)} FROM {scan}{where}"
+        if row_count * len(columns) <= MEMORY_CELLS:
+            data = con.sql(select).to_arrow_table()
+            con.register("_lakeql_shard_t", data)
+            source = "_lakeql_shard_t"
+        else:
+            source = f"({select})"
+        try:
+            exprs = ["_f", "count(*)"]
+            for n, t in columns:
+                exprs.extend(_native_sql(n, t))
+            native = con.execute(f"SELECT {', '.join(exprs)} FROM {source} GROUP BY _f").fetchall()
+            for rec in native:
+                sid = shard_id(by_path[rec[0]])
+                rows = out_rows[sid]
+                n_rows = int(rec[1])
+                for i, r in enumerate(rows):
+                    nonnull, approx, lo, hi, lmin, lmax, top = rec[2 + 7 * i : 9 + 7 * i]
+                    r["row_count"] = n_rows
+                    r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
+                    r.update(
+                        nonnull=int(nonnull),
+                        min=lo,
+                        max=hi,
+                        len_min=lmin,
+                        len_max=lmax,
+                        n_distinct=min(int(approx or 0), int(nonnull)),
+                        distinct_exact=approx is None,
+                    )
+            maybe: dict[int, list[str]] = {}  # ordinal -> files where HyperLogLog says 'maybe unique'
+            for path, f in by_path.items():
+                rows = out_rows[shard_id(f)]
+                for r in rows:
+                    nr = r["row_count"]
+                    if (
+                        r["value_class"] is None
+                        and nr > 1
+                        and r["nonnull"] == nr
+                        and not profile._NESTED.search(r["type"])
+                        and r["n_distinct"] >= 0.9 * nr
+                    ):
+                        maybe.setdefault(r["ordinal"], []).append(path)
+            if maybe:
+                ords = sorted(maybe)
+                got = con.execute(
+                    "SELECT _f, "
+                    + ", ".join(f"count(DISTINCT {quote_ident(columns[o][0])})" for o in ords)
+                    + f" FROM {source} GROUP BY _f"
+                ).fetchall()
+                for rec in got:
+                    rows = out_rows[shard_id(by_path[rec[0]])]
+                    for o, d in zip(ords, rec[1:], strict=True):
+                        if rec[0] in maybe[o]:
+                            rows[o]["n_distinct"], rows[o]["distinct_exact"] = int(d), True
+            grouped = [o for o, (_, t) in enumerate(columns) if value_class(t) is not None]
+            if grouped:
+                sel = ", ".join(f'CAST({quote_ident(columns[o][0])} AS VARCHAR) AS "{o}"' for o in grouped)
+                on = ", ".join(f'"{o}"' for o in grouped)
+                g = con.sql(
+                    "SELECT _f, CAST(col AS INTEGER) AS col, (hash(v) >> 32)::UINTEGER AS h, "
+                    "count(*)::BIGINT AS n, length(v)::INTEGER AS len, min(raw) AS raw, "
+                    "bool_and(raw = upper(raw)) AS up, bool_and(raw = lower(raw)) AS lo, "
+                    "bool_and(raw = trim(raw)) AS tr "
+                    "FROM (SELECT _f, col, raw, nullif(lower(trim(raw)), '') AS v "
+                    f"FROM (UNPIVOT (SELECT _f, {sel} FROM {source}) ON {on} INTO NAME col VALUE raw)) "
+                    "WHERE v IS NOT NULL GROUP BY _f, col, v"
+                ).to_arrow_table()
+                if g.num_rows:
+                    fcodes = g.column("_f").dictionary_encode()
+                    codes = fcodes.combine_chunks().indices.to_numpy()
+                    names = fcodes.combine_chunks().dictionary.to_pylist()
+                    order = np.argsort(codes, kind="stable")
+                    g = g.drop_columns(["_f"]).take(pa.array(order))
+                    codes = codes[order]
+                    bounds = np.searchsorted(codes, np.arange(len(names) + 1))
+                    for c, path in enumerate(names):
+                        part = g.slice(int(bounds[c]), int(bounds[c + 1] - bounds[c]))
+                        if part.num_rows:
+                            sid = shard_id(by_path[path])
+                            out_hashes[sid] = _grouped_stats(table, out_rows[sid], part, np, pa)
+        finally:
+            if source == "_lakeql_shard_t":
+                con.unregister(source)
+        add_top_hashes([r for rows in out_rows.values() for r in rows], con)
+        return [(shard_id(f), out_rows[shard_id(f)], out_hashes[shard_id(f)]) for f in files]
+    finally:
+        if own:
+            con.close()
+
+
+def add_top_hashes(rows: list[dict[str, Any]], con) -> None:
+    """Set each row's ``top_hashes`` (the stored hashes of its top values), in one DuckDB call, so a
+    merge never hashes the values of files it did not profile."""
+    from lakeql.profile import hash_values
+
+    vals = [v for r in rows for v in r["top_values"] if r["value_class"] is not None]
+    hs = hash_values(vals, con).tolist()
+    pos = 0
+    for r in rows:
+        if r["value_class"] is None:
+            r["top_hashes"] = []
+            continue
+        n = len(r["top_values"])
+        r["top_hashes"] = hs[pos : pos + n]
+        pos += n
+
+
+def profile_merge_safe(ctype: str) -> bool:
+    from lakeql.profile_merge import _SAFE_TYPE
+
+    return bool(_SAFE_TYPE.match(ctype))
+
+
+# ------------------------------------------------------------------------------ stored shards
+def shards_schema():
+    import pyarrow as pa
+
+    from lakeql.profile import columns_schema
+
+    return (
+        columns_schema()
+        .append(pa.field("top_hashes", pa.list_(pa.uint32())))
+        .append(pa.field("shard", pa.string()))
+        .append(pa.field("file", pa.string()))
+    )
+
+
+def shard_hashes_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [("shard", pa.dictionary(pa.int32(), pa.string())), ("ordinal", pa.int32()), ("hash", pa.uint32())]
+    )
+
+
+@dataclass
+class Shards:
+    """A table's file profiles: ``rows`` (``shards.parquet``: one row per file and column, by file then
+    ordinal), ``ids`` (shard id per file, in that order) and ``hashes`` (per file: ordinals, hashes)."""
+
+    rows: Any
+    ids: list[str]
+    hashes: list[tuple[Any, Any]]
+    src: Path | None = None  # the folder the stored hash files were read from
+    src_files: list[str] = field(default_factory=list)  # their names
+    src_ids: set[str] = field(default_factory=set)  # the shard ids they hold
+
+    def take(self, ids: list[str]) -> Shards:
+        """The shards of ``ids`` (all present), in that order."""
+        import pyarrow as pa
+
+        n_cols = self.rows.num_rows // max(1, len(self.ids))
+        pos = {sid: i for i, sid in enumerate(self.ids)}
+        parts = [self.rows.slice(pos[s] * n_cols, n_cols) for s in ids]
+        rows = pa.concat_tables(parts) if parts else self.rows.slice(0, 0)
+        return Shards(
+            rows, list(ids), [self.hashes[pos[s]] for s in ids], self.src, self.src_files, self.src_ids
+        )
+
+
+def from_profiles(table: Table, new: list[tuple[str, list[dict[str, Any]], Any]]) -> Shards:
+    """:class:`Shards` of freshly profiled files (:func:`profile_files` output)."""
+    import pyarrow as pa
+
+    files = {shard_id(f): f.path for f in table.files}
+    recs = [{**r, "shard": sid, "file": files.get(sid, "")} for sid, rows, _ in new for r in rows]
+    hs = [(h.column("ordinal").to_numpy(), h.column("hash").to_numpy()) for _, _, h in new]
+    return Shards(pa.Table.from_pylist(recs, schema=shards_schema()), [sid for sid, _, _ in new], hs)
+
+
+def read(d: Path, columns: list[tuple[str, str]]) -> Shards | None:
+    """The stored shards in profile folder ``d``, or None when there are none or they were made for other
+    columns/types (then every file is profiled again)."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    names_h = sorted(p.name for p in d.glob("shard_hashes*.parquet")) if d.is_dir() else []
+    if not (d / SHARDS).exists() or SHARD_HASHES not in names_h:
+        return None
+    try:
+        rows = pq.read_table(d / SHARDS, schema=shards_schema())
+        parts = [pq.read_table(d / n) for n in names_h]
+    except Exception:  # noqa: BLE001 - damaged shards: profile every file again
+        return None
+    n_cols = len(columns)
+    if n_cols == 0 or rows.num_rows % n_cols:
+        return None
+    ids = rows.column("shard").to_pylist()[::n_cols]
+    n_sh = len(ids)
+    want_names = [n for n, _ in columns] * n_sh
+    want_types = [t for _, t in columns] * n_sh
+    if rows.column("column_name").to_pylist() != want_names or rows.column("type").to_pylist() != want_types:
+        return None
+    if rows.column("shard").to_pylist() != [s for s in ids for _ in range(n_cols)]:
+        return None
+    got = {}
+    held: set[str] = set()
+    for hs in parts:  # the base file, then the files appended by refreshes (shard_hashes.N.parquet)
+        if not hs.num_rows:
+            continue
+        shard = hs.column("shard").combine_chunks()
+        names = shard.dictionary.to_pylist()
+        held.update(names)
+        codes = shard.indices.to_numpy()
+        ords, vals = hs.column("ordinal").to_numpy(), hs.column("hash").to_numpy()
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        starts, ends = np.r_[0, bounds], np.r_[bounds, len(codes)]
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            got[names[int(codes[s])]] = (ords[s:e], vals[s:e])
+    empty = (np.empty(0, np.int32), np.empty(0, np.uint32))
+    hashes = [got.get(sid, empty) for sid in ids]
+    n_h = pc.fill_null(rows.column("n_hashes"), 0).to_numpy().reshape(n_sh, n_cols).sum(axis=1)
+    if any(len(h[0]) != int(n) for h, n in zip(hashes, n_h, strict=True)):
+        return None
+    return Shards(rows, ids, hashes, d, names_h, set(ids) | held)
+
+
+MAX_HASH_FILES = 16  # appended shard hash files before a refresh rewrites them into one
+
+
+def write(d: Path, table: Table, shards: Shards) -> None:
+    """Write the shards (in the table's file order) into profile folder ``d``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(shards.rows, d / SHARDS, compression="zstd")
+    ids, hashes, name = shards.ids, shards.hashes, SHARD_HASHES
+    if (
+        shards.src is not None
+        and shards.src_files
+        and shards.src_ids <= set(ids)
+        and len(shards.src_files) < MAX_HASH_FILES
+    ):
+        # an append: link the stored hash files (unchanged bytes) and write only the new files' hashes
+        try:
+            for f in shards.src_files:
+                os.link(shards.src / f, d / f)
+        except OSError:
+            for f in shards.src_files:
+                (d / f).unlink(missing_ok=True)
+        else:
+            new = [i for i, sid in enumerate(ids) if sid not in shards.src_ids]
+            if not new:
+                return
+            ids, hashes = [ids[i] for i in new], [hashes[i] for i in new]
+            name = f"shard_hashes.{len(shards.src_files)}.parquet"
+    n = [len(o) for o, _ in hashes]
+    sids = np.repeat(np.arange(len(n), dtype=np.int32), n)
+    dictionary = pa.array(ids, pa.string())
+    ords = np.concatenate([o for o, _ in hashes]) if n else np.empty(0, np.int32)
+    hs = np.concatenate([h for _, h in hashes]) if n else np.empty(0, np.uint32)
+    t = pa.table(
+        {
+            "shard": pa.DictionaryArray.from_arrays(pa.array(sids, pa.int32()), dictionary),
+            "ordinal": pa.array(ords, pa.int32()),
+            "hash": pa.array(hs, pa.uint32()),
+        },
+        schema=shard_hashes_schema(),
+    )
+    pq.write_table(
+        t,
+        d / name,
+        compression="zstd",
+        use_dictionary=["shard"],
+        column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
+        row_group_size=1 << 20,
+    )
+
+
+# ------------------------------------------------------------------------------ plan / finish
+def plan(
+    store: Any, table: Table, columns: list[tuple[str, str]], reuse: bool
+) -> tuple[Shards | None, list[FileStamp]]:
+    """(the stored shards of ``table`` still valid, or None; the files to profile). ``reuse`` False (a
+    full build) profiles every file."""
+    from lakeql import profile
+    from lakeql.shards import diff
+
+    prev = None
+    if reuse:
+        e = store.find(profile.KIND, table.key)
+        if e is not None and e.params == profile.params():
+            prev = read(store.root / e.path, columns)
+    d = diff(table, prev.ids if prev is not None else [])
+    if prev is not None:
+        prev = prev.take([shard_id(f) for f in d.kept])
+    return prev, list(d.added)
+
+
+def finish(
+    table: Table,
+    columns: list[tuple[str, str]],
+    kept: Shards | None,
+    new: list[tuple[str, list[dict[str, Any]], Any]],
+    con=None,
+) -> tuple[list[dict[str, Any]], Any, Shards]:
+    """Merge kept and new shards (in the table's file order): (column rows, hashes, shards)."""
+    import pyarrow as pa
+
+    from lakeql.profile_merge import merge_columnar
+
+    fresh = from_profiles(table, new)
+    if kept is not None and kept.ids:
+        both = Shards(
+            pa.concat_tables([kept.rows, fresh.rows]),
+            kept.ids + fresh.ids,
+            kept.hashes + fresh.hashes,
+            kept.src,
+            kept.src_files,
+            kept.src_ids,
+        )
+    else:
+        both = fresh
+    shards = both.take([shard_id(f) for f in table.files])
+    rows, hashes = merge_columnar(table.key, columns, shards.rows, shards.hashes, con)
+    return rows, hashes, shards
+
+
+def profile_sharded(
+    store: Any,
+    table: Table,
+    columns: list[tuple[str, str]],
+    reuse: bool,
+    con=None,
+    file_rows: list[int] | None = None,
+) -> tuple[list[dict[str, Any]], Any, Shards, int]:
+    """Profile a multi-file table from its shards, profiling only files without a stored shard when
+    ``reuse``: (column rows, hashes, shards, files profiled now)."""
+    kept, todo = plan(store, table, columns, reuse)
+    rows_of = dict(zip([f.path for f in table.files], file_rows or [], strict=False))
+    new = profile_files(table, todo, columns, con, sum(int(rows_of.get(f.path, 0)) for f in todo))
+    rows, hashes, shards = finish(table, columns, kept, new, con)
+    return rows, hashes, shards, len(todo)

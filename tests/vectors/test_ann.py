@@ -1,0 +1,149 @@
+"""The optional ANN first stage (``--embed-ann``): real MiniLM embeddings of the test lake's docstrings.
+
+The session lake is indexed a second time with IVF lists (16 lists over ~200 rows: small, but the same
+code path as millions of rows); ``exact := true`` must equal the exhaustive search, filtered searches
+still return ``k`` rows when ``k`` qualify, and a damaged list file is a clear error.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import numpy as np
+import pytest
+from vectors_helpers import build, connect
+
+from lakeql.errors import CorruptIndexError
+
+QUERIES = [
+    "read a csv file",
+    "compress data with zlib",
+    "parse command line arguments",
+    "send an email message",
+    "current date and time",
+    "open a network socket",
+]
+
+
+@pytest.fixture(scope="module")
+def ann_lake(tmp_path_factory, lake):
+    """(lake, index dir) of the session lake indexed with 16 ANN lists."""
+    root = tmp_path_factory.mktemp("ann")
+    build(lake[0], root / "index", ["functions.docstring"], embed_ann=True, embed_ann_lists=16)
+    return lake[0], root / "index"
+
+
+@pytest.fixture(scope="module")
+def acon(ann_lake):
+    return connect(*ann_lake)
+
+
+def searcher_index(ann_lake):
+    """(CodeIndex, IVF) of the ANN index, loaded the way a connection loads them."""
+    from lakeql.connection import open_lake
+    from lakeql.vectors import ann
+
+    con, ctx = open_lake(ann_lake[0], index_dir=ann_lake[1], capabilities=["vectors"])
+    _, _, idx = ctx.cache["vectors.searcher"].index("python.functions", "docstring")
+    return con, idx, ann.ivf_of(idx, "python.functions.docstring")
+
+
+def test_lists_are_written_with_the_codes(ann_lake):
+    from lakeql.vectors import ann
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    assert (folder / ann.FILE).exists()
+    con, idx, ivf = searcher_index(ann_lake)
+    assert ivf.nlist == 16 and int(ivf.offsets[-1]) == idx.n
+    assert sorted(ivf.ids.tolist()) == list(range(idx.n))  # every code in exactly one list
+    con.close()
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_exact_true_equals_the_exhaustive_search(acon, con, query):
+    sql = "SELECT rowid, score FROM semantic_search_rowids('python.functions', 'docstring', ?, k := 10{})"
+    exact = acon.execute(sql.format(", exact := true"), [query]).fetchall()
+    plain = con.execute(sql.format(""), [query]).fetchall()  # the session index has no ANN lists
+    assert [r[0] for r in exact] == [r[0] for r in plain]
+    assert np.allclose([r[1] for r in exact], [r[1] for r in plain], atol=1e-4)
+
+
+def test_ann_recall_against_the_exhaustive_search(acon, ann_lake):
+    """Default probe (8 of 16 lists) on real queries: most of the exact top 10."""
+    sql = "SELECT rowid FROM semantic_search_rowids('python.functions', 'docstring', ?, k := 10{})"
+    rec = []
+    for q in QUERIES:
+        a = {r[0] for r in acon.execute(sql.format(""), [q]).fetchall()}
+        e = {r[0] for r in acon.execute(sql.format(", exact := true"), [q]).fetchall()}
+        assert len(a) == 10
+        rec.append(len(a & e) / 10)
+    assert np.mean(rec) >= 0.8, rec
+
+
+def test_filtered_ann_search_widens_until_k_rows_qualify(ann_lake, monkeypatch):
+    """A filter keeping k + 1 rows, all outside the first probed list: the probe widens to them."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)  # force the IVF path at this size
+    con, idx, ivf = searcher_index(ann_lake)
+    q = encode(["read a csv file"])[0]
+    order = ivf.probe_order(idx, q)
+    far = ivf.positions(order[-4:])  # rows of the 4 least promising lists
+    assert len(far) >= 6
+    allowed = np.zeros(idx.n, bool)
+    allowed[far[:6]] = True
+    st: dict = {}
+    rowids, scores = ann.search(idx, ivf, q, 5, 4, allowed, nprobe=1, stats=st)
+    assert len(rowids) == 5 and set(rowids.tolist()) <= set(idx.rowids[far[:6]].tolist())
+    assert st["nprobe"] > 1
+    assert list(scores) == sorted(scores, reverse=True)
+    con.close()
+
+
+def test_filtered_sql_search_returns_k_rows(acon):
+    got = acon.execute(
+        "SELECT module, score FROM semantic_search('python.functions', 'docstring', "
+        "'read a file', k := 5, filter := 'lineno > 100')"
+    ).fetchall()
+    n = acon.execute(
+        "SELECT count(*) FROM python.functions WHERE lineno > 100 AND docstring IS NOT NULL "
+        "AND trim(docstring) <> ''"
+    ).fetchone()[0]
+    assert len(got) == min(5, n) and n >= 5
+
+
+def test_corrupt_lists_are_a_clear_error(tmp_path, ann_lake):
+    from lakeql.vectors import ann
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    copy = tmp_path / "store"
+    shutil.copytree(folder, copy)
+    z = dict(np.load(copy / ann.FILE))
+    n = int(z["offsets"][-1])
+    with open(copy / ann.FILE, "wb") as fh:  # offsets that do not cover the rows
+        np.savez(fh, centroids=z["centroids"], offsets=z["offsets"][:-1], ids=z["ids"])
+    with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*exact := true"):
+        ann.IVF.load(copy, n, z["centroids"].shape[1], "t.c")
+    (copy / ann.FILE).write_bytes(b"not a numpy file")
+    with pytest.raises(CorruptIndexError, match="--embed-ann"):
+        ann.IVF.load(copy, n, z["centroids"].shape[1], "t.c")
+    # through SQL: a damaged file fails the index's checksums before any search, with a clear message
+    lk_idx = tmp_path / "index"
+    shutil.copytree(ann_lake[1], lk_idx)
+    (f,) = list((lk_idx / "embed").iterdir())
+    (f / ann.FILE).write_bytes(b"garbage")
+    with pytest.raises(duckdb.Error, match="(corrupt|damaged)"):
+        connect(ann_lake[0], lk_idx).execute(
+            "SELECT * FROM semantic_search('python.functions', 'docstring', 'zip', k := 3)"
+        ).fetchall()
+
+
+def test_small_columns_get_no_lists_unless_asked(tmp_path):
+    from lakeql.vectors import ann
+
+    codes = np.random.default_rng(0).integers(0, 256, (500, 48), dtype=np.uint8)
+    assert ann.build(tmp_path, codes, 384) is None and not (tmp_path / ann.FILE).exists()
+    assert ann.build(tmp_path, codes, 384, nlist=4) == {"lists": 4, "rows": 500}
+    assert ann.default_lists(10_000_000) == 4096 and ann.default_lists(1_000_000) == 1024
