@@ -310,6 +310,11 @@ class Store:
                 err = _write_error(target, exc)
                 self.write_error = self.write_error or err
                 raise err from None
+            if exc.errno is None and re.search(r"\d+ requested and \d+ written", str(exc)):
+                # numpy's short write (ndarray.tofile / np.save): the device filled up mid-write
+                err = _write_error(target, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+                self.write_error = self.write_error or err
+                raise err from None
             raise
         except Exception as exc:
             # writers that wrap the OS error in their own (DuckDB's IOException/FatalException, Arrow)
@@ -733,7 +738,7 @@ class Store:
         import pyarrow.parquet as pq
 
         try:
-            rows = pq.read_table(path).to_pylist()
+            rows = _manifest_rows(pq.read_table(path))
         except Exception as exc:  # noqa: BLE001 - any read failure means a corrupt manifest
             raise CorruptIndexError(
                 f"index manifest {str(path)!r} is unreadable ({exc}): delete it and run "
@@ -793,6 +798,23 @@ class Store:
 
 
 _VERIFIED: set[tuple[str, int, int, int, str]] = set()  # (file, size, mtime_ns, inode, checksum) checked
+
+
+def _manifest_rows(table: Any) -> list[dict[str, Any]]:
+    """The manifest's rows as dicts; ``built_at`` read as integers and made datetimes here, because
+    pyarrow's own conversion of a time-zone-aware timestamp imports pandas (0.5-1 s per process)."""
+    import pyarrow as pa
+
+    if "built_at" not in table.column_names:
+        return table.to_pylist()
+    i = table.column_names.index("built_at")
+    micros = table.column(i).cast(pa.int64()).to_pylist()
+    rows = table.remove_column(i).to_pylist()
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for row, us in zip(rows, micros, strict=True):
+        if us is not None:
+            row["built_at"] = epoch + dt.timedelta(microseconds=us)
+    return rows
 
 
 def glob_escape(name: str) -> str:
