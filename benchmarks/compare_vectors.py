@@ -431,16 +431,21 @@ def worker_lance(args) -> list[dict]:
             ids.append(res.column("id").to_pylist())
         return row("LanceDB", config, n, ids, gt, ts, build, nbytes, note)
 
-    out = [
-        run(
-            "exhaustive (no index, dot)",
-            write,
-            data_bytes,
-            "build = writing the Lance table",
-            exhaustive=True,
+    steps = args.lance_steps.split(",")
+    out = _Partial(Path(args.cache) / "lance_partial.json")  # rows so far, kept if a later step dies
+    if "exhaustive" in steps:
+        out.append(
+            run(
+                "exhaustive (no index, dot)",
+                write,
+                data_bytes,
+                "build = writing the Lance table",
+                exhaustive=True,
+            )
         )
-    ]
     for itype, extra in (("IVF_RQ", {"num_bits": 1}), ("IVF_PQ", {})):
+        if itype not in steps:
+            continue
         before = dir_bytes(tdir)
         t0 = time.perf_counter()
         try:
@@ -466,7 +471,19 @@ def worker_lance(args) -> list[dict]:
         out.append(run(f"{itype} default nprobes, refine_factor 40", refine=40))
         out.append(run(f"{itype} nprobes 50, refine_factor 40", nprobes=50, refine=40))
     shutil.rmtree(root, ignore_errors=True)
-    return out
+    return list(out)
+
+
+class _Partial(list):
+    """A list of rows that also rewrites ``path`` (JSON) on every append."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def append(self, item) -> None:
+        super().append(item)
+        self.path.write_text(json.dumps(list(self)))
 
 
 def vss_ext(name: str) -> str:
@@ -649,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gt", help=argparse.SUPPRESS)
     ap.add_argument("--gt-sub", help=argparse.SUPPRESS)
     ap.add_argument("--parquet", help=argparse.SUPPRESS)
+    ap.add_argument("--lance-steps", default="exhaustive,IVF_RQ,IVF_PQ", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         res = worker_lance(a) if a.worker == "lance" else worker_duckdb(a)
