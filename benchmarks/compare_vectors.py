@@ -744,7 +744,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += saved["rows"]
             st = saved["stamp"]
             stamps.append(
-                f"{name} finished {st['when']}, {st['seconds']} s, load {st['load_before']} -> {st['load_after']}"
+                f"{name} finished {st['when']}, {st['seconds']} s, "
+                f"load {st['load_before']} -> {st['load_after']}"
             )
     head = (
         f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
