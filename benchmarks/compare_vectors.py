@@ -581,7 +581,14 @@ def worker_duckdb(args) -> list[dict]:
 def side(venv: Path, worker: str, argv: list[str], label: str) -> list[dict]:
     py = venv / "bin" / "python"
     if not py.exists():
-        return [row(label, "-", 0, note=f"skipped: {py} does not exist (build the side venv, see docs)")]
+        return [
+            row(
+                label,
+                "-",
+                0,
+                note=f"skipped: {py} does not exist (build the side venv: benchmarks/results/compare.md)",
+            )
+        ]
     t0 = time.perf_counter()
     res = subprocess.run(
         [str(py), str(Path(__file__).resolve()), "--worker", worker, *argv],
