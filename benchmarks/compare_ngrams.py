@@ -227,7 +227,13 @@ def worker_fts(a) -> list[dict]:
 def side(venv: Path, worker: str, argv: list[str], label: str) -> list[dict]:
     py = venv / "bin" / "python"
     if not py.exists():
-        return [row(label, "-", note=f"skipped: {py} does not exist (build the side venv)")]
+        return [
+            row(
+                label,
+                "-",
+                note=f"skipped: {py} does not exist (build the side venv: benchmarks/results/compare.md)",
+            )
+        ]
     res = subprocess.run(
         [str(py), str(Path(__file__).resolve()), "--worker", worker, *argv],
         capture_output=True,

@@ -431,16 +431,21 @@ def worker_lance(args) -> list[dict]:
             ids.append(res.column("id").to_pylist())
         return row("LanceDB", config, n, ids, gt, ts, build, nbytes, note)
 
-    out = [
-        run(
-            "exhaustive (no index, dot)",
-            write,
-            data_bytes,
-            "build = writing the Lance table",
-            exhaustive=True,
+    steps = args.lance_steps.split(",")
+    out = _Partial(Path(args.cache) / "lance_partial.json")  # rows so far, kept if a later step dies
+    if "exhaustive" in steps:
+        out.append(
+            run(
+                "exhaustive (no index, dot)",
+                write,
+                data_bytes,
+                "build = writing the Lance table",
+                exhaustive=True,
+            )
         )
-    ]
     for itype, extra in (("IVF_RQ", {"num_bits": 1}), ("IVF_PQ", {})):
+        if itype not in steps:
+            continue
         before = dir_bytes(tdir)
         t0 = time.perf_counter()
         try:
@@ -466,7 +471,19 @@ def worker_lance(args) -> list[dict]:
         out.append(run(f"{itype} default nprobes, refine_factor 40", refine=40))
         out.append(run(f"{itype} nprobes 50, refine_factor 40", nprobes=50, refine=40))
     shutil.rmtree(root, ignore_errors=True)
-    return out
+    return list(out)
+
+
+class _Partial(list):
+    """A list of rows that also rewrites ``path`` (JSON) on every append."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def append(self, item) -> None:
+        super().append(item)
+        self.path.write_text(json.dumps(list(self)))
 
 
 def vss_ext(name: str) -> str:
@@ -564,7 +581,14 @@ def worker_duckdb(args) -> list[dict]:
 def side(venv: Path, worker: str, argv: list[str], label: str) -> list[dict]:
     py = venv / "bin" / "python"
     if not py.exists():
-        return [row(label, "-", 0, note=f"skipped: {py} does not exist (build the side venv, see docs)")]
+        return [
+            row(
+                label,
+                "-",
+                0,
+                note=f"skipped: {py} does not exist (build the side venv: benchmarks/results/compare.md)",
+            )
+        ]
     t0 = time.perf_counter()
     res = subprocess.run(
         [str(py), str(Path(__file__).resolve()), "--worker", worker, *argv],
@@ -574,7 +598,10 @@ def side(venv: Path, worker: str, argv: list[str], label: str) -> list[dict]:
     )
     if res.returncode != 0:
         tail = (res.stderr.strip().splitlines() or ["?"])[-1][:200]
-        return [row(label, "-", 0, note=f"skipped: worker failed: {tail}")]
+        cache = Path(argv[argv.index("--cache") + 1])
+        done = cache / f"{worker}_partial.json"  # the steps that finished before the failure
+        kept = json.loads(done.read_text()) if done.exists() else []
+        return kept + [row(label, "-", 0, note=f"skipped: worker failed: {tail}")]
     print(f"({label} worker: {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -649,6 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gt", help=argparse.SUPPRESS)
     ap.add_argument("--gt-sub", help=argparse.SUPPRESS)
     ap.add_argument("--parquet", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--lance-steps",
+        default="exhaustive,IVF_RQ,IVF_PQ",
+        help="LanceDB steps to run (the exhaustive one took 7.3 s a query at 100k rows under load 40)",
+    )
     a = ap.parse_args(argv)
     if a.worker:
         res = worker_lance(a) if a.worker == "lance" else worker_duckdb(a)
@@ -679,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "lakeql":
             rows = run_lakeql(data, cache)
         elif name == "lance":
-            rows = side(Path(a.lance_venv), "lance", gt_args, "LanceDB")
+            rows = side(Path(a.lance_venv), "lance", gt_args + ["--lance-steps", a.lance_steps], "LanceDB")
         else:
             pqf = cache / f"vecs_{a.n}.parquet"
             if not pqf.exists() and (Path(a.vss_venv) / "bin" / "python").exists():
@@ -719,7 +751,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += saved["rows"]
             st = saved["stamp"]
             stamps.append(
-                f"{name} {st['when']}, {st['seconds']} s, load {st['load_before']} -> {st['load_after']}"
+                f"{name} finished {st['when']}, {st['seconds']} s, "
+                f"load {st['load_before']} -> {st['load_after']}"
             )
     head = (
         f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
