@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".." / "shared" / "data" / "ir"
+DATA = Path(os.environ.get("LAKEQL_SHARED_DATA", REPO.parent / "shared" / "data")) / "ir"
 WORK = REPO / "benchmarks" / "_work"
 OVERSAMPLES = (1, 2, 4, 10)
 K = 10
@@ -346,7 +346,9 @@ def speed(n: int, base: np.ndarray, titles: list[str], queries: np.ndarray, text
     con.execute(sql_text, [tq[0]]).fetchall()  # warm: loads the model
     t_text = timed(lambda t: con.execute(sql_text, [t]).fetchall(), [t + f" {i}" for i, t in enumerate(tq)])
     # The in-process scan + rescoring alone (what the SQL wraps).
-    idx = next(v for k, v in ctx.cache.items() if isinstance(k, tuple) and k[1] == "bench.titles")
+    from lakeql.vectors.sql import Searcher
+
+    idx = Searcher(ctx).index("bench.titles", "title")[2]  # the code store the SQL above loaded
     t_scan = timed(lambda q: search(idx, q, 10, 4), qs)
     # Baselines.
     path = str(lake / "bench" / "docs.parquet")
