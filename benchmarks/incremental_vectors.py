@@ -57,10 +57,10 @@ def run_index(lake: Path, index_dir: Path, refresh: bool) -> tuple[float, float,
     code = ("import lakeql, sys; lakeql.index(sys.argv[1], index_dir=sys.argv[2], embed=[sys.argv[3]], "
             "embed_bm25=True, capabilities=['vectors'], progress=True, refresh=sys.argv[4] == '1')")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), children_cpu()
     argv = [sys.executable, "-c", code, str(lake), str(index_dir), SPEC, "1" if refresh else "0"]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
-    return time.perf_counter() - t0, (out.stdout + out.stderr).strip()
+    return time.perf_counter() - t0, children_cpu() - c0, (out.stdout + out.stderr).strip()
 
 
 def embed_line(log: str) -> str:
@@ -72,6 +72,7 @@ def embed_line(log: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--rows", type=int, default=5000, help="use the first ROWS passages")
     ap.add_argument("--out", default=None, help="append a markdown table to this file")
     ap.add_argument("--full-again", action="store_true", help="also time step 5 (a second full build)")
     args = ap.parse_args()
@@ -81,6 +82,7 @@ def main() -> None:
     docs = [json.loads(x) for x in corpus_path().read_text().split("\n") if x.strip()]
     table = pa.table({"_id": [d["_id"] for d in docs], "title": [d["title"] for d in docs],
                       "text": [d["text"] for d in docs]})
+    table = table.slice(0, min(args.rows, table.num_rows))
     per = table.num_rows // args.files
     tmp = Path(tempfile.mkdtemp(prefix="lakeql-incr-"))
     try:
