@@ -39,7 +39,11 @@ TIER_SIGMAS = 3.0
 def tier_margin(index: CodeIndex, pos: np.ndarray, q: np.ndarray) -> float:
     """How far a per-row-scaled int8 tier score may sit from the true score: ``TIER_SIGMAS`` standard
     deviations of the rounding error (uniform, half a step per dimension: ``scale * |q| / sqrt(12)``) at
-    the largest scale among rows ``pos``; 0 for float tiers and format-1 per-dimension scales."""
+    the largest scale among rows ``pos``; 0 for float tiers and format-1 per-dimension scales. ``index``
+    may be an ANN :class:`~lakeql.vectors.ann.SubIndex` (positions into its parent's rows)."""
+    parent = getattr(index, "parent", None)
+    if parent is not None:
+        index, pos = parent, index.pos[np.asarray(pos, np.int64)]
     if index.scales is None or index.space == "dims" or not len(pos):
         return 0.0
     return TIER_SIGMAS * float(index.scales[pos].max()) * float(np.linalg.norm(q)) / np.sqrt(12.0)

@@ -34,8 +34,16 @@ def _index(rows: np.ndarray, tier: str) -> CodeIndex:
     words, factors = kernels.scan_inputs(codes, factors, b.scan)
     factors["errc"] = b.error_coefficients(factors)
     values, scales, space = quantize_tier(rows, tier, b)
-    return CodeIndex(Path("."), {"dim": rows.shape[1], "tier_space": space}, np.arange(len(rows)), words,
-                     factors, values, scales, b)
+    return CodeIndex(
+        Path("."),
+        {"dim": rows.shape[1], "tier_space": space},
+        np.arange(len(rows)),
+        words,
+        factors,
+        values,
+        scales,
+        b,
+    )
 
 
 def test_int8_tier_keeps_each_rows_length(clusters):
@@ -82,6 +90,8 @@ def test_int8_recall_on_near_duplicates(clusters):
     """The default int8 tier: recall@10 vs exact float on clusters of near-duplicates."""
     rows, queries = clusters
     idx = _index(rows, "int8")
-    rec = [len(set(vsearch.search(idx, q, 10)[0].tolist())
-               & set(np.argsort(-(rows @ q))[:10].tolist())) / 10 for q in queries]
+    rec = [
+        len(set(vsearch.search(idx, q, 10)[0].tolist()) & set(np.argsort(-(rows @ q))[:10].tolist())) / 10
+        for q in queries
+    ]
     assert np.mean(rec) >= 0.97
