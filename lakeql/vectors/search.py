@@ -9,9 +9,10 @@ How many candidates are rescored:
 * ``rabitq`` (the default) is **adaptive**: the first stage returns every row whose estimate's error
   bound (RaBitQ, Gao & Long 2024) could still reach the true top ``k``. The best ``k * oversample`` by
   estimate are rescored first; then, in chunks in order of their upper bounds, every remaining candidate
-  whose upper bound beats the current ``k``-th rescored score, until none does or ``max_rescore`` rows
-  were rescored. On natural text that is little more than ``k * oversample``; on clusters of
-  near-duplicates (whose estimates cannot tell them apart) it grows to what the bound requires.
+  whose upper bound beats the current ``k``-th rescored score (less the int8 tier's own error margin,
+  :func:`tier_margin`: the ``k``-th tier score may sit above the true one), until none does or
+  ``max_rescore`` rows were rescored. On natural text that is little more than ``k * oversample``; on
+  clusters of near-duplicates (whose estimates cannot tell them apart) it grows to what the bound requires.
 * ``sign``/``median`` (no bound) rescore a fixed ``k * oversample``.
 """
 
@@ -27,6 +28,25 @@ from lakeql.vectors.codes import CodeIndex
 #: the most rows one query rescores (adaptive mode): 20,000 int8 rows are 7.7 MB read, ~5 ms
 MAX_RESCORE = 20_000
 FIRST_CHUNK = 256
+#: the bound's width used to stop rescoring, as a multiple of the first stage's (RaBitQ's epsilon_0 1.9):
+#: the bound is per row and probabilistic, and at 1M near-duplicate rows it missed true top-10 rows by up
+#: to 1.3x its width (benchmarks/results/recall1m.md)
+BOUND_SLACK = 1.5
+#: standard deviations of an int8 tier score's rounding error kept as margin by adaptive rescoring
+TIER_SIGMAS = 3.0
+
+
+def tier_margin(index: CodeIndex, pos: np.ndarray, q: np.ndarray) -> float:
+    """How far a per-row-scaled int8 tier score may sit from the true score: ``TIER_SIGMAS`` standard
+    deviations of the rounding error (uniform, half a step per dimension: ``scale * |q| / sqrt(12)``) at
+    the largest scale among rows ``pos``; 0 for float tiers and format-1 per-dimension scales. ``index``
+    may be an ANN :class:`~lakeql.vectors.ann.SubIndex` (positions into its parent's rows)."""
+    parent = getattr(index, "parent", None)
+    if parent is not None:
+        index, pos = parent, index.pos[np.asarray(pos, np.int64)]
+    if index.scales is None or index.space == "dims" or not len(pos):
+        return 0.0
+    return TIER_SIGMAS * float(index.scales[pos].max()) * float(np.linalg.norm(q)) / np.sqrt(12.0)
 
 
 def check_query_vector(index: CodeIndex, q: np.ndarray, label: str) -> np.ndarray:
@@ -81,14 +101,16 @@ def _adaptive(index: CodeIndex, q: np.ndarray, k: int, first: int, allowed: np.n
     head = by_est[:first]
     pos_parts = [cand[head]]
     score_parts = [index.score(cand[head], q)]
+    margin = tier_margin(index, cand[head], q)
     done = len(head)
+    ub = est + BOUND_SLACK * (ub - est)  # a wider bound for the stopping rule (see BOUND_SLACK)
     rest = by_est[first:]
     rest = rest[np.argsort(-ub[rest], kind="stable")]  # most promising first
     chunk = max(FIRST_CHUNK, first)
     while len(rest) and done < cap:
         scores = np.concatenate(score_parts)
         kth = np.partition(scores, len(scores) - k)[len(scores) - k] if len(scores) >= k else -np.inf
-        rest = rest[ub[rest] > kth]
+        rest = rest[ub[rest] > kth - margin]
         if not len(rest):
             break
         take, rest = rest[:min(chunk, cap - done)], rest[min(chunk, cap - done):]
