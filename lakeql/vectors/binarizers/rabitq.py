@@ -41,7 +41,9 @@ def itq_rotation(o: np.ndarray, rotation: np.ndarray, iters: int) -> np.ndarray:
     """Refine ``rotation`` for unit residuals ``o`` by ITQ: R <- Procrustes(o, sign(o R)), ``iters`` times.
 
     BLAS runs single-threaded here: on a shared 2-core machine the threaded 384 x 384 SVDs were measured
-    6x slower than one thread (4.4 s vs 0.7 s for 20 iterations).
+    6x slower than one thread (4.4 s vs 0.7 s for 20 iterations). The products run in float32: 100
+    iterations over 20,000 residuals took 41 CPU s in float64 and 25 s in float32 for the same objective
+    (mean sum |o R| 17.030 vs 17.028 on real MiniLM vectors).
     """
     import contextlib
 
@@ -51,10 +53,10 @@ def itq_rotation(o: np.ndarray, rotation: np.ndarray, iters: int) -> np.ndarray:
     except ImportError:  # pragma: no cover - threadpoolctl comes with sentence-transformers' deps
         limit = contextlib.nullcontext()
     with limit:
-        v = np.asarray(o, np.float64)
-        r = np.asarray(rotation, np.float64)
+        v = np.asarray(o, np.float32)
+        r = np.asarray(rotation, np.float32)
         for _ in range(iters):
-            b = np.where(v @ r >= 0, 1.0, -1.0)
+            b = np.where(v @ r >= 0, np.float32(1.0), np.float32(-1.0))
             u, _, wt = np.linalg.svd(v.T @ b)
             r = u @ wt
     return r.astype(np.float32)
