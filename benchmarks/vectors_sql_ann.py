@@ -318,13 +318,17 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
         methods[f"ann nprobe {npr}"] = lambda q, st, npr=npr: ann.search(
             idx, ivf, q, 10, 4, nprobe=npr, stats=st, adaptive=False
         )
-    methods["ann adaptive"] = lambda q, st: ann.search(idx, ivf, q, 10, 4, stats=st)
+    for npr in nprobes:
+        methods[f"ann adaptive nprobe {npr}"] = lambda q, st, npr=npr: ann.search(
+            idx, ivf, q, 10, 4, nprobe=npr, stats=st
+        )
     for fn in methods.values():
         fn(qs[0], {})  # warm: JIT, list order copy
     wall: dict[str, list[float]] = {k: [] for k in methods}
     cpu: dict[str, list[float]] = {k: [] for k in methods}
     res: dict[str, list[np.ndarray]] = {k: [] for k in methods}
     probed: dict[str, list[int]] = {k: [] for k in methods}
+    widened = dict.fromkeys(methods, 0)
     loads = [os.getloadavg()[0]]
     for q in qs:  # interleaved per query: the machine's load hits every method alike
         for name, fn in methods.items():
@@ -335,6 +339,7 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
             wall[name].append(time.perf_counter() - t)
             res[name].append(r)
             probed[name].append(int(st.get("probed_rows", n)))
+            widened[name] += bool(st.get("widened"))
         loads.append(os.getloadavg()[0])
     out: dict = {"build": info, "queries": nq, "load_1min_during": [min(loads), max(loads)], "methods": {}}
     for name in methods:
@@ -350,6 +355,8 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
             "recall_vs_exhaustive": float(np.mean(re)),
             "worst_queries_vs_exhaustive": sorted((round(v, 2), i) for i, v in enumerate(re))[:3],
             "probed_rows_median": float(np.median(probed[name])),
+            "probed_rows_mean": float(np.mean(probed[name])),
+            "queries_widened": widened[name],
         }
     ex = out["methods"]["exhaustive"]
     for m in out["methods"].values():
