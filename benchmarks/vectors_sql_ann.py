@@ -261,13 +261,14 @@ def ann10m_build(
     del x, sims
     for arr in (tier, packed, factor, add, scales):
         arr.flush()
+    del tier, packed, factor, add, scales, arr  # unmapped: their pages leave the process's RSS
     t_codes = time.perf_counter() - t0
+    np.save(folder / "best_i.npy", best_i)
+    (folder / "binarizer.pkl").write_bytes(pickle.dumps(binz))
     t1 = time.perf_counter()
     meta = ann.build(folder, np.load(folder / "packed.npy"), d, lists)
     t_build = time.perf_counter() - t1
     print(f"codes {t_codes:.0f} s, ANN lists {meta} in {t_build:.0f} s", flush=True)
-    np.save(folder / "best_i.npy", best_i)
-    (folder / "binarizer.pkl").write_bytes(pickle.dumps(binz))
     info = {
         "n": n,
         "space": space,

@@ -92,9 +92,16 @@ def build(
         cbits = pad
     binary.add(cbits)
     assign = np.empty(n, np.int64)
-    for s in range(0, n, ASSIGN_CHUNK):
-        _, a = binary.search(np.ascontiguousarray(codes_u8[s : s + ASSIGN_CHUNK]), 1)
-        assign[s : s + ASSIGN_CHUNK] = a[:, 0]
+    # One faiss thread: on a loaded machine OpenMP's spinning threads made this 9x slower in wall time
+    # (50,000 codes x 4,096 lists: 17.8 s with 2 threads vs 1.9 s with 1, load 7 on 2 cores).
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for s in range(0, n, ASSIGN_CHUNK):
+            _, a = binary.search(np.ascontiguousarray(codes_u8[s : s + ASSIGN_CHUNK]), 1)
+            assign[s : s + ASSIGN_CHUNK] = a[:, 0]
+    finally:
+        faiss.omp_set_num_threads(threads)
     order = np.argsort(assign, kind="stable")
     counts = np.bincount(assign, minlength=nl)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
