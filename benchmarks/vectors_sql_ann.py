@@ -40,8 +40,11 @@ WORK = REPO / "benchmarks" / "_work"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-def base_vectors() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(3,000 passage vectors, 100 query vectors, passage titles), encoded once and cached."""
+def base_vectors(folder: Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(3,000 passage vectors, 100 query vectors, passage titles), encoded once and cached; ``folder``:
+    read already encoded base_corpus.npy / base_queries.npy from there instead (ann10m, no titles)."""
+    if folder is not None:
+        return np.load(folder / "base_corpus.npy"), np.load(folder / "base_queries.npy"), []
     cp, qp, tp = WORK / "base_corpus.npy", WORK / "base_queries.npy", WORK / "base_texts.json"
     if not cp.exists():
         from lakeql.embedding import encode, load_model
@@ -201,100 +204,166 @@ def sql_run(n: int, nq: int, root: Path) -> dict:
     }
 
 
-def ann10m(n: int, nq: int, tmp: Path, chunk: int = 250_000, lists: int | None = None) -> dict:
-    """Codes of ``n`` re-sampled rows made chunk by chunk; exhaustive vs ANN search in-process."""
-    from lakeql.vectors import ann, binarizers, codes, kernels
-    from lakeql.vectors.codes import CodeIndex
-    from lakeql.vectors.search import search
+def ann10m_build(
+    n: int, nq: int, folder: Path, chunk: int, lists: int | None, base: np.ndarray, Q: np.ndarray
+) -> dict:
+    """Codes of ``n`` re-sampled rows made chunk by chunk (floats of one chunk only in memory), the exact
+    float top-10 of every query kept on the way, the IVF built; everything saved in ``folder``."""
+    import pickle
 
-    base, Q, _ = base_vectors()
+    from lakeql.vectors import ann, binarizers, codes
+
     rng = np.random.default_rng(0)
-    qs = [Q[i % len(Q)] for i in range(nq)]
-    Qm = np.stack(qs)
-    fit = base[rng.integers(0, len(base), 200_000)]
-    fit = fit + rng.normal(0, 0.01, fit.shape).astype(np.float32)
-    fit /= np.linalg.norm(fit, axis=1, keepdims=True)
-    binz = binarizers.get("rabitq", base.shape[1]).fit(fit)
-    folder = tmp / "store"
-    folder.mkdir(parents=True, exist_ok=True)
+    Qm = np.stack([Q[i % len(Q)] for i in range(nq)]).astype(np.float32)
     d = base.shape[1]
+
+    def resample(m: int) -> np.ndarray:
+        # float32 noise: float64 normals then a cast cost ~2x the time and 4x the memory of a chunk
+        x = base[rng.integers(0, len(base), m)] + 0.01 * rng.standard_normal((m, d), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    t0 = time.perf_counter()
+    binz = binarizers.get("rabitq", d).fit(resample(200_000))  # ITQ: 20k-row sample, 100 iterations
+    t_fit = time.perf_counter() - t0
+    print(f"  binarizer fitted in {t_fit:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
     tier = np.lib.format.open_memmap(folder / "rescore.npy", "w+", np.uint8, (n, d))  # on disk, not RAM
-    packed = np.empty((n, binz.nbytes), np.uint8)
-    fac = {"factor": np.empty(n, np.float32), "add": np.empty(n, np.float32)}
-    scales = np.empty(n, np.float32)
+    packed = np.lib.format.open_memmap(folder / "packed.npy", "w+", np.uint8, (n, binz.nbytes))
+    factor, add, scales = (
+        np.lib.format.open_memmap(folder / f"{k}.npy", "w+", np.float32, (n,))
+        for k in ("factor", "add", "scales")
+    )
     best_s = np.full((nq, 10), -np.inf, np.float32)
     best_i = np.full((nq, 10), -1, np.int64)
     t0 = time.perf_counter()
+    space = None
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
-        x = base[rng.integers(0, len(base), m)] + rng.normal(0, 0.01, (m, d)).astype(np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        x = resample(m)
         p, f = binz.encode(x)
         packed[s : s + m] = p
-        fac["factor"][s : s + m], fac["add"][s : s + m] = f["factor"], f["add"]
+        factor[s : s + m], add[s : s + m] = f["factor"], f["add"]
         tv, sc, space = codes.quantize_tier(x, "int8", binz)
         tier[s : s + m] = tv
         scales[s : s + m] = sc
-        sims = Qm @ x.T  # exact float top-10 of every query, kept on the way
-        allv = np.concatenate([best_s, sims], axis=1)
-        alli = np.concatenate([best_i, np.broadcast_to(np.arange(s, s + m), (nq, m))], axis=1)
-        top = np.argpartition(-allv, 10, axis=1)[:, :10]
-        best_s, best_i = np.take_along_axis(allv, top, 1), np.take_along_axis(alli, top, 1)
-        print(
-            f"  {s + m:,} rows coded ({time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f})",
-            flush=True,
-        )
-    tier.flush()
+        sims = Qm @ x.T  # exact float top-10 of every query, merged with the best so far
+        top = np.argpartition(-sims, 10, axis=1)[:, :10]
+        allv = np.concatenate([best_s, np.take_along_axis(sims, top, 1)], axis=1)
+        alli = np.concatenate([best_i, top + s], axis=1)
+        keep = np.argsort(-allv, axis=1, kind="stable")[:, :10]
+        best_s, best_i = np.take_along_axis(allv, keep, 1), np.take_along_axis(alli, keep, 1)
+        if (s // chunk) % 4 == 3 or s + m == n:
+            print(
+                f"  {s + m:,} rows coded ({time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+    del x, sims
+    for arr in (tier, packed, factor, add, scales):
+        arr.flush()
+    del tier, packed, factor, add, scales, arr  # unmapped: their pages leave the process's RSS
     t_codes = time.perf_counter() - t0
-    words, factors = kernels.scan_inputs(packed, fac, binz.scan)
+    np.save(folder / "best_i.npy", best_i)
+    (folder / "binarizer.pkl").write_bytes(pickle.dumps(binz))
+    t1 = time.perf_counter()
+    meta = ann.build(folder, np.load(folder / "packed.npy"), d, lists)
+    t_build = time.perf_counter() - t1
+    print(f"codes {t_codes:.0f} s, ANN lists {meta} in {t_build:.0f} s", flush=True)
+    info = {
+        "n": n,
+        "space": space,
+        "fit_s": t_fit,
+        "codes_s": t_codes,
+        "ann_build_s": t_build,
+        "ann": meta,
+        "load_after_build": load(),
+    }
+    (folder / "build.json").write_text(json.dumps(info))
+    return info
+
+
+def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> dict:
+    """Exhaustive vs ANN search in-process on the saved codes: wall and CPU ms per query (p50/p95),
+    recall@10 vs exact float and vs the exhaustive search, per nprobe and adaptive."""
+    import pickle
+
+    import faiss
+
+    from lakeql.vectors import ann, kernels
+    from lakeql.vectors.codes import CodeIndex
+    from lakeql.vectors.search import search
+
+    faiss.omp_set_num_threads(1)
+    info = json.loads((folder / "build.json").read_text())
+    n = info["n"]
+    binz = pickle.loads((folder / "binarizer.pkl").read_bytes())
+    fac = {"factor": np.load(folder / "factor.npy"), "add": np.load(folder / "add.npy")}
+    words, factors = kernels.scan_inputs(np.load(folder / "packed.npy"), fac, binz.scan)
     factors["errc"] = binz.error_coefficients(factors)
+    d = binz.dim
     idx = CodeIndex(
         folder,
-        {"dim": d, "tier": "int8", "tier_space": space, "rows": n},
+        {"dim": d, "tier": "int8", "tier_space": info["space"], "rows": n},
         np.arange(n),
         words,
         factors,
-        tier,
-        scales,
+        np.load(folder / "rescore.npy", mmap_mode="r"),
+        np.load(folder / "scales.npy"),
         binz,
     )
-    t1 = time.perf_counter()
-    meta = ann.build(folder, packed, d, lists)
-    t_build = time.perf_counter() - t1
-    del packed
     ivf = ann.ivf_of(idx, "bench.big.vec")
-    print(f"codes {t_codes:.0f} s, ANN lists {meta} in {t_build:.0f} s", flush=True)
-    search(idx, qs[0], 10, 4)
-    ann.search(idx, ivf, qs[0], 10, 4)
-    times: dict[str, list[float]] = {"exhaustive": [], "ann": []}
-    rec_f, rec_af, rec_ae, probed = [], [], [], []
-    for i, q in enumerate(qs):
-        t = time.perf_counter()
-        ex, _ = search(idx, q, 10, 4)
-        times["exhaustive"].append(time.perf_counter() - t)
-        st: dict = {}
-        t = time.perf_counter()
-        an, _ = ann.search(idx, ivf, q, 10, 4, stats=st)
-        times["ann"].append(time.perf_counter() - t)
-        probed.append(st["probed_rows"])
-        rec_f.append(recall(ex, best_i[i]))
-        rec_af.append(recall(an, best_i[i]))
-        rec_ae.append(recall(an, ex))
-    med = {k: 1000 * statistics.median(v) for k, v in times.items()}
-    return {
-        "n": n,
-        "queries": nq,
-        "ms": med,
-        "speedup": med["exhaustive"] / med["ann"],
-        "load_after": load(),
-        "ann": meta,
-        "ann_build_s": t_build,
-        "codes_s": t_codes,
-        "probed_rows_median": float(np.median(probed)),
-        "recall_exhaustive_vs_float": float(np.mean(rec_f)),
-        "recall_ann_vs_float": float(np.mean(rec_af)),
-        "recall_ann_vs_exhaustive": float(np.mean(rec_ae)),
-    }
+    best_i = np.load(folder / "best_i.npy")
+    qs = [Q[i % len(Q)] for i in range(nq)]
+    methods = {"exhaustive": lambda q, st: search(idx, q, 10, 4, stats=st)}
+    for npr in nprobes:
+        methods[f"ann nprobe {npr}"] = lambda q, st, npr=npr: ann.search(
+            idx, ivf, q, 10, 4, nprobe=npr, stats=st, adaptive=False
+        )
+    for npr in nprobes:
+        methods[f"ann adaptive nprobe {npr}"] = lambda q, st, npr=npr: ann.search(
+            idx, ivf, q, 10, 4, nprobe=npr, stats=st
+        )
+    for fn in methods.values():
+        fn(qs[0], {})  # warm: JIT, list order copy
+    wall: dict[str, list[float]] = {k: [] for k in methods}
+    cpu: dict[str, list[float]] = {k: [] for k in methods}
+    res: dict[str, list[np.ndarray]] = {k: [] for k in methods}
+    probed: dict[str, list[int]] = {k: [] for k in methods}
+    widened = dict.fromkeys(methods, 0)
+    loads = [os.getloadavg()[0]]
+    for q in qs:  # interleaved per query: the machine's load hits every method alike
+        for name, fn in methods.items():
+            st: dict = {}
+            t, c = time.perf_counter(), time.process_time()
+            r, _ = fn(q, st)
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - t)
+            res[name].append(r)
+            probed[name].append(int(st.get("probed_rows", n)))
+            widened[name] += bool(st.get("widened"))
+        loads.append(os.getloadavg()[0])
+    out: dict = {"build": info, "queries": nq, "load_1min_during": [min(loads), max(loads)], "methods": {}}
+    for name in methods:
+        w, c = 1000 * np.array(wall[name]), 1000 * np.array(cpu[name])
+        rf = [recall(r, best_i[i]) for i, r in enumerate(res[name])]
+        re = [recall(r, res["exhaustive"][i]) for i, r in enumerate(res[name])]
+        out["methods"][name] = {
+            "wall_p50": float(np.percentile(w, 50)),
+            "wall_p95": float(np.percentile(w, 95)),
+            "cpu_p50": float(np.percentile(c, 50)),
+            "cpu_p95": float(np.percentile(c, 95)),
+            "recall_vs_float": float(np.mean(rf)),
+            "recall_vs_exhaustive": float(np.mean(re)),
+            "worst_queries_vs_exhaustive": sorted((round(v, 2), i) for i, v in enumerate(re))[:3],
+            "probed_rows_median": float(np.median(probed[name])),
+            "probed_rows_mean": float(np.mean(probed[name])),
+            "queries_widened": widened[name],
+        }
+    ex = out["methods"]["exhaustive"]
+    for m in out["methods"].values():
+        m["speedup_wall_p50"] = ex["wall_p50"] / m["wall_p50"]
+        m["speedup_cpu_p50"] = ex["cpu_p50"] / m["cpu_p50"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=None)
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--nprobe", default="32,64,128", help="fixed probes compared (ann10m)")
+    ap.add_argument("--chunk", type=int, default=250_000, help="rows coded at a time (ann10m)")
+    ap.add_argument("--base", default=None, help="folder of base_corpus.npy + base_queries.npy (ann10m)")
     ap.add_argument("--lists", type=int, default=None, help="ANN lists (ann10m; default: ann.default_lists)")
     a = ap.parse_args(argv)
     tmp = Path(a.tmp or tempfile.mkdtemp(prefix="lakeql_vsa_"))
@@ -310,7 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.what == "sql":
         out = sql_run(a.rows or 1_000_000, a.queries, tmp)
     else:
-        out = ann10m(a.rows or 10_000_000, a.queries, tmp, lists=a.lists)
+        base, Q, _ = base_vectors(Path(a.base) if a.base else None)
+        folder = tmp / "store"
+        if not (folder / "build.json").exists():  # a finished build in --tmp is reused
+            ann10m_build(a.rows or 10_000_000, len(Q), folder, a.chunk, a.lists, base, Q)
+        out = ann10m_measure(folder, a.queries, Q, [int(v) for v in a.nprobe.split(",")])
     print(json.dumps(out, indent=1))
     return 0
 

@@ -102,6 +102,37 @@ def test_filtered_ann_search_widens_until_k_rows_qualify(ann_lake, monkeypatch):
     con.close()
 
 
+def test_far_query_widens_the_probe(ann_lake, monkeypatch):
+    """A query far from every list centroid (a random direction: best cosine far below WIDEN_BELOW) probes
+    WIDEN_FACTOR times more lists, here all 16, so it equals the exhaustive search; a real query whose best
+    list is close enough keeps the default probe, and adaptive=False never widens."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+    from lakeql.vectors.search import search
+
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    con, idx, ivf = searcher_index(ann_lake)
+    rng = np.random.default_rng(7)
+    far = rng.standard_normal(idx.dim).astype(np.float32)
+    far /= np.linalg.norm(far)
+    order, best = ivf.probe(idx, far)
+    assert best < ann.WIDEN_BELOW and list(order) == list(ivf.probe_order(idx, far))
+    st: dict = {}
+    rowids, _ = ann.search(idx, ivf, far, 10, 4, nprobe=2, stats=st)
+    assert st["widened"] and st["nprobe"] == 2 * ann.WIDEN_FACTOR == ivf.nlist
+    assert rowids.tolist() == search(idx, far, 10, 4)[0].tolist()
+    st = {}
+    ann.search(idx, ivf, far, 10, 4, nprobe=2, stats=st, adaptive=False)
+    assert not st["widened"] and st["nprobe"] == 2
+    q = encode(["read a csv file"])[0]
+    _, best_q = ivf.probe(idx, q)
+    monkeypatch.setattr(ann, "WIDEN_BELOW", best_q - 0.01)  # this query's best list counts as close
+    st = {}
+    ann.search(idx, ivf, q, 10, 4, nprobe=2, stats=st)
+    assert not st["widened"] and st["nprobe"] == 2
+    con.close()
+
+
 def test_filtered_sql_search_returns_k_rows(acon):
     got = acon.execute(
         "SELECT module, score FROM semantic_search('python.functions', 'docstring', "
