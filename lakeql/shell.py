@@ -216,8 +216,8 @@ class Shell:
         print(f"lakeql shell on {self.lake or '(no lake)'}: enter '.help' for usage hints; Tab completes.",
               file=self.stdout)
         while True:
-            try:
-                text = session.prompt("lakeql> ")
+            try:  # no prompt_toolkit "press ENTER" handler: an error surfaces instead of hanging a pipe
+                text = session.prompt("lakeql> ", set_exception_handler=False)
             except KeyboardInterrupt:  # Ctrl-C drops the statement being typed
                 continue
             except EOFError:

@@ -73,7 +73,10 @@ def alive(pid: int) -> bool:
 
 
 def start_build(lake: Path, idx: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "lakeql.cli", "index", str(lake), "--index-dir", str(idx), "--only",
+    # a small build runs in-process (lakeql.ngrams.fileshards.IN_PROCESS_BYTES): force the worker pool
+    boot = ("import sys, lakeql.ngrams.fileshards as f; f.IN_PROCESS_BYTES = 0; "
+            "from lakeql.cli import main; sys.exit(main(sys.argv[1:]))")
+    cmd = [sys.executable, "-c", boot, "index", str(lake), "--index-dir", str(idx), "--only",
            "ngrams", "--ngram", NGRAM, "--ngram-shard-mb", "0.5", "--ngram-jobs", "2", "-q"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
