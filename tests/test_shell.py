@@ -253,22 +253,38 @@ def test_completion_of_paths(completer, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- interactive
-def test_interactive_history_is_one_entry_per_statement(con, tmp_path: Path, monkeypatch) -> None:
-    require("prompt_toolkit")
-    from prompt_toolkit.input import create_pipe_input
-    from prompt_toolkit.output import DummyOutput
+def test_interactive_history_is_one_entry_per_statement(tmp_path: Path) -> None:
+    """The prompt_toolkit session, fed through a pipe, in a fresh process: its event loop must not share
+    a process with what other tests left behind (in the full suite an earlier test's leftovers made the
+    loop's exception handler fire forever)."""
+    import json
+    import subprocess
+    import sys
 
+    require("prompt_toolkit")
     hist = tmp_path / "history"
-    monkeypatch.setenv("LAKEQL_HISTORY", str(hist))
-    out, err = io.StringIO(), io.StringIO()
-    with create_pipe_input() as inp:
-        inp.send_text("SELECT carrier\rFROM flights.airlines\rWHERE carrier = 'AA';\r.mode csv\r"
-                      "SELECT 42 AS answer;\r.quit\r")
-        shell = Shell(con=con, stdout=out, stderr=err, interactive=True, prompt_input=inp,
-                      prompt_output=DummyOutput())
-        assert shell.run() == 0
-    assert "│ AA      │" in out.getvalue() and "answer\n42\n" in out.getvalue()
-    assert err.getvalue() == ""
+    code = (
+        "import io, json, sys, lakeql\n"
+        "from prompt_toolkit.input import create_pipe_input\n"
+        "from prompt_toolkit.output import DummyOutput\n"
+        "from lakeql.demo import SAMPLE_LAKE\n"
+        "from lakeql.shell import Shell\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with create_pipe_input() as inp:\n"
+        "    inp.send_text(\"SELECT carrier\\rFROM flights.airlines\\r\"\n"
+        "                  \"WHERE carrier = 'AA';\\r.mode csv\\r\"\n"
+        "                  \"SELECT 42 AS answer;\\r.quit\\r\")\n"
+        "    rc = Shell(con=lakeql.connect(SAMPLE_LAKE), stdout=out, stderr=err, interactive=True,\n"
+        "               prompt_input=inp, prompt_output=DummyOutput()).run()\n"
+        "print(json.dumps([rc, out.getvalue(), err.getvalue()]))\n"
+    )
+    env = {**__import__("os").environ, "LAKEQL_HISTORY": str(hist)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rc, out, err = json.loads(res.stdout.strip().splitlines()[-1])
+    assert rc == 0
+    assert "│ AA      │" in out and "answer\n42\n" in out
+    assert err == ""
     entries = [e.replace("\n+", "\n").lstrip("+") for e in
                re.split(r"\n# [^\n]*\n", "\n" + hist.read_text()) if e.strip()]
     assert [e.strip() for e in entries] == [
