@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal
+from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal, scan_sql
 from lakeql.rows import ROWS_SCHEMA, rowid_scan_of
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 VIEWS_DIR = "views"
 MANIFEST = "views.json"
-FORMAT = 2  # 2: no lakeql_rows.duckdb (rowid views made on first use); small domains have no file
+FORMAT = 3  # 2: no lakeql_rows.duckdb (rowid views made on first use); small domains have no file;
+#             3: a small domain's tables are stored as data (format, paths, hive), never as SQL text
 SMALL_DOMAIN = 3  # domains of at most this many tables get their views at connect time
 RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", "lakeql_rows_live"}
 
@@ -67,7 +68,7 @@ def attachable(domain: str) -> bool:
 # ----------------------------------------------------------------------------------- index time
 def write_views(store, catalog, discovered: dict[str, str], storage_version: str) -> Path:
     """Write ``INDEX_DIR/views/``: a database file per attachable domain of more than
-    :data:`SMALL_DOMAIN` tables (the scans of smaller ones in the manifest), and the manifest.
+    :data:`SMALL_DOMAIN` tables (the files of smaller ones, as data, in the manifest), and the manifest.
 
     ``discovered``: ``{table key: fingerprint}`` of the tables as discovered (before unreadable files were
     dropped), which is what ``connect()`` compares against.
@@ -86,8 +87,9 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                 _write_db(tmp / spec["file"], storage_version,
                           [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
                            for t in tables if t.files])
-            else:  # the scans (our own SQL text, written here like the database files)
-                spec["views"] = {t.name: t.scan_sql() for t in tables if t.files}
+            else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
+                spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive)}
+                                 for t in tables if t.files}
             domains[domain] = spec
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "domains": domains,
                                                 "tables": dict(sorted(discovered.items()))}))
@@ -177,10 +179,10 @@ def attach(con, ctx) -> AttachPlan:
         if fresh and path is not None and Path(path).exists():
             con.execute(f"ATTACH {quote_literal(path)} AS {quote_ident(domain)} (READ_ONLY)").fetchall()
             plan.attached.append(domain)
-        elif fresh and path is None and isinstance(spec.get("views"), dict):
+        elif fresh and path is None and (scans := _small_scans(spec.get("views"))) is not None:
             con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
             run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(name)} AS "
-                            f"SELECT * FROM {scan}" for name, scan in spec["views"].items()])
+                            f"SELECT * FROM {scan}" for name, scan in scans.items()])
             plan.small.append(domain)
         else:
             con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
@@ -191,6 +193,23 @@ def attach(con, ctx) -> AttachPlan:
     if ROWS_SCHEMA not in existing:
         con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
     return plan
+
+
+def _small_scans(views: Any) -> dict[str, str] | None:
+    """``{view name: scan SQL}`` of a small domain's manifest entry (None when it is malformed: the caller
+    then makes live views). The manifest is a file, so its values are data checked here, and the SQL
+    is made by :func:`lakeql.lake.scan_sql`, which quotes every path."""
+    if not isinstance(views, dict):
+        return None
+    out = {}
+    for name, v in views.items():
+        if not (isinstance(name, str) and isinstance(v, dict)
+                and v.get("format") in ("parquet", "csv", "json")
+                and isinstance(v.get("paths"), list) and v["paths"]
+                and all(isinstance(p, str) for p in v["paths"]) and isinstance(v.get("hive"), bool)):
+            return None
+        out[name] = scan_sql(v["format"], v["paths"], v["hive"])
+    return out
 
 
 def _readable(ctx, tables: list[Table]) -> list[Table]:

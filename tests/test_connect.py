@@ -39,6 +39,30 @@ def test_fresh_index_attaches_every_domain(indexed) -> None:
     assert last[0] + 1 == n
 
 
+@pytest.mark.parametrize("scan", [
+    "read_parquet('x'); ATTACH '/tmp/evil.db' AS evil; SELECT 1",  # SQL text where data belongs
+    {"format": "parquet; DROP TABLE t", "paths": ["p"], "hive": False},
+    {"format": "parquet", "paths": "p.parquet", "hive": False},
+    {"format": "parquet", "paths": [], "hive": False},
+])
+def test_small_domain_manifest_entries_are_data_not_sql(indexed, tmp_path, scan) -> None:
+    """A views.json edited by someone else: a malformed small-domain entry gets live views (made from the
+    lake as it is), its text is never run."""
+    import json
+
+    lake, idx = indexed
+    work = tmp_path / "idx"
+    shutil.copytree(idx, work)
+    manifest = json.loads((work / "views" / "views.json").read_text())
+    manifest["domains"]["python"]["views"]["modules"] = scan
+    (work / "views" / "views.json").write_text(json.dumps(manifest))
+    con, ctx = open_lake(lake, index_dir=work)
+    assert ctx.views.small == [] and ctx.views.live == ["python"]
+    assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 0
+    dbs = {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+    assert "evil" not in dbs
+
+
 def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> None:
     lake, idx = indexed
     work = tmp_path / "lake"
