@@ -70,6 +70,27 @@ class IndexBusyError(LakeqlError):
     """Another ``lakeql index`` holds the lake's build lock."""
 
 
+#: errno values of an OSError that mean the index cannot be written (not that the data is bad)
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO, errno.EFBIG)
+
+
+def write_failure(exc: BaseException) -> int | None:
+    """The errno of a failed write that ``exc`` reports, or None when it reports something else.
+
+    Besides an ``OSError`` with one of :data:`WRITE_ERRNOS`, writers that wrap the OS error in their own
+    (DuckDB's IOException, Arrow) say "No space left on device" / "Disk quota exceeded", and numpy's and
+    Arrow's short writes say "N requested and M written": the device filled up mid-write.
+    """
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return exc.errno
+    text = str(exc)
+    if "No space left on device" in text or re.search(r"\d+ requested and \d+ written", text):
+        return errno.ENOSPC
+    if "Disk quota exceeded" in text:
+        return errno.EDQUOT
+    return None
+
+
 def _write_error(target: Path, exc: OSError) -> IndexWriteError:
     what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
             errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}.get(
@@ -305,25 +326,12 @@ class Store:
         except IndexWriteError as exc:
             self.write_error = self.write_error or exc
             raise
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO, errno.EFBIG):
-                err = _write_error(target, exc)
-                self.write_error = self.write_error or err
-                raise err from None
-            if exc.errno is None and re.search(r"\d+ requested and \d+ written", str(exc)):
-                # numpy's short write (ndarray.tofile / np.save): the device filled up mid-write
-                err = _write_error(target, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
-                self.write_error = self.write_error or err
-                raise err from None
-            raise
         except Exception as exc:
-            # writers that wrap the OS error in their own (DuckDB's IOException/FatalException, Arrow)
-            text = str(exc)
-            code = (errno.ENOSPC if "No space left on device" in text
-                    else errno.EDQUOT if "Disk quota exceeded" in text else None)
+            code = write_failure(exc)
             if code is None:
                 raise
-            err = _write_error(target, OSError(code, os.strerror(code)))
+            same = isinstance(exc, OSError) and exc.errno == code
+            err = _write_error(target, exc if same else OSError(code, os.strerror(code)))
             self.write_error = self.write_error or err
             raise err from None
 

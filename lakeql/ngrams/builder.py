@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 import resource
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ import numpy as np
 
 from lakeql.errors import LakeqlError
 from lakeql.lake import Table
-from lakeql.store import IndexEntry
+from lakeql.store import IndexEntry, write_failure
 
 KIND = "ngram"
 FLAG = "--ngram"
@@ -288,13 +287,6 @@ def up_to_date(ctx, target: Target) -> bool:
     return all(have.get(k) == v for k, v in want.items()) and (ctx.store.root / e.path).exists()
 
 
-def _out_of_space(exc: BaseException) -> bool:
-    """A full disk or quota, also as Arrow reports a short write ("N requested and M written")."""
-    text = str(exc)
-    return (getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in text
-            or "Disk quota exceeded" in text or bool(re.search(r"\d+ requested and \d+ written", text)))
-
-
 def build(ctx) -> None:
     """The capability's ``build`` hook: index every target column (skipping up-to-date ones)."""
     import os
@@ -311,9 +303,10 @@ def build(ctx) -> None:
         try:
             build_target(ctx, target, jobs_n)
         except (OSError, pa.ArrowException) as exc:  # bad data in one table: warn, keep building
-            if _out_of_space(exc):  # not bad data: the index cannot be written (exit 2, old index kept)
+            code = write_failure(exc)
+            if code in (errno.ENOSPC, errno.EDQUOT):  # not bad data: the index cannot be written (exit 2)
                 from lakeql.store import _write_error
 
-                raise _write_error(ctx.store.root, OSError(errno.ENOSPC, "No space left on device")) from None
+                raise _write_error(ctx.store.root, OSError(code, os.strerror(code))) from None
             warnings.warn(f"n-gram index of {target.table.key}.{target.column} skipped: {exc}",
                           stacklevel=2)
