@@ -14,8 +14,11 @@ appending a file anywhere in the order leaves every other shard valid.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from lakeql.lake import FileStamp, Table
 
@@ -59,3 +62,21 @@ def row_offsets(table: Table, file_rows: list[int]) -> dict[str, int]:
         out[shard_id(f)] = acc
         acc += int(n)
     return out
+
+
+def link_tree(src: Path, dst: Path) -> int:
+    """Hard-link every file under ``src`` into ``dst`` (same layout; a copy where a link fails: another
+    file system, no hard links, too many links): how a refresh keeps an unchanged shard without
+    rewriting its bytes. Returns the number of files copied."""
+    copied = 0
+    for dirpath, _, filenames in os.walk(src):
+        here = Path(dirpath)
+        out = dst / here.relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
+        for fn in filenames:
+            try:
+                os.link(here / fn, out / fn)
+            except OSError:
+                shutil.copy2(here / fn, out / fn)
+                copied += 1
+    return copied

@@ -23,9 +23,7 @@ numba and loads its compiled kernels) than building a few MB of text here.
 from __future__ import annotations
 
 import json
-import os
 import resource
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -103,22 +101,6 @@ def _previous(ctx, target, path: Path) -> tuple[IndexEntry, dict[str, Any]] | No
     return e, meta
 
 
-def _link_tree(src: Path, dst: Path) -> int:
-    """Hard-link every file of ``src`` into ``dst`` (copy where a link fails); returns files copied."""
-    copied = 0
-    for dirpath, _, filenames in os.walk(src):
-        here = Path(dirpath)
-        out = dst / here.relative_to(src)
-        out.mkdir(parents=True, exist_ok=True)
-        for fn in filenames:
-            try:
-                os.link(here / fn, out / fn)
-            except OSError:  # another file system, no hard links, too many links
-                shutil.copy2(here / fn, out / fn)
-                copied += 1
-    return copied
-
-
 def _file_batches(target, stamp: FileStamp):
     from lakeql.ngrams.builder import table_batches
 
@@ -154,7 +136,7 @@ def build_target(ctx, target, jobs_n: int) -> IndexEntry:
             if sid in kept_ids:
                 old = old_files[sid]
                 for name in old["shards"]:
-                    copied += _link_tree(path / name, tmp / name)
+                    copied += S.link_tree(path / name, tmp / name)
                 files.append(
                     {
                         "shard_id": sid,

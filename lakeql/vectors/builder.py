@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from lakeql import shards
 from lakeql.errors import LakeqlError
 from lakeql.lake import quote_ident
 from lakeql.progress import bar, say
@@ -103,7 +102,6 @@ def plan_shards(catalog, table) -> list[ShardPlan]:
     CSV/JSON tables (no row numbers per file) and Parquet tables with a column named like DuckDB's
     ``file_row_number`` are one shard of the whole table, named after all its files.
     """
-    from lakeql import shards
     from lakeql.lake import quote_literal
     from lakeql.rows import FILE_COLUMN, rowid_scan_sql
 
@@ -125,8 +123,6 @@ def plan_shards(catalog, table) -> list[ShardPlan]:
 
 def whole_table_shard(table) -> str:
     """The id of the one shard of a table without per-file shards (changes when any file changes)."""
-    from lakeql import shards
-
     return hashlib.sha1("\0".join(shards.shard_id(f) for f in table.files).encode()).hexdigest()[:16]
 
 
@@ -353,16 +349,6 @@ def encode_shard(binz, vecs: np.ndarray, tier: str):
     return packed, factors, tier_values, scales, space
 
 
-def link_tree(src: Path, dst: Path) -> None:
-    """Hard-link every file of ``src`` into ``dst`` (a copy where links are not possible)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in sorted(src.iterdir()):
-        try:
-            os.link(f, dst / f.name)
-        except OSError:
-            shutil.copy2(f, dst / f.name)
-
-
 def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
                   new: dict[str, tuple[np.ndarray, np.ndarray, list[str] | None]], params: dict[str, Any],
                   extra_meta: dict[str, Any], reuse: Reuse | None = None) -> IndexEntry:
@@ -389,7 +375,7 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
                     bm25.write_counts(bm25.term_counts(texts), sub)
                 n = len(ids)
             else:
-                link_tree(reuse.folder / "shards" / p.shard, sub)
+                shards.link_tree(reuse.folder / "shards" / p.shard, sub)
                 n = int(reuse.shards[p.shard]["codes"])
             listing.append({"shard": p.shard, "file": p.file, "offset": p.offset, "codes": n, "rows": p.rows})
             rows += n
@@ -457,8 +443,6 @@ def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray,
 def plan_shards_of_rowids(table, n_rows: int) -> list[ShardPlan]:
     """Shards of ``table`` from its Parquet footers (no catalog): for :func:`write_index`."""
     import pyarrow.parquet as pq
-
-    from lakeql import shards
 
     if table.format != "parquet":
         return [ShardPlan(whole_table_shard(table), "*", 0, n_rows, "")]
