@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_SAFE_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\d+(, ?\d+)?\))?$")
+_SAFE_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\d+(, ?\d+)?\))?\Z")
 
 
 def _typed_min_max(
