@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from lakeql.errors import UnknownColumnError, did_you_mean
+from lakeql.errors import UnknownColumnError, UnknownTableError, did_you_mean
 from lakeql.lake import FileStamp, Lake, Problem, Table
 from lakeql.progress import progress
 from lakeql.store import IndexEntry, Store, dir_bytes
@@ -169,7 +169,22 @@ class Catalog:
 
     # ------------------------------------------------------------- lookups
     def table(self, name: str) -> Table:
-        return self.lake.table(name)
+        """Resolve a table name; a table left out because none of its files reads says so (not 'unknown')."""
+        try:
+            return self.lake.table(name)
+        except UnknownTableError as exc:
+            raise self.unreadable_table_error(name) or exc from None
+
+    def unreadable_table_error(self, name: str) -> UnknownTableError | None:
+        """The error for ``name`` when it is a table of the lake that was left out as unreadable."""
+        wanted = str(name or "").strip().lower()
+        for p in self.problems:
+            if p.kind == "table" and wanted in (p.table_name.lower(), p.table_name.split(".", 1)[-1].lower()):
+                return UnknownTableError(
+                    f"table {p.table_name!r} is in the lake but none of its files could be read ({p.error}): "
+                    f"fix or replace {p.path!r}, then run 'lakeql index LAKE --refresh' "
+                    "('lakeql doctor LAKE' lists every unreadable file)")
+        return None
 
     def columns(self, table: str | Table) -> list[Column]:
         t = table if isinstance(table, Table) else self.table(table)
