@@ -162,6 +162,21 @@ def test_register_twice_on_one_connection(indexed) -> None:
     assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 0
 
 
+def test_first_rowid_view_reads_one_table_of_the_stored_catalog(indexed) -> None:
+    """An unchanged table's rowid view is made from its rows of the stored catalog (the whole catalog is
+    not loaded), and is the one the loaded catalog makes."""
+    from lakeql.rows import rowid_scan_of
+
+    lake, idx = indexed
+    con, ctx = open_lake(lake, index_dir=idx)
+    sql = "SELECT * FROM query_table(lakeql_rows_view('flights.flights')) ORDER BY __rowid"
+    light = con.execute(sql).fetchall()
+    assert ctx._catalog is None  # not loaded
+    full = con.execute(f"SELECT * FROM ({rowid_scan_of(ctx.catalog, ctx.table('flights.flights'))}) "
+                       "ORDER BY __rowid").fetchall()
+    assert light == full and [r[0] for r in light[:5]] == list(range(5))
+
+
 def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> None:
     lake, idx = indexed
     work = tmp_path / "lake"
@@ -174,7 +189,7 @@ def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> Non
     assert con.execute("SELECT * FROM flights.airlines").fetchall() == [("ZZ", "Zeta Air")]
     rows = con.execute("SELECT __rowid, carrier FROM query_table(lakeql_rows_view('flights.airlines'))"
                        ).fetchall()
-    assert rows == [(0, "ZZ")]
+    assert rows == [(0, "ZZ")] and ctx._catalog is not None  # changed: from the catalog as it is now
     stale = dict(con.execute("SELECT table_name, stale FROM lakeql_indexes() WHERE kind = 'catalog' "
                              "OR table_name IS NOT NULL").fetchall())
     assert all(v is False for k, v in stale.items() if k and k != "flights.airlines")
