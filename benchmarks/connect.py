@@ -96,7 +96,8 @@ def lake_runs(args) -> None:
         for label, tree, idx in versions:
             env = {**os.environ, "PYTHONPATH": str(tree), "LAKEQL_QUIET": "1"}
             cmd = [sys.executable, "-c", CHILD, args.lake_dir, idx, args.small_table, str(args.repeat)]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            # cwd: the version's tree (``python -c`` puts the working directory first on sys.path)
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=tree)
             for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items():
                 got[label].setdefault(k, []).extend(v)
     print(f"\n{args.lake_dir} (index {', '.join(f'{v}: {i}' for v, _, i in versions)}), small table "

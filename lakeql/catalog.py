@@ -335,20 +335,22 @@ class Catalog:
         return cat
 
     @classmethod
-    def stored_table(cls, table: Table, store: Store | None) -> tuple[Table, list[int], list[str]] | None:
+    def stored_table(cls, table: Table, store: Store | None, con: Any = None
+                     ) -> tuple[Table, list[int], list[str]] | None:
         """One unchanged table as the stored catalog has it, read without loading the whole catalog:
         (the table made of its readable files, rows per file, column names). None when the store has no
         intact catalog, or the table is not in it or changed since (then use :meth:`open`).
 
         What a rowid view needs (:func:`lakeql.rows.rowid_scan_sql`): on a lake of 37,000 columns
         :meth:`load` builds every column's object (~0.3 s) after importing pyarrow (~0.3 s in a fresh
-        process); this reads one table's rows with DuckDB (milliseconds), the key a bound parameter.
+        process); this reads one table's rows with DuckDB (milliseconds), the key a bound parameter,
+        through a cursor of ``con`` when given (a new in-memory database costs ~15 ms).
         """
         if store is None or not store.path("catalog", "tables.parquet").exists():
             return None
         import duckdb
 
-        con = duckdb.connect()
+        con = con.cursor() if con is not None else duckdb.connect()
         try:
             entry = store.find("catalog")
             if entry is not None:

@@ -52,6 +52,10 @@ FORMAT = 4  # 2: no lakeql_rows.duckdb (rowid views made on first use); small do
 READS = (3, 4)  # manifest formats connect() reads (a format-3 index: its small domains' views are created)
 SMALL_FILE = "small.duckdb"
 SMALL_ALIAS = "lakeql_small_views"  # the name small.duckdb is attached under while it is copied
+#: copy the small domains' views from small.duckdb when they are at least this many: its check costs ~30 ms
+#: (listing the functions, to find macros), creating a view ~0.5 ms
+SMALL_COPY_MIN = 64
+Scan = tuple  # (format, paths, hive): what a small domain's view reads, as data
 SMALL_DOMAIN = 3  # domains of at most this many tables get their views at connect time
 RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", "lakeql_rows_live"}
 
@@ -150,7 +154,7 @@ class AttachPlan:
                 return
             cur = con.cursor()
             try:
-                for scan in _rowid_scans(ctx, table):
+                for scan in _rowid_scans(ctx, table, cur):
                     cur.execute(f"CREATE OR REPLACE VIEW {ROWS_SCHEMA}.main.{quote_ident(table.key)} AS "
                                 f"{scan}").fetchall()
             finally:
@@ -184,7 +188,7 @@ def attach(con, ctx) -> AttachPlan:
     fingerprints = {k: t.fingerprint for k, t in lake.tables.items()}  # hashed once per connect
     plan.changed_tables = {k for k, fp in fingerprints.items() if built_tables.get(k) != fp}
     local_stmts: list[str] = []
-    small: dict[str, dict[str, str]] = {}  # small fresh domains, in the connection's own in-memory database
+    small: dict[str, dict[str, Scan]] = {}  # small fresh domains, in the connection's own in-memory database
     attach_files: list[str] = []  # the bigger fresh domains' prebuilt files
     live: list[tuple[str, list[Table]]] = []  # changed domains (or with no prebuilt views)
     for domain, tables in sorted(by_domain(lake).items()):
@@ -206,7 +210,7 @@ def attach(con, ctx) -> AttachPlan:
             if own_is_file:  # nothing is left in a user's database file: a catalog of its own instead
                 con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
                 run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(name)} AS "
-                                f"SELECT * FROM {scan}" for name, scan in scans.items()])
+                                f"SELECT * FROM {scan_sql(*v)}" for name, v in scans.items()])
             else:  # a schema of the connection's own database (below: copied from small.duckdb)
                 small[domain] = scans
             plan.small.append(domain)
@@ -214,14 +218,16 @@ def attach(con, ctx) -> AttachPlan:
             live.append((domain, tables))
             plan.live.append(domain)
     if small:  # first: the check of small.duckdb lists catalog entries, fewer before the other ATTACHes
-        small_file = (manifest or {}).get("small_file")
-        copied = _copy_small(con, views_root / SMALL_FILE, small) if small_file == SMALL_FILE else set()
+        copied: set[str] = set()
+        many = sum(map(len, small.values())) >= SMALL_COPY_MIN
+        if many and (manifest or {}).get("small_file") == SMALL_FILE:
+            copied = _copy_small(con, views_root / SMALL_FILE, small)
         plan.copied = sorted(copied)
-        # the rest (a format-3 index, a changed or damaged small.duckdb): created from the manifest's data
+        # the rest (few views, a format-3 index, a changed or damaged small.duckdb): made from the data
         run_batch(con, [stmt for d in sorted(set(small) - copied) for stmt in [
             f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}", *[
-                f"CREATE OR REPLACE VIEW {quote_ident(d)}.{quote_ident(n)} AS SELECT * FROM {scan}"
-                for n, scan in small[d].items()]]])
+                f"CREATE OR REPLACE VIEW {quote_ident(d)}.{quote_ident(n)} AS SELECT * FROM {scan_sql(*v)}"
+                for n, v in small[d].items()]]])
     for stmt in attach_files:
         con.execute(stmt).fetchall()
     for domain, tables in live:
@@ -234,8 +240,8 @@ def attach(con, ctx) -> AttachPlan:
     return plan
 
 
-def _copy_small(con, path: Path, want: dict[str, dict[str, str]]) -> set[str]:
-    """Copy the views of the small domains ``want`` (``{domain: {view: scan SQL}}``, made from data)
+def _copy_small(con, path: Path, want: dict[str, dict[str, Scan]]) -> set[str]:
+    """Copy the views of the small domains ``want`` (``{domain: {view: (format, paths, hive)}}``)
     from ``small.duckdb`` into the connection's own in-memory database, one schema per domain; return
     the domains copied.
 
@@ -273,13 +279,14 @@ def _copy_small(con, path: Path, want: dict[str, dict[str, str]]) -> set[str]:
     return ok
 
 
-def _checked_small(con, want: dict[str, dict[str, str]]) -> tuple[set[str], set[str]] | None:
+def _checked_small(con, want: dict[str, dict[str, Scan]]) -> tuple[set[str], set[str]] | None:
     """(every schema of the attached ``small.duckdb``, the domains of ``want`` whose views there are
     exactly the expected ones), or None when the file holds anything but schemas and views in them.
 
-    Expected: ``CREATE VIEW "domain"."name" AS SELECT * FROM <scan>;`` with the scans ``want`` made from
-    data, as DuckDB's parser renders them (the rendering ``duckdb_views().sql`` shows of a stored view,
-    made from its parsed query, not text kept beside it)."""
+    Expected: ``CREATE VIEW domain.name AS SELECT * FROM <scan>;`` as DuckDB renders the views
+    :func:`lakeql.lake.scan_sql` makes from ``want``'s data (:func:`_rendered`; ``duckdb_views().sql``
+    is made from a stored view's parsed query, not text kept beside it). A rendering that differs
+    (another DuckDB) only costs the copy: those views are made from the data."""
     a = quote_literal(SMALL_ALIAS)
     others = con.execute(
         f"SELECT (SELECT count(*) FROM duckdb_tables() WHERE database_name = {a}) "
@@ -299,23 +306,29 @@ def _checked_small(con, want: dict[str, dict[str, str]]) -> tuple[set[str], set[
             f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE database_name = {a} "
             "AND NOT internal").fetchall():
         have.setdefault(schema, set()).add((view, sql))
-    names = [(d, n) for d in sorted(want) for n in sorted(want[d])]
-    texts = [f"SELECT * FROM {quote_ident(d)}.{quote_ident(n)}" for d, n in names]
-    texts += [f"SELECT * FROM {want[d][n]}" for d, n in names]
-    rendered = [r[0] for r in con.execute(
-        "SELECT json_deserialize_sql(json_serialize_sql(q)) "
-        "FROM unnest(?::VARCHAR[]) WITH ORDINALITY u(q, i) ORDER BY i", [texts]).fetchall()]
-    refs, queries = rendered[:len(names)], rendered[len(names):]
-    expect: dict[str, set[tuple[str, str]]] = {d: set() for d in want}
-    prefix = "SELECT * FROM "
-    for (d, n), ref, query in zip(names, refs, queries, strict=True):
-        expect[d].add((n, f"CREATE VIEW {ref[len(prefix):]} AS {query};"))
-    return schemas, {d for d in want if d in schemas and have.get(d, set()) == expect[d]}
+    ok = set()
+    for d, views in want.items():
+        got = dict(have.get(d, ()))
+        if d in schemas and set(got) == set(views) and all(
+                got[n] in _rendered(d, n, *v) for n, v in views.items()):
+            ok.add(d)
+    return schemas, ok
 
 
-def _small_scans(views: Any, tables: list[Table]) -> dict[str, str] | None:
-    """``{view name: scan SQL}`` of a small domain's manifest entry (None when it is malformed: the caller
-    then makes live views). The manifest is a file, so its values are data checked here against the
+def _rendered(domain: str, name: str, fmt: str, paths: list[str], hive: bool) -> set[str]:
+    """How DuckDB renders ``CREATE VIEW domain.name AS SELECT * FROM <scan_sql(fmt, paths, hive)>``: a name
+    bare or quoted, the list of paths as ``list_value(...)``, the options parenthesized (checked by the
+    tests against DuckDB's own rendering)."""
+    listing = ", ".join(quote_literal(p) for p in paths)
+    query = (f"SELECT * FROM read_{fmt}(list_value({listing}), (union_by_name = true), "
+             f"(hive_partitioning = {'true' if hive else 'false'}))")
+    return {f"CREATE VIEW {a}.{b} AS {query};"
+            for a in {domain, quote_ident(domain)} for b in {name, quote_ident(name)}}
+
+
+def _small_scans(views: Any, tables: list[Table]) -> dict[str, Scan] | None:
+    """``{view name: (format, paths, hive)}`` of a small domain's manifest entry (None when it is malformed:
+    the caller then makes live views). The manifest is a file, so its values are data checked here against the
     domain's ``tables`` as discovered now: a view per table of the domain, of the table's format and
     hive flag, reading some of the table's own files (the readable ones, as catalogued); the SQL is made
     by :func:`lakeql.lake.scan_sql`, which quotes every path."""
@@ -333,20 +346,20 @@ def _small_scans(views: Any, tables: list[Table]) -> dict[str, str] | None:
             return None
         if not set(v["paths"]) <= set(t.paths):
             return None
-        out[name] = scan_sql(v["format"], v["paths"], v["hive"])
+        out[name] = (v["format"], list(v["paths"]), v["hive"])
     return out
 
 
-def _rowid_scans(ctx, table: Table) -> list[str]:
+def _rowid_scans(ctx, table: Table, cur=None) -> list[str]:
     """The rowid scan of ``table`` (none when no file of it is readable): from the stored catalog's rows
     of this one table while the connection has not loaded the whole catalog and the table is unchanged
     (the first rowid view of a big lake then costs milliseconds, not the catalog's load), else from
-    the catalog as it is now."""
+    the catalog as it is now. ``cur``: a cursor to read the stored catalog through."""
     from lakeql.catalog import Catalog
     from lakeql.rows import rowid_scan_sql
 
     if getattr(ctx, "_catalog", None) is None:
-        one = Catalog.stored_table(table, ctx.store)
+        one = Catalog.stored_table(table, ctx.store, cur)
         if one is not None:
             return [rowid_scan_sql(*one)]
     return [rowid_scan_of(ctx.catalog, t) for t in _readable(ctx, [table])]

@@ -15,6 +15,14 @@ from lakeql.connection import open_lake
 from lakeql.demo import SAMPLE_LAKE
 
 
+@pytest.fixture(autouse=True)
+def copy_small_domains(monkeypatch) -> None:
+    """The sample lake's one small domain has 2 views: copied from small.duckdb here all the same."""
+    from lakeql import views
+
+    monkeypatch.setattr(views, "SMALL_COPY_MIN", 0)
+
+
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("connect")
@@ -244,3 +252,36 @@ def test_columns_named_like_duckdbs_virtual_columns(tmp_path, names) -> None:
                        "ORDER BY __rowid").fetchall()
     assert rows == [(k, f"v{k // 3}{k % 3}") for k in range(6)]
     assert con.execute('SELECT count(*) FROM d.t').fetchone()[0] == 6
+
+
+def test_few_small_views_are_made_from_data(indexed, monkeypatch) -> None:
+    """Below SMALL_COPY_MIN views, checking small.duckdb would cost more than making them."""
+    from lakeql import views
+
+    monkeypatch.setattr(views, "SMALL_COPY_MIN", 3)
+    con, ctx = open_lake(*indexed[:1], index_dir=indexed[1])
+    assert ctx.views.small == ["python"] and ctx.views.copied == []
+    assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("fmt,names,hive", [
+    ("parquet", ["b'c.parquet", "x\ny \u00e9 z.parquet"], False),
+    ("csv", ["e.csv"], True),
+    ("json", ["e.json", "f.json"], False),
+])
+@pytest.mark.parametrize("domain,name", [("d", "t"), ("Odd Domain", 'se"lect'), ("select", "from")])
+def test_rendered_views_are_duckdbs_rendering(tmp_path, fmt, names, hive, domain, name) -> None:
+    """The check of small.duckdb compares a stored view with _rendered(): the same text as DuckDB's."""
+    from lakeql.lake import quote_ident, quote_literal, scan_sql
+    from lakeql.views import _rendered
+
+    con = duckdb.connect()
+    paths = [str(tmp_path / n) for n in names]
+    for p in paths:
+        opts = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json"}[fmt]
+        con.execute(f"COPY (SELECT 1 AS x) TO {quote_literal(p)} ({opts})")
+    con.execute(f"CREATE SCHEMA {quote_ident(domain)}")
+    con.execute(f"CREATE VIEW {quote_ident(domain)}.{quote_ident(name)} AS SELECT * FROM "
+                f"{scan_sql(fmt, paths, hive)}")
+    sql = con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchone()[0]
+    assert sql in _rendered(domain, name, fmt, paths, hive)
