@@ -10,6 +10,13 @@ table a different slice of 20 rows and 6-19 columns), spread over D domains (def
 * a query through a cursor of the connection, and ``lakeql --help`` in a fresh process.
 
 Run: ``python benchmarks/connect.py [--tables 10000] [--domains 40]``; prints a Markdown table.
+
+On an existing indexed lake (e.g. the big lake of ``benchmarks/build.py``), before/after in one run:
+``python benchmarks/connect.py --lake-dir LAKE --index-dir IDX --small-table DOMAIN.NAME [--old TREE]``
+measures, in a fresh process per code version (``--old``: a checkout of the old code, put first on
+PYTHONPATH; versions alternate ``--rounds`` times, so both see the same machine load): ``connect()``
+p50 (and min) of ``--repeat`` connections, then on fresh connections the first query of a small domain's
+table and the first rowid-view query (``lakeql_rows_view``) of it.
 """
 
 from __future__ import annotations
@@ -53,11 +60,71 @@ def timed(fn, repeat: int = 1) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+#: run in a fresh process per code version: connect() times, then first queries on fresh connections
+CHILD = """
+import json, statistics, sys, time
+import lakeql
+lake, idx, table, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+plain = "SELECT count(*) FROM " + ".".join('"' + p.replace('"', '""') + '"' for p in table.split(".", 1))
+rowid = "SELECT count(*) FROM query_table(lakeql_rows_view(?))"
+lakeql.connect(lake, index_dir=idx).close()  # warm: imports, OS file cache
+conn, cpu, first, rows = [], [], [], []
+for _ in range(repeat):
+    t0, c0 = time.perf_counter(), time.process_time()
+    con = lakeql.connect(lake, index_dir=idx)
+    t1 = time.perf_counter()
+    cpu.append(time.process_time() - c0)
+    con.execute(plain).fetchall()
+    t2 = time.perf_counter()
+    con.execute(rowid, [table]).fetchall()
+    t3 = time.perf_counter()
+    con.close()
+    conn.append(t1 - t0); first.append(t2 - t1); rows.append(t3 - t2)
+print(json.dumps({"connect": conn, "connect_cpu": cpu, "first_query": first, "first_rowid_query": rows}))
+"""
+
+
+def lake_runs(args) -> None:
+    """connect() and first queries on an existing indexed lake, old vs new code in alternating processes."""
+    import json
+
+    repo = Path(__file__).resolve().parents[1]
+    versions = ([("old", Path(args.old), args.old_index_dir or args.index_dir)] if args.old else []) + [
+        ("new", repo, args.index_dir)]
+    got: dict[str, dict[str, list[float]]] = {v: {} for v, _, _ in versions}
+    for _ in range(args.rounds):
+        for label, tree, idx in versions:
+            env = {**os.environ, "PYTHONPATH": str(tree), "LAKEQL_QUIET": "1"}
+            cmd = [sys.executable, "-c", CHILD, args.lake_dir, idx, args.small_table, str(args.repeat)]
+            # cwd: the version's tree (``python -c`` puts the working directory first on sys.path)
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=tree)
+            for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items():
+                got[label].setdefault(k, []).extend(v)
+    print(f"\n{args.lake_dir} (index {', '.join(f'{v}: {i}' for v, _, i in versions)}), small table "
+          f"{args.small_table}; "
+          f"{args.rounds} rounds x {args.repeat} connections per version\n")
+    print("| what | " + " | ".join(f"{v} p50 (min) s" for v, _, _ in versions) + " |")
+    print("|---|" + "---|" * len(versions))
+    for k in ("connect", "connect_cpu", "first_query", "first_rowid_query"):
+        cells = [f"{statistics.median(got[v][k]):.3f} ({min(got[v][k]):.3f})" for v, _, _ in versions]
+        print(f"| {k} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tables", type=int, default=10_000)
     ap.add_argument("--domains", type=int, default=40)
+    ap.add_argument("--lake-dir", help="an existing indexed lake (with --index-dir, --small-table)")
+    ap.add_argument("--index-dir")
+    ap.add_argument("--small-table", default="python.modules", help="DOMAIN.NAME of a small domain's table")
+    ap.add_argument("--old", help="a checkout of the old code (its lakeql/ and udfs/) to measure as well")
+    ap.add_argument("--old-index-dir", help="the index the old code reads (default: --index-dir)")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    if args.lake_dir:
+        lake_runs(args)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         lake = Path(tmp) / "lake"

@@ -15,6 +15,14 @@ from lakeql.connection import open_lake
 from lakeql.demo import SAMPLE_LAKE
 
 
+@pytest.fixture(autouse=True)
+def copy_small_domains(monkeypatch) -> None:
+    """The sample lake's one small domain has 2 views: copied from small.duckdb here all the same."""
+    from lakeql import views
+
+    monkeypatch.setattr(views, "SMALL_COPY_MIN", 0)
+
+
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("connect")
@@ -28,9 +36,11 @@ def indexed(tmp_path_factory) -> tuple[Path, Path]:
 def test_fresh_index_attaches_every_domain(indexed) -> None:
     lake, idx = indexed
     con, ctx = open_lake(lake, index_dir=idx)
-    # flights (5 tables) is attached from its file; python (2 tables: no file) gets its views made
+    # flights (5 tables) is attached from its file; python (2 tables) is copied from small.duckdb, checked
     assert ctx.views.attached == ["flights"] and ctx.views.small == ["python"] and ctx.views.live == []
-    assert sorted(p.name for p in (idx / "views").iterdir()) == ["d00000.duckdb", "views.json"]
+    assert ctx.views.copied == ["python"]
+    files = sorted(p.name for p in (idx / "views").iterdir())
+    assert files == ["d00000.duckdb", "small.duckdb", "views.json"]
     cur = con.cursor()  # a cursor sees the attached views and the functions without any setup
     assert cur.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
     assert cur.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7
@@ -63,6 +73,118 @@ def test_small_domain_manifest_entries_are_data_not_sql(indexed, tmp_path, scan)
     assert "evil" not in dbs
 
 
+def test_a_manifest_entry_naming_other_files_gets_live_views(indexed, tmp_path) -> None:
+    """A small domain's entry that reads a file outside the table (here: another domain's) is malformed."""
+    import json
+
+    lake, idx = indexed
+    work = tmp_path / "idx"
+    shutil.copytree(idx, work)
+    manifest = json.loads((work / "views" / "views.json").read_text())
+    entry = manifest["domains"]["python"]["views"]["modules"]
+    entry["paths"] = [str(lake / "flights" / "airlines.parquet")]
+    (work / "views" / "views.json").write_text(json.dumps(manifest))
+    con, ctx = open_lake(lake, index_dir=work)
+    assert ctx.views.small == [] and ctx.views.live == ["python"]
+    cols = [d[0] for d in con.execute("SELECT * FROM python.modules LIMIT 0").description]
+    assert "carrier" not in cols
+
+
+def _rewrite_small(path: Path, statements: list[str]) -> None:
+    """Replace small.duckdb with a database made of ``statements`` (what a hostile index folder holds)."""
+    path.unlink()
+    con = duckdb.connect(str(path))
+    for stmt in statements:
+        con.execute(stmt)
+    con.close()
+
+
+@pytest.mark.parametrize("evil", [
+    # a view of the right name reading another file
+    ["CREATE SCHEMA python", "CREATE VIEW python.modules AS SELECT * FROM read_csv('/etc/hostname')",
+     "CREATE VIEW python.functions AS SELECT 1 AS x"],
+    # a macro shadowing a function, next to views that would pass
+    ["CREATE MACRO main.read_parquet(x) AS TABLE SELECT 42 AS evil"],
+    # a table with data, a view in main
+    ["CREATE TABLE main.notes AS SELECT 1 AS x"],
+    ["CREATE VIEW main.modules AS SELECT 1 AS x"],
+    # an extra domain's schema, and a view too many
+    ["CREATE SCHEMA flights", "CREATE VIEW flights.airlines AS SELECT 'ZZ' AS carrier"],
+    ["CREATE SCHEMA python", "CREATE VIEW python.extra AS SELECT 1 AS x"],
+])
+def test_small_file_views_are_checked_not_trusted(indexed, tmp_path, evil) -> None:
+    """small.duckdb is copied only after its entries are checked against views made from data: any
+    other entry (another query, a macro, a table, an extra view or schema) is never used."""
+    lake, idx = indexed
+    work = tmp_path / "idx"
+    shutil.copytree(idx, work)
+    src = duckdb.connect()
+    good = [r[0] for r in src.execute(
+        f"ATTACH '{work / 'views' / 'small.duckdb'}' AS s (READ_ONLY); "
+        "SELECT sql FROM duckdb_views() WHERE database_name = 's' AND NOT internal").fetchall()]
+    src.close()
+    keep = [] if evil[0].startswith("CREATE SCHEMA python") else ["CREATE SCHEMA python", *good]
+    _rewrite_small(work / "views" / "small.duckdb", keep + evil)
+    con, ctx = open_lake(lake, index_dir=work)
+    assert ctx.views.small == ["python"]  # made from the manifest's data instead
+    # an extra schema beside the good ones: python is copied, flights dropped at once (a big domain here)
+    assert ctx.views.copied == (["python"] if evil[0].startswith("CREATE SCHEMA flights") else [])
+    n = con.execute("SELECT count(*) FROM python.modules").fetchone()[0]
+    parquet = lake / "python" / "modules.parquet"
+    assert n == duckdb.connect().execute(f"SELECT count(*) FROM '{parquet}'").fetchone()[0]
+    schemas = con.execute("SELECT schema_name FROM duckdb_schemas() WHERE database_name = 'memory'"
+                          ).fetchall()
+    assert ("flights",) not in schemas
+    assert con.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'notes'").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = 'read_parquet' "
+                       "AND NOT internal").fetchone()[0] == 0
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'python'"
+                                       ).fetchall()}
+    assert views == {"modules", "functions"}
+
+
+def test_a_format_3_index_still_connects(indexed, tmp_path) -> None:
+    """An index written before small.duckdb (format 3): its small domains' views are made from data."""
+    import json
+
+    lake, idx = indexed
+    work = tmp_path / "idx"
+    shutil.copytree(idx, work)
+    manifest = json.loads((work / "views" / "views.json").read_text())
+    manifest["format"] = 3
+    del manifest["small_file"]
+    (work / "views" / "views.json").write_text(json.dumps(manifest))
+    (work / "views" / "small.duckdb").unlink()
+    con, ctx = open_lake(lake, index_dir=work)
+    assert ctx.views.attached == ["flights"] and ctx.views.small == ["python"] and ctx.views.copied == []
+    assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 0
+    assert con.cursor().execute("SELECT count(*) FROM python.functions").fetchone()[0] > 0
+
+
+def test_register_twice_on_one_connection(indexed) -> None:
+    lake, idx = indexed
+    con, ctx = open_lake(lake, index_dir=idx)
+    again = lakeql.register(con, lake, index_dir=idx)
+    assert again.views.small == ["python"] and again.views.copied == []  # already there: made again
+    assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 0
+
+
+def test_first_rowid_view_reads_one_table_of_the_stored_catalog(indexed) -> None:
+    """An unchanged table's rowid view is made from its rows of the stored catalog (the whole catalog is
+    not loaded), and is the one the loaded catalog makes."""
+    from lakeql.rows import rowid_scan_of
+
+    lake, idx = indexed
+    con, ctx = open_lake(lake, index_dir=idx)
+    sql = "SELECT * FROM query_table(lakeql_rows_view('flights.flights')) ORDER BY __rowid"
+    light = con.execute(sql).fetchall()
+    assert ctx._catalog is None  # not loaded
+    full = con.execute(f"SELECT * FROM ({rowid_scan_of(ctx.catalog, ctx.table('flights.flights'))}) "
+                       "ORDER BY __rowid").fetchall()
+    assert light == full and [r[0] for r in light[:5]] == list(range(5))
+
+
 def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> None:
     lake, idx = indexed
     work = tmp_path / "lake"
@@ -75,7 +197,7 @@ def test_changed_table_gets_live_views_and_stays_stale(indexed, tmp_path) -> Non
     assert con.execute("SELECT * FROM flights.airlines").fetchall() == [("ZZ", "Zeta Air")]
     rows = con.execute("SELECT __rowid, carrier FROM query_table(lakeql_rows_view('flights.airlines'))"
                        ).fetchall()
-    assert rows == [(0, "ZZ")]
+    assert rows == [(0, "ZZ")] and ctx._catalog is not None  # changed: from the catalog as it is now
     stale = dict(con.execute("SELECT table_name, stale FROM lakeql_indexes() WHERE kind = 'catalog' "
                              "OR table_name IS NOT NULL").fetchall())
     assert all(v is False for k, v in stale.items() if k and k != "flights.airlines")
@@ -130,3 +252,36 @@ def test_columns_named_like_duckdbs_virtual_columns(tmp_path, names) -> None:
                        "ORDER BY __rowid").fetchall()
     assert rows == [(k, f"v{k // 3}{k % 3}") for k in range(6)]
     assert con.execute('SELECT count(*) FROM d.t').fetchone()[0] == 6
+
+
+def test_few_small_views_are_made_from_data(indexed, monkeypatch) -> None:
+    """Below SMALL_COPY_MIN views, checking small.duckdb would cost more than making them."""
+    from lakeql import views
+
+    monkeypatch.setattr(views, "SMALL_COPY_MIN", 3)
+    con, ctx = open_lake(*indexed[:1], index_dir=indexed[1])
+    assert ctx.views.small == ["python"] and ctx.views.copied == []
+    assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("fmt,names,hive", [
+    ("parquet", ["b'c.parquet", "x\ny \u00e9 z.parquet"], False),
+    ("csv", ["e.csv"], True),
+    ("json", ["e.json", "f.json"], False),
+])
+@pytest.mark.parametrize("domain,name", [("d", "t"), ("Odd Domain", 'se"lect'), ("select", "from")])
+def test_rendered_views_are_duckdbs_rendering(tmp_path, fmt, names, hive, domain, name) -> None:
+    """The check of small.duckdb compares a stored view with _rendered(): the same text as DuckDB's."""
+    from lakeql.lake import quote_ident, quote_literal, scan_sql
+    from lakeql.views import _rendered
+
+    con = duckdb.connect()
+    paths = [str(tmp_path / n) for n in names]
+    for p in paths:
+        opts = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json"}[fmt]
+        con.execute(f"COPY (SELECT 1 AS x) TO {quote_literal(p)} ({opts})")
+    con.execute(f"CREATE SCHEMA {quote_ident(domain)}")
+    con.execute(f"CREATE VIEW {quote_ident(domain)}.{quote_ident(name)} AS SELECT * FROM "
+                f"{scan_sql(fmt, paths, hive)}")
+    sql = con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchone()[0]
+    assert sql in _rendered(domain, name, fmt, paths, hive)

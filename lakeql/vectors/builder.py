@@ -46,8 +46,36 @@ def index_params(ctx, column_model: str | None) -> dict[str, Any]:
     opts = ctx.options["vectors"]
     return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
             "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 2,
+            **encoder_params(opts.embed_backend),
             **({"bm25": True} if opts.embed_bm25 else {}),
             **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {})}
+
+
+def encoder_params(backend: str) -> dict[str, Any]:
+    """What else defines the encoder of ``backend``: for ``onnx``, the export recipe of its int8 graph
+    (:data:`lakeql.onnx_encoder.RECIPE`), so a --refresh after the recipe changed rebuilds the index and a
+    query can tell that its encoder is not the one that made the vectors (:func:`encoder_mismatch`)."""
+    if backend != "onnx":
+        return {}
+    from lakeql.onnx_encoder import RECIPE
+
+    return {"onnx_recipe": RECIPE}
+
+
+def encoder_mismatch(meta: dict[str, Any], label: str, lake_root: Any) -> str | None:
+    """Why the encoder a query would use now differs from the one that made the index's vectors (None:
+    the same), with the command that rebuilds the index: an ``onnx`` index records its export recipe
+    (indexes written before it was recorded have none, and are reported as unknown)."""
+    backend = meta.get("backend", "torch")
+    want = encoder_params(backend)
+    have = {k: meta.get(k) for k in want}
+    if have == want:
+        return None
+    how = ("by an ONNX export whose recipe was not recorded (an older lakeql)"
+           if have.get("onnx_recipe") is None else "by another ONNX export recipe than this lakeql's")
+    return (f"the vectors of {label} were made {how}: queries are embedded by the current export, whose "
+            f"vectors differ slightly (lower recall); rebuild with 'lakeql index {lake_root} --refresh "
+            f"--embed {label} --embed-backend {backend}'")
 
 
 def build(ctx) -> None:

@@ -9,6 +9,7 @@ never re-read per query.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,11 @@ from lakeql.udf import check_k, scalar_udf, struct_list
 from lakeql.vectors.builder import KIND
 
 HIT_COLUMNS = [("rowid", "BIGINT"), ("score", "FLOAT")]
+
+
+class EncoderMismatchWarning(UserWarning):
+    """An index's vectors were made by another encoder than the one its queries are embedded with."""
+
 MAX_QUERY_CHARS = 100_000
 HYBRID_POOL = 10  # each side of hybrid_search contributes its best k * HYBRID_POOL (at least 100) rows
 
@@ -55,10 +61,25 @@ class Searcher:
             raise LakeqlError(f"{label} holds your own vectors and no model was named for text queries: "
                               f"search it with semantic_search_vector, or rebuild with --embed {label} "
                               "--model NAME (the model that made the vectors)")
+        self.check_encoder(idx)
         model = embedding.load_model(idx.meta.get("model"), idx.meta.get("backend", "torch"))
         text = str(query)[:MAX_QUERY_CHARS]
         return model.encode([text], convert_to_numpy=True, normalize_embeddings=True,
                             show_progress_bar=False)[0].astype(np.float32)
+
+    def check_encoder(self, idx) -> None:
+        """Warn (once per index and connection) when the index's vectors were made by another encoder
+        than the one its queries get now (an ONNX export of another recipe): the fix is a rebuild."""
+        from lakeql.vectors.builder import encoder_mismatch
+
+        if idx._pos.get("encoder_checked"):  # the loaded index lives in this connection's cache
+            return
+        idx._pos["encoder_checked"] = True
+        label = f"{idx.meta.get('table')}.{idx.meta.get('column')}"
+        root = self.ctx.lake.root if self.ctx.lake is not None else "LAKE"
+        problem = encoder_mismatch(idx.meta, label, root)
+        if problem is not None:
+            warnings.warn(problem, EncoderMismatchWarning, stacklevel=2)
 
     def allowed(self, table, idx, predicate: Any) -> np.ndarray | None:
         """Pre-filter: a mask over code positions of the rows where the SQL ``predicate`` holds.

@@ -281,3 +281,56 @@ def test_token_budget_runs_give_the_vectors_of_one_text_at_a_time(onnx_model, mo
     # the order of equal-length texts.
     via = encode(sample, onnx_model, batch_size=4)
     assert via.shape == batched.shape and np.sum(via * batched, axis=1).mean() > 0.995
+
+
+# ----------------------------------------------------------------------------- the recipe of an index
+def test_an_index_records_its_onnx_recipe_and_a_query_under_another_warns(lake, tmp_path, monkeypatch):
+    """An index built with one export recipe and queried by a lakeql with another: a warning naming the
+    rebuild; ``--refresh`` then rebuilds it (the recipe is part of its params) and the warning is gone."""
+    import json
+    import warnings
+
+    import lakeql
+    from lakeql import onnx_encoder
+    from lakeql.vectors.sql import EncoderMismatchWarning
+
+    idx = tmp_path / "idx"
+    build(lake[0], idx, ["functions.docstring"], embed_backend="onnx")
+    meta = json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
+    assert meta["backend"] == "onnx" and meta["onnx_recipe"] == onnx_encoder.RECIPE
+    sql = "SELECT qualname FROM semantic_search('python.functions', 'docstring', 'zlib', k := 3)"
+
+    def query() -> list[warnings.WarningMessage]:
+        con = lakeql.connect(lake[0], index_dir=idx, capabilities=["vectors"])
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            assert len(con.execute(sql).fetchall()) == 3
+            assert len(con.execute(sql).fetchall()) == 3  # warned once per index and connection
+        con.close()
+        return [w for w in got if issubclass(w.category, EncoderMismatchWarning)]
+
+    assert query() == []
+    monkeypatch.setattr(onnx_encoder, "RECIPE", onnx_encoder.RECIPE + "; a newer quantization")
+    got = query()
+    assert len(got) == 1
+    msg = str(got[0].message)
+    assert "python.functions.docstring" in msg and "another ONNX export recipe" in msg
+    assert f"lakeql index {lake[0]} --refresh --embed python.functions.docstring --embed-backend onnx" in msg
+    lakeql.index(lake[0], index_dir=idx, embed=["functions.docstring"], embed_backend="onnx", refresh=True,
+                 capabilities=["vectors"], progress=False)
+    meta = json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
+    assert meta["onnx_recipe"] == onnx_encoder.RECIPE
+    assert query() == []
+
+
+def test_encoder_mismatch_of_older_and_other_indexes(tmp_path):
+    from lakeql.onnx_encoder import RECIPE
+    from lakeql.vectors.builder import encoder_mismatch, encoder_params
+
+    assert encoder_params("torch") == {} and encoder_params("onnx") == {"onnx_recipe": RECIPE}
+    assert encoder_mismatch({"backend": "torch"}, "d.t.c", tmp_path) is None
+    assert encoder_mismatch({}, "d.t.c", tmp_path) is None  # written before backends: torch
+    assert encoder_mismatch({"backend": "onnx", "onnx_recipe": RECIPE}, "d.t.c", tmp_path) is None
+    old = encoder_mismatch({"backend": "onnx"}, "d.t.c", tmp_path)  # written before the recipe was recorded
+    assert old is not None and "was not recorded" in old
+    assert f"'lakeql index {tmp_path} --refresh --embed d.t.c --embed-backend onnx'" in old
