@@ -6,11 +6,16 @@ A table of several files keeps, beside its merged ``columns.parquet``/``hashes.p
 ``shards.parquet``        one row per (file, column): the columns of ``columns.parquet`` plus ``shard``
                           (:func:`lakeql.shards.shard_id` of the file: path, size, mtime) and ``file``
 ``shard_hashes.parquet``  ``shard``, ``ordinal``, ``hash``: each file's bottom ``HASH_CAP`` value hashes
+``shards.N.parquet``, ``shard_hashes.N.parquet``  the same for the files appended by the N-th refresh
+``merge_state.json``, ``merge_union.parquet``, ``merge_tops.parquet``  the merge state of all the files
+                          (:class:`lakeql.profile_merge.MergeState`)
 
 A full build profiles every file in one scan (``filename`` column, GROUP BY file); ``--refresh`` reads the
 stored shards, profiles only the files without one (new or rewritten) and drops the shards of files
 that are gone; either way the table profile is :func:`lakeql.profile_merge.merge` of the shards, so a
-refresh gives exactly what a full build of the same files gives. Single-file tables keep the plain
+refresh gives exactly what a full build of the same files gives. When files were only appended (after
+the stored ones in catalog order) the stored merge state is combined with the new files' states alone:
+no stored shard is read, the stored shard files are hard-linked and only the new files' are written. Single-file tables keep the plain
 layout (no shard files: their build time and size do not grow).
 """
 
