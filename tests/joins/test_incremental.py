@@ -56,10 +56,16 @@ def lake(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spy():
     """Counts the files profiled per table and the graph updates (patched into the build's modules)."""
-    from lakeql import profile_shards
+    from lakeql import catalog, profile_shards
     from lakeql.joins import incremental
 
-    calls: dict[str, list] = {"files": [], "graph": [], "read": []}
+    calls: dict[str, list] = {"files": [], "graph": [], "read": [], "catalog": []}
+    orig_cat = catalog.profile_table
+
+    def cat(table, *a, **k):
+        calls["catalog"].append(table.key)
+        return orig_cat(table, *a, **k)
+
     orig_files, orig_update, orig_read = profile_shards.profile_files, incremental.update, profile_shards.read
 
     def files(table, todo, *a, **k):
@@ -76,7 +82,9 @@ def spy():
         return orig_read(d, *a, **k)
 
     profile_shards.profile_files, incremental.update, profile_shards.read = files, update, read
+    catalog.profile_table = cat
     yield calls
+    catalog.profile_table = orig_cat
     profile_shards.profile_files, incremental.update, profile_shards.read = orig_files, orig_update, orig_read
 
 
@@ -130,6 +138,13 @@ def _same_as_full(lake_root: Path, idx: Path, tmp: Path) -> None:
         ), key
     cols = pq.read_table(idx / "joins" / "lake" / "columns.parquet")
     assert cols.equals(pq.read_table(full / "joins" / "lake" / "columns.parquet"))
+    for f in ("columns.parquet", "files.parquet"):  # the catalog (read from the new footers only)
+        assert pq.read_table(idx / "catalog" / f).equals(pq.read_table(full / "catalog" / f)), f
+    assert (
+        pq.read_table(idx / "catalog" / "tables.parquet")
+        .drop_columns(["indexed_at"])
+        .equals(pq.read_table(full / "catalog" / "tables.parquet").drop_columns(["indexed_at"]))
+    )
     assert pq.read_table(idx / "joins" / "edges.parquet").equals(
         pq.read_table(full / "joins" / "edges.parquet")
     )
@@ -352,10 +367,12 @@ def test_appends_in_a_row_and_an_insert_equal_full(spy, tmp_path):
     folder = root / "flights" / "flights"
     for h in held[:2]:
         shutil.copy(h, folder / h.name)
+        spy["catalog"].clear()
         spy["read"].clear()
         spy["files"].clear()
         index_joins(root, idx, refresh=True)
         assert spy["files"] == [("flights.flights", 1)] and spy["read"] == []
+        assert spy["catalog"] == []  # the catalog read the new file's footer alone
         _same_as_full(root, idx, tmp_path)
     names = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard*"))
     assert names == [
@@ -369,6 +386,8 @@ def test_appends_in_a_row_and_an_insert_equal_full(spy, tmp_path):
     shutil.copy(held[2], folder / "part-00002b.parquet")  # between part-00002 and part-00003
     spy["read"].clear()
     spy["files"].clear()
+    spy["catalog"].clear()
     index_joins(root, idx, refresh=True)
     assert spy["files"] == [("flights.flights", 1)] and len(spy["read"]) == 1
+    assert spy["catalog"] == ["flights.flights"]
     _same_as_full(root, idx, tmp_path)
