@@ -8,6 +8,7 @@ answer equals a full rebuild of the same files.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -57,10 +58,15 @@ def lake(tmp_path_factory):
 def spy():
     """Counts the files profiled per table and the graph updates (patched into the build's modules)."""
     from lakeql import catalog, profile_shards
-    from lakeql.joins import incremental
+    from lakeql.joins import incremental, lakeindex
 
-    calls: dict[str, list] = {"files": [], "graph": [], "read": [], "catalog": []}
-    orig_cat = catalog.profile_table
+    calls: dict[str, list] = {"files": [], "graph": [], "read": [], "catalog": [], "kept": []}
+    orig_cat, orig_reusable = catalog.profile_table, lakeindex.reusable
+
+    def reusable(*a, **k):
+        got = orig_reusable(*a, **k)
+        calls["kept"].append(sorted(got))
+        return got
 
     def cat(table, *a, **k):
         calls["catalog"].append(table.key)
@@ -82,9 +88,9 @@ def spy():
         return orig_read(d, *a, **k)
 
     profile_shards.profile_files, incremental.update, profile_shards.read = files, update, read
-    catalog.profile_table = cat
+    catalog.profile_table, lakeindex.reusable = cat, reusable
     yield calls
-    catalog.profile_table = orig_cat
+    catalog.profile_table, lakeindex.reusable = orig_cat, orig_reusable
     profile_shards.profile_files, incremental.update, profile_shards.read = orig_files, orig_update, orig_read
 
 
@@ -100,6 +106,10 @@ def _shard_rows(d: Path):
     from lakeql.profile_shards import _numbered, shards_schema
 
     return pa.concat_tables([pq.read_table(d / n, schema=shards_schema()) for n in _numbered(d, "shards")])
+
+
+def _entries_keys(idx: Path) -> list[str]:
+    return sorted(json.loads((idx / "joins" / "lake" / "tables.json").read_text())["tables"])
 
 
 def _entries(store) -> dict[str, tuple]:
@@ -367,12 +377,15 @@ def test_appends_in_a_row_and_an_insert_equal_full(spy, tmp_path):
     folder = root / "flights" / "flights"
     for h in held[:2]:
         shutil.copy(h, folder / h.name)
+        spy["kept"].clear()
         spy["catalog"].clear()
         spy["read"].clear()
         spy["files"].clear()
         index_joins(root, idx, refresh=True)
         assert spy["files"] == [("flights.flights", 1)] and spy["read"] == []
         assert spy["catalog"] == []  # the catalog read the new file's footer alone
+        # the value index copied the rows of the 7 unchanged tables from the previous one
+        assert spy["kept"] == [sorted(k for k in _entries_keys(idx) if k != "flights.flights")]
         _same_as_full(root, idx, tmp_path)
     names = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard*"))
     assert names == [
