@@ -15,8 +15,8 @@ stored shards, profiles only the files without one (new or rewritten) and drops 
 that are gone; either way the table profile is :func:`lakeql.profile_merge.merge` of the shards, so a
 refresh gives exactly what a full build of the same files gives. When files were only appended (after
 the stored ones in catalog order) the stored merge state is combined with the new files' states alone:
-no stored shard is read, the stored shard files are hard-linked and only the new files' are written. Single-file tables keep the plain
-layout (no shard files: their build time and size do not grow).
+no stored shard is read, the stored shard files are hard-linked and only the new files' are written.
+Single-file tables keep the plain layout (no shard files: their build time and size do not grow).
 """
 
 from __future__ import annotations
@@ -500,6 +500,10 @@ def finish(
     con = profile.connect() if own else con
     try:
         if isinstance(kept, Appended):  # the stored state + the new files' states only
+            todo = [shard_id(f) for f in table.files[len(kept.state.ids) :]]
+            if sorted(fresh.ids) != sorted(todo):
+                raise ValueError(f"{table.key}: profiles of {len(fresh.ids)} files for {len(todo)} new files")
+            fresh = fresh.take(todo)  # in catalog order (an engine returns chunks as they finish)
             add = state_of(columns, fresh.rows, fresh.hashes, fresh.ids, con)
             st = combine(kept.state, add, con) if fresh.ids else kept.state
             if st.ids != [shard_id(f) for f in table.files]:

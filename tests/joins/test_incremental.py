@@ -404,3 +404,42 @@ def test_appends_in_a_row_and_an_insert_equal_full(spy, tmp_path):
     assert spy["files"] == [("flights.flights", 1)] and len(spy["read"]) == 1
     assert spy["catalog"] == ["flights.flights"]
     _same_as_full(root, idx, tmp_path)
+
+
+def test_engine_append_refresh_equals_full(tmp_path, monkeypatch):
+    """An append-only refresh on an engine (files profiled in worker processes, merged here from the
+    stored merge state) writes the same table profile as a full local build."""
+    from lakeql import engine_tasks, profile
+    from lakeql.catalog import Catalog
+    from lakeql.engine import LocalEngine
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    class Remote(LocalEngine):
+        name = "remote-test"
+
+        def map(self, fn, items, **kw):
+            kw["pool"] = "process"
+            return super().map(fn, items, **kw)
+
+    root = tmp_path / "lake"
+    flights_lake(root, full=False)
+    held = split_table(root, "flights", "flights", 8, keep_last=2)
+    idx = tmp_path / "idx"
+    index_joins(root, idx)
+    for h in held:
+        shutil.copy(h, root / "flights" / "flights" / h.name)
+    lk = discover(root)
+    store = Store.for_lake(lk, idx)
+    cat = Catalog.build(lk, store, refresh=True)
+    monkeypatch.setattr(engine_tasks, "CHUNK_FILES", 1)  # the two new files on two workers
+    with Remote(2) as eng:
+        done, failed = profile.ensure(store, lk, cat, ["flights.flights"], engine=eng)
+    assert done == ["flights.flights"] and not failed
+    flights = _profile_dir(idx, "flights.flights")
+    assert (flights / "shards.1.parquet").exists()  # the append path: stored shards linked, not merged
+    full = tmp_path / "full"
+    index_joins(root, full)
+    for f in ("columns.parquet", "hashes.parquet"):
+        assert pq.read_table(flights / f).equals(pq.read_table(_profile_dir(full, "flights.flights") / f)), f
+    assert _shard_rows(flights).equals(_shard_rows(_profile_dir(full, "flights.flights")))
