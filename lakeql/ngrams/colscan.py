@@ -21,6 +21,8 @@ What DuckDB can answer exactly, and what is verified in Python:
   folding contains ``x`` (a regular-expression character class). Rows of pure ASCII are exact when ``F``
   is ASCII; every other candidate row is folded in Python (one ``str.casefold`` over all of them, as the
   builder does) and searched.
+* **ngram_search** ranks by DuckDB's own count where it is exact (:func:`native_count`): only the rows
+  its top-N keeps (k, plus every row the count may be wrong on) come back and are counted again here.
 * **words** (``unit := 'word'``): a regular expression with ASCII word boundaries
   (``[^0-9A-Za-z_]``: every ``\\w`` separator is one of these) is a superset of Python's Unicode ``\\w+``
   words and is exact on rows of pure ASCII; other candidate rows get the builder's word stream
@@ -96,28 +98,6 @@ def _fold_sources() -> tuple[str, dict[str, str]]:
         return "".join(n_chars), {k: "".join(v) for k, v in g.items()}
 
 
-@lru_cache(maxsize=1)
-def lower_unsafe() -> str | None:
-    """The characters whose DuckDB ``lower()`` differs from ``str.casefold()`` (``ß``, ``ſ``, ``ς``,
-    ``İ``, Cherokee, Greek with iota subscript ...: 298 with duckdb 2.0), asked of the installed DuckDB
-    itself once per process. On a row holding none of them, ``lower(col)`` IS the row's case folding.
-    None when DuckDB's ``lower()`` is not per-character (then it is not used)."""
-    import duckdb
-
-    with _LOCK:
-        chars = "".join(chr(c) for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF and c != 10)
-        con = duckdb.connect()
-        try:
-            low = con.execute("SELECT lower(?)", ["\n".join(chars)]).fetchone()[0].split("\n")
-            whole = con.execute("SELECT lower(?)", [chars]).fetchone()[0]
-        finally:
-            con.close()
-        if len(low) != len(chars) or whole != "".join(low):
-            return None
-        folded = "\n".join(chars).casefold().split("\n")
-        return "".join(c for c, lo, f in zip(chars, low, folded, strict=True) if lo != f)
-
-
 def _re_chars(chars: str) -> str:
     """Characters as RE2 escapes (``\\x{HHHH}``; ASCII letters and digits as themselves, so that
     ``(?i)`` folds them): safe inside and outside a character class."""
@@ -154,31 +134,10 @@ class Pred:
     """A row predicate on the column ``c`` with its bound parameters, and whether it is exact on every
     row (``exact='all'``), on rows of pure ASCII only (``'ascii'``) or a superset only (``'none'``)."""
 
-    def __init__(
-        self,
-        sql: str,
-        params: list[Any],
-        exact: str,
-        sure: str = "",
-        sure_params=(),
-        unsure: str = "",
-        unsure_params=(),
-    ) -> None:
+    def __init__(self, sql: str, params: list[Any], exact: str, sure: str = "", sure_params=()) -> None:
         self.sql, self.params, self.exact = sql, params, exact
         # optional: SQL true only on rows that certainly match (no verification needed for them)
         self.sure, self.sure_params = sure, list(sure_params)
-        # exact='safe': SQL true on the rows where the predicate is NOT exact (verified in Python)
-        self.unsure, self.unsure_params = unsure, list(unsure_params)
-
-    def unsure_of(self, col: str) -> tuple[str, list[Any]]:
-        """SQL (and parameters) true on the rows this predicate is not exact on."""
-        if self.exact == "all":
-            return "FALSE", []
-        if self.exact == "ascii":
-            return NON_ASCII.format(c=col), []
-        if self.exact == "safe":
-            return self.unsure, self.unsure_params
-        return "TRUE", []
 
 
 def _folded_superset(f: str, col: str) -> tuple[str, list[Any]]:
@@ -219,17 +178,6 @@ def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
     if unit == "char":
         if fold == "none":
             return Pred(f"contains({col}, ?)", [text], "all")
-        unsafe = lower_unsafe()
-        if unsafe:  # lower() is the folding on rows without `unsafe` characters; the others: a superset
-            unsure = f"({NON_ASCII.format(c=col)} AND regexp_matches({col}, ?))"
-            sup, sup_params = _folded_superset(text, col)
-            return Pred(
-                f"(({unsure} AND {sup}) OR contains(lower({col}), ?))",
-                [_re_class(unsafe), *sup_params, text],
-                "safe",
-                unsure=unsure,
-                unsure_params=[_re_class(unsafe)],
-            )
         if text.isascii():  # rows of pure ASCII: RE2's (?i) is exact there; the others are verified
             return Pred(
                 f"({NON_ASCII.format(c=col)} OR regexp_matches({col}, ?))",
@@ -244,8 +192,13 @@ def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
     if fold == "none":
         # a match whose boundaries and separators are all ASCII non-word characters is certain
         strict = _words_regex(ws, ASCII_NONWORD)
+        # every matching row holds the longest word as a substring: a cheap literal test first
         return Pred(
-            f"regexp_matches({col}, ?)", [_words_regex(ws)], "ascii", f"regexp_matches({col}, ?)", [strict]
+            f"(contains({col}, ?) AND regexp_matches({col}, ?))",
+            [max(ws, key=len), _words_regex(ws)],
+            "ascii",
+            f"regexp_matches({col}, ?)",
+            [strict],
         )
     if all(w.isascii() for w in ws):
         return Pred(
@@ -271,10 +224,8 @@ class Native:
     parameters), equal to the index's overlapping count on every row (``scope='all'``) or on rows of
     pure ASCII (``'ascii'``; the other rows are verified in Python)."""
 
-    def __init__(self, sql: str, params: list[Any], scope: str, prefilter: str = "", pre_params=()) -> None:
+    def __init__(self, sql: str, params: list[Any], scope: str) -> None:
         self.sql, self.params, self.scope = sql, params, scope
-        # optional SQL true on every row the phrase can match (a cheap literal test before the regex)
-        self.prefilter, self.pre_params = prefilter, list(pre_params)
 
 
 def _word_count_regex(ws: list[str]) -> str:
@@ -289,10 +240,9 @@ def native_count(unit: str, fold: str, pat: bytes, col: str, density: float) -> 
     * case-sensitive characters, >= 2 bytes, no border: ``len(regexp_extract_all(col, literal))`` when
       the phrase is rare enough (``density``: occurrences per text byte <= :data:`RX_DENSITY`), else
       ``(strlen(col) - strlen(replace(col, p, ''))) // strlen(p)`` (bytes; exact on every row);
-    * case-insensitive ASCII phrase without a border: the same ``replace`` count over ``lower(col)``,
-      exact on ASCII rows (``str.casefold`` of ASCII is ASCII lower case);
-    * words without a word-level border (all-ASCII words when case-insensitive): RE2 matches with ASCII
-      word boundaries (``(?i)`` when insensitive), exact on ASCII rows.
+    * words without a word-level border (all-ASCII words when case-insensitive) and at most
+      :data:`RX_DENSITY` occurrences per byte: RE2 matches with ASCII word boundaries (``(?i)`` when
+      insensitive), exact on ASCII rows.
     """
     from lakeql.ngrams.text import WORD_SEP
 
@@ -313,26 +263,14 @@ def native_count(unit: str, fold: str, pat: bytes, col: str, density: float) -> 
             if density <= RX_DENSITY and len(pat) <= RX_MAX_BYTES:
                 return Native(f"len(regexp_extract_all({col}, ?))", [_re_chars(text)], "all")
             return Native(f"((strlen({col}) - strlen(replace({col}, ?, ''))) // ?)", [text, len(pat)], "all")
-        if lower_unsafe():  # exact on rows without lower()-unsafe characters (see predicate())
-            low = f"lower({col})"
-            return Native(f"((strlen({low}) - strlen(replace({low}, ?, ''))) // ?)", [text, len(pat)], "safe")
-        if not text.isascii():
-            return None
-        return Native(
-            f"((strlen({col}) - strlen(replace(lower({col}), ?, ''))) // ?)", [text, len(pat)], "ascii"
-        )
-    ws = [w for w in text.split(chr(WORD_SEP)) if w]
-    if not ws or has_border(ws) or len(pat) > RX_MAX_BYTES:
+        # case-insensitive: `replace` over lower(col) (exact on ASCII rows) measured slower than the
+        # verified scan (three lower() per row): not used
         return None
+    ws = [w for w in text.split(chr(WORD_SEP)) if w]
+    if not ws or has_border(ws) or len(pat) > RX_MAX_BYTES or density > RX_DENSITY:
+        return None  # dense words: RE2's per-match cost exceeds the verified scan's (measured)
     if fold == "none":
-        longest = max(ws, key=len)
-        return Native(
-            f"len(regexp_extract_all({col}, ?))",
-            [_word_count_regex(ws)],
-            "ascii",
-            f"contains({col}, ?)",
-            [longest],
-        )
+        return Native(f"len(regexp_extract_all({col}, ?))", [_word_count_regex(ws)], "ascii")
     if not all(w.isascii() for w in ws):
         return None
     return Native(f"len(regexp_extract_all({col}, ?))", ["(?i)" + _word_count_regex(ws)], "ascii")
@@ -377,11 +315,11 @@ class ColumnScan:
         fetch_params: list[Any] = []
         if need_counts or pred.exact == "none":
             fetch = "TRUE"
-        elif pred.exact in ("ascii", "safe"):
-            fetch, fetch_params = pred.unsure_of(col)
+        elif pred.exact == "ascii":
+            fetch = f"strlen({col}) <> length({col})"
             if pred.sure:
                 fetch = f"({fetch} AND NOT {pred.sure})"
-                fetch_params = fetch_params + pred.sure_params
+                fetch_params = pred.sure_params
         else:
             fetch = "FALSE"
         sql = f"SELECT __rowid, CASE WHEN {fetch} THEN {col} END AS t FROM ({self.source()}) WHERE {pred.sql}"
@@ -482,14 +420,11 @@ class ColumnScan:
                 return None
             nat = Native(f"ngram_occ_impl({col}, ?)", [pred.params[0]], "all")
         where, where_params = pred.sql, list(pred.params)
-        if nat.prefilter:
-            where, where_params = f"{nat.prefilter} AND {where}", nat.pre_params + where_params
         limit = int(k)
         order, order_params = "", []
         if nat.scope != "all":
-            unsure, order_params = (
-                (NON_ASCII.format(c=col), []) if nat.scope == "ascii" else pred.unsure_of(col)
-            )
+            # the non-ASCII rows come first, every one of them kept (and verified below)
+            unsure, order_params = NON_ASCII.format(c=col), []
             extra = self.unsure_rows(unsure, order_params)
             if extra is None or extra > MAX_NONASCII_ROWS:
                 return None

@@ -300,11 +300,14 @@ def test_top_equals_brute_force(lakes, rows, case, unit):
                 rid, cnt, off = got
                 assert list(zip(rid.tolist(), cnt.tolist(), strict=True)) == top, (phrase, k, density)
                 assert off.tolist() == [first[r] for r in rid.tolist()], (phrase, k, density)
-    assert natives >= 5  # the native counts were exercised
+    if unit == "word" or case == "sensitive":
+        assert natives >= 5  # the native counts were exercised
+    else:
+        assert natives == 0  # case-insensitive characters: always the verified scan
 
 
 def test_border_and_native_choice():
-    from lakeql.ngrams.colscan import has_border, lower_unsafe, native_count
+    from lakeql.ngrams.colscan import has_border, native_count
     from lakeql.ngrams.text import word_pattern
 
     assert has_border(b"aa") and has_border(b"abab") and has_border(b'"""') and has_border(b"abcab")
@@ -315,12 +318,9 @@ def test_border_and_native_choice():
     assert native_count("char", "none", b"e", col, 0.0) is None
     assert "regexp_extract_all" in native_count("char", "none", b"self", col, 0.0).sql
     assert "replace" in native_count("char", "none", b"self", col, 1.0).sql
-    # case-insensitive: DuckDB's lower() is the folding on rows without the characters where they differ
-    unsafe = lower_unsafe()
-    assert all(c in unsafe for c in "ßſςİẞµ") and not any(c in unsafe for c in "AZaz09ΣσÉé\u212a")
-    assert native_count("char", "casefold", "straße".casefold().encode(), col, 1.0).scope == "safe"
-    assert native_count("char", "casefold", "σοφ".encode(), col, 1.0).scope == "safe"
-    assert native_count("char", "casefold", "σσ".encode(), col, 1.0) is None  # border
+    # case-insensitive characters: the verified scan (a native count over lower() measured slower)
+    assert native_count("char", "casefold", b"self", col, 0.0) is None
     assert native_count("word", "none", word_pattern(["new", "york", "new"]), col, 1.0) is None
-    nat = native_count("word", "none", word_pattern(["return", "self"]), col, 1.0)
+    assert native_count("word", "none", word_pattern(["return", "self"]), col, 1.0) is None  # dense
+    nat = native_count("word", "none", word_pattern(["return", "self"]), col, 0.0)
     assert nat.scope == "ascii" and nat.params == ["\\breturn[^0-9A-Za-z_]+self\\b"]
