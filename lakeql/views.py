@@ -92,10 +92,11 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     target = store.path(VIEWS_DIR)
     domains: dict[str, Any] = {}
     small: list[str] = []  # the small domains' schemas and views, for small.duckdb
+    in_small: set[str] = set()
     with store.atomic_dir(target) as tmp:
         groups = by_domain(lake)
         for i, (domain, tables) in enumerate(sorted(groups.items())):
-            if not attachable(domain) or domain.lower() in ("information_schema", "pg_catalog"):
+            if not attachable(domain):
                 continue
             spec: dict[str, Any] = {"fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
             if len(tables) > SMALL_DOMAIN:
@@ -106,6 +107,10 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
                 spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive)}
                                  for t in tables if t.files}
+                if domain.lower() in in_small or domain.lower() in ("information_schema", "pg_catalog"):
+                    domains[domain] = spec  # names DuckDB folds together, or its own: made from data
+                    continue
+                in_small.add(domain.lower())
                 small += [f"CREATE SCHEMA {quote_ident(domain)}"] + [
                     f"CREATE VIEW {quote_ident(domain)}.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
                     for t in tables if t.files]
