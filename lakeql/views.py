@@ -10,10 +10,11 @@ writes the views once (:func:`write_views`) into small database files under ``IN
 * smaller domains share one file, ``small.duckdb``, a schema each (a file per domain costs ~28 KB
   however few views it holds: 9 MB for the 315 small domains of a 2,427-table lake, 0.5 MB shared). The
   manifest also keeps their tables' files as data (format, paths, hive). ``connect()`` copies their
-  views into the connection's own in-memory database with ``COPY FROM DATABASE ... (SCHEMA)``, which
-  does not bind them again (creating them binds each, opening its Parquet footer: ~0.3 s for 404 views
-  under load, the copy ~25 ms), after checking the file (:func:`_checked_small`): schemas and views
-  only, and a domain is copied only when its views are exactly those made from the manifest's data by
+  views (at least :data:`SMALL_COPY_MIN` of them; fewer are made from the data) into the connection's
+  own in-memory database with ``COPY FROM DATABASE ... (SCHEMA)``, which does not bind them again
+  (creating 404 views binds each, opening its Parquet footer: ~0.33 s CPU under load; copying them
+  ~0.12 s with the check), after checking the file (:func:`_checked_small`): schemas and views only,
+  and a domain is copied only when its views are exactly those made from the manifest's data by
   :func:`lakeql.lake.scan_sql`, as DuckDB renders them; the data is itself checked against the lake (a
   table's own files, format and hive flag). Whatever fails a check gets views made from the data. On a
   database file (nothing may be left in it), or for a format-3 index, the views are made from the data.
