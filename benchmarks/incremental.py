@@ -9,7 +9,12 @@ profile and graph seconds. Measured, with ``uptime`` load beside each:
 * ``--refresh`` after appending the file to a lake indexed with 99 files (the numerator);
 * a full build with ``flights`` as ONE file (what sharding costs a full build).
 
-    python benchmarks/incremental.py [--files 100] [--repeat 2] [--out DIR]
+Besides wall seconds, each build reports CPU seconds (user + system of the child process, all its
+threads, imports included; and of the ``lakeql.index`` call alone): on a shared machine CPU is the
+steadier measure. ``--code DIR`` runs the builds with another checkout's ``lakeql`` (e.g. main, for a
+before/after in the same run).
+
+    python benchmarks/incremental.py [--files 100] [--repeat 2] [--out DIR] [--code DIR] [--skip-one]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,11 +36,17 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 BUILD = """
 import sys, time
 import lakeql
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 lakeql.index(sys.argv[1], index_dir=sys.argv[2], refresh=sys.argv[3] == "1", progress=True,
              capabilities=["joins"])
-print(f"WALL {time.perf_counter() - t:.3f}")
+print(f"WALL {time.perf_counter() - t:.3f} CPU {time.process_time() - c:.3f}")
 """
+CODE = REPO
+
+
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def load() -> str:
@@ -42,13 +54,14 @@ def load() -> str:
 
 
 def build(lake: Path, idx: Path, refresh: bool) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    t = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
+    t, c = time.perf_counter(), _child_cpu()
     p = subprocess.run([sys.executable, "-c", BUILD, str(lake), str(idx), "1" if refresh else "0"],
                        capture_output=True, text=True, env=env, check=True)
-    proc = time.perf_counter() - t
+    proc, cpu = time.perf_counter() - t, _child_cpu() - c
     out = p.stdout + p.stderr
-    got = {"process": proc, "wall": float(re.search(r"WALL ([\d.]+)", out).group(1))}
+    m = re.search(r"WALL ([\d.]+) CPU ([\d.]+)", out)
+    got = {"process": proc, "process_cpu": cpu, "wall": float(m.group(1)), "cpu": float(m.group(2))}
     m = re.search(r"column profiles: .* in ([\d.]+) s", out)
     got["profile"] = float(m.group(1)) if m else 0.0
     m = re.search(r"joins: join graph .* in ([\d.]+) s", out)
@@ -77,24 +90,24 @@ lake = discover(lake_root)
 cat = Catalog.build(lake)
 store = Store.for_lake(lake, idx)
 l1 = os.getloadavg()[0]
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 profile.ensure(store, lake, cat, ["flights.flights"], force=False)
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 l2 = os.getloadavg()[0]
 profile.ensure(store, lake, cat, ["flights.flights"], force=True)
-t2 = time.perf_counter()
-print(f"WARM {t1 - t0:.3f} {l1:.1f} {t2 - t1:.3f} {l2:.1f}")
+t2, c2 = time.perf_counter(), time.process_time()
+print(f"WARM {t1 - t0:.3f} {l1:.1f} {t2 - t1:.3f} {l2:.1f} {c1 - c0:.3f} {c2 - c1:.3f}")
 """
 
 
-def warm(lake: Path, held: Path, idx: Path) -> tuple[float, float, float, float]:
+def warm(lake: Path, held: Path, idx: Path) -> tuple[float, ...]:
     """The profile stage alone in one warm process: refresh of flights after the append, then its
-    full profile (every file), as (refresh s, load, full s, load)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    full profile (every file), as (refresh s, load, full s, load, refresh CPU s, full CPU s)."""
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
     p = subprocess.run([sys.executable, "-c", WARM, str(lake), str(held), str(idx)], capture_output=True,
                        text=True, env=env, check=True)
-    a, b, c, d = re.search(r"WARM ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)", p.stdout).groups()
-    return float(a), float(b), float(c), float(d)
+    got = re.search(r"WARM ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)", p.stdout).groups()
+    return tuple(float(x) for x in got)
 
 
 def main() -> None:
@@ -104,42 +117,58 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--code", type=Path, default=None, help="the checkout whose lakeql runs the builds")
+    ap.add_argument("--skip-one", action="store_true", help="no full build of flights as one file")
     a = ap.parse_args()
+    global CODE
+    CODE = a.code.resolve() if a.code else REPO
+    print(f"lakeql from {CODE}", flush=True)
     work = a.out or Path(tempfile.mkdtemp(prefix="lakeql-incr-"))
     base = work / "base"
     if not base.exists():
         base.mkdir(parents=True)
         flights_lake(base, full=True)
 
-    def row(name: str, r: dict[str, float], ld: str) -> None:
-        print(f"{name:<28} wall {r['wall']:7.2f} s  profile {r['profile']:6.2f} s  graph {r['graph']:5.2f} s"
-              f"  searched {int(r['searched'])}  load {ld}", flush=True)
+    def row(name: str, r: dict[str, float], ld: str) -> dict[str, float]:
+        print(f"{name:<28} wall {r['wall']:7.2f} s  cpu {r['cpu']:6.2f} s  process cpu "
+              f"{r['process_cpu']:6.2f} s  profile {r['profile']:6.2f} s  graph {r['graph']:5.2f} s  "
+              f"searched {int(r['searched'])}  load {ld}", flush=True)
+        return r
 
     for rep in range(a.repeat):
-        # one file
-        one = work / f"one{rep}"
-        shutil.rmtree(one, ignore_errors=True)
-        shutil.copytree(base, one)
-        ld = load()
-        row("full, flights 1 file", build(one, work / f"one{rep}_idx", False), ld)
+        if not a.skip_one:  # one file
+            one = work / f"one{rep}"
+            shutil.rmtree(one, ignore_errors=True)
+            shutil.rmtree(work / f"one{rep}_idx", ignore_errors=True)
+            shutil.copytree(base, one)
+            ld = load()
+            row("full, flights 1 file", build(one, work / f"one{rep}_idx", False), ld)
         # N files, all present: the full build (denominator)
         lake = work / f"lake{rep}"
         shutil.rmtree(lake, ignore_errors=True)
         shutil.rmtree(work / f"lake{rep}_flights_held", ignore_errors=True)
         shutil.copytree(base, lake)
         held = split_table(lake, "flights", "flights", a.files, keep_last=1)[0]
+        for d in ("idx", "full"):
+            shutil.rmtree(work / f"lake{rep}_{d}", ignore_errors=True)
+        shutil.rmtree(work / f"warm{rep}", ignore_errors=True)
         ld = load()
         row(f"full, flights {a.files - 1} files", build(lake, work / f"lake{rep}_idx", False), ld)
         shutil.copy(held, lake / "flights" / "flights" / held.name)
         ld = load()
-        row("refresh, +1 file (1%)", build(lake, work / f"lake{rep}_idx", True), ld)
+        inc = row("refresh, +1 file (1%)", build(lake, work / f"lake{rep}_idx", True), ld)
         ld = load()
-        row(f"full, flights {a.files} files", build(lake, work / f"lake{rep}_full", False), ld)
+        full = row(f"full, flights {a.files} files", build(lake, work / f"lake{rep}_full", False), ld)
         ld = load()
         row("refresh, nothing changed", build(lake, work / f"lake{rep}_idx", True), ld)
-        r, l1, f, l2 = warm(lake, held, work / f"warm{rep}")
-        print(f"warm profile stage, flights: refresh +1 file {r:.3f} s (load {l1}), full {a.files} files "
-              f"{f:.3f} s (load {l2}), ratio {r / f:.3f}", flush=True)
+        r, l1, f, l2, rc, fc = warm(lake, held, work / f"warm{rep}")
+        print(f"warm profile stage, flights: refresh +1 file {r:.3f} s / {rc:.3f} CPU s (load {l1}), full "
+              f"{a.files} files {f:.3f} s / {fc:.3f} CPU s (load {l2}), ratio wall {r / f:.3f} "
+              f"CPU {rc / fc:.3f}", flush=True)
+        print(f"RATIOS refresh/full: wall {inc['wall'] / full['wall']:.3f}  "
+              f"cpu {inc['cpu'] / full['cpu']:.3f}  "
+              f"process cpu {inc['process_cpu'] / full['process_cpu']:.3f}  "
+              f"profile stage {inc['profile'] / max(full['profile'], 1e-9):.3f}", flush=True)
     print(f"work dir: {work}")
 
 

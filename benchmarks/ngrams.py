@@ -228,6 +228,9 @@ def main() -> int:
     ap.add_argument("--insensitive", action="store_true",
                     help="with --frequent-only: also an --ngram-case insensitive index")
     ap.add_argument("--repeat", type=int, default=5, help="with --frequent-only: interleaved runs per query")
+    ap.add_argument("--corpus", choices=["python", "ir"], default="python",
+                    help="with --frequent-only: Python sources (default) or the natural text of "
+                         "../shared/data (ir/dbpedia + ir/msmarco documents, gsm8k problems; one row each)")
     a = ap.parse_args()
     if a.frequent_only:
         return frequent_only(a)
@@ -240,7 +243,7 @@ def main() -> int:
     lake, idx, idx_fast = work / "lake", work / "idx", work / "idx_fast"
     log = print
 
-    files = corpus_files(int(mb * 1e6))
+    files = ir_files() if a.corpus == "ir" else corpus_files(int(mb * 1e6))
     text_bytes = sum(len(b) for _, b in files)
     parquet = write_lake(files, lake)
     log(f"corpus: {len(files)} files, {text_bytes / 1e6:.1f} MB text, "
@@ -416,6 +419,31 @@ def main() -> int:
 FREQUENT_CHARS = ["e", " ", "self", "return", "import", "def __init__(self"]
 FREQUENT_WORDS = ["self", "the", "return self", "import os"]
 FREQUENT_FOLDED = ["SELF", "Return", "straße"]
+FREQUENT_FOLDED_WORDS = ["SELF", "The"]
+# natural text (--corpus ir)
+IR_CHARS = ["e", " ", "the", "of the", "and", "in the"]
+IR_WORDS = ["the", "of the", "is a"]
+IR_FOLDED = ["THE", "Of The"]
+IR_FOLDED_WORDS = ["THE", "of THE"]
+
+
+def ir_files() -> list[tuple[str, bytes]]:
+    """(id, UTF-8 text) of every document of ../shared/data/ir (dbpedia, msmarco: title + text) and every
+    gsm8k test problem (question + answer): real natural text, one row each."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not root.exists():
+        root = Path("/work/shared/data")
+    out = []
+    for name in ("dbpedia", "msmarco"):
+        with open(root / "ir" / name / "corpus.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                out.append((f"{name}/{d['_id']}", (d.get("title", "") + "\n" + d["text"]).encode("utf-8")))
+    with open(root / "gsm8k" / "test.jsonl", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            d = json.loads(line)
+            out.append((f"gsm8k/{i}", (d["question"] + "\n" + d["answer"]).encode("utf-8")))
+    return out
 
 
 def load_avg() -> str:
@@ -430,7 +458,7 @@ def frequent_only(a) -> int:
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="ngram-freq-"))
     work.mkdir(parents=True, exist_ok=True)
     lake = work / "lake"
-    files = corpus_files(int(mb * 1e6))
+    files = ir_files() if a.corpus == "ir" else corpus_files(int(mb * 1e6))
     text_bytes = sum(len(b) for _, b in files)
     parquet = lake / "bench" / "files.parquet"
     if not (a.reuse and parquet.exists()):
@@ -461,25 +489,45 @@ def frequent_only(a) -> int:
     rows_text = None
     lines = []
     out = lines.append
-    out(f"### Frequent phrases, default index (no scan tier) — {text_bytes / 1e6:.1f} MB, {len(files)} files")
+    what = "../shared/data ir + gsm8k documents" if a.corpus == "ir" else "Python source files"
+    out(f"### Frequent phrases, default index (no scan tier) — {text_bytes / 1e6:.1f} MB, {len(files)} rows "
+        f"({what})")
     out("")
     out(f"{os.cpu_count()}-core {platform.machine()}, duckdb {duckdb.__version__}; best of {a.repeat} "
         "interleaved runs per query; ratio = lakeql / DuckDB `count(*) WHERE contains(text, ?)`; "
         "'DuckDB top-10' = the DuckDB query a user would write for ngram_search's answer (non-overlapping "
         "counts via `replace`).")
     out("")
-    out("| index | unit | phrase | rows | `ngram_rows` | `ngram_search` k=10 | DuckDB `contains` count | "
-        "DuckDB top-10 | rows ratio | search ratio | load (1/5/15 min) |")
-    out("|---|---|---|---|---|---|---|---|---|---|---|")
+    out("'before': the same function with DuckDB's native counts and the count-only row query switched off "
+        "(the path of `results/ngramscan.md`), in the same run.")
+    out("")
+    out("| index | unit | phrase | rows | `ngram_rows` | before | `ngram_search` k=10 | before | "
+        "DuckDB `contains` count | DuckDB top-10 | rows ratio | search ratio | search before | "
+        "load (1/5/15 min) |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    import lakeql.ngrams.colscan as colscan_mod
+
+    native_count, col_count = colscan_mod.native_count, colscan_mod.ColumnScan.count
+
+    def old_path(on: bool) -> None:
+        colscan_mod.native_count = (lambda *x: None) if on else native_count
+        colscan_mod.ColumnScan.count = (lambda *x: None) if on else col_count
+
     for case in cases:
         con = duckdb.connect()
         register(con, lake, index_dir=work / f"idx_{case}")
         con.execute("SELECT ngram_rows(?, ?, 'def'), ngram_rows(?, ?, 'def', unit := 'word')", [T, C, T, C])
         con.execute("SELECT * FROM ngram_search(?, ?, 'def', k := 10)", [T, C]).fetchall()
-        todo = [("char", p) for p in (FREQUENT_CHARS if case == "sensitive" else FREQUENT_FOLDED)]
-        todo += [("word", p) for p in FREQUENT_WORDS] if case == "sensitive" else []
+        ir = a.corpus == "ir"
+        if case == "sensitive":
+            todo = [("char", p) for p in (IR_CHARS if ir else FREQUENT_CHARS)]
+            todo += [("word", p) for p in (IR_WORDS if ir else FREQUENT_WORDS)]
+        else:
+            todo = [("char", p) for p in (IR_FOLDED if ir else FREQUENT_FOLDED)]
+            todo += [("word", p) for p in (IR_FOLDED_WORDS if ir else FREQUENT_FOLDED_WORDS)]
+        search_sql = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := 10, unit := ?)"
         for unit, ph in todo:
-            t = {"rows": [], "search": [], "duck": [], "top": []}
+            t = {"rows": [], "search": [], "duck": [], "top": [], "rows_old": [], "search_old": []}
             n_rows = n_duck = None
             for _ in range(a.repeat):
                 t0 = time.perf_counter()
@@ -489,29 +537,50 @@ def frequent_only(a) -> int:
                 n_rows = con.execute("SELECT ngram_rows(?, ?, ?, unit := ?)", [T, C, ph, unit]).fetchone()[0]
                 t["rows"].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
-                con.execute("SELECT path, occurrences FROM ngram_search(?, ?, ?, k := 10, unit := ?)",
-                            [T, C, ph, unit]).fetchall()
+                got = con.execute(search_sql, [T, C, ph, unit]).fetchall()
                 t["search"].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 con.execute(top_sql, [ph]).fetchall()
                 t["top"].append(time.perf_counter() - t0)
+                old_path(True)
+                try:
+                    t0 = time.perf_counter()
+                    n_old = con.execute("SELECT ngram_rows(?, ?, ?, unit := ?)",
+                                        [T, C, ph, unit]).fetchone()[0]
+                    t["rows_old"].append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    got_old = con.execute(search_sql, [T, C, ph, unit]).fetchall()
+                    t["search_old"].append(time.perf_counter() - t0)
+                finally:
+                    old_path(False)
+                assert n_old == n_rows and got_old == got, (ph, unit, case)  # same answer, rows and order
             if unit == "char" and case == "sensitive":
                 assert n_rows == n_duck, (ph, n_rows, n_duck)
             else:  # exact against a Python scan of the same rows
                 if rows_text is None:
                     rows_text = [b.decode("utf-8") for _, b in files]
-                if unit == "word":
+                if unit == "word" and case == "sensitive":
                     pat = re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in re.findall(r"\w+", ph))
                                      + r"(?!\w)")
                     want = sum(1 for r in rows_text if pat.search(r))
+                elif unit == "word":  # words cut, then case-folded (the index's rule)
+                    ws = [w.casefold() for w in re.findall(r"\w+", ph)]
+                    want = 0
+                    for r in rows_text:
+                        f = r.casefold()
+                        if all(w in f for w in ws):  # necessary; then the exact word-sequence test
+                            rw = [w.casefold() for w in re.findall(r"\w+", r)]
+                            want += any(rw[i:i + len(ws)] == ws for i in range(len(rw) - len(ws) + 1))
                 else:
                     f = ph.casefold()
                     want = sum(1 for r in rows_text if f in r.casefold())
                 assert n_rows == want, (ph, unit, n_rows, want)
             b = {k: min(v) for k, v in t.items()}
             out(f"| {case} | {unit} | `{ph!r}` | {n_rows} | {fmt_ms(b['rows'])} ms | "
-                f"{fmt_ms(b['search'])} ms | {fmt_ms(b['duck'])} ms | {fmt_ms(b['top'])} ms | "
-                f"{b['rows'] / b['duck']:.2f}x | {b['search'] / b['duck']:.2f}x | {load_avg()} |")
+                f"{fmt_ms(b['rows_old'])} ms | "
+                f"{fmt_ms(b['search'])} ms | {fmt_ms(b['search_old'])} ms | {fmt_ms(b['duck'])} ms | "
+                f"{fmt_ms(b['top'])} ms | {b['rows'] / b['duck']:.2f}x | {b['search'] / b['duck']:.2f}x | "
+                f"{b['search_old'] / b['duck']:.2f}x | {load_avg()} |")
             print(lines[-1], file=sys.stderr)
         con.close()
     report = "\n".join(lines)

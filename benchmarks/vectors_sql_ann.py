@@ -329,6 +329,7 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
     cpu: dict[str, list[float]] = {k: [] for k in methods}
     res: dict[str, list[np.ndarray]] = {k: [] for k in methods}
     probed: dict[str, list[int]] = {k: [] for k in methods}
+    rescored: dict[str, list[int]] = {k: [] for k in methods}
     widened = dict.fromkeys(methods, 0)
     loads = [os.getloadavg()[0]]
     for q in qs:  # interleaved per query: the machine's load hits every method alike
@@ -340,9 +341,18 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
             wall[name].append(time.perf_counter() - t)
             res[name].append(r)
             probed[name].append(int(st.get("probed_rows", n)))
+            rescored[name].append(int(st.get("rescored", 0)))
             widened[name] += bool(st.get("widened"))
         loads.append(os.getloadavg()[0])
-    out: dict = {"build": info, "queries": nq, "load_1min_during": [min(loads), max(loads)], "methods": {}}
+    import resource
+
+    out: dict = {
+        "build": info,
+        "queries": nq,
+        "load_1min_during": [min(loads), max(loads)],
+        "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "methods": {},
+    }
     for name in methods:
         w, c = 1000 * np.array(wall[name]), 1000 * np.array(cpu[name])
         rf = [recall(r, best_i[i]) for i, r in enumerate(res[name])]
@@ -357,6 +367,8 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
             "worst_queries_vs_exhaustive": sorted((round(v, 2), i) for i, v in enumerate(re))[:3],
             "probed_rows_median": float(np.median(probed[name])),
             "probed_rows_mean": float(np.mean(probed[name])),
+            "rescored_median": float(np.median(rescored[name])),
+            "rescored_mean": float(np.mean(rescored[name])),
             "queries_widened": widened[name],
         }
     ex = out["methods"]["exhaustive"]

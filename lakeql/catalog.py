@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from lakeql.errors import UnknownColumnError, did_you_mean
+from lakeql.errors import UnknownColumnError, UnknownTableError, did_you_mean
 from lakeql.lake import FileStamp, Lake, Problem, Table
 from lakeql.progress import progress
 from lakeql.store import IndexEntry, Store, dir_bytes
@@ -147,6 +147,40 @@ def profile_table(table: Table, fs: Any = None
     return kept, cols, sum(rows), rows, problems
 
 
+def _appended(table: Table, stored: Catalog, fs: Any
+              ) -> tuple[Table, list[tuple[str, str]], int, list[int], list[Problem]] | None:
+    """:func:`profile_table` of a Parquet table that only gained files since ``stored``, from the
+    stored rows of its other files and the new files' footers alone; None when that cannot be known
+    exactly (then the whole table is read again). The columns stay the stored ones when every new file
+    has the schema of the table's first file: a union by name of the same names and types again adds
+    no column and widens no type."""
+    prev = stored.table_rows.get(table.key)
+    if table.format != "parquet" or table.hive or prev is None or stored.problems_of(table.key):
+        return None
+    old = stored.file_stamps.get(table.key)
+    rows_old = list(prev.get("file_rows") or [])
+    if len(old or []) < 2 or len(old) != len(rows_old):  # a one-file table's columns came from its footer
+        return None
+    known = {st: n for st, n in zip(old, rows_old, strict=True)}
+    now = [(f.path, f.size, f.mtime_ns) for f in table.files]
+    if now[:len(old)] != old or len(now) == len(old):
+        return None  # a file changed, went or came before the stored ones: read the table again
+    try:
+        first = _duckdb_types(_open_parquet(table, table.files[0], fs).schema_arrow)
+        rows = [known[st] for st in now[:len(old)]]
+        for stamp in table.files[len(old):]:
+            pf = _open_parquet(table, stamp, fs)
+            if _duckdb_types(pf.schema_arrow) != first:
+                return None
+            rows.append(pf.metadata.num_rows)
+    except Exception:  # noqa: BLE001 - an unreadable file: the full read names it
+        return None
+    cols = [(c.column_name, c.type) for c in stored.columns_by_table.get(table.key, [])]
+    if not cols:
+        return None
+    return table, cols, sum(rows), rows, []
+
+
 def _count_rows(table: Table, stamp: FileStamp, fs: Any) -> int:
     """Rows of one CSV/JSON file (parsed by DuckDB with sniffing: a file it cannot parse raises)."""
     from lakeql.lake import join_root, scan_sql
@@ -164,12 +198,28 @@ class Catalog:
         self.lake = lake
         self.table_rows = tables  # key -> {'row_count': .., 'source_bytes': .., ...}
         self.columns_by_table = columns
+        self.file_stamps: dict[str, list[tuple[str, int, int]]] = {}  # stored: key -> (path, size, mtime)
         self.problems: list[Problem] = list(problems or [])  # what was left out, and why
         self.failed: dict[str, str] = {}  # stored: table key -> fingerprint of a wholly unreadable table
 
     # ------------------------------------------------------------- lookups
     def table(self, name: str) -> Table:
-        return self.lake.table(name)
+        """Resolve a table name; a table left out because none of its files reads says so (not 'unknown')."""
+        try:
+            return self.lake.table(name)
+        except UnknownTableError as exc:
+            raise self.unreadable_table_error(name) or exc from None
+
+    def unreadable_table_error(self, name: str) -> UnknownTableError | None:
+        """The error for ``name`` when it is a table of the lake that was left out as unreadable."""
+        wanted = str(name or "").strip().lower()
+        for p in self.problems:
+            if p.kind == "table" and wanted in (p.table_name.lower(), p.table_name.split(".", 1)[-1].lower()):
+                return UnknownTableError(
+                    f"table {p.table_name!r} is in the lake but none of its files could be read ({p.error}): "
+                    f"fix or replace {p.path!r}, then run 'lakeql index LAKE --refresh' "
+                    "('lakeql doctor LAKE' lists every unreadable file)")
+        return None
 
     def columns(self, table: str | Table) -> list[Column]:
         t = table if isinstance(table, Table) else self.table(table)
@@ -251,7 +301,8 @@ class Catalog:
             else:
                 todo.append(t)
         for t in progress(todo, desc="catalog", unit="table"):
-            good, cols, nrows, per_file, found = profile_table(t, lake.fs)
+            got = _appended(t, stored, lake.fs) if stored is not None else None
+            good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs)
             problems += found
             if not good.files:
                 failed[t.key] = t.fingerprint
@@ -317,6 +368,8 @@ class Catalog:
             crows = pq.read_table(store.path("catalog", "columns.parquet")).to_pylist()
             ppath = store.path("catalog", "problems.parquet")
             prows = pq.read_table(ppath).to_pylist() if ppath.exists() else []
+            fpath = store.path("catalog", "files.parquet")
+            frows = pq.read_table(fpath).to_pydict() if fpath.exists() else {}
         except Exception as exc:  # noqa: BLE001 - a damaged catalog is recomputed, never fatal
             if store.build_running() is not None:
                 return None  # being rewritten by a running build (files of two versions): recompute
@@ -332,6 +385,9 @@ class Catalog:
         problems = [Problem(r["kind"], r["path"], r["error"], r["table_name"]) for r in prows]
         cat = cls(lake, tables, columns, problems)
         cat.failed = {r["table_name"]: r["fingerprint"] for r in prows if r["kind"] == "table"}
+        for k, p, sz, mt in zip(*(frows.get(c, []) for c in ("table_name", "path", "size", "mtime_ns")),
+                                strict=True):
+            cat.file_stamps.setdefault(k, []).append((p, int(sz), int(mt)))
         return cat
 
     @classmethod

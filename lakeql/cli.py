@@ -70,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("sql", help="run SQL statements against the lake and print each result")
-    p.add_argument("query", help="SQL text ('-' reads it from stdin)")
+    p = sub.add_parser("sql", help="run SQL statements against the lake and print each result",
+                       usage="lakeql sql [-h] [--lake LAKE] [--index-dir DIR] [--format FORMAT] [--quiet] "
+                             "[--debug] [LAKE] QUERY")
+    p.add_argument("words", nargs="+", metavar="[LAKE] QUERY",
+                   help="the lake folder (or use --lake) and the SQL text ('-' reads it from stdin)")
     p.add_argument("--lake", help="folder of Parquet files")
     p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
     p.add_argument("--format", choices=["table", "csv", "json", "ndjson"], default="table")
@@ -79,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("shell", help="an interactive SQL shell (like duckdb's) with every lakeql function")
+    p.add_argument("lake_folder", nargs="?", metavar="LAKE", help="folder of Parquet files (or use --lake)")
     p.add_argument("--lake", help="folder of Parquet files")
     p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
     _add_common(p)
@@ -124,15 +128,37 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from lakeql.connection import connect
     from lakeql.sqlrun import run_sql
 
-    query = sys.stdin.read() if args.query == "-" else args.query
-    con = connect(args.lake, index_dir=args.index_dir)
+    lake, query = lake_and_query(args, "sql")
+    query = sys.stdin.read() if query == "-" else query
+    con = connect(lake, index_dir=args.index_dir)
     return run_sql(con, query, args.format, sys.stdout, is_tty=sys.stdout.isatty())
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
     from lakeql.shell import Shell
 
-    return Shell(args.lake, args.index_dir).run()
+    return Shell(_one_lake(args.lake_folder, args.lake), args.index_dir).run()
+
+
+def lake_and_query(args: argparse.Namespace, command: str) -> tuple[str | None, str]:
+    """``lakeql sql|check [LAKE] QUERY``: the lake may come first (as in ``lakeql index``) or as --lake."""
+    if len(args.words) > 2:
+        from lakeql.errors import LakeqlError
+
+        raise LakeqlError(f"lakeql {command} takes [LAKE] QUERY, got {len(args.words)} arguments: quote "
+                          f"the SQL text as one argument, e.g. lakeql {command} LAKE \"SELECT 1\"")
+    if len(args.words) == 2:
+        return _one_lake(args.words[0], args.lake), args.words[1]
+    return args.lake, args.words[0]
+
+
+def _one_lake(positional: str | None, option: str | None) -> str | None:
+    """The lake given as a positional argument or as --lake; both, when they differ, is an error."""
+    if positional and option and positional != option:
+        from lakeql.errors import LakeqlError
+
+        raise LakeqlError(f"two lakes given: {positional!r} and --lake {option!r}: give one")
+    return positional or option
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -144,7 +170,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "words") and not any(word.startswith("-") for word in extra):
+        # `lakeql sql LAKE --format csv QUERY`: argparse stops the positionals at --format
+        args.words += extra
+    elif extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

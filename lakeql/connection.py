@@ -15,7 +15,7 @@ from typing import Any
 
 from lakeql.catalog import Catalog, Column
 from lakeql.dbutil import database_is_file
-from lakeql.errors import LakeqlError, NotIndexedError
+from lakeql.errors import LakeqlError, NotIndexedError, UnknownTableError
 from lakeql.indexcache import IndexCache
 from lakeql.lake import Lake, Table, discover
 from lakeql.store import IndexEntry, Store
@@ -55,7 +55,12 @@ class LakeContext:
         return self._catalog
 
     def table(self, name: str) -> Table:
-        return self.require_lake().table(name)
+        lake = self.require_lake()
+        try:
+            return lake.table(name)
+        except UnknownTableError as exc:
+            better = self.catalog.unreadable_table_error(name) if self.store is not None else None
+            raise better or exc from None
 
     def column(self, table: str | Table, column: str) -> Column:
         return self.catalog.column(table, column)

@@ -6,12 +6,17 @@ A table of several files keeps, beside its merged ``columns.parquet``/``hashes.p
 ``shards.parquet``        one row per (file, column): the columns of ``columns.parquet`` plus ``shard``
                           (:func:`lakeql.shards.shard_id` of the file: path, size, mtime) and ``file``
 ``shard_hashes.parquet``  ``shard``, ``ordinal``, ``hash``: each file's bottom ``HASH_CAP`` value hashes
+``shards.N.parquet``, ``shard_hashes.N.parquet``  the same for the files appended by the N-th refresh
+``merge_state.json``, ``merge_union.parquet``, ``merge_tops.parquet``  the merge state of all the files
+                          (:class:`lakeql.profile_merge.MergeState`)
 
 A full build profiles every file in one scan (``filename`` column, GROUP BY file); ``--refresh`` reads the
 stored shards, profiles only the files without one (new or rewritten) and drops the shards of files
 that are gone; either way the table profile is :func:`lakeql.profile_merge.merge` of the shards, so a
-refresh gives exactly what a full build of the same files gives. Single-file tables keep the plain
-layout (no shard files: their build time and size do not grow).
+refresh gives exactly what a full build of the same files gives. When files were only appended (after
+the stored ones in catalog order) the stored merge state is combined with the new files' states alone:
+no stored shard is read, the stored shard files are hard-linked and only the new files' are written.
+Single-file tables keep the plain layout (no shard files: their build time and size do not grow).
 """
 
 from __future__ import annotations
@@ -239,6 +244,7 @@ class Shards:
     src: Path | None = None  # the folder the stored hash files were read from
     src_files: list[str] = field(default_factory=list)  # their names
     src_ids: set[str] = field(default_factory=set)  # the shard ids they hold
+    state: Any = None  # their lakeql.profile_merge.MergeState once merged (stored for the next append)
 
     def take(self, ids: list[str]) -> Shards:
         """The shards of ``ids`` (all present), in that order."""
@@ -267,14 +273,16 @@ def read(d: Path, columns: list[tuple[str, str]]) -> Shards | None:
     """The stored shards in profile folder ``d``, or None when there are none or they were made for other
     columns/types (then every file is profiled again)."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     names_h = sorted(p.name for p in d.glob("shard_hashes*.parquet")) if d.is_dir() else []
-    if not (d / SHARDS).exists() or SHARD_HASHES not in names_h:
+    names_r = _numbered(d, "shards") if d.is_dir() else []
+    if SHARDS not in names_r or SHARD_HASHES not in names_h:
         return None
     try:
-        rows = pq.read_table(d / SHARDS, schema=shards_schema())
+        rows = pa.concat_tables([pq.read_table(d / n, schema=shards_schema()) for n in names_r])
         parts = [pq.read_table(d / n) for n in names_h]
     except Exception:  # noqa: BLE001 - damaged shards: profile every file again
         return None
@@ -311,16 +319,123 @@ def read(d: Path, columns: list[tuple[str, str]]) -> Shards | None:
     return Shards(rows, ids, hashes, d, names_h, set(ids) | held)
 
 
-MAX_HASH_FILES = 16  # appended shard hash files before a refresh rewrites them into one
+def _numbered(d: Path, stem: str) -> list[str]:
+    """``<stem>.parquet``, ``<stem>.1.parquet``, ``<stem>.2.parquet``... present in ``d``, in that order
+    (the base file, then the files appended by refreshes)."""
+    out = []
+    for p in d.glob(f"{stem}*.parquet"):
+        mid = p.name[len(stem) : -len(".parquet")]
+        if mid == "":
+            out.append((0, p.name))
+        elif mid[:1] == "." and mid[1:].isdigit():
+            out.append((int(mid[1:]), p.name))
+    return [n for _, n in sorted(out)]
 
 
-def write(d: Path, table: Table, shards: Shards) -> None:
-    """Write the shards (in the table's file order) into profile folder ``d``."""
+MAX_HASH_FILES = 16  # appended shard hash (and row) files before a refresh rewrites them into one
+
+
+@dataclass
+class Appended:
+    """What an append-only refresh keeps (:func:`plan`): the stored merge state of the table's first
+    files (all still there, first in catalog order) and the names of their stored shard files."""
+
+    state: Any  # lakeql.profile_merge.MergeState
+    src: Path
+    row_files: list[str]
+    hash_files: list[str]
+    ids: list[str] = field(default_factory=list)  # after finish: every file's shard id
+
+
+@dataclass
+class AppendShards:
+    """:func:`finish` of an append: the new files' shards and the merged state, for :func:`write`."""
+
+    kept: Appended
+    fresh: Shards
+    state: Any
+
+
+def _appendable(d: Path, table: Table, columns: list[tuple[str, str]]) -> Appended | None:
+    """The stored state of profile folder ``d`` when ``table`` only gained files after the stored ones
+    (and not too many shard files are stored yet), else None."""
+    from lakeql.profile_merge import read_state
+
+    if not d.is_dir():
+        return None
+    rows_f, hash_f = _numbered(d, "shards"), _numbered(d, "shard_hashes")
+    if SHARDS not in rows_f or SHARD_HASHES not in hash_f:
+        return None
+    if len(rows_f) >= MAX_HASH_FILES or len(hash_f) >= MAX_HASH_FILES:
+        return None
+    st = read_state(d, columns)
+    if st is None or not st.ids:
+        return None
+    now = [shard_id(f) for f in table.files]
+    k = len(st.ids)
+    if now[:k] != st.ids or len(now) <= k:
+        return None
+    return Appended(st, d, rows_f, hash_f)
+
+
+def _write_hashes(path: Path, ids: list[str], hashes: list[tuple[Any, Any]]) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    n = [len(o) for o, _ in hashes]
+    sids = np.repeat(np.arange(len(n), dtype=np.int32), n)
+    dictionary = pa.array(ids, pa.string())
+    ords = np.concatenate([o for o, _ in hashes]) if n else np.empty(0, np.int32)
+    hs = np.concatenate([h for _, h in hashes]) if n else np.empty(0, np.uint32)
+    t = pa.table(
+        {
+            "shard": pa.DictionaryArray.from_arrays(pa.array(sids, pa.int32()), dictionary),
+            "ordinal": pa.array(ords, pa.int32()),
+            "hash": pa.array(hs, pa.uint32()),
+        },
+        schema=shard_hashes_schema(),
+    )
+    pq.write_table(
+        t,
+        path,
+        compression="zstd",
+        use_dictionary=["shard"],
+        column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
+        row_group_size=1 << 20,
+    )
+
+
+def _link(src: Path, dst: Path, names: list[str]) -> None:
+    """Hard-link (or copy) ``names`` from ``src`` into ``dst``: stored shard files kept unchanged."""
+    import shutil
+
+    for f in names:
+        try:
+            os.link(src / f, dst / f)
+        except OSError:
+            shutil.copy2(src / f, dst / f)
+
+
+def write(d: Path, table: Table, shards: Shards | AppendShards) -> None:
+    """Write the shards (in the table's file order) and their merge state into profile folder ``d``."""
+    import pyarrow.parquet as pq
+
+    from lakeql.profile_merge import write_state
+
+    if isinstance(shards, AppendShards):  # an append: link the stored files, write the new files' only
+        k = shards.kept
+        _link(k.src, d, k.row_files + k.hash_files)
+        if shards.fresh.ids:
+            pq.write_table(shards.fresh.rows, d / f"shards.{len(k.row_files)}.parquet", compression="zstd")
+            _write_hashes(
+                d / f"shard_hashes.{len(k.hash_files)}.parquet", shards.fresh.ids, shards.fresh.hashes
+            )
+        write_state(d, shards.state)
+        return
     pq.write_table(shards.rows, d / SHARDS, compression="zstd")
+    if shards.state is not None:
+        write_state(d, shards.state)
     ids, hashes, name = shards.ids, shards.hashes, SHARD_HASHES
     if (
         shards.src is not None
@@ -341,35 +456,17 @@ def write(d: Path, table: Table, shards: Shards) -> None:
                 return
             ids, hashes = [ids[i] for i in new], [hashes[i] for i in new]
             name = f"shard_hashes.{len(shards.src_files)}.parquet"
-    n = [len(o) for o, _ in hashes]
-    sids = np.repeat(np.arange(len(n), dtype=np.int32), n)
-    dictionary = pa.array(ids, pa.string())
-    ords = np.concatenate([o for o, _ in hashes]) if n else np.empty(0, np.int32)
-    hs = np.concatenate([h for _, h in hashes]) if n else np.empty(0, np.uint32)
-    t = pa.table(
-        {
-            "shard": pa.DictionaryArray.from_arrays(pa.array(sids, pa.int32()), dictionary),
-            "ordinal": pa.array(ords, pa.int32()),
-            "hash": pa.array(hs, pa.uint32()),
-        },
-        schema=shard_hashes_schema(),
-    )
-    pq.write_table(
-        t,
-        d / name,
-        compression="zstd",
-        use_dictionary=["shard"],
-        column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
-        row_group_size=1 << 20,
-    )
+    _write_hashes(d / name, ids, hashes)
 
 
 # ------------------------------------------------------------------------------ plan / finish
 def plan(
     store: Any, table: Table, columns: list[tuple[str, str]], reuse: bool
-) -> tuple[Shards | None, list[FileStamp]]:
+) -> tuple[Shards | Appended | None, list[FileStamp]]:
     """(the stored shards of ``table`` still valid, or None; the files to profile). ``reuse`` False (a
-    full build) profiles every file."""
+    full build) profiles every file. When files were only appended (after the stored ones, in catalog
+    order) the stored merge state stands for the stored shards (:class:`Appended`): nothing else of
+    theirs is read."""
     from lakeql import profile
     from lakeql.shards import diff
 
@@ -377,6 +474,9 @@ def plan(
     if reuse:
         e = store.find(profile.KIND, table.key)
         if e is not None and e.params == profile.params():
+            fast = _appendable(store.root / e.path, table, columns) if columns else None
+            if fast is not None:
+                return fast, list(table.files[len(fast.state.ids) :])
             prev = read(store.root / e.path, columns)
     d = diff(table, prev.ids if prev is not None else [])
     if prev is not None:
@@ -387,16 +487,42 @@ def plan(
 def finish(
     table: Table,
     columns: list[tuple[str, str]],
-    kept: Shards | None,
+    kept: Shards | Appended | None,
     new: list[tuple[str, list[dict[str, Any]], Any]],
     con=None,
-) -> tuple[list[dict[str, Any]], Any, Shards]:
+) -> tuple[list[dict[str, Any]], Any, Shards | AppendShards]:
     """Merge kept and new shards (in the table's file order): (column rows, hashes, shards)."""
-    import pyarrow as pa
-
-    from lakeql.profile_merge import merge_columnar
+    from lakeql import profile
+    from lakeql.profile_merge import combine, finalize, state_of
 
     fresh = from_profiles(table, new)
+    own = con is None and columns
+    con = profile.connect() if own else con
+    try:
+        if isinstance(kept, Appended):  # the stored state + the new files' states only
+            todo = [shard_id(f) for f in table.files[len(kept.state.ids) :]]
+            if sorted(fresh.ids) != sorted(todo):
+                raise ValueError(f"{table.key}: profiles of {len(fresh.ids)} files for {len(todo)} new files")
+            fresh = fresh.take(todo)  # in catalog order (an engine returns chunks as they finish)
+            add = state_of(columns, fresh.rows, fresh.hashes, fresh.ids, con)
+            st = combine(kept.state, add, con) if fresh.ids else kept.state
+            if st.ids != [shard_id(f) for f in table.files]:
+                raise ValueError(f"{table.key}: appended shards out of catalog order")
+            rows, hashes = finalize(table.key, st, con)
+            return rows, hashes, AppendShards(kept, fresh, st)
+        return _finish_all(table, columns, kept, fresh, con)
+    finally:
+        if own:
+            con.close()
+
+
+def _finish_all(
+    table: Table, columns: list[tuple[str, str]], kept: Shards | None, fresh: Shards, con
+) -> tuple[list[dict[str, Any]], Any, Shards]:
+    import pyarrow as pa
+
+    from lakeql.profile_merge import finalize, merge_columnar, state_of
+
     if kept is not None and kept.ids:
         both = Shards(
             pa.concat_tables([kept.rows, fresh.rows]),
@@ -409,7 +535,11 @@ def finish(
     else:
         both = fresh
     shards = both.take([shard_id(f) for f in table.files])
-    rows, hashes = merge_columnar(table.key, columns, shards.rows, shards.hashes, con)
+    if not columns:
+        rows, hashes = merge_columnar(table.key, columns, shards.rows, shards.hashes, con)
+        return rows, hashes, shards
+    shards.state = state_of(columns, shards.rows, shards.hashes, shards.ids, con)
+    rows, hashes = finalize(table.key, shards.state, con)
     return rows, hashes, shards
 
 

@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,6 +110,10 @@ def test_unreadable_file_is_left_out_everywhere(tmp_path: Path) -> None:
     # the partial table is indexed and not stale: joinable answers over it
     hits = con.execute("SELECT candidate_table FROM joinable('flights.parts', 'carrier', k := 5)").fetchall()
     assert ("flights.airlines",) in hits
+    # the wholly unreadable table is named as such, with the fix (was "unknown table")
+    for name in ("flights.broken", "broken"):
+        with pytest.raises(duckdb.Error, match=r"none of its files could be read.*broken\.parquet.*refresh"):
+            con.execute("SELECT * FROM joinable(?, 'carrier')", [name]).fetchall()
     assert {f.subject.split(" ")[0] for f in diagnose(lake).findings if f.area == "lake"} == {
         "flights.broken", "flights.parts"}
 

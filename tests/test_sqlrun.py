@@ -156,3 +156,25 @@ def test_lakeql_error_stays_one_line(capsys) -> None:
 def test_control_characters_are_escaped(capsys) -> None:
     rc, out, _ = sql(capsys, "SELECT chr(27) || '[31mred' AS s")
     assert rc == 0 and "\x1b" not in out and "\\x1b[31mred" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["sql", str(SAMPLE_LAKE), "SELECT carrier FROM flights.airlines WHERE carrier = 'AA'"],
+    ["sql", "--lake", str(SAMPLE_LAKE), "SELECT carrier FROM flights.airlines WHERE carrier = 'AA'"],
+    ["sql", str(SAMPLE_LAKE), "--format", "csv", "SELECT carrier FROM flights.airlines WHERE carrier = 'AA'"],
+    ["sql", str(SAMPLE_LAKE), "--lake", str(SAMPLE_LAKE), "SELECT carrier FROM flights.airlines "
+                                                          "WHERE carrier = 'AA'"],
+])
+def test_the_lake_may_come_first_as_in_lakeql_index(capsys, argv) -> None:
+    rc = main([*argv[:1], "--format", "csv", *argv[1:]] if "--format" not in argv else argv)
+    assert (rc, capsys.readouterr().out) == (0, "carrier\nAA\n")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sql", "LAKE", "SELECT", "1"], "takes [LAKE] QUERY, got 3 arguments"),
+    (["sql", "one", "--lake", "two", "SELECT 1"], "two lakes given"),
+])
+def test_sql_argument_mistakes_are_one_clear_line(capsys, argv, message) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lakeql: error: ") and message in err

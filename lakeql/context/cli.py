@@ -22,8 +22,9 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_schemas)
 
     p = sub.add_parser("check", help="check SQL against the lake's tables and columns (exit 1 on errors)")
-    p.add_argument("sql", help="SQL text ('-' reads it from stdin)")
-    p.add_argument("--lake", required=True, help="folder of Parquet files")
+    p.add_argument("words", nargs="+", metavar="[LAKE] SQL",
+                   help="the lake folder (or use --lake) and the SQL text ('-' reads it from stdin)")
+    p.add_argument("--lake", help="folder of Parquet files")
     p.add_argument("--index-dir", help="index dir (default: LAKE/.lakeql)")
     p.add_argument("--search-path", help="schema (domain) that bare table names resolve in (default main)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing, just set the exit code")
@@ -57,13 +58,18 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from lakeql.cli import lake_and_query
     from lakeql.context.check import SchemaInfo, check
+    from lakeql.errors import LakeqlError
 
-    sql = sys.stdin.read() if args.sql == "-" else args.sql
-    _, _, catalog = _catalog(args.lake, args.index_dir)
+    lake, sql = lake_and_query(args, "check")
+    if not lake:
+        raise LakeqlError("lakeql check needs the lake: lakeql check LAKE \"SQL\" (or --lake LAKE)")
+    sql = sys.stdin.read() if sql == "-" else sql
+    _, _, catalog = _catalog(lake, args.index_dir)
     import lakeql
 
-    con = lakeql.connect(args.lake, index_dir=args.index_dir)  # DuckDB's parser and binder check too
+    con = lakeql.connect(lake, index_dir=args.index_dir)  # DuckDB's parser and binder check too
     problems = check(sql, SchemaInfo.from_catalog(catalog), args.search_path, con=con)
     if not args.quiet:
         for p in problems:

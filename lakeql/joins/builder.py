@@ -66,17 +66,21 @@ def build(ctx) -> None:
                         and old.params_dict.get("failed") == sorted(failed)
                         and bool(old.params_dict.get("text")) >= bool(opts.joins_semantic))
     if lake_changed:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
+        built = {e.table_name: str(e.built_at) for e in store.entries(profile.KIND)}
+        reuse = lakeindex.reusable(lake_dir, good, fingerprints, built) \
+            if ctx.refresh and old is not None and not opts.joins_semantic else {}
         with store.atomic_dir(lake_dir) as tmp:
             rows, bad, _ = lakeindex.merge([(k, profile.path(store, k)) for k in good], tmp,
-                                           with_text=bool(opts.joins_semantic))
+                                           with_text=bool(opts.joins_semantic), reuse=reuse)
             for k, e in bad.items():
                 say(f"joins: warning: table {k} left out ({e})")
                 fingerprints.pop(k, None)
                 failed_doc[k] = {"fingerprint": lake.tables[k].fingerprint, "error": e}
             paths = {k: profile.path(store, k).relative_to(store.root).as_posix() for k in fingerprints}
-            (tmp / "tables.json").write_text(json.dumps({"tables": fingerprints, "profiles": paths,
-                                                         "failed": failed_doc}, sort_keys=True))
+            (tmp / "tables.json").write_text(json.dumps({
+                "tables": fingerprints, "profiles": paths, "failed": failed_doc,
+                "built": {k: built[k] for k in fingerprints if k in built}}, sort_keys=True))
         n_values = sum(r["n_hashes"] for r in rows)
         size = dir_bytes(lake_dir)
         store.record(IndexEntry("join_index", "", "", "joins/lake", size,
@@ -84,8 +88,9 @@ def build(ctx) -> None:
                                 params=json.dumps({"digest": digest, "columns": len(rows),
                                                    "values": n_values, "failed": sorted(failed),
                                                    "text": bool(opts.joins_semantic)})))
-        say(f"joins: value index of {len(rows)} columns, {n_values} hashes in "
-            f"{time.perf_counter() - t1:.1f} s, {_mb(dir_bytes(lake_dir))} (+ the profiles' hashes)")
+        say(f"joins: value index of {len(rows)} columns ({len(reuse)} tables' rows kept), {n_values} "
+            f"hashes in {time.perf_counter() - t1:.1f} s ({time.process_time() - c1:.1f} CPU s), "
+            f"{_mb(dir_bytes(lake_dir))} (+ profiles' hashes)")
 
     sem_changed = False
     sem_dir = store.path("joins", "semantic")
@@ -126,7 +131,7 @@ def build(ctx) -> None:
         from lakeql.joins.search import Searcher
         from lakeql.joins.sqlapi import open_index
 
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         searcher = Searcher(open_index(store), lake.tables)
         same = old_graph is not None and edges.exists() and \
             {**json.loads(old_graph.params), "digest": ""} == {**json.loads(gparams), "digest": ""}
@@ -137,7 +142,8 @@ def build(ctx) -> None:
         store.record(IndexEntry("join_graph", "", "", "joins/edges.parquet", edges.stat().st_size, 0, "",
                                 params=gparams))
         how = "" if got is None else f" ({got[1]} columns searched again)"
-        say(f"joins: join graph with {n} edges{how} in {time.perf_counter() - t1:.1f} s, "
+        say(f"joins: join graph with {n} edges{how} in {time.perf_counter() - t1:.1f} s "
+            f"({time.process_time() - c1:.1f} CPU s), "
             f"{_mb(edges.stat().st_size)}")
     _drop_legacy(store)
     from lakeql.joins.union_index import build_discovery  # discovery: union/table search, transforms

@@ -34,12 +34,43 @@ def read_hashes(d: Path) -> tuple[Any, Any]:
     return h.column("ordinal").to_numpy(), h.column("hash").to_numpy()
 
 
-def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False
+def reusable(lake_dir: Path, keys: list[str], fingerprints: dict[str, str], built: dict[str, str]
+             ) -> dict[str, list[dict[str, Any]]]:
+    """The rows of the previous ``columns.parquet`` in ``lake_dir`` (built without DeepJoin text) of the
+    tables of ``keys`` whose files and profile are unchanged (fingerprint and profile build time as
+    recorded in its ``tables.json``): ``merge`` copies them instead of reading their profiles again."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        state = json.loads((lake_dir / "tables.json").read_text())
+        old_fp, old_built = dict(state.get("tables", {})), dict(state.get("built", {}))
+        same = {k for k in keys if k in old_fp and old_fp[k] == fingerprints.get(k)
+                and old_built.get(k) is not None and old_built.get(k) == built.get(k)}
+        if not same:
+            return {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in pq.read_table(lake_dir / "columns.parquet").to_pylist():
+            if r["table_name"] in same:
+                if r.get("text") is not None:
+                    return {}  # built with DeepJoin text: every table is merged again
+                out.setdefault(r["table_name"], []).append(r)
+        return out
+    except Exception:  # noqa: BLE001 - no readable previous index: merge every table
+        return {}
+
+
+def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False,
+          reuse: dict[str, list[dict[str, Any]]] | None = None
           ) -> tuple[list[dict[str, Any]], dict[str, str], Any]:
     """Merge per-table profiles (``(key, profile dir)``, in order) into ``out``.
 
+    ``reuse``: {key: its rows of the previous index} (:func:`reusable`) for tables whose profile did not
+    change: copied, not read (not with ``with_text``, which needs every table's hashes).
+
     Returns (the column rows, {key: error} of tables whose profile files could not be read: left out,
-    the by-column hash array).
+    the by-column hash array (None when rows were reused)).
     """
     import numpy as np
     import pyarrow.parquet as pq
@@ -47,8 +78,12 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False
     from lakeql.joins.profile import join_row
     from lakeql.profile import SKETCH_K
 
+    reuse = {} if with_text or reuse is None else reuse
+
     def load(item: tuple[str, Path]):
         key, d = item
+        if key in reuse:
+            return key, None, None
         try:
             prof = sorted(pq.read_table(d / "columns.parquet").to_pylist(), key=lambda r: r["ordinal"])
             ords, hs = read_hashes(d)
@@ -61,7 +96,11 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False
     failed: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         loaded = list(pool.map(load, tables))
+    fresh: list[dict[str, Any]] = []
     for key, got, err in loaded:
+        if key in reuse:
+            rows.extend(dict(r) for r in reuse[key])
+            continue
         if got is None:
             failed[key] = err or "unreadable profile"
             continue
@@ -83,14 +122,15 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False
             else:
                 r["n_hashes"] = 0
         rows.extend(jrows)
+        fresh.extend(jrows)
         parts.append(hs[keep])
-    _top_hashes(rows)
+    _top_hashes(fresh)
     offset = 0
     for i, r in enumerate(rows):
         r["col_id"] = i
         r["offset"] = offset
         offset += r["n_hashes"]
-    bycol = np.concatenate(parts) if parts else np.empty(0, np.uint32)
+    bycol = None if reuse else np.concatenate(parts) if parts else np.empty(0, np.uint32)
     if with_text:
         add_deepjoin_text(rows, np.sort(bycol))
     else:

@@ -45,6 +45,8 @@ class DiscoveryIndex:
         self.uniqueness = cols.column("uniqueness").to_numpy(zero_copy_only=False).astype(np.float64)
         self.sketch_len = cols.column("sketch_len").to_numpy(zero_copy_only=False).astype(np.int64)
         self.sketch = padded_sketches(flat, self.sketch_len)
+        self.sketch_flat = flat  # the same values ragged (union.sketch_containment_many reads these)
+        self.sketch_start = np.cumsum(self.sketch_len) - self.sketch_len
         self.vmin = np.array(cols.column("vmin").to_pylist(), dtype=np.float64)
         self.vmax = np.array(cols.column("vmax").to_pylist(), dtype=np.float64)
         self.samples = cols.column("sample")

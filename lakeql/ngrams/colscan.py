@@ -53,6 +53,15 @@ COUNT_BYTES_PER_SECOND = 300e6
 VERIFY_BYTES_PER_SECOND = 250e6
 #: rows fetched per Arrow batch (bounds memory: one batch of text at a time)
 BATCH_ROWS = 2048
+#: ngram_search of a case-sensitive phrase of >= 2 bytes counts with RE2 (``regexp_extract_all``: fast on
+#: a literal, one allocation per match) when it has at most this many occurrences per text byte, else with
+#: ``replace`` (measured on 100 MB of Python source, benchmarks/results/ngramsearch.md)
+RX_DENSITY = 2e-3
+#: the native top-k of a phrase DuckDB counts exactly on ASCII rows only keeps every non-ASCII row of the
+#: column too (verified here); above this many such rows it is not used (the verified scan instead)
+MAX_NONASCII_ROWS = 20_000
+#: longer phrases never go to RE2 (a huge literal compiles slowly; such phrases are rare anyway)
+RX_MAX_BYTES = 256
 #: ASCII word characters: every character that separates Python ``\\w+`` words is outside this class
 ASCII_WORD = "0-9A-Za-z_"
 #: ASCII characters that are not word characters (always separators, in Python's Unicode \\w too)
@@ -85,6 +94,28 @@ def _fold_sources() -> tuple[str, dict[str, str]]:
                 if ord(ch) >= 0x80 and ch != c:
                     g.setdefault(ch, []).append(c)
         return "".join(n_chars), {k: "".join(v) for k, v in g.items()}
+
+
+@lru_cache(maxsize=1)
+def lower_unsafe() -> str | None:
+    """The characters whose DuckDB ``lower()`` differs from ``str.casefold()`` (``ß``, ``ſ``, ``ς``,
+    ``İ``, Cherokee, Greek with iota subscript ...: 298 with duckdb 2.0), asked of the installed DuckDB
+    itself once per process. On a row holding none of them, ``lower(col)`` IS the row's case folding.
+    None when DuckDB's ``lower()`` is not per-character (then it is not used)."""
+    import duckdb
+
+    with _LOCK:
+        chars = "".join(chr(c) for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF and c != 10)
+        con = duckdb.connect()
+        try:
+            low = con.execute("SELECT lower(?)", ["\n".join(chars)]).fetchone()[0].split("\n")
+            whole = con.execute("SELECT lower(?)", [chars]).fetchone()[0]
+        finally:
+            con.close()
+        if len(low) != len(chars) or whole != "".join(low):
+            return None
+        folded = "\n".join(chars).casefold().split("\n")
+        return "".join(c for c, lo, f in zip(chars, low, folded, strict=True) if lo != f)
 
 
 def _re_chars(chars: str) -> str:
@@ -123,10 +154,31 @@ class Pred:
     """A row predicate on the column ``c`` with its bound parameters, and whether it is exact on every
     row (``exact='all'``), on rows of pure ASCII only (``'ascii'``) or a superset only (``'none'``)."""
 
-    def __init__(self, sql: str, params: list[Any], exact: str, sure: str = "", sure_params=()) -> None:
+    def __init__(
+        self,
+        sql: str,
+        params: list[Any],
+        exact: str,
+        sure: str = "",
+        sure_params=(),
+        unsure: str = "",
+        unsure_params=(),
+    ) -> None:
         self.sql, self.params, self.exact = sql, params, exact
         # optional: SQL true only on rows that certainly match (no verification needed for them)
         self.sure, self.sure_params = sure, list(sure_params)
+        # exact='safe': SQL true on the rows where the predicate is NOT exact (verified in Python)
+        self.unsure, self.unsure_params = unsure, list(unsure_params)
+
+    def unsure_of(self, col: str) -> tuple[str, list[Any]]:
+        """SQL (and parameters) true on the rows this predicate is not exact on."""
+        if self.exact == "all":
+            return "FALSE", []
+        if self.exact == "ascii":
+            return NON_ASCII.format(c=col), []
+        if self.exact == "safe":
+            return self.unsure, self.unsure_params
+        return "TRUE", []
 
 
 def _folded_superset(f: str, col: str) -> tuple[str, list[Any]]:
@@ -167,6 +219,17 @@ def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
     if unit == "char":
         if fold == "none":
             return Pred(f"contains({col}, ?)", [text], "all")
+        unsafe = lower_unsafe()
+        if unsafe:  # lower() is the folding on rows without `unsafe` characters; the others: a superset
+            unsure = f"({NON_ASCII.format(c=col)} AND regexp_matches({col}, ?))"
+            sup, sup_params = _folded_superset(text, col)
+            return Pred(
+                f"(({unsure} AND {sup}) OR contains(lower({col}), ?))",
+                [_re_class(unsafe), *sup_params, text],
+                "safe",
+                unsure=unsure,
+                unsure_params=[_re_class(unsafe)],
+            )
         if text.isascii():  # rows of pure ASCII: RE2's (?i) is exact there; the others are verified
             return Pred(
                 f"({NON_ASCII.format(c=col)} OR regexp_matches({col}, ?))",
@@ -196,6 +259,85 @@ def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
     return Pred(" AND ".join(parts), params, "none")
 
 
+def has_border(seq) -> bool:
+    """True when a proper non-empty prefix of ``seq`` (bytes or a list of words) is also its suffix:
+    then two occurrences can overlap, and a count of non-overlapping matches (``replace``, RE2) would
+    differ from the index's count of overlapping ones."""
+    return any(seq[:i] == seq[len(seq) - i :] for i in range(1, len(seq)))
+
+
+class Native:
+    """A per-row occurrence count computed by DuckDB itself (SQL over the column ``c`` and its bound
+    parameters), equal to the index's overlapping count on every row (``scope='all'``) or on rows of
+    pure ASCII (``'ascii'``; the other rows are verified in Python)."""
+
+    def __init__(self, sql: str, params: list[Any], scope: str, prefilter: str = "", pre_params=()) -> None:
+        self.sql, self.params, self.scope = sql, params, scope
+        # optional SQL true on every row the phrase can match (a cheap literal test before the regex)
+        self.prefilter, self.pre_params = prefilter, list(pre_params)
+
+
+def _word_count_regex(ws: list[str]) -> str:
+    """RE2: the words in order, ASCII non-word characters between them, ASCII word boundaries around:
+    on a row of pure ASCII, its non-overlapping matches are exactly Python's ``\\w+`` word sequences."""
+    return r"\b" + f"[^{ASCII_WORD}]+".join(_re_chars(w) for w in ws) + r"\b"
+
+
+def native_count(unit: str, fold: str, pat: bytes, col: str, density: float) -> Native | None:
+    """DuckDB's own exact per-row count of an encoded pattern, or None (the caller's other path):
+
+    * case-sensitive characters, >= 2 bytes, no border: ``len(regexp_extract_all(col, literal))`` when
+      the phrase is rare enough (``density``: occurrences per text byte <= :data:`RX_DENSITY`), else
+      ``(strlen(col) - strlen(replace(col, p, ''))) // strlen(p)`` (bytes; exact on every row);
+    * case-insensitive ASCII phrase without a border: the same ``replace`` count over ``lower(col)``,
+      exact on ASCII rows (``str.casefold`` of ASCII is ASCII lower case);
+    * words without a word-level border (all-ASCII words when case-insensitive): RE2 matches with ASCII
+      word boundaries (``(?i)`` when insensitive), exact on ASCII rows.
+    """
+    from lakeql.ngrams.text import WORD_SEP
+
+    if fold not in ("none", "casefold"):
+        return None
+    try:
+        text = pat.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text or not text:
+        return None
+    if unit == "char":
+        if has_border(pat):
+            return None
+        if fold == "none":
+            if len(pat) < 2:
+                return None  # one byte: the vectorised count UDF is faster than DuckDB's replace here
+            if density <= RX_DENSITY and len(pat) <= RX_MAX_BYTES:
+                return Native(f"len(regexp_extract_all({col}, ?))", [_re_chars(text)], "all")
+            return Native(f"((strlen({col}) - strlen(replace({col}, ?, ''))) // ?)", [text, len(pat)], "all")
+        if lower_unsafe():  # exact on rows without lower()-unsafe characters (see predicate())
+            low = f"lower({col})"
+            return Native(f"((strlen({low}) - strlen(replace({low}, ?, ''))) // ?)", [text, len(pat)], "safe")
+        if not text.isascii():
+            return None
+        return Native(
+            f"((strlen({col}) - strlen(replace(lower({col}), ?, ''))) // ?)", [text, len(pat)], "ascii"
+        )
+    ws = [w for w in text.split(chr(WORD_SEP)) if w]
+    if not ws or has_border(ws) or len(pat) > RX_MAX_BYTES:
+        return None
+    if fold == "none":
+        longest = max(ws, key=len)
+        return Native(
+            f"len(regexp_extract_all({col}, ?))",
+            [_word_count_regex(ws)],
+            "ascii",
+            f"contains({col}, ?)",
+            [longest],
+        )
+    if not all(w.isascii() for w in ws):
+        return None
+    return Native(f"len(regexp_extract_all({col}, ?))", ["(?i)" + _word_count_regex(ws)], "ascii")
+
+
 # ------------------------------------------------------------------------------- the scan
 class ColumnScan:
     """DuckDB scans of one indexed column, on cursors of the connection ``ctx.con``."""
@@ -204,6 +346,7 @@ class ColumnScan:
         self.ctx, self.table, self.column = ctx, table, column
         self.failed = False  # DuckDB could not read the column as the index did (e.g. invalid UTF-8)
         self._source: str | None = None
+        self._unsure: dict[tuple, int] = {}
 
     @property
     def usable(self) -> bool:
@@ -234,11 +377,11 @@ class ColumnScan:
         fetch_params: list[Any] = []
         if need_counts or pred.exact == "none":
             fetch = "TRUE"
-        elif pred.exact == "ascii":
-            fetch = f"strlen({col}) <> length({col})"
+        elif pred.exact in ("ascii", "safe"):
+            fetch, fetch_params = pred.unsure_of(col)
             if pred.sure:
                 fetch = f"({fetch} AND NOT {pred.sure})"
-                fetch_params = pred.sure_params
+                fetch_params = fetch_params + pred.sure_params
         else:
             fetch = "FALSE"
         sql = f"SELECT __rowid, CASE WHEN {fetch} THEN {col} END AS t FROM ({self.source()}) WHERE {pred.sql}"
@@ -268,38 +411,113 @@ class ColumnScan:
         order = np.argsort(rid, kind="stable")
         return rid[order], cnt[order], off[order]
 
-    def top(
-        self, unit: str, fold: str, pat: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The k rows with the most occurrences (ties: lower row id), best first: (row ids, occurrences,
-        first offsets), in ONE DuckDB pass: ``contains`` filters, ``ngram_occ_impl`` (a vectorised numba
-        count, overlapping occurrences too) counts, DuckDB's top-N keeps k rows and their text, from
-        which the first offsets are found. Case-sensitive characters only (None otherwise)."""
+    def count(self, unit: str, fold: str, pat: np.ndarray) -> int | None:
+        """Number of rows containing ``pat`` when DuckDB's predicate is exact on every row (one
+        ``count(*)``: nothing comes back but the number), else None (see :meth:`rows`)."""
         import duckdb
 
-        if unit != "char" or fold != "none" or not self.usable:
+        if not self.usable:
             return None
         col = quote_ident(self.column)
         pred = predicate(unit, fold, pat.tobytes(), col)
-        if pred is None:
+        if pred is None or pred.exact != "all":
             return None
-        sql = (
-            f"SELECT __rowid, ngram_occ_impl({col}, $1) AS n, {col} FROM ({self.source()}) "
-            f"WHERE contains({col}, $1) ORDER BY n DESC, __rowid LIMIT $2"
-        )
         cur = self.ctx.con.cursor()
         try:
-            got = cur.execute(sql, [pred.params[0], int(k)]).fetchall()
+            return int(
+                cur.execute(
+                    f"SELECT count(*) FROM ({self.source()}) WHERE {pred.sql}", pred.params
+                ).fetchone()[0]
+            )
         except duckdb.Error:
             self.failed = True
             return None
         finally:
             cur.close()
-        needle = pat.tobytes()
-        rid = np.array([g[0] for g in got], np.int64)
-        cnt = np.array([g[1] for g in got], np.int64)
-        first = np.array([g[2].encode("utf-8").find(needle) for g in got], np.int64)
-        return rid, cnt, first
+
+    def unsure_rows(self, sql: str, params: list[Any]) -> int | None:
+        """Rows of the column where ``sql`` holds (rows with a non-ASCII character, or with a character
+        whose ``lower()`` is not its folding): one scan, then cached (the index is rebuilt, and this
+        object with it, when the table changes); None when DuckDB cannot read the column."""
+        import duckdb
+
+        key = (sql, tuple(params))
+        if key not in self._unsure:
+            cur = self.ctx.con.cursor()
+            try:
+                self._unsure[key] = int(
+                    cur.execute(f"SELECT count(*) FROM ({self.source()}) WHERE {sql}", params).fetchone()[0]
+                )
+            except duckdb.Error:
+                self.failed = True
+                return None
+            finally:
+                cur.close()
+        return self._unsure[key]
+
+    def top(
+        self, unit: str, fold: str, pat: np.ndarray, k: int, density: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The k rows with the most occurrences (ties: lower row id), best first: (row ids, occurrences,
+        first offsets), in ONE DuckDB pass whose top-N keeps k rows and their text.
+
+        The count is DuckDB's own (:func:`native_count`) when it is exact: on every row, or on ASCII
+        rows only, and then the top-N keeps every non-ASCII row before the k best ASCII ones (sort key
+        ``non-ASCII DESC``, limit k + the column's non-ASCII rows), and the kept rows are counted again
+        exactly here. Otherwise, for case-sensitive characters (one byte, or a phrase with a border),
+        ``ngram_occ_impl`` (a vectorised numba count, overlapping occurrences too) counts. ``density``:
+        the phrase's occurrences per text byte (picks RE2 or ``replace``). None: not answerable here."""
+        import duckdb
+
+        if not self.usable:
+            return None
+        col = quote_ident(self.column)
+        raw = pat.tobytes()
+        pred = predicate(unit, fold, raw, col)
+        if pred is None:
+            return None
+        nat = native_count(unit, fold, raw, col, density)
+        if nat is None:
+            if unit != "char" or fold != "none":
+                return None
+            nat = Native(f"ngram_occ_impl({col}, ?)", [pred.params[0]], "all")
+        where, where_params = pred.sql, list(pred.params)
+        if nat.prefilter:
+            where, where_params = f"{nat.prefilter} AND {where}", nat.pre_params + where_params
+        limit = int(k)
+        order, order_params = "", []
+        if nat.scope != "all":
+            unsure, order_params = (
+                (NON_ASCII.format(c=col), []) if nat.scope == "ascii" else pred.unsure_of(col)
+            )
+            extra = self.unsure_rows(unsure, order_params)
+            if extra is None or extra > MAX_NONASCII_ROWS:
+                return None
+            limit += extra
+            order = f"({unsure}) DESC, "
+        sql = (
+            f"SELECT __rowid, {col} FROM ({self.source()}) WHERE {where} "
+            f"ORDER BY {order}{nat.sql} DESC, __rowid LIMIT ?"
+        )
+        e = np.empty(0, np.int64)
+        rid_all, cnt_all, off_all = [e], [e], [e]
+        cur = self.ctx.con.cursor()
+        try:
+            params = where_params + order_params + nat.params + [limit]
+            reader = cur.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
+            for batch in reader:  # the kept rows' exact counts and first offsets, as the index holds them
+                rid, cnt, off = self._verify(batch, unit, fold, pat, True)
+                rid_all.append(rid)
+                cnt_all.append(cnt)
+                off_all.append(off)
+        except duckdb.Error:
+            self.failed = True
+            return None
+        finally:
+            cur.close()
+        rid, cnt, off = (np.concatenate(x) for x in (rid_all, cnt_all, off_all))
+        best = np.lexsort((rid, -cnt))[:k]
+        return rid[best], cnt[best], off[best]
 
     def _verify(
         self, batch, unit: str, fold: str, pat: np.ndarray, need_counts: bool

@@ -333,6 +333,12 @@ class NgramIndex:
 
     def rows(self, pat: np.ndarray, layer: Layer | None = None) -> int:
         """Number of rows that contain the phrase."""
+        lay = layer or self.chars
+        if self.colscan is not None and not all(t is not None for t in lay.tiers) \
+                and self.use_scan(pat, lay, need_counts=False):
+            n = self.colscan.count(lay.unit, self.fold, pat)  # DuckDB's count(*) when its predicate is exact
+            if n is not None:
+                return n
         return int(self.row_counts(pat, layer, need_counts=False)[0].shape[0])
 
     def top_rows(self, pat: np.ndarray, k: int, layer: Layer | None = None
@@ -340,7 +346,8 @@ class NgramIndex:
         """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
         lay = layer or self.chars
         if self.colscan is not None and not all(t is not None for t in lay.tiers) and self.use_scan(pat, lay):
-            found = self.colscan.top(lay.unit, self.fold, pat, k)  # one DuckDB pass, top-N in DuckDB
+            density = self.count(pat, lay) / max(1, self.text_bytes)
+            found = self.colscan.top(lay.unit, self.fold, pat, k, density)  # one DuckDB pass, top-N in DuckDB
             if found is not None:
                 return found
         uniq, counts, first = self.row_counts(pat, layer)

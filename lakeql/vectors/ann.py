@@ -221,6 +221,16 @@ class ListOrder:
         self.factors = {k: np.ascontiguousarray(v[ids]) for k, v in index.factors.items()}
         self.rowids = np.ascontiguousarray(index.rowids[ids])
 
+    @staticmethod
+    def spans(ivf: IVF, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) of ``lists`` in list order, adjacent lists merged into one span."""
+        lists = np.sort(np.asarray(lists, np.int64))
+        if not len(lists):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        brk = np.flatnonzero(np.diff(lists) != 1) + 1
+        starts, ends = lists[np.r_[0, brk]], lists[np.r_[brk - 1, len(lists) - 1]] + 1
+        return ivf.offsets[starts], ivf.offsets[ends]
+
     def sub(self, index, ivf: IVF, lists: np.ndarray) -> SubIndex:
         lists = np.sort(np.asarray(lists, np.int64))
         if not len(lists):
@@ -284,12 +294,36 @@ def search(
         index._pos["ann_order"] = ListOrder(index, ivf)
     lo = index._pos["ann_order"]
     while True:
-        sub = lo.sub(index, ivf, order[:npr])
-        sub_allowed = None if allowed is None else allowed[sub.pos]
-        found = sub.n if sub_allowed is None else int(np.count_nonzero(sub_allowed))
+        starts, ends = lo.spans(ivf, order[:npr])
+        if allowed is None:
+            found = int((ends - starts).sum())
+        else:
+            found = sum(
+                int(np.count_nonzero(allowed[lo.ids[a:b]])) for a, b in zip(starts, ends, strict=True)
+            )
         if found >= k or npr >= ivf.nlist:
             break
         npr = min(ivf.nlist, npr * 2)
     if stats is not None:
-        stats.update(nprobe=int(npr), probed_rows=int(sub.n), best_list_cos=best, widened=widened)
-    return exhaustive(sub, q, k, oversample, sub_allowed, stats=stats)
+        stats.update(
+            nprobe=int(npr), probed_rows=int((ends - starts).sum()), best_list_cos=best, widened=widened
+        )
+    binz = index.binarizer
+    if getattr(binz, "bounded", False) and "errc" in lo.factors and binz.query_bits == 4:
+        # the probed lists are contiguous spans of the list-order copy: scanned in place, no sub-index cut
+        def scan(kk: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            rows, ub, est = binz.candidates(
+                q,
+                lo.words,
+                lo.factors,
+                kk,
+                allowed,
+                cap,
+                spans=(starts, ends),
+                mask_ids=None if allowed is None else lo.ids,
+            )
+            return lo.ids[rows], ub, est
+
+        return exhaustive(index, q, k, oversample, allowed, stats=stats, scan=scan)
+    sub = lo.sub(index, ivf, order[:npr])
+    return exhaustive(sub, q, k, oversample, None if allowed is None else allowed[sub.pos], stats=stats)

@@ -85,21 +85,21 @@ def build(ctx) -> None:
     from lakeql.vectors.columns import embed_column
 
     opts = ctx.options["vectors"]
-    specs = opts.embed
-    if not specs:
-        return
     targets = []
-    for spec in specs:  # resolve everything first: a wrong user-requested column fails before any work
+    for spec in opts.embed or ():  # resolve everything first: a wrong column fails before any work
         table, col = ctx.lake.table_column(spec, "--embed")
         column, kind = embed_column(ctx.catalog, table, col, "--embed")
         if (table.key, column.column_name) not in {(t.key, c) for t, c, _ in targets}:
             targets.append((table, column.column_name, kind))
+    planned = []
     for table, column, kind in targets:
         if kind == "vector":  # your own vectors: a model only if named, to embed text queries
             params = {**index_params(ctx, model_id(opts.model) if opts.model else None), "source": "vectors"}
             params.pop("bm25", None)  # no words to index
         else:
             params = index_params(ctx, model_id(opts.model))
+        planned.append((table, column, kind, params))
+    for table, column, kind, params in planned + already_indexed(ctx, {(t.key, c) for t, c, _ in targets}):
         pjson = json.dumps(params, sort_keys=True)
         if not ctx.needs_build(KIND, table.key, column, pjson):
             say(f"embed {table.key}.{column}: up to date")
@@ -110,6 +110,41 @@ def build(ctx) -> None:
             raise
         except Exception as exc:  # noqa: BLE001 - bad data in one table must not kill the whole build
             warnings.warn(f"embed {table.key}.{column} skipped: {type(exc).__name__}: {exc}", stacklevel=2)
+
+
+def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str, str, dict[str, Any]]]:
+    """The columns embedded by an earlier build and not named by ``--embed`` this time, with the
+    parameters they were built with: every build keeps them fresh (so ``lakeql index --refresh LAKE``
+    alone updates them after their table changed, as the stale-index error says) instead of leaving
+    them stale. A column or table that is gone drops its index."""
+    from lakeql.vectors.columns import embed_column
+
+    out = []
+    for e in ctx.store.entries(KIND):
+        if (e.table_name, e.column_name) in requested:
+            continue
+        table = ctx.lake.tables.get(e.table_name)
+        params = e.params_dict
+        if table is None:
+            continue  # a removed table: the store drops its indexes
+        if e.column_name not in [c.column_name for c in ctx.catalog.columns(table)]:
+            warnings.warn(f"column {e.table_name}.{e.column_name} is gone: dropping its embed index",
+                          stacklevel=2)
+            ctx.store.drop(KIND, e.table_name, e.column_name)
+            continue
+        if not isinstance(params, dict) or not {"model", "method", "backend", "tier"} <= params.keys():
+            warnings.warn(f"the embed index of {e.table_name}.{e.column_name} records no build parameters: "
+                          f"rebuild it with 'lakeql index LAKE --embed {e.table_name}.{e.column_name}'",
+                          stacklevel=2)
+            continue
+        try:
+            _, kind = embed_column(ctx.catalog, table, e.column_name, "--embed")
+        except LakeqlError as exc:  # e.g. the column is no longer text: its index cannot be kept
+            warnings.warn(f"dropping the embed index of {e.table_name}.{e.column_name}: {exc}", stacklevel=2)
+            ctx.store.drop(KIND, e.table_name, e.column_name)
+            continue
+        out.append((table, e.column_name, kind, params))
+    return out
 
 
 # ------------------------------------------------------------------------------ shards
@@ -227,7 +262,7 @@ def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[Shar
     from lakeql import embedding
 
     opts = ctx.options["vectors"]
-    model = embedding.load_model(opts.model, params["backend"], opts.device)
+    model = embedding.load_model(params["model"], params["backend"], opts.device)
     dim = embedding.dimension(model)
     max_chars = int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
     batch_size = int(opts.embed_batch_size)
@@ -253,7 +288,7 @@ def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[Shar
     if ctx.engine.name != "local":  # lakeql.engine (issue 10): batches on actors, model loaded once per actor
         from lakeql.engine_tasks import encode_batches
 
-        rowid_parts, vec_parts = encode_batches(ctx.engine, batches(), opts.model, params["backend"],
+        rowid_parts, vec_parts = encode_batches(ctx.engine, batches(), params["model"], params["backend"],
                                                 batch_size, pbar, getattr(opts, "device", "cpu"))
     else:
         for rowids, texts in batches():
@@ -298,7 +333,7 @@ def read_vectors(ctx, table, column: str, params: dict[str, Any], todo: list[Sha
     dim = int(stats.dim or want_dim or 0)
     vecs = [np.zeros((0, dim), np.float32) if v is None else v for v in vecs]
     if params.get("model") and want_dim is None:
-        name = ctx.options["vectors"].model
+        name = params["model"]
         mdim = embedding.config_dimension(name)
         if mdim is None:
             mdim = embedding.dimension(embedding.load_model(name, params["backend"], "cpu"))
@@ -320,7 +355,10 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     if reuse is not None:
         todo = [p for p in plans if p.shard not in reuse.shards]
         kept_codes = sum(int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)
-        if kept_codes + sum(p.rows for p in todo) > REFIT_GROWTH * max(reuse.fit_rows, 1):
+        if len(todo) == len(plans):  # every file is new or changed: nothing to keep, refit on the rows
+            say(f"embed {label}: every file changed, rebuilding it whole")
+            reuse = None
+        elif kept_codes + sum(p.rows for p in todo) > REFIT_GROWTH * max(reuse.fit_rows, 1):
             say(f"embed {label}: the table grew past {REFIT_GROWTH:g}x the rows the binarizer was fitted on, "
                 "rebuilding it whole")
             reuse = None

@@ -63,13 +63,15 @@ def check_query_vector(index: CodeIndex, q: np.ndarray, label: str) -> np.ndarra
 
 def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
            allowed: np.ndarray | None = None, exclude: np.ndarray | None = None,
-           max_rescore: int = MAX_RESCORE, stats: dict[str, Any] | None = None
+           max_rescore: int = MAX_RESCORE, stats: dict[str, Any] | None = None, scan: Any = None
            ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` (table rowids, scores) for query vector ``q``, best first.
 
     ``allowed``: optional boolean mask over code positions (a pre-filter); ``exclude``: code positions
     never returned (e.g. the query row of ``similar_rows``); ``stats`` (optional) receives
-    ``candidates`` (first-stage survivors) and ``rescored`` (rows scored against the tier).
+    ``candidates`` (first-stage survivors) and ``rescored`` (rows scored against the tier); ``scan``
+    (optional, bounded binarizers only): ``scan(k, cap)`` returns the first stage's (code positions, upper
+    bounds, estimates) instead of the exhaustive scan (the ANN stage's probed lists, :mod:`.ann`).
     """
     if index.n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -78,8 +80,10 @@ def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
     first = min(max(kk * max(int(oversample), 1), kk), index.n)
     binz = index.binarizer
     if getattr(binz, "bounded", False) and "errc" in index.factors and binz.query_bits == 4:
-        pos, scores = _adaptive(index, q, kk, first, allowed, max(int(max_rescore), first), stats)
+        pos, scores = _adaptive(index, q, kk, first, allowed, max(int(max_rescore), first), stats, scan)
     else:
+        if scan is not None:
+            raise LakeqlError("a first-stage scan needs a bounded binarizer with a 4-bit query (rabitq)")
         pos, _est = binz.topk(q, index.words, index.factors, first, allowed)
         scores = index.score(pos, q) if len(pos) else np.zeros(0, np.float32)
         if stats is not None:
@@ -94,9 +98,12 @@ def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
 
 
 def _adaptive(index: CodeIndex, q: np.ndarray, k: int, first: int, allowed: np.ndarray | None, cap: int,
-              stats: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+              stats: dict[str, Any] | None, scan: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """(rescored positions, their tier scores) under RaBitQ's error bound (see the module docstring)."""
-    cand, ub, est = index.binarizer.candidates(q, index.words, index.factors, k, allowed, cap)
+    if scan is None:
+        cand, ub, est = index.binarizer.candidates(q, index.words, index.factors, k, allowed, cap)
+    else:
+        cand, ub, est = scan(k, cap)
     by_est = np.argsort(-est, kind="stable")
     head = by_est[:first]
     pos_parts = [cand[head]]

@@ -8,6 +8,7 @@ answer equals a full rebuild of the same files.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -56,11 +57,22 @@ def lake(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spy():
     """Counts the files profiled per table and the graph updates (patched into the build's modules)."""
-    from lakeql import profile_shards
-    from lakeql.joins import incremental
+    from lakeql import catalog, profile_shards
+    from lakeql.joins import incremental, lakeindex
 
-    calls: dict[str, list] = {"files": [], "graph": []}
-    orig_files, orig_update = profile_shards.profile_files, incremental.update
+    calls: dict[str, list] = {"files": [], "graph": [], "read": [], "catalog": [], "kept": []}
+    orig_cat, orig_reusable = catalog.profile_table, lakeindex.reusable
+
+    def reusable(*a, **k):
+        got = orig_reusable(*a, **k)
+        calls["kept"].append(sorted(got))
+        return got
+
+    def cat(table, *a, **k):
+        calls["catalog"].append(table.key)
+        return orig_cat(table, *a, **k)
+
+    orig_files, orig_update, orig_read = profile_shards.profile_files, incremental.update, profile_shards.read
 
     def files(table, todo, *a, **k):
         calls["files"].append((table.key, len(todo)))
@@ -71,13 +83,33 @@ def spy():
         calls["graph"].append(got)
         return got
 
-    profile_shards.profile_files, incremental.update = files, update
+    def read(d, *a, **k):
+        calls["read"].append(d)
+        return orig_read(d, *a, **k)
+
+    profile_shards.profile_files, incremental.update, profile_shards.read = files, update, read
+    catalog.profile_table, lakeindex.reusable = cat, reusable
     yield calls
-    profile_shards.profile_files, incremental.update = orig_files, orig_update
+    catalog.profile_table, lakeindex.reusable = orig_cat, orig_reusable
+    profile_shards.profile_files, incremental.update, profile_shards.read = orig_files, orig_update, orig_read
 
 
 def _profile_dir(idx: Path, key: str) -> Path:
     return next((idx / "column_profile").glob(f"{key}-*"))
+
+
+def _shard_rows(d: Path):
+    """Every stored shard row of a profile folder: ``shards.parquet`` then the files appended by
+    refreshes (``shards.1.parquet``...), in that order."""
+    import pyarrow as pa
+
+    from lakeql.profile_shards import _numbered, shards_schema
+
+    return pa.concat_tables([pq.read_table(d / n, schema=shards_schema()) for n in _numbered(d, "shards")])
+
+
+def _entries_keys(idx: Path) -> list[str]:
+    return sorted(json.loads((idx / "joins" / "lake" / "tables.json").read_text())["tables"])
 
 
 def _entries(store) -> dict[str, tuple]:
@@ -116,6 +148,13 @@ def _same_as_full(lake_root: Path, idx: Path, tmp: Path) -> None:
         ), key
     cols = pq.read_table(idx / "joins" / "lake" / "columns.parquet")
     assert cols.equals(pq.read_table(full / "joins" / "lake" / "columns.parquet"))
+    for f in ("columns.parquet", "files.parquet"):  # the catalog (read from the new footers only)
+        assert pq.read_table(idx / "catalog" / f).equals(pq.read_table(full / "catalog" / f)), f
+    assert (
+        pq.read_table(idx / "catalog" / "tables.parquet")
+        .drop_columns(["indexed_at"])
+        .equals(pq.read_table(full / "catalog" / "tables.parquet").drop_columns(["indexed_at"]))
+    )
     assert pq.read_table(idx / "joins" / "edges.parquet").equals(
         pq.read_table(full / "joins" / "edges.parquet")
     )
@@ -186,6 +225,7 @@ def test_append_remove_refresh_equals_full(lake, spy, tmp_path_factory):
     shutil.copy(held, root / "flights" / "flights" / held.name)
     spy["files"].clear()
     spy["graph"].clear()
+    spy["read"].clear()
     store = index_joins(root, idx, refresh=True)
     assert spy["files"] == [("flights.flights", 1)]
     after = _entries(store)
@@ -196,22 +236,31 @@ def test_append_remove_refresh_equals_full(lake, spy, tmp_path_factory):
     assert len(spy["graph"]) == 1 and spy["graph"][0] is not None  # the graph was updated, not rebuilt
     n_cols = len(pq.read_table(idx / "joins" / "lake" / "columns.parquet"))
     assert 0 < spy["graph"][0][1] < n_cols  # some columns searched again, not all
-    shards = pq.read_table(_profile_dir(idx, "flights.flights") / "shards.parquet")
+    flights = _profile_dir(idx, "flights.flights")
+    shards = _shard_rows(flights)
     assert len(set(shards.column("shard").to_pylist())) == 10
-    hash_files = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard_hashes*"))
-    assert hash_files == ["shard_hashes.1.parquet", "shard_hashes.parquet"]  # the append's hashes only
+    # the append's rows and hashes only; the stored ones were linked, not read (the merge state stood in)
+    assert len(set(pq.read_table(flights / "shards.1.parquet").column("shard").to_pylist())) == 1
+    hash_files = sorted(p.name for p in flights.glob("shard_hashes*"))
+    assert hash_files == ["shard_hashes.1.parquet", "shard_hashes.parquet"]
+    assert spy["read"] == []
     _same_as_full(root, idx, tmp)
+    full_flights = _profile_dir(tmp / "full", "flights.flights")
+    assert _shard_rows(flights).equals(_shard_rows(full_flights))
+    assert (flights / "merge_union.parquet").exists() and (flights / "merge_state.json").exists()
+    for f in ("merge_union.parquet", "merge_tops.parquet"):  # the stored state equals a full build's
+        assert pq.read_table(flights / f).equals(pq.read_table(full_flights / f)), f
 
     # remove a file: its shard is dropped, no file is profiled, the answers equal a full rebuild
     (root / "flights" / "flights" / "part-00003.parquet").unlink()
     spy["files"].clear()
     store = index_joins(root, idx, refresh=True)
     assert spy["files"] in ([], [("flights.flights", 0)])
-    shards = pq.read_table(_profile_dir(idx, "flights.flights") / "shards.parquet")
+    shards = _shard_rows(_profile_dir(idx, "flights.flights"))
     assert len(set(shards.column("shard").to_pylist())) == 9
     assert "part-00003.parquet" not in " ".join(shards.column("file").to_pylist())
-    hash_files = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard_hashes*"))
-    assert hash_files == ["shard_hashes.parquet"]  # a removal rewrites them into one
+    hash_files = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard*"))
+    assert hash_files == ["shard_hashes.parquet", "shards.parquet"]  # a removal rewrites them into one
     _same_as_full(root, idx, tmp)
 
     # a refresh with nothing changed profiles nothing and keeps the graph
@@ -274,11 +323,123 @@ def test_csv_folder_refresh_equals_full(tmp_path):
         index_joins(root, idx, refresh=True)
         full = tmp_path / f"full_{name}"
         index_joins(root, full)
-        for f in ("columns.parquet", "hashes.parquet", "shards.parquet"):
+        for f in ("columns.parquet", "hashes.parquet"):
             a = pq.read_table(_profile_dir(idx, "d.codes") / f)
             assert a.equals(pq.read_table(_profile_dir(full, "d.codes") / f)), (name, f)
+        assert _shard_rows(_profile_dir(idx, "d.codes")).equals(_shard_rows(_profile_dir(full, "d.codes")))
         got, want = (
             connect_joins(root, d).execute("SELECT * FROM joinable('d.codes', 'code', k := 5)").fetchall()
             for d in (idx, full)
         )
         assert got == want and got[0][0] == "d.ref"
+
+
+def test_merge_state_combines_exactly(lake, tmp_path_factory):
+    """The merge state of a table's first files combined with its last files' (after a round trip
+    through the stored files) gives the same table profile as the state of all files at once."""
+    from lakeql import profile, profile_shards
+    from lakeql.catalog import Catalog
+    from lakeql.lake import discover
+    from lakeql.profile_merge import combine, finalize, read_state, state_of, write_state
+
+    root, _ = lake
+    idx = tmp_path_factory.mktemp("inc_state")
+    index_joins(root, idx)
+    lk = discover(root)
+    t = lk.tables["flights.flights"]
+    cols = [(c.column_name, c.type) for c in Catalog.build(lk).columns(t)]
+    sh = profile_shards.read(_profile_dir(idx, "flights.flights"), cols)
+    assert sh is not None and len(sh.ids) >= 8
+    con = profile.connect()
+    whole = finalize(t.key, state_of(cols, sh.rows, sh.hashes, sh.ids, con), con)
+    for k in (1, 4, len(sh.ids) - 1):
+        a, b = sh.take(sh.ids[:k]), sh.take(sh.ids[k:])
+        sa = state_of(cols, a.rows, a.hashes, a.ids, con)
+        d = tmp_path_factory.mktemp("inc_state_rt")
+        write_state(d, sa)
+        sa = read_state(d, cols)
+        assert sa is not None and sa.ids == sh.ids[:k]
+        got = finalize(t.key, combine(sa, state_of(cols, b.rows, b.hashes, b.ids, con), con), con)
+        assert got[0] == whole[0], k
+        assert got[1].equals(whole[1]), k
+    assert read_state(d, cols[:-1]) is None  # made for other columns: not used
+    con.close()
+
+
+def test_appends_in_a_row_and_an_insert_equal_full(spy, tmp_path):
+    """Two appends in a row use the stored merge state (no stored shard is read); a file that sorts
+    between stored ones merges every shard again; each refresh answers as a full rebuild."""
+    root = tmp_path / "lake"
+    flights_lake(root, full=False)
+    held = split_table(root, "flights", "flights", 8, keep_last=3)
+    idx = tmp_path / "idx"
+    index_joins(root, idx)
+    folder = root / "flights" / "flights"
+    for h in held[:2]:
+        shutil.copy(h, folder / h.name)
+        spy["kept"].clear()
+        spy["catalog"].clear()
+        spy["read"].clear()
+        spy["files"].clear()
+        index_joins(root, idx, refresh=True)
+        assert spy["files"] == [("flights.flights", 1)] and spy["read"] == []
+        assert spy["catalog"] == []  # the catalog read the new file's footer alone
+        # the value index copied the rows of the 7 unchanged tables from the previous one
+        assert spy["kept"] == [sorted(k for k in _entries_keys(idx) if k != "flights.flights")]
+        _same_as_full(root, idx, tmp_path)
+    names = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard*"))
+    assert names == [
+        "shard_hashes.1.parquet",
+        "shard_hashes.2.parquet",
+        "shard_hashes.parquet",
+        "shards.1.parquet",
+        "shards.2.parquet",
+        "shards.parquet",
+    ]
+    shutil.copy(held[2], folder / "part-00002b.parquet")  # between part-00002 and part-00003
+    spy["read"].clear()
+    spy["files"].clear()
+    spy["catalog"].clear()
+    index_joins(root, idx, refresh=True)
+    assert spy["files"] == [("flights.flights", 1)] and len(spy["read"]) == 1
+    assert spy["catalog"] == ["flights.flights"]
+    _same_as_full(root, idx, tmp_path)
+
+
+def test_engine_append_refresh_equals_full(tmp_path, monkeypatch):
+    """An append-only refresh on an engine (files profiled in worker processes, merged here from the
+    stored merge state) writes the same table profile as a full local build."""
+    from lakeql import engine_tasks, profile
+    from lakeql.catalog import Catalog
+    from lakeql.engine import LocalEngine
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    class Remote(LocalEngine):
+        name = "remote-test"
+
+        def map(self, fn, items, **kw):
+            kw["pool"] = "process"
+            return super().map(fn, items, **kw)
+
+    root = tmp_path / "lake"
+    flights_lake(root, full=False)
+    held = split_table(root, "flights", "flights", 8, keep_last=2)
+    idx = tmp_path / "idx"
+    index_joins(root, idx)
+    for h in held:
+        shutil.copy(h, root / "flights" / "flights" / h.name)
+    lk = discover(root)
+    store = Store.for_lake(lk, idx)
+    cat = Catalog.build(lk, store, refresh=True)
+    monkeypatch.setattr(engine_tasks, "CHUNK_FILES", 1)  # the two new files on two workers
+    with Remote(2) as eng:
+        done, failed = profile.ensure(store, lk, cat, ["flights.flights"], engine=eng)
+    assert done == ["flights.flights"] and not failed
+    flights = _profile_dir(idx, "flights.flights")
+    assert (flights / "shards.1.parquet").exists()  # the append path: stored shards linked, not merged
+    full = tmp_path / "full"
+    index_joins(root, full)
+    for f in ("columns.parquet", "hashes.parquet"):
+        assert pq.read_table(flights / f).equals(pq.read_table(_profile_dir(full, "flights.flights") / f)), f
+    assert _shard_rows(flights).equals(_shard_rows(_profile_dir(full, "flights.flights")))

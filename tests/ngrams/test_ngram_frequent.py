@@ -22,6 +22,8 @@ ODD = [
     "quotes ' \" '' \\ \\\\ % %% _ __ %s \\n 100% a_b a%b O'Reilly \"\"\" it's",
     "ﬁle FILE file ﬁ ǅemal ǄEMAL ǆemal ſelf SELF self Kelvin K k µ μ Μ",
     "日本語テキスト 🐍 naïve café — new york / brand new yorkshire; NEW-YORK new\nyork",
+    "abababab aaaa ABAB AbAb new york new york new york; york york york, New York NEW YORK new",
+    "ΣΣΣ σσσ ςςς STRASSESTRASSE straßestraße ﬁﬁﬁ FIFIFI ſſſ SSS",
 ]
 # (phrase, unit): frequent ones, odd characters, Unicode case folding, words
 CHAR_PHRASES = [
@@ -225,3 +227,100 @@ def test_invalid_utf8_falls_back_to_the_exact_path(indexed, corpus, monkeypatch)
     for phrase in ["self", "e", "def ", "abc"]:
         n = con.execute("SELECT ngram_rows(?, ?, ?)", ["code.files", "text", phrase]).fetchone()[0]
         assert n == len(brute_count(corpus, phrase.encode())[1]), phrase
+
+
+# phrases for the top-k: borders (overlapping occurrences: the native count cannot be used), both native
+# counts (RE2 literal and replace), one byte, non-ASCII folding, words with and without word borders
+TOP_CHAR = [
+    "e",
+    " ",
+    "    ",
+    '"""',
+    "==",
+    "ss",
+    "abab",
+    "aa",
+    "self",
+    "return",
+    "def __init__(self",
+    "import",
+    "Straße",
+    "STRASSE",
+    "ΣΣ",
+    "σσ",
+    "ﬁ",
+    "FI",
+    "K",
+    "日本語",
+    "'",
+    "zzq-absent-phrase",
+]
+TOP_WORD = [
+    "self",
+    "return self",
+    "import os",
+    "new york",
+    "new york new",
+    "york york",
+    "a_b",
+    "straße",
+    "STRASSE",
+    "σοφος",
+    "ſelf",
+    "file",
+    "it s",
+    "zzqabsent",
+]
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_top_equals_brute_force(lakes, rows, case, unit):
+    """ColumnScan.top (DuckDB counts natively where exact, verifies the rest) == brute force: the k rows
+    with the most overlapping occurrences, ties by row id, exact counts and the index's first offsets;
+    with the RE2 count (density 0) and the replace count (density 1)."""
+    from lakeql.ngrams.colscan import native_count
+
+    _, idx = lakes[case]
+    fold = case == "insensitive"
+    natives = 0
+    for phrase in TOP_CHAR if unit == "char" else TOP_WORD:
+        want = _brute_chars(rows, phrase, fold) if unit == "char" else _brute_words(rows, phrase, fold)
+        lay, pat = idx.encode_unit(phrase, unit)
+        located = idx._located(pat, lay)
+        first = dict(zip(located[0].tolist(), located[2].tolist(), strict=True))
+        natives += native_count(lay.unit, idx.fold, pat.tobytes(), '"text"', 0.0) is not None
+        for k in (1, 7, 40):
+            top = sorted(want.items(), key=lambda t: (-t[1], t[0]))[:k]
+            for density in (0.0, 1.0):
+                got = idx.colscan.top(lay.unit, idx.fold, pat, k, density)
+                if got is None:
+                    assert unit == "word" or case == "insensitive", phrase  # case-sensitive chars always
+                    continue
+                rid, cnt, off = got
+                assert list(zip(rid.tolist(), cnt.tolist(), strict=True)) == top, (phrase, k, density)
+                assert off.tolist() == [first[r] for r in rid.tolist()], (phrase, k, density)
+    assert natives >= 5  # the native counts were exercised
+
+
+def test_border_and_native_choice():
+    from lakeql.ngrams.colscan import has_border, lower_unsafe, native_count
+    from lakeql.ngrams.text import word_pattern
+
+    assert has_border(b"aa") and has_border(b"abab") and has_border(b'"""') and has_border(b"abcab")
+    assert not has_border(b"ab") and not has_border(b"self") and not has_border(b"e")
+    assert has_border(["new", "york", "new"]) and not has_border(["new", "york"])
+    col = '"text"'
+    assert native_count("char", "none", b"abab", col, 0.0) is None  # overlapping: the count UDF
+    assert native_count("char", "none", b"e", col, 0.0) is None
+    assert "regexp_extract_all" in native_count("char", "none", b"self", col, 0.0).sql
+    assert "replace" in native_count("char", "none", b"self", col, 1.0).sql
+    # case-insensitive: DuckDB's lower() is the folding on rows without the characters where they differ
+    unsafe = lower_unsafe()
+    assert all(c in unsafe for c in "ßſςİẞµ") and not any(c in unsafe for c in "AZaz09ΣσÉé\u212a")
+    assert native_count("char", "casefold", "straße".casefold().encode(), col, 1.0).scope == "safe"
+    assert native_count("char", "casefold", "σοφ".encode(), col, 1.0).scope == "safe"
+    assert native_count("char", "casefold", "σσ".encode(), col, 1.0) is None  # border
+    assert native_count("word", "none", word_pattern(["new", "york", "new"]), col, 1.0) is None
+    nat = native_count("word", "none", word_pattern(["return", "self"]), col, 1.0)
+    assert nat.scope == "ascii" and nat.params == ["\\breturn[^0-9A-Za-z_]+self\\b"]

@@ -178,3 +178,60 @@ def test_small_columns_get_no_lists_unless_asked(tmp_path):
     assert ann.build(tmp_path, codes, 384) is None and not (tmp_path / ann.FILE).exists()
     assert ann.build(tmp_path, codes, 384, nlist=4) == {"lists": 4, "rows": 500}
     assert ann.default_lists(10_000_000) == 4096 and ann.default_lists(1_000_000) == 1024
+
+
+def test_fused_uint8_rescoring_equals_the_dequantized_rows(ann_lake):
+    """The numba rescoring of the uint8 tier (magnitudes + code-bit signs, any position order, repeats)
+    equals dequantizing the rows (``vectors``) and taking inner products, on real embeddings."""
+    from lakeql.embedding import encode
+
+    con, idx, _ = searcher_index(ann_lake)
+    assert idx.space == "rotated" and idx.tier.dtype == np.uint8
+    q = encode(["read a csv file"])[0]
+    pos = np.random.default_rng(3).permutation(idx.n)[: min(idx.n, 150)]
+    pos = np.concatenate([pos, pos[:5]])  # unsorted, with repeats
+    want = idx.vectors(pos) @ q
+    got = idx.score(pos, q)
+    assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-5)
+    assert idx.score(np.zeros(0, np.int64), q).shape == (0,)
+    with pytest.raises(IndexError):
+        idx.score(np.array([idx.n]), q)
+    con.close()
+
+
+def test_probed_lists_are_scanned_in_place(ann_lake, monkeypatch):
+    """The ANN stage scans the probed lists as contiguous spans of the list-order copy: the same rows,
+    bounds and results as cutting those lists into a sub-index (the former way), with and without a
+    filter."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+    from lakeql.vectors.search import search
+
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    con, idx, ivf = searcher_index(ann_lake)
+    binz = idx.binarizer
+    for text in QUERIES[:3]:
+        q = encode([text])[0]
+        order = ivf.probe_order(idx, q)
+        ann.search(idx, ivf, q, 10, 4, nprobe=5, adaptive=False)  # makes the list-order copy
+        lo = idx._pos["ann_order"]
+        lists = order[:5]
+        starts, ends = lo.spans(ivf, lists)
+        sub = lo.sub(idx, ivf, lists)
+        assert int((ends - starts).sum()) == sub.n
+        assert sorted(sub.pos.tolist()) == ivf.positions(lists).tolist()
+        rows, ub, est = binz.candidates(q, lo.words, lo.factors, 10, None, 20_000, spans=(starts, ends))
+        srows, sub_ub, sub_est = binz.candidates(q, sub.words, sub.factors, 10, None, 20_000)
+        assert sorted(lo.ids[rows].tolist()) == sorted(sub.pos[srows].tolist())
+        assert np.allclose(np.sort(ub), np.sort(sub_ub)) and np.allclose(np.sort(est), np.sort(sub_est))
+        got = ann.search(idx, ivf, q, 10, 4, nprobe=5, adaptive=False)
+        want = search(sub, q, 10, 4)
+        assert got[0].tolist() == want[0].tolist() and np.allclose(got[1], want[1])
+        allowed = np.zeros(idx.n, bool)
+        allowed[::3] = True
+        got = ann.search(idx, ivf, q, 5, 4, allowed, nprobe=5, adaptive=False)
+        assert len(got[0]) == 5 and all(allowed[idx.positions_of(got[0])])
+        want = search(sub, q, 5, 4, allowed[sub.pos])
+        if len(want[0]) == 5:  # the probed lists held >= 5 allowed rows: same lists scanned
+            assert got[0].tolist() == want[0].tolist()
+    con.close()

@@ -102,8 +102,11 @@ def test_vector_shards_refresh_equals_full_rebuild(tmp_path, tables, real):
     assert len(list((idx / "embed").glob("*/shards/*"))) == 3
     before = inodes(idx)
 
-    def check(step: str) -> None:
-        build(lake, idx, ["vecs.docs.v"], refresh=True, **VEC_OPTS)
+    def check(step: str, flags: bool = True) -> None:
+        if flags:
+            build(lake, idx, ["vecs.docs.v"], refresh=True, **VEC_OPTS)
+        else:  # `lakeql index --refresh LAKE` alone: refreshed with the options it was built with
+            build(lake, idx, [], refresh=True)
         full = fresh_full_build(lake, tmp_path, "vecs.docs.v", **VEC_OPTS)
         got, want = index_files(idx), index_files(full)
         assert got.keys() == want.keys(), step
@@ -127,7 +130,11 @@ def test_vector_shards_refresh_equals_full_rebuild(tmp_path, tables, real):
     assert len(list((idx / "embed").glob("*/shards/*"))) == 3
     t = pq.read_table(folder / "part-2.parquet")  # rewrite a file: other rows, a new shard
     pq.write_table(t.slice(0, t.num_rows // 2), folder / "part-2.parquet")
-    check("rewrite")
+    check("rewrite", flags=False)
+    (folder / "part-3.parquet").unlink()
+    build(lake, idx, [], refresh=False)  # a full build without --embed keeps (rebuilds) the index too
+    assert vector_queries(lake, idx, real) == vector_queries(lake, fresh_full_build(
+        lake, tmp_path, "vecs.docs.v", **VEC_OPTS), real)
 
 
 def test_text_refresh_embeds_only_the_new_file(tmp_path, tables, monkeypatch):

@@ -181,19 +181,25 @@ class RaBitQBinarizer(Binarizer):
         return rho * np.sqrt(1.0 - alpha ** 2) / alpha / np.sqrt(max(self.dim - 1, 1))
 
     def candidates(self, q: np.ndarray, words: np.ndarray, factors: dict[str, np.ndarray], k: int,
-                   allowed: np.ndarray | None, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   allowed: np.ndarray | None, cap: int, spans: tuple[np.ndarray, np.ndarray] | None = None,
+                   mask_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, upper bounds, estimates) of every row that may be in the true top ``k``
-        (:func:`lakeql.vectors.kernels.asym4_bounded`); needs a 4-bit query."""
+        (:func:`lakeql.vectors.kernels.asym4_bounded_spans`); needs a 4-bit query. ``spans``: (starts,
+        ends) of the only rows scanned (default: all); ``mask_ids``: where row ``i`` reads ``allowed``."""
         base, qr = self._query(q)
         planes, lo, delta = self._planes(qr)
         levels = (1 << self.query_bits) - 1
         qerr = qr - (lo + delta * np.clip(np.rint((qr - lo) / delta), 0, levels))
         mask = kernels.NO_MASK if allowed is None else allowed
-        return kernels.asym4_bounded(words, planes[0], planes[1], planes[2], planes[3], factors["factor"],
-                                     factors["add"], base, float(qr.sum()), lo, delta, factors["popc"],
-                                     factors["errc"], self.EPS0 * float(np.linalg.norm(qr)),
-                                     self.EPS0 * np.sqrt(2.0) * float(np.linalg.norm(qerr)), int(k), mask,
-                                     int(cap))
+        if spans is None:
+            spans = (np.zeros(1, np.int64), np.full(1, len(words), np.int64))
+        ids = np.zeros(0, np.int64) if mask_ids is None else mask_ids
+        err_a = self.EPS0 * float(np.linalg.norm(qr))
+        err_b = self.EPS0 * np.sqrt(2.0) * float(np.linalg.norm(qerr))
+        return kernels.asym4_bounded_spans(words, planes[0], planes[1], planes[2], planes[3],
+                                           factors["factor"], factors["add"], base, float(qr.sum()), lo,
+                                           delta, factors["popc"], factors["errc"], err_a, err_b, int(k),
+                                           mask, int(cap), spans[0], spans[1], ids)
 
     def estimate(self, q: np.ndarray, words: np.ndarray, factors: dict[str, np.ndarray]) -> np.ndarray:
         base, qr = self._query(q)
