@@ -143,7 +143,9 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
             warnings.warn(f"dropping the embed index of {e.table_name}.{e.column_name}: {exc}", stacklevel=2)
             ctx.store.drop(KIND, e.table_name, e.column_name)
             continue
-        out.append((table, e.column_name, kind, params))
+        # the encoder as this lakeql makes it (an onnx export of another recipe: params differ, so the
+        # index is rebuilt whole, never refreshed with vectors of two exports nor recorded as the old one)
+        out.append((table, e.column_name, kind, {**params, **encoder_params(params["backend"])}))
     return out
 
 

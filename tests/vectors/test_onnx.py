@@ -316,8 +316,21 @@ def test_an_index_records_its_onnx_recipe_and_a_query_under_another_warns(lake, 
     msg = str(got[0].message)
     assert "python.functions.docstring" in msg and "another ONNX export recipe" in msg
     assert f"lakeql index {lake[0]} --refresh --embed python.functions.docstring --embed-backend onnx" in msg
-    lakeql.index(lake[0], index_dir=idx, embed=["functions.docstring"], embed_backend="onnx", refresh=True,
-                 capabilities=["vectors"], progress=False)
+    # a bare refresh (no --embed) rebuilds it too: the recipe is recorded as the one that made the vectors
+    lakeql.index(lake[0], index_dir=idx, refresh=True, capabilities=["vectors"], progress=False)
+    meta = json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
+    assert meta["onnx_recipe"] == onnx_encoder.RECIPE
+    assert query() == []
+    monkeypatch.setattr(onnx_encoder, "RECIPE", onnx_encoder.RECIPE + "; and another")
+    lakeql.index(
+        lake[0],
+        index_dir=idx,
+        embed=["functions.docstring"],
+        embed_backend="onnx",
+        refresh=True,
+        capabilities=["vectors"],
+        progress=False,
+    )
     meta = json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
     assert meta["onnx_recipe"] == onnx_encoder.RECIPE
     assert query() == []
