@@ -371,8 +371,8 @@ def _vecmat(x, a):
 
 def matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``a @ x`` (float32, one thread). Per query the search multiplies small matrices (the 384 x 384
-    rotation, the IVF centroids) by one vector; through BLAS such a product woke its worker threads, which on a
-    loaded machine cost 8 ms of CPU for 4,096 x 384 against 0.3 ms on one thread."""
+    rotation, the IVF centroids) by one vector; through BLAS such a product woke its worker threads,
+    which on a loaded machine cost 8 ms of CPU for 4,096 x 384 against 0.3 ms on one thread."""
     return _matvec(np.ascontiguousarray(a, np.float32), np.ascontiguousarray(x, np.float32))
 
 
