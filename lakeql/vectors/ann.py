@@ -161,8 +161,11 @@ class IVF:
         """(lists best first, cosine of the best list's centroid with the query's rotated residual)."""
         b = index.binarizer
         c, rot = getattr(b, "centroid", None), getattr(b, "rotation", None)
-        qr = ((q - c) @ rot if c is not None and rot is not None else q).astype(np.float32)
-        sc = self.centroids @ qr
+        from lakeql.vectors import kernels
+
+        q = np.asarray(q, np.float32)
+        qr = kernels.vecmat(q - c, rot) if c is not None and rot is not None else q
+        sc = kernels.matvec(self.centroids, qr)  # not BLAS: see kernels.matvec
         order = np.argsort(-sc, kind="stable")
         top = int(order[0])
         norm = float(np.linalg.norm(self.centroids[top])) * float(np.linalg.norm(qr))

@@ -311,7 +311,7 @@ class CodeIndex:
 
         b = self.binarizer
         base = np.float32(q32 @ b.centroid)
-        qr = np.ascontiguousarray(q32 @ b.rotation, np.float32)
+        qr = kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
         codes = self.words.view(np.uint8)
         if len(pos) and (pos.min() < 0 or pos.max() >= self.n):
             raise IndexError("code position out of range")

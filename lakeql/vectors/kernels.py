@@ -344,3 +344,38 @@ def rescore_signed_u8(tier, tpos, codes, wpos, scales, qr, base):
             acc += np.float32(tier[i, j]) * qr[j] * sg[j]
         out[t] = base + scales[r] * acc
     return out
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _matvec(a, x):
+    m, n = a.shape
+    out = np.empty(m, np.float32)
+    for i in range(m):
+        acc = np.float32(0.0)
+        for j in range(n):
+            acc += a[i, j] * x[j]
+        out[i] = acc
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _vecmat(x, a):
+    m, n = a.shape
+    out = np.zeros(n, np.float32)
+    for i in range(m):
+        xi = x[i]
+        for j in range(n):
+            out[j] += xi * a[i, j]
+    return out
+
+
+def matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``a @ x`` (float32, one thread). Per query the search multiplies small matrices (the 384 x 384
+    rotation, the IVF centroids) by one vector; through BLAS such a product woke its worker threads,
+    which on a loaded machine cost 8 ms of CPU for 4,096 x 384 against 0.3 ms on one thread."""
+    return _matvec(np.ascontiguousarray(a, np.float32), np.ascontiguousarray(x, np.float32))
+
+
+def vecmat(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``x @ a`` (float32, one thread; see :func:`matvec`)."""
+    return _vecmat(np.ascontiguousarray(x, np.float32), np.ascontiguousarray(a, np.float32))

@@ -136,7 +136,8 @@ class RaBitQBinarizer(Binarizer):
     # -------------------------------------------------------------- asymmetric scan
     def _query(self, q: np.ndarray) -> tuple[float, np.ndarray]:
         q = np.asarray(q, np.float32).reshape(-1)
-        return float(q @ self.centroid), ((q - self.centroid) @ self.rotation).astype(np.float64)
+        # one-thread product (kernels.vecmat): BLAS woke its threads for this 384 x 384 product per query
+        return float(q @ self.centroid), kernels.vecmat(q - self.centroid, self.rotation).astype(np.float64)
 
     def _planes(self, qr: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Quantize ``q'`` to ``query_bits`` levels and split the levels into packed bit planes."""
