@@ -14,7 +14,8 @@ threads, imports included; and of the ``lakeql.index`` call alone): on a shared 
 steadier measure. ``--code DIR`` runs the builds with another checkout's ``lakeql`` (e.g. main, for a
 before/after in the same run).
 
-    python benchmarks/incremental.py [--files 100] [--repeat 2] [--out DIR] [--code DIR] [--skip-one]
+    python benchmarks/incremental.py [--files 100] [--append 1] [--repeat 2] [--out DIR] [--code DIR]
+                                     [--skip-one]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ lakeql.index(sys.argv[1], index_dir=sys.argv[2], refresh=sys.argv[3] == "1", pro
 print(f"WALL {time.perf_counter() - t:.3f} CPU {time.process_time() - c:.3f}")
 """
 CODE = REPO
+WARM_REPS = 5
 
 
 def _child_cpu() -> float:
@@ -56,12 +58,14 @@ def load() -> str:
 def build(lake: Path, idx: Path, refresh: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(CODE)}
     t, c = time.perf_counter(), _child_cpu()
+    # cwd=CODE: a `python -c` child imports from its working directory first
     p = subprocess.run([sys.executable, "-c", BUILD, str(lake), str(idx), "1" if refresh else "0"],
-                       capture_output=True, text=True, env=env, check=True)
+                       capture_output=True, text=True, env=env, check=True, cwd=str(CODE))
     proc, cpu = time.perf_counter() - t, _child_cpu() - c
     out = p.stdout + p.stderr
     m = re.search(r"WALL ([\d.]+) CPU ([\d.]+)", out)
     got = {"process": proc, "process_cpu": cpu, "wall": float(m.group(1)), "cpu": float(m.group(2))}
+    got["merge_state"] = float(any(idx.glob("column_profile/*/merge_state.json")))  # which code ran
     m = re.search(r"column profiles: .* in ([\d.]+) s", out)
     got["profile"] = float(m.group(1)) if m else 0.0
     m = re.search(r"joins: join graph .* in ([\d.]+) s", out)
@@ -72,40 +76,55 @@ def build(lake: Path, idx: Path, refresh: bool) -> dict[str, float]:
 
 
 WARM = """
-import os, shutil, sys, time
+import os, shutil, statistics, sys, time
 from pathlib import Path
 from lakeql import profile
 from lakeql.catalog import Catalog
 from lakeql.lake import discover
 from lakeql.store import Store
-lake_root, held, idx = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-target = lake_root / "flights" / "flights" / held.name
-target.unlink(missing_ok=True)
+lake_root, held, idx, reps = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+held = sorted(held.glob("*.parquet"))  # the held-back files (1% of the rows)
+targets = [lake_root / "flights" / "flights" / h.name for h in held]
+for target in targets:
+    target.unlink(missing_ok=True)
 lake = discover(lake_root)
 store = Store.for_lake(lake, idx)
 store.ensure_writable()
 profile.ensure(store, lake, Catalog.build(lake), sorted(lake.tables), force=True)  # warm: every table
-shutil.copy(held, target)
-lake = discover(lake_root)
-cat = Catalog.build(lake)
-store = Store.for_lake(lake, idx)
-l1 = os.getloadavg()[0]
-t0, c0 = time.perf_counter(), time.process_time()
-profile.ensure(store, lake, cat, ["flights.flights"], force=False)
-t1, c1 = time.perf_counter(), time.process_time()
-l2 = os.getloadavg()[0]
-profile.ensure(store, lake, cat, ["flights.flights"], force=True)
-t2, c2 = time.perf_counter(), time.process_time()
-print(f"WARM {t1 - t0:.3f} {l1:.1f} {t2 - t1:.3f} {l2:.1f} {c1 - c0:.3f} {c2 - c1:.3f}")
+inc, full = [], []
+for rep in range(reps):
+    if rep:  # back to the files before the append (a removal: every shard merged again, not measured)
+        for target in targets:
+            target.unlink()
+        lake = discover(lake_root)
+        profile.ensure(store, lake, Catalog.build(lake), ["flights.flights"], force=False)
+    for h, target in zip(held, targets):
+        shutil.copy(h, target)
+    lake = discover(lake_root)
+    cat = Catalog.build(lake)
+    store = Store.for_lake(lake, idx)
+    t0, c0, l0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+    profile.ensure(store, lake, cat, ["flights.flights"], force=False)
+    inc.append((time.perf_counter() - t0, time.process_time() - c0, l0))
+for rep in range(max(1, reps // 2)):
+    t0, c0, l0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+    profile.ensure(store, lake, cat, ["flights.flights"], force=True)
+    full.append((time.perf_counter() - t0, time.process_time() - c0, l0))
+med = lambda xs, i: statistics.median(x[i] for x in xs)
+print(f"WARM {med(inc, 0):.3f} {med(inc, 2):.1f} {med(full, 0):.3f} {med(full, 2):.1f} "
+      f"{med(inc, 1):.3f} {med(full, 1):.3f}")
+print("WARMALL", [tuple(round(v, 3) for v in x) for x in inc], [tuple(round(v, 3) for v in x) for x in full])
 """
 
 
-def warm(lake: Path, held: Path, idx: Path) -> tuple[float, ...]:
-    """The profile stage alone in one warm process: refresh of flights after the append, then its
-    full profile (every file), as (refresh s, load, full s, load, refresh CPU s, full CPU s)."""
+def warm(lake: Path, held: Path, idx: Path) -> tuple[float, ...]:  # held: the folder of held files
+    """The profile stage alone in one warm process: refresh of flights after the append (``WARM_REPS``
+    times, from the files before it), then its full profile (every file), as medians (refresh s, load,
+    full s, load, refresh CPU s, full CPU s)."""
     env = {**os.environ, "PYTHONPATH": str(CODE)}
-    p = subprocess.run([sys.executable, "-c", WARM, str(lake), str(held), str(idx)], capture_output=True,
-                       text=True, env=env, check=True)
+    p = subprocess.run([sys.executable, "-c", WARM, str(lake), str(held), str(idx), str(WARM_REPS)],
+                       capture_output=True, text=True, env=env, check=True, cwd=str(CODE))
+    print(next(x for x in p.stdout.splitlines() if x.startswith("WARMALL")), flush=True)
     got = re.search(r"WARM ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)", p.stdout).groups()
     return tuple(float(x) for x in got)
 
@@ -115,6 +134,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--append", type=int, default=1, help="files held back then appended (default 1)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--code", type=Path, default=None, help="the checkout whose lakeql runs the builds")
@@ -148,23 +168,25 @@ def main() -> None:
         shutil.rmtree(lake, ignore_errors=True)
         shutil.rmtree(work / f"lake{rep}_flights_held", ignore_errors=True)
         shutil.copytree(base, lake)
-        held = split_table(lake, "flights", "flights", a.files, keep_last=1)[0]
+        held = split_table(lake, "flights", "flights", a.files, keep_last=a.append)
         for d in ("idx", "full"):
             shutil.rmtree(work / f"lake{rep}_{d}", ignore_errors=True)
         shutil.rmtree(work / f"warm{rep}", ignore_errors=True)
         ld = load()
-        row(f"full, flights {a.files - 1} files", build(lake, work / f"lake{rep}_idx", False), ld)
-        shutil.copy(held, lake / "flights" / "flights" / held.name)
+        row(f"full, flights {a.files - a.append} files", build(lake, work / f"lake{rep}_idx", False), ld)
+        for h in held:
+            shutil.copy(h, lake / "flights" / "flights" / h.name)
         ld = load()
-        inc = row("refresh, +1 file (1%)", build(lake, work / f"lake{rep}_idx", True), ld)
+        inc = row(f"refresh, +{a.append} file(s) ({a.append / a.files:.1%})",
+                  build(lake, work / f"lake{rep}_idx", True), ld)
         ld = load()
         full = row(f"full, flights {a.files} files", build(lake, work / f"lake{rep}_full", False), ld)
         ld = load()
         row("refresh, nothing changed", build(lake, work / f"lake{rep}_idx", True), ld)
-        r, l1, f, l2, rc, fc = warm(lake, held, work / f"warm{rep}")
-        print(f"warm profile stage, flights: refresh +1 file {r:.3f} s / {rc:.3f} CPU s (load {l1}), full "
-              f"{a.files} files {f:.3f} s / {fc:.3f} CPU s (load {l2}), ratio wall {r / f:.3f} "
-              f"CPU {rc / fc:.3f}", flush=True)
+        r, l1, f, l2, rc, fc = warm(lake, held[0].parent, work / f"warm{rep}")
+        print(f"warm profile stage, flights: refresh +{a.append} file(s) {r:.3f} s / {rc:.3f} CPU s "
+              f"(load {l1}), full {a.files} files {f:.3f} s / {fc:.3f} CPU s (load {l2}), "
+              f"ratio wall {r / f:.3f} CPU {rc / fc:.3f}", flush=True)
         print(f"RATIOS refresh/full: wall {inc['wall'] / full['wall']:.3f}  "
               f"cpu {inc['cpu'] / full['cpu']:.3f}  "
               f"process cpu {inc['process_cpu'] / full['process_cpu']:.3f}  "

@@ -157,7 +157,7 @@ def _appended(table: Table, stored: Catalog, fs: Any
     prev = stored.table_rows.get(table.key)
     if table.format != "parquet" or table.hive or prev is None or stored.problems_of(table.key):
         return None
-    old = stored.file_stamps.get(table.key)
+    old = stored.file_stamps(table.key)
     rows_old = list(prev.get("file_rows") or [])
     if len(old or []) < 2 or len(old) != len(rows_old):  # a one-file table's columns came from its footer
         return None
@@ -198,7 +198,8 @@ class Catalog:
         self.lake = lake
         self.table_rows = tables  # key -> {'row_count': .., 'source_bytes': .., ...}
         self.columns_by_table = columns
-        self.file_stamps: dict[str, list[tuple[str, int, int]]] = {}  # stored: key -> (path, size, mtime)
+        self.files_path: Any = None  # Path of the stored catalog's files.parquet (read on first use)
+        self._file_stamps: dict[str, list[tuple[str, int, int]]] | None = None
         self.problems: list[Problem] = list(problems or [])  # what was left out, and why
         self.failed: dict[str, str] = {}  # stored: table key -> fingerprint of a wholly unreadable table
 
@@ -368,8 +369,6 @@ class Catalog:
             crows = pq.read_table(store.path("catalog", "columns.parquet")).to_pylist()
             ppath = store.path("catalog", "problems.parquet")
             prows = pq.read_table(ppath).to_pylist() if ppath.exists() else []
-            fpath = store.path("catalog", "files.parquet")
-            frows = pq.read_table(fpath).to_pydict() if fpath.exists() else {}
         except Exception as exc:  # noqa: BLE001 - a damaged catalog is recomputed, never fatal
             if store.build_running() is not None:
                 return None  # being rewritten by a running build (files of two versions): recompute
@@ -385,10 +384,24 @@ class Catalog:
         problems = [Problem(r["kind"], r["path"], r["error"], r["table_name"]) for r in prows]
         cat = cls(lake, tables, columns, problems)
         cat.failed = {r["table_name"]: r["fingerprint"] for r in prows if r["kind"] == "table"}
-        for k, p, sz, mt in zip(*(frows.get(c, []) for c in ("table_name", "path", "size", "mtime_ns")),
-                                strict=True):
-            cat.file_stamps.setdefault(k, []).append((p, int(sz), int(mt)))
+        cat.files_path = store.path("catalog", "files.parquet")
         return cat
+
+    def file_stamps(self, key: str) -> list[tuple[str, int, int]]:
+        """The stored (path, size, mtime) of table ``key``'s files, in catalog order ([] when unknown)."""
+        if self._file_stamps is None:
+            self._file_stamps = {}
+            if self.files_path is not None and self.files_path.exists():
+                import pyarrow.parquet as pq
+
+                try:
+                    d = pq.read_table(self.files_path).to_pydict()
+                except Exception:  # noqa: BLE001 - unknown stamps: the table is read again
+                    d = {}
+                for k, p, sz, mt in zip(*(d.get(c, []) for c in ("table_name", "path", "size", "mtime_ns")),
+                                        strict=True):
+                    self._file_stamps.setdefault(k, []).append((p, int(sz), int(mt)))
+        return self._file_stamps.get(key, [])
 
     @classmethod
     def stored_table(cls, table: Table, store: Store | None, con: Any = None
