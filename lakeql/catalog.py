@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.errors import UnknownColumnError, UnknownTableError, did_you_mean
 from lakeql.lake import FileStamp, Lake, Problem, Table
 from lakeql.progress import progress
@@ -359,16 +360,15 @@ class Catalog:
         """The stored catalog, or None when the store has none or it is damaged (with a warning)."""
         if store is None or not store.path("catalog", "tables.parquet").exists():
             return None
-        import pyarrow.parquet as pq
 
         try:
             entry = store.find("catalog")
             if entry is not None:
                 store.verify(entry)
-            trows = pq.read_table(store.path("catalog", "tables.parquet")).to_pylist()
-            crows = pq.read_table(store.path("catalog", "columns.parquet")).to_pylist()
+            trows = parquet_io.rows(parquet_io.read_table(store.path("catalog", "tables.parquet")))
+            crows = parquet_io.read_table(store.path("catalog", "columns.parquet")).to_pylist()
             ppath = store.path("catalog", "problems.parquet")
-            prows = pq.read_table(ppath).to_pylist() if ppath.exists() else []
+            prows = parquet_io.read_table(ppath).to_pylist() if ppath.exists() else []
         except Exception as exc:  # noqa: BLE001 - a damaged catalog is recomputed, never fatal
             if store.build_running() is not None:
                 return None  # being rewritten by a running build (files of two versions): recompute
@@ -392,10 +392,8 @@ class Catalog:
         if self._file_stamps is None:
             self._file_stamps = {}
             if self.files_path is not None and self.files_path.exists():
-                import pyarrow.parquet as pq
-
                 try:
-                    d = pq.read_table(self.files_path).to_pydict()
+                    d = parquet_io.read_table(self.files_path).to_pydict()
                 except Exception:  # noqa: BLE001 - unknown stamps: the table is read again
                     d = {}
                 for k, p, sz, mt in zip(*(d.get(c, []) for c in ("table_name", "path", "size", "mtime_ns")),

@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.lake import Table, quote_ident
 
 FORMAT = 5  # 5: lean footers (no statistics, no Arrow schema)
@@ -299,13 +300,11 @@ def fresh_entry(store, table: Table):
 
 def load_columns(store, table: Table):
     """The stored fresh profile of ``table`` as an Arrow table (one row per column), or None."""
-    import pyarrow.parquet as pq
-
     e = fresh_entry(store, table)
     if e is None:
         return None
     try:
-        return pq.read_table(store.root / e.path / "columns.parquet")
+        return parquet_io.read_table(store.root / e.path / "columns.parquet")
     except Exception:  # noqa: BLE001 - a damaged profile is recomputed by whoever needs it
         return None
 

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakeql import arrays
+
 _SAFE_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\d+(, ?\d+)?\))?\Z")
 
 
@@ -183,7 +185,7 @@ def _union(parts_o: list[Any], parts_h: list[Any], tau: Any) -> tuple[Any, Any]:
         for o, h in zip(parts_o, parts_h, strict=True)
         if len(o)
     ]
-    u = np.unique(np.concatenate(keys)) if keys else np.empty(0, np.uint64)
+    u = arrays.unique(np.concatenate(keys)) if keys else np.empty(0, np.uint64)
     ords = (u >> np.uint64(32)).astype(np.int64)
     hs = (u & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     below = hs.astype(np.uint64) <= tau[ords] if len(ords) else np.zeros(0, bool)

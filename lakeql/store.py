@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.errors import CorruptIndexError, IndexDirError, LakeqlError, NotIndexedError, StaleIndexError
 from lakeql.lake import Lake, Table
 
@@ -743,10 +744,9 @@ class Store:
         mtime = path.stat().st_mtime_ns
         if self._manifest_cache and self._manifest_cache[0] == mtime:
             return list(self._manifest_cache[1])
-        import pyarrow.parquet as pq
 
         try:
-            rows = _manifest_rows(pq.read_table(path))
+            rows = _manifest_rows(parquet_io.read_table(path))
         except Exception as exc:  # noqa: BLE001 - any read failure means a corrupt manifest
             raise CorruptIndexError(
                 f"index manifest {str(path)!r} is unreadable ({exc}): delete it and run "
@@ -809,20 +809,8 @@ _VERIFIED: set[tuple[str, int, int, int, str]] = set()  # (file, size, mtime_ns,
 
 
 def _manifest_rows(table: Any) -> list[dict[str, Any]]:
-    """The manifest's rows as dicts; ``built_at`` read as integers and made datetimes here, because
-    pyarrow's own conversion of a time-zone-aware timestamp imports pandas (0.5-1 s per process)."""
-    import pyarrow as pa
-
-    if "built_at" not in table.column_names:
-        return table.to_pylist()
-    i = table.column_names.index("built_at")
-    micros = table.column(i).cast(pa.int64()).to_pylist()
-    rows = table.remove_column(i).to_pylist()
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    for row, us in zip(rows, micros, strict=True):
-        if us is not None:
-            row["built_at"] = epoch + dt.timedelta(microseconds=us)
-    return rows
+    """The manifest's rows as dicts (``built_at`` a UTC datetime, made without pandas)."""
+    return parquet_io.rows(table)
 
 
 def glob_escape(name: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.catalog import Catalog
 from lakeql.context import formats, partition, safe
 from lakeql.context.profile import ColumnProfile, TableProfile, profile_from_store, profile_table
@@ -101,9 +102,7 @@ def read_join_hints(store, lake: Lake, per_column: int = 3) -> dict[tuple[str, s
         return {}
     path = store.root / entry.path
     try:
-        import pyarrow.parquet as pq
-
-        tab = pq.read_table(path)
+        tab = parquet_io.read_table(path)
         rows = tab.select([c for c in ("table_name", "column_name", "candidate_table", "candidate_column",
                                        "score", "candidate_uniqueness") if c in tab.column_names]).to_pylist()
     except Exception as exc:  # noqa: BLE001 - a broken join index must not stop the schema files

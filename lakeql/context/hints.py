@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.lake import Lake, quote_ident
 
 MIN_CONTAINMENT = 0.9
@@ -34,9 +35,7 @@ def read_edges(store, lake: Lake) -> list[dict[str, Any]]:
     if entry is None:
         return []
     try:
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(store.root / entry.path).to_pylist()
+        rows = parquet_io.read_table(store.root / entry.path).to_pylist()
     except Exception:  # noqa: BLE001 - generate() already warns about an unreadable graph
         return []
     return [r for r in rows if r.get("table_name") in lake.tables and r.get("candidate_table") in lake.tables]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.context.generate import FILES
 from lakeql.context.text import tokens
 from lakeql.errors import CorruptIndexError, LakeqlError
@@ -55,11 +56,9 @@ class Weights:
 
 
 def _listing(out: Path):
-    import pyarrow.parquet as pq
-
     path = out / FILES
     try:
-        return pq.read_table(path).to_pylist()
+        return parquet_io.read_table(path).to_pylist()
     except FileNotFoundError:
         raise CorruptIndexError(f"the schema file listing {str(path)!r} is missing: run 'lakeql index "
                                 "--refresh LAKE'") from None

@@ -23,6 +23,7 @@ import json
 import time
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.progress import say
 from lakeql.store import IndexEntry, dir_bytes
 
@@ -102,10 +103,8 @@ def build(ctx) -> None:
         old_sem = store.find("join_semantic")
         if lake_changed or old_sem is None or not (sem_dir / "index.faiss").exists() or \
                 {k: old_sem.params_dict.get(k) for k in sparams} != sparams:
-            import pyarrow.parquet as pq
-
             t1 = time.perf_counter()
-            rows = pq.read_table(lake_dir / "columns.parquet",
+            rows = parquet_io.read_table(lake_dir / "columns.parquet",
                                  columns=["col_id", "indexed", "text"]).to_pylist()
             prev = sem_dir if (sem_dir / "texts.parquet").exists() else None
             with store.atomic_dir(sem_dir) as tmp:

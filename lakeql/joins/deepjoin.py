@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lakeql import parquet_io
+
 HNSW_FROM = 200_000
 
 
@@ -37,7 +39,7 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
     reuse: dict[str, Any] = {}
     if previous is not None and (previous / "texts.parquet").exists():
         try:
-            old = pq.read_table(previous / "texts.parquet").to_pydict()
+            old = parquet_io.read_table(previous / "texts.parquet").to_pydict()
             if old.get("model") and old["model"][0] == mid:
                 vecs = np.load(previous / "vectors.npy", mmap_mode="r")
                 reuse = {t: vecs[c] for t, c in zip(old["text"], old["col_id"], strict=True)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.errors import LakeqlError
 from lakeql.udf import check_k, table_udf
 
@@ -25,7 +26,6 @@ def unionable(ctx, table: str | None, k: Any) -> list[dict[str, Any]]:
 
 def union_graph(ctx, min_score: Any) -> list[dict[str, Any]]:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from lakeql.joins.union_index import UNION_GRAPH_MAX_TABLES
     from lakeql.joins.union_store import load
@@ -35,7 +35,7 @@ def union_graph(ctx, min_score: Any) -> list[dict[str, Any]]:
     if not path.exists():
         raise LakeqlError(f"union_graph() is precomputed for lakes of up to {UNION_GRAPH_MAX_TABLES} "
                           f"tables (this one has {len(ix.tables)}): call unionable(table) per table")
-    t = pq.read_table(path)
+    t = parquet_io.read_table(path)
     t = t.filter(pc.greater_equal(t["score"], float(0.0 if min_score is None else min_score)))
     return t.sort_by([("score", "descending"), ("table_name", "ascending"),
                       ("candidate_table", "ascending")]).to_pylist()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakeql import arrays, parquet_io
+
 
 @dataclass
 class Snapshot:
@@ -34,7 +36,6 @@ def snapshot(store: Any, lake: Any) -> Snapshot | None:
     """The previous join index's tables and the old hashes of the tables changed since, or None when
     there is no previous graph to update."""
     import numpy as np
-    import pyarrow.parquet as pq
 
     from lakeql.joins.lakeindex import read_hashes
 
@@ -44,7 +45,7 @@ def snapshot(store: Any, lake: Any) -> Snapshot | None:
     root = store.root / entry.path
     try:
         state = json.loads((root / "tables.json").read_text())
-        texts = pq.read_table(root / "columns.parquet", columns=["table_name", "column_name", "text"])
+        texts = parquet_io.read_table(root / "columns.parquet", columns=["table_name", "column_name", "text"])
     except Exception:  # noqa: BLE001 - no readable previous index: full graph
         return None
     tables: dict[str, str] = dict(state.get("tables", {}))
@@ -59,7 +60,7 @@ def snapshot(store: Any, lake: Any) -> Snapshot | None:
             read.add(t)
         except Exception:  # noqa: BLE001 - its old hashes are unknown: update() rebuilds the whole graph
             continue
-    hs = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint32)
+    hs = arrays.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint32)
     d = texts.to_pydict()
     txt = dict(zip(zip(d["table_name"], d["column_name"], strict=True), d["text"], strict=True))
     return Snapshot(tables, hs, read, txt)
@@ -89,7 +90,7 @@ def affected(ix: Any, snap: Snapshot, new_tables: dict[str, str]) -> tuple[set[s
         )
     touched = in_changed | texts
     hot = [snap.hashes] + [np.asarray(ix.hashes(c)) for c in np.flatnonzero(touched)]
-    hot_hashes = np.unique(np.concatenate(hot)) if hot else np.empty(0, np.uint32)
+    hot_hashes = arrays.unique(np.concatenate(hot)) if hot else np.empty(0, np.uint32)
     colrep = np.repeat(np.arange(n, dtype=np.int64), ix.n_hashes)
     rank = np.arange(len(colrep)) - np.repeat(ix.offset, ix.n_hashes)
     probe = rank < PROBE
@@ -97,7 +98,7 @@ def affected(ix: Any, snap: Snapshot, new_tables: dict[str, str]) -> tuple[set[s
     if len(hot_hashes) and len(colrep):
         sel = np.flatnonzero(probe)
         found = np.isin(ix.bycol[sel], hot_hashes)
-        hit[np.unique(colrep[sel[found]])] = True
+        hit[arrays.unique(colrep[sel[found]])] = True
     return changed, touched | hit
 
 
@@ -118,7 +119,7 @@ def update(
         return None
     changed, redo = got
     try:
-        old = pq.read_table(old_edges)
+        old = parquet_io.read_table(old_edges)
     except Exception:  # noqa: BLE001 - unreadable previous graph: full rebuild
         return None
     queries = [q for q in np.flatnonzero(redo).tolist() if ix.indexed[q] and ix.n_distinct[q] >= 2]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.errors import CorruptIndexError
 
 HASH_MAX = (1 << 32) - 1
@@ -58,10 +59,9 @@ class JoinIndex:
 
     def __init__(self, root: Path, semantic_dir: Path | None = None) -> None:
         import numpy as np
-        import pyarrow.parquet as pq
 
         try:
-            t = pq.read_table(root / "columns.parquet")
+            t = parquet_io.read_table(root / "columns.parquet")
             state = json.loads((root / "tables.json").read_text())
         except Exception as exc:  # noqa: BLE001
             raise CorruptIndexError(f"the join index in {str(root)!r} is unreadable "

@@ -22,15 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from lakeql import parquet_io
+
 TEXT_BUDGET = 1000  # characters of DeepJoin text (MiniLM truncates at 256 word pieces anyway)
 READ_THREADS = 4
 
 
 def read_hashes(d: Path) -> tuple[Any, Any]:
     """(ordinals int32, hashes uint32) of one table profile, sorted by ordinal then hash."""
-    import pyarrow.parquet as pq
-
-    h = pq.read_table(d / "hashes.parquet", columns=["ordinal", "hash"])
+    h = parquet_io.read_table(d / "hashes.parquet", columns=["ordinal", "hash"])
     return h.column("ordinal").to_numpy(), h.column("hash").to_numpy()
 
 
@@ -41,7 +41,6 @@ def reusable(lake_dir: Path, keys: list[str], fingerprints: dict[str, str], buil
     recorded in its ``tables.json``): ``merge`` copies them instead of reading their profiles again."""
     import json
 
-    import pyarrow.parquet as pq
 
     try:
         state = json.loads((lake_dir / "tables.json").read_text())
@@ -51,7 +50,7 @@ def reusable(lake_dir: Path, keys: list[str], fingerprints: dict[str, str], buil
         if not same:
             return {}
         out: dict[str, list[dict[str, Any]]] = {}
-        for r in pq.read_table(lake_dir / "columns.parquet").to_pylist():
+        for r in parquet_io.read_table(lake_dir / "columns.parquet").to_pylist():
             if r["table_name"] in same:
                 if r.get("text") is not None:
                     return {}  # built with DeepJoin text: every table is merged again
@@ -73,7 +72,6 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False,
     the by-column hash array (None when rows were reused)).
     """
     import numpy as np
-    import pyarrow.parquet as pq
 
     from lakeql.joins.profile import join_row
     from lakeql.profile import SKETCH_K
@@ -85,7 +83,8 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False,
         if key in reuse:
             return key, None, None
         try:
-            prof = sorted(pq.read_table(d / "columns.parquet").to_pylist(), key=lambda r: r["ordinal"])
+            prof = sorted(parquet_io.read_table(d / "columns.parquet").to_pylist(),
+                          key=lambda r: r["ordinal"])
             ords, hs = read_hashes(d)
         except Exception as exc:  # noqa: BLE001 - a damaged profile leaves its table out
             return key, None, f"unreadable profile ({type(exc).__name__})"

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakeql import arrays
 from lakeql.errors import LakeqlError, NotIndexedError, UnknownColumnError
 from lakeql.joins import rank, valuematch
 from lakeql.joins.joinindex import JoinIndex
@@ -201,7 +202,7 @@ class Searcher:
             uniq = float(ix.uniqueness[c])
             # share of the candidate's values that some query value matched: the table built to
             # join this one covers the same entities, a look-alike table covers others too
-            back = len(np.unique(m.best[m.matched])) / len(cvals) if len(cvals) else 0.0
+            back = len(arrays.unique(m.best[m.matched])) / len(cvals) if len(cvals) else 0.0
             sc = float(rank.score(cont, uniq, max(s_sem, s_name))) * (0.85 + 0.15 * back)
             pairs = [(qvals[i], cvals[int(m.best[i])]) for i in np.flatnonzero(m.matched)[:N_MATCHES]]
             sql = join_sql(ix.table_name[q], [ix.column_name[q]], ix.table_name[c], [ix.column_name[c]],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lakeql import parquet_io
 from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError
 from lakeql.udf import check_k, table_udf
 
@@ -181,9 +182,8 @@ def register(con, ctx) -> None:
         path = index_file(ctx, "join_graph")
         import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
-        t = pq.read_table(path)
+        t = parquet_io.read_table(path)
         t = t.filter(pc.greater_equal(t["score"], float(min_score or 0.0)))
         stale = graph_stale_tables(ctx)
         if stale:  # edges of tables changed since the build are left out, the rest stands
@@ -194,11 +194,9 @@ def register(con, ctx) -> None:
         return t.to_pylist()
 
     def columns_impl(_dummy):
-        import pyarrow.parquet as pq
-
         path = index_file(ctx, "join_index") / "columns.parquet"
         names = [n for n, _ in PROFILE_COLUMNS]
-        t = pq.read_table(path, columns=[*names, "ordinal"]).sort_by([("table_name", "ascending"),
+        t = parquet_io.read_table(path, columns=[*names, "ordinal"]).sort_by([("table_name", "ascending"),
                                                                        ("ordinal", "ascending")])
         return t.select(names).to_pylist()
 

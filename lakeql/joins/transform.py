@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakeql import arrays
 from lakeql.lake import quote_ident, quote_literal
 
 DELIMS = (" ", ",", ".", "-", "_", "@", "/", ";", ":", "(", ")", "|", "'")
@@ -41,6 +42,7 @@ VERIFY_CAND = 20000
 TOP_PROGRAMS = 6  # per direction, verified on the full samples
 MIN_MATCHED = 2
 CANDIDATE_COLUMNS = 8
+BLOCK_CHARS = 100  # characters of a value whose 3-grams pair it with similar values for learning
 SEARCH_BUDGET_S = 5.0  # mode 'transform': candidate columns are tried until this is spent
 AUTO_BUDGET_S = 1.0  # mode 'auto' adds at most this much to a joinable call
 AUTO_MIN_CONTAINMENT = 0.3  # and only transformations joining this share of the query values
@@ -194,19 +196,26 @@ class Learned:
     pairs: list[tuple[str, str]] = field(default_factory=list)  # (query value, candidate value)
 
 
-def _grams(values: list[str]):
-    import zlib
+def _grams(values: list[str]) -> tuple[Any, Any]:
+    """(row of each distinct 3-gram occurrence, its 24-bit code) of ``'#' + value + '#'`` per value.
 
+    Byte 3-grams of the UTF-8 text of the first ``BLOCK_CHARS`` characters (long texts such as
+    docstrings would cost millions of grams and are not what a transformation join maps), computed in
+    numpy over all values at once (a Python set per value was most of a ``joinable`` call); every gram
+    counts once per value.
+    """
     import numpy as np
-    import scipy.sparse as sp
 
-    rows, cols = [], []
-    for r, v in enumerate(values):
-        s = f"#{v}#"
-        hs = {zlib.crc32(s[i:i + 3].encode("utf-8", "surrogatepass")) & 0xFFFFF for i in range(len(s) - 2)}
-        rows.extend([r] * len(hs))
-        cols.extend(hs)
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(values), 1 << 20))
+    encoded = [f"#{v[:BLOCK_CHARS]}#".encode("utf-8", "surrogatepass") for v in values]
+    b = np.frombuffer(b"".join(encoded), np.uint8).astype(np.int64)
+    if len(b) < 3:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    row = np.repeat(np.arange(len(encoded), dtype=np.int64), np.fromiter(map(len, encoded), np.int64,
+                                                                        len(encoded)))
+    ok = row[:-2] == row[2:]  # grams inside one value only
+    codes = (b[:-2] << 16) | (b[1:-1] << 8) | b[2:]
+    key = arrays.unique(row[:-2][ok] << 24 | codes[ok])
+    return key >> 24, key & 0xFFFFFF
 
 
 def block_pairs(qvals: list[str], cvals: list[str], limit: int = LEARN_QUERY) -> list[tuple[str, str]]:
@@ -217,9 +226,13 @@ def block_pairs(qvals: list[str], cvals: list[str], limit: int = LEARN_QUERY) ->
     qs, cs = qvals[:limit], cvals[:LEARN_CAND]
     if not qs or not cs:
         return []
-    q, c = _grams(qs), _grams(cs)
-    df = np.bincount(c.indices, minlength=c.shape[1]) + np.bincount(q.indices, minlength=q.shape[1])
+    (qr, qg), (cr, cg) = _grams(qs), _grams(cs)
+    grams, col = np.unique(np.concatenate([qg, cg]), return_inverse=True)
+    df = np.bincount(col, minlength=len(grams))
     idf = (np.log((len(qs) + len(cs) + 1) / (df + 1)) + 1.0).astype(np.float32)
+    ones = np.ones(len(col), np.float32)
+    q = sp.csr_matrix((ones[:len(qg)], (qr, col[:len(qg)])), shape=(len(qs), len(grams)))
+    c = sp.csr_matrix((ones[len(qg):], (cr, col[len(qg):])), shape=(len(cs), len(grams)))
 
     def l2(m):
         m = m @ sp.diags(idf)

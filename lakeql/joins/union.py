@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lakeql import arrays
 from lakeql.lake import quote_ident
 
 MIN_PAIR = 0.15
@@ -115,7 +116,7 @@ def sketch_containment_many(ix, qa: Any, cols: Any):
     qkey = (qi.astype(np.uint64) << shift) | qval
     ckey = (ci.astype(np.uint64) << shift) | cval
     # intersection: every candidate value (with its multiplicity) found in each query sketch
-    uq = np.unique(qkey)  # a query value counts once per query column, as a searchsorted hit does
+    uq = arrays.unique(qkey)  # a query value counts once per query column, as a searchsorted hit does
     ux, urow = uq & np.uint64(0xFFFFFFFF), (uq >> shift).astype(np.int64)
     order = np.argsort(ux, kind="stable")
     ux, urow = ux[order], urow[order]

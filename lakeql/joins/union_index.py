@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lakeql import packed
+from lakeql import packed, parquet_io
 from lakeql.joins import union_text as tx
 from lakeql.progress import say
 from lakeql.store import IndexEntry, dir_bytes
@@ -175,14 +175,13 @@ def _magnitude(x: float) -> str:
 def join_profiles(store) -> tuple[dict[tuple[str, str], dict[str, Any]], Any]:
     """The join profile row of every column (read through the store) and the DeepJoin vectors, if any."""
     import numpy as np
-    import pyarrow.parquet as pq
 
     entry = store.find("join_index")
     if entry is None or not (store.root / entry.path / "columns.parquet").exists():
         return {}, None
     cols = ["table_name", "column_name", "indexed", "n_distinct", "uniqueness", "top_values", "sketch"]
     try:
-        rows = pq.read_table(store.root / entry.path / "columns.parquet", columns=cols).to_pylist()
+        rows = parquet_io.read_table(store.root / entry.path / "columns.parquet", columns=cols).to_pylist()
     except Exception as exc:  # noqa: BLE001 - another format: build without value features
         say(f"joins: discovery: join profiles unreadable ({type(exc).__name__}); no value features")
         return {}, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lakeql import packed
+from lakeql import packed, parquet_io
 from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError
 
 TCLASSES = ("text", "int", "float", "date", "bool", "other")
@@ -16,15 +16,14 @@ class DiscoveryIndex:
 
     def __init__(self, root: Path) -> None:
         import numpy as np
-        import pyarrow.parquet as pq
 
         self.root = root
         if (root / "colvec.npz").exists() and not (root / "colvec.zst").exists():
             raise CorruptIndexError(f"the discovery index in {str(root)!r} is of an older format (.npy "
                                     "arrays): rebuild with lakeql index LAKE")
         try:
-            cols = pq.read_table(root / "columns.parquet")
-            tabs = pq.read_table(root / "tables.parquet")
+            cols = parquet_io.read_table(root / "columns.parquet")
+            tabs = parquet_io.read_table(root / "tables.parquet")
             self.colvec = packed.load_sparse(root / "colvec.zst").tocsr()
             self.namevec = packed.load_sparse(root / "namevec.zst").tocsr()
             flat = packed.load(root / "sketch_values.zst")
@@ -88,9 +87,7 @@ class DiscoveryIndex:
     @property
     def vocab(self) -> dict[str, int]:
         if self._vocab is None:
-            import pyarrow.parquet as pq
-
-            terms = pq.read_table(self.root / "vocab.parquet").column("term").to_pylist()
+            terms = parquet_io.read_table(self.root / "vocab.parquet").column("term").to_pylist()
             self._vocab = {w: i for i, w in enumerate(terms)}
         return self._vocab
 

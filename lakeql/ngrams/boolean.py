@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lakeql import arrays
 from lakeql.errors import LakeqlError
 from lakeql.ngrams.query import NgramIndex
 
@@ -54,7 +55,7 @@ def rows_bool(idx: NgramIndex, phrases: list[str], mode: str, unit: str | None
             rows = f[0] if rows is None else np.intersect1d(rows, f[0], assume_unique=True)
         rows = rows if rows is not None else np.empty(0, np.int64)
     else:
-        rows = np.unique(np.concatenate([f[0] for f in found if f is not None]))
+        rows = arrays.unique(np.concatenate([f[0] for f in found if f is not None]))
     occ = np.zeros((rows.shape[0], n), dtype=np.int64)
     for i, f in enumerate(found):
         if f is None or rows.shape[0] == 0:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lakeql import arrays
 from lakeql.errors import CorruptIndexError, LakeqlError
 from lakeql.lake import Table
 from lakeql.ngrams import text as T
@@ -285,7 +286,7 @@ class NgramIndex:
             blocks = np.arange(t.blocks.shape[0])
             if only is not None:
                 local = only[(only >= s.row_base) & (only < s.row_base + s.n_rows)] - s.row_base
-                blocks = np.unique(np.searchsorted(t.blocks[:, 2], local, side="right") - 1)
+                blocks = arrays.unique(np.searchsorted(t.blocks[:, 2], local, side="right") - 1)
             jobs += [(s.row_base, t, int(b)) for b in blocks]
         if not jobs:
             return [(e, e, e) for _ in pats]

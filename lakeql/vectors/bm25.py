@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lakeql import arrays, parquet_io
 from lakeql.errors import CorruptIndexError
 
 WORD = re.compile(r"\w+")
@@ -90,11 +91,9 @@ def write_counts(counts: TermCounts, folder: Path) -> None:
 
 
 def read_counts(folder: Path) -> TermCounts:
-    import pyarrow.parquet as pq
-
     with np.load(folder / "bm25.npz") as z:
         indptr, ids, tf, lengths = z["indptr"], z["ids"], z["tf"], z["lengths"]
-    terms = pq.read_table(folder / "bm25_terms.parquet").column("term").to_pylist()
+    terms = parquet_io.read_table(folder / "bm25_terms.parquet").column("term").to_pylist()
     if len(indptr) != len(lengths) + 1 or int(indptr[-1]) != len(ids) or len(ids) != len(tf):
         raise ValueError("the term counts of a shard do not match")
     return TermCounts(terms, indptr, ids, tf, lengths)
@@ -159,12 +158,10 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path, label: str) -> BM25Index:
-        import pyarrow.parquet as pq
-
         try:
             with np.load(folder / "postings.npz") as z:
                 indptr, rows, weights, n = z["indptr"], z["rows"], z["weights"], int(z["n"])
-            terms = pq.read_table(folder / "terms.parquet").column("term").to_pylist()
+            terms = parquet_io.read_table(folder / "terms.parquet").column("term").to_pylist()
             if len(indptr) != len(terms) + 1 or len(rows) != len(weights) or int(indptr[-1]) != len(rows):
                 raise ValueError("postings do not match the word list")
         except Exception as exc:  # noqa: BLE001 - any read failure means a damaged index
@@ -204,7 +201,7 @@ def fuse(vec: tuple[np.ndarray, np.ndarray], kw: tuple[np.ndarray, np.ndarray], 
     (ranks from 1; ``weight = 0.5`` is plain RRF up to a factor 2). ``weighted``: ``weight * cosine +
     (1 - weight) * bm25 / max(bm25)`` over the union (a missing score counts 0).
     """
-    pos = np.unique(np.concatenate([vec[0], kw[0]]))
+    pos = arrays.unique(np.concatenate([vec[0], kw[0]]))
     score = np.zeros(len(pos), np.float64)
     for is_kw, (p, s), w in ((False, vec, weight), (True, kw, 1.0 - weight)):
         if not len(p):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lakeql import shards
+from lakeql import parquet_io, shards
 from lakeql.errors import LakeqlError
 from lakeql.lake import quote_ident
 from lakeql.progress import bar, say
@@ -468,12 +468,10 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
 
 def all_codes(folder: Path, plans: list[ShardPlan], dim: int) -> np.ndarray:
     """The packed codes of every shard written in ``folder``, in the order a search reads them."""
-    import pyarrow.parquet as pq
-
     from lakeql.vectors import codes
 
     nbytes = -(-dim // 8)
-    parts = [codes._code_bytes(pq.read_table(folder / "shards" / p.shard / "codes.parquet",
+    parts = [codes._code_bytes(parquet_io.read_table(folder / "shards" / p.shard / "codes.parquet",
                                              columns=["code"]).column("code").combine_chunks(), nbytes)
              for p in plans]
     return np.concatenate(parts) if parts else np.zeros((0, nbytes), np.uint8)

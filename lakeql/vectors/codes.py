@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from lakeql import parquet_io
 from lakeql.errors import CorruptIndexError
 
 FORMAT = 2
@@ -137,9 +138,7 @@ def write_shard_list(folder: Path, shards: list[dict[str, Any]]) -> None:
 
 
 def read_shard_list(folder: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(folder / "shards.parquet").to_pylist()
+    return parquet_io.read_table(folder / "shards.parquet").to_pylist()
 
 
 def write_meta(folder: Path, meta: dict[str, Any], rows: int, space: str, binarizer: Any) -> None:
@@ -215,8 +214,6 @@ class CodeIndex:
     @classmethod
     def load(cls, folder: Path, label: str) -> CodeIndex:
         """Load and validate a code store; ``label`` ('table.column') names it in errors."""
-        import pyarrow.parquet as pq
-
         from lakeql.vectors import binarizers, kernels
 
         old = old_format_error(folder, label)
@@ -230,7 +227,7 @@ class CodeIndex:
             id_parts, code_parts, factor_parts, tiers, scale_parts = [], [], [], [], []
             for sh in shards:
                 sub = folder / "shards" / str(sh["shard"])
-                tbl = pq.read_table(sub / "codes.parquet")
+                tbl = parquet_io.read_table(sub / "codes.parquet")
                 if tbl.num_rows != int(sh["codes"]):
                     raise ValueError(f"shard {sh['shard']} has {tbl.num_rows} codes, {sh['codes']} listed")
                 id_parts.append(tbl.column("file_row").to_numpy().astype(np.int64) + int(sh["offset"]))
