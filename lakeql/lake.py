@@ -154,6 +154,15 @@ def fingerprint_of(files: list[FileStamp]) -> str:
     return h.hexdigest()
 
 
+def key_sql_name(key: str, tables: dict[str, Table] | None = None) -> str:
+    """The quoted DuckDB name of the table ``key`` (``domain.name``). A domain or a table name may hold
+    dots, so the split comes from the lake's own :class:`Table` when ``tables`` knows the key."""
+    if tables is not None and key in tables:
+        return tables[key].sql_name
+    d, _, n = key.partition(".")
+    return f"{quote_ident(d)}.{quote_ident(n)}"
+
+
 def quote_ident(name: str) -> str:
     """Quote a DuckDB identifier (doubling embedded quotes); safe for any name."""
     return '"' + name.replace('"', '""') + '"'
