@@ -87,7 +87,10 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    first = text[0] if text else ""
+    if "not utf-8 encoded" in str(exc):  # DuckDB's CSV reader says why on a later line
+        first += " (the file is not UTF-8: save it as UTF-8)"
+    return f"{type(exc).__name__}: {first}"[:300]
 
 
 def _open_parquet(table: Table, stamp: FileStamp, fs: Any):
