@@ -411,6 +411,8 @@ def test_ngram_count_rows_and_next_match_brute_force(con, phrase):
         ("SELECT * FROM ngram_rows_any(?, 'nul', ['🚀', NULL])", [TK], "is NULL: remove it"),
         ("SELECT ngram_count(?, 'Body Text', 'a')", [TK], "--ngram"),
         ("SELECT * FROM ngram_next(?, 'nul', 'a', unit := 'token')", [TK], "unit must be"),
+        ("SELECT * FROM ngram_next(?, 'nul', '🚀', unit := 'word')", [TK], "has no words"),
+        ("SELECT * FROM ngram_next(?, 'nul', '--', unit := 'word')", [TK], "use unit := 'char'"),
     ],
 )
 def test_ngram_errors_are_clear(con, sql, params, expect):
@@ -482,3 +484,13 @@ def test_schema_files_stay_valid_and_name_tables_exactly(lake, tmp_path, capsys,
             assert isinstance(json.loads(text), dict)
         names.add(formats.parse(text, fmt)["table"])
     assert {TK, f"{DOM}.types", f"{DOM}.hive t", "main.casecols"} <= names
+
+
+def test_ngram_next_words_of_an_empty_prefix_are_the_word_frequencies(con):
+    import re
+
+    words = Counter(w for i in range(N) if nul(i) for w in re.findall(r"\w+", nul(i)))
+    got = con.execute(
+        "SELECT next, count FROM ngram_next(?, 'nul', '', k := 1000, unit := 'word')", [TK]
+    ).fetchall()
+    assert dict(got) == dict(words)
