@@ -135,6 +135,7 @@ def lake(tmp_path_factory) -> Path:
                 "--quiet",
                 "--embed",
                 f"{TK}.Body Text",
+                "--embed-bm25",
                 "--ngram",
                 f"{TK}.nul",
                 "--ngram-jobs",
@@ -352,8 +353,40 @@ def test_similar_rows(con, key_column, key, expect):
         assert 0 not in rows and all(body(i) == body(0) for i in rows)
 
 
-def test_hybrid_search_without_bm25_names_the_flag(con):
-    assert "--embed-bm25" in error_of(con, "SELECT * FROM hybrid_search(?, 'Body Text', 'alpha')", [TK])
+@pytest.mark.parametrize(
+    "query, options, expect",
+    [
+        ("", "", "the search query is empty"),
+        (None, "", "the search query is empty"),
+        ("数据", "", 3),  # the row whose words match comes first
+        ("'delta'", "", 1),
+        ("🚀", "", None),
+        ("x" * 100_000, "", None),
+        ("--", "", None),
+        ("alpha", ", fusion := 'linear'", "fusion must be 'rrf' or 'weighted'"),
+        ("alpha", ", weight := 2", "must be between 0 and"),
+        ("alpha", ", filter := '__rowid > 130'", None),  # the table's own __rowid
+    ],
+)
+def test_hybrid_search_with_odd_queries(con, query, options, expect):
+    sql = f"SELECT id, \"Body Text\" FROM hybrid_search(?, 'Body Text', ?, k := 50{options})"
+    if isinstance(expect, str):
+        assert expect in error_of(con, sql, [TK, query])
+        return
+    rows = con.execute(sql, [TK, query]).fetchall()
+    assert rows and all(body(i) == text for i, text in rows)
+    if expect is not None:
+        assert rows[0][0] % len(WORDS) == expect
+    if "filter" in options:
+        assert sorted(i for i, _ in rows) == [i for i in range(31, N) if body(i)]
+
+
+def test_columns_differing_only_by_case_follow_duckdb(con):
+    cols = con.execute(
+        "SELECT column_name FROM lakeql_columns() WHERE table_name = 'main.casecols' ORDER BY ordinal"
+    )
+    assert [r[0] for r in cols.fetchall()] == ["Name", "name_1"]  # DuckDB's own name for the second
+    assert con.execute("SELECT list(name_1 ORDER BY Name) FROM casecols").fetchone()[0] == ["x", "y"]
 
 
 # ---------------------------------------------------------------------------- n-grams
