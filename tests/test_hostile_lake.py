@@ -527,3 +527,25 @@ def test_ngram_next_words_of_an_empty_prefix_are_the_word_frequencies(con):
         "SELECT next, count FROM ngram_next(?, 'nul', '', k := 1000, unit := 'word')", [TK]
     ).fetchall()
     assert dict(got) == dict(words)
+
+
+@pytest.mark.parametrize(
+    "flag, spec, expect",
+    [
+        ("--ngram", f"{DOM}.corrupt.x", "none of its files could be read"),
+        ("--embed", "corrupt.x", "none of its files could be read"),
+        ("--ngram", f"{TK}.bin", "needs a text (VARCHAR) column"),
+        ("--embed", f"{DOM}.types.st", "needs a text (VARCHAR) column or a vector column"),
+        ("--ngram", f"{TK}.nope", "has no column 'nope'"),
+        ("--embed", f"{DOM}.nope.x", "unknown table"),
+    ],
+)
+def test_bad_index_targets_fail_first_and_leave_the_index_as_it_was(lake, capsys, flag, spec, expect):
+    def manifest() -> list[dict]:  # the catalog is re-checked first (its built_at moves), nothing else
+        rows = pq.read_table(lake / ".lakeql" / "indexes.parquet").to_pylist()
+        return [{**r, "built_at": None} if r["kind"] == "catalog" else r for r in rows]
+
+    before = manifest()
+    rc, _, err = run_cli(capsys, "index", lake, "--quiet", "--refresh", flag, spec)
+    assert rc == 2 and expect in err and len(err.strip().splitlines()) == 1
+    assert manifest() == before
