@@ -88,7 +88,10 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    first = text[0] if text else ""
+    if "not utf-8 encoded" in str(exc):  # DuckDB's CSV reader says why on a later line
+        first += " (the file is not UTF-8: save it as UTF-8)"
+    return f"{type(exc).__name__}: {first}"[:300]
 
 
 def _open_parquet(table: Table, stamp: FileStamp, fs: Any):
@@ -212,11 +215,24 @@ class Catalog:
         except UnknownTableError as exc:
             raise self.unreadable_table_error(name) or exc from None
 
+    def table_column(self, spec: str, what: str = "TABLE.COLUMN") -> tuple[Table, str]:
+        """:meth:`Lake.table_column`; a table left out as unreadable says so (not 'unknown')."""
+        try:
+            return self.lake.table_column(spec, what)
+        except UnknownTableError:
+            text = str(spec or "").strip()
+            for i in range(len(text) - 1, 0, -1):
+                err = self.unreadable_table_error(text[:i]) if text[i] == "." else None
+                if err is not None:
+                    raise UnknownTableError(f"{what} {spec!r}: {err}") from None
+            raise
+
     def unreadable_table_error(self, name: str) -> UnknownTableError | None:
         """The error for ``name`` when it is a table of the lake that was left out as unreadable."""
         wanted = str(name or "").strip().lower()
         for p in self.problems:
-            if p.kind == "table" and wanted in (p.table_name.lower(), p.table_name.split(".", 1)[-1].lower()):
+            key = p.table_name.lower()  # 'domain.name' or the bare name (a domain may hold dots)
+            if p.kind == "table" and wanted and (wanted == key or key.endswith("." + wanted)):
                 return UnknownTableError(
                     f"table {p.table_name!r} is in the lake but none of its files could be read ({p.error}): "
                     f"fix or replace {p.path!r}, then run 'lakeql index LAKE --refresh' "

@@ -50,7 +50,11 @@ def register(con, ctx) -> None:
         for p in sorted(cat.problems, key=lambda p: (p.table_name, p.path)):
             if p.kind == "file":
                 continue
-            domain, _, name = p.table_name.partition(".")
+            top = p.path.replace("\\", "/").split("/", 1)[0]  # a domain may hold dots: its folder says
+            if "/" in p.path and p.table_name.startswith(top + "."):
+                domain, name = top, p.table_name[len(top) + 1:]
+            else:
+                domain, _, name = p.table_name.partition(".")
             out.append({"table_name": p.table_name or None, "domain": domain or None, "name": name or None,
                         "source": p.path, "n_files": 0, "row_count": None, "source_bytes": None,
                         "n_columns": 0, "status": "error" if p.kind == "table" else "unsupported",

@@ -154,6 +154,15 @@ def fingerprint_of(files: list[FileStamp]) -> str:
     return h.hexdigest()
 
 
+def key_sql_name(key: str, tables: dict[str, Table] | None = None) -> str:
+    """The quoted DuckDB name of the table ``key`` (``domain.name``). A domain or a table name may hold
+    dots, so the split comes from the lake's own :class:`Table` when ``tables`` knows the key."""
+    if tables is not None and key in tables:
+        return tables[key].sql_name
+    d, _, n = key.partition(".")
+    return f"{quote_ident(d)}.{quote_ident(n)}"
+
+
 def quote_ident(name: str) -> str:
     """Quote a DuckDB identifier (doubling embedded quotes); safe for any name."""
     return '"' + name.replace('"', '""') + '"'
@@ -207,20 +216,26 @@ class Lake:
         with dots work, and quoted parts (``'"my dom"."t"."c"'``) are unquoted. ``what`` names the flag
         or argument in errors (``--embed``). The column is not checked here (see the catalog).
         """
-        text = str(spec or "").strip()
-        text = _unquote_dotted(text) or text
-        if "." not in text.strip("."):
+        raw = str(spec or "").strip()
+        # the text as written first: a name may itself contain '"' (then it is not the quoted form)
+        texts = list(dict.fromkeys(t for t in (raw, _unquote_dotted(raw)) if t))
+        if not any("." in t.strip(".") for t in texts):
             raise LakeqlError(f"{what} expects TABLE.COLUMN (e.g. python.functions.docstring), got {spec!r}")
         last: UnknownTableError | None = None
-        for i in range(len(text) - 1, 0, -1):
-            if text[i] != ".":
-                continue
-            try:
-                return self.table(text[:i]), text[i + 1:]
-            except UnknownTableError as exc:
-                if "ambiguous" in str(exc):
-                    raise UnknownTableError(f"{what} {spec!r}: {exc}") from None
-                last = last or exc
+        for text in texts:
+            for i in range(len(text) - 1, 0, -1):
+                if text[i] != ".":
+                    continue
+                try:
+                    table, column = self.table(text[:i]), text[i + 1:]
+                except UnknownTableError as exc:
+                    if "ambiguous" in str(exc):
+                        raise UnknownTableError(f"{what} {spec!r}: {exc}") from None
+                    last = last or exc
+                    continue
+                if len(column) > 1 and column[0] == column[-1] == '"':  # '"dom"."t"."c"' read as written
+                    column = _unquote_dotted(column) or column
+                return table, column
         raise UnknownTableError(f"{what} {spec!r}: {last}")
 
     @property

@@ -265,10 +265,16 @@ def slug_sql(table_expr: str, column_expr: str) -> str:
 
 
 def dir_bytes(path: Path) -> int:
-    """Total size of a file or of every file below a folder."""
+    """Total size of a file or of every file below a folder (not the temp files or the old copies a
+    build keeps aside until the manifest records the new ones: they are not part of the index)."""
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in path.rglob("*")
+               if p.is_file() and not any(_aside(part) for part in p.relative_to(path).parts))
+
+
+def _aside(name: str) -> bool:
+    return bool(TEMP_RE.match(name) or OLD_RE.match(name) or LEGACY_TEMP_RE.match(name))
 
 
 class Store:

@@ -21,7 +21,7 @@ def unionable(ctx, table: str | None, k: Any) -> list[dict[str, Any]]:
     ix = load(ctx)
     if t.key not in ix.table_id:
         raise LakeqlError(f"table {t.key} is not in the discovery index: run 'lakeql index --refresh LAKE'")
-    return union.unionable_rows(ix, t.key, kk)
+    return union.unionable_rows(ix, t.key, kk, tables=ctx.require_lake().tables)
 
 
 def union_graph(ctx, min_score: Any) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from lakeql.errors import LakeqlError, NotIndexedError, UnknownColumnError
 from lakeql.joins import rank, valuematch
 from lakeql.joins.joinindex import JoinIndex
 from lakeql.joins.normalize import norm_sql
-from lakeql.lake import Table, quote_ident
+from lakeql.lake import Table, key_sql_name, quote_ident
 
 MODES = ("auto", "equi", "semantic", "transform")  # transform: lakeql/joins/transform.py
 AUTO_SEMANTIC_BELOW = 0.9
@@ -156,7 +156,7 @@ class Searcher:
                 matches.append((qv[i], craw.get(qh[i], qv[i])))
         plain = self._plain_equality(q, c)
         sql = join_sql(ix.table_name[q], [ix.column_name[q]], ix.table_name[c], [ix.column_name[c]],
-                       "plain" if plain else "normalized")
+                       "plain" if plain else "normalized", self.tables)
         return Candidate(ix.table_name[c], [ix.column_name[c]], score, cont, uniq, "equi", matches, sql)
 
     def _plain_equality(self, q: int, c: int) -> bool:
@@ -206,7 +206,7 @@ class Searcher:
             sc = float(rank.score(cont, uniq, max(s_sem, s_name))) * (0.85 + 0.15 * back)
             pairs = [(qvals[i], cvals[int(m.best[i])]) for i in np.flatnonzero(m.matched)[:N_MATCHES]]
             sql = join_sql(ix.table_name[q], [ix.column_name[q]], ix.table_name[c], [ix.column_name[c]],
-                           "tokens")
+                           "tokens", self.tables)
             out.append(Candidate(ix.table_name[c], [ix.column_name[c]], sc, cont, uniq, "semantic",
                                  pairs, sql))
         out.sort(key=lambda x: (-x.score, -x.containment))
@@ -262,7 +262,7 @@ class Searcher:
             sc = float(rank.score(cont, uniq, name_ev))
             plain = all(self._plain_equality(q, c) for q, c in zip(qcols, cols, strict=True))
             sql = join_sql(table, [ix.column_name[q] for q in qcols], t, [ix.column_name[c] for c in cols],
-                           "plain" if plain else "normalized")
+                           "plain" if plain else "normalized", self.tables)
             out.append(Candidate(t, [ix.column_name[c] for c in cols], sc, cont, uniq, "equi-composite",
                                  [], sql))
         out.sort(key=lambda x: (-x.score, -x.containment))
@@ -305,12 +305,12 @@ def _tokens_sql(expr: str) -> str:
             "lambda t: t <> '')")
 
 
-def join_sql(qt: str, qcols: list[str], ct: str, ccols: list[str], how: str) -> str:
+def join_sql(qt: str, qcols: list[str], ct: str, ccols: list[str], how: str,
+             tables: dict[str, Table] | None = None) -> str:
     """A ready ``SELECT * FROM q JOIN c ON ...``: plain equality, normalized equality, or (semantic) a
     shared-words condition that approximates the value matching in SQL."""
     def name(t: str) -> str:
-        d, _, n = t.partition(".")
-        return f"{quote_ident(d)}.{quote_ident(n)}"
+        return key_sql_name(t, tables)
 
     conds = []
     for a, b in zip(qcols, ccols, strict=True):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeql import arrays
-from lakeql.lake import quote_ident, quote_literal
+from lakeql.lake import key_sql_name, quote_ident, quote_literal
 
 DELIMS = (" ", ",", ".", "-", "_", "@", "/", ";", ":", "(", ")", "|", "'")
 MAX_PARTS_EACH_SIDE = 4
@@ -376,9 +376,8 @@ def sample_pairs(lr: Learned, qvals: list[str], cvals: list[str], n: int = 3) ->
 
 
 # ---------------------------------------------------------------------- SQL
-def _name(t: str) -> str:
-    d, _, n = t.partition(".")
-    return f"{quote_ident(d)}.{quote_ident(n)}"
+def _name(t: str, tables: dict | None = None) -> str:
+    return key_sql_name(t, tables)
 
 
 def key_exprs(lr: Learned, qref: str, qtype: str, cref: str, ctype: str) -> tuple[list[str], list[str]]:
@@ -403,7 +402,8 @@ def transform_text(lr: Learned, qcol: str, qtype: str, ccol: str, ctype: str) ->
     return f"{ck[0]} IN ({', '.join(qk)})"
 
 
-def join_sql(lr: Learned, qt: str, qcol: str, qtype: str, ct: str, ccol: str, ctype: str) -> str:
+def join_sql(lr: Learned, qt: str, qcol: str, qtype: str, ct: str, ccol: str, ctype: str,
+             tables: dict | None = None) -> str:
     """A runnable join of the two tables through the learned program(s): an equality (hash) join on
     one key per side; several programs unnest their keys first."""
     qk, ck = key_exprs(lr, quote_ident(qcol), qtype, quote_ident(ccol), ctype)
@@ -412,16 +412,17 @@ def join_sql(lr: Learned, qt: str, qcol: str, qtype: str, ct: str, ccol: str, ct
         ckey = ck[0] if len(ck) == 1 else "unnest(list_distinct([" + ", ".join(ck) + "]))"
         if len(qk) == 1 and len(ck) == 1:
             qk1, ck1 = key_exprs(lr, f"q.{quote_ident(qcol)}", qtype, f"c.{quote_ident(ccol)}", ctype)
-            return f"SELECT * FROM {_name(qt)} AS q JOIN {_name(ct)} AS c ON {qk1[0]} = {ck1[0]}"
+            return (f"SELECT * FROM {_name(qt, tables)} AS q JOIN {_name(ct, tables)} AS c "
+                    f"ON {qk1[0]} = {ck1[0]}")
         return (f"SELECT q.* EXCLUDE (__key), c.* EXCLUDE (__key) FROM (SELECT *, {qkey} AS __key FROM "
-                f"{_name(qt)}) AS q JOIN (SELECT *, {ckey} AS __key FROM {_name(ct)}) AS c "
+                f"{_name(qt, tables)}) AS q JOIN (SELECT *, {ckey} AS __key FROM {_name(ct, tables)}) AS c "
                 "ON q.__key = c.__key")
     if len(qk) == 1:  # several candidate-side programs
-        return (f"SELECT q.*, c.* EXCLUDE (__key) FROM {_name(qt)} AS q JOIN (SELECT *, "
-                f"unnest(list_distinct([{', '.join(ck)}])) AS __key FROM {_name(ct)}) AS c "
+        return (f"SELECT q.*, c.* EXCLUDE (__key) FROM {_name(qt, tables)} AS q JOIN (SELECT *, "
+                f"unnest(list_distinct([{', '.join(ck)}])) AS __key FROM {_name(ct, tables)}) AS c "
                 f"ON {norm_expr('q.' + quote_ident(qcol), qtype)} = c.__key")
     return (f"SELECT q.* EXCLUDE (__key), c.* FROM (SELECT *, unnest(list_distinct([{', '.join(qk)}])) "
-            f"AS __key FROM {_name(qt)}) AS q JOIN {_name(ct)} AS c "
+            f"AS __key FROM {_name(qt, tables)}) AS q JOIN {_name(ct, tables)} AS c "
             f"ON q.__key = {norm_expr('c.' + quote_ident(ccol), ctype)}")
 
 
@@ -498,7 +499,7 @@ def search(ctx, s, q: int, k: int, found: list[Any], budget_s: float = SEARCH_BU
         sc = float(rank.score(cont, uniq, ev)) * 0.97
         qt, ct = ix.table_name[q], ix.table_name[c]
         key = transform_text(lr, ix.column_name[q], ix.type[q], ix.column_name[c], ix.type[c])
-        sql = join_sql(lr, qt, ix.column_name[q], ix.type[q], ct, ix.column_name[c], ix.type[c])
+        sql = join_sql(lr, qt, ix.column_name[q], ix.type[q], ct, ix.column_name[c], ix.type[c], s.tables)
         cand = Candidate(ct, [ix.column_name[c]], sc, cont, float(ix.uniqueness[c]), "transform",
                          list(lr.pairs), sql)
         cand.transform = key

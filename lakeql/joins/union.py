@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeql import arrays
-from lakeql.lake import quote_ident
+from lakeql.lake import key_sql_name, quote_ident
 
 MIN_PAIR = 0.15
 WEIGHTS = (0.3, 0.4, 0.3)  # value, semantic, name (chosen on the development lake, see discovery.md)
@@ -249,7 +249,8 @@ def _norm(m: int, n: int) -> float:
     return {"query": m, "sqrt": math.sqrt(m * n), "max": max(m, n)}[NORM]
 
 
-def unionable_rows(ix, table: str, k: int, with_sql: bool = True) -> list[dict[str, Any]]:
+def unionable_rows(ix, table: str, k: int, with_sql: bool = True, tables: dict | None = None
+                   ) -> list[dict[str, Any]]:
     """The ``k`` most unionable tables of ``table`` (rows of :data:`RESULT_COLUMNS`)."""
     import numpy as np
     from scipy.optimize import linear_sum_assignment
@@ -295,19 +296,16 @@ def unionable_rows(ix, table: str, k: int, with_sql: bool = True) -> list[dict[s
                     "column_mapping": mapping, "union_sql": "", "note": note})
     if with_sql:
         for r in out:
-            r["union_sql"] = union_sql(ix, table, r["candidate_table"], r["column_mapping"])
+            r["union_sql"] = union_sql(ix, table, r["candidate_table"], r["column_mapping"], tables)
     return out
 
 
-def _sql_name(key: str) -> str:
-    d, _, n = key.partition(".")
-    return f"{quote_ident(d)}.{quote_ident(n)}"
 
 
 _SAFE_TYPE = __import__("re").compile(r"^[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)?\))?$")
 
 
-def union_sql(ix, qtable: str, ctable: str, mapping: list[dict[str, Any]]) -> str:
+def union_sql(ix, qtable: str, ctable: str, mapping: list[dict[str, Any]], tables: dict | None = None) -> str:
     """``SELECT * FROM q UNION ALL BY NAME SELECT <renamed, cast matched columns> FROM c``, checked
     with sqlglot (an unparsable statement is a bug: it raises)."""
     import sqlglot
@@ -322,8 +320,8 @@ def union_sql(ix, qtable: str, ctable: str, mapping: list[dict[str, Any]]) -> st
         if qt != ct and _SAFE_TYPE.match(qt.upper()):
             expr = f"TRY_CAST({expr} AS {qt.upper()})"
         sel.append(expr if (qc == cc and expr == quote_ident(cc)) else f"{expr} AS {quote_ident(qc)}")
-    sql = (f"SELECT * FROM {_sql_name(qtable)}\nUNION ALL BY NAME\n"
-           f"SELECT {', '.join(sel)} FROM {_sql_name(ctable)}")
+    sql = (f"SELECT * FROM {key_sql_name(qtable, tables)}\nUNION ALL BY NAME\n"
+           f"SELECT {', '.join(sel)} FROM {key_sql_name(ctable, tables)}")
     sqlglot.parse_one(sql, read="duckdb")
     return sql
 

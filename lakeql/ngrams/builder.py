@@ -65,7 +65,7 @@ def targets(ctx) -> list[Target]:
         raise LakeqlError(f"--ngram-shard-mb must be in (0, 3500] (offsets are 32-bit), got {shard_mb}")
     out: dict[tuple[str, str], Target] = {}
     for spec in opts.ngram:
-        table, column = ctx.lake.table_column(spec, FLAG)
+        table, column = ctx.catalog.table_column(spec, FLAG)
         name = text_column(ctx.catalog, table, column)
         out[(table.key, name)] = Target(table, name, case, mode, shard_mb, words, scan)
     for e in ctx.store.entries(KIND):

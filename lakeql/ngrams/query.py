@@ -407,11 +407,14 @@ class NgramIndex:
 
     def _extend(self, pat: np.ndarray, prefix: bytes, found: list[tuple[str, int]]) -> None:
         counts = self.next_bytes(pat)
+        # a NUL in the text is the row separator or a NUL of the data: count those cases exactly, so the
+        # separator is never a next character and a prefix holding a NUL never spans two rows
+        exact = np.nonzero(counts)[0] if SEP in pat else ([SEP] if counts[SEP] else [])
+        for b in exact:
+            counts[b] = self.count(np.append(pat, np.uint8(b)).astype(np.uint8))
         need = _utf8_len(prefix[0]) if prefix else 0
         for b in np.nonzero(counts)[0]:
             b = int(b)
-            if not prefix and b == SEP:
-                continue
             seq = prefix + bytes([b])
             if prefix and (b & 0xC0) != 0x80:  # broken sequence: report the bytes
                 found.append((_show(seq), int(counts[b])))

@@ -70,7 +70,9 @@ def register(con, ctx) -> None:
         kk = check_k(k)
         idx = Q.load(ctx, table, column)
         if idx.layer(unit).unit == "word":  # shares of the occurrences followed by a word
-            found, total = next_words(idx, _pattern(idx.word_list(prefix, allow_empty=True)), kk)
+            # only an empty prefix asks for the word frequencies; '🚀' or '--' has no words: an error
+            words = idx.word_list(prefix, allow_empty=not prefix.strip())
+            found, total = next_words(idx, _pattern(words), kk)
         else:  # shares of all occurrences of the prefix (as before)
             pat = idx.encode(prefix)
             total = idx.count(pat)

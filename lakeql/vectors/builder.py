@@ -87,7 +87,7 @@ def build(ctx) -> None:
     opts = ctx.options["vectors"]
     targets = []
     for spec in opts.embed or ():  # resolve everything first: a wrong column fails before any work
-        table, col = ctx.lake.table_column(spec, "--embed")
+        table, col = ctx.catalog.table_column(spec, "--embed")
         column, kind = embed_column(ctx.catalog, table, col, "--embed")
         if (table.key, column.column_name) not in {(t.key, c) for t, c, _ in targets}:
             targets.append((table, column.column_name, kind))

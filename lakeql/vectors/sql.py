@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lakeql.errors import LakeqlError
+from lakeql.lake import quote_ident
 from lakeql.udf import check_k, scalar_udf, struct_list
 from lakeql.vectors.builder import KIND
 
@@ -96,14 +97,20 @@ class Searcher:
 
         if self.con is None:
             raise LakeqlError("filter := needs the connection the lakeql functions were registered on")
+        columns = [c.column_name for c in self.ctx.catalog.columns(table)]
         try:
-            where = parse_filter(predicate, [c.column_name for c in self.ctx.catalog.columns(table)])
+            where = parse_filter(predicate, columns)
         except LakeqlError as exc:
             raise LakeqlError(f"{exc} [table {table.key}]") from None
+        source = self.ctx.rows_view(table)
+        own = [c for c in columns if c.lower() == "__rowid"]
+        if own:  # the table has its own __rowid: the rowid view calls it __rowid_1; the filter means it
+            source = (f"(SELECT __rowid AS __lakeql_rid, * EXCLUDE (__rowid) RENAME "
+                      f"({quote_ident(own[0] + '_1')} AS {quote_ident(own[0])}) FROM {source})")
+        rid = "__lakeql_rid" if own else "__rowid"
         cur = self.con.cursor()
         try:
-            ids = cur.execute(f"SELECT __rowid FROM {self.ctx.rows_view(table)} WHERE ({where})"
-                              ).fetchnumpy()["__rowid"]
+            ids = cur.execute(f"SELECT {rid} FROM {source} WHERE ({where})").fetchnumpy()[rid]
         except duckdb.Error as exc:
             msg = str(exc).splitlines()[0]
             raise LakeqlError(f"filter {str(predicate)!r} is not a valid SQL predicate over the columns of "
