@@ -41,12 +41,19 @@ def build(searcher, path: Path, min_score: float) -> int:
 
 def edges_of(searcher, queries: list[int], min_score: float) -> dict[str, list]:
     """The edges of the query columns ``queries`` (in that order), as columns of ``EDGE_COLUMNS``."""
-    from lakeql.progress import progress
+    from lakeql.progress import bar
 
     ix = searcher.ix
     out: dict[str, list] = {n: [] for n in EDGE_COLUMNS}
-    for q in progress(queries, desc="joins: graph", unit="col"):
-        cols, sc, cont, uniq = searcher.equi_ranked(q, PER_COLUMN, pool=POOL, probe=PROBE)
+    ranked: list = [None] * len(queries)
+    # the overlaps of many query columns per sparse product (JoinIndex.overlaps_many, columns with the
+    # same hashes together), each ranked as equi_ranked does; the edges then in the order of queries
+    pb = bar(len(queries), desc="joins: graph", unit="col")
+    for i, ov in ix.overlaps_many(queries, PROBE):
+        ranked[i] = searcher.equi_ranked(queries[i], PER_COLUMN, pool=POOL, probe=PROBE, ov=ov)
+        pb.update(1)
+    pb.close()
+    for q, (cols, sc, cont, uniq) in zip(queries, ranked, strict=True):
         for c, s, ct, u in zip(cols, sc, cont, uniq, strict=True):
             if s < min_score:
                 continue

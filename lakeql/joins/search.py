@@ -108,13 +108,15 @@ class Searcher:
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ equi
-    def equi_ranked(self, q: int, k: int, pool: int | None = None, probe: int | None = None):
+    def equi_ranked(self, q: int, k: int, pool: int | None = None, probe: int | None = None, ov=None):
         """(cols, score, containment, uniqueness) arrays of the best ``k`` equi candidates of column q
-        (``probe``: estimate from the query's bottom ``probe`` hashes only, see JoinIndex.overlaps)."""
+        (``probe``: estimate from the query's bottom ``probe`` hashes only, see JoinIndex.overlaps;
+        ``ov``: that ``ix.overlaps(q, probe)`` when already computed, e.g. by ``overlaps_many``)."""
         import numpy as np
 
         ix = self.ix
-        ov = ix.overlaps(q, probe)
+        if ov is None:
+            ov = ix.overlaps(q, probe)
         empty = (np.empty(0, np.int32), np.empty(0), np.empty(0), np.empty(0))
         if len(ov.cols) == 0 or ov.n_query == 0:
             return empty
