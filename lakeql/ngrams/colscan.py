@@ -277,6 +277,16 @@ def native_count(unit: str, fold: str, pat: bytes, col: str, density: float) -> 
 
 
 # ------------------------------------------------------------------------------- the scan
+def scan_errors() -> tuple[type[BaseException], ...]:
+    """What a DuckDB scan of the column raises when DuckDB cannot read it as the index did (e.g.
+    "Invalid string encoding"): DuckDB's errors, and what the Arrow batch stream turns them into (an
+    Arrow error, or a plain ``OSError`` carrying DuckDB's message: seen in a full test run)."""
+    import duckdb
+    import pyarrow as pa
+
+    return duckdb.Error, pa.ArrowException, OSError
+
+
 class ColumnScan:
     """DuckDB scans of one indexed column, on cursors of the connection ``ctx.con``."""
 
@@ -304,7 +314,6 @@ class ColumnScan:
         """(row ids ascending, occurrences, first offset) of the rows containing ``pat`` (the pattern
         as the layer holds it), exact; None when DuckDB cannot answer (the caller's exact path then).
         Without ``need_counts`` rows DuckDB decides exactly report 1 occurrence and offset -1."""
-        import duckdb
 
         if not self.usable:
             return None
@@ -339,7 +348,7 @@ class ColumnScan:
                 rid_all.append(rid)
                 cnt_all.append(cnt)
                 off_all.append(off)
-        except duckdb.Error:
+        except scan_errors():
             # e.g. "Invalid string encoding": DuckDB cannot read every row as the index did
             self.failed = True
             return None
@@ -352,7 +361,6 @@ class ColumnScan:
     def count(self, unit: str, fold: str, pat: np.ndarray) -> int | None:
         """Number of rows containing ``pat`` when DuckDB's predicate is exact on every row (one
         ``count(*)``: nothing comes back but the number), else None (see :meth:`rows`)."""
-        import duckdb
 
         if not self.usable:
             return None
@@ -367,7 +375,7 @@ class ColumnScan:
                     f"SELECT count(*) FROM ({self.source()}) WHERE {pred.sql}", pred.params
                 ).fetchone()[0]
             )
-        except duckdb.Error:
+        except scan_errors():
             self.failed = True
             return None
         finally:
@@ -377,7 +385,6 @@ class ColumnScan:
         """Rows of the column where ``sql`` holds (rows with a non-ASCII character, or with a character
         whose ``lower()`` is not its folding): one scan, then cached (the index is rebuilt, and this
         object with it, when the table changes); None when DuckDB cannot read the column."""
-        import duckdb
 
         key = (sql, tuple(params))
         if key not in self._unsure:
@@ -386,7 +393,7 @@ class ColumnScan:
                 self._unsure[key] = int(
                     cur.execute(f"SELECT count(*) FROM ({self.source()}) WHERE {sql}", params).fetchone()[0]
                 )
-            except duckdb.Error:
+            except scan_errors():
                 self.failed = True
                 return None
             finally:
@@ -405,7 +412,6 @@ class ColumnScan:
         exactly here. Otherwise, for case-sensitive characters (one byte, or a phrase with a border),
         ``ngram_occ_impl`` (a vectorised numba count, overlapping occurrences too) counts. ``density``:
         the phrase's occurrences per text byte (picks RE2 or ``replace``). None: not answerable here."""
-        import duckdb
 
         if not self.usable:
             return None
@@ -445,7 +451,7 @@ class ColumnScan:
                 rid_all.append(rid)
                 cnt_all.append(cnt)
                 off_all.append(off)
-        except duckdb.Error:
+        except scan_errors():
             self.failed = True
             return None
         finally:

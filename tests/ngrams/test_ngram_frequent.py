@@ -324,3 +324,33 @@ def test_border_and_native_choice():
     assert native_count("word", "none", word_pattern(["return", "self"]), col, 1.0) is None  # dense
     nat = native_count("word", "none", word_pattern(["return", "self"]), col, 0.0)
     assert nat.scope == "ascii" and nat.params == ["\\breturn[^0-9A-Za-z_]+self\\b"]
+
+
+@pytest.mark.parametrize("how", ["duckdb", "stream"])
+def test_column_scan_of_invalid_utf8_falls_back_instead_of_raising(tmp_path, monkeypatch, how) -> None:
+    """DuckDB cannot read a Parquet string column holding invalid UTF-8 (the index reads its bytes):
+    the scan says None (the caller's exact path answers) whether DuckDB raises the error itself or the
+    Arrow batch stream re-raises it as an ``OSError`` (seen in a full test run: it escaped the scan)."""
+    import types
+
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakeql.ngrams.colscan import ColumnScan
+
+    good = "import os and more"
+    bad = b"abc\xff\xfe def import os"
+    data = pa.array([good.encode()] * 3000 + [bad if how == "duckdb" else good.encode()], pa.binary())
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"t": data.cast(pa.string(), safe=False)}), path)
+    scan = ColumnScan(types.SimpleNamespace(con=duckdb.connect()), None, "t")
+    scan._source = f"SELECT row_number() OVER () - 1 AS __rowid, * FROM read_parquet('{path}')"
+    if how == "stream":
+        def broken(*_a, **_k):
+            raise OSError(f'Invalid Input Error: Invalid string encoding found in Parquet file "{path}"')
+
+        monkeypatch.setattr(scan, "_verify", broken)
+    assert scan.rows("char", "none", np.frombuffer(b"import os", np.uint8), need_counts=True) is None
+    assert scan.failed and not scan.usable

@@ -46,7 +46,11 @@ def rows(lake) -> list[dict]:
     path = lake[0] / "python" / "functions.parquet"
     sql = (f"SELECT file_row_number AS __rowid, * EXCLUDE (file_row_number) FROM "
            f"read_parquet('{path}', file_row_number = true) ORDER BY 1")
-    return duckdb.sql(sql).to_arrow_table().to_pylist()
+    con = duckdb.connect()  # not the module's shared default connection (other tests leave results on it)
+    try:
+        return con.sql(sql).to_arrow_table().to_pylist()
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="session")
