@@ -163,17 +163,24 @@ def _words_regex(ws: list[str], sep: str = f"[^{ASCII_WORD}]") -> str:
     return f"(?:^|{sep})" + f"{sep}+".join(_re_chars(w) for w in ws) + f"(?:{sep}|$)"
 
 
-def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
-    """The DuckDB row predicate of an encoded pattern (see the module docstring), or None."""
-    from lakeql.ngrams.text import WORD_SEP
-
+def pattern_text(fold: str, pat: bytes) -> str | None:
+    """The pattern as text DuckDB can match, or None: format-1 ASCII folding (the exact path of before),
+    bytes that are not UTF-8, an empty pattern or one holding a NUL."""
     if fold not in ("none", "casefold"):
-        return None  # format-1 ASCII folding: the exact path of before
+        return None
     try:
         text = pat.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if "\x00" in text or not text:
+    return None if "\x00" in text or not text else text
+
+
+def predicate(unit: str, fold: str, pat: bytes, col: str) -> Pred | None:
+    """The DuckDB row predicate of an encoded pattern (see the module docstring), or None."""
+    from lakeql.ngrams.text import WORD_SEP
+
+    text = pattern_text(fold, pat)
+    if text is None:
         return None
     if unit == "char":
         if fold == "none":
@@ -246,13 +253,8 @@ def native_count(unit: str, fold: str, pat: bytes, col: str, density: float) -> 
     """
     from lakeql.ngrams.text import WORD_SEP
 
-    if fold not in ("none", "casefold"):
-        return None
-    try:
-        text = pat.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if "\x00" in text or not text:
+    text = pattern_text(fold, pat)
+    if text is None:
         return None
     if unit == "char":
         if has_border(pat):
