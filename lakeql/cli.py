@@ -125,40 +125,21 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    from lakeql import cliargs
     from lakeql.connection import connect
     from lakeql.sqlrun import run_sql
 
-    lake, query = lake_and_query(args, "sql")
+    lake, query = cliargs.lake_and_query(args, "sql")
     query = sys.stdin.read() if query == "-" else query
     con = connect(lake, index_dir=args.index_dir)
     return run_sql(con, query, args.format, sys.stdout, is_tty=sys.stdout.isatty())
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
+    from lakeql import cliargs
     from lakeql.shell import Shell
 
-    return Shell(_one_lake(args.lake_folder, args.lake), args.index_dir).run()
-
-
-def lake_and_query(args: argparse.Namespace, command: str) -> tuple[str | None, str]:
-    """``lakeql sql|check [LAKE] QUERY``: the lake may come first (as in ``lakeql index``) or as --lake."""
-    if len(args.words) > 2:
-        from lakeql.errors import LakeqlError
-
-        raise LakeqlError(f"lakeql {command} takes [LAKE] QUERY, got {len(args.words)} arguments: quote "
-                          f"the SQL text as one argument, e.g. lakeql {command} LAKE \"SELECT 1\"")
-    if len(args.words) == 2:
-        return _one_lake(args.words[0], args.lake), args.words[1]
-    return args.lake, args.words[0]
-
-
-def _one_lake(positional: str | None, option: str | None) -> str | None:
-    """The lake given as a positional argument or as --lake; both, when they differ, is an error."""
-    if positional and option and positional != option:
-        from lakeql.errors import LakeqlError
-
-        raise LakeqlError(f"two lakes given: {positional!r} and --lake {option!r}: give one")
-    return positional or option
+    return Shell(cliargs.one_lake(args.lake_folder, args.lake), args.index_dir).run()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

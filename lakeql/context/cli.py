@@ -58,7 +58,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from lakeql.cli import lake_and_query
+    from lakeql.cliargs import lake_and_query
     from lakeql.context.check import SchemaInfo, check
     from lakeql.errors import LakeqlError
 

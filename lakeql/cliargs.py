@@ -1,0 +1,28 @@
+"""Positional arguments shared by the commands of the CLI and the capabilities' own commands.
+
+``lakeql sql|check [LAKE] QUERY`` and ``lakeql shell [LAKE]``: the lake may come first (as in
+``lakeql index LAKE``) or as ``--lake``. Core (no front-end imports), so a capability's command can use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lakeql.errors import LakeqlError
+
+
+def lake_and_query(args: argparse.Namespace, command: str) -> tuple[str | None, str]:
+    """(lake, query) from ``args.words`` (one or two words) and ``args.lake``."""
+    if len(args.words) > 2:
+        raise LakeqlError(f"lakeql {command} takes [LAKE] QUERY, got {len(args.words)} arguments: quote "
+                          f"the SQL text as one argument, e.g. lakeql {command} LAKE \"SELECT 1\"")
+    if len(args.words) == 2:
+        return one_lake(args.words[0], args.lake), args.words[1]
+    return args.lake, args.words[0]
+
+
+def one_lake(positional: str | None, option: str | None) -> str | None:
+    """The lake given as a positional argument or as --lake; both, when they differ, is an error."""
+    if positional and option and positional != option:
+        raise LakeqlError(f"two lakes given: {positional!r} and --lake {option!r}: give one")
+    return positional or option
