@@ -333,30 +333,24 @@ class ColumnScan:
                 fetch_params = pred.sure_params
         else:
             fetch = "FALSE"
-        sql = f"SELECT __rowid, CASE WHEN {fetch} THEN {col} END AS t FROM ({self.source()}) WHERE {pred.sql}"
-        e = np.empty(0, np.int64)
-        rid_all, cnt_all, off_all = [e], [e], [e]
-        cur = self.ctx.con.cursor()
-        try:
-            if fetch == "FALSE":
+        if fetch == "FALSE":
+            cur = self.ctx.con.cursor()
+            try:
                 rid = cur.execute(
                     f"SELECT __rowid FROM ({self.source()}) WHERE {pred.sql}", pred.params
                 ).fetchnumpy()["__rowid"]
-                rid = np.sort(np.asarray(rid, dtype=np.int64))
-                return rid, np.ones_like(rid), np.full_like(rid, -1)
-            reader = cur.sql(sql, params=fetch_params + pred.params).to_arrow_reader(BATCH_ROWS)
-            for batch in reader:
-                rid, cnt, off = self._verify(batch, unit, fold, pat, need_counts)
-                rid_all.append(rid)
-                cnt_all.append(cnt)
-                off_all.append(off)
-        except scan_errors():
-            # e.g. "Invalid string encoding": DuckDB cannot read every row as the index did
-            self.failed = True
+            except scan_errors():
+                self.failed = True
+                return None
+            finally:
+                cur.close()
+            rid = np.sort(np.asarray(rid, dtype=np.int64))
+            return rid, np.ones_like(rid), np.full_like(rid, -1)
+        sql = f"SELECT __rowid, CASE WHEN {fetch} THEN {col} END AS t FROM ({self.source()}) WHERE {pred.sql}"
+        got = self._verified(sql, fetch_params + pred.params, unit, fold, pat, need_counts)
+        if got is None:
             return None
-        finally:
-            cur.close()
-        rid, cnt, off = (np.concatenate(x) for x in (rid_all, cnt_all, off_all))
+        rid, cnt, off = got
         order = np.argsort(rid, kind="stable")
         return rid[order], cnt[order], off[order]
 
@@ -442,14 +436,26 @@ class ColumnScan:
             f"SELECT __rowid, {col} FROM ({self.source()}) WHERE {where} "
             f"ORDER BY {order}{nat.sql} DESC, __rowid LIMIT ?"
         )
+        # the kept rows' exact counts and first offsets, as the index holds them
+        got = self._verified(sql, where_params + order_params + nat.params + [limit], unit, fold, pat, True)
+        if got is None:
+            return None
+        rid, cnt, off = got
+        best = np.lexsort((rid, -cnt))[:k]
+        return rid[best], cnt[best], off[best]
+
+    def _verified(
+        self, sql: str, params: list[Any], unit: str, fold: str, pat: np.ndarray, need_counts: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(row ids, occurrences, first offsets) of the rows ``sql`` streams (``__rowid`` and the text),
+        each batch verified by :meth:`_verify`; None, and the scan marked failed, when DuckDB cannot read
+        the column as the index did (e.g. "Invalid string encoding")."""
         e = np.empty(0, np.int64)
         rid_all, cnt_all, off_all = [e], [e], [e]
         cur = self.ctx.con.cursor()
         try:
-            params = where_params + order_params + nat.params + [limit]
-            reader = cur.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
-            for batch in reader:  # the kept rows' exact counts and first offsets, as the index holds them
-                rid, cnt, off = self._verify(batch, unit, fold, pat, True)
+            for batch in cur.sql(sql, params=params).to_arrow_reader(BATCH_ROWS):
+                rid, cnt, off = self._verify(batch, unit, fold, pat, need_counts)
                 rid_all.append(rid)
                 cnt_all.append(cnt)
                 off_all.append(off)
@@ -458,9 +464,7 @@ class ColumnScan:
             return None
         finally:
             cur.close()
-        rid, cnt, off = (np.concatenate(x) for x in (rid_all, cnt_all, off_all))
-        best = np.lexsort((rid, -cnt))[:k]
-        return rid[best], cnt[best], off[best]
+        return np.concatenate(rid_all), np.concatenate(cnt_all), np.concatenate(off_all)
 
     def _verify(
         self, batch, unit: str, fold: str, pat: np.ndarray, need_counts: bool
