@@ -54,6 +54,18 @@ def tables(rows, real) -> dict[str, pa.Table]:
     return {"vecs": vec_tbl, "text": text_tbl}
 
 
+def lake_of_first_parts(tmp: Path, table: pa.Table, domain: str, name: str) -> tuple[Path, Path, list[Path]]:
+    """(lake, the table's folder, all its part files): the lake holds the first 3 of the 4 parts, the
+    last is kept aside to be appended."""
+    lake = tmp / "lake"
+    folder = lake / domain / name
+    parts = split_write(table, tmp / "parts")
+    folder.mkdir(parents=True)
+    for p in parts[:3]:
+        shutil.copy(p, folder)
+    return lake, folder, parts
+
+
 def index_files(index_dir: Path) -> dict[str, bytes]:
     """Every file of the embed indexes, by path below embed/ (the folder holding them is the slug)."""
     return {p.relative_to(index_dir / "embed").as_posix(): p.read_bytes()
@@ -91,12 +103,7 @@ def vector_queries(lake: Path, idx: Path, real) -> list:
 
 
 def test_vector_shards_refresh_equals_full_rebuild(tmp_path, tables, real):
-    lake = tmp_path / "lake"
-    folder = lake / "vecs" / "docs"
-    parts = split_write(tables["vecs"], tmp_path / "parts")
-    folder.mkdir(parents=True)
-    for p in parts[:3]:
-        shutil.copy(p, folder)
+    lake, folder, parts = lake_of_first_parts(tmp_path, tables["vecs"], "vecs", "docs")
     idx = tmp_path / "index"
     build(lake, idx, ["vecs.docs.v"], **VEC_OPTS)
     assert len(list((idx / "embed").glob("*/shards/*"))) == 3
@@ -141,12 +148,7 @@ def test_text_refresh_embeds_only_the_new_file(tmp_path, tables, monkeypatch):
     from lakeql import embedding
     from lakeql.vectors.bm25 import BM25Index
 
-    lake = tmp_path / "lake"
-    folder = lake / "docs" / "text"
-    parts = split_write(tables["text"], tmp_path / "parts")
-    folder.mkdir(parents=True)
-    for p in parts[:3]:
-        shutil.copy(p, folder)
+    lake, folder, parts = lake_of_first_parts(tmp_path, tables["text"], "docs", "text")
     idx = tmp_path / "index"
     build(lake, idx, ["docs.text.docstring"], embed_bm25=True)
     (slug,) = [p.name for p in (idx / "embed").iterdir()]
