@@ -32,7 +32,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -225,25 +224,10 @@ def worker_fts(a) -> list[dict]:
 
 
 def side(venv: Path, worker: str, argv: list[str], label: str) -> list[dict]:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        return [
-            row(
-                label,
-                "-",
-                note=f"skipped: {py} does not exist (build the side venv: benchmarks/results/compare.md)",
-            )
-        ]
-    res = subprocess.run(
-        [str(py), str(Path(__file__).resolve()), "--worker", worker, *argv],
-        capture_output=True,
-        text=True,
-        cwd="/tmp",
-    )
-    if res.returncode != 0:
-        tail = (res.stderr.strip().splitlines() or ["?"])[-1][:200]
-        return [row(label, "-", note=f"skipped: worker failed: {tail}")]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    from sidevenv import run_worker
+
+    rows, why = run_worker(venv, __file__, worker, argv)
+    return rows if rows is not None else [row(label, "-", note=why)]
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -579,31 +578,18 @@ def worker_duckdb(args) -> list[dict]:
 
 
 def side(venv: Path, worker: str, argv: list[str], label: str) -> list[dict]:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        return [
-            row(
-                label,
-                "-",
-                0,
-                note=f"skipped: {py} does not exist (build the side venv: benchmarks/results/compare.md)",
-            )
-        ]
+    from sidevenv import run_worker
+
     t0 = time.perf_counter()
-    res = subprocess.run(
-        [str(py), str(Path(__file__).resolve()), "--worker", worker, *argv],
-        capture_output=True,
-        text=True,
-        cwd="/tmp",
-    )
-    if res.returncode != 0:
-        tail = (res.stderr.strip().splitlines() or ["?"])[-1][:200]
-        cache = Path(argv[argv.index("--cache") + 1])
-        done = cache / f"{worker}_partial.json"  # the steps that finished before the failure
-        kept = json.loads(done.read_text()) if done.exists() else []
-        return kept + [row(label, "-", 0, note=f"skipped: worker failed: {tail}")]
+    rows, why = run_worker(venv, __file__, worker, argv)
+    if rows is None:
+        kept = []
+        if "--cache" in argv and why.startswith("skipped: worker failed"):
+            done = Path(argv[argv.index("--cache") + 1]) / f"{worker}_partial.json"  # steps that finished
+            kept = json.loads(done.read_text()) if done.exists() else []
+        return kept + [row(label, "-", 0, note=why)]
     print(f"({label} worker: {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return rows
 
 
 # ----------------------------------------------------------------------------------------- report
