@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lakeql import parquet_io, shards
+from lakeql.cliargs import shell_word
 from lakeql.errors import LakeqlError
 from lakeql.lake import quote_ident
 from lakeql.progress import bar, say
@@ -133,8 +134,9 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
             ctx.store.drop(KIND, e.table_name, e.column_name)
             continue
         if not isinstance(params, dict) or not {"model", "method", "backend", "tier"} <= params.keys():
+            label = shell_word(f"{e.table_name}.{e.column_name}")
             warnings.warn(f"the embed index of {e.table_name}.{e.column_name} records no build parameters: "
-                          f"rebuild it with 'lakeql index LAKE --embed {e.table_name}.{e.column_name}'",
+                          f"rebuild it with 'lakeql index LAKE --embed {label}'",
                           stacklevel=2)
             continue
         try:
@@ -381,7 +383,7 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
         ids, vecs, texts, dim = embed_texts(ctx, table, column, params, todo)
     if meta_dim is not None and dim != meta_dim:
         raise LakeqlError(f"the new rows of {label} have {dim} dimensions but its index has {meta_dim}: "
-                          f"rebuild with 'lakeql index LAKE --embed {label}'")
+                          f"rebuild with 'lakeql index LAKE --embed {shell_word(label)}'")
     new = {p.shard: (ids[i], vecs[i], None if texts is None else texts[i]) for i, p in enumerate(todo)}
     total = ctx.catalog.row_count(table)
     n_new = sum(len(x) for x in ids)
