@@ -106,12 +106,13 @@ def main() -> None:
 
     if args.natural is not None:
         vecs = np.concatenate([np.load(args.natural / f"{d}_corpus.npy") for d in ("dbpedia", "msmarco")])
+        vecs = vecs[: args.n]  # --n below 10,000: the first n rows
         docq = vecs[np.random.default_rng(7).choice(len(vecs), 400, replace=False)]
         q_all = np.concatenate(
             [np.load(args.natural / f"{d}_queries.npy") for d in ("dbpedia", "msmarco")] + [docq]
         ).astype(np.float32)
         gt = np.argsort(-(q_all @ vecs.T), axis=1, kind="stable")[:, :10]
-        lake = args.work / f"lake_natural_b{args.bits}"
+        lake = args.work / f"lake_natural_{len(vecs)}_b{args.bits}"
     else:
         vecs = np.load(args.cache / "vecs_1000000.npy", mmap_mode="r")[: args.n]
         q_all = np.load(args.cache / "base_queries.npy").astype(np.float32)

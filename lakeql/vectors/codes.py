@@ -376,19 +376,20 @@ class CodeIndex:
         bits = self.refine_bits
         if not bits or not len(pos):
             return self.score(pos, q)
+        from lakeql.vectors import kernels
+
         b = self.binarizer
         q32 = np.asarray(q, np.float32)
-        lev = np.asarray(self.tier[pos], np.float32)
-        planes = np.asarray(self.refine[pos]).reshape(len(pos), bits, -1)
-        cell = np.zeros(lev.shape, np.float32)
-        for i in range(bits):
-            cell = cell * 2 + np.unpackbits(planes[:, i], axis=1, count=self.dim, bitorder="little")
-        fine = lev + (cell + 0.5) / (1 << bits) - 0.5
+        tier = self.tier if isinstance(self.tier, ShardedRows) else np.asarray(self.tier)  # no memmap wrapper
+        planes = self.refine if isinstance(self.refine, ShardedRows) else np.asarray(self.refine)
+        lev = tier[pos].astype(np.float32)
+        bitv = np.unpackbits(planes[pos].reshape(len(pos), bits, -1), axis=2, count=self.dim,
+                             bitorder="little")
+        weights = (1.0 / (1 << np.arange(1, bits + 1))).astype(np.float32)  # plane i: 2**-(i+1) of a step
+        fine = lev + (np.einsum("mbd,b->md", bitv, weights, dtype=np.float32) + (0.5 / (1 << bits) - 0.5))
         len_lev = np.sqrt(np.einsum("ij,ij->i", lev, lev))
         len_fine = np.sqrt(np.einsum("ij,ij->i", fine, fine))
         scale = self.scales[pos] * np.divide(len_lev, len_fine, out=np.ones_like(len_lev), where=len_fine > 0)
-        from lakeql.vectors import kernels
-
         qr = kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
         return (float(q32 @ b.centroid) + ((fine * self.signs(pos)) @ qr) * scale).astype(np.float32)
 

@@ -16,9 +16,10 @@ How many candidates are rescored:
 * ``sign``/``median`` (no bound) rescore a fixed ``k * oversample``.
 
 3. with refinement planes beside the int8 tier (``--embed-refine-bits``), a final step rescores the rows
-   whose tier score is within twice the tier's error margin of the ``k``-th (:func:`refine`, usually a
-   few dozen rows) at ``8 + b`` bits a dimension: on clusters of near-duplicates whose 10th and 11th
-   rows are closer than the int8 tier's rounding, that ranking decides recall@10.
+   whose tier score is within twice the tier's error margin of the ``k``-th (:func:`refine`: ~10-25 rows,
+   none when the ``k``-th row is alone in that band) at ``8 + b`` bits a dimension: on clusters of
+   near-duplicates whose 10th and 11th rows are closer than the int8 tier's rounding, that ranking
+   decides recall@10.
 """
 
 from __future__ import annotations
@@ -62,14 +63,20 @@ def refine(index: CodeIndex, q: np.ndarray, k: int, pos: np.ndarray, scores: np.
     ``k`` (tier score at least the ``k``-th less twice :func:`tier_margin`, at most ``MAX_REFINE``, best
     first) rescored from the tier plus its refinement planes (:meth:`CodeIndex.refined_score`). A row
     below that line cannot reach the top ``k`` (``k`` rows score above it by more than both their tier
-    errors); unchanged without planes. ``stats`` receives ``refined``."""
+    errors); unchanged without planes or when no other row is within the band around the ``k``-th (then
+    the top ``k`` is already certain). ``stats`` receives ``refined``."""
     parent = getattr(index, "parent", None)
     base, bpos = (index, pos) if parent is None else (parent, index.pos[np.asarray(pos, np.int64)])
     if not getattr(base, "refine_bits", 0):
         return scores
     if len(scores) > k:
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-        near = np.flatnonzero(scores >= kth - 2.0 * tier_margin(base, bpos, q))
+        band = 2.0 * tier_margin(base, bpos, q)
+        if np.count_nonzero(np.abs(scores - kth) <= band) <= 1:
+            if stats is not None:
+                stats["refined"] = 0
+            return scores  # only the k-th row itself near the line: the top k is certain (natural text)
+        near = np.flatnonzero(scores >= kth - band)
     else:
         near = np.arange(len(scores))
     if len(near) > MAX_REFINE:

@@ -151,8 +151,9 @@ def test_refinement_ranks_near_duplicates_like_exact(clusters):
     refined = _recall(_index(rows, "int8", 2), rows, queries, stats)
     assert refined >= base
     assert refined >= 0.99
-    n_refined = [st["refined"] for st in stats]
-    assert min(n_refined) >= 10
+    n_refined = np.array([st["refined"] for st in stats])
+    assert np.mean(n_refined >= 10) >= 0.5  # refined: at least the top 10 and the rows near the 10th
+    assert np.all((n_refined == 0) | (n_refined >= 10))
     assert np.median(n_refined) < np.median([st["rescored"] for st in stats])
 
 
@@ -168,3 +169,27 @@ def test_index_without_planes_searches_as_before(clusters):
         st: dict = {}
         vsearch.search(idx, q, 10, stats=st)
         assert "refined" not in st
+
+
+def test_ann_path_refines_like_the_exhaustive_one(clusters, tmp_path, monkeypatch):
+    """The ANN first stage (IVF lists over the codes) feeds the same final step: probing every list, it
+    returns the exhaustive search's rows and scores, refined rows included."""
+    from lakeql.vectors import ann
+
+    rows, queries = clusters
+    idx = _index(rows, "int8", 2)
+    codes_u8 = np.ascontiguousarray(idx.words.view(np.uint8)[:, : -(-idx.dim // 8)])
+    assert ann.build(tmp_path, codes_u8, idx.dim, nlist=8) is not None
+    ivf = ann.IVF.load(tmp_path, idx.n, idx.dim, "t.c")
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    refined = 0
+    for q in queries[:10]:
+        st_a: dict = {}
+        st_e: dict = {}
+        got = ann.search(idx, ivf, q, 10, 4, nprobe=ivf.nlist, stats=st_a)
+        want = vsearch.search(idx, q, 10, stats=st_e)
+        assert got[0].tolist() == want[0].tolist()
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+        assert st_a.get("refined", 0) == st_e.get("refined", 0)
+        refined += st_a.get("refined", 0)
+    assert refined > 0
