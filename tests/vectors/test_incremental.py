@@ -267,6 +267,9 @@ def test_refinement_planes_end_to_end(tmp_path, tables, real):
     assert len(list((idx / "embed").rglob("refine.npy"))) == 3
     (meta,) = [json.loads(p.read_text()) for p in (idx / "embed").glob("*/meta.json")]
     assert meta["refine_bits"] == 2 and meta["tier"] == "int8"
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = Path(__file__).resolve().parents[2] / "schemas" / "vectors_meta.schema.json"
+    jsonschema.validate(meta, json.loads(schema.read_text()))
     shutil.copy(parts[3], folder)
     build(lake, idx, ["vecs.docs.v"], refresh=True, **REFINE_OPTS)
     # the refresh keeps the binarizer (rabitq's centroid): kept shards are linked, the new one has planes
