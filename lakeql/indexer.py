@@ -7,6 +7,7 @@ Each builder writes atomically, so an interrupted run leaves the previous indexe
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -188,8 +189,10 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
     source = sum(t.source_bytes for t in lake.tables.values())
     old = store.find("database")
     # --refresh: the same statements make the same file, so an intact one is kept (~0.1 CPU s)
-    if old is None or old.params_dict.get("digest") != digest or old.source_bytes != source \
-            or not store.intact(old):
+    if old is not None and old.params_dict.get("digest") == digest and store.intact(old):
+        if old.source_bytes != source:  # a table's files changed, its view did not
+            store.record(dataclasses.replace(old, source_bytes=source))
+    else:
         with store.atomic_file(target) as tmp:
             tmp.unlink()  # duckdb must create the file itself
             with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:

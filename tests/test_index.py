@@ -110,6 +110,18 @@ def test_refresh_keeps_database_and_view_files_made_from_the_same_statements(sam
     first = inodes()
     build(sample_copy, idx, refresh=True)  # nothing changed: every file kept
     assert inodes() == first
+    # a table rewritten in place: its view reads the same path, so every file is kept (the manifest's
+    # source bytes follow) and the views see the new rows
+    duckdb.execute(f"COPY (SELECT * FROM '{sample_copy}/flights/airlines.parquet' LIMIT 3) TO "
+                   f"'{sample_copy}/flights/airlines.new.parquet' (FORMAT parquet)")
+    os.replace(sample_copy / "flights" / "airlines.new.parquet", sample_copy / "flights" / "airlines.parquet")
+    store = build(sample_copy, idx, refresh=True)
+    assert inodes() == first
+    now_bytes = sum(t.source_bytes for t in discover(sample_copy).tables.values())
+    assert store.find("database").source_bytes == now_bytes
+    con = lakeql.connect(sample_copy, index_dir=idx)
+    assert con.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 3
+    con.close()
     # a new table in flights changes the flights views: that file (and lake.duckdb) alone is new
     (sample_copy / "flights" / "extra").mkdir()
     duckdb.execute(f"COPY (SELECT 'ZZ' AS carrier, 'Zed Air' AS name) TO "
