@@ -111,3 +111,18 @@ print("pandas" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-1] == "False"
+
+
+def test_lakeql_index_hides_pandas_only_for_the_local_engine(tmp_path) -> None:
+    """Ray Data imports pandas in the driver: ``--engine ray`` builds with pandas importable."""
+    code = f"""
+import sys
+from lakeql import cli, indexer
+seen = []
+indexer.build_index = lambda lake, opts: seen.append(type(sys.modules.get("pandas", 0)).__name__)
+for engine in ("local", "ray"):
+    assert cli.main(["index", {str(tmp_path)!r}, "--engine", engine, "-q"]) == 0
+print(*seen)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["NoneType", "int"]
