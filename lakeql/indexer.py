@@ -7,6 +7,9 @@ Each builder writes atomically, so an interrupted run leaves the previous indexe
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ from lakeql.catalog import Catalog
 from lakeql.lake import Lake, discover
 from lakeql.options import IndexOptions
 from lakeql.progress import say
-from lakeql.store import IndexEntry, Store, dir_bytes
+from lakeql.store import IndexEntry, Store
 
 DUCKDB_CLI_STORAGE = "v1.5.0"  # the stock duckdb CLI (PyPI duckdb-cli 1.5.x) reads this storage version
 
@@ -174,20 +177,40 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
 
     lake = catalog.lake
     target = store.path("lake.duckdb")
-    with store.atomic_file(target) as tmp:
-        tmp.unlink()  # duckdb must create the file itself
-        with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
-            # rowid views only where the stock CLI's search macros need them (embedded / n-gram indexed
-            # tables): one per table was most of this file
-            run_batch(con, views_sql(catalog, {e.table_name for e in store.entries()
-                                               if e.kind in ("embed", "ngram") and e.table_name}))
-            sqlfiles.run(con, "lakeql", kinds=("pure",), index_dir=store.root, target="cli")
-            for mod in plugins.capabilities():
-                sqlfiles.run(con, mod.NAME, kinds=("pure",), index_dir=store.root, target="cli")
-    views = write_views(store, catalog, discovered or {k: t.fingerprint for k, t in lake.tables.items()},
-                        DUCKDB_CLI_STORAGE)
-    store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size,
-                            sum(t.source_bytes for t in lake.tables.values()), ""))
-    store.record(IndexEntry("views", "", "", views.name, dir_bytes(views),
-                            sum(t.source_bytes for t in lake.tables.values()), ""))
+    # rowid views only where the stock CLI's search macros need them (embedded / n-gram indexed
+    # tables): one per table was most of this file
+    views = views_sql(catalog, {e.table_name for e in store.entries()
+                                if e.kind in ("embed", "ngram") and e.table_name})
+    macros = _Recorder()
+    sqlfiles.run(macros, "lakeql", kinds=("pure",), index_dir=store.root, target="cli")
+    for mod in plugins.capabilities():
+        sqlfiles.run(macros, mod.NAME, kinds=("pure",), index_dir=store.root, target="cli")
+    digest = hashlib.sha1(json.dumps([DUCKDB_CLI_STORAGE, views, macros.sql]).encode()).hexdigest()
+    source = sum(t.source_bytes for t in lake.tables.values())
+    old = store.find("database")
+    # --refresh: the same statements make the same file, so an intact one is kept (~0.1 CPU s)
+    if old is not None and old.params_dict.get("digest") == digest and store.intact(old):
+        if old.source_bytes != source:  # a table's files changed, its view did not
+            store.record(dataclasses.replace(old, source_bytes=source))
+    else:
+        with store.atomic_file(target) as tmp:
+            tmp.unlink()  # duckdb must create the file itself
+            with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
+                run_batch(con, views)
+                for sql in macros.sql:
+                    con.execute(sql)
+        store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size, source, "",
+                                params=json.dumps({"digest": digest})))
+    write_views(store, catalog, discovered or {k: t.fingerprint for k, t in lake.tables.items()},
+                DUCKDB_CLI_STORAGE)
     return target
+
+
+class _Recorder:
+    """Stands in for a connection: keeps the SQL text :func:`lakeql.sqlfiles.run` would execute."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def execute(self, sql: str) -> None:
+        self.sql.append(sql)

@@ -7,6 +7,8 @@ plain file, so :class:`pyarrow.parquet.ParquetFile` reads it the same without th
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,53 @@ def rows(table: Any) -> list[dict[str, Any]]:
             row[name] = values[j]
         out[j] = {name: row[name] for name in order}
     return out
+
+
+
+class _HidePandas:
+    """A meta-path finder under which ``import pandas`` fails (see :func:`without_pandas`)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas":
+            raise ImportError("pandas hidden while lakeql builds (lakeql.parquet_io.without_pandas)")
+        return None
+
+
+@contextlib.contextmanager
+def without_pandas() -> Iterator[bool]:
+    """Run the block as if pandas were not installed (yields True when that took effect).
+
+    pyarrow imports pandas the first time it converts Python values (``pa.array``, ``pa.table``,
+    ``from_pylist``: every index file lakeql writes), to ask whether they are pandas objects: 0.25-0.4
+    CPU s per process, the largest single cost of a ``lakeql index --refresh`` that changes little
+    (issue 10 item 4). lakeql hands pyarrow no pandas objects, so the ``lakeql index`` command builds
+    inside this block: pyarrow's Python side asks once while ``import pandas`` fails (it remembers the
+    answer), its C++ side and every ``importlib.util.find_spec('pandas')`` see ``sys.modules['pandas']
+    = None`` (not installed) until the block ends. After it ``import pandas`` and ``to_pandas()`` work
+    again (pyarrow imports pandas when it really needs it). A no-op when pandas is already imported or
+    pyarrow's internals differ. For processes lakeql owns (the command line), not the Python API.
+    """
+    import sys
+
+    if sys.modules.get("pandas", False) is not False:
+        yield False
+        return
+    finder = _HidePandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        import pyarrow.lib as pl
+
+        ok = not pl._pandas_api.have_pandas
+    except Exception:  # noqa: BLE001 - another pyarrow: leave pandas alone
+        ok = False
+    finally:
+        sys.meta_path.remove(finder)
+    if not ok or "pandas" in sys.modules:
+        yield False
+        return
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+    try:
+        yield True
+    finally:
+        if "pandas" in sys.modules and sys.modules["pandas"] is None:
+            del sys.modules["pandas"]

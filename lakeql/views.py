@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,22 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     domains: dict[str, Any] = {}
     small: list[str] = []  # the small domains' schemas and views, for small.duckdb
     in_small: set[str] = set()
+    kept = _previous_files(store, target)
+
+    def write_db(path: Path, statements: list[str]) -> str:
+        """Write (or, --refresh, hard-link the previous file made from the same statements) a views
+        file; returns its statements' digest."""
+        digest = hashlib.sha1(json.dumps([storage_version, statements]).encode()).hexdigest()
+        old = kept.get(digest)
+        if old is not None:
+            try:
+                os.link(old, path)
+                return digest
+            except OSError:
+                pass
+        _write_db(path, storage_version, statements)
+        return digest
+
     with store.atomic_dir(target) as tmp:
         groups = by_domain(lake)
         for i, (domain, tables) in enumerate(sorted(groups.items())):
@@ -102,9 +119,9 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             spec: dict[str, Any] = {"fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
             if len(tables) > SMALL_DOMAIN:
                 spec["file"] = f"d{i:05d}.duckdb"
-                _write_db(tmp / spec["file"], storage_version,
-                          [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
-                           for t in tables if t.files])
+                spec["sql"] = write_db(tmp / spec["file"], [
+                    f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
+                    for t in tables if t.files])
             else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
                 spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive)}
                                  for t in tables if t.files}
@@ -118,11 +135,32 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             domains[domain] = spec
         manifest: dict[str, Any] = {"format": FORMAT, "domains": domains}
         if small:  # one file for them all: ~30 KB however many (a file per domain: ~28 KB each)
-            _write_db(tmp / SMALL_FILE, storage_version, small)
+            manifest["small_sql"] = write_db(tmp / SMALL_FILE, small)
             manifest["small_file"] = SMALL_FILE
         manifest["tables"] = dict(sorted(discovered.items()))
         (tmp / MANIFEST).write_text(json.dumps(manifest))
+    from lakeql.store import IndexEntry, dir_bytes
+
+    store.record(IndexEntry("views", "", "", target.name, dir_bytes(target),
+                            sum(t.source_bytes for t in lake.tables.values()), ""))
     return target
+
+
+def _previous_files(store, target: Path) -> dict[str, Path]:
+    """``{statements digest: file}`` of the previous views folder when the manifest records it intact
+    (a refresh hard-links a file whose statements did not change instead of writing it again)."""
+    entry = store.find("views")
+    if entry is None or not (target / MANIFEST).exists() or not store.intact(entry):
+        return {}
+    try:
+        old = json.loads((target / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {spec["sql"]: target / spec["file"] for spec in old.get("domains", {}).values()
+           if isinstance(spec, dict) and spec.get("sql") and spec.get("file")}
+    if old.get("small_sql") and old.get("small_file"):
+        out[old["small_sql"]] = target / old["small_file"]
+    return {k: v for k, v in out.items() if isinstance(k, str) and v.parent == target and v.is_file()}
 
 
 def _write_db(path: Path, storage_version: str, statements: list[str]) -> None:

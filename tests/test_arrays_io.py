@@ -57,3 +57,72 @@ def test_reading_an_index_file_imports_no_pandas(tmp_path) -> None:
             "assert rows[0]['k'] == 'a'; print('pandas' in sys.modules, 'pyarrow.dataset' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_without_pandas_writes_index_files_then_gives_pandas_back(tmp_path) -> None:
+    """Inside ``without_pandas`` pyarrow and DuckDB convert and write Python values (timestamps too)
+    without importing pandas; after it pandas imports and ``to_pandas`` works."""
+    path = tmp_path / "t.parquet"
+    code = f"""
+import datetime as dt, sys
+from lakeql import parquet_io
+import pyarrow as pa, pyarrow.parquet as pq
+with parquet_io.without_pandas() as hidden:
+    t = pa.Table.from_pylist([{{"k": "a", "at": dt.datetime(2024, 1, 2, tzinfo=dt.UTC), "n": [1, 2]}}])
+    pq.write_table(pa.table({{"x": [1.5, None], "s": ["a", None]}}), {str(path)!r})
+    import duckdb
+    types = [str(x) for x in duckdb.connect().from_arrow(t.schema.empty_table()).types]
+    during = type(sys.modules.get("pandas")).__name__
+import pandas
+print(hidden, during, types, t.to_pandas().shape, pq.read_table({str(path)!r}).num_rows)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "NoneType", "['VARCHAR',", "'TIMESTAMP", "WITH", "TIME", "ZONE',",
+                           "'BIGINT[]']", "(1,", "3)", "2"]
+
+
+def test_without_pandas_is_a_no_op_when_pandas_is_imported() -> None:
+    code = ("import sys, pandas; from lakeql import parquet_io\n"
+            "with parquet_io.without_pandas() as hidden:\n    print(hidden, sys.modules['pandas'] is pandas)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
+
+
+def test_lakeql_index_command_imports_no_pandas(tmp_path) -> None:
+    """The ``lakeql index`` command (every default capability) then ``--refresh`` after an append build
+    without importing pandas (~0.3 CPU s of every run)."""
+    lake = tmp_path / "lake"
+    (lake / "d" / "t").mkdir(parents=True)
+    at = pa.timestamp("us", tz="UTC")
+    pq.write_table(pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"], "at": pa.array([1, 2, 3], at)}),
+                   lake / "d" / "t" / "a.parquet")
+    pq.write_table(pa.table({"id": [4, 5], "name": ["d", "e"], "at": pa.array([4, 5], at)}),
+                   lake / "d" / "t" / "b.parquet")
+    pq.write_table(pa.table({"k": [1, 2], "v": ["x", "y"]}), lake / "d" / "u.parquet")
+    code = f"""
+import sys
+from lakeql.cli import main
+assert main(["index", {str(lake)!r}, "-q"]) == 0
+import pyarrow as pa, pyarrow.parquet as pq
+pq.write_table(pa.table({{"id": [6], "name": ["f"], "at": pa.array([6], pa.timestamp("us", tz="UTC"))}}),
+               {str(lake / "d" / "t" / "c.parquet")!r})
+assert main(["index", {str(lake)!r}, "--refresh", "-q"]) == 0
+print("pandas" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == "False"
+
+
+def test_lakeql_index_hides_pandas_only_for_the_local_engine(tmp_path) -> None:
+    """Ray Data imports pandas in the driver: ``--engine ray`` builds with pandas importable."""
+    code = f"""
+import sys
+from lakeql import cli, indexer
+seen = []
+indexer.build_index = lambda lake, opts: seen.append(type(sys.modules.get("pandas", 0)).__name__)
+for engine in ("local", "ray"):
+    assert cli.main(["index", {str(tmp_path)!r}, "--engine", engine, "-q"]) == 0
+print(*seen)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["NoneType", "int"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -89,6 +90,57 @@ def test_refresh_reindexes_changed_and_drops_removed(sample_copy: Path, tmp_path
     assert tables["flights.airlines"]["row_count"] == 1
     assert store.find("probe", "flights.planes") is None
     assert not (idx / "probe").exists()
+
+
+def test_refresh_keeps_database_and_view_files_made_from_the_same_statements(sample_copy: Path,
+                                                                             tmp_path: Path) -> None:
+    """--refresh writes ``lake.duckdb`` and a domain's views file only when their statements changed
+    (else the file is kept / hard-linked: same inode); the kept files answer as new ones."""
+    idx = tmp_path / "idx"
+    build(sample_copy, idx)
+    views = json.loads((idx / "views" / "views.json").read_text())
+    files = {d: spec["file"] for d, spec in views["domains"].items() if spec.get("file")}
+    assert "flights" in files and views.get("small_file")
+
+    def inodes() -> dict[str, int]:
+        names = [*files.values(), views["small_file"]]
+        out = {f"views/{f}": (idx / "views" / f).stat().st_ino for f in names}
+        return {**out, "lake.duckdb": (idx / "lake.duckdb").stat().st_ino}
+
+    first = inodes()
+    build(sample_copy, idx, refresh=True)  # nothing changed: every file kept
+    assert inodes() == first
+    # a table rewritten in place: its view reads the same path, so every file is kept (the manifest's
+    # source bytes follow) and the views see the new rows
+    duckdb.execute(f"COPY (SELECT * FROM '{sample_copy}/flights/airlines.parquet' LIMIT 3) TO "
+                   f"'{sample_copy}/flights/airlines.new.parquet' (FORMAT parquet)")
+    os.replace(sample_copy / "flights" / "airlines.new.parquet", sample_copy / "flights" / "airlines.parquet")
+    store = build(sample_copy, idx, refresh=True)
+    assert inodes() == first
+    now_bytes = sum(t.source_bytes for t in discover(sample_copy).tables.values())
+    assert store.find("database").source_bytes == now_bytes
+    con = lakeql.connect(sample_copy, index_dir=idx)
+    assert con.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 3
+    con.close()
+    # a new table in flights changes the flights views: that file (and lake.duckdb) alone is new
+    (sample_copy / "flights" / "extra").mkdir()
+    duckdb.execute(f"COPY (SELECT 'ZZ' AS carrier, 'Zed Air' AS name) TO "
+                   f"'{sample_copy}/flights/extra/part-0.parquet' (FORMAT parquet)")
+    build(sample_copy, idx, refresh=True)
+    now = inodes()
+    changed = {k for k in now if now[k] != first[k]}
+    assert changed == {f"views/{files['flights']}", "lake.duckdb"}
+    full = tmp_path / "full"
+    build(sample_copy, full)
+    for d in (idx, full):
+        con = lakeql.connect(sample_copy, index_dir=d)
+        got = [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+               for t in ("flights.extra", "flights.flights", "python.functions")]
+        assert got[0] == 1 and got[1] > 0 and got[2] > 0
+        con.close()
+        cli = duckdb.connect(str(d / "lake.duckdb"), read_only=True)
+        assert cli.execute("SELECT name FROM flights.extra").fetchall() == [("Zed Air",)]
+        cli.close()
 
 
 def test_stale_index_names_table_and_refresh(sample_copy: Path, tmp_path: Path) -> None:

@@ -383,7 +383,12 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
                         "search_text": " ".join(lake.tables[k].name + " " + " ".join(
                             c.name for c in profiles[k].columns) for k, _ in members),
                         "embed_text": dom})
-    text = index_md(lake, fmt, by_domain, folder_of, profiles, lake_functions())
+    # the function list costs a full lakeql connection (~0.2 CPU s): kept while lakeql's code is the same
+    code = code_key()
+    funcs = [tuple(f) for f in state.get("functions", [])] if state.get("functions_key") == code else None
+    if funcs is None:
+        funcs = lake_functions()
+    text = index_md(lake, fmt, by_domain, folder_of, profiles, funcs)
     sha = _sha(text)
     _emit(out, INDEX_FILE, text, sha, old_files, res)
     new_files[INDEX_FILE] = sha
@@ -405,7 +410,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     pq.write_table(pa.Table.from_pylist(listing, schema=_files_schema()), tmp, compression="zstd")
     os.replace(tmp, out / FILES)
     _write_state(out, {"version": STATE_VERSION, "format": fmt, "tables": new_tables, "files": new_files,
-                       "composite": checked})
+                       "composite": checked, "functions": [list(f) for f in funcs], "functions_key": code})
     _lap(res, "files", t1)
     res.tables, res.domains = len(keys), len(by_domain)
     res.files = sorted(new_files)
@@ -467,6 +472,26 @@ def domain_description(members: list[tuple[str, str]], profiles: dict[str, Table
             break
         common.append(ws[0])
     return " ".join(common) if len(common) >= 3 and len(descs) > 1 else descs[0]
+
+
+def code_key() -> str:
+    """A hash of what decides :func:`lake_functions`: the lakeql and DuckDB versions and every ``.py``
+    and ``.sql`` file (path, size, mtime) of lakeql, its ``udfs/`` and each installed capability."""
+    import duckdb
+
+    import lakeql
+    from lakeql import plugins
+    from lakeql.sqlfiles import udfs_dir
+
+    roots = {Path(lakeql.__file__).parent, udfs_dir()}
+    roots |= {Path(m.__file__).parent for m in plugins.capabilities() if getattr(m, "__file__", None)}
+    h = hashlib.sha1(f"{getattr(lakeql, '__version__', '')}\0{duckdb.__version__}\n".encode())
+    for root in sorted(roots):
+        for p in sorted(root.rglob("*")):
+            if p.suffix in (".py", ".sql") and "__pycache__" not in p.parts:
+                st = p.stat()
+                h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def lake_functions() -> list[tuple[str, str]]:

@@ -238,6 +238,45 @@ def candidate_tables(ix, qcols: range, pool: int, names: list | None = None) -> 
 
 
 NORM = "max"
+_LSAP: list = []
+
+
+def lsap():
+    """scipy's ``linear_sum_assignment``, without importing ``scipy.optimize`` when it is not loaded yet.
+
+    ``scipy/optimize/__init__`` imports all of scipy.optimize: ~0.3 CPU s of a fresh process, most of the
+    discovery stage of a ``--refresh`` (issue 10 item 4). The function lives alone in the compiled
+    module ``scipy.optimize._lsap`` (it needs only numpy), so that module is loaded from its file: the
+    same code, ~0.01 s. Any surprise (another scipy layout) falls back to the ordinary import.
+    """
+    if _LSAP:
+        return _LSAP[0]
+    import sys
+
+    fn = None
+    if "scipy.optimize" not in sys.modules:
+        try:
+            import importlib.machinery
+            import importlib.util
+
+            import scipy
+
+            base = Path(scipy.__file__).parent / "optimize"
+            path = next((base / f"_lsap{sfx}" for sfx in importlib.machinery.EXTENSION_SUFFIXES
+                         if (base / f"_lsap{sfx}").exists()), None)
+            if path is not None:
+                mod = sys.modules.get("scipy.optimize._lsap")
+                if mod is None:
+                    spec = importlib.util.spec_from_file_location("scipy.optimize._lsap", path)
+                    mod = importlib.util.module_from_spec(spec)
+                    spec.loader.exec_module(mod)
+                fn = mod.linear_sum_assignment
+        except Exception:  # noqa: BLE001 - any other layout: the public import below
+            fn = None
+    if fn is None:
+        from scipy.optimize import linear_sum_assignment as fn
+    _LSAP.append(fn)
+    return fn
 
 
 def _norm(m: int, n: int) -> float:
@@ -253,8 +292,8 @@ def unionable_rows(ix, table: str, k: int, with_sql: bool = True, tables: dict |
                    ) -> list[dict[str, Any]]:
     """The ``k`` most unionable tables of ``table`` (rows of :data:`RESULT_COLUMNS`)."""
     import numpy as np
-    from scipy.optimize import linear_sum_assignment
 
+    linear_sum_assignment = lsap()
     qcols = ix.columns_of(table)
     m = len(qcols)
     if m == 0:

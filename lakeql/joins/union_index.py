@@ -47,6 +47,8 @@ SAMPLE_VALUES = 50  # top values per column used for features
 BM25_VALUES = 10  # top values per text column indexed for table search
 UNION_GRAPH_MAX_TABLES = 2000
 BM25_FIELDS = ("name", "description", "columns", "values")
+PARTS = "parts.json"  # per table: the digest of its inputs and its BM25 term counts (kept by a refresh)
+RAW_VEC, RAW_NAME = "raw_colvec.zst", "raw_namevec.zst"  # feature counts before TF-IDF, per column
 K1, B = 1.2, 0.75
 _NUM = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
         "UBIGINT", "UHUGEINT")
@@ -112,24 +114,37 @@ def footer_info(table) -> tuple[str, dict[str, str], dict[str, tuple[float, floa
     return desc, cdesc, ranges
 
 
-def _csr(rows: list[dict[int, float]], n_dims: int):
+def _csr(rows: list[Any], n_dims: int):
+    """CSR (float32) of rows given as {feature: count} dicts or as kept (ids, counts) arrays."""
     import numpy as np
     import scipy.sparse as sp
 
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     for i, r in enumerate(rows):
-        indptr[i + 1] = indptr[i] + len(r)
-    idx = np.fromiter((k for r in rows for k in r), dtype=np.int32, count=int(indptr[-1]))
-    val = np.fromiter((v for r in rows for v in r.values()), dtype=np.float32, count=int(indptr[-1]))
+        indptr[i + 1] = indptr[i] + len(r if isinstance(r, dict) else r[0])
+    if all(isinstance(r, dict) for r in rows):
+        idx = np.fromiter((k for r in rows for k in r), dtype=np.int32, count=int(indptr[-1]))
+        val = np.fromiter((v for r in rows for v in r.values()), dtype=np.float32, count=int(indptr[-1]))
+    else:
+        idx = np.concatenate([np.fromiter(r, dtype=np.int32, count=len(r)) if isinstance(r, dict)
+                              else np.asarray(r[0], dtype=np.int32) for r in rows] or [np.empty(0, np.int32)])
+        val = np.concatenate([np.fromiter(r.values(), dtype=np.float32, count=len(r)) if isinstance(r, dict)
+                              else np.asarray(r[1], dtype=np.float32) for r in rows]
+                             or [np.empty(0, np.float32)])
     return sp.csr_matrix((val, idx, indptr), shape=(len(rows), n_dims))
 
 
-def tfidf_rows(rows: list[dict[int, float]], n_dims: int):
+def tfidf_rows(rows: list[Any], n_dims: int):
     """Sublinear TF-IDF, L2-normalized rows, as CSR (float32)."""
+    return tfidf_csr(_csr(rows, n_dims), len(rows))
+
+
+def tfidf_csr(m, n_rows: int):
+    """:func:`tfidf_rows` of the raw CSR ``m`` (changed in place)."""
     import numpy as np
     import scipy.sparse as sp
 
-    m = _csr(rows, n_dims)
+    rows, n_dims = range(n_rows), m.shape[1]
     m.data = 1.0 + np.log(np.maximum(m.data, 1e-9), dtype=np.float32)
     m.data = np.maximum(m.data, 0.1).astype(np.float32)
     df = np.bincount(m.indices, minlength=n_dims)
@@ -225,8 +240,10 @@ def build_discovery(ctx) -> None:
     if old is not None and old.params_dict.get("digest") == digest and (out / "tables.parquet").exists():
         return
     t0, c0 = time.perf_counter(), time.process_time()
+    same_format = old is not None and old.params_dict.get("format") == FORMAT
+    prev = out if (same_format and store.intact(old)) else None
     with store.atomic_dir(out) as tmp:
-        info = write_discovery(ctx, tmp)
+        info = write_discovery(ctx, tmp, prev)
         if info["tables"] <= UNION_GRAPH_MAX_TABLES:
             from lakeql.joins.union import write_union_graph
 
@@ -235,30 +252,120 @@ def build_discovery(ctx) -> None:
     store.record(IndexEntry(KIND, "", "", KIND, dir_bytes(out),
                             sum(t.source_bytes for t in ctx.lake.tables.values()), "",
                             params=json.dumps(info, sort_keys=True)))
-    say(f"joins: discovery index of {info['tables']} tables, {info['columns']} columns in "
-        f"{time.perf_counter() - t0:.1f} s ({time.process_time() - c0:.1f} CPU s)")
+    say(f"joins: discovery index of {info['tables']} tables ({info.get('reused', 0)} tables' features "
+        f"kept), {info['columns']} columns in {time.perf_counter() - t0:.1f} s "
+        f"({time.process_time() - c0:.1f} CPU s)")
 
 
-def write_discovery(ctx, out: Path) -> dict[str, Any]:
-    """Write every discovery file into ``out``; returns counts for the manifest."""
+def table_digest(key: str, t, cols: list, row_count: int | None, prof: dict) -> str:
+    """A hash of everything the discovery features of table ``key`` are made from: its files (the
+    footers' descriptions and ranges), name, catalog columns and row count, and its columns' join
+    profile rows (top values, sketch, distinct count, uniqueness, indexed). Equal digests: equal
+    features, so a refresh keeps them (:class:`Previous`)."""
+    h = hashlib.sha1()
+    head = [FORMAT, key, t.name, t.domain, t.fingerprint, row_count,
+            [[c.column_name, c.ordinal, c.type] for c in cols]]
+    h.update(json.dumps(head).encode())
+    for c in cols:
+        p = prof.get((key, c.column_name), {})
+        h.update(json.dumps([bool(p.get("indexed")), int(p.get("n_distinct") or 0),
+                             float(p.get("uniqueness") or 0.0), p.get("top_values") or [],
+                             [int(x) for x in (p.get("sketch") or [])]], default=str)
+                 .encode())
+    return h.hexdigest()
+
+
+class Previous:
+    """The per-table parts of the previous discovery index (``prev``) that a refresh can keep: a table
+    whose :func:`table_digest` is unchanged gets back its column rows, raw (pre-TF-IDF) feature rows,
+    sketches, value-word postings and BM25 term counts exactly as they were computed. The lake-wide
+    parts (TF-IDF weights, BM25 statistics, vocabulary, union graph) are always recomputed from them."""
+
+    def __init__(self, prev: Path) -> None:
+        import numpy as np
+
+        self.parts = json.loads((prev / PARTS).read_text())["tables"]
+        self.cols = parquet_io.read_table(prev / "columns.parquet").to_pylist()
+        tabs = parquet_io.read_table(prev / "tables.parquet").to_pylist()
+        self.tables = {r["table_name"]: r for r in tabs}
+        lens = np.asarray([r["sketch_len"] for r in self.cols], dtype=np.int64)
+        self.sketch_start = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+        self.sketch = packed.load(prev / "sketch_values.zst")
+        self.vec = _raw_rows(packed.load_sparse(prev / RAW_VEC))
+        self.name = _raw_rows(packed.load_sparse(prev / RAW_NAME))
+        th, tc = packed.load(prev / "tok_hash.zst"), packed.load(prev / "tok_col.zst")
+        order = np.argsort(tc, kind="stable")
+        self.tok_hash, self.tok_col = th[order], tc[order]
+
+    def get(self, key: str, digest: str) -> dict[str, Any] | None:
+        import numpy as np
+
+        part, tab = self.parts.get(key), self.tables.get(key)
+        if part is None or tab is None or part.get("digest") != digest:
+            return None
+        a, b = int(tab["col_start"]), int(tab["col_end"])
+        lo, hi = (int(x) for x in np.searchsorted(self.tok_col, [a, b]))
+        return {"tab": tab, "cols": self.cols[a:b], "vec": self.vec[a:b], "name": self.name[a:b],
+                "sketches": [self.sketch[self.sketch_start[i]:self.sketch_start[i + 1]].tolist()
+                             for i in range(a, b)],
+                "tok": (self.tok_hash[lo:hi], self.tok_col[lo:hi] - a), "bm25": part["bm25"]}
+
+
+def _raw_rows(m) -> list[tuple[Any, Any]]:
+    """The (feature ids, counts) of each row of a CSR matrix, as :func:`_csr` made it."""
+    return [(m.indices[m.indptr[i]:m.indptr[i + 1]], m.data[m.indptr[i]:m.indptr[i + 1]])
+            for i in range(m.shape[0])]
+
+
+def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
+    """Write every discovery file into ``out``; returns counts for the manifest. ``prev``: the previous
+    discovery folder, whose unchanged tables' parts are kept (see :class:`Previous`)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     lake, cat, store = ctx.lake, ctx.catalog, ctx.store
     prof, dj = join_profiles(store)
+    embed = bool(getattr(ctx.options["joins"], "discovery_embed", False))
+    old = None
+    if prev is not None and dj is None and not embed and (prev / PARTS).exists():
+        try:
+            old = Previous(prev)
+        except Exception as exc:  # noqa: BLE001 - an unreadable previous index: compute every table
+            say(f"joins: discovery: previous parts unreadable ({type(exc).__name__}); computing all")
+            old = None
     col_rows: list[dict[str, Any]] = []
-    vec_rows: list[dict[int, float]] = []
-    name_rows: list[dict[int, float]] = []
+    vec_rows: list[Any] = []  # per column: a feature dict, or the (ids, counts) arrays kept
+    name_rows: list[Any] = []
     sketches: list[list[int]] = []
     dj_idx: list[int] = []
     tab_rows: list[dict[str, Any]] = []
     summaries: list[str] = []
     fields: dict[str, list[Counter]] = {f: [] for f in BM25_FIELDS}
     tok_pairs: list[tuple[int, int]] = []
+    tok_kept: list[tuple[Any, Any]] = []
+    parts: dict[str, Any] = {}
+    reused = 0
     for key in sorted(lake.tables):
         t = lake.tables[key]
         cols = cat.columns(t)
+        row_count = int(cat.row_count(t)) if key in cat.table_rows else 0
+        digest = table_digest(key, t, cols, row_count, prof)
+        kept = old.get(key, digest) if old is not None else None
+        if kept is not None:
+            reused += 1
+            start = len(col_rows)
+            col_rows += kept["cols"]
+            vec_rows += kept["vec"]
+            name_rows += kept["name"]
+            sketches += kept["sketches"]
+            dj_idx += [-1] * len(kept["cols"])
+            tok_kept.append((kept["tok"][0], kept["tok"][1] + start))
+            for f in BM25_FIELDS:
+                fields[f].append(Counter(kept["bm25"][f]))
+            tab_rows.append({**kept["tab"], "col_start": start, "col_end": len(col_rows)})
+            parts[key] = {"digest": digest, "bm25": kept["bm25"]}
+            continue
         desc, cdesc, ranges = footer_info(t)
         start = len(col_rows)
         colwords: list[str] = []
@@ -289,13 +396,14 @@ def write_discovery(ctx, out: Path) -> dict[str, Any]:
                 toks = {w for x in values for w in tx.value_words(x) if len(w) >= 2}
                 ci = len(col_rows) - 1
                 tok_pairs.extend((zlib.crc32(w.encode()), ci) for w in toks)
-        fields["name"].append(Counter(tx.words(t.name) + tx.words(t.domain)))
-        fields["description"].append(Counter(tx.words(desc)))
-        fields["columns"].append(Counter(colwords))
-        fields["values"].append(Counter(valwords))
+        counts = {"name": Counter(tx.words(t.name) + tx.words(t.domain)),
+                  "description": Counter(tx.words(desc)), "columns": Counter(colwords),
+                  "values": Counter(valwords)}
+        for f in BM25_FIELDS:
+            fields[f].append(counts[f])
+        parts[key] = {"digest": digest, "bm25": {f: dict(counts[f]) for f in BM25_FIELDS}}
         tab_rows.append({"table_name": key, "col_start": start, "col_end": len(col_rows),
-                         "row_count": int(cat.row_count(t)) if key in cat.table_rows else 0,
-                         "description": desc, "fingerprint": t.fingerprint})
+                         "row_count": row_count, "description": desc, "fingerprint": t.fingerprint})
         summaries.append(f"{t.name.replace('_', ' ')}. {desc[:300]} Columns: "
                          + ", ".join(c.column_name for c in cols[:40]))
     n = len(col_rows)
@@ -303,8 +411,13 @@ def write_discovery(ctx, out: Path) -> dict[str, Any]:
                    compression="zstd")
     pq.write_table(pa.Table.from_pylist(tab_rows, schema=_tables_schema()), out / "tables.parquet",
                    compression="zstd")
-    packed.save_sparse(out / "colvec.zst", tfidf_rows(vec_rows, 1 << tx.DIM_BITS))
-    packed.save_sparse(out / "namevec.zst", tfidf_rows(name_rows, 1 << tx.DIM_BITS))
+    raw_vec, raw_name = _csr(vec_rows, 1 << tx.DIM_BITS), _csr(name_rows, 1 << tx.DIM_BITS)
+    packed.save_sparse(out / "colvec.zst", tfidf_csr(raw_vec.copy(), len(vec_rows)))
+    packed.save_sparse(out / "namevec.zst", tfidf_csr(raw_name.copy(), len(name_rows)))
+    # the parts a refresh keeps per unchanged table (raw features, BM25 counts): see Previous
+    packed.save_sparse(out / RAW_VEC, raw_vec)
+    packed.save_sparse(out / RAW_NAME, raw_name)
+    (out / PARTS).write_text(json.dumps({"format": FORMAT, "tables": parts}))
     # ragged on disk (most columns of a real lake hold far fewer than SKETCH_K distinct values): the
     # padded matrix of 36k columns was 73 MB; the loader pads it again in memory
     flat = [x for s in sketches for x in s]
@@ -316,8 +429,13 @@ def write_discovery(ctx, out: Path) -> dict[str, Any]:
         m[ok] = np.asarray(dj[idx[ok]], dtype=np.float32)
         packed.save(out / "deepjoin.zst", m)
     write_bm25(fields, out)
-    if tok_pairs:
-        arr = np.array(tok_pairs, dtype=np.int64)
+    if tok_kept:  # the kept tables' postings (hash, column), in the new column numbering
+        kept_arr = np.stack([np.concatenate([h.astype(np.int64) for h, _ in tok_kept]),
+                             np.concatenate([c.astype(np.int64) for _, c in tok_kept])], axis=1)
+        arr = np.concatenate([np.array(tok_pairs, dtype=np.int64).reshape(-1, 2), kept_arr])
+    else:
+        arr = np.array(tok_pairs, dtype=np.int64).reshape(-1, 2)
+    if len(arr):
         order = np.lexsort((arr[:, 1], arr[:, 0]))
         packed.save(out / "tok_hash.zst", arr[order, 0].astype(np.uint32), delta=True)
         packed.save(out / "tok_col.zst", arr[order, 1].astype(np.int32))
@@ -329,7 +447,7 @@ def write_discovery(ctx, out: Path) -> dict[str, Any]:
 
         np.save(out / "tablevec.npy", embedding.encode(summaries, desc="discovery: table summaries"))
     return {"format": FORMAT, "tables": len(tab_rows), "columns": n, "deepjoin": dj is not None,
-            "embed": (out / "tablevec.npy").exists()}
+            "embed": (out / "tablevec.npy").exists(), "reused": reused}
 
 
 def write_bm25(fields: dict[str, list[Counter]], out: Path) -> None:

@@ -181,3 +181,23 @@ def test_function_list_falls_back_to_the_udfs_macros(monkeypatch):
         got = dict(lake_functions())
     assert {"schema_context(...)", "check_sql(...)", "schema_files(...)"} <= set(got)
     assert not any(name.startswith(("schema_context_impl", "_")) for name in got)
+
+
+def test_refresh_reuses_the_function_list_while_the_code_is_the_same(tmp_path, monkeypatch):
+    """INDEX.md's list of lakeql SQL functions costs a lakeql connection (~0.2 CPU s per refresh): it is
+    kept in the state while code_key() (lakeql/DuckDB versions, source files) is the same."""
+    from lakeql.context import generate as gen
+
+    lake = discover(SAMPLE)
+    out = tmp_path / "out"
+    generate(lake, Catalog.open(lake, None), out, "yaml")
+    first = (out / "INDEX.md").read_text()
+    calls = []
+    real = gen.lake_functions
+    monkeypatch.setattr(gen, "lake_functions", lambda: calls.append(1) or real())
+    generate(lake, Catalog.open(lake, None), out, "yaml")
+    assert calls == [] and (out / "INDEX.md").read_text() == first
+    assert "joinable(" in first
+    monkeypatch.setattr(gen, "code_key", lambda: "another lakeql")
+    generate(lake, Catalog.open(lake, None), out, "yaml")
+    assert calls == [1] and (out / "INDEX.md").read_text() == first

@@ -112,6 +112,12 @@ def _entries_keys(idx: Path) -> list[str]:
     return sorted(json.loads((idx / "joins" / "lake" / "tables.json").read_text())["tables"])
 
 
+def _discovery_params(idx: Path) -> dict:
+    from lakeql.store import Store
+
+    return Store(idx).find("discovery").params_dict
+
+
 def _entries(store) -> dict[str, tuple]:
     return {e.table_name: (e.path, e.bytes, e.fingerprint) for e in store.entries("column_profile")}
 
@@ -130,6 +136,8 @@ def _answers(lake_root: Path, idx: Path) -> dict:
         "joinable('flights.flights', ['origin', 'time_hour'], k := 5)"
     ).fetchall()
     out["graph"] = sorted(con.execute("SELECT * FROM join_graph(0.0)").fetchall())
+    out["union"] = con.execute("FROM unionable('flights.flights', k := 5)").fetchall()
+    out["union_graph"] = sorted(con.execute("FROM union_graph()").fetchall())
     con.close()
     return out
 
@@ -158,6 +166,13 @@ def _same_as_full(lake_root: Path, idx: Path, tmp: Path) -> None:
     assert pq.read_table(idx / "joins" / "edges.parquet").equals(
         pq.read_table(full / "joins" / "edges.parquet")
     )
+    # the discovery index (union/table search): every file equal to the full build's, byte for byte
+    # (a refresh keeps unchanged tables' features and recomputes the lake-wide weights and union graph)
+    names = sorted(p.name for p in (full / "discovery").iterdir())
+    assert sorted(p.name for p in (idx / "discovery").iterdir()) == names
+    assert "parts.json" in names and "union_edges.parquet" in names
+    for name in names:
+        assert (idx / "discovery" / name).read_bytes() == (full / "discovery" / name).read_bytes(), name
     got, want = _answers(lake_root, idx), _answers(lake_root, full)
     assert got == want
     assert want[("flights.flights", "carrier")][0][0] == "flights.airlines"  # the answers are real joins
@@ -386,6 +401,8 @@ def test_appends_in_a_row_and_an_insert_equal_full(spy, tmp_path):
         assert spy["catalog"] == []  # the catalog read the new file's footer alone
         # the value index copied the rows of the 7 unchanged tables from the previous one
         assert spy["kept"] == [sorted(k for k in _entries_keys(idx) if k != "flights.flights")]
+        # and the discovery index kept their features (computed again for flights alone)
+        assert _discovery_params(idx)["reused"] == len(_entries_keys(idx)) - 1
         _same_as_full(root, idx, tmp_path)
     names = sorted(p.name for p in _profile_dir(idx, "flights.flights").glob("shard*"))
     assert names == [
