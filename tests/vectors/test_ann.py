@@ -376,3 +376,22 @@ def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real):
     ).fetchall()
     assert hits[0][0] == rowids[150]
     con.close()
+
+
+@pytest.mark.parametrize("dim", [384, 130, 64, 8])
+def test_rescoring_kernel_reads_signs_by_words(dim):
+    """``kernels.rescore_signed_u8`` (signs shifted out of 64-bit words, a byte-wise tail past the last
+    whole word) equals magnitudes x unpacked signs x query, for any dimension count and position order."""
+    from lakeql.vectors import kernels
+
+    rng = np.random.default_rng(dim)
+    n = 300
+    tier = rng.integers(0, 256, (n, dim), dtype=np.uint8)
+    codes = rng.integers(0, 256, (n, -(-dim // 8)), dtype=np.uint8)
+    scales = rng.random(n, dtype=np.float32)
+    qr = rng.standard_normal(dim).astype(np.float32)
+    signs = np.unpackbits(codes, axis=1, count=dim, bitorder="little").astype(np.float64) * 2 - 1
+    want = 0.25 + scales * ((tier * signs) @ qr)
+    pos = rng.permutation(n)[:200]
+    got = kernels.rescore_signed_u8(tier, pos, codes, pos, scales, qr, np.float32(0.25))
+    assert got.dtype == np.float32 and np.allclose(got, want[pos], rtol=1e-5, atol=1e-4)
