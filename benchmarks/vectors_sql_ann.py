@@ -398,6 +398,18 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
             "rescored_mean": float(np.mean(rescored[name])),
             "queries_widened": widened[name],
         }
+    status = Path("/proc/self/status")
+    if status.exists():  # anonymous memory vs touched pages of the memory-mapped files (page cache)
+        mem = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        out["rss_gb"] = {
+            k: int(mem[k].split()[0]) / 2**20 for k in ("VmHWM", "RssAnon", "RssFile") if k in mem
+        }
+    default = f"ann adaptive nprobe {ann.default_nprobe(ivf.nlist)}"
+    if default in res:  # the list-order tier must not change a result: same rows as the table-order one
+        old_res = res["ann default, table-order tier"]
+        out["identical_list_vs_table_order"] = sum(
+            a.tolist() == b.tolist() for a, b in zip(res[default], old_res, strict=True)
+        )
     ex = out["methods"]["exhaustive"]
     for m in out["methods"].values():
         m["speedup_wall_p50"] = ex["wall_p50"] / m["wall_p50"]
