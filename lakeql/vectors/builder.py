@@ -457,8 +457,9 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
         if "ann" in params and rows:  # --embed-ann: IVF lists over every shard's codes, in search order
             from lakeql.vectors import ann
 
-            ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None,
-                      tier=all_tiers(tmp, plans, dim))  # + the tier in list order (ann.TIER_FILE)
+            # + the tier in list order (ann.TIER_FILE), read by the bounded (rabitq) search only
+            tier = all_tiers(tmp, plans, dim) if getattr(binz, "bounded", False) else None
+            ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None, tier=tier)
         checksums = _checksums(tmp, reuse, {p.shard for p in plans if p.shard not in new})
     entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
                        table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True),

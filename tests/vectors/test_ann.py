@@ -333,10 +333,11 @@ def test_write_tier_gathers_shards_in_chunks(tmp_path, monkeypatch):
         ann.write_tier(tmp_path, tier, np.arange(99))
 
 
-def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real):
+@pytest.mark.parametrize("rescore", ["int8", "float16"])
+def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real, rescore):
     """A table of several files (one shard each) indexed with ANN lists, then refreshed after a file is
     appended: the list-order tier covers every shard's rows, kept and new, and the search through it
-    equals the one through the table-order tier."""
+    equals the one through the table-order tier (int8 and float16 tiers)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -356,7 +357,7 @@ def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real):
     for i in range(2):
         pq.write_table(tbl.slice(bounds[i], bounds[i + 1] - bounds[i]), folder / f"part-{i}.parquet")
     idx_dir = tmp_path / "index"
-    opts = {"embed_ann": True, "embed_ann_lists": 4}
+    opts = {"embed_ann": True, "embed_ann_lists": 4, "embed_rescore": rescore}
     build(tmp_path / "lake", idx_dir, ["vecs.docs.v"], **opts)
     pq.write_table(tbl.slice(bounds[2], bounds[3] - bounds[2]), folder / "part-2.parquet")
     build(tmp_path / "lake", idx_dir, ["vecs.docs.v"], refresh=True, **opts)
@@ -366,6 +367,7 @@ def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real):
     ivf = ann.ivf_of(idx, "vecs.docs.v")
     assert idx.n == len(rowids) and ivf.tier is not None
     assert np.array_equal(np.asarray(ivf.tier), idx.tier[ivf.ids.astype(np.int64)])
+    assert ivf.tier.dtype == (np.uint8 if rescore == "int8" else np.float16)
     old_idx, old = dataclasses.replace(idx, _pos={}), ann.IVF(ivf.centroids, ivf.offsets, ivf.ids)
     for i in (0, 77, 150):
         got = ann.search(idx, ivf, vecs[i], 5, 4, nprobe=2)
@@ -375,6 +377,40 @@ def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real):
         "SELECT id FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 3)", [vecs[150].tolist()]
     ).fetchall()
     assert hits[0][0] == rowids[150]
+    con.close()
+
+
+def test_unbounded_binarizers_get_no_tier_copy(tmp_path, real):
+    """``sign`` codes have no error bound: their ANN search cuts a sub-index and never reads the
+    list-order tier, so none is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rowids, vecs = real
+    folder = tmp_path / "lake" / "vecs" / "docs"
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"v": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), 384)}),
+        folder / "part-0.parquet",
+    )
+    build(
+        tmp_path / "lake",
+        tmp_path / "index",
+        ["vecs.docs.v"],
+        embed_method="sign",
+        embed_ann=True,
+        embed_ann_lists=4,
+    )
+    from lakeql.vectors import ann
+
+    (store,) = list((tmp_path / "index" / "embed").iterdir())
+    assert (store / ann.FILE).exists() and not (store / ann.TIER_FILE).exists()
+    con = connect(tmp_path / "lake", tmp_path / "index")
+    got = con.execute(
+        "SELECT score FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 5)",
+        [vecs[3].tolist()],
+    ).fetchall()
+    assert len(got) == 5 and got[0][0] == max(g[0] for g in got)
     con.close()
 
 
