@@ -286,21 +286,28 @@ class ListOrder:
         self.view = None if ivf.tier is None else self._view(index, ivf.tier)
 
     def _view(self, index, tier: np.ndarray):
-        """``index`` with every per-row array in list order and the tier replaced by its list-order copy."""
+        """``index`` with every per-row array in list order and the tier replaced by its list-order copy.
+
+        Per-row arrays are the fields holding one entry per code (first dimension ``n``); the scales of
+        format-1 'dims' indexes are per column and stay as they are."""
         import dataclasses
 
-        scales = index.scales
-        if scales is not None and index.space != "dims":  # per-row scales (format-1 'dims' are per column)
-            scales = np.ascontiguousarray(scales[self.ids])
-        return dataclasses.replace(
-            index,
-            rowids=self.rowids,
-            words=self.words,
-            factors=self.factors,
-            tier=tier,
-            scales=scales,
-            _pos={},
-        )
+        n = index.n
+        changes: dict[str, Any] = {
+            "rowids": self.rowids,
+            "words": self.words,
+            "factors": self.factors,
+            "tier": tier,
+            "_pos": {},
+        }
+        for f in dataclasses.fields(index):
+            v = getattr(index, f.name)
+            if f.name in changes or not isinstance(v, np.ndarray) or v.ndim < 1 or v.shape[0] != n:
+                continue
+            if f.name == "scales" and index.space == "dims":
+                continue
+            changes[f.name] = np.ascontiguousarray(v[self.ids])
+        return dataclasses.replace(index, **changes)
 
     @staticmethod
     def spans(ivf: IVF, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

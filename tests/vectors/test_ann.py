@@ -431,3 +431,27 @@ def test_rescoring_kernel_reads_signs_by_words(dim):
     pos = rng.permutation(n)[:200]
     got = kernels.rescore_signed_u8(tier, pos, codes, pos, scales, qr, np.float32(0.25))
     assert got.dtype == np.float32 and np.allclose(got, want[pos], rtol=1e-5, atol=1e-4)
+
+
+def test_list_order_view_reorders_every_per_row_array(ann_lake):
+    """The list-order view puts every per-code array of the index in list order (here the int8 scales and
+    a per-row array a future index might add), and leaves other arrays alone."""
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+
+    @dataclasses.dataclass
+    class Extended(CodeIndex):
+        norms: np.ndarray | None = None
+        per_dim: np.ndarray | None = None
+
+    con, idx, ivf = searcher_index(ann_lake)
+    fields = {f.name: getattr(idx, f.name) for f in dataclasses.fields(CodeIndex)}
+    fields["_pos"] = {}
+    ext = Extended(**fields, norms=np.arange(idx.n, dtype=np.float32), per_dim=np.ones(idx.dim))
+    view = ann.ListOrder(ext, ivf).view
+    ids = ivf.ids.astype(np.int64)
+    assert isinstance(view, Extended) and view.tier is ivf.tier
+    assert np.array_equal(view.norms, ids.astype(np.float32)) and view.per_dim is ext.per_dim
+    assert np.array_equal(view.scales, idx.scales[ids]) and np.array_equal(view.rowids, idx.rowids[ids])
+    assert np.array_equal(view.words, idx.words[ids]) and view.n == idx.n
+    con.close()
