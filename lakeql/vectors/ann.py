@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from lakeql.errors import CorruptIndexError, LakeqlError
+from lakeql.vectors.codes import ShardedRows
 
 FILE = "ann.npz"
 TIER_FILE = "ann_tier.npy"
@@ -288,8 +289,10 @@ class ListOrder:
     def _view(self, index, tier: np.ndarray):
         """``index`` with every per-row array in list order and the tier replaced by its list-order copy.
 
-        Per-row arrays are the fields holding one entry per code (first dimension ``n``); the scales of
-        format-1 'dims' indexes are per column and stay as they are."""
+        Per-row arrays are the fields holding one entry per code (first dimension ``n``): in-memory ones
+        are copied in list order; memory-mapped or sharded ones (the refinement planes, read for a few
+        rows a query) are wrapped to read row ``ids[t]`` for list-order row ``t`` (:class:`ListOrderRows`),
+        never gathered whole. The scales of format-1 'dims' indexes are per column and stay as they are."""
         import dataclasses
 
         n = index.n
@@ -302,11 +305,14 @@ class ListOrder:
         }
         for f in dataclasses.fields(index):
             v = getattr(index, f.name)
-            if f.name in changes or not isinstance(v, np.ndarray) or v.ndim < 1 or v.shape[0] != n:
+            if f.name in changes or not hasattr(v, "shape") or len(v.shape) < 1 or v.shape[0] != n:
                 continue
             if f.name == "scales" and index.space == "dims":
                 continue
-            changes[f.name] = np.ascontiguousarray(v[self.ids])
+            if isinstance(v, (np.memmap, ShardedRows)):
+                changes[f.name] = ListOrderRows(v, self.ids)
+            elif isinstance(v, np.ndarray):
+                changes[f.name] = np.ascontiguousarray(v[self.ids])
         return dataclasses.replace(index, **changes)
 
     @staticmethod
@@ -339,6 +345,24 @@ class ListOrder:
 
         factors = {k: cut(v) for k, v in self.factors.items()}
         return SubIndex(index, cut(self.ids), cut(self.words), factors, cut(self.rowids))
+
+
+class ListOrderRows(ShardedRows):
+    """A memory-mapped (or sharded) per-row array read in list order: ``rows[t]`` is ``base[ids[t]]``.
+    A :class:`~lakeql.vectors.codes.ShardedRows` to its readers (row-indexable, never wrapped by
+    ``np.asarray``); it has no parts of its own."""
+
+    def __init__(self, base: Any, ids: np.ndarray) -> None:
+        self.base, self.ids = base, ids
+        self.parts, self.starts = [], np.zeros(1, np.int64)
+        self.shape = tuple(base.shape)
+        self.dtype = np.dtype(base.dtype)
+
+    def __getitem__(self, positions: Any) -> np.ndarray:
+        pos = np.asarray(positions, np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= self.shape[0]):
+            raise IndexError("code position out of range")
+        return np.asarray(self.base[self.ids[pos]])
 
 
 def ivf_of(index, label: str) -> IVF | None:

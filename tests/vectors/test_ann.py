@@ -455,3 +455,44 @@ def test_list_order_view_reorders_every_per_row_array(ann_lake):
     assert np.array_equal(view.scales, idx.scales[ids]) and np.array_equal(view.rowids, idx.rowids[ids])
     assert np.array_equal(view.words, idx.words[ids]) and view.n == idx.n
     con.close()
+
+
+def test_list_order_view_reads_refinement_planes_in_list_order(tmp_path, lake, monkeypatch):
+    """With refinement planes (``--embed-refine-bits``, memory-mapped per shard) the list-order view reads
+    plane row ``ids[t]`` for list-order row ``t`` without gathering the planes, so refined scores and the
+    whole ANN search (refinement step included) equal the table-order ones."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+    from lakeql.vectors.search import search
+
+    build(
+        lake[0],
+        tmp_path / "index",
+        ["functions.docstring"],
+        embed_ann=True,
+        embed_ann_lists=8,
+        embed_refine_bits=2,
+    )
+    (store,) = list((tmp_path / "index" / "embed").iterdir())
+    idx = CodeIndex.load(store, "t.c")
+    ivf = ann.ivf_of(idx, "t.c")
+    assert idx.refine_bits == 2 and ivf.tier is not None
+    view = ann.ListOrder(idx, ivf).view
+    assert isinstance(view.refine, ann.ListOrderRows) and view.refine_bits == 2
+    ids = ivf.ids.astype(np.int64)
+    t = np.random.default_rng(2).permutation(idx.n)[:50]
+    assert np.array_equal(view.refine[t], np.asarray(idx.refine[ids[t]]))
+    with pytest.raises(IndexError):
+        view.refine[np.array([idx.n])]
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    old_idx, old = dataclasses.replace(idx, _pos={}), ann.IVF(ivf.centroids, ivf.offsets, ivf.ids)
+    for text in QUERIES:
+        q = encode([text])[0]
+        assert np.allclose(view.refined_score(t, q), idx.refined_score(ids[t], q), atol=1e-6)
+        st_new, st_old = {}, {}
+        got = ann.search(idx, ivf, q, 10, 4, nprobe=8, stats=st_new)
+        want = ann.search(old_idx, old, q, 10, 4, nprobe=8, stats=st_old)
+        assert got[0].tolist() == want[0].tolist() and np.allclose(got[1], want[1], atol=1e-6)
+        assert st_new == st_old
+        assert got[0].tolist() == search(idx, q, 10, 4)[0].tolist()  # every list probed: exhaustive
