@@ -266,7 +266,9 @@ def ann10m_build(
     np.save(folder / "best_i.npy", best_i)
     (folder / "binarizer.pkl").write_bytes(pickle.dumps(binz))
     t1 = time.perf_counter()
-    meta = ann.build(folder, np.load(folder / "packed.npy"), d, lists)
+    meta = ann.build(
+        folder, np.load(folder / "packed.npy"), d, lists, tier=np.load(folder / "rescore.npy", mmap_mode="r")
+    )
     t_build = time.perf_counter() - t1
     print(f"codes {t_codes:.0f} s, ANN lists {meta} in {t_build:.0f} s", flush=True)
     info = {
@@ -285,6 +287,8 @@ def ann10m_build(
 def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> dict:
     """Exhaustive vs ANN search in-process on the saved codes: wall and CPU ms per query (p50/p95),
     recall@10 vs exact float and vs the exhaustive search, per nprobe and adaptive."""
+    import copy
+    import dataclasses
     import pickle
 
     import faiss
@@ -311,10 +315,28 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
         np.load(folder / "scales.npy"),
         binz,
     )
+    tier_copy_s = None
+    if not (folder / ann.TIER_FILE).exists():  # a store built before the list-order tier: add it
+        t0 = time.perf_counter()
+        with np.load(folder / ann.FILE) as z:
+            ann.write_tier(folder, np.load(folder / "rescore.npy", mmap_mode="r"), z["ids"])
+        tier_copy_s = time.perf_counter() - t0
+        print(f"  list-order tier written in {tier_copy_s:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     ivf = ann.ivf_of(idx, "bench.big.vec")
+    # the same index without the list-order tier (as an index built before it existed): the table-order
+    # tier is rescored; it shares the list-order codes (one copy in memory)
+    old_idx = dataclasses.replace(idx, _pos={})
+    old_ivf = ann.IVF(ivf.centroids, ivf.offsets, ivf.ids)
+    ann.search(idx, ivf, Q[0], 10, 4)  # makes the list-order copy of the codes
+    lo_old = copy.copy(idx._pos["ann_order"])
+    lo_old.view = None
+    old_idx._pos.update(ann=old_ivf, ann_order=lo_old)
     best_i = np.load(folder / "best_i.npy")
     qs = [Q[i % len(Q)] for i in range(nq)]
-    methods = {"exhaustive": lambda q, st: search(idx, q, 10, 4, stats=st)}
+    methods = {
+        "exhaustive": lambda q, st: search(idx, q, 10, 4, stats=st),
+        "ann default, table-order tier": lambda q, st: ann.search(old_idx, old_ivf, q, 10, 4, stats=st),
+    }
     for npr in nprobes:
         methods[f"ann nprobe {npr}"] = lambda q, st, npr=npr: ann.search(
             idx, ivf, q, 10, 4, nprobe=npr, stats=st, adaptive=False
@@ -348,6 +370,11 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
 
     out: dict = {
         "build": info,
+        "tier_copy_s": tier_copy_s,
+        "bytes": {
+            name: (folder / name).stat().st_size
+            for name in ("packed.npy", "rescore.npy", "scales.npy", ann.FILE, ann.TIER_FILE)
+        },
         "queries": nq,
         "load_1min_during": [min(loads), max(loads)],
         "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -371,6 +398,18 @@ def ann10m_measure(folder: Path, nq: int, Q: np.ndarray, nprobes: list[int]) -> 
             "rescored_mean": float(np.mean(rescored[name])),
             "queries_widened": widened[name],
         }
+    status = Path("/proc/self/status")
+    if status.exists():  # anonymous memory vs touched pages of the memory-mapped files (page cache)
+        mem = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        out["rss_gb"] = {
+            k: int(mem[k].split()[0]) / 2**20 for k in ("VmHWM", "RssAnon", "RssFile") if k in mem
+        }
+    default = f"ann adaptive nprobe {ann.default_nprobe(ivf.nlist)}"
+    if default in res:  # the list-order tier must not change a result: same rows as the table-order one
+        old_res = res["ann default, table-order tier"]
+        out["identical_list_vs_table_order"] = sum(
+            a.tolist() == b.tolist() for a, b in zip(res[default], old_res, strict=True)
+        )
     ex = out["methods"]["exhaustive"]
     for m in out["methods"].values():
         m["speedup_wall_p50"] = ex["wall_p50"] / m["wall_p50"]

@@ -5,7 +5,13 @@ not at all): the codes' bits as +-1 floats are clustered by k-means (faiss, on a
 ``TRAIN_PER_LIST`` rows a list, ``NITER`` iterations); every code is assigned to the list whose
 binarized centroid is nearest in Hamming distance (faiss ``IndexBinaryFlat``, in chunks). Stored in
 ``ann.npz``: ``centroids`` (lists, d) float16, ``offsets`` (lists + 1) int64 and ``ids`` (rows) int32 or
-int64 code positions grouped by list.
+int64 code positions grouped by list. With the rescoring tier given (the builder passes it), ``ann_tier.npy``
+(:data:`TIER_FILE`) holds a second copy of the tier with its rows in list order (row ``t`` = tier row
+``ids[t]``): the rows one query rescores are near-duplicates sitting in a few probed lists, which the copy
+keeps in a few short spans instead of scattered over the whole tier (at 10M rows the tier is 3.84 GB and the
+~16,000 rows a query rescores cost 8.4 ms scattered vs 3.5 ms contiguous, benchmarks/results/annspeed.md).
+It costs the tier's bytes again on disk. Indexes without the file (built before it existed) are searched
+as before, through the table-order tier.
 
 Search (:func:`search`): the lists are ranked by the inner product of their centroid with the query's
 rotated residual ``(q - c) R`` (the space the code bits live in; the query stays float, as in the
@@ -25,8 +31,11 @@ from typing import Any
 import numpy as np
 
 from lakeql.errors import CorruptIndexError, LakeqlError
+from lakeql.vectors.codes import ShardedRows
 
 FILE = "ann.npz"
+TIER_FILE = "ann_tier.npy"
+TIER_CHUNK = 65_536  # rows of the list-order tier copy gathered at a time (25 MB of a 384-dim uint8 tier)
 TRAIN_PER_LIST = 32
 NITER = 12
 ASSIGN_CHUNK = 262_144
@@ -58,10 +67,17 @@ def _pm1(codes_u8: np.ndarray, dim: int) -> np.ndarray:
 
 
 def build(
-    folder: Path, codes_u8: np.ndarray, dim: int, nlist: int | None = None, seed: int = 0
+    folder: Path,
+    codes_u8: np.ndarray,
+    dim: int,
+    nlist: int | None = None,
+    seed: int = 0,
+    tier: Any = None,
 ) -> dict[str, Any] | None:
     """Cluster ``codes_u8`` ((n, nbytes) packed codes) and write ``folder/ann.npz``; returns its meta
-    (lists, rows) or None when the column is too small for an ANN stage to help."""
+    (lists, rows) or None when the column is too small for an ANN stage to help. ``tier`` (optional, the
+    (n, d) rescoring tier, any row-indexable array such as a memory map): also written in list order to
+    ``folder/ann_tier.npy`` (:func:`write_tier`)."""
     import faiss
 
     n = int(codes_u8.shape[0])
@@ -108,7 +124,28 @@ def build(
     ids = order.astype(np.int32 if n < 2**31 else np.int64)
     with open(folder / FILE, "wb") as fh:
         np.savez(fh, centroids=cent.astype(np.float16), offsets=offsets, ids=ids)
+    if tier is not None:
+        write_tier(folder, tier, ids)
     return {"lists": nl, "rows": n}
+
+
+def write_tier(folder: Path, tier: Any, ids: np.ndarray) -> Path:
+    """Write ``folder/ann_tier.npy``: the rows of ``tier`` ((n, d), row-indexable) in the list order
+    ``ids``, ``TIER_CHUNK`` rows at a time (each chunk's source rows read in ascending order; the copy is
+    written through a memory map, so it is never all in memory)."""
+    n = int(len(ids))
+    if tuple(tier.shape[:1]) != (n,):
+        raise ValueError(f"the rescoring tier has {tier.shape[0]} rows, the lists {n}")
+    path = folder / TIER_FILE
+    out = np.lib.format.open_memmap(path, "w+", np.dtype(tier.dtype), (n, int(tier.shape[1])))
+    for s in range(0, n, TIER_CHUNK):
+        part = np.asarray(ids[s : s + TIER_CHUNK], np.int64)
+        order = np.argsort(part, kind="stable")
+        rows = np.asarray(tier[part[order]])
+        out[s + order] = rows
+    out.flush()
+    del out
+    return path
 
 
 @dataclass
@@ -116,6 +153,7 @@ class IVF:
     centroids: np.ndarray  # (lists, d) float32
     offsets: np.ndarray  # (lists + 1,) int64
     ids: np.ndarray  # (rows,) code positions grouped by list
+    tier: np.ndarray | None = None  # (rows, d) the rescoring tier in list order (memory-mapped), if built
 
     @property
     def nlist(self) -> int:
@@ -152,6 +190,27 @@ class IVF:
                 f"'lakeql index LAKE --embed {label} --embed-ann', or search with exact := true"
             ) from None
         return cls(cent, offsets, ids)
+
+    @staticmethod
+    def load_tier(folder: Path, tier: Any, label: str) -> np.ndarray | None:
+        """The list-order copy of the rescoring tier (memory-mapped), None when the index has none (built
+        before it existed); it must match ``tier`` (the table-order tier) in shape and type."""
+        path = folder / TIER_FILE
+        if not path.exists():
+            return None
+        try:
+            copy = np.load(path, mmap_mode="r")
+            if copy.shape != tuple(tier.shape) or copy.dtype != tier.dtype:
+                raise ValueError(
+                    f"shape {copy.shape} {copy.dtype}, expected {tuple(tier.shape)} {tier.dtype}"
+                )
+        except Exception as exc:  # noqa: BLE001 - any read/shape failure means a corrupt file
+            raise CorruptIndexError(
+                f"the list-order rescoring tier of {label} ({TIER_FILE}) is corrupt ({type(exc).__name__}: "
+                f"{exc}): rebuild with 'lakeql index LAKE --embed {label} --embed-ann', or search with "
+                "exact := true"
+            ) from None
+        return copy
 
     def probe_order(self, index, q: np.ndarray) -> np.ndarray:
         """Lists best first for query ``q`` (inner product with the query's rotated residual)."""
@@ -215,7 +274,9 @@ class ListOrder:
     """The codes and scan factors of an index copied into list order, once per loaded index: probing a
     list is then a contiguous slice (a random gather of 32,000 rows out of 1M cost 4.6 ms of CPU,
     cache misses; slices cost a copy). Memory: the codes, factors and rowids twice (about 90 bytes a
-    row)."""
+    row). With the IVF's list-order tier (``ivf.tier``), :attr:`view` is the whole index in list order
+    (a :class:`~lakeql.vectors.codes.CodeIndex` over the copies: positions are list-order positions), so
+    rescoring the probed lists' rows reads a few contiguous spans of the tier."""
 
     def __init__(self, index, ivf: IVF) -> None:
         ids = ivf.ids.astype(np.int64)
@@ -223,6 +284,36 @@ class ListOrder:
         self.words = np.ascontiguousarray(index.words[ids])
         self.factors = {k: np.ascontiguousarray(v[ids]) for k, v in index.factors.items()}
         self.rowids = np.ascontiguousarray(index.rowids[ids])
+        self.view = None if ivf.tier is None else self._view(index, ivf.tier)
+
+    def _view(self, index, tier: np.ndarray):
+        """``index`` with every per-row array in list order and the tier replaced by its list-order copy.
+
+        Per-row arrays are the fields holding one entry per code (first dimension ``n``): in-memory ones
+        are copied in list order; memory-mapped or sharded ones (the refinement planes, read for a few
+        rows a query) are wrapped to read row ``ids[t]`` for list-order row ``t`` (:class:`ListOrderRows`),
+        never gathered whole. The scales of format-1 'dims' indexes are per column and stay as they are."""
+        import dataclasses
+
+        n = index.n
+        changes: dict[str, Any] = {
+            "rowids": self.rowids,
+            "words": self.words,
+            "factors": self.factors,
+            "tier": tier,
+            "_pos": {},
+        }
+        for f in dataclasses.fields(index):
+            v = getattr(index, f.name)
+            if f.name in changes or not hasattr(v, "shape") or len(v.shape) < 1 or v.shape[0] != n:
+                continue
+            if f.name == "scales" and index.space == "dims":
+                continue
+            if isinstance(v, (np.memmap, ShardedRows)):
+                changes[f.name] = ListOrderRows(v, self.ids)
+            elif isinstance(v, np.ndarray):
+                changes[f.name] = np.ascontiguousarray(v[self.ids])
+        return dataclasses.replace(index, **changes)
 
     @staticmethod
     def spans(ivf: IVF, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,10 +347,31 @@ class ListOrder:
         return SubIndex(index, cut(self.ids), cut(self.words), factors, cut(self.rowids))
 
 
+class ListOrderRows(ShardedRows):
+    """A memory-mapped (or sharded) per-row array read in list order: ``rows[t]`` is ``base[ids[t]]``.
+    A :class:`~lakeql.vectors.codes.ShardedRows` to its readers (row-indexable, never wrapped by
+    ``np.asarray``); it has no parts of its own."""
+
+    def __init__(self, base: Any, ids: np.ndarray) -> None:
+        self.base, self.ids = base, ids
+        self.parts, self.starts = [], np.zeros(1, np.int64)
+        self.shape = tuple(base.shape)
+        self.dtype = np.dtype(base.dtype)
+
+    def __getitem__(self, positions: Any) -> np.ndarray:
+        pos = np.asarray(positions, np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= self.shape[0]):
+            raise IndexError("code position out of range")
+        return np.asarray(self.base[self.ids[pos]])
+
+
 def ivf_of(index, label: str) -> IVF | None:
     """The loaded IVF of ``index`` (cached on it), or None when it was built without ``--embed-ann``."""
     if "ann" not in index._pos:
-        index._pos["ann"] = IVF.load(index.path, index.n, index.dim, label)
+        ivf = IVF.load(index.path, index.n, index.dim, label)
+        if ivf is not None:
+            ivf.tier = IVF.load_tier(index.path, index.tier, label)
+        index._pos["ann"] = ivf
     return index._pos["ann"]
 
 
@@ -325,8 +437,11 @@ def search(
                 spans=(starts, ends),
                 mask_ids=None if allowed is None else lo.ids,
             )
-            return lo.ids[rows], ub, est
+            return (rows if lo.view is not None else lo.ids[rows]), ub, est
 
+        if lo.view is not None:  # rescoring reads the list-order tier: positions stay list-order ones
+            # (the filter is applied by the scan, through the list-order ids)
+            return exhaustive(lo.view, q, k, oversample, None, stats=stats, scan=scan)
         return exhaustive(index, q, k, oversample, allowed, stats=stats, scan=scan)
     sub = lo.sub(index, ivf, order[:npr])
     return exhaustive(sub, q, k, oversample, None if allowed is None else allowed[sub.pos], stats=stats)

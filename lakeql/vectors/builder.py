@@ -468,7 +468,9 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
         if "ann" in params and rows:  # --embed-ann: IVF lists over every shard's codes, in search order
             from lakeql.vectors import ann
 
-            ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None)
+            # + the tier in list order (ann.TIER_FILE), read by the bounded (rabitq) search only
+            tier = all_tiers(tmp, plans, dim) if getattr(binz, "bounded", False) else None
+            ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None, tier=tier)
         checksums = _checksums(tmp, reuse, {p.shard for p in plans if p.shard not in new})
     entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
                        table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True),
@@ -486,6 +488,15 @@ def all_codes(folder: Path, plans: list[ShardPlan], dim: int) -> np.ndarray:
                                              columns=["code"]).column("code").combine_chunks(), nbytes)
              for p in plans]
     return np.concatenate(parts) if parts else np.zeros((0, nbytes), np.uint8)
+
+
+def all_tiers(folder: Path, plans: list[ShardPlan], dim: int):
+    """The rescoring tiers of every shard written in ``folder`` (memory-mapped), as one row-indexable
+    array in the order a search reads them (for the ANN stage's list-order copy)."""
+    from lakeql.vectors import codes
+
+    parts = [np.load(folder / "shards" / p.shard / "rescore.npy", mmap_mode="r") for p in plans]
+    return parts[0] if len(parts) == 1 else codes.ShardedRows(parts, dim, parts[0].dtype)
 
 
 def _checksums(folder: Path, reuse: Reuse | None, kept: set[str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ still return ``k`` rows when ``k`` qualify, and a damaged list file is a clear e
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import duckdb
@@ -235,3 +236,263 @@ def test_probed_lists_are_scanned_in_place(ann_lake, monkeypatch):
         if len(want[0]) == 5:  # the probed lists held >= 5 allowed rows: same lists scanned
             assert got[0].tolist() == want[0].tolist()
     con.close()
+
+
+def test_list_order_tier_is_written_with_the_lists(ann_lake):
+    """``ann_tier.npy`` holds the rescoring tier's rows in list order; the loaded index's list-order view
+    scores a list-order position exactly as the table-order index scores its code position."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    assert (folder / ann.TIER_FILE).exists()
+    con, idx, ivf = searcher_index(ann_lake)
+    assert ivf.tier is not None and ivf.tier.shape == idx.tier.shape and ivf.tier.dtype == idx.tier.dtype
+    ids = ivf.ids.astype(np.int64)
+    assert np.array_equal(np.asarray(ivf.tier), np.asarray(idx.tier[ids]))
+    ann.search(idx, ivf, encode(["zip"])[0], 5, 4, nprobe=2)  # makes the list-order copy
+    view = idx._pos["ann_order"].view
+    assert view.rowids.tolist() == idx.rowids[ids].tolist()
+    q = encode(["read a csv file"])[0]
+    t = np.random.default_rng(5).permutation(idx.n)[:60]
+    assert np.allclose(view.score(t, q), idx.score(ids[t], q), atol=1e-6)
+    con.close()
+
+
+@pytest.mark.parametrize("nprobe", [1, 5, 16])
+def test_list_order_rescoring_equals_the_table_order_one(ann_lake, monkeypatch, nprobe):
+    """The search through the list-order tier returns the rows, scores and counts of the same search
+    through the table-order tier (an index built before the copy existed), with and without a filter."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    con, idx, ivf = searcher_index(ann_lake)
+    old = ann.IVF(ivf.centroids, ivf.offsets, ivf.ids)  # no tier copy: the former path
+    old_idx = dataclasses.replace(idx, _pos={})
+    allowed = np.zeros(idx.n, bool)
+    allowed[1::4] = True
+    for text in QUERIES:
+        q = encode([text])[0]
+        for mask in (None, allowed):
+            st_new, st_old = {}, {}
+            got = ann.search(idx, ivf, q, 10, 4, mask, nprobe=nprobe, stats=st_new)
+            want = ann.search(old_idx, old, q, 10, 4, mask, nprobe=nprobe, stats=st_old)
+            assert old_idx._pos["ann_order"].view is None and idx._pos["ann_order"].view is not None
+            assert got[0].tolist() == want[0].tolist(), (text, nprobe)
+            assert np.allclose(got[1], want[1], atol=1e-6)
+            assert st_new == st_old
+            if mask is not None:
+                assert all(allowed[idx.positions_of(got[0])])
+    con.close()
+
+
+def test_an_index_without_the_tier_copy_is_still_searched(tmp_path, ann_lake):
+    """An index written before ``ann_tier.npy`` existed (lists only) loads and searches through the
+    table-order tier; a damaged copy is a clear error naming the fix."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    copy = tmp_path / "store"
+    shutil.copytree(folder, copy)
+    (copy / ann.TIER_FILE).unlink()
+    idx = CodeIndex.load(copy, "t.c")
+    ivf = ann.ivf_of(idx, "t.c")
+    assert ivf is not None and ivf.tier is None
+    q = encode(["read a csv file"])[0]
+    rowids, scores = ann.search(idx, ivf, q, 10, 4)
+    assert len(rowids) == 10 and list(scores) == sorted(scores, reverse=True)
+    assert idx._pos["ann_order"].view is None
+    idx2 = CodeIndex.load(folder, "t.c")
+    assert ann.search(idx2, ann.ivf_of(idx2, "t.c"), q, 10, 4)[0].tolist() == rowids.tolist()
+    np.save(copy / ann.TIER_FILE, np.zeros((idx.n - 1, idx.dim), np.uint8))  # a row short
+    with pytest.raises(CorruptIndexError, match=r"list-order rescoring tier of t\.c .*--embed-ann"):
+        ann.ivf_of(CodeIndex.load(copy, "t.c"), "t.c")
+    (copy / ann.TIER_FILE).write_bytes(b"not a numpy file")
+    with pytest.raises(CorruptIndexError, match="exact := true"):
+        ann.ivf_of(CodeIndex.load(copy, "t.c"), "t.c")
+
+
+def test_write_tier_gathers_shards_in_chunks(tmp_path, monkeypatch):
+    """``write_tier`` over a sharded tier (several memory-mapped parts), in chunks smaller than the rows:
+    row t of the copy is row ids[t] of the tier."""
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import ShardedRows
+
+    rng = np.random.default_rng(1)
+    parts = [rng.integers(0, 256, (m, 24), dtype=np.uint8) for m in (37, 0, 50, 13)]
+    tier = ShardedRows(parts, 24, np.uint8)
+    ids = rng.permutation(100).astype(np.int32)
+    monkeypatch.setattr(ann, "TIER_CHUNK", 16)
+    ann.write_tier(tmp_path, tier, ids)
+    got = np.load(tmp_path / ann.TIER_FILE)
+    assert got.dtype == np.uint8 and np.array_equal(got, np.concatenate(parts)[ids])
+    with pytest.raises(ValueError, match="has 100 rows, the lists 99"):
+        ann.write_tier(tmp_path, tier, np.arange(99))
+
+
+@pytest.mark.parametrize("rescore", ["int8", "float16"])
+def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real, rescore):
+    """A table of several files (one shard each) indexed with ANN lists, then refreshed after a file is
+    appended: the list-order tier covers every shard's rows, kept and new, and the search through it
+    equals the one through the table-order tier (int8 and float16 tiers)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+
+    rowids, vecs = real
+    tbl = pa.table(
+        {
+            "id": pa.array(rowids, pa.int64()),
+            "v": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), 384),
+        }
+    )
+    folder = tmp_path / "lake" / "vecs" / "docs"
+    folder.mkdir(parents=True)
+    bounds = np.linspace(0, tbl.num_rows, 4).astype(int)
+    for i in range(2):
+        pq.write_table(tbl.slice(bounds[i], bounds[i + 1] - bounds[i]), folder / f"part-{i}.parquet")
+    idx_dir = tmp_path / "index"
+    opts = {"embed_ann": True, "embed_ann_lists": 4, "embed_rescore": rescore}
+    build(tmp_path / "lake", idx_dir, ["vecs.docs.v"], **opts)
+    pq.write_table(tbl.slice(bounds[2], bounds[3] - bounds[2]), folder / "part-2.parquet")
+    build(tmp_path / "lake", idx_dir, ["vecs.docs.v"], refresh=True, **opts)
+    (store,) = list((idx_dir / "embed").iterdir())
+    assert len(list((store / "shards").iterdir())) == 3
+    idx = CodeIndex.load(store, "vecs.docs.v")
+    ivf = ann.ivf_of(idx, "vecs.docs.v")
+    assert idx.n == len(rowids) and ivf.tier is not None
+    assert np.array_equal(np.asarray(ivf.tier), idx.tier[ivf.ids.astype(np.int64)])
+    assert ivf.tier.dtype == (np.uint8 if rescore == "int8" else np.float16)
+    old_idx, old = dataclasses.replace(idx, _pos={}), ann.IVF(ivf.centroids, ivf.offsets, ivf.ids)
+    for i in (0, 77, 150):
+        got = ann.search(idx, ivf, vecs[i], 5, 4, nprobe=2)
+        assert got[0].tolist() == ann.search(old_idx, old, vecs[i], 5, 4, nprobe=2)[0].tolist()
+    con = connect(tmp_path / "lake", idx_dir)  # and through SQL (checksums of the new file verified)
+    hits = con.execute(
+        "SELECT id FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 3)", [vecs[150].tolist()]
+    ).fetchall()
+    assert hits[0][0] == rowids[150]
+    con.close()
+
+
+def test_unbounded_binarizers_get_no_tier_copy(tmp_path, real):
+    """``sign`` codes have no error bound: their ANN search cuts a sub-index and never reads the
+    list-order tier, so none is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rowids, vecs = real
+    folder = tmp_path / "lake" / "vecs" / "docs"
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"v": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), 384)}),
+        folder / "part-0.parquet",
+    )
+    build(
+        tmp_path / "lake",
+        tmp_path / "index",
+        ["vecs.docs.v"],
+        embed_method="sign",
+        embed_ann=True,
+        embed_ann_lists=4,
+    )
+    from lakeql.vectors import ann
+
+    (store,) = list((tmp_path / "index" / "embed").iterdir())
+    assert (store / ann.FILE).exists() and not (store / ann.TIER_FILE).exists()
+    con = connect(tmp_path / "lake", tmp_path / "index")
+    got = con.execute(
+        "SELECT score FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 5)",
+        [vecs[3].tolist()],
+    ).fetchall()
+    assert len(got) == 5 and got[0][0] == max(g[0] for g in got)
+    con.close()
+
+
+@pytest.mark.parametrize("dim", [384, 130, 64, 8])
+def test_rescoring_kernel_reads_signs_by_words(dim):
+    """``kernels.rescore_signed_u8`` (signs shifted out of 64-bit words, a byte-wise tail past the last
+    whole word) equals magnitudes x unpacked signs x query, for any dimension count and position order."""
+    from lakeql.vectors import kernels
+
+    rng = np.random.default_rng(dim)
+    n = 300
+    tier = rng.integers(0, 256, (n, dim), dtype=np.uint8)
+    codes = rng.integers(0, 256, (n, -(-dim // 8)), dtype=np.uint8)
+    scales = rng.random(n, dtype=np.float32)
+    qr = rng.standard_normal(dim).astype(np.float32)
+    signs = np.unpackbits(codes, axis=1, count=dim, bitorder="little").astype(np.float64) * 2 - 1
+    want = 0.25 + scales * ((tier * signs) @ qr)
+    pos = rng.permutation(n)[:200]
+    got = kernels.rescore_signed_u8(tier, pos, codes, pos, scales, qr, np.float32(0.25))
+    assert got.dtype == np.float32 and np.allclose(got, want[pos], rtol=1e-5, atol=1e-4)
+
+
+def test_list_order_view_reorders_every_per_row_array(ann_lake):
+    """The list-order view puts every per-code array of the index in list order (here the int8 scales and
+    a per-row array a future index might add), and leaves other arrays alone."""
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+
+    @dataclasses.dataclass
+    class Extended(CodeIndex):
+        norms: np.ndarray | None = None
+        per_dim: np.ndarray | None = None
+
+    con, idx, ivf = searcher_index(ann_lake)
+    fields = {f.name: getattr(idx, f.name) for f in dataclasses.fields(CodeIndex)}
+    fields["_pos"] = {}
+    ext = Extended(**fields, norms=np.arange(idx.n, dtype=np.float32), per_dim=np.ones(idx.dim))
+    view = ann.ListOrder(ext, ivf).view
+    ids = ivf.ids.astype(np.int64)
+    assert isinstance(view, Extended) and view.tier is ivf.tier
+    assert np.array_equal(view.norms, ids.astype(np.float32)) and view.per_dim is ext.per_dim
+    assert np.array_equal(view.scales, idx.scales[ids]) and np.array_equal(view.rowids, idx.rowids[ids])
+    assert np.array_equal(view.words, idx.words[ids]) and view.n == idx.n
+    con.close()
+
+
+def test_list_order_view_reads_refinement_planes_in_list_order(tmp_path, lake, monkeypatch):
+    """With refinement planes (``--embed-refine-bits``, memory-mapped per shard) the list-order view reads
+    plane row ``ids[t]`` for list-order row ``t`` without gathering the planes, so refined scores and the
+    whole ANN search (refinement step included) equal the table-order ones."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+    from lakeql.vectors.search import search
+
+    build(
+        lake[0],
+        tmp_path / "index",
+        ["functions.docstring"],
+        embed_ann=True,
+        embed_ann_lists=8,
+        embed_refine_bits=2,
+    )
+    (store,) = list((tmp_path / "index" / "embed").iterdir())
+    idx = CodeIndex.load(store, "t.c")
+    ivf = ann.ivf_of(idx, "t.c")
+    assert idx.refine_bits == 2 and ivf.tier is not None
+    view = ann.ListOrder(idx, ivf).view
+    assert isinstance(view.refine, ann.ListOrderRows) and view.refine_bits == 2
+    ids = ivf.ids.astype(np.int64)
+    t = np.random.default_rng(2).permutation(idx.n)[:50]
+    assert np.array_equal(view.refine[t], np.asarray(idx.refine[ids[t]]))
+    with pytest.raises(IndexError):
+        view.refine[np.array([idx.n])]
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    old_idx, old = dataclasses.replace(idx, _pos={}), ann.IVF(ivf.centroids, ivf.offsets, ivf.ids)
+    for text in QUERIES:
+        q = encode([text])[0]
+        assert np.allclose(view.refined_score(t, q), idx.refined_score(ids[t], q), atol=1e-6)
+        st_new, st_old = {}, {}
+        got = ann.search(idx, ivf, q, 10, 4, nprobe=8, stats=st_new)
+        want = ann.search(old_idx, old, q, 10, 4, nprobe=8, stats=st_old)
+        assert got[0].tolist() == want[0].tolist() and np.allclose(got[1], want[1], atol=1e-6)
+        assert st_new == st_old
+        assert got[0].tolist() == search(idx, q, 10, 4)[0].tolist()  # every list probed: exhaustive
