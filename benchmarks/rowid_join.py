@@ -58,11 +58,15 @@ def main() -> None:
         rng = random.Random(1)
         hits = [{"rowid": rng.randrange(a.rows), "score": rng.random()} for _ in range(a.k)]
         lit = "[" + ", ".join(f"{{'rowid': {h['rowid']}, 'score': {h['score']}}}" for h in hits) + "]"
-        old = (f"SELECT r.* EXCLUDE (__rowid), h.score FROM (SELECT unnest({lit}, recursive := true)) h "
-               f"JOIN v_old r ON r.__rowid = h.rowid ORDER BY h.score DESC, r.__rowid")
-        new = (f"SELECT {row_columns_sql()}, h.__rowid.score AS score "
-               f"FROM (SELECT unnest({lit}) AS __rowid) h JOIN v_new r ON r.__rowid = h.__rowid.rowid "
-               f"ORDER BY h.__rowid.score DESC, r.__rowid")
+        old = (
+            f"SELECT r.* EXCLUDE (__rowid), h.score FROM (SELECT unnest({lit}, recursive := true)) h "
+            f"JOIN v_old r ON r.__rowid = h.rowid ORDER BY h.score DESC, r.__rowid"
+        )
+        new = (
+            f"SELECT {row_columns_sql()}, h.__rowid.score AS score "
+            f"FROM (SELECT unnest({lit}) AS __rowid) h JOIN v_new r ON r.__rowid = h.__rowid.rowid "
+            f"ORDER BY h.__rowid.score DESC, r.__rowid"
+        )
         o, n = con.execute(old).fetchall(), con.execute(new).fetchall()
         if not own:
             assert o == n, "the same rows"
@@ -73,8 +77,10 @@ def main() -> None:
                 con.execute(sql).fetchall()
                 times[name].append(time.perf_counter() - t)
         mo, mn = statistics.median(times["old"]), statistics.median(times["new"])
-        print(f"own __rowid={own} rows={a.rows} files={a.files} k={a.k}: old {mo * 1000:.1f} ms, "
-              f"new {mn * 1000:.1f} ms, new/old {mn / mo:.3f}")
+        print(
+            f"own __rowid={own} rows={a.rows} files={a.files} k={a.k}: old {mo * 1000:.1f} ms, "
+            f"new {mn * 1000:.1f} ms, new/old {mn / mo:.3f}"
+        )
 
 
 if __name__ == "__main__":
