@@ -4,8 +4,9 @@ Results are fetched in batches, so CSV/JSON/NDJSON of a large result stream in c
 table keeps only the rows it shows. Cells are clipped to the terminal only when the output *is* a
 terminal: piped or redirected output is never cut. JSON output is always valid JSON: NaN and infinities
 become ``null``, dates and times ISO 8601 strings, blobs hex strings, exact decimals numbers.
-An INTERVAL column is shown as DuckDB writes it (``1 month 2 days``; DuckDB's Python values would count a
-month as 30 days) and is an exact ISO 8601 duration in JSON (``P1M2D``): see :class:`Interval`.
+An INTERVAL (a column, or inside a LIST/STRUCT/MAP) is shown as DuckDB writes it (``1 month 2 days``;
+DuckDB's Python values would count a month as 30 days) and is an exact ISO 8601 duration in JSON
+(``P1M2D``): see :class:`Interval` and :func:`result_rows`.
 Control characters in values are escaped so a hostile cell cannot drive the terminal.
 """
 
@@ -102,8 +103,8 @@ class Interval:
     def __hash__(self) -> int:
         return hash((self.months, self.days, self.micros))
 
-    def __repr__(self) -> str:
-        return f"Interval({self.months}, {self.days}, {self.micros})"
+    def __repr__(self) -> str:  # inside a nested value's text: ``[1 month, None]``
+        return str(self)
 
     def _parts(self) -> tuple[int, int, int, int, int, int, int]:
         """(years, months, days, hours, minutes, seconds, micros): years and months truncated toward
@@ -177,7 +178,7 @@ def json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Interval):
         return value.iso()
-    if isinstance(value, dt.timedelta):  # an INTERVAL inside a nested value (months counted as 30 days)
+    if isinstance(value, dt.timedelta):  # DuckDB's Python value of an INTERVAL (months as 30 days)
         return _iso_duration(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()
@@ -327,19 +328,52 @@ def fetch_batches(cur: Any, size: int = BATCH) -> Iterator[tuple]:
 
 def result_rows(cur: Any, types: Sequence[str] | None = None, size: int = BATCH) -> Iterator[tuple]:
     """Every row of a DuckDB result (``types``: its column types, default from ``cur.description``), as
-    :func:`fetch_batches` gives them, except that a top-level INTERVAL column holds :class:`Interval`
-    values (DuckDB's Python conversion would count a month as 30 days).
+    :func:`fetch_batches` gives them, except that INTERVAL values (columns, or inside LIST/STRUCT/MAP
+    values) are :class:`Interval` (DuckDB's Python conversion would count a month as 30 days).
 
-    Such a result is read once, as Arrow batches (intervals exact there); its other columns are given
-    back to DuckDB (an in-memory connection, the session's time zone) so they are the same Python values
-    as ever. A result without INTERVAL columns costs one look at its types."""
+    Such a result is read once, as Arrow batches (intervals exact there); its columns without intervals
+    are given back to DuckDB (an in-memory connection, the session's time zone) so they are the same
+    Python values as ever. A result without INTERVAL columns costs one look at its types."""
     if types is None:
         types = [str(d[1]) for d in cur.description or []]
-    intervals = [i for i, t in enumerate(types) if t.upper() == "INTERVAL"]
-    if not intervals:
+    if not any("INTERVAL" in t.upper() for t in types):
         yield from fetch_batches(cur, size)
         return
-    yield from _rows_through_arrow(cur, types, set(intervals), size)
+    yield from _rows_through_arrow(cur, types, size)
+
+
+def _has_interval(typ: Any) -> bool:
+    """Whether the Arrow type ``typ`` is or holds an interval."""
+    import pyarrow as pa
+
+    if pa.types.is_interval(typ):
+        return True
+    if pa.types.is_map(typ):
+        return _has_interval(typ.key_type) or _has_interval(typ.item_type)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _has_interval(typ.value_type)
+    if pa.types.is_struct(typ) or pa.types.is_union(typ):
+        return any(_has_interval(typ.field(i).type) for i in range(typ.num_fields))
+    return False
+
+
+def _nested(value: Any, typ: Any) -> Any:
+    """pyarrow's Python value of a nested type holding intervals, with :class:`Interval` leaves and MAPs
+    as dicts (as DuckDB's own Python values have them)."""
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_interval(typ):
+        return Interval.from_arrow(value)
+    if pa.types.is_map(typ):
+        return {_nested(k, typ.key_type): _nested(v, typ.item_type) for k, v in value}
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return [_nested(v, typ.value_type) for v in value]
+    if pa.types.is_struct(typ):
+        fields = [typ.field(i) for i in range(typ.num_fields)]
+        return {f.name: _nested(value.get(f.name), f.type) for f in fields}
+    return value
 
 
 def _bit_text(raw: Any) -> str | None:
@@ -350,7 +384,7 @@ def _bit_text(raw: Any) -> str | None:
     return "".join(f"{b:08b}" for b in raw[1:])[raw[0]:] if raw else ""
 
 
-def _rows_through_arrow(cur: Any, types: Sequence[str], intervals: set[int], size: int) -> Iterator[tuple]:
+def _rows_through_arrow(cur: Any, types: Sequence[str], size: int) -> Iterator[tuple]:
     import warnings
 
     import duckdb
@@ -364,9 +398,11 @@ def _rows_through_arrow(cur: Any, types: Sequence[str], intervals: set[int], siz
     try:
         for batch in reader:
             cols: list[list[Any]] = [[]] * batch.num_columns
+            intervals = [i for i, f in enumerate(batch.schema) if _has_interval(f.type)]
             others = [i for i in range(batch.num_columns) if i not in intervals]
-            for i in intervals:
-                cols[i] = [Interval.from_arrow(v) for v in batch.column(i).to_pylist()]
+            for i in intervals:  # intervals, and values that hold some (their other leaves as pyarrow's)
+                typ = batch.schema.field(i).type
+                cols[i] = [_nested(v, typ) for v in batch.column(i).to_pylist()]
             for i in others:
                 if types[i].upper() == "BIT":
                     cols[i] = [_bit_text(v) for v in batch.column(i).to_pylist()]

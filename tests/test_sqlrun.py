@@ -121,6 +121,16 @@ def test_intervals_are_shown_as_duckdb_writes_them(capsys) -> None:
     for mode, text in (("table", "1 month 2 days"), ("ndjson", '"P1M2D"')):
         rc, out, _ = sql(capsys, "--format", mode, "SELECT INTERVAL '1 month 2 days' AS i, NULL::INTERVAL n")
         assert rc == 0 and text in out and "32" not in out, (mode, out)
+    nested = ("SELECT [INTERVAL 1 MONTH, NULL] AS l, {'a': INTERVAL '14 months 3 days', 'b': 'x'} AS st, "
+              "MAP {'k': INTERVAL '-1 day'} AS mp, MAP {'k': 1} AS m2")
+    rc, out, _ = sql(capsys, "--format", "json", nested)
+    assert json.loads(out) == [{"l": ["P1M", None], "st": {"a": "P1Y2M3D", "b": "x"}, "mp": {"k": "P-1D"},
+                                "m2": {"k": 1}}]
+    rc, out, _ = sql(capsys, "--format", "csv", nested)
+    cells = [json.loads(c) for c in list(csv.reader(io.StringIO(out)))[1]]  # nested values: JSON text
+    assert cells == [["P1M", None], {"a": "P1Y2M3D", "b": "x"}, {"k": "P-1D"}, {"k": 1}]
+    rc, out, _ = sql(capsys, "--format", "table", nested)
+    assert "[1 month, None]" in out and "{'a': 1 year 2 months 3 days, 'b': 'x'}" in out
     rc, out, _ = sql(capsys, "--format", "json",
                      "SELECT " + ", ".join(f"INTERVAL '{iv}' AS i{n}" for n, iv in enumerate(INTERVALS)))
     row = json.loads(out)[0]
@@ -279,12 +289,13 @@ def test_interval_text_matches_duckdb_on_random_values() -> None:
     con.execute(f"CREATE TABLE t AS SELECT * FROM (VALUES {rows}) v(m, d, u)")
     sql = ("SELECT iv, CAST(iv AS VARCHAR) AS txt, u::HUGEINT AS h, "
            "'00000000-0000-0000-0000-000000000001'::UUID AS uu, '1010'::BIT AS bt, "
-           "TIMESTAMPTZ '2020-01-01 00:00:00+00' AS ts, MAP {'k': m} AS mp FROM "
+           "TIMESTAMPTZ '2020-01-01 00:00:00+00' AS ts, MAP {'k': m} AS mp, [iv] AS li FROM "
            "(SELECT to_months(m::INTEGER) + to_days(d::INTEGER) + to_microseconds(u) AS iv, * FROM t) "
            "ORDER BY u")
     got = list(result_rows(con.execute(sql), size=300))
     # DuckDB's own Python conversion cannot even hold most of these (timedelta overflows): not asked
-    plain = con.execute(f"SELECT * EXCLUDE (iv) FROM ({sql})").fetchall()
+    plain = con.execute(f"SELECT * EXCLUDE (iv, li) FROM ({sql})").fetchall()
     assert len(got) == len(vals)
     assert [str(r[0]) for r in got] == [r[1] for r in got]
-    assert [r[1:] for r in got] == plain  # the other columns as DuckDB's Python gives them
+    assert [str(r[-1][0]) for r in got] == [r[1] for r in got]  # nested in a LIST as well
+    assert [r[1:-1] for r in got] == plain  # the other columns as DuckDB's Python gives them
