@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -25,13 +26,20 @@ from lakeql.rows import row_columns_sql, rowid_scan_sql
 
 
 def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="rowid_join_"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--files", type=int, default=8)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=15)
     a = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="rowid_join_"))
     con = duckdb.connect()
     per = a.rows // a.files
     paths = []
