@@ -4,6 +4,9 @@ Results are fetched in batches, so CSV/JSON/NDJSON of a large result stream in c
 table keeps only the rows it shows. Cells are clipped to the terminal only when the output *is* a
 terminal: piped or redirected output is never cut. JSON output is always valid JSON: NaN and infinities
 become ``null``, dates and times ISO 8601 strings, blobs hex strings, exact decimals numbers.
+An INTERVAL (a column, or inside a LIST/STRUCT/MAP) is shown as DuckDB writes it (``1 month 2 days``;
+DuckDB's Python values would count a month as 30 days) and is an exact ISO 8601 duration in JSON
+(``P1M2D``): see :class:`Interval` and :func:`result_rows`.
 Control characters in values are escaped so a hostile cell cannot drive the terminal.
 """
 
@@ -73,6 +76,74 @@ def cell_text(value: Any, compact: bool = True) -> str:
     return escape_controls(text)
 
 
+class Interval:
+    """An INTERVAL value as DuckDB keeps it: ``months``, ``days`` and ``micros``, each with its own sign.
+
+    ``str()`` is DuckDB's own text (``CAST(... AS VARCHAR)``: ``1 year 2 months -3 days 04:05:06.5``);
+    :meth:`iso` an exact ISO 8601 duration, PostgreSQL's ``iso_8601`` style (each part signed:
+    ``P1Y2M-3DT4H5M6.5S``, zero ``PT0S``)."""
+
+    __slots__ = ("months", "days", "micros")
+
+    def __init__(self, months: int, days: int, micros: int) -> None:
+        self.months, self.days, self.micros = months, days, micros
+
+    @classmethod
+    def from_arrow(cls, value: Any) -> Interval | None:
+        """From pyarrow's ``MonthDayNano`` (DuckDB exports micros * 1000: exact)."""
+        if value is None:
+            return None
+        months, days, nanos = value
+        return cls(int(months), int(days), int(nanos) // 1000 if nanos >= 0 else -(-int(nanos) // 1000))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Interval) and (self.months, self.days, self.micros) == (
+            other.months, other.days, other.micros)
+
+    def __hash__(self) -> int:
+        return hash((self.months, self.days, self.micros))
+
+    def __repr__(self) -> str:  # inside a nested value's text: ``[1 month, None]``
+        return str(self)
+
+    def _parts(self) -> tuple[int, int, int, int, int, int, int]:
+        """(years, months, days, hours, minutes, seconds, micros): years and months truncated toward
+        zero as DuckDB does (-14 months: -1 year -2 months); the time parts share the micros' sign."""
+        sign = -1 if self.months < 0 else 1
+        years, months = divmod(abs(self.months), 12)
+        tsign = -1 if self.micros < 0 else 1
+        rest = abs(self.micros)
+        hours, rest = divmod(rest, 3_600_000_000)
+        minutes, rest = divmod(rest, 60_000_000)
+        seconds, micros = divmod(rest, 1_000_000)
+        return (sign * years, sign * months, self.days, tsign * hours, tsign * minutes, tsign * seconds,
+                tsign * micros)
+
+    def __str__(self) -> str:
+        years, months, days, *_ = self._parts()
+        out = [f"{n} {unit}" + ("" if abs(n) == 1 else "s")
+               for n, unit in ((years, "year"), (months, "month"), (days, "day")) if n]
+        if self.micros:
+            rest = abs(self.micros)
+            hours, rest = divmod(rest, 3_600_000_000)
+            minutes, rest = divmod(rest, 60_000_000)
+            seconds, micros = divmod(rest, 1_000_000)
+            text = f"{'-' if self.micros < 0 else ''}{hours:02d}:{minutes:02d}:{seconds:02d}"
+            out.append(text + (f".{micros:06d}".rstrip("0") if micros else ""))
+        return " ".join(out) or "00:00:00"
+
+    def iso(self) -> str:
+        years, months, days, hours, minutes, seconds, micros = self._parts()
+        date = "".join(f"{n}{u}" for n, u in ((years, "Y"), (months, "M"), (days, "D")) if n)
+        time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M")) if n)
+        if seconds or micros:
+            secs = f"{'-' if self.micros < 0 else ''}{abs(seconds)}"
+            time += secs + (f".{abs(micros):06d}".rstrip("0") if micros else "") + "S"
+        if not date and not time:
+            return "PT0S"
+        return "P" + date + ("T" + time if time else "")
+
+
 def csv_value(value: Any) -> Any:
     """A value as csv.writer should see it: NULL empty, blobs as ``\\x`` hex, nested values as JSON."""
     if value is None:
@@ -105,7 +176,9 @@ def json_value(value: Any) -> Any:
         return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, dt.timedelta):
+    if isinstance(value, Interval):
+        return value.iso()
+    if isinstance(value, dt.timedelta):  # DuckDB's Python value of an INTERVAL (months as 30 days)
         return _iso_duration(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()
@@ -253,6 +326,111 @@ def fetch_batches(cur: Any, size: int = BATCH) -> Iterator[tuple]:
         yield from batch
 
 
+def result_rows(cur: Any, types: Sequence[str] | None = None, size: int = BATCH) -> Iterator[tuple]:
+    """Every row of a DuckDB result (``types``: its column types, default from ``cur.description``), as
+    :func:`fetch_batches` gives them, except that INTERVAL values (columns, or inside LIST/STRUCT/MAP
+    values) are :class:`Interval` (DuckDB's Python conversion would count a month as 30 days).
+
+    Such a result is read once, as Arrow batches (intervals exact there); its columns without intervals
+    are given back to DuckDB (an in-memory connection, the session's time zone) so they are the same
+    Python values as ever. A result without INTERVAL columns costs one look at its types."""
+    if types is None:
+        types = [str(d[1]) for d in cur.description or []]
+    if not any("INTERVAL" in t.upper() for t in types):
+        yield from fetch_batches(cur, size)
+        return
+    yield from _rows_through_arrow(cur, types, size)
+
+
+def _has_interval(typ: Any) -> bool:
+    """Whether the Arrow type ``typ`` is or holds an interval."""
+    import pyarrow as pa
+
+    if pa.types.is_interval(typ):
+        return True
+    if pa.types.is_map(typ):
+        return _has_interval(typ.key_type) or _has_interval(typ.item_type)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _has_interval(typ.value_type)
+    if pa.types.is_struct(typ) or pa.types.is_union(typ):
+        return any(_has_interval(typ.field(i).type) for i in range(typ.num_fields))
+    return False
+
+
+def _nested(value: Any, typ: Any) -> Any:
+    """pyarrow's Python value of a nested type holding intervals, with :class:`Interval` leaves and MAPs
+    as dicts (as DuckDB's own Python values have them)."""
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_interval(typ):
+        return Interval.from_arrow(value)
+    if pa.types.is_map(typ):
+        return {_nested(k, typ.key_type): _nested(v, typ.item_type) for k, v in value}
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return [_nested(v, typ.value_type) for v in value]
+    if pa.types.is_struct(typ):
+        fields = [typ.field(i) for i in range(typ.num_fields)]
+        return {f.name: _nested(value.get(f.name), f.type) for f in fields}
+    return value
+
+
+def _bit_text(raw: Any) -> str | None:
+    """DuckDB's BIT as Arrow exports it (a padding byte, then the bits) -> its ``'0101'`` text."""
+    if raw is None:
+        return None
+    raw = bytes(raw)
+    return "".join(f"{b:08b}" for b in raw[1:])[raw[0]:] if raw else ""
+
+
+def _rows_through_arrow(cur: Any, types: Sequence[str], size: int) -> Iterator[tuple]:
+    import warnings
+
+    import duckdb
+    import pyarrow as pa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Arrow output on a DB-API result makes an extra copy": fine here
+        reader = cur.to_arrow_reader(size)
+    back = {"UUID", "HUGEINT", "UHUGEINT"}  # Arrow has no such type: DuckDB casts them back
+    conv = None
+    try:
+        for batch in reader:
+            cols: list[list[Any]] = [[]] * batch.num_columns
+            intervals = [i for i, f in enumerate(batch.schema) if _has_interval(f.type)]
+            others = [i for i in range(batch.num_columns) if i not in intervals]
+            for i in intervals:  # intervals, and values that hold some (their other leaves as pyarrow's)
+                typ = batch.schema.field(i).type
+                cols[i] = [_nested(v, typ) for v in batch.column(i).to_pylist()]
+            for i in others:
+                if types[i].upper() == "BIT":
+                    cols[i] = [_bit_text(v) for v in batch.column(i).to_pylist()]
+            rest = [i for i in others if types[i].upper() != "BIT"]
+            if rest:
+                if conv is None:
+                    conv = duckdb.connect()
+                    tz = next((f.type.tz for f in batch.schema
+                               if pa.types.is_timestamp(f.type) and f.type.tz), None)
+                    if tz:  # TIMESTAMPTZ values in the session's zone, as its own fetch gives them
+                        conv.execute("SET TimeZone = ?", [tz])
+                part = pa.RecordBatch.from_arrays([batch.column(i) for i in rest],
+                                                  names=[f"c{j}" for j in range(len(rest))])
+                sel = ", ".join(f"CAST(c{j} AS {types[i].upper()})" if types[i].upper() in back else f"c{j}"
+                                for j, i in enumerate(rest))
+                conv.register("__lakeql_batch", part)
+                try:
+                    got = conv.execute(f"SELECT {sel} FROM __lakeql_batch").fetchall()
+                finally:
+                    conv.unregister("__lakeql_batch")
+                for j, i in enumerate(rest):
+                    cols[i] = [r[j] for r in got]
+            yield from zip(*cols, strict=True)
+    finally:
+        if conv is not None:
+            conv.close()
+
+
 def float32_value(value: Any) -> Any:
     """A FLOAT (single precision) value as the shortest decimal that reads back as the same float32,
     as DuckDB's CLI prints it (Python widens it to a double: ``0.634`` would show as
@@ -277,7 +455,7 @@ def print_result(cur: Any, mode: str, out: TextIO, options: Options | None = Non
     """Fetch a DuckDB result (in batches) and render it."""
     columns = [d[0] for d in cur.description]
     types = [str(d[1]) for d in cur.description]
-    render(columns, types, _with_float32(fetch_batches(cur), types), mode, out, options)
+    render(columns, types, _with_float32(result_rows(cur, types), types), mode, out, options)
 
 
 def show(con, sql: str, out: TextIO, title: str = "") -> None:

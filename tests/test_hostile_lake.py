@@ -66,6 +66,8 @@ def build(root: Path, case_pair: bool = False) -> Path:
                 "select": [f"s{i % 5}" for i in range(N)],  # SQL keywords and lakeql's own column names
                 "from": [i % 3 for i in range(N)],
                 "__rowid": [100 + i for i in range(N)],
+                "__rowid_1": [3 * i for i in range(N)],  # and the names lakeql could give the first
+                "__Rowid~": [5 * i for i in range(N)],
                 "file_row_number": [i * 2 for i in range(N)],
                 "filename": ["f.parquet"] * N,
                 "nulls": pa.array([None] * N, pa.string()),
@@ -351,6 +353,38 @@ def test_similar_rows(con, key_column, key, expect):
     assert len(rows) == 3
     if key_column == "id":
         assert 0 not in rows and all(body(i) == body(0) for i in rows)
+
+
+WHOLE_ROWS = [  # (function call, its extra columns) of every function that returns whole rows
+    ("semantic_search(?, 'Body Text', 'alpha', k := 5)", ["score"]),
+    ("semantic_search_vector(?, 'Body Text', embed('alpha'), k := 5)", ["score"]),
+    ("hybrid_search(?, 'Body Text', 'alpha', k := 5)", ["score"]),
+    ("similar_rows(?, 'Body Text', 'id', 0, k := 5)", ["score"]),
+    ("similar_rows(?, 'Body Text', '__rowid', 100, k := 5)", ["score"]),  # the table's own __rowid
+    ("similar_rows(?, 'Body Text', '__ROWID', 100, k := 5)", ["score"]),  # any case, as in SQL
+    ("similar_rows(?, 'Body Text', '__rowid_1', 0, k := 5)", ["score"]),
+    ("similar_rows(?, 'Body Text', '__Rowid~', 0, k := 5)", ["score"]),
+    ("ngram_search(?, 'nul', 'alpha', k := 5)", ["occurrences", "snippet"]),
+]
+
+
+@pytest.mark.parametrize("call, extra", WHOLE_ROWS)
+def test_whole_rows_have_the_tables_own_columns(con, call, extra):
+    own = [r[0] for r in con.execute(f"DESCRIBE {QT}").fetchall()]
+    assert {"__rowid", "__rowid_1", "__Rowid~"} <= set(own)
+    res = con.execute(f"SELECT * FROM {call}", [TK])
+    names = [d[0] for d in res.description]
+    rows = res.fetchall()
+    assert names == own + extra  # lakeql's row id never shows; the table's columns under their names
+    assert len(rows) == 5
+    pick = ", ".join(qi(c) for c in own)
+    for row in rows:
+        i = row[names.index("id")]
+        assert row[: len(own)] == con.execute(f"SELECT {pick} FROM {QT} WHERE id = ?", [i]).fetchone()
+        assert row[names.index("__rowid")] == 100 + i and row[names.index("__Rowid~")] == 5 * i
+    if call.startswith("similar_rows"):  # the key row (id 0, whichever column named it) is left out
+        ids = [r[names.index("id")] for r in rows]
+        assert 0 not in ids and set(ids[:3]) == {10, 20, 30}  # the rows of the same text first
 
 
 @pytest.mark.parametrize(

@@ -270,6 +270,8 @@ def test_caps_rows_characters_and_time(service):
     with pytest.raises(LakeqlError, match="interrupted"):
         service.query("SELECT count(*) FROM range(1000000000000) a, range(1000) b WHERE a + b = 7")
     assert service.query("SELECT 1 AS one").startswith("| one |")  # usable after the interrupt
+    out = service.query("SELECT INTERVAL '1 month 2 days' AS i, 7 AS n")  # not '32 days'
+    assert "| 1 month 2 days | 7 |" in out
     with pytest.raises(LakeqlError, match="max_rows"):
         service.query("SELECT 1", max_rows=0)
 

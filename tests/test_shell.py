@@ -42,6 +42,9 @@ def run_script(con, script: str) -> tuple[int, str, str]:
      ["│      5 │"], []),
     (".maxrows 0\nSELECT * FROM range(50);\n", ["│     25 │", "50 rows\n"], ["shown"], []),
     (".mode ndjson\nSELECT 'nan'::DOUBLE AS x, 1 AS n;\n", ['{"x": null, "n": 1}\n'], [], []),
+    # INTERVALs as DuckDB writes them (its Python values count a month as 30 days: '32 days')
+    (".mode csv\nSELECT INTERVAL '1 month 2 days' AS i, 'x' s;\n", ["i,s\n1 month 2 days,x\n"], ["32"], []),
+    (".mode ndjson\nSELECT INTERVAL '14 months -1 day' AS i;\n", ['{"i": "P1Y2M-1D"}\n'], [], []),
     (".tables\n", ["flights.airlines", "python.modules"], ["lakeql_rows", "__rowid"], []),
     (".maxrows 2\n.tables\n", ["flights.airlines", "flights.planes", "python.modules"], ["shown"], []),
     (".tables python.%\n", ["python.functions", "python.modules"], ["flights."], []),

@@ -12,10 +12,10 @@ CREATE OR REPLACE MACRO ngram_rows(tbl, col, phrase, unit := 'char') AS
 -- ngram_search(tbl, col, phrase, k := 10, unit := 'char'): the k rows with the most occurrences of
 -- phrase, with all their columns plus occurrences and snippet (~80 bytes around the first match).
 CREATE OR REPLACE MACRO ngram_search(tbl, col, phrase, k := 10, unit := 'char') AS TABLE
-    SELECT r.* EXCLUDE (__rowid), h.occurrences, h.snippet
-    FROM (SELECT unnest(ngram_search_impl(tbl, col, phrase, k, unit), recursive := true)) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
-    ORDER BY h.occurrences DESC, h.rowid;
+    SELECT {{row_columns()}}, h.__rowid.occurrences AS occurrences, h.__rowid.snippet AS snippet
+    FROM (SELECT unnest(ngram_search_impl(tbl, col, phrase, k, unit)) AS __rowid) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    ORDER BY h.__rowid.occurrences DESC, r.__rowid;
 
 -- ngram_next(tbl, col, prefix, k := 10, unit := 'char'): the k most frequent next characters (or
 -- words) after prefix, with their count and share.

@@ -46,19 +46,19 @@ CREATE OR REPLACE MACRO similar_codes(tbl, col, row_id, k := 10) AS TABLE
 -- every code even when the index has ANN lists (--embed-ann).
 CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 4, filter := NULL,
                                         exact := false) AS TABLE
-    SELECT r.* EXCLUDE (__rowid), h.score
-    FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter, exact), recursive := true)) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
-    ORDER BY h.score DESC, r.__rowid;
+    SELECT {{row_columns()}}, h.__rowid.score AS score
+    FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter, exact)) AS __rowid) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    ORDER BY h.__rowid.score DESC, r.__rowid;
 
 -- semantic_search_vector(tbl, col, vector, ...): the same with a query vector (e.g. embed('...')).
 CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversample := 4, filter := NULL,
                                                exact := false) AS TABLE
-    SELECT r.* EXCLUDE (__rowid), h.score
-    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter, exact),
-                        recursive := true)) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
-    ORDER BY h.score DESC, r.__rowid;
+    SELECT {{row_columns()}}, h.__rowid.score AS score
+    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter, exact))
+                 AS __rowid) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    ORDER BY h.__rowid.score DESC, r.__rowid;
 
 -- semantic_search_rowids(tbl, col, query, k, oversample, filter): only (rowid, score), no row fetch.
 CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversample := 4, filter := NULL,
@@ -68,13 +68,13 @@ CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversam
 -- similar_rows(tbl, col, key_column, key, k): "more like this": the k rows most similar to the row whose
 -- key_column equals key (the first such row), itself excluded.
 CREATE OR REPLACE MACRO similar_rows(tbl, col, key_column, key, k := 10, oversample := 4) AS TABLE
-    SELECT r.* EXCLUDE (__rowid), h.score
+    SELECT {{row_columns()}}, h.__rowid.score AS score
     FROM (SELECT unnest(similar_rows_impl(tbl, col,
                  (SELECT list(__rowid ORDER BY __rowid) FROM query_table(lakeql_rows_view(tbl))
-                  WHERE CAST(COLUMNS([key_column]) AS VARCHAR) = CAST(key AS VARCHAR)),
-                 k, oversample), recursive := true)) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
-    ORDER BY h.score DESC, r.__rowid;
+                  WHERE CAST(COLUMNS([{{row_column(key_column)}}]) AS VARCHAR) = CAST(key AS VARCHAR)),
+                 k, oversample)) AS __rowid) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    ORDER BY h.__rowid.score DESC, r.__rowid;
 
 -- @python
 -- hybrid_search(tbl, col, query, k, fusion, weight, filter): keyword (BM25 over the column's words,
@@ -82,8 +82,7 @@ CREATE OR REPLACE MACRO similar_rows(tbl, col, key_column, key, k := 10, oversam
 -- or 'weighted' (weight * cosine + (1 - weight) * BM25 / max BM25); weight is the vector side's share.
 CREATE OR REPLACE MACRO hybrid_search(tbl, col, query, k := 10, fusion := 'rrf', weight := 0.5,
                                       filter := NULL) AS TABLE
-    SELECT r.* EXCLUDE (__rowid), h.score
-    FROM (SELECT unnest(hybrid_search_impl(tbl, col, query, k, fusion, weight, filter),
-                        recursive := true)) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.rowid
-    ORDER BY h.score DESC, r.__rowid;
+    SELECT {{row_columns()}}, h.__rowid.score AS score
+    FROM (SELECT unnest(hybrid_search_impl(tbl, col, query, k, fusion, weight, filter)) AS __rowid) h
+    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    ORDER BY h.__rowid.score DESC, r.__rowid;

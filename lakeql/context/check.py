@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lakeql.rows import escape_column
 from lakeql.safety import FILE_NAME_PATTERN
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "temp", "system", "main_temp"})
@@ -45,8 +46,10 @@ class SchemaInfo:
         self.by_schema: dict[str, dict[str, tuple[str, list[str]]]] = {}
         for key, (dom, name, cols) in tables.items():
             self.by_schema.setdefault(dom.lower(), {})[name.lower()] = (key, cols)
-            # the hidden rowid views: lakeql_rows."domain.name" = the columns plus __rowid
-            self.by_schema.setdefault("lakeql_rows", {})[key.lower()] = (key, [*cols, "__rowid"])
+            # the hidden rowid views: lakeql_rows."domain.name" = __rowid plus the columns (a column of
+            # the table's own named __rowid there gets a "~": lakeql.rows.escape_column)
+            self.by_schema.setdefault("lakeql_rows", {})[key.lower()] = (
+                key, ["__rowid", *(escape_column(c) for c in cols)])
         self.keys = sorted(tables)
 
     @classmethod

@@ -114,7 +114,11 @@ class LakeService:
               timeout: float | None = None) -> tuple[list[str], list[tuple], bool]:
         """(columns, rows, more) of ``sql`` on a fresh cursor, at most ``max_rows`` rows, interrupted after
         ``timeout`` seconds; DuckDB errors become :class:`LakeqlError` with DuckDB's message."""
+        import itertools
+
         import duckdb
+
+        from lakeql.render import result_rows
 
         cur = self.con.cursor()
         limit = self.limits.timeout if timeout is None else timeout
@@ -124,9 +128,10 @@ class LakeService:
         try:
             cur.execute(sql, params)
             cols = [d[0] for d in cur.description or []]
+            # INTERVAL values as DuckDB writes them (lakeql.render.result_rows), other values as fetched
             if max_rows is None:
-                return cols, cur.fetchall(), False
-            rows = cur.fetchmany(max_rows + 1)
+                return cols, list(result_rows(cur)), False
+            rows = list(itertools.islice(result_rows(cur, size=max_rows + 1), max_rows + 1))
             return cols, rows[:max_rows], len(rows) > max_rows
         except duckdb.InterruptException:
             raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters or a "

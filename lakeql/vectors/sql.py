@@ -16,7 +16,6 @@ import numpy as np
 
 from lakeql.cliargs import shell_word
 from lakeql.errors import LakeqlError
-from lakeql.lake import quote_ident
 from lakeql.udf import check_k, scalar_udf, struct_list
 from lakeql.vectors.builder import KIND
 
@@ -94,6 +93,7 @@ class Searcher:
             return None
         import duckdb
 
+        from lakeql.rows import escape_column, row_columns_sql
         from lakeql.safety import parse_filter
 
         if self.con is None:
@@ -104,11 +104,14 @@ class Searcher:
         except LakeqlError as exc:
             raise LakeqlError(f"{exc} [table {table.key}]") from None
         source = self.ctx.rows_view(table)
-        own = [c for c in columns if c.lower() == "__rowid"]
-        if own:  # the table has its own __rowid: the rowid view calls it __rowid_1; the filter means it
-            source = (f"(SELECT __rowid AS __lakeql_rid, * EXCLUDE (__rowid) RENAME "
-                      f"({quote_ident(own[0] + '_1')} AS {quote_ident(own[0])}) FROM {source})")
-        rid = "__lakeql_rid" if own else "__rowid"
+        rid = "__rowid"
+        if any(escape_column(c) != c for c in columns):
+            # the table has its own __rowid (the rowid view calls it __rowid~): the filter means it
+            taken = {c.lower() for c in columns}
+            rid = "__lakeql_rid"
+            while rid in taken:
+                rid += "_"
+            source = f"(SELECT __rowid AS {rid}, {row_columns_sql()} FROM {source})"
         cur = self.con.cursor()
         try:
             ids = cur.execute(f"SELECT {rid} FROM {source} WHERE ({where})").fetchnumpy()[rid]
