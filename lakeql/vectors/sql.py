@@ -63,7 +63,9 @@ class Searcher:
                               f"search it with semantic_search_vector, or rebuild with --embed {label} "
                               "--model NAME (the model that made the vectors)")
         self.check_encoder(idx)
-        model = embedding.load_model(idx.meta.get("model"), idx.meta.get("backend", "torch"))
+        from lakeql.vectors.builder import encoder_backend
+
+        model = embedding.load_model(idx.meta.get("model"), encoder_backend(idx.meta))
         text = str(query)[:MAX_QUERY_CHARS]
         return model.encode([text], convert_to_numpy=True, normalize_embeddings=True,
                             show_progress_bar=False)[0].astype(np.float32)
