@@ -379,12 +379,15 @@ def main(argv: list[str] | None = None) -> int:
                 fs = first_search(b, Path(tmp), args.reps)
                 if b == "default":
                     b = f"default (index built without embed_backend: recorded {fs['recorded']!r})"
-                    fq = {"wall": float("nan"), "inner": float("nan"), "cpu": float("nan"), "torch": -1}
+                    fq = None
                 else:
                     fq = first_query(b, args.reps)
+                cells = "- | - | - | -"
+                if fq:
+                    torch_cell = "yes" if fq["torch"] else "no"
+                    cells = f"{fq['wall']:.2f} s | {fq['inner']:.2f} s | {fq['cpu']:.2f} s | {torch_cell}"
                 print(
-                    f"| {b} | {fq['wall']:.2f} s | {fq['inner']:.2f} s | {fq['cpu']:.2f} s | "
-                    f"{ {1: 'yes', 0: 'no'}.get(fq['torch'], '-') } | "
+                    f"| {b} | {cells} | "
                     f"{fs['wall']:.2f} s (torch {'imported' if fs['torch'] else 'not imported'}) |",
                     flush=True,
                 )

@@ -225,7 +225,7 @@ def register(con, ctx) -> None:
 
         values = texts.to_pylist()
         keep = [i for i, t in enumerate(values) if t is not None and str(t).strip()]
-        model = embedding.load_model(None)
+        model = embedding.load_model(None, embedding.AUTO)  # the default encoder: float32 ONNX, no torch
         d = dim or embedding.dimension(model)
         out = np.zeros((len(values), d), np.float32)
         if keep:
