@@ -50,8 +50,8 @@ BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
 #: the default of ``--embed-backend``: ``onnx`` (float32) for the models the ONNX encoder handles (the
 #: packaged MiniLM and other BERT mean-pooling folders), else ``torch``. Resolved by :func:`resolve_backend`
 #: before an index records it. Why: the float32 ONNX graph gives torch's vectors (within ~1e-6, batch
-#: invariant) several times faster, and a query process imports no torch (0.3-0.6 s to a first query
-#: instead of 6-25 s); see benchmarks/results/encdefault.md.
+#: invariant) 2-3x faster, and a query process imports no torch (0.3-1 s to a first query
+#: instead of 6-50 s); see benchmarks/results/encdefault.md.
 AUTO = "auto"
 DEVICES = ("auto", "cpu", "cuda")
 _ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8"}

@@ -115,8 +115,8 @@ def encoder(backend: str = "auto") -> tuple[Any, str]:
     """(model, cache label) of the schema embeddings' encoder.
 
     ``auto``: the backend :func:`lakeql.embedding.resolve_backend` picks for the packaged MiniLM, the
-    float32 ONNX Runtime export (:mod:`lakeql.onnx_encoder`: torch's vectors within ~1e-6, several times
-    the sentences/s of torch here and no torch import in a query process); when that export is not
+    float32 ONNX Runtime export (:mod:`lakeql.onnx_encoder`: torch's vectors within ~1e-6, 2-3x the
+    sentences/s of torch here and no torch import in a query process); when that export is not
     possible, torch float32 with a warning. ``onnx-int8`` is faster still with vectors that move slightly
     with their batch; Spider dev quality is the same within 0.01 for all (benchmarks/results/schemas.md).
     Tables and questions are always encoded by the same encoder: the cache label names it (``onnx`` as

@@ -21,7 +21,7 @@ class VectorOptions:
                                         "and other BERT mean-pooling folders, else torch; a column already "
                                         "embedded keeps its encoder), onnx (float32 ONNX Runtime graph, "
                                         "exported once per machine and cached: torch's vectors within 1e-6, "
-                                        "several times faster, and queries never import torch), onnx-int8 "
+                                        "2-3x faster on a CPU, and queries never import torch), onnx-int8 "
                                         "(the same graph quantized: faster still, vectors move slightly "
                                         "with their batch), torch (float32 PyTorch), torch-int8",
                                 choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
