@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from lakeql.errors import LakeqlError
 
@@ -26,3 +27,15 @@ def one_lake(positional: str | None, option: str | None) -> str | None:
     if positional and option and positional != option:
         raise LakeqlError(f"two lakes given: {positional!r} and --lake {option!r}: give one")
     return positional or option
+
+
+_PLAIN_WORD = re.compile(r"[\w.@%+=:,/-]+")
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one POSIX shell word, for the commands that error messages tell users to run: plain
+    words (``flights.flights.carrier``) stay as they are; anything else (a space, a quote, ``$``) is
+    single-quoted, a ``'`` inside written as ``'\\''``, so pasting the hint never runs something else."""
+    if text and _PLAIN_WORD.fullmatch(text):
+        return text
+    return "'" + text.replace("'", "'\\''") + "'"

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import shutil
+import struct
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -252,11 +253,31 @@ def fetch_batches(cur: Any, size: int = BATCH) -> Iterator[tuple]:
         yield from batch
 
 
+def float32_value(value: Any) -> Any:
+    """A FLOAT (single precision) value as the shortest decimal that reads back as the same float32,
+    as DuckDB's CLI prints it (Python widens it to a double: ``0.634`` would show as
+    ``0.6340000033378601``)."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+        short = float(f"{value:.{digits}g}")
+        if struct.unpack("f", struct.pack("f", short))[0] == value:
+            return short
+    return value
+
+
+def _with_float32(rows: Iterable[Sequence[Any]], types: Sequence[str]) -> Iterable[Sequence[Any]]:
+    singles = [i for i, t in enumerate(types) if t.upper() in ("FLOAT", "FLOAT4", "REAL")]
+    if not singles:
+        return rows
+    return (tuple(float32_value(v) if i in singles else v for i, v in enumerate(r)) for r in rows)
+
+
 def print_result(cur: Any, mode: str, out: TextIO, options: Options | None = None) -> None:
     """Fetch a DuckDB result (in batches) and render it."""
     columns = [d[0] for d in cur.description]
     types = [str(d[1]) for d in cur.description]
-    render(columns, types, fetch_batches(cur), mode, out, options)
+    render(columns, types, _with_float32(fetch_batches(cur), types), mode, out, options)
 
 
 def show(con, sql: str, out: TextIO, title: str = "") -> None:

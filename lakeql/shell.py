@@ -303,7 +303,7 @@ class Shell:
                 self._error("Interrupted")
                 break
             except Exception as exc:  # noqa: BLE001 - the shell reports and goes on
-                self._error(error_text(exc))
+                self._error(error_text(exc, self.con))
             if self.timer:
                 print(f"Run Time (s): real {time.perf_counter() - t0:.3f}", file=self.stdout)
             if self.completer is not None and stmt.query.lstrip().lower().startswith(DDL_WORDS):

@@ -11,6 +11,7 @@ JSON (one array per result), ``ndjson`` one object per row.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -24,10 +25,11 @@ QUERY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE", "RELATION", "AN
 STATUS_COLUMNS = ({("Count", "BIGINT")}, {("Success", "BOOLEAN")})
 
 
-def error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException, con: Any = None) -> str:
     """The message to show for ``exc``: DuckDB's full text (all lines, caret and suggestions included);
     one line for lakeql's own errors, also when they surface through a UDF. Control characters are
-    escaped (a message may quote hostile input)."""
+    escaped (a message may quote hostile input). With ``con``, a scalar function called in ``FROM``
+    gets a line saying how to call it (DuckDB only says the table function does not exist)."""
     from lakeql.errors import LakeqlError
 
     msg, from_udf = unwrap_udf_message(str(exc).strip())
@@ -37,7 +39,28 @@ def error_text(exc: BaseException) -> str:
         msg = msg.splitlines()[0] if msg else msg
     if not msg:
         return type(exc).__name__
-    return "\n".join(escape_controls(line.rstrip()) for line in msg.splitlines())
+    hint = scalar_in_from_hint(msg, con) if con is not None else ""
+    return "\n".join(escape_controls(line.rstrip()) for line in (msg + hint).splitlines())
+
+
+_TABLE_FUNCTION_MISSING = re.compile(r"Table Function with name (\w+) does not exist")
+
+
+def scalar_in_from_hint(msg: str, con: Any) -> str:
+    """A hint line when ``msg`` says a table function is missing but ``con`` has a scalar of that name."""
+    m = _TABLE_FUNCTION_MISSING.search(msg)
+    if not m:
+        return ""
+    try:
+        found = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ? "
+                            "AND function_type IN ('scalar', 'macro')", [m.group(1)]).fetchone()[0]
+    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
+        return ""
+    if not found:
+        return ""
+    name = m.group(1)
+    return (f"\nHint: {name} is a scalar function: call it in the SELECT list, "
+            f"e.g. SELECT {name}(...) AS value")
 
 
 def shows_result(statement: Any, cur: Any) -> bool:
@@ -94,7 +117,7 @@ def run_sql(con, text: str, fmt: str, out: TextIO, *, is_tty: bool, err: TextIO 
                 raise
             except Exception as exc:  # noqa: BLE001 - SQL errors are the user's to fix: report, stop
                 out.flush()
-                print(f"lakeql: error: {error_text(exc)}", file=err)
+                print(f"lakeql: error: {error_text(exc, con)}", file=err)
                 return 2
         out.flush()
     except BrokenPipeError:  # `lakeql sql ... | head`: the reader left, which is not an error

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeql import parquet_io
+from lakeql.cliargs import shell_word
 from lakeql.errors import CorruptIndexError, IndexDirError, LakeqlError, NotIndexedError, StaleIndexError
 from lakeql.lake import Lake, Table
 
@@ -792,9 +793,9 @@ class Store:
         entry = self.find(kind, key, column)
         target = (f"{key}.{column}" if column else key) or "the lake"
         if entry is None:
-            how = f"lakeql index LAKE {flag} {_cli_arg(target)}" if flag else "lakeql index LAKE"
+            how = f"lakeql index LAKE {flag} {shell_word(target)}" if flag else "lakeql index LAKE"
             raise NotIndexedError(f"no {kind} index for {target}: build it with '{how}'")
-        again = (f"lakeql index --refresh LAKE {flag} {_cli_arg(target)}" if flag and column
+        again = (f"lakeql index --refresh LAKE {flag} {shell_word(target)}" if flag and column
                  else "lakeql index --refresh LAKE")
         if entry.fingerprint == DAMAGED:
             raise CorruptIndexError(
@@ -829,10 +830,6 @@ def _read_pid(path: Path) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
-
-
-def _cli_arg(text: str) -> str:
-    return text if re.fullmatch(r"[\w.]+", text) else "'" + text.replace("'", "'\\''") + "'"
 
 
 def current_fingerprint(table: Table, fs: Any = None) -> str:

@@ -549,3 +549,20 @@ def test_bad_index_targets_fail_first_and_leave_the_index_as_it_was(lake, capsys
     rc, _, err = run_cli(capsys, "index", lake, "--quiet", "--refresh", flag, spec)
     assert rc == 2 and expect in err and len(err.strip().splitlines()) == 1
     assert manifest() == before
+
+
+def test_fix_hints_are_one_shell_word_per_argument(con):
+    """The command an error tells users to run survives a paste into a shell: the table.column spec of
+    a hostile name is one quoted word (no `;`, quote or `$` acting on its own)."""
+    import shlex
+
+    from lakeql.cliargs import shell_word
+
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute("SELECT ngram_count(?, 'select', 'x')", [TK])
+    first = str(caught.value).splitlines()[0]
+    assert first.endswith("'")
+    command = first[first.index("'lakeql index") + 1: -1]  # the hint, without the message's own quotes
+    assert shlex.split(command) == ["lakeql", "index", "LAKE", "--ngram", f"{TK}.select"]
+    for text in ("a.b_c", "x y", "it's", "$(rm -rf ~)", "", "数据.表", "a\nb"):
+        assert shlex.split(shell_word(text)) == [text]

@@ -284,3 +284,11 @@ def test_server_row_limit_is_the_default_and_the_cap(service):
         assert service.query("SELECT range AS i FROM range(100)", max_rows=3).count("\n| ") == 3
     finally:
         service.limits.max_rows = old
+
+
+def test_scalar_function_called_in_from_gets_a_hint(service):
+    """An agent that calls a scalar lakeql function in FROM is told how to call it."""
+    from lakeql.errors import LakeqlError
+
+    with pytest.raises(LakeqlError, match="ngram_count is a scalar function: call it in the SELECT list"):
+        service.query("SELECT * FROM ngram_count('python.modules', 'docstring', 'email')")

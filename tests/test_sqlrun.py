@@ -153,6 +153,35 @@ def test_lakeql_error_stays_one_line(capsys) -> None:
         "flights.weather?)"]
 
 
+def test_float_columns_print_as_single_precision(capsys) -> None:
+    """A FLOAT prints as the shortest decimal of its float32 (as duckdb's CLI), not as the widened double."""
+    rc, out, _ = sql(capsys, "--format", "csv", "SELECT 0.634::FLOAT AS f, 0.634::FLOAT::DOUBLE AS d, "
+                                                 "16777217::FLOAT AS big, NULL::FLOAT AS n")
+    assert rc == 0 and out.splitlines()[1] == "0.634,0.6340000033378601,16777216.0,"
+
+
+@pytest.mark.parametrize("value", [0.634, 1e-40, 3.4e38, 1 / 3, 123456.789, -2.5e-7])
+def test_float32_value_is_shortest_and_reads_back(value) -> None:
+    import struct
+
+    from lakeql.render import float32_value
+
+    single = struct.unpack("f", struct.pack("f", value))[0]
+    short = float32_value(single)
+    assert struct.unpack("f", struct.pack("f", short))[0] == single
+    assert len(repr(short)) <= len(repr(single))
+
+
+def test_scalar_function_called_in_from_gets_a_hint(capsys) -> None:
+    rc, _, err = sql(capsys, "SELECT * FROM lakeql_rows_view('flights.flights')")
+    assert rc == 2
+    assert "Table Function with name lakeql_rows_view does not exist" in err  # DuckDB's own text stays
+    assert err.splitlines()[-1] == ("Hint: lakeql_rows_view is a scalar function: call it in the SELECT "
+                                    "list, e.g. SELECT lakeql_rows_view(...) AS value")
+    rc, _, err = sql(capsys, "SELECT * FROM no_such_function(1)")  # no hint for a name that is nothing
+    assert rc == 2 and "Hint:" not in err
+
+
 def test_control_characters_are_escaped(capsys) -> None:
     rc, out, _ = sql(capsys, "SELECT chr(27) || '[31mred' AS s")
     assert rc == 0 and "\x1b" not in out and "\\x1b[31mred" in out

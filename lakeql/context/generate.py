@@ -25,6 +25,7 @@ from lakeql import parquet_io
 from lakeql.catalog import Catalog
 from lakeql.context import formats, partition, safe
 from lakeql.context.profile import ColumnProfile, TableProfile, profile_from_store, profile_table
+from lakeql.context.text import counted
 from lakeql.errors import LakeqlError
 from lakeql.lake import ROOT_DOMAIN, Lake
 from lakeql.progress import progress
@@ -440,7 +441,7 @@ def domain_overview(domain: str, members: list[tuple[str, str]], profiles: dict[
     Every name that is not plain and every description is a code span (see :mod:`lakeql.context.safe`):
     nothing from the lake can start a line, a heading or a list item here.
     """
-    lines = [f"# Domain {safe.md_name(domain)}: {len(members)} tables", "",
+    lines = [f"# Domain {safe.md_name(domain)}: {counted(len(members), 'table')}", "",
              "One line per table: `table (rows) -> file: description; columns: column TYPE, ...` (names "
              f"that are not plain and descriptions in backticks, escaped, cut at {safe.NAME_CHARS}/"
              f"{safe.LINE_CHARS} characters). The file has profiles, samples, join hints, index SQL.", ""]
@@ -504,7 +505,8 @@ def index_md(lake: Lake, fmt: str, by_domain: dict[str, list[tuple[str, str]]],
     navigate, and every lakeql SQL function an agent may call."""
     n = sum(len(m) for m in by_domain.values())
     lines = [
-        f"# Schema of the lake {safe.md_name(lake.root.name)}: {n} tables in {len(by_domain)} domains",
+        f"# Schema of the lake {safe.md_name(lake.root.name)}: {counted(n, 'table')} in "
+        f"{counted(len(by_domain), 'domain')}",
         "",
         f"Written by lakeql from the Parquet files under {safe.md_code(safe.visible(str(lake.root), 400))} "
         f"(table files in {fmt}).",
@@ -530,8 +532,8 @@ def index_md(lake: Lake, fmt: str, by_domain: dict[str, list[tuple[str, str]]],
         names = ", ".join(safe.md_name(lake.tables[k].name) for k, _ in members)
         about = domain_description(members, profiles) if profiles else None
         about = f"; about: {safe.md_text(about)}" if about else ""
-        lines.append(f"- **{safe.md_name(dom)}** ({safe.md_name(folder_of[dom] + '/')}, {len(members)} "
-                     f"tables): {names}{about}")
+        lines.append(f"- **{safe.md_name(dom)}** ({safe.md_name(folder_of[dom] + '/')}, "
+                     f"{counted(len(members), 'table')}): {names}{about}")
     if functions:
         lines += ["", "## lakeql SQL functions", "",
                   "Table functions go in `FROM`; the others are scalar. A table argument is "

@@ -39,3 +39,8 @@ def words(text: str) -> list[str]:
 def tokens(text: str, drop_stop: bool = True) -> list[str]:
     """Stemmed, lowercased words of ``text`` (stop words dropped when asked)."""
     return [stem(w) for w in words(text) if not (drop_stop and w in STOP)]
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1 (``1 table``, ``3 tables``): schema files are read."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

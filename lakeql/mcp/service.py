@@ -132,7 +132,9 @@ class LakeService:
             raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters or a "
                               "LIMIT, or aggregate") from None
         except duckdb.Error as exc:
-            raise LakeqlError(_duckdb_message(exc)) from None
+            from lakeql.sqlrun import scalar_in_from_hint
+
+            raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), self.con)) from None
         finally:
             timer.cancel()
             cur.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lakeql import arrays
+from lakeql.cliargs import shell_word
 from lakeql.errors import CorruptIndexError, LakeqlError
 from lakeql.lake import Table
 from lakeql.ngrams import text as T
@@ -95,11 +96,12 @@ class NgramIndex:
         except (OSError, ValueError, CorruptIndexError) as exc:
             raise CorruptIndexError(
                 f"the n-gram index of {table.key}.{column} is unreadable ({exc}): rebuild it with "
-                f"'lakeql index LAKE {FLAG} {table.key}.{column}'") from None
+                f"'lakeql index LAKE {FLAG} {shell_word(f'{table.key}.{column}')}'") from None
         if int(meta.get("shards", -1)) != len(dirs):
             raise CorruptIndexError(
                 f"the n-gram index of {table.key}.{column} has {len(dirs)} shard folders, expected "
-                f"{meta.get('shards')}: rebuild it with 'lakeql index LAKE {FLAG} {table.key}.{column}'")
+                f"{meta.get('shards')}: rebuild it with "
+                f"'lakeql index LAKE {FLAG} {shell_word(f'{table.key}.{column}')}'")
         self.fold = meta.get("fold", "ascii") if case == "insensitive" else "none"
         try:
             self.shards = [Shard(d) for d in dirs]
@@ -114,7 +116,7 @@ class NgramIndex:
                                                  for d, s in zip(dirs, wsh, strict=True)], True)
         except (CorruptIndexError, OSError, ValueError) as exc:
             raise CorruptIndexError(f"{exc}: rebuild it with 'lakeql index LAKE {FLAG} "
-                                    f"{table.key}.{column}'") from None
+                                    f"{shell_word(f'{table.key}.{column}')}'") from None
         self.n_rows = int(meta.get("n_rows", 0))
         self.row_bases = np.array([s.row_base for s in self.shards], dtype=np.int64)
         self.text_bytes = int(meta.get("text_bytes", 0))
@@ -131,7 +133,7 @@ class NgramIndex:
         if self.words is None:
             t = f"{self.table.key}.{self.column}"
             raise LakeqlError(f"the n-gram index of {t} has no word index: rebuild it with "
-                              f"'lakeql index LAKE {FLAG} {t} --ngram-words'")
+                              f"'lakeql index LAKE {FLAG} {shell_word(t)} --ngram-words'")
         return self.words
 
     def encode(self, phrase: str | bytes) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lakeql import parquet_io, shards
+from lakeql.cliargs import shell_word
 from lakeql.errors import LakeqlError
 from lakeql.lake import quote_ident
 from lakeql.progress import bar, say
@@ -49,10 +50,17 @@ def index_params(ctx, column_model: str | None, backend: str | None = None) -> d
 
     opts = ctx.options["vectors"]
     backend = backend or resolve_backend(column_model, opts.embed_backend)
+    bits = int(getattr(opts, "embed_refine_bits", 0) or 0)
+    if not 0 <= bits <= 4:
+        raise LakeqlError(f"--embed-refine-bits must be 0 to 4, got {bits}")
+    if bits and (opts.embed_rescore != "int8" or (opts.embed_method or DEFAULT_METHOD) != "rabitq"):
+        raise LakeqlError("--embed-refine-bits refines the int8 tier of the rabitq method: use it with "
+                          "--embed-rescore int8 and --embed-method rabitq (or drop it)")
     return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
             "backend": backend, "tier": opts.embed_rescore, "format": 2,
             **encoder_params(backend),
             **({"bm25": True} if opts.embed_bm25 else {}),
+            **({"refine_bits": bits} if bits else {}),
             **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {})}
 
 
@@ -162,8 +170,9 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
             ctx.store.drop(KIND, e.table_name, e.column_name)
             continue
         if not isinstance(params, dict) or not {"model", "method", "backend", "tier"} <= params.keys():
+            label = shell_word(f"{e.table_name}.{e.column_name}")
             warnings.warn(f"the embed index of {e.table_name}.{e.column_name} records no build parameters: "
-                          f"rebuild it with 'lakeql index LAKE --embed {e.table_name}.{e.column_name}'",
+                          f"rebuild it with 'lakeql index LAKE --embed {label}'",
                           stacklevel=2)
             continue
         try:
@@ -411,7 +420,7 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
         ids, vecs, texts, dim = embed_texts(ctx, table, column, params, todo)
     if meta_dim is not None and dim != meta_dim:
         raise LakeqlError(f"the new rows of {label} have {dim} dimensions but its index has {meta_dim}: "
-                          f"rebuild with 'lakeql index LAKE --embed {label}'")
+                          f"rebuild with 'lakeql index LAKE --embed {shell_word(label)}'")
     new = {p.shard: (ids[i], vecs[i], None if texts is None else texts[i]) for i, p in enumerate(todo)}
     total = ctx.catalog.row_count(table)
     n_new = sum(len(x) for x in ids)
@@ -433,8 +442,9 @@ def fit_binarizer(method: str, dim: int, vecs: list[np.ndarray]):
     return binz, n
 
 
-def encode_shard(binz, vecs: np.ndarray, tier: str):
-    """(packed codes, factors, tier values, scales, space) of one shard's vectors."""
+def encode_shard(binz, vecs: np.ndarray, tier: str, refine_bits: int = 0):
+    """(packed codes, factors, tier values, scales, space, refinement planes or None) of one shard's
+    vectors."""
     from lakeql.vectors import codes
 
     if len(vecs):
@@ -443,8 +453,8 @@ def encode_shard(binz, vecs: np.ndarray, tier: str):
         packed = np.zeros((0, binz.nbytes), np.uint8)
         factors = ({"factor": np.zeros(0, np.float32), "add": np.zeros(0, np.float32)}
                    if binz.scan == "asym" else {})
-    tier_values, scales, space = codes.quantize_tier(vecs, tier, binz)
-    return packed, factors, tier_values, scales, space
+    tier_values, scales, space, planes = codes.encode_tier(vecs, tier, binz, refine_bits)
+    return packed, factors, tier_values, scales, space, planes
 
 
 def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
@@ -466,9 +476,10 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
             sub = tmp / "shards" / p.shard
             if p.shard in new:
                 ids, vecs, texts = new[p.shard]
-                packed, factors, tier_values, scales, space = encode_shard(binz, vecs, params["tier"])
+                packed, factors, tier_values, scales, space, planes = encode_shard(
+                    binz, vecs, params["tier"], int(params.get("refine_bits", 0)))
                 codes.write_shard(sub, file_rows=ids, codes=packed, factors=factors, tier_values=tier_values,
-                                  scales=scales, table_name=table.key, column_name=column)
+                                  scales=scales, table_name=table.key, column_name=column, refine=planes)
                 if texts is not None:
                     bm25.write_counts(bm25.term_counts(texts), sub)
                 n = len(ids)

@@ -11,12 +11,16 @@ Files in the index folder (``LAKE/.lakeql/embed/<slug>/``, format 2)::
         rescore.npy       (n, d) uint8/int8 (int8 tier), float16 or float32: the rescoring tier,
                           memory-mapped
         scales.npy        (n,) float32 per-row scales of the int8 tier
+        refine.npy        (n, b * ceil(d/8)) uint8, only with ``refine_bits`` b > 0 (rotated int8 tier): b
+                          bit planes refining each magnitude's rounding (:func:`refine_planes`), read by
+                          the final step of a search for the few rows near the ``k``-th score
         bm25.npz, bm25_terms.parquet   term counts of the shard's rows (``--embed-bm25``)
     binarizer.npz     the binarizer's fitted arrays (medians, centroid, a float16 ITQ rotation from
                       50,000 rows; smaller columns use a random rotation rebuilt from its seed), fitted
                       by a full build and kept by ``--refresh`` so that kept shards stay valid
     bm25/             BM25 postings over the union of the shards (:mod:`lakeql.vectors.bm25`)
-    meta.json         model, backend, method and binarizer params, dim, counts, tier, format version
+    meta.json         model, backend, method and binarizer params, dim, counts, tier, format version,
+                      refine_bits (absent: 0; indexes written before it exist keep working)
 
 ``lakeql index --refresh`` writes shards only for new or changed files and hard-links the others into
 the new folder. :class:`CodeIndex` loads a folder once (every shard's codes concatenated into memory as
@@ -51,6 +55,10 @@ def tier_space(x: np.ndarray, binarizer: Any = None) -> tuple[np.ndarray, str]:
     return np.asarray(x, np.float32), "raw"
 
 
+#: most refinement bits a rotated int8 tier may carry (4 make it a 12-bit tier)
+MAX_REFINE_BITS = 4
+
+
 def quantize_tier(x: np.ndarray, tier: str, binarizer: Any = None
                   ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The rescoring tier of ``x``: (values, scales, space).
@@ -72,6 +80,45 @@ def quantize_tier(x: np.ndarray, tier: str, binarizer: Any = None
     if tier == "float16":
         return np.asarray(x).astype(np.float16), None, "raw"
     return np.asarray(x).astype(np.float32), None, "raw"
+
+
+def encode_tier(x: np.ndarray, tier: str, binarizer: Any = None, refine_bits: int = 0
+                ) -> tuple[np.ndarray, np.ndarray | None, str, np.ndarray | None]:
+    """:func:`quantize_tier` plus, with ``refine_bits`` > 0, the tier's refinement planes
+    (:func:`refine_planes`; only for the rotated int8 tier, else an error)."""
+    if not refine_bits:
+        return (*quantize_tier(x, tier, binarizer), None)
+    r, space = tier_space(x, binarizer)
+    if tier != "int8" or space != "rotated":
+        raise ValueError("refinement bits need the int8 tier of the rabitq method (a float tier is exact "
+                         "enough already)")
+    values, scales = _norm_matched_magnitudes(r)
+    return values, scales, space, refine_planes(r, refine_bits)
+
+
+def refine_planes(r: np.ndarray, bits: int, block: int = 65_536) -> np.ndarray:
+    """``bits`` bit planes refining the uint8 magnitudes of rotated residuals ``r`` (the int8 tier's
+    :func:`tier_space`, :func:`_norm_matched_magnitudes`): per dimension
+    the rounding left by the tier (``|r| / step - level``, in [-1/2, 1/2]) quantized to ``2**bits`` equal
+    cells, the cell number's bits most significant first, each plane packed like the codes
+    (little-endian, ``ceil(d/8)`` bytes). The tier plus ``b`` planes is a ``8 + b``-bit magnitude, and the
+    first ``b' < b`` planes are the ``b'``-bit refinement (embedded). Shape (n, bits * ceil(d/8))."""
+    if not 1 <= bits <= MAX_REFINE_BITS:
+        raise ValueError(f"refine bits must be 1..{MAX_REFINE_BITS}, got {bits}")
+    n, d = r.shape
+    nbytes = -(-d // 8)
+    out = np.empty((n, bits * nbytes), np.uint8)
+    for s in range(0, n, block):
+        mag = np.abs(r[s:s + block])
+        step = mag.max(axis=1) / 255.0
+        step[step == 0] = 1.0
+        f = mag / step[:, None]
+        lev = np.clip(np.rint(f), 0, 255)
+        cell = np.clip(np.floor((f - lev + 0.5) * (1 << bits)), 0, (1 << bits) - 1).astype(np.uint8)
+        for b in range(bits):
+            plane = (cell >> (bits - 1 - b)) & 1
+            out[s:s + block, b * nbytes:(b + 1) * nbytes] = np.packbits(plane, axis=1, bitorder="little")
+    return out
 
 
 def _norm_matched_magnitudes(r: np.ndarray, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +143,8 @@ def _norm_matched_magnitudes(r: np.ndarray, block: int = 65_536) -> tuple[np.nda
 
 
 def write_shard(folder: Path, *, file_rows: np.ndarray, codes: np.ndarray, factors: dict[str, np.ndarray],
-                tier_values: np.ndarray, scales: np.ndarray | None, table_name: str, column_name: str
-                ) -> None:
+                tier_values: np.ndarray, scales: np.ndarray | None, table_name: str, column_name: str,
+                refine: np.ndarray | None = None) -> None:
     """Write the files of one shard (the codes of one data file's rows) into ``folder``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -122,6 +169,8 @@ def write_shard(folder: Path, *, file_rows: np.ndarray, codes: np.ndarray, facto
     np.save(folder / "rescore.npy", tier_values)
     if scales is not None:
         np.save(folder / "scales.npy", scales.astype(np.float32))
+    if refine is not None:
+        np.save(folder / "refine.npy", refine)
 
 
 def write_shard_list(folder: Path, shards: list[dict[str, Any]]) -> None:
@@ -196,6 +245,12 @@ class CodeIndex:
     scales: np.ndarray | None
     binarizer: Any
     _pos: dict[str, Any] = field(default_factory=dict)
+    refine: Any = None  # (n, bits * ceil(d/8)) uint8 refinement planes, memory-mapped, or None
+
+    @property
+    def refine_bits(self) -> int:
+        """Refinement bit planes stored beside the int8 tier (0: none, e.g. an index built before them)."""
+        return int(self.meta.get("refine_bits", 0)) if self.refine is not None else 0
 
     @property
     def space(self) -> str:
@@ -224,7 +279,10 @@ class CodeIndex:
             dim = int(meta["dim"])
             nbytes = -(-dim // 8)
             shards = read_shard_list(folder)
-            id_parts, code_parts, factor_parts, tiers, scale_parts = [], [], [], [], []
+            id_parts, code_parts, factor_parts, tiers, scale_parts, refines = [], [], [], [], [], []
+            refine_bits = int(meta.get("refine_bits", 0))
+            if refine_bits and (meta.get("tier") != "int8" or meta.get("tier_space") != "rotated"):
+                raise ValueError(f"refine_bits {refine_bits} without a rotated int8 tier")
             for sh in shards:
                 sub = folder / "shards" / str(sh["shard"])
                 tbl = parquet_io.read_table(sub / "codes.parquet")
@@ -243,6 +301,12 @@ class CodeIndex:
                     if scale_parts[-1].shape != (tbl.num_rows,):
                         raise ValueError(f"int8 scales of shard {sh['shard']} have shape "
                                          f"{scale_parts[-1].shape}")
+                if refine_bits:
+                    refines.append(np.load(sub / "refine.npy", mmap_mode="r"))
+                    if refines[-1].shape != (tbl.num_rows, refine_bits * nbytes) \
+                            or refines[-1].dtype != np.uint8:
+                        raise ValueError(f"refinement planes of shard {sh['shard']} have shape "
+                                         f"{refines[-1].shape}")
             rowids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int64)
             if len(rowids) > 1 and not np.all(rowids[1:] > rowids[:-1]):
                 raise ValueError("shard rows overlap or are out of order")
@@ -254,6 +318,8 @@ class CodeIndex:
             binz = binarizers.from_state(meta["binarizer"], arrays)
             tier_dtype = tiers[0].dtype if tiers else np.float32
             tier = tiers[0] if len(tiers) == 1 else ShardedRows(tiers, dim, tier_dtype)
+            refine = None if not refines else refines[0] if len(refines) == 1 else \
+                ShardedRows(refines, refine_bits * nbytes, np.uint8)
             scales = (np.concatenate(scale_parts) if scale_parts else np.zeros(0, np.float32)
                       ) if meta.get("tier") == "int8" else None
             words, factors = kernels.scan_inputs(codes, factors, binz.scan)
@@ -267,7 +333,7 @@ class CodeIndex:
             raise CorruptIndexError(
                 f"the embed index of {label} is corrupt ({type(exc).__name__}: {exc}): rebuild it with "
                 f"'lakeql index LAKE --embed {label}'") from None
-        return cls(folder, meta, rowids, words, factors, tier, scales, binz)
+        return cls(folder, meta, rowids, words, factors, tier, scales, binz, refine=refine)
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """Rescoring-tier vectors (float32, back in the rows' space) of code positions ``positions``."""
@@ -300,6 +366,32 @@ class CodeIndex:
             mags = np.asarray(self.tier[pos], np.float32) * self.signs(pos)
             return float(q32 @ b.centroid) + (mags @ (q32 @ b.rotation)) * self.scales[pos]
         return (np.asarray(self.tier[pos], np.float32) @ q) * self.scales[pos]
+
+    def refined_score(self, positions: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Inner products ``<x_i, q>`` from the int8 tier plus its refinement planes (an ``8 + b``-bit
+        magnitude per dimension, :func:`refine_planes`): for the few rows a search is unsure of. The
+        per-row scale is re-matched to the row's length (``scale |levels| / |refined levels|``, the
+        length the stored scale gives the tier's levels). Without planes: :meth:`score`."""
+        pos = np.asarray(positions, np.int64)
+        bits = self.refine_bits
+        if not bits or not len(pos):
+            return self.score(pos, q)
+        from lakeql.vectors import kernels
+
+        b = self.binarizer
+        q32 = np.asarray(q, np.float32)
+        tier = self.tier if isinstance(self.tier, ShardedRows) else np.asarray(self.tier)  # no memmap wrapper
+        planes = self.refine if isinstance(self.refine, ShardedRows) else np.asarray(self.refine)
+        lev = tier[pos].astype(np.float32)
+        bitv = np.unpackbits(planes[pos].reshape(len(pos), bits, -1), axis=2, count=self.dim,
+                             bitorder="little")
+        weights = (1.0 / (1 << np.arange(1, bits + 1))).astype(np.float32)  # plane i: 2**-(i+1) of a step
+        fine = lev + (np.einsum("mbd,b->md", bitv, weights, dtype=np.float32) + (0.5 / (1 << bits) - 0.5))
+        len_lev = np.sqrt(np.einsum("ij,ij->i", lev, lev))
+        len_fine = np.sqrt(np.einsum("ij,ij->i", fine, fine))
+        scale = self.scales[pos] * np.divide(len_lev, len_fine, out=np.ones_like(len_lev), where=len_fine > 0)
+        qr = kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
+        return (float(q32 @ b.centroid) + ((fine * self.signs(pos)) @ qr) * scale).astype(np.float32)
 
     def _score_fused(self, pos: np.ndarray, q32: np.ndarray) -> np.ndarray:
         """:meth:`score` of the uint8 tier in one numba pass per shard (:func:`kernels.rescore_signed_u8`):

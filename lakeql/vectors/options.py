@@ -33,6 +33,10 @@ class VectorOptions:
     embed_rescore: str = option("int8", "rescoring tier stored beside the codes (int8: 384 B/row for "
                                         "MiniLM, the index 0.29x float32; float16 768 B/row, 0.54x)",
                                 choices=("int8", "float16", "float32"))
+    embed_refine_bits: int = option(0, "refinement bits a dimension stored beside the int8 tier (0-4; each "
+                                       "48 B/row for MiniLM, 2: +0.06x float32): the final step rescores "
+                                       "the rows near the k-th score at 8 + N bits (for lakes of "
+                                       "near-duplicates)", metavar="N")
     embed_ann: bool = option(False, "also build ANN lists (a binary IVF over the codes) so semantic_search "
                                     "probes a few lists instead of every code; for tables of millions of "
                                     "rows (exact := true still scans every code)")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lakeql.cliargs import shell_word
 from lakeql.errors import LakeqlError
 from lakeql.lake import quote_ident
 from lakeql.udf import check_k, scalar_udf, struct_list
@@ -168,7 +169,7 @@ class Searcher:
         if "bm25" not in idx._pos:
             if not (folder / "postings.npz").exists():
                 raise LakeqlError(f"hybrid_search needs the words of {label} indexed: rebuild with "
-                                  f"'lakeql index LAKE --embed {label} --embed-bm25'")
+                                  f"'lakeql index LAKE --embed {shell_word(label)} --embed-bm25'")
             idx._pos["bm25"] = bm25.BM25Index.load(folder, label)
         words = idx._pos["bm25"]
         q = self.embed_query(idx, query)

@@ -247,3 +247,44 @@ def test_json_table_is_one_shard_rebuilt_on_change(tmp_path, tables, real):
     hits = con.execute("SELECT id FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 3)",
                        [q]).fetchall()
     assert hits[0][0] == 5
+
+
+REFINE_OPTS = {"embed_refine_bits": 2}
+
+
+def test_refinement_planes_end_to_end(tmp_path, tables, real):
+    """--embed-refine-bits 2: every shard holds its planes, SQL search returns the exact float top k, a
+    refresh writes planes for the new file, and an index built without planes (as before them) turns
+    into one with planes on --refresh with the option (and back)."""
+    from lakeql.errors import LakeqlError
+
+    lake, folder, parts = lake_of_first_parts(tmp_path, tables["vecs"], "vecs", "docs")
+    idx = tmp_path / "index"
+    build(lake, idx, ["vecs.docs.v"])  # no planes: what lakeql wrote before them
+    assert not list((idx / "embed").rglob("refine.npy"))
+    before = vector_queries(lake, idx, real)
+    build(lake, idx, ["vecs.docs.v"], refresh=True, **REFINE_OPTS)  # the option changes the index: rebuilt
+    assert len(list((idx / "embed").rglob("refine.npy"))) == 3
+    (meta,) = [json.loads(p.read_text()) for p in (idx / "embed").glob("*/meta.json")]
+    assert meta["refine_bits"] == 2 and meta["tier"] == "int8"
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = Path(__file__).resolve().parents[2] / "schemas" / "vectors_meta.schema.json"
+    jsonschema.validate(meta, json.loads(schema.read_text()))
+    shutil.copy(parts[3], folder)
+    build(lake, idx, ["vecs.docs.v"], refresh=True, **REFINE_OPTS)
+    # the refresh keeps the binarizer (rabitq's centroid): kept shards are linked, the new one has planes
+    assert len(list((idx / "embed").rglob("refine.npy"))) == 4
+    con = connect(lake, idx)
+    ids_all, vecs = real
+    for i in (0, 57, 123, 199):
+        res = con.execute("SELECT id FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 7)",
+                          [vecs[i].tolist()]).fetchall()
+        assert [r[0] for r in res] == ids_all[np.argsort(-(vecs @ vecs[i]), kind="stable")[:7]].tolist()
+    con.close()
+    assert len(vector_queries(lake, idx, real)) == len(before)
+    build(lake, idx, ["vecs.docs.v"], refresh=True)  # dropping the option rebuilds without planes
+    assert not list((idx / "embed").rglob("refine.npy"))
+    for bad, match in (({"embed_refine_bits": 5}, "0 to 4"),
+                       ({"embed_refine_bits": 2, "embed_rescore": "float16"}, "--embed-rescore int8")):
+        with pytest.raises(LakeqlError, match=match):
+            build(lake, tmp_path / "bad", ["vecs.docs.v"], **bad)
