@@ -116,7 +116,7 @@ def encode_base(cache: Path, per_set: int) -> None:
                 titles.append(d.get("title") or d["text"][:60])
         with open(ir / name / "queries.jsonl", encoding="utf-8") as f:
             qs += [json.loads(line)["text"] for line in f]
-    m = load_model(None, "onnx")  # the int8 ONNX export of MiniLM: ~3.5x faster than torch here
+    m = load_model(None, "onnx-int8")  # the int8 ONNX export of MiniLM: ~3.5x faster than torch here
     Q = encode(qs, m)
     C = np.concatenate([encode(docs[s : s + 500], m, batch_size=32) for s in range(0, len(docs), 500)])
     np.save(cache / "base_queries.npy", Q.astype(np.float32))

@@ -1,19 +1,25 @@
-"""Benchmark of lakeql's text encoders side by side: torch float32, torch-int8 and ONNX Runtime int8.
+"""Benchmark of lakeql's text encoders side by side: torch float32, ONNX Runtime float32 and int8.
 
     /work/venv/bin/python benchmarks/encoders.py              # throughput, nDCG@10, first-query latency
     /work/venv/bin/python benchmarks/encoders.py --texts 200 --rounds 2
+    /work/venv/bin/python benchmarks/encoders.py --backends torch,torch-int8,onnx,onnx-int8
 
-For each backend (``lakeql.embedding.load_model(None, backend)``, the packaged all-MiniLM-L6-v2):
+For each backend (``lakeql.embedding.load_model(None, backend)``, the packaged all-MiniLM-L6-v2;
+default ``torch``, ``onnx`` (float32) and ``onnx-int8``):
 
 * **sentences/s** on real MS MARCO and DBpedia passages (title + text, as indexed), measured in
-  interleaved rounds (torch, torch-int8, onnx, torch, ...) so that the load of this shared machine hits
+  interleaved rounds (torch, onnx, onnx-int8, torch, ...) so that the load of this shared machine hits
   every backend alike; the median round per backend is reported, with its ratio to torch float32;
+* **exactness**: max |difference| and cosine of each backend's vectors to torch float32's on the same
+  texts, and **batch invariance**: each text encoded alone against the same text encoded in one call
+  with all the others;
 * **nDCG@10 / Recall@10** on ../shared/data/ir (dbpedia, msmarco: 5,000 documents and 50 queries each)
   with corpus and queries both encoded by the backend (exact float search), and the ratio to torch;
   vectors are cached in benchmarks/_work/ (gitignored);
 * **first query in a fresh process**: wall time of a new ``python`` that imports lakeql, loads the
   encoder and embeds one query (and, for onnx, whether torch/sentence_transformers got imported), plus
-  ``lakeql.connect`` + ``semantic_search`` on a small lake embedded with that backend.
+  ``lakeql.connect`` + ``semantic_search`` on a small lake embedded with that backend, and with the
+  default (``embed_backend`` not given: ``auto``).
 
 No GPU is present on the benchmark machine: the CUDA path (``device='cuda'``) is not measured.
 """
@@ -41,7 +47,7 @@ from vectors import WORK, load_ir, ndcg_at_k, recall_rel  # noqa: E402
 #: the IR sets: ../shared/data/ir beside the repository, or $LAKEQL_IR_DATA (e.g. from a git worktree)
 DATA = vectors.DATA = Path(os.environ.get("LAKEQL_IR_DATA") or vectors.DATA)
 
-BACKENDS = ("torch", "torch-int8", "onnx")
+BACKENDS = ("torch", "onnx", "onnx-int8")
 TORCH_TOKENS = "torch, onnx's token-budget runs"
 K = 10
 
@@ -110,12 +116,15 @@ def reference_by_tokens(name: str) -> None:
     np.save(cpath, encode(docs, tok))
 
 
-def throughput(texts: list[str], rounds: int, batch_size: int) -> dict[str, list[float]]:
+def throughput(
+    texts: list[str], rounds: int, batch_size: int, backends: list[str], torch_tokens: bool
+) -> dict[str, list[float]]:
     """sentences/s of each backend per round, rounds interleaved across backends."""
     from lakeql.embedding import encode, load_model
 
-    models = {b: load_model(None, b) for b in BACKENDS}
-    models[TORCH_TOKENS] = TokenBatchedTorch(models["torch"])
+    models = {b: load_model(None, b) for b in backends}
+    if torch_tokens:
+        models[TORCH_TOKENS] = TokenBatchedTorch(models["torch"])
     for m in models.values():
         encode(texts[:8], m, batch_size=batch_size)  # warm-up
     out: dict[str, list[float]] = {b: [] for b in models}
@@ -127,13 +136,27 @@ def throughput(texts: list[str], rounds: int, batch_size: int) -> dict[str, list
     return out
 
 
+def cache_tag(backend: str) -> str:
+    """``backend`` in the cache file names; an ONNX backend adds its export recipe's hash, so vectors of
+    another recipe (``onnx`` was int8 before 2026-12-07) are never reused."""
+    import hashlib
+
+    from lakeql import onnx_encoder
+
+    if not backend.startswith("onnx"):
+        return backend
+    rec = onnx_encoder.recipe("int8" if backend == "onnx-int8" else "fp32")
+    return f"{backend}-{hashlib.sha256(rec.encode()).hexdigest()[:8]}-rows{onnx_encoder.MAX_ROWS}"
+
+
 def vectors_of(ds: dict, backend: str) -> tuple[np.ndarray, np.ndarray]:
     """(corpus, queries) embeddings of ``ds`` by ``backend`` (torch: the vectors benchmark's cache)."""
     from lakeql.embedding import encode, load_model
 
     if backend == "torch":
         return ds["C"], ds["Q"]
-    cpath, qpath = WORK / f"{ds['name']}_corpus_{backend}.npy", WORK / f"{ds['name']}_queries_{backend}.npy"
+    tag = cache_tag(backend)
+    cpath, qpath = WORK / f"{ds['name']}_corpus_{tag}.npy", WORK / f"{ds['name']}_queries_{tag}.npy"
     m = load_model(None, backend)
     if not cpath.exists():
         np.save(cpath, encode(passages(ds["name"]), m, report=True, desc=f"{ds['name']} {backend}"))
@@ -210,8 +233,37 @@ def first_query(backend: str, reps: int) -> dict:
     }
 
 
+def exactness(texts: list[str], backends: list[str]) -> list[dict]:
+    """Per backend: its vectors against torch float32's (max |difference|, min and mean cosine), and
+    batch invariance (each text encoded alone against the same text in one call with all the others)."""
+    from lakeql.embedding import load_model
+
+    def enc(m, x):
+        return m.encode(x, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+
+    ref = enc(load_model(None, "torch"), texts)
+    out = []
+    for b in backends:
+        m = load_model(None, b)
+        batch = enc(m, texts)
+        alone = np.stack([enc(m, [t])[0] for t in texts])
+        cos_ref, cos_alone = np.sum(batch * ref, axis=1), np.sum(batch * alone, axis=1)
+        out.append(
+            {
+                "backend": b,
+                "diff": float(np.abs(batch - ref).max()),
+                "cos_min": float(cos_ref.min()),
+                "cos_mean": float(cos_ref.mean()),
+                "alone_diff": float(np.abs(batch - alone).max()),
+                "alone_cos_min": float(cos_alone.min()),
+            }
+        )
+    return out
+
+
 def first_search(backend: str, tmp: Path, reps: int) -> dict:
-    """Fresh-process connect + semantic_search on the sample lake's python.modules embedded by ``backend``."""
+    """Fresh-process connect + semantic_search on the sample lake's python.modules embedded by ``backend``
+    (``default``: the option not given)."""
     import lakeql
     from lakeql.demo import SAMPLE_LAKE
 
@@ -221,15 +273,16 @@ def first_search(backend: str, tmp: Path, reps: int) -> dict:
         index_dir=index,
         embed=["python.modules.docstring"],
         capabilities=["vectors"],
-        embed_backend=backend,
         progress=False,
+        **({} if backend == "default" else {"embed_backend": backend}),
     )
+    meta = json.loads(next((index / "embed").glob("*/meta.json")).read_text())
     walls, torch_loaded = [], 0
     for _ in range(reps):
         wall, out = fresh(FIRST_SEARCH.format(lake=str(SAMPLE_LAKE), index=str(index)))
         walls.append(wall)
         torch_loaded = max(torch_loaded, int(out[1]))
-    return {"wall": statistics.median(walls), "torch": torch_loaded}
+    return {"wall": statistics.median(walls), "torch": torch_loaded, "recorded": meta.get("backend")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,12 +291,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3, help="fresh processes per latency figure")
+    ap.add_argument(
+        "--backends",
+        type=lambda s: [b for b in s.split(",") if b],
+        default=list(BACKENDS),
+        help="backends measured (comma-separated; torch is always the baseline)",
+    )
+    ap.add_argument(
+        "--torch-tokens",
+        action="store_true",
+        help="also time torch given the ONNX token-budget runs",
+    )
+    ap.add_argument("--exact-texts", type=int, default=64, help="texts of the exactness / batch check")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true", help="quality only (no throughput, no latency)")
     ap.add_argument(
         "--quality",
         type=lambda s: [b for b in s.split(",") if b],
-        default=["onnx", "torch-int8"],
+        default=["onnx", "onnx-int8"],
         help="backends compared with torch on the IR sets (comma-separated)",
     )
     ap.add_argument(
@@ -253,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         "loaded machine; float32 vectors do not depend on their batch: checked on 64 passages)",
     )
     args = ap.parse_args(argv)
+    if "torch" not in args.backends:
+        args.backends.insert(0, "torch")
     os.environ.setdefault("LAKEQL_QUIET", "1")
     import onnxruntime
 
@@ -267,25 +334,39 @@ def main(argv: list[str] | None = None) -> int:
         texts = [pool[i] for i in rng.choice(len(pool), args.texts, replace=False)]
         WORK.mkdir(parents=True, exist_ok=True)
         load0 = load_avg()
-        tp = throughput(texts, args.rounds, args.batch_size)
+        tp = throughput(texts, args.rounds, args.batch_size, args.backends, args.torch_tokens)
         base = statistics.median(tp["torch"])
         print(
             f"## Throughput ({args.texts} real passages x {args.rounds} interleaved rounds, batch "
             f"{args.batch_size}; median round)\n"
         )
         print(f"load average (uptime) before: {load0}, after: {load_avg()}\n")
-        fair = statistics.median(tp[TORCH_TOKENS])
+        fair = statistics.median(tp[TORCH_TOKENS]) if TORCH_TOKENS in tp else None
         print(
-            "| backend | sentences/s (median) | rounds | vs torch float32 (lakeql default, batches of "
+            "| backend | sentences/s (median) | rounds | vs torch float32 (batches of "
             f"{args.batch_size}) | vs torch given the same token-budget runs |\n|---|---|---|---|---|"
         )
         for b in tp:
             med = statistics.median(tp[b])
             print(
                 f"| {b} | {med:.1f} | {', '.join(f'{x:.1f}' for x in tp[b])} | {med / base:.2f}x | "
-                f"{med / fair:.2f}x |"
+                f"{f'{med / fair:.2f}x' if fair else '-'} |"
             )
         print(flush=True)
+        print(
+            f"## Exactness ({args.exact_texts} of those passages; vectors L2-normalized)\n\n"
+            f"load average (uptime) before: {load_avg()}\n\n"
+            "| backend | max abs diff to torch | min cos to torch | mean cos to torch | "
+            "batch invariance: max abs diff alone vs in one call | min cos alone vs in one call |\n"
+            "|---|---|---|---|---|---|"
+        )
+        for r in exactness(texts[: args.exact_texts], args.backends):
+            print(
+                f"| {r['backend']} | {r['diff']:.1e} | {r['cos_min']:.6f} | {r['cos_mean']:.6f} | "
+                f"{r['alone_diff']:.1e} | {r['alone_cos_min']:.6f} |",
+                flush=True,
+            )
+        print()
         print(f"## First query in a fresh process (median of {args.reps})\n")
         print(f"load average (uptime) before: {load_avg()}\n")
         print(
@@ -294,12 +375,19 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---|---|---|---|---|"
         )
         with tempfile.TemporaryDirectory(dir=WORK) as tmp:
-            for b in BACKENDS:
-                fq = first_query(b, args.reps)
+            for b in [*args.backends, "default"]:
                 fs = first_search(b, Path(tmp), args.reps)
+                if b == "default":
+                    b = f"default (index built without embed_backend: recorded {fs['recorded']!r})"
+                    fq = None
+                else:
+                    fq = first_query(b, args.reps)
+                cells = "- | - | - | -"
+                if fq:
+                    torch_cell = "yes" if fq["torch"] else "no"
+                    cells = f"{fq['wall']:.2f} s | {fq['inner']:.2f} s | {fq['cpu']:.2f} s | {torch_cell}"
                 print(
-                    f"| {b} | {fq['wall']:.2f} s | {fq['inner']:.2f} s | {fq['cpu']:.2f} s | "
-                    f"{'yes' if fq['torch'] else 'no'} | "
+                    f"| {b} | {cells} | "
                     f"{fs['wall']:.2f} s (torch {'imported' if fs['torch'] else 'not imported'}) |",
                     flush=True,
                 )

@@ -743,8 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lake538", action="store_true", help="only: fivethirtyeight + Spider lake (>= 1,000 "
                                                            "tables with descriptions), table top-3")
     ap.add_argument("--build-cost", action="store_true", help="only: default build vs embedding cost")
-    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch", "torch-int8"],
-                    help="encoder of the schema embeddings (default auto: int8 ONNX when installed)")
+    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "onnx-int8", "torch", "torch-int8"],
+                    help="encoder of the schema embeddings (default auto: float32 ONNX, as the product)")
     args = ap.parse_args(argv)
     global BACKEND
     BACKEND = args.backend

@@ -44,26 +44,46 @@ def model_id(name: str | None = None) -> str:
     return DEFAULT_MODEL if (name is None or name in _ALIASES) else name
 
 
-BACKENDS = ("torch", "torch-int8", "onnx")
+#: encoders of text (``--embed-backend``): ``onnx`` float32 and ``onnx-int8`` are the model exported once
+#: to an ONNX Runtime graph (:mod:`lakeql.onnx_encoder`); ``torch`` / ``torch-int8`` run it in PyTorch
+BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+#: the default of ``--embed-backend``: ``onnx`` (float32) for the models the ONNX encoder handles (the
+#: packaged MiniLM and other BERT mean-pooling folders), else ``torch``. Resolved by :func:`resolve_backend`
+#: before an index records it. Why: the float32 ONNX graph gives torch's vectors (within ~1e-6, batch
+#: invariant) 2-3x faster, and a query process imports no torch (0.3-1 s to a first query
+#: instead of 6-50 s); see benchmarks/results/encdefault.md.
+AUTO = "auto"
 DEVICES = ("auto", "cpu", "cuda")
+_ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8"}
+
+
+def resolve_backend(name: str | None = None, backend: str = AUTO) -> str:
+    """The backend that runs model ``name`` for ``backend``: ``auto`` is ``onnx`` (float32) when the ONNX
+    encoder handles the model folder (:func:`lakeql.onnx_encoder.unsupported`), else ``torch``; any other
+    backend is returned as is. Reads JSON files only (no torch, no ONNX Runtime import)."""
+    if backend != AUTO:
+        return backend
+    from lakeql.onnx_encoder import unsupported
+
+    return "onnx" if unsupported(resolve_model(name)) is None else "torch"
 
 
 def load_model(name: str | None = None, backend: str = "torch", device: str = "cpu") -> Any:
     """Load (once per process) an encoder with a sentence-transformers ``encode()``, offline.
 
-    ``backend``: ``torch`` (float32), ``torch-int8`` or ``onnx`` (int8 ONNX Runtime graph exported once
-    and cached, :mod:`lakeql.onnx_encoder`; imports no torch once exported). ``device``:
-    ``auto`` (a CUDA GPU when one is usable, else the CPU), ``cpu`` or ``cuda`` (an error without a GPU).
-    Calls with equivalent arguments (``load_model()``, ``load_model(None, "torch")``,
-    ``load_model("default")``) share one cached model.
+    ``backend``: ``torch`` (float32), ``torch-int8``, ``onnx`` (float32 ONNX Runtime graph exported once
+    and cached, :mod:`lakeql.onnx_encoder`; imports no torch once exported), ``onnx-int8`` (the same graph
+    quantized to int8) or ``auto`` (:func:`resolve_backend`). ``device``: ``auto`` (a CUDA GPU when one is
+    usable, else the CPU), ``cpu`` or ``cuda`` (an error without a GPU). Calls with equivalent arguments
+    (``load_model()``, ``load_model(None, "torch")``, ``load_model("default")``) share one cached model.
     """
     from lakeql.errors import LakeqlError
 
-    if backend not in BACKENDS:
-        raise LakeqlError(f"unknown embed backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend not in (*BACKENDS, AUTO):
+        raise LakeqlError(f"unknown embed backend {backend!r}: use one of {', '.join((AUTO, *BACKENDS))}")
     if device not in DEVICES:
         raise LakeqlError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
-    return _load_model(model_id(name), backend, device)
+    return _load_model(model_id(name), resolve_backend(name, backend), device)
 
 
 load_model.cache_clear = lambda: _load_model.cache_clear()  # type: ignore[attr-defined]
@@ -89,15 +109,16 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
     """The cached loader behind :func:`load_model`.
 
     ``backend``: ``torch`` (float32), ``torch-int8`` (the same weights with every ``Linear`` layer
-    dynamically quantized to int8 by PyTorch: faster on CPU, needs no extra package) or ``onnx``.
+    dynamically quantized to int8 by PyTorch: faster on CPU, needs no extra package), ``onnx`` or
+    ``onnx-int8``.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if backend == "onnx":
+    if backend in _ONNX_PRECISION:
         from lakeql.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(resolve_model(name), device)
+        return OnnxEncoder(resolve_model(name), device, _ONNX_PRECISION[backend])
     if backend == "torch-int8":
         import torch
 

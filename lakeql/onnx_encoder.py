@@ -1,28 +1,32 @@
-"""``embed_backend='onnx'``: the sentence-transformers model exported once to an int8 ONNX graph, run by
-ONNX Runtime.
+"""``embed_backend='onnx'`` (float32, the default encoder) and ``'onnx-int8'``: the sentence-transformers
+model exported once to an ONNX graph, run by ONNX Runtime.
 
-Why: torch float32 encodes 16-51 sentences/s on a 2-core CPU and a fresh process needs ~10 s to import
-torch and load the model before its first query. The exported graph (BERT + mean pooling) with its
-matrix products quantized to int8 is several times faster, and a query process imports only
-``onnxruntime`` and ``tokenizers`` (no torch, no sentence-transformers, no transformers).
+Why: torch float32 encodes 16-51 sentences/s on a 2-core CPU and a fresh process needs 6-25 s to import
+torch and load the model before its first query. The exported graph (BERT + mean pooling) run by ONNX
+Runtime is faster (its fused kernels), and a query process imports only ``onnxruntime`` and
+``tokenizers`` (no torch, no sentence-transformers, no transformers). Two recipes (:func:`recipe`):
 
-The export runs locally, offline, once per model and :data:`RECIPE`: it needs torch + transformers
-(present wherever the model can be loaded at all) and writes ``<cache>/onnx/<fingerprint>/`` atomically
-(a temp folder renamed into place), where ``<cache>`` is ``$LAKEQL_CACHE_DIR``, else
-``$XDG_CACHE_HOME/lakeql``, else ``~/.cache/lakeql``. The fingerprint hashes :data:`RECIPE`, the model
-folder's small config/tokenizer files and the size + mtime of its weight files (hashing 90 MB of weights
-would cost every fresh process ~0.3 s). ``source.json`` beside the graph records the recipe, size and
-SHA-256 of the graph: a cached export whose record does not match (an older recipe, a truncated or
-altered file, a missing record) is rebuilt, never used.
+* ``fp32``: the exported graph as is. Same arithmetic as torch float32 up to summation order: vectors
+  within ~1e-6 of torch's, and a text's vector does not depend on its batch companions.
+* ``int8``: the matrix products dynamically quantized to int8 (faster still). Dynamic quantization scales
+  activations per batch, so a text's vector moves slightly with its batch companions (cosine > 0.99
+  between a text encoded alone and in a batch), and nDCG@10 is 0.99-1.01x torch's.
+
+The export runs locally, offline, once per model and recipe: it needs torch + transformers (present
+wherever the model can be loaded at all) and writes ``<cache>/onnx/<fingerprint>/`` atomically (a temp
+folder renamed into place), where ``<cache>`` is ``$LAKEQL_CACHE_DIR``, else ``$XDG_CACHE_HOME/lakeql``,
+else ``~/.cache/lakeql``. The fingerprint hashes the recipe, the model folder's small config/tokenizer
+files and the size + mtime of its weight files (hashing 90 MB of weights would cost every fresh process
+~0.3 s). ``source.json`` beside the graph records the recipe, size and SHA-256 of the graph: a cached
+export whose record does not match (an older recipe, a truncated or altered file, a missing record) is
+rebuilt, never used.
 
 Tokenization uses the model folder's own ``tokenizer.json`` through the ``tokenizers`` library (the
 engine under transformers' fast tokenizer, identical ids; tests compare), truncated to the model's
 ``max_seq_length``. Texts are sorted by token count and run in batches of about :data:`TOKEN_BUDGET`
 padded tokens (at most :data:`MAX_ROWS` texts), so batches pad little and short texts share a call.
 Pooling (mean over the attention mask) is part of the graph; L2 normalization is done here, as
-sentence-transformers does. Dynamic quantization scales activations per batch, so a text's vector
-moves slightly with its batch companions (cosine > 0.99 between a text encoded alone and in a batch;
-torch float32 is exact).
+sentence-transformers does.
 """
 
 from __future__ import annotations
@@ -43,16 +47,22 @@ import numpy as np
 from lakeql.errors import LakeqlError
 
 FORMAT = 3  # bump to invalidate every cached export
-#: how the cached graph is made: part of the cache key and checked against ``source.json`` on load, so an
-#: export made by another recipe is rebuilt, never used. Quantizing only the MatMul weights, per output
-#: channel, on the plain graph (no offline BERT fusions) leaves ONNX Runtime free to fuse the int8
+PRECISIONS = ("fp32", "int8")
+#: how the cached int8 graph is made: part of the cache key and checked against ``source.json`` on load,
+#: so an export made by another recipe is rebuilt, never used. Quantizing only the MatMul weights, per
+#: output channel, on the plain graph (no offline BERT fusions) leaves ONNX Runtime free to fuse the int8
 #: products at load (MatMulIntegerToFloat); measured faster than fused Attention + int8 (see
 #: benchmarks/results/encoders.md) at the same quality.
-RECIPE = (
+RECIPE_INT8 = (
     f"lakeql-onnx/{FORMAT}: torch.onnx TorchScript opset 17, transformer + mean pooling; plain graph; "
     "quantize_dynamic QInt8 per_channel op_types=MatMul; embeddings float"
 )
-ONNX_FILE = "model_int8.onnx"
+#: the float32 graph: the same export, not quantized (ONNX Runtime fuses attention and layer norms at load)
+RECIPE_FP32 = (
+    f"lakeql-onnx/{FORMAT}: torch.onnx TorchScript opset 17, transformer + mean pooling; plain graph; "
+    "float32, not quantized"
+)
+ONNX_FILES = {"int8": "model_int8.onnx", "fp32": "model_fp32.onnx"}
 RECORD = "source.json"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: padded tokens (rows x longest row) per ONNX Runtime call: small enough that activations stay in the
@@ -60,9 +70,12 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TOKEN_BUDGET = 1024
 #: texts per call at most, however short. Dynamic int8 quantization scales activations per call, so one
 #: text's vector depends on its batch-mates: with 128 rows nDCG@10 on MS MARCO fell to 0.987x torch,
-#: with 16 it is 0.990x (DBpedia 0.997x -> 1.010x), measured 2026-12-06 with benchmarks/encoders.py
+#: with 16 it is 0.990x (DBpedia 0.997x -> 1.010x), measured 2026-12-06 with benchmarks/encoders.py.
+#: The float32 graph has no such effect; 16 rows of short texts is also about as fast as more.
 MAX_ROWS = 16
 _LOCK = threading.Lock()
+#: the fix named by every error of a failed or unusable export
+USE_TORCH = "pass --embed-backend torch (Python: embed_backend='torch')"
 
 
 def cache_root() -> Path:
@@ -73,9 +86,16 @@ def cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "lakeql"
 
 
-def fingerprint(model_dir: Path) -> str:
+def recipe(precision: str = "fp32") -> str:
+    """The export recipe of ``precision`` (``fp32`` or ``int8``): :data:`RECIPE_FP32`, :data:`RECIPE_INT8`."""
+    if precision not in PRECISIONS:
+        raise LakeqlError(f"unknown ONNX precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    return RECIPE_INT8 if precision == "int8" else RECIPE_FP32
+
+
+def fingerprint(model_dir: Path, precision: str = "fp32") -> str:
     """A cheap, stable id of a model folder's contents and the export recipe (see the module docstring)."""
-    h = hashlib.sha256(RECIPE.encode())
+    h = hashlib.sha256(recipe(precision).encode())
     for p in sorted(model_dir.rglob("*")):
         if not p.is_file() or ".git" in p.parts or p.name.endswith(".md"):
             continue
@@ -103,8 +123,7 @@ def read_settings(model_dir: Path) -> dict[str, Any]:
         other = ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
         if not pc.get("pooling_mode_mean_tokens", False) or any(pc.get(k) for k in other):
             raise LakeqlError(
-                f"embed_backend='onnx' supports mean-pooling models only ({model_dir}): "
-                "use embed_backend='torch'"
+                f"the ONNX encoder supports mean-pooling models only ({model_dir}): {USE_TORCH}"
             )
         out["dim"] = int(pc["word_embedding_dimension"])
     modules = model_dir / "modules.json"
@@ -113,10 +132,38 @@ def read_settings(model_dir: Path) -> dict[str, Any]:
         out["normalize"] = any(k.endswith("Normalize") for k in kinds)
     if not (model_dir / "tokenizer.json").exists():
         raise LakeqlError(
-            f"embed_backend='onnx' needs a fast tokenizer (tokenizer.json) in {model_dir}: "
-            "use embed_backend='torch'"
+            f"the ONNX encoder needs a fast tokenizer (tokenizer.json) in {model_dir}: {USE_TORCH}"
         )
     return out
+
+
+#: ``config.json`` model types that ``embed_backend='auto'`` sends to the ONNX encoder: BERT and its
+#: MiniLM distillations, whose export (inputs ids, mask and token types) is tested. Other models run on
+#: torch under 'auto'; 'onnx' may still be asked for explicitly.
+AUTO_MODEL_TYPES = ("bert",)
+
+
+def unsupported(model_dir: str | os.PathLike) -> str | None:
+    """Why ``embed_backend='auto'`` runs ``model_dir`` on torch (None: the ONNX encoder handles it).
+
+    Reads the folder's JSON files only (no torch, no ONNX Runtime import)."""
+    import importlib.util
+
+    root = Path(model_dir)
+    if not (root / "config.json").is_file():
+        return "not a local model folder"
+    try:
+        model_type = json.loads((root / "config.json").read_text()).get("model_type")
+        read_settings(root)
+    except LakeqlError as exc:
+        return str(exc).split(":")[0]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable config ({type(exc).__name__})"
+    if model_type not in AUTO_MODEL_TYPES:
+        return f"model type {model_type!r} (the ONNX export is tested on {', '.join(AUTO_MODEL_TYPES)})"
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
+        return "onnxruntime is not installed"
+    return None
 
 
 def file_sha256(path: Path) -> str:
@@ -127,31 +174,33 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def problem(target: Path, deep: bool = False) -> str | None:
-    """Why the cached export in ``target`` must not be used (None: it is complete and made by RECIPE).
+def problem(target: Path, deep: bool = False, precision: str = "fp32") -> str | None:
+    """Why the cached export in ``target`` must not be used (None: complete and made by the recipe).
 
     The quick check (every fresh process) compares the recipe and the graph's size and mtime with the
     record; ``deep`` also recomputes its SHA-256 (~0.15 s), done when ONNX Runtime cannot load it.
     """
-    graph = target / ONNX_FILE
+    name = ONNX_FILES[precision]
+    graph = target / name
     if not graph.exists():
-        return f"{ONNX_FILE} missing"
+        return f"{name} missing"
     try:
         record = json.loads((target / RECORD).read_text())
     except (OSError, ValueError):
         return f"{RECORD} missing or unreadable"
-    if not isinstance(record, dict) or record.get("recipe") != RECIPE:
+    if not isinstance(record, dict) or record.get("recipe") != recipe(precision):
         return "made by another export recipe"
     st = graph.stat()
     if record.get("bytes") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
-        return f"{ONNX_FILE} changed since it was written ({st.st_size} bytes, {record.get('bytes')} written)"
+        return f"{name} changed since it was written ({st.st_size} bytes, {record.get('bytes')} written)"
     if deep and record.get("sha256") != file_sha256(graph):
-        return f"{ONNX_FILE} changed since it was written (checksum)"
+        return f"{name} changed since it was written (checksum)"
     return None
 
 
-def convert(model_dir: Path, out: Path) -> None:
-    """Write the int8 graph of ``model_dir`` (BERT-like + mean pooling) to the file ``out``, by RECIPE."""
+def convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
+    """Write the graph of ``model_dir`` (BERT-like + mean pooling) to the file ``out``, by the recipe of
+    ``precision`` (:func:`recipe`): the float32 export, quantized to int8 for ``int8``."""
     import logging
     import warnings
 
@@ -181,7 +230,7 @@ def convert(model_dir: Path, out: Path) -> None:
     # Trace with padding present, so no "mask is all ones" shortcut is baked into the graph.
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
     mask = (ids != 0).long()
-    fp32 = out.with_name("model_fp32.onnx")
+    fp32 = out if precision == "fp32" else out.with_name("model_fp32.onnx")
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
     axes["sentence_embedding"] = {0: "batch"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -196,6 +245,8 @@ def convert(model_dir: Path, out: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
+    if precision == "fp32":
+        return
     logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" hint
     # Per-channel int8 weights of the matrix products only (the embedding table, layer norms and
     # attention softmax stay float): mean cosine to torch float32 0.995.
@@ -211,8 +262,8 @@ def convert(model_dir: Path, out: Path) -> None:
         p.unlink()
 
 
-def export(model_dir: Path, target: Path) -> None:
-    """Export ``model_dir`` to ``target/model_int8.onnx`` (:func:`convert`) with its ``source.json``.
+def export(model_dir: Path, target: Path, precision: str = "fp32") -> None:
+    """Export ``model_dir`` to ``target/model_<precision>.onnx`` (:func:`convert`) with its ``source.json``.
 
     Written to a temp folder beside ``target`` and renamed into place; an existing ``target`` (a stale or
     damaged export) is replaced.
@@ -220,23 +271,23 @@ def export(model_dir: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        graph = tmp / ONNX_FILE
-        convert(model_dir, graph)
+        graph = tmp / ONNX_FILES[precision]
+        convert(model_dir, graph, precision)
         st = graph.stat()
         record = {
-            "recipe": RECIPE,
+            "recipe": recipe(precision),
             "model_dir": str(model_dir),
             "bytes": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "sha256": file_sha256(graph),
         }
         (tmp / RECORD).write_text(json.dumps(record, indent=1))
-        _replace_dir(tmp, target)
+        _replace_dir(tmp, target, precision)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def _replace_dir(new: Path, target: Path, precision: str = "fp32") -> None:
     """Rename ``new`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
     old = None
     if target.exists():
@@ -248,7 +299,7 @@ def _replace_dir(new: Path, target: Path) -> None:
     try:
         os.replace(new, target)
     except OSError:  # another process renamed its (identical) export into place in between: keep it
-        if problem(target) is not None:
+        if problem(target, precision=precision) is not None:
             raise
     finally:
         if old is not None:
@@ -269,32 +320,46 @@ def _export_lock(target: Path) -> Iterator[None]:
         yield
 
 
-def exported(model_dir: Path, rebuild: bool = False) -> Path:
-    """The cached int8 ONNX file of ``model_dir``, exporting (or re-exporting a stale one) first if needed.
+def exported(model_dir: Path, rebuild: bool = False, precision: str = "fp32") -> Path:
+    """The cached ONNX file of ``model_dir`` by the recipe of ``precision``, exporting it first (or
+    re-exporting a stale one) when needed: the first use on a machine prints one line, as it takes
+    tens of seconds and imports torch.
 
     ``rebuild``: the cached file failed to load: re-export it when its checksum shows it was damaged.
     """
-    target = cache_root() / "onnx" / fingerprint(model_dir)
-    if not rebuild and problem(target) is None:
-        return target / ONNX_FILE
+    target = cache_root() / "onnx" / fingerprint(model_dir, precision)
+    graph = target / ONNX_FILES[precision]
+    if not rebuild and problem(target, precision=precision) is None:
+        return graph
     with _export_lock(target):
-        if problem(target, deep=rebuild) is not None:  # still: nobody re-exported it while we waited
+        why = problem(target, deep=rebuild, precision=precision)
+        if why is not None:  # still: nobody re-exported it while we waited
+            import time
+
+            from lakeql.progress import say
+
+            t0 = time.perf_counter()
+            say(
+                f"onnx: exporting {model_dir} to an ONNX Runtime graph ({precision}; once per machine and "
+                f"model, about 20-60 s, cached in {target})"
+            )
             try:
-                export(model_dir, target)
+                export(model_dir, target, precision)
             except LakeqlError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one clear line for a failed export
                 raise LakeqlError(
                     f"cannot export {model_dir} to ONNX in {target} ({type(exc).__name__}: {exc}): "
-                    "use embed_backend='torch'"
+                    f"{USE_TORCH}"
                 ) from None
-        why = problem(target)
+            say(f"onnx: export done in {time.perf_counter() - t0:.1f} s")
+        why = problem(target, precision=precision)
         if why is not None:
             raise LakeqlError(
                 f"the ONNX export in {target} is unusable right after writing it ({why}): "
-                f"delete {target} and retry, or use embed_backend='torch'"
+                f"delete {target} and retry, or {USE_TORCH}"
             )
-    return target / ONNX_FILE
+    return graph
 
 
 def providers(device: str) -> list[str]:
@@ -372,17 +437,22 @@ class OnnxEncoder:
     #: :func:`lakeql.embedding.encode` may hand over many texts per call: this encoder batches by tokens
     batches_by_tokens = True
 
-    def __init__(self, model_dir: str | os.PathLike, device: str = "auto") -> None:
+    def __init__(self, model_dir: str | os.PathLike, device: str = "auto", precision: str = "fp32") -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError:
-            raise LakeqlError("embed_backend='onnx' needs ONNX Runtime: pip install 'lakeql[onnx]'") from None
+            raise LakeqlError(
+                "the ONNX encoder needs ONNX Runtime (a dependency of lakeql): pip install onnxruntime "
+                f"onnx, or {USE_TORCH}"
+            ) from None
+        recipe(precision)  # a clear error for an unknown precision
+        self.precision = precision
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").exists():
             raise LakeqlError(
-                f"embed_backend='onnx' needs a local model folder, got {str(model_dir)!r}: "
-                "pass --model PATH or use embed_backend='torch'"
+                f"the ONNX encoder needs a local model folder, got {str(model_dir)!r}: "
+                f"pass --model PATH or {USE_TORCH}"
             )
         settings = read_settings(self.model_dir)
         self.max_seq_length = settings["max_seq_length"]
@@ -390,7 +460,7 @@ class OnnxEncoder:
         self.normalize_default = settings["normalize"]
         self.providers = providers(device)
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
-        self.path = exported(self.model_dir)
+        self.path = exported(self.model_dir, precision=precision)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = cpu_cores()
@@ -400,14 +470,13 @@ class OnnxEncoder:
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
         except Exception:  # noqa: BLE001 - damaged in the cache (same size and mtime): rebuild once
-            self.path = exported(self.model_dir, rebuild=True)
+            self.path = exported(self.model_dir, rebuild=True, precision=precision)
             try:
                 self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
             except Exception as exc:  # noqa: BLE001 - one clear line, naming the folder
                 raise LakeqlError(
                     f"ONNX Runtime cannot load the cached export {self.path} ({type(exc).__name__}: "
-                    f"{exc}): delete {self.path.parent} (it is rebuilt on next use) or use "
-                    "embed_backend='torch'"
+                    f"{exc}): delete {self.path.parent} (it is rebuilt on next use) or {USE_TORCH}"
                 ) from None
         self.input_names = {i.name for i in self.session.get_inputs()}
         tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))

@@ -18,8 +18,10 @@ class ContextOptions:
     schemas_format: str = option("yaml", "format of the table files", choices=FORMATS)
     schemas_embed: bool = option(False, "embed the schema files at index time (default: the first "
                                         "schema_context call embeds them and caches the vectors)")
-    schemas_embed_backend: str = option("auto", "encoder of the schema-file embeddings: auto (int8 ONNX "
-                                        "when onnxruntime is installed, else torch), onnx, torch, "
-                                        "torch-int8", choices=("auto", "onnx", "torch", "torch-int8"))
+    schemas_embed_backend: str = option("auto", "encoder of the schema-file embeddings: auto (default: "
+                                        "onnx, the float32 ONNX Runtime export of MiniLM: torch's vectors, "
+                                        "faster, no torch import; torch if the export fails), onnx, "
+                                        "onnx-int8, torch, torch-int8",
+                                        choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
     schemas_domain_size: int = option(DOMAIN_SIZE, "split flat lakes (and bigger domains) into "
                                                    "domains of at most N tables", metavar="N")

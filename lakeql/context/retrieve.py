@@ -108,36 +108,41 @@ def _save_cache(out: Path, cache: dict[str, Any], keep: list[str]) -> bool:
     return True
 
 
-BACKENDS = ("auto", "onnx", "torch", "torch-int8")
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "torch-int8")
 
 
 def encoder(backend: str = "auto") -> tuple[Any, str]:
     """(model, cache label) of the schema embeddings' encoder.
 
-    ``auto``: the int8 ONNX Runtime export of MiniLM (:mod:`lakeql.onnx_encoder`; about 3x the
-    sentences/s of torch here and no torch import in a query process) when ``onnxruntime`` is installed
-    and the export works, else torch float32. Spider dev quality is the same within 0.01 either way
-    (benchmarks/results/schemas.md). Tables and questions are always encoded by the same encoder.
+    ``auto``: the backend :func:`lakeql.embedding.resolve_backend` picks for the packaged MiniLM, the
+    float32 ONNX Runtime export (:mod:`lakeql.onnx_encoder`: torch's vectors within ~1e-6, 2-3x the
+    sentences/s of torch here and no torch import in a query process); when that export is not
+    possible, torch float32 with a warning. ``onnx-int8`` is faster still with vectors that move slightly
+    with their batch; Spider dev quality is the same within 0.01 for all (benchmarks/results/schemas.md).
+    Tables and questions are always encoded by the same encoder: the cache label names it (``onnx`` as
+    ``onnx-fp32``, since the cache of older lakeqls labelled their int8 vectors ``onnx``).
     """
-    import importlib.util
     import warnings
 
-    from lakeql.embedding import load_model, model_id
+    from lakeql.embedding import load_model, model_id, resolve_backend
     from lakeql.errors import LakeqlError
 
     if backend not in BACKENDS:
         raise LakeqlError(f"unknown schema embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    want = backend
-    if backend == "auto":
-        want = "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+    want = resolve_backend(None, backend)
     try:
-        return load_model(None, want), f"{model_id(None)}:{want}"
+        return load_model(None, want), f"{model_id(None)}:{label_of(want)}"
     except (ImportError, LakeqlError) as exc:
-        if backend != "auto":
+        if backend != "auto" or want == "torch":
             raise
         warnings.warn(f"ONNX encoder unavailable ({exc}): schema embeddings use torch", UserWarning,
                       stacklevel=2)
         return load_model(None, "torch"), f"{model_id(None)}:torch"
+
+
+def label_of(backend: str) -> str:
+    """The name of ``backend`` in the embeddings cache key (``onnx``: ``onnx-fp32``)."""
+    return "onnx-fp32" if backend == "onnx" else backend
 
 
 def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | None = None,

@@ -40,11 +40,16 @@ CHARS_PER_TOKEN_MAX = 100
 REFIT_GROWTH = 2.0
 
 
-def index_params(ctx, column_model: str | None) -> dict[str, Any]:
-    """The parameters that define an embed index (a change triggers a rebuild on --refresh)."""
+def index_params(ctx, column_model: str | None, backend: str | None = None) -> dict[str, Any]:
+    """The parameters that define an embed index (a change triggers a rebuild on --refresh).
+
+    ``backend``: the encoder (default: the option's, ``auto`` resolved for ``column_model`` by
+    :func:`lakeql.embedding.resolve_backend`): an index always records the backend that made it."""
+    from lakeql.embedding import resolve_backend
     from lakeql.vectors.binarizers import DEFAULT_METHOD
 
     opts = ctx.options["vectors"]
+    backend = backend or resolve_backend(column_model, opts.embed_backend)
     bits = int(getattr(opts, "embed_refine_bits", 0) or 0)
     if not 0 <= bits <= 4:
         raise LakeqlError(f"--embed-refine-bits must be 0 to 4, got {bits}")
@@ -52,29 +57,43 @@ def index_params(ctx, column_model: str | None) -> dict[str, Any]:
         raise LakeqlError("--embed-refine-bits refines the int8 tier of the rabitq method: use it with "
                           "--embed-rescore int8 and --embed-method rabitq (or drop it)")
     return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
-            "backend": opts.embed_backend, "tier": opts.embed_rescore, "format": 2,
-            **encoder_params(opts.embed_backend),
+            "backend": backend, "tier": opts.embed_rescore, "format": 2,
+            **encoder_params(backend),
             **({"bm25": True} if opts.embed_bm25 else {}),
             **({"refine_bits": bits} if bits else {}),
             **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {})}
 
 
 def encoder_params(backend: str) -> dict[str, Any]:
-    """What else defines the encoder of ``backend``: for ``onnx``, the export recipe of its int8 graph
-    (:data:`lakeql.onnx_encoder.RECIPE`), so a --refresh after the recipe changed rebuilds the index and a
-    query can tell that its encoder is not the one that made the vectors (:func:`encoder_mismatch`)."""
-    if backend != "onnx":
+    """What else defines the encoder of ``backend``: for ``onnx`` / ``onnx-int8``, the export recipe of
+    its graph (:func:`lakeql.onnx_encoder.recipe`), so a --refresh after the recipe changed rebuilds the
+    index and a query can tell that its encoder is not the one that made the vectors
+    (:func:`encoder_mismatch`)."""
+    if backend not in ("onnx", "onnx-int8"):
         return {}
-    from lakeql.onnx_encoder import RECIPE
+    from lakeql.onnx_encoder import recipe
 
-    return {"onnx_recipe": RECIPE}
+    return {"onnx_recipe": recipe("int8" if backend == "onnx-int8" else "fp32")}
+
+
+def encoder_backend(meta: dict[str, Any]) -> str:
+    """The backend that embeds the queries of an index (and the texts a --refresh adds), from its
+    recorded parameters: ``torch`` when none is recorded (indexes written before backends). Indexes
+    written before 2026-12-07 record ``onnx`` for the int8 graph (the only ONNX recipe then; its recipe
+    names ``quantize_dynamic QInt8``, or no recipe was recorded): they are ``onnx-int8``, as made."""
+    backend = meta.get("backend") or "torch"
+    if backend == "onnx":
+        made_by = meta.get("onnx_recipe")
+        if made_by is None or any(w in str(made_by) for w in ("quantize_dynamic", "QInt8", "int8")):
+            return "onnx-int8"
+    return backend
 
 
 def encoder_mismatch(meta: dict[str, Any], label: str, lake_root: Any) -> str | None:
     """Why the encoder a query would use now differs from the one that made the index's vectors (None:
     the same), with the command that rebuilds the index: an ``onnx`` index records its export recipe
     (indexes written before it was recorded have none, and are reported as unknown)."""
-    backend = meta.get("backend", "torch")
+    backend = encoder_backend(meta)
     want = encoder_params(backend)
     have = {k: meta.get(k) for k in want}
     if have == want:
@@ -89,10 +108,11 @@ def encoder_mismatch(meta: dict[str, Any], label: str, lake_root: Any) -> str | 
 def build(ctx) -> None:
     """Build every requested embed index (``--embed`` may repeat): text columns through the model,
     vector columns (:mod:`lakeql.vectors.columns`) from their stored vectors."""
-    from lakeql.embedding import model_id
+    from lakeql.embedding import AUTO, model_id
     from lakeql.vectors.columns import embed_column
 
     opts = ctx.options["vectors"]
+    built_with = {(e.table_name, e.column_name): e.params_dict for e in ctx.store.entries(KIND)}
     targets = []
     for spec in opts.embed or ():  # resolve everything first: a wrong column fails before any work
         table, col = ctx.catalog.table_column(spec, "--embed")
@@ -101,11 +121,20 @@ def build(ctx) -> None:
             targets.append((table, column.column_name, kind))
     planned = []
     for table, column, kind in targets:
+        # 'auto' keeps the encoder of a column already embedded by the same model (an index built when
+        # torch was the default stays torch: no silent re-embedding); a new column gets auto's choice
+        prev = built_with.get((table.key, column))
+        keep = (opts.embed_backend == AUTO and isinstance(prev, dict) and prev.get("backend")
+                and prev.get("model") == model_id(opts.model))
+        backend = encoder_backend(prev) if keep else None
         if kind == "vector":  # your own vectors: a model only if named, to embed text queries
-            params = {**index_params(ctx, model_id(opts.model) if opts.model else None), "source": "vectors"}
+            params = {**index_params(ctx, model_id(opts.model) if opts.model else None, backend),
+                      "source": "vectors"}
             params.pop("bm25", None)  # no words to index
         else:
-            params = index_params(ctx, model_id(opts.model))
+            params = index_params(ctx, model_id(opts.model), backend)
+        if keep and prev.get("backend") == "onnx" and backend == "onnx-int8":
+            params["backend"] = "onnx"  # as recorded by older lakeqls (encoder_backend): not a change
         planned.append((table, column, kind, params))
     for table, column, kind, params in planned + already_indexed(ctx, {(t.key, c) for t, c, _ in targets}):
         pjson = json.dumps(params, sort_keys=True)
@@ -154,7 +183,7 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
             continue
         # the encoder as this lakeql makes it (an onnx export of another recipe: params differ, so the
         # index is rebuilt whole, never refreshed with vectors of two exports nor recorded as the old one)
-        out.append((table, e.column_name, kind, {**params, **encoder_params(params["backend"])}))
+        out.append((table, e.column_name, kind, {**params, **encoder_params(encoder_backend(params))}))
     return out
 
 
@@ -273,7 +302,7 @@ def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[Shar
     from lakeql import embedding
 
     opts = ctx.options["vectors"]
-    model = embedding.load_model(params["model"], params["backend"], opts.device)
+    model = embedding.load_model(params["model"], encoder_backend(params), opts.device)
     dim = embedding.dimension(model)
     max_chars = int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
     batch_size = int(opts.embed_batch_size)
@@ -299,8 +328,9 @@ def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[Shar
     if ctx.engine.name != "local":  # lakeql.engine (issue 10): batches on actors, model loaded once per actor
         from lakeql.engine_tasks import encode_batches
 
-        rowid_parts, vec_parts = encode_batches(ctx.engine, batches(), params["model"], params["backend"],
-                                                batch_size, pbar, getattr(opts, "device", "cpu"))
+        rowid_parts, vec_parts = encode_batches(ctx.engine, batches(), params["model"],
+                                                encoder_backend(params), batch_size, pbar,
+                                                getattr(opts, "device", "cpu"))
     else:
         for rowids, texts in batches():
             vec_parts.append(embedding.encode(texts, model, batch_size=batch_size, progress_bar=pbar))
@@ -347,7 +377,7 @@ def read_vectors(ctx, table, column: str, params: dict[str, Any], todo: list[Sha
         name = params["model"]
         mdim = embedding.config_dimension(name)
         if mdim is None:
-            mdim = embedding.dimension(embedding.load_model(name, params["backend"], "cpu"))
+            mdim = embedding.dimension(embedding.load_model(name, encoder_backend(params), "cpu"))
         if mdim != dim:
             raise LakeqlError(f"--model {name} embeds text in {mdim} dimensions but the vectors of {label} "
                               f"have {dim}: name the model that made them, or leave --model out "

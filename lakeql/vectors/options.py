@@ -17,9 +17,14 @@ class VectorOptions:
     model: str | None = option(None, "sentence-transformers model folder or name (default: the "
                                      "packaged all-MiniLM-L6-v2)", metavar="PATH_OR_NAME")
     embed_method: str = option(DEFAULT_METHOD, "binarizer of the codes", choices=METHODS)
-    embed_backend: str = option("torch", "encoder: torch (float32), torch-int8 (dynamically quantized) or "
-                                         "onnx (int8 ONNX Runtime graph exported once and cached; fastest, "
-                                         "needs lakeql[onnx])", choices=("torch", "torch-int8", "onnx"))
+    embed_backend: str = option("auto", "encoder of the texts: auto (default: onnx for the packaged model "
+                                        "and other BERT mean-pooling folders, else torch; a column already "
+                                        "embedded keeps its encoder), onnx (float32 ONNX Runtime graph, "
+                                        "exported once per machine and cached: torch's vectors within 1e-6, "
+                                        "2-3x faster on a CPU, and queries never import torch), onnx-int8 "
+                                        "(the same graph quantized: faster still, vectors move slightly "
+                                        "with their batch), torch (float32 PyTorch), torch-int8",
+                                choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
     device: str = option("auto", "where the encoder runs: auto (a CUDA GPU when usable, else the CPU), cpu "
                                  "or cuda (an error without a GPU)", choices=("auto", "cpu", "cuda"))
     embed_batch_size: int = option(64, "texts per encoder batch", metavar="N")

@@ -63,7 +63,9 @@ class Searcher:
                               f"search it with semantic_search_vector, or rebuild with --embed {label} "
                               "--model NAME (the model that made the vectors)")
         self.check_encoder(idx)
-        model = embedding.load_model(idx.meta.get("model"), idx.meta.get("backend", "torch"))
+        from lakeql.vectors.builder import encoder_backend
+
+        model = embedding.load_model(idx.meta.get("model"), encoder_backend(idx.meta))
         text = str(query)[:MAX_QUERY_CHARS]
         return model.encode([text], convert_to_numpy=True, normalize_embeddings=True,
                             show_progress_bar=False)[0].astype(np.float32)
@@ -227,7 +229,7 @@ def register(con, ctx) -> None:
 
         values = texts.to_pylist()
         keep = [i for i, t in enumerate(values) if t is not None and str(t).strip()]
-        model = embedding.load_model(None)
+        model = embedding.load_model(None, embedding.AUTO)  # the default encoder: float32 ONNX, no torch
         d = dim or embedding.dimension(model)
         out = np.zeros((len(values), d), np.float32)
         if keep:

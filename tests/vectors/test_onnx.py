@@ -1,7 +1,8 @@
-"""``embed_backend='onnx'``: the int8 ONNX export of the packaged model against torch, on real docstrings.
+"""The ONNX encoders (``embed_backend='onnx'``, float32, the default; ``'onnx-int8'``): the exports of the
+packaged model against torch, on real docstrings.
 
-The export is cached in the user cache (``~/.cache/lakeql/onnx``, or ``$LAKEQL_CACHE_DIR``): the first run
-exports it (tens of seconds), later runs reuse it.
+The exports are cached in the user cache (``~/.cache/lakeql/onnx``, or ``$LAKEQL_CACHE_DIR``): the first
+run exports each (tens of seconds), later runs reuse them.
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ from lakeql.errors import LakeqlError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def onnx_model():
+    """The float32 ONNX encoder (what ``auto`` picks for the packaged model)."""
     from lakeql.embedding import load_model
 
     return load_model(None, "onnx")
+
+
+@pytest.fixture(scope="module")
+def int8_model():
+    from lakeql.embedding import load_model
+
+    return load_model(None, "onnx-int8")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,23 @@ def test_tokenizer_ids_equal_transformers_fast_tokenizer(onnx_model, texts):
     assert onnx_model.tokenize(sample) == ref
 
 
-def test_onnx_vectors_match_torch(onnx_model, model, texts):
+def test_fp32_onnx_vectors_equal_torch_and_do_not_depend_on_the_batch(onnx_model, model, texts):
+    sample = [*texts, "x", "zip " * 600]  # short, long and truncated texts in the same call
+    a = onnx_model.encode(sample, normalize_embeddings=True)
+    b = model.encode(sample, normalize_embeddings=True, convert_to_numpy=True)
+    assert onnx_model.precision == "fp32" and onnx_model.path.name == "model_fp32.onnx"
+    # the same arithmetic as torch float32 up to summation order: measured max |difference| ~2e-7
+    assert a.shape == b.shape and float(np.abs(a - b).max()) < 1e-5
+    alone = np.stack([onnx_model.encode(t, normalize_embeddings=True) for t in sample])
+    assert float(np.abs(a - alone).max()) < 1e-5  # batch invariant (measured ~7e-8)
+    na = np.argsort(-(a @ a.T), axis=1, kind="stable")[:, 1:6]
+    nb = np.argsort(-(b @ b.T), axis=1, kind="stable")[:, 1:6]
+    assert np.mean([len(set(x) & set(y)) / 5 for x, y in zip(na, nb, strict=True)]) > 0.98
+
+
+def test_int8_onnx_vectors_match_torch(int8_model, model, texts):
+    assert int8_model.precision == "int8" and int8_model.path.name == "model_int8.onnx"
+    onnx_model = int8_model
     a = onnx_model.encode(texts, normalize_embeddings=True)
     b = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     cos = np.sum(a * b, axis=1)
@@ -80,8 +105,15 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         load_model(None, "onnx", "tpu")
 
 
-def test_onnx_index_answers_queries_without_torch(lake, tmp_path, con):
-    build(lake[0], tmp_path / "idx", ["functions.docstring"], embed_backend="onnx")
+def test_a_default_index_answers_queries_without_torch(lake, tmp_path, con):
+    """No ``embed_backend``: the index records ``onnx`` (float32) and its queries never import torch."""
+    import json
+
+    from lakeql.onnx_encoder import RECIPE_FP32
+
+    build(lake[0], tmp_path / "idx", ["functions.docstring"])
+    meta = json.loads(next((tmp_path / "idx" / "embed").glob("*/meta.json")).read_text())
+    assert meta["backend"] == "onnx" and meta["onnx_recipe"] == RECIPE_FP32
     code = (
         "import sys, lakeql\n"
         f"con = lakeql.connect({str(lake[0])!r}, index_dir={str(tmp_path / 'idx')!r}, "
@@ -114,7 +146,7 @@ def test_onnx_index_answers_queries_without_torch(lake, tmp_path, con):
 # ----------------------------------------------------------------------------- the export cache
 @pytest.fixture()
 def cache(tmp_path, monkeypatch, onnx_model):
-    """An empty cache dir; ``convert`` copies the real int8 graph (no minutes-long re-export) and counts."""
+    """An empty cache dir; ``convert`` copies the real float32 graph (no slow re-export) and counts."""
     import shutil
 
     from lakeql import onnx_encoder
@@ -122,7 +154,7 @@ def cache(tmp_path, monkeypatch, onnx_model):
     monkeypatch.setenv("LAKEQL_CACHE_DIR", str(tmp_path / "cache"))
     calls: list[Path] = []
 
-    def fake_convert(model_dir: Path, out: Path) -> None:
+    def fake_convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
         calls.append(out)
         shutil.copyfile(onnx_model.path, out)
 
@@ -137,9 +169,13 @@ def test_the_recipe_keys_the_cache(onnx_model, monkeypatch):
     from lakeql import onnx_encoder
 
     record = json.loads((onnx_model.path.parent / "source.json").read_text())
-    assert record["recipe"] == onnx_encoder.RECIPE and onnx_encoder.problem(onnx_model.path.parent) is None
+    assert (
+        record["recipe"] == onnx_encoder.RECIPE_FP32 and onnx_encoder.problem(onnx_model.path.parent) is None
+    )
     before = onnx_encoder.fingerprint(onnx_model.model_dir)
-    monkeypatch.setattr(onnx_encoder, "RECIPE", onnx_encoder.RECIPE + "; something else")
+    assert onnx_encoder.fingerprint(onnx_model.model_dir, "int8") != before  # another recipe, another key
+    assert onnx_encoder.problem(onnx_model.path.parent, precision="int8") == "model_int8.onnx missing"
+    monkeypatch.setattr(onnx_encoder, "RECIPE_FP32", onnx_encoder.RECIPE_FP32 + "; something else")
     assert onnx_encoder.fingerprint(onnx_model.model_dir) != before
     assert onnx_encoder.problem(onnx_model.path.parent) == "made by another export recipe"
 
@@ -151,13 +187,13 @@ def test_an_export_of_another_recipe_is_rebuilt_not_used(cache):
 
     model_dir, target, calls = cache
     target.mkdir(parents=True)  # what an older lakeql left at this key: another recipe, another graph
-    (target / "model_int8.onnx").write_bytes(b"old graph")
+    (target / "model_fp32.onnx").write_bytes(b"old graph")
     (target / "source.json").write_text(json.dumps({"model_dir": str(model_dir), "format": 2}))
     assert onnx_encoder.problem(target) == "made by another export recipe"
     path = onnx_encoder.exported(model_dir)
-    assert len(calls) == 1 and path == target / "model_int8.onnx"
+    assert len(calls) == 1 and path == target / "model_fp32.onnx"
     assert onnx_encoder.problem(target, deep=True) is None
-    assert json.loads((target / "source.json").read_text())["recipe"] == onnx_encoder.RECIPE
+    assert json.loads((target / "source.json").read_text())["recipe"] == onnx_encoder.RECIPE_FP32
     assert onnx_encoder.exported(model_dir) == path and len(calls) == 1  # now reused, not rebuilt
     # no temp or stale folder left behind: the lock file and the export only
     assert sorted(p.name for p in target.parent.iterdir()) == [f".{target.name}.lock", target.name]
@@ -201,31 +237,55 @@ def test_a_graph_onnx_runtime_cannot_load_is_a_clear_error(cache, monkeypatch):
 
     model_dir, target, calls = cache
 
-    def broken(model_dir: Path, out: Path) -> None:
+    def broken(model_dir: Path, out: Path, precision: str = "fp32") -> None:
         calls.append(out)
         out.write_bytes(b"\xff" * 4096)  # written as recorded, yet not an ONNX graph
 
     monkeypatch.setattr(onnx_encoder, "convert", broken)
     with pytest.raises(
-        LakeqlError, match=r"(?s)cannot load the cached export .*: delete .* embed_backend='torch'"
+        LakeqlError, match=r"(?s)cannot load the cached export .*: delete .* --embed-backend torch"
     ):
         onnx_encoder.OnnxEncoder(model_dir, "cpu")
     assert len(calls) == 1  # the file is as written: no pointless re-export
 
 
-def test_a_failed_export_is_a_clear_error_and_leaves_no_temp_folder(cache, monkeypatch):
+def test_a_failed_export_is_a_clear_error_and_leaves_no_temp_folder(cache, monkeypatch, capsys):
     from lakeql import onnx_encoder
+    from lakeql.progress import quiet_while
 
     model_dir, target, _ = cache
 
-    def failing(model_dir: Path, out: Path) -> None:
+    def failing(model_dir: Path, out: Path, precision: str = "fp32") -> None:
         out.write_bytes(b"partial")
         raise RuntimeError("exporter crashed")
 
     monkeypatch.setattr(onnx_encoder, "convert", failing)
-    with pytest.raises(LakeqlError, match=r"(?s)cannot export .*exporter crashed.*use embed_backend='torch'"):
+    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+    with (
+        quiet_while(False),
+        pytest.raises(LakeqlError, match=r"(?s)cannot export .*exporter crashed.*pass --embed-backend torch"),
+    ):
         onnx_encoder.exported(model_dir)
     assert not target.exists() and not list(target.parent.glob(".export-*"))
+    # the first use said what it was doing before it failed: one line naming the model and the cache
+    err = capsys.readouterr().err
+    assert f"onnx: exporting {model_dir} to an ONNX Runtime graph (fp32; once per machine" in err
+    assert str(target) in err
+
+
+def test_the_first_use_prints_one_export_line_then_nothing(cache, monkeypatch, capsys):
+    from lakeql import onnx_encoder
+    from lakeql.progress import quiet_while
+
+    model_dir, target, calls = cache
+    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+    with quiet_while(False):
+        onnx_encoder.exported(model_dir)
+        first = capsys.readouterr().err
+        onnx_encoder.exported(model_dir)
+        again = capsys.readouterr().err
+    assert "onnx: exporting" in first and "onnx: export done in" in first and len(calls) == 1
+    assert again == ""
 
 
 # ----------------------------------------------------------------------------- token-budget runs
@@ -259,9 +319,11 @@ def test_pad_matches_row_by_row_padding():
     assert np.array_equal(mask, (want != 0).astype(np.int64))
 
 
-def test_token_budget_runs_give_the_vectors_of_one_text_at_a_time(onnx_model, model, texts, monkeypatch):
+def test_token_budget_runs_give_the_vectors_of_one_text_at_a_time(int8_model, model, texts, monkeypatch):
     from lakeql import onnx_encoder
     from lakeql.embedding import encode
+
+    onnx_model = int8_model
 
     sample = [*texts[:40], "x", "zip " * 600]  # short, long and truncated texts in the same call
     batched = onnx_model.encode(sample, normalize_embeddings=True)
@@ -297,7 +359,7 @@ def test_an_index_records_its_onnx_recipe_and_a_query_under_another_warns(lake, 
     idx = tmp_path / "idx"
     build(lake[0], idx, ["functions.docstring"], embed_backend="onnx")
     meta = json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
-    assert meta["backend"] == "onnx" and meta["onnx_recipe"] == onnx_encoder.RECIPE
+    assert meta["backend"] == "onnx" and meta["onnx_recipe"] == onnx_encoder.RECIPE_FP32
     sql = "SELECT qualname FROM semantic_search('python.functions', 'docstring', 'zlib', k := 3)"
 
     def query() -> list[warnings.WarningMessage]:
@@ -310,7 +372,7 @@ def test_an_index_records_its_onnx_recipe_and_a_query_under_another_warns(lake, 
         return [w for w in got if issubclass(w.category, EncoderMismatchWarning)]
 
     assert query() == []
-    monkeypatch.setattr(onnx_encoder, "RECIPE", onnx_encoder.RECIPE + "; a newer quantization")
+    monkeypatch.setattr(onnx_encoder, "RECIPE_FP32", onnx_encoder.RECIPE_FP32 + "; a newer export")
     got = query()
     assert len(got) == 1
     msg = str(got[0].message)
@@ -319,9 +381,9 @@ def test_an_index_records_its_onnx_recipe_and_a_query_under_another_warns(lake, 
     # a bare refresh (no --embed) rebuilds it too: the recipe is recorded as the one that made the vectors
     lakeql.index(lake[0], index_dir=idx, refresh=True, capabilities=["vectors"], progress=False)
     meta = json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
-    assert meta["onnx_recipe"] == onnx_encoder.RECIPE
+    assert meta["onnx_recipe"] == onnx_encoder.RECIPE_FP32
     assert query() == []
-    monkeypatch.setattr(onnx_encoder, "RECIPE", onnx_encoder.RECIPE + "; and another")
+    monkeypatch.setattr(onnx_encoder, "RECIPE_FP32", onnx_encoder.RECIPE_FP32 + "; and another")
     lakeql.index(
         lake[0],
         index_dir=idx,
@@ -332,18 +394,27 @@ def test_an_index_records_its_onnx_recipe_and_a_query_under_another_warns(lake, 
         progress=False,
     )
     meta = json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
-    assert meta["onnx_recipe"] == onnx_encoder.RECIPE
+    assert meta["onnx_recipe"] == onnx_encoder.RECIPE_FP32
     assert query() == []
 
 
 def test_encoder_mismatch_of_older_and_other_indexes(tmp_path):
-    from lakeql.onnx_encoder import RECIPE
-    from lakeql.vectors.builder import encoder_mismatch, encoder_params
+    from lakeql.onnx_encoder import RECIPE_FP32, RECIPE_INT8
+    from lakeql.vectors.builder import encoder_backend, encoder_mismatch, encoder_params
 
-    assert encoder_params("torch") == {} and encoder_params("onnx") == {"onnx_recipe": RECIPE}
+    assert encoder_params("torch") == {} and encoder_params("onnx") == {"onnx_recipe": RECIPE_FP32}
+    assert encoder_params("onnx-int8") == {"onnx_recipe": RECIPE_INT8}
     assert encoder_mismatch({"backend": "torch"}, "d.t.c", tmp_path) is None
     assert encoder_mismatch({}, "d.t.c", tmp_path) is None  # written before backends: torch
-    assert encoder_mismatch({"backend": "onnx", "onnx_recipe": RECIPE}, "d.t.c", tmp_path) is None
+    assert encoder_mismatch({"backend": "onnx", "onnx_recipe": RECIPE_FP32}, "d.t.c", tmp_path) is None
+    assert encoder_mismatch({"backend": "onnx-int8", "onnx_recipe": RECIPE_INT8}, "d.t.c", tmp_path) is None
+    # before 2026-12-07 'onnx' was the int8 graph: such an index is still int8, with no mismatch
+    legacy = {"backend": "onnx", "onnx_recipe": RECIPE_INT8}
+    assert encoder_backend(legacy) == "onnx-int8" and encoder_mismatch(legacy, "d.t.c", tmp_path) is None
+    assert (
+        encoder_backend({}) == "torch"
+        and encoder_backend({"backend": "onnx", "onnx_recipe": RECIPE_FP32}) == "onnx"
+    )
     old = encoder_mismatch({"backend": "onnx"}, "d.t.c", tmp_path)  # written before the recipe was recorded
     assert old is not None and "was not recorded" in old
-    assert f"'lakeql index {tmp_path} --refresh --embed d.t.c --embed-backend onnx'" in old
+    assert f"'lakeql index {tmp_path} --refresh --embed d.t.c --embed-backend onnx-int8'" in old

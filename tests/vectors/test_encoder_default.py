@@ -1,0 +1,163 @@
+"""The default encoder (``embed_backend='auto'``: the float32 ONNX graph for the packaged model and other
+BERT mean-pooling folders, else torch) and indexes built before it was the default: each keeps being
+queried, and refreshed, by the encoder that made its vectors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vectors_helpers import build, connect  # noqa: E402
+
+SQL = "SELECT qualname, score FROM semantic_search('python.functions', 'docstring', 'compress data', k := 5)"
+
+
+def meta_of(idx: Path) -> dict:
+    return json.loads(next((idx / "embed").glob("*/meta.json")).read_text())
+
+
+def entry_of(lake: Path, idx: Path):
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    store = Store.for_lake(discover(lake), idx)
+    return store, store.find("embed", "python.functions", "docstring")
+
+
+@pytest.fixture()
+def backends_loaded(monkeypatch) -> list[str]:
+    """The backends that queries (and builds) of this process ask ``lakeql.embedding`` for."""
+    from lakeql import embedding
+
+    seen: list[str] = []
+    real = embedding.load_model
+
+    def spy(name=None, backend="torch", device="cpu"):
+        seen.append(backend)
+        return real(name, backend, device)
+
+    monkeypatch.setattr(embedding, "load_model", spy)
+    return seen
+
+
+def query(lake: Path, idx: Path) -> tuple[list[tuple], list[warnings.WarningMessage]]:
+    from lakeql.vectors.sql import EncoderMismatchWarning
+
+    con = connect(lake, idx)
+    try:
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            rows = con.execute(SQL).fetchall()
+    finally:
+        con.close()
+    return rows, [w for w in got if issubclass(w.category, EncoderMismatchWarning)]
+
+
+def test_the_default_is_auto_and_picks_onnx_for_the_packaged_model(tmp_path):
+    from lakeql.embedding import resolve_backend, resolve_model
+    from lakeql.onnx_encoder import unsupported
+    from lakeql.vectors.options import VectorOptions
+
+    assert VectorOptions().embed_backend == "auto"
+    assert resolve_backend(None) == "onnx" and resolve_backend(resolve_model(None), "auto") == "onnx"
+    for explicit in ("torch", "torch-int8", "onnx", "onnx-int8"):
+        assert resolve_backend(None, explicit) == explicit
+    # a model the ONNX encoder does not handle (CLS pooling here; a hub name; a folder without a
+    # tokenizer.json) runs on torch under auto
+    cls = tmp_path / "cls-model"
+    cls.mkdir()
+    (cls / "config.json").write_text(Path(resolve_model(None), "config.json").read_text())
+    (cls / "1_Pooling").mkdir()
+    (cls / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 384, "pooling_mode_cls_token": True})
+    )
+    assert "mean-pooling models only" in unsupported(cls) and resolve_backend(str(cls)) == "torch"
+    assert unsupported(tmp_path / "nowhere") == "not a local model folder"
+    assert resolve_backend("sentence-transformers/some-hub-name") == "torch"
+
+
+def test_a_model_folder_given_as_a_path_builds_and_queries_with_onnx(lake, tmp_path, con, backends_loaded):
+    """``--model PATH`` (the packaged model's folder, named by its path): auto picks onnx for it too,
+    the index records the path and the backend, and its results are those of the default index."""
+    from lakeql.embedding import resolve_model
+
+    path = resolve_model(None)
+    idx = tmp_path / "idx"
+    build(lake[0], idx, ["functions.docstring"], model=path)
+    meta = meta_of(idx)
+    assert meta["model"] == path and meta["backend"] == "onnx"
+    rows, mismatch = query(lake[0], idx)
+    assert mismatch == [] and backends_loaded[-1] == "onnx"
+    ref = con.execute(SQL).fetchall()
+    assert [r[0] for r in rows] == [r[0] for r in ref]
+
+
+def test_any_sentence_transformers_folder_still_works_through_torch(lake, tmp_path, backends_loaded):
+    """A folder the ONNX encoder does not handle (here: the packaged model with no tokenizer.json) is
+    embedded by torch under the default, recorded as torch, and queried with torch."""
+    from lakeql.embedding import resolve_model
+
+    src = Path(resolve_model(None))
+    folder = tmp_path / "model-without-fast-tokenizer"
+    folder.mkdir()
+    for p in src.iterdir():  # the same files (linked, not copied) but tokenizer.json
+        if p.name != "tokenizer.json":
+            (folder / p.name).symlink_to(p, target_is_directory=p.is_dir())
+    idx = tmp_path / "idx"
+    build(lake[0], idx, ["functions.docstring"], model=str(folder))
+    assert meta_of(idx)["backend"] == "torch" and "onnx_recipe" not in meta_of(idx)
+    rows, mismatch = query(lake[0], idx)
+    assert len(rows) == 5 and mismatch == [] and backends_loaded[-1] == "torch"
+
+
+def test_an_index_built_with_torch_keeps_torch(lake, tmp_path, backends_loaded):
+    """Every index built while torch was the default records ``backend: torch``: it is queried with torch
+    (exactly its vectors' encoder), and neither a bare ``--refresh`` nor naming the column again under
+    the new default re-embeds it."""
+    idx = tmp_path / "idx"
+    build(lake[0], idx, ["functions.docstring"], embed_backend="torch")
+    assert meta_of(idx)["backend"] == "torch"
+    _, before = entry_of(lake[0], idx)
+    rows, mismatch = query(lake[0], idx)
+    assert len(rows) == 5 and mismatch == [] and backends_loaded[-1] == "torch"
+    build(lake[0], idx, [], refresh=True)
+    build(lake[0], idx, ["functions.docstring"], refresh=True)  # embed_backend 'auto': keeps torch
+    _, after = entry_of(lake[0], idx)
+    assert after.built_at == before.built_at and meta_of(idx)["backend"] == "torch"
+    # asked for explicitly, onnx replaces it
+    build(lake[0], idx, ["functions.docstring"], refresh=True, embed_backend="onnx")
+    assert meta_of(idx)["backend"] == "onnx"
+
+
+def test_an_int8_index_of_an_older_lakeql_is_still_queried_with_int8(lake, tmp_path, backends_loaded):
+    """Before 2026-12-07 ``embed_backend='onnx'`` was the int8 graph and indexes recorded ``backend:
+    onnx`` with the int8 recipe: they are queried (and refreshed) with ``onnx-int8``, without a warning
+    and without a rebuild."""
+    from lakeql.onnx_encoder import RECIPE_INT8
+
+    idx = tmp_path / "idx"
+    build(lake[0], idx, ["functions.docstring"], embed_backend="onnx-int8")
+    rows_int8, _ = query(lake[0], idx)
+    # rewrite the index as the older lakeql wrote it: backend 'onnx' in meta.json and in the manifest
+    folder = next((idx / "embed").glob("*/meta.json")).parent
+    meta = meta_of(idx)
+    assert meta["backend"] == "onnx-int8" and meta["onnx_recipe"] == RECIPE_INT8
+    (folder / "meta.json").write_text(json.dumps({**meta, "backend": "onnx"}))
+    store, entry = entry_of(lake[0], idx)
+    entry.params = json.dumps({**entry.params_dict, "backend": "onnx"}, sort_keys=True)
+    entry.checksums = ""
+    store.record(entry)
+    backends_loaded.clear()
+    rows, mismatch = query(lake[0], idx)
+    assert mismatch == [] and backends_loaded == ["onnx-int8"]
+    assert rows == rows_int8  # the same encoder as at build time: the same scores
+    _, before = entry_of(lake[0], idx)
+    build(lake[0], idx, [], refresh=True)
+    build(lake[0], idx, ["functions.docstring"], refresh=True)
+    _, after = entry_of(lake[0], idx)
+    assert after.built_at == before.built_at and meta_of(idx)["backend"] == "onnx"
