@@ -70,31 +70,52 @@ def value_class(duck_type: str) -> str | None:
 
 def params() -> str:
     """What a stored profile depends on besides the table's files (a change re-profiles)."""
-    return json.dumps({"format": FORMAT, "top": TOP_VALUES, "sketch": SKETCH_K, "cap": HASH_CAP},
-                      sort_keys=True)
+    return json.dumps(
+        {"format": FORMAT, "top": TOP_VALUES, "sketch": SKETCH_K, "cap": HASH_CAP}, sort_keys=True
+    )
 
 
 def columns_schema():
     import pyarrow as pa
 
-    return pa.schema([
-        ("table_name", pa.string()), ("column_name", pa.string()), ("ordinal", pa.int32()),
-        ("type", pa.string()), ("value_class", pa.string()), ("row_count", pa.int64()),
-        ("nonnull", pa.int64()), ("n_values", pa.int64()), ("n_distinct", pa.int64()),
-        ("distinct_exact", pa.bool_()),
-        ("min", pa.string()), ("max", pa.string()), ("len_min", pa.int32()), ("len_max", pa.int32()),
-        ("len_avg", pa.float64()), ("len_median", pa.float64()), ("upper", pa.bool_()),
-        ("lower", pa.bool_()), ("trimmed", pa.bool_()), ("top_values", pa.list_(pa.string())),
-        ("top_counts", pa.list_(pa.int64())),
-        ("n_hashes", pa.int64()),
-    ])
+    return pa.schema(
+        [
+            ("table_name", pa.string()),
+            ("column_name", pa.string()),
+            ("ordinal", pa.int32()),
+            ("type", pa.string()),
+            ("value_class", pa.string()),
+            ("row_count", pa.int64()),
+            ("nonnull", pa.int64()),
+            ("n_values", pa.int64()),
+            ("n_distinct", pa.int64()),
+            ("distinct_exact", pa.bool_()),
+            ("min", pa.string()),
+            ("max", pa.string()),
+            ("len_min", pa.int32()),
+            ("len_max", pa.int32()),
+            ("len_avg", pa.float64()),
+            ("len_median", pa.float64()),
+            ("upper", pa.bool_()),
+            ("lower", pa.bool_()),
+            ("trimmed", pa.bool_()),
+            ("top_values", pa.list_(pa.string())),
+            ("top_counts", pa.list_(pa.int64())),
+            ("n_hashes", pa.int64()),
+        ]
+    )
 
 
 def hashes_schema():
     import pyarrow as pa
 
-    return pa.schema([("table_name", pa.dictionary(pa.int32(), pa.string())), ("ordinal", pa.int32()),
-                      ("hash", pa.uint32())])
+    return pa.schema(
+        [
+            ("table_name", pa.dictionary(pa.int32(), pa.string())),
+            ("ordinal", pa.int32()),
+            ("hash", pa.uint32()),
+        ]
+    )
 
 
 def connect():
@@ -108,12 +129,30 @@ def connect():
 
 
 def _empty_row(table: Table, name: str, ctype: str, ordinal: int, rows: int) -> dict[str, Any]:
-    return {"table_name": table.key, "column_name": name, "ordinal": ordinal, "type": ctype,
-            "value_class": value_class(ctype), "row_count": rows, "nonnull": 0,
-            "n_values": 0, "n_distinct": 0,
-            "distinct_exact": True, "min": None, "max": None, "len_min": None, "len_max": None,
-            "len_avg": None, "len_median": None, "upper": None, "lower": None, "trimmed": None,
-            "top_values": [], "top_counts": [], "n_hashes": 0}
+    return {
+        "table_name": table.key,
+        "column_name": name,
+        "ordinal": ordinal,
+        "type": ctype,
+        "value_class": value_class(ctype),
+        "row_count": rows,
+        "nonnull": 0,
+        "n_values": 0,
+        "n_distinct": 0,
+        "distinct_exact": True,
+        "min": None,
+        "max": None,
+        "len_min": None,
+        "len_max": None,
+        "len_avg": None,
+        "len_median": None,
+        "upper": None,
+        "lower": None,
+        "trimmed": None,
+        "top_values": [],
+        "top_counts": [],
+        "n_hashes": 0,
+    }
 
 
 def _native_sql(name: str, ctype: str) -> list[str]:
@@ -121,13 +160,26 @@ def _native_sql(name: str, ctype: str) -> list[str]:
     frequent values of value columns come from their GROUP BY instead)."""
     q = quote_ident(name)
     if _NESTED.search(ctype):
-        return [f"count({q})", "NULL::BIGINT", "NULL::VARCHAR", "NULL::VARCHAR", "NULL::INTEGER",
-                "NULL::INTEGER", f"list({q}::VARCHAR)[1:3]"]
+        return [
+            f"count({q})",
+            "NULL::BIGINT",
+            "NULL::VARCHAR",
+            "NULL::VARCHAR",
+            "NULL::INTEGER",
+            "NULL::INTEGER",
+            f"list({q}::VARCHAR)[1:3]",
+        ]
     top = "NULL::VARCHAR[]" if value_class(ctype) else f"approx_top_k({q}::VARCHAR, 3)"
-    mm = ["NULL::VARCHAR", "NULL::VARCHAR"] if ctype.upper() == "BOOLEAN" else \
-        [f"min({q})::VARCHAR", f"max({q})::VARCHAR"]
-    lens = [f"min(length({q}::VARCHAR))::INTEGER", f"max(length({q}::VARCHAR))::INTEGER"] \
-        if _LENGTHY.match(ctype) else ["NULL::INTEGER", "NULL::INTEGER"]
+    mm = (
+        ["NULL::VARCHAR", "NULL::VARCHAR"]
+        if ctype.upper() == "BOOLEAN"
+        else [f"min({q})::VARCHAR", f"max({q})::VARCHAR"]
+    )
+    lens = (
+        [f"min(length({q}::VARCHAR))::INTEGER", f"max(length({q}::VARCHAR))::INTEGER"]
+        if _LENGTHY.match(ctype)
+        else ["NULL::INTEGER", "NULL::INTEGER"]
+    )
     return [f"count({q})", f"approx_count_distinct({q})", *mm, *lens, top]
 
 
@@ -149,8 +201,9 @@ def _exact_distinct_sql(name: str, ctype: str, in_memory: bool) -> str:
     return f"count(DISTINCT {q})"
 
 
-def profile_table(table: Table, columns: list[tuple[str, str]], row_count: int, con=None
-                  ) -> tuple[list[dict[str, Any]], Any]:
+def profile_table(
+    table: Table, columns: list[tuple[str, str]], row_count: int, con=None
+) -> tuple[list[dict[str, Any]], Any]:
     """Profile one table (see the module docstring): (column rows, Arrow table of capped hashes)."""
     import numpy as np
     import pyarrow as pa
@@ -174,31 +227,52 @@ def profile_table(table: Table, columns: list[tuple[str, str]], row_count: int, 
         native = con.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchall()[0]
         n_rows = int(native[0])
         for i, r in enumerate(rows):
-            nonnull, approx, lo, hi, lmin, lmax, top = native[1 + 7 * i: 8 + 7 * i]
+            nonnull, approx, lo, hi, lmin, lmax, top = native[1 + 7 * i : 8 + 7 * i]
             r["row_count"] = n_rows
             r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
-            r.update(nonnull=int(nonnull), min=lo, max=hi, len_min=lmin, len_max=lmax,
-                     n_distinct=min(int(approx or 0), int(nonnull)), distinct_exact=approx is None)
-        maybe_keys = [r for r in rows if r["value_class"] is None and n_rows > 1 and r["nonnull"] == n_rows
-                      and not _NESTED.search(r["type"]) and r["n_distinct"] >= 0.9 * n_rows]
+            r.update(
+                nonnull=int(nonnull),
+                min=lo,
+                max=hi,
+                len_min=lmin,
+                len_max=lmax,
+                n_distinct=min(int(approx or 0), int(nonnull)),
+                distinct_exact=approx is None,
+            )
+        maybe_keys = [
+            r
+            for r in rows
+            if r["value_class"] is None
+            and n_rows > 1
+            and r["nonnull"] == n_rows
+            and not _NESTED.search(r["type"])
+            and r["n_distinct"] >= 0.9 * n_rows
+        ]
         if maybe_keys:  # HyperLogLog says 'maybe unique': count those exactly (keys are never a guess)
-            exact = con.execute("SELECT " + ", ".join(_exact_distinct_sql(r["column_name"], r["type"],
-                                                                          source == "_lakeql_profile_t")
-                                                      for r in maybe_keys) + f" FROM {source}").fetchall()[0]
+            exact = con.execute(
+                "SELECT "
+                + ", ".join(
+                    _exact_distinct_sql(r["column_name"], r["type"], source == "_lakeql_profile_t")
+                    for r in maybe_keys
+                )
+                + f" FROM {source}"
+            ).fetchall()[0]
             for r, d in zip(maybe_keys, exact, strict=True):
                 r["n_distinct"], r["distinct_exact"] = int(d), True
         grouped = [r for r in rows if r["value_class"] is not None]
         hashes = empty_hashes
         if grouped and n_rows:
-            sel = ", ".join(f"CAST({quote_ident(r['column_name'])} AS VARCHAR) AS \"{r['ordinal']}\""
-                            for r in grouped)
+            sel = ", ".join(
+                f'CAST({quote_ident(r["column_name"])} AS VARCHAR) AS "{r["ordinal"]}"' for r in grouped
+            )
             g = con.sql(
                 "SELECT CAST(col AS INTEGER) AS col, (hash(v) >> 32)::UINTEGER AS h, count(*)::BIGINT AS n, "
                 "length(v)::INTEGER AS len, min(raw) AS raw, bool_and(raw = upper(raw)) AS up, "
                 "bool_and(raw = lower(raw)) AS lo, bool_and(raw = trim(raw)) AS tr "
                 "FROM (SELECT col, raw, nullif(lower(trim(raw)), '') AS v "
                 f"FROM (UNPIVOT (SELECT {sel} FROM {source}) ON COLUMNS(*) INTO NAME col VALUE raw)) "
-                "WHERE v IS NOT NULL GROUP BY col, v").to_arrow_table()
+                "WHERE v IS NOT NULL GROUP BY col, v"
+            ).to_arrow_table()
             hashes = _grouped_stats(table, rows, g, np, pa)
         if source == "_lakeql_profile_t":
             con.unregister(source)
@@ -227,18 +301,32 @@ def _grouped_stats(table: Table, rows: list[dict[str, Any]], g, np, pa):
         r = rows[c]
         seg_n, seg_len = n[s:e], ln[s:e]
         nd = e - s
-        r.update(n_distinct=int(nd), distinct_exact=True, n_values=int(seg_n.sum()),
-                 len_min=int(seg_len.min()), len_max=int(seg_len.max()),
-                 len_avg=float((seg_len * seg_n).sum() / seg_n.sum()), len_median=float(np.median(seg_len)),
-                 upper=bool(up[s:e].all()), lower=bool(lo[s:e].all()), trimmed=bool(tr[s:e].all()))
+        r.update(
+            n_distinct=int(nd),
+            distinct_exact=True,
+            n_values=int(seg_n.sum()),
+            len_min=int(seg_len.min()),
+            len_max=int(seg_len.max()),
+            len_avg=float((seg_len * seg_n).sum() / seg_n.sum()),
+            len_median=float(np.median(seg_len)),
+            upper=bool(up[s:e].all()),
+            lower=bool(lo[s:e].all()),
+            trimmed=bool(tr[s:e].all()),
+        )
         top = np.lexsort((h[s:e], -seg_n))[:TOP_VALUES] + s  # most frequent first, ties in hash order
         r["top_values"] = [v[:200] for v in raw.take(pa.array(top)).to_pylist()]
         r["top_counts"] = n[top].tolist()
         r["n_hashes"] = int(min(nd, HASH_CAP))
-        keep[s:s + r["n_hashes"]] = True
+        keep[s : s + r["n_hashes"]] = True
     hc = col[keep].astype(np.int32)
-    return pa.table({"table_name": pa.array([table.key] * int(keep.sum()), pa.string()).dictionary_encode(),
-                     "ordinal": hc, "hash": h[keep]}, schema=hashes_schema())
+    return pa.table(
+        {
+            "table_name": pa.array([table.key] * int(keep.sum()), pa.string()).dictionary_encode(),
+            "ordinal": hc,
+            "hash": h[keep],
+        },
+        schema=hashes_schema(),
+    )
 
 
 def hash_values(values: list[str], con=None):
@@ -250,8 +338,11 @@ def hash_values(values: list[str], con=None):
     own = con is None
     con = connect() if own else con
     try:
-        t = con.execute("SELECT (hash(nullif(lower(trim(v)), '')) >> 32)::UINTEGER AS h FROM "
-                        "(SELECT unnest(?::VARCHAR[]) AS v)", [values]).fetchnumpy()
+        t = con.execute(
+            "SELECT (hash(nullif(lower(trim(v)), '')) >> 32)::UINTEGER AS h FROM "
+            "(SELECT unnest(?::VARCHAR[]) AS v)",
+            [values],
+        ).fetchnumpy()
         return np.asarray(t["h"], dtype=np.uint32)
     finally:
         if own:
@@ -268,13 +359,22 @@ def write(out_dir: Path, rows: list[dict[str, Any]], hashes) -> None:
     import pyarrow.parquet as pq
 
     small = {"compression": "zstd", "write_statistics": False, "store_schema": False}
-    pq.write_table(pa.Table.from_pylist(rows, schema=columns_schema()), out_dir / "columns.parquet",
-                   use_dictionary=False, **small)
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=columns_schema()),
+        out_dir / "columns.parquet",
+        use_dictionary=False,
+        **small,
+    )
     # table_name (one dictionary entry, run-length encoded: ~0.2 KB a table) is what the stock CLI's
     # joins_containment macro joins on
-    pq.write_table(hashes, out_dir / "hashes.parquet", use_dictionary=["table_name"],
-                   column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
-                   row_group_size=1 << 20, **small)
+    pq.write_table(
+        hashes,
+        out_dir / "hashes.parquet",
+        use_dictionary=["table_name"],
+        column_encoding={"ordinal": "DELTA_BINARY_PACKED", "hash": "DELTA_BINARY_PACKED"},
+        row_group_size=1 << 20,
+        **small,
+    )
 
 
 def path(store, table_key: str) -> Path:
@@ -285,9 +385,14 @@ def fresh_keys(store, lake, keys: list[str]) -> set[str]:
     """The tables of ``keys`` with a stored profile matching their files and format (one manifest read)."""
     prm = params()
     by_key = {e.table_name: e for e in store.entries(KIND)}
-    return {k for k in keys if (e := by_key.get(k)) is not None
-            and e.fingerprint == lake.tables[k].fingerprint and e.params == prm
-            and (store.root / e.path / "columns.parquet").exists()}
+    return {
+        k
+        for k in keys
+        if (e := by_key.get(k)) is not None
+        and e.fingerprint == lake.tables[k].fingerprint
+        and e.params == prm
+        and (store.root / e.path / "columns.parquet").exists()
+    }
 
 
 def fresh_entry(store, table: Table):
@@ -309,8 +414,16 @@ def load_columns(store, table: Table):
         return None
 
 
-def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: str = "profiling tables",
-           force: bool = False, engine: Any = None) -> tuple[list[str], dict[str, str]]:
+def ensure(
+    store,
+    lake,
+    catalog,
+    keys: list[str],
+    threads: int = THREADS,
+    desc: str = "profiling tables",
+    force: bool = False,
+    engine: Any = None,
+) -> tuple[list[str], dict[str, str]]:
     """Compute and store the profile of every table in ``keys`` that has no fresh one (all with ``force``).
 
     Returns (keys profiled now, {key: error} of tables that could not be read: left out, never fatal).
@@ -345,8 +458,9 @@ def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: 
         if len(t.files) > 1:  # per-file shards, merged (lakeql.profile_shards: refresh scans new files only)
             from lakeql import profile_shards
 
-            rows, hashes, shards, _ = profile_shards.profile_sharded(store, t, cols, not force, con,
-                                                                     catalog.file_rows(t))
+            rows, hashes, shards, _ = profile_shards.profile_sharded(
+                store, t, cols, not force, con, catalog.file_rows(t)
+            )
             return rows, hashes, shards
         rows, hashes = profile_table(t, cols, catalog.row_count(t), con)
         return rows, hashes, None
@@ -362,8 +476,16 @@ def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: 
                 from lakeql import profile_shards
 
                 profile_shards.write(tmp, t, shards)
-        return IndexEntry(KIND, key, "", target.relative_to(store.root).as_posix(), dir_bytes(target),
-                          t.source_bytes, t.fingerprint, params=prm)
+        return IndexEntry(
+            KIND,
+            key,
+            "",
+            target.relative_to(store.root).as_posix(),
+            dir_bytes(target),
+            t.source_bytes,
+            t.fingerprint,
+            params=prm,
+        )
 
     pending: list[IndexEntry] = []
     stale: list[str] = []
@@ -391,8 +513,10 @@ def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: 
 
     # the scans run on ``threads`` workers; each table's write + fsync + swap on an I/O pool, so the
     # scan workers never wait for the disk (~5 ms per fsync: 2,427 tables spent ~15% of the stage there)
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(todo)))) as pool, \
-            ThreadPoolExecutor(max_workers=COMMIT_THREADS) as io:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, min(threads, len(todo)))) as pool,
+        ThreadPoolExecutor(max_workers=COMMIT_THREADS) as io,
+    ):
         futures = {pool.submit(work, k): k for k in todo}
         commits: dict[Any, str] = {}
         for fut in progress(as_completed(futures), desc=desc, total=len(todo), unit="table"):
@@ -416,9 +540,11 @@ def ensure(store, lake, catalog, keys: list[str], threads: int = THREADS, desc: 
         con.close()
     secs = time.perf_counter() - t0
     size = sum(e.bytes for e in store.entries(KIND) if e.table_name in set(done))
-    say(f"column profiles: {len(done)} tables, {n_cols} columns in {secs:.1f} s "
+    say(
+        f"column profiles: {len(done)} tables, {n_cols} columns in {secs:.1f} s "
         f"({time.process_time() - c0:.1f} CPU s, {n_cols / max(secs, 1e-9):.0f} columns/s), "
-        f"{size / 1e6:.1f} MB")
+        f"{size / 1e6:.1f} MB"
+    )
     return done, failed
 
 
@@ -437,12 +563,18 @@ def context_columns(store, table: Table) -> list[dict[str, Any]] | None:
         rc, nn = r["row_count"], r["nonnull"]
         exact = bool(r["distinct_exact"])
         lengthy = bool(_LENGTHY.match(r["type"]))
-        out.append({
-            "name": r["column_name"], "nulls": (rc - nn) / rc if rc else None,
-            "distinct": r["n_distinct"] if r["min"] is not None or r["value_class"] else None,
-            "distinct_exact": exact, "min": r["min"], "max": r["max"],
-            "min_len": r["len_min"] if lengthy else None, "max_len": r["len_max"] if lengthy else None,
-            "samples": r["top_values"][:3],
-            "key": "unique" if exact and rc > 1 and nn == rc and r["n_distinct"] == rc else None,
-        })
+        out.append(
+            {
+                "name": r["column_name"],
+                "nulls": (rc - nn) / rc if rc else None,
+                "distinct": r["n_distinct"] if r["min"] is not None or r["value_class"] else None,
+                "distinct_exact": exact,
+                "min": r["min"],
+                "max": r["max"],
+                "min_len": r["len_min"] if lengthy else None,
+                "max_len": r["len_max"] if lengthy else None,
+                "samples": r["top_values"][:3],
+                "key": "unique" if exact and rc > 1 and nn == rc and r["n_distinct"] == rc else None,
+            }
+        )
     return out
