@@ -207,6 +207,22 @@ def _exact_distinct_sql(name: str, ctype: str, in_memory: bool) -> str:
     return f"count(DISTINCT {q})"
 
 
+def _value_groups_sql(rows: str, by: str) -> str:
+    """The value groups (by ``by``, normalized value v) of the ``(by..., raw VARCHAR)`` rows of query
+    ``rows``: v's 32-bit hash, rows, length, smallest raw value, case/trim flags.
+
+    v = ``nullif(lower(trim(raw)), '')`` is computed once per distinct raw value (rows counted per raw
+    first, summed per v), not for every row: the same counts, smallest raw values and flags, ~1.8x less
+    CPU on columns that repeat values (the flights)."""
+    return (
+        f"SELECT {by}, (hash(v) >> 32)::UINTEGER AS h, sum(c)::BIGINT AS n, length(v)::INTEGER AS len, "
+        "min(raw) AS raw, bool_and(raw = upper(raw)) AS up, bool_and(raw = lower(raw)) AS lo, "
+        "bool_and(raw = trim(raw)) AS tr "
+        f"FROM (SELECT {by}, raw, count(*) AS c, nullif(lower(trim(raw)), '') AS v FROM ({rows}) "
+        f"GROUP BY {by}, raw) WHERE v IS NOT NULL GROUP BY {by}, v"
+    )
+
+
 def profile_table(
     table: Table, columns: list[tuple[str, str]], row_count: int, con=None
 ) -> tuple[list[dict[str, Any]], Any]:
@@ -272,12 +288,11 @@ def profile_table(
                 f'CAST({quote_ident(r["column_name"])} AS VARCHAR) AS "{r["ordinal"]}"' for r in grouped
             )
             g = con.sql(
-                "SELECT CAST(col AS INTEGER) AS col, (hash(v) >> 32)::UINTEGER AS h, count(*)::BIGINT AS n, "
-                "length(v)::INTEGER AS len, min(raw) AS raw, bool_and(raw = upper(raw)) AS up, "
-                "bool_and(raw = lower(raw)) AS lo, bool_and(raw = trim(raw)) AS tr "
-                "FROM (SELECT col, raw, nullif(lower(trim(raw)), '') AS v "
-                f"FROM (UNPIVOT (SELECT {sel} FROM {source}) ON COLUMNS(*) INTO NAME col VALUE raw)) "
-                "WHERE v IS NOT NULL GROUP BY col, v"
+                _value_groups_sql(
+                    "SELECT CAST(col AS INTEGER) AS col, raw "
+                    f"FROM (UNPIVOT (SELECT {sel} FROM {source}) ON COLUMNS(*) INTO NAME col VALUE raw)",
+                    "col",
+                )
             ).to_arrow_table()
             hashes = _grouped_stats(table, rows, g, np, pa)
         if source == "_lakeql_profile_t":
@@ -388,14 +403,15 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
         for o, (_, ctype) in enumerate(items[i][1]):
             by_type[ctype][i].append(o)
 
-    def unnest(i: int, ords: list[int], cast: str = "") -> str:
+    def unnest(i: int, ords: list[int], cast: bool = False) -> str:
+        """(t, col, val) rows of columns ``ords`` of table i (with ``cast``: (t, col, raw) as VARCHAR)."""
         cols = items[i][1]
         vals = ", ".join(
             f"CAST({quote_ident(cols[o][0])} AS VARCHAR)" if cast else quote_ident(cols[o][0]) for o in ords
         )
         return (
-            f"SELECT {i} AS t, unnest([{', '.join(map(str, ords))}]) AS col, unnest([{vals}]) AS val "
-            f"FROM {names[i]}"
+            f"SELECT {i} AS t, unnest([{', '.join(map(str, ords))}]) AS col, unnest([{vals}]) AS "
+            f"{'raw' if cast else 'val'} FROM {names[i]}"
         )
 
     native = con.execute(
@@ -446,15 +462,8 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
     grouped = {i: ords for i, ords in grouped.items() if ords}
     parts: dict[int, Any] = {}
     if grouped:
-        g = con.sql(
-            "SELECT t, col, (hash(v) >> 32)::UINTEGER AS h, count(*)::BIGINT AS n, "
-            "length(v)::INTEGER AS len, min(raw) AS raw, bool_and(raw = upper(raw)) AS up, "
-            "bool_and(raw = lower(raw)) AS lo, "
-            "bool_and(raw = trim(raw)) AS tr "
-            "FROM (SELECT t, col, val AS raw, nullif(lower(trim(val)), '') AS v FROM ("
-            + " UNION ALL ".join(unnest(i, ords, cast="VARCHAR") for i, ords in grouped.items())
-            + ")) WHERE v IS NOT NULL GROUP BY t, col, v"
-        ).to_arrow_table()
+        rows_sql = " UNION ALL ".join(unnest(i, ords, cast=True) for i, ords in grouped.items())
+        g = con.sql(_value_groups_sql(rows_sql, "t, col")).to_arrow_table()
         tab = g.column("t").to_numpy()
         order = np.argsort(tab, kind="stable")
         g, tab = g.drop_columns(["t"]).take(pa.array(order)), tab[order]
