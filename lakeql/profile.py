@@ -22,8 +22,10 @@ Stored per table (manifest kind ``column_profile``, fingerprinted like every ind
 ``column_profile/<slug>/columns.parquet`` (one row per column) and
 ``column_profile/<slug>/hashes.parquet`` (``table_name``, ``ordinal`` INT32, ``hash`` UINTEGER sorted by
 ordinal then hash: about 4 bytes per stored value). :func:`ensure` computes the missing or
-stale profiles of a lake in a thread pool (DuckDB releases the GIL); :func:`load_columns` reads a stored fresh
-profile; :func:`context_columns` maps it to what the schema files show. The joins capability builds its
+stale profiles of a lake in a thread pool (DuckDB releases the GIL), small single-file tables
+:data:`BATCH_TABLES` at a time (:func:`profile_tables`: the same profiles in a few queries per
+batch); :func:`load_columns` reads a stored fresh profile; :func:`context_columns` maps it to what the
+schema files show. The joins capability builds its
 value index from these files; the context capability reads them instead of re-scanning.
 """
 
