@@ -209,19 +209,22 @@ def _exact_distinct_sql(name: str, ctype: str, in_memory: bool) -> str:
     return f"count(DISTINCT {q})"
 
 
-def _value_groups_sql(rows: str, by: str) -> str:
-    """The value groups (by ``by``, normalized value v) of the ``(by..., raw VARCHAR)`` rows of query
-    ``rows``: v's 32-bit hash, rows, length, smallest raw value, case/trim flags.
+def _value_groups_sql(rows: str) -> str:
+    """The value groups (by table t, column col, normalized value v) of the ``(t, col, raw VARCHAR, r)``
+    rows of query ``rows`` (r: the row's number in its table): v's 32-bit hash, rows, length, smallest
+    raw value, case/trim flags and ``first``, the first row holding v.
 
     v = ``nullif(lower(trim(raw)), '')`` is computed once per distinct raw value (rows counted per raw
     first, summed per v), not for every row: the same counts, smallest raw values and flags, ~1.8x less
-    CPU on columns that repeat values (the flights)."""
+    CPU on columns that repeat values. ``first`` orders the values whose hashes are equal (DuckDB's
+    string hash collides on some long strings) as :func:`profile_table`'s GROUP BY returns them: in
+    the order they first appear (see :func:`_grouped_stats`)."""
     return (
-        f"SELECT {by}, (hash(v) >> 32)::UINTEGER AS h, sum(c)::BIGINT AS n, length(v)::INTEGER AS len, "
+        "SELECT t, col, (hash(v) >> 32)::UINTEGER AS h, sum(c)::BIGINT AS n, length(v)::INTEGER AS len, "
         "min(raw) AS raw, bool_and(raw = upper(raw)) AS up, bool_and(raw = lower(raw)) AS lo, "
-        "bool_and(raw = trim(raw)) AS tr "
-        f"FROM (SELECT {by}, raw, count(*) AS c, nullif(lower(trim(raw)), '') AS v FROM ({rows}) "
-        f"GROUP BY {by}, raw) WHERE v IS NOT NULL GROUP BY {by}, v"
+        "bool_and(raw = trim(raw)) AS tr, min(r) AS first "
+        "FROM (SELECT t, col, raw, count(*) AS c, min(r) AS r, nullif(lower(trim(raw)), '') AS v "
+        f"FROM ({rows}) GROUP BY t, col, raw) WHERE v IS NOT NULL GROUP BY t, col, v"
     )
 
 
@@ -290,11 +293,12 @@ def profile_table(
                 f'CAST({quote_ident(r["column_name"])} AS VARCHAR) AS "{r["ordinal"]}"' for r in grouped
             )
             g = con.sql(
-                _value_groups_sql(
-                    "SELECT CAST(col AS INTEGER) AS col, raw "
-                    f"FROM (UNPIVOT (SELECT {sel} FROM {source}) ON COLUMNS(*) INTO NAME col VALUE raw)",
-                    "col",
-                )
+                "SELECT CAST(col AS INTEGER) AS col, (hash(v) >> 32)::UINTEGER AS h, count(*)::BIGINT AS n, "
+                "length(v)::INTEGER AS len, min(raw) AS raw, bool_and(raw = upper(raw)) AS up, "
+                "bool_and(raw = lower(raw)) AS lo, bool_and(raw = trim(raw)) AS tr "
+                "FROM (SELECT col, raw, nullif(lower(trim(raw)), '') AS v "
+                f"FROM (UNPIVOT (SELECT {sel} FROM {source}) ON COLUMNS(*) INTO NAME col VALUE raw)) "
+                "WHERE v IS NOT NULL GROUP BY col, v"
             ).to_arrow_table()
             hashes = _grouped_stats(table, rows, g, np, pa)
         if source == "_lakeql_profile_t":
@@ -406,14 +410,15 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
             by_type[ctype][i].append(o)
 
     def unnest(i: int, ords: list[int], cast: bool = False) -> str:
-        """(t, col, val) rows of columns ``ords`` of table i (with ``cast``: (t, col, raw) as VARCHAR)."""
+        """(t, col, val) rows of columns ``ords`` of table i, row by row (with ``cast``: (t, col, raw, r),
+        raw as VARCHAR, r the row's number)."""
         cols = items[i][1]
         vals = ", ".join(
             f"CAST({quote_ident(cols[o][0])} AS VARCHAR)" if cast else quote_ident(cols[o][0]) for o in ords
         )
         return (
             f"SELECT {i} AS t, unnest([{', '.join(map(str, ords))}]) AS col, unnest([{vals}]) AS "
-            f"{'raw' if cast else 'val'} FROM {names[i]}"
+            f"{'raw, rowid AS r' if cast else 'val'} FROM {names[i]}"
         )
 
     native = con.execute(
@@ -465,7 +470,7 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
     parts: dict[int, Any] = {}
     if grouped:
         rows_sql = " UNION ALL ".join(unnest(i, ords, cast=True) for i, ords in grouped.items())
-        g = con.sql(_value_groups_sql(rows_sql, "t, col")).to_arrow_table()
+        g = con.sql(_value_groups_sql(rows_sql)).to_arrow_table()
         tab = g.column("t").to_numpy()
         order = np.argsort(tab, kind="stable")
         g, tab = g.drop_columns(["t"]).take(pa.array(order)), tab[order]
@@ -487,7 +492,8 @@ def _grouped_stats(table: Table, rows: list[dict[str, Any]], g, np, pa):
     h = g.column("h").to_numpy()
     n = g.column("n").to_numpy()
     ln = g.column("len").to_numpy()
-    order = np.lexsort((h, col))  # by column, then hash
+    # by column, then hash; equal hashes in the order the groups came, or (profile_tables) of first rows
+    order = np.lexsort((g.column("first").to_numpy(), h, col) if "first" in g.column_names else (h, col))
     col, h, n, ln = col[order], h[order], n[order], ln[order]
     up = g.column("up").to_numpy(zero_copy_only=False)[order]
     lo = g.column("lo").to_numpy(zero_copy_only=False)[order]

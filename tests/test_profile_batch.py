@@ -4,6 +4,8 @@ Checked on every column type the batch takes (edge values: NaN, -0.0, infinities
 padded strings, Unicode, ties for the frequent values, time zones, nanoseconds, decimals), on the
 bundled sample lake and on real fivethirtyeight tables, end to end (the stored files byte for byte), and
 with a broken file inside a batch (its error is its own, the other tables of the batch are profiled).
+The sample lake's python.modules holds docstrings whose DuckDB hashes are equal (iso8859_4/_6, _7/_9):
+tied top values keep profile_table's order (first appearance).
 """
 
 from __future__ import annotations
