@@ -320,13 +320,15 @@ _BATCH_TYPES = re.compile(
 
 def batchable(table: Table, columns: list[tuple[str, str]], row_count: int) -> bool:
     """Whether :func:`profile_tables` may profile ``table`` with others: one Parquet file, at most
-    :data:`BATCH_CELLS` cells, at least one column, every column of a type in ``_BATCH_TYPES``."""
+    :data:`BATCH_CELLS` cells, at least one column, every column of a type in ``_BATCH_TYPES``, none named
+    ``rowid``."""
     return (
         table.format == "parquet"
         and len(table.files) == 1
         and 0 < len(columns)
         and row_count * len(columns) <= BATCH_CELLS
         and all(_BATCH_TYPES.match(t) for _, t in columns)
+        and not any(n.lower() == "rowid" for n, _ in columns)  # the batch orders ties by the row id
     )
 
 
@@ -378,11 +380,11 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
     """:func:`profile_tables` of the tables whose copies match their catalog columns; their indexes."""
     from collections import defaultdict
 
+    fits = [i for i, it in enumerate(items) if batchable(*it)]  # the others: alone
+    if not fits:
+        return set()
     con.execute(
-        "; ".join(
-            f"CREATE TEMP TABLE {n} AS SELECT * FROM {t.scan_sql()}"
-            for n, (t, _, _) in zip(names, items, strict=True)
-        )
+        "; ".join(f"CREATE TEMP TABLE {names[i]} AS SELECT * FROM {items[i][0].scan_sql()}" for i in fits)
     )
     got = {
         r[0]: list(zip(r[1], r[2], strict=True))
@@ -392,11 +394,7 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
             "WHERE database_name = 'temp' AND starts_with(table_name, '_lakeql_b') GROUP BY table_name"
         ).fetchall()
     }
-    ok = [
-        i
-        for i, (n, (_, cols, _)) in enumerate(zip(names, items, strict=True))
-        if got.get(n) == [(c, t.replace(", ", ",")) for c, t in cols]
-    ]
+    ok = [i for i in fits if got.get(names[i]) == [(c, t.replace(", ", ",")) for c, t in items[i][1]]]
     if ok:
         counts = dict(
             con.execute(" UNION ALL ".join(f"SELECT {i}, count(*) FROM {names[i]}" for i in ok)).fetchall()

@@ -99,6 +99,10 @@ def typed_lake(root: Path) -> Path:
     )
     pq.write_table(pa.table({"x": ["only"], "n": [1.5]}), d / "one.parquet")
     pq.write_table(pa.table({"n": pa.array([None, None], pa.float64())}), d / "nullfloat.parquet")
+    # the names the batch's queries use for their own columns
+    names = ["t", "col", "val", "raw", "r", "c", "v", "first", "h", "n"]
+    pq.write_table(pa.table({k: [f"{k}{i % 3}" for i in range(9)] for k in names}), d / "own.parquet")
+    pq.write_table(pa.table({"rowid": [3, 1, 2], "s": ["b", "a", "b"]}), d / "rowid.parquet")
     # two columns one name apart by case
     pq.write_table(
         pa.table([pa.array([1, 2]), pa.array(["x", "y"])], names=["Name", "name"]), d / "cc.parquet"
@@ -111,8 +115,9 @@ def test_every_batch_type_equals_the_one_table_profile(tmp_path):
     types = {t for _, cols, _ in items for _, t in cols}
     assert {"TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "BLOB", "UBIGINT", "DECIMAL(20,4)", "TIME"} <= types
     by_key = {it[0].key: it for it in items}
-    assert all(profile.batchable(*by_key[k]) for k in ("d.types", "d.one", "d.nullfloat", "d.cc"))
-    got = assert_batch_equals_alone(items, alone={"d.empty"})  # no rows: no groups
+    assert all(profile.batchable(*by_key[k]) for k in ("d.types", "d.one", "d.nullfloat", "d.cc", "d.own"))
+    assert not profile.batchable(*by_key["d.rowid"])
+    got = assert_batch_equals_alone(items, alone={"d.empty", "d.rowid"})  # no rows: no groups
     rows = {r["column_name"]: r for r in got[[it[0].key for it in items].index("d.types")][0]}
     # the profile itself, not only its equality: exact distinct counts, frequent values, lengths
     assert rows["ident"]["n_distinct"] == 60 and rows["const"]["top_counts"] == [60]
@@ -127,7 +132,7 @@ def test_a_copy_unlike_its_catalog_columns_is_profiled_alone(tmp_path):
     renamed = (t, [("y", cols[0][1]), cols[1]], n)
     retyped = (t, [cols[0], ("n", "FLOAT")], n)
     assert profile.batchable(*renamed) and profile.batchable(*retyped)
-    assert_batch_equals_alone([retyped, *items], alone={"d.empty", "d.one"})
+    assert_batch_equals_alone([retyped, *items], alone={"d.empty", "d.one", "d.rowid"})
     con = profile.connect()
     got = profile.profile_tables([renamed, *items], None, con)
     assert isinstance(got[0], duckdb.BinderException)  # as profile_table: no column y
