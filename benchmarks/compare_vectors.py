@@ -278,49 +278,44 @@ def run_faiss(data: dict, hnsw_m: int, ef_search: tuple[int, ...]) -> list[dict]
 
 
 # ----------------------------------------------------------------------------------------- lakeql
-def run_lakeql(data: dict, cache: Path) -> list[dict]:
+
+def index_titles(lake: Path, titles, vecs: np.ndarray, params: dict) -> tuple:
+    """(Re)make ``lake`` as one table ``bench.titles`` (id, title: one zstd Parquet file, row groups of
+    122,880) and write the embed index of its title column from ``vecs`` with ``params``, as the
+    default pipeline stores it: (store, index entry, seconds the index write took)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from lakeql.catalog import Catalog
-    from lakeql.connection import open_lake
     from lakeql.lake import discover
     from lakeql.store import Store
     from lakeql.vectors.builder import write_index
+
+    n = len(vecs)
+    shutil.rmtree(lake, ignore_errors=True)
+    (lake / "bench").mkdir(parents=True)
+    table = pa.table({"id": pa.array(np.arange(n, dtype=np.int64)), "title": pa.array(titles)})
+    pq.write_table(table, lake / "bench" / "titles.parquet", row_group_size=122_880, compression="zstd")
+    lk = discover(lake)
+    store = Store.for_lake(lk, lake / ".lakeql")
+    store.ensure_writable()
+    Catalog.build(lk, store, refresh=True)
+    t0 = time.perf_counter()
+    entry = write_index(store, lk.tables["bench.titles"], "title", np.arange(n, dtype=np.int64), vecs, params)
+    return store, entry, time.perf_counter() - t0
+
+def run_lakeql(data: dict, cache: Path) -> list[dict]:
+    from lakeql.connection import open_lake
     from lakeql.vectors.search import search
 
     vecs, Q, gt = data["vecs"], data["Q"], data["gt"]
     n = len(vecs)
     lake = cache / f"lakeql_lake_{n}"
-    shutil.rmtree(lake, ignore_errors=True)
-    (lake / "bench").mkdir(parents=True)
     titles = data["titles"]
-    pq.write_table(
-        pa.table(
-            {
-                "id": pa.array(np.arange(n, dtype=np.int64)),
-                "title": pa.array([titles[i] for i in data["src"]]),
-            }
-        ),
-        lake / "bench" / "titles.parquet",
-        row_group_size=122_880,
-        compression="zstd",
-    )
-    lk = discover(lake)
-    store = Store.for_lake(lk, lake / ".lakeql")
-    store.ensure_writable()
-    Catalog.build(lk, store, refresh=True)
-    params = {
-        "model": "all-MiniLM-L6-v2",
-        "method": "rabitq",
-        "backend": "torch",
-        "tier": "int8",
-        "format": 1,
-    }
+    params = {"model": "all-MiniLM-L6-v2", "method": "rabitq", "backend": "torch", "tier": "int8",
+              "format": 1}
     full = np.asarray(vecs)
-    t0 = time.perf_counter()
-    entry = write_index(store, lk.tables["bench.titles"], "title", np.arange(n, dtype=np.int64), full, params)
-    build = time.perf_counter() - t0
+    store, entry, build = index_titles(lake, [titles[i] for i in data["src"]], full, params)
     del full
     nbytes = dir_bytes(store.root / entry.path)
     con, ctx = open_lake(lake, index_dir=store.root, capabilities=["vectors"])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,27 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build(vecs: np.ndarray, lake: Path, bits: int) -> tuple[Path, float]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from benchmarks.compare_vectors import index_titles
 
-    from lakeql.catalog import Catalog
-    from lakeql.lake import discover
-    from lakeql.store import Store
-    from lakeql.vectors.builder import write_index
-
-    n = len(vecs)
-    shutil.rmtree(lake, ignore_errors=True)
-    (lake / "bench").mkdir(parents=True)
-    pq.write_table(
-        pa.table({"id": pa.array(np.arange(n, dtype=np.int64)), "title": pa.array(np.full(n, "t"))}),
-        lake / "bench" / "titles.parquet",
-        row_group_size=122_880,
-        compression="zstd",
-    )
-    lk = discover(lake)
-    store = Store.for_lake(lk, lake / ".lakeql")
-    store.ensure_writable()
-    Catalog.build(lk, store, refresh=True)
     params = {
         "model": "all-MiniLM-L6-v2",
         "method": "rabitq",
@@ -60,11 +40,8 @@ def build(vecs: np.ndarray, lake: Path, bits: int) -> tuple[Path, float]:
         "format": 2,
         **({"refine_bits": bits} if bits else {}),
     }
-    t0 = time.perf_counter()
-    entry = write_index(
-        store, lk.tables["bench.titles"], "title", np.arange(n, dtype=np.int64), np.asarray(vecs), params
-    )
-    return store.root / entry.path, time.perf_counter() - t0
+    store, entry, seconds = index_titles(lake, np.full(len(vecs), "t"), np.asarray(vecs), params)
+    return store.root / entry.path, seconds
 
 
 def with_bits(index, bits: int):

@@ -36,6 +36,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,22 @@ def _native_sql(name: str, ctype: str) -> list[str]:
 _LIST_UNIQUE_SAFE = re.compile(r"^(FLOAT|DOUBLE|REAL|BOOLEAN|DECIMAL\(\d+, ?\d+\))$", re.IGNORECASE)
 
 
+
+def set_native(row: dict[str, Any], stats: Sequence[Any]) -> None:
+    """Fill a column's profile row from the 7 native statistics :func:`_native_sql` selects for it
+    (non-NULL count, approximate distinct count, min, max, length range, approximate top values)."""
+    nonnull, approx, lo, hi, lmin, lmax, top = stats
+    row["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
+    row.update(
+        nonnull=int(nonnull),
+        min=lo,
+        max=hi,
+        len_min=lmin,
+        len_max=lmax,
+        n_distinct=min(int(approx or 0), int(nonnull)),
+        distinct_exact=approx is None,
+    )
+
 def _exact_distinct_sql(name: str, ctype: str, in_memory: bool) -> str:
     """The exact distinct count of one column without NULLs (the only columns asked: ``nonnull = rows``).
 
@@ -254,18 +271,8 @@ def profile_table(
         native = con.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchall()[0]
         n_rows = int(native[0])
         for i, r in enumerate(rows):
-            nonnull, approx, lo, hi, lmin, lmax, top = native[1 + 7 * i : 8 + 7 * i]
             r["row_count"] = n_rows
-            r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
-            r.update(
-                nonnull=int(nonnull),
-                min=lo,
-                max=hi,
-                len_min=lmin,
-                len_max=lmax,
-                n_distinct=min(int(approx or 0), int(nonnull)),
-                distinct_exact=approx is None,
-            )
+            set_native(r, native[1 + 7 * i : 8 + 7 * i])
         maybe_keys = [
             r
             for r in rows
@@ -430,18 +437,8 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
         i: [_empty_row(items[i][0], n, t, o, int(counts[i])) for o, (n, t) in enumerate(items[i][1])]
         for i in ok
     }
-    for i, o, nonnull, approx, lo, hi, lmin, lmax, top in native:
-        r = rows[i][o]
-        r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
-        r.update(
-            nonnull=int(nonnull),
-            min=lo,
-            max=hi,
-            len_min=lmin,
-            len_max=lmax,
-            n_distinct=min(int(approx or 0), int(nonnull)),
-            distinct_exact=approx is None,
-        )
+    for i, o, *stats in native:
+        set_native(rows[i][o], stats)
     exact: dict[int, list[dict[str, Any]]] = {}  # as profile_table: 'maybe unique' is counted exactly
     for i in ok:
         n_rows = counts[i]

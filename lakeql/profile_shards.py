@@ -57,7 +57,7 @@ def profile_files(
     import pyarrow as pa
 
     from lakeql import profile
-    from lakeql.profile import MEMORY_CELLS, _empty_row, _grouped_stats, _native_sql, value_class
+    from lakeql.profile import MEMORY_CELLS, _empty_row, _grouped_stats, _native_sql, set_native, value_class
     from lakeql.shards import shard_id
 
     if not files:
@@ -115,18 +115,8 @@ def profile_files(
                 rows = out_rows[sid]
                 n_rows = int(rec[1])
                 for i, r in enumerate(rows):
-                    nonnull, approx, lo, hi, lmin, lmax, top = rec[2 + 7 * i : 9 + 7 * i]
                     r["row_count"] = n_rows
-                    r["top_values"] = [str(v)[:200] for v in top or [] if v is not None]
-                    r.update(
-                        nonnull=int(nonnull),
-                        min=lo,
-                        max=hi,
-                        len_min=lmin,
-                        len_max=lmax,
-                        n_distinct=min(int(approx or 0), int(nonnull)),
-                        distinct_exact=approx is None,
-                    )
+                    set_native(r, rec[2 + 7 * i : 9 + 7 * i])
             maybe: dict[int, list[str]] = {}  # ordinal -> files where HyperLogLog says 'maybe unique'
             for path, f in by_path.items():
                 rows = out_rows[shard_id(f)]
