@@ -177,7 +177,11 @@ def corrupt(path: Path) -> None:
     path.write_bytes(bytes(raw))
 
 
-def test_broken_file_in_a_batch_is_its_own_problem(tmp_path, capsys):
+def test_broken_file_in_a_batch_is_its_own_problem(tmp_path, capsys, monkeypatch):
+    from lakeql import progress
+
+    monkeypatch.setattr(progress, "_QUIET", False)  # other suites silence status lines process-wide
+    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
     root = typed_lake(tmp_path / "lake")
     corrupt(root / "d" / "bad.parquet")
     items = specs(root)
