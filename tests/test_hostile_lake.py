@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from testutil import find_all
 
 import lakeql
 from lakeql.cli import main
@@ -424,14 +425,6 @@ def test_columns_differing_only_by_case_follow_duckdb(con):
 
 
 # ---------------------------------------------------------------------------- n-grams
-def overlapping(text: str, phrase: str) -> list[int]:
-    out, i = [], text.find(phrase)
-    while i >= 0:
-        out.append(i)
-        i = text.find(phrase, i + 1)
-    return out
-
-
 PHRASES = [
     "alpha",
     "'delta'",
@@ -455,10 +448,10 @@ def test_ngram_count_rows_and_next_match_brute_force(con, phrase):
     count, rows = con.execute(
         "SELECT ngram_count(?, 'nul', ?), ngram_rows(?, 'nul', ?)", [TK, phrase, TK, phrase]
     ).fetchone()
-    assert count == sum(len(overlapping(t, phrase)) for t in texts)
+    assert count == sum(len(find_all(t, phrase)) for t in texts)
     assert rows == sum(1 for t in texts if phrase in t)
     nxt = Counter(
-        t[p + len(phrase)] for t in texts for p in overlapping(t, phrase) if p + len(phrase) < len(t)
+        t[p + len(phrase)] for t in texts for p in find_all(t, phrase) if p + len(phrase) < len(t)
     )
     got = con.execute("SELECT next, count FROM ngram_next(?, 'nul', ?, k := 1000)", [TK, phrase]).fetchall()
     assert dict(got) == dict(nxt)
@@ -466,7 +459,7 @@ def test_ngram_count_rows_and_next_match_brute_force(con, phrase):
         "SELECT id, occurrences FROM ngram_search(?, 'nul', ?, k := 100)", [TK, phrase]
     ).fetchall()
     assert dict(hits) == {
-        i: len(overlapping(nul(i), phrase)) for i in range(N) if nul(i) and phrase in nul(i)
+        i: len(find_all(nul(i), phrase)) for i in range(N) if nul(i) and phrase in nul(i)
     }
 
 
@@ -499,7 +492,7 @@ def test_ngram_longest_chars(con, context, suffix, nxt):
     ).fetchall()
     texts = [t for t in (nul(i) for i in range(N)) if t]
     brute = Counter(
-        t[p + len(suffix)] for t in texts for p in overlapping(t, suffix) if p + len(suffix) < len(t)
+        t[p + len(suffix)] for t in texts for p in find_all(t, suffix) if p + len(suffix) < len(t)
     )
     assert (
         {r[0] for r in rows} == {suffix}

@@ -39,3 +39,13 @@ def require(module: str):
         return importlib.import_module(module)
     except ImportError as exc:
         pytest.fail(f"test dependency {module!r} is missing ({exc}): pip install '.[test]'")
+
+
+def find_all(haystack, needle) -> list[int]:
+    """Every start of ``needle`` in ``haystack`` (str or bytes), overlapping ones included: the brute
+    force that n-gram counts are checked against."""
+    out, i = [], haystack.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = haystack.find(needle, i + 1)
+    return out

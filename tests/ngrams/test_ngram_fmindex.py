@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ngramutil import stdlib_files
+from testutil import find_all
 
 from lakeql.ngrams.fmindex import Shard, build_shard
 
@@ -19,14 +20,6 @@ def make_shard(tmp: Path, rows: list[bytes], **kw) -> tuple[Shard, bytes, np.nda
     starts[1:] = np.cumsum([len(r) + 1 for r in rows])
     build_shard(np.frombuffer(bytearray(raw), np.uint8), starts, 0, tmp, **kw)
     return Shard(tmp), raw, starts
-
-
-def occurrences(raw: bytes, pat: bytes) -> list[int]:
-    out, j = [], raw.find(pat)
-    while j >= 0:
-        out.append(j)
-        j = raw.find(pat, j + 1)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def test_sampled_phrases_match_brute_force(real, real_fast, data):
     if mutate and len(pat) > 2:  # often absent: flip one byte
         k = data.draw(st.integers(0, len(pat) - 1))
         pat = pat[:k] + bytes([(pat[k] + 1) % 256]) + pat[k + 1:]
-    want = occurrences(raw, pat)
+    want = find_all(raw, pat)
     arr = np.frombuffer(pat, np.uint8)
     assert shard.count(arr) == len(want)
     if len(want) <= 20000:
@@ -68,7 +61,7 @@ def test_arbitrary_bytes_match_brute_force(tmp_path_factory, rows, pat):
     """Any bytes (invalid UTF-8, NULs, one-symbol alphabets) index and count exactly."""
     shard, raw, _ = make_shard(tmp_path_factory.mktemp("h"), rows, sample_rate=4)
     arr = np.frombuffer(pat, np.uint8)
-    want = occurrences(raw, pat)
+    want = find_all(raw, pat)
     assert shard.count(arr) == len(want)
     sp, ep = shard.range(arr)
     assert sorted(shard.positions(sp, ep).tolist()) == want
@@ -81,16 +74,16 @@ def test_edge_alphabets(tmp_path, rows):
     for pat in {raw[:1], raw[:2], raw[5:9], b"\x00", b"a" * 999, b"zz"}:
         if not pat:
             continue
-        assert shard.count(np.frombuffer(pat, np.uint8)) == len(occurrences(raw, pat))
+        assert shard.count(np.frombuffer(pat, np.uint8)) == len(find_all(raw, pat))
 
 
 def test_next_counts_are_extensions(real):
     shard, raw, _ = real
     pat = b"self."
     counts = shard.next_counts(np.frombuffer(pat, np.uint8))
-    assert counts.sum() == len(occurrences(raw, pat))
+    assert counts.sum() == len(find_all(raw, pat))
     for b in np.nonzero(counts)[0][:10]:
-        assert counts[b] == len(occurrences(raw, pat + bytes([int(b)])))
+        assert counts[b] == len(find_all(raw, pat + bytes([int(b)])))
 
 
 def test_index_is_smaller_than_half_the_text(real):

@@ -10,6 +10,7 @@ import random
 
 import pytest
 from ngramutil import brute_count, brute_words, build, row_words, top_next
+from testutil import find_all
 
 T, C = "code.files", "text"
 DT, DC = "python.functions", "docstring"
@@ -125,7 +126,7 @@ def test_infinigram_in_characters(docs, doc_rows):
     for ctx in ["zzzz Return the numb", "qqq the file descriptor", "xyzzy"]:
         n = len(ctx)
         while n > 0:  # the longest suffix that occurs followed by a character
-            nxt = Counter(t[j + n] for t in texts for j in _find_all(t, ctx[-n:]) if j + n < len(t))
+            nxt = Counter(t[j + n] for t in texts for j in find_all(t, ctx[-n:]) if j + n < len(t))
             if nxt:
                 break
             n -= 1
@@ -133,18 +134,10 @@ def test_infinigram_in_characters(docs, doc_rows):
         got = q(docs, "SELECT suffix, suffix_length, suffix_count, next, count, share FROM "
                       "ngram_longest(?, ?, ?, k := 3, unit := 'char')", DT, DC, ctx)
         assert {(g[0], g[1]) for g in got} == {(suffix, n)}
-        assert got[0][2] == sum(len(_find_all(t, suffix)) for t in texts)
+        assert got[0][2] == sum(len(find_all(t, suffix)) for t in texts)
         want = sorted(nxt.items(), key=lambda t: (-t[1], t[0]))[:3]
         assert [(g[3], g[4]) for g in got] == want
         assert got[0][5] == pytest.approx(want[0][1] / sum(nxt.values()))
-
-
-def _find_all(text: str, sub: str) -> list[int]:
-    out, j = [], text.find(sub)
-    while j >= 0:
-        out.append(j)
-        j = text.find(sub, j + 1)
-    return out
 
 
 def test_words_on_source_code_with_odd_rows(indexed, corpus):
