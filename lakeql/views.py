@@ -228,6 +228,10 @@ def attach(con, ctx) -> AttachPlan:
     existing = {r[0]: r[1]
                 for r in con.execute("SELECT database_name, path FROM duckdb_databases()").fetchall()}
     own_is_file = database_is_file(con)
+    # schemas the caller already has in its database: a small domain of the same name gets a catalog of
+    # its own instead, so that register() never replaces (or fails on) the caller's objects
+    own_schemas = {r[0].lower() for r in con.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()").fetchall()}
     built_tables = (manifest or {}).get("tables", {})
     fingerprints = {k: t.fingerprint for k, t in lake.tables.items()}  # hashed once per connect
     plan.changed_tables = {k for k, fp in fingerprints.items() if built_tables.get(k) != fp}
@@ -251,7 +255,9 @@ def attach(con, ctx) -> AttachPlan:
             attach_files.append(f"ATTACH {quote_literal(path)} AS {quote_ident(domain)} (READ_ONLY)")
             plan.attached.append(domain)
         elif fresh and path is None and (scans := _small_scans(spec.get("views"), tables)) is not None:
-            if own_is_file:  # nothing is left in a user's database file: a catalog of its own instead
+            clash = domain.lower() in own_schemas and not _made_by_register(con, domain, scans)
+            if own_is_file or clash:  # nothing written into a user's database file, nothing of the
+                # caller's replaced: a catalog of its own instead
                 con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
                 run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(name)} AS "
                                 f"SELECT * FROM {scan_sql(*v)}" for name, v in scans.items()])
@@ -357,6 +363,18 @@ def _checked_small(con, want: dict[str, dict[str, Scan]]) -> tuple[set[str], set
                 got[n] in _rendered(d, n, *v) for n, v in views.items()):
             ok.add(d)
     return schemas, ok
+
+
+def _made_by_register(con, domain: str, scans: dict[str, Scan]) -> bool:
+    """True when schema ``domain`` of the connection's database holds exactly the views an earlier
+    register() of this lake made there (and nothing else): register() again may replace them; any other
+    schema of that name is the caller's."""
+    got = dict(con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = current_database() AND NOT internal "
+        "AND lower(schema_name) = lower(?) UNION ALL SELECT table_name, NULL FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND lower(schema_name) = lower(?)",
+        [domain, domain]).fetchall())
+    return set(got) == set(scans) and all(got[n] in _rendered(domain, n, *v) for n, v in scans.items())
 
 
 def _rendered(domain: str, name: str, fmt: str, paths: list[str], hive: bool) -> set[str]:

@@ -170,6 +170,21 @@ def test_register_twice_on_one_connection(indexed) -> None:
     assert con.execute("SELECT count(*) FROM python.modules").fetchone()[0] > 0
 
 
+@pytest.mark.parametrize("kind", ["TABLE", "VIEW"])
+def test_register_leaves_the_callers_own_schema_alone(indexed, kind) -> None:
+    """A schema of the caller's database named like a small domain is neither replaced nor in the way:
+    the domain gets a catalog of its own."""
+    lake, idx = indexed
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA python")
+    con.execute(f"CREATE {kind} python.modules AS SELECT 'mine' AS module")
+    lakeql.register(con, lake, index_dir=idx)
+    assert con.execute("SELECT module FROM memory.python.modules").fetchall() == [("mine",)]
+    assert con.execute("SELECT count(*) FROM python.main.functions").fetchone()[0] > 0
+    lakeql.register(con, lake, index_dir=idx)  # again: still the caller's
+    assert con.execute("SELECT module FROM memory.python.modules").fetchall() == [("mine",)]
+
+
 def test_first_rowid_view_reads_one_table_of_the_stored_catalog(indexed) -> None:
     """An unchanged table's rowid view is made from its rows of the stored catalog (the whole catalog is
     not loaded), and is the one the loaded catalog makes."""
