@@ -153,11 +153,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=TEMP if args.temp else args.keep)
 
 
+def _is_flag(word: str) -> bool:
+    """An option argparse did not know (not ``-`` for stdin, nor a query such as ``-- note\nSELECT 1``)."""
+    return word.startswith("-") and word != "-" and not any(c.isspace() for c in word)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and hasattr(args, "words") and not any(word.startswith("-") for word in extra):
+    if extra and hasattr(args, "words") and not any(_is_flag(word) for word in extra):
         # `lakeql sql LAKE --format csv QUERY`: argparse stops the positionals at --format
         args.words += extra
     elif extra:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import argparse
-import re
+import shlex
 
 from lakeql.errors import LakeqlError
 
@@ -29,13 +29,8 @@ def one_lake(positional: str | None, option: str | None) -> str | None:
     return positional or option
 
 
-_PLAIN_WORD = re.compile(r"[\w.@%+=:,/-]+")
-
-
 def shell_word(text: str) -> str:
-    """``text`` as one POSIX shell word, for the commands that error messages tell users to run: plain
-    words (``flights.flights.carrier``) stay as they are; anything else (a space, a quote, ``$``) is
-    single-quoted, a ``'`` inside written as ``'\\''``, so pasting the hint never runs something else."""
-    if text and _PLAIN_WORD.fullmatch(text):
-        return text
-    return "'" + text.replace("'", "'\\''") + "'"
+    """``text`` as one POSIX shell word (:func:`shlex.quote`), for the commands that error messages tell
+    users to run: plain words (``flights.flights.carrier``) stay as they are; anything else (a space, a
+    quote, ``$``) is single-quoted, so pasting the hint never runs something else."""
+    return shlex.quote(text)

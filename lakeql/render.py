@@ -20,7 +20,6 @@ import json
 import math
 import re
 import shutil
-import struct
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -352,7 +351,7 @@ def _has_interval(typ: Any) -> bool:
         return _has_interval(typ.key_type) or _has_interval(typ.item_type)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
         return _has_interval(typ.value_type)
-    if pa.types.is_struct(typ) or pa.types.is_union(typ):
+    if pa.types.is_struct(typ):  # (a UNION is left to DuckDB's own conversion)
         return any(_has_interval(typ.field(i).type) for i in range(typ.num_fields))
     return False
 
@@ -367,7 +366,11 @@ def _nested(value: Any, typ: Any) -> Any:
     if pa.types.is_interval(typ):
         return Interval.from_arrow(value)
     if pa.types.is_map(typ):
-        return {_nested(k, typ.key_type): _nested(v, typ.item_type) for k, v in value}
+        pairs = [(_nested(k, typ.key_type), _nested(v, typ.item_type)) for k, v in value]
+        try:
+            return dict(pairs)
+        except TypeError:  # unhashable keys (a LIST): DuckDB's own shape for such a MAP
+            return {"key": [k for k, _ in pairs], "value": [v for _, v in pairs]}
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
         return [_nested(v, typ.value_type) for v in value]
     if pa.types.is_struct(typ):
@@ -437,15 +440,13 @@ def float32_value(value: Any) -> Any:
     ``0.6340000033378601``)."""
     if not isinstance(value, float) or not math.isfinite(value):
         return value
-    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
-        short = float(f"{value:.{digits}g}")
-        if struct.unpack("f", struct.pack("f", short))[0] == value:
-            return short
-    return value
+    import numpy as np
+
+    return float(str(np.float32(value)))  # numpy prints a float32's shortest round-trip digits
 
 
 def _with_float32(rows: Iterable[Sequence[Any]], types: Sequence[str]) -> Iterable[Sequence[Any]]:
-    singles = [i for i, t in enumerate(types) if t.upper() in ("FLOAT", "FLOAT4", "REAL")]
+    singles = {i for i, t in enumerate(types) if t.upper() in ("FLOAT", "FLOAT4", "REAL")}
     if not singles:
         return rows
     return (tuple(float32_value(v) if i in singles else v for i, v in enumerate(r)) for r in rows)

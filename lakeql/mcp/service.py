@@ -139,7 +139,7 @@ class LakeService:
         except duckdb.Error as exc:
             from lakeql.sqlrun import scalar_in_from_hint
 
-            raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), self.con)) from None
+            raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), cur)) from None
         finally:
             timer.cancel()
             cur.close()
