@@ -100,9 +100,9 @@ def encoder_mismatch(meta: dict[str, Any], label: str, lake_root: Any) -> str | 
         return None
     how = ("by an ONNX export whose recipe was not recorded (an older lakeql)"
            if have.get("onnx_recipe") is None else "by another ONNX export recipe than this lakeql's")
+    again = f"lakeql index {shell_word(str(lake_root))} --refresh --embed {shell_word(label)}"
     return (f"the vectors of {label} were made {how}: queries are embedded by the current export, whose "
-            f"vectors differ slightly (lower recall); rebuild with 'lakeql index {lake_root} --refresh "
-            f"--embed {label} --embed-backend {backend}'")
+            f"vectors differ slightly (lower recall); rebuild with '{again} --embed-backend {backend}'")
 
 
 def build(ctx) -> None:

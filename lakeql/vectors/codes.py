@@ -412,11 +412,12 @@ class CodeIndex:
         if not isinstance(self.tier, ShardedRows):
             out = kernels.rescore_signed_u8(np.asarray(self.tier), pos, codes, pos, self.scales, qr, base)
             return out if order is None else _unsort(out, order)
-        which = np.searchsorted(self.tier.starts, pos, side="right") - 1
-        for s in np.unique(which):  # one kernel call per shard touched
-            sel = np.flatnonzero(which == s)
-            part, local = np.asarray(self.tier.parts[s]), pos[sel] - self.tier.starts[s]
-            out[sel] = kernels.rescore_signed_u8(part, local, codes, pos[sel], self.scales, qr, base)
+        which = np.searchsorted(self.tier.starts, pos, side="right") - 1  # ascending, as pos is
+        shards, cuts = np.unique(which, return_index=True)
+        for s, lo, hi in zip(shards, cuts, [*cuts[1:], len(pos)], strict=True):  # a call per shard touched
+            sel = pos[lo:hi]
+            part, local = np.asarray(self.tier.parts[s]), sel - self.tier.starts[s]
+            out[lo:hi] = kernels.rescore_signed_u8(part, local, codes, sel, self.scales, qr, base)
         return out if order is None else _unsort(out, order)
 
     def positions_of(self, rowids: np.ndarray) -> np.ndarray:

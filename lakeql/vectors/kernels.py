@@ -192,16 +192,6 @@ def scan_inputs(codes_u8: np.ndarray, factors: dict[str, np.ndarray], scan: str
 
 
 @njit(cache=True, nogil=True)
-def asym4_bounded(codes, p0, p1, p2, p3, scale, add, base, total, lo, delta, popc, errc, err_a, err_b, k,
-                  allowed, cap):
-    """:func:`asym4_bounded_spans` over every row."""
-    n = codes.shape[0]
-    return asym4_bounded_spans(codes, p0, p1, p2, p3, scale, add, base, total, lo, delta, popc, errc, err_a,
-                               err_b, k, allowed, cap, np.zeros(1, np.int64), np.full(1, n, np.int64),
-                               np.zeros(0, np.int64))
-
-
-@njit(cache=True, nogil=True)
 def asym4_bounded_spans(codes, p0, p1, p2, p3, scale, add, base, total, lo, delta, popc, errc, err_a, err_b,
                         k, allowed, cap, starts, ends, mask_ids):
     """Candidates of an exact top-``k`` under RaBitQ's error bound, in one pass over the codes.
