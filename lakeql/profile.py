@@ -198,6 +198,13 @@ _LIST_UNIQUE_SAFE = re.compile(r"^(FLOAT|DOUBLE|REAL|BOOLEAN|DECIMAL\(\d+, ?\d+\
 
 
 
+def maybe_unique(row: dict[str, Any], n_rows: int) -> bool:
+    """Whether HyperLogLog's distinct count says the column of profile ``row`` may be unique (a key
+    candidate, counted exactly afterwards: keys are never a guess)."""
+    return (row["value_class"] is None and n_rows > 1 and row["nonnull"] == n_rows
+            and not _NESTED.search(row["type"]) and row["n_distinct"] >= 0.9 * n_rows)
+
+
 def set_native(row: dict[str, Any], stats: Sequence[Any]) -> None:
     """Fill a column's profile row from the 7 native statistics :func:`_native_sql` selects for it
     (non-NULL count, approximate distinct count, min, max, length range, approximate top values)."""
@@ -273,15 +280,7 @@ def profile_table(
         for i, r in enumerate(rows):
             r["row_count"] = n_rows
             set_native(r, native[1 + 7 * i : 8 + 7 * i])
-        maybe_keys = [
-            r
-            for r in rows
-            if r["value_class"] is None
-            and n_rows > 1
-            and r["nonnull"] == n_rows
-            and not _NESTED.search(r["type"])
-            and r["n_distinct"] >= 0.9 * n_rows
-        ]
+        maybe_keys = [r for r in rows if maybe_unique(r, n_rows)]
         if maybe_keys:  # HyperLogLog says 'maybe unique': count those exactly (keys are never a guess)
             exact = con.execute(
                 "SELECT "
@@ -442,14 +441,7 @@ def _batch(items, names: list[str], con, out: list[Any], np, pa) -> set[int]:
     exact: dict[int, list[dict[str, Any]]] = {}  # as profile_table: 'maybe unique' is counted exactly
     for i in ok:
         n_rows = counts[i]
-        exact_i = [
-            r
-            for r in rows[i]
-            if r["value_class"] is None
-            and n_rows > 1
-            and r["nonnull"] == n_rows
-            and r["n_distinct"] >= 0.9 * n_rows
-        ]
+        exact_i = [r for r in rows[i] if maybe_unique(r, n_rows)]
         if exact_i:
             exact[i] = exact_i
     if exact:
@@ -777,7 +769,8 @@ def ensure(
     for con in cons:
         con.close()
     secs = time.perf_counter() - t0
-    size = sum(e.bytes for e in store.entries(KIND) if e.table_name in set(done))
+    done_set = set(done)
+    size = sum(e.bytes for e in store.entries(KIND) if e.table_name in done_set)
     say(
         f"column profiles: {len(done)} tables, {n_cols} columns in {secs:.1f} s "
         f"({time.process_time() - c0:.1f} CPU s, {n_cols / max(secs, 1e-9):.0f} columns/s), "

@@ -57,7 +57,15 @@ def profile_files(
     import pyarrow as pa
 
     from lakeql import profile
-    from lakeql.profile import MEMORY_CELLS, _empty_row, _grouped_stats, _native_sql, set_native, value_class
+    from lakeql.profile import (
+        MEMORY_CELLS,
+        _empty_row,
+        _grouped_stats,
+        _native_sql,
+        maybe_unique,
+        set_native,
+        value_class,
+    )
     from lakeql.shards import shard_id
 
     if not files:
@@ -121,14 +129,7 @@ def profile_files(
             for path, f in by_path.items():
                 rows = out_rows[shard_id(f)]
                 for r in rows:
-                    nr = r["row_count"]
-                    if (
-                        r["value_class"] is None
-                        and nr > 1
-                        and r["nonnull"] == nr
-                        and not profile._NESTED.search(r["type"])
-                        and r["n_distinct"] >= 0.9 * nr
-                    ):
+                    if maybe_unique(r, r["row_count"]):
                         maybe.setdefault(r["ordinal"], []).append(path)
             if maybe:
                 ords = sorted(maybe)
