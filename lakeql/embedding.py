@@ -54,7 +54,8 @@ BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
 #: instead of 6-50 s); see benchmarks/results/encdefault.md.
 AUTO = "auto"
 DEVICES = ("auto", "cpu", "cuda")
-_ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8"}
+#: the ONNX backends and the precision of the graph each exports and runs
+ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8"}
 
 
 def resolve_backend(name: str | None = None, backend: str = AUTO) -> str:
@@ -115,10 +116,10 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if backend in _ONNX_PRECISION:
+    if backend in ONNX_PRECISION:
         from lakeql.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(resolve_model(name), device, _ONNX_PRECISION[backend])
+        return OnnxEncoder(resolve_model(name), device, ONNX_PRECISION[backend])
     if backend == "torch-int8":
         import torch
 

@@ -384,10 +384,12 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
                             c.name for c in profiles[k].columns) for k, _ in members),
                         "embed_text": dom})
     # the function list costs a full lakeql connection (~0.2 CPU s): kept while lakeql's code is the same
-    code = code_key()
+    code: str | None = code_key()
     funcs = [tuple(f) for f in state.get("functions", [])] if state.get("functions_key") == code else None
     if funcs is None:
-        funcs = lake_functions()
+        funcs = registered_functions()
+    if funcs is None:  # a fallback is not kept: the next run asks the connection again
+        funcs, code = udf_macros(), None
     text = index_md(lake, fmt, by_domain, folder_of, profiles, funcs)
     sha = _sha(text)
     _emit(out, INDEX_FILE, text, sha, old_files, res)
@@ -483,8 +485,10 @@ def code_key() -> str:
     from lakeql import plugins
     from lakeql.sqlfiles import udfs_dir
 
-    roots = {Path(lakeql.__file__).parent, udfs_dir()}
-    roots |= {Path(m.__file__).parent for m in plugins.capabilities() if getattr(m, "__file__", None)}
+    own = Path(lakeql.__file__).parent
+    roots = {own, udfs_dir()}  # and the folders of capabilities outside lakeql's own (plugins)
+    roots |= {p for m in plugins.capabilities() if getattr(m, "__file__", None)
+              if not (p := Path(m.__file__).parent).is_relative_to(own)}
     h = hashlib.sha1(f"{getattr(lakeql, '__version__', '')}\0{duckdb.__version__}\n".encode())
     for root in sorted(roots):
         for p in sorted(root.rglob("*")):
@@ -497,10 +501,17 @@ def code_key() -> str:
 def lake_functions() -> list[tuple[str, str]]:
     """``(signature, kind)`` of every public lakeql SQL function an agent may call.
 
-    Read from what a fresh connection registers (:func:`lakeql.functions.public_functions`); when that
-    module is missing or a capability fails to register, the macro names of ``udfs/*.sql``
-    (:func:`lakeql.sqlfiles.udfs_dir`).
+    Read from what a fresh connection registers (:func:`registered_functions`); when that fails, the
+    macro names of ``udfs/*.sql`` (:func:`udf_macros`).
     """
+    found = registered_functions()
+    return udf_macros() if found is None else found
+
+
+def registered_functions() -> list[tuple[str, str]] | None:
+    """``(signature, kind)`` of the public functions a fresh lakeql connection registers
+    (:func:`lakeql.functions.public_functions`); None (with a warning unless a module is missing) when a
+    capability fails to register: that must not stop the schema files."""
     try:
         import lakeql
         from lakeql.functions import public_functions
@@ -514,13 +525,18 @@ def lake_functions() -> list[tuple[str, str]]:
         if not isinstance(exc, ImportError):
             warnings.warn(f"cannot list the registered lakeql functions ({type(exc).__name__}: {exc}): "
                           "INDEX.md lists the macros of udfs/*.sql", UserWarning, stacklevel=2)
-        from lakeql.sqlfiles import udfs_dir
+        return None
 
-        names = set()
-        for path in sorted(udfs_dir().glob("*.sql")):
-            names |= {m.lower() for m in re.findall(r"MACRO\s+(\w+)\s*\(", path.read_text(encoding="utf-8"),
-                                                    re.IGNORECASE) if not m.endswith("_impl")}
-        return [(f"{n}(...)", "macro") for n in sorted(names)]
+
+def udf_macros() -> list[tuple[str, str]]:
+    """``(name(...), 'macro')`` of every public macro written in ``udfs/*.sql``."""
+    from lakeql.sqlfiles import udfs_dir
+
+    names = set()
+    for path in sorted(udfs_dir().glob("*.sql")):
+        names |= {m.lower() for m in re.findall(r"MACRO\s+(\w+)\s*\(", path.read_text(encoding="utf-8"),
+                                                re.IGNORECASE) if not m.endswith("_impl")}
+    return [(f"{n}(...)", "macro") for n in sorted(names)]
 
 
 def index_md(lake: Lake, fmt: str, by_domain: dict[str, list[tuple[str, str]]],

@@ -134,21 +134,17 @@ def _csr(rows: list[Any], n_dims: int):
     return sp.csr_matrix((val, idx, indptr), shape=(len(rows), n_dims))
 
 
-def tfidf_rows(rows: list[Any], n_dims: int):
-    """Sublinear TF-IDF, L2-normalized rows, as CSR (float32)."""
-    return tfidf_csr(_csr(rows, n_dims), len(rows))
-
-
-def tfidf_csr(m, n_rows: int):
-    """:func:`tfidf_rows` of the raw CSR ``m`` (changed in place)."""
+def tfidf_csr(m):
+    """Sublinear TF-IDF of the raw counts CSR ``m`` (changed in place), L2-normalized rows, as CSR
+    (float32)."""
     import numpy as np
     import scipy.sparse as sp
 
-    rows, n_dims = range(n_rows), m.shape[1]
+    n_rows, n_dims = m.shape
     m.data = 1.0 + np.log(np.maximum(m.data, 1e-9), dtype=np.float32)
     m.data = np.maximum(m.data, 0.1).astype(np.float32)
     df = np.bincount(m.indices, minlength=n_dims)
-    idf = np.log((len(rows) + 1) / (df + 1), dtype=np.float64) + 1.0
+    idf = np.log((n_rows + 1) / (df + 1), dtype=np.float64) + 1.0
     m.data = (m.data * idf[m.indices]).astype(np.float32)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
@@ -412,8 +408,8 @@ def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
     pq.write_table(pa.Table.from_pylist(tab_rows, schema=_tables_schema()), out / "tables.parquet",
                    compression="zstd")
     raw_vec, raw_name = _csr(vec_rows, 1 << tx.DIM_BITS), _csr(name_rows, 1 << tx.DIM_BITS)
-    packed.save_sparse(out / "colvec.zst", tfidf_csr(raw_vec.copy(), len(vec_rows)))
-    packed.save_sparse(out / "namevec.zst", tfidf_csr(raw_name.copy(), len(name_rows)))
+    packed.save_sparse(out / "colvec.zst", tfidf_csr(raw_vec.copy()))
+    packed.save_sparse(out / "namevec.zst", tfidf_csr(raw_name.copy()))
     # the parts a refresh keeps per unchanged table (raw features, BM25 counts): see Previous
     packed.save_sparse(out / RAW_VEC, raw_vec)
     packed.save_sparse(out / RAW_NAME, raw_name)

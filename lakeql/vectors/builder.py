@@ -69,11 +69,13 @@ def encoder_params(backend: str) -> dict[str, Any]:
     its graph (:func:`lakeql.onnx_encoder.recipe`), so a --refresh after the recipe changed rebuilds the
     index and a query can tell that its encoder is not the one that made the vectors
     (:func:`encoder_mismatch`)."""
-    if backend not in ("onnx", "onnx-int8"):
+    from lakeql.embedding import ONNX_PRECISION
+
+    if backend not in ONNX_PRECISION:
         return {}
     from lakeql.onnx_encoder import recipe
 
-    return {"onnx_recipe": recipe("int8" if backend == "onnx-int8" else "fp32")}
+    return {"onnx_recipe": recipe(ONNX_PRECISION[backend])}
 
 
 def encoder_backend(meta: dict[str, Any]) -> str:

@@ -193,11 +193,18 @@ def test_refresh_reuses_the_function_list_while_the_code_is_the_same(tmp_path, m
     generate(lake, Catalog.open(lake, None), out, "yaml")
     first = (out / "INDEX.md").read_text()
     calls = []
-    real = gen.lake_functions
-    monkeypatch.setattr(gen, "lake_functions", lambda: calls.append(1) or real())
+    real = gen.registered_functions
+    monkeypatch.setattr(gen, "registered_functions", lambda: calls.append(1) or real())
     generate(lake, Catalog.open(lake, None), out, "yaml")
     assert calls == [] and (out / "INDEX.md").read_text() == first
     assert "joinable(" in first
     monkeypatch.setattr(gen, "code_key", lambda: "another lakeql")
     generate(lake, Catalog.open(lake, None), out, "yaml")
     assert calls == [1] and (out / "INDEX.md").read_text() == first
+    # a failed listing falls back to udfs/*.sql's macros and is not kept: the next run asks again
+    monkeypatch.setattr(gen, "code_key", lambda: "a third lakeql")
+    monkeypatch.setattr(gen, "registered_functions", lambda: calls.append(2) and None)
+    generate(lake, Catalog.open(lake, None), out, "yaml")
+    assert "joinable(...)" in (out / "INDEX.md").read_text()
+    generate(lake, Catalog.open(lake, None), out, "yaml")
+    assert calls == [1, 2, 2]
