@@ -226,11 +226,14 @@ class Catalog:
         try:
             return self.lake.table_column(spec, what)
         except UnknownTableError:
-            text = str(spec or "").strip()
-            for i in range(len(text) - 1, 0, -1):
-                err = self.unreadable_table_error(text[:i]) if text[i] == "." else None
-                if err is not None:
-                    raise UnknownTableError(f"{what} {spec!r}: {err}") from None
+            from lakeql.lake import _unquote_dotted
+
+            raw = str(spec or "").strip()
+            for text in dict.fromkeys(t for t in (raw, _unquote_dotted(raw)) if t):  # as written, unquoted
+                for i in range(len(text) - 1, 0, -1):
+                    err = self.unreadable_table_error(text[:i]) if text[i] == "." else None
+                    if err is not None:
+                        raise UnknownTableError(f"{what} {spec!r}: {err}") from None
             raise
 
     def unreadable_table_error(self, name: str) -> UnknownTableError | None:

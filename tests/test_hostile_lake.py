@@ -561,6 +561,7 @@ def test_ngram_next_words_of_an_empty_prefix_are_the_word_frequencies(con):
     [
         ("--ngram", f"{DOM}.corrupt.x", "none of its files could be read"),
         ("--embed", "corrupt.x", "none of its files could be read"),
+        ("--embed", '"corrupt"."x"', "none of its files could be read"),  # the quoted form too
         ("--ngram", f"{TK}.bin", "needs a text (VARCHAR) column"),
         ("--embed", f"{DOM}.types.st", "needs a text (VARCHAR) column or a vector column"),
         ("--ngram", f"{TK}.nope", "has no column 'nope'"),
