@@ -57,8 +57,14 @@ def tier_margin(index: CodeIndex, pos: np.ndarray, q: np.ndarray) -> float:
     return TIER_SIGMAS * float(index.scales[pos].max()) * float(np.linalg.norm(q)) / np.sqrt(12.0)
 
 
-def refine(index: CodeIndex, q: np.ndarray, k: int, pos: np.ndarray, scores: np.ndarray,
-           stats: dict[str, Any] | None = None) -> np.ndarray:
+def refine(
+    index: CodeIndex,
+    q: np.ndarray,
+    k: int,
+    pos: np.ndarray,
+    scores: np.ndarray,
+    stats: dict[str, Any] | None = None,
+) -> np.ndarray:
     """``scores`` of rescored positions ``pos`` with the rows that could still be in or out of the top
     ``k`` (tier score at least the ``k``-th less twice :func:`tier_margin`, at most ``MAX_REFINE``, best
     first) rescored from the tier plus its refinement planes (:meth:`CodeIndex.refined_score`). A row
@@ -92,18 +98,27 @@ def check_query_vector(index: CodeIndex, q: np.ndarray, label: str) -> np.ndarra
     """A float32 query vector of the index's dimension, or a clear error."""
     q = np.asarray(q, np.float32).reshape(-1)
     if q.shape[0] != index.dim:
-        raise LakeqlError(f"query vector has {q.shape[0]} dimensions but the embed index of {label} has "
-                          f"{index.dim} (model {index.meta.get('model')}): embed the query with the same "
-                          "model")
+        raise LakeqlError(
+            f"query vector has {q.shape[0]} dimensions but the embed index of {label} has "
+            f"{index.dim} (model {index.meta.get('model')}): embed the query with the same "
+            "model"
+        )
     if not np.all(np.isfinite(q)):
         raise LakeqlError("query vector contains NaN or infinite values")
     return q
 
 
-def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
-           allowed: np.ndarray | None = None, exclude: np.ndarray | None = None,
-           max_rescore: int = MAX_RESCORE, stats: dict[str, Any] | None = None, scan: Any = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+def search(
+    index: CodeIndex,
+    q: np.ndarray,
+    k: int,
+    oversample: int = 4,
+    allowed: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+    max_rescore: int = MAX_RESCORE,
+    stats: dict[str, Any] | None = None,
+    scan: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` (table rowids, scores) for query vector ``q``, best first.
 
     ``allowed``: optional boolean mask over code positions (a pre-filter); ``exclude``: code positions
@@ -138,8 +153,16 @@ def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
     return index.rowids[pos[order]], scores[order].astype(np.float32)
 
 
-def _adaptive(index: CodeIndex, q: np.ndarray, k: int, first: int, allowed: np.ndarray | None, cap: int,
-              stats: dict[str, Any] | None, scan: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def _adaptive(
+    index: CodeIndex,
+    q: np.ndarray,
+    k: int,
+    first: int,
+    allowed: np.ndarray | None,
+    cap: int,
+    stats: dict[str, Any] | None,
+    scan: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(rescored positions, their tier scores) under RaBitQ's error bound (see the module docstring)."""
     if scan is None:
         cand, ub, est = index.binarizer.candidates(q, index.words, index.factors, k, allowed, cap)
@@ -161,7 +184,7 @@ def _adaptive(index: CodeIndex, q: np.ndarray, k: int, first: int, allowed: np.n
         rest = rest[ub[rest] > kth - margin]
         if not len(rest):
             break
-        take, rest = rest[:min(chunk, cap - done)], rest[min(chunk, cap - done):]
+        take, rest = rest[: min(chunk, cap - done)], rest[min(chunk, cap - done) :]
         pos_parts.append(cand[take])
         score_parts.append(index.score(cand[take], q))
         done += len(take)
