@@ -241,7 +241,23 @@ def old_format_error(folder: Path, label: str) -> CorruptIndexError | None:
     )
 
 
-class ShardedRows:
+class RowReader:
+    """A per-row array read a few rows at a time (``x[positions]`` -> an ndarray), never as a whole: it has
+    ``shape`` and ``dtype`` and is not wrapped by ``np.asarray``. Readers of a tier or refinement planes
+    check for this base class (:class:`ShardedRows`, the ANN stage's
+    :class:`~lakeql.vectors.ann.ListOrderRows`)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, positions: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ShardedRows(RowReader):
     """Row-indexable view of the shards' memory-mapped tiers as one ``(n, d)`` array (``x[positions]``)."""
 
     def __init__(self, parts: list[np.ndarray], dim: int, dtype: Any) -> None:
@@ -250,9 +266,6 @@ class ShardedRows:
         self.starts = np.concatenate([[0], np.cumsum(sizes)])
         self.shape = (int(self.starts[-1]), dim)
         self.dtype = np.dtype(dtype)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getitem__(self, positions: Any) -> np.ndarray:
         pos = np.asarray(positions, np.int64)
@@ -422,6 +435,19 @@ class CodeIndex:
             return float(q32 @ b.centroid) + (mags @ (q32 @ b.rotation)) * self.scales[pos]
         return (np.asarray(self.tier[pos], np.float32) @ q) * self.scales[pos]
 
+    def scorer(self, q: np.ndarray) -> Any:
+        """``positions -> self.score(positions, q)`` for many calls with one query (the adaptive search
+        rescores in rounds): the uint8 tier's query products (rotation, centroid) are computed once."""
+        if (
+            self.scales is not None
+            and self.space == "rotated"
+            and self.tier.dtype == np.uint8
+            and self.words.flags.c_contiguous
+        ):
+            prepared = self._query_products(np.asarray(q, np.float32))
+            return lambda positions: self._score_fused(np.asarray(positions, np.int64), None, prepared)
+        return lambda positions: self.score(positions, q)
+
     def refined_score(self, positions: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Inner products ``<x_i, q>`` from the int8 tier plus its refinement planes (an ``8 + b``-bit
         magnitude per dimension, :func:`refine_planes`): for the few rows a search is unsure of. The
@@ -435,8 +461,8 @@ class CodeIndex:
 
         b = self.binarizer
         q32 = np.asarray(q, np.float32)
-        tier = self.tier if isinstance(self.tier, ShardedRows) else np.asarray(self.tier)  # no memmap wrapper
-        planes = self.refine if isinstance(self.refine, ShardedRows) else np.asarray(self.refine)
+        tier = self.tier if isinstance(self.tier, RowReader) else np.asarray(self.tier)  # no memmap wrapper
+        planes = self.refine if isinstance(self.refine, RowReader) else np.asarray(self.refine)
         lev = tier[pos].astype(np.float32)
         bitv = np.unpackbits(
             planes[pos].reshape(len(pos), bits, -1), axis=2, count=self.dim, bitorder="little"
@@ -449,24 +475,36 @@ class CodeIndex:
         qr = kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
         return (float(q32 @ b.centroid) + ((fine * self.signs(pos)) @ qr) * scale).astype(np.float32)
 
-    def _score_fused(self, pos: np.ndarray, q32: np.ndarray) -> np.ndarray:
-        """:meth:`score` of the uint8 tier in one numba pass per shard (:func:`kernels.rescore_signed_u8`):
-        no float copy of the gathered rows, no unpacked sign matrix."""
+    def _query_products(self, q32: np.ndarray) -> tuple[np.float32, np.ndarray]:
+        """(``<q, c>``, the query's rotation ``q R``) for the uint8 tier's scores."""
         from lakeql.vectors import kernels
 
         b = self.binarizer
-        base = np.float32(q32 @ b.centroid)
-        qr = kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
+        return np.float32(q32 @ b.centroid), kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
+
+    def _score_fused(
+        self, pos: np.ndarray, q32: np.ndarray | None, prepared: tuple[np.float32, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """:meth:`score` of the uint8 tier in one numba pass per shard (:func:`kernels.rescore_signed_u8`):
+        no float copy of the gathered rows, no unpacked sign matrix. ``prepared``: the query's
+        :meth:`_query_products` (else computed from ``q32``)."""
+        from lakeql.vectors import kernels
+
+        base, qr = self._query_products(q32) if prepared is None else prepared
         codes = self.words.view(np.uint8)
         if len(pos) and (pos.min() < 0 or pos.max() >= self.n):
             raise IndexError("code position out of range")
         order = None
         if len(pos) > 1 and np.any(pos[1:] < pos[:-1]):  # ascending rows: fewer TLB and cache misses
-            order = np.argsort(pos, kind="stable")
+            order = np.argsort(pos)  # any sort: equal positions have equal scores (vectorized, unstable)
             pos = pos[order]
         out = np.empty(len(pos), np.float32)
-        if not isinstance(self.tier, ShardedRows):
+        if not isinstance(self.tier, RowReader):
             out = kernels.rescore_signed_u8(np.asarray(self.tier), pos, codes, pos, self.scales, qr, base)
+            return out if order is None else _unsort(out, order)
+        if not isinstance(self.tier, ShardedRows):  # another row reader: its rows gathered, then one pass
+            rows = np.ascontiguousarray(self.tier[pos])
+            out = kernels.rescore_signed_u8(rows, np.arange(len(pos)), codes, pos, self.scales, qr, base)
             return out if order is None else _unsort(out, order)
         which = np.searchsorted(self.tier.starts, pos, side="right") - 1  # ascending, as pos is
         shards, cuts = np.unique(which, return_index=True)

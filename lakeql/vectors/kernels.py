@@ -296,6 +296,18 @@ def asym4_bounded_spans(
     return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]
 
 
+@njit(cache=True, nogil=True)
+def count_allowed(allowed, ids, starts, ends):
+    """How many rows ``starts[s] <= t < ends[s]`` have ``allowed[ids[t]]`` (the qualifying rows of an ANN
+    stage's probed lists, stored in list order): one pass, no gather."""
+    c = 0
+    for s in range(starts.shape[0]):
+        for t in range(starts[s], ends[s]):
+            if allowed[ids[t]]:
+                c += 1
+    return c
+
+
 @intrinsic
 def _prefetch_row(typingctx, arr, row):  # noqa: ARG001 - numba intrinsic signature
     """Prefetch row ``row`` of a C-contiguous 2-D uint8 array (LLVM ``prefetch``, one per 64-byte line):
