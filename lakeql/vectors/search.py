@@ -186,6 +186,41 @@ def _order_desc(values: np.ndarray, then: np.ndarray) -> np.ndarray:
     return order
 
 
+def _chunk_cuts(n: int, chunk: int, room: int) -> list[int]:
+    """Ends (in rank order) of the rescoring rounds' chunks over ``n`` rows: ``chunk``, then doubling,
+    at most ``room`` rows in all."""
+    cuts, end = [], 0
+    while end < min(n, room):
+        end = min(end + chunk, n, room)
+        cuts.append(end)
+        chunk *= 2
+    return cuts
+
+
+def _bound_segments(
+    rows: np.ndarray, ub: np.ndarray, est: np.ndarray, cuts: list[int]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, bounds) of each chunk ``[cuts[i-1], cuts[i])`` of ``rows`` ranked by bound ``ub`` descending
+    (ties by ``est`` descending, then by position: the order of :func:`_order_desc`); rows inside a chunk
+    in any order. One ``argpartition`` at the cuts instead of a sort of every row; the sort when a cut
+    falls between equal bounds (or a bound is NaN)."""
+    if not cuts:
+        return []
+    n = len(ub)
+    neg = -ub
+    kths = sorted({c - 1 for c in cuts} | {c for c in cuts if c < n})
+    order = None
+    if len(kths) < n and not np.isnan(neg).any():
+        order = np.argpartition(neg, kths)
+        v = neg[order]
+        if any(c < n and v[c - 1] == v[c] for c in cuts):  # equal bounds across a cut: rank them exactly
+            order = None
+    if order is None:
+        order = _order_desc(ub, est)
+    starts = [0, *cuts[:-1]]
+    return [(rows[order[a:b]], ub[order[a:b]]) for a, b in zip(starts, cuts, strict=True)]
+
+
 def _head(est: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
     """(the ``first`` best rows by estimate, the others): the split of ``np.argsort(-est,
     kind="stable")`` at ``first`` (ties at the line go to the lower row) without sorting every row."""
@@ -230,24 +265,22 @@ def _adaptive(
     score_parts = [score(pos_parts[0])]
     margin = tier_margin(index, pos_parts[0], q)
     done = len(head)
+    segments: list[tuple[np.ndarray, np.ndarray]] = []
     if len(rest):
         ub = est[rest] + BOUND_SLACK * (ub[rest] - est[rest])  # a wider bound for the stopping rule
-        by_ub = _order_desc(ub, est[rest])  # most promising first (ties: by estimate, as ranked)
-        rest, neg_ub = rest[by_ub], -ub[by_ub]  # neg_ub ascending: "bound above t" is a prefix
+        cuts = _chunk_cuts(len(rest), max(FIRST_CHUNK, first), cap - done)
+        segments = _bound_segments(rest, ub, est[rest], cuts)
     best = score_parts[0]
-    at, chunk = 0, max(FIRST_CHUNK, first)
-    ascending = len(rest) > 0 and bool(np.all(cand[1:] > cand[:-1]))  # the scans return rows in order
+    ascending = len(segments) > 0 and bool(np.all(cand[1:] > cand[:-1]))  # the scans return rows in order
     mark = np.zeros(len(cand), bool) if ascending else None
-    while at < len(rest) and done < cap:
+    for rows, bounds in segments:  # round i rescores the i-th chunk of the rows by bound, best first
         kth = -np.inf
         if len(best) >= k > 0:
             best = np.partition(best, len(best) - k)[len(best) - k :]  # the top k so far
             kth = best[0]
-        end = at + int(np.searchsorted(neg_ub[at:], -(kth - margin), side="left"))  # bound above the line
-        if end <= at:
-            break
-        take = rest[at : min(end, at + chunk, at + cap - done)]
-        at += len(take)
+        take = rows[bounds > kth - margin]  # the chunk's rows whose bound is above the line
+        if not len(take):
+            break  # (and no later chunk's: their bounds are lower, the line only rises)
         if ascending:  # the chunk in row order (a mask, not a sort): the tier is read front to back
             mark[take] = True
             take = np.flatnonzero(mark)
@@ -256,7 +289,8 @@ def _adaptive(
         score_parts.append(score(pos_parts[-1]))
         best = np.concatenate([best, score_parts[-1]])
         done += len(take)
-        chunk *= 2
+        if len(take) < len(rows):
+            break  # the line cut this chunk: every later row is below it
     if stats is not None:
         stats.update(candidates=int(len(cand)), rescored=int(done))
     return np.concatenate(pos_parts), np.concatenate(score_parts)
