@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lakeql.errors import CorruptIndexError, LakeqlError
-from lakeql.vectors.codes import ShardedRows
+from lakeql.vectors.codes import RowReader
 
 FILE = "ann.npz"
 TIER_FILE = "ann_tier.npy"
@@ -309,7 +309,7 @@ class ListOrder:
                 continue
             if f.name == "scales" and index.space == "dims":
                 continue
-            if isinstance(v, (np.memmap, ShardedRows)):
+            if isinstance(v, (np.memmap, RowReader)):
                 changes[f.name] = ListOrderRows(v, self.ids)
             elif isinstance(v, np.ndarray):
                 changes[f.name] = np.ascontiguousarray(v[self.ids])
@@ -326,35 +326,24 @@ class ListOrder:
         return ivf.offsets[starts], ivf.offsets[ends]
 
     def sub(self, index, ivf: IVF, lists: np.ndarray) -> SubIndex:
-        lists = np.sort(np.asarray(lists, np.int64))
-        if not len(lists):
-            return SubIndex(
-                index,
-                self.ids[:0],
-                self.words[:0],
-                {k: v[:0] for k, v in self.factors.items()},
-                self.rowids[:0],
-            )
-        # adjacent lists are one span: fewer, longer copies
-        brk = np.flatnonzero(np.diff(lists) != 1) + 1
-        starts, ends = lists[np.r_[0, brk]], lists[np.r_[brk - 1, len(lists) - 1]] + 1
-        spans = list(zip(ivf.offsets[starts].tolist(), ivf.offsets[ends].tolist(), strict=True))
+        """The rows of ``lists`` cut into a :class:`SubIndex` (binarizers without the bounded span scan)."""
+        starts, ends = self.spans(ivf, lists)
 
         def cut(v: np.ndarray) -> np.ndarray:
-            return np.concatenate([v[a:b] for a, b in spans])
+            if not len(starts):
+                return v[:0]
+            return np.concatenate([v[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)])
 
         factors = {k: cut(v) for k, v in self.factors.items()}
         return SubIndex(index, cut(self.ids), cut(self.words), factors, cut(self.rowids))
 
 
-class ListOrderRows(ShardedRows):
-    """A memory-mapped (or sharded) per-row array read in list order: ``rows[t]`` is ``base[ids[t]]``.
-    A :class:`~lakeql.vectors.codes.ShardedRows` to its readers (row-indexable, never wrapped by
-    ``np.asarray``); it has no parts of its own."""
+class ListOrderRows(RowReader):
+    """A memory-mapped (or otherwise row-read) per-row array read in list order: ``rows[t]`` is
+    ``base[ids[t]]``, a few rows at a time (a :class:`~lakeql.vectors.codes.RowReader`)."""
 
     def __init__(self, base: Any, ids: np.ndarray) -> None:
         self.base, self.ids = base, ids
-        self.parts, self.starts = [], np.zeros(1, np.int64)
         self.shape = tuple(base.shape)
         self.dtype = np.dtype(base.dtype)
 
@@ -389,6 +378,8 @@ def search(
     """Top ``k`` (rowids, scores) through the IVF: probe the best ``nprobe`` lists (widened for a filter,
     see the module docstring, and with ``adaptive`` ``WIDEN_FACTOR`` times for a query whose best list
     centroid has cosine below ``WIDEN_BELOW``), then the adaptive two-stage search over their rows."""
+    from lakeql.vectors import kernels
+    from lakeql.vectors.search import bounded_scan
     from lakeql.vectors.search import search as exhaustive
 
     npr = default_nprobe(ivf.nlist) if nprobe is None else int(nprobe)
@@ -413,9 +404,7 @@ def search(
         if allowed is None:
             found = int((ends - starts).sum())
         else:
-            found = sum(
-                int(np.count_nonzero(allowed[lo.ids[a:b]])) for a, b in zip(starts, ends, strict=True)
-            )
+            found = int(kernels.count_allowed(allowed, lo.ids, starts, ends))
         if found >= k or npr >= ivf.nlist:
             break
         npr = min(ivf.nlist, npr * 2)
@@ -424,7 +413,7 @@ def search(
             nprobe=int(npr), probed_rows=int((ends - starts).sum()), best_list_cos=best, widened=widened
         )
     binz = index.binarizer
-    if getattr(binz, "bounded", False) and "errc" in lo.factors and binz.query_bits == 4:
+    if bounded_scan(binz, lo.factors):
         # the probed lists are contiguous spans of the list-order copy: scanned in place, no sub-index cut
         def scan(kk: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rows, ub, est = binz.candidates(

@@ -59,8 +59,9 @@ def tier_space(x: np.ndarray, binarizer: Any = None) -> tuple[np.ndarray, str]:
 MAX_REFINE_BITS = 4
 
 
-def quantize_tier(x: np.ndarray, tier: str, binarizer: Any = None
-                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
+def quantize_tier(
+    x: np.ndarray, tier: str, binarizer: Any = None
+) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The rescoring tier of ``x``: (values, scales, space).
 
     int8 stores each row's rotated residual (:func:`tier_space`) with one scale per row. Centring removes
@@ -82,16 +83,18 @@ def quantize_tier(x: np.ndarray, tier: str, binarizer: Any = None
     return np.asarray(x).astype(np.float32), None, "raw"
 
 
-def encode_tier(x: np.ndarray, tier: str, binarizer: Any = None, refine_bits: int = 0
-                ) -> tuple[np.ndarray, np.ndarray | None, str, np.ndarray | None]:
+def encode_tier(
+    x: np.ndarray, tier: str, binarizer: Any = None, refine_bits: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, str, np.ndarray | None]:
     """:func:`quantize_tier` plus, with ``refine_bits`` > 0, the tier's refinement planes
     (:func:`refine_planes`; only for the rotated int8 tier, else an error)."""
     if not refine_bits:
         return (*quantize_tier(x, tier, binarizer), None)
     r, space = tier_space(x, binarizer)
     if tier != "int8" or space != "rotated":
-        raise ValueError("refinement bits need the int8 tier of the rabitq method (a float tier is exact "
-                         "enough already)")
+        raise ValueError(
+            "refinement bits need the int8 tier of the rabitq method (a float tier is exact enough already)"
+        )
     values, scales = _norm_matched_magnitudes(r)
     return values, scales, space, refine_planes(r, refine_bits)
 
@@ -109,7 +112,7 @@ def refine_planes(r: np.ndarray, bits: int, block: int = 65_536) -> np.ndarray:
     nbytes = -(-d // 8)
     out = np.empty((n, bits * nbytes), np.uint8)
     for s in range(0, n, block):
-        mag = np.abs(r[s:s + block])
+        mag = np.abs(r[s : s + block])
         step = mag.max(axis=1) / 255.0
         step[step == 0] = 1.0
         f = mag / step[:, None]
@@ -117,7 +120,7 @@ def refine_planes(r: np.ndarray, bits: int, block: int = 65_536) -> np.ndarray:
         cell = np.clip(np.floor((f - lev + 0.5) * (1 << bits)), 0, (1 << bits) - 1).astype(np.uint8)
         for b in range(bits):
             plane = (cell >> (bits - 1 - b)) & 1
-            out[s:s + block, b * nbytes:(b + 1) * nbytes] = np.packbits(plane, axis=1, bitorder="little")
+            out[s : s + block, b * nbytes : (b + 1) * nbytes] = np.packbits(plane, axis=1, bitorder="little")
     return out
 
 
@@ -131,20 +134,29 @@ def _norm_matched_magnitudes(r: np.ndarray, block: int = 65_536) -> tuple[np.nda
     out = np.empty(r.shape, np.uint8)
     scales = np.ones(len(r), np.float32)
     for s in range(0, len(r), block):  # blocks: a float copy of 1M x 384 rows would be 1.5 GB
-        mag = np.abs(r[s:s + block])
+        mag = np.abs(r[s : s + block])
         step = mag.max(axis=1) / 255.0
         step[step == 0] = 1.0
         lev = np.clip(np.rint(mag / step[:, None]), 0, 255)
-        out[s:s + block] = lev
+        out[s : s + block] = lev
         norm_lev = np.sqrt(np.einsum("ij,ij->i", lev, lev))
         ok = norm_lev > 0
-        scales[s:s + block][ok] = np.sqrt(np.einsum("ij,ij->i", mag, mag))[ok] / norm_lev[ok]
+        scales[s : s + block][ok] = np.sqrt(np.einsum("ij,ij->i", mag, mag))[ok] / norm_lev[ok]
     return out, scales
 
 
-def write_shard(folder: Path, *, file_rows: np.ndarray, codes: np.ndarray, factors: dict[str, np.ndarray],
-                tier_values: np.ndarray, scales: np.ndarray | None, table_name: str, column_name: str,
-                refine: np.ndarray | None = None) -> None:
+def write_shard(
+    folder: Path,
+    *,
+    file_rows: np.ndarray,
+    codes: np.ndarray,
+    factors: dict[str, np.ndarray],
+    tier_values: np.ndarray,
+    scales: np.ndarray | None,
+    table_name: str,
+    column_name: str,
+    refine: np.ndarray | None = None,
+) -> None:
     """Write the files of one shard (the codes of one data file's rows) into ``folder``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -152,9 +164,12 @@ def write_shard(folder: Path, *, file_rows: np.ndarray, codes: np.ndarray, facto
     folder.mkdir(parents=True, exist_ok=True)
     n, nbytes = codes.shape
     code_arr = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(nbytes), n, [None, pa.py_buffer(np.ascontiguousarray(codes).tobytes())])
-    cols: dict[str, Any] = {"file_row": pa.array(file_rows.astype(np.int64)),
-                            "code": code_arr.cast(pa.binary())}
+        pa.binary(nbytes), n, [None, pa.py_buffer(np.ascontiguousarray(codes).tobytes())]
+    )
+    cols: dict[str, Any] = {
+        "file_row": pa.array(file_rows.astype(np.int64)),
+        "code": code_arr.cast(pa.binary()),
+    }
     for name, arr in factors.items():
         cols[name] = pa.array(arr.astype(np.float32))
     cols["table_name"] = pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [table_name])
@@ -163,9 +178,14 @@ def write_shard(folder: Path, *, file_rows: np.ndarray, codes: np.ndarray, facto
     # bytes/row for (rowid, 48-byte code, factor) against the default dictionary/plain encodings.
     encodings = {"file_row": "DELTA_BINARY_PACKED", "code": "PLAIN"}
     encodings.update({name: "BYTE_STREAM_SPLIT" for name in factors})
-    pq.write_table(pa.table(cols), folder / "codes.parquet", compression="zstd",
-                   row_group_size=ROW_GROUP, use_dictionary=["table_name", "column_name"],
-                   column_encoding=encodings)
+    pq.write_table(
+        pa.table(cols),
+        folder / "codes.parquet",
+        compression="zstd",
+        row_group_size=ROW_GROUP,
+        use_dictionary=["table_name", "column_name"],
+        column_encoding=encodings,
+    )
     np.save(folder / "rescore.npy", tier_values)
     if scales is not None:
         np.save(folder / "scales.npy", scales.astype(np.float32))
@@ -178,12 +198,18 @@ def write_shard_list(folder: Path, shards: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"shard": pa.array([s["shard"] for s in shards], pa.string()),
-                             "file": pa.array([s["file"] for s in shards], pa.string()),
-                             "offset": pa.array([s["offset"] for s in shards], pa.int64()),
-                             "codes": pa.array([s["codes"] for s in shards], pa.int64()),
-                             "rows": pa.array([s["rows"] for s in shards], pa.int64())}),
-                   folder / "shards.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "shard": pa.array([s["shard"] for s in shards], pa.string()),
+                "file": pa.array([s["file"] for s in shards], pa.string()),
+                "offset": pa.array([s["offset"] for s in shards], pa.int64()),
+                "codes": pa.array([s["codes"] for s in shards], pa.int64()),
+                "rows": pa.array([s["rows"] for s in shards], pa.int64()),
+            }
+        ),
+        folder / "shards.parquet",
+    )
 
 
 def read_shard_list(folder: Path) -> list[dict[str, Any]]:
@@ -191,20 +217,47 @@ def read_shard_list(folder: Path) -> list[dict[str, Any]]:
 
 
 def write_meta(folder: Path, meta: dict[str, Any], rows: int, space: str, binarizer: Any) -> None:
-    (folder / "meta.json").write_text(json.dumps({**meta, "format": FORMAT, "rows": int(rows),
-                                                  "tier_space": space, "binarizer": binarizer.params()},
-                                                 indent=1))
+    (folder / "meta.json").write_text(
+        json.dumps(
+            {
+                **meta,
+                "format": FORMAT,
+                "rows": int(rows),
+                "tier_space": space,
+                "binarizer": binarizer.params(),
+            },
+            indent=1,
+        )
+    )
 
 
 def old_format_error(folder: Path, label: str) -> CorruptIndexError | None:
     """The error for an index folder written by an older lakeql (one code file, no shards), or None."""
     if (folder / "shards.parquet").exists() or not (folder / "codes.parquet").exists():
         return None
-    return CorruptIndexError(f"the embed index of {label} was built by an older lakeql (format 1, without "
-                             f"per-file shards): rebuild it with 'lakeql index LAKE --embed {label}'")
+    return CorruptIndexError(
+        f"the embed index of {label} was built by an older lakeql (format 1, without "
+        f"per-file shards): rebuild it with 'lakeql index LAKE --embed {label}'"
+    )
 
 
-class ShardedRows:
+class RowReader:
+    """A per-row array read a few rows at a time (``x[positions]`` -> an ndarray), never as a whole: it has
+    ``shape`` and ``dtype`` and is not wrapped by ``np.asarray``. Readers of a tier or refinement planes
+    check for this base class (:class:`ShardedRows`, the ANN stage's
+    :class:`~lakeql.vectors.ann.ListOrderRows`)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, positions: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ShardedRows(RowReader):
     """Row-indexable view of the shards' memory-mapped tiers as one ``(n, d)`` array (``x[positions]``)."""
 
     def __init__(self, parts: list[np.ndarray], dim: int, dtype: Any) -> None:
@@ -213,9 +266,6 @@ class ShardedRows:
         self.starts = np.concatenate([[0], np.cumsum(sizes)])
         self.shape = (int(self.starts[-1]), dim)
         self.dtype = np.dtype(dtype)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getitem__(self, positions: Any) -> np.ndarray:
         pos = np.asarray(positions, np.int64)
@@ -290,8 +340,13 @@ class CodeIndex:
                     raise ValueError(f"shard {sh['shard']} has {tbl.num_rows} codes, {sh['codes']} listed")
                 id_parts.append(tbl.column("file_row").to_numpy().astype(np.int64) + int(sh["offset"]))
                 code_parts.append(_code_bytes(tbl.column("code").combine_chunks(), nbytes))
-                factor_parts.append({name: tbl.column(name).to_numpy().astype(np.float32)
-                                     for name in ("factor", "add") if name in tbl.column_names})
+                factor_parts.append(
+                    {
+                        name: tbl.column(name).to_numpy().astype(np.float32)
+                        for name in ("factor", "add")
+                        if name in tbl.column_names
+                    }
+                )
                 tier_part = np.load(sub / "rescore.npy", mmap_mode="r")
                 if tier_part.shape != (tbl.num_rows, dim):
                     raise ValueError(f"rescoring tier of shard {sh['shard']} has shape {tier_part.shape}")
@@ -299,14 +354,18 @@ class CodeIndex:
                 if meta.get("tier") == "int8":
                     scale_parts.append(np.load(sub / "scales.npy"))
                     if scale_parts[-1].shape != (tbl.num_rows,):
-                        raise ValueError(f"int8 scales of shard {sh['shard']} have shape "
-                                         f"{scale_parts[-1].shape}")
+                        raise ValueError(
+                            f"int8 scales of shard {sh['shard']} have shape {scale_parts[-1].shape}"
+                        )
                 if refine_bits:
                     refines.append(np.load(sub / "refine.npy", mmap_mode="r"))
-                    if refines[-1].shape != (tbl.num_rows, refine_bits * nbytes) \
-                            or refines[-1].dtype != np.uint8:
-                        raise ValueError(f"refinement planes of shard {sh['shard']} have shape "
-                                         f"{refines[-1].shape}")
+                    if (
+                        refines[-1].shape != (tbl.num_rows, refine_bits * nbytes)
+                        or refines[-1].dtype != np.uint8
+                    ):
+                        raise ValueError(
+                            f"refinement planes of shard {sh['shard']} have shape {refines[-1].shape}"
+                        )
             rowids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int64)
             if len(rowids) > 1 and not np.all(rowids[1:] > rowids[:-1]):
                 raise ValueError("shard rows overlap or are out of order")
@@ -318,10 +377,18 @@ class CodeIndex:
             binz = binarizers.from_state(meta["binarizer"], arrays)
             tier_dtype = tiers[0].dtype if tiers else np.float32
             tier = tiers[0] if len(tiers) == 1 else ShardedRows(tiers, dim, tier_dtype)
-            refine = None if not refines else refines[0] if len(refines) == 1 else \
-                ShardedRows(refines, refine_bits * nbytes, np.uint8)
-            scales = (np.concatenate(scale_parts) if scale_parts else np.zeros(0, np.float32)
-                      ) if meta.get("tier") == "int8" else None
+            refine = (
+                None
+                if not refines
+                else refines[0]
+                if len(refines) == 1
+                else ShardedRows(refines, refine_bits * nbytes, np.uint8)
+            )
+            scales = (
+                (np.concatenate(scale_parts) if scale_parts else np.zeros(0, np.float32))
+                if meta.get("tier") == "int8"
+                else None
+            )
             words, factors = kernels.scan_inputs(codes, factors, binz.scan)
             if getattr(binz, "bounded", False):
                 factors["errc"] = binz.error_coefficients(factors)
@@ -332,7 +399,8 @@ class CodeIndex:
         except Exception as exc:  # noqa: BLE001 - any read/shape failure means a corrupt index
             raise CorruptIndexError(
                 f"the embed index of {label} is corrupt ({type(exc).__name__}: {exc}): rebuild it with "
-                f"'lakeql index LAKE --embed {label}'") from None
+                f"'lakeql index LAKE --embed {label}'"
+            ) from None
         return cls(folder, meta, rowids, words, factors, tier, scales, binz, refine=refine)
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
@@ -367,6 +435,19 @@ class CodeIndex:
             return float(q32 @ b.centroid) + (mags @ (q32 @ b.rotation)) * self.scales[pos]
         return (np.asarray(self.tier[pos], np.float32) @ q) * self.scales[pos]
 
+    def scorer(self, q: np.ndarray) -> Any:
+        """``positions -> self.score(positions, q)`` for many calls with one query (the adaptive search
+        rescores in rounds): the uint8 tier's query products (rotation, centroid) are computed once."""
+        if (
+            self.scales is not None
+            and self.space == "rotated"
+            and self.tier.dtype == np.uint8
+            and self.words.flags.c_contiguous
+        ):
+            prepared = self._query_products(np.asarray(q, np.float32))
+            return lambda positions: self._score_fused(np.asarray(positions, np.int64), None, prepared)
+        return lambda positions: self.score(positions, q)
+
     def refined_score(self, positions: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Inner products ``<x_i, q>`` from the int8 tier plus its refinement planes (an ``8 + b``-bit
         magnitude per dimension, :func:`refine_planes`): for the few rows a search is unsure of. The
@@ -380,11 +461,12 @@ class CodeIndex:
 
         b = self.binarizer
         q32 = np.asarray(q, np.float32)
-        tier = self.tier if isinstance(self.tier, ShardedRows) else np.asarray(self.tier)  # no memmap wrapper
-        planes = self.refine if isinstance(self.refine, ShardedRows) else np.asarray(self.refine)
+        tier = self.tier if isinstance(self.tier, RowReader) else np.asarray(self.tier)  # no memmap wrapper
+        planes = self.refine if isinstance(self.refine, RowReader) else np.asarray(self.refine)
         lev = tier[pos].astype(np.float32)
-        bitv = np.unpackbits(planes[pos].reshape(len(pos), bits, -1), axis=2, count=self.dim,
-                             bitorder="little")
+        bitv = np.unpackbits(
+            planes[pos].reshape(len(pos), bits, -1), axis=2, count=self.dim, bitorder="little"
+        )
         weights = (1.0 / (1 << np.arange(1, bits + 1))).astype(np.float32)  # plane i: 2**-(i+1) of a step
         fine = lev + (np.einsum("mbd,b->md", bitv, weights, dtype=np.float32) + (0.5 / (1 << bits) - 0.5))
         len_lev = np.sqrt(np.einsum("ij,ij->i", lev, lev))
@@ -393,24 +475,36 @@ class CodeIndex:
         qr = kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
         return (float(q32 @ b.centroid) + ((fine * self.signs(pos)) @ qr) * scale).astype(np.float32)
 
-    def _score_fused(self, pos: np.ndarray, q32: np.ndarray) -> np.ndarray:
-        """:meth:`score` of the uint8 tier in one numba pass per shard (:func:`kernels.rescore_signed_u8`):
-        no float copy of the gathered rows, no unpacked sign matrix."""
+    def _query_products(self, q32: np.ndarray) -> tuple[np.float32, np.ndarray]:
+        """(``<q, c>``, the query's rotation ``q R``) for the uint8 tier's scores."""
         from lakeql.vectors import kernels
 
         b = self.binarizer
-        base = np.float32(q32 @ b.centroid)
-        qr = kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
+        return np.float32(q32 @ b.centroid), kernels.vecmat(q32, b.rotation)  # not BLAS: see kernels.matvec
+
+    def _score_fused(
+        self, pos: np.ndarray, q32: np.ndarray | None, prepared: tuple[np.float32, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """:meth:`score` of the uint8 tier in one numba pass per shard (:func:`kernels.rescore_signed_u8`):
+        no float copy of the gathered rows, no unpacked sign matrix. ``prepared``: the query's
+        :meth:`_query_products` (else computed from ``q32``)."""
+        from lakeql.vectors import kernels
+
+        base, qr = self._query_products(q32) if prepared is None else prepared
         codes = self.words.view(np.uint8)
         if len(pos) and (pos.min() < 0 or pos.max() >= self.n):
             raise IndexError("code position out of range")
         order = None
         if len(pos) > 1 and np.any(pos[1:] < pos[:-1]):  # ascending rows: fewer TLB and cache misses
-            order = np.argsort(pos, kind="stable")
+            order = np.argsort(pos)  # any sort: equal positions have equal scores (vectorized, unstable)
             pos = pos[order]
         out = np.empty(len(pos), np.float32)
-        if not isinstance(self.tier, ShardedRows):
+        if not isinstance(self.tier, RowReader):
             out = kernels.rescore_signed_u8(np.asarray(self.tier), pos, codes, pos, self.scales, qr, base)
+            return out if order is None else _unsort(out, order)
+        if not isinstance(self.tier, ShardedRows):  # another row reader: its rows gathered, then one pass
+            rows = np.ascontiguousarray(self.tier[pos])
+            out = kernels.rescore_signed_u8(rows, np.arange(len(pos)), codes, pos, self.scales, qr, base)
             return out if order is None else _unsort(out, order)
         which = np.searchsorted(self.tier.starts, pos, side="right") - 1  # ascending, as pos is
         shards, cuts = np.unique(which, return_index=True)
@@ -439,8 +533,8 @@ def _code_bytes(code_col: Any, nbytes: int) -> np.ndarray:
     """(n, nbytes) uint8 view of an Arrow binary column of equally long codes."""
     buf = code_col.buffers()[2]
     lo = code_col.offset
-    offsets = np.frombuffer(code_col.buffers()[1], np.int32)[lo:lo + len(code_col) + 1]
-    raw = np.frombuffer(buf, np.uint8)[offsets[0]:offsets[-1]] if len(code_col) else np.zeros(0, np.uint8)
+    offsets = np.frombuffer(code_col.buffers()[1], np.int32)[lo : lo + len(code_col) + 1]
+    raw = np.frombuffer(buf, np.uint8)[offsets[0] : offsets[-1]] if len(code_col) else np.zeros(0, np.uint8)
     if raw.size != len(code_col) * nbytes:
         raise ValueError(f"codes are not all {nbytes} bytes")
     return raw.reshape(len(code_col), nbytes)

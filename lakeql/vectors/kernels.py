@@ -126,8 +126,12 @@ def asym4_topk(codes, p0, p1, p2, p3, scale, add, base, total, lo, delta, popc, 
         acc = 0
         for w in range(w_count):
             x = codes[i, w]
-            acc += (_popcnt64(x & p0[w]) + (_popcnt64(x & p1[w]) << 1) + (_popcnt64(x & p2[w]) << 2)
-                    + (_popcnt64(x & p3[w]) << 3))
+            acc += (
+                _popcnt64(x & p0[w])
+                + (_popcnt64(x & p1[w]) << 1)
+                + (_popcnt64(x & p2[w]) << 2)
+                + (_popcnt64(x & p3[w]) << 3)
+            )
         s = base + add[i] + scale[i] * (2.0 * (lo * popc[i] + delta * acc) - total)
         if s > worst:
             _insert(best_s, best_i, s, i)
@@ -178,8 +182,9 @@ def as_words(codes_u8: np.ndarray) -> np.ndarray:
     return out.view(np.uint64)
 
 
-def scan_inputs(codes_u8: np.ndarray, factors: dict[str, np.ndarray], scan: str
-                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def scan_inputs(
+    codes_u8: np.ndarray, factors: dict[str, np.ndarray], scan: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Packed codes as uint64 words, plus what an asymmetric scan needs (per-row popcounts, float64
     correction factors); ``scan`` is the binarizer's ``scan`` attribute ('asym' or 'hamming')."""
     words = as_words(np.ascontiguousarray(codes_u8))
@@ -192,8 +197,29 @@ def scan_inputs(codes_u8: np.ndarray, factors: dict[str, np.ndarray], scan: str
 
 
 @njit(cache=True, nogil=True)
-def asym4_bounded_spans(codes, p0, p1, p2, p3, scale, add, base, total, lo, delta, popc, errc, err_a, err_b,
-                        k, allowed, cap, starts, ends, mask_ids):
+def asym4_bounded_spans(
+    codes,
+    p0,
+    p1,
+    p2,
+    p3,
+    scale,
+    add,
+    base,
+    total,
+    lo,
+    delta,
+    popc,
+    errc,
+    err_a,
+    err_b,
+    k,
+    allowed,
+    cap,
+    starts,
+    ends,
+    mask_ids,
+):
     """Candidates of an exact top-``k`` under RaBitQ's error bound, in one pass over the codes.
 
     Row ``i``'s estimate ``est`` (as in :func:`asym4_topk`) is within ``err = err_a * errc[i] +
@@ -231,8 +257,12 @@ def asym4_bounded_spans(codes, p0, p1, p2, p3, scale, add, base, total, lo, delt
             acc = 0
             for w in range(w_count):
                 x = codes[i, w]
-                acc += (_popcnt64(x & p0[w]) + (_popcnt64(x & p1[w]) << 1) + (_popcnt64(x & p2[w]) << 2)
-                        + (_popcnt64(x & p3[w]) << 3))
+                acc += (
+                    _popcnt64(x & p0[w])
+                    + (_popcnt64(x & p1[w]) << 1)
+                    + (_popcnt64(x & p2[w]) << 2)
+                    + (_popcnt64(x & p3[w]) << 3)
+                )
             est = base + add[i] + scale[i] * (2.0 * (lo * popc[i] + delta * acc) - total)
             err = err_a * errc[i] + err_b * scale[i]
             ub = est + err
@@ -266,6 +296,18 @@ def asym4_bounded_spans(codes, p0, p1, p2, p3, scale, add, base, total, lo, delt
     return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]
 
 
+@njit(cache=True, nogil=True)
+def count_allowed(allowed, ids, starts, ends):
+    """How many rows ``starts[s] <= t < ends[s]`` have ``allowed[ids[t]]`` (the qualifying rows of an ANN
+    stage's probed lists, stored in list order): one pass, no gather."""
+    c = 0
+    for s in range(starts.shape[0]):
+        for t in range(starts[s], ends[s]):
+            if allowed[ids[t]]:
+                c += 1
+    return c
+
+
 @intrinsic
 def _prefetch_row(typingctx, arr, row):  # noqa: ARG001 - numba intrinsic signature
     """Prefetch row ``row`` of a C-contiguous 2-D uint8 array (LLVM ``prefetch``, one per 64-byte line):
@@ -279,8 +321,10 @@ def _prefetch_row(typingctx, arr, row):  # noqa: ARG001 - numba intrinsic signat
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
         zero = context.get_constant(types.intp, 0)
-        ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], zero]),
-                              ir.IntType(8).as_pointer())
+        ptr = builder.bitcast(
+            cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], zero]),
+            ir.IntType(8).as_pointer(),
+        )
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")

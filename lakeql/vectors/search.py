@@ -57,8 +57,14 @@ def tier_margin(index: CodeIndex, pos: np.ndarray, q: np.ndarray) -> float:
     return TIER_SIGMAS * float(index.scales[pos].max()) * float(np.linalg.norm(q)) / np.sqrt(12.0)
 
 
-def refine(index: CodeIndex, q: np.ndarray, k: int, pos: np.ndarray, scores: np.ndarray,
-           stats: dict[str, Any] | None = None) -> np.ndarray:
+def refine(
+    index: CodeIndex,
+    q: np.ndarray,
+    k: int,
+    pos: np.ndarray,
+    scores: np.ndarray,
+    stats: dict[str, Any] | None = None,
+) -> np.ndarray:
     """``scores`` of rescored positions ``pos`` with the rows that could still be in or out of the top
     ``k`` (tier score at least the ``k``-th less twice :func:`tier_margin`, at most ``MAX_REFINE``, best
     first) rescored from the tier plus its refinement planes (:meth:`CodeIndex.refined_score`). A row
@@ -92,18 +98,27 @@ def check_query_vector(index: CodeIndex, q: np.ndarray, label: str) -> np.ndarra
     """A float32 query vector of the index's dimension, or a clear error."""
     q = np.asarray(q, np.float32).reshape(-1)
     if q.shape[0] != index.dim:
-        raise LakeqlError(f"query vector has {q.shape[0]} dimensions but the embed index of {label} has "
-                          f"{index.dim} (model {index.meta.get('model')}): embed the query with the same "
-                          "model")
+        raise LakeqlError(
+            f"query vector has {q.shape[0]} dimensions but the embed index of {label} has "
+            f"{index.dim} (model {index.meta.get('model')}): embed the query with the same "
+            "model"
+        )
     if not np.all(np.isfinite(q)):
         raise LakeqlError("query vector contains NaN or infinite values")
     return q
 
 
-def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
-           allowed: np.ndarray | None = None, exclude: np.ndarray | None = None,
-           max_rescore: int = MAX_RESCORE, stats: dict[str, Any] | None = None, scan: Any = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+def search(
+    index: CodeIndex,
+    q: np.ndarray,
+    k: int,
+    oversample: int = 4,
+    allowed: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+    max_rescore: int = MAX_RESCORE,
+    stats: dict[str, Any] | None = None,
+    scan: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` (table rowids, scores) for query vector ``q``, best first.
 
     ``allowed``: optional boolean mask over code positions (a pre-filter); ``exclude``: code positions
@@ -118,7 +133,7 @@ def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
     kk = min(k + extra, index.n)
     first = min(max(kk * max(int(oversample), 1), kk), index.n)
     binz = index.binarizer
-    if getattr(binz, "bounded", False) and "errc" in index.factors and binz.query_bits == 4:
+    if bounded_scan(binz, index.factors):
         pos, scores = _adaptive(index, q, kk, first, allowed, max(int(max_rescore), first), stats, scan)
     else:
         if scan is not None:
@@ -134,38 +149,148 @@ def search(index: CodeIndex, q: np.ndarray, k: int, oversample: int = 4,
         pos, scores = pos[keep], scores[keep]
     if len(pos) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    pos, scores = best_first(pos, scores, k)
+    return index.rowids[pos], scores.astype(np.float32)
+
+
+def bounded_scan(binarizer: Any, factors: dict[str, np.ndarray]) -> bool:
+    """Whether the first stage is RaBitQ's bounded 4-bit scan (:func:`_adaptive`; the ANN stage's probed
+    lists go through the same scan): a bounded binarizer, per-row bound coefficients, a 4-bit query."""
+    return (
+        bool(getattr(binarizer, "bounded", False))
+        and "errc" in factors
+        and getattr(binarizer, "query_bits", 0) == 4
+    )
+
+
+def best_first(pos: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` (positions, scores), by score descending then position: the order of
+    ``np.lexsort((pos, -scores))[:k]``, sorting only the rows at or above the ``k``-th score (a partition
+    first: a query may rescore 16,000 rows for 10 results)."""
+    if len(scores) > k > 0 and not np.isnan(scores).any():  # NaN scores: the full sort places them
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        sel = np.flatnonzero(scores >= kth)
+        pos, scores = pos[sel], scores[sel]
     order = np.lexsort((pos, -scores))[:k]
-    return index.rowids[pos[order]], scores[order].astype(np.float32)
+    return pos[order], scores[order]
 
 
-def _adaptive(index: CodeIndex, q: np.ndarray, k: int, first: int, allowed: np.ndarray | None, cap: int,
-              stats: dict[str, Any] | None, scan: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rescored positions, their tier scores) under RaBitQ's error bound (see the module docstring)."""
+def _order_desc(values: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """Rows by ``values`` descending, ties by ``then`` descending, then by row (``np.lexsort((-then,
+    -values))``): numpy's vectorized unstable sort when no two values are equal (then any sort gives
+    that order), else the lexsort."""
+    order = np.argsort(-values)
+    v = values[order]
+    if len(v) > 1 and not np.all(v[1:] < v[:-1]):  # a tie (or NaN): the stable sort decides
+        order = np.lexsort((-then, -values))
+    return order
+
+
+def _chunk_cuts(n: int, chunk: int, room: int) -> list[int]:
+    """Ends (in rank order) of the rescoring rounds' chunks over ``n`` rows: ``chunk``, then doubling,
+    at most ``room`` rows in all."""
+    cuts, end = [], 0
+    while end < min(n, room):
+        end = min(end + chunk, n, room)
+        cuts.append(end)
+        chunk *= 2
+    return cuts
+
+
+def _bound_segments(
+    rows: np.ndarray, ub: np.ndarray, est: np.ndarray, cuts: list[int]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, bounds) of each chunk ``[cuts[i-1], cuts[i])`` of ``rows`` ranked by bound ``ub`` descending
+    (ties by ``est`` descending, then by position: the order of :func:`_order_desc`); rows inside a chunk
+    in any order. One ``argpartition`` at the cuts instead of a sort of every row; the sort when a cut
+    falls between equal bounds (or a bound is NaN)."""
+    if not cuts:
+        return []
+    n = len(ub)
+    neg = -ub
+    kths = sorted({c - 1 for c in cuts} | {c for c in cuts if c < n})
+    order = None
+    if len(kths) < n and not np.isnan(neg).any():
+        order = np.argpartition(neg, kths)
+        v = neg[order]
+        if any(c < n and v[c - 1] == v[c] for c in cuts):  # equal bounds across a cut: rank them exactly
+            order = None
+    if order is None:
+        order = _order_desc(ub, est)
+    starts = [0, *cuts[:-1]]
+    return [(rows[order[a:b]], ub[order[a:b]]) for a, b in zip(starts, cuts, strict=True)]
+
+
+def _head(est: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the ``first`` best rows by estimate, the others): the split of ``np.argsort(-est,
+    kind="stable")`` at ``first`` (ties at the line go to the lower row) without sorting every row."""
+    n = len(est)
+    if n <= first or first <= 0:
+        return (np.arange(n), np.zeros(0, np.int64)) if first > 0 else (np.zeros(0, np.int64), np.arange(n))
+    neg = -est
+    line = np.partition(neg, first - 1)[first - 1]
+    if np.isnan(line):
+        by = np.argsort(neg, kind="stable")
+        return by[:first], by[first:]
+    inside = neg < line
+    ties = np.flatnonzero(neg == line)
+    inside[ties[: first - int(np.count_nonzero(inside))]] = True
+    return np.flatnonzero(inside), np.flatnonzero(~inside)
+
+
+def _adaptive(
+    index: CodeIndex,
+    q: np.ndarray,
+    k: int,
+    first: int,
+    allowed: np.ndarray | None,
+    cap: int,
+    stats: dict[str, Any] | None,
+    scan: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rescored positions, their tier scores) under RaBitQ's error bound (see the module docstring).
+
+    The best ``first`` candidates by estimate are rescored first, then the others in chunks (doubling) in
+    order of their widened upper bounds while that bound beats the ``k``-th score so far less the tier's
+    margin. Per query: one partition for the head, one sort of the other candidates by bound (a prefix of
+    it is what each round may take), a running top ``k`` of the scores, and the query's rotation once
+    (:meth:`CodeIndex.scorer`)."""
     if scan is None:
         cand, ub, est = index.binarizer.candidates(q, index.words, index.factors, k, allowed, cap)
     else:
         cand, ub, est = scan(k, cap)
-    by_est = np.argsort(-est, kind="stable")
-    head = by_est[:first]
+    score = index.scorer(q) if hasattr(index, "scorer") else (lambda p: index.score(p, q))
+    head, rest = _head(est, first)
     pos_parts = [cand[head]]
-    score_parts = [index.score(cand[head], q)]
-    margin = tier_margin(index, cand[head], q)
+    score_parts = [score(pos_parts[0])]
+    margin = tier_margin(index, pos_parts[0], q)
     done = len(head)
-    ub = est + BOUND_SLACK * (ub - est)  # a wider bound for the stopping rule (see BOUND_SLACK)
-    rest = by_est[first:]
-    rest = rest[np.argsort(-ub[rest], kind="stable")]  # most promising first
-    chunk = max(FIRST_CHUNK, first)
-    while len(rest) and done < cap:
-        scores = np.concatenate(score_parts)
-        kth = np.partition(scores, len(scores) - k)[len(scores) - k] if len(scores) >= k else -np.inf
-        rest = rest[ub[rest] > kth - margin]
-        if not len(rest):
-            break
-        take, rest = rest[:min(chunk, cap - done)], rest[min(chunk, cap - done):]
+    segments: list[tuple[np.ndarray, np.ndarray]] = []
+    if len(rest):
+        ub = est[rest] + BOUND_SLACK * (ub[rest] - est[rest])  # a wider bound for the stopping rule
+        cuts = _chunk_cuts(len(rest), max(FIRST_CHUNK, first), cap - done)
+        segments = _bound_segments(rest, ub, est[rest], cuts)
+    best = score_parts[0]
+    ascending = len(segments) > 0 and bool(np.all(cand[1:] > cand[:-1]))  # the scans return rows in order
+    mark = np.zeros(len(cand), bool) if ascending else None
+    for rows, bounds in segments:  # round i rescores the i-th chunk of the rows by bound, best first
+        kth = -np.inf
+        if len(best) >= k > 0:
+            best = np.partition(best, len(best) - k)[len(best) - k :]  # the top k so far
+            kth = best[0]
+        take = rows[bounds > kth - margin]  # the chunk's rows whose bound is above the line
+        if not len(take):
+            break  # (and no later chunk's: their bounds are lower, the line only rises)
+        if ascending:  # the chunk in row order (a mask, not a sort): the tier is read front to back
+            mark[take] = True
+            take = np.flatnonzero(mark)
+            mark[take] = False
         pos_parts.append(cand[take])
-        score_parts.append(index.score(cand[take], q))
+        score_parts.append(score(pos_parts[-1]))
+        best = np.concatenate([best, score_parts[-1]])
         done += len(take)
-        chunk *= 2
+        if len(take) < len(rows):
+            break  # the line cut this chunk: every later row is below it
     if stats is not None:
         stats.update(candidates=int(len(cand)), rescored=int(done))
     return np.concatenate(pos_parts), np.concatenate(score_parts)
