@@ -297,6 +297,67 @@ class ColumnScan:
         self.failed = False  # DuckDB could not read the column as the index did (e.g. invalid UTF-8)
         self._source: str | None = None
         self._unsure: dict[tuple, int] = {}
+        self._parquet = None
+        self.n_rows = -1  # the index's row count and byte frequencies: set by lakeql.ngrams.query.load
+        self.freq: np.ndarray | None = None
+
+    def quoted(self) -> str:
+        """The indexed column as the rowid view (:meth:`source`) names it: a table column called
+        ``__rowid`` (any case, any ``~`` after it) is renamed there (:func:`lakeql.rows.escape_column`),
+        ``__rowid`` itself being lakeql's row id."""
+        from lakeql.rows import escape_column
+
+        return quote_ident(escape_column(self.column))
+
+    def parquet(self):
+        """The column read with pyarrow (:class:`lakeql.ngrams.pqcount.ParquetColumn`), or None when the
+        table is not local Parquet files the index numbers as pyarrow reads them."""
+        if self._parquet is None:
+            from lakeql.ngrams.pqcount import ParquetColumn
+
+            self._parquet = ParquetColumn(self.table, self.column, self.n_rows)
+        return self._parquet if self._parquet.ok else None
+
+    def _pq_spec(self, unit: str, fold: str, pat: np.ndarray):
+        from lakeql.ngrams.pqcount import Spec
+
+        if self.n_rows < 0 or pattern_text(fold, pat.tobytes()) is None or self.parquet() is None:
+            return None
+        spec = Spec(unit, fold, pat, self.freq)
+        return spec if spec.ok else None
+
+    def _pq_top(self, unit: str, fold: str, pat: np.ndarray, k: int):
+        """:meth:`top` counted on the Parquet column with pyarrow + numba (see :mod:`lakeql.ngrams.pqcount`),
+        or None."""
+        import pyarrow as pa
+
+        spec = self._pq_spec(unit, fold, pat)
+        if spec is None:
+            return None
+        try:
+            rid, texts = self._parquet.top(spec, k)
+        except (pa.ArrowException, OSError):
+            self._parquet.ok = False
+            return None
+        batch = pa.RecordBatch.from_arrays([pa.array(rid, pa.int64()), texts], ["rowid", "text"])
+        rid, cnt, off = self._verify(batch, unit, fold, pat, True)  # exact counts and first offsets
+        best = np.lexsort((rid, -cnt))[:k]
+        return rid[best], cnt[best], off[best]
+
+    def _pq_rows(self, unit: str, fold: str, pat: np.ndarray):
+        """(row ids ascending, occurrences, -1) of the rows holding ``pat``, counted on the Parquet column
+        (see :mod:`lakeql.ngrams.pqcount`), or None."""
+        import pyarrow as pa
+
+        spec = self._pq_spec(unit, fold, pat)
+        if spec is None:
+            return None
+        try:
+            rid, cnt = self._parquet.rows(spec)
+        except (pa.ArrowException, OSError):
+            self._parquet.ok = False
+            return None
+        return rid, cnt, np.full_like(rid, -1)
 
     @property
     def usable(self) -> bool:
@@ -319,10 +380,14 @@ class ColumnScan:
 
         if not self.usable:
             return None
-        col = quote_ident(self.column)
+        col = self.quoted()
         pred = predicate(unit, fold, pat.tobytes(), col)
         if pred is None:
             return None
+        if not need_counts and pred.exact != "all":  # rows of words / folded phrases: counted in numba
+            got = self._pq_rows(unit, fold, pat)
+            if got is not None:
+                return got
         fetch_params: list[Any] = []
         if need_counts or pred.exact == "none":
             fetch = "TRUE"
@@ -360,7 +425,7 @@ class ColumnScan:
 
         if not self.usable:
             return None
-        col = quote_ident(self.column)
+        col = self.quoted()
         pred = predicate(unit, fold, pat.tobytes(), col)
         if pred is None or pred.exact != "all":
             return None
@@ -411,7 +476,10 @@ class ColumnScan:
 
         if not self.usable:
             return None
-        col = quote_ident(self.column)
+        found = self._pq_top(unit, fold, pat, k)
+        if found is not None:
+            return found
+        col = self.quoted()
         raw = pat.tobytes()
         pred = predicate(unit, fold, raw, col)
         if pred is None:
