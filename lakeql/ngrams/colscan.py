@@ -231,8 +231,9 @@ class Native:
     parameters), equal to the index's overlapping count on every row (``scope='all'``) or on rows of
     pure ASCII (``'ascii'``; the other rows are verified in Python)."""
 
-    def __init__(self, sql: str, params: list[Any], scope: str) -> None:
+    def __init__(self, sql: str, params: list[Any], scope: str, sparse: bool = False) -> None:
         self.sql, self.params, self.scope = sql, params, scope
+        self.sparse = sparse  # RE2 over a sparse case-sensitive phrase: cheaper than the Parquet kernel
 
 
 def _word_count_regex(ws: list[str]) -> str:
@@ -263,7 +264,7 @@ def native_count(unit: str, fold: str, pat: bytes, col: str, density: float) -> 
             if len(pat) < 2:
                 return None  # one byte: the vectorised count UDF is faster than DuckDB's replace here
             if density <= RX_DENSITY and len(pat) <= RX_MAX_BYTES:
-                return Native(f"len(regexp_extract_all({col}, ?))", [_re_chars(text)], "all")
+                return Native(f"len(regexp_extract_all({col}, ?))", [_re_chars(text)], "all", sparse=True)
             return Native(f"((strlen({col}) - strlen(replace({col}, ?, ''))) // ?)", [text, len(pat)], "all")
         # case-insensitive: `replace` over lower(col) (exact on ASCII rows) measured slower than the
         # verified scan (three lower() per row): not used
@@ -467,6 +468,9 @@ class ColumnScan:
         """The k rows with the most occurrences (ties: lower row id), best first: (row ids, occurrences,
         first offsets), in ONE DuckDB pass whose top-N keeps k rows and their text.
 
+        First choice (except for sparse case-sensitive phrases, which RE2 counts cheaply in DuckDB): the
+        Parquet column counted by the numba kernel (:meth:`_pq_top`, :mod:`lakeql.ngrams.pqcount`).
+
         The count is DuckDB's own (:func:`native_count`) when it is exact: on every row, or on ASCII
         rows only, and then the top-N keeps every non-ASCII row before the k best ASCII ones (sort key
         ``non-ASCII DESC``, limit k + the column's non-ASCII rows), and the kept rows are counted again
@@ -476,15 +480,18 @@ class ColumnScan:
 
         if not self.usable:
             return None
-        found = self._pq_top(unit, fold, pat, k)
-        if found is not None:
-            return found
         col = self.quoted()
         raw = pat.tobytes()
+        nat = native_count(unit, fold, raw, col, density)
+        # DuckDB's RE2 count of a sparse case-sensitive phrase measured cheaper than reading the column
+        # with pyarrow (1.5x vs 2.1-2.5x the contains scan, benchmarks/results/ngramcount.md): kept
+        if nat is None or not nat.sparse:
+            found = self._pq_top(unit, fold, pat, k)
+            if found is not None:
+                return found
         pred = predicate(unit, fold, raw, col)
         if pred is None:
             return None
-        nat = native_count(unit, fold, raw, col, density)
         if nat is None:
             if unit != "char" or fold != "none":
                 return None

@@ -182,6 +182,7 @@ def test_sql_parquet_path_equals_locate(lake, monkeypatch, case):
         return got
 
     monkeypatch.setattr(colscan.ColumnScan, "_pq_top", spy)
+    monkeypatch.setattr(colscan, "RX_DENSITY", -1.0)  # no phrase is sparse: the Parquet kernel ranks all
     for table, column in (("code.named", "__rowid"), ("code.own", "text")):
         search = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := ?, unit := ?)"
         for unit, phrases in (("char", CHARS[:12]), ("word", WORDS[:8])):
