@@ -28,17 +28,19 @@ import numpy as np
 _LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def nfold_table() -> np.ndarray:
-    """bool[65536]: the first two UTF-8 bytes (lead << 8 | next) of every character whose
-    ``casefold`` holds an ASCII character (a row with one is recounted in Python)."""
+@lru_cache(maxsize=64)
+def nfold_table(chars: frozenset) -> np.ndarray:
+    """bool[65536]: the first two UTF-8 bytes (lead << 8 | next) of every character whose ``casefold``
+    holds one of the ASCII ``chars`` (those of the pattern). A row holding one is recounted in Python;
+    a character whose folding shares no character with an ASCII pattern cannot be part of a match."""
     from lakeql.ngrams.colscan import _fold_sources
 
     n_chars, _ = _fold_sources()
     out = np.zeros(1 << 16, dtype=np.bool_)
     for ch in n_chars:
-        b = ch.encode("utf-8")
-        out[(b[0] << 8) | b[1]] = True
+        if chars & set(ch.casefold()):
+            b = ch.encode("utf-8")
+            out[(b[0] << 8) | b[1]] = True
     return out
 
 
@@ -90,7 +92,7 @@ class Spec:
             self.i2,
             self.lower,
             self.words,
-            nfold_table(),
+            nfold_table(frozenset(chr(b) for b in self.body.tolist() if b < 128)),
             self.lower,
             self.ascii,
         )

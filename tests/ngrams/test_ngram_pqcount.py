@@ -121,11 +121,18 @@ def test_kernel_counts_equal_brute_force(unit, fold):
 def test_kernel_flags_only_what_it_cannot_decide():
     """ASCII rows are decided by the kernel itself; a non-ASCII byte next to a word match, or a
     character folding to ASCII, makes the row unsure (recounted in Python)."""
+    from lakeql.ngrams.pqcount import exact_counts
+
     arr = pa.array([b"self x", "élan self".encode(), "selfé".encode(), "ſelf".encode()], pa.binary())
     _, unsure = _spec("word", "none", "self").count(*_bufs(arr))
     assert unsure.tolist() == [False, False, True, False]
     _, unsure = _spec("char", "casefold", "self").count(*_bufs(arr))
     assert unsure.tolist() == [False, False, False, True]
+    # only characters whose folding shares a character with the pattern matter: 'ß' (ss) for 'sse'
+    arr = pa.array(["straße the".encode()], pa.binary())
+    assert _spec("char", "casefold", "the").count(*_bufs(arr))[1].tolist() == [False]
+    assert _spec("char", "casefold", "sse").count(*_bufs(arr))[1].tolist() == [True]
+    assert exact_counts(_spec("char", "casefold", "sse"), arr).tolist() == [1]
 
 
 def _bufs(arr):
