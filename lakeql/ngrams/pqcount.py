@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
-_LOCK = threading.Lock()
+#: a scan job reads consecutive row groups of about this many uncompressed column bytes (at least
+#: MIN_JOB_BYTES, and at most a share of the column that keeps every scan thread busy)
+JOB_BYTES = 8 << 20
+MIN_JOB_BYTES = 1 << 20
 
 
 @lru_cache(maxsize=64)
@@ -163,11 +166,12 @@ class ParquetColumn:
         import pyarrow.parquet as pq
 
         self.column = column
-        self.jobs: list[tuple[str, Any, int, int]] = []  # (path, metadata, row group, first rowid)
+        self.jobs: list[tuple[str, Any, list[int], int]] = []  # (path, metadata, row groups, first rowid)
         self.ok = False
         if table.format != "parquet":
             return
         base = 0
+        files = []
         try:
             for path in table.paths:
                 if not os.path.isfile(path):
@@ -184,19 +188,38 @@ class ParquetColumn:
                 ):
                     return
                 md = pf.metadata
-                for g in range(md.num_row_groups):
-                    self.jobs.append((path, md, g, base))
-                    base += md.row_group(g).num_rows
+                leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(column)
+                groups = [
+                    (g, md.row_group(g).num_rows, md.row_group(g).column(leaf).total_uncompressed_size)
+                    for g in range(md.num_row_groups)
+                ]
+                files.append((path, md, groups))
         except (OSError, ValueError, pa.ArrowException):
             return
+        # jobs of consecutive row groups of about JOB_BYTES (small row groups cost a fixed ~0.2 ms each:
+        # one read call per job), at least two jobs per scan thread when the column is small
+        total = sum(b for _, _, gs in files for _, _, b in gs)
+        target = max(MIN_JOB_BYTES, min(JOB_BYTES, total // (2 * max(1, os.cpu_count() or 1))))
+        for path, md, groups in files:
+            cur: list[int] = []
+            size, first = 0, base
+            for g, n, b in groups:
+                cur.append(g)
+                size += b
+                base += n
+                if size >= target:
+                    self.jobs.append((path, md, cur, first))
+                    cur, size, first = [], 0, base
+            if cur:
+                self.jobs.append((path, md, cur, first))
         self.ok = base == n_rows
 
     def _read(self, job) -> tuple[int, list[Any]]:
         import pyarrow.parquet as pq
 
-        path, md, g, base = job
+        path, md, groups, base = job
         pf = pq.ParquetFile(path, metadata=md)
-        col = pf.read_row_group(g, columns=[self.column], use_threads=False).column(0)
+        col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
         return base, _string_chunks(col)
 
     def _run(self, fn) -> list[Any]:
