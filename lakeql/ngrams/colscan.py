@@ -602,8 +602,12 @@ def _as_indexed(data: np.ndarray, starts: np.ndarray, unit: str, fold: str) -> t
     if int(np.count_nonzero(data == 0)) != starts.shape[0] - 1:  # NULs inside rows: the general path
         return casefold_rows(data, starts)
     # every NUL ends a row, and folding keeps NULs (no character folds to or from one): the folded
-    # rows' starts follow the NULs of the folded text (one casefold over all the rows, as the builder)
-    out = np.frombuffer(casefold(data.tobytes().decode("utf-8")).encode("utf-8"), np.uint8)
+    # rows' starts follow the NULs of the folded text (one casefold over all the rows, as the builder;
+    # invalid UTF-8 as the builder reads it: surrogateescape. The Parquet kernel's rows are not validated)
+    out = np.frombuffer(
+        casefold(data.tobytes().decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape"),
+        np.uint8,
+    )
     new_starts = np.zeros(starts.shape[0], np.int64)
     new_starts[1:] = np.flatnonzero(out == 0) + 1
     return out, new_starts

@@ -213,3 +213,25 @@ def test_sql_parquet_path_equals_locate(lake, monkeypatch, case):
         assert not Q.load(ctx, table, column).colscan.failed, table
     assert used and all(used)  # every forced ngram_search was answered on the Parquet column
     con.close()
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_kernel_counts_rows_of_invalid_utf8(unit, fold):
+    """pyarrow does not validate UTF-8: rows with invalid bytes are counted as the index holds them
+    (the builder decodes them with surrogateescape; invalid bytes separate words)."""
+    from lakeql.ngrams.pqcount import exact_counts
+
+    raw = [b"\xffself \xc3 SELF\xe2\x82", b"\xc3\x9f\xff sse", b"self\x80self", b"\xf0\x9f\x90 ss \xff"]
+    rows = [("", r) for r in raw]
+    arr = pa.array(raw, pa.binary()).view(pa.string())
+    for phrase in ["self", "ss", "sse", "\u00df", "s"]:
+        spec = _spec(unit, fold, phrase)
+        if unit == "char":
+            p = (phrase.casefold() if fold == "casefold" else phrase).encode()
+            want = [brute_count([row], p, fold=fold == "casefold")[0] for row in rows]
+        else:
+            ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+            per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
+            want = [per.get(i, 0) for i in range(len(rows))]
+        assert exact_counts(spec, arr).tolist() == want, (phrase, unit, fold)
