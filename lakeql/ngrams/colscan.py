@@ -231,8 +231,9 @@ class Native:
     parameters), equal to the index's overlapping count on every row (``scope='all'``) or on rows of
     pure ASCII (``'ascii'``; the other rows are verified in Python)."""
 
-    def __init__(self, sql: str, params: list[Any], scope: str) -> None:
+    def __init__(self, sql: str, params: list[Any], scope: str, sparse: bool = False) -> None:
         self.sql, self.params, self.scope = sql, params, scope
+        self.sparse = sparse  # RE2 over a sparse case-sensitive phrase: cheaper than the Parquet kernel
 
 
 def _word_count_regex(ws: list[str]) -> str:
@@ -263,7 +264,7 @@ def native_count(unit: str, fold: str, pat: bytes, col: str, density: float) -> 
             if len(pat) < 2:
                 return None  # one byte: the vectorised count UDF is faster than DuckDB's replace here
             if density <= RX_DENSITY and len(pat) <= RX_MAX_BYTES:
-                return Native(f"len(regexp_extract_all({col}, ?))", [_re_chars(text)], "all")
+                return Native(f"len(regexp_extract_all({col}, ?))", [_re_chars(text)], "all", sparse=True)
             return Native(f"((strlen({col}) - strlen(replace({col}, ?, ''))) // ?)", [text, len(pat)], "all")
         # case-insensitive: `replace` over lower(col) (exact on ASCII rows) measured slower than the
         # verified scan (three lower() per row): not used
@@ -297,6 +298,67 @@ class ColumnScan:
         self.failed = False  # DuckDB could not read the column as the index did (e.g. invalid UTF-8)
         self._source: str | None = None
         self._unsure: dict[tuple, int] = {}
+        self._parquet = None
+        self.n_rows = -1  # the index's row count and byte frequencies: set by lakeql.ngrams.query.load
+        self.freq: np.ndarray | None = None
+
+    def quoted(self) -> str:
+        """The indexed column as the rowid view (:meth:`source`) names it: a table column called
+        ``__rowid`` (any case, any ``~`` after it) is renamed there (:func:`lakeql.rows.escape_column`),
+        ``__rowid`` itself being lakeql's row id."""
+        from lakeql.rows import escape_column
+
+        return quote_ident(escape_column(self.column))
+
+    def parquet(self):
+        """The column read with pyarrow (:class:`lakeql.ngrams.pqcount.ParquetColumn`), or None when the
+        table is not local Parquet files the index numbers as pyarrow reads them."""
+        if self._parquet is None:
+            from lakeql.ngrams.pqcount import ParquetColumn
+
+            self._parquet = ParquetColumn(self.table, self.column, self.n_rows)
+        return self._parquet if self._parquet.ok else None
+
+    def _pq_spec(self, unit: str, fold: str, pat: np.ndarray):
+        from lakeql.ngrams.pqcount import Spec
+
+        if self.n_rows < 0 or pattern_text(fold, pat.tobytes()) is None or self.parquet() is None:
+            return None
+        spec = Spec(unit, fold, pat, self.freq)
+        return spec if spec.ok else None
+
+    def _pq_top(self, unit: str, fold: str, pat: np.ndarray, k: int):
+        """:meth:`top` counted on the Parquet column with pyarrow + numba (see :mod:`lakeql.ngrams.pqcount`),
+        or None."""
+        import pyarrow as pa
+
+        spec = self._pq_spec(unit, fold, pat)
+        if spec is None:
+            return None
+        try:
+            rid, texts = self._parquet.top(spec, k)
+        except (pa.ArrowException, OSError):
+            self._parquet.ok = False
+            return None
+        batch = pa.RecordBatch.from_arrays([pa.array(rid, pa.int64()), texts], ["rowid", "text"])
+        rid, cnt, off = self._verify(batch, unit, fold, pat, True)  # exact counts and first offsets
+        best = np.lexsort((rid, -cnt))[:k]
+        return rid[best], cnt[best], off[best]
+
+    def _pq_rows(self, unit: str, fold: str, pat: np.ndarray):
+        """(row ids ascending, occurrences, -1) of the rows holding ``pat``, counted on the Parquet column
+        (see :mod:`lakeql.ngrams.pqcount`), or None."""
+        import pyarrow as pa
+
+        spec = self._pq_spec(unit, fold, pat)
+        if spec is None:
+            return None
+        try:
+            rid, cnt = self._parquet.rows(spec)
+        except (pa.ArrowException, OSError):
+            self._parquet.ok = False
+            return None
+        return rid, cnt, np.full_like(rid, -1)
 
     @property
     def usable(self) -> bool:
@@ -319,10 +381,14 @@ class ColumnScan:
 
         if not self.usable:
             return None
-        col = quote_ident(self.column)
+        col = self.quoted()
         pred = predicate(unit, fold, pat.tobytes(), col)
         if pred is None:
             return None
+        if not need_counts and pred.exact != "all":  # rows of words / folded phrases: counted in numba
+            got = self._pq_rows(unit, fold, pat)
+            if got is not None:
+                return got
         fetch_params: list[Any] = []
         if need_counts or pred.exact == "none":
             fetch = "TRUE"
@@ -360,7 +426,7 @@ class ColumnScan:
 
         if not self.usable:
             return None
-        col = quote_ident(self.column)
+        col = self.quoted()
         pred = predicate(unit, fold, pat.tobytes(), col)
         if pred is None or pred.exact != "all":
             return None
@@ -402,6 +468,9 @@ class ColumnScan:
         """The k rows with the most occurrences (ties: lower row id), best first: (row ids, occurrences,
         first offsets), in ONE DuckDB pass whose top-N keeps k rows and their text.
 
+        First choice (except for sparse case-sensitive phrases, which RE2 counts cheaply in DuckDB): the
+        Parquet column counted by the numba kernel (:meth:`_pq_top`, :mod:`lakeql.ngrams.pqcount`).
+
         The count is DuckDB's own (:func:`native_count`) when it is exact: on every row, or on ASCII
         rows only, and then the top-N keeps every non-ASCII row before the k best ASCII ones (sort key
         ``non-ASCII DESC``, limit k + the column's non-ASCII rows), and the kept rows are counted again
@@ -411,12 +480,18 @@ class ColumnScan:
 
         if not self.usable:
             return None
-        col = quote_ident(self.column)
+        col = self.quoted()
         raw = pat.tobytes()
+        nat = native_count(unit, fold, raw, col, density)
+        # DuckDB's RE2 count of a sparse case-sensitive phrase measured cheaper than reading the column
+        # with pyarrow (1.5x vs 2.1-2.5x the contains scan, benchmarks/results/ngramcount.md): kept
+        if nat is None or not nat.sparse:
+            found = self._pq_top(unit, fold, pat, k)
+            if found is not None:
+                return found
         pred = predicate(unit, fold, raw, col)
         if pred is None:
             return None
-        nat = native_count(unit, fold, raw, col, density)
         if nat is None:
             if unit != "char" or fold != "none":
                 return None
@@ -527,8 +602,12 @@ def _as_indexed(data: np.ndarray, starts: np.ndarray, unit: str, fold: str) -> t
     if int(np.count_nonzero(data == 0)) != starts.shape[0] - 1:  # NULs inside rows: the general path
         return casefold_rows(data, starts)
     # every NUL ends a row, and folding keeps NULs (no character folds to or from one): the folded
-    # rows' starts follow the NULs of the folded text (one casefold over all the rows, as the builder)
-    out = np.frombuffer(casefold(data.tobytes().decode("utf-8")).encode("utf-8"), np.uint8)
+    # rows' starts follow the NULs of the folded text (one casefold over all the rows, as the builder;
+    # invalid UTF-8 as the builder reads it: surrogateescape. The Parquet kernel's rows are not validated)
+    out = np.frombuffer(
+        casefold(data.tobytes().decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape"),
+        np.uint8,
+    )
     new_starts = np.zeros(starts.shape[0], np.int64)
     new_starts[1:] = np.flatnonzero(out == 0) + 1
     return out, new_starts

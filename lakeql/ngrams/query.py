@@ -484,4 +484,6 @@ def load(ctx, table_name: str, column: str) -> NgramIndex:
         from lakeql.ngrams.colscan import ColumnScan
 
         idx.colscan = ColumnScan(ctx, table, col)
+        idx.colscan.n_rows = idx.n_rows
+        idx.colscan.freq = np.diff(idx.chars.shards[0].C) if idx.shards else None
     return idx

@@ -1,0 +1,291 @@
+"""Rows and top-k rows of a frequent phrase counted on the table's own Parquet column (default index).
+
+The n-gram index keeps no copy of the text (unless built with ``--ngram-scan``). For a phrase so frequent
+that locating its occurrences costs more than a scan, this reads the indexed column of every Parquet
+file with pyarrow, one row group per task in the shared scan pool (pyarrow's reader and the numba
+kernel both release the GIL), and counts every row in ONE pass over the Arrow buffers
+(:func:`lakeql.ngrams.countkernel.count_rows`: memchr on the pattern's rarest byte, then a compare).
+Rows the kernel cannot decide exactly (``unsure``: a non-ASCII byte next to a word match, a character
+whose case folding holds ASCII ...) are recounted as the index holds them (Python ``casefold`` / the
+builder's word stream, :func:`lakeql.ngrams.colscan._search_batch`) inside the same task. A top-k
+keeps each row group's k best rows and their text; the k best of those are counted once more with
+their first offsets (snippets). Every count that reaches a user is exact.
+
+Used only for tables of local Parquet files whose indexed column is a top-level string/binary column of
+every file, and whose row count is the index's; anything else returns None (the DuckDB scan of
+:mod:`lakeql.ngrams.colscan`, or the exact path of before).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+#: a scan job reads consecutive row groups of about this many uncompressed column bytes (at least
+#: MIN_JOB_BYTES, and at most a share of the column that keeps every scan thread busy)
+JOB_BYTES = 8 << 20
+MIN_JOB_BYTES = 1 << 20
+
+
+@lru_cache(maxsize=64)
+def nfold_table(chars: frozenset) -> np.ndarray:
+    """bool[65536]: the first two UTF-8 bytes (lead << 8 | next) of every character whose ``casefold``
+    holds one of the ASCII ``chars`` (those of the pattern). A row holding one is recounted in Python;
+    a character whose folding shares no character with an ASCII pattern cannot be part of a match."""
+    from lakeql.ngrams.colscan import _fold_sources
+
+    n_chars, _ = _fold_sources()
+    out = np.zeros(1 << 16, dtype=np.bool_)
+    for ch in n_chars:
+        if chars & set(ch.casefold()):
+            b = ch.encode("utf-8")
+            out[(b[0] << 8) | b[1]] = True
+    return out
+
+
+class Spec:
+    """What the kernel searches: an encoded pattern of the index (``unit``, ``fold``) as kernel args."""
+
+    def __init__(self, unit: str, fold: str, pat: np.ndarray, freq: np.ndarray | None) -> None:
+        from lakeql.ngrams.text import WORD_SEP
+
+        self.unit, self.fold, self.pat = unit, fold, pat
+        self.lower = fold == "casefold"
+        self.words = unit == "word"
+        raw = pat.tobytes()
+        if self.words:
+            ws = [w for w in raw.split(bytes([WORD_SEP])) if w]
+            body = b"".join(ws)
+            self.wstart = np.cumsum([0] + [len(w) for w in ws]).astype(np.int64)
+            first = ws[0] if ws else b""
+        else:
+            body = raw
+            self.wstart = np.array([0, len(raw)], np.int64)
+            first = raw
+        self.body = np.frombuffer(body, np.uint8).copy()
+        self.ok = bool(first) and (fold in ("none", "casefold"))
+        self.ascii = bool(self.body.shape[0]) and int(self.body.max()) < 128
+        if not self.ok:
+            return
+        # the two bytes tested first: the rarest two positions of the first word by the index's byte
+        # frequencies (letters of an insensitive pattern: both cases)
+        f = np.ones(256) if freq is None else np.asarray(freq, dtype=np.float64)
+        fb = np.frombuffer(first, np.uint8).astype(np.int64)
+        cost = f[fb].copy()
+        if self.lower:
+            up = (fb >= 97) & (fb <= 122)
+            cost[up] += f[fb[up] - 32]
+        order = np.argsort(cost, kind="stable")
+        self.i1 = int(order[0])
+        self.i2 = int(order[1]) if order.shape[0] > 1 else self.i1
+
+    def count(self, data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from lakeql.ngrams.countkernel import count_rows
+
+        return count_rows(
+            data,
+            offs,
+            self.body,
+            self.wstart,
+            self.i1,
+            self.i2,
+            self.lower,
+            self.words,
+            nfold_table(frozenset(chr(b) for b in self.body.tolist() if b < 128)),
+            self.lower,
+            self.ascii,
+        )
+
+
+def _string_chunks(col) -> list[Any]:
+    """The Arrow chunks of a column as string/binary arrays (int32 or int64 offsets)."""
+    import pyarrow as pa
+
+    out = []
+    for ch in col.chunks:
+        if (
+            pa.types.is_string(ch.type)
+            or pa.types.is_large_string(ch.type)
+            or pa.types.is_binary(ch.type)
+            or pa.types.is_large_binary(ch.type)
+        ):
+            out.append(ch)
+        else:
+            raise TypeError(f"not a string column: {ch.type}")
+    return out
+
+
+def _buffers(ch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(data bytes, offsets (not rebased), validity or None) views of a string/binary Arrow array."""
+    import pyarrow as pa
+
+    large = pa.types.is_large_string(ch.type) or pa.types.is_large_binary(ch.type)
+    bufs = ch.buffers()
+    n = len(ch)
+    offs = np.frombuffer(
+        bufs[1], dtype=np.int64 if large else np.int32, count=n + 1, offset=ch.offset * (8 if large else 4)
+    )
+    data = (
+        np.frombuffer(bufs[2], dtype=np.uint8)
+        if bufs[2] is not None and bufs[2].size
+        else np.zeros(int(offs[-1]) + 1, np.uint8)
+    )
+    valid = None
+    if ch.null_count:
+        valid = np.asarray(ch.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return data, offs, valid
+
+
+def exact_counts(spec: Spec, ch) -> np.ndarray:
+    """Exact per-row occurrences of ``spec`` in a string/binary Arrow array (NULL rows 0): the kernel,
+    then the rows it reports ``unsure`` counted as the index holds them."""
+    from lakeql.ngrams.colscan import _search_batch
+
+    data, offs, valid = _buffers(ch)
+    cnt, unsure = spec.count(data, offs)
+    if valid is not None:
+        cnt[~valid] = 0
+        unsure &= valid
+    if unsure.any():
+        idx = np.flatnonzero(unsure)
+        c, _ = _search_batch(ch.take(idx), spec.unit, spec.fold, spec.pat, True)
+        cnt[idx] = c
+    return cnt
+
+
+class ParquetColumn:
+    """The indexed column of a table's local Parquet files: one job per row group, rowids as the
+    index numbers rows (files in catalog order)."""
+
+    def __init__(self, table: Any, column: str, n_rows: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.column = column
+        self.jobs: list[tuple[str, Any, list[int], int]] = []  # (path, metadata, row groups, first rowid)
+        self.ok = False
+        if table.format != "parquet":
+            return
+        base = 0
+        files = []
+        try:
+            for path in table.paths:
+                if not os.path.isfile(path):
+                    return
+                pf = pq.ParquetFile(path)
+                if column not in pf.schema_arrow.names or "." in column:
+                    return
+                t = pf.schema_arrow.field(column).type
+                if not (
+                    pa.types.is_string(t)
+                    or pa.types.is_large_string(t)
+                    or pa.types.is_binary(t)
+                    or pa.types.is_large_binary(t)
+                ):
+                    return
+                md = pf.metadata
+                leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(column)
+                groups = [
+                    (g, md.row_group(g).num_rows, md.row_group(g).column(leaf).total_uncompressed_size)
+                    for g in range(md.num_row_groups)
+                ]
+                files.append((path, md, groups))
+        except (OSError, ValueError, pa.ArrowException):
+            return
+        # jobs of consecutive row groups of about JOB_BYTES (small row groups cost a fixed ~0.2 ms each:
+        # one read call per job), at least two jobs per scan thread when the column is small
+        total = sum(b for _, _, gs in files for _, _, b in gs)
+        target = max(MIN_JOB_BYTES, min(JOB_BYTES, total // (2 * max(1, os.cpu_count() or 1))))
+        for path, md, groups in files:
+            cur: list[int] = []
+            size, first = 0, base
+            for g, n, b in groups:
+                cur.append(g)
+                size += b
+                base += n
+                if size >= target:
+                    self.jobs.append((path, md, cur, first))
+                    cur, size, first = [], 0, base
+            if cur:
+                self.jobs.append((path, md, cur, first))
+        self.ok = base == n_rows
+
+    def _read(self, job) -> tuple[int, list[Any]]:
+        import pyarrow.parquet as pq
+
+        path, md, groups, base = job
+        pf = pq.ParquetFile(path, metadata=md)
+        col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
+        return base, _string_chunks(col)
+
+    def _run(self, fn) -> list[Any]:
+        from lakeql.ngrams.query import _scan_pool
+
+        if len(self.jobs) == 1:
+            return [fn(self.jobs[0])]
+        return list(_scan_pool().map(fn, self.jobs))
+
+    def rows(self, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids ascending, occurrences) of every row holding the pattern."""
+
+        def one(job):
+            base, chunks = self._read(job)
+            rid, cnt = [], []
+            for ch in chunks:
+                c = exact_counts(spec, ch)
+                hit = np.flatnonzero(c)
+                rid.append(hit + base)
+                cnt.append(c[hit])
+                base += len(ch)
+            return rid, cnt
+
+        parts = self._run(one)
+        e = [np.empty(0, np.int64)]
+        rid = np.concatenate(e + [r for p in parts for r in p[0]]).astype(np.int64)
+        cnt = np.concatenate(e + [c for p in parts for c in p[1]]).astype(np.int64)
+        return rid, cnt
+
+    def top(self, spec: Spec, k: int) -> tuple[np.ndarray, Any]:
+        """(row ids, their text as one Arrow array) of the k rows with the most occurrences (ties: lower
+        row id; rows without the pattern left out), best first. Only rows that enter the running top k
+        have their text copied (a row group's longest rows are usually its best: copying each group's k
+        best measured ~30% of the scan)."""
+        import pyarrow as pa
+
+        lock = threading.Lock()
+        best: dict[int, tuple[int, Any]] = {}  # rowid -> (count, its text: a 1-row Arrow array)
+        kth = [(0, -1)]  # (count, -rowid) of the k-th best so far: a row must beat it to enter
+
+        def one(job):
+            base, chunks = self._read(job)
+            for ch in chunks:
+                c = exact_counts(spec, ch)
+                hit = np.flatnonzero(c)
+                if hit.shape[0] > k:
+                    hit = hit[np.lexsort((hit, -c[hit]))[:k]]
+                with lock:
+                    floor_c, floor_r = kth[0]
+                    if len(best) >= k:  # only rows that beat the current k-th
+                        rows = hit + base
+                        hit = hit[(c[hit] > floor_c) | ((c[hit] == floor_c) & (-rows > floor_r))]
+                    if hit.shape[0]:
+                        texts = ch.take(hit).cast(pa.large_binary())
+                        for i, h in enumerate(hit.tolist()):
+                            best[h + base] = (int(c[h]), texts.slice(i, 1))
+                        if len(best) > k:
+                            for r, _ in sorted(best.items(), key=lambda t: (-t[1][0], t[0]))[k:]:
+                                del best[r]
+                        if len(best) >= k:
+                            kth[0] = min((v[0], -r) for r, v in best.items())
+                base += len(ch)
+
+        self._run(one)
+        order = sorted(best.items(), key=lambda t: (-t[1][0], t[0]))
+        rid = np.array([r for r, _ in order], dtype=np.int64)
+        texts = pa.concat_arrays([v[1] for _, v in order]) if order else pa.array([], pa.large_binary())
+        # as text (no validation: bytes as the index holds them), for the exact recount of the caller
+        return rid, texts.view(pa.large_string())

@@ -1,0 +1,237 @@
+"""Per-row counts on the Parquet column (pyarrow + numba, :mod:`lakeql.ngrams.pqcount`) == brute force.
+
+The kernel on hand-written rows (overlapping occurrences, NULLs, empty strings, multi-byte UTF-8, phrases
+at row starts and ends, non-ASCII word boundaries, characters whose case folding is ASCII), on int32 and
+int64 offsets and sliced arrays; then through SQL on a two-file table whose text column is named
+``__rowid`` (the rowid view renames it) and on a table with its own ``__rowid`` column: ``ngram_search``
+and ``ngram_rows`` of frequent phrases (forced scan) equal the located answer, and the Parquet path
+answered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from ngramutil import brute_count, brute_words, build, row_words, stdlib_files, write_text_table
+
+ROWS = [
+    "aaaa",
+    "",
+    None,
+    "xaax aa",
+    "abababab",
+    "Self self SELF sElF",
+    "élan self_x self ſelf SELF",
+    "new york new york; york york york",
+    "brand new yorkshire, new\nyork",
+    "straße STRASSE Straße strasse ﬁle FILE",
+    "Kelvin K k kk",
+    "日本語 日本語日本語 naïve café",
+    "selfself self",
+    "aa",
+    "a",
+    "ΣΣΣ σσσ ςς",
+    "_self self_ self1 1self (self) self\u00e9 \u00e9self self",
+    "it's it s its",
+]
+CHARS = [
+    "aa",
+    "a",
+    "aaa",
+    "abab",
+    "self",
+    "SELF",
+    "sElF",
+    "new york",
+    "日本語",
+    "é",
+    "ς",
+    "σ",
+    "ss",
+    "k",
+    "straße",
+    "ﬁle",
+    "file",
+    "self ",
+    " self",
+    "yorkshire",
+    "x",
+]
+WORDS = [
+    "self",
+    "new york",
+    "york york",
+    "york",
+    "aa",
+    "straße",
+    "strasse",
+    "file",
+    "k",
+    "it s",
+    "café",
+    "日本語",
+    "σσσ",
+    "self self",
+]
+
+
+def _arrays():
+    data = [r.encode() if r is not None else None for r in ROWS]
+    small = pa.array(data, pa.binary()).view(pa.string())
+    large = pa.array(data, pa.large_binary()).view(pa.large_string())
+    padded = pa.array([b"zz"] * 3 + data, pa.binary()).view(pa.string()).slice(3)
+    return [small, large, padded]
+
+
+def _spec(unit, fold, phrase):
+    from lakeql.ngrams.pqcount import Spec
+    from lakeql.ngrams.text import word_pattern, words
+
+    if unit == "char":
+        raw = (phrase.casefold() if fold == "casefold" else phrase).encode()
+    else:
+        raw = word_pattern(words(phrase, folded=fold == "casefold"))
+    pat = np.frombuffer(raw, np.uint8).copy()
+    return Spec(unit, fold, pat, None)
+
+
+def _want(unit, fold, phrase):
+    rows = [("", r.encode() if r is not None else None) for r in ROWS]
+    if unit == "char":
+        p = (phrase.casefold() if fold == "casefold" else phrase).encode()
+        return [brute_count([row], p, fold=fold == "casefold")[0] for row in rows]
+    ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+    per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
+    return [per.get(i, 0) for i in range(len(rows))]
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_kernel_counts_equal_brute_force(unit, fold):
+    from lakeql.ngrams.pqcount import exact_counts
+
+    for phrase in CHARS if unit == "char" else WORDS:
+        want = _want(unit, fold, phrase)
+        spec = _spec(unit, fold, phrase)
+        for arr in _arrays():
+            assert exact_counts(spec, arr).tolist() == want, (phrase, unit, fold, arr.type)
+
+
+def test_kernel_flags_only_what_it_cannot_decide():
+    """ASCII rows are decided by the kernel itself; a non-ASCII byte next to a word match, or a
+    character folding to ASCII, makes the row unsure (recounted in Python)."""
+    from lakeql.ngrams.pqcount import exact_counts
+
+    arr = pa.array([b"self x", "élan self".encode(), "selfé".encode(), "ſelf".encode()], pa.binary())
+    _, unsure = _spec("word", "none", "self").count(*_bufs(arr))
+    assert unsure.tolist() == [False, False, True, False]
+    _, unsure = _spec("char", "casefold", "self").count(*_bufs(arr))
+    assert unsure.tolist() == [False, False, False, True]
+    # only characters whose folding shares a character with the pattern matter: 'ß' (ss) for 'sse'
+    arr = pa.array(["straße the".encode()], pa.binary())
+    assert _spec("char", "casefold", "the").count(*_bufs(arr))[1].tolist() == [False]
+    assert _spec("char", "casefold", "sse").count(*_bufs(arr))[1].tolist() == [True]
+    assert exact_counts(_spec("char", "casefold", "sse"), arr).tolist() == [1]
+
+
+def _bufs(arr):
+    from lakeql.ngrams.pqcount import _buffers
+
+    data, offs, _ = _buffers(arr)
+    return data, offs
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """A two-file table whose text column is named ``__rowid``, and a one-file table with its own
+    ``__rowid`` column beside ``text``; sensitive and insensitive indexes."""
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("pqlake")
+    rows = list(stdlib_files(300_000))
+    rows[3:3] = [(f"odd-{i}", r.encode() if r is not None else None) for i, r in enumerate(ROWS)]
+    half = len(rows) // 2
+    for i, part in enumerate((rows[:half], rows[half:])):
+        p = root / "code" / "named" / f"part-{i}.parquet"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        text = pa.array([r[1] for r in part], pa.binary()).view(pa.string())
+        pq.write_table(pa.table({"path": [r[0] for r in part], "__rowid": text}), p, row_group_size=16)
+    write_text_table(root / "code" / "own" / "part-0.parquet", rows)
+    t = pq.read_table(root / "code" / "own" / "part-0.parquet")
+    pq.write_table(
+        t.append_column("__rowid", pa.array(np.arange(len(rows))[::-1] * 7)),
+        root / "code" / "own" / "part-0.parquet",
+        row_group_size=32,
+    )
+    out = {}
+    for case in ("sensitive", "insensitive"):
+        idx = tmp_path_factory.mktemp(f"pqidx-{case}")
+        build(root, idx, "code.named.__rowid", "code.own.text", ngram_case=case, ngram_jobs=1)
+        out[case] = (root, idx)
+    return out
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+def test_sql_parquet_path_equals_locate(lake, monkeypatch, case):
+    from lakeql.connection import open_lake
+    from lakeql.ngrams import colscan
+    from lakeql.ngrams import query as Q
+
+    root, idx = lake[case]
+    con, ctx = open_lake(root, index_dir=idx)
+    used = []
+    real = colscan.ColumnScan._pq_top
+
+    def spy(self, *a):
+        got = real(self, *a)
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr(colscan.ColumnScan, "_pq_top", spy)
+    monkeypatch.setattr(colscan, "RX_DENSITY", -1.0)  # no phrase is sparse: the Parquet kernel ranks all
+    for table, column in (("code.named", "__rowid"), ("code.own", "text")):
+        search = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := ?, unit := ?)"
+        for unit, phrases in (("char", CHARS[:12]), ("word", WORDS[:8])):
+            for phrase in phrases:
+                for k in (1, 5, 30):
+                    args = [table, column, phrase, k, unit]
+                    monkeypatch.setattr(Q, "LOCATE_SECONDS", 0.0)  # never scan
+                    located = con.execute(search, args).fetchall()
+                    n_loc = con.execute(
+                        "SELECT ngram_rows(?, ?, ?, unit := ?)", [table, column, phrase, unit]
+                    ).fetchone()
+                    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)  # always scan
+                    scanned = con.execute(search, args).fetchall()
+                    n_scan = con.execute(
+                        "SELECT ngram_rows(?, ?, ?, unit := ?)", [table, column, phrase, unit]
+                    ).fetchone()
+                    assert scanned == located, (table, phrase, unit, k)
+                    assert n_scan == n_loc, (table, phrase, unit)
+        # DuckDB's scan of the column (ngram_rows of case-sensitive characters) named it as the rowid
+        # view does: it did not fail over to the slow exact path
+        assert not Q.load(ctx, table, column).colscan.failed, table
+    assert used and all(used)  # every forced ngram_search was answered on the Parquet column
+    con.close()
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_kernel_counts_rows_of_invalid_utf8(unit, fold):
+    """pyarrow does not validate UTF-8: rows with invalid bytes are counted as the index holds them
+    (the builder decodes them with surrogateescape; invalid bytes separate words)."""
+    from lakeql.ngrams.pqcount import exact_counts
+
+    raw = [b"\xffself \xc3 SELF\xe2\x82", b"\xc3\x9f\xff sse", b"self\x80self", b"\xf0\x9f\x90 ss \xff"]
+    rows = [("", r) for r in raw]
+    arr = pa.array(raw, pa.binary()).view(pa.string())
+    for phrase in ["self", "ss", "sse", "\u00df", "s"]:
+        spec = _spec(unit, fold, phrase)
+        if unit == "char":
+            p = (phrase.casefold() if fold == "casefold" else phrase).encode()
+            want = [brute_count([row], p, fold=fold == "casefold")[0] for row in rows]
+        else:
+            ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+            per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
+            want = [per.get(i, 0) for i in range(len(rows))]
+        assert exact_counts(spec, arr).tolist() == want, (phrase, unit, fold)
