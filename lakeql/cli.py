@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -117,16 +118,37 @@ def command_hooks() -> list:
     return hooks
 
 
+#: the cyclic garbage collector's first threshold while ``lakeql index`` runs (Python's default: 700)
+INDEX_GC_THRESHOLD = 100_000
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     import contextlib
 
-    from lakeql.indexer import build_index
-    from lakeql.parquet_io import without_pandas
+    with few_collections():
+        from lakeql.indexer import build_index
+        from lakeql.parquet_io import without_pandas
 
-    # lakeql hands pyarrow no pandas objects: skip its import (~0.3 CPU s); Ray Data needs pandas
-    with without_pandas() if args.engine == "local" else contextlib.nullcontext():
-        build_index(args.lake, index_options(args))
+        # lakeql hands pyarrow no pandas objects: skip its import (~0.3 CPU s); Ray Data needs pandas
+        with without_pandas() if args.engine == "local" else contextlib.nullcontext():
+            build_index(args.lake, index_options(args))
     return 0
+
+
+@contextmanager
+def few_collections(threshold: int = INDEX_GC_THRESHOLD) -> Iterator[None]:
+    """Run the garbage collector after ``threshold`` new container objects instead of 700, restored
+    afterwards. Importing numpy, pyarrow, DuckDB and scipy makes ~200k objects: at 700 a refresh ran
+    ~140 collections (full ones walk every module's objects), 0.05-0.06 CPU s of a 1.1-1.3 CPU s
+    refresh; cyclic garbage is still collected, in fewer, larger batches (<= ``threshold`` objects)."""
+    import gc
+
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], threshold), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
