@@ -136,8 +136,6 @@ def composite_hints(
     """``(table, column) -> ['(c1, c2) -> domain.table (d1, d2)']`` for every key column, and the
     updated check cache (key: both tables' :func:`sample_key` and the columns; value: the check's
     result)."""
-    import duckdb
-
     cache = dict(cache or {})
     edges = read_edges(store, lake)
     if not edges:
@@ -163,6 +161,8 @@ def composite_hints(
                 if checks >= MAX_CHECKS:
                     continue
                 checks += 1
+                import duckdb  # here: a refresh whose checks are all cached need not import it
+
                 con = con or duckdb.connect()
                 try:
                     ok = _check(con, lake, a, b, acols, bcols)
