@@ -181,6 +181,9 @@ def _is_flag(word: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``lakeql`` command; returns its exit code. Called without ``argv`` (the ``lakeql`` command
+    itself), a finished local ``lakeql index`` ends the process at once (:func:`_exit_now`)."""
+    command = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -197,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_quiet(bool(getattr(args, "quiet", False)))
     _one_line_warnings()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -206,6 +209,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lakeql: error: {format_error(exc)}", file=sys.stderr)
         return 2
+    if command and args.func is cmd_index and getattr(args, "engine", "local") == "local":
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's finalization: after ``lakeql index`` every index file
+    is written, synced and renamed into place, its thread pools and DuckDB files are closed, and lakeql
+    registers no exit handler; tearing down the ~500 modules and the objects of numpy, pyarrow, DuckDB
+    and scipy costs 0.1-0.13 CPU s (~10% of a refresh after a 1% append). stdout and stderr are flushed
+    first; if that fails, the interpreter exits as usual."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _one_line_warnings() -> None:
