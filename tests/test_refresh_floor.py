@@ -269,3 +269,28 @@ def test_index_command_exits_at_once_with_everything_written(folder_lake, tmp_pa
     from lakeql.cli import main
 
     assert main(["index", str(root), "--index-dir", str(idx), "--refresh", "--quiet"]) == 0  # returns
+
+
+def test_refresh_considers_the_same_composite_pairs_as_a_full_build(folder_lake, tmp_path, monkeypatch):
+    """The ``MAX_CHECKS`` strongest candidate pairs are considered, cached or not: with the previous
+    results cached, a refresh checks nothing and finds the full build's hints (cached pairs no longer
+    free the budget for pairs a full build never checks)."""
+    from lakeql.catalog import Catalog
+    from lakeql.context import hints
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    root, _ = folder_lake
+    lakeql.index(root, index_dir=tmp_path / "idx", progress=False, capabilities=["joins"])
+    lake = discover(root)
+    store = Store.for_lake(lake, tmp_path / "idx")
+    cat = Catalog.build(lake, store)
+    assert len(hints._candidates(hints.read_edges(store, lake), lake, cat)) > 3
+    monkeypatch.setattr(hints, "MAX_CHECKS", 3)
+    calls = []
+    real = hints._check
+    monkeypatch.setattr(hints, "_check", lambda *a: calls.append(a[2:]) or real(*a))
+    found, used = hints.composite_hints(store, lake, cat)
+    assert len(calls) == 3 and len(used) == 3
+    again, used2 = hints.composite_hints(store, lake, cat, used)
+    assert len(calls) == 3 and again == found and used2 == used

@@ -8,7 +8,8 @@ checked with one DuckDB query each: the pair is a hint when its value pairs are 
 (>= :data:`MIN_UNIQUE` of its non-NULL rows, on at most :data:`SAMPLE_ROWS` rows) while neither column
 is unique alone, and >= :data:`MIN_CONTAINMENT` of the source's distinct pairs occur in the target.
 
-At most :data:`MAX_CHECKS` pairs are checked per run (strongest edges first); results are cached by what
+The :data:`MAX_CHECKS` strongest candidate pairs are considered (a refresh: the same pairs as a full
+build, so the same hints); results are cached by what
 each check reads of both tables (:func:`sample_key`), so a refresh re-checks only pairs whose sampled rows
 can have changed: a file appended to a large Parquet folder table lies past its first
 :data:`SAMPLE_ROWS` rows and re-checks nothing.
@@ -143,9 +144,11 @@ def composite_hints(
     found: dict[tuple[str, str], list[str]] = {}
     used: dict[str, bool] = {}
     con = None
-    checks = 0
     try:
-        for _, a, b, acols, bcols in _candidates(edges, lake, catalog):
+        # the first MAX_CHECKS candidates (strongest first), cached or not: a refresh considers the pairs a
+        # full build checks, no others (counting only uncached checks let each refresh check up to 64
+        # more pairs, beyond the full build's: hints a full build does not have)
+        for _, a, b, acols, bcols in _candidates(edges, lake, catalog)[:MAX_CHECKS]:
             key = "\0".join(
                 [
                     a,
@@ -158,9 +161,6 @@ def composite_hints(
             )
             ok = cache.get(key)
             if ok is None:
-                if checks >= MAX_CHECKS:
-                    continue
-                checks += 1
                 import duckdb  # here: a refresh whose checks are all cached need not import it
 
                 con = con or duckdb.connect()
