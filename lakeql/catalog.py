@@ -296,9 +296,22 @@ class Catalog:
         """
         previous = cls.load(lake, store) if (store is not None and refresh) else None
         cat = cls._resolve(lake, previous)
-        if store is not None:
+        if store is not None and not cat._same_as(previous, store):
             cat.save(store)
         return cat
+
+    def _same_as(self, stored: Catalog | None, store: Store) -> bool:
+        """True when ``stored`` (read and verified by :meth:`load`) holds exactly what :meth:`save` would
+        write now: every table kept with its rows, columns, files (equal fingerprints) and problems. A
+        refresh that changed nothing keeps the catalog files and manifest row as they are."""
+        if stored is None or stored.files_path is None or store.find("catalog") is None:
+            return False
+
+        def probs(c: Catalog) -> list:
+            return sorted(c.problems, key=lambda p: (p.table_name, p.path, p.kind, p.error))
+
+        return (self.table_rows == stored.table_rows and self.columns_by_table == stored.columns_by_table
+                and self.failed == stored.failed and probs(self) == probs(stored))
 
     @classmethod
     def _resolve(cls, lake: Lake, stored: Catalog | None) -> Catalog:

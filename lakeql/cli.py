@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -117,16 +118,37 @@ def command_hooks() -> list:
     return hooks
 
 
+#: the cyclic garbage collector's first threshold while ``lakeql index`` runs (Python's default: 700)
+INDEX_GC_THRESHOLD = 100_000
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     import contextlib
 
-    from lakeql.indexer import build_index
-    from lakeql.parquet_io import without_pandas
+    with few_collections():
+        from lakeql.indexer import build_index
+        from lakeql.parquet_io import without_pandas
 
-    # lakeql hands pyarrow no pandas objects: skip its import (~0.3 CPU s); Ray Data needs pandas
-    with without_pandas() if args.engine == "local" else contextlib.nullcontext():
-        build_index(args.lake, index_options(args))
+        # lakeql hands pyarrow no pandas objects: skip its import (~0.3 CPU s); Ray Data needs pandas
+        with without_pandas() if args.engine == "local" else contextlib.nullcontext():
+            build_index(args.lake, index_options(args))
     return 0
+
+
+@contextmanager
+def few_collections(threshold: int = INDEX_GC_THRESHOLD) -> Iterator[None]:
+    """Run the garbage collector after ``threshold`` new container objects instead of 700, restored
+    afterwards. Importing numpy, pyarrow, DuckDB and scipy makes ~200k objects: at 700 a refresh ran
+    ~140 collections (full ones walk every module's objects), 0.05-0.06 CPU s of a 1.1-1.3 CPU s
+    refresh; cyclic garbage is still collected, in fewer, larger batches (<= ``threshold`` objects)."""
+    import gc
+
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], threshold), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -159,6 +181,9 @@ def _is_flag(word: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``lakeql`` command; returns its exit code. Called without ``argv`` (the ``lakeql`` command
+    itself), a finished local ``lakeql index`` ends the process at once (:func:`_exit_now`)."""
+    command = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -175,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_quiet(bool(getattr(args, "quiet", False)))
     _one_line_warnings()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -184,6 +209,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lakeql: error: {format_error(exc)}", file=sys.stderr)
         return 2
+    if command and args.func is cmd_index and getattr(args, "engine", "local") == "local":
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's finalization: after ``lakeql index`` every index file
+    is written, synced and renamed into place, its thread pools and DuckDB files are closed, and lakeql
+    registers no exit handler; tearing down the ~500 modules and the objects of numpy, pyarrow, DuckDB
+    and scipy costs 0.1-0.13 CPU s (~10% of a refresh after a 1% append). stdout and stderr are flushed
+    first; if that fails, the interpreter exits as usual."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _one_line_warnings() -> None:

@@ -95,55 +95,67 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     domains: dict[str, Any] = {}
     small: list[str] = []  # the small domains' schemas and views, for small.duckdb
     in_small: set[str] = set()
-    kept = _previous_files(store, target)
+    files: list[tuple[str, str, list[str]]] = []  # (file name, statements' digest, statements)
 
-    def write_db(path: Path, statements: list[str]) -> str:
-        """Write (or, --refresh, hard-link the previous file made from the same statements) a views
-        file; returns its statements' digest."""
-        digest = hashlib.sha1(json.dumps([storage_version, statements]).encode()).hexdigest()
-        old = kept.get(digest)
-        if old is not None:
-            try:
-                os.link(old, path)
-                return digest
-            except OSError:
-                pass
-        _write_db(path, storage_version, statements)
-        return digest
+    def digest_of(statements: list[str]) -> str:
+        return hashlib.sha1(json.dumps([storage_version, statements]).encode()).hexdigest()
+
+    groups = by_domain(lake)
+    for i, (domain, tables) in enumerate(sorted(groups.items())):
+        if not attachable(domain):
+            continue
+        spec: dict[str, Any] = {"fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
+        if len(tables) > SMALL_DOMAIN:
+            spec["file"] = f"d{i:05d}.duckdb"
+            statements = [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
+                          for t in tables if t.files]
+            spec["sql"] = digest_of(statements)
+            files.append((spec["file"], spec["sql"], statements))
+        else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
+            spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive)}
+                             for t in tables if t.files}
+            if domain.lower() in in_small or domain.lower() in ("information_schema", "pg_catalog"):
+                domains[domain] = spec  # names DuckDB folds together, or its own: made from data
+                continue
+            in_small.add(domain.lower())
+            small += [f"CREATE SCHEMA {quote_ident(domain)}"] + [
+                f"CREATE VIEW {quote_ident(domain)}.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
+                for t in tables if t.files]
+        domains[domain] = spec
+    manifest: dict[str, Any] = {"format": FORMAT, "domains": domains}
+    if small:  # one file for them all: ~30 KB however many (a file per domain: ~28 KB each)
+        manifest["small_sql"] = digest_of(small)
+        manifest["small_file"] = SMALL_FILE
+        files.append((SMALL_FILE, manifest["small_sql"], small))
+    manifest["tables"] = dict(sorted(discovered.items()))
+    text = json.dumps(manifest)
+    kept = _previous_files(store, target)
+    if all(kept.get(d) == target / name for name, d, _ in files) and _same_text(target / MANIFEST, text):
+        return target  # --refresh, nothing changed: the folder stays as it is (intact, checked above)
 
     with store.atomic_dir(target) as tmp:
-        groups = by_domain(lake)
-        for i, (domain, tables) in enumerate(sorted(groups.items())):
-            if not attachable(domain):
-                continue
-            spec: dict[str, Any] = {"fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
-            if len(tables) > SMALL_DOMAIN:
-                spec["file"] = f"d{i:05d}.duckdb"
-                spec["sql"] = write_db(tmp / spec["file"], [
-                    f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
-                    for t in tables if t.files])
-            else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
-                spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive)}
-                                 for t in tables if t.files}
-                if domain.lower() in in_small or domain.lower() in ("information_schema", "pg_catalog"):
-                    domains[domain] = spec  # names DuckDB folds together, or its own: made from data
-                    continue
-                in_small.add(domain.lower())
-                small += [f"CREATE SCHEMA {quote_ident(domain)}"] + [
-                    f"CREATE VIEW {quote_ident(domain)}.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
-                    for t in tables if t.files]
-            domains[domain] = spec
-        manifest: dict[str, Any] = {"format": FORMAT, "domains": domains}
-        if small:  # one file for them all: ~30 KB however many (a file per domain: ~28 KB each)
-            manifest["small_sql"] = write_db(tmp / SMALL_FILE, small)
-            manifest["small_file"] = SMALL_FILE
-        manifest["tables"] = dict(sorted(discovered.items()))
-        (tmp / MANIFEST).write_text(json.dumps(manifest))
+        for name, digest, statements in files:
+            # --refresh: hard-link the previous file made from the same statements instead of writing it
+            old = kept.get(digest)
+            try:
+                if old is None:
+                    raise OSError
+                os.link(old, tmp / name)
+            except OSError:
+                _write_db(tmp / name, storage_version, statements)
+        (tmp / MANIFEST).write_text(text)
     from lakeql.store import IndexEntry, dir_bytes
 
     store.record(IndexEntry("views", "", "", target.name, dir_bytes(target),
                             sum(t.source_bytes for t in lake.tables.values()), ""))
     return target
+
+
+def _same_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text() == text
+    except (OSError, ValueError):
+        return False
 
 
 def _previous_files(store, target: Path) -> dict[str, Path]:

@@ -140,12 +140,15 @@ def tfidf_csr(m):
     import numpy as np
     import scipy.sparse as sp
 
-    n_rows, n_dims = m.shape
+    n_rows = m.shape[0]
     m.data = 1.0 + np.log(np.maximum(m.data, 1e-9), dtype=np.float32)
     m.data = np.maximum(m.data, 0.1).astype(np.float32)
-    df = np.bincount(m.indices, minlength=n_dims)
+    # document frequencies of the features present only (a dense array over all 2**20 hashed features
+    # was 3 x 8 MB of fresh pages per call); the same values, elementwise, as over every feature
+    used, inv = np.unique(m.indices, return_inverse=True)
+    df = np.bincount(inv, minlength=len(used))
     idf = np.log((n_rows + 1) / (df + 1), dtype=np.float64) + 1.0
-    m.data = (m.data * idf[m.indices]).astype(np.float32)
+    m.data = (m.data * idf[inv]).astype(np.float32)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ m, dtype=np.float32)
