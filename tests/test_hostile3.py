@@ -1,0 +1,74 @@
+"""Hostile lake shapes found by an outside-judge pass (benchmarks/results/hostile3.md).
+
+Each case: a small lake of one odd shape, indexed with the real CLI, then the answer is checked against a
+brute-force DuckDB read of the files, or the error is checked to be one clear line naming the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import lakeql
+from lakeql.cli import main
+
+
+def index(lake: Path, *args: str) -> None:
+    assert main(["index", str(lake), "--quiet", *args]) == 0
+
+
+def test_directory_symlink_loop_is_not_followed(tmp_path):
+    """A symlink to an ancestor folder made the walk descend ~40 times: a 1-row table counted 41 rows."""
+    lake = tmp_path / "lake"
+    (lake / "dom" / "t").mkdir(parents=True)
+    pq.write_table(pa.table({"q": [1]}), lake / "dom" / "t" / "part.parquet")
+    os.symlink("..", lake / "dom" / "t" / "up")  # dom/t/up -> dom
+    os.symlink(".", lake / "dom" / "self")  # dom/self -> dom
+    (lake / "other").mkdir()
+    pq.write_table(pa.table({"v": [1, 2]}), lake / "other" / "v.parquet")
+    os.symlink("../other", lake / "dom" / "link")  # a symlink that is not a loop is still followed
+    for a, b in (("a", "b"), ("b", "a")):  # two folders linking to each other
+        (lake / "x" / a).mkdir(parents=True)
+        pq.write_table(pa.table({"q": [1]}), lake / "x" / a / "f.parquet")
+        os.symlink(f"../{b}", lake / "x" / a / "to")
+    index(lake)
+    con = lakeql.connect(lake)
+    assert con.execute("SELECT count(*) FROM dom.t").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM dom.link").fetchone()[0] == 2
+    tables = {r[0]: r[1] for r in con.execute("SELECT table_name, n_files FROM lakeql_tables()").fetchall()}
+    assert tables == {"dom.t": 1, "dom.link": 1, "other.v": 1, "x.a": 2, "x.b": 2}
+
+
+def test_empty_column_name_is_named_as_duckdb_reads_it(tmp_path):
+    """A Parquet column named '' is 'C<i>' in DuckDB's read_parquet; the catalog called it 'v<i>', so the
+    table's profile failed (Binder Error) and lakeql_columns() named a column the view does not have."""
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(
+        pa.table([pa.array([1, 2]), pa.array(["a", "b"]), pa.array([3, 4])], names=["x", "", "y"]),
+        lake / "d" / "t.parquet",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "cannot profile" warning
+        index(lake)
+    con = lakeql.connect(lake)
+    view = [d[0] for d in con.execute("SELECT * FROM d.t").description]
+    cols = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM lakeql_columns() WHERE table_name = 'd.t' ORDER BY ordinal"
+        ).fetchall()
+    ]
+    assert (
+        cols
+        == view
+        == [d[0] for d in duckdb.sql(f"SELECT * FROM read_parquet('{lake / 'd' / 't.parquet'}')").description]
+    )
+    assert (lake / ".lakeql" / "column_profile").exists()
+    prof = con.execute("SELECT count(*) FROM join_columns() WHERE table_name = 'd.t'").fetchone()[0]
+    assert prof == 3
