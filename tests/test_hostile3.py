@@ -7,6 +7,8 @@ brute-force DuckDB read of the files, or the error is checked to be one clear li
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -114,3 +116,60 @@ def test_ngram_rows_bool_caps_distinct_phrases_with_a_clear_error(ngram_lake):
         ).fetchone()[0]
         == 60
     )
+
+
+SLOW_SQL = "SELECT count(*) FROM range(100000) a, range(100000) b WHERE a.range + b.range = 7"
+
+
+def test_mcp_client_leaving_mid_call_stops_the_server_cleanly(ngram_lake, tmp_path):
+    """An agent that disconnects while a query runs: the server printed two tracebacks (closing a busy
+    connection, then the warm-up thread on a closed one). Now close() interrupts the call, exits quietly."""
+    import anyio
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+    from test_mcp import child_env
+
+    lake, _ = ngram_lake
+    errlog = tmp_path / "stderr.txt"
+    args = ["-m", "lakeql.mcp", "--lake", str(lake)]
+    params = StdioServerParameters(command=sys.executable, args=args, env=child_env(), cwd=str(tmp_path))
+
+    async def run() -> None:
+        with errlog.open("w") as err:
+            async with (
+                stdio_client(params, errlog=err) as (read, write),
+                ClientSession(read, write) as client,
+            ):
+                await client.initialize()
+                r = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM d.t"})
+                assert not r.is_error and "| 60 |" in r.content[0].text
+                with anyio.move_on_after(2):
+                    await client.call_tool("query", {"sql": SLOW_SQL})
+
+    anyio.run(run)
+    text = errlog.read_text()
+    assert "Traceback" not in text and "Fatal" not in text, text
+
+
+def test_mcp_service_close_interrupts_a_running_call(ngram_lake):
+    from lakeql.mcp.service import LakeService
+
+    lake, _ = ngram_lake
+    service = LakeService(lake)
+    errors: list[str] = []
+
+    def call() -> None:
+        try:
+            service.query(SLOW_SQL)
+        except Exception as exc:  # noqa: BLE001 - the interrupted call's error is what is checked
+            errors.append(str(exc))
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not service._live and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t = time.perf_counter()
+    service.close()  # raised ResourceInUseException: connection is busy
+    worker.join(30)
+    assert time.perf_counter() - t < 10 and not worker.is_alive() and len(errors) == 1
