@@ -173,3 +173,25 @@ def test_mcp_service_close_interrupts_a_running_call(ngram_lake):
     service.close()  # raised ResourceInUseException: connection is busy
     worker.join(30)
     assert time.perf_counter() - t < 10 and not worker.is_alive() and len(errors) == 1
+
+
+@pytest.mark.parametrize(
+    "table, how",
+    [("flights.airlines", "zero"), ("flights.airlines", "delete"), ("flights.flights", "delete")],
+)
+def test_damaged_column_profile_is_an_error_not_a_partial_join_answer(sample_copy, table, how):
+    """joinable('flights.flights', 'carrier') answered [] (no flights.airlines) when a table's profile
+    hashes were damaged after the build; now a CorruptIndexError naming --refresh, which repairs it."""
+    lake = sample_copy
+    index(lake)
+    sql = "SELECT candidate_table FROM joinable('flights.flights', 'carrier', k := 1)"
+    assert lakeql.connect(lake).execute(sql).fetchall() == [("flights.airlines",)]
+    (path,) = (lake / ".lakeql" / "column_profile").glob(f"{table}-*/hashes.parquet")
+    if how == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:4] + bytes(path.stat().st_size - 4))
+    with pytest.raises(duckdb.Error, match=rf"column profiles of 1 table\(s\) \({table}\).*index --refresh"):
+        lakeql.connect(lake).execute(sql).fetchall()
+    index(lake, "--refresh")
+    assert lakeql.connect(lake).execute(sql).fetchall() == [("flights.airlines",)]
