@@ -195,3 +195,26 @@ def test_damaged_column_profile_is_an_error_not_a_partial_join_answer(sample_cop
         lakeql.connect(lake).execute(sql).fetchall()
     index(lake, "--refresh")
     assert lakeql.connect(lake).execute(sql).fetchall() == [("flights.airlines",)]
+
+
+def test_damaged_views_file_does_not_break_connect(sample_copy):
+    """A flipped byte in views/d00000.duckdb (flights' prebuilt views): every connect() failed with
+    DuckDB's 'Corrupt database file' and no fix. Now the views are made from the lake, with a warning
+    naming --refresh, which repairs the file."""
+    from lakeql.catalog import DamagedCatalogWarning
+
+    lake = sample_copy
+    index(lake)
+    (path,) = (lake / ".lakeql" / "views").glob("d*.duckdb")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.warns(DamagedCatalogWarning, match=r"cannot be opened.*index --refresh"):
+        con = lakeql.connect(lake)
+    assert con.execute("SELECT count(*) FROM flights.flights").fetchone()[0] == 6099
+    assert con.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
+    index(lake, "--refresh")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        con = lakeql.connect(lake)
+    assert con.execute("SELECT count(*) FROM flights.flights").fetchone()[0] == 6099
