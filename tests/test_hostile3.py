@@ -218,3 +218,23 @@ def test_damaged_views_file_does_not_break_connect(sample_copy):
         warnings.simplefilter("error")
         con = lakeql.connect(lake)
     assert con.execute("SELECT count(*) FROM flights.flights").fetchone()[0] == 6099
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_damaged_schema_embedding_cache_is_embedded_again(ngram_lake, tmp_path, how):
+    """A flipped byte in schemas/.lakeql-embeddings.npz: schema_context failed with zipfile's
+    'BadZipFile: Bad CRC-32 for file vecs.npy' (no fix named). It is a cache: now it is rebuilt."""
+    import shutil
+
+    lake = tmp_path / "lake"
+    shutil.copytree(ngram_lake[0], lake)
+    sql = "SELECT path FROM schema_context('row alpha beta gamma', k := 1)"
+    want = lakeql.connect(lake).execute(sql).fetchall()
+    cache = lake / ".lakeql" / "schemas" / ".lakeql-embeddings.npz"
+    data = bytearray(cache.read_bytes())
+    if how == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    cache.write_bytes(bytes(data))
+    assert lakeql.connect(lake).execute(sql).fetchall() == want
