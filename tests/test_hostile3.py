@@ -238,3 +238,14 @@ def test_damaged_schema_embedding_cache_is_embedded_again(ngram_lake, tmp_path, 
         data = data[: len(data) // 2]
     cache.write_bytes(bytes(data))
     assert lakeql.connect(lake).execute(sql).fetchall() == want
+
+
+def test_joinable_after_a_table_is_removed_answers_without_it(sample_copy):
+    """joinable('flights.flights', 'tailnum') after planes.parquet was deleted (before --refresh) failed
+    with a bare "KeyError: 'flights.planes'": the transform search tried the removed table's column."""
+    lake = sample_copy
+    index(lake)
+    (lake / "flights" / "planes.parquet").unlink()
+    con = lakeql.connect(lake)
+    got = con.execute("SELECT candidate_table FROM joinable('flights.flights', 'tailnum')").fetchall()
+    assert "flights.planes" not in {r[0] for r in got}
