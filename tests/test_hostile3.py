@@ -249,3 +249,23 @@ def test_joinable_after_a_table_is_removed_answers_without_it(sample_copy):
     con = lakeql.connect(lake)
     got = con.execute("SELECT candidate_table FROM joinable('flights.flights', 'tailnum')").fetchall()
     assert "flights.planes" not in {r[0] for r in got}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "table"])
+def test_decimals_are_printed_with_duckdbs_digits(ngram_lake, capsys, fmt):
+    """DECIMAL(38,10) zero printed as Python's '0E-10' and 1e-7 as '1.00E-7' in table, CSV and MCP output."""
+    lake, _ = ngram_lake
+    values = [
+        "0::DECIMAL(38,10)",
+        "1e-7::DECIMAL(18,9)",
+        "-123.45::DECIMAL(10,2)",
+        "(10::HUGEINT**30)::DECIMAL(38,2)",
+    ]
+    sql = "SELECT " + ", ".join(f"{v} AS c{i}" for i, v in enumerate(values))
+    capsys.readouterr()
+    assert main(["sql", str(lake), sql, "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    want = duckdb.connect().execute("SELECT " + ", ".join(f"CAST({v} AS VARCHAR)" for v in values)).fetchone()
+    for text in want:
+        assert text in out, (text, out)
+    assert "E-" not in out
