@@ -269,3 +269,22 @@ def test_decimals_are_printed_with_duckdbs_digits(ngram_lake, capsys, fmt):
     for text in want:
         assert text in out, (text, out)
     assert "E-" not in out
+
+
+@pytest.mark.parametrize("command", ["sql", "check"])
+@pytest.mark.parametrize("stdin", [True, False])
+def test_sql_text_that_is_not_utf8_is_one_clear_line(ngram_lake, command, stdin):
+    """Invalid UTF-8 on stdin or argv: 'extract_statements(): incompatible function arguments' (pybind's
+    message about a str holding surrogates). Now one line naming the byte, exit 2."""
+    import subprocess
+
+    from test_mcp import child_env
+
+    lake, _ = ngram_lake
+    sql = b"SELECT count(*) FROM d.t WHERE txt = '\xff'"
+    env = {**os.environ, **child_env(), "LC_ALL": "C.UTF-8"}
+    argv = [sys.executable, "-m", "lakeql.cli", command, str(lake), "-" if stdin else os.fsdecode(sql)]
+    res = subprocess.run(argv, input=sql if stdin else b"", capture_output=True, env=env, timeout=300)
+    err = res.stderr.decode("utf-8", "replace")
+    assert res.returncode == 2, err
+    assert "the SQL text is not UTF-8 (byte 0xff at character 38)" in err and "Traceback" not in err
