@@ -79,6 +79,10 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
     key = schema.remove_metadata().to_string()
     hit = _TYPE_CACHE.get(key)
     if hit is None:
+        if "" in schema.names:  # DuckDB's read_parquet names an unnamed column C<position>
+            import pyarrow as pa
+
+            schema = pa.schema([f if f.name else f.with_name(f"C{i}") for i, f in enumerate(schema)])
         rel = _type_connection().from_arrow(schema.empty_table())
         hit = list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
         if len(_TYPE_CACHE) < 10_000:

@@ -157,7 +157,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from lakeql.sqlrun import run_sql
 
     lake, query = cliargs.lake_and_query(args, "sql")
-    query = sys.stdin.read() if query == "-" else query
+    query = cliargs.sql_text(query)
     con = connect(lake, index_dir=args.index_dir)
     return run_sql(con, query, args.format, sys.stdout, is_tty=sys.stdout.isatty())
 

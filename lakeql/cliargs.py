@@ -34,3 +34,18 @@ def shell_word(text: str) -> str:
     users to run: plain words (``flights.flights.carrier``) stay as they are; anything else (a space, a
     quote, ``$``) is single-quoted, so pasting the hint never runs something else."""
     return shlex.quote(text)
+
+
+def sql_text(query: str) -> str:
+    """The SQL of ``lakeql sql``/``check`` (``-``: read from stdin), refused with one line when it is not
+    UTF-8 (Python keeps undecodable bytes of argv and stdin as surrogates, which DuckDB cannot take)."""
+    import sys
+
+    text = sys.stdin.read() if query == "-" else query
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start].encode("utf-8", "surrogateescape")
+        raise LakeqlError(f"the SQL text is not UTF-8 (byte 0x{raw.hex()} at character {exc.start}): "
+                          "save it as UTF-8") from None
+    return text

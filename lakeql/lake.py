@@ -340,7 +340,9 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
     out: list[FileStamp] = []
     prefix_len = len(str(root).rstrip("/")) + 1
 
-    def walk(folder: str, inside_log: bool) -> None:
+    def walk(folder: str, real: str, hops: tuple[str, ...], inside_log: bool) -> None:
+        # real: folder's real path; hops: the real paths of the folders above whose symlinks were
+        # followed. A symlink to one of them or to a folder above one of them is a loop.
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -351,7 +353,14 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
             try:
                 if e.is_dir(follow_symlinks=True):
                     if not _hidden(name) or name == "_delta_log":
-                        walk(e.path, inside_log or name == "_delta_log")
+                        if e.is_symlink():
+                            sub, below = os.path.realpath(e.path), (*hops, real)
+                            inside = sub.rstrip(os.sep) + os.sep
+                            if any(r == sub or r.startswith(inside) for r in below):
+                                continue  # it leads back to a folder being walked: a loop, not followed
+                        else:
+                            sub, below = os.path.join(real, name), hops
+                        walk(e.path, sub, below, inside_log or name == "_delta_log")
                     continue
                 if name.startswith(".") or (name.startswith("_") and not inside_log):
                     continue
@@ -360,7 +369,7 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
                 continue
             out.append(FileStamp(e.path[prefix_len:].replace(os.sep, "/"), st.st_size, st.st_mtime_ns))
 
-    walk(str(base), "_delta_log" in base.parts)
+    walk(str(base), os.path.realpath(base), (), "_delta_log" in base.parts)
     return out
 
 

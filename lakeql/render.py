@@ -66,6 +66,8 @@ def cell_text(value: Any, compact: bool = True) -> str:
         return "NULL"
     if isinstance(value, float):
         return f"{value:.6g}" if compact else repr(value)
+    if isinstance(value, decimal.Decimal):  # DuckDB's digits: 0.0000000000, not Python's 0E-10
+        return format(value, "f")
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         if compact and len(raw) > 32:
@@ -147,6 +149,8 @@ def csv_value(value: Any) -> Any:
     """A value as csv.writer should see it: NULL empty, blobs as ``\\x`` hex, nested values as JSON."""
     if value is None:
         return ""
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()
     if isinstance(value, list | tuple | dict):
@@ -172,7 +176,7 @@ def json_value(value: Any) -> Any:
             return None
         as_float = float(value)
         # a number when the float says exactly the same, else the exact digits as a string
-        return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+        return as_float if decimal.Decimal(repr(as_float)) == value else format(value, "f")
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, Interval):

@@ -229,6 +229,8 @@ def load_manifest(views_root: Path) -> dict[str, Any] | None:
 def attach(con, ctx) -> AttachPlan:
     """Make every table of ``ctx.lake`` reachable as ``"domain"."name"`` (and, on first use,
     ``lakeql_rows."domain.name"``)."""
+    import duckdb
+
     from lakeql.dbutil import database_is_file, run_batch
 
     lake = ctx.lake
@@ -249,7 +251,7 @@ def attach(con, ctx) -> AttachPlan:
     plan.changed_tables = {k for k, fp in fingerprints.items() if built_tables.get(k) != fp}
     local_stmts: list[str] = []
     small: dict[str, dict[str, Scan]] = {}  # small fresh domains, in the connection's own in-memory database
-    attach_files: list[str] = []  # the bigger fresh domains' prebuilt files
+    attach_files: list[tuple[str, list[Table], str]] = []  # the bigger fresh domains' prebuilt files
     live: list[tuple[str, list[Table]]] = []  # changed domains (or with no prebuilt views)
     for domain, tables in sorted(by_domain(lake).items()):
         spec = (manifest or {}).get("domains", {}).get(domain)
@@ -264,7 +266,7 @@ def attach(con, ctx) -> AttachPlan:
         fresh = (spec is not None
                  and spec["fingerprint"] == domain_fingerprint(fingerprints, [t.key for t in tables]))
         if fresh and path is not None and Path(path).exists():
-            attach_files.append(f"ATTACH {quote_literal(path)} AS {quote_ident(domain)} (READ_ONLY)")
+            attach_files.append((domain, tables, path))
             plan.attached.append(domain)
         elif fresh and path is None and (scans := _small_scans(spec.get("views"), tables)) is not None:
             clash = domain.lower() in own_schemas and not _made_by_register(con, domain, scans)
@@ -290,8 +292,20 @@ def attach(con, ctx) -> AttachPlan:
             f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}", *[
                 f"CREATE OR REPLACE VIEW {quote_ident(d)}.{quote_ident(n)} AS SELECT * FROM {scan_sql(*v)}"
                 for n, v in small[d].items()]]])
-    for stmt in attach_files:
-        con.execute(stmt).fetchall()
+    for domain, tables, path in attach_files:
+        try:
+            con.execute(f"ATTACH {quote_literal(path)} AS {quote_ident(domain)} (READ_ONLY)").fetchall()
+        except duckdb.Error as exc:  # a damaged views file: the views are made from the data instead
+            import warnings
+
+            from lakeql.catalog import DamagedCatalogWarning
+
+            warnings.warn(f"the views file {path!r} of domain {domain!r} cannot be opened "
+                          f"({str(exc).splitlines()[0][:200]}): making its views from the lake; run "
+                          "'lakeql index --refresh LAKE' to repair it", DamagedCatalogWarning, stacklevel=2)
+            plan.attached.remove(domain)
+            live.append((domain, tables))
+            plan.live.append(domain)
     for domain, tables in live:
         con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
         run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_commands(sub) -> None:
@@ -58,14 +57,14 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from lakeql.cliargs import lake_and_query
+    from lakeql.cliargs import lake_and_query, sql_text
     from lakeql.context.check import SchemaInfo, check
     from lakeql.errors import LakeqlError
 
     lake, sql = lake_and_query(args, "check")
     if not lake:
         raise LakeqlError("lakeql check needs the lake: lakeql check LAKE \"SQL\" (or --lake LAKE)")
-    sql = sys.stdin.read() if sql == "-" else sql
+    sql = sql_text(sql)
     _, _, catalog = _catalog(lake, args.index_dir)
     import lakeql
 

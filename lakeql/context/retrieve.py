@@ -73,6 +73,8 @@ def _text_key(model: str, text: str) -> str:
 
 def _load_cache(out: Path) -> dict[str, Any]:
     """key -> vector from ``.lakeql-embeddings.npz`` (empty when missing or unreadable)."""
+    import zipfile
+
     import numpy as np
 
     path = out / EMB
@@ -82,7 +84,7 @@ def _load_cache(out: Path) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as z:
             keys, vecs = z["keys"].tolist(), z["vecs"]
         return dict(zip(keys, vecs, strict=True)) if len(keys) == len(vecs) else {}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: embedded again
         return {}
 
 

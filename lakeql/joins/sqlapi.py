@@ -154,6 +154,11 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
         ctx.column(t, c)  # unknown column -> suggestions from the catalog
     s = searcher(ctx)  # no join index at all -> says how to build it
     check_query_table(s.ix, t)  # this table unreadable / new / changed since -> says so, names --refresh
+    damaged = sorted(set(s.ix.damaged) - stale_tables(ctx, s.ix))
+    if damaged:  # their columns would be missing from the answer: an error, not a partial answer
+        raise CorruptIndexError(f"the column profiles of {len(damaged)} table(s) ({', '.join(damaged[:5])}) "
+                                "are damaged or do not match the join index: run 'lakeql index --refresh "
+                                "LAKE' to rebuild them")
     ids = [s.col_id(t.key, ctx.column(t, c).column_name) for c in cols]
     if len(ids) > 1:
         if m == "semantic":

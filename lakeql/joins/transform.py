@@ -459,8 +459,8 @@ def candidate_columns(ctx, s, q: int, found: list[Any]) -> list[int]:
                 for dc in cols[np.argsort(-counts, kind="stable")]:
                     key = (dix.table_name[int(dc)], dix.column_name[int(dc)])
                     c = ix.by_name.get(key)
-                    if c is None or key[0] == qtab or not ix.indexed[c] or c in out:
-                        continue
+                    if c is None or key[0] == qtab or not ix.indexed[c] or ix.excluded[c] or c in out:
+                        continue  # excluded: a table changed or removed since the build
                     out.append(c)
                     if len(out) >= CANDIDATE_COLUMNS:
                         break

@@ -14,6 +14,7 @@ characters and time (a timer interrupts the cursor). Every method returns text f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ class LakeService:
         lock_down(self.con, [self.lake_root, self.index_root], self.temp_dir)
         self._ready = threading.Event()
         self._ready.set()
+        self._live: set[Any] = set()  # cursors of running calls, interrupted by close()
+        self._live_lock = threading.Lock()
+        self._closing = False
 
     # ------------------------------------------------------------------ plumbing
     def warm(self, background: bool = True) -> None:
@@ -102,6 +106,9 @@ class LakeService:
                         self._rows(sql, params)
                     except LakeqlError:
                         pass
+            except Exception:
+                if not self._closing:  # closed while warming up: nothing to report
+                    raise
             finally:
                 self._ready.set()
 
@@ -120,7 +127,11 @@ class LakeService:
 
         from lakeql.render import result_rows
 
-        cur = self.con.cursor()
+        with self._live_lock:
+            if self._closing:
+                raise LakeqlError("the server is shutting down")
+            cur = self.con.cursor()
+            self._live.add(cur)
         limit = self.limits.timeout if timeout is None else timeout
         timer = threading.Timer(limit, cur.interrupt)
         timer.daemon = True
@@ -143,6 +154,8 @@ class LakeService:
         finally:
             timer.cancel()
             cur.close()
+            with self._live_lock:
+                self._live.discard(cur)
 
     def _table(self, sql: str, params: list[Any], cell_chars: int = SEARCH_CELL_CHARS,
                max_rows: int | None = None) -> str:
@@ -304,9 +317,26 @@ class LakeService:
         return f"{rows[0][0]} occurrences of {phrase!r} in {table}.{column}"
 
     def close(self) -> None:
+        """Interrupt the calls still running (a client that went away mid-call), then close."""
         import shutil
+        import time
 
-        self.con.close()
+        import duckdb
+
+        with self._live_lock:
+            self._closing = True
+        deadline = time.monotonic() + 5
+        while self._live and time.monotonic() < deadline:
+            with self._live_lock:
+                live = list(self._live)
+            for cur in live:  # again and again: a call may be between its cursor and its execute
+                with contextlib.suppress(duckdb.Error):
+                    cur.interrupt()
+            time.sleep(0.02)
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass  # a call that cannot be interrupted (a model still loading): the process exits anyway
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 

@@ -14,6 +14,13 @@ from lakeql import arrays
 from lakeql.errors import LakeqlError
 from lakeql.ngrams.query import NgramIndex
 
+MAX_PHRASES = 1_000  # distinct phrases of one ngram_rows_all / ngram_rows_any call
+
+
+def _positions(distinct: list[str], phrases: list[str]) -> list[int]:
+    at = {p: i for i, p in enumerate(distinct)}
+    return [at[p] for p in phrases]
+
 
 def rows_bool(idx: NgramIndex, phrases: list[str], mode: str, unit: str | None
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -22,6 +29,13 @@ def rows_bool(idx: NgramIndex, phrases: list[str], mode: str, unit: str | None
         raise LakeqlError("pass at least one phrase, e.g. ['import os', 'sys.argv']")
     if any(p is None for p in phrases):
         raise LakeqlError("a phrase in the list is NULL: remove it")
+    distinct = list(dict.fromkeys(phrases))
+    if len(distinct) < len(phrases):  # each distinct phrase is looked up once (a list may repeat one)
+        rows, occ = rows_bool(idx, distinct, mode, unit)
+        return rows, occ[:, _positions(distinct, phrases)]
+    if len(phrases) > MAX_PHRASES:
+        raise LakeqlError(f"{len(phrases):,} distinct phrases: at most {MAX_PHRASES:,} per call "
+                          "(each costs an index lookup); split the list or use several calls")
     encoded = [idx.encode_unit(p, unit) for p in phrases]
     lay = encoded[0][0]
     pats = [p for _, p in encoded]
@@ -31,7 +45,8 @@ def rows_bool(idx: NgramIndex, phrases: list[str], mode: str, unit: str | None
     counts = [idx.count(p, lay) for p in pats]
     can_scan = all(t is not None for t in lay.tiers)
     frequent = [i for i in range(n) if can_scan and idx.use_scan(pats[i], lay)]
-    rare = sorted((i for i in range(n) if i not in frequent), key=lambda i: counts[i])
+    scanned = set(frequent)
+    rare = sorted((i for i in range(n) if i not in scanned), key=lambda i: counts[i])
     found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
     cand: np.ndarray | None = None
     for i in rare:  # located through the index, rarest first
