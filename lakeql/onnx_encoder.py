@@ -57,7 +57,10 @@ RECIPE_INT8 = (
     f"lakeql-onnx/{FORMAT}: torch.onnx TorchScript opset 17, transformer + mean pooling; plain graph; "
     "quantize_dynamic QInt8 per_channel op_types=MatMul; embeddings float"
 )
-#: the float32 graph: the same export, not quantized (ONNX Runtime fuses attention and layer norms at load)
+#: the float32 graph: the same export, not quantized (ONNX Runtime fuses GELU, layer norms and the attention
+#: products at load). ONNX Runtime's offline BERT fusions (fused Attention, SkipLayerNormalization,
+#: EmbedLayerNormalization) were measured no faster per CPU-second on this graph (benchmarks/results/
+#: encfuse.md), so the recipe stays the plain export.
 RECIPE_FP32 = (
     f"lakeql-onnx/{FORMAT}: torch.onnx TorchScript opset 17, transformer + mean pooling; plain graph; "
     "float32, not quantized"
