@@ -14,11 +14,13 @@ What it tries (none changes the vectors beyond float32 summation order):
 * ``par:``: runs handed to a pool of 2 Python threads, each ``session.run`` on 1 intra-op thread (the
   runs are independent, so the vectors do not change).
 
-A variant is ``[par:]GRAPH[:THREADS[:BUDGET[:ROWS[:SPIN]]]]``. Each round encodes the same real passages
-(MS MARCO and DBpedia, alternating) with every variant in turn, so the shared machine's load hits all
-alike; wall sentences/s and sentences per CPU-second (process time) are reported, the latter being the
-robust figure on a loaded machine. Exactness: max |difference| of normalized vectors to the first
-variant and to torch, and batch invariance (each text alone vs in one call).
+A variant is ``[par:]GRAPH[:THREADS[:BUDGET[:ROWS[:SPIN[:MODE]]]]]`` (MODE ``seq``, the default, or
+``parallel``: ONNX Runtime's ``ORT_PARALLEL`` execution mode, 2 inter-op threads). Each round encodes
+the same real passages (MS MARCO and DBpedia, alternating) with every variant in turn, so the load of
+the shared machine hits all alike; wall sentences/s and sentences per CPU-second (process time) are
+reported, the latter being the robust figure on a loaded machine. Exactness: max |difference| of
+normalized vectors to the first variant and to torch, and batch invariance (each text alone vs in one
+call).
 """
 
 from __future__ import annotations
@@ -68,10 +70,15 @@ class Variant:
 
     batches_by_tokens = True
 
-    def __init__(self, base, path: Path, threads: int, budget: int, rows: int, spin: str, pool: int) -> None:
+    def __init__(
+        self, base, path: Path, threads: int, budget: int, rows: int, spin: str, pool: int, mode: str = "seq"
+    ) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
+        if mode == "parallel":
+            so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+            so.inter_op_num_threads = 2
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = threads
         so.log_severity_level = 3
@@ -133,8 +140,9 @@ def main(argv=None) -> int:
         budget = int(parts[2]) if len(parts) > 2 else 1024
         rows = int(parts[3]) if len(parts) > 3 else 16
         spin = parts[4] if len(parts) > 4 else "0"
+        mode = parts[5] if len(parts) > 5 else "seq"
         path = base.path if graph == "plain" else fused_graph(base.path, int(graph[5:]), folder)
-        models[spec] = Variant(base, path, threads, budget, rows, spin, pool)
+        models[spec] = Variant(base, path, threads, budget, rows, spin, pool, mode)
     if args.torch:
         models["torch"] = load_model(None, "torch")
     print(f"load average (uptime) before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
