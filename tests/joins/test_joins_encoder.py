@@ -16,7 +16,8 @@ import pytest
 from lakeql.demo import SAMPLE_LAKE
 
 QUERY = (
-    "SELECT candidate_table, candidate_column FROM joinable('flights.flights', 'carrier', k := 5, mode := 'semantic')"
+    "SELECT candidate_table, candidate_column "
+    "FROM joinable('flights.flights', 'carrier', k := 5, mode := 'semantic')"
 )
 
 
