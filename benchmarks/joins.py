@@ -331,6 +331,8 @@ def ms(xs) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="sample-week flights, 10k columns, no training")
+    ap.add_argument("--joins-embed-backend", default="auto",
+                    help="encoder of the DeepJoin column embeddings (default auto: float32 ONNX)")
     ap.add_argument("--no-train", action="store_true", help="skip train-joiner")
     ap.add_argument("--scales", default=None, help="comma-separated column counts (default 10000,1000000)")
     ap.add_argument("--lsh-max", type=int, default=10_000, help="largest scale run with datasketch")
@@ -361,7 +363,8 @@ def main(argv=None) -> int:
         index_joins(root, idx, joins_semantic=False)
         t_exact = time.perf_counter() - t0
         t0 = time.perf_counter()
-        index_joins(root, idx, refresh=True, joins_semantic=True)
+        index_joins(root, idx, refresh=True, joins_semantic=True,
+                    joins_embed_backend=args.joins_embed_backend)
         t_sem = time.perf_counter() - t0
         s = searcher_for(root, idx)
         n_cols, n_idx = len(s.ix), int(s.ix.indexed.sum())
@@ -379,7 +382,8 @@ def main(argv=None) -> int:
         emit("|---|---:|---:|")
         emit(f"| profiles + exact value index + MinHash sketches + join graph | {t_exact:.1f} | "
              f"{n_cols / t_exact:.0f} |")
-        emit(f"| DeepJoin texts embedded (MiniLM, faiss) + graph, incl. model load | {t_sem:.1f} | "
+        emit(f"| DeepJoin texts embedded (MiniLM, {args.joins_embed_backend}, faiss) + graph, incl. model "
+             f"load | {t_sem:.1f} | "
              f"{n_idx / t_sem:.0f} |")
         emit()
 

@@ -58,15 +58,54 @@ DEVICES = ("auto", "cpu", "cuda")
 ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8"}
 
 
+#: the files :func:`lakeql.onnx_encoder.unsupported` reads: their mtimes key :func:`resolve_backend`'s cache
+_SETTINGS_FILES = (
+    "config.json",
+    "sentence_bert_config.json",
+    "modules.json",
+    "tokenizer.json",
+    os.path.join("1_Pooling", "config.json"),
+)
+#: ``auto`` resolved per model folder, keyed by its path and the mtimes of the folder and its settings files
+_RESOLVED: dict[tuple[Any, ...], str] = {}
+
+
+def _folder_key(path: str) -> tuple[Any, ...] | None:
+    """(path, mtimes of the folder and of its settings files) of a local model folder, or None."""
+    try:
+        stamps: list[Any] = [os.stat(path).st_mtime_ns]
+    except OSError:
+        return None
+    for name in _SETTINGS_FILES:
+        try:
+            stamps.append(os.stat(os.path.join(path, name)).st_mtime_ns)
+        except OSError:
+            stamps.append(None)
+    return (path, *stamps)
+
+
 def resolve_backend(name: str | None = None, backend: str = AUTO) -> str:
     """The backend that runs model ``name`` for ``backend``: ``auto`` is ``onnx`` (float32) when the ONNX
     encoder handles the model folder (:func:`lakeql.onnx_encoder.unsupported`), else ``torch``; any other
-    backend is returned as is. Reads JSON files only (no torch, no ONNX Runtime import)."""
+    backend is returned as is. Reads JSON files only (no torch, no ONNX Runtime import), once per process
+    and folder: the answer is cached, keyed by the folder's path and the mtimes of the folder and of the
+    files it reads (six ``stat`` calls per later call, as :func:`load_model` resolves on every call)."""
     if backend != AUTO:
         return backend
+    path = resolve_model(name)
+    key = _folder_key(path)
+    hit = _RESOLVED.get(key) if key is not None else None
+    if hit is not None:
+        return hit
     from lakeql.onnx_encoder import unsupported
 
-    return "onnx" if unsupported(resolve_model(name)) is None else "torch"
+    got = "onnx" if unsupported(path) is None else "torch"
+    if key is not None:
+        _RESOLVED[key] = got
+    return got
+
+
+resolve_backend.cache_clear = _RESOLVED.clear  # type: ignore[attr-defined]
 
 
 def load_model(name: str | None = None, backend: str = "torch", device: str = "cpu") -> Any:

@@ -3,7 +3,13 @@
 Files in ``<index_dir>/joins/semantic/``: ``vectors.npy`` (float32, one L2-normalized row per lake
 column, zeros for columns that are not indexed), ``index.faiss`` (inner product over the indexed
 columns, ids = col_id; exact ``IndexFlatIP`` up to ``HNSW_FROM`` columns, HNSW above) and
-``texts.parquet`` (col_id, text) so a refresh re-embeds only texts that changed.
+``texts.parquet`` (col_id, text, model, encoder) so a refresh re-embeds only texts that changed.
+
+The encoder is chosen as for the vectors capability (``--joins-embed-backend``, default ``auto``:
+:func:`lakeql.embedding.resolve_backend`, the float32 ONNX export for the packaged MiniLM), so neither a
+build nor a query imports torch. The float32 backends (``torch``, ``onnx``) give the same vectors within
+~1e-7: vectors made by one are kept and queried by the other (indexes built before the ONNX default
+were made by torch); the int8 backends form their own families (:func:`family`).
 """
 
 from __future__ import annotations
@@ -27,8 +33,43 @@ def resolve_model(option: str | None, store_root: Path) -> str | None:
     return None
 
 
-def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Path | None) -> dict[str, Any]:
-    """Embed every indexed column's text (reusing unchanged ones from ``previous``) and index them."""
+def family(backend: str | None) -> str:
+    """The family of vectors ``backend`` makes: ``fp32`` for torch and the float32 ONNX export (equal
+    within ~1e-7; ``None``, an index that recorded no backend, was made by torch), else the backend."""
+    return "fp32" if backend in (None, "torch", "onnx") else backend
+
+
+def query_backend(recorded: str | None) -> str:
+    """The backend that embeds queries against vectors made by ``recorded``: ``auto`` (float32 ONNX for
+    the packaged model, no torch import) for the float32 family, else the recorded int8 backend."""
+    from lakeql.embedding import AUTO
+
+    return AUTO if family(recorded) == "fp32" else str(recorded)
+
+
+def encoder(model: str | None, backend: str = "auto") -> tuple[Any, str]:
+    """(loaded encoder, resolved backend) for ``model``: ``auto`` as the vectors capability resolves it
+    (:func:`lakeql.embedding.resolve_backend`); if the ONNX encoder fails to load under ``auto`` (no
+    export possible), torch float32 with a warning."""
+    import warnings
+
+    from lakeql import embedding
+    from lakeql.errors import LakeqlError
+
+    want = embedding.resolve_backend(model, backend)
+    try:
+        return embedding.load_model(model, want), want
+    except (ImportError, LakeqlError) as exc:
+        if backend != embedding.AUTO or want == "torch":
+            raise
+        warnings.warn(f"ONNX encoder unavailable ({exc}): joins embed with torch", UserWarning, stacklevel=2)
+        return embedding.load_model(model, "torch"), "torch"
+
+
+def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Path | None,
+          backend: str = "auto") -> dict[str, Any]:
+    """Embed every indexed column's text (reusing unchanged ones from ``previous`` made by the same
+    model and encoder family) and index them. ``backend``: ``--joins-embed-backend``."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -36,11 +77,13 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
     from lakeql import embedding
 
     mid = embedding.model_id(model)
+    want = embedding.resolve_backend(model, backend)
     reuse: dict[str, Any] = {}
     if previous is not None and (previous / "texts.parquet").exists():
         try:
             old = parquet_io.read_table(previous / "texts.parquet").to_pydict()
-            if old.get("model") and old["model"][0] == mid:
+            old_family = (old.get("encoder") or ["fp32"])[0]
+            if old.get("model") and old["model"][0] == mid and old_family == family(want):
                 vecs = np.load(previous / "vectors.npy", mmap_mode="r")
                 reuse = {t: vecs[c] for t, c in zip(old["text"], old["col_id"], strict=True)}
         except Exception:  # noqa: BLE001 - a broken previous index is just not reused
@@ -49,7 +92,8 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
     texts = [rows[i]["text"] for i in idx]
     todo = [t for t in dict.fromkeys(texts) if t not in reuse]
     if todo:
-        enc = embedding.encode(todo, model=model, desc="joins: embedding columns")
+        m, want = encoder(model, backend)
+        enc = embedding.encode(todo, model=m, desc="joins: embedding columns")
         reuse.update(zip(todo, enc, strict=True))
     dim = next(iter(reuse.values())).shape[0] if reuse else 384
     vectors = np.zeros((len(rows), dim), dtype=np.float32)
@@ -58,8 +102,9 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
     np.save(out / "vectors.npy", vectors)
     write_faiss(vectors, np.asarray(idx, dtype=np.int64), out / "index.faiss")
     pq.write_table(pa.table({"col_id": pa.array(idx, pa.int32()), "text": texts,
-                             "model": [mid] * len(idx)}), out / "texts.parquet")
-    return {"model": mid, "dim": int(dim), "n": len(idx), "embedded": len(todo)}
+                             "model": [mid] * len(idx), "encoder": [family(want)] * len(idx)}),
+                   out / "texts.parquet")
+    return {"model": mid, "dim": int(dim), "n": len(idx), "embedded": len(todo), "backend": want}
 
 
 def write_faiss(vectors, ids, path: Path) -> None:

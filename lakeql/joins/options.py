@@ -18,6 +18,12 @@ class JoinOptions:
     joiner_model: str | None = option(None, "sentence-transformers model for the column embeddings "
                                             "(default: a model trained by 'lakeql train-joiner' in the "
                                             "index dir, else all-MiniLM-L6-v2)", metavar="PATH")
+    joins_embed_backend: str = option("auto", "encoder of the column embeddings and of find_tables' table "
+                                              "summaries: auto (default: onnx, the float32 ONNX Runtime "
+                                              "export of the model: torch's vectors, no torch import; torch "
+                                              "for models it does not handle), onnx, onnx-int8, torch, "
+                                              "torch-int8",
+                                      choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
     joins_min_score: float = option(0.6, "keep join-graph edges scoring at least S", metavar="S")
     # discovery (union_index.py): unionable, find_tables, transformation blocking
     discovery: bool = option(True, "build the discovery index (union search, table search)")

@@ -68,9 +68,12 @@ def find_tables_rows(ix, query: str, k: int, semantic: bool = True, encode=None)
     if vec is not None and n:
         if encode is None:
             from lakeql import embedding
+            from lakeql.joins.deepjoin import encoder, query_backend
+
+            model, _ = encoder(None, query_backend(ix.tablevec_backend))
 
             def encode(texts):
-                return embedding.encode(texts, desc="find_tables")
+                return embedding.encode(texts, model, desc="find_tables")
 
         q = np.asarray(encode([query]), dtype=np.float32)[0]
         cos = vec @ q

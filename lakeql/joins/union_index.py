@@ -224,6 +224,13 @@ def digest_of(ctx) -> str:
              "join_index": str(je.built_at) if je else None,
              "join_semantic": str(se.built_at) if se else None,
              "embed": bool(getattr(opts, "discovery_embed", False))}
+    if parts["embed"]:  # an int8 encoder re-embeds; torch <-> float32 ONNX (same vectors) does not
+        from lakeql.embedding import AUTO, resolve_backend
+        from lakeql.joins.deepjoin import family
+
+        kind = family(resolve_backend(None, getattr(opts, "joins_embed_backend", AUTO)))
+        if kind != "fp32":
+            parts["embed_family"] = kind
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -443,8 +450,13 @@ def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
         packed.save(out / "tok_col.zst", np.empty(0, np.int32))
     if getattr(ctx.options["joins"], "discovery_embed", False) and summaries:
         from lakeql import embedding
+        from lakeql.joins.deepjoin import encoder
 
-        np.save(out / "tablevec.npy", embedding.encode(summaries, desc="discovery: table summaries"))
+        model, backend = encoder(None, getattr(ctx.options["joins"], "joins_embed_backend", embedding.AUTO))
+        np.save(out / "tablevec.npy", embedding.encode(summaries, model, desc="discovery: table summaries"))
+        # the encoder that made them: find_tables embeds its queries with the same family
+        made_by = {"model": embedding.model_id(None), "backend": backend}
+        (out / "tablevec.json").write_text(json.dumps(made_by))
     return {"format": FORMAT, "tables": len(tab_rows), "columns": n, "deepjoin": dj is not None,
             "embed": (out / "tablevec.npy").exists(), "reused": reused}
 

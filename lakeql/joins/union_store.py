@@ -100,6 +100,16 @@ class DiscoveryIndex:
             self._tablevec = np.load(self.root / "tablevec.npy")
         return self._tablevec
 
+    @property
+    def tablevec_backend(self) -> str | None:
+        """The encoder backend that made :attr:`tablevec` (None: not recorded, an index built by torch)."""
+        import json
+
+        try:
+            return json.loads((self.root / "tablevec.json").read_text()).get("backend")
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def columns_of(self, table: str) -> range:
         i = self.table_id[table]
         return range(int(self.col_start[i]), int(self.col_end[i]))

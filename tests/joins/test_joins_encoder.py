@@ -1,0 +1,135 @@
+"""The encoder of semantic joins and find_tables: the vectors capability's (``auto``: float32 ONNX for
+the packaged MiniLM), so a default build and its queries never import torch; indexes made by torch keep
+working (the float32 backends give the same vectors) and are not re-embedded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lakeql.demo import SAMPLE_LAKE
+
+QUERY = (
+    "SELECT candidate_table, candidate_column "
+    "FROM joinable('flights.flights', 'carrier', k := 5, mode := 'semantic')"
+)
+
+
+def _sample(tmp_path):
+    root = tmp_path / "lake"
+    shutil.copytree(SAMPLE_LAKE / "flights", root / "flights")
+    return root
+
+
+def _semantic_entry(idx):
+    from lakeql.store import Store
+
+    return Store(idx).find("join_semantic")
+
+
+@pytest.fixture(scope="module")
+def exported():
+    """The float32 ONNX export of the packaged model, made once here if this machine lacks it (the export
+    itself needs torch: it must not be what a subprocess below imports)."""
+    from lakeql.embedding import load_model
+
+    load_model(None, "onnx")
+
+
+def test_default_semantic_build_and_queries_do_not_import_torch(tmp_path, exported):
+    root, idx = _sample(tmp_path), tmp_path / "idx"
+    code = (
+        "import sys, lakeql\n"
+        f"lakeql.index({str(root)!r}, index_dir={str(idx)!r}, capabilities=['joins'], progress=False, "
+        "joins_semantic=True, discovery_embed=True)\n"
+        "built = 'torch' in sys.modules\n"
+        f"con = lakeql.connect({str(root)!r}, index_dir={str(idx)!r}, capabilities=['joins'])\n"
+        f"rows = con.execute({QUERY!r}).fetchall()\n"
+        "tables = con.execute(\"SELECT table_name FROM find_tables('aircraft manufacturers', k := 3)\")"
+        ".fetchall()\n"
+        "print(built, 'torch' in sys.modules, 'sentence_transformers' in sys.modules, len(rows), "
+        "tables[0][0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "LAKEQL_QUIET": "1"},
+    )
+    assert out.returncode == 0, out.stderr
+    built, queried, st, n_rows, top = out.stdout.strip().splitlines()[-1].split(" ")
+    assert (built, queried, st) == ("False", "False", "False")
+    assert int(n_rows) > 0 and top == "flights.planes"
+    entry = _semantic_entry(idx)
+    assert entry.params_dict["backend"] == "onnx"
+    import pyarrow.parquet as pq
+
+    texts = pq.read_table(idx / "joins" / "semantic" / "texts.parquet").to_pydict()
+    assert set(texts["encoder"]) == {"fp32"}
+    assert json.loads((idx / "discovery" / "tablevec.json").read_text())["backend"] == "onnx"
+
+
+def _rank(root, idx):
+    import lakeql
+
+    con = lakeql.connect(root, index_dir=idx, capabilities=["joins"])
+    try:
+        return con.execute(QUERY).fetchall()
+    finally:
+        con.close()
+
+
+def test_torch_built_index_is_kept_and_answers_like_onnx(tmp_path, exported):
+    """An index whose column vectors torch made (every semantic index before the ONNX default) is not
+    re-embedded by a default refresh and answers as a default-built one; an int8 encoder re-embeds."""
+    import lakeql
+
+    root = _sample(tmp_path)
+    torch_idx, onnx_idx = tmp_path / "torch_idx", tmp_path / "onnx_idx"
+    lakeql.index(
+        root,
+        index_dir=torch_idx,
+        capabilities=["joins"],
+        progress=False,
+        joins_semantic=True,
+        joins_embed_backend="torch",
+    )
+    lakeql.index(root, index_dir=onnx_idx, capabilities=["joins"], progress=False, joins_semantic=True)
+    made = _semantic_entry(torch_idx)
+    assert (
+        made.params_dict["backend"] == "torch" and _semantic_entry(onnx_idx).params_dict["backend"] == "onnx"
+    )
+    a = np.load(torch_idx / "joins" / "semantic" / "vectors.npy")
+    b = np.load(onnx_idx / "joins" / "semantic" / "vectors.npy")
+    assert a.shape == b.shape and float(np.abs(a - b).max()) < 1e-5
+    assert _rank(root, torch_idx) == _rank(root, onnx_idx)
+
+    # a default refresh keeps the torch vectors (same family): the semantic index is not rebuilt
+    lakeql.index(
+        root, index_dir=torch_idx, capabilities=["joins"], progress=False, joins_semantic=True, refresh=True
+    )
+    kept = _semantic_entry(torch_idx)
+    assert kept.built_at == made.built_at and kept.params_dict["backend"] == "torch"
+    # an index without a recorded backend (older lakeql) is torch's: also kept
+    assert _rank(root, torch_idx) == _rank(root, onnx_idx)
+
+    # the int8 graph is another family: its vectors are made again, none reused
+    lakeql.index(
+        root,
+        index_dir=torch_idx,
+        capabilities=["joins"],
+        progress=False,
+        joins_semantic=True,
+        joins_embed_backend="onnx-int8",
+        refresh=True,
+    )
+    int8 = _semantic_entry(torch_idx)
+    assert int8.params_dict["backend"] == "onnx-int8"
+    assert int8.params_dict["embedded"] == int8.params_dict["n"] > 0

@@ -1,0 +1,66 @@
+"""``embed_backend='auto'`` is resolved once per process and model folder (it used to read the folder's
+JSON files on every ``load_model`` call, i.e. per embedded batch), and again when the folder changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lakeql import embedding, onnx_encoder
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The folders :func:`lakeql.onnx_encoder.unsupported` was asked about, with a clear cache."""
+    seen: list[str] = []
+    real = onnx_encoder.unsupported
+
+    def counting(model_dir):
+        seen.append(str(model_dir))
+        return real(model_dir)
+
+    monkeypatch.setattr(onnx_encoder, "unsupported", counting)
+    embedding.resolve_backend.cache_clear()
+    yield seen
+    embedding.resolve_backend.cache_clear()
+
+
+def test_auto_is_resolved_once_per_folder(calls):
+    for _ in range(5):
+        assert embedding.resolve_backend(None) == "onnx"
+        assert embedding.resolve_backend(embedding.resolve_model(None), "auto") == "onnx"
+    assert calls == [embedding.resolve_model(None)]
+    assert embedding.resolve_backend(None, "torch") == "torch" and len(calls) == 1  # explicit: no lookup
+
+
+def test_a_changed_folder_is_resolved_again(calls, tmp_path):
+    src = Path(embedding.resolve_model(None))
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "tokenizer.json", "modules.json", "sentence_bert_config.json"):
+        shutil.copy(src / name, model / name)
+    (model / "1_Pooling").mkdir()
+    shutil.copy(src / "1_Pooling" / "config.json", model / "1_Pooling" / "config.json")
+    assert embedding.resolve_backend(str(model)) == "onnx"
+    assert embedding.resolve_backend(str(model)) == "onnx" and len(calls) == 1
+    # the pooling config rewritten in place (the folder's own mtime does not change): CLS pooling
+    pooling = model / "1_Pooling" / "config.json"
+    pooling.write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode_cls_token": True}))
+    st = pooling.stat()
+    os.utime(pooling, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert embedding.resolve_backend(str(model)) == "torch" and len(calls) == 2
+    # a removed tokenizer.json changes the folder too
+    shutil.copy(src / "1_Pooling" / "config.json", pooling)
+    (model / "tokenizer.json").unlink()
+    assert embedding.resolve_backend(str(model)) == "torch" and len(calls) == 3
+    assert "tokenizer.json" in onnx_encoder.unsupported(model)
+
+
+def test_a_name_that_is_no_folder_is_not_cached(calls):
+    for _ in range(2):
+        assert embedding.resolve_backend("sentence-transformers/some-hub-name") == "torch"
+    assert len(calls) == 2
