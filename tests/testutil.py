@@ -49,3 +49,16 @@ def find_all(haystack, needle) -> list[int]:
         out.append(i)
         i = haystack.find(needle, i + 1)
     return out
+
+
+def python_last_line(code: str, timeout: float = 300) -> str:
+    """Run ``code`` in a fresh Python process (status lines off) and return its last output line; a
+    failing process fails the test with its stderr. For checks of what a new process imports."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "LAKEQL_QUIET": "1"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]

@@ -5,13 +5,11 @@ working (the float32 backends give the same vectors) and are not re-embedded."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from testutil import python_last_line
 
 from lakeql.demo import SAMPLE_LAKE
 
@@ -56,15 +54,7 @@ def test_default_semantic_build_and_queries_do_not_import_torch(tmp_path, export
         "print(built, 'torch' in sys.modules, 'sentence_transformers' in sys.modules, len(rows), "
         "tables[0][0])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "LAKEQL_QUIET": "1"},
-    )
-    assert out.returncode == 0, out.stderr
-    built, queried, st, n_rows, top = out.stdout.strip().splitlines()[-1].split(" ")
+    built, queried, st, n_rows, top = python_last_line(code, timeout=600).split(" ")
     assert (built, queried, st) == ("False", "False", "False")
     assert int(n_rows) > 0 and top == "flights.planes"
     entry = _semantic_entry(idx)
@@ -74,6 +64,13 @@ def test_default_semantic_build_and_queries_do_not_import_torch(tmp_path, export
     texts = pq.read_table(idx / "joins" / "semantic" / "texts.parquet").to_pydict()
     assert set(texts["encoder"]) == {"fp32"}
     assert json.loads((idx / "discovery" / "tablevec.json").read_text())["backend"] == "onnx"
+
+
+def _build(root, idx, **options):
+    """A joins-only build of ``root`` into ``idx`` with semantic column embeddings."""
+    import lakeql
+
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=True, **options)
 
 
 def _rank(root, idx):
@@ -89,19 +86,11 @@ def _rank(root, idx):
 def test_torch_built_index_is_kept_and_answers_like_onnx(tmp_path, exported):
     """An index whose column vectors torch made (every semantic index before the ONNX default) is not
     re-embedded by a default refresh and answers as a default-built one; an int8 encoder re-embeds."""
-    import lakeql
 
     root = _sample(tmp_path)
     torch_idx, onnx_idx = tmp_path / "torch_idx", tmp_path / "onnx_idx"
-    lakeql.index(
-        root,
-        index_dir=torch_idx,
-        capabilities=["joins"],
-        progress=False,
-        joins_semantic=True,
-        joins_embed_backend="torch",
-    )
-    lakeql.index(root, index_dir=onnx_idx, capabilities=["joins"], progress=False, joins_semantic=True)
+    _build(root, torch_idx, joins_embed_backend="torch")
+    _build(root, onnx_idx)
     made = _semantic_entry(torch_idx)
     assert (
         made.params_dict["backend"] == "torch" and _semantic_entry(onnx_idx).params_dict["backend"] == "onnx"
@@ -112,24 +101,14 @@ def test_torch_built_index_is_kept_and_answers_like_onnx(tmp_path, exported):
     assert _rank(root, torch_idx) == _rank(root, onnx_idx)
 
     # a default refresh keeps the torch vectors (same family): the semantic index is not rebuilt
-    lakeql.index(
-        root, index_dir=torch_idx, capabilities=["joins"], progress=False, joins_semantic=True, refresh=True
-    )
+    _build(root, torch_idx, refresh=True)
     kept = _semantic_entry(torch_idx)
     assert kept.built_at == made.built_at and kept.params_dict["backend"] == "torch"
     # an index without a recorded backend (older lakeql) is torch's: also kept
     assert _rank(root, torch_idx) == _rank(root, onnx_idx)
 
     # the int8 graph is another family: its vectors are made again, none reused
-    lakeql.index(
-        root,
-        index_dir=torch_idx,
-        capabilities=["joins"],
-        progress=False,
-        joins_semantic=True,
-        joins_embed_backend="onnx-int8",
-        refresh=True,
-    )
+    _build(root, torch_idx, joins_embed_backend="onnx-int8", refresh=True)
     int8 = _semantic_entry(torch_idx)
     assert int8.params_dict["backend"] == "onnx-int8"
     assert int8.params_dict["embedded"] == int8.params_dict["n"] > 0

@@ -7,7 +7,6 @@ run exports each (tens of seconds), later runs reuse them.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from testutil import python_last_line  # noqa: E402
 from vectors_helpers import build  # noqa: E402
 
 from lakeql.errors import LakeqlError  # noqa: E402
@@ -123,15 +123,7 @@ def test_a_default_index_answers_queries_without_torch(lake, tmp_path, con):
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules, "
         "'|'.join(r[0] for r in rows))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "LAKEQL_QUIET": "1"},
-    )
-    assert out.returncode == 0, out.stderr
-    torch_loaded, st_loaded, names = out.stdout.strip().splitlines()[-1].split(" ", 2)
+    torch_loaded, st_loaded, names = python_last_line(code).split(" ", 2)
     assert (torch_loaded, st_loaded) == ("False", "False")
     ref = [
         r[0]
@@ -250,8 +242,7 @@ def test_a_graph_onnx_runtime_cannot_load_is_a_clear_error(cache, monkeypatch):
 
 
 def test_a_failed_export_is_a_clear_error_and_leaves_no_temp_folder(cache, monkeypatch, capsys):
-    from lakeql import onnx_encoder
-    from lakeql.progress import quiet_while
+    from lakeql import onnx_encoder, progress
 
     model_dir, target, _ = cache
 
@@ -261,8 +252,8 @@ def test_a_failed_export_is_a_clear_error_and_leaves_no_temp_folder(cache, monke
 
     monkeypatch.setattr(onnx_encoder, "convert", failing)
     monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+    monkeypatch.setattr(progress, "_QUIET", False)  # status lines on, whatever an earlier test set
     with (
-        quiet_while(False),
         pytest.raises(LakeqlError, match=r"(?s)cannot export .*exporter crashed.*pass --embed-backend torch"),
     ):
         onnx_encoder.exported(model_dir)
@@ -274,16 +265,15 @@ def test_a_failed_export_is_a_clear_error_and_leaves_no_temp_folder(cache, monke
 
 
 def test_the_first_use_prints_one_export_line_then_nothing(cache, monkeypatch, capsys):
-    from lakeql import onnx_encoder
-    from lakeql.progress import quiet_while
+    from lakeql import onnx_encoder, progress
 
     model_dir, target, calls = cache
     monkeypatch.delenv("LAKEQL_QUIET", raising=False)
-    with quiet_while(False):
-        onnx_encoder.exported(model_dir)
-        first = capsys.readouterr().err
-        onnx_encoder.exported(model_dir)
-        again = capsys.readouterr().err
+    monkeypatch.setattr(progress, "_QUIET", False)  # status lines on, whatever an earlier test set
+    onnx_encoder.exported(model_dir)
+    first = capsys.readouterr().err
+    onnx_encoder.exported(model_dir)
+    again = capsys.readouterr().err
     assert "onnx: exporting" in first and "onnx: export done in" in first and len(calls) == 1
     assert again == ""
 
