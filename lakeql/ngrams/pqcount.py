@@ -119,6 +119,15 @@ def _string_chunks(col) -> list[Any]:
     return out
 
 
+def _as_text(arr):
+    """A string/binary Arrow array as text of the same offsets (no validation: bytes as the index
+    holds them, for the exact recount)."""
+    import pyarrow as pa
+
+    large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    return arr.view(pa.large_string() if large else pa.string())
+
+
 def _buffers(ch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(data bytes, offsets (not rebased), validity or None) views of a string/binary Arrow array."""
     import pyarrow as pa
@@ -229,25 +238,36 @@ class ParquetColumn:
             return [fn(self.jobs[0])]
         return list(_scan_pool().map(fn, self.jobs))
 
-    def rows(self, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
-        """(row ids ascending, occurrences) of every row holding the pattern."""
+    def rows(self, spec: Spec, need_first: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row ids ascending, occurrences, first offsets) of every row holding the pattern; the first
+        offsets (as the index holds the row) only with ``need_first`` (else -1): the rows holding the
+        pattern are searched once more for them."""
+        import pyarrow as pa
+
+        from lakeql.ngrams.colscan import verify_batch
 
         def one(job):
             base, chunks = self._read(job)
-            rid, cnt = [], []
+            rid, cnt, off = [], [], []
             for ch in chunks:
                 c = exact_counts(spec, ch)
                 hit = np.flatnonzero(c)
-                rid.append(hit + base)
-                cnt.append(c[hit])
+                if need_first and hit.shape[0]:
+                    batch = pa.RecordBatch.from_arrays(
+                        [pa.array(hit + base, pa.int64()), _as_text(ch.take(hit))], ["rowid", "text"]
+                    )
+                    r, n, f = verify_batch(batch, spec.unit, spec.fold, spec.pat, True)
+                else:
+                    r, n, f = hit + base, c[hit], np.full(hit.shape[0], -1, np.int64)
+                rid.append(r)
+                cnt.append(n)
+                off.append(f)
                 base += len(ch)
-            return rid, cnt
+            return rid, cnt, off
 
         parts = self._run(one)
         e = [np.empty(0, np.int64)]
-        rid = np.concatenate(e + [r for p in parts for r in p[0]]).astype(np.int64)
-        cnt = np.concatenate(e + [c for p in parts for c in p[1]]).astype(np.int64)
-        return rid, cnt
+        return tuple(np.concatenate(e + [r for p in parts for r in p[j]]).astype(np.int64) for j in range(3))
 
     def top(self, spec: Spec, k: int) -> tuple[np.ndarray, Any]:
         """(row ids, their text as one Arrow array) of the k rows with the most occurrences (ties: lower

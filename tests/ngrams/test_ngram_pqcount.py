@@ -235,3 +235,107 @@ def test_kernel_counts_rows_of_invalid_utf8(unit, fold):
             per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
             want = [per.get(i, 0) for i in range(len(rows))]
         assert exact_counts(spec, arr).tolist() == want, (phrase, unit, fold)
+
+
+@pytest.fixture(scope="module")
+def invalid_lake(tmp_path_factory):
+    """A two-file table whose text column holds invalid UTF-8 (DuckDB's Parquet reader refuses it, the
+    index and pyarrow read its bytes), sensitive and insensitive indexes."""
+    import random
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("invlake")
+    rng = random.Random(5)
+    toks = [b"self", b"SELF", b"\xff", b"\xc3", b"\xc3\x9f", b"ss", b" ", "ſ".encode(), b"a", b"new york"]
+    rows = [b"".join(rng.choice(toks) for _ in range(rng.randint(0, 20))) for _ in range(1200)]
+    (root / "d" / "t").mkdir(parents=True)
+    for name, part in (("a", rows[:600]), ("b", rows[600:])):
+        text = pa.array(part, pa.binary()).view(pa.string())
+        paths = [f"p{i}" for i in range(len(part))]
+        pq.write_table(
+            pa.table({"path": paths, "text": text}), root / "d" / "t" / f"{name}.parquet", row_group_size=100
+        )
+    out = {}
+    for case in ("sensitive", "insensitive"):
+        idx = tmp_path_factory.mktemp(f"invidx-{case}")
+        build(root, idx, "d.t.text", ngram_case=case, ngram_jobs=1)
+        out[case] = (root, idx)
+    return out
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+def test_parquet_path_survives_a_failed_duckdb_scan(invalid_lake, monkeypatch, case):
+    """DuckDB cannot read the column (invalid UTF-8): once its scan failed, frequent phrases are still
+    ranked and counted by the Parquet kernel (not the slow exact paths), exactly as located."""
+    from lakeql.connection import open_lake
+    from lakeql.ngrams import colscan
+    from lakeql.ngrams import query as Q
+
+    root, idx = invalid_lake[case]
+    con, ctx = open_lake(root, index_dir=idx)
+    search = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := ?, unit := ?)"
+    rows = "SELECT ngram_rows(?, ?, ?, unit := ?)"
+    cases = [
+        (u, p, k)
+        for u, ps in (("char", ["self", "ss", "a", "new york"]), ("word", ["self", "ss", "new york"]))
+        for p in ps
+        for k in (1, 5, 2000)
+    ]
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 0.0)  # never scan: the located answers
+    want = [
+        (
+            con.execute(search, ["d.t", "text", p, k, u]).fetchall(),
+            con.execute(rows, ["d.t", "text", p, u]).fetchone(),
+        )
+        for u, p, k in cases
+    ]
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)  # always scan
+    scan = Q.load(ctx, "d.t", "text").colscan
+    assert scan.unsure_rows(colscan.NON_ASCII.format(c=scan.quoted()), []) is None  # DuckDB's scan fails
+    assert scan.failed and not scan.usable and scan.parquet_usable
+    slow = []
+    monkeypatch.setattr(Q.NgramIndex, "_scan_parquet", lambda *a: slow.append(a) or pytest.fail("slow"))
+    monkeypatch.setattr(Q.NgramIndex, "_located", lambda *a: slow.append(a) or pytest.fail("located"))
+    for (u, p, k), (s, n) in zip(cases, want, strict=True):
+        assert con.execute(search, ["d.t", "text", p, k, u]).fetchall() == s, (u, p, k)
+        assert con.execute(rows, ["d.t", "text", p, u]).fetchone() == n, (u, p)
+    # rows with first offsets (AND / OR queries) come from the Parquet path too
+    for u, p, _ in cases:
+        got = scan.rows(u, scan_fold(case), _pattern(u, case, p), need_counts=True)
+        assert got is not None
+    assert not slow
+    # a transient read error does not turn the Parquet path off; repeated ones do
+    real = scan._parquet.top
+    calls = []
+
+    def flaky(*a):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("transient")
+        return real(*a)
+
+    monkeypatch.setattr(scan._parquet, "top", flaky)
+    pat = _pattern("char", case, "self")
+    assert scan.top("char", scan_fold(case), pat, 3) is None
+    assert scan.top("char", scan_fold(case), pat, 3) is not None and scan.parquet_usable
+    monkeypatch.setattr(scan._parquet, "top", lambda *a: (_ for _ in ()).throw(OSError("gone")))
+    for _ in range(colscan.PARQUET_MAX_FAILURES):
+        scan.top("char", scan_fold(case), pat, 3)
+    assert not scan.parquet_usable
+    con.close()
+
+
+def scan_fold(case):
+    return "casefold" if case == "insensitive" else "none"
+
+
+def _pattern(unit, case, phrase):
+    from lakeql.ngrams.text import word_pattern, words
+
+    fold = case == "insensitive"
+    if unit == "char":
+        raw = (phrase.casefold() if fold else phrase).encode()
+    else:
+        raw = word_pattern(words(phrase, folded=fold))
+    return np.frombuffer(raw, np.uint8).copy()
