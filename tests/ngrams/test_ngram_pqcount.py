@@ -339,3 +339,36 @@ def _pattern(unit, case, phrase):
     else:
         raw = word_pattern(words(phrase, folded=fold))
     return np.frombuffer(raw, np.uint8).copy()
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 50, 199, 1000])
+def test_parquet_top_equals_brute_force_with_ties(tmp_path, monkeypatch, k):
+    """``ParquetColumn.top``: the k rows with the most occurrences, ties by lower row id, with their
+    text, over many row groups scanned by several threads (the running top k is cut many times)."""
+    import types
+
+    import pyarrow.parquet as pq
+
+    from lakeql.ngrams import pqcount
+
+    rng = np.random.default_rng(3)
+    n = 600
+    counts = rng.integers(0, 6, n)  # many ties
+    texts = [("ab " * int(c) + "x" * int(rng.integers(0, 5)) + f"#{i}") for i, c in enumerate(counts)]
+    texts[5] = None
+    paths = []
+    for f, part in enumerate((texts[:250], texts[250:])):
+        p = tmp_path / f"p{f}.parquet"
+        pq.write_table(pa.table({"text": pa.array(part, pa.string())}), p, row_group_size=20)
+        paths.append(str(p))
+    monkeypatch.setattr(pqcount, "MIN_JOB_BYTES", 1)
+    monkeypatch.setattr(pqcount, "JOB_BYTES", 1)
+    col = pqcount.ParquetColumn(types.SimpleNamespace(format="parquet", paths=paths), "text", n)
+    assert col.ok and len(col.jobs) > 10
+    spec = _spec("char", "none", "ab")
+    rid, got = col.top(spec, k)
+    want = sorted(
+        (i for i, t in enumerate(texts) if t and t.count("ab")), key=lambda i: (-texts[i].count("ab"), i)
+    )
+    assert rid.tolist() == want[:k]
+    assert got.to_pylist() == [texts[i] for i in want[:k]]
