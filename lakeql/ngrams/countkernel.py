@@ -134,6 +134,46 @@ def _word_match(data, a, s, e, pat, wstart, lower):
     return 1
 
 
+@njit(cache=True, nogil=True)
+def failure_table(pat):
+    """KMP failure table of ``pat``: ``fail[j]`` = length of the longest proper border of ``pat[:j+1]``."""
+    m = pat.shape[0]
+    fail = np.zeros(m, dtype=np.int64)
+    j = 0
+    for i in range(1, m):
+        while j > 0 and pat[i] != pat[j]:
+            j = fail[j - 1]
+        if pat[i] == pat[j]:
+            j += 1
+        fail[i] = j
+    return fail
+
+
+@njit(cache=True, nogil=True)
+def _kmp_count(data, s, e, pat, fail, lower):
+    """Occurrences of ``pat`` starting in data[s:e] and ending by e (overlapping ones too: every start
+    position), in one linear pass (Knuth-Morris-Pratt); ASCII letters lower-cased when ``lower``."""
+    m = pat.shape[0]
+    c = 0
+    j = 0
+    for i in range(s, e):
+        b = data[i]
+        if lower:
+            b = _low(b)
+        while j > 0 and b != pat[j]:
+            j = fail[j - 1]
+        if b == pat[j]:
+            j += 1
+            if j == m:
+                c += 1
+                j = fail[m - 1]
+    return c
+
+
+#: the candidate test compares at most this many pattern bytes per row byte (plus one pattern length)
+#: before the rest of the row is counted by KMP: repetitive text and patterns (a run of spaces) stay linear
+KMP_AFTER = 4
+
 #: candidate positions are filtered in blocks of this many bytes (a buffer that stays in L1/L2)
 BLOCK = 8192
 
@@ -153,12 +193,14 @@ def _pair_block(data, s0, n, i1, b1, o1, i2, b2, o2, buf):
 
 
 @njit(cache=True, nogil=True)
-def count_rows(data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold, pat_ascii):
+def count_rows(data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold, pat_ascii, fail):
     """Per row: (occurrences, unsure). ``pat``: the phrase (words mode: the words back to back, word
     w = ``pat[wstart[w]:wstart[w+1]]``), lower-case when ``lower``. Candidates: the start positions
     where the bytes at ``i1`` and ``i2`` of the (first word of the) pattern match (ASCII letters of a
     ``lower`` pattern in both cases: ``x | 0x20``), found by a vectorised compare over blocks of
-    :data:`BLOCK` bytes and libc memchr over the block's flags; then every byte is compared."""
+    :data:`BLOCK` bytes and libc memchr over the block's flags; then every byte is compared. ``fail``: the
+    pattern's :func:`failure_table` (characters): once the compares of a row exceed
+    :data:`KMP_AFTER` x its length, the rest of the row is counted by KMP (linear on any input)."""
     n = offs.shape[0] - 1
     counts = np.zeros(n, dtype=np.int64)
     unsure = np.zeros(n, dtype=np.bool_)
@@ -187,7 +229,9 @@ def count_rows(data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold
         c = 0
         last = e - m0  # the last start position
         s0 = a
-        while s0 <= last and not unsure[r]:
+        budget = KMP_AFTER * (e - a) + m0  # bytes the candidate compares may cost in this row
+        done = False
+        while s0 <= last and not unsure[r] and not done:
             L = min(BLOCK, last + 1 - s0)
             hits = _pair_block(data, s0, L, i1, b1, o1, i2, b2, o2, buf)
             if exact:
@@ -203,8 +247,14 @@ def count_rows(data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold
                                 unsure[r] = True
                                 break
                             c += got
-                    elif _match_at(data, s, e, pat, lower):
-                        c += 1
+                    else:
+                        budget -= m0
+                        if budget < 0:  # repetitive: the rest of the row (from s) in one linear pass
+                            c += _kmp_count(data, s, e, pat, fail, lower)
+                            done = True
+                            break
+                        if _match_at(data, s, e, pat, lower):
+                            c += 1
                     t = _memchr(buf, t + 1, 1, L)
             s0 += L
         if not unsure[r]:

@@ -82,6 +82,11 @@ class Spec:
         order = np.argsort(cost, kind="stable")
         self.i1 = int(order[0])
         self.i2 = int(order[1]) if order.shape[0] > 1 else self.i1
+        from lakeql.ngrams.countkernel import failure_table
+
+        # computed once per pattern: the characters whose folding holds the pattern's ASCII, the KMP table
+        self.nfold = nfold_table(frozenset(chr(b) for b in self.body.tolist() if b < 128))
+        self.fail = failure_table(self.body)
 
     def count(self, data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from lakeql.ngrams.countkernel import count_rows
@@ -95,9 +100,10 @@ class Spec:
             self.i2,
             self.lower,
             self.words,
-            nfold_table(frozenset(chr(b) for b in self.body.tolist() if b < 128)),
+            self.nfold,
             self.lower,
             self.ascii,
+            self.fail,
         )
 
 
