@@ -86,10 +86,13 @@ class Spec:
 
         # computed once per pattern: the characters whose folding holds the pattern's ASCII, the KMP table
         self.nfold = nfold_table(frozenset(chr(b) for b in self.body.tolist() if b < 128))
-        self.fail = failure_table(self.body)
+        # the pattern as the layer holds it (words: WORD_SEP w1 WORD_SEP ..): KMP's on repetitive rows
+        self.kpat = np.frombuffer(raw, np.uint8).copy() if self.words else self.body
+        self.fail = failure_table(self.kpat)
 
     def count(self, data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from lakeql.ngrams.countkernel import count_rows
+        from lakeql.ngrams.text import word_table
 
         return count_rows(
             data,
@@ -103,7 +106,9 @@ class Spec:
             self.nfold,
             self.lower,
             self.ascii,
+            self.kpat,
             self.fail,
+            word_table(),
         )
 
 

@@ -119,13 +119,16 @@ def test_kernel_counts_equal_brute_force(unit, fold):
 
 
 def test_kernel_flags_only_what_it_cannot_decide():
-    """ASCII rows are decided by the kernel itself; a non-ASCII byte next to a word match, or a
-    character folding to ASCII, makes the row unsure (recounted in Python)."""
+    """The kernel decides words itself, non-ASCII characters next to a match included (decoded and looked
+    up in re's \\w table); a character folding to ASCII makes the row unsure (recounted in Python)."""
     from lakeql.ngrams.pqcount import exact_counts
 
     arr = pa.array([b"self x", "élan self".encode(), "selfé".encode(), "ſelf".encode()], pa.binary())
-    _, unsure = _spec("word", "none", "self").count(*_bufs(arr))
-    assert unsure.tolist() == [False, False, True, False]
+    cnt, unsure = _spec("word", "none", "self").count(*_bufs(arr))
+    assert unsure.tolist() == [False, False, False, False] and cnt.tolist() == [1, 1, 0, 0]
+    curly = pa.array(["dog’s bone— self—self".encode()], pa.binary())
+    cnt, unsure = _spec("word", "none", "self").count(*_bufs(curly))
+    assert unsure.tolist() == [False] and cnt.tolist() == [2]
     _, unsure = _spec("char", "casefold", "self").count(*_bufs(arr))
     assert unsure.tolist() == [False, False, False, True]
     # only characters whose folding shares a character with the pattern matter: 'ß' (ss) for 'sse'
@@ -406,3 +409,79 @@ def test_kernel_counts_repetitive_rows_exactly_in_linear_time(fold):
     t0 = time.perf_counter()
     assert exact_counts(spec, big).tolist() == [1489] * 2500
     assert time.perf_counter() - t0 < 2.0  # was ~5 s (512 compares per position); now ~0.03 s
+
+
+NEIGHBOURS = [
+    "",
+    " ",
+    "\u2019",
+    "\u2014",
+    "é",
+    "\u0301",
+    "日",
+    "\u0663",
+    "\xa0",
+    "ſ",
+    "K",
+    "\u00df",
+    "\U0001f600",
+    "_",
+    "x",
+]
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+def test_kernel_words_next_to_non_ascii_equal_brute_force(fold):
+    """Word matches next to every kind of non-ASCII character (punctuation, letters, combining marks,
+    digits of other scripts, no-break space, characters folding to ASCII, 4-byte characters) and invalid
+    bytes: the kernel's counts equal re's \\w words (brute force), and only folding makes rows unsure."""
+    from lakeql.ngrams.pqcount import exact_counts
+
+    raw = []
+    for left in NEIGHBOURS:
+        for right in NEIGHBOURS:
+            raw.append(f"{left}self{right}self {left}new{right}york{left}".encode())
+    raw += [b"\xffself\xe2\x80self\xc3", b"self\xe2\x80\x99s self\xf0\x9f\x98 self", b"\x80self\xbf"]
+    rows = [("", r) for r in raw]
+    arr = pa.array(raw, pa.binary()).view(pa.string())
+    for phrase in ["self", "self self", "new york", "s"]:
+        spec = _spec("word", fold, phrase)
+        ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+        per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
+        want = [per.get(i, 0) for i in range(len(rows))]
+        assert exact_counts(spec, arr).tolist() == want, (phrase, fold)
+        _, unsure = spec.count(*_bufs(arr))
+        if fold == "none":
+            assert not unsure.any(), phrase
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+def test_kernel_words_of_repetitive_rows_linear(fold):
+    """Word sequences over rows of one repeated word: past a budget of compares the rest of the row is
+    counted by KMP over the word stream (overlapping sequences, as the index counts them) — exact, and
+    linear (was ~40 s for 512 words over 10 MB)."""
+    import time
+
+    from lakeql.ngrams.pqcount import exact_counts
+
+    raw = [
+        ("a " * 1500).encode(),
+        ("x " + "A, a; " * 700 + "b a a\u2019a").encode(),
+        ("a a é a a_a a " * 200).encode(),
+        ("ab " * 300 + "\u2014a a\xa0a").encode(),
+        b"a \xff a a \xc3a a",
+    ]
+    rows = [("", r) for r in raw]
+    arr = pa.array(raw, pa.binary()).view(pa.string())
+    for phrase in ["a a", "a a a", " ".join(["a"] * 40), "ab ab", "a b a"]:
+        spec = _spec("word", fold, phrase)
+        ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+        per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
+        want = [per.get(i, 0) for i in range(len(rows))]
+        assert exact_counts(spec, arr).tolist() == want, (phrase, fold)
+    big = pa.array(["a " * 1000] * 2500, pa.string())  # 5 MB
+    spec = _spec("word", fold, " ".join(["a"] * 512))
+    exact_counts(spec, big[:2])
+    t0 = time.perf_counter()
+    assert exact_counts(spec, big).tolist() == [489] * 2500
+    assert time.perf_counter() - t0 < 2.0
