@@ -112,22 +112,25 @@ class Spec:
         )
 
 
+def _is_text(t) -> bool:
+    import pyarrow as pa
+
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+    )
+
+
 def _string_chunks(col) -> list[Any]:
     """The Arrow chunks of a column as string/binary arrays (int32 or int64 offsets)."""
     import pyarrow as pa
 
-    out = []
     for ch in col.chunks:
-        if (
-            pa.types.is_string(ch.type)
-            or pa.types.is_large_string(ch.type)
-            or pa.types.is_binary(ch.type)
-            or pa.types.is_large_binary(ch.type)
-        ):
-            out.append(ch)
-        else:
-            raise TypeError(f"not a string column: {ch.type}")
-    return out
+        if not _is_text(ch.type):
+            raise pa.ArrowTypeError(f"not a string column: {ch.type}")
+    return list(col.chunks)
 
 
 def _as_text(arr):
@@ -196,24 +199,23 @@ class ParquetColumn:
             for path in table.paths:
                 if not os.path.isfile(path):
                     return
-                pf = pq.ParquetFile(path)
-                if column not in pf.schema_arrow.names or "." in column:
+                st = os.stat(path)
+                with pq.ParquetFile(path) as pf:
+                    # exactly one top-level column of that name (a file may repeat a name: DuckDB's then)
+                    if pf.schema_arrow.names.count(column) != 1 or "." in column:
+                        return
+                    t = pf.schema_arrow.field(column).type
+                    md = pf.metadata
+                if not _is_text(t):
                     return
-                t = pf.schema_arrow.field(column).type
-                if not (
-                    pa.types.is_string(t)
-                    or pa.types.is_large_string(t)
-                    or pa.types.is_binary(t)
-                    or pa.types.is_large_binary(t)
-                ):
-                    return
-                md = pf.metadata
                 leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(column)
                 groups = [
                     (g, md.row_group(g).num_rows, md.row_group(g).column(leaf).total_uncompressed_size)
                     for g in range(md.num_row_groups)
                 ]
-                files.append((path, md, groups))
+                if [md.schema.column(i).path for i in range(md.num_columns)].count(column) != 1:
+                    return
+                files.append(((path, st.st_size, st.st_mtime_ns), md, groups))
         except (OSError, ValueError, pa.ArrowException):
             return
         # jobs of consecutive row groups of about JOB_BYTES (small row groups cost a fixed ~0.2 ms each:
@@ -235,11 +237,17 @@ class ParquetColumn:
         self.ok = base == n_rows
 
     def _read(self, job) -> tuple[int, list[Any]]:
+        """The job's column chunks. The footer was read once: a file replaced since (its size or mtime
+        changed) raises ``OSError`` (the caller's other path answers) rather than being read with it."""
         import pyarrow.parquet as pq
 
-        path, md, groups, base = job
-        pf = pq.ParquetFile(path, metadata=md)
-        col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
+        (path, size, mtime), md, groups, base = job
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_size, st.st_mtime_ns) != (size, mtime):
+                raise OSError(f"{path} changed since its footer was read")
+            with pq.ParquetFile(fh, metadata=md) as pf:
+                col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
         return base, _string_chunks(col)
 
     def _run(self, fn) -> list[Any]:

@@ -485,3 +485,34 @@ def test_kernel_words_of_repetitive_rows_linear(fold):
     t0 = time.perf_counter()
     assert exact_counts(spec, big).tolist() == [489] * 2500
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_parquet_column_declines_duplicate_names_and_rewritten_files(tmp_path):
+    """A file repeating the column's name is left to DuckDB (no KeyError); a file rewritten in place
+    after its footer was read is never decoded with the old footer (OSError: the other path answers)."""
+    import os
+    import types
+
+    import pyarrow.parquet as pq
+
+    from lakeql.ngrams.pqcount import ParquetColumn
+
+    dup = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["a b"]), pa.array(["c"])], names=["text", "text"]), dup)
+    col = ParquetColumn(types.SimpleNamespace(format="parquet", paths=[str(dup)]), "text", 1)
+    assert not col.ok
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": ["self self", "x", "self"] * 50}), path, row_group_size=30)
+    col = ParquetColumn(types.SimpleNamespace(format="parquet", paths=[str(path)]), "text", 150)
+    assert col.ok
+    spec = _spec("char", "none", "self")
+    rid, cnt, _ = col.rows(spec)
+    assert rid.shape[0] == 100 and int(cnt.sum()) == 150
+    st = os.stat(path)
+    pq.write_table(pa.table({"text": ["other", "self", "yy"] * 50}), path, row_group_size=70)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(OSError, match="changed"):
+        col.rows(spec)
+    with pytest.raises(OSError, match="changed"):
+        col.top(spec, 3)
