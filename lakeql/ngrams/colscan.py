@@ -58,6 +58,9 @@ VERIFY_BYTES_PER_SECOND = 250e6
 PARQUET_BYTES_PER_SECOND = 300e6
 #: failed Parquet reads (an OSError of a file being replaced ...) before the Parquet path is off for good
 PARQUET_MAX_FAILURES = 3
+#: :func:`count_rows` switches to KMP when its candidates times the pattern length exceed this many times
+#: the text's bytes (the byte-by-byte candidate check would cost more than one linear pass)
+KMP_CANDIDATE_BYTES = 2
 #: rows fetched per Arrow batch (bounds memory: one batch of text at a time)
 BATCH_ROWS = 2048
 #: ngram_search of a case-sensitive phrase of >= 2 bytes counts with RE2 (``regexp_extract_all``: fast on
@@ -683,6 +686,12 @@ def count_rows(
     if anchor:
         pos = pos[pos >= anchor] - anchor
     pos = pos[pos <= data.shape[0] - m]
+    if pos.shape[0] * m > KMP_CANDIDATE_BYTES * data.shape[0]:
+        # repetitive text (a run of spaces ...): checking each candidate byte by byte would cost text x
+        # pattern; KMP is one linear pass
+        from lakeql.ngrams.countkernel import failure_table, kmp_rows
+
+        return kmp_rows(data, np.asarray(offs, np.int64), pad, pat, failure_table(pat))
     for t in np.argsort(freq[pat], kind="stable"):  # rarest bytes first: the candidates shrink fastest
         if t != anchor and pos.shape[0]:
             pos = pos[data[pos + t] == pat[t]]

@@ -250,6 +250,29 @@ def _kmp_words(data, a, s, e, kpat, fail, lower, isword):
     return c
 
 
+@njit(cache=True, nogil=True)
+def kmp_rows(data, offs, pad, pat, fail):
+    """Per row ``data[offs[r]:offs[r + 1] - pad]``: (occurrences of ``pat``, overlapping ones too, and the
+    first offset or -1) by KMP: one linear pass whatever the text (runs of one byte, periodic text)."""
+    n = offs.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(n, dtype=np.int64)
+    first = np.full(n, -1, dtype=np.int64)
+    for r in range(n):
+        a = np.int64(offs[r])
+        e = np.int64(offs[r + 1]) - pad
+        j = 0
+        c = 0
+        for i in range(a, e):
+            j, got = _kmp_step(data[i], j, pat, fail)
+            if got:
+                if c == 0:
+                    first[r] = i + 1 - m - a
+                c += 1
+        counts[r] = c
+    return counts, first
+
+
 #: the candidate test compares at most this many pattern bytes per row byte (plus one pattern length)
 #: before the rest of the row is counted by KMP: repetitive text and patterns (a run of spaces) stay linear
 KMP_AFTER = 4

@@ -516,3 +516,26 @@ def test_parquet_column_declines_duplicate_names_and_rewritten_files(tmp_path):
         col.rows(spec)
     with pytest.raises(OSError, match="changed"):
         col.top(spec, 3)
+
+
+def test_numpy_count_rows_of_repetitive_text_is_exact_and_linear():
+    """``colscan.count_rows`` (DuckDB's verify path, ``ngram_occ_impl``) on runs of one byte: KMP once the
+    candidates would cost text x pattern — same counts and first offsets as brute force."""
+    import time
+
+    from lakeql.ngrams.colscan import count_rows
+
+    rows = [b" " * 3000, b"x" + b" " * 700 + b"y" + b" " * 20, b"", b"ab" * 900, b" ab  ", b"  "]
+    data = np.frombuffer(b"".join(rows), np.uint8)
+    offs = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    for p in [b" " * 512, b" " * 16, b"  ", b"abab" * 40, b"ba" * 100 + b"b"]:
+        counts, first = count_rows(data, offs, np.frombuffer(p, np.uint8))
+        want = [sum(r.startswith(p, i) for i in range(len(r))) for r in rows]
+        assert counts.tolist() == want, p[:8]
+        assert first.tolist() == [r.find(p) if c else -1 for r, c in zip(rows, want, strict=True)]
+    big = np.full(5_000_000, 32, np.uint8)
+    offs = np.arange(0, 5_000_001, 2000, dtype=np.int64)
+    count_rows(big[:4000], offs[:3], np.full(512, 32, np.uint8))
+    t0 = time.perf_counter()
+    assert count_rows(big, offs, np.full(512, 32, np.uint8))[0].tolist() == [1489] * 2500
+    assert time.perf_counter() - t0 < 2.0
