@@ -53,6 +53,14 @@ COUNT_BYTES_PER_SECOND = 300e6
 #: case-insensitive or word phrases: a superset scan plus Python verification of candidate rows (rows of
 #: a frequent word at 100 MB: ~1.4 s, the time of ~8,000 located occurrences in the same run)
 VERIFY_BYTES_PER_SECOND = 250e6
+#: the Parquet kernel (:mod:`lakeql.ngrams.pqcount`) when DuckDB cannot scan the column: pyarrow's read
+#: plus the count measured 1.5-2.5x DuckDB's `contains` scan (benchmarks/results/ngramcount.md)
+PARQUET_BYTES_PER_SECOND = 300e6
+#: failed Parquet reads (an OSError of a file being replaced ...) before the Parquet path is off for good
+PARQUET_MAX_FAILURES = 3
+#: :func:`count_rows` switches to KMP when its candidates times the pattern length exceed this many times
+#: the text's bytes (the byte-by-byte candidate check would cost more than one linear pass)
+KMP_CANDIDATE_BYTES = 2
 #: rows fetched per Arrow batch (bounds memory: one batch of text at a time)
 BATCH_ROWS = 2048
 #: ngram_search of a case-sensitive phrase of >= 2 bytes counts with RE2 (``regexp_extract_all``: fast on
@@ -293,14 +301,19 @@ def scan_errors() -> tuple[type[BaseException], ...]:
 class ColumnScan:
     """DuckDB scans of one indexed column, on cursors of the connection ``ctx.con``."""
 
-    def __init__(self, ctx: Any, table: Any, column: str) -> None:
+    def __init__(
+        self, ctx: Any, table: Any, column: str, n_rows: int = -1, freq: np.ndarray | None = None
+    ) -> None:
         self.ctx, self.table, self.column = ctx, table, column
         self.failed = False  # DuckDB could not read the column as the index did (e.g. invalid UTF-8)
+        self.pq_failures = 0  # failed reads of the Parquet path (its own flag: independent of DuckDB's)
         self._source: str | None = None
         self._unsure: dict[tuple, int] = {}
         self._parquet = None
-        self.n_rows = -1  # the index's row count and byte frequencies: set by lakeql.ngrams.query.load
-        self.freq: np.ndarray | None = None
+        self._pq_lock = threading.Lock()
+        # the index's row count and byte frequencies (lakeql.ngrams.query.load passes them)
+        self.n_rows = int(n_rows)
+        self.freq: np.ndarray | None = freq
 
     def quoted(self) -> str:
         """The indexed column as the rowid view (:meth:`source`) names it: a table column called
@@ -312,17 +325,33 @@ class ColumnScan:
 
     def parquet(self):
         """The column read with pyarrow (:class:`lakeql.ngrams.pqcount.ParquetColumn`), or None when the
-        table is not local Parquet files the index numbers as pyarrow reads them."""
+        table is not local Parquet files the index numbers as pyarrow reads them, or its reads failed
+        :data:`PARQUET_MAX_FAILURES` times."""
+        if self.n_rows < 0 or self.pq_failures >= PARQUET_MAX_FAILURES:
+            return None
         if self._parquet is None:
-            from lakeql.ngrams.pqcount import ParquetColumn
+            with self._pq_lock:  # one footer read per column, whatever the number of query threads
+                if self._parquet is None:
+                    from lakeql.ngrams.pqcount import ParquetColumn
 
-            self._parquet = ParquetColumn(self.table, self.column, self.n_rows)
+                    self._parquet = ParquetColumn(self.table, self.column, self.n_rows)
         return self._parquet if self._parquet.ok else None
+
+    def _pq_failed(self) -> None:
+        """A read of the Parquet path failed: None this time (the caller's other path answers); after
+        :data:`PARQUET_MAX_FAILURES` failures the path is off (a transient error does not end it)."""
+        with self._pq_lock:
+            self.pq_failures += 1
+
+    @property
+    def parquet_usable(self) -> bool:
+        """True when the Parquet kernel can answer (local Parquet files as the index numbers them)."""
+        return self.parquet() is not None
 
     def _pq_spec(self, unit: str, fold: str, pat: np.ndarray):
         from lakeql.ngrams.pqcount import Spec
 
-        if self.n_rows < 0 or pattern_text(fold, pat.tobytes()) is None or self.parquet() is None:
+        if pattern_text(fold, pat.tobytes()) is None or self.parquet() is None:
             return None
         spec = Spec(unit, fold, pat, self.freq)
         return spec if spec.ok else None
@@ -338,27 +367,26 @@ class ColumnScan:
         try:
             rid, texts = self._parquet.top(spec, k)
         except (pa.ArrowException, OSError):
-            self._parquet.ok = False
+            self._pq_failed()
             return None
         batch = pa.RecordBatch.from_arrays([pa.array(rid, pa.int64()), texts], ["rowid", "text"])
-        rid, cnt, off = self._verify(batch, unit, fold, pat, True)  # exact counts and first offsets
+        rid, cnt, off = verify_batch(batch, unit, fold, pat, True)  # exact counts and first offsets
         best = np.lexsort((rid, -cnt))[:k]
         return rid[best], cnt[best], off[best]
 
-    def _pq_rows(self, unit: str, fold: str, pat: np.ndarray):
-        """(row ids ascending, occurrences, -1) of the rows holding ``pat``, counted on the Parquet column
-        (see :mod:`lakeql.ngrams.pqcount`), or None."""
+    def _pq_rows(self, unit: str, fold: str, pat: np.ndarray, need_first: bool = False):
+        """(row ids ascending, occurrences, first offsets (-1 without ``need_first``)) of the rows holding
+        ``pat``, counted on the Parquet column (see :mod:`lakeql.ngrams.pqcount`), or None."""
         import pyarrow as pa
 
         spec = self._pq_spec(unit, fold, pat)
         if spec is None:
             return None
         try:
-            rid, cnt = self._parquet.rows(spec)
+            return self._parquet.rows(spec, need_first)
         except (pa.ArrowException, OSError):
-            self._parquet.ok = False
+            self._pq_failed()
             return None
-        return rid, cnt, np.full_like(rid, -1)
 
     @property
     def usable(self) -> bool:
@@ -379,15 +407,14 @@ class ColumnScan:
         as the layer holds it), exact; None when DuckDB cannot answer (the caller's exact path then).
         Without ``need_counts`` rows DuckDB decides exactly report 1 occurrence and offset -1."""
 
-        if not self.usable:
-            return None
         col = self.quoted()
         pred = predicate(unit, fold, pat.tobytes(), col)
         if pred is None:
             return None
-        if not need_counts and pred.exact != "all":  # rows of words / folded phrases: counted in numba
-            got = self._pq_rows(unit, fold, pat)
-            if got is not None:
+        # rows of words / folded phrases are counted in numba; every phrase when DuckDB cannot scan
+        if not self.usable or (not need_counts and pred.exact != "all"):
+            got = self._pq_rows(unit, fold, pat, need_counts)
+            if got is not None or not self.usable:
                 return got
         fetch_params: list[Any] = []
         if need_counts or pred.exact == "none":
@@ -422,26 +449,27 @@ class ColumnScan:
 
     def count(self, unit: str, fold: str, pat: np.ndarray) -> int | None:
         """Number of rows containing ``pat`` when DuckDB's predicate is exact on every row (one
-        ``count(*)``: nothing comes back but the number), else None (see :meth:`rows`)."""
+        ``count(*)``: nothing comes back but the number; the Parquet kernel when DuckDB cannot read the
+        column), else None (see :meth:`rows`)."""
 
-        if not self.usable:
-            return None
         col = self.quoted()
         pred = predicate(unit, fold, pat.tobytes(), col)
         if pred is None or pred.exact != "all":
             return None
-        cur = self.ctx.con.cursor()
-        try:
-            return int(
-                cur.execute(
-                    f"SELECT count(*) FROM ({self.source()}) WHERE {pred.sql}", pred.params
-                ).fetchone()[0]
-            )
-        except scan_errors():
-            self.failed = True
-            return None
-        finally:
-            cur.close()
+        if self.usable:
+            cur = self.ctx.con.cursor()
+            try:
+                return int(
+                    cur.execute(
+                        f"SELECT count(*) FROM ({self.source()}) WHERE {pred.sql}", pred.params
+                    ).fetchone()[0]
+                )
+            except scan_errors():
+                self.failed = True
+            finally:
+                cur.close()
+        got = self._pq_rows(unit, fold, pat)
+        return None if got is None else int(got[0].shape[0])
 
     def unsure_rows(self, sql: str, params: list[Any]) -> int | None:
         """Rows of the column where ``sql`` holds (rows with a non-ASCII character, or with a character
@@ -478,16 +506,15 @@ class ColumnScan:
         ``ngram_occ_impl`` (a vectorised numba count, overlapping occurrences too) counts. ``density``:
         the phrase's occurrences per text byte (picks RE2 or ``replace``). None: not answerable here."""
 
-        if not self.usable:
-            return None
         col = self.quoted()
         raw = pat.tobytes()
         nat = native_count(unit, fold, raw, col, density)
         # DuckDB's RE2 count of a sparse case-sensitive phrase measured cheaper than reading the column
         # with pyarrow (1.5x vs 2.1-2.5x the contains scan, benchmarks/results/ngramcount.md): kept
-        if nat is None or not nat.sparse:
+        # unless DuckDB cannot read the column
+        if nat is None or not nat.sparse or not self.usable:
             found = self._pq_top(unit, fold, pat, k)
-            if found is not None:
+            if found is not None or not self.usable:
                 return found
         pred = predicate(unit, fold, raw, col)
         if pred is None:
@@ -544,32 +571,38 @@ class ColumnScan:
     def _verify(
         self, batch, unit: str, fold: str, pat: np.ndarray, need_counts: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Exact (row ids, occurrences, first offsets) of one batch: rows without text (DuckDB's answer
-        is exact for them) count 1; the others are searched as the index holds them."""
-        import pyarrow.compute as pc
+        return verify_batch(batch, unit, fold, pat, need_counts)
 
-        rid = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        texts = batch.column(1)
-        has = np.asarray(pc.is_valid(texts).to_numpy(zero_copy_only=False), dtype=bool)
-        cnt = np.ones(rid.shape[0], np.int64)
-        off = np.full(rid.shape[0], -1, np.int64)
-        if not has.any():
-            return rid, cnt, off
-        # rows of pure ASCII fold by a numpy lower-casing (str.casefold of ASCII is ASCII lower case);
-        # only the others go through Python's casefold
-        wide = has.copy()
-        if fold == "casefold":
-            nonascii = pc.not_equal(pc.binary_length(texts), pc.utf8_length(texts)).fill_null(False)
-            wide &= np.asarray(nonascii.to_numpy(zero_copy_only=False), dtype=bool)
-            narrow = has & ~wide
-            if narrow.any():
-                c, f = _search_batch(texts.filter(narrow), unit, "ascii", pat, need_counts)
-                cnt[narrow], off[narrow] = c, f
-        if wide.any():
-            c, f = _search_batch(texts.filter(wide), unit, fold, pat, need_counts)
-            cnt[wide], off[wide] = c, f
-        keep = cnt > 0
-        return rid[keep], cnt[keep], off[keep]
+
+def verify_batch(
+    batch, unit: str, fold: str, pat: np.ndarray, need_counts: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact (row ids, occurrences, first offsets) of one batch: rows without text (DuckDB's answer
+    is exact for them) count 1; the others are searched as the index holds them."""
+    import pyarrow.compute as pc
+
+    rid = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    texts = batch.column(1)
+    has = np.asarray(pc.is_valid(texts).to_numpy(zero_copy_only=False), dtype=bool)
+    cnt = np.ones(rid.shape[0], np.int64)
+    off = np.full(rid.shape[0], -1, np.int64)
+    if not has.any():
+        return rid, cnt, off
+    # rows of pure ASCII fold by a numpy lower-casing (str.casefold of ASCII is ASCII lower case);
+    # only the others go through Python's casefold
+    wide = has.copy()
+    if fold == "casefold":
+        nonascii = pc.not_equal(pc.binary_length(texts), pc.utf8_length(texts)).fill_null(False)
+        wide &= np.asarray(nonascii.to_numpy(zero_copy_only=False), dtype=bool)
+        narrow = has & ~wide
+        if narrow.any():
+            c, f = _search_batch(texts.filter(narrow), unit, "ascii", pat, need_counts)
+            cnt[narrow], off[narrow] = c, f
+    if wide.any():
+        c, f = _search_batch(texts.filter(wide), unit, fold, pat, need_counts)
+        cnt[wide], off[wide] = c, f
+    keep = cnt > 0
+    return rid[keep], cnt[keep], off[keep]
 
 
 def _search_batch(
@@ -653,6 +686,12 @@ def count_rows(
     if anchor:
         pos = pos[pos >= anchor] - anchor
     pos = pos[pos <= data.shape[0] - m]
+    if pos.shape[0] * m > KMP_CANDIDATE_BYTES * data.shape[0]:
+        # repetitive text (a run of spaces ...): checking each candidate byte by byte would cost text x
+        # pattern; KMP is one linear pass
+        from lakeql.ngrams.countkernel import failure_table, kmp_rows
+
+        return kmp_rows(data, np.asarray(offs, np.int64), pad, pat, failure_table(pat))
     for t in np.argsort(freq[pat], kind="stable"):  # rarest bytes first: the candidates shrink fastest
         if t != anchor and pos.shape[0]:
             pos = pos[data[pos + t] == pat[t]]

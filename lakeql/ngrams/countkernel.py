@@ -16,8 +16,11 @@ Modes (``lower``, ``words``):
 * ``words``: the pattern is a word sequence (``\\w+`` runs, :mod:`lakeql.ngrams.text`): a match is the
   first word's bytes not preceded by a word character, then for every next word at least one separator
   and the word, then no word character. ASCII bytes decide by ``[0-9A-Za-z_]`` (Python's ``\\w`` on
-  ASCII); any non-ASCII byte that the decision touches (the byte before, a separator, the byte after)
-  makes the row ``unsure``.
+  ASCII); a non-ASCII character that the decision touches (the one before, a separator, the one after) is
+  decoded (strict UTF-8, invalid bytes separate words, as the builder reads them) and looked up in
+  ``re``'s ``\\w`` table (:func:`lakeql.ngrams.text.word_table`), so the kernel decides it exactly (a
+  case-insensitive row holding a character whose folding holds the pattern's ASCII is still ``unsure``:
+  words are folded after they are cut, and only such characters can fold into an ASCII word).
 
 A pattern that holds a non-ASCII byte in a mode other than case-sensitive characters can only occur in
 rows with a non-ASCII byte: those rows are all ``unsure`` and the others count 0. ``unsure`` rows are
@@ -32,6 +35,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from lakeql.ngrams.kernels import _utf8_char
 
 
 @intrinsic
@@ -97,42 +102,180 @@ def _match_at(data, s, e, pat, lower):
     return True
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cp_before(data, a, s, e):
+    """Code point of the character ending at ``s`` (s > a) as Python's strict decoder reads the row from
+    ``a``, or -1 (an invalid byte). Exact from a backward scan: a byte that is not a continuation byte
+    always starts a character (or is an invalid single byte) in the forward decoding."""
+    lead = s - 1
+    while lead > a and lead > s - 4 and 0x80 <= data[lead] <= 0xBF:
+        lead -= 1
+    cp, ln = _utf8_char(data, lead, e)
+    if cp >= 0 and lead + ln == s:
+        return cp
+    return -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _word_at(data, i, e, isword):
+    """(is the character at i a ``\\w`` character, its byte length): ASCII by ``[0-9A-Za-z_]``, other
+    code points by ``isword`` (``re``'s table), invalid bytes are separators (as the builder reads them)."""
+    b = data[i]
+    if b < 128:
+        return _isw(b), 1
+    cp, ln = _utf8_char(data, i, e)
+    return cp >= 0 and isword[cp], ln
+
+
 @njit(cache=True, nogil=True)
-def _word_match(data, a, s, e, pat, wstart, lower):
-    """Word sequence at s (its first word's bytes already known to start there): 1 match, 0 none,
-    -1 undecided (a non-ASCII byte where the decision needs \\w)."""
+def _word_match(data, a, s, e, pat, wstart, lower, isword):
+    """Word sequence at s (its first word's bytes already known to start there): (1 match or 0 none,
+    the end of the bytes looked at). Non-ASCII characters next to a word are decoded and tested against
+    ``isword`` (the word table of the index), so the answer is exact."""
     if s > a:
         p = data[s - 1]
         if p >= 128:
-            return -1
-        if _isw(p):
-            return 0
+            cp = _cp_before(data, a, s, e)
+            if cp >= 0 and isword[cp]:
+                return 0, s
+        elif _isw(p):
+            return 0, s
     nw = wstart.shape[0] - 1
     j = s
     for w in range(nw):
         if w > 0:  # at least one separator, then the word
             k = j
             while k < e:
-                b = data[k]
-                if b >= 128:
-                    return -1
-                if _isw(b):
+                isw, ln = _word_at(data, k, e, isword)
+                if isw:
                     break
-                k += 1
+                k += ln
             if k == j:
-                return 0
+                return 0, k
             j = k
         if not _match_at(data, j, e, pat[wstart[w] : wstart[w + 1]], lower):
-            return 0
+            return 0, j
         j += wstart[w + 1] - wstart[w]
-    if j < e:
-        b = data[j]
-        if b >= 128:
-            return -1
-        if _isw(b):
-            return 0
-    return 1
+    if j < e and _word_at(data, j, e, isword)[0]:
+        return 0, j
+    return 1, j
 
+
+@njit(cache=True, nogil=True)
+def failure_table(pat):
+    """KMP failure table of ``pat``: ``fail[j]`` = length of the longest proper border of ``pat[:j+1]``."""
+    m = pat.shape[0]
+    fail = np.zeros(m, dtype=np.int64)
+    j = 0
+    for i in range(1, m):
+        while j > 0 and pat[i] != pat[j]:
+            j = fail[j - 1]
+        if pat[i] == pat[j]:
+            j += 1
+        fail[i] = j
+    return fail
+
+
+@njit(cache=True, nogil=True)
+def _kmp_count(data, s, e, pat, fail, lower):
+    """Occurrences of ``pat`` starting in data[s:e] and ending by e (overlapping ones too: every start
+    position), in one linear pass (Knuth-Morris-Pratt); ASCII letters lower-cased when ``lower``."""
+    m = pat.shape[0]
+    c = 0
+    j = 0
+    for i in range(s, e):
+        b = data[i]
+        if lower:
+            b = _low(b)
+        while j > 0 and b != pat[j]:
+            j = fail[j - 1]
+        if b == pat[j]:
+            j += 1
+            if j == m:
+                c += 1
+                j = fail[m - 1]
+    return c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _kmp_step(x, j, kpat, fail):
+    """KMP state after the byte x: (matched length, 1 when a whole occurrence just ended)."""
+    m = kpat.shape[0]
+    while j > 0 and x != kpat[j]:
+        j = fail[j - 1]
+    if x == kpat[j]:
+        j += 1
+        if j == m:
+            return fail[m - 1], 1
+    return j, 0
+
+
+@njit(cache=True, nogil=True)
+def _kmp_words(data, a, s, e, kpat, fail, lower, isword):
+    """Word-sequence matches whose first word starts at s or later in data[a:e], in one linear pass: the
+    row read as the index's word stream (a run of separators one ``WORD_SEP`` byte, words as their
+    bytes, lower-cased ASCII when ``lower``, a non-ASCII word character as the byte 0x80, which no ASCII
+    pattern holds) matched by KMP against ``kpat`` (the ``WORD_SEP w1 WORD_SEP .. WORD_SEP`` pattern)."""
+    sep = kpat[0]
+    c = 0
+    j = 0
+    in_sep = True
+    if s > a:
+        p = data[s - 1]
+        if p < 128:
+            in_sep = not _isw(p)
+        else:
+            cp = _cp_before(data, a, s, e)
+            in_sep = cp < 0 or not isword[cp]
+    if in_sep:
+        j, got = _kmp_step(sep, j, kpat, fail)
+        c += got
+    i = s
+    while i < e:
+        b = data[i]
+        isw, ln = _word_at(data, i, e, isword)
+        if isw:
+            x = np.uint8(0x80) if b >= 128 else (np.uint8(_low(b)) if lower else b)
+            j, got = _kmp_step(x, j, kpat, fail)
+            c += got
+            in_sep = False
+        elif not in_sep:
+            j, got = _kmp_step(sep, j, kpat, fail)
+            c += got
+            in_sep = True
+        i += ln
+    if not in_sep:
+        j, got = _kmp_step(sep, j, kpat, fail)
+        c += got
+    return c
+
+
+@njit(cache=True, nogil=True)
+def kmp_rows(data, offs, pad, pat, fail):
+    """Per row ``data[offs[r]:offs[r + 1] - pad]``: (occurrences of ``pat``, overlapping ones too, and the
+    first offset or -1) by KMP: one linear pass whatever the text (runs of one byte, periodic text)."""
+    n = offs.shape[0] - 1
+    m = pat.shape[0]
+    counts = np.zeros(n, dtype=np.int64)
+    first = np.full(n, -1, dtype=np.int64)
+    for r in range(n):
+        a = np.int64(offs[r])
+        e = np.int64(offs[r + 1]) - pad
+        j = 0
+        c = 0
+        for i in range(a, e):
+            j, got = _kmp_step(data[i], j, pat, fail)
+            if got:
+                if c == 0:
+                    first[r] = i + 1 - m - a
+                c += 1
+        counts[r] = c
+    return counts, first
+
+
+#: the candidate test compares at most this many pattern bytes per row byte (plus one pattern length)
+#: before the rest of the row is counted by KMP: repetitive text and patterns (a run of spaces) stay linear
+KMP_AFTER = 4
 
 #: candidate positions are filtered in blocks of this many bytes (a buffer that stays in L1/L2)
 BLOCK = 8192
@@ -153,12 +296,17 @@ def _pair_block(data, s0, n, i1, b1, o1, i2, b2, o2, buf):
 
 
 @njit(cache=True, nogil=True)
-def count_rows(data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold, pat_ascii):
+def count_rows(
+    data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold, pat_ascii, kpat, fail, isword
+):
     """Per row: (occurrences, unsure). ``pat``: the phrase (words mode: the words back to back, word
     w = ``pat[wstart[w]:wstart[w+1]]``), lower-case when ``lower``. Candidates: the start positions
     where the bytes at ``i1`` and ``i2`` of the (first word of the) pattern match (ASCII letters of a
     ``lower`` pattern in both cases: ``x | 0x20``), found by a vectorised compare over blocks of
-    :data:`BLOCK` bytes and libc memchr over the block's flags; then every byte is compared."""
+    :data:`BLOCK` bytes and libc memchr over the block's flags; then every byte is compared. ``kpat``
+    and ``fail``: the pattern as bytes of the layer (words: ``WORD_SEP w1 WORD_SEP ..``) and its
+    :func:`failure_table`: once the compares of a row exceed :data:`KMP_AFTER` x its length, the rest of
+    the row is counted by KMP (linear on any input). ``isword``: ``re``'s ``\\w`` table."""
     n = offs.shape[0] - 1
     counts = np.zeros(n, dtype=np.int64)
     unsure = np.zeros(n, dtype=np.bool_)
@@ -187,7 +335,9 @@ def count_rows(data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold
         c = 0
         last = e - m0  # the last start position
         s0 = a
-        while s0 <= last and not unsure[r]:
+        budget = KMP_AFTER * (e - a) + m0  # bytes the candidate compares may cost in this row
+        done = False
+        while s0 <= last and not unsure[r] and not done:
             L = min(BLOCK, last + 1 - s0)
             hits = _pair_block(data, s0, L, i1, b1, o1, i2, b2, o2, buf)
             if exact:
@@ -197,14 +347,22 @@ def count_rows(data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold
                 while t >= 0:
                     s = s0 + t
                     if words:
+                        if budget < 0:  # repetitive: the rest of the row (from s) in one linear pass
+                            c += _kmp_words(data, a, s, e, kpat, fail, lower, isword)
+                            done = True
+                            break
                         if _match_at(data, s, e, pat[:m0], lower):
-                            got = _word_match(data, a, s, e, pat, wstart, lower)
-                            if got < 0:
-                                unsure[r] = True
-                                break
+                            got, end = _word_match(data, a, s, e, pat, wstart, lower, isword)
+                            budget -= end - s + 1
                             c += got
-                    elif _match_at(data, s, e, pat, lower):
-                        c += 1
+                    else:
+                        budget -= m0
+                        if budget < 0:  # repetitive: the rest of the row (from s) in one linear pass
+                            c += _kmp_count(data, s, e, pat, fail, lower)
+                            done = True
+                            break
+                        if _match_at(data, s, e, pat, lower):
+                            c += 1
                     t = _memchr(buf, t + 1, 1, L)
             s0 += L
         if not unsure[r]:

@@ -82,9 +82,17 @@ class Spec:
         order = np.argsort(cost, kind="stable")
         self.i1 = int(order[0])
         self.i2 = int(order[1]) if order.shape[0] > 1 else self.i1
+        from lakeql.ngrams.countkernel import failure_table
+
+        # computed once per pattern: the characters whose folding holds the pattern's ASCII, the KMP table
+        self.nfold = nfold_table(frozenset(chr(b) for b in self.body.tolist() if b < 128))
+        # the pattern as the layer holds it (words: WORD_SEP w1 WORD_SEP ..): KMP's on repetitive rows
+        self.kpat = np.frombuffer(raw, np.uint8).copy() if self.words else self.body
+        self.fail = failure_table(self.kpat)
 
     def count(self, data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from lakeql.ngrams.countkernel import count_rows
+        from lakeql.ngrams.text import word_table
 
         return count_rows(
             data,
@@ -95,28 +103,43 @@ class Spec:
             self.i2,
             self.lower,
             self.words,
-            nfold_table(frozenset(chr(b) for b in self.body.tolist() if b < 128)),
+            self.nfold,
             self.lower,
             self.ascii,
+            self.kpat,
+            self.fail,
+            word_table(),
         )
+
+
+def _is_text(t) -> bool:
+    import pyarrow as pa
+
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+    )
 
 
 def _string_chunks(col) -> list[Any]:
     """The Arrow chunks of a column as string/binary arrays (int32 or int64 offsets)."""
     import pyarrow as pa
 
-    out = []
     for ch in col.chunks:
-        if (
-            pa.types.is_string(ch.type)
-            or pa.types.is_large_string(ch.type)
-            or pa.types.is_binary(ch.type)
-            or pa.types.is_large_binary(ch.type)
-        ):
-            out.append(ch)
-        else:
-            raise TypeError(f"not a string column: {ch.type}")
-    return out
+        if not _is_text(ch.type):
+            raise pa.ArrowTypeError(f"not a string column: {ch.type}")
+    return list(col.chunks)
+
+
+def _as_text(arr):
+    """A string/binary Arrow array as text of the same offsets (no validation: bytes as the index
+    holds them, for the exact recount)."""
+    import pyarrow as pa
+
+    large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    return arr.view(pa.large_string() if large else pa.string())
 
 
 def _buffers(ch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -176,24 +199,23 @@ class ParquetColumn:
             for path in table.paths:
                 if not os.path.isfile(path):
                     return
-                pf = pq.ParquetFile(path)
-                if column not in pf.schema_arrow.names or "." in column:
+                st = os.stat(path)
+                with pq.ParquetFile(path) as pf:
+                    # exactly one top-level column of that name (a file may repeat a name: DuckDB's then)
+                    if pf.schema_arrow.names.count(column) != 1 or "." in column:
+                        return
+                    t = pf.schema_arrow.field(column).type
+                    md = pf.metadata
+                if not _is_text(t):
                     return
-                t = pf.schema_arrow.field(column).type
-                if not (
-                    pa.types.is_string(t)
-                    or pa.types.is_large_string(t)
-                    or pa.types.is_binary(t)
-                    or pa.types.is_large_binary(t)
-                ):
-                    return
-                md = pf.metadata
                 leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(column)
                 groups = [
                     (g, md.row_group(g).num_rows, md.row_group(g).column(leaf).total_uncompressed_size)
                     for g in range(md.num_row_groups)
                 ]
-                files.append((path, md, groups))
+                if [md.schema.column(i).path for i in range(md.num_columns)].count(column) != 1:
+                    return
+                files.append(((path, st.st_size, st.st_mtime_ns), md, groups))
         except (OSError, ValueError, pa.ArrowException):
             return
         # jobs of consecutive row groups of about JOB_BYTES (small row groups cost a fixed ~0.2 ms each:
@@ -215,11 +237,17 @@ class ParquetColumn:
         self.ok = base == n_rows
 
     def _read(self, job) -> tuple[int, list[Any]]:
+        """The job's column chunks. The footer was read once: a file replaced since (its size or mtime
+        changed) raises ``OSError`` (the caller's other path answers) rather than being read with it."""
         import pyarrow.parquet as pq
 
-        path, md, groups, base = job
-        pf = pq.ParquetFile(path, metadata=md)
-        col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
+        (path, size, mtime), md, groups, base = job
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_size, st.st_mtime_ns) != (size, mtime):
+                raise OSError(f"{path} changed since its footer was read")
+            with pq.ParquetFile(fh, metadata=md) as pf:
+                col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
         return base, _string_chunks(col)
 
     def _run(self, fn) -> list[Any]:
@@ -229,63 +257,128 @@ class ParquetColumn:
             return [fn(self.jobs[0])]
         return list(_scan_pool().map(fn, self.jobs))
 
-    def rows(self, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
-        """(row ids ascending, occurrences) of every row holding the pattern."""
+    def rows(self, spec: Spec, need_first: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row ids ascending, occurrences, first offsets) of every row holding the pattern; the first
+        offsets (as the index holds the row) only with ``need_first`` (else -1): the rows holding the
+        pattern are searched once more for them."""
+        import pyarrow as pa
+
+        from lakeql.ngrams.colscan import verify_batch
 
         def one(job):
             base, chunks = self._read(job)
-            rid, cnt = [], []
+            rid, cnt, off = [], [], []
             for ch in chunks:
                 c = exact_counts(spec, ch)
                 hit = np.flatnonzero(c)
-                rid.append(hit + base)
-                cnt.append(c[hit])
+                if need_first and hit.shape[0]:
+                    batch = pa.RecordBatch.from_arrays(
+                        [pa.array(hit + base, pa.int64()), _as_text(ch.take(hit))], ["rowid", "text"]
+                    )
+                    r, n, f = verify_batch(batch, spec.unit, spec.fold, spec.pat, True)
+                else:
+                    r, n, f = hit + base, c[hit], np.full(hit.shape[0], -1, np.int64)
+                rid.append(r)
+                cnt.append(n)
+                off.append(f)
                 base += len(ch)
-            return rid, cnt
+            return rid, cnt, off
 
         parts = self._run(one)
         e = [np.empty(0, np.int64)]
-        rid = np.concatenate(e + [r for p in parts for r in p[0]]).astype(np.int64)
-        cnt = np.concatenate(e + [c for p in parts for c in p[1]]).astype(np.int64)
-        return rid, cnt
+        return tuple(np.concatenate(e + [r for p in parts for r in p[j]]).astype(np.int64) for j in range(3))
 
     def top(self, spec: Spec, k: int) -> tuple[np.ndarray, Any]:
         """(row ids, their text as one Arrow array) of the k rows with the most occurrences (ties: lower
         row id; rows without the pattern left out), best first. Only rows that enter the running top k
         have their text copied (a row group's longest rows are usually its best: copying each group's k
-        best measured ~30% of the scan)."""
+        best measured ~30% of the scan): one ``take`` per chunk, the running top k kept in numpy."""
         import pyarrow as pa
 
-        lock = threading.Lock()
-        best: dict[int, tuple[int, Any]] = {}  # rowid -> (count, its text: a 1-row Arrow array)
-        kth = [(0, -1)]  # (count, -rowid) of the k-th best so far: a row must beat it to enter
+        top = _RunningTop(k)
 
         def one(job):
             base, chunks = self._read(job)
             for ch in chunks:
                 c = exact_counts(spec, ch)
                 hit = np.flatnonzero(c)
-                if hit.shape[0] > k:
-                    hit = hit[np.lexsort((hit, -c[hit]))[:k]]
-                with lock:
-                    floor_c, floor_r = kth[0]
-                    if len(best) >= k:  # only rows that beat the current k-th
-                        rows = hit + base
-                        hit = hit[(c[hit] > floor_c) | ((c[hit] == floor_c) & (-rows > floor_r))]
-                    if hit.shape[0]:
-                        texts = ch.take(hit).cast(pa.large_binary())
-                        for i, h in enumerate(hit.tolist()):
-                            best[h + base] = (int(c[h]), texts.slice(i, 1))
-                        if len(best) > k:
-                            for r, _ in sorted(best.items(), key=lambda t: (-t[1][0], t[0]))[k:]:
-                                del best[r]
-                        if len(best) >= k:
-                            kth[0] = min((v[0], -r) for r, v in best.items())
+                if hit.shape[0] > k:  # the chunk's k best (ties: lower row id)
+                    hit = np.sort(hit[np.lexsort((hit, -c[hit]))[:k]])
+                top.offer(ch, hit, hit + base, c[hit])
                 base += len(ch)
 
         self._run(one)
-        order = sorted(best.items(), key=lambda t: (-t[1][0], t[0]))
-        rid = np.array([r for r, _ in order], dtype=np.int64)
-        texts = pa.concat_arrays([v[1] for _, v in order]) if order else pa.array([], pa.large_binary())
+        rid, texts = top.result()
+        if texts is None:
+            texts = pa.array([], pa.large_binary())
         # as text (no validation: bytes as the index holds them), for the exact recount of the caller
         return rid, texts.view(pa.large_string())
+
+
+class _RunningTop:
+    """The k best (count desc, row id asc) rows offered so far by the scan threads: numpy arrays of row
+    id, count, source batch and index in it; each offered chunk's entering rows copied with one ``take``.
+    Candidates are pooled and cut back to k once they exceed 2k (amortised: O(n log k) in all)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = int(k)
+        self.lock = threading.Lock()
+        e = np.empty(0, np.int64)
+        self.rid, self.cnt, self.src, self.pos = [e], [e], [e], [e]
+        self.size = 0
+        self.floor: tuple[int, int] | None = None  # (count, row id) of the k-th best once k are held
+        self.texts: dict[int, Any] = {}  # source batch -> its taken rows (large_binary)
+        self.next_src = 0
+
+    def offer(self, ch, local: np.ndarray, rid: np.ndarray, cnt: np.ndarray) -> None:
+        import pyarrow as pa
+
+        with self.lock:
+            if self.floor is not None and local.shape[0]:  # only rows that beat the current k-th
+                fc, fr = self.floor
+                keep = (cnt > fc) | ((cnt == fc) & (rid < fr))
+                local, rid, cnt = local[keep], rid[keep], cnt[keep]
+            if not local.shape[0]:
+                return
+            src = self.next_src
+            self.next_src += 1
+            self.texts[src] = ch.take(pa.array(local)).cast(pa.large_binary())
+            n = local.shape[0]
+            self.rid.append(rid.astype(np.int64))
+            self.cnt.append(cnt.astype(np.int64))
+            self.src.append(np.full(n, src, np.int64))
+            self.pos.append(np.arange(n, dtype=np.int64))
+            self.size += n
+            if self.size > 2 * self.k:
+                self._cut()
+
+    def _cut(self) -> None:
+        """Keep the k best, sorted best first; drop the texts of batches no kept row comes from."""
+        rid, cnt, src, pos = (np.concatenate(a) for a in (self.rid, self.cnt, self.src, self.pos))
+        order = np.lexsort((rid, -cnt))[: self.k]
+        rid, cnt, src, pos = rid[order], cnt[order], src[order], pos[order]
+        self.rid, self.cnt, self.src, self.pos = [rid], [cnt], [src], [pos]
+        self.size = rid.shape[0]
+        if self.size >= self.k and self.k > 0:
+            self.floor = (int(cnt[-1]), int(rid[-1]))
+        alive = set(np.unique(src).tolist())
+        for s in [s for s in self.texts if s not in alive]:
+            del self.texts[s]
+
+    def result(self) -> tuple[np.ndarray, Any]:
+        """(row ids best first, their texts as one Arrow array or None when empty)."""
+        import pyarrow as pa
+
+        self._cut()
+        rid, src, pos = self.rid[0], self.src[0], self.pos[0]
+        if not rid.shape[0]:
+            return rid, None
+        by_src = np.argsort(src, kind="stable")  # one take per surviving batch
+        bounds = np.flatnonzero(np.diff(src[by_src])) + 1
+        parts = [
+            self.texts[int(src[g[0]])].take(pa.array(pos[g])) for g in np.split(by_src, bounds) if g.shape[0]
+        ]
+        grouped = pa.concat_arrays(parts)
+        back = np.empty_like(by_src)
+        back[by_src] = np.arange(by_src.shape[0])  # grouped order -> best-first order
+        return rid, grouped.take(pa.array(back))

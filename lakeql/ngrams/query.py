@@ -245,14 +245,17 @@ class NgramIndex:
             if only is not None and blocks:  # at most one block per candidate row is read
                 total = total * min(blocks, len(only)) / blocks
             return total / TIER_BYTES_PER_SECOND
-        if self.colscan is not None and self.colscan.usable and self.fold != "ascii":
+        if self.colscan is not None and self.fold != "ascii":
             from lakeql.ngrams import colscan
 
-            if lay.unit == "char" and self.fold == "none":
-                bps = colscan.COUNT_BYTES_PER_SECOND if need_counts else colscan.ROWS_BYTES_PER_SECOND
-            else:
-                bps = colscan.VERIFY_BYTES_PER_SECOND
-            return self.text_bytes / bps
+            if self.colscan.usable:
+                if lay.unit == "char" and self.fold == "none":
+                    bps = colscan.COUNT_BYTES_PER_SECOND if need_counts else colscan.ROWS_BYTES_PER_SECOND
+                else:
+                    bps = colscan.VERIFY_BYTES_PER_SECOND
+                return self.text_bytes / bps
+            if self.colscan.parquet_usable:  # DuckDB cannot read the column: the Parquet kernel can
+                return self.text_bytes / colscan.PARQUET_BYTES_PER_SECOND
         if lay.unit == "word":
             return float("inf")
         return self.text_bytes / SCAN_BYTES_PER_SECOND
@@ -483,7 +486,7 @@ def load(ctx, table_name: str, column: str) -> NgramIndex:
     if idx.colscan is None:  # rows of frequent phrases without a scan tier: DuckDB scans the column
         from lakeql.ngrams.colscan import ColumnScan
 
-        idx.colscan = ColumnScan(ctx, table, col)
-        idx.colscan.n_rows = idx.n_rows
-        idx.colscan.freq = np.diff(idx.chars.shards[0].C) if idx.shards else None
+        # built whole, then published: another thread never sees it without its row count
+        freq = np.diff(idx.chars.shards[0].C) if idx.shards else None
+        idx.colscan = ColumnScan(ctx, table, col, idx.n_rows, freq)
     return idx

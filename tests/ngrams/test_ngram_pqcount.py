@@ -119,13 +119,16 @@ def test_kernel_counts_equal_brute_force(unit, fold):
 
 
 def test_kernel_flags_only_what_it_cannot_decide():
-    """ASCII rows are decided by the kernel itself; a non-ASCII byte next to a word match, or a
-    character folding to ASCII, makes the row unsure (recounted in Python)."""
+    """The kernel decides words itself, non-ASCII characters next to a match included (decoded and looked
+    up in re's \\w table); a character folding to ASCII makes the row unsure (recounted in Python)."""
     from lakeql.ngrams.pqcount import exact_counts
 
     arr = pa.array([b"self x", "élan self".encode(), "selfé".encode(), "ſelf".encode()], pa.binary())
-    _, unsure = _spec("word", "none", "self").count(*_bufs(arr))
-    assert unsure.tolist() == [False, False, True, False]
+    cnt, unsure = _spec("word", "none", "self").count(*_bufs(arr))
+    assert unsure.tolist() == [False, False, False, False] and cnt.tolist() == [1, 1, 0, 0]
+    curly = pa.array(["dog’s bone— self—self".encode()], pa.binary())
+    cnt, unsure = _spec("word", "none", "self").count(*_bufs(curly))
+    assert unsure.tolist() == [False] and cnt.tolist() == [2]
     _, unsure = _spec("char", "casefold", "self").count(*_bufs(arr))
     assert unsure.tolist() == [False, False, False, True]
     # only characters whose folding shares a character with the pattern matter: 'ß' (ss) for 'sse'
@@ -235,3 +238,304 @@ def test_kernel_counts_rows_of_invalid_utf8(unit, fold):
             per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
             want = [per.get(i, 0) for i in range(len(rows))]
         assert exact_counts(spec, arr).tolist() == want, (phrase, unit, fold)
+
+
+@pytest.fixture(scope="module")
+def invalid_lake(tmp_path_factory):
+    """A two-file table whose text column holds invalid UTF-8 (DuckDB's Parquet reader refuses it, the
+    index and pyarrow read its bytes), sensitive and insensitive indexes."""
+    import random
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("invlake")
+    rng = random.Random(5)
+    toks = [b"self", b"SELF", b"\xff", b"\xc3", b"\xc3\x9f", b"ss", b" ", "ſ".encode(), b"a", b"new york"]
+    rows = [b"".join(rng.choice(toks) for _ in range(rng.randint(0, 20))) for _ in range(1200)]
+    (root / "d" / "t").mkdir(parents=True)
+    for name, part in (("a", rows[:600]), ("b", rows[600:])):
+        text = pa.array(part, pa.binary()).view(pa.string())
+        paths = [f"p{i}" for i in range(len(part))]
+        pq.write_table(
+            pa.table({"path": paths, "text": text}), root / "d" / "t" / f"{name}.parquet", row_group_size=100
+        )
+    out = {}
+    for case in ("sensitive", "insensitive"):
+        idx = tmp_path_factory.mktemp(f"invidx-{case}")
+        build(root, idx, "d.t.text", ngram_case=case, ngram_jobs=1)
+        out[case] = (root, idx)
+    return out
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+def test_parquet_path_survives_a_failed_duckdb_scan(invalid_lake, monkeypatch, case):
+    """DuckDB cannot read the column (invalid UTF-8): once its scan failed, frequent phrases are still
+    ranked and counted by the Parquet kernel (not the slow exact paths), exactly as located."""
+    from lakeql.connection import open_lake
+    from lakeql.ngrams import colscan
+    from lakeql.ngrams import query as Q
+
+    root, idx = invalid_lake[case]
+    con, ctx = open_lake(root, index_dir=idx)
+    search = "SELECT path, occurrences, snippet FROM ngram_search(?, ?, ?, k := ?, unit := ?)"
+    rows = "SELECT ngram_rows(?, ?, ?, unit := ?)"
+    cases = [
+        (u, p, k)
+        for u, ps in (("char", ["self", "ss", "a", "new york"]), ("word", ["self", "ss", "new york"]))
+        for p in ps
+        for k in (1, 5, 2000)
+    ]
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 0.0)  # never scan: the located answers
+    want = [
+        (
+            con.execute(search, ["d.t", "text", p, k, u]).fetchall(),
+            con.execute(rows, ["d.t", "text", p, u]).fetchone(),
+        )
+        for u, p, k in cases
+    ]
+    monkeypatch.setattr(Q, "LOCATE_SECONDS", 10.0)  # always scan
+    scan = Q.load(ctx, "d.t", "text").colscan
+    assert scan.unsure_rows(colscan.NON_ASCII.format(c=scan.quoted()), []) is None  # DuckDB's scan fails
+    assert scan.failed and not scan.usable and scan.parquet_usable
+    slow = []
+    monkeypatch.setattr(Q.NgramIndex, "_scan_parquet", lambda *a: slow.append(a) or pytest.fail("slow"))
+    monkeypatch.setattr(Q.NgramIndex, "_located", lambda *a: slow.append(a) or pytest.fail("located"))
+    for (u, p, k), (s, n) in zip(cases, want, strict=True):
+        assert con.execute(search, ["d.t", "text", p, k, u]).fetchall() == s, (u, p, k)
+        assert con.execute(rows, ["d.t", "text", p, u]).fetchone() == n, (u, p)
+    # rows with first offsets (AND / OR queries) come from the Parquet path too
+    for u, p, _ in cases:
+        got = scan.rows(u, scan_fold(case), _pattern(u, case, p), need_counts=True)
+        assert got is not None
+    assert not slow
+    # a transient read error does not turn the Parquet path off; repeated ones do
+    real = scan._parquet.top
+    calls = []
+
+    def flaky(*a):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("transient")
+        return real(*a)
+
+    monkeypatch.setattr(scan._parquet, "top", flaky)
+    pat = _pattern("char", case, "self")
+    assert scan.top("char", scan_fold(case), pat, 3) is None
+    assert scan.top("char", scan_fold(case), pat, 3) is not None and scan.parquet_usable
+    monkeypatch.setattr(scan._parquet, "top", lambda *a: (_ for _ in ()).throw(OSError("gone")))
+    for _ in range(colscan.PARQUET_MAX_FAILURES):
+        scan.top("char", scan_fold(case), pat, 3)
+    assert not scan.parquet_usable
+    con.close()
+
+
+def scan_fold(case):
+    return "casefold" if case == "insensitive" else "none"
+
+
+def _pattern(unit, case, phrase):
+    from lakeql.ngrams.text import word_pattern, words
+
+    fold = case == "insensitive"
+    if unit == "char":
+        raw = (phrase.casefold() if fold else phrase).encode()
+    else:
+        raw = word_pattern(words(phrase, folded=fold))
+    return np.frombuffer(raw, np.uint8).copy()
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 50, 199, 1000])
+def test_parquet_top_equals_brute_force_with_ties(tmp_path, monkeypatch, k):
+    """``ParquetColumn.top``: the k rows with the most occurrences, ties by lower row id, with their
+    text, over many row groups scanned by several threads (the running top k is cut many times)."""
+    import types
+
+    import pyarrow.parquet as pq
+
+    from lakeql.ngrams import pqcount
+
+    rng = np.random.default_rng(3)
+    n = 600
+    counts = rng.integers(0, 6, n)  # many ties
+    texts = [("ab " * int(c) + "x" * int(rng.integers(0, 5)) + f"#{i}") for i, c in enumerate(counts)]
+    texts[5] = None
+    paths = []
+    for f, part in enumerate((texts[:250], texts[250:])):
+        p = tmp_path / f"p{f}.parquet"
+        pq.write_table(pa.table({"text": pa.array(part, pa.string())}), p, row_group_size=20)
+        paths.append(str(p))
+    monkeypatch.setattr(pqcount, "MIN_JOB_BYTES", 1)
+    monkeypatch.setattr(pqcount, "JOB_BYTES", 1)
+    col = pqcount.ParquetColumn(types.SimpleNamespace(format="parquet", paths=paths), "text", n)
+    assert col.ok and len(col.jobs) > 10
+    spec = _spec("char", "none", "ab")
+    rid, got = col.top(spec, k)
+    want = sorted(
+        (i for i, t in enumerate(texts) if t and t.count("ab")), key=lambda i: (-texts[i].count("ab"), i)
+    )
+    assert rid.tolist() == want[:k]
+    assert got.to_pylist() == [texts[i] for i in want[:k]]
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+def test_kernel_counts_repetitive_rows_exactly_in_linear_time(fold):
+    """Runs of one byte / a short period make every position a candidate: past a budget of compares
+    the rest of the row is counted by KMP (overlapping occurrences, as the index counts them)."""
+    import time
+
+    from lakeql.ngrams.pqcount import exact_counts
+
+    rows = [
+        "a" * 3000,
+        "xy " + "Aa" * 2000 + " tail aaaa",
+        "ab" * 1500 + "abc" + "ab" * 10,
+        "self " * 50 + "a" * 700 + "b" + "a" * 700,
+        " " * 4000,
+        "",
+        "aaa",
+    ]
+    arr = pa.array(rows, pa.string())
+    for phrase in ["a" * 16, "aa", "aaa", "abab", "ab" * 40, "abaab", "aab", "a" * 700, " " * 64, "Aa" * 9]:
+        spec = _spec("char", fold, phrase)
+        p = phrase.casefold() if fold == "casefold" else phrase
+        want = []
+        for r in rows:
+            t = r.casefold() if fold == "casefold" else r
+            want.append(sum(t.startswith(p, i) for i in range(len(t))))
+        assert exact_counts(spec, arr).tolist() == want, (phrase, fold)
+    big = pa.array([" " * 2000] * 2500, pa.string())  # 5 MB of spaces
+    spec = _spec("char", fold, " " * 512)
+    exact_counts(spec, big[:2])
+    t0 = time.perf_counter()
+    assert exact_counts(spec, big).tolist() == [1489] * 2500
+    assert time.perf_counter() - t0 < 2.0  # was ~5 s (512 compares per position); now ~0.03 s
+
+
+NEIGHBOURS = [
+    "",
+    " ",
+    "\u2019",
+    "\u2014",
+    "é",
+    "\u0301",
+    "日",
+    "\u0663",
+    "\xa0",
+    "ſ",
+    "K",
+    "\u00df",
+    "\U0001f600",
+    "_",
+    "x",
+]
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+def test_kernel_words_next_to_non_ascii_equal_brute_force(fold):
+    """Word matches next to every kind of non-ASCII character (punctuation, letters, combining marks,
+    digits of other scripts, no-break space, characters folding to ASCII, 4-byte characters) and invalid
+    bytes: the kernel's counts equal re's \\w words (brute force), and only folding makes rows unsure."""
+    from lakeql.ngrams.pqcount import exact_counts
+
+    raw = []
+    for left in NEIGHBOURS:
+        for right in NEIGHBOURS:
+            raw.append(f"{left}self{right}self {left}new{right}york{left}".encode())
+    raw += [b"\xffself\xe2\x80self\xc3", b"self\xe2\x80\x99s self\xf0\x9f\x98 self", b"\x80self\xbf"]
+    rows = [("", r) for r in raw]
+    arr = pa.array(raw, pa.binary()).view(pa.string())
+    for phrase in ["self", "self self", "new york", "s"]:
+        spec = _spec("word", fold, phrase)
+        ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+        per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
+        want = [per.get(i, 0) for i in range(len(rows))]
+        assert exact_counts(spec, arr).tolist() == want, (phrase, fold)
+        _, unsure = spec.count(*_bufs(arr))
+        if fold == "none":
+            assert not unsure.any(), phrase
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+def test_kernel_words_of_repetitive_rows_linear(fold):
+    """Word sequences over rows of one repeated word: past a budget of compares the rest of the row is
+    counted by KMP over the word stream (overlapping sequences, as the index counts them) — exact, and
+    linear (was ~40 s for 512 words over 10 MB)."""
+    import time
+
+    from lakeql.ngrams.pqcount import exact_counts
+
+    raw = [
+        ("a " * 1500).encode(),
+        ("x " + "A, a; " * 700 + "b a a\u2019a").encode(),
+        ("a a é a a_a a " * 200).encode(),
+        ("ab " * 300 + "\u2014a a\xa0a").encode(),
+        b"a \xff a a \xc3a a",
+    ]
+    rows = [("", r) for r in raw]
+    arr = pa.array(raw, pa.binary()).view(pa.string())
+    for phrase in ["a a", "a a a", " ".join(["a"] * 40), "ab ab", "a b a"]:
+        spec = _spec("word", fold, phrase)
+        ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+        per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
+        want = [per.get(i, 0) for i in range(len(rows))]
+        assert exact_counts(spec, arr).tolist() == want, (phrase, fold)
+    big = pa.array(["a " * 1000] * 2500, pa.string())  # 5 MB
+    spec = _spec("word", fold, " ".join(["a"] * 512))
+    exact_counts(spec, big[:2])
+    t0 = time.perf_counter()
+    assert exact_counts(spec, big).tolist() == [489] * 2500
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_parquet_column_declines_duplicate_names_and_rewritten_files(tmp_path):
+    """A file repeating the column's name is left to DuckDB (no KeyError); a file rewritten in place
+    after its footer was read is never decoded with the old footer (OSError: the other path answers)."""
+    import os
+    import types
+
+    import pyarrow.parquet as pq
+
+    from lakeql.ngrams.pqcount import ParquetColumn
+
+    dup = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["a b"]), pa.array(["c"])], names=["text", "text"]), dup)
+    col = ParquetColumn(types.SimpleNamespace(format="parquet", paths=[str(dup)]), "text", 1)
+    assert not col.ok
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": ["self self", "x", "self"] * 50}), path, row_group_size=30)
+    col = ParquetColumn(types.SimpleNamespace(format="parquet", paths=[str(path)]), "text", 150)
+    assert col.ok
+    spec = _spec("char", "none", "self")
+    rid, cnt, _ = col.rows(spec)
+    assert rid.shape[0] == 100 and int(cnt.sum()) == 150
+    st = os.stat(path)
+    pq.write_table(pa.table({"text": ["other", "self", "yy"] * 50}), path, row_group_size=70)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(OSError, match="changed"):
+        col.rows(spec)
+    with pytest.raises(OSError, match="changed"):
+        col.top(spec, 3)
+
+
+def test_numpy_count_rows_of_repetitive_text_is_exact_and_linear():
+    """``colscan.count_rows`` (DuckDB's verify path, ``ngram_occ_impl``) on runs of one byte: KMP once the
+    candidates would cost text x pattern — same counts and first offsets as brute force."""
+    import time
+
+    from lakeql.ngrams.colscan import count_rows
+
+    rows = [b" " * 3000, b"x" + b" " * 700 + b"y" + b" " * 20, b"", b"ab" * 900, b" ab  ", b"  "]
+    data = np.frombuffer(b"".join(rows), np.uint8)
+    offs = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    for p in [b" " * 512, b" " * 16, b"  ", b"abab" * 40, b"ba" * 100 + b"b"]:
+        counts, first = count_rows(data, offs, np.frombuffer(p, np.uint8))
+        want = [sum(r.startswith(p, i) for i in range(len(r))) for r in rows]
+        assert counts.tolist() == want, p[:8]
+        assert first.tolist() == [r.find(p) if c else -1 for r, c in zip(rows, want, strict=True)]
+    big = np.full(5_000_000, 32, np.uint8)
+    offs = np.arange(0, 5_000_001, 2000, dtype=np.int64)
+    count_rows(big[:4000], offs[:3], np.full(512, 32, np.uint8))
+    t0 = time.perf_counter()
+    assert count_rows(big, offs, np.full(512, 32, np.uint8))[0].tolist() == [1489] * 2500
+    assert time.perf_counter() - t0 < 2.0
