@@ -58,7 +58,7 @@ DEVICES = ("auto", "cpu", "cuda")
 ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8"}
 
 
-#: the files :func:`lakeql.onnx_encoder.unsupported` reads: their mtimes key :func:`resolve_backend`'s cache
+#: the files :func:`lakeql.onnx_encoder.unsupported` reads: their stamps key :func:`resolve_backend`'s cache
 _SETTINGS_FILES = (
     "config.json",
     "sentence_bert_config.json",
@@ -66,19 +66,25 @@ _SETTINGS_FILES = (
     "tokenizer.json",
     os.path.join("1_Pooling", "config.json"),
 )
-#: ``auto`` resolved per model folder, keyed by its path and the mtimes of the folder and its settings files
+#: ``auto`` resolved per model folder, keyed by its path and the stamps of the folder and its settings files
 _RESOLVED: dict[tuple[Any, ...], str] = {}
 
 
+def _stamp(st: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written or replaced: mtime, ctime (``utime`` cannot set it back, as
+    ``cp -p`` / ``rsync -t`` set the mtime), size and inode."""
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
 def _folder_key(path: str) -> tuple[Any, ...] | None:
-    """(path, mtimes of the folder and of its settings files) of a local model folder, or None."""
+    """(path, stamps of the folder and of its settings files) of a local model folder, or None."""
     try:
-        stamps: list[Any] = [os.stat(path).st_mtime_ns]
+        stamps: list[Any] = [_stamp(os.stat(path))]
     except OSError:
         return None
     for name in _SETTINGS_FILES:
         try:
-            stamps.append(os.stat(os.path.join(path, name)).st_mtime_ns)
+            stamps.append(_stamp(os.stat(os.path.join(path, name))))
         except OSError:
             stamps.append(None)
     return (path, *stamps)
@@ -88,8 +94,9 @@ def resolve_backend(name: str | None = None, backend: str = AUTO) -> str:
     """The backend that runs model ``name`` for ``backend``: ``auto`` is ``onnx`` (float32) when the ONNX
     encoder handles the model folder (:func:`lakeql.onnx_encoder.unsupported`), else ``torch``; any other
     backend is returned as is. Reads JSON files only (no torch, no ONNX Runtime import), once per process
-    and folder: the answer is cached, keyed by the folder's path and the mtimes of the folder and of the
-    files it reads (six ``stat`` calls per later call, as :func:`load_model` resolves on every call)."""
+    and folder: the answer is cached, keyed by the folder's path and the stamps (mtime, ctime, size,
+    inode) of the folder and of the files it reads (six ``stat`` calls per later call, as
+    :func:`load_model` resolves on every call)."""
     if backend != AUTO:
         return backend
     path = resolve_model(name)

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -540,11 +541,14 @@ class OnnxEncoder:
             out[rows] = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
 
         runs = token_batches(lengths)
-        if self.workers > 1 and len(runs) > 1:
-            list(self.pool().map(run, runs))  # disjoint rows of ``out``; ONNX Runtime runs are thread-safe
-        else:
-            for rows in runs:
-                run(rows)
+        if self.workers > 1 and len(runs) > 1 and not sys.is_finalizing():
+            try:  # disjoint rows of ``out``; ONNX Runtime runs are thread-safe
+                list(self.pool().map(run, runs))
+                runs = []
+            except RuntimeError:  # no new threads at interpreter shutdown: the runs one after another
+                pass
+        for rows in runs:
+            run(rows)
         norm = self.normalize_default if normalize_embeddings is None else normalize_embeddings
         if norm:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -60,6 +60,19 @@ def test_a_changed_folder_is_resolved_again(calls, tmp_path):
     assert "tokenizer.json" in onnx_encoder.unsupported(model)
 
 
+def test_an_edit_that_keeps_the_mtime_is_resolved_again(calls, tmp_path):
+    """``cp -p`` / ``rsync -t`` / ``touch -r`` keep a file's mtime: the key holds its ctime and size too."""
+    src = Path(embedding.resolve_model(None))
+    model = tmp_path / "model"
+    shutil.copytree(src, model, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx", "openvino"))
+    assert embedding.resolve_backend(str(model)) == "onnx"
+    config = model / "config.json"
+    st = config.stat()
+    config.write_text(json.dumps({**json.loads(config.read_text()), "model_type": "roberta"}))
+    os.utime(config, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old mtime put back
+    assert embedding.resolve_backend(str(model)) == "torch" and len(calls) == 2
+
+
 def test_a_name_that_is_no_folder_is_not_cached(calls):
     for _ in range(2):
         assert embedding.resolve_backend("sentence-transformers/some-hub-name") == "torch"

@@ -408,3 +408,17 @@ def test_encoder_mismatch_of_older_and_other_indexes(tmp_path):
     old = encoder_mismatch({"backend": "onnx"}, "d.t.c", tmp_path)  # written before the recipe was recorded
     assert old is not None and "was not recorded" in old
     assert f"'lakeql index {tmp_path} --refresh --embed d.t.c --embed-backend onnx-int8'" in old
+
+
+def test_encoding_at_interpreter_exit_runs_the_batches_in_turn():
+    """The float32 encoder runs batches on a thread pool; an ``atexit`` handler (or a thread outliving the
+    main one) cannot start threads any more: it encodes the runs one after another, the same vectors."""
+    code = (
+        "import atexit, numpy as np\n"
+        "from lakeql.embedding import load_model\n"
+        "m = load_model(None, 'onnx')\n"
+        "texts = [f'sentence {i} about flights and airports ' * (1 + i % 7) for i in range(59)]\n"
+        "ref = m.encode(texts)\n"
+        "atexit.register(lambda: print('exit', float(np.abs(m.encode(texts) - ref).max())))\n"
+    )
+    assert python_last_line(code) == "exit 0.0"
