@@ -133,7 +133,39 @@ def load_model(name: str | None = None, backend: str = "torch", device: str = "c
     return _load_model(model_id(name), resolve_backend(name, backend), device)
 
 
-load_model.cache_clear = lambda: _load_model.cache_clear()  # type: ignore[attr-defined]
+#: (model, backend) whose ONNX encoder failed to load under ``auto`` in this process: torch from then on
+_ONNX_FAILED: dict[tuple[str | None, str], str] = {}
+
+
+def _clear_models() -> None:
+    _load_model.cache_clear()
+    _ONNX_FAILED.clear()
+
+
+load_model.cache_clear = _clear_models  # type: ignore[attr-defined]
+
+
+def load_or_torch(name: str | None, backend: str, who: str) -> tuple[Any, str]:
+    """(loaded encoder, backend it runs) for ``backend``; under ``auto``, when the ONNX encoder cannot be
+    loaded (no export possible here), torch float32 with one warning naming ``who`` (e.g. 'joins embed').
+    The failure is remembered per process: later calls go to torch at once instead of trying the export
+    again on every query."""
+    import warnings
+
+    from lakeql.errors import LakeqlError
+
+    want = resolve_backend(name, backend)
+    key = (model_id(name), want)
+    if backend == AUTO and key in _ONNX_FAILED:
+        return load_model(name, "torch"), "torch"
+    try:
+        return load_model(name, want), want
+    except (ImportError, LakeqlError) as exc:
+        if backend != AUTO or want == "torch":
+            raise
+        _ONNX_FAILED[key] = str(exc)
+        warnings.warn(f"ONNX encoder unavailable ({exc}): {who} with torch", UserWarning, stacklevel=3)
+        return load_model(name, "torch"), "torch"
 
 
 def torch_device(device: str) -> str:

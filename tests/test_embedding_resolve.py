@@ -77,3 +77,31 @@ def test_a_name_that_is_no_folder_is_not_cached(calls):
     for _ in range(2):
         assert embedding.resolve_backend("sentence-transformers/some-hub-name") == "torch"
     assert len(calls) == 2
+
+
+def test_an_onnx_encoder_that_cannot_load_is_tried_once_per_process(monkeypatch):
+    """Under ``auto``, a failed ONNX export falls back to torch with one warning; later calls (every
+    ``find_tables`` query) go to torch at once instead of attempting the export again."""
+    import warnings
+
+    from lakeql.errors import LakeqlError
+
+    tried = []
+
+    def fake_load(name=None, backend="torch", device="cpu"):
+        tried.append(backend)
+        if backend == "onnx":
+            raise LakeqlError("cannot export the model")
+        return f"model:{backend}"
+
+    embedding.load_model.cache_clear()
+    monkeypatch.setattr(embedding, "load_model", fake_load)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = [embedding.load_or_torch(None, "auto", "joins embed") for _ in range(3)]
+    assert got == [("model:torch", "torch")] * 3
+    assert tried.count("onnx") == 1 and len(caught) == 1
+    assert "joins embed with torch" in str(caught[0].message)
+    with pytest.raises(LakeqlError):  # asked for by name: the error, no fallback
+        embedding.load_or_torch(None, "onnx", "joins embed")
+    embedding._ONNX_FAILED.clear()

@@ -124,22 +124,13 @@ def encoder(backend: str = "auto") -> tuple[Any, str]:
     Tables and questions are always encoded by the same encoder: the cache label names it (``onnx`` as
     ``onnx-fp32``, since the cache of older lakeqls labelled their int8 vectors ``onnx``).
     """
-    import warnings
-
-    from lakeql.embedding import load_model, model_id, resolve_backend
+    from lakeql.embedding import load_or_torch, model_id
     from lakeql.errors import LakeqlError
 
     if backend not in BACKENDS:
         raise LakeqlError(f"unknown schema embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    want = resolve_backend(None, backend)
-    try:
-        return load_model(None, want), f"{model_id(None)}:{label_of(want)}"
-    except (ImportError, LakeqlError) as exc:
-        if backend != "auto" or want == "torch":
-            raise
-        warnings.warn(f"ONNX encoder unavailable ({exc}): schema embeddings use torch", UserWarning,
-                      stacklevel=2)
-        return load_model(None, "torch"), f"{model_id(None)}:torch"
+    model, used = load_or_torch(None, backend, "schema embeddings")
+    return model, f"{model_id(None)}:{label_of(used)}"
 
 
 def label_of(backend: str) -> str:

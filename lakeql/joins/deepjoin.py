@@ -50,20 +50,10 @@ def query_backend(recorded: str | None) -> str:
 def encoder(model: str | None, backend: str = "auto") -> tuple[Any, str]:
     """(loaded encoder, resolved backend) for ``model``: ``auto`` as the vectors capability resolves it
     (:func:`lakeql.embedding.resolve_backend`); if the ONNX encoder fails to load under ``auto`` (no
-    export possible), torch float32 with a warning."""
-    import warnings
-
+    export possible), torch float32 with a warning (:func:`lakeql.embedding.load_or_torch`)."""
     from lakeql import embedding
-    from lakeql.errors import LakeqlError
 
-    want = embedding.resolve_backend(model, backend)
-    try:
-        return embedding.load_model(model, want), want
-    except (ImportError, LakeqlError) as exc:
-        if backend != embedding.AUTO or want == "torch":
-            raise
-        warnings.warn(f"ONNX encoder unavailable ({exc}): joins embed with torch", UserWarning, stacklevel=2)
-        return embedding.load_model(model, "torch"), "torch"
+    return embedding.load_or_torch(model, backend, "joins embed")
 
 
 def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Path | None,
