@@ -145,6 +145,20 @@ def _clear_models() -> None:
 load_model.cache_clear = _clear_models  # type: ignore[attr-defined]
 
 
+def model_fingerprint(name: str | None) -> str | None:
+    """A cheap id of a local model folder's contents (:func:`lakeql.onnx_encoder.fingerprint`: small
+    files hashed, weights by size and mtime), so an index can tell a folder replaced in place (a second
+    ``lakeql train-joiner``); None for a name that is not a folder."""
+    path = resolve_model(name)
+    if not os.path.isdir(path):
+        return None
+    from pathlib import Path
+
+    from lakeql.onnx_encoder import fingerprint
+
+    return fingerprint(Path(path))
+
+
 def load_or_torch(name: str | None, backend: str, who: str) -> tuple[Any, str]:
     """(loaded encoder, backend it runs) for ``backend``; under ``auto``, when the ONNX encoder cannot be
     loaded (no export possible here), torch float32 with one warning naming ``who`` (e.g. 'joins embed').

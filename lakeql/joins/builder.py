@@ -100,20 +100,24 @@ def build(ctx) -> None:
         from lakeql import embedding
 
         sparams = {"digest": digest, "model": embedding.model_id(model)}
-        backend = getattr(opts, "joins_embed_backend", embedding.AUTO)
+        old_sem = store.find("join_semantic")
+        backend = deepjoin.effective_backend(opts.joins_embed_backend,
+                                             old_sem.params_dict.get("backend") if old_sem else None)
         # torch and float32 ONNX vectors agree to ~1e-7: switching between them re-embeds nothing
         new_family = deepjoin.family(embedding.resolve_backend(model, backend))
-        old_sem = store.find("join_semantic")
-        if lake_changed or old_sem is None or not (sem_dir / "index.faiss").exists() or \
+        fp = embedding.model_fingerprint(model)
+        old_fp = old_sem.params_dict.get("model_fp") if old_sem else None
+        replaced = old_fp is not None and fp is not None and old_fp != fp  # same path, other model
+        if lake_changed or old_sem is None or not (sem_dir / "index.faiss").exists() or replaced or \
                 {k: old_sem.params_dict.get(k) for k in sparams} != sparams or \
                 deepjoin.family(old_sem.params_dict.get("backend")) != new_family:
             t1 = time.perf_counter()
             rows = parquet_io.read_table(lake_dir / "columns.parquet",
                                  columns=["col_id", "indexed", "text"]).to_pylist()
-            prev = sem_dir if (sem_dir / "texts.parquet").exists() else None
+            prev = sem_dir if (sem_dir / "texts.parquet").exists() and not replaced else None
             with store.atomic_dir(sem_dir) as tmp:
                 info = deepjoin.build(rows, tmp, model, prev, backend)
-            sparams.update(info)
+            sparams.update(info, **({"model_fp": fp} if fp else {}))
             size = dir_bytes(sem_dir)
             store.record(IndexEntry("join_semantic", "", "", "joins/semantic", size, 0, "",
                                     params=json.dumps(sparams)))

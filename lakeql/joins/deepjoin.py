@@ -39,6 +39,18 @@ def family(backend: str | None) -> str:
     return "fp32" if backend in (None, "torch", "onnx") else backend
 
 
+def effective_backend(option: str, recorded: str | None) -> str:
+    """``--joins-embed-backend`` as a build applies it to an index whose vectors ``recorded`` made:
+    ``auto`` keeps an int8 family the index was built with (as ``--embed`` keeps a column's encoder, so
+    the plain ``lakeql index --refresh`` that errors name re-embeds nothing); a named backend is used as
+    it is (switching families re-embeds)."""
+    from lakeql.embedding import AUTO
+
+    if option == AUTO and recorded and family(recorded) != "fp32":
+        return recorded
+    return option
+
+
 def query_backend(recorded: str | None) -> str:
     """The backend that embeds queries against vectors made by ``recorded``: ``auto`` (float32 ONNX for
     the packaged model, no torch import) for the float32 family, else the recorded int8 backend."""

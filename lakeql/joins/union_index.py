@@ -225,13 +225,23 @@ def digest_of(ctx) -> str:
              "join_semantic": str(se.built_at) if se else None,
              "embed": bool(getattr(opts, "discovery_embed", False))}
     if parts["embed"]:  # an int8 encoder re-embeds; torch <-> float32 ONNX (same vectors) does not
-        from lakeql.embedding import AUTO, resolve_backend
+        from lakeql.embedding import resolve_backend
         from lakeql.joins.deepjoin import family
 
-        kind = family(resolve_backend(None, getattr(opts, "joins_embed_backend", AUTO)))
+        kind = family(resolve_backend(None, table_backend(ctx)))
         if kind != "fp32":
             parts["embed_family"] = kind
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def table_backend(ctx) -> str:
+    """The encoder backend of the table summaries for this build: ``--joins-embed-backend``, where
+    ``auto`` keeps the int8 family the current summaries were made by (:func:`deepjoin.effective_backend`)."""
+    from lakeql.joins.deepjoin import effective_backend
+    from lakeql.joins.union_store import DiscoveryIndex
+
+    recorded = DiscoveryIndex.recorded_backend(ctx.store.path(KIND)) if ctx.store is not None else None
+    return effective_backend(ctx.options["joins"].joins_embed_backend, recorded)
 
 
 def build_discovery(ctx) -> None:
@@ -452,7 +462,7 @@ def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
         from lakeql import embedding
         from lakeql.joins.deepjoin import encoder
 
-        model, backend = encoder(None, getattr(ctx.options["joins"], "joins_embed_backend", embedding.AUTO))
+        model, backend = encoder(None, table_backend(ctx))
         np.save(out / "tablevec.npy", embedding.encode(summaries, model, desc="discovery: table summaries"))
         # the encoder that made them: find_tables embeds its queries with the same family
         made_by = {"model": embedding.model_id(None), "backend": backend}

@@ -103,10 +103,15 @@ class DiscoveryIndex:
     @property
     def tablevec_backend(self) -> str | None:
         """The encoder backend that made :attr:`tablevec` (None: not recorded, an index built by torch)."""
+        return self.recorded_backend(self.root)
+
+    @staticmethod
+    def recorded_backend(root: Path) -> str | None:
+        """The backend recorded in ``root/tablevec.json`` (None: none recorded or unreadable)."""
         import json
 
         try:
-            return json.loads((self.root / "tablevec.json").read_text()).get("backend")
+            return json.loads((root / "tablevec.json").read_text()).get("backend")
         except (OSError, ValueError, AttributeError):
             return None
 

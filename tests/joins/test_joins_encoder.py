@@ -112,3 +112,29 @@ def test_torch_built_index_is_kept_and_answers_like_onnx(tmp_path, exported):
     int8 = _semantic_entry(torch_idx)
     assert int8.params_dict["backend"] == "onnx-int8"
     assert int8.params_dict["embedded"] == int8.params_dict["n"] > 0
+    # a plain refresh (what the joins' errors tell users to run) keeps the int8 family, as --embed does
+    _build(root, torch_idx, refresh=True)
+    again = _semantic_entry(torch_idx)
+    assert again.built_at == int8.built_at and again.params_dict["backend"] == "onnx-int8"
+
+
+def test_a_model_folder_replaced_in_place_is_embedded_again(tmp_path):
+    """A second ``lakeql train-joiner`` writes its model over the first one's folder: the same path, so
+    only the folder's fingerprint tells; the semantic index is rebuilt and nothing is reused."""
+    from lakeql import embedding
+
+    root = _sample(tmp_path)
+    model = tmp_path / "joiner"
+    shutil.copytree(embedding.resolve_model(None), model)
+    idx = tmp_path / "idx"
+    _build(root, idx, joiner_model=str(model), joins_embed_backend="torch")
+    first = _semantic_entry(idx)
+    _build(root, idx, joiner_model=str(model), joins_embed_backend="torch", refresh=True)
+    assert _semantic_entry(idx).built_at == first.built_at  # the same folder: kept
+    cfg = model / "sentence_bert_config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "max_seq_length": 8}))
+    embedding.load_model.cache_clear()  # this process loaded the old folder
+    _build(root, idx, joiner_model=str(model), joins_embed_backend="torch", refresh=True)
+    new = _semantic_entry(idx)
+    assert new.built_at != first.built_at and new.params_dict["model_fp"] != first.params_dict["model_fp"]
+    assert new.params_dict["embedded"] == new.params_dict["n"] > 0  # no vector of the old model reused
