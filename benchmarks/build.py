@@ -269,10 +269,21 @@ def make_10k(root: Path) -> dict[str, int]:
             _copy(con, f"SELECT * EXCLUDE (doy, wk, quarter) FROM {t} WHERE {where}",
                   root / f"nyc10k_{cut}" / f"{g[0]}.parquet", list(g[1:]))
         counts[f"nyc10k_{cut}"] = len(groups)
-    # the IR corpora in slices
+    ir_slices(con, root, counts)
+    return counts
+
+
+def ir_slices(con, root: Path, counts: dict[str, int]) -> None:
+    """The IR corpora of ../shared/data/ir in slices of 100 and of 250 documents (``make_10k``)."""
     for ir in ("dbpedia", "msmarco"):
         path = str(SHARED / "ir" / ir / "corpus.jsonl")
-        sql = f"CREATE OR REPLACE TABLE corpus AS SELECT row_number() OVER () AS _rn, * FROM ({_JSONL})"
+        src_sql = _JSONL
+        desc = con.execute(f"DESCRIBE {_JSONL}", [path]).fetchall()
+        json_cols = [r[0] for r in desc if "JSON" in str(r[1]).upper()]
+        if json_cols:  # JSON values as text, as in make_big
+            casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in json_cols)
+            src_sql = _JSONL.replace("SELECT *", f"SELECT * REPLACE ({casts})", 1)
+        sql = f"CREATE OR REPLACE TABLE corpus AS SELECT row_number() OVER () AS _rn, * FROM ({src_sql})"
         con.execute(sql, [path])
         cnt = con.execute("SELECT count(*) FROM corpus").fetchone()[0]
         for size in (100, 250):
@@ -280,7 +291,6 @@ def make_10k(root: Path) -> dict[str, int]:
                 _copy(con, "SELECT * EXCLUDE (_rn) FROM corpus WHERE _rn > ? AND _rn <= ?",
                       root / f"ir_{ir}_s{size}" / f"slice_{i:03d}.parquet", [i * size, (i + 1) * size])
             counts[f"ir_{ir}_s{size}"] = (cnt + size - 1) // size
-    return counts
 
 
 # ------------------------------------------------------------------------------------ join precision
