@@ -79,7 +79,11 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
     key = schema.remove_metadata().to_string()
     hit = _TYPE_CACHE.get(key)
     if hit is None:
-        rel = _type_connection().from_arrow(schema.empty_table())
+        # from_batches, not schema.empty_table(): pyarrow cannot make an empty array of a map or list of an
+        # extension type (DuckDB writes MAP(VARCHAR, JSON) as map<string, arrow.json>)
+        import pyarrow as pa
+
+        rel = _type_connection().from_arrow(pa.Table.from_batches([], schema=schema))
         hit = list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
         if len(_TYPE_CACHE) < 10_000:
             _TYPE_CACHE[key] = hit
