@@ -75,6 +75,10 @@ class LakeService:
         lock_down(self.con, [self.lake_root, self.index_root], self.temp_dir)
         self._ready = threading.Event()
         self._ready.set()
+        self._closing = threading.Event()
+        self._running: set[Any] = set()  # cursors executing now (close() interrupts them)
+        self._lock = threading.Lock()
+        self._warm_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ plumbing
     def warm(self, background: bool = True) -> None:
@@ -98,6 +102,8 @@ class LakeService:
                 warm_ups += [("SELECT count(*) FROM joinable(?, ?, k := 1, mode := 'equi')", list(r))
                              for r in first]
                 for sql, params in warm_ups:
+                    if self._closing.is_set():
+                        break
                     try:
                         self._rows(sql, params)
                     except LakeqlError:
@@ -106,7 +112,8 @@ class LakeService:
                 self._ready.set()
 
         if background:
-            threading.Thread(target=run, name="lakeql-mcp-warm", daemon=True).start()
+            self._warm_thread = threading.Thread(target=run, name="lakeql-mcp-warm", daemon=True)
+            self._warm_thread.start()
         else:
             run()
 
@@ -120,7 +127,11 @@ class LakeService:
 
         from lakeql.render import result_rows
 
+        if self._closing.is_set():
+            raise LakeqlError("the lake server is shutting down")
         cur = self.con.cursor()
+        with self._lock:
+            self._running.add(cur)
         limit = self.limits.timeout if timeout is None else timeout
         timer = threading.Timer(limit, cur.interrupt)
         timer.daemon = True
@@ -142,6 +153,8 @@ class LakeService:
             raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), cur)) from None
         finally:
             timer.cancel()
+            with self._lock:
+                self._running.discard(cur)
             cur.close()
 
     def _table(self, sql: str, params: list[Any], cell_chars: int = SEARCH_CELL_CHARS,
@@ -303,9 +316,22 @@ class LakeService:
             raise
         return f"{rows[0][0]} occurrences of {phrase!r} in {table}.{column}"
 
-    def close(self) -> None:
+    def close(self, wait: float = 30.0) -> None:
+        """Stop: interrupt running queries (the warm-up's too), wait up to ``wait`` s for the warm-up
+        thread, then close the connection. Closing it under a running cursor raised DuckDB's "connection is
+        busy" and left the thread in native code while the interpreter shut down (a fatal error at exit)."""
         import shutil
 
+        self._closing.set()
+        with self._lock:
+            running = list(self._running)
+        for cur in running:
+            try:
+                cur.interrupt()
+            except Exception:  # noqa: BLE001 - a cursor that just finished
+                pass
+        if self._warm_thread is not None and self._warm_thread is not threading.current_thread():
+            self._warm_thread.join(wait)
         self.con.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
