@@ -315,6 +315,8 @@ def test_close_during_the_warm_up_interrupts_it_and_waits(sample):
             sql, params = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3", []
         return real(sql, params, *args, **kwargs)
 
+    errors = []
+    hook, threading.excepthook = threading.excepthook, errors.append
     service._rows = long_first_query
     service.warm(background=True)
     deadline = time.monotonic() + 60
@@ -322,6 +324,10 @@ def test_close_during_the_warm_up_interrupts_it_and_waits(sample):
         time.sleep(0.01)
     assert service._running, "the warm-up query never started"
     t0 = time.monotonic()
-    service.close()
-    assert not service._warm_thread.is_alive()
+    try:
+        service.close()
+    finally:
+        threading.excepthook = hook
+    assert not service._warm_thread.is_alive() and not service.warm_running()
     assert time.monotonic() - t0 < 20
+    assert errors == []  # the stopped warm-up reports nothing (its next query is refused quietly)

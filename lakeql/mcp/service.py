@@ -108,6 +108,9 @@ class LakeService:
                         self._rows(sql, params)
                     except LakeqlError:
                         pass
+            except LakeqlError:
+                if not self._closing.is_set():  # stopped by close(): nothing to report
+                    raise
             finally:
                 self._ready.set()
 
@@ -316,6 +319,10 @@ class LakeService:
             raise
         return f"{rows[0][0]} occurrences of {phrase!r} in {table}.{column}"
 
+    def warm_running(self) -> bool:
+        """True while the background warm-up still runs."""
+        return self._warm_thread is not None and self._warm_thread.is_alive()
+
     def close(self, wait: float = 30.0) -> None:
         """Stop: interrupt running queries (the warm-up's too), wait up to ``wait`` s for the warm-up
         thread, then close the connection. Closing it under a running cursor raised DuckDB's "connection is
@@ -332,7 +339,8 @@ class LakeService:
                 pass
         if self._warm_thread is not None and self._warm_thread is not threading.current_thread():
             self._warm_thread.join(wait)
-        self.con.close()
+        if not self.warm_running():  # else the connection is busy under the thread: the process ends anyway
+            self.con.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
