@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,15 +331,23 @@ class LakeService:
         import shutil
 
         self._closing.set()
-        with self._lock:
-            running = list(self._running)
-        for cur in running:
-            try:
-                cur.interrupt()
-            except Exception:  # noqa: BLE001 - a cursor that just finished
-                pass
-        if self._warm_thread is not None and self._warm_thread is not threading.current_thread():
-            self._warm_thread.join(wait)
+        # interrupt again until the deadline: an interrupt that lands before its query started is lost
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                running = list(self._running)
+            for cur in running:
+                try:
+                    cur.interrupt()
+                except Exception:  # noqa: BLE001 - a cursor that just finished
+                    pass
+            thread = self._warm_thread
+            if thread is None or thread is threading.current_thread() or not thread.is_alive():
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            thread.join(min(0.1, left))
         if not self.warm_running():  # else the connection is busy under the thread: the process ends anyway
             self.con.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
