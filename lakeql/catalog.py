@@ -79,11 +79,13 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
     key = schema.remove_metadata().to_string()
     hit = _TYPE_CACHE.get(key)
     if hit is None:
-        if "" in schema.names:  # DuckDB's read_parquet names an unnamed column C<position>
-            import pyarrow as pa
+        # from_batches, not schema.empty_table(): pyarrow cannot make an empty array of a map or list of an
+        # extension type (DuckDB writes MAP(VARCHAR, JSON) as map<string, arrow.json>)
+        import pyarrow as pa
 
+        if "" in schema.names:  # DuckDB's read_parquet names an unnamed column C<position>
             schema = pa.schema([f if f.name else f.with_name(f"C{i}") for i, f in enumerate(schema)])
-        rel = _type_connection().from_arrow(schema.empty_table())
+        rel = _type_connection().from_arrow(pa.Table.from_batches([], schema=schema))
         hit = list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
         if len(_TYPE_CACHE) < 10_000:
             _TYPE_CACHE[key] = hit

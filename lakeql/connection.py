@@ -76,16 +76,28 @@ class LakeContext:
         return self.store.require(kind, table, column, flag)
 
     def load_index(self, kind: str, table: Table | None, column: str,
-                   loader: Callable[[Path, IndexEntry], Any], flag: str = "") -> Any:
+                   loader: Callable[[Path, IndexEntry], Any], flag: str = "",
+                   prepare: Callable[[Path, IndexEntry], Any] | None = None) -> Any:
         """Load (once, cached and memory-bounded) the fresh index of (kind, table, column).
 
         ``loader(path, entry)`` opens the index files at ``path``; it runs again only after a rebuild.
         The one way capabilities read their indexes at query time (see :mod:`lakeql.indexcache`).
+        ``prepare(path, entry)``: slow work that may run before, outside the swap lock that ``loader``
+        holds (which makes ``lakeql index`` wait), e.g. filling a cache the loader then reads; a failure
+        is ignored (the loader does the work itself).
         """
         entry = self.require_index(kind, table, column, flag)
         key = (kind, table.key if table is not None else "", column, str(entry.built_at))
-        return self.indexes.get_or_load(key, lambda: self.store.load_verified(entry, loader),  # checksums
-                                        size_hint=entry.bytes)
+
+        def load() -> Any:
+            if prepare is not None and self.store is not None:
+                try:
+                    prepare(self.store.root / entry.path, entry)
+                except Exception:  # noqa: BLE001 - only an optimisation: the loader redoes it
+                    pass
+            return self.store.load_verified(entry, loader)  # checksums
+
+        return self.indexes.get_or_load(key, load, size_hint=entry.bytes)
 
 
 def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",

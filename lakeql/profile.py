@@ -487,7 +487,8 @@ def _grouped_stats(table: Table, rows: list[dict[str, Any]], g, np, pa):
     tr = g.column("tr").to_numpy(zero_copy_only=False)[order]
     raw = g.column("raw").take(pa.array(order))
     cols, starts = np.unique(col, return_index=True)
-    ends = np.r_[starts[1:], len(col)]
+    # no groups at all (every grouped column NULL in every row): no segments, not one empty segment
+    ends = np.r_[starts[1:], len(col)] if len(starts) else starts
     keep = np.zeros(len(col), dtype=bool)
     for c, s, e in zip(cols.tolist(), starts.tolist(), ends.tolist(), strict=True):
         r = rows[c]

@@ -294,3 +294,40 @@ def test_scalar_function_called_in_from_gets_a_hint(service):
 
     with pytest.raises(LakeqlError, match="ngram_count is a scalar function: call it in the SELECT list"):
         service.query("SELECT * FROM ngram_count('python.modules', 'docstring', 'email')")
+
+
+def test_close_during_the_warm_up_interrupts_it_and_waits(sample):
+    """A client that disconnects while the warm-up runs (minutes on a 10,000-table lake: it embeds every
+    schema file): close() interrupts the running query and waits for the thread. Closing the connection
+    under the running cursor raised DuckDB's "connection is busy" and the process died with a fatal
+    error at exit."""
+    import threading
+    import time
+
+    from lakeql.mcp.service import LakeService
+
+    lake, idx = sample
+    service = LakeService(lake, idx)
+    real = service._rows
+
+    def long_first_query(sql, params, *args, **kwargs):  # the warm-up's first query, made long
+        if threading.current_thread().name == "lakeql-mcp-warm":
+            sql, params = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3", []
+        return real(sql, params, *args, **kwargs)
+
+    errors = []
+    hook, threading.excepthook = threading.excepthook, errors.append
+    service._rows = long_first_query
+    service.warm(background=True)
+    deadline = time.monotonic() + 60
+    while not service._running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert service._running, "the warm-up query never started"
+    t0 = time.monotonic()
+    try:
+        service.close()
+    finally:
+        threading.excepthook = hook
+    assert not service._warm_thread.is_alive() and not service.warm_running()
+    assert time.monotonic() - t0 < 20
+    assert errors == []  # the stopped warm-up reports nothing (its next query is refused quietly)

@@ -226,3 +226,29 @@ def test_stored_files_equal_byte_for_byte(tmp_path, monkeypatch):
         }
     assert len(stored["batched"]) >= 2 * len(lake.tables)
     assert stored["batched"] == stored["alone"]
+
+
+def test_text_columns_null_in_every_row_are_profiled(tmp_path: Path) -> None:
+    """A table whose text columns are NULL in every row (fivethirtyeight's polls/old_model tables keep
+    empty 'lo'/'hi' columns) gives no value groups at all; profile_table failed on it ("zip() argument 3 is
+    longer than arguments 1-2") and the build left the table out. Alone and batched, it is profiled."""
+    lake = tmp_path / "lake"
+    (lake / "polls").mkdir(parents=True)
+    duckdb.execute("COPY (SELECT range * 0.5 AS pct, CAST(NULL AS VARCHAR) AS lo, "
+                   f"CAST(NULL AS VARCHAR) AS hi FROM range(50)) TO '{lake / 'polls' / 'old_model.parquet'}' "
+                   "(FORMAT parquet)")
+    duckdb.execute(f"COPY (SELECT 'a' || range AS k FROM range(5)) TO '{lake / 'polls' / 'other.parquet'}' "
+                   "(FORMAT parquet)")
+    cat = Catalog.open(discover(lake), None)
+    t = cat.lake.table("polls.old_model")
+    cols = [(c.column_name, c.type) for c in cat.columns(t.key)]
+    rows, _ = profile.profile_table(t, cols, 50)
+    by = {r["column_name"]: r for r in rows}
+    empty = [(by[c]["nonnull"], by[c]["n_distinct"], by[c]["top_values"]) for c in ("lo", "hi")]
+    assert empty == [(0, 0, [])] * 2
+    assert by["pct"]["n_distinct"] == 50 and by["pct"]["row_count"] == 50
+    other = cat.lake.table("polls.other")
+    items = [(t, cols, 50), (other, [(c.column_name, c.type) for c in cat.columns(other.key)], 5)]
+    con = profile.connect()
+    got = profile.profile_tables(items, con, con)
+    assert [g[0] for g in got] == [rows, profile.profile_table(*items[1])[0]]

@@ -80,18 +80,88 @@ def dl_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
+def dl_distances(name: str, candidates: list[str]):
+    """:func:`dl_distance` of ``name`` to every candidate at once (numpy int array, case-insensitive).
+
+    The dynamic programme runs over many candidates together, one query character at a time: a row's
+    substitution, deletion and transposition terms are array operations, its insertion term a running
+    minimum (``cur[j] - j = min(base[j] - j, cur[j - 1] - (j - 1))``). Candidates go in blocks of
+    similar length, each padded to its longest with -1 (matches no character; never read past a
+    candidate's own length), so a few long names do not widen every row.
+    """
+    import numpy as np
+
+    a = [ord(ch) for ch in name.lower()]
+    lows = [c.lower() for c in candidates]
+    lens = np.fromiter((len(c) for c in lows), dtype=np.int64, count=len(lows))
+    if not lows or not a:
+        return lens
+    out = np.empty(len(lows), dtype=np.int64)
+    by_len = np.argsort(lens, kind="stable")
+    for start in range(0, len(lows), 512):
+        block = by_len[start : start + 512]
+        out[block] = _dl_block(a, [lows[k] for k in block], lens[block])
+    return out
+
+
+def _dl_block(a: list[int], lows: list[str], lens):
+    import numpy as np
+
+    width = int(lens.max())
+    if width == 0:
+        return np.full(len(lows), len(a), dtype=np.int64)
+    dt = np.int32 if len(a) + width < 2**15 else np.int64
+    codes = np.full((len(lows), width), -1, dtype=np.int64)
+    for k, c in enumerate(lows):
+        if c:
+            codes[k, : len(c)] = np.frombuffer(c.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    idx = np.arange(width + 1, dtype=dt)
+    prev2 = None
+    prev = np.broadcast_to(idx, (len(lows), width + 1)).copy()
+    for i in range(1, len(a) + 1):
+        base = np.minimum(prev[:, :-1] + (codes != a[i - 1]), prev[:, 1:] + 1)
+        if prev2 is not None and width > 1:
+            swap = (codes[:, :-1] == a[i - 1]) & (codes[:, 1:] == a[i - 2])
+            base[:, 1:] = np.where(swap, np.minimum(base[:, 1:], prev2[:, :-2] + 1), base[:, 1:])
+        full = np.empty_like(prev)
+        full[:, 0] = i
+        full[:, 1:] = base
+        np.subtract(full, idx, out=full)
+        cur = np.minimum.accumulate(full, axis=1)
+        cur += idx
+        prev2, prev = prev, cur
+    return prev[np.arange(len(lows)), lens].astype(np.int64)
+
+
 def rank(name: str, candidates: list[str], n: int = 3) -> list[str]:
-    """The ``n`` candidates closest to ``name``: small edit distance first, then difflib similarity."""
+    """The ``n`` candidates closest to ``name``: small edit distance first, then difflib similarity.
+
+    A candidate qualifies with an edit distance <= max(2, len // 3) or a difflib ratio >= 0.6. The edit
+    distances of all candidates are computed together (:func:`dl_distances`); the ratio, the slow part
+    per candidate, only for candidates in increasing distance until ``n`` qualified ones are found (a
+    later distance cannot rank before them), and past the distance limit only when difflib's cheap
+    upper bounds of the ratio reach 0.6. The result is the same as scoring every candidate.
+    """
     pool = list(dict.fromkeys(c for c in candidates if c))
     if not pool:
         return []
     low = name.lower()
-    scored = []
-    for c in pool:
-        d = dl_distance(low, c.lower())
-        sim = difflib.SequenceMatcher(None, low, c.lower()).ratio()
-        if d <= max(2, len(low) // 3) or sim >= 0.6:
-            scored.append((d, -sim, c))
+    limit = max(2, len(low) // 3)
+    dist = dl_distances(low, pool)
+    scored: list[tuple[int, float, str]] = []
+    order = sorted(range(len(pool)), key=lambda k: int(dist[k]))
+    pos = 0
+    while pos < len(order) and len(scored) < n:
+        d = int(dist[order[pos]])
+        while pos < len(order) and int(dist[order[pos]]) == d:
+            c = pool[order[pos]]
+            pos += 1
+            sm = difflib.SequenceMatcher(None, low, c.lower())
+            if d > limit and (sm.real_quick_ratio() < 0.6 or sm.quick_ratio() < 0.6):
+                continue
+            sim = sm.ratio()
+            if d <= limit or sim >= 0.6:
+                scored.append((d, -sim, c))
     scored.sort()
     return [c for _, _, c in scored[:n]]
 

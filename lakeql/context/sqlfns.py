@@ -33,7 +33,21 @@ def schema_index(ctx):
         raise StaleIndexError("the schema files are older than the lake's Parquet files: run "
                               "'lakeql index --refresh LAKE'")
     backend = params.get("backend", "torch")  # indexes written before backends: torch, as then
-    return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path, backend=backend))
+
+    def embed_outside_the_lock(path: Any, _e: Any) -> None:
+        """Encode the tables missing from the embeddings cache before loading (minutes for 10,000 tables
+        on a first call): under the loader's shared swap lock, a 'lakeql index --refresh' waited for it.
+        A read-only folder keeps vectors in memory only: then the loader encodes, once."""
+        import os
+
+        from lakeql.context.retrieve import encoder, ensure_embeddings
+
+        if os.access(path, os.W_OK):
+            model, label = encoder(backend)
+            ensure_embeddings(path, model, label=label)
+
+    return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path, backend=backend),
+                          prepare=embed_outside_the_lock)
 
 
 def register(con, ctx) -> None:

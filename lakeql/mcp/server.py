@@ -214,4 +214,12 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
         else:
             server.run("stdio")
     finally:
-        service.close()
+        # the stdio client sends SIGTERM 2 s after closing stdin and SIGKILL 2 s later: stop within that
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        service.close(wait=1.5)
+        if service.warm_running():
+            # the warm-up is inside native code (an encode in a UDF cannot be interrupted): a normal
+            # interpreter exit under it aborts ('terminate called ...'); the temp folder is gone already
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)

@@ -14,9 +14,9 @@ characters and time (a timer interrupts the cursor). Every method returns text f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,9 +76,10 @@ class LakeService:
         lock_down(self.con, [self.lake_root, self.index_root], self.temp_dir)
         self._ready = threading.Event()
         self._ready.set()
-        self._live: set[Any] = set()  # cursors of running calls, interrupted by close()
-        self._live_lock = threading.Lock()
-        self._closing = False
+        self._closing = threading.Event()
+        self._running: set[Any] = set()  # cursors executing now (close() interrupts them)
+        self._lock = threading.Lock()
+        self._warm_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ plumbing
     def warm(self, background: bool = True) -> None:
@@ -102,18 +103,21 @@ class LakeService:
                 warm_ups += [("SELECT count(*) FROM joinable(?, ?, k := 1, mode := 'equi')", list(r))
                              for r in first]
                 for sql, params in warm_ups:
+                    if self._closing.is_set():
+                        break
                     try:
                         self._rows(sql, params)
                     except LakeqlError:
                         pass
-            except Exception:
-                if not self._closing:  # closed while warming up: nothing to report
+            except LakeqlError:
+                if not self._closing.is_set():  # stopped by close(): nothing to report
                     raise
             finally:
                 self._ready.set()
 
         if background:
-            threading.Thread(target=run, name="lakeql-mcp-warm", daemon=True).start()
+            self._warm_thread = threading.Thread(target=run, name="lakeql-mcp-warm", daemon=True)
+            self._warm_thread.start()
         else:
             run()
 
@@ -127,11 +131,11 @@ class LakeService:
 
         from lakeql.render import result_rows
 
-        with self._live_lock:
-            if self._closing:
-                raise LakeqlError("the server is shutting down")
-            cur = self.con.cursor()
-            self._live.add(cur)
+        if self._closing.is_set():
+            raise LakeqlError("the lake server is shutting down")
+        cur = self.con.cursor()
+        with self._lock:
+            self._running.add(cur)
         limit = self.limits.timeout if timeout is None else timeout
         timer = threading.Timer(limit, cur.interrupt)
         timer.daemon = True
@@ -153,9 +157,9 @@ class LakeService:
             raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), cur)) from None
         finally:
             timer.cancel()
+            with self._lock:
+                self._running.discard(cur)
             cur.close()
-            with self._live_lock:
-                self._live.discard(cur)
 
     def _table(self, sql: str, params: list[Any], cell_chars: int = SEARCH_CELL_CHARS,
                max_rows: int | None = None) -> str:
@@ -316,27 +320,41 @@ class LakeService:
             raise
         return f"{rows[0][0]} occurrences of {phrase!r} in {table}.{column}"
 
-    def close(self) -> None:
-        """Interrupt the calls still running (a client that went away mid-call), then close."""
+    def warm_running(self) -> bool:
+        """True while the background warm-up still runs."""
+        return self._warm_thread is not None and self._warm_thread.is_alive()
+
+    def close(self, wait: float = 30.0) -> None:
+        """Stop: interrupt running queries (the warm-up's too), wait up to ``wait`` s for the warm-up
+        thread, then close the connection. Closing it under a running cursor raised DuckDB's "connection is
+        busy" and left the thread in native code while the interpreter shut down (a fatal error at exit)."""
         import shutil
-        import time
 
-        import duckdb
-
-        with self._live_lock:
-            self._closing = True
-        deadline = time.monotonic() + 5
-        while self._live and time.monotonic() < deadline:
-            with self._live_lock:
-                live = list(self._live)
-            for cur in live:  # again and again: a call may be between its cursor and its execute
-                with contextlib.suppress(duckdb.Error):
+        self._closing.set()
+        # interrupt again until the deadline: an interrupt that lands before its query started is lost
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                running = list(self._running)
+            for cur in running:
+                try:
                     cur.interrupt()
-            time.sleep(0.02)
-        try:
-            self.con.close()
-        except duckdb.Error:
-            pass  # a call that cannot be interrupted (a model still loading): the process exits anyway
+                except Exception:  # noqa: BLE001 - a cursor that just finished
+                    pass
+            thread = self._warm_thread
+            if thread is None or thread is threading.current_thread() or not thread.is_alive():
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            thread.join(min(0.1, left))
+        if not self.warm_running():  # else the connection is busy under the thread: the process ends anyway
+            import duckdb
+
+            try:
+                self.con.close()
+            except duckdb.Error:  # a call that could not be interrupted: the process exits anyway
+                pass
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 

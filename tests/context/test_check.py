@@ -230,3 +230,42 @@ def test_close_local_table_beats_same_name_in_another_schema():
     assert p.suggestion == "courses" and "b.course" in p.message
     (p,) = check("SELECT id FROM course", info, "main")
     assert p.suggestion == "b.course" and "not in the search path" in p.message
+
+
+def _rank_by_scoring_all(name: str, candidates: list[str], n: int = 3) -> list[str]:
+    """check.rank's definition: score every candidate (the code before the vectorised distances)."""
+    import difflib
+
+    from lakeql.context.check import dl_distance
+
+    low, scored = name.lower(), []
+    for c in dict.fromkeys(c for c in candidates if c):
+        d, sim = dl_distance(low, c.lower()), difflib.SequenceMatcher(None, low, c.lower()).ratio()
+        if d <= max(2, len(low) // 3) or sim >= 0.6:
+            scored.append((d, -sim, c))
+    return [c for _, _, c in sorted(scored)[:n]]
+
+
+def test_vectorised_distances_and_rank_equal_scoring_every_candidate() -> None:
+    """dl_distances = dl_distance per candidate, and rank = scoring all: random strings over a small
+    alphabet (transpositions, non-ASCII, empty strings, mixed case) and names of many lengths (blocks)."""
+    import random
+
+    from lakeql.context.check import dl_distance, dl_distances, rank
+
+    rnd = random.Random(0)
+    alpha = "abcé_.xyAB"
+
+    def word(hi: int) -> str:
+        return "".join(rnd.choice(alpha) for _ in range(rnd.randint(0, hi)))
+
+    for _ in range(1500):
+        a, bs = word(8), [word(9) for _ in range(rnd.randint(1, 6))]
+        assert list(dl_distances(a, bs)) == [dl_distance(a, b) for b in bs], (a, bs)
+        assert rank(a, bs, 2) == _rank_by_scoring_all(a, bs, 2), (a, bs)
+    many = [word(40) for _ in range(1500)]  # several length blocks of 512
+    assert list(dl_distances("ab_cé.x", many)) == [dl_distance("ab_cé.x", b) for b in many]
+    names = [f"{d}.{t}" for d in ("sales", "salez", "f538_fifa", "nyc_flights") for t in
+             ("orders", "order_items", "flights_2013", "fifa_countries_audience", "ordres")]
+    for q in ("sales.ordrs", "salse.orders", "nyc_flight.flights_2013", "fifa", "zzz", "", "SALES.ORDERS"):
+        assert rank(q, names) == _rank_by_scoring_all(q, names), q
