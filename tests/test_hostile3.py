@@ -167,7 +167,7 @@ def test_mcp_service_close_interrupts_a_running_call(ngram_lake):
     worker = threading.Thread(target=call)
     worker.start()
     deadline = time.monotonic() + 30
-    while not service._live and time.monotonic() < deadline:
+    while not service._running and time.monotonic() < deadline:
         time.sleep(0.01)
     t = time.perf_counter()
     service.close()  # raised ResourceInUseException: connection is busy

@@ -342,12 +342,14 @@ class LakeService:
                 except Exception:  # noqa: BLE001 - a cursor that just finished
                     pass
             thread = self._warm_thread
-            if thread is None or thread is threading.current_thread() or not thread.is_alive():
-                break
+            warming = thread is not None and thread is not threading.current_thread() and thread.is_alive()
             left = deadline - time.monotonic()
-            if left <= 0:
+            if (not warming and not running) or left <= 0:
                 break
-            thread.join(min(0.1, left))
+            if warming:
+                thread.join(min(0.1, left))
+            else:  # a call between its cursor and its execute: interrupt again until it ends
+                time.sleep(min(0.02, left))
         if not self.warm_running():  # else the connection is busy under the thread: the process ends anyway
             import duckdb
 
