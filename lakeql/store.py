@@ -582,6 +582,24 @@ class Store:
             _VERIFIED.add(ck)
         return None
 
+    def recorded_as(self, entry: IndexEntry) -> bool:
+        """True when the manifest's row of ``entry``'s key already says what recording ``entry`` would: the
+        same path, params, sizes and set of files, each intact. A builder that found nothing to change
+        then skips :meth:`record` (which rewrites the manifest with a new ``built_at`` and checksums every
+        file again). A build's :meth:`drop_damaged` checksummed the files already: this costs a ``stat``
+        per file."""
+        old = self.find(entry.kind, entry.table_name, entry.column_name)
+        if old is None or not old.checksums or (old.path, old.params, old.bytes, old.source_bytes,
+                                                old.fingerprint, old.format_version) != (
+                entry.path, entry.params, entry.bytes, entry.source_bytes, entry.fingerprint,
+                entry.format_version):
+            return False
+        try:
+            names = set(json.loads(old.checksums))
+        except ValueError:
+            return False
+        return names == {rel for rel, _ in _files_of(self.root / entry.path)} and self.intact(old)
+
     def intact(self, entry: IndexEntry) -> bool:
         return self.damage(entry) is None
 

@@ -162,10 +162,44 @@ def test_noop_refresh_imports_and_rewrites_nothing_it_does_not_need(folder_lake,
             if p.is_file()
         } | {"lake.duckdb": ((idx / "lake.duckdb").stat().st_ino, (idx / "lake.duckdb").stat().st_mtime_ns)}
 
-    before = stamps()
+    before, manifest = stamps(), (idx / "indexes.parquet").read_bytes()
     got = refresh()
     assert got == {"code": 0, "loaded": []}
     assert stamps() == before
+    # the schemas row was recorded again on every refresh (a new built_at: the manifest rewritten, every
+    # schema file checksummed again, and the report saying schemas were built)
+    assert (idx / "indexes.parquet").read_bytes() == manifest
+    refresh()
+    assert (idx / "indexes.parquet").read_bytes() == manifest
+
+
+def test_recorded_as_only_when_the_row_describes_the_files(tmp_path):
+    """``Store.recorded_as``: the manifest row already says what recording the entry would (the same
+    path, params, sizes and files, intact); any difference records it again."""
+    import dataclasses
+
+    from lakeql.store import IndexEntry, Store, dir_bytes
+
+    store = Store(tmp_path / "idx")
+    folder = store.root / "thing"
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha")
+
+    def entry(**kw) -> IndexEntry:
+        return IndexEntry("thing", "", "", "thing", dir_bytes(folder), 10, "", params='{"p": 1}', **kw)
+
+    assert not store.recorded_as(entry())  # no row yet
+    store.record(entry())
+    assert store.recorded_as(entry())
+    assert not store.recorded_as(entry(format_version=0))
+    assert not store.recorded_as(dataclasses.replace(entry(), params='{"p": 2}'))
+    assert not store.recorded_as(dataclasses.replace(entry(), source_bytes=11))
+    (folder / "a.txt").write_text("omega")  # same size, other bytes: the checksum differs
+    assert not store.recorded_as(entry())
+    store.record(entry())
+    assert store.recorded_as(entry())
+    (folder / "b.txt").write_text("")  # a file the row does not list (no bytes: the sizes agree)
+    assert not store.recorded_as(entry())
 
 
 def test_tfidf_over_present_features_equals_the_dense_formula():
