@@ -130,7 +130,8 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     manifest["tables"] = dict(sorted(discovered.items()))
     text = json.dumps(manifest)
     kept = _previous_files(store, target)
-    if all(kept.get(d) == target / name for name, d, _ in files) and _same_text(target / MANIFEST, text):
+    if (all(kept.get(d) == target / name for name, d, _ in files) and _same_text(target / MANIFEST, text)
+            and store.find("views") is not None):  # no files to write (none kept to check): is it recorded?
         return target  # --refresh, nothing changed: the folder stays as it is (intact, checked above)
 
     with store.atomic_dir(target) as tmp:
