@@ -169,6 +169,34 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def same_bytes(path: Path, data: bytes) -> bool:
+    """True when ``path`` holds exactly ``data`` (its size is compared first: no read when it differs)."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` unless it holds exactly these bytes (a refresh that changed nothing
+    leaves the file, its mtime and inode as they are); True when written. Written like the store's other
+    files: a temp file beside it (named so :meth:`Store.clean_stale` removes one a killed process left),
+    fsynced and renamed over it, then the folder fsynced."""
+    if same_bytes(path, data):
+        return False
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
+
+
 def _fsync_files(paths: list[Path]) -> None:
     """fsync every file, from up to 16 threads: each fsync waits for a journal commit and a disk flush
     (~5 ms here, even for an unchanged file), and concurrent ones share them (360 files of an index

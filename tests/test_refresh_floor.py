@@ -342,3 +342,30 @@ def test_refresh_considers_the_same_composite_pairs_as_a_full_build(folder_lake,
     assert len(calls) == 3 and len(used) == 3
     again, used2 = hints.composite_hints(store, lake, cat, used)
     assert len(calls) == 3 and again == found and used2 == used
+
+
+def test_write_if_changed(tmp_path, monkeypatch):
+    """``lakeql.store.write_if_changed`` (the schemas' state files; views' manifest check through
+    ``same_bytes``): writes only when the bytes differ, fsynced, through a temp name clean_stale knows."""
+    from lakeql import store as store_mod
+    from lakeql.store import TEMP_RE, same_bytes, write_if_changed
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(store_mod.os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    path = tmp_path / "state.bin"
+    assert write_if_changed(path, b"one") and path.read_bytes() == b"one" and synced
+    st = path.stat()
+    synced.clear()
+    assert not write_if_changed(path, b"one") and not synced
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    assert same_bytes(path, b"one") and not same_bytes(path, b"two") and not same_bytes(path, b"on")
+    assert not same_bytes(tmp_path / "missing", b"")
+    assert write_if_changed(path, b"two") and path.read_bytes() == b"two" and synced
+    assert [p.name for p in tmp_path.iterdir()] == ["state.bin"]
+
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(store_mod.os, "replace", lambda a, b: seen.append(Path(a).name) or real_replace(a, b))
+    write_if_changed(path, b"three")
+    assert len(seen) == 1 and TEMP_RE.match(seen[0])  # a killed write leaves what clean_stale removes
