@@ -38,10 +38,22 @@ def shell_word(text: str) -> str:
 
 def sql_text(query: str) -> str:
     """The SQL of ``lakeql sql``/``check`` (``-``: read from stdin), refused with one line when it is not
-    UTF-8 (Python keeps undecodable bytes of argv and stdin as surrogates, which DuckDB cannot take)."""
+    UTF-8 (Python keeps undecodable bytes of argv as surrogates, which DuckDB cannot take). Stdin is read
+    as bytes and decoded here with ``surrogateescape`` whatever the locale: ``sys.stdin`` keeps undecodable
+    bytes only under the C/POSIX/C.UTF-8 locales and raises its own decode error otherwise (en_US.UTF-8, or
+    any locale with ``PYTHONIOENCODING=utf-8``)."""
     import sys
 
-    text = sys.stdin.read() if query == "-" else query
+    text = query
+    if query == "-":
+        buffer = getattr(sys.stdin, "buffer", None)  # None: a text stream put in its place (tests, embedding)
+        text = sys.stdin.read() if buffer is None else buffer.read().decode("utf-8", "surrogateescape")
+    return utf8_sql(text)
+
+
+def utf8_sql(text: str) -> str:
+    """``text``, or one line naming the first byte that is not UTF-8 (kept as a surrogate by Python; DuckDB
+    answers such a string with pybind's 'incompatible function arguments')."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -157,6 +157,10 @@ class Shell:
         self.lake, self.index_dir = lake, index_dir
         self._con = con
         self.stdin = stdin or sys.stdin
+        if stdin is None and not _isatty(sys.stdin) and hasattr(sys.stdin, "reconfigure"):
+            # a piped script that is not UTF-8: keep its bytes (execute names the first bad one) instead of
+            # stopping the shell with a decode error (sys.stdin is strict under most UTF-8 locales)
+            sys.stdin.reconfigure(errors="surrogateescape")
         self.stdout = stdout or sys.stdout
         self.out = self.stdout  # where results go: stdout, or the file of .output / .once
         self.err = stderr or sys.stderr
@@ -282,10 +286,11 @@ class Shell:
     # ----------------------------------------------------------------- statements
     def execute(self, sql: str) -> None:
         """Run every statement of ``sql``, printing each result; errors go to stderr and the shell goes on."""
+        from lakeql.cliargs import utf8_sql
         from lakeql.sqlrun import error_text, finish, shows_result, split
 
         try:
-            statements = split(self.con, sql)
+            statements = split(self.con, utf8_sql(sql))
         except Exception as exc:  # noqa: BLE001 - a parse error: report it like duckdb does
             self._error(error_text(exc))
             statements = []
@@ -411,7 +416,7 @@ class Shell:
             self._error(f".read: files nested more than {MAX_READ_DEPTH} deep (does {arg!r} read itself?)")
             return False
         try:
-            with open(Path(arg).expanduser(), encoding="utf-8", errors="replace") as fh:
+            with open(Path(arg).expanduser(), encoding="utf-8", errors="surrogateescape") as fh:
                 return self.run_lines((line.rstrip("\r\n") for line in fh), depth + 1)
         except OSError as exc:
             self._error(f".read: cannot read {arg!r}: {exc.strerror}")

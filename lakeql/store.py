@@ -169,6 +169,34 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def same_bytes(path: Path, data: bytes) -> bool:
+    """True when ``path`` holds exactly ``data`` (its size is compared first: no read when it differs)."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` unless it holds exactly these bytes (a refresh that changed nothing
+    leaves the file, its mtime and inode as they are); True when written. Written like the store's other
+    files: a temp file beside it (named so :meth:`Store.clean_stale` removes one a killed process left),
+    fsynced and renamed over it, then the folder fsynced."""
+    if same_bytes(path, data):
+        return False
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
+
+
 def _fsync_files(paths: list[Path]) -> None:
     """fsync every file, from up to 16 threads: each fsync waits for a journal commit and a disk flush
     (~5 ms here, even for an unchanged file), and concurrent ones share them (360 files of an index
@@ -581,6 +609,24 @@ class Store:
                 return f"{label} fails its checksum (damaged)"
             _VERIFIED.add(ck)
         return None
+
+    def recorded_as(self, entry: IndexEntry) -> bool:
+        """True when the manifest's row of ``entry``'s key already says what recording ``entry`` would: the
+        same path, params, sizes and set of files, each intact. A builder that found nothing to change
+        then skips :meth:`record` (which rewrites the manifest with a new ``built_at`` and checksums every
+        file again). A build's :meth:`drop_damaged` checksummed the files already: this costs a ``stat``
+        per file."""
+        old = self.find(entry.kind, entry.table_name, entry.column_name)
+        if old is None or not old.checksums or (old.path, old.params, old.bytes, old.source_bytes,
+                                                old.fingerprint, old.format_version) != (
+                entry.path, entry.params, entry.bytes, entry.source_bytes, entry.fingerprint,
+                entry.format_version):
+            return False
+        try:
+            names = set(json.loads(old.checksums))
+        except ValueError:
+            return False
+        return names == {rel for rel, _ in _files_of(self.root / entry.path)} and self.intact(old)
 
     def intact(self, entry: IndexEntry) -> bool:
         return self.damage(entry) is None

@@ -128,9 +128,12 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
         manifest["small_file"] = SMALL_FILE
         files.append((SMALL_FILE, manifest["small_sql"], small))
     manifest["tables"] = dict(sorted(discovered.items()))
-    text = json.dumps(manifest)
+    from lakeql.store import IndexEntry, dir_bytes, same_bytes
+
+    data = json.dumps(manifest).encode()  # ASCII (json escapes the rest)
     kept = _previous_files(store, target)
-    if all(kept.get(d) == target / name for name, d, _ in files) and _same_text(target / MANIFEST, text):
+    if (all(kept.get(d) == target / name for name, d, _ in files) and same_bytes(target / MANIFEST, data)
+            and store.find("views") is not None):  # no files to write (none kept to check): is it recorded?
         return target  # --refresh, nothing changed: the folder stays as it is (intact, checked above)
 
     with store.atomic_dir(target) as tmp:
@@ -143,19 +146,10 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                 os.link(old, tmp / name)
             except OSError:
                 _write_db(tmp / name, storage_version, statements)
-        (tmp / MANIFEST).write_text(text)
-    from lakeql.store import IndexEntry, dir_bytes
-
+        (tmp / MANIFEST).write_bytes(data)
     store.record(IndexEntry("views", "", "", target.name, dir_bytes(target),
                             sum(t.source_bytes for t in lake.tables.values()), ""))
     return target
-
-
-def _same_text(path: Path, text: str) -> bool:
-    try:
-        return path.read_text() == text
-    except (OSError, ValueError):
-        return False
 
 
 def _previous_files(store, target: Path) -> dict[str, Path]:

@@ -300,3 +300,24 @@ def test_rendered_views_are_duckdbs_rendering(tmp_path, fmt, names, hive, domain
                 f"{scan_sql(fmt, paths, hive)}")
     sql = con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchone()[0]
     assert sql in _rendered(domain, name, fmt, paths, hive)
+
+
+def test_refresh_records_views_missing_from_the_manifest(tmp_path: Path) -> None:
+    """A build killed between swapping ``views/`` in and recording it leaves the folder without its
+    manifest row. With no database files to write (no attachable domain), the refresh's "nothing
+    changed" early return skipped the record, so the row stayed missing; it is recorded again now."""
+    from lakeql.store import Store
+
+    lake = tmp_path / "lake"
+    (lake / "main").mkdir(parents=True)  # a reserved domain name: no views, no files, an empty manifest
+    pq.write_table(pa.table({"x": [1]}), lake / "main" / "t.parquet")
+    idx = tmp_path / "idx"
+    lakeql.index(lake, index_dir=idx, capabilities=[], progress=False)
+    store = Store(idx)
+    assert store.find("views") is not None
+    assert sorted(p.name for p in (idx / "views").iterdir()) == ["views.json"]
+    store.drop("views", delete_files=False)  # the killed build: files swapped in, never recorded
+    assert Store(idx).find("views") is None
+    lakeql.index(lake, index_dir=idx, capabilities=[], progress=False, refresh=True)
+    entry = Store(idx).find("views")
+    assert entry is not None and Store(idx).intact(entry)

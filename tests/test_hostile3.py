@@ -173,6 +173,8 @@ def test_mcp_service_close_interrupts_a_running_call(ngram_lake):
     service.close()  # raised ResourceInUseException: connection is busy
     worker.join(30)
     assert time.perf_counter() - t < 10 and not worker.is_alive() and len(errors) == 1
+    # was "the query ran longer than 30 s and was interrupted: add filters or a LIMIT" (it had not)
+    assert "the server is shutting down" in errors[0] and "LIMIT" not in errors[0], errors
 
 
 @pytest.mark.parametrize(
@@ -288,3 +290,26 @@ def test_sql_text_that_is_not_utf8_is_one_clear_line(ngram_lake, command, stdin)
     err = res.stderr.decode("utf-8", "replace")
     assert res.returncode == 2, err
     assert "the SQL text is not UTF-8 (byte 0xff at character 38)" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["sql", "check"])
+@pytest.mark.parametrize("locale_env", [{"LC_ALL": "C.UTF-8"}, {"LANG": "en_US.UTF-8"},
+                                        {"LC_ALL": "en_US.UTF-8"}])
+def test_stdin_not_utf8_under_a_strict_stdin_is_one_clear_line(ngram_lake, command, locale_env):
+    """With PYTHONIOENCODING=utf-8 (or a UTF-8 locale other than C.UTF-8) sys.stdin decodes strictly, so
+    reading it raised first: "lakeql: error: 'utf-8' codec can't decode byte 0xff in position 38" instead
+    of the designed line. Stdin is now read as bytes and checked by lakeql whatever the locale."""
+    import subprocess
+
+    from test_mcp import child_env
+
+    lake, _ = ngram_lake
+    sql = b"SELECT count(*) FROM d.t WHERE txt = '\xff'"
+    env = {k: v for k, v in os.environ.items() if k not in ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONUTF8")}
+    env = {**env, **child_env(), **locale_env, "PYTHONIOENCODING": "utf-8"}
+    argv = [sys.executable, "-m", "lakeql.cli", command, str(lake), "-"]
+    res = subprocess.run(argv, input=sql, capture_output=True, env=env, timeout=300)
+    err = res.stderr.decode("utf-8", "replace")
+    assert res.returncode == 2, err
+    assert "the SQL text is not UTF-8 (byte 0xff at character 38)" in err and "Traceback" not in err
+    assert "codec can't decode" not in err

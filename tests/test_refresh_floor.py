@@ -162,19 +162,64 @@ def test_noop_refresh_imports_and_rewrites_nothing_it_does_not_need(folder_lake,
             if p.is_file()
         } | {"lake.duckdb": ((idx / "lake.duckdb").stat().st_ino, (idx / "lake.duckdb").stat().st_mtime_ns)}
 
-    before = stamps()
+    before, manifest = stamps(), (idx / "indexes.parquet").read_bytes()
     got = refresh()
     assert got == {"code": 0, "loaded": []}
     assert stamps() == before
+    # the schemas row was recorded again on every refresh (a new built_at: the manifest rewritten, every
+    # schema file checksummed again, and the report saying schemas were built)
+    assert (idx / "indexes.parquet").read_bytes() == manifest
+    refresh()
+    assert (idx / "indexes.parquet").read_bytes() == manifest
 
 
-def test_tfidf_over_present_features_equals_the_dense_formula():
-    """``tfidf_csr`` counts document frequencies over the features present, not a dense 2**20 array:
-    byte-equal to the dense formula on random matrices (unsorted indices, repeated counts, empty rows)."""
+def test_recorded_as_only_when_the_row_describes_the_files(tmp_path):
+    """``Store.recorded_as``: the manifest row already says what recording the entry would (the same
+    path, params, sizes and files, intact); any difference records it again."""
+    import dataclasses
+
+    from lakeql.store import IndexEntry, Store, dir_bytes
+
+    store = Store(tmp_path / "idx")
+    folder = store.root / "thing"
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha")
+
+    def entry(**kw) -> IndexEntry:
+        return IndexEntry("thing", "", "", "thing", dir_bytes(folder), 10, "", params='{"p": 1}', **kw)
+
+    assert not store.recorded_as(entry())  # no row yet
+    store.record(entry())
+    assert store.recorded_as(entry())
+    assert not store.recorded_as(entry(format_version=0))
+    assert not store.recorded_as(dataclasses.replace(entry(), params='{"p": 2}'))
+    assert not store.recorded_as(dataclasses.replace(entry(), source_bytes=11))
+    (folder / "a.txt").write_text("omega")  # same size, other bytes: the checksum differs
+    assert not store.recorded_as(entry())
+    store.record(entry())
+    assert store.recorded_as(entry())
+    (folder / "b.txt").write_text("")  # a file the row does not list (no bytes: the sizes agree)
+    assert not store.recorded_as(entry())
+
+
+@pytest.mark.parametrize("unique_below", [8, (1 << 20) + 1])
+def test_tfidf_over_present_features_equals_the_dense_formula(unique_below, monkeypatch):
+    """``tfidf_csr`` counts document frequencies over the features present (np.unique) when the matrix has
+    few entries, else with a dense count over all 2**20 features (np.unique sorts: 12x slower at 5M
+    entries): both byte-equal to the dense formula on random matrices (unsorted indices, repeated
+    counts, empty rows). ``unique_below`` (2**20 + 1: no matrix is small enough) picks the branch."""
     import numpy as np
     import scipy.sparse as sp
 
+    from lakeql.joins import union_index
     from lakeql.joins.union_index import tfidf_csr
+
+    monkeypatch.setattr(union_index, "UNIQUE_BELOW", unique_below)
+    calls = []
+    real_unique = np.unique
+    monkeypatch.setattr(  # scipy calls np.unique too, without return_inverse
+        np, "unique", lambda *a, **k: calls.append(k.get("return_inverse")) or real_unique(*a, **k)
+    )
 
     def dense_formula(m):
         n_rows, n_dims = m.shape
@@ -215,7 +260,10 @@ def test_tfidf_over_present_features_equals_the_dense_formula():
         indptr = np.r_[0, np.cumsum(lens)].astype(np.int64)
         val = rng.integers(1, 9, len(idx)).astype(np.float32) * rng.choice([1.0, 0.5, 2.0], len(idx))
         m = sp.csr_matrix((val.astype(np.float32), idx, indptr), shape=(rows, dims))
-        got, want = tfidf_csr(m.copy()), dense_formula(m.copy())
+        calls.clear()
+        got = tfidf_csr(m.copy())
+        assert (True in calls) == (unique_below == 8), trial  # the branch asked for ran
+        want = dense_formula(m.copy())
         for name in ("data", "indices", "indptr"):
             assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), (trial, name)
 
@@ -294,3 +342,30 @@ def test_refresh_considers_the_same_composite_pairs_as_a_full_build(folder_lake,
     assert len(calls) == 3 and len(used) == 3
     again, used2 = hints.composite_hints(store, lake, cat, used)
     assert len(calls) == 3 and again == found and used2 == used
+
+
+def test_write_if_changed(tmp_path, monkeypatch):
+    """``lakeql.store.write_if_changed`` (the schemas' state files; views' manifest check through
+    ``same_bytes``): writes only when the bytes differ, fsynced, through a temp name clean_stale knows."""
+    from lakeql import store as store_mod
+    from lakeql.store import TEMP_RE, same_bytes, write_if_changed
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(store_mod.os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    path = tmp_path / "state.bin"
+    assert write_if_changed(path, b"one") and path.read_bytes() == b"one" and synced
+    st = path.stat()
+    synced.clear()
+    assert not write_if_changed(path, b"one") and not synced
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    assert same_bytes(path, b"one") and not same_bytes(path, b"two") and not same_bytes(path, b"on")
+    assert not same_bytes(tmp_path / "missing", b"")
+    assert write_if_changed(path, b"two") and path.read_bytes() == b"two" and synced
+    assert [p.name for p in tmp_path.iterdir()] == ["state.bin"]
+
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(store_mod.os, "replace", lambda a, b: seen.append(Path(a).name) or real_replace(a, b))
+    write_if_changed(path, b"three")
+    assert len(seen) == 1 and TEMP_RE.match(seen[0])  # a killed write leaves what clean_stale removes

@@ -122,6 +122,38 @@ def test_read_of_missing_file(con, tmp_path: Path) -> None:
     assert rc == 1 and "cannot read" in err and "No such file" in err
 
 
+def test_read_of_a_file_that_is_not_utf8_names_the_byte(con, tmp_path: Path) -> None:
+    # was read with errors="replace": the query ran with U+FFFD in place of the byte, a silent wrong answer
+    latin = tmp_path / "latin.sql"
+    latin.write_bytes(b"SELECT 'caf\xe9' AS s;\nSELECT 2 AS two;\n")
+    rc, out, err = run_script(con, f".read {latin}\n")
+    assert rc == 1 and "the SQL text is not UTF-8 (byte 0xe9 at character 11): save it as UTF-8" in err
+    assert "\ufffd" not in out and "│ two     │" in out
+
+
+@pytest.mark.parametrize("locale_env", [{"LC_ALL": "C.UTF-8"}, {"LANG": "en_US.UTF-8"}])
+def test_piped_script_that_is_not_utf8_names_the_byte(locale_env) -> None:
+    # under PYTHONIOENCODING=utf-8 sys.stdin is strict: the shell stopped at the line with
+    # "lakeql: error: 'utf-8' codec can't decode byte 0xff"; under C.UTF-8 the statement failed with pybind's
+    # "extract_statements(): incompatible function arguments"
+    import os
+    import subprocess
+    import sys
+
+    from test_mcp import child_env
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONUTF8")}
+    env = {**env, **child_env(), **locale_env, "PYTHONIOENCODING": "utf-8"}
+    res = subprocess.run([sys.executable, "-m", "lakeql.cli", "shell", str(SAMPLE_LAKE)],
+                         input=b"SELECT '\xff' AS s;\nSELECT 2 AS two;\n", capture_output=True, env=env,
+                         timeout=300)
+    err = res.stderr.decode("utf-8", "replace")
+    assert res.returncode == 1, err
+    assert "the SQL text is not UTF-8 (byte 0xff at character 8): save it as UTF-8" in err
+    assert "codec can't decode" not in err and "incompatible function arguments" not in err
+    assert "│ two     │" in res.stdout.decode("utf-8")
+
+
 def test_output_and_once_redirect_results(con, tmp_path: Path) -> None:
     every, once = tmp_path / "every.csv", tmp_path / "once.csv"
     script = (f".mode csv\n.output {every}\nSELECT 1 AS a;\nSELECT 2 AS b;\n.output\nSELECT 3 AS c;\n"

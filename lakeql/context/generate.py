@@ -29,6 +29,7 @@ from lakeql.context.text import counted
 from lakeql.errors import LakeqlError
 from lakeql.lake import ROOT_DOMAIN, Lake
 from lakeql.progress import progress
+from lakeql.store import write_if_changed
 
 STATE = ".lakeql-schemas.json.gz"  # gzipped JSON (was plain .lakeql-schemas.json: still read once)
 OLD_STATE = ".lakeql-schemas.json"
@@ -214,21 +215,8 @@ def _write_state(out: Path, state: dict[str, Any]) -> None:
 
     data = gzip.compress(json.dumps(state, ensure_ascii=False).encode("utf-8", "surrogatepass"),
                          compresslevel=6, mtime=0)
-    _replace_if_changed(out / STATE, data)
+    write_if_changed(out / STATE, data)
     (out / OLD_STATE).unlink(missing_ok=True)
-
-
-def _replace_if_changed(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (a temp file renamed over it), unless it holds exactly these bytes: a
-    refresh that changed nothing leaves the file as it is."""
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
-    except OSError:
-        pass
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def assign_domains(lake: Lake, catalog: Catalog, keys: list[str], previous: dict[str, str],
@@ -424,7 +412,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
 
     buf = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(listing, schema=_files_schema()), buf, compression="zstd")
-    _replace_if_changed(out / FILES, buf.getvalue().to_pybytes())
+    write_if_changed(out / FILES, buf.getvalue().to_pybytes())
     _write_state(out, {"version": STATE_VERSION, "format": fmt, "tables": new_tables, "files": new_files,
                        "composite": checked, "functions": [list(f) for f in funcs], "functions_key": code})
     _lap(res, "files", t1)

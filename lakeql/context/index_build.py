@@ -56,6 +56,7 @@ def build(ctx) -> None:
     ctx.stats["schemas"] = dict(res.stages)
     params = json.dumps({"format": fmt, "cap": cap, "lake_fingerprint": lake_fingerprint(ctx.lake),
                          "embedded": model, "backend": opts.schemas_embed_backend})
-    ctx.store.record(IndexEntry(KIND, "", "", SUBDIR, dir_bytes(out),
-                                sum(t.source_bytes for t in ctx.lake.tables.values()), "",
-                                params=params))
+    source = sum(t.source_bytes for t in ctx.lake.tables.values())
+    entry = IndexEntry(KIND, "", "", SUBDIR, dir_bytes(out), source, "", params=params)
+    if not ctx.store.recorded_as(entry):  # a no-op --refresh: the manifest is left as it is
+        ctx.store.record(entry)

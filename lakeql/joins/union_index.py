@@ -134,6 +134,9 @@ def _csr(rows: list[Any], n_dims: int):
     return sp.csr_matrix((val, idx, indptr), shape=(len(rows), n_dims))
 
 
+UNIQUE_BELOW = 8  # tfidf_csr: document frequencies by np.unique below n_dims / 8 entries, else bincount
+
+
 def tfidf_csr(m):
     """Sublinear TF-IDF of the raw counts CSR ``m`` (changed in place), L2-normalized rows, as CSR
     (float32)."""
@@ -143,12 +146,18 @@ def tfidf_csr(m):
     n_rows = m.shape[0]
     m.data = 1.0 + np.log(np.maximum(m.data, 1e-9), dtype=np.float32)
     m.data = np.maximum(m.data, 0.1).astype(np.float32)
-    # document frequencies of the features present only (a dense array over all 2**20 hashed features
-    # was 3 x 8 MB of fresh pages per call); the same values, elementwise, as over every feature
-    used, inv = np.unique(m.indices, return_inverse=True)
-    df = np.bincount(inv, minlength=len(used))
+    n_dims = m.shape[1]
+    if m.nnz < n_dims // UNIQUE_BELOW:
+        # few entries: document frequencies of the features present only (a dense array over all 2**20
+        # hashed features is 3 x 8 MB of fresh pages per call); the same values, elementwise
+        used, inv = np.unique(m.indices, return_inverse=True)
+        df = np.bincount(inv, minlength=len(used))
+        at = inv
+    else:  # np.unique sorts the indices: 2.5x (200k entries) to 12x (5M) slower than the dense count
+        df = np.bincount(m.indices, minlength=n_dims)
+        at = m.indices
     idf = np.log((n_rows + 1) / (df + 1), dtype=np.float64) + 1.0
-    m.data = (m.data * idf[inv]).astype(np.float32)
+    m.data = (m.data * idf[at]).astype(np.float32)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ m, dtype=np.float32)

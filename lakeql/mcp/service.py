@@ -148,10 +148,13 @@ class LakeService:
                 return cols, list(result_rows(cur)), False
             rows = list(itertools.islice(result_rows(cur, size=max_rows + 1), max_rows + 1))
             return cols, rows[:max_rows], len(rows) > max_rows
-        except duckdb.InterruptException:
-            raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters or a "
-                              "LIMIT, or aggregate") from None
         except duckdb.Error as exc:
+            if self._closing:  # close() interrupted it (or closed the connection under it): not a slow query
+                raise LakeqlError("the server is shutting down: the call was interrupted; "
+                                  "call again once it is back") from None
+            if isinstance(exc, duckdb.InterruptException):
+                raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
+                                  "or a LIMIT, or aggregate") from None
             from lakeql.sqlrun import scalar_in_from_hint
 
             raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), cur)) from None
