@@ -149,7 +149,7 @@ class LakeService:
             rows = list(itertools.islice(result_rows(cur, size=max_rows + 1), max_rows + 1))
             return cols, rows[:max_rows], len(rows) > max_rows
         except duckdb.Error as exc:
-            if self._closing:  # close() interrupted it (or closed the connection under it): not a slow query
+            if self._closing.is_set():  # close() interrupted it (or closed the connection): not a slow query
                 raise LakeqlError("the server is shutting down: the call was interrupted; "
                                   "call again once it is back") from None
             if isinstance(exc, duckdb.InterruptException):
