@@ -141,7 +141,9 @@ def profile_table(table: Table, fs: Any = None
         what = problems[0].error if problems else "no data file"
         return kept, [], 0, [], [Problem("table", table.source, f"no readable file ({what})", table.key)]
     try:
-        if table.format != "parquet" or table.hive or len(good) > 1:
+        # a column named '': DuckDB names it C<i> and may then fail on a clash with a real C<i>; its own
+        # DESCRIBE gives its names (and errors), where Arrow's from_arrow would quietly rename (C0_1)
+        if table.format != "parquet" or table.hive or len(good) > 1 or "" in schema.names:
             con = _type_connection(fs).cursor()
             cols = [(r[0], r[1]) for r in
                     con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]

@@ -172,7 +172,7 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
     Created with the storage version the stock duckdb CLI 1.5 reads; paths inside are absolute.
     ``discovered``: the tables' fingerprints as discovered (default: as they are now).
     """
-    from lakeql.dbutil import new_database_file, run_batch
+    from lakeql.dbutil import new_database_file, run_views
     from lakeql.views import views_sql, write_views
 
     lake = catalog.lake
@@ -196,7 +196,7 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
         with store.atomic_file(target) as tmp:
             tmp.unlink()  # duckdb must create the file itself
             with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
-                run_batch(con, views)
+                run_views(con, views)  # one view that fails leaves that table out, not the lake
                 for sql in macros.sql:
                     con.execute(sql)
         store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size, source, "",

@@ -177,10 +177,10 @@ def _previous_files(store, target: Path) -> dict[str, Path]:
 
 def _write_db(path: Path, storage_version: str, statements: list[str]) -> None:
     """A small database file holding ``statements``' views (written in one transaction, checkpointed)."""
-    from lakeql.dbutil import new_database_file, run_batch
+    from lakeql.dbutil import new_database_file, run_views
 
     with new_database_file(path, storage_version) as con:
-        run_batch(con, statements)
+        run_views(con, statements)
 
 
 # ----------------------------------------------------------------------------------- connect time
@@ -231,7 +231,7 @@ def attach(con, ctx) -> AttachPlan:
     ``lakeql_rows."domain.name"``)."""
     import duckdb
 
-    from lakeql.dbutil import database_is_file, run_batch
+    from lakeql.dbutil import database_is_file, run_batch, run_views
 
     lake = ctx.lake
     plan = AttachPlan()
@@ -308,9 +308,9 @@ def attach(con, ctx) -> AttachPlan:
             plan.live.append(domain)
     for domain, tables in live:
         con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
-        run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
+        run_views(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
                         f"SELECT * FROM {t.scan_sql()}" for t in _readable(ctx, tables)])
-    run_batch(con, local_stmts)
+    run_views(con, local_stmts)  # one view that fails leaves that table out, not the connection
     if ROWS_SCHEMA not in existing:
         con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
     return plan

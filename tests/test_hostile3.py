@@ -288,3 +288,48 @@ def test_sql_text_that_is_not_utf8_is_one_clear_line(ngram_lake, command, stdin)
     err = res.stderr.decode("utf-8", "replace")
     assert res.returncode == 2, err
     assert "the SQL text is not UTF-8 (byte 0xff at character 38)" in err and "Traceback" not in err
+
+
+def test_empty_column_name_clashing_with_duckdbs_name_leaves_only_that_table_out(tmp_path, capsys):
+    """A column named '' beside a real 'C0': DuckDB's read_parquet cannot read the file (duplicate C0),
+    but the catalog took Arrow's names (C0, C0_1), so the build failed creating the views (a bare Binder
+    Error) and every query on the lake failed, healthy tables too."""
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"": [1, 2], "C0": ["a", "b"], "c1": [3, 4]}), lake / "d" / "t.parquet")
+    pq.write_table(pa.table({"v": [1, 2, 3]}), lake / "d" / "u.parquet")
+    index(lake)
+    err = capsys.readouterr().err
+    assert "skipping table d.t" in err and "duplicate column name" in err
+    assert main(["sql", str(lake), "SELECT count(*) AS n FROM d.u"]) == 0
+    assert "3" in capsys.readouterr().out
+    con = lakeql.connect(lake)
+    assert con.execute("SELECT count(*) FROM d.u").fetchone()[0] == 3
+    status = dict(con.execute("SELECT table_name, status FROM lakeql_tables()").fetchall())
+    assert status == {"d.u": "ok", "d.t": "error"}
+    main(["doctor", str(lake)])
+    assert "duplicate column name" in capsys.readouterr().out
+
+
+def test_a_view_that_cannot_be_created_leaves_only_its_table_out(tmp_path):
+    """A table whose files stop reading between the catalog and the database stage (here: deleted) made
+    write_database's one batch of views fail with a bare Binder Error: no lake.duckdb for any table."""
+    from lakeql.catalog import Catalog
+    from lakeql.dbutil import SkippedViewWarning
+    from lakeql.indexer import write_database
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"a": [1, 2]}), lake / "d" / "gone.parquet")
+    pq.write_table(pa.table({"v": [1, 2, 3]}), lake / "d" / "u.parquet")
+    lk = discover(lake)
+    store = Store.for_lake(lk, None)
+    cat = Catalog.build(lk, store)
+    (lake / "d" / "gone.parquet").unlink()
+    with pytest.warns(SkippedViewWarning, match="gone"):
+        target = write_database(store, cat)
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.execute("SELECT count(*) FROM d.u").fetchone()[0] == 3
+    assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'gone'").fetchone()[0] == 0
