@@ -333,3 +333,28 @@ def test_a_view_that_cannot_be_created_leaves_only_its_table_out(tmp_path):
     con = duckdb.connect(str(target), read_only=True)
     assert con.execute("SELECT count(*) FROM d.u").fetchone()[0] == 3
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'gone'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("args", [(), ("--refresh",)])
+def test_catalog_of_an_older_lakeql_is_catalogued_again(tmp_path, args):
+    """The '' -> C<i> naming fix never reached an index built by an older lakeql: an unchanged table's
+    stored columns were reused whatever version wrote them (here: 'v1', as the old catalog named it)."""
+    import dataclasses
+
+    from lakeql.lake import discover
+    from lakeql.store import Store
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table([pa.array([1]), pa.array(["a"])], names=["x", ""]), lake / "d" / "t.parquet")
+    index(lake)
+    store = Store.for_lake(discover(lake), None)
+    cols = store.path("catalog", "columns.parquet")
+    old = pq.read_table(cols).to_pydict()
+    old["column_name"] = ["v1" if c == "C1" else c for c in old["column_name"]]
+    pq.write_table(pa.table(old), cols)
+    store.record(dataclasses.replace(store.find("catalog"), params="{}", checksums=""))  # old: no format
+    index(lake, *args)
+    con = lakeql.connect(lake)
+    names = con.execute("SELECT column_name FROM lakeql_columns() WHERE table_name = 'd.t' ORDER BY ordinal")
+    assert [r[0] for r in names.fetchall()] == ["x", "C1"]
