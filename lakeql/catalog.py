@@ -157,7 +157,8 @@ def profile_table(table: Table, fs: Any = None
             cols = _duckdb_types(schema)
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
         err = _first_line(exc)
-        warnings.warn(f"skipping table {table.key}: its files cannot be read together ({err})",
+        why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"
+        warnings.warn(f"skipping table {table.key}: {why} ({err})",
                       CorruptParquetWarning, stacklevel=2)
         return table.with_files([]), [], 0, [], [*problems, Problem("table", table.source, err, table.key)]
     return kept, cols, sum(rows), rows, problems
