@@ -134,6 +134,7 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
         return target  # --refresh, nothing changed: the folder stays as it is (intact, checked above)
 
     with store.atomic_dir(target) as tmp:
+        partial = set()
         for name, digest, statements in files:
             # --refresh: hard-link the previous file made from the same statements instead of writing it
             old = kept.get(digest)
@@ -142,7 +143,15 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                     raise OSError
                 os.link(old, tmp / name)
             except OSError:
-                _write_db(tmp / name, storage_version, statements)
+                if _write_db(tmp / name, storage_version, statements):
+                    partial.add(name)
+        if partial:  # a view was left out: its file is not reused by the next build (the files may be fixed)
+            for spec in domains.values():
+                if spec.get("file") in partial:
+                    spec["sql"] = "partial:" + spec["sql"]
+            if SMALL_FILE in partial:
+                manifest["small_sql"] = "partial:" + manifest["small_sql"]
+            text = json.dumps(manifest)
         (tmp / MANIFEST).write_text(text)
     from lakeql.store import IndexEntry, dir_bytes
 
@@ -175,12 +184,13 @@ def _previous_files(store, target: Path) -> dict[str, Path]:
     return {k: v for k, v in out.items() if isinstance(k, str) and v.parent == target and v.is_file()}
 
 
-def _write_db(path: Path, storage_version: str, statements: list[str]) -> None:
-    """A small database file holding ``statements``' views (written in one transaction, checkpointed)."""
+def _write_db(path: Path, storage_version: str, statements: list[str]) -> list[str]:
+    """A small database file holding ``statements``' views (written in one transaction, checkpointed).
+    Returns the statements left out (views that could not be created, each with a warning)."""
     from lakeql.dbutil import new_database_file, run_views
 
     with new_database_file(path, storage_version) as con:
-        run_views(con, statements)
+        return run_views(con, statements)
 
 
 # ----------------------------------------------------------------------------------- connect time

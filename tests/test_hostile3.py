@@ -359,6 +359,13 @@ def test_a_view_that_cannot_be_created_leaves_only_its_table_out(tmp_path):
     con = duckdb.connect(str(target), read_only=True)
     assert con.execute("SELECT count(*) FROM d.u").fetchone()[0] == 3
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'gone'").fetchone()[0] == 0
+    con.close()
+    pq.write_table(pa.table({"a": [1, 2]}), lake / "d" / "gone.parquet")  # the file is back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_database(store, cat)  # the same statements: made again, not kept without the view
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.execute("SELECT count(*) FROM d.gone").fetchone()[0] == 2
 
 
 @pytest.mark.parametrize("args", [(), ("--refresh",)])
