@@ -15,6 +15,7 @@ is recomputed in memory (with a warning naming ``lakeql index LAKE``, which rewr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,11 @@ from lakeql.progress import progress
 from lakeql.store import IndexEntry, Store, dir_bytes
 
 TEXT_TYPES = ("VARCHAR",)
+
+#: What the stored catalog's rows mean, recorded in its manifest row's params. Bump it when the same
+#: files would now be catalogued differently (2: a column named '' is DuckDB's C<i>, not v<i>): a stored
+#: catalog of another (or no) format is not reused, so every table is catalogued again.
+CATALOG_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,9 @@ def profile_table(table: Table, fs: Any = None
         what = problems[0].error if problems else "no data file"
         return kept, [], 0, [], [Problem("table", table.source, f"no readable file ({what})", table.key)]
     try:
-        if table.format != "parquet" or table.hive or len(good) > 1:
+        # a column named '': DuckDB names it C<i> and may then fail on a clash with a real C<i>; its own
+        # DESCRIBE gives its names (and errors), where Arrow's from_arrow would quietly rename (C0_1)
+        if table.format != "parquet" or table.hive or len(good) > 1 or "" in schema.names:
             con = _type_connection(fs).cursor()
             cols = [(r[0], r[1]) for r in
                     con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
@@ -151,7 +159,8 @@ def profile_table(table: Table, fs: Any = None
             cols = _duckdb_types(schema)
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
         err = _first_line(exc)
-        warnings.warn(f"skipping table {table.key}: its files cannot be read together ({err})",
+        why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"
+        warnings.warn(f"skipping table {table.key}: {why} ({err})",
                       CorruptParquetWarning, stacklevel=2)
         return table.with_files([]), [], 0, [], [*problems, Problem("table", table.source, err, table.key)]
     return kept, cols, sum(rows), rows, problems
@@ -195,6 +204,14 @@ def _appended(table: Table, stored: Catalog, fs: Any
     if not cols:
         return None
     return table, cols, sum(rows), rows, []
+
+
+def _current_format(entry: IndexEntry | None) -> bool:
+    """True when the stored catalog's manifest row says it was written in :data:`CATALOG_FORMAT`."""
+    try:
+        return entry is not None and entry.params_dict.get("format") == CATALOG_FORMAT
+    except (ValueError, AttributeError):
+        return False
 
 
 def _count_rows(table: Table, stamp: FileStamp, fs: Any) -> int:
@@ -397,7 +414,8 @@ class Catalog:
             "fingerprint": pa.array([self.failed.get(p.table_name, "") if p.kind == "table" else ""
                                      for p in probs], pa.string())}), cdir / "problems.parquet")
         total = sum(r["source_bytes"] for r in trows)
-        store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, ""))
+        store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, "",
+                                params=json.dumps({"format": CATALOG_FORMAT})))
 
     @classmethod
     def load(cls, lake: Lake, store: Store | None) -> Catalog | None:
@@ -407,8 +425,9 @@ class Catalog:
 
         try:
             entry = store.find("catalog")
-            if entry is not None:
-                store.verify(entry)
+            if not _current_format(entry):
+                return None  # written by another lakeql: every table is catalogued again
+            store.verify(entry)
             trows = parquet_io.rows(parquet_io.read_table(store.path("catalog", "tables.parquet")))
             crows = parquet_io.read_table(store.path("catalog", "columns.parquet")).to_pylist()
             ppath = store.path("catalog", "problems.parquet")
@@ -464,8 +483,9 @@ class Catalog:
         con = con.cursor() if con is not None else duckdb.connect()
         try:
             entry = store.find("catalog")
-            if entry is not None:
-                store.verify(entry)
+            if not _current_format(entry):
+                return None
+            store.verify(entry)
 
             def rows(name: str, sql: str) -> list[tuple]:
                 return con.execute(f"SELECT {sql} FROM read_parquet(?) WHERE table_name = ?",

@@ -51,6 +51,37 @@ def run_batch(con, statements: list[str], chunk: int = 500) -> None:
         raise
 
 
+class SkippedViewWarning(UserWarning):
+    """A table's view could not be created (its files no longer read as catalogued); it was left out."""
+
+
+def run_views(con, statements: list[str], chunk: int = 500) -> list[str]:
+    """:func:`run_batch` of view DDL where one failing view does not fail the rest: when the batch fails,
+    each statement runs on its own and those that fail are left out, each with a
+    :class:`SkippedViewWarning` naming it and the fix. Returns the statements left out."""
+    import warnings
+
+    import duckdb
+
+    try:
+        run_batch(con, statements, chunk)
+        return []
+    except duckdb.Error:
+        pass
+    failed = []
+    for sql in statements:
+        try:
+            con.execute(sql)
+        except duckdb.Error as exc:
+            failed.append(sql)
+            what = sql.split(" AS ", 1)[0][:200]
+            err = (str(exc).strip().splitlines() or [""])[0][:300]
+            warnings.warn(f"left out {what!r}: {type(exc).__name__}: {err}; fix or replace its table's "
+                          "files, then run 'lakeql index LAKE --refresh' ('lakeql doctor LAKE' checks it)",
+                          SkippedViewWarning, stacklevel=2)
+    return failed
+
+
 def database_is_file(con) -> bool:
     """True when the connection's default database is a file (not ``:memory:``)."""
     rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"

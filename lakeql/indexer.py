@@ -172,7 +172,7 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
     Created with the storage version the stock duckdb CLI 1.5 reads; paths inside are absolute.
     ``discovered``: the tables' fingerprints as discovered (default: as they are now).
     """
-    from lakeql.dbutil import new_database_file, run_batch
+    from lakeql.dbutil import new_database_file, run_views
     from lakeql.views import views_sql, write_views
 
     lake = catalog.lake
@@ -196,11 +196,12 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
         with store.atomic_file(target) as tmp:
             tmp.unlink()  # duckdb must create the file itself
             with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
-                run_batch(con, views)
+                skipped = run_views(con, views)  # one view that fails leaves that table out, not the lake
                 for sql in macros.sql:
                     con.execute(sql)
+        # a view left out: no digest, so the next build makes the file again (the files may be fixed)
         store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size, source, "",
-                                params=json.dumps({"digest": digest})))
+                                params=json.dumps({"digest": "" if skipped else digest})))
     write_views(store, catalog, discovered or {k: t.fingerprint for k, t in lake.tables.items()},
                 DUCKDB_CLI_STORAGE)
     return target

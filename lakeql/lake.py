@@ -340,9 +340,16 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
     out: list[FileStamp] = []
     prefix_len = len(str(root).rstrip("/")) + 1
 
+    lake_real = os.path.realpath(root)
+    lake_inside = lake_real.rstrip(os.sep) + os.sep
+    walked: set[str] = set()  # real paths of the folders walked so far
+
     def walk(folder: str, real: str, hops: tuple[str, ...], inside_log: bool) -> None:
         # real: folder's real path; hops: the real paths of the folders above whose symlinks were
-        # followed. A symlink to one of them or to a folder above one of them is a loop.
+        # followed. A symlink to one of them or to a folder above one of them is a loop. A symlink to a
+        # folder of the lake (listed anyway) or to one already walked is not followed: following every
+        # path that is not a loop took factorial time (folders holding symlinks to each other).
+        walked.add(real)
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -358,6 +365,8 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
                             inside = sub.rstrip(os.sep) + os.sep
                             if any(r == sub or r.startswith(inside) for r in below):
                                 continue  # it leads back to a folder being walked: a loop, not followed
+                            if sub in walked or sub == lake_real or sub.startswith(lake_inside):
+                                continue  # its files are listed already (or will be, as the lake's own)
                         else:
                             sub, below = os.path.join(real, name), hops
                         walk(e.path, sub, below, inside_log or name == "_delta_log")

@@ -137,6 +137,7 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
         return target  # --refresh, nothing changed: the folder stays as it is (intact, checked above)
 
     with store.atomic_dir(target) as tmp:
+        partial = set()
         for name, digest, statements in files:
             # --refresh: hard-link the previous file made from the same statements instead of writing it
             old = kept.get(digest)
@@ -145,7 +146,15 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                     raise OSError
                 os.link(old, tmp / name)
             except OSError:
-                _write_db(tmp / name, storage_version, statements)
+                if _write_db(tmp / name, storage_version, statements):
+                    partial.add(name)
+        if partial:  # a view was left out: its file is not reused by the next build (the files may be fixed)
+            for spec in domains.values():
+                if spec.get("file") in partial:
+                    spec["sql"] = "partial:" + spec["sql"]
+            if SMALL_FILE in partial:
+                manifest["small_sql"] = "partial:" + manifest["small_sql"]
+            data = json.dumps(manifest).encode()
         (tmp / MANIFEST).write_bytes(data)
     store.record(IndexEntry("views", "", "", target.name, dir_bytes(target),
                             sum(t.source_bytes for t in lake.tables.values()), ""))
@@ -169,12 +178,13 @@ def _previous_files(store, target: Path) -> dict[str, Path]:
     return {k: v for k, v in out.items() if isinstance(k, str) and v.parent == target and v.is_file()}
 
 
-def _write_db(path: Path, storage_version: str, statements: list[str]) -> None:
-    """A small database file holding ``statements``' views (written in one transaction, checkpointed)."""
-    from lakeql.dbutil import new_database_file, run_batch
+def _write_db(path: Path, storage_version: str, statements: list[str]) -> list[str]:
+    """A small database file holding ``statements``' views (written in one transaction, checkpointed).
+    Returns the statements left out (views that could not be created, each with a warning)."""
+    from lakeql.dbutil import new_database_file, run_views
 
     with new_database_file(path, storage_version) as con:
-        run_batch(con, statements)
+        return run_views(con, statements)
 
 
 # ----------------------------------------------------------------------------------- connect time
@@ -225,7 +235,7 @@ def attach(con, ctx) -> AttachPlan:
     ``lakeql_rows."domain.name"``)."""
     import duckdb
 
-    from lakeql.dbutil import database_is_file, run_batch
+    from lakeql.dbutil import database_is_file, run_batch, run_views
 
     lake = ctx.lake
     plan = AttachPlan()
@@ -302,9 +312,9 @@ def attach(con, ctx) -> AttachPlan:
             plan.live.append(domain)
     for domain, tables in live:
         con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
-        run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
+        run_views(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
                         f"SELECT * FROM {t.scan_sql()}" for t in _readable(ctx, tables)])
-    run_batch(con, local_stmts)
+    run_views(con, local_stmts)  # one view that fails leaves that table out, not the connection
     if ROWS_SCHEMA not in existing:
         con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
     return plan
