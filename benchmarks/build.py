@@ -77,6 +77,16 @@ def f538_tables() -> list[tuple[str, str, Path]]:
     return out
 
 
+def _write_cut(con, src_sql: str, select: str, keys: str, name: str, folder: Path) -> int:
+    """One table per distinct value of ``keys`` in ``src_sql`` (named by the SQL expression ``name``),
+    written under ``folder``; returns how many."""
+    groups = con.execute(f"SELECT DISTINCT {name} AS n, {keys} FROM {src_sql} ORDER BY n").fetchall()
+    where = " AND ".join(f"{k.strip()} = ?" for k in keys.split(","))
+    for g in groups:
+        _copy(con, f"SELECT {select} FROM {src_sql} WHERE {where}", folder / f"{g[0]}.parquet", list(g[1:]))
+    return len(groups)
+
+
 def _copy(con, sql: str, target: Path, params: list | None = None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)", params or [])
@@ -160,14 +170,8 @@ def make_big(root: Path) -> dict[str, int]:
         src_sql = (f"(SELECT *, CASE WHEN day <= 10 THEN 1 WHEN day <= 20 THEN 2 ELSE 3 END AS band, "
                    "(month + 2) // 3 AS quarter, (month + 5) // 6 AS half, "
                    f"isodow(make_date(year, month, day)) AS wday FROM {t})" if t == "flights" else t)
-        groups = con.execute(f"SELECT DISTINCT {name} AS n, {keys} FROM {src_sql} ORDER BY n").fetchall()
-        key_cols = [k.strip() for k in keys.split(",")]
-        for g in groups:
-            where = " AND ".join(f"{k} = ?" for k in key_cols)
-            sel = "* EXCLUDE (band, quarter, half, wday)" if t == "flights" else "*"
-            _copy(con, f"SELECT {sel} FROM {src_sql} WHERE {where}", root / dom / f"{g[0]}.parquet",
-                  list(g[1:]))
-        counts[dom] = len(groups)
+        sel = "* EXCLUDE (band, quarter, half, wday)" if t == "flights" else "*"
+        counts[dom] = _write_cut(con, src_sql, sel, keys, name, root / dom)
     # the two retrieval corpora of ../shared/data/ir (documents, queries, graded judgements) as tables
     for ir in ("dbpedia", "msmarco"):
         d = SHARED / "ir" / ir
@@ -267,13 +271,8 @@ def make_10k(root: Path) -> dict[str, int]:
         "weather_origin_doy": ("weather", "origin, doy", "lower(origin) || '_d' || doy"),
     }
     for cut, (t, keys, name) in cuts.items():
-        groups = con.execute(f"SELECT DISTINCT {name} AS n, {keys} FROM {t} ORDER BY n").fetchall()
-        key_cols = [k.strip() for k in keys.split(",")]
-        where = " AND ".join(f"{k} = ?" for k in key_cols)
-        for g in groups:
-            _copy(con, f"SELECT * EXCLUDE (doy, wk, quarter) FROM {t} WHERE {where}",
-                  root / f"nyc10k_{cut}" / f"{g[0]}.parquet", list(g[1:]))
-        counts[f"nyc10k_{cut}"] = len(groups)
+        counts[f"nyc10k_{cut}"] = _write_cut(con, t, "* EXCLUDE (doy, wk, quarter)", keys, name,
+                                             root / f"nyc10k_{cut}")
     ir_slices(con, root, counts)
     return counts
 
