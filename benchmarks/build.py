@@ -52,6 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lakeql.lake import quote_literal
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # tests/lakes.py
 # ../shared/data beside the project (a git worktree may sit deeper: the first parent that has it)
@@ -89,7 +91,7 @@ def _write_cut(con, src_sql: str, select: str, keys: str, name: str, folder: Pat
 
 def _copy(con, sql: str, target: Path, params: list | None = None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)", params or [])
+    con.execute(f"COPY ({sql}) TO {quote_literal(str(target))} (FORMAT parquet)", params or [])
 
 
 def make_538(root: Path, prefix: str = "") -> list[tuple[str, str]]:

@@ -34,6 +34,7 @@ import duckdb
 
 import lakeql
 from lakeql.demo import SAMPLE_LAKE
+from lakeql.lake import quote_literal
 
 
 def make_lake(root: Path, n_tables: int, n_domains: int) -> None:
@@ -47,8 +48,8 @@ def make_lake(root: Path, n_tables: int, n_domains: int) -> None:
         width = 6 + i % 14
         picked = ", ".join(f'"{c}"' for c in cols[:width])
         path = root / f"domain_{i % n_domains:03d}" / f"table_{i:05d}.parquet"
-        con.execute(f"COPY (SELECT {picked} FROM f LIMIT 20 OFFSET {(i * 7) % 5000}) TO '{path}' "
-                    "(FORMAT parquet)")
+        con.execute(f"COPY (SELECT {picked} FROM f LIMIT 20 OFFSET {(i * 7) % 5000}) "
+                    f"TO {quote_literal(str(path))} (FORMAT parquet)")
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:
@@ -163,7 +164,7 @@ def main() -> None:
         rows.append(("query through a cursor", 0.0, f"{n} rows (cursors see the views)"))
         con.close()
         changed = lake / "domain_001" / "table_00001.parquet"
-        duckdb.connect().execute(f"COPY (SELECT 1 AS x) TO '{changed}' (FORMAT parquet)")
+        duckdb.connect().execute(f"COPY (SELECT 1 AS x) TO {quote_literal(str(changed))} (FORMAT parquet)")
         t_stale, _ = timed(connect_close, repeat=3)
         rows.append(("connect() after one table changed (its domain live)", t_stale,
                      f"{args.tables // args.domains} live views"))

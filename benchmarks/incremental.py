@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lakeql.lake import quote_literal
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
@@ -161,7 +163,7 @@ def replicate_flights(root: Path, n: int) -> None:
                "time_hour": "f.time_hour + to_years(CAST(i.i AS INTEGER)) AS time_hour"}
     sel = ", ".join(shifted.get(c, f'f."{c}"') for c in cols)
     con.execute(f"COPY (SELECT {sel} FROM f, (SELECT range AS i FROM range(?)) i ORDER BY i.i, f._rn) "
-                f"TO '{tmp}' (FORMAT parquet)", [n])
+                f"TO {quote_literal(str(tmp))} (FORMAT parquet)", [n])
     con.close()
     tmp.replace(src)
 

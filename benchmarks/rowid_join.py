@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import duckdb
 
+from lakeql.lake import quote_literal
 from lakeql.rows import row_columns_sql, rowid_scan_sql
 
 
@@ -48,14 +49,16 @@ def run(tmp: Path) -> None:
         p.parent.mkdir(exist_ok=True)
         con.execute(
             f"COPY (SELECT {f * per} + range AS id, 'text ' || (range % 977) AS body, range * 0.5 AS x, "
-            f"range % 13 AS cat FROM range({per})) TO '{p}' (FORMAT parquet, ROW_GROUP_SIZE 122880)"
+            f"range % 13 AS cat FROM range({per})) "
+            f"TO {quote_literal(str(p))} (FORMAT parquet, ROW_GROUP_SIZE 122880)"
         )
         paths.append(p)
     for own in (False, True):
         cols = ["id", "body", "x", "cat"]
         if own:  # a table with its own __rowid (renamed __rowid~ in the view by the new code)
             for p in paths:
-                con.execute(f"COPY (SELECT *, id + 7 AS __rowid FROM '{p}') TO '{p}.x' (FORMAT parquet)")
+                con.execute(f"COPY (SELECT *, id + 7 AS __rowid FROM {quote_literal(str(p))}) "
+                            f"TO {quote_literal(f'{p}.x')} (FORMAT parquet)")
                 p.with_suffix(".parquet.x").rename(p)
             cols.append("__rowid")
         table = SimpleNamespace(paths=[str(p) for p in paths], format="parquet", hive=False)  # what it reads

@@ -28,6 +28,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from lakeql.lake import quote_literal
+
 ROOT = Path(__file__).resolve().parents[1]
 SPIDER = ROOT / ".." / "shared" / "data" / "spider"
 BACKEND = "auto"  # encoder of the schema embeddings (the product default); --backend torch: the old one
@@ -62,7 +64,7 @@ def _write_table(path: Path, cols: list[tuple[str, str]], rows: int, seed: int) 
     sel = ", ".join(f"({gens[t].format(s=seed)})::{t} AS " + '"' + c.replace('"', '""') + '"'
                     for c, t in cols)
     src = f"SELECT {sel} FROM range({rows}) r(i)"
-    con.execute(f"COPY ({src}) TO '{path}' (FORMAT parquet)")
+    con.execute(f"COPY ({src}) TO {quote_literal(str(path))} (FORMAT parquet)")
     con.close()
 
 
