@@ -1,7 +1,8 @@
 """Where the time of ``semantic_search`` through SQL goes, and the optional ANN first stage (issue 14
 items 8-10).
 
-    PYTHONPATH=. /work/venv/bin/python benchmarks/vectors_sql_ann.py sql  [--rows 1000000]
+    PYTHONPATH=. /work/venv/bin/python benchmarks/vectors_sql_ann.py sql  [--rows 1000000] [--tmp DIR]
+        [--base FOLDER]
     PYTHONPATH=. /work/venv/bin/python benchmarks/vectors_sql_ann.py ann10m [--rows 10000000]
 
 Vectors: real MiniLM embeddings of 3,000 passages of ../shared/data/ir (msmarco + dbpedia, first 1,500
@@ -10,12 +11,19 @@ re-normalized (``benchmarks/vectors.py: synth``): clusters of near-duplicates, f
 the 100 real queries of the two sets, embedded by the same model. Embeddings are cached in
 benchmarks/_work/ (encoding 3,000 passages took 18 min on the loaded machine).
 
+``--base FOLDER``: base_corpus.npy, base_queries.npy and base_titles.json (a list of titles) already encoded
+there (e.g. /tmp/lakeql-compare) instead of benchmarks/_work. ``sql`` reuses the lake and indexes a
+finished run left in ``--tmp``.
+
 ``sql``: a 1M-row lake (bench.titles: id, title; bench.docs: id, title, vec FLOAT[384]) indexed through
 ``write_index`` (titles also with ``--embed-ann`` lists). Per query, interleaved (so machine load hits
 every method alike), median over the queries: faiss IndexBinaryFlat on sign codes (k = 40, 1 thread:
 the raw binary scan), the first-stage kernel alone, the in-process ``search()``, the connection's
-``Searcher`` call (name resolution + search + hit list), a trivial Python UDF through SQL (plumbing), the
-(rowid, score) SQL call, whole rows of the narrow and the wide table, and fetching 10 known rows.
+``Searcher`` call (name resolution + search + hit list), the SQL floor (``SELECT 1``, binding the query
+vector), a trivial Python UDF through SQL (plumbing), the (rowid, score) SQL call, whole rows of the
+narrow and the wide table, and fetching each query's own 10 hits by a join. Wall and CPU time
+(``time.process_time``: every thread of the process, DuckDB's included) per method, CPU ratios to the
+faiss scan of the same run.
 
 ``ann10m``: codes for N rows generated in chunks (floats never all in memory; the exact float top-10 of
 every query kept on the way), the IVF built, exhaustive vs ANN search in-process: recall@10 vs exact
@@ -42,9 +50,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 def base_vectors(folder: Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(3,000 passage vectors, 100 query vectors, passage titles), encoded once and cached; ``folder``:
-    read already encoded base_corpus.npy / base_queries.npy from there instead (ann10m, no titles)."""
+    read already encoded base_corpus.npy / base_queries.npy (and base_titles.json, a list of titles, when
+    there) from there instead."""
     if folder is not None:
-        return np.load(folder / "base_corpus.npy"), np.load(folder / "base_queries.npy"), []
+        tp = folder / "base_titles.json"
+        titles = [str(t)[:60] for t in json.loads(tp.read_text())] if tp.exists() else []
+        return np.load(folder / "base_corpus.npy"), np.load(folder / "base_queries.npy"), titles
     cp, qp, tp = WORK / "base_corpus.npy", WORK / "base_queries.npy", WORK / "base_texts.json"
     if not cp.exists():
         from lakeql.embedding import encode, load_model
@@ -76,7 +87,7 @@ def recall(a: np.ndarray, b: np.ndarray) -> float:
     return len(set(a.tolist()) & set(b.tolist())) / max(len(b), 1)
 
 
-def sql_run(n: int, nq: int, root: Path) -> dict:
+def sql_run(n: int, nq: int, root: Path, base_folder: Path | None = None) -> dict:
     import duckdb
     import faiss
     import vectors as bv
@@ -87,32 +98,41 @@ def sql_run(n: int, nq: int, root: Path) -> dict:
     from lakeql.vectors.search import search
 
     faiss.omp_set_num_threads(1)
-    base, Q, titles = base_vectors()
-    t0 = time.perf_counter()
-    lake, vecs = bv.make_speed_lake(root, n, base, titles)
-    index_dir = bv.index_speed_lake(lake, vecs, tables=("bench.docs",))
     from lakeql.catalog import Catalog
     from lakeql.lake import discover
     from lakeql.store import Store
 
-    lk = discover(lake)
-    store = Store.for_lake(lk, index_dir)
-    Catalog.open(lk, store)
-    params = {
-        "model": "all-MiniLM-L6-v2",
-        "method": "rabitq",
-        "backend": "torch",
-        "tier": "int8",
-        "format": 1,
-        "ann": 0,
-    }
-    t1 = time.perf_counter()
-    write_index(store, lk.tables["bench.titles"], "title", np.arange(n, dtype=np.int64), vecs, params)
-    t_ann_build = time.perf_counter() - t1
+    base, Q, titles = base_vectors(base_folder)
+    t0 = time.perf_counter()
+    lake = root / f"lake{n}"
+    done = root / f"lake{n}.done"  # a finished build in --tmp is reused
+    if done.exists():
+        vecs = bv.synth(base, n)[1]  # the same vectors (fixed seed)
+        index_dir = lake / ".lakeql"
+        t_ann_build = json.loads(done.read_text())["ann_build_s"]
+    else:
+        lake, vecs = bv.make_speed_lake(root, n, base, titles)
+        index_dir = bv.index_speed_lake(lake, vecs, tables=("bench.docs",))
+        lk = discover(lake)
+        store = Store.for_lake(lk, index_dir)
+        Catalog.open(lk, store)
+        params = {
+            "model": "all-MiniLM-L6-v2",
+            "method": "rabitq",
+            "backend": "torch",
+            "tier": "int8",
+            "format": 1,
+            "ann": 0,
+        }
+        t1 = time.perf_counter()
+        write_index(store, lk.tables["bench.titles"], "title", np.arange(n, dtype=np.int64), vecs, params)
+        t_ann_build = time.perf_counter() - t1
+        done.write_text(json.dumps({"ann_build_s": t_ann_build}))
     print(
         f"lake + indexes in {time.perf_counter() - t0:.0f} s (titles index with ANN {t_ann_build:.0f} s)",
         flush=True,
     )
+    lk = discover(lake)
     con, ctx = open_lake(lake, index_dir=index_dir, capabilities=["vectors"])
     s = ctx.cache["vectors.searcher"]
     qs = [Q[i % len(Q)] for i in range(nq)]
@@ -129,12 +149,18 @@ def sql_run(n: int, nq: int, root: Path) -> dict:
         "?::FLOAT[], 10, 4, NULL, true), recursive := true))"
     )
     rowid_ann_sql = rowid_sql.replace("NULL, true", "NULL, false")
+    rowid_macro_sql = (
+        "SELECT * FROM semantic_search_vector_rowids('bench.titles', 'title', ?::FLOAT[], k := 10, "
+        "exact := true)"
+    )
+    rowid_macro_ann_sql = rowid_macro_sql.replace("exact := true", "exact := false")
     rows_sql = (
         "SELECT * FROM semantic_search_vector('bench.titles', 'title', ?::FLOAT[], k := 10, exact := true)"
     )
     rows_ann_sql = rows_sql.replace("exact := true", "exact := false")
     wide_sql = "SELECT * FROM semantic_search_vector('bench.docs', 'title', ?::FLOAT[], k := 10)"
-    hits10 = np.random.default_rng(3).choice(n, 10, replace=False).tolist()
+    hits_of = [search(idx, q, 10, 4)[0].tolist() for q in qs]  # each query's own hits, fetched alone below
+    qno = {id(q): i for i, q in enumerate(qs)}
     view = ctx.rows_view(lk.tables["bench.titles"])
     fetch_sql = (
         f"SELECT r.* FROM (SELECT unnest(?::BIGINT[]) AS rowid) h JOIN {view} r ON r.__rowid = h.rowid"
@@ -161,10 +187,32 @@ def sql_run(n: int, nq: int, root: Path) -> dict:
         "Searcher.search_vector() exhaustive (Python, no SQL)": lambda q: s.search_vector(
             "bench.titles", "title", q.tolist(), 10, 4, None, True
         ),
+        "SQL SELECT 1 (a query's floor)": lambda q: con.execute("SELECT 1").fetchall(),
+        "SQL bind the FLOAT[] query vector": lambda q: con.execute(
+            "SELECT len(?::FLOAT[])", par(q)
+        ).fetchall(),
         "SQL trivial Python UDF + unnest": lambda q: con.execute(noop_sql, par(q)).fetchall(),
-        "SQL (rowid, score) exhaustive": lambda q: con.execute(rowid_sql, par(q)).fetchall(),
-        "SQL (rowid, score) ANN": lambda q: con.execute(rowid_ann_sql, par(q)).fetchall(),
-        "SQL fetch 10 given rowids (narrow table)": lambda q: con.execute(fetch_sql, [hits10]).fetchall(),
+        "SQL (rowid, score) exhaustive, impl + recursive unnest (before)": lambda q: con.execute(
+            rowid_sql, par(q)
+        ).fetchall(),
+        "SQL (rowid, score) ANN, impl + recursive unnest (before)": lambda q: con.execute(
+            rowid_ann_sql, par(q)
+        ).fetchall(),
+        "SQL (rowid, score) exhaustive, semantic_search_vector_rowids": lambda q: con.execute(
+            rowid_macro_sql, par(q)
+        ).fetchall(),
+        "SQL (rowid, score) ANN, semantic_search_vector_rowids": lambda q: con.execute(
+            rowid_macro_ann_sql, par(q)
+        ).fetchall(),
+        "SQL fetch the query's 10 hits (join, narrow table)": lambda q: con.execute(
+            fetch_sql, [hits_of[qno[id(q)]]]
+        ).fetchall(),
+        "SQL fetch the query's 10 hits, __rowid only": lambda q: con.execute(
+            fetch_sql.replace("r.*", "r.__rowid"), [hits_of[qno[id(q)]]]
+        ).fetchall(),
+        "SQL fetch the query's 10 hits, title only": lambda q: con.execute(
+            fetch_sql.replace("r.*", "r.title"), [hits_of[qno[id(q)]]]
+        ).fetchall(),
         "SQL whole rows exhaustive (id, title)": lambda q: con.execute(rows_sql, par(q)).fetchall(),
         "SQL whole rows ANN (id, title)": lambda q: con.execute(rows_ann_sql, par(q)).fetchall(),
         "SQL whole rows, table with vec FLOAT[384]": lambda q: con.execute(wide_sql, par(q)).fetchall(),
@@ -173,27 +221,44 @@ def sql_run(n: int, nq: int, root: Path) -> dict:
     for fn in methods.values():
         fn(qs[0])  # warm: JIT, code store, metadata
     times: dict[str, list[float]] = {k: [] for k in methods}
+    cpu: dict[str, list[float]] = {k: [] for k in methods}
     rec_ann, rec_ex, rec_ann_ex = [], [], []
+    loads = [os.getloadavg()[0]]
     for i, q in enumerate(qs):
         for name, fn in methods.items():
             if name.endswith("FLOAT[384]") and i % wide_every:
                 continue
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn(q)
+            cpu[name].append(time.process_time() - c)
             times[name].append(time.perf_counter() - t)
+        loads.append(os.getloadavg()[0])
         ex, _ = search(idx, q, 10, 4)
         an, _ = ann.search(idx, ivf, q, 10, 4)
         rec_ex.append(recall(ex, exact_top[i]))
         rec_ann.append(recall(an, exact_top[i]))
         rec_ann_ex.append(recall(an, ex))
     med = {k: 1000 * statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: 1000 * statistics.median(v) for k, v in cpu.items()}
+    raw = med_cpu["faiss binary (sign, k=40)"]
     st: dict = {}
     ann.search(idx, ivf, qs[0], 10, 4, stats=st)
+    files = lk.tables["bench.titles"].paths
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(files[0]).metadata  # bench.titles is one file: row group of each hit
+    starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
+    touched = [len(set(np.searchsorted(starts, h, side="right").tolist())) for h in hits_of]
     con.close()
     return {
         "n": n,
         "queries": nq,
         "ms": med,
+        "cpu_ms": med_cpu,
+        "cpu_vs_faiss_binary": {k: v / raw for k, v in med_cpu.items()},
+        "load_1min_during": [min(loads), max(loads)],
+        "row_groups": md.num_row_groups,
+        "row_groups_touched_by_hits_median": float(np.median(touched)),
         "load_after": load(),
         "ann_lists": ivf.nlist,
         "ann_build_s": t_ann_build,
@@ -457,7 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tmp", default=None)
     ap.add_argument("--nprobe", default="32,64,128", help="fixed probes compared (ann10m)")
     ap.add_argument("--chunk", type=int, default=250_000, help="rows coded at a time (ann10m)")
-    ap.add_argument("--base", default=None, help="folder of base_corpus.npy + base_queries.npy (ann10m)")
+    ap.add_argument(
+        "--base",
+        default=None,
+        help="folder of base_corpus.npy + base_queries.npy (+ base_titles.json for sql)",
+    )
     ap.add_argument("--lists", type=int, default=None, help="ANN lists (ann10m; default: ann.default_lists)")
     ap.add_argument(
         "--only-default", action="store_true", help="ann10m: the exhaustive and default ANN search only"
@@ -466,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(a.tmp or tempfile.mkdtemp(prefix="lakeql_vsa_"))
     print(f"load before: {load()}", flush=True)
     if a.what == "sql":
-        out = sql_run(a.rows or 1_000_000, a.queries, tmp)
+        out = sql_run(a.rows or 1_000_000, a.queries, tmp, Path(a.base) if a.base else None)
     else:
         base, Q, _ = base_vectors(Path(a.base) if a.base else None)
         folder = tmp / "store"
