@@ -383,3 +383,33 @@ def test_resources_are_listed_in_pages_with_a_validated_cursor(service):
             assert got.contents[0].text
 
     anyio.run(main)
+
+
+def test_query_of_an_unreadable_table_names_it(tmp_path):
+    """The query tool on a table the catalog left out as unreadable: lakeql's reason and fix, not
+    DuckDB's 'does not exist, did you mean'."""
+    import shutil
+    import warnings
+
+    from testutil import SAMPLE_LAKE
+
+    import lakeql
+    from lakeql.errors import LakeqlError
+    from lakeql.mcp.service import LakeService
+
+    lake = tmp_path / "lake"
+    (lake / "flights").mkdir(parents=True)
+    shutil.copy(SAMPLE_LAKE / "flights" / "airlines.parquet", lake / "flights")
+    (lake / "flights" / "broken.parquet").write_bytes(b"PAR1 not really")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, index_dir=tmp_path / "idx", progress=False)
+        svc = LakeService(lake, tmp_path / "idx")
+    try:
+        with pytest.raises(LakeqlError, match="'flights.broken' is in the lake but none of its files could "
+                                              "be read") as err:
+            svc.query("SELECT * FROM flights.broken")
+        assert "fix or replace 'flights/broken.parquet'" in str(err.value)
+        assert "| 16 |" in svc.query("SELECT count(*) AS n FROM flights.airlines")
+    finally:
+        svc.close()
