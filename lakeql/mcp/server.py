@@ -235,7 +235,9 @@ def _paginate_resources(server, page_size: int) -> None:
 
     async def list_resources(ctx, params: PaginatedRequestParams | None) -> ListResourcesResult:
         if not listing:
-            listing.extend(await server.list_resources())
+            made = await server.list_resources()
+            if not listing:  # another first call may have filled it while this one waited
+                listing.extend(made)
         total = len(listing)
         cursor = params.cursor if params is not None else None
         start = 0 if cursor is None else decode_cursor(cursor, total)
@@ -243,6 +245,7 @@ def _paginate_resources(server, page_size: int) -> None:
         return ListResourcesResult(resources=listing[start:end],
                                    next_cursor=encode_cursor(end, total) if end < total else None)
 
+    # MCPServer (mcp 2.3) has no public hook for this: its low-level server's handler is replaced
     server._lowlevel_server.add_request_handler("resources/list", PaginatedRequestParams, list_resources)
 
 
