@@ -223,6 +223,13 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any) -> int:
     return int(con.execute(f"SELECT count(*) FROM {scan}").fetchone()[0])
 
 
+def unreadable_message(table_name: str, error: str, path: str) -> str:
+    """The one-line error for a table the lake has but could not read (no view): why, and the fix."""
+    return (f"table {table_name!r} is in the lake but none of its files could be read ({error}): "
+            f"fix or replace {path!r}, then run 'lakeql index LAKE --refresh' "
+            "('lakeql doctor LAKE' lists every unreadable file)")
+
+
 class Catalog:
     """Tables and columns of a lake, from the stored catalog or computed on the fly."""
 
@@ -265,10 +272,7 @@ class Catalog:
         for p in self.problems:
             key = p.table_name.lower()  # 'domain.name' or the bare name (a domain may hold dots)
             if p.kind == "table" and wanted and (wanted == key or key.endswith("." + wanted)):
-                return UnknownTableError(
-                    f"table {p.table_name!r} is in the lake but none of its files could be read ({p.error}): "
-                    f"fix or replace {p.path!r}, then run 'lakeql index LAKE --refresh' "
-                    "('lakeql doctor LAKE' lists every unreadable file)")
+                return UnknownTableError(unreadable_message(p.table_name, p.error, p.path))
         return None
 
     def columns(self, table: str | Table) -> list[Column]:

@@ -148,6 +148,12 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
         register_filesystem(con, lk.fs)
     if lk is not None:
         ctx.views = views.attach(con, ctx)
+        if store is not None:
+            hint = outdated_index_hint(store, ctx.views)
+            if hint:
+                from lakeql.progress import say
+
+                say(hint)
     temporary = database_is_file(con)  # nothing of lakeql's is left behind in a user's database file
     core_udfs.register(con, ctx)
     sqlfiles.run(con, "lakeql", index_dir=root, temporary=temporary)
@@ -155,3 +161,27 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
         fn(con, ctx)
         sqlfiles.run(con, mod.NAME, index_dir=root, temporary=temporary)
     return ctx
+
+
+def outdated_index_hint(store: Store, plan: Any) -> str:
+    """A one-line hint when the index was written by an older lakeql in a way that makes every connection
+    slower (the stored catalog is not reused, so a query of the catalog reads every Parquet footer again;
+    views of an older format are made anew); ``''`` otherwise, or while a build is running."""
+    from lakeql.catalog import CATALOG_FORMAT, _current_format
+
+    old = []
+    try:
+        entry = store.find("catalog")
+        if entry is not None and not _current_format(entry):
+            old.append(f"catalog format {entry.params_dict.get('format', 1)!s}, now {CATALOG_FORMAT}")
+    except Exception:  # noqa: BLE001 - an unreadable manifest is reported where it is read
+        pass
+    if plan is not None and getattr(plan, "outdated", False):
+        from lakeql.views import FORMAT
+
+        old.append(f"views of an older format, now {FORMAT}")
+    if not old or store.build_running() is not None:
+        return ""
+    return (f"lakeql: hint: the index {str(store.root)!r} was written by an older lakeql ({'; '.join(old)}), "
+            "so each connection reads the lake's Parquet footers again: run 'lakeql index --refresh LAKE' "
+            "once to update it")

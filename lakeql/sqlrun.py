@@ -39,11 +39,44 @@ def error_text(exc: BaseException, con: Any = None) -> str:
         msg = msg.splitlines()[0] if msg else msg
     if not msg:
         return type(exc).__name__
+    better = unreadable_table_message(msg, con) if con is not None else ""
+    if better:  # DuckDB's 'does not exist' (and its 'did you mean') would send the user the wrong way
+        caret = msg.find("\nLINE ")
+        msg = better + ("\n" + msg[caret:] if caret >= 0 else "")
     hint = scalar_in_from_hint(msg, con) if con is not None else ""
     return "\n".join(escape_controls(line.rstrip()) for line in (msg + hint).splitlines())
 
 
 _TABLE_FUNCTION_MISSING = re.compile(r"Table Function with name (\w+) does not exist")
+_TABLE_MISSING = re.compile(r"Catalog Error: Table with name (.+?) does not exist!")
+
+
+def unreadable_table_message(msg: str, con: Any) -> str:
+    """lakeql's one-line error when ``msg`` is DuckDB's 'Table with name X does not exist' and the lake
+    has a table named X that has no view: left out as unreadable (the catalog's reason and the fix), or
+    whose view could not be made when connecting. ``''`` otherwise (or when ``con`` has no lake)."""
+    from lakeql.catalog import unreadable_message
+    from lakeql.lake import quote_ident
+
+    m = _TABLE_MISSING.search(msg)
+    if not m:
+        return ""
+    try:
+        rows = con.execute("SELECT table_name, domain, name, source, status, error FROM lakeql_tables() "
+                           "WHERE lower(name) = lower(?) ORDER BY table_name", [m.group(1)]).fetchall()
+    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
+        return ""
+    for key, domain, name, source, status, error in rows:
+        if status in ("error", "unsupported"):
+            return unreadable_message(key, error or status, source)
+        try:  # a catalogued table: does its view bind? (LIMIT 0 reads no rows)
+            con.execute(f"SELECT * FROM {quote_ident(domain)}.{quote_ident(name)} LIMIT 0").fetchall()
+            continue
+        except Exception:  # noqa: BLE001 - no view: the table was left out when connecting
+            return (f"table {key!r} is in the lake but its view could not be made when connecting (its files "
+                    "no longer read as catalogued; the warning at connect says why): fix or replace its "
+                    "files, then run 'lakeql index LAKE --refresh' ('lakeql doctor LAKE' checks it)")
+    return ""
 
 
 def scalar_in_from_hint(msg: str, con: Any) -> str:

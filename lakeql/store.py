@@ -840,6 +840,12 @@ class Store:
         target = (f"{key}.{column}" if column else key) or "the lake"
         if entry is None:
             how = f"lakeql index LAKE {flag} {shell_word(target)}" if flag else "lakeql index LAKE"
+            manifest = self.root / MANIFEST
+            if self.root.is_dir() and not manifest.exists() and any(self.root.iterdir()):
+                raise NotIndexedError(
+                    f"no {kind} index for {target}: the index manifest {str(manifest)!r} is missing "
+                    f"(deleted?), so no index of this folder is known: build it with '{how}' (a bare "
+                    "'lakeql index --refresh LAKE' rebuilds only the lake-wide indexes)")
             raise NotIndexedError(f"no {kind} index for {target}: build it with '{how}'")
         again = (f"lakeql index --refresh LAKE {flag} {shell_word(target)}" if flag and column
                  else "lakeql index --refresh LAKE")

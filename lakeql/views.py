@@ -198,6 +198,7 @@ class AttachPlan:
     small: list[str] = field(default_factory=list)  # small fresh domains: views made from the manifest
     copied: list[str] = field(default_factory=list)  # those of them copied from small.duckdb (checked)
     rows_made: set[str] = field(default_factory=set)  # tables whose rowid view exists on this database
+    outdated: bool = False  # views.json is of another format than FORMAT (or unreadable): views made anew
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ensure_rows(self, con, ctx, table: Table) -> None:
@@ -243,6 +244,8 @@ def attach(con, ctx) -> AttachPlan:
         ctx.con = con  # rowid views are created through it on first use
     views_root = ctx.store.root / VIEWS_DIR if ctx.store is not None else None
     manifest = load_manifest(views_root) if views_root is not None else None
+    plan.outdated = bool(views_root is not None and (manifest or {}).get("format") != FORMAT
+                         and (views_root / MANIFEST).exists())
     existing = {r[0]: r[1]
                 for r in con.execute("SELECT database_name, path FROM duckdb_databases()").fetchall()}
     own_is_file = database_is_file(con)

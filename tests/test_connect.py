@@ -321,3 +321,41 @@ def test_refresh_records_views_missing_from_the_manifest(tmp_path: Path) -> None
     lakeql.index(lake, index_dir=idx, capabilities=[], progress=False, refresh=True)
     entry = Store(idx).find("views")
     assert entry is not None and Store(idx).intact(entry)
+
+
+def test_an_index_of_an_older_format_gets_a_hint_once(indexed, tmp_path, capsys, monkeypatch) -> None:
+    """An index whose catalog (or views) an older lakeql wrote is not reused: every connection read the
+    Parquet footers again with no word. Now connecting says so once, on stderr (silenced by quiet), and
+    names 'lakeql index --refresh', after which the hint is gone."""
+    import dataclasses
+    import json
+
+    from lakeql.progress import quiet_while
+    from lakeql.store import Store
+
+    lake, idx = indexed
+    work_lake, work = tmp_path / "lake", tmp_path / "idx"
+    shutil.copytree(lake, work_lake)
+    shutil.copytree(idx, work)
+    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+
+    def hints() -> list[str]:
+        capsys.readouterr()
+        open_lake(work_lake, index_dir=work)[0].close()
+        return [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
+
+    assert hints() == []
+    store = Store(work)
+    store.record(dataclasses.replace(store.find("catalog"), params="{}"))  # as written before formats
+    manifest = json.loads((work / "views" / "views.json").read_text())
+    manifest["format"] = 3
+    (work / "views" / "views.json").write_text(json.dumps(manifest))
+    got = hints()
+    assert len(got) == 1, got
+    assert "written by an older lakeql (catalog format 1, now 2; views of an older format" in got[0]
+    assert "run 'lakeql index --refresh LAKE'" in got[0]
+    with quiet_while(True):
+        assert hints() == []
+    lakeql.index(work_lake, index_dir=work, capabilities=[], refresh=True, progress=False)
+    assert hints() == []
+    assert json.loads(store.find("catalog").params)["format"] == 2

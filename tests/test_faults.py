@@ -228,6 +228,19 @@ def test_deleted_index_folder_is_rebuilt_by_refresh(lake: Path) -> None:
     assert answers(lake) == EXPECTED
 
 
+def test_deleted_manifest_says_so_and_names_the_build(lake: Path) -> None:
+    """A deleted indexes.parquet: every index reads as not built; the error says the manifest is missing
+    (not just 'no ngram index') and names the build of the index asked for, which repairs it."""
+    (lake / ".lakeql" / "indexes.parquet").unlink()
+    with pytest.raises(Exception, match=r"no ngram index for python.modules.docstring: the index manifest "
+                                        r".*indexes.parquet' is missing .*'lakeql index LAKE --ngram "
+                                        r"python.modules.docstring'"):
+        answers(lake)
+    res = run_cli("index", "--refresh", str(lake), *CLI_OPTS)
+    assert res.returncode == 0, res.stderr
+    assert answers(lake) == EXPECTED
+
+
 def test_refresh_without_flags_rebuilds_a_damaged_table_index(lake: Path) -> None:
     """The damaged index of a column is rebuilt by a bare --refresh (no --ngram flag repeated)."""
     damage(index_file(lake, "ngram/*/shard-*/offsets.npy"), "zero")

@@ -331,3 +331,85 @@ def test_close_during_the_warm_up_interrupts_it_and_waits(sample):
     assert not service._warm_thread.is_alive() and not service.warm_running()
     assert time.monotonic() - t0 < 20
     assert errors == []  # the stopped warm-up reports nothing (its next query is refused quietly)
+
+
+def test_resources_are_listed_in_pages_with_a_validated_cursor(service):
+    """resources/list answers a page at a time with the spec's nextCursor (a 9,763-table lake answered
+    every schema file at once: 3.3 MB); a cursor that is not one the server gave is an invalid-params
+    error (-32602) naming the fix, and the server keeps serving."""
+    import base64
+
+    from mcp import Client
+    from mcp.shared.exceptions import MCPError
+
+    from lakeql.mcp.server import RESOURCE_PAGE, build_server, encode_cursor
+
+    assert 100 <= RESOURCE_PAGE <= 500
+    files = service.schema_files()
+    assert len(files) > 7
+    server = build_server(service, page_size=3)
+
+    async def main() -> None:
+        async with Client(server) as client:
+            uris, cursor, pages = [], None, 0
+            while True:
+                page = await client.list_resources(cursor=cursor)
+                pages += 1
+                assert 1 <= len(page.resources) <= 3
+                uris += [str(r.uri) for r in page.resources]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+                assert "lakeql" not in cursor  # opaque
+            assert uris == [f"lakeql://schemas/{f}" for f in files]
+            assert pages == -(-len(files) // 3)
+
+            total = len(files)
+            forged = base64.urlsafe_b64encode(b"lakeql-resources:1:99999:7").decode()
+            hostile = ["", "x", "=" * 10, "\x00", "é" * 10, "a" * 100_000, forged,
+                       encode_cursor(0, total), encode_cursor(total, total), encode_cursor(-1, total),
+                       "' OR 1=1 --", base64.urlsafe_b64encode(b"\xff\xfe").decode()]
+            for bad in hostile:
+                with pytest.raises(MCPError) as err:
+                    await client.list_resources(cursor=bad)
+                assert err.value.code == -32602, (bad, err.value.message)
+                assert "without a cursor" in err.value.message or "no cursor" in err.value.message
+            with pytest.raises(MCPError, match="another listing") as err:
+                await client.list_resources(cursor=encode_cursor(3, total + 1))
+            assert err.value.code == -32602
+            page = await client.list_resources(cursor=encode_cursor(3, total))
+            assert [str(r.uri) for r in page.resources] == uris[3:6]
+            got = await client.read_resource(uris[-1])
+            assert got.contents[0].text
+
+    anyio.run(main)
+
+
+def test_query_of_an_unreadable_table_names_it(tmp_path):
+    """The query tool on a table the catalog left out as unreadable: lakeql's reason and fix, not
+    DuckDB's 'does not exist, did you mean'."""
+    import shutil
+    import warnings
+
+    from testutil import SAMPLE_LAKE
+
+    import lakeql
+    from lakeql.errors import LakeqlError
+    from lakeql.mcp.service import LakeService
+
+    lake = tmp_path / "lake"
+    (lake / "flights").mkdir(parents=True)
+    shutil.copy(SAMPLE_LAKE / "flights" / "airlines.parquet", lake / "flights")
+    (lake / "flights" / "broken.parquet").write_bytes(b"PAR1 not really")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, index_dir=tmp_path / "idx", progress=False)
+        svc = LakeService(lake, tmp_path / "idx")
+    try:
+        with pytest.raises(LakeqlError, match="'flights.broken' is in the lake but none of its files could "
+                                              "be read") as err:
+            svc.query("SELECT * FROM flights.broken")
+        assert "fix or replace 'flights/broken.parquet'" in str(err.value)
+        assert "| 16 |" in svc.query("SELECT count(*) AS n FROM flights.airlines")
+    finally:
+        svc.close()

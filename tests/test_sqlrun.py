@@ -299,3 +299,51 @@ def test_interval_text_matches_duckdb_on_random_values() -> None:
     assert [str(r[0]) for r in got] == [r[1] for r in got]
     assert [str(r[-1][0]) for r in got] == [r[1] for r in got]  # nested in a LIST as well
     assert [r[1:-1] for r in got] == plain  # the other columns as DuckDB's Python gives them
+
+
+@pytest.fixture
+def lake_with_unreadable_table(tmp_path):
+    """A copy of the sample lake's airlines plus a truncated Parquet file: the catalog's 'error' table."""
+    import shutil
+    import warnings
+
+    lake = tmp_path / "lake"
+    (lake / "flights").mkdir(parents=True)
+    shutil.copy(SAMPLE_LAKE / "flights" / "airlines.parquet", lake / "flights")
+    (lake / "flights" / "broken.parquet").write_bytes((SAMPLE_LAKE / "flights" / "airlines.parquet")
+                                                      .read_bytes()[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, progress=False)
+    return lake
+
+
+def test_unreadable_table_is_named_with_its_reason_and_fix(capsys, lake_with_unreadable_table) -> None:
+    """DuckDB only says 'Table with name broken does not exist! Did you mean ...': the table is in the
+    lake (lakeql_tables() lists it as 'error'), so the error says so, why, and what to do."""
+    lake = lake_with_unreadable_table
+    for query in ("SELECT * FROM flights.broken", 'SELECT count(*) FROM "FLIGHTS"."Broken"'):
+        rc = main(["sql", "--lake", str(lake), query])
+        err = capsys.readouterr().err
+        assert rc == 2
+        assert "table 'flights.broken' is in the lake but none of its files could be read" in err, err
+        assert "ArrowInvalid" in err and "fix or replace 'flights/broken.parquet'" in err
+        assert "lakeql index LAKE --refresh" in err and "does not exist" not in err
+        assert "LINE 1:" in err  # DuckDB's caret is kept
+    rc = main(["sql", "--lake", str(lake), "SELECT * FROM flights.nothere"])  # a table that is not there
+    err = capsys.readouterr().err
+    assert rc == 2 and "Table with name nothere does not exist" in err and "in the lake" not in err
+
+
+def test_table_left_out_at_connect_is_named(lake_with_unreadable_table) -> None:
+    """A catalogued table without a view (its view could not be made when connecting) says so."""
+    from lakeql.sqlrun import error_text
+
+    con = lakeql.connect(lake_with_unreadable_table)
+    con.execute("DROP VIEW flights.airlines")
+    with pytest.raises(Exception) as err:
+        con.execute("SELECT * FROM flights.airlines")
+    text = error_text(err.value, con)
+    assert text.startswith("table 'flights.airlines' is in the lake but its view could not be made"), text
+    assert "--refresh" in text
+    assert error_text(err.value).startswith("Catalog Error")  # without the connection: DuckDB's text

@@ -11,6 +11,14 @@ CREATE OR REPLACE MACRO schema_context(question, k := 3, unit := 'auto') AS TABL
 CREATE OR REPLACE MACRO check_sql(sql, search_path := NULL) AS TABLE
     SELECT unnest(check_sql_impl(sql, search_path), recursive := true);
 
+-- schema_files(): as the @pure macro below (which the stock duckdb CLI gets), but a missing listing is an
+-- error naming 'lakeql index --refresh' (lakeql_schema_listing checks the default path; DuckDB's own
+-- error is "No files found that match the pattern").
+CREATE OR REPLACE MACRO schema_files(_path := {{index_dir}} || '/schemas/.lakeql-files.parquet') AS TABLE
+    SELECT path, kind, table_name, domain, bytes
+    FROM read_parquet(lakeql_schema_listing(_path))
+    ORDER BY kind DESC, path;
+
 -- @pure
 -- schema_files(): every schema file written for the lake (path relative to INDEX_DIR/schemas, kind
 -- 'table' | 'domain' | 'index', table_name, domain, bytes). Works in the stock duckdb CLI.

@@ -51,7 +51,9 @@ def schema_index(ctx):
 
 
 def register(con, ctx) -> None:
-    from lakeql.udf import check_k, table_udf
+    import os
+
+    from lakeql.udf import check_k, scalar_udf, table_udf
 
     def context_impl(question: Any, k: Any, unit: Any) -> list[dict[str, Any]]:
         from lakeql.context.retrieve import read_file
@@ -72,6 +74,25 @@ def register(con, ctx) -> None:
         finally:
             cur.close()
 
+    def listing_path(path: Any) -> Any:
+        """``path`` unchanged; when it is this index's schema file listing and that file is missing, the
+        error naming the fix (DuckDB's own is "No files found that match the pattern"). Other paths are
+        not looked at (no existence test of files outside the index for an agent)."""
+        from lakeql.context import KIND
+        from lakeql.context.generate import FILES
+        from lakeql.errors import CorruptIndexError
+
+        root = ctx.store.root if ctx.store is not None else None
+        if path != f"{root if root is not None else ''}/schemas/{FILES}" or os.path.isfile(path):
+            return path
+        if root is None or ctx.store.find(KIND) is None:
+            raise NotIndexedError("no schema files for this lake: build them with 'lakeql index LAKE' "
+                                  "(without --no-schemas)")
+        raise CorruptIndexError(f"the schema file listing {path!r} is missing: run 'lakeql index --refresh "
+                                "LAKE'")
+
+    scalar_udf(con, "lakeql_schema_listing", listing_path, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")  # folded at bind time: read_parquet() gets a constant
     table_udf(con, "schema_context", context_impl, ["VARCHAR", "BIGINT", "VARCHAR"], CONTEXT_COLUMNS)
     table_udf(con, "check_sql", check_impl, ["VARCHAR", "VARCHAR"], CHECK_COLUMNS)
 

@@ -14,7 +14,8 @@ Per pair of columns (query column x candidate column) three kinds of evidence, a
 
 The table score is a maximum-weight bipartite matching of the columns (``linear_sum_assignment``),
 pairs below ``MIN_PAIR`` dropped, divided by the larger of the two column counts (so a wide table that
-merely contains a small table's key column is not a near-perfect union). The weights, ``MIN_PAIR`` and
+merely contains a small table's key column is not a near-perfect union); candidates scoring below
+``MIN_SCORE`` (about one matched column in 2,000) are not returned. The weights, ``MIN_PAIR`` and
 the denominator were chosen on a development lake (TUS-style slices with another random seed, see
 benchmarks/discovery.py), not on the reported benchmark. Candidates are pre-selected by
 the sum over query columns of their best semantic/name similarity in each table (sparse products), so
@@ -30,6 +31,9 @@ from lakeql import arrays
 from lakeql.lake import key_sql_name, quote_ident
 
 MIN_PAIR = 0.15
+#: a candidate whose table score is below this is not returned: it matches about one column of 2,000 or
+#: less (a 2,000-column table listed 1-2-column matches as score 0.000, as the MCP tool rounds it)
+MIN_SCORE = 0.0005
 WEIGHTS = (0.3, 0.4, 0.3)  # value, semantic, name (chosen on the development lake, see discovery.md)
 POOL = 60
 PAD = (1 << 64) - 1
@@ -317,6 +321,8 @@ def unionable_rows(ix, table: str, k: int, with_sql: bool = True, tables: dict |
         if len(ri) == 0:
             continue
         score = float(block[ri, ci].sum() / _norm(m, n))
+        if score < MIN_SCORE:
+            continue
         found.append((round(score, 6), ix.tables[int(t)], pos - n, n, ri, ci))
     found.sort(key=lambda f: (-f[0], f[1]))
     out = []

@@ -3,14 +3,18 @@
 Each tool is a thin wrapper over :class:`~lakeql.mcp.service.LakeService`; its docstring is the
 description an agent reads and its annotated parameters are the JSON schema. Any failure becomes a tool
 error result with a one-line reason (the server keeps serving). Resources: ``INDEX.md`` and every schema
-file under ``lakeql://schemas/<path>``.
+file under ``lakeql://schemas/<path>``, listed in pages of :data:`RESOURCE_PAGE` (``resources/list`` with the
+spec's opaque ``cursor`` / ``nextCursor``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -28,6 +32,11 @@ INSTRUCTIONS = (
     "semantic_search / ngram_search / ngram_count work on columns with those indexes; "
     "joinable finds join partners of a column."
 )
+
+RESOURCE_PAGE = 200  # schema files per resources/list answer: a 10,000-table lake was one 3.3 MB answer
+_CURSOR = re.compile(r"lakeql-resources:1:([0-9]{1,9}):([0-9]{1,9})")  # version, offset, listing size
+_BAD_CURSOR = ("invalid cursor for resources/list: pass the nextCursor of the previous page unchanged, "
+               "or no cursor to start from the first page")
 
 MIME = {".md": "text/markdown", ".yaml": "application/yaml", ".yml": "application/yaml",
         ".json": "application/json", ".toon": "text/plain"}
@@ -51,8 +60,9 @@ def _safe(fn: Callable[..., str]) -> Callable[..., str]:
     return wrapper
 
 
-def build_server(service: LakeService):
-    """An MCPServer with lakeql's tools and the schema files as resources."""
+def build_server(service: LakeService, page_size: int = RESOURCE_PAGE):
+    """An MCPServer with lakeql's tools and the schema files as resources (``page_size`` per
+    resources/list page)."""
     from mcp.server.mcpserver import MCPServer
     from mcp_types import ToolAnnotations
 
@@ -181,7 +191,62 @@ def build_server(service: LakeService):
 
     for rel in service.schema_files():
         _add_resource(server, service, rel)
+    _paginate_resources(server, page_size)
     return server
+
+
+def encode_cursor(offset: int, total: int) -> str:
+    """The opaque ``nextCursor`` of the page starting at ``offset`` of a listing of ``total`` resources."""
+    return base64.urlsafe_b64encode(f"lakeql-resources:1:{offset}:{total}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, total: int) -> int:
+    """The offset a cursor from :func:`encode_cursor` points at; anything else is an MCP invalid-params
+    error (code -32602, as the spec asks) with the fix, never a traceback."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_PARAMS
+
+    match = None
+    if isinstance(cursor, str) and 0 < len(cursor) <= 64 and cursor.isascii():
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        except (binascii.Error, ValueError):
+            raw = ""
+        match = _CURSOR.fullmatch(raw)
+    if match is None:
+        raise MCPError(code=INVALID_PARAMS, message=_BAD_CURSOR)
+    offset, size = int(match.group(1)), int(match.group(2))
+    if size != total:
+        raise MCPError(code=INVALID_PARAMS, message="the cursor is from another listing of the resources "
+                                                    "(the server restarted on a changed lake): list them "
+                                                    "again without a cursor")
+    if not 0 < offset < total:
+        raise MCPError(code=INVALID_PARAMS, message=_BAD_CURSOR)
+    return offset
+
+
+def _paginate_resources(server, page_size: int) -> None:
+    """Answer resources/list in pages of ``page_size`` (the SDK's MCPServer lists everything at once)."""
+    from mcp_types import ListResourcesResult, PaginatedRequestParams
+
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, not {page_size}")
+    listing: list = []  # the resources are fixed once the server is built: made into MCP objects once
+
+    async def list_resources(ctx, params: PaginatedRequestParams | None) -> ListResourcesResult:
+        if not listing:
+            made = await server.list_resources()
+            if not listing:  # another first call may have filled it while this one waited
+                listing.extend(made)
+        total = len(listing)
+        cursor = params.cursor if params is not None else None
+        start = 0 if cursor is None else decode_cursor(cursor, total)
+        end = start + page_size
+        return ListResourcesResult(resources=listing[start:end],
+                                   next_cursor=encode_cursor(end, total) if end < total else None)
+
+    # MCPServer (mcp 2.3) has no public hook for this: its low-level server's handler is replaced
+    server._lowlevel_server.add_request_handler("resources/list", PaginatedRequestParams, list_resources)
 
 
 def _add_resource(server, service: LakeService, rel: str) -> None:

@@ -155,8 +155,11 @@ class LakeService:
             if isinstance(exc, duckdb.InterruptException):
                 raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
                                   "or a LIMIT, or aggregate") from None
-            from lakeql.sqlrun import scalar_in_from_hint
+            from lakeql.sqlrun import scalar_in_from_hint, unreadable_table_message
 
+            unreadable = unreadable_table_message(str(exc), cur)
+            if unreadable:  # not DuckDB's 'does not exist, did you mean': the table is there, unreadable
+                raise LakeqlError(unreadable) from None
             raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), cur)) from None
         finally:
             timer.cancel()

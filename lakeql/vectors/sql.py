@@ -135,8 +135,10 @@ class Searcher:
 
         ivf = None if exact else ann.ivf_of(idx, f"{table.key}.{column}")
         if ivf is not None:
-            return ann.search(idx, ivf, q, k, oversample, allowed)
-        return search(idx, q, k, oversample, allowed)
+            rowids, scores = ann.search(idx, ivf, q, k, oversample, allowed)
+        else:
+            rowids, scores = search(idx, q, k, oversample, allowed)
+        return rowids, cosines(scores)
 
     def search(self, tbl, col, query, k, oversample, predicate, exact=False) -> list[dict[str, Any]]:
         kk, ov = check_k(k), check_k(oversample, "oversample")
@@ -152,6 +154,10 @@ class Searcher:
             raise LakeqlError("the query vector is NULL")
         table, column, idx = self.index(tbl, col, "semantic_search_vector")
         q = check_query_vector(idx, np.asarray(vector, np.float32), f"{table.key}.{column}")
+        norm = float(np.linalg.norm(q))
+        if norm == 0.0:
+            raise LakeqlError("the query vector is all zeros: it has no direction to compare")
+        q = q / norm  # the stored vectors are unit length: the scores are cosines, not dot products
         return hits(*self.run(table, column, idx, q, kk, ov, self.allowed(table, idx, predicate), exact))
 
     def hybrid(self, tbl, col, query, k, fusion, weight, predicate) -> list[dict[str, Any]]:
@@ -179,6 +185,7 @@ class Searcher:
         allowed = self.allowed(table, idx, predicate)
         pool = max(kk * HYBRID_POOL, 100)
         vec = search(idx, q, pool, 4, allowed)
+        vec = (vec[0], cosines(vec[1]))
         vec_pos = idx.positions_of(vec[0])
         kw = words.top(str(query)[:MAX_QUERY_CHARS], pool, allowed)
         pos, scores = bm25.fuse((vec_pos, vec[1]), kw, kk, how, w)
@@ -197,7 +204,13 @@ class Searcher:
         q = idx.vectors(pos)[0]
         q = q / max(float(np.linalg.norm(q)), 1e-12)
         out_ids, scores = search(idx, q, kk, ov, exclude=pos)
-        return hits(out_ids, scores)
+        return hits(out_ids, cosines(scores))
+
+
+def cosines(scores: np.ndarray) -> np.ndarray:
+    """Scores of unit vectors clamped to [-1, 1]: the int8 rescoring tier's rounding (and float32 sums)
+    put an exact match at up to ~1.0001; the order is the search's, unchanged."""
+    return np.clip(scores, -1.0, 1.0)
 
 
 def hits(rowids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:

@@ -87,6 +87,30 @@ def test_not_indexed_stale_and_corrupt(tmp_path):
         con.execute("SELECT * FROM schema_context('x')").fetchall()
 
 
+def test_deleted_listing_names_the_fix(tmp_path):
+    """schema_files() after schemas/.lakeql-files.parquet was deleted: DuckDB said only "No files found
+    that match the pattern"; now the error names 'lakeql index --refresh', which writes it again. Another
+    path is passed through as given (no existence test of files outside the index)."""
+    lake = tmp_path / "lake"
+    shutil.copytree(SAMPLE, lake)
+    con, _ = connect(lake, tmp_path / "none")
+    with pytest.raises(duckdb.Error, match="no schema files for this lake: build them with 'lakeql index"):
+        con.execute("SELECT * FROM schema_files()").fetchall()
+    build_context(lake, tmp_path / "idx", schemas_embed=False)
+    con, _ = connect(lake, tmp_path / "idx")
+    want = rows(con, "SELECT * FROM schema_files()")
+    assert len(want) == 10
+    listing = tmp_path / "idx" / "schemas" / ".lakeql-files.parquet"
+    listing.unlink()
+    with pytest.raises(duckdb.Error, match=r"the schema file listing .* is missing: run 'lakeql index "
+                                           "--refresh LAKE'"):
+        con.execute("SELECT * FROM schema_files()").fetchall()
+    with pytest.raises(duckdb.Error, match="No files found"):
+        con.execute("SELECT * FROM schema_files(_path := ?)", [str(tmp_path / "x.parquet")]).fetchall()
+    build_context(lake, tmp_path / "idx", schemas_embed=False)  # what --refresh runs
+    assert listing.is_file() and rows(con, "SELECT * FROM schema_files()") == want
+
+
 def test_schema_files_macro_in_the_stock_duckdb_cli(tmp_path, sample_index):
     from lakeql.catalog import Catalog
     from lakeql.indexer import write_database

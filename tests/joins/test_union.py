@@ -118,6 +118,39 @@ def test_no_comparable_columns_is_empty(tmp_path):
     assert rows(con, "FROM unionable('flights.airlines', k := 3)")  # the lake itself answers
 
 
+def test_candidates_that_score_about_zero_are_not_returned(tmp_path):
+    """A 2,000-column table whose only counterpart is one text column of another table: that candidate
+    scored ~0.0002 (shown as 0.0 by the MCP tool) and was listed as unionable, both ways (the score is
+    divided by the larger column count); now it is not. A table of a few columns still finds it."""
+    import duckdb
+
+    import lakeql
+    from lakeql.connection import open_lake
+
+    root = tmp_path / "lake"
+    (root / "shapes").mkdir(parents=True)
+    cols = ", ".join(f"range * {i} AS c{i}" for i in range(2000))
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT {cols}, 'name ' || range AS name FROM range(50)) TO "
+                f"'{root / 'shapes' / 'wide.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT 'name ' || range AS name FROM range(30)) TO "
+                f"'{root / 'shapes' / 'names.parquet'}' (FORMAT parquet)")
+    lakeql.index(root, index_dir=tmp_path / "idx", capabilities=["joins"], progress=False,
+                 joins_semantic=False)
+    con, _ = open_lake(root, index_dir=tmp_path / "idx", capabilities=["joins"])
+    assert rows(con, "FROM unionable('shapes.wide', k := 5)") == []
+    assert rows(con, "FROM unionable('shapes.names', k := 5)") == []
+    con.close()
+    wide = root / "shapes" / "wide.parquet"
+    duckdb.connect().execute(f"COPY (SELECT c1, c2, c3, name FROM read_parquet('{wide}')) TO "
+                             f"'{root / 'shapes' / 'names.parquet'}' (FORMAT parquet)")
+    lakeql.index(root, index_dir=tmp_path / "idx", capabilities=["joins"], progress=False,
+                 joins_semantic=False, refresh=True)
+    con, _ = open_lake(root, index_dir=tmp_path / "idx", capabilities=["joins"])
+    got = rows(con, "FROM unionable('shapes.wide', k := 5)")  # 4 of 2,001 columns: ~0.002, kept
+    assert [r["candidate_table"] for r in got] == ["shapes.names"] and got[0]["score"] > 0.001
+
+
 def test_bad_k_and_unknown_table(lake):
     import duckdb
 

@@ -123,3 +123,36 @@ def test_hybrid_without_bm25_says_how_to_build_it(bcon):
     msg = "rebuild with 'lakeql index LAKE --embed emb.docs.vec --embed-bm25'"
     with pytest.raises(duckdb.Error, match=msg):
         bcon.execute("SELECT * FROM hybrid_search('emb.docs', 'vec', 'x')").fetchall()
+
+
+def test_scores_are_cosines_within_one(tmp_path):
+    """An exact match scored up to ~1.00001 (the int8 tier's rounding): 28 of 100 self-queries of these
+    vectors scored above 1. Scores are clamped to [-1, 1], and a query vector of any length gives the
+    cosine (it gave the dot product: 7x the query, 7x the score); an all-zero query is an error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(7)
+    vecs = rng.standard_normal((500, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    lake = tmp_path / "lake"
+    (lake / "emb").mkdir(parents=True)
+    col = pa.array(vecs.tolist(), pa.list_(pa.float32(), 384))
+    pq.write_table(pa.table({"id": np.arange(500), "vec": col}), lake / "emb" / "t.parquet")
+    build(lake, tmp_path / "idx", ["emb.t.vec"])
+    con = connect(lake, tmp_path / "idx")
+    sql = "SELECT id, score FROM semantic_search_vector('emb.t', 'vec', ?::FLOAT[], k := 3, exact := ?)"
+    tops = []
+    for i in range(0, 500, 5):
+        for exact_scan in (False, True):
+            got = con.execute(sql, [vecs[i].tolist(), exact_scan]).fetchall()
+            assert got[0][0] == i and all(-1.0 <= s <= 1.0 for _, s in got), got
+            tops.append(got[0][1])
+        scaled = con.execute(sql, [(7.0 * vecs[i]).tolist(), False]).fetchall()
+        assert [r for r, _ in scaled] == [r for r, _ in got]
+        assert all(abs(a[1] - b[1]) < 1e-3 for a, b in zip(scaled, got, strict=True)), (scaled, got)
+    assert min(tops) > 0.999
+    got = con.execute("SELECT score FROM similar_rows('emb.t', 'vec', 'id', 3, k := 5)").fetchall()
+    assert all(-1.0 <= s <= 1.0 for (s,) in got)
+    with pytest.raises(Exception, match="all zeros"):
+        con.execute(sql, [[0.0] * 384, False]).fetchall()
