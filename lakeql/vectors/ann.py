@@ -155,10 +155,11 @@ def write_rows(path: Path, dtype: Any, shape: tuple[int, int], chunks: Any) -> P
 
     How the file enters the page cache decides what mapping it costs a reader: stores through a memory
     map leave it in 4 KB pages, each mapped separately by a reader's page faults, while large writes let
-    the file system keep large folios (ext4 on Linux 6.16+, xfs, tmpfs), which a fault maps whole. At 10M
-    rows, reading 3,000 random rows of a memory-mapped 384-byte-row tier the first time in a process cost
-    7.9 ms of CPU when the file had been written through a memory map and 1.1 ms when written like this
-    (benchmarks/results/ann.md). A full disk is an ``OSError`` here (a memory-mapped store is a SIGBUS)."""
+    the file system keep large folios when free memory allows (ext4 on Linux 6.16+, xfs), which a fault
+    maps whole: 3,000 random rows of a 230 MB, 384-byte-row tier read the first time in a process cost
+    7.9 ms of CPU written through a memory map and 1.1 ms written like this; under memory pressure the
+    kernel falls back to 4 KB pages and both cost the same (benchmarks/results/ann.md). Also twice as
+    fast to write, and a full disk is an ``OSError`` here (a memory-mapped store is a SIGBUS)."""
     dtype = np.dtype(dtype)
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
     rows = 0
