@@ -269,6 +269,29 @@ def sql_run(n: int, nq: int, root: Path, base_folder: Path | None = None) -> dic
     }
 
 
+class _NpyAppender:
+    """A ``.npy`` file of a known shape written block by block with plain sequential writes (the bytes
+    ``np.save`` of the whole array writes)."""
+
+    def __init__(self, path: Path, dtype, shape: tuple[int, ...]) -> None:
+        self.dtype, self.shape, self.rows = np.dtype(dtype), tuple(shape), 0
+        self.fh = open(path, "wb")  # noqa: SIM115 - closed by close()
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self.fh, header)
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, self.dtype)
+        if block.shape[1:] != self.shape[1:]:
+            raise ValueError(f"a block of shape {block.shape} for {self.shape}")
+        self.fh.write(block.reshape(-1).view(np.uint8))
+        self.rows += block.shape[0]
+
+    def close(self) -> None:
+        self.fh.close()
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.rows} rows written, {self.shape[0]} announced")
+
+
 def ann10m_build(
     n: int, nq: int, folder: Path, chunk: int, lists: int | None, base: np.ndarray, Q: np.ndarray
 ) -> dict:
@@ -293,11 +316,13 @@ def ann10m_build(
     t_fit = time.perf_counter() - t0
     print(f"  binarizer fitted in {t_fit:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
-    tier = np.lib.format.open_memmap(folder / "rescore.npy", "w+", np.uint8, (n, d))  # on disk, not RAM
-    packed = np.lib.format.open_memmap(folder / "packed.npy", "w+", np.uint8, (n, binz.nbytes))
+    # on disk, not in RAM: appended chunk by chunk with plain writes, as lakeql's builder writes its files
+    # (np.save), not through writable memory maps, which leave the page cache in 4 KB pages that cost a
+    # reader's first touch far more (benchmarks/results/ann.md)
+    tier = _NpyAppender(folder / "rescore.npy", np.uint8, (n, d))
+    packed = _NpyAppender(folder / "packed.npy", np.uint8, (n, binz.nbytes))
     factor, add, scales = (
-        np.lib.format.open_memmap(folder / f"{k}.npy", "w+", np.float32, (n,))
-        for k in ("factor", "add", "scales")
+        _NpyAppender(folder / f"{k}.npy", np.float32, (n,)) for k in ("factor", "add", "scales")
     )
     best_s = np.full((nq, 10), -np.inf, np.float32)
     best_i = np.full((nq, 10), -1, np.int64)
@@ -307,11 +332,12 @@ def ann10m_build(
         m = min(chunk, n - s)
         x = resample(m)
         p, f = binz.encode(x)
-        packed[s : s + m] = p
-        factor[s : s + m], add[s : s + m] = f["factor"], f["add"]
+        packed.append(p)
+        factor.append(f["factor"])
+        add.append(f["add"])
         tv, sc, space = codes.quantize_tier(x, "int8", binz)
-        tier[s : s + m] = tv
-        scales[s : s + m] = sc
+        tier.append(tv)
+        scales.append(sc)
         sims = Qm @ x.T  # exact float top-10 of every query, merged with the best so far
         top = np.argpartition(-sims, 10, axis=1)[:, :10]
         allv = np.concatenate([best_s, np.take_along_axis(sims, top, 1)], axis=1)
@@ -325,8 +351,7 @@ def ann10m_build(
             )
     del x, sims
     for arr in (tier, packed, factor, add, scales):
-        arr.flush()
-    del tier, packed, factor, add, scales, arr  # unmapped: their pages leave the process's RSS
+        arr.close()
     t_codes = time.perf_counter() - t0
     np.save(folder / "best_i.npy", best_i)
     (folder / "binarizer.pkl").write_bytes(pickle.dumps(binz))
@@ -350,14 +375,22 @@ def ann10m_build(
 
 
 def ann10m_measure(
-    folder: Path, nq: int, Q: np.ndarray, nprobes: list[int], only_default: bool = False
+    folder: Path,
+    nq: int,
+    Q: np.ndarray,
+    nprobes: list[int],
+    only_default: bool = False,
+    fresh_maps: bool = False,
 ) -> dict:
     """Exhaustive vs ANN search in-process on the saved codes: wall and CPU ms per query (p50/p95),
     recall@10 vs exact float and vs the exhaustive search, per nprobe and adaptive. ``only_default``: the
     exhaustive search and the default ANN search only, each query twice (exhaustive, ANN, exhaustive,
     ANN): the first pass, where each method pays the page faults of mapping its tier rows for the first
     time in the process, is reported as ``first_touch``; the second (pages mapped, as in a long-running
-    connection; the CPU caches flushed by the exhaustive scan in between) as the main figures."""
+    connection; the CPU caches flushed by the exhaustive scan in between) as the main figures.
+    ``fresh_maps`` (with ``only_default``): both tiers are memory-mapped anew before each query's first
+    pass, so that pass maps every tier page it reads (pages in the page cache, none mapped in the process:
+    a query's first touch, however many queries ran before); minor page faults are counted per pass."""
     import copy
     import dataclasses
     import pickle
@@ -433,13 +466,24 @@ def ann10m_measure(
     loads = [os.getloadavg()[0]]
     cold_cpu: dict[str, list[float]] = {k: [] for k in methods}
     cold_wall: dict[str, list[float]] = {k: [] for k in methods}
+    cold_faults: dict[str, list[int]] = {k: [] for k in methods}
+    import resource
+
+    def minflt() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
     for q in qs:  # interleaved per query: the machine's load hits every method alike
+        if fresh_maps and only_default:  # new maps: no tier page of this process is mapped
+            idx.tier = np.load(folder / "rescore.npy", mmap_mode="r")
+            ivf.tier = idx._pos["ann_order"].view.tier = np.load(folder / ann.TIER_FILE, mmap_mode="r")
         if only_default:  # a first pass maps the query's tier pages (timed apart: "first touch")
             for name, fn in methods.items():
+                f0 = minflt()
                 t, c = time.perf_counter(), time.process_time()
                 fn(q, {})
                 cold_cpu[name].append(time.process_time() - c)
                 cold_wall[name].append(time.perf_counter() - t)
+                cold_faults[name].append(minflt() - f0)
         for name, fn in methods.items():
             st: dict = {}
             t, c = time.perf_counter(), time.process_time()
@@ -451,7 +495,6 @@ def ann10m_measure(
             rescored[name].append(int(st.get("rescored", 0)))
             widened[name] += bool(st.get("widened"))
         loads.append(os.getloadavg()[0])
-    import resource
 
     out: dict = {
         "build": info,
@@ -461,6 +504,7 @@ def ann10m_measure(
             for name in ("packed.npy", "rescore.npy", "scales.npy", ann.FILE, ann.TIER_FILE)
         },
         "queries": nq,
+        "fresh_maps": fresh_maps,
         "load_1min_during": [min(loads), max(loads)],
         "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "methods": {},
@@ -490,6 +534,7 @@ def ann10m_measure(
                 "wall_p95": float(np.percentile(cw, 95)),
                 "cpu_p50": float(np.percentile(cc, 50)),
                 "cpu_p95": float(np.percentile(cc, 95)),
+                "minor_faults_p50": float(np.median(cold_faults[name])),
             }
     status = Path("/proc/self/status")
     if status.exists():  # anonymous memory vs touched pages of the memory-mapped files (page cache)
@@ -531,6 +576,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only-default", action="store_true", help="ann10m: the exhaustive and default ANN search only"
     )
+    ap.add_argument(
+        "--fresh-maps",
+        action="store_true",
+        help="ann10m --only-default: map the tiers anew before each query's first (first-touch) pass",
+    )
     a = ap.parse_args(argv)
     tmp = Path(a.tmp or tempfile.mkdtemp(prefix="lakeql_vsa_"))
     print(f"load before: {load()}", flush=True)
@@ -541,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = tmp / "store"
         if not (folder / "build.json").exists():  # a finished build in --tmp is reused
             ann10m_build(a.rows or 10_000_000, len(Q), folder, a.chunk, a.lists, base, Q)
-        out = ann10m_measure(folder, a.queries, Q, [int(v) for v in a.nprobe.split(",")], a.only_default)
+        nprobes = [int(v) for v in a.nprobe.split(",")]
+        out = ann10m_measure(folder, a.queries, Q, nprobes, a.only_default, a.fresh_maps)
     print(json.dumps(out, indent=1))
     return 0
 

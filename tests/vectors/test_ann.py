@@ -333,6 +333,56 @@ def test_write_tier_gathers_shards_in_chunks(tmp_path, monkeypatch):
         ann.write_tier(tmp_path, tier, np.arange(99))
 
 
+def _write_tier_through_memmap(folder, tier, ids):
+    """The former ``ann.write_tier`` (stores through a writable memory map): the reference for the bytes."""
+    n = len(ids)
+    out = np.lib.format.open_memmap(folder / "ref.npy", "w+", np.dtype(tier.dtype), (n, int(tier.shape[1])))
+    for s in range(0, n, 16):
+        part = np.asarray(ids[s : s + 16], np.int64)
+        order = np.argsort(part, kind="stable")
+        out[s + order] = np.asarray(tier[part[order]])
+    out.flush()
+    del out
+    return folder / "ref.npy"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32])
+def test_write_tier_writes_the_bytes_of_the_memory_mapped_writer(tmp_path, real, monkeypatch, dtype):
+    """``write_tier`` appends the list-order rows with plain writes: the file is byte for byte the one the
+    former memory-mapped writer made (and ``np.save`` of the gathered array), on real embeddings (uint8
+    tier levels, float16, float32), sharded, in chunks that do not divide the rows."""
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import ShardedRows
+
+    vecs = real[1][:300]
+    if dtype == np.uint8:
+        vecs = np.round(np.abs(vecs) / np.abs(vecs).max() * 255)
+    full = vecs.astype(dtype)
+    tier = ShardedRows([full[:120], full[120:120], full[120:]], full.shape[1], dtype)
+    ids = np.random.default_rng(3).permutation(len(full)).astype(np.int32)
+    monkeypatch.setattr(ann, "TIER_CHUNK", 16)
+    path = ann.write_tier(tmp_path, tier, ids)
+    ref = _write_tier_through_memmap(tmp_path, tier, ids)
+    assert path.read_bytes() == ref.read_bytes()
+    np.save(tmp_path / "saved.npy", full[ids])
+    assert path.read_bytes() == (tmp_path / "saved.npy").read_bytes()
+    assert np.array_equal(np.load(path, mmap_mode="r"), full[ids])
+
+
+def test_write_rows_checks_the_rows_announced(tmp_path):
+    from lakeql.vectors import ann
+
+    blocks = [np.ones((3, 4), np.uint8), np.zeros((0, 4), np.uint8), np.full((2, 4), 7, np.uint8)]
+    ann.write_rows(tmp_path / "a.npy", np.uint8, (5, 4), iter(blocks))
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.concatenate(blocks))
+    with pytest.raises(ValueError, match="5 rows written, 6 announced"):
+        ann.write_rows(tmp_path / "b.npy", np.uint8, (6, 4), iter(blocks))
+    with pytest.raises(ValueError, match="more than the 4 rows"):
+        ann.write_rows(tmp_path / "c.npy", np.uint8, (4, 4), iter(blocks))
+    with pytest.raises(ValueError, match="for rows of 3"):
+        ann.write_rows(tmp_path / "d.npy", np.uint8, (5, 3), iter(blocks))
+
+
 @pytest.mark.parametrize("rescore", ["int8", "float16"])
 def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real, rescore):
     """A table of several files (one shard each) indexed with ANN lists, then refreshed after a file is
