@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,10 @@ _BAD_CURSOR = ("invalid cursor for resources/list: pass the nextCursor of the pr
 
 MIME = {".md": "text/markdown", ".yaml": "application/yaml", ".yml": "application/yaml",
         ".json": "application/json", ".toon": "text/plain"}
+URI_PREFIX = "lakeql://schemas/"
+# resources/read templates, most specific first (the SDK tries them in order); the last one takes the rest
+TEMPLATES = [(".md", "text/markdown"), (".yaml", "application/yaml"), (".yml", "application/yaml"),
+             (".json", "application/json"), ("", "text/plain")]
 
 
 def _safe(fn: Callable[..., str]) -> Callable[..., str]:
@@ -189,9 +194,9 @@ def build_server(service: LakeService, page_size: int = RESOURCE_PAGE):
         columns indexed with 'lakeql index --ngram TABLE.COLUMN'; the error lists them."""
         return service.ngram_count(table, column, phrase)
 
-    for rel in service.schema_files():
-        _add_resource(server, service, rel)
-    _paginate_resources(server, page_size)
+    listing = SchemaListing(service)
+    _read_resources(server, service, listing)
+    _paginate_resources(server, listing, page_size)
     return server
 
 
@@ -225,40 +230,115 @@ def decode_cursor(cursor: str, total: int) -> int:
     return offset
 
 
-def _paginate_resources(server, page_size: int) -> None:
+class SchemaListing:
+    """The schema files as MCP resources, listed on the first resources/list or resources/read (not at
+    startup: registering a 9,763-table lake's files with the SDK one by one took 8.9 s before the server
+    answered anything), then fixed for the life of the server."""
+
+    def __init__(self, service: LakeService) -> None:
+        self._service = service
+        self._lock = threading.Lock()
+        self._resources: list | None = None
+        self._files: frozenset[str] = frozenset()
+
+    def resources(self) -> list:
+        """Every schema file as an MCP Resource (INDEX.md first), made once."""
+        with self._lock:  # two first calls (a list and a read) make it once
+            if self._resources is None:
+                from mcp_types import Resource
+
+                files = self._service.schema_files()
+                self._resources = [
+                    Resource(uri=URI_PREFIX + rel, name=rel, mime_type=mime_of(rel),
+                             description=("The lake's schema overview: domains and how to navigate"
+                                          if rel == "INDEX.md" else f"Schema file {rel}"))
+                    for rel in files]
+                self._files = frozenset(files)
+            return self._resources
+
+    def find(self, rel: str) -> str | None:
+        """``rel`` when it is exactly one of the listed schema files, else None."""
+        self.resources()
+        return rel if rel in self._files else None
+
+
+def mime_of(rel: str) -> str:
+    """The MIME type of a schema file, by its extension."""
+    return MIME.get(os.path.splitext(rel)[1].lower(), "text/plain")
+
+
+def _read_resources(server, service: LakeService, listing: SchemaListing) -> None:
+    """Serve resources/read of ``lakeql://schemas/<path>`` through resource templates (the SDK's public
+    API): one per MIME type, so a read answers the MIME type its listing entry gives.
+
+    The SDK rejects a path with ``..`` components, an absolute path or a NUL byte (also percent-encoded)
+    and any URI of another scheme or over its length cap as "Unknown resource" (-32602); what is left
+    is served only when it is exactly a file of the listing, read through :meth:`LakeService.read_schema`
+    (which refuses anything resolving outside the schemas folder again)."""
+    from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+
+    from lakeql.errors import LakeqlError
+
+    def reader(ext: str) -> Callable[[str], str]:
+        def read(path: str) -> str:
+            rel = listing.find(path + ext)
+            if rel is None:
+                raise ResourceNotFoundError(
+                    f"no schema file {URI_PREFIX}{path}{ext}: list them with resources/list or read "
+                    f"{URI_PREFIX}INDEX.md")
+            try:
+                return service.read_schema(rel)
+            except LakeqlError as exc:  # e.g. the file went away since the listing
+                raise ResourceError(str(exc)) from None
+
+        return read
+
+    for ext, mime in TEMPLATES:
+        server.resource(f"{URI_PREFIX}{{+path}}{ext}", name=f"schema file{ext and ' (' + ext + ')'}",
+                        description="A schema file of the lake, by its path under the schemas folder "
+                                    "(listed by resources/list; start with INDEX.md)",
+                        mime_type=mime)(reader(ext))
+
+
+def _lowlevel(server):
+    """The SDK's low-level server behind ``server`` (a private attribute of MCPServer in mcp 2.3), or a
+    clear error at startup when the installed SDK no longer has it."""
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    if not (callable(getattr(lowlevel, "add_request_handler", None))
+            and callable(getattr(lowlevel, "get_request_handler", None))
+            and lowlevel.get_request_handler("resources/list") is not None):
+        from importlib.metadata import version
+
+        raise RuntimeError(
+            f"lakeql cannot page resources/list with the installed mcp SDK {version('mcp')}: "
+            "MCPServer._lowlevel_server.add_request_handler (mcp 2.3) is gone; install a supported "
+            "SDK: pip install 'mcp>=2.3,<2.4'")
+    return lowlevel
+
+
+def _paginate_resources(server, listing: SchemaListing, page_size: int) -> None:
     """Answer resources/list in pages of ``page_size`` (the SDK's MCPServer lists everything at once)."""
+    import anyio
     from mcp_types import ListResourcesResult, PaginatedRequestParams
 
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, not {page_size}")
-    listing: list = []  # the resources are fixed once the server is built: made into MCP objects once
+    lowlevel = _lowlevel(server)
 
     async def list_resources(ctx, params: PaginatedRequestParams | None) -> ListResourcesResult:
-        if not listing:
-            made = await server.list_resources()
-            if not listing:  # another first call may have filled it while this one waited
-                listing.extend(made)
-        total = len(listing)
+        resources = await anyio.to_thread.run_sync(listing.resources)  # walks the schemas folder once
+        total = len(resources)
         cursor = params.cursor if params is not None else None
         start = 0 if cursor is None else decode_cursor(cursor, total)
         end = start + page_size
-        return ListResourcesResult(resources=listing[start:end],
+        return ListResourcesResult(resources=resources[start:end],
                                    next_cursor=encode_cursor(end, total) if end < total else None)
 
     # MCPServer (mcp 2.3) has no public hook for this: its low-level server's handler is replaced
-    server._lowlevel_server.add_request_handler("resources/list", PaginatedRequestParams, list_resources)
-
-
-def _add_resource(server, service: LakeService, rel: str) -> None:
-    ext = os.path.splitext(rel)[1].lower()
-
-    def read() -> str:
-        return service.read_schema(rel)
-
-    desc = ("The lake's schema overview: domains and how to navigate" if rel == "INDEX.md"
-            else f"Schema file {rel}")
-    server.resource(f"lakeql://schemas/{rel}", name=rel, description=desc,
-                    mime_type=MIME.get(ext, "text/plain"))(read)
+    lowlevel.add_request_handler("resources/list", PaginatedRequestParams, list_resources)
+    if lowlevel.get_request_handler("resources/list").handler is not list_resources:
+        raise RuntimeError("lakeql could not install its resources/list handler on the installed mcp SDK: "
+                           "install a supported SDK: pip install 'mcp>=2.3,<2.4'")
 
 
 def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
