@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal, scan_sql
-from lakeql.rows import FILES_SCHEMA, ROWS_SCHEMA, row_files_of, rowid_scan_of
+from lakeql.rows import ROWS_SCHEMA, rowid_scan_of
 
 if TYPE_CHECKING:
     from lakeql.catalog import Catalog
@@ -208,6 +208,8 @@ class AttachPlan:
         cursor (another connection to the same database: the view is shared, and the binding query
         sees it).
         """
+        from lakeql.rows import FILES_SCHEMA
+
         if table.key in self.rows_made:
             return
         with self.lock:
@@ -453,7 +455,7 @@ def _rowid_scans(ctx, table: Table, cur=None) -> list[tuple[str, str]]:
     (the first rowid view of a big lake then costs milliseconds, not the catalog's load), else from
     the catalog as it is now. ``cur``: a cursor to read the stored catalog through."""
     from lakeql.catalog import Catalog
-    from lakeql.rows import row_files_sql, rowid_scan_sql
+    from lakeql.rows import row_files_of, row_files_sql, rowid_scan_sql
 
     if getattr(ctx, "_catalog", None) is None:
         one = Catalog.stored_table(table, ctx.store, cur)
@@ -511,7 +513,7 @@ def views_sql(catalog: Catalog, rows_for: set[str] | None = None) -> list[str]:
     table with an embedded or n-gram index; None: every table). Connections attach prebuilt views
     instead: see :mod:`lakeql.views`.
     """
-    from lakeql.rows import row_files_view_name, rows_view_name
+    from lakeql.rows import FILES_SCHEMA, row_files_of, row_files_view_name, rows_view_name
 
     lake = catalog.lake
     out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
