@@ -43,6 +43,12 @@ class LakeContext:
 
         return rows_view_for(self.views, table, self.con, self)
 
+    def row_files_view(self, table: Table) -> str:
+        """The quoted name of ``table``'s row-files view (:func:`lakeql.rows.row_files_sql`)."""
+        from lakeql.views import row_files_view_for
+
+        return row_files_view_for(self.views, table, self.con, self)
+
     def require_lake(self) -> Lake:
         if self.lake is None:
             raise LakeqlError("no lake is attached: use lakeql.connect(lake=PATH) or --lake PATH")

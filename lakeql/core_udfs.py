@@ -75,10 +75,15 @@ def register(con, ctx) -> None:
     def rows_view(name: str) -> str:
         return ctx.rows_view(ctx.table(name))
 
+    def row_files_view(name: str) -> str:
+        return ctx.row_files_view(ctx.table(name))
+
     # Deterministic (no side effects): DuckDB folds them at bind time, so query_table() gets a constant.
     scalar_udf(con, "lakeql_table_key", table_key, ["VARCHAR"], "VARCHAR", side_effects=False,
                null_handling="default")
     scalar_udf(con, "lakeql_rows_view", rows_view, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")
+    scalar_udf(con, "lakeql_row_files_view", row_files_view, ["VARCHAR"], "VARCHAR", side_effects=False,
                null_handling="default")
     table_udf(con, "lakeql_indexes", indexes, ["INTEGER"], INDEX_COLUMNS)
     table_udf(con, "lakeql_tables", tables, ["INTEGER"], TABLE_COLUMNS)

@@ -59,7 +59,7 @@ SMALL_ALIAS = "lakeql_small_views"  # the name small.duckdb is attached under wh
 SMALL_COPY_MIN = 64
 Scan = tuple  # (format, paths, hive): what a small domain's view reads, as data
 SMALL_DOMAIN = 3  # domains of at most this many tables get their views at connect time
-RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", "lakeql_rows_live"}
+RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", "lakeql_rows_live", "lakeql_row_files"}
 
 
 def domain_fingerprint(fingerprints: dict[str, str], keys: list[str]) -> str:
@@ -202,12 +202,15 @@ class AttachPlan:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ensure_rows(self, con, ctx, table: Table) -> None:
-        """Create ``table``'s rowid view in ``lakeql_rows`` (once per database, on first use).
+        """Create ``table``'s rowid view in ``lakeql_rows`` and its row-files view in
+        ``lakeql_rows.lakeql_row_files`` (once per database, on first use).
 
         Called from ``lakeql_rows_view()`` while DuckDB binds a query, so it creates the view through a
         cursor (another connection to the same database: the view is shared, and the binding query
         sees it).
         """
+        from lakeql.rows import FILES_SCHEMA
+
         if table.key in self.rows_made:
             return
         with self.lock:
@@ -215,7 +218,10 @@ class AttachPlan:
                 return
             cur = con.cursor()
             try:
-                for scan in _rowid_scans(ctx, table, cur):
+                for scan, files in _rowid_scans(ctx, table, cur):
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}.{FILES_SCHEMA}").fetchall()
+                    cur.execute(f"CREATE OR REPLACE VIEW {ROWS_SCHEMA}.{FILES_SCHEMA}."
+                                f"{quote_ident(table.key)} AS {files}").fetchall()
                     cur.execute(f"CREATE OR REPLACE VIEW {ROWS_SCHEMA}.main.{quote_ident(table.key)} AS "
                                 f"{scan}").fetchall()
             finally:
@@ -445,19 +451,20 @@ def _small_scans(views: Any, tables: list[Table]) -> dict[str, Scan] | None:
     return out
 
 
-def _rowid_scans(ctx, table: Table, cur=None) -> list[str]:
-    """The rowid scan of ``table`` (none when no file of it is readable): from the stored catalog's rows
+def _rowid_scans(ctx, table: Table, cur=None) -> list[tuple[str, str]]:
+    """The rowid scan and row-files view of ``table`` (none when no file of it is readable): from the
+    stored catalog's rows
     of this one table while the connection has not loaded the whole catalog and the table is unchanged
     (the first rowid view of a big lake then costs milliseconds, not the catalog's load), else from
     the catalog as it is now. ``cur``: a cursor to read the stored catalog through."""
     from lakeql.catalog import Catalog
-    from lakeql.rows import rowid_scan_sql
+    from lakeql.rows import row_files_of, row_files_sql, rowid_scan_sql
 
     if getattr(ctx, "_catalog", None) is None:
         one = Catalog.stored_table(table, ctx.store, cur)
         if one is not None:
-            return [rowid_scan_sql(*one)]
-    return [rowid_scan_of(ctx.catalog, t) for t in _readable(ctx, [table])]
+            return [(rowid_scan_sql(*one), row_files_sql(*one))]
+    return [(rowid_scan_of(ctx.catalog, t), row_files_of(ctx.catalog, t)) for t in _readable(ctx, [table])]
 
 
 def _readable(ctx, tables: list[Table]) -> list[Table]:
@@ -493,6 +500,15 @@ def rows_view_for(plan: AttachPlan | None, table: Table, con=None, ctx=None) -> 
     return f"{ROWS_SCHEMA}.{quote_ident(table.key)}"
 
 
+def row_files_view_for(plan: AttachPlan | None, table: Table, con=None, ctx=None) -> str:
+    """The quoted name of the row-files view of ``table`` on this connection (created on first use)."""
+    from lakeql.rows import row_files_view_name
+
+    if plan is not None and con is not None and ctx is not None:
+        plan.ensure_rows(con, ctx, table)
+    return row_files_view_name(table)
+
+
 def views_sql(catalog: Catalog, rows_for: set[str] | None = None) -> list[str]:
     """A schema per domain, a view per table and the ``lakeql_rows`` views, for ``lake.duckdb``.
 
@@ -500,16 +516,19 @@ def views_sql(catalog: Catalog, rows_for: set[str] | None = None) -> list[str]:
     table with an embedded or n-gram index; None: every table). Connections attach prebuilt views
     instead: see :mod:`lakeql.views`.
     """
-    from lakeql.rows import rows_view_name
+    from lakeql.rows import FILES_SCHEMA, row_files_of, row_files_view_name, rows_view_name
 
     lake = catalog.lake
     out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
     out.append(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
+    out.append(f"CREATE SCHEMA IF NOT EXISTS {FILES_SCHEMA}")
     for t in lake.tables.values():
         if not t.files:
             continue
         out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
         if rows_for is None or t.key in rows_for:
             out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS {rowid_scan_of(catalog, t)}")
+            out.append(f"CREATE OR REPLACE VIEW {row_files_view_name(t, cli=True)} AS "
+                       f"{row_files_of(catalog, t)}")
     return out
 

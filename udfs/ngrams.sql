@@ -14,7 +14,7 @@ CREATE OR REPLACE MACRO ngram_rows(tbl, col, phrase, unit := 'char') AS
 CREATE OR REPLACE MACRO ngram_search(tbl, col, phrase, k := 10, unit := 'char') AS TABLE
     SELECT {{row_columns()}}, h.__rowid.occurrences AS occurrences, h.__rowid.snippet AS snippet
     FROM (SELECT unnest(ngram_search_impl(tbl, col, phrase, k, unit)) AS __rowid) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    {{join_rows(tbl, h.__rowid.rowid)}}
     ORDER BY h.__rowid.occurrences DESC, r.__rowid;
 
 -- ngram_next(tbl, col, prefix, k := 10, unit := 'char'): the k most frequent next characters (or

@@ -35,8 +35,8 @@ CREATE OR REPLACE MACRO similar_codes(tbl, col, row_id, k := 10) AS TABLE
         WHERE c.__rowid <> row_id
         ORDER BY distance, rowid
         LIMIT k)
-    SELECT r.*, h.distance
-    FROM h JOIN query_table({{rows_view(tbl)}}) r ON r.__rowid = h.rowid
+    SELECT r.* EXCLUDE (__rowid_file, __rowid_row), h.distance
+    FROM h {{join_rows(tbl, h.rowid)}}
     ORDER BY h.distance, h.rowid;
 
 -- @python
@@ -48,7 +48,7 @@ CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 
                                         exact := false) AS TABLE
     SELECT {{row_columns()}}, h.__rowid.score AS score
     FROM (SELECT unnest(semantic_search_impl(tbl, col, query, k, oversample, filter, exact)) AS __rowid) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    {{join_rows(tbl, h.__rowid.rowid)}}
     ORDER BY h.__rowid.score DESC, r.__rowid;
 
 -- semantic_search_vector(tbl, col, vector, ...): the same with a query vector (e.g. embed('...')).
@@ -57,7 +57,7 @@ CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversampl
     SELECT {{row_columns()}}, h.__rowid.score AS score
     FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter, exact))
                  AS __rowid) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    {{join_rows(tbl, h.__rowid.rowid)}}
     ORDER BY h.__rowid.score DESC, r.__rowid;
 
 -- semantic_search_rowids(tbl, col, query, k, oversample, filter): only (rowid, score), no row fetch.
@@ -81,7 +81,7 @@ CREATE OR REPLACE MACRO similar_rows(tbl, col, key_column, key, k := 10, oversam
                  (SELECT list(__rowid ORDER BY __rowid) FROM query_table(lakeql_rows_view(tbl))
                   WHERE CAST(COLUMNS([{{row_column(key_column)}}]) AS VARCHAR) = CAST(key AS VARCHAR)),
                  k, oversample)) AS __rowid) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    {{join_rows(tbl, h.__rowid.rowid)}}
     ORDER BY h.__rowid.score DESC, r.__rowid;
 
 -- @python
@@ -92,5 +92,5 @@ CREATE OR REPLACE MACRO hybrid_search(tbl, col, query, k := 10, fusion := 'rrf',
                                       filter := NULL) AS TABLE
     SELECT {{row_columns()}}, h.__rowid.score AS score
     FROM (SELECT unnest(hybrid_search_impl(tbl, col, query, k, fusion, weight, filter)) AS __rowid) h
-    JOIN query_table(lakeql_rows_view(tbl)) r ON r.__rowid = h.__rowid.rowid
+    {{join_rows(tbl, h.__rowid.rowid)}}
     ORDER BY h.__rowid.score DESC, r.__rowid;

@@ -49,7 +49,7 @@ class SchemaInfo:
             # the hidden rowid views: lakeql_rows."domain.name" = __rowid plus the columns (a column of
             # the table's own named __rowid there gets a "~": lakeql.rows.escape_column)
             self.by_schema.setdefault("lakeql_rows", {})[key.lower()] = (
-                key, ["__rowid", *(escape_column(c) for c in cols)])
+                key, ["__rowid", "__rowid_file", "__rowid_row", *(escape_column(c) for c in cols)])
         self.keys = sorted(tables)
 
     @classmethod
