@@ -124,3 +124,15 @@ def test_keys_with_glob_and_odd_characters(moto_s3, tmp_path):
         assert tables[f"{domain}.{name}"] == i + 1
         sql_name = '"' + domain + '"."' + name.replace('"', '""') + '"'
         assert con.execute(f"SELECT count(*) FROM {sql_name}").fetchone()[0] == i + 1, key
+
+
+def test_filesystem_follows_a_changed_aws_environment(monkeypatch):
+    """The filesystem of a lake URL was cached per process: after the endpoint changed (a second server,
+    new credentials) every read still went to the old one ('Failed to connect to 127.0.0.1:<old port>')."""
+    from lakeql.sources.remote import cached_filesystem
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    first = cached_filesystem("s3://lake/env-test")
+    assert cached_filesystem("s3://lake/env-test") is first
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:2")
+    assert cached_filesystem("s3://lake/env-test") is not first

@@ -99,14 +99,20 @@ def filesystem_for(url: str):
                                 ) from None
 
 
-_FS_CACHE: dict[str, Any] = {}
+_FS_CACHE: dict[tuple, Any] = {}
+
+
+_AWS_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def cached_filesystem(root: str) -> Any:
-    """One filesystem per lake URL and process (for callers that hold a table but not its lake)."""
-    if root not in _FS_CACHE:
-        _FS_CACHE[root] = filesystem_for(root)
-    return _FS_CACHE[root]
+    """One filesystem per lake URL and AWS environment (for callers that hold a table but not its lake):
+    a process that changes the endpoint or the credentials gets a filesystem that uses them."""
+    key = (str(root), *(os.environ.get(v) for v in _AWS_ENV))
+    if key not in _FS_CACHE:
+        _FS_CACHE[key] = filesystem_for(root)
+    return _FS_CACHE[key]
 
 
 def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
