@@ -54,3 +54,22 @@ def test_a_lake_folder_with_brackets_never_reads_its_neighbour(tmp_path):
     assert con.execute("SELECT count(*) FROM d.p").fetchone()[0] == 3
     assert con.execute("SELECT count(*) FROM join_graph()").fetchone()[0] > 0
     assert con.execute("SELECT candidate_table FROM joinable('d.c', 'k', k := 1)").fetchone() == ("d.p",)
+
+
+def test_mcp_serves_a_lake_folder_with_brackets(tmp_path):
+    """With paths glob-escaped, the MCP server's allowed_directories (checked against the text DuckDB is
+    given, the pattern) refused every read of a lake at 'lk[1]': 'Cannot access file .../lk[[]1]/...'."""
+    from lakeql.mcp.service import LakeService
+
+    lake = tmp_path / "lk[1]"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"k": ["a", "b", "c"]}), lake / "d" / "p.parquet")
+    index(lake, "--only", "joins", "--no-joins-semantic", "--no-discovery")
+    (tmp_path / "lk1" / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"k": ["z"]}), tmp_path / "lk1" / "d" / "p.parquet")
+    service = LakeService(lake)
+    try:
+        assert "| 3 |" in service.query("SELECT count(*) AS n FROM d.p")
+        assert "d.p" in service.query("SELECT table_name FROM lakeql_tables()")
+    finally:
+        service.close()
