@@ -136,3 +136,18 @@ def test_filesystem_follows_a_changed_aws_environment(monkeypatch):
     assert cached_filesystem("s3://lake/env-test") is first
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:2")
     assert cached_filesystem("s3://lake/env-test") is not first
+
+
+def test_a_key_with_an_empty_path_component_is_skipped_by_name(moto_s3):
+    """'d//dbl.parquet' became a table named 'd.' (no SQL name can reach it) whose only file Arrow refused
+    ('Empty path component'); now it is skipped with a warning naming the fix."""
+    from lakeql.lake import UnsupportedFileWarning, discover
+
+    body = _parquet(pa.table({"id": [1, 2]}))
+    moto_s3.put_object(Bucket="lake", Key="dbl/d//dbl.parquet", Body=body)
+    moto_s3.put_object(Bucket="lake", Key="dbl/d/ok.parquet", Body=body)
+    with pytest.warns(
+        UnsupportedFileWarning, match=r"'d//dbl.parquet'.*empty path component.*rename the object"
+    ):
+        lake = discover("s3://lake/dbl")
+    assert set(lake.tables) == {"d.ok"}

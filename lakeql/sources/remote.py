@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from lakeql.errors import LakeNotFoundError, LakeqlError
-from lakeql.lake import FileStamp
+from lakeql.lake import FileStamp, UnsupportedFileWarning
 
 _WRAPPERS: dict[int, Any] = {}
 
@@ -139,6 +140,10 @@ def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
             continue
         rel = i.path[len(base):].lstrip("/")
         parts = rel.split("/")
+        if "" in parts:  # 'a//b.parquet': a valid S3 key, but no filesystem path can name it
+            warnings.warn(f"skipping {rel!r}: its key holds an empty path component ('//'), which cannot "
+                          "be read as a file: rename the object", UnsupportedFileWarning, stacklevel=2)
+            continue
         if any(p.startswith(".") or (p.startswith("_") and p != "_delta_log" and "_delta_log" not in parts)
                for p in parts):
             continue
