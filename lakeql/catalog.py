@@ -22,7 +22,7 @@ from typing import Any
 
 from lakeql import parquet_io
 from lakeql.errors import UnknownColumnError, UnknownTableError, did_you_mean
-from lakeql.lake import FileStamp, Lake, Problem, Table
+from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.store import IndexEntry, Store, dir_bytes
 
@@ -493,7 +493,7 @@ class Catalog:
 
             def rows(name: str, sql: str) -> list[tuple]:
                 return con.execute(f"SELECT {sql} FROM read_parquet(?) WHERE table_name = ?",
-                                   [str(store.path("catalog", name)), table.key]).fetchall()
+                                   [glob_escape(str(store.path("catalog", name))), table.key]).fetchall()
 
             trows = rows("tables.parquet", "fingerprint, file_rows")
             if len(trows) != 1 or trows[0][0] != table.fingerprint:

@@ -507,11 +507,33 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     if hp is None:
         return
     try:
-        socket.create_connection(hp, timeout=timeout).close()
+        sock = socket.create_connection(hp, timeout=timeout)
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
         raise LakeqlError(f"no Ray cluster answers at {address} ({reason} within {timeout:.0f} s): start "
                           "one with 'ray start --head' or fix --ray-address") from None
+    # Ray's GCS and client servers speak gRPC (HTTP/2): a server answers the client preface with its
+    # SETTINGS frame at once. A port that accepts but stays silent made ray.init() retry for many minutes.
+    try:
+        with sock:
+            sock.sendall(_H2_PREFACE)
+            reply = b""
+            while len(reply) < 9:
+                got = sock.recv(9 - len(reply))
+                if not got:
+                    break
+                reply += got
+    except OSError:
+        reply = b""
+    if len(reply) < 9 or reply[3] != 0x04:  # frame type 4: SETTINGS
+        heard = "nothing" if not reply else "something else"
+        raise LakeqlError(f"{address} accepts connections but is not a Ray cluster (it answered {heard} to "
+                          f"a gRPC hello within {timeout:.0f} s): pass the GCS address (HOST:6379) or the "
+                          "Ray client address (ray://HOST:10001) as --ray-address")
+
+
+#: an HTTP/2 client connection preface and an empty SETTINGS frame (what every gRPC client sends first)
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def make_engine(engine: str | Engine | None = "local", ray_address: str | None = None) -> Engine:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ def scan_sql(fmt: str, paths: list[str], hive: bool = False) -> str:
     """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files)."""
     if fmt == "parquet":
         return read_parquet_sql(paths, hive)
-    listing = ", ".join(quote_literal(p) for p in paths)
+    listing = ", ".join(quote_path(p) for p in paths)
     opts = f", union_by_name = true, hive_partitioning = {'true' if hive else 'false'}"
     if fmt == "csv":
         return f"read_csv([{listing}]{opts})"
@@ -173,8 +174,26 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+_GLOB_CHARS = re.compile(r"([\[*?])")
+
+
+def glob_escape(path: str) -> str:
+    """``path`` as a DuckDB file pattern that matches only itself.
+
+    DuckDB reads every path as a glob: a file ``a*.parquet`` read ``ab.parquet`` too, and a lake at
+    ``lake[1]`` the files of a folder ``lake1``. Each ``*``, ``?`` and ``[`` becomes a one-character class
+    (``[*]``); DuckDB (and fsspec, for object storage) then match the name literally.
+    """
+    return _GLOB_CHARS.sub(r"[\1]", path)
+
+
+def quote_path(path: str) -> str:
+    """A quoted SQL literal of ``path`` for DuckDB's file readers (:func:`glob_escape` + quoting)."""
+    return quote_literal(glob_escape(str(path)))
+
+
 def read_parquet_sql(paths: list[str], hive: bool = False) -> str:
-    listing = ", ".join(quote_literal(p) for p in paths)
+    listing = ", ".join(quote_path(p) for p in paths)
     opts = ", union_by_name = true"
     if hive:
         opts += ", hive_partitioning = true"
@@ -598,5 +617,5 @@ def discover(root: str | os.PathLike[str]) -> Lake:
 
 
 __all__ = ["FileStamp", "Lake", "Problem", "Table", "UnsupportedFileWarning", "discover",
-           "quote_ident", "quote_literal", "read_parquet_sql",
+           "quote_ident", "quote_literal", "quote_path", "glob_escape", "read_parquet_sql",
            "resolve_table", "UnknownTableError"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 
-from lakeql.lake import Table, quote_ident, quote_literal
+from lakeql.lake import Table, quote_ident, quote_literal, quote_path
 
 ROWID = "__rowid"
 ROW_FILE = "__rowid_file"  # the rowid view's file name (read_parquet's filename) ...
@@ -110,7 +110,7 @@ def rowid_scan_sql(table: Table, file_rows: list[int], columns: list[str] | None
     else:
         cases = " ".join(f"WHEN {quote_literal(p)} THEN {o}" for p, o in zip(paths, offsets, strict=True))
         rowid = f"(CASE {FILE_COLUMN} {cases} END) + file_row_number"
-    listing = ", ".join(quote_literal(p) for p in paths)
+    listing = ", ".join(quote_path(p) for p in paths)
     hive = "true" if table.hive else "false"
     return (f"SELECT {rowid} AS {ROWID}, {FILE_COLUMN} AS {ROW_FILE}, file_row_number AS {ROW_NUMBER}, "
             f"* EXCLUDE ({FILE_COLUMN}, file_row_number){rename} "

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from lakeql.lake import quote_literal
+from lakeql.lake import quote_path
 
 _MARKER = re.compile(r"^--\s*@(pure|python)\s*$", re.MULTILINE)
 _CALL = re.compile(r"\{\{\s*([a-z_]+)\(([^{}]*)\)\s*\}\}")
@@ -85,7 +85,7 @@ def render(sql: str, index_dir: str | Path | None,
            templates: Mapping[str, Template] | None = None, target: str = "python") -> str:
     """Fill ``{{index_dir}}`` and every ``{{name(args)}}`` template (an unknown name is an error)."""
     path = str(index_dir) if index_dir is not None else ""
-    sql = sql.replace("{{index_dir}}", quote_literal(path))
+    sql = sql.replace("{{index_dir}}", quote_path(path))  # a glob pattern matching only itself
     known = {**core_templates(target), **(templates or {})}
 
     def fill(m: re.Match[str]) -> str:

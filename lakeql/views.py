@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal, scan_sql
+from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal, quote_path, scan_sql
 from lakeql.rows import ROWS_SCHEMA, rowid_scan_of
 
 if TYPE_CHECKING:
@@ -420,7 +420,7 @@ def _rendered(domain: str, name: str, fmt: str, paths: list[str], hive: bool) ->
     """How DuckDB renders ``CREATE VIEW domain.name AS SELECT * FROM <scan_sql(fmt, paths, hive)>``: a name
     bare or quoted, the list of paths as ``list_value(...)``, the options parenthesized (checked by the
     tests against DuckDB's own rendering)."""
-    listing = ", ".join(quote_literal(p) for p in paths)
+    listing = ", ".join(quote_path(p) for p in paths)
     query = (f"SELECT * FROM read_{fmt}(list_value({listing}), (union_by_name = true), "
              f"(hive_partitioning = {'true' if hive else 'false'}))")
     return {f"CREATE VIEW {a}.{b} AS {query};"

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -181,3 +182,29 @@ def test_cli_flags(lake: Path, tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert "no Ray cluster answers at 127.0.0.1:1" in r.stderr
     assert not idx.exists()
+
+
+def test_silent_address_is_a_clear_error_in_bounded_time(lake: Path, tmp_path: Path, ray_local) -> None:
+    """A port that accepts connections but never answers (another service, a half-dead node): ray.init()
+    retried for more than 5 minutes (hostile4). Now the gRPC hello of check_address fails within seconds,
+    nothing is written; a real GCS address still passes it."""
+    import socket
+
+    from lakeql.engine import check_address
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    addr = f"127.0.0.1:{silent.getsockname()[1]}"
+    idx = tmp_path / "never"
+    try:
+        start = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "lakeql.cli", "index", str(lake), "--index-dir", str(idx),
+                            "--engine", "ray", "--ray-address", addr, "-q"],
+                           capture_output=True, text=True, timeout=90)
+        assert r.returncode == 2, r.stderr
+        assert f"{addr} accepts connections but is not a Ray cluster" in r.stderr
+        assert time.monotonic() - start < 60 and not idx.exists()
+    finally:
+        silent.close()
+    check_address(ray_local.get_runtime_context().gcs_address)

@@ -64,6 +64,24 @@ class Searcher:
         a searcher is used by many cursors at once). Only lake files and quoted identifiers reach it."""
         return _thread_connection()
 
+    def _read(self, sql: str) -> list[tuple]:
+        """The rows of ``sql`` (a read of lake files) on :attr:`con`. A lake on object storage is read on
+        a connection of its own with the lake's ``s3://`` filesystem, closed at once: that filesystem is
+        Python code, and DuckDB crashes (double free) when a connection holding one is dropped with the
+        Python state of a DuckDB worker thread, which is where a SQL call's thread-local connection ends."""
+        root = next(iter(self.tables.values())).root if self.tables else None
+        if not (isinstance(root, str) and "://" in root):
+            return self.con.execute(sql).fetchall()
+        from lakeql.profile import connect
+        from lakeql.sources.remote import cached_filesystem, register_filesystem
+
+        con = connect()
+        try:
+            register_filesystem(con, cached_filesystem(root))
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
     def col_id(self, table: str, column: str) -> int:
         """The index id of ``table.column``, or a clear error (not indexed and why / unknown)."""
         ix = self.ix
@@ -101,10 +119,10 @@ class Searcher:
         ref = quote_ident(ix.column_name[col])
         # the value is selected under a name no lake column can have: a column literally named like the
         # alias would otherwise win the GROUP BY binding ("column ... must appear in the GROUP BY")
-        rows = self.con.execute(
+        rows = self._read(
             f"SELECT v FROM (SELECT CAST({ref} AS VARCHAR) AS v FROM {t.scan_sql()} "
             f"WHERE {norm_sql(ref)} IS NOT NULL) AS _lakeql_values(v) "
-            f"GROUP BY 1 ORDER BY count(*) DESC, hash(v) LIMIT {int(limit)}").fetchall()
+            f"GROUP BY 1 ORDER BY count(*) DESC, hash(v) LIMIT {int(limit)}")
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ equi
@@ -283,7 +301,7 @@ class Searcher:
                f"WHERE {notnull} GROUP BY ALL) "
                f"SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM q SEMI JOIN c USING ({keys})), "
                f"(SELECT count(*) FROM c), (SELECT sum(n) FROM c)")
-        n_q, hit, n_c, rows_c = self.con.execute(sql).fetchall()[0]
+        n_q, hit, n_c, rows_c = self._read(sql)[0]
         cont = hit / n_q if n_q else 0.0
         uniq = n_c / rows_c if rows_c else 0.0
         return float(cont), float(uniq), int(n_q)

@@ -44,11 +44,14 @@ def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
     DuckDB also allows its own temp directory (for spilling); ``temp_dir`` puts it in a private folder
     rather than ``.tmp`` under the server's working directory.
     """
-    from lakeql.lake import quote_literal
+    from lakeql.lake import glob_escape, quote_literal
 
     if temp_dir is not None:
         con.execute(f"SET temp_directory = {quote_literal(str(temp_dir))}")
-    dirs = ", ".join(quote_literal(str(f) + os.sep) for f in folders)
+    # DuckDB checks the text it is given (lakeql's paths are glob-escaped: 'lk[1]' -> 'lk[[]1]') and then
+    # every file a pattern expands to, so the escaped spelling of a folder reaches only that folder's files
+    spellings = dict.fromkeys(p for f in folders for p in (str(f) + os.sep, glob_escape(str(f)) + os.sep))
+    dirs = ", ".join(quote_literal(p) for p in spellings)
     con.execute(f"SET allowed_directories = [{dirs}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET autoinstall_known_extensions = false")

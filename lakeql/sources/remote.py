@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from lakeql.errors import LakeNotFoundError, LakeqlError
-from lakeql.lake import FileStamp
+from lakeql.lake import FileStamp, UnsupportedFileWarning
 
 _WRAPPERS: dict[int, Any] = {}
 
@@ -99,14 +100,20 @@ def filesystem_for(url: str):
                                 ) from None
 
 
-_FS_CACHE: dict[str, Any] = {}
+_FS_CACHE: dict[tuple, Any] = {}
+
+
+_AWS_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def cached_filesystem(root: str) -> Any:
-    """One filesystem per lake URL and process (for callers that hold a table but not its lake)."""
-    if root not in _FS_CACHE:
-        _FS_CACHE[root] = filesystem_for(root)
-    return _FS_CACHE[root]
+    """One filesystem per lake URL and AWS environment (for callers that hold a table but not its lake):
+    a process that changes the endpoint or the credentials gets a filesystem that uses them."""
+    key = (str(root), *(os.environ.get(v) for v in _AWS_ENV))
+    if key not in _FS_CACHE:
+        _FS_CACHE[key] = filesystem_for(root)
+    return _FS_CACHE[key]
 
 
 def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
@@ -133,6 +140,10 @@ def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
             continue
         rel = i.path[len(base):].lstrip("/")
         parts = rel.split("/")
+        if "" in parts:  # 'a//b.parquet': a valid S3 key, but no filesystem path can name it
+            warnings.warn(f"skipping {rel!r}: its key holds an empty path component ('//'), which cannot "
+                          "be read as a file: rename the object", UnsupportedFileWarning, stacklevel=2)
+            continue
         if any(p.startswith(".") or (p.startswith("_") and p != "_delta_log" and "_delta_log" not in parts)
                for p in parts):
             continue

@@ -207,7 +207,7 @@ def plan_shards(catalog, table) -> list[ShardPlan]:
     CSV/JSON tables (no row numbers per file) and Parquet tables with a column named like DuckDB's
     ``file_row_number`` are one shard of the whole table, named after all its files.
     """
-    from lakeql.lake import quote_literal
+    from lakeql.lake import quote_path
     from lakeql.rows import FILE_COLUMN, rowid_scan_sql
 
     file_rows = catalog.file_rows(table)
@@ -221,7 +221,7 @@ def plan_shards(catalog, table) -> list[ShardPlan]:
     for f, path, n in zip(table.files, table.paths, file_rows, strict=True):
         sid = shards.shard_id(f)
         src = (f"SELECT file_row_number AS __rowid, * EXCLUDE (file_row_number) FROM read_parquet("
-               f"[{quote_literal(path)}], file_row_number = true, hive_partitioning = {hive})")
+               f"[{quote_path(path)}], file_row_number = true, hive_partitioning = {hive})")
         out.append(ShardPlan(sid, f.path, offsets[sid], int(n), src))
     return out
 
