@@ -195,9 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from lakeql.progress import set_quiet
+    from lakeql import progress
 
-    set_quiet(bool(getattr(args, "quiet", False)))
+    quiet_before = progress._QUIET
+    progress.set_quiet(bool(getattr(args, "quiet", False)))
     _one_line_warnings()
     try:
         code = int(args.func(args) or 0)
@@ -209,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lakeql: error: {format_error(exc)}", file=sys.stderr)
         return 2
+    finally:
+        if not command:  # main([...]) from Python: one call's '--quiet' does not silence later work
+            progress.set_quiet(quiet_before)
     if command and args.func is cmd_index and getattr(args, "engine", "local") == "local":
         _exit_now(code)
     return code

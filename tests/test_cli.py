@@ -138,3 +138,21 @@ def test_shell_through_stdin() -> None:
 def test_shell_clean_script_exits_0() -> None:
     out = run("shell", "--lake", str(SAMPLE_LAKE), stdin="SELECT 1 AS one;\n")
     assert out.returncode == 0 and "one" in out.stdout
+
+
+def test_main_from_python_restores_the_quiet_state(tmp_path) -> None:
+    """``main([..., '--quiet'])`` called from Python silenced every later status line of the process
+    (a test calling it made another test's expected hint disappear)."""
+    from lakeql import progress
+    from lakeql.cli import main
+
+    before = progress._QUIET
+    try:
+        progress.set_quiet(False)
+        assert main(["sql", "--quiet", "--lake", str(tmp_path), "SELECT 1"]) in (0, 2)
+        assert progress._QUIET is False
+        progress.set_quiet(True)
+        main(["sql", "--lake", str(tmp_path), "SELECT 1"])
+        assert progress._QUIET is True
+    finally:
+        progress.set_quiet(before)
