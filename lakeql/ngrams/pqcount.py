@@ -163,9 +163,10 @@ def _buffers(ch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return data, offs, valid
 
 
-def exact_counts(spec: Spec, ch) -> np.ndarray:
+def exact_counts(spec: Spec, ch, take=None) -> np.ndarray:
     """Exact per-row occurrences of ``spec`` in a string/binary Arrow array (NULL rows 0): the kernel,
-    then the rows it reports ``unsure`` counted as the index holds them."""
+    then the rows it reports ``unsure`` counted as the index holds them (their text: ``take(rows)``,
+    by default ``ch.take``)."""
     from lakeql.ngrams.colscan import _search_batch
 
     data, offs, valid = _buffers(ch)
@@ -175,7 +176,7 @@ def exact_counts(spec: Spec, ch) -> np.ndarray:
         unsure &= valid
     if unsure.any():
         idx = np.flatnonzero(unsure)
-        c, _ = _search_batch(ch.take(idx), spec.unit, spec.fold, spec.pat, True)
+        c, _ = _search_batch((take or ch.take)(idx), spec.unit, spec.fold, spec.pat, True)
         cnt[idx] = c
     return cnt
 
@@ -191,6 +192,7 @@ class ParquetColumn:
         self.column = column
         self.jobs: list[tuple[str, Any, list[int], int]] = []  # (path, metadata, row groups, first rowid)
         self.ok = False
+        self.pages = True  # decode pages here (lakeql.ngrams.pqpages); False: pyarrow's reader only
         if table.format != "parquet":
             return
         base = 0
@@ -250,6 +252,52 @@ class ParquetColumn:
                 col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
         return base, _string_chunks(col)
 
+    def _pieces(self, job) -> tuple[int, list[tuple[int, Any, np.ndarray | None]]]:
+        """(first rowid, pieces) of a job: (rows, values, row -> value index or None) as
+        :func:`lakeql.ngrams.pqpages.chunk_pieces` decodes the pages (no Arrow reader, no copy of
+        the text); a row group it declines is read with pyarrow (:meth:`_read`)."""
+        from lakeql.ngrams.pqpages import Declined, Values, chunk_pieces
+
+        (path, size, mtime), md, groups, base = job
+        if self.pages:
+            out: list[tuple[int, Any, np.ndarray | None]] = []
+            try:
+                with open(path, "rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    if (st.st_size, st.st_mtime_ns) != (size, mtime):
+                        raise OSError(f"{path} changed since its footer was read")
+                    leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(self.column)
+                    for g in groups:
+                        out += chunk_pieces(fh, md, g, leaf)
+                return base, out
+            except Declined:
+                pass
+        base, chunks = self._read(job)
+        return base, [(len(ch), Values(ch), None) for ch in chunks]
+
+    def _counted(self, spec: Spec, job):
+        """Per piece of the job: (first rowid, exact counts per row, texts(rows) -> Arrow array of
+        those rows' text). A dictionary shared by several pages is counted once."""
+        base, pieces = self._pieces(job)
+        seen: dict[int, np.ndarray] = {}
+        for n, vals, index in pieces:
+            key = id(vals)
+            if key not in seen:
+                seen[key] = exact_counts(spec, vals.arr, vals.take) if len(vals) else np.zeros(0, np.int64)
+            cv = seen[key]
+            if index is None:
+                cnt = cv
+            elif cv.shape[0]:
+                cnt = np.where(index >= 0, cv[np.maximum(index, 0)], 0)
+            else:
+                cnt = np.zeros(n, np.int64)
+
+            def texts(rows, vals=vals, index=index):
+                return vals.take(rows if index is None else index[rows])
+
+            yield base, cnt, texts
+            base += n
+
     def _run(self, fn) -> list[Any]:
         from lakeql.ngrams.query import _scan_pool
 
@@ -266,14 +314,12 @@ class ParquetColumn:
         from lakeql.ngrams.colscan import verify_batch
 
         def one(job):
-            base, chunks = self._read(job)
             rid, cnt, off = [], [], []
-            for ch in chunks:
-                c = exact_counts(spec, ch)
+            for base, c, texts in self._counted(spec, job):
                 hit = np.flatnonzero(c)
                 if need_first and hit.shape[0]:
                     batch = pa.RecordBatch.from_arrays(
-                        [pa.array(hit + base, pa.int64()), _as_text(ch.take(hit))], ["rowid", "text"]
+                        [pa.array(hit + base, pa.int64()), _as_text(texts(hit))], ["rowid", "text"]
                     )
                     r, n, f = verify_batch(batch, spec.unit, spec.fold, spec.pat, True)
                 else:
@@ -281,7 +327,6 @@ class ParquetColumn:
                 rid.append(r)
                 cnt.append(n)
                 off.append(f)
-                base += len(ch)
             return rid, cnt, off
 
         parts = self._run(one)
@@ -298,14 +343,11 @@ class ParquetColumn:
         top = _RunningTop(k)
 
         def one(job):
-            base, chunks = self._read(job)
-            for ch in chunks:
-                c = exact_counts(spec, ch)
+            for base, c, texts in self._counted(spec, job):
                 hit = np.flatnonzero(c)
-                if hit.shape[0] > k:  # the chunk's k best (ties: lower row id)
+                if hit.shape[0] > k:  # the piece's k best (ties: lower row id)
                     hit = np.sort(hit[np.lexsort((hit, -c[hit]))[:k]])
-                top.offer(ch, hit, hit + base, c[hit])
-                base += len(ch)
+                top.offer(texts, hit, hit + base, c[hit])
 
         self._run(one)
         rid, texts = top.result()
@@ -330,7 +372,8 @@ class _RunningTop:
         self.texts: dict[int, Any] = {}  # source batch -> its taken rows (large_binary)
         self.next_src = 0
 
-    def offer(self, ch, local: np.ndarray, rid: np.ndarray, cnt: np.ndarray) -> None:
+    def offer(self, texts, local: np.ndarray, rid: np.ndarray, cnt: np.ndarray) -> None:
+        """``texts(local)``: the Arrow text of those rows of the offered piece."""
         import pyarrow as pa
 
         with self.lock:
@@ -342,7 +385,7 @@ class _RunningTop:
                 return
             src = self.next_src
             self.next_src += 1
-            self.texts[src] = ch.take(pa.array(local)).cast(pa.large_binary())
+            self.texts[src] = texts(local).cast(pa.large_binary())
             n = local.shape[0]
             self.rid.append(rid.astype(np.int64))
             self.cnt.append(cnt.astype(np.int64))
