@@ -510,9 +510,10 @@ class ColumnScan:
         raw = pat.tobytes()
         nat = native_count(unit, fold, raw, col, density)
         # DuckDB's RE2 count of a sparse case-sensitive phrase measured cheaper than reading the column
-        # with pyarrow (1.5x vs 2.1-2.5x the contains scan, benchmarks/results/ngramcount.md): kept
-        # unless DuckDB cannot read the column
-        if nat is None or not nat.sparse or not self.usable:
+        # with pyarrow (1.5x vs 2.1-2.5x the contains scan, benchmarks/results/ngramcount.md), but not
+        # than the page decoder (benchmarks/results/ngram5.md): RE2 only when pages are not decoded here
+        pq = self.parquet()
+        if nat is None or not nat.sparse or not self.usable or (pq is not None and pq.pages):
             found = self._pq_top(unit, fold, pat, k)
             if found is not None or not self.usable:
                 return found

@@ -29,6 +29,10 @@ import numpy as np
 #: MIN_JOB_BYTES, and at most a share of the column that keeps every scan thread busy)
 JOB_BYTES = 8 << 20
 MIN_JOB_BYTES = 1 << 20
+#: a running top k of at most this many rows copies no text until the end: it keeps each offering
+#: piece's buffer (the k best rows of a piece are its longest: copying them measured ~15% of a scan);
+#: a larger k copies the entering rows at once (memory bounded by the k rows' text)
+LAZY_K = 1000
 
 
 @lru_cache(maxsize=64)
@@ -185,6 +189,9 @@ class ParquetColumn:
     """The indexed column of a table's local Parquet files: one job per row group, rowids as the
     index numbers rows (files in catalog order)."""
 
+    #: decode the pages here (:mod:`lakeql.ngrams.pqpages`); False: pyarrow's reader only (as before)
+    pages = True
+
     def __init__(self, table: Any, column: str, n_rows: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -192,7 +199,6 @@ class ParquetColumn:
         self.column = column
         self.jobs: list[tuple[str, Any, list[int], int]] = []  # (path, metadata, row groups, first rowid)
         self.ok = False
-        self.pages = True  # decode pages here (lakeql.ngrams.pqpages); False: pyarrow's reader only
         if table.format != "parquet":
             return
         base = 0
@@ -385,7 +391,8 @@ class _RunningTop:
                 return
             src = self.next_src
             self.next_src += 1
-            self.texts[src] = texts(local).cast(pa.large_binary())
+            # lazily: (texts, local) kept, the rows' text taken once they survive to the end
+            self.texts[src] = (texts, local) if self.k <= LAZY_K else texts(local).cast(pa.large_binary())
             n = local.shape[0]
             self.rid.append(rid.astype(np.int64))
             self.cnt.append(cnt.astype(np.int64))
@@ -408,6 +415,15 @@ class _RunningTop:
         for s in [s for s in self.texts if s not in alive]:
             del self.texts[s]
 
+    def _take(self, src: int, pos: np.ndarray):
+        import pyarrow as pa
+
+        got = self.texts[src]
+        if isinstance(got, tuple):
+            texts, local = got
+            return texts(local[pos]).cast(pa.large_binary())
+        return got.take(pa.array(pos))
+
     def result(self) -> tuple[np.ndarray, Any]:
         """(row ids best first, their texts as one Arrow array or None when empty)."""
         import pyarrow as pa
@@ -418,9 +434,7 @@ class _RunningTop:
             return rid, None
         by_src = np.argsort(src, kind="stable")  # one take per surviving batch
         bounds = np.flatnonzero(np.diff(src[by_src])) + 1
-        parts = [
-            self.texts[int(src[g[0]])].take(pa.array(pos[g])) for g in np.split(by_src, bounds) if g.shape[0]
-        ]
+        parts = [self._take(int(src[g[0]]), pos[g]) for g in np.split(by_src, bounds) if g.shape[0]]
         grouped = pa.concat_arrays(parts)
         back = np.empty_like(by_src)
         back[by_src] = np.arange(by_src.shape[0])  # grouped order -> best-first order
