@@ -196,9 +196,12 @@ class ParquetColumn:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from lakeql.ngrams.pqpages import CODECS, PAGE_ENCODINGS
+
         self.column = column
         self.jobs: list[tuple[str, Any, list[int], int]] = []  # (path, metadata, row groups, first rowid)
         self.ok = False
+        self.decodable = True  # every chunk uses codecs and encodings the page decoder handles
         if table.format != "parquet":
             return
         base = 0
@@ -223,6 +226,10 @@ class ParquetColumn:
                 ]
                 if [md.schema.column(i).path for i in range(md.num_columns)].count(column) != 1:
                     return
+                for g in range(md.num_row_groups):  # what lakeql.ngrams.pqpages decodes (cost model)
+                    cc = md.row_group(g).column(leaf)
+                    if cc.compression not in CODECS or not set(cc.encodings) <= PAGE_ENCODINGS:
+                        self.decodable = False
                 files.append(((path, st.st_size, st.st_mtime_ns), md, groups))
         except (OSError, ValueError, pa.ArrowException):
             return
@@ -339,7 +346,7 @@ class ParquetColumn:
         e = [np.empty(0, np.int64)]
         return tuple(np.concatenate(e + [r for p in parts for r in p[j]]).astype(np.int64) for j in range(3))
 
-    def top(self, spec: Spec, k: int) -> tuple[np.ndarray, Any]:
+    def top(self, spec: Spec, k: int, counts: bool = False):
         """(row ids, their text as one Arrow array) of the k rows with the most occurrences (ties: lower
         row id; rows without the pattern left out), best first. Only rows that enter the running top k
         have their text copied (a row group's longest rows are usually its best: copying each group's k
@@ -360,6 +367,8 @@ class ParquetColumn:
         if texts is None:
             texts = pa.array([], pa.large_binary())
         # as text (no validation: bytes as the index holds them), for the exact recount of the caller
+        if counts:  # the rows' exact occurrences too
+            return rid, texts.view(pa.large_string()), top.cnt[0]
         return rid, texts.view(pa.large_string())
 
 

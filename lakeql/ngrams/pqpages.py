@@ -38,6 +38,8 @@ CODECS = {
 # (pyarrow names Parquet's LZ4_RAW "LZ4"; the deprecated Hadoop-framed LZ4 does not decode as a raw
 # block: the codec fails or the size differs, and the row group is declined)
 PLAIN, PLAIN_DICTIONARY, RLE, RLE_DICTIONARY = 0, 2, 3, 8
+#: column chunk encodings (as pyarrow names them in the footer) the decoder handles
+PAGE_ENCODINGS = {"PLAIN", "PLAIN_DICTIONARY", "RLE", "RLE_DICTIONARY", "BIT_PACKED"}
 DATA_PAGE, INDEX_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 1, 2, 3
 
 

@@ -172,3 +172,24 @@ def test_parquet_column_rows_and_top_equal_pyarrow_and_brute_force(tmp_path, mon
                 assert texts.to_pylist() == [ROWS[i] for i in best], (phrase, pages)
             answers.append((rid.tolist(), cnt.tolist(), rid5.tolist()))
         assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("prefix", [1, 2, 3, 5, 8, 1 << 16])
+def test_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, prefix):
+    """``colscan.first_offsets`` (rows searched in a prefix cut at a character start first) == the
+    first offsets of whole rows, as the index holds them (folded text for casefold)."""
+    from lakeql.ngrams import colscan
+
+    rows = [r for r in ROWS if r] + ["ééé aa", "ß" * 5 + "ss", "x" * 9 + "日本語", "ſelf" * 3, "aaaaaaaaaa"]
+    for phrase in ["aa", "a", "self", "ss", "日本語", "é", "σσ", "ſ", "york"]:
+        spec = _spec("char", fold, phrase)
+        pat = spec.pat
+        texts = pa.array([r.encode() for r in rows], pa.large_binary()).view(pa.large_string())
+        batch = pa.RecordBatch.from_arrays([pa.array(np.arange(len(rows))), texts], ["i", "t"])
+        rid, _, want = colscan.verify_batch(batch, "char", fold, pat, True)
+        if not rid.shape[0]:
+            continue
+        monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)
+        got = colscan.first_offsets(rid, texts.take(pa.array(rid)), "char", fold, pat)
+        assert got.tolist() == want.tolist(), (phrase, fold, prefix)
