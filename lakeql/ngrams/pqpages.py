@@ -347,6 +347,8 @@ def chunk_pieces(fh, md, group: int, leaf: int) -> list[tuple[int, Values, np.nd
         raise Declined("short read")
     view = memoryview(raw)
     want_rows, rows = int(rg.num_rows), 0
+    # no page decompresses to more than its whole chunk (the footer's figure, as pyarrow trusts it)
+    max_page = max(int(cc.total_uncompressed_size), 0)
     pieces: list[tuple[int, Values, np.ndarray | None]] = []
     dictionary = None
     i = 0
@@ -356,6 +358,8 @@ def chunk_pieces(fh, md, group: int, leaf: int) -> list[tuple[int, Values, np.nd
             ptype, usize, csize = h.get(1), h.get(2), h.get(3)
             if ptype is None or usize is None or csize is None or csize < 0 or i + csize > size:
                 raise Declined("bad page header")
+            if not 0 <= usize <= max_page:  # a hostile header must not make us allocate gigabytes
+                raise Declined("page larger than its column chunk")
             body = view[i : i + csize]
             i += csize
             if ptype == INDEX_PAGE:
@@ -365,13 +369,18 @@ def chunk_pieces(fh, md, group: int, leaf: int) -> list[tuple[int, Values, np.nd
                 if d.get(2, PLAIN) not in (PLAIN, PLAIN_DICTIONARY):
                     raise Declined("dictionary encoding")
                 buf = _decompress(codec, body, usize)
-                dictionary = _values(buf, 0, buf.shape[0], int(d.get(1, 0)))
+                nd = int(d.get(1, 0))
+                if not 0 <= nd <= buf.shape[0] // 4:  # every value has a 4-byte length
+                    raise Declined("dictionary size")
+                dictionary = _values(buf, 0, buf.shape[0], nd)
                 continue
             if ptype == DATA_PAGE:
                 d = h.get(5)
                 if d is None:
                     raise Declined("data page without its header")
                 n, enc = int(d.get(1, 0)), d.get(2)
+                if not 0 <= n <= want_rows - rows:  # a flat column: one value or NULL per row
+                    raise Declined("page holds more rows than its row group")
                 buf = _decompress(codec, body, usize)
                 pos, end = 0, buf.shape[0]
                 defs = None
@@ -379,6 +388,8 @@ def chunk_pieces(fh, md, group: int, leaf: int) -> list[tuple[int, Values, np.nd
                     if d.get(3, RLE) != RLE or pos + 4 > end:
                         raise Declined("definition levels")
                     ln = int.from_bytes(bytes(buf[:4]), "little")
+                    if 4 + ln > end:  # the decoders index the buffer unchecked: stay inside it
+                        raise Declined("definition levels")
                     defs = np.empty(n, np.int64)
                     if _hybrid(buf, 4, 4 + ln, 1, n, defs) < 0:
                         raise Declined("definition levels")
@@ -388,8 +399,10 @@ def chunk_pieces(fh, md, group: int, leaf: int) -> list[tuple[int, Values, np.nd
                 if d is None:
                     raise Declined("data page v2 without its header")
                 n, nulls, enc = int(d.get(1, 0)), int(d.get(2, 0)), d.get(4)
+                if not 0 <= n <= want_rows - rows:
+                    raise Declined("page holds more rows than its row group")
                 dl, rl = int(d.get(5, 0)), int(d.get(6, 0))
-                if rl or dl + rl > csize:
+                if rl or not 0 <= dl <= csize:
                     raise Declined("levels of data page v2")
                 lv = np.frombuffer(body[:dl], np.uint8)
                 rest = body[dl:]

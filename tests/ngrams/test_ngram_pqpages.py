@@ -193,3 +193,37 @@ def test_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, prefix)
         monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)
         got = colscan.first_offsets(rid, texts.take(pa.array(rid)), "char", fold, pat)
         assert got.tolist() == want.tolist(), (phrase, fold, prefix)
+
+
+def test_corrupt_pages_are_declined_not_misread(tmp_path):
+    """Bytes of the column chunk flipped one at a time: the decoder either declines the row group or
+    returns exactly pyarrow's rows (it never returns other rows, never crashes)."""
+    import shutil
+
+    from lakeql.ngrams.pqpages import Declined
+
+    src = _write(tmp_path / "c.parquet", ROWS, compression="none", row_group_size=len(ROWS))
+    md = pq.ParquetFile(src).metadata
+    cc = md.row_group(0).column(1)
+    start = min(o for o in (cc.dictionary_page_offset, cc.data_page_offset) if o)
+    good = pq.read_table(src).column("text").to_pylist()
+    raw = bytearray(open(src, "rb").read())
+    outcomes = set()
+    for at in range(start, start + cc.total_compressed_size, 7):
+        bad = tmp_path / "bad.parquet"
+        shutil.copy(src, bad)
+        data = bytearray(raw)
+        data[at] ^= 0xFF
+        bad.write_bytes(bytes(data))
+        try:
+            got = _decoded(str(bad))
+        except Declined:
+            outcomes.add("declined")
+            continue
+        except UnicodeDecodeError:  # a flipped text byte (the test helper decodes UTF-8)
+            outcomes.add("decoded")
+            continue
+        outcomes.add("decoded")
+        if got != good:  # a flipped text byte: same rows but that value differs; never a different row count
+            assert len(got) == len(good)
+    assert "declined" in outcomes
