@@ -31,8 +31,9 @@ JOB_BYTES = 8 << 20
 MIN_JOB_BYTES = 1 << 20
 #: a running top k of at most this many rows copies no text until the end: it keeps each offering
 #: piece's buffer (the k best rows of a piece are its longest: copying them measured ~15% of a scan);
-#: a larger k copies the entering rows at once (memory bounded by the k rows' text)
-LAZY_K = 1000
+#: at most ~2k pieces' buffers are alive, so a larger k copies the entering rows at once (memory bounded
+#: by the k rows' text)
+LAZY_K = 64
 
 
 @lru_cache(maxsize=64)
