@@ -56,11 +56,19 @@ VERIFY_BYTES_PER_SECOND = 250e6
 #: the Parquet kernel (:mod:`lakeql.ngrams.pqcount`) when DuckDB cannot scan the column: pyarrow's read
 #: plus the count measured 1.5-2.5x DuckDB's `contains` scan (benchmarks/results/ngramcount.md)
 PARQUET_BYTES_PER_SECOND = 300e6
+#: the Parquet kernel over pages decoded by lakeql.ngrams.pqpages (counts, words, casefold): measured
+#: 1.0-1.5x DuckDB's `contains` scan CPU at 100 MB (benchmarks/results/ngram5.md), ~3,900 located
+#: occurrences' time in the units above
+PAGES_BYTES_PER_SECOND = 800e6
 #: failed Parquet reads (an OSError of a file being replaced ...) before the Parquet path is off for good
 PARQUET_MAX_FAILURES = 3
 #: :func:`count_rows` switches to KMP when its candidates times the pattern length exceed this many times
 #: the text's bytes (the byte-by-byte candidate check would cost more than one linear pass)
 KMP_CANDIDATE_BYTES = 2
+#: first offsets of the top rows (snippets) are searched in this many first bytes of each row first
+FIRST_PREFIX = 1 << 16
+#: ... when there are at most this many rows (a Python loop over them)
+FIRST_PREFIX_ROWS = 100
 #: rows fetched per Arrow batch (bounds memory: one batch of text at a time)
 BATCH_ROWS = 2048
 #: ngram_search of a case-sensitive phrase of >= 2 bytes counts with RE2 (``regexp_extract_all``: fast on
@@ -344,6 +352,13 @@ class ColumnScan:
             self.pq_failures += 1
 
     @property
+    def pages_usable(self) -> bool:
+        """True when the Parquet kernel reads this column through the page decoder (every chunk's codec
+        and encodings handled): the cheapest scan of a frequent phrase's counts."""
+        pq = self.parquet()
+        return pq is not None and pq.pages and pq.decodable
+
+    @property
     def parquet_usable(self) -> bool:
         """True when the Parquet kernel can answer (local Parquet files as the index numbers them)."""
         return self.parquet() is not None
@@ -365,14 +380,12 @@ class ColumnScan:
         if spec is None:
             return None
         try:
-            rid, texts = self._parquet.top(spec, k)
+            rid, texts, cnt = self._parquet.top(spec, k, True)  # with the counts
         except (pa.ArrowException, OSError):
             self._pq_failed()
             return None
-        batch = pa.RecordBatch.from_arrays([pa.array(rid, pa.int64()), texts], ["rowid", "text"])
-        rid, cnt, off = verify_batch(batch, unit, fold, pat, True)  # exact counts and first offsets
-        best = np.lexsort((rid, -cnt))[:k]
-        return rid[best], cnt[best], off[best]
+        # the counts are exact already (best first); the first offsets, as the index holds the rows
+        return rid, cnt, first_offsets(rid, texts, unit, fold, pat)
 
     def _pq_rows(self, unit: str, fold: str, pat: np.ndarray, need_first: bool = False):
         """(row ids ascending, occurrences, first offsets (-1 without ``need_first``)) of the rows holding
@@ -510,9 +523,10 @@ class ColumnScan:
         raw = pat.tobytes()
         nat = native_count(unit, fold, raw, col, density)
         # DuckDB's RE2 count of a sparse case-sensitive phrase measured cheaper than reading the column
-        # with pyarrow (1.5x vs 2.1-2.5x the contains scan, benchmarks/results/ngramcount.md): kept
-        # unless DuckDB cannot read the column
-        if nat is None or not nat.sparse or not self.usable:
+        # with pyarrow (1.5x vs 2.1-2.5x the contains scan, benchmarks/results/ngramcount.md), but not
+        # than the page decoder (benchmarks/results/ngram5.md): RE2 only when pages are not decoded here
+        pq = self.parquet()
+        if nat is None or not nat.sparse or not self.usable or (pq is not None and pq.pages):
             found = self._pq_top(unit, fold, pat, k)
             if found is not None or not self.usable:
                 return found
@@ -572,6 +586,40 @@ class ColumnScan:
         self, batch, unit: str, fold: str, pat: np.ndarray, need_counts: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return verify_batch(batch, unit, fold, pat, need_counts)
+
+
+def first_offsets(rid: np.ndarray, texts, unit: str, fold: str, pat: np.ndarray) -> np.ndarray:
+    """Offset of the first occurrence of ``pat`` in each row of ``texts`` (each holds one) as the index
+    holds the row. Characters: first searched in each row's first :data:`FIRST_PREFIX` bytes, cut at a
+    character start (the folded prefix is then a prefix of the folded row: an occurrence found there is
+    the row's first); the top rows of a frequent phrase are often MBs long, and only rows without one
+    in their prefix are searched whole. Words: whole rows (a word cut at the prefix's end could match)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    off = np.full(rid.shape[0], -1, np.int64)
+    todo = np.arange(rid.shape[0])
+    if unit == "char" and 0 < rid.shape[0] <= FIRST_PREFIX_ROWS:
+        pref = []
+        for b in pc.binary_slice(texts.view(pa.large_binary()), 0, FIRST_PREFIX + 4).to_pylist():
+            e = min(len(b), FIRST_PREFIX)
+            for _ in range(3):  # never inside a UTF-8 sequence
+                if 0 < e < len(b) and (b[e] & 0xC0) == 0x80:
+                    e -= 1
+            pref.append(b[:e])
+        arr = pa.array(pref, pa.large_binary()).view(pa.large_string())
+        i, _, f = verify_batch(
+            pa.RecordBatch.from_arrays([pa.array(todo), arr], ["i", "t"]), unit, fold, pat, True
+        )
+        off[i] = f
+        todo = np.flatnonzero(off < 0)
+    if todo.shape[0]:
+        arr = texts.take(pa.array(todo))
+        i, _, f = verify_batch(
+            pa.RecordBatch.from_arrays([pa.array(todo), arr], ["i", "t"]), unit, fold, pat, True
+        )
+        off[i] = f
+    return off
 
 
 def verify_batch(

@@ -29,6 +29,11 @@ import numpy as np
 #: MIN_JOB_BYTES, and at most a share of the column that keeps every scan thread busy)
 JOB_BYTES = 8 << 20
 MIN_JOB_BYTES = 1 << 20
+#: a running top k of at most this many rows copies no text until the end: it keeps each offering
+#: piece's buffer (the k best rows of a piece are its longest: copying them measured ~15% of a scan);
+#: at most ~2k pieces' buffers are alive, so a larger k copies the entering rows at once (memory bounded
+#: by the k rows' text)
+LAZY_K = 64
 
 
 @lru_cache(maxsize=64)
@@ -163,9 +168,10 @@ def _buffers(ch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return data, offs, valid
 
 
-def exact_counts(spec: Spec, ch) -> np.ndarray:
+def exact_counts(spec: Spec, ch, take=None) -> np.ndarray:
     """Exact per-row occurrences of ``spec`` in a string/binary Arrow array (NULL rows 0): the kernel,
-    then the rows it reports ``unsure`` counted as the index holds them."""
+    then the rows it reports ``unsure`` counted as the index holds them (their text: ``take(rows)``,
+    by default ``ch.take``)."""
     from lakeql.ngrams.colscan import _search_batch
 
     data, offs, valid = _buffers(ch)
@@ -175,7 +181,7 @@ def exact_counts(spec: Spec, ch) -> np.ndarray:
         unsure &= valid
     if unsure.any():
         idx = np.flatnonzero(unsure)
-        c, _ = _search_batch(ch.take(idx), spec.unit, spec.fold, spec.pat, True)
+        c, _ = _search_batch((take or ch.take)(idx), spec.unit, spec.fold, spec.pat, True)
         cnt[idx] = c
     return cnt
 
@@ -184,13 +190,19 @@ class ParquetColumn:
     """The indexed column of a table's local Parquet files: one job per row group, rowids as the
     index numbers rows (files in catalog order)."""
 
+    #: decode the pages here (:mod:`lakeql.ngrams.pqpages`); False: pyarrow's reader only (as before)
+    pages = True
+
     def __init__(self, table: Any, column: str, n_rows: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from lakeql.ngrams.pqpages import CODECS, PAGE_ENCODINGS
+
         self.column = column
         self.jobs: list[tuple[str, Any, list[int], int]] = []  # (path, metadata, row groups, first rowid)
         self.ok = False
+        self.decodable = True  # every chunk uses codecs and encodings the page decoder handles
         if table.format != "parquet":
             return
         base = 0
@@ -215,6 +227,10 @@ class ParquetColumn:
                 ]
                 if [md.schema.column(i).path for i in range(md.num_columns)].count(column) != 1:
                     return
+                for g in range(md.num_row_groups):  # what lakeql.ngrams.pqpages decodes (cost model)
+                    cc = md.row_group(g).column(leaf)
+                    if cc.compression not in CODECS or not set(cc.encodings) <= PAGE_ENCODINGS:
+                        self.decodable = False
                 files.append(((path, st.st_size, st.st_mtime_ns), md, groups))
         except (OSError, ValueError, pa.ArrowException):
             return
@@ -250,6 +266,52 @@ class ParquetColumn:
                 col = pf.read_row_groups(groups, columns=[self.column], use_threads=False).column(0)
         return base, _string_chunks(col)
 
+    def _pieces(self, job) -> tuple[int, list[tuple[int, Any, np.ndarray | None]]]:
+        """(first rowid, pieces) of a job: (rows, values, row -> value index or None) as
+        :func:`lakeql.ngrams.pqpages.chunk_pieces` decodes the pages (no Arrow reader, no copy of
+        the text); a row group it declines is read with pyarrow (:meth:`_read`)."""
+        from lakeql.ngrams.pqpages import Declined, Values, chunk_pieces
+
+        (path, size, mtime), md, groups, base = job
+        if self.pages:
+            out: list[tuple[int, Any, np.ndarray | None]] = []
+            try:
+                with open(path, "rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    if (st.st_size, st.st_mtime_ns) != (size, mtime):
+                        raise OSError(f"{path} changed since its footer was read")
+                    leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(self.column)
+                    for g in groups:
+                        out += chunk_pieces(fh, md, g, leaf)
+                return base, out
+            except Declined:
+                pass
+        base, chunks = self._read(job)
+        return base, [(len(ch), Values(ch), None) for ch in chunks]
+
+    def _counted(self, spec: Spec, job):
+        """Per piece of the job: (first rowid, exact counts per row, texts(rows) -> Arrow array of
+        those rows' text). A dictionary shared by several pages is counted once."""
+        base, pieces = self._pieces(job)
+        seen: dict[int, np.ndarray] = {}
+        for n, vals, index in pieces:
+            key = id(vals)
+            if key not in seen:
+                seen[key] = exact_counts(spec, vals.arr, vals.take) if len(vals) else np.zeros(0, np.int64)
+            cv = seen[key]
+            if index is None:
+                cnt = cv
+            elif cv.shape[0]:
+                cnt = np.where(index >= 0, cv[np.maximum(index, 0)], 0)
+            else:
+                cnt = np.zeros(n, np.int64)
+
+            def texts(rows, vals=vals, index=index):
+                return vals.take(rows if index is None else index[rows])
+
+            yield base, cnt, texts
+            base += n
+
     def _run(self, fn) -> list[Any]:
         from lakeql.ngrams.query import _scan_pool
 
@@ -266,14 +328,12 @@ class ParquetColumn:
         from lakeql.ngrams.colscan import verify_batch
 
         def one(job):
-            base, chunks = self._read(job)
             rid, cnt, off = [], [], []
-            for ch in chunks:
-                c = exact_counts(spec, ch)
+            for base, c, texts in self._counted(spec, job):
                 hit = np.flatnonzero(c)
                 if need_first and hit.shape[0]:
                     batch = pa.RecordBatch.from_arrays(
-                        [pa.array(hit + base, pa.int64()), _as_text(ch.take(hit))], ["rowid", "text"]
+                        [pa.array(hit + base, pa.int64()), _as_text(texts(hit))], ["rowid", "text"]
                     )
                     r, n, f = verify_batch(batch, spec.unit, spec.fold, spec.pat, True)
                 else:
@@ -281,14 +341,13 @@ class ParquetColumn:
                 rid.append(r)
                 cnt.append(n)
                 off.append(f)
-                base += len(ch)
             return rid, cnt, off
 
         parts = self._run(one)
         e = [np.empty(0, np.int64)]
         return tuple(np.concatenate(e + [r for p in parts for r in p[j]]).astype(np.int64) for j in range(3))
 
-    def top(self, spec: Spec, k: int) -> tuple[np.ndarray, Any]:
+    def top(self, spec: Spec, k: int, counts: bool = False):
         """(row ids, their text as one Arrow array) of the k rows with the most occurrences (ties: lower
         row id; rows without the pattern left out), best first. Only rows that enter the running top k
         have their text copied (a row group's longest rows are usually its best: copying each group's k
@@ -298,20 +357,19 @@ class ParquetColumn:
         top = _RunningTop(k)
 
         def one(job):
-            base, chunks = self._read(job)
-            for ch in chunks:
-                c = exact_counts(spec, ch)
+            for base, c, texts in self._counted(spec, job):
                 hit = np.flatnonzero(c)
-                if hit.shape[0] > k:  # the chunk's k best (ties: lower row id)
+                if hit.shape[0] > k:  # the piece's k best (ties: lower row id)
                     hit = np.sort(hit[np.lexsort((hit, -c[hit]))[:k]])
-                top.offer(ch, hit, hit + base, c[hit])
-                base += len(ch)
+                top.offer(texts, hit, hit + base, c[hit])
 
         self._run(one)
         rid, texts = top.result()
         if texts is None:
             texts = pa.array([], pa.large_binary())
         # as text (no validation: bytes as the index holds them), for the exact recount of the caller
+        if counts:  # the rows' exact occurrences too
+            return rid, texts.view(pa.large_string()), top.cnt[0]
         return rid, texts.view(pa.large_string())
 
 
@@ -330,7 +388,8 @@ class _RunningTop:
         self.texts: dict[int, Any] = {}  # source batch -> its taken rows (large_binary)
         self.next_src = 0
 
-    def offer(self, ch, local: np.ndarray, rid: np.ndarray, cnt: np.ndarray) -> None:
+    def offer(self, texts, local: np.ndarray, rid: np.ndarray, cnt: np.ndarray) -> None:
+        """``texts(local)``: the Arrow text of those rows of the offered piece."""
         import pyarrow as pa
 
         with self.lock:
@@ -342,7 +401,8 @@ class _RunningTop:
                 return
             src = self.next_src
             self.next_src += 1
-            self.texts[src] = ch.take(pa.array(local)).cast(pa.large_binary())
+            # lazily: (texts, local) kept, the rows' text taken once they survive to the end
+            self.texts[src] = (texts, local) if self.k <= LAZY_K else texts(local).cast(pa.large_binary())
             n = local.shape[0]
             self.rid.append(rid.astype(np.int64))
             self.cnt.append(cnt.astype(np.int64))
@@ -365,6 +425,15 @@ class _RunningTop:
         for s in [s for s in self.texts if s not in alive]:
             del self.texts[s]
 
+    def _take(self, src: int, pos: np.ndarray):
+        import pyarrow as pa
+
+        got = self.texts[src]
+        if isinstance(got, tuple):
+            texts, local = got
+            return texts(local[pos]).cast(pa.large_binary())
+        return got.take(pa.array(pos))
+
     def result(self) -> tuple[np.ndarray, Any]:
         """(row ids best first, their texts as one Arrow array or None when empty)."""
         import pyarrow as pa
@@ -375,9 +444,7 @@ class _RunningTop:
             return rid, None
         by_src = np.argsort(src, kind="stable")  # one take per surviving batch
         bounds = np.flatnonzero(np.diff(src[by_src])) + 1
-        parts = [
-            self.texts[int(src[g[0]])].take(pa.array(pos[g])) for g in np.split(by_src, bounds) if g.shape[0]
-        ]
+        parts = [self._take(int(src[g[0]]), pos[g]) for g in np.split(by_src, bounds) if g.shape[0]]
         grouped = pa.concat_arrays(parts)
         back = np.empty_like(by_src)
         back[by_src] = np.arange(by_src.shape[0])  # grouped order -> best-first order

@@ -236,9 +236,11 @@ class NgramIndex:
         uniq, first, counts = np.unique(rid, return_index=True, return_counts=True)
         return uniq, counts, off[first]
 
-    def scan_seconds(self, lay: Layer, only: np.ndarray | None = None, need_counts: bool = True) -> float:
+    def scan_seconds(self, lay: Layer, only: np.ndarray | None = None, need_counts: bool = True,
+                     top: bool = False) -> float:
         """Estimated seconds of a scan of the layer: its scan tier, else DuckDB's scan of the column
-        (:mod:`lakeql.ngrams.colscan`), else the Parquet column read back here."""
+        (:mod:`lakeql.ngrams.colscan`), else the Parquet column read back here. ``top``: for the k best
+        rows (:meth:`top_rows`)."""
         if all(t is not None for t in lay.tiers):
             total = sum(int(t.blocks[:, 1].sum()) for t in lay.tiers)
             blocks = sum(int(t.blocks.shape[0]) for t in lay.tiers)
@@ -248,6 +250,10 @@ class NgramIndex:
         if self.colscan is not None and self.fold != "ascii":
             from lakeql.ngrams import colscan
 
+            # the kernel on decoded pages answers the top k, and the rows of words / folded phrases
+            kernel = top or (not need_counts and (lay.unit != "char" or self.fold != "none"))
+            if kernel and only is None and self.colscan.pages_usable:
+                return self.text_bytes / colscan.PAGES_BYTES_PER_SECOND
             if self.colscan.usable:
                 if lay.unit == "char" and self.fold == "none":
                     bps = colscan.COUNT_BYTES_PER_SECOND if need_counts else colscan.ROWS_BYTES_PER_SECOND
@@ -261,13 +267,13 @@ class NgramIndex:
         return self.text_bytes / SCAN_BYTES_PER_SECOND
 
     def use_scan(self, pat: np.ndarray, layer: Layer | None = None, only: np.ndarray | None = None,
-                 need_counts: bool = True) -> bool:
+                 need_counts: bool = True, top: bool = False) -> bool:
         """True when locating every occurrence would cost more than a scan (:meth:`scan_seconds`)."""
         lay = layer or self.chars
         if SEP in pat:
             return False
         per = LOCATE_SECONDS_SA if all(s.sa is not None for s in lay.shards) else LOCATE_SECONDS
-        return self.count(pat, lay) * per > self.scan_seconds(lay, only, need_counts)
+        return self.count(pat, lay) * per > self.scan_seconds(lay, only, need_counts, top)
 
     def _scan(self, pat: np.ndarray, lay: Layer, only: np.ndarray | None = None, need_counts: bool = True
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -351,7 +357,8 @@ class NgramIndex:
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Up to k rows with the most occurrences: (row ids, occurrences, first offset), best first."""
         lay = layer or self.chars
-        if self.colscan is not None and not all(t is not None for t in lay.tiers) and self.use_scan(pat, lay):
+        if self.colscan is not None and not all(t is not None for t in lay.tiers) \
+                and self.use_scan(pat, lay, top=True):
             density = self.count(pat, lay) / max(1, self.text_bytes)
             found = self.colscan.top(lay.unit, self.fold, pat, k, density)  # one DuckDB pass, top-N in DuckDB
             if found is not None:

@@ -273,13 +273,18 @@ TOP_WORD = [
 ]
 
 
+@pytest.mark.parametrize("pages", [True, False])
 @pytest.mark.parametrize("case", ["sensitive", "insensitive"])
 @pytest.mark.parametrize("unit", ["char", "word"])
-def test_top_equals_brute_force(lakes, rows, case, unit):
+def test_top_equals_brute_force(lakes, rows, case, unit, pages, monkeypatch):
     """ColumnScan.top (DuckDB counts natively where exact, verifies the rest) == brute force: the k rows
     with the most overlapping occurrences, ties by row id, exact counts and the index's first offsets;
-    with the RE2 count (density 0) and the replace count (density 1)."""
+    with the RE2 count (density 0) and the replace count (density 1). ``pages`` False: pyarrow's reader
+    (sparse case-sensitive phrases then go to DuckDB's RE2 count); True: the page decoder answers."""
     from lakeql.ngrams.colscan import native_count
+    from lakeql.ngrams.pqcount import ParquetColumn
+
+    monkeypatch.setattr(ParquetColumn, "pages", pages)
 
     _, idx = lakes[case]
     fold = case == "insensitive"

@@ -1,0 +1,229 @@
+"""Parquet pages decoded by :mod:`lakeql.ngrams.pqpages` == pyarrow's read == brute force counts.
+
+Files written by pyarrow with every codec, data pages v1 and v2, PLAIN and dictionary encodings (and a
+dictionary that falls back to PLAIN mid-chunk), many small pages, NULLs, empty strings, non-ASCII text,
+overlapping phrases, required and optional columns; a DELTA encoding the decoder declines (pyarrow's
+reader answers instead). ``ParquetColumn.rows`` / ``top`` with the page decoder equal the pyarrow path
+and brute force for characters and words, case-sensitive and case-folded.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_ngram_pqcount import _spec
+
+ROWS = [
+    "aaaa",
+    "",
+    None,
+    "xaax aa",
+    "abababab",
+    "Self self SELF sElF",
+    "élan self_x self ſelf SELF",
+    "new york new york; york york york",
+    "straße STRASSE Straße strasse ﬁle FILE",
+    "日本語 日本語日本語 naïve café",
+    "aa",
+    "a",
+    "ΣΣΣ σσσ ςς",
+    "self",
+    "self",  # repeated: one dictionary entry for several rows
+    "aaaa",
+] * 5 + ["tail aa"]
+
+CODECS = ["none", "snappy", "gzip", "brotli", "zstd", "lz4"]
+
+
+def _write(path, rows, **kw):
+    required = kw.pop("required", False)
+    field = pa.field("text", pa.string(), nullable=not required)
+    tab = pa.table(
+        {"n": pa.array(range(len(rows)), pa.int64()), "text": pa.array(rows, pa.string())},
+        schema=pa.schema([pa.field("n", pa.int64()), field]),
+    )
+    pq.write_table(tab, path, **kw)
+    return str(path)
+
+
+def _decoded(path):
+    """Every row of the file through chunk_pieces: (texts, pieces were declined for some group)."""
+    from lakeql.ngrams.pqpages import chunk_pieces
+
+    md = pq.ParquetFile(path).metadata
+    out = []
+    with open(path, "rb") as fh:
+        for g in range(md.num_row_groups):
+            for n, vals, index in chunk_pieces(fh, md, g, 1):
+                if index is None:
+                    out += [v.decode() for v in vals.take(np.arange(n)).to_pylist()]
+                else:
+                    texts = vals.take(np.maximum(index, 0)).to_pylist() if len(vals) else [b""] * n
+                    out += [None if i < 0 else t.decode() for i, t in zip(index.tolist(), texts, strict=True)]
+    return out
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+@pytest.mark.parametrize("dictionary", [True, False, "fallback"])
+def test_pages_decode_as_pyarrow_reads(tmp_path, codec, version, dictionary):
+    kw = {"compression": codec, "data_page_version": version, "row_group_size": 23, "data_page_size": 64}
+    if dictionary == "fallback":  # the dictionary fills after a few values: PLAIN pages follow
+        kw.update(use_dictionary=True, dictionary_pagesize_limit=40)
+    else:
+        kw["use_dictionary"] = dictionary
+    path = _write(tmp_path / "t.parquet", ROWS, **kw)
+    encodings = {e for g in range(4) for e in pq.ParquetFile(path).metadata.row_group(g).column(1).encodings}
+    assert ("RLE_DICTIONARY" in encodings) == bool(dictionary)
+    assert _decoded(path) == pq.read_table(path).column("text").to_pylist() == ROWS
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_required_column_and_all_null_groups(tmp_path, version):
+    rows = [r for r in ROWS if r is not None]
+    path = _write(tmp_path / "r.parquet", rows, required=True, data_page_version=version, row_group_size=7)
+    assert _decoded(path) == rows
+    nulls = [None] * 9 + ["aa", None]
+    path = _write(tmp_path / "n.parquet", nulls, data_page_version=version, row_group_size=3)
+    assert _decoded(path) == nulls
+
+
+def test_delta_encoding_is_declined(tmp_path):
+    from lakeql.ngrams.pqpages import Declined, chunk_pieces
+
+    path = _write(
+        tmp_path / "d.parquet",
+        ROWS,
+        use_dictionary=False,
+        column_encoding={"n": "PLAIN", "text": "DELTA_LENGTH_BYTE_ARRAY"},
+    )
+    md = pq.ParquetFile(path).metadata
+    with open(path, "rb") as fh, pytest.raises(Declined):
+        chunk_pieces(fh, md, 0, 1)
+
+
+def _brute(unit, fold, phrase, rows):
+    from ngramutil import brute_count, brute_words, row_words
+
+    data = [("", r.encode() if r is not None else None) for r in rows]
+    if unit == "char":
+        p = (phrase.casefold() if fold == "casefold" else phrase).encode()
+        return [brute_count([row], p, fold=fold == "casefold")[0] for row in data]
+    ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
+    per = brute_words(row_words(data, fold=fold == "casefold"), ws)[1]
+    return [per.get(i, 0) for i in range(len(data))]
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("unit", ["char", "word"])
+@pytest.mark.parametrize("layout", ["dict-v1-zstd", "plain-v2-snappy", "fallback-v1-none", "delta"])
+def test_parquet_column_rows_and_top_equal_pyarrow_and_brute_force(tmp_path, monkeypatch, fold, unit, layout):
+    from lakeql.ngrams import pqcount
+
+    kw = {"row_group_size": 13, "data_page_size": 100}
+    if layout == "dict-v1-zstd":
+        kw.update(compression="zstd", use_dictionary=True)
+    elif layout == "plain-v2-snappy":
+        kw.update(compression="snappy", use_dictionary=False, data_page_version="2.0")
+    elif layout == "fallback-v1-none":
+        kw.update(compression="none", use_dictionary=True, dictionary_pagesize_limit=30)
+    else:
+        kw.update(use_dictionary=False, column_encoding={"n": "PLAIN", "text": "DELTA_LENGTH_BYTE_ARRAY"})
+    half = len(ROWS) // 2
+    paths = [
+        _write(tmp_path / "a.parquet", ROWS[:half], **kw),
+        _write(tmp_path / "b.parquet", ROWS[half:], **kw),
+    ]
+    monkeypatch.setattr(pqcount, "MIN_JOB_BYTES", 1)
+    monkeypatch.setattr(pqcount, "JOB_BYTES", 1)
+    col = pqcount.ParquetColumn(types.SimpleNamespace(format="parquet", paths=paths), "text", len(ROWS))
+    assert col.ok and len(col.jobs) > 3
+    read = col._read
+    if layout != "delta":  # the page decoder answers every row group: pyarrow's reader is never used
+
+        def no_read(job):
+            if col.pages:
+                raise AssertionError("a row group was declined")
+            return read(job)
+
+        monkeypatch.setattr(col, "_read", no_read)
+    phrases = ["aa", "a", "self", "SELF", "york", "new york", "日本語", "ss", "σσσ", "straße", "tail aa"]
+    for phrase in phrases:
+        spec = _spec(unit, fold, phrase)
+        if not spec.ok:
+            continue
+        want = _brute(unit, fold, phrase, ROWS)
+        hit = [i for i, c in enumerate(want) if c]
+        answers = []
+        for pages in (True, False):
+            col.pages = pages
+            rid, cnt, _ = col.rows(spec)
+            assert rid.tolist() == hit, (phrase, pages)
+            assert cnt.tolist() == [want[i] for i in hit], (phrase, pages)
+            best = sorted(hit, key=lambda i: (-want[i], i))[:5]
+            for lazy in (1000, 0):  # texts kept as buffers until the end, or copied as rows enter
+                monkeypatch.setattr(pqcount, "LAZY_K", lazy)
+                rid5, texts = col.top(spec, 5)
+                assert rid5.tolist() == best, (phrase, pages)
+                assert texts.to_pylist() == [ROWS[i] for i in best], (phrase, pages)
+            answers.append((rid.tolist(), cnt.tolist(), rid5.tolist()))
+        assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("prefix", [1, 2, 3, 5, 8, 1 << 16])
+def test_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, prefix):
+    """``colscan.first_offsets`` (rows searched in a prefix cut at a character start first) == the
+    first offsets of whole rows, as the index holds them (folded text for casefold)."""
+    from lakeql.ngrams import colscan
+
+    rows = [r for r in ROWS if r] + ["ééé aa", "ß" * 5 + "ss", "x" * 9 + "日本語", "ſelf" * 3, "aaaaaaaaaa"]
+    for phrase in ["aa", "a", "self", "ss", "日本語", "é", "σσ", "ſ", "york"]:
+        spec = _spec("char", fold, phrase)
+        pat = spec.pat
+        texts = pa.array([r.encode() for r in rows], pa.large_binary()).view(pa.large_string())
+        batch = pa.RecordBatch.from_arrays([pa.array(np.arange(len(rows))), texts], ["i", "t"])
+        rid, _, want = colscan.verify_batch(batch, "char", fold, pat, True)
+        if not rid.shape[0]:
+            continue
+        monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)
+        got = colscan.first_offsets(rid, texts.take(pa.array(rid)), "char", fold, pat)
+        assert got.tolist() == want.tolist(), (phrase, fold, prefix)
+
+
+def test_corrupt_pages_are_declined_not_misread(tmp_path):
+    """Bytes of the column chunk flipped one at a time: the decoder either declines the row group or
+    returns exactly pyarrow's rows (it never returns other rows, never crashes)."""
+    import shutil
+
+    from lakeql.ngrams.pqpages import Declined
+
+    src = _write(tmp_path / "c.parquet", ROWS, compression="none", row_group_size=len(ROWS))
+    md = pq.ParquetFile(src).metadata
+    cc = md.row_group(0).column(1)
+    start = min(o for o in (cc.dictionary_page_offset, cc.data_page_offset) if o)
+    good = pq.read_table(src).column("text").to_pylist()
+    raw = bytearray(open(src, "rb").read())
+    outcomes = set()
+    for at in range(start, start + cc.total_compressed_size, 7):
+        bad = tmp_path / "bad.parquet"
+        shutil.copy(src, bad)
+        data = bytearray(raw)
+        data[at] ^= 0xFF
+        bad.write_bytes(bytes(data))
+        try:
+            got = _decoded(str(bad))
+        except Declined:
+            outcomes.add("declined")
+            continue
+        except UnicodeDecodeError:  # a flipped text byte (the test helper decodes UTF-8)
+            outcomes.add("decoded")
+            continue
+        outcomes.add("decoded")
+        if got != good:  # a flipped text byte: same rows but that value differs; never a different row count
+            assert len(got) == len(good)
+    assert "declined" in outcomes
