@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeql import parquet_io
+from lakeql.progress import progress
 
 TEXT_BUDGET = 1000  # characters of DeepJoin text (MiniLM truncates at 256 word pieces anyway)
 READ_THREADS = 4
@@ -94,7 +95,8 @@ def merge(tables: list[tuple[str, Path]], out: Path, with_text: bool = False,
     parts: list[Any] = []
     failed: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        loaded = list(pool.map(load, tables))
+        loaded = list(progress(pool.map(load, tables), desc="joins: value index", total=len(tables),
+                               unit="table"))
     fresh: list[dict[str, Any]] = []
     for key, got, err in loaded:
         if key in reuse:

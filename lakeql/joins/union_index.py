@@ -37,7 +37,7 @@ from typing import Any
 
 from lakeql import packed, parquet_io
 from lakeql.joins import union_text as tx
-from lakeql.progress import say
+from lakeql.progress import progress, say
 from lakeql.store import IndexEntry, dir_bytes
 
 FORMAT = 2  # 2: arrays zstd-packed (.zst, lakeql.packed); 1: .npy/.npz
@@ -371,7 +371,7 @@ def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
     tok_kept: list[tuple[Any, Any]] = []
     parts: dict[str, Any] = {}
     reused = 0
-    for key in sorted(lake.tables):
+    for key in progress(sorted(lake.tables), desc="joins: discovery", unit="table"):
         t = lake.tables[key]
         cols = cat.columns(t)
         row_count = int(cat.row_count(t)) if key in cat.table_rows else 0
