@@ -106,8 +106,17 @@ class Table:
     @property
     def fingerprint(self) -> str:
         """A hash of every file's path, size and mtime as discovered (unreadable files and table logs
-        included): changes when any file changes, and equals :func:`rescan_fingerprint` until then."""
-        return fingerprint_of(self.seen if self.seen is not None else self.files)
+        included): changes when any file changes, and equals :func:`rescan_fingerprint` until then.
+
+        Kept while the same list (of the same length) defines the table: a refresh of 10,000 tables asks
+        each table's fingerprint ~9 times (a sha1 over its files each)."""
+        files = self.seen if self.seen is not None else self.files
+        memo = self.__dict__.get("_fingerprint")
+        if memo is not None and memo[0] is files and memo[1] == len(files):
+            return memo[2]
+        fp = fingerprint_of(files)
+        self.__dict__["_fingerprint"] = (files, len(files), fp)
+        return fp
 
     @property
     def skipped(self) -> list[FileStamp]:

@@ -578,13 +578,14 @@ def fresh_keys(store, lake, keys: list[str]) -> set[str]:
     """The tables of ``keys`` with a stored profile matching their files and format (one manifest read)."""
     prm = params()
     by_key = {e.table_name: e for e in store.entries(KIND)}
+    root = str(store.root)
     return {
         k
         for k in keys
         if (e := by_key.get(k)) is not None
         and e.fingerprint == lake.tables[k].fingerprint
         and e.params == prm
-        and (store.root / e.path / "columns.parquet").exists()
+        and os.path.exists(os.path.join(root, e.path, "columns.parquet"))
     }
 
 

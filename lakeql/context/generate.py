@@ -323,19 +323,29 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     state = _load_state(out)
     old_tables: dict[str, Any] = state.get("tables", {})
     old_files: dict[str, str] = state.get("files", {})
+    old_domains: dict[str, Any] = state.get("domains", {})
     hints = read_join_hints(store, lake)
     keys = sorted(k for k in lake.tables if k in catalog.table_rows)
+    code: str | None = code_key()
 
+    raw: dict[str, dict[str, Any]] = {}  # profiles kept from the state (as stored), made objects on use
     profiles: dict[str, TableProfile] = {}
     todo = []
     for k in keys:
         prev = old_tables.get(k)
         if reuse_profiles and prev and prev.get("fingerprint") == lake.tables[k].fingerprint:
-            profiles[k] = _profile_from_dict(prev["profile"])
+            raw[k] = prev["profile"]
         else:
             todo.append(k)
     profiles.update(profile_tables(lake, catalog, todo, store=store))
     res.profiled = len(todo)
+
+    def prof(k: str) -> TableProfile:
+        tp = profiles.get(k)
+        if tp is None:
+            tp = profiles[k] = _profile_from_dict(raw[k])
+        return tp
+
     t1 = _lap(res, "profiles", t0)
 
     domains = assign_domains(lake, catalog, keys, {k: v.get("domain") for k, v in old_tables.items()},
@@ -355,44 +365,79 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     for d in sorted(set(domains.values())):
         folder_of[d] = safe_name(d, taken_dirs)
         taken_files[d] = {"index"}  # no table file looks like INDEX.md; _DOMAIN.md cannot clash
-    new_files: dict[str, str] = {}
-    new_tables: dict[str, Any] = {}
-    listing: list[dict[str, Any]] = []
     by_domain: dict[str, list[tuple[str, str]]] = {}
     for k in keys:
-        t, tp, dom = lake.tables[k], profiles[k], domains[k]
-        rel = f"{folder_of[dom]}/{safe_name(t.name, taken_files[dom])}.{ext}"
-        doc = table_doc(tp, dom, t.source, all_hints, caps)
-        text = formats.render(doc, fmt)
-        sha = _sha(text)
-        _emit(out, rel, text, sha, old_files, res)
-        new_files[rel] = sha
+        dom = domains[k]
+        by_domain.setdefault(dom, []).append(
+            (k, f"{folder_of[dom]}/{safe_name(lake.tables[k].name, taken_files[dom])}.{ext}"))
+    # a domain whose inputs (its tables' fingerprints, names, file names, join hints, indexes; the format
+    # and lakeql's code) are those recorded with its files is not rendered again: its files, listing rows
+    # and INDEX.md line are kept (a refresh that changed one table renders one domain)
+    hints_of, caps_of = by_table(all_hints), by_table(caps)
+    dkeys = {dom: domain_key(lake, fmt, code, dom, folder_of[dom], members, hints_of, caps_of)
+             for dom, members in by_domain.items()}
+    kept = {dom for dom, members in by_domain.items()
+            if reuse_profiles and code is not None and old_domains.get(dom, {}).get("key") == dkeys[dom]
+            and all(k in raw and old_tables[k].get("path") == rel and old_files.get(rel)
+                    and (out / rel).exists() for k, rel in members)
+            and old_files.get(f"{folder_of[dom]}/{DOMAIN_FILE}")
+            and (out / folder_of[dom] / DOMAIN_FILE).exists()}
+    old_rows = _old_listing(out, {rel for dom in kept for _, rel in by_domain[dom]}
+                            | {f"{folder_of[dom]}/{DOMAIN_FILE}" for dom in kept}) if kept else {}
+    kept = {dom for dom in kept if all(rel in old_rows for _, rel in by_domain[dom])
+            and f"{folder_of[dom]}/{DOMAIN_FILE}" in old_rows}
+    new_files: dict[str, str] = {}
+    new_tables: dict[str, Any] = {}
+    new_domains: dict[str, Any] = {}
+    listing: list[dict[str, Any]] = []
+    rel_of = {k: rel for members in by_domain.values() for k, rel in members}
+    for k in keys:
+        t, dom, rel = lake.tables[k], domains[k], rel_of[k]
+        if dom in kept:
+            new_files[rel] = old_files[rel]
+            res.unchanged += 1
+            listing.append(old_rows[rel])
+        else:
+            tp = prof(k)
+            doc = table_doc(tp, dom, t.source, all_hints, caps)
+            text = formats.render(doc, fmt)
+            sha = _sha(text)
+            _emit(out, rel, text, sha, old_files, res)
+            new_files[rel] = sha
+            listing.append({"path": rel, "kind": "table", "table_name": k, "domain": dom,
+                            "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
+                            "search_text": search_text(tp, dom, t.domain, t.name),
+                            "embed_text": embed_text(tp, t.domain, t.name)})
         new_tables[k] = {"fingerprint": t.fingerprint, "domain": dom, "path": rel,
-                         "profile": dataclasses.asdict(tp)}
-        by_domain.setdefault(dom, []).append((k, rel))
-        listing.append({"path": rel, "kind": "table", "table_name": k, "domain": dom,
-                        "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
-                        "search_text": search_text(tp, dom, t.domain, t.name),
-                        "embed_text": embed_text(tp, t.domain, t.name)})
+                         "profile": raw[k] if k in raw else dataclasses.asdict(profiles[k])}
+    lines: dict[str, str] = {}
     for dom, members in sorted(by_domain.items()):
         rel = f"{folder_of[dom]}/{DOMAIN_FILE}"
-        text = domain_overview(dom, members, profiles)
-        sha = _sha(text)
-        _emit(out, rel, text, sha, old_files, res)
-        new_files[rel] = sha
-        listing.append({"path": rel, "kind": "domain", "table_name": None, "domain": dom,
-                        "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
-                        "search_text": " ".join(lake.tables[k].name + " " + " ".join(
-                            c.name for c in profiles[k].columns) for k, _ in members),
-                        "embed_text": dom})
+        if dom in kept:
+            new_files[rel] = old_files[rel]
+            res.unchanged += 1
+            listing.append(old_rows[rel])
+            lines[dom] = old_domains[dom]["line"]
+        else:
+            mprof = {k: prof(k) for k, _ in members}
+            text = domain_overview(dom, members, mprof)
+            sha = _sha(text)
+            _emit(out, rel, text, sha, old_files, res)
+            new_files[rel] = sha
+            listing.append({"path": rel, "kind": "domain", "table_name": None, "domain": dom,
+                            "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
+                            "search_text": " ".join(lake.tables[k].name + " " + " ".join(
+                                c.name for c in mprof[k].columns) for k, _ in members),
+                            "embed_text": dom})
+            lines[dom] = domain_line(lake, dom, members, folder_of, mprof)
+        new_domains[dom] = {"key": dkeys[dom], "line": lines[dom]}
     # the function list costs a full lakeql connection (~0.2 CPU s): kept while lakeql's code is the same
-    code: str | None = code_key()
     funcs = [tuple(f) for f in state.get("functions", [])] if state.get("functions_key") == code else None
     if funcs is None:
         funcs = registered_functions()
     if funcs is None:  # a fallback is not kept: the next run asks the connection again
         funcs, code = udf_macros(), None
-    text = index_md(lake, fmt, by_domain, folder_of, profiles, funcs)
+    text = index_md(lake, fmt, by_domain, folder_of, None, funcs, domain_lines=lines)
     sha = _sha(text)
     _emit(out, INDEX_FILE, text, sha, old_files, res)
     new_files[INDEX_FILE] = sha
@@ -414,12 +459,56 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     pq.write_table(pa.Table.from_pylist(listing, schema=_files_schema()), buf, compression="zstd")
     write_if_changed(out / FILES, buf.getvalue().to_pybytes())
     _write_state(out, {"version": STATE_VERSION, "format": fmt, "tables": new_tables, "files": new_files,
-                       "composite": checked, "functions": [list(f) for f in funcs], "functions_key": code})
+                       "composite": checked, "functions": [list(f) for f in funcs], "functions_key": code,
+                       "domains": new_domains if code is not None else {}})
     _lap(res, "files", t1)
     res.tables, res.domains = len(keys), len(by_domain)
     res.files = sorted(new_files)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def domain_line(lake: Lake, dom: str, members: list[tuple[str, str]], folder_of: dict[str, str],
+                profiles: dict[str, TableProfile] | None) -> str:
+    """The line of domain ``dom`` in ``INDEX.md``: its folder, table names and description."""
+    names = ", ".join(safe.md_name(lake.tables[k].name) for k, _ in members)
+    about = domain_description(members, profiles) if profiles else None
+    about = f"; about: {safe.md_text(about)}" if about else ""
+    return (f"- **{safe.md_name(dom)}** ({safe.md_name(folder_of[dom] + '/')}, "
+            f"{counted(len(members), 'table')}): {names}{about}")
+
+
+def domain_key(lake: Lake, fmt: str, code: str | None, dom: str, folder: str,
+               members: list[tuple[str, str]], hints: dict[str, list], caps: dict[str, list]) -> str:
+    """A hash of everything a domain's files, listing rows and ``INDEX.md`` line are made from: the format,
+    lakeql's code (:func:`code_key`), the domain and folder names, and per table (in order) its key, file
+    name, fingerprint (its profile is kept under it), name, lake domain, source, join hints and indexes
+    (``hints``/``caps``: per table, ``[(column, values), ...]``)."""
+    h = hashlib.sha1(json.dumps([STATE_VERSION, fmt, code, dom, folder]).encode("utf-8", "surrogatepass"))
+    for k, rel in members:
+        t = lake.tables[k]
+        h.update(json.dumps([k, rel, t.fingerprint, t.name, t.domain, str(t.source), hints.get(k, []),
+                             caps.get(k, [])], ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def by_table(values: dict[tuple[str, str], list[str]]) -> dict[str, list]:
+    """``(table, column) -> values`` as ``table -> [(column, values), ...]`` sorted by column."""
+    out: dict[str, list] = {}
+    for (t, c), v in values.items():
+        out.setdefault(t, []).append((c, list(v)))
+    for v in out.values():
+        v.sort()
+    return out
+
+
+def _old_listing(out: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """The rows of ``wanted`` paths in the listing ``FILES`` of the previous run ({} if unreadable)."""
+    try:
+        rows = parquet_io.read_table(out / FILES).to_pylist()
+    except Exception:  # noqa: BLE001 - no usable listing: every domain is rendered again
+        return {}
+    return {r["path"]: r for r in rows if r.get("path") in wanted}
 
 
 def _lap(res: GenerateResult, name: str, since: float) -> float:
@@ -559,9 +648,11 @@ def udf_macros() -> list[tuple[str, str]]:
 
 def index_md(lake: Lake, fmt: str, by_domain: dict[str, list[tuple[str, str]]],
              folder_of: dict[str, str], profiles: dict[str, TableProfile] | None = None,
-             functions: list[tuple[str, str]] | None = None) -> str:
+             functions: list[tuple[str, str]] | None = None,
+             domain_lines: dict[str, str] | None = None) -> str:
     """``INDEX.md``: what the lake is, one line per domain with its tables and description, how to
-    navigate, and every lakeql SQL function an agent may call."""
+    navigate, and every lakeql SQL function an agent may call. ``domain_lines``: the lines of domains
+    already made (:func:`domain_line`), the others are made from ``profiles``."""
     n = sum(len(m) for m in by_domain.values())
     lines = [
         f"# Schema of the lake {safe.md_name(lake.root.name)}: {counted(n, 'table')} in "
@@ -588,11 +679,8 @@ def index_md(lake: Lake, fmt: str, by_domain: dict[str, list[tuple[str, str]]],
         "## Domains",
     ]
     for dom, members in sorted(by_domain.items()):
-        names = ", ".join(safe.md_name(lake.tables[k].name) for k, _ in members)
-        about = domain_description(members, profiles) if profiles else None
-        about = f"; about: {safe.md_text(about)}" if about else ""
-        lines.append(f"- **{safe.md_name(dom)}** ({safe.md_name(folder_of[dom] + '/')}, "
-                     f"{counted(len(members), 'table')}): {names}{about}")
+        got = domain_lines.get(dom) if domain_lines else None
+        lines.append(got if got is not None else domain_line(lake, dom, members, folder_of, profiles))
     if functions:
         lines += ["", "## lakeql SQL functions", "",
                   "Table functions go in `FROM`; the others are scalar. A table argument is "

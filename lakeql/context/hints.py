@@ -47,6 +47,9 @@ def read_edges(store, lake: Lake) -> list[dict[str, Any]]:
 def _candidates(edges, lake: Lake, catalog) -> list[tuple[float, str, str, tuple[str, str], tuple[str, str]]]:
     """(priority, source table, target table, source columns, target columns) pairs worth checking."""
     out = {}
+    by_name: dict[str, dict[str, str]] = {}  # per table (made once: a table is in many edges)
+    by_lower: dict[str, dict[str, tuple[str, str]]] = {}
+    orders: dict[str, dict[str, int]] = {}
     for e in edges:
         if (e.get("containment") or 0.0) < MIN_CONTAINMENT:
             continue
@@ -55,9 +58,15 @@ def _candidates(edges, lake: Lake, catalog) -> list[tuple[float, str, str, tuple
         a, b = e["table_name"], e["candidate_table"]
         if a == b:
             continue
-        acols = {c.column_name: c.type for c in catalog.columns(lake.tables[a])}
-        bcols = {c.column_name.lower(): (c.column_name, c.type) for c in catalog.columns(lake.tables[b])}
-        order = {n: i for i, n in enumerate(acols)}
+        acols = by_name.get(a)
+        if acols is None:
+            acols = by_name[a] = {c.column_name: c.type for c in catalog.columns(lake.tables[a])}
+            orders[a] = {n: i for i, n in enumerate(acols)}
+        bcols = by_lower.get(b)
+        if bcols is None:
+            bcols = by_lower[b] = {c.column_name.lower(): (c.column_name, c.type)
+                                   for c in catalog.columns(lake.tables[b])}
+        order = orders[a]
         for c2, t2 in acols.items():
             if c2 == e["column_name"] or c2.lower() not in bcols:
                 continue

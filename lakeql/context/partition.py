@@ -198,6 +198,8 @@ def assign(docs: Sequence[tuple[str, Sequence[str]]], previous: Sequence[str | N
     known = [p for p in previous if p]
     if n == 0 or len(known) * 2 < n or max(Counter(known).values()) > cap:
         return partition(docs, cap, join_edges)  # mostly new, or a domain outgrew the cap
+    if len(known) == n:  # no new table: every table keeps its domain (what the loop below returns)
+        return [str(o) for o in previous]
     import numpy as np
 
     x, _ = _matrix(docs)
