@@ -347,3 +347,36 @@ def test_table_left_out_at_connect_is_named(lake_with_unreadable_table) -> None:
     assert text.startswith("table 'flights.airlines' is in the lake but its view could not be made"), text
     assert "--refresh" in text
     assert error_text(err.value).startswith("Catalog Error")  # without the connection: DuckDB's text
+
+
+def test_readable_table_of_the_same_name_is_not_blamed_on_an_unreadable_one(tmp_path) -> None:
+    """DuckDB's 'Table with name t does not exist' names only the bare table: when another domain has a
+    readable table of that name (the query left it unqualified or the name is ambiguous), DuckDB's own
+    'Did you mean "d2.t"' is the fix, not "'d1.t' is unreadable"."""
+    import shutil
+    import warnings
+
+    from lakeql.sqlrun import error_text
+
+    lake = tmp_path / "lake"
+    for d in ("d1", "d2", "d3"):
+        (lake / d).mkdir(parents=True)
+    (lake / "d1" / "t.parquet").write_bytes(b"PAR1 not a parquet file")
+    shutil.copy(SAMPLE_LAKE / "flights" / "airlines.parquet", lake / "d2" / "t.parquet")
+    shutil.copy(SAMPLE_LAKE / "flights" / "airlines.parquet", lake / "d3" / "u.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, progress=False)
+        con = lakeql.connect(lake)
+    with pytest.raises(Exception) as err:
+        con.execute("SELECT * FROM t")
+    text = error_text(err.value, con)
+    assert "Table with name t does not exist" in text and "d2.t" in text, text
+    assert "in the lake but" not in text, text
+    with pytest.raises(Exception) as err:
+        con.execute('SELECT * FROM "d3" . t')  # another domain, with no table t: not d1.t's problem
+    text = error_text(err.value, con)
+    assert "Table with name t does not exist" in text and "in the lake but" not in text, text
+    with pytest.raises(Exception) as err:
+        con.execute("SELECT * FROM d1.t")  # only the unreadable one is meant: said so
+    assert "'d1.t' is in the lake but none of its files could be read" in error_text(err.value, con)
