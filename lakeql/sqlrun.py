@@ -67,8 +67,8 @@ def unreadable_table_message(msg: str, con: Any) -> str:
     if not m:
         return ""
     try:
-        rows = con.execute("SELECT table_name, domain, name, source, status, error FROM lakeql_tables() "
-                           "WHERE lower(name) = lower(?) ORDER BY table_name", [m.group(1)]).fetchall()
+        rows = con.execute("SELECT r.table_name, r.domain, r.name, r.source, r.status, r.error FROM "
+                           "(SELECT unnest(lakeql_tables_named_impl(?)) AS r)", [m.group(1)]).fetchall()
     except Exception:  # noqa: BLE001 - a hint must never hide the error itself
         return ""
     domain_written = _referenced_domain(msg)
