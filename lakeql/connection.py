@@ -170,24 +170,43 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
 
 
 def outdated_index_hint(store: Store, plan: Any) -> str:
-    """A one-line hint when the index was written by an older lakeql in a way that makes every connection
+    """A one-line hint when the index was written by another lakeql in a way that makes every connection
     slower (the stored catalog is not reused, so a query of the catalog reads every Parquet footer again;
-    views of an older format are made anew); ``''`` otherwise, or while a build is running."""
+    views of another format are made anew); ``''`` otherwise, or while a build is running. An index of a
+    newer format says so (a refresh by this lakeql would rewrite it in the older format for the newer
+    one to redo): upgrade lakeql."""
+    import json
+
     from lakeql.catalog import CATALOG_FORMAT, _current_format
 
-    old = []
+    old, newer = [], False
     try:
         entry = store.find("catalog")
         if entry is not None and not _current_format(entry):
-            old.append(f"catalog format {entry.params_dict.get('format', 1)!s}, now {CATALOG_FORMAT}")
+            found = entry.params_dict.get("format", 1)
+            newer |= isinstance(found, int) and found > CATALOG_FORMAT
+            old.append(f"catalog format {found!s}, now {CATALOG_FORMAT}")
     except Exception:  # noqa: BLE001 - an unreadable manifest is reported where it is read
         pass
     if plan is not None and getattr(plan, "outdated", False):
-        from lakeql.views import FORMAT
+        from lakeql.views import FORMAT, MANIFEST, VIEWS_DIR
 
-        old.append(f"views of an older format, now {FORMAT}")
+        try:
+            found = json.loads((store.root / VIEWS_DIR / MANIFEST).read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            found = None
+        if isinstance(found, int) and found > FORMAT:
+            newer = True
+            old.append(f"views format {found}, now {FORMAT}")
+        else:
+            old.append(f"views of an older format, now {FORMAT}")
     if not old or store.build_running() is not None:
         return ""
+    if newer:
+        return (f"lakeql: hint: the index {str(store.root)!r} was written by a newer lakeql "
+                f"({'; '.join(old)}), so each connection reads the lake's Parquet footers again: upgrade "
+                "lakeql (pip install -U lakeql); 'lakeql index --refresh LAKE' would rewrite it for this "
+                "older version")
     return (f"lakeql: hint: the index {str(store.root)!r} was written by an older lakeql ({'; '.join(old)}), "
             "so each connection reads the lake's Parquet footers again: run 'lakeql index --refresh LAKE' "
             "once to update it")

@@ -18,6 +18,8 @@ TABLE_COLUMNS = [("table_name", "VARCHAR"), ("domain", "VARCHAR"), ("name", "VAR
                  ("source", "VARCHAR"), ("n_files", "BIGINT"), ("row_count", "BIGINT"),
                  ("source_bytes", "BIGINT"), ("n_columns", "BIGINT"), ("status", "VARCHAR"),
                  ("error", "VARCHAR")]
+NAMED_COLUMNS = [("table_name", "VARCHAR"), ("domain", "VARCHAR"), ("name", "VARCHAR"), ("source", "VARCHAR"),
+                 ("status", "VARCHAR"), ("error", "VARCHAR")]
 COLUMN_COLUMNS = [("table_name", "VARCHAR"), ("column_name", "VARCHAR"), ("ordinal", "INTEGER"),
                   ("type", "VARCHAR")]
 
@@ -61,6 +63,30 @@ def register(con, ctx) -> None:
                         "error": p.error})
         return out
 
+    def named(name: Any) -> list[dict[str, Any]]:
+        """The lakeql_tables() rows (table_name, domain, name, source, status, error only) of the tables
+        whose bare name is ``name`` (case-insensitive), for an error hint: the lake's tables by name and
+        the stored catalog's unreadable ones, without loading the whole catalog (lakeql_tables() on a
+        10,000-table lake: 1.7 s the first time in a connection, 0.4 s after)."""
+        wanted = str(name or "").lower()
+        if ctx.lake is None or not wanted:
+            return []
+        bad = {}
+        for p in _table_problems(ctx, con, wanted):
+            top = p[2].replace("\\", "/").split("/", 1)[0]  # a domain may hold dots: its folder says
+            if "/" in p[2] and p[1].startswith(top + "."):
+                domain, bare = top, p[1][len(top) + 1:]
+            else:
+                domain, _, bare = p[1].partition(".")
+            if bare.lower() == wanted:
+                bad.setdefault(p[1], {"table_name": p[1], "domain": domain, "name": bare, "source": p[2],
+                                      "status": "error" if p[0] == "table" else "unsupported",
+                                      "error": p[3]})
+        ok = [{"table_name": key, "domain": t.domain, "name": t.name, "source": t.source, "status": "ok",
+               "error": None}
+              for key, t in sorted(ctx.lake.tables.items()) if t.name.lower() == wanted and key not in bad]
+        return sorted([*bad.values(), *ok], key=lambda r: r["table_name"])
+
     def columns(_dummy: Any = None) -> list[dict[str, Any]]:
         if ctx.lake is None:
             return []
@@ -88,3 +114,33 @@ def register(con, ctx) -> None:
     table_udf(con, "lakeql_indexes", indexes, ["INTEGER"], INDEX_COLUMNS)
     table_udf(con, "lakeql_tables", tables, ["INTEGER"], TABLE_COLUMNS)
     table_udf(con, "lakeql_columns", columns, ["INTEGER"], COLUMN_COLUMNS)
+    table_udf(con, "lakeql_tables_named", named, ["VARCHAR"], NAMED_COLUMNS)
+
+
+def _table_problems(ctx, con, wanted: str) -> list[tuple[str, str, str, str]]:
+    """(kind, table_name, path, error) of the unreadable tables and files of an unsupported format that
+    may be named ``wanted``: from the connection's catalog when it is loaded, else from the stored
+    catalog's problems file (read with DuckDB, filtered), else from the catalog (loaded now)."""
+    from lakeql.catalog import _current_format
+
+    cat = getattr(ctx, "_catalog", None)
+    if cat is None and ctx.store is not None:
+        path = ctx.store.path("catalog", "problems.parquet")
+        try:
+            entry = ctx.store.find("catalog")
+            if path.exists() and _current_format(entry):
+                ctx.store.verify(entry)
+                cur = con.cursor()
+                try:
+                    return cur.execute(
+                        "SELECT kind, table_name, path, error FROM read_parquet(?) WHERE kind <> 'file' "
+                        "AND (lower(table_name) = ? OR ends_with(lower(table_name), ?))",
+                        [str(path), wanted, "." + wanted]).fetchall()
+                finally:
+                    cur.close()
+        except Exception:  # noqa: BLE001 - a damaged stored catalog: the catalog itself says
+            pass
+    cat = ctx.catalog
+    return [(p.kind, p.table_name, p.path, p.error) for p in cat.problems
+            if p.kind != "file" and (p.table_name.lower() == wanted
+                                     or p.table_name.lower().endswith("." + wanted))]

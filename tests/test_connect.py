@@ -359,3 +359,38 @@ def test_an_index_of_an_older_format_gets_a_hint_once(indexed, tmp_path, capsys,
     lakeql.index(work_lake, index_dir=work, capabilities=[], refresh=True, progress=False)
     assert hints() == []
     assert json.loads(store.find("catalog").params)["format"] == 2
+
+
+def test_an_index_of_a_newer_format_is_not_called_older(indexed, tmp_path, capsys, monkeypatch) -> None:
+    """A catalog or views.json of a format newer than this lakeql's: the hint said 'written by an older
+    lakeql' and to refresh it (which rewrites it in the older format); it says newer and to upgrade."""
+    import dataclasses
+    import json
+
+    from lakeql.catalog import CATALOG_FORMAT
+    from lakeql.store import Store
+    from lakeql.views import FORMAT
+
+    lake, idx = indexed
+    work_lake, work = tmp_path / "lake", tmp_path / "idx"
+    shutil.copytree(lake, work_lake)
+    shutil.copytree(idx, work)
+    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+
+    def hints() -> list[str]:
+        capsys.readouterr()
+        open_lake(work_lake, index_dir=work)[0].close()
+        return [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
+
+    store = Store(work)
+    store.record(dataclasses.replace(store.find("catalog"),
+                                     params=json.dumps({"format": CATALOG_FORMAT + 1})))
+    got = hints()
+    assert len(got) == 1 and "written by a newer lakeql" in got[0] and "upgrade lakeql" in got[0], got
+    assert f"catalog format {CATALOG_FORMAT + 1}, now {CATALOG_FORMAT}" in got[0]
+    store.record(dataclasses.replace(store.find("catalog"), params=json.dumps({"format": CATALOG_FORMAT})))
+    manifest = json.loads((work / "views" / "views.json").read_text())
+    manifest["format"] = FORMAT + 1
+    (work / "views" / "views.json").write_text(json.dumps(manifest))
+    got = hints()
+    assert len(got) == 1 and "newer lakeql" in got[0] and f"views format {FORMAT + 1}" in got[0], got

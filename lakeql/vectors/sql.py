@@ -154,10 +154,11 @@ class Searcher:
             raise LakeqlError("the query vector is NULL")
         table, column, idx = self.index(tbl, col, "semantic_search_vector")
         q = check_query_vector(idx, np.asarray(vector, np.float32), f"{table.key}.{column}")
-        norm = float(np.linalg.norm(q))
+        q64 = q.astype(np.float64)  # float32's squared norm overflows/underflows
+        norm = float(np.linalg.norm(q64))
         if norm == 0.0:
             raise LakeqlError("the query vector is all zeros: it has no direction to compare")
-        q = q / norm  # the stored vectors are unit length: the scores are cosines, not dot products
+        q = (q64 / norm).astype(np.float32)  # the stored vectors are unit length: scores are cosines
         return hits(*self.run(table, column, idx, q, kk, ov, self.allowed(table, idx, predicate), exact))
 
     def hybrid(self, tbl, col, query, k, fusion, weight, predicate) -> list[dict[str, Any]]:

@@ -156,3 +156,32 @@ def test_scores_are_cosines_within_one(tmp_path):
     assert all(-1.0 <= s <= 1.0 for (s,) in got)
     with pytest.raises(Exception, match="all zeros"):
         con.execute(sql, [[0.0] * 384, False]).fetchall()
+
+
+def test_query_vectors_of_extreme_length_give_the_unit_query_answer(tmp_path):
+    """The query vector's length is normalized away: a finite float32 vector of length ~1e21 (its float32
+    squared norm overflows to inf) or ~1e-24 (underflows to 0) is the same direction as the unit one,
+    so the same rows and cosines, not a zero query (every score 0, arbitrary rows) or 'all zeros'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((200, 64)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    lake = tmp_path / "lake"
+    (lake / "emb").mkdir(parents=True)
+    col = pa.array(vecs.tolist(), pa.list_(pa.float32(), 64))
+    pq.write_table(pa.table({"id": np.arange(200), "vec": col}), lake / "emb" / "t.parquet")
+    build(lake, tmp_path / "idx", ["emb.t.vec"])
+    con = connect(lake, tmp_path / "idx")
+    sql = "SELECT id, score FROM semantic_search_vector('emb.t', 'vec', ?::FLOAT[], k := 5, exact := ?)"
+    for i in (0, 17, 199):
+        for exact_scan in (False, True):
+            want = con.execute(sql, [vecs[i].tolist(), exact_scan]).fetchall()
+            assert want[0][0] == i
+            for scale in (1e20, 1e-24):
+                q = (vecs[i] * np.float32(scale)).astype(np.float32)
+                assert np.all(np.isfinite(q)) and np.any(q != 0)
+                got = con.execute(sql, [q.tolist(), exact_scan]).fetchall()
+                assert [r for r, _ in got] == [r for r, _ in want], (scale, got, want)
+                assert all(abs(a - b) < 1e-3 for (_, a), (_, b) in zip(got, want, strict=True)), (scale, got)
