@@ -11,6 +11,18 @@ CONTEXT_COLUMNS = [("path", "VARCHAR"), ("score", "DOUBLE"), ("content", "VARCHA
 CHECK_COLUMNS = [("severity", "VARCHAR"), ("message", "VARCHAR"), ("suggestion", "VARCHAR"),
                  ("line", "INTEGER"), ("col", "INTEGER")]
 
+# Longest inputs read. A question is ranked by its words and its first ~256 model tokens: 100,000
+# characters is far past what changes the answer. Checking SQL costs ~10 CPU s per MB (sqlglot): a 10 MB
+# string from an agent would hold a CPU for ~100 s. Longer inputs are an error, not silently cut.
+MAX_QUESTION_CHARS = 100_000
+MAX_CHECK_SQL_CHARS = 1_000_000
+
+
+def check_length(what: str, text: str, limit: int) -> None:
+    """Raise a clear error when ``text`` is longer than ``limit`` characters."""
+    if len(text) > limit:
+        raise LakeqlError(f"{what} has {len(text):,} characters; at most {limit:,} are accepted: shorten it")
+
 
 def schema_index(ctx):
     """The fresh :class:`SchemaIndex` of the connection's lake, loaded once per build."""
@@ -60,6 +72,7 @@ def register(con, ctx) -> None:
 
         if question is None or not str(question).strip():
             raise LakeqlError("schema_context needs a question: pass a non-empty text")
+        check_length("the schema_context question", str(question), MAX_QUESTION_CHARS)
         kk = check_k(k)
         idx = schema_index(ctx)
         hits = idx.pick(str(question), kk, str(unit or "auto"))
@@ -68,6 +81,8 @@ def register(con, ctx) -> None:
     def check_impl(sql: Any, search_path: Any) -> list[dict[str, Any]]:
         from lakeql.context.check import check
 
+        if sql is not None:
+            check_length("the SQL given to check_sql", str(sql), MAX_CHECK_SQL_CHARS)
         cur = con.cursor()  # a UDF cannot use the connection of the query that calls it
         try:
             return [p.as_dict() for p in check(sql, checker_schema(ctx), search_path or None, con=cur)]
