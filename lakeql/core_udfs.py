@@ -104,12 +104,27 @@ def register(con, ctx) -> None:
     def row_files_view(name: str) -> str:
         return ctx.row_files_view(ctx.table(name))
 
+    def row_column(name: str, column: str) -> str:
+        """``column`` of table ``name`` as its rowid view names it; an unknown column is a lakeql error
+        with the closest names (DuckDB's binder would say only "was not found in the FROM clause")."""
+        from lakeql.errors import LakeqlError, did_you_mean
+        from lakeql.rows import escape_column
+
+        table = ctx.table(name)
+        names = [c.column_name for c in ctx.catalog.columns(table)]
+        if column.lower() not in {n.lower() for n in names}:  # DuckDB's names are case-insensitive
+            raise LakeqlError(f"table {table.key!r} has no column {column!r}"
+                              f"{did_you_mean(column, names)}")
+        return escape_column(column)
+
     # Deterministic (no side effects): DuckDB folds them at bind time, so query_table() gets a constant.
     scalar_udf(con, "lakeql_table_key", table_key, ["VARCHAR"], "VARCHAR", side_effects=False,
                null_handling="default")
     scalar_udf(con, "lakeql_rows_view", rows_view, ["VARCHAR"], "VARCHAR", side_effects=False,
                null_handling="default")
     scalar_udf(con, "lakeql_row_files_view", row_files_view, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")
+    scalar_udf(con, "lakeql_row_column", row_column, ["VARCHAR", "VARCHAR"], "VARCHAR", side_effects=False,
                null_handling="default")
     table_udf(con, "lakeql_indexes", indexes, ["INTEGER"], INDEX_COLUMNS)
     table_udf(con, "lakeql_tables", tables, ["INTEGER"], TABLE_COLUMNS)

@@ -79,7 +79,7 @@ CREATE OR REPLACE MACRO similar_rows(tbl, col, key_column, key, k := 10, oversam
     SELECT {{row_columns()}}, h.__rowid.score AS score
     FROM (SELECT unnest(similar_rows_impl(tbl, col,
                  (SELECT list(__rowid ORDER BY __rowid) FROM query_table(lakeql_rows_view(tbl))
-                  WHERE CAST(COLUMNS([{{row_column(key_column)}}]) AS VARCHAR) = CAST(key AS VARCHAR)),
+                  WHERE CAST(COLUMNS([lakeql_row_column(tbl, key_column)]) AS VARCHAR) = CAST(key AS VARCHAR)),
                  k, oversample)) AS __rowid) h
     {{join_rows(tbl, h.__rowid.rowid)}}
     ORDER BY h.__rowid.score DESC, r.__rowid;

@@ -29,6 +29,8 @@ CASES = [
     ("SELECT * FROM semantic_search_vector('python.functions', 'docstring', [1, 2, 3]::FLOAT[])",
      "query vector has 3 dimensions but the embed index of python.functions.docstring has 384"),
     ("SELECT * FROM similar_rows('python.functions', 'docstring', 'qualname', 'no_such_fn')", "has that key"),
+    ("SELECT * FROM similar_rows('python.functions', 'docstring', 'qualnme', 'x')",
+     "table 'python.functions' has no column 'qualnme' (did you mean qualname?)"),
     ("SELECT * FROM similar_rows('python.functions', 'docstring', 'qualname', 'null_doc')",
      "NULL or empty, so it has no embedding"),
     ("SELECT binarize([1, 2]::FLOAT[], 'median')", "needs fitted parameters"),
