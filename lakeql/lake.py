@@ -187,6 +187,21 @@ def glob_escape(path: str) -> str:
     return _GLOB_CHARS.sub(r"[\1]", path)
 
 
+def globbable(path: str) -> bool:
+    """Whether DuckDB can read ``path`` through :func:`glob_escape`: not when it holds a backslash and a
+    glob character. DuckDB splits a file pattern at ``\\`` as well as ``/`` (on Linux too) and no escape
+    matches a backslash, so ``a\\b[1].parquet`` read the file ``b[1].parquet`` of a folder ``a``, or none.
+    A path without glob characters is opened as it is spelled (backslash included)."""
+    return "\\" not in path or not _GLOB_CHARS.search(path)
+
+
+def _unglobbable_warning(path: str) -> str:
+    return (
+        f"skipping {path!r}: DuckDB reads a backslash in a path that also holds '*', '?' or '[' as a "
+        "folder separator, so no file pattern names it: rename the file or folder"
+    )
+
+
 def quote_path(path: str) -> str:
     """A quoted SQL literal of ``path`` for DuckDB's file readers (:func:`glob_escape` + quoting)."""
     return quote_literal(glob_escape(str(path)))
@@ -394,6 +409,9 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
                     continue
                 st = e.stat(follow_symlinks=True)
             except OSError:
+                continue
+            if not globbable(e.path):
+                warnings.warn(_unglobbable_warning(e.path), UnsupportedFileWarning, stacklevel=3)
                 continue
             out.append(FileStamp(e.path[prefix_len:].replace(os.sep, "/"), st.st_size, st.st_mtime_ns))
 

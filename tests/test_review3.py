@@ -1,0 +1,37 @@
+"""Review of rowfetch x hostile4 (benchmarks/results/review3.md)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from test_rowfetch import _same
+
+import lakeql
+from lakeql.lake import UnsupportedFileWarning
+
+
+def test_backslash_and_glob_in_a_file_name_is_skipped_not_misread(tmp_path):
+    """DuckDB splits a file pattern at '\\' too (on Linux) and has no escape for it: the escaped pattern of
+    'a\\[1].parquet' named the file '[1].parquet' of a folder 'a' (read instead), or nothing (the whole
+    table was dropped). Such a file is skipped with a warning; the table's other files are read."""
+    t = tmp_path / "lake" / "dom" / "t"
+    t.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [1, 2]}), t / "a\\[1].parquet")
+    pq.write_table(pa.table({"id": [3]}), t / "b.parquet")
+    pq.write_table(pa.table({"id": [4]}), t / "c\\d.parquet")  # no glob character: read as spelled
+    decoy = t / "a"  # what the pattern 'a\[[]1].parquet' names
+    decoy.mkdir()
+    pq.write_table(pa.table({"id": [99]}), decoy / "[1].parquet")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        con = lakeql.connect(tmp_path / "lake")
+    assert any(
+        issubclass(w.category, UnsupportedFileWarning) and "backslash" in str(w.message) for w in caught
+    )
+    ids = sorted(r[0] for r in con.execute("SELECT id FROM dom.t").fetchall())
+    assert ids == [3, 4, 99]  # b, c\d and the folder a's own [1].parquet: never a\[1] misread as a/[1]
+    rows = _same(con, "dom.t", [0, 1, 2])  # the rowid fetch maps every hit to its file
+    assert sorted(r[1] for r in rows) == ids
+    con.close()
