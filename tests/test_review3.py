@@ -6,6 +6,7 @@ import warnings
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from test_rowfetch import _same
 
 import lakeql
@@ -35,3 +36,14 @@ def test_backslash_and_glob_in_a_file_name_is_skipped_not_misread(tmp_path):
     rows = _same(con, "dom.t", [0, 1, 2])  # the rowid fetch maps every hit to its file
     assert sorted(r[1] for r in rows) == ids
     con.close()
+
+
+def test_index_dir_with_a_backslash_is_refused_naming_the_fix(tmp_path):
+    """DuckDB opens 'ix\\y/lake.duckdb' as 'ix/y/lake.duckdb' (on Linux too): the build failed with an
+    IOException naming a folder the user never gave (or wrote into another folder, when that existed)."""
+    from lakeql.demo import SAMPLE_LAKE
+    from lakeql.errors import IndexDirError
+
+    with pytest.raises(IndexDirError, match="--index-dir"):
+        lakeql.index(SAMPLE_LAKE, index_dir=tmp_path / "ix\\y", capabilities=["ngrams"], progress=False)
+    assert not (tmp_path / "ix").exists()
