@@ -609,6 +609,10 @@ def discover(root: str | os.PathLike[str]) -> Lake:
         if not root_path.exists():
             raise LakeNotFoundError(f"lake path {text!r} does not exist: pass a folder of Parquet files")
         root_path = root_path.resolve()
+        if not globbable(str(root_path)):
+            raise LakeqlError(
+                f"the lake path {str(root_path)!r} holds a backslash and '*', '?' or '[': DuckDB reads such "
+                "a backslash as a folder separator, so no file of it can be read: rename or move the folder")
         if root_path.is_file():
             if not file_format(root_path.name):
                 raise LakeNotFoundError(f"{text!r} is not a folder or a Parquet, CSV or JSON file")

@@ -47,3 +47,14 @@ def test_index_dir_with_a_backslash_is_refused_naming_the_fix(tmp_path):
     with pytest.raises(IndexDirError, match="--index-dir"):
         lakeql.index(SAMPLE_LAKE, index_dir=tmp_path / "ix\\y", capabilities=["ngrams"], progress=False)
     assert not (tmp_path / "ix").exists()
+
+
+def test_lake_path_with_a_backslash_and_a_glob_character_names_the_fix(tmp_path):
+    """Every file of such a lake was skipped and the error said 'no Parquet files under' it."""
+    from lakeql.errors import LakeqlError
+
+    root = tmp_path / "l\\k[1]"
+    (root / "dom").mkdir(parents=True)
+    pq.write_table(pa.table({"id": [1]}), root / "dom" / "t.parquet")
+    with pytest.raises(LakeqlError, match="rename or move the folder"):
+        lakeql.connect(root)
