@@ -196,6 +196,21 @@ def glob_escape(path: str) -> str:
     return _GLOB_CHARS.sub(r"[\1]", path)
 
 
+def globbable(path: str) -> bool:
+    """Whether DuckDB can read ``path`` through :func:`glob_escape`: not when it holds a backslash and a
+    glob character. DuckDB splits a file pattern at ``\\`` as well as ``/`` (on Linux too) and no escape
+    matches a backslash, so ``a\\b[1].parquet`` read the file ``b[1].parquet`` of a folder ``a``, or none.
+    A path without glob characters is opened as it is spelled (backslash included)."""
+    return "\\" not in path or not _GLOB_CHARS.search(path)
+
+
+def _unglobbable_warning(path: str) -> str:
+    return (
+        f"skipping {path!r}: DuckDB reads a backslash in a path that also holds '*', '?' or '[' as a "
+        "folder separator, so no file pattern names it: rename the file or folder"
+    )
+
+
 def quote_path(path: str) -> str:
     """A quoted SQL literal of ``path`` for DuckDB's file readers (:func:`glob_escape` + quoting)."""
     return quote_literal(glob_escape(str(path)))
@@ -404,6 +419,9 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
                 st = e.stat(follow_symlinks=True)
             except OSError:
                 continue
+            if not globbable(e.path):
+                warnings.warn(_unglobbable_warning(e.path), UnsupportedFileWarning, stacklevel=3)
+                continue
             out.append(FileStamp(e.path[prefix_len:].replace(os.sep, "/"), st.st_size, st.st_mtime_ns))
 
     walk(str(base), os.path.realpath(base), (), "_delta_log" in base.parts)
@@ -600,6 +618,10 @@ def discover(root: str | os.PathLike[str]) -> Lake:
         if not root_path.exists():
             raise LakeNotFoundError(f"lake path {text!r} does not exist: pass a folder of Parquet files")
         root_path = root_path.resolve()
+        if not globbable(str(root_path)):
+            raise LakeqlError(
+                f"the lake path {str(root_path)!r} holds a backslash and '*', '?' or '[': DuckDB reads such "
+                "a backslash as a folder separator, so no file of it can be read: rename or move the folder")
         if root_path.is_file():
             if not file_format(root_path.name):
                 raise LakeNotFoundError(f"{text!r} is not a folder or a Parquet, CSV or JSON file")

@@ -351,6 +351,12 @@ class Store:
     # ----------------------------------------------------------------- writing
     def ensure_writable(self) -> None:
         """Create the index dir, or raise :class:`IndexDirError` naming ``--index-dir``."""
+        if "\\" in str(self.root):
+            # DuckDB opens a database file at a path with '\' turned into '/' (on Linux too): lake.duckdb
+            # would be written to another folder, or fail with a path the user never gave
+            raise IndexDirError(
+                f"the index dir {str(self.root)!r} holds a backslash, which DuckDB reads as '/' in a "
+                "database path: pass a folder without one with --index-dir")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self._temp_name(self.root / ".probe")
