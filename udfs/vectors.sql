@@ -40,6 +40,19 @@ CREATE OR REPLACE MACRO similar_codes(tbl, col, row_id, k := 10) AS TABLE
     ORDER BY h.distance, h.rowid;
 
 -- @python
+-- On a lakeql connection the code store is read only while its embed index is fresh: the table's views
+-- follow the lake, so after files were added a stale index's rowids would name other rows.
+-- lakeql_embed_dir raises the error naming 'lakeql index --refresh'. (The stock CLI's lake.duckdb keeps
+-- the pure versions above: its views list the files the index was built from.)
+CREATE OR REPLACE MACRO embed_codes_path(tbl, col) AS lakeql_embed_dir(tbl, col) || '/shards/*/codes.parquet';
+
+CREATE OR REPLACE MACRO embed_codes(tbl, col) AS TABLE
+    SELECT s."offset" + c.file_row AS __rowid, c.code
+    FROM read_parquet(embed_codes_path(tbl, col), filename = '__lakeql_shard_file') c
+    JOIN read_parquet(lakeql_embed_dir(tbl, col) || '/shards.parquet') s
+      ON s.shard = regexp_extract(c.__lakeql_shard_file, '/shards/([^/]+)/codes[.]parquet$', 1)
+    ORDER BY __rowid;
+
 -- semantic_search(tbl, col, query, k, oversample, filter): the k rows whose text is closest in meaning
 -- to query, with all their columns plus score (cosine similarity, highest first). filter is an optional
 -- SQL predicate over the table's columns applied BEFORE the search (a pre-filter). exact := true scans

@@ -234,6 +234,24 @@ def register(con, ctx) -> None:
     scalar_udf(con, "similar_rows_impl", s.similar,
                ["VARCHAR", "VARCHAR", "BIGINT[]", "BIGINT", "BIGINT"], hit_list)
 
+    def embed_dir(tbl: Any, col: Any) -> str:
+        """The folder of the fresh embed index of (tbl, col), glob-escaped for read_parquet, or the error
+        naming the fix: a stale index's rowids point at other rows once files were added or changed, so
+        the pure-SQL code macros (embed_codes, nearest_codes, similar_codes) must not read it silently."""
+        from lakeql.lake import glob_escape
+        from lakeql.vectors.columns import embed_column
+
+        if tbl is None or col is None:
+            raise LakeqlError("embed_codes needs a table and a column, got NULL")
+        table = ctx.table(str(tbl))
+        column = embed_column(ctx.catalog, table, str(col), "embed_codes")[0].column_name
+        entry = ctx.require_index(KIND, table, column, flag="--embed")
+        return glob_escape(str(ctx.store.root / entry.path))
+
+    # deterministic: folded at bind time, so read_parquet() gets a constant path
+    scalar_udf(con, "lakeql_embed_dir", embed_dir, ["VARCHAR", "VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="special")
+
     dim = embedding.config_dimension(None)
     ret = f"FLOAT[{dim}]" if dim else "FLOAT[]"
 

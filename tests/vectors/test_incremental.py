@@ -288,3 +288,33 @@ def test_refinement_planes_end_to_end(tmp_path, tables, real):
                        ({"embed_refine_bits": 2, "embed_rescore": "float16"}, "--embed-rescore int8")):
         with pytest.raises(LakeqlError, match=match):
             build(lake, tmp_path / "bad", ["vecs.docs.v"], **bad)
+
+
+def test_code_macros_refuse_a_stale_index_instead_of_naming_other_rows(tmp_path, tables):
+    """After a file that sorts first is added, the table's view (which follows the lake) numbers every
+    row anew while the stale code store keeps the old rowids: similar_codes / nearest_codes /
+    embed_codes on a lakeql connection returned other rows' ids with no word. Now the error names
+    --refresh; after it, the answers are right again."""
+    lake, folder, parts = lake_of_first_parts(tmp_path, tables["vecs"], "vecs", "docs")
+    idx = tmp_path / "index"
+    build(lake, idx, ["vecs.docs.v"], **VEC_OPTS)
+    sql = "SELECT id, distance FROM similar_codes('vecs.docs', 'v', 7, k := 4)"
+    con = connect(lake, idx)
+    fresh = con.execute(sql).fetchall()
+    assert len(fresh) == 4
+    con.close()
+    shutil.copy(parts[3], folder / "a-first.parquet")  # sorts before part-0: every rowid shifts
+    con = connect(lake, idx)
+    for q in (sql, "SELECT count(*) FROM embed_codes('vecs.docs', 'v')",
+              "SELECT count(*) FROM nearest_codes('vecs.docs', 'v', (SELECT code FROM embed_codes("
+              "'vecs.docs', 'v') LIMIT 1))"):
+        with pytest.raises(duckdb.Error, match=r"older than the Parquet files.*lakeql index --refresh"):
+            con.execute(q).fetchall()
+    con.close()
+    build(lake, idx, ["vecs.docs.v"], refresh=True, **VEC_OPTS)
+    con = connect(lake, idx)
+    ids = dict(con.execute("SELECT __rowid, id FROM query_table(lakeql_rows_view('vecs.docs'))").fetchall())
+    row7 = ids[7]
+    got = con.execute(sql).fetchall()
+    assert row7 not in [i for i, _ in got] and len(got) == 4
+    con.close()
