@@ -86,11 +86,15 @@ def _skip(b: bytes, i: int, t: int, depth: int) -> int:
         n, et = h >> 4, h & 15
         if n == 15:
             n, i = _varint(b, i)
+        if n > len(b) - i:  # every element takes a byte at least: a hostile count must not spin for ever
+            raise Declined("list longer than its page header")
         for _ in range(n):
             i = i + 1 if et in (1, 2) else _skip(b, i, et, depth + 1)
         return i
     if t == 11:
         n, i = _varint(b, i)
+        if n > len(b) - i:  # every entry takes a byte at least
+            raise Declined("map longer than its page header")
         if n:
             kv = b[i]
             i += 1

@@ -227,3 +227,28 @@ def test_corrupt_pages_are_declined_not_misread(tmp_path):
         if got != good:  # a flipped text byte: same rows but that value differs; never a different row count
             assert len(got) == len(good)
     assert "declined" in outcomes
+
+
+@pytest.mark.parametrize("kind", ["list", "map"])
+def test_hostile_thrift_container_length_is_declined_at_once(kind):
+    """A list (of bools) / map of ~2**64 elements in a page header: declined at once (the skip loop
+    spun for ever: elements of a fixed size were skipped without reading the buffer)."""
+    import threading
+
+    from lakeql.ngrams.pqpages import _HEADER, Declined, _struct
+
+    huge = b"\xff" * 9 + b"\x01"
+    header = bytes([0x19, 0xF1]) + huge if kind == "list" else bytes([0x1B]) + huge + bytes([0x11])
+    out = []
+
+    def run():
+        try:
+            _struct(header + b"\x00" * 8, 0, _HEADER)
+            out.append("parsed")
+        except Declined:
+            out.append("declined")
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(5)
+    assert out == ["declined"]
