@@ -122,6 +122,8 @@ def _struct(b: bytes, i: int, want: dict | None, depth: int = 0) -> tuple[dict, 
         else:
             v, i = _varint(b, i)
             fid = _zigzag(v)
+        if want is not None and fid in want and t != 12:  # callers read it as a struct: never an int
+            raise Declined(f"page header field {fid} is not a struct")
         if t in (4, 5, 6):
             v, i = _varint(b, i)
             out[fid] = _zigzag(v)

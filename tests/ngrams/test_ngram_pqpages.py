@@ -229,6 +229,33 @@ def test_corrupt_pages_are_declined_not_misread(tmp_path):
     assert "declined" in outcomes
 
 
+def _chunk_bytes(tmp_path, **kw):
+    """A small file's bytes, its metadata and where its text column chunk starts."""
+    src = _write(tmp_path / "h.parquet", ROWS, compression="none", use_dictionary=False, **kw)
+    md = pq.ParquetFile(src).metadata
+    return bytearray(open(src, "rb").read()), md, md.row_group(0).column(1).data_page_offset
+
+
+def test_page_header_field_of_another_type_is_declined(tmp_path):
+    """The data page header's struct field (5) typed as a bool or an int: declined (was an
+    AttributeError out of the ngram query: ``'bool' object has no attribute 'get'``)."""
+    from lakeql.ngrams.pqpages import Declined, _varint, chunk_pieces
+
+    raw, md, at = _chunk_bytes(tmp_path)
+    i = at
+    for _ in range(3):  # fields 1-3: page type, sizes (i32 varints)
+        assert raw[i] & 15 == 5
+        i = _varint(raw, i + 1)[1]
+    assert raw[i] == 0x2C  # field 5 (delta 2), a struct
+    for typ in (1, 2, 5):  # bool true, bool false, i32
+        bad = bytearray(raw)
+        bad[i] = 0x20 | typ
+        path = tmp_path / f"bad{typ}.parquet"
+        path.write_bytes(bytes(bad))
+        with open(path, "rb") as fh, pytest.raises(Declined):
+            chunk_pieces(fh, md, 0, 1)
+
+
 @pytest.mark.parametrize("kind", ["list", "map"])
 def test_hostile_thrift_container_length_is_declined_at_once(kind):
     """A list (of bools) / map of ~2**64 elements in a page header: declined at once (the skip loop
