@@ -348,6 +348,9 @@ def chunk_pieces(fh, md, group: int, leaf: int) -> list[tuple[int, Values, np.nd
     if cc.has_dictionary_page and cc.dictionary_page_offset and 0 < cc.dictionary_page_offset < start:
         start = cc.dictionary_page_offset
     size = int(cc.total_compressed_size)
+    # the footer is the file's word too: a chunk outside the file must not make us allocate its claim
+    if not (0 <= start and 0 <= size and start + size <= os.fstat(fh.fileno()).st_size):
+        raise Declined("column chunk outside the file")
     raw = os.pread(fh.fileno(), size, start)
     if len(raw) != size:
         raise Declined("short read")

@@ -279,3 +279,32 @@ def test_hostile_thrift_container_length_is_declined_at_once(kind):
     t.start()
     t.join(5)
     assert out == ["declined"]
+
+
+@pytest.mark.parametrize("size", [-1, 2**40, 2**62, 2**70])
+def test_footer_chunk_size_outside_the_file_is_declined(tmp_path, size):
+    """A footer claiming a column chunk larger than the file (or negative): declined before reading
+    (``os.pread`` allocated the claimed size first: MemoryError / OverflowError / ValueError escaped)."""
+    from lakeql.ngrams.pqpages import Declined, chunk_pieces
+
+    src = _write(tmp_path / "f.parquet", ROWS, compression="none")
+    md = pq.ParquetFile(src).metadata
+    cc = md.row_group(0).column(1)
+    fake_cc = types.SimpleNamespace(
+        **{
+            k: getattr(cc, k)
+            for k in (
+                "compression",
+                "data_page_offset",
+                "has_dictionary_page",
+                "dictionary_page_offset",
+                "total_uncompressed_size",
+            )
+        },
+        total_compressed_size=size,
+    )
+    rg = md.row_group(0)
+    fake_rg = types.SimpleNamespace(num_rows=rg.num_rows, column=lambda leaf: fake_cc)
+    fake = types.SimpleNamespace(row_group=lambda g: fake_rg, schema=md.schema)
+    with open(src, "rb") as fh, pytest.raises(Declined):
+        chunk_pieces(fh, fake, 0, 1)
