@@ -86,11 +86,15 @@ def _skip(b: bytes, i: int, t: int, depth: int) -> int:
         n, et = h >> 4, h & 15
         if n == 15:
             n, i = _varint(b, i)
+        if n > len(b) - i:  # every element takes a byte at least: a hostile count must not spin for ever
+            raise Declined("list longer than its page header")
         for _ in range(n):
             i = i + 1 if et in (1, 2) else _skip(b, i, et, depth + 1)
         return i
     if t == 11:
         n, i = _varint(b, i)
+        if n > len(b) - i:  # every entry takes a byte at least
+            raise Declined("map longer than its page header")
         if n:
             kv = b[i]
             i += 1
@@ -118,6 +122,8 @@ def _struct(b: bytes, i: int, want: dict | None, depth: int = 0) -> tuple[dict, 
         else:
             v, i = _varint(b, i)
             fid = _zigzag(v)
+        if want is not None and fid in want and t != 12:  # callers read it as a struct: never an int
+            raise Declined(f"page header field {fid} is not a struct")
         if t in (4, 5, 6):
             v, i = _varint(b, i)
             out[fid] = _zigzag(v)
@@ -342,6 +348,9 @@ def chunk_pieces(fh, md, group: int, leaf: int) -> list[tuple[int, Values, np.nd
     if cc.has_dictionary_page and cc.dictionary_page_offset and 0 < cc.dictionary_page_offset < start:
         start = cc.dictionary_page_offset
     size = int(cc.total_compressed_size)
+    # the footer is the file's word too: a chunk outside the file must not make us allocate its claim
+    if not (0 <= start and 0 <= size and start + size <= os.fstat(fh.fileno()).st_size):
+        raise Declined("column chunk outside the file")
     raw = os.pread(fh.fileno(), size, start)
     if len(raw) != size:
         raise Declined("short read")

@@ -227,3 +227,153 @@ def test_corrupt_pages_are_declined_not_misread(tmp_path):
         if got != good:  # a flipped text byte: same rows but that value differs; never a different row count
             assert len(got) == len(good)
     assert "declined" in outcomes
+
+
+def _chunk_bytes(tmp_path, **kw):
+    """A small file's bytes, its metadata and where its text column chunk starts."""
+    src = _write(tmp_path / "h.parquet", ROWS, compression="none", use_dictionary=False, **kw)
+    md = pq.ParquetFile(src).metadata
+    return bytearray(open(src, "rb").read()), md, md.row_group(0).column(1).data_page_offset
+
+
+def test_page_header_field_of_another_type_is_declined(tmp_path):
+    """The data page header's struct field (5) typed as a bool or an int: declined (was an
+    AttributeError out of the ngram query: ``'bool' object has no attribute 'get'``)."""
+    from lakeql.ngrams.pqpages import Declined, _varint, chunk_pieces
+
+    raw, md, at = _chunk_bytes(tmp_path)
+    i = at
+    for _ in range(3):  # fields 1-3: page type, sizes (i32 varints)
+        assert raw[i] & 15 == 5
+        i = _varint(raw, i + 1)[1]
+    assert raw[i] == 0x2C  # field 5 (delta 2), a struct
+    for typ in (1, 2, 5):  # bool true, bool false, i32
+        bad = bytearray(raw)
+        bad[i] = 0x20 | typ
+        path = tmp_path / f"bad{typ}.parquet"
+        path.write_bytes(bytes(bad))
+        with open(path, "rb") as fh, pytest.raises(Declined):
+            chunk_pieces(fh, md, 0, 1)
+
+
+@pytest.mark.parametrize("kind", ["list", "map"])
+def test_hostile_thrift_container_length_is_declined_at_once(kind):
+    """A list (of bools) / map of ~2**64 elements in a page header: declined at once (the skip loop
+    spun for ever: elements of a fixed size were skipped without reading the buffer)."""
+    import threading
+
+    from lakeql.ngrams.pqpages import _HEADER, Declined, _struct
+
+    huge = b"\xff" * 9 + b"\x01"
+    header = bytes([0x19, 0xF1]) + huge if kind == "list" else bytes([0x1B]) + huge + bytes([0x11])
+    out = []
+
+    def run():
+        try:
+            _struct(header + b"\x00" * 8, 0, _HEADER)
+            out.append("parsed")
+        except Declined:
+            out.append("declined")
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(5)
+    assert out == ["declined"]
+
+
+@pytest.mark.parametrize("size", [-1, 2**40, 2**62, 2**70])
+def test_footer_chunk_size_outside_the_file_is_declined(tmp_path, size):
+    """A footer claiming a column chunk larger than the file (or negative): declined before reading
+    (``os.pread`` allocated the claimed size first: MemoryError / OverflowError / ValueError escaped)."""
+    from lakeql.ngrams.pqpages import Declined, chunk_pieces
+
+    src = _write(tmp_path / "f.parquet", ROWS, compression="none")
+    md = pq.ParquetFile(src).metadata
+    cc = md.row_group(0).column(1)
+    fake_cc = types.SimpleNamespace(
+        **{
+            k: getattr(cc, k)
+            for k in (
+                "compression",
+                "data_page_offset",
+                "has_dictionary_page",
+                "dictionary_page_offset",
+                "total_uncompressed_size",
+            )
+        },
+        total_compressed_size=size,
+    )
+    rg = md.row_group(0)
+    fake_rg = types.SimpleNamespace(num_rows=rg.num_rows, column=lambda leaf: fake_cc)
+    fake = types.SimpleNamespace(row_group=lambda g: fake_rg, schema=md.schema)
+    with open(src, "rb") as fh, pytest.raises(Declined):
+        chunk_pieces(fh, fake, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "codec,version,dictionary",
+    [("snappy", "1.0", True), ("zstd", "2.0", False), ("none", "2.0", True), ("gzip", "1.0", False)],
+)
+def test_seeded_fuzz_declines_or_equals_pyarrow(tmp_path, codec, version, dictionary):
+    """Random bytes of the column chunk (page headers mostly) flipped / set / zeroed, seeded: every row
+    group is declined, or its rows' bytes AND the kernel's counts on the decoder's buffer equal pyarrow's
+    read of the same mutant (when pyarrow reads it); never another exception, never a hang."""
+    import random
+
+    from lakeql.ngrams.pqcount import exact_counts
+    from lakeql.ngrams.pqpages import Declined, chunk_pieces
+
+    src = _write(
+        tmp_path / "s.parquet",
+        ROWS,
+        compression=codec,
+        data_page_version=version,
+        use_dictionary=dictionary,
+        row_group_size=30,
+        data_page_size=128,
+    )
+    md = pq.ParquetFile(src).metadata
+    spans = []
+    for g in range(md.num_row_groups):
+        cc = md.row_group(g).column(1)
+        s = min(o for o in (cc.dictionary_page_offset, cc.data_page_offset) if o)
+        spans.append((s, s + cc.total_compressed_size))
+    raw = open(src, "rb").read()
+    spec, pat = _spec("char", "none", "aa"), b"aa"
+    rnd = random.Random(1234)
+    outcomes = {"declined": 0, "equal": 0}
+    bad = tmp_path / "m.parquet"
+    for _ in range(150):
+        data = bytearray(raw)
+        s, e = rnd.choice(spans)
+        for _ in range(rnd.randint(1, 3)):
+            p = rnd.randrange(s, min(e, s + 40)) if rnd.random() < 0.6 else rnd.randrange(s, e)
+            data[p] = rnd.choice([data[p] ^ (1 << rnd.randrange(8)), 0, 0xFF, rnd.randrange(256)])
+        bad.write_bytes(bytes(data))
+        for g in range(md.num_row_groups):
+            try:
+                with open(bad, "rb") as fh:
+                    pieces = chunk_pieces(fh, md, g, 1)
+            except Declined:
+                outcomes["declined"] += 1
+                continue
+            texts, counts = [], []
+            for n, vals, index in pieces:
+                cv = exact_counts(spec, vals.arr, vals.take) if len(vals) else np.zeros(0, np.int64)
+                rows = np.arange(n) if index is None else np.maximum(index, 0)
+                got = vals.take(rows).to_pylist() if len(vals) else [b""] * n
+                texts += (
+                    got if index is None else [None if i < 0 else t for i, t in zip(index, got, strict=True)]
+                )
+                counts += [0 if index is not None and index[r] < 0 else int(cv[rows[r]]) for r in range(n)]
+            try:
+                want = pq.ParquetFile(bad).read_row_group(g, columns=["text"]).column(0)
+                want = want.cast(pa.large_binary()).to_pylist()
+            except (OSError, pa.ArrowException):
+                continue  # pyarrow rejects the mutant: nothing to compare with
+            assert texts == want
+            assert counts == [
+                0 if t is None else sum(t.startswith(pat, j) for j in range(len(t))) for t in want
+            ]
+            outcomes["equal"] += 1
+    assert outcomes["declined"] and outcomes["equal"], outcomes
