@@ -293,3 +293,27 @@ def test_duckdb_json_map_column_is_indexed_not_skipped(tmp_path: Path) -> None:
     types = dict(con.execute("SELECT column_name, type FROM lakeql_columns()").fetchall())
     assert types["metadata"] == "MAP(VARCHAR, JSON)"
     assert con.execute("SELECT _id FROM ir.docs ORDER BY _id").fetchall() == [("a",), ("b",)]
+
+
+def test_invalid_utf8_text_leaves_one_table_out_not_the_build(tmp_path: Path) -> None:
+    """A Parquet text column holding invalid UTF-8 (writers that do not validate, e.g. a binary column
+    labelled as string): pyarrow reads it as is and decoding a value raised UnicodeDecodeError, which
+    aborted the whole default build (the discovery index decoded its text statistics, the schema
+    profile its values; found by fuzzing). Now the table's profile is left out with a warning naming
+    the file, and every other table is indexed."""
+    import numpy as np
+    import pyarrow as pa
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    offsets = pa.py_buffer(np.array([0, 5, 9, 14], dtype=np.int32).tobytes())
+    bad = pa.Array.from_buffers(pa.string(), 3, [None, offsets, pa.py_buffer(b"abc\xff\xfeok\xc3(zzzzz")])
+    pq.write_table(pa.table({"t": bad, "n": [1, 2, 3]}), lake / "d" / "bad.parquet")
+    good = pa.table({"t": ["hello world", "café", "plain"], "n": [1, 2, 3]})
+    pq.write_table(good, lake / "d" / "good.parquet")
+    idx = tmp_path / "idx"
+    lakeql.index(lake, index_dir=idx, progress=False)  # the default build: joins and schema files too
+    con = lakeql.connect(lake, index_dir=idx)
+    assert sorted(con.execute("SELECT name FROM lakeql_tables()").fetchall()) == [("bad",), ("good",)]
+    assert con.execute("SELECT count(*) FROM d.good").fetchone() == (3,)
+    assert (idx / "schemas" / "d").is_dir()

@@ -212,6 +212,10 @@ def _profile_arrow(table: Table, profiles: list[ColumnProfile], rows: int) -> bo
     n = tab.num_rows
     if n != rows or n == 0:
         return False
+    try:
+        tab.validate(full=True)  # pyarrow reads invalid UTF-8 text as is; as_py() would then raise
+    except pa.ArrowInvalid:
+        return False  # DuckDB's path names the file and the table is left out with a warning
     for p in profiles:
         if p.name not in tab.column_names:
             return False

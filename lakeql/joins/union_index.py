@@ -103,7 +103,10 @@ def footer_info(table) -> tuple[str, dict[str, str], dict[str, tuple[float, floa
         for rg in range(min(md.num_row_groups, 16)):
             g = md.row_group(rg)
             for i, name in enumerate(names):
-                st = g.column(i).statistics
+                col = g.column(i)
+                if col.physical_type not in _NUMERIC_PHYSICAL:  # only numeric ranges are used; a text
+                    continue  # statistic is not even decoded (invalid UTF-8 in it raised and aborted builds)
+                st = col.statistics
                 if st is None or not st.has_min_max:
                     continue
                 lo, hi = st.min, st.max
@@ -112,6 +115,9 @@ def footer_info(table) -> tuple[str, dict[str, str], dict[str, tuple[float, floa
                 a, b = ranges.get(name, (math.inf, -math.inf))
                 ranges[name] = (min(a, float(lo)), max(b, float(hi)))
     return desc, cdesc, ranges
+
+
+_NUMERIC_PHYSICAL = frozenset({"INT32", "INT64", "FLOAT", "DOUBLE"})
 
 
 def _csr(rows: list[Any], n_dims: int):
