@@ -4,25 +4,14 @@ keys, objects that change under the index, a missing bucket, an endpoint that ne
 from __future__ import annotations
 
 import io
-import socket
 import warnings
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from testutil import require
+from testutil import moto_s3_sample
 
 import lakeql
-from lakeql.demo import SAMPLE_LAKE
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -34,29 +23,8 @@ def _parquet(table: pa.Table) -> bytes:
 @pytest.fixture(scope="module")
 def moto_s3():
     """A moto S3 server on 127.0.0.1 with bucket ``lake`` holding the sample lake under ``sample/``."""
-    boto3 = require("boto3")
-    server = require("moto.server")
-    mp = pytest.MonkeyPatch()
-    port = _free_port()
-    srv = server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    srv.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    for k, v in env.items():
-        mp.setenv(k, v)
-    mp.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket="lake")
-    for f in sorted(Path(SAMPLE_LAKE).rglob("*.parquet")):
-        client.upload_file(str(f), "lake", f"sample/{f.relative_to(SAMPLE_LAKE).as_posix()}")
-    yield client
-    srv.stop()
-    mp.undo()
+    with moto_s3_sample() as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

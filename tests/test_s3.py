@@ -6,46 +6,21 @@ credentials and endpoint from the standard AWS environment variables only.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
-from testutil import require
+from testutil import moto_s3_sample
 
 from lakeql.demo import SAMPLE_LAKE
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture(scope="module")
 def s3_lake():
-    """Start moto on 127.0.0.1, upload the sample lake, yield its URL; the AWS env points at moto."""
-    boto3 = require("boto3")
-    server = require("moto.server")
-    mp = pytest.MonkeyPatch()
-    port = _free_port()
-    srv = server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    srv.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
-        mp.setenv(k, v)
-    mp.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket="lake")
-    for f in sorted(Path(SAMPLE_LAKE).rglob("*.parquet")):
-        client.upload_file(str(f), "lake", f"sample/{f.relative_to(SAMPLE_LAKE).as_posix()}")
-    client.put_object(Bucket="lake", Key="sample/flights/notes.xlsx", Body=b"not a table")
-    client.put_object(Bucket="lake", Key="sample/flights/half.parquet", Body=b"PAR1 half uploaded")
-    yield "s3://lake/sample", client
-    srv.stop()
-    mp.undo()
+    """The sample lake on a moto S3 server, plus an unsupported and a half-uploaded file; its URL."""
+    with moto_s3_sample() as client:
+        client.put_object(Bucket="lake", Key="sample/flights/notes.xlsx", Body=b"not a table")
+        client.put_object(Bucket="lake", Key="sample/flights/half.parquet", Body=b"PAR1 half uploaded")
+        yield "s3://lake/sample", client
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,38 @@ def python_last_line(code: str, timeout: float = 300) -> str:
                          env={**os.environ, "LAKEQL_QUIET": "1"})
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def moto_s3_sample():
+    """A moto S3 server (server mode) on 127.0.0.1 with bucket ``lake`` holding the sample lake's Parquet
+    files under ``sample/``; the AWS environment points at it while the block runs. Yields the boto3
+    client (to add or break objects)."""
+    import socket
+
+    from lakeql import demo
+
+    boto3 = require("boto3")
+    server = require("moto.server")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    srv = server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    srv.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    mp = pytest.MonkeyPatch()
+    try:
+        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+            mp.setenv(k, v)
+        mp.delenv("AWS_PROFILE", raising=False)
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        client.create_bucket(Bucket="lake")
+        sample = Path(demo.SAMPLE_LAKE)
+        for f in sorted(sample.rglob("*.parquet")):
+            client.upload_file(str(f), "lake", f"sample/{f.relative_to(sample).as_posix()}")
+        yield client
+    finally:
+        srv.stop()
+        mp.undo()
