@@ -93,3 +93,16 @@ def brute_words(words: list[list[str]], phrase: list[str]) -> tuple[int, dict[in
 def top_next(nxt: dict[str, int], k: int) -> list[tuple[str, int]]:
     """The k most frequent next words, ties by UTF-8 bytes (the order ngram_next promises)."""
     return sorted(nxt.items(), key=lambda t: (-t[1], t[0].encode("utf-8", "surrogateescape")))[:k]
+
+
+def brute_per_row(unit: str, fold: str, phrase: str, rows: list[str | None]) -> list[int]:
+    """Occurrences of ``phrase`` in each of ``rows`` by brute force: overlapping byte matches
+    (``unit='char'``) or word sequences (``'word'``); ``fold='casefold'`` folds both sides."""
+    data = [("", r.encode() if r is not None else None) for r in rows]
+    folded = fold == "casefold"
+    if unit == "char":
+        p = (phrase.casefold() if folded else phrase).encode()
+        return [brute_count([row], p, fold=folded)[0] for row in data]
+    ws = row_words([("", phrase.encode())], fold=folded)[0]
+    per = brute_words(row_words(data, fold=folded), ws)[1]
+    return [per.get(i, 0) for i in range(len(data))]

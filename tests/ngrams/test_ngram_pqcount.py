@@ -13,7 +13,15 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from ngramutil import brute_count, brute_words, build, row_words, stdlib_files, write_text_table
+from ngramutil import (
+    brute_count,
+    brute_per_row,
+    brute_words,
+    build,
+    row_words,
+    stdlib_files,
+    write_text_table,
+)
 
 ROWS = [
     "aaaa",
@@ -97,13 +105,7 @@ def _spec(unit, fold, phrase):
 
 
 def _want(unit, fold, phrase):
-    rows = [("", r.encode() if r is not None else None) for r in ROWS]
-    if unit == "char":
-        p = (phrase.casefold() if fold == "casefold" else phrase).encode()
-        return [brute_count([row], p, fold=fold == "casefold")[0] for row in rows]
-    ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
-    per = brute_words(row_words(rows, fold=fold == "casefold"), ws)[1]
-    return [per.get(i, 0) for i in range(len(rows))]
+    return brute_per_row(unit, fold, phrase, ROWS)
 
 
 @pytest.mark.parametrize("fold", ["none", "casefold"])

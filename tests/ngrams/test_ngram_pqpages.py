@@ -107,15 +107,9 @@ def test_delta_encoding_is_declined(tmp_path):
 
 
 def _brute(unit, fold, phrase, rows):
-    from ngramutil import brute_count, brute_words, row_words
+    from ngramutil import brute_per_row
 
-    data = [("", r.encode() if r is not None else None) for r in rows]
-    if unit == "char":
-        p = (phrase.casefold() if fold == "casefold" else phrase).encode()
-        return [brute_count([row], p, fold=fold == "casefold")[0] for row in data]
-    ws = row_words([("", phrase.encode())], fold=fold == "casefold")[0]
-    per = brute_words(row_words(data, fold=fold == "casefold"), ws)[1]
-    return [per.get(i, 0) for i in range(len(data))]
+    return brute_per_row(unit, fold, phrase, rows)
 
 
 @pytest.mark.parametrize("fold", ["none", "casefold"])
