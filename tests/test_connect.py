@@ -338,6 +338,9 @@ def test_an_index_of_an_older_format_gets_a_hint_once(indexed, tmp_path, capsys,
     shutil.copytree(lake, work_lake)
     shutil.copytree(idx, work)
     monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+    from lakeql import progress
+
+    monkeypatch.setattr(progress, "_QUIET", False)  # tests/joins set quiet process-wide
 
     def hints() -> list[str]:
         capsys.readouterr()
@@ -376,6 +379,9 @@ def test_an_index_of_a_newer_format_is_not_called_older(indexed, tmp_path, capsy
     shutil.copytree(lake, work_lake)
     shutil.copytree(idx, work)
     monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+    from lakeql import progress
+
+    monkeypatch.setattr(progress, "_QUIET", False)  # tests/joins set quiet process-wide
 
     def hints() -> list[str]:
         capsys.readouterr()
