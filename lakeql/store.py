@@ -51,7 +51,7 @@ from typing import Any
 from lakeql import parquet_io
 from lakeql.cliargs import shell_word
 from lakeql.errors import CorruptIndexError, IndexDirError, LakeqlError, NotIndexedError, StaleIndexError
-from lakeql.lake import Lake, Table
+from lakeql.lake import Lake, Table, glob_escape
 
 MANIFEST = "indexes.parquet"
 FORMAT_VERSION = 1
@@ -916,10 +916,6 @@ _VERIFIED: set[tuple[str, int, int, int, str]] = set()  # (file, size, mtime_ns,
 def _manifest_rows(table: Any) -> list[dict[str, Any]]:
     """The manifest's rows as dicts (``built_at`` a UTC datetime, made without pandas)."""
     return parquet_io.rows(table)
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[\]])", r"[\1]", name)
 
 
 def _read_pid(path: Path) -> int | None:
