@@ -323,7 +323,27 @@ def test_refresh_records_views_missing_from_the_manifest(tmp_path: Path) -> None
     assert entry is not None and Store(idx).intact(entry)
 
 
-def test_an_index_of_an_older_format_gets_a_hint_once(indexed, tmp_path, capsys, monkeypatch) -> None:
+@pytest.fixture
+def format_hints(indexed, tmp_path, capsys, monkeypatch):
+    """(lake, index) copies of the indexed sample and ``hints()``: the 'hint:' lines a connect prints."""
+    from lakeql import progress
+
+    lake, idx = indexed
+    work_lake, work = tmp_path / "lake", tmp_path / "idx"
+    shutil.copytree(lake, work_lake)
+    shutil.copytree(idx, work)
+    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
+    monkeypatch.setattr(progress, "_QUIET", False)  # tests/joins set quiet process-wide
+
+    def hints() -> list[str]:
+        capsys.readouterr()
+        open_lake(work_lake, index_dir=work)[0].close()
+        return [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
+
+    return work_lake, work, hints
+
+
+def test_an_index_of_an_older_format_gets_a_hint_once(format_hints) -> None:
     """An index whose catalog (or views) an older lakeql wrote is not reused: every connection read the
     Parquet footers again with no word. Now connecting says so once, on stderr (silenced by quiet), and
     names 'lakeql index --refresh', after which the hint is gone."""
@@ -333,20 +353,7 @@ def test_an_index_of_an_older_format_gets_a_hint_once(indexed, tmp_path, capsys,
     from lakeql.progress import quiet_while
     from lakeql.store import Store
 
-    lake, idx = indexed
-    work_lake, work = tmp_path / "lake", tmp_path / "idx"
-    shutil.copytree(lake, work_lake)
-    shutil.copytree(idx, work)
-    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
-    from lakeql import progress
-
-    monkeypatch.setattr(progress, "_QUIET", False)  # tests/joins set quiet process-wide
-
-    def hints() -> list[str]:
-        capsys.readouterr()
-        open_lake(work_lake, index_dir=work)[0].close()
-        return [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
-
+    work_lake, work, hints = format_hints
     assert hints() == []
     store = Store(work)
     store.record(dataclasses.replace(store.find("catalog"), params="{}"))  # as written before formats
@@ -364,7 +371,7 @@ def test_an_index_of_an_older_format_gets_a_hint_once(indexed, tmp_path, capsys,
     assert json.loads(store.find("catalog").params)["format"] == 2
 
 
-def test_an_index_of_a_newer_format_is_not_called_older(indexed, tmp_path, capsys, monkeypatch) -> None:
+def test_an_index_of_a_newer_format_is_not_called_older(format_hints) -> None:
     """A catalog or views.json of a format newer than this lakeql's: the hint said 'written by an older
     lakeql' and to refresh it (which rewrites it in the older format); it says newer and to upgrade."""
     import dataclasses
@@ -374,20 +381,7 @@ def test_an_index_of_a_newer_format_is_not_called_older(indexed, tmp_path, capsy
     from lakeql.store import Store
     from lakeql.views import FORMAT
 
-    lake, idx = indexed
-    work_lake, work = tmp_path / "lake", tmp_path / "idx"
-    shutil.copytree(lake, work_lake)
-    shutil.copytree(idx, work)
-    monkeypatch.delenv("LAKEQL_QUIET", raising=False)
-    from lakeql import progress
-
-    monkeypatch.setattr(progress, "_QUIET", False)  # tests/joins set quiet process-wide
-
-    def hints() -> list[str]:
-        capsys.readouterr()
-        open_lake(work_lake, index_dir=work)[0].close()
-        return [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
-
+    work_lake, work, hints = format_hints
     store = Store(work)
     store.record(dataclasses.replace(store.find("catalog"),
                                      params=json.dumps({"format": CATALOG_FORMAT + 1})))
