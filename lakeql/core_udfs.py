@@ -110,6 +110,8 @@ def register(con, ctx) -> None:
         from lakeql.errors import LakeqlError, did_you_mean
         from lakeql.rows import escape_column
 
+        if name is None or column is None:
+            raise LakeqlError("a table and a key column are needed, got NULL")
         table = ctx.table(name)
         names = [c.column_name for c in ctx.catalog.columns(table)]
         if column.lower() not in {n.lower() for n in names}:  # DuckDB's names are case-insensitive
@@ -125,7 +127,7 @@ def register(con, ctx) -> None:
     scalar_udf(con, "lakeql_row_files_view", row_files_view, ["VARCHAR"], "VARCHAR", side_effects=False,
                null_handling="default")
     scalar_udf(con, "lakeql_row_column", row_column, ["VARCHAR", "VARCHAR"], "VARCHAR", side_effects=False,
-               null_handling="default")
+               null_handling="special")
     table_udf(con, "lakeql_indexes", indexes, ["INTEGER"], INDEX_COLUMNS)
     table_udf(con, "lakeql_tables", tables, ["INTEGER"], TABLE_COLUMNS)
     table_udf(con, "lakeql_columns", columns, ["INTEGER"], COLUMN_COLUMNS)

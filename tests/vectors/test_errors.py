@@ -31,6 +31,8 @@ CASES = [
     ("SELECT * FROM similar_rows('python.functions', 'docstring', 'qualname', 'no_such_fn')", "has that key"),
     ("SELECT * FROM similar_rows('python.functions', 'docstring', 'qualnme', 'x')",
      "table 'python.functions' has no column 'qualnme' (did you mean qualname?)"),
+    ("SELECT * FROM similar_rows('python.functions', 'docstring', NULL, 'x')",
+     "a table and a key column are needed, got NULL"),
     ("SELECT * FROM similar_rows('python.functions', 'docstring', 'qualname', 'null_doc')",
      "NULL or empty, so it has no embedding"),
     ("SELECT binarize([1, 2]::FLOAT[], 'median')", "needs fitted parameters"),
