@@ -98,3 +98,30 @@ def test_search_uses_blocked_layout_same_hits(dup, monkeypatch):
         st2: dict = {}
         pos2, scores2 = vsearch.search(idx, q, 10, stats=st2)
         assert pos.tolist() == pos2.tolist() and np.array_equal(scores, scores2) and st == st2
+
+
+def test_concurrent_first_searches_build_one_layout(dup, monkeypatch):
+    """Searches from several threads (DuckDB calls the UDF from its own threads) on an index whose
+    layout is not built yet: one layout is built and kept, every thread gets the single-thread hits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b, words, factors, rows, queries = dup
+    values, scales, space, _ = encode_tier(rows, "int8", b)
+    meta = {"dim": rows.shape[1], "tier_space": space, "tier": "int8"}
+
+    def fresh() -> CodeIndex:
+        return CodeIndex(Path("."), meta, np.arange(len(rows)), words, factors, values, scales, b)
+
+    want = [vsearch.search(fresh(), q, 10)[0].tolist() for q in queries[:8]]
+    idx = fresh()
+    built = []
+    real_build = kernels.blocked_inputs
+
+    def counting(*a):
+        built.append(1)
+        return real_build(*a)
+
+    monkeypatch.setattr(kernels, "blocked_inputs", counting)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda q: vsearch.search(idx, q, 10)[0].tolist(), queries[:8]))
+    assert got == want and len(built) == 1 and idx.blocked() is not None
