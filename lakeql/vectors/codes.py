@@ -31,6 +31,7 @@ turns any read failure into :class:`CorruptIndexError`.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,9 @@ class ShardedRows(RowReader):
         return out[0] if scalar else out
 
 
+_BLOCKED_LOCK = threading.Lock()
+
+
 @dataclass
 class CodeIndex:
     """One loaded code store: what a search needs, loaded once per connection."""
@@ -296,6 +300,19 @@ class CodeIndex:
     binarizer: Any
     _pos: dict[str, Any] = field(default_factory=dict)
     refine: Any = None  # (n, bits * ceil(d/8)) uint8 refinement planes, memory-mapped, or None
+    _blocked: Any = None  # kernels.BlockedCodes, built by the first exhaustive bounded scan
+
+    def blocked(self) -> Any:
+        """The codes' :func:`~lakeql.vectors.kernels.blocked_inputs` layout (the exhaustive bounded scan's,
+        92 bytes a row at 384 dimensions), built on first use and kept with the index; None when the scan
+        is not the bounded one (no ``errc`` factors)."""
+        if self._blocked is None and "errc" in self.factors:
+            from lakeql.vectors import kernels
+
+            with _BLOCKED_LOCK:  # one build when several DuckDB threads search at once
+                if self._blocked is None:
+                    self._blocked = kernels.blocked_inputs(self.words, self.factors)
+        return self._blocked
 
     @property
     def refine_bits(self) -> int:
