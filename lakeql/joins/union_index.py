@@ -294,7 +294,7 @@ def table_digest(key: str, t, cols: list, row_count: int | None, prof: dict) -> 
     profile rows (top values, sketch, distinct count, uniqueness, indexed). Equal digests: equal
     features, so a refresh keeps them (:class:`Previous`)."""
     h = hashlib.sha1()
-    head = [FORMAT, key, t.name, t.domain, t.fingerprint, row_count,
+    head = [FORMAT, tx.WORDS_VERSION, key, t.name, t.domain, t.fingerprint, row_count,
             [[c.column_name, c.ordinal, c.type] for c in cols]]
     h.update(json.dumps(head).encode())
     for c in cols:
