@@ -238,7 +238,7 @@ def digest_of(ctx) -> str:
     parts = {"format": FORMAT, "tables": {k: lake.tables[k].fingerprint for k in sorted(lake.tables)},
              "join_index": str(je.built_at) if je else None,
              "join_semantic": str(se.built_at) if se else None,
-             "embed": bool(getattr(opts, "discovery_embed", False))}
+             "embed": bool(getattr(opts, "discovery_embed", False)), "words": tx.WORDS_VERSION}
     if parts["embed"]:  # an int8 encoder re-embeds; torch <-> float32 ONNX (same vectors) does not
         from lakeql.embedding import resolve_backend
         from lakeql.joins.deepjoin import family

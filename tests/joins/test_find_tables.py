@@ -131,3 +131,34 @@ def test_names_and_values_in_other_scripts_are_words(tmp_path_factory):
     got = find(con, "städte", 3)  # the domain: both tables, by name
     assert sorted(r[0] for r in got) == ["städte.other", "städte.表格"]
     assert all("name: städte" in r[2] for r in got)
+
+
+def test_a_refresh_redoes_the_words_of_an_index_made_by_the_ascii_tokenizer(tmp_path_factory, monkeypatch):
+    """An index whose words were cut by the older ASCII-only tokenizer (WORDS_VERSION 1) is rebuilt by the
+    next 'lakeql index --refresh', even when no table changed."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.joins import union_text
+
+    root = tmp_path_factory.mktemp("words_lake")
+    (root / "d").mkdir()
+    pq.write_table(pa.table({"名前": ["一", "二"], "größe": [1, 2]}), root / "d" / "t.parquet")
+    pq.write_table(pa.table({"other": ["x", "y"]}), root / "d" / "u.parquet")
+    idx = tmp_path_factory.mktemp("words_idx")
+    with monkeypatch.context() as m:  # the tokenizer of WORDS_VERSION 1
+        m.setattr(union_text, "_SPLIT", re.compile(r"[^0-9a-zA-Z]+|(?<=[a-z])(?=[A-Z])"))
+        m.setattr(union_text, "WORDS_VERSION", 1)
+        lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    assert find(con, "größe") == []
+    con.close()
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False,
+                 refresh=True)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    assert [r[0] for r in find(con, "größe")] == ["d.t"]
+    assert [r[0] for r in find(con, "名前")] == ["d.t"]
