@@ -216,10 +216,31 @@ def _char_width(ch: str) -> int:
 
 
 def text_width(text: str) -> int:
-    """The columns ``text`` takes on a terminal (``len`` for ASCII): what box tables pad and clip to."""
+    """The columns ``text`` takes on a terminal (``len`` for ASCII): what box tables pad and clip to. An
+    emoji ZWJ sequence (``👨\u200d👩\u200d👧``) is one glyph: an emoji after a ZWJ, or a skin tone after an
+    emoji, takes no column; a variation selector 16 makes the symbol before it an emoji, two columns
+    wide. (Terminals differ on these; this is what current ones show.)"""
     if text.isascii():
         return len(text)
-    return sum(_char_width(ch) for ch in text)
+    total, last, joined = 0, 0, False
+    for ch in text:
+        if joined:
+            joined = False
+            if _char_width(ch) == 2 and last == 2:  # the next emoji of the sequence
+                continue
+        if "\U0001f3fb" <= ch <= "\U0001f3ff" and last == 2:  # a skin tone on the emoji before it
+            continue
+        if ch == "\u200d":
+            joined = True
+        elif ch == "\ufe0f" and last == 1:
+            total += 1
+            last = 2
+            continue
+        w = _char_width(ch)
+        total += w
+        if w:
+            last = w
+    return total
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:

@@ -431,8 +431,12 @@ def test_box_lines_line_up_with_wide_and_combining_characters() -> None:
 
     widths = [text_width(t) for t in ("表格", "e\u0301te\u0301", "ab", "ｆｕｌｌ", "a\u200db")]
     assert widths == [4, 3, 2, 8, 2]
+    # emoji as terminals draw them: a ZWJ family, a flag with VS16, a skin tone, a VS16 heart: 2 each
+    emoji = ("👨\u200d👩\u200d👧\u200d👦", "🏳\ufe0f\u200d🌈", "👍🏽", "❤\ufe0f")
+    assert [text_width(t) for t in emoji] == [2, 2, 2, 2]
     rows = [("odd types.表格", "東京都は日本の首都です。" * 6),
-            ("sk learn.linnerud", "e\u0301te\u0301 cafe\u0301"), ("عربي", "שלום עולם"), ("ｆｕｌｌ", "x")]
+            ("sk learn.linnerud", "e\u0301te\u0301 cafe\u0301"), ("عربي", "שלום עולם"), ("ｆｕｌｌ", "x"),
+            ("family " + " ".join(emoji), "👍🏽")]
     for width in (None, 60):
         out = io.StringIO()
         render_box(["table_name", "名前"], ["VARCHAR", "VARCHAR"], rows, out, width=width)
