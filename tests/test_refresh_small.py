@@ -1,0 +1,83 @@
+"""The fixed costs of a fresh ``lakeql index --refresh`` process on a small lake (issue 10 item 4).
+
+The single DuckDB thread a refresh profiles a few appended rows on (its answers: also
+tests/joins/test_incremental.py, which compares every refresh after an append with a full build).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow.parquet as pq
+
+import lakeql
+
+
+def test_one_thread_sets_and_restores_duckdb_threads():
+    import duckdb
+
+    from lakeql.profile_shards import one_thread
+
+    def threads(con) -> int:
+        return int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+    con = duckdb.connect()
+    con.execute("SET threads = 3")
+    with one_thread(con):
+        assert threads(con) == 1
+    assert threads(con) == 3
+    try:  # restored after an error too
+        with one_thread(con):
+            raise KeyError("x")
+    except KeyError:
+        pass
+    assert threads(con) == 3
+    con.execute("SET threads = 1")
+    with one_thread(con):
+        assert threads(con) == 1
+    assert threads(con) == 1
+    with one_thread(None):  # no connection: nothing to set
+        pass
+    con.close()
+
+
+def test_refresh_profiles_a_small_append_on_one_thread_and_equals_a_full_build(tmp_path, monkeypatch):
+    import duckdb
+
+    from lakeql import profile_shards
+
+    root = tmp_path / "lake"
+    folder = root / "d" / "t"
+    folder.mkdir(parents=True)
+    con = duckdb.connect()
+    for i in range(4):
+        con.execute(
+            f"COPY (SELECT range AS id, 'k' || (range % 37) AS key, range * 0.5 AS x FROM range({i * 500}, "
+            f"{(i + 1) * 500})) TO '{folder / f'part-{i}.parquet'}' (FORMAT parquet)"
+        )
+    con.close()
+    held = tmp_path / "part-3.parquet"
+    shutil.move(folder / "part-3.parquet", held)
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False)
+
+    seen: list[int] = []
+    orig = profile_shards.profile_files
+
+    def spy(table, files, columns, con=None, row_count=0):
+        seen.append(int(con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
+        return orig(table, files, columns, con, row_count)
+
+    monkeypatch.setattr(profile_shards, "profile_files", spy)
+    shutil.copy(held, folder / held.name)
+    lakeql.index(root, index_dir=idx, refresh=True, capabilities=["joins"], progress=False)
+    assert seen == [1]
+    seen.clear()
+    full = tmp_path / "full"
+    lakeql.index(root, index_dir=full, capabilities=["joins"], progress=False)
+    assert seen and seen[0] >= 1  # a full build: the connection's own thread count
+    prof = [p for p in (idx / "column_profile").iterdir() if p.is_dir()][0].name
+    for f in ("columns.parquet", "hashes.parquet", "merge_union.parquet", "merge_tops.parquet"):
+        assert pq.read_table(idx / "column_profile" / prof / f).equals(
+            pq.read_table(full / "column_profile" / prof / f)
+        ), f
