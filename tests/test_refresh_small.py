@@ -1,16 +1,59 @@
 """The fixed costs of a fresh ``lakeql index --refresh`` process on a small lake (issue 10 item 4).
 
-The single DuckDB thread a refresh profiles a few appended rows on (its answers: also
-tests/joins/test_incremental.py, which compares every refresh after an append with a full build).
+The OpenBLAS thread timeout the ``lakeql index`` command sets before numpy loads, and the single DuckDB
+thread a refresh profiles a few appended rows on (its answers: tests/joins/test_incremental.py, which
+compares every refresh after an append with a full build).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
 import lakeql
+
+SPY = """
+import os, sys
+import lakeql.indexer
+from lakeql import cli
+
+def spy(lake, opts):
+    print("TIMEOUT", os.environ.get("OPENBLAS_THREAD_TIMEOUT"), NUMPY_BEFORE, flush=True)
+
+NUMPY_BEFORE = "numpy" in sys.modules  # numpy (and its OpenBLAS) not loaded before the command runs
+lakeql.indexer.build_index = spy
+sys.argv = ["lakeql", *sys.argv[1:]]
+if os.environ.get("CALL_MAIN_WITH_ARGS"):
+    sys.exit(cli.main(sys.argv[1:]))
+cli.main()
+"""
+
+
+def _run(args: list[str], **env: str) -> str:
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    base["PYTHONPATH"] = os.pathsep.join([str(Path(lakeql.__file__).parents[1]), base.get("PYTHONPATH", "")])
+    p = subprocess.run(
+        [sys.executable, "-c", SPY, *args], capture_output=True, text=True, env={**base, **env}
+    )
+    assert p.returncode == 0, p.stderr
+    return next(line for line in p.stdout.splitlines() if line.startswith("TIMEOUT"))
+
+
+def test_index_command_sets_the_blas_thread_timeout_before_numpy_loads(tmp_path):
+    from lakeql.cli import BLAS_THREAD_TIMEOUT
+
+    lake = str(tmp_path / "lake")
+    # the command: set before anything imported numpy
+    assert _run(["index", lake, "--quiet"]) == f"TIMEOUT {BLAS_THREAD_TIMEOUT} False"
+    # a value the user chose is kept
+    assert _run(["index", lake, "--quiet"], OPENBLAS_THREAD_TIMEOUT="20") == "TIMEOUT 20 False"
+    # main([...]) from a caller's Python process: its environment is left alone
+    assert _run(["index", lake, "--quiet"], CALL_MAIN_WITH_ARGS="1") == "TIMEOUT None False"
 
 
 def test_one_thread_sets_and_restores_duckdb_threads():
