@@ -124,3 +124,28 @@ def test_refresh_profiles_a_small_append_on_one_thread_and_equals_a_full_build(t
         assert pq.read_table(idx / "column_profile" / prof / f).equals(
             pq.read_table(full / "column_profile" / prof / f)
         ), f
+
+
+def test_read_table_decodes_small_files_on_the_calling_thread(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakeql import parquet_io
+
+    t = pa.table({"a": pa.array(range(50_000), pa.int64()), "s": [f"v{i % 977}" for i in range(50_000)]})
+    path = tmp_path / "t.parquet"
+    pq.write_table(t, path, row_group_size=10_000)
+    seen: list[bool] = []
+    orig = pq.ParquetFile.read
+
+    def spy(self, *a, **k):
+        seen.append(k.get("use_threads", True))
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetFile, "read", spy)
+    assert parquet_io.read_table(path).equals(t)
+    assert parquet_io.read_table(path, columns=["s"]).equals(t.select(["s"]))
+    monkeypatch.setattr(parquet_io, "THREADED_READ_BYTES", 1)  # a "large" file: Arrow's pool, same table
+    assert parquet_io.read_table(path).equals(t)
+    assert parquet_io.read_table(str(path)).equals(t)
+    assert seen == [False, False, True, True]
