@@ -149,3 +149,30 @@ def test_read_table_decodes_small_files_on_the_calling_thread(tmp_path, monkeypa
     assert parquet_io.read_table(path).equals(t)
     assert parquet_io.read_table(str(path)).equals(t)
     assert seen == [False, False, True, True]
+
+
+def test_dist_info_version_equals_importlib_metadata(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    from lakeql.context import generate
+
+    for name in ("duckdb", "pyarrow", "numpy"):
+        assert generate._dist_info_version(name) == importlib.metadata.version(name)
+    assert generate._dist_info_version("no_such_package_lakeql") is None
+    assert generate._dist_info_version("json") is None  # the standard library: no dist-info
+
+    # two dist-info folders of one package (a broken install): not guessed, importlib.metadata decides
+    site = tmp_path / "site"
+    (site / "fakepkg").mkdir(parents=True)
+    (site / "fakepkg" / "__init__.py").write_text("")
+    for v in ("1.0", "2.0"):
+        (site / f"fakepkg-{v}.dist-info").mkdir()
+        (site / f"fakepkg-{v}.dist-info" / "METADATA").write_text(f"Name: fakepkg\nVersion: {v}\n\nbody\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert generate._dist_info_version("fakepkg") is None
+    (site / "fakepkg-1.0.dist-info" / "METADATA").unlink()
+    (site / "fakepkg-1.0.dist-info").rmdir()
+    assert generate._dist_info_version("fakepkg") == "2.0"
+    # another package whose name starts with it is not taken for it
+    (site / "fakepkg-extra-3.0.dist-info").mkdir()
+    assert generate._dist_info_version("fakepkg") == "2.0"
