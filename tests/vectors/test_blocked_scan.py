@@ -125,3 +125,21 @@ def test_concurrent_first_searches_build_one_layout(dup, monkeypatch):
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda q: vsearch.search(idx, q, 10)[0].tolist(), queries[:8]))
     assert got == want and len(built) == 1 and idx.blocked() is not None
+
+
+@pytest.mark.parametrize("k", [10, 10_000_000])
+def test_blocked_float32_overflow(dup, k):
+    """Factors finite in float32 whose float32 bound overflows to -inf (a hand-made or damaged index:
+    ``factor`` 3e38) while the float64 bound is finite: the row scan keeps such a row while fewer than
+    ``k`` lower bounds are in (floor -inf), so the blocked scan must not rule it out on its float32 bound."""
+    b, words, factors, rows, queries = dup
+    n = 500
+    words = words[:n]
+    factors = {name: v[:n].copy() for name, v in factors.items()}
+    factors["factor"][::7] = 3e38
+    with np.errstate(all="ignore"):
+        factors["errc"] = b.error_coefficients(factors)
+        blocked = kernels.blocked_inputs(words, factors)
+    for q in queries[:10]:
+        want = b.candidates(q, words, factors, k, None, 20_000)
+        _same(b.candidates(q, words, factors, k, None, 20_000, blocked=blocked), want)
