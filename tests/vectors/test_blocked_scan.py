@@ -143,3 +143,26 @@ def test_blocked_float32_overflow(dup, k):
     for q in queries[:10]:
         want = b.candidates(q, words, factors, k, None, 20_000)
         _same(b.candidates(q, words, factors, k, None, 20_000, blocked=blocked), want)
+
+
+@pytest.mark.parametrize(
+    "limit,built", [("0", False), ("0.5", False), ("64", True), ("oops", True), ("inf", True), ("nan", True)]
+)
+def test_blocked_layout_size_cap(dup, monkeypatch, limit, built):
+    """``LAKEQL_BLOCKED_MAX_MB`` caps the layout (the search falls back to the row scan, same hits):
+    ~0.56 MB here (6,090 rows x 92 bytes), so 0.5 MB leaves it unbuilt; a bad value is the default."""
+    b, words, factors, rows, queries = dup
+    monkeypatch.setenv("LAKEQL_BLOCKED_MAX_MB", limit)
+    values, scales, space, _ = encode_tier(rows, "int8", b)
+    meta = {"dim": rows.shape[1], "tier_space": space, "tier": "int8"}
+    idx = CodeIndex(Path("."), meta, np.arange(len(rows)), words, factors, values, scales, b)
+    ref = CodeIndex(Path("."), meta, np.arange(len(rows)), words, factors, values, scales, b)
+    assert 0.5 * 2**20 < idx.blocked_bytes() < 64 * 2**20
+    monkeypatch.setattr(ref, "blocked", lambda: None)  # the row scan
+    for q in queries[:5]:
+        got, want = vsearch.search(idx, q, 10), vsearch.search(ref, q, 10)
+        assert got[0].tolist() == want[0].tolist() and np.array_equal(got[1], want[1])
+    assert (idx._blocked is not None) == built
+    if built:
+        layout = idx._blocked
+        assert layout.codes.nbytes + layout.f32.nbytes + layout.f64.nbytes == idx.blocked_bytes()
