@@ -347,6 +347,9 @@ def asym4_bounded_blocked(
     rounding error, :func:`bounded_slack`) are then evaluated exactly as :func:`asym4_bounded_spans` does
     (float64 factors, same expressions, same order of rows): every other row has a true float64 bound at
     or below the floor, which the spans kernel skips too, so both keep the same floor, buffer and result.
+    The rounding bound holds only without overflow: a float32 bound of -inf (factors near float32's
+    largest value, a damaged index) says nothing about the float64 one, so such a row is never skipped
+    (+inf and NaN never compare at or below the floor either).
     """
     nb, w_count, bs = codes.shape
     k = max(min(k, n), 1)
@@ -390,7 +393,8 @@ def asym4_bounded_blocked(
         lim = floor - base - slack
         o = b * bs
         for r in range(min(bs, n - o)):
-            if ub32[r] <= lim:
+            u32 = ub32[r]
+            if u32 <= lim and u32 > -np.inf:  # -inf: float32 overflowed, the float64 bound may be finite
                 continue
             i = o + r
             if use_mask and not allowed[i]:

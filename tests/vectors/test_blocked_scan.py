@@ -125,3 +125,44 @@ def test_concurrent_first_searches_build_one_layout(dup, monkeypatch):
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda q: vsearch.search(idx, q, 10)[0].tolist(), queries[:8]))
     assert got == want and len(built) == 1 and idx.blocked() is not None
+
+
+@pytest.mark.parametrize("k", [10, 10_000_000])
+def test_blocked_float32_overflow(dup, k):
+    """Factors finite in float32 whose float32 bound overflows to -inf (a hand-made or damaged index:
+    ``factor`` 3e38) while the float64 bound is finite: the row scan keeps such a row while fewer than
+    ``k`` lower bounds are in (floor -inf), so the blocked scan must not rule it out on its float32 bound."""
+    b, words, factors, rows, queries = dup
+    n = 500
+    words = words[:n]
+    factors = {name: v[:n].copy() for name, v in factors.items()}
+    factors["factor"][::7] = 3e38
+    with np.errstate(all="ignore"):
+        factors["errc"] = b.error_coefficients(factors)
+        blocked = kernels.blocked_inputs(words, factors)
+    for q in queries[:10]:
+        want = b.candidates(q, words, factors, k, None, 20_000)
+        _same(b.candidates(q, words, factors, k, None, 20_000, blocked=blocked), want)
+
+
+@pytest.mark.parametrize(
+    "limit,built", [("0", False), ("0.5", False), ("64", True), ("oops", True), ("inf", True), ("nan", True)]
+)
+def test_blocked_layout_size_cap(dup, monkeypatch, limit, built):
+    """``LAKEQL_BLOCKED_MAX_MB`` caps the layout (the search falls back to the row scan, same hits):
+    ~0.56 MB here (6,090 rows x 92 bytes), so 0.5 MB leaves it unbuilt; a bad value is the default."""
+    b, words, factors, rows, queries = dup
+    monkeypatch.setenv("LAKEQL_BLOCKED_MAX_MB", limit)
+    values, scales, space, _ = encode_tier(rows, "int8", b)
+    meta = {"dim": rows.shape[1], "tier_space": space, "tier": "int8"}
+    idx = CodeIndex(Path("."), meta, np.arange(len(rows)), words, factors, values, scales, b)
+    ref = CodeIndex(Path("."), meta, np.arange(len(rows)), words, factors, values, scales, b)
+    assert 0.5 * 2**20 < idx.blocked_bytes() < 64 * 2**20
+    monkeypatch.setattr(ref, "blocked", lambda: None)  # the row scan
+    for q in queries[:5]:
+        got, want = vsearch.search(idx, q, 10), vsearch.search(ref, q, 10)
+        assert got[0].tolist() == want[0].tolist() and np.array_equal(got[1], want[1])
+    assert (idx._blocked is not None) == built
+    if built:
+        layout = idx._blocked
+        assert layout.codes.nbytes + layout.f32.nbytes + layout.f64.nbytes == idx.blocked_bytes()
