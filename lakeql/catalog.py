@@ -111,9 +111,9 @@ def _open_parquet(table: Table, stamp: FileStamp, fs: Any):
 
     if fs is None:
         return pq.ParquetFile(table.root / stamp.path)
-    from lakeql.sources.remote import fs_path
+    from lakeql.sources.remote import open_object
 
-    return pq.ParquetFile(fs.open_input_file(fs_path(table.root, stamp.path)))
+    return pq.ParquetFile(open_object(fs, table.root, stamp.path))
 
 
 def profile_table(table: Table, fs: Any = None
@@ -367,6 +367,10 @@ class Catalog:
                 failed[t.key] = t.fingerprint
             else:
                 todo.append(t)
+        if lake.fs is not None and todo:  # a remote lake: fetch the objects read below, concurrently
+            from lakeql.sources.remote import prefetch
+
+            prefetch(lake, todo)
         for t in progress(todo, desc="catalog", unit="table"):
             got = _appended(t, stored, lake.fs) if stored is not None else None
             good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs)
