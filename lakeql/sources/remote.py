@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,7 +255,49 @@ def open_remote(url: str) -> tuple[str, Any, list[FileStamp]]:
             "folder of Parquet files"
         )
     _LISTINGS[(str(root), id(fs))] = listing  # what a build's snapshot starts from (no second listing)
+    _remember(root, fs, listing)
     return root, fs, listing
+
+
+_RECENT: dict[int, tuple[Any, float, str, dict[str, FileStamp]]] = {}
+_RECENT_LOCK = threading.Lock()
+
+
+def listing_ttl() -> float:
+    """Seconds a lake's listing answers for its objects' sizes and times on a connection
+    (``LAKEQL_S3_LISTING_TTL``, default 30; 0: ask the store for each object, as before)."""
+    from lakeql.sources.snapshot import _env_number
+
+    return _env_number("LAKEQL_S3_LISTING_TTL", 30)
+
+
+def _remember(root: str, fs: Any, listing: list[FileStamp]) -> None:
+    stamps = {fs_path(root, f.path): f for f in listing}
+    with _RECENT_LOCK:
+        _RECENT[id(fs)] = (fs, time.monotonic(), str(root), stamps)
+
+
+def recent_stamp(fs: Any, path: str) -> FileStamp | None:
+    """The stamp of object ``path`` from the lake's listing (made by discovery, redone when older than
+    :func:`listing_ttl`: one paginated LIST per 1,000 objects instead of HEAD requests per object and
+    query); None when the object is not listed (the caller asks the store)."""
+    hit = _RECENT.get(id(fs))
+    if hit is None or hit[0] is not fs:
+        return None
+    _, made, root, stamps = hit
+    ttl = listing_ttl()
+    if ttl <= 0:
+        return None
+    if time.monotonic() - made > ttl:
+        with _RECENT_LOCK:
+            if _RECENT.get(id(fs)) is hit:
+                _RECENT.pop(id(fs), None)
+        try:
+            _remember(root, fs, remote_listing(root, fs))
+        except OSError:
+            return None
+        return recent_stamp(fs, path)
+    return stamps.get(path)
 
 
 _LISTINGS: dict[tuple[str, int], list[FileStamp]] = {}
@@ -299,7 +343,8 @@ def _fsspec_wrapper(fs: Any):
 
         def _listed(self, path):
             snap = active(self.fs)
-            return None if snap is None else snap.stamp(self._strip_protocol(path))
+            key = self._strip_protocol(path)
+            return snap.stamp(key) if snap is not None else recent_stamp(self.fs, key)
 
         def info(self, path, **kwargs):
             st = self._listed(path)
@@ -328,6 +373,11 @@ def _fsspec_wrapper(fs: Any):
                 f = snap.open(self._strip_protocol(path))
                 if f is not None:
                     return f
+            st = self._listed(path) if mode == "rb" and snap is None else None
+            if st is not None:  # a connection: the size from the listing, ranged GETs (no HEAD)
+                from lakeql.sources.snapshot import TailFile
+
+                return TailFile(self.fs, self._strip_protocol(path), int(st.size))
             return super()._open(path, mode, block_size, seekable, **kwargs)
 
         @classmethod

@@ -198,11 +198,22 @@ class TailFile(io.RawIOBase):
         if self.pos >= self.tail_start and self.tail:
             data = self.tail[self.pos - self.tail_start : end - self.tail_start]
         else:
-            if self._f is None:
-                self._f = self.fs.open_input_file(self.path)
-            data = self._f.read_at(end - self.pos, self.pos)
+            data = self._read(self.pos, end)
         self.pos += len(data)
         return data
+
+    def _read(self, start: int, end: int) -> bytes:
+        if self._f is None:
+            from lakeql.sources.remote import direct_get
+
+            try:
+                got = direct_get(self.fs, self.path, start, end)  # one GET, no HEAD
+            except Exception as exc:  # noqa: BLE001 - botocore's errors, as the file errors readers expect
+                raise _as_os_error(exc, self.path) from None
+            if got is not None:
+                return got
+            self._f = self.fs.open_input_file(self.path)
+        return self._f.read_at(end - start, start)
 
     def readinto(self, b) -> int:
         data = self.read(len(b))
@@ -217,6 +228,19 @@ class TailFile(io.RawIOBase):
             self._f.close()
             self._f = None
         super().close()
+
+
+def _as_os_error(exc: BaseException, path: str) -> OSError:
+    """A botocore error as the ``OSError`` a file read raises (never with credentials: botocore's
+    messages name the operation and the error code only)."""
+    code = (
+        str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if hasattr(exc, "response") else ""
+    )
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return FileNotFoundError(f"s3://{path} is gone (deleted since the lake was listed?)")
+    if code in ("AccessDenied", "403"):
+        return PermissionError(f"access denied to s3://{path}: check the credentials' read permission")
+    return OSError(f"cannot read s3://{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
 
 _ACTIVE: dict[int, Snapshot] = {}
