@@ -139,7 +139,8 @@ def profile_table(table: Table, fs: Any = None
                 n = _count_rows(table, stamp, fs)
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
-                          f"{_first_line(exc)}", CorruptParquetWarning, stacklevel=2)
+                          f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
+                          "--refresh'", CorruptParquetWarning, stacklevel=2)
             problems.append(Problem("file", stamp.path, _first_line(exc), table.key))
             continue
         good.append(stamp)
