@@ -272,32 +272,56 @@ def listing_ttl() -> float:
 
 
 def _remember(root: str, fs: Any, listing: list[FileStamp]) -> None:
-    stamps = {fs_path(root, f.path): f for f in listing}
+    from lakeql.sources.snapshot import Snapshot
+
+    # a connection holds less than a build: small objects up to 1 MB whole, 64 MB in all
+    snap = Snapshot(
+        fs, str(root), listing, whole=min(whole_limit(), 1_000_000), budget=min(budget_limit(), 64_000_000)
+    )
     with _RECENT_LOCK:
-        _RECENT[id(fs)] = (fs, time.monotonic(), str(root), stamps)
+        _RECENT[id(fs)] = (fs, time.monotonic(), snap)
 
 
-def recent_stamp(fs: Any, path: str) -> FileStamp | None:
-    """The stamp of object ``path`` from the lake's listing (made by discovery, redone when older than
-    :func:`listing_ttl`: one paginated LIST per 1,000 objects instead of HEAD requests per object and
-    query); None when the object is not listed (the caller asks the store)."""
+def whole_limit() -> int:
+    from lakeql.sources.snapshot import whole_bytes
+
+    return whole_bytes()
+
+
+def budget_limit() -> int:
+    from lakeql.sources.snapshot import cache_bytes
+
+    return cache_bytes()
+
+
+def recent_snapshot(fs: Any) -> Any | None:
+    """The connection-side snapshot of the lake on ``fs``: the listing discovery made (redone when older
+    than :func:`listing_ttl`: one paginated LIST per 1,000 objects instead of HEAD requests per object
+    and query) and the objects read since; None when there is none (the caller asks the store)."""
     hit = _RECENT.get(id(fs))
     if hit is None or hit[0] is not fs:
         return None
-    _, made, root, stamps = hit
+    _, made, snap = hit
     ttl = listing_ttl()
     if ttl <= 0:
         return None
     if time.monotonic() - made > ttl:
         with _RECENT_LOCK:
-            if _RECENT.get(id(fs)) is hit:
-                _RECENT.pop(id(fs), None)
+            if _RECENT.get(id(fs)) is not hit:  # another thread re-listed
+                return recent_snapshot(fs)
+            _RECENT.pop(id(fs), None)
         try:
-            _remember(root, fs, remote_listing(root, fs))
+            _remember(snap.root, fs, remote_listing(snap.root, fs))
         except OSError:
             return None
-        return recent_stamp(fs, path)
-    return stamps.get(path)
+        return recent_snapshot(fs)
+    return snap
+
+
+def recent_stamp(fs: Any, path: str) -> FileStamp | None:
+    """The stamp of object ``path`` from :func:`recent_snapshot` (None: not listed, or no listing)."""
+    snap = recent_snapshot(fs)
+    return snap.stamp(path) if snap is not None else None
 
 
 _LISTINGS: dict[tuple[str, int], list[FileStamp]] = {}
@@ -373,11 +397,13 @@ def _fsspec_wrapper(fs: Any):
                 f = snap.open(self._strip_protocol(path))
                 if f is not None:
                     return f
-            st = self._listed(path) if mode == "rb" and snap is None else None
-            if st is not None:  # a connection: the size from the listing, ranged GETs (no HEAD)
-                from lakeql.sources.snapshot import TailFile
-
-                return TailFile(self.fs, self._strip_protocol(path), int(st.size))
+            conn = recent_snapshot(self.fs) if mode == "rb" and snap is None else None
+            key = self._strip_protocol(path)
+            if conn is not None and conn.stamp(key) is not None:
+                # a connection: the first read in a folder fetches its objects (small ones whole, else
+                # their footers) concurrently, as a scan of a folder table reads every one of them
+                conn.prefetch_folder(key)
+                return conn.open(key)
             return super()._open(path, mode, block_size, seekable, **kwargs)
 
         @classmethod
@@ -393,17 +419,25 @@ def _fsspec_wrapper(fs: Any):
     return wrapper
 
 
+_REGISTERED: dict[int, Any] = {}  # id of a DuckDB connection -> the wrapper registered on it
+
+
 def register_filesystem(con: Any, fs: Any) -> None:
-    """Make ``s3://`` paths readable by DuckDB on ``con`` (once per connection)."""
+    """Make ``s3://`` paths readable by DuckDB on ``con`` with ``fs`` (once per connection and
+    filesystem: a connection that served another filesystem, e.g. the process-wide type connection of
+    the catalog after the endpoint or the credentials changed, gets this one instead)."""
     if fs is None:
         return
     wrapper = _fsspec_wrapper(fs)
     name = wrapper.protocol[0] if isinstance(wrapper.protocol, tuple) else wrapper.protocol
     try:
         if con.filesystem_is_registered(name):
-            return
+            if _REGISTERED.get(id(con)) is wrapper:
+                return
+            con.unregister_filesystem(name)
     except Exception:  # noqa: BLE001 - older clients: just try to register
         pass
+    _REGISTERED[id(con)] = wrapper
     try:
         con.register_filesystem(wrapper)
     except Exception as exc:  # noqa: BLE001

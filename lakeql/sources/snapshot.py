@@ -67,8 +67,15 @@ class Snapshot:
     """The listing of a remote lake (``listing``: FileStamps relative to ``root``) and a cache of its
     objects' bytes, keyed by filesystem path (``bucket/key``)."""
 
-    def __init__(self, fs: Any, root: str, listing: Iterable[Any]) -> None:
+    def __init__(
+        self, fs: Any, root: str, listing: Iterable[Any], whole: int | None = None, budget: int | None = None
+    ) -> None:
         from lakeql.sources.remote import fs_path
+
+        self.whole = whole_bytes() if whole is None else whole
+        self.budget = cache_bytes() if budget is None else budget
+        self._folders: set[str] = set()
+        self._folder_lock = threading.Lock()
 
         self.fs = fs
         self.root = str(root)
@@ -96,7 +103,7 @@ class Snapshot:
         """Fetch ``paths`` (filesystem paths of listed objects) not held yet: whole when small and the
         budget allows, else their footer; at most ``workers`` requests in flight. Failures are left to the
         reader (it fails on the object as it would have, and names it)."""
-        budget, whole = cache_bytes(), whole_bytes()
+        budget, whole = self.budget, self.whole
         todo: list[tuple[str, int, bool]] = []
         planned = self.held
         for p in dict.fromkeys(paths):
@@ -118,6 +125,19 @@ class Snapshot:
             return
         with ThreadPoolExecutor(n, thread_name_prefix="lakeql-s3") as pool:
             list(pool.map(self._fetch, todo))
+
+    def prefetch_folder(self, path: str) -> None:
+        """Before the first read of an object in a folder: fetch every listed object directly in that
+        folder (once per folder; concurrent callers wait for it)."""
+        folder = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+        if folder in self._folders:
+            return
+        with self._folder_lock:
+            if folder in self._folders:
+                return
+            n = len(folder)
+            self.prefetch([p for p in self.stamps if p.startswith(folder) and "/" not in p[n:]])
+            self._folders.add(folder)
 
     def _fetch(self, item: tuple[str, int, bool]) -> None:
         path, size, is_whole = item
