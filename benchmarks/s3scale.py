@@ -126,7 +126,10 @@ def run(cmd: list[str], env: dict[str, str], endpoint: str, timeout: float) -> d
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = counts(endpoint)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # cwd: 'python -m' puts the working directory first on sys.path, before PYTHONPATH
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=env["PYTHONPATH"]
+    )
     stages = []
     last = start
     lines = []

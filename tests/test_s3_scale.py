@@ -215,3 +215,27 @@ def test_s3_concurrency_setting_is_checked(monkeypatch) -> None:
     monkeypatch.delenv("LAKEQL_S3_CONCURRENCY")
     assert snapshot.concurrency() == 16
     assert os.environ.get("LAKEQL_S3_CONCURRENCY") is None
+
+
+def test_s3_connection_relisting_keeps_fetched_objects(lakes, tmp_path, monkeypatch) -> None:
+    """A connection's first scan of a folder table fetches its objects once, concurrently; when its
+    listing expires (LAKEQL_S3_LISTING_TTL) the lake is listed again and unchanged objects are not
+    fetched again."""
+    import time
+
+    import lakeql
+
+    _, url, endpoint, _, _ = lakes
+    lakeql.index(url, index_dir=tmp_path / "idx", progress=False, capabilities=[])
+    con = lakeql.connect(url, index_dir=tmp_path / "idx", capabilities=[])
+    reset(endpoint)
+    assert con.execute("SELECT count(*), sum(n) FROM flights.parts").fetchone() == (PARTS, sum(range(PARTS)))
+    first = counts(endpoint)
+    assert first.get("HEAD", 0) == 0 and first.get("GET_RANGE", 0) + first.get("GET", 0) <= PARTS, first
+    monkeypatch.setenv("LAKEQL_S3_LISTING_TTL", "0.2")
+    time.sleep(0.3)
+    reset(endpoint)
+    assert con.execute("SELECT count(*), sum(n) FROM flights.parts").fetchone() == (PARTS, sum(range(PARTS)))
+    again = counts(endpoint)
+    assert again.get("LIST", 0) >= 1 and again.get("GET_RANGE", 0) + again.get("GET", 0) == 0, again
+    assert again.get("HEAD", 0) <= 1, again  # the listing's probe of the prefix, no HEAD per object

@@ -271,13 +271,17 @@ def listing_ttl() -> float:
     return _env_number("LAKEQL_S3_LISTING_TTL", 30)
 
 
-def _remember(root: str, fs: Any, listing: list[FileStamp]) -> None:
+def _remember(root: str, fs: Any, listing: list[FileStamp], old: Any = None) -> None:
+    """Keep ``listing`` as the connection-side snapshot of the lake on ``fs``; objects of ``old`` (the
+    previous snapshot) whose size and time did not change keep their fetched bytes."""
     from lakeql.sources.snapshot import Snapshot
 
     # a connection holds less than a build: small objects up to 1 MB whole, 64 MB in all
     snap = Snapshot(
         fs, str(root), listing, whole=min(whole_limit(), 1_000_000), budget=min(budget_limit(), 64_000_000)
     )
+    if old is not None:
+        snap.adopt(old)
     with _RECENT_LOCK:
         _RECENT[id(fs)] = (fs, time.monotonic(), snap)
 
@@ -311,7 +315,7 @@ def recent_snapshot(fs: Any) -> Any | None:
                 return recent_snapshot(fs)
             _RECENT.pop(id(fs), None)
         try:
-            _remember(snap.root, fs, remote_listing(snap.root, fs))
+            _remember(snap.root, fs, remote_listing(snap.root, fs), old=snap)
         except OSError:
             return None
         return recent_snapshot(fs)

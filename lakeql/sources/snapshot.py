@@ -126,6 +126,22 @@ class Snapshot:
         with ThreadPoolExecutor(n, thread_name_prefix="lakeql-s3") as pool:
             list(pool.map(self._fetch, todo))
 
+    def adopt(self, old: Snapshot) -> None:
+        """Take over ``old``'s fetched bytes of objects listed again with the same size and time, and
+        its folders already fetched (a re-listing must not fetch them all again)."""
+        with old._lock:
+            for store, mine in ((old.blobs, self.blobs), (old.tails, self.tails)):
+                for p, data in store.items():
+                    st, was = self.stamps.get(p), old.stamps.get(p)
+                    if (
+                        st is not None
+                        and was is not None
+                        and (st.size, st.mtime_ns) == (was.size, was.mtime_ns)
+                    ):
+                        mine[p] = data
+                        self.held += len(data)
+            self._folders |= old._folders
+
     def prefetch_folder(self, path: str) -> None:
         """Before the first read of an object in a folder: fetch every listed object directly in that
         folder (once per folder; concurrent callers wait for it)."""
