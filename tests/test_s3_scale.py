@@ -239,3 +239,37 @@ def test_s3_connection_relisting_keeps_fetched_objects(lakes, tmp_path, monkeypa
     again = counts(endpoint)
     assert again.get("LIST", 0) >= 1 and again.get("GET_RANGE", 0) + again.get("GET", 0) == 0, again
     assert again.get("HEAD", 0) <= 1, again  # the listing's probe of the prefix, no HEAD per object
+
+
+def test_s3_access_denied_object_is_left_out_by_name(lakes, tmp_path, monkeypatch) -> None:
+    """An object the credentials may list but not read (botocore's AccessDenied, injected: moto's server
+    does not enforce policies): its table is left out with a warning naming it and the fix."""
+    import botocore.exceptions
+
+    import lakeql
+    from lakeql.sources import remote
+
+    _, url, _, _, _ = lakes
+    original = remote.direct_get
+
+    def deny(fs, path, start, end):
+        if path.endswith("flights/airlines.parquet"):
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject"
+            )
+        return original(fs, path, start, end)
+
+    monkeypatch.setattr(remote, "direct_get", deny)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = lakeql.index(url, index_dir=tmp_path / "idx", progress=False, capabilities=[])
+    text = [str(w.message) for w in caught if "airlines.parquet" in str(w.message)]
+    assert text and "access denied to s3://lake/copy/flights/airlines.parquet" in text[0], text
+    assert "lakeql index LAKE --refresh" in text[0] and SECRET not in text[0]
+    monkeypatch.setattr(remote, "direct_get", original)
+    con = lakeql.connect(url, index_dir=tmp_path / "idx", capabilities=[])
+    rows = dict(
+        con.execute("SELECT table_name, status FROM lakeql_tables() WHERE table_name IS NOT NULL").fetchall()
+    )
+    assert rows["flights.airlines"] == "error" and rows["flights.parts"] == "ok", rows
+    assert report.tables == len(rows) - 1  # every other table indexed
