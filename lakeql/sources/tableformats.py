@@ -42,7 +42,7 @@ def _relative(table: Table, uri: str) -> str:
         text = unquote(parsed.path) if parsed.scheme == "file" else text
     text = text.removeprefix(root).removeprefix("/" if not root.endswith("/") else "")
     if text.startswith(str(table.root)):
-        text = text[len(str(table.root)) :].lstrip("/")
+        text = text[len(str(table.root)):].lstrip("/")
     return text
 
 
@@ -50,30 +50,25 @@ def _delta_files(table: Table) -> list[str]:
     try:
         from deltalake import DeltaTable
     except ImportError:
-        raise LakeqlError(
-            f"{table.source!r} is a Delta table: install deltalake (pip install 'lakeql[formats]') to read it"
-        ) from None
+        raise LakeqlError(f"{table.source!r} is a Delta table: install deltalake "
+                          "(pip install 'lakeql[formats]') to read it") from None
     uri = join_root(table.root, table.source)
     try:
         dt = DeltaTable(uri, storage_options=_storage_options(uri))
         proto = dt.protocol()
         features = set(getattr(proto, "reader_features", None) or [])
         if features & {"deletionVectors", "columnMapping"}:
-            raise LakeqlError(
-                f"Delta table {table.source!r} uses {sorted(features)}: lakeql reads plain "
-                "Parquet-file Delta tables only"
-            )
+            raise LakeqlError(f"Delta table {table.source!r} uses {sorted(features)}: lakeql reads plain "
+                              "Parquet-file Delta tables only")
         if dt.metadata().partition_columns:
-            raise LakeqlError(
-                f"Delta table {table.source!r} is partitioned: lakeql reads unpartitioned Delta tables only"
-            )
+            raise LakeqlError(f"Delta table {table.source!r} is partitioned: lakeql reads unpartitioned "
+                              "Delta tables only")
         return list(dt.file_uris())
     except LakeqlError:
         raise
     except Exception as exc:  # noqa: BLE001 - deltalake raises many types for a bad log
-        raise LakeqlError(
-            f"cannot read the Delta log of {table.source!r}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise LakeqlError(f"cannot read the Delta log of {table.source!r}: {str(exc).splitlines()[0]}"
+                          ) from None
 
 
 def _storage_options(uri: str) -> dict[str, str]:
@@ -81,16 +76,10 @@ def _storage_options(uri: str) -> dict[str, str]:
         return {}
     import os
 
-    opts = {
-        k: os.environ[v]
-        for k, v in (
-            ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-            ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
-            ("AWS_REGION", "AWS_REGION"),
-            ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
-        )
-        if v in os.environ
-    }
+    opts = {k: os.environ[v] for k, v in (("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+                                          ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+                                          ("AWS_REGION", "AWS_REGION"),
+                                          ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL")) if v in os.environ}
     if opts.get("AWS_ENDPOINT_URL", "").startswith("http://"):
         opts["AWS_ALLOW_HTTP"] = "true"
     return opts
@@ -100,14 +89,10 @@ def _iceberg_files(table: Table, stamps: dict[str, FileStamp]) -> list[str]:
     try:
         from pyiceberg.table import StaticTable
     except ImportError:
-        raise LakeqlError(
-            f"{table.source!r} is an Iceberg table: install pyiceberg "
-            "(pip install 'lakeql[formats]') to read it"
-        ) from None
-    metas = sorted(
-        (p for p in stamps if p.startswith(table.source + "/metadata/") and p.endswith(".metadata.json")),
-        key=_metadata_version,
-    )
+        raise LakeqlError(f"{table.source!r} is an Iceberg table: install pyiceberg "
+                          "(pip install 'lakeql[formats]') to read it") from None
+    metas = sorted((p for p in stamps if p.startswith(table.source + "/metadata/")
+                    and p.endswith(".metadata.json")), key=_metadata_version)
     if not metas:
         raise LakeqlError(f"Iceberg table {table.source!r} has no metadata/*.metadata.json")
     uri = join_root(table.root, metas[-1])
@@ -115,13 +100,11 @@ def _iceberg_files(table: Table, stamps: dict[str, FileStamp]) -> list[str]:
         st = StaticTable.from_metadata(uri if "://" in uri else Path(uri).as_uri())
         tasks = list(st.scan().plan_files())
     except Exception as exc:  # noqa: BLE001
-        raise LakeqlError(
-            f"cannot read the Iceberg metadata of {table.source!r}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise LakeqlError(f"cannot read the Iceberg metadata of {table.source!r}: "
+                          f"{str(exc).splitlines()[0]}") from None
     if any(task.delete_files for task in tasks):
-        raise LakeqlError(
-            f"Iceberg table {table.source!r} has delete files: lakeql reads append-only Iceberg tables only"
-        )
+        raise LakeqlError(f"Iceberg table {table.source!r} has delete files: lakeql reads append-only "
+                          "Iceberg tables only")
     return [task.file.file_path for task in tasks]
 
 
