@@ -151,6 +151,14 @@ def test_s3_index_reads_each_object_once_and_equals_a_local_copy(lakes, tmp_path
         got
     )  # no-op: no reads
 
+    # one object of the folder table changed: only that table's objects are read again
+    _, _, _, client, _ = lakes
+    client.put_object(Bucket="lake", Key="copy/flights/parts/p000.parquet", Body=_part(0))
+    reset(endpoint)
+    lakeql.index(url, index_dir=tmp_path / "remote", progress=False, refresh=True)
+    got = counts(endpoint)
+    assert got.get("GET_RANGE", 0) + got.get("GET", 0) == PARTS and got.get("HEAD", 0) <= 2, got
+
     lakeql.index(local, index_dir=tmp_path / "local", progress=False)
     reset(endpoint)
     remote = _summary(lakeql.connect(url, index_dir=tmp_path / "remote"))
