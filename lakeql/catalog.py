@@ -24,6 +24,7 @@ from lakeql import parquet_io
 from lakeql.errors import UnknownColumnError, UnknownTableError, did_you_mean
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
+from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, Store, dir_bytes
 
 TEXT_TYPES = ("VARCHAR",)
@@ -487,9 +488,8 @@ class Catalog:
         """
         if store is None or not store.path("catalog", "tables.parquet").exists():
             return None
-        import duckdb
 
-        con = con.cursor() if con is not None else duckdb.connect()
+        con = con.cursor() if con is not None else buildfs.connect()
         try:
             entry = store.find("catalog")
             if not _current_format(entry):

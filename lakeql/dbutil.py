@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from lakeql.sources import buildfs
+
 #: DuckDB's smallest block: a database of a few views is ~30 KB instead of ~270 KB with the default 256 KB
 #: blocks (the stock duckdb CLI 1.5 reads such files; checked)
 SMALL_BLOCK_SIZE = 16384
@@ -17,11 +19,10 @@ def new_database_file(path: str | Path, storage_version: str) -> Iterator[object
 
     The file is checkpointed and detached when the block ends (no ``.wal`` is left beside it).
     """
-    import duckdb
 
     from lakeql.lake import quote_literal
 
-    con = duckdb.connect()
+    con = buildfs.connect()
     try:
         con.execute(f"ATTACH {quote_literal(str(path))} AS lakeql_out "
                     f"(BLOCK_SIZE {SMALL_BLOCK_SIZE}, STORAGE_VERSION {quote_literal(storage_version)})")

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lakeql.sources import buildfs
+
 #: index files from this size are decoded on Arrow's thread pool (smaller ones on the calling thread)
 THREADED_READ_BYTES = 4 << 20
 
@@ -24,13 +26,12 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> Any:
     a refresh reads ~30 index files). The table read is the same either way."""
     import os
 
-    import pyarrow.parquet as pq
 
     try:
         threads = os.path.getsize(path) >= THREADED_READ_BYTES
     except (OSError, TypeError, ValueError):  # not a local file: as pyarrow does by default
         threads = True
-    with pq.ParquetFile(path) as f:
+    with buildfs.parquet_file(path) as f:
         return f.read(columns=columns, use_threads=threads)
 
 

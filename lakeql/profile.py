@@ -43,6 +43,7 @@ from typing import Any
 
 from lakeql import parquet_io
 from lakeql.lake import Table, quote_ident
+from lakeql.sources import buildfs
 
 FORMAT = 5  # 5: lean footers (no statistics, no Arrow schema)
 KIND = "column_profile"
@@ -127,9 +128,8 @@ def connect(threads: int | None = None):
     """A private DuckDB connection for profiling (build time only; never shared between threads).
 
     ``threads``: DuckDB's worker threads (its default: one per core); :func:`profile_tables` needs 1."""
-    import duckdb
 
-    con = duckdb.connect()
+    con = buildfs.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     if threads is not None:

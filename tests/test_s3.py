@@ -99,3 +99,25 @@ def test_missing_bucket_is_a_clear_error(s3_lake) -> None:
 
     with pytest.raises(LakeNotFoundError, match="does not exist|cannot list"):
         discover("s3://lake/no-such-prefix")
+
+
+def test_vectors_and_context_build_from_s3_without_patching(s3_lake, tmp_path) -> None:
+    """The vector builder reads an s3:// table through lakeql's own connections (lakeql.sources.buildfs),
+    and nothing global is patched while it runs: a connection the caller opens meanwhile stays plain."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    import lakeql
+
+    url, _ = s3_lake
+    plain_connect, plain_file = duckdb.connect, pq.ParquetFile
+    with pytest.warns(UserWarning):
+        lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=["vectors", "context"],
+                     embed=["python.modules.docstring"])
+    assert duckdb.connect is plain_connect and pq.ParquetFile is plain_file
+    with pytest.warns(UserWarning):
+        con = lakeql.connect(url, index_dir=tmp_path, capabilities=["vectors"])
+    got = con.execute("SELECT module FROM semantic_search('python.modules', 'docstring', ?, k := 1)",
+                      ["Read and write ZIP files"]).fetchone()
+    assert got == ("zipfile",)
+    assert (tmp_path / "schemas").exists()

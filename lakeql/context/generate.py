@@ -29,6 +29,7 @@ from lakeql.context.text import counted
 from lakeql.errors import LakeqlError
 from lakeql.lake import ROOT_DOMAIN, Lake
 from lakeql.progress import progress
+from lakeql.sources import buildfs
 from lakeql.store import write_if_changed
 
 STATE = ".lakeql-schemas.json.gz"  # gzipped JSON (was plain .lakeql-schemas.json: still read once)
@@ -276,7 +277,7 @@ def profile_tables(lake: Lake, catalog: Catalog, keys: list[str], threads: int =
         if cur is None:
             with lock:
                 if not shared:
-                    shared.append(duckdb.connect())
+                    shared.append(buildfs.connect())
                 cur = local.cur = shared[0].cursor()
                 cursors.append(cur)
         try:

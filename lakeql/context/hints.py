@@ -22,6 +22,7 @@ from typing import Any
 
 from lakeql import parquet_io
 from lakeql.lake import Lake, quote_ident
+from lakeql.sources import buildfs
 
 MIN_CONTAINMENT = 0.9
 MIN_UNIQUE = 0.99
@@ -172,7 +173,7 @@ def composite_hints(
             if ok is None:
                 import duckdb  # here: a refresh whose checks are all cached need not import it
 
-                con = con or duckdb.connect()
+                con = con or buildfs.connect()
                 try:
                     ok = _check(con, lake, a, b, acols, bcols)
                 except duckdb.Error as exc:

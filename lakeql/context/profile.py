@@ -26,6 +26,7 @@ from typing import Any
 from lakeql.catalog import Catalog
 from lakeql.context.safe import one_line
 from lakeql.lake import Table, quote_ident
+from lakeql.sources import buildfs
 
 ARROW_ROWS = 20_000  # tables up to this size are profiled in pyarrow (exact, ~5x cheaper than a query)
 FULL_SCAN_ROWS = 200_000
@@ -95,13 +96,12 @@ def clean_text(value: Any, limit: int = SAMPLE_CHARS) -> str:
 
 def _descriptions(table: Table) -> tuple[str | None, dict[str, str]]:
     """Table and column descriptions from the first file's Parquet/Arrow metadata (footer only)."""
-    import pyarrow.parquet as pq
 
     if not table.files:
         return None, {}
     try:
         # ParquetFile, not read_schema: on a remote lake a build serves it from its snapshot (no request)
-        with pq.ParquetFile(table.root / table.files[0].path) as f:
+        with buildfs.parquet_file(table.root / table.files[0].path) as f:
             schema = f.schema_arrow
     except Exception:  # noqa: BLE001 - an unreadable footer just means no description
         return None, {}
@@ -204,10 +204,9 @@ def _profile_arrow(table: Table, profiles: list[ColumnProfile], rows: int) -> bo
     """Profile a small table in pyarrow (read whole: it is small); False when pyarrow cannot."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     try:
-        parts = [pq.ParquetFile(p).read(use_threads=False) for p in table.paths]
+        parts = [buildfs.parquet_file(p).read(use_threads=False) for p in table.paths]
         tab = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
     except Exception:  # noqa: BLE001 - schema drift or odd encodings: let DuckDB handle it
         return False

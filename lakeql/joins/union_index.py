@@ -38,6 +38,7 @@ from typing import Any
 from lakeql import packed, parquet_io
 from lakeql.joins import union_text as tx
 from lakeql.progress import progress, say
+from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, dir_bytes
 
 FORMAT = 2  # 2: arrays zstd-packed (.zst, lakeql.packed); 1: .npy/.npz
@@ -83,12 +84,11 @@ def _meta_text(meta: dict | None) -> str:
 
 def footer_info(table) -> tuple[str, dict[str, str], dict[str, tuple[float, float]]]:
     """(table description, column descriptions, numeric (min, max) per column) from Parquet footers."""
-    import pyarrow.parquet as pq
 
     desc, cdesc, ranges = "", {}, {}
     for path in table.paths[:4]:
         try:
-            pf = pq.ParquetFile(path)
+            pf = buildfs.parquet_file(path)
         except Exception:  # noqa: BLE001 - the catalog already warned about unreadable files
             continue
         schema = pf.schema_arrow

@@ -25,6 +25,7 @@ import numpy as np
 
 from lakeql.errors import LakeqlError
 from lakeql.lake import Table
+from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, write_failure
 
 KIND = "ngram"
@@ -132,19 +133,17 @@ def fold_ascii(buf: np.ndarray) -> None:
 
 def table_batches(table: Table, column: str) -> Iterator[Any]:
     """Arrow arrays of ``column`` over the table's files in catalog order (row order = ``__rowid``)."""
-    import pyarrow.parquet as pq
 
     for path in table.paths:
-        pf = pq.ParquetFile(path)
+        pf = buildfs.parquet_file(path)
         if column in pf.schema_arrow.names:
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[column]):
                 yield batch.column(0)
         else:  # e.g. a hive partition column: let DuckDB produce it, in file order
-            import duckdb
 
             from lakeql.lake import quote_ident, read_parquet_sql
 
-            con = duckdb.connect()
+            con = buildfs.connect()
             rdr = con.execute(f"SELECT encode({quote_ident(column)}::VARCHAR) FROM "
                               f"{read_parquet_sql([path], table.hive)}").fetch_record_batch(BATCH_ROWS)
             for batch in rdr:

@@ -451,69 +451,31 @@ def register_filesystem(con: Any, fs: Any) -> None:
 
 @contextlib.contextmanager
 def builder_connections(fs: Any, root: str | None = None) -> Iterator[None]:
-    """While a remote lake is indexed, every new ``duckdb.connect()`` gets the lake's filesystem.
+    """While a remote lake is indexed, the connections and Parquet files lakeql's builders open
+    (:mod:`lakeql.sources.buildfs`) get the lake's filesystem.
 
     Capability builders open private DuckDB connections to scan tables; this is how they read
-    ``s3://`` files without each knowing about object storage. Restored on exit. With the lake's
+    ``s3://`` files without each knowing about object storage. Nothing global is patched. With the lake's
     ``root``, the build reads through a :class:`lakeql.sources.snapshot.Snapshot` of the listing
     discovery made (sizes without HEAD requests, each object fetched once).
     """
     if fs is None:
         yield
         return
-    import duckdb
-
-    from lakeql.sources import snapshot
+    from lakeql.sources import buildfs, snapshot
 
     listing = _LISTINGS.get((str(root), id(fs))) if root is not None else None
     snap = snapshot.Snapshot(fs, str(root), listing) if listing is not None else None
     if snap is not None:
         snapshot.activate(snap)
 
-    original = duckdb.connect
-
-    def connect(*args: Any, **kwargs: Any):
-        con = original(*args, **kwargs)
-        with contextlib.suppress(Exception):
-            register_filesystem(con, fs)
-        return con
-
-    duckdb.connect = connect
-    restore = _parquet_files_from(snap) if snap is not None else None
+    buildfs.start(fs, snap)
     try:
         yield
     finally:
-        duckdb.connect = original
-        if restore is not None:
-            restore()
+        buildfs.stop(fs)
         if snap is not None:
             snapshot.deactivate(snap)
-
-
-def _parquet_files_from(snap: Any):
-    """While the build runs, ``pyarrow.parquet.ParquetFile('s3://...')`` of an object of the snapshot
-    reads it from the snapshot (builders open tables' files by URL, and pyarrow would otherwise make its
-    own S3 client: a HEAD and a GET per file and builder). Returns the function that restores it."""
-    import pyarrow.parquet as pq
-
-    original = pq.ParquetFile
-
-    class SnapshotParquetFile(original):
-        def __init__(self, source: Any, *args: Any, **kwargs: Any) -> None:
-            if isinstance(source, str) and source.startswith(("s3://", "s3a://")):
-                f = snap.open(source.split("://", 1)[1])
-                if f is not None:
-                    source = f
-            super().__init__(source, *args, **kwargs)
-
-    SnapshotParquetFile.__name__ = SnapshotParquetFile.__qualname__ = "ParquetFile"
-    pq.ParquetFile = SnapshotParquetFile
-
-    def restore() -> None:
-        if pq.ParquetFile is SnapshotParquetFile:
-            pq.ParquetFile = original
-
-    return restore
 
 
 def default_index_dir(url: str) -> Path:

@@ -28,6 +28,7 @@ from lakeql.cliargs import shell_word
 from lakeql.errors import LakeqlError
 from lakeql.lake import quote_ident
 from lakeql.progress import bar, say
+from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, dir_bytes, file_checksum
 
 KIND = "embed"
@@ -233,9 +234,8 @@ def whole_table_shard(table) -> str:
 
 def has_column(source: str, column: str) -> bool:
     """Whether the shard's SQL ``source`` has ``column`` (a file may lack a column others have)."""
-    import duckdb
 
-    con = duckdb.connect()
+    con = buildfs.connect()
     try:
         names = [d[0].lower() for d in con.sql(f"SELECT * FROM ({source}) LIMIT 0").description]
     finally:
@@ -280,7 +280,6 @@ def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
 def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None):
     """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column``
     (rowids: ``__rowid`` of ``source``, by default the whole table's scan)."""
-    import duckdb
 
     from lakeql.rows import rowid_scan_sql
 
@@ -289,7 +288,7 @@ def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = N
         source = rowid_scan_sql(table, ctx.catalog.file_rows(table))
     sql = (f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM ({source}) "
            f"WHERE {col} IS NOT NULL AND regexp_matches({col}, '\\S') ORDER BY __rowid")
-    con = duckdb.connect()
+    con = buildfs.connect()
     try:
         reader = con.sql(sql).to_arrow_reader(STREAM_ROWS)
         for batch in reader:
@@ -562,11 +561,10 @@ def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray,
 
 def plan_shards_of_rowids(table, n_rows: int) -> list[ShardPlan]:
     """Shards of ``table`` from its Parquet footers (no catalog): for :func:`write_index`."""
-    import pyarrow.parquet as pq
 
     if table.format != "parquet":
         return [ShardPlan(whole_table_shard(table), "*", 0, n_rows, "")]
-    file_rows = [pq.ParquetFile(p).metadata.num_rows for p in table.paths]
+    file_rows = [buildfs.parquet_file(p).metadata.num_rows for p in table.paths]
     offsets = shards.row_offsets(table, file_rows)
     return [ShardPlan(shards.shard_id(f), f.path, offsets[shards.shard_id(f)], n, "")
             for f, n in zip(table.files, file_rows, strict=True)]

@@ -20,6 +20,7 @@ import numpy as np
 
 from lakeql.errors import LakeqlError, UnknownColumnError
 from lakeql.lake import quote_ident
+from lakeql.sources import buildfs
 
 VECTOR_TYPE = re.compile(r"^(FLOAT|DOUBLE|REAL|FLOAT4|FLOAT8)\[(\d*)\]$", re.IGNORECASE)
 
@@ -68,7 +69,7 @@ def stream_vectors(ctx, table, column: str, stats: VectorStats, rows_per_batch: 
            f"list_count({col}) = len({col}) AS complete FROM "
            f"({source or rowid_scan_sql(table, ctx.catalog.file_rows(table))}) WHERE {col} IS NOT NULL "
            "ORDER BY __rowid")
-    con = duckdb.connect()
+    con = buildfs.connect()
     try:
         for batch in con.sql(sql).to_arrow_reader(rows_per_batch):
             rowids = batch.column(0).to_numpy().astype(np.int64)

@@ -1,0 +1,55 @@
+"""The object-store filesystem of the remote-lake build now running, for what its builders open.
+
+While ``lakeql index`` builds a remote (``s3://``) lake, the capability builders open private DuckDB
+connections and ``pyarrow.parquet.ParquetFile`` objects to scan the lake's tables. They do it through
+:func:`connect` and :func:`parquet_file`, which give them the lake's filesystem and the build's
+snapshot of the listing (each object fetched once; :mod:`lakeql.sources.snapshot`). Nothing global is
+patched: connections and files that lakeql's builders do not open are never touched. Outside a remote
+build both are plain ``duckdb.connect`` / ``pyarrow.parquet.ParquetFile``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+_STATE: dict[str, Any] = {"fs": None, "snapshot": None}
+
+
+def start(fs: Any, snap: Any) -> None:
+    """Mark a remote build on ``fs`` (reading through ``snap`` when given) as running."""
+    _STATE["fs"], _STATE["snapshot"] = fs, snap
+
+
+def stop(fs: Any) -> None:
+    """The build on ``fs`` ended."""
+    if _STATE["fs"] is fs:
+        _STATE["fs"], _STATE["snapshot"] = None, None
+
+
+def connect(*args: Any, **kwargs: Any):
+    """``duckdb.connect(...)``, with the running remote build's filesystem registered on it."""
+    import duckdb
+
+    con = duckdb.connect(*args, **kwargs)
+    fs = _STATE["fs"]
+    if fs is not None:
+        from lakeql.sources.remote import register_filesystem
+
+        with contextlib.suppress(Exception):  # a local path reads without it; an s3 read then names the fault
+            register_filesystem(con, fs)
+    return con
+
+
+def parquet_file(source: Any, *args: Any, **kwargs: Any):
+    """``pyarrow.parquet.ParquetFile(source, ...)``; an ``s3://`` URL of an object of the running build's
+    snapshot is read from the snapshot (pyarrow would otherwise make its own S3 client: a HEAD and a GET
+    per file and builder)."""
+    import pyarrow.parquet as pq
+
+    snap = _STATE["snapshot"]
+    if snap is not None and isinstance(source, str) and source.startswith(("s3://", "s3a://")):
+        f = snap.open(source.split("://", 1)[1])
+        if f is not None:
+            source = f
+    return pq.ParquetFile(source, *args, **kwargs)
