@@ -180,7 +180,8 @@ class Searcher:
             if not (folder / "postings.npz").exists():
                 raise LakeqlError(f"hybrid_search needs the words of {label} indexed: rebuild with "
                                   f"'lakeql index LAKE --embed {shell_word(label)} --embed-bm25'")
-            idx._pos["bm25"] = bm25.BM25Index.load(folder, label)
+            # cut queries as the index's texts were cut (an index made before tokenizer 2 keeps version 1)
+            idx._pos["bm25"] = bm25.BM25Index.load(folder, label, bm25.index_version(idx.meta))
         words = idx._pos["bm25"]
         q = self.embed_query(idx, query)
         allowed = self.allowed(table, idx, predicate)
