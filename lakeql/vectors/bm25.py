@@ -71,8 +71,11 @@ def words(text: str, version: int = TOKENIZER_VERSION) -> list[str]:
     if text.isascii():
         return WORD.findall(text.lower())  # ASCII: what version 2 gives, fast
     text = unicodedata.normalize("NFKC", text).translate(_JOINERS).casefold()
+    found = _word_re().findall(text)
+    if not _NOSPACE_RUN.search(text):  # no script without spaces: the words as found
+        return found
     out: list[str] = []
-    for w in _word_re().findall(text):
+    for w in found:
         if not _NOSPACE_RUN.search(w):
             out.append(w)
             continue
