@@ -48,7 +48,8 @@ def connect(lake: PathLike | None = None, database: str = ":memory:", *, index_d
     ``duckdb.connect`` (``read_only``, ``config``). The connection is a
     :class:`lakeql.dbapi.LakeqlConnection`: a query of a table that lakeql left out as unreadable raises
     lakeql's reason and fix (an ``UnreadableTableError``, also a ``duckdb.CatalogException``), not DuckDB's
-    'does not exist'.
+    'does not exist'; an error raised by a lakeql SQL function is lakeql's message (its own ``LakeqlError``
+    class, also a ``duckdb.InvalidInputException``), not DuckDB's UDF wrapper around it.
     """
     from lakeql.connection import open_lake
     from lakeql.dbapi import as_lakeql_connection

@@ -11,8 +11,17 @@ query (``execute``, ``executemany``, ``sql``, ``query``, ``from_query``, ``table
 'does not exist' for such a table into :class:`UnreadableTableError`, which is both a
 ``duckdb.CatalogException`` (code that catches DuckDB's error keeps working) and a
 :class:`lakeql.errors.LakeqlError`. A scalar function called in ``FROM`` gets DuckDB's error plus a hint line.
-Every other error, and every error inside an explicit transaction (DuckDB aborts it, so nothing can be
-looked up), is DuckDB's own. ``cursor()`` returns a connection of this class too.
+Every other catalog error, and every error inside an explicit transaction (DuckDB aborts it, so nothing
+can be looked up), is DuckDB's own. ``cursor()`` returns a connection of this class too.
+
+An error raised by one of lakeql's SQL functions reaches DuckDB's caller wrapped: ``Invalid Input Error:
+Python exception occurred while executing the UDF: LakeqlError: the search query is empty: ...``. Those
+methods raise lakeql's message as is (what the CLI, the shell and the MCP server show), as a :class:`UdfError`
+of the error's own class (``UnknownTableError``, ``StaleIndexError``, ...): still a
+``duckdb.InvalidInputException`` (so ``except duckdb.InvalidInputException`` / ``duckdb.Error`` keep
+working) and now also a ``LakeqlError`` subclass; DuckDB's text stays in its ``duckdb_message``. Other
+Python exceptions in a UDF (a bug) keep DuckDB's text. A lazy relation (``sql()``, ``query()``) runs its
+query later, in the relation's own methods: those errors stay DuckDB's.
 """
 
 from __future__ import annotations
@@ -61,6 +70,55 @@ def _converted(con: duckdb.DuckDBPyConnection, exc: duckdb.CatalogException) -> 
     return None
 
 
+class UdfError(LakeqlError, duckdb.InvalidInputException):
+    """An error raised by one of lakeql's SQL functions, as a DB-API caller gets it: lakeql's message (the
+    ``LakeqlError`` subclass it was raised as, when lakeql has one of that name), still DuckDB's
+    ``InvalidInputException``; ``duckdb_message``: DuckDB's text."""
+
+    duckdb_message: str = ""
+
+
+_UDF_CLASSES: dict[str, type] = {}
+
+
+def _lakeql_class(name: str) -> type | None:
+    """The ``LakeqlError`` subclass (loaded by now: it was just raised) called ``name``, or None."""
+    todo, seen = [LakeqlError], set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if cls.__name__ == name:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
+
+
+def _udf_error(exc: duckdb.InvalidInputException) -> BaseException | None:
+    """lakeql's error for DuckDB's wrapped exception of a lakeql UDF, or None (not lakeql's: keep it)."""
+    from lakeql.errors import UDF_MARKER
+
+    msg = str(exc)
+    if UDF_MARKER not in msg:
+        return None
+    head, _, rest = msg.split(UDF_MARKER, 1)[1].partition(": ")
+    cls = _lakeql_class(head.strip())
+    if cls is None or not rest.strip():
+        return None
+    if issubclass(cls, duckdb.InvalidInputException):
+        err_cls = cls
+    elif cls is LakeqlError:
+        err_cls = UdfError
+    else:  # e.g. UnknownTableError: catchable as itself, as LakeqlError and as DuckDB's exception
+        err_cls = _UDF_CLASSES.get(head)
+        if err_cls is None:
+            err_cls = _UDF_CLASSES[head] = type(head, (cls, UdfError), {"__module__": cls.__module__})
+    out = err_cls(rest)
+    out.duckdb_message = msg
+    return out
+
+
 def _converting(name: str):
     base = getattr(duckdb.DuckDBPyConnection, name)
 
@@ -69,6 +127,11 @@ def _converting(name: str):
             return base(self, *args, **kwargs)
         except duckdb.CatalogException as exc:
             better = _converted(self, exc)
+            if better is None:
+                raise
+            raise better from None
+        except duckdb.InvalidInputException as exc:
+            better = _udf_error(exc)
             if better is None:
                 raise
             raise better from None

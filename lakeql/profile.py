@@ -5,11 +5,14 @@
 column:
 
 * for all columns: non-NULL count, NULL share, native min/max (as text, in the column type's order), an
-  approximate distinct count, and length range of text/blob values (what the schema files show);
+  approximate distinct count, and the length range of text/blob values as they are (``text_len_min`` /
+  ``text_len_max``: what the schema files show, so ``min: ""`` comes with ``min_len: 0``);
 * for columns whose values can be keys (strings, integers, dates/timestamps, UUIDs, enums: see
   :func:`value_class`), from one GROUP BY of the normalized text
   ``nullif(lower(trim(CAST(v AS VARCHAR))), '')`` of all those columns UNPIVOTed: the exact distinct
-  count, value lengths (min, max, average over rows, median over distinct values), case/trim flags, the
+  count, value lengths (``len_min``, ``len_max``, average over rows, median over distinct values: of the
+  normalized values, what joins compare; for other columns ``len_min``/``len_max`` are the text lengths
+  as they are), case/trim flags, the
   :data:`TOP_VALUES` most frequent raw values with their counts (their hashes: :func:`hash_values`),
   and the sorted 32-bit hashes of the distinct values (the upper half of DuckDB's 64-bit ``hash()``:
   ``(hash(v) >> 32)::UINTEGER``, so SQL can compute them too), capped at the bottom :data:`HASH_CAP`
@@ -45,7 +48,7 @@ from lakeql import parquet_io
 from lakeql.lake import Table, quote_ident
 from lakeql.sources import buildfs
 
-FORMAT = 5  # 5: lean footers (no statistics, no Arrow schema)
+FORMAT = 6  # 6: text_len_min/max (lengths of the values as they are); 5: lean footers (no statistics)
 KIND = "column_profile"
 TOP_VALUES = 100  # most frequent raw values kept per column
 SKETCH_K = 256  # bottom-k MinHash sketch size
@@ -108,6 +111,8 @@ def columns_schema():
             ("top_values", pa.list_(pa.string())),
             ("top_counts", pa.list_(pa.int64())),
             ("n_hashes", pa.int64()),
+            ("text_len_min", pa.int32()),
+            ("text_len_max", pa.int32()),
         ]
     )
 
@@ -161,6 +166,8 @@ def _empty_row(table: Table, name: str, ctype: str, ordinal: int, rows: int) -> 
         "top_values": [],
         "top_counts": [],
         "n_hashes": 0,
+        "text_len_min": None,
+        "text_len_max": None,
     }
 
 
@@ -214,8 +221,12 @@ def set_native(row: dict[str, Any], stats: Sequence[Any]) -> None:
         nonnull=int(nonnull),
         min=lo,
         max=hi,
-        len_min=lmin,
-        len_max=lmax,
+        # value columns: the normalized values' lengths, set by _grouped_stats (none when no value is left:
+        # a raw length here would make the merge of files mix the two)
+        len_min=lmin if row["value_class"] is None else None,
+        len_max=lmax if row["value_class"] is None else None,
+        text_len_min=lmin,  # the values as they are (the schema files' min_len / max_len)
+        text_len_max=lmax,
         n_distinct=min(int(approx or 0), int(nonnull)),
         distinct_exact=approx is None,
     )
@@ -804,8 +815,9 @@ def context_columns(store, table: Table) -> list[dict[str, Any]] | None:
                 "distinct_exact": exact,
                 "min": r["min"],
                 "max": r["max"],
-                "min_len": r["len_min"] if lengthy else None,
-                "max_len": r["len_max"] if lengthy else None,
+                # the values as they are, like min / max (len_min: of the normalized values of joins)
+                "min_len": r["text_len_min"] if lengthy else None,
+                "max_len": r["text_len_max"] if lengthy else None,
                 "samples": r["top_values"][:3],
                 "key": "unique" if exact and rc > 1 and nn == rc and r["n_distinct"] == rc else None,
             }

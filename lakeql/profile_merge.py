@@ -10,7 +10,7 @@ Exact:
 * ``row_count``, ``nonnull``, ``n_values``: sums;
 * ``min``/``max``: compared in the column type's order (the texts are cast back to the type in DuckDB;
   types outside a plain-name whitelist are compared as text);
-* ``len_min``/``len_max``, ``upper``/``lower``/``trimmed``: min/max, all;
+* ``len_min``/``len_max``, ``text_len_min``/``text_len_max``, ``upper``/``lower``/``trimmed``: min/max, all;
 * ``len_avg`` of value columns: the per-file averages weighted by their value counts;
 * the stored value hashes: the bottom :data:`~lakeql.profile.HASH_CAP` of the union of the files'
   bottom ``HASH_CAP`` (the union of bottom-k sets holds the bottom-k of the union);
@@ -108,6 +108,8 @@ def _num(t: Any, name: str, n_shards: int, n_cols: int, fill: float = 0.0):
 
 
 _MAX_HASH = (1 << 32) - 1
+# length ranges (float, NaN: none): of the normalized values (lmin/lmax) and of the values as they are (tl)
+_LENGTHS = ("lmin", "lmax", "tlmin", "tlmax")
 _SCALARS = (
     "rc",
     "nonnull",
@@ -140,7 +142,7 @@ class MergeState:
 
     ids: list[str]
     n_files: int
-    scal: dict[str, Any]  # name -> int64/float64 array per column (see _SCALARS, plus lmin/lmax)
+    scal: dict[str, Any]  # name -> int64/float64 array per column (see _SCALARS, plus _LENGTHS)
     mins: list[str | None]
     maxs: list[str | None]
     tau: Any  # uint64 per column
@@ -214,6 +216,8 @@ def state_of(
     nhash = _num(t, "n_hashes", n_sh, n_cols)
     lmin = _num(t, "len_min", n_sh, n_cols, np.nan)
     lmax = _num(t, "len_max", n_sh, n_cols, np.nan)
+    tlmin = _num(t, "text_len_min", n_sh, n_cols, np.nan)
+    tlmax = _num(t, "text_len_max", n_sh, n_cols, np.nan)
     lavg = _num(t, "len_avg", n_sh, n_cols)
     lmed = _num(t, "len_median", n_sh, n_cols, np.nan)
 
@@ -253,6 +257,8 @@ def state_of(
         else np.zeros(n_cols, np.int64),
         "lmin": np.fmin.reduce(lmin, axis=0, initial=np.nan) if n_sh else np.full(n_cols, np.nan),
         "lmax": np.fmax.reduce(lmax, axis=0, initial=np.nan) if n_sh else np.full(n_cols, np.nan),
+        "tlmin": np.fmin.reduce(tlmin, axis=0, initial=np.nan) if n_sh else np.full(n_cols, np.nan),
+        "tlmax": np.fmax.reduce(tlmax, axis=0, initial=np.nan) if n_sh else np.full(n_cols, np.nan),
     }
     for f in ("upper", "lower", "trimmed"):
         scal[f] = ((flag(f) != 0) | ~has).all(axis=0).astype(np.int64)
@@ -339,8 +345,10 @@ def combine(a: MergeState, b: MergeState, con) -> MergeState:
     for k in ("all_unique", "upper", "lower", "trimmed"):
         scal[k] = sa[k] & sb[k]
     scal["exact_first"] = sa["exact_first"] if a.n_files else sb["exact_first"]
-    scal["lmin"] = np.fmin(sa["lmin"], sb["lmin"])
-    scal["lmax"] = np.fmax(sa["lmax"], sb["lmax"])
+    for k in ("lmin", "tlmin"):
+        scal[k] = np.fmin(sa[k], sb[k])
+    for k in ("lmax", "tlmax"):
+        scal[k] = np.fmax(sa[k], sb[k])
     mm = _typed_min_max(
         cols,
         [[x, y] for x, y in zip(a.mins, b.mins, strict=True)],
@@ -417,6 +425,8 @@ def finalize(table_key: str, st: MergeState, con) -> tuple[list[dict[str, Any]],
         r.update(nonnull=nn, min=st.mins[i], max=st.maxs[i])
         r["len_min"] = None if np.isnan(s["lmin"][i]) else int(s["lmin"][i])
         r["len_max"] = None if np.isnan(s["lmax"][i]) else int(s["lmax"][i])
+        r["text_len_min"] = None if np.isnan(s["tlmin"][i]) else int(s["tlmin"][i])
+        r["text_len_max"] = None if np.isnan(s["tlmax"][i]) else int(s["tlmax"][i])
         if r["value_class"] is None:
             nd = int(s["nd_sum"][i]) if s["all_unique"][i] else int(s["nd_max"][i])
             r.update(n_distinct=min(nd, nn), distinct_exact=st.n_files == 1 and bool(s["exact_first"][i]))
@@ -534,11 +544,11 @@ def read_state(d: Any, columns: list[tuple[str, str]]) -> MergeState | None:
         n = len(columns)
         scal = {}
         for k, v in doc["scal"].items():
-            if k in ("lmin", "lmax"):
+            if k in _LENGTHS:
                 scal[k] = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
             else:
                 scal[k] = np.array(v, dtype=np.int64)
-        if any(len(v) != n for v in scal.values()) or set(scal) != {*_SCALARS, "lmin", "lmax"}:
+        if any(len(v) != n for v in scal.values()) or set(scal) != {*_SCALARS, *_LENGTHS}:
             return None
         st = MergeState(
             list(doc["ids"]),

@@ -59,6 +59,24 @@ def table_udf(con, name: str, fn: Callable[..., list[dict[str, Any]]], params: S
     scalar_udf(con, f"{name}_impl", fn, params, struct_list(columns))
 
 
+# Unicode categories that carry no text to search for: control (NUL, tab, ESC, C1), format (zero-width
+# space / joiners, BOM, bidi marks, soft hyphen), surrogates, and space / line / paragraph separators
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: Any) -> bool:
+    """Whether a query ``text`` is NULL or holds nothing to search for: only whitespace, control or format
+    characters (``chr(0)``, ``'\\u200b'``, ``'\\t\\n'``). Such a query is refused like an empty one."""
+    if text is None:
+        return True
+    text = str(text)
+    if not text.strip():
+        return True
+    import unicodedata
+
+    return all(unicodedata.category(c) in _BLANK_CATEGORIES for c in text)  # stops at the first letter
+
+
 def check_k(k: Any, name: str = "k") -> int:
     """Validate a top-k argument: a positive integer (raises a clear error otherwise)."""
     if k is None:

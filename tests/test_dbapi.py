@@ -114,3 +114,49 @@ def test_a_scalar_in_from_gets_the_hint_once(lake, capsys) -> None:
     assert str(err.value).count("Hint: embed is a scalar function") == 1, str(err.value)
     assert main(["sql", "--lake", str(lake), "SELECT * FROM embed('x')"]) == 2
     assert capsys.readouterr().err.count("Hint: embed is a scalar function") == 1
+
+
+def test_an_error_of_a_lakeql_function_is_lakeqls_message_first(lake) -> None:
+    """DuckDB wraps an exception raised in a UDF ('Invalid Input Error: Python exception occurred while
+    executing the UDF: LakeqlError: ...'): the DB-API caller gets lakeql's message, as the CLI shows it,
+    catchable as DuckDB's exception and as lakeql's."""
+    from lakeql.dbapi import UdfError
+    from lakeql.errors import UnknownTableError
+    from lakeql.sqlrun import error_text
+
+    con = _con(lake)
+    calls = {
+        "execute": lambda c: c.execute("SELECT * FROM find_tables(?)", ["\u200b"]),
+        "executemany": lambda c: c.executemany("SELECT * FROM find_tables(?)", [[""]]),
+    }
+    for call in calls.values():
+        for target in (con, con.cursor()):
+            with pytest.raises(duckdb.InvalidInputException) as err:
+                call(target)
+            exc = err.value
+            assert (
+                isinstance(exc, UdfError) and isinstance(exc, LakeqlError) and isinstance(exc, duckdb.Error)
+            )
+            assert str(exc) == "find_tables needs a non-empty query, e.g. find_tables('flight delays')"
+            assert exc.duckdb_message.startswith("Invalid Input Error: Python exception occurred")
+            # what the CLI shows for DuckDB's wrapped error is this message
+            assert error_text(duckdb.InvalidInputException(exc.duckdb_message)) == str(exc) == error_text(exc)
+    with pytest.raises(UnknownTableError) as err:  # a subclass of LakeqlError keeps its own class
+        con.execute("SELECT * FROM semantic_search('flights.airlinez', 'name', 'x')")
+    assert isinstance(err.value, duckdb.InvalidInputException)
+    assert str(err.value).startswith("unknown table 'flights.airlinez'"), str(err.value)
+    with pytest.raises(LakeqlError):
+        con.execute("SELECT * FROM semantic_search('flights.airlinez', 'name', 'x')")
+
+
+def test_other_python_errors_in_a_udf_stay_duckdbs(lake) -> None:
+    con = _con(lake)
+
+    def boom() -> int:
+        raise ValueError("not lakeql's")
+
+    con.create_function("boom", boom, [], "INTEGER")
+    with pytest.raises(duckdb.InvalidInputException) as err:
+        con.execute("SELECT boom()")
+    assert not isinstance(err.value, LakeqlError)
+    assert "Python exception occurred while executing the UDF: ValueError: not lakeql's" in str(err.value)

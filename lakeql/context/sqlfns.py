@@ -65,12 +65,12 @@ def schema_index(ctx):
 def register(con, ctx) -> None:
     import os
 
-    from lakeql.udf import check_k, scalar_udf, table_udf
+    from lakeql.udf import check_k, is_blank, scalar_udf, table_udf
 
     def context_impl(question: Any, k: Any, unit: Any) -> list[dict[str, Any]]:
         from lakeql.context.retrieve import read_file
 
-        if question is None or not str(question).strip():
+        if is_blank(question):  # NULL, '', or only whitespace / control / zero-width characters
             raise LakeqlError("schema_context needs a question: pass a non-empty text")
         check_length("the schema_context question", str(question), MAX_QUESTION_CHARS)
         kk = check_k(k)

@@ -14,6 +14,7 @@ from typing import Any
 
 from lakeql.errors import LakeqlError
 from lakeql.joins import union_text as tx
+from lakeql.udf import is_blank
 
 WEIGHTS = {"name": 3.0, "description": 2.0, "columns": 1.5, "values": 1.0}
 RRF_K = 60
@@ -96,6 +97,6 @@ def find_tables_rows(ix, query: str, k: int, semantic: bool = True, encode=None)
 
 
 def check_query(query: Any) -> str:
-    if query is None or not str(query).strip():
+    if is_blank(query):  # NULL, '', or only whitespace / control / zero-width characters
         raise LakeqlError("find_tables needs a non-empty query, e.g. find_tables('flight delays')")
     return str(query)

@@ -4,7 +4,15 @@ Built by ``--embed TABLE.COLUMN --embed-bm25`` beside the codes (``bm25/`` in th
 exactly the rows that have a code (merged from the word counts each shard keeps, :func:`build_merged`, so
 ``--refresh`` counts the words of new files only), so both searches share code positions (and the
 pre-filter mask).
-Words are maximal runs of Unicode word characters (``\\w+``), lower-cased (``str.lower``); no stemming,
+Words (tokenizer version 2, :data:`TOKENIZER_VERSION`; the index records the version it was made with in
+its parameters, ``bm25``, and a query is cut by the same version): the text is NFKC-normalized (ligatures,
+fullwidth forms, decomposed accents), soft hyphens and zero-width (non-)joiners are removed, and it is
+case-folded (``STRASSE`` and ``straße`` are one word); words are maximal runs of Unicode word characters
+(``\\w``, letters and digits of every script) and the combining marks that follow them (Hindi vowel signs,
+Hebrew points, Arabic harakat). Scripts written without spaces between words (Chinese, Japanese kana, Korean
+Hangul, Thai, Lao, Khmer, Myanmar) become overlapping character pairs (``東京都`` -> ``東京``, ``京都``; a
+lone character stays one word), so a query word matches inside a longer run. Version 1 (indexes built
+before 2026-12-07, recorded as ``bm25: true``): lower-cased ``\\w+`` runs, a CJK run one word. No stemming,
 no stop words (BM25's IDF discounts frequent words). Scores are Okapi BM25 (``k1 = 1.2``, ``b = 0.75``),
 precomputed per (word, row) and stored as float16 postings ordered by word (a CSC matrix):
 
@@ -17,7 +25,10 @@ not the number of rows.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +40,59 @@ from lakeql.errors import CorruptIndexError
 
 WORD = re.compile(r"\w+")
 K1, B = 1.2, 0.75
+TOKENIZER_VERSION = 2  # recorded in the index parameters (``bm25``); 1 (``true``): lower-cased \w+ runs
+# scripts written without spaces between words: their runs become overlapping character pairs
+_NOSPACE = ("\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3005-\u3007\u3040-\u30ff\u3130-\u318f"
+            "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f")
+_NOSPACE_RUN = re.compile(f"([{_NOSPACE}]+)")
+_JOINERS = dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff"))  # removed: they join, not split
 
 
-def words(text: str) -> list[str]:
-    """The BM25 tokens of ``text``: lower-cased ``\\w+`` runs."""
-    return WORD.findall(str(text).lower())
+@functools.cache
+def _word_re() -> re.Pattern:
+    """A word: a word character, then word characters and combining marks (Unicode category M, which
+    ``\\w`` leaves out: without them ``हिन्दी`` or a pointed Hebrew word would fall apart)."""
+    marks, start = [], None
+    for c in [*range(0x300, 0x1E950), *range(0xE0100, 0xE01F0), sys.maxunicode + 1]:
+        is_mark = c <= sys.maxunicode and unicodedata.category(chr(c))[0] == "M"
+        if is_mark and start is None:
+            start = c
+        elif not is_mark and start is not None:
+            marks.append(f"{re.escape(chr(start))}-{re.escape(chr(c - 1))}")
+            start = None
+    return re.compile(f"\\w[\\w{''.join(marks)}]*")
+
+
+def words(text: str, version: int = TOKENIZER_VERSION) -> list[str]:
+    """The BM25 tokens of ``text`` by tokenizer ``version`` (see the module's docstring)."""
+    text = str(text)
+    if int(version) < 2:
+        return WORD.findall(text.lower())
+    if text.isascii():
+        return WORD.findall(text.lower())  # ASCII: what version 2 gives, fast
+    text = unicodedata.normalize("NFKC", text).translate(_JOINERS).casefold()
+    found = _word_re().findall(text)
+    if not _NOSPACE_RUN.search(text):  # no script without spaces: the words as found
+        return found
+    out: list[str] = []
+    for w in found:
+        if not _NOSPACE_RUN.search(w):
+            out.append(w)
+            continue
+        for i, part in enumerate(_NOSPACE_RUN.split(w)):
+            if not part:
+                continue
+            if i % 2 and len(part) > 1:  # a run without spaces: overlapping pairs
+                out += [part[j:j + 2] for j in range(len(part) - 1)]
+            else:
+                out.append(part)
+    return out
+
+
+def index_version(meta: dict) -> int:
+    """The tokenizer version of an index from its parameters (``bm25: true``: version 1)."""
+    v = meta.get("bm25")
+    return int(v) if isinstance(v, (int, float)) else TOKENIZER_VERSION
 
 
 @dataclass
@@ -55,12 +114,12 @@ class TermCounts:
         return len(self.lengths)
 
 
-def term_counts(texts: Iterable[str]) -> TermCounts:
-    """Count the words of ``texts`` (one row each, in order)."""
+def term_counts(texts: Iterable[str], version: int = TOKENIZER_VERSION) -> TermCounts:
+    """Count the words of ``texts`` (one row each, in order) as tokenizer ``version`` cuts them."""
     vocab: dict[str, int] = {}
     ids, counts, lengths, per_row = [], [], [], []
     for text in texts:
-        toks = words(text)
+        toks = words(text, version)
         lengths.append(len(toks))
         if not toks:
             per_row.append(0)
@@ -99,9 +158,9 @@ def read_counts(folder: Path) -> TermCounts:
     return TermCounts(terms, indptr, ids, tf, lengths)
 
 
-def build(texts: Iterable[str], folder: Path) -> int:
+def build(texts: Iterable[str], folder: Path, version: int = TOKENIZER_VERSION) -> int:
     """Write the BM25 postings of ``texts`` (one per code position, in order) into ``folder``; bytes."""
-    return build_merged([term_counts(texts)], folder)
+    return build_merged([term_counts(texts, version)], folder)
 
 
 def build_merged(parts: list[TermCounts], folder: Path) -> int:
@@ -155,9 +214,10 @@ class BM25Index:
     rows: np.ndarray
     weights: np.ndarray
     n: int
+    version: int = TOKENIZER_VERSION  # the tokenizer that cut the indexed texts: queries are cut the same
 
     @classmethod
-    def load(cls, folder: Path, label: str) -> BM25Index:
+    def load(cls, folder: Path, label: str, version: int = TOKENIZER_VERSION) -> BM25Index:
         try:
             with np.load(folder / "postings.npz") as z:
                 indptr, rows, weights, n = z["indptr"], z["rows"], z["weights"], int(z["n"])
@@ -168,11 +228,11 @@ class BM25Index:
             raise CorruptIndexError(f"the BM25 part of the embed index of {label} is corrupt "
                                     f"({type(exc).__name__}: {exc}): rebuild it with 'lakeql index LAKE "
                                     f"--embed {label} --embed-bm25'") from None
-        return cls({t: i for i, t in enumerate(terms)}, indptr, rows, weights, n)
+        return cls({t: i for i, t in enumerate(terms)}, indptr, rows, weights, n, int(version))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every code position for ``query`` (zeros where no query word occurs)."""
-        ids = [self.vocab[t] for t in words(query) if t in self.vocab]
+        ids = [self.vocab[t] for t in words(query, self.version) if t in self.vocab]
         if not ids:
             return np.zeros(self.n, np.float32)
         spans = [slice(self.indptr[i], self.indptr[i + 1]) for i in ids]  # a repeated word counts again

@@ -60,9 +60,16 @@ def index_params(ctx, column_model: str | None, backend: str | None = None) -> d
     return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
             "backend": backend, "tier": opts.embed_rescore, "format": 2,
             **encoder_params(backend),
-            **({"bm25": True} if opts.embed_bm25 else {}),
+            **({"bm25": bm25_version()} if opts.embed_bm25 else {}),
             **({"refine_bits": bits} if bits else {}),
             **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {})}
+
+
+def bm25_version() -> int:
+    """The BM25 tokenizer version new indexes record (``bm25`` in their parameters)."""
+    from lakeql.vectors.bm25 import TOKENIZER_VERSION
+
+    return TOKENIZER_VERSION
 
 
 def encoder_params(backend: str) -> dict[str, Any]:
@@ -186,7 +193,11 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
             continue
         # the encoder as this lakeql makes it (an onnx export of another recipe: params differ, so the
         # index is rebuilt whole, never refreshed with vectors of two exports nor recorded as the old one)
-        out.append((table, e.column_name, kind, {**params, **encoder_params(encoder_backend(params))}))
+        # the words as this lakeql cuts them: an index of an older BM25 tokenizer has other params, so a
+        # refresh rebuilds it (even when its table did not change)
+        words = {"bm25": bm25_version()} if params.get("bm25") else {}
+        params = {**params, **encoder_params(encoder_backend(params)), **words}
+        out.append((table, e.column_name, kind, params))
     return out
 
 
@@ -482,7 +493,7 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
                 codes.write_shard(sub, file_rows=ids, codes=packed, factors=factors, tier_values=tier_values,
                                   scales=scales, table_name=table.key, column_name=column, refine=planes)
                 if texts is not None:
-                    bm25.write_counts(bm25.term_counts(texts), sub)
+                    bm25.write_counts(bm25.term_counts(texts, bm25.index_version(params)), sub)
                 n = len(ids)
             else:
                 shards.link_tree(reuse.folder / "shards" / p.shard, sub)

@@ -16,7 +16,7 @@ import numpy as np
 
 from lakeql.cliargs import shell_word
 from lakeql.errors import LakeqlError
-from lakeql.udf import check_k, scalar_udf, struct_list
+from lakeql.udf import check_k, is_blank, scalar_udf, struct_list
 from lakeql.vectors.builder import KIND
 
 HIT_COLUMNS = [("rowid", "BIGINT"), ("score", "FLOAT")]
@@ -55,7 +55,7 @@ class Searcher:
     def embed_query(self, idx, query: Any) -> np.ndarray:
         from lakeql import embedding
 
-        if query is None or not str(query).strip():
+        if is_blank(query):  # NULL, '', or only whitespace / control / zero-width characters
             raise LakeqlError("the search query is empty: pass some text, e.g. 'read a csv file'")
         if idx.meta.get("model") is None:  # an index of the user's own vectors, built without --model
             label = f"{idx.meta.get('table')}.{idx.meta.get('column')}"
@@ -180,7 +180,8 @@ class Searcher:
             if not (folder / "postings.npz").exists():
                 raise LakeqlError(f"hybrid_search needs the words of {label} indexed: rebuild with "
                                   f"'lakeql index LAKE --embed {shell_word(label)} --embed-bm25'")
-            idx._pos["bm25"] = bm25.BM25Index.load(folder, label)
+            # cut queries as the index's texts were cut (an index made before tokenizer 2 keeps version 1)
+            idx._pos["bm25"] = bm25.BM25Index.load(folder, label, bm25.index_version(idx.meta))
         words = idx._pos["bm25"]
         q = self.embed_query(idx, query)
         allowed = self.allowed(table, idx, predicate)
@@ -260,7 +261,7 @@ def register(con, ctx) -> None:
         import pyarrow as pa
 
         values = texts.to_pylist()
-        keep = [i for i, t in enumerate(values) if t is not None and str(t).strip()]
+        keep = [i for i, t in enumerate(values) if not is_blank(t)]
         model = embedding.load_model(None, embedding.AUTO)  # the default encoder: float32 ONNX, no torch
         d = dim or embedding.dimension(model)
         out = np.zeros((len(values), d), np.float32)

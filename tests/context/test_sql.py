@@ -42,6 +42,8 @@ def test_schema_context_picks_the_right_files(sample_con, sample_index):
     ("SELECT * FROM schema_context('x', k := NULL)", "k must be a positive integer"),
     ("SELECT * FROM schema_context('')", "needs a question"),
     ("SELECT * FROM schema_context(NULL)", "needs a question"),
+    ("SELECT * FROM schema_context(chr(0))", "needs a question"),
+    ("SELECT * FROM schema_context('\u200b\t')", "needs a question"),
     ("SELECT * FROM schema_context('x', unit := 'rows')", "unknown unit"),
     ("SELECT * FROM schema_context(repeat('flights ', 12501))", "100,008 characters; at most 100,000"),
     ("SELECT * FROM check_sql(repeat('SELECT 1;', 111112))", "1,000,008 characters; at most 1,000,000"),

@@ -87,6 +87,9 @@ def test_bad_input(con):
         find(con, "airports", 0)
     with pytest.raises(duckdb.Error, match="non-empty query"):
         find(con, "   ")
+    for blank in ("\x00", "\u200b", "\t\n", "\ufeff\u2028"):  # only control / invisible characters
+        with pytest.raises(duckdb.Error, match="non-empty query"):
+            find(con, blank)
     # hostile text is a query like any other (bound, never pasted into SQL)
     assert isinstance(find(con, "'); DROP TABLE x; --"), list)
 

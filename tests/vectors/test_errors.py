@@ -148,3 +148,28 @@ def test_index_flags_reach_the_builder():
             opts.embed_rescore) == (["a.b.c", "a.b.d"], "/m", "sign", "torch-int8", 7, "int8")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["index", "LAKE", "--embed-method", "nope"])
+
+
+BLANK_QUERIES = ["\x00", "\u200b", "\t\n", "\x01\x1b\x7f\x85", "\u2028\u00a0\ufeff \u3000",
+                 "\u200d\u200c\u2060", "\u00ad\u202e"]
+
+
+@pytest.mark.parametrize("query", BLANK_QUERIES)
+@pytest.mark.parametrize("fn", ["semantic_search", "hybrid_search"])
+def test_a_query_of_control_or_invisible_characters_is_refused_as_empty(con, fn, query):
+    with pytest.raises(duckdb.Error) as exc:
+        con.execute(f"SELECT * FROM {fn}('python.functions', 'docstring', ?)", [query]).fetchall()
+    assert "the search query is empty: pass some text" in str(exc.value)
+
+
+def test_is_blank_keeps_text_among_invisible_characters(con):
+    from lakeql.udf import is_blank
+
+    assert all(is_blank(q) for q in [*BLANK_QUERIES, None, "", " "])
+    assert not any(is_blank(q) for q in ["x", "\x00x", "\u200bzip", "東京", "\u0301", "\ue000", "👍"])
+    got = con.execute("SELECT count(*) FROM semantic_search('python.functions', 'docstring', ?, k := 3)",
+                      ["\u200bzlib\x00"]).fetchone()[0]
+    assert got == 3
+    nulls = con.execute("SELECT embed(t) IS NULL FROM (SELECT unnest(?) AS t)",
+                        [["\x00", "\u200b", "x"]]).fetchall()
+    assert [n[0] for n in nulls] == [True, True, False]

@@ -1,0 +1,128 @@
+"""The words of hybrid_search's keyword side (lakeql.vectors.bm25, tokenizer version 2) on scripts other
+than English, and indexes made by the previous tokenizer (version 1): kept working as made, rebuilt by a
+refresh even when no table changed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vectors_helpers import build, connect  # noqa: E402
+
+TEXTS = [
+    "東京都に住んでいます",
+    "大阪の天気は晴れです",
+    "Die Größe der Straße in München",
+    "שָׁלוֹם עולם ומלואו",
+    "مرحبا بالعالم العربي",
+    "हिन्दी भाषा सीखना",
+    "ภาษาไทยเขียนติดกัน",
+    "서울에서 만나요",
+    "plain english words about a harbour",
+    "ﬁnancial report ＡＢＣ",
+]
+
+
+@pytest.mark.parametrize(
+    "text, query",
+    [
+        ("東京都に住んでいます", "東京"),
+        ("東京都に住んでいます", "京都"),
+        ("大阪の天気は晴れです", "天気"),
+        ("Die Größe der Straße", "STRASSE"),
+        ("Die Größe der Straße", "grösse"),
+        ("Die Gro\u0308\u00dfe", "größe"),  # a decomposed umlaut is the composed one
+        ("שָׁלוֹם עולם", "עולם"),
+        ("مرحبا بالعالم", "بالعالم"),
+        ("हिन्दी भाषा", "हिन्दी"),  # virama and vowel signs (combining marks) stay inside the word
+        ("ภาษาไทยเขียนติดกัน", "ภาษาไทย"),  # Thai has no spaces: pairs, like CJK
+        ("서울에서 만나요", "서울"),
+        ("ﬁnancial report", "financial"),
+        ("ＡＢＣ", "abc"),
+        ("می\u200cخواهم", "میخواهم"),  # a zero-width non-joiner does not cut a word
+    ],
+)
+def test_query_words_are_found_in_the_text(text, query):
+    from lakeql.vectors.bm25 import words
+
+    have = set(words(text))
+    assert words(query) and set(words(query)) <= have, (words(query), have)
+
+
+def test_words_of_each_script():
+    from lakeql.vectors.bm25 import words
+
+    assert words("東京都") == ["東京", "京都"]
+    assert words("東") == ["東"]
+    assert words("東京Tower 2024年") == ["東京", "tower", "2024", "年"]
+    assert words("हिन्दी भाषा") == ["हिन्दी", "भाषा"]
+    assert words("Größe STRASSE straße") == ["grösse", "strasse", "strasse"]
+    assert words("a\u200bb") == ["a", "b"]  # a zero-width space separates
+    assert words("\u0301 x") == ["x"]  # a lone combining mark is no word
+    assert words("Read a CSV_file, 3 times!") == ["read", "a", "csv_file", "3", "times"]  # ASCII as before
+
+
+def test_version_1_is_the_old_tokenizer():
+    from lakeql.vectors.bm25 import index_version, words
+
+    assert words("東京都に住む Größe", 1) == ["東京都に住む", "größe"]
+    assert index_version({"bm25": True}) == 1 and index_version({"bm25": 2}) == 2
+
+
+def _lake(root: Path) -> Path:
+    import duckdb
+
+    lake = root / "lake"
+    (lake / "intl").mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (id INTEGER, body VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(TEXTS)))
+    con.execute(f"COPY t TO '{lake / 'intl' / 'notes.parquet'}' (FORMAT parquet)")
+    con.close()
+    return lake
+
+
+def _bm25_top(lake, index_dir, query):
+    """(id, score) of hybrid_search's best row with the BM25 side alone (weight 0)."""
+    con = connect(lake, index_dir)
+    try:
+        return con.execute(
+            "SELECT id, score FROM hybrid_search('intl.notes', 'body', ?, k := 3, "
+            "fusion := 'weighted', weight := 0.0)",
+            [query],
+        ).fetchall()[0]
+    finally:
+        con.close()
+
+
+def test_hybrid_search_keywords_in_japanese_and_german(tmp_path):
+    lake = _lake(tmp_path)
+    build(lake, tmp_path / "index", ["notes.body"], embed_bm25=True)
+    assert _bm25_top(lake, tmp_path / "index", "東京")[0] == 0
+    assert _bm25_top(lake, tmp_path / "index", "天気")[0] == 1
+    top = _bm25_top(lake, tmp_path / "index", "STRASSE")
+    assert top[0] == 2 and top[1] > 0
+    assert _bm25_top(lake, tmp_path / "index", "ภาษาไทย")[0] == 6
+
+
+def test_an_index_of_the_old_tokenizer_keeps_working_then_a_refresh_rebuilds_it(tmp_path, monkeypatch):
+    from lakeql.vectors import builder
+
+    lake, index_dir = _lake(tmp_path), tmp_path / "index"
+    with monkeypatch.context() as m:  # what lakeql wrote before tokenizer 2: 'bm25': true, \w+ words
+        m.setattr(builder, "bm25_version", lambda: True)
+        build(lake, index_dir, ["notes.body"], embed_bm25=True)
+    (folder,) = list((index_dir / "embed").iterdir())
+    assert json.loads((folder / "meta.json").read_text())["bm25"] is True
+    # queries are cut as its texts were: the whole sentence is one word, a word inside it is not found
+    assert _bm25_top(lake, index_dir, "東京")[1] == 0
+    assert _bm25_top(lake, index_dir, "東京都に住んでいます")[0] == 0
+    build(lake, index_dir, [], refresh=True)  # no table changed: the BM25 words are rebuilt all the same
+    (folder,) = list((index_dir / "embed").iterdir())
+    assert json.loads((folder / "meta.json").read_text())["bm25"] == 2
+    top = _bm25_top(lake, index_dir, "東京")
+    assert top[0] == 0 and top[1] > 0
