@@ -110,7 +110,7 @@ def _build(lake_path: str | os.PathLike[str], opts: IndexOptions, engine: Any) -
     from lakeql.sources.remote import builder_connections
 
     with store.build_lock(wait=getattr(opts.core, "wait", True), say=say), builder_connections(lake.fs):
-        store.drop_damaged()
+        store.drop_damaged(verify=bool(getattr(opts.core, "verify", False)))
         store.clean_stale()
         return _build_locked(lake, store, opts, t0, started, engine)
 
