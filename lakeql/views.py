@@ -516,19 +516,32 @@ def views_sql(catalog: Catalog, rows_for: set[str] | None = None) -> list[str]:
     table with an embedded or n-gram index; None: every table). Connections attach prebuilt views
     instead: see :mod:`lakeql.views`.
     """
+    return [create for _, create in views_named(catalog, rows_for)]
+
+
+def views_named(catalog: Catalog, rows_for: set[str] | None = None) -> list[tuple[str, str]]:
+    """:func:`views_sql` as ``(drop, create)`` pairs: each statement with the one that removes what it
+    makes (``DROP VIEW IF EXISTS name`` / ``DROP SCHEMA IF EXISTS name CASCADE``), so that
+    ``lake.duckdb`` can be updated in place (:mod:`lakeql.lakedb`)."""
     from lakeql.rows import FILES_SCHEMA, row_files_of, row_files_view_name, rows_view_name
 
     lake = catalog.lake
-    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
-    out.append(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
-    out.append(f"CREATE SCHEMA IF NOT EXISTS {FILES_SCHEMA}")
+
+    def schema(q: str) -> tuple[str, str]:
+        return f"DROP SCHEMA IF EXISTS {q} CASCADE", f"CREATE SCHEMA IF NOT EXISTS {q}"
+
+    out = [schema(quote_ident(d)) for d in lake.domains]
+    out.append(schema(ROWS_SCHEMA))
+    out.append(schema(FILES_SCHEMA))
     for t in lake.tables.values():
         if not t.files:
             continue
-        out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
+        out.append((f"DROP VIEW IF EXISTS {t.sql_name}",
+                    f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}"))
         if rows_for is None or t.key in rows_for:
-            out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS {rowid_scan_of(catalog, t)}")
-            out.append(f"CREATE OR REPLACE VIEW {row_files_view_name(t, cli=True)} AS "
-                       f"{row_files_of(catalog, t)}")
+            out.append((f"DROP VIEW IF EXISTS {rows_view_name(t)}",
+                        f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS {rowid_scan_of(catalog, t)}"))
+            name = row_files_view_name(t, cli=True)
+            out.append((f"DROP VIEW IF EXISTS {name}",
+                        f"CREATE OR REPLACE VIEW {name} AS {row_files_of(catalog, t)}"))
     return out
-
