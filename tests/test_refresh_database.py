@@ -5,6 +5,7 @@ leaves an index that connections and the stock CLI read, and the next refresh re
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from testutil import SAMPLE_LAKE
 
 import lakeql
 from lakeql import lakedb
+from lakeql import views as views_mod
 from lakeql.store import Store
 
 CAPS = ["context"]
@@ -70,6 +72,14 @@ def same_as_full_build(lake: Path, idx: Path, full: Path) -> None:
     )
     got["macros"] = sorted(tuple(_norm(str(x)) for x in m) for m in got["macros"])
     assert got == want and len(want["views"]) > 5 and len(want["macros"]) > 5
+    # the views files connections attach: the same files, each with the same schemas and views
+    mine, theirs = sorted((idx / "views").glob("*.duckdb")), sorted((full / "views").glob("*.duckdb"))
+    assert [p.name for p in mine] == [p.name for p in theirs] and mine
+    for a, b in zip(mine, theirs, strict=True):
+        assert objects(a) == objects(b), a.name
+    assert json.loads((idx / "views" / "views.json").read_text()) == json.loads(
+        (full / "views" / "views.json").read_text()
+    )
     assert not [p.name for p in idx.iterdir() if ".tmp" in p.name or p.name.endswith(".wal")]
 
 
@@ -96,15 +106,21 @@ def test_each_change_updates_in_place_and_equals_a_full_build(lake, tmp_path, mo
     calls: list[object] = []
     real = lakedb.update
     monkeypatch.setattr(lakedb, "update", lambda *a, **k: calls.append(r := real(*a, **k)) or r)
+    made: list[object] = []
+    real_views = views_mod._update_db
+    monkeypatch.setattr(views_mod, "_update_db", lambda *a, **k: made.append(r := real_views(*a, **k)) or r)
     before = objects(idx / "lake.duckdb")
     lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)  # no-op
     assert calls == [] and objects(idx / "lake.duckdb") == before
     for what in ("append", "add", "delete", "column", "domain"):
         calls.clear()
+        made.clear()
         change(root, held, what)
         lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
         # updated in place, no view left out; a new column changes no view's text (SELECT *): kept as is
         assert calls == ([] if what == "column" else [[]]), what
+        if what not in ("column", "domain"):  # and the views file of the changed domain (or the small ones)
+            assert made and all(m == [] for m in made), what
         same_as_full_build(root, idx, tmp_path / f"full_{what}")
     views = {(s, v) for s, v, _ in objects(idx / "lake.duckdb")["views"]}
     assert ("flights", "carriers") in views and ("flights", "planes") not in views
