@@ -17,13 +17,13 @@ finished run left in ``--tmp``.
 
 ``sql``: a 1M-row lake (bench.titles: id, title; bench.docs: id, title, vec FLOAT[384]) indexed through
 ``write_index`` (titles also with ``--embed-ann`` lists). Per query, interleaved (so machine load hits
-every method alike), median over the queries: faiss IndexBinaryFlat on sign codes (k = 40, 1 thread:
-the raw binary scan), the first-stage kernel alone, the in-process ``search()``, the connection's
-``Searcher`` call (name resolution + search + hit list), the SQL floor (``SELECT 1``, binding the query
-vector), a trivial Python UDF through SQL (plumbing), the (rowid, score) SQL call, whole rows of the
-narrow and the wide table, and fetching each query's own 10 hits by a join. Wall and CPU time
-(``time.process_time``: every thread of the process, DuckDB's included) per method, CPU ratios to the
-faiss scan of the same run.
+every method alike), median over the queries: faiss IndexBinaryFlat on sign codes (k = 40, 1 thread: the
+raw binary scan), the first-stage kernel alone (the blocked scan ``search`` runs), the in-process
+``search()``, the connection's ``Searcher`` call (name resolution + search + hit list), the SQL floor
+(``SELECT 1``, binding the query vector), a trivial Python UDF through SQL (plumbing), the (rowid, score)
+SQL call, whole rows of the narrow and the wide table, and fetching each query's own 10 hits by a join.
+Wall and CPU time (``time.process_time``: every thread of the process, DuckDB's included) per method, CPU
+ratios to the faiss scan of the same run.
 
 ``ann10m``: codes for N rows generated in chunks (floats never all in memory; the exact float top-10 of
 every query kept on the way), the IVF built, exhaustive vs ANN search in-process: recall@10 vs exact
@@ -179,7 +179,7 @@ def sql_run(n: int, nq: int, root: Path, base_folder: Path | None = None) -> dic
     methods = {
         "faiss binary (sign, k=40)": lambda q: bflat.search(sign.query_code(q)[None, :], 40),
         "first-stage kernel (rabitq bound scan)": lambda q: binz.candidates(
-            q, idx.words, idx.factors, 10, None, 20_000
+            q, idx.words, idx.factors, 10, None, 20_000, blocked=idx.blocked()
         ),
         "in-process search() exhaustive": lambda q: search(idx, q, 10, 4),
         "in-process ANN search": lambda q: ann.search(idx, ivf, q, 10, 4),

@@ -45,8 +45,13 @@ def connect(lake: PathLike | None = None, database: str = ":memory:", *, index_d
     """A ``duckdb.DuckDBPyConnection`` with the lake's tables as views and lakeql's SQL functions.
 
     ``capabilities``: register only these (``['joins']``); default all. Other keywords go to
-    ``duckdb.connect`` (``read_only``, ``config``).
+    ``duckdb.connect`` (``read_only``, ``config``). The connection is a
+    :class:`lakeql.dbapi.LakeqlConnection`: a query of a table that lakeql left out as unreadable raises
+    lakeql's reason and fix (an ``UnreadableTableError``, also a ``duckdb.CatalogException``), not DuckDB's
+    'does not exist'.
     """
     from lakeql.connection import open_lake
+    from lakeql.dbapi import as_lakeql_connection
 
-    return open_lake(lake, database, index_dir, capabilities=capabilities, **duckdb_kwargs)[0]
+    return as_lakeql_connection(open_lake(lake, database, index_dir, capabilities=capabilities,
+                                          **duckdb_kwargs)[0])

@@ -111,9 +111,9 @@ def _open_parquet(table: Table, stamp: FileStamp, fs: Any):
 
     if fs is None:
         return pq.ParquetFile(table.root / stamp.path)
-    from lakeql.sources.remote import fs_path
+    from lakeql.sources.remote import open_object
 
-    return pq.ParquetFile(fs.open_input_file(fs_path(table.root, stamp.path)))
+    return pq.ParquetFile(open_object(fs, table.root, stamp.path))
 
 
 def profile_table(table: Table, fs: Any = None
@@ -139,7 +139,8 @@ def profile_table(table: Table, fs: Any = None
                 n = _count_rows(table, stamp, fs)
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
-                          f"{_first_line(exc)}", CorruptParquetWarning, stacklevel=2)
+                          f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
+                          "--refresh'", CorruptParquetWarning, stacklevel=2)
             problems.append(Problem("file", stamp.path, _first_line(exc), table.key))
             continue
         good.append(stamp)
@@ -367,6 +368,10 @@ class Catalog:
                 failed[t.key] = t.fingerprint
             else:
                 todo.append(t)
+        if lake.fs is not None and todo:  # a remote lake: fetch the objects read below, concurrently
+            from lakeql.sources.remote import prefetch
+
+            prefetch(lake, todo)
         for t in progress(todo, desc="catalog", unit="table"):
             got = _appended(t, stored, lake.fs) if stored is not None else None
             good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs)

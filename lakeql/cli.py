@@ -199,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if command and args.func is cmd_index:
+        _calm_blas_threads()
     from lakeql import progress
 
     quiet_before = progress._QUIET
@@ -220,6 +222,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command and args.func is cmd_index and getattr(args, "engine", "local") == "local":
         _exit_now(code)
     return code
+
+
+#: ``OPENBLAS_THREAD_TIMEOUT`` for ``lakeql index``: OpenBLAS' idle workers spin 2**n cycles before they
+#: sleep (its default n = 28: ~0.1 s a worker, from the moment numpy is imported)
+BLAS_THREAD_TIMEOUT = "4"
+
+
+def _calm_blas_threads() -> None:
+    """Before numpy is imported by the ``lakeql index`` command: OpenBLAS starts one worker per core when
+    numpy loads, and each spins ~0.1 s waiting for work that a refresh never gives it (~0.035 CPU s of
+    a 1 CPU s refresh on 2 cores; DuckDB, Arrow and faiss have their own threads). The workers still
+    run every BLAS call; they sleep instead of spinning between calls. A value the user set is kept."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
 
 
 def _exit_now(code: int) -> None:

@@ -1,8 +1,9 @@
 """``connect()`` and ``register()``: a DuckDB connection with the lake's views and lakeql's SQL functions.
 
-The connection is a plain ``duckdb.DuckDBPyConnection`` (DB-API 2.0): every lake table is a view
-``"domain"."name"`` over its Parquet files, and every capability registers its Python UDFs and its
-``udfs/*.sql`` macros on it. Cursors (``con.cursor()``) share the database, hence views and macros.
+The connection is a ``duckdb.DuckDBPyConnection`` (DB-API 2.0; ``connect()`` returns the subclass
+:class:`lakeql.dbapi.LakeqlConnection`, whose errors for unreadable lake tables are lakeql's): every lake
+table is a view ``"domain"."name"`` over its Parquet files, and every capability registers its Python UDFs
+and its ``udfs/*.sql`` macros on it. Cursors (``con.cursor()``) share the database, hence views and macros.
 """
 
 from __future__ import annotations
@@ -112,9 +113,12 @@ def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory
 
     ``lake``: a folder of Parquet files (or None for the functions alone); ``index_dir``: where
     ``lakeql index`` wrote its indexes (default ``LAKE/.lakeql``); other keyword arguments go to
-    ``duckdb.connect``.
+    ``duckdb.connect``. The connection is a :class:`lakeql.dbapi.LakeqlConnection` (a
+    ``DuckDBPyConnection`` whose error for a table lakeql left out as unreadable names the reason and fix).
     """
-    return open_lake(lake, database, index_dir, **duckdb_kwargs)[0]
+    from lakeql.dbapi import as_lakeql_connection
+
+    return as_lakeql_connection(open_lake(lake, database, index_dir, **duckdb_kwargs)[0])
 
 
 def open_lake(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",

@@ -28,7 +28,7 @@ def new_database_file(path: str | Path, storage_version: str) -> Iterator[object
         con.execute("USE lakeql_out")
         yield con
         con.execute("CHECKPOINT lakeql_out")
-        con.execute("USE memory")
+        con.execute("USE memory.main")  # qualified: the file may hold a schema named 'memory'
         con.execute("DETACH lakeql_out")
     finally:
         con.close()

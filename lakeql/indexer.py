@@ -109,7 +109,8 @@ def _build(lake_path: str | os.PathLike[str], opts: IndexOptions, engine: Any) -
     # lakeql.store (issue 12): one build per index dir; remove dead builds' temp files; rebuild damaged
     from lakeql.sources.remote import builder_connections
 
-    with store.build_lock(wait=getattr(opts.core, "wait", True), say=say), builder_connections(lake.fs):
+    lock = store.build_lock(wait=getattr(opts.core, "wait", True), say=say)
+    with lock, builder_connections(lake.fs, lake.root):  # a remote lake: read through one snapshot
         store.drop_damaged(verify=bool(getattr(opts.core, "verify", False)))
         store.clean_stale()
         return _build_locked(lake, store, opts, t0, started, engine)

@@ -41,6 +41,9 @@ FORMAT_SUFFIXES = {**{s: "parquet" for s in PARQUET_SUFFIXES},
 IGNORED_SUFFIXES = (".md", ".txt", ".rst", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".log",
                     ".lock", ".tmp", ".pid", ".gitignore", ".gitkeep")
 ROOT_DOMAIN = "main"
+# names DuckDB keeps for catalogs and schemas of its own: a domain (schema) of that name cannot be created
+# or is ambiguous in every query ('system.t': the catalog or the schema?), so such a folder is left out
+RESERVED_DOMAINS = frozenset({"system", "temp", "memory", "pg_catalog", "information_schema"})
 
 
 class UnsupportedFileWarning(UserWarning):
@@ -522,6 +525,14 @@ def _unsupported(problems: list[Problem], path: str) -> None:
                   "Iceberg tables are read)", UnsupportedFileWarning, stacklevel=4)
 
 
+def _reserved_domain(problems: list[Problem], folder: str) -> None:
+    why = (f"the domain folder {folder!r} is named like one of DuckDB's own catalogs or schemas "
+           f"({', '.join(sorted(RESERVED_DOMAINS))}), so its tables could not be queried as "
+           f"{folder}.<table>: rename the folder")
+    problems.append(Problem("unsupported", folder, why))
+    warnings.warn(f"skipping {folder!r}: {why}", UnsupportedFileWarning, stacklevel=3)
+
+
 def file_table(root: Path | str, domain: str, stamp: FileStamp) -> Table:
     fname = stamp.path.rsplit("/", 1)[-1]
     fmt = file_format(fname) or "parquet"
@@ -549,6 +560,9 @@ def tables_from_listing(root: Path | str, listing: list[FileStamp], fs: Any = No
             t = folder_table(root, tree, ROOT_DOMAIN, d, d, problems, fs)
             if t is not None:
                 found.append(t)
+            continue
+        if d.lower() in RESERVED_DOMAINS:
+            _reserved_domain(problems, d)
             continue
         for f in tree.direct(d):
             fname = f.path.rsplit("/", 1)[-1]

@@ -521,15 +521,16 @@ def read_state(d: Any, columns: list[tuple[str, str]]) -> MergeState | None:
     import json
 
     import numpy as np
-    import pyarrow.parquet as pq
+
+    from lakeql import parquet_io
 
     d = Path(d)
     try:
         doc = json.loads((d / STATE).read_text())
         if [tuple(c) for c in doc["columns"]] != [tuple(c) for c in columns]:
             return None
-        u = pq.ParquetFile(d / STATE_UNION).read()
-        tops = pq.ParquetFile(d / STATE_TOPS).read().cast(_tops_schema())
+        u = parquet_io.read_table(d / STATE_UNION)
+        tops = parquet_io.read_table(d / STATE_TOPS).cast(_tops_schema())
         n = len(columns)
         scal = {}
         for k, v in doc["scal"].items():

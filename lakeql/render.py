@@ -20,6 +20,7 @@ import json
 import math
 import re
 import shutil
+import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -206,10 +207,57 @@ def dumps(value: Any) -> str:
     return json.dumps(json_value(value), ensure_ascii=False, allow_nan=False)
 
 
+def _char_width(ch: str) -> int:
+    """Terminal columns of one character: 0 for combining marks and format characters (ZWJ, variation
+    selectors), 2 for East Asian wide and fullwidth ones (CJK, most emoji), 1 otherwise."""
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def text_width(text: str) -> int:
+    """The columns ``text`` takes on a terminal (``len`` for ASCII): what box tables pad and clip to. An
+    emoji ZWJ sequence (``👨\u200d👩\u200d👧``) is one glyph: an emoji after a ZWJ, or a skin tone after an
+    emoji, takes no column; a variation selector 16 makes the symbol before it an emoji, two columns
+    wide. (Terminals differ on these; this is what current ones show.)"""
+    if text.isascii():
+        return len(text)
+    total, last, joined = 0, 0, False
+    for ch in text:
+        if joined:
+            joined = False
+            if _char_width(ch) == 2 and last == 2:  # the next emoji of the sequence
+                continue
+        if "\U0001f3fb" <= ch <= "\U0001f3ff" and last == 2:  # a skin tone on the emoji before it
+            continue
+        if ch == "\u200d":
+            joined = True
+        elif ch == "\ufe0f" and last == 1:
+            total += 1
+            last = 2
+            continue
+        w = _char_width(ch)
+        total += w
+        if w:
+            last = w
+    return total
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    fill = " " * max(width - text_width(text), 0)
+    return fill + text if right else text + fill
+
+
 def _clip(text: str, width: int | None) -> str:
-    if width is None or len(text) <= width:
+    if width is None or text_width(text) <= width:
         return text
-    return text[: max(width - 1, 1)] + "…"
+    room, used, kept = max(width - 1, 1), 0, []
+    for ch in text:
+        used += _char_width(ch)
+        if used > room:
+            break
+        kept.append(ch)
+    return "".join(kept) + "…"
 
 
 def render_box(columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]],
@@ -235,15 +283,15 @@ def render_box(columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequ
     cells = [[_clip(cell_text(v, compact=width is not None), cap) for v in r] for r in shown]
     heads = [_clip(escape_controls(c), cap) for c in columns]
     tys = [_clip(t.lower(), cap) for t in types]
-    widths = [max(([len(heads[i]), len(tys[i])] if headers else [1]) + [len(r[i]) for r in cells])
-              for i in range(len(columns))]
+    widths = [max(([text_width(heads[i]), text_width(tys[i])] if headers else [1])
+                  + [text_width(r[i]) for r in cells]) for i in range(len(columns))]
     numeric = [t.upper().split("(")[0] in _NUMERIC for t in types]
 
     def line(left: str, mid: str, right: str) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
 
     def row(vals: Sequence[str], align_right: Sequence[bool] | None = None) -> str:
-        parts = [" " + (v.rjust(widths[i]) if align_right and align_right[i] else v.ljust(widths[i])) + " "
+        parts = [" " + _pad(v, widths[i], bool(align_right and align_right[i])) + " "
                  for i, v in enumerate(vals)]
         return "│" + "│".join(parts) + "│"
 
@@ -285,12 +333,12 @@ def _stream(rows: Iterable[Sequence[Any]], columns: Sequence[str], mode: str, ou
         for r in rows:
             print("| " + " | ".join(cell_text(v, False).replace("|", "\\|") for v in r) + " |", file=out)
     elif mode == "line":
-        wid = max((len(c) for c in columns), default=0)
+        wid = max((text_width(escape_controls(c)) for c in columns), default=0)
         for i, r in enumerate(rows):
             if i:
                 print(file=out)
             for c, v in zip(columns, r, strict=True):
-                print(f"{escape_controls(c).rjust(wid)} = {cell_text(v, False)}", file=out)
+                print(f"{_pad(escape_controls(c), wid, right=True)} = {cell_text(v, False)}", file=out)
     elif mode == "list":
         if headers:
             print("|".join(escape_controls(c) for c in columns), file=out)

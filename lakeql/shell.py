@@ -11,6 +11,7 @@ read plainly, no prompt is printed and the exit code is 1 if any statement faile
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -126,6 +127,25 @@ def visible_columns(con) -> list[tuple[Relation, str, str]]:
         "ORDER BY c.database_name, c.schema_name, c.table_name, c.column_index").fetchall()
     return [(Relation(name_parts(db, schema, table, cur), bool(is_table)), col, ty)
             for db, schema, table, col, ty, is_table, cur in rows]
+
+
+_NAME_PART = re.compile(r'\s*("(?:[^"]|"")*"|[^."\s]+)\s*(?:\.|$)')
+
+
+def sql_name_parts(text: str) -> tuple[str, ...] | None:
+    """The parts of a (possibly quoted) dotted SQL name (``'"d x"."表"'`` -> ``('d x', '表')``),
+    None when ``text`` is not one (unbalanced quotes, an empty part)."""
+    parts, pos = [], 0
+    while pos < len(text):
+        m = _NAME_PART.match(text, pos)
+        if m is None or m.end() == pos:
+            return None
+        word = m.group(1)
+        parts.append(word[1:-1].replace('""', '"') if word.startswith('"') else word)
+        pos = m.end()
+        if pos == len(text) and text.rstrip().endswith("."):
+            return None
+    return tuple(parts) or None
 
 
 def _isatty(stream: Any) -> bool:
@@ -449,9 +469,11 @@ class Shell:
 
     def show_schema(self, table: str = "") -> None:
         wanted = table.strip().rstrip(";").strip().lower()
+        parts = sql_name_parts(wanted)  # '"odd types"."表格"' as SQL writes it
         shown = 0
         for rel, cols in self.relations().items():
-            if wanted and wanted not in (rel.key.lower(), rel.parts[-1].lower()):
+            if wanted and wanted not in (rel.key.lower(), rel.parts[-1].lower()) and not (
+                    parts and tuple(p.lower() for p in rel.parts[-len(parts):]) == parts):
                 continue
             kind = "TABLE" if rel.is_table else "VIEW"
             print(f"CREATE {kind} {rel.sql}({', '.join(cols)});", file=self.out)

@@ -11,12 +11,12 @@ JSON (one array per result), ``ndjson`` one object per row.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from typing import Any, TextIO
 
 from lakeql.errors import unwrap_udf_message
 from lakeql.render import MODES, Options, escape_controls, mode_name, print_result
+from lakeql.sqlerrors import scalar_in_from_hint, unreadable_table_message
 
 FORMATS = ("table", "csv", "json", "ndjson")
 # statement types whose result is rows to show; the others answer Count/Success, which the CLI hides
@@ -35,7 +35,7 @@ def error_text(exc: BaseException, con: Any = None) -> str:
     msg, from_udf = unwrap_udf_message(str(exc).strip())
     if from_udf:
         msg = msg.strip().splitlines()[0] if msg.strip() else msg
-    elif isinstance(exc, LakeqlError):
+    elif isinstance(exc, LakeqlError) and not getattr(exc, "keeps_lines", False):
         msg = msg.splitlines()[0] if msg else msg
     if not msg:
         return type(exc).__name__
@@ -45,92 +45,6 @@ def error_text(exc: BaseException, con: Any = None) -> str:
         msg = better + ("\n" + msg[caret:] if caret >= 0 else "")
     hint = scalar_in_from_hint(msg, con) if con is not None else ""
     return "\n".join(escape_controls(line.rstrip()) for line in (msg + hint).splitlines())
-
-
-_TABLE_FUNCTION_MISSING = re.compile(r"Table Function with name (\w+) does not exist")
-_TABLE_MISSING = re.compile(r"Catalog Error: Table with name (.+?) does not exist!")
-
-
-def unreadable_table_message(msg: str, con: Any) -> str:
-    """lakeql's one-line error when ``msg`` is DuckDB's 'Table with name X does not exist' and the lake
-    has a table named X that has no view: left out as unreadable (the catalog's reason and the fix), or
-    whose view could not be made when connecting. ``''`` otherwise (or when ``con`` has no lake).
-
-    DuckDB names only the bare table: the domain the query wrote is read from its caret line when the
-    message has one (``d2.t`` is never blamed on an unreadable ``d1.t``); without it, a table of that name
-    that reads (in another domain, the query left it unqualified) means DuckDB's own 'Did you mean' is
-    the fix, so ``''``."""
-    from lakeql.catalog import unreadable_message
-    from lakeql.lake import quote_ident
-
-    m = _TABLE_MISSING.search(msg)
-    if not m:
-        return ""
-    try:
-        rows = con.execute("SELECT r.table_name, r.domain, r.name, r.source, r.status, r.error FROM "
-                           "(SELECT unnest(lakeql_tables_named_impl(?)) AS r)", [m.group(1)]).fetchall()
-    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
-        return ""
-    domain_written = _referenced_domain(msg)
-    if domain_written is not None:
-        rows = [r for r in rows if str(r[1]).lower() == domain_written.lower()]
-
-    def binds(domain: str, name: str) -> bool:
-        try:  # a catalogued table: does its view bind? (LIMIT 0 reads no rows)
-            con.execute(f"SELECT * FROM {quote_ident(domain)}.{quote_ident(name)} LIMIT 0").fetchall()
-            return True
-        except Exception:  # noqa: BLE001 - no view: the table was left out when connecting
-            return False
-
-    readable = [r for r in rows if r[4] not in ("error", "unsupported")]
-    if domain_written is None and any(binds(r[1], r[2]) for r in readable):
-        return ""  # the name is there, readable, in another domain: DuckDB's 'Did you mean' says where
-    for key, domain, name, source, status, error in rows:
-        if status in ("error", "unsupported"):
-            return unreadable_message(key, error or status, source)
-        if not binds(domain, name):
-            return (f"table {key!r} is in the lake but its view could not be made when connecting (its files "
-                    "no longer read as catalogued; the warning at connect says why): fix or replace its "
-                    "files, then run 'lakeql index LAKE --refresh' ('lakeql doctor LAKE' checks it)")
-    return ""
-
-
-_IDENT = r'(?:"(?:[^"]|"")*"|[^\s."(),;]+)'
-_QUALIFIED = re.compile(rf"({_IDENT})\s*\.\s*{_IDENT}")
-
-
-def _referenced_domain(msg: str) -> str | None:
-    """The domain (schema) of the table reference DuckDB's caret points at (``LINE n: ...`` then a line of
-    ``^``), or None when the reference is unqualified or the message has no caret."""
-    lines = msg.splitlines()
-    for i, line in enumerate(lines[:-1]):
-        head = re.match(r"LINE \d+: ", line)
-        caret = lines[i + 1].find("^")
-        if head is None or caret < 0:
-            continue
-        ref = _QUALIFIED.match(line, caret)
-        if ref is None:
-            return None
-        word = ref.group(1)
-        return word[1:-1].replace('""', '"') if word.startswith('"') else word
-    return None
-
-
-def scalar_in_from_hint(msg: str, con: Any) -> str:
-    """A hint line when ``msg`` says a table function is missing but ``con`` has a scalar of that name."""
-    m = _TABLE_FUNCTION_MISSING.search(msg)
-    if not m:
-        return ""
-    try:
-        found = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ? "
-                            "AND function_type IN ('scalar', 'macro')", [m.group(1)]).fetchone()[0]
-    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
-        return ""
-    if not found:
-        return ""
-    name = m.group(1)
-    return (f"\nHint: {name} is a scalar function: call it in the SELECT list, "
-            f"e.g. SELECT {name}(...) AS value")
 
 
 def shows_result(statement: Any, cur: Any) -> bool:

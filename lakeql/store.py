@@ -956,6 +956,13 @@ class Store:
             raise StaleIndexError(
                 f"the {kind} index of {target} is older than the Parquet files of table "
                 f"{table.key}: run 'lakeql index --refresh LAKE'")
+        if table is not None and table.fingerprint != entry.fingerprint:
+            # the index is of the files as they are now, but this connection's view of the table reads the
+            # files it found when it opened: the index's rowids would name other rows of that view
+            raise StaleIndexError(
+                f"the {kind} index of {target} was rebuilt for files of table {table.key} that changed "
+                "after this connection was opened (its view still reads the old files): open a new "
+                "connection (lakeql.connect) or restart the server")
         p = self.root / entry.path
         if not p.exists():
             raise CorruptIndexError(

@@ -156,3 +156,14 @@ def test_main_from_python_restores_the_quiet_state(tmp_path) -> None:
         assert progress._QUIET is True
     finally:
         progress.set_quiet(before)
+
+
+def test_python_dash_m_lakeql_is_the_command() -> None:
+    """``python -m lakeql ...`` runs the ``lakeql`` command (was: "No module named lakeql.__main__")."""
+    ok = subprocess.run([sys.executable, "-m", "lakeql", "sql", str(SAMPLE_LAKE), "--format", "csv",
+                         "SELECT count(*) AS n FROM flights.airlines"],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and ok.stdout == "n\n16\n", ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "lakeql", "sql", "/nonexistent/lake", "SELECT 1"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("lakeql: error:") and "does not exist" in bad.stderr

@@ -127,3 +127,35 @@ def test_rescan_fingerprint_equals_discovery(tmp_path: Path) -> None:
     assert rescan_fingerprint(t.with_files(t.files[:1])) == t.fingerprint  # unreadable files still count
     write(tmp_path / "d" / "f" / "k=2" / "c.parquet")
     assert rescan_fingerprint(t) != t.fingerprint
+
+
+def test_domains_named_like_duckdb_catalogs_are_left_out_with_the_fix(tmp_path) -> None:
+    """A domain folder named system, temp, memory, pg_catalog or information_schema (any case) cannot be a
+    queryable schema: before, 'lakeql index' failed at its end (Cannot detach database "lakeql_out")
+    and every connection warned that views were left out with the wrong fix ('fix or replace its
+    files'). Now the folder is skipped with a warning that says to rename it, and listed by
+    lakeql_tables(); the rest of the lake (a 'main' domain folder too) works."""
+    import warnings
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.lake import UnsupportedFileWarning
+
+    for domain in ("system", "TEMP", "memory", "pg_catalog", "information_schema", "main", "good"):
+        (tmp_path / domain).mkdir()
+        pq.write_table(pa.table({"k": [1, 2]}), tmp_path / domain / f"t_{domain.lower()}.parquet")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lakeql.index(tmp_path, progress=False)
+        con = lakeql.connect(tmp_path)
+    skipped = sorted(str(w.message).split("'")[1] for w in caught if w.category is UnsupportedFileWarning)
+    assert set(skipped) == {"system", "TEMP", "memory", "pg_catalog", "information_schema"}, skipped
+    assert all("rename the folder" in str(w.message) for w in caught if w.category is UnsupportedFileWarning)
+    assert not [w for w in caught if "left out" in str(w.message)]
+    assert con.execute("SELECT count(*) FROM good.t_good").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM main.t_main").fetchall() == [(2,)]
+    rows = con.execute("SELECT source, status FROM lakeql_tables() WHERE status <> 'ok' ORDER BY 1")
+    reserved = ("TEMP", "information_schema", "memory", "pg_catalog", "system")
+    assert rows.fetchall() == [(d, "unsupported") for d in reserved]

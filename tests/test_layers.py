@@ -13,7 +13,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "lakeql"
 CAPABILITIES = ("joins", "vectors", "ngrams", "context")
-FRONT_ENDS = ("cli", "shell", "sqlrun", "completion", "demo", "doctor", "mcp")
+FRONT_ENDS = ("cli", "shell", "sqlrun", "completion", "demo", "doctor", "mcp", "__main__")
 API = ("api",)
 
 

@@ -505,3 +505,21 @@ def test_resource_paging_needs_the_sdk_internals_it_patches(service, monkeypatch
     monkeypatch.setattr(MCPServer, "__init__", without_lowlevel)
     with pytest.raises(RuntimeError, match=r"pip install 'mcp>=2.3,<2.4'"):
         build_server(service)
+
+
+def test_table_cells_escape_control_characters():
+    """A cell holding NUL, a terminal escape sequence or U+2028 reaches the agent escaped (``\\x00``,
+    ``\\x1b``, ``\\u2028``) as the CLI shows it: raw, a NUL cuts strings in C clients and ESC drives the
+    terminal an agent's tool output is shown in. Pipes and line breaks stay escaped; text round-trips."""
+    import re
+
+    from lakeql.mcp.tables import markdown_table
+
+    hostile = "nul\x00ansi\x1b[2J\x1b[31mred\x07bell\x7fdel\x9fc1|pipe\r\nline\u2028ls\u2029ps\\x00 literal"
+    out = markdown_table(["c\x1bol", "n"], [(hostile, 1), ("plain é 東京 👨\u200d👩", 2)], max_chars=10_000)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]", out), repr(out)
+    lines = out.splitlines()
+    assert len(lines) == 4 and lines[0] == "| c\\x1bol | n |"
+    assert lines[2] == ("| nul\\x00ansi\\x1b[2J\\x1b[31mred\\x07bell\\x7fdel\\x9fc1\\|pipe\\r\\nline\\u2028ls"
+                        "\\u2029ps\\\\x00 literal | 1 |")
+    assert lines[3] == "| plain é 東京 👨\u200d👩 | 2 |"  # printable Unicode (ZWJ included) is kept

@@ -139,7 +139,15 @@ def test_noop_refresh_imports_and_rewrites_nothing_it_does_not_need(folder_lake,
             [str(Path(lakeql.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
         ),
     }
-    mods = ["duckdb", "scipy", "scipy.sparse", "pyarrow.compute", "pandas", "lakeql.profile_shards"]
+    mods = [
+        "duckdb",
+        "scipy",
+        "scipy.sparse",
+        "pyarrow.compute",
+        "pandas",
+        "lakeql.profile_shards",
+        "importlib.metadata",
+    ]
 
     def refresh() -> dict:
         p = subprocess.run(

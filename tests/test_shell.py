@@ -31,6 +31,22 @@ def run_script(con, script: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
+def test_schema_of_a_quoted_name_with_spaces_and_unicode(tmp_path) -> None:
+    """``.schema "odd types"."表格"`` (a domain with a space, a Unicode table) finds the table; before only
+    the unquoted key ``odd types.表格`` did ("no table")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+
+    (tmp_path / "odd types").mkdir()
+    pq.write_table(pa.table({"名前": ["一"]}), tmp_path / "odd types" / "表格.parquet")
+    con = lakeql.connect(tmp_path)
+    for name in ('"odd types"."表格"', "odd types.表格", '"表格"', '"odd types" . 表格'):
+        rc, out, err = run_script(con, f".schema {name}\n")
+        assert rc == 0 and out == 'CREATE VIEW "odd types"."表格"("名前" VARCHAR);\n', (name, out, err)
+
+
 @pytest.mark.parametrize("script, in_out, not_in_out, in_err", [
     (".mode\n", ["current output mode: box"], [], []),
     (".mode duckbox\nSELECT carrier FROM flights.airlines WHERE carrier = 'AA';\n.mode\n",
@@ -50,6 +66,11 @@ def run_script(con, script: str) -> tuple[int, str, str]:
     (".tables python.%\n", ["python.functions", "python.modules"], ["flights."], []),
     (".schema airlines\n", ['CREATE VIEW "flights"."airlines"("carrier" VARCHAR, "name" VARCHAR);'],
      ["__rowid"], []),
+    # the name as SQL writes it (quoted, any part): what .tables lists is not the only spelling
+    ('.schema "flights"."airlines"\n.schema flights."AIRLINES"\n.schema "python" . modules\n',
+     ['CREATE VIEW "flights"."airlines"("carrier" VARCHAR, "name" VARCHAR);',
+      'CREATE VIEW "python"."modules"'], [], []),
+    ('.schema "flights"."nothere"\n', [], [], ['.schema: no table \'"flights"."nothere"\'']),
     ("CREATE TEMP TABLE IF NOT EXISTS shell_s AS SELECT 1.5 AS x;\n.schema shell_s\n",
      ['CREATE TABLE "shell_s"("x" DECIMAL(2,1));'], [], []),
     (".mode list\nSELECT 0.1::DOUBLE + 0.2 AS x, '\\xAA'::BLOB AS b;\n", ["x|b\n0.30000000000000004|\\xaa\n"],

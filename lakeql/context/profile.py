@@ -100,7 +100,9 @@ def _descriptions(table: Table) -> tuple[str | None, dict[str, str]]:
     if not table.files:
         return None, {}
     try:
-        schema = pq.read_schema(table.root / table.files[0].path)
+        # ParquetFile, not read_schema: on a remote lake a build serves it from its snapshot (no request)
+        with pq.ParquetFile(table.root / table.files[0].path) as f:
+            schema = f.schema_arrow
     except Exception:  # noqa: BLE001 - an unreadable footer just means no description
         return None, {}
 

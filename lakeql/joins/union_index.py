@@ -238,7 +238,7 @@ def digest_of(ctx) -> str:
     parts = {"format": FORMAT, "tables": {k: lake.tables[k].fingerprint for k in sorted(lake.tables)},
              "join_index": str(je.built_at) if je else None,
              "join_semantic": str(se.built_at) if se else None,
-             "embed": bool(getattr(opts, "discovery_embed", False))}
+             "embed": bool(getattr(opts, "discovery_embed", False)), "words": tx.WORDS_VERSION}
     if parts["embed"]:  # an int8 encoder re-embeds; torch <-> float32 ONNX (same vectors) does not
         from lakeql.embedding import resolve_backend
         from lakeql.joins.deepjoin import family
@@ -294,7 +294,7 @@ def table_digest(key: str, t, cols: list, row_count: int | None, prof: dict) -> 
     profile rows (top values, sketch, distinct count, uniqueness, indexed). Equal digests: equal
     features, so a refresh keeps them (:class:`Previous`)."""
     h = hashlib.sha1()
-    head = [FORMAT, key, t.name, t.domain, t.fingerprint, row_count,
+    head = [FORMAT, tx.WORDS_VERSION, key, t.name, t.domain, t.fingerprint, row_count,
             [[c.column_name, c.ordinal, c.type] for c in cols]]
     h.update(json.dumps(head).encode())
     for c in cols:

@@ -1,9 +1,11 @@
 """Text features shared by union search, table search and transformation blocking.
 
-Words are split at non-alphanumerics and camelCase (``depDelay`` -> ``dep``, ``delay``), lower-cased, and
-a trailing plural ``s`` is dropped from words longer than three letters. Features are hashed with CRC32
-(stable across processes, unlike ``hash()``) into ``2**DIM_BITS`` sparse dimensions, so no vocabulary
-has to be stored for the column vectors.
+Words are split at non-alphanumerics (Unicode letters and digits are word characters: ``Größe``, ``名前``)
+and camelCase (``depDelay`` -> ``dep``, ``delay``), lower-cased, and a trailing plural ``s`` is dropped from
+words longer than three letters. Scripts written without spaces (Chinese, Japanese) become overlapping
+character pairs (``東京都`` -> ``東京``, ``京都``), so a query word matches inside a longer run. Features
+are hashed with CRC32 (stable across processes, unlike ``hash()``) into ``2**DIM_BITS`` sparse dimensions,
+so no vocabulary has to be stored for the column vectors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 
-_SPLIT = re.compile(r"[^0-9a-zA-Z]+|(?<=[a-z])(?=[A-Z])")
+_SPLIT = re.compile(r"[\W_]+|(?<=[a-z])(?=[A-Z])")
+# Han ideographs, kana and CJK compatibility ideographs: written without spaces between words
+_CJK = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+)")
+WORDS_VERSION = 2  # 2: Unicode letters and CJK pairs (1: ASCII letters and digits only); in table digests
 _WORD = re.compile(r"[0-9a-z]+")
 DIM_BITS = 20
 MASK = (1 << DIM_BITS) - 1
@@ -33,10 +38,27 @@ def words(text: str | None, stop: bool = True) -> list[str]:
     for t in _SPLIT.split(str(text)):
         if not t:
             continue
+        if not t.isascii() and _CJK.search(t):
+            out += _cjk_words(t)
+            continue
         w = stem(t.lower())
         if stop and w in STOP:
             continue
         out.append(w)
+    return out
+
+
+def _cjk_words(token: str) -> list[str]:
+    """A token holding CJK runs: each run as overlapping character pairs (one character alone), the
+    other parts as words."""
+    out = []
+    for i, part in enumerate(_CJK.split(token)):
+        if not part:
+            continue
+        if i % 2:  # a CJK run
+            out += [part] if len(part) == 1 else [part[j:j + 2] for j in range(len(part) - 1)]
+        else:
+            out.append(stem(part.lower()))
     return out
 
 

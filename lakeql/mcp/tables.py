@@ -1,7 +1,9 @@
 """Rows as a Markdown table for an agent, within a character budget, with a note when cut.
 
 Cells are escaped (``|`` and line breaks cannot break the table, so a value cannot forge rows or
-headings) and long cells are shortened; rows stop before the budget is exceeded.
+headings; other control characters, NUL and terminal escape sequences among them, are shown as ``\\xNN``
+as the CLI shows them, and U+2028/U+2029 as ``\\u2028``/``\\u2029``) and long cells are shortened; rows
+stop before the budget is exceeded.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from typing import Any
 
 
 def cell(value: Any, max_chars: int) -> str:
-    """One value as table text: NULL for None, escaped pipes and line breaks, cut at ``max_chars``."""
+    """One value as table text: NULL for None, escaped pipes, line breaks and control characters, cut at
+    ``max_chars``."""
+    from lakeql.render import escape_controls
+
     if value is None:
         return "NULL"
     text = value.hex() if isinstance(value, bytes | bytearray) else str(value)
     if len(text) > max_chars:
         text = text[:max_chars] + f"… ({len(text):,} chars)"
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
-            .replace("\t", " "))
+    text = (text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
+            .replace("\t", " ").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return escape_controls(text)
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_chars: int,

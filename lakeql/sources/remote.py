@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +83,69 @@ def s3_filesystem():
         kwargs["secret_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
         if os.environ.get("AWS_SESSION_TOKEN"):
             kwargs["session_token"] = os.environ["AWS_SESSION_TOKEN"]
-    return pafs.S3FileSystem(**kwargs)
+    fs = pafs.S3FileSystem(**kwargs)
+    _S3_ENV[id(fs)] = (fs, _aws_env())
+    return fs
+
+
+_S3_ENV: dict[int, tuple[Any, tuple]] = {}  # id -> (lakeql's S3 filesystem, the AWS environment it uses)
+_CLIENTS: dict[tuple, Any] = {}
+
+
+def _aws_env() -> tuple:
+    return tuple(os.environ.get(v) for v in _AWS_ENV)
+
+
+def _boto_client(env: tuple) -> Any:
+    """A botocore S3 client for the AWS environment ``env`` (None when botocore is not installed)."""
+    if env in _CLIENTS:
+        return _CLIENTS[env]
+    try:
+        import botocore.config
+        import botocore.session
+    except ImportError:
+        _CLIENTS[env] = None
+        return None
+    from lakeql.sources.snapshot import concurrency
+
+    values = dict(zip(_AWS_ENV, env, strict=True))
+    kwargs: dict[str, Any] = {}
+    region = values["AWS_REGION"] or values["AWS_DEFAULT_REGION"]
+    if region:
+        kwargs["region_name"] = region
+    endpoint = values["AWS_ENDPOINT_URL_S3"] or values["AWS_ENDPOINT_URL"]
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint if "://" in endpoint else f"https://{endpoint}"
+    if values["AWS_ACCESS_KEY_ID"]:
+        kwargs.update(
+            aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"] or "",
+            aws_session_token=values["AWS_SESSION_TOKEN"],
+        )
+    config = botocore.config.Config(
+        max_pool_connections=max(10, concurrency()),
+        retries={"max_attempts": 3, "mode": "standard"},
+        s3={"addressing_style": "path"} if endpoint else None,
+    )
+    client = botocore.session.get_session().create_client("s3", config=config, **kwargs)
+    _CLIENTS[env] = client
+    return client
+
+
+def direct_get(fs: Any, path: str, start: int, end: int) -> bytes | None:
+    """Bytes ``[start, end)`` of ``bucket/key`` with one GET and no HEAD (botocore), or None when that is
+    not possible here (not lakeql's S3 filesystem, or botocore is not installed): the caller reads
+    through pyarrow then (a HEAD and a GET). Errors are the client's (the caller decides)."""
+    hit = _S3_ENV.get(id(fs))
+    if hit is None or hit[0] is not fs or end <= start:
+        return None if end > start else b""
+    client = _boto_client(hit[1])
+    if client is None:
+        return None
+    bucket, _, key = path.partition("/")
+    got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+    with contextlib.closing(got["Body"]) as body:
+        return body.read()
 
 
 def filesystem_for(url: str):
@@ -95,22 +159,30 @@ def filesystem_for(url: str):
 
         return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(scheme)))
     except (ImportError, ValueError) as exc:
-        raise LakeNotFoundError(f"cannot open {url!r}: no filesystem for {scheme}:// ({exc}); lakeql "
-                                "reads s3:// lakes, and other fsspec URLs when their package is installed"
-                                ) from None
+        raise LakeNotFoundError(
+            f"cannot open {url!r}: no filesystem for {scheme}:// ({exc}); lakeql "
+            "reads s3:// lakes, and other fsspec URLs when their package is installed"
+        ) from None
 
 
 _FS_CACHE: dict[tuple, Any] = {}
 
 
-_AWS_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
-            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_AWS_ENV = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
 
 
 def cached_filesystem(root: str) -> Any:
     """One filesystem per lake URL and AWS environment (for callers that hold a table but not its lake):
     a process that changes the endpoint or the credentials gets a filesystem that uses them."""
-    key = (str(root), *(os.environ.get(v) for v in _AWS_ENV))
+    key = (str(root), *_aws_env())
     if key not in _FS_CACHE:
         _FS_CACHE[key] = filesystem_for(root)
     return _FS_CACHE[key]
@@ -124,6 +196,11 @@ def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
     import pyarrow.fs as pafs
 
     fs = fs if fs is not None else cached_filesystem(root)
+    from lakeql.sources.snapshot import active
+
+    snap = active(fs)
+    if snap is not None and snap.root == str(root):  # a build running: its listing, no request
+        return snap.below(sub)
 
     base = fs_path(root, "")
     target = fs_path(root, sub) if sub else base
@@ -138,14 +215,20 @@ def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
     for i in infos:
         if i.type != pafs.FileType.File:
             continue
-        rel = i.path[len(base):].lstrip("/")
+        rel = i.path[len(base) :].lstrip("/")
         parts = rel.split("/")
         if "" in parts:  # 'a//b.parquet': a valid S3 key, but no filesystem path can name it
-            warnings.warn(f"skipping {rel!r}: its key holds an empty path component ('//'), which cannot "
-                          "be read as a file: rename the object", UnsupportedFileWarning, stacklevel=2)
+            warnings.warn(
+                f"skipping {rel!r}: its key holds an empty path component ('//'), which cannot "
+                "be read as a file: rename the object",
+                UnsupportedFileWarning,
+                stacklevel=2,
+            )
             continue
-        if any(p.startswith(".") or (p.startswith("_") and p != "_delta_log" and "_delta_log" not in parts)
-               for p in parts):
+        if any(
+            p.startswith(".") or (p.startswith("_") and p != "_delta_log" and "_delta_log" not in parts)
+            for p in parts
+        ):
             continue
         mtime = i.mtime_ns if i.mtime_ns is not None else 0
         out.append(FileStamp(rel, int(i.size or 0), int(mtime)))
@@ -162,13 +245,112 @@ def open_remote(url: str) -> tuple[str, Any, list[FileStamp]]:
     try:
         listing = remote_listing(root, fs)
     except OSError as exc:
-        raise LakeNotFoundError(f"cannot list {url!r} ({str(exc).splitlines()[0]}): check the bucket and "
-                                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL"
-                                ) from None
+        raise LakeNotFoundError(
+            f"cannot list {url!r} ({str(exc).splitlines()[0]}): check the bucket and "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL"
+        ) from None
     if not listing:
-        raise LakeNotFoundError(f"lake path {url!r} does not exist or is empty: pass s3://bucket/prefix of a "
-                                "folder of Parquet files")
+        raise LakeNotFoundError(
+            f"lake path {url!r} does not exist or is empty: pass s3://bucket/prefix of a "
+            "folder of Parquet files"
+        )
+    _LISTINGS[(str(root), id(fs))] = listing  # what a build's snapshot starts from (no second listing)
+    _remember(root, fs, listing)
     return root, fs, listing
+
+
+_RECENT: dict[int, tuple[Any, float, str, dict[str, FileStamp]]] = {}
+_RECENT_LOCK = threading.Lock()
+
+
+def listing_ttl() -> float:
+    """Seconds a lake's listing answers for its objects' sizes and times on a connection
+    (``LAKEQL_S3_LISTING_TTL``, default 30; 0: ask the store for each object, as before)."""
+    from lakeql.sources.snapshot import _env_number
+
+    return _env_number("LAKEQL_S3_LISTING_TTL", 30)
+
+
+def _remember(root: str, fs: Any, listing: list[FileStamp], old: Any = None) -> None:
+    """Keep ``listing`` as the connection-side snapshot of the lake on ``fs``; objects of ``old`` (the
+    previous snapshot) whose size and time did not change keep their fetched bytes."""
+    from lakeql.sources.snapshot import Snapshot
+
+    # a connection holds less than a build: small objects up to 1 MB whole, 64 MB in all
+    snap = Snapshot(
+        fs, str(root), listing, whole=min(whole_limit(), 1_000_000), budget=min(budget_limit(), 64_000_000)
+    )
+    if old is not None:
+        snap.adopt(old)
+    with _RECENT_LOCK:
+        _RECENT[id(fs)] = (fs, time.monotonic(), snap)
+
+
+def whole_limit() -> int:
+    from lakeql.sources.snapshot import whole_bytes
+
+    return whole_bytes()
+
+
+def budget_limit() -> int:
+    from lakeql.sources.snapshot import cache_bytes
+
+    return cache_bytes()
+
+
+def recent_snapshot(fs: Any) -> Any | None:
+    """The connection-side snapshot of the lake on ``fs``: the listing discovery made (redone when older
+    than :func:`listing_ttl`: one paginated LIST per 1,000 objects instead of HEAD requests per object
+    and query) and the objects read since; None when there is none (the caller asks the store)."""
+    hit = _RECENT.get(id(fs))
+    if hit is None or hit[0] is not fs:
+        return None
+    _, made, snap = hit
+    ttl = listing_ttl()
+    if ttl <= 0:
+        return None
+    if time.monotonic() - made > ttl:
+        with _RECENT_LOCK:
+            if _RECENT.get(id(fs)) is not hit:  # another thread re-listed
+                return recent_snapshot(fs)
+            _RECENT.pop(id(fs), None)
+        try:
+            _remember(snap.root, fs, remote_listing(snap.root, fs), old=snap)
+        except OSError:
+            return None
+        return recent_snapshot(fs)
+    return snap
+
+
+def recent_stamp(fs: Any, path: str) -> FileStamp | None:
+    """The stamp of object ``path`` from :func:`recent_snapshot` (None: not listed, or no listing)."""
+    snap = recent_snapshot(fs)
+    return snap.stamp(path) if snap is not None else None
+
+
+_LISTINGS: dict[tuple[str, int], list[FileStamp]] = {}
+
+
+def open_object(fs: Any, root: str, rel: str):
+    """A seekable file of ``root/rel``: from the running build's snapshot when it holds the object (or
+    knows its size), else opened on the store."""
+    from lakeql.sources.snapshot import active
+
+    path = fs_path(root, rel)
+    snap = active(fs)
+    f = snap.open(path) if snap is not None else None
+    return f if f is not None else fs.open_input_file(path)
+
+
+def prefetch(lake: Any, tables: list[Any]) -> None:
+    """Fetch the objects of ``tables`` into the running build's snapshot (concurrently; see
+    :mod:`lakeql.sources.snapshot`); nothing when no build runs."""
+    from lakeql.sources.snapshot import active
+
+    snap = active(lake.fs)
+    if snap is None:
+        return
+    snap.prefetch(fs_path(t.root, f.path) for t in tables for f in t.files)
 
 
 def _fsspec_wrapper(fs: Any):
@@ -178,16 +360,62 @@ def _fsspec_wrapper(fs: Any):
         return hit[1]
     from fsspec.implementations.arrow import ArrowFSWrapper
 
+    from lakeql.sources.snapshot import active
+
     class LakeqlS3(ArrowFSWrapper):
+        """While a build runs (:mod:`lakeql.sources.snapshot`), sizes, times and existence come from its
+        listing and listed objects are read from its memory: no HEAD, one fetch per object."""
+
         protocol = ("s3", "s3a")
         root_marker = ""
+
+        def _listed(self, path):
+            snap = active(self.fs)
+            key = self._strip_protocol(path)
+            return snap.stamp(key) if snap is not None else recent_stamp(self.fs, key)
+
+        def info(self, path, **kwargs):
+            st = self._listed(path)
+            if st is None:
+                return super().info(path, **kwargs)
+            import datetime as dt
+
+            mtime = dt.datetime.fromtimestamp(st.mtime_ns / 1e9, dt.UTC)
+            return {"name": self._strip_protocol(path), "size": int(st.size), "type": "file", "mtime": mtime}
+
+        def modified(self, path):
+            return self.info(path)["mtime"] if self._listed(path) is not None else super().modified(path)
+
+        def exists(self, path, **kwargs):
+            return True if self._listed(path) is not None else super().exists(path, **kwargs)
+
+        def glob(self, path, **kwargs):
+            text = path if isinstance(path, str) else str(path)
+            if not any(c in text for c in "*?[") and self._listed(text) is not None:
+                return [self._strip_protocol(text)]
+            return super().glob(path, **kwargs)
+
+        def _open(self, path, mode="rb", block_size=None, seekable=True, **kwargs):
+            snap = active(self.fs)
+            if mode == "rb" and snap is not None:
+                f = snap.open(self._strip_protocol(path))
+                if f is not None:
+                    return f
+            conn = recent_snapshot(self.fs) if mode == "rb" and snap is None else None
+            key = self._strip_protocol(path)
+            if conn is not None and conn.stamp(key) is not None:
+                # a connection: the first read in a folder fetches its objects (small ones whole, else
+                # their footers) concurrently, as a scan of a folder table reads every one of them
+                conn.prefetch_folder(key)
+                return conn.open(key)
+            return super()._open(path, mode, block_size, seekable, **kwargs)
 
         @classmethod
         def _strip_protocol(cls, path):  # 's3://b/k' -> 'b/k'
             text = path if isinstance(path, str) else str(path)
             for p in ("s3://", "s3a://"):
                 if text.startswith(p):
-                    text = text[len(p):]
+                    text = text[len(p) :]
             return text.rstrip("/")
 
     wrapper = LakeqlS3(fs, skip_instance_cache=True)
@@ -195,17 +423,25 @@ def _fsspec_wrapper(fs: Any):
     return wrapper
 
 
+_REGISTERED: dict[int, Any] = {}  # id of a DuckDB connection -> the wrapper registered on it
+
+
 def register_filesystem(con: Any, fs: Any) -> None:
-    """Make ``s3://`` paths readable by DuckDB on ``con`` (once per connection)."""
+    """Make ``s3://`` paths readable by DuckDB on ``con`` with ``fs`` (once per connection and
+    filesystem: a connection that served another filesystem, e.g. the process-wide type connection of
+    the catalog after the endpoint or the credentials changed, gets this one instead)."""
     if fs is None:
         return
     wrapper = _fsspec_wrapper(fs)
     name = wrapper.protocol[0] if isinstance(wrapper.protocol, tuple) else wrapper.protocol
     try:
         if con.filesystem_is_registered(name):
-            return
+            if _REGISTERED.get(id(con)) is wrapper:
+                return
+            con.unregister_filesystem(name)
     except Exception:  # noqa: BLE001 - older clients: just try to register
         pass
+    _REGISTERED[id(con)] = wrapper
     try:
         con.register_filesystem(wrapper)
     except Exception as exc:  # noqa: BLE001
@@ -214,16 +450,25 @@ def register_filesystem(con: Any, fs: Any) -> None:
 
 
 @contextlib.contextmanager
-def builder_connections(fs: Any) -> Iterator[None]:
+def builder_connections(fs: Any, root: str | None = None) -> Iterator[None]:
     """While a remote lake is indexed, every new ``duckdb.connect()`` gets the lake's filesystem.
 
     Capability builders open private DuckDB connections to scan tables; this is how they read
-    ``s3://`` files without each knowing about object storage. Restored on exit.
+    ``s3://`` files without each knowing about object storage. Restored on exit. With the lake's
+    ``root``, the build reads through a :class:`lakeql.sources.snapshot.Snapshot` of the listing
+    discovery made (sizes without HEAD requests, each object fetched once).
     """
     if fs is None:
         yield
         return
     import duckdb
+
+    from lakeql.sources import snapshot
+
+    listing = _LISTINGS.get((str(root), id(fs))) if root is not None else None
+    snap = snapshot.Snapshot(fs, str(root), listing) if listing is not None else None
+    if snap is not None:
+        snapshot.activate(snap)
 
     original = duckdb.connect
 
@@ -234,10 +479,41 @@ def builder_connections(fs: Any) -> Iterator[None]:
         return con
 
     duckdb.connect = connect
+    restore = _parquet_files_from(snap) if snap is not None else None
     try:
         yield
     finally:
         duckdb.connect = original
+        if restore is not None:
+            restore()
+        if snap is not None:
+            snapshot.deactivate(snap)
+
+
+def _parquet_files_from(snap: Any):
+    """While the build runs, ``pyarrow.parquet.ParquetFile('s3://...')`` of an object of the snapshot
+    reads it from the snapshot (builders open tables' files by URL, and pyarrow would otherwise make its
+    own S3 client: a HEAD and a GET per file and builder). Returns the function that restores it."""
+    import pyarrow.parquet as pq
+
+    original = pq.ParquetFile
+
+    class SnapshotParquetFile(original):
+        def __init__(self, source: Any, *args: Any, **kwargs: Any) -> None:
+            if isinstance(source, str) and source.startswith(("s3://", "s3a://")):
+                f = snap.open(source.split("://", 1)[1])
+                if f is not None:
+                    source = f
+            super().__init__(source, *args, **kwargs)
+
+    SnapshotParquetFile.__name__ = SnapshotParquetFile.__qualname__ = "ParquetFile"
+    pq.ParquetFile = SnapshotParquetFile
+
+    def restore() -> None:
+        if pq.ParquetFile is SnapshotParquetFile:
+            pq.ParquetFile = original
+
+    return restore
 
 
 def default_index_dir(url: str) -> Path:

@@ -332,6 +332,7 @@ class ListOrder:
             "factors": self.factors,
             "tier": tier,
             "_pos": {},
+            "_blocked": None,  # the index's blocked copy is of its table-order codes (built on demand)
         }
         for f in dataclasses.fields(index):
             v = getattr(index, f.name)

@@ -256,7 +256,10 @@ def _adaptive(
     it is what each round may take), a running top ``k`` of the scores, and the query's rotation once
     (:meth:`CodeIndex.scorer`)."""
     if scan is None:
-        cand, ub, est = index.binarizer.candidates(q, index.words, index.factors, k, allowed, cap)
+        blocked = index.blocked() if hasattr(index, "blocked") else None  # (an ANN SubIndex has none)
+        cand, ub, est = index.binarizer.candidates(
+            q, index.words, index.factors, k, allowed, cap, blocked=blocked
+        )
     else:
         cand, ub, est = scan(k, cap)
     score = index.scorer(q) if hasattr(index, "scorer") else (lambda p: index.score(p, q))

@@ -99,3 +99,66 @@ def test_semantic_fusion_finds_a_table_without_shared_words(tmp_path_factory):
     got = find(con, "ocean tides", 3)
     assert "ocean.obs_2024" in [r[0] for r in got]
     assert any(m.startswith("summary: cosine") for m in got[0][2])
+
+
+def test_names_and_values_in_other_scripts_are_words(tmp_path_factory):
+    """Unicode letters are word characters (``Größe``, ``名前``), and Chinese/Japanese text, written without
+    spaces, is searched by character pairs: before, every non-ASCII letter split words apart, so a lake named
+    in German or Japanese was invisible to find_tables."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.joins.union_text import words
+
+    assert words("Größe der Straße") == ["größe", "der", "straße"]
+    assert words("東京都は") == ["東京", "京都", "都は"] and words("名前") == ["名前"]
+    assert words("depDelay_minutes x東y") == ["dep", "delay", "minute", "x", "東", "y"]
+    root = tmp_path_factory.mktemp("unicode_lake")
+    (root / "städte").mkdir()
+    pq.write_table(pa.table({"Größe": [1.5, 2.0], "名前": ["東京都は日本の首都です", "大阪"]}),
+                   root / "städte" / "表格.parquet")
+    pq.write_table(pa.table({"name": ["x", "y"], "weight": [1, 2]}), root / "städte" / "other.parquet")
+    idx = tmp_path_factory.mktemp("unicode_idx")
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    for query, field in (("Größe", "columns"), ("名前", "columns"), ("首都", "values"), ("東京", "values"),
+                         ("表格", "name")):
+        got = find(con, query, 3)
+        assert got and got[0][0] == "städte.表格", (query, got)
+        assert any(m.startswith(field + ":") for m in got[0][2]), (query, got)
+    got = find(con, "städte", 3)  # the domain: both tables, by name
+    assert sorted(r[0] for r in got) == ["städte.other", "städte.表格"]
+    assert all("name: städte" in r[2] for r in got)
+
+
+def test_a_refresh_redoes_the_words_of_an_index_made_by_the_ascii_tokenizer(tmp_path_factory, monkeypatch):
+    """An index whose words were cut by the older ASCII-only tokenizer (WORDS_VERSION 1) is rebuilt by the
+    next 'lakeql index --refresh', even when no table changed."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.joins import union_text
+
+    root = tmp_path_factory.mktemp("words_lake")
+    (root / "d").mkdir()
+    pq.write_table(pa.table({"名前": ["一", "二"], "größe": [1, 2]}), root / "d" / "t.parquet")
+    pq.write_table(pa.table({"other": ["x", "y"]}), root / "d" / "u.parquet")
+    idx = tmp_path_factory.mktemp("words_idx")
+    with monkeypatch.context() as m:  # the tokenizer of WORDS_VERSION 1
+        m.setattr(union_text, "_SPLIT", re.compile(r"[^0-9a-zA-Z]+|(?<=[a-z])(?=[A-Z])"))
+        m.setattr(union_text, "WORDS_VERSION", 1)
+        lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    assert find(con, "größe") == []
+    con.close()
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False,
+                 refresh=True)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    assert [r[0] for r in find(con, "größe")] == ["d.t"]
+    assert [r[0] for r in find(con, "名前")] == ["d.t"]

@@ -546,3 +546,23 @@ def test_list_order_view_reads_refinement_planes_in_list_order(tmp_path, lake, m
         assert got[0].tolist() == want[0].tolist() and np.allclose(got[1], want[1], atol=1e-6)
         assert st_new == st_old
         assert got[0].tolist() == search(idx, q, 10, 4)[0].tolist()  # every list probed: exhaustive
+
+
+def test_list_order_view_does_not_inherit_the_blocked_layout(ann_lake, real):
+    """An index whose exhaustive search already built its blocked copy of the codes (table order), then
+    its first ANN search: the list-order view (a ``dataclasses.replace`` of the index) must not keep that
+    copy, or an exhaustive search over the view scans table-order codes as list-order rows (other rows)."""
+    from lakeql.vectors import ann
+    from lakeql.vectors.search import search
+
+    con, idx, _ = searcher_index(ann_lake)
+    ivf = ann.ivf_of(idx, "python.functions.docstring")
+    assert idx.blocked() is not None
+    view = ann.ListOrder(idx, ivf).view
+    assert view is not None and view.blocked() is not idx.blocked()
+    for q in real[1][:6]:
+        got, got_scores = search(view, q, 10)
+        want, want_scores = search(idx, q, 10)
+        assert sorted(got.tolist()) == sorted(want.tolist())
+        assert np.allclose(np.sort(got_scores), np.sort(want_scores), atol=1e-6)
+    con.close()

@@ -318,3 +318,29 @@ def test_code_macros_refuse_a_stale_index_instead_of_naming_other_rows(tmp_path,
     got = con.execute(sql).fetchall()
     assert row7 not in [i for i, _ in got] and len(got) == 4
     con.close()
+
+
+def test_long_lived_connection_after_refresh_refuses_instead_of_naming_other_rows(tmp_path, tables, real):
+    """A connection open while a file that sorts first is added (every rowid shifts) and the index is
+    refreshed: its view of the table still reads the old files, so the refreshed index's rowids name
+    other rows of it. It returned the right scores with other rows' ids (an MCP server or notebook keeps
+    its connection); now a clear error says to reconnect, and a new connection answers right."""
+    lake, folder, parts = lake_of_first_parts(tmp_path, tables["vecs"], "vecs", "docs")
+    idx = tmp_path / "index"
+    build(lake, idx, ["vecs.docs.v"])  # default: rabitq (the bounded scan and its blocked copy)
+    sql = "SELECT id, score FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 7)"
+    qs = [real[1][i].tolist() for i in (0, 57, 123, 199)]
+    con = connect(lake, idx)
+    before = [con.execute(sql, [q]).fetchall() for q in qs]
+    assert all(len(r) == 7 for r in before)
+    shutil.copy(parts[3], folder / "a-first.parquet")  # sorts before part-0: every rowid shifts
+    build(lake, idx, ["vecs.docs.v"], refresh=True)
+    with pytest.raises(duckdb.Error, match=r"changed after this connection was opened.*new connection"):
+        con.execute(sql, [qs[0]]).fetchall()
+    con.close()
+    con = connect(lake, idx)
+    want = [con.execute(sql, [q]).fetchall() for q in qs]
+    ids = [i for (i,) in con.execute("SELECT id FROM vecs.docs").fetchall()]
+    con.close()
+    assert want[0][0][1] > 0.999 and want[0][0][0] == real[0][0]  # the query's own row, by its id
+    assert len(ids) == len(set(ids)) == tables["vecs"].num_rows

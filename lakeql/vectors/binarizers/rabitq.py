@@ -49,6 +49,7 @@ def itq_rotation(o: np.ndarray, rotation: np.ndarray, iters: int) -> np.ndarray:
 
     try:
         from threadpoolctl import threadpool_limits
+
         limit = threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl comes with sentence-transformers' deps
         limit = contextlib.nullcontext()
@@ -89,9 +90,18 @@ class RaBitQBinarizer(Binarizer):
     method = "rabitq"
     scan = "asym"
 
-    def __init__(self, dim: int, centroid: np.ndarray | None = None, rotation: np.ndarray | None = None,
-                 seed: int = 0, query_bits: int = 4, rotation_kind: str = "itq", itq_iters: int = 100,
-                 itq_sample: int = 20_000, itq_min_rows: int = ITQ_MIN_ROWS) -> None:
+    def __init__(
+        self,
+        dim: int,
+        centroid: np.ndarray | None = None,
+        rotation: np.ndarray | None = None,
+        seed: int = 0,
+        query_bits: int = 4,
+        rotation_kind: str = "itq",
+        itq_iters: int = 100,
+        itq_sample: int = 20_000,
+        itq_min_rows: int = ITQ_MIN_ROWS,
+    ) -> None:
         super().__init__(dim)
         self.seed = int(seed)
         self.query_bits = int(query_bits)
@@ -109,8 +119,11 @@ class RaBitQBinarizer(Binarizer):
             if self.rotation_kind == "itq" and len(x) < self.itq_min_rows:
                 self.rotation_kind = "random"  # regenerated from the seed: no d x d matrix to store
             if self.rotation_kind == "itq" and self.itq_iters > 0 and len(x) > 1:
-                sample = x if len(x) <= self.itq_sample else x[
-                    np.random.default_rng(self.seed).choice(len(x), self.itq_sample, replace=False)]
+                sample = (
+                    x
+                    if len(x) <= self.itq_sample
+                    else x[np.random.default_rng(self.seed).choice(len(x), self.itq_sample, replace=False)]
+                )
                 r = sample - self.centroid
                 o = r / np.maximum(np.linalg.norm(r, axis=1), 1e-12)[:, None]
                 rot = itq_rotation(o, random_rotation(self.dim, self.seed), self.itq_iters)
@@ -148,13 +161,28 @@ class RaBitQBinarizer(Binarizer):
         planes = np.stack([pack(((u >> b) & 1).astype(bool)) for b in range(self.query_bits)])
         return kernels.as_words(planes), lo, delta
 
-    def topk(self, q: np.ndarray, words: np.ndarray, factors: dict[str, np.ndarray], k: int,
-             allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def topk(
+        self,
+        q: np.ndarray,
+        words: np.ndarray,
+        factors: dict[str, np.ndarray],
+        k: int,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         base, qr = self._query(q)
         planes, lo, delta = self._planes(qr)
         mask = kernels.NO_MASK if allowed is None else allowed
-        args = (factors["factor"], factors["add"], base, float(qr.sum()), lo, delta, factors["popc"],
-                int(k), mask)
+        args = (
+            factors["factor"],
+            factors["add"],
+            base,
+            float(qr.sum()),
+            lo,
+            delta,
+            factors["popc"],
+            int(k),
+            mask,
+        )
         if planes.shape[0] == 4:
             rows, est = kernels.asym4_topk(words, planes[0], planes[1], planes[2], planes[3], *args)
         else:
@@ -179,38 +207,92 @@ class RaBitQBinarizer(Binarizer):
         fac = np.asarray(factors["factor"], np.float64)
         rho = np.sqrt(np.clip(1.0 - c2 - 2.0 * add, 0.0, None))
         alpha = np.clip(rho / np.maximum(fac * np.sqrt(self.dim), 1e-12), 1e-6, 1.0)
-        return rho * np.sqrt(1.0 - alpha ** 2) / alpha / np.sqrt(max(self.dim - 1, 1))
+        return rho * np.sqrt(1.0 - alpha**2) / alpha / np.sqrt(max(self.dim - 1, 1))
 
-    def candidates(self, q: np.ndarray, words: np.ndarray, factors: dict[str, np.ndarray], k: int,
-                   allowed: np.ndarray | None, cap: int, spans: tuple[np.ndarray, np.ndarray] | None = None,
-                   mask_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def candidates(
+        self,
+        q: np.ndarray,
+        words: np.ndarray,
+        factors: dict[str, np.ndarray],
+        k: int,
+        allowed: np.ndarray | None,
+        cap: int,
+        spans: tuple[np.ndarray, np.ndarray] | None = None,
+        mask_ids: np.ndarray | None = None,
+        blocked: kernels.BlockedCodes | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, upper bounds, estimates) of every row that may be in the true top ``k``
         (:func:`lakeql.vectors.kernels.asym4_bounded_spans`); needs a 4-bit query. ``spans``: (starts,
-        ends) of the only rows scanned (default: all); ``mask_ids``: where row ``i`` reads ``allowed``."""
+        ends) of the only rows scanned (default: all); ``mask_ids``: where row ``i`` reads ``allowed``;
+        ``blocked``: the codes' :func:`~lakeql.vectors.kernels.blocked_inputs` layout, scanned instead
+        when every row is (no ``spans``, no ``mask_ids``): the same result, 2x faster."""
         base, qr = self._query(q)
         planes, lo, delta = self._planes(qr)
         levels = (1 << self.query_bits) - 1
         qerr = qr - (lo + delta * np.clip(np.rint((qr - lo) / delta), 0, levels))
         mask = kernels.NO_MASK if allowed is None else allowed
+        spans_all = spans is None
         if spans is None:
             spans = (np.zeros(1, np.int64), np.full(1, len(words), np.int64))
         ids = np.zeros(0, np.int64) if mask_ids is None else mask_ids
         err_a = self.EPS0 * float(np.linalg.norm(qr))
         err_b = self.EPS0 * np.sqrt(2.0) * float(np.linalg.norm(qerr))
-        return kernels.asym4_bounded_spans(words, planes[0], planes[1], planes[2], planes[3],
-                                           factors["factor"], factors["add"], base, float(qr.sum()), lo,
-                                           delta, factors["popc"], factors["errc"], err_a, err_b, int(k),
-                                           mask, int(cap), spans[0], spans[1], ids)
+        if blocked is not None and mask_ids is None and spans_all:
+            total = float(qr.sum())
+            slack = kernels.bounded_slack(blocked.bound, self.dim, levels, lo, delta, total, err_a, err_b)
+            return kernels.asym4_bounded_blocked(
+                blocked.codes,
+                blocked.f32,
+                blocked.f64,
+                slack,
+                len(words),
+                planes[0],
+                planes[1],
+                planes[2],
+                planes[3],
+                base,
+                total,
+                lo,
+                delta,
+                err_a,
+                err_b,
+                int(k),
+                mask,
+                int(cap),
+            )
+        return kernels.asym4_bounded_spans(
+            words,
+            planes[0],
+            planes[1],
+            planes[2],
+            planes[3],
+            factors["factor"],
+            factors["add"],
+            base,
+            float(qr.sum()),
+            lo,
+            delta,
+            factors["popc"],
+            factors["errc"],
+            err_a,
+            err_b,
+            int(k),
+            mask,
+            int(cap),
+            spans[0],
+            spans[1],
+            ids,
+        )
 
     def estimate(self, q: np.ndarray, words: np.ndarray, factors: dict[str, np.ndarray]) -> np.ndarray:
         base, qr = self._query(q)
         planes, lo, delta = self._planes(qr)
         s = kernels.asym_all(words, planes)
-        return base + factors["add"] + factors["factor"] * (
-            2.0 * (lo * factors["popc"] + delta * s) - qr.sum())
+        return (
+            base + factors["add"] + factors["factor"] * (2.0 * (lo * factors["popc"] + delta * s) - qr.sum())
+        )
 
-    def estimate_exact(self, q: np.ndarray, codes: np.ndarray, factors: dict[str, np.ndarray]
-                       ) -> np.ndarray:
+    def estimate_exact(self, q: np.ndarray, codes: np.ndarray, factors: dict[str, np.ndarray]) -> np.ndarray:
         """The estimator with an unquantized query (reference for tests)."""
         from lakeql.vectors.binarizers.base import unpack
 
@@ -220,8 +302,14 @@ class RaBitQBinarizer(Binarizer):
 
     # -------------------------------------------------------------- persistence
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "seed": self.seed, "query_bits": self.query_bits,
-                "rotation": self.rotation_kind, "itq_iters": self.itq_iters, "itq_sample": self.itq_sample}
+        return {
+            **super().params(),
+            "seed": self.seed,
+            "query_bits": self.query_bits,
+            "rotation": self.rotation_kind,
+            "itq_iters": self.itq_iters,
+            "itq_sample": self.itq_sample,
+        }
 
     def arrays(self) -> dict[str, np.ndarray]:
         if self.rotation_kind == "random":  # rebuilt from the seed on load
@@ -231,8 +319,13 @@ class RaBitQBinarizer(Binarizer):
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> RaBitQBinarizer:
         rotation = arrays.get("rotation")
-        return cls(int(params["dim"]), arrays["centroid"],
-                   None if rotation is None else np.asarray(rotation, np.float32),
-                   int(params.get("seed", 0)), int(params.get("query_bits", 4)),
-                   str(params.get("rotation", "itq")), int(params.get("itq_iters", 100)),
-                   int(params.get("itq_sample", 20_000)))
+        return cls(
+            int(params["dim"]),
+            arrays["centroid"],
+            None if rotation is None else np.asarray(rotation, np.float32),
+            int(params.get("seed", 0)),
+            int(params.get("query_bits", 4)),
+            str(params.get("rotation", "itq")),
+            int(params.get("itq_iters", 100)),
+            int(params.get("itq_sample", 20_000)),
+        )

@@ -1,0 +1,106 @@
+"""The class of :func:`lakeql.connect`'s connection: a ``DuckDBPyConnection`` whose errors name the fix.
+
+DuckDB says ``Table with name broken does not exist! Did you mean "good"?`` for a table that the lake has
+but lakeql left out as unreadable (or whose view could not be made when connecting): that sends a Python
+user the wrong way. The CLI, the shell and the MCP server turn it into lakeql's message
+(:func:`lakeql.sqlerrors.unreadable_table_message`); :class:`LakeqlConnection` does the same for DB-API users.
+
+It *is* a ``DuckDBPyConnection`` (a subclass without state of its own: ``isinstance``, ``duckdb.sql(...,
+connection=con)``, relations, pandas and every other method behave as before); only the methods that bind a
+query (``execute``, ``executemany``, ``sql``, ``query``, ``from_query``, ``table``, ``view``) turn DuckDB's
+'does not exist' for such a table into :class:`UnreadableTableError`, which is both a
+``duckdb.CatalogException`` (code that catches DuckDB's error keeps working) and a
+:class:`lakeql.errors.LakeqlError`. A scalar function called in ``FROM`` gets DuckDB's error plus a hint line.
+Every other error, and every error inside an explicit transaction (DuckDB aborts it, so nothing can be
+looked up), is DuckDB's own. ``cursor()`` returns a connection of this class too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from lakeql.errors import LakeqlError
+
+
+class UnreadableTableError(LakeqlError, duckdb.CatalogException):
+    """A query named a table that is in the lake but has no view: its files could not be read (the catalog's
+    reason and the fix), or its view could not be made when connecting. The message keeps DuckDB's
+    ``LINE n:`` caret."""
+
+    keeps_lines = True  # lakeql.sqlrun.error_text shows every line (the caret), not only the first
+
+
+class _Plain:
+    """``con`` seen through the base class's ``execute``: the look-ups made while converting an error must
+    not be converted themselves (a missing view would recurse)."""
+
+    __slots__ = ("_con",)
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return duckdb.DuckDBPyConnection.execute(self._con, *args, **kwargs)
+
+
+def _converted(con: duckdb.DuckDBPyConnection, exc: duckdb.CatalogException) -> BaseException | None:
+    """lakeql's exception for ``exc`` (a catalog error of a query on ``con``), or None to keep DuckDB's."""
+    from lakeql.sqlerrors import scalar_in_from_hint, unreadable_table_message
+
+    msg = str(exc)
+    plain = _Plain(con)
+    better = unreadable_table_message(msg, plain)
+    if better:
+        caret = msg.find("\nLINE ")
+        return UnreadableTableError(better + (msg[caret:] if caret >= 0 else ""))
+    hint = scalar_in_from_hint(msg, plain)
+    if hint:
+        return type(exc)(msg + hint)
+    return None
+
+
+def _converting(name: str):
+    base = getattr(duckdb.DuckDBPyConnection, name)
+
+    def method(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return base(self, *args, **kwargs)
+        except duckdb.CatalogException as exc:
+            better = _converted(self, exc)
+            if better is None:
+                raise
+            raise better from None
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = base.__doc__
+    return method
+
+
+class LakeqlConnection(duckdb.DuckDBPyConnection):
+    """A DuckDB connection whose catalog errors for the lake's unreadable tables are lakeql's (module doc)."""
+
+    __slots__ = ()  # the layout of DuckDBPyConnection: an open connection's class can be switched to this
+
+    execute = _converting("execute")
+    executemany = _converting("executemany")
+    sql = _converting("sql")
+    query = _converting("query")
+    from_query = _converting("from_query")
+    table = _converting("table")
+    view = _converting("view")
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return as_lakeql_connection(duckdb.DuckDBPyConnection.cursor(self))
+
+
+def as_lakeql_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` itself, its class switched to :class:`LakeqlConnection` (same object, same state). A DuckDB
+    whose connection class cannot be switched (another layout) leaves ``con`` a plain connection."""
+    if type(con) is duckdb.DuckDBPyConnection:
+        try:
+            con.__class__ = LakeqlConnection
+        except TypeError:
+            pass
+    return con

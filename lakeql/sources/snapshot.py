@@ -1,0 +1,297 @@
+"""One build's view of a lake on object storage: the listing, and each object's bytes fetched once.
+
+Without it, every reader asks the store again: a DuckDB scan through fsspec costs ``info`` (HEAD),
+``modified`` (HEAD) and ``open`` (HEAD + GET) per object and per scan, and an index build scans each table
+several times (column profiles, value sketches, hints): 2,600 tiny objects took ~10 minutes, nearly all
+of it HEAD requests (benchmarks/results/s3scale.md). While ``lakeql index`` runs on a remote lake
+(:func:`lakeql.sources.remote.builder_connections`), a :class:`Snapshot` answers instead:
+
+* sizes and times come from the one paginated listing discovery made (no HEAD per object);
+* the objects the build reads are fetched up front, concurrently (at most :func:`concurrency` requests
+  in flight, ``LAKEQL_S3_CONCURRENCY``, default 16): small objects whole (up to ``LAKEQL_S3_WHOLE_MB``,
+  default 8 MB each, ``LAKEQL_S3_CACHE_MB`` in all, default 512 MB), bigger ones their footer (the last
+  64 KiB); every later read of them (the catalog's footers, every builder's DuckDB scan) is served from
+  memory, so one fetch feeds every profile;
+* an object that cannot be fetched (gone, access denied) is left to the reader, which fails on it as
+  before and names it: its table is left out with a warning, the rest of the lake is indexed.
+
+The snapshot lives as long as the build: a connection opened later reads the store again.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+FOOTER_BYTES = 64 * 1024
+
+
+def _env_number(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        from lakeql.errors import LakeqlError
+
+        raise LakeqlError(f"{name}={text!r} is not a number: set it to e.g. {default:g}") from None
+    if value < 0:
+        from lakeql.errors import LakeqlError
+
+        raise LakeqlError(f"{name}={text!r} is negative: set it to e.g. {default:g}")
+    return value
+
+
+def concurrency() -> int:
+    """Requests in flight when objects are fetched (``LAKEQL_S3_CONCURRENCY``, default 16, at least 1)."""
+    return max(1, int(_env_number("LAKEQL_S3_CONCURRENCY", 16)))
+
+
+def whole_bytes() -> int:
+    """Objects up to this size are fetched whole (``LAKEQL_S3_WHOLE_MB``, default 8)."""
+    return int(_env_number("LAKEQL_S3_WHOLE_MB", 8) * 1e6)
+
+
+def cache_bytes() -> int:
+    """At most this many bytes of objects are held (``LAKEQL_S3_CACHE_MB``, default 512)."""
+    return int(_env_number("LAKEQL_S3_CACHE_MB", 512) * 1e6)
+
+
+class Snapshot:
+    """The listing of a remote lake (``listing``: FileStamps relative to ``root``) and a cache of its
+    objects' bytes, keyed by filesystem path (``bucket/key``)."""
+
+    def __init__(
+        self, fs: Any, root: str, listing: Iterable[Any], whole: int | None = None, budget: int | None = None
+    ) -> None:
+        from lakeql.sources.remote import fs_path
+
+        self.whole = whole_bytes() if whole is None else whole
+        self.budget = cache_bytes() if budget is None else budget
+        self._folders: set[str] = set()
+        self._folder_lock = threading.Lock()
+
+        self.fs = fs
+        self.root = str(root)
+        self.listing = list(listing)
+        self.stamps = {fs_path(self.root, f.path): f for f in self.listing}
+        self.blobs: dict[str, bytes] = {}  # whole objects
+        self.tails: dict[str, bytes] = {}  # the last bytes of bigger objects
+        self.held = 0
+        self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- what the listing says
+    def stamp(self, path: str) -> Any | None:
+        return self.stamps.get(path)
+
+    def below(self, sub: str) -> list[Any]:
+        """The listing's files at or below ``sub`` (relative to the root): what a new listing of that
+        prefix answered when the lake was discovered."""
+        if not sub:
+            return list(self.listing)
+        return [f for f in self.listing if f.path == sub or f.path.startswith(sub.rstrip("/") + "/")]
+
+    # ------------------------------------------------------------- fetching
+    def prefetch(self, paths: Iterable[str], workers: int | None = None) -> None:
+        """Fetch ``paths`` (filesystem paths of listed objects) not held yet: whole when small and the
+        budget allows, else their footer; at most ``workers`` requests in flight. Failures are left to the
+        reader (it fails on the object as it would have, and names it)."""
+        budget, whole = self.budget, self.whole
+        todo: list[tuple[str, int, bool]] = []
+        planned = self.held
+        for p in dict.fromkeys(paths):
+            st = self.stamps.get(p)
+            if st is None or p in self.blobs or p in self.tails:
+                continue
+            size = int(st.size)
+            if size <= whole and planned + size <= budget:
+                todo.append((p, size, True))
+                planned += size
+            elif size > 0:
+                todo.append((p, size, False))
+        if not todo:
+            return
+        n = min(workers or concurrency(), len(todo))
+        if n <= 1:
+            for item in todo:
+                self._fetch(item)
+            return
+        with ThreadPoolExecutor(n, thread_name_prefix="lakeql-s3") as pool:
+            list(pool.map(self._fetch, todo))
+
+    def adopt(self, old: Snapshot) -> None:
+        """Take over ``old``'s fetched bytes of objects listed again with the same size and time, and
+        its folders already fetched (a re-listing must not fetch them all again)."""
+        with old._lock:
+            for store, mine in ((old.blobs, self.blobs), (old.tails, self.tails)):
+                for p, data in store.items():
+                    st, was = self.stamps.get(p), old.stamps.get(p)
+                    if (
+                        st is not None
+                        and was is not None
+                        and (st.size, st.mtime_ns) == (was.size, was.mtime_ns)
+                    ):
+                        mine[p] = data
+                        self.held += len(data)
+            self._folders |= old._folders
+
+    def prefetch_folder(self, path: str) -> None:
+        """Before the first read of an object in a folder: fetch every listed object directly in that
+        folder (once per folder; concurrent callers wait for it)."""
+        folder = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+        if folder in self._folders:
+            return
+        with self._folder_lock:
+            if folder in self._folders:
+                return
+            n = len(folder)
+            self.prefetch([p for p in self.stamps if p.startswith(folder) and "/" not in p[n:]])
+            self._folders.add(folder)
+
+    def _fetch(self, item: tuple[str, int, bool]) -> None:
+        path, size, is_whole = item
+        start = 0 if is_whole else max(0, size - FOOTER_BYTES)
+        try:
+            data = read_range(self.fs, path, start, size)
+        except Exception:  # noqa: BLE001 - gone, denied, unreadable: the reader names it
+            with self._lock:
+                self.stats["failed"] += 1
+            return
+        if len(data) != size - start:  # changed since the listing: let the reader see what is there
+            with self._lock:
+                self.stats["changed"] += 1
+            return
+        with self._lock:
+            (self.blobs if is_whole else self.tails)[path] = data
+            self.held += len(data)
+            self.stats["whole" if is_whole else "footer"] += 1
+            self.stats["bytes"] += len(data)
+
+    # ------------------------------------------------------------- reading
+    def open(self, path: str):
+        """A seekable binary file of ``path``: from memory when held, else read from the store (with the
+        listed size, its footer from memory when held)."""
+        blob = self.blobs.get(path)
+        if blob is not None:
+            return io.BytesIO(blob)
+        st = self.stamps.get(path)
+        if st is None:
+            return None
+        return TailFile(self.fs, path, int(st.size), self.tails.get(path, b""))
+
+
+def read_range(fs: Any, path: str, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of object ``path`` (one ranged GET with botocore when the filesystem is
+    lakeql's S3 one and botocore is installed, else through the pyarrow filesystem)."""
+    from lakeql.sources.remote import direct_get
+
+    got = direct_get(fs, path, start, end)
+    if got is not None:
+        return got
+    with fs.open_input_file(path) as f:
+        return f.read_at(end - start, start)
+
+
+class TailFile(io.RawIOBase):
+    """A read-only file of known ``size`` whose last bytes (``tail``) are in memory: reads inside the tail
+    cost nothing, others open the object once (lazily) and read the range."""
+
+    def __init__(self, fs: Any, path: str, size: int, tail: bytes = b"") -> None:
+        super().__init__()
+        self.fs, self.path, self.size_, self.tail = fs, path, size, tail
+        self.tail_start = size - len(tail)
+        self.pos = 0
+        self._f = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def size(self) -> int:
+        return self.size_
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size_}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size_ if n is None or n < 0 else min(self.size_, self.pos + n)
+        if end <= self.pos:
+            return b""
+        if self.pos >= self.tail_start and self.tail:
+            data = self.tail[self.pos - self.tail_start : end - self.tail_start]
+        else:
+            data = self._read(self.pos, end)
+        self.pos += len(data)
+        return data
+
+    def _read(self, start: int, end: int) -> bytes:
+        if self._f is None:
+            from lakeql.sources.remote import direct_get
+
+            try:
+                got = direct_get(self.fs, self.path, start, end)  # one GET, no HEAD
+            except Exception as exc:  # noqa: BLE001 - botocore's errors, as the file errors readers expect
+                raise _as_os_error(exc, self.path) from None
+            if got is not None:
+                return got
+            self._f = self.fs.open_input_file(self.path)
+        return self._f.read_at(end - start, start)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        super().close()
+
+
+def _as_os_error(exc: BaseException, path: str) -> OSError:
+    """A botocore error as the ``OSError`` a file read raises (never with credentials: botocore's
+    messages name the operation and the error code only)."""
+    code = (
+        str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if hasattr(exc, "response") else ""
+    )
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return FileNotFoundError(f"s3://{path} is gone (deleted since the lake was listed?)")
+    if code in ("AccessDenied", "403"):
+        return PermissionError(f"access denied to s3://{path}: check the credentials' read permission")
+    return OSError(f"cannot read s3://{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+_ACTIVE: dict[int, Snapshot] = {}
+
+
+def active(fs: Any) -> Snapshot | None:
+    """The snapshot of the build now running on filesystem ``fs``, if any."""
+    snap = _ACTIVE.get(id(fs))
+    return snap if snap is not None and snap.fs is fs else None
+
+
+def activate(snap: Snapshot) -> None:
+    _ACTIVE[id(snap.fs)] = snap
+
+
+def deactivate(snap: Snapshot) -> None:
+    if _ACTIVE.get(id(snap.fs)) is snap:
+        del _ACTIVE[id(snap.fs)]

@@ -1,0 +1,116 @@
+"""lakeql.connect(): a DuckDB connection (the subclass lakeql.dbapi.LakeqlConnection) whose error for a table
+lakeql left out as unreadable is lakeql's reason and fix, as in the CLI, the shell and the MCP server."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import duckdb
+import pandas as pd
+import pytest
+
+import lakeql
+from lakeql.dbapi import LakeqlConnection, UnreadableTableError
+from lakeql.demo import SAMPLE_LAKE
+from lakeql.errors import LakeqlError
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """The sample lake's airlines plus a truncated Parquet file (the catalog's 'error' table)."""
+    lake = tmp_path_factory.mktemp("dbapi") / "lake"
+    (lake / "flights").mkdir(parents=True)
+    shutil.copy(SAMPLE_LAKE / "flights" / "airlines.parquet", lake / "flights")
+    (lake / "flights" / "broken.parquet").write_bytes(
+        (SAMPLE_LAKE / "flights" / "airlines.parquet").read_bytes()[:100]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, progress=False)
+    return lake
+
+
+def _con(lake):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lakeql.connect(lake)
+
+
+def _assert_lakeql_message(exc: BaseException) -> None:
+    assert isinstance(exc, UnreadableTableError)
+    assert isinstance(exc, duckdb.CatalogException) and isinstance(exc, duckdb.Error)  # DuckDB's catch works
+    assert isinstance(exc, LakeqlError)
+    text = str(exc)
+    assert text.startswith("table 'flights.broken' is in the lake but none of its files could be read"), text
+    assert "fix or replace 'flights/broken.parquet'" in text and "lakeql index LAKE --refresh" in text
+    assert "does not exist" not in text and "Did you mean" not in text
+
+
+def test_every_binding_method_names_the_unreadable_table(lake) -> None:
+    con = _con(lake)
+    calls = {
+        "execute": lambda c: c.execute("SELECT * FROM flights.broken"),
+        "execute params": lambda c: c.execute("SELECT * FROM flights.broken WHERE carrier = ?", ["AA"]),
+        "executemany": lambda c: c.executemany("SELECT * FROM flights.broken WHERE carrier = ?", [["AA"]]),
+        "sql": lambda c: c.sql('SELECT count(*) FROM "FLIGHTS"."Broken"'),
+        "query": lambda c: c.query("SELECT * FROM flights.broken"),
+        "from_query": lambda c: c.from_query("SELECT * FROM flights.broken"),
+        "table": lambda c: c.table("flights.broken"),
+    }
+    for name, call in calls.items():
+        for target in (con, con.cursor()):
+            with pytest.raises(duckdb.CatalogException) as err:
+                call(target)
+            _assert_lakeql_message(err.value)
+            if name in ("execute", "execute params"):
+                assert "LINE 1:" in str(err.value), (name, str(err.value))  # DuckDB's caret is kept
+
+
+def test_it_is_still_a_duckdb_connection(lake) -> None:
+    con = _con(lake)
+    assert isinstance(con, duckdb.DuckDBPyConnection) and type(con) is LakeqlConnection
+    assert isinstance(con.cursor(), LakeqlConnection)
+    assert con.execute("SELECT count(*) FROM flights.airlines").fetchall() == [(16,)]
+    assert con.sql("SELECT carrier FROM flights.airlines ORDER BY 1 LIMIT 1").fetchall() == [("9E",)]
+    assert len(con.table("flights.airlines").df()) == 16
+    assert duckdb.sql("SELECT 41 + 1", connection=con).fetchall() == [(42,)]
+    assert isinstance(con.execute("SELECT * FROM flights.airlines").df(), pd.DataFrame)
+    with con.cursor() as cur:
+        assert type(cur) is LakeqlConnection and cur.execute("SELECT 1").fetchall() == [(1,)]
+    # a table that is not in the lake: DuckDB's own error, untouched
+    with pytest.raises(duckdb.CatalogException) as err:
+        con.execute("SELECT * FROM flights.nothere")
+    assert not isinstance(err.value, LakeqlError)
+    assert "Table with name nothere does not exist" in str(err.value)
+    # other errors are DuckDB's exceptions of the same classes
+    with pytest.raises(duckdb.ParserException):
+        con.execute("SELEC 1")
+    with pytest.raises(duckdb.BinderException):
+        con.execute("SELECT nope FROM flights.airlines")
+    # inside an explicit transaction DuckDB aborts it at the error: nothing is looked up, nothing breaks
+    con.execute("BEGIN")
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("SELECT * FROM flights.broken")
+    con.execute("ROLLBACK")
+    assert con.execute("SELECT 2").fetchall() == [(2,)]
+    con.close()
+
+
+def test_a_view_dropped_after_connecting_is_named(lake) -> None:
+    con = _con(lake)
+    con.execute("DROP VIEW flights.airlines")
+    with pytest.raises(UnreadableTableError) as err:
+        con.execute("SELECT * FROM flights.airlines")
+    assert str(err.value).startswith("table 'flights.airlines' is in the lake but its view could not be made")
+
+
+def test_a_scalar_in_from_gets_the_hint_once(lake, capsys) -> None:
+    from lakeql.cli import main
+
+    con = _con(lake)
+    with pytest.raises(duckdb.CatalogException) as err:
+        con.execute("SELECT * FROM embed('x')")
+    assert str(err.value).count("Hint: embed is a scalar function") == 1, str(err.value)
+    assert main(["sql", "--lake", str(lake), "SELECT * FROM embed('x')"]) == 2
+    assert capsys.readouterr().err.count("Hint: embed is a scalar function") == 1
