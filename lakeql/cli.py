@@ -28,6 +28,9 @@ def _add_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh", action="store_true",
                    help="re-index only new or changed tables, rebuild missing or damaged indexes, "
                         "drop removed ones")
+    p.add_argument("--verify", action="store_true",
+                   help="read every index file and check its checksum before building (default: only files "
+                        "whose size, times or inode changed since the last check; see docs/robustness.md)")
     p.add_argument("--no-wait", action="store_true",
                    help="fail at once when another lakeql index runs on this lake (default: wait)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",  # lakeql.engine (issue 10)
@@ -49,6 +52,7 @@ def index_options(args: argparse.Namespace):
     from lakeql.options import from_namespace
 
     return from_namespace(args, {"index_dir": args.index_dir, "refresh": bool(args.refresh),
+                                 "verify": bool(getattr(args, "verify", False)),
                                  "progress": not args.quiet, "capabilities": args.capabilities,
                                  "wait": not getattr(args, "no_wait", False),
                                  "engine": args.engine, "ray_address": args.ray_address})

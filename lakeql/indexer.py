@@ -111,7 +111,7 @@ def _build(lake_path: str | os.PathLike[str], opts: IndexOptions, engine: Any) -
 
     lock = store.build_lock(wait=getattr(opts.core, "wait", True), say=say)
     with lock, builder_connections(lake.fs, lake.root):  # a remote lake: read through one snapshot
-        store.drop_damaged()
+        store.drop_damaged(verify=bool(getattr(opts.core, "verify", False)))
         store.clean_stale()
         return _build_locked(lake, store, opts, t0, started, engine)
 
@@ -139,7 +139,7 @@ def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, start
     for mod, build in plugins.hook("build", opts.core.capabilities):
         stage(getattr(mod, "NAME", mod.__name__), build, ctx)
     drop_removed(store, lake)
-    stage("database", write_database, store, holder["cat"], discovered)
+    stage("database", write_database, store, holder["cat"], discovered, bool(opts.core.refresh))
     report = IndexReport(str(lake.root), str(store.root), time.perf_counter() - t0, len(lake.tables),
                          sum(t.source_bytes for t in lake.tables.values()),
                          [{"kind": e.kind, "table": e.table_name, "column": e.column_name, "bytes": e.bytes,
@@ -166,22 +166,26 @@ def drop_removed(store: Store, lake: Lake) -> None:
             store.drop(e.kind, e.table_name, e.column_name)
 
 
-def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | None = None) -> Path:
+def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | None = None,
+                   refresh: bool = False) -> Path:
     """Write ``lake.duckdb``: schemas, a view per table, and every capability's pure-SQL macros; and
     the prebuilt views that connections attach (``views/``, see :mod:`lakeql.views`).
 
     Created with the storage version the stock duckdb CLI 1.5 reads; paths inside are absolute.
-    ``discovered``: the tables' fingerprints as discovered (default: as they are now).
+    ``discovered``: the tables' fingerprints as discovered (default: as they are now). ``refresh``: a
+    file the manifest vouches for is updated in place for the views that changed (:mod:`lakeql.lakedb`).
     """
+    from lakeql import lakedb
     from lakeql.dbutil import new_database_file, run_views
-    from lakeql.views import views_sql, write_views
+    from lakeql.views import views_named, write_views
 
     lake = catalog.lake
     target = store.path("lake.duckdb")
     # rowid views only where the stock CLI's search macros need them (embedded / n-gram indexed
     # tables): one per table was most of this file
-    views = views_sql(catalog, {e.table_name for e in store.entries()
-                                if e.kind in ("embed", "ngram") and e.table_name})
+    named = views_named(catalog, {e.table_name for e in store.entries()
+                                  if e.kind in ("embed", "ngram") and e.table_name})
+    views = [create for _, create in named]
     macros = _Recorder()
     sqlfiles.run(macros, "lakeql", kinds=("pure",), index_dir=store.root, target="cli")
     for mod in plugins.capabilities():
@@ -189,20 +193,33 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
     digest = hashlib.sha1(json.dumps([DUCKDB_CLI_STORAGE, views, macros.sql]).encode()).hexdigest()
     source = sum(t.source_bytes for t in lake.tables.values())
     old = store.find("database")
+    intact = old is not None and store.intact(old)
+    prev = old.params_dict if intact else {}
     # --refresh: the same statements make the same file, so an intact one is kept (~0.1 CPU s)
-    if old is not None and old.params_dict.get("digest") == digest and store.intact(old):
-        if old.source_bytes != source:  # a table's files changed, its view did not
-            store.record(dataclasses.replace(old, source_bytes=source))
+    if prev.get("digest") == digest:
+        params = old.params
+        if not prev.get("statements"):  # made by an older lakeql: record its statements for next time
+            params = json.dumps({"digest": digest, "statements": lakedb.save(
+                store, lakedb.encode(named, macros.sql, DUCKDB_CLI_STORAGE))})
+        if old.source_bytes != source or params != old.params:  # a table's files changed, its view did not
+            store.record(dataclasses.replace(old, source_bytes=source, params=params))
     else:
-        with store.atomic_file(target) as tmp:
-            tmp.unlink()  # duckdb must create the file itself
-            with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
-                skipped = run_views(con, views)  # one view that fails leaves that table out, not the lake
-                for sql in macros.sql:
-                    con.execute(sql)
+        before = lakedb.load(store, prev) if refresh and prev.get("digest") else None
+        skipped = None if before is None else lakedb.update(store, target, before, named, macros.sql,
+                                                             DUCKDB_CLI_STORAGE)
+        if skipped is None:
+            with store.atomic_file(target) as tmp:
+                tmp.unlink()  # duckdb must create the file itself
+                with new_database_file(tmp, DUCKDB_CLI_STORAGE) as con:
+                    skipped = run_views(con, views)  # one view that fails leaves that table out, not the lake
+                    for sql in macros.sql:
+                        con.execute(sql)
         # a view left out: no digest, so the next build makes the file again (the files may be fixed)
+        params = {"digest": "" if skipped else digest}
+        if not skipped:
+            params["statements"] = lakedb.save(store, lakedb.encode(named, macros.sql, DUCKDB_CLI_STORAGE))
         store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size, source, "",
-                                params=json.dumps({"digest": "" if skipped else digest})))
+                                params=json.dumps(params)))
     write_views(store, catalog, discovered or {k: t.fingerprint for k, t in lake.tables.items()},
                 DUCKDB_CLI_STORAGE)
     return target

@@ -64,6 +64,9 @@ class CoreOptions:
                                    metavar="DIR", cli=False)
     refresh: bool = option(False, "re-index only new or changed tables, rebuild missing or damaged "
                                   "indexes, drop removed ones", cli=False)
+    verify: bool = option(False, "before building, read every index file and check its checksum (default: "
+                                 "only files whose size, times or inode changed since the last check)",
+                          cli=False)
     progress: bool = option(True, "show progress bars and stage lines", cli=False)
     capabilities: list[str] | None = option(None, "build only these capabilities (default: all)",
                                             cli=False)

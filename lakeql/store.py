@@ -58,8 +58,11 @@ FORMAT_VERSION = 1
 DEFAULT_DIRNAME = ".lakeql"
 DAMAGED = "<damaged>"  # the fingerprint of an index row whose damaged files were removed
 BUILD_LOCK = ".build.lock"
+#: the pre-build integrity pass's record of the files it found intact (:meth:`Store.drop_damaged`)
+VERIFIED = ".verified.json.z"
 SWAP_LOCK = ".swap.lock"
-TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp$")
+# a temp file, or the DuckDB write-ahead log beside a temp database file of a killed build
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp(?:\.wal)?$")
 OLD_RE = re.compile(r"^\.(?P<name>.+)\.old-(?P<pid>\d+)$")
 LEGACY_TEMP_RE = re.compile(r"^\.(?:.+)\.[A-Za-z0-9_]{8}\.tmp$|^\.probe-")
 
@@ -604,12 +607,16 @@ class Store:
             entry.checksums = self.checksums_of(entry)
         return entry
 
-    def damage(self, entry: IndexEntry, path: Path | None = None) -> str | None:
+    def damage(self, entry: IndexEntry, path: Path | None = None, *,
+               trusted: dict[str, list] | None = None, seen: dict[str, list] | None = None) -> str | None:
         """What is wrong with ``entry``'s files (missing, changed size, checksum), or None when intact.
 
         Entries written before checksums existed are checked for existence only. Results are cached
         per file (size, mtime), so checking an intact index again costs a ``stat`` per file. ``path``:
-        check these files against ``entry`` instead of the ones at ``entry.path``.
+        check these files against ``entry`` instead of the ones at ``entry.path``. ``trusted``: the
+        verification record (:meth:`drop_damaged`): a file whose ``[size, mtime_ns, ctime_ns, inode,
+        checksum]`` equals its record is not read again. ``seen``: filled with that list of every file
+        found intact.
         """
         p = path if path is not None else self.root / entry.path
         if not p.exists():
@@ -637,11 +644,16 @@ class Store:
             if str(st.st_size) != want.split(":", 1)[0]:
                 return f"{label} has {st.st_size} bytes, {want.split(':', 1)[0]} expected (truncated?)"
             ck = (f, st.st_size, st.st_mtime_ns, st.st_ino, want)
-            if ck in _VERIFIED:
-                continue
-            if _checksum_like(Path(f), want) != want:
-                return f"{label} fails its checksum (damaged)"
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, want]
+            if ck not in _VERIFIED and not (trusted is not None and trusted.get(label) == stamp):
+                if _checksum_like(Path(f), want) != want:
+                    if path is None:  # a later build must read every file again, not trust its record
+                        with contextlib.suppress(OSError):
+                            (self.root / VERIFIED).unlink()
+                    return f"{label} fails its checksum (damaged)"
             _VERIFIED.add(ck)
+            if seen is not None:
+                seen[label] = stamp
         return None
 
     def recorded_as(self, entry: IndexEntry) -> bool:
@@ -727,14 +739,25 @@ class Store:
                         else:
                             inner.unlink(missing_ok=True)
 
-    def drop_damaged(self) -> list[IndexEntry]:
+    def drop_damaged(self, verify: bool = False) -> list[IndexEntry]:
         """Repair the store before a build: restore indexes whose recorded files were kept aside by a
         killed build; delete the files of every other index that is missing files or damaged, dropping
         its manifest row (lake-wide indexes) or marking it (fingerprint ``'<damaged>'``: a table's index
-        keeps its row and parameters, and is rebuilt as stale). Returns the damaged rows."""
+        keeps its row and parameters, and is rebuilt as stale). Returns the damaged rows.
+
+        Every file is checked for existence and size. Its checksum is read again unless the verification
+        record (``VERIFIED``, written here: per file the ``[size, mtime_ns, ctime_ns, inode, checksum]``
+        it had when this pass last found it intact) holds exactly what ``stat`` says now and the
+        checksum the manifest expects: a file written, replaced, truncated or touched since has another
+        ctime (which no program can set back). ``verify``: read every file (``lakeql index --refresh
+        --verify``: damage that bypasses the file system, e.g. a failing disk). A reader that finds a
+        file failing its checksum deletes the record, so the next build reads every file. See
+        docs/robustness.md, "Integrity check before a build"."""
+        trusted = None if verify else self._load_verified()
+        seen: dict[str, list] = {}
         bad = []
         for e in self.entries():
-            if self.intact(e):
+            if self.damage(e, trusted=trusted, seen=seen) is None:
                 continue
             kept = self.kept_aside(e)
             if kept is not None:  # a killed build swapped new files in but never recorded them
@@ -758,7 +781,37 @@ class Store:
                     p.unlink()
             e.fingerprint, e.checksums = DAMAGED, ""
             self.record(e)
+        if seen != trusted:
+            self._write_verified(seen)
         return bad
+
+    def _load_verified(self) -> dict[str, list] | None:
+        """The verification record (``{file: [size, mtime_ns, ctime_ns, inode, checksum]}``), or None."""
+        try:
+            with open(self.root / VERIFIED, "rb") as fh:
+                data = json.loads(zlib.decompress(fh.read()))
+        except (OSError, ValueError, zlib.error):
+            return None
+        if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("files"), dict):
+            return None
+        return data["files"]
+
+    def _write_verified(self, files: dict[str, list]) -> None:
+        """Replace the verification record (atomically; a record that cannot be written is left out:
+        the next build reads every file)."""
+        target = self.root / VERIFIED
+        tmp = self._temp_name(target)
+        data = zlib.compress(json.dumps({"version": 1, "files": files}, separators=(",", ":"),
+                                        sort_keys=True).encode("utf-8", "surrogatepass"), 1)
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            with contextlib.suppress(OSError):
+                target.unlink()
 
     def record(self, entry: IndexEntry) -> None:
         """Add or replace the manifest row of ``(kind, table, column)``, with its files' checksums."""

@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import threading
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ FORMAT = 4  # 2: no lakeql_rows.duckdb (rowid views made on first use); small do
 #             4: + small.duckdb, every small domain's views in one file (a schema each), checked and copied
 READS = (3, 4)  # manifest formats connect() reads (a format-3 index: its small domains' views are created)
 SMALL_FILE = "small.duckdb"
+STATEMENTS = ".statements.json.z"  # what each views file was made from: [[drop, create], ...] per digest
 SMALL_ALIAS = "lakeql_small_views"  # the name small.duckdb is attached under while it is copied
 #: copy the small domains' views from small.duckdb when they are at least this many: its check costs ~30 ms
 #: (listing the functions, to find macros), creating a view ~0.5 ms
@@ -96,6 +98,8 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     small: list[str] = []  # the small domains' schemas and views, for small.duckdb
     in_small: set[str] = set()
     files: list[tuple[str, str, list[str]]] = []  # (file name, statements' digest, statements)
+    drops: dict[str, str] = {}  # each statement's undo (a refresh updates a changed file in place)
+    owner: dict[str, str] = {SMALL_FILE: SMALL_FILE}  # file name -> its domain
 
     def digest_of(statements: list[str]) -> str:
         return hashlib.sha1(json.dumps([storage_version, statements]).encode()).hexdigest()
@@ -107,10 +111,15 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
         spec: dict[str, Any] = {"fingerprint": domain_fingerprint(discovered, [t.key for t in tables])}
         if len(tables) > SMALL_DOMAIN:
             spec["file"] = f"d{i:05d}.duckdb"
-            statements = [f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
-                          for t in tables if t.files]
+            statements = []
+            for t in tables:
+                if t.files:
+                    statements.append(sql := f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM "
+                                             f"{t.scan_sql()}")
+                    drops[sql] = f"DROP VIEW IF EXISTS main.{quote_ident(t.name)}"
             spec["sql"] = digest_of(statements)
             files.append((spec["file"], spec["sql"], statements))
+            owner[spec["file"]] = domain
         else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
             spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive)}
                              for t in tables if t.files}
@@ -118,9 +127,13 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                 domains[domain] = spec  # names DuckDB folds together, or its own: made from data
                 continue
             in_small.add(domain.lower())
-            small += [f"CREATE SCHEMA {quote_ident(domain)}"] + [
-                f"CREATE VIEW {quote_ident(domain)}.{quote_ident(t.name)} AS SELECT * FROM {t.scan_sql()}"
-                for t in tables if t.files]
+            small.append(sql := f"CREATE SCHEMA {quote_ident(domain)}")
+            drops[sql] = f"DROP SCHEMA IF EXISTS {quote_ident(domain)} CASCADE"
+            for t in tables:
+                if t.files:
+                    name = f"{quote_ident(domain)}.{quote_ident(t.name)}"
+                    small.append(sql := f"CREATE VIEW {name} AS SELECT * FROM {t.scan_sql()}")
+                    drops[sql] = f"DROP VIEW IF EXISTS {name}"
         domains[domain] = spec
     manifest: dict[str, Any] = {"format": FORMAT, "domains": domains}
     if small:  # one file for them all: ~30 KB however many (a file per domain: ~28 KB each)
@@ -131,7 +144,7 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     from lakeql.store import IndexEntry, dir_bytes, same_bytes
 
     data = json.dumps(manifest).encode()  # ASCII (json escapes the rest)
-    kept = _previous_files(store, target)
+    kept, before = _previous_files(store, target)
     if (all(kept.get(d) == target / name for name, d, _ in files) and same_bytes(target / MANIFEST, data)
             and store.find("views") is not None):  # no files to write (none kept to check): is it recorded?
         return target  # --refresh, nothing changed: the folder stays as it is (intact, checked above)
@@ -146,8 +159,17 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                     raise OSError
                 os.link(old, tmp / name)
             except OSError:
-                if _write_db(tmp / name, storage_version, statements):
+                # a changed file: its previous version updated on a copy when few of its views changed
+                skipped = _update_db(before, owner.get(name, ""), tmp / name, statements, drops,
+                                     storage_version)
+                if skipped is None:
+                    skipped = _write_db(tmp / name, storage_version, statements)
+                if skipped:
                     partial.add(name)
+        if files:  # what each file was made from, for the next refresh's in-place updates
+            (tmp / STATEMENTS).write_bytes(zlib.compress(json.dumps(
+                {"version": 1, "storage": storage_version,
+                 "files": {d: [[drops[x], x] for x in st] for _, d, st in files}}).encode(), 1))
         if partial:  # a view was left out: its file is not reused by the next build (the files may be fixed)
             for spec in domains.values():
                 if spec.get("file") in partial:
@@ -161,21 +183,75 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     return target
 
 
-def _previous_files(store, target: Path) -> dict[str, Path]:
+def _previous_files(store, target: Path) -> tuple[dict[str, Path], dict[str, Any]]:
     """``{statements digest: file}`` of the previous views folder when the manifest records it intact
-    (a refresh hard-links a file whose statements did not change instead of writing it again)."""
+    (a refresh hard-links a file whose statements did not change instead of writing it again), and what
+    :func:`_update_db` needs to update a changed one: ``{"by_name": {file name: digest}, "statements":
+    {digest: [[drop, create], ...]}}`` (empty when the folder has no record of its statements)."""
     entry = store.find("views")
     if entry is None or not (target / MANIFEST).exists() or not store.intact(entry):
-        return {}
+        return {}, {}
     try:
         old = json.loads((target / MANIFEST).read_text())
     except (OSError, ValueError):
-        return {}
+        return {}, {}
     out = {spec["sql"]: target / spec["file"] for spec in old.get("domains", {}).values()
            if isinstance(spec, dict) and spec.get("sql") and spec.get("file")}
     if old.get("small_sql") and old.get("small_file"):
         out[old["small_sql"]] = target / old["small_file"]
-    return {k: v for k, v in out.items() if isinstance(k, str) and v.parent == target and v.is_file()}
+    kept = {k: v for k, v in out.items() if isinstance(k, str) and v.parent == target and v.is_file()}
+    # per domain (SMALL_FILE: the small domains) its file's digest; the record of the statements is read
+    # on first use (_update_db); the manifest row's checksums vouch for both
+    by_key = {dom: spec["sql"] for dom, spec in old.get("domains", {}).items()
+              if isinstance(spec, dict) and spec.get("sql") in kept}
+    if old.get("small_sql") in kept:
+        by_key[SMALL_FILE] = old["small_sql"]
+    return kept, {"dir": target, "by_key": by_key, "paths": kept}
+
+
+def _statements_of(before: dict[str, Any], digest: str, storage_version: str) -> list | None:
+    """The ``[[drop, create], ...]`` the previous file of statements ``digest`` was made from."""
+    if "record" not in before:
+        rec: Any = None
+        try:
+            rec = json.loads(zlib.decompress((before["dir"] / STATEMENTS).read_bytes()))
+        except (OSError, ValueError, zlib.error):
+            pass
+        ok = (isinstance(rec, dict) and rec.get("version") == 1 and rec.get("storage") == storage_version
+              and isinstance(rec.get("files"), dict))
+        before["record"] = rec["files"] if ok else {}
+    got = before["record"].get(digest)
+    return got if isinstance(got, list) else None
+
+
+def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[str], drops: dict[str, str],
+               storage_version: str) -> list[str] | None:
+    """Make views file ``path`` from the previous file of the same domain ``key`` (or the small domains')
+    by applying the difference of the statements (drop the views that went or changed, create the new
+    ones), when the previous file and its statements are known and few changed. Returns the statements
+    left out, or None (not made)."""
+    import shutil
+
+    from lakeql.dbutil import run_batch, run_views
+    from lakeql.lakedb import MAX_SHARE, _open
+
+    old_digest = (before.get("by_key") or {}).get(key)
+    if not old_digest or old_digest.startswith("partial:"):
+        return None
+    old = _statements_of(before, old_digest, storage_version)
+    if old is None:
+        return None
+    new = set(statements)
+    gone = [d for d, c in old if c not in new]
+    gone.sort(key=lambda d: d.startswith("DROP SCHEMA"))  # views first
+    had = {c for _, c in old}
+    made = [c for c in statements if c not in had]
+    if len(gone) + len(made) > max(16, MAX_SHARE * len(statements)):
+        return None
+    shutil.copyfile(before["paths"][old_digest], path)
+    with _open(path) as con:
+        run_batch(con, gone)
+        return run_views(con, made)
 
 
 def _write_db(path: Path, storage_version: str, statements: list[str]) -> list[str]:
@@ -516,19 +592,32 @@ def views_sql(catalog: Catalog, rows_for: set[str] | None = None) -> list[str]:
     table with an embedded or n-gram index; None: every table). Connections attach prebuilt views
     instead: see :mod:`lakeql.views`.
     """
+    return [create for _, create in views_named(catalog, rows_for)]
+
+
+def views_named(catalog: Catalog, rows_for: set[str] | None = None) -> list[tuple[str, str]]:
+    """:func:`views_sql` as ``(drop, create)`` pairs: each statement with the one that removes what it
+    makes (``DROP VIEW IF EXISTS name`` / ``DROP SCHEMA IF EXISTS name CASCADE``), so that
+    ``lake.duckdb`` can be updated in place (:mod:`lakeql.lakedb`)."""
     from lakeql.rows import FILES_SCHEMA, row_files_of, row_files_view_name, rows_view_name
 
     lake = catalog.lake
-    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(d)}" for d in lake.domains]
-    out.append(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
-    out.append(f"CREATE SCHEMA IF NOT EXISTS {FILES_SCHEMA}")
+
+    def schema(q: str) -> tuple[str, str]:
+        return f"DROP SCHEMA IF EXISTS {q} CASCADE", f"CREATE SCHEMA IF NOT EXISTS {q}"
+
+    out = [schema(quote_ident(d)) for d in lake.domains]
+    out.append(schema(ROWS_SCHEMA))
+    out.append(schema(FILES_SCHEMA))
     for t in lake.tables.values():
         if not t.files:
             continue
-        out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
+        out.append((f"DROP VIEW IF EXISTS {t.sql_name}",
+                    f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}"))
         if rows_for is None or t.key in rows_for:
-            out.append(f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS {rowid_scan_of(catalog, t)}")
-            out.append(f"CREATE OR REPLACE VIEW {row_files_view_name(t, cli=True)} AS "
-                       f"{row_files_of(catalog, t)}")
+            out.append((f"DROP VIEW IF EXISTS {rows_view_name(t)}",
+                        f"CREATE OR REPLACE VIEW {rows_view_name(t)} AS {rowid_scan_of(catalog, t)}"))
+            name = row_files_view_name(t, cli=True)
+            out.append((f"DROP VIEW IF EXISTS {name}",
+                        f"CREATE OR REPLACE VIEW {name} AS {row_files_of(catalog, t)}"))
     return out
-

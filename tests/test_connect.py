@@ -40,7 +40,7 @@ def test_fresh_index_attaches_every_domain(indexed) -> None:
     assert ctx.views.attached == ["flights"] and ctx.views.small == ["python"] and ctx.views.live == []
     assert ctx.views.copied == ["python"]
     files = sorted(p.name for p in (idx / "views").iterdir())
-    assert files == ["d00000.duckdb", "small.duckdb", "views.json"]
+    assert files == [".statements.json.z", "d00000.duckdb", "small.duckdb", "views.json"]
     cur = con.cursor()  # a cursor sees the attached views and the functions without any setup
     assert cur.execute("SELECT count(*) FROM flights.airlines").fetchone()[0] == 16
     assert cur.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 7

@@ -1,8 +1,9 @@
 """Write the lake's schema as files an agent greps and reads: ``INDEX.md``, one folder per domain (with a
 ``_DOMAIN.md`` overview), one file per table.
 
-Incremental by construction: the state file ``.lakeql-schemas.json.gz`` in the output folder keeps each
-table's profile with the fingerprint of its Parquet files, and the hash of every file written. A run
+Incremental by construction: the state file ``.lakeql-schemas.json.gz`` in the output folder keeps the
+fingerprint of each table's Parquet files and the hash of every file written, and ``.lakeql-profiles/``
+each table's profile (sharded by domain: a refresh reads and writes the shards of changed domains only). A run
 re-profiles only new or changed tables, and rewrites only files whose text changed (a changed join hint
 or domain listing counts as a change); files of removed tables are deleted. ``.lakeql-files.parquet``
 lists every file with the text used to rank it for a question (see :mod:`lakeql.context.retrieve`).
@@ -35,7 +36,8 @@ from lakeql.store import write_if_changed
 STATE = ".lakeql-schemas.json.gz"  # gzipped JSON (was plain .lakeql-schemas.json: still read once)
 OLD_STATE = ".lakeql-schemas.json"
 FILES = ".lakeql-files.parquet"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: profiles in shards (PROFILES), not in the state file; a version-1 state is read once
+PROFILES = ".lakeql-profiles"  # folder of profile shards: one gzipped JSON file per domain-name hash prefix
 USAGE_SQL = {  # what an agent runs on a column with this index kind ({t}, {c}: SQL string literals)
     "embed": ["SELECT * FROM semantic_search({t}, {c}, 'what you are looking for', k := 10)"],
     "ngram": ["SELECT * FROM ngram_search({t}, {c}, 'exact phrase', k := 10)",
@@ -207,7 +209,59 @@ def _load_state(out: Path) -> dict[str, Any]:
             return {}
     except (OSError, ValueError, EOFError):
         return {}
-    return st if isinstance(st, dict) and st.get("version") == STATE_VERSION else {}
+    return st if isinstance(st, dict) and st.get("version") in (1, STATE_VERSION) else {}
+
+
+def shard_of(domain: str) -> str:
+    """The profile shard of a schema domain's tables: 2 hex digits of the SHA-1 of its name (256 shards;
+    a domain's tables share one, so rendering a domain reads one shard, and a change rewrites one)."""
+    return hashlib.sha1(domain.encode("utf-8", "surrogatepass")).hexdigest()[:2]
+
+
+class _Shards:
+    """The profiles kept by the previous run, read one shard at a time on first use (a version-1 state
+    kept them in its ``tables``)."""
+
+    def __init__(self, out: Path, state: dict[str, Any]) -> None:
+        self.dir = out / PROFILES
+        self.legacy = state.get("version") == 1
+        self.tables: dict[str, Any] = state.get("tables", {})
+        self.loaded: dict[str, dict[str, Any]] = {}
+
+    def load(self, shard: str) -> dict[str, Any]:
+        got = self.loaded.get(shard)
+        if got is None:
+            import gzip
+
+            try:
+                data = (self.dir / f"{shard}.json.gz").read_bytes()
+                got = json.loads(gzip.decompress(data).decode("utf-8"))
+            except (OSError, ValueError, EOFError):
+                got = {}
+            self.loaded[shard] = got = got if isinstance(got, dict) else {}
+        return got
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored profile of table ``key`` (as stored), or None."""
+        prev = self.tables.get(key) or {}
+        if self.legacy:
+            return prev.get("profile")
+        return self.load(shard_of(str(prev.get("domain", "")))).get(key)
+
+
+def _write_shards(out: Path, shards: dict[str, dict[str, Any]]) -> None:
+    """Write (or remove, when empty) the given profile shards; files whose bytes are the same are kept."""
+    import gzip
+
+    folder = out / PROFILES
+    for shard, content in sorted(shards.items()):
+        path = folder / f"{shard}.json.gz"
+        if not content:
+            path.unlink(missing_ok=True)
+            continue
+        folder.mkdir(exist_ok=True)
+        data = json.dumps(dict(sorted(content.items())), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        write_if_changed(path, gzip.compress(data, compresslevel=6, mtime=0))
 
 
 def _write_state(out: Path, state: dict[str, Any]) -> None:
@@ -329,23 +383,39 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     keys = sorted(k for k in lake.tables if k in catalog.table_rows)
     code: str | None = code_key()
 
+    shards = _Shards(out, state)
     raw: dict[str, dict[str, Any]] = {}  # profiles kept from the state (as stored), made objects on use
     profiles: dict[str, TableProfile] = {}
+    reusable: set[str] = set()  # tables whose stored profile is of their current files (read on use)
     todo = []
     for k in keys:
         prev = old_tables.get(k)
         if reuse_profiles and prev and prev.get("fingerprint") == lake.tables[k].fingerprint:
-            raw[k] = prev["profile"]
+            reusable.add(k)
         else:
             todo.append(k)
     profiles.update(profile_tables(lake, catalog, todo, store=store))
     res.profiled = len(todo)
 
+    def stored(k: str) -> dict[str, Any] | None:
+        if k not in raw and k in reusable and (d := shards.get(k)) is not None:
+            raw[k] = d
+        return raw.get(k)
+
     def prof(k: str) -> TableProfile:
         tp = profiles.get(k)
         if tp is None:
-            tp = profiles[k] = _profile_from_dict(raw[k])
+            d = stored(k)
+            if d is None:  # a shard lost or damaged: profiled again
+                res.profiled += 1
+                tp = profiles[k] = profile_tables(lake, catalog, [k], store=store)[k]
+            else:
+                tp = profiles[k] = _profile_from_dict(d)
         return tp
+
+    def profile_dict(k: str) -> dict[str, Any]:
+        d = stored(k) if k not in profiles else None
+        return d if d is not None else raw.setdefault(k, dataclasses.asdict(prof(k)))
 
     t1 = _lap(res, "profiles", t0)
 
@@ -379,7 +449,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
              for dom, members in by_domain.items()}
     kept = {dom for dom, members in by_domain.items()
             if reuse_profiles and code is not None and old_domains.get(dom, {}).get("key") == dkeys[dom]
-            and all(k in raw and old_tables[k].get("path") == rel and old_files.get(rel)
+            and all(k in reusable and old_tables[k].get("path") == rel and old_files.get(rel)
                     and (out / rel).exists() for k, rel in members)
             and old_files.get(f"{folder_of[dom]}/{DOMAIN_FILE}")
             and (out / folder_of[dom] / DOMAIN_FILE).exists()}
@@ -409,8 +479,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
                             "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
                             "search_text": search_text(tp, dom, t.domain, t.name),
                             "embed_text": embed_text(tp, t.domain, t.name)})
-        new_tables[k] = {"fingerprint": t.fingerprint, "domain": dom, "path": rel,
-                         "profile": raw[k] if k in raw else dataclasses.asdict(profiles[k])}
+        new_tables[k] = {"fingerprint": t.fingerprint, "domain": dom, "path": rel}
     lines: dict[str, str] = {}
     for dom, members in sorted(by_domain.items()):
         rel = f"{folder_of[dom]}/{DOMAIN_FILE}"
@@ -459,6 +528,17 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     buf = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(listing, schema=_files_schema()), buf, compression="zstd")
     write_if_changed(out / FILES, buf.getvalue().to_pybytes())
+    # profile shards: only those of rendered domains and of tables that moved or left are written again
+    by_shard: dict[str, list[str]] = {}
+    for k in keys:
+        by_shard.setdefault(shard_of(domains[k]), []).append(k)
+    if shards.legacy or not reuse_profiles or code is None or not shards.dir.is_dir():
+        dirty = set(by_shard) | {p.name.split(".", 1)[0] for p in shards.dir.glob("*.json.gz")}
+    else:
+        dirty = {shard_of(dom) for dom in by_domain if dom not in kept}
+        dirty |= {shard_of(str(prev.get("domain", ""))) for k, prev in old_tables.items()
+                  if k not in new_tables or prev.get("domain") != domains.get(k)}
+    _write_shards(out, {b: {k: profile_dict(k) for k in by_shard.get(b, [])} for b in dirty})
     _write_state(out, {"version": STATE_VERSION, "format": fmt, "tables": new_tables, "files": new_files,
                        "composite": checked, "functions": [list(f) for f in funcs], "functions_key": code,
                        "domains": new_domains if code is not None else {}})

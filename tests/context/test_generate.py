@@ -40,7 +40,8 @@ def test_layout_and_every_file_validates(sample_out, fmt):
     out, res = sample_out
     root = out / fmt
     assert (root / "INDEX.md").exists()
-    assert {p.name for p in root.iterdir() if p.is_dir()} == {"flights", "python"}
+    folders = {p.name for p in root.iterdir() if p.is_dir() and p.name[0] != "."}  # not .lakeql-profiles
+    assert folders == {"flights", "python"}
     ext = formats.FORMATS[fmt]
     tables = sorted(p.relative_to(root).as_posix() for p in root.rglob(f"*.{ext}")
                     if p.name not in ("_DOMAIN.md", "INDEX.md") and not p.name.startswith("."))

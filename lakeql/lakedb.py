@@ -1,0 +1,155 @@
+"""``lake.duckdb`` updated in place by ``lakeql index --refresh``: only the views that changed.
+
+``lake.duckdb`` holds a schema per domain, a view per table (and the rowid views the stock CLI's search
+macros need) and lakeql's pure-SQL macros. At 10,000 tables writing it anew costs 7-9 CPU s (each
+``CREATE VIEW`` binds its query, opening the table's Parquet footers); a refresh that changed one table
+instead copies the file, applies the difference (``DROP`` what is gone, ``CREATE OR REPLACE`` what is
+new or changed) on the copy, checkpoints it and renames it into place (:meth:`lakeql.store.Store.
+atomic_file`): a build killed at any point leaves the previous file, which the manifest vouches for.
+
+The statements the file was made from are kept beside it (:data:`SIDECAR`, zlib-compressed JSON of
+``[drop, create]`` pairs and the macros); the manifest row of ``lake.duckdb`` records the SHA-1 of that
+file, so a record the manifest does not vouch for (another build's, a damaged one) is never used: the
+file is then written whole, as is any change touching more than :data:`MAX_SHARE` of the statements, a
+change of the macros or storage version, or a previous file that left a view out. The views are those
+a full write makes (the same statements); the file's bytes differ (DuckDB appends the rewritten catalog
+to the file and reuses the freed blocks at the next update).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SIDECAR = ".lake.duckdb.sql.z"
+#: above this share of changed statements the file is written whole
+MAX_SHARE = 0.25
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def encode(named: list[tuple[str, str]], macros: list[str], storage: str) -> bytes:
+    """The sidecar's bytes for these statements (deterministic: the same statements, the same bytes)."""
+    return zlib.compress(
+        json.dumps(
+            {"version": 1, "storage": storage, "views": named, "macros": macros}, separators=(",", ":")
+        ).encode("utf-8", "surrogatepass"),
+        1,
+    )
+
+
+def load(store, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The statements ``lake.duckdb`` was made from, when the manifest row's ``params`` vouch for them."""
+    want = params.get("statements")
+    if not want:
+        return None
+    try:
+        data = (store.root / SIDECAR).read_bytes()
+    except OSError:
+        return None
+    if _sha(data) != want:
+        return None
+    try:
+        obj = json.loads(zlib.decompress(data))
+    except (ValueError, zlib.error):
+        return None
+    return obj if isinstance(obj, dict) and obj.get("version") == 1 else None
+
+
+def save(store, data: bytes) -> str:
+    """Write the sidecar (temp name, renamed into place); returns its SHA-1 for the manifest row."""
+    target = store.root / SIDECAR
+    tmp = store._temp_name(target)
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return _sha(data)
+
+
+def diff(old: list[list[str]], new: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """``(drops, creates)`` that turn a file made from ``old`` into one made from ``new``: the creates in
+    ``new``'s order (schemas first), the drops of objects ``new`` no longer makes (views before schemas)."""
+    old_creates = {c for _, c in old}
+    new_creates = {c for _, c in new}
+    new_drops = {d for d, _ in new}
+    creates = [c for _, c in new if c not in old_creates]
+    drops = [d for d, c in old if c not in new_creates and d not in new_drops]
+    drops.sort(key=lambda d: d.startswith("DROP SCHEMA"))
+    return drops, creates
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[Any]:
+    """A connection whose current database is the existing file ``path``; checkpointed and detached at
+    the end (no ``.wal`` left)."""
+    import duckdb
+
+    from lakeql.lake import quote_literal
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {quote_literal(str(path))} AS lakeql_out")
+        con.execute("USE lakeql_out")
+        yield con
+        con.execute("CHECKPOINT lakeql_out")
+        con.execute("USE memory")
+        con.execute("DETACH lakeql_out")
+    finally:
+        con.close()
+    wal = Path(str(path) + ".wal")
+    if wal.exists():
+        wal.unlink()
+
+
+def update(
+    store, target: Path, old: dict[str, Any], named: list[tuple[str, str]], macros: list[str], storage: str
+) -> list[str] | None:
+    """Update ``target`` (made from ``old``, see :func:`load`) to hold ``named``'s views, on a copy
+    renamed into place. Returns the statements left out (views that failed), or None when the file must
+    be written whole instead (nothing was changed)."""
+    from lakeql.dbutil import run_batch, run_views
+
+    if old.get("storage") != storage or not isinstance(old.get("views"), list):
+        return None
+    again: list[str] = []
+    if old.get("macros") != macros:  # e.g. the index dir moved (macros name it): made again when they
+        # replace every macro the file holds and make nothing else
+        names, before = _macros(macros), _macros(old.get("macros") or [])
+        if names is None or before is None or not before <= names:
+            return None
+        again = macros
+    drops, creates = diff(old["views"], named)
+    if len(drops) + len(creates) > max(16, MAX_SHARE * len(named)):
+        return None
+    with store.atomic_file(target) as tmp:
+        shutil.copyfile(target, tmp)
+        with _open(tmp) as con:
+            run_batch(con, drops)
+            skipped = run_views(con, creates)
+            for sql in again:
+                con.execute(sql)
+            return skipped
+
+
+def _macros(statements: list[str]) -> set[str] | None:
+    """The names of the macros ``statements`` make, or None when they make anything else (every
+    ``CREATE`` must be a ``CREATE OR REPLACE MACRO``)."""
+    text = "\n".join(statements)
+    names = re.findall(r"\bCREATE\s+OR\s+REPLACE\s+MACRO\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", text, re.I)
+    if len(names) != len(re.findall(r"\bCREATE\b", text, re.I)):
+        return None
+    return {n.lower() for n in names}
