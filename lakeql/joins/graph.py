@@ -72,8 +72,8 @@ def edges_of(searcher, queries: list[int], min_score: float, pools: dict | None 
     for i, ov in _overlaps(ix, queries):
         q = queries[i]
         cols, cont, uniq, upper = searcher.equi_pool(q, POOL, PROBE, ov)
-        if pools is not None:
-            pools[q] = (cols, float(upper[-1]) if len(upper) else float("nan"))
+        if pools is not None:  # the bound: the POOL-th member's (full pools only)
+            pools[q] = (cols, float(upper[POOL - 1]) if len(upper) >= POOL else float("nan"))
         ranked[i] = searcher.equi_rank(q, PER_COLUMN, cols, cont, uniq)
         pb.update(1)
     pb.close()
@@ -95,11 +95,13 @@ def edges_of(searcher, queries: list[int], min_score: float, pools: dict | None 
 # ---------------------------------------------------------------------------------------------- pools
 # ``joins/pools.parquet`` (manifest kind ``join_pools``): per column of the value index, in its order,
 # the candidate pool its edges were ranked from (column ids = rows of this file) and the pool's
-# admission bound (the upper bound of its last member; a full pool admits a column only above it, or
-# level with it and before the last member in column order). With the table fingerprints it was built
+# admission bound (Searcher.equi_pool: the upper bound of its POOL-th member; a full pool admits a
+# column above it, or level with it while the pool has room for ties or the column sorts before the
+# last member). With the table fingerprints it was built
 # from, a refresh can tell which columns' edges a change can reach (joins/incremental.py). The file
 # names the edges file it belongs to (``edges``: its checksum); any mismatch -> the older update path.
 POOLS_FORMAT = 1
+MAX_POOL = POOL * 4  # search.TIE_POOL: a pool with ties at its boundary holds up to this many
 POOLS_META = b"lakeql.join_pools"
 
 

@@ -267,20 +267,18 @@ def _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pool
     redo[old2new[hit & (old2new >= 0)]] = True
     query = ix.indexed & (ix.n_distinct >= 2)
     # columns of changed tables entering a pool they were not in
-    full = np.zeros(n, dtype=bool)
+    sizes = np.zeros(n, dtype=np.int64)
     nb = np.full(n, np.nan)
     last = np.full(n, -1, dtype=np.int64)
     has = new2old >= 0
     oq = new2old[has]
     nb[has] = bound[oq]
-    from lakeql.joins.graph import POOL
-
-    full[has] = lens[oq] == POOL
+    sizes[has] = lens[oq]
     ends = offsets[1:] - 1
     lastold = np.where(lens > 0, flat[np.maximum(ends, 0)] if len(flat) else -1, -1)
     last[has] = np.where(lastold[oq] >= 0, old2new[np.maximum(lastold[oq], 0)], -1)
     cand = np.flatnonzero(in_changed & ix.indexed & (ix.n_hashes > 0) & ~ix.excluded)
-    redo |= _entrants(ix, cand, query & ~redo, full, nb, last)
+    redo |= _entrants(ix, cand, query & ~redo, sizes, nb, last)
     queries = np.flatnonzero(redo & query).tolist()
     new_pools: dict[int, tuple] = {}
     n_edges = _merge_edges(searcher, old, out, min_score, changed, redo, queries, new_pools)
@@ -315,18 +313,19 @@ def _segment_count(ix: Any, cols: Any, t: Any, side: str) -> Any:
     return lo - start
 
 
-def _entrants(ix: Any, cands: Any, open_q: Any, full: Any, bound: Any, last: Any) -> Any:
+def _entrants(ix: Any, cands: Any, open_q: Any, n_pool: Any, bound: Any, last: Any) -> Any:
     """Boolean mask of the query columns (among ``open_q``) that a column of ``cands`` would enter the
-    pool of: its name-free bound (as Searcher.equi_pool computes it from the query's bottom ``PROBE``
-    hashes) is above the pool's ``bound``, or level with it and its id below the last member's
-    (``last``), or the pool is not full. Overlaps of every query with every candidate at once: the
+    pool of (sizes ``n_pool``): its name-free bound (as Searcher.equi_pool computes it from the query's
+    bottom ``PROBE`` hashes) is above the pool's ``bound`` (its ``POOL``-th member's), or level with it
+    while the pool has room for ties or the id is below the last member's (``last``), or the pool holds
+    fewer than ``POOL``. Overlaps of every query with every candidate at once: the
     candidates' hashes x the postings of those hashes restricted to each query's probe, one sparse
     product; no loop per column."""
     import numpy as np
     import scipy.sparse as sp
 
     from lakeql.joins import rank
-    from lakeql.joins.graph import PROBE
+    from lakeql.joins.graph import MAX_POOL, POOL, PROBE
     from lakeql.joins.joinindex import HASH_MAX
 
     n = len(ix)
@@ -389,6 +388,7 @@ def _entrants(ix: Any, cands: Any, open_q: Any, full: Any, bound: Any, last: Any
     ok = cont > 0
     b, q, cont = b[ok], q[ok], cont[ok]
     upper = rank.score(cont, ix.uniqueness[b], np.ones(len(b)))
-    enter = ~full[q] | (upper > bound[q]) | ((upper == bound[q]) & (b < last[q]))
+    level = (upper == bound[q]) & ((n_pool[q] < MAX_POOL) | (b < last[q]))
+    enter = (n_pool[q] < POOL) | (upper > bound[q]) | level
     out[q[enter]] = True
     return out

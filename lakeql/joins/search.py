@@ -28,6 +28,7 @@ AUTO_SEMANTIC_BELOW = 0.9
 QUERY_VALUES = 2000  # query values matched in semantic mode (most frequent first)
 CAND_VALUES = 20000  # candidate values matched in semantic mode
 N_MATCHES = 3
+TIE_POOL = 4  # a pool holds at most this many times its size when candidates tie at its boundary
 
 
 @dataclass
@@ -135,9 +136,11 @@ class Searcher:
 
     def equi_pool(self, q: int, n_pool: int, probe: int | None = None, ov=None):
         """(cols, containment, uniqueness, upper) of column q's candidate pool: the ``n_pool`` candidates
-        of other tables with the highest name-free upper bound ``rank.score(containment, uniqueness, 1)``,
-        in the order (-upper, column id): ties, also at the pool's boundary, go to the lower column id,
-        so a column's pool does not depend on columns that score below it (joins/incremental.py)."""
+        of other tables with the highest name-free upper bound ``rank.score(containment, uniqueness, 1)``
+        and every candidate level with the ``n_pool``-th (at most ``TIE_POOL * n_pool`` in all, the lower
+        column ids first), in the order (-upper, column id). So the pool is the same whatever else the
+        lake holds below it (joins/incremental.py relies on that), and a name-based ranking sees every
+        candidate an equal bound cannot tell apart (copies of one table in a lake)."""
         import numpy as np
 
         ix = self.ix
@@ -152,7 +155,7 @@ class Searcher:
         if len(upper) > n_pool:  # partial selection: O(candidates), not a full sort
             cut = np.partition(upper, len(upper) - n_pool)[len(upper) - n_pool]  # the n_pool-th best
             top = np.flatnonzero(upper >= cut)
-            top = top[np.argsort(-upper[top], kind="stable")][:n_pool]
+            top = top[np.argsort(-upper[top], kind="stable")][: TIE_POOL * n_pool]
         else:
             top = np.argsort(-upper, kind="stable")
         return cols[top], cont[top], uniq[top], upper[top]

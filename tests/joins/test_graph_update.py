@@ -21,7 +21,8 @@ from lakes import flights_lake, index_joins, split_table
 
 from lakeql.joins import graph, incremental
 
-COPIES = 24  # > graph.POOL: ties at the pools' boundary for every column holding the carrier codes
+TIES = 30  # between graph.POOL and graph.MAX_POOL: level candidates that all fit in the pool
+COPIES = 84  # > graph.MAX_POOL: ties at the pools' boundary beyond the room for ties (carrier codes)
 
 
 def _write(path: Path, sql: str) -> None:
@@ -38,6 +39,10 @@ def lake(tmp_path):
     held = split_table(root, "flights", "flights", 4, keep_last=1)
     for i in range(COPIES):
         shutil.copy(dom / "airlines.parquet", dom / f"airlines_c{i:02d}.parquet")
+    # a smaller group of level candidates (the 3 airports of the flights), within a pool's room for ties
+    _write(dom / "origins.parquet", f"SELECT DISTINCT origin FROM read_parquet('{dom / 'weather.parquet'}')")
+    for i in range(TIES):
+        shutil.copy(dom / "origins.parquet", dom / f"origins_c{i:02d}.parquet")
     # a capped column (more distinct values than profile.HASH_CAP) sharing small integers with the lake
     _write(dom / "numbers.parquet", "SELECT i AS n, i % 7 AS weekday FROM range(1, 9001) t(i)")
     return root, held[0]
@@ -105,7 +110,7 @@ def test_changes_equal_full_rebuild(lake, spy, tmp_path):
         )
         if (t, c) == ("flights.flights", "carrier")
     ][0]
-    assert len(pools["members"][carrier].as_py()) == graph.POOL  # a full pool, level at its boundary
+    assert len(pools["members"][carrier].as_py()) == graph.MAX_POOL  # level candidates beyond its room
     assert pools["bound"][carrier].as_py() == pytest.approx(1.0)
 
     # (1) a new table with a year-like column and a code column
@@ -120,6 +125,8 @@ def test_changes_equal_full_rebuild(lake, spy, tmp_path):
     shutil.copy(dom / "airlines.parquet", dom / "zz_airlines.parquet")
     after, _ = _refresh(root, idx, full, spy)
     assert after == 2  # zz_airlines.carrier and .name, of the 56 columns holding a hash of it
+    shutil.copy(dom / "origins.parquet", dom / "zz_origins.parquet")  # enters: the pools have room
+    assert _refresh(root, idx, full, spy)[0] > TIES
     shutil.copy(dom / "airlines.parquet", dom / "airlines_c05a.parquet")
     before, _ = _refresh(root, idx, full, spy)
     assert before > COPIES
@@ -201,21 +208,27 @@ def test_entrants_match_brute_force(lake, tmp_path):
     s = Searcher(ix, {})
     query = ix.indexed & (ix.n_distinct >= 2)
     qs = np.flatnonzero(query)
-    for table in ("flights.airlines_c05", "flights.numbers", "flights.airports", "flights.weather"):
+    for table in (
+        "flights.airlines_c05",
+        "flights.origins_c07",
+        "flights.numbers",
+        "flights.airports",
+        "flights.weather",
+    ):
         tcols = np.flatnonzero(np.array([t == table for t in ix.table_name]))
         without = Searcher(ix.excluding({table}), {})
-        full = np.zeros(len(ix), bool)
+        sizes = np.zeros(len(ix), np.int64)
         bound = np.full(len(ix), np.nan)
         last = np.full(len(ix), -1, np.int64)
         want = np.zeros(len(ix), bool)
         for q in qs:
             cols, _, _, upper = without.equi_pool(int(q), graph.POOL, graph.PROBE)
-            full[q] = len(cols) == graph.POOL
+            sizes[q] = len(cols)
             if len(cols):
-                bound[q], last[q] = upper[-1], cols[-1]
+                bound[q], last[q] = upper[min(graph.POOL, len(cols)) - 1], cols[-1]
             mine = s.equi_pool(int(q), graph.POOL, graph.PROBE)[0]
             want[q] = bool(np.isin(mine, tcols).any())
         open_q = query & ~np.isin(np.arange(len(ix)), tcols)
-        got = incremental._entrants(ix, tcols[ix.n_hashes[tcols] > 0], open_q, full, bound, last)
+        got = incremental._entrants(ix, tcols[ix.n_hashes[tcols] > 0], open_q, sizes, bound, last)
         assert np.array_equal(got, want & open_q), table
         assert want[open_q].any(), table
