@@ -239,7 +239,7 @@ def _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pool
     new2old[old2new[old2new >= 0]] = np.flatnonzero(old2new >= 0)
     in_changed = np.array([t in changed for t in ix.table_name], dtype=bool) if n else np.zeros(0, bool)
     o_changed = np.array([t in changed for t in o_tab], dtype=bool) if n_old else np.zeros(0, bool)
-    # DeepJoin texts changed (lake frequencies): the column's similarities to every other changed
+    # DeepJoin texts changed (lake frequencies): such a column's similarity to every other column changed
     texts = np.zeros(n, dtype=bool)
     o_texts = np.zeros(n_old, dtype=bool)
     if ix.vectors is not None:
