@@ -16,7 +16,7 @@ from lakeql.joins.options import JoinOptions
 NAME = "joins"
 OPTIONS = JoinOptions
 #: manifest kinds this capability makes that others may read (through the store, never its code)
-PROVIDES = ("join_graph", "join_index", "join_semantic", "column_profile")
+PROVIDES = ("join_graph", "join_pools", "join_index", "join_semantic", "column_profile")
 
 
 def _norm_sql(expr: str) -> str:

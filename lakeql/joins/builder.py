@@ -3,7 +3,8 @@ DeepJoin embeddings, and the join graph; every sub-stage prints its seconds and 
 
 Manifest kinds: ``column_profile`` (per table, core: :mod:`lakeql.profile`), ``join_index``
 (``joins/lake``), ``join_semantic`` (``joins/semantic``, only with ``--joins-semantic``), ``join_graph``
-(``joins/edges.parquet``).
+(``joins/edges.parquet``), ``join_pools`` (``joins/pools.parquet``: each column's candidate pool, for
+incremental graph updates, joins/incremental.py).
 
 A table that cannot be read is left out with a warning and recorded in ``joins/lake/tables.json``
 (``failed``): the rest of the lake's joins stay usable (it never makes them stale), ``joinable`` on it
@@ -142,12 +143,27 @@ def build(ctx) -> None:
         searcher = Searcher(open_index(store), lake.tables)
         same = old_graph is not None and edges.exists() and \
             {**json.loads(old_graph.params), "digest": ""} == {**json.loads(gparams), "digest": ""}
+        pools_path = store.path("joins", "pools.parquet")
+        old_pools = pools_path if store.find("join_pools") is not None and pools_path.exists() else None
         with store.atomic_file(edges) as tmp:
-            got = incremental.update(searcher, edges, tmp, min_score, snap, fingerprints) \
+            got = incremental.update(searcher, edges, tmp, min_score, snap, fingerprints, old_pools) \
                 if snap is not None and same else None  # only the columns the change can reach
-            n = graph.build(searcher, tmp, min_score) if got is None else got[0]
-        store.record(IndexEntry("join_graph", "", "", "joins/edges.parquet", edges.stat().st_size, 0, "",
-                                params=gparams))
+            if got is None:
+                n, pools = graph.build_with_pools(searcher, tmp, min_score, fingerprints)
+            else:
+                n, pools = got[0], got[2]
+        entries = [IndexEntry("join_graph", "", "", "joins/edges.parquet", edges.stat().st_size, 0, "",
+                              params=gparams)]
+        if pools is not None:  # what the next --refresh needs to update the graph in proportion
+            from lakeql.store import file_checksum
+
+            with store.atomic_file(pools_path) as tmp:
+                graph.write_pools(pools, tmp, file_checksum(edges))
+            entries.append(IndexEntry("join_pools", "", "", "joins/pools.parquet", pools_path.stat().st_size,
+                                      0, "", params=json.dumps({"format": graph.POOLS_FORMAT})))
+        elif store.find("join_pools") is not None:
+            store.drop("join_pools")
+        store.record_many(entries)
         how = "" if got is None else f" ({got[1]} columns searched again)"
         say(f"joins: join graph with {n} edges{how} in {time.perf_counter() - t1:.1f} s "
             f"({time.process_time() - c1:.1f} CPU s), "

@@ -29,18 +29,38 @@ def edge_schema():
 
 def build(searcher, path: Path, min_score: float) -> int:
     """Write the edges of every indexed column with at least 2 distinct values; returns the edge count."""
+    return build_with_pools(searcher, path, min_score, {})[0]
+
+
+def build_with_pools(searcher, path: Path, min_score: float, fingerprints: dict[str, str]):
+    """:func:`build`, also returning the pools table (:func:`pools_table`) for incremental updates."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     ix = searcher.ix
     queries = [q for q in range(len(ix)) if ix.indexed[q] and ix.n_distinct[q] >= 2]
-    out = edges_of(searcher, queries, min_score)
+    pools: dict[int, tuple] = {}
+    out = edges_of(searcher, queries, min_score, pools)
     pq.write_table(pa.table(out, schema=edge_schema()), path, compression="zstd")
-    return len(out["score"])
+    return len(out["score"]), pools_table(ix, pools, fingerprints, min_score)
 
 
-def edges_of(searcher, queries: list[int], min_score: float) -> dict[str, list]:
-    """The edges of the query columns ``queries`` (in that order), as columns of ``EDGE_COLUMNS``."""
+# Queries below this count are searched one by one (JoinIndex.overlaps walks only their postings);
+# above it one sparse product per batch (overlaps_many) pays for building the lake's posting matrix.
+MANY = 2000
+
+
+def _overlaps(ix, queries: list[int]):
+    if len(queries) >= MANY:
+        yield from ix.overlaps_many(queries, PROBE)
+        return
+    for i, q in enumerate(queries):
+        yield i, ix.overlaps(q, PROBE)
+
+
+def edges_of(searcher, queries: list[int], min_score: float, pools: dict | None = None) -> dict[str, list]:
+    """The edges of the query columns ``queries`` (in that order), as columns of ``EDGE_COLUMNS``;
+    ``pools``: filled with ``q -> (pool column ids, upper bound of the last)`` (see :func:`pools_table`)."""
     from lakeql.progress import bar
 
     ix = searcher.ix
@@ -49,8 +69,12 @@ def edges_of(searcher, queries: list[int], min_score: float) -> dict[str, list]:
     # the overlaps of many query columns per sparse product (JoinIndex.overlaps_many, columns with the
     # same hashes together), each ranked as equi_ranked does; the edges then in the order of queries
     pb = bar(len(queries), desc="joins: graph", unit="col")
-    for i, ov in ix.overlaps_many(queries, PROBE):
-        ranked[i] = searcher.equi_ranked(queries[i], PER_COLUMN, pool=POOL, probe=PROBE, ov=ov)
+    for i, ov in _overlaps(ix, queries):
+        q = queries[i]
+        cols, cont, uniq, upper = searcher.equi_pool(q, POOL, PROBE, ov)
+        if pools is not None:  # the bound: the POOL-th member's (full pools only)
+            pools[q] = (cols, float(upper[POOL - 1]) if len(upper) >= POOL else float("nan"))
+        ranked[i] = searcher.equi_rank(q, PER_COLUMN, cols, cont, uniq)
         pb.update(1)
     pb.close()
     for q, (cols, sc, cont, uniq) in zip(queries, ranked, strict=True):
@@ -66,3 +90,84 @@ def edges_of(searcher, queries: list[int], min_score: float) -> dict[str, list]:
             out["candidate_uniqueness"].append(float(u))
             out["method"].append("equi")
     return out
+
+
+# ---------------------------------------------------------------------------------------------- pools
+# ``joins/pools.parquet`` (manifest kind ``join_pools``): per column of the value index, in its order,
+# the candidate pool its edges were ranked from (column ids = rows of this file) and the pool's
+# admission bound (Searcher.equi_pool: the upper bound of its POOL-th member; a full pool admits a
+# column above it, or level with it while the pool has room for ties or the column sorts before the
+# last member). With the table fingerprints it was built
+# from, a refresh can tell which columns' edges a change can reach (joins/incremental.py). The file
+# names the edges file it belongs to (``edges``: its checksum); any mismatch -> the older update path.
+POOLS_FORMAT = 1
+MAX_POOL = POOL * 4  # search.TIE_POOL: a pool with ties at its boundary holds up to this many
+POOLS_META = b"lakeql.join_pools"
+
+
+def pools_schema():
+    import pyarrow as pa
+
+    return pa.schema([("table_name", pa.string()), ("column_name", pa.string()),
+                      ("query", pa.bool_()), ("bound", pa.float64()),
+                      ("members", pa.list_(pa.int32()))])
+
+
+def pools_table(ix, pools: dict[int, tuple], tables: dict[str, str], min_score: float):
+    """The pools of ``pools`` (query column -> (member ids, bound)) as a table (one row per column);
+    ``tables``: the table fingerprints the index was built from."""
+    import numpy as np
+
+    none = np.empty(0, np.int64)
+    return pools_arrays(ix, none, np.empty(0), none, none, pools, min_score, tables)
+
+
+def pools_arrays(ix, keep, keep_bound, keep_lens, keep_flat, pools: dict[int, tuple], min_score: float,
+                 tables: dict[str, str]):
+    """:func:`pools_table` of the columns ``keep`` (their bounds, pool sizes and members concatenated)
+    and of ``pools``."""
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+
+    from lakeql.joins.incremental import tables_digest
+
+    n = len(ix)
+    ids = np.array(sorted(pools), dtype=np.int64)
+    new = [np.asarray(pools[int(q)][0], dtype=np.int64) for q in ids]
+    all_ids = np.r_[np.asarray(keep, np.int64), ids]
+    all_lens = np.r_[np.asarray(keep_lens, np.int64), np.array([len(x) for x in new], dtype=np.int64)]
+    all_flat = np.concatenate([np.asarray(keep_flat, np.int64), *new]) if len(all_ids) \
+        else np.empty(0, np.int64)
+    all_bound = np.r_[np.asarray(keep_bound, np.float64),
+                      np.array([pools[int(q)][1] for q in ids], np.float64)]
+    starts = np.r_[0, np.cumsum(all_lens)[:-1]] if len(all_lens) else np.empty(0, np.int64)
+    order = np.argsort(all_ids, kind="stable")
+    o_lens = all_lens[order]
+    idx = np.repeat(starts[order] - np.r_[0, np.cumsum(o_lens)[:-1]], o_lens) + np.arange(int(o_lens.sum()))
+    flat = all_flat[idx].astype(np.int32)
+    lens = np.zeros(n, dtype=np.int64)
+    lens[all_ids] = all_lens
+    bound = np.full(n, np.nan)
+    bound[all_ids] = all_bound
+    query = np.zeros(n, dtype=bool)
+    query[all_ids] = True
+    members = pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(lens)].astype(np.int32)), pa.array(flat))
+    meta = {"format": POOLS_FORMAT, "pool": POOL, "probe": PROBE, "min_score": float(min_score),
+            "damaged": sorted(ix.damaged), "tables": tables_digest(tables)}
+    return pa.table([pa.array(ix.table_name, pa.string()), pa.array(ix.column_name, pa.string()),
+                     pa.array(query), pa.array(bound, mask=np.isnan(bound)), members],
+                    schema=pools_schema().with_metadata({POOLS_META: json.dumps(meta, sort_keys=True)}))
+
+
+def write_pools(table, path: Path, edges_checksum: str) -> None:
+    """Write a pools table to ``path`` naming the edges file (its checksum) it belongs to."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = json.loads(table.schema.metadata[POOLS_META])
+    meta["edges"] = edges_checksum
+    t = table.replace_schema_metadata({POOLS_META: json.dumps(meta, sort_keys=True)})
+    pq.write_table(t, path, compression="zstd")

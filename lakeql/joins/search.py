@@ -28,6 +28,7 @@ AUTO_SEMANTIC_BELOW = 0.9
 QUERY_VALUES = 2000  # query values matched in semantic mode (most frequent first)
 CAND_VALUES = 20000  # candidate values matched in semantic mode
 N_MATCHES = 3
+TIE_POOL = 4  # a pool holds at most this many times its size when candidates tie at its boundary
 
 
 @dataclass
@@ -130,25 +131,42 @@ class Searcher:
         """(cols, score, containment, uniqueness) arrays of the best ``k`` equi candidates of column q
         (``probe``: estimate from the query's bottom ``probe`` hashes only, see JoinIndex.overlaps;
         ``ov``: that ``ix.overlaps(q, probe)`` when already computed, e.g. by ``overlaps_many``)."""
+        cols, cont, uniq, _ = self.equi_pool(q, pool or max(50, 5 * k), probe, ov)
+        return self.equi_rank(q, k, cols, cont, uniq)
+
+    def equi_pool(self, q: int, n_pool: int, probe: int | None = None, ov=None):
+        """(cols, containment, uniqueness, upper) of column q's candidate pool: the ``n_pool`` candidates
+        of other tables with the highest name-free upper bound ``rank.score(containment, uniqueness, 1)``
+        and every candidate level with the ``n_pool``-th (at most ``TIE_POOL * n_pool`` in all, the lower
+        column ids first), in the order (-upper, column id). So the pool is the same whatever else the
+        lake holds below it (joins/incremental.py relies on that), and a name-based ranking sees every
+        candidate an equal bound cannot tell apart (copies of one table in a lake)."""
         import numpy as np
 
         ix = self.ix
         if ov is None:
             ov = ix.overlaps(q, probe)
-        empty = (np.empty(0, np.int32), np.empty(0), np.empty(0), np.empty(0))
         if len(ov.cols) == 0 or ov.n_query == 0:
-            return empty
+            return np.empty(0, np.int32), np.empty(0), np.empty(0), np.empty(0)
         other = (ix.table_id[ov.cols] != ix.table_id[q]) & (ov.containment > 0)
-        cols, cont = ov.cols[other], np.minimum(ov.containment[other], 1.0)
+        cols, cont = ov.cols[other], np.minimum(ov.containment[other], 1.0)  # cols ascending
         uniq = ix.uniqueness[cols]
         upper = rank.score(cont, uniq, np.ones(len(cols)))
-        n_pool = pool or max(50, 5 * k)
         if len(upper) > n_pool:  # partial selection: O(candidates), not a full sort
-            top = np.argpartition(-upper, n_pool - 1)[:n_pool]
-            top = top[np.argsort(-upper[top], kind="stable")]
+            cut = np.partition(upper, len(upper) - n_pool)[len(upper) - n_pool]  # the n_pool-th best
+            top = np.flatnonzero(upper >= cut)
+            top = top[np.argsort(-upper[top], kind="stable")][: TIE_POOL * n_pool]
         else:
             top = np.argsort(-upper, kind="stable")
-        cols, cont, uniq = cols[top], cont[top], uniq[top]
+        return cols[top], cont[top], uniq[top], upper[top]
+
+    def equi_rank(self, q: int, k: int, cols, cont, uniq):
+        """The best ``k`` of a pool (:meth:`equi_pool`) ranked with names and embeddings."""
+        import numpy as np
+
+        ix = self.ix
+        if len(cols) == 0:
+            return np.empty(0, np.int32), np.empty(0), np.empty(0), np.empty(0)
         ev = rank.evidence(ix, q, cols)
         sc = rank.score(cont, uniq, ev, rank.weak_query(ix, q)) * rank.surrogate_factor(ix, q, cols)
         order = np.lexsort((-cont, -sc))[:k]
