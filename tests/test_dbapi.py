@@ -114,3 +114,23 @@ def test_a_scalar_in_from_gets_the_hint_once(lake, capsys) -> None:
     assert str(err.value).count("Hint: embed is a scalar function") == 1, str(err.value)
     assert main(["sql", "--lake", str(lake), "SELECT * FROM embed('x')"]) == 2
     assert capsys.readouterr().err.count("Hint: embed is a scalar function") == 1
+
+
+def test_the_hint_look_up_leaves_no_unfinished_result() -> None:
+    """DuckDB refuses other work on a connection with an unfinished result (a fetchone() of a one-row
+    result is unfinished): the scalar-in-FROM look-up must fetch to the end, or the user's next
+    con.sql(...) fails with ResourceInUseException."""
+    from lakeql.sqlerrors import scalar_in_from_hint
+
+    plain = duckdb.connect()
+    with pytest.raises(duckdb.CatalogException) as err:
+        plain.execute("SELECT * FROM lower('x')")
+    assert scalar_in_from_hint(str(err.value), plain).startswith("\nHint: lower is a scalar function")
+    assert plain.sql("SELECT 1").fetchall() == [(1,)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect()
+    with pytest.raises(duckdb.CatalogException, match="Hint: lower is a scalar function"):
+        con.execute("SELECT * FROM lower('x')")
+    assert con.sql("SELECT 1").fetchall() == [(1,)]
+    assert duckdb.sql("SELECT 2", connection=con).fetchall() == [(2,)]
