@@ -88,10 +88,13 @@ def test_it_is_still_a_duckdb_connection(lake) -> None:
         con.execute("SELEC 1")
     with pytest.raises(duckdb.BinderException):
         con.execute("SELECT nope FROM flights.airlines")
-    # inside an explicit transaction DuckDB aborts it at the error: nothing is looked up, nothing breaks
+    # inside an explicit transaction: lakeql's message (looked up on a cursor), the transaction aborted as
+    # DuckDB aborts it at any error
     con.execute("BEGIN")
-    with pytest.raises(duckdb.CatalogException):
+    with pytest.raises(UnreadableTableError):
         con.execute("SELECT * FROM flights.broken")
+    with pytest.raises(duckdb.TransactionException, match="aborted"):
+        con.execute("SELECT 1")
     con.execute("ROLLBACK")
     assert con.execute("SELECT 2").fetchall() == [(2,)]
     con.close()
@@ -134,3 +137,24 @@ def test_the_hint_look_up_leaves_no_unfinished_result() -> None:
         con.execute("SELECT * FROM lower('x')")
     assert con.sql("SELECT 1").fetchall() == [(1,)]
     assert duckdb.sql("SELECT 2", connection=con).fetchall() == [(2,)]
+
+
+def test_a_converted_error_leaves_the_connection_as_duckdb_would(lake) -> None:
+    """The look-ups behind lakeql's message run on a cursor of their own: after the error the user's
+    connection has no result of lakeql's (DuckDB's description None, fetchall 'No open result set')."""
+    plain = duckdb.connect()
+    plain.execute("SELECT 1 AS one")
+    with pytest.raises(duckdb.CatalogException):
+        plain.execute("SELECT * FROM broken")
+    con = _con(lake)
+    con.execute("SELECT 1 AS one")
+    with pytest.raises(UnreadableTableError):
+        con.execute("SELECT * FROM broken")
+    assert con.description == plain.description
+    for c in (plain, con):
+        with pytest.raises(duckdb.InvalidInputException, match="No open result set"):
+            c.fetchall()
+    con.execute("DROP VIEW flights.airlines")  # the view look-up (SELECT ... LIMIT 0) leaves nothing either
+    with pytest.raises(UnreadableTableError):
+        con.execute("SELECT * FROM flights.airlines")
+    assert con.description is None
