@@ -11,8 +11,9 @@ query (``execute``, ``executemany``, ``sql``, ``query``, ``from_query``, ``table
 'does not exist' for such a table into :class:`UnreadableTableError`, which is both a
 ``duckdb.CatalogException`` (code that catches DuckDB's error keeps working) and a
 :class:`lakeql.errors.LakeqlError`. A scalar function called in ``FROM`` gets DuckDB's error plus a hint line.
-Every other catalog error, and every error inside an explicit transaction (DuckDB aborts it, so nothing
-can be looked up), is DuckDB's own. ``cursor()`` returns a connection of this class too.
+Every other catalog error is DuckDB's own. The look-ups run on a cursor of their own: the connection is
+left as DuckDB left it (no result of lakeql's; an explicit transaction stays aborted, as DuckDB aborts it
+at any error). ``cursor()`` returns a connection of this class too.
 
 An error raised by one of lakeql's SQL functions reaches DuckDB's caller wrapped: ``Invalid Input Error:
 Python exception occurred while executing the UDF: LakeqlError: the search query is empty: ...``. Those
@@ -42,16 +43,25 @@ class UnreadableTableError(LakeqlError, duckdb.CatalogException):
 
 
 class _Plain:
-    """``con`` seen through the base class's ``execute``: the look-ups made while converting an error must
-    not be converted themselves (a missing view would recurse)."""
+    """The look-ups made while converting an error, on a cursor of ``con`` (same database, views and
+    functions) seen through the base class's ``execute``: not converted themselves (a missing view would
+    recurse), and leaving ``con`` as DuckDB left it (no result or ``description`` of lakeql's, no
+    unfinished result; another thread's use of ``con`` is not interleaved with them)."""
 
-    __slots__ = ("_con",)
+    __slots__ = ("_con", "_cur")
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
+        self._cur: duckdb.DuckDBPyConnection | None = None
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
-        return duckdb.DuckDBPyConnection.execute(self._con, *args, **kwargs)
+        if self._cur is None:
+            self._cur = duckdb.DuckDBPyConnection.cursor(self._con)
+        return duckdb.DuckDBPyConnection.execute(self._cur, *args, **kwargs)
+
+    def close(self) -> None:
+        if self._cur is not None:
+            self._cur.close()
 
 
 def _converted(con: duckdb.DuckDBPyConnection, exc: duckdb.CatalogException) -> BaseException | None:
@@ -60,14 +70,17 @@ def _converted(con: duckdb.DuckDBPyConnection, exc: duckdb.CatalogException) -> 
 
     msg = str(exc)
     plain = _Plain(con)
-    better = unreadable_table_message(msg, plain)
-    if better:
-        caret = msg.find("\nLINE ")
-        return UnreadableTableError(better + (msg[caret:] if caret >= 0 else ""))
-    hint = scalar_in_from_hint(msg, plain)
-    if hint:
-        return type(exc)(msg + hint)
-    return None
+    try:
+        better = unreadable_table_message(msg, plain)
+        if better:
+            caret = msg.find("\nLINE ")
+            return UnreadableTableError(better + (msg[caret:] if caret >= 0 else ""))
+        hint = scalar_in_from_hint(msg, plain)
+        if hint:
+            return type(exc)(msg + hint)
+        return None
+    finally:
+        plain.close()
 
 
 class UdfError(LakeqlError, duckdb.InvalidInputException):

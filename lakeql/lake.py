@@ -41,9 +41,10 @@ FORMAT_SUFFIXES = {**{s: "parquet" for s in PARQUET_SUFFIXES},
 IGNORED_SUFFIXES = (".md", ".txt", ".rst", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".log",
                     ".lock", ".tmp", ".pid", ".gitignore", ".gitkeep")
 ROOT_DOMAIN = "main"
-# names DuckDB keeps for catalogs and schemas of its own: a domain (schema) of that name cannot be created
-# or is ambiguous in every query ('system.t': the catalog or the schema?), so such a folder is left out
-RESERVED_DOMAINS = frozenset({"system", "temp", "memory", "pg_catalog", "information_schema"})
+# names DuckDB keeps for catalogs and schemas of its own, and the catalog lakeql attaches for its row
+# views (lakeql.rows.ROWS_SCHEMA): a domain (schema) of that name cannot be created or is ambiguous in
+# every query ('system.t': the catalog or the schema?), so such a folder is left out
+RESERVED_DOMAINS = frozenset({"system", "temp", "memory", "pg_catalog", "information_schema", "lakeql_rows"})
 
 
 class UnsupportedFileWarning(UserWarning):
@@ -526,8 +527,8 @@ def _unsupported(problems: list[Problem], path: str) -> None:
 
 
 def _reserved_domain(problems: list[Problem], folder: str) -> None:
-    why = (f"the domain folder {folder!r} is named like one of DuckDB's own catalogs or schemas "
-           f"({', '.join(sorted(RESERVED_DOMAINS))}), so its tables could not be queried as "
+    why = (f"the domain folder {folder!r} is named like one of DuckDB's (or lakeql's) own catalogs or "
+           f"schemas ({', '.join(sorted(RESERVED_DOMAINS))}), so its tables could not be queried as "
            f"{folder}.<table>: rename the folder")
     problems.append(Problem("unsupported", folder, why))
     warnings.warn(f"skipping {folder!r}: {why}", UnsupportedFileWarning, stacklevel=3)

@@ -222,25 +222,32 @@ def text_width(text: str) -> int:
     wide. (Terminals differ on these; this is what current ones show.)"""
     if text.isascii():
         return len(text)
-    total, last, joined = 0, 0, False
+    return sum(_columns(text))
+
+
+def _columns(text: str) -> Iterator[int]:
+    """The columns each character of ``text`` adds (:func:`text_width` is their sum; :func:`_clip` stops
+    where they pass its room)."""
+    last, joined = 0, False
     for ch in text:
         if joined:
             joined = False
             if _char_width(ch) == 2 and last == 2:  # the next emoji of the sequence
+                yield 0
                 continue
         if "\U0001f3fb" <= ch <= "\U0001f3ff" and last == 2:  # a skin tone on the emoji before it
+            yield 0
             continue
         if ch == "\u200d":
             joined = True
         elif ch == "\ufe0f" and last == 1:
-            total += 1
             last = 2
+            yield 1
             continue
         w = _char_width(ch)
-        total += w
         if w:
             last = w
-    return total
+        yield w
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
@@ -251,13 +258,13 @@ def _pad(text: str, width: int, right: bool = False) -> str:
 def _clip(text: str, width: int | None) -> str:
     if width is None or text_width(text) <= width:
         return text
-    room, used, kept = max(width - 1, 1), 0, []
-    for ch in text:
-        used += _char_width(ch)
+    room, used, kept = max(width - 1, 1), 0, 0
+    for w in _columns(text):  # as text_width counts: a VS16 symbol is 2 columns, a joined emoji 0 more
+        used += w
         if used > room:
             break
-        kept.append(ch)
-    return "".join(kept) + "…"
+        kept += 1
+    return text[:kept] + "…"
 
 
 def render_box(columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]],

@@ -91,7 +91,7 @@ def scalar_in_from_hint(msg: str, con: Any) -> str:
             "SELECT count(*) FROM duckdb_functions() WHERE function_name = ? "
             "AND function_type IN ('scalar', 'macro')",
             [m.group(1)],
-        ).fetchone()[0]
+        ).fetchall()[0][0]  # fetchall: a fetchone() leaves DuckDB an unfinished result on the user's con
     except Exception:  # noqa: BLE001 - a hint must never hide the error itself
         return ""
     if not found:

@@ -88,10 +88,13 @@ def test_it_is_still_a_duckdb_connection(lake) -> None:
         con.execute("SELEC 1")
     with pytest.raises(duckdb.BinderException):
         con.execute("SELECT nope FROM flights.airlines")
-    # inside an explicit transaction DuckDB aborts it at the error: nothing is looked up, nothing breaks
+    # inside an explicit transaction: lakeql's message (looked up on a cursor), the transaction aborted as
+    # DuckDB aborts it at any error
     con.execute("BEGIN")
-    with pytest.raises(duckdb.CatalogException):
+    with pytest.raises(UnreadableTableError):
         con.execute("SELECT * FROM flights.broken")
+    with pytest.raises(duckdb.TransactionException, match="aborted"):
+        con.execute("SELECT 1")
     con.execute("ROLLBACK")
     assert con.execute("SELECT 2").fetchall() == [(2,)]
     con.close()
@@ -160,3 +163,44 @@ def test_other_python_errors_in_a_udf_stay_duckdbs(lake) -> None:
         con.execute("SELECT boom()")
     assert not isinstance(err.value, LakeqlError)
     assert "Python exception occurred while executing the UDF: ValueError: not lakeql's" in str(err.value)
+
+
+def test_the_hint_look_up_leaves_no_unfinished_result() -> None:
+    """DuckDB refuses other work on a connection with an unfinished result (a fetchone() of a one-row
+    result is unfinished): the scalar-in-FROM look-up must fetch to the end, or the user's next
+    con.sql(...) fails with ResourceInUseException."""
+    from lakeql.sqlerrors import scalar_in_from_hint
+
+    plain = duckdb.connect()
+    with pytest.raises(duckdb.CatalogException) as err:
+        plain.execute("SELECT * FROM lower('x')")
+    assert scalar_in_from_hint(str(err.value), plain).startswith("\nHint: lower is a scalar function")
+    assert plain.sql("SELECT 1").fetchall() == [(1,)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect()
+    with pytest.raises(duckdb.CatalogException, match="Hint: lower is a scalar function"):
+        con.execute("SELECT * FROM lower('x')")
+    assert con.sql("SELECT 1").fetchall() == [(1,)]
+    assert duckdb.sql("SELECT 2", connection=con).fetchall() == [(2,)]
+
+
+def test_a_converted_error_leaves_the_connection_as_duckdb_would(lake) -> None:
+    """The look-ups behind lakeql's message run on a cursor of their own: after the error the user's
+    connection has no result of lakeql's (DuckDB's description None, fetchall 'No open result set')."""
+    plain = duckdb.connect()
+    plain.execute("SELECT 1 AS one")
+    with pytest.raises(duckdb.CatalogException):
+        plain.execute("SELECT * FROM broken")
+    con = _con(lake)
+    con.execute("SELECT 1 AS one")
+    with pytest.raises(UnreadableTableError):
+        con.execute("SELECT * FROM broken")
+    assert con.description == plain.description
+    for c in (plain, con):
+        with pytest.raises(duckdb.InvalidInputException, match="No open result set"):
+            c.fetchall()
+    con.execute("DROP VIEW flights.airlines")  # the view look-up (SELECT ... LIMIT 0) leaves nothing either
+    with pytest.raises(UnreadableTableError):
+        con.execute("SELECT * FROM flights.airlines")
+    assert con.description is None

@@ -159,3 +159,32 @@ def test_domains_named_like_duckdb_catalogs_are_left_out_with_the_fix(tmp_path) 
     rows = con.execute("SELECT source, status FROM lakeql_tables() WHERE status <> 'ok' ORDER BY 1")
     reserved = ("TEMP", "information_schema", "memory", "pg_catalog", "system")
     assert rows.fetchall() == [(d, "unsupported") for d in reserved]
+
+
+def test_a_domain_named_like_lakeqls_own_catalog_is_left_out_with_the_fix(tmp_path) -> None:
+    """lakeql attaches a catalog of its own (``lakeql_rows``, for the row views): a domain folder of that
+    name connected, but every query of its tables failed with DuckDB's 'Ambiguous reference to catalog
+    or schema'. It is skipped, with the warning to rename it, as DuckDB's own names are."""
+    import warnings
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.lake import RESERVED_DOMAINS, UnsupportedFileWarning
+    from lakeql.rows import ROWS_SCHEMA
+
+    assert ROWS_SCHEMA in RESERVED_DOMAINS
+    for domain in ("Lakeql_Rows", "good"):
+        (tmp_path / domain).mkdir()
+        pq.write_table(pa.table({"k": [1, 2]}), tmp_path / domain / "t.parquet")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lakeql.index(tmp_path, progress=False)
+        con = lakeql.connect(tmp_path)
+    skipped = sorted({str(w.message) for w in caught if w.category is UnsupportedFileWarning})
+    assert len(skipped) == 1 and "'Lakeql_Rows'" in skipped[0] and "rename the folder" in skipped[0], skipped
+    assert con.execute("SELECT count(*) FROM good.t").fetchall() == [(2,)]
+    assert con.execute("SELECT source, status FROM lakeql_tables() WHERE status <> 'ok'").fetchall() == [
+        ("Lakeql_Rows", "unsupported")
+    ]

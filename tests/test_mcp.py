@@ -523,3 +523,40 @@ def test_table_cells_escape_control_characters():
     assert lines[2] == ("| nul\\x00ansi\\x1b[2J\\x1b[31mred\\x07bell\\x7fdel\\x9fc1\\|pipe\\r\\nline\\u2028ls"
                         "\\u2029ps\\\\x00 literal | 1 |")
     assert lines[3] == "| plain é 東京 👨\u200d👩 | 2 |"  # printable Unicode (ZWJ included) is kept
+
+
+def test_tool_errors_escape_control_characters(tmp_path):
+    """A DuckDB error quotes the lake's data ('Could not convert string ...'): its NUL, ESC and BEL reach
+    the agent as ``\\xNN`` like the table cells, from the service and from every tool of the server."""
+    import warnings
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    import lakeql
+    from lakeql.errors import LakeqlError
+    from lakeql.mcp.server import _safe
+    from lakeql.mcp.service import LakeService
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"s": ["x\x1b[2J\x1b]0;pwned\x07y", "ok"]}), lake / "d" / "t.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, index_dir=tmp_path / "idx", progress=False)
+        svc = LakeService(lake, tmp_path / "idx")
+    try:
+        with pytest.raises(LakeqlError, match="Could not convert string") as err:
+            svc.query("SELECT CAST(s AS INTEGER) FROM d.t")
+        assert "\x1b" not in str(err.value) and "\x07" not in str(err.value)
+        assert "x\\x1b[2J\\x1b]0;pwned\\x07y" in str(err.value) and "\nLINE 1:" in str(err.value)
+
+        def tool() -> str:
+            raise ValueError("bad \x00 value \x1b[31m")
+
+        with pytest.raises(ToolError) as err:
+            _safe(tool)()
+        assert str(err.value) == "bad \\x00 value \\x1b[31m"
+    finally:
+        svc.close()

@@ -424,6 +424,24 @@ def test_unreadable_table_found_in_the_stored_catalog(lake_with_unreadable_table
     assert ctx._catalog is None
 
 
+def test_clipped_emoji_sequences_fit_the_terminal() -> None:
+    """A cell clipped for the terminal counts columns as the box pads them: a VS16 symbol ('❤\ufe0f')
+    is two columns, a skin tone or a ZWJ-joined emoji none more. Counting each code point alone kept a
+    row of 30 hearts whole (60 columns) in a 30-column terminal."""
+    from lakeql.render import _clip, render_box, text_width
+
+    cells = ["❤\ufe0f" * 30, "👍🏽" * 30, "👨\u200d👩\u200d👧" * 10, "a❤\ufe0f" * 20]
+    cells += ["e\u0301" * 40, "東京" * 20]
+    for cell in cells:
+        for width in (2, 3, 9, 10):
+            clipped = _clip(cell, width)
+            assert clipped.endswith("…") and text_width(clipped) <= width, (cell, width, clipped)
+            assert text_width(clipped) >= width - 2, (cell, width, clipped)  # not clipped early either
+        out = io.StringIO()
+        render_box(["c"], ["VARCHAR"], [[cell]], out, width=30)
+        assert max(text_width(line) for line in out.getvalue().splitlines()) <= 30, out.getvalue()
+
+
 def test_box_lines_line_up_with_wide_and_combining_characters() -> None:
     """CJK and fullwidth characters take two terminal columns, combining marks and ZWJ none: the box is
     padded (and, on a terminal, clipped) by those columns, not by code points, so its borders line up."""

@@ -1,6 +1,7 @@
 """Text features shared by union search, table search and transformation blocking.
 
-Words are split at non-alphanumerics (Unicode letters and digits are word characters: ``Größe``, ``名前``)
+Words are split at non-alphanumerics (Unicode letters and digits are word characters: ``Größe``, ``名前``;
+text is NFC-normalized first, so a decomposed ``e`` + U+0301 is the ``é`` a user types)
 and camelCase (``depDelay`` -> ``dep``, ``delay``), lower-cased, and a trailing plural ``s`` is dropped from
 words longer than three letters. Scripts written without spaces (Chinese, Japanese) become overlapping
 character pairs (``東京都`` -> ``東京``, ``京都``), so a query word matches inside a longer run. Features
@@ -11,6 +12,7 @@ so no vocabulary has to be stored for the column vectors.
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -18,7 +20,8 @@ from collections.abc import Iterable
 _SPLIT = re.compile(r"[\W_]+|(?<=[a-z])(?=[A-Z])")
 # Han ideographs, kana and CJK compatibility ideographs: written without spaces between words
 _CJK = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+)")
-WORDS_VERSION = 2  # 2: Unicode letters and CJK pairs (1: ASCII letters and digits only); in table digests
+# in table digests: 3: text NFC-normalized first; 2: Unicode letters and CJK pairs; 1: ASCII letters, digits
+WORDS_VERSION = 3
 _WORD = re.compile(r"[0-9a-z]+")
 DIM_BITS = 20
 MASK = (1 << DIM_BITS) - 1
@@ -34,8 +37,11 @@ def words(text: str | None, stop: bool = True) -> list[str]:
     """Lower-case word tokens of ``text`` (identifier-aware), plural-stemmed, stop words dropped."""
     if not text:
         return []
+    text = str(text)
+    if not text.isascii():  # NFC: 'e' + U+0301 (macOS file names) is the 'é' a user types, one word
+        text = unicodedata.normalize("NFC", text)
     out = []
-    for t in _SPLIT.split(str(text)):
+    for t in _SPLIT.split(text):
         if not t:
             continue
         if not t.isascii() and _CJK.search(t):

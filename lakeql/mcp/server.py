@@ -48,7 +48,8 @@ TEMPLATES = [(".md", "text/markdown"), (".yaml", "application/yaml"), (".yml", "
 
 
 def _safe(fn: Callable[..., str]) -> Callable[..., str]:
-    """Turn every exception of a tool into a ToolError with a readable one-line reason."""
+    """Turn every exception of a tool into a ToolError with a readable one-line reason (control
+    characters shown as ``\\xNN``)."""
     from mcp.server.mcpserver.exceptions import ToolError
 
     @functools.wraps(fn)
@@ -58,8 +59,10 @@ def _safe(fn: Callable[..., str]) -> Callable[..., str]:
         except ToolError:
             raise
         except Exception as exc:  # noqa: BLE001 - an agent gets the reason; the server keeps serving
+            from lakeql.render import escape_controls
+
             log.info("tool %s failed: %r", fn.__name__, exc)
-            msg = str(exc).strip() or type(exc).__name__
+            msg = escape_controls(str(exc).strip()) or type(exc).__name__  # NUL, ESC: as in table cells
             raise ToolError(msg) from None
 
     return wrapper

@@ -158,11 +158,12 @@ class LakeService:
             if isinstance(exc, duckdb.InterruptException):
                 raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
                                   "or a LIMIT, or aggregate") from None
+            from lakeql.render import escape_controls
             from lakeql.sqlrun import scalar_in_from_hint, unreadable_table_message
 
             unreadable = unreadable_table_message(str(exc), cur)
             if unreadable:  # not DuckDB's 'does not exist, did you mean': the table is there, unreadable
-                raise LakeqlError(unreadable) from None
+                raise LakeqlError(escape_controls(unreadable)) from None
             raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), cur)) from None
         finally:
             timer.cancel()
@@ -394,12 +395,15 @@ def _k(value: Any, most: int, name: str = "k") -> int:
 
 
 def _duckdb_message(exc: Exception) -> str:
-    """DuckDB's error without the UDF wrapper noise, at most a few lines."""
+    """DuckDB's error without the UDF wrapper noise, at most a few lines, control characters shown as
+    ``\\xNN`` (the error may quote the lake's data: 'Could not convert string ...')."""
+    from lakeql.render import escape_controls
+
     text = str(exc).strip()
     for noise in ("Invalid Input Error: Python exception occurred while executing the UDF: ",):
         text = text.replace(noise, "")
     lines = text.splitlines()
-    return "\n".join(lines[:6])[:2000]
+    return escape_controls("\n".join(lines[:6])[:2000])
 
 
 def _refuse_file_reads(sql: str) -> None:

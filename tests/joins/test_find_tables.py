@@ -165,3 +165,28 @@ def test_a_refresh_redoes_the_words_of_an_index_made_by_the_ascii_tokenizer(tmp_
     con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
     assert [r[0] for r in find(con, "größe")] == ["d.t"]
     assert [r[0] for r in find(con, "名前")] == ["d.t"]
+
+
+def test_decomposed_accents_are_the_same_words(tmp_path_factory):
+    """Text in NFD (macOS file names, some exports: 'e' + U+0301) is the same word as its NFC spelling
+    (what a user types): a combining mark is not a word character, so unnormalized 'Gro\\u0308ße' was cut
+    into 'gro' and 'ße' and a query for 'Größe' found nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.joins.union_text import words
+
+    assert words("e\u0301te\u0301") == words("\u00e9t\u00e9") == ["\u00e9t\u00e9"]
+    assert words("Gro\u0308\u00dfe der Stra\u00dfe") == ["gr\u00f6\u00dfe", "der", "stra\u00dfe"]
+    root = tmp_path_factory.mktemp("nfd_lake")
+    (root / "sta\u0308dte").mkdir()  # a folder name as macOS (HFS+) stores it
+    pq.write_table(pa.table({"Gro\u0308\u00dfe": [1.5, 2.0]}), root / "sta\u0308dte" / "orte.parquet")
+    pq.write_table(pa.table({"name": ["x", "y"]}), root / "sta\u0308dte" / "other.parquet")
+    idx = tmp_path_factory.mktemp("nfd_idx")
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    got = find(con, "Gr\u00f6\u00dfe", 3)
+    assert got and got[0][0].endswith(".orte") and any(m.startswith("columns:") for m in got[0][2]), got
+    assert len(find(con, "st\u00e4dte", 3)) == 2  # the domain, typed in NFC
