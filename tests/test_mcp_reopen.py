@@ -75,9 +75,9 @@ CALLS = [("semantic_search", {"table": "docs.notes", "column": "body", "query": 
 
 def fresh_answers(lake: Path, idx: Path) -> list[str]:
     """What a service opened now answers to CALLS (the reference)."""
-    from lakeql.mcp.service import LakeService
+    from lakeql.mcp.service import LakeService, Limits
 
-    svc = LakeService(lake, idx)
+    svc = LakeService(lake, idx, Limits(timeout=600))  # the first call loads the model: a busy machine
     try:
         return [getattr(svc, name)(**args) for name, args in CALLS]
     finally:
