@@ -148,6 +148,7 @@ def test_reopen_swaps_under_running_calls_and_closes_the_old_connection(tmp_path
         old_rows = svc._rows(sql, [])[1]
         first = svc._conn
         assert [r[0] for r in old_rows] == list(range(20, 30))
+        assert svc._rows(sql, [])[1] == old_rows and svc.reopened == 0  # nothing changed: no reopen
         add_first_file(folder)
         errors: list[BaseException] = []
         seen: list[list[tuple]] = []

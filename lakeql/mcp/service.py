@@ -29,7 +29,7 @@ from typing import Any
 
 from lakeql.errors import LakeqlError
 from lakeql.mcp.tables import markdown_table
-from lakeql.store import MANIFEST
+from lakeql.store import DEFAULT_DIRNAME, MANIFEST
 
 HARD_MAX_ROWS = 10_000
 SEARCH_CELL_CHARS = 300
@@ -100,7 +100,11 @@ class LakeService:
         self.limits = limits or Limits()
         self._lake_arg, self._index_arg = lake, index_dir
         # the manifest's stat BEFORE opening: a refresh that ends while the connection opens is seen next call
-        early = Store(index_dir).root if index_dir is not None else None
+        if index_dir is not None:
+            early: Path | None = Store(index_dir).root
+        else:  # a local lake's default index folder (a remote lake's: known once opened)
+            local = Path(os.fspath(lake)).expanduser()
+            early = local.resolve() / DEFAULT_DIRNAME if local.is_dir() else None
         stamp = _stat_stamp(early / MANIFEST) if early is not None else None
         con, ctx = open_lake(lake, index_dir=index_dir)
         try:
@@ -108,7 +112,7 @@ class LakeService:
             if ctx.store is None or not Path(ctx.store.root).is_dir():
                 raise LakeqlError(f"the lake {str(lake)!r} has no index: run 'lakeql index {lake}' first")
             self.index_root = Path(ctx.store.root).resolve()
-            if early is None:
+            if early is None or early.resolve() != self.index_root:
                 stamp = _stat_stamp(self.index_root / MANIFEST)
             self.schemas_root = (self.index_root / "schemas").resolve()
             import tempfile
