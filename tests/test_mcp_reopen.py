@@ -178,6 +178,9 @@ def test_reopen_swaps_under_running_calls_and_closes_the_old_connection(tmp_path
         assert svc.reopened >= 1 and svc._conn is not first and first.closed and first.users == 0
         n = svc._rows("SELECT count(*) FROM docs.notes", [])[1][0][0]
         assert n == 43
+        # its own spill folder under the service's (the old connection's may still be in use)
+        temp = Path(svc._rows("SELECT current_setting('temp_directory')", [])[1][0][0])
+        assert temp.parent == svc.temp_dir and temp.name == f"c{svc.reopened + 1}"
         with pytest.raises(duckdb.Error, match="lock_configuration|locked|configuration"):
             svc.con.execute("SET enable_external_access = true")
         from lakeql.errors import LakeqlError

@@ -118,7 +118,8 @@ class LakeService:
             import tempfile
 
             self.temp_dir = Path(tempfile.mkdtemp(prefix="lakeql-mcp-"))
-            lock_down(con, [self.lake_root, self.index_root], self.temp_dir)
+            self._temps = 0
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
         except BaseException:
             con.close()
             raise
@@ -151,11 +152,19 @@ class LakeService:
             if ctx.store is None or Path(ctx.store.root).resolve() != self.index_root:
                 raise LakeqlError(f"the index of the lake moved from {str(self.index_root)!r}: "
                                   "restart the server")
-            lock_down(con, [self.lake_root, self.index_root], self.temp_dir)
+            # a temp folder of its own: the old connection may still spill into its own (DuckDB clears
+            # its temp folder when it closes)
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
         except BaseException:
             con.close()
             raise
         return _Opened(con, ctx, stamp)
+
+    def _next_temp(self) -> Path:
+        self._temps += 1
+        path = self.temp_dir / f"c{self._temps}"
+        path.mkdir()
+        return path
 
     def _refresh_connection(self) -> None:
         """Open a new connection when the index manifest changed since the current one opened (after
