@@ -87,9 +87,27 @@ def stale_tables(ctx, ix) -> set[str]:
     hit = ctx.cache.get("joins-stale")
     if hit is not None and hit[0] == key:
         return hit[1]
-    stale = {t for t, fp in ix.built.items() if t not in lake.tables or lake.tables[t].fingerprint != fp}
+    stale = {t for t, fp in ix.built.items() if not built_from_files_of(lake, t, fp)}
     ctx.cache["joins-stale"] = (key, stale)
     return stale
+
+
+def built_from_files_of(lake, key: str, fingerprint: str) -> bool:
+    """True when a lake-wide index entry of table ``key`` built from files of ``fingerprint`` describes the
+    table: its files as this connection saw them, or its files as they are now on disk (re-listed only when
+    they differ: the table changed after this connection opened and was indexed again, as a new connection
+    sees it; leaving it out silently dropped it from joinable's answers on a long-lived connection)."""
+    table = lake.tables.get(key)
+    if table is None:
+        return False
+    if table.fingerprint == fingerprint:
+        return True
+    from lakeql.store import current_fingerprint
+
+    try:
+        return current_fingerprint(table, getattr(lake, "fs", None)) == fingerprint
+    except Exception:  # noqa: BLE001 - its files are gone or unreadable now: stale
+        return False
 
 
 def graph_stale_tables(ctx) -> set[str]:
@@ -102,7 +120,7 @@ def graph_stale_tables(ctx) -> set[str]:
     except Exception:  # noqa: BLE001 - the graph stands on its own; joinable reports a damaged index
         return set()
     lake = ctx.lake
-    return {t for t, fp in built.items() if t not in lake.tables or lake.tables[t].fingerprint != fp}
+    return {t for t, fp in built.items() if not built_from_files_of(lake, t, fp)}
 
 
 def check_query_table(ix, table) -> None:

@@ -136,7 +136,10 @@ def load(ctx) -> DiscoveryIndex:
     ix = ctx.load_index("discovery", None, "", lambda path, _e: DiscoveryIndex(path))
     lake = ctx.require_lake()
     if ctx.cache.get("discovery_checked") != entry.built_at:
-        bad = sorted(k for k, t in lake.tables.items() if ix.fingerprints.get(k) != t.fingerprint)
+        from lakeql.joins.sqlapi import built_from_files_of
+
+        # a table refreshed after this connection opened is described as a new connection sees it
+        bad = sorted(k for k in lake.tables if not built_from_files_of(lake, k, ix.fingerprints.get(k)))
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise StaleIndexError(f"the discovery index is older than the Parquet files of table {bad[0]}"

@@ -10,6 +10,12 @@ filters on a cursor of the same connection) carry the same restrictions.
 lets ``COPY ... TO`` write inside the lake), refuses direct file readers, and is capped in rows,
 characters and time (a timer interrupts the cursor). Every method returns text for an agent or raises
 :class:`~lakeql.errors.LakeqlError` with a message that says what to do.
+
+A connection's views read the files the lake had when it opened, so after ``lakeql index --refresh`` its
+indexes would name other rows (``Store.require`` refuses: "open a new connection"). The service therefore
+compares the index manifest's stat (mtime, size, inode: one ``stat`` per call) with the one it saw before
+opening its connection and, when the manifest changed, opens a new connection (locked down the same way)
+and swaps it in under a lock; the old one is closed once no call uses it any more.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from lakeql.errors import LakeqlError
 from lakeql.mcp.tables import markdown_table
+from lakeql.store import DEFAULT_DIRNAME, MANIFEST
 
 HARD_MAX_ROWS = 10_000
 SEARCH_CELL_CHARS = 300
@@ -59,30 +66,150 @@ def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
     con.execute("SET lock_configuration = true")
 
 
+class _Opened:
+    """One locked-down connection of the service, the manifest stat it was opened after, and how many
+    calls use it now (a replaced connection is closed when the last of them ends)."""
+
+    def __init__(self, con: Any, ctx: Any, stamp: tuple[int, int, int] | None) -> None:
+        self.con, self.ctx, self.stamp = con, ctx, stamp
+        self.users = 0
+        self.retired = False
+        self.closed = False
+
+    def close(self) -> None:
+        import duckdb
+
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.con.close()
+        except duckdb.Error:  # a call that could not be interrupted: the process exits anyway
+            pass
+
+
 class LakeService:
-    """The lake behind the MCP tools: one locked-down connection, the schemas folder, caps."""
+    """The lake behind the MCP tools: one locked-down connection (reopened after the index changed), the
+    schemas folder, caps."""
 
     def __init__(self, lake: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,
                  limits: Limits | None = None) -> None:
         from lakeql.connection import open_lake
+        from lakeql.store import Store
 
         self.limits = limits or Limits()
-        self.con, self.ctx = open_lake(lake, index_dir=index_dir)
-        self.lake_root = Path(self.ctx.lake.root).resolve()
-        if self.ctx.store is None or not Path(self.ctx.store.root).is_dir():
-            raise LakeqlError(f"the lake {str(lake)!r} has no index: run 'lakeql index {lake}' first")
-        self.index_root = Path(self.ctx.store.root).resolve()
-        self.schemas_root = (self.index_root / "schemas").resolve()
-        import tempfile
+        self._lake_arg, self._index_arg = lake, index_dir
+        # the manifest's stat BEFORE opening: a refresh that ends while the connection opens is seen next call
+        if index_dir is not None:
+            early: Path | None = Store(index_dir).root
+        else:  # a local lake's default index folder (a remote lake's: known once opened)
+            local = Path(os.fspath(lake)).expanduser()
+            early = local.resolve() / DEFAULT_DIRNAME if local.is_dir() else None
+        stamp = _stat_stamp(early / MANIFEST) if early is not None else None
+        con, ctx = open_lake(lake, index_dir=index_dir)
+        try:
+            self.lake_root = Path(ctx.lake.root).resolve()
+            if ctx.store is None or not Path(ctx.store.root).is_dir():
+                raise LakeqlError(f"the lake {str(lake)!r} has no index: run 'lakeql index {lake}' first")
+            self.index_root = Path(ctx.store.root).resolve()
+            if early is None or early.resolve() != self.index_root:
+                stamp = _stat_stamp(self.index_root / MANIFEST)
+            self.schemas_root = (self.index_root / "schemas").resolve()
+            import tempfile
 
-        self.temp_dir = Path(tempfile.mkdtemp(prefix="lakeql-mcp-"))
-        lock_down(self.con, [self.lake_root, self.index_root], self.temp_dir)
+            self.temp_dir = Path(tempfile.mkdtemp(prefix="lakeql-mcp-"))
+            self._temps = 0
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
+        except BaseException:
+            con.close()
+            raise
+        self._conn = _Opened(con, ctx, stamp)
+        self.reopened = 0  # connections opened after the first (the index changed)
         self._ready = threading.Event()
         self._ready.set()
         self._closing = threading.Event()
         self._running: set[Any] = set()  # cursors executing now (close() interrupts them)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _running, _conn and its users count
+        self._reopen_lock = threading.Lock()  # one thread opens the next connection
         self._warm_thread: threading.Thread | None = None
+
+    @property
+    def con(self) -> Any:
+        """The connection calls use now (it is replaced after the index changed: use it for one call)."""
+        return self._conn.con
+
+    @property
+    def ctx(self) -> Any:
+        return self._conn.ctx
+
+    # ------------------------------------------------------------------ the connection in use
+    def _open(self, stamp: tuple[int, int, int] | None) -> _Opened:
+        """A new connection of the lake, locked down like the first one (built whole before it is used)."""
+        from lakeql.connection import open_lake
+
+        con, ctx = open_lake(self._lake_arg, index_dir=self._index_arg)
+        try:
+            if ctx.store is None or Path(ctx.store.root).resolve() != self.index_root:
+                raise LakeqlError(f"the index of the lake moved from {str(self.index_root)!r}: "
+                                  "restart the server")
+            # a temp folder of its own: the old connection may still spill into its own (DuckDB clears
+            # its temp folder when it closes)
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
+        except BaseException:
+            con.close()
+            raise
+        return _Opened(con, ctx, stamp)
+
+    def _next_temp(self) -> Path:
+        self._temps += 1
+        path = self.temp_dir / f"c{self._temps}"
+        path.mkdir()
+        return path
+
+    def _refresh_connection(self) -> None:
+        """Open a new connection when the index manifest changed since the current one opened (after
+        ``lakeql index --refresh``): the current one's views read the old files, so the refreshed indexes'
+        row ids would name other rows of them. In-flight calls finish on the old connection, which is
+        closed when the last of them ends."""
+        stamp = _stat_stamp(self.index_root / MANIFEST)
+        if stamp is None or stamp == self._conn.stamp or self._closing.is_set():
+            return
+        with self._reopen_lock:
+            stamp = _stat_stamp(self.index_root / MANIFEST)  # read before opening (see __init__)
+            if stamp is None or stamp == self._conn.stamp or self._closing.is_set():
+                return  # another call reopened it meanwhile
+            try:
+                new = self._open(stamp)
+            except Exception as exc:  # noqa: BLE001 - mid-rewrite lake or index: keep serving, retry next call
+                from lakeql.progress import say
+
+                say(f"lakeql mcp: the index changed but reopening the lake failed ({exc}); "
+                    "still serving the previous connection, retrying on the next call")
+                return
+            with self._lock:
+                if self._closing.is_set():
+                    old, close_old = new, True
+                else:
+                    old, self._conn = self._conn, new
+                    old.retired = True
+                    close_old = old.users == 0
+                    self.reopened += 1
+            if close_old:
+                old.close()
+
+    def _acquire(self) -> _Opened:
+        self._refresh_connection()
+        with self._lock:
+            opened = self._conn
+            opened.users += 1
+        return opened
+
+    def _release(self, opened: _Opened) -> None:
+        with self._lock:
+            opened.users -= 1
+            close_now = opened.retired and opened.users == 0
+        if close_now:
+            opened.close()
 
     # ------------------------------------------------------------------ plumbing
     def warm(self, background: bool = True) -> None:
@@ -136,7 +263,12 @@ class LakeService:
 
         if self._closing.is_set():
             raise LakeqlError("the lake server is shutting down")
-        cur = self.con.cursor()
+        opened = self._acquire()
+        try:
+            cur = opened.con.cursor()
+        except BaseException:
+            self._release(opened)
+            raise
         with self._lock:
             self._running.add(cur)
         limit = self.limits.timeout if timeout is None else timeout
@@ -170,6 +302,7 @@ class LakeService:
             with self._lock:
                 self._running.discard(cur)
             cur.close()
+            self._release(opened)
 
     def _table(self, sql: str, params: list[Any], cell_chars: int = SEARCH_CELL_CHARS,
                max_rows: int | None = None) -> str:
@@ -270,7 +403,11 @@ class LakeService:
 
         cap = min(_k(max_rows if max_rows is not None else self.limits.max_rows, HARD_MAX_ROWS, "max_rows"),
                   self.limits.max_rows)  # --max-rows is the cap; an agent may ask for fewer
-        require_read_only(self.con, sql)
+        opened = self._acquire()
+        try:
+            require_read_only(opened.con, sql)
+        finally:
+            self._release(opened)
         _refuse_file_reads(sql)
         if _uses_model(sql):
             self._ready.wait()
@@ -361,13 +498,22 @@ class LakeService:
             else:  # a call between its cursor and its execute: interrupt again until it ends
                 time.sleep(min(0.02, left))
         if not self.warm_running():  # else the connection is busy under the thread: the process ends anyway
-            import duckdb
-
-            try:
-                self.con.close()
-            except duckdb.Error:  # a call that could not be interrupted: the process exits anyway
-                pass
+            with self._lock:
+                opened = self._conn
+                opened.retired = True
+                close_now = opened.users == 0
+            if close_now:
+                opened.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _stat_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(mtime_ns, size, inode) of ``path`` (the manifest is replaced by a rename: a new inode), or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def single_threaded_compute() -> None:
