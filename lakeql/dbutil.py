@@ -19,13 +19,23 @@ def new_database_file(path: str | Path, storage_version: str) -> Iterator[object
 
     The file is checkpointed and detached when the block ends (no ``.wal`` is left beside it).
     """
+    from lakeql.lake import quote_literal
 
+    options = f" (BLOCK_SIZE {SMALL_BLOCK_SIZE}, STORAGE_VERSION {quote_literal(storage_version)})"
+    with database_file(path, options) as con:
+        yield con
+
+
+@contextlib.contextmanager
+def database_file(path: str | Path, options: str = "") -> Iterator[object]:
+    """A connection whose current database is the DuckDB file ``path`` (made when missing; ``options``:
+    the ATTACH options lakeql chose, never text from outside); checkpointed and detached when the block
+    ends, so no ``.wal`` is left beside it."""
     from lakeql.lake import quote_literal
 
     con = buildfs.connect()
     try:
-        con.execute(f"ATTACH {quote_literal(str(path))} AS lakeql_out "
-                    f"(BLOCK_SIZE {SMALL_BLOCK_SIZE}, STORAGE_VERSION {quote_literal(storage_version)})")
+        con.execute(f"ATTACH {quote_literal(str(path))} AS lakeql_out{options}")
         con.execute("USE lakeql_out")
         yield con
         con.execute("CHECKPOINT lakeql_out")

@@ -25,9 +25,10 @@ import os
 import re
 import shutil
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from lakeql.dbutil import database_file
 
 SIDECAR = ".lake.duckdb.sql.z"
 #: above this share of changed statements the file is written whole
@@ -92,29 +93,6 @@ def diff(old: list[list[str]], new: list[tuple[str, str]]) -> tuple[list[str], l
     return drops, creates
 
 
-@contextlib.contextmanager
-def _open(path: Path) -> Iterator[Any]:
-    """A connection whose current database is the existing file ``path``; checkpointed and detached at
-    the end (no ``.wal`` left)."""
-    import duckdb
-
-    from lakeql.lake import quote_literal
-
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH {quote_literal(str(path))} AS lakeql_out")
-        con.execute("USE lakeql_out")
-        yield con
-        con.execute("CHECKPOINT lakeql_out")
-        con.execute("USE memory")
-        con.execute("DETACH lakeql_out")
-    finally:
-        con.close()
-    wal = Path(str(path) + ".wal")
-    if wal.exists():
-        wal.unlink()
-
-
 def update(
     store, target: Path, old: dict[str, Any], named: list[tuple[str, str]], macros: list[str], storage: str
 ) -> list[str] | None:
@@ -137,7 +115,7 @@ def update(
         return None
     with store.atomic_file(target) as tmp:
         shutil.copyfile(target, tmp)
-        with _open(tmp) as con:
+        with database_file(tmp) as con:
             run_batch(con, drops)
             skipped = run_views(con, creates)
             for sql in again:

@@ -232,8 +232,8 @@ def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[st
     left out, or None (not made)."""
     import shutil
 
-    from lakeql.dbutil import run_batch, run_views
-    from lakeql.lakedb import MAX_SHARE, _open
+    from lakeql.dbutil import database_file, run_batch, run_views
+    from lakeql.lakedb import MAX_SHARE
 
     old_digest = (before.get("by_key") or {}).get(key)
     if not old_digest or old_digest.startswith("partial:"):
@@ -249,7 +249,7 @@ def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[st
     if len(gone) + len(made) > max(16, MAX_SHARE * len(statements)):
         return None
     shutil.copyfile(before["paths"][old_digest], path)
-    with _open(path) as con:
+    with database_file(path) as con:
         run_batch(con, gone)
         return run_views(con, made)
 

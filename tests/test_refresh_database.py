@@ -153,13 +153,13 @@ KILL = {
     # after the statements ran on the copy, before its checkpoint: the copy is half made
     "update": """
 import contextlib
-real = L._open
+real = L.database_file
 @contextlib.contextmanager
-def boom(path):
-    with real(path) as con:
+def boom(path, options=""):
+    with real(path, options) as con:
         yield con
         os.kill(os.getpid(), signal.SIGKILL)
-L._open = boom
+L.database_file = boom
 """,
     # the new file renamed into place, its manifest row not yet recorded
     "record": """

@@ -27,6 +27,29 @@ def _popcnt64(typingctx, x):  # noqa: ARG001 - numba intrinsic signature
     return sig, codegen
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _compact(buf_i, buf_u, buf_e, m, floor):
+    """Make room in a full candidate buffer: drop the entries whose upper bound no longer beats
+    ``floor``; if more than half remain, keep the half with the best estimates. Returns the new count."""
+    size = buf_i.shape[0]
+    j = 0
+    for t in range(m):
+        if buf_u[t] > floor:
+            buf_i[j] = buf_i[t]
+            buf_u[j] = buf_u[t]
+            buf_e[j] = buf_e[t]
+            j += 1
+    m = j
+    if m > size // 2:
+        order = np.argsort(-buf_e[:m])[: size // 2]
+        ti, tu, te = buf_i[order].copy(), buf_u[order].copy(), buf_e[order].copy()
+        m = size // 2
+        buf_i[:m] = ti
+        buf_u[:m] = tu
+        buf_e[:m] = te
+    return m
+
+
 @njit(cache=True, nogil=True)
 def _insert(best_s, best_i, s, i):
     """Insert (s, i) into the descending-sorted top arrays (caller checked s > best_s[-1])."""
@@ -275,21 +298,7 @@ def asym4_bounded_spans(
                 _insert(lbs, dummy, lb, i)
                 floor = lbs[k - 1]
             if m == size:
-                j = 0
-                for t in range(m):
-                    if buf_u[t] > floor:
-                        buf_i[j] = buf_i[t]
-                        buf_u[j] = buf_u[t]
-                        buf_e[j] = buf_e[t]
-                        j += 1
-                m = j
-                if m > size // 2:
-                    order = np.argsort(-buf_e[:m])[: size // 2]
-                    ti, tu, te = buf_i[order].copy(), buf_u[order].copy(), buf_e[order].copy()
-                    m = size // 2
-                    buf_i[:m] = ti
-                    buf_u[:m] = tu
-                    buf_e[:m] = te
+                m = _compact(buf_i, buf_u, buf_e, m, floor)
             buf_i[m] = i
             buf_u[m] = ub
             buf_e[m] = est
@@ -411,21 +420,7 @@ def asym4_bounded_blocked(
                 floor = lbs[k - 1]
                 lim = floor - base - slack
             if m == size:
-                j = 0
-                for t in range(m):
-                    if buf_u[t] > floor:
-                        buf_i[j] = buf_i[t]
-                        buf_u[j] = buf_u[t]
-                        buf_e[j] = buf_e[t]
-                        j += 1
-                m = j
-                if m > size // 2:
-                    order = np.argsort(-buf_e[:m])[: size // 2]
-                    ti, tu, te = buf_i[order].copy(), buf_u[order].copy(), buf_e[order].copy()
-                    m = size // 2
-                    buf_i[:m] = ti
-                    buf_u[:m] = tu
-                    buf_e[:m] = te
+                m = _compact(buf_i, buf_u, buf_e, m, floor)
             buf_i[m] = i
             buf_u[m] = ub
             buf_e[m] = est
