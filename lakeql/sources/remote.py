@@ -424,6 +424,16 @@ def _fsspec_wrapper(fs: Any):
                 # their footers) concurrently, as a scan of a folder table reads every one of them
                 conn.prefetch_folder(key)
                 return conn.open(key)
+            if mode == "rb":
+                # a file whose reads name their range (DuckDB's threads seek and read one file at once:
+                # pyarrow's stream keeps its position as shared state and answered other threads' ranges)
+                import pyarrow.fs as pafs
+
+                from lakeql.sources.snapshot import TailFile
+
+                info = self.fs.get_file_info(key)
+                if info.type == pafs.FileType.File:
+                    return TailFile(self.fs, key, int(info.size or 0), b"", int(info.mtime_ns or 0))
             return super()._open(path, mode, block_size, seekable, **kwargs)
 
         @classmethod
