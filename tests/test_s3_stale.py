@@ -91,3 +91,30 @@ def test_reads_without_a_listing_are_safe_under_duckdbs_threads(tmp_path, monkey
             finally:
                 con.close()
         assert got == [(N, sum(range(N)))] * 8, got
+
+
+def test_the_snapshot_holds_at_most_its_budget_footers_included(tmp_path) -> None:
+    """``LAKEQL_S3_CACHE_MB`` (a build; a connection: 64 MB) bounds every byte held: footers of objects
+    too big to hold whole count too (10,000 objects over the whole-object limit held 64 KiB each: 655 MB
+    beside a 64 MB budget)."""
+    import pyarrow.fs as pafs
+
+    from lakeql.lake import FileStamp
+    from lakeql.sources.snapshot import FOOTER_BYTES, Snapshot
+
+    size = 3 * FOOTER_BYTES
+    for i in range(40):
+        (tmp_path / f"o{i:02d}.bin").write_bytes(bytes([i]) * size)
+    listing = [FileStamp(f"o{i:02d}.bin", size, 0) for i in range(40)]
+    fs = pafs.SubTreeFileSystem("/", pafs.LocalFileSystem())  # keys as the snapshot names them
+    budget = 10 * FOOTER_BYTES
+    snap = Snapshot(fs, str(tmp_path), listing, whole=FOOTER_BYTES, budget=budget)
+    paths = list(snap.stamps)
+    assert len(paths) == 40
+    snap.prefetch(paths, workers=4)
+    held = sum(map(len, snap.blobs.values())) + sum(map(len, snap.tails.values()))
+    assert snap.held == held and 0 < held <= budget, (held, budget)
+    # what is not held is read from the store, correctly
+    f = snap.open(paths[-1])
+    f.seek(size - 3)
+    assert f.read(3) == bytes([int(paths[-1][-6:-4])]) * 3

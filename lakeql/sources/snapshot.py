@@ -9,9 +9,9 @@ of it HEAD requests (benchmarks/results/s3scale.md). While ``lakeql index`` runs
 * sizes and times come from the one paginated listing discovery made (no HEAD per object);
 * the objects the build reads are fetched up front, concurrently (at most :func:`concurrency` requests
   in flight, ``LAKEQL_S3_CONCURRENCY``, default 16): small objects whole (up to ``LAKEQL_S3_WHOLE_MB``,
-  default 8 MB each, ``LAKEQL_S3_CACHE_MB`` in all, default 512 MB), bigger ones their footer (the last
-  64 KiB); every later read of them (the catalog's footers, every builder's DuckDB scan) is served from
-  memory, so one fetch feeds every profile;
+  default 8 MB each), bigger ones their footer (the last 64 KiB), ``LAKEQL_S3_CACHE_MB`` in all (default
+  512 MB, footers included; beyond it objects are read from the store); every later read of them (the
+  catalog's footers, every builder's DuckDB scan) is served from memory, so one fetch feeds every profile;
 * an object that cannot be fetched (gone, access denied) is left to the reader, which fails on it as
   before and names it: its table is left out with a warning, the rest of the lake is indexed.
 
@@ -114,8 +114,9 @@ class Snapshot:
             if size <= whole and planned + size <= budget:
                 todo.append((p, size, True))
                 planned += size
-            elif size > 0:
+            elif size > 0 and planned + min(size, FOOTER_BYTES) <= budget:  # footers count too
                 todo.append((p, size, False))
+                planned += min(size, FOOTER_BYTES)
         if not todo:
             return
         n = min(workers or concurrency(), len(todo))
