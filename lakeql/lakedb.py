@@ -81,9 +81,27 @@ def save(store, data: bytes) -> str:
     return _sha(data)
 
 
-def diff(old: list[list[str]], new: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+_IDENT = r'(?:"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_]*)'
+#: the only statements a record may hold as the undo of a create (it is SQL run on a connection: a record
+#: is vouched for by the manifest, and even then runs nothing but these)
+UNDO_RE = re.compile(
+    rf"DROP VIEW IF EXISTS {_IDENT}(?:\.{_IDENT})?|DROP SCHEMA IF EXISTS {_IDENT} CASCADE", re.S
+)
+
+
+def is_undo(sql: object) -> bool:
+    """True when ``sql`` is a ``DROP VIEW IF EXISTS name`` / ``DROP SCHEMA IF EXISTS name CASCADE``."""
+    return isinstance(sql, str) and UNDO_RE.fullmatch(sql) is not None
+
+
+def diff(old: list[list[str]], new: list[tuple[str, str]]) -> tuple[list[str], list[str]] | None:
     """``(drops, creates)`` that turn a file made from ``old`` into one made from ``new``: the creates in
-    ``new``'s order (schemas first), the drops of objects ``new`` no longer makes (views before schemas)."""
+    ``new``'s order (schemas first), the drops of objects ``new`` no longer makes (views before schemas).
+    None when ``old`` is not a list of ``[drop, create]`` pairs whose drops are :func:`is_undo`."""
+    if not all(
+        isinstance(p, list | tuple) and len(p) == 2 and is_undo(p[0]) and isinstance(p[1], str) for p in old
+    ):
+        return None
     old_creates = {c for _, c in old}
     new_creates = {c for _, c in new}
     new_drops = {d for d, _ in new}
@@ -110,7 +128,10 @@ def update(
         if names is None or before is None or not before <= names:
             return None
         again = macros
-    drops, creates = diff(old["views"], named)
+    got = diff(old["views"], named)
+    if got is None:
+        return None
+    drops, creates = got
     if len(drops) + len(creates) > max(16, MAX_SHARE * len(named)):
         return None
     with store.atomic_file(target) as tmp:

@@ -643,7 +643,7 @@ class Store:
                 return f"missing {label}"
             if str(st.st_size) != want.split(":", 1)[0]:
                 return f"{label} has {st.st_size} bytes, {want.split(':', 1)[0]} expected (truncated?)"
-            ck = (f, st.st_size, st.st_mtime_ns, st.st_ino, want)
+            ck = (f, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, want)  # ctime: no restored mtime
             stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, want]
             if ck not in _VERIFIED and not (trusted is not None and trusted.get(label) == stamp):
                 if _checksum_like(Path(f), want) != want:
@@ -970,7 +970,8 @@ class Store:
         return entry
 
 
-_VERIFIED: set[tuple[str, int, int, int, str]] = set()  # (file, size, mtime_ns, inode, checksum) checked
+# (file, size, mtime_ns, ctime_ns, inode, checksum) checked in this process
+_VERIFIED: set[tuple[str, int, int, int, int, str]] = set()
 
 
 def _manifest_rows(table: Any) -> list[dict[str, Any]]:

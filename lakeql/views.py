@@ -191,6 +191,10 @@ def _previous_files(store, target: Path) -> tuple[dict[str, Path], dict[str, Any
     entry = store.find("views")
     if entry is None or not (target / MANIFEST).exists() or not store.intact(entry):
         return {}, {}
+    try:  # the record of the statements is SQL run on a connection: only one the row's checksums cover
+        listed = STATEMENTS in json.loads(entry.checksums or "{}")
+    except ValueError:
+        listed = False
     try:
         old = json.loads((target / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -206,7 +210,7 @@ def _previous_files(store, target: Path) -> tuple[dict[str, Path], dict[str, Any
               if isinstance(spec, dict) and spec.get("sql") in kept}
     if old.get("small_sql") in kept:
         by_key[SMALL_FILE] = old["small_sql"]
-    return kept, {"dir": target, "by_key": by_key, "paths": kept}
+    return kept, {"dir": target, "by_key": by_key, "paths": kept, **({} if listed else {"record": {}})}
 
 
 def _statements_of(before: dict[str, Any], digest: str, storage_version: str) -> list | None:
@@ -241,11 +245,15 @@ def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[st
     old = _statements_of(before, old_digest, storage_version)
     if old is None:
         return None
+    from lakeql.lakedb import diff
+
+    got = diff(old, [(drops.get(c, ""), c) for c in statements])  # None: not a record lakeql writes
+    if got is None:
+        return None
     new = set(statements)
-    gone = [d for d, c in old if c not in new]
+    gone = [d for d, c in old if c not in new]  # a changed view's drop too (CREATE VIEW, not OR REPLACE)
     gone.sort(key=lambda d: d.startswith("DROP SCHEMA"))  # views first
-    had = {c for _, c in old}
-    made = [c for c in statements if c not in had]
+    made = got[1]
     if len(gone) + len(made) > max(16, MAX_SHARE * len(statements)):
         return None
     shutil.copyfile(before["paths"][old_digest], path)

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import duckdb
@@ -21,6 +22,7 @@ from testutil import SAMPLE_LAKE
 import lakeql
 from lakeql import lakedb
 from lakeql import views as views_mod
+from lakeql.indexer import DUCKDB_CLI_STORAGE
 from lakeql.store import Store
 
 CAPS = ["context"]
@@ -214,3 +216,52 @@ def test_a_moved_index_dir_is_updated_in_place_with_its_macros_made_again(lake, 
     assert calls == [[]]
     assert not any(str(first) in str(m) for m in objects(idx / "lake.duckdb")["macros"])
     same_as_full_build(root, idx, tmp_path / "full")
+
+
+def test_a_views_record_the_manifest_does_not_list_is_never_executed(lake, tmp_path):
+    """``views/.statements.json.z`` is SQL run on a connection: one that the ``views`` row's checksums do
+    not cover (an index made by an older lakeql has none; a file put there later is not vouched for) must
+    not be read, and a record's undo statements are only ever ``DROP VIEW/SCHEMA IF EXISTS name``."""
+    root, held = lake
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    store = Store(idx)
+    # an index made before the record existed: the views row lists no record
+    (idx / "views" / views_mod.STATEMENTS).unlink()
+    entry = store.find("views")
+    entry.checksums = ""
+    store.record(entry)
+    assert views_mod.STATEMENTS not in json.loads(Store(idx).find("views").checksums)
+    # then a record appears beside it, whose undo statements are not DROPs
+    pwned = tmp_path / "pwned.csv"
+    old = json.loads((idx / "views" / "views.json").read_text())
+    digests = [s["sql"] for s in old["domains"].values() if s.get("sql")] + [old.get("small_sql")]
+    hostile = f"COPY (SELECT 42 AS x) TO '{pwned}' (FORMAT csv)"
+    record = {
+        "version": 1,
+        "storage": DUCKDB_CLI_STORAGE,
+        "files": {d: [[hostile, "CREATE VIEW main.gone AS SELECT 1"]] for d in digests if d},
+    }
+    (idx / "views" / views_mod.STATEMENTS).write_bytes(zlib.compress(json.dumps(record).encode()))
+    for what in ("append", "domain"):
+        change(root, held, what)
+        lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+        assert not pwned.exists(), what
+        same_as_full_build(root, idx, tmp_path / f"full_{what}")
+
+
+def test_undo_statements_are_only_drops(tmp_path):
+    """Even a record the manifest vouches for runs no statement but ``DROP ... IF EXISTS name``."""
+    from lakeql.views import _update_db
+
+    db = tmp_path / "a.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE VIEW main.v AS SELECT 1 AS x")
+    con.close()
+    pwned = tmp_path / "pwned.csv"
+    old = [[f"COPY (SELECT 42 AS x) TO '{pwned}' (FORMAT csv)", "CREATE VIEW main.v AS SELECT 1 AS x"]]
+    before = {"dir": tmp_path, "by_key": {"k": "d1"}, "paths": {"d1": db}, "record": {"d1": old}}
+    got = _update_db(before, "k", tmp_path / "b.duckdb", ["CREATE VIEW main.w AS SELECT 2 AS y"], {}, "x")
+    assert not pwned.exists()
+    assert got is None  # not updated in place: written whole
+    assert lakedb.diff([[f"COPY (SELECT 1) TO '{pwned}'", "CREATE SCHEMA IF NOT EXISTS a"]], []) is None

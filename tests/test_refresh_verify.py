@@ -121,3 +121,24 @@ def test_verify_option_on_the_command_line(indexed):
     assert index_options(args).core.verify is True
     args = build_parser().parse_args(["index", str(lake), "--refresh"])
     assert index_options(args).core.verify is False
+
+
+def test_damage_in_place_keeping_size_and_mtime_is_found_in_the_same_process(indexed):
+    """A file rewritten in place with its size and mtime kept (``cp -p`` onto it, a restored mtime): in
+    the process that checked it before too. The in-process cache must not vouch for it (its key had no
+    ctime), else the verification record written next vouched for the damaged file in every process."""
+    _, idx = indexed
+    store = Store(idx)
+    store.drop_damaged()  # checks every file: all in the in-process cache
+    entry = next(e for e in store.entries() if e.checksums and (idx / e.path).is_file())
+    target = idx / entry.path
+    st = os.stat(target)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(target).st_size == st.st_size and os.stat(target).st_mtime_ns == st.st_mtime_ns
+    bad = Store(idx).drop_damaged()
+    assert [(e.kind, e.table_name, e.column_name) for e in bad] == [
+        (entry.kind, entry.table_name, entry.column_name)
+    ]

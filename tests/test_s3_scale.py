@@ -260,12 +260,12 @@ def test_s3_access_denied_object_is_left_out_by_name(lakes, tmp_path, monkeypatc
     _, url, _, _, _ = lakes
     original = remote.direct_get
 
-    def deny(fs, path, start, end):
+    def deny(fs, path, start, end, *rest):
         if path.endswith("flights/airlines.parquet"):
             raise botocore.exceptions.ClientError(
                 {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject"
             )
-        return original(fs, path, start, end)
+        return original(fs, path, start, end, *rest)
 
     monkeypatch.setattr(remote, "direct_get", deny)
     with warnings.catch_warnings(record=True) as caught:

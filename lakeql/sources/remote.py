@@ -132,10 +132,12 @@ def _boto_client(env: tuple) -> Any:
     return client
 
 
-def direct_get(fs: Any, path: str, start: int, end: int) -> bytes | None:
+def direct_get(fs: Any, path: str, start: int, end: int, unmodified_since_ns: int = 0) -> bytes | None:
     """Bytes ``[start, end)`` of ``bucket/key`` with one GET and no HEAD (botocore), or None when that is
     not possible here (not lakeql's S3 filesystem, or botocore is not installed): the caller reads
-    through pyarrow then (a HEAD and a GET). Errors are the client's (the caller decides)."""
+    through pyarrow then (a HEAD and a GET). Errors are the client's (the caller decides).
+    ``unmodified_since_ns``: the object's time as listed; a GET of an object written since fails
+    (``PreconditionFailed``) instead of answering bytes of another version."""
     hit = _S3_ENV.get(id(fs))
     if hit is None or hit[0] is not fs or end <= start:
         return None if end > start else b""
@@ -143,7 +145,12 @@ def direct_get(fs: Any, path: str, start: int, end: int) -> bytes | None:
     if client is None:
         return None
     bucket, _, key = path.partition("/")
-    got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+    extra: dict[str, Any] = {}
+    if unmodified_since_ns > 0:
+        import datetime as dt
+
+        extra["IfUnmodifiedSince"] = dt.datetime.fromtimestamp(unmodified_since_ns // 10**9, dt.UTC)
+    got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
     with contextlib.closing(got["Body"]) as body:
         return body.read()
 
@@ -322,6 +329,15 @@ def recent_snapshot(fs: Any) -> Any | None:
     return snap
 
 
+def forget_listing(fs: Any) -> None:
+    """Drop the connection-side listing of the lake on ``fs`` (an object changed since it was made: the
+    next read lists the lake again)."""
+    with _RECENT_LOCK:
+        hit = _RECENT.get(id(fs))
+        if hit is not None and hit[0] is fs:
+            del _RECENT[id(fs)]
+
+
 def recent_stamp(fs: Any, path: str) -> FileStamp | None:
     """The stamp of object ``path`` from :func:`recent_snapshot` (None: not listed, or no listing)."""
     snap = recent_snapshot(fs)
@@ -408,6 +424,16 @@ def _fsspec_wrapper(fs: Any):
                 # their footers) concurrently, as a scan of a folder table reads every one of them
                 conn.prefetch_folder(key)
                 return conn.open(key)
+            if mode == "rb":
+                # a file whose reads name their range (DuckDB's threads seek and read one file at once:
+                # pyarrow's stream keeps its position as shared state and answered other threads' ranges)
+                import pyarrow.fs as pafs
+
+                from lakeql.sources.snapshot import TailFile
+
+                info = self.fs.get_file_info(key)
+                if info.type == pafs.FileType.File:
+                    return TailFile(self.fs, key, int(info.size or 0), b"", int(info.mtime_ns or 0))
             return super()._open(path, mode, block_size, seekable, **kwargs)
 
         @classmethod

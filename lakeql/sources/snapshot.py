@@ -9,9 +9,9 @@ of it HEAD requests (benchmarks/results/s3scale.md). While ``lakeql index`` runs
 * sizes and times come from the one paginated listing discovery made (no HEAD per object);
 * the objects the build reads are fetched up front, concurrently (at most :func:`concurrency` requests
   in flight, ``LAKEQL_S3_CONCURRENCY``, default 16): small objects whole (up to ``LAKEQL_S3_WHOLE_MB``,
-  default 8 MB each, ``LAKEQL_S3_CACHE_MB`` in all, default 512 MB), bigger ones their footer (the last
-  64 KiB); every later read of them (the catalog's footers, every builder's DuckDB scan) is served from
-  memory, so one fetch feeds every profile;
+  default 8 MB each), bigger ones their footer (the last 64 KiB), ``LAKEQL_S3_CACHE_MB`` in all (default
+  512 MB, footers included; beyond it objects are read from the store); every later read of them (the
+  catalog's footers, every builder's DuckDB scan) is served from memory, so one fetch feeds every profile;
 * an object that cannot be fetched (gone, access denied) is left to the reader, which fails on it as
   before and names it: its table is left out with a warning, the rest of the lake is indexed.
 
@@ -114,8 +114,9 @@ class Snapshot:
             if size <= whole and planned + size <= budget:
                 todo.append((p, size, True))
                 planned += size
-            elif size > 0:
+            elif size > 0 and planned + min(size, FOOTER_BYTES) <= budget:  # footers count too
                 todo.append((p, size, False))
+                planned += min(size, FOOTER_BYTES)
         if not todo:
             return
         n = min(workers or concurrency(), len(todo))
@@ -184,7 +185,7 @@ class Snapshot:
         st = self.stamps.get(path)
         if st is None:
             return None
-        return TailFile(self.fs, path, int(st.size), self.tails.get(path, b""))
+        return TailFile(self.fs, path, int(st.size), self.tails.get(path, b""), int(st.mtime_ns or 0))
 
 
 def read_range(fs: Any, path: str, start: int, end: int) -> bytes:
@@ -203,9 +204,10 @@ class TailFile(io.RawIOBase):
     """A read-only file of known ``size`` whose last bytes (``tail``) are in memory: reads inside the tail
     cost nothing, others open the object once (lazily) and read the range."""
 
-    def __init__(self, fs: Any, path: str, size: int, tail: bytes = b"") -> None:
+    def __init__(self, fs: Any, path: str, size: int, tail: bytes = b"", mtime_ns: int = 0) -> None:
         super().__init__()
         self.fs, self.path, self.size_, self.tail = fs, path, size, tail
+        self.mtime_ns = mtime_ns  # the listed time: a read of a version written since fails
         self.tail_start = size - len(tail)
         self.pos = 0
         self._f = None
@@ -242,13 +244,15 @@ class TailFile(io.RawIOBase):
         if self._f is None:
             from lakeql.sources.remote import direct_get
 
-            try:
-                got = direct_get(self.fs, self.path, start, end)  # one GET, no HEAD
+            try:  # one GET, no HEAD; only of the version listed (its footer may be held: never mix two)
+                got = direct_get(self.fs, self.path, start, end, self.mtime_ns)
             except Exception as exc:  # noqa: BLE001 - botocore's errors, as the file errors readers expect
-                raise _as_os_error(exc, self.path) from None
+                raise _as_os_error(exc, self.path, self.fs) from None
             if got is not None:
                 return got
             self._f = self.fs.open_input_file(self.path)
+            if self._f.size() != self.size_:
+                raise _changed(self.path, self.fs)
         return self._f.read_at(end - start, start)
 
     def readinto(self, b) -> int:
@@ -266,12 +270,27 @@ class TailFile(io.RawIOBase):
         super().close()
 
 
-def _as_os_error(exc: BaseException, path: str) -> OSError:
+def _changed(path: str, fs: Any = None) -> OSError:
+    """The error of a read of an object written since the lake was listed (the listing is dropped: the
+    next query lists the lake again and reads the new version)."""
+    if fs is not None:
+        from lakeql.sources.remote import forget_listing
+
+        forget_listing(fs)
+    return OSError(
+        f"s3://{path} changed since the lake was listed (it was rewritten while being read, or within "
+        "LAKEQL_S3_LISTING_TTL seconds of the listing): run the query again to read the new version"
+    )
+
+
+def _as_os_error(exc: BaseException, path: str, fs: Any = None) -> OSError:
     """A botocore error as the ``OSError`` a file read raises (never with credentials: botocore's
     messages name the operation and the error code only)."""
     code = (
         str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if hasattr(exc, "response") else ""
     )
+    if code in ("PreconditionFailed", "412"):
+        return _changed(path, fs)
     if code in ("NoSuchKey", "404", "NotFound"):
         return FileNotFoundError(f"s3://{path} is gone (deleted since the lake was listed?)")
     if code in ("AccessDenied", "403"):
