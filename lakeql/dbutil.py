@@ -98,3 +98,19 @@ def database_is_file(con) -> bool:
     rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
                        ).fetchall()
     return bool(rows and rows[0][0])
+
+
+INFLATE_LIMIT = 256 * 1024 * 1024  # bytes; lakeql's own records (statements, checks) stay far below
+
+
+def inflate(data: bytes, limit: int = INFLATE_LIMIT) -> bytes:
+    """``zlib.decompress(data)``, refusing (``zlib.error``) output over ``limit`` bytes: a small damaged or
+    planted record in an index folder must not expand into gigabytes of memory."""
+    import zlib
+
+    d = zlib.decompressobj()
+    out = d.decompress(data, limit)
+    if d.unconsumed_tail or (not d.eof and d.decompress(b"", 1)):
+        raise zlib.error(f"a compressed record expands past {limit} bytes (damaged or not lakeql's)")
+    return out
+

@@ -28,7 +28,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from lakeql.dbutil import database_file
+from lakeql.dbutil import database_file, inflate
 
 SIDECAR = ".lake.duckdb.sql.z"
 #: above this share of changed statements the file is written whole
@@ -61,7 +61,7 @@ def load(store, params: dict[str, Any]) -> dict[str, Any] | None:
     if _sha(data) != want:
         return None
     try:
-        obj = json.loads(zlib.decompress(data))
+        obj = json.loads(inflate(data))
     except (ValueError, zlib.error):
         return None
     return obj if isinstance(obj, dict) and obj.get("version") == 1 else None

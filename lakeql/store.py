@@ -50,6 +50,7 @@ from typing import Any
 
 from lakeql import parquet_io
 from lakeql.cliargs import shell_word
+from lakeql.dbutil import inflate
 from lakeql.errors import CorruptIndexError, IndexDirError, LakeqlError, NotIndexedError, StaleIndexError
 from lakeql.lake import Lake, Table, glob_escape
 
@@ -789,7 +790,7 @@ class Store:
         """The verification record (``{file: [size, mtime_ns, ctime_ns, inode, checksum]}``), or None."""
         try:
             with open(self.root / VERIFIED, "rb") as fh:
-                data = json.loads(zlib.decompress(fh.read()))
+                data = json.loads(inflate(fh.read()))
         except (OSError, ValueError, zlib.error):
             return None
         if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("files"), dict):

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakeql.dbutil import inflate
 from lakeql.lake import ROOT_DOMAIN, Lake, Table, quote_ident, quote_literal, quote_path, scan_sql
 from lakeql.rows import ROWS_SCHEMA, rowid_scan_of
 
@@ -218,7 +219,7 @@ def _statements_of(before: dict[str, Any], digest: str, storage_version: str) ->
     if "record" not in before:
         rec: Any = None
         try:
-            rec = json.loads(zlib.decompress((before["dir"] / STATEMENTS).read_bytes()))
+            rec = json.loads(inflate((before["dir"] / STATEMENTS).read_bytes()))
         except (OSError, ValueError, zlib.error):
             pass
         ok = (isinstance(rec, dict) and rec.get("version") == 1 and rec.get("storage") == storage_version
