@@ -220,6 +220,12 @@ def test_s3_concurrency_setting_is_checked(monkeypatch) -> None:
         snapshot.concurrency()
     monkeypatch.setenv("LAKEQL_S3_CONCURRENCY", "0")
     assert snapshot.concurrency() == 1
+    for bad in ("nan", "inf", "-3"):  # int(nan) / int(inf) used to raise Python's own error
+        monkeypatch.setenv("LAKEQL_S3_CONCURRENCY", bad)
+        with pytest.raises(LakeqlError, match="is not a finite number >= 0"):
+            snapshot.concurrency()
+    monkeypatch.setenv("LAKEQL_S3_CONCURRENCY", "1e9")
+    assert snapshot.concurrency() == snapshot.MAX_CONCURRENCY  # a thread per request in flight: capped
     monkeypatch.delenv("LAKEQL_S3_CONCURRENCY")
     assert snapshot.concurrency() == 16
     assert os.environ.get("LAKEQL_S3_CONCURRENCY") is None

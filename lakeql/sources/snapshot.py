@@ -21,6 +21,7 @@ The snapshot lives as long as the build: a connection opened later reads the sto
 from __future__ import annotations
 
 import io
+import math
 import os
 import threading
 from collections import Counter
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 FOOTER_BYTES = 64 * 1024
+MAX_CONCURRENCY = 256
 
 
 def _env_number(name: str, default: float) -> float:
@@ -41,16 +43,17 @@ def _env_number(name: str, default: float) -> float:
         from lakeql.errors import LakeqlError
 
         raise LakeqlError(f"{name}={text!r} is not a number: set it to e.g. {default:g}") from None
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         from lakeql.errors import LakeqlError
 
-        raise LakeqlError(f"{name}={text!r} is negative: set it to e.g. {default:g}")
+        raise LakeqlError(f"{name}={text!r} is not a finite number >= 0: set it to e.g. {default:g}")
     return value
 
 
 def concurrency() -> int:
-    """Requests in flight when objects are fetched (``LAKEQL_S3_CONCURRENCY``, default 16, at least 1)."""
-    return max(1, int(_env_number("LAKEQL_S3_CONCURRENCY", 16)))
+    """Requests in flight when objects are fetched (``LAKEQL_S3_CONCURRENCY``, default 16, 1 to
+    :data:`MAX_CONCURRENCY`: each request in flight is a thread)."""
+    return min(MAX_CONCURRENCY, max(1, int(_env_number("LAKEQL_S3_CONCURRENCY", 16))))
 
 
 def whole_bytes() -> int:
