@@ -1,0 +1,95 @@
+"""Faults found by the trial8 pass over new real lakes (benchmarks/results/trial8.md): Parquet types whose
+Arrow mapping differs from DuckDB's Parquet reader, nanosecond timestamps as pandas writes them."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lakeql
+
+
+@pytest.fixture(scope="module")
+def typed_lake(tmp_path_factory):
+    """One table per footer shape: FLOAT16 and nanosecond values (pyarrow), INTERVAL (DuckDB, also nested),
+    INT96 timestamps (Spark/Impala's legacy encoding)."""
+    root = tmp_path_factory.mktemp("typed_lake")
+    (root / "t").mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "half": pa.array(np.array([1.5, 2.5, 3.5], np.float16)),
+                "ts_ns": pa.array([1, 2, 1_700_000_000_123_456_789], pa.timestamp("ns")),
+                "t_ns": pa.array([1, 2, 3], pa.time64("ns")),
+                "k": ["a", "b", "c"],
+            }
+        ),
+        root / "t" / "halfs.parquet",
+    )
+    pq.write_table(
+        pa.table({"ts": pa.array([1, 2, 3], pa.timestamp("ns")), "k": ["a", "b", "c"]}),
+        root / "t" / "legacy.parquet",
+        use_deprecated_int96_timestamps=True,
+    )
+    out = root / "t" / "intervals.parquet"
+    duckdb.sql(f"""COPY (SELECT i, INTERVAL 1 MONTH * i + INTERVAL 2 DAY AS every, [INTERVAL 1 DAY] AS l_iv,
+                   {{'a': INTERVAL 3 HOUR}} AS s_iv FROM range(3) r(i)) TO '{out}'""")
+    idx = tmp_path_factory.mktemp("typed_idx")
+    lakeql.index(root, index_dir=idx, progress=False)
+    return root, idx
+
+
+def test_catalog_types_are_the_views_types(typed_lake):
+    """lakeql_columns(), check_sql and the schema files said BLOB for a Parquet INTERVAL column and
+    TIMESTAMP_NS for an INT96 one (pyarrow's view of the footer); a FLOAT16 column made the whole table
+    'unreadable' ('DuckDB cannot read its file: Unsupported Internal Arrow Type e') although DuckDB reads
+    it. The catalog's types are now those of the views (DuckDB's Parquet reader)."""
+    root, idx = typed_lake
+    con = lakeql.connect(root, index_dir=idx)
+    status = dict(con.execute("SELECT table_name, status FROM lakeql_tables()").fetchall())
+    assert status == {"t.halfs": "ok", "t.legacy": "ok", "t.intervals": "ok"}
+    for table in ("halfs", "legacy", "intervals"):
+        cat = con.execute(
+            "SELECT column_name, type FROM lakeql_columns() WHERE table_name = ? ORDER BY ordinal",
+            [f"t.{table}"],
+        ).fetchall()
+        real = [(r[0], r[1]) for r in con.execute(f'DESCRIBE "t"."{table}"').fetchall()]
+        assert cat == real
+    assert ("every", "INTERVAL") in con.execute(
+        "SELECT column_name, type FROM lakeql_columns() WHERE table_name = 't.intervals'"
+    ).fetchall()
+    assert con.execute("SELECT sum(half) FROM t.halfs").fetchone()[0] == 7.5
+
+
+def test_nanosecond_footer_statistics_do_not_abort_the_build(tmp_path):
+    """A nanosecond timestamp that is not a whole microsecond (pandas writes them: pd.Timestamp.now())
+    has footer statistics pyarrow cannot turn into a datetime without pandas loaded: 'Nanosecond
+    resolution temporal type ... is not safely convertible' aborted every 'lakeql index' of the lake (the
+    discovery index reads numeric footer ranges). Run as the CLI runs (a process without pandas)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "lake" / "d").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"ts": pa.array([1, 1_700_000_000_123_456_789], pa.timestamp("ns")), "k": ["a", "b"]}),
+        tmp_path / "lake" / "d" / "events.parquet",
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(lakeql.__file__).parent.parent)}
+    run = subprocess.run(
+        [sys.executable, "-m", "lakeql", "index", str(tmp_path / "lake"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    con = lakeql.connect(tmp_path / "lake")
+    assert con.execute("SELECT table_name FROM find_tables('events')").fetchall() == [("d.events",)]
+    assert (
+        con.execute("SELECT count(*) FROM d.events WHERE ts > TIMESTAMP_NS '2023-01-01'").fetchone()[0] == 1
+    )
