@@ -93,3 +93,30 @@ def test_nanosecond_footer_statistics_do_not_abort_the_build(tmp_path):
     assert (
         con.execute("SELECT count(*) FROM d.events WHERE ts > TIMESTAMP_NS '2023-01-01'").fetchone()[0] == 1
     )
+
+
+def test_nanosecond_values_are_shown_whole(typed_lake):
+    """'lakeql sql', the shell and the MCP query tool showed TIMESTAMP_NS / TIME_NS values through
+    Python's datetime, which drops the nanoseconds: 1, 2 and 3 ns past midnight all printed
+    '1970-01-01 00:00:00' (distinct values shown equal). Now DuckDB's own text; ISO 8601 in JSON."""
+    import io
+    import json
+
+    from lakeql.render import print_result
+
+    root, idx = typed_lake
+    con = lakeql.connect(root, index_dir=idx)
+    sql = "SELECT ts_ns, t_ns, k FROM t.halfs ORDER BY k"
+    out = io.StringIO()
+    print_result(con.execute(sql), "csv", out)
+    assert out.getvalue().splitlines() == [
+        "ts_ns,t_ns,k",
+        "1970-01-01 00:00:00.000000001,00:00:00.000000001,a",
+        "1970-01-01 00:00:00.000000002,00:00:00.000000002,b",
+        "2023-11-14 22:13:20.123456789,00:00:00.000000003,c",
+    ]
+    out = io.StringIO()
+    print_result(con.execute(sql), "json", out)
+    got = json.loads(out.getvalue())
+    assert got[2] == {"ts_ns": "2023-11-14T22:13:20.123456789", "t_ns": "00:00:00.000000003", "k": "c"}
+    assert con.execute(sql).fetchall()[0][2] == "a"  # DB-API results stay DuckDB's Python values
