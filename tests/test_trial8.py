@@ -120,3 +120,66 @@ def test_nanosecond_values_are_shown_whole(typed_lake):
     got = json.loads(out.getvalue())
     assert got[2] == {"ts_ns": "2023-11-14T22:13:20.123456789", "t_ns": "00:00:00.000000003", "k": "c"}
     assert con.execute(sql).fetchall()[0][2] == "a"  # DB-API results stay DuckDB's Python values
+
+
+def test_schema_context_after_a_refresh_that_follows_a_query(tmp_path):
+    """The first schema_context writes its embeddings cache into the schemas folder; the next 'lakeql
+    index --refresh' recorded that cache's checksum in the manifest; after a table changed, the next
+    schema_context re-embedded the changed file, rewrote the cache, and from then on every schema_context
+    failed: 'the schemas index of the lake is damaged (schemas/.lakeql-embeddings.npz fails its checksum
+    (damaged))' until the next refresh, which deleted it, and so on. A reader's cache is not the
+    manifest's to vouch for."""
+    import json
+
+    from lakeql.context.retrieve import EMB
+    from lakeql.store import READER_CACHES
+
+    assert EMB in READER_CACHES
+    lake = tmp_path / "lake"
+    (lake / "geo").mkdir(parents=True)
+    rates = lake / "geo" / "rates.parquet"
+    pq.write_table(pa.table({"alpha_3": ["EUR", "USD"], "rate": [1.0, 1.08]}), rates)
+    pq.write_table(
+        pa.table({"alpha_2": ["FR", "US"], "name": ["France", "United States"]}),
+        lake / "geo" / "countries.parquet",
+    )
+    sql = "SELECT count(*) FROM schema_context('exchange rate of the euro', k := 2, unit := 'table')"
+    lakeql.index(lake, progress=False)
+    assert lakeql.connect(lake).execute(sql).fetchone()[0] == 2  # writes the cache
+    lakeql.index(lake, refresh=True, progress=False)  # a refresh with the cache there
+    pq.write_table(pa.table({"alpha_3": ["EUR", "USD"], "rate": [1.0, 1.08], "day": ["d1", "d2"]}), rates)
+    lakeql.index(lake, refresh=True, progress=False)
+    for _ in range(2):  # the first call re-embeds the changed table's file and rewrites the cache
+        assert lakeql.connect(lake).execute(sql).fetchone()[0] == 2
+    row = lakeql.connect(lake).execute("SELECT * FROM lakeql_indexes() WHERE kind = 'schemas'").fetchall()
+    assert len(row) == 1
+    manifest = pq.read_table(lake / ".lakeql" / "indexes.parquet").to_pylist()
+    (entry,) = [r for r in manifest if r["kind"] == "schemas"]
+    assert EMB not in json.loads(entry["checksums"])
+
+
+def test_mcp_list_domains_with_an_unsupported_file_and_a_spaced_domain(tmp_path):
+    """list_domains failed on any lake holding a file lakeql cannot read as a table (its lakeql_tables()
+    row has no domain): "unsupported operand type(s) for /: 'PosixPath' and 'NoneType'". And a domain
+    whose schema folder is not its name ('stats models' -> 'stats_models-<hash>') had no schema file."""
+    from lakeql.mcp.service import LakeService
+
+    lake = tmp_path / "lake"
+    (lake / "stats models").mkdir(parents=True)
+    (lake / "geo").mkdir()
+    pq.write_table(
+        pa.table({"year": [1959, 1960], "realgdp": [2710.349, 2778.801]}),
+        lake / "stats models" / "macrodata.parquet",
+    )
+    pq.write_table(pa.table({"alpha_2": ["FR", "US"]}), lake / "geo" / "countries.parquet")
+    (lake / "geo" / "data.bin").write_bytes(b"\x00\x01\x02")
+    lakeql.index(lake, progress=False)
+    service = LakeService(lake)
+    try:
+        got = service.list_domains()
+    finally:
+        service.close()
+    lines = got.splitlines()
+    assert lines[2].startswith("| geo | 1 | 2 | countries | geo/_DOMAIN.md |")
+    assert lines[3].startswith("| stats models | 1 | 2 | macrodata | stats_models-")
+    assert lines[3].endswith("/_DOMAIN.md |") and len(lines) == 4
