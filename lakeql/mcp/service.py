@@ -327,18 +327,21 @@ class LakeService:
         """Domains with their table counts, rows, tables and the schema file of each domain."""
         _, rows, _ = self._rows(
             "SELECT domain, count(*) AS tables, sum(row_count) AS total_rows, "
-            "string_agg(name, ', ' ORDER BY name) AS table_names FROM lakeql_tables() GROUP BY domain "
-            "ORDER BY domain", [])
-        out = []
-        for dom, n, total, names in rows:
-            desc = self._domain_file(dom)
-            out.append((dom, n, total, names, desc))
+            "string_agg(name, ', ' ORDER BY name) AS table_names FROM lakeql_tables() "
+            "WHERE domain IS NOT NULL GROUP BY domain ORDER BY domain", [])  # (a file no table reads: NULL)
+        files = self._domain_files()
+        out = [(dom, n, total, names, files.get(dom)) for dom, n, total, names in rows]
         return markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,
                               max_chars=self.limits.max_chars, cell_chars=2000)
 
-    def _domain_file(self, domain: str) -> str | None:
-        path = self.schemas_root / domain / "_DOMAIN.md"
-        return f"{domain}/_DOMAIN.md" if path.is_file() else None
+    def _domain_files(self) -> dict[str, str]:
+        """domain -> its ``_DOMAIN.md`` relative to the schemas folder. The folder is not always the domain's
+        name (``stats models`` -> ``stats_models-d34397f0``): the schema file listing says which."""
+        try:
+            _, rows, _ = self._rows("SELECT domain, path FROM schema_files() WHERE kind = 'domain'", [])
+        except Exception:  # noqa: BLE001 - no listing (an index without schema files): none to name
+            return {}
+        return {d: p for d, p in rows if d is not None and (self.schemas_root / p).is_file()}
 
     def search_tables(self, question: str, k: int = 3) -> str:
         """The schema files to read for ``question`` (schema_context), relative to the schemas folder."""
