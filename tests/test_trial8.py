@@ -162,6 +162,7 @@ def test_mcp_list_domains_with_an_unsupported_file_and_a_spaced_domain(tmp_path)
     """list_domains failed on any lake holding a file lakeql cannot read as a table (its lakeql_tables()
     row has no domain): "unsupported operand type(s) for /: 'PosixPath' and 'NoneType'". And a domain
     whose schema folder is not its name ('stats models' -> 'stats_models-<hash>') had no schema file."""
+    from lakeql.errors import LakeqlError
     from lakeql.mcp.service import LakeService
 
     lake = tmp_path / "lake"
@@ -177,9 +178,36 @@ def test_mcp_list_domains_with_an_unsupported_file_and_a_spaced_domain(tmp_path)
     service = LakeService(lake)
     try:
         got = service.list_domains()
+        with pytest.raises(LakeqlError, match="only on columns with an embed index"):
+            service.semantic_search("geo.countries", "alpha_2", "France")
     finally:
         service.close()
     lines = got.splitlines()
     assert lines[2].startswith("| geo | 1 | 2 | countries | geo/_DOMAIN.md |")
     assert lines[3].startswith("| stats models | 1 | 2 | macrodata | stats_models-")
     assert lines[3].endswith("/_DOMAIN.md |") and len(lines) == 4
+
+
+def test_a_file_symlink_to_another_lake_file_is_not_read_twice(tmp_path):
+    """A symlinked folder that leads back into the lake is not followed (no table is read twice), but a
+    symlinked *file* was: 'dom/t/latest.parquet -> part-0.parquet' doubled table dom.t's rows silently,
+    and 'dom/alias.parquet -> t/part-0.parquet' was a second table of the same rows. A link to a file the
+    walk does not list under its own name (a hidden folder of versions) is that file's only name: kept."""
+    import os
+
+    lake = tmp_path / "lake"
+    (lake / "dom" / "t").mkdir(parents=True)
+    (lake / "dom" / ".versions").mkdir()
+    pq.write_table(pa.table({"k": [1, 2, 3]}), lake / "dom" / "t" / "part-0.parquet")
+    pq.write_table(pa.table({"k": [4]}), lake / "dom" / "t" / "part-1.parquet")
+    os.symlink("part-0.parquet", lake / "dom" / "t" / "latest.parquet")
+    os.symlink("t/part-0.parquet", lake / "dom" / "alias.parquet")
+    pq.write_table(pa.table({"v": [7, 8]}), lake / "dom" / ".versions" / "v3.parquet")
+    os.symlink(".versions/v3.parquet", lake / "dom" / "current.parquet")
+    (tmp_path / "outside.parquet").write_bytes((lake / "dom" / ".versions" / "v3.parquet").read_bytes())
+    os.symlink(tmp_path / "outside.parquet", lake / "dom" / "ext.parquet")
+    lakeql.index(lake, progress=False)
+    con = lakeql.connect(lake)
+    got = dict(con.execute("SELECT table_name, row_count FROM lakeql_tables()").fetchall())
+    assert got == {"dom.t": 4, "dom.current": 2, "dom.ext": 2}
+    assert con.execute("SELECT sum(k) FROM dom.t").fetchone()[0] == 10

@@ -319,7 +319,8 @@ class LakeService:
     def _needs_index(self, kind: str, flag: str, exc: LakeqlError) -> LakeqlError:
         """``exc`` plus the columns that do have a ``kind`` index, so the agent can pick one."""
         have = ", ".join(f"{t}.{c}" for t, c in self.indexed(kind)) or "none"
-        return LakeqlError(f"{exc} — this tool works only on columns with a {kind} index (built with "
+        article = "an" if kind[:1] in "aeiou" else "a"
+        return LakeqlError(f"{exc} — this tool works only on columns with {article} {kind} index (built with "
                            f"'lakeql index {flag} TABLE.COLUMN'); indexed here: {have}")
 
     # ------------------------------------------------------------------ tools
