@@ -211,3 +211,28 @@ def test_a_file_symlink_to_another_lake_file_is_not_read_twice(tmp_path):
     got = dict(con.execute("SELECT table_name, row_count FROM lakeql_tables()").fetchall())
     assert got == {"dom.t": 4, "dom.current": 2, "dom.ext": 2}
     assert con.execute("SELECT sum(k) FROM dom.t").fetchone()[0] == 10
+
+
+def test_check_sql_says_which_table_name_needs_quotes(tmp_path):
+    """Schema files name a table 'iso.iso_3166-1' (a file iso_3166-1.json, a folder 'stats models'); an
+    agent writing it unquoted got only DuckDB's 'syntax error at or near "-"'. check_sql now says which
+    table it is and suggests the quoted name; quoted SQL stays clean."""
+    lake = tmp_path / "lake"
+    (lake / "iso").mkdir(parents=True)
+    (lake / "stats models").mkdir()
+    pq.write_table(pa.table({"alpha_2": ["FR", "US"]}), lake / "iso" / "iso_3166-1.parquet")
+    pq.write_table(pa.table({"year": [1959, 1960]}), lake / "stats models" / "fertility.parquet")
+    lakeql.index(lake, progress=False)
+    con = lakeql.connect(lake)
+
+    def check(sql):
+        return con.execute("SELECT message, suggestion FROM check_sql(?)", [sql]).fetchall()
+
+    for sql in ("SELECT alpha_2 FROM iso.iso_3166-1", "SELECT alpha_2 FROM iso_3166-1"):
+        ((message, suggestion),) = check(sql)
+        assert message.startswith("syntax error") and suggestion == '"iso"."iso_3166-1"'
+    ((message, suggestion),) = check("SELECT count(*) FROM stats models.fertility")
+    assert suggestion == '"stats models"."fertility"' and "must be quoted" in message
+    assert check('SELECT alpha_2 FROM iso."iso_3166-1"') == []
+    ((message, suggestion),) = check("SELEC 1")
+    assert suggestion is None

@@ -38,6 +38,9 @@ class Problem:
                 "line": self.line, "col": self.col}
 
 
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
 class SchemaInfo:
     """Lower-cased lookup of domain -> table -> columns (original spelling kept for messages)."""
 
@@ -51,6 +54,9 @@ class SchemaInfo:
             self.by_schema.setdefault("lakeql_rows", {})[key.lower()] = (
                 key, ["__rowid", "__rowid_file", "__rowid_row", *(escape_column(c) for c in cols)])
         self.keys = sorted(tables)
+        # (domain, name) of the tables SQL can only name quoted ('iso_3166-1', 'stats models')
+        self.quoted = [(dom, name) for dom, name, _ in tables.values()
+                       if not (_PLAIN.match(dom) and _PLAIN.match(name))]
 
     @classmethod
     def from_catalog(cls, catalog) -> SchemaInfo:
@@ -189,7 +195,39 @@ class Checker:
         self.search_path = search_path
 
     def check(self, sql: str) -> list[Problem]:
-        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding."""
+        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding.
+        A syntax error where the SQL names a table whose name needs quoting unquoted (``iso.iso_3166-1``:
+        'syntax error at or near "-"') says so and suggests the quoted name."""
+        out = self._check(sql)
+        if out and out[0].message.startswith("syntax error") and out[0].suggestion is None:
+            hint = self._unquoted_table(str(sql))
+            if hint is not None:
+                out[0].message += (f" ({hint[0]} is a table whose name must be quoted in SQL: "
+                                   f"{hint[1]})")
+                out[0].suggestion = hint[1]
+        return out
+
+    def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
+        """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names
+        without quotes (as ``domain.name``, or as a bare name that itself needs quoting)."""
+        from lakeql.lake import quote_ident
+
+        low = sql.lower()
+        for dom, name in self.schema.quoted:
+            forms = [f"{dom}.{name}"] + ([name] if not _PLAIN.match(name) else [])
+            for written in forms:
+                w = written.lower()
+                i = low.find(w)
+                while i >= 0:
+                    before = low[i - 1] if i else " "
+                    end = i + len(w)
+                    after = low[end] if end < len(low) else " "
+                    if not (before.isalnum() or before in '_".') and not (after.isalnum() or after in '_"'):
+                        return written, f"{quote_ident(dom)}.{quote_ident(name)}"
+                    i = low.find(w, i + 1)
+        return None
+
+    def _check(self, sql: str) -> list[Problem]:
         from sqlglot.errors import ParseError, TokenError
 
         from lakeql.safety import UnsafeSqlError, check_nesting
