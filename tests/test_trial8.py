@@ -236,3 +236,21 @@ def test_check_sql_says_which_table_name_needs_quotes(tmp_path):
     assert check('SELECT alpha_2 FROM iso."iso_3166-1"') == []
     ((message, suggestion),) = check("SELEC 1")
     assert suggestion is None
+    # running it: lakeql sql / the shell (error_text) and the MCP query tool say the same
+    from lakeql.errors import LakeqlError
+    from lakeql.mcp.service import LakeService
+    from lakeql.sqlrun import error_text
+
+    hint = 'iso.iso_3166-1 is a table whose name must be quoted in SQL: "iso"."iso_3166-1"'
+    with pytest.raises(Exception) as info:
+        con.execute("SELECT alpha_2 FROM iso.iso_3166-1")
+    assert error_text(info.value, con).endswith("\nHint: " + hint)
+    with pytest.raises(Exception) as info:
+        con.execute("SELEC 1")
+    assert "Hint" not in error_text(info.value, con)
+    service = LakeService(lake)
+    try:
+        with pytest.raises(LakeqlError, match="must be quoted in SQL"):
+            service.query("SELECT alpha_2 FROM iso.iso_3166-1")
+    finally:
+        service.close()

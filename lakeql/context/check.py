@@ -21,6 +21,7 @@ from typing import Any
 
 from lakeql.rows import escape_column
 from lakeql.safety import FILE_NAME_PATTERN
+from lakeql.sqlerrors import PLAIN_NAME
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "temp", "system", "main_temp"})
 
@@ -38,9 +39,6 @@ class Problem:
                 "line": self.line, "col": self.col}
 
 
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
 class SchemaInfo:
     """Lower-cased lookup of domain -> table -> columns (original spelling kept for messages)."""
 
@@ -56,7 +54,7 @@ class SchemaInfo:
         self.keys = sorted(tables)
         # (domain, name) of the tables SQL can only name quoted ('iso_3166-1', 'stats models')
         self.quoted = [(dom, name) for dom, name, _ in tables.values()
-                       if not (_PLAIN.match(dom) and _PLAIN.match(name))]
+                       if not (PLAIN_NAME.match(dom) and PLAIN_NAME.match(name))]
 
     @classmethod
     def from_catalog(cls, catalog) -> SchemaInfo:
@@ -209,23 +207,10 @@ class Checker:
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
         """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names
-        without quotes (as ``domain.name``, or as a bare name that itself needs quoting)."""
-        from lakeql.lake import quote_ident
+        without quotes (:func:`lakeql.sqlerrors.unquoted_table`)."""
+        from lakeql.sqlerrors import unquoted_table
 
-        low = sql.lower()
-        for dom, name in self.schema.quoted:
-            forms = [f"{dom}.{name}"] + ([name] if not _PLAIN.match(name) else [])
-            for written in forms:
-                w = written.lower()
-                i = low.find(w)
-                while i >= 0:
-                    before = low[i - 1] if i else " "
-                    end = i + len(w)
-                    after = low[end] if end < len(low) else " "
-                    if not (before.isalnum() or before in '_".') and not (after.isalnum() or after in '_"'):
-                        return written, f"{quote_ident(dom)}.{quote_ident(name)}"
-                    i = low.find(w, i + 1)
-        return None
+        return unquoted_table(sql, self.schema.quoted)
 
     def _check(self, sql: str) -> list[Problem]:
         from sqlglot.errors import ParseError, TokenError
