@@ -259,6 +259,19 @@ def main() -> None:
                 q @ cm.T + (q @ v.T) * nm[None, :],
             )
         )
+        rr = (
+            res @ rot
+        )  # the same, as the default stores it: 8-bit magnitudes, signs from a code of the residual
+        mg = np.abs(rr)
+        lv = np.clip(np.rint(mg / (mg.max(axis=1) / 255.0)[:, None]), 0, 255)
+        nm = np.linalg.norm(mg, axis=1) / np.linalg.norm(lv, axis=1)
+        variants.append(
+            (
+                "oracle: 8-bit magnitudes of the rotated residual to the true cluster mean, its signs coded",
+                2 + 3.84,
+                q @ cm.T + (qr @ (np.where(rr < 0, -1.0, 1.0) * lv).T) * nm[None, :],
+            )
+        )
     x16 = x.astype(np.float16).astype(np.float32)
     variants.append(("rows as float16 (--embed-rescore float16)", 384 - 12 + 4, q @ x16.T))
 
