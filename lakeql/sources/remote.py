@@ -700,6 +700,38 @@ def builder_connections(fs: Any, root: str | None = None) -> Iterator[None]:
             snapshot.deactivate(snap)
 
 
+@contextlib.contextmanager
+def worker_reads(table: Any, files: list[FileStamp] | None = None) -> Iterator[None]:
+    """Reads of ``table`` (of ``files`` of it) by a builder task running where the build's own
+    filesystem and snapshot are not: a Ray worker (``--engine ray``) or a spawned process.
+
+    The task gets a :class:`~lakeql.lake.Table` (its root URL and its files' listed sizes, times and
+    ETags: no credentials travel with it). Here the worker opens the lake's filesystem from its own AWS
+    environment (on a cluster: the environment of ``ray start`` on its node), fetches the objects it reads
+    once, concurrently (small ones whole, bigger ones their footer; ``LAKEQL_S3_*`` settings of the
+    worker), pinned to the listed versions, and reads them from its memory: no listing, no HEAD. Workers
+    do not share the driver's cache (another process, maybe another machine): an object the driver's
+    catalog stage fetched is fetched again by the worker that profiles its table. A store that fails past
+    the retries raises :class:`lakeql.errors.RemoteStoreError` (the driver stops the build). Nothing to
+    do for a local lake or where a build's filesystem is already active (the local engine's threads)."""
+    from lakeql.sources import buildfs, snapshot
+
+    root = getattr(table, "root", None)
+    if not (isinstance(root, str) and "://" in root) or buildfs._STATE["fs"] is not None:
+        yield
+        return
+    fs = cached_filesystem(root)
+    snap = snapshot.Snapshot(fs, str(root), list(table.files))
+    snap.prefetch(fs_path(root, f.path) for f in (files if files is not None else table.files))
+    snapshot.activate(snap)
+    buildfs.start(fs, snap)
+    try:
+        yield
+    finally:
+        buildfs.stop(fs)
+        snapshot.deactivate(snap)
+
+
 def default_index_dir(url: str) -> Path:
     """Where the index of a remote lake goes by default: ``~/.cache/lakeql/<hash of the URL>``."""
     digest = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
