@@ -362,3 +362,22 @@ def test_a_rewrite_of_the_same_size_in_the_same_second_is_a_change(clean, tmp_pa
         con.close()
     finally:
         client.delete_object(Bucket="lake", Key=key)
+
+
+def test_folder_marker_objects_are_not_files(clean) -> None:
+    """The listing goes through botocore (for the ETags): a folder marker key ('d/', made by consoles)
+    is no file, as in pyarrow's listing (it was read as a path with an empty component and warned)."""
+    from lakeql.lake import discover
+
+    _, client = clean
+    client.put_object(Bucket="lake", Key="marker/", Body=b"")
+    client.put_object(Bucket="lake", Key="marker/d/", Body=b"")
+    client.put_object(Bucket="lake", Key="marker/d/t.parquet", Body=_parquet([1, 2]))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            lake = discover("s3://lake/marker")
+        assert set(lake.tables) == {"d.t"} and lake.tables["d.t"].files[0].etag
+    finally:
+        for k in ("marker/", "marker/d/", "marker/d/t.parquet"):
+            client.delete_object(Bucket="lake", Key=k)

@@ -305,7 +305,8 @@ def _boto_listing(fs: Any, target: str) -> list[tuple[str, int, int, str]] | Non
     try:
         pages = client.get_paginator("list_objects_v2")
         for page in pages.paginate(Bucket=bucket, Prefix=prefix + "/" if prefix else ""):
-            out += [_listed(bucket, o) for o in page.get("Contents", [])]
+            # keys ending in '/' are folder markers (consoles make them), not files: pyarrow skips them too
+            out += [_listed(bucket, o) for o in page.get("Contents", []) if not o["Key"].endswith("/")]
         if not out and prefix:  # no folder of that name: the object itself, if there is one
             page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
             out = [_listed(bucket, o) for o in page.get("Contents", []) if o["Key"] == prefix]
@@ -316,7 +317,7 @@ def _boto_listing(fs: Any, target: str) -> list[tuple[str, int, int, str]] | Non
 
 def _listed(bucket: str, obj: dict) -> tuple[str, int, int, str]:
     when = obj.get("LastModified")
-    mtime = int(when.timestamp()) * 10**9 if when is not None else 0
+    mtime = int(when.timestamp()) * 10**9 + when.microsecond * 1000 if when is not None else 0
     return f"{bucket}/{obj['Key']}", int(obj.get("Size", 0)), mtime, str(obj.get("ETag", "")).strip('"')
 
 
