@@ -322,7 +322,13 @@ def _listed(bucket: str, obj: dict) -> tuple[str, int, int, str]:
 
 
 def _endpoint() -> str:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+    """The S3 endpoint for messages (without any user:password@ part), or 'AWS S3'."""
+    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not url:
+        return "AWS S3"
+    parsed = urlparse(url if "://" in url else f"https://{url}")
+    host = parsed.netloc.rpartition("@")[2]
+    return f"{parsed.scheme}://{host}{parsed.path.rstrip('/')}"
 
 
 def error_kind(exc: BaseException) -> str:

@@ -12,8 +12,12 @@ of it HEAD requests (benchmarks/results/s3scale.md). While ``lakeql index`` runs
   default 8 MB each), bigger ones their footer (the last 64 KiB), ``LAKEQL_S3_CACHE_MB`` in all (default
   512 MB, footers included; beyond it objects are read from the store); every later read of them (the
   catalog's footers, every builder's DuckDB scan) is served from memory, so one fetch feeds every profile;
-* an object that cannot be fetched (gone, access denied) is left to the reader, which fails on it as
-  before and names it: its table is left out with a warning, the rest of the lake is indexed.
+* an object that cannot be fetched (gone, access denied, rewritten since the listing: each GET asks for
+  the listed ETag) is left to the reader, which fails on it as before and names it: its table is left
+  out with a warning, the rest of the lake is indexed;
+* a store that fails past the retries (``LAKEQL_S3_RETRIES``, ``LAKEQL_S3_TIMEOUT``: unreachable,
+  throttling, 5xx, no answer, bodies cut short) stops the build with one
+  :class:`lakeql.errors.RemoteStoreError` naming the object and the setting, before anything is written.
 
 The snapshot lives as long as the build: a connection opened later reads the store again.
 """
@@ -116,8 +120,9 @@ class Snapshot:
     # ------------------------------------------------------------- fetching
     def prefetch(self, paths: Iterable[str], workers: int | None = None) -> None:
         """Fetch ``paths`` (filesystem paths of listed objects) not held yet: whole when small and the
-        budget allows, else their footer; at most ``workers`` requests in flight. Failures are left to the
-        reader (it fails on the object as it would have, and names it)."""
+        budget allows, else their footer; at most ``workers`` requests in flight. Failures of one object
+        are left to the reader (it fails on the object as it would have, and names it); a failing store
+        raises :class:`lakeql.errors.RemoteStoreError` once every request ended."""
         budget, whole = self.budget, self.whole
         todo: list[tuple[str, int, bool]] = []
         planned = self.held
