@@ -381,3 +381,28 @@ def test_folder_marker_objects_are_not_files(clean) -> None:
     finally:
         for k in ("marker/", "marker/d/", "marker/d/t.parquet"):
             client.delete_object(Bucket="lake", Key=k)
+
+
+def test_a_query_on_a_failing_store_names_the_object_and_the_setting(clean, good_index) -> None:
+    """Reads at query time use the same client (timeouts, retries, the listed ETag)."""
+    endpoint, _ = clean
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect(URL, index_dir=good_index, capabilities=[])
+    faults(
+        endpoint, [{"kind": "GET_RANGE", "key": "airlines", "status": 503, "code": "SlowDown", "times": -1}]
+    )
+    try:
+        with pytest.raises(
+            Exception, match=r"cannot read s3://lake/sample/flights/airlines.parquet.*throttled"
+        ):
+            con.execute("SELECT count(*) FROM flights.airlines").fetchone()
+        assert hits(endpoint) == [3]
+        faults(
+            endpoint,
+            [{"kind": "GET_RANGE", "key": "airlines", "status": 503, "code": "SlowDown", "times": 2}],
+        )
+        assert con.execute("SELECT count(*) FROM flights.airlines").fetchone() == (16,)
+    finally:
+        faults(endpoint, [])
+        con.close()
