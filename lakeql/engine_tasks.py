@@ -62,6 +62,12 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
         if isinstance(result, RemoteStoreError):  # the store failed, not the table: stop, commit nothing
             cause = getattr(result, "cause", None)  # a Ray task's error: the worker's own exception
             raise RemoteStoreError(str(cause if isinstance(cause, RemoteStoreError) else result)) from None
+        if isinstance(result, Exception) and lake.fs is not None:
+            from lakeql.sources.snapshot import store_failure
+
+            failed_store = store_failure(lake.fs)  # a read under DuckDB met it (DuckDB's error hides it)
+            if failed_store is not None:
+                raise failed_store
         if isinstance(result, Exception):
             msg = f"{type(result).__name__}: {(str(result).splitlines() or [''])[0][:200]}"
             failed[key] = msg

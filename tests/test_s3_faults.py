@@ -383,26 +383,76 @@ def test_folder_marker_objects_are_not_files(clean) -> None:
             client.delete_object(Bucket="lake", Key=k)
 
 
-def test_a_query_on_a_failing_store_names_the_object_and_the_setting(clean, good_index) -> None:
+def test_a_query_on_a_failing_store_names_the_object_and_the_setting(clean, tmp_path, monkeypatch) -> None:
     """Reads at query time use the same client (timeouts, retries, the listed ETag)."""
-    endpoint, _ = clean
+    endpoint, client = clean
+    monkeypatch.setenv("LAKEQL_S3_LISTING_TTL", "0")  # each read asks the store (no connection-side copy)
+    url = "s3://lake/query"  # an object no other test read (DuckDB keeps what it read of unchanged files)
+    client.upload_file(
+        str(Path(SAMPLE_LAKE) / "flights" / "airlines.parquet"), "lake", "query/f/airlines.parquet"
+    )
+    lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=[])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        con = lakeql.connect(URL, index_dir=good_index, capabilities=[])
-    faults(
-        endpoint, [{"kind": "GET_RANGE", "key": "airlines", "status": 503, "code": "SlowDown", "times": -1}]
-    )
+        con = lakeql.connect(url, index_dir=tmp_path, capabilities=[])
+    rule = {"kind": "GET_RANGE", "key": "query/f/airlines", "status": 503, "code": "SlowDown"}
+    faults(endpoint, [{**rule, "times": -1}])
     try:
-        with pytest.raises(
-            Exception, match=r"cannot read s3://lake/sample/flights/airlines.parquet.*throttled"
-        ):
-            con.execute("SELECT count(*) FROM flights.airlines").fetchone()
+        with pytest.raises(Exception, match=r"cannot read s3://lake/query/f/airlines.parquet.*throttled"):
+            con.execute("SELECT count(*) FROM f.airlines").fetchone()
         assert hits(endpoint) == [3]
-        faults(
-            endpoint,
-            [{"kind": "GET_RANGE", "key": "airlines", "status": 503, "code": "SlowDown", "times": 2}],
-        )
-        assert con.execute("SELECT count(*) FROM flights.airlines").fetchone() == (16,)
+        faults(endpoint, [{**rule, "times": 2}])
+        assert con.execute("SELECT count(*) FROM f.airlines").fetchone() == (16,)
     finally:
         faults(endpoint, [])
         con.close()
+
+
+def test_a_store_failing_under_duckdb_reads_stops_the_build(clean, tmp_path, monkeypatch) -> None:
+    """Objects over LAKEQL_S3_WHOLE_MB are held as footers; the profiles' DuckDB scans read their column
+    chunks later. A store failing there surfaced as DuckDB's IOException and the table was left out
+    ('cannot profile table', and its profile dropped); now the build stops with the store error."""
+    endpoint, client = clean
+    url = "s3://lake/big"  # objects no other test read
+    client.upload_file(
+        str(Path(SAMPLE_LAKE) / "flights" / "flights.parquet"), "lake", "big/f/flights.parquet"
+    )
+    client.upload_file(
+        str(Path(SAMPLE_LAKE) / "flights" / "airlines.parquet"), "lake", "big/f/airlines.parquet"
+    )
+    monkeypatch.setenv("LAKEQL_S3_WHOLE_MB", "0.001")  # every object: its footer only (the last 64 KiB)
+    lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=[])
+    before = _files(tmp_path)
+    rule = {"kind": "GET_RANGE", "key": "big/f/flights.parquet", "status": 500, "code": "InternalError"}
+    faults(endpoint, [{**rule, "times": -1, "skip": 1}])  # the catalog's footer fetch passes
+    with pytest.raises(RemoteStoreError, match=r"cannot read s3://lake/big/f/flights.parquet.*RETRIES"):
+        lakeql.index(
+            url,
+            index_dir=tmp_path,
+            progress=False,
+            capabilities=["joins"],
+            joins_semantic=False,
+            discovery=False,
+            refresh=True,
+        )
+    assert hits(endpoint)[0] >= 3
+    after = _files(tmp_path)
+    # other tables' profiles are committed one by one (valid: their data did not change); the table whose
+    # reads failed has none (it is not recorded as unreadable), and the later stages did not run
+    bad = [k for k in after if k.startswith(("column_profile/f.flights-", "joins/"))]
+    assert not bad and any(k.startswith("column_profile/") for k in after), sorted(after)  # DEBUG
+    # the catalog and views as they were; the manifest records the other tables' new profiles
+    assert {k: v for k, v in after.items() if k in before and k != "indexes.parquet"} == {
+        k: v for k, v in before.items() if k != "indexes.parquet"
+    }
+    faults(endpoint, [])
+    lakeql.index(
+        url,
+        index_dir=tmp_path,
+        progress=False,
+        capabilities=["joins"],
+        joins_semantic=False,
+        discovery=False,
+        refresh=True,
+    )
+    assert any(k.startswith("column_profile/f.flights-") for k in _files(tmp_path))

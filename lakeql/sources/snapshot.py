@@ -105,6 +105,9 @@ class Snapshot:
         self.held = 0
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
+        # the first store failure (RemoteStoreError) met by a read through this snapshot: DuckDB turns a
+        # reader's exception into its own IOException, so the build asks here whether the store failed
+        self.failure: Exception | None = None
 
     # ------------------------------------------------------------- what the listing says
     def stamp(self, path: str) -> Any | None:
@@ -214,9 +217,14 @@ class Snapshot:
         st = self.stamps.get(path)
         if st is None:
             return None
-        return TailFile(
-            self.fs, path, int(st.size), self.tails.get(path, b""), int(st.mtime_ns or 0), st.etag
-        )
+        f = TailFile(self.fs, path, int(st.size), self.tails.get(path, b""), int(st.mtime_ns or 0), st.etag)
+        f.on_store_failure = self._note_failure
+        return f
+
+    def _note_failure(self, exc: Exception) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = exc
 
 
 def read_range(fs: Any, path: str, start: int, end: int, etag: str = "") -> bytes:
@@ -243,6 +251,7 @@ class TailFile(io.RawIOBase):
         self.fs, self.path, self.size_, self.tail = fs, path, size, tail
         self.mtime_ns = mtime_ns  # the listed time: a read of a version written since fails
         self.etag = etag  # the listed ETag, likewise (exact: times are whole seconds)
+        self.on_store_failure: Any = None  # called with a RemoteStoreError before it is raised
         self.tail_start = size - len(tail)
         self.pos = 0
         self._f = None
@@ -282,7 +291,10 @@ class TailFile(io.RawIOBase):
             try:  # one GET, no HEAD; only of the version listed (its footer may be held: never mix two)
                 got = direct_get(self.fs, self.path, start, end, self.mtime_ns, self.etag)
             except Exception as exc:  # noqa: BLE001 - botocore's errors, as the file errors readers expect
-                raise _as_os_error(exc, self.path, self.fs) from None
+                err = _as_os_error(exc, self.path, self.fs)
+                if self.on_store_failure is not None and not isinstance(err, OSError):
+                    self.on_store_failure(err)
+                raise err from None
             if got is not None:
                 return got
             self._f = self.fs.open_input_file(self.path)
@@ -345,6 +357,13 @@ def active(fs: Any) -> Snapshot | None:
 
 def activate(snap: Snapshot) -> None:
     _ACTIVE[id(snap.fs)] = snap
+
+
+def store_failure(fs: Any) -> Exception | None:
+    """The store failure (:class:`lakeql.errors.RemoteStoreError`) that a read of the build now running on
+    ``fs`` met, if any: the build stops with it instead of leaving a table out."""
+    snap = active(fs)
+    return snap.failure if snap is not None else None
 
 
 def deactivate(snap: Snapshot) -> None:
