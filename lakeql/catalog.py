@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakeql import parquet_io
-from lakeql.errors import UnknownColumnError, UnknownTableError, did_you_mean
+from lakeql.errors import RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.sources import buildfs
@@ -159,6 +159,8 @@ def profile_table(table: Table, fs: Any = None
                     differs = _arrow_differs(schema, pf)
             else:
                 n = _count_rows(table, stamp, fs)
+        except RemoteStoreError:
+            raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
                           f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
@@ -210,7 +212,7 @@ def _appended(table: Table, stored: Catalog, fs: Any
     if len(old or []) < 2 or len(old) != len(rows_old):  # a one-file table's columns came from its footer
         return None
     known = {st: n for st, n in zip(old, rows_old, strict=True)}
-    now = [(f.path, f.size, f.mtime_ns) for f in table.files]
+    now = [(f.path, f.size, f.mtime_ns, f.etag) for f in table.files]
     if now[:len(old)] != old or len(now) == len(old):
         return None  # a file changed, went or came before the stored ones: read the table again
     try:
@@ -268,7 +270,7 @@ class Catalog:
         self.table_rows = tables  # key -> {'row_count': .., 'source_bytes': .., ...}
         self.columns_by_table = columns
         self.files_path: Any = None  # Path of the stored catalog's files.parquet (read on first use)
-        self._file_stamps: dict[str, list[tuple[str, int, int]]] | None = None
+        self._file_stamps: dict[str, list[tuple[str, int, int, str]]] | None = None
         self.problems: list[Problem] = list(problems or [])  # what was left out, and why
         self.failed: dict[str, str] = {}  # stored: table key -> fingerprint of a wholly unreadable table
 
@@ -437,11 +439,13 @@ class Catalog:
             "table_name": [c.table_name for c in ccols], "column_name": [c.column_name for c in ccols],
             "ordinal": pa.array([c.ordinal for c in ccols], pa.int32()),
             "type": [c.type for c in ccols]}), cdir / "columns.parquet")
-        files = [(t.key, f.path, f.size, f.mtime_ns) for t in self.lake.tables.values() for f in t.files]
+        files = [(t.key, f.path, f.size, f.mtime_ns, f.etag)
+                 for t in self.lake.tables.values() for f in t.files]
         store.write_parquet(pa.table({
             "table_name": [f[0] for f in files], "path": [f[1] for f in files],
             "size": pa.array([f[2] for f in files], pa.int64()),
-            "mtime_ns": pa.array([f[3] for f in files], pa.int64())}), cdir / "files.parquet")
+            "mtime_ns": pa.array([f[3] for f in files], pa.int64()),
+            "etag": pa.array([f[4] for f in files], pa.string())}), cdir / "files.parquet")
         probs = sorted(self.problems, key=lambda p: (p.table_name, p.path))
         store.write_parquet(pa.table({
             "kind": pa.array([p.kind for p in probs], pa.string()),
@@ -487,8 +491,9 @@ class Catalog:
         cat.files_path = store.path("catalog", "files.parquet")
         return cat
 
-    def file_stamps(self, key: str) -> list[tuple[str, int, int]]:
-        """The stored (path, size, mtime) of table ``key``'s files, in catalog order ([] when unknown)."""
+    def file_stamps(self, key: str) -> list[tuple[str, int, int, str]]:
+        """The stored (path, size, mtime, etag) of table ``key``'s files, in catalog order ([] when
+        unknown; etag '' for local files and catalogs written before it was recorded)."""
         if self._file_stamps is None:
             self._file_stamps = {}
             if self.files_path is not None and self.files_path.exists():
@@ -496,9 +501,10 @@ class Catalog:
                     d = parquet_io.read_table(self.files_path).to_pydict()
                 except Exception:  # noqa: BLE001 - unknown stamps: the table is read again
                     d = {}
-                for k, p, sz, mt in zip(*(d.get(c, []) for c in ("table_name", "path", "size", "mtime_ns")),
-                                        strict=True):
-                    self._file_stamps.setdefault(k, []).append((p, int(sz), int(mt)))
+                tags = d.get("etag") or [""] * len(d.get("path", []))
+                cols = (d.get(c, []) for c in ("table_name", "path", "size", "mtime_ns"))
+                for k, p, sz, mt, tag in zip(*cols, tags, strict=True):
+                    self._file_stamps.setdefault(k, []).append((p, int(sz), int(mt), tag or ""))
         return self._file_stamps.get(key, [])
 
     @classmethod

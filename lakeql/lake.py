@@ -72,6 +72,9 @@ class FileStamp:
     path: str  # relative to the lake root, with '/' separators
     size: int
     mtime_ns: int
+    # the object's ETag from the listing of a lake on object storage ('' for local files): an object
+    # rewritten with the same size within the same second (S3 times are whole seconds) is a change too
+    etag: str = ""
 
 
 @dataclass
@@ -164,7 +167,8 @@ def scan_sql(fmt: str, paths: list[str], hive: bool = False) -> str:
 def fingerprint_of(files: list[FileStamp]) -> str:
     h = hashlib.sha1()
     for f in sorted(files, key=lambda s: s.path):
-        h.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode())
+        tag = f"\0{f.etag}" if f.etag else ""  # local files: the fingerprint they always had
+        h.update(f"{f.path}\0{f.size}\0{f.mtime_ns}{tag}\n".encode())
     return h.hexdigest()
 
 
