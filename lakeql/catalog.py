@@ -163,6 +163,8 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             con = _type_connection(fs).cursor()
             cols = [(r[0], r[1]) for r in
                     con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
+            if table.format == "csv":
+                _check_csv_shape(kept, cols, con)
         else:
             cols = _duckdb_types(schema)
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
@@ -229,6 +231,10 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
     the copy's), else None. Only a file DuckDB refuses is looked at: UTF-8 files cost nothing more."""
     from lakeql.lake import join_root, scan_sql
 
+    if table.format == "csv" and stamp.size == 0:
+        from lakeql.csvenc import CsvShapeError
+
+        raise CsvShapeError(f"{stamp.path!r} is empty (0 bytes): write its header line, or remove the file")
     con = _type_connection(fs).cursor()
 
     def count(path: str) -> int:
@@ -250,6 +256,28 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
         lines = str(exc).strip().splitlines()
         raise csvenc.DecodedReadError(f"{type(exc).__name__}: {lines[0] if lines else exc!r} (the file was "
                                       f"read as {dec[0]})") from exc
+
+
+def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> None:
+    """Refuse a CSV table DuckDB would read wrongly without an error: rows of different lengths make its
+    sniffer fall back to one column holding whole lines (named after the header line), or skip the
+    lines before the longest consistent run (then no header is found: the columns are ``column0``...).
+    Checked only on those shapes (the extra sniff of a headerless file costs ~7 ms)."""
+    import re
+
+    from lakeql.csvenc import CsvShapeError
+
+    fix = "make every row have as many fields as the header line, then run 'lakeql index LAKE --refresh'"
+    if len(cols) == 1 and any(ch in cols[0][0] for ch in ",;\t|"):
+        raise CsvShapeError(f"DuckDB found no delimiter that splits every row of {table.source!r} into the "
+                            f"same number of fields and would read each line as one column "
+                            f"{cols[0][0][:60]!r}: {fix}")
+    if cols and all(re.fullmatch(r"column\d+", n) for n, _ in cols):
+        for f, path in zip(table.files, table.paths, strict=True):
+            skip = con.execute("SELECT SkipRows FROM sniff_csv(?)", [path]).fetchone()[0]
+            if skip:
+                raise CsvShapeError(f"the rows of {f.path!r} do not all have the same number of fields: "
+                                    f"DuckDB would skip its first {skip} line(s) and its header: {fix}")
 
 
 def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list) -> bool:

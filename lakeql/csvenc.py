@@ -87,6 +87,10 @@ class EncodingError(ValueError):
     """A CSV file whose bytes are not of the encoding its byte order mark names."""
 
 
+class CsvShapeError(ValueError):
+    """A CSV file DuckDB would read wrongly without an error (empty, or rows of different lengths)."""
+
+
 class DecodedReadError(ValueError):
     """DuckDB could not read the UTF-8 copy of a CSV file that is not UTF-8 (the message says why)."""
 
