@@ -322,3 +322,24 @@ def test_f538_file_is_read(f538_read, rel):
 
 def duckdb_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+# ------------------------------------------------------------------------------------ a lake on S3
+def test_s3_lake_reads_copies(tmp_path):
+    """A CSV object that is not UTF-8 is fetched once and read through a local copy under the index."""
+    from testutil import moto_s3_sample
+
+    with moto_s3_sample() as client:
+        client.put_object(Bucket="lake", Key="csv/d/cp.csv", Body=b"name\nJos\xe9\nit\x92s\n")
+        client.put_object(Bucket="lake", Key="csv/d/u16.csv", Body="k,v\n1,日本\n".encode("utf-16"))
+        client.put_object(Bucket="lake", Key="csv/d/ok.csv", Body=b"a\n1\n")
+        idx = tmp_path / "idx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lakeql.index("s3://lake/csv", index_dir=str(idx), capabilities=[])
+            con = lakeql.connect("s3://lake/csv", index_dir=str(idx), capabilities=[])
+        assert con.execute("SELECT * FROM d.cp").fetchall() == [("José",), ("it’s",)]
+        assert con.execute("SELECT * FROM d.u16").fetchall() == [(1, "日本")]
+        assert con.execute("SELECT * FROM d.ok").fetchall() == [(1,)]
+        con.close()
+        assert len(list((idx / csvenc.DIR).iterdir())) == 2
