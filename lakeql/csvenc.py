@@ -47,6 +47,8 @@ DIR = "csv_utf8"
 VERSION = 1  # bump when the same bytes would be decoded differently (the copies' names change)
 CHUNK = 8 << 20
 NATIVE = "utf-8"  # the label of a file DuckDB reads as is
+#: the encodings a file is read through a copy as
+LABELS = ("cp1252", "utf-8+cp1252", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),

@@ -181,6 +181,13 @@ def test_index_reads_copies_never_writes_the_lake(tmp_path):
             "SELECT table_name, status, row_count FROM lakeql_tables() ORDER BY 1"
         ).fetchall() == [("d.cp", "ok", 2), ("d.ok", "ok", 1), ("f.t", "ok", 2)]
         con.close()
+        # the small domain keeps its prebuilt views (their copy paths are checked), no catalog is loaded
+        from lakeql.connection import open_lake
+
+        con, ctx = open_lake(str(lake), index_dir=str(idx))
+        assert "d" in ctx.views.small and not ctx.views.live and ctx._catalog is None
+        assert con.execute("SELECT * FROM d.cp").fetchall() == [("José", "São Paulo"), ("it’s", "“q”")]
+        con.close()
         enc = dict(
             duckdb.sql(
                 f"SELECT table_name, file_encodings FROM read_parquet('{idx}/catalog/tables.parquet')"
@@ -202,6 +209,22 @@ def test_index_reads_copies_never_writes_the_lake(tmp_path):
     finally:
         for p, m in mode.items():
             p.chmod(m)
+
+    # a views manifest naming any other file of the index dir: views made from the catalog instead
+    manifest = idx / "views" / "views.json"
+    saved = manifest.read_bytes()
+    planted = manifest.read_text().replace(csvenc.DIR + "/", csvenc.DIR + "/x")
+    assert planted != saved.decode()
+    for p in (idx / csvenc.DIR).iterdir():
+        (idx / csvenc.DIR / ("x" + p.name)).write_bytes(b"name,city\nplanted,x\n")
+    manifest.write_text(planted)
+    con, ctx = open_lake(str(lake), index_dir=str(idx))
+    assert "d" in ctx.views.live
+    assert con.execute("SELECT * FROM d.cp").fetchall() == [("José", "São Paulo"), ("it’s", "“q”")]
+    con.close()
+    manifest.write_bytes(saved)
+    for p in (idx / csvenc.DIR).glob("x*"):
+        p.unlink()
 
     # the file changes: a refresh reads it again, makes a new copy and removes the old one
     (lake / "d" / "cp.csv").write_bytes(b"name,city\nZo\xeb,Li\xe8ge\n")
