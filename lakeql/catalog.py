@@ -100,6 +100,25 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
     return list(hit)
 
 
+# Arrow types of a Parquet footer that DuckDB's Parquet reader (the views) types otherwise than its Arrow
+# scan: a Parquet INTERVAL is fixed_size_binary[12] to Arrow (BLOB to the Arrow scan, INTERVAL to
+# read_parquet); a FLOAT16 is halffloat, which the Arrow scan refuses ('Unsupported Internal Arrow Type e')
+_ARROW_DIFFERS = ("fixed_size_binary[12]", "halffloat")
+
+
+def _arrow_differs(schema, pf) -> bool:
+    """True when the footer ``pf`` (Arrow ``schema``) may hold a column whose DuckDB type only DuckDB's
+    Parquet reader knows: the types above, or an INT96 timestamp (timestamp[ns] to Arrow, TIMESTAMP to
+    read_parquet). A column name holding the same text only costs a DESCRIBE of the file."""
+    text = schema.remove_metadata().to_string()
+    if any(t in text for t in _ARROW_DIFFERS):
+        return True
+    if "timestamp[ns" not in text:
+        return False
+    md = pf.metadata.schema
+    return any(md.column(i).physical_type == "INT96" for i in range(len(md)))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
@@ -132,6 +151,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
     rows: list[int] = []
     problems: list[Problem] = []
     schema = None
+    differs = False
     for stamp in table.files:
         try:
             if table.format == "parquet":
@@ -139,6 +159,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 n = pf.metadata.num_rows
                 if schema is None:
                     schema = pf.schema_arrow
+                    differs = _arrow_differs(schema, pf)
             else:
                 n, dec = _count_rows(table, stamp, fs, cache)
                 if dec is not None:
@@ -159,14 +180,20 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
     try:
         # a column named '': DuckDB names it C<i> and may then fail on a clash with a real C<i>; its own
         # DESCRIBE gives its names (and errors), where Arrow's from_arrow would quietly rename (C0_1)
-        if table.format != "parquet" or table.hive or len(good) > 1 or "" in schema.names:
+        def describe() -> list[tuple[str, str]]:
             con = _type_connection(fs).cursor()
-            cols = [(r[0], r[1]) for r in
-                    con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
+            return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
+
+        if (table.format != "parquet" or table.hive or len(good) > 1 or "" in schema.names
+                or differs):
+            cols = describe()
             if table.format == "csv":
-                _check_csv_shape(kept, cols, con)
+                _check_csv_shape(kept, cols, _type_connection(fs).cursor())
         else:
-            cols = _duckdb_types(schema)
+            try:
+                cols = _duckdb_types(schema)
+            except Exception:  # noqa: BLE001 - an Arrow type DuckDB's Arrow scan lacks: its Parquet reader decides
+                cols = describe()
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
         err = _first_line(exc)
         why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"

@@ -359,6 +359,17 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
+def _lists_itself(target: str, lake_inside: str) -> bool:
+    """True when ``target`` (a symlinked file's real path) is a file of the lake that the walk lists under
+    its own name: inside the lake, with no hidden part (``current.parquet -> .versions/v3.parquet`` is
+    the only name of that file, so it is kept)."""
+    if not target.startswith(lake_inside):
+        return False
+    parts = target[len(lake_inside):].split(os.sep)
+    return not any(p.startswith(".") for p in parts) and not any(
+        p.startswith("_") and p != "_delta_log" for p in parts)
+
+
 def _stem(name: str) -> str:
     low = name.lower()
     for suf in sorted(FORMAT_SUFFIXES, key=len, reverse=True):
@@ -427,6 +438,8 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
                     continue
                 if name.startswith(".") or (name.startswith("_") and not inside_log):
                     continue
+                if e.is_symlink() and _lists_itself(os.path.realpath(e.path), lake_inside):
+                    continue  # another name for a file the walk lists as itself: its rows are not read twice
                 st = e.stat(follow_symlinks=True)
             except OSError:
                 continue
