@@ -90,6 +90,8 @@ class Table:
     format: str = "parquet"  # 'parquet', 'csv' or 'json': how DuckDB reads ``files``
     seen: list[FileStamp] | None = None  # every file that defines the table as discovered (fingerprint)
     layout: str = "file"  # 'file', 'folder', 'hive', 'delta' or 'iceberg'
+    #: CSV files read through a UTF-8 copy (:mod:`lakeql.csvenc`): path -> (encoding, local copy)
+    decoded: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -104,6 +106,9 @@ class Table:
     @property
     def paths(self) -> list[str]:
         """Absolute paths (or URLs, for a lake on object storage) of the table's files."""
+        dec = self.decoded
+        if dec:  # a CSV file that is not UTF-8 is read through its UTF-8 copy
+            return [dec[f.path][1] if f.path in dec else join_root(self.root, f.path) for f in self.files]
         return [join_root(self.root, f.path) for f in self.files]
 
     @property
@@ -135,8 +140,10 @@ class Table:
 
     def with_files(self, files: list[FileStamp]) -> Table:
         """A copy of this table made of ``files`` only (same fingerprint: what was discovered)."""
+        keep = {f.path for f in files}
         return Table(self.domain, self.name, self.root, self.source, list(files), self.hive, self.format,
-                     list(self.seen if self.seen is not None else self.files), self.layout)
+                     list(self.seen if self.seen is not None else self.files), self.layout,
+                     {p: d for p, d in self.decoded.items() if p in keep})
 
     def scan_sql(self) -> str:
         """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly

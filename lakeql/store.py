@@ -8,6 +8,7 @@ Layout of an index dir (default ``LAKE/.lakeql``)::
     catalog/files.parquet    one row per Parquet file (size, mtime, rows): the fingerprints
     lake.duckdb              views + pure-SQL macros, readable by the stock duckdb CLI
     <kind>/<slug>/...        one folder per capability index (e.g. embed/, ngram/, joins/)
+    csv_utf8/                UTF-8 copies of the lake's CSV files that are not UTF-8 (lakeql.csvenc)
 
 Every write goes to a temporary name in the same folder (``.NAME.PID-RANDOM.tmp``), is flushed to disk
 (``fsync``) and is renamed into place, so an interrupted build (killed, Ctrl-C, disk full) leaves the
