@@ -154,7 +154,12 @@ def _walk_files(root: Path, skip: Callable[[str], bool]) -> Iterator[tuple[str, 
                 r = f"{rel}/{e.name}" if rel else e.name
                 if e.is_dir(follow_symlinks=False):
                     stack.append((r, e.path))
-                elif e.is_file():
+                    continue
+                try:
+                    is_file = e.is_file()
+                except OSError:  # a symlink loop (ELOOP): listed, so a check of it finds it damaged
+                    is_file = e.is_symlink()
+                if is_file:
                     yield r, e.path, e
 
 
@@ -324,7 +329,14 @@ def dir_bytes(path: Path) -> int:
     build keeps aside until the manifest records the new ones: they are not part of the index)."""
     if path.is_file():
         return path.stat().st_size
-    return sum(e.stat().st_size for _, _, e in _walk_files(path, _aside))
+    return sum(_size(e) for _, _, e in _walk_files(path, _aside))
+
+
+def _size(e: os.DirEntry) -> int:
+    try:
+        return e.stat().st_size
+    except OSError:  # a symlink loop: no bytes
+        return 0
 
 
 def _aside(name: str) -> bool:
@@ -888,6 +900,9 @@ class Store:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
             return []
+        except OSError as exc:  # a symlink loop, a permission error: damaged, not absent
+            raise CorruptIndexError(f"index manifest {str(path)!r} is unreadable ({exc.strerror or exc}): "
+                                    "delete it and run 'lakeql index LAKE' again") from None
         if self._manifest_cache and self._manifest_cache[0] == mtime:
             return self._manifest_cache[1]
 

@@ -185,6 +185,15 @@ class Checker:
     def __init__(self, schema: SchemaInfo, search_path: str | None = None, con=None) -> None:
         self.schema = schema
         self.con = con  # a DuckDB connection with the lake's views: parse with DuckDB, bind with EXPLAIN
+        if search_path is not None and not isinstance(search_path, str):
+            search_path = str(search_path)
+        if search_path and search_path.lower() not in schema.by_schema and search_path.lower() != "main":
+            from lakeql.errors import LakeqlError, did_you_mean
+
+            domains = sorted({d for d in schema.by_schema if d != "lakeql_rows"})
+            raise LakeqlError(f"search_path {search_path[:100]!r} is not a domain of the lake"
+                              f"{did_you_mean(search_path[:100], domains)}: pass one domain name, e.g. "
+                              f"search_path := {domains[0] if domains else 'main'!r}")
         self.search = [s for s in ([search_path] if search_path else []) + ["main"]]
         self.search_path = search_path
 
@@ -300,12 +309,12 @@ class Checker:
         """Type and binding errors from DuckDB's binder: ``EXPLAIN`` on a cursor of the lake connection."""
         import duckdb
 
-        from lakeql.lake import quote_literal
-
         cur = self.con.cursor()
         try:
             if self.search_path:  # bare names resolve as the name check resolved them
-                cur.execute(f"SET search_path = {quote_literal(','.join(self.search))}")
+                # each entry quoted: a domain may hold a comma, a dot or a double quote
+                cur.execute("SET search_path = ?",
+                            [",".join('"' + s.replace('"', '""') + '"' for s in self.search)])
             stmts = cur.extract_statements(sql)
             # the hidden rowid views are made on first use (lakeql.views): make the ones named here
             for m in re.finditer(r'lakeql_rows\s*\.\s*"((?:[^"]|"")+)"', sql, re.IGNORECASE):

@@ -283,7 +283,14 @@ class LakeService:
                 return cols, list(result_rows(cur)), False
             rows = list(itertools.islice(result_rows(cur, size=max_rows + 1), max_rows + 1))
             return cols, rows[:max_rows], len(rows) > max_rows
-        except duckdb.Error as exc:
+        except (duckdb.Error, UnicodeDecodeError) as exc:
+            from lakeql.errors import undecodable_duckdb_message
+
+            if isinstance(exc, UnicodeDecodeError):  # DuckDB's message cut a character in half
+                text = undecodable_duckdb_message(exc)
+                if text is None:
+                    raise
+                raise LakeqlError(_duckdb_message(text)) from None
             if self._closing.is_set():  # close() interrupted it (or closed the connection): not a slow query
                 raise LakeqlError("the server is shutting down: the call was interrupted; "
                                   "call again once it is back") from None
