@@ -347,6 +347,9 @@ class Store:
     """An index directory for one lake."""
 
     def __init__(self, root: str | os.PathLike[str], lake: Lake | None = None) -> None:
+        if not str(root).strip():  # Path('') is the current directory: an index written where the user is
+            raise IndexDirError("the index dir is empty (''): pass a folder with --index-dir DIR, or leave "
+                                "it out for LAKE/.lakeql")
         self.root = Path(root).expanduser().resolve()
         self.lake = lake
         self._manifest_cache: tuple[float, list[IndexEntry]] | None = None

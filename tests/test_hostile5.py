@@ -634,3 +634,26 @@ def test_nan_and_inf_are_refused_where_a_count_is_expected(con):
         for v in (float("nan"), float("inf"), -math.inf):
             what, msg = outcome(con, sql, [v])
             assert what in ("lakeql", "duckdb"), (sql, v, what, msg)
+
+
+@pytest.mark.parametrize("command", ["index", "sql", "check", "doctor"])
+def test_an_empty_index_dir_is_refused_not_the_current_directory(
+    sample, tmp_path, monkeypatch, capsys, command
+):
+    """Found by the CLI fuzz: `lakeql index LAKE --index-dir ''` wrote a whole index into the current
+    directory (Path('') is '.') and exited 0; the other commands read whatever index was there."""
+    from lakeql.cli import main
+
+    lake, _ = sample
+    monkeypatch.chdir(tmp_path)
+    argv = {
+        "index": [command, str(lake), "--index-dir", "", "--quiet"],
+        "sql": [command, "--lake", str(lake), "--index-dir", "", "SELECT 1"],
+        "check": [command, "--lake", str(lake), "--index-dir", "", "SELECT 1"],
+        "doctor": [command, str(lake), "--index-dir", ""],
+    }[command]
+    assert main(argv) == 2
+    assert "the index dir is empty" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(LakeqlError, match="index dir is empty"):
+        lakeql.connect(lake, index_dir=" ")
