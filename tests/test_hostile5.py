@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from indexed_sample import indexed_sample
+from testutil import SAMPLE_LAKE
 
 import lakeql
 from lakeql.errors import LakeqlError
@@ -657,3 +658,37 @@ def test_an_empty_index_dir_is_refused_not_the_current_directory(
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(LakeqlError, match="index dir is empty"):
         lakeql.connect(lake, index_dir=" ")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("joins_min_score", float("nan")),
+        ("joins_min_score", float("inf")),
+        ("joins_min_score", -1),
+        ("joins_min_score", 2**63),
+        ("ngram_jobs", -1),
+        ("embed_batch_size", 0),
+        ("embed_refine_bits", 9),
+        ("embed_ann_lists", -5),
+        ("schemas_domain_size", 0),
+        ("joins_min_score", True),
+    ],
+)
+def test_number_options_out_of_range_are_refused_before_anything_is_written(tmp_path, option, value):
+    """Found by the CLI fuzz: `lakeql index --joins-min-score nan` (or inf, 2^63) built an empty join graph
+    and exited 0 (every comparison with NaN is false); -1 kept every pair; --ngram-jobs -1,
+    --embed-batch-size 0 were taken as given. Now each number option has bounds, checked with the other
+    options, before the build starts."""
+    from lakeql.options import fields_of, flag_of, option_classes
+
+    bounded = {
+        f.name: flag_of(f)
+        for cls in option_classes().values()
+        for f in fields_of(cls)
+        if f.metadata.get("bounds")
+    }
+    assert option in bounded
+    with pytest.raises(LakeqlError, match=f"{bounded[option]} must be a number from"):
+        lakeql.index(SAMPLE_LAKE, index_dir=tmp_path / "idx", **{option: value})
+    assert not (tmp_path / "idx").exists()
