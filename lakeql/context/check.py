@@ -187,18 +187,30 @@ class Checker:
         self.con = con  # a DuckDB connection with the lake's views: parse with DuckDB, bind with EXPLAIN
         if search_path is not None and not isinstance(search_path, str):
             search_path = str(search_path)
+        # a search path that is no domain is a problem of its own (DuckDB's SET would fail on it: its
+        # CatalogException leaked out of check_sql); bare names are still checked against it
+        self.search_problem: Problem | None = None
         if search_path and search_path.lower() not in schema.by_schema and search_path.lower() != "main":
-            from lakeql.errors import LakeqlError, did_you_mean
+            from lakeql.errors import closest, shown
 
             domains = sorted({d for d in schema.by_schema if d != "lakeql_rows"})
-            raise LakeqlError(f"search_path {search_path[:100]!r} is not a domain of the lake"
-                              f"{did_you_mean(search_path[:100], domains)}: pass one domain name, e.g. "
-                              f"search_path := {domains[0] if domains else 'main'!r}")
+            near = closest(search_path, domains)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            self.search_problem = Problem(
+                "error", f"search_path {shown(search_path, 100)} is not a domain of the lake{hint}: pass one "
+                         f"domain name, e.g. search_path := {(near or domains or ['main'])[0]!r}",
+                near[0] if near else None)
+            if len(search_path) > 100:  # it names no domain: a shorter spelling for the messages below
+                search_path = search_path[:100] + "..."
         self.search = [s for s in ([search_path] if search_path else []) + ["main"]]
         self.search_path = search_path
 
     def check(self, sql: str) -> list[Problem]:
-        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding."""
+        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding
+        (first, when the search path is not a domain: that)."""
+        return ([self.search_problem] if self.search_problem else []) + self._check(sql)
+
+    def _check(self, sql: str) -> list[Problem]:
         from sqlglot.errors import ParseError, TokenError
 
         from lakeql.safety import UnsafeSqlError, check_nesting
@@ -311,7 +323,7 @@ class Checker:
 
         cur = self.con.cursor()
         try:
-            if self.search_path:  # bare names resolve as the name check resolved them
+            if self.search_path and self.search_problem is None:  # bare names resolve as the name check did
                 # each entry quoted: a domain may hold a comma, a dot or a double quote
                 cur.execute("SET search_path = ?",
                             [",".join('"' + s.replace('"', '""') + '"' for s in self.search)])
