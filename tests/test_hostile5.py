@@ -651,7 +651,7 @@ def test_nan_and_inf_are_refused_where_a_count_is_expected(con):
             assert what in ("lakeql", "duckdb"), (sql, v, what, msg)
 
 
-@pytest.mark.parametrize("command", ["index", "sql", "check", "doctor"])
+@pytest.mark.parametrize("command", ["index", "sql", "check", "doctor", "schemas"])
 def test_an_empty_index_dir_is_refused_not_the_current_directory(
     sample, tmp_path, monkeypatch, capsys, command
 ):
@@ -666,9 +666,10 @@ def test_an_empty_index_dir_is_refused_not_the_current_directory(
         "sql": [command, "--lake", str(lake), "--index-dir", "", "SELECT 1"],
         "check": [command, "--lake", str(lake), "--index-dir", "", "SELECT 1"],
         "doctor": [command, str(lake), "--index-dir", ""],
+        "schemas": [command, str(lake), "--out", ""],  # wrote the schema files into the current directory
     }[command]
     assert main(argv) == 2
-    assert "the index dir is empty" in capsys.readouterr().err
+    assert "is empty ('')" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(LakeqlError, match="index dir is empty"):
         lakeql.connect(lake, index_dir=" ")

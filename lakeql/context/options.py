@@ -25,4 +25,4 @@ class ContextOptions:
                                         choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
     schemas_domain_size: int = option(DOMAIN_SIZE, "split flat lakes (and bigger domains) into "
                                                    "domains of at most N tables", metavar="N",
-                                      bounds=(1, 10**9))
+                                      bounds=(2, 10**9))
