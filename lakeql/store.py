@@ -355,6 +355,7 @@ class Store:
         self._manifest_cache: tuple[float, list[IndexEntry]] | None = None
         self._manifest_index: tuple[Any, dict[tuple[str, str, str], IndexEntry]] | None = None
         self.write_error: IndexWriteError | None = None  # set by the first failed write of a build
+        self._verified_entries: set[tuple[str, ...]] = set()  # verify_once()
 
     @classmethod
     def for_lake(cls, lake: Lake, index_dir: str | os.PathLike[str] | None = None) -> Store:
@@ -700,6 +701,16 @@ class Store:
             target = ".".join(x for x in (entry.table_name, entry.column_name) if x) or "the lake"
             raise CorruptIndexError(f"the {entry.kind} index of {target} is damaged ({what}): run "
                                     "'lakeql index --refresh LAKE' to rebuild it")
+
+    def verify_once(self, entry: IndexEntry) -> None:
+        """:meth:`verify` the first time this store object sees ``entry`` (as built: a rebuild is another
+        entry); later calls cost nothing. For files that SQL reads directly (``read_parquet`` in a macro),
+        checked like a loaded index: once per connection and rebuild (a file walk per entry costs ~0.1-0.4
+        ms, too much to repeat for 10,000 tables' profiles on every query)."""
+        key = (entry.kind, entry.table_name, entry.column_name, entry.path, str(entry.built_at))
+        if key not in self._verified_entries:
+            self.verify(entry)
+            self._verified_entries.add(key)
 
     def load_verified(self, entry: IndexEntry, loader: Callable[[Path, IndexEntry], Any],
                       timeout: float = 30.0) -> Any:

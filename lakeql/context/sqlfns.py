@@ -103,7 +103,7 @@ def register(con, ctx) -> None:
         if os.path.isfile(path):
             entry = ctx.store.find(KIND) if root is not None else None
             if entry is not None:  # truncated, flipped: lakeql's error naming the fix, not DuckDB's
-                ctx.store.verify(entry)
+                ctx.store.verify_once(entry)
             return path
         if root is None or ctx.store.find(KIND) is None:
             raise NotIndexedError("no schema files for this lake: build them with 'lakeql index LAKE' "

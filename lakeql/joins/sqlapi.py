@@ -42,7 +42,7 @@ def index_file(ctx, kind: str):
     if not p.exists():
         raise CorruptIndexError(f"the {kind} index file {str(p)!r} is missing: run "
                                 "'lakeql index --refresh LAKE'")
-    ctx.store.verify(entry)  # a damaged file: the error naming the fix (a stat per file once verified)
+    ctx.store.verify_once(entry)  # a damaged file: the error naming the fix (a stat per file once verified)
     return p
 
 
@@ -244,7 +244,7 @@ def register(con, ctx) -> None:
         if not entries:
             raise NotIndexedError("no join index: build it with 'lakeql index LAKE' (without --no-joins)")
         for e in entries:
-            ctx.store.verify(e)  # CorruptIndexError naming 'lakeql index --refresh LAKE'
+            ctx.store.verify_once(e)  # CorruptIndexError naming 'lakeql index --refresh LAKE'
         return path
 
     scalar_udf(con, "lakeql_join_files", join_files, ["VARCHAR"], "VARCHAR", side_effects=False,

@@ -247,7 +247,7 @@ def register(con, ctx) -> None:
         table = ctx.table(str(tbl))
         column = embed_column(ctx.catalog, table, str(col), "embed_codes")[0].column_name
         entry = ctx.require_index(KIND, table, column, flag="--embed")
-        ctx.store.verify(entry)  # a damaged file: the error naming the fix, not DuckDB's Parquet error
+        ctx.store.verify_once(entry)  # a damaged file: the error naming the fix, not DuckDB's Parquet error
         return glob_escape(str(ctx.store.root / entry.path))
 
     # deterministic: folded at bind time, so read_parquet() gets a constant path
