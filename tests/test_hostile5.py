@@ -707,3 +707,26 @@ def test_number_options_out_of_range_are_refused_before_anything_is_written(tmp_
     with pytest.raises(LakeqlError, match=f"{bounded[option]} must be a number from"):
         lakeql.index(SAMPLE_LAKE, index_dir=tmp_path / "idx", **{option: value})
     assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--timeout", "0"),
+        ("--timeout", "-1"),
+        ("--max-rows", "0"),
+        ("--max-rows", "-1"),
+        ("--max-chars", "0"),
+    ],
+)
+def test_mcp_limits_out_of_range_are_refused_at_start(sample, capsys, flag, value):
+    """Found by the CLI fuzz: `lakeql mcp --timeout nan` started (every query's timer thread then failed:
+    no timeout at all), `--timeout 0` interrupted every query at once, `--max-rows 0` answered nothing.
+    Now one line naming the flag, exit 2, before the server starts."""
+    from lakeql.cli import main
+
+    lake, idx = sample
+    assert main(["mcp", "--lake", str(lake), "--index-dir", str(idx), "--no-warm", flag, value]) == 2
+    assert f"{flag} must be a positive number" in capsys.readouterr().err

@@ -44,6 +44,19 @@ class Limits:
     timeout: float = 30.0
     cell_chars: int = 1000
 
+    def __post_init__(self) -> None:
+        """``--timeout nan`` made every query's timer thread fail (no timeout at all), 0 or less
+        interrupted every query at once; 0 rows or characters answered nothing: refused, naming the flag."""
+        import math
+
+        for name, flag in (("max_rows", "--max-rows"), ("max_chars", "--max-chars"), ("cell_chars", None)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LakeqlError(f"{flag or name} must be a positive number, got {value!r}")
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+            raise LakeqlError(f"--timeout must be a positive number of seconds, got {t!r}")
+
 
 def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
     """Restrict ``con`` to reading ``folders`` and lock its configuration (irreversible for ``con``).
