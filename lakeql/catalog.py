@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakeql import parquet_io
-from lakeql.errors import RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean
+from lakeql.errors import RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean, shown
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.sources import buildfs
@@ -401,7 +401,7 @@ class Catalog:
                 return c
         names = [c.column_name for c in cols]
         raise UnknownColumnError(
-            f"table {t.key} has no column {column!r}{did_you_mean(str(column), names)}")
+            f"table {t.key} has no column {shown(column)}{did_you_mean(str(column), names)}")
 
     def text_column(self, table: str | Table, column: str, purpose: str) -> Column:
         """Resolve a column that must hold text, or raise naming its type."""

@@ -7,6 +7,7 @@ readable: the table has no view) or ``'unsupported'`` (a file of a format lakeql
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lakeql.udf import scalar_udf, table_udf
@@ -107,7 +108,7 @@ def register(con, ctx) -> None:
     def row_column(name: str, column: str) -> str:
         """``column`` of table ``name`` as its rowid view names it; an unknown column is a lakeql error
         with the closest names (DuckDB's binder would say only "was not found in the FROM clause")."""
-        from lakeql.errors import LakeqlError, did_you_mean
+        from lakeql.errors import LakeqlError, did_you_mean, shown
         from lakeql.rows import escape_column
 
         if name is None or column is None:
@@ -115,10 +116,27 @@ def register(con, ctx) -> None:
         table = ctx.table(name)
         names = [c.column_name for c in ctx.catalog.columns(table)]
         if column.lower() not in {n.lower() for n in names}:  # DuckDB's names are case-insensitive
-            raise LakeqlError(f"table {table.key!r} has no column {column!r}"
+            raise LakeqlError(f"table {table.key!r} has no column {shown(column)}"
                               f"{did_you_mean(column, names)}")
         return escape_column(column)
 
+    def manifest_file(path: str) -> str:
+        """``path`` unchanged; when it is this index's manifest, the manifest must read (a damaged one is
+        lakeql's error naming the fix, not DuckDB's "too small to be a Parquet file"). Other paths are
+        not looked at."""
+        from lakeql.errors import NotIndexedError
+        from lakeql.lake import glob_escape
+        from lakeql.store import MANIFEST
+
+        if ctx.store is None or path != f"{glob_escape(str(ctx.store.root))}/{MANIFEST}":
+            return path
+        if not os.path.lexists(ctx.store.root / MANIFEST):
+            raise NotIndexedError(f"no index manifest in {str(ctx.store.root)!r}: run 'lakeql index LAKE'")
+        ctx.store.entries()  # CorruptIndexError naming the fix when it cannot be read
+        return path
+
+    scalar_udf(con, "lakeql_manifest_file", manifest_file, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")
     # Deterministic (no side effects): DuckDB folds them at bind time, so query_table() gets a constant.
     scalar_udf(con, "lakeql_table_key", table_key, ["VARCHAR"], "VARCHAR", side_effects=False,
                null_handling="default")

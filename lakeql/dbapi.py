@@ -148,6 +148,14 @@ def _converting(name: str):
             if better is None:
                 raise
             raise better from None
+        except UnicodeDecodeError as exc:  # DuckDB's message cut a character in half: its error, readable
+            from lakeql.errors import undecodable_duckdb_message
+
+            msg = undecodable_duckdb_message(exc)
+            if msg is None:
+                raise
+            cls = duckdb.ConversionException if msg.startswith("Conversion Error") else duckdb.Error
+            raise cls(msg) from None
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = base.__doc__

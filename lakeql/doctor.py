@@ -69,14 +69,17 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
         diag = Diagnosis(lake.url, str(store.root))
         found = diag.findings
         stored_ok = True
-        if not (store.root / MANIFEST).exists():
+        manifest_ok = True
+        if not os.path.lexists(store.root / MANIFEST):  # a symlink loop is there, and damaged
             found.append(Finding("index", str(store.root), "no index", "run 'lakeql index LAKE'"))
         else:
             try:
                 entries = store.entries()
             except Exception as exc:  # noqa: BLE001 - a damaged manifest is a finding
                 entries = []
-                found.append(Finding("index", MANIFEST, str(exc), "run 'lakeql doctor LAKE --repair'"))
+                manifest_ok = stored_ok = False  # nothing else of the index can be looked up
+                found.append(Finding("index", MANIFEST, str(exc), f"delete {MANIFEST} and run 'lakeql index "
+                                                                   "LAKE'"))
             diag.indexes = len(entries)
             for e in entries:
                 target = ".".join(x for x in (e.table_name, e.column_name) if x) or "lake"
@@ -85,7 +88,7 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
                     stored_ok = stored_ok and e.kind != "catalog"
                     found.append(Finding("index", f"{e.kind} {target}", what,
                                          "run 'lakeql index --refresh LAKE'"))
-            if store.find("catalog") is None:
+            if manifest_ok and store.find("catalog") is None:
                 found.append(Finding("catalog", "catalog", "no catalog in the manifest",
                                      "run 'lakeql index LAKE'"))
         stored = Catalog.load(lake, store) if stored_ok else None
@@ -105,7 +108,7 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
                    "file": "replace or remove the file (the table is read without it)",
                    "table": "replace or remove its files (the table is left out)"}[p.kind]
             found.append(Finding("lake", f"{subject} ({p.path})" if p.table_name else subject, p.error, fix))
-        for e in store.entries() if diag.indexes else []:
+        for e in store.entries() if diag.indexes and manifest_ok else []:
             if e.table_name and e.table_name in lake.tables and store.is_stale(e):
                 found.append(Finding("index", f"{e.kind} {e.table_name}", "stale (the table changed)",
                                      "run 'lakeql index --refresh LAKE'"))

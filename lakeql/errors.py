@@ -8,6 +8,7 @@ whose message carries the same text.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -61,11 +62,27 @@ def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     for cand in pool:
         low = cand.lower()
         tail = low.rsplit(".", 1)[-1]
-        score = max(difflib.SequenceMatcher(None, target, low).ratio(),
-                    difflib.SequenceMatcher(None, target_tail, tail).ratio())
+        score = max(_ratio(target, low), _ratio(target_tail, tail))
         if score >= 0.5:
             scored.append((-score, len(cand), cand))
     return [c for _, _, c in sorted(scored)[:n]]
+
+
+def _ratio(a: str, b: str) -> float:
+    """difflib's ratio, 0 without running it when the lengths alone keep it under 0.5 (it is quadratic:
+    a 1 MB name against a table list took 30 s)."""
+    if 4 * min(len(a), len(b)) < len(a) + len(b):
+        return 0.0
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
+def shown(text: object, limit: int = 200) -> str:
+    """``repr(text)`` for a message, cut to ``limit`` characters with the full length said: a hostile
+    1 MB name must not make a 1 MB error line."""
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -87,7 +104,18 @@ def unwrap_udf_message(msg: str) -> tuple[str, bool]:
     return (rest if head.endswith("Error") and rest else msg), True
 
 
+def undecodable_duckdb_message(exc: BaseException) -> str | None:
+    """DuckDB's error text when ``exc`` is the ``UnicodeDecodeError`` DuckDB's Python client raises instead
+    of the error itself: a message that quotes one byte of a multi-byte character ("Invalid character
+    encountered in string -> bit conversion: '\\xe2'") cannot be decoded. The text with U+FFFD for the
+    broken bytes; None for any other exception."""
+    if isinstance(exc, UnicodeDecodeError) and isinstance(exc.object, bytes) and \
+            re.match(rb"[A-Z][A-Za-z ]{0,40} Error: ", exc.object):
+        return exc.object.decode("utf-8", "replace")
+    return None
+
+
 def format_error(exc: BaseException) -> str:
     """One line for an exception; strips DuckDB's UDF wrapper around lakeql's own messages."""
-    msg, _ = unwrap_udf_message(str(exc).strip())
+    msg, _ = unwrap_udf_message((undecodable_duckdb_message(exc) or str(exc)).strip())
     return msg.splitlines()[0] if msg else type(exc).__name__

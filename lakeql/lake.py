@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakeql.errors import LakeNotFoundError, LakeqlError, UnknownTableError, did_you_mean
+from lakeql.errors import LakeNotFoundError, LakeqlError, UnknownTableError, did_you_mean, shown
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 FORMAT_SUFFIXES = {**{s: "parquet" for s in PARQUET_SUFFIXES},
@@ -278,7 +278,8 @@ class Lake:
         # the text as written first: a name may itself contain '"' (then it is not the quoted form)
         texts = list(dict.fromkeys(t for t in (raw, _unquote_dotted(raw)) if t))
         if not any("." in t.strip(".") for t in texts):
-            raise LakeqlError(f"{what} expects TABLE.COLUMN (e.g. python.functions.docstring), got {spec!r}")
+            raise LakeqlError(f"{what} expects TABLE.COLUMN (e.g. python.functions.docstring), "
+                              f"got {shown(spec)}")
         last: UnknownTableError | None = None
         for text in texts:
             for i in range(len(text) - 1, 0, -1):
@@ -320,7 +321,7 @@ def resolve_table(tables: dict[str, Table], name: str) -> Table:
     if len(bare) > 1:
         options = ", ".join(sorted(t.key for t in bare))
         raise UnknownTableError(f"table name {raw!r} is ambiguous: use one of {options}")
-    raise UnknownTableError(f"unknown table {raw!r}{did_you_mean(raw, tables)}")
+    raise UnknownTableError(f"unknown table {shown(raw)}{did_you_mean(raw, tables)}")
 
 
 def _unquote_dotted(name: str) -> str | None:

@@ -24,14 +24,16 @@ from lakeql.errors import LakeqlError
 
 
 def option(default: Any, help: str, *, flag: str | None = None, choices: Sequence[Any] | None = None,
-           metavar: str | None = None, repeat: bool = False, cli: bool = True) -> Any:
+           metavar: str | None = None, repeat: bool = False, cli: bool = True,
+           bounds: tuple[float, float] | None = None) -> Any:
     """A dataclass field that is also a documented option.
 
     ``repeat``: a list option given once per value on the command line (``--embed A --embed B``).
-    ``cli=False``: settable from Python only.
+    ``cli=False``: settable from Python only. ``bounds``: a number option's smallest and largest values
+    (NaN and infinities are refused too).
     """
     meta = {"help": help, "flag": flag, "choices": tuple(choices) if choices else None,
-            "metavar": metavar, "repeat": repeat, "cli": cli}
+            "metavar": metavar, "repeat": repeat, "cli": cli, "bounds": bounds}
     if repeat or isinstance(default, list | dict):
         return field(default_factory=lambda d=default: list(d) if d is not None else [], metadata=meta)
     return field(default=default, metadata=meta)
@@ -54,6 +56,11 @@ def validate(obj: Any) -> None:
             raise LakeqlError(f"option {f.name} = {value!r} is not one of {', '.join(map(str, choices))}")
         if f.metadata.get("repeat") and value is not None and not isinstance(value, list | tuple):
             raise LakeqlError(f"option {f.name} takes a list, e.g. {f.name}=[{value!r}]")
+        bounds = f.metadata.get("bounds")
+        if bounds and value is not None:
+            lo, hi = bounds
+            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+                raise LakeqlError(f"{flag_of(f)} must be a number from {lo:g} to {hi:g}, got {value!r}")
 
 
 @dataclass

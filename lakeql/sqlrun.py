@@ -30,9 +30,9 @@ def error_text(exc: BaseException, con: Any = None) -> str:
     one line for lakeql's own errors, also when they surface through a UDF. Control characters are
     escaped (a message may quote hostile input). With ``con``, a scalar function called in ``FROM``
     gets a line saying how to call it (DuckDB only says the table function does not exist)."""
-    from lakeql.errors import LakeqlError
+    from lakeql.errors import LakeqlError, undecodable_duckdb_message
 
-    msg, from_udf = unwrap_udf_message(str(exc).strip())
+    msg, from_udf = unwrap_udf_message((undecodable_duckdb_message(exc) or str(exc)).strip())
     if from_udf:
         msg = msg.strip().splitlines()[0] if msg.strip() else msg
     elif isinstance(exc, LakeqlError) and not getattr(exc, "keeps_lines", False):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lakeql.errors import LakeqlError
+from lakeql.errors import LakeqlError, shown
 
 REGISTERED: set[str] = set()  # names bound by scalar_udf() (lakeql.functions lists the public ones)
 
@@ -84,7 +84,7 @@ def check_k(k: Any, name: str = "k") -> int:
     try:
         kk = int(k)
     except (TypeError, ValueError):
-        raise LakeqlError(f"{name} must be a positive integer, got {k!r}") from None
+        raise LakeqlError(f"{name} must be a positive integer, got {shown(k)}") from None
     if kk <= 0:
         raise LakeqlError(f"{name} must be a positive integer, got {kk}")
     return kk

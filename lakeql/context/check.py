@@ -189,13 +189,31 @@ class Checker:
     def __init__(self, schema: SchemaInfo, search_path: str | None = None, con=None) -> None:
         self.schema = schema
         self.con = con  # a DuckDB connection with the lake's views: parse with DuckDB, bind with EXPLAIN
+        if search_path is not None and not isinstance(search_path, str):
+            search_path = str(search_path)
+        # a search path that is no domain is a problem of its own (DuckDB's SET would fail on it: its
+        # CatalogException leaked out of check_sql); bare names are still checked against it
+        self.search_problem: Problem | None = None
+        if search_path and search_path.lower() not in schema.by_schema and search_path.lower() != "main":
+            from lakeql.errors import closest, shown
+
+            domains = sorted({d for d in schema.by_schema if d != "lakeql_rows"})
+            near = closest(search_path, domains)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            self.search_problem = Problem(
+                "error", f"search_path {shown(search_path, 100)} is not a domain of the lake{hint}: pass one "
+                         f"domain name, e.g. search_path := {(near or domains or ['main'])[0]!r}",
+                near[0] if near else None)
+            if len(search_path) > 100:  # it names no domain: a shorter spelling for the messages below
+                search_path = search_path[:100] + "..."
         self.search = [s for s in ([search_path] if search_path else []) + ["main"]]
         self.search_path = search_path
 
     def check(self, sql: str) -> list[Problem]:
-        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding.
-        A syntax error where the SQL names a table whose name needs quoting unquoted (``iso.iso_3166-1``:
-        'syntax error at or near "-"') says so and suggests the quoted name."""
+        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding
+        (first, when the search path is not a domain: that). A syntax error where the SQL names a table
+        whose name needs quoting unquoted (``iso.iso_3166-1``: 'syntax error at or near "-"') says so and
+        suggests the quoted name."""
         out = self._check(sql)
         if out and out[0].message.startswith("syntax error") and out[0].suggestion is None:
             hint = self._unquoted_table(str(sql))
@@ -203,7 +221,7 @@ class Checker:
                 out[0].message += (f" ({hint[0]} is a table whose name must be quoted in SQL: "
                                    f"{hint[1]})")
                 out[0].suggestion = hint[1]
-        return out
+        return ([self.search_problem] if self.search_problem else []) + out
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
         """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names
@@ -323,12 +341,12 @@ class Checker:
         """Type and binding errors from DuckDB's binder: ``EXPLAIN`` on a cursor of the lake connection."""
         import duckdb
 
-        from lakeql.lake import quote_literal
-
         cur = self.con.cursor()
         try:
-            if self.search_path:  # bare names resolve as the name check resolved them
-                cur.execute(f"SET search_path = {quote_literal(','.join(self.search))}")
+            if self.search_path and self.search_problem is None:  # bare names resolve as the name check did
+                # each entry quoted: a domain may hold a comma, a dot or a double quote
+                cur.execute("SET search_path = ?",
+                            [",".join('"' + s.replace('"', '""') + '"' for s in self.search)])
             stmts = cur.extract_statements(sql)
             # the hidden rowid views are made on first use (lakeql.views): make the ones named here
             for m in re.finditer(r'lakeql_rows\s*\.\s*"((?:[^"]|"")+)"', sql, re.IGNORECASE):

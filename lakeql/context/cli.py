@@ -49,6 +49,8 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
     if args.domain_size < 2:
         raise LakeqlError(f"--domain-size must be at least 2, got {args.domain_size}")
+    if args.out is not None and not str(args.out).strip():  # Path('') is the current directory
+        raise LakeqlError("--out is empty (''): pass the folder to write the schema files into")
     lake, store, catalog = _catalog(args.lake, args.index_dir)
     res = generate(lake, catalog, args.out, args.format, store=store, cap=args.domain_size)
     say(f"{res.tables} tables in {res.domains} domains -> {res.out}: {res.written} files written, "

@@ -24,4 +24,5 @@ class ContextOptions:
                                         "onnx-int8, torch, torch-int8",
                                         choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
     schemas_domain_size: int = option(DOMAIN_SIZE, "split flat lakes (and bigger domains) into "
-                                                   "domains of at most N tables", metavar="N")
+                                                   "domains of at most N tables", metavar="N",
+                                      bounds=(2, 10**9))

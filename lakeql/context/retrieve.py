@@ -32,7 +32,7 @@ from typing import Any
 from lakeql import parquet_io
 from lakeql.context.generate import FILES
 from lakeql.context.text import tokens
-from lakeql.errors import CorruptIndexError, LakeqlError
+from lakeql.errors import CorruptIndexError, LakeqlError, shown
 
 EMB = ".lakeql-embeddings.npz"
 OLD_CACHE = (".lakeql-embeddings.npy", ".lakeql-embeddings.json")  # the cache format before (by file hash)
@@ -307,7 +307,7 @@ class SchemaIndex:
         import numpy as np
 
         if unit not in UNITS:
-            raise LakeqlError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+            raise LakeqlError(f"unknown unit {shown(unit)}: use one of {', '.join(UNITS)}")
         if not self.tables:
             return []
         qvec = self._qvec(question, qvec)

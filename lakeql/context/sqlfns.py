@@ -98,7 +98,12 @@ def register(con, ctx) -> None:
         from lakeql.errors import CorruptIndexError
 
         root = ctx.store.root if ctx.store is not None else None
-        if path != f"{root if root is not None else ''}/schemas/{FILES}" or os.path.isfile(path):
+        if path != f"{root if root is not None else ''}/schemas/{FILES}":
+            return path
+        if os.path.isfile(path):
+            entry = ctx.store.find(KIND) if root is not None else None
+            if entry is not None:  # truncated, flipped: lakeql's error naming the fix, not DuckDB's
+                ctx.store.verify_once(entry)
             return path
         if root is None or ctx.store.find(KIND) is None:
             raise NotIndexedError("no schema files for this lake: build them with 'lakeql index LAKE' "

@@ -24,7 +24,8 @@ class JoinOptions:
                                               "for models it does not handle), onnx, onnx-int8, torch, "
                                               "torch-int8",
                                       choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
-    joins_min_score: float = option(0.6, "keep join-graph edges scoring at least S", metavar="S")
+    joins_min_score: float = option(0.6, "keep join-graph edges scoring at least S", metavar="S",
+                                    bounds=(0, 1))
     # discovery (union_index.py): unionable, find_tables, transformation blocking
     discovery: bool = option(True, "build the discovery index (union search, table search)")
     discovery_embed: bool = option(False, "embed table summaries for find_tables (semantic + BM25 fusion)")

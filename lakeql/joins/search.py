@@ -93,12 +93,12 @@ class Searcher:
             if lowered:
                 c = ix.by_name[(table, lowered[0])]
             else:
-                from lakeql.errors import did_you_mean
+                from lakeql.errors import did_you_mean, shown
 
                 if not names:
                     raise NotIndexedError(f"table {table} is not in the join index: run "
                                           "'lakeql index --refresh LAKE'")
-                raise UnknownColumnError(f"table {table} has no column {column!r}"
+                raise UnknownColumnError(f"table {table} has no column {shown(column)}"
                                          f"{did_you_mean(column, names)}")
         if not ix.indexed[c]:
             note = ix.note[c] or "not indexed"

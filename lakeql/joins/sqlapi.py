@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from lakeql import parquet_io
-from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError
-from lakeql.udf import check_k, table_udf
+from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError, shown
+from lakeql.udf import check_k, scalar_udf, table_udf
 
 RESULT_COLUMNS = [
     ("candidate_table", "VARCHAR"), ("candidate_column", "VARCHAR"), ("score", "DOUBLE"),
@@ -42,6 +42,7 @@ def index_file(ctx, kind: str):
     if not p.exists():
         raise CorruptIndexError(f"the {kind} index file {str(p)!r} is missing: run "
                                 "'lakeql index --refresh LAKE'")
+    ctx.store.verify_once(entry)  # a damaged file: the error naming the fix (a stat per file once verified)
     return p
 
 
@@ -163,7 +164,7 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
     kk = check_k(k)
     m = (mode or "").strip().lower()
     if m not in MODES:
-        raise LakeqlError(f"joinable: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise LakeqlError(f"joinable: mode must be one of {', '.join(MODES)}, got {shown(mode)}")
     if table is None:
         raise LakeqlError("joinable needs a table name, got NULL")
     cols = parse_columns(cols_json)
@@ -223,6 +224,31 @@ def register(con, ctx) -> None:
                                                                        ("ordinal", "ascending")])
         return t.select(names).to_pylist()
 
+    def join_files(path):
+        """``path`` unchanged; when it is this index's join index or column profile files, each is checked
+        against its manifest checksums first (a ``stat`` per file once verified), so a damaged one is an
+        error naming the fix rather than DuckDB's "too small to be a Parquet file" or a wrong answer.
+        Other paths (a ``_vals :=`` given by the user) are not looked at."""
+        from lakeql.lake import glob_escape
+
+        if ctx.store is None or path is None:
+            return path
+        root = glob_escape(str(ctx.store.root))
+        if path == f"{root}/column_profile/*/hashes.parquet":
+            kinds = ("column_profile",)
+        elif path == f"{root}/joins/lake/columns.parquet":
+            kinds = ("join_index",)
+        else:
+            return path
+        entries = [e for kind in kinds for e in ctx.store.entries(kind)]
+        if not entries:
+            raise NotIndexedError("no join index: build it with 'lakeql index LAKE' (without --no-joins)")
+        for e in entries:
+            ctx.store.verify_once(e)  # CorruptIndexError naming 'lakeql index --refresh LAKE'
+        return path
+
+    scalar_udf(con, "lakeql_join_files", join_files, ["VARCHAR"], "VARCHAR", side_effects=False,
+               null_handling="default")  # folded at bind time: read_parquet() gets a constant
     table_udf(con, "joinable", joinable_impl, ["VARCHAR", "VARCHAR", "BIGINT", "VARCHAR"], RESULT_COLUMNS)
     from lakeql.joins.graph import edge_schema
 

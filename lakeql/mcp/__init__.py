@@ -38,6 +38,10 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from lakeql.mcp.service import Limits
 
     limits = Limits(max_rows=args.max_rows, max_chars=args.max_chars, timeout=args.timeout)
+    if args.transport == "http" and not 0 <= args.port <= 65535:
+        from lakeql.errors import LakeqlError
+
+        raise LakeqlError(f"--port must be from 0 to 65535, got {args.port}")
     serve(args.lake, args.index_dir, transport=args.transport, host=args.host, port=args.port,
           limits=limits, warm=not args.no_warm)
     return 0

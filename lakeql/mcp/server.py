@@ -54,6 +54,14 @@ def _safe(fn: Callable[..., str]) -> Callable[..., str]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> str:
+        for name, value in kwargs.items():  # JSON can carry a lone surrogate ("\ud800"); UTF-8 cannot
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise ToolError(f"argument {name!r} is not valid Unicode (a lone surrogate "
+                                    f"U+{ord(value[exc.start]):04X} at character {exc.start}): send UTF-8 "
+                                    "text") from None
         try:
             return fn(*args, **kwargs)
         except ToolError:

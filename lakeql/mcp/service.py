@@ -44,6 +44,19 @@ class Limits:
     timeout: float = 30.0
     cell_chars: int = 1000
 
+    def __post_init__(self) -> None:
+        """``--timeout nan`` made every query's timer thread fail (no timeout at all), 0 or less
+        interrupted every query at once; 0 rows or characters answered nothing: refused, naming the flag."""
+        import math
+
+        for name, flag in (("max_rows", "--max-rows"), ("max_chars", "--max-chars"), ("cell_chars", None)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LakeqlError(f"{flag or name} must be a positive number, got {value!r}")
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+            raise LakeqlError(f"--timeout must be a positive number of seconds, got {t!r}")
+
 
 def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
     """Restrict ``con`` to reading ``folders`` and lock its configuration (irreversible for ``con``).
@@ -283,7 +296,14 @@ class LakeService:
                 return cols, list(result_rows(cur)), False
             rows = list(itertools.islice(result_rows(cur, size=max_rows + 1), max_rows + 1))
             return cols, rows[:max_rows], len(rows) > max_rows
-        except duckdb.Error as exc:
+        except (duckdb.Error, UnicodeDecodeError) as exc:
+            from lakeql.errors import undecodable_duckdb_message
+
+            if isinstance(exc, UnicodeDecodeError):  # DuckDB's message cut a character in half
+                text = undecodable_duckdb_message(exc)
+                if text is None:
+                    raise
+                raise LakeqlError(_duckdb_message(text)) from None
             if self._closing.is_set():  # close() interrupted it (or closed the connection): not a slow query
                 raise LakeqlError("the server is shutting down: the call was interrupted; "
                                   "call again once it is back") from None

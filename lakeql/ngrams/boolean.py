@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lakeql import arrays
-from lakeql.errors import LakeqlError
+from lakeql.errors import LakeqlError, shown
 from lakeql.ngrams.query import NgramIndex
 
 MAX_PHRASES = 1_000  # distinct phrases of one ngram_rows_all / ngram_rows_any call
@@ -41,7 +41,7 @@ def rows_bool(idx: NgramIndex, phrases: list[str], mode: str, unit: str | None
     pats = [p for _, p in encoded]
     n = len(pats)
     if mode not in ("all", "any"):
-        raise LakeqlError(f"mode must be 'all' or 'any', got {mode!r}")
+        raise LakeqlError(f"mode must be 'all' or 'any', got {shown(mode)}")
     counts = [idx.count(p, lay) for p in pats]
     can_scan = all(t is not None for t in lay.tiers)
     frequent = [i for i in range(n) if can_scan and idx.use_scan(pats[i], lay)]

@@ -25,5 +25,6 @@ class NgramOptions:
     ngram_mode: str = option("compressed", "fast: also keep the full suffix array (about 4 bytes per "
                                            "text byte) for instant row lookups; compressed: about 0.4x "
                                            "the text", choices=("compressed", "fast"))
-    ngram_jobs: int = option(0, "shards built in parallel (0: the number of CPUs)", metavar="N")
+    ngram_jobs: int = option(0, "shards built in parallel (0: the number of CPUs)", metavar="N",
+                             bounds=(0, 4096))
     ngram_shard_mb: float = option(64.0, "text per shard in MB (at most 3500)", metavar="N")

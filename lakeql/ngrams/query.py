@@ -22,7 +22,7 @@ import numpy as np
 
 from lakeql import arrays
 from lakeql.cliargs import shell_word
-from lakeql.errors import CorruptIndexError, LakeqlError
+from lakeql.errors import CorruptIndexError, LakeqlError, shown
 from lakeql.lake import Table
 from lakeql.ngrams import text as T
 from lakeql.ngrams.builder import FLAG, KIND, text_column
@@ -129,7 +129,7 @@ class NgramIndex:
         if u == "char":
             return self.chars
         if u != "word":
-            raise LakeqlError(f"unit must be 'char' or 'word', got {unit!r}")
+            raise LakeqlError(f"unit must be 'char' or 'word', got {shown(unit)}")
         if self.words is None:
             t = f"{self.table.key}.{self.column}"
             raise LakeqlError(f"the n-gram index of {t} has no word index: rebuild it with "

@@ -27,7 +27,7 @@ class VectorOptions:
                                 choices=("auto", "onnx", "onnx-int8", "torch", "torch-int8"))
     device: str = option("auto", "where the encoder runs: auto (a CUDA GPU when usable, else the CPU), cpu "
                                  "or cuda (an error without a GPU)", choices=("auto", "cpu", "cuda"))
-    embed_batch_size: int = option(64, "texts per encoder batch", metavar="N")
+    embed_batch_size: int = option(64, "texts per encoder batch", metavar="N", bounds=(1, 65536))
     embed_bm25: bool = option(False, "also index the words of embedded text columns (BM25) for "
                                      "hybrid_search()")
     embed_rescore: str = option("int8", "rescoring tier stored beside the codes (int8: 384 B/row for "
@@ -36,9 +36,9 @@ class VectorOptions:
     embed_refine_bits: int = option(0, "refinement bits a dimension stored beside the int8 tier (0-4; each "
                                        "48 B/row for MiniLM, 2: +0.06x float32): the final step rescores "
                                        "the rows near the k-th score at 8 + N bits (for lakes of "
-                                       "near-duplicates)", metavar="N")
+                                       "near-duplicates)", metavar="N", bounds=(0, 4))
     embed_ann: bool = option(False, "also build ANN lists (a binary IVF over the codes) so semantic_search "
                                     "probes a few lists instead of every code; for tables of millions of "
                                     "rows (exact := true still scans every code)")
     embed_ann_lists: int = option(0, "lists of the ANN index (0: about sqrt(rows), a power of two)",
-                                  metavar="N")
+                                  metavar="N", bounds=(0, 2**24))

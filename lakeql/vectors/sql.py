@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lakeql.cliargs import shell_word
-from lakeql.errors import LakeqlError
+from lakeql.errors import LakeqlError, shown
 from lakeql.udf import check_k, is_blank, scalar_udf, struct_list
 from lakeql.vectors.builder import KIND
 
@@ -169,7 +169,7 @@ class Searcher:
         kk = check_k(k)
         how = "rrf" if fusion is None else str(fusion).lower()
         if how not in ("rrf", "weighted"):
-            raise LakeqlError(f"fusion must be 'rrf' or 'weighted', got {fusion!r}")
+            raise LakeqlError(f"fusion must be 'rrf' or 'weighted', got {shown(fusion)}")
         w = 0.5 if weight is None else float(weight)
         if not 0.0 <= w <= 1.0:
             raise LakeqlError(f"weight (the vector score's share) must be between 0 and 1, got {weight!r}")
@@ -247,6 +247,7 @@ def register(con, ctx) -> None:
         table = ctx.table(str(tbl))
         column = embed_column(ctx.catalog, table, str(col), "embed_codes")[0].column_name
         entry = ctx.require_index(KIND, table, column, flag="--embed")
+        ctx.store.verify_once(entry)  # a damaged file: the error naming the fix, not DuckDB's Parquet error
         return glob_escape(str(ctx.store.root / entry.path))
 
     # deterministic: folded at bind time, so read_parquet() gets a constant path
