@@ -39,6 +39,8 @@ STREAM_ROWS = 4096
 CHARS_PER_TOKEN_MAX = 100
 #: a refresh that would leave more than this many times the rows the binarizer was fitted on rebuilds all
 REFIT_GROWTH = 2.0
+#: a shard's BM25 word counts (:func:`lakeql.vectors.bm25.write_counts`)
+BM25_COUNTS = ("bm25.npz", "bm25_terms.parquet")
 
 
 def index_params(ctx, column_model: str | None, backend: str | None = None) -> dict[str, Any]:
@@ -263,6 +265,9 @@ class Reuse:
     shards: dict[str, dict[str, Any]]
     checksums: dict[str, str]
     fit_rows: int
+    #: the previous index's BM25 words were cut by an older tokenizer (its params differ only in ``bm25``):
+    #: its codes are kept, the word counts of its kept shards are made again from their texts (no model)
+    rewords: bool = False
 
 
 def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
@@ -272,7 +277,10 @@ def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
     if not ctx.refresh:
         return None
     entry = ctx.store.find(KIND, table.key, column)
-    if entry is None or entry.params != json.dumps(params, sort_keys=True) or not ctx.store.intact(entry):
+    if entry is None or not ctx.store.intact(entry):
+        return None
+    rewords = entry.params != json.dumps(params, sort_keys=True)
+    if rewords and not only_words_differ(entry.params_dict, params):
         return None
     folder = ctx.store.root / entry.path
     try:
@@ -283,9 +291,47 @@ def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
             binz = binarizers.from_state(meta["binarizer"], {k: z[k] for k in z.files})
         kept = {str(r["shard"]): r for r in codes.read_shard_list(folder)}
         return Reuse(folder, binz, kept, json.loads(entry.checksums or "{}"),
-                     int(meta.get("fit_rows", meta.get("rows", 0))))
+                     int(meta.get("fit_rows", meta.get("rows", 0))), rewords)
     except Exception:  # noqa: BLE001 - an unreadable previous index is rebuilt whole
         return None
+
+
+def only_words_differ(old: Any, new: dict[str, Any]) -> bool:
+    """Whether an index built with params ``old`` differs from ``new`` only by its BM25 tokenizer
+    (``bm25``: ``true`` = version 1, then the version number): a refresh then keeps its embeddings."""
+    if not isinstance(old, dict) or not old.get("bm25") or not new.get("bm25"):
+        return False
+    return ({k: v for k, v in old.items() if k != "bm25"} == {k: v for k, v in new.items() if k != "bm25"}
+            and json.dumps(old["bm25"]) != json.dumps(new["bm25"]))
+
+
+def text_chars(params: dict[str, Any], device: str = "cpu") -> int:
+    """The characters of a text the model reads (longer texts are cut to this in SQL before they are
+    embedded and their words counted): from the loaded encoder, as :func:`embed_texts` cuts them."""
+    from lakeql import embedding
+
+    model = embedding.load_model(params["model"], encoder_backend(params), device)
+    return int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
+
+
+def kept_texts(ctx, table, column: str, params: dict[str, Any], plans: list[ShardPlan],
+               reuse: Reuse) -> dict[str, list[str]] | None:
+    """The texts of the shards a refresh keeps, in code-position order, to count their words with the
+    current BM25 tokenizer (:attr:`Reuse.rewords`): read from the table, never embedded. None when a
+    shard's texts are not its codes' rows (then the column is rebuilt whole)."""
+    max_chars = text_chars(params, getattr(ctx.options["vectors"], "device", "cpu"))
+    out: dict[str, list[str]] = {}
+    for p in plans:
+        if p.shard not in reuse.shards:
+            continue
+        texts: list[str] = []
+        if has_column(p.source, column):
+            for _, batch in stream_texts(ctx, table, column, max_chars, p.source):
+                texts.extend(batch)
+        if len(texts) != int(reuse.shards[p.shard]["codes"]):
+            return None
+        out[p.shard] = texts
+    return out
 
 
 def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None):
@@ -415,6 +461,15 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
             say(f"embed {label}: the table grew past {REFIT_GROWTH:g}x the rows the binarizer was fitted on, "
                 "rebuilding it whole")
             reuse = None
+    rewords = None
+    if reuse is not None and reuse.rewords:  # an older BM25 tokenizer: count the kept texts' words again
+        rewords = kept_texts(ctx, table, column, params, plans, reuse)
+        if rewords is None:
+            say(f"embed {label}: the texts of a kept file do not match its codes, rebuilding it whole")
+            reuse = None
+        else:
+            say(f"embed {label}: the BM25 words are cut by tokenizer {bm25_version()} now: counting the "
+                f"words of {len(rewords)} kept file(s) again (their embeddings are kept)")
     if reuse is None:
         todo = plans
     else:
@@ -438,7 +493,7 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     n_new = sum(len(x) for x in ids)
     extra = {"skipped": int(total - n_new - (0 if reuse is None else sum(
         int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)))}
-    return write_sharded(ctx.store, table, column, dim, plans, new, params, extra, reuse)
+    return write_sharded(ctx.store, table, column, dim, plans, new, params, extra, reuse, rewords)
 
 
 def fit_binarizer(method: str, dim: int, vecs: list[np.ndarray]):
@@ -471,8 +526,12 @@ def encode_shard(binz, vecs: np.ndarray, tier: str, refine_bits: int = 0):
 
 def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
                   new: dict[str, tuple[np.ndarray, np.ndarray, list[str] | None]], params: dict[str, Any],
-                  extra_meta: dict[str, Any], reuse: Reuse | None = None) -> IndexEntry:
-    """Write the index folder: new shards encoded, kept ones linked from ``reuse``; record it."""
+                  extra_meta: dict[str, Any], reuse: Reuse | None = None,
+                  rewords: dict[str, list[str]] | None = None) -> IndexEntry:
+    """Write the index folder: new shards encoded, kept ones linked from ``reuse``; record it.
+
+    ``rewords``: the texts of kept shards whose BM25 word counts are made again (an older tokenizer's):
+    their other files are linked, the counts written anew."""
     from lakeql.vectors import bm25, codes
 
     if reuse is None:
@@ -498,6 +557,10 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
             else:
                 shards.link_tree(reuse.folder / "shards" / p.shard, sub)
                 n = int(reuse.shards[p.shard]["codes"])
+                if rewords is not None and p.shard in rewords:
+                    for name in BM25_COUNTS:  # linked: unlink first, the previous index keeps its bytes
+                        (sub / name).unlink(missing_ok=True)
+                    bm25.write_counts(bm25.term_counts(rewords[p.shard], bm25.index_version(params)), sub)
             listing.append({"shard": p.shard, "file": p.file, "offset": p.offset, "codes": n, "rows": p.rows})
             rows += n
         codes.write_shard_list(tmp, listing)
@@ -513,7 +576,8 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
             # + the tier in list order (ann.TIER_FILE), read by the bounded (rabitq) search only
             tier = all_tiers(tmp, plans, dim) if getattr(binz, "bounded", False) else None
             ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None, tier=tier)
-        checksums = _checksums(tmp, reuse, {p.shard for p in plans if p.shard not in new})
+        checksums = _checksums(tmp, reuse, {p.shard for p in plans if p.shard not in new},
+                               fresh=BM25_COUNTS if rewords else ())
     entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
                        table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True),
                        checksums=json.dumps(checksums, sort_keys=True))
@@ -541,14 +605,16 @@ def all_tiers(folder: Path, plans: list[ShardPlan], dim: int):
     return parts[0] if len(parts) == 1 else codes.ShardedRows(parts, dim, parts[0].dtype)
 
 
-def _checksums(folder: Path, reuse: Reuse | None, kept: set[str]) -> dict[str, str]:
-    """The manifest checksums of ``folder``'s files; a kept (linked) shard's are the previous index's."""
+def _checksums(folder: Path, reuse: Reuse | None, kept: set[str], fresh: tuple[str, ...] = ()
+               ) -> dict[str, str]:
+    """The manifest checksums of ``folder``'s files; a kept (linked) shard's are the previous index's
+    (but for its files named in ``fresh``, written anew)."""
     out = {}
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = f.relative_to(folder).as_posix()
         parts = rel.split("/")
         if reuse is not None and len(parts) == 3 and parts[0] == "shards" and parts[1] in kept \
-                and rel in reuse.checksums:
+                and parts[2] not in fresh and rel in reuse.checksums:
             out[rel] = reuse.checksums[rel]
         else:
             out[rel] = file_checksum(f)
