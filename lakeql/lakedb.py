@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def update(
     with store.atomic_file(target) as tmp:
         tmp.unlink()  # duckdb must create the file itself
         with new_database_file(tmp, storage) as con:
-            copy_catalog(con, target)
+            copy_catalog(con, target, store._temp_name(target))
             run_batch(con, drops)
             skipped = run_views(con, creates)
             for sql in again:
@@ -145,21 +146,29 @@ def update(
             return skipped
 
 
-def copy_catalog(con, source: Path) -> None:
+def copy_catalog(con, source: Path, scratch: Path) -> None:
     """Copy every schema, view and macro of the database file ``source`` into ``con``'s current database
     (a new file): ``COPY FROM DATABASE`` writes the catalog entries as stored, binding no view (no
     Parquet footer is opened: ~0.2 s for 2,000 views, where creating them costs ~7 s). Why not a byte
     copy of the file updated in place: a checkpoint writes the whole catalog anew before it frees the
     old one, so the first update of a file left it twice its size (the old copy's blocks free at its
     start, never truncated), and so did every later one; the new file holds one copy, the size of a
-    full write (benchmarks/results/leftovers.md)."""
+    full write (benchmarks/results/leftovers.md).
+
+    ``source`` is read through a byte copy at ``scratch`` (a temp name, removed after): DuckDB would need
+    a lock on ``source`` itself, which a stock duckdb CLI holding ``lake.duckdb`` open refuses."""
     from lakeql.lake import quote_literal
 
-    con.execute(f"ATTACH {quote_literal(str(source))} AS lakeql_prev (READ_ONLY)")
     try:
-        con.execute("COPY FROM DATABASE lakeql_prev TO lakeql_out")
+        shutil.copyfile(source, scratch)
+        con.execute(f"ATTACH {quote_literal(str(scratch))} AS lakeql_prev (READ_ONLY)")
+        try:
+            con.execute("COPY FROM DATABASE lakeql_prev TO lakeql_out")
+        finally:
+            con.execute("DETACH lakeql_prev")
     finally:
-        con.execute("DETACH lakeql_prev")
+        for f in (scratch, Path(f"{scratch}.wal")):
+            f.unlink(missing_ok=True)
 
 
 def _macros(statements: list[str]) -> set[str] | None:

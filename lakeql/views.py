@@ -256,7 +256,7 @@ def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[st
     if len(gone) + len(made) > max(16, MAX_SHARE * len(statements)):
         return None
     with new_database_file(path, storage_version) as con:  # the catalog copied: one copy, not two
-        copy_catalog(con, before["paths"][old_digest])  # (lakeql.lakedb.copy_catalog)
+        copy_catalog(con, before["paths"][old_digest], path.with_name(f".{path.name}.src.tmp"))
         run_batch(con, gone)
         return run_views(con, made)
 

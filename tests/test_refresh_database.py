@@ -290,3 +290,35 @@ def test_refreshes_keep_the_database_files_the_size_of_a_full_build(lake, tmp_pa
     for mine in sorted((idx / "views").glob("*.duckdb")):
         theirs = (full / "views" / mine.name).stat().st_size
         assert mine.stat().st_size <= 1.15 * theirs, (mine.name, mine.stat().st_size, theirs)
+
+
+def test_an_update_while_a_duckdb_cli_holds_the_file_open(lake, tmp_path, monkeypatch):
+    """A stock duckdb CLI session on ``lake.duckdb`` (read-write: DuckDB's lock on the file) does not stop
+    a refresh from updating it: the previous catalog is read from a private byte copy."""
+    root, held = lake
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1])\nprint('ready', "
+            "flush=True)\ntime.sleep(600)",
+            str(idx / "lake.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        calls: list[object] = []
+        real = lakedb.update
+        monkeypatch.setattr(lakedb, "update", lambda *a, **k: calls.append(r := real(*a, **k)) or r)
+        change(root, held, "add")
+        lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+        assert calls == [[]]  # updated in place
+    finally:
+        holder.kill()
+        holder.wait()
+    same_as_full_build(root, idx, tmp_path / "full")
+    assert not [p.name for p in idx.iterdir() if p.name.endswith((".tmp", ".wal"))]
