@@ -109,6 +109,7 @@ def test_hybrid_search_keywords_in_japanese_and_german(tmp_path):
     assert _bm25_top(lake, tmp_path / "index", "ภาษาไทย")[0] == 6
 
 
+@pytest.mark.filterwarnings("ignore::lakeql.vectors.sql.OldTokenizerWarning")  # (its own test below)
 def test_an_index_of_the_old_tokenizer_keeps_working_then_a_refresh_rebuilds_it(tmp_path, monkeypatch):
     from lakeql.vectors import builder
 
@@ -155,9 +156,11 @@ def _old_tokenizer_build(monkeypatch, lake: Path, index_dir: Path) -> Path:
 
 def _shard_files(folder: Path) -> dict[str, tuple[int, bytes]]:
     """(inode, bytes) of every file of the index's shards but their BM25 word counts."""
-    return {p.relative_to(folder).as_posix(): (p.stat().st_ino, p.read_bytes())
-            for p in sorted((folder / "shards").rglob("*"))
-            if p.is_file() and not p.name.startswith("bm25")}
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_ino, p.read_bytes())
+        for p in sorted((folder / "shards").rglob("*"))
+        if p.is_file() and not p.name.startswith("bm25")
+    }
 
 
 def _postings(folder: Path):
