@@ -29,6 +29,7 @@ class EncoderMismatchWarning(UserWarning):
 class OldTokenizerWarning(UserWarning):
     """An index's BM25 words were cut by an older tokenizer (``lakeql index --refresh`` upgrades it)."""
 
+
 MAX_QUERY_CHARS = 100_000
 HYBRID_POOL = 10  # each side of hybrid_search contributes its best k * HYBRID_POOL (at least 100) rows
 
