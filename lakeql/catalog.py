@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakeql import parquet_io
-from lakeql.errors import UnknownColumnError, UnknownTableError, did_you_mean
+from lakeql.errors import RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.sources import buildfs
@@ -31,8 +31,9 @@ TEXT_TYPES = ("VARCHAR",)
 
 #: What the stored catalog's rows mean, recorded in its manifest row's params. Bump it when the same
 #: files would now be catalogued differently (2: a column named '' is DuckDB's C<i>, not v<i>): a stored
-#: catalog of another (or no) format is not reused, so every table is catalogued again.
-CATALOG_FORMAT = 2
+#: catalog of another (or no) format is not reused, so every table is catalogued again. 3: CSV files that
+#: are not UTF-8 are read through a UTF-8 copy (:mod:`lakeql.csvenc`), tables record ``file_encodings``.
+CATALOG_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,25 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
     return list(hit)
 
 
+# Arrow types of a Parquet footer that DuckDB's Parquet reader (the views) types otherwise than its Arrow
+# scan: a Parquet INTERVAL is fixed_size_binary[12] to Arrow (BLOB to the Arrow scan, INTERVAL to
+# read_parquet); a FLOAT16 is halffloat, which the Arrow scan refuses ('Unsupported Internal Arrow Type e')
+_ARROW_DIFFERS = ("fixed_size_binary[12]", "halffloat")
+
+
+def _arrow_differs(schema, pf) -> bool:
+    """True when the footer ``pf`` (Arrow ``schema``) may hold a column whose DuckDB type only DuckDB's
+    Parquet reader knows: the types above, or an INT96 timestamp (timestamp[ns] to Arrow, TIMESTAMP to
+    read_parquet). A column name holding the same text only costs a DESCRIBE of the file."""
+    text = schema.remove_metadata().to_string()
+    if any(t in text for t in _ARROW_DIFFERS):
+        return True
+    if "timestamp[ns" not in text:
+        return False
+    md = pf.metadata.schema
+    return any(md.column(i).physical_type == "INT96" for i in range(len(md)))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
@@ -117,18 +137,21 @@ def _open_parquet(table: Table, stamp: FileStamp, fs: Any):
     return pq.ParquetFile(open_object(fs, table.root, stamp.path))
 
 
-def profile_table(table: Table, fs: Any = None
+def profile_table(table: Table, fs: Any = None, cache: list | None = None
                   ) -> tuple[Table, list[tuple[str, str]], int, list[int], list[Problem]]:
     """Read a table's footers (Parquet) or sniff its files (CSV, JSON).
 
     Returns (the table with readable files only, columns, rows, rows per file, problems). Unreadable
     files are dropped with a :class:`CorruptParquetWarning` naming them; when none is readable the table
-    comes back without files and one ``'table'`` problem.
+    comes back without files and one ``'table'`` problem. A CSV file DuckDB refuses that is not UTF-8 is
+    read through a UTF-8 copy made in the first writable folder of ``cache`` (:mod:`lakeql.csvenc`).
     """
+    decoded: dict[str, tuple[str, str]] = {}
     good: list[FileStamp] = []
     rows: list[int] = []
     problems: list[Problem] = []
     schema = None
+    differs = False
     for stamp in table.files:
         try:
             if table.format == "parquet":
@@ -136,8 +159,13 @@ def profile_table(table: Table, fs: Any = None
                 n = pf.metadata.num_rows
                 if schema is None:
                     schema = pf.schema_arrow
+                    differs = _arrow_differs(schema, pf)
             else:
-                n = _count_rows(table, stamp, fs)
+                n, dec = _count_rows(table, stamp, fs, cache)
+                if dec is not None:
+                    decoded[stamp.path] = dec
+        except RemoteStoreError:
+            raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
                           f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
@@ -147,18 +175,27 @@ def profile_table(table: Table, fs: Any = None
         good.append(stamp)
         rows.append(n)
     kept = table.with_files(good)
+    kept.decoded = decoded
     if not good:
         what = problems[0].error if problems else "no data file"
         return kept, [], 0, [], [Problem("table", table.source, f"no readable file ({what})", table.key)]
     try:
         # a column named '': DuckDB names it C<i> and may then fail on a clash with a real C<i>; its own
         # DESCRIBE gives its names (and errors), where Arrow's from_arrow would quietly rename (C0_1)
-        if table.format != "parquet" or table.hive or len(good) > 1 or "" in schema.names:
+        def describe() -> list[tuple[str, str]]:
             con = _type_connection(fs).cursor()
-            cols = [(r[0], r[1]) for r in
-                    con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
+            return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
+
+        if (table.format != "parquet" or table.hive or len(good) > 1 or "" in schema.names
+                or differs):
+            cols = describe()
+            if table.format == "csv":
+                _check_csv_shape(kept, cols, _type_connection(fs).cursor())
         else:
-            cols = _duckdb_types(schema)
+            try:
+                cols = _duckdb_types(schema)
+            except Exception:  # noqa: BLE001 - an Arrow type DuckDB's Arrow scan lacks: its Parquet reader decides
+                cols = describe()
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
         err = _first_line(exc)
         why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"
@@ -183,7 +220,7 @@ def _appended(table: Table, stored: Catalog, fs: Any
     if len(old or []) < 2 or len(old) != len(rows_old):  # a one-file table's columns came from its footer
         return None
     known = {st: n for st, n in zip(old, rows_old, strict=True)}
-    now = [(f.path, f.size, f.mtime_ns) for f in table.files]
+    now = [(f.path, f.size, f.mtime_ns, f.etag) for f in table.files]
     if now[:len(old)] != old or len(now) == len(old):
         return None  # a file changed, went or came before the stored ones: read the table again
     try:
@@ -216,13 +253,84 @@ def _current_format(entry: IndexEntry | None) -> bool:
         return False
 
 
-def _count_rows(table: Table, stamp: FileStamp, fs: Any) -> int:
-    """Rows of one CSV/JSON file (parsed by DuckDB with sniffing: a file it cannot parse raises)."""
+def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = None
+                ) -> tuple[int, tuple[str, str] | None]:
+    """Rows of one CSV/JSON file (parsed by DuckDB with sniffing: a file it cannot parse raises), and
+    (encoding, UTF-8 copy) when it is a CSV file that is not UTF-8 (:mod:`lakeql.csvenc`; the rows are
+    the copy's), else None. Only a file DuckDB refuses is looked at: UTF-8 files cost nothing more."""
     from lakeql.lake import join_root, scan_sql
 
+    if table.format == "csv" and stamp.size == 0:
+        from lakeql.csvenc import CsvShapeError
+
+        raise CsvShapeError(f"{stamp.path!r} is empty (0 bytes): write its header line, or remove the file")
     con = _type_connection(fs).cursor()
-    scan = scan_sql(table.format, [join_root(table.root, stamp.path)])
-    return int(con.execute(f"SELECT count(*) FROM {scan}").fetchone()[0])
+
+    def count(path: str) -> int:
+        return int(con.execute(f"SELECT count(*) FROM {scan_sql(table.format, [path])}").fetchone()[0])
+
+    try:
+        return count(join_root(table.root, stamp.path)), None
+    except Exception:
+        if table.format != "csv":
+            raise
+        from lakeql import csvenc
+
+        dec = csvenc.decode_file(table, stamp, fs, cache or csvenc.cache_dirs(None))
+        if dec is None:  # plain UTF-8: DuckDB's own error stands
+            raise
+    try:
+        return count(dec[1]), dec
+    except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
+        lines = str(exc).strip().splitlines()
+        raise csvenc.DecodedReadError(f"{type(exc).__name__}: {lines[0] if lines else exc!r} (the file was "
+                                      f"read as {dec[0]})") from exc
+
+
+def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> None:
+    """Refuse a CSV table DuckDB would read wrongly without an error: rows of different lengths make its
+    sniffer fall back to one column holding whole lines (named after the header line), or skip the
+    lines before the longest consistent run (then no header is found: the columns are ``column0``...).
+    Checked only on those shapes (the extra sniff of a headerless file costs ~7 ms)."""
+    import re
+
+    from lakeql.csvenc import CsvShapeError
+
+    fix = "make every row have as many fields as the header line, then run 'lakeql index LAKE --refresh'"
+    if len(cols) == 1 and any(ch in cols[0][0] for ch in ",;\t|"):
+        raise CsvShapeError(f"DuckDB found no delimiter that splits every row of {table.source!r} into the "
+                            f"same number of fields and would read each line as one column "
+                            f"{cols[0][0][:60]!r}: {fix}")
+    if cols and all(re.fullmatch(r"column\d+", n) for n, _ in cols):
+        for f, path in zip(table.files, table.paths, strict=True):
+            skip = con.execute("SELECT SkipRows FROM sniff_csv(?)", [path]).fetchone()[0]
+            if skip:
+                raise CsvShapeError(f"the rows of {f.path!r} do not all have the same number of fields: "
+                                    f"DuckDB would skip its first {skip} line(s) and its header: {fix}")
+
+
+def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list) -> bool:
+    """Give an unchanged ``table`` (its readable files) the UTF-8 copies its stored ``labels`` (one
+    encoding per file, ``file_encodings``) name, made again when missing; False when one cannot be."""
+    if table.format != "csv" or not labels:
+        return True
+    from lakeql import csvenc
+
+    if len(labels) != len(table.files):
+        return False
+    decoded = {}
+    for f, label in zip(table.files, labels, strict=True):
+        if label == csvenc.NATIVE:
+            continue
+        try:
+            got = csvenc.decode_file(table, f, fs, cache, label=label)
+        except Exception:  # noqa: BLE001 - gone, unreadable, no writable folder: read the table again
+            return False
+        if got is None:
+            return False
+        decoded[f.path] = got
+    table.decoded = decoded
+    return True
 
 
 def unreadable_message(table_name: str, error: str, path: str) -> str:
@@ -241,7 +349,7 @@ class Catalog:
         self.table_rows = tables  # key -> {'row_count': .., 'source_bytes': .., ...}
         self.columns_by_table = columns
         self.files_path: Any = None  # Path of the stored catalog's files.parquet (read on first use)
-        self._file_stamps: dict[str, list[tuple[str, int, int]]] | None = None
+        self._file_stamps: dict[str, list[tuple[str, int, int, str]]] | None = None
         self.problems: list[Problem] = list(problems or [])  # what was left out, and why
         self.failed: dict[str, str] = {}  # stored: table key -> fingerprint of a wholly unreadable table
 
@@ -324,9 +432,13 @@ class Catalog:
         Tables with no readable file are left out of ``lake.tables`` (and recorded as problems).
         """
         previous = cls.load(lake, store) if (store is not None and refresh) else None
-        cat = cls._resolve(lake, previous)
+        cat = cls._resolve(lake, previous, store)
         if store is not None and not cat._same_as(previous, store):
             cat.save(store)
+        if store is not None:  # UTF-8 copies of CSV files no table reads any more
+            from lakeql import csvenc
+
+            csvenc.prune(store, {d[1] for t in lake.tables.values() for d in t.decoded.values()})
         return cat
 
     def _same_as(self, stored: Catalog | None, store: Store) -> bool:
@@ -343,11 +455,15 @@ class Catalog:
                 and self.failed == stored.failed and probs(self) == probs(stored))
 
     @classmethod
-    def _resolve(cls, lake: Lake, stored: Catalog | None) -> Catalog:
+    def _resolve(cls, lake: Lake, stored: Catalog | None, store: Store | None = None) -> Catalog:
         """The catalog of ``lake`` as it is now: ``stored`` rows of unchanged tables, the rest profiled.
 
-        Sets ``lake.tables`` to the tables with at least one readable file (those files only).
+        Sets ``lake.tables`` to the tables with at least one readable file (those files only). ``store``:
+        where UTF-8 copies of CSV files that are not UTF-8 go (:func:`lakeql.csvenc.cache_dirs`).
         """
+        from lakeql import csvenc
+
+        cache = csvenc.cache_dirs(store)
         tables: dict[str, dict] = {}
         columns: dict[str, list[Column]] = {}
         kept: dict[str, Table] = {}
@@ -361,6 +477,10 @@ class Catalog:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}
                 kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
+                if not _restore_decoded(kept[t.key], prev.get("file_encodings"), lake.fs, cache):
+                    del kept[t.key]
+                    todo.append(t)  # a UTF-8 copy cannot be made again: the table is read again
+                    continue
                 tables[t.key] = prev
                 columns[t.key] = stored.columns_by_table.get(t.key, [])
                 problems += mine
@@ -375,7 +495,7 @@ class Catalog:
             prefetch(lake, todo)
         for t in progress(todo, desc="catalog", unit="table"):
             got = _appended(t, stored, lake.fs) if stored is not None else None
-            good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs)
+            good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs, cache)
             problems += found
             if not good.files:
                 failed[t.key] = t.fingerprint
@@ -386,6 +506,8 @@ class Catalog:
                 "hive": t.hive, "n_files": len(good.files), "row_count": nrows,
                 "source_bytes": good.source_bytes, "fingerprint": t.fingerprint,
                 "indexed_at": now, "file_rows": per_file,
+                "file_encodings": ([good.decoded.get(f.path, (csvenc.NATIVE,))[0] for f in good.files]
+                                   if t.format == "csv" else None),
             }
             columns[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
         lake.tables = {k: kept[k] for k in lake.tables if k in kept}
@@ -403,6 +525,7 @@ class Catalog:
             ("source", pa.string()), ("hive", pa.bool_()), ("n_files", pa.int64()),
             ("row_count", pa.int64()), ("source_bytes", pa.int64()), ("fingerprint", pa.string()),
             ("indexed_at", pa.timestamp("us", tz="UTC")), ("file_rows", pa.list_(pa.int64())),
+            ("file_encodings", pa.list_(pa.string())),
         ])
         store.write_parquet(pa.Table.from_pylist(trows, schema=tschema), cdir / "tables.parquet")
         ccols = [c for k in sorted(self.columns_by_table) for c in self.columns_by_table[k]]
@@ -410,11 +533,13 @@ class Catalog:
             "table_name": [c.table_name for c in ccols], "column_name": [c.column_name for c in ccols],
             "ordinal": pa.array([c.ordinal for c in ccols], pa.int32()),
             "type": [c.type for c in ccols]}), cdir / "columns.parquet")
-        files = [(t.key, f.path, f.size, f.mtime_ns) for t in self.lake.tables.values() for f in t.files]
+        files = [(t.key, f.path, f.size, f.mtime_ns, f.etag)
+                 for t in self.lake.tables.values() for f in t.files]
         store.write_parquet(pa.table({
             "table_name": [f[0] for f in files], "path": [f[1] for f in files],
             "size": pa.array([f[2] for f in files], pa.int64()),
-            "mtime_ns": pa.array([f[3] for f in files], pa.int64())}), cdir / "files.parquet")
+            "mtime_ns": pa.array([f[3] for f in files], pa.int64()),
+            "etag": pa.array([f[4] for f in files], pa.string())}), cdir / "files.parquet")
         probs = sorted(self.problems, key=lambda p: (p.table_name, p.path))
         store.write_parquet(pa.table({
             "kind": pa.array([p.kind for p in probs], pa.string()),
@@ -460,8 +585,9 @@ class Catalog:
         cat.files_path = store.path("catalog", "files.parquet")
         return cat
 
-    def file_stamps(self, key: str) -> list[tuple[str, int, int]]:
-        """The stored (path, size, mtime) of table ``key``'s files, in catalog order ([] when unknown)."""
+    def file_stamps(self, key: str) -> list[tuple[str, int, int, str]]:
+        """The stored (path, size, mtime, etag) of table ``key``'s files, in catalog order ([] when
+        unknown; etag '' for local files and catalogs written before it was recorded)."""
         if self._file_stamps is None:
             self._file_stamps = {}
             if self.files_path is not None and self.files_path.exists():
@@ -469,9 +595,10 @@ class Catalog:
                     d = parquet_io.read_table(self.files_path).to_pydict()
                 except Exception:  # noqa: BLE001 - unknown stamps: the table is read again
                     d = {}
-                for k, p, sz, mt in zip(*(d.get(c, []) for c in ("table_name", "path", "size", "mtime_ns")),
-                                        strict=True):
-                    self._file_stamps.setdefault(k, []).append((p, int(sz), int(mt)))
+                tags = d.get("etag") or [""] * len(d.get("path", []))
+                cols = (d.get(c, []) for c in ("table_name", "path", "size", "mtime_ns"))
+                for k, p, sz, mt, tag in zip(*cols, tags, strict=True):
+                    self._file_stamps.setdefault(k, []).append((p, int(sz), int(mt), tag or ""))
         return self._file_stamps.get(key, [])
 
     @classmethod
@@ -500,7 +627,7 @@ class Catalog:
                 return con.execute(f"SELECT {sql} FROM read_parquet(?) WHERE table_name = ?",
                                    [glob_escape(str(store.path("catalog", name))), table.key]).fetchall()
 
-            trows = rows("tables.parquet", "fingerprint, file_rows")
+            trows = rows("tables.parquet", "fingerprint, file_rows, file_encodings")
             if len(trows) != 1 or trows[0][0] != table.fingerprint:
                 return None
             cols = [r[0] for r in sorted(rows("columns.parquet", "column_name, ordinal"), key=lambda r: r[1])]
@@ -517,6 +644,10 @@ class Catalog:
         file_rows = [int(n) for n in trows[0][1]]
         if len(file_rows) != len(kept.files) or not kept.files:
             return None
+        from lakeql import csvenc
+
+        if not _restore_decoded(kept, trows[0][2], None, csvenc.cache_dirs(store)):
+            return None
         return kept, file_rows, cols
 
     @classmethod
@@ -527,4 +658,4 @@ class Catalog:
         memory, so names and types are always current; unreadable ones are left out with a warning;
         capability indexes still report staleness on their own.
         """
-        return cls._resolve(lake, cls.load(lake, store))
+        return cls._resolve(lake, cls.load(lake, store), store)

@@ -7,6 +7,9 @@ It reports, without changing anything:
 * a damaged or missing catalog;
 * temporary files left by dead builds (kill -9, Ctrl-C), and a build running now.
 
+It also notes, without counting them as problems, the CSV files that are not UTF-8 and are read through a
+UTF-8 copy, with the encoding each was read as (:mod:`lakeql.csvenc`).
+
 ``--repair`` removes the leftovers and runs ``lakeql index --refresh``, which rebuilds every missing,
 damaged, stale or incomplete index. Exit code 0 when all is well, 1 when something needs attention.
 """
@@ -40,6 +43,7 @@ class Diagnosis:
     tables: int = 0
     indexes: int = 0
     findings: list[Finding] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)  # facts, not problems (the encoding of a CSV file)
 
     @property
     def healthy(self) -> bool:
@@ -48,7 +52,7 @@ class Diagnosis:
     def lines(self) -> list[str]:
         head = (f"lake {self.lake}: {self.tables} tables; index {self.index_dir}: {self.indexes} indexes; "
                 + ("all well" if self.healthy else f"{len(self.findings)} problem(s)"))
-        return [head, *(str(f) for f in self.findings)]
+        return [head, *(str(f) for f in self.findings), *(str(f) for f in self.notes)]
 
 
 def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None
@@ -88,8 +92,13 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
         if stored is None and (store.root / MANIFEST).exists() and stored_ok:
             found.append(Finding("catalog", "catalog", "the stored catalog is missing or unreadable",
                                  "run 'lakeql index LAKE'"))
-        cat = Catalog._resolve(lake, stored)
+        cat = Catalog._resolve(lake, stored, store)
         diag.tables = len(lake.tables)
+        for t in lake.tables.values():
+            for path, (label, _copy) in sorted(t.decoded.items()):
+                diag.notes.append(Finding("encoding", f"{t.key} ({path})",
+                                          f"not UTF-8: read as {label} through a UTF-8 copy",
+                                          "save it as UTF-8 to read it directly (nothing to do otherwise)"))
         for p in cat.problems:
             subject = p.table_name or p.path
             fix = {"unsupported": "convert it to Parquet/CSV/JSON, or move it out of the lake",

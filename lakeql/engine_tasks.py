@@ -21,13 +21,16 @@ def profile_task(spec: tuple[Any, list[tuple[str, str]], int]) -> tuple[list[dic
     """Profile one table where the engine runs it: ``(table, [(column, type)], row_count)`` ->
     (column rows, Arrow table of hashes), exactly :func:`lakeql.profile.profile_table`."""
     from lakeql import profile
+    from lakeql.sources.remote import worker_reads
 
     table, columns, row_count = spec[:3]
     if len(spec) > 3:  # a multi-file table: the shards of the files named (lakeql.profile_shards)
         from lakeql.profile_shards import profile_files
 
-        return profile_files(table, spec[3], columns, row_count=row_count)
-    return profile.profile_table(table, columns, row_count)
+        with worker_reads(table, spec[3]):  # a Ray worker on an s3:// lake: its own reads of the objects
+            return profile_files(table, spec[3], columns, row_count=row_count)
+    with worker_reads(table):
+        return profile.profile_table(table, columns, row_count)
 
 
 CHUNK_FILES = 16  # files of one multi-file table profiled per task (one grouped scan each)
@@ -40,6 +43,7 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
     Returns (keys profiled, {key: error}); an unreadable table is left out with a warning, as locally.
     """
     from lakeql import profile
+    from lakeql.errors import RemoteStoreError
     from lakeql.progress import say
     from lakeql.store import IndexEntry, dir_bytes
 
@@ -55,6 +59,15 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
         key = owners[i]
         if key in failed:  # another chunk of this table failed already
             return
+        if isinstance(result, RemoteStoreError):  # the store failed, not the table: stop, commit nothing
+            cause = getattr(result, "cause", None)  # a Ray task's error: the worker's own exception
+            raise RemoteStoreError(str(cause if isinstance(cause, RemoteStoreError) else result)) from None
+        if isinstance(result, Exception) and lake.fs is not None:
+            from lakeql.sources.snapshot import store_failure
+
+            failed_store = store_failure(lake.fs)  # a read under DuckDB met it (DuckDB's error hides it)
+            if failed_store is not None:
+                raise failed_store
         if isinstance(result, Exception):
             msg = f"{type(result).__name__}: {(str(result).splitlines() or [''])[0][:200]}"
             failed[key] = msg

@@ -19,6 +19,11 @@ class LakeNotFoundError(LakeqlError):
     """The lake path does not exist or holds no Parquet files."""
 
 
+class RemoteStoreError(LakeqlError):
+    """The object store failed (unreachable, credentials refused, throttled or erroring past the retries,
+    a request timed out, a body cut short): the build stops before writing, the previous index is kept."""
+
+
 class UnknownTableError(LakeqlError):
     """A table name that the lake does not have."""
 

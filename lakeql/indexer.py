@@ -125,6 +125,12 @@ def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, start
         s0, c0 = time.perf_counter(), time.process_time()
         before = store_bytes(store)
         fn(*args)
+        if lake.fs is not None:  # a remote lake: a read met a failing store (a table was left out for it)
+            from lakeql.sources.snapshot import store_failure
+
+            failed = store_failure(lake.fs)
+            if failed is not None:
+                raise failed  # stop here: the next stages and the database are not written
         secs, cpu = time.perf_counter() - s0, time.process_time() - c0
         delta = store_bytes(store) - before
         # CPU seconds of this process (all its threads): the steady figure on a shared machine

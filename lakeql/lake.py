@@ -72,6 +72,9 @@ class FileStamp:
     path: str  # relative to the lake root, with '/' separators
     size: int
     mtime_ns: int
+    # the object's ETag from the listing of a lake on object storage ('' for local files): an object
+    # rewritten with the same size within the same second (S3 times are whole seconds) is a change too
+    etag: str = ""
 
 
 @dataclass
@@ -87,6 +90,8 @@ class Table:
     format: str = "parquet"  # 'parquet', 'csv' or 'json': how DuckDB reads ``files``
     seen: list[FileStamp] | None = None  # every file that defines the table as discovered (fingerprint)
     layout: str = "file"  # 'file', 'folder', 'hive', 'delta' or 'iceberg'
+    #: CSV files read through a UTF-8 copy (:mod:`lakeql.csvenc`): path -> (encoding, local copy)
+    decoded: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -101,6 +106,9 @@ class Table:
     @property
     def paths(self) -> list[str]:
         """Absolute paths (or URLs, for a lake on object storage) of the table's files."""
+        dec = self.decoded
+        if dec:  # a CSV file that is not UTF-8 is read through its UTF-8 copy
+            return [dec[f.path][1] if f.path in dec else join_root(self.root, f.path) for f in self.files]
         return [join_root(self.root, f.path) for f in self.files]
 
     @property
@@ -132,8 +140,10 @@ class Table:
 
     def with_files(self, files: list[FileStamp]) -> Table:
         """A copy of this table made of ``files`` only (same fingerprint: what was discovered)."""
+        keep = {f.path for f in files}
         return Table(self.domain, self.name, self.root, self.source, list(files), self.hive, self.format,
-                     list(self.seen if self.seen is not None else self.files), self.layout)
+                     list(self.seen if self.seen is not None else self.files), self.layout,
+                     {p: d for p, d in self.decoded.items() if p in keep})
 
     def scan_sql(self) -> str:
         """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly
@@ -164,7 +174,8 @@ def scan_sql(fmt: str, paths: list[str], hive: bool = False) -> str:
 def fingerprint_of(files: list[FileStamp]) -> str:
     h = hashlib.sha1()
     for f in sorted(files, key=lambda s: s.path):
-        h.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode())
+        tag = f"\0{f.etag}" if f.etag else ""  # local files: the fingerprint they always had
+        h.update(f"{f.path}\0{f.size}\0{f.mtime_ns}{tag}\n".encode())
     return h.hexdigest()
 
 
@@ -352,6 +363,17 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
+def _lists_itself(target: str, lake_inside: str) -> bool:
+    """True when ``target`` (a symlinked file's real path) is a file of the lake that the walk lists under
+    its own name: inside the lake, with no hidden part (``current.parquet -> .versions/v3.parquet`` is
+    the only name of that file, so it is kept)."""
+    if not target.startswith(lake_inside):
+        return False
+    parts = target[len(lake_inside):].split(os.sep)
+    return not any(p.startswith(".") for p in parts) and not any(
+        p.startswith("_") and p != "_delta_log" for p in parts)
+
+
 def _stem(name: str) -> str:
     low = name.lower()
     for suf in sorted(FORMAT_SUFFIXES, key=len, reverse=True):
@@ -420,6 +442,8 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
                     continue
                 if name.startswith(".") or (name.startswith("_") and not inside_log):
                     continue
+                if e.is_symlink() and _lists_itself(os.path.realpath(e.path), lake_inside):
+                    continue  # another name for a file the walk lists as itself: its rows are not read twice
                 st = e.stat(follow_symlinks=True)
             except OSError:
                 continue

@@ -710,7 +710,17 @@ def ensure(
     last = time.perf_counter()
     n_cols = 0
 
+    def store_failed() -> Exception | None:
+        """The object store's failure met by a read of this build (a remote lake; DuckDB's error hides it)."""
+        if lake.fs is None:
+            return None
+        from lakeql.sources.snapshot import store_failure
+
+        return store_failure(lake.fs)
+
     def fail(key: str, exc: Exception) -> None:
+        if store_failed() is not None:  # the store failed, not the table: its profile is kept, stop below
+            return
         msg = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         failed[key] = msg
         say(f"warning: cannot profile table {key}, left out ({msg})")
@@ -781,6 +791,9 @@ def ensure(
             store.drop(KIND, key)
     for con in cons:
         con.close()
+    failed_store = store_failed()
+    if failed_store is not None:  # a read under DuckDB met a failing store: the build stops here
+        raise failed_store
     secs = time.perf_counter() - t0
     done_set = set(done)
     size = sum(e.bytes for e in store.entries(KIND) if e.table_name in done_set)

@@ -6,7 +6,8 @@ terminal: piped or redirected output is never cut. JSON output is always valid J
 become ``null``, dates and times ISO 8601 strings, blobs hex strings, exact decimals numbers.
 An INTERVAL (a column, or inside a LIST/STRUCT/MAP) is shown as DuckDB writes it (``1 month 2 days``;
 DuckDB's Python values would count a month as 30 days) and is an exact ISO 8601 duration in JSON
-(``P1M2D``): see :class:`Interval` and :func:`result_rows`.
+(``P1M2D``): see :class:`Interval` and :func:`result_rows`. A TIMESTAMP_NS or TIME_NS column is shown as
+DuckDB writes it (``2023-11-14 22:13:20.123456789``: Python's datetime would drop the nanoseconds).
 Control characters in values are escaped so a hostile cell cannot drive the terminal.
 """
 
@@ -168,6 +169,8 @@ def _iso_duration(td: dt.timedelta) -> str:
 
 def json_value(value: Any) -> Any:
     """``value`` as plain JSON data (recursively): NaN/Inf -> None, dates -> ISO strings, blobs -> hex."""
+    if isinstance(value, NanoText):
+        return value.iso()
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -394,10 +397,24 @@ def result_rows(cur: Any, types: Sequence[str] | None = None, size: int = BATCH)
     Python values as ever. A result without INTERVAL columns costs one look at its types."""
     if types is None:
         types = [str(d[1]) for d in cur.description or []]
-    if not any("INTERVAL" in t.upper() for t in types):
+    if not any("INTERVAL" in t.upper() or t.upper() in _NANOS for t in types):
         yield from fetch_batches(cur, size)
         return
     yield from _rows_through_arrow(cur, types, size)
+
+
+# nanosecond types: DuckDB's Python values (datetime, time) drop the nanoseconds, so three distinct values
+# 1, 2 and 3 ns past a second all showed as '00:00:00'; shown as DuckDB writes them (its VARCHAR cast)
+_NANOS = frozenset({"TIMESTAMP_NS", "TIME_NS"})
+
+
+class NanoText(str):
+    """A TIMESTAMP_NS / TIME_NS value as DuckDB writes it; ISO 8601 (``T`` between date and time) in JSON."""
+
+    __slots__ = ()
+
+    def iso(self) -> str:
+        return self.replace(" ", "T", 1)
 
 
 def _has_interval(typ: Any) -> bool:
@@ -478,7 +495,8 @@ def _rows_through_arrow(cur: Any, types: Sequence[str], size: int) -> Iterator[t
                         conv.execute("SET TimeZone = ?", [tz])
                 part = pa.RecordBatch.from_arrays([batch.column(i) for i in rest],
                                                   names=[f"c{j}" for j in range(len(rest))])
-                sel = ", ".join(f"CAST(c{j} AS {types[i].upper()})" if types[i].upper() in back else f"c{j}"
+                sel = ", ".join(f"CAST(c{j} AS {types[i].upper()})" if types[i].upper() in back
+                                else f"CAST(c{j} AS VARCHAR)" if types[i].upper() in _NANOS else f"c{j}"
                                 for j, i in enumerate(rest))
                 conv.register("__lakeql_batch", part)
                 try:
@@ -486,7 +504,10 @@ def _rows_through_arrow(cur: Any, types: Sequence[str], size: int) -> Iterator[t
                 finally:
                     conv.unregister("__lakeql_batch")
                 for j, i in enumerate(rest):
-                    cols[i] = [r[j] for r in got]
+                    if types[i].upper() in _NANOS:
+                        cols[i] = [None if r[j] is None else NanoText(r[j]) for r in got]
+                    else:
+                        cols[i] = [r[j] for r in got]
             yield from zip(*cols, strict=True)
     finally:
         if conv is not None:

@@ -219,7 +219,10 @@ def require_read_only(con, sql: Any) -> str:
     try:
         stmts = con.extract_statements(text)
     except duckdb.Error as exc:
-        raise UnsafeSqlError(f"syntax error: {_first_line(exc)}") from None
+        from lakeql.sqlerrors import quote_hint
+
+        hint = quote_hint(str(exc), con).removeprefix("\nHint: ")  # a table name that needs quotes
+        raise UnsafeSqlError(f"syntax error: {_first_line(exc)}" + (f" ({hint})" if hint else "")) from None
     if len(stmts) != 1:
         raise UnsafeSqlError(f"pass exactly one statement, got {len(stmts)} "
                              f"({', '.join(s.type.name for s in stmts)})")

@@ -25,7 +25,8 @@ from lakeql.lake import FileStamp, Table
 
 def shard_id(stamp: FileStamp) -> str:
     """A short stable name for the shard of one file version (changes when the file changes)."""
-    key = f"{stamp.path}\0{stamp.size}\0{stamp.mtime_ns}".encode("utf-8", "surrogatepass")
+    tag = f"\0{stamp.etag}" if stamp.etag else ""
+    key = f"{stamp.path}\0{stamp.size}\0{stamp.mtime_ns}{tag}".encode("utf-8", "surrogatepass")
     return hashlib.sha1(key).hexdigest()[:16]
 
 

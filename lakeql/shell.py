@@ -312,7 +312,7 @@ class Shell:
         try:
             statements = split(self.con, utf8_sql(sql))
         except Exception as exc:  # noqa: BLE001 - a parse error: report it like duckdb does
-            self._error(error_text(exc))
+            self._error(error_text(exc, self.con))
             statements = []
         for stmt in statements:
             t0 = time.perf_counter()

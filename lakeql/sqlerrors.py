@@ -1,6 +1,6 @@
 """lakeql's wording of DuckDB errors that would send a user the wrong way (used by every front end and by
 :class:`lakeql.dbapi.LakeqlConnection`): a table in the lake that has no view, a scalar function in
-``FROM``."""
+``FROM``, a table name that needs quotes written without them."""
 
 from __future__ import annotations
 
@@ -100,3 +100,46 @@ def scalar_in_from_hint(msg: str, con: Any) -> str:
     return (
         f"\nHint: {name} is a scalar function: call it in the SELECT list, e.g. SELECT {name}(...) AS value"
     )
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LINE = re.compile(r"LINE \d+: ")
+
+
+def unquoted_table(sql: str, names: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(as written, quoted) for the first table ``(domain, name)`` of ``names`` that ``sql`` names without
+    the quotes its name needs: ``iso.iso_3166-1``, ``stats models.fertility``, or a bare name that itself
+    needs quoting (``iso_3166-1``). Tables whose names are plain identifiers are skipped."""
+    from lakeql.lake import quote_ident
+
+    low = sql.lower()
+    for dom, name in names:
+        if PLAIN_NAME.match(dom) and PLAIN_NAME.match(name):
+            continue
+        for written in [f"{dom}.{name}"] + ([name] if not PLAIN_NAME.match(name) else []):
+            w = written.lower()
+            i = low.find(w)
+            while i >= 0:
+                before = low[i - 1] if i else " "
+                end = i + len(w)
+                after = low[end] if end < len(low) else " "
+                if not (before.isalnum() or before in '_".') and not (after.isalnum() or after in '_"'):
+                    return written, f"{quote_ident(dom)}.{quote_ident(name)}"
+                i = low.find(w, i + 1)
+    return None
+
+
+def quote_hint(msg: str, con: Any) -> str:
+    """A hint line when ``msg`` is DuckDB's syntax error for a query (its ``LINE n:`` text) that names a
+    lake table needing quotes without them (``syntax error at or near "-"`` on ``iso.iso_3166-1``)."""
+    if "Parser Error" not in msg or "must be quoted in SQL" in msg:
+        return ""
+    lines = [line[m.end():] for line in msg.splitlines() if (m := _LINE.match(line))]
+    if not lines:
+        return ""
+    try:
+        rows = con.execute("SELECT domain, name FROM lakeql_tables() WHERE domain IS NOT NULL").fetchall()
+    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
+        return ""
+    hit = unquoted_table("\n".join(lines), rows)
+    return f"\nHint: {hit[0]} is a table whose name must be quoted in SQL: {hit[1]}" if hit else ""

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from lakeql.errors import unwrap_udf_message
 from lakeql.render import MODES, Options, escape_controls, mode_name, print_result
-from lakeql.sqlerrors import scalar_in_from_hint, unreadable_table_message
+from lakeql.sqlerrors import quote_hint, scalar_in_from_hint, unreadable_table_message
 
 FORMATS = ("table", "csv", "json", "ndjson")
 # statement types whose result is rows to show; the others answer Count/Success, which the CLI hides
@@ -43,7 +43,7 @@ def error_text(exc: BaseException, con: Any = None) -> str:
     if better:  # DuckDB's 'does not exist' (and its 'did you mean') would send the user the wrong way
         caret = msg.find("\nLINE ")
         msg = better + ("\n" + msg[caret:] if caret >= 0 else "")
-    hint = scalar_in_from_hint(msg, con) if con is not None else ""
+    hint = (scalar_in_from_hint(msg, con) or quote_hint(msg, con)) if con is not None else ""
     return "\n".join(escape_controls(line.rstrip()) for line in (msg + hint).splitlines())
 
 
@@ -83,7 +83,7 @@ def run_sql(con, text: str, fmt: str, out: TextIO, *, is_tty: bool, err: TextIO 
     try:
         statements = split(con, text)
     except Exception as exc:  # noqa: BLE001 - a parse error: shown in full, like the duckdb CLI
-        print(f"lakeql: error: {error_text(exc)}", file=err)
+        print(f"lakeql: error: {error_text(exc, con)}", file=err)
         return 2
     if not statements:
         print("lakeql: error: no SQL statement to run (the text is empty or only comments)", file=err)

@@ -8,6 +8,7 @@ Layout of an index dir (default ``LAKE/.lakeql``)::
     catalog/files.parquet    one row per Parquet file (size, mtime, rows): the fingerprints
     lake.duckdb              views + pure-SQL macros, readable by the stock duckdb CLI
     <kind>/<slug>/...        one folder per capability index (e.g. embed/, ngram/, joins/)
+    csv_utf8/                UTF-8 copies of the lake's CSV files that are not UTF-8 (lakeql.csvenc)
 
 Every write goes to a temporary name in the same folder (``.NAME.PID-RANDOM.tmp``), is flushed to disk
 (``fsync``) and is renamed into place, so an interrupted build (killed, Ctrl-C, disk full) leaves the
@@ -127,12 +128,20 @@ def _checksum_like(path: Path, want: str) -> str:
     return file_checksum(path)
 
 
+# caches that readers (re)write inside an index folder after the build recorded it: the schema files'
+# embeddings (lakeql.context.retrieve.EMB), written by the first schema_context after a change. They are
+# not the manifest's to vouch for (a recorded one failed its checksum as soon as a reader updated it:
+# every schema_context then said 'damaged'); the cache checks itself (a zip's CRC-32) and is remade.
+READER_CACHES = frozenset({".lakeql-embeddings.npz"})
+
+
 def _files_of(path: Path) -> list[tuple[str, Path]]:
-    """The files of an index (a file, or every file below a folder but temp and kept-aside copies)."""
+    """The files of an index (a file, or every file below a folder but temp and kept-aside copies and
+    :data:`READER_CACHES`)."""
     if path.is_file():
         return [("", path)]
     return sorted((rel, Path(full)) for rel, full, _ in _walk_files(
-        path, lambda x: bool(TEMP_RE.match(x) or OLD_RE.match(x))))
+        path, lambda x: bool(TEMP_RE.match(x) or OLD_RE.match(x) or x in READER_CACHES)))
 
 
 def _walk_files(root: Path, skip: Callable[[str], bool]) -> Iterator[tuple[str, str, os.DirEntry]]:
@@ -634,6 +643,8 @@ class Store:
             files = {rel: full for rel, full, _ in _walk_files(p, lambda x: bool(TEMP_RE.match(x)
                                                                                  or OLD_RE.match(x)))}
         for rel, want in sorted(expected.items()):
+            if rel.rsplit("/", 1)[-1] in READER_CACHES:  # recorded by an older lakeql: a reader's cache
+                continue
             f = files.get(rel)
             label = f"{entry.path}/{rel}" if rel else entry.path
             if f is None:

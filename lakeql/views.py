@@ -364,7 +364,8 @@ def attach(con, ctx) -> AttachPlan:
         if fresh and path is not None and Path(path).exists():
             attach_files.append((domain, tables, path))
             plan.attached.append(domain)
-        elif fresh and path is None and (scans := _small_scans(spec.get("views"), tables)) is not None:
+        elif fresh and path is None and (scans := _small_scans(spec.get("views"), tables,
+                                                               views_root.parent)) is not None:
             clash = domain.lower() in own_schemas and not _made_by_register(con, domain, scans)
             if own_is_file or clash:  # nothing written into a user's database file, nothing of the
                 # caller's replaced: a catalog of its own instead
@@ -510,7 +511,7 @@ def _rendered(domain: str, name: str, fmt: str, paths: list[str], hive: bool) ->
             for a in {domain, quote_ident(domain)} for b in {name, quote_ident(name)}}
 
 
-def _small_scans(views: Any, tables: list[Table]) -> dict[str, Scan] | None:
+def _small_scans(views: Any, tables: list[Table], index_root: Path | None = None) -> dict[str, Scan] | None:
     """``{view name: (format, paths, hive)}`` of a small domain's manifest entry (None when it is malformed:
     the caller then makes live views). The manifest is a file, so its values are data checked here against the
     domain's ``tables`` as discovered now: a view per table of the domain, of the table's format and
@@ -528,10 +529,26 @@ def _small_scans(views: Any, tables: list[Table]) -> dict[str, Scan] | None:
                 and all(isinstance(p, str) for p in v["paths"])
                 and isinstance(v.get("hive"), bool) and v["hive"] == bool(t.hive)):
             return None
-        if not set(v["paths"]) <= set(t.paths):
+        if not set(v["paths"]) <= set(t.paths) and not _own_copies(v["paths"], t, index_root):
             return None
         out[name] = (v["format"], list(v["paths"]), v["hive"])
     return out
+
+
+def _own_copies(paths: list[str], table: Table, index_root: Path | None) -> bool:
+    """True when every path of ``paths`` is a file of ``table`` or an existing UTF-8 copy of one of its
+    CSV files in ``INDEX_DIR/csv_utf8`` (:mod:`lakeql.csvenc`), named after that file as it is now (a
+    changed file's copy has another name): a domain with such a file keeps its prebuilt views."""
+    from lakeql import csvenc
+    from lakeql.lake import join_root
+
+    if index_root is None or table.format != "csv":
+        return False
+    own = set(table.paths)
+    folder = index_root / csvenc.DIR
+    copies = {str(folder / csvenc.copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label))
+              for f in table.files for label in csvenc.LABELS}
+    return all(p in own or (p in copies and Path(p).is_file()) for p in paths)
 
 
 def _rowid_scans(ctx, table: Table, cur=None) -> list[tuple[str, str]]:

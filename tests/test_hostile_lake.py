@@ -175,11 +175,12 @@ def test_tables_and_their_status(con):
     assert {k for k, r in rows.items() if r[2] == "error"} == {
         f"{DOM}.corrupt",
         f"{DOM}.trunc",
-        f"{DOM}.latin",
     }
     for key in (f"{DOM}.corrupt", f"{DOM}.latin"):  # a domain holding a dot keeps its name
         assert rows[key][:2] == (DOM, key[len(DOM) + 1 :])
-    assert "not UTF-8: save it as UTF-8" in rows[f"{DOM}.latin"][3]
+    # not UTF-8: read as Windows-1252 through a UTF-8 copy (lakeql.csvenc)
+    assert rows[f"{DOM}.latin"][2:] == ("ok", None, 2)
+    assert con.execute(f"SELECT name FROM {qi(DOM)}.latin ORDER BY id").fetchall() == [("café",), ("naïve",)]
     expected = {
         TK: N,
         f"{DOM}.A": 2,
@@ -188,6 +189,7 @@ def test_tables_and_their_status(con):
         f"{DOM}.types": 3,
         f"{DOM}.bom": 2,
         f"{DOM}.odd": 2,
+        f"{DOM}.latin": 2,
         "main.casecols": 2,
     }
     for key, n in expected.items():
@@ -521,7 +523,8 @@ def test_cli_sql_check_doctor(lake, capsys):
     assert rc == 1 and "DROP" in out
     rc, out, err = run_cli(capsys, "doctor", lake)
     assert rc == 1 and "Traceback" not in out + err
-    assert all(name in out for name in ("corrupt.parquet", "trunc.parquet", "latin.csv"))
+    assert all(name in out for name in ("corrupt.parquet", "trunc.parquet"))
+    assert "latin.csv): not UTF-8: read as cp1252 through a UTF-8 copy" in out
 
 
 @pytest.mark.parametrize("fmt", ["yaml", "json", "md", "toon"])

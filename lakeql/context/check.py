@@ -21,6 +21,7 @@ from typing import Any
 
 from lakeql.rows import escape_column
 from lakeql.safety import FILE_NAME_PATTERN
+from lakeql.sqlerrors import PLAIN_NAME
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "temp", "system", "main_temp"})
 
@@ -51,6 +52,9 @@ class SchemaInfo:
             self.by_schema.setdefault("lakeql_rows", {})[key.lower()] = (
                 key, ["__rowid", "__rowid_file", "__rowid_row", *(escape_column(c) for c in cols)])
         self.keys = sorted(tables)
+        # (domain, name) of the tables SQL can only name quoted ('iso_3166-1', 'stats models')
+        self.quoted = [(dom, name) for dom, name, _ in tables.values()
+                       if not (PLAIN_NAME.match(dom) and PLAIN_NAME.match(name))]
 
     @classmethod
     def from_catalog(cls, catalog) -> SchemaInfo:
@@ -189,7 +193,26 @@ class Checker:
         self.search_path = search_path
 
     def check(self, sql: str) -> list[Problem]:
-        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding."""
+        """Every problem of ``sql``: syntax, statements that are not queries, file reads, names, binding.
+        A syntax error where the SQL names a table whose name needs quoting unquoted (``iso.iso_3166-1``:
+        'syntax error at or near "-"') says so and suggests the quoted name."""
+        out = self._check(sql)
+        if out and out[0].message.startswith("syntax error") and out[0].suggestion is None:
+            hint = self._unquoted_table(str(sql))
+            if hint is not None:
+                out[0].message += (f" ({hint[0]} is a table whose name must be quoted in SQL: "
+                                   f"{hint[1]})")
+                out[0].suggestion = hint[1]
+        return out
+
+    def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
+        """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names
+        without quotes (:func:`lakeql.sqlerrors.unquoted_table`)."""
+        from lakeql.sqlerrors import unquoted_table
+
+        return unquoted_table(sql, self.schema.quoted)
+
+    def _check(self, sql: str) -> list[Problem]:
         from sqlglot.errors import ParseError, TokenError
 
         from lakeql.safety import UnsafeSqlError, check_nesting

@@ -109,7 +109,10 @@ def footer_info(table) -> tuple[str, dict[str, str], dict[str, tuple[float, floa
                 st = col.statistics
                 if st is None or not st.has_min_max:
                     continue
-                lo, hi = st.min, st.max
+                try:
+                    lo, hi = st.min, st.max
+                except (ValueError, ArithmeticError, NotImplementedError):  # a nanosecond timestamp
+                    continue  # that datetime cannot hold (pandas writes them) raised and aborted builds
                 if not isinstance(lo, int | float) or isinstance(lo, bool):
                     continue
                 a, b = ranges.get(name, (math.inf, -math.inf))

@@ -2,8 +2,9 @@
 
 Words are split at non-alphanumerics (Unicode letters and digits are word characters: ``Größe``, ``名前``;
 text is NFC-normalized first, so a decomposed ``e`` + U+0301 is the ``é`` a user types)
-and camelCase (``depDelay`` -> ``dep``, ``delay``), lower-cased, and a trailing plural ``s`` is dropped from
-words longer than three letters. Scripts written without spaces (Chinese, Japanese) become overlapping
+and camelCase (``depDelay`` -> ``dep``, ``delay``), lower-cased, and plurals of words longer than three
+letters are folded (``flights`` -> ``flight``, ``countries`` and ``country`` -> ``country``,
+``taxes`` -> ``tax``). Scripts written without spaces (Chinese, Japanese) become overlapping
 character pairs (``東京都`` -> ``東京``, ``京都``), so a query word matches inside a longer run. Features
 are hashed with CRC32 (stable across processes, unlike ``hash()``) into ``2**DIM_BITS`` sparse dimensions,
 so no vocabulary has to be stored for the column vectors.
@@ -20,8 +21,9 @@ from collections.abc import Iterable
 _SPLIT = re.compile(r"[\W_]+|(?<=[a-z])(?=[A-Z])")
 # Han ideographs, kana and CJK compatibility ideographs: written without spaces between words
 _CJK = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+)")
-# in table digests: 3: text NFC-normalized first; 2: Unicode letters and CJK pairs; 1: ASCII letters, digits
-WORDS_VERSION = 3
+# in table digests: 4: plurals in -ies/-es folded (countries -> country);
+# 3: text NFC-normalized first; 2: Unicode letters and CJK pairs; 1: ASCII letters, digits
+WORDS_VERSION = 4
 _WORD = re.compile(r"[0-9a-z]+")
 DIM_BITS = 20
 MASK = (1 << DIM_BITS) - 1
@@ -30,7 +32,19 @@ STOP = frozenset("a an the of and or in on at to for by with from is are was wer
 
 
 def stem(w: str) -> str:
-    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+    """A light plural folding, the same for a word and its plural: ``flights`` -> ``flight``,
+    ``countries``/``country`` -> ``country``, ``movies``/``movie`` -> ``movy``, ``boxes``/``box`` -> ``box``,
+    ``addresses``/``address`` -> ``address``; ``class``, ``status``, ``analysis`` stay."""
+    if len(w) <= 3:
+        return w
+    if w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    if len(w) > 3:
+        if w.endswith("ie"):
+            return w[:-2] + "y"
+        if w.endswith(("sse", "she", "che", "xe")):
+            return w[:-1]
+    return w
 
 
 def words(text: str | None, stop: bool = True) -> list[str]:

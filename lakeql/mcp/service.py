@@ -291,12 +291,13 @@ class LakeService:
                 raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
                                   "or a LIMIT, or aggregate") from None
             from lakeql.render import escape_controls
-            from lakeql.sqlrun import scalar_in_from_hint, unreadable_table_message
+            from lakeql.sqlrun import quote_hint, scalar_in_from_hint, unreadable_table_message
 
             unreadable = unreadable_table_message(str(exc), cur)
             if unreadable:  # not DuckDB's 'does not exist, did you mean': the table is there, unreadable
                 raise LakeqlError(escape_controls(unreadable)) from None
-            raise LakeqlError(_duckdb_message(exc) + scalar_in_from_hint(str(exc), cur)) from None
+            hint = scalar_in_from_hint(str(exc), cur) or quote_hint(str(exc), cur)
+            raise LakeqlError(_duckdb_message(exc) + hint) from None
         finally:
             timer.cancel()
             with self._lock:
@@ -319,7 +320,8 @@ class LakeService:
     def _needs_index(self, kind: str, flag: str, exc: LakeqlError) -> LakeqlError:
         """``exc`` plus the columns that do have a ``kind`` index, so the agent can pick one."""
         have = ", ".join(f"{t}.{c}" for t, c in self.indexed(kind)) or "none"
-        return LakeqlError(f"{exc} — this tool works only on columns with a {kind} index (built with "
+        article = "an" if kind[:1] in "aeiou" else "a"
+        return LakeqlError(f"{exc} — this tool works only on columns with {article} {kind} index (built with "
                            f"'lakeql index {flag} TABLE.COLUMN'); indexed here: {have}")
 
     # ------------------------------------------------------------------ tools
@@ -327,18 +329,21 @@ class LakeService:
         """Domains with their table counts, rows, tables and the schema file of each domain."""
         _, rows, _ = self._rows(
             "SELECT domain, count(*) AS tables, sum(row_count) AS total_rows, "
-            "string_agg(name, ', ' ORDER BY name) AS table_names FROM lakeql_tables() GROUP BY domain "
-            "ORDER BY domain", [])
-        out = []
-        for dom, n, total, names in rows:
-            desc = self._domain_file(dom)
-            out.append((dom, n, total, names, desc))
+            "string_agg(name, ', ' ORDER BY name) AS table_names FROM lakeql_tables() "
+            "WHERE domain IS NOT NULL GROUP BY domain ORDER BY domain", [])  # (a file no table reads: NULL)
+        files = self._domain_files()
+        out = [(dom, n, total, names, files.get(dom)) for dom, n, total, names in rows]
         return markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,
                               max_chars=self.limits.max_chars, cell_chars=2000)
 
-    def _domain_file(self, domain: str) -> str | None:
-        path = self.schemas_root / domain / "_DOMAIN.md"
-        return f"{domain}/_DOMAIN.md" if path.is_file() else None
+    def _domain_files(self) -> dict[str, str]:
+        """domain -> its ``_DOMAIN.md`` relative to the schemas folder. The folder is not always the domain's
+        name (``stats models`` -> ``stats_models-d34397f0``): the schema file listing says which."""
+        try:
+            _, rows, _ = self._rows("SELECT domain, path FROM schema_files() WHERE kind = 'domain'", [])
+        except Exception:  # noqa: BLE001 - no listing (an index without schema files): none to name
+            return {}
+        return {d: p for d, p in rows if d is not None and (self.schemas_root / p).is_file()}
 
     def search_tables(self, question: str, k: int = 3) -> str:
         """The schema files to read for ``question`` (schema_context), relative to the schemas folder."""

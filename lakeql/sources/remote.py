@@ -83,6 +83,10 @@ def s3_filesystem():
         kwargs["secret_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
         if os.environ.get("AWS_SESSION_TOKEN"):
             kwargs["session_token"] = os.environ["AWS_SESSION_TOKEN"]
+    from lakeql.sources.snapshot import request_retries, request_timeout
+
+    kwargs["connect_timeout"] = kwargs["request_timeout"] = request_timeout()
+    kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=request_retries())
     fs = pafs.S3FileSystem(**kwargs)
     _S3_ENV[id(fs)] = (fs, _aws_env())
     return fs
@@ -98,6 +102,9 @@ def _aws_env() -> tuple:
 
 def _boto_client(env: tuple) -> Any:
     """A botocore S3 client for the AWS environment ``env`` (None when botocore is not installed)."""
+    from lakeql.sources.snapshot import request_retries, request_timeout
+
+    env = (*env, request_timeout(), request_retries())
     if env in _CLIENTS:
         return _CLIENTS[env]
     try:
@@ -108,7 +115,7 @@ def _boto_client(env: tuple) -> Any:
         return None
     from lakeql.sources.snapshot import concurrency
 
-    values = dict(zip(_AWS_ENV, env, strict=True))
+    values = dict(zip(_AWS_ENV, env[: len(_AWS_ENV)], strict=True))
     kwargs: dict[str, Any] = {}
     region = values["AWS_REGION"] or values["AWS_DEFAULT_REGION"]
     if region:
@@ -124,7 +131,11 @@ def _boto_client(env: tuple) -> Any:
         )
     config = botocore.config.Config(
         max_pool_connections=max(10, concurrency()),
-        retries={"max_attempts": 3, "mode": "standard"},
+        # 'standard': 500/502/503/504, throttling (SlowDown), timeouts and dropped connections are retried
+        # with exponential backoff and jitter; a request that hangs fails after the timeout, then retries
+        retries={"total_max_attempts": request_retries(), "mode": "standard"},
+        connect_timeout=request_timeout(),
+        read_timeout=request_timeout(),
         s3={"addressing_style": "path"} if endpoint else None,
     )
     client = botocore.session.get_session().create_client("s3", config=config, **kwargs)
@@ -132,12 +143,16 @@ def _boto_client(env: tuple) -> Any:
     return client
 
 
-def direct_get(fs: Any, path: str, start: int, end: int, unmodified_since_ns: int = 0) -> bytes | None:
+def direct_get(
+    fs: Any, path: str, start: int, end: int, unmodified_since_ns: int = 0, etag: str = ""
+) -> bytes | None:
     """Bytes ``[start, end)`` of ``bucket/key`` with one GET and no HEAD (botocore), or None when that is
     not possible here (not lakeql's S3 filesystem, or botocore is not installed): the caller reads
     through pyarrow then (a HEAD and a GET). Errors are the client's (the caller decides).
     ``unmodified_since_ns``: the object's time as listed; a GET of an object written since fails
-    (``PreconditionFailed``) instead of answering bytes of another version."""
+    (``PreconditionFailed``) instead of answering bytes of another version; ``etag``: the ETag listed,
+    likewise (``If-Match``: exact, where times are whole seconds). A body shorter than the range asked
+    is an error (:class:`TruncatedBody`), never bytes taken for the object's."""
     hit = _S3_ENV.get(id(fs))
     if hit is None or hit[0] is not fs or end <= start:
         return None if end > start else b""
@@ -150,9 +165,32 @@ def direct_get(fs: Any, path: str, start: int, end: int, unmodified_since_ns: in
         import datetime as dt
 
         extra["IfUnmodifiedSince"] = dt.datetime.fromtimestamp(unmodified_since_ns // 10**9, dt.UTC)
-    got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
-    with contextlib.closing(got["Body"]) as body:
-        return body.read()
+    if etag:
+        extra["IfMatch"] = f'"{etag}"'
+    from lakeql.sources.snapshot import request_retries
+
+    attempts = request_retries()
+    for attempt in range(1, attempts + 1):
+        # botocore retries a request that fails or times out before its body; a body cut short or
+        # stalled while it is read is retried here (the same backoff: 0.05-1 s doubling, with jitter)
+        got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
+        try:
+            with contextlib.closing(got["Body"]) as body:
+                data = body.read()  # botocore checks the bytes against Content-Length (IncompleteReadError)
+            if len(data) != end - start and int(got.get("ContentLength", -1)) == end - start:
+                raise TruncatedBody(f"got {len(data)} of {end - start} bytes")
+            return data
+        except Exception as exc:
+            if attempt == attempts or error_kind(exc) not in ("truncated", "timeout", "unreachable"):
+                raise
+            import random
+
+            time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class TruncatedBody(OSError):
+    """An object's body ended before its ``Content-Length`` (a dropped transfer)."""
 
 
 def filesystem_for(url: str):
@@ -211,6 +249,9 @@ def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
 
     base = fs_path(root, "")
     target = fs_path(root, sub) if sub else base
+    listed = _boto_listing(fs, target)
+    if listed is not None:
+        return _stamps(base, listed)
     info = fs.get_file_info(target)
     if info.type == pafs.FileType.File:
         infos = [info]
@@ -218,11 +259,17 @@ def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
         infos = fs.get_file_info(pafs.FileSelector(target, recursive=True, allow_not_found=True))
     else:
         return []
+    return _stamps(
+        base,
+        [(i.path, int(i.size or 0), int(i.mtime_ns or 0), "") for i in infos if i.type == pafs.FileType.File],
+    )
+
+
+def _stamps(base: str, objects: list[tuple[str, int, int, str]]) -> list[FileStamp]:
+    """FileStamps relative to ``base`` of listed (path, size, mtime_ns, etag), hidden names skipped."""
     out = []
-    for i in infos:
-        if i.type != pafs.FileType.File:
-            continue
-        rel = i.path[len(base) :].lstrip("/")
+    for path, size, mtime, etag in objects:
+        rel = path[len(base) :].lstrip("/")
         parts = rel.split("/")
         if "" in parts:  # 'a//b.parquet': a valid S3 key, but no filesystem path can name it
             warnings.warn(
@@ -237,9 +284,165 @@ def remote_listing(root: str, fs: Any, sub: str = "") -> list[FileStamp]:
             for p in parts
         ):
             continue
-        mtime = i.mtime_ns if i.mtime_ns is not None else 0
-        out.append(FileStamp(rel, int(i.size or 0), int(mtime)))
+        out.append(FileStamp(rel, size, mtime, etag))
     return sorted(out, key=lambda f: f.path)
+
+
+def _boto_listing(fs: Any, target: str) -> list[tuple[str, int, int, str]] | None:
+    """(path, size, mtime_ns, etag) of every object at or below ``target`` (``bucket/prefix``): ListObjectsV2
+    pages through botocore, with the ETags pyarrow's listing does not give; None when botocore is not
+    there (or ``fs`` is not lakeql's S3 filesystem): the caller lists with pyarrow. A store that cannot be
+    listed is a :class:`RemoteStoreError` naming the fix."""
+    hit = _S3_ENV.get(id(fs))
+    if hit is None or hit[0] is not fs:
+        return None
+    client = _boto_client(hit[1])
+    if client is None:
+        return None
+    bucket, _, prefix = target.partition("/")
+    prefix = prefix.strip("/")
+    out: list[tuple[str, int, int, str]] = []
+    try:
+        pages = client.get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=bucket, Prefix=prefix + "/" if prefix else ""):
+            # keys ending in '/' are folder markers (consoles make them), not files: pyarrow skips them too
+            out += [_listed(bucket, o) for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+        if not out and prefix:  # no folder of that name: the object itself, if there is one
+            page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+            out = [_listed(bucket, o) for o in page.get("Contents", []) if o["Key"] == prefix]
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, named with the fix
+        raise store_error(exc, f"cannot list s3://{target}") from None
+    return out
+
+
+def _listed(bucket: str, obj: dict) -> tuple[str, int, int, str]:
+    when = obj.get("LastModified")
+    mtime = int(when.timestamp()) * 10**9 + when.microsecond * 1000 if when is not None else 0
+    return f"{bucket}/{obj['Key']}", int(obj.get("Size", 0)), mtime, str(obj.get("ETag", "")).strip('"')
+
+
+def _endpoint() -> str:
+    """The S3 endpoint for messages (without any user:password@ part), or 'AWS S3'."""
+    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not url:
+        return "AWS S3"
+    parsed = urlparse(url if "://" in url else f"https://{url}")
+    host = parsed.netloc.rpartition("@")[2]
+    return f"{parsed.scheme}://{host}{parsed.path.rstrip('/')}"
+
+
+def error_kind(exc: BaseException) -> str:
+    """What a botocore (or read) error means: 'gone', 'denied', 'changed', 'credentials', 'bucket',
+    'unreachable', 'timeout', 'truncated', 'throttled', 'server', 'not-s3' or 'other'."""
+    name = type(exc).__name__
+    response = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in ("PreconditionFailed", "412") or status == 412:
+        return "changed"
+    if code in ("NoSuchKey", "NotFound"):  # a bare 404 (no S3 error document: lakeql never HEADs) is below
+        return "gone"
+    if code == "NoSuchBucket":
+        return "bucket"
+    if code in (
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AuthorizationHeaderMalformed",
+    ) or name in ("NoCredentialsError", "PartialCredentialsError"):
+        return "credentials"
+    if code in ("AccessDenied", "403", "AllAccessDisabled"):
+        return "denied"
+    if code in (
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "RequestThrottled",
+    ) or status in (429, 503):
+        return "throttled"
+    if status >= 500 or code in ("InternalError", "ServiceUnavailable", "500", "502", "503", "504"):
+        return "server"
+    if name in (
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ProxyConnectionError",
+        "SSLError",
+        "ConnectionError",
+    ):
+        return "unreachable"
+    if name in ("ReadTimeoutError", "ConnectTimeoutError", "TimeoutError") or isinstance(exc, TimeoutError):
+        return "timeout"
+    if name in (
+        "IncompleteReadError",
+        "ResponseStreamingError",
+        "TruncatedBody",
+        "IncompleteRead",
+        "ProtocolError",
+    ):
+        return "truncated"
+    if status and not code.isalpha():  # an HTTP answer without an S3 error document
+        return "not-s3"
+    if code == "404":
+        return "not-s3"
+    return "other"
+
+
+def store_error(exc: BaseException, what: str) -> Exception:
+    """``exc`` (botocore's, while ``what`` was done) as one line naming the fix: a
+    :class:`RemoteStoreError` when the store itself failed, else ``OSError``/``FileNotFoundError``/
+    ``PermissionError`` for the one object (no credentials in any message: botocore's name the operation
+    and the error code only)."""
+    from lakeql.errors import RemoteStoreError
+    from lakeql.sources.snapshot import request_retries, request_timeout
+
+    kind = error_kind(exc)
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    ep = _endpoint()
+    if kind == "credentials":
+        return RemoteStoreError(
+            f"{what}: the store refused the credentials ({detail}): check "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)"
+        )
+    if kind == "bucket":
+        return LakeNotFoundError(
+            f"{what}: the bucket does not exist at {ep}: check the URL "
+            "(s3://bucket/prefix), AWS_ENDPOINT_URL and AWS_REGION"
+        )
+    if kind == "unreachable":
+        return RemoteStoreError(
+            f"{what}: cannot connect to {ep} ({detail}): check AWS_ENDPOINT_URL (and that the server runs)"
+        )
+    if kind == "timeout":
+        return RemoteStoreError(
+            f"{what}: no answer from {ep} within LAKEQL_S3_TIMEOUT={request_timeout():g} "
+            f"s, {request_retries()} attempts: raise LAKEQL_S3_TIMEOUT (seconds) for a "
+            "slow store, or check the network"
+        )
+    if kind in ("throttled", "server"):
+        why = "throttled the requests" if kind == "throttled" else "kept failing"
+        return RemoteStoreError(
+            f"{what}: the store {why} ({detail}) after {request_retries()} attempts: "
+            "run it again later, lower LAKEQL_S3_CONCURRENCY or raise LAKEQL_S3_RETRIES"
+        )
+    if kind == "truncated":
+        return RemoteStoreError(
+            f"{what}: the transfer ended before the object's length ({detail}), "
+            f"{request_retries()} attempts: run it again, or raise LAKEQL_S3_RETRIES"
+        )
+    if kind == "not-s3":
+        return RemoteStoreError(
+            f"{what}: {ep} answered without an S3 error ({detail}): is AWS_ENDPOINT_URL "
+            "the address of an S3 server?"
+        )
+    if kind == "denied":
+        return PermissionError(f"{what}: access denied: check the credentials' read and list permission")
+    if kind == "gone":
+        return FileNotFoundError(f"{what}: gone (deleted since the lake was listed?)")
+    return OSError(f"{what}: {detail}")
 
 
 def open_remote(url: str) -> tuple[str, Any, list[FileStamp]]:
@@ -323,7 +526,7 @@ def recent_snapshot(fs: Any) -> Any | None:
             _RECENT.pop(id(fs), None)
         try:
             _remember(snap.root, fs, remote_listing(snap.root, fs), old=snap)
-        except OSError:
+        except (OSError, LakeqlError):
             return None
         return recent_snapshot(fs)
     return snap
@@ -502,6 +705,38 @@ def builder_connections(fs: Any, root: str | None = None) -> Iterator[None]:
         buildfs.stop(fs)
         if snap is not None:
             snapshot.deactivate(snap)
+
+
+@contextlib.contextmanager
+def worker_reads(table: Any, files: list[FileStamp] | None = None) -> Iterator[None]:
+    """Reads of ``table`` (of ``files`` of it) by a builder task running where the build's own
+    filesystem and snapshot are not: a Ray worker (``--engine ray``) or a spawned process.
+
+    The task gets a :class:`~lakeql.lake.Table` (its root URL and its files' listed sizes, times and
+    ETags: no credentials travel with it). Here the worker opens the lake's filesystem from its own AWS
+    environment (on a cluster: the environment of ``ray start`` on its node), fetches the objects it reads
+    once, concurrently (small ones whole, bigger ones their footer; ``LAKEQL_S3_*`` settings of the
+    worker), pinned to the listed versions, and reads them from its memory: no listing, no HEAD. Workers
+    do not share the driver's cache (another process, maybe another machine): an object the driver's
+    catalog stage fetched is fetched again by the worker that profiles its table. A store that fails past
+    the retries raises :class:`lakeql.errors.RemoteStoreError` (the driver stops the build). Nothing to
+    do for a local lake or where a build's filesystem is already active (the local engine's threads)."""
+    from lakeql.sources import buildfs, snapshot
+
+    root = getattr(table, "root", None)
+    if not (isinstance(root, str) and "://" in root) or buildfs._STATE["fs"] is not None:
+        yield
+        return
+    fs = cached_filesystem(root)
+    snap = snapshot.Snapshot(fs, str(root), list(table.files))
+    snap.prefetch(fs_path(root, f.path) for f in (files if files is not None else table.files))
+    snapshot.activate(snap)
+    buildfs.start(fs, snap)
+    try:
+        yield
+    finally:
+        buildfs.stop(fs)
+        snapshot.deactivate(snap)
 
 
 def default_index_dir(url: str) -> Path:

@@ -12,8 +12,12 @@ of it HEAD requests (benchmarks/results/s3scale.md). While ``lakeql index`` runs
   default 8 MB each), bigger ones their footer (the last 64 KiB), ``LAKEQL_S3_CACHE_MB`` in all (default
   512 MB, footers included; beyond it objects are read from the store); every later read of them (the
   catalog's footers, every builder's DuckDB scan) is served from memory, so one fetch feeds every profile;
-* an object that cannot be fetched (gone, access denied) is left to the reader, which fails on it as
-  before and names it: its table is left out with a warning, the rest of the lake is indexed.
+* an object that cannot be fetched (gone, access denied, rewritten since the listing: each GET asks for
+  the listed ETag) is left to the reader, which fails on it as before and names it: its table is left
+  out with a warning, the rest of the lake is indexed;
+* a store that fails past the retries (``LAKEQL_S3_RETRIES``, ``LAKEQL_S3_TIMEOUT``: unreachable,
+  throttling, 5xx, no answer, bodies cut short) stops the build with one
+  :class:`lakeql.errors.RemoteStoreError` naming the object and the setting, before anything is written.
 
 The snapshot lives as long as the build: a connection opened later reads the store again.
 """
@@ -66,6 +70,18 @@ def cache_bytes() -> int:
     return int(_env_number("LAKEQL_S3_CACHE_MB", 512) * 1e6)
 
 
+def request_timeout() -> float:
+    """Seconds a request to the store may take to connect, and to answer each read, before it is retried
+    (``LAKEQL_S3_TIMEOUT``, default 30)."""
+    return max(0.1, _env_number("LAKEQL_S3_TIMEOUT", 30))
+
+
+def request_retries() -> int:
+    """Attempts per request (``LAKEQL_S3_RETRIES``, default 5, 1 to 20): throttling (503 SlowDown), 5xx
+    answers, timeouts, dropped connections and bodies cut short are retried with exponential backoff."""
+    return min(20, max(1, int(_env_number("LAKEQL_S3_RETRIES", 5))))
+
+
 class Snapshot:
     """The listing of a remote lake (``listing``: FileStamps relative to ``root``) and a cache of its
     objects' bytes, keyed by filesystem path (``bucket/key``)."""
@@ -89,6 +105,9 @@ class Snapshot:
         self.held = 0
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
+        # the first store failure (RemoteStoreError) met by a read through this snapshot: DuckDB turns a
+        # reader's exception into its own IOException, so the build asks here whether the store failed
+        self.failure: Exception | None = None
 
     # ------------------------------------------------------------- what the listing says
     def stamp(self, path: str) -> Any | None:
@@ -104,8 +123,9 @@ class Snapshot:
     # ------------------------------------------------------------- fetching
     def prefetch(self, paths: Iterable[str], workers: int | None = None) -> None:
         """Fetch ``paths`` (filesystem paths of listed objects) not held yet: whole when small and the
-        budget allows, else their footer; at most ``workers`` requests in flight. Failures are left to the
-        reader (it fails on the object as it would have, and names it)."""
+        budget allows, else their footer; at most ``workers`` requests in flight. Failures of one object
+        are left to the reader (it fails on the object as it would have, and names it); a failing store
+        raises :class:`lakeql.errors.RemoteStoreError` once every request ended."""
         budget, whole = self.budget, self.whole
         todo: list[tuple[str, int, bool]] = []
         planned = self.held
@@ -124,11 +144,12 @@ class Snapshot:
             return
         n = min(workers or concurrency(), len(todo))
         if n <= 1:
-            for item in todo:
-                self._fetch(item)
-            return
-        with ThreadPoolExecutor(n, thread_name_prefix="lakeql-s3") as pool:
-            list(pool.map(self._fetch, todo))
+            fatal = [f for f in map(self._fetch, todo) if f is not None]
+        else:
+            with ThreadPoolExecutor(n, thread_name_prefix="lakeql-s3") as pool:
+                fatal = [f for f in pool.map(self._fetch, todo) if f is not None]
+        if fatal:  # the store itself failed (past the retries): stop before anything is written
+            raise fatal[0]
 
     def adopt(self, old: Snapshot) -> None:
         """Take over ``old``'s fetched bytes of objects listed again with the same size and time, and
@@ -140,7 +161,7 @@ class Snapshot:
                     if (
                         st is not None
                         and was is not None
-                        and (st.size, st.mtime_ns) == (was.size, was.mtime_ns)
+                        and (st.size, st.mtime_ns, st.etag) == (was.size, was.mtime_ns, was.etag)
                     ):
                         mine[p] = data
                         self.held += len(data)
@@ -159,24 +180,32 @@ class Snapshot:
             self.prefetch([p for p in self.stamps if p.startswith(folder) and "/" not in p[n:]])
             self._folders.add(folder)
 
-    def _fetch(self, item: tuple[str, int, bool]) -> None:
+    def _fetch(self, item: tuple[str, int, bool]) -> Exception | None:
+        """Fetch one object (or its footer); the error to stop the build with when the store failed."""
+        from lakeql.errors import LakeqlError
+        from lakeql.sources.remote import error_kind, store_error
+
         path, size, is_whole = item
         start = 0 if is_whole else max(0, size - FOOTER_BYTES)
+        st = self.stamps.get(path)
         try:
-            data = read_range(self.fs, path, start, size)
-        except Exception:  # noqa: BLE001 - gone, denied, unreadable: the reader names it
+            data = read_range(self.fs, path, start, size, st.etag if st is not None else "")
+        except Exception as exc:  # noqa: BLE001 - gone, denied, changed: the reader names it
+            kind = error_kind(exc)
             with self._lock:
-                self.stats["failed"] += 1
-            return
+                self.stats["changed" if kind == "changed" else "failed"] += 1
+            err = store_error(exc, f"cannot read s3://{path}")
+            return err if isinstance(err, LakeqlError) else None
         if len(data) != size - start:  # changed since the listing: let the reader see what is there
             with self._lock:
                 self.stats["changed"] += 1
-            return
+            return None
         with self._lock:
             (self.blobs if is_whole else self.tails)[path] = data
             self.held += len(data)
             self.stats["whole" if is_whole else "footer"] += 1
             self.stats["bytes"] += len(data)
+        return None
 
     # ------------------------------------------------------------- reading
     def open(self, path: str):
@@ -188,15 +217,23 @@ class Snapshot:
         st = self.stamps.get(path)
         if st is None:
             return None
-        return TailFile(self.fs, path, int(st.size), self.tails.get(path, b""), int(st.mtime_ns or 0))
+        f = TailFile(self.fs, path, int(st.size), self.tails.get(path, b""), int(st.mtime_ns or 0), st.etag)
+        f.on_store_failure = self._note_failure
+        return f
+
+    def _note_failure(self, exc: Exception) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = exc
 
 
-def read_range(fs: Any, path: str, start: int, end: int) -> bytes:
+def read_range(fs: Any, path: str, start: int, end: int, etag: str = "") -> bytes:
     """Bytes ``[start, end)`` of object ``path`` (one ranged GET with botocore when the filesystem is
-    lakeql's S3 one and botocore is installed, else through the pyarrow filesystem)."""
+    lakeql's S3 one and botocore is installed, else through the pyarrow filesystem); with ``etag``, of
+    that version only (another one: ``PreconditionFailed``)."""
     from lakeql.sources.remote import direct_get
 
-    got = direct_get(fs, path, start, end)
+    got = direct_get(fs, path, start, end, 0, etag)
     if got is not None:
         return got
     with fs.open_input_file(path) as f:
@@ -207,10 +244,14 @@ class TailFile(io.RawIOBase):
     """A read-only file of known ``size`` whose last bytes (``tail``) are in memory: reads inside the tail
     cost nothing, others open the object once (lazily) and read the range."""
 
-    def __init__(self, fs: Any, path: str, size: int, tail: bytes = b"", mtime_ns: int = 0) -> None:
+    def __init__(
+        self, fs: Any, path: str, size: int, tail: bytes = b"", mtime_ns: int = 0, etag: str = ""
+    ) -> None:
         super().__init__()
         self.fs, self.path, self.size_, self.tail = fs, path, size, tail
         self.mtime_ns = mtime_ns  # the listed time: a read of a version written since fails
+        self.etag = etag  # the listed ETag, likewise (exact: times are whole seconds)
+        self.on_store_failure: Any = None  # called with a RemoteStoreError before it is raised
         self.tail_start = size - len(tail)
         self.pos = 0
         self._f = None
@@ -248,9 +289,12 @@ class TailFile(io.RawIOBase):
             from lakeql.sources.remote import direct_get
 
             try:  # one GET, no HEAD; only of the version listed (its footer may be held: never mix two)
-                got = direct_get(self.fs, self.path, start, end, self.mtime_ns)
+                got = direct_get(self.fs, self.path, start, end, self.mtime_ns, self.etag)
             except Exception as exc:  # noqa: BLE001 - botocore's errors, as the file errors readers expect
-                raise _as_os_error(exc, self.path, self.fs) from None
+                err = _as_os_error(exc, self.path, self.fs)
+                if self.on_store_failure is not None and not isinstance(err, OSError):
+                    self.on_store_failure(err)
+                raise err from None
             if got is not None:
                 return got
             self._f = self.fs.open_input_file(self.path)
@@ -286,19 +330,20 @@ def _changed(path: str, fs: Any = None) -> OSError:
     )
 
 
-def _as_os_error(exc: BaseException, path: str, fs: Any = None) -> OSError:
-    """A botocore error as the ``OSError`` a file read raises (never with credentials: botocore's
-    messages name the operation and the error code only)."""
-    code = (
-        str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if hasattr(exc, "response") else ""
-    )
-    if code in ("PreconditionFailed", "412"):
+def _as_os_error(exc: BaseException, path: str, fs: Any = None) -> Exception:
+    """A botocore error as the ``OSError`` a file read raises, or the :class:`lakeql.errors.RemoteStoreError`
+    of a store that failed (unreachable, throttled or erroring past the retries, timed out, a body cut
+    short): never with credentials (botocore's messages name the operation and the error code only)."""
+    from lakeql.sources.remote import error_kind, store_error
+
+    kind = error_kind(exc)
+    if kind == "changed":
         return _changed(path, fs)
-    if code in ("NoSuchKey", "404", "NotFound"):
+    if kind == "gone":
         return FileNotFoundError(f"s3://{path} is gone (deleted since the lake was listed?)")
-    if code in ("AccessDenied", "403"):
+    if kind == "denied":
         return PermissionError(f"access denied to s3://{path}: check the credentials' read permission")
-    return OSError(f"cannot read s3://{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    return store_error(exc, f"cannot read s3://{path}")
 
 
 _ACTIVE: dict[int, Snapshot] = {}
@@ -312,6 +357,13 @@ def active(fs: Any) -> Snapshot | None:
 
 def activate(snap: Snapshot) -> None:
     _ACTIVE[id(snap.fs)] = snap
+
+
+def store_failure(fs: Any) -> Exception | None:
+    """The store failure (:class:`lakeql.errors.RemoteStoreError`) that a read of the build now running on
+    ``fs`` met, if any: the build stops with it instead of leaving a table out."""
+    snap = active(fs)
+    return snap.failure if snap is not None else None
 
 
 def deactivate(snap: Snapshot) -> None:

@@ -190,3 +190,34 @@ def test_decomposed_accents_are_the_same_words(tmp_path_factory):
     got = find(con, "Gr\u00f6\u00dfe", 3)
     assert got and got[0][0].endswith(".orte") and any(m.startswith("columns:") for m in got[0][2]), got
     assert len(find(con, "st\u00e4dte", 3)) == 2  # the domain, typed in NFC
+
+
+def test_a_singular_word_finds_a_table_named_in_plural_ies_es(tmp_path_factory):
+    """Real lakes name tables in the plural (ISO 3166 'countries', ISO 4217 'currencies'); a question says
+    'currency' or 'country'. The stemmer only dropped a final 's' ('currencies' -> 'currencie'), so
+    find_tables('currency codes') did not find geo.currencies (found with lakeql's trial8 on iso-codes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.joins.union_text import stem
+
+    for a, b in [("countries", "country"), ("currencies", "currency"), ("movies", "movie"),
+                 ("boxes", "box"), ("addresses", "address"), ("flights", "flight")]:
+        assert stem(a) == stem(b), (a, b)
+    assert [stem(w) for w in ("class", "status", "analysis")] == ["class", "status", "analysis"]
+    root = tmp_path_factory.mktemp("plural_lake")
+    (root / "geo").mkdir()
+    pq.write_table(pa.table({"alpha_3": ["EUR", "JPY", "USD"], "name": ["Euro", "Yen", "US Dollar"],
+                             "numeric": ["978", "392", "840"]}), root / "geo" / "currencies.parquet")
+    pq.write_table(pa.table({"alpha_2": ["FR", "JP", "US"], "name": ["France", "Japan", "United States"]}),
+                   root / "geo" / "countries.parquet")
+    pq.write_table(pa.table({"code": ["FR-75", "JP-13"], "name": ["Paris", "Tokyo"]}),
+                   root / "geo" / "subdivisions.parquet")
+    idx = tmp_path_factory.mktemp("plural_idx")
+    lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    assert find(con, "currency codes")[0][0] == "geo.currencies"
+    assert find(con, "country")[0][0] == "geo.countries"
+    assert find(con, "subdivision")[0][0] == "geo.subdivisions"

@@ -1,0 +1,283 @@
+"""CSV files that are not UTF-8: their encoding detected, and a UTF-8 copy read in their place.
+
+DuckDB's CSV reader (2.0.1) reads UTF-8 (with or without a byte order mark) natively; its ``encoding``
+option adds ``utf-16`` (little-endian only) and ``latin-1`` (which refuses the bytes 0x80-0x9F, so not
+Windows-1252: the curly quotes, dashes and euro sign of most "Latin-1" files), and anything else needs the
+``encodings`` extension (downloaded by ``INSTALL``, and one encoding per scan, where a table may be made of
+several files of different encodings). So lakeql keeps DuckDB's own reader for every file it reads as is,
+and only a CSV file DuckDB refuses is looked at here (nothing is read twice on the hot path: a UTF-8 file
+costs nothing more than before):
+
+1. a byte order mark decides: UTF-8 (``EF BB BF``), UTF-32 LE/BE (``FF FE 00 00`` / ``00 00 FE FF``),
+   UTF-16 LE/BE (``FF FE`` / ``FE FF``);
+2. no mark, and NUL bytes in at least 30% of the odd (even) positions of the first 64 KB and in under 5%
+   of the others: UTF-16 LE (BE) without a mark;
+3. else a strict UTF-8 check of the bytes (streamed, C speed): a file that is valid UTF-8 failed for
+   another reason, which is reported as it is;
+4. else the single-byte fallback ``cp1252`` (Windows-1252; its five undefined bytes 0x81, 0x8D, 0x8F,
+   0x90, 0x9D as Latin-1, i.e. U+0081...), or ``utf-8+cp1252`` for a file that is *mostly* UTF-8: its
+   valid multi-byte UTF-8 sequences carry more bytes beyond their first than there are invalid bytes
+   (a UTF-8 file with a few Windows-1252 bytes pasted in): each valid sequence is UTF-8, each invalid
+   byte Windows-1252.
+
+The decoded text is written as a UTF-8 file (no BOM) into ``INDEX_DIR/csv_utf8/`` (or, when there is no
+writable index dir, ``$XDG_CACHE_HOME/lakeql/csv_utf8``; never into the lake, which may be read-only),
+under a name made from the source's path, size, mtime and the encoding, through a temporary name and a
+rename: a changed file gets a new copy, a build removes the copies no table uses. The copy is read by
+every scan of the table (views, profiles, indexes) in place of the file, and the catalog records each
+file's encoding (``catalog/tables.parquet`` ``file_encodings``; ``lakeql doctor`` lists them).
+
+Mac Roman and other single-byte encodings cannot be told from Windows-1252 by their bytes; such a file is
+read as Windows-1252 (its non-ASCII letters come out as other characters): save it as UTF-8 to fix that.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import gzip
+import hashlib
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO
+
+DIR = "csv_utf8"
+VERSION = 1  # bump when the same bytes would be decoded differently (the copies' names change)
+CHUNK = 8 << 20
+NATIVE = "utf-8"  # the label of a file DuckDB reads as is
+#: the encodings a file is read through a copy as
+LABELS = ("cp1252", "utf-8+cp1252", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def _cp1252_table() -> str:
+    out = []
+    for b in range(256):
+        try:
+            out.append(bytes([b]).decode("cp1252"))
+        except UnicodeDecodeError:
+            out.append(chr(b))  # undefined in cp1252: Latin-1
+    return "".join(out)
+
+
+CP1252 = _cp1252_table()
+_STATE = threading.local()
+
+
+def _fallback(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: the invalid bytes of a UTF-8 decode as Windows-1252 (counted)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    _STATE.invalid = getattr(_STATE, "invalid", 0) + len(bad)
+    return codecs.charmap_decode(bytes(bad), "strict", CP1252)[0], exc.end
+
+
+codecs.register_error("lakeql-cp1252", _fallback)
+
+
+class EncodingError(ValueError):
+    """A CSV file whose bytes are not of the encoding its byte order mark names."""
+
+
+class CsvShapeError(ValueError):
+    """A CSV file DuckDB would read wrongly without an error (empty, or rows of different lengths)."""
+
+
+class DecodedReadError(ValueError):
+    """DuckDB could not read the UTF-8 copy of a CSV file that is not UTF-8 (the message says why)."""
+
+
+def _open(src: str | Path, fs: Any, root: Any, rel: str) -> BinaryIO:
+    if fs is None:
+        f: Any = open(src, "rb")  # noqa: SIM115 - closed by the caller
+    else:
+        from lakeql.sources.remote import open_object
+
+        f = open_object(fs, root, rel)
+    if rel.lower().endswith(".gz"):
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    return f
+
+
+def _chunks(f: BinaryIO) -> Any:
+    while True:
+        b = f.read(CHUNK)
+        if not b:
+            return
+        yield b
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    n = len(head) - len(head) % 2
+    if n < 4:
+        return None
+    even = head[0:n:2].count(0) / (n // 2)
+    odd = head[1:n:2].count(0) / (n // 2)
+    if odd >= 0.3 and even < 0.05:
+        return "utf-16-le"
+    if even >= 0.3 and odd < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def detect(opener: Any) -> str | None:
+    """The encoding of the bytes ``opener()`` yields (see the module docstring), or None when they are
+    plain UTF-8 (no BOM: DuckDB reads them as they are)."""
+    with contextlib.closing(opener()) as f:
+        head = f.read(1 << 16)
+        for bom, label in _BOMS:
+            if head.startswith(bom):
+                if label != "utf-8-sig":
+                    return label
+                break
+        else:
+            guess = _utf16_without_bom(head)
+            if guess is not None:
+                return guess
+        dec = codecs.getincrementaldecoder("utf-8-sig")("lakeql-cp1252")
+        _STATE.invalid = 0
+        extra = 0  # bytes beyond the first of valid multi-byte sequences (bytes - characters, valid part)
+        chunk = head
+        while chunk:
+            text = dec.decode(chunk)
+            extra += len(chunk) - len(text)
+            chunk = f.read(CHUNK)
+        dec.decode(b"", final=True)
+        invalid = _STATE.invalid
+    if head.startswith(codecs.BOM_UTF8):
+        extra -= len(codecs.BOM_UTF8)
+    if not invalid:
+        return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else None
+    if head.startswith(codecs.BOM_UTF8):  # marked as UTF-8: its invalid bytes only are Windows-1252
+        return "utf-8+cp1252"
+    return "utf-8+cp1252" if extra > invalid else "cp1252"
+
+
+def _decoded(f: BinaryIO, label: str) -> Any:
+    """The text of ``f`` decoded as ``label``, in chunks."""
+    if label == "cp1252":
+        for chunk in _chunks(f):
+            yield codecs.charmap_decode(chunk, "strict", CP1252)[0]
+        return
+    if label == "utf-8+cp1252":
+        dec = codecs.getincrementaldecoder("utf-8-sig")("lakeql-cp1252")
+    else:
+        dec = codecs.getincrementaldecoder(label)("strict")
+    first = True
+    try:
+        for chunk in _chunks(f):
+            text = dec.decode(chunk)
+            if first and text.startswith("\ufeff"):
+                text = text[1:]  # utf-16/32 with a BOM: the mark is not text
+            first = first and not text
+            yield text
+        yield dec.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise EncodingError(
+            f"the file starts like {label} but is not valid {label} ({exc.reason} at byte "
+            f"{exc.start} of a block): save it as UTF-8"
+        ) from None
+
+
+def user_cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "lakeql" / DIR
+
+
+def cache_dirs(store: Any) -> list[Path]:
+    """Where decoded copies are looked for, the first writable one written: ``INDEX_DIR/csv_utf8`` when
+    the index dir exists, then the user's cache."""
+    out = []
+    if store is not None and Path(store.root).is_dir():
+        out.append(Path(store.root) / DIR)
+    out.append(user_cache_dir())
+    return out
+
+
+def copy_name(source: str, size: int, mtime_ns: int, label: str) -> str:
+    key = f"{VERSION}\0{source}\0{size}\0{mtime_ns}\0{label}".encode("utf-8", "surrogatepass")
+    return hashlib.sha1(key).hexdigest()[:24] + ".csv"
+
+
+def _writable(d: Path) -> bool:
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(d, os.W_OK | os.X_OK)
+
+
+def existing_copy(dirs: list[Path], name: str) -> Path | None:
+    for d in dirs:
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def decode_file(
+    table: Any, stamp: Any, fs: Any, dirs: list[Path], label: str | None = None
+) -> tuple[str, str] | None:
+    """(encoding, UTF-8 copy) of CSV file ``stamp`` of ``table``, made when missing; None when the file
+    is plain UTF-8 (DuckDB reads it as it is). ``label``: the encoding recorded for it (not detected
+    again). Raises :class:`EncodingError` for bytes that do not match their byte order mark, and
+    ``OSError`` when no cache folder is writable."""
+    from lakeql.lake import join_root
+
+    src = join_root(table.root, stamp.path)
+
+    def opener() -> BinaryIO:
+        return _open(src, fs, table.root, stamp.path)
+
+    if label is None:
+        label = detect(opener)
+        if label is None or label == "utf-8-sig":
+            return None
+    name = copy_name(src, stamp.size, stamp.mtime_ns, label)
+    have = existing_copy(dirs, name)
+    if have is not None:
+        return label, str(have)
+    target = next((d for d in dirs if _writable(d)), None)
+    if target is None:
+        raise OSError(
+            f"no writable folder for the UTF-8 copy of a {label} CSV file (tried "
+            f"{', '.join(str(d) for d in dirs)}): make one writable, or save the file as UTF-8"
+        )
+    final = target / name
+    tmp = target / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        with (
+            contextlib.closing(opener()) as f,
+            open(tmp, "w", encoding="utf-8", newline="", errors="surrogatepass") as out,
+        ):
+            for text in _decoded(f, label):
+                out.write(text)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return label, str(final)
+
+
+def prune(store: Any, keep: set[str]) -> int:
+    """Remove the decoded copies in ``INDEX_DIR/csv_utf8`` that no table uses (``keep``: their paths);
+    returns how many. Temporary files are left to :meth:`lakeql.store.Store.clean_stale`."""
+    d = Path(store.root) / DIR
+    if not d.is_dir():
+        return 0
+    gone = 0
+    for p in d.iterdir():
+        if p.name.startswith(".") or str(p) in keep or not p.name.endswith(".csv"):
+            continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+            gone += 1
+    return gone

@@ -1,0 +1,458 @@
+"""An s3:// lake under real faults (benchmarks/results/s3faults.md).
+
+A moto S3 server in server mode, in its own process, behind a fault injector
+(``benchmarks/s3faults_server.py``): the client speaks HTTP to it and some requests get what real stores
+answer: ``503 SlowDown``, ``500``, no answer, a body cut short, refused credentials, an object deleted or
+rewritten between the LIST and its GET. Nothing of lakeql is patched. Transient faults are retried and the
+build succeeds; a store that keeps failing is one error naming the object and the setting to change,
+nothing is written and the previous index answers; an object that changes under the build is never read
+as rows of another version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from testutil import ROOT, SAMPLE_LAKE, require
+
+import lakeql
+from lakeql.errors import LakeNotFoundError, RemoteStoreError
+
+SECRET = "lakeql-faults-secret-9d2f"
+URL = "s3://lake/sample"
+AIRLINES = "lake/sample/flights/airlines.parquet"
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def store():
+    """The fault-injecting moto server, the sample lake under ``lake/sample``; yields (endpoint, client)."""
+    boto3 = require("boto3")
+    require("moto.server")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "s3faults_server.py"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    mp = pytest.MonkeyPatch()
+    try:
+        assert proc.stdout.readline().startswith("ready")
+        endpoint = f"http://127.0.0.1:{port}"
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+            "LAKEQL_S3_TIMEOUT": "0.5",  # a hung request fails fast here (default 30 s)
+            "LAKEQL_S3_RETRIES": "3",
+        }
+        for k, v in env.items():
+            mp.setenv(k, v)
+        mp.delenv("AWS_PROFILE", raising=False)
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        client.create_bucket(Bucket="lake")
+        for f in sorted(Path(SAMPLE_LAKE).rglob("*.parquet")):
+            client.upload_file(str(f), "lake", f"sample/{f.relative_to(SAMPLE_LAKE).as_posix()}")
+        yield endpoint, client
+    finally:
+        mp.undo()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def faults(endpoint: str, rules: list[dict]) -> None:
+    req = urllib.request.Request(endpoint + "/__faults", data=json.dumps(rules).encode(), method="POST")
+    urllib.request.urlopen(req).read()
+
+
+def hits(endpoint: str) -> list[int]:
+    with urllib.request.urlopen(endpoint + "/__faults") as r:
+        return json.loads(r.read())["hits"]
+
+
+@pytest.fixture
+def clean(store):
+    endpoint, _ = store
+    faults(endpoint, [])
+    yield store
+    faults(endpoint, [])
+
+
+@pytest.fixture(scope="module")
+def good_index(store, tmp_path_factory) -> Path:
+    idx = tmp_path_factory.mktemp("faults") / "idx"
+    faults(store[0], [])
+    lakeql.index(URL, index_dir=idx, progress=False, capabilities=[])
+    return idx
+
+
+def _build(idx: Path, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = lakeql.index(URL, index_dir=idx, progress=False, capabilities=[], **kw)
+    return report, [str(w.message) for w in caught]
+
+
+def _tables(idx: Path, url: str = URL) -> dict[str, tuple]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect(url, index_dir=idx, capabilities=[])
+    rows = con.execute(
+        "SELECT table_name, status, row_count FROM lakeql_tables() WHERE table_name IS NOT NULL"
+    ).fetchall()
+    con.close()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _files(idx: Path) -> dict[str, tuple[int, str]]:
+    """Every index file's mtime and content hash (not the build lock, nor the checksum cache that a
+    build's check of the index it reuses refreshes)."""
+    import hashlib
+
+    skip = {".build.lock", ".verified.json.z"}
+    return {
+        str(p.relative_to(idx)): (p.stat().st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
+        for p in idx.rglob("*")
+        if p.is_file() and p.name not in skip
+    }
+
+
+def test_throttling_and_500s_are_retried_and_the_build_succeeds(clean, tmp_path) -> None:
+    endpoint, _ = clean
+    faults(
+        endpoint,
+        [
+            {"kind": "LIST", "status": 503, "code": "SlowDown", "times": 1},
+            {"kind": "GET_RANGE", "key": "airlines", "status": 503, "code": "SlowDown", "times": 2},
+            {
+                "kind": "GET_RANGE",
+                "key": "flights.parquet",
+                "status": 500,
+                "code": "InternalError",
+                "times": 1,
+            },
+        ],
+    )
+    report, caught = _build(tmp_path)
+    assert hits(endpoint) == [1, 2, 1]  # every fault was met, and retried past
+    assert report.tables == 7 and not caught, caught
+    got = _tables(tmp_path)
+    assert got["flights.airlines"] == ("ok", 16) and got["flights.flights"][0] == "ok"
+
+
+def test_a_store_that_keeps_failing_stops_the_refresh_and_keeps_the_index(clean, good_index) -> None:
+    endpoint, client = clean
+    before = _files(good_index)
+    # a changed object makes the refresh read it again; its reads keep failing
+    body = client.get_object(Bucket="lake", Key="sample/flights/airlines.parquet")["Body"].read()
+    client.put_object(Bucket="lake", Key="sample/flights/airlines.parquet", Body=body)
+    try:
+        for rule, why, fix in (
+            ({"status": 500, "code": "InternalError"}, "kept failing", "LAKEQL_S3_RETRIES"),
+            ({"status": 503, "code": "SlowDown"}, "throttled", "LAKEQL_S3_CONCURRENCY"),
+            ({"truncate": 200}, "transfer ended before", "LAKEQL_S3_RETRIES"),
+        ):
+            faults(endpoint, [{"kind": "GET_RANGE", "key": "airlines", "times": -1, **rule}])
+            with pytest.raises(RemoteStoreError) as err:
+                _build(good_index, refresh=True)
+            text = str(err.value)
+            assert f"cannot read s3://{AIRLINES}" in text and why in text and fix in text, text
+            assert SECRET not in text
+            assert hits(endpoint)[0] == 3  # LAKEQL_S3_RETRIES attempts, then the error
+            assert _files(good_index) == before  # nothing written
+            faults(endpoint, [])
+            assert _tables(good_index)["flights.airlines"] == ("ok", 16)  # the previous index answers
+    finally:
+        faults(endpoint, [])
+
+
+def test_a_hung_request_times_out_and_is_retried(clean, tmp_path) -> None:
+    endpoint, _ = clean
+    faults(endpoint, [{"kind": "GET_RANGE", "key": "airlines", "hang": 3, "times": 1}])
+    t = time.monotonic()
+    report, caught = _build(tmp_path / "a")
+    assert hits(endpoint) == [1] and report.tables == 7 and not caught, caught
+    assert time.monotonic() - t < 2.9  # the retry did not wait for the hung answer
+
+    faults(endpoint, [{"kind": "GET_RANGE", "key": "airlines", "hang": 2, "times": -1}])
+    t = time.monotonic()
+    with pytest.raises(RemoteStoreError) as err:
+        _build(tmp_path / "b")
+    took = time.monotonic() - t
+    text = str(err.value)
+    assert f"cannot read s3://{AIRLINES}: no answer from http://127.0.0.1:" in text, text
+    assert "LAKEQL_S3_TIMEOUT=0.5 s, 3 attempts: raise LAKEQL_S3_TIMEOUT" in text, text
+    assert took < 10, took
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").glob("*.parquet"))
+
+
+def test_truncated_body_is_detected_and_read_again(clean, tmp_path) -> None:
+    endpoint, _ = clean
+    faults(endpoint, [{"kind": "GET_RANGE", "key": "airlines", "truncate": 100, "times": 2}])
+    report, caught = _build(tmp_path)
+    assert hits(endpoint) == [2] and report.tables == 7 and not caught, caught
+    assert _tables(tmp_path)["flights.airlines"] == ("ok", 16)
+
+
+def _one_line_error(idx: Path, url: str = URL) -> str:
+    with pytest.raises((RemoteStoreError, LakeNotFoundError)) as err:
+        _build(idx) if url == URL else lakeql.index(url, index_dir=idx, progress=False, capabilities=[])
+    text = str(err.value)
+    assert "\n" not in text and SECRET not in text, text
+    return text
+
+
+def test_unreachable_wrong_or_refusing_stores_are_one_error_and_nothing_is_written(
+    clean, good_index, monkeypatch
+) -> None:
+    endpoint, _ = clean
+    before = _files(good_index)
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # connection refused
+    text = _one_line_error(good_index)
+    assert "cannot connect to http://127.0.0.1:" in text and "check AWS_ENDPOINT_URL" in text, text
+
+    with contextlib.closing(socket.socket()) as s:  # an HTTP server that is not S3
+        web = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=str(good_index),
+        )
+        try:
+            port = web.stdout.readline().split("port ")[1].split()[0]
+            monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+            text = _one_line_error(good_index)
+            assert "answered without an S3 error" in text and "an S3 server?" in text, text
+        finally:
+            web.terminate()
+            web.wait(timeout=30)
+    assert s is not None
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    faults(endpoint, [{"kind": "LIST", "status": 403, "code": "InvalidAccessKeyId", "times": -1}])
+    text = _one_line_error(good_index)
+    assert "refused the credentials" in text and "AWS_SECRET_ACCESS_KEY" in text, text
+    faults(endpoint, [{"kind": "LIST", "status": 403, "code": "AccessDenied", "times": -1}])
+    text = _one_line_error(good_index)
+    assert "access denied" in text and "list permission" in text, text
+    faults(endpoint, [])
+
+    text = _one_line_error(good_index, "s3://no-such-bucket/lake")
+    assert "the bucket does not exist" in text and "s3://bucket/prefix" in text, text
+
+    assert _files(good_index) == before  # nothing written: the previous index answers
+    assert _tables(good_index)["flights.airlines"] == ("ok", 16)
+
+
+def test_access_denied_on_one_object_leaves_its_table_out_by_name(clean, tmp_path) -> None:
+    endpoint, _ = clean
+    faults(
+        endpoint,
+        [{"kind": "GET_RANGE", "key": "airlines", "status": 403, "code": "AccessDenied", "times": -1}],
+    )
+    report, caught = _build(tmp_path)
+    mine = [m for m in caught if "airlines.parquet" in m]
+    assert mine and f"access denied to s3://{AIRLINES}" in mine[0] and "--refresh" in mine[0], caught
+    assert report.tables == 6
+    faults(endpoint, [])
+    assert _tables(tmp_path)["flights.airlines"][0] == "error"
+
+
+def _parquet(values: list[int]) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"x": pa.array(values, pa.int64())}), buf, compression="none")
+    return buf.getvalue()
+
+
+def test_an_object_deleted_or_rewritten_between_list_and_get_is_never_read_as_other_rows(
+    clean, tmp_path
+) -> None:
+    endpoint, client = clean
+    old, new = _parquet([1, 2, 3]), _parquet([7, 8, 9])
+    assert len(old) == len(new)
+    client.put_object(Bucket="lake", Key="moving/d/gone.parquet", Body=old)
+    client.put_object(Bucket="lake", Key="moving/d/swap.parquet", Body=old)
+    client.put_object(Bucket="lake", Key="moving/d/keep.parquet", Body=old)
+    url = "s3://lake/moving"
+    try:
+        # the first listing is answered, then one object is deleted and another rewritten (same size)
+        rule = {"kind": "LIST", "key": "lake", "then_delete": "lake/moving/d/gone.parquet"}
+        faults(endpoint, [{**rule, "then_put": "lake/moving/d/swap.parquet", "body_hex": new.hex()}])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=[])
+        assert hits(endpoint) == [1]
+        text = "\n".join(str(w.message) for w in caught)
+        assert "s3://lake/moving/d/gone.parquet is gone" in text, text
+        assert "s3://lake/moving/d/swap.parquet changed since the lake was listed" in text, text
+        faults(endpoint, [])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            con = lakeql.connect(url, index_dir=tmp_path, capabilities=[])
+        # never the old statistics over the new bytes: the new rows, or the table named stale/unreadable
+        assert con.execute("SELECT sum(x) FROM d.keep").fetchone() == (6,)
+        assert con.execute("SELECT sum(x) FROM d.swap").fetchone() == (24,)
+        tables = dict(con.execute("SELECT table_name, status FROM lakeql_tables()").fetchall())
+        assert "d.gone" not in tables
+        con.close()
+        # the next refresh reads the rewritten object
+        lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=[], refresh=True)
+        assert _tables(tmp_path, url)["d.swap"] == ("ok", 3)
+    finally:
+        faults(endpoint, [])
+        for k in ("gone", "swap", "keep"):
+            client.delete_object(Bucket="lake", Key=f"moving/d/{k}.parquet")
+
+
+def test_a_rewrite_of_the_same_size_in_the_same_second_is_a_change(clean, tmp_path) -> None:
+    """S3 times are whole seconds: an object rewritten with the same size within the second it was
+    written has the listed size and time it had; its ETag changed, and a refresh must see it."""
+    from lakeql.store import Store
+
+    _, client = clean
+    url, key = "s3://lake/etag", "etag/d/t.parquet"
+    opts = {"progress": False, "capabilities": ["joins"], "joins_semantic": False, "discovery": False}
+    for _ in range(5):  # the two writes must fall in the same second
+        client.put_object(Bucket="lake", Key=key, Body=_parquet([1, 2, 3]))
+        lakeql.index(url, index_dir=tmp_path, **opts)
+        first = client.head_object(Bucket="lake", Key=key)
+        client.put_object(Bucket="lake", Key=key, Body=_parquet([10, 20, 30]))
+        second = client.head_object(Bucket="lake", Key=key)
+        if first["LastModified"] == second["LastModified"]:
+            break
+    assert first["LastModified"] == second["LastModified"]
+    assert first["ContentLength"] == second["ContentLength"] and first["ETag"] != second["ETag"]
+    try:
+        con, ctx = lakeql.connection.open_lake(url, index_dir=tmp_path, capabilities=[])
+        store = Store.for_lake(ctx.lake, tmp_path)
+        entry = store.find("column_profile", "d.t")
+        assert entry is not None and store.is_stale(entry)  # same size and time, another ETag
+        con.close()
+        lakeql.index(url, index_dir=tmp_path, refresh=True, **opts)
+        con, ctx = lakeql.connection.open_lake(url, index_dir=tmp_path, capabilities=[])
+        store = Store.for_lake(ctx.lake, tmp_path)
+        assert not store.is_stale(store.find("column_profile", "d.t"))
+        assert con.execute("SELECT sum(x), count(*) FROM d.t").fetchone() == (60, 3)
+        # the catalog records the version it read (its ETag)
+        files = pq.read_table(store.path("catalog", "files.parquet")).to_pylist()
+        assert [f["etag"] for f in files] == [second["ETag"].strip('"')]
+        con.close()
+    finally:
+        client.delete_object(Bucket="lake", Key=key)
+
+
+def test_folder_marker_objects_are_not_files(clean) -> None:
+    """The listing goes through botocore (for the ETags): a folder marker key ('d/', made by consoles)
+    is no file, as in pyarrow's listing (it was read as a path with an empty component and warned)."""
+    from lakeql.lake import discover
+
+    _, client = clean
+    client.put_object(Bucket="lake", Key="marker/", Body=b"")
+    client.put_object(Bucket="lake", Key="marker/d/", Body=b"")
+    client.put_object(Bucket="lake", Key="marker/d/t.parquet", Body=_parquet([1, 2]))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            lake = discover("s3://lake/marker")
+        assert set(lake.tables) == {"d.t"} and lake.tables["d.t"].files[0].etag
+    finally:
+        for k in ("marker/", "marker/d/", "marker/d/t.parquet"):
+            client.delete_object(Bucket="lake", Key=k)
+
+
+def test_a_query_on_a_failing_store_names_the_object_and_the_setting(clean, tmp_path, monkeypatch) -> None:
+    """Reads at query time use the same client (timeouts, retries, the listed ETag)."""
+    endpoint, client = clean
+    monkeypatch.setenv("LAKEQL_S3_LISTING_TTL", "0")  # each read asks the store (no connection-side copy)
+    url = "s3://lake/query"  # an object no other test read (DuckDB keeps what it read of unchanged files)
+    client.upload_file(
+        str(Path(SAMPLE_LAKE) / "flights" / "airlines.parquet"), "lake", "query/f/airlines.parquet"
+    )
+    lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect(url, index_dir=tmp_path, capabilities=[])
+    rule = {"kind": "GET_RANGE", "key": "query/f/airlines", "status": 503, "code": "SlowDown"}
+    faults(endpoint, [{**rule, "times": -1}])
+    try:
+        with pytest.raises(Exception, match=r"cannot read s3://lake/query/f/airlines.parquet.*throttled"):
+            con.execute("SELECT count(*) FROM f.airlines").fetchone()
+        assert hits(endpoint) == [3]
+        faults(endpoint, [{**rule, "times": 2}])
+        assert con.execute("SELECT count(*) FROM f.airlines").fetchone() == (16,)
+    finally:
+        faults(endpoint, [])
+        con.close()
+
+
+def test_a_store_failing_under_duckdb_reads_stops_the_build(clean, tmp_path, monkeypatch) -> None:
+    """Objects over LAKEQL_S3_WHOLE_MB are held as footers; the profiles' DuckDB scans read their column
+    chunks later. A store failing there surfaced as DuckDB's IOException and the table was left out
+    ('cannot profile table', and its profile dropped); now the build stops with the store error."""
+    endpoint, client = clean
+    url = "s3://lake/big"  # objects no other test read
+    client.upload_file(
+        str(Path(SAMPLE_LAKE) / "flights" / "flights.parquet"), "lake", "big/f/flights.parquet"
+    )
+    client.upload_file(
+        str(Path(SAMPLE_LAKE) / "flights" / "airlines.parquet"), "lake", "big/f/airlines.parquet"
+    )
+    monkeypatch.setenv("LAKEQL_S3_WHOLE_MB", "0.001")  # every object: its footer only (the last 64 KiB)
+    lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=[])
+    before = _files(tmp_path)
+    rule = {"kind": "GET_RANGE", "key": "big/f/flights.parquet", "status": 500, "code": "InternalError"}
+    faults(endpoint, [{**rule, "times": -1, "skip": 1}])  # the catalog's footer fetch passes
+    with pytest.raises(RemoteStoreError, match=r"cannot read s3://lake/big/f/flights.parquet.*RETRIES"):
+        lakeql.index(
+            url,
+            index_dir=tmp_path,
+            progress=False,
+            capabilities=["joins"],
+            joins_semantic=False,
+            discovery=False,
+            refresh=True,
+        )
+    assert hits(endpoint)[0] >= 3
+    after = _files(tmp_path)
+    # other tables' profiles are committed one by one (valid: their data did not change); the table whose
+    # reads failed has none (it is not recorded as unreadable), and the later stages did not run
+    bad = [k for k in after if k.startswith(("column_profile/f.flights-", "joins/"))]
+    assert not bad and any(k.startswith("column_profile/") for k in after), sorted(after)  # DEBUG
+    # the catalog and views as they were; the manifest records the other tables' new profiles
+    assert {k: v for k, v in after.items() if k in before and k != "indexes.parquet"} == {
+        k: v for k, v in before.items() if k != "indexes.parquet"
+    }
+    faults(endpoint, [])
+    lakeql.index(
+        url,
+        index_dir=tmp_path,
+        progress=False,
+        capabilities=["joins"],
+        joins_semantic=False,
+        discovery=False,
+        refresh=True,
+    )
+    assert any(k.startswith("column_profile/f.flights-") for k in _files(tmp_path))
