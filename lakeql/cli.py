@@ -201,9 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command and args.func is cmd_index:
         _calm_blas_threads()
+    import warnings
+
     from lakeql import progress
 
-    quiet_before = progress._QUIET
+    quiet_before, show_before = progress._QUIET, warnings.showwarning
     progress.set_quiet(bool(getattr(args, "quiet", False)))
     _one_line_warnings()
     try:
@@ -217,8 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lakeql: error: {format_error(exc)}", file=sys.stderr)
         return 2
     finally:
-        if not command:  # main([...]) from Python: one call's '--quiet' does not silence later work
-            progress.set_quiet(quiet_before)
+        if not command:  # main([...]) from Python: one call's '--quiet' does not silence later work, nor
+            progress.set_quiet(quiet_before)  # its one-line warnings replace the caller's way of showing them
+            warnings.showwarning = show_before
     if command and args.func is cmd_index and getattr(args, "engine", "local") == "local":
         _exit_now(code)
     return code

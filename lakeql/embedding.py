@@ -205,8 +205,9 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
     dynamically quantized to int8 by PyTorch: faster on CPU, needs no extra package), ``onnx`` or
     ``onnx-int8``.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # offline by argument (local_files_only), not by HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE: those are the
+    # caller's process's settings (huggingface_hub reads them once, at its import), which a library call
+    # must not turn off for the caller's own downloads
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend in ONNX_PRECISION:
         from lakeql.onnx_encoder import OnnxEncoder
@@ -238,7 +239,7 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
         hf_logging.disable_progress_bar()  # lakeql shows its own bars; no "Loading weights" noise
 
         try:
-            return SentenceTransformer(path, device=dev, backend=backend)
+            return SentenceTransformer(path, device=dev, backend=backend, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - report any load failure as one clear line
             raise LakeqlError(
                 f"cannot load embedding model {path!r} ({type(exc).__name__}: {exc}): "

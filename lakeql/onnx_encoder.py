@@ -215,7 +215,8 @@ def convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", local_files_only=True)
+    model = model.eval()
 
     class Pooled(torch.nn.Module):
         """The transformer plus mean pooling over the attention mask (sentence-transformers' Pooling)."""

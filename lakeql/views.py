@@ -235,10 +235,8 @@ def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[st
     by applying the difference of the statements (drop the views that went or changed, create the new
     ones), when the previous file and its statements are known and few changed. Returns the statements
     left out, or None (not made)."""
-    import shutil
-
-    from lakeql.dbutil import database_file, run_batch, run_views
-    from lakeql.lakedb import MAX_SHARE
+    from lakeql.dbutil import new_database_file, run_batch, run_views
+    from lakeql.lakedb import MAX_SHARE, copy_catalog
 
     old_digest = (before.get("by_key") or {}).get(key)
     if not old_digest or old_digest.startswith("partial:"):
@@ -257,8 +255,8 @@ def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[st
     made = got[1]
     if len(gone) + len(made) > max(16, MAX_SHARE * len(statements)):
         return None
-    shutil.copyfile(before["paths"][old_digest], path)
-    with database_file(path) as con:
+    with new_database_file(path, storage_version) as con:  # the catalog copied: one copy, not two
+        copy_catalog(con, before["paths"][old_digest], path.with_name(f".{path.name}.src.tmp"))
         run_batch(con, gone)
         return run_views(con, made)
 

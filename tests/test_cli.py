@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +157,25 @@ def test_main_from_python_restores_the_quiet_state(tmp_path) -> None:
         assert progress._QUIET is True
     finally:
         progress.set_quiet(before)
+
+
+def test_main_from_python_leaves_the_callers_process_as_it_was(tmp_path) -> None:
+    """``main(["index", ...])`` from Python: the caller's environment (``OPENBLAS_THREAD_TIMEOUT`` is set
+    by the ``lakeql index`` command only), warning display (the one-line 'lakeql: warning:' form is the
+    command's), working directory and ``sys.path`` are as before the call."""
+    import os
+    import warnings
+
+    from lakeql.cli import main
+
+    lake = tmp_path / "lake"
+    shutil.copytree(SAMPLE_LAKE / "flights", lake / "flights")
+    env, show, cwd, path = dict(os.environ), warnings.showwarning, os.getcwd(), list(sys.path)
+    assert main(["index", str(lake), "--index-dir", str(tmp_path / "idx"), "--quiet"]) == 0
+    assert main(["index", str(lake), "--index-dir", str(tmp_path / "idx"), "--refresh", "--quiet"]) == 0
+    assert dict(os.environ) == env
+    assert warnings.showwarning is show
+    assert os.getcwd() == cwd and sys.path == path
 
 
 def test_python_dash_m_lakeql_is_the_command() -> None:

@@ -155,13 +155,13 @@ KILL = {
     # after the statements ran on the copy, before its checkpoint: the copy is half made
     "update": """
 import contextlib
-real = L.database_file
+real = L.new_database_file
 @contextlib.contextmanager
-def boom(path, options=""):
-    with real(path, options) as con:
+def boom(path, storage):
+    with real(path, storage) as con:
         yield con
         os.kill(os.getpid(), signal.SIGKILL)
-L.database_file = boom
+L.new_database_file = boom
 """,
     # the new file renamed into place, its manifest row not yet recorded
     "record": """
@@ -265,3 +265,60 @@ def test_undo_statements_are_only_drops(tmp_path):
     assert not pwned.exists()
     assert got is None  # not updated in place: written whole
     assert lakedb.diff([[f"COPY (SELECT 1) TO '{pwned}'", "CREATE SCHEMA IF NOT EXISTS a"]], []) is None
+
+
+def test_refreshes_keep_the_database_files_the_size_of_a_full_build(lake, tmp_path):
+    """A checkpoint writes the whole catalog before it frees the old one: a byte copy of ``lake.duckdb``
+    updated in place doubled at its first update and stayed so. Updates copy the catalog into a new file
+    (``COPY FROM DATABASE``), so five refreshes that each add and drop a view leave ``lake.duckdb`` and
+    the views files the size of a full build's."""
+    root, held = lake
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    sizes = [(idx / "lake.duckdb").stat().st_size]
+    for i in range(5):
+        shutil.copy(root / "flights" / "airlines.parquet", root / "flights" / f"extra{i}.parquet")
+        if i:
+            (root / "flights" / f"extra{i - 1}.parquet").unlink()
+        lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+        sizes.append((idx / "lake.duckdb").stat().st_size)
+    assert ("flights", "extra4") in {(s, v) for s, v, _ in objects(idx / "lake.duckdb")["views"]}
+    full = tmp_path / "full"
+    same_as_full_build(root, idx, full)  # (writes the full build)
+    fresh = (full / "lake.duckdb").stat().st_size
+    assert max(sizes) <= 1.15 * fresh, (sizes, fresh)
+    for mine in sorted((idx / "views").glob("*.duckdb")):
+        theirs = (full / "views" / mine.name).stat().st_size
+        assert mine.stat().st_size <= 1.15 * theirs, (mine.name, mine.stat().st_size, theirs)
+
+
+def test_an_update_while_a_duckdb_cli_holds_the_file_open(lake, tmp_path, monkeypatch):
+    """A stock duckdb CLI session on ``lake.duckdb`` (read-write: DuckDB's lock on the file) does not stop
+    a refresh from updating it: the previous catalog is read from a private byte copy."""
+    root, held = lake
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1])\nprint('ready', "
+            "flush=True)\ntime.sleep(600)",
+            str(idx / "lake.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        calls: list[object] = []
+        real = lakedb.update
+        monkeypatch.setattr(lakedb, "update", lambda *a, **k: calls.append(r := real(*a, **k)) or r)
+        change(root, held, "add")
+        lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+        assert calls == [[]]  # updated in place
+    finally:
+        holder.kill()
+        holder.wait()
+    same_as_full_build(root, idx, tmp_path / "full")
+    assert not [p.name for p in idx.iterdir() if p.name.endswith((".tmp", ".wal"))]

@@ -76,6 +76,32 @@ def snapshot(store: Any, lake: Any) -> Snapshot | None:
     return Snapshot(tables, hs, read, txt)
 
 
+def changed_tables(snap: Snapshot, new_tables: dict[str, str], damaged: Any = ()) -> set[str]:
+    """The tables whose columns' edges must be searched again, for both rules (the hash rule of
+    :func:`affected` and the pool rule of :func:`_update_by_pools`): every table added, removed or
+    changed (another fingerprint) since the snapshot's index, plus the ``damaged`` ones (tables whose
+    columns had no hashes in the previous index or have none in this one)."""
+    changed = {t for t in set(snap.tables) | set(new_tables) if snap.tables.get(t) != new_tables.get(t)}
+    return changed | set(damaged)
+
+
+def text_changed(ix: Any, snap: Snapshot) -> Any:
+    """Boolean mask of ``ix``'s columns whose DeepJoin text differs from the snapshot's (lake frequencies
+    changed it: its similarity to every other column changed); all False without DeepJoin vectors."""
+    import numpy as np
+
+    if ix.vectors is None:
+        return np.zeros(len(ix), dtype=bool)
+    cur = ix.columns.column("text").to_pylist()
+    return np.array(
+        [
+            snap.texts.get((t, c), None) != x
+            for t, c, x in zip(ix.table_name, ix.column_name, cur, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
 def affected(ix: Any, snap: Snapshot, new_tables: dict[str, str]) -> tuple[set[str], Any] | None:
     """(changed tables, boolean mask of the query columns to search again), or None when the previous
     index cannot tell (a changed table's old hashes were not read): then the whole graph is rebuilt."""
@@ -83,22 +109,12 @@ def affected(ix: Any, snap: Snapshot, new_tables: dict[str, str]) -> tuple[set[s
 
     from lakeql.joins.graph import PROBE
 
-    changed = {t for t in set(snap.tables) | set(new_tables) if snap.tables.get(t) != new_tables.get(t)}
+    changed = changed_tables(snap, new_tables)
     if any(t in snap.tables and t not in snap.read for t in changed):
         return None
     n = len(ix)
     in_changed = np.array([t in changed for t in ix.table_name], dtype=bool) if n else np.zeros(0, bool)
-    texts = np.zeros(n, dtype=bool)
-    if ix.vectors is not None:  # DeepJoin texts changed (lake frequencies): their similarities changed
-        cur = ix.columns.column("text").to_pylist()
-        texts = np.array(
-            [
-                snap.texts.get((t, c), None) != x
-                for t, c, x in zip(ix.table_name, ix.column_name, cur, strict=True)
-            ],
-            dtype=bool,
-        )
-    touched = in_changed | texts
+    touched = in_changed | text_changed(ix, snap)
     hot = [snap.hashes] + [np.asarray(ix.hashes(c)) for c in np.flatnonzero(touched)]
     hot_hashes = arrays.unique(np.concatenate(hot)) if hot else np.empty(0, np.uint32)
     colrep = np.repeat(np.arange(n, dtype=np.int64), ix.n_hashes)
@@ -229,8 +245,8 @@ def _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pool
     except Exception:  # noqa: BLE001 - unreadable previous graph: full rebuild
         return None
     n = len(ix)
-    changed = {t for t in set(snap.tables) | set(new_tables) if snap.tables.get(t) != new_tables.get(t)}
-    changed |= set(meta.get("damaged", [])) | set(ix.damaged)  # their columns had no hashes then / now
+    # damaged tables: their columns had no hashes then / now
+    changed = changed_tables(snap, new_tables, {*meta.get("damaged", []), *ix.damaged})
     o_tab = pt.column("table_name").to_pylist()
     o_col = pt.column("column_name").to_pylist()
     n_old = len(o_tab)
@@ -240,18 +256,9 @@ def _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pool
     in_changed = np.array([t in changed for t in ix.table_name], dtype=bool) if n else np.zeros(0, bool)
     o_changed = np.array([t in changed for t in o_tab], dtype=bool) if n_old else np.zeros(0, bool)
     # DeepJoin texts changed (lake frequencies): such a column's similarity to every other column changed
-    texts = np.zeros(n, dtype=bool)
+    texts = text_changed(ix, snap)
     o_texts = np.zeros(n_old, dtype=bool)
-    if ix.vectors is not None:
-        cur = ix.columns.column("text").to_pylist()
-        texts = np.array(
-            [
-                snap.texts.get((t, c), None) != x
-                for t, c, x in zip(ix.table_name, ix.column_name, cur, strict=True)
-            ],
-            dtype=bool,
-        )
-        o_texts[new2old[texts & (new2old >= 0)]] = True
+    o_texts[new2old[texts & (new2old >= 0)]] = True
     dirty = o_changed | o_texts | (old2new < 0)
     offsets = pt.column("members").combine_chunks().offsets.to_numpy().astype(np.int64)
     flat = pt.column("members").combine_chunks().values.to_numpy().astype(np.int64)

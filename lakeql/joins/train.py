@@ -52,9 +52,6 @@ def training_pairs(searcher, min_containment: float, max_pairs: int, seed: int =
 def fine_tune(base: str | None, pairs: list[tuple[str, str]], out: Path, epochs: int, batch_size: int,
               lr: float = 2e-5, seed: int = 0, max_seq_length: int = 128) -> dict[str, Any]:
     """Train with MultipleNegativesRankingLoss in a plain torch loop and save the model to ``out``."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
@@ -62,7 +59,7 @@ def fine_tune(base: str | None, pairs: list[tuple[str, str]], out: Path, epochs:
     from lakeql import embedding
 
     torch.manual_seed(seed)
-    model = SentenceTransformer(embedding.resolve_model(base), device="cpu")
+    model = SentenceTransformer(embedding.resolve_model(base), device="cpu", local_files_only=True)
     model.max_seq_length = min(model.max_seq_length or max_seq_length, max_seq_length)
     loss_fn = MultipleNegativesRankingLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)

@@ -39,6 +39,8 @@ STREAM_ROWS = 4096
 CHARS_PER_TOKEN_MAX = 100
 #: a refresh that would leave more than this many times the rows the binarizer was fitted on rebuilds all
 REFIT_GROWTH = 2.0
+#: a shard's BM25 word counts (:func:`lakeql.vectors.bm25.write_counts`)
+BM25_COUNTS = ("bm25.npz", "bm25_terms.parquet")
 
 
 def index_params(ctx, column_model: str | None, backend: str | None = None) -> dict[str, Any]:
@@ -55,14 +57,21 @@ def index_params(ctx, column_model: str | None, backend: str | None = None) -> d
     if not 0 <= bits <= 4:
         raise LakeqlError(f"--embed-refine-bits must be 0 to 4, got {bits}")
     if bits and (opts.embed_rescore != "int8" or (opts.embed_method or DEFAULT_METHOD) != "rabitq"):
-        raise LakeqlError("--embed-refine-bits refines the int8 tier of the rabitq method: use it with "
-                          "--embed-rescore int8 and --embed-method rabitq (or drop it)")
-    return {"model": column_model, "method": opts.embed_method or DEFAULT_METHOD,
-            "backend": backend, "tier": opts.embed_rescore, "format": 2,
-            **encoder_params(backend),
-            **({"bm25": bm25_version()} if opts.embed_bm25 else {}),
-            **({"refine_bits": bits} if bits else {}),
-            **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {})}
+        raise LakeqlError(
+            "--embed-refine-bits refines the int8 tier of the rabitq method: use it with "
+            "--embed-rescore int8 and --embed-method rabitq (or drop it)"
+        )
+    return {
+        "model": column_model,
+        "method": opts.embed_method or DEFAULT_METHOD,
+        "backend": backend,
+        "tier": opts.embed_rescore,
+        "format": 2,
+        **encoder_params(backend),
+        **({"bm25": bm25_version()} if opts.embed_bm25 else {}),
+        **({"refine_bits": bits} if bits else {}),
+        **({"ann": int(opts.embed_ann_lists or 0)} if getattr(opts, "embed_ann", False) else {}),
+    }
 
 
 def bm25_version() -> int:
@@ -108,11 +117,16 @@ def encoder_mismatch(meta: dict[str, Any], label: str, lake_root: Any) -> str | 
     have = {k: meta.get(k) for k in want}
     if have == want:
         return None
-    how = ("by an ONNX export whose recipe was not recorded (an older lakeql)"
-           if have.get("onnx_recipe") is None else "by another ONNX export recipe than this lakeql's")
+    how = (
+        "by an ONNX export whose recipe was not recorded (an older lakeql)"
+        if have.get("onnx_recipe") is None
+        else "by another ONNX export recipe than this lakeql's"
+    )
     again = f"lakeql index {shell_word(str(lake_root))} --refresh --embed {shell_word(label)}"
-    return (f"the vectors of {label} were made {how}: queries are embedded by the current export, whose "
-            f"vectors differ slightly (lower recall); rebuild with '{again} --embed-backend {backend}'")
+    return (
+        f"the vectors of {label} were made {how}: queries are embedded by the current export, whose "
+        f"vectors differ slightly (lower recall); rebuild with '{again} --embed-backend {backend}'"
+    )
 
 
 def build(ctx) -> None:
@@ -134,12 +148,18 @@ def build(ctx) -> None:
         # 'auto' keeps the encoder of a column already embedded by the same model (an index built when
         # torch was the default stays torch: no silent re-embedding); a new column gets auto's choice
         prev = built_with.get((table.key, column))
-        keep = (opts.embed_backend == AUTO and isinstance(prev, dict) and prev.get("backend")
-                and prev.get("model") == model_id(opts.model))
+        keep = (
+            opts.embed_backend == AUTO
+            and isinstance(prev, dict)
+            and prev.get("backend")
+            and prev.get("model") == model_id(opts.model)
+        )
         backend = encoder_backend(prev) if keep else None
         if kind == "vector":  # your own vectors: a model only if named, to embed text queries
-            params = {**index_params(ctx, model_id(opts.model) if opts.model else None, backend),
-                      "source": "vectors"}
+            params = {
+                **index_params(ctx, model_id(opts.model) if opts.model else None, backend),
+                "source": "vectors",
+            }
             params.pop("bm25", None)  # no words to index
         else:
             params = index_params(ctx, model_id(opts.model), backend)
@@ -175,15 +195,18 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
         if table is None:
             continue  # a removed table: the store drops its indexes
         if e.column_name not in [c.column_name for c in ctx.catalog.columns(table)]:
-            warnings.warn(f"column {e.table_name}.{e.column_name} is gone: dropping its embed index",
-                          stacklevel=2)
+            warnings.warn(
+                f"column {e.table_name}.{e.column_name} is gone: dropping its embed index", stacklevel=2
+            )
             ctx.store.drop(KIND, e.table_name, e.column_name)
             continue
         if not isinstance(params, dict) or not {"model", "method", "backend", "tier"} <= params.keys():
             label = shell_word(f"{e.table_name}.{e.column_name}")
-            warnings.warn(f"the embed index of {e.table_name}.{e.column_name} records no build parameters: "
-                          f"rebuild it with 'lakeql index LAKE --embed {label}'",
-                          stacklevel=2)
+            warnings.warn(
+                f"the embed index of {e.table_name}.{e.column_name} records no build parameters: "
+                f"rebuild it with 'lakeql index LAKE --embed {label}'",
+                stacklevel=2,
+            )
             continue
         try:
             _, kind = embed_column(ctx.catalog, table, e.column_name, "--embed")
@@ -225,15 +248,24 @@ def plan_shards(catalog, table) -> list[ShardPlan]:
     file_rows = catalog.file_rows(table)
     names = [c.column_name.lower() for c in catalog.columns(table)]
     if table.format != "parquet" or "file_row_number" in names or FILE_COLUMN in names:
-        return [ShardPlan(whole_table_shard(table), "*", 0, int(sum(file_rows)),
-                          rowid_scan_sql(table, file_rows, [c.column_name for c in catalog.columns(table)]))]
+        return [
+            ShardPlan(
+                whole_table_shard(table),
+                "*",
+                0,
+                int(sum(file_rows)),
+                rowid_scan_sql(table, file_rows, [c.column_name for c in catalog.columns(table)]),
+            )
+        ]
     offsets = shards.row_offsets(table, file_rows)
     hive = "true" if table.hive else "false"
     out = []
     for f, path, n in zip(table.files, table.paths, file_rows, strict=True):
         sid = shards.shard_id(f)
-        src = (f"SELECT file_row_number AS __rowid, * EXCLUDE (file_row_number) FROM read_parquet("
-               f"[{quote_path(path)}], file_row_number = true, hive_partitioning = {hive})")
+        src = (
+            f"SELECT file_row_number AS __rowid, * EXCLUDE (file_row_number) FROM read_parquet("
+            f"[{quote_path(path)}], file_row_number = true, hive_partitioning = {hive})"
+        )
         out.append(ShardPlan(sid, f.path, offsets[sid], int(n), src))
     return out
 
@@ -263,6 +295,9 @@ class Reuse:
     shards: dict[str, dict[str, Any]]
     checksums: dict[str, str]
     fit_rows: int
+    #: the previous index's BM25 words were cut by an older tokenizer (its params differ only in ``bm25``):
+    #: its codes are kept, the word counts of its kept shards are made again from their texts (no model)
+    rewords: bool = False
 
 
 def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
@@ -272,7 +307,10 @@ def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
     if not ctx.refresh:
         return None
     entry = ctx.store.find(KIND, table.key, column)
-    if entry is None or entry.params != json.dumps(params, sort_keys=True) or not ctx.store.intact(entry):
+    if entry is None or not ctx.store.intact(entry):
+        return None
+    rewords = entry.params != json.dumps(params, sort_keys=True)
+    if rewords and not only_words_differ(entry.params_dict, params):
         return None
     folder = ctx.store.root / entry.path
     try:
@@ -282,10 +320,56 @@ def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
         with np.load(folder / "binarizer.npz") as z:
             binz = binarizers.from_state(meta["binarizer"], {k: z[k] for k in z.files})
         kept = {str(r["shard"]): r for r in codes.read_shard_list(folder)}
-        return Reuse(folder, binz, kept, json.loads(entry.checksums or "{}"),
-                     int(meta.get("fit_rows", meta.get("rows", 0))))
+        return Reuse(
+            folder,
+            binz,
+            kept,
+            json.loads(entry.checksums or "{}"),
+            int(meta.get("fit_rows", meta.get("rows", 0))),
+            rewords,
+        )
     except Exception:  # noqa: BLE001 - an unreadable previous index is rebuilt whole
         return None
+
+
+def only_words_differ(old: Any, new: dict[str, Any]) -> bool:
+    """Whether an index built with params ``old`` differs from ``new`` only by its BM25 tokenizer
+    (``bm25``: ``true`` = version 1, then the version number): a refresh then keeps its embeddings."""
+    if not isinstance(old, dict) or not old.get("bm25") or not new.get("bm25"):
+        return False
+    return {k: v for k, v in old.items() if k != "bm25"} == {
+        k: v for k, v in new.items() if k != "bm25"
+    } and json.dumps(old["bm25"]) != json.dumps(new["bm25"])
+
+
+def text_chars(params: dict[str, Any], device: str = "cpu") -> int:
+    """The characters of a text the model reads (longer texts are cut to this in SQL before they are
+    embedded and their words counted): from the loaded encoder, as :func:`embed_texts` cuts them."""
+    from lakeql import embedding
+
+    model = embedding.load_model(params["model"], encoder_backend(params), device)
+    return int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
+
+
+def kept_texts(
+    ctx, table, column: str, params: dict[str, Any], plans: list[ShardPlan], reuse: Reuse
+) -> dict[str, list[str]] | None:
+    """The texts of the shards a refresh keeps, in code-position order, to count their words with the
+    current BM25 tokenizer (:attr:`Reuse.rewords`): read from the table, never embedded. None when a
+    shard's texts are not its codes' rows (then the column is rebuilt whole)."""
+    max_chars = text_chars(params, getattr(ctx.options["vectors"], "device", "cpu"))
+    out: dict[str, list[str]] = {}
+    for p in plans:
+        if p.shard not in reuse.shards:
+            continue
+        texts: list[str] = []
+        if has_column(p.source, column):
+            for _, batch in stream_texts(ctx, table, column, max_chars, p.source):
+                texts.extend(batch)
+        if len(texts) != int(reuse.shards[p.shard]["codes"]):
+            return None
+        out[p.shard] = texts
+    return out
 
 
 def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None):
@@ -297,8 +381,10 @@ def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = N
     col = quote_ident(column)
     if source is None:
         source = rowid_scan_sql(table, ctx.catalog.file_rows(table))
-    sql = (f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM ({source}) "
-           f"WHERE {col} IS NOT NULL AND regexp_matches({col}, '\\S') ORDER BY __rowid")
+    sql = (
+        f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM ({source}) "
+        f"WHERE {col} IS NOT NULL AND regexp_matches({col}, '\\S') ORDER BY __rowid"
+    )
     con = buildfs.connect()
     try:
         reader = con.sql(sql).to_arrow_reader(STREAM_ROWS)
@@ -308,8 +394,9 @@ def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = N
         con.close()
 
 
-def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan]
-                ) -> tuple[list[np.ndarray], list[np.ndarray], list[list[str]] | None, int]:
+def embed_texts(
+    ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan]
+) -> tuple[list[np.ndarray], list[np.ndarray], list[list[str]] | None, int]:
     """Embed the texts of the shards ``todo``: per shard (row numbers, vectors), [texts], and the dim."""
     from lakeql import embedding
 
@@ -340,9 +427,15 @@ def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[Shar
     if ctx.engine.name != "local":  # lakeql.engine (issue 10): batches on actors, model loaded once per actor
         from lakeql.engine_tasks import encode_batches
 
-        rowid_parts, vec_parts = encode_batches(ctx.engine, batches(), params["model"],
-                                                encoder_backend(params), batch_size, pbar,
-                                                getattr(opts, "device", "cpu"))
+        rowid_parts, vec_parts = encode_batches(
+            ctx.engine,
+            batches(),
+            params["model"],
+            encoder_backend(params),
+            batch_size,
+            pbar,
+            getattr(opts, "device", "cpu"),
+        )
     else:
         for rowids, texts in batches():
             vec_parts.append(embedding.encode(texts, model, batch_size=batch_size, progress_bar=pbar))
@@ -357,13 +450,16 @@ def embed_texts(ctx, table, column: str, params: dict[str, Any], todo: list[Shar
             ids[i] = np.concatenate([rowid_parts[j] for j in mine])
             vecs[i] = np.concatenate([np.asarray(vec_parts[j], np.float32) for j in mine])
     n = sum(len(x) for x in ids)
-    say(f"embed {label}: {n} texts of {len(todo)} file(s) in {secs:.1f} s ({n / max(secs, 1e-9):.0f} "
-        f"sentences/s, {total - n} NULL/blank rows skipped)")
+    say(
+        f"embed {label}: {n} texts of {len(todo)} file(s) in {secs:.1f} s ({n / max(secs, 1e-9):.0f} "
+        f"sentences/s, {total - n} NULL/blank rows skipped)"
+    )
     return ids, vecs, texts_of, dim
 
 
-def read_vectors(ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan], want_dim: int | None
-                 ) -> tuple[list[np.ndarray], list[np.ndarray], None, int]:
+def read_vectors(
+    ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan], want_dim: int | None
+) -> tuple[list[np.ndarray], list[np.ndarray], None, int]:
     """The stored vectors of the shards ``todo`` (no model): per shard (row numbers, normalized vectors)."""
     from lakeql import embedding
     from lakeql.vectors.columns import VectorStats, stream_vectors, warn_bad
@@ -374,15 +470,19 @@ def read_vectors(ctx, table, column: str, params: dict[str, Any], todo: list[Sha
     t0 = time.perf_counter()
     ids, vecs = [], []
     for p in todo:
-        parts = list(stream_vectors(ctx, table, column, stats, source=p.source, warn=False)) if has_column(
-            p.source, column) else []
+        parts = (
+            list(stream_vectors(ctx, table, column, stats, source=p.source, warn=False))
+            if has_column(p.source, column)
+            else []
+        )
         ids.append(np.concatenate([x[0] for x in parts]) if parts else np.zeros(0, np.int64))
         vecs.append(np.concatenate([x[1] for x in parts]) if parts else None)
     warn_bad(label, stats)
     n = sum(len(x) for x in ids)
     if want_dim is None and not n:
-        raise LakeqlError(f"vector column {label} has no usable vector (all NULL or malformed): nothing to "
-                          "index")
+        raise LakeqlError(
+            f"vector column {label} has no usable vector (all NULL or malformed): nothing to index"
+        )
     dim = int(stats.dim or want_dim or 0)
     vecs = [np.zeros((0, dim), np.float32) if v is None else v for v in vecs]
     if params.get("model") and want_dim is None:
@@ -391,12 +491,16 @@ def read_vectors(ctx, table, column: str, params: dict[str, Any], todo: list[Sha
         if mdim is None:
             mdim = embedding.dimension(embedding.load_model(name, encoder_backend(params), "cpu"))
         if mdim != dim:
-            raise LakeqlError(f"--model {name} embeds text in {mdim} dimensions but the vectors of {label} "
-                              f"have {dim}: name the model that made them, or leave --model out "
-                              "and search with semantic_search_vector")
+            raise LakeqlError(
+                f"--model {name} embeds text in {mdim} dimensions but the vectors of {label} "
+                f"have {dim}: name the model that made them, or leave --model out "
+                "and search with semantic_search_vector"
+            )
     total = sum(p.rows for p in todo)
-    say(f"embed {label}: {n} stored vectors of {len(todo)} file(s) binarized in "
-        f"{time.perf_counter() - t0:.1f} s ({total - n} NULL or malformed rows skipped)")
+    say(
+        f"embed {label}: {n} stored vectors of {len(todo)} file(s) binarized in "
+        f"{time.perf_counter() - t0:.1f} s ({total - n} NULL or malformed rows skipped)"
+    )
     return ids, vecs, None, dim
 
 
@@ -412,15 +516,30 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
             say(f"embed {label}: every file changed, rebuilding it whole")
             reuse = None
         elif kept_codes + sum(p.rows for p in todo) > REFIT_GROWTH * max(reuse.fit_rows, 1):
-            say(f"embed {label}: the table grew past {REFIT_GROWTH:g}x the rows the binarizer was fitted on, "
-                "rebuilding it whole")
+            say(
+                f"embed {label}: the table grew past {REFIT_GROWTH:g}x the rows the binarizer was fitted on, "
+                "rebuilding it whole"
+            )
             reuse = None
+    rewords = None
+    if reuse is not None and reuse.rewords:  # an older BM25 tokenizer: count the kept texts' words again
+        rewords = kept_texts(ctx, table, column, params, plans, reuse)
+        if rewords is None:
+            say(f"embed {label}: the texts of a kept file do not match its codes, rebuilding it whole")
+            reuse = None
+        else:
+            say(
+                f"embed {label}: the BM25 words are cut by tokenizer {bm25_version()} now: counting the "
+                f"words of {len(rewords)} kept file(s) again (their embeddings are kept)"
+            )
     if reuse is None:
         todo = plans
     else:
         dropped = len(set(reuse.shards) - {p.shard for p in plans})
-        say(f"embed {label}: refresh: {len(todo)} new or changed file(s), {len(plans) - len(todo)} kept, "
-            f"{dropped} dropped")
+        say(
+            f"embed {label}: refresh: {len(todo)} new or changed file(s), {len(plans) - len(todo)} kept, "
+            f"{dropped} dropped"
+        )
     meta_dim = None
     if reuse is not None:
         meta_dim = int(json.loads((reuse.folder / "meta.json").read_text())["dim"])
@@ -431,14 +550,25 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     else:
         ids, vecs, texts, dim = embed_texts(ctx, table, column, params, todo)
     if meta_dim is not None and dim != meta_dim:
-        raise LakeqlError(f"the new rows of {label} have {dim} dimensions but its index has {meta_dim}: "
-                          f"rebuild with 'lakeql index LAKE --embed {shell_word(label)}'")
+        raise LakeqlError(
+            f"the new rows of {label} have {dim} dimensions but its index has {meta_dim}: "
+            f"rebuild with 'lakeql index LAKE --embed {shell_word(label)}'"
+        )
     new = {p.shard: (ids[i], vecs[i], None if texts is None else texts[i]) for i, p in enumerate(todo)}
     total = ctx.catalog.row_count(table)
     n_new = sum(len(x) for x in ids)
-    extra = {"skipped": int(total - n_new - (0 if reuse is None else sum(
-        int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)))}
-    return write_sharded(ctx.store, table, column, dim, plans, new, params, extra, reuse)
+    extra = {
+        "skipped": int(
+            total
+            - n_new
+            - (
+                0
+                if reuse is None
+                else sum(int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)
+            )
+        )
+    }
+    return write_sharded(ctx.store, table, column, dim, plans, new, params, extra, reuse, rewords)
 
 
 def fit_binarizer(method: str, dim: int, vecs: list[np.ndarray]):
@@ -463,16 +593,29 @@ def encode_shard(binz, vecs: np.ndarray, tier: str, refine_bits: int = 0):
         packed, factors = binz.encode(vecs)
     else:
         packed = np.zeros((0, binz.nbytes), np.uint8)
-        factors = ({"factor": np.zeros(0, np.float32), "add": np.zeros(0, np.float32)}
-                   if binz.scan == "asym" else {})
+        factors = (
+            {"factor": np.zeros(0, np.float32), "add": np.zeros(0, np.float32)} if binz.scan == "asym" else {}
+        )
     tier_values, scales, space, planes = codes.encode_tier(vecs, tier, binz, refine_bits)
     return packed, factors, tier_values, scales, space, planes
 
 
-def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
-                  new: dict[str, tuple[np.ndarray, np.ndarray, list[str] | None]], params: dict[str, Any],
-                  extra_meta: dict[str, Any], reuse: Reuse | None = None) -> IndexEntry:
-    """Write the index folder: new shards encoded, kept ones linked from ``reuse``; record it."""
+def write_sharded(
+    store,
+    table,
+    column: str,
+    dim: int,
+    plans: list[ShardPlan],
+    new: dict[str, tuple[np.ndarray, np.ndarray, list[str] | None]],
+    params: dict[str, Any],
+    extra_meta: dict[str, Any],
+    reuse: Reuse | None = None,
+    rewords: dict[str, list[str]] | None = None,
+) -> IndexEntry:
+    """Write the index folder: new shards encoded, kept ones linked from ``reuse``; record it.
+
+    ``rewords``: the texts of kept shards whose BM25 word counts are made again (an older tokenizer's):
+    their other files are linked, the counts written anew."""
     from lakeql.vectors import bm25, codes
 
     if reuse is None:
@@ -489,21 +632,42 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
             if p.shard in new:
                 ids, vecs, texts = new[p.shard]
                 packed, factors, tier_values, scales, space, planes = encode_shard(
-                    binz, vecs, params["tier"], int(params.get("refine_bits", 0)))
-                codes.write_shard(sub, file_rows=ids, codes=packed, factors=factors, tier_values=tier_values,
-                                  scales=scales, table_name=table.key, column_name=column, refine=planes)
+                    binz, vecs, params["tier"], int(params.get("refine_bits", 0))
+                )
+                codes.write_shard(
+                    sub,
+                    file_rows=ids,
+                    codes=packed,
+                    factors=factors,
+                    tier_values=tier_values,
+                    scales=scales,
+                    table_name=table.key,
+                    column_name=column,
+                    refine=planes,
+                )
                 if texts is not None:
                     bm25.write_counts(bm25.term_counts(texts, bm25.index_version(params)), sub)
                 n = len(ids)
             else:
                 shards.link_tree(reuse.folder / "shards" / p.shard, sub)
                 n = int(reuse.shards[p.shard]["codes"])
+                if rewords is not None and p.shard in rewords:
+                    for name in BM25_COUNTS:  # linked: unlink first, the previous index keeps its bytes
+                        (sub / name).unlink(missing_ok=True)
+                    bm25.write_counts(bm25.term_counts(rewords[p.shard], bm25.index_version(params)), sub)
             listing.append({"shard": p.shard, "file": p.file, "offset": p.offset, "codes": n, "rows": p.rows})
             rows += n
         codes.write_shard_list(tmp, listing)
         np.savez(tmp / "binarizer.npz", **binz.arrays())
-        meta = {**params, "dim": dim, "table": table.key, "column": column, "shards": len(plans),
-                "fit_rows": int(fit_rows), **extra_meta}
+        meta = {
+            **params,
+            "dim": dim,
+            "table": table.key,
+            "column": column,
+            "shards": len(plans),
+            "fit_rows": int(fit_rows),
+            **extra_meta,
+        }
         codes.write_meta(tmp, meta, rows, space, binz)
         if params.get("bm25"):  # BM25 postings over the union of the shards, for hybrid_search
             bm25.build_merged([bm25.read_counts(tmp / "shards" / p.shard) for p in plans], tmp / "bm25")
@@ -513,10 +677,20 @@ def write_sharded(store, table, column: str, dim: int, plans: list[ShardPlan],
             # + the tier in list order (ann.TIER_FILE), read by the bounded (rabitq) search only
             tier = all_tiers(tmp, plans, dim) if getattr(binz, "bounded", False) else None
             ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None, tier=tier)
-        checksums = _checksums(tmp, reuse, {p.shard for p in plans if p.shard not in new})
-    entry = IndexEntry(KIND, table.key, column, str(target.relative_to(store.root)), dir_bytes(target),
-                       table.source_bytes, table.fingerprint, params=json.dumps(params, sort_keys=True),
-                       checksums=json.dumps(checksums, sort_keys=True))
+        checksums = _checksums(
+            tmp, reuse, {p.shard for p in plans if p.shard not in new}, fresh=BM25_COUNTS if rewords else ()
+        )
+    entry = IndexEntry(
+        KIND,
+        table.key,
+        column,
+        str(target.relative_to(store.root)),
+        dir_bytes(target),
+        table.source_bytes,
+        table.fingerprint,
+        params=json.dumps(params, sort_keys=True),
+        checksums=json.dumps(checksums, sort_keys=True),
+    )
     store.record(entry)
     return entry
 
@@ -526,9 +700,15 @@ def all_codes(folder: Path, plans: list[ShardPlan], dim: int) -> np.ndarray:
     from lakeql.vectors import codes
 
     nbytes = -(-dim // 8)
-    parts = [codes._code_bytes(parquet_io.read_table(folder / "shards" / p.shard / "codes.parquet",
-                                             columns=["code"]).column("code").combine_chunks(), nbytes)
-             for p in plans]
+    parts = [
+        codes._code_bytes(
+            parquet_io.read_table(folder / "shards" / p.shard / "codes.parquet", columns=["code"])
+            .column("code")
+            .combine_chunks(),
+            nbytes,
+        )
+        for p in plans
+    ]
     return np.concatenate(parts) if parts else np.zeros((0, nbytes), np.uint8)
 
 
@@ -541,22 +721,39 @@ def all_tiers(folder: Path, plans: list[ShardPlan], dim: int):
     return parts[0] if len(parts) == 1 else codes.ShardedRows(parts, dim, parts[0].dtype)
 
 
-def _checksums(folder: Path, reuse: Reuse | None, kept: set[str]) -> dict[str, str]:
-    """The manifest checksums of ``folder``'s files; a kept (linked) shard's are the previous index's."""
+def _checksums(
+    folder: Path, reuse: Reuse | None, kept: set[str], fresh: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The manifest checksums of ``folder``'s files; a kept (linked) shard's are the previous index's
+    (but for its files named in ``fresh``, written anew)."""
     out = {}
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = f.relative_to(folder).as_posix()
         parts = rel.split("/")
-        if reuse is not None and len(parts) == 3 and parts[0] == "shards" and parts[1] in kept \
-                and rel in reuse.checksums:
+        if (
+            reuse is not None
+            and len(parts) == 3
+            and parts[0] == "shards"
+            and parts[1] in kept
+            and parts[2] not in fresh
+            and rel in reuse.checksums
+        ):
             out[rel] = reuse.checksums[rel]
         else:
             out[rel] = file_checksum(f)
     return out
 
 
-def write_index(store, table, column: str, rowids: np.ndarray, vecs: np.ndarray, params: dict[str, Any],
-                extra_meta: dict[str, Any] | None = None, texts: list[str] | None = None) -> IndexEntry:
+def write_index(
+    store,
+    table,
+    column: str,
+    rowids: np.ndarray,
+    vecs: np.ndarray,
+    params: dict[str, Any],
+    extra_meta: dict[str, Any] | None = None,
+    texts: list[str] | None = None,
+) -> IndexEntry:
     """Binarize ``vecs`` (L2-normalized, one per ``rowids`` of ``table``) and write + record the code
     store, sharded by ``table``'s files.
 
@@ -577,5 +774,7 @@ def plan_shards_of_rowids(table, n_rows: int) -> list[ShardPlan]:
         return [ShardPlan(whole_table_shard(table), "*", 0, n_rows, "")]
     file_rows = [buildfs.parquet_file(p).metadata.num_rows for p in table.paths]
     offsets = shards.row_offsets(table, file_rows)
-    return [ShardPlan(shards.shard_id(f), f.path, offsets[shards.shard_id(f)], n, "")
-            for f, n in zip(table.files, file_rows, strict=True)]
+    return [
+        ShardPlan(shards.shard_id(f), f.path, offsets[shards.shard_id(f)], n, "")
+        for f, n in zip(table.files, file_rows, strict=True)
+    ]

@@ -25,6 +25,11 @@ HIT_COLUMNS = [("rowid", "BIGINT"), ("score", "FLOAT")]
 class EncoderMismatchWarning(UserWarning):
     """An index's vectors were made by another encoder than the one its queries are embedded with."""
 
+
+class OldTokenizerWarning(UserWarning):
+    """An index's BM25 words were cut by an older tokenizer (``lakeql index --refresh`` upgrades it)."""
+
+
 MAX_QUERY_CHARS = 100_000
 HYBRID_POOL = 10  # each side of hybrid_search contributes its best k * HYBRID_POOL (at least 100) rows
 
@@ -181,7 +186,14 @@ class Searcher:
                 raise LakeqlError(f"hybrid_search needs the words of {label} indexed: rebuild with "
                                   f"'lakeql index LAKE --embed {shell_word(label)} --embed-bm25'")
             # cut queries as the index's texts were cut (an index made before tokenizer 2 keeps version 1)
-            idx._pos["bm25"] = bm25.BM25Index.load(folder, label, bm25.index_version(idx.meta))
+            version = bm25.index_version(idx.meta)
+            idx._pos["bm25"] = bm25.BM25Index.load(folder, label, version)
+            if version < bm25.TOKENIZER_VERSION:  # said once per loaded index (the connection's cache)
+                root = self.ctx.lake.root if self.ctx.lake is not None else "LAKE"
+                warnings.warn(f"the BM25 words of {label} were cut by an older tokenizer (version {version}: "
+                              "no Unicode words, Chinese/Japanese/Thai runs kept whole); 'lakeql index "
+                              f"{shell_word(str(root))} --refresh' upgrades them (the embeddings are kept)",
+                              OldTokenizerWarning, stacklevel=2)
         words = idx._pos["bm25"]
         q = self.embed_query(idx, query)
         allowed = self.allowed(table, idx, predicate)

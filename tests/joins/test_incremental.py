@@ -460,3 +460,42 @@ def test_engine_append_refresh_equals_full(tmp_path, monkeypatch):
     for f in ("columns.parquet", "hashes.parquet"):
         assert pq.read_table(flights / f).equals(pq.read_table(_profile_dir(full, "flights.flights") / f)), f
     assert _shard_rows(flights).equals(_shard_rows(_profile_dir(full, "flights.flights")))
+
+
+def test_both_graph_rules_take_the_changed_tables_from_one_function(tmp_path, monkeypatch):
+    """The hash rule (no pools file) and the pool rule ask :func:`changed_tables` which tables changed;
+    after an append, each rule's graph equals a full build's."""
+    import sys
+
+    from lakeql.joins import incremental
+    from lakeql.joins.incremental import Snapshot, changed_tables
+
+    snap = Snapshot({"a": "1", "b": "2", "gone": "3"}, None, set())
+    assert changed_tables(snap, {"a": "1", "b": "9", "new": "4"}) == {"b", "gone", "new"}
+    assert changed_tables(snap, {"a": "1", "b": "2", "gone": "3"}, ["a"]) == {"a"}
+    callers: list[str] = []
+    real = incremental.changed_tables
+
+    def spy(*a, **k):
+        callers.append(sys._getframe(1).f_code.co_name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(incremental, "changed_tables", spy)
+    root = tmp_path / "lake"
+    root.mkdir()
+    flights_lake(root, full=False)
+    held = split_table(root, "flights", "flights", 4, keep_last=2)
+    idx = tmp_path / "idx"
+    index_joins(root, idx)
+    for i, rule in enumerate(("_update_by_pools", "affected")):
+        if rule == "affected":  # an index without the pools file: the hash rule
+            (idx / "joins" / "pools.parquet").unlink()
+        callers.clear()
+        shutil.copy(held[i], root / "flights" / "flights" / held[i].name)
+        index_joins(root, idx, refresh=True)
+        assert callers == [rule], (rule, callers)
+        full = tmp_path / f"full{i}"
+        index_joins(root, full)
+        assert pq.read_table(idx / "joins" / "edges.parquet").equals(
+            pq.read_table(full / "joins" / "edges.parquet")
+        ), rule

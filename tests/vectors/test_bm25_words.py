@@ -109,6 +109,7 @@ def test_hybrid_search_keywords_in_japanese_and_german(tmp_path):
     assert _bm25_top(lake, tmp_path / "index", "ภาษาไทย")[0] == 6
 
 
+@pytest.mark.filterwarnings("ignore::lakeql.vectors.sql.OldTokenizerWarning")  # (its own test below)
 def test_an_index_of_the_old_tokenizer_keeps_working_then_a_refresh_rebuilds_it(tmp_path, monkeypatch):
     from lakeql.vectors import builder
 
@@ -126,3 +127,137 @@ def test_an_index_of_the_old_tokenizer_keeps_working_then_a_refresh_rebuilds_it(
     assert json.loads((folder / "meta.json").read_text())["bm25"] == 2
     top = _bm25_top(lake, index_dir, "東京")
     assert top[0] == 0 and top[1] > 0
+
+
+def _two_file_lake(root: Path) -> Path:
+    """intl.notes as two Parquet files (two shards of its embed index)."""
+    import duckdb
+
+    folder = root / "lake" / "intl" / "notes"
+    folder.mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (id INTEGER, body VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(TEXTS)))
+    con.execute(f"COPY (SELECT * FROM t WHERE id < 5) TO '{folder / 'a.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM t WHERE id >= 5) TO '{folder / 'b.parquet'}' (FORMAT parquet)")
+    con.close()
+    return root / "lake"
+
+
+def _old_tokenizer_build(monkeypatch, lake: Path, index_dir: Path) -> Path:
+    from lakeql.vectors import builder
+
+    with monkeypatch.context() as m:  # what lakeql wrote before tokenizer 2: 'bm25': true, \w+ words
+        m.setattr(builder, "bm25_version", lambda: True)
+        build(lake, index_dir, ["notes.body"], embed_bm25=True)
+    (folder,) = list((index_dir / "embed").iterdir())
+    return folder
+
+
+def _shard_files(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """(inode, bytes) of every file of the index's shards but their BM25 word counts."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_ino, p.read_bytes())
+        for p in sorted((folder / "shards").rglob("*"))
+        if p.is_file() and not p.name.startswith("bm25")
+    }
+
+
+def _postings(folder: Path):
+    from lakeql.vectors.bm25 import BM25Index
+
+    b = BM25Index.load(folder / "bm25", "intl.notes.body")
+    return b.vocab, b.indptr.tolist(), b.rows.tolist(), b.weights.tobytes(), b.n
+
+
+def _encode_spy(monkeypatch) -> list[str]:
+    from lakeql import embedding
+
+    encoded: list[str] = []
+    orig = embedding.encode
+
+    def spy(texts, *a, **kw):
+        encoded.extend(texts)
+        return orig(texts, *a, **kw)
+
+    monkeypatch.setattr(embedding, "encode", spy)
+    return encoded
+
+
+def test_refresh_of_an_old_tokenizer_index_rebuilds_only_its_words(tmp_path, monkeypatch):
+    lake, index_dir = _two_file_lake(tmp_path), tmp_path / "index"
+    folder = _old_tokenizer_build(monkeypatch, lake, index_dir)
+    codes_before = _shard_files(folder)
+    encoded = _encode_spy(monkeypatch)
+    build(lake, index_dir, [], refresh=True)  # no table changed: only the words are made again
+    assert encoded == []  # nothing embedded
+    (folder,) = list((index_dir / "embed").iterdir())
+    assert json.loads((folder / "meta.json").read_text())["bm25"] == 2
+    after = _shard_files(folder)
+    assert after == codes_before  # the codes are the same files (hard links), byte for byte
+    full = tmp_path / "full"
+    build(lake, full, ["notes.body"], embed_bm25=True)
+    (full_folder,) = list((full / "embed").iterdir())
+    assert _postings(folder) == _postings(full_folder)  # the words of a fresh build
+    assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in _shard_files(full_folder).items()}
+    for name in ("bm25.npz", "bm25_terms.parquet"):
+        for shard in (folder / "shards").iterdir():
+            assert (shard / name).read_bytes() == (full_folder / "shards" / shard.name / name).read_bytes()
+    top = _bm25_top(lake, index_dir, "東京")
+    assert top[0] == 0 and top[1] > 0
+    from lakeql.store import Store
+
+    store = Store(index_dir)  # the manifest vouches for the new word counts (their own checksums)
+    assert store.damage(store.find("embed", "intl.notes", "body")) is None
+    encoded.clear()  # (the fresh build above embedded its texts)
+    build(lake, index_dir, [], refresh=True)  # up to date now
+    assert encoded == []
+
+
+def test_refresh_of_an_old_tokenizer_index_embeds_only_a_new_file(tmp_path, monkeypatch):
+    lake, index_dir = _two_file_lake(tmp_path), tmp_path / "index"
+    b = lake / "intl" / "notes" / "b.parquet"
+    kept_aside = b.read_bytes()
+    b.unlink()
+    folder = _old_tokenizer_build(monkeypatch, lake, index_dir)
+    codes_before = _shard_files(folder)
+    b.write_bytes(kept_aside)
+    encoded = _encode_spy(monkeypatch)
+    build(lake, index_dir, [], refresh=True)
+    assert sorted(encoded) == sorted(TEXTS[5:])  # the new file's texts only
+    (folder,) = list((index_dir / "embed").iterdir())
+    after = _shard_files(folder)
+    assert all(after[k] == v for k, v in codes_before.items())
+    full = tmp_path / "full"
+    build(lake, full, ["notes.body"], embed_bm25=True)
+    (full_folder,) = list((full / "embed").iterdir())
+    assert _postings(folder) == _postings(full_folder)
+
+
+def test_a_query_on_an_old_tokenizer_index_says_once_how_to_upgrade_it(tmp_path, monkeypatch):
+    import warnings
+
+    from lakeql.vectors.sql import OldTokenizerWarning
+
+    lake, index_dir = _lake(tmp_path), tmp_path / "index"
+    _old_tokenizer_build(monkeypatch, lake, index_dir)
+    sql = "SELECT id FROM hybrid_search('intl.notes', 'body', ?, k := 3)"
+    con = connect(lake, index_dir)
+    try:
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            for q in ("東京", "harbour", "report"):
+                assert con.execute(sql, [q]).fetchall()  # answers, not an error
+    finally:
+        con.close()
+    said = [str(w.message) for w in got if issubclass(w.category, OldTokenizerWarning)]
+    assert len(said) == 1 and "--refresh" in said[0] and "intl.notes.body" in said[0], said
+    build(lake, index_dir, [], refresh=True)
+    con = connect(lake, index_dir)
+    try:
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            con.execute(sql, ["東京"]).fetchall()
+    finally:
+        con.close()
+    assert not [w for w in got if issubclass(w.category, OldTokenizerWarning)]
