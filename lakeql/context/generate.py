@@ -107,21 +107,34 @@ def read_join_hints(store, lake: Lake, per_column: int = 3) -> dict[tuple[str, s
         return {}
     path = store.root / entry.path
     try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         tab = parquet_io.read_table(path)
-        rows = tab.select([c for c in ("table_name", "column_name", "candidate_table", "candidate_column",
-                                       "score", "candidate_uniqueness") if c in tab.column_names]).to_pylist()
+        keys = pa.array(list(lake.tables), pa.string())
+        # the rows a hint can come from, chosen in Arrow (137,000 edges at 10,000 tables were ~0.4 CPU s
+        # as Python dicts); NULL score counts as 0.0, a missing uniqueness column as 1.0, and NaN passes
+        # both thresholds (it fails the Python comparisons that skipped weak rows)
+        score = pc.fill_null(tab["score"], 0.0)
+        mask = pc.and_(pc.is_in(tab["table_name"], value_set=keys),
+                       pc.is_in(tab["candidate_table"], value_set=keys))
+        mask = pc.and_(mask, pc.invert(pc.less(score, MIN_HINT_SCORE)))
+        if "candidate_uniqueness" in tab.column_names:
+            uniq = tab["candidate_uniqueness"]
+            if uniq.null_count:
+                raise ValueError("candidate_uniqueness has NULLs")  # compared with a float: always refused
+            mask = pc.and_(mask, pc.invert(pc.less(uniq, MIN_HINT_UNIQUE)))
+        sub = tab.filter(pc.fill_null(mask, False))
+        cols = [sub[c].to_pylist() for c in ("table_name", "column_name", "candidate_table",
+                                              "candidate_column")]
+        scores = pc.fill_null(sub["score"], 0.0).to_pylist()
     except Exception as exc:  # noqa: BLE001 - a broken join index must not stop the schema files
         warnings.warn(f"join graph {str(path)!r} is unreadable ({exc}): writing schema files without "
                       "join hints; run 'lakeql index --refresh LAKE'", JoinGraphWarning, stacklevel=2)
         return {}
     hints: dict[tuple[str, str], list[tuple[float, str]]] = {}
-    for r in rows:
-        if r["table_name"] not in lake.tables or r["candidate_table"] not in lake.tables:
-            continue
-        if (r.get("score") or 0.0) < MIN_HINT_SCORE or r.get("candidate_uniqueness", 1.0) < MIN_HINT_UNIQUE:
-            continue  # weak or many-to-many candidates are noise in a schema file
-        hints.setdefault((r["table_name"], r["column_name"]), []).append(
-            (-(r["score"] or 0.0), f"-> {r['candidate_table']}.{r['candidate_column']}"))
+    for t, c, ct, cc, s in zip(*cols, scores, strict=True):
+        hints.setdefault((t, c), []).append((-s, f"-> {ct}.{cc}"))
     return {k: [s for _, s in sorted(set(v))[:per_column]] for k, v in hints.items()}
 
 
