@@ -791,6 +791,34 @@ class Store:
             self._write_verified(seen)
         return bad
 
+    def remember_checksummed(self) -> None:
+        """Add to the verification record (when there is one) every file of this index dir that this
+        process checksummed while recording it (:meth:`checksums_of` read its bytes after it was written)
+        and that still has the stamp it had then: the next integrity pass trusts it as if it had read it
+        itself (a build rewrote ``lake.duckdb``, the catalog and a few schema files: ~40 MB at 10,000
+        tables the next pass read again). Same rule: any later write changes the ctime."""
+        rec = self._load_verified()
+        if rec is None:  # no record (a reader voided it): the next pass reads every file
+            return
+        root = str(self.root) + os.sep
+        changed = False
+        for f, (stamp, ck) in list(_STAMPED.items()):
+            if not f.startswith(root):
+                continue
+            label = f[len(root):].replace(os.sep, "/")
+            new = [*stamp, ck]
+            if rec.get(label) == new:
+                continue
+            try:
+                if _stat_stamp(f) != stamp:
+                    continue
+            except OSError:
+                continue
+            rec[label] = new
+            changed = True
+        if changed:
+            self._write_verified(rec)
+
     def _load_verified(self) -> dict[str, list] | None:
         """The verification record (``{file: [size, mtime_ns, ctime_ns, inode, checksum]}``), or None."""
         try:
