@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from lakeql import store as store_mod
 from lakeql.store import IndexEntry, Store, file_checksum
 
@@ -71,3 +73,97 @@ def test_the_next_integrity_pass_does_not_read_what_the_build_wrote(tmp_path, mo
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     new_process()
     assert [e.kind for e in Store(idx).drop_damaged()] == ["database"] and str(target) in read
+
+
+def _render_full(lake, idx, out):
+    """The schema files a full render makes from the same index (same join graph) into ``out``."""
+    from lakeql.catalog import Catalog
+    from lakeql.context import generate as gen
+    from lakeql.lake import discover
+
+    lk = discover(lake)
+    store = Store(idx, lk)
+    gen.generate(lk, Catalog.load(lk, store), out, store=store, reuse_profiles=False)
+
+
+def _schema_files(d) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _state(d) -> dict:
+    import gzip
+
+    from lakeql.context import generate as gen
+
+    st = json.loads(gzip.decompress((d / gen.STATE).read_bytes()))
+    st.pop("composite")  # the join-check cache (same results, keys name files)
+    return st
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_context_refresh_on_the_same_join_graph_equals_a_full_render(seed, tmp_path, monkeypatch):
+    """``--refresh --only context`` after random changes (the join graph not rebuilt, so the schema step
+    reads the hints of the tables a change reaches only) equals a full render from the same index: files
+    byte for byte and the state (its per-table hint digests too). A table in another domain that the
+    others point at is deleted, so hints change in domains whose tables did not."""
+    import random
+    import shutil
+
+    from testutil import SAMPLE_LAKE
+
+    import lakeql
+    from lakeql.context import generate as gen
+
+    rnd = random.Random(seed)
+    lake = tmp_path / "lake"
+    shutil.copytree(SAMPLE_LAKE / "python", lake / "python")
+    (lake / "other").mkdir()
+    for p in sorted((lake / "python").glob("*.parquet"))[:2]:
+        shutil.copy(p, lake / "other" / f"copy_{p.name}")
+    idx = tmp_path / "idx"
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=["joins", "context"])
+    reads: list[object] = []
+    real = gen.read_join_hints
+    monkeypatch.setattr(
+        gen, "read_join_hints", lambda *a, **k: reads.append(k.get("tables")) or real(*a, **k)
+    )
+    changes = ["delete_other", "add", "append", "column", "delete"]
+    rnd.shuffle(changes)
+    for step, change in enumerate(changes):
+        tables = sorted(lake.glob("*/*.parquet"))  # single-file tables
+        if change == "delete_other":
+            victims = sorted((lake / "other").glob("*.parquet"))
+            if not victims:
+                continue
+            victims[0].unlink()
+        elif change == "add":
+            src = rnd.choice(tables)
+            shutil.copy(src, src.with_name(f"added{step}_{src.name}"))
+        elif change == "append":  # a table becomes a folder of two files
+            src = rnd.choice(tables)
+            folder = src.with_suffix("")
+            folder.mkdir()
+            shutil.copy(src, folder / "part-0.parquet")
+            shutil.copy(src, folder / "part-1.parquet")
+            src.unlink()
+        elif change == "column":
+            import duckdb
+
+            src = rnd.choice(tables)
+            tmp = src.with_name("new.tmp")
+            sql = f"SELECT *, 1 AS extra_col FROM read_parquet({str(src)!r})"
+            duckdb.sql(f"COPY ({sql}) TO {str(tmp)!r} (FORMAT parquet)")
+            os.replace(tmp, src)
+        else:
+            rnd.choice(tables).unlink()
+        reads.clear()
+        lakeql.index(lake, index_dir=idx, refresh=True, progress=False, capabilities=["context"])
+        assert reads and all(r is not None for r in reads)  # no read of every table's hints
+        full = tmp_path / f"full{step}"
+        _render_full(lake, idx, full)
+        got, want = _schema_files(idx / "schemas"), _schema_files(full)
+        assert got.keys() == want.keys(), change
+        for k in want:
+            if k != gen.STATE:
+                assert got[k] == want[k], (change, k)
+        assert _state(idx / "schemas") == _state(full), change
