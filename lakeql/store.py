@@ -797,14 +797,17 @@ class Store:
         and that still has the stamp it had then: the next integrity pass trusts it as if it had read it
         itself (a build rewrote ``lake.duckdb``, the catalog and a few schema files: ~40 MB at 10,000
         tables the next pass read again). Same rule: any later write changes the ctime."""
+        root = str(self.root) + os.sep
+        mine = sorted(f for f in _READ_BACK if f.startswith(root) and f in _STAMPED)
+        if not mine:  # nothing recorded since the integrity pass (a no-op refresh): no record to read
+            return
+        _READ_BACK.difference_update(mine)
         rec = self._load_verified()
         if rec is None:  # no record (a reader voided it): the next pass reads every file
             return
-        root = str(self.root) + os.sep
         changed = False
-        for f, (stamp, ck) in list(_STAMPED.items()):
-            if not f.startswith(root):
-                continue
+        for f in mine:
+            stamp, ck = _STAMPED[f]
             label = f[len(root):].replace(os.sep, "/")
             new = [*stamp, ck]
             if rec.get(label) == new:
@@ -1008,6 +1011,7 @@ class Store:
 _VERIFIED: set[tuple[str, int, int, int, int, str]] = set()
 # file -> ((size, mtime_ns, ctime_ns, inode), its file_checksum) as checked or computed in this process
 _STAMPED: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_READ_BACK: set[str] = set()  # the files of _STAMPED that checksums_of read (not known to the record yet)
 
 
 def _stat_stamp(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
@@ -1026,6 +1030,7 @@ def _stamped_checksum(path: Path) -> str:
     ck = file_checksum(path)
     if _stat_stamp(key) == stamp:  # not changed while it was read
         _STAMPED[key] = (stamp, ck)
+        _READ_BACK.add(key)
     return ck
 
 
