@@ -102,8 +102,12 @@ def scalar_in_from_hint(msg: str, con: Any) -> str:
     )
 
 
-PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# a name DuckDB's lexer reads unquoted: ASCII letters, '_', digits and '$' after the first character, and any
+# non-ASCII character but whitespace ('geo.größe', '名前' need no quotes); keywords are not told apart
+PLAIN_NAME = re.compile(r"(?:[A-Za-z_]|[^\x00-\x7f\s])(?:[A-Za-z0-9_$]|[^\x00-\x7f\s])*\Z")
 _LINE = re.compile(r"LINE \d+: ")
+# string literals and comments, blanked before looking for table names (a name in them is no table's)
+_NOT_NAMES = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.S)
 
 
 def unquoted_table(sql: str, names: list[tuple[str, str]]) -> tuple[str, str] | None:
@@ -112,7 +116,7 @@ def unquoted_table(sql: str, names: list[tuple[str, str]]) -> tuple[str, str] | 
     needs quoting (``iso_3166-1``). Tables whose names are plain identifiers are skipped."""
     from lakeql.lake import quote_ident
 
-    low = sql.lower()
+    low = _NOT_NAMES.sub(lambda m: " " * len(m.group()), sql).lower()
     for dom, name in names:
         if PLAIN_NAME.match(dom) and PLAIN_NAME.match(name):
             continue

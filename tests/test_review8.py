@@ -41,3 +41,39 @@ def test_a_chain_of_file_symlinks_leaving_the_lake_is_read_once(tmp_path):
     lakeql.index(tmp_path / "lake", progress=False)
     con = lakeql.connect(tmp_path / "lake")
     assert con.execute("SELECT count(*), sum(k) FROM dom.t").fetchone() == (6, 40)
+
+
+def test_the_quoted_name_hint_is_only_for_names_that_need_quotes(tmp_path):
+    """trial8's check_sql / error hint ('... is a table whose name must be quoted in SQL') took every name
+    outside [A-Za-z0-9_] as needing quotes, so any syntax error in SQL naming 'geo.größe' (which DuckDB
+    reads unquoted: non-ASCII letters are identifier characters) got that hint, and its quoted name as the
+    suggestion, for an error elsewhere; a name inside a string literal or a comment got it too."""
+    from lakeql.sqlrun import error_text
+
+    lake = tmp_path / "lake"
+    (lake / "geo").mkdir(parents=True)
+    (lake / "iso").mkdir()
+    pq.write_table(pa.table({"a": [1, 2]}), lake / "geo" / "größe.parquet")
+    pq.write_table(pa.table({"alpha_2": ["FR", "US"]}), lake / "iso" / "iso_3166-1.parquet")
+    lakeql.index(lake, progress=False)
+    con = lakeql.connect(lake)
+
+    def check(sql):
+        return con.execute("SELECT message, suggestion FROM check_sql(?)", [sql]).fetchall()
+
+    assert con.execute("SELECT count(*) FROM geo.größe").fetchone()[0] == 2  # no quotes needed
+    for sql in (
+        "SELECT count(*) FROM geo.größe WHERE",
+        "SELECT count(*) FROM geo.größe WHERE a = 'iso.iso_3166-1' AND",
+        "SELECT count(*) FROM geo.größe -- not iso.iso_3166-1\nWHERE",
+    ):
+        ((message, suggestion),) = check(sql)
+        assert message.startswith("syntax error") and "quoted" not in message and suggestion is None, sql
+        try:
+            con.execute(sql)
+        except Exception as exc:  # noqa: BLE001 - DuckDB's parser error
+            assert "Hint" not in error_text(exc, con), sql
+        else:
+            raise AssertionError(sql)
+    ((message, suggestion),) = check("SELECT * FROM iso.iso_3166-1 WHERE alpha_2 = 'geo.größe'")
+    assert suggestion == '"iso"."iso_3166-1"'  # the hint where it belongs
