@@ -77,3 +77,26 @@ def test_the_quoted_name_hint_is_only_for_names_that_need_quotes(tmp_path):
             raise AssertionError(sql)
     ((message, suggestion),) = check("SELECT * FROM iso.iso_3166-1 WHERE alpha_2 = 'geo.größe'")
     assert suggestion == '"iso"."iso_3166-1"'  # the hint where it belongs
+
+
+def test_the_quoted_name_hint_is_linear_on_hostile_sql():
+    """The hint looks for table names in the SQL of any syntax error (check_sql, an agent's SQL): an
+    unclosed-comment pattern rescanned to the end from every '/*' ('/*a' * 80,000: minutes), and a
+    str.find per table over a 1 MB SQL on a lake of 10,000 hyphenated tables took 30 s. Both are now
+    bounded (one pass; words of a name must be words of the SQL; a scan budget)."""
+    import time
+
+    from lakeql.sqlerrors import unquoted_table
+
+    names = [(f"dom-{i}", f"t-{i}") for i in range(10_000)]
+    hostile = [
+        "SELECT 1 " + "/*a" * 80_000,
+        "SELECT 1 " + "x" * 1_000_000 + " WHERE",
+        "SELECT 1 " + " ".join(f"dom t {i}" for i in range(10_000)) + "x" * 1_000_000 + " WHERE",
+    ]
+    for sql in hostile:
+        t0 = time.perf_counter()
+        assert unquoted_table(sql, names) is None
+        assert time.perf_counter() - t0 < 5, sql[:20]
+    got = unquoted_table("SELECT 1 FROM dom-9999.t-9999 WHERE", names)
+    assert got == ("dom-9999.t-9999", '"dom-9999"."t-9999"')
