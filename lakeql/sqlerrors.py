@@ -156,7 +156,10 @@ def quote_hint(msg: str, con: Any) -> str:
     if not lines:
         return ""
     try:
-        rows = con.execute("SELECT domain, name FROM lakeql_tables() WHERE domain IS NOT NULL").fetchall()
+        # a cursor of its own: the caller's connection (the MCP server's, shared by concurrent calls) keeps
+        # its pending result
+        cur = con.cursor() if hasattr(con, "cursor") else con
+        rows = cur.execute("SELECT domain, name FROM lakeql_tables() WHERE domain IS NOT NULL").fetchall()
     except Exception:  # noqa: BLE001 - a hint must never hide the error itself
         return ""
     hit = unquoted_table("\n".join(lines), rows)
