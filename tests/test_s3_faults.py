@@ -456,3 +456,32 @@ def test_a_store_failing_under_duckdb_reads_stops_the_build(clean, tmp_path, mon
         refresh=True,
     )
     assert any(k.startswith("column_profile/f.flights-") for k in _files(tmp_path))
+
+
+@pytest.mark.parametrize("botocore", [True, False])
+def test_an_endpoint_password_never_reaches_an_error_message(tmp_path, monkeypatch, botocore) -> None:
+    """AWS_ENDPOINT_URL may carry ``user:password@`` (a proxy, a MinIO gateway): botocore's own messages
+    quote the URL it failed to reach, password included; lakeql's messages must not."""
+    if botocore:
+        require("botocore")
+    password = "endpoint-pass-7c1e"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://user:{password}@127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("LAKEQL_S3_TIMEOUT", "2")
+    monkeypatch.setenv("LAKEQL_S3_RETRIES", "1")
+    code = (
+        "import sys, lakeql\n" + ("" if botocore else "sys.modules['botocore'] = None\n") + "try:\n"
+        f"    lakeql.index('s3://lake/sample', index_dir={str(tmp_path / 'idx')!r}, progress=False,"
+        " capabilities=[])\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(ROOT)
+    )
+    text = out.stdout + out.stderr
+    assert "Error" in out.stdout, text  # it failed (botocore: naming the endpoint, without its password)
+    assert "127.0.0.1" in text or not botocore, text
+    assert password not in text and SECRET not in text, text

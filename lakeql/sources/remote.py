@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import threading
 import time
 import warnings
@@ -331,6 +332,21 @@ def _endpoint() -> str:
     return f"{parsed.scheme}://{host}{parsed.path.rstrip('/')}"
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s\"'<>]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` (a message from botocore or pyarrow) without secrets: the ``user:password@`` of any URL in
+    it (botocore quotes the endpoint URL it could not reach), and the values of AWS_SECRET_ACCESS_KEY and
+    AWS_SESSION_TOKEN, should a message ever hold them."""
+    text = _USERINFO.sub("", text)
+    for var in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        value = os.environ.get(var) or ""
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
 def error_kind(exc: BaseException) -> str:
     """What a botocore (or read) error means: 'gone', 'denied', 'changed', 'credentials', 'bucket',
     'unreachable', 'timeout', 'truncated', 'throttled', 'server', 'not-s3' or 'other'."""
@@ -400,7 +416,7 @@ def store_error(exc: BaseException, what: str) -> Exception:
     from lakeql.sources.snapshot import request_retries, request_timeout
 
     kind = error_kind(exc)
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = redact(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
     ep = _endpoint()
     if kind == "credentials":
         return RemoteStoreError(
@@ -456,7 +472,7 @@ def open_remote(url: str) -> tuple[str, Any, list[FileStamp]]:
         listing = remote_listing(root, fs)
     except OSError as exc:
         raise LakeNotFoundError(
-            f"cannot list {url!r} ({str(exc).splitlines()[0]}): check the bucket and "
+            f"cannot list {url!r} ({redact((str(exc).splitlines() or [''])[0])}): check the bucket and "
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL"
         ) from None
     if not listing:
