@@ -485,3 +485,77 @@ def test_an_endpoint_password_never_reaches_an_error_message(tmp_path, monkeypat
     assert "Error" in out.stdout, text  # it failed (botocore: naming the endpoint, without its password)
     assert "127.0.0.1" in text or not botocore, text
     assert password not in text and SECRET not in text, text
+
+
+def _index_without_botocore(idx: Path, refresh: bool = False, url: str = URL, **kw) -> str:
+    """``lakeql.index(URL)`` in a process where botocore is not installed (lakeql's default install: it
+    reads through pyarrow's S3 filesystem then); its output, and the error it raised if any."""
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['botocore'] = None\n"
+        "import lakeql\n"
+        "try:\n"
+        "    with warnings.catch_warnings(record=True) as caught:\n"
+        "        warnings.simplefilter('always')\n"
+        f"        r = lakeql.index({url!r}, index_dir={str(idx)!r}, progress=False, refresh={refresh},"
+        f" **{ {'capabilities': [], **kw}!r})\n"
+        "    print('built', r.tables, [str(w.message) for w in caught])\n"
+        "except Exception as exc:\n"
+        "    print('raised', type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    return out.stdout + out.stderr
+
+
+def test_without_botocore_a_failing_store_stops_the_refresh_and_keeps_the_index(clean, tmp_path) -> None:
+    """botocore is not a dependency of lakeql: without it objects are read through pyarrow, whose errors
+    are ``OSError: ... AWS Error ...``. A store that keeps failing there left the table out and recorded
+    it as unreadable in place of its good index; it must stop the build as with botocore."""
+    endpoint, client = clean
+    idx = tmp_path / "idx"
+    out = _index_without_botocore(idx)
+    assert out.startswith("built 7 []"), out
+    before = _files(idx)
+    body = client.get_object(Bucket="lake", Key="sample/flights/airlines.parquet")["Body"].read()
+    client.put_object(Bucket="lake", Key="sample/flights/airlines.parquet", Body=body)  # a change
+    try:
+        for rule, why in (
+            ({"status": 500, "code": "InternalError"}, "kept failing"),
+            ({"status": 503, "code": "SlowDown"}, "throttled"),
+        ):
+            faults(endpoint, [{"key": "airlines", "times": -1, **rule}])
+            out = _index_without_botocore(idx, refresh=True)
+            assert out.startswith("raised RemoteStoreError"), out
+            assert f"cannot read s3://{AIRLINES}" in out and why in out and SECRET not in out, out
+            assert _files(idx) == before  # nothing written
+        faults(endpoint, [])
+        assert _tables(idx)["flights.airlines"] == ("ok", 16)  # the previous index answers
+    finally:
+        faults(endpoint, [])
+
+
+def test_without_botocore_a_store_failing_under_duckdb_reads_stops_the_build(
+    clean, tmp_path, monkeypatch
+) -> None:
+    """The profiles' range reads of objects held as footers, through pyarrow (no botocore): a store that
+    fails there stopped nothing (the table's profile was silently left out); it stops the build."""
+    endpoint, client = clean
+    url = "s3://lake/bignb"  # objects no other test read
+    for name in ("flights", "airlines"):
+        client.upload_file(
+            str(Path(SAMPLE_LAKE) / "flights" / f"{name}.parquet"), "lake", f"bignb/f/{name}.parquet"
+        )
+    monkeypatch.setenv("LAKEQL_S3_WHOLE_MB", "0.001")  # every object: its footer only
+    out = _index_without_botocore(tmp_path, url=url)
+    assert out.startswith("built 2 []"), out
+    opts = {"capabilities": ["joins"], "joins_semantic": False, "discovery": False}
+    rule = {"kind": "GET_RANGE", "key": "bignb/f/flights.parquet", "status": 500, "code": "InternalError"}
+    faults(endpoint, [{**rule, "times": -1, "skip": 1}])  # the catalog's footer fetch passes
+    out = _index_without_botocore(tmp_path, refresh=True, url=url, **opts)
+    assert out.startswith("raised RemoteStoreError"), out
+    assert "cannot read s3://lake/bignb/f/flights.parquet" in out and "kept failing" in out, out
+    assert not any(k.startswith("column_profile/f.flights-") for k in _files(tmp_path))
+    faults(endpoint, [])
+    out = _index_without_botocore(tmp_path, refresh=True, url=url, **opts)
+    assert out.startswith("built 2 []"), out
+    assert any(k.startswith("column_profile/f.flights-") for k in _files(tmp_path))

@@ -404,6 +404,46 @@ def error_kind(exc: BaseException) -> str:
         return "not-s3"
     if code == "404":
         return "not-s3"
+    if isinstance(exc, OSError) and "AWS Error " in str(exc):  # pyarrow's S3 filesystem (no botocore)
+        return _pyarrow_kind(str(exc))
+    return "other"
+
+
+_AWS_ERROR = re.compile(r"AWS Error (\w+)(?: \(HTTP status (\d+)\))?")
+_CURL_CODE = re.compile(r"curlCode: (\d+)")
+
+
+def _pyarrow_kind(text: str) -> str:
+    """:func:`error_kind` of an ``OSError`` of pyarrow's S3 filesystem (``... AWS Error SLOW_DOWN during
+    GetObject operation: ...``; a HEAD's error has no body: ``AWS Error UNKNOWN (HTTP status 503)``)."""
+    m = _AWS_ERROR.search(text)
+    if m is None:
+        return "other"
+    name, status = m.group(1), int(m.group(2) or 0)
+    if name == "NETWORK_CONNECTION":  # curl's: 28 timed out (LAKEQL_S3_TIMEOUT), 18 a body cut short
+        curl = _CURL_CODE.search(text)
+        return {28: "timeout", 18: "truncated"}.get(int(curl.group(1)) if curl else 0, "unreachable")
+    if name in ("SLOW_DOWN", "THROTTLING", "REQUEST_LIMIT_EXCEEDED") or status in (429, 503):
+        return "throttled"
+    if name in (
+        "INVALID_ACCESS_KEY_ID",
+        "SIGNATURE_DOES_NOT_MATCH",
+        "EXPIRED_TOKEN",
+        "INVALID_CLIENT_TOKEN_ID",
+    ):
+        return "credentials"
+    if name == "ACCESS_DENIED" or status == 403:
+        return "denied"
+    if name == "NO_SUCH_BUCKET":
+        return "bucket"
+    if name in ("NO_SUCH_KEY", "RESOURCE_NOT_FOUND") or status == 404:
+        return "gone"
+    if name == "REQUEST_TIMEOUT":
+        return "timeout"
+    # a GET's error answer (any status) is 'INTERNAL_FAILURE ... Failed to flush response stream'; its HEAD
+    # (pyarrow opens a file with one) answered already, so a store error, not a missing or denied object
+    if name in ("INTERNAL_FAILURE", "SERVICE_UNAVAILABLE") or status >= 500:
+        return "server"
     return "other"
 
 
