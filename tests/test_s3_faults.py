@@ -563,3 +563,42 @@ def test_without_botocore_a_store_failing_under_duckdb_reads_stops_the_build(
     out = _index_without_botocore(tmp_path, refresh=True, url=url, **opts)
     assert out.startswith("built 2 []"), out
     assert any(k.startswith("column_profile/f.flights-") for k in _files(tmp_path))
+
+
+def test_a_store_failing_under_a_csv_read_stops_the_catalog_and_keeps_the_index(
+    clean, tmp_path, monkeypatch
+) -> None:
+    """The catalog counts a CSV table's rows with DuckDB; an object held as its last 64 KiB is read past
+    them through the snapshot. A store failing there surfaced as DuckDB's IOException: the file was
+    'unreadable', and the catalog was committed with the table as an error in place of its good rows."""
+    endpoint, client = clean
+    url, key = "s3://lake/csvfail", "csvfail/d/big.csv"
+    body = ("id,name\n" + "".join(f"{i},name-{i:08d}\n" for i in range(12000))).encode()
+    assert len(body) > 3 * 65536
+    client.put_object(Bucket="lake", Key=key, Body=body)
+    client.upload_file(
+        str(Path(SAMPLE_LAKE) / "flights" / "airlines.parquet"), "lake", "csvfail/d/airlines.parquet"
+    )
+    monkeypatch.setenv("LAKEQL_S3_WHOLE_MB", "0.001")  # every object: its last 64 KiB only
+    try:
+        lakeql.index(url, index_dir=tmp_path, progress=False, capabilities=[])
+        before = _files(tmp_path)
+        client.put_object(Bucket="lake", Key=key, Body=body)  # a change: the refresh counts it again
+        rule = {"kind": "GET_RANGE", "key": key, "status": 500, "code": "InternalError"}
+        faults(endpoint, [{**rule, "times": -1, "skip": 1}])  # the snapshot's fetch of its tail passes
+        with pytest.raises(RemoteStoreError, match=r"cannot read s3://lake/csvfail/d/big.csv.*kept failing"):
+            _build_url(url, tmp_path, refresh=True)
+        assert hits(endpoint)[0] == 3
+        assert _files(tmp_path) == before  # nothing written
+        faults(endpoint, [])
+        assert _tables(tmp_path, url)["d.big"] == ("ok", 12000)  # the previous index answers
+    finally:
+        faults(endpoint, [])
+        for k in (key, "csvfail/d/airlines.parquet"):
+            client.delete_object(Bucket="lake", Key=k)
+
+
+def _build_url(url: str, idx: Path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lakeql.index(url, index_dir=idx, progress=False, capabilities=[], **kw)
