@@ -602,3 +602,34 @@ def _build_url(url: str, idx: Path, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return lakeql.index(url, index_dir=idx, progress=False, capabilities=[], **kw)
+
+
+def test_a_store_failing_under_a_workers_duckdb_reads_is_the_store_error(clean, monkeypatch) -> None:
+    """A Ray worker's profile of an object held as its footer reads the column chunks under DuckDB, whose
+    IOException hid the store's failure: the driver took the table for unreadable, left it out and
+    dropped its previous profile. The worker's task (``profile_task``, outside a build as on a worker)
+    must raise the store's error, which stops the build on the driver."""
+    from lakeql.catalog import Catalog
+    from lakeql.engine_tasks import profile_task
+    from lakeql.lake import discover
+
+    endpoint, client = clean
+    url, key = "s3://lake/wbig", "wbig/f/flights.parquet"  # an object no other test read
+    client.upload_file(str(Path(SAMPLE_LAKE) / "flights" / "flights.parquet"), "lake", key)
+    try:
+        lake = discover(url)
+        t = lake.tables["f.flights"]
+        cat = Catalog.open(lake, None)
+        spec = (t, [(c.column_name, c.type) for c in cat.columns(t)], cat.row_count(t))
+        monkeypatch.setenv("LAKEQL_S3_WHOLE_MB", "0.001")  # the worker holds its footer only
+        rule = {"kind": "GET_RANGE", "key": key, "status": 500, "code": "InternalError"}
+        faults(endpoint, [{**rule, "times": -1, "skip": 1}])  # the worker's footer fetch passes
+        with pytest.raises(RemoteStoreError, match=r"cannot read s3://lake/wbig/f/flights.parquet.*failing"):
+            profile_task(spec)
+        assert hits(endpoint)[0] >= 3
+        faults(endpoint, [])
+        rows, _ = profile_task(spec)
+        assert {r["column_name"] for r in rows} >= {"carrier", "flight"}
+    finally:
+        faults(endpoint, [])
+        client.delete_object(Bucket="lake", Key=key)

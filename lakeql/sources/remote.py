@@ -790,6 +790,10 @@ def worker_reads(table: Any, files: list[FileStamp] | None = None) -> Iterator[N
     buildfs.start(fs, snap)
     try:
         yield
+    except Exception:
+        if snap.failure is not None:  # DuckDB's error hides the store's: the driver must see the store's
+            raise snap.failure from None
+        raise
     finally:
         buildfs.stop(fs)
         snapshot.deactivate(snap)
