@@ -60,3 +60,22 @@ def test_profiles_committed_before_a_workers_store_failure_are_recorded(tmp_path
     assert {k: store.damage(e) for k, e in entries.items() if store.damage(e)} == {}
     assert not store.is_stale(entries["flights.airlines"])  # profiled before the failure: recorded
     assert store.is_stale(entries["flights.planes"])  # the failing table keeps its previous profile
+
+
+def test_local_fingerprints_and_shard_ids_are_unchanged_by_etags() -> None:
+    """Local files have no ETag: their fingerprints and shard names must stay the ones written before
+    ETags were recorded (another value would rebuild every existing local index whole)."""
+    import hashlib
+
+    from lakeql.lake import FileStamp, fingerprint_of
+    from lakeql.shards import shard_id
+
+    files = [FileStamp("d/b.parquet", 10, 1_700_000_000_123_456_789), FileStamp("a.parquet", 5, 7)]
+    before = hashlib.sha1()
+    for f in sorted(files, key=lambda s: s.path):
+        before.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode())
+    assert fingerprint_of(files) == before.hexdigest()
+    assert shard_id(files[0]) == hashlib.sha1(b"d/b.parquet\x0010\x001700000000123456789").hexdigest()[:16]
+    # an object's ETag is part of both: a rewrite of the same size and second is a change
+    tagged = [FileStamp(f.path, f.size, f.mtime_ns, "9b2cf535f27731c974343645a3985328") for f in files]
+    assert fingerprint_of(tagged) != fingerprint_of(files) and shard_id(tagged[0]) != shard_id(files[0])
