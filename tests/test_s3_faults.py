@@ -633,3 +633,20 @@ def test_a_store_failing_under_a_workers_duckdb_reads_is_the_store_error(clean, 
     finally:
         faults(endpoint, [])
         client.delete_object(Bucket="lake", Key=key)
+
+
+def test_a_body_that_trickles_is_bounded_too(clean, tmp_path, monkeypatch) -> None:
+    """A read timeout bounds each wait for bytes; a body sent one byte every 0.2 s never trips it (a 674-byte
+    object would take 2 minutes, a 64 KiB footer 4 hours). The request as a whole is bounded."""
+    endpoint, _ = clean
+    monkeypatch.setenv("LAKEQL_S3_TIMEOUT", "1")
+    faults(endpoint, [{"kind": "GET_RANGE", "key": "airlines", "trickle": 0.2, "times": -1}])
+    t = time.monotonic()
+    with pytest.raises(RemoteStoreError) as err:
+        _build(tmp_path)
+    took = time.monotonic() - t
+    text = str(err.value)
+    assert f"cannot read s3://{AIRLINES}: no answer from http://127.0.0.1:" in text, text
+    assert "LAKEQL_S3_TIMEOUT=1 s, 3 attempts" in text, text
+    assert hits(endpoint) == [3] and took < 60, (hits(endpoint), took)
+    assert not tmp_path.exists() or not any(tmp_path.glob("*.parquet"))

@@ -177,8 +177,9 @@ def direct_get(
         got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
         try:
             with contextlib.closing(got["Body"]) as body:
-                data = body.read()  # botocore checks the bytes against Content-Length (IncompleteReadError)
-            if len(data) != end - start and int(got.get("ContentLength", -1)) == end - start:
+                data = _read_body(body, end - start)
+            length = int(got.get("ContentLength", -1))
+            if len(data) != end - start and length == end - start or 0 <= length != len(data):
                 raise TruncatedBody(f"got {len(data)} of {end - start} bytes")
             return data
         except Exception as exc:
@@ -192,6 +193,39 @@ def direct_get(
 
 class TruncatedBody(OSError):
     """An object's body ended before its ``Content-Length`` (a dropped transfer)."""
+
+
+class BodyTimeout(TimeoutError):
+    """An object's body kept coming too slowly: each read got bytes within the read timeout, but the
+    whole took longer than :func:`body_seconds` allows (a stalled or trickling transfer)."""
+
+
+MIN_BODY_RATE = 100_000  # bytes/s: the slowest transfer of a body taken for a live one
+
+
+def body_seconds(nbytes: int) -> float:
+    """Seconds a body of ``nbytes`` may take in all: ``LAKEQL_S3_TIMEOUT``, plus 1 s per 100 kB."""
+    from lakeql.sources.snapshot import request_timeout
+
+    return request_timeout() + nbytes / MIN_BODY_RATE
+
+
+def _read_body(body: Any, nbytes: int) -> bytes:
+    """The bytes of botocore's streaming ``body``, read as they arrive (urllib3's ``read1``) so that the
+    whole read is bounded by :func:`body_seconds` as well as each wait by the read timeout; the
+    response's own ``read`` where urllib3 has no ``read1``."""
+    raw = getattr(body, "_raw_stream", None)
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:
+        return body.read()  # botocore checks the bytes against Content-Length (IncompleteReadError)
+    deadline = time.monotonic() + body_seconds(nbytes)
+    parts = []
+    while chunk := read1(1 << 20):
+        parts.append(chunk)
+        if time.monotonic() > deadline:
+            got = sum(len(p) for p in parts)
+            raise BodyTimeout(f"{got} of {nbytes} bytes in {body_seconds(nbytes):.1f} s")
+    return b"".join(parts)
 
 
 def filesystem_for(url: str):
