@@ -167,6 +167,12 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
         except RemoteStoreError:
             raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
+            if fs is not None:  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
+                from lakeql.sources.snapshot import store_failure
+
+                failed = store_failure(fs)
+                if failed is not None:
+                    raise failed from None
             warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
                           f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
                           "--refresh'", CorruptParquetWarning, stacklevel=2)

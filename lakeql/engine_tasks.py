@@ -121,8 +121,10 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
         else:
             specs.append((t, cols, catalog.row_count(t)))
             owners.append(k)
-    engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
-    store.record_many(pending)
+    try:
+        engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
+    finally:  # a store failure (or a dead worker) stops the stage: the profiles written so far replaced
+        store.record_many(pending)  # their tables' previous ones in place, so their rows must be recorded
     secs = time.perf_counter() - t0
     say(f"column profiles ({engine.name} engine): {len(done)} tables, {n_cols} columns in {secs:.1f} s "
         f"({n_cols / max(secs, 1e-9):.0f} columns/s)")
