@@ -466,7 +466,7 @@ def plan(
     prev = None
     if reuse:
         e = store.find(profile.KIND, table.key)
-        if e is not None and e.params == profile.params():
+        if e is not None and e.params == profile.params(table):
             fast = _appendable(store.root / e.path, table, columns) if columns else None
             if fast is not None:
                 return fast, list(table.files[len(fast.state.ids) :])

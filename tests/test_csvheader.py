@@ -238,8 +238,39 @@ def test_index_connect_refresh(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lakeql.index(str(lake), index_dir=str(idx), refresh=True)
+    from lakeql.doctor import diagnose
     from lakeql.views import MANIFEST, VIEWS_DIR
 
+    diag = diagnose(lake, idx)
+    assert diag.healthy  # a note, not a problem
+    assert "[header] d.cab (d/cab.csv): its first line is read as the header" in "\n".join(diag.lines())
     manifest = json.loads((idx / VIEWS_DIR / MANIFEST).read_text())
     assert manifest["domains"]["d"]["views"]["cab"]["header"] is True
     assert "header" not in manifest["domains"]["d"]["views"]["nums"]
+
+
+def test_refresh_of_an_index_built_before_upgrades_every_index(tmp_path, monkeypatch):
+    """An index built when the header line was a row (catalog format 3): ``--refresh`` catalogues the
+    table again and remakes what was made from its old columns (profile, schema file, join index)."""
+    from lakeql import catalog
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    (lake / "d" / "cab.csv").write_bytes(b"president,gender,,\nCarter,Male,,\nReagan,Male,,\n")
+    (lake / "d" / "ok.csv").write_bytes(b"a,b\n1,x\n")
+    idx = tmp_path / "idx"
+    with monkeypatch.context() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.setattr(catalog, "_header_missed", lambda *a: False)
+        m.setattr(catalog, "CATALOG_FORMAT", 3)
+        lakeql.index(str(lake), index_dir=str(idx))
+    assert "d.cab.column0:" in (idx / "schemas" / "d" / "cab.yaml").read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(str(lake), index_dir=str(idx), refresh=True)
+    text = (idx / "schemas" / "d" / "cab.yaml").read_text()
+    assert "d.cab.president:" in text and "column0" not in text and "rows: 2" in text
+    con = lakeql.connect(str(lake), index_dir=str(idx))
+    assert con.execute("SELECT * FROM find_tables('president')").fetchall()[0][2] == ["columns: president"]
+    assert con.execute("SELECT count(*) FROM d.cab").fetchone()[0] == 2
+    con.close()
