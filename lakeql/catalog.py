@@ -33,7 +33,9 @@ TEXT_TYPES = ("VARCHAR",)
 #: files would now be catalogued differently (2: a column named '' is DuckDB's C<i>, not v<i>): a stored
 #: catalog of another (or no) format is not reused, so every table is catalogued again. 3: CSV files that
 #: are not UTF-8 are read through a UTF-8 copy (:mod:`lakeql.csvenc`), tables record ``file_encodings``.
-CATALOG_FORMAT = 3
+#: 4: a CSV header line DuckDB's sniffer reads as data is read as the header (:mod:`lakeql.csvheader`),
+#: tables record ``csv_header``.
+CATALOG_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,13 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 or differs):
             cols = describe()
             if table.format == "csv":
-                _check_csv_shape(kept, cols, _type_connection(fs).cursor())
+                con = _type_connection(fs).cursor()
+                sniffed = _check_csv_shape(kept, cols, con)
+                if _header_missed(kept, cols, con, sniffed):
+                    kept.csv_header = True
+                    cols = describe()
+                    rows = [int(con.execute(f"SELECT count(*) FROM {kept.with_files([f]).scan_sql()}")
+                                .fetchone()[0]) for f in kept.files]
         else:
             try:
                 cols = _duckdb_types(schema)
@@ -293,14 +301,16 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
                                       f"read as {dec[0]})") from exc
 
 
-def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> None:
+def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> list[tuple[bool, int]] | None:
     """Refuse a CSV table DuckDB would read wrongly without an error: rows of different lengths make its
     sniffer fall back to one column holding whole lines (named after the header line), or skip the
     lines before the longest consistent run (then no header is found: the columns are ``column0``...).
-    Checked only on those shapes (the extra sniff of a headerless file costs ~7 ms)."""
+    Checked only on those shapes (the extra sniff of a headerless file costs ~7 ms). Returns what
+    ``sniff_csv`` said of each file (has a header, lines skipped) when it was asked, else None."""
     import re
 
     from lakeql.csvenc import CsvShapeError
+    from lakeql.csvheader import sniff
 
     fix = "make every row have as many fields as the header line, then run 'lakeql index LAKE --refresh'"
     if len(cols) == 1 and any(ch in cols[0][0] for ch in ",;\t|"):
@@ -308,11 +318,38 @@ def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> Non
                             f"same number of fields and would read each line as one column "
                             f"{cols[0][0][:60]!r}: {fix}")
     if cols and all(re.fullmatch(r"column\d+", n) for n, _ in cols):
+        out = []
         for f, path in zip(table.files, table.paths, strict=True):
-            skip = con.execute("SELECT SkipRows FROM sniff_csv(?)", [path]).fetchone()[0]
+            has, skip = sniff(con, path)
             if skip:
                 raise CsvShapeError(f"the rows of {f.path!r} do not all have the same number of fields: "
                                     f"DuckDB would skip its first {skip} line(s) and its header: {fix}")
+            out.append((has, skip))
+        return out
+    return None
+
+
+def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
+                   sniffed: list[tuple[bool, int]] | None) -> bool:
+    """True when ``table``'s CSV files are to be read with ``header = true``: some file DuckDB sniffs
+    without a header has one by :func:`lakeql.csvheader.has_header`, and every other file has one too
+    (as DuckDB sniffs it, or by that rule). Looked at only when some column is named ``column<N>``."""
+    from lakeql import csvheader
+
+    if not csvheader.generated([n for n, _ in cols]):
+        return False
+    missed = False
+    try:
+        for i, path in enumerate(table.paths):
+            has, skip = sniffed[i] if sniffed is not None else csvheader.sniff(con, path)
+            if has:
+                continue
+            if skip or not csvheader.has_header(con, path):
+                return False  # a file without a header: the table is read as DuckDB reads it
+            missed = True
+    except Exception:  # noqa: BLE001 - a file the rule cannot read: read as DuckDB reads it
+        return False
+    return missed
 
 
 def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list) -> bool:
@@ -483,6 +520,7 @@ class Catalog:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}
                 kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
+                kept[t.key].csv_header = bool(prev.get("csv_header"))
                 if not _restore_decoded(kept[t.key], prev.get("file_encodings"), lake.fs, cache):
                     del kept[t.key]
                     todo.append(t)  # a UTF-8 copy cannot be made again: the table is read again
@@ -514,6 +552,7 @@ class Catalog:
                 "indexed_at": now, "file_rows": per_file,
                 "file_encodings": ([good.decoded.get(f.path, (csvenc.NATIVE,))[0] for f in good.files]
                                    if t.format == "csv" else None),
+                "csv_header": good.csv_header if t.format == "csv" else None,
             }
             columns[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
         lake.tables = {k: kept[k] for k in lake.tables if k in kept}
@@ -531,7 +570,7 @@ class Catalog:
             ("source", pa.string()), ("hive", pa.bool_()), ("n_files", pa.int64()),
             ("row_count", pa.int64()), ("source_bytes", pa.int64()), ("fingerprint", pa.string()),
             ("indexed_at", pa.timestamp("us", tz="UTC")), ("file_rows", pa.list_(pa.int64())),
-            ("file_encodings", pa.list_(pa.string())),
+            ("file_encodings", pa.list_(pa.string())), ("csv_header", pa.bool_()),
         ])
         store.write_parquet(pa.Table.from_pylist(trows, schema=tschema), cdir / "tables.parquet")
         ccols = [c for k in sorted(self.columns_by_table) for c in self.columns_by_table[k]]
@@ -633,7 +672,7 @@ class Catalog:
                 return con.execute(f"SELECT {sql} FROM read_parquet(?) WHERE table_name = ?",
                                    [glob_escape(str(store.path("catalog", name))), table.key]).fetchall()
 
-            trows = rows("tables.parquet", "fingerprint, file_rows, file_encodings")
+            trows = rows("tables.parquet", "fingerprint, file_rows, file_encodings, csv_header")
             if len(trows) != 1 or trows[0][0] != table.fingerprint:
                 return None
             cols = [r[0] for r in sorted(rows("columns.parquet", "column_name, ordinal"), key=lambda r: r[1])]
@@ -652,6 +691,7 @@ class Catalog:
             return None
         from lakeql import csvenc
 
+        kept.csv_header = bool(trows[0][3])
         if not _restore_decoded(kept, trows[0][2], None, csvenc.cache_dirs(store)):
             return None
         return kept, file_rows, cols

@@ -48,7 +48,6 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
     from lakeql.store import IndexEntry, dir_bytes
 
     t0 = time.perf_counter()
-    prm = profile.params()
     failed: dict[str, str] = {}
     done: list[str] = []
     pending: list[IndexEntry] = []
@@ -93,7 +92,8 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
             if shards is not None:
                 profile_shards.write(tmp, t, shards)
         pending.append(IndexEntry(profile.KIND, key, "", target.relative_to(store.root).as_posix(),
-                                  dir_bytes(target), t.source_bytes, t.fingerprint, params=prm))
+                                  dir_bytes(target), t.source_bytes, t.fingerprint,
+                                  params=profile.params(t)))
         done.append(key)
         n_cols += len(rows)
         if len(pending) >= 1000:

@@ -92,6 +92,9 @@ class Table:
     layout: str = "file"  # 'file', 'folder', 'hive', 'delta' or 'iceberg'
     #: CSV files read through a UTF-8 copy (:mod:`lakeql.csvenc`): path -> (encoding, local copy)
     decoded: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: CSV files read with ``header = true``: their first line is the header DuckDB's sniffer missed
+    #: (:mod:`lakeql.csvheader`; catalogued, ``catalog/tables.parquet`` ``csv_header``)
+    csv_header: bool = False
 
     @property
     def key(self) -> str:
@@ -143,12 +146,12 @@ class Table:
         keep = {f.path for f in files}
         return Table(self.domain, self.name, self.root, self.source, list(files), self.hive, self.format,
                      list(self.seen if self.seen is not None else self.files), self.layout,
-                     {p: d for p, d in self.decoded.items() if p in keep})
+                     {p: d for p, d in self.decoded.items() if p in keep}, self.csv_header)
 
     def scan_sql(self) -> str:
         """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly
         this table's files."""
-        return scan_sql(self.format, self.paths, self.hive)
+        return scan_sql(self.format, self.paths, self.hive, self.csv_header)
 
 
 def join_root(root: Path | str, rel: str) -> str:
@@ -158,14 +161,16 @@ def join_root(root: Path | str, rel: str) -> str:
     return str(Path(root) / rel)
 
 
-def scan_sql(fmt: str, paths: list[str], hive: bool = False) -> str:
-    """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files)."""
+def scan_sql(fmt: str, paths: list[str], hive: bool = False, header: bool = False) -> str:
+    """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files). ``header``:
+    CSV files whose first line is their header although DuckDB's sniffer says not
+    (:mod:`lakeql.csvheader`)."""
     if fmt == "parquet":
         return read_parquet_sql(paths, hive)
     listing = ", ".join(quote_path(p) for p in paths)
     opts = f", union_by_name = true, hive_partitioning = {'true' if hive else 'false'}"
     if fmt == "csv":
-        return f"read_csv([{listing}]{opts})"
+        return f"read_csv([{listing}]{opts}{', header = true' if header else ''})"
     if fmt == "json":
         return f"read_json([{listing}]{opts})"
     raise LakeqlError(f"unknown table format {fmt!r}")

@@ -415,7 +415,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     todo = []
     for k in keys:
         prev = old_tables.get(k)
-        if reuse_profiles and prev and prev.get("fingerprint") == lake.tables[k].fingerprint:
+        if reuse_profiles and prev and prev.get("fingerprint") == state_fingerprint(lake.tables[k]):
             reusable.add(k)
         else:
             todo.append(k)
@@ -531,7 +531,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
                             "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
                             "search_text": search_text(tp, dom, t.domain, t.name),
                             "embed_text": embed_text(tp, t.domain, t.name)})
-        new_tables[k] = {"fingerprint": t.fingerprint, "domain": dom, "path": rel, "hints": digests[k]}
+        new_tables[k] = {"fingerprint": state_fingerprint(t), "domain": dom, "path": rel, "hints": digests[k]}
     lines: dict[str, str] = {}
     for dom, members in sorted(by_domain.items()):
         rel = f"{folder_of[dom]}/{DOMAIN_FILE}"
@@ -613,6 +613,13 @@ def domain_line(lake: Lake, dom: str, members: list[tuple[str, str]], folder_of:
             f"{counted(len(members), 'table')}): {names}{about}")
 
 
+def state_fingerprint(t) -> str:
+    """What a table's kept profile and files are made from besides its name: its files' fingerprint, and
+    for a CSV table read with ``header = true`` (:mod:`lakeql.csvheader`) that (other tables: the
+    fingerprint alone, as before), so a profile made when its header line was a row is made again."""
+    return t.fingerprint + ("+csv_header" if getattr(t, "csv_header", False) else "")
+
+
 def domain_key(lake: Lake, fmt: str, code: str | None, dom: str, folder: str,
                members: list[tuple[str, str]], digests: dict[str, str]) -> str:
     """A hash of everything a domain's files, listing rows and ``INDEX.md`` line are made from: the format,
@@ -622,7 +629,7 @@ def domain_key(lake: Lake, fmt: str, code: str | None, dom: str, folder: str,
     h = hashlib.sha1(json.dumps([STATE_VERSION, fmt, code, dom, folder]).encode("utf-8", "surrogatepass"))
     for k, rel in members:
         t = lake.tables[k]
-        h.update(json.dumps([k, rel, t.fingerprint, t.name, t.domain, str(t.source), digests[k]],
+        h.update(json.dumps([k, rel, state_fingerprint(t), t.name, t.domain, str(t.source), digests[k]],
                             ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
