@@ -204,8 +204,12 @@ def cache_dirs(store: Any) -> list[Path]:
     return out
 
 
-def copy_name(source: str, size: int, mtime_ns: int, label: str) -> str:
-    key = f"{VERSION}\0{source}\0{size}\0{mtime_ns}\0{label}".encode("utf-8", "surrogatepass")
+def copy_name(source: str, size: int, mtime_ns: int, label: str, etag: str = "") -> str:
+    """The copy's file name: a hash of the source as listed. ``etag``: an object's ETag (S3 times are whole
+    seconds: an object rewritten with the same size within a second differs by its ETag only); local files
+    have none and keep the name they always had."""
+    tag = f"\0{etag}" if etag else ""
+    key = f"{VERSION}\0{source}\0{size}\0{mtime_ns}\0{label}{tag}".encode("utf-8", "surrogatepass")
     return hashlib.sha1(key).hexdigest()[:24] + ".csv"
 
 
@@ -242,7 +246,7 @@ def decode_file(
         label = detect(opener)
         if label is None or label == "utf-8-sig":
             return None
-    name = copy_name(src, stamp.size, stamp.mtime_ns, label)
+    name = copy_name(src, stamp.size, stamp.mtime_ns, label, getattr(stamp, "etag", ""))
     have = existing_copy(dirs, name)
     if have is not None:
         return label, str(have)

@@ -1,0 +1,42 @@
+"""review10: bugs found reviewing h/csvenc (UTF-8 copies of CSV files) and h/hostile5 (fuzz fixes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakeql import csvenc
+
+
+@pytest.fixture(autouse=True)
+def _user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+
+def test_object_rewritten_same_size_same_second_gets_a_new_copy(tmp_path):
+    """S3 times are whole seconds: an object rewritten with the same size within the same second differs
+    only by its ETag. The catalog sees the change (the fingerprint has the ETag) and reads the file again,
+    but the UTF-8 copy was named from (path, size, mtime, encoding) only, so the old copy was found and
+    read: the old rows came back. (A local file stands in for the object: same stamp but the ETag.)"""
+    from lakeql.lake import FileStamp, Table
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    src = lake / "cp.csv"
+    src.write_bytes(b"name\nJos\xe9\n")
+    table = Table("d", "cp", lake, "cp.csv", [FileStamp("cp.csv", 10, 1_000_000_000, "etag-a")], format="csv")
+    dirs = [tmp_path / "copies"]
+    label, copy = csvenc.decode_file(table, table.files[0], None, dirs)
+    assert label == "cp1252" and open(copy, encoding="utf-8").read() == "name\nJosé\n"
+    src.write_bytes(b"name\nZo\xeb!\n")  # same size, same listed time: another ETag
+    table2 = Table(
+        "d", "cp", lake, "cp.csv", [FileStamp("cp.csv", 10, 1_000_000_000, "etag-b")], format="csv"
+    )
+    assert table2.fingerprint != table.fingerprint  # the catalog reads it again
+    label2, copy2 = csvenc.decode_file(table2, table2.files[0], None, dirs)
+    assert open(copy2, encoding="utf-8").read() == "name\nZoë!\n"
+    assert copy2 != copy
+    # a local file (no ETag) keeps the name it always had: existing copies stay valid
+    local = FileStamp("cp.csv", 10, 1_000_000_000)
+    assert csvenc.copy_name(str(src), 10, 1_000_000_000, "cp1252") == csvenc.copy_name(
+        str(src), local.size, local.mtime_ns, "cp1252", local.etag
+    )
