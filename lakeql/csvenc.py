@@ -23,7 +23,8 @@ costs nothing more than before):
 The decoded text is written as a UTF-8 file (no BOM) into ``INDEX_DIR/csv_utf8/`` (or, when there is no
 writable index dir, ``$XDG_CACHE_HOME/lakeql/csv_utf8``; never into the lake, which may be read-only),
 under a name made from the source's path, size, mtime and the encoding, through a temporary name and a
-rename: a changed file gets a new copy, a build removes the copies no table uses. The copy is read by
+rename: a changed file gets a new copy, which replaces the file's older copies in that folder (the
+user's cache holds one copy per file), and a build removes the copies no table uses. The copy is read by
 every scan of the table (views, profiles, indexes) in place of the file, and the catalog records each
 file's encoding (``catalog/tables.parquet`` ``file_encodings``; ``lakeql doctor`` lists them).
 
@@ -210,7 +211,23 @@ def copy_name(source: str, size: int, mtime_ns: int, label: str, etag: str = "")
     have none and keep the name they always had."""
     tag = f"\0{etag}" if etag else ""
     key = f"{VERSION}\0{source}\0{size}\0{mtime_ns}\0{label}{tag}".encode("utf-8", "surrogatepass")
-    return hashlib.sha1(key).hexdigest()[:24] + ".csv"
+    return f"{_source_prefix(source)}{hashlib.sha1(key).hexdigest()[:24]}.csv"
+
+
+def _source_prefix(source: str) -> str:
+    """The start of the names of every copy of ``source`` (whatever its size, time and encoding): a new
+    copy replaces the older ones (:func:`decode_file`), so a folder holds one copy per source file."""
+    return hashlib.sha1(f"{VERSION}\0{source}".encode("utf-8", "surrogatepass")).hexdigest()[:16] + "-"
+
+
+def _drop_older(folder: Path, name: str) -> None:
+    """Remove the other copies of the source of copy ``name`` in ``folder`` (made from earlier versions of
+    the file): without this the user's cache, which no build prunes, grew by one copy per change."""
+    prefix = name[: name.index("-") + 1]
+    for p in folder.glob(f"{prefix}*.csv"):
+        if p.name != name:
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def _writable(d: Path) -> bool:
@@ -268,6 +285,7 @@ def decode_file(
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+    _drop_older(target, name)
     return label, str(final)
 
 

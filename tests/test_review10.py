@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import pytest
 
+import lakeql
 from lakeql import csvenc
 
 
@@ -40,3 +44,30 @@ def test_object_rewritten_same_size_same_second_gets_a_new_copy(tmp_path):
     assert csvenc.copy_name(str(src), 10, 1_000_000_000, "cp1252") == csvenc.copy_name(
         str(src), local.size, local.mtime_ns, "cp1252", local.etag
     )
+
+
+def test_user_cache_keeps_one_copy_per_source(tmp_path):
+    """A lake connected without an index keeps its copies in $XDG_CACHE_HOME, which no build prunes:
+    each change of a file that is not UTF-8 left one more copy there, without bound (5 versions: 5
+    copies). A new copy now replaces the older copies of the same file."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    src = lake / "cp.csv"
+    for i in range(4):
+        src.write_bytes(b"name\nJos\xe9 %d\n" % i)
+        os.utime(src, ns=(1, (i + 1) * 10**9))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            con = lakeql.connect(str(lake))
+        assert con.execute("SELECT * FROM cp").fetchall() == [(f"José {i}",)]
+        con.close()
+    assert not (lake / ".lakeql").exists()
+    copies = list((tmp_path / "xdg" / "lakeql" / csvenc.DIR).iterdir())
+    assert len(copies) == 1 and copies[0].read_text(encoding="utf-8") == "name\nJosé 3\n"
+    # another file's copy is not touched by this one's
+    (lake / "b.csv").write_bytes(b"x\n\xe9\n")
+    con = lakeql.connect(str(lake))
+    assert con.execute("SELECT * FROM cp").fetchall() == [("José 3",)]
+    assert con.execute("SELECT * FROM b").fetchall() == [("é",)]
+    con.close()
+    assert len(list((tmp_path / "xdg" / "lakeql" / csvenc.DIR).iterdir())) == 2
