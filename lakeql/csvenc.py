@@ -23,8 +23,8 @@ costs nothing more than before):
 The decoded text is written as a UTF-8 file (no BOM) into ``INDEX_DIR/csv_utf8/`` (or, when there is no
 writable index dir, ``$XDG_CACHE_HOME/lakeql/csv_utf8``; never into the lake, which may be read-only),
 under a name made from the source's path, size, mtime and the encoding, through a temporary name and a
-rename: a changed file gets a new copy, which replaces the file's older copies in that folder (the
-user's cache holds one copy per file), and a build removes the copies no table uses. The copy is read by
+rename: a changed file gets a new copy (in the user's cache it replaces the file's older copies: one
+copy per file there), and a build removes the copies in the index dir that no table uses. The copy is read by
 every scan of the table (views, profiles, indexes) in place of the file, and the catalog records each
 file's encoding (``catalog/tables.parquet`` ``file_encodings``; ``lakeql doctor`` lists them).
 
@@ -285,7 +285,9 @@ def decode_file(
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    _drop_older(target, name)
+    if target == user_cache_dir():  # INDEX_DIR/csv_utf8 is pruned by builds: lake.duckdb's views (the
+        # stock CLI) read the copies the last build made until the next one
+        _drop_older(target, name)
     return label, str(final)
 
 

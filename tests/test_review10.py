@@ -110,3 +110,30 @@ def test_join_files_check_is_not_repeated_per_table_on_every_query(tmp_path, mon
     with pytest.raises(lakeql.LakeqlError, match="lakeql index"):
         con.execute("SELECT * FROM joins_lookup('AA')").fetchall()
     con.close()
+
+
+def test_index_dir_copies_stay_until_the_next_build(tmp_path):
+    """In INDEX_DIR/csv_utf8 the copy the last build made stays (lake.duckdb's views read it in the stock
+    duckdb CLI) when a connection reads a changed file through a new copy: builds prune that folder."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    src = lake / "cp.csv"
+    src.write_bytes(b"name\nJos\xe9\n")
+    idx = tmp_path / "idx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(str(lake), index_dir=str(idx), capabilities=[])
+    (built,) = (idx / csvenc.DIR).iterdir()
+    src.write_bytes(b"name\nZo\xeb!\n")
+    os.utime(src, ns=(1, 5 * 10**9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect(str(lake), index_dir=str(idx))
+    assert con.execute("SELECT * FROM cp").fetchall() == [("Zoë!",)]
+    con.close()
+    assert built.is_file() and len(list((idx / csvenc.DIR).iterdir())) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(str(lake), index_dir=str(idx), capabilities=[], refresh=True)
+    (left,) = (idx / csvenc.DIR).iterdir()
+    assert left.read_text(encoding="utf-8") == "name\nZoë!\n"
