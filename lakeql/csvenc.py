@@ -223,9 +223,16 @@ def _source_prefix(source: str) -> str:
 def _drop_older(folder: Path, name: str) -> None:
     """Remove the other copies of the source of copy ``name`` in ``folder`` (made from earlier versions of
     the file): without this the user's cache, which no build prunes, grew by one copy per change."""
+    from lakeql.store import TEMP_RE, _pid_alive
+
     prefix = name[: name.index("-") + 1]
     for p in folder.glob(f"{prefix}*.csv"):
         if p.name != name:
+            with contextlib.suppress(OSError):
+                p.unlink()
+    for p in folder.glob(f".{prefix}*.tmp"):  # left by a process killed while it wrote a copy of it (no
+        m = TEMP_RE.match(p.name)  # clean_stale() runs here: the user's cache is no index dir)
+        if m is not None and not _pid_alive(int(m.group("pid"))):
             with contextlib.suppress(OSError):
                 p.unlink()
 

@@ -62,6 +62,19 @@ def test_user_cache_keeps_one_copy_per_source(tmp_path):
         assert con.execute("SELECT * FROM cp").fetchall() == [(f"José {i}",)]
         con.close()
     assert not (lake / ".lakeql").exists()
+    # a process killed while it wrote a copy left its temp file: removed with the file's next new copy
+    (first,) = (tmp_path / "xdg" / "lakeql" / csvenc.DIR).iterdir()
+    dead = first.parent / f".{first.name}.{2**22 + 7}-0123abcd.tmp"  # above pid_max: no such process
+    live = first.parent / f".{first.name}.{os.getpid()}-0123abcd.tmp"  # being written now: kept
+    dead.write_text("partial")
+    live.write_text("partial")
+    src.write_bytes(b"name\nJos\xe9 3\n")
+    os.utime(src, ns=(1, 9 * 10**9))
+    con = lakeql.connect(str(lake))
+    assert con.execute("SELECT * FROM cp").fetchall() == [("José 3",)]
+    con.close()
+    assert not dead.exists() and live.exists()
+    live.unlink()
     copies = list((tmp_path / "xdg" / "lakeql" / csvenc.DIR).iterdir())
     assert len(copies) == 1 and copies[0].read_text(encoding="utf-8") == "name\nJosé 3\n"
     # another file's copy is not touched by this one's
