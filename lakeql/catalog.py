@@ -257,7 +257,9 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
                 ) -> tuple[int, tuple[str, str] | None]:
     """Rows of one CSV/JSON file (parsed by DuckDB with sniffing: a file it cannot parse raises), and
     (encoding, UTF-8 copy) when it is a CSV file that is not UTF-8 (:mod:`lakeql.csvenc`; the rows are
-    the copy's), else None. Only a file DuckDB refuses is looked at: UTF-8 files cost nothing more."""
+    the copy's), else None. Only a file DuckDB refuses is looked at. DuckDB checks UTF-8 only in the
+    columns a query reads (``count(*)`` reads none: a byte past its sniffer's sample passed), so a CSV
+    file's count reads every column (``count(COLUMNS(*))``, ~20-40% more CPU than ``count(*)``)."""
     from lakeql.lake import join_root, scan_sql
 
     if table.format == "csv" and stamp.size == 0:
@@ -266,19 +268,21 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
         raise CsvShapeError(f"{stamp.path!r} is empty (0 bytes): write its header line, or remove the file")
     con = _type_connection(fs).cursor()
 
-    def count(path: str) -> int:
-        return int(con.execute(f"SELECT count(*) FROM {scan_sql(table.format, [path])}").fetchone()[0])
+    def count(path: str, every_column: bool = False) -> int:
+        what = "count(*), count(COLUMNS(*))" if every_column else "count(*)"
+        return int(con.execute(f"SELECT {what} FROM {scan_sql(table.format, [path])}").fetchone()[0])
 
+    src = join_root(table.root, stamp.path)
     try:
-        return count(join_root(table.root, stamp.path)), None
+        return count(src, every_column=table.format == "csv"), None
     except Exception:
         if table.format != "csv":
             raise
         from lakeql import csvenc
 
         dec = csvenc.decode_file(table, stamp, fs, cache or csvenc.cache_dirs(None))
-        if dec is None:  # plain UTF-8: DuckDB's own error stands
-            raise
+        if dec is None:  # plain UTF-8 (a late value that does not fit its sniffed type): counted as before
+            return count(src), None  # (a file DuckDB cannot parse at all raises its own error here)
     try:
         return count(dec[1]), dec
     except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files

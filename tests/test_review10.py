@@ -150,3 +150,37 @@ def test_index_dir_copies_stay_until_the_next_build(tmp_path):
         lakeql.index(str(lake), index_dir=str(idx), capabilities=[], refresh=True)
     (left,) = (idx / csvenc.DIR).iterdir()
     assert left.read_text(encoding="utf-8") == "name\nZoë!\n"
+
+
+def test_a_non_utf8_byte_past_duckdbs_sniff_sample_is_found(tmp_path):
+    """DuckDB validates UTF-8 only in the columns a query reads: ``count(*)`` (the catalog's row count)
+    read none, so a Windows-1252 byte past the sniffer's sample (row 50,001 here) passed, the file was
+    recorded as UTF-8, and every query of the table failed ('Invalid unicode ... not utf-8 encoded')."""
+    import duckdb
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    rows = b"".join(b"%d,plain\n" % i for i in range(50_000))
+    (lake / "late.csv").write_bytes(b"id,name\n" + rows + b"50000,caf\xe9\n")
+    (lake / "bad.csv").write_bytes(
+        b"id,n\n" + b"".join(b"%d,%d\n" % (i, i) for i in range(50_000)) + b"x,oops\n"
+    )
+    idx = tmp_path / "idx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(str(lake), index_dir=str(idx), capabilities=[])
+        con = lakeql.connect(str(lake), index_dir=str(idx))
+    assert con.execute("SELECT count(*), max(name) FROM late").fetchall() == [(50_001, "plain")]
+    assert con.execute("SELECT name FROM late WHERE id = 50000").fetchall() == [("café",)]
+    # a UTF-8 file whose late value does not fit the sniffed type stays a table, as before (its query
+    # fails on that value, naming it): the stricter count does not drop it
+    assert (
+        con.execute("SELECT count(*) FROM lakeql_tables() WHERE table_name = 'main.bad'").fetchone()[0] == 1
+    )
+    con.close()
+    enc = dict(
+        duckdb.sql(
+            f"SELECT table_name, file_encodings FROM read_parquet('{idx}/catalog/tables.parquet')"
+        ).fetchall()
+    )
+    assert enc["main.late"] == ["cp1252"]
