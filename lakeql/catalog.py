@@ -301,7 +301,7 @@ def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> Non
     from lakeql.csvenc import CsvShapeError
 
     fix = "make every row have as many fields as the header line, then run 'lakeql index LAKE --refresh'"
-    if len(cols) == 1 and any(ch in cols[0][0] for ch in ",;\t|"):
+    if len(cols) == 1 and any(ch in cols[0][0] for ch in ",;\t|") and not _quoted_header(table, con):
         raise CsvShapeError(f"DuckDB found no delimiter that splits every row of {table.source!r} into the "
                             f"same number of fields and would read each line as one column "
                             f"{cols[0][0][:60]!r}: {fix}")
@@ -311,6 +311,14 @@ def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> Non
             if skip:
                 raise CsvShapeError(f"the rows of {f.path!r} do not all have the same number of fields: "
                                     f"DuckDB would skip its first {skip} line(s) and its header: {fix}")
+
+
+def _quoted_header(table: Table, con: Any) -> bool:
+    """True when DuckDB's sniffer read ``table``'s first file with a quote character: its one column is a
+    quoted field (``"Name, first"``), not the whole header line of rows of different lengths (then no
+    dialect fits and the sniffer falls back to no quote)."""
+    quote = con.execute("SELECT Quote FROM sniff_csv(?)", [table.paths[0]]).fetchone()[0]
+    return quote not in (None, "", "(empty)", "\0")
 
 
 def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list) -> bool:

@@ -184,3 +184,34 @@ def test_a_non_utf8_byte_past_duckdbs_sniff_sample_is_found(tmp_path):
         ).fetchall()
     )
     assert enc["main.late"] == ["cp1252"]
+
+
+@pytest.mark.parametrize(
+    ("data", "want"),
+    [
+        (b'"Name, full"\n"Smith, John"\n"Doe, Jane"\n', ("Name, full", [("Smith, John",), ("Doe, Jane",)])),
+        (b'"x;y"\n"1;2"\n', ("x;y", [("1;2",)])),
+        (b'"x\ty"\n"1\t2"\n"3"\n', ("x\ty", [("1\t2",), ("3",)])),
+        (b"a,b\n1,2,3\n4\n", None),
+        (b"a,b,c\n" + b"1,2,3\n" * 50 + b"4,5\n" + b"1,2,3\n" * 50, None),
+        (b'"a","b","c"\n' + b'1,"x",3\n' * 50 + b"4,5\n" + b'1,"y",3\n' * 50, None),
+    ],
+)
+def test_one_quoted_column_holding_a_comma_is_not_ragged(tmp_path, data, want):
+    """A one-column CSV whose quoted header holds a comma (``"Name, full"``) was refused as rows of
+    different lengths (the check looked at the column name only); ragged files are still refused."""
+    from lakeql.catalog import profile_table
+    from lakeql.lake import discover
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "t.csv").write_bytes(data)
+    table = discover(lake).tables["main.t"]
+    kept, cols, n, _, problems = profile_table(table, None, [tmp_path / "copies"])
+    if want is None:
+        assert not kept.files and "same number of fields" in problems[-1].error, problems
+        return
+    import duckdb
+
+    assert not problems and [c for c, _ in cols] == [want[0]] and n == len(want[1])
+    assert duckdb.connect().execute(f"SELECT * FROM {kept.scan_sql()}").fetchall() == want[1]
