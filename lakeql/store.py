@@ -365,6 +365,7 @@ class Store:
         self._manifest_index: tuple[Any, dict[tuple[str, str, str], IndexEntry]] | None = None
         self.write_error: IndexWriteError | None = None  # set by the first failed write of a build
         self._verified_entries: set[tuple[str, ...]] = set()  # verify_once()
+        self._verified_kinds: dict[str, list[IndexEntry]] = {}  # verify_kind_once(): kind -> manifest read
 
     @classmethod
     def for_lake(cls, lake: Lake, index_dir: str | os.PathLike[str] | None = None) -> Store:
@@ -727,6 +728,20 @@ class Store:
         if key not in self._verified_entries:
             self.verify(entry)
             self._verified_entries.add(key)
+
+    def verify_kind_once(self, kind: str) -> list[IndexEntry]:
+        """The manifest rows of ``kind``, each :meth:`verify_once`'d; while the manifest is the one read
+        last time (its mtime: a rebuild records new rows), nothing is looked at again: a query over every
+        table's files (``joins_lookup`` reads each column profile) costs one ``stat``, not a key per table
+        (~3.6 us each, 36 ms a query at 10,000 tables)."""
+        entries = self._cached_entries()
+        if self._verified_kinds.get(kind) is entries:  # the same list object: the same manifest read
+            return [e for e in entries if e.kind == kind]
+        mine = [e for e in entries if e.kind == kind]
+        for e in mine:
+            self.verify_once(e)
+        self._verified_kinds[kind] = entries
+        return mine
 
     def load_verified(self, entry: IndexEntry, loader: Callable[[Path, IndexEntry], Any],
                       timeout: float = 30.0) -> Any:

@@ -552,7 +552,8 @@ def _own_copies(paths: list[str], table: Table, index_root: Path | None) -> bool
         return False
     own = set(table.paths)
     folder = index_root / csvenc.DIR
-    copies = {str(folder / csvenc.copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label))
+    copies = {str(folder / csvenc.copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label,
+                                               f.etag))
               for f in table.files for label in csvenc.LABELS}
     return all(p in own or (p in copies and Path(p).is_file()) for p in paths)
 
