@@ -340,8 +340,11 @@ def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
     (as DuckDB sniffs it, or by that rule). Looked at only when some column is named ``column<N>``."""
     from lakeql import csvheader
 
-    if not csvheader.generated([n for n, _ in cols]):
+    names = [n for n, _ in cols]
+    if not csvheader.generated(names):
         return False
+    if len(table.files) == 1 and not all(csvheader.GENERATED.fullmatch(n) for n in names):
+        return False  # DuckDB found its one file's header (an empty field is column<N>): no sniff (review12)
     missed = False
     try:
         for i, path in enumerate(table.paths):

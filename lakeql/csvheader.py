@@ -50,7 +50,7 @@ SAMPLE_ROWS = 20480  # DuckDB's default sniffing sample
 MIN_ROWS = 2
 #: values a column needs below the first line for a shape differing by case alone to be evidence
 CASE_ROWS = 10
-_GENERATED = re.compile(r"column\d+")
+GENERATED = re.compile(r"column\d+")
 #: values that stand for a missing value (compared case-insensitively): not shapes of their column
 NULL_MARKERS = ("na", "n/a", "nan", "null", "none", "nil", "-", "--", ".", "?")
 
@@ -71,7 +71,7 @@ def _shape_sql(expr: str, fold: bool = False) -> str:
 def generated(names: list[str]) -> bool:
     """True when some of ``names`` look like DuckDB's made-up ``column<N>`` (a file read without a header
     may be among the table's files)."""
-    return any(_GENERATED.fullmatch(n) for n in names)
+    return any(GENERATED.fullmatch(n) for n in names)
 
 
 def sniff(con: Any, path: str) -> tuple[bool, int]:

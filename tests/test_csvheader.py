@@ -301,3 +301,17 @@ def test_refresh_of_an_index_built_before_upgrades_every_index(tmp_path, monkeyp
     assert con.execute("SELECT * FROM find_tables('president')").fetchall()[0][2] == ["columns: president"]
     assert con.execute("SELECT count(*) FROM d.cab").fetchone()[0] == 2
     con.close()
+
+
+def test_a_file_whose_header_duckdb_found_is_not_sniffed_again(tmp_path, monkeypatch):
+    """A pandas ``to_csv`` file (an empty first header field: DuckDB names it ``column0``) is common: its
+    one file's header was found by DuckDB, so no ``sniff_csv`` is added for it (review12: one per such
+    file, ~7-50 ms each, on a lake of thousands of them)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "pandas.csv").write_bytes(b",name,score\n0,alice,1.5\n1,bob,2.5\n")
+    calls = []
+    real = csvheader.sniff
+    monkeypatch.setattr(csvheader, "sniff", lambda con, path: calls.append(path) or real(con, path))
+    kept, cols, n, *_ = profile_table(discover(tmp_path).tables["d.pandas"])
+    assert [c for c, _ in cols] == ["column0", "name", "score"] and n == 2 and kept.csv_header is False
+    assert calls == []
