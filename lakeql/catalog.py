@@ -200,7 +200,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             if table.format == "csv":
                 con = _type_connection(fs).cursor()
                 sniffed = _check_csv_shape(kept, cols, con)
-                if _header_missed(kept, cols, con, sniffed):
+                if _header_missed(kept, cols, con, sniffed, fs):
                     kept.csv_header = True
                     cols = describe()
                     rows = [int(con.execute(f"SELECT count(*) FROM {kept.with_files([f]).scan_sql()}")
@@ -210,6 +210,8 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 cols = _duckdb_types(schema)
             except Exception:  # noqa: BLE001 - an Arrow type DuckDB's Arrow scan lacks: its Parquet reader decides
                 cols = describe()
+    except RemoteStoreError:
+        raise  # the store failed, not the files (the header check below): the build stops
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
         err = _first_line(exc)
         why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"
@@ -334,7 +336,7 @@ def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> lis
 
 
 def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
-                   sniffed: list[tuple[bool, int]] | None) -> bool:
+                   sniffed: list[tuple[bool, int]] | None, fs: Any = None) -> bool:
     """True when ``table``'s CSV files are to be read with ``header = true``: some file DuckDB sniffs
     without a header has one by :func:`lakeql.csvheader.has_header`, and every other file has one too
     (as DuckDB sniffs it, or by that rule). Looked at only when some column is named ``column<N>``."""
@@ -355,6 +357,12 @@ def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
                 return False  # a file without a header: the table is read as DuckDB reads it
             missed = True
     except Exception:  # noqa: BLE001 - a file the rule cannot read: read as DuckDB reads it
+        if fs is not None:  # unless the store failed under DuckDB's read (review12: the decision was then
+            from lakeql.sources.snapshot import store_failure  # "no header", kept while the file stays)
+
+            failed = store_failure(fs)
+            if failed is not None:
+                raise failed from None
         return False
     return missed
 

@@ -315,3 +315,32 @@ def test_a_file_whose_header_duckdb_found_is_not_sniffed_again(tmp_path, monkeyp
     kept, cols, n, *_ = profile_table(discover(tmp_path).tables["d.pandas"])
     assert [c for c, _ in cols] == ["column0", "name", "score"] and n == 2 and kept.csv_header is False
     assert calls == []
+
+
+def test_a_store_failing_under_the_header_check_stops_the_build(tmp_path, monkeypatch):
+    """On an s3:// lake, a store failing under the rule's read (DuckDB's IOException hides it) was taken
+    for "no header": the catalog recorded the table as DuckDB reads it (its header line a row, columns
+    ``column<N>``) and kept that until the file changed. The store's error must stop the build, as it does
+    under the catalog's row counts (review12)."""
+    from lakeql import catalog
+    from lakeql.errors import RemoteStoreError
+    from lakeql.sources import snapshot
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "cab.csv").write_bytes(
+        b"president,term,code,,\nCarter,1977-81,AB-1,,\nReagan,1981-89,CD-2,,\n"
+    )
+    table = discover(tmp_path).tables["d.cab"]
+    fs = object()  # the remote lake's filesystem (the files themselves are read locally here)
+    failing: list[RemoteStoreError] = []
+    real = catalog._type_connection
+    monkeypatch.setattr(catalog, "_type_connection", lambda fs=None: real(None))
+    monkeypatch.setattr(snapshot, "store_failure", lambda f: failing[0] if f is fs and failing else None)
+
+    def store_fails(con, path):
+        failing.append(RemoteStoreError(f"cannot read {path}: the store kept failing"))
+        raise duckdb.IOException("HTTP GET error")
+
+    monkeypatch.setattr(csvheader, "has_header", store_fails)
+    with pytest.raises(RemoteStoreError, match="kept failing"):
+        profile_table(table, fs)
