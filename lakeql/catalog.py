@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from lakeql import parquet_io
+from lakeql import csvheader, parquet_io
 from lakeql.errors import RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean, shown
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
@@ -418,6 +418,7 @@ class Catalog:
         self._file_stamps: dict[str, list[tuple[str, int, int, str]]] | None = None
         self.problems: list[Problem] = list(problems or [])  # what was left out, and why
         self.failed: dict[str, str] = {}  # stored: table key -> fingerprint of a wholly unreadable table
+        self.header_rule = csvheader.RULE  # stored: the header rule the catalog was written with
 
     # ------------------------------------------------------------- lookups
     def table(self, name: str) -> Table:
@@ -539,7 +540,9 @@ class Catalog:
         todo = []
         for t in lake.tables.values():
             prev = stored.table_rows.get(t.key) if stored else None
-            if prev is not None and prev["fingerprint"] == t.fingerprint:
+            # a table an older rule read with header = true is decided again (lakeql.csvheader.RULE)
+            redo = prev is not None and prev.get("csv_header") and stored.header_rule != csvheader.RULE
+            if prev is not None and prev["fingerprint"] == t.fingerprint and not redo:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}
                 kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
@@ -617,8 +620,8 @@ class Catalog:
             "fingerprint": pa.array([self.failed.get(p.table_name, "") if p.kind == "table" else ""
                                      for p in probs], pa.string())}), cdir / "problems.parquet")
         total = sum(r["source_bytes"] for r in trows)
-        store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, "",
-                                params=json.dumps({"format": CATALOG_FORMAT})))
+        params = json.dumps({"format": CATALOG_FORMAT, "header_rule": csvheader.RULE})
+        store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, "", params=params))
 
     @classmethod
     def load(cls, lake: Lake, store: Store | None) -> Catalog | None:
@@ -631,6 +634,7 @@ class Catalog:
             if not _current_format(entry):
                 return None  # written by another lakeql: every table is catalogued again
             store.verify(entry)
+            header_rule = entry.params_dict.get("header_rule", 1)
             trows = parquet_io.rows(parquet_io.read_table(store.path("catalog", "tables.parquet")))
             crows = parquet_io.read_table(store.path("catalog", "columns.parquet")).to_pylist()
             ppath = store.path("catalog", "problems.parquet")
@@ -651,6 +655,7 @@ class Catalog:
         cat = cls(lake, tables, columns, problems)
         cat.failed = {r["table_name"]: r["fingerprint"] for r in prows if r["kind"] == "table"}
         cat.files_path = store.path("catalog", "files.parquet")
+        cat.header_rule = header_rule
         return cat
 
     def file_stamps(self, key: str) -> list[tuple[str, int, int, str]]:

@@ -45,6 +45,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: the rule's version, in the catalog's manifest row: a refresh decides again the tables an older rule
+#: read with ``header = true`` (1: d948299, where case alone and a single row below were evidence)
+RULE = 2
 SAMPLE_ROWS = 20480  # DuckDB's default sniffing sample
 #: rows after the first line needed to decide: against a single row, any first line has shapes of its own
 MIN_ROWS = 2

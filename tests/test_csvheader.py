@@ -344,3 +344,41 @@ def test_a_store_failing_under_the_header_check_stops_the_build(tmp_path, monkey
     monkeypatch.setattr(csvheader, "has_header", store_fails)
     with pytest.raises(RemoteStoreError, match="kept failing"):
         profile_table(table, fs)
+
+
+def test_a_refresh_decides_again_what_an_older_rule_read_with_a_header(tmp_path, monkeypatch):
+    """An index built by the first rule (d948299: case alone was evidence) read a headerless file of
+    names with its first row as the header; its files unchanged, a refresh kept that (the row lost, the
+    columns named ``SMITH``, ``JOHN``). The catalog records its rule: a refresh decides again the tables an
+    older rule read with ``header = true``, and only those (review12)."""
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    (lake / "d" / "names.csv").write_bytes(b"SMITH,JOHN,,\nJones,Mary,,\nBrown,Anne,,\n")
+    (lake / "d" / "ok.csv").write_bytes(b"a,b\n1,x\n")
+    idx = tmp_path / "idx"
+    with monkeypatch.context() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.setattr(csvheader, "has_header", lambda con, path: True)  # as the first rule decided this file
+        m.setattr(csvheader, "RULE", 1)
+        lakeql.index(str(lake), index_dir=str(idx))
+
+    def catalogued():
+        sql = "SELECT table_name, csv_header, row_count, indexed_at FROM read_parquet(?)"
+        rows = duckdb.connect().execute(sql, [str(idx / "catalog" / "tables.parquet")]).fetchall()
+        return {r[0]: r[1:] for r in rows}
+
+    before = catalogued()
+    assert before["d.names"][:2] == (True, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(str(lake), index_dir=str(idx), refresh=True)
+    after = catalogued()
+    assert after["d.names"][:2] == (False, 3)  # the first row is a row again
+    assert after["d.ok"] == before["d.ok"]  # not catalogued again
+    con = lakeql.connect(str(lake), index_dir=str(idx))
+    assert con.execute("SELECT column0 FROM d.names ORDER BY 1").fetchall() == [
+        ("Brown",),
+        ("Jones",),
+        ("SMITH",),
+    ]
+    con.close()
