@@ -60,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         svc = LakeService(lake, idx, Limits(max_chars=50_000))
         try:
             first = svc.read_schema("features/wide.yaml")
+            seen, calls, offset, longest = 0, 0, 0, 0
+            while True:  # follow the note's next-page offsets (a version without paging: one call)
+                page = svc.read_schema("features/wide.yaml", offset=offset) if offset else first
+                calls, longest = calls + 1, max(longest, len(page))
+                seen += len(re.findall(r"^  features\.wide\.", page, re.M))
+                m = re.search(r"offset=(\d+)", page.rstrip().splitlines()[-1])
+                if not m:
+                    break
+                offset = int(m.group(1))
+            out["read_schema pages to read every column"] = calls
+            out["read_schema columns seen over all pages"] = seen
+            out["read_schema longest page chars"] = longest
         finally:
             svc.close()
         out["read_schema first call chars"] = len(first)

@@ -28,7 +28,9 @@ log = logging.getLogger("lakeql.mcp")
 INSTRUCTIONS = (
     "A read-only data lake of Parquet tables queried with DuckDB SQL. Start with list_domains or "
     "search_tables(question), open the suggested files with read_schema(path), write SQL against "
-    "\"domain\".\"table\", check it with check_sql, then run it with query. Only SELECT queries run; "
+    "\"domain\".\"table\", check it with check_sql, then run it with query. A wide table's file comes in "
+    "pages of columns: read_schema(path, offset=N) for the next, or columns='word' to pick columns by "
+    "name. Only SELECT queries run; "
     "results are capped. find_tables finds tables by words, unionable tables of the same shape. "
     "semantic_search / ngram_search / ngram_count work on columns with those indexes; "
     "joinable finds join partners of a column."
