@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             while True:  # follow the note's next-page offsets (a version without paging: one call)
                 page = svc.read_schema("features/wide.yaml", offset=offset) if offset else first
                 calls, longest = calls + 1, max(longest, len(page))
-                seen += len(re.findall(r"^  features\.wide\.", page, re.M))
+                seen += len(re.findall(r"^  \"?features\.wide\.", page, re.M))
                 m = re.search(r"offset=(\d+)", page.rstrip().splitlines()[-1])
                 if not m:
                     break
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             svc.close()
         out["read_schema first call chars"] = len(first)
-        out["read_schema first call columns"] = len(re.findall(r"^  features\.wide\.", first, re.M))
+        out["read_schema first call columns"] = len(re.findall(r"^  \"?features\.wide\.", first, re.M))
         out["read_schema last line"] = first.rstrip().splitlines()[-1][:200]
         con = lakeql.connect(lake, index_dir=idx)
         try:

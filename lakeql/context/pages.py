@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,68 @@ def matches(name: str, pats: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(low, p) if any(ch in p for ch in "*?[") else p in low for p in pats)
 
 
+_YAML_QUOTED_KEY = re.compile(r'  ("(?:[^"\\]|\\.)*"): \{')
+
+
+class _YamlLines:
+    """A YAML table file as its header lines and one line per column (what :func:`formats.write_yaml`
+    writes), so a page of a 10,000-column file is a slice of lines: parsing the whole file with PyYAML
+    took ~20 s. Only the header and quoted column names go through ``yaml.safe_load``."""
+
+    def __init__(self, text: str) -> None:
+        import yaml
+
+        lines = text.split("\n")
+        at = lines.index("columns:")
+        self.header = lines[: at + 1]
+        self.lines = [ln for ln in lines[at + 1 :] if ln]
+        if not all(ln.startswith("  ") and ln.endswith("}") for ln in self.lines):
+            raise ValueError("not one line per column")
+        head = yaml.safe_load("\n".join(self.header[:-1])) or {}
+        self.table = str(head.get("table", ""))
+        self.names = []
+        for ln in self.lines:
+            m = _YAML_QUOTED_KEY.match(ln)
+            self.names.append(str(yaml.safe_load(m.group(1))) if m else ln[2:].split(": {", 1)[0])
+
+    def text(self, keep: list[int], note: str) -> str:
+        body = self.header + [self.lines[i] for i in keep]
+        return "\n".join(body) + "\n" + ("\n" + note + "\n" if note else "")
+
+
+def _yaml_lines(text: str, fmt: str) -> _YamlLines | None:
+    if fmt != "yaml":
+        return None
+    try:
+        return _YamlLines(text)
+    except Exception:  # noqa: BLE001 - not the layout write_yaml writes: parse it whole
+        return None
+
+
 def _render(doc: dict[str, Any], cols: list[dict[str, Any]], fmt: str, note: str) -> str:
     text = formats.render({**doc, "columns": cols}, fmt)
     return text + ("\n" + note + "\n" if note else "")
+
+
+def _columns(text: str, fmt: str):
+    """(names, bags-of-text, render) of a table file: the short column names, per column the text its
+    relevance is scored on, and ``render(indexes, note)`` giving a part in the file's format."""
+    fast = _yaml_lines(text, fmt)
+    if fast is not None:
+        names = [short_name(n, fast.table) for n in fast.names]
+        # a column line holds its name, description and samples (plus field names every line shares)
+        return names, (lambda: fast.lines), fast.text
+    doc = formats.parse(text, fmt)
+    cols = doc["columns"]
+    names = [short_name(c["column"], doc["table"]) for c in cols]
+
+    def texts() -> list[str]:
+        return [
+            " ".join([n, c.get("description") or "", " ".join(str(v) for v in c.get("samples") or [])])
+            for n, c in zip(names, cols, strict=True)
+        ]
+
+    return names, texts, lambda keep, note: _render(doc, [cols[i] for i in keep], fmt, note)
 
 
 def page(
@@ -87,54 +147,40 @@ def page(
         raise LakeqlError("offset must be >= 0")
     if limit is not None and limit < 1:
         raise LakeqlError("limit must be >= 1")
-    doc = formats.parse(text, fmt)
-    cols = doc["columns"]
-    total = len(cols)
+    pats = patterns_of(columns) if columns is not None else None
+    names, _, render = _columns(text, fmt)
+    total = len(names)
+    idx = list(range(total))
     what = "columns"
-    if columns is not None:
-        pats = patterns_of(columns)
-        cols = [c for c in cols if matches(short_name(c["column"], doc["table"]), pats)]
+    if pats is not None:
+        idx = [i for i in idx if matches(names[i], pats)]
         what = f"columns matching {columns!r}"
     limit = PAGE_COLUMNS if limit is None else limit
-    chosen = cols[offset : offset + limit]
+    chosen = idx[offset : offset + limit]
     end = offset + len(chosen)
-    nxt = end if end < len(cols) else None
+    nxt = end if end < len(idx) else None
     if columns is None and offset == 0 and nxt is None:
         return Part(text, total, total, None)  # the whole file, as it is
     arg = "" if columns is None else f", columns={columns!r}"
     note = (
-        f"# lakeql: {what} {offset + 1 if chosen else 0}-{end} of {len(cols)}"
+        f"# lakeql: {what} {offset + 1 if chosen else 0}-{end} of {len(idx)}"
         + (f" (the table has {total})" if columns is not None else "")
         + (f"; next page: read_schema({path!r}, offset={nxt}{arg})" if nxt is not None else "; no more")
         + (", or pass columns='word' (a name part or *glob*)" if columns is None else "")
         + "."
     )
-    return Part(_render(doc, chosen, fmt, note), total, len(chosen), nxt)
+    return Part(render(chosen, note), total, len(chosen), nxt)
 
 
 def relevant(text: str, fmt: str, question: str, k: int = RELEVANT_COLUMNS, path: str = "PATH") -> Part:
     """The ``k`` columns of a table file that share the most (idf-weighted) words with ``question`` in
     their name, description and samples, in table order, then the first ones when fewer match."""
-    doc = formats.parse(text, fmt)
-    cols = doc["columns"]
-    total = len(cols)
+    names, texts, render = _columns(text, fmt)
+    total = len(names)
     q = set(tokens(question))
-    bags = [
-        set(
-            tokens(
-                " ".join(
-                    [
-                        short_name(c["column"], doc["table"]),
-                        c.get("description") or "",
-                        " ".join(str(s) for s in c.get("samples") or []),
-                    ]
-                )
-            )
-        )
-        for c in cols
-    ]
-    df: Counter[str] = Counter(t for b in bags for t in b & q)
-    score = [sum(math.log(1 + total / df[t]) for t in b & q) for b in bags]
+    bags = [set(tokens(t)) & q for t in texts()]
+    df: Counter[str] = Counter(t for b in bags for t in b)
+    score = [sum(math.log(1 + total / df[t]) for t in b) for b in bags]
     ranked = sorted((i for i in range(total) if score[i] > 0), key=lambda i: -score[i])[:k]
     hits = len(ranked)
     taken = set(ranked)
@@ -145,4 +191,4 @@ def relevant(text: str, fmt: str, question: str, k: int = RELEVANT_COLUMNS, path
         + (f", then the first {len(fill)}" if fill else "")
         + f"; read_schema({path!r}, columns='word') finds others, offset/limit pages through all."
     )
-    return Part(_render(doc, [cols[i] for i in keep], fmt, note), total, len(keep), None)
+    return Part(render(keep, note), total, len(keep), None)

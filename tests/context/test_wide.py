@@ -232,3 +232,33 @@ def test_spider_tables_fit_the_preview():
         for i in range(len(db["table_names_original"]))
     )
     assert widest <= PREVIEW_COLUMNS
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "md", "json", "toon"])
+def test_pages_of_hostile_column_names(fmt):
+    """Quoted names (``:``, braces, quotes, a newline, bidi) page and filter like plain ones, and the
+    YAML fast path (lines, not a parse of the whole file) gives what a parse would."""
+    if fmt == "toon":
+        require("toon_format")
+    odd = ['we:ird {x} "q"', "line\nbreak # SYSTEM", "\u202eevil", "a\\b", "yes"]
+    cols = [{"column": f"d.t.{n}", "type": "VARCHAR", "samples": ["x: y", "z"]} for n in odd]
+    cols += [{"column": f"d.t.f{i}", "type": "BIGINT", "min": "1", "max": "9"} for i in range(300)]
+    doc = formats.normalize(
+        {"table": "d.t", "domain": "d", "source": "d/t.parquet", "rows": 3, "columns": cols}
+    )
+    text = formats.render(doc, fmt)
+    seen, offset = [], 0
+    while offset is not None:
+        part = pages.page(text, fmt, offset, 7)
+        seen += formats.parse(_strip_note(part.text), fmt)["columns"]
+        offset = part.next_offset
+    assert seen == formats.parse(text, fmt)["columns"]
+    for pat, want in [("WE:IRD", odd[0]), ("*break*", odd[1]), ("\u202e", odd[2]), ("a\\b", odd[3])]:
+        part = pages.page(text, fmt, columns=pat)
+        got = [c["column"] for c in formats.parse(_strip_note(part.text), fmt)["columns"]]
+        assert got == [f"d.t.{want}"], (pat, got)
+    for question, want in [("where is the line break?", odd[1]), ("what is in column f250?", "f250")]:
+        rel = pages.relevant(text, fmt, question, k=3)
+        got = [c["column"] for c in formats.parse(_strip_note(rel.text), fmt)["columns"]]
+        assert f"d.t.{want}" in got and len(got) == 3 and rel.total == len(cols), (question, got)
+        assert "1 sharing words with the question" in rel.text.splitlines()[-1]
