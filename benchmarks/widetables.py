@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=1500)
+    ap.add_argument("--repeat", type=int, default=1, help="the real columns again (suffix _r2, _r3...)")
     args = ap.parse_args(argv)
     test_wide.WIDTH = args.width
     deep = "nba_raptor__raptor_total"
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         lake, idx = Path(tmp) / "lake", Path(tmp) / "idx"
         (lake / "features").mkdir(parents=True)
         cols = test_wide._real_columns()
+        cols += [(f"{n}_r{r}", c) for r in range(2, args.repeat + 1) for n, c in cols]
         names = [n for n, _ in cols]
         pq.write_table(pa.table(dict(cols)), lake / "features" / "wide.parquet")
         small = pacsv.read_csv(shared_data("fivethirtyeight", "airline-safety", "airline-safety.csv"))

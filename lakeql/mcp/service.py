@@ -428,7 +428,11 @@ class LakeService:
                                       path=rel.as_posix())
                 except LakeqlError:
                     raise
-                except Exception:  # noqa: BLE001 - not a table file lakeql can parse: shown cut below
+                except Exception as exc:  # noqa: BLE001 - not a table file lakeql can parse: shown cut below
+                    if paged:
+                        raise LakeqlError(f"cannot read {rel.as_posix()!r} in pages: it does not parse as "
+                                          f"a lakeql table file ({type(exc).__name__}); read it without "
+                                          "offset, limit and columns") from None
                     break
                 if len(part.text) <= cap or part.shown <= 1:
                     text = part.text

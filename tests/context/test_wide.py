@@ -262,3 +262,23 @@ def test_pages_of_hostile_column_names(fmt):
         got = [c["column"] for c in formats.parse(_strip_note(rel.text), fmt)["columns"]]
         assert f"d.t.{want}" in got and len(got) == 3 and rel.total == len(cols), (question, got)
         assert "1 sharing words with the question" in rel.text.splitlines()[-1]
+
+
+def test_read_schema_of_a_file_that_does_not_parse(wide, tmp_path):
+    """A hand-edited table file: read whole (cut at max_chars) as before; asked for pages, a clear error."""
+    import shutil
+
+    from lakeql.errors import LakeqlError
+    from lakeql.mcp.service import LakeService, Limits
+
+    lake, idx, _ = wide
+    copy = tmp_path / "idx"
+    shutil.copytree(idx, copy)
+    (copy / "schemas" / "features" / "airline_safety.yaml").write_text("table: [unclosed\ncolumns: {\n")
+    svc = LakeService(lake, copy, Limits(max_chars=50_000))
+    try:
+        assert svc.read_schema("features/airline_safety.yaml").startswith("table: [unclosed")
+        with pytest.raises(LakeqlError, match="does not parse as a lakeql table file"):
+            svc.read_schema("features/airline_safety.yaml", offset=1)
+    finally:
+        svc.close()
