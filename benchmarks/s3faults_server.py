@@ -19,6 +19,8 @@ plus one action:
 
 * ``"status": 503, "code": "SlowDown"``: an S3 error response instead of moto's;
 * ``"hang": 30``: sleep that many seconds, then answer normally;
+* ``"trickle": 0.1``: moto's answer, one byte of its body every that many seconds (each read gets a byte
+  long before a read timeout: only a bound on the whole request ends it);
 * ``"truncate": 100``: moto's answer with its ``Content-Length`` but that many bytes fewer (the
   connection then closes, as a dropped transfer does);
 * ``"then_delete": "bucket/key"`` or ``"then_put": "bucket/key", "body_hex": "..."``: answer normally,
@@ -148,6 +150,16 @@ class FaultInjector:
         if "truncate" in rule:
             out = b"".join(self.app(environ, start_response))
             return [out[: max(0, len(out) - int(rule["truncate"]))]]
+        if "trickle" in rule:  # the body one byte at a time, that many seconds apart (no read waits long)
+            out = b"".join(self.app(environ, start_response))
+            delay = float(rule["trickle"])
+
+            def slowly():
+                for i in range(len(out)):
+                    time.sleep(delay)
+                    yield out[i : i + 1]
+
+            return slowly()
         out = b"".join(self.app(environ, start_response))
         if "then_delete" in rule:
             self._moto(environ, "DELETE", rule["then_delete"])

@@ -33,7 +33,9 @@ TEXT_TYPES = ("VARCHAR",)
 #: files would now be catalogued differently (2: a column named '' is DuckDB's C<i>, not v<i>): a stored
 #: catalog of another (or no) format is not reused, so every table is catalogued again. 3: CSV files that
 #: are not UTF-8 are read through a UTF-8 copy (:mod:`lakeql.csvenc`), tables record ``file_encodings``.
-CATALOG_FORMAT = 3
+#: 4: a CSV header line DuckDB's sniffer reads as data is read as the header (:mod:`lakeql.csvheader`),
+#: tables record ``csv_header``.
+CATALOG_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,12 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
         except RemoteStoreError:
             raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
+            if fs is not None:  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
+                from lakeql.sources.snapshot import store_failure
+
+                failed = store_failure(fs)
+                if failed is not None:
+                    raise failed from None
             warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
                           f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
                           "--refresh'", CorruptParquetWarning, stacklevel=2)
@@ -190,7 +198,13 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 or differs):
             cols = describe()
             if table.format == "csv":
-                _check_csv_shape(kept, cols, _type_connection(fs).cursor())
+                con = _type_connection(fs).cursor()
+                sniffed = _check_csv_shape(kept, cols, con)
+                if _header_missed(kept, cols, con, sniffed):
+                    kept.csv_header = True
+                    cols = describe()
+                    rows = [int(con.execute(f"SELECT count(*) FROM {kept.with_files([f]).scan_sql()}")
+                                .fetchone()[0]) for f in kept.files]
         else:
             try:
                 cols = _duckdb_types(schema)
@@ -257,7 +271,9 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
                 ) -> tuple[int, tuple[str, str] | None]:
     """Rows of one CSV/JSON file (parsed by DuckDB with sniffing: a file it cannot parse raises), and
     (encoding, UTF-8 copy) when it is a CSV file that is not UTF-8 (:mod:`lakeql.csvenc`; the rows are
-    the copy's), else None. Only a file DuckDB refuses is looked at: UTF-8 files cost nothing more."""
+    the copy's), else None. Only a file DuckDB refuses is looked at. DuckDB checks UTF-8 only in the
+    columns a query reads (``count(*)`` reads none: a byte past its sniffer's sample passed), so a CSV
+    file's count reads every column (``count(COLUMNS(*))``, ~20-40% more CPU than ``count(*)``)."""
     from lakeql.lake import join_root, scan_sql
 
     if table.format == "csv" and stamp.size == 0:
@@ -266,19 +282,21 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
         raise CsvShapeError(f"{stamp.path!r} is empty (0 bytes): write its header line, or remove the file")
     con = _type_connection(fs).cursor()
 
-    def count(path: str) -> int:
-        return int(con.execute(f"SELECT count(*) FROM {scan_sql(table.format, [path])}").fetchone()[0])
+    def count(path: str, every_column: bool = False) -> int:
+        what = "count(*), count(COLUMNS(*))" if every_column else "count(*)"
+        return int(con.execute(f"SELECT {what} FROM {scan_sql(table.format, [path])}").fetchone()[0])
 
+    src = join_root(table.root, stamp.path)
     try:
-        return count(join_root(table.root, stamp.path)), None
+        return count(src, every_column=table.format == "csv"), None
     except Exception:
         if table.format != "csv":
             raise
         from lakeql import csvenc
 
         dec = csvenc.decode_file(table, stamp, fs, cache or csvenc.cache_dirs(None))
-        if dec is None:  # plain UTF-8: DuckDB's own error stands
-            raise
+        if dec is None:  # plain UTF-8 (a late value that does not fit its sniffed type): counted as before
+            return count(src), None  # (a file DuckDB cannot parse at all raises its own error here)
     try:
         return count(dec[1]), dec
     except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
@@ -287,26 +305,63 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
                                       f"read as {dec[0]})") from exc
 
 
-def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> None:
+def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> list[tuple[bool, int]] | None:
     """Refuse a CSV table DuckDB would read wrongly without an error: rows of different lengths make its
     sniffer fall back to one column holding whole lines (named after the header line), or skip the
     lines before the longest consistent run (then no header is found: the columns are ``column0``...).
-    Checked only on those shapes (the extra sniff of a headerless file costs ~7 ms)."""
+    Checked only on those shapes (the extra sniff of a headerless file costs ~7 ms). Returns what
+    ``sniff_csv`` said of each file (has a header, lines skipped) when it was asked, else None."""
     import re
 
     from lakeql.csvenc import CsvShapeError
+    from lakeql.csvheader import sniff
 
     fix = "make every row have as many fields as the header line, then run 'lakeql index LAKE --refresh'"
-    if len(cols) == 1 and any(ch in cols[0][0] for ch in ",;\t|"):
+    if len(cols) == 1 and any(ch in cols[0][0] for ch in ",;\t|") and not _quoted_header(table, con):
         raise CsvShapeError(f"DuckDB found no delimiter that splits every row of {table.source!r} into the "
                             f"same number of fields and would read each line as one column "
                             f"{cols[0][0][:60]!r}: {fix}")
     if cols and all(re.fullmatch(r"column\d+", n) for n, _ in cols):
+        out = []
         for f, path in zip(table.files, table.paths, strict=True):
-            skip = con.execute("SELECT SkipRows FROM sniff_csv(?)", [path]).fetchone()[0]
+            has, skip = sniff(con, path)
             if skip:
                 raise CsvShapeError(f"the rows of {f.path!r} do not all have the same number of fields: "
                                     f"DuckDB would skip its first {skip} line(s) and its header: {fix}")
+            out.append((has, skip))
+        return out
+    return None
+
+
+def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
+                   sniffed: list[tuple[bool, int]] | None) -> bool:
+    """True when ``table``'s CSV files are to be read with ``header = true``: some file DuckDB sniffs
+    without a header has one by :func:`lakeql.csvheader.has_header`, and every other file has one too
+    (as DuckDB sniffs it, or by that rule). Looked at only when some column is named ``column<N>``."""
+    from lakeql import csvheader
+
+    if not csvheader.generated([n for n, _ in cols]):
+        return False
+    missed = False
+    try:
+        for i, path in enumerate(table.paths):
+            has, skip = sniffed[i] if sniffed is not None else csvheader.sniff(con, path)
+            if has:
+                continue
+            if skip or not csvheader.has_header(con, path):
+                return False  # a file without a header: the table is read as DuckDB reads it
+            missed = True
+    except Exception:  # noqa: BLE001 - a file the rule cannot read: read as DuckDB reads it
+        return False
+    return missed
+
+
+def _quoted_header(table: Table, con: Any) -> bool:
+    """True when DuckDB's sniffer read ``table``'s first file with a quote character: its one column is a
+    quoted field (``"Name, first"``), not the whole header line of rows of different lengths (then no
+    dialect fits and the sniffer falls back to no quote)."""
+    quote = con.execute("SELECT Quote FROM sniff_csv(?)", [table.paths[0]]).fetchone()[0]
+    return quote not in (None, "", "(empty)", "\0")
 
 
 def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list) -> bool:
@@ -477,6 +532,7 @@ class Catalog:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}
                 kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
+                kept[t.key].csv_header = bool(prev.get("csv_header"))
                 if not _restore_decoded(kept[t.key], prev.get("file_encodings"), lake.fs, cache):
                     del kept[t.key]
                     todo.append(t)  # a UTF-8 copy cannot be made again: the table is read again
@@ -508,6 +564,7 @@ class Catalog:
                 "indexed_at": now, "file_rows": per_file,
                 "file_encodings": ([good.decoded.get(f.path, (csvenc.NATIVE,))[0] for f in good.files]
                                    if t.format == "csv" else None),
+                "csv_header": good.csv_header if t.format == "csv" else None,
             }
             columns[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
         lake.tables = {k: kept[k] for k in lake.tables if k in kept}
@@ -525,7 +582,7 @@ class Catalog:
             ("source", pa.string()), ("hive", pa.bool_()), ("n_files", pa.int64()),
             ("row_count", pa.int64()), ("source_bytes", pa.int64()), ("fingerprint", pa.string()),
             ("indexed_at", pa.timestamp("us", tz="UTC")), ("file_rows", pa.list_(pa.int64())),
-            ("file_encodings", pa.list_(pa.string())),
+            ("file_encodings", pa.list_(pa.string())), ("csv_header", pa.bool_()),
         ])
         store.write_parquet(pa.Table.from_pylist(trows, schema=tschema), cdir / "tables.parquet")
         ccols = [c for k in sorted(self.columns_by_table) for c in self.columns_by_table[k]]
@@ -627,7 +684,7 @@ class Catalog:
                 return con.execute(f"SELECT {sql} FROM read_parquet(?) WHERE table_name = ?",
                                    [glob_escape(str(store.path("catalog", name))), table.key]).fetchall()
 
-            trows = rows("tables.parquet", "fingerprint, file_rows, file_encodings")
+            trows = rows("tables.parquet", "fingerprint, file_rows, file_encodings, csv_header")
             if len(trows) != 1 or trows[0][0] != table.fingerprint:
                 return None
             cols = [r[0] for r in sorted(rows("columns.parquet", "column_name, ordinal"), key=lambda r: r[1])]
@@ -646,6 +703,7 @@ class Catalog:
             return None
         from lakeql import csvenc
 
+        kept.csv_header = bool(trows[0][3])
         if not _restore_decoded(kept, trows[0][2], None, csvenc.cache_dirs(store)):
             return None
         return kept, file_rows, cols

@@ -23,7 +23,8 @@ costs nothing more than before):
 The decoded text is written as a UTF-8 file (no BOM) into ``INDEX_DIR/csv_utf8/`` (or, when there is no
 writable index dir, ``$XDG_CACHE_HOME/lakeql/csv_utf8``; never into the lake, which may be read-only),
 under a name made from the source's path, size, mtime and the encoding, through a temporary name and a
-rename: a changed file gets a new copy, a build removes the copies no table uses. The copy is read by
+rename: a changed file gets a new copy (in the user's cache it replaces the file's older copies: one
+copy per file there), and a build removes the copies in the index dir that no table uses. The copy is read by
 every scan of the table (views, profiles, indexes) in place of the file, and the catalog records each
 file's encoding (``catalog/tables.parquet`` ``file_encodings``; ``lakeql doctor`` lists them).
 
@@ -204,9 +205,36 @@ def cache_dirs(store: Any) -> list[Path]:
     return out
 
 
-def copy_name(source: str, size: int, mtime_ns: int, label: str) -> str:
-    key = f"{VERSION}\0{source}\0{size}\0{mtime_ns}\0{label}".encode("utf-8", "surrogatepass")
-    return hashlib.sha1(key).hexdigest()[:24] + ".csv"
+def copy_name(source: str, size: int, mtime_ns: int, label: str, etag: str = "") -> str:
+    """The copy's file name: a hash of the source as listed. ``etag``: an object's ETag (S3 times are whole
+    seconds: an object rewritten with the same size within a second differs by its ETag only); local files
+    have none and keep the name they always had."""
+    tag = f"\0{etag}" if etag else ""
+    key = f"{VERSION}\0{source}\0{size}\0{mtime_ns}\0{label}{tag}".encode("utf-8", "surrogatepass")
+    return f"{_source_prefix(source)}{hashlib.sha1(key).hexdigest()[:24]}.csv"
+
+
+def _source_prefix(source: str) -> str:
+    """The start of the names of every copy of ``source`` (whatever its size, time and encoding): a new
+    copy replaces the older ones (:func:`decode_file`), so a folder holds one copy per source file."""
+    return hashlib.sha1(f"{VERSION}\0{source}".encode("utf-8", "surrogatepass")).hexdigest()[:16] + "-"
+
+
+def _drop_older(folder: Path, name: str) -> None:
+    """Remove the other copies of the source of copy ``name`` in ``folder`` (made from earlier versions of
+    the file): without this the user's cache, which no build prunes, grew by one copy per change."""
+    from lakeql.store import TEMP_RE, _pid_alive
+
+    prefix = name[: name.index("-") + 1]
+    for p in folder.glob(f"{prefix}*.csv"):
+        if p.name != name:
+            with contextlib.suppress(OSError):
+                p.unlink()
+    for p in folder.glob(f".{prefix}*.tmp"):  # left by a process killed while it wrote a copy of it (no
+        m = TEMP_RE.match(p.name)  # clean_stale() runs here: the user's cache is no index dir)
+        if m is not None and not _pid_alive(int(m.group("pid"))):
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def _writable(d: Path) -> bool:
@@ -242,7 +270,7 @@ def decode_file(
         label = detect(opener)
         if label is None or label == "utf-8-sig":
             return None
-    name = copy_name(src, stamp.size, stamp.mtime_ns, label)
+    name = copy_name(src, stamp.size, stamp.mtime_ns, label, getattr(stamp, "etag", ""))
     have = existing_copy(dirs, name)
     if have is not None:
         return label, str(have)
@@ -264,6 +292,9 @@ def decode_file(
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+    if target == user_cache_dir():  # INDEX_DIR/csv_utf8 is pruned by builds: lake.duckdb's views (the
+        # stock CLI) read the copies the last build made until the next one
+        _drop_older(target, name)
     return label, str(final)
 
 

@@ -102,6 +102,10 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
                 diag.notes.append(Finding("encoding", f"{t.key} ({path})",
                                           f"not UTF-8: read as {label} through a UTF-8 copy",
                                           "save it as UTF-8 to read it directly (nothing to do otherwise)"))
+            if t.csv_header:  # lakeql.csvheader: DuckDB's sniffer read the header line as a data row
+                diag.notes.append(Finding("header", f"{t.key} ({t.source})",
+                                          "its first line is read as the header (DuckDB: a data row)",
+                                          "nothing to do (read_csv(..., header = true) reads it so)"))
         for p in cat.problems:
             subject = p.table_name or p.path
             fix = {"unsupported": "convert it to Parquet/CSV/JSON, or move it out of the lake",

@@ -48,7 +48,6 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
     from lakeql.store import IndexEntry, dir_bytes
 
     t0 = time.perf_counter()
-    prm = profile.params()
     failed: dict[str, str] = {}
     done: list[str] = []
     pending: list[IndexEntry] = []
@@ -93,7 +92,8 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
             if shards is not None:
                 profile_shards.write(tmp, t, shards)
         pending.append(IndexEntry(profile.KIND, key, "", target.relative_to(store.root).as_posix(),
-                                  dir_bytes(target), t.source_bytes, t.fingerprint, params=prm))
+                                  dir_bytes(target), t.source_bytes, t.fingerprint,
+                                  params=profile.params(t)))
         done.append(key)
         n_cols += len(rows)
         if len(pending) >= 1000:
@@ -121,8 +121,10 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
         else:
             specs.append((t, cols, catalog.row_count(t)))
             owners.append(k)
-    engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
-    store.record_many(pending)
+    try:
+        engine.map(profile_task, specs, desc=desc, unit="table", return_exceptions=True, on_result=write)
+    finally:  # a store failure (or a dead worker) stops the stage: the profiles written so far replaced
+        store.record_many(pending)  # their tables' previous ones in place, so their rows must be recorded
     secs = time.perf_counter() - t0
     say(f"column profiles ({engine.name} engine): {len(done)} tables, {n_cols} columns in {secs:.1f} s "
         f"({n_cols / max(secs, 1e-9):.0f} columns/s)")

@@ -146,6 +146,7 @@ def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, start
         stage(getattr(mod, "NAME", mod.__name__), build, ctx)
     drop_removed(store, lake)
     stage("database", write_database, store, holder["cat"], discovered, bool(opts.core.refresh))
+    store.remember_checksummed()  # the next integrity pass need not read what this build wrote
     report = IndexReport(str(lake.root), str(store.root), time.perf_counter() - t0, len(lake.tables),
                          sum(t.source_bytes for t in lake.tables.values()),
                          [{"kind": e.kind, "table": e.table_name, "column": e.column_name, "bytes": e.bytes,

@@ -92,6 +92,9 @@ class Table:
     layout: str = "file"  # 'file', 'folder', 'hive', 'delta' or 'iceberg'
     #: CSV files read through a UTF-8 copy (:mod:`lakeql.csvenc`): path -> (encoding, local copy)
     decoded: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: CSV files read with ``header = true``: their first line is the header DuckDB's sniffer missed
+    #: (:mod:`lakeql.csvheader`; catalogued, ``catalog/tables.parquet`` ``csv_header``)
+    csv_header: bool = False
 
     @property
     def key(self) -> str:
@@ -143,12 +146,12 @@ class Table:
         keep = {f.path for f in files}
         return Table(self.domain, self.name, self.root, self.source, list(files), self.hive, self.format,
                      list(self.seen if self.seen is not None else self.files), self.layout,
-                     {p: d for p, d in self.decoded.items() if p in keep})
+                     {p: d for p, d in self.decoded.items() if p in keep}, self.csv_header)
 
     def scan_sql(self) -> str:
         """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly
         this table's files."""
-        return scan_sql(self.format, self.paths, self.hive)
+        return scan_sql(self.format, self.paths, self.hive, self.csv_header)
 
 
 def join_root(root: Path | str, rel: str) -> str:
@@ -158,14 +161,16 @@ def join_root(root: Path | str, rel: str) -> str:
     return str(Path(root) / rel)
 
 
-def scan_sql(fmt: str, paths: list[str], hive: bool = False) -> str:
-    """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files)."""
+def scan_sql(fmt: str, paths: list[str], hive: bool = False, header: bool = False) -> str:
+    """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files). ``header``:
+    CSV files whose first line is their header although DuckDB's sniffer says not
+    (:mod:`lakeql.csvheader`)."""
     if fmt == "parquet":
         return read_parquet_sql(paths, hive)
     listing = ", ".join(quote_path(p) for p in paths)
     opts = f", union_by_name = true, hive_partitioning = {'true' if hive else 'false'}"
     if fmt == "csv":
-        return f"read_csv([{listing}]{opts})"
+        return f"read_csv([{listing}]{opts}{', header = true' if header else ''})"
     if fmt == "json":
         return f"read_json([{listing}]{opts})"
     raise LakeqlError(f"unknown table format {fmt!r}")
@@ -365,14 +370,37 @@ def _hidden(name: str) -> bool:
 
 
 def _lists_itself(target: str, lake_inside: str) -> bool:
-    """True when ``target`` (a symlinked file's real path) is a file of the lake that the walk lists under
-    its own name: inside the lake, with no hidden part (``current.parquet -> .versions/v3.parquet`` is
-    the only name of that file, so it is kept)."""
-    if not target.startswith(lake_inside):
+    """True when ``target`` (a real path) is a file of the lake that the walk lists under its own name and
+    reads as a table: inside the lake, with no hidden part (``current.parquet -> .versions/v3.parquet`` is
+    the only name of that file, so it is kept), named with a table suffix (a Hugging Face cache's
+    ``train.parquet -> ../blobs/<sha>``: the blob is no table, the link is its only table name)."""
+    if not target.startswith(lake_inside) or file_format(os.path.basename(target)) is None:
         return False
     parts = target[len(lake_inside):].split(os.sep)
     return not any(p.startswith(".") for p in parts) and not any(
         p.startswith("_") and p != "_delta_log" for p in parts)
+
+
+def _alias(path: str, lake_inside: str, real_dirs: dict[str, str]) -> bool:
+    """True when the symlinked file ``path`` is another name for a file the walk reads as a table itself:
+    one of its hops (``latest.parquet -> v3.parquet -> /store/v3.parquet``: ``v3.parquet``) is such a file
+    (:func:`_lists_itself`). Its rows are then not read twice; a loop is no file (not listed either way).
+    ``real_dirs``: the walk's cache of folders' real paths (10,000 links into one blob folder: one
+    ``realpath`` of it, not one per link: the listing is on every connection's path)."""
+    cur = path
+    for _ in range(40):  # the kernel's own limit on a chain of symlinks
+        try:
+            nxt = os.path.join(os.path.dirname(cur), os.readlink(cur))
+        except OSError:  # the end of the chain (a file) or unreadable
+            return False
+        folder = os.path.dirname(nxt)
+        real = real_dirs.get(folder)
+        if real is None:
+            real = real_dirs[folder] = os.path.realpath(folder)
+        cur = os.path.join(real, os.path.basename(nxt))
+        if _lists_itself(cur, lake_inside):
+            return True
+    return False
 
 
 def _stem(name: str) -> str:
@@ -413,6 +441,7 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
     lake_real = os.path.realpath(root)
     lake_inside = lake_real.rstrip(os.sep) + os.sep
     walked: set[str] = set()  # real paths of the folders walked so far
+    real_dirs: dict[str, str] = {}  # folder -> its real path, for symlinked files (_alias)
 
     def walk(folder: str, real: str, hops: tuple[str, ...], inside_log: bool) -> None:
         # real: folder's real path; hops: the real paths of the folders above whose symlinks were
@@ -443,7 +472,7 @@ def local_listing(root: Path, sub: str = "") -> list[FileStamp]:
                     continue
                 if name.startswith(".") or (name.startswith("_") and not inside_log):
                     continue
-                if e.is_symlink() and _lists_itself(os.path.realpath(e.path), lake_inside):
+                if e.is_symlink() and _alias(e.path, lake_inside, real_dirs):
                     continue  # another name for a file the walk lists as itself: its rows are not read twice
                 st = e.stat(follow_symlinks=True)
             except OSError:

@@ -77,11 +77,14 @@ def value_class(duck_type: str) -> str | None:
     return None
 
 
-def params() -> str:
-    """What a stored profile depends on besides the table's files (a change re-profiles)."""
-    return json.dumps(
-        {"format": FORMAT, "top": TOP_VALUES, "sketch": SKETCH_K, "cap": HASH_CAP}, sort_keys=True
-    )
+def params(table: Table | None = None) -> str:
+    """What a stored profile depends on besides the table's files (a change re-profiles): for a CSV
+    table read with ``header = true`` (:mod:`lakeql.csvheader`), that too, so that a profile made when
+    its header line was a row is made again (the other tables' params are unchanged)."""
+    prm: dict[str, Any] = {"format": FORMAT, "top": TOP_VALUES, "sketch": SKETCH_K, "cap": HASH_CAP}
+    if table is not None and table.csv_header:
+        prm["csv_header"] = True
+    return json.dumps(prm, sort_keys=True)
 
 
 def columns_schema():
@@ -587,7 +590,7 @@ def path(store, table_key: str) -> Path:
 
 def fresh_keys(store, lake, keys: list[str]) -> set[str]:
     """The tables of ``keys`` with a stored profile matching their files and format (one manifest read)."""
-    prm = params()
+    prm = params()  # a table read with header = true has its own (params(table))
     by_key = {e.table_name: e for e in store.entries(KIND)}
     root = str(store.root)
     return {
@@ -595,7 +598,7 @@ def fresh_keys(store, lake, keys: list[str]) -> set[str]:
         for k in keys
         if (e := by_key.get(k)) is not None
         and e.fingerprint == lake.tables[k].fingerprint
-        and e.params == prm
+        and e.params == (params(lake.tables[k]) if lake.tables[k].csv_header else prm)
         and os.path.exists(os.path.join(root, e.path, "columns.parquet"))
     }
 
@@ -603,7 +606,7 @@ def fresh_keys(store, lake, keys: list[str]) -> set[str]:
 def fresh_entry(store, table: Table):
     """The manifest entry of a stored profile of ``table`` that matches its files and format, or None."""
     e = store.find(KIND, table.key)
-    if e is None or e.fingerprint != table.fingerprint or e.params != params():
+    if e is None or e.fingerprint != table.fingerprint or e.params != params(table):
         return None
     return e if (store.root / e.path / "columns.parquet").exists() else None
 
@@ -650,7 +653,6 @@ def ensure(
     local = threading.local()
     cons: list[Any] = []
     lock = threading.Lock()
-    prm = params()
 
     def connection(kind: str):
         con = getattr(local, kind, None)
@@ -702,7 +704,7 @@ def ensure(
             dir_bytes(target),
             t.source_bytes,
             t.fingerprint,
-            params=prm,
+            params=params(t),
         )
 
     pending: list[IndexEntry] = []

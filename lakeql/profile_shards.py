@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakeql.lake import FileStamp, Table, quote_ident, quote_literal, scan_sql
+from lakeql.lake import FileStamp, Table, quote_ident, quote_literal
 from lakeql.shards import shard_id
 
 SHARDS = "shards.parquet"
@@ -77,7 +77,7 @@ def profile_files(
     whole = table.format != "parquet" and len(files) < len(table.files)
     sub = table if whole else table.with_files(files)
     wanted = {shard_id(f) for f in files}
-    scan = scan_sql(sub.format, sub.paths, sub.hive)
+    scan = sub.scan_sql()
     if any(n.lower() == "file_index" for n, _ in columns):  # a real column shadows the virtual one
         fcol = _file_col(columns)
         scan = scan[:-1] + f", filename = {quote_literal(fcol)})"
@@ -466,7 +466,7 @@ def plan(
     prev = None
     if reuse:
         e = store.find(profile.KIND, table.key)
-        if e is not None and e.params == profile.params():
+        if e is not None and e.params == profile.params(table):
             fast = _appendable(store.root / e.path, table, columns) if columns else None
             if fast is not None:
                 return fast, list(table.files[len(fast.state.ids) :])

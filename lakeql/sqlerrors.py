@@ -102,8 +102,19 @@ def scalar_in_from_hint(msg: str, con: Any) -> str:
     )
 
 
-PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# a name DuckDB's lexer reads unquoted: ASCII letters, '_', digits and '$' after the first character, and any
+# non-ASCII character but whitespace ('geo.größe', '名前' need no quotes); keywords are not told apart
+PLAIN_NAME = re.compile(r"(?:[A-Za-z_]|[^\x00-\x7f\s])(?:[A-Za-z0-9_$]|[^\x00-\x7f\s])*\Z")
 _LINE = re.compile(r"LINE \d+: ")
+# string literals and comments, blanked before looking for table names (a name in them is no table's)
+# An unclosed one runs to the end (as DuckDB reads it): one pass over hostile SQL ('/*a' * 80,000 took
+# minutes as '/\*.*?\*/', which rescans to the end from every '/*')
+_NOT_NAMES = re.compile(r"'(?:[^']|'')*(?:'|\Z)|--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z)")
+
+
+_WORDS = re.compile(r"\w+")
+# characters unquoted_table may scan (str.find over the SQL per candidate table): ~0.1 s
+_SCAN_BUDGET = 50_000_000
 
 
 def unquoted_table(sql: str, names: list[tuple[str, str]]) -> tuple[str, str] | None:
@@ -112,12 +123,19 @@ def unquoted_table(sql: str, names: list[tuple[str, str]]) -> tuple[str, str] | 
     needs quoting (``iso_3166-1``). Tables whose names are plain identifiers are skipped."""
     from lakeql.lake import quote_ident
 
-    low = sql.lower()
+    low = _NOT_NAMES.sub(lambda m: " " * len(m.group()), sql).lower()
+    words = set(_WORDS.findall(low))
+    budget = _SCAN_BUDGET
     for dom, name in names:
         if PLAIN_NAME.match(dom) and PLAIN_NAME.match(name):
             continue
         for written in [f"{dom}.{name}"] + ([name] if not PLAIN_NAME.match(name) else []):
             w = written.lower()
+            if not all(x in words for x in _WORDS.findall(w)):
+                continue  # a word of the name is not a word of the SQL: not named there (a set lookup)
+            budget -= len(low)
+            if budget < 0:  # a hint is not worth seconds (hostile SQL naming many tables' words)
+                return None
             i = low.find(w)
             while i >= 0:
                 before = low[i - 1] if i else " "
@@ -138,7 +156,10 @@ def quote_hint(msg: str, con: Any) -> str:
     if not lines:
         return ""
     try:
-        rows = con.execute("SELECT domain, name FROM lakeql_tables() WHERE domain IS NOT NULL").fetchall()
+        # a cursor of its own: the caller's connection (the MCP server's, shared by concurrent calls) keeps
+        # its pending result
+        cur = con.cursor() if hasattr(con, "cursor") else con
+        rows = cur.execute("SELECT domain, name FROM lakeql_tables() WHERE domain IS NOT NULL").fetchall()
     except Exception:  # noqa: BLE001 - a hint must never hide the error itself
         return ""
     hit = unquoted_table("\n".join(lines), rows)

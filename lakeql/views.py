@@ -60,7 +60,7 @@ SMALL_ALIAS = "lakeql_small_views"  # the name small.duckdb is attached under wh
 #: copy the small domains' views from small.duckdb when they are at least this many: its check costs ~30 ms
 #: (listing the functions, to find macros), creating a view ~0.5 ms
 SMALL_COPY_MIN = 64
-Scan = tuple  # (format, paths, hive): what a small domain's view reads, as data
+Scan = tuple  # (format, paths, hive, header): what a small domain's view reads, as data
 SMALL_DOMAIN = 3  # domains of at most this many tables get their views at connect time
 RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", "lakeql_rows_live", "lakeql_row_files"}
 
@@ -122,7 +122,8 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             files.append((spec["file"], spec["sql"], statements))
             owner[spec["file"]] = domain
         else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
-            spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive)}
+            spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive),
+                                      **({"header": True} if t.csv_header else {})}
                              for t in tables if t.files}
             if domain.lower() in in_small or domain.lower() in ("information_schema", "pg_catalog"):
                 domains[domain] = spec  # names DuckDB folds together, or its own: made from data
@@ -500,23 +501,26 @@ def _made_by_register(con, domain: str, scans: dict[str, Scan]) -> bool:
     return set(got) == set(scans) and all(got[n] in _rendered(domain, n, *v) for n, v in scans.items())
 
 
-def _rendered(domain: str, name: str, fmt: str, paths: list[str], hive: bool) -> set[str]:
-    """How DuckDB renders ``CREATE VIEW domain.name AS SELECT * FROM <scan_sql(fmt, paths, hive)>``: a name
-    bare or quoted, the list of paths as ``list_value(...)``, the options parenthesized (checked by the
+def _rendered(domain: str, name: str, fmt: str, paths: list[str], hive: bool,
+              header: bool = False) -> set[str]:
+    """How DuckDB renders ``CREATE VIEW domain.name AS SELECT * FROM <scan_sql(fmt, paths, hive, header)>``: a
+    name bare or quoted, the list of paths as ``list_value(...)``, the options parenthesized (checked by the
     tests against DuckDB's own rendering)."""
     listing = ", ".join(quote_path(p) for p in paths)
+    hdr = ', ("header" = true)' if header else ""
     query = (f"SELECT * FROM read_{fmt}(list_value({listing}), (union_by_name = true), "
-             f"(hive_partitioning = {'true' if hive else 'false'}))")
+             f"(hive_partitioning = {'true' if hive else 'false'}){hdr})")
     return {f"CREATE VIEW {a}.{b} AS {query};"
             for a in {domain, quote_ident(domain)} for b in {name, quote_ident(name)}}
 
 
 def _small_scans(views: Any, tables: list[Table], index_root: Path | None = None) -> dict[str, Scan] | None:
-    """``{view name: (format, paths, hive)}`` of a small domain's manifest entry (None when it is malformed:
-    the caller then makes live views). The manifest is a file, so its values are data checked here against the
-    domain's ``tables`` as discovered now: a view per table of the domain, of the table's format and
-    hive flag, reading some of the table's own files (the readable ones, as catalogued); the SQL is made
-    by :func:`lakeql.lake.scan_sql`, which quotes every path."""
+    """``{view name: (format, paths, hive, header)}`` of a small domain's manifest entry (None when it is
+    malformed: the caller then makes live views). The manifest is a file, so its values are data checked
+    here against the domain's ``tables`` as discovered now: a view per table of the domain, of the
+    table's format and hive flag, reading some of the table's own files (the readable ones, as
+    catalogued); the SQL is made by :func:`lakeql.lake.scan_sql`, which quotes every path. ``header``
+    (CSV only, a bool) is taken as the build recorded it: the catalog decided it (:mod:`lakeql.csvheader`)."""
     if not isinstance(views, dict):
         return None
     by_name = {t.name: t for t in tables}
@@ -527,11 +531,13 @@ def _small_scans(views: Any, tables: list[Table], index_root: Path | None = None
                 and v.get("format") in ("parquet", "csv", "json") and v["format"] == t.format
                 and isinstance(v.get("paths"), list) and v["paths"]
                 and all(isinstance(p, str) for p in v["paths"])
-                and isinstance(v.get("hive"), bool) and v["hive"] == bool(t.hive)):
+                and isinstance(v.get("hive"), bool) and v["hive"] == bool(t.hive)
+                and isinstance(v.get("header", False), bool)
+                and (v["format"] == "csv" or not v.get("header"))):
             return None
         if not set(v["paths"]) <= set(t.paths) and not _own_copies(v["paths"], t, index_root):
             return None
-        out[name] = (v["format"], list(v["paths"]), v["hive"])
+        out[name] = (v["format"], list(v["paths"]), v["hive"], v.get("header", False))
     return out
 
 
@@ -546,7 +552,8 @@ def _own_copies(paths: list[str], table: Table, index_root: Path | None) -> bool
         return False
     own = set(table.paths)
     folder = index_root / csvenc.DIR
-    copies = {str(folder / csvenc.copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label))
+    copies = {str(folder / csvenc.copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label,
+                                               f.etag))
               for f in table.files for label in csvenc.LABELS}
     return all(p in own or (p in copies and Path(p).is_file()) for p in paths)
 

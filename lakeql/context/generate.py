@@ -18,6 +18,7 @@ import os
 import re
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,11 @@ def safe_name(name: str, taken: set[str]) -> str:
     return cand
 
 
-def read_join_hints(store, lake: Lake, per_column: int = 3) -> dict[tuple[str, str], list[str]]:
-    """``(table, column) -> ['-> domain.table.column', ...]`` from the join graph, if one was built."""
+def read_join_hints(store, lake: Lake, per_column: int = 3,
+                    tables: set[str] | None = None) -> dict[tuple[str, str], list[str]]:
+    """``(table, column) -> ['-> domain.table.column', ...]`` from the join graph, if one was built.
+    ``tables``: only the hints of these tables (the same lists: a table's hints are made from its own rows
+    of the graph and which tables the lake holds)."""
     if store is None:
         return {}
     entry = store.find("join_graph")
@@ -109,21 +113,35 @@ def read_join_hints(store, lake: Lake, per_column: int = 3) -> dict[tuple[str, s
         return {}
     path = store.root / entry.path
     try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         tab = parquet_io.read_table(path)
-        rows = tab.select([c for c in ("table_name", "column_name", "candidate_table", "candidate_column",
-                                       "score", "candidate_uniqueness") if c in tab.column_names]).to_pylist()
+        keys = pa.array(list(lake.tables), pa.string())
+        # the rows a hint can come from, chosen in Arrow (137,000 edges at 10,000 tables were ~0.4 CPU s
+        # as Python dicts); NULL score counts as 0.0, a missing uniqueness column as 1.0, and NaN passes
+        # both thresholds (it fails the Python comparisons that skipped weak rows)
+        score = pc.fill_null(tab["score"], 0.0)
+        src = keys if tables is None else pa.array(sorted(t for t in tables if t in lake.tables), pa.string())
+        mask = pc.and_(pc.is_in(tab["table_name"], value_set=src),
+                       pc.is_in(tab["candidate_table"], value_set=keys))
+        mask = pc.and_(mask, pc.invert(pc.less(score, MIN_HINT_SCORE)))
+        if "candidate_uniqueness" in tab.column_names:
+            uniq = tab["candidate_uniqueness"]
+            if uniq.null_count:
+                raise ValueError("candidate_uniqueness has NULLs")  # compared with a float: always refused
+            mask = pc.and_(mask, pc.invert(pc.less(uniq, MIN_HINT_UNIQUE)))
+        sub = tab.filter(pc.fill_null(mask, False))
+        cols = [sub[c].to_pylist() for c in ("table_name", "column_name", "candidate_table",
+                                              "candidate_column")]
+        scores = pc.fill_null(sub["score"], 0.0).to_pylist()
     except Exception as exc:  # noqa: BLE001 - a broken join index must not stop the schema files
         warnings.warn(f"join graph {str(path)!r} is unreadable ({exc}): writing schema files without "
                       "join hints; run 'lakeql index --refresh LAKE'", JoinGraphWarning, stacklevel=2)
         return {}
     hints: dict[tuple[str, str], list[tuple[float, str]]] = {}
-    for r in rows:
-        if r["table_name"] not in lake.tables or r["candidate_table"] not in lake.tables:
-            continue
-        if (r.get("score") or 0.0) < MIN_HINT_SCORE or r.get("candidate_uniqueness", 1.0) < MIN_HINT_UNIQUE:
-            continue  # weak or many-to-many candidates are noise in a schema file
-        hints.setdefault((r["table_name"], r["column_name"]), []).append(
-            (-(r["score"] or 0.0), f"-> {r['candidate_table']}.{r['candidate_column']}"))
+    for t, c, ct, cc, s in zip(*cols, scores, strict=True):
+        hints.setdefault((t, c), []).append((-s, f"-> {ct}.{cc}"))
     return {k: [s for _, s in sorted(set(v))[:per_column]] for k, v in hints.items()}
 
 
@@ -277,8 +295,10 @@ def _write_state(out: Path, state: dict[str, Any]) -> None:
 
 
 def assign_domains(lake: Lake, catalog: Catalog, keys: list[str], previous: dict[str, str],
-                   cap: int, hints: dict[tuple[str, str], list[str]]) -> dict[str, str]:
-    """Schema-file domain of each table: its lake folder, or automatic clusters (flat or huge domains)."""
+                   cap: int, hints) -> dict[str, str]:
+    """Schema-file domain of each table: its lake folder, or automatic clusters (flat or huge domains).
+    ``hints``: the join hints (:func:`read_join_hints`), or a function giving those of a set of tables
+    (asked only for a domain over ``cap`` tables that must be partitioned again)."""
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(lake.tables[k].domain, []).append(k)
@@ -288,14 +308,20 @@ def assign_domains(lake: Lake, catalog: Catalog, keys: list[str], previous: dict
             for k in members:
                 out[k] = dom
             continue
-        docs = [(lake.tables[k].name, [c.column_name for c in catalog.columns(k)]) for k in members]
-        pos = {k: i for i, k in enumerate(members)}
-        edges = [(pos[a], pos[h.split(" ", 1)[1].rsplit(".", 1)[0]])
-                 for (a, _), hs in hints.items() if a in pos for h in hs
-                 if h.split(" ", 1)[1].rsplit(".", 1)[0] in pos]
         prefix = "" if dom == ROOT_DOMAIN else f"{dom}__"
         prev = [previous.get(k)[len(prefix):] if previous.get(k, "").startswith(prefix) and previous.get(k)
                 else None for k in members]
+        if all(prev) and max(Counter(prev).values()) <= cap:
+            for k, nm in zip(members, prev, strict=True):  # what partition.assign returns: kept as they were
+                out[k] = prefix + str(nm)
+            continue
+        docs = [(lake.tables[k].name, [c.column_name for c in catalog.columns(k)]) for k in members]
+        pos = {k: i for i, k in enumerate(members)}
+        if callable(hints):
+            hints = hints(set(members))
+        edges = [(pos[a], pos[h.split(" ", 1)[1].rsplit(".", 1)[0]])
+                 for (a, _), hs in hints.items() if a in pos for h in hs
+                 if h.split(" ", 1)[1].rsplit(".", 1)[0] in pos]
         names = partition.assign(docs, prev, cap, edges)
         for k, nm in zip(members, names, strict=True):
             out[k] = prefix + nm
@@ -381,7 +407,6 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     old_tables: dict[str, Any] = state.get("tables", {})
     old_files: dict[str, str] = state.get("files", {})
     old_domains: dict[str, Any] = state.get("domains", {})
-    hints = read_join_hints(store, lake)
     keys = sorted(k for k in lake.tables if k in catalog.table_rows)
     code: str | None = code_key()
 
@@ -392,7 +417,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     todo = []
     for k in keys:
         prev = old_tables.get(k)
-        if reuse_profiles and prev and prev.get("fingerprint") == lake.tables[k].fingerprint:
+        if reuse_profiles and prev and prev.get("fingerprint") == state_fingerprint(lake.tables[k]):
             reusable.add(k)
         else:
             todo.append(k)
@@ -421,15 +446,36 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
 
     t1 = _lap(res, "profiles", t0)
 
-    domains = assign_domains(lake, catalog, keys, {k: v.get("domain") for k, v in old_tables.items()},
-                             cap, hints)
+    # join hints: a refresh on the same join graph (and code) reads the hints of the tables a change can
+    # reach only (added or removed tables and the tables whose graph rows point at them, tables with
+    # composite hints or indexes now or before); every other table keeps the digest of its hints recorded
+    # in the state, and its hints are read only when its domain is rendered again
+    basis = _hints_basis(store, code)
+    readable = len(keys) == len(lake.tables)  # an unreadable table is in the lake (hints point at it)
+    partial = (reuse_profiles and basis is not None and readable and state.get("hints_basis") == basis
+               and state.get("all_readable") is True and all("hints" in v for v in old_tables.values()))
+    hints = {} if partial else read_join_hints(store, lake)
+    domains = assign_domains(lake, catalog, keys, {k: v.get("domain") for k, v in old_tables.items()}, cap,
+                             (lambda ts: read_join_hints(store, lake, tables=ts)) if partial else hints)
     t1 = _lap(res, "domains", t1)
     from lakeql.context.hints import composite_hints
 
     composite, checked = composite_hints(store, lake, catalog, state.get("composite"))
+    caps = read_capabilities(store, lake)
+    comp_tables, caps_tables = sorted({t for t, _ in composite}), sorted({t for t, _ in caps})
+    loaded: set[str] | None = None  # tables whose hints are in ``hints`` (None: every table)
+    if partial:
+        moved = set(keys) ^ set(old_tables)
+        reach = _pointing_at(store, moved) if moved else set()
+        if reach is None:  # the graph cannot be read: every table's hints (read_join_hints warns)
+            hints = read_join_hints(store, lake)
+        else:
+            loaded = (moved | reach | set(comp_tables) | set(caps_tables)
+                      | set(state.get("composite_tables", []))
+                      | set(state.get("caps_tables", []))) & set(keys)
+            hints = read_join_hints(store, lake, tables=loaded)
     all_hints = {k: v + [h for h in composite.get(k, []) if h not in v] for k, v in hints.items()}
     all_hints.update({k: v for k, v in composite.items() if k not in all_hints})
-    caps = read_capabilities(store, lake)
     t1 = _lap(res, "join hints", t1)
     ext = formats.FORMATS[fmt]
     folder_of: dict[str, str] = {}
@@ -447,7 +493,9 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     # and lakeql's code) are those recorded with its files is not rendered again: its files, listing rows
     # and INDEX.md line are kept (a refresh that changed one table renders one domain)
     hints_of, caps_of = by_table(all_hints), by_table(caps)
-    dkeys = {dom: domain_key(lake, fmt, code, dom, folder_of[dom], members, hints_of, caps_of)
+    digests = {k: old_tables[k]["hints"] if loaded is not None and k not in loaded
+               else hint_digest(hints_of.get(k, []), caps_of.get(k, [])) for k in keys}
+    dkeys = {dom: domain_key(lake, fmt, code, dom, folder_of[dom], members, digests)
              for dom, members in by_domain.items()}
     kept = {dom for dom, members in by_domain.items()
             if reuse_profiles and code is not None and old_domains.get(dom, {}).get("key") == dkeys[dom]
@@ -459,6 +507,10 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
                             | {f"{folder_of[dom]}/{DOMAIN_FILE}" for dom in kept}) if kept else {}
     kept = {dom for dom in kept if all(rel in old_rows for _, rel in by_domain[dom])
             and f"{folder_of[dom]}/{DOMAIN_FILE}" in old_rows}
+    if loaded is not None:  # the hints of tables rendered again that were not read above
+        need = {k for dom, members in by_domain.items() if dom not in kept for k, _ in members} - loaded
+        if need:
+            all_hints.update(read_join_hints(store, lake, tables=need))  # none has composite hints
     new_files: dict[str, str] = {}
     new_tables: dict[str, Any] = {}
     new_domains: dict[str, Any] = {}
@@ -481,7 +533,7 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
                             "bytes": len(text.encode("utf-8", "surrogatepass")), "sha": sha,
                             "search_text": search_text(tp, dom, t.domain, t.name),
                             "embed_text": embed_text(tp, t.domain, t.name)})
-        new_tables[k] = {"fingerprint": t.fingerprint, "domain": dom, "path": rel}
+        new_tables[k] = {"fingerprint": state_fingerprint(t), "domain": dom, "path": rel, "hints": digests[k]}
     lines: dict[str, str] = {}
     for dom, members in sorted(by_domain.items()):
         rel = f"{folder_of[dom]}/{DOMAIN_FILE}"
@@ -543,7 +595,9 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     _write_shards(out, {b: {k: profile_dict(k) for k in by_shard.get(b, [])} for b in dirty})
     _write_state(out, {"version": STATE_VERSION, "format": fmt, "tables": new_tables, "files": new_files,
                        "composite": checked, "functions": [list(f) for f in funcs], "functions_key": code,
-                       "domains": new_domains if code is not None else {}})
+                       "domains": new_domains if code is not None else {},
+                       "hints_basis": basis if code is not None else None, "all_readable": readable,
+                       "composite_tables": comp_tables, "caps_tables": caps_tables})
     _lap(res, "files", t1)
     res.tables, res.domains = len(keys), len(by_domain)
     res.files = sorted(new_files)
@@ -561,18 +615,59 @@ def domain_line(lake: Lake, dom: str, members: list[tuple[str, str]], folder_of:
             f"{counted(len(members), 'table')}): {names}{about}")
 
 
+def state_fingerprint(t) -> str:
+    """What a table's kept profile and files are made from besides its name: its files' fingerprint, and
+    for a CSV table read with ``header = true`` (:mod:`lakeql.csvheader`) that (other tables: the
+    fingerprint alone, as before), so a profile made when its header line was a row is made again."""
+    return t.fingerprint + ("+csv_header" if getattr(t, "csv_header", False) else "")
+
+
 def domain_key(lake: Lake, fmt: str, code: str | None, dom: str, folder: str,
-               members: list[tuple[str, str]], hints: dict[str, list], caps: dict[str, list]) -> str:
+               members: list[tuple[str, str]], digests: dict[str, str]) -> str:
     """A hash of everything a domain's files, listing rows and ``INDEX.md`` line are made from: the format,
     lakeql's code (:func:`code_key`), the domain and folder names, and per table (in order) its key, file
-    name, fingerprint (its profile is kept under it), name, lake domain, source, join hints and indexes
-    (``hints``/``caps``: per table, ``[(column, values), ...]``)."""
+    name, fingerprint (its profile is kept under it), name, lake domain, source, and the digest of its join
+    hints and indexes (:func:`hint_digest`)."""
     h = hashlib.sha1(json.dumps([STATE_VERSION, fmt, code, dom, folder]).encode("utf-8", "surrogatepass"))
     for k, rel in members:
         t = lake.tables[k]
-        h.update(json.dumps([k, rel, t.fingerprint, t.name, t.domain, str(t.source), hints.get(k, []),
-                             caps.get(k, [])], ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        h.update(json.dumps([k, rel, state_fingerprint(t), t.name, t.domain, str(t.source), digests[k]],
+                            ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
+
+
+def hint_digest(hints: list, caps: list) -> str:
+    """64 bits of the SHA-1 of a table's join hints and indexes (per table, ``[(column, values), ...]``):
+    kept per table in the state, so a refresh compares a table's hints without reading them."""
+    return hashlib.sha1(json.dumps([hints, caps], ensure_ascii=False).encode("utf-8", "surrogatepass")
+                        ).hexdigest()[:16]
+
+
+def _hints_basis(store, code: str | None) -> str | None:
+    """What every table's join hints are made from besides the lake's tables: the join graph's file (its
+    recorded checksums) and lakeql's code; None when the graph cannot be vouched for (no checksums)."""
+    entry = store.find("join_graph") if store is not None else None
+    if entry is not None and not entry.checksums:
+        return None
+    graph = [entry.path, entry.checksums] if entry is not None else None
+    return hashlib.sha1(json.dumps([graph, code]).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _pointing_at(store, tables: set[str]) -> set[str] | None:
+    """The tables with a join-graph row whose candidate is one of ``tables`` (their hints depend on
+    whether those are in the lake); None when the graph cannot be read."""
+    entry = store.find("join_graph") if store is not None else None
+    if entry is None:
+        return set()
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        tab = parquet_io.read_table(store.root / entry.path, columns=["table_name", "candidate_table"])
+        hit = pc.is_in(tab["candidate_table"], value_set=pa.array(sorted(tables), pa.string()))
+        return set(pc.unique(tab["table_name"].filter(pc.fill_null(hit, False))).to_pylist())
+    except Exception:  # noqa: BLE001 - read_join_hints warns about an unreadable graph
+        return None
 
 
 def by_table(values: dict[tuple[str, str], list[str]]) -> dict[str, list]:

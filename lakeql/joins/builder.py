@@ -48,6 +48,12 @@ def build(ctx) -> None:
     from lakeql.joins import incremental  # --refresh: the previous graph, and the changed tables' old hashes
 
     snap = incremental.snapshot(store, lake) if ctx.refresh else None
+    # CSV tables read with header = true (lakeql.csvheader): a change of that set renamed their columns
+    # without changing their files, so the value index and graph are made whole again
+    headers = sorted(k for k in keys if lake.tables[k].csv_header)
+    headers_changed = _stored_headers(store) != headers
+    if headers_changed:
+        snap = None
     # a full build re-profiles every table; --refresh reuses the fresh profiles
     _, failed = profile.ensure(store, lake, cat, keys, desc="joins: profiling tables", force=not ctx.refresh,
                                engine=ctx.engine)  # lakeql.engine (issue 10)
@@ -59,7 +65,8 @@ def build(ctx) -> None:
     fingerprints = {k: lake.tables[k].fingerprint for k in good}
     failed_doc = {k: {"fingerprint": lake.tables[k].fingerprint, "error": e} for k, e in failed.items()}
     params = json.dumps({"format": FORMAT, "profile": profile.params()}, sort_keys=True)
-    digest = hashlib.sha1((params + json.dumps(fingerprints, sort_keys=True)).encode()).hexdigest()
+    digest = hashlib.sha1((params + json.dumps(fingerprints, sort_keys=True)
+                           + (json.dumps(headers) if headers else "")).encode()).hexdigest()
 
     lake_dir = store.path("joins", "lake")
     old = store.find("join_index")
@@ -71,7 +78,7 @@ def build(ctx) -> None:
         t1, c1 = time.perf_counter(), time.process_time()
         built = {e.table_name: str(e.built_at) for e in store.entries(profile.KIND)}
         reuse = lakeindex.reusable(lake_dir, good, fingerprints, built) \
-            if ctx.refresh and old is not None and not opts.joins_semantic else {}
+            if ctx.refresh and old is not None and not opts.joins_semantic and not headers_changed else {}
         with store.atomic_dir(lake_dir) as tmp:
             rows, bad, _ = lakeindex.merge([(k, profile.path(store, k)) for k in good], tmp,
                                            with_text=bool(opts.joins_semantic), reuse=reuse)
@@ -82,7 +89,8 @@ def build(ctx) -> None:
             paths = {k: profile.path(store, k).relative_to(store.root).as_posix() for k in fingerprints}
             (tmp / "tables.json").write_text(json.dumps({
                 "tables": fingerprints, "profiles": paths, "failed": failed_doc,
-                "built": {k: built[k] for k in fingerprints if k in built}}, sort_keys=True))
+                "built": {k: built[k] for k in fingerprints if k in built},
+                **({"csv_header": headers} if headers else {})}, sort_keys=True))
         n_values = sum(r["n_hashes"] for r in rows)
         size = dir_bytes(lake_dir)
         store.record(IndexEntry("join_index", "", "", "joins/lake", size,
@@ -178,3 +186,13 @@ def _drop_legacy(store: Any) -> None:
     """Remove the per-table ``join_values`` indexes of format 1 (their facts now live in the profiles)."""
     for e in store.entries("join_values"):
         store.drop("join_values", e.table_name, e.column_name)
+
+
+def _stored_headers(store) -> list[str]:
+    """The CSV tables read with ``header = true`` when the stored value index was built ([] when none, or
+    no readable index)."""
+    try:
+        state = json.loads(store.path("joins", "lake", "tables.json").read_text())
+        return list(state.get("csv_header", []))
+    except Exception:  # noqa: BLE001 - no previous index: nothing to compare
+        return []

@@ -240,11 +240,9 @@ def register(con, ctx) -> None:
             kinds = ("join_index",)
         else:
             return path
-        entries = [e for kind in kinds for e in ctx.store.entries(kind)]
-        if not entries:
+        # CorruptIndexError naming 'lakeql index --refresh LAKE'; once per manifest read (not per query)
+        if not [e for kind in kinds for e in ctx.store.verify_kind_once(kind)]:
             raise NotIndexedError("no join index: build it with 'lakeql index LAKE' (without --no-joins)")
-        for e in entries:
-            ctx.store.verify_once(e)  # CorruptIndexError naming 'lakeql index --refresh LAKE'
         return path
 
     scalar_udf(con, "lakeql_join_files", join_files, ["VARCHAR"], "VARCHAR", side_effects=False,

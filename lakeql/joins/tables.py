@@ -60,7 +60,7 @@ def find_tables_rows(ix, query: str, k: int, semantic: bool = True, encode=None)
     """The ``k`` best tables for ``query``; ``semantic=False`` is BM25 alone (the benchmark baseline)."""
     import numpy as np
 
-    terms = tx.words(query)
+    terms = tx.words(query, version=getattr(ix, "words_version", None))  # stemmed as the index was
     total, per = bm25_scores(ix, terms)
     n = len(ix.tables)
     bm_order = np.argsort(-total, kind="stable")[:POOL]

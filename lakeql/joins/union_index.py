@@ -283,6 +283,7 @@ def build_discovery(ctx) -> None:
 
             info["union_edges"] = write_union_graph(tmp)
     info["digest"] = digest
+    info["words"] = tx.WORDS_VERSION  # queries are stemmed as this index was (union_store.words_version)
     store.record(IndexEntry(KIND, "", "", KIND, dir_bytes(out),
                             sum(t.source_bytes for t in ctx.lake.tables.values()), "",
                             params=json.dumps(info, sort_keys=True)))

@@ -60,6 +60,7 @@ class DiscoveryIndex:
         self.col_table = np.repeat(np.arange(len(self.tables)), self.col_end - self.col_start)
         self.deepjoin = packed.load(root / "deepjoin.zst") if (root / "deepjoin.zst").exists() else None
         self._bm25: dict[str, Any] = {}
+        self.words_version: int | None = None  # set by load() from the manifest (None: the current)
         self._vocab: dict[str, int] | None = None
         self._tablevec: Any = None
         self._colvec_t = None
@@ -134,6 +135,7 @@ def load(ctx) -> DiscoveryIndex:
         raise StaleIndexError(f"the discovery index is of format {entry.params_dict.get('format')} (this "
                               f"lakeql reads {FORMAT}): rebuild with lakeql index LAKE")
     ix = ctx.load_index("discovery", None, "", lambda path, _e: DiscoveryIndex(path))
+    ix.words_version = words_version(entry.params_dict)
     lake = ctx.require_lake()
     if ctx.cache.get("discovery_checked") != entry.built_at:
         from lakeql.joins.sqlapi import built_from_files_of
@@ -146,6 +148,16 @@ def load(ctx) -> DiscoveryIndex:
                                   f"{more}: run 'lakeql index --refresh LAKE'")
         ctx.cache["discovery_checked"] = entry.built_at
     return ix
+
+
+def words_version(params: dict[str, Any]) -> int:
+    """The :data:`lakeql.joins.union_text.WORDS_VERSION` a discovery index was built with: a query's words
+    are stemmed the same way (an index of an older lakeql, used before its next refresh, holds the old
+    stems: 'countrie'). Recorded since version 4; none recorded: 3."""
+    try:
+        return int(params.get("words", 3))
+    except (TypeError, ValueError):
+        return 3
 
 
 def padded_sketches(flat, lengths):

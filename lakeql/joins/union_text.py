@@ -21,9 +21,11 @@ from collections.abc import Iterable
 _SPLIT = re.compile(r"[\W_]+|(?<=[a-z])(?=[A-Z])")
 # Han ideographs, kana and CJK compatibility ideographs: written without spaces between words
 _CJK = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+)")
-# in table digests: 4: plurals in -ies/-es folded (countries -> country);
+# in table digests and the discovery index's manifest params ("words", since 5: a query is stemmed as its
+# index was); 5: the stemmer of 4, recorded (an index of 4 did not say so: read as 3 until refreshed);
+# 4: plurals in -ies/-es folded (countries -> country);
 # 3: text NFC-normalized first; 2: Unicode letters and CJK pairs; 1: ASCII letters, digits
-WORDS_VERSION = 4
+WORDS_VERSION = 5
 _WORD = re.compile(r"[0-9a-z]+")
 DIM_BITS = 20
 MASK = (1 << DIM_BITS) - 1
@@ -31,12 +33,16 @@ STOP = frozenset("a an the of and or in on at to for by with from is are was wer
                  "its into per vs".split())
 
 
-def stem(w: str) -> str:
+def stem(w: str, version: int | None = None) -> str:
     """A light plural folding, the same for a word and its plural: ``flights`` -> ``flight``,
     ``countries``/``country`` -> ``country``, ``movies``/``movie`` -> ``movy``, ``boxes``/``box`` -> ``box``,
-    ``addresses``/``address`` -> ``address``; ``class``, ``status``, ``analysis`` stay."""
+    ``addresses``/``address`` -> ``address``; ``class``, ``status``, ``analysis`` stay. ``version``: the
+    :data:`WORDS_VERSION` of an index the word is looked up in (below 4: only a final ``s`` dropped, as such
+    an index's vocabulary was made); default the current one."""
     if len(w) <= 3:
         return w
+    if version is not None and version < 4:
+        return w[:-1] if w.endswith("s") and not w.endswith("ss") else w
     if w.endswith("s") and not w.endswith(("ss", "us", "is")):
         w = w[:-1]
     if len(w) > 3:
@@ -47,8 +53,9 @@ def stem(w: str) -> str:
     return w
 
 
-def words(text: str | None, stop: bool = True) -> list[str]:
-    """Lower-case word tokens of ``text`` (identifier-aware), plural-stemmed, stop words dropped."""
+def words(text: str | None, stop: bool = True, version: int | None = None) -> list[str]:
+    """Lower-case word tokens of ``text`` (identifier-aware), plural-stemmed, stop words dropped.
+    ``version``: stem as an index of that :data:`WORDS_VERSION` did (a query against an older index)."""
     if not text:
         return []
     text = str(text)
@@ -59,16 +66,16 @@ def words(text: str | None, stop: bool = True) -> list[str]:
         if not t:
             continue
         if not t.isascii() and _CJK.search(t):
-            out += _cjk_words(t)
+            out += _cjk_words(t, version)
             continue
-        w = stem(t.lower())
+        w = stem(t.lower(), version)
         if stop and w in STOP:
             continue
         out.append(w)
     return out
 
 
-def _cjk_words(token: str) -> list[str]:
+def _cjk_words(token: str, version: int | None = None) -> list[str]:
     """A token holding CJK runs: each run as overlapping character pairs (one character alone), the
     other parts as words."""
     out = []
@@ -78,7 +85,7 @@ def _cjk_words(token: str) -> list[str]:
         if i % 2:  # a CJK run
             out += [part] if len(part) == 1 else [part[j:j + 2] for j in range(len(part) - 1)]
         else:
-            out.append(stem(part.lower()))
+            out.append(stem(part.lower(), version))
     return out
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import threading
 import time
 import warnings
@@ -176,8 +177,9 @@ def direct_get(
         got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
         try:
             with contextlib.closing(got["Body"]) as body:
-                data = body.read()  # botocore checks the bytes against Content-Length (IncompleteReadError)
-            if len(data) != end - start and int(got.get("ContentLength", -1)) == end - start:
+                data = _read_body(body, end - start)
+            length = int(got.get("ContentLength", -1))
+            if len(data) != end - start and length == end - start or 0 <= length != len(data):
                 raise TruncatedBody(f"got {len(data)} of {end - start} bytes")
             return data
         except Exception as exc:
@@ -191,6 +193,39 @@ def direct_get(
 
 class TruncatedBody(OSError):
     """An object's body ended before its ``Content-Length`` (a dropped transfer)."""
+
+
+class BodyTimeout(TimeoutError):
+    """An object's body kept coming too slowly: each read got bytes within the read timeout, but the
+    whole took longer than :func:`body_seconds` allows (a stalled or trickling transfer)."""
+
+
+MIN_BODY_RATE = 100_000  # bytes/s: the slowest transfer of a body taken for a live one
+
+
+def body_seconds(nbytes: int) -> float:
+    """Seconds a body of ``nbytes`` may take in all: ``LAKEQL_S3_TIMEOUT``, plus 1 s per 100 kB."""
+    from lakeql.sources.snapshot import request_timeout
+
+    return request_timeout() + nbytes / MIN_BODY_RATE
+
+
+def _read_body(body: Any, nbytes: int) -> bytes:
+    """The bytes of botocore's streaming ``body``, read as they arrive (urllib3's ``read1``) so that the
+    whole read is bounded by :func:`body_seconds` as well as each wait by the read timeout; the
+    response's own ``read`` where urllib3 has no ``read1``."""
+    raw = getattr(body, "_raw_stream", None)
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:
+        return body.read()  # botocore checks the bytes against Content-Length (IncompleteReadError)
+    deadline = time.monotonic() + body_seconds(nbytes)
+    parts = []
+    while chunk := read1(1 << 20):
+        parts.append(chunk)
+        if time.monotonic() > deadline:
+            got = sum(len(p) for p in parts)
+            raise BodyTimeout(f"{got} of {nbytes} bytes in {body_seconds(nbytes):.1f} s")
+    return b"".join(parts)
 
 
 def filesystem_for(url: str):
@@ -331,6 +366,21 @@ def _endpoint() -> str:
     return f"{parsed.scheme}://{host}{parsed.path.rstrip('/')}"
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s\"'<>]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` (a message from botocore or pyarrow) without secrets: the ``user:password@`` of any URL in
+    it (botocore quotes the endpoint URL it could not reach), and the values of AWS_SECRET_ACCESS_KEY and
+    AWS_SESSION_TOKEN, should a message ever hold them."""
+    text = _USERINFO.sub("", text)
+    for var in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        value = os.environ.get(var) or ""
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
 def error_kind(exc: BaseException) -> str:
     """What a botocore (or read) error means: 'gone', 'denied', 'changed', 'credentials', 'bucket',
     'unreachable', 'timeout', 'truncated', 'throttled', 'server', 'not-s3' or 'other'."""
@@ -388,6 +438,46 @@ def error_kind(exc: BaseException) -> str:
         return "not-s3"
     if code == "404":
         return "not-s3"
+    if isinstance(exc, OSError) and "AWS Error " in str(exc):  # pyarrow's S3 filesystem (no botocore)
+        return _pyarrow_kind(str(exc))
+    return "other"
+
+
+_AWS_ERROR = re.compile(r"AWS Error (\w+)(?: \(HTTP status (\d+)\))?")
+_CURL_CODE = re.compile(r"curlCode: (\d+)")
+
+
+def _pyarrow_kind(text: str) -> str:
+    """:func:`error_kind` of an ``OSError`` of pyarrow's S3 filesystem (``... AWS Error SLOW_DOWN during
+    GetObject operation: ...``; a HEAD's error has no body: ``AWS Error UNKNOWN (HTTP status 503)``)."""
+    m = _AWS_ERROR.search(text)
+    if m is None:
+        return "other"
+    name, status = m.group(1), int(m.group(2) or 0)
+    if name == "NETWORK_CONNECTION":  # curl's: 28 timed out (LAKEQL_S3_TIMEOUT), 18 a body cut short
+        curl = _CURL_CODE.search(text)
+        return {28: "timeout", 18: "truncated"}.get(int(curl.group(1)) if curl else 0, "unreachable")
+    if name in ("SLOW_DOWN", "THROTTLING", "REQUEST_LIMIT_EXCEEDED") or status in (429, 503):
+        return "throttled"
+    if name in (
+        "INVALID_ACCESS_KEY_ID",
+        "SIGNATURE_DOES_NOT_MATCH",
+        "EXPIRED_TOKEN",
+        "INVALID_CLIENT_TOKEN_ID",
+    ):
+        return "credentials"
+    if name == "ACCESS_DENIED" or status == 403:
+        return "denied"
+    if name == "NO_SUCH_BUCKET":
+        return "bucket"
+    if name in ("NO_SUCH_KEY", "RESOURCE_NOT_FOUND") or status == 404:
+        return "gone"
+    if name == "REQUEST_TIMEOUT":
+        return "timeout"
+    # a GET's error answer (any status) is 'INTERNAL_FAILURE ... Failed to flush response stream'; its HEAD
+    # (pyarrow opens a file with one) answered already, so a store error, not a missing or denied object
+    if name in ("INTERNAL_FAILURE", "SERVICE_UNAVAILABLE") or status >= 500:
+        return "server"
     return "other"
 
 
@@ -400,7 +490,7 @@ def store_error(exc: BaseException, what: str) -> Exception:
     from lakeql.sources.snapshot import request_retries, request_timeout
 
     kind = error_kind(exc)
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = redact(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
     ep = _endpoint()
     if kind == "credentials":
         return RemoteStoreError(
@@ -456,7 +546,7 @@ def open_remote(url: str) -> tuple[str, Any, list[FileStamp]]:
         listing = remote_listing(root, fs)
     except OSError as exc:
         raise LakeNotFoundError(
-            f"cannot list {url!r} ({str(exc).splitlines()[0]}): check the bucket and "
+            f"cannot list {url!r} ({redact((str(exc).splitlines() or [''])[0])}): check the bucket and "
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL"
         ) from None
     if not listing:
@@ -734,6 +824,10 @@ def worker_reads(table: Any, files: list[FileStamp] | None = None) -> Iterator[N
     buildfs.start(fs, snap)
     try:
         yield
+    except Exception:
+        if snap.failure is not None:  # DuckDB's error hides the store's: the driver must see the store's
+            raise snap.failure from None
+        raise
     finally:
         buildfs.stop(fs)
         snapshot.deactivate(snap)

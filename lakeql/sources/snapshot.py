@@ -297,10 +297,29 @@ class TailFile(io.RawIOBase):
                 raise err from None
             if got is not None:
                 return got
-            self._f = self.fs.open_input_file(self.path)
+            try:
+                self._f = self.fs.open_input_file(self.path)
+            except OSError as exc:
+                raise self._store_failed(exc) from None
             if self._f.size() != self.size_:
                 raise _changed(self.path, self.fs)
-        return self._f.read_at(end - start, start)
+        try:
+            return self._f.read_at(end - start, start)
+        except OSError as exc:
+            raise self._store_failed(exc) from None
+
+    def _store_failed(self, exc: OSError) -> Exception:
+        """A read error of pyarrow's filesystem (no botocore): the store's failure (recorded for the build,
+        which stops with it), or ``exc`` itself (this object is gone, denied, unreadable)."""
+        from lakeql.errors import LakeqlError
+        from lakeql.sources.remote import store_error
+
+        err = store_error(exc, f"cannot read s3://{self.path}")
+        if not isinstance(err, LakeqlError):
+            return exc
+        if self.on_store_failure is not None:
+            self.on_store_failure(err)
+        return err
 
     def readinto(self, b) -> int:
         data = self.read(len(b))

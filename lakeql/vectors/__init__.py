@@ -19,6 +19,8 @@ PROVIDES = ("embed",)
 
 
 def build(ctx) -> None:
+    if not ctx.options["vectors"].embed and not ctx.store.entries(PROVIDES[0]):
+        return  # nothing asked for and nothing built before: no builder, model or Arrow imports (a refresh)
     from lakeql.vectors.builder import build as _build
 
     _build(ctx)

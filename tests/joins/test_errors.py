@@ -100,7 +100,7 @@ def test_stale_then_refresh(lake, tmp_path):
     con = connect_joins(root, idx)
     assert con.execute("SELECT count(*) FROM joinable('d.visits', 'person_id')").fetchone()[0] > 0
     target = root / "d" / "people.parquet"
-    duckdb.execute(f"COPY (SELECT 1 AS person_id) TO '{target}' (FORMAT parquet)")
+    duckdb.connect().execute(f"COPY (SELECT 1 AS person_id) TO '{target}' (FORMAT parquet)").fetchall()
     st = target.stat()
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     con2 = connect_joins(root, idx)

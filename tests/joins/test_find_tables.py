@@ -221,3 +221,41 @@ def test_a_singular_word_finds_a_table_named_in_plural_ies_es(tmp_path_factory):
     assert find(con, "currency codes")[0][0] == "geo.currencies"
     assert find(con, "country")[0][0] == "geo.countries"
     assert find(con, "subdivision")[0][0] == "geo.subdivisions"
+
+
+def test_an_index_built_before_plural_folding_still_finds_plural_words(tmp_path_factory, monkeypatch):
+    """WORDS_VERSION 4 changed the stemmer ('countries' -> 'country', was 'countrie'; 'status' stays, was
+    'statu'), but find_tables stemmed the query with the new rule against an index built by an older lakeql
+    (its vocabulary holds the old stems) until the next refresh: find_tables('countries'),
+    ('status') and ('movies') found nothing right after an upgrade. The query is stemmed as the index
+    was built; an index that recorded no version was built with version 3's stemmer."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql.connection import open_lake
+    from lakeql.joins import union_store
+    from lakeql.joins import union_text as tx
+
+    def v3_stem(w, version=None):  # the stemmer of WORDS_VERSION 1-3
+        return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+
+    root = tmp_path_factory.mktemp("old_words_lake")
+    (root / "geo").mkdir()
+    pq.write_table(pa.table({"alpha_2": ["FR", "US"], "name": ["France", "United States"]}),
+                   root / "geo" / "countries.parquet")
+    geo = root / "geo"
+    pq.write_table(pa.table({"title": ["Heat", "Alien"], "year": [1995, 1979]}), geo / "movies.parquet")
+    pq.write_table(pa.table({"code": ["OK", "KO"], "label": ["fine", "bad"]}), geo / "status.parquet")
+    idx = tmp_path_factory.mktemp("old_words_idx")
+    with monkeypatch.context() as m:  # as lakeql before WORDS_VERSION 4 built it
+        m.setattr(tx, "stem", v3_stem)
+        m.setattr(tx, "WORDS_VERSION", 3)
+        lakeql.index(root, index_dir=idx, capabilities=["joins"], progress=False, joins_semantic=False)
+    con, _ = open_lake(root, index_dir=idx, capabilities=["joins"])
+    for q, want in [("countries", "geo.countries"), ("movies", "geo.movies"), ("status", "geo.status"),
+                    ("status codes", "geo.status")]:
+        got = find(con, q)
+        assert got and got[0][0] == want, (q, got)
+    assert union_store.words_version({}) == 3  # an index of lakeql < WORDS_VERSION 4 recorded none
+    assert union_store.words_version({"words": 4}) == 4
