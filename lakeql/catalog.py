@@ -294,6 +294,12 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
     except Exception:
         if table.format != "csv":
             raise
+        if fs is not None:  # a store failure under DuckDB's read: not the file's fault, never read it again
+            from lakeql.sources.snapshot import store_failure
+
+            failed = store_failure(fs)
+            if failed is not None:
+                raise failed from None
         from lakeql import csvenc
 
         dec = csvenc.decode_file(table, stamp, fs, cache or csvenc.cache_dirs(None))

@@ -45,6 +45,8 @@ USAGE_SQL = {  # what an agent runs on a column with this index kind ({t}, {c}: 
               "SELECT ngram_count({t}, {c}, 'exact phrase')"],
 }
 DOMAIN_FILE = "_DOMAIN.md"
+PREVIEW_COLUMNS = 50  # a _DOMAIN.md line lists at most this many columns of a table (Spider's widest: 48)
+PREVIEW_CHARS = 4_000  # ... within this many characters; the rest is "... and M more"
 INDEX_FILE = "INDEX.md"
 DEFAULT_CAP = 250
 PROFILE_THREADS = 2  # DuckDB cursors profiling tables in parallel
@@ -718,14 +720,34 @@ def domain_overview(domain: str, members: list[tuple[str, str]], profiles: dict[
     lines = [f"# Domain {safe.md_name(domain)}: {counted(len(members), 'table')}", "",
              "One line per table: `table (rows) -> file: description; columns: column TYPE, ...` (names "
              f"that are not plain and descriptions in backticks, escaped, cut at {safe.NAME_CHARS}/"
-             f"{safe.LINE_CHARS} characters). The file has profiles, samples, join hints, index SQL.", ""]
+             f"{safe.LINE_CHARS} characters). The file has profiles, samples, join hints, index SQL. A table "
+             f"of more than {PREVIEW_COLUMNS} columns shows its first ones and how many more: its file has "
+             "them all (read_schema takes offset/limit or a column filter).", ""]
     for k, rel in members:
         tp = profiles[k]
-        cols = ", ".join(f"{safe.md_name(c.name)} {safe.md_type(c.type)}" for c in tp.columns)
+        cols = column_preview(tp)
         desc = f"{safe.md_text(tp.description)}; columns: " if tp.description else ""
         lines.append(f"- {safe.md_name(k)} ({tp.rows} rows) -> {safe.md_name(rel.split('/', 1)[1])}: "
                      f"{desc}{cols}")
     return "\n".join(lines) + "\n"
+
+
+def column_preview(tp: TableProfile) -> str:
+    """``name TYPE, ...`` of a table's columns for its ``_DOMAIN.md`` line: all of them when there are at
+    most :data:`PREVIEW_COLUMNS` and they fit :data:`PREVIEW_CHARS`, else the first ones that fit plus
+    ``... and M more (N columns: see the table file)``, so a 10,000-column table stays one short line."""
+    parts: list[str] = []
+    used = 0
+    for c in tp.columns:
+        part = f"{safe.md_name(c.name)} {safe.md_type(c.type)}"
+        if len(parts) >= PREVIEW_COLUMNS or (parts and used + len(part) + 2 > PREVIEW_CHARS):
+            break
+        parts.append(part)
+        used += len(part) + 2
+    more = len(tp.columns) - len(parts)
+    if more:
+        parts.append(f"... and {more} more ({len(tp.columns)} columns: see the table file)")
+    return ", ".join(parts)
 
 
 def domain_description(members: list[tuple[str, str]], profiles: dict[str, TableProfile]) -> str | None:

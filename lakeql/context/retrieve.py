@@ -338,3 +338,51 @@ def read_file(out: Path, rel: str) -> str:
     except FileNotFoundError:
         raise CorruptIndexError(f"schema file {str(p)!r} is missing: run 'lakeql index --refresh LAKE'"
                                 ) from None
+
+
+WIDE_TABLE_BYTES = 16_384  # a table file over this is "wide": a domain overview lists only its first columns
+WIDE_TABLES_SHOWN = 3  # relevant columns appended to a domain overview for at most this many wide tables
+
+
+def content(idx: SchemaIndex, rel: str, question: str) -> str:
+    """What ``schema_context`` returns for the file ``rel``: the file, except that a table file over
+    :data:`AUTO_MAX_BYTES` gives its columns relevant to ``question`` (:func:`lakeql.context.pages.relevant`)
+    and a domain overview gets, for its (at most :data:`WIDE_TABLES_SHOWN` best) wide tables, the columns
+    relevant to the question, which the overview's bounded line may not list (these sections together
+    within :data:`AUTO_MAX_BYTES`)."""
+    from lakeql.context import pages
+
+    text = read_file(idx.out, rel)
+    fmt = pages.fmt_of(rel)
+    if fmt is not None:
+        if len(text.encode("utf-8", "surrogatepass")) <= AUTO_MAX_BYTES:
+            return text
+        try:
+            return pages.relevant(text, fmt, question, path=rel).text
+        except Exception:  # noqa: BLE001 - a file lakeql cannot parse back is returned as it is
+            return text
+    dom = next((d for d, r in idx.domains.items() if r["path"] == rel), None)
+    wide = [i for i, r in enumerate(idx.tables) if r["domain"] == dom and dom is not None
+            and (r["bytes"] or 0) > WIDE_TABLE_BYTES]
+    if not wide:
+        return text
+    s = idx.bm25.scores(tokens(question))
+    wide.sort(key=lambda i: -float(s[i]))
+    room = AUTO_MAX_BYTES  # the sections together stay within this
+    for i in wide[:WIDE_TABLES_SHOWN]:
+        r = idx.tables[i]
+        f = pages.fmt_of(r["path"])
+        try:
+            part = pages.relevant(read_file(idx.out, r["path"]), f, question, path=r["path"]) if f else None
+        except Exception:  # noqa: BLE001 - unparsable: the overview's line and the file name stay
+            part = None
+        if part is not None:
+            import re
+
+            fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", part.text)), default=0))
+            section = (f"\n## Columns of {r['path']} related to the question ({part.shown} of {part.total})"
+                       f"\n\n{fence}\n{part.text}{fence}\n")
+            size = len(section.encode("utf-8", "surrogatepass"))
+            if size <= room:
+                text, room = text + section, room - size
+    return text

@@ -68,7 +68,7 @@ def register(con, ctx) -> None:
     from lakeql.udf import check_k, is_blank, scalar_udf, table_udf
 
     def context_impl(question: Any, k: Any, unit: Any) -> list[dict[str, Any]]:
-        from lakeql.context.retrieve import read_file
+        from lakeql.context.retrieve import content
 
         if is_blank(question):  # NULL, '', or only whitespace / control / zero-width characters
             raise LakeqlError("schema_context needs a question: pass a non-empty text")
@@ -76,7 +76,8 @@ def register(con, ctx) -> None:
         kk = check_k(k)
         idx = schema_index(ctx)
         hits = idx.pick(str(question), kk, str(unit or "auto"))
-        return [{"path": str(idx.out / p), "score": s, "content": read_file(idx.out, p)} for p, s in hits]
+        return [{"path": str(idx.out / p), "score": s, "content": content(idx, p, str(question))}
+                for p, s in hits]
 
     def check_impl(sql: Any, search_path: Any) -> list[dict[str, Any]]:
         from lakeql.context.check import check

@@ -28,7 +28,9 @@ log = logging.getLogger("lakeql.mcp")
 INSTRUCTIONS = (
     "A read-only data lake of Parquet tables queried with DuckDB SQL. Start with list_domains or "
     "search_tables(question), open the suggested files with read_schema(path), write SQL against "
-    "\"domain\".\"table\", check it with check_sql, then run it with query. Only SELECT queries run; "
+    "\"domain\".\"table\", check it with check_sql, then run it with query. A wide table's file comes in "
+    "pages of columns: read_schema(path, offset=N) for the next, or columns='word' to pick columns by "
+    "name. Only SELECT queries run; "
     "results are capped. find_tables finds tables by words, unionable tables of the same shape. "
     "semantic_search / ngram_search / ngram_count work on columns with those indexes; "
     "joinable finds join partners of a column."
@@ -112,10 +114,19 @@ def build_server(service: LakeService, page_size: int = RESOURCE_PAGE):
     def read_schema(
         path: Annotated[str, Field(description="a path from search_tables or INDEX.md, relative to the "
                                                "schemas folder, e.g. 'INDEX.md' or 'flights/flights.yaml'")],
+        offset: Annotated[int, Field(ge=0, description="table files: first column to show (0-based), "
+                                                       "for the next page of a wide table")] = 0,
+        limit: Annotated[int | None, Field(ge=1, le=10_000, description=(
+            "table files: how many columns to show (default: all that fit)"))] = None,
+        columns: Annotated[str | None, Field(max_length=4_100, description=(
+            "table files: only columns whose name contains this text, or matches a *glob*; several "
+            "comma-separated, e.g. 'price,*_id'"))] = None,
     ) -> str:
         """Read one schema file: a table's columns with types, null shares, samples, keys and join hints
-        (or INDEX.md / <domain>/_DOMAIN.md). Only files in the schemas folder can be read."""
-        return service.read_schema(path)
+        (or INDEX.md / <domain>/_DOMAIN.md). Only files in the schemas folder can be read. A wide table
+        comes in pages of columns: the last line says how many there are and the call for the next page;
+        `columns` picks columns by name."""
+        return service.read_schema(path, offset, limit, columns)
 
     @tool
     def check_sql(

@@ -388,9 +388,12 @@ class LakeService:
                                                   p.relative_to(self.schemas_root).parts))
         return sorted(files, key=lambda f: (f != "INDEX.md", f))
 
-    def read_schema(self, path: str) -> str:
+    def read_schema(self, path: str, offset: int = 0, limit: int | None = None,
+                    columns: str | None = None) -> str:
         """One schema file. Only files under the schemas folder: anything else (``..``, absolute paths
-        elsewhere, symlinks leading out, hidden files) is refused."""
+        elsewhere, symlinks leading out, hidden files) is refused. A table file longer than
+        ``max_chars``, or read with ``offset``/``limit``/``columns``, comes in pages of columns
+        (:func:`lakeql.context.pages.page`) with a note naming the next page."""
         if not path or "\0" in path:
             raise LakeqlError("pass the path of a schema file, e.g. INDEX.md or flights/flights.yaml")
         root = self.schemas_root
@@ -410,6 +413,31 @@ class LakeService:
             raise LakeqlError(f"refused: {path!r} is not a schema file")
         text = real.read_text(encoding="utf-8", errors="replace")
         cap = self.limits.max_chars
+        from lakeql.context import pages
+
+        fmt = pages.fmt_of(rel.as_posix())
+        paged = offset or limit is not None or columns is not None
+        if paged and fmt is None:
+            raise LakeqlError("offset, limit and columns apply to table files only, not to "
+                              f"{rel.as_posix()!r}")
+        if fmt is not None and (paged or len(text) > cap):
+            want = limit
+            while True:
+                try:
+                    part = pages.page(text, fmt, int(offset), want, columns,
+                                      path=rel.as_posix())
+                except LakeqlError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - not a table file lakeql can parse: shown cut below
+                    if paged:
+                        raise LakeqlError(f"cannot read {rel.as_posix()!r} in pages: it does not parse as "
+                                          f"a lakeql table file ({type(exc).__name__}); read it without "
+                                          "offset, limit and columns") from None
+                    break
+                if len(part.text) <= cap or part.shown <= 1:
+                    text = part.text
+                    break
+                want = max(1, part.shown // 2)  # the page does not fit: fewer columns
         if len(text) > cap:
             text = text[:cap] + f"\n\n_Truncated: the file has {len(text):,} characters; shown {cap:,}._"
         return text

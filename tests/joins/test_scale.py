@@ -118,7 +118,8 @@ def test_diamonds_shaped_table_and_a_column_named_v(con, lake):
     s = Searcher(open_index(Store.for_lake(lk, lake[1])), lk.tables)
     c = s.col_id("d.odd_names", "rownames")
     vals = s.distinct_values(c, 10_000)  # more than the stored top values: read from Parquet
-    n = duckdb.connect().execute(f"SELECT count(*) FROM '{lake[0] / 'd' / 'odd_names.parquet'}'").fetchall()[0][0]
+    path = lake[0] / "d" / "odd_names.parquet"
+    n = duckdb.connect().execute(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
     assert len(vals) == n > 100
 
 
