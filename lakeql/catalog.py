@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from lakeql import parquet_io
+from lakeql import csvheader, parquet_io
 from lakeql.errors import RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean, shown
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
@@ -200,7 +200,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             if table.format == "csv":
                 con = _type_connection(fs).cursor()
                 sniffed = _check_csv_shape(kept, cols, con)
-                if _header_missed(kept, cols, con, sniffed):
+                if _header_missed(kept, cols, con, sniffed, fs):
                     kept.csv_header = True
                     cols = describe()
                     rows = [int(con.execute(f"SELECT count(*) FROM {kept.with_files([f]).scan_sql()}")
@@ -210,6 +210,8 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 cols = _duckdb_types(schema)
             except Exception:  # noqa: BLE001 - an Arrow type DuckDB's Arrow scan lacks: its Parquet reader decides
                 cols = describe()
+    except RemoteStoreError:
+        raise  # the store failed, not the files (the header check below): the build stops
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
         err = _first_line(exc)
         why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"
@@ -340,14 +342,17 @@ def _check_csv_shape(table: Table, cols: list[tuple[str, str]], con: Any) -> lis
 
 
 def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
-                   sniffed: list[tuple[bool, int]] | None) -> bool:
+                   sniffed: list[tuple[bool, int]] | None, fs: Any = None) -> bool:
     """True when ``table``'s CSV files are to be read with ``header = true``: some file DuckDB sniffs
     without a header has one by :func:`lakeql.csvheader.has_header`, and every other file has one too
     (as DuckDB sniffs it, or by that rule). Looked at only when some column is named ``column<N>``."""
     from lakeql import csvheader
 
-    if not csvheader.generated([n for n, _ in cols]):
+    names = [n for n, _ in cols]
+    if not csvheader.generated(names):
         return False
+    if len(table.files) == 1 and not all(csvheader.GENERATED.fullmatch(n) for n in names):
+        return False  # DuckDB found its one file's header (an empty field is column<N>): no sniff (review12)
     missed = False
     try:
         for i, path in enumerate(table.paths):
@@ -358,6 +363,12 @@ def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
                 return False  # a file without a header: the table is read as DuckDB reads it
             missed = True
     except Exception:  # noqa: BLE001 - a file the rule cannot read: read as DuckDB reads it
+        if fs is not None:  # unless the store failed under DuckDB's read (review12: the decision was then
+            from lakeql.sources.snapshot import store_failure  # "no header", kept while the file stays)
+
+            failed = store_failure(fs)
+            if failed is not None:
+                raise failed from None
         return False
     return missed
 
@@ -413,6 +424,7 @@ class Catalog:
         self._file_stamps: dict[str, list[tuple[str, int, int, str]]] | None = None
         self.problems: list[Problem] = list(problems or [])  # what was left out, and why
         self.failed: dict[str, str] = {}  # stored: table key -> fingerprint of a wholly unreadable table
+        self.header_rule = csvheader.RULE  # stored: the header rule the catalog was written with
 
     # ------------------------------------------------------------- lookups
     def table(self, name: str) -> Table:
@@ -534,7 +546,9 @@ class Catalog:
         todo = []
         for t in lake.tables.values():
             prev = stored.table_rows.get(t.key) if stored else None
-            if prev is not None and prev["fingerprint"] == t.fingerprint:
+            # a table an older rule read with header = true is decided again (lakeql.csvheader.RULE)
+            redo = prev is not None and prev.get("csv_header") and stored.header_rule != csvheader.RULE
+            if prev is not None and prev["fingerprint"] == t.fingerprint and not redo:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}
                 kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
@@ -612,8 +626,8 @@ class Catalog:
             "fingerprint": pa.array([self.failed.get(p.table_name, "") if p.kind == "table" else ""
                                      for p in probs], pa.string())}), cdir / "problems.parquet")
         total = sum(r["source_bytes"] for r in trows)
-        store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, "",
-                                params=json.dumps({"format": CATALOG_FORMAT})))
+        params = json.dumps({"format": CATALOG_FORMAT, "header_rule": csvheader.RULE})
+        store.record(IndexEntry("catalog", "", "", "catalog", dir_bytes(cdir), total, "", params=params))
 
     @classmethod
     def load(cls, lake: Lake, store: Store | None) -> Catalog | None:
@@ -626,6 +640,7 @@ class Catalog:
             if not _current_format(entry):
                 return None  # written by another lakeql: every table is catalogued again
             store.verify(entry)
+            header_rule = entry.params_dict.get("header_rule", 1)
             trows = parquet_io.rows(parquet_io.read_table(store.path("catalog", "tables.parquet")))
             crows = parquet_io.read_table(store.path("catalog", "columns.parquet")).to_pylist()
             ppath = store.path("catalog", "problems.parquet")
@@ -646,6 +661,7 @@ class Catalog:
         cat = cls(lake, tables, columns, problems)
         cat.failed = {r["table_name"]: r["fingerprint"] for r in prows if r["kind"] == "table"}
         cat.files_path = store.path("catalog", "files.parquet")
+        cat.header_rule = header_rule
         return cat
 
     def file_stamps(self, key: str) -> list[tuple[str, int, int, str]]:

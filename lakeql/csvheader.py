@@ -12,13 +12,18 @@ file DuckDB sniffs without one (``sniff_csv(...).HasHeader`` false, no skipped l
 The rule (:func:`has_header`), on the first line ``H`` and the next :data:`SAMPLE_ROWS` rows (DuckDB's
 own sample size) read as text with DuckDB's dialect (``header = false, all_varchar = true``):
 
-1. there is at least one row after ``H``;
+1. there are at least :data:`MIN_ROWS` (2) rows after ``H`` (one row is no sample: ``AB12,x`` over
+   ``ef56,y`` alone is as likely two rows of data);
 2. at least half of ``H``'s fields are non-empty, and the non-empty ones are distinct;
 3. no non-empty field of ``H`` occurs again in its column (a name is not one of its column's values);
 4. the words of ``H`` (its non-empty fields that are not numbers) exist, and more than half of them have
    a *shape* no value of their column has: a field's shape is its text with each run of upper-case
    letters made ``A``, of other letters ``a``, of digits ``9`` and of blanks one space (``president`` is
-   ``a`` over ``Carter``'s ``Aa``; ``start_date`` is ``a_a`` over ``1/21/77``'s ``9/9/9``); values that
+   ``a`` over ``Carter``'s ``Aa``; ``start_date`` is ``a_a`` over ``1/21/77``'s ``9/9/9``). A shape
+   that differs by case alone (the same with every run of letters ``a``: ``a`` and ``Aa``) is evidence
+   only over at least :data:`CASE_ROWS` (10) values: a first row of data often differs from a few rows
+   below by case alone (``SMITH,JOHN`` over ``Jones,Mary``; codes ``AB12`` over ``ef56``; ``Apple``
+   over ``banana``: review12, such files lost their first row); values that
    mark a missing value (:data:`NULL_MARKERS`: ``NA``, ``N/A``, ``NULL``...) have no shape (``SMITH``
    over ``30915.36`` and ``NA`` is evidence).
 
@@ -40,17 +45,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: the rule's version, in the catalog's manifest row: a refresh decides again the tables an older rule
+#: read with ``header = true`` (1: d948299, where case alone and a single row below were evidence)
+RULE = 2
 SAMPLE_ROWS = 20480  # DuckDB's default sniffing sample
-_GENERATED = re.compile(r"column\d+")
+#: rows after the first line needed to decide: against a single row, any first line has shapes of its own
+MIN_ROWS = 2
+#: values a column needs below the first line for a shape differing by case alone to be evidence
+CASE_ROWS = 10
+GENERATED = re.compile(r"column\d+")
 #: values that stand for a missing value (compared case-insensitively): not shapes of their column
 NULL_MARKERS = ("na", "n/a", "nan", "null", "none", "nil", "-", "--", ".", "?")
 
 
-def _shape_sql(expr: str) -> str:
+def _shape_sql(expr: str, fold: bool = False) -> str:
     """SQL of the shape of ``expr`` (see the module docstring): runs of upper-case letters ``A``, of other
-    letters ``a``, of digits ``9``, of blanks one space."""
-    s = f"regexp_replace({expr}, '\\p{{Lu}}+', 'A', 'g')"
-    s = f"regexp_replace({s}, '[\\p{{Ll}}\\p{{Lt}}\\p{{Lm}}\\p{{Lo}}]+', 'a', 'g')"
+    letters ``a`` (``fold``: runs of letters of either case ``a``), of digits ``9``, of blanks one
+    space."""
+    if fold:
+        s = f"regexp_replace({expr}, '\\p{{L}}+', 'a', 'g')"
+    else:
+        s = f"regexp_replace({expr}, '\\p{{Lu}}+', 'A', 'g')"
+        s = f"regexp_replace({s}, '[\\p{{Ll}}\\p{{Lt}}\\p{{Lm}}\\p{{Lo}}]+', 'a', 'g')"
     s = f"regexp_replace({s}, '\\p{{Nd}}+', '9', 'g')"
     return f"regexp_replace({s}, '\\s+', ' ', 'g')"
 
@@ -58,7 +74,7 @@ def _shape_sql(expr: str) -> str:
 def generated(names: list[str]) -> bool:
     """True when some of ``names`` look like DuckDB's made-up ``column<N>`` (a file read without a header
     may be among the table's files)."""
-    return any(_GENERATED.fullmatch(n) for n in names)
+    return any(GENERATED.fullmatch(n) for n in names)
 
 
 def sniff(con: Any, path: str) -> tuple[bool, int]:
@@ -97,15 +113,17 @@ def has_header(con: Any, path: str) -> bool:
         if not is_num[h]:
             words.append(h)
             markers = ", ".join(f"'{m}'" for m in NULL_MARKERS)
-            exprs.append(
-                f"coalesce(bool_or({_shape_sql(q)} = {_shape_sql('?')} "
-                f"AND lower(trim({q})) NOT IN ({markers})), false)"
-            )
-            params.append(h)
+            value = f"lower(trim({q})) NOT IN ({markers})"
+            for fold in (False, True):
+                exprs.append(
+                    f"coalesce(bool_or({_shape_sql(q, fold)} = {_shape_sql('?', fold)} AND {value}), false)"
+                )
+                params.append(h)
+            exprs.append(f"count(*) FILTER ({value})")
     got = con.execute(
         f"SELECT {', '.join(exprs)} FROM (SELECT * FROM {scan} LIMIT {SAMPLE_ROWS} OFFSET 1)", params
     ).fetchone()
-    if not got[0] or not words:
+    if got[0] < MIN_ROWS or not words:
         return False
     i, evidence = 1, 0
     for h in head:
@@ -114,7 +132,8 @@ def has_header(con: Any, path: str) -> bool:
         if got[i]:  # the name occurs again in its column: a row of data
             return False
         i += 1
-        if not is_num[h]:
-            evidence += not got[i]
-            i += 1
+        if not is_num[h]:  # a shape of its own; by case alone only over CASE_ROWS values or more
+            same, same_folded, values = got[i : i + 3]
+            evidence += not same_folded or (not same and values >= CASE_ROWS)
+            i += 3
     return evidence * 2 > len(words)

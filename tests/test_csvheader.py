@@ -122,6 +122,18 @@ def test_f538_cabinet_types_and_values(f538):
 
 
 # --------------------------------------------------------------------------------- the rule, by hand
+PEOPLE = [
+    (b"Alice", b"Paris"),
+    (b"Bob", b"Rome"),
+    (b"Carol", b"Oslo"),
+    (b"Dan", b"Bern"),
+    (b"Eve", b"Riga"),
+    (b"Fay", b"Kyiv"),
+    (b"Gus", b"Nice"),
+    (b"Hal", b"Lyon"),
+    (b"Ida", b"Graz"),
+    (b"Jo", b"Lima"),
+]
 RULE = {  # file -> (bytes, header taken)
     # headerless, and DuckDB's sniffer says so: they stay so
     "numbers.csv": (b"1,2,3\n4,5,6\n7,8,9\n", False),
@@ -133,9 +145,22 @@ RULE = {  # file -> (bytes, header taken)
     "mostly_empty.csv": (b"a,,,\nX1,,,\nY2,,,\n", False),
     "same_shape.csv": (b"name,city,\nalice,paris,\nbob,rome,\n", False),  # no evidence: kept as data
     # headers DuckDB reads as data: taken
-    "empty_trailing.csv": (b"name,city,,\nAlice,Paris,,\nBob,Rome,,\n", True),
+    "empty_trailing.csv": (b"name,city,,\n" + b"".join(b"%s,%s,,\n" % p for p in PEOPLE), True),
     "numeric_name.csv": (b"district,2021\nAK-1,-14.62\nAL-1,3.5\n", True),
-    "na_column.csv": (b",first,SMITH\n1,Ann,30.5\n2,Bob,NA\n", True),
+    # names over numbers
+    "na_column.csv": (b",first,SMITH,JONES\n1,Ann,30.5,NA\n2,Bob,NA,1.5\n3,Cyd,2.5,3\n", True),
+    # a header that differs from the values below by case alone, over too few values: kept as data (a
+    # first row of data often differs by case alone: the rows below lost their first row before review12)
+    "case_only_few.csv": (b"name,city,,\nAlice,Paris,,\nBob,Rome,,\n", False),
+    # headerless files whose first row differs from the rest by case alone: kept as data (review12)
+    "codes.csv": (b"AB12,CD34,,\nef56,gh78,,\nij90,kl12,,\n", False),
+    "upper_over_mixed.csv": (b"SMITH,JOHN,,\nJones,Mary,,\nBrown,Anne,,\n", False),
+    "lower_over_upper.csv": (b"smith,john,,\nJONES,MARY,,\nBROWN,ANNE,,\n", False),
+    "id_and_code.csv": (b"1,AB12\n2,cd34\n3,ef56\n", False),
+    "id_and_word.csv": (b"1,Apple\n2,banana\n3,cherry\n", False),
+    "bom_codes.csv": (b"\xef\xbb\xbfAB12,CD34,,\nef56,gh78,,\nij90,kl12,,\n", False),
+    # one row after the first line is no sample: kept as data
+    "one_data_row.csv": (b"first_name,city_code,,\nAlice,AK-1,,\n", False),
 }
 # one column of words or names: DuckDB already reads the first as the header (every column is text):
 # the rule, asked, would keep them as data
@@ -209,7 +234,7 @@ def test_index_connect_refresh(tmp_path):
     lake = tmp_path / "lake"
     (lake / "d").mkdir(parents=True)
     (lake / "d" / "cab.csv").write_bytes(
-        b"president,position,gender,,\nCarter,OMB Director,Male,,\nReagan,Secretary of State,Male,,\n"
+        b"president,term,code,,\nCarter,1977-81,AB-1,,\nReagan,1981-89,CD-2,,\n"
     )
     (lake / "d" / "nums.csv").write_bytes(b"1,2\n3,4\n")
     idx = tmp_path / "idx"
@@ -223,9 +248,9 @@ def test_index_connect_refresh(tmp_path):
     for _ in range(2):  # the build, then a refresh that keeps the unchanged tables' catalog rows
         con, ctx = open_lake(str(lake), index_dir=str(idx))
         assert "d" in ctx.views.small and not ctx.views.live and ctx._catalog is None  # prebuilt views
-        assert con.execute("SELECT president, gender FROM d.cab ORDER BY 1").fetchall() == [
-            ("Carter", "Male"),
-            ("Reagan", "Male"),
+        assert con.execute("SELECT president, term FROM d.cab ORDER BY 1").fetchall() == [
+            ("Carter", "1977-81"),
+            ("Reagan", "1981-89"),
         ]
         assert con.execute("SELECT count(*) FROM d.nums").fetchone()[0] == 2
         rows = con.execute("SELECT table_name, row_count FROM lakeql_tables() ORDER BY 1").fetchall()
@@ -233,7 +258,7 @@ def test_index_connect_refresh(tmp_path):
         cols = con.execute(
             "SELECT column_name FROM lakeql_columns() WHERE table_name = 'd.cab' ORDER BY ordinal"
         ).fetchall()
-        assert [c[0] for c in cols] == ["president", "position", "gender", "column3", "column4"]
+        assert [c[0] for c in cols] == ["president", "term", "code", "column3", "column4"]
         con.close()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -256,7 +281,9 @@ def test_refresh_of_an_index_built_before_upgrades_every_index(tmp_path, monkeyp
 
     lake = tmp_path / "lake"
     (lake / "d").mkdir(parents=True)
-    (lake / "d" / "cab.csv").write_bytes(b"president,gender,,\nCarter,Male,,\nReagan,Male,,\n")
+    (lake / "d" / "cab.csv").write_bytes(
+        b"president,term,code,,\nCarter,1977-81,AB-1,,\nReagan,1981-89,CD-2,,\n"
+    )
     (lake / "d" / "ok.csv").write_bytes(b"a,b\n1,x\n")
     idx = tmp_path / "idx"
     with monkeypatch.context() as m, warnings.catch_warnings():
@@ -273,4 +300,85 @@ def test_refresh_of_an_index_built_before_upgrades_every_index(tmp_path, monkeyp
     con = lakeql.connect(str(lake), index_dir=str(idx))
     assert con.execute("SELECT * FROM find_tables('president')").fetchall()[0][2] == ["columns: president"]
     assert con.execute("SELECT count(*) FROM d.cab").fetchone()[0] == 2
+    con.close()
+
+
+def test_a_file_whose_header_duckdb_found_is_not_sniffed_again(tmp_path, monkeypatch):
+    """A pandas ``to_csv`` file (an empty first header field: DuckDB names it ``column0``) is common: its
+    one file's header was found by DuckDB, so no ``sniff_csv`` is added for it (review12: one per such
+    file, ~7-50 ms each, on a lake of thousands of them)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "pandas.csv").write_bytes(b",name,score\n0,alice,1.5\n1,bob,2.5\n")
+    calls = []
+    real = csvheader.sniff
+    monkeypatch.setattr(csvheader, "sniff", lambda con, path: calls.append(path) or real(con, path))
+    kept, cols, n, *_ = profile_table(discover(tmp_path).tables["d.pandas"])
+    assert [c for c, _ in cols] == ["column0", "name", "score"] and n == 2 and kept.csv_header is False
+    assert calls == []
+
+
+def test_a_store_failing_under_the_header_check_stops_the_build(tmp_path, monkeypatch):
+    """On an s3:// lake, a store failing under the rule's read (DuckDB's IOException hides it) was taken
+    for "no header": the catalog recorded the table as DuckDB reads it (its header line a row, columns
+    ``column<N>``) and kept that until the file changed. The store's error must stop the build, as it does
+    under the catalog's row counts (review12)."""
+    from lakeql import catalog
+    from lakeql.errors import RemoteStoreError
+    from lakeql.sources import snapshot
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "cab.csv").write_bytes(
+        b"president,term,code,,\nCarter,1977-81,AB-1,,\nReagan,1981-89,CD-2,,\n"
+    )
+    table = discover(tmp_path).tables["d.cab"]
+    fs = object()  # the remote lake's filesystem (the files themselves are read locally here)
+    failing: list[RemoteStoreError] = []
+    real = catalog._type_connection
+    monkeypatch.setattr(catalog, "_type_connection", lambda fs=None: real(None))
+    monkeypatch.setattr(snapshot, "store_failure", lambda f: failing[0] if f is fs and failing else None)
+
+    def store_fails(con, path):
+        failing.append(RemoteStoreError(f"cannot read {path}: the store kept failing"))
+        raise duckdb.IOException("HTTP GET error")
+
+    monkeypatch.setattr(csvheader, "has_header", store_fails)
+    with pytest.raises(RemoteStoreError, match="kept failing"):
+        profile_table(table, fs)
+
+
+def test_a_refresh_decides_again_what_an_older_rule_read_with_a_header(tmp_path, monkeypatch):
+    """An index built by the first rule (d948299: case alone was evidence) read a headerless file of
+    names with its first row as the header; its files unchanged, a refresh kept that (the row lost, the
+    columns named ``SMITH``, ``JOHN``). The catalog records its rule: a refresh decides again the tables an
+    older rule read with ``header = true``, and only those (review12)."""
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    (lake / "d" / "names.csv").write_bytes(b"SMITH,JOHN,,\nJones,Mary,,\nBrown,Anne,,\n")
+    (lake / "d" / "ok.csv").write_bytes(b"a,b\n1,x\n")
+    idx = tmp_path / "idx"
+    with monkeypatch.context() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.setattr(csvheader, "has_header", lambda con, path: True)  # as the first rule decided this file
+        m.setattr(csvheader, "RULE", 1)
+        lakeql.index(str(lake), index_dir=str(idx))
+
+    def catalogued():
+        sql = "SELECT table_name, csv_header, row_count, indexed_at FROM read_parquet(?)"
+        rows = duckdb.connect().execute(sql, [str(idx / "catalog" / "tables.parquet")]).fetchall()
+        return {r[0]: r[1:] for r in rows}
+
+    before = catalogued()
+    assert before["d.names"][:2] == (True, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(str(lake), index_dir=str(idx), refresh=True)
+    after = catalogued()
+    assert after["d.names"][:2] == (False, 3)  # the first row is a row again
+    assert after["d.ok"] == before["d.ok"]  # not catalogued again
+    con = lakeql.connect(str(lake), index_dir=str(idx))
+    assert con.execute("SELECT column0 FROM d.names ORDER BY 1").fetchall() == [
+        ("Brown",),
+        ("Jones",),
+        ("SMITH",),
+    ]
     con.close()
