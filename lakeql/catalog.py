@@ -213,6 +213,12 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
     except RemoteStoreError:
         raise  # the store failed, not the files (the header check below): the build stops
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
+        if fs is not None:  # DuckDB's DESCRIBE hides a store failure under its own error: the build stops
+            from lakeql.sources.snapshot import store_failure
+
+            failed = store_failure(fs)
+            if failed is not None:
+                raise failed from None
         err = _first_line(exc)
         why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"
         warnings.warn(f"skipping table {table.key}: {why} ({err})",
