@@ -34,7 +34,8 @@ TEXT_TYPES = ("VARCHAR",)
 #: catalog of another (or no) format is not reused, so every table is catalogued again. 3: CSV files that
 #: are not UTF-8 are read through a UTF-8 copy (:mod:`lakeql.csvenc`), tables record ``file_encodings``.
 #: 4: a CSV header line DuckDB's sniffer reads as data is read as the header (:mod:`lakeql.csvheader`),
-#: tables record ``csv_header``.
+#: tables record ``csv_header``. Not bumped for ``csv_whole_sniff`` (CSV files typed from every row,
+#: :func:`_count_rows`): an additive column; a stored row without it re-reads its CSV table once.
 CATALOG_FORMAT = 4
 
 
@@ -154,6 +155,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
     problems: list[Problem] = []
     schema = None
     differs = False
+    whole_sniff = False  # some CSV file has a late value its sniffed type refuses: read with sample_size = -1
     for stamp in table.files:
         try:
             if table.format == "parquet":
@@ -163,9 +165,10 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                     schema = pf.schema_arrow
                     differs = _arrow_differs(schema, pf)
             else:
-                n, dec = _count_rows(table, stamp, fs, cache)
+                n, dec, whole = _count_rows(table, stamp, fs, cache)
                 if dec is not None:
                     decoded[stamp.path] = dec
+                whole_sniff = whole_sniff or whole
         except RemoteStoreError:
             raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
@@ -184,6 +187,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
         rows.append(n)
     kept = table.with_files(good)
     kept.decoded = decoded
+    kept.csv_whole_sniff = whole_sniff
     if not good:
         what = problems[0].error if problems else "no data file"
         return kept, [], 0, [], [Problem("table", table.source, f"no readable file ({what})", table.key)]
@@ -275,13 +279,41 @@ def _current_format(entry: IndexEntry | None) -> bool:
         return False
 
 
+def _store_failed(fs: Any) -> BaseException | None:
+    """The object store's own failure hidden under a DuckDB read error of a remote lake, else None."""
+    if fs is None:
+        return None
+    from lakeql.sources.snapshot import store_failure
+
+    return store_failure(fs)
+
+
+def _conversion_error(exc: BaseException) -> bool:
+    """True when DuckDB refused a CSV value that does not fit the type it sniffed from its sample."""
+    return type(exc).__name__ == "ConversionException" or "Could not convert" in str(exc)
+
+
+def _conversion_detail(exc: BaseException) -> str:
+    """DuckDB's line number, line and value of a conversion error, on one line (its first three lines:
+    ``CSV Error on Line: 25342``, ``Original Line: NA,...``, ``Error when converting column ...``)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()][:3]
+    return "; ".join(lines)[:400]
+
+
 def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = None
-                ) -> tuple[int, tuple[str, str] | None]:
+                ) -> tuple[int, tuple[str, str] | None, bool]:
     """Rows of one CSV/JSON file (parsed by DuckDB with sniffing: a file it cannot parse raises), and
     (encoding, UTF-8 copy) when it is a CSV file that is not UTF-8 (:mod:`lakeql.csvenc`; the rows are
-    the copy's), else None. Only a file DuckDB refuses is looked at. DuckDB checks UTF-8 only in the
+    the copy's), else None, and whether the file is to be read with ``sample_size = -1``. Only a file
+    DuckDB refuses is looked at. DuckDB checks UTF-8 only in the
     columns a query reads (``count(*)`` reads none: a byte past its sniffer's sample passed), so a CSV
-    file's count reads every column (``count(COLUMNS(*))``, ~20-40% more CPU than ``count(*)``)."""
+    file's count reads every column (``count(COLUMNS(*))``, ~20-40% more CPU than ``count(*)``).
+
+    A value past DuckDB's sniffing sample (20,480 rows) that does not fit the type sniffed for its column
+    (``NA`` in a DOUBLE column, a word in a BIGINT one) fails that count with a conversion error: the file
+    is read again with types sniffed from every row (``sample_size = -1``; only such files pay it), and the
+    table is then read so everywhere (:attr:`lakeql.lake.Table.csv_whole_sniff`). When even that fails,
+    a warning names the file, DuckDB's line and value, and the fix, and the file is counted as before."""
     from lakeql.lake import join_root, scan_sql
 
     if table.format == "csv" and stamp.size == 0:
@@ -290,29 +322,53 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
         raise CsvShapeError(f"{stamp.path!r} is empty (0 bytes): write its header line, or remove the file")
     con = _type_connection(fs).cursor()
 
-    def count(path: str, every_column: bool = False) -> int:
+    def count(path: str, every_column: bool = False, whole: bool = False) -> int:
         what = "count(*), count(COLUMNS(*))" if every_column else "count(*)"
-        return int(con.execute(f"SELECT {what} FROM {scan_sql(table.format, [path])}").fetchone()[0])
+        scan = scan_sql(table.format, [path], whole_sniff=whole)
+        return int(con.execute(f"SELECT {what} FROM {scan}").fetchone()[0])
+
+    def whole_sniff(path: str, exc: BaseException) -> int | None:
+        """Rows of ``path`` read with types from the whole file, or None (warned) when that fails too."""
+        try:
+            return count(path, every_column=True, whole=True)
+        except Exception as again:  # noqa: BLE001 - readers raise many types for bad files
+            failed = _store_failed(fs)
+            if failed is not None:
+                raise failed from None
+            warnings.warn(
+                f"CSV file {stamp.path!r} of table {table.key} has a value that does not fit the type DuckDB "
+                f"sniffed for its column ({_conversion_detail(exc)}), and reading it with types from the "
+                f"whole file (sample_size = -1) failed too ({_first_line(again)}): queries on the table "
+                "will fail on that value; fix the value (or quote/empty it) in the file, then run "
+                "'lakeql index LAKE --refresh'", CorruptParquetWarning, stacklevel=3)
+            return None
 
     src = join_root(table.root, stamp.path)
     try:
-        return count(src, every_column=table.format == "csv"), None
-    except Exception:
+        return count(src, every_column=table.format == "csv"), None, False
+    except Exception as exc:
         if table.format != "csv":
             raise
-        if fs is not None:  # a store failure under DuckDB's read: not the file's fault, never read it again
-            from lakeql.sources.snapshot import store_failure
-
-            failed = store_failure(fs)
-            if failed is not None:
-                raise failed from None
+        failed = _store_failed(fs)
+        if failed is not None:  # a store failure under DuckDB's read: not the file's fault
+            raise failed from None
+        if _conversion_error(exc):
+            n = whole_sniff(src, exc)
+            if n is not None:
+                return n, None, True
+            return count(src), None, False  # (a file DuckDB cannot parse at all raises its own error here)
         from lakeql import csvenc
 
         dec = csvenc.decode_file(table, stamp, fs, cache or csvenc.cache_dirs(None))
-        if dec is None:  # plain UTF-8 (a late value that does not fit its sniffed type): counted as before
-            return count(src), None  # (a file DuckDB cannot parse at all raises its own error here)
+        if dec is None:  # plain UTF-8 DuckDB refuses for another reason: counted as before
+            return count(src), None, False  # (a file DuckDB cannot parse at all raises its own error here)
     try:
-        return count(dec[1]), dec
+        try:
+            return count(dec[1], every_column=True), dec, False
+        except Exception as exc:  # noqa: BLE001 - a late value of the UTF-8 copy: as for a UTF-8 file
+            if _conversion_error(exc) and (n := whole_sniff(dec[1], exc)) is not None:
+                return n, dec, True
+        return count(dec[1]), dec, False
     except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
         lines = str(exc).strip().splitlines()
         raise csvenc.DecodedReadError(f"{type(exc).__name__}: {lines[0] if lines else exc!r} (the file was "
@@ -554,11 +610,15 @@ class Catalog:
             prev = stored.table_rows.get(t.key) if stored else None
             # a table an older rule read with header = true is decided again (lakeql.csvheader.RULE)
             redo = prev is not None and prev.get("csv_header") and stored.header_rule != csvheader.RULE
+            # a CSV table of a catalog written before csv_whole_sniff (no such column) is read again once:
+            # a late value its sniffed types refuse made it unreadable, and nothing stored says which
+            redo = redo or (prev is not None and t.format == "csv" and prev.get("csv_whole_sniff") is None)
             if prev is not None and prev["fingerprint"] == t.fingerprint and not redo:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}
                 kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
                 kept[t.key].csv_header = bool(prev.get("csv_header"))
+                kept[t.key].csv_whole_sniff = bool(prev.get("csv_whole_sniff"))
                 if not _restore_decoded(kept[t.key], prev.get("file_encodings"), lake.fs, cache):
                     del kept[t.key]
                     todo.append(t)  # a UTF-8 copy cannot be made again: the table is read again
@@ -591,6 +651,7 @@ class Catalog:
                 "file_encodings": ([good.decoded.get(f.path, (csvenc.NATIVE,))[0] for f in good.files]
                                    if t.format == "csv" else None),
                 "csv_header": good.csv_header if t.format == "csv" else None,
+                "csv_whole_sniff": good.csv_whole_sniff if t.format == "csv" else None,
             }
             columns[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
         lake.tables = {k: kept[k] for k in lake.tables if k in kept}
@@ -609,6 +670,7 @@ class Catalog:
             ("row_count", pa.int64()), ("source_bytes", pa.int64()), ("fingerprint", pa.string()),
             ("indexed_at", pa.timestamp("us", tz="UTC")), ("file_rows", pa.list_(pa.int64())),
             ("file_encodings", pa.list_(pa.string())), ("csv_header", pa.bool_()),
+            ("csv_whole_sniff", pa.bool_()),
         ])
         store.write_parquet(pa.Table.from_pylist(trows, schema=tschema), cdir / "tables.parquet")
         ccols = [c for k in sorted(self.columns_by_table) for c in self.columns_by_table[k]]
@@ -712,7 +774,9 @@ class Catalog:
                 return con.execute(f"SELECT {sql} FROM read_parquet(?) WHERE table_name = ?",
                                    [glob_escape(str(store.path("catalog", name))), table.key]).fetchall()
 
-            trows = rows("tables.parquet", "fingerprint, file_rows, file_encodings, csv_header")
+            # a catalog without csv_whole_sniff (written before it) fails here: the table is read again
+            trows = rows("tables.parquet",
+                         "fingerprint, file_rows, file_encodings, csv_header, csv_whole_sniff")
             if len(trows) != 1 or trows[0][0] != table.fingerprint:
                 return None
             cols = [r[0] for r in sorted(rows("columns.parquet", "column_name, ordinal"), key=lambda r: r[1])]
@@ -732,6 +796,7 @@ class Catalog:
         from lakeql import csvenc
 
         kept.csv_header = bool(trows[0][3])
+        kept.csv_whole_sniff = bool(trows[0][4])
         if not _restore_decoded(kept, trows[0][2], None, csvenc.cache_dirs(store)):
             return None
         return kept, file_rows, cols

@@ -102,6 +102,11 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
                 diag.notes.append(Finding("encoding", f"{t.key} ({path})",
                                           f"not UTF-8: read as {label} through a UTF-8 copy",
                                           "save it as UTF-8 to read it directly (nothing to do otherwise)"))
+            if t.csv_whole_sniff:  # lakeql.catalog._count_rows: a late value its sniffed type refused
+                diag.notes.append(Finding("types", f"{t.key} ({t.source})",
+                                          "a value past DuckDB's 20,480-row sample does not fit the type "
+                                          "sniffed from it: the types come from every row",
+                                          "nothing to do (read_csv(..., sample_size = -1) reads it so)"))
             if t.csv_header:  # lakeql.csvheader: DuckDB's sniffer read the header line as a data row
                 diag.notes.append(Finding("header", f"{t.key} ({t.source})",
                                           "its first line is read as the header (DuckDB: a data row)",

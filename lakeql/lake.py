@@ -95,6 +95,10 @@ class Table:
     #: CSV files read with ``header = true``: their first line is the header DuckDB's sniffer missed
     #: (:mod:`lakeql.csvheader`; catalogued, ``catalog/tables.parquet`` ``csv_header``)
     csv_header: bool = False
+    #: CSV files read with ``sample_size = -1``: DuckDB's sniffer typed a column from its sample (20,480
+    #: rows) that a later value does not fit (``NA`` in a DOUBLE column), so the types come from the whole
+    #: file (:func:`lakeql.catalog._count_rows`; catalogued, ``catalog/tables.parquet`` ``csv_whole_sniff``)
+    csv_whole_sniff: bool = False
 
     @property
     def key(self) -> str:
@@ -146,12 +150,13 @@ class Table:
         keep = {f.path for f in files}
         return Table(self.domain, self.name, self.root, self.source, list(files), self.hive, self.format,
                      list(self.seen if self.seen is not None else self.files), self.layout,
-                     {p: d for p, d in self.decoded.items() if p in keep}, self.csv_header)
+                     {p: d for p, d in self.decoded.items() if p in keep}, self.csv_header,
+                     self.csv_whole_sniff)
 
     def scan_sql(self) -> str:
         """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly
         this table's files."""
-        return scan_sql(self.format, self.paths, self.hive, self.csv_header)
+        return scan_sql(self.format, self.paths, self.hive, self.csv_header, self.csv_whole_sniff)
 
 
 def join_root(root: Path | str, rel: str) -> str:
@@ -161,16 +166,19 @@ def join_root(root: Path | str, rel: str) -> str:
     return str(Path(root) / rel)
 
 
-def scan_sql(fmt: str, paths: list[str], hive: bool = False, header: bool = False) -> str:
+def scan_sql(fmt: str, paths: list[str], hive: bool = False, header: bool = False,
+             whole_sniff: bool = False) -> str:
     """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files). ``header``:
     CSV files whose first line is their header although DuckDB's sniffer says not
-    (:mod:`lakeql.csvheader`)."""
+    (:mod:`lakeql.csvheader`). ``whole_sniff``: CSV files typed from every row (``sample_size = -1``), a
+    late value not fitting the type sniffed from DuckDB's sample (:func:`lakeql.catalog._count_rows`)."""
     if fmt == "parquet":
         return read_parquet_sql(paths, hive)
     listing = ", ".join(quote_path(p) for p in paths)
     opts = f", union_by_name = true, hive_partitioning = {'true' if hive else 'false'}"
     if fmt == "csv":
-        return f"read_csv([{listing}]{opts}{', header = true' if header else ''})"
+        whole = ", sample_size = -1" if whole_sniff else ""
+        return f"read_csv([{listing}]{opts}{', header = true' if header else ''}{whole})"
     if fmt == "json":
         return f"read_json([{listing}]{opts})"
     raise LakeqlError(f"unknown table format {fmt!r}")

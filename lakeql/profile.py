@@ -84,6 +84,8 @@ def params(table: Table | None = None) -> str:
     prm: dict[str, Any] = {"format": FORMAT, "top": TOP_VALUES, "sketch": SKETCH_K, "cap": HASH_CAP}
     if table is not None and table.csv_header:
         prm["csv_header"] = True
+    if table is not None and getattr(table, "csv_whole_sniff", False):  # typed from every row: other types
+        prm["csv_whole_sniff"] = True
     return json.dumps(prm, sort_keys=True)
 
 
@@ -598,7 +600,8 @@ def fresh_keys(store, lake, keys: list[str]) -> set[str]:
         for k in keys
         if (e := by_key.get(k)) is not None
         and e.fingerprint == lake.tables[k].fingerprint
-        and e.params == (params(lake.tables[k]) if lake.tables[k].csv_header else prm)
+        and e.params == (params(lake.tables[k]) if lake.tables[k].csv_header or lake.tables[k].csv_whole_sniff
+                         else prm)
         and os.path.exists(os.path.join(root, e.path, "columns.parquet"))
     }
 

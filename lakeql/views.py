@@ -60,7 +60,7 @@ SMALL_ALIAS = "lakeql_small_views"  # the name small.duckdb is attached under wh
 #: copy the small domains' views from small.duckdb when they are at least this many: its check costs ~30 ms
 #: (listing the functions, to find macros), creating a view ~0.5 ms
 SMALL_COPY_MIN = 64
-Scan = tuple  # (format, paths, hive, header): what a small domain's view reads, as data
+Scan = tuple  # (format, paths, hive, header, whole_sniff): what a small domain's view reads, as data
 SMALL_DOMAIN = 3  # domains of at most this many tables get their views at connect time
 RESERVED = {"main", "memory", "system", "temp", "lakeql_rows", "lakeql_rows_live", "lakeql_row_files"}
 
@@ -123,7 +123,8 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             owner[spec["file"]] = domain
         else:  # what each scan reads, as data: connect() makes the SQL, quoting every path itself
             spec["views"] = {t.name: {"format": t.format, "paths": list(t.paths), "hive": bool(t.hive),
-                                      **({"header": True} if t.csv_header else {})}
+                                      **({"header": True} if t.csv_header else {}),
+                                      **({"whole_sniff": True} if t.csv_whole_sniff else {})}
                              for t in tables if t.files}
             if domain.lower() in in_small or domain.lower() in ("information_schema", "pg_catalog"):
                 domains[domain] = spec  # names DuckDB folds together, or its own: made from data
@@ -502,12 +503,13 @@ def _made_by_register(con, domain: str, scans: dict[str, Scan]) -> bool:
 
 
 def _rendered(domain: str, name: str, fmt: str, paths: list[str], hive: bool,
-              header: bool = False) -> set[str]:
+              header: bool = False, whole_sniff: bool = False) -> set[str]:
     """How DuckDB renders ``CREATE VIEW domain.name AS SELECT * FROM <scan_sql(fmt, paths, hive, header)>``: a
     name bare or quoted, the list of paths as ``list_value(...)``, the options parenthesized (checked by the
     tests against DuckDB's own rendering)."""
     listing = ", ".join(quote_path(p) for p in paths)
     hdr = ', ("header" = true)' if header else ""
+    hdr += ", (sample_size = -1)" if whole_sniff else ""
     query = (f"SELECT * FROM read_{fmt}(list_value({listing}), (union_by_name = true), "
              f"(hive_partitioning = {'true' if hive else 'false'}){hdr})")
     return {f"CREATE VIEW {a}.{b} AS {query};"
@@ -533,11 +535,14 @@ def _small_scans(views: Any, tables: list[Table], index_root: Path | None = None
                 and all(isinstance(p, str) for p in v["paths"])
                 and isinstance(v.get("hive"), bool) and v["hive"] == bool(t.hive)
                 and isinstance(v.get("header", False), bool)
-                and (v["format"] == "csv" or not v.get("header"))):
+                and (v["format"] == "csv" or not v.get("header"))
+                and isinstance(v.get("whole_sniff", False), bool)
+                and (v["format"] == "csv" or not v.get("whole_sniff"))):
             return None
         if not set(v["paths"]) <= set(t.paths) and not _own_copies(v["paths"], t, index_root):
             return None
-        out[name] = (v["format"], list(v["paths"]), v["hive"], v.get("header", False))
+        out[name] = (v["format"], list(v["paths"]), v["hive"], v.get("header", False),
+                     v.get("whole_sniff", False))
     return out
 
 

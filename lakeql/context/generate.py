@@ -619,7 +619,8 @@ def state_fingerprint(t) -> str:
     """What a table's kept profile and files are made from besides its name: its files' fingerprint, and
     for a CSV table read with ``header = true`` (:mod:`lakeql.csvheader`) that (other tables: the
     fingerprint alone, as before), so a profile made when its header line was a row is made again."""
-    return t.fingerprint + ("+csv_header" if getattr(t, "csv_header", False) else "")
+    return (t.fingerprint + ("+csv_header" if getattr(t, "csv_header", False) else "")
+            + ("+csv_whole_sniff" if getattr(t, "csv_whole_sniff", False) else ""))
 
 
 def domain_key(lake: Lake, fmt: str, code: str | None, dom: str, folder: str,

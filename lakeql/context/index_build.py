@@ -99,6 +99,7 @@ def inputs_key(ctx, fmt: str, cap: int) -> str:
         row = cat.table_rows.get(k)
         h.update(json.dumps([k, t.fingerprint, t.name, t.domain, str(t.source),
                              None if row is None else row.get("row_count"),
-                             *(["csv_header"] if t.csv_header else [])],
+                             *(["csv_header"] if t.csv_header else []),
+                             *(["csv_whole_sniff"] if t.csv_whole_sniff else [])],
                             ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return h.hexdigest()

@@ -51,7 +51,9 @@ def build(ctx) -> None:
     # CSV tables read with header = true (lakeql.csvheader): a change of that set renamed their columns
     # without changing their files, so the value index and graph are made whole again
     headers = sorted(k for k in keys if lake.tables[k].csv_header)
-    headers_changed = _stored_headers(store) != headers
+    # and CSV tables typed from every row (sample_size = -1): a change of that set retyped their columns
+    wholes = sorted(k for k in keys if lake.tables[k].csv_whole_sniff)
+    headers_changed = _stored_headers(store) != headers or _stored_headers(store, "csv_whole_sniff") != wholes
     if headers_changed:
         snap = None
     # a full build re-profiles every table; --refresh reuses the fresh profiles
@@ -90,7 +92,8 @@ def build(ctx) -> None:
             (tmp / "tables.json").write_text(json.dumps({
                 "tables": fingerprints, "profiles": paths, "failed": failed_doc,
                 "built": {k: built[k] for k in fingerprints if k in built},
-                **({"csv_header": headers} if headers else {})}, sort_keys=True))
+                **({"csv_header": headers} if headers else {}),
+                **({"csv_whole_sniff": wholes} if wholes else {})}, sort_keys=True))
         n_values = sum(r["n_hashes"] for r in rows)
         size = dir_bytes(lake_dir)
         store.record(IndexEntry("join_index", "", "", "joins/lake", size,
@@ -188,11 +191,11 @@ def _drop_legacy(store: Any) -> None:
         store.drop("join_values", e.table_name, e.column_name)
 
 
-def _stored_headers(store) -> list[str]:
-    """The CSV tables read with ``header = true`` when the stored value index was built ([] when none, or
-    no readable index)."""
+def _stored_headers(store, what: str = "csv_header") -> list[str]:
+    """The CSV tables read with ``header = true`` (``what``: or another recorded way, ``csv_whole_sniff``)
+    when the stored value index was built ([] when none, or no readable index)."""
     try:
         state = json.loads(store.path("joins", "lake", "tables.json").read_text())
-        return list(state.get("csv_header", []))
+        return list(state.get(what, []))
     except Exception:  # noqa: BLE001 - no previous index: nothing to compare
         return []
