@@ -13,8 +13,11 @@ Python naming:
                            of its arguments; the core offers ``slug`` (:func:`lakeql.store.slug_sql`),
                            ``rows_view`` (:func:`lakeql.rows.rows_view_sql`), ``join_rows(tbl, rowid)``
                            (:func:`lakeql.rows.join_rows_sql`), ``row_columns()`` and
-                           ``row_column(name)`` (a rowid view's own columns, :mod:`lakeql.rows`); a
-                           capability adds its own with ``SQL_TEMPLATES`` (joins: ``norm``).
+                           ``row_column(name)`` (a rowid view's own columns, :mod:`lakeql.rows`),
+                           ``checked(udf, expr)`` (``udf(expr)`` in a lakeql connection, where a Python UDF
+                           checks the index files ``expr`` names first; ``expr`` alone in ``lake.duckdb``
+                           for the stock CLI, which has no UDFs); a capability adds its own with
+                           ``SQL_TEMPLATES`` (joins: ``norm``).
 """
 
 from __future__ import annotations
@@ -52,8 +55,11 @@ def core_templates(target: str = "python") -> dict[str, Template]:
     def join_rows(tbl: str, rowid: str) -> str:
         return join_rows_sql(rows(tbl), files(tbl), rowid)
 
+    def checked(udf: str, expr: str) -> str:
+        return expr if target == "cli" else f"{udf}({expr})"
+
     return {"slug": slug_sql, "rows_view": rows, "row_columns": row_columns_sql, "row_column": row_column_sql,
-            "join_rows": join_rows}
+            "join_rows": join_rows, "checked": checked}
 
 
 def udfs_dir() -> Path:

@@ -1,7 +1,11 @@
 -- Joinable-table discovery (lakeql.joins). See docs/joins.md.
 -- @pure
 -- These read the join index Parquet files directly, so they also work in the stock duckdb CLI on
--- LAKE/.lakeql/lake.duckdb. The index path sits in a parameter default, bound only when called.
+-- LAKE/.lakeql/lake.duckdb. The index path sits in a parameter default, bound only when called. In a
+-- lakeql connection the checked() template passes the files through lakeql_join_files (folded at bind time),
+-- which checks the column profiles and the join index against their checksums first: a damaged or
+-- truncated profile is an error naming 'lakeql index --refresh' (DuckDB's own was "too small to be a
+-- Parquet file", with no fix), never an answer without that table's values.
 
 -- join_graph(min_score := 0): every discovered equi-join edge of the lake, best first.
 CREATE OR REPLACE MACRO join_graph(min_score := 0.0, _path := {{index_dir}} || '/joins/edges.parquet') AS TABLE
@@ -22,8 +26,9 @@ CREATE OR REPLACE MACRO joins_containment(tbl, col,
         _cols := {{index_dir}} || '/joins/lake/columns.parquet',
         _vals := {{index_dir}} || '/column_profile/*/hashes.parquet') AS TABLE
     WITH cols AS (SELECT table_name, ordinal, column_name, n_distinct, uniqueness, n_hashes
-                  FROM read_parquet(_cols) WHERE indexed),
-         vals AS (SELECT CAST(table_name AS VARCHAR) AS table_name, ordinal, hash FROM read_parquet(_vals)),
+                  FROM read_parquet({{checked(lakeql_join_files, _cols)}}) WHERE indexed),
+         vals AS (SELECT CAST(table_name AS VARCHAR) AS table_name, ordinal, hash
+                  FROM read_parquet({{checked(lakeql_join_files, _vals)}})),
          q AS (SELECT table_name, ordinal, n_hashes FROM cols WHERE table_name = tbl AND column_name = col),
          qv AS (SELECT v.hash FROM vals v JOIN q USING (table_name, ordinal))
     SELECT c.table_name AS candidate_table, c.column_name AS candidate_column,
@@ -39,7 +44,8 @@ CREATE OR REPLACE MACRO joins_lookup(val,
         _cols := {{index_dir}} || '/joins/lake/columns.parquet',
         _vals := {{index_dir}} || '/column_profile/*/hashes.parquet') AS TABLE
     SELECT c.table_name, c.column_name, c.n_distinct, c.uniqueness
-    FROM read_parquet(_vals) v JOIN read_parquet(_cols) c
+    FROM read_parquet({{checked(lakeql_join_files, _vals)}}) v
+         JOIN read_parquet({{checked(lakeql_join_files, _cols)}}) c
          ON c.table_name = CAST(v.table_name AS VARCHAR) AND c.ordinal = v.ordinal
     WHERE v.hash = (hash({{norm(val)}}) >> 32)::UINTEGER AND c.indexed
     ORDER BY c.uniqueness DESC, c.table_name, c.column_name;
@@ -57,34 +63,6 @@ CREATE OR REPLACE MACRO join_graph(min_score := 0.0) AS TABLE
     SELECT r.* FROM (SELECT unnest(join_graph_impl(min_score)) AS r);
 CREATE OR REPLACE MACRO join_columns() AS TABLE
     SELECT r.* FROM (SELECT unnest(join_columns_impl(0)) AS r);
-
--- joins_containment and joins_lookup as above, but the index files go through lakeql_join_files (folded
--- at bind time), which checks the column profiles and the join index against their checksums first: a
--- damaged or truncated profile is an error naming 'lakeql index --refresh' (DuckDB's own was "too small
--- to be a Parquet file", with no fix), never an answer without that table's values.
-CREATE OR REPLACE MACRO joins_containment(tbl, col,
-        _cols := {{index_dir}} || '/joins/lake/columns.parquet',
-        _vals := {{index_dir}} || '/column_profile/*/hashes.parquet') AS TABLE
-    WITH cols AS (SELECT table_name, ordinal, column_name, n_distinct, uniqueness, n_hashes
-                  FROM read_parquet(lakeql_join_files(_cols)) WHERE indexed),
-         vals AS (SELECT CAST(table_name AS VARCHAR) AS table_name, ordinal, hash
-                  FROM read_parquet(lakeql_join_files(_vals))),
-         q AS (SELECT table_name, ordinal, n_hashes FROM cols WHERE table_name = tbl AND column_name = col),
-         qv AS (SELECT v.hash FROM vals v JOIN q USING (table_name, ordinal))
-    SELECT c.table_name AS candidate_table, c.column_name AS candidate_column,
-           count(*) AS overlap, count(*) / any_value(q.n_hashes) AS containment,
-           any_value(c.uniqueness) AS candidate_uniqueness
-    FROM qv JOIN vals v USING (hash) JOIN cols c ON c.table_name = v.table_name AND c.ordinal = v.ordinal, q
-    WHERE c.table_name <> q.table_name
-    GROUP BY ALL ORDER BY containment DESC, candidate_uniqueness DESC, candidate_table, candidate_column;
-CREATE OR REPLACE MACRO joins_lookup(val,
-        _cols := {{index_dir}} || '/joins/lake/columns.parquet',
-        _vals := {{index_dir}} || '/column_profile/*/hashes.parquet') AS TABLE
-    SELECT c.table_name, c.column_name, c.n_distinct, c.uniqueness
-    FROM read_parquet(lakeql_join_files(_vals)) v JOIN read_parquet(lakeql_join_files(_cols)) c
-         ON c.table_name = CAST(v.table_name AS VARCHAR) AND c.ordinal = v.ordinal
-    WHERE v.hash = (hash({{norm(val)}}) >> 32)::UINTEGER AND c.indexed
-    ORDER BY c.uniqueness DESC, c.table_name, c.column_name;
 
 -- ---------------------------------------------------------------------------------------------------
 -- Discovery beyond equi-joins (lakeql/joins/{union,tables,transform}.py, docs/discovery.md).

@@ -36,16 +36,12 @@ CREATE OR REPLACE MACRO ngram_rows_all(tbl, col, phrases, unit := 'char') AS TAB
 CREATE OR REPLACE MACRO ngram_rows_any(tbl, col, phrases, unit := 'char') AS TABLE
     SELECT h.r.rowid AS rowid, h.r.occurrences AS occurrences, h.r.total AS total
     FROM (SELECT unnest(ngram_rows_any_impl(tbl, col, phrases, unit)) AS r) h;
--- ngram_indexes(): as the @pure macro below, but a damaged manifest is lakeql's error naming the fix
--- (lakeql_manifest_file reads it first) rather than DuckDB's "too small to be a Parquet file".
-CREATE OR REPLACE MACRO ngram_indexes(_path := {{index_dir}} || '/indexes.parquet') AS TABLE
-    SELECT table_name, column_name, bytes, source_bytes, round(bytes / greatest(source_bytes, 1), 3) AS ratio,
-           built_at, params
-    FROM read_parquet(lakeql_manifest_file(_path)) WHERE kind = 'ngram';
 
 -- @pure
--- ngram_indexes(): the n-gram indexes of this lake (also works in the stock duckdb CLI).
+-- ngram_indexes(): the n-gram indexes of this lake (also works in the stock duckdb CLI). In a lakeql
+-- connection lakeql_manifest_file reads the manifest first: a damaged one is lakeql's error naming the fix
+-- rather than DuckDB's "too small to be a Parquet file".
 CREATE OR REPLACE MACRO ngram_indexes(_path := {{index_dir}} || '/indexes.parquet') AS TABLE
     SELECT table_name, column_name, bytes, source_bytes, round(bytes / greatest(source_bytes, 1), 3) AS ratio,
            built_at, params
-    FROM read_parquet(_path) WHERE kind = 'ngram';
+    FROM read_parquet({{checked(lakeql_manifest_file, _path)}}) WHERE kind = 'ngram';
