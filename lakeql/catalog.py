@@ -172,12 +172,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
         except RemoteStoreError:
             raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
-            if fs is not None:  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
-                from lakeql.sources.snapshot import store_failure
-
-                failed = store_failure(fs)
-                if failed is not None:
-                    raise failed from None
+            _raise_store_failure(fs)  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
             warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
                           f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
                           "--refresh'", CorruptParquetWarning, stacklevel=2)
@@ -217,12 +212,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
     except RemoteStoreError:
         raise  # the store failed, not the files (the header check below): the build stops
     except Exception as exc:  # noqa: BLE001 - files readable one by one but not together
-        if fs is not None:  # DuckDB's DESCRIBE hides a store failure under its own error: the build stops
-            from lakeql.sources.snapshot import store_failure
-
-            failed = store_failure(fs)
-            if failed is not None:
-                raise failed from None
+        _raise_store_failure(fs)  # DuckDB's DESCRIBE hides a store failure under its own error
         err = _first_line(exc)
         why = "its files cannot be read together" if len(good) > 1 else "DuckDB cannot read its file"
         warnings.warn(f"skipping table {table.key}: {why} ({err})",
@@ -279,13 +269,17 @@ def _current_format(entry: IndexEntry | None) -> bool:
         return False
 
 
-def _store_failed(fs: Any) -> BaseException | None:
-    """The object store's own failure hidden under a DuckDB read error of a remote lake, else None."""
+def _raise_store_failure(fs: Any) -> None:
+    """Raise the object store's own failure (:class:`RemoteStoreError`) when one hides under a DuckDB read
+    error of a remote lake: the store failed, not the file, so the build stops instead of taking the file
+    for unreadable (or headerless, or mistyped). Nothing for a local lake."""
     if fs is None:
-        return None
+        return
     from lakeql.sources.snapshot import store_failure
 
-    return store_failure(fs)
+    failed = store_failure(fs)
+    if failed is not None:
+        raise failed from None
 
 
 def _conversion_error(exc: BaseException) -> bool:
@@ -332,9 +326,7 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
         try:
             return count(path, every_column=True, whole=True)
         except Exception as again:  # noqa: BLE001 - readers raise many types for bad files
-            failed = _store_failed(fs)
-            if failed is not None:
-                raise failed from None
+            _raise_store_failure(fs)
             warnings.warn(
                 f"CSV file {stamp.path!r} of table {table.key} has a value that does not fit the type DuckDB "
                 f"sniffed for its column ({_conversion_detail(exc)}), and reading it with types from the "
@@ -349,9 +341,7 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
     except Exception as exc:
         if table.format != "csv":
             raise
-        failed = _store_failed(fs)
-        if failed is not None:  # a store failure under DuckDB's read: not the file's fault
-            raise failed from None
+        _raise_store_failure(fs)  # a store failure under DuckDB's read: not the file's fault
         if _conversion_error(exc):
             n = whole_sniff(src, exc)
             if n is not None:
@@ -425,12 +415,7 @@ def _header_missed(table: Table, cols: list[tuple[str, str]], con: Any,
                 return False  # a file without a header: the table is read as DuckDB reads it
             missed = True
     except Exception:  # noqa: BLE001 - a file the rule cannot read: read as DuckDB reads it
-        if fs is not None:  # unless the store failed under DuckDB's read (review12: the decision was then
-            from lakeql.sources.snapshot import store_failure  # "no header", kept while the file stays)
-
-            failed = store_failure(fs)
-            if failed is not None:
-                raise failed from None
+        _raise_store_failure(fs)  # unless the store failed (the decision was then "no header", kept)
         return False
     return missed
 
