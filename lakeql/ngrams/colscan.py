@@ -35,6 +35,7 @@ and the caller takes the exact path of before (locate through the index, or the 
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from typing import Any
@@ -87,6 +88,8 @@ ASCII_NONWORD = r"[\x00-\x2F\x3A-\x40\x5B-\x5E\x60\x7B-\x7F]"
 #: SQL true on rows holding a non-ASCII character (UTF-8 bytes > characters)
 NON_ASCII = "strlen({c}) <> length({c})"
 _LOCK = threading.Lock()
+#: bytes up to and including the last ASCII non-word byte (greedy): where a word prefix is cut
+_LAST_SEPARATOR = re.compile(rb"(?s).*" + ASCII_NONWORD.encode())
 _ASCII_LOWER = np.arange(256, dtype=np.uint8)
 _ASCII_LOWER[65:91] += 32
 
@@ -389,14 +392,15 @@ class ColumnScan:
 
     def _pq_rows(self, unit: str, fold: str, pat: np.ndarray, need_first: bool = False):
         """(row ids ascending, occurrences, first offsets (-1 without ``need_first``)) of the rows holding
-        ``pat``, counted on the Parquet column (see :mod:`lakeql.ngrams.pqcount`), or None."""
+        ``pat``, counted on the Parquet column (see :mod:`lakeql.ngrams.pqcount`), or None. Without
+        ``need_first`` each row's scan stops at its first occurrence and reports 1 occurrence."""
         import pyarrow as pa
 
         spec = self._pq_spec(unit, fold, pat)
         if spec is None:
             return None
         try:
-            return self._parquet.rows(spec, need_first)
+            return self._parquet.rows(spec, need_first, need_first)
         except (pa.ArrowException, OSError):
             self._pq_failed()
             return None
@@ -590,22 +594,30 @@ class ColumnScan:
 
 def first_offsets(rid: np.ndarray, texts, unit: str, fold: str, pat: np.ndarray) -> np.ndarray:
     """Offset of the first occurrence of ``pat`` in each row of ``texts`` (each holds one) as the index
-    holds the row. Characters: first searched in each row's first :data:`FIRST_PREFIX` bytes, cut at a
-    character start (the folded prefix is then a prefix of the folded row: an occurrence found there is
-    the row's first); the top rows of a frequent phrase are often MBs long, and only rows without one
-    in their prefix are searched whole. Words: whole rows (a word cut at the prefix's end could match)."""
+    holds the row. First searched in each row's first :data:`FIRST_PREFIX` bytes (the top rows of a
+    frequent phrase are often MBs long; only rows without one in their prefix are searched whole), cut
+    so that the prefix as the index holds it is a prefix of the row as the index holds it: an occurrence
+    found there is the row's first, at the same offset. Characters: cut at a character start (the
+    folded prefix is a prefix of the folded row). Words: cut just after the last ASCII non-word byte (a
+    separator: every word before it is whole, so the prefix's word stream ``\x01 w1 .. wN \x01`` is the
+    row's up to its NUL; folding is per character)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     off = np.full(rid.shape[0], -1, np.int64)
     todo = np.arange(rid.shape[0])
-    if unit == "char" and 0 < rid.shape[0] <= FIRST_PREFIX_ROWS:
+    if 0 < rid.shape[0] <= FIRST_PREFIX_ROWS:
         pref = []
         for b in pc.binary_slice(texts.view(pa.large_binary()), 0, FIRST_PREFIX + 4).to_pylist():
             e = min(len(b), FIRST_PREFIX)
-            for _ in range(3):  # never inside a UTF-8 sequence
-                if 0 < e < len(b) and (b[e] & 0xC0) == 0x80:
-                    e -= 1
+            if e < len(b):
+                if unit == "char":
+                    for _ in range(3):  # never inside a UTF-8 sequence
+                        if 0 < e and (b[e] & 0xC0) == 0x80:
+                            e -= 1
+                else:  # just after the last separator of the prefix (none: an empty prefix)
+                    m = _LAST_SEPARATOR.match(b, 0, e)
+                    e = m.end() if m else 0
             pref.append(b[:e])
         arr = pa.array(pref, pa.large_binary()).view(pa.large_string())
         i, _, f = verify_batch(

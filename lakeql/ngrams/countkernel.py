@@ -297,7 +297,21 @@ def _pair_block(data, s0, n, i1, b1, o1, i2, b2, o2, buf):
 
 @njit(cache=True, nogil=True)
 def count_rows(
-    data, offs, pat, wstart, i1, i2, lower, words, nfold, check_nfold, pat_ascii, kpat, fail, isword
+    data,
+    offs,
+    pat,
+    wstart,
+    i1,
+    i2,
+    lower,
+    words,
+    nfold,
+    check_nfold,
+    pat_ascii,
+    kpat,
+    fail,
+    isword,
+    stop=False,
 ):
     """Per row: (occurrences, unsure). ``pat``: the phrase (words mode: the words back to back, word
     w = ``pat[wstart[w]:wstart[w+1]]``), lower-case when ``lower``. Candidates: the start positions
@@ -306,7 +320,9 @@ def count_rows(
     :data:`BLOCK` bytes and libc memchr over the block's flags; then every byte is compared. ``kpat``
     and ``fail``: the pattern as bytes of the layer (words: ``WORD_SEP w1 WORD_SEP ..``) and its
     :func:`failure_table`: once the compares of a row exceed :data:`KMP_AFTER` x its length, the rest of
-    the row is counted by KMP (linear on any input). ``isword``: ``re``'s ``\\w`` table."""
+    the row is counted by KMP (linear on any input). ``isword``: ``re``'s ``\\w`` table. ``stop``: a row's
+    count is only known to be >= 1 once it holds an occurrence (the rest of the row is not read: row
+    sets need no more), 0 stays exact."""
     n = offs.shape[0] - 1
     counts = np.zeros(n, dtype=np.int64)
     unsure = np.zeros(n, dtype=np.bool_)
@@ -363,7 +379,11 @@ def count_rows(
                             break
                         if _match_at(data, s, e, pat, lower):
                             c += 1
+                    if stop and c:
+                        break
                     t = _memchr(buf, t + 1, 1, L)
+            if stop and c:
+                break
             s0 += L
         if not unsure[r]:
             counts[r] = c

@@ -95,7 +95,9 @@ class Spec:
         self.kpat = np.frombuffer(raw, np.uint8).copy() if self.words else self.body
         self.fail = failure_table(self.kpat)
 
-    def count(self, data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def count(self, data: np.ndarray, offs: np.ndarray, stop: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (occurrences, unsure); ``stop``: a row's count is only >= 1 once it holds one (the
+        rest of the row is not read; row sets need no more)."""
         from lakeql.ngrams.countkernel import count_rows
         from lakeql.ngrams.text import word_table
 
@@ -114,6 +116,7 @@ class Spec:
             self.kpat,
             self.fail,
             word_table(),
+            stop,
         )
 
 
@@ -168,14 +171,14 @@ def _buffers(ch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return data, offs, valid
 
 
-def exact_counts(spec: Spec, ch, take=None) -> np.ndarray:
+def exact_counts(spec: Spec, ch, take=None, stop: bool = False) -> np.ndarray:
     """Exact per-row occurrences of ``spec`` in a string/binary Arrow array (NULL rows 0): the kernel,
     then the rows it reports ``unsure`` counted as the index holds them (their text: ``take(rows)``,
-    by default ``ch.take``)."""
+    by default ``ch.take``). ``stop``: counts of rows holding the pattern may be any number >= 1."""
     from lakeql.ngrams.colscan import _search_batch
 
     data, offs, valid = _buffers(ch)
-    cnt, unsure = spec.count(data, offs)
+    cnt, unsure = spec.count(data, offs, stop)
     if valid is not None:
         cnt[~valid] = 0
         unsure &= valid
@@ -289,7 +292,7 @@ class ParquetColumn:
         base, chunks = self._read(job)
         return base, [(len(ch), Values(ch), None) for ch in chunks]
 
-    def _counted(self, spec: Spec, job):
+    def _counted(self, spec: Spec, job, stop: bool = False):
         """Per piece of the job: (first rowid, exact counts per row, texts(rows) -> Arrow array of
         those rows' text). A dictionary shared by several pages is counted once."""
         base, pieces = self._pieces(job)
@@ -297,7 +300,9 @@ class ParquetColumn:
         for n, vals, index in pieces:
             key = id(vals)
             if key not in seen:
-                seen[key] = exact_counts(spec, vals.arr, vals.take) if len(vals) else np.zeros(0, np.int64)
+                seen[key] = (
+                    exact_counts(spec, vals.arr, vals.take, stop) if len(vals) else np.zeros(0, np.int64)
+                )
             cv = seen[key]
             if index is None:
                 cnt = cv
@@ -319,17 +324,20 @@ class ParquetColumn:
             return [fn(self.jobs[0])]
         return list(_scan_pool().map(fn, self.jobs))
 
-    def rows(self, spec: Spec, need_first: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rows(
+        self, spec: Spec, need_first: bool = False, need_counts: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row ids ascending, occurrences, first offsets) of every row holding the pattern; the first
         offsets (as the index holds the row) only with ``need_first`` (else -1): the rows holding the
-        pattern are searched once more for them."""
+        pattern are searched once more for them. Without ``need_counts`` (and ``need_first``) each row's
+        scan stops at its first occurrence and reports 1 occurrence."""
         import pyarrow as pa
 
         from lakeql.ngrams.colscan import verify_batch
 
         def one(job):
             rid, cnt, off = [], [], []
-            for base, c, texts in self._counted(spec, job):
+            for base, c, texts in self._counted(spec, job, not (need_counts or need_first)):
                 hit = np.flatnonzero(c)
                 if need_first and hit.shape[0]:
                     batch = pa.RecordBatch.from_arrays(
@@ -337,7 +345,8 @@ class ParquetColumn:
                     )
                     r, n, f = verify_batch(batch, spec.unit, spec.fold, spec.pat, True)
                 else:
-                    r, n, f = hit + base, c[hit], np.full(hit.shape[0], -1, np.int64)
+                    n = c[hit] if need_counts else np.ones(hit.shape[0], np.int64)
+                    r, f = hit + base, np.full(hit.shape[0], -1, np.int64)
                 rid.append(r)
                 cnt.append(n)
                 off.append(f)

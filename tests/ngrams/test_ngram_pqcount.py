@@ -120,6 +120,32 @@ def test_kernel_counts_equal_brute_force(unit, fold):
             assert exact_counts(spec, arr).tolist() == want, (phrase, unit, fold, arr.type)
 
 
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_kernel_stop_at_first_finds_the_same_rows(unit, fold):
+    """Row sets (``ngram_rows``) stop each row's scan at its first occurrence: the same rows as brute
+    force, on the hand-written rows and on real stdlib text with non-ASCII rows and frequent phrases."""
+    from lakeql.ngrams.pqcount import exact_counts
+
+    real = [b.decode("utf-8", "replace") for _, b in stdlib_files(150_000)]
+    real += ["x " * 5000 + "self", "naïve self—self ſelf", "日本語" * 3000 + " the"]
+    arr_real = pa.array(real, pa.string())
+    phrases = (
+        (CHARS + ["e", " ", "def ", "return", "self."]) if unit == "char" else WORDS + ["the", "return self"]
+    )
+    for phrase in phrases:
+        spec = _spec(unit, fold, phrase)
+        for arr in _arrays():
+            want = [n > 0 for n in _want(unit, fold, phrase)]
+            got = exact_counts(spec, arr, stop=True)
+            assert (got > 0).tolist() == want, (phrase, unit, fold, arr.type)
+        want = [n > 0 for n in brute_per_row(unit, fold, phrase, real)]
+        assert (exact_counts(spec, arr_real, stop=True) > 0).tolist() == want, (phrase, unit, fold)
+    three = pa.array(["self self self"], pa.string())
+    assert exact_counts(_spec("word", fold, "self"), three).tolist() == [3]
+    assert exact_counts(_spec("word", fold, "self"), three, stop=True).tolist() == [1]  # stopped at the first
+
+
 def test_kernel_flags_only_what_it_cannot_decide():
     """The kernel decides words itself, non-ASCII characters next to a match included (decoded and looked
     up in re's \\w table); a character folding to ASCII makes the row unsure (recounted in Python)."""

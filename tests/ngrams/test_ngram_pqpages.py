@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from ngramutil import stdlib_files
 from test_ngram_pqcount import _spec
 
 ROWS = [
@@ -187,6 +188,68 @@ def test_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, prefix)
         monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)
         got = colscan.first_offsets(rid, texts.take(pa.array(rid)), "char", fold, pat)
         assert got.tolist() == want.tolist(), (phrase, fold, prefix)
+
+
+@pytest.mark.parametrize("fold", ["none", "casefold"])
+@pytest.mark.parametrize("prefix", [1, 2, 3, 4, 5, 6, 7, 8, 11, 1 << 16])
+def test_word_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, prefix):
+    """Words: the prefix is cut after its last ASCII separator; first offsets (in the word stream the
+    index holds) == whole rows', with Unicode word characters next to the cut (é, ß, 日本語, ſ, curly
+    quotes, which separate words) and on real stdlib text."""
+    from lakeql.ngrams import colscan
+
+    rows = [r for r in ROWS if r] + [
+        "ééé aa self",
+        "ßelf self",
+        "x日本語 self self",
+        "ſelf self’self",
+        "aa\u2019aa aa",
+        "selfé self",
+        "new\u00a0york new york",
+        "Self SELF self",
+        "a" * 9 + " new york",
+    ]
+    rows += [b.decode("utf-8", "replace") for _, b in stdlib_files(60_000)][:12]
+    for phrase in ["self", "aa", "new york", "york", "日本語", "é", "def", "return self", "the"]:
+        spec = _spec("word", fold, phrase)
+        pat = spec.pat
+        texts = pa.array([r.encode() for r in rows], pa.large_binary()).view(pa.large_string())
+        batch = pa.RecordBatch.from_arrays([pa.array(np.arange(len(rows))), texts], ["i", "t"])
+        rid, _, want = colscan.verify_batch(batch, "word", fold, pat, True)
+        if not rid.shape[0]:
+            continue
+        monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)
+        got = colscan.first_offsets(rid, texts.take(pa.array(rid)), "word", fold, pat)
+        assert got.tolist() == want.tolist(), (phrase, fold, prefix)
+
+
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_first_offsets_of_long_rows_read_only_their_prefix(monkeypatch, unit):
+    """The top rows of a frequent phrase are MBs long: with a match in the first FIRST_PREFIX bytes,
+    no text longer than that is searched (words too: they were searched whole)."""
+    from lakeql.ngrams import colscan
+
+    long_rows = ["x = self.y\n" + "é " * 300_000 + " self", "def f(self):\n" + "self " * 200_000]
+    texts = pa.array([r.encode() for r in long_rows], pa.large_binary()).view(pa.large_string())
+    seen = []
+    real = colscan.verify_batch
+
+    def spy(batch, *a):
+        seen.append(max(len(b) for b in batch.column(1).view(pa.large_binary()).to_pylist()))
+        return real(batch, *a)
+
+    monkeypatch.setattr(colscan, "verify_batch", spy)
+    for fold in ("none", "casefold"):
+        pat = _spec(unit, fold, "self").pat
+        seen.clear()
+        got = colscan.first_offsets(np.arange(2), texts, unit, fold, pat)
+        monkeypatch.setattr(colscan, "verify_batch", real)
+        want = real(
+            pa.RecordBatch.from_arrays([pa.array(np.arange(2)), texts], ["i", "t"]), unit, fold, pat, True
+        )
+        monkeypatch.setattr(colscan, "verify_batch", spy)
+        assert got.tolist() == want[2].tolist()
+        assert max(seen) <= colscan.FIRST_PREFIX, (unit, fold, seen)
 
 
 def test_corrupt_pages_are_declined_not_misread(tmp_path):
