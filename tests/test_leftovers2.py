@@ -73,3 +73,48 @@ def test_timetz_keeps_its_offset_in_the_catalog_the_schema_files_and_every_front
     finally:
         svc.close()
     assert "12:00:00+02:00" in got and "12:30:00+00:00" in got, got
+
+
+def test_a_removed_tables_files_leave_the_checksum_caches_on_refresh(tmp_path, monkeypatch):
+    """The process's checksum caches (store._STAMPED, _VERIFIED, _READ_BACK) kept one entry per index file
+    ever checked: a long-lived process refreshing a lake whose tables come and go grew without end. A
+    refresh's integrity pass now drops the files it no longer finds (and older stamps of rewritten ones);
+    the on-disk verification record holds only files of the index."""
+    import os
+
+    from lakeql import store
+
+    lake, idx = tmp_path / "lake", tmp_path / "idx"
+    for d in ("a", "b"):
+        (lake / d).mkdir(parents=True)
+        out = lake / d / "items.parquet"
+        duckdb.sql(f"COPY (SELECT range AS id, 'v' || range AS name FROM range(50)) TO '{out}'")
+    lakeql.index(lake, index_dir=idx, progress=False)
+    lakeql.index(lake, index_dir=idx, refresh=True, progress=False)
+    prefix = str(idx.resolve()) + os.sep
+
+    def cached() -> set[str]:
+        return {f for f in store._STAMPED if f.startswith(prefix)} | {
+            c[0] for c in store._VERIFIED if c[0].startswith(prefix)
+        }
+
+    assert any("b" + os.sep in f or "b.items" in f for f in cached())  # table b's files were checked
+    (lake / "b" / "items.parquet").unlink()
+    (lake / "b").rmdir()
+    lakeql.index(lake, index_dir=idx, refresh=True, progress=False)
+    lakeql.index(lake, index_dir=idx, refresh=True, progress=False)
+    gone = sorted(
+        f for f in cached() | {f for f in store._READ_BACK if f.startswith(prefix)} if not os.path.exists(f)
+    )
+    assert gone == []
+    record = store.Store(idx)._load_verified()
+    assert record and all((idx / label).exists() for label in record)
+    # a reader (no integrity pass) sweeps entries of files gone or rewritten once its caches doubled
+    fake = str(idx / "gone" / "x.parquet")
+    store._STAMPED[fake] = ((1, 2, 3, 4), "1:00000000")
+    store._VERIFIED.add((fake, 1, 2, 3, 4, "1:00000000"))
+    monkeypatch.setattr(store, "_sweep_at", [0])
+    st = store.Store(idx)
+    assert all(st.damage(e) is None for e in st.entries())
+    assert fake not in store._STAMPED and not any(c[0] == fake for c in store._VERIFIED)
+    assert store._sweep_at[0] >= 100_000
