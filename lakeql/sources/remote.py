@@ -101,11 +101,13 @@ def _aws_env() -> tuple:
     return tuple(os.environ.get(v) for v in _AWS_ENV)
 
 
-def _boto_client(env: tuple) -> Any:
-    """A botocore S3 client for the AWS environment ``env`` (None when botocore is not installed)."""
+def _boto_client(env: tuple, attempts: int | None = None) -> Any:
+    """A botocore S3 client for the AWS environment ``env`` (None when botocore is not installed), making
+    at most ``attempts`` requests a call (default ``LAKEQL_S3_RETRIES``)."""
     from lakeql.sources.snapshot import request_retries, request_timeout
 
-    env = (*env, request_timeout(), request_retries())
+    attempts = request_retries() if attempts is None else attempts
+    env = (*env, request_timeout(), attempts)
     if env in _CLIENTS:
         return _CLIENTS[env]
     try:
@@ -134,7 +136,7 @@ def _boto_client(env: tuple) -> Any:
         max_pool_connections=max(10, concurrency()),
         # 'standard': 500/502/503/504, throttling (SlowDown), timeouts and dropped connections are retried
         # with exponential backoff and jitter; a request that hangs fails after the timeout, then retries
-        retries={"total_max_attempts": request_retries(), "mode": "standard"},
+        retries={"total_max_attempts": attempts, "mode": "standard"},
         connect_timeout=request_timeout(),
         read_timeout=request_timeout(),
         s3={"addressing_style": "path"} if endpoint else None,
@@ -170,11 +172,17 @@ def direct_get(
         extra["IfMatch"] = f'"{etag}"'
     from lakeql.sources.snapshot import request_retries
 
-    attempts = request_retries()
-    for attempt in range(1, attempts + 1):
+    attempts, sent, attempt = request_retries(), 0, 0
+    while True:
         # botocore retries a request that fails or times out before its body; a body cut short or
-        # stalled while it is read is retried here (the same backoff: 0.05-1 s doubling, with jitter)
+        # stalled while it is read is retried here (the same backoff: 0.05-1 s doubling, with jitter).
+        # Both draw on one budget of LAKEQL_S3_RETRIES requests: each retry here gets a client allowed
+        # only the requests left (else a flaky object could cost LAKEQL_S3_RETRIES squared)
+        attempt += 1
+        if sent:
+            client = _boto_client(hit[1], attempts - sent)
         got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
+        sent += 1 + int((got.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
         try:
             with contextlib.closing(got["Body"]) as body:
                 data = _read_body(body, end - start)
@@ -183,12 +191,11 @@ def direct_get(
                 raise TruncatedBody(f"got {len(data)} of {end - start} bytes")
             return data
         except Exception as exc:
-            if attempt == attempts or error_kind(exc) not in ("truncated", "timeout", "unreachable"):
+            if sent >= attempts or error_kind(exc) not in ("truncated", "timeout", "unreachable"):
                 raise
             import random
 
             time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class TruncatedBody(OSError):
