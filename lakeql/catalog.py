@@ -178,7 +178,11 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             _raise_store_failure(fs)  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
-            warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
+            from lakeql.sources.snapshot import ObjectChanged
+
+            warnings.warn(f"skipping {table.format} file {stamp.path!r} of table {table.key}: {exc}"
+                          if isinstance(exc, ObjectChanged) else  # no fault of the file: read again
+                          f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
                           f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
                           "--refresh'", CorruptParquetWarning, stacklevel=2)
             problems.append(Problem("file", stamp.path, _first_line(exc), table.key))
