@@ -147,7 +147,12 @@ def _boto_client(env: tuple, attempts: int | None = None) -> Any:
 
 
 def direct_get(
-    fs: Any, path: str, start: int, end: int, unmodified_since_ns: int = 0, etag: str = "",
+    fs: Any,
+    path: str,
+    start: int,
+    end: int,
+    unmodified_since_ns: int = 0,
+    etag: str = "",
     listed: tuple[int, int] | None = None,
 ) -> bytes | None:
     """Bytes ``[start, end)`` of ``bucket/key`` with one GET and no HEAD (botocore), or None when that is

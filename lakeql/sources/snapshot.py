@@ -189,8 +189,14 @@ class Snapshot:
         start = 0 if is_whole else max(0, size - FOOTER_BYTES)
         st = self.stamps.get(path)
         try:
-            data = read_range(self.fs, path, start, size, st.etag if st is not None else "",
-                              (size, int(st.mtime_ns or 0)) if st is not None else None)
+            data = read_range(
+                self.fs,
+                path,
+                start,
+                size,
+                st.etag if st is not None else "",
+                (size, int(st.mtime_ns or 0)) if st is not None else None,
+            )
         except Exception as exc:  # noqa: BLE001 - gone, denied, changed: the reader names it
             kind = error_kind(exc)
             with self._lock:
@@ -228,8 +234,9 @@ class Snapshot:
                 self.failure = exc
 
 
-def read_range(fs: Any, path: str, start: int, end: int, etag: str = "",
-               listed: tuple[int, int] | None = None) -> bytes:
+def read_range(
+    fs: Any, path: str, start: int, end: int, etag: str = "", listed: tuple[int, int] | None = None
+) -> bytes:
     """Bytes ``[start, end)`` of object ``path`` (one ranged GET with botocore when the filesystem is
     lakeql's S3 one and botocore is installed, else through the pyarrow filesystem); with ``etag``, of
     that version only (another one: ``PreconditionFailed``); ``listed``: its (size, time in ns)."""
@@ -291,8 +298,9 @@ class TailFile(io.RawIOBase):
             from lakeql.sources.remote import direct_get
 
             try:  # one GET, no HEAD; only of the version listed (its footer may be held: never mix two)
-                got = direct_get(self.fs, self.path, start, end, self.mtime_ns, self.etag,
-                                 (self.size_, self.mtime_ns))
+                got = direct_get(
+                    self.fs, self.path, start, end, self.mtime_ns, self.etag, (self.size_, self.mtime_ns)
+                )
             except Exception as exc:  # noqa: BLE001 - botocore's errors, as the file errors readers expect
                 err = _as_os_error(exc, self.path, self.fs)
                 if self.on_store_failure is not None and not isinstance(err, OSError):
