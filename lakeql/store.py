@@ -1081,10 +1081,12 @@ def _forget_unseen(prefix: str, seen: dict[str, list]) -> None:
     old shard folder of content-named shards) or an older stamp of a rewritten one. They were never
     pruned, so a long-lived process that refreshes kept one entry per file path it ever checked."""
     keep = {prefix + label.replace("/", os.sep): tuple(st) for label, st in seen.items()}
-    _VERIFIED.difference_update([c for c in _VERIFIED if c[0].startswith(prefix) and keep.get(c[0]) != c[1:]])
-    gone = [f for f, (st, ck) in _STAMPED.items() if f.startswith(prefix) and keep.get(f) != (*st, ck)]
+    # copies first (list() of a set or dict is atomic): another thread may add entries meanwhile
+    _VERIFIED.difference_update([c for c in list(_VERIFIED)
+                                 if c[0].startswith(prefix) and keep.get(c[0]) != c[1:]])
+    gone = [f for f, (st, ck) in list(_STAMPED.items()) if f.startswith(prefix) and keep.get(f) != (*st, ck)]
     for f in gone:
-        del _STAMPED[f]
+        _STAMPED.pop(f, None)
     _READ_BACK.difference_update(gone)
 
 
@@ -1103,10 +1105,10 @@ def _sweep_gone() -> None:
                 now[f] = None
         return now[f]
 
-    _VERIFIED.difference_update([c for c in _VERIFIED if stamp(c[0]) != c[1:5]])
-    gone = [f for f, (st, _) in _STAMPED.items() if stamp(f) != st]
+    _VERIFIED.difference_update([c for c in list(_VERIFIED) if stamp(c[0]) != c[1:5]])
+    gone = [f for f, (st, _) in list(_STAMPED.items()) if stamp(f) != st]
     for f in gone:
-        del _STAMPED[f]
+        _STAMPED.pop(f, None)
     _READ_BACK.difference_update(gone)
     _sweep_at[0] = max(100_000, 2 * (len(_VERIFIED) + len(_STAMPED)))
 
