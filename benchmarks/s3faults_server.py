@@ -23,6 +23,8 @@ plus one action:
   long before a read timeout: only a bound on the whole request ends it);
 * ``"truncate": 100``: moto's answer with its ``Content-Length`` but that many bytes fewer (the
   connection then closes, as a dropped transfer does);
+* ``"list_etags": true``: a LIST answered with other ETags than the objects' own (as stores that list a
+  multipart object's ETag otherwise than its GET answers it, or an object rewritten in between);
 * ``"then_delete": "bucket/key"`` or ``"then_put": "bucket/key", "body_hex": "..."``: answer normally,
   then delete (or overwrite) that object in moto (an object changing between a LIST and its GETs).
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 import time
@@ -160,7 +163,15 @@ class FaultInjector:
                     yield out[i : i + 1]
 
             return slowly()
-        out = b"".join(self.app(environ, start_response))
+        if rule.get("list_etags"):  # '"<md5>"' listed as '"<md5>0-2"' (a multipart upload's form)
+            got: list = []
+            out = b"".join(self.app(environ, lambda s, h, exc_info=None: got.append((s, h))))
+            out = re.sub(rb"<ETag>(?:&quot;|&#34;|\")?([0-9a-f]+)", rb"\g<0>0-2", out)
+            status, headers = got[0]
+            headers = [(k, str(len(out)) if k.lower() == "content-length" else v) for k, v in headers]
+            start_response(status, headers)
+        else:
+            out = b"".join(self.app(environ, start_response))
         if "then_delete" in rule:
             self._moto(environ, "DELETE", rule["then_delete"])
         if "then_put" in rule:

@@ -111,15 +111,20 @@ _ARROW_DIFFERS = ("fixed_size_binary[12]", "halffloat")
 
 def _arrow_differs(schema, pf) -> bool:
     """True when the footer ``pf`` (Arrow ``schema``) may hold a column whose DuckDB type only DuckDB's
-    Parquet reader knows: the types above, or an INT96 timestamp (timestamp[ns] to Arrow, TIMESTAMP to
-    read_parquet). A column name holding the same text only costs a DESCRIBE of the file."""
+    Parquet reader knows: the types above, an INT96 timestamp (timestamp[ns] to Arrow, TIMESTAMP to
+    read_parquet), or a TIME adjusted to UTC (time64 to Arrow, TIME WITH TIME ZONE to read_parquet: what
+    DuckDB writes for a TIMETZ column). A column name holding the same text only costs a DESCRIBE."""
     text = schema.remove_metadata().to_string()
     if any(t in text for t in _ARROW_DIFFERS):
         return True
-    if "timestamp[ns" not in text:
+    int96, times = "timestamp[ns" in text, "time64" in text or "time32" in text
+    if not (int96 or times):
         return False
     md = pf.metadata.schema
-    return any(md.column(i).physical_type == "INT96" for i in range(len(md)))
+    cols = [md.column(i) for i in range(len(md))]
+    return (int96 and any(c.physical_type == "INT96" for c in cols)) or (
+        times and any(c.logical_type.type == "TIME" and '"isAdjustedToUTC":true' in c.logical_type.to_json()
+                      for c in cols))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -173,7 +178,11 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             raise  # the store failed, not the file: the build stops, the previous index is kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             _raise_store_failure(fs)  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
-            warnings.warn(f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
+            from lakeql.sources.snapshot import ObjectChanged
+
+            warnings.warn(f"skipping {table.format} file {stamp.path!r} of table {table.key}: {exc}"
+                          if isinstance(exc, ObjectChanged) else  # no fault of the file: read again
+                          f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
                           f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
                           "--refresh'", CorruptParquetWarning, stacklevel=2)
             problems.append(Problem("file", stamp.path, _first_line(exc), table.key))

@@ -163,6 +163,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
     lake, query = cliargs.lake_and_query(args, "sql")
     query = cliargs.sql_text(query)
     con = connect(lake, index_dir=args.index_dir)
+    from lakeql.render import keep_arrow_exact
+
+    keep_arrow_exact(con)  # a TIMETZ keeps its offset in a result read as Arrow (one with an INTERVAL)
     return run_sql(con, query, args.format, sys.stdout, is_tty=sys.stdout.isatty())
 
 

@@ -271,6 +271,22 @@ def config_dimension(name: str | None = None) -> int | None:
     return None
 
 
+def config_max_seq_length(name: str | None = None) -> int | None:
+    """The tokens a sentence-transformers model folder reads of a text (``max_seq_length`` of its
+    ``sentence_bert_config.json``, what the loaded model has), without loading it; None when the folder
+    does not say it plainly (the caller loads the model)."""
+    import json
+    from pathlib import Path
+
+    try:
+        root = Path(resolve_model(name))
+        n = int(json.loads((root / "sentence_bert_config.json").read_text())["max_seq_length"])
+        limit = json.loads((root / "config.json").read_text()).get("max_position_embeddings")
+    except Exception:  # noqa: BLE001 - a hub name, another layout: unknown
+        return None
+    return n if n > 0 and (limit is None or n <= int(limit)) else None
+
+
 def encode(
     texts: Sequence[str],
     model: str | None | Any = None,

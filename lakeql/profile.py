@@ -54,6 +54,12 @@ TOP_VALUES = 100  # most frequent raw values kept per column
 SKETCH_K = 256  # bottom-k MinHash sketch size
 HASH_CAP = 4096  # distinct-value hashes stored per column (the bottom ones: a KMV sample above that)
 MEMORY_CELLS = 20_000_000  # tables up to rows * columns cells are read into Arrow once
+
+
+def arrow_copy_exact(columns: list[tuple[str, str]]) -> bool:
+    """Whether DuckDB reads an Arrow copy of these columns back as the same values: a TIME WITH TIME ZONE
+    loses its offset there (Arrow's time64), a BIT becomes a BLOB; such tables are scanned, not copied."""
+    return not any("TIME WITH TIME ZONE" in t.upper() or t.upper() == "BIT" for _, t in columns)
 BATCH_CELLS = 100_000  # single-file tables up to rows * columns cells are profiled together (profile_tables)
 BATCH_TABLES = 32  # tables per batch
 THREADS = min(4, os.cpu_count() or 1)
@@ -282,7 +288,7 @@ def profile_table(
     own = con is None
     con = connect() if own else con
     try:
-        if row_count * len(columns) <= MEMORY_CELLS:
+        if row_count * len(columns) <= MEMORY_CELLS and arrow_copy_exact(columns):
             data = con.sql(f"SELECT * FROM {table.scan_sql()}").to_arrow_table()
             con.register("_lakeql_profile_t", data)
             source = "_lakeql_profile_t"

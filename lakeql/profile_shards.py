@@ -64,6 +64,7 @@ def profile_files(
         _empty_row,
         _grouped_stats,
         _native_sql,
+        arrow_copy_exact,
         maybe_unique,
         set_native,
         value_class,
@@ -109,7 +110,7 @@ def profile_files(
             else:
                 proj.append(q)
         select = f"SELECT {', '.join(proj)} FROM {scan}{where}"
-        if row_count * len(columns) <= MEMORY_CELLS:
+        if row_count * len(columns) <= MEMORY_CELLS and arrow_copy_exact(columns):
             data = con.sql(select).to_arrow_table()
             con.register("_lakeql_shard_t", data)
             source = "_lakeql_shard_t"

@@ -17,6 +17,7 @@ import collections
 import csv
 import datetime as dt
 import decimal
+import functools
 import json
 import math
 import re
@@ -432,9 +433,10 @@ def _has_interval(typ: Any) -> bool:
     return False
 
 
-def _nested(value: Any, typ: Any) -> Any:
+def _nested(value: Any, typ: Any, leaf: Any = None) -> Any:
     """pyarrow's Python value of a nested type holding intervals, with :class:`Interval` leaves and MAPs
-    as dicts (as DuckDB's own Python values have them)."""
+    as dicts (as DuckDB's own Python values have them). ``leaf(value, typ)`` gives a DuckDB extension
+    type's value (TIMETZ, HUGEINT, BIT, ... under ``arrow_lossless_conversion``: pyarrow has its bytes)."""
     import pyarrow as pa
 
     if value is None:
@@ -442,17 +444,40 @@ def _nested(value: Any, typ: Any) -> Any:
     if pa.types.is_interval(typ):
         return Interval.from_arrow(value)
     if pa.types.is_map(typ):
-        pairs = [(_nested(k, typ.key_type), _nested(v, typ.item_type)) for k, v in value]
+        pairs = [(_nested(k, typ.key_type, leaf), _nested(v, typ.item_type, leaf)) for k, v in value]
         try:
             return dict(pairs)
         except TypeError:  # unhashable keys (a LIST): DuckDB's own shape for such a MAP
             return {"key": [k for k, _ in pairs], "value": [v for _, v in pairs]}
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
-        return [_nested(v, typ.value_type) for v in value]
+        return [_nested(v, typ.value_type, leaf) for v in value]
     if pa.types.is_struct(typ):
         fields = [typ.field(i) for i in range(typ.num_fields)]
-        return {f.name: _nested(value.get(f.name), f.type) for f in fields}
+        return {f.name: _nested(value.get(f.name), f.type, leaf) for f in fields}
+    if leaf is not None and isinstance(typ, pa.BaseExtensionType) and not isinstance(value, uuid.UUID):
+        return leaf(value, typ)
     return value
+
+
+def _extension_value(conv: Any, value: Any, typ: Any) -> Any:
+    """The Python value of one DuckDB extension-type leaf (its storage bytes): DuckDB reads it back."""
+    import pyarrow as pa
+
+    one = pa.table({"v": pa.ExtensionArray.from_storage(typ, pa.array([value], typ.storage_type))})
+    conv.register("__lakeql_leaf", one)
+    try:
+        return conv.execute("SELECT v FROM __lakeql_leaf").fetchall()[0][0]
+    finally:
+        conv.unregister("__lakeql_leaf")
+
+
+def keep_arrow_exact(con: Any) -> None:
+    """Have ``con``'s Arrow exports keep TIME WITH TIME ZONE (and HUGEINT, UUID, BIT) exact, as DuckDB
+    extension types, for the front ends that render results (``lakeql sql``, the shell, MCP): a result
+    with an INTERVAL or nanosecond column is read as Arrow (:func:`result_rows`), where a TIMETZ lost its
+    offset (``12:00:00+02`` shown ``12:00:00``). A database-wide setting, costing nothing to other
+    results (fetched as DuckDB's Python values)."""
+    con.execute("SET arrow_lossless_conversion = true")
 
 
 def _bit_text(raw: Any) -> str | None:
@@ -479,20 +504,23 @@ def _rows_through_arrow(cur: Any, types: Sequence[str], size: int) -> Iterator[t
             cols: list[list[Any]] = [[]] * batch.num_columns
             intervals = [i for i, f in enumerate(batch.schema) if _has_interval(f.type)]
             others = [i for i in range(batch.num_columns) if i not in intervals]
+            if conv is None:
+                conv = duckdb.connect()
+                tz = next((f.type.tz for f in batch.schema
+                           if pa.types.is_timestamp(f.type) and f.type.tz), None)
+                if tz:  # TIMESTAMPTZ values in the session's zone, as its own fetch gives them
+                    conv.execute("SET TimeZone = ?", [tz])
+            leaf = functools.partial(_extension_value, conv)
             for i in intervals:  # intervals, and values that hold some (their other leaves as pyarrow's)
                 typ = batch.schema.field(i).type
-                cols[i] = [_nested(v, typ) for v in batch.column(i).to_pylist()]
-            for i in others:
-                if types[i].upper() == "BIT":
-                    cols[i] = [_bit_text(v) for v in batch.column(i).to_pylist()]
-            rest = [i for i in others if types[i].upper() != "BIT"]
+                cols[i] = [_nested(v, typ, leaf) for v in batch.column(i).to_pylist()]
+            # BIT: its raw bytes, unless exported as DuckDB's extension type (which reads back as text)
+            bits = {i for i in others if types[i].upper() == "BIT"
+                    and not isinstance(batch.schema.field(i).type, pa.BaseExtensionType)}
+            for i in bits:
+                cols[i] = [_bit_text(v) for v in batch.column(i).to_pylist()]
+            rest = [i for i in others if i not in bits]
             if rest:
-                if conv is None:
-                    conv = duckdb.connect()
-                    tz = next((f.type.tz for f in batch.schema
-                               if pa.types.is_timestamp(f.type) and f.type.tz), None)
-                    if tz:  # TIMESTAMPTZ values in the session's zone, as its own fetch gives them
-                        conv.execute("SET TimeZone = ?", [tz])
                 part = pa.RecordBatch.from_arrays([batch.column(i) for i in rest],
                                                   names=[f"c{j}" for j in range(len(rest))])
                 sel = ", ".join(f"CAST(c{j} AS {types[i].upper()})" if types[i].upper() in back

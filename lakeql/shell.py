@@ -199,6 +199,9 @@ class Shell:
             from lakeql.connection import connect
 
             self._con = connect(self.lake, index_dir=self.index_dir)
+            from lakeql.render import keep_arrow_exact
+
+            keep_arrow_exact(self._con)  # a TIMETZ keeps its offset in results read as Arrow
         return self._con
 
     # ----------------------------------------------------------------- loop

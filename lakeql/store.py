@@ -684,6 +684,8 @@ class Store:
                             (self.root / VERIFIED).unlink()
                     return f"{label} fails its checksum (damaged)"
             _VERIFIED.add(ck)
+            if len(_VERIFIED) + len(_STAMPED) > _sweep_at[0]:
+                _sweep_gone()
             if len(want.split(":", 1)[-1]) != 32:  # a CRC-32, not an early BLAKE2b: checksums_of reuses it
                 _STAMPED[f] = ((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), want)
             if seen is not None:
@@ -841,6 +843,7 @@ class Store:
             self.record(e)
         if seen != trusted:
             self._write_verified(seen)
+        _forget_unseen(str(self.root) + os.sep, seen)
         return bad
 
     def remember_checksummed(self) -> None:
@@ -1067,6 +1070,47 @@ _VERIFIED: set[tuple[str, int, int, int, int, str]] = set()
 # file -> ((size, mtime_ns, ctime_ns, inode), its file_checksum) as checked or computed in this process
 _STAMPED: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 _READ_BACK: set[str] = set()  # the files of _STAMPED that checksums_of read (not known to the record yet)
+
+
+_sweep_at = [100_000]  # the caches' size at which the next _sweep_gone runs (then twice what it kept)
+
+
+def _forget_unseen(prefix: str, seen: dict[str, list]) -> None:
+    """Drop from the process's checksum caches every file under ``prefix`` (an index dir) that the
+    integrity pass did not just find intact with that stamp: a removed file (a dropped table's index, an
+    old shard folder of content-named shards) or an older stamp of a rewritten one. They were never
+    pruned, so a long-lived process that refreshes kept one entry per file path it ever checked."""
+    keep = {prefix + label.replace("/", os.sep): tuple(st) for label, st in seen.items()}
+    # copies first (list() of a set or dict is atomic): another thread may add entries meanwhile
+    _VERIFIED.difference_update([c for c in list(_VERIFIED)
+                                 if c[0].startswith(prefix) and keep.get(c[0]) != c[1:]])
+    gone = [f for f, (st, ck) in list(_STAMPED.items()) if f.startswith(prefix) and keep.get(f) != (*st, ck)]
+    for f in gone:
+        _STAMPED.pop(f, None)
+    _READ_BACK.difference_update(gone)
+
+
+def _sweep_gone() -> None:
+    """Drop the entries of files whose stamp is no longer the cached one (removed or rewritten), in any
+    index dir: readers (an MCP server reopening after every refresh) check files but run no integrity
+    pass. Runs when the caches doubled since the last sweep, so it costs a ``stat`` per entry now and
+    then."""
+    now: dict[str, tuple[int, int, int, int] | None] = {}
+
+    def stamp(f: str) -> tuple[int, int, int, int] | None:
+        if f not in now:
+            try:
+                now[f] = _stat_stamp(f)
+            except OSError:
+                now[f] = None
+        return now[f]
+
+    _VERIFIED.difference_update([c for c in list(_VERIFIED) if stamp(c[0]) != c[1:5]])
+    gone = [f for f, (st, _) in list(_STAMPED.items()) if stamp(f) != st]
+    for f in gone:
+        _STAMPED.pop(f, None)
+    _READ_BACK.difference_update(gone)
+    _sweep_at[0] = max(100_000, 2 * (len(_VERIFIED) + len(_STAMPED)))
 
 
 def _stat_stamp(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:

@@ -4,9 +4,11 @@ columns relevant to a question.
 A table file stays complete on disk (the source of truth); an agent reads a 1,500-column table in pages
 (``offset``/``limit``) or by column name (``columns``: comma-separated patterns, ``*``/``?`` wildcards,
 else a case-insensitive substring), and ``schema_context`` returns the columns that share words with the
-question instead of the first ones. Every part is the same format as the file (it parses back with
-:func:`lakeql.context.formats.parse`), followed by one note line saying what was shown and how to get
-the rest.
+question instead of the first ones. Every part is the same format as the file and parses as it (back
+with :func:`lakeql.context.formats.parse` too), with a note saying what was shown and how to get the
+rest: a trailing ``# lakeql: ...`` line in YAML (a comment) and Markdown (a heading), a last top-level
+field ``"lakeql_page": "..."`` in JSON and TOON (which have no comments), so a page stays a valid
+document; :func:`note_of` reads it back in any format.
 
 Patterns are matched with :func:`fnmatch.fnmatchcase` (no regular expression from the caller; Python's
 translation cannot backtrack catastrophically) on lower-cased names of at most 200 characters, and are
@@ -16,11 +18,11 @@ capped at :data:`MAX_PATTERNS` patterns of :data:`MAX_PATTERN_CHARS` characters.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from lakeql.context import formats
 from lakeql.context.text import tokens
@@ -30,11 +32,13 @@ PAGE_COLUMNS = 200  # columns per page when a table file is too long to show who
 RELEVANT_COLUMNS = 40  # columns schema_context keeps of a table file over the byte budget
 MAX_PATTERNS = 20
 MAX_PATTERN_CHARS = 200
+NOTE_PREFIX = "# lakeql: "  # the note line of a YAML or Markdown part
+NOTE_FIELD = "lakeql_page"  # the note field of a JSON or TOON part (formats.parse drops it)
 
 
 @dataclass
 class Part:
-    text: str  # the part, in the file's format, plus a note line when not every column is shown
+    text: str  # the part, in the file's format, with a note (with_note) when not every column is shown
     total: int  # columns in the file
     shown: int  # columns in the part
     next_offset: int | None  # offset of the next page (None: nothing after it)
@@ -94,9 +98,8 @@ class _YamlLines:
             m = _YAML_QUOTED_KEY.match(ln)
             self.names.append(str(yaml.safe_load(m.group(1))) if m else ln[2:].split(": {", 1)[0])
 
-    def text(self, keep: list[int], note: str) -> str:
-        body = self.header + [self.lines[i] for i in keep]
-        return "\n".join(body) + "\n" + ("\n" + note + "\n" if note else "")
+    def text(self, keep: list[int]) -> str:
+        return "\n".join(self.header + [self.lines[i] for i in keep]) + "\n"
 
 
 def _yaml_lines(text: str, fmt: str) -> _YamlLines | None:
@@ -108,14 +111,39 @@ def _yaml_lines(text: str, fmt: str) -> _YamlLines | None:
         return None
 
 
-def _render(doc: dict[str, Any], cols: list[dict[str, Any]], fmt: str, note: str) -> str:
-    text = formats.render({**doc, "columns": cols}, fmt)
-    return text + ("\n" + note + "\n" if note else "")
+def with_note(text: str, fmt: str, note: str) -> str:
+    """``text`` (a part in ``fmt``) with the note ``note`` (no ``# lakeql:`` prefix) where the format
+    keeps it valid: a comment/heading line in YAML and Markdown, a last top-level field in JSON and TOON."""
+    if fmt == "json":
+        body = text.rstrip()
+        if not body.endswith("}"):
+            raise ValueError("not a JSON object")
+        return f"{body[:-1].rstrip()},\n  {json.dumps(NOTE_FIELD)}: {json.dumps(note)}\n}}\n"
+    if fmt == "toon":
+        from toon_format import encode
+
+        return text.rstrip("\n") + "\n" + encode({NOTE_FIELD: note}) + "\n"
+    return text + "\n" + NOTE_PREFIX + note + "\n"
+
+
+def note_of(text: str, fmt: str) -> str | None:
+    """The note of a part written by :func:`page` or :func:`relevant` (None when it has none)."""
+    if fmt in ("json", "toon"):
+        if fmt == "json":
+            doc = json.loads(text)
+        else:
+            from toon_format import decode
+
+            doc = decode(text.rstrip("\n"))
+        note = doc.get(NOTE_FIELD) if isinstance(doc, dict) else None
+        return note if isinstance(note, str) else None
+    last = text.rstrip("\n").rsplit("\n", 1)[-1]
+    return last[len(NOTE_PREFIX) :] if last.startswith(NOTE_PREFIX) else None
 
 
 def _columns(text: str, fmt: str):
     """(names, bags-of-text, render) of a table file: the short column names, per column the text its
-    relevance is scored on, and ``render(indexes, note)`` giving a part in the file's format."""
+    relevance is scored on, and ``render(indexes)`` giving a part in the file's format."""
     fast = _yaml_lines(text, fmt)
     if fast is not None:
         names = [short_name(n, fast.table) for n in fast.names]
@@ -131,7 +159,7 @@ def _columns(text: str, fmt: str):
             for n, c in zip(names, cols, strict=True)
         ]
 
-    return names, texts, lambda keep, note: _render(doc, [cols[i] for i in keep], fmt, note)
+    return names, texts, lambda keep: formats.render({**doc, "columns": [cols[i] for i in keep]}, fmt)
 
 
 def page(
@@ -163,13 +191,13 @@ def page(
         return Part(text, total, total, None)  # the whole file, as it is
     arg = "" if columns is None else f", columns={columns!r}"
     note = (
-        f"# lakeql: {what} {offset + 1 if chosen else 0}-{end} of {len(idx)}"
+        f"{what} {offset + 1 if chosen else 0}-{end} of {len(idx)}"
         + (f" (the table has {total})" if columns is not None else "")
         + (f"; next page: read_schema({path!r}, offset={nxt}{arg})" if nxt is not None else "; no more")
         + (", or pass columns='word' (a name part or *glob*)" if columns is None else "")
         + "."
     )
-    return Part(render(chosen, note), total, len(chosen), nxt)
+    return Part(with_note(render(chosen), fmt, note), total, len(chosen), nxt)
 
 
 def relevant(text: str, fmt: str, question: str, k: int = RELEVANT_COLUMNS, path: str = "PATH") -> Part:
@@ -187,8 +215,8 @@ def relevant(text: str, fmt: str, question: str, k: int = RELEVANT_COLUMNS, path
     fill = [i for i in range(total) if i not in taken][: max(0, k - hits)]
     keep = sorted(ranked + fill)
     note = (
-        f"# lakeql: {len(keep)} of {total} columns shown: {hits} sharing words with the question"
+        f"{len(keep)} of {total} columns shown: {hits} sharing words with the question"
         + (f", then the first {len(fill)}" if fill else "")
         + f"; read_schema({path!r}, columns='word') finds others, offset/limit pages through all."
     )
-    return Part(render(keep, note), total, len(keep), None)
+    return Part(with_note(render(keep), fmt, note), total, len(keep), None)

@@ -124,7 +124,9 @@ def build_server(service: LakeService, page_size: int = RESOURCE_PAGE):
     ) -> str:
         """Read one schema file: a table's columns with types, null shares, samples, keys and join hints
         (or INDEX.md / <domain>/_DOMAIN.md). Only files in the schemas folder can be read. A wide table
-        comes in pages of columns: the last line says how many there are and the call for the next page;
+        comes in pages of columns, each valid in the file's format, with a note saying how many there are
+        and the call for the next page (YAML/Markdown: the last '# lakeql:' line; JSON/TOON: the
+        'lakeql_page' field);
         `columns` picks columns by name."""
         return service.read_schema(path, offset, limit, columns)
 

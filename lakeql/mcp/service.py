@@ -76,6 +76,9 @@ def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
     con.execute("SET enable_external_access = false")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
+    from lakeql.render import keep_arrow_exact
+
+    keep_arrow_exact(con)  # the query tool's results: a TIMETZ keeps its offset when read as Arrow
     con.execute("SET lock_configuration = true")
 
 

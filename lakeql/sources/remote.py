@@ -101,11 +101,13 @@ def _aws_env() -> tuple:
     return tuple(os.environ.get(v) for v in _AWS_ENV)
 
 
-def _boto_client(env: tuple) -> Any:
-    """A botocore S3 client for the AWS environment ``env`` (None when botocore is not installed)."""
+def _boto_client(env: tuple, attempts: int | None = None) -> Any:
+    """A botocore S3 client for the AWS environment ``env`` (None when botocore is not installed), making
+    at most ``attempts`` requests a call (default ``LAKEQL_S3_RETRIES``)."""
     from lakeql.sources.snapshot import request_retries, request_timeout
 
-    env = (*env, request_timeout(), request_retries())
+    attempts = request_retries() if attempts is None else attempts
+    env = (*env, request_timeout(), attempts)
     if env in _CLIENTS:
         return _CLIENTS[env]
     try:
@@ -134,7 +136,7 @@ def _boto_client(env: tuple) -> Any:
         max_pool_connections=max(10, concurrency()),
         # 'standard': 500/502/503/504, throttling (SlowDown), timeouts and dropped connections are retried
         # with exponential backoff and jitter; a request that hangs fails after the timeout, then retries
-        retries={"total_max_attempts": request_retries(), "mode": "standard"},
+        retries={"total_max_attempts": attempts, "mode": "standard"},
         connect_timeout=request_timeout(),
         read_timeout=request_timeout(),
         s3={"addressing_style": "path"} if endpoint else None,
@@ -145,7 +147,13 @@ def _boto_client(env: tuple) -> Any:
 
 
 def direct_get(
-    fs: Any, path: str, start: int, end: int, unmodified_since_ns: int = 0, etag: str = ""
+    fs: Any,
+    path: str,
+    start: int,
+    end: int,
+    unmodified_since_ns: int = 0,
+    etag: str = "",
+    listed: tuple[int, int] | None = None,
 ) -> bytes | None:
     """Bytes ``[start, end)`` of ``bucket/key`` with one GET and no HEAD (botocore), or None when that is
     not possible here (not lakeql's S3 filesystem, or botocore is not installed): the caller reads
@@ -153,7 +161,9 @@ def direct_get(
     ``unmodified_since_ns``: the object's time as listed; a GET of an object written since fails
     (``PreconditionFailed``) instead of answering bytes of another version; ``etag``: the ETag listed,
     likewise (``If-Match``: exact, where times are whole seconds). A body shorter than the range asked
-    is an error (:class:`TruncatedBody`), never bytes taken for the object's."""
+    is an error (:class:`TruncatedBody`), never bytes taken for the object's. ``listed``: the object's
+    (size, time in ns) as listed: a GET refused for ``etag`` by a store that lists the object's ETag
+    otherwise than its GETs answer it (:func:`served_etag`) is made again with the one it serves."""
     hit = _S3_ENV.get(id(fs))
     if hit is None or hit[0] is not fs or end <= start:
         return None if end > start else b""
@@ -166,15 +176,35 @@ def direct_get(
         import datetime as dt
 
         extra["IfUnmodifiedSince"] = dt.datetime.fromtimestamp(unmodified_since_ns // 10**9, dt.UTC)
+    served = _SERVED.get((path, etag)) if etag else None
     if etag:
-        extra["IfMatch"] = f'"{etag}"'
+        extra["IfMatch"] = f'"{served or etag}"'
     from lakeql.sources.snapshot import request_retries
 
-    attempts = request_retries()
-    for attempt in range(1, attempts + 1):
+    attempts, sent, attempt = request_retries(), 0, 0
+    while True:
         # botocore retries a request that fails or times out before its body; a body cut short or
-        # stalled while it is read is retried here (the same backoff: 0.05-1 s doubling, with jitter)
-        got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
+        # stalled while it is read is retried here (the same backoff: 0.05-1 s doubling, with jitter).
+        # Both draw on one budget of LAKEQL_S3_RETRIES requests: each retry here gets a client allowed
+        # only the requests left (else a flaky object could cost LAKEQL_S3_RETRIES squared)
+        attempt += 1
+        if sent:
+            client = _boto_client(hit[1], attempts - sent)
+        try:
+            got = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **extra)
+        except Exception as exc:
+            if not etag or served is not None or listed is None or error_kind(exc) != "changed":
+                raise
+            served = served_etag(client, bucket, key, etag, listed)
+            if served is None:  # the object changed since it was listed
+                raise
+            if len(_SERVED) >= 100_000:
+                _SERVED.clear()
+            _SERVED[(path, etag)] = served
+            extra["IfMatch"] = f'"{served}"'
+            attempt -= 1
+            continue
+        sent += 1 + int((got.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
         try:
             with contextlib.closing(got["Body"]) as body:
                 data = _read_body(body, end - start)
@@ -183,12 +213,41 @@ def direct_get(
                 raise TruncatedBody(f"got {len(data)} of {end - start} bytes")
             return data
         except Exception as exc:
-            if attempt == attempts or error_kind(exc) not in ("truncated", "timeout", "unreachable"):
+            if sent >= attempts or error_kind(exc) not in ("truncated", "timeout", "unreachable"):
                 raise
             import random
 
             time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
-    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# (bucket/key, ETag listed) -> the ETag the store's GETs answer for that same version (see served_etag)
+_SERVED: dict[tuple[str, str], str] = {}
+
+
+def _parts(etag: str) -> str:
+    """The part count of a multipart upload's ETag (``<md5>-<parts>``), '' for a single-part one."""
+    return etag.rsplit("-", 1)[1] if "-" in etag else ""
+
+
+def served_etag(client: Any, bucket: str, key: str, etag: str, listed: tuple[int, int]) -> str | None:
+    """The ETag a store's GETs answer for the object version listed with ``etag`` and (size, time in ns)
+    ``listed``, when that store lists it otherwise (some S3-compatible stores give a multipart object
+    one ETag in listings and another in GET/HEAD); None when the object changed since the listing.
+
+    One HEAD: the same size and (whole-second) time, and an ETag of another kind (multipart or not, or
+    another part count) is the listed version under another name; an ETag of the same kind with another
+    value is another version (a rewrite within the listed second keeps size and time, not the ETag)."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except Exception:  # noqa: BLE001 - gone, denied, failing: the GET's refusal stands
+        return None
+    served = str(head.get("ETag", "")).strip('"')
+    if not served or served == etag or _parts(served) == _parts(etag):
+        return None
+    modified = head.get("LastModified")
+    if int(head.get("ContentLength", -1)) != listed[0] or modified is None or listed[1] <= 0:
+        return None
+    return served if int(modified.timestamp()) == listed[1] // 10**9 else None
 
 
 class TruncatedBody(OSError):

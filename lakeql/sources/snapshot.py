@@ -189,7 +189,14 @@ class Snapshot:
         start = 0 if is_whole else max(0, size - FOOTER_BYTES)
         st = self.stamps.get(path)
         try:
-            data = read_range(self.fs, path, start, size, st.etag if st is not None else "")
+            data = read_range(
+                self.fs,
+                path,
+                start,
+                size,
+                st.etag if st is not None else "",
+                (size, int(st.mtime_ns or 0)) if st is not None else None,
+            )
         except Exception as exc:  # noqa: BLE001 - gone, denied, changed: the reader names it
             kind = error_kind(exc)
             with self._lock:
@@ -227,13 +234,15 @@ class Snapshot:
                 self.failure = exc
 
 
-def read_range(fs: Any, path: str, start: int, end: int, etag: str = "") -> bytes:
+def read_range(
+    fs: Any, path: str, start: int, end: int, etag: str = "", listed: tuple[int, int] | None = None
+) -> bytes:
     """Bytes ``[start, end)`` of object ``path`` (one ranged GET with botocore when the filesystem is
     lakeql's S3 one and botocore is installed, else through the pyarrow filesystem); with ``etag``, of
-    that version only (another one: ``PreconditionFailed``)."""
+    that version only (another one: ``PreconditionFailed``); ``listed``: its (size, time in ns)."""
     from lakeql.sources.remote import direct_get
 
-    got = direct_get(fs, path, start, end, 0, etag)
+    got = direct_get(fs, path, start, end, 0, etag, listed)
     if got is not None:
         return got
     with fs.open_input_file(path) as f:
@@ -289,7 +298,9 @@ class TailFile(io.RawIOBase):
             from lakeql.sources.remote import direct_get
 
             try:  # one GET, no HEAD; only of the version listed (its footer may be held: never mix two)
-                got = direct_get(self.fs, self.path, start, end, self.mtime_ns, self.etag)
+                got = direct_get(
+                    self.fs, self.path, start, end, self.mtime_ns, self.etag, (self.size_, self.mtime_ns)
+                )
             except Exception as exc:  # noqa: BLE001 - botocore's errors, as the file errors readers expect
                 err = _as_os_error(exc, self.path, self.fs)
                 if self.on_store_failure is not None and not isinstance(err, OSError):
@@ -336,6 +347,10 @@ class TailFile(io.RawIOBase):
         super().close()
 
 
+class ObjectChanged(OSError):
+    """An object read at a version other than the one listed (rewritten since the lake was listed)."""
+
+
 def _changed(path: str, fs: Any = None) -> OSError:
     """The error of a read of an object written since the lake was listed (the listing is dropped: the
     next query lists the lake again and reads the new version)."""
@@ -343,9 +358,10 @@ def _changed(path: str, fs: Any = None) -> OSError:
         from lakeql.sources.remote import forget_listing
 
         forget_listing(fs)
-    return OSError(
+    return ObjectChanged(
         f"s3://{path} changed since the lake was listed (it was rewritten while being read, or within "
-        "LAKEQL_S3_LISTING_TTL seconds of the listing): run the query again to read the new version"
+        "LAKEQL_S3_LISTING_TTL seconds of the listing): run the query again to read the new version, "
+        "'lakeql index LAKE --refresh' to index it"
     )
 
 

@@ -344,9 +344,13 @@ def only_words_differ(old: Any, new: dict[str, Any]) -> bool:
 
 def text_chars(params: dict[str, Any], device: str = "cpu") -> int:
     """The characters of a text the model reads (longer texts are cut to this in SQL before they are
-    embedded and their words counted): from the loaded encoder, as :func:`embed_texts` cuts them."""
+    embedded and their words counted): the encoder's, as :func:`embed_texts` cuts them; read from the
+    model folder's config when it says it (a refresh that only counts words again loads no model)."""
     from lakeql import embedding
 
+    tokens = embedding.config_max_seq_length(params["model"])
+    if tokens is not None:
+        return tokens * CHARS_PER_TOKEN_MAX
     model = embedding.load_model(params["model"], encoder_backend(params), device)
     return int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
 

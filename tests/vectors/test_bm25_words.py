@@ -261,3 +261,29 @@ def test_a_query_on_an_old_tokenizer_index_says_once_how_to_upgrade_it(tmp_path,
     finally:
         con.close()
     assert not [w for w in got if issubclass(w.category, OldTokenizerWarning)]
+
+
+def test_refresh_of_an_old_tokenizer_index_does_not_load_the_model(tmp_path, monkeypatch):
+    """Counting the kept texts' words again embeds nothing, yet the refresh loaded the encoder to learn
+    where the texts were cut (its max_seq_length): a refresh failed where the model is not available
+    (benchmarks/results/leftovers2.md #6). The cut is read from the model folder's config now."""
+    from lakeql import embedding
+
+    lake, index_dir = _two_file_lake(tmp_path), tmp_path / "index"
+    folder = _old_tokenizer_build(monkeypatch, lake, index_dir)
+
+    def refuse(*a, **kw):
+        raise AssertionError("the embedding model was loaded")
+
+    with monkeypatch.context() as m:
+        m.setattr(embedding, "load_model", refuse)
+        m.setattr(embedding, "_load_model", refuse)
+        build(lake, index_dir, [], refresh=True)
+    # the cut read from the config is the loaded encoder's (what a fresh build cuts at)
+    assert embedding.config_max_seq_length(None) == embedding.load_model(None, "auto").max_seq_length
+    (folder,) = list((index_dir / "embed").iterdir())
+    assert json.loads((folder / "meta.json").read_text())["bm25"] == 2
+    full = tmp_path / "full"
+    build(lake, full, ["notes.body"], embed_bm25=True)
+    (full_folder,) = list((full / "embed").iterdir())
+    assert _postings(folder) == _postings(full_folder)
