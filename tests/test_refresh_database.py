@@ -379,3 +379,40 @@ def test_an_update_while_a_duckdb_cli_holds_the_file_open(lake, tmp_path, monkey
         holder.wait()
     same_as_full_build(root, idx, tmp_path / "full")
     assert not [p.name for p in idx.iterdir() if p.name.endswith((".tmp", ".wal"))]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_refreshes_in_place_or_compacted_equal_a_full_build(lake, tmp_path, monkeypatch, seed):
+    """A random sequence of changes (tables added and deleted, a file appended and removed) under a
+    random growth bound, so that updates in place and compactions alternate in no fixed order: after each
+    refresh ``lake.duckdb`` and the views files hold what a full build's do, and ``lake.duckdb`` stays
+    within 2.5x a full build's size."""
+    import random
+
+    rng = random.Random(seed)
+    root, held = lake
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    monkeypatch.setattr(lakedb, "GROW_MAX", rng.choice([1.05, 1.5, 2.5]))
+    modes: list[bool] = []
+    real = lakedb.update
+    monkeypatch.setattr(lakedb, "update", lambda *a, **k: modes.append(k["in_place"]) or real(*a, **k))
+    extra: list[Path] = []
+    appended = False
+    for step in range(6):
+        what = rng.choice(["add", "add", "delete", "append"])
+        if what == "delete" and extra:
+            extra.pop(rng.randrange(len(extra))).unlink()
+        elif what == "append":
+            target = root / "flights" / "flights" / held.name
+            target.unlink() if appended else shutil.copy(held, target)
+            appended = not appended
+        else:
+            src = rng.choice(["airlines", "weather", "airports"])
+            extra.append(root / "flights" / f"x{step}_{src}.parquet")
+            shutil.copy(root / "flights" / f"{src}.parquet", extra[-1])
+        lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+        full = tmp_path / "full"
+        same_as_full_build(root, idx, full)
+        assert (idx / "lake.duckdb").stat().st_size <= 2.5 * (full / "lake.duckdb").stat().st_size, step
+    assert modes  # some refresh changed a view
