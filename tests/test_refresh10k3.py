@@ -107,3 +107,38 @@ def test_a_flat_folder_is_checked_file_by_file_as_a_walk_would(tmp_path):
         _, d = _flat_entry(root)
         change(d)
         assert _damage(root) == want, name
+
+
+def test_the_verification_record_is_read_once_while_unchanged(tmp_path, monkeypatch):
+    """A build reads the verification record in the integrity pass and again to add what it wrote: the
+    second read is the record as this store read or wrote it, while the file's stamp holds; a record
+    replaced by another store, or deleted (a reader that found damage), is read as it is now."""
+    from lakeql import store as store_mod
+
+    s = Store(tmp_path)
+    s._write_verified({"a": [1, 2, 3, 4, "x"]})
+    inflates: list[int] = []
+    real = store_mod.inflate
+    monkeypatch.setattr(store_mod, "inflate", lambda b: inflates.append(1) or real(b))
+    assert s._load_verified() == {"a": [1, 2, 3, 4, "x"]} and inflates == []  # as written
+    Store(tmp_path)._write_verified({"b": [5, 6, 7, 8, "y"]})  # another store (a later build)
+    assert s._load_verified() == {"b": [5, 6, 7, 8, "y"]} and len(inflates) == 1
+    assert s._load_verified() == {"b": [5, 6, 7, 8, "y"]} and len(inflates) == 1  # now kept
+    (tmp_path / store_mod.VERIFIED).unlink()
+    assert s._load_verified() is None
+
+
+def test_an_unreadable_index_path_is_missing_as_before(tmp_path):
+    """The one ``stat`` of an index's path takes what ``Path.exists()`` took as absent (a file where a
+    folder is expected in the path, a symlink loop) as missing files."""
+    import os
+
+    store, d = _flat_entry(tmp_path)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    store.record(IndexEntry("joins", "", "", "loop/x", 1, 1, ""))
+    store.record(IndexEntry("ngram", "t.a", "c", "prof/columns.parquet/x", 1, 1, ""))
+    os.sync()
+    fresh = Store(tmp_path)
+    assert fresh.damage(fresh.find("joins")) == "missing its files (loop/x)"
+    assert fresh.damage(fresh.find("ngram", "t.a", "c")) == "missing its files (prof/columns.parquet/x)"
+    assert fresh.damage(fresh.find("column_profile", "t.a")) is None
