@@ -212,8 +212,14 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
             store.record(dataclasses.replace(old, source_bytes=source, params=params))
     else:
         before = lakedb.load(store, prev) if refresh and prev.get("digest") else None
+        # in place while the file is not much larger than when last written whole; else compacted
+        in_place = before is not None and lakedb.in_place_ok(target, prev.get("compact_bytes"))
         skipped = None if before is None else lakedb.update(store, target, before, named, macros.sql,
-                                                             DUCKDB_CLI_STORAGE)
+                                                             DUCKDB_CLI_STORAGE, in_place=in_place)
+        if skipped is None or not in_place:  # written whole or compacted: the size to grow from
+            compact = None
+        else:
+            compact = prev["compact_bytes"]
         if skipped is None:
             with store.atomic_file(target) as tmp:
                 tmp.unlink()  # duckdb must create the file itself
@@ -225,7 +231,9 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
         params = {"digest": "" if skipped else digest}
         if not skipped:
             params["statements"] = lakedb.save(store, lakedb.encode(named, macros.sql, DUCKDB_CLI_STORAGE))
-        store.record(IndexEntry("database", "", "", "lake.duckdb", target.stat().st_size, source, "",
+        size = target.stat().st_size
+        params["compact_bytes"] = size if compact is None else compact
+        store.record(IndexEntry("database", "", "", "lake.duckdb", size, source, "",
                                 params=json.dumps(params)))
     write_views(store, catalog, discovered or {k: t.fingerprint for k, t in lake.tables.items()},
                 DUCKDB_CLI_STORAGE)

@@ -13,8 +13,15 @@ The statements the file was made from are kept beside it (:data:`SIDECAR`, zlib-
 file, so a record the manifest does not vouch for (another build's, a damaged one) is never used: the
 file is then written whole, as is any change touching more than :data:`MAX_SHARE` of the statements, a
 change of the macros or storage version, or a previous file that left a view out. The views are those
-a full write makes (the same statements), in a file of a full write's size (a copy updated in place
-doubled: a checkpoint writes the whole catalog before freeing the old one; :func:`copy_catalog`).
+a full write makes (the same statements).
+
+Size: a byte copy updated in place grows (a checkpoint writes the whole catalog before it frees the old
+one: the first update of a file doubles it, later ones reuse the freed blocks). Copying the catalog into
+a new file instead (:func:`copy_catalog`) keeps a full write's size but costs ~1.1 CPU s at 10,000 views
+where the update in place costs ~0.4 (benchmarks/results/refresh10k3.md). So the update is made in place
+while the file is at most :data:`GROW_MAX` times the size of the last file written whole or compacted
+(``compact_bytes`` in the manifest row, :func:`in_place_ok`), and compacted (a new file, the catalog
+copied) when it is larger: the file stays under ``GROW_MAX`` times a full write's size plus one update.
 """
 
 from __future__ import annotations
@@ -29,11 +36,25 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from lakeql.dbutil import inflate, new_database_file
+from lakeql.dbutil import database_file, inflate, new_database_file
 
 SIDECAR = ".lake.duckdb.sql.z"
 #: above this share of changed statements the file is written whole
 MAX_SHARE = 0.25
+#: a file at most this many times the size it had when last written whole (or compacted) is updated in
+#: place; a larger one is compacted (above 2: an update in place of a fresh file doubles it)
+GROW_MAX = 2.5
+
+
+def in_place_ok(target: Path, compact_bytes: object) -> bool:
+    """True when ``target`` may be updated in place: ``compact_bytes`` (the size recorded when it was last
+    written whole or compacted) is known and the file is at most :data:`GROW_MAX` times that."""
+    if not isinstance(compact_bytes, int) or isinstance(compact_bytes, bool) or compact_bytes <= 0:
+        return False
+    try:
+        return target.stat().st_size <= GROW_MAX * compact_bytes
+    except OSError:
+        return False
 
 
 def _sha(data: bytes) -> str:
@@ -113,11 +134,19 @@ def diff(old: list[list[str]], new: list[tuple[str, str]]) -> tuple[list[str], l
 
 
 def update(
-    store, target: Path, old: dict[str, Any], named: list[tuple[str, str]], macros: list[str], storage: str
+    store,
+    target: Path,
+    old: dict[str, Any],
+    named: list[tuple[str, str]],
+    macros: list[str],
+    storage: str,
+    in_place: bool = False,
 ) -> list[str] | None:
     """Update ``target`` (made from ``old``, see :func:`load`) to hold ``named``'s views, on a copy
     renamed into place. Returns the statements left out (views that failed), or None when the file must
-    be written whole instead (nothing was changed)."""
+    be written whole instead (nothing was changed). ``in_place``: the copy is a byte copy of ``target``
+    updated and checkpointed (it grows, see the module's doc; :func:`in_place_ok`); otherwise a new file
+    the catalog is copied into (:func:`copy_catalog`: a full write's size)."""
     from lakeql.dbutil import run_batch, run_views
 
     if old.get("storage") != storage or not isinstance(old.get("views"), list):
@@ -136,9 +165,15 @@ def update(
     if len(drops) + len(creates) > max(16, MAX_SHARE * len(named)):
         return None
     with store.atomic_file(target) as tmp:
-        tmp.unlink()  # duckdb must create the file itself
-        with new_database_file(tmp, storage) as con:
-            copy_catalog(con, target, store._temp_name(target))
+        if in_place:  # a private byte copy (a stock CLI holding target open keeps its lock)
+            shutil.copyfile(target, tmp)
+            opened = database_file(tmp)
+        else:
+            tmp.unlink()  # duckdb must create the file itself
+            opened = new_database_file(tmp, storage)
+        with opened as con:
+            if not in_place:
+                copy_catalog(con, target, store._temp_name(target))
             run_batch(con, drops)
             skipped = run_views(con, creates)
             for sql in again:

@@ -32,6 +32,7 @@ happen under an exclusive ``.swap.lock``; loaders verify and open an index under
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import errno
 import fcntl
@@ -41,6 +42,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import time
 import zlib
@@ -366,6 +368,8 @@ class Store:
         self.write_error: IndexWriteError | None = None  # set by the first failed write of a build
         self._verified_entries: set[tuple[str, ...]] = set()  # verify_once()
         self._verified_kinds: dict[str, list[IndexEntry]] = {}  # verify_kind_once(): kind -> manifest read
+        # the verification record as this store last read or wrote it, under the file's stat stamp
+        self._verified_memo: tuple[tuple[int, int, int, int], dict[str, list]] | None = None
 
     @classmethod
     def for_lake(cls, lake: Lake, index_dir: str | os.PathLike[str] | None = None) -> Store:
@@ -649,7 +653,11 @@ class Store:
         found intact.
         """
         p = path if path is not None else self.root / entry.path
-        if not p.exists():
+        try:  # one stat for Path.exists() and is_file() (the errors they take as "no such file")
+            is_file = stat.S_ISREG(os.stat(p).st_mode)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+                raise
             return f"missing its files ({entry.path})"
         if not entry.checksums:
             return None
@@ -657,21 +665,28 @@ class Store:
             expected: dict[str, str] = json.loads(entry.checksums)
         except ValueError:
             return "its checksums are unreadable"
-        if p.is_file():
-            files: dict[str, str] = {"": str(p)}
-        else:  # paths as strings: a Path per file cost most of checking 10,000 tables' profiles
+        files: dict[str, str] | None = None
+        if is_file:
+            files = {"": str(p)}
+        elif not all(rel and "/" not in rel and not TEMP_RE.match(rel) and not OLD_RE.match(rel)
+                     for rel in expected):  # paths as strings: a Path per file cost most of checking
             files = {rel: full for rel, full, _ in _walk_files(p, lambda x: bool(TEMP_RE.match(x)
                                                                                  or OLD_RE.match(x)))}
+        # else the files sit in the folder itself: each found by its name (what the walk would find:
+        # a regular file or a symlink to one), without listing 10,000 tables' profile folders
+        base = f"{p}{os.sep}"
         for rel, want in sorted(expected.items()):
             if rel.rsplit("/", 1)[-1] in READER_CACHES:  # recorded by an older lakeql: a reader's cache
                 continue
-            f = files.get(rel)
+            f = base + rel if files is None else files.get(rel)
             label = f"{entry.path}/{rel}" if rel else entry.path
             if f is None:
                 return f"missing {label}"
             try:
                 st = os.stat(f)
             except OSError:
+                return f"missing {label}"
+            if not stat.S_ISREG(st.st_mode):  # a folder (or a FIFO, ...) where a file was recorded
                 return f"missing {label}"
             if str(st.st_size) != want.split(":", 1)[0]:
                 return f"{label} has {st.st_size} bytes, {want.split(':', 1)[0]} expected (truncated?)"
@@ -881,11 +896,17 @@ class Store:
         """The verification record (``{file: [size, mtime_ns, ctime_ns, inode, checksum]}``), or None."""
         try:
             with open(self.root / VERIFIED, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                if self._verified_memo is not None and self._verified_memo[0] == stamp:
+                    return self._verified_memo[1]  # the file this store read or wrote (a build reads it
+                    # twice: the integrity pass, then remember_checksummed; 1.2 MB at 10,000 tables)
                 data = json.loads(inflate(fh.read()))
         except (OSError, ValueError, zlib.error):
             return None
         if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("files"), dict):
             return None
+        self._verified_memo = (stamp, data["files"])
         return data["files"]
 
     def _write_verified(self, files: dict[str, list]) -> None:
@@ -895,11 +916,15 @@ class Store:
         tmp = self._temp_name(target)
         data = zlib.compress(json.dumps({"version": 1, "files": files}, separators=(",", ":"),
                                         sort_keys=True).encode("utf-8", "surrogatepass"), 1)
+        self._verified_memo = None
         try:
             with open(tmp, "xb") as fh:
                 fh.write(data)
             os.replace(tmp, target)
+            st = os.stat(target)  # (a rename changes the ctime: stamped after it; builds hold the lock)
+            self._verified_memo = ((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), files)
         except OSError:
+            self._verified_memo = None
             with contextlib.suppress(OSError):
                 tmp.unlink()
             with contextlib.suppress(OSError):
@@ -943,7 +968,8 @@ class Store:
         import pyarrow as pa
 
         cols: dict[str, list[Any]] = {f: [] for f in IndexEntry.__dataclass_fields__}
-        for e in sorted(rows, key=lambda r: (r.kind, r.table_name, r.column_name)):
+        rows = sorted(rows, key=lambda r: (r.kind, r.table_name, r.column_name))
+        for e in rows:
             for k, col in cols.items():  # the fields are scalars: no asdict (its deep copies cost ~0.25
                 col.append(getattr(e, k))  # CPU s per write of a 900-row manifest, and a build writes many)
         schema = pa.schema([
@@ -958,15 +984,20 @@ class Store:
         self._check_writable(target)
         tmp = self._temp_name(target)
         with self._write_guard(target):  # the swap lock is held by the caller
+            self._manifest_cache = None
             try:
                 pq.write_table(pa.table(cols, schema=schema), tmp, compression="zstd")
                 _fsync_file(tmp)
+                mtime = os.stat(tmp).st_mtime_ns
                 os.replace(tmp, target)
                 _fsync_dir(self.root)
             finally:
                 if tmp.exists():
                     tmp.unlink()
-        self._manifest_cache = None
+        # what a read of the file just written returns (a build records ~14 times: each re-read of a
+        # 10,000-row manifest cost ~0.06 CPU s); rows of other types than a read makes: read it back
+        if all(map(_as_read, rows)):
+            self._manifest_cache = (mtime, [copy.copy(e) for e in rows])
 
     # ----------------------------------------------------------------- reading
     def _read_manifest(self) -> list[IndexEntry]:
@@ -1131,6 +1162,17 @@ def _stamped_checksum(path: Path) -> str:
         _STAMPED[key] = (stamp, ck)
         _READ_BACK.add(key)
     return ck
+
+
+def _as_read(e: IndexEntry) -> bool:
+    """True when ``e``'s fields are of the types a manifest read makes (so a written row can be cached as
+    it is): ``str``, ``int`` and a UTC ``datetime``."""
+    return (type(e.kind) is type(e.table_name) is type(e.column_name) is type(e.path) is str
+            and type(e.fingerprint) is type(e.params) is type(e.checksums) is str
+            and type(e.bytes) is type(e.source_bytes) is type(e.format_version) is int
+            and type(e.built_at) is dt.datetime and e.built_at.tzinfo is dt.UTC
+            and -(2**63) <= e.bytes < 2**63 and -(2**63) <= e.source_bytes < 2**63
+            and -(2**31) <= e.format_version < 2**31)
 
 
 def _manifest_rows(table: Any) -> list[dict[str, Any]]:

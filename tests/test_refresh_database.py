@@ -5,6 +5,7 @@ leaves an index that connections and the stock CLI read, and the next refresh re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -152,16 +153,19 @@ def test_a_record_the_manifest_does_not_vouch_for_is_not_used(lake, tmp_path, mo
 
 
 KILL = {
-    # after the statements ran on the copy, before its checkpoint: the copy is half made
+    # after the statements ran on the copy, before its checkpoint: the copy is half made (a new file the
+    # catalog is copied into, or a byte copy updated in place: both are hooked)
     "update": """
 import contextlib
-real = L.new_database_file
-@contextlib.contextmanager
-def boom(path, storage):
-    with real(path, storage) as con:
-        yield con
-        os.kill(os.getpid(), signal.SIGKILL)
-L.new_database_file = boom
+def killing(real):
+    @contextlib.contextmanager
+    def boom(*args):
+        with real(*args) as con:
+            yield con
+            os.kill(os.getpid(), signal.SIGKILL)
+    return boom
+L.new_database_file = killing(L.new_database_file)
+L.database_file = killing(L.database_file)
 """,
     # the new file renamed into place, its manifest row not yet recorded
     "record": """
@@ -267,29 +271,82 @@ def test_undo_statements_are_only_drops(tmp_path):
     assert lakedb.diff([[f"COPY (SELECT 1) TO '{pwned}'", "CREATE SCHEMA IF NOT EXISTS a"]], []) is None
 
 
-def test_refreshes_keep_the_database_files_the_size_of_a_full_build(lake, tmp_path):
-    """A checkpoint writes the whole catalog before it frees the old one: a byte copy of ``lake.duckdb``
-    updated in place doubled at its first update and stayed so. Updates copy the catalog into a new file
-    (``COPY FROM DATABASE``), so five refreshes that each add and drop a view leave ``lake.duckdb`` and
-    the views files the size of a full build's."""
-    root, held = lake
-    idx = tmp_path / "idx"
+def _sizes_over_refreshes(root: Path, idx: Path, n: int, monkeypatch) -> tuple[list[int], list[bool]]:
+    """``lake.duckdb``'s size after a build and ``n`` refreshes that each add a view and drop one, and per
+    refresh whether the update was made in place (a byte copy) rather than compacted."""
     lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
     sizes = [(idx / "lake.duckdb").stat().st_size]
-    for i in range(5):
+    modes: list[bool] = []
+    real = lakedb.update
+    monkeypatch.setattr(lakedb, "update", lambda *a, **k: modes.append(k["in_place"]) or real(*a, **k))
+    for i in range(n):
         shutil.copy(root / "flights" / "airlines.parquet", root / "flights" / f"extra{i}.parquet")
         if i:
             (root / "flights" / f"extra{i - 1}.parquet").unlink()
         lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
         sizes.append((idx / "lake.duckdb").stat().st_size)
-    assert ("flights", "extra4") in {(s, v) for s, v, _ in objects(idx / "lake.duckdb")["views"]}
+    assert ("flights", f"extra{n - 1}") in {(s, v) for s, v, _ in objects(idx / "lake.duckdb")["views"]}
+    return sizes, modes
+
+
+def test_refreshes_update_in_place_and_the_database_files_stay_bounded(lake, tmp_path, monkeypatch):
+    """An update in place (a byte copy of ``lake.duckdb``, checkpointed) grows the file (a checkpoint writes
+    the whole catalog before it frees the old one); it is made while the file is at most
+    ``lakedb.GROW_MAX`` times its size when last written whole, so eight refreshes stay under that bound,
+    each equal to a full build. The views files are made by copying the catalog: a full build's size."""
+    root, held = lake
+    idx = tmp_path / "idx"
+    sizes, modes = _sizes_over_refreshes(root, idx, 8, monkeypatch)
+    assert modes == [True] * 8  # each update in place (the cheap way)
     full = tmp_path / "full"
     same_as_full_build(root, idx, full)  # (writes the full build)
     fresh = (full / "lake.duckdb").stat().st_size
-    assert max(sizes) <= 1.15 * fresh, (sizes, fresh)
+    assert max(sizes) <= lakedb.GROW_MAX * fresh, (sizes, fresh)
+    assert json.loads(Store(idx).find("database").params)["compact_bytes"] == sizes[0]
     for mine in sorted((idx / "views").glob("*.duckdb")):
         theirs = (full / "views" / mine.name).stat().st_size
         assert mine.stat().st_size <= 1.15 * theirs, (mine.name, mine.stat().st_size, theirs)
+
+
+def test_a_file_grown_past_the_bound_is_compacted(lake, tmp_path, monkeypatch):
+    """With a bound the first update in place exceeds, the next refresh compacts (a new file, the catalog
+    copied into it: a full build's size), records that size, and the one after is in place again."""
+    root, held = lake
+    idx = tmp_path / "idx"
+    monkeypatch.setattr(lakedb, "GROW_MAX", 1.1)
+    sizes, modes = _sizes_over_refreshes(root, idx, 4, monkeypatch)
+    assert sizes[1] > 1.1 * sizes[0], sizes  # the premise: an update in place grew it past the bound
+    assert modes == [True, False, True, False], (modes, sizes)
+    assert sizes[2] <= 1.15 * sizes[0] and sizes[4] <= 1.15 * sizes[0], sizes
+    assert json.loads(Store(idx).find("database").params)["compact_bytes"] == sizes[4]
+    same_as_full_build(root, idx, tmp_path / "full")
+
+
+def test_a_record_without_a_compacted_size_compacts(lake, tmp_path, monkeypatch):
+    """An index whose manifest row has no ``compact_bytes`` (an older lakeql; or a hostile value) is not
+    updated in place: copied into a new file, and the size recorded."""
+    root, held = lake
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    store = Store(idx)
+    row = store.find("database")
+    params = json.loads(row.params)
+    for bad in (None, "9" * 30, True, -1):
+        if bad is None:
+            params.pop("compact_bytes")
+        else:
+            params["compact_bytes"] = bad
+        assert not lakedb.in_place_ok(idx / "lake.duckdb", params.get("compact_bytes"))
+    store.record(dataclasses.replace(row, params=json.dumps(params)))
+    modes: list[bool] = []
+    real = lakedb.update
+    monkeypatch.setattr(lakedb, "update", lambda *a, **k: modes.append(k["in_place"]) or real(*a, **k))
+    change(root, held, "add")
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+    assert modes == [False]
+    size = (idx / "lake.duckdb").stat().st_size
+    assert json.loads(Store(idx).find("database").params)["compact_bytes"] == size
+    same_as_full_build(root, idx, tmp_path / "full")
 
 
 def test_an_update_while_a_duckdb_cli_holds_the_file_open(lake, tmp_path, monkeypatch):
@@ -322,3 +379,40 @@ def test_an_update_while_a_duckdb_cli_holds_the_file_open(lake, tmp_path, monkey
         holder.wait()
     same_as_full_build(root, idx, tmp_path / "full")
     assert not [p.name for p in idx.iterdir() if p.name.endswith((".tmp", ".wal"))]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_refreshes_in_place_or_compacted_equal_a_full_build(lake, tmp_path, monkeypatch, seed):
+    """A random sequence of changes (tables added and deleted, a file appended and removed) under a
+    random growth bound, so that updates in place and compactions alternate in no fixed order: after each
+    refresh ``lake.duckdb`` and the views files hold what a full build's do, and ``lake.duckdb`` stays
+    within 2.5x a full build's size."""
+    import random
+
+    rng = random.Random(seed)
+    root, held = lake
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    monkeypatch.setattr(lakedb, "GROW_MAX", rng.choice([1.05, 1.5, 2.5]))
+    modes: list[bool] = []
+    real = lakedb.update
+    monkeypatch.setattr(lakedb, "update", lambda *a, **k: modes.append(k["in_place"]) or real(*a, **k))
+    extra: list[Path] = []
+    appended = False
+    for step in range(6):
+        what = rng.choice(["add", "add", "delete", "append"])
+        if what == "delete" and extra:
+            extra.pop(rng.randrange(len(extra))).unlink()
+        elif what == "append":
+            target = root / "flights" / "flights" / held.name
+            target.unlink() if appended else shutil.copy(held, target)
+            appended = not appended
+        else:
+            src = rng.choice(["airlines", "weather", "airports"])
+            extra.append(root / "flights" / f"x{step}_{src}.parquet")
+            shutil.copy(root / "flights" / f"{src}.parquet", extra[-1])
+        lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+        full = tmp_path / "full"
+        same_as_full_build(root, idx, full)
+        assert (idx / "lake.duckdb").stat().st_size <= 2.5 * (full / "lake.duckdb").stat().st_size, step
+    assert modes  # some refresh changed a view
