@@ -1,0 +1,64 @@
+"""Faults found by the trial9 pass (benchmarks/results/trial9.md): a table of many small files whose
+schema drifted (columns added later), n-gram indexes over many per-file shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lakeql
+
+ZONES = Path("/usr/share/zoneinfo/zone1970.tab")
+
+
+def zone_rows() -> list[dict]:
+    """The tz database's zone1970.tab (country codes, coordinates, zone, comment): real, on every Debian."""
+    if not ZONES.exists():
+        pytest.skip(f"{ZONES} is not installed (Debian package tzdata)")
+    rows = []
+    for line in ZONES.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            continue
+        p = line.split("\t")
+        rows.append({"codes": p[0], "tz": p[2], "comment": p[3] if len(p) > 3 else None})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def drift_lake(tmp_path_factory):
+    """``geo/zones/``: 60 one-row files (hive ``era=``), the first 20 written before a ``comment``
+    column was added to the table (what an appending writer leaves after a schema change)."""
+    root = tmp_path_factory.mktemp("drift_lake")
+    rows = zone_rows()
+    for i in range(60):
+        z = rows[i]
+        cols = {"tz": [z["tz"]], "codes": [z["codes"]]}
+        if i >= 20:
+            cols["comment"] = [z["comment"]]
+        d = root / "geo" / "zones" / f"era={i // 20}"
+        d.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(cols), d / f"part-{i:03d}.parquet")
+    idx = tmp_path_factory.mktemp("drift_idx")
+    lakeql.index(root, index_dir=idx, ngram=["geo.zones.comment"], progress=False)
+    return root, idx, [r["comment"] if i >= 20 else None for i, r in enumerate(rows[:60])]
+
+
+def test_ngram_index_of_a_column_added_after_some_files(drift_lake):
+    """``lakeql index --ngram`` of a column missing from a table's older files aborted the build:
+    ``Binder Error: Referenced column "comment" not found in FROM clause!`` (the view reads those rows
+    as NULL, union_by_name). Those rows are now empty in the index, as NULLs are."""
+    root, idx, comments = drift_lake
+    con = lakeql.connect(root, index_dir=idx)
+    have = sum(c is not None for c in comments)
+    assert con.execute("SELECT count(*), count(comment) FROM geo.zones").fetchone() == (60, have)
+    for phrase in ("Mountain", "Pacific", "a", ", ", "most"):
+        want = sum((c or "").count(phrase) for c in comments)
+        rows = sum(1 for c in comments if c and phrase in c)
+        got = con.execute(
+            "SELECT ngram_count('geo.zones', 'comment', ?), ngram_rows('geo.zones', 'comment', ?)",
+            [phrase, phrase],
+        ).fetchone()
+        assert got == (want, rows), phrase
