@@ -3,6 +3,8 @@ schema drifted (columns added later), n-gram indexes over many per-file shards."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -62,3 +64,23 @@ def test_ngram_index_of_a_column_added_after_some_files(drift_lake):
             [phrase, phrase],
         ).fetchone()
         assert got == (want, rows), phrase
+
+
+def test_ngram_index_of_many_files_within_a_low_open_files_limit(drift_lake):
+    """Every array of every per-file shard was memory-mapped, and each mapping holds a file descriptor:
+    an index of a 60-file table needed ~720 of them, so under a soft limit of 256 (1,024 is the usual
+    default: ~80 files) every query failed with ``CorruptIndexError: ... is unreadable ([Errno 24] Too many
+    open files): rebuild it`` (a rebuild could not help). Small arrays are now read into memory."""
+    root, idx, comments = drift_lake
+    want = sum((c or "").count("Pacific") for c in comments)
+    code = (
+        "import resource, sys, lakeql\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "con = lakeql.connect(sys.argv[1], index_dir=sys.argv[2])\n"
+        "print(con.execute(\"SELECT ngram_count('geo.zones', 'comment', 'Pacific')\").fetchone()[0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root), str(idx)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(want)
