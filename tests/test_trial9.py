@@ -111,3 +111,60 @@ def test_embed_of_many_files_opens_one_connection(drift_lake, tmp_path, monkeypa
         "SELECT comment FROM semantic_search('geo.zones', 'comment', 'Mountain Time', k := 100)"
     ).fetchall()
     assert sorted(h[0] for h in hits) == sorted(c for c in comments if c and c.strip())
+
+
+@pytest.fixture(scope="module")
+def odd_lake(tmp_path_factory):
+    """``geo/zones/src=<text>/``: 8 files of zone rows; in one the ``comment`` column is BIGINT (a writer
+    that typed it so: the view reads VARCHAR), one file is cut in half (unreadable: left out)."""
+    root = tmp_path_factory.mktemp("odd_lake")
+    rows = [r for r in zone_rows() if r["comment"]][:40]
+    comments = []
+    for i in range(8):
+        part = rows[i * 5 : i * 5 + 5]
+        d = root / "geo" / "zones" / f"src=zone file {i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        if i == 3:
+            col = pa.array([40 + k for k in range(5)], pa.int64())
+            texts = [str(40 + k) for k in range(5)]
+        else:
+            col = pa.array([r["comment"] for r in part])
+            texts = [r["comment"] for r in part]
+        pq.write_table(pa.table({"tz": [r["tz"] for r in part], "comment": col}), d / f"p{i}.parquet")
+        if i == 5:
+            data = (d / f"p{i}.parquet").read_bytes()
+            (d / f"p{i}.parquet").write_bytes(data[: len(data) // 2])
+        else:
+            comments += [(t, f"zone file {i % 3}") for t in texts]
+    idx = tmp_path_factory.mktemp("odd_idx")
+    with pytest.warns(Warning, match="p5.parquet"):
+        lakeql.index(
+            root,
+            index_dir=idx,
+            ngram=["geo.zones.comment", "geo.zones.src"],
+            embed=["geo.zones.comment"],
+            progress=False,
+        )
+    return root, idx, comments
+
+
+def test_text_indexes_of_a_column_whose_type_drifted(odd_lake):
+    """One file's ``comment`` is BIGINT while the others' are text (the view: VARCHAR). ``--ngram``
+    failed (``Unsupported cast from int64 to large_binary``) and ``--embed`` failed
+    (``regexp_matches(BIGINT, STRING_LITERAL)``): both were skipped with a warning. ``--ngram`` of a
+    hive partition column (read through DuckDB) failed on DuckDB 2 (``'DuckDBPyConnection' object has
+    no attribute 'fetch_record_batch'``). All three are indexed now, equal to a scan of the view."""
+    root, idx, comments = odd_lake
+    con = lakeql.connect(root, index_dir=idx)
+    assert con.execute("SELECT count(*) FROM geo.zones").fetchone()[0] == len(comments)
+    for phrase in ("42", "4", "a", "Time"):
+        want = sum(t.count(phrase) for t, _ in comments)
+        got = con.execute("SELECT ngram_count('geo.zones', 'comment', ?)", [phrase]).fetchone()[0]
+        assert got == want, phrase
+    for phrase in ("zone file 1", "file"):
+        want = sum(s.count(phrase) for _, s in comments)
+        assert con.execute("SELECT ngram_count('geo.zones', 'src', ?)", [phrase]).fetchone()[0] == want
+    hits = con.execute(
+        "SELECT comment FROM semantic_search('geo.zones', 'comment', '42', k := 50)"
+    ).fetchall()
+    assert sorted(h[0] for h in hits) == sorted(t for t, _ in comments)

@@ -390,8 +390,8 @@ def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = N
     if source is None:
         source = rowid_scan_sql(table, ctx.catalog.file_rows(table))
     sql = (
-        f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM ({source}) "
-        f"WHERE {col} IS NOT NULL AND regexp_matches({col}, '\\S') ORDER BY __rowid"
+        f"SELECT __rowid, left({col}::VARCHAR, {int(max_chars)}) AS t FROM ({source}) "
+        f"WHERE {col} IS NOT NULL AND regexp_matches({col}::VARCHAR, '\\S') ORDER BY __rowid"
     )
     own = con is None
     con = buildfs.connect() if own else con
