@@ -168,3 +168,17 @@ def test_text_indexes_of_a_column_whose_type_drifted(odd_lake):
         "SELECT comment FROM semantic_search('geo.zones', 'comment', '42', k := 50)"
     ).fetchall()
     assert sorted(h[0] for h in hits) == sorted(t for t, _ in comments)
+
+
+def test_ngram_rows_of_a_table_with_an_unreadable_file(odd_lake):
+    """A table with a file left out as unreadable: ``ngram_rows`` (the rows of a phrase, counted by a
+    DuckDB scan of the column) failed with ``ValueError: zip() argument 2 is shorter than argument 1``
+    (the scan listed every file of the folder, the catalog's row counts only the readable ones)."""
+    root, idx, comments = odd_lake
+    con = lakeql.connect(root, index_dir=idx)
+    for phrase in ("a", "4", "Time", "zzz"):
+        want = sum(1 for t, _ in comments if phrase in t)
+        got = con.execute("SELECT ngram_rows('geo.zones', 'comment', ?)", [phrase]).fetchone()[0]
+        assert got == want, phrase
+    got = con.execute("SELECT tz FROM ngram_search('geo.zones', 'comment', 'a', k := 100)").fetchall()
+    assert len(got) == sum(1 for t, _ in comments if "a" in t)
