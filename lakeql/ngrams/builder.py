@@ -137,8 +137,10 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
     import pyarrow as pa
 
     def textual(t) -> bool:
+        if pa.types.is_dictionary(t):  # pandas categoricals: read by pyarrow as before
+            return textual(t.value_type)
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
-            or pa.types.is_large_binary(t) or pa.types.is_string_view(t)
+            or pa.types.is_large_binary(t)
 
     for path in table.paths:
         pf = buildfs.parquet_file(path)
