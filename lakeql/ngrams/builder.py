@@ -134,9 +134,19 @@ def fold_ascii(buf: np.ndarray) -> None:
 def table_batches(table: Table, column: str) -> Iterator[Any]:
     """Arrow arrays of ``column`` over the table's files in catalog order (row order = ``__rowid``)."""
 
+    import pyarrow as pa
+
+    def textual(t) -> bool:
+        if pa.types.is_dictionary(t):  # pandas categoricals: read by pyarrow as before
+            return textual(t.value_type)
+        return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+            or pa.types.is_large_binary(t)
+
     for path in table.paths:
         pf = buildfs.parquet_file(path)
-        if column in pf.schema_arrow.names:
+        # a file whose column is not text (a type that drifted: BIGINT here, VARCHAR in the table's other
+        # files) is read through DuckDB, as the view casts it
+        if column in pf.schema_arrow.names and textual(pf.schema_arrow.field(column).type):
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[column]):
                 yield batch.column(0)
         else:  # e.g. a hive partition column: let DuckDB produce it, in file order
@@ -144,8 +154,18 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
             from lakeql.lake import quote_ident, read_parquet_sql
 
             con = buildfs.connect()
-            rdr = con.execute(f"SELECT encode({quote_ident(column)}::VARCHAR) FROM "
-                              f"{read_parquet_sql([path], table.hive)}").fetch_record_batch(BATCH_ROWS)
+            scan = read_parquet_sql([path], table.hive)
+            names = {r[0].lower() for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+            if column.lower() not in names:
+                # a column added to the table after this file was written (schema drift): the
+                # table's view reads it as NULL in this file's rows (union_by_name), so does the index
+                con.close()
+                n = pf.metadata.num_rows
+                for start in range(0, n, BATCH_ROWS):
+                    yield pa.nulls(min(BATCH_ROWS, n - start), pa.binary())
+                continue
+            rdr = con.sql(f"SELECT encode({quote_ident(column)}::VARCHAR) FROM {scan}").to_arrow_reader(
+                BATCH_ROWS)
             for batch in rdr:
                 yield batch.column(0)
             con.close()

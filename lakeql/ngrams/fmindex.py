@@ -20,6 +20,7 @@ Files of a shard folder::
 
 from __future__ import annotations
 
+import errno
 import heapq
 import json
 import time
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lakeql.errors import CorruptIndexError
+from lakeql.errors import CorruptIndexError, LakeqlError
 
 FORMAT = 1
 SEP = 0  # the byte that ends every row
@@ -215,7 +216,14 @@ class Shard:
             self.n_rows = int(meta["n_rows"])
             self.root = int(meta["root"])
             nbits = int(meta["nbits"])
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # not damage: rebuilding would not help
+                raise LakeqlError(
+                    f"too many open files while opening n-gram index shard {str(folder)!r} (each "
+                    f"shard over 1 MB keeps its arrays mapped): raise the limit of open files "
+                    f"('ulimit -n', now {_nofile()}) or index fewer, larger files") from None
+            raise CorruptIndexError(f"n-gram index shard {str(folder)!r} is unreadable ({exc})") from None
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
             raise CorruptIndexError(f"n-gram index shard {str(folder)!r} is unreadable ({exc})") from None
         n_samples = self.n // self.sample_rate + 1
         ok = (self.classes.shape[0] == (nbits + 63) // 64 and self.sup.shape[0] == self.classes.shape[0]
@@ -278,7 +286,21 @@ class Shard:
         return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
 
 
+# Arrays below this size are read into memory, not memory-mapped: a mapping holds a file descriptor
+# for the life of the shard, and a table of many small files has many shards of 7-13 arrays each
+# (2,000 one-row files ran out of the usual 1,024 descriptors at about 80 files).
+MMAP_MIN_BYTES = 1 << 20
+
+
+def _nofile() -> str:
+    import resource
+
+    return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
 def _mmap(path: Path) -> np.ndarray:
+    if path.stat().st_size < MMAP_MIN_BYTES:
+        return np.load(path)
     return np.asarray(np.load(path, mmap_mode="r"))
 
 

@@ -486,14 +486,18 @@ def load(ctx, table_name: str, column: str) -> NgramIndex:
         raise LakeqlError("table and column must not be NULL")
     table = ctx.table(table_name)
     col = text_column(ctx.catalog, table, column)
+    # the table as the index and the catalog have it: without the files left out as unreadable (their
+    # rows are in neither), else a scan numbers rows past them wrongly (or fails: one more file than
+    # the catalog has row counts for)
+    readable = ctx.catalog.lake.tables.get(table.key) or table
     idx = ctx.load_index(
         KIND, table, col,
-        lambda path, entry: NgramIndex(path, table, col, entry.params_dict.get("case", "sensitive")),
+        lambda path, entry: NgramIndex(path, readable, col, entry.params_dict.get("case", "sensitive")),
         flag=FLAG)
     if idx.colscan is None:  # rows of frequent phrases without a scan tier: DuckDB scans the column
         from lakeql.ngrams.colscan import ColumnScan
 
         # built whole, then published: another thread never sees it without its row count
         freq = np.diff(idx.chars.shards[0].C) if idx.shards else None
-        idx.colscan = ColumnScan(ctx, table, col, idx.n_rows, freq)
+        idx.colscan = ColumnScan(ctx, readable, col, idx.n_rows, freq)
     return idx

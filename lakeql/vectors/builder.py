@@ -275,14 +275,17 @@ def whole_table_shard(table) -> str:
     return hashlib.sha1("\0".join(shards.shard_id(f) for f in table.files).encode()).hexdigest()[:16]
 
 
-def has_column(source: str, column: str) -> bool:
-    """Whether the shard's SQL ``source`` has ``column`` (a file may lack a column others have)."""
+def has_column(source: str, column: str, con: Any = None) -> bool:
+    """Whether the shard's SQL ``source`` has ``column`` (a file may lack a column others have).
+    ``con``: a DuckDB connection to use (default: a new one; a loop over many files passes one)."""
 
-    con = buildfs.connect()
+    own = con is None
+    con = buildfs.connect() if own else con
     try:
         names = [d[0].lower() for d in con.sql(f"SELECT * FROM ({source}) LIMIT 0").description]
     finally:
-        con.close()
+        if own:
+            con.close()
     return column.lower() in names
 
 
@@ -363,22 +366,27 @@ def kept_texts(
     shard's texts are not its codes' rows (then the column is rebuilt whole)."""
     max_chars = text_chars(params, getattr(ctx.options["vectors"], "device", "cpu"))
     out: dict[str, list[str]] = {}
-    for p in plans:
-        if p.shard not in reuse.shards:
-            continue
-        texts: list[str] = []
-        if has_column(p.source, column):
-            for _, batch in stream_texts(ctx, table, column, max_chars, p.source):
-                texts.extend(batch)
-        if len(texts) != int(reuse.shards[p.shard]["codes"]):
-            return None
-        out[p.shard] = texts
+    con = buildfs.connect()
+    try:
+        for p in plans:
+            if p.shard not in reuse.shards:
+                continue
+            texts: list[str] = []
+            if has_column(p.source, column, con):
+                for _, batch in stream_texts(ctx, table, column, max_chars, p.source, con):
+                    texts.extend(batch)
+            if len(texts) != int(reuse.shards[p.shard]["codes"]):
+                return None
+            out[p.shard] = texts
+    finally:
+        con.close()
     return out
 
 
-def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None):
+def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None, con: Any = None):
     """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column``
-    (rowids: ``__rowid`` of ``source``, by default the whole table's scan)."""
+    (rowids: ``__rowid`` of ``source``, by default the whole table's scan). ``con``: as in
+    :func:`has_column`."""
 
     from lakeql.rows import rowid_scan_sql
 
@@ -386,16 +394,18 @@ def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = N
     if source is None:
         source = rowid_scan_sql(table, ctx.catalog.file_rows(table))
     sql = (
-        f"SELECT __rowid, left({col}, {int(max_chars)}) AS t FROM ({source}) "
-        f"WHERE {col} IS NOT NULL AND regexp_matches({col}, '\\S') ORDER BY __rowid"
+        f"SELECT __rowid, left({col}::VARCHAR, {int(max_chars)}) AS t FROM ({source}) "
+        f"WHERE {col} IS NOT NULL AND regexp_matches({col}::VARCHAR, '\\S') ORDER BY __rowid"
     )
-    con = buildfs.connect()
+    own = con is None
+    con = buildfs.connect() if own else con
     try:
         reader = con.sql(sql).to_arrow_reader(STREAM_ROWS)
         for batch in reader:
             yield batch.column(0).to_numpy().astype(np.int64), batch.column(1).to_pylist()
     finally:
-        con.close()
+        if own:
+            con.close()
 
 
 def embed_texts(
@@ -417,14 +427,20 @@ def embed_texts(
     t0 = time.perf_counter()
 
     def batches():  # every batch's texts also feed BM25 (all of them, in row order)
-        for i, p in enumerate(todo):
-            if not has_column(p.source, column):
-                continue
-            for rowids, texts in stream_texts(ctx, table, column, max_chars, p.source):
-                owner.append(i)
-                if texts_of is not None:
-                    texts_of[i].extend(texts)
-                yield rowids, texts
+        # one connection for every file: opening one per file cost ~0.1 s a file, more than the
+        # encoder (a table of 2,000 one-row files embedded at 2 texts/s)
+        con = buildfs.connect()
+        try:
+            for i, p in enumerate(todo):
+                if not has_column(p.source, column, con):
+                    continue
+                for rowids, texts in stream_texts(ctx, table, column, max_chars, p.source, con):
+                    owner.append(i)
+                    if texts_of is not None:
+                        texts_of[i].extend(texts)
+                    yield rowids, texts
+        finally:
+            con.close()
 
     rowid_parts: list[np.ndarray] = []
     vec_parts: list[np.ndarray] = []
