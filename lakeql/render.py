@@ -453,7 +453,9 @@ def _nested(value: Any, typ: Any, leaf: Any = None) -> Any:
     if pa.types.is_struct(typ):
         fields = [typ.field(i) for i in range(typ.num_fields)]
         return {f.name: _nested(value.get(f.name), f.type, leaf) for f in fields}
-    if leaf is not None and isinstance(typ, pa.BaseExtensionType) and not isinstance(value, uuid.UUID):
+    # an extension type pyarrow does not know (DuckDB's arrow.opaque: HUGEINT, TIMETZ, BIT, ...) gives its
+    # storage bytes; one it knows gives its value (arrow.uuid a UUID, arrow.bool8 a bool: not read back)
+    if leaf is not None and isinstance(typ, pa.BaseExtensionType) and isinstance(value, bytes):
         return leaf(value, typ)
     return value
 

@@ -95,3 +95,33 @@ def test_a_sweep_while_another_thread_checks_a_file_does_not_fail(caches, monkey
     store._sweep_gone()
     assert {c[0] for c in store._VERIFIED} == set(files[25:]) | {"/other"}
     assert set(store._STAMPED) == set(files[25:])
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "{'b': false, 'i': INTERVAL 1 DAY}",
+        "[{'b': true, 'i': INTERVAL 1 DAY}, NULL]",
+        "MAP {true: INTERVAL 1 DAY}",
+        "{'u': 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID, 'e': 'b'::ENUM('a', 'b'), 'i': INTERVAL 1 DAY}",
+        "{'n': NULL::BOOLEAN, 'h': NULL::HUGEINT, 'i': INTERVAL 1 DAY}",
+    ],
+)
+def test_a_boolean_beside_an_interval_in_a_nested_value_is_shown_under_lossless_arrow(expr):
+    """arrow_lossless_conversion (lakeql sql / shell / MCP) exports BOOLEAN as the arrow.bool8 extension
+    type, whose pyarrow value is already a bool: read back as DuckDB's storage bytes, a STRUCT holding a
+    BOOLEAN and an INTERVAL failed the whole query with 'ArrowTypeError: Expected integer, got bool' (it
+    printed on main)."""
+    import io
+
+    from lakeql.render import keep_arrow_exact, print_result
+
+    outs = []
+    for lossless in (False, True):
+        con = duckdb.connect()
+        if lossless:
+            keep_arrow_exact(con)
+        buf = io.StringIO()
+        print_result(con.execute(f"SELECT {expr} AS v, INTERVAL 1 DAY AS iv"), "json", buf)
+        outs.append(buf.getvalue())
+    assert outs[0] == outs[1]
