@@ -72,8 +72,9 @@ def caches(tmp_path, monkeypatch):
 
 def test_a_sweep_while_another_thread_checks_a_file_does_not_fail(caches, monkeypatch):
     """_sweep_gone stats every cached file (os.stat releases the GIL) while iterating the process-wide
-    sets: another thread's Store.damage adding its check (or its own sweep deleting entries) made it
-    fail with 'Set changed size during iteration' / KeyError, i.e. a reader's query failed."""
+    sets: another thread's Store.damage adding its check made it fail with 'Set changed size during
+    iteration' (c282be7; copies since 5c28256), and every thread past the threshold during a sweep of
+    seconds started its own sweep (100 stats for 50 entries here; one sweep at a time now)."""
     store, files = caches
     real = store._stat_stamp
     calls = [0]
@@ -81,6 +82,11 @@ def test_a_sweep_while_another_thread_checks_a_file_does_not_fail(caches, monkey
     def racing(path):  # another reader's damage() runs while this one is in os.stat
         calls[0] += 1
         if calls[0] == 3:
+            # another reader past the threshold meanwhile: it left the sweep to this one (each sweep
+            # stats every entry, seconds at 100,000 entries: every thread arriving started its own)
+            t = threading.Thread(target=store._sweep_gone)
+            t.start()
+            t.join()
             t = threading.Thread(
                 target=lambda: (
                     store._VERIFIED.add(("/other", 1, 2, 3, 4, "1:x")),
@@ -95,6 +101,34 @@ def test_a_sweep_while_another_thread_checks_a_file_does_not_fail(caches, monkey
     store._sweep_gone()
     assert {c[0] for c in store._VERIFIED} == set(files[25:]) | {"/other"}
     assert set(store._STAMPED) == set(files[25:])
+    assert calls[0] == len(files), f"{calls[0]} stats for {len(files)} cached files"
+
+
+def test_remembering_checksummed_files_tolerates_an_entry_a_sweep_dropped(caches, tmp_path, monkeypatch):
+    """Store.remember_checksummed read _STAMPED[f] for files it had just seen there: a reader's sweep in
+    another thread dropping one in between raised KeyError at the end of a build."""
+    store, files = caches
+    st = store.Store(tmp_path / "idx")
+    root = str(st.root) + os.sep
+    os.makedirs(root, exist_ok=True)
+    mine = []
+    for i in range(2):
+        f = root + f"g{i}"
+        with open(f, "wb") as fh:
+            fh.write(b"y")
+        store._STAMPED[f] = (store._stat_stamp(f), "1:def")
+        store._READ_BACK.add(f)
+        mine.append(f)
+    written = []
+
+    def load(self):  # another thread's sweep drops an entry while the record is read
+        store._STAMPED.pop(mine[0], None)
+        return {}
+
+    monkeypatch.setattr(store.Store, "_load_verified", load)
+    monkeypatch.setattr(store.Store, "_write_verified", lambda self, rec: written.append(dict(rec)))
+    st.remember_checksummed()
+    assert written == [{"g1": [*store._stat_stamp(mine[1]), "1:def"]}]
 
 
 @pytest.mark.parametrize(
