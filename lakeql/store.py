@@ -44,6 +44,7 @@ import secrets
 import shutil
 import stat
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -868,7 +869,7 @@ class Store:
         itself (a build rewrote ``lake.duckdb``, the catalog and a few schema files: ~40 MB at 10,000
         tables the next pass read again). Same rule: any later write changes the ctime."""
         root = str(self.root) + os.sep
-        mine = sorted(f for f in _READ_BACK if f.startswith(root) and f in _STAMPED)
+        mine = sorted(f for f in list(_READ_BACK) if f.startswith(root) and f in _STAMPED)
         if not mine:  # nothing recorded since the integrity pass (a no-op refresh): no record to read
             return
         _READ_BACK.difference_update(mine)
@@ -877,7 +878,10 @@ class Store:
             return
         changed = False
         for f in mine:
-            stamp, ck = _STAMPED[f]
+            got = _STAMPED.get(f)  # (a reader's sweep in another thread may have dropped it)
+            if got is None:
+                continue
+            stamp, ck = got
             label = f[len(root):].replace(os.sep, "/")
             new = [*stamp, ck]
             if rec.get(label) == new:
@@ -1126,6 +1130,20 @@ def _sweep_gone() -> None:
     index dir: readers (an MCP server reopening after every refresh) check files but run no integrity
     pass. Runs when the caches doubled since the last sweep, so it costs a ``stat`` per entry now and
     then."""
+    if not _SWEEPING.acquire(blocking=False):  # another thread sweeps (a sweep stats every entry)
+        return
+    try:
+        _sweep_copies()
+    finally:
+        _SWEEPING.release()
+
+
+_SWEEPING = threading.Lock()
+
+
+def _sweep_copies() -> None:
+    """:func:`_sweep_gone`'s work, on copies of the caches: its ``stat`` calls let other threads run, and
+    those check files (adding entries) while it iterates."""
     now: dict[str, tuple[int, int, int, int] | None] = {}
 
     def stamp(f: str) -> tuple[int, int, int, int] | None:

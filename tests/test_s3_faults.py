@@ -727,3 +727,28 @@ def test_a_store_listing_other_etags_than_its_gets_answer_is_read(clean, tmp_pat
         faults(endpoint, [])
         for k in ("swap", "keep"):
             client.delete_object(Bucket="lake", Key=f"etags/d/{k}.parquet")
+
+
+@pytest.mark.parametrize(
+    "rules, ok",
+    [
+        # botocore's retry of the 500, then a body cut short (2 requests): lakeql retries with the one left
+        ([{**_ERR500, "times": 1}, {"truncate": 100, "times": 1}], True),
+        # botocore's two retries of the 500s used the budget with the body cut short: no 4th GET
+        ([{**_ERR500, "times": 2}, {"truncate": 100, "times": 1}], False),
+    ],
+    ids=["recovers-on-the-last-request", "budget-spent"],
+)
+def test_the_one_budget_still_retries_to_its_last_request(clean, tmp_path, rules, ok) -> None:
+    """The budget shared by botocore's retries and lakeql's (review13): a read that succeeds on the
+    LAKEQL_S3_RETRIES-th request is read, and none is made after it (no off-by-one either way)."""
+    endpoint, _ = clean
+    faults(endpoint, [{"kind": "GET_RANGE", "key": "airlines", **r} for r in rules])
+    if ok:
+        report, caught = _build(tmp_path)
+        assert report.tables == 7 and not any("airlines" in c for c in caught), caught
+        assert _tables(tmp_path)["flights.airlines"] == ("ok", 16)
+    else:
+        with pytest.raises(RemoteStoreError, match="3 attempts"):
+            _build(tmp_path)
+    assert sum(hits(endpoint)) == sum(r["times"] for r in rules), hits(endpoint)
