@@ -47,7 +47,7 @@ from vectors import WORK, load_ir, ndcg_at_k, recall_rel  # noqa: E402
 #: the IR sets: ../shared/data/ir beside the repository, or $LAKEQL_IR_DATA (e.g. from a git worktree)
 DATA = vectors.DATA = Path(os.environ.get("LAKEQL_IR_DATA") or vectors.DATA)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "onnx-int8-token")
 TORCH_TOKENS = "torch, onnx's token-budget runs"
 K = 10
 
@@ -142,10 +142,11 @@ def cache_tag(backend: str) -> str:
     import hashlib
 
     from lakeql import onnx_encoder
+    from lakeql.embedding import ONNX_PRECISION
 
-    if not backend.startswith("onnx"):
+    if backend not in ONNX_PRECISION:
         return backend
-    rec = onnx_encoder.recipe("int8" if backend == "onnx-int8" else "fp32")
+    rec = onnx_encoder.recipe(ONNX_PRECISION[backend])
     return f"{backend}-{hashlib.sha256(rec.encode()).hexdigest()[:8]}-rows{onnx_encoder.MAX_ROWS}"
 
 

@@ -65,7 +65,7 @@ def test_the_default_is_auto_and_picks_onnx_for_the_packaged_model(tmp_path):
 
     assert VectorOptions().embed_backend == "auto"
     assert resolve_backend(None) == "onnx" and resolve_backend(resolve_model(None), "auto") == "onnx"
-    for explicit in ("torch", "torch-int8", "onnx", "onnx-int8"):
+    for explicit in ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token"):
         assert resolve_backend(None, explicit) == explicit
     # a model the ONNX encoder does not handle (CLS pooling here; a hub name; a folder without a
     # tokenizer.json) runs on torch under auto
@@ -161,3 +161,31 @@ def test_an_int8_index_of_an_older_lakeql_is_still_queried_with_int8(lake, tmp_p
     build(lake[0], idx, ["functions.docstring"], refresh=True)
     _, after = entry_of(lake[0], idx)
     assert after.built_at == before.built_at and meta_of(idx)["backend"] == "onnx"
+
+
+def test_an_int8_token_index_records_its_recipe_and_keeps_its_encoder(lake, tmp_path, backends_loaded):
+    """``onnx-int8-token`` (int8, one activation scale per token) is its own backend with its own recipe:
+    its index is queried with it, a refresh under ``auto`` keeps it, and a float32 ``onnx`` index beside
+    it keeps the float32 graph."""
+    from lakeql.onnx_encoder import RECIPE_FP32, RECIPE_INT8TOK
+
+    idx = tmp_path / "idx"
+    build(lake[0], idx, ["functions.docstring"], embed_backend="onnx-int8-token")
+    meta = meta_of(idx)
+    assert meta["backend"] == "onnx-int8-token" and meta["onnx_recipe"] == RECIPE_INT8TOK
+    backends_loaded.clear()
+    rows, mismatch = query(lake[0], idx)
+    assert len(rows) == 5 and mismatch == [] and backends_loaded == ["onnx-int8-token"]
+    _, before = entry_of(lake[0], idx)
+    build(lake[0], idx, [], refresh=True)
+    build(lake[0], idx, ["functions.docstring"], refresh=True)  # embed_backend 'auto': keeps it
+    _, after = entry_of(lake[0], idx)
+    assert after.built_at == before.built_at and meta_of(idx)["backend"] == "onnx-int8-token"
+    fp32 = tmp_path / "fp32"
+    build(lake[0], fp32, ["functions.docstring"], embed_backend="onnx")
+    assert meta_of(fp32)["backend"] == "onnx" and meta_of(fp32)["onnx_recipe"] == RECIPE_FP32
+    backends_loaded.clear()
+    rows32, mismatch = query(lake[0], fp32)
+    assert mismatch == [] and backends_loaded == ["onnx"]
+    # the same top results, from nearly the same vectors (cosine 0.998)
+    assert len({r[0] for r in rows} & {r[0] for r in rows32}) >= 4
