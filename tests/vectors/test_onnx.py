@@ -488,3 +488,36 @@ def test_per_token_quantization_of_a_weight_shared_by_two_matmuls_is_a_valid_gra
     got = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     want = np.maximum(x @ w, 0) @ w
     assert np.abs(got - want).max() < 0.05 * np.abs(want).max()  # int8 products, not float
+
+
+def test_the_int8_token_graph_is_made_from_the_cached_float32_export_without_torch(
+    tmp_path, monkeypatch, onnx_model
+):
+    """With this machine's float32 export cached and intact, ``onnx-int8-token``'s first use quantizes it
+    (about a second) instead of exporting the model again through torch (measured 35-41 s at load ~7):
+    here torch's exporter fails, and the graph is still made, byte for byte what a fresh export gives."""
+    import shutil
+
+    import torch
+
+    from lakeql import onnx_encoder
+
+    monkeypatch.setenv("LAKEQL_CACHE_DIR", str(tmp_path / "cache"))
+    real_convert = onnx_encoder.convert
+    monkeypatch.setattr(
+        onnx_encoder, "convert", lambda m, out, p="fp32": shutil.copyfile(onnx_model.path, out)
+    )
+    fp32 = onnx_encoder.exported(onnx_model.model_dir)  # the float32 export, cached with its record
+    monkeypatch.setattr(onnx_encoder, "convert", real_convert)
+
+    def no_export(*a, **k):
+        raise RuntimeError("torch export must not run")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    graph = onnx_encoder.exported(onnx_model.model_dir, precision="int8tok")
+    assert (
+        graph.name == "model_int8tok.onnx" and onnx_encoder.problem(graph.parent, precision="int8tok") is None
+    )
+    fresh = tmp_path / "fresh.onnx"
+    assert onnx_encoder.quantize_per_token(fp32, fresh) == 36
+    assert onnx_encoder.file_sha256(graph) == onnx_encoder.file_sha256(fresh)
