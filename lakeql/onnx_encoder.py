@@ -218,7 +218,17 @@ def problem(target: Path, deep: bool = False, precision: str = "fp32") -> str | 
 
 def convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
     """Write the graph of ``model_dir`` (BERT-like + mean pooling) to the file ``out``, by the recipe of
-    ``precision`` (:func:`recipe`): the float32 export, quantized to int8 for ``int8``."""
+    ``precision`` (:func:`recipe`): the float32 export, quantized to int8 for ``int8``. ``int8tok`` is
+    made from this machine's cached float32 export when it is intact (no torch, about a second; the
+    same bytes as from a fresh export), else from a fresh one."""
+    if precision == "int8tok":
+        cached = cache_root() / "onnx" / fingerprint(model_dir, "fp32")
+        if problem(cached, deep=True, precision="fp32") is None:
+            try:
+                quantize_per_token(cached / ONNX_FILES["fp32"], out)
+                return
+            except Exception:  # noqa: BLE001 - replaced or removed meanwhile: export afresh below
+                out.unlink(missing_ok=True)
     import logging
     import warnings
 
@@ -304,9 +314,14 @@ def quantize_per_token(src: Path, dst: Path) -> int:
         numpy_helper.from_array(np.array(128.0, np.float32), "lakeql_q_128"),
         numpy_helper.from_array(np.array(1e-12, np.float32), "lakeql_q_tiny"),
         numpy_helper.from_array(np.array(128, np.uint8), "lakeql_q_zero"),
+        numpy_helper.from_array(np.array([-1], np.int64), "lakeql_q_axes"),
     ]
+    # ReduceMax takes its axes as an attribute up to opset 17, as an input from opset 18 on
+    opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=17)
+    axes_in, axes_attr = (["lakeql_q_axes"], {}) if opset >= 18 else ([], {"axes": [-1]})
     nodes: list[Any] = []
     quantized_inputs: dict[str, str] = {}
+    quantized_weights: set[str] = set()
     count = 0
     for node in g.node:
         weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
@@ -319,7 +334,7 @@ def quantize_per_token(src: Path, dst: Path) -> int:
             p = f"{x}_lakeql_q"
             nodes += [
                 helper.make_node("Abs", [x], [f"{p}_abs"]),
-                helper.make_node("ReduceMax", [f"{p}_abs"], [f"{p}_max"], axes=[-1], keepdims=1),
+                helper.make_node("ReduceMax", [f"{p}_abs", *axes_in], [f"{p}_max"], keepdims=1, **axes_attr),
                 helper.make_node("Max", [f"{p}_max", "lakeql_q_tiny"], [f"{p}_max1"]),
                 helper.make_node("Div", [f"{p}_max1", "lakeql_q_127"], [f"{p}_scale"]),
                 helper.make_node("Div", [x, f"{p}_scale"], [f"{p}_div"]),
@@ -329,11 +344,16 @@ def quantize_per_token(src: Path, dst: Path) -> int:
             ]
             quantized_inputs[x] = p
         p = quantized_inputs[x]
-        w = w.astype(np.float32)
-        w_scale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0).astype(np.float32)
-        w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
         wname = f"{node.input[1]}_lakeql_q8"
-        consts += [numpy_helper.from_array(w_q, wname), numpy_helper.from_array(w_scale, f"{wname}_scale")]
+        if wname not in quantized_weights:  # a weight shared by several MatMuls (ALBERT): quantized once
+            w = w.astype(np.float32)
+            w_scale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0).astype(np.float32)
+            w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+            consts += [
+                numpy_helper.from_array(w_q, wname),
+                numpy_helper.from_array(w_scale, f"{wname}_scale"),
+            ]
+            quantized_weights.add(wname)
         y = node.output[0]
         nodes += [
             helper.make_node("MatMulInteger", [f"{p}_u8", wname, "lakeql_q_zero"], [f"{y}_i32"]),

@@ -21,8 +21,8 @@ class JoinOptions:
     joins_embed_backend: str = option("auto", "encoder of the column embeddings and of find_tables' table "
                                               "summaries: auto (default: onnx, the float32 ONNX Runtime "
                                               "export of the model: torch's vectors, no torch import; torch "
-                                              "for models it does not handle), onnx, onnx-int8, torch, "
-                                              "torch-int8",
+                                              "for models it does not handle), onnx, onnx-int8, "
+                                              "onnx-int8-token, torch, torch-int8",
                                       choices=("auto", "onnx", "onnx-int8", "onnx-int8-token", "torch",
                                                "torch-int8"))
     joins_min_score: float = option(0.6, "keep join-graph edges scoring at least S", metavar="S",

@@ -189,3 +189,29 @@ def test_an_int8_token_index_records_its_recipe_and_keeps_its_encoder(lake, tmp_
     assert mismatch == [] and backends_loaded == ["onnx"]
     # the same top results, from nearly the same vectors (cosine 0.998)
     assert len({r[0] for r in rows} & {r[0] for r in rows32}) >= 4
+
+
+def test_an_explicit_switch_to_or_from_int8_token_re_embeds_and_queries_with_the_new_encoder(
+    lake, tmp_path, backends_loaded
+):
+    """A named --embed-backend that differs from the recorded one re-embeds the column (never a mix of
+    two encoders' vectors) and records it; queries then use the new encoder, both ways."""
+    from lakeql.onnx_encoder import RECIPE_FP32, RECIPE_INT8TOK
+
+    idx = tmp_path / "idx"
+    build(lake[0], idx, ["functions.docstring"], embed_backend="onnx")
+    _, first = entry_of(lake[0], idx)
+    build(lake[0], idx, ["functions.docstring"], refresh=True, embed_backend="onnx-int8-token")
+    _, second = entry_of(lake[0], idx)
+    assert second.built_at != first.built_at
+    assert meta_of(idx)["backend"] == "onnx-int8-token" and meta_of(idx)["onnx_recipe"] == RECIPE_INT8TOK
+    backends_loaded.clear()
+    rows, mismatch = query(lake[0], idx)
+    assert len(rows) == 5 and mismatch == [] and backends_loaded == ["onnx-int8-token"]
+    build(lake[0], idx, ["functions.docstring"], refresh=True, embed_backend="onnx")
+    _, third = entry_of(lake[0], idx)
+    assert third.built_at != second.built_at
+    assert meta_of(idx)["backend"] == "onnx" and meta_of(idx)["onnx_recipe"] == RECIPE_FP32
+    backends_loaded.clear()
+    rows, mismatch = query(lake[0], idx)
+    assert len(rows) == 5 and mismatch == [] and backends_loaded == ["onnx"]

@@ -454,3 +454,70 @@ def test_encoding_at_interpreter_exit_runs_the_batches_in_turn():
         "atexit.register(lambda: print('exit', float(np.abs(m.encode(texts) - ref).max())))\n"
     )
     assert python_last_line(code) == "exit 0.0"
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_per_token_quantization_of_a_weight_shared_by_two_matmuls_is_a_valid_graph(tmp_path, opset):
+    """A weight read by several MatMuls (ALBERT shares every layer's weights) is quantized once: before,
+    each MatMul added its own copy under the same name, an invalid graph (onnx.checker: 'initializer name
+    is not unique'; ONNX Runtime warned and kept the duplicates as non-constant inputs). From opset 18 on,
+    ReduceMax takes its axes as an input: before, the graph of an opset-18 source failed to load."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lakeql.onnx_encoder import quantize_per_token
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 16)).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("MatMul", ["r", "W"], ["y"]),
+    ]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 16]) for n in ("x", "y")]
+    graph = helper.make_graph(nodes, "shared", io[:1], io[1:], [numpy_helper.from_array(w, "W")])
+    src, dst = tmp_path / "f32.onnx", tmp_path / "q.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(src))
+    assert quantize_per_token(src, dst) == 2
+    q = onnx.load(str(dst))
+    names = [t.name for t in q.graph.initializer]
+    assert len(names) == len(set(names)) and names.count("W_lakeql_q8") == 1
+    onnx.checker.check_model(q)
+    x = rng.standard_normal((5, 16)).astype(np.float32)
+    got = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    want = np.maximum(x @ w, 0) @ w
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()  # int8 products, not float
+
+
+def test_the_int8_token_graph_is_made_from_the_cached_float32_export_without_torch(
+    tmp_path, monkeypatch, onnx_model
+):
+    """With this machine's float32 export cached and intact, ``onnx-int8-token``'s first use quantizes it
+    (about a second) instead of exporting the model again through torch (measured 35-41 s at load ~7):
+    here torch's exporter fails, and the graph is still made, byte for byte what a fresh export gives."""
+    import shutil
+
+    import torch
+
+    from lakeql import onnx_encoder
+
+    monkeypatch.setenv("LAKEQL_CACHE_DIR", str(tmp_path / "cache"))
+    real_convert = onnx_encoder.convert
+    monkeypatch.setattr(
+        onnx_encoder, "convert", lambda m, out, p="fp32": shutil.copyfile(onnx_model.path, out)
+    )
+    fp32 = onnx_encoder.exported(onnx_model.model_dir)  # the float32 export, cached with its record
+    monkeypatch.setattr(onnx_encoder, "convert", real_convert)
+
+    def no_export(*a, **k):
+        raise RuntimeError("torch export must not run")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    graph = onnx_encoder.exported(onnx_model.model_dir, precision="int8tok")
+    assert (
+        graph.name == "model_int8tok.onnx" and onnx_encoder.problem(graph.parent, precision="int8tok") is None
+    )
+    fresh = tmp_path / "fresh.onnx"
+    assert onnx_encoder.quantize_per_token(fp32, fresh) == 36
+    assert onnx_encoder.file_sha256(graph) == onnx_encoder.file_sha256(fresh)
