@@ -121,12 +121,28 @@ def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory
     return as_lakeql_connection(open_lake(lake, database, index_dir, **duckdb_kwargs)[0])
 
 
+_DUCKDB_CONNECT_ARGS = ("read_only", "config")  # what duckdb.connect takes besides the database
+
+
+def _check_duckdb_kwargs(kwargs: dict[str, Any]) -> None:
+    """Refuse a keyword :func:`connect` would pass to ``duckdb.connect`` that it does not take, naming
+    it: an index option such as ``embed_backend`` got DuckDB's "incompatible function arguments"."""
+    unknown = sorted(set(kwargs) - set(_DUCKDB_CONNECT_ARGS))
+    if unknown:
+        raise TypeError(
+            f"lakeql.connect() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: it takes "
+            "lake, database, index_dir and duckdb.connect's read_only and config. Index options (the "
+            "encoder, capabilities, ...) belong to lakeql.index(); queries use what the index recorded."
+        )
+
+
 def open_lake(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",
               index_dir: str | os.PathLike[str] | None = None, capabilities: Iterable[str] | None = None,
               **duckdb_kwargs: Any):
     """Like :func:`connect`, but also return the :class:`LakeContext` (for tools built on lakeql)."""
     import duckdb
 
+    _check_duckdb_kwargs(duckdb_kwargs)
     con = duckdb.connect(database, **duckdb_kwargs)
     try:
         ctx = register(con, lake, index_dir=index_dir, capabilities=capabilities)

@@ -397,3 +397,17 @@ def test_an_index_of_a_newer_format_is_not_called_older(format_hints) -> None:
     (work / "views" / "views.json").write_text(json.dumps(manifest))
     got = hints()
     assert len(got) == 1 and "newer lakeql" in got[0] and f"views format {FORMAT + 1}" in got[0], got
+
+
+def test_an_index_option_passed_to_connect_is_named_not_duckdbs_argument_error(tmp_path) -> None:
+    """``lakeql.connect(lake, embed_backend=...)`` reached duckdb.connect, whose error ("incompatible
+    function arguments") named neither the argument nor where it belongs."""
+    import pytest
+
+    import lakeql
+
+    with pytest.raises(TypeError, match=r"'embed_backend'.*lakeql\.index\(\)"):
+        lakeql.connect(None, embed_backend="onnx")
+    con = lakeql.connect(None, config={"threads": 1})  # duckdb.connect's own arguments still pass
+    assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+    con.close()
