@@ -163,7 +163,7 @@ def check_targets(ctx: BuildContext) -> None:
     One error names every bad target (a wrong ``--embed`` and a wrong ``--ngram`` are both reported);
     a single one keeps its own type (unknown table / column)."""
     errors: list[LakeqlError] = []
-    for _mod, check in plugins.hook("check", ctx.options.core.capabilities):
+    for _mod, check in plugins.hook("check_targets", ctx.options.core.capabilities):
         try:
             check(ctx)
         except LakeqlError as exc:

@@ -16,7 +16,7 @@ OPTIONS = NgramOptions
 PROVIDES = ("ngram",)
 
 
-def check(ctx: Any) -> None:
+def check_targets(ctx: Any) -> None:
     """Every ``--ngram`` target must be a text column of the catalog (before any build)."""
     specs = ctx.options["ngrams"].ngram
     if specs:

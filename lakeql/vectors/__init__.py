@@ -18,7 +18,7 @@ OPTIONS = VectorOptions
 PROVIDES = ("embed",)
 
 
-def check(ctx) -> None:
+def check_targets(ctx) -> None:
     """Every ``--embed`` target must be a text or vector column of the catalog (before any build)."""
     specs = ctx.options["vectors"].embed
     if specs:
