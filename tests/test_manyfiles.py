@@ -216,3 +216,60 @@ def test_small_shard_arrays_read_in_one_pass_match_numpy_and_refuse_damage(tmp_p
         (bad / name).write_bytes(raw[:-cut] if name.endswith(".npy") else b"not a zip" + raw[40:])
         with pytest.raises(CorruptIndexError, match="unreadable"):
             fmindex.Shard(bad)
+
+
+CHECKSUMS_OF_FIRST_QUERY = """
+import sys
+import lakeql, lakeql.store as S
+read = []
+real = S._checksum_like
+S._checksum_like = lambda p, want: (read.append(str(p)), real(p, want))[1]
+con = lakeql.connect(sys.argv[1], index_dir=sys.argv[2])
+try:
+    print("RESULT", con.execute("SELECT ngram_count('tz.zones', 't', 'America')").fetchone()[0])
+except Exception as exc:
+    print("RESULT", type(exc).__name__, exc)
+print("RESULT", sum("/ngram/" in f for f in read))
+"""
+
+
+def test_first_query_trusts_the_stamps_the_build_recorded(tmp_path):
+    """The first query of a process read and checksummed every file of the n-gram index (32,000 for
+    2,000 small Parquet files): the build now records each shard file's stat stamp with its checksum
+    and a reader trusts a file whose stamp is unchanged. A byte changed in place is still found."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = zone_texts()[:20]
+    (tmp_path / "lake" / "tz" / "zones").mkdir(parents=True)
+    for i in range(10):
+        pq.write_table(
+            pa.table({"t": texts[2 * i : 2 * i + 2]}), tmp_path / "lake" / "tz" / "zones" / f"p{i}.parquet"
+        )
+    idx = tmp_path / "idx"
+    lakeql.index(
+        tmp_path / "lake", index_dir=idx, progress=False, capabilities=["ngrams"], ngram=["tz.zones.t"]
+    )
+
+    def first_query() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", CHECKSUMS_OF_FIRST_QUERY, str(tmp_path / "lake"), str(idx)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return [line[7:] for line in out.stdout.split("\n") if line.startswith("RESULT ")]
+
+    want = sum(overlapping(t, "America") for t in texts)
+    assert first_query()[:2] == [str(want), "0"]  # answered, no n-gram file read for its checksum
+    shard = sorted((idx / "ngram").glob("*/shard-*"))[3]
+    f = shard / "rows.npy"
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0x01  # the same size, another byte: a write (new ctime)
+    f.write_bytes(bytes(raw))
+    got = first_query()
+    assert got[0].startswith("CorruptIndexError") and "fails its checksum" in got[0], got
