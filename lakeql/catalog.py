@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakeql import csvheader, parquet_io
-from lakeql.errors import RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean, shown
+from lakeql.errors import LakeqlError, RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean, shown
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.sources import buildfs
@@ -504,6 +504,23 @@ class Catalog:
                     if err is not None:
                         raise UnknownTableError(f"{what} {spec!r}: {err}") from None
             raise
+
+    def check_specs(self, specs, what: str, resolve) -> None:
+        """Check every ``TABLE.COLUMN`` of flag ``what`` up front; ``resolve(table, column)`` raises when
+        the column does not fit. One error names every bad target (each with its close matches)."""
+        bad: list[LakeqlError] = []
+        for spec in specs or ():
+            try:
+                table, column = self.table_column(spec, what)
+                resolve(table, column)
+            except UnknownTableError as exc:  # already names the flag and the target
+                bad.append(exc)
+            except LakeqlError as exc:
+                bad.append(type(exc)(f"{what} {shown(spec)}: {exc}"))
+        if len(bad) == 1:
+            raise bad[0]
+        if bad:
+            raise LakeqlError("; ".join(str(e) for e in bad))
 
     def unreadable_table_error(self, name: str) -> UnknownTableError | None:
         """The error for ``name`` when it is a table of the lake that was left out as unreadable."""

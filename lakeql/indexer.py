@@ -18,6 +18,7 @@ from typing import Any
 
 from lakeql import plugins, sqlfiles
 from lakeql.catalog import Catalog
+from lakeql.errors import LakeqlError
 from lakeql.lake import Lake, discover
 from lakeql.options import IndexOptions
 from lakeql.progress import say
@@ -142,6 +143,7 @@ def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, start
     holder: dict[str, Catalog] = {}
     stage("catalog", lambda: holder.setdefault("cat", Catalog.build(lake, store, refresh=True)))
     ctx = BuildContext(lake, store, holder["cat"], opts, engine=engine)
+    check_targets(ctx)  # every --embed/--ngram TABLE.COLUMN checked before any capability writes
     for mod, build in plugins.hook("build", opts.core.capabilities):
         stage(getattr(mod, "NAME", mod.__name__), build, ctx)
     drop_removed(store, lake)
@@ -153,6 +155,23 @@ def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, start
                            "built": e.built_at >= started} for e in store.entries()], stages)
     say(str(report))
     return report
+
+
+def check_targets(ctx: BuildContext) -> None:
+    """Run every capability's ``check`` hook (its named targets against the catalog) before any build.
+
+    One error names every bad target (a wrong ``--embed`` and a wrong ``--ngram`` are both reported);
+    a single one keeps its own type (unknown table / column)."""
+    errors: list[LakeqlError] = []
+    for _mod, check in plugins.hook("check_targets", ctx.options.core.capabilities):
+        try:
+            check(ctx)
+        except LakeqlError as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise LakeqlError("; ".join(str(e) for e in errors))
 
 
 def dt_now():

@@ -10,6 +10,8 @@ may define:
                                         a capability after those that provide what it requires
 ``SQL_TEMPLATES``                       ``{name: fn}`` SQL generators for its ``udfs/<NAME>.sql``
 ``add_commands(subparsers)``            add CLI subcommands; each sets ``func(args) -> int``
+``check_targets(ctx: BuildContext)``    check its named targets (``--embed T.C``) against the catalog;
+                                        every capability's check runs before any builds
 ``build(ctx: BuildContext)``            build or refresh its indexes during ``lakeql index``
 ``register(con, ctx: LakeContext)``     bind its Python UDFs; the host then runs ``udfs/<NAME>.sql``
 ``demo(con, ctx, out)``                 print one worked example for ``lakeql demo``

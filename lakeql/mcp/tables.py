@@ -4,6 +4,11 @@ Cells are escaped (``|`` and line breaks cannot break the table, so a value cann
 headings; other control characters, NUL and terminal escape sequences among them, are shown as ``\\xNN``
 as the CLI shows them, and U+2028/U+2029 as ``\\u2028``/``\\u2029``) and long cells are shortened; rows
 stop before the budget is exceeded.
+
+SQL NULL is shown as ``NULL`` (as ``lakeql sql --format table`` does); a text value that would read as
+NULL (``NULL``, ``null``, ``'NULL'`` ...) is shown as a quoted SQL string literal (``'NULL'``,
+``'''NULL'''``) and the table ends with a note saying so, so that an agent can tell them apart (CSV and
+JSON output differ already: an empty field or ``null`` against the text).
 """
 
 from __future__ import annotations
@@ -11,14 +16,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+NULL_NOTE = "_NULL is SQL NULL; a quoted 'NULL' is the text NULL (a SQL string literal)._"
 
-def cell(value: Any, max_chars: int) -> str:
+
+def looks_null(value: Any) -> bool:
+    """A text value that a reader would take for SQL NULL: 'NULL' in any case, in any quotes."""
+    return isinstance(value, str) and value.strip().strip("'\"").strip().lower() == "null"
+
+
+def cell(value: Any, max_chars: int, quote_null: bool = True) -> str:
     """One value as table text: NULL for None, escaped pipes, line breaks and control characters, cut at
     ``max_chars``."""
     from lakeql.render import escape_controls
 
     if value is None:
         return "NULL"
+    if quote_null and looks_null(value):  # the text, not SQL NULL: a SQL string literal
+        value = "'" + value.replace("'", "''") + "'"
     text = value.hex() if isinstance(value, bytes | bytearray) else str(value)
     if len(text) > max_chars:
         text = text[:max_chars] + f"… ({len(text):,} chars)"
@@ -34,11 +48,12 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max
     ``more``: the source had rows beyond ``rows`` (cut at ``row_cap``); the note says so, and says when
     the character budget cut the table as well.
     """
-    head = "| " + " | ".join(cell(c, 200) for c in columns) + " |"
+    head = "| " + " | ".join(cell(c, 200, quote_null=False) for c in columns) + " |"
     lines = [head, "|" + "---|" * len(columns)]
     used = len(head) + len(lines[1]) + 2
     shown = 0
     cut_by_chars = False
+    quoted_null = False
     for row in rows:
         line = "| " + " | ".join(cell(v, cell_chars) for v in row) + " |"
         if used + len(line) + 1 > max_chars - 200:  # keep room for the note
@@ -47,6 +62,7 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max
         lines.append(line)
         used += len(line) + 1
         shown += 1
+        quoted_null = quoted_null or any(looks_null(v) for v in row)
     note = []
     if cut_by_chars:
         note.append(f"{shown} of {len(rows)}{'+' if more else ''} rows shown: the result is cut at "
@@ -57,6 +73,8 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max
     text = "\n".join(lines)
     if not rows:
         text += "\n(no rows)"
+    if quoted_null:
+        text += "\n\n" + NULL_NOTE
     if note:
         text += "\n\n_Truncated: " + "; ".join(note) + "._"
     return text

@@ -16,6 +16,14 @@ OPTIONS = NgramOptions
 PROVIDES = ("ngram",)
 
 
+def check_targets(ctx: Any) -> None:
+    """Every ``--ngram`` target must be a text column of the catalog (before any build)."""
+    specs = ctx.options["ngrams"].ngram
+    if specs:
+        ctx.catalog.check_specs(specs, "--ngram",
+                                lambda t, c: ctx.catalog.text_column(t, c, "n-gram search"))
+
+
 def build(ctx: Any) -> None:
     """Build the n-gram indexes requested with --ngram (and refresh existing ones)."""
     from lakeql.ngrams.builder import build as _build

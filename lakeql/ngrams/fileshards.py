@@ -32,7 +32,7 @@ from lakeql import shards as S
 from lakeql.errors import CorruptIndexError
 from lakeql.lake import FileStamp, Table
 from lakeql.progress import bar, say
-from lakeql.store import IndexEntry, dir_bytes, file_checksum
+from lakeql.store import IndexEntry, _stamped_checksum, dir_bytes
 
 INDEX_JSON = "index.json"
 #: below this much new text a build runs in this process (no worker spawn: ~2 s per worker here)
@@ -282,7 +282,7 @@ def _checksums(path: Path, prev: IndexEntry | None, kept: set[str]) -> str:
         if want is not None and want.split(":", 1)[0] == str(p.stat().st_size):
             out[rel] = want
         else:
-            out[rel] = file_checksum(p)
+            out[rel] = _stamped_checksum(p)  # stamped: the verification record trusts it later
     return json.dumps(out, sort_keys=True)
 
 

@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,19 +109,41 @@ class NgramIndex:
             rebase(self.shards, offsets)
             tiers = [open_tier(d, s.rows) for d, s in zip(dirs, self.shards, strict=True)]
             self.chars = Layer("char", self.shards, tiers, False)
-            self.words: Layer | None = None
-            if meta.get("words"):
-                wsh = [Shard(d / "words") for d in dirs]
-                rebase(wsh, offsets)
-                self.words = Layer("word", wsh, [open_tier(d / "words", s.rows)
-                                                 for d, s in zip(dirs, wsh, strict=True)], True)
         except (CorruptIndexError, OSError, ValueError) as exc:
             raise CorruptIndexError(f"{exc}: rebuild it with 'lakeql index LAKE {FLAG} "
                                     f"{shell_word(f'{table.key}.{column}')}'") from None
+        # the word layer opens on the first unit := 'word' query (as many arrays again as the characters:
+        # half the first query of a table of many small files); its files were verified with the rest
+        self._word_dirs = (dirs, offsets) if meta.get("words") else None
+        self._words: Layer | None = None
+        self._words_lock = threading.Lock()
+        # opens the word layer the way the rest was opened: under the store's swap lock, its files
+        # checked against the manifest row this index was loaded from (set by load(); None: directly)
+        self.guard: Any = None
         self.n_rows = int(meta.get("n_rows", 0))
         self.row_bases = np.array([s.row_base for s in self.shards], dtype=np.int64)
         self.text_bytes = int(meta.get("text_bytes", 0))
         self.colscan = None  # a lakeql.ngrams.colscan.ColumnScan, attached by load() (needs the connection)
+
+    @property
+    def words(self) -> Layer | None:
+        """The word layer (``unit := 'word'``), opened on first use; None when built without one."""
+        if self._words is None and self._word_dirs is not None:
+            with self._words_lock:
+                if self._words is None:
+                    self._words = self._open_words() if self.guard is None else self.guard(self._open_words)
+        return self._words
+
+    def _open_words(self) -> Layer:
+        dirs, offsets = self._word_dirs
+        try:
+            wsh = [Shard(d / "words") for d in dirs]
+            rebase(wsh, offsets)
+            tiers = [open_tier(d / "words", s.rows) for d, s in zip(dirs, wsh, strict=True)]
+            return Layer("word", wsh, tiers, True)
+        except (CorruptIndexError, OSError, ValueError) as exc:
+            raise CorruptIndexError(f"{exc}: rebuild it with 'lakeql index LAKE {FLAG} "
+                                    f"{shell_word(f'{self.table.key}.{self.column}')}'") from None
 
     # ------------------------------------------------------------------ phrases
     def layer(self, unit: str | None) -> Layer:
@@ -130,7 +153,7 @@ class NgramIndex:
             return self.chars
         if u != "word":
             raise LakeqlError(f"unit must be 'char' or 'word', got {shown(unit)}")
-        if self.words is None:
+        if self.words is None:  # opens the word layer (once)
             t = f"{self.table.key}.{self.column}"
             raise LakeqlError(f"the n-gram index of {t} has no word index: rebuild it with "
                               f"'lakeql index LAKE {FLAG} {shell_word(t)} --ngram-words'")
@@ -480,6 +503,30 @@ def snippet_of(text: bytes, s0: int, e0: int, cut_left: bool, cut_right: bool) -
 
 
 # -------------------------------------------------------------------------------- loading
+def guarded(ctx, entry, idx: NgramIndex) -> NgramIndex:
+    """``idx`` whose word layer, opened later, is read as the rest was: under the store's swap lock (a
+    rebuild never swaps files in mid-read) and only while the manifest still has the row ``entry`` whose
+    files were verified when ``idx`` was loaded (a rebuild in between: an error asking to run the query
+    again, which loads the new index). Files damaged after loading are as for the memory-mapped arrays."""
+    import fcntl
+
+    from lakeql.store import SWAP_LOCK
+
+    store = ctx.store
+
+    def guard(open_words):
+        with store._flock(SWAP_LOCK, fcntl.LOCK_SH):
+            store._manifest_cache = None
+            fresh = store.find(entry.kind, entry.table_name, entry.column_name)
+            if fresh is None or str(fresh.built_at) != str(entry.built_at) or fresh.path != entry.path:
+                raise LakeqlError(f"the n-gram index of {idx.table.key}.{idx.column} was rebuilt while "
+                                  "this query opened it: run the query again")
+            return open_words()
+
+    idx.guard = guard
+    return idx
+
+
 def load(ctx, table_name: str, column: str) -> NgramIndex:
     """The (cached) index of ``table_name.column`` or a clear error naming the fix."""
     if table_name is None or column is None:
@@ -492,7 +539,8 @@ def load(ctx, table_name: str, column: str) -> NgramIndex:
     readable = ctx.catalog.lake.tables.get(table.key) or table
     idx = ctx.load_index(
         KIND, table, col,
-        lambda path, entry: NgramIndex(path, readable, col, entry.params_dict.get("case", "sensitive")),
+        lambda path, entry: guarded(ctx, entry, NgramIndex(path, readable, col,
+                                                           entry.params_dict.get("case", "sensitive"))),
         flag=FLAG)
     if idx.colscan is None:  # rows of frequent phrases without a scan tier: DuckDB scans the column
         from lakeql.ngrams.colscan import ColumnScan

@@ -18,6 +18,15 @@ OPTIONS = VectorOptions
 PROVIDES = ("embed",)
 
 
+def check_targets(ctx) -> None:
+    """Every ``--embed`` target must be a text or vector column of the catalog (before any build)."""
+    specs = ctx.options["vectors"].embed
+    if specs:
+        from lakeql.vectors.columns import embed_column
+
+        ctx.catalog.check_specs(specs, "--embed", lambda t, c: embed_column(ctx.catalog, t, c, "--embed"))
+
+
 def build(ctx) -> None:
     if not ctx.options["vectors"].embed and not ctx.store.entries(PROVIDES[0]):
         return  # nothing asked for and nothing built before: no builder, model or Arrow imports (a refresh)
