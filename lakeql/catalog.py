@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakeql import csvheader, parquet_io
-from lakeql.errors import LakeqlError, RemoteStoreError, UnknownColumnError, UnknownTableError, did_you_mean, shown
+from lakeql.errors import (
+    LakeqlError,
+    RemoteStoreError,
+    UnknownColumnError,
+    UnknownTableError,
+    did_you_mean,
+    shown,
+)
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.sources import buildfs
