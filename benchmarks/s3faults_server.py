@@ -25,6 +25,9 @@ plus one action:
   connection then closes, as a dropped transfer does);
 * ``"list_etags": true``: a LIST answered with other ETags than the objects' own (as stores that list a
   multipart object's ETag otherwise than its GET answers it, or an object rewritten in between);
+* ``"list_time": "2026-01-01T00:00:00.000Z"``: a LIST answered with that ``LastModified`` for every
+  object (S3 times are whole seconds: two writes within one second list the same time, which a test
+  cannot otherwise arrange on a busy machine);
 * ``"then_delete": "bucket/key"`` or ``"then_put": "bucket/key", "body_hex": "..."``: answer normally,
   then delete (or overwrite) that object in moto (an object changing between a LIST and its GETs).
 """
@@ -163,10 +166,15 @@ class FaultInjector:
                     yield out[i : i + 1]
 
             return slowly()
-        if rule.get("list_etags"):  # '"<md5>"' listed as '"<md5>0-2"' (a multipart upload's form)
+        if rule.get("list_etags") or rule.get("list_time"):
             got: list = []
             out = b"".join(self.app(environ, lambda s, h, exc_info=None: got.append((s, h))))
-            out = re.sub(rb"<ETag>(?:&quot;|&#34;|\")?([0-9a-f]+)", rb"\g<0>0-2", out)
+            if rule.get("list_etags"):  # '"<md5>"' listed as '"<md5>0-2"' (a multipart upload's form)
+                out = re.sub(rb"<ETag>(?:&quot;|&#34;|\")?([0-9a-f]+)", rb"\g<0>0-2", out)
+            if rule.get("list_time"):  # every object listed with this LastModified
+                when = str(rule["list_time"]).encode()
+                tag = b"<LastModified>" + when + b"</LastModified>"
+                out = re.sub(rb"<LastModified>[^<]*</LastModified>", tag, out)
             status, headers = got[0]
             headers = [(k, str(len(out)) if k.lower() == "content-length" else v) for k, v in headers]
             start_response(status, headers)
