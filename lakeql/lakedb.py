@@ -57,6 +57,16 @@ def in_place_ok(target: Path, compact_bytes: object) -> bool:
         return False
 
 
+def drop_wal(target: Path) -> None:
+    """Remove ``target.wal``: left by a stock duckdb CLI session that opened the file read-write (its
+    default) and was killed before it checkpointed, it belongs to the file just renamed away. Beside the
+    new file the stock CLI refuses to open it ('WAL does not match database file'; after an update in
+    place: 'the WAL checkpoint iteration does not match the database file'). What it held (objects made
+    in that session) a full write would not keep either."""
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"{target}.wal").unlink()
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from test_refresh_database import CAPS, objects, same_as_full_build
 from testutil import duckdb_cli
 
@@ -131,3 +132,53 @@ def test_a_nul_in_a_recorded_name_is_damage_not_a_crash(tmp_path):
     )
     assert store.damage(bad) == "missing prof/col\x00umns.parquet"
     assert store.damage(IndexEntry("joins", "", "", "pr\x00of", 1, 1, "")) == "missing its files (pr\x00of)"
+
+
+def _cli_session_killed_with_a_wal(db: Path) -> None:
+    """A stock duckdb CLI session on ``db`` (read-write, its default) that created a view and was killed
+    before it checkpointed: ``db.wal`` is left beside the file."""
+    import os
+    import time
+
+    p = subprocess.Popen([duckdb_cli(), str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write(
+            "PRAGMA disable_checkpoint_on_shutdown; SET checkpoint_threshold = '10GB'; "
+            "CREATE VIEW flights.mine AS SELECT 42 AS x; SELECT 'made';\n"
+        )
+        p.stdin.flush()
+        deadline = time.monotonic() + 60
+        while "made" not in p.stdout.readline() and time.monotonic() < deadline:
+            pass
+    finally:
+        p.kill()
+        p.wait()
+    assert os.path.getsize(f"{db}.wal") > 0
+
+
+@pytest.mark.parametrize("grow_max", [2.5, 0.5])  # an update in place; a compaction
+def test_a_wal_a_killed_cli_session_left_does_not_break_the_refreshed_file(tmp_path, monkeypatch, grow_max):
+    """The WAL a killed stock CLI session left belongs to the file it had open: once a refresh renames
+    another ``lake.duckdb`` into place, the stock CLI refused to open it ('the WAL checkpoint iteration
+    does not match the database file' after an update in place, 'WAL does not match database file' after
+    a new file). The refresh removes that WAL with the file it belonged to."""
+    from lakes import flights_lake
+
+    root = tmp_path / "lake"
+    root.mkdir()
+    flights_lake(root, full=False)
+    idx = tmp_path / "idx"
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    db = idx / "lake.duckdb"
+    _cli_session_killed_with_a_wal(db)
+    monkeypatch.setattr(lakedb, "GROW_MAX", grow_max)
+    modes: list[bool] = []
+    real = lakedb.update
+    monkeypatch.setattr(lakedb, "update", lambda *a, **k: modes.append(k["in_place"]) or real(*a, **k))
+    shutil.copy(root / "flights" / "airlines.parquet", root / "flights" / "carriers.parquet")
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+    assert modes == [grow_max > 1]
+    assert not Path(f"{db}.wal").exists()
+    counts = _cli_counts(db)  # the stock CLI opens the refreshed file
+    assert counts == {"flights": len([v for v in objects(db)["views"] if v[0] == "flights"])}
+    assert ("flights", "carriers") in {(s, v) for s, v, _ in objects(db)["views"]}
