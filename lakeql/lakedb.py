@@ -36,9 +36,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from lakeql.dbutil import database_file, inflate, new_database_file
+from lakeql.dbutil import OUT, database_file, inflate, new_database_file
 
 SIDECAR = ".lake.duckdb.sql.z"
+#: the name the previous file is attached as while its catalog is copied (a '/': no schema's name, as
+#: :data:`lakeql.dbutil.OUT`)
+PREV = '"lakeql/prev"'
 #: above this share of changed statements the file is written whole
 MAX_SHARE = 0.25
 #: a file at most this many times the size it had when last written whole (or compacted) is updated in
@@ -206,11 +209,11 @@ def copy_catalog(con, source: Path, scratch: Path) -> None:
 
     try:
         shutil.copyfile(source, scratch)
-        con.execute(f"ATTACH {quote_literal(str(scratch))} AS lakeql_prev (READ_ONLY)")
+        con.execute(f"ATTACH {quote_literal(str(scratch))} AS {PREV} (READ_ONLY)")
         try:
-            con.execute("COPY FROM DATABASE lakeql_prev TO lakeql_out")
+            con.execute(f"COPY FROM DATABASE {PREV} TO {OUT}")
         finally:
-            con.execute("DETACH lakeql_prev")
+            con.execute(f"DETACH {PREV}")
     finally:
         for f in (scratch, Path(f"{scratch}.wal")):
             f.unlink(missing_ok=True)

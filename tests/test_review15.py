@@ -182,3 +182,37 @@ def test_a_wal_a_killed_cli_session_left_does_not_break_the_refreshed_file(tmp_p
     counts = _cli_counts(db)  # the stock CLI opens the refreshed file
     assert counts == {"flights": len([v for v in objects(db)["views"] if v[0] == "flights"])}
     assert ("flights", "carriers") in {(s, v) for s, v, _ in objects(db)["views"]}
+
+
+def test_a_domain_named_like_the_build_connections_alias_gets_its_view(tmp_path, recwarn):
+    """The files are written on a connection that attached them as ``lakeql_out``: a domain folder of
+    that name holding a table of that name made ``CREATE VIEW "lakeql_out"."lakeql_out"`` ambiguous
+    (catalog.schema or schema.view), so its view was left out of ``lake.duckdb`` with a warning telling
+    to fix the table's files, and with no digest recorded every refresh wrote the file whole. The alias
+    now holds a '/', which no folder name can."""
+    import warnings
+
+    from lakes import flights_lake
+
+    from lakeql.dbutil import SkippedViewWarning
+    from lakeql.store import Store
+
+    root = tmp_path / "lake"
+    root.mkdir()
+    flights_lake(root, full=False)
+    for name in ("lakeql_out", "lakeql_prev"):
+        (root / name).mkdir()
+        for table in (name, "main"):
+            shutil.copy(root / "flights" / "airlines.parquet", root / name / f"{table}.parquet")
+    idx = tmp_path / "idx"
+    warnings.simplefilter("always", SkippedViewWarning)
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS)
+    shutil.copy(root / "flights" / "airlines.parquet", root / "lakeql_out" / "more.parquet")
+    lakeql.index(root, index_dir=idx, progress=False, capabilities=CAPS, refresh=True)
+    assert not [w for w in recwarn if issubclass(w.category, SkippedViewWarning)]
+    views = {(s, v) for s, v, _ in objects(idx / "lake.duckdb")["views"]}
+    for name in ("lakeql_out", "lakeql_prev"):
+        assert {(name, name), (name, "main")} <= views
+    assert ("lakeql_out", "more") in views
+    assert json.loads(Store(idx).find("database").params)["digest"]
+    same_as_full_build(root, idx, tmp_path / "full")
