@@ -26,6 +26,12 @@ def new_database_file(path: str | Path, storage_version: str) -> Iterator[object
         yield con
 
 
+#: the name a file being written is attached as: with a '/', which no domain folder's name (a schema)
+#: holds, so ``"schema"."view"`` never also reads as ``catalog.schema`` (a domain named ``lakeql_out``
+#: holding a table of that name made its view ambiguous, and it was left out)
+OUT = '"lakeql/out"'
+
+
 @contextlib.contextmanager
 def database_file(path: str | Path, options: str = "") -> Iterator[object]:
     """A connection whose current database is the DuckDB file ``path`` (made when missing; ``options``:
@@ -35,12 +41,12 @@ def database_file(path: str | Path, options: str = "") -> Iterator[object]:
 
     con = buildfs.connect()
     try:
-        con.execute(f"ATTACH {quote_literal(str(path))} AS lakeql_out{options}")
-        con.execute("USE lakeql_out")
+        con.execute(f"ATTACH {quote_literal(str(path))} AS {OUT}{options}")
+        con.execute(f"USE {OUT}")
         yield con
-        con.execute("CHECKPOINT lakeql_out")
+        con.execute(f"CHECKPOINT {OUT}")
         con.execute("USE memory.main")  # qualified: the file may hold a schema named 'memory'
-        con.execute("DETACH lakeql_out")
+        con.execute(f"DETACH {OUT}")
     finally:
         con.close()
     wal = Path(str(path) + ".wal")

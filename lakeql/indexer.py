@@ -246,6 +246,7 @@ def write_database(store: Store, catalog: Catalog, discovered: dict[str, str] | 
                     skipped = run_views(con, views)  # one view that fails leaves that table out, not the lake
                     for sql in macros.sql:
                         con.execute(sql)
+        lakedb.drop_wal(target)  # the WAL of the file just replaced (a killed stock CLI session's)
         # a view left out: no digest, so the next build makes the file again (the files may be fixed)
         params = {"digest": "" if skipped else digest}
         if not skipped:

@@ -36,9 +36,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from lakeql.dbutil import database_file, inflate, new_database_file
+from lakeql.dbutil import OUT, database_file, inflate, new_database_file
 
 SIDECAR = ".lake.duckdb.sql.z"
+#: the name the previous file is attached as while its catalog is copied (a '/': no schema's name, as
+#: :data:`lakeql.dbutil.OUT`)
+PREV = '"lakeql/prev"'
 #: above this share of changed statements the file is written whole
 MAX_SHARE = 0.25
 #: a file at most this many times the size it had when last written whole (or compacted) is updated in
@@ -55,6 +58,16 @@ def in_place_ok(target: Path, compact_bytes: object) -> bool:
         return target.stat().st_size <= GROW_MAX * compact_bytes
     except OSError:
         return False
+
+
+def drop_wal(target: Path) -> None:
+    """Remove ``target.wal``: left by a stock duckdb CLI session that opened the file read-write (its
+    default) and was killed before it checkpointed, it belongs to the file just renamed away. Beside the
+    new file the stock CLI refuses to open it ('WAL does not match database file'; after an update in
+    place: 'the WAL checkpoint iteration does not match the database file'). What it held (objects made
+    in that session) a full write would not keep either."""
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"{target}.wal").unlink()
 
 
 def _sha(data: bytes) -> str:
@@ -196,11 +209,11 @@ def copy_catalog(con, source: Path, scratch: Path) -> None:
 
     try:
         shutil.copyfile(source, scratch)
-        con.execute(f"ATTACH {quote_literal(str(scratch))} AS lakeql_prev (READ_ONLY)")
+        con.execute(f"ATTACH {quote_literal(str(scratch))} AS {PREV} (READ_ONLY)")
         try:
-            con.execute("COPY FROM DATABASE lakeql_prev TO lakeql_out")
+            con.execute(f"COPY FROM DATABASE {PREV} TO {OUT}")
         finally:
-            con.execute("DETACH lakeql_prev")
+            con.execute(f"DETACH {PREV}")
     finally:
         for f in (scratch, Path(f"{scratch}.wal")):
             f.unlink(missing_ok=True)

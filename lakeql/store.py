@@ -364,7 +364,7 @@ class Store:
                                 "it out for LAKE/.lakeql")
         self.root = Path(root).expanduser().resolve()
         self.lake = lake
-        self._manifest_cache: tuple[float, list[IndexEntry]] | None = None
+        self._manifest_cache: tuple[tuple[int, int, int], list[IndexEntry]] | None = None
         self._manifest_index: tuple[Any, dict[tuple[str, str, str], IndexEntry]] | None = None
         self.write_error: IndexWriteError | None = None  # set by the first failed write of a build
         self._verified_entries: set[tuple[str, ...]] = set()  # verify_once()
@@ -660,6 +660,8 @@ class Store:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
                 raise
             return f"missing its files ({entry.path})"
+        except ValueError:  # a NUL in the recorded path (a damaged manifest): Path.exists() said False
+            return f"missing its files ({entry.path})"
         if not entry.checksums:
             return None
         try:
@@ -685,7 +687,7 @@ class Store:
                 return f"missing {label}"
             try:
                 st = os.stat(f)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a NUL in a recorded name (no listing holds it)
                 return f"missing {label}"
             if not stat.S_ISREG(st.st_mode):  # a folder (or a FIFO, ...) where a file was recorded
                 return f"missing {label}"
@@ -996,7 +998,7 @@ class Store:
             try:
                 pq.write_table(pa.table(cols, schema=schema), tmp, compression="zstd")
                 _fsync_file(tmp)
-                mtime = os.stat(tmp).st_mtime_ns
+                mtime = _manifest_stamp(os.stat(tmp))  # a rename keeps the inode, size and mtime
                 os.replace(tmp, target)
                 _fsync_dir(self.root)
             finally:
@@ -1015,7 +1017,7 @@ class Store:
         """The manifest's rows, read again when the file changed (the cached list itself: do not modify)."""
         path = self.root / MANIFEST
         try:
-            mtime = path.stat().st_mtime_ns
+            mtime = _manifest_stamp(path.stat())
         except FileNotFoundError:
             return []
         except OSError as exc:  # a symlink loop, a permission error: damaged, not absent
@@ -1184,6 +1186,14 @@ def _stamped_checksum(path: Path) -> str:
         _STAMPED[key] = (stamp, ck)
         _READ_BACK.add(key)
     return ck
+
+
+def _manifest_stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """What tells one manifest file from another: mtime, inode and size. The mtime alone does not: two
+    writes within one timestamp tick (coarse timestamps: a jiffy on Linux before 6.13, 1-2 s on HFS+ or
+    FAT) have the same one; each write is a new file renamed into place, made while the old one exists,
+    so it has another inode."""
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
 
 
 def _as_read(e: IndexEntry) -> bool:
