@@ -41,6 +41,24 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
+def interleaved_cpu(methods: dict, queries: list, progress: bool = False) -> tuple[dict, list[float]]:
+    """CPU seconds of every method on every query, the methods interleaved query by query so each sees
+    the same machine load (after one warm-up call each), and the 1-minute load before and after each query."""
+    for f in methods.values():
+        f(queries[0])
+    cpu: dict[str, list[float]] = {k: [] for k in methods}
+    loads = [os.getloadavg()[0]]
+    for q in queries:
+        for k, f in methods.items():
+            c = time.process_time()
+            f(q)
+            cpu[k].append(time.process_time() - c)
+        loads.append(os.getloadavg()[0])
+        if progress:
+            print(f"query {len(loads) - 1}/{len(queries)}, load {loads[-1]}", file=sys.stderr, flush=True)
+    return cpu, loads
+
+
 class _Thrift:
     """Thrift compact protocol, reading only: structs as {field id: value}."""
 
@@ -296,17 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     out["row_groups_touched_median"] = statistics.median(len({r // 122880 for r in hits[id(q)]}) for q in qs)
     same = [sorted(duck(docs)(q)) == sorted(duck(docs_pi)(q)) for q in qs[:5]]
     out["docs_rows_equal_with_and_without_page_index"] = f"{sum(same)}/{len(same)}"
-    for f in methods.values():
-        f(qs[0])
-    cpu: dict[str, list[float]] = {k: [] for k in methods}
-    loads = [os.getloadavg()[0]]
-    for q in qs:
-        for k, f in methods.items():
-            c = time.process_time()
-            f(q)
-            cpu[k].append(time.process_time() - c)
-        loads.append(os.getloadavg()[0])
-        print(f"query {len(loads) - 1}/{len(qs)}, load {loads[-1]}", file=sys.stderr, flush=True)
+    cpu, loads = interleaved_cpu(methods, qs, progress=True)
     ref = statistics.median(cpu["faiss IndexBinaryFlat (sign, k=40)"])
     out["cpu_ms_median"] = {k: 1000 * statistics.median(v) for k, v in cpu.items()}
     out["vs_faiss"] = {k: statistics.median(v) / ref for k, v in cpu.items()}

@@ -25,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from pagefetch import interleaved_cpu  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,16 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "SQL (rowid, score) exact": lambda q: con.execute(rowids, [q.tolist()]).fetchall(),
         "SQL whole rows exact (id, title)": lambda q: con.execute(whole, [q.tolist()]).fetchall(),
     }
-    for f in methods.values():
-        f(qs[0])
-    cpu: dict[str, list[float]] = {k: [] for k in methods}
-    loads = [os.getloadavg()[0]]
-    for q in qs:
-        for k, f in methods.items():
-            c = time.process_time()
-            f(q)
-            cpu[k].append(time.process_time() - c)
-        loads.append(os.getloadavg()[0])
+    cpu, loads = interleaved_cpu(methods, qs)
     ref = statistics.median(cpu["faiss IndexBinaryFlat (sign, k=40)"])
     print("| step | CPU ms | / faiss binary |\n|---|---:|---:|")
     for k, v in cpu.items():
