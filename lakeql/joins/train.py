@@ -117,17 +117,20 @@ def train_joiner(lake_path: str, index_dir: str | None = None, epochs: int = 1, 
                           "index a lake with more tables first")
     base = base_model or (sem.params_dict.get("model") if sem else None)
     target = store.path("joins", "joiner")
-    with store.atomic_dir(target) as tmp:
-        info = fine_tune(base, pairs, tmp, epochs, batch_size, seed=seed, max_seq_length=max_seq_length)
-    clear = getattr(embedding.load_model, "cache_clear", None)
-    if clear is not None:  # a model of the same path loaded earlier in this process is now outdated
-        clear()
-    say(f"train-joiner: {info['steps']} steps, mean loss {info['mean_loss']:.3f}, "
-        f"{info['seconds']:.0f} s -> {target}")
-    opts = IndexOptions.from_kwargs(joiner_model=str(target), refresh=True, progress=False,
-                                    joins_semantic=True)
-    ctx = BuildContext(lake, store, Catalog.open(lake, store), opts)
-    builder.build(ctx)
+    # the joiner's swap and the semantic index's rebuild record into the manifest as a build does: under
+    # the build lock, so a `lakeql index` running meanwhile waits instead of interleaving its records
+    with store.build_lock(say=say):
+        with store.atomic_dir(target) as tmp:
+            info = fine_tune(base, pairs, tmp, epochs, batch_size, seed=seed, max_seq_length=max_seq_length)
+        clear = getattr(embedding.load_model, "cache_clear", None)
+        if clear is not None:  # a model of the same path loaded earlier in this process is now outdated
+            clear()
+        say(f"train-joiner: {info['steps']} steps, mean loss {info['mean_loss']:.3f}, "
+            f"{info['seconds']:.0f} s -> {target}")
+        opts = IndexOptions.from_kwargs(joiner_model=str(target), refresh=True, progress=False,
+                                        joins_semantic=True)
+        ctx = BuildContext(lake, store, Catalog.open(lake, store), opts)
+        builder.build(ctx)
     info["pairs"] = len(pairs)
     info["model"] = str(target)
     return info

@@ -70,15 +70,26 @@ def test_stock_cli_lookup_and_graph(lake_db):
 
 
 @pytest.mark.slow
-def test_train_joiner_then_joinable(flights, tmp_path):
+def test_train_joiner_then_joinable(flights, tmp_path, monkeypatch):
     from lakeql.cli import main
+    from lakeql.joins import train
+    from lakeql.store import Store
 
     root, idx, _ = flights
     idx2 = tmp_path / "idx"
     shutil.copytree(idx, idx2)
+    real_fine_tune, held = train.fine_tune, []
+
+    def fine_tune_under_the_build_lock(*args, **kwargs):  # train-joiner records as a build: under its lock
+        held.append(Store(idx2).build_running())
+        return real_fine_tune(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fine_tune", fine_tune_under_the_build_lock)
     code = main(["train-joiner", str(root), "--index-dir", str(idx2), "--epochs", "1",
                  "--max-pairs", "8", "--batch-size", "4", "--max-seq-length", "48", "--quiet"])
     assert code == 0
+    assert held and held[0] is not None  # the build lock was held while the joiner was swapped in
+    assert Store(idx2).build_running() is None  # and released
     assert (idx2 / "joins" / "joiner" / "modules.json").exists()
     con = connect_joins(root, idx2)
     params = con.execute("SELECT params FROM lakeql_indexes() WHERE kind = 'join_semantic'").fetchone()[0]
