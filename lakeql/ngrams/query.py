@@ -134,9 +134,13 @@ class NgramIndex:
                     self._words = self._open_words() if self.guard is None else self.guard(self._open_words)
         return self._words
 
-    def _open_words(self) -> Layer:
+    def _open_words(self, root: Path | None = None) -> Layer:
+        """``root``: where the files this index was loaded from are now (a rebuild swapped others in and
+        kept these aside until it records the new ones); None: where they were."""
         dirs, offsets = self._word_dirs
         try:
+            if root is not None and root != self.root:
+                dirs = [root / d.relative_to(self.root) for d in dirs]
             wsh = [Shard(d / "words") for d in dirs]
             rebase(wsh, offsets)
             tiers = [open_tier(d / "words", s.rows) for d, s in zip(dirs, wsh, strict=True)]
@@ -518,10 +522,19 @@ def guarded(ctx, entry, idx: NgramIndex) -> NgramIndex:
         with store._flock(SWAP_LOCK, fcntl.LOCK_SH):
             store._manifest_cache = None
             fresh = store.find(entry.kind, entry.table_name, entry.column_name)
+            again = LakeqlError(f"the n-gram index of {idx.table.key}.{idx.column} was rebuilt while "
+                                "this query opened it: run the query again")
             if fresh is None or str(fresh.built_at) != str(entry.built_at) or fresh.path != entry.path:
-                raise LakeqlError(f"the n-gram index of {idx.table.key}.{idx.column} was rebuilt while "
-                                  "this query opened it: run the query again")
-            return open_words()
+                raise again
+            # the row is the same, the files may not be: a rebuild between swapping its files in and
+            # recording them (or killed there) keeps the recorded ones aside (review17: the word layer
+            # of the new build was opened under the old row, wrong answers)
+            if store.damage(fresh, trusted=store._load_verified()) is None:
+                return open_words(store.root / fresh.path)
+            kept = store.kept_aside(fresh)
+            if kept is None:
+                raise again
+            return open_words(kept)
 
     idx.guard = guard
     return idx
