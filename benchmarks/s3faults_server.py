@@ -14,8 +14,9 @@ Control (neither slowed nor counted):
   (``GET /__counts``, as in ``benchmarks/s3server.py``).
 
 A rule: ``{"kind": "GET"|"GET_RANGE"|"LIST"|"HEAD"|"PUT"|"*", "key": "substring of bucket/key",
-"times": 1 (-1: every matching request), "skip": 0 (let that many matching requests through first)}``
-plus one action:
+"times": 1 (-1: every matching request), "skip": 0 (let that many matching requests through first),
+"range": "substring of the Range header" (optional: e.g. ``"bytes=0-"``, reads from an object's start, not
+its footer)}`` plus one action:
 
 * ``"status": 503, "code": "SlowDown"``: an S3 error response instead of moto's;
 * ``"hang": 30``: sleep that many seconds, then answer normally;
@@ -68,10 +69,12 @@ class FaultInjector:
         self.hits: list[int] = []
         self.lock = threading.Lock()
 
-    def _pick(self, kind: str, target: str) -> dict | None:
+    def _pick(self, kind: str, target: str, range_: str = "") -> dict | None:
         with self.lock:
             for i, rule in enumerate(self.rules):
                 if rule.get("kind", "*") not in ("*", kind) or rule.get("key", "") not in target:
+                    continue
+                if "range" in rule and (not range_ or rule["range"] not in range_):
                     continue
                 rule["_seen"] = rule.get("_seen", 0) + 1
                 if rule["_seen"] <= int(rule.get("skip", 0)):
@@ -132,7 +135,7 @@ class FaultInjector:
             environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), "HTTP_RANGE" in environ
         )
         target = path.lstrip("/")
-        rule = self._pick(kind, target)
+        rule = self._pick(kind, target, environ.get("HTTP_RANGE", ""))
         if rule is None:
             return self.app(environ, start_response)
         if "status" in rule:

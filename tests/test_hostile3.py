@@ -120,9 +120,9 @@ def test_ngram_rows_bool_with_a_huge_repeated_list_is_fast_and_exact(ngram_lake,
     lake, texts = ngram_lake
     con = lakeql.connect(lake)
     phrases = ["beta", "gamma3"] * 50_000
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time (DuckDB's threads included): load slows the wall clock only
     got = con.execute(f"FROM ngram_rows_{mode}('d.t', 'txt', ?)", [phrases]).fetchall()
-    assert time.perf_counter() - t < 30
+    assert time.process_time() - t < 30
     test = all if mode == "all" else any
     want = [i for i, s in enumerate(texts) if test(p in s for p in ("beta", "gamma3"))]
     assert [r[0] for r in got] == want
@@ -198,7 +198,8 @@ def test_mcp_service_close_interrupts_a_running_call(ngram_lake):
     t = time.perf_counter()
     service.close()  # raised ResourceInUseException: connection is busy
     worker.join(30)
-    assert time.perf_counter() - t < 10 and not worker.is_alive() and len(errors) == 1
+    # wall time is the point (close() interrupts the query at once); the query alone runs 30 s or more
+    assert time.perf_counter() - t < 20 and not worker.is_alive() and len(errors) == 1
     # was "the query ran longer than 30 s and was interrupted: add filters or a LIMIT" (it had not)
     assert "the server is shutting down" in errors[0] and "LIMIT" not in errors[0], errors
 
@@ -319,8 +320,9 @@ def test_sql_text_that_is_not_utf8_is_one_clear_line(ngram_lake, command, stdin)
 
 
 @pytest.mark.parametrize("command", ["sql", "check"])
-@pytest.mark.parametrize("locale_env", [{"LC_ALL": "C.UTF-8"}, {"LANG": "en_US.UTF-8"},
-                                        {"LC_ALL": "en_US.UTF-8"}])
+@pytest.mark.parametrize(
+    "locale_env", [{"LC_ALL": "C.UTF-8"}, {"LANG": "en_US.UTF-8"}, {"LC_ALL": "en_US.UTF-8"}]
+)
 def test_stdin_not_utf8_under_a_strict_stdin_is_one_clear_line(ngram_lake, command, locale_env):
     """With PYTHONIOENCODING=utf-8 (or a UTF-8 locale other than C.UTF-8) sys.stdin decodes strictly, so
     reading it raised first: "lakeql: error: 'utf-8' codec can't decode byte 0xff in position 38" instead

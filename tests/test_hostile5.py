@@ -264,7 +264,9 @@ def test_every_sql_function_survives_hostile_arguments(con, sample, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     lake, _ = sample
     objects, files = user_objects(con), files_under(lake, tmp_path)
-    bad, n, t0 = [], 0, time.monotonic()
+    # CPU time for the budget (DuckDB's threads included): a loaded machine slows the wall clock, not the
+    # work; a call that hangs is a TIMEOUT of its own (PER_CALL_SECONDS of wall time)
+    bad, n, t0 = [], 0, time.process_time()
     for name, kind, params, defaults in surface(con):
         for label, sql, args in calls(name, kind, params, defaults):
             n += 1
@@ -278,7 +280,7 @@ def test_every_sql_function_survives_hostile_arguments(con, sample, tmp_path, mo
     assert user_objects(con) == objects  # no table or view made or dropped by any call
     assert con.execute("SELECT v FROM canary").fetchall() == [(42,)]
     assert files_under(lake, tmp_path) == files  # nothing written outside the index dir
-    assert time.monotonic() - t0 < 120
+    assert time.process_time() - t0 < 120
 
 
 def test_check_sql_search_path_is_a_domain_or_one_clear_problem(con):
@@ -347,10 +349,10 @@ def test_a_megabyte_name_is_a_short_error_at_once(con, call):
     embed_codes_path) and the error line echoed the whole megabyte. Now: < 2 s, the name cut to 200
     characters with its length said."""
     name = "x" * 1_000_000
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time (DuckDB's threads included): load slows the wall clock only
     with pytest.raises(LakeqlError) as err:
         con.execute(call, [name]).fetchall()
-    assert time.monotonic() - t0 < 5
+    assert time.process_time() - t0 < 5
     assert "(1,000,000 characters)" in str(err.value) and len(str(err.value)) < 1_000
 
 

@@ -95,8 +95,8 @@ def test_the_quoted_name_hint_is_linear_on_hostile_sql():
         "SELECT 1 " + " ".join(f"dom t {i}" for i in range(10_000)) + "x" * 1_000_000 + " WHERE",
     ]
     for sql in hostile:
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time: a loaded machine slows the wall clock, not the work done
         assert unquoted_table(sql, names) is None
-        assert time.perf_counter() - t0 < 5, sql[:20]
+        assert time.process_time() - t0 < 5, sql[:20]
     got = unquoted_table("SELECT 1 FROM dom-9999.t-9999 WHERE", names)
     assert got == ("dom-9999.t-9999", '"dom-9999"."t-9999"')

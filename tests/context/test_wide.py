@@ -163,9 +163,9 @@ def test_read_schema_pages_and_filters(wide):
         # a pathological glob is cheap (no regex backtracking blow-up)
         import time
 
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time: a loaded machine slows the wall clock, not the work done
         svc.read_schema("features/wide.yaml", columns="*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b")
-        assert time.perf_counter() - t0 < 10
+        assert time.process_time() - t0 < 10
     finally:
         svc.close()
 

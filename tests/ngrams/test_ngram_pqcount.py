@@ -434,9 +434,9 @@ def test_kernel_counts_repetitive_rows_exactly_in_linear_time(fold):
     big = pa.array([" " * 2000] * 2500, pa.string())  # 5 MB of spaces
     spec = _spec("char", fold, " " * 512)
     exact_counts(spec, big[:2])
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: a loaded machine slows the wall clock, not the work done
     assert exact_counts(spec, big).tolist() == [1489] * 2500
-    assert time.perf_counter() - t0 < 2.0  # was ~5 s (512 compares per position); now ~0.03 s
+    assert time.process_time() - t0 < 2.0  # was ~5 s (512 compares per position); now ~0.03 s
 
 
 NEIGHBOURS = [
@@ -567,6 +567,6 @@ def test_numpy_count_rows_of_repetitive_text_is_exact_and_linear():
     big = np.full(5_000_000, 32, np.uint8)
     offs = np.arange(0, 5_000_001, 2000, dtype=np.int64)
     count_rows(big[:4000], offs[:3], np.full(512, 32, np.uint8))
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: a loaded machine slows the wall clock, not the work done
     assert count_rows(big, offs, np.full(512, 32, np.uint8))[0].tolist() == [1489] * 2500
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0  # candidates x pattern: ~5 s of compares
