@@ -31,18 +31,30 @@ SAMPLE_ROWS = 200_000
 MAX_CHECKS = 64
 
 
-def read_edges(store, lake: Lake) -> list[dict[str, Any]]:
-    """Rows of the join graph between tables of ``lake`` (none when no graph was built)."""
+def _graph_table(store):
+    """The join graph's Arrow table, or None when no graph was built or it cannot be read (generate()
+    already warns about an unreadable graph)."""
     if store is None:
-        return []
+        return None
     entry = store.find("join_graph")
     if entry is None:
-        return []
+        return None
     try:
-        rows = parquet_io.read_table(store.root / entry.path).to_pylist()
-    except Exception:  # noqa: BLE001 - generate() already warns about an unreadable graph
-        return []
-    return [r for r in rows if r.get("table_name") in lake.tables and r.get("candidate_table") in lake.tables]
+        return parquet_io.read_table(store.root / entry.path)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+
+
+def _rows_in_lake(tab, lake: Lake) -> list[dict[str, Any]]:
+    """The graph's rows (dicts) whose two tables are in ``lake``."""
+    keys = lake.tables
+    return [r for r in tab.to_pylist() if r.get("table_name") in keys and r.get("candidate_table") in keys]
+
+
+def read_edges(store, lake: Lake) -> list[dict[str, Any]]:
+    """Rows of the join graph between tables of ``lake`` (none when no graph was built)."""
+    tab = _graph_table(store)
+    return [] if tab is None else _rows_in_lake(tab, lake)
 
 
 _Edge = tuple[str, str, str, str, float, float]  # table, column, candidate table, candidate column, score,
@@ -53,19 +65,16 @@ def candidate_edges(store, lake: Lake) -> list[_Edge]:
     """The edges of the join graph :func:`_candidates` can use, filtered in Arrow (no Python row per edge
     of the graph: 137,000 edges at 10,000 tables cost ~2 CPU s as dicts): both tables in ``lake``,
     different, containment >= :data:`MIN_CONTAINMENT` and a target column not a key alone."""
-    if store is None:
+    tab = _graph_table(store)
+    if tab is None:
         return []
-    entry = store.find("join_graph")
-    if entry is None:
-        return []
+    names = ("table_name", "column_name", "candidate_table", "candidate_column", "score", "containment")
+    if any(c not in tab.column_names for c in (*names, "candidate_uniqueness")):
+        return _edge_tuples(_rows_in_lake(tab, lake))  # an older graph: the plain definitions, one read
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        tab = parquet_io.read_table(store.root / entry.path)
-        names = ("table_name", "column_name", "candidate_table", "candidate_column", "score", "containment")
-        if any(c not in tab.column_names for c in (*names, "candidate_uniqueness")):
-            return _edge_tuples(read_edges(store, lake))
         keys = pa.array(list(lake.tables), pa.string())
         # the comparisons of _edge_tuples on floats: NULL counts as 0.0; NaN fails every comparison, so a
         # NaN containment is kept (not < MIN_CONTAINMENT) and so is a NaN uniqueness (not >= SINGLE_UNIQUE)
@@ -81,7 +90,7 @@ def candidate_edges(store, lake: Lake) -> list[_Edge]:
         mask = pc.and_(mask, pc.not_equal(tab["table_name"], tab["candidate_table"]))
         sub = tab.filter(pc.fill_null(mask, False))
         cols = [sub[c].to_pylist() for c in names]
-    except Exception:  # noqa: BLE001 - generate() already warns about an unreadable graph
+    except Exception:  # noqa: BLE001 - a column of another type: no hints (generate() warns of a bad graph)
         return []
     return [
         (a, ca, b, cb, float(s or 0.0), float(c or 0.0)) for a, ca, b, cb, s, c in zip(*cols, strict=True)
