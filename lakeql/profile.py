@@ -54,12 +54,6 @@ TOP_VALUES = 100  # most frequent raw values kept per column
 SKETCH_K = 256  # bottom-k MinHash sketch size
 HASH_CAP = 4096  # distinct-value hashes stored per column (the bottom ones: a KMV sample above that)
 MEMORY_CELLS = 20_000_000  # tables up to rows * columns cells are read into Arrow once
-
-
-def arrow_copy_exact(columns: list[tuple[str, str]]) -> bool:
-    """Whether DuckDB reads an Arrow copy of these columns back as the same values: a TIME WITH TIME ZONE
-    loses its offset there (Arrow's time64), a BIT becomes a BLOB; such tables are scanned, not copied."""
-    return not any("TIME WITH TIME ZONE" in t.upper() or t.upper() == "BIT" for _, t in columns)
 BATCH_CELLS = 100_000  # single-file tables up to rows * columns cells are profiled together (profile_tables)
 BATCH_TABLES = 32  # tables per batch
 THREADS = min(4, os.cpu_count() or 1)
@@ -69,6 +63,12 @@ _INT = re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$")
 _TEMPORAL = re.compile(r"^(DATE|TIMESTAMP.*|TIME)$")
 _NESTED = re.compile(r"(\[\]|STRUCT|MAP|UNION|\[\d+\])", re.IGNORECASE)
 _LENGTHY = re.compile(r"^(VARCHAR|BLOB|BIT)", re.IGNORECASE)
+
+
+def arrow_copy_exact(columns: list[tuple[str, str]]) -> bool:
+    """Whether DuckDB reads an Arrow copy of these columns back as the same values: a TIME WITH TIME ZONE
+    loses its offset there (Arrow's time64), a BIT becomes a BLOB; such tables are scanned, not copied."""
+    return not any("TIME WITH TIME ZONE" in t.upper() or t.upper() == "BIT" for _, t in columns)
 
 
 def value_class(duck_type: str) -> str | None:
