@@ -142,25 +142,27 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
             or pa.types.is_large_binary(t)
 
-    for path in table.paths:
-        pf = buildfs.parquet_file(path)
+    from lakeql.lake import quote_ident, read_parquet_sql
+
+    for f, path in zip(table.files, table.paths, strict=True):
+        pf = buildfs.parquet_file(path) if table.format == "parquet" else None
         # a file whose column is not text (a type that drifted: BIGINT here, VARCHAR in the table's other
-        # files) is read through DuckDB, as the view casts it
-        if column in pf.schema_arrow.names and textual(pf.schema_arrow.field(column).type):
+        # files) is read through DuckDB, as the view casts it; so is every CSV/JSON file (no pyarrow
+        # reader: it was opened as Parquet, and every --ngram of a CSV table was skipped, trial10)
+        if pf is not None and column in pf.schema_arrow.names and textual(pf.schema_arrow.field(column).type):
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[column]):
                 yield batch.column(0)
         else:  # e.g. a hive partition column: let DuckDB produce it, in file order
-
-            from lakeql.lake import quote_ident, read_parquet_sql
-
             con = buildfs.connect()
-            scan = read_parquet_sql([path], table.hive)
+            one = table.with_files([f])
+            scan = read_parquet_sql([path], table.hive) if pf is not None else one.scan_sql()
             names = {r[0].lower() for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
             if column.lower() not in names:
                 # a column added to the table after this file was written (schema drift): the
                 # table's view reads it as NULL in this file's rows (union_by_name), so does the index
+                n = pf.metadata.num_rows if pf is not None else con.execute(
+                    f"SELECT count(*) FROM {scan}").fetchone()[0]
                 con.close()
-                n = pf.metadata.num_rows
                 for start in range(0, n, BATCH_ROWS):
                     yield pa.nulls(min(BATCH_ROWS, n - start), pa.binary())
                 continue
