@@ -374,6 +374,11 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
         except Exception as exc:  # noqa: BLE001 - a late value of the UTF-8 copy: as for a UTF-8 file
             if _conversion_error(exc) and (n := whole_sniff(dec[1], exc)) is not None:
                 return n, dec, True
+            if not dec[0].endswith(csvenc.LF) and csvenc.mixed_line_ends(lambda: open(dec[1], "rb")):
+                # the copy's lines end in several ways (which DuckDB's sniffer refuses): one line end
+                dirs = cache or csvenc.cache_dirs(None)
+                dec = csvenc.decode_file(table, stamp, fs, dirs, dec[0] + csvenc.LF)
+                return count(dec[1], every_column=True), dec, False
         return count(dec[1]), dec, False
     except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
         lines = str(exc).strip().splitlines()

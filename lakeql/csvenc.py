@@ -28,6 +28,10 @@ copy per file there), and a build removes the copies in the index dir that no ta
 every scan of the table (views, profiles, indexes) in place of the file, and the catalog records each
 file's encoding (``catalog/tables.parquet`` ``file_encodings``; ``lakeql doctor`` lists them).
 
+A file DuckDB refuses whose lines end in more than one way (``\r\n``, ``\n`` and ``\r`` mixed; or whose
+UTF-8 copy DuckDB refuses for that) is read through a copy whose every line ends with ``\n`` (label
+``+lf``: ``utf-8+lf``, ``cp1252+lf``); a line end inside a quoted value becomes ``\n`` too.
+
 Mac Roman and other single-byte encodings cannot be told from Windows-1252 by their bytes; such a file is
 read as Windows-1252 (its non-ASCII letters come out as other characters): save it as UTF-8 to fix that.
 """
@@ -49,7 +53,11 @@ VERSION = 1  # bump when the same bytes would be decoded differently (the copies
 CHUNK = 8 << 20
 NATIVE = "utf-8"  # the label of a file DuckDB reads as is
 #: the encodings a file is read through a copy as
-LABELS = ("cp1252", "utf-8+cp1252", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+_BASE_LABELS = ("cp1252", "utf-8+cp1252", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+#: ``+lf``: a file whose lines end in more than one way (``\r\n``, ``\n``, ``\r`` mixed: files edited on
+#: two systems, or concatenated), which DuckDB's sniffer refuses; its copy ends every line with ``\n``
+LF = "+lf"
+LABELS = (*_BASE_LABELS, "utf-8" + LF, *(b + LF for b in _BASE_LABELS))
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -164,8 +172,47 @@ def detect(opener: Any) -> str | None:
     return "utf-8+cp1252" if extra > invalid else "cp1252"
 
 
+def mixed_line_ends(opener: Any) -> bool:
+    """True when the bytes ``opener()`` yields end their lines in more than one way (two of ``\r\n``, a
+    lone ``\n``, a lone ``\r``). Bytes, so for UTF-8 and single-byte encodings only."""
+    crlf = cr = lf = 0
+    carry = b""
+    with contextlib.closing(opener()) as f:
+        for chunk in _chunks(f):
+            chunk = carry + chunk
+            carry = chunk[-1:] if chunk.endswith(b"\r") else b""  # a \r\n split between two chunks
+            if carry:
+                chunk = chunk[:-1]
+            n = chunk.count(b"\r\n")
+            crlf += n
+            cr += chunk.count(b"\r") - n
+            lf += chunk.count(b"\n") - n
+            if (crlf > 0) + (cr > 0) + (lf > 0) > 1:
+                return True
+    cr += len(carry)
+    return (crlf > 0) + (cr > 0) + (lf > 0) > 1
+
+
+def _one_line_end(chunks: Any) -> Any:
+    """``chunks`` of text with every ``\r\n`` and lone ``\r`` made ``\n`` (also inside quoted values)."""
+    pending = ""
+    for text in chunks:
+        text = pending + text
+        pending = ""
+        if text.endswith("\r"):
+            text, pending = text[:-1], "\r"
+        yield text.replace("\r\n", "\n").replace("\r", "\n")
+    if pending:
+        yield "\n"
+
+
 def _decoded(f: BinaryIO, label: str) -> Any:
     """The text of ``f`` decoded as ``label``, in chunks."""
+    if label.endswith(LF):
+        yield from _one_line_end(_decoded(f, label[: -len(LF)]))
+        return
+    if label == "utf-8":
+        label = "utf-8-sig"  # (+lf) a UTF-8 file: only its line ends change, and a BOM goes
     if label == "cp1252":
         for chunk in _chunks(f):
             yield codecs.charmap_decode(chunk, "strict", CP1252)[0]
@@ -269,7 +316,9 @@ def decode_file(
     if label is None:
         label = detect(opener)
         if label is None or label == "utf-8-sig":
-            return None
+            if not mixed_line_ends(opener):
+                return None
+            label = "utf-8" + LF  # DuckDB refused it, and its lines end in several ways: one in the copy
     name = copy_name(src, stamp.size, stamp.mtime_ns, label, getattr(stamp, "etag", ""))
     have = existing_copy(dirs, name)
     if have is not None:

@@ -99,9 +99,17 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
         diag.tables = len(lake.tables)
         for t in lake.tables.values():
             for path, (label, _copy) in sorted(t.decoded.items()):
+                from lakeql import csvenc
+
+                base, lf = label.removesuffix(csvenc.LF), label.endswith(csvenc.LF)
+                what = "not UTF-8" if base != "utf-8" else ""
+                if lf:  # lakeql.csvenc.mixed_line_ends
+                    ends = "lines ending in more than one way (\\r\\n, \\n, \\r)"
+                    what = ends + (f", {what}" if what else "")
                 diag.notes.append(Finding("encoding", f"{t.key} ({path})",
-                                          f"not UTF-8: read as {label} through a UTF-8 copy",
-                                          "save it as UTF-8 to read it directly (nothing to do otherwise)"))
+                                          f"{what}: read as {label} through a UTF-8 copy",
+                                          "save it as UTF-8" + (" with one kind of line end" if lf else "")
+                                          + " to read it directly (nothing to do otherwise)"))
             if t.csv_whole_sniff:  # lakeql.catalog._count_rows: a late value its sniffed type refused
                 diag.notes.append(Finding("types", f"{t.key} ({t.source})",
                                           "a value past DuckDB's 20,480-row sample does not fit the type "

@@ -83,3 +83,60 @@ class _no_skip_warning:
         bad = [str(w.message) for w in self.seen if "skipped" in str(w.message)]
         assert not bad, bad
         return False
+
+
+def _mixed(data: bytes, ends: tuple[bytes, ...]) -> bytes:
+    lines = [ln for ln in data.split(b"\n") if ln]
+    return b"".join(ln + ends[i % len(ends)] for i, ln in enumerate(lines))
+
+
+def test_csv_with_mixed_line_ends_is_read(tmp_path):
+    """A CSV file whose lines end in ``\\r\\n`` and ``\\n`` (edited on two systems, or concatenated) or
+    also ``\\r`` was left out: DuckDB's sniffer refuses it (``Error when sniffing file``). It is now read
+    through a copy with one line end, in UTF-8 and in Windows-1252, and doctor says why."""
+    from lakeql import doctor
+
+    lake = tmp_path / "lake"
+    (lake / "m").mkdir(parents=True)
+    drinks = fte(DRINKS)
+    (lake / "m" / "crlf_lf.csv").write_bytes(_mixed(drinks, (b"\r\n", b"\n")))
+    (lake / "m" / "three.csv").write_bytes(_mixed(drinks, (b"\r\n", b"\r", b"\n")))
+    latin = drinks.decode().replace("Cote d", "Côte d").encode("cp1252")
+    (lake / "m" / "latin.csv").write_bytes(_mixed(latin, (b"\n", b"\r\n")))
+    (lake / "m" / "utf16.csv").write_bytes(_mixed(drinks, (b"\r\n", b"\n")).decode().encode("utf-16"))
+    (lake / "m" / "plain.csv").write_bytes(drinks)
+    lakeql.index(lake, progress=False, capabilities=[])
+    con = lakeql.connect(lake)
+    want = con.execute("SELECT count(*), count(DISTINCT country), sum(beer_servings) FROM m.plain").fetchone()
+    assert want[0] == 193
+    lakeql.index(lake, progress=False, capabilities=[], refresh=True)  # the copies are found again
+    con = lakeql.connect(lake)
+    for t in ("crlf_lf", "three", "latin", "utf16"):
+        got = con.execute(
+            f"SELECT count(*), count(DISTINCT country), sum(beer_servings) FROM m.{t}"
+        ).fetchone()
+        assert got == want, t
+        assert con.execute(f"SELECT count(*) FROM m.{t} WHERE country LIKE '%\r%'").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM m.latin WHERE country = 'Côte d''Ivoire'").fetchone()[0] == 1
+    status = dict(con.execute("SELECT name, status FROM lakeql_tables()").fetchall())
+    assert set(status.values()) == {"ok"}
+    notes = "\n".join(str(n) for n in doctor.diagnose(lake).notes)
+    assert "(m/crlf_lf.csv): lines ending in more than one way" in notes
+    assert "read as utf-8+lf" in notes and "read as cp1252+lf" in notes and "read as utf-16-le+lf" in notes
+
+
+def test_line_end_normalising_across_chunks(monkeypatch):
+    """A ``\\r\\n`` split between two read chunks is one line end, not two."""
+    import io
+
+    from lakeql import csvenc
+
+    monkeypatch.setattr(csvenc, "CHUNK", 4)
+    data = b"ab\r\ncd\r\nef\ngh\rij\r\n"  # chunks: 'ab\r\n' 'cd\r\n' 'ef\ng' 'h\rij' '\r\n'
+    assert csvenc.mixed_line_ends(lambda: io.BytesIO(data))
+    assert not csvenc.mixed_line_ends(lambda: io.BytesIO(b"abc\r\ndef\r\n" * 3))
+    assert not csvenc.mixed_line_ends(lambda: io.BytesIO(b"abc\ndef\n" * 3))
+    out = "".join(csvenc._decoded(io.BytesIO(b"a\r\nb\rc\nd\r"), "utf-8+lf"))
+    assert out == "a\nb\nc\nd\n"
+    out = "".join(csvenc._decoded(io.BytesIO(b"abc\r\ndef"), "cp1252+lf"))
+    assert out == "abc\ndef"
