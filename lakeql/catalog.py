@@ -14,10 +14,13 @@ is recomputed in memory (with a warning naming ``lakeql index LAKE``, which rewr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import re
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lakeql import csvheader, parquet_io
@@ -142,6 +145,43 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300]
 
 
+_LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+) bytes")
+
+
+def _unreadable(table: Table, stamp: FileStamp, fs: Any, exc: BaseException) -> str:
+    """Why a data file cannot be read, on one line, with the fix: DuckDB's first line, unless the reason
+    is on a later line (a line over DuckDB's size limit) or in the file's first bytes (a file whose
+    extension lies: a Parquet file named ``.csv``, a CSV file named ``.parquet``, gzip without ``.gz``)."""
+    text = str(exc)
+    m = _LINE_SIZE.search(text)
+    if m is not None:  # DuckDB's first line is only 'CSV Error on Line: 1'
+        return (f"{type(exc).__name__}: a line of {int(m.group(2)):,} bytes is over DuckDB's limit of "
+                f"{int(m.group(1)):,} bytes per CSV line (a value that long): shorten or split that value, "
+                "or store the table as Parquet")
+    head = b""
+    if fs is None:
+        with contextlib.suppress(OSError):
+            with open(Path(table.root) / stamp.path, "rb") as f:
+                head = f.read(64)
+    return _lying_extension(table, stamp, head) or _first_line(exc)
+
+
+def _lying_extension(table: Table, stamp: FileStamp, head: bytes) -> str | None:
+    """Why a file whose first bytes ``head`` are of another format than its extension says cannot be
+    read, with the fix; None when they agree (or tell nothing)."""
+    if head.startswith(b"PAR1") and table.format != "parquet":
+        return (f"the file is Parquet (it starts with PAR1), not {table.format.upper()}: rename it to "
+                f"{Path(stamp.path).stem}.parquet")
+    if head.startswith(b"\x1f\x8b") and not stamp.path.lower().endswith(".gz"):
+        return f"the file is gzip-compressed: rename it to {Path(stamp.path).name}.gz"
+    if table.format == "parquet" and head and not head.startswith(b"PAR1"):
+        start = head.decode("utf-8", "ignore").lstrip("\ufeff")
+        if len(start) >= 8 and all(ch.isprintable() or ch in "\r\n\t" for ch in start):
+            return (f"not a Parquet file (it does not start with PAR1 but with the text {start[:40]!r}): "
+                    f"rename it after its format ({Path(stamp.path).stem}.csv, .json)")
+    return None
+
+
 def _open_parquet(table: Table, stamp: FileStamp, fs: Any):
     import pyarrow.parquet as pq
 
@@ -190,9 +230,9 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             warnings.warn(f"skipping {table.format} file {stamp.path!r} of table {table.key}: {exc}"
                           if isinstance(exc, ObjectChanged) else  # no fault of the file: read again
                           f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
-                          f"{_first_line(exc)}; fix or replace the file, then run 'lakeql index LAKE "
-                          "--refresh'", CorruptParquetWarning, stacklevel=2)
-            problems.append(Problem("file", stamp.path, _first_line(exc), table.key))
+                          f"{_unreadable(table, stamp, fs, exc)}; fix or replace the file, then run 'lakeql "
+                          "index LAKE --refresh'", CorruptParquetWarning, stacklevel=2)
+            problems.append(Problem("file", stamp.path, _unreadable(table, stamp, fs, exc), table.key))
             continue
         good.append(stamp)
         rows.append(n)
@@ -365,6 +405,10 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
             return count(src), None, False  # (a file DuckDB cannot parse at all raises its own error here)
         from lakeql import csvenc
 
+        with contextlib.closing(csvenc._open(src, fs, table.root, stamp.path)) as f:
+            lie = _lying_extension(table, stamp, f.read(64))
+        if lie is not None:  # not CSV at all: no UTF-8 copy of its bytes (a Parquet file read so was one
+            raise csvenc.CsvShapeError(lie) from None  # column of binary text)
         dec = csvenc.decode_file(table, stamp, fs, cache or csvenc.cache_dirs(None))
         if dec is None:  # plain UTF-8 DuckDB refuses for another reason: counted as before
             return count(src), None, False  # (a file DuckDB cannot parse at all raises its own error here)

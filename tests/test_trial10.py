@@ -140,3 +140,48 @@ def test_line_end_normalising_across_chunks(monkeypatch):
     assert out == "a\nb\nc\nd\n"
     out = "".join(csvenc._decoded(io.BytesIO(b"abc\r\ndef"), "cp1252+lf"))
     assert out == "abc\ndef"
+
+
+def test_files_whose_extension_lies_or_whose_line_is_too_long(tmp_path):
+    """Unclear errors before: a Parquet file named ``.csv`` (``DecodedReadError: ... Error when sniffing
+    file ".../csv_utf8/....csv" (the file was read as cp1252)``, or a one-column table of binary text),
+    a CSV file named ``.parquet`` (``Parquet magic bytes not found in footer``), a gzip file without
+    ``.gz``, a CSV value of 3 MB (``CSV Error on Line: 1``: DuckDB's reason was on a later line). Each
+    now says what the file is and the fix; the good tables are read."""
+    import duckdb
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    src = shared_data("fivethirtyeight", AIRLINES)
+    duckdb.execute(f"COPY (FROM read_csv('{src}')) TO '{lake / 'd' / 'pq_named.csv'}' (FORMAT parquet)")
+    duckdb.execute(f"COPY (FROM read_csv('{src}')) TO '{lake / 'd' / 'pq_named2.json'}' (FORMAT parquet)")
+    (lake / "d" / "csv_named.parquet").write_bytes(fte(DRINKS))
+    import gzip
+
+    (lake / "d" / "gz_named.csv").write_bytes(gzip.compress(fte(DRINKS)))
+    words = fte("avengers/avengers.csv").decode("latin-1").replace('"', "").split()
+    cell = " ".join(words * (3_000_000 // len(" ".join(words)) + 1))[:3_000_000]
+    (lake / "d" / "big_cell.csv").write_text(f'id,txt\n1,"short"\n2,"{cell}"\n', encoding="utf-8")
+    (lake / "d" / "good.csv").write_bytes(fte(DRINKS))
+    with pytest.warns(Warning):
+        lakeql.index(lake, progress=False, capabilities=[])
+    con = lakeql.connect(lake)
+    errors = dict(con.execute("SELECT name, error FROM lakeql_tables() WHERE status <> 'ok'").fetchall())
+    assert (
+        "the file is Parquet (it starts with PAR1), not CSV: rename it to pq_named.parquet"
+        in errors["pq_named"]
+    )
+    assert "not JSON: rename it to pq_named2.parquet" in errors["pq_named2"]
+    assert (
+        "not a Parquet file (it does not start with PAR1 but with the text 'country,beer"
+        in errors["csv_named"]
+    )
+    assert "rename it after its format (csv_named.csv, .json)" in errors["csv_named"]
+    assert "the file is gzip-compressed: rename it to gz_named.csv.gz" in errors["gz_named"]
+    assert (
+        "a line of 3,000," in errors["big_cell"]
+        and "over DuckDB's limit of 2,000,000 bytes" in errors["big_cell"]
+    )
+    assert "store the table as Parquet" in errors["big_cell"]
+    assert set(errors) == {"pq_named", "pq_named2", "csv_named", "gz_named", "big_cell"}
+    assert con.execute("SELECT count(*) FROM d.good").fetchone()[0] == 193
