@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -493,21 +494,46 @@ def _quoted_header(table: Table, con: Any) -> bool:
     return quote not in (None, "", "(empty)", "\0")
 
 
-def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list) -> bool:
+def _copy_bytes(table: Table) -> list[int]:
+    """The size of each file's UTF-8 copy (-1: a file read as it is), as the catalog records it."""
+    out = []
+    for f in table.files:
+        dec = table.decoded.get(f.path)
+        try:
+            out.append(os.stat(dec[1]).st_size if dec is not None else -1)
+        except OSError:
+            out.append(-1)
+    return out
+
+
+def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list, sizes: Any = None) -> bool:
     """Give an unchanged ``table`` (its readable files) the UTF-8 copies its stored ``labels`` (one
-    encoding per file, ``file_encodings``) name, made again when missing; False when one cannot be."""
+    encoding per file, ``file_encodings``) name, made again when missing; False when one cannot be.
+    ``sizes``: the copies' sizes as the catalog recorded them (``file_copy_bytes``): a copy of another
+    size (truncated in the index dir: its rows were read silently short, trial10) is made again."""
     if table.format != "csv" or not labels:
         return True
     from lakeql import csvenc
 
     if len(labels) != len(table.files):
         return False
+    if sizes is not None and len(sizes) != len(labels):
+        sizes = None
     decoded = {}
-    for f, label in zip(table.files, labels, strict=True):
+    for i, (f, label) in enumerate(zip(table.files, labels, strict=True)):
         if label == csvenc.NATIVE:
             continue
         try:
             got = csvenc.decode_file(table, f, fs, cache, label=label)
+            want = int(sizes[i]) if sizes is not None and sizes[i] is not None else -1
+            if got is not None and want >= 0 and (have := os.stat(got[1]).st_size) != want:
+                warnings.warn(f"the UTF-8 copy of {f.path!r} ({got[1]}) has {have:,} bytes, {want:,} "
+                              "expected "
+                              "(damaged): made again", DamagedCatalogWarning, stacklevel=3)
+                os.unlink(got[1])
+                got = csvenc.decode_file(table, f, fs, cache, label=label)
+                if got is not None and os.stat(got[1]).st_size != want:
+                    return False  # the file decodes to another size now: the table is read again
         except Exception:  # noqa: BLE001 - gone, unreadable, no writable folder: read the table again
             return False
         if got is None:
@@ -686,10 +712,13 @@ class Catalog:
                 kept[t.key] = t.with_files([f for f in t.files if f.path not in skip])
                 kept[t.key].csv_header = bool(prev.get("csv_header"))
                 kept[t.key].csv_whole_sniff = bool(prev.get("csv_whole_sniff"))
-                if not _restore_decoded(kept[t.key], prev.get("file_encodings"), lake.fs, cache):
+                if not _restore_decoded(kept[t.key], prev.get("file_encodings"), lake.fs, cache,
+                                        prev.get("file_copy_bytes")):
                     del kept[t.key]
                     todo.append(t)  # a UTF-8 copy cannot be made again: the table is read again
                     continue
+                if t.format == "csv" and prev.get("file_copy_bytes") is None:  # a catalog older than it
+                    prev = {**prev, "file_copy_bytes": _copy_bytes(kept[t.key])}
                 tables[t.key] = prev
                 columns[t.key] = stored.columns_by_table.get(t.key, [])
                 problems += mine
@@ -719,6 +748,7 @@ class Catalog:
                                    if t.format == "csv" else None),
                 "csv_header": good.csv_header if t.format == "csv" else None,
                 "csv_whole_sniff": good.csv_whole_sniff if t.format == "csv" else None,
+                "file_copy_bytes": _copy_bytes(good) if t.format == "csv" else None,
             }
             columns[t.key] = [Column(t.key, n, i, ty) for i, (n, ty) in enumerate(cols)]
         lake.tables = {k: kept[k] for k in lake.tables if k in kept}
@@ -737,7 +767,7 @@ class Catalog:
             ("row_count", pa.int64()), ("source_bytes", pa.int64()), ("fingerprint", pa.string()),
             ("indexed_at", pa.timestamp("us", tz="UTC")), ("file_rows", pa.list_(pa.int64())),
             ("file_encodings", pa.list_(pa.string())), ("csv_header", pa.bool_()),
-            ("csv_whole_sniff", pa.bool_()),
+            ("csv_whole_sniff", pa.bool_()), ("file_copy_bytes", pa.list_(pa.int64())),
         ])
         store.write_parquet(pa.Table.from_pylist(trows, schema=tschema), cdir / "tables.parquet")
         ccols = [c for k in sorted(self.columns_by_table) for c in self.columns_by_table[k]]
@@ -838,12 +868,13 @@ class Catalog:
             store.verify(entry)
 
             def rows(name: str, sql: str) -> list[tuple]:
-                return con.execute(f"SELECT {sql} FROM read_parquet(?) WHERE table_name = ?",
+                return con.execute(f"SELECT {sql} FROM read_parquet(?) AS t WHERE table_name = ?",
                                    [glob_escape(str(store.path("catalog", name))), table.key]).fetchall()
 
             # a catalog without csv_whole_sniff (written before it) fails here: the table is read again
             trows = rows("tables.parquet",
-                         "fingerprint, file_rows, file_encodings, csv_header, csv_whole_sniff")
+                         "fingerprint, file_rows, file_encodings, csv_header, csv_whole_sniff, "
+                         "to_json(t) ->> 'file_copy_bytes'")  # (none before trial10: NULL)
             if len(trows) != 1 or trows[0][0] != table.fingerprint:
                 return None
             cols = [r[0] for r in sorted(rows("columns.parquet", "column_name, ordinal"), key=lambda r: r[1])]
@@ -864,7 +895,8 @@ class Catalog:
 
         kept.csv_header = bool(trows[0][3])
         kept.csv_whole_sniff = bool(trows[0][4])
-        if not _restore_decoded(kept, trows[0][2], None, csvenc.cache_dirs(store)):
+        sizes = json.loads(trows[0][5]) if trows[0][5] else None
+        if not _restore_decoded(kept, trows[0][2], None, csvenc.cache_dirs(store), sizes):
             return None
         return kept, file_rows, cols
 

@@ -347,17 +347,85 @@ def decode_file(
     return label, str(final)
 
 
+SIZES = ".csv_utf8_sizes.json"  # INDEX_DIR/.csv_utf8_sizes.json: {copy name: bytes} of the copies the last
+# build kept
+
+
 def prune(store: Any, keep: set[str]) -> int:
     """Remove the decoded copies in ``INDEX_DIR/csv_utf8`` that no table uses (``keep``: their paths);
-    returns how many. Temporary files are left to :meth:`lakeql.store.Store.clean_stale`."""
+    returns how many, and records the size of each kept copy (:data:`SIZES`: a connection that attaches
+    prebuilt views checks a copy against it, :func:`intact`). Temporary files are left to
+    :meth:`lakeql.store.Store.clean_stale`."""
+    import json
+
     d = Path(store.root) / DIR
     if not d.is_dir():
         return 0
     gone = 0
+    sizes = {}
     for p in d.iterdir():
-        if p.name.startswith(".") or str(p) in keep or not p.name.endswith(".csv"):
+        if p.name.startswith(".") or not p.name.endswith(".csv"):
+            continue
+        if str(p) in keep:
+            with contextlib.suppress(OSError):
+                sizes[p.name] = p.stat().st_size
             continue
         with contextlib.suppress(OSError):
             p.unlink()
             gone += 1
+    old = None
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads((d.parent / SIZES).read_text())
+    if old != sizes:
+        with store.atomic_file(d.parent / SIZES) as tmp:
+            tmp.write_text(json.dumps(sizes, sort_keys=True))
     return gone
+
+
+def intact(path: str) -> bool:
+    """Whether the copy ``path`` exists with the size the last build recorded for it (:data:`SIZES`; a
+    copy it did not record is taken as it is): a truncated copy was read silently short (trial10)."""
+    import json
+
+    p = Path(path)
+    try:
+        size = p.stat().st_size if p.is_file() else None
+    except OSError:
+        return False
+    if size is None:
+        return False
+    try:
+        want = json.loads((p.parent.parent / SIZES).read_text()).get(p.name)
+    except (OSError, ValueError, AttributeError):
+        return True
+    return want is None or want == size
+
+
+def damaged_copies(index_root: Path | None) -> set[str]:
+    """The names of the copies the last build recorded (:data:`SIZES`) that are now missing or of another
+    size: a stat per recorded copy, nothing when there are none."""
+    import json
+
+    if index_root is None:
+        return set()
+    d = Path(index_root) / DIR
+    try:
+        sizes = json.loads((d.parent / SIZES).read_text())
+    except (OSError, ValueError):
+        return set()
+    bad = set()
+    for name, want in sizes.items() if isinstance(sizes, dict) else ():
+        try:
+            if (d / name).stat().st_size != want:
+                bad.add(name)
+        except (OSError, ValueError):
+            bad.add(name)
+    return bad
+
+
+def copy_names(table: Any) -> set[str]:
+    """The names every copy of ``table``'s files could have (one per file and encoding)."""
+    from lakeql.lake import join_root
+
+    return {copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label, f.etag)
+            for f in table.files for label in LABELS}

@@ -351,6 +351,9 @@ def attach(con, ctx) -> AttachPlan:
     small: dict[str, dict[str, Scan]] = {}  # small fresh domains, in the connection's own in-memory database
     attach_files: list[tuple[str, list[Table], str]] = []  # the bigger fresh domains' prebuilt files
     live: list[tuple[str, list[Table]]] = []  # changed domains (or with no prebuilt views)
+    from lakeql import csvenc
+
+    bad_copies: set[str] | None = None  # UTF-8 copies of CSV files found damaged (read once)
     for domain, tables in sorted(by_domain(lake).items()):
         spec = (manifest or {}).get("domains", {}).get(domain)
         path = str(views_root / spec["file"]) if spec and spec.get("file") else None
@@ -363,6 +366,11 @@ def attach(con, ctx) -> AttachPlan:
             continue
         fresh = (spec is not None
                  and spec["fingerprint"] == domain_fingerprint(fingerprints, [t.key for t in tables]))
+        if fresh and bad_copies is None:
+            bad_copies = csvenc.damaged_copies(views_root.parent)
+        if fresh and bad_copies and any(bad_copies & csvenc.copy_names(t)
+                                        for t in tables if t.format == "csv"):
+            fresh = False  # a UTF-8 copy its views read is damaged: views from the catalog (remakes it)
         if fresh and path is not None and Path(path).exists():
             attach_files.append((domain, tables, path))
             plan.attached.append(domain)
@@ -560,7 +568,7 @@ def _own_copies(paths: list[str], table: Table, index_root: Path | None) -> bool
     copies = {str(folder / csvenc.copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label,
                                                f.etag))
               for f in table.files for label in csvenc.LABELS}
-    return all(p in own or (p in copies and Path(p).is_file()) for p in paths)
+    return all(p in own or (p in copies and csvenc.intact(p)) for p in paths)
 
 
 def _rowid_scans(ctx, table: Table, cur=None) -> list[tuple[str, str]]:

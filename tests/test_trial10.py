@@ -185,3 +185,33 @@ def test_files_whose_extension_lies_or_whose_line_is_too_long(tmp_path):
     assert "store the table as Parquet" in errors["big_cell"]
     assert set(errors) == {"pq_named", "pq_named2", "csv_named", "gz_named", "big_cell"}
     assert con.execute("SELECT count(*) FROM d.good").fetchone()[0] == 193
+
+
+def test_truncated_utf8_copy_is_made_again(csv_lake, tmp_path):
+    """The UTF-8 copy of a Latin-1 CSV file in ``INDEX_DIR/csv_utf8`` truncated after indexing: every
+    query read it silently short (87 rows of 194), ``lakeql doctor`` saw nothing and ``--refresh`` kept
+    it. The catalog records each copy's size; a copy of another size is made again, with a warning."""
+    from lakeql.catalog import DamagedCatalogWarning
+
+    lakeql.index(csv_lake, index_dir=tmp_path, progress=False, capabilities=[])
+    con = lakeql.connect(csv_lake, index_dir=tmp_path)
+    want = con.execute("SELECT count(*), count(DISTINCT country) FROM csv.latin1").fetchone()
+    assert want[0] == 194
+    con.close()
+    copies = [p for p in (tmp_path / "csv_utf8").iterdir() if "Zürich" in p.read_text(encoding="utf-8")]
+    assert len(copies) == 1
+    size = copies[0].stat().st_size
+    with open(copies[0], "r+b") as f:
+        f.truncate(size // 2)
+    with pytest.warns(
+        DamagedCatalogWarning, match=r"has [\d,]+ bytes, [\d,]+ expected \(damaged\): made again"
+    ):
+        con = lakeql.connect(csv_lake, index_dir=tmp_path)
+        got = con.execute("SELECT count(*), count(DISTINCT country) FROM csv.latin1").fetchone()
+    assert got == want
+    assert copies[0].stat().st_size == size
+    with open(copies[0], "r+b") as f:  # and a build makes it again too
+        f.truncate(size // 3)
+    with pytest.warns(DamagedCatalogWarning):
+        lakeql.index(csv_lake, index_dir=tmp_path, progress=False, capabilities=[], refresh=True)
+    assert copies[0].stat().st_size == size
