@@ -159,6 +159,12 @@ class Table:
         return scan_sql(self.format, self.paths, self.hive, self.csv_header, self.csv_whole_sniff)
 
 
+def files_word(table: Table | None) -> str:
+    """How error messages name a table's data files: ``Parquet files``, ``CSV files``, ``JSON files``."""
+    fmt = getattr(table, "format", "parquet")
+    return {"parquet": "Parquet", "csv": "CSV", "json": "JSON"}.get(fmt, "data") + " files"
+
+
 def join_root(root: Path | str, rel: str) -> str:
     """``root/rel`` for a local root, or a URL for a lake on object storage (``s3://b/prefix``)."""
     if isinstance(root, str) and "://" in root:

@@ -1088,9 +1088,11 @@ class Store:
             raise CorruptIndexError(
                 f"the {kind} index of {target} was damaged and its files removed: run '{again}'")
         fs = getattr(self.lake, "fs", None)
+        from lakeql.lake import files_word
+
         if table is not None and current_fingerprint(table, fs) != entry.fingerprint:
             raise StaleIndexError(
-                f"the {kind} index of {target} is older than the Parquet files of table "
+                f"the {kind} index of {target} is older than the {files_word(table)} of table "
                 f"{table.key}: run 'lakeql index --refresh LAKE'")
         if table is not None and table.fingerprint != entry.fingerprint:
             # the index is of the files as they are now, but this connection's view of the table reads the

@@ -215,3 +215,26 @@ def test_truncated_utf8_copy_is_made_again(csv_lake, tmp_path):
     with pytest.warns(DamagedCatalogWarning):
         lakeql.index(csv_lake, index_dir=tmp_path, progress=False, capabilities=[], refresh=True)
     assert copies[0].stat().st_size == size
+
+
+def test_stale_index_of_a_csv_table_names_csv_files(tmp_path):
+    """An index older than a CSV table's file said it was "older than the Parquet files of table
+    csv.t" (every table was assumed Parquet); it names the table's format now."""
+    import os
+
+    import duckdb
+
+    lake = tmp_path / "lake"
+    (lake / "csv").mkdir(parents=True)
+    src = lake / "csv" / "t.csv"
+    src.write_bytes(fte(DRINKS))
+    lakeql.index(lake, index_dir=tmp_path / "idx", ngram=["csv.t.country"], progress=False)
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    con = lakeql.connect(lake, index_dir=tmp_path / "idx")
+    with pytest.raises(
+        duckdb.Error, match=r"older than the CSV files of table csv\.t: run 'lakeql index --refresh"
+    ):
+        con.execute("SELECT ngram_count('csv.t', 'country', 'an')").fetchall()
+    with pytest.raises(duckdb.Error, match=r"older than the CSV files of table csv\.t"):
+        con.execute("FROM joinable('csv.t', 'country')").fetchall()

@@ -139,7 +139,9 @@ def check_query_table(ix, table) -> None:
         raise NotIndexedError(f"table {table.key} is not in the join index (new since it was built): run "
                               "'lakeql index --refresh LAKE'")
     if built != current_fingerprint(table):
-        raise StaleIndexError(f"the join index is older than the Parquet files of table {table.key}: "
+        from lakeql.lake import files_word
+
+        raise StaleIndexError(f"the join index is older than the {files_word(table)} of table {table.key}: "
                               "run 'lakeql index --refresh LAKE'")
 
 

@@ -144,8 +144,10 @@ def load(ctx) -> DiscoveryIndex:
         bad = sorted(k for k in lake.tables if not built_from_files_of(lake, k, ix.fingerprints.get(k)))
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise StaleIndexError(f"the discovery index is older than the Parquet files of table {bad[0]}"
-                                  f"{more}: run 'lakeql index --refresh LAKE'")
+            from lakeql.lake import files_word
+
+            raise StaleIndexError(f"the discovery index is older than the {files_word(lake.tables[bad[0]])} "
+                                  f"of table {bad[0]}{more}: run 'lakeql index --refresh LAKE'")
         ctx.cache["discovery_checked"] = entry.built_at
     return ix
 
