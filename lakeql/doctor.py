@@ -71,7 +71,12 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
         stored_ok = True
         manifest_ok = True
         if not os.path.lexists(store.root / MANIFEST):  # a symlink loop is there, and damaged
-            found.append(Finding("index", str(store.root), "no index", "run 'lakeql index LAKE'"))
+            fix = "run 'lakeql index LAKE'"
+            first = next((p for p in (store.root, *store.root.parents) if p.exists()), None)
+            if first is not None and not os.access(first, os.W_OK | os.X_OK):  # a read-only lake (trial10)
+                fix = (f"run 'lakeql index LAKE --index-dir DIR' with a writable DIR ({str(first)!r} is not "
+                       "writable), and pass the same --index-dir to sql, shell, mcp and doctor")
+            found.append(Finding("index", str(store.root), "no index", fix))
         else:
             try:
                 entries = store.entries()

@@ -238,3 +238,26 @@ def test_stale_index_of_a_csv_table_names_csv_files(tmp_path):
         con.execute("SELECT ngram_count('csv.t', 'country', 'an')").fetchall()
     with pytest.raises(duckdb.Error, match=r"older than the CSV files of table csv\.t"):
         con.execute("FROM joinable('csv.t', 'country')").fetchall()
+
+
+def test_doctor_on_a_read_only_lake_names_index_dir(tmp_path, monkeypatch):
+    """``lakeql doctor`` of a lake never indexed whose folder is not writable (a read-only mount) said
+    ``run 'lakeql index LAKE'``, which fails there (``cannot write the index dir ... (Read-only file
+    system)``). It names ``--index-dir`` now. (Permission bits do not stop root: ``os.access`` is made to
+    answer as on a read-only mount.)"""
+    import os
+
+    from lakeql import doctor
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "drinks.csv").write_bytes(fte(DRINKS))
+    real = os.access
+    monkeypatch.setattr(doctor.os, "access", lambda p, m: False if str(p) == str(lake) else real(p, m))
+    found = [str(f) for f in doctor.diagnose(lake).findings]
+    assert any(
+        "no index -> run 'lakeql index LAKE --index-dir DIR' with a writable DIR" in f for f in found
+    ), found
+    monkeypatch.setattr(doctor.os, "access", real)
+    found = [str(f) for f in doctor.diagnose(lake).findings]
+    assert any(f.endswith("no index -> run 'lakeql index LAKE'") for f in found), found
