@@ -47,6 +47,12 @@ class IndexCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def peek(self, key: Key) -> Any:
+        """The cached object of ``key`` (None when not loaded), without loading or reordering."""
+        with self._lock:
+            hit = self._items.get(key)
+            return None if hit is None else hit[0]
+
     def get_or_load(self, key: Key, load: Callable[[], Any], size_hint: int = 0) -> Any:
         """The cached object of ``key``, or ``load()`` once (concurrent callers wait for one load)."""
         with self._lock:
