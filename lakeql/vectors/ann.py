@@ -11,7 +11,12 @@ int64 code positions grouped by list. With the rescoring tier given (the builder
 keeps in a few short spans instead of scattered over the whole tier (at 10M rows the tier is 3.84 GB and the
 ~16,000 rows a query rescores cost 8.4 ms scattered vs 3.5 ms contiguous, benchmarks/results/annspeed.md).
 It costs the tier's bytes again on disk. Indexes without the file (built before it existed) are searched
-as before, through the table-order tier.
+as before, through the table-order tier. The builder also writes the rest of what the bounded search reads
+in list order (:func:`write_list_rows`: code words, scan factors, rowids, int8 scales; ``ROWS_FILE`` names
+them), so that a connection which has not loaded the index answers an unfiltered ANN search from those
+memory-mapped files (:func:`open_mapped`), reading the probed lists' spans only: at 10M rows a new
+process's first ANN query no longer loads 10M codes and copies them into list order
+(benchmarks/results/annfirst.md).
 
 Search (:func:`search`): the lists are ranked by the inner product of their centroid with the query's
 rotated residual ``(q - c) R`` (the space the code bits live in; the query stays float, as in the
@@ -24,6 +29,7 @@ still returns ``k`` rows when ``k`` rows qualify.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +264,8 @@ def open_mapped(folder: Path, label: str) -> Any:
     ivf.tier = index.tier
     order = ListOrder.__new__(ListOrder)  # the rows are already in list order: nothing to copy
     order.ids, order.words, order.factors = None, index.words, factors
-    order.rowids, order.view = index.rowids, index
+    # the view shares every array but not ``_pos`` (no reference cycle: the maps close with the index)
+    order.rowids, order.view = index.rowids, dataclasses.replace(index, _pos={})
     index._pos.update(ann=ivf, ann_order=order, ann_mapped=True)
     return index
 
