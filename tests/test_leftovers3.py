@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -120,3 +121,138 @@ def test_values_beside_an_interval_print_exactly_in_every_front_end(expr, want):
     box = _render(f"SELECT {{'x': {expr}, 'i': INTERVAL 1 DAY}} AS v", "box")
     plain = _render(f"SELECT {{'x': {expr}, 'i': '1 day'}} AS v", "box")
     assert box.splitlines()[4].replace("1 day", "'1 day'").split() == plain.splitlines()[4].split()
+
+
+def _drifted_weather_lake(root):
+    """Two stations of us-weather-history as one table of two files: ``day`` a TIMESTAMP in one file and
+    a TIMESTAMPTZ in the other (the view reads TIMESTAMPTZ), ``note`` a VARCHAR in one and a TIMESTAMPTZ
+    in the other (the view reads VARCHAR). Noon of each day, 365 rows per file."""
+    from testutil import shared_data
+
+    src = shared_data("fivethirtyeight", "us-weather-history")
+    out = root / "lake" / "w" / "obs"
+    out.mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    noon = "date::TIMESTAMP + INTERVAL 12 HOUR"
+    for name, station, typ in (("a", "KCLT", "TIMESTAMP"), ("b", "KSEA", "TIMESTAMPTZ")):
+        note = f"strftime({noon}, '%Y-%m-%d %H:%M:%S')" if typ == "TIMESTAMP" else f"({noon})::TIMESTAMPTZ"
+        con.execute(
+            f"COPY (SELECT ? AS station, ({noon})::{typ} AS day, {note} AS note, actual_mean_temp "
+            f"FROM read_csv(?)) TO '{out / name}.parquet' (FORMAT parquet)",
+            [station, str(src / f"{station}.csv")],
+        ).fetchall()
+    con.close()
+    return root / "lake"
+
+
+_PROBE = """
+import json, sys, lakeql
+con = lakeql.connect(sys.argv[1], index_dir=sys.argv[2])
+con.execute("SET TimeZone = 'UTC'")
+con.execute("SET enable_progress_bar = false")
+out = {p: con.execute("SELECT ngram_count('w.obs', 'note', ?)", [p]).fetchall()[0][0]
+       for p in ("12:00:00+00", "17:30:00+05:30", "2014-07-01 12:00:00")}
+out["semantic"] = [r[0] for r in con.execute(
+    "SELECT note FROM semantic_search('w.obs', 'note', '2014-07-01 12:00:00+00', k := 3)").fetchall()]
+print(json.dumps(out))
+"""
+
+
+def test_a_drifted_timestamptz_column_is_indexed_the_same_in_every_build_time_zone(tmp_path):
+    """A TIMESTAMPTZ file of a VARCHAR column was cast to text in the build machine's zone: built with
+    TZ=Asia/Kolkata the n-gram index held '2014-07-01 17:30:00+05:30' where a TZ=UTC build held
+    '... 12:00:00+00' (ngram_count('12:00:00+00') 0 vs 365), and the embedded texts differed. Now every
+    build connection is in UTC (``buildfs.BUILD_TIME_ZONE``): the same index whatever ``TZ`` says."""
+    import os
+    import subprocess
+    import sys
+
+    import lakeql
+
+    lake = _drifted_weather_lake(tmp_path)
+    here = str(Path(lakeql.__file__).resolve().parent.parent)  # this tree's lakeql in the subprocesses
+    got = {}
+    for zone in ("UTC", "Asia/Kolkata"):
+        idx = tmp_path / f"idx-{zone.replace('/', '-')}"
+        env = {**os.environ, "TZ": zone, "PYTHONPATH": here}
+        build = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lakeql.cli",
+                "index",
+                str(lake),
+                "--index-dir",
+                str(idx),
+                "-q",
+                "--ngram",
+                "w.obs.note",
+                "--embed",
+                "w.obs.note",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert build.returncode == 0, build.stderr
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(lake), str(idx)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**env, "TZ": "UTC"},
+        )
+        assert probe.returncode == 0, probe.stderr
+        got[zone] = json.loads(probe.stdout.strip().splitlines()[-1])
+        schema = (idx / "schemas" / "w" / "obs.yaml").read_text()
+        got[zone]["schema"] = schema
+    assert got["UTC"] == got["Asia/Kolkata"]
+    # the UTC text, as a session in UTC sees the view
+    assert got["UTC"]["12:00:00+00"] == 365 and got["UTC"]["17:30:00+05:30"] == 0
+    assert got["UTC"]["2014-07-01 12:00:00"] == 2
+    assert got["UTC"]["semantic"][0] == "2014-07-01 12:00:00+00"
+
+
+def test_mac_roman_csv_is_told_from_windows_1252_by_its_letters(tmp_path):
+    """A Mac Roman CSV was read as Windows-1252 ('Chlo\\x91 Sevigny' as 'Chlo‘ Sevigny'). Now the letters
+    decide (``csvenc.mac_roman_evidence``): the UTF-8 files of fivethirtyeight with non-ASCII text, saved
+    as Windows-1252 and as Mac Roman, are never read as Mac Roman when Windows-1252, and mostly detected
+    when Mac Roman (the rest hold too few letters to tell: read as Windows-1252, as before)."""
+    from testutil import shared_data
+
+    from lakeql import csvenc
+    from lakeql.catalog import profile_table
+    from lakeql.lake import discover
+
+    got: dict[tuple[str, str | None], int] = {}
+    for p in sorted(shared_data("fivethirtyeight").rglob("*.csv")):
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if not any(ord(c) > 127 for c in text):
+            continue
+        for enc in ("cp1252", "mac_roman"):
+            data = text.encode(enc, errors="replace")
+            if not any(b >= 0x80 for b in data) or data.count(b"?") > text.count("?"):
+                continue  # nothing to tell, or characters the encoding lacks
+            label = csvenc.detect(lambda data=data: io.BytesIO(data))
+            got[(enc, label)] = got.get((enc, label), 0) + 1
+    assert got.get(("cp1252", "mac_roman"), 0) == 0, got  # Windows-1252 is never taken for Mac Roman
+    assert got.get(("mac_roman", "mac_roman"), 0) >= 10, got
+    assert got.get(("cp1252", "cp1252"), 0) >= 10, got
+
+    # a real Mac Roman file of the lake, end to end: the table holds 'Chloë Sevigny'
+    lake = tmp_path / "lake"
+    (lake / "tv").mkdir(parents=True)
+    src = shared_data("fivethirtyeight", "mad-men", "performer-scores.csv")
+    (lake / "tv" / "performers.csv").write_bytes(src.read_bytes())
+    table = discover(lake).tables["tv.performers"]
+    kept, _cols, _n, _per_file, problems = profile_table(table, None, [tmp_path / "copies"])
+    assert not problems, problems
+    assert kept.decoded["tv/performers.csv"][0] == "mac_roman"
+    con = duckdb.connect()
+    names = {r[0] for r in con.execute(f"SELECT Performer FROM {kept.scan_sql()}").fetchall()}
+    assert "Chloë Sevigny" in names and "Chlo‘ Sevigny" not in names
