@@ -238,6 +238,8 @@ def open_mapped(folder: Path, label: str) -> Any:
         rowids = np.load(folder / ROWIDS_FILE, mmap_mode="r")
         if rowids.shape != (1, n) or rowids.dtype != np.int64:
             raise ValueError(f"rowids have shape {rowids.shape} {rowids.dtype}")
+        if spec["scales"] is not (meta.get("tier") == "int8"):  # the loaded index's rule (CodeIndex.load)
+            raise ValueError(f"scales {spec['scales']!r} for a {meta.get('tier')!r} rescoring tier")
         scales = None
         if spec["scales"]:
             scales = np.load(folder / SCALES_FILE, mmap_mode="r")

@@ -121,16 +121,19 @@ def test_an_index_without_list_order_rows_costs_its_bytes_once(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize(
-    "factors",
+    "change",
     [
-        ["factor", "add", "popc", "popc"],  # a factor named twice, one missing
-        "errc",  # a string: four one-letter names
+        {"factors": ["factor", "add", "popc", "popc"]},  # a factor named twice, one missing
+        {"factors": "errc"},  # a string: four one-letter names
+        {"scales": False},  # an int8 tier read without its per-row scales
+        {"scales": 1},
     ],
 )
-def test_rows_file_naming_other_factors_is_corrupt(tmp_path, factors):
-    """``ann_rows.json`` must name the scan factors the loaded index holds, each once: otherwise the
-    mapped search crashed with a TypeError (no bounded scan, and no code positions to cut a sub-index
-    by) or read a factor twice."""
+def test_rows_file_naming_other_factors_is_corrupt(tmp_path, change):
+    """``ann_rows.json`` must name the scan factors the loaded index holds, each once, and the int8
+    tier's scales when the tier is int8: otherwise the mapped search crashed with a TypeError (no
+    bounded scan, and no code positions to cut a sub-index by), read a factor twice, or rescored the
+    int8 codes without their scales (wrong scores, no error)."""
     from lakeql.vectors import ann
 
     lake, vecs = make_lake(tmp_path)
@@ -141,7 +144,7 @@ def test_rows_file_naming_other_factors_is_corrupt(tmp_path, factors):
     shutil.copytree(folder, copy)
     spec = json.loads((copy / ann.ROWS_FILE).read_text())
     assert spec["factors"] == ["factor", "add", "popc", "errc"]
-    spec["factors"] = factors
+    spec.update(change)
     (copy / ann.ROWS_FILE).write_text(json.dumps(spec))
     with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann"):
         ann.open_mapped(copy, "t.c")
