@@ -170,3 +170,26 @@ def test_a_connection_refuses_a_rows_file_edited_after_the_build(tmp_path):
     with pytest.raises(Exception, match=r"damaged.*--refresh"):
         con.execute(SQL.format(k=3, extra=""), [vecs[0].tolist()]).fetchall()
     con.close()
+
+
+def test_a_build_with_refinement_planes_does_not_load_the_index_for_nothing(tmp_path, monkeypatch):
+    """Refinement planes (``--embed-refine-bits``) have no list-order rows (``write_list_rows`` refuses
+    them): the builder must not load the fresh index whole only to be refused (the load was ~6.5 s at
+    10M rows); the loaded index still answers the ANN search."""
+    from lakeql.vectors import ann, codes
+
+    lake, vecs = make_lake(tmp_path)
+    idx_dir = tmp_path / "index"
+    loads = []
+    real_load = codes.CodeIndex.load.__func__
+    monkeypatch.setattr(
+        codes.CodeIndex, "load", classmethod(lambda cls, *a: loads.append(a) or real_load(cls, *a))
+    )
+    build(lake, idx_dir, ["vecs.docs.v"], embed_ann=True, embed_ann_lists=8, embed_refine_bits=2)
+    assert loads == []
+    (folder,) = list((idx_dir / "embed").iterdir())
+    assert (folder / ann.TIER_FILE).exists() and not (folder / ann.ROWS_FILE).exists()
+    con, ctx = open_con(lake, idx_dir)
+    assert con.execute(SQL.format(k=3, extra=""), [vecs[9].tolist()]).fetchall()[0][0] == 9
+    assert [k for k, _ in cached(ctx)] == ["embed"]
+    con.close()
