@@ -93,18 +93,20 @@ def test_loading_the_whole_index_drops_its_mapped_rows(tmp_path):
     con.close()
 
 
-def test_an_index_without_list_order_rows_costs_its_bytes_once(tmp_path, monkeypatch):
-    """An index built before the list-order rows: ``open_mapped`` gives None (remembered, so the files
-    are not looked at per query) and the whole index is loaded. The remembered None holds nothing and
-    must cost nothing: it was counted at the folder's bytes, so the cache's budget went twice as fast
-    and evicted other loaded indexes."""
+@pytest.mark.parametrize("lists", [True, False])
+def test_an_index_without_list_order_rows_costs_its_bytes_once(tmp_path, monkeypatch, lists):
+    """An index without list-order rows (built before them, or - the default - without ``--embed-ann``):
+    ``open_mapped`` gives None (remembered, so the files are not looked at per query) and the whole
+    index is loaded. The remembered None holds nothing and must cost nothing: it was counted at the
+    folder's bytes, so every such index cost the cache's budget twice and evicted other loaded ones."""
     from lakeql.vectors import ann
 
     lake, vecs = make_lake(tmp_path)
     idx_dir = tmp_path / "index"
     with monkeypatch.context() as m:
         m.setattr(ann, "write_list_rows", lambda *a, **kw: False)  # as built before the files existed
-        build(lake, idx_dir, ["vecs.docs.v"], embed_ann=True, embed_ann_lists=8)
+        opts = {"embed_ann": True, "embed_ann_lists": 8} if lists else {}
+        build(lake, idx_dir, ["vecs.docs.v"], **opts)
     (folder,) = list((idx_dir / "embed").iterdir())
     assert not (folder / ann.ROWS_FILE).exists()
     con, ctx = open_con(lake, idx_dir)
