@@ -238,6 +238,8 @@ def open_mapped(folder: Path, label: str) -> Any:
         rowids = np.load(folder / ROWIDS_FILE, mmap_mode="r")
         if rowids.shape != (1, n) or rowids.dtype != np.int64:
             raise ValueError(f"rowids have shape {rowids.shape} {rowids.dtype}")
+        if spec["scales"] is not (meta.get("tier") == "int8"):  # the loaded index's rule (CodeIndex.load)
+            raise ValueError(f"scales {spec['scales']!r} for a {meta.get('tier')!r} rescoring tier")
         scales = None
         if spec["scales"]:
             scales = np.load(folder / SCALES_FILE, mmap_mode="r")
@@ -250,6 +252,13 @@ def open_mapped(folder: Path, label: str) -> Any:
         with np.load(folder / "binarizer.npz") as z:
             arrays = {k: z[k] for k in z.files}
         binz = binarizers.from_state(meta["binarizer"], arrays)
+        # the factors and words the loaded index would hold (CodeIndex.load: encode, scan inputs, bounds),
+        # from one encoded row: a rows file naming others read one factor as another (or crashed later)
+        want_words, want = expected_scan_inputs(binz, dim)
+        if not isinstance(spec["factors"], list) or len(set(keys)) != len(keys) or set(keys) != want:
+            raise ValueError(f"factors {spec['factors']!r}, the scan reads {sorted(want)}")
+        if words.shape[1] != want_words:
+            raise ValueError(f"code words have {words.shape[1]} words a row, the codes {want_words}")
     except Exception as exc:  # noqa: BLE001 - any read/shape failure means a corrupt index
         raise CorruptIndexError(
             f"the ANN lists of {label} ({ROWS_FILE} and its files) are corrupt "
@@ -268,6 +277,21 @@ def open_mapped(folder: Path, label: str) -> Any:
     order.rowids, order.view = index.rowids, dataclasses.replace(index, _pos={})
     index._pos.update(ann=ivf, ann_order=order, ann_mapped=True)
     return index
+
+
+def expected_scan_inputs(binz: Any, dim: int) -> tuple[int, set[str]]:
+    """(uint64 words a row, names of the scan factors) a loaded bounded index of ``binz`` holds (as
+    :meth:`lakeql.vectors.codes.CodeIndex.load` makes them), from one encoded row."""
+    from lakeql.vectors import kernels
+    from lakeql.vectors.search import bounded_scan
+
+    packed, factors = binz.encode(np.eye(1, dim, dtype=np.float32))  # one unit row
+    words, factors = kernels.scan_inputs(np.asarray(packed, np.uint8), factors, binz.scan)
+    if getattr(binz, "bounded", False):
+        factors["errc"] = binz.error_coefficients(factors)
+    if not bounded_scan(binz, factors):
+        raise ValueError("the binarizer has no bounded scan: its index has no list-order rows")
+    return int(words.shape[1]), set(factors)
 
 
 def write_rows(path: Path, dtype: Any, shape: tuple[int, int], chunks: Any) -> Path:
