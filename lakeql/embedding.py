@@ -46,7 +46,7 @@ def model_id(name: str | None = None) -> str:
 
 #: encoders of text (``--embed-backend``): ``onnx`` float32 and ``onnx-int8`` are the model exported once
 #: to an ONNX Runtime graph (:mod:`lakeql.onnx_encoder`); ``torch`` / ``torch-int8`` run it in PyTorch
-BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token")
+BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier")
 #: the default of ``--embed-backend``: ``onnx`` (float32) for the models the ONNX encoder handles (the
 #: packaged MiniLM and other BERT mean-pooling folders), else ``torch``. Resolved by :func:`resolve_backend`
 #: before an index records it. Why: the float32 ONNX graph gives torch's vectors (within ~1e-6, batch
@@ -55,7 +55,12 @@ BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token")
 AUTO = "auto"
 DEVICES = ("auto", "cpu", "cuda")
 #: the ONNX backends and the precision of the graph each exports and runs
-ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-token": "int8tok"}
+ONNX_PRECISION = {
+    "onnx": "fp32",
+    "onnx-int8": "int8",
+    "onnx-int8-token": "int8tok",
+    "onnx-int8-outlier": "int8out",
+}
 
 
 #: the files :func:`lakeql.onnx_encoder.unsupported` reads: their stamps key :func:`resolve_backend`'s cache
