@@ -110,7 +110,7 @@ def _save_cache(out: Path, cache: dict[str, Any], keep: list[str]) -> bool:
     return True
 
 
-BACKENDS = ("auto", "onnx", "onnx-int8", "onnx-int8-token", "torch", "torch-int8")
+BACKENDS = ("auto", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier", "torch", "torch-int8")
 
 
 def encoder(backend: str = "auto") -> tuple[Any, str]:

@@ -65,7 +65,7 @@ def test_the_default_is_auto_and_picks_onnx_for_the_packaged_model(tmp_path):
 
     assert VectorOptions().embed_backend == "auto"
     assert resolve_backend(None) == "onnx" and resolve_backend(resolve_model(None), "auto") == "onnx"
-    for explicit in ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token"):
+    for explicit in ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier"):
         assert resolve_backend(None, explicit) == explicit
     # a model the ONNX encoder does not handle (CLS pooling here; a hub name; a folder without a
     # tokenizer.json) runs on torch under auto
