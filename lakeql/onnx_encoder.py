@@ -1,5 +1,5 @@
-"""``embed_backend='onnx'`` (float32, the default encoder) and ``'onnx-int8'``: the sentence-transformers
-model exported once to an ONNX graph, run by ONNX Runtime.
+"""``embed_backend='onnx'`` (float32), ``'onnx-int8'``, ``'onnx-int8-token'`` and ``'onnx-int8-outlier'``
+(the default encoder): the sentence-transformers model exported once to an ONNX graph, run by ONNX Runtime.
 
 Why: torch float32 encodes 16-51 sentences/s on a 2-core CPU and a fresh process needs 6-25 s to import
 torch and load the model before its first query. The exported graph (BERT + mean pooling) run by ONNX
@@ -11,6 +11,9 @@ Runtime is faster (its fused kernels), and a query process imports only ``onnxru
 * ``int8``: the matrix products dynamically quantized to int8 (faster still). Dynamic quantization scales
   activations per batch, so a text's vector moves slightly with its batch companions (cosine > 0.99
   between a text encoded alone and in a batch), and nDCG@10 is 0.99-1.01x torch's.
+* ``int8tok``: int8 with one activation scale per token (batch invariant; :func:`quantize_per_token`).
+* ``int8out``: ``int8tok`` with each input's outlier channels multiplied in float, found by running the
+  float32 graph on a fixed calibration text (:func:`outlier_channels`); the default (``auto``).
 
 The export runs locally, offline, once per model and recipe: it needs torch + transformers (present
 wherever the model can be loaded at all) and writes ``<cache>/onnx/<fingerprint>/`` atomically (a temp

@@ -41,22 +41,24 @@ def family(backend: str | None) -> str:
 
 def effective_backend(option: str, recorded: str | None) -> str:
     """``--joins-embed-backend`` as a build applies it to an index whose vectors ``recorded`` made:
-    ``auto`` keeps an int8 family the index was built with (as ``--embed`` keeps a column's encoder, so
-    the plain ``lakeql index --refresh`` that errors name re-embeds nothing); a named backend is used as
-    it is (switching families re-embeds)."""
-    from lakeql.embedding import AUTO
+    ``auto`` keeps the family the index was built with (as ``--embed`` keeps a column's encoder, so
+    the plain ``lakeql index --refresh`` that errors name re-embeds nothing): an int8 backend as recorded,
+    the float32 family (``torch`` / ``onnx``, what ``auto`` was before 2026-12-07) as
+    :data:`lakeql.embedding.AUTO_FP32`; a new index gets ``auto``; a named backend is used as it is
+    (switching families re-embeds)."""
+    from lakeql.embedding import AUTO, AUTO_FP32
 
-    if option == AUTO and recorded and family(recorded) != "fp32":
-        return recorded
+    if option == AUTO and recorded:
+        return recorded if family(recorded) != "fp32" else AUTO_FP32
     return option
 
 
 def query_backend(recorded: str | None) -> str:
-    """The backend that embeds queries against vectors made by ``recorded``: ``auto`` (float32 ONNX for
-    the packaged model, no torch import) for the float32 family, else the recorded int8 backend."""
-    from lakeql.embedding import AUTO
+    """The backend that embeds queries against vectors made by ``recorded``: ``auto-fp32`` (float32 ONNX
+    for the packaged model, no torch import) for the float32 family, else the recorded int8 backend."""
+    from lakeql.embedding import AUTO_FP32
 
-    return AUTO if family(recorded) == "fp32" else str(recorded)
+    return AUTO_FP32 if family(recorded) == "fp32" else str(recorded)
 
 
 def encoder(model: str | None, backend: str = "auto") -> tuple[Any, str]:

@@ -260,14 +260,14 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_a_default_index_answers_queries_without_torch(lake, tmp_path, con):
-    """No ``embed_backend``: the index records ``onnx`` (float32) and its queries never import torch."""
+    """No ``embed_backend``: the index records ``onnx-int8-outlier`` and its queries never import torch."""
     import json
 
-    from lakeql.onnx_encoder import RECIPE_FP32
+    from lakeql.onnx_encoder import recipe
 
     build(lake[0], tmp_path / "idx", ["functions.docstring"])
     meta = json.loads(next((tmp_path / "idx" / "embed").glob("*/meta.json")).read_text())
-    assert meta["backend"] == "onnx" and meta["onnx_recipe"] == RECIPE_FP32
+    assert meta["backend"] == "onnx-int8-outlier" and meta["onnx_recipe"] == recipe("int8out")
     code = (
         "import sys, lakeql\n"
         f"con = lakeql.connect({str(lake[0])!r}, index_dir={str(tmp_path / 'idx')!r}, "
