@@ -5,7 +5,7 @@
     /work/venv/bin/python benchmarks/encoders.py --backends torch,torch-int8,onnx,onnx-int8
 
 For each backend (``lakeql.embedding.load_model(None, backend)``, the packaged all-MiniLM-L6-v2;
-default ``torch``, ``onnx`` (float32) and ``onnx-int8``):
+default ``torch``, ``onnx`` (float32), ``onnx-int8``, ``onnx-int8-token`` and ``onnx-int8-outlier``):
 
 * **sentences/s** on real MS MARCO and DBpedia passages (title + text, as indexed), measured in
   interleaved rounds (torch, onnx, onnx-int8, torch, ...) so that the load of this shared machine hits
@@ -14,8 +14,10 @@ default ``torch``, ``onnx`` (float32) and ``onnx-int8``):
   texts, and **batch invariance**: each text encoded alone against the same text encoded in one call
   with all the others;
 * **nDCG@10 / Recall@10** on ../shared/data/ir (dbpedia, msmarco: 5,000 documents and 50 queries each)
-  with corpus and queries both encoded by the backend (exact float search), and the ratio to torch;
-  vectors are cached in benchmarks/_work/ (gitignored);
+  with corpus and queries both encoded by the backend (exact float search), and the ratio to torch,
+  plus mean / min cosine to torch's vectors and the share of each query's top 10 shared with torch's
+  (exact float search, and a 1-bit sign index by Hamming distance); vectors are cached in
+  benchmarks/_work/ (gitignored);
 * **first query in a fresh process**: wall time of a new ``python`` that imports lakeql, loads the
   encoder and embeds one query (and, for onnx, whether torch/sentence_transformers got imported), plus
   ``lakeql.connect`` + ``semantic_search`` on a small lake embedded with that backend, and with the

@@ -6,10 +6,10 @@ columns, ids = col_id; exact ``IndexFlatIP`` up to ``HNSW_FROM`` columns, HNSW a
 ``texts.parquet`` (col_id, text, model, encoder) so a refresh re-embeds only texts that changed.
 
 The encoder is chosen as for the vectors capability (``--joins-embed-backend``, default ``auto``:
-:func:`lakeql.embedding.resolve_backend`, the float32 ONNX export for the packaged MiniLM), so neither a
+:func:`lakeql.embedding.resolve_backend`, ``onnx-int8-outlier`` for the packaged MiniLM), so neither a
 build nor a query imports torch. The float32 backends (``torch``, ``onnx``) give the same vectors within
-~1e-7: vectors made by one are kept and queried by the other (indexes built before the ONNX default
-were made by torch); the int8 backends form their own families (:func:`family`).
+~1e-7: vectors made by one are kept and queried by the other (indexes built before 2026-12-07 were made
+by one of them); the int8 backends form their own families (:func:`family`).
 """
 
 from __future__ import annotations
