@@ -44,12 +44,14 @@ def effective_backend(option: str, recorded: str | None) -> str:
     ``auto`` keeps the family the index was built with (as ``--embed`` keeps a column's encoder, so
     the plain ``lakeql index --refresh`` that errors name re-embeds nothing): an int8 backend as recorded,
     the float32 family (``torch`` / ``onnx``, what ``auto`` was before 2026-12-07) as
-    :data:`lakeql.embedding.AUTO_FP32`; a new index gets ``auto``; a named backend is used as it is
-    (switching families re-embeds)."""
-    from lakeql.embedding import AUTO, AUTO_FP32
+    :data:`lakeql.embedding.AUTO_FP32`; a new index, and one the default (``onnx-int8-outlier``) made, get
+    ``auto``; a named backend is used as it is (switching families re-embeds)."""
+    from lakeql.embedding import AUTO, AUTO_FP32, AUTO_ONNX
 
-    if option == AUTO and recorded:
+    if option == AUTO and recorded and recorded != AUTO_ONNX:
         return recorded if family(recorded) != "fp32" else AUTO_FP32
+    # an index the default made follows ``auto``: the same backend for the same model, and torch for a
+    # model the ONNX encoder does not handle (a joiner trained by ``lakeql train-joiner``)
     return option
 
 
