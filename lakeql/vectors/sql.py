@@ -296,7 +296,7 @@ def register(con, ctx) -> None:
 
         values = texts.to_pylist()
         keep = [i for i, t in enumerate(values) if not is_blank(t)]
-        model = embedding.load_model(None, embedding.AUTO)  # the default encoder: float32 ONNX, no torch
+        model = embedding.load_model(None, embedding.AUTO)  # the default encoder (ONNX, no torch)
         d = dim or embedding.dimension(model)
         out = np.zeros((len(values), d), np.float32)
         if keep:
