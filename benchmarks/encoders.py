@@ -5,7 +5,7 @@
     /work/venv/bin/python benchmarks/encoders.py --backends torch,torch-int8,onnx,onnx-int8
 
 For each backend (``lakeql.embedding.load_model(None, backend)``, the packaged all-MiniLM-L6-v2;
-default ``torch``, ``onnx`` (float32) and ``onnx-int8``):
+default ``torch``, ``onnx`` (float32), ``onnx-int8``, ``onnx-int8-token`` and ``onnx-int8-outlier``):
 
 * **sentences/s** on real MS MARCO and DBpedia passages (title + text, as indexed), measured in
   interleaved rounds (torch, onnx, onnx-int8, torch, ...) so that the load of this shared machine hits
@@ -14,8 +14,10 @@ default ``torch``, ``onnx`` (float32) and ``onnx-int8``):
   texts, and **batch invariance**: each text encoded alone against the same text encoded in one call
   with all the others;
 * **nDCG@10 / Recall@10** on ../shared/data/ir (dbpedia, msmarco: 5,000 documents and 50 queries each)
-  with corpus and queries both encoded by the backend (exact float search), and the ratio to torch;
-  vectors are cached in benchmarks/_work/ (gitignored);
+  with corpus and queries both encoded by the backend (exact float search), and the ratio to torch,
+  plus mean / min cosine to torch's vectors and the share of each query's top 10 shared with torch's
+  (exact float search, and a 1-bit sign index by Hamming distance); vectors are cached in
+  benchmarks/_work/ (gitignored);
 * **first query in a fresh process**: wall time of a new ``python`` that imports lakeql, loads the
   encoder and embeds one query (and, for onnx, whether torch/sentence_transformers got imported), plus
   ``lakeql.connect`` + ``semantic_search`` on a small lake embedded with that backend, and with the
@@ -47,7 +49,7 @@ from vectors import WORK, load_ir, ndcg_at_k, recall_rel  # noqa: E402
 #: the IR sets: ../shared/data/ir beside the repository, or $LAKEQL_IR_DATA (e.g. from a git worktree)
 DATA = vectors.DATA = Path(os.environ.get("LAKEQL_IR_DATA") or vectors.DATA)
 
-BACKENDS = ("torch", "onnx", "onnx-int8", "onnx-int8-token")
+BACKENDS = ("torch", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier")
 TORCH_TOKENS = "torch, onnx's token-budget runs"
 K = 10
 
@@ -166,8 +168,25 @@ def vectors_of(ds: dict, backend: str) -> tuple[np.ndarray, np.ndarray]:
     return np.load(cpath), np.load(qpath)
 
 
+def top_k(C: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Each query's exact top ``K`` rows of ``C`` by inner product."""
+    return np.argsort(-(Q @ C.T), axis=1, kind="stable")[:, :K]
+
+
+def top_k_bits(C: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Each query's top ``K`` rows of ``C`` by Hamming distance of the sign bits (a 1-bit index)."""
+    cb, qb = np.packbits(C > 0, axis=1), np.packbits(Q > 0, axis=1)
+    ham = np.stack([np.unpackbits(cb ^ q[None, :], axis=1).sum(1) for q in qb])
+    return np.argsort(ham, axis=1, kind="stable")[:, :K]
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean share of each row of ``a`` (a query's top K) also in the same row of ``b``."""
+    return float(np.mean([len(set(x) & set(y)) / K for x, y in zip(a, b, strict=True)]))
+
+
 def quality(ds: dict, C: np.ndarray, Q: np.ndarray) -> tuple[float, float]:
-    top = np.argsort(-(Q @ C.T), axis=1, kind="stable")[:, :K]
+    top = top_k(C, Q)
     ids = ds["doc_ids"]
     nd, rc = [], []
     for i, row in enumerate(top):
@@ -309,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--quality",
         type=lambda s: [b for b in s.split(",") if b],
-        default=["onnx", "onnx-int8"],
+        default=["onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier"],
         help="backends compared with torch on the IR sets (comma-separated)",
     )
     ap.add_argument(
@@ -395,20 +414,25 @@ def main(argv: list[str] | None = None) -> int:
         print()
     if not args.skip_quality:
         print("## Retrieval quality (exact float search; corpus and queries encoded by the backend)\n")
-        print("| dataset | backend | nDCG@10 | / torch | Recall@10 | / torch | mean cos to torch |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| dataset | backend | nDCG@10 | / torch | Recall@10 | / torch | mean cos to torch | min cos | "
+            "top-10 overlap with torch | binary (sign-bit) top-10 overlap |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name in ("dbpedia", "msmarco"):
             if args.ref_tokens:
                 reference_by_tokens(name)
             ds = load_ir(name)
             ref = quality(ds, ds["C"], ds["Q"])
+            ref_top, ref_bits = top_k(ds["C"], ds["Q"]), top_k_bits(ds["C"], ds["Q"])
             for b in ["torch", *args.quality]:
                 C, Q = vectors_of(ds, b)
                 nd, rc = quality(ds, C, Q)
-                cos = float(np.mean(np.sum(C * ds["C"], axis=1)))
+                cos = np.concatenate([np.sum(C * ds["C"], axis=1), np.sum(Q * ds["Q"], axis=1)])
                 print(
                     f"| {name} | {b} | {nd:.4f} | {nd / ref[0]:.3f} | {rc:.4f} | {rc / ref[1]:.3f} | "
-                    f"{cos:.4f} |",
+                    f"{cos.mean():.4f} | {cos.min():.4f} | {overlap(top_k(C, Q), ref_top):.3f} | "
+                    f"{overlap(top_k_bits(C, Q), ref_bits):.3f} |",
                     flush=True,
                 )
         print(f"load average (uptime) after: {load_avg()}\n")

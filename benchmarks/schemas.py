@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -31,7 +32,8 @@ from pathlib import Path
 from lakeql.lake import quote_literal
 
 ROOT = Path(__file__).resolve().parents[1]
-SPIDER = ROOT / ".." / "shared" / "data" / "spider"
+#: ../shared/data/spider beside the repository, or $LAKEQL_SPIDER_DATA (e.g. from a git worktree)
+SPIDER = Path(os.environ.get("LAKEQL_SPIDER_DATA") or ROOT / ".." / "shared" / "data" / "spider")
 BACKEND = "auto"  # encoder of the schema embeddings (the product default); --backend torch: the old one
 TYPES = {"text": "VARCHAR", "number": "DOUBLE", "time": "TIMESTAMP", "boolean": "BOOLEAN",
          "others": "VARCHAR"}
@@ -745,8 +747,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lake538", action="store_true", help="only: fivethirtyeight + Spider lake (>= 1,000 "
                                                            "tables with descriptions), table top-3")
     ap.add_argument("--build-cost", action="store_true", help="only: default build vs embedding cost")
-    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "onnx-int8", "torch", "torch-int8"],
-                    help="encoder of the schema embeddings (default auto: float32 ONNX, as the product)")
+    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "onnx-int8", "onnx-int8-token",
+                                                          "onnx-int8-outlier", "torch", "torch-int8"],
+                    help="encoder of the schema embeddings (default auto, as the product: "
+                         "onnx-int8-outlier for MiniLM)")
     args = ap.parse_args(argv)
     global BACKEND
     BACKEND = args.backend

@@ -84,17 +84,18 @@ class LakeContext:
 
     def load_index(self, kind: str, table: Table | None, column: str,
                    loader: Callable[[Path, IndexEntry], Any], flag: str = "",
-                   prepare: Callable[[Path, IndexEntry], Any] | None = None) -> Any:
+                   prepare: Callable[[Path, IndexEntry], Any] | None = None, variant: str = "") -> Any:
         """Load (once, cached and memory-bounded) the fresh index of (kind, table, column).
 
         ``loader(path, entry)`` opens the index files at ``path``; it runs again only after a rebuild.
         The one way capabilities read their indexes at query time (see :mod:`lakeql.indexcache`).
         ``prepare(path, entry)``: slow work that may run before, outside the swap lock that ``loader``
         holds (which makes ``lakeql index`` wait), e.g. filling a cache the loader then reads; a failure
-        is ignored (the loader does the work itself).
+        is ignored (the loader does the work itself). ``variant``: another way of opening the same files,
+        cached beside the first (``':ann'``: the ANN lists' memory-mapped rows, :mod:`lakeql.vectors.ann`).
         """
         entry = self.require_index(kind, table, column, flag)
-        key = (kind, table.key if table is not None else "", column, str(entry.built_at))
+        key = (kind + variant, table.key if table is not None else "", column, str(entry.built_at))
 
         def load() -> Any:
             if prepare is not None and self.store is not None:
@@ -105,6 +106,12 @@ class LakeContext:
             return self.store.load_verified(entry, loader)  # checksums
 
         return self.indexes.get_or_load(key, load, size_hint=entry.bytes)
+
+    def cached_index(self, kind: str, table: Table | None, column: str, flag: str = "") -> Any:
+        """The index :meth:`load_index` already loaded for the fresh build of (kind, table, column), or
+        None (nothing is loaded here)."""
+        entry = self.require_index(kind, table, column, flag)
+        return self.indexes.peek((kind, table.key if table is not None else "", column, str(entry.built_at)))
 
 
 def connect(lake: str | os.PathLike[str] | None = None, database: str = ":memory:",

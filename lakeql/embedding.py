@@ -46,16 +46,28 @@ def model_id(name: str | None = None) -> str:
 
 #: encoders of text (``--embed-backend``): ``onnx`` float32 and ``onnx-int8`` are the model exported once
 #: to an ONNX Runtime graph (:mod:`lakeql.onnx_encoder`); ``torch`` / ``torch-int8`` run it in PyTorch
-BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token")
-#: the default of ``--embed-backend``: ``onnx`` (float32) for the models the ONNX encoder handles (the
+BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier")
+#: the default of ``--embed-backend``: :data:`AUTO_ONNX` for the models the ONNX encoder handles (the
 #: packaged MiniLM and other BERT mean-pooling folders), else ``torch``. Resolved by :func:`resolve_backend`
-#: before an index records it. Why: the float32 ONNX graph gives torch's vectors (within ~1e-6, batch
-#: invariant) 2-3x faster, and a query process imports no torch (0.3-1 s to a first query
-#: instead of 6-50 s); see benchmarks/results/encdefault.md.
+#: before an index records it, so an index keeps the encoder that made it (older indexes: ``onnx``).
 AUTO = "auto"
+#: what ``auto`` runs where the ONNX encoder handles the model: per-token int8 with the model's outlier
+#: channels in float. Measured 4.4x the sentences/s of torch float32 (the float32 ``onnx``: 3.0x, same
+#: run), nDCG@10 0.993x / 0.991x torch on DBpedia / MS MARCO, mean cosine 0.9991, batch invariant, and a
+#: query process imports no torch; see benchmarks/results/o4enc.md.
+AUTO_ONNX = "onnx-int8-outlier"
+#: ``auto`` within the float32 family (torch's vectors): ``onnx`` where the ONNX encoder handles the model,
+#: else ``torch``. For indexes whose vectors a float32 encoder made (``torch`` / ``onnx``, what ``auto``
+#: was before 2026-12-07): their queries and refreshes stay float32. Internal: never recorded.
+AUTO_FP32 = "auto-fp32"
 DEVICES = ("auto", "cpu", "cuda")
 #: the ONNX backends and the precision of the graph each exports and runs
-ONNX_PRECISION = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-token": "int8tok"}
+ONNX_PRECISION = {
+    "onnx": "fp32",
+    "onnx-int8": "int8",
+    "onnx-int8-token": "int8tok",
+    "onnx-int8-outlier": "int8out",
+}
 
 
 #: the files :func:`lakeql.onnx_encoder.unsupported` reads: their stamps key :func:`resolve_backend`'s cache
@@ -66,8 +78,9 @@ _SETTINGS_FILES = (
     "tokenizer.json",
     os.path.join("1_Pooling", "config.json"),
 )
-#: ``auto`` resolved per model folder, keyed by its path and the stamps of the folder and its settings files
-_RESOLVED: dict[tuple[Any, ...], str] = {}
+#: whether the ONNX encoder handles a model folder (``auto``), keyed by its path and the stamps of the
+#: folder and its settings files
+_RESOLVED: dict[tuple[Any, ...], bool] = {}
 
 
 def _stamp(st: os.stat_result) -> tuple[int, ...]:
@@ -91,25 +104,26 @@ def _folder_key(path: str) -> tuple[Any, ...] | None:
 
 
 def resolve_backend(name: str | None = None, backend: str = AUTO) -> str:
-    """The backend that runs model ``name`` for ``backend``: ``auto`` is ``onnx`` (float32) when the ONNX
-    encoder handles the model folder (:func:`lakeql.onnx_encoder.unsupported`), else ``torch``; any other
-    backend is returned as is. Reads JSON files only (no torch, no ONNX Runtime import), once per process
-    and folder: the answer is cached, keyed by the folder's path and the stamps (mtime, ctime, size,
-    inode) of the folder and of the files it reads (six ``stat`` calls per later call, as
-    :func:`load_model` resolves on every call)."""
-    if backend != AUTO:
+    """The backend that runs model ``name`` for ``backend``: ``auto`` is :data:`AUTO_ONNX` when the ONNX
+    encoder handles the model folder (:func:`lakeql.onnx_encoder.unsupported`), else ``torch``;
+    :data:`AUTO_FP32` is ``onnx`` (float32) there, else ``torch``; any other backend is returned as is.
+    Reads JSON files only (no torch, no ONNX Runtime import), once per process and folder: the answer is
+    cached, keyed by the folder's path and the stamps (mtime, ctime, size, inode) of the folder and of the
+    files it reads (six ``stat`` calls per later call, as :func:`load_model` resolves on every call)."""
+    if backend not in (AUTO, AUTO_FP32):
         return backend
     path = resolve_model(name)
     key = _folder_key(path)
-    hit = _RESOLVED.get(key) if key is not None else None
-    if hit is not None:
-        return hit
-    from lakeql.onnx_encoder import unsupported
+    onnx_ok = _RESOLVED.get(key) if key is not None else None
+    if onnx_ok is None:
+        from lakeql.onnx_encoder import unsupported
 
-    got = "onnx" if unsupported(path) is None else "torch"
-    if key is not None:
-        _RESOLVED[key] = got
-    return got
+        onnx_ok = unsupported(path) is None
+        if key is not None:
+            _RESOLVED[key] = onnx_ok
+    if not onnx_ok:
+        return "torch"
+    return AUTO_ONNX if backend == AUTO else "onnx"
 
 
 resolve_backend.cache_clear = _RESOLVED.clear  # type: ignore[attr-defined]
@@ -119,14 +133,15 @@ def load_model(name: str | None = None, backend: str = "torch", device: str = "c
     """Load (once per process) an encoder with a sentence-transformers ``encode()``, offline.
 
     ``backend``: ``torch`` (float32), ``torch-int8``, ``onnx`` (float32 ONNX Runtime graph exported once
-    and cached, :mod:`lakeql.onnx_encoder`; imports no torch once exported), ``onnx-int8`` (the same graph
-    quantized to int8) or ``auto`` (:func:`resolve_backend`). ``device``: ``auto`` (a CUDA GPU when one is
+    and cached, :mod:`lakeql.onnx_encoder`; imports no torch once exported), ``onnx-int8``,
+    ``onnx-int8-token``, ``onnx-int8-outlier`` (the same graph quantized to int8) or ``auto``
+    (:func:`resolve_backend`). ``device``: ``auto`` (a CUDA GPU when one is
     usable, else the CPU), ``cpu`` or ``cuda`` (an error without a GPU). Calls with equivalent arguments
     (``load_model()``, ``load_model(None, "torch")``, ``load_model("default")``) share one cached model.
     """
     from lakeql.errors import LakeqlError
 
-    if backend not in (*BACKENDS, AUTO):
+    if backend not in (*BACKENDS, AUTO, AUTO_FP32):
         raise LakeqlError(f"unknown embed backend {backend!r}: use one of {', '.join((AUTO, *BACKENDS))}")
     if device not in DEVICES:
         raise LakeqlError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
@@ -170,12 +185,13 @@ def load_or_torch(name: str | None, backend: str, who: str) -> tuple[Any, str]:
 
     want = resolve_backend(name, backend)
     key = (model_id(name), want)
-    if backend == AUTO and key in _ONNX_FAILED:
+    auto = backend in (AUTO, AUTO_FP32)
+    if auto and key in _ONNX_FAILED:
         return load_model(name, "torch"), "torch"
     try:
         return load_model(name, want), want
     except (ImportError, LakeqlError) as exc:
-        if backend != AUTO or want == "torch":
+        if not auto or want == "torch":
             raise
         _ONNX_FAILED[key] = str(exc)
         warnings.warn(f"ONNX encoder unavailable ({exc}): {who} with torch", UserWarning, stacklevel=3)

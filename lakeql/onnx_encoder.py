@@ -1,5 +1,5 @@
-"""``embed_backend='onnx'`` (float32, the default encoder) and ``'onnx-int8'``: the sentence-transformers
-model exported once to an ONNX graph, run by ONNX Runtime.
+"""``embed_backend='onnx'`` (float32), ``'onnx-int8'``, ``'onnx-int8-token'`` and ``'onnx-int8-outlier'``
+(the default encoder): the sentence-transformers model exported once to an ONNX graph, run by ONNX Runtime.
 
 Why: torch float32 encodes 16-51 sentences/s on a 2-core CPU and a fresh process needs 6-25 s to import
 torch and load the model before its first query. The exported graph (BERT + mean pooling) run by ONNX
@@ -11,6 +11,9 @@ Runtime is faster (its fused kernels), and a query process imports only ``onnxru
 * ``int8``: the matrix products dynamically quantized to int8 (faster still). Dynamic quantization scales
   activations per batch, so a text's vector moves slightly with its batch companions (cosine > 0.99
   between a text encoded alone and in a batch), and nDCG@10 is 0.99-1.01x torch's.
+* ``int8tok``: int8 with one activation scale per token (batch invariant; :func:`quantize_per_token`).
+* ``int8out``: ``int8tok`` with each input's outlier channels multiplied in float, found by running the
+  float32 graph on a fixed calibration text (:func:`outlier_channels`); the default (``auto``).
 
 The export runs locally, offline, once per model and recipe: it needs torch + transformers (present
 wherever the model can be loaded at all) and writes ``<cache>/onnx/<fingerprint>/`` atomically (a temp
@@ -48,7 +51,7 @@ import numpy as np
 from lakeql.errors import LakeqlError
 
 FORMAT = 3  # bump to invalidate every cached export
-PRECISIONS = ("fp32", "int8", "int8tok")
+PRECISIONS = ("fp32", "int8", "int8tok", "int8out")
 #: how the cached int8 graph is made: part of the cache key and checked against ``source.json`` on load,
 #: so an export made by another recipe is rebuilt, never used. Quantizing only the MatMul weights, per
 #: output channel, on the plain graph (no offline BERT fusions) leaves ONNX Runtime free to fuse the int8
@@ -79,7 +82,34 @@ RECIPE_INT8TOK = (
     "MatMul weights int8 per output channel (symmetric, 127), inputs uint8 per token (symmetric scale "
     "max|x|/127, zero point 128) by MatMulInteger; embeddings float"
 )
-ONNX_FILES = {"int8": "model_int8.onnx", "fp32": "model_fp32.onnx", "int8tok": "model_int8tok.onnx"}
+#: ``onnx-int8-outlier``: :data:`RECIPE_INT8TOK` plus, for each quantized MatMul input, its outlier channels
+#: (calibrated max |x| above :data:`OUTLIER_RATIO` x the input's median channel max, at most
+#: :data:`OUTLIER_MAX` per input) kept out of the int8 product and multiplied in float. BERT's layer-norm
+#: outputs carry a few channels ~15x larger than the rest (MiniLM: channel 99 of every layer); a per-token
+#: scale set by such a channel leaves every other channel of the token coarse. The channels are found by
+#: running the float32 graph on :data:`CALIBRATION` (fixed text shipped with lakeql, its SHA-256 part of
+#: the recipe), so they are the model's own, never hard-coded. Measured mean cosine to torch 0.9993 at
+#: the CPU time of ``int8tok`` (benchmarks/results/o4enc.md).
+OUTLIER_RATIO = 4.0
+OUTLIER_MAX = 8
+#: the calibration text of ``int8out``: one paragraph per line, the first 256 prose paragraphs (20+ words,
+#: mostly letters) of the module docstrings in lakeql's sample lake (``sample_lake/python/modules.parquet``,
+#: Python's standard library), frozen into this file so the recipe never moves with the sample lake
+CALIBRATION = Path(__file__).with_name("onnx_calibration.txt")
+RECIPE_INT8OUT = (
+    f"lakeql-onnx/{FORMAT}: torch.onnx TorchScript opset 17, transformer + mean pooling; plain graph; "
+    "MatMul weights int8 per output channel (symmetric, 127), inputs uint8 per token (symmetric scale "
+    "max|x|/127, zero point 128) by MatMulInteger; outlier input channels (calibrated max|x| > "
+    f"{OUTLIER_RATIO:g}x the median channel, at most {OUTLIER_MAX} per input) zeroed and multiplied in "
+    "float; calibration onnx_calibration.txt sha256 {calibration}, tokens of each text up to max_seq_length; "
+    "embeddings float"
+)
+ONNX_FILES = {
+    "int8": "model_int8.onnx",
+    "fp32": "model_fp32.onnx",
+    "int8tok": "model_int8tok.onnx",
+    "int8out": "model_int8out.onnx",
+}
 RECORD = "source.json"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: padded tokens (rows x longest row) per ONNX Runtime call: small enough that activations stay in the
@@ -104,11 +134,32 @@ def cache_root() -> Path:
 
 
 def recipe(precision: str = "fp32") -> str:
-    """The export recipe of ``precision`` (``fp32``, ``int8`` or ``int8tok``): :data:`RECIPE_FP32`,
-    :data:`RECIPE_INT8`, :data:`RECIPE_INT8TOK`."""
+    """The export recipe of ``precision`` (``fp32``, ``int8``, ``int8tok`` or ``int8out``):
+    :data:`RECIPE_FP32`, :data:`RECIPE_INT8`, :data:`RECIPE_INT8TOK`, :data:`RECIPE_INT8OUT` (with the
+    SHA-256 of :data:`CALIBRATION`: an edited calibration text is another recipe)."""
     if precision not in PRECISIONS:
         raise LakeqlError(f"unknown ONNX precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "int8out":
+        return RECIPE_INT8OUT.format(calibration=_calibration_sha())
     return {"int8": RECIPE_INT8, "int8tok": RECIPE_INT8TOK}.get(precision, RECIPE_FP32)
+
+
+_CALIBRATION_SHA: dict[tuple[int, int], str] = {}
+
+
+def _calibration_sha() -> str:
+    """SHA-256 of :data:`CALIBRATION` (cached per size and mtime: ``recipe`` runs in every fresh process)."""
+    try:
+        st = CALIBRATION.stat()
+    except OSError:
+        raise LakeqlError(
+            f"the calibration text of onnx-int8-outlier is missing ({CALIBRATION}): reinstall lakeql, "
+            "or use embed_backend 'onnx-int8-token' or 'onnx'"
+        ) from None
+    key = (st.st_size, st.st_mtime_ns)
+    if key not in _CALIBRATION_SHA:
+        _CALIBRATION_SHA[key] = hashlib.sha256(CALIBRATION.read_bytes()).hexdigest()
+    return _CALIBRATION_SHA[key]
 
 
 def fingerprint(model_dir: Path, precision: str = "fp32") -> str:
@@ -218,14 +269,15 @@ def problem(target: Path, deep: bool = False, precision: str = "fp32") -> str | 
 
 def convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
     """Write the graph of ``model_dir`` (BERT-like + mean pooling) to the file ``out``, by the recipe of
-    ``precision`` (:func:`recipe`): the float32 export, quantized to int8 for ``int8``. ``int8tok`` is
-    made from this machine's cached float32 export when it is intact (no torch, about a second; the
-    same bytes as from a fresh export), else from a fresh one."""
-    if precision == "int8tok":
+    ``precision`` (:func:`recipe`): the float32 export, quantized to int8 for ``int8``. ``int8tok`` and
+    ``int8out`` are made from this machine's cached float32 export when it is intact (no torch; a second,
+    plus the calibration run for ``int8out``; the same bytes as from a fresh export), else from a fresh
+    one."""
+    if precision in ("int8tok", "int8out"):
         cached = cache_root() / "onnx" / fingerprint(model_dir, "fp32")
         if problem(cached, deep=True, precision="fp32") is None:
             try:
-                quantize_per_token(cached / ONNX_FILES["fp32"], out)
+                _quantize(model_dir, cached / ONNX_FILES["fp32"], out, precision)
                 return
             except Exception:  # noqa: BLE001 - replaced or removed meanwhile: export afresh below
                 out.unlink(missing_ok=True)
@@ -276,8 +328,8 @@ def convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
         )
     if precision == "fp32":
         return
-    if precision == "int8tok":
-        quantize_per_token(fp32, out)
+    if precision in ("int8tok", "int8out"):
+        _quantize(model_dir, fp32, out, precision)
         fp32.unlink()
         return
     logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" hint
@@ -295,14 +347,89 @@ def convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
         p.unlink()
 
 
-def quantize_per_token(src: Path, dst: Path) -> int:
+def _quantize(model_dir: Path, fp32: Path, out: Path, precision: str) -> None:
+    """``int8tok`` / ``int8out`` graph ``out`` from the float32 graph ``fp32`` of ``model_dir``."""
+    outliers = outlier_channels(model_dir, fp32) if precision == "int8out" else None
+    quantize_per_token(fp32, out, outliers)
+
+
+def quantized_input_names(graph: Any) -> list[str]:
+    """Names of the tensors :func:`quantize_per_token` quantizes: the first input of every MatMul by a
+    constant 2-D weight, each once, in graph order."""
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
+    out: list[str] = []
+    for node in graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and len(shapes.get(node.input[1], ())) == 2:
+            if node.input[0] not in out:
+                out.append(node.input[0])
+    return out
+
+
+def outlier_channels(
+    model_dir: Path, fp32: Path, texts: list[str] | None = None, ratio: float = OUTLIER_RATIO
+) -> dict[str, list[int]]:
+    """The outlier channels of each quantized MatMul input of the float32 graph ``fp32``: channels whose
+    max |x| over every real token of ``texts`` (default: :data:`CALIBRATION`) exceeds ``ratio`` times the
+    input's median channel max; the largest :data:`OUTLIER_MAX` of them, sorted. Inputs with none are
+    left out.
+
+    Deterministic: one ONNX Runtime thread, each text run alone (no padding, so no batch effect), the
+    model folder's own tokenizer truncated to its ``max_seq_length``."""
+    import onnx
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    if texts is None:
+        try:
+            texts = [t for t in CALIBRATION.read_text(encoding="utf-8").splitlines() if t.strip()]
+        except OSError:
+            raise LakeqlError(
+                f"the calibration text of onnx-int8-outlier is missing ({CALIBRATION}): reinstall lakeql, "
+                "or use embed_backend 'onnx-int8-token' or 'onnx'"
+            ) from None
+    m = onnx.load(str(fp32))
+    names = quantized_input_names(m.graph)
+    have = {o.name for o in m.graph.output}
+    m.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    del m
+    feeds = {i.name for i in session.get_inputs()}
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=read_settings(model_dir)["max_seq_length"])
+    amax: dict[str, np.ndarray] = {}
+    for enc in tok.encode_batch(texts, add_special_tokens=True):
+        ids = np.asarray([enc.ids], np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        got = session.run(names, {k: v for k, v in feed.items() if k in feeds})
+        for name, x in zip(names, got, strict=True):
+            a = np.abs(x.reshape(-1, x.shape[-1])).max(axis=0)
+            amax[name] = a if name not in amax else np.maximum(amax[name], a)
+    out: dict[str, list[int]] = {}
+    for name, a in amax.items():
+        top = np.argsort(-a, kind="stable")[:OUTLIER_MAX]
+        chosen = sorted(int(i) for i in top if a[i] > ratio * float(np.median(a)))
+        if chosen:
+            out[name] = chosen
+    return out
+
+
+def quantize_per_token(src: Path, dst: Path, outliers: dict[str, list[int]] | None = None) -> int:
     """Write ``src`` (a float32 graph) to ``dst`` with every MatMul by a constant 2-D weight made int8 with
     per-token activation scales (:data:`RECIPE_INT8TOK`); returns how many MatMuls were quantized.
 
     ``y = x @ W`` becomes ``s_x * s_w * ((q_x - 128) @ q_w)`` with ``s_x = max|x| / 127`` per row of ``x``
     (its last axis), ``q_x = round(x / s_x) + 128`` (uint8), ``s_w = max|W| / 127`` per column of ``W`` and
     ``q_w = round(W / s_w)`` (int8). MatMuls reading the same input (query, key, value) share its
-    quantization. Vectorized in NumPy, about a second for MiniLM-L6."""
+    quantization. Vectorized in NumPy, about a second for MiniLM-L6.
+
+    ``outliers`` (:data:`RECIPE_INT8OUT`, :func:`outlier_channels`): input name -> channels of that input
+    kept in float: they are zeroed before the input is quantized (so they do not set its per-token scale)
+    and ``x[..., c] @ W[c, :]`` (a float MatMul of those few rows) is added to the int8 product."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -330,14 +457,28 @@ def quantize_per_token(src: Path, dst: Path) -> int:
             nodes.append(node)
             continue
         x = node.input[0]
+        chosen = (outliers or {}).get(x) or []
         if x not in quantized_inputs:
             p = f"{x}_lakeql_q"
+            src_x = x
+            if chosen:  # the outlier channels: zeroed here, gathered for the float product below
+                mask = np.ones(w.shape[0], np.float32)
+                mask[chosen] = 0.0
+                consts += [
+                    numpy_helper.from_array(mask, f"{p}_inlier_mask"),
+                    numpy_helper.from_array(np.asarray(chosen, np.int64), f"{p}_outlier_idx"),
+                ]
+                src_x = f"{p}_inliers"
+                nodes += [
+                    helper.make_node("Mul", [x, f"{p}_inlier_mask"], [src_x]),
+                    helper.make_node("Gather", [x, f"{p}_outlier_idx"], [f"{p}_outliers"], axis=-1),
+                ]
             nodes += [
-                helper.make_node("Abs", [x], [f"{p}_abs"]),
+                helper.make_node("Abs", [src_x], [f"{p}_abs"]),
                 helper.make_node("ReduceMax", [f"{p}_abs", *axes_in], [f"{p}_max"], keepdims=1, **axes_attr),
                 helper.make_node("Max", [f"{p}_max", "lakeql_q_tiny"], [f"{p}_max1"]),
                 helper.make_node("Div", [f"{p}_max1", "lakeql_q_127"], [f"{p}_scale"]),
-                helper.make_node("Div", [x, f"{p}_scale"], [f"{p}_div"]),
+                helper.make_node("Div", [src_x, f"{p}_scale"], [f"{p}_div"]),
                 helper.make_node("Round", [f"{p}_div"], [f"{p}_round"]),
                 helper.make_node("Add", [f"{p}_round", "lakeql_q_128"], [f"{p}_shift"]),
                 helper.make_node("Cast", [f"{p}_shift"], [f"{p}_u8"], to=TensorProto.UINT8),
@@ -359,8 +500,14 @@ def quantize_per_token(src: Path, dst: Path) -> int:
             helper.make_node("MatMulInteger", [f"{p}_u8", wname, "lakeql_q_zero"], [f"{y}_i32"]),
             helper.make_node("Cast", [f"{y}_i32"], [f"{y}_f32"], to=TensorProto.FLOAT),
             helper.make_node("Mul", [f"{y}_f32", f"{wname}_scale"], [f"{y}_w"]),
-            helper.make_node("Mul", [f"{y}_w", f"{p}_scale"], [y]),
+            helper.make_node("Mul", [f"{y}_w", f"{p}_scale"], [f"{y}_int8" if chosen else y]),
         ]
+        if chosen:  # y = int8 product of the other channels + float product of the outlier channels
+            consts.append(numpy_helper.from_array(w[chosen, :].astype(np.float32), f"{y}_lakeql_outlier_w"))
+            nodes += [
+                helper.make_node("MatMul", [f"{p}_outliers", f"{y}_lakeql_outlier_w"], [f"{y}_float"]),
+                helper.make_node("Add", [f"{y}_int8", f"{y}_float"], [y]),
+            ]
         count += 1
     del g.node[:]
     g.node.extend(nodes)
@@ -581,7 +728,9 @@ class OnnxEncoder:
         #: ``cores`` intra-op threads each, 4-20% more work per CPU-second, on this shared 2-core machine
         #: (benchmarks/results/encfuse.md): two intra-op threads wait for each other at every operator.
         self.workers = (
-            cores if (precision in ("fp32", "int8tok") and self.device == "cpu" and cores > 1) else 1
+            cores
+            if (precision in ("fp32", "int8tok", "int8out") and self.device == "cpu" and cores > 1)
+            else 1
         )
         self._pool: Any = None
         self._pool_lock = threading.Lock()

@@ -65,10 +65,17 @@ _NESTED = re.compile(r"(\[\]|STRUCT|MAP|UNION|\[\d+\])", re.IGNORECASE)
 _LENGTHY = re.compile(r"^(VARCHAR|BLOB|BIT)", re.IGNORECASE)
 
 
+# types whose Arrow copy (DuckDB's default export) DuckDB does not read back as the same values, also
+# inside a LIST, ARRAY, STRUCT, MAP or UNION: a TIME WITH TIME ZONE loses its offset (Arrow's time64), a
+# BIT becomes a BLOB, a UHUGEINT a DECIMAL(38,0) (2^128-1 reads back as -1), a HUGEINT of 39 digits fails
+# the copy (DECIMAL(38,0)). (A field named like one of them only costs a scan instead of a copy.)
+_ARROW_INEXACT = re.compile(r"\b(TIME WITH TIME ZONE|TIMETZ|BIT|U?HUGEINT|INT128|UINT128)\b", re.IGNORECASE)
+
+
 def arrow_copy_exact(columns: list[tuple[str, str]]) -> bool:
-    """Whether DuckDB reads an Arrow copy of these columns back as the same values: a TIME WITH TIME ZONE
-    loses its offset there (Arrow's time64), a BIT becomes a BLOB; such tables are scanned, not copied."""
-    return not any("TIME WITH TIME ZONE" in t.upper() or t.upper() == "BIT" for _, t in columns)
+    """Whether DuckDB reads an Arrow copy of these columns back as the same values (see ``_ARROW_INEXACT``);
+    tables with other columns are scanned, not copied."""
+    return not any(_ARROW_INEXACT.search(t) for _, t in columns)
 
 
 def value_class(duck_type: str) -> str | None:

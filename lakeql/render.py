@@ -427,9 +427,80 @@ def _has_interval(typ: Any) -> bool:
         return _has_interval(typ.key_type) or _has_interval(typ.item_type)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
         return _has_interval(typ.value_type)
-    if pa.types.is_struct(typ):  # (a UNION is left to DuckDB's own conversion)
+    if pa.types.is_struct(typ) or pa.types.is_union(typ):
         return any(_has_interval(typ.field(i).type) for i in range(typ.num_fields))
     return False
+
+
+def _has_union(typ: Any) -> bool:
+    """Whether the Arrow type ``typ`` is or holds a union (pyarrow's Python values of a union do not say
+    which member a value is: such values are converted from pyarrow's scalars, :func:`_from_scalar`)."""
+    import pyarrow as pa
+
+    if pa.types.is_union(typ):
+        return True
+    if pa.types.is_map(typ):
+        return _has_union(typ.key_type) or _has_union(typ.item_type)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _has_union(typ.value_type)
+    if pa.types.is_struct(typ):
+        return any(_has_union(typ.field(i).type) for i in range(typ.num_fields))
+    return False
+
+
+def _zone_of(typ: Any) -> str | None:
+    """The time zone of a TIMESTAMPTZ in the Arrow type ``typ`` (a column, or a value in a LIST, ARRAY,
+    STRUCT, MAP or UNION), else None."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(typ):
+        return typ.tz or None
+    if pa.types.is_map(typ):
+        return _zone_of(typ.key_type) or _zone_of(typ.item_type)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _zone_of(typ.value_type)
+    if pa.types.is_struct(typ) or pa.types.is_union(typ):
+        return next((z for i in range(typ.num_fields) if (z := _zone_of(typ.field(i).type))), None)
+    return None
+
+
+def _pairs_value(pairs: list[tuple[Any, Any]]) -> Any:
+    """A MAP's Python value from its (key, value) pairs: a dict, or DuckDB's own shape for unhashable keys."""
+    try:
+        return dict(pairs)
+    except TypeError:  # unhashable keys (a LIST): DuckDB's own shape for such a MAP
+        return {"key": [k for k, _ in pairs], "value": [v for _, v in pairs]}
+
+
+def _from_scalar(scalar: Any, typ: Any, leaf: Any = None) -> Any:
+    """:func:`_nested` for a pyarrow scalar (used for values that hold a UNION: its member's type is
+    known only from the scalar's type code)."""
+    import pyarrow as pa
+
+    if scalar is None or not scalar.is_valid:
+        return None
+    if pa.types.is_union(typ):
+        member = typ.field(typ.type_codes.index(scalar.type_code)).type
+        return _from_scalar(scalar.value, member, leaf)
+    if pa.types.is_interval(typ):
+        return Interval.from_arrow(scalar.as_py())
+    if pa.types.is_map(typ):
+        entries = scalar.values
+        if entries is None:
+            return {}
+        keys, items = entries.field(0), entries.field(1)
+        return _pairs_value([(_from_scalar(k, typ.key_type, leaf), _from_scalar(v, typ.item_type, leaf))
+                             for k, v in zip(keys, items, strict=True)])
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        values = [_from_scalar(v, typ.value_type, leaf) for v in scalar.values]
+        return tuple(values) if pa.types.is_fixed_size_list(typ) else values
+    if pa.types.is_struct(typ):
+        return {typ.field(i).name: _from_scalar(scalar[i], typ.field(i).type, leaf)
+                for i in range(typ.num_fields)}
+    value = scalar.as_py()
+    if leaf is not None and isinstance(typ, pa.BaseExtensionType) and isinstance(value, bytes):
+        return leaf(value, typ)
+    return value
 
 
 def _nested(value: Any, typ: Any, leaf: Any = None) -> Any:
@@ -444,11 +515,10 @@ def _nested(value: Any, typ: Any, leaf: Any = None) -> Any:
         return Interval.from_arrow(value)
     if pa.types.is_map(typ):
         pairs = [(_nested(k, typ.key_type, leaf), _nested(v, typ.item_type, leaf)) for k, v in value]
-        try:
-            return dict(pairs)
-        except TypeError:  # unhashable keys (a LIST): DuckDB's own shape for such a MAP
-            return {"key": [k for k, _ in pairs], "value": [v for _, v in pairs]}
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _pairs_value(pairs)
+    if pa.types.is_fixed_size_list(typ):  # an ARRAY: a tuple, as DuckDB's own Python value
+        return tuple(_nested(v, typ.value_type, leaf) for v in value)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
         return [_nested(v, typ.value_type, leaf) for v in value]
     if pa.types.is_struct(typ):
         fields = [typ.field(i) for i in range(typ.num_fields)]
@@ -510,6 +580,8 @@ def _filled(value: Any) -> Any:
         return {_filled(k): _filled(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_filled(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_filled(v) for v in value)
     return value
 
 
@@ -548,14 +620,16 @@ def _rows_through_arrow(cur: Any, types: Sequence[str], size: int) -> Iterator[t
             others = [i for i in range(batch.num_columns) if i not in intervals]
             if conv is None:
                 conv = duckdb.connect()
-                tz = next((f.type.tz for f in batch.schema
-                           if pa.types.is_timestamp(f.type) and f.type.tz), None)
+                tz = next((z for f in batch.schema if (z := _zone_of(f.type))), None)
                 if tz:  # TIMESTAMPTZ values in the session's zone, as its own fetch gives them
                     conv.execute("SET TimeZone = ?", [tz])
             leaves = _Leaves()
             for i in intervals:  # intervals, and values that hold some (their other leaves as pyarrow's)
                 typ = batch.schema.field(i).type
-                cols[i] = [_nested(v, typ, leaves) for v in batch.column(i).to_pylist()]
+                if _has_union(typ):  # which member a value is: known only from its scalar
+                    cols[i] = [_from_scalar(v, typ, leaves) for v in batch.column(i)]
+                else:
+                    cols[i] = [_nested(v, typ, leaves) for v in batch.column(i).to_pylist()]
             if leaves.fill(conv):  # DuckDB extension types inside them: read back, one query per type
                 for i in intervals:
                     cols[i] = [_filled(v) for v in cols[i]]

@@ -264,16 +264,21 @@ def test_doctor_names_each_decoded_file(tmp_path):
 
 # ------------------------------------------------------------------------ the real fivethirtyeight files
 #: the fivethirtyeight CSVs that are not UTF-8 (a scan of the folder for invalid UTF-8), and one cell of
-#: each as its bytes read as Windows-1252 (most were written as Mac Roman, some double-encoded, at the
-#: source: cp1252 is what their bytes say, e.g. 'Chlo\x91' is 'Chlo‘', Mac Roman's 'Chloë')
+#: each as read (most were written as Mac Roman, some double-encoded, at the source; the letters of three
+#: say Mac Roman, e.g. 'Chlo\x91' is Mac Roman's 'Chloë', Windows-1252's 'Chlo‘'; the rest read as cp1252)
+F538_MAC_ROMAN = {
+    "mad-men/performer-scores.csv",
+    "mad-men/show-data.csv",
+    "twitter-ratio/realDonaldTrump.csv",
+}
 F538_CELLS = {
     "ahca-polls/ahca_polls.csv": None,
     "avengers/avengers.csv": None,
     "biopics/biopics.csv": None,
     "food-world-cup/food-world-cup-data.csv": None,
     "hip-hop-candidate-lyrics/genius_hip_hop_lyrics.csv": None,
-    "mad-men/performer-scores.csv": ("Performer", "Chlo‘ Sevigny"),
-    "mad-men/show-data.csv": None,
+    "mad-men/performer-scores.csv": ("Performer", "Chloë Sevigny"),
+    "mad-men/show-data.csv": ("Performer", "Alexander Skarsgård"),
     "next-bechdel/nextBechdel_crewGender.csv": None,
     "police-killings/police_killings.csv": None,
     "potential-candidates/2015_01_30/events.csv": (
@@ -322,9 +327,14 @@ def test_f538_file_is_read(f538_read, rel):
     kept, cols, n, per_file, problems = f538_read[rel]
     assert not problems, problems
     label, copy = kept.decoded[rel]
-    assert label == "cp1252"  # no fivethirtyeight file is mostly UTF-8
+    # no fivethirtyeight file is mostly UTF-8
+    assert label == ("mac_roman" if rel in F538_MAC_ROMAN else "cp1252")
     raw = (F538 / rel).read_bytes()
-    text = codecs.charmap_decode(raw, "strict", csvenc.CP1252)[0]
+    text = (
+        raw.decode("mac_roman")
+        if label == "mac_roman"
+        else codecs.charmap_decode(raw, "strict", csvenc.CP1252)[0]
+    )
     assert Path(copy).read_bytes().decode("utf-8") == text  # the copy is exactly the decoded bytes
     con = duckdb.connect()
     i = [f.path for f in kept.files].index(rel)

@@ -21,9 +21,9 @@ class ContextOptions:
     schemas_embed_backend: str = option("auto", "encoder of the schema-file embeddings: auto (default: "
                                         "onnx, the float32 ONNX Runtime export of MiniLM: torch's vectors, "
                                         "faster, no torch import; torch if the export fails), onnx, "
-                                        "onnx-int8, onnx-int8-token, torch, torch-int8",
-                                        choices=("auto", "onnx", "onnx-int8", "onnx-int8-token", "torch",
-                                                 "torch-int8"))
+                                        "onnx-int8, onnx-int8-token, onnx-int8-outlier, torch, torch-int8",
+                                        choices=("auto", "onnx", "onnx-int8", "onnx-int8-token",
+                                                 "onnx-int8-outlier", "torch", "torch-int8"))
     schemas_domain_size: int = option(DOMAIN_SIZE, "split flat lakes (and bigger domains) into "
                                                    "domains of at most N tables", metavar="N",
                                       bounds=(2, 10**9))

@@ -110,16 +110,18 @@ def _save_cache(out: Path, cache: dict[str, Any], keep: list[str]) -> bool:
     return True
 
 
-BACKENDS = ("auto", "onnx", "onnx-int8", "onnx-int8-token", "torch", "torch-int8")
+BACKENDS = ("auto", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier", "torch", "torch-int8")
 
 
 def encoder(backend: str = "auto") -> tuple[Any, str]:
     """(model, cache label) of the schema embeddings' encoder.
 
-    ``auto``: the backend :func:`lakeql.embedding.resolve_backend` picks for the packaged MiniLM, the
-    float32 ONNX Runtime export (:mod:`lakeql.onnx_encoder`: torch's vectors within ~1e-6, 2-3x the
-    sentences/s of torch here and no torch import in a query process); when that export is not
-    possible, torch float32 with a warning. ``onnx-int8`` is faster still with vectors that move slightly
+    ``auto``: the backend :func:`lakeql.embedding.resolve_backend` picks for the packaged MiniLM,
+    ``onnx-int8-outlier`` (:mod:`lakeql.onnx_encoder`: mean cosine 0.999 to torch, 4.4x the sentences/s
+    of torch here and no torch import in a query process); when that export is not possible, torch
+    float32 with a warning. A schema folder embedded by an older default (``onnx-fp32`` in the cache) is
+    embedded again by the first query, never mixed with the new encoder's question vectors.
+    ``onnx-int8`` is faster still with vectors that move slightly
     with their batch; Spider dev quality is the same within 0.01 for all (benchmarks/results/schemas.md).
     Tables and questions are always encoded by the same encoder: the cache label names it (``onnx`` as
     ``onnx-fp32``, since the cache of older lakeqls labelled their int8 vectors ``onnx``).

@@ -6,10 +6,10 @@ columns, ids = col_id; exact ``IndexFlatIP`` up to ``HNSW_FROM`` columns, HNSW a
 ``texts.parquet`` (col_id, text, model, encoder) so a refresh re-embeds only texts that changed.
 
 The encoder is chosen as for the vectors capability (``--joins-embed-backend``, default ``auto``:
-:func:`lakeql.embedding.resolve_backend`, the float32 ONNX export for the packaged MiniLM), so neither a
+:func:`lakeql.embedding.resolve_backend`, ``onnx-int8-outlier`` for the packaged MiniLM), so neither a
 build nor a query imports torch. The float32 backends (``torch``, ``onnx``) give the same vectors within
-~1e-7: vectors made by one are kept and queried by the other (indexes built before the ONNX default
-were made by torch); the int8 backends form their own families (:func:`family`).
+~1e-7: vectors made by one are kept and queried by the other (indexes built before 2026-12-07 were made
+by one of them); the int8 backends form their own families (:func:`family`).
 """
 
 from __future__ import annotations
@@ -41,22 +41,26 @@ def family(backend: str | None) -> str:
 
 def effective_backend(option: str, recorded: str | None) -> str:
     """``--joins-embed-backend`` as a build applies it to an index whose vectors ``recorded`` made:
-    ``auto`` keeps an int8 family the index was built with (as ``--embed`` keeps a column's encoder, so
-    the plain ``lakeql index --refresh`` that errors name re-embeds nothing); a named backend is used as
-    it is (switching families re-embeds)."""
-    from lakeql.embedding import AUTO
+    ``auto`` keeps the family the index was built with (as ``--embed`` keeps a column's encoder, so
+    the plain ``lakeql index --refresh`` that errors name re-embeds nothing): an int8 backend as recorded,
+    the float32 family (``torch`` / ``onnx``, what ``auto`` was before 2026-12-07) as
+    :data:`lakeql.embedding.AUTO_FP32`; a new index, and one the default (``onnx-int8-outlier``) made, get
+    ``auto``; a named backend is used as it is (switching families re-embeds)."""
+    from lakeql.embedding import AUTO, AUTO_FP32, AUTO_ONNX
 
-    if option == AUTO and recorded and family(recorded) != "fp32":
-        return recorded
+    if option == AUTO and recorded and recorded != AUTO_ONNX:
+        return recorded if family(recorded) != "fp32" else AUTO_FP32
+    # an index the default made follows ``auto``: the same backend for the same model, and torch for a
+    # model the ONNX encoder does not handle (a joiner trained by ``lakeql train-joiner``)
     return option
 
 
 def query_backend(recorded: str | None) -> str:
-    """The backend that embeds queries against vectors made by ``recorded``: ``auto`` (float32 ONNX for
-    the packaged model, no torch import) for the float32 family, else the recorded int8 backend."""
-    from lakeql.embedding import AUTO
+    """The backend that embeds queries against vectors made by ``recorded``: ``auto-fp32`` (float32 ONNX
+    for the packaged model, no torch import) for the float32 family, else the recorded int8 backend."""
+    from lakeql.embedding import AUTO_FP32
 
-    return AUTO if family(recorded) == "fp32" else str(recorded)
+    return AUTO_FP32 if family(recorded) == "fp32" else str(recorded)
 
 
 def encoder(model: str | None, backend: str = "auto") -> tuple[Any, str]:

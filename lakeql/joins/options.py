@@ -22,9 +22,9 @@ class JoinOptions:
                                               "summaries: auto (default: onnx, the float32 ONNX Runtime "
                                               "export of the model: torch's vectors, no torch import; torch "
                                               "for models it does not handle), onnx, onnx-int8, "
-                                              "onnx-int8-token, torch, torch-int8",
-                                      choices=("auto", "onnx", "onnx-int8", "onnx-int8-token", "torch",
-                                               "torch-int8"))
+                                              "onnx-int8-token, onnx-int8-outlier, torch, torch-int8",
+                                      choices=("auto", "onnx", "onnx-int8", "onnx-int8-token",
+                                               "onnx-int8-outlier", "torch", "torch-int8"))
     joins_min_score: float = option(0.6, "keep join-graph edges scoring at least S", metavar="S",
                                     bounds=(0, 1))
     # discovery (union_index.py): unionable, find_tables, transformation blocking

@@ -27,11 +27,19 @@ def stop(fs: Any) -> None:
         _STATE["fs"], _STATE["snapshot"] = None, None
 
 
+#: the time zone of every builder's connection: a TIMESTAMPTZ value of a file whose column the view reads
+#: as VARCHAR (schema drift) is indexed as its UTC text (``2014-07-01 12:00:00+00``), a TIMESTAMP of a
+#: file whose column the view reads as TIMESTAMPTZ is taken as UTC, whatever the build machine's ``TZ``
+BUILD_TIME_ZONE = "UTC"
+
+
 def connect(*args: Any, **kwargs: Any):
-    """``duckdb.connect(...)``, with the running remote build's filesystem registered on it."""
+    """``duckdb.connect(...)`` in the time zone :data:`BUILD_TIME_ZONE`, with the running remote build's
+    filesystem registered on it."""
     import duckdb
 
     con = duckdb.connect(*args, **kwargs)
+    con.execute(f"SET TimeZone = '{BUILD_TIME_ZONE}'")
     fs = _STATE["fs"]
     if fs is not None:
         from lakeql.sources.remote import register_filesystem

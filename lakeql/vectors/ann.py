@@ -11,7 +11,12 @@ int64 code positions grouped by list. With the rescoring tier given (the builder
 keeps in a few short spans instead of scattered over the whole tier (at 10M rows the tier is 3.84 GB and the
 ~16,000 rows a query rescores cost 8.4 ms scattered vs 3.5 ms contiguous, benchmarks/results/annspeed.md).
 It costs the tier's bytes again on disk. Indexes without the file (built before it existed) are searched
-as before, through the table-order tier.
+as before, through the table-order tier. The builder also writes the rest of what the bounded search reads
+in list order (:func:`write_list_rows`: code words, scan factors, rowids, int8 scales; ``ROWS_FILE`` names
+them), so that a connection which has not loaded the index answers an unfiltered ANN search from those
+memory-mapped files (:func:`open_mapped`), reading the probed lists' spans only: at 10M rows a new
+process's first ANN query no longer loads 10M codes and copies them into list order
+(benchmarks/results/annfirst.md).
 
 Search (:func:`search`): the lists are ranked by the inner product of their centroid with the query's
 rotated residual ``(q - c) R`` (the space the code bits live in; the query stays float, as in the
@@ -24,6 +29,8 @@ still returns ``k`` rows when ``k`` rows qualify.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,14 @@ from lakeql.vectors.codes import RowReader
 
 FILE = "ann.npz"
 TIER_FILE = "ann_tier.npy"
+# The list-order rows a bounded search reads besides the tier (:func:`write_list_rows`): a new connection's
+# ANN search memory-maps them and reads only the probed lists' spans (:func:`open_mapped`)
+ROWS_FILE = "ann_rows.json"  # what the files below hold (small: read in one go)
+WORDS_FILE = "ann_words.npy"  # (n, w) uint64 code words in list order
+FACTORS_FILE = "ann_factors.npy"  # (factors, n) float64 scan factors in list order, one row per factor
+ROWIDS_FILE = "ann_rowids.npy"  # (1, n) int64 table rowids in list order
+SCALES_FILE = "ann_scales.npy"  # (1, n) float32 per-row scales of the int8 tier in list order
+ROWS_FORMAT = 1
 TIER_CHUNK = 65_536  # rows of the list-order tier copy gathered at a time (25 MB of a 384-dim uint8 tier)
 TRAIN_PER_LIST = 32
 NITER = 12
@@ -149,6 +164,136 @@ def write_tier(folder: Path, tier: Any, ids: np.ndarray) -> Path:
     return write_rows(folder / TIER_FILE, dtype, (n, d), chunks())
 
 
+def write_list_rows(folder: Path, index: Any, ids: np.ndarray) -> bool:
+    """Write the list-order rows a bounded search reads besides the tier (``ROWS_FILE`` and the files it
+    names): ``index``'s code words, scan factors, rowids and int8 scales with row ``t`` = code position
+    ``ids[t]``, ``TIER_CHUNK`` rows at a time. A new connection then searches through the lists without
+    loading the codes (:func:`open_mapped`): it reads the probed lists' spans of these memory-mapped files
+    and the list-order tier, nothing else. False (nothing written) for an index whose scan is not the
+    bounded one, which :func:`open_mapped` could not search exactly as the loaded index does."""
+    from lakeql.vectors.search import bounded_scan
+
+    if not bounded_scan(index.binarizer, index.factors) or index.refine_bits:
+        return False
+    if any(np.asarray(v).dtype != np.float64 for v in index.factors.values()):
+        return False
+    ids = np.asarray(ids, np.int64)
+    n = int(len(ids))
+    if n != index.n:
+        raise ValueError(f"{n} list ids for {index.n} codes")
+
+    def rows(arr: Any):
+        for s in range(0, n, TIER_CHUNK):
+            part = ids[s : s + TIER_CHUNK]
+            yield np.asarray(arr[part]).reshape(len(part), -1)
+
+    def line(arr: Any, dtype: Any):
+        yield np.asarray(arr, dtype)[ids][None, :]
+
+    keys = list(index.factors)
+    words = np.asarray(index.words)
+    write_rows(folder / WORDS_FILE, words.dtype, (n, words.shape[1]), rows(words))
+    write_rows(
+        folder / FACTORS_FILE,
+        np.float64,
+        (len(keys), n),
+        (block for k in keys for block in line(index.factors[k], np.float64)),
+    )
+    write_rows(folder / ROWIDS_FILE, np.int64, (1, n), line(index.rowids, np.int64))
+    if index.scales is not None:
+        write_rows(folder / SCALES_FILE, np.float32, (1, n), line(index.scales, np.float32))
+    spec = {"format": ROWS_FORMAT, "rows": n, "factors": keys, "scales": index.scales is not None}
+    (folder / ROWS_FILE).write_text(json.dumps(spec))
+    return True
+
+
+def open_mapped(folder: Path, label: str) -> Any:
+    """The code store at ``folder`` opened for ANN searches only, without loading its codes: a
+    :class:`~lakeql.vectors.codes.CodeIndex` whose per-row arrays are the memory-mapped list-order files
+    of :func:`write_list_rows` (positions are list-order positions; rowids are not ascending), with its
+    IVF (centroids and offsets only) and list order attached, so :func:`search` without a filter runs on
+    it exactly as on the loaded index: the probed lists are read in place, the rest of the files never.
+    None when the index has no such files (built before them, or not a bounded rabitq index): load it
+    whole (``CodeIndex.load``). A damaged file is a :class:`CorruptIndexError` naming the rebuild."""
+    from lakeql.vectors import binarizers
+    from lakeql.vectors.codes import CodeIndex
+
+    if not (folder / ROWS_FILE).exists() or not (folder / TIER_FILE).exists() or not (folder / FILE).exists():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        spec = json.loads((folder / ROWS_FILE).read_text())
+        if int(spec.get("format", 0)) != ROWS_FORMAT:
+            return None  # another layout: the whole index is loaded instead
+        n, dim = int(meta["rows"]), int(meta["dim"])
+        if int(spec["rows"]) != n:
+            raise ValueError(f"{spec['rows']} list-order rows, {n} in meta.json")
+        words = np.load(folder / WORDS_FILE, mmap_mode="r")
+        if words.ndim != 2 or words.shape[0] != n or words.dtype != np.uint64 or words.shape[1] * 64 < dim:
+            raise ValueError(f"code words have shape {words.shape} {words.dtype}")
+        keys = [str(k) for k in spec["factors"]]
+        fac = np.load(folder / FACTORS_FILE, mmap_mode="r")
+        if fac.shape != (len(keys), n) or fac.dtype != np.float64:
+            raise ValueError(f"scan factors have shape {fac.shape} {fac.dtype}")
+        rowids = np.load(folder / ROWIDS_FILE, mmap_mode="r")
+        if rowids.shape != (1, n) or rowids.dtype != np.int64:
+            raise ValueError(f"rowids have shape {rowids.shape} {rowids.dtype}")
+        if spec["scales"] is not (meta.get("tier") == "int8"):  # the loaded index's rule (CodeIndex.load)
+            raise ValueError(f"scales {spec['scales']!r} for a {meta.get('tier')!r} rescoring tier")
+        scales = None
+        if spec["scales"]:
+            scales = np.load(folder / SCALES_FILE, mmap_mode="r")
+            if scales.shape != (1, n) or scales.dtype != np.float32:
+                raise ValueError(f"int8 scales have shape {scales.shape} {scales.dtype}")
+            scales = np.asarray(scales[0])
+        tier = np.load(folder / TIER_FILE, mmap_mode="r")
+        if tier.ndim != 2 or tier.shape != (n, dim):
+            raise ValueError(f"list-order tier has shape {tier.shape}, expected {(n, dim)}")
+        with np.load(folder / "binarizer.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        binz = binarizers.from_state(meta["binarizer"], arrays)
+        # the factors and words the loaded index would hold (CodeIndex.load: encode, scan inputs, bounds),
+        # from one encoded row: a rows file naming others read one factor as another (or crashed later)
+        want_words, want = expected_scan_inputs(binz, dim)
+        if not isinstance(spec["factors"], list) or len(set(keys)) != len(keys) or set(keys) != want:
+            raise ValueError(f"factors {spec['factors']!r}, the scan reads {sorted(want)}")
+        if words.shape[1] != want_words:
+            raise ValueError(f"code words have {words.shape[1]} words a row, the codes {want_words}")
+    except Exception as exc:  # noqa: BLE001 - any read/shape failure means a corrupt index
+        raise CorruptIndexError(
+            f"the ANN lists of {label} ({ROWS_FILE} and its files) are corrupt "
+            f"({type(exc).__name__}: {exc}): rebuild with 'lakeql index LAKE --embed {label} --embed-ann', "
+            "or search with exact := true"
+        ) from None
+    factors = {k: np.asarray(fac[i]) for i, k in enumerate(keys)}
+    index = CodeIndex(
+        folder, meta, np.asarray(rowids[0]), np.asarray(words), factors, np.asarray(tier), scales, binz
+    )
+    ivf = IVF.load(folder, n, dim, label, ids=False)
+    ivf.tier = index.tier
+    order = ListOrder.__new__(ListOrder)  # the rows are already in list order: nothing to copy
+    order.ids, order.words, order.factors = None, index.words, factors
+    # the view shares every array but not ``_pos`` (no reference cycle: the maps close with the index)
+    order.rowids, order.view = index.rowids, dataclasses.replace(index, _pos={})
+    index._pos.update(ann=ivf, ann_order=order, ann_mapped=True)
+    return index
+
+
+def expected_scan_inputs(binz: Any, dim: int) -> tuple[int, set[str]]:
+    """(uint64 words a row, names of the scan factors) a loaded bounded index of ``binz`` holds (as
+    :meth:`lakeql.vectors.codes.CodeIndex.load` makes them), from one encoded row."""
+    from lakeql.vectors import kernels
+    from lakeql.vectors.search import bounded_scan
+
+    packed, factors = binz.encode(np.eye(1, dim, dtype=np.float32))  # one unit row
+    words, factors = kernels.scan_inputs(np.asarray(packed, np.uint8), factors, binz.scan)
+    if getattr(binz, "bounded", False):
+        factors["errc"] = binz.error_coefficients(factors)
+    if not bounded_scan(binz, factors):
+        raise ValueError("the binarizer has no bounded scan: its index has no list-order rows")
+    return int(words.shape[1]), set(factors)
+
+
 def write_rows(path: Path, dtype: Any, shape: tuple[int, int], chunks: Any) -> Path:
     """Write a ``.npy`` file of ``shape`` from ``chunks`` (consecutive row blocks) with plain sequential
     writes - the bytes ``np.save`` of the whole array writes - instead of through a writable memory map.
@@ -182,7 +327,7 @@ def write_rows(path: Path, dtype: Any, shape: tuple[int, int], chunks: Any) -> P
 class IVF:
     centroids: np.ndarray  # (lists, d) float32
     offsets: np.ndarray  # (lists + 1,) int64
-    ids: np.ndarray  # (rows,) code positions grouped by list
+    ids: np.ndarray | None  # (rows,) code positions grouped by list (None: not read, see load)
     tier: np.ndarray | None = None  # (rows, d) the rescoring tier in list order (memory-mapped), if built
 
     @property
@@ -190,16 +335,18 @@ class IVF:
         return int(self.centroids.shape[0])
 
     @classmethod
-    def load(cls, folder: Path, n: int, dim: int, label: str) -> IVF | None:
-        """The IVF of a code store (None when it has none); a damaged file is a CorruptIndexError."""
+    def load(cls, folder: Path, n: int, dim: int, label: str, ids: bool = True) -> IVF | None:
+        """The IVF of a code store (None when it has none); a damaged file is a CorruptIndexError.
+        ``ids=False``: the centroids and offsets only (``ids`` None: a search over the list-order rows
+        of :func:`open_mapped` needs no code positions; ``ids`` are 4-8 bytes a row)."""
         path = folder / FILE
         if not path.exists():
             return None
         try:
-            with np.load(path) as z:
+            with np.load(path) as z:  # an .npz member is read only when asked for
                 cent = np.asarray(z["centroids"], np.float32)
                 offsets = np.asarray(z["offsets"], np.int64)
-                ids = np.asarray(z["ids"])
+                ids = np.asarray(z["ids"]) if ids else None
             nl = cent.shape[0]
             if cent.ndim != 2 or cent.shape[1] != dim or nl < 1:
                 raise ValueError(f"centroids have shape {cent.shape}, expected (lists, {dim})")
@@ -210,7 +357,9 @@ class IVF:
                 or np.any(np.diff(offsets) < 0)
             ):
                 raise ValueError("list offsets do not cover the rows")
-            if ids.shape != (n,) or ids.dtype.kind != "i" or (n and (ids.min() < 0 or ids.max() >= n)):
+            if ids is not None and (
+                ids.shape != (n,) or ids.dtype.kind != "i" or (n and (ids.min() < 0 or ids.max() >= n))
+            ):
                 raise ValueError("list ids are not code positions")
             if not np.all(np.isfinite(cent)):
                 raise ValueError("centroids hold NaN or infinite values")
@@ -430,6 +579,10 @@ def search(
     if "ann_order" not in index._pos:
         index._pos["ann_order"] = ListOrder(index, ivf)
     lo = index._pos["ann_order"]
+    if lo.ids is None and allowed is not None:  # open_mapped's index: no code positions to filter by
+        raise LakeqlError(
+            "a filtered search needs the loaded index (CodeIndex.load), not its list-order rows"
+        )
     while True:
         starts, ends = lo.spans(ivf, order[:npr])
         if allowed is None:

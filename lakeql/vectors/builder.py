@@ -696,7 +696,13 @@ def write_sharded(
 
             # + the tier in list order (ann.TIER_FILE), read by the bounded (rabitq) search only
             tier = all_tiers(tmp, plans, dim) if getattr(binz, "bounded", False) else None
-            ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None, tier=tier)
+            built = ann.build(tmp, all_codes(tmp, plans, dim), dim, params["ann"] or None, tier=tier)
+            # + the rows a new connection's ANN search maps (not with refinement planes: write_list_rows
+            # would refuse them after loading the whole index, ~6.5 s at 10M rows for nothing)
+            if built is not None and tier is not None and not int(params.get("refine_bits", 0)):
+                with np.load(tmp / ann.FILE) as z:
+                    list_ids = z["ids"]
+                ann.write_list_rows(tmp, codes.CodeIndex.load(tmp, f"{table.key}.{column}"), list_ids)
         checksums = _checksums(
             tmp, reuse, {p.shard for p in plans if p.shard not in new}, fresh=BM25_COUNTS if rewords else ()
         )

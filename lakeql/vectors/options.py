@@ -24,10 +24,11 @@ class VectorOptions:
                                         "2-3x faster on a CPU, and queries never import torch), onnx-int8 "
                                         "(the same graph quantized: faster still, vectors move slightly "
                                         "with their batch), onnx-int8-token (int8 with a scale per token: "
-                                        "batch invariant, mean cosine 0.998 to torch), torch (float32 "
-                                        "PyTorch), torch-int8",
-                                choices=("auto", "onnx", "onnx-int8", "onnx-int8-token", "torch",
-                                         "torch-int8"))
+                                        "batch invariant, mean cosine 0.998 to torch), onnx-int8-outlier "
+                                        "(the same with the model's outlier channels in float: mean cosine "
+                                        "0.999), torch (float32 PyTorch), torch-int8",
+                                choices=("auto", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier",
+                                         "torch", "torch-int8"))
     device: str = option("auto", "where the encoder runs: auto (a CUDA GPU when usable, else the CPU), cpu "
                                  "or cuda (an error without a GPU)", choices=("auto", "cpu", "cuda"))
     embed_batch_size: int = option(64, "texts per encoder batch", metavar="N", bounds=(1, 65536))

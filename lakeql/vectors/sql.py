@@ -57,6 +57,27 @@ class Searcher:
                                   flag="--embed")
         return table, column, idx
 
+    def first_stage_index(self, tbl: str, col: str, purpose: str, predicate: Any, exact: Any):
+        """(table, column name, index) for a search: the loaded index when this connection holds it, or
+        for an ANN search without a filter its memory-mapped list-order rows (:func:`lakeql.vectors.ann.
+        open_mapped`: a new connection's first query reads the probed lists only, not every code);
+        else :meth:`index` (loads every code)."""
+        from lakeql.vectors import ann
+
+        if exact or not (predicate is None or not str(predicate).strip()) or tbl is None or col is None:
+            return self.index(tbl, col, purpose)
+        from lakeql.vectors.columns import embed_column
+
+        table = self.ctx.table(str(tbl))
+        column = embed_column(self.ctx.catalog, table, str(col), purpose)[0].column_name
+        if self.ctx.cached_index(KIND, table, column, flag="--embed") is None:
+            label = f"{table.key}.{column}"
+            mapped = self.ctx.load_index(KIND, table, column, lambda path, _e: ann.open_mapped(path, label),
+                                         flag="--embed", variant=":ann")
+            if mapped is not None:
+                return table, column, mapped
+        return self.index(tbl, col, purpose)
+
     def embed_query(self, idx, query: Any) -> np.ndarray:
         from lakeql import embedding
 
@@ -147,7 +168,7 @@ class Searcher:
 
     def search(self, tbl, col, query, k, oversample, predicate, exact=False) -> list[dict[str, Any]]:
         kk, ov = check_k(k), check_k(oversample, "oversample")
-        table, column, idx = self.index(tbl, col)
+        table, column, idx = self.first_stage_index(tbl, col, "semantic_search", predicate, exact)
         q = self.embed_query(idx, query)
         return hits(*self.run(table, column, idx, q, kk, ov, self.allowed(table, idx, predicate), exact))
 
@@ -157,7 +178,7 @@ class Searcher:
         kk, ov = check_k(k), check_k(oversample, "oversample")
         if vector is None:
             raise LakeqlError("the query vector is NULL")
-        table, column, idx = self.index(tbl, col, "semantic_search_vector")
+        table, column, idx = self.first_stage_index(tbl, col, "semantic_search_vector", predicate, exact)
         q = check_query_vector(idx, np.asarray(vector, np.float32), f"{table.key}.{column}")
         q64 = q.astype(np.float64)  # float32's squared norm overflows/underflows
         norm = float(np.linalg.norm(q64))
@@ -275,7 +296,7 @@ def register(con, ctx) -> None:
 
         values = texts.to_pylist()
         keep = [i for i, t in enumerate(values) if not is_blank(t)]
-        model = embedding.load_model(None, embedding.AUTO)  # the default encoder: float32 ONNX, no torch
+        model = embedding.load_model(None, embedding.AUTO)  # the default encoder (ONNX, no torch)
         d = dim or embedding.dimension(model)
         out = np.zeros((len(values), d), np.float32)
         if keep:

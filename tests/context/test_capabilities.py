@@ -119,8 +119,8 @@ def test_default_build_embeds_lazily_once(full_index):
     assert (schemas / EMB).exists()  # cached by the first call
     from lakeql.context.retrieve import encoder, ensure_embeddings
 
-    model, label = encoder("auto")  # the default backend: the float32 ONNX export of MiniLM
-    assert label == "all-MiniLM-L6-v2:onnx-fp32"
+    model, label = encoder("auto")  # the default backend: MiniLM's ONNX export, int8 with outliers in float
+    assert label == "all-MiniLM-L6-v2:onnx-int8-outlier"
     stats: dict = {}
     ensure_embeddings(schemas, model, stats=stats, label=label)
     assert stats["encoded"] == 0  # a later process encodes nothing

@@ -1,6 +1,6 @@
-"""The encoder of semantic joins and find_tables: the vectors capability's (``auto``: float32 ONNX for
-the packaged MiniLM), so a default build and its queries never import torch; indexes made by torch keep
-working (the float32 backends give the same vectors) and are not re-embedded."""
+"""The encoder of semantic joins and find_tables: the vectors capability's (``auto``: ``onnx-int8-outlier``
+for the packaged MiniLM), so a default build and its queries never import torch; indexes made by torch or
+the float32 ``onnx`` (the defaults before) keep working with float32 queries and are not re-embedded."""
 
 from __future__ import annotations
 
@@ -33,11 +33,12 @@ def _semantic_entry(idx):
 
 @pytest.fixture(scope="module")
 def exported():
-    """The float32 ONNX export of the packaged model, made once here if this machine lacks it (the export
+    """The ONNX exports of the packaged model, made once here if this machine lacks them (the export
     itself needs torch: it must not be what a subprocess below imports)."""
     from lakeql.embedding import load_model
 
     load_model(None, "onnx")
+    load_model(None, "onnx-int8-outlier")
 
 
 def test_default_semantic_build_and_queries_do_not_import_torch(tmp_path, exported):
@@ -58,12 +59,12 @@ def test_default_semantic_build_and_queries_do_not_import_torch(tmp_path, export
     assert (built, queried, st) == ("False", "False", "False")
     assert int(n_rows) > 0 and top == "flights.planes"
     entry = _semantic_entry(idx)
-    assert entry.params_dict["backend"] == "onnx"
+    assert entry.params_dict["backend"] == "onnx-int8-outlier"
     import pyarrow.parquet as pq
 
     texts = pq.read_table(idx / "joins" / "semantic" / "texts.parquet").to_pydict()
-    assert set(texts["encoder"]) == {"fp32"}
-    assert json.loads((idx / "discovery" / "tablevec.json").read_text())["backend"] == "onnx"
+    assert set(texts["encoder"]) == {"onnx-int8-outlier"}
+    assert json.loads((idx / "discovery" / "tablevec.json").read_text())["backend"] == "onnx-int8-outlier"
 
 
 def _build(root, idx, **options):
@@ -90,7 +91,7 @@ def test_torch_built_index_is_kept_and_answers_like_onnx(tmp_path, exported):
     root = _sample(tmp_path)
     torch_idx, onnx_idx = tmp_path / "torch_idx", tmp_path / "onnx_idx"
     _build(root, torch_idx, joins_embed_backend="torch")
-    _build(root, onnx_idx)
+    _build(root, onnx_idx, joins_embed_backend="onnx")  # the float32 default before 2026-12-07
     made = _semantic_entry(torch_idx)
     assert (
         made.params_dict["backend"] == "torch" and _semantic_entry(onnx_idx).params_dict["backend"] == "onnx"
@@ -104,6 +105,10 @@ def test_torch_built_index_is_kept_and_answers_like_onnx(tmp_path, exported):
     _build(root, torch_idx, refresh=True)
     kept = _semantic_entry(torch_idx)
     assert kept.built_at == made.built_at and kept.params_dict["backend"] == "torch"
+    # nor the float32 onnx one's (the default's outlier recipe is another family)
+    onnx_made = _semantic_entry(onnx_idx)
+    _build(root, onnx_idx, refresh=True)
+    assert _semantic_entry(onnx_idx).built_at == onnx_made.built_at
     # an index without a recorded backend (older lakeql) is torch's: also kept
     assert _rank(root, torch_idx) == _rank(root, onnx_idx)
 

@@ -54,10 +54,20 @@ def rows(lake) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def real(rows, model) -> tuple[np.ndarray, np.ndarray]:
-    """(rowids, float32 embeddings) of the rows with a non-blank docstring: the NumPy reference."""
+def default_model():
+    """The encoder a default index (``embed_backend='auto'``) embeds with: ``onnx-int8-outlier`` for the
+    packaged model (``model`` is torch float32, the reference of the encoder tests)."""
+    from lakeql.embedding import load_model
+
+    return load_model(None, "auto")
+
+
+@pytest.fixture(scope="session")
+def real(rows, default_model) -> tuple[np.ndarray, np.ndarray]:
+    """(rowids, float32 embeddings) of the rows with a non-blank docstring, by the encoder of the default
+    index (``lake``): the NumPy reference."""
     from lakeql.embedding import encode
 
     keep = [r for r in rows if r["docstring"] is not None and r["docstring"].strip()]
-    vecs = encode([r["docstring"][:25_600] for r in keep], model)
+    vecs = encode([r["docstring"][:25_600] for r in keep], default_model)
     return np.array([r["__rowid"] for r in keep], np.int64), vecs

@@ -419,9 +419,13 @@ def test_refresh_rewrites_the_tier_copy_over_every_shard(tmp_path, real, rescore
     assert np.array_equal(np.asarray(ivf.tier), idx.tier[ivf.ids.astype(np.int64)])
     assert ivf.tier.dtype == (np.uint8 if rescore == "int8" else np.float16)
     old_idx, old = dataclasses.replace(idx, _pos={}), ann.IVF(ivf.centroids, ivf.offsets, ivf.ids)
+    mapped = ann.open_mapped(store, "vecs.docs.v")  # the list-order rows, rewritten over every shard
+    assert np.array_equal(mapped.rowids, idx.rowids[ivf.ids.astype(np.int64)])
     for i in (0, 77, 150):
         got = ann.search(idx, ivf, vecs[i], 5, 4, nprobe=2)
         assert got[0].tolist() == ann.search(old_idx, old, vecs[i], 5, 4, nprobe=2)[0].tolist()
+        from_rows = ann.search(mapped, mapped._pos["ann"], vecs[i], 5, 4, nprobe=2)
+        assert from_rows[0].tolist() == got[0].tolist() and from_rows[1].tobytes() == got[1].tobytes()
     con = connect(tmp_path / "lake", idx_dir)  # and through SQL (checksums of the new file verified)
     hits = con.execute(
         "SELECT id FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := 3)", [vecs[150].tolist()]
@@ -566,3 +570,91 @@ def test_list_order_view_does_not_inherit_the_blocked_layout(ann_lake, real):
         assert sorted(got.tolist()) == sorted(want.tolist())
         assert np.allclose(np.sort(got_scores), np.sort(want_scores), atol=1e-6)
     con.close()
+
+
+# ------------------------------------------------ a new connection: the list-order rows, memory-mapped
+
+
+def test_list_order_rows_are_written_with_the_lists(ann_lake):
+    """The words, scan factors, rowids and int8 scales the bounded search reads, in list order (row ``t``
+    = code position ``ids[t]``), beside the list-order tier; opened without loading the codes."""
+    from lakeql.vectors import ann
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    con, idx, ivf = searcher_index(ann_lake)
+    m = ann.open_mapped(folder, "python.functions.docstring")
+    ids = ivf.ids.astype(np.int64)
+    assert m.n == idx.n and m._pos["ann"].ids is None  # the 4-8 bytes a row of ids are not read
+    assert np.array_equal(m.words, idx.words[ids]) and np.array_equal(m.rowids, idx.rowids[ids])
+    assert np.array_equal(m.scales, idx.scales[ids])
+    assert set(m.factors) == set(idx.factors)
+    for k, v in idx.factors.items():
+        assert np.array_equal(m.factors[k], v[ids]) and m.factors[k].dtype == v.dtype
+    assert np.array_equal(np.asarray(m.tier), np.asarray(idx.tier)[ids])
+    assert np.array_equal(m._pos["ann"].offsets, ivf.offsets)
+    assert isinstance(m.words.base, np.memmap) or isinstance(m.words.base.base, np.memmap)
+    con.close()
+
+
+@pytest.mark.parametrize("nprobe", [None, 1, 3, 16])
+def test_mapped_search_equals_the_loaded_one(ann_lake, monkeypatch, nprobe):
+    """The same rows, bit-identical scores and the same stats (candidates, rows rescored, probe) from the
+    memory-mapped list-order rows as from the loaded index, adaptive and fixed probes; a filter needs
+    the loaded index (a clear error, never a wrong answer)."""
+    from lakeql.embedding import encode
+    from lakeql.errors import LakeqlError
+    from lakeql.vectors import ann
+
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    con, idx, ivf = searcher_index(ann_lake)
+    m = ann.open_mapped(folder, "python.functions.docstring")
+    rng = np.random.default_rng(3)
+    far = rng.standard_normal(idx.dim).astype(np.float32)  # a widened query too
+    for q in [*encode(QUERIES), far / np.linalg.norm(far)]:
+        for adaptive in (True, False):
+            st_l: dict = {}
+            st_m: dict = {}
+            a = ann.search(idx, ivf, q, 10, 4, nprobe=nprobe, stats=st_l, adaptive=adaptive)
+            b = ann.search(m, m._pos["ann"], q, 10, 4, nprobe=nprobe, stats=st_m, adaptive=adaptive)
+            assert a[0].tolist() == b[0].tolist()
+            assert a[1].tobytes() == b[1].tobytes()
+            assert st_l == st_m
+    with pytest.raises(LakeqlError, match="filtered search needs the loaded index"):
+        ann.search(m, m._pos["ann"], q, 5, 4, np.ones(m.n, bool))
+    con.close()
+
+
+def test_a_new_connection_searches_through_the_mapped_rows(ann_lake):
+    """An unfiltered ANN search opens the list-order rows only (the codes are not loaded); a filtered or
+    exact search loads the index, and later ANN searches use the loaded one: same answers throughout."""
+    from lakeql.connection import open_lake
+
+    con, ctx = open_lake(ann_lake[0], index_dir=ann_lake[1], capabilities=["vectors"])
+    sql = "SELECT rowid, score FROM semantic_search_rowids('python.functions', 'docstring', ?, k := 10{})"
+    keys = lambda: sorted(k[0] for k in ctx.indexes._items)  # noqa: E731
+    first = [con.execute(sql.format(""), [q]).fetchall() for q in QUERIES]
+    assert keys() == ["embed:ann"]  # the codes were never loaded
+    assert all(len(r) == 10 for r in first)
+    con.execute(sql.format(", filter := 'lineno > 0'"), [QUERIES[0]]).fetchall()
+    assert keys() == ["embed"]  # the mapped rows of the same build are dropped (never read again)
+    again = [con.execute(sql.format(""), [q]).fetchall() for q in QUERIES]  # through the loaded index
+    assert again == first
+    con.close()
+
+
+def test_an_index_without_list_order_rows_is_loaded_whole(tmp_path, ann_lake):
+    """An index built before the list-order rows (no ``ann_rows.json``): ``open_mapped`` gives None and
+    the connection loads the codes as before; a damaged rows file is a clear error naming the rebuild."""
+    from lakeql.vectors import ann
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    copy = tmp_path / "store"
+    shutil.copytree(folder, copy)
+    (copy / ann.ROWS_FILE).unlink()
+    assert ann.open_mapped(copy, "t.c") is None
+    shutil.copy(folder / ann.ROWS_FILE, copy / ann.ROWS_FILE)
+    words = np.load(copy / ann.WORDS_FILE)
+    np.save(copy / ann.WORDS_FILE, words[:-1])  # one row short
+    with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann.*exact := true"):
+        ann.open_mapped(copy, "t.c")

@@ -1,6 +1,7 @@
-"""The default encoder (``embed_backend='auto'``: the float32 ONNX graph for the packaged model and other
-BERT mean-pooling folders, else torch) and indexes built before it was the default: each keeps being
-queried, and refreshed, by the encoder that made its vectors."""
+"""The default encoder (``embed_backend='auto'``: ``onnx-int8-outlier`` for the packaged model and other
+BERT mean-pooling folders, else torch) and indexes built before it was the default (``torch``, float32
+``onnx``, the older int8 ``onnx``): each keeps being queried, and refreshed, by the encoder that made its
+vectors."""
 
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def test_the_default_is_auto_and_picks_onnx_for_the_packaged_model(tmp_path):
     from lakeql.vectors.options import VectorOptions
 
     assert VectorOptions().embed_backend == "auto"
-    assert resolve_backend(None) == "onnx" and resolve_backend(resolve_model(None), "auto") == "onnx"
-    for explicit in ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token"):
+    want = "onnx-int8-outlier"
+    assert resolve_backend(None) == want and resolve_backend(resolve_model(None), "auto") == want
+    for explicit in ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier"):
         assert resolve_backend(None, explicit) == explicit
     # a model the ONNX encoder does not handle (CLS pooling here; a hub name; a folder without a
     # tokenizer.json) runs on torch under auto
@@ -90,9 +92,9 @@ def test_a_model_folder_given_as_a_path_builds_and_queries_with_onnx(lake, tmp_p
     idx = tmp_path / "idx"
     build(lake[0], idx, ["functions.docstring"], model=path)
     meta = meta_of(idx)
-    assert meta["model"] == path and meta["backend"] == "onnx"
+    assert meta["model"] == path and meta["backend"] == "onnx-int8-outlier"
     rows, mismatch = query(lake[0], idx)
-    assert mismatch == [] and backends_loaded[-1] == "onnx"
+    assert mismatch == [] and backends_loaded[-1] == "onnx-int8-outlier"
     ref = con.execute(SQL).fetchall()
     assert [r[0] for r in rows] == [r[0] for r in ref]
 
@@ -132,6 +134,35 @@ def test_an_index_built_with_torch_keeps_torch(lake, tmp_path, backends_loaded):
     # asked for explicitly, onnx replaces it
     build(lake[0], idx, ["functions.docstring"], refresh=True, embed_backend="onnx")
     assert meta_of(idx)["backend"] == "onnx"
+
+
+def test_a_default_index_records_the_outlier_recipe_and_an_fp32_onnx_index_keeps_fp32(
+    lake, tmp_path, backends_loaded
+):
+    """A new index under the default records ``onnx-int8-outlier`` and its recipe (with the calibration
+    text's hash); an index the float32 ``onnx`` made (the default before 2026-12-07) is queried with
+    float32, and neither a bare ``--refresh`` nor naming the column again under ``auto`` re-embeds it."""
+    from lakeql.onnx_encoder import RECIPE_FP32, recipe
+
+    new = tmp_path / "new"
+    build(lake[0], new, ["functions.docstring"])
+    assert meta_of(new)["backend"] == "onnx-int8-outlier" and meta_of(new)["onnx_recipe"] == recipe("int8out")
+    backends_loaded.clear()
+    rows_new, mismatch = query(lake[0], new)
+    assert len(rows_new) == 5 and mismatch == [] and backends_loaded == ["onnx-int8-outlier"]
+    old = tmp_path / "old"
+    build(lake[0], old, ["functions.docstring"], embed_backend="onnx")
+    _, before = entry_of(lake[0], old)
+    backends_loaded.clear()
+    rows_old, mismatch = query(lake[0], old)
+    assert len(rows_old) == 5 and mismatch == [] and backends_loaded == ["onnx"]
+    build(lake[0], old, [], refresh=True)
+    build(lake[0], old, ["functions.docstring"], refresh=True)  # embed_backend 'auto': keeps onnx
+    _, after = entry_of(lake[0], old)
+    assert after.built_at == before.built_at
+    assert meta_of(old)["backend"] == "onnx" and meta_of(old)["onnx_recipe"] == RECIPE_FP32
+    # nearly the same vectors (cosine 0.999): nearly the same top results
+    assert len({r[0] for r in rows_new} & {r[0] for r in rows_old}) >= 4
 
 
 def test_an_int8_index_of_an_older_lakeql_is_still_queried_with_int8(lake, tmp_path, backends_loaded):

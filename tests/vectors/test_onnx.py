@@ -111,6 +111,130 @@ def test_int8_token_vectors_match_torch_and_do_not_depend_on_the_batch(int8_toke
     assert np.mean([len(set(x) & set(y)) / 5 for x, y in zip(na, nb, strict=True)]) > 0.95
 
 
+@pytest.fixture(scope="module")
+def int8_outlier_model():
+    from lakeql.embedding import load_model
+
+    return load_model(None, "onnx-int8-outlier")
+
+
+def test_int8_outlier_vectors_are_closest_to_torch_and_do_not_depend_on_the_batch(
+    int8_outlier_model, int8_token_model, model, texts
+):
+    """``onnx-int8-outlier``: per-token int8 with the model's outlier channels multiplied in float. Still
+    36 int8 products, batch invariant, and closer to torch than ``onnx-int8-token`` on the same texts."""
+    from onnx import load
+
+    m = int8_outlier_model
+    assert m.precision == "int8out" and m.path.name == "model_int8out.onnx"
+    ops = [n.op_type for n in load(str(m.path)).graph.node]
+    assert ops.count("MatMulInteger") == 36 and "DynamicQuantizeLinear" not in ops
+    # the float side products: one Gather per input with outlier channels, one small MatMul per product
+    assert ops.count("Gather") >= 6 and ops.count("MatMul") > 12
+    sample = [*texts, "x", "zip " * 600]
+    a = m.encode(sample, normalize_embeddings=True)
+    b = model.encode(sample, normalize_embeddings=True, convert_to_numpy=True)
+    t = int8_token_model.encode(sample, normalize_embeddings=True)
+    cos, cos_token = np.sum(a * b, axis=1), np.sum(t * b, axis=1)
+    assert a.shape == b.shape and cos.mean() > 0.998 and cos.min() > 0.995
+    assert cos.mean() > cos_token.mean() and np.mean(cos > cos_token) > 0.75
+    alone = np.stack([m.encode(x, normalize_embeddings=True) for x in sample])
+    assert float(np.abs(a - alone).max()) < 1e-5  # batch invariant
+    na = np.argsort(-(a @ a.T), axis=1, kind="stable")[:, 1:6]
+    nb = np.argsort(-(b @ b.T), axis=1, kind="stable")[:, 1:6]
+    assert np.mean([len(set(x) & set(y)) / 5 for x, y in zip(na, nb, strict=True)]) > 0.95
+
+
+def test_outlier_channels_are_calibrated_from_the_shipped_text_deterministically(onnx_model):
+    """The channels come from running the float32 graph on the fixed calibration text: the same answer
+    every time, MiniLM's known outlier (channel 99 of every attention-output layer norm) among them, a
+    few per input at most, and the calibration text's SHA-256 is part of the recipe."""
+    import hashlib
+
+    from lakeql import onnx_encoder
+
+    first = onnx_encoder.outlier_channels(onnx_model.model_dir, onnx_model.path)
+    assert first == onnx_encoder.outlier_channels(onnx_model.model_dir, onnx_model.path)
+    ln = [k for k in first if "attention/output/LayerNorm" in k]
+    assert len(ln) == 6 and all(99 in first[k] for k in ln)
+    assert all(0 < len(v) <= onnx_encoder.OUTLIER_MAX for v in first.values())
+    lines = onnx_encoder.CALIBRATION.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 256 and all(len(x.split()) >= 20 for x in lines)
+    sha = hashlib.sha256(onnx_encoder.CALIBRATION.read_bytes()).hexdigest()
+    assert sha in onnx_encoder.recipe("int8out") and "{" not in onnx_encoder.recipe("int8out")
+
+
+def test_another_calibration_text_is_another_recipe_and_a_missing_one_a_clear_error(
+    onnx_model, tmp_path, monkeypatch
+):
+    from lakeql import onnx_encoder
+
+    before = onnx_encoder.fingerprint(onnx_model.model_dir, "int8out")
+    edited = tmp_path / "onnx_calibration.txt"
+    edited.write_text(onnx_encoder.CALIBRATION.read_text(encoding="utf-8") + "One more paragraph.\n")
+    monkeypatch.setattr(onnx_encoder, "CALIBRATION", edited)
+    assert onnx_encoder.fingerprint(onnx_model.model_dir, "int8out") != before
+    assert onnx_encoder.fingerprint(onnx_model.model_dir, "int8tok") == onnx_encoder.fingerprint(
+        onnx_model.model_dir, "int8tok"
+    )
+    monkeypatch.setattr(onnx_encoder, "CALIBRATION", tmp_path / "gone.txt")
+    with pytest.raises(LakeqlError, match="calibration text of onnx-int8-outlier is missing.*reinstall"):
+        onnx_encoder.recipe("int8out")
+
+
+def test_outlier_channels_follow_the_model_not_fixed_numbers(
+    int8_outlier_model, onnx_model, tmp_path, monkeypatch
+):
+    """The same MiniLM with its hidden channels permuted (an equivalent model whose outlier channel is
+    no longer 99): the recipe finds the permuted channel, and its vectors, un-permuted, are the
+    original's. Nothing in the recipe knows channel numbers."""
+    import shutil
+
+    import torch
+    from transformers import AutoModel
+
+    from lakeql import onnx_encoder
+    from lakeql.embedding import load_model
+
+    src = onnx_model.model_dir
+    dst = tmp_path / "permuted"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.onnx", "*.md"))
+    bert = AutoModel.from_pretrained(str(src), local_files_only=True).eval()
+    hidden = bert.config.hidden_size
+    perm = torch.from_numpy(np.random.default_rng(7).permutation(hidden))
+    with torch.no_grad():
+        emb = bert.embeddings
+        for table in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings):
+            table.weight.copy_(table.weight[:, perm])
+        norms = [emb.LayerNorm]
+        for layer in bert.encoder.layer:
+            att = layer.attention
+            for lin in (att.self.query, att.self.key, att.self.value, layer.intermediate.dense):
+                lin.weight.copy_(lin.weight[:, perm])  # inputs: the hidden channels
+            for lin in (att.output.dense, layer.output.dense):
+                lin.weight.copy_(lin.weight[perm, :])  # outputs: the hidden channels
+                lin.bias.copy_(lin.bias[perm])
+            norms += [att.output.LayerNorm, layer.output.LayerNorm]
+        for norm in norms:
+            norm.weight.copy_(norm.weight[perm])
+            norm.bias.copy_(norm.bias[perm])
+    bert.save_pretrained(str(dst))
+    sample = ["how do I read a parquet file", "send an email with an attachment", "zip " * 300]
+    ours = int8_outlier_model.encode(sample, normalize_embeddings=True)
+    monkeypatch.setenv("LAKEQL_CACHE_DIR", str(tmp_path / "cache"))  # the user cache stays untouched
+    chans = onnx_encoder.outlier_channels(dst, onnx_encoder.exported(dst))  # one float32 export (torch)
+    permuted = load_model(str(dst), "onnx-int8-outlier")  # made from it: no second export
+    where = int(np.flatnonzero(perm.numpy() == 99)[0])
+    ln = [k for k in chans if "attention/output/LayerNorm" in k]
+    assert where != 99 and len(ln) == 6 and all(where in chans[k] and 99 not in chans[k] for k in ln)
+    theirs = permuted.encode(sample, normalize_embeddings=True)
+    unpermuted = np.empty_like(theirs)
+    unpermuted[:, perm.numpy()] = theirs
+    # equal up to float summation order (a rounding step that flips in one layer moves the rest a little):
+    # measured max |difference| 1e-8 on the two sentences, 1e-3 on the 300 repeated tokens
+    assert float(np.sum(unpermuted * ours, axis=1).min()) > 0.9999
+
+
 def test_export_is_cached_atomically(onnx_model):
     folder = onnx_model.path.parent
     assert onnx_model.path.exists() and (folder / "source.json").exists()
@@ -136,14 +260,14 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_a_default_index_answers_queries_without_torch(lake, tmp_path, con):
-    """No ``embed_backend``: the index records ``onnx`` (float32) and its queries never import torch."""
+    """No ``embed_backend``: the index records ``onnx-int8-outlier`` and its queries never import torch."""
     import json
 
-    from lakeql.onnx_encoder import RECIPE_FP32
+    from lakeql.onnx_encoder import recipe
 
     build(lake[0], tmp_path / "idx", ["functions.docstring"])
     meta = json.loads(next((tmp_path / "idx" / "embed").glob("*/meta.json")).read_text())
-    assert meta["backend"] == "onnx" and meta["onnx_recipe"] == RECIPE_FP32
+    assert meta["backend"] == "onnx-int8-outlier" and meta["onnx_recipe"] == recipe("int8out")
     code = (
         "import sys, lakeql\n"
         f"con = lakeql.connect({str(lake[0])!r}, index_dir={str(tmp_path / 'idx')!r}, "
@@ -198,7 +322,7 @@ def test_the_recipe_keys_the_cache(onnx_model, monkeypatch):
     assert onnx_encoder.fingerprint(onnx_model.model_dir, "int8") != before  # another recipe, another key
     assert onnx_encoder.problem(onnx_model.path.parent, precision="int8") == "model_int8.onnx missing"
     keys = {onnx_encoder.fingerprint(onnx_model.model_dir, p) for p in onnx_encoder.PRECISIONS}
-    assert len(keys) == len(onnx_encoder.PRECISIONS) == 3  # int8tok has a cache key of its own
+    assert len(keys) == len(onnx_encoder.PRECISIONS) == 4  # int8tok, int8out: a cache key each
     monkeypatch.setattr(onnx_encoder, "RECIPE_FP32", onnx_encoder.RECIPE_FP32 + "; something else")
     assert onnx_encoder.fingerprint(onnx_model.model_dir) != before
     assert onnx_encoder.problem(onnx_model.path.parent) == "made by another export recipe"

@@ -24,8 +24,8 @@ def reference(model, real, query, k, allowed=None):
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_semantic_search_matches_numpy_reference(con, model, real, rows, query):
-    ref_ids, ref_scores = reference(model, real, query, 10)
+def test_semantic_search_matches_numpy_reference(con, default_model, real, rows, query):
+    ref_ids, ref_scores = reference(default_model, real, query, 10)
     cur = con.execute("SELECT * FROM semantic_search('python.functions', 'docstring', ?, k := 10)", [query])
     cols = [d[0] for d in cur.description]
     got = cur.fetchall()
@@ -78,9 +78,9 @@ def test_post_filter_with_where_composes(con):
     assert [r[2] for r in rows] == pytest.approx([r[2] for r in want], abs=1e-5)
 
 
-def test_pre_filter_matches_reference(con, model, real, rows):
+def test_pre_filter_matches_reference(con, default_model, real, rows):
     allowed = np.array([rows[i]["kind"] == "method" for i in real[0]])
-    ref_ids, _ = reference(model, real, "open a file", 10, allowed)
+    ref_ids, _ = reference(default_model, real, "open a file", 10, allowed)
     got = con.execute("SELECT kind, lineno, qualname FROM semantic_search('python.functions', 'docstring', "
                       "'open a file', k := 10, filter := 'kind = ''method''')").fetchall()
     assert len(got) == 10 and all(r[0] == "method" for r in got)
@@ -117,9 +117,9 @@ def test_similar_rows_matches_reference(con, real, rows):
     assert len(ref & {g[0] for g in got}) >= 4
 
 
-def test_embed_and_binarize(con, model, real):
-    v = con.execute("SELECT embed('read a csv file')").fetchone()[0]
-    ref = model.encode(["read a csv file"], normalize_embeddings=True)[0]
+def test_embed_and_binarize(con, default_model, real):
+    v = con.execute("SELECT embed('read a csv file')").fetchone()[0]  # the default encoder
+    ref = default_model.encode(["read a csv file"], normalize_embeddings=True)[0]
     assert len(v) == 384 and np.allclose(v, ref, atol=1e-5)
     assert con.execute("SELECT embed(NULL), embed('')").fetchone() == (None, None)
     assert con.execute("SELECT typeof(embed('x'))").fetchone()[0] == "FLOAT[384]"
