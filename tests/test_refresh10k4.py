@@ -278,3 +278,35 @@ def test_a_tables_scan_is_kept_while_what_it_is_made_of_is_the_same(tmp_path):
     assert t.scan_sql() == fresh(t) and "elsewhere" in t.scan_sql()
     t.hive, t.format = True, "parquet"
     assert t.scan_sql() == fresh(t) and t.scan_sql().startswith("read_parquet(")
+
+
+def test_a_cold_integrity_pass_leaves_nothing_to_forget(tmp_path, monkeypatch):
+    """A fresh process (empty checksum caches) skips the scan that forgets cached files the pass did not
+    find intact: after it, the caches hold exactly the files the pass found, each with its stamp now."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lake = _one_table_lake(tmp_path)
+    idx = tmp_path / "idx"
+    _build(lake, idx)
+    pq.write_table(pa.table({"id": [1], "v": ["x"]}), lake / "d" / "c.parquet")
+    _build(lake, idx)
+    monkeypatch.setattr(store_mod, "_VERIFIED", set())
+    monkeypatch.setattr(store_mod, "_STAMPED", {})
+    calls: list[str] = []
+    real = store_mod._forget_unseen
+    monkeypatch.setattr(store_mod, "_forget_unseen", lambda *a: calls.append(a[0]) or real(*a))
+    st = Store(idx)
+    assert st.drop_damaged() == []
+    assert calls == []  # skipped
+    prefix = str(st.root) + os.sep
+    cached = {c[0]: c[1:] for c in store_mod._VERIFIED}
+    assert cached and all(f.startswith(prefix) for f in cached)
+    for f, (size, mtime, ctime, ino, _want) in cached.items():
+        s = os.stat(f)
+        assert (size, mtime, ctime, ino) == (s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)
+    before = (set(store_mod._VERIFIED), dict(store_mod._STAMPED))
+    # what the scan would have left: the same
+    assert st.drop_damaged() == []  # warm now: the scan runs
+    assert calls == [prefix]
+    assert (set(store_mod._VERIFIED), dict(store_mod._STAMPED)) == before

@@ -94,12 +94,14 @@ def inputs_key(ctx, fmt: str, cap: int) -> str:
                                  sorted([e.kind, e.table_name, e.column_name] for kind in USAGE_SQL
                                         for e in store.entries(kind))],
                                 ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    rows = []
     for k in sorted(lake.tables):
         t = lake.tables[k]
         row = cat.table_rows.get(k)
-        h.update(json.dumps([k, t.fingerprint, t.name, t.domain, str(t.source),
-                             None if row is None else row.get("row_count"),
-                             *(["csv_header"] if t.csv_header else []),
-                             *(["csv_whole_sniff"] if t.csv_whole_sniff else [])],
-                            ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        rows.append([k, t.fingerprint, t.name, t.domain, str(t.source),
+                     None if row is None else row.get("row_count"),
+                     *(["csv_header"] if t.csv_header else []),
+                     *(["csv_whole_sniff"] if t.csv_whole_sniff else [])])
+    # one JSON list of every table's row (a json.dumps per table was ~0.1 CPU s at 10,000 tables)
+    h.update(json.dumps(rows, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
