@@ -202,6 +202,10 @@ def _walk_index(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
         stack.extend(os.path.join(here, d) for d in reversed(dirs) if d not in links)
 
 
+def _temp_or_old(name: str) -> bool:
+    return bool(TEMP_RE.match(name) or OLD_RE.match(name))
+
+
 def _not_recorded(name: str) -> bool:
     """A path part :func:`_files_of` leaves out: temp and kept-aside copies and :data:`READER_CACHES`."""
     return bool(TEMP_RE.match(name) or OLD_RE.match(name) or name in READER_CACHES)
@@ -702,6 +706,30 @@ class Store:
         files = ([("", str(p))] if p.is_file()
                  else [(rel, full) for rel, full, _ in _walk_files(p, _not_recorded)])
         return json.dumps({rel: _stamped_checksum(f) for rel, f in files}, sort_keys=True)
+
+    def bytes_and_checksums(self, rel_path: str) -> tuple[int, str]:
+        """``(dir_bytes(p), checksums)`` of index ``rel_path`` (a file or folder below the root): what
+        :func:`dir_bytes` and :meth:`checksums_of` return, from one walk and one ``stat`` per file (the
+        schema step records a folder of 11,000 files: each walk was ~0.1 CPU s)."""
+        p = self.root / rel_path
+        if p.is_file():
+            ck, size = _stamped_checksum_sized(str(p))
+            return size, json.dumps({"": ck}, sort_keys=True)
+        total = 0
+        cks: dict[str, str] = {}
+        for rel, full, _ in _walk_files(p, _temp_or_old):
+            parts = rel.split("/") if rel[0] == "." or "/." in rel else ()  # both sets' names start with '.'
+            counted = not any(LEGACY_TEMP_RE.match(x) for x in parts)  # dir_bytes leaves these out
+            if any(x in READER_CACHES for x in parts):  # counted, not recorded
+                if counted:
+                    with contextlib.suppress(OSError):
+                        total += os.stat(full).st_size
+                continue
+            ck, size = _stamped_checksum_sized(full)
+            cks[rel] = ck
+            if counted:
+                total += size
+        return total, json.dumps(cks, sort_keys=True)
 
     def _stamped(self, entry: IndexEntry) -> IndexEntry:
         if not entry.checksums and (self.root / entry.path).exists():
@@ -1287,16 +1315,21 @@ def _stat_stamp(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
 def _stamped_checksum(path: Path | str) -> str:
     """:func:`file_checksum` of ``path``, from :data:`_STAMPED` while its stamp is the same (a write,
     truncation, replacement or touch changes the ctime, which no program can set back)."""
+    return _stamped_checksum_sized(path)[0]
+
+
+def _stamped_checksum_sized(path: Path | str) -> tuple[str, int]:
+    """:func:`_stamped_checksum` and the file's size (from the same ``stat``)."""
     key = str(path)
     stamp = _stat_stamp(key)
     got = _STAMPED.get(key)
     if got is not None and got[0] == stamp:
-        return got[1]
+        return got[1], stamp[0]
     ck = file_checksum(path)
     if _stat_stamp(key) == stamp:  # not changed while it was read
         _STAMPED[key] = (stamp, ck)
         _READ_BACK.add(key)
-    return ck
+    return ck, stamp[0]
 
 
 def _manifest_stamp(st: os.stat_result) -> tuple[int, int, int]:

@@ -310,3 +310,28 @@ def test_a_cold_integrity_pass_leaves_nothing_to_forget(tmp_path, monkeypatch):
     assert st.drop_damaged() == []  # warm now: the scan runs
     assert calls == [prefix]
     assert (set(store_mod._VERIFIED), dict(store_mod._STAMPED)) == before
+
+
+def test_bytes_and_checksums_from_one_walk_equal_the_two_walks(tmp_path):
+    from lakeql.store import dir_bytes
+
+    store = Store(tmp_path)
+    d = tmp_path / "schemas"
+    (d / "dom" / ".legacy.abcdefgh.tmp").mkdir(parents=True)  # an older lakeql's temp folder
+    (d / ".hid").mkdir()
+    (d / "a.md").write_bytes(b"a" * 10)
+    (d / "dom" / "b.md").write_bytes(b"b" * 20)
+    (d / "dom" / ".legacy.abcdefgh.tmp" / "in.md").write_bytes(b"l" * 30)
+    (d / ".x.abcdefgh.tmp").write_bytes(b"legacy" * 7)  # checksummed, not counted
+    (d / ".lakeql-embeddings.npz").write_bytes(b"cache" * 11)  # counted, not checksummed
+    (d / ".hid" / ".lakeql-embeddings.npz").write_bytes(b"c" * 13)
+    (d / ".hid" / "h.md").write_bytes(b"h" * 17)
+    (d / "dom" / ".b.md.123-abcd.tmp").write_bytes(b"temp")  # neither
+    (d / "dom" / ".b.md.old-123").write_bytes(b"old")  # neither
+    (d / "link.md").symlink_to(d / "a.md")
+    (d / "loop").symlink_to(d)
+    entry = IndexEntry("schemas", "", "", "schemas", 0, 0, "")
+    assert store.bytes_and_checksums("schemas") == (dir_bytes(d), store.checksums_of(entry))
+    one = IndexEntry("schemas", "", "", "schemas/a.md", 0, 0, "")
+    assert store.bytes_and_checksums("schemas/a.md") == (dir_bytes(d / "a.md"), store.checksums_of(one))
+    assert store.bytes_and_checksums("schemas")[0] == 10 + 20 + 55 + 13 + 17 + 10

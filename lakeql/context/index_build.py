@@ -13,7 +13,7 @@ import hashlib
 import json
 
 from lakeql.progress import say
-from lakeql.store import IndexEntry, dir_bytes
+from lakeql.store import IndexEntry
 
 SUBDIR = "schemas"
 
@@ -71,8 +71,11 @@ def build(ctx) -> None:
     if res is None and old is not None and old.params == params and not opts.schemas_embed:
         return  # the manifest row says it all already (no walk over the folder's files)
     source = sum(t.source_bytes for t in ctx.lake.tables.values())
-    entry = IndexEntry(KIND, "", "", SUBDIR, dir_bytes(out), source, "", params=params)
+    # the folder's bytes and checksums from one walk (recorded_as compares the bytes; record keeps both)
+    nbytes, checksums = ctx.store.bytes_and_checksums(SUBDIR)
+    entry = IndexEntry(KIND, "", "", SUBDIR, nbytes, source, "", params=params)
     if not ctx.store.recorded_as(entry):  # a no-op --refresh: the manifest is left as it is
+        entry.checksums = checksums
         ctx.store.record(entry)
 
 
