@@ -19,6 +19,7 @@ import numpy as np
 
 from lakeql import parquet_io
 from lakeql import store as store_mod
+from lakeql.catalog import Column
 from lakeql.lake import join_root
 from lakeql.store import VERIFIED, IndexEntry, Store, _files_of, file_checksum
 
@@ -335,3 +336,63 @@ def test_bytes_and_checksums_from_one_walk_equal_the_two_walks(tmp_path):
     one = IndexEntry("schemas", "", "", "schemas/a.md", 0, 0, "")
     assert store.bytes_and_checksums("schemas/a.md") == (dir_bytes(d / "a.md"), store.checksums_of(one))
     assert store.bytes_and_checksums("schemas")[0] == 10 + 20 + 55 + 13 + 17 + 10
+
+
+def _columns_rows(idx):
+    return parquet_io.read_table(idx / "catalog" / "columns.parquet").to_pylist()
+
+
+def test_stored_columns_are_written_back_as_a_full_build_writes_them(tmp_path):
+    """The catalog keeps unchanged tables' stored column rows without making a Column of each; after a
+    table changes its columns, one is added and one removed, the refreshed catalog's files and columns
+    equal a full build's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakeql.catalog import Catalog, StoredColumns
+    from lakeql.lake import discover
+
+    lake = _one_table_lake(tmp_path)
+    idx = tmp_path / "idx"
+    _build(lake, idx)
+    stored = Catalog.load(discover(lake), Store(idx))
+    assert isinstance(stored.columns_by_table, StoredColumns) and not stored.columns_by_table._made
+    assert dict(stored.columns_by_table) == {
+        f"d.{n}": [Column(f"d.{n}", "id", 0, "BIGINT"), Column(f"d.{n}", "v", 1, "VARCHAR")] for n in "abc"
+    }
+    pq.write_table(pa.table({"k": [1.5], "id": [1], "w": ["x"]}), lake / "d" / "b.parquet")  # new columns
+    pq.write_table(pa.table({"z": [True]}), lake / "d" / "aa.parquet")  # a new table, sorted in between
+    (lake / "d" / "c.parquet").unlink()
+    for _ in range(2):  # the change, then a no-op
+        _build(lake, idx)
+        full = tmp_path / f"full{_}"
+        import lakeql
+
+        lakeql.index(lake, index_dir=full, progress=False, capabilities=["context"])
+        assert _columns_rows(idx) == _columns_rows(full)
+        got = Catalog.load(discover(lake), Store(idx))
+        want = Catalog.load(discover(lake), Store(full))
+        assert got.columns_by_table == want.columns_by_table  # another file: compared row by row
+        assert [c.column_name for c in got.columns_by_table["d.b"]] == ["k", "id", "w"]
+        assert "d.c" not in got.columns_by_table and len(got.columns_by_table) == 3
+
+
+def test_stored_columns_mapping(tmp_path):
+    from lakeql.catalog import StoredColumns
+
+    names = ["a", "a", "b", "c", "c", "c"]
+    m = StoredColumns.from_lists(names, ["x", "y", "z", "p", "q", "r"], [0, 1, 0, 0, 1, 2], ["T"] * 6)
+    assert list(m) == ["a", "b", "c"] and len(m) == 3 and "b" in m and "d" not in m
+    assert m["b"] == [Column("b", "z", 0, "T")] and m.get("d", []) == []
+    assert m["b"] is m["b"]  # made once
+    kept = m.keep(["a", "c", "e"], {"n": [Column("n", "u", 0, "T")], "c": [Column("c", "new", 0, "T")]})
+    assert dict(kept) == {
+        "a": m["a"],
+        "c": [Column("c", "new", 0, "T")],
+        "e": [],
+        "n": [Column("n", "u", 0, "T")],
+    }
+    assert kept.rows_sorted() == (["a", "a", "c", "n"], ["x", "y", "new", "u"], [0, 1, 0, 0], ["T"] * 4)
+    same = m.keep(["a", "b", "c"], {})
+    assert same == m and m == dict(m) and same != kept
+    assert StoredColumns.from_lists(["a", "b", "a"], ["x", "y", "z"], [0, 0, 1], ["T"] * 3) is None
