@@ -57,7 +57,7 @@ from lakeql import parquet_io
 from lakeql.cliargs import shell_word
 from lakeql.dbutil import inflate
 from lakeql.errors import CorruptIndexError, IndexDirError, LakeqlError, NotIndexedError, StaleIndexError
-from lakeql.lake import Lake, Table, glob_escape
+from lakeql.lake import Lake, Table, glob_escape, join_root
 
 MANIFEST = "indexes.parquet"
 FORMAT_VERSION = 1
@@ -667,7 +667,6 @@ class Store:
         if not self.root.exists():
             return done
         for dirpath, dirnames, filenames in _walk_index(str(self.root)):
-            here = Path(dirpath)
             for name in list(dirnames) + filenames:
                 if not name.startswith("."):  # every temp / kept-aside / legacy name starts with a dot
                     continue
@@ -677,6 +676,7 @@ class Store:
                     continue
                 if m is not None and _pid_alive(int(m.group("pid"))):
                     continue
+                here = Path(dirpath)  # (a Path per matching name, not per folder: 11,000 of them at 10k)
                 if legacy and time.time() - (here / name).stat().st_mtime < 3600:
                     continue
                 p = here / name
@@ -749,7 +749,9 @@ class Store:
         found intact. ``checked``: filled with ``{path: (size, mtime_ns, ctime_ns, inode, checksum)}`` of
         the same files (by the path :data:`_VERIFIED` holds).
         """
-        p = path if path is not None else self.root / entry.path
+        # the path as a string (what ``self.root / entry.path`` makes: a Path per index was ~0.05 CPU s of
+        # an integrity pass at 10,000 tables)
+        p = str(path) if path is not None else join_root(self.root, entry.path)
         try:  # one stat for Path.exists() and is_file() (the errors they take as "no such file")
             is_file = stat.S_ISREG(os.stat(p).st_mode)
         except OSError as exc:
@@ -766,7 +768,7 @@ class Store:
             return "its checksums are unreadable"
         files: dict[str, str] | None = None
         if is_file:
-            files = {"": str(p)}
+            files = {"": p}
         elif not all(rel and "/" not in rel
                      and not (rel[0] == "." and (TEMP_RE.match(rel) or OLD_RE.match(rel)))
                      for rel in expected):  # paths as strings: a Path per file cost most of checking
