@@ -112,7 +112,8 @@ def _build(lake_path: str | os.PathLike[str], opts: IndexOptions, engine: Any) -
 
     lock = store.build_lock(wait=getattr(opts.core, "wait", True), say=say)
     with lock, builder_connections(lake.fs, lake.root):  # a remote lake: read through one snapshot
-        store.drop_damaged(verify=bool(getattr(opts.core, "verify", False)))
+        # the verification record written once, by remember_checksummed at the end of the build
+        store.drop_damaged(verify=bool(getattr(opts.core, "verify", False)), defer_record=True)
         store.clean_stale()
         return _build_locked(lake, store, opts, t0, started, engine)
 

@@ -155,8 +155,18 @@ class Table:
 
     def scan_sql(self) -> str:
         """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly
-        this table's files."""
-        return scan_sql(self.format, self.paths, self.hive, self.csv_header, self.csv_whole_sniff)
+        this table's files.
+
+        Kept while what it is made of is the same (the same file objects, root, format and options): a
+        refresh of 10,000 tables writes each table's view twice (``lake.duckdb`` and ``views/``)."""
+        basis = (tuple(self.files), self.root, self.format, self.hive, self.csv_header, self.csv_whole_sniff,
+                 tuple(self.decoded.items()))
+        memo = self.__dict__.get("_scan_sql")
+        if memo is not None and memo[0] == basis:
+            return memo[1]
+        sql = scan_sql(self.format, self.paths, self.hive, self.csv_header, self.csv_whole_sniff)
+        self.__dict__["_scan_sql"] = (basis, sql)
+        return sql
 
 
 def files_word(table: Table | None) -> str:
@@ -169,7 +179,19 @@ def join_root(root: Path | str, rel: str) -> str:
     """``root/rel`` for a local root, or a URL for a lake on object storage (``s3://b/prefix``)."""
     if isinstance(root, str) and "://" in root:
         return root.rstrip("/") + "/" + rel
+    if _PLAIN_REL.fullmatch(rel) is not None and os.sep == "/":
+        # what pathlib makes of a relative path with no empty or '.' parts: the parts joined by '/' (a
+        # refresh of 10,000 tables joins ~20,000 of them; pathlib's parsing was ~0.3 CPU s of it)
+        base = str(root) if isinstance(root, Path) else str(Path(root))
+        if base == ".":  # Path(".") / rel is rel
+            return rel
+        return base + rel if base.endswith("/") else f"{base}/{rel}"
     return str(Path(root) / rel)
+
+
+#: a relative path pathlib keeps as it is: no leading '/', no empty part ('//', a trailing '/') and no
+#: '.' part
+_PLAIN_REL = re.compile(r"(?!/)(?:(?!\.(?:/|$))[^/]+)(?:/(?!\.(?:/|$))[^/]+)*")
 
 
 def scan_sql(fmt: str, paths: list[str], hive: bool = False, header: bool = False,
