@@ -417,19 +417,27 @@ class NanoText(str):
         return self.replace(" ", "T", 1)
 
 
+def _type_holds(typ: Any, is_kind: Any) -> bool:
+    """Whether the Arrow type ``typ`` is, or holds anywhere inside it (map keys and items, list values,
+    struct and union fields), a type for which ``is_kind`` (a ``pyarrow.types.is_*`` test) is true."""
+    import pyarrow as pa
+
+    if is_kind(typ):
+        return True
+    if pa.types.is_map(typ):
+        return _type_holds(typ.key_type, is_kind) or _type_holds(typ.item_type, is_kind)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _type_holds(typ.value_type, is_kind)
+    if pa.types.is_struct(typ) or pa.types.is_union(typ):
+        return any(_type_holds(typ.field(i).type, is_kind) for i in range(typ.num_fields))
+    return False
+
+
 def _has_interval(typ: Any) -> bool:
     """Whether the Arrow type ``typ`` is or holds an interval."""
     import pyarrow as pa
 
-    if pa.types.is_interval(typ):
-        return True
-    if pa.types.is_map(typ):
-        return _has_interval(typ.key_type) or _has_interval(typ.item_type)
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
-        return _has_interval(typ.value_type)
-    if pa.types.is_struct(typ) or pa.types.is_union(typ):
-        return any(_has_interval(typ.field(i).type) for i in range(typ.num_fields))
-    return False
+    return _type_holds(typ, pa.types.is_interval)
 
 
 def _has_union(typ: Any) -> bool:
@@ -437,15 +445,7 @@ def _has_union(typ: Any) -> bool:
     which member a value is: such values are converted from pyarrow's scalars, :func:`_from_scalar`)."""
     import pyarrow as pa
 
-    if pa.types.is_union(typ):
-        return True
-    if pa.types.is_map(typ):
-        return _has_union(typ.key_type) or _has_union(typ.item_type)
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
-        return _has_union(typ.value_type)
-    if pa.types.is_struct(typ):
-        return any(_has_union(typ.field(i).type) for i in range(typ.num_fields))
-    return False
+    return _type_holds(typ, pa.types.is_union)
 
 
 def _zone_of(typ: Any) -> str | None:
