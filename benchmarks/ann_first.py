@@ -47,25 +47,11 @@ COPY_SMALL = ("best_i.npy", "build.json", "binarizer.pkl")
 def load_code_index(folder: Path):
     """The store's :class:`~lakeql.vectors.codes.CodeIndex`, loaded as ``vectors_sql_ann.py`` does (every
     code into memory, tiers memory-mapped): what a connection's first search loads before it scans."""
-    from lakeql.vectors import kernels
-    from lakeql.vectors.codes import CodeIndex
+    from vectors_sql_ann import store_code_index
 
     meta = json.loads((folder / "meta.json").read_text())
     binz = pickle.loads((folder / "binarizer.pkl").read_bytes())
-    fac = {"factor": np.load(folder / "factor.npy"), "add": np.load(folder / "add.npy")}
-    words, factors = kernels.scan_inputs(np.load(folder / "packed.npy"), fac, binz.scan)
-    factors["errc"] = binz.error_coefficients(factors)
-    n = int(meta["rows"])
-    return CodeIndex(
-        folder,
-        meta,
-        np.arange(n),
-        words,
-        factors,
-        np.load(folder / "rescore.npy", mmap_mode="r"),
-        np.load(folder / "scales.npy"),
-        binz,
-    )
+    return store_code_index(folder, meta, binz)
 
 
 def write_extras(folder: Path) -> None:

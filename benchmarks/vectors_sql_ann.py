@@ -48,6 +48,28 @@ WORK = REPO / "benchmarks" / "_work"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
+def store_code_index(folder: Path, meta: dict, binz):
+    """The store's :class:`~lakeql.vectors.codes.CodeIndex` as a connection's first search loads it: every
+    code and scan factor in memory, the int8 rescoring tier memory-mapped (``meta`` says its rows)."""
+    from lakeql.vectors import kernels
+    from lakeql.vectors.codes import CodeIndex
+
+    fac = {"factor": np.load(folder / "factor.npy"), "add": np.load(folder / "add.npy")}
+    words, factors = kernels.scan_inputs(np.load(folder / "packed.npy"), fac, binz.scan)
+    factors["errc"] = binz.error_coefficients(factors)
+    n = int(meta["rows"])
+    return CodeIndex(
+        folder,
+        meta,
+        np.arange(n),
+        words,
+        factors,
+        np.load(folder / "rescore.npy", mmap_mode="r"),
+        np.load(folder / "scales.npy"),
+        binz,
+    )
+
+
 def base_vectors(folder: Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(3,000 passage vectors, 100 query vectors, passage titles), encoded once and cached; ``folder``:
     read already encoded base_corpus.npy / base_queries.npy (and base_titles.json, a list of titles, when
@@ -397,28 +419,15 @@ def ann10m_measure(
 
     import faiss
 
-    from lakeql.vectors import ann, kernels
-    from lakeql.vectors.codes import CodeIndex
+    from lakeql.vectors import ann
     from lakeql.vectors.search import search
 
     faiss.omp_set_num_threads(1)
     info = json.loads((folder / "build.json").read_text())
     n = info["n"]
     binz = pickle.loads((folder / "binarizer.pkl").read_bytes())
-    fac = {"factor": np.load(folder / "factor.npy"), "add": np.load(folder / "add.npy")}
-    words, factors = kernels.scan_inputs(np.load(folder / "packed.npy"), fac, binz.scan)
-    factors["errc"] = binz.error_coefficients(factors)
     d = binz.dim
-    idx = CodeIndex(
-        folder,
-        {"dim": d, "tier": "int8", "tier_space": info["space"], "rows": n},
-        np.arange(n),
-        words,
-        factors,
-        np.load(folder / "rescore.npy", mmap_mode="r"),
-        np.load(folder / "scales.npy"),
-        binz,
-    )
+    idx = store_code_index(folder, {"dim": d, "tier": "int8", "tier_space": info["space"], "rows": n}, binz)
     tier_copy_s = None
     if not (folder / ann.TIER_FILE).exists():  # a store built before the list-order tier: add it
         t0 = time.perf_counter()
