@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -44,3 +45,117 @@ def test_mac_roman_text_is_still_told_by_its_letters():
     text = "name,city\nLauren Vélez,São Paulo\nAlexander Skarsgård,Malmö\nCAFÉ MÜLLER,Köln\nit’s,Zürich\n"
     data = text.encode("mac_roman")
     assert csvenc.detect(lambda: io.BytesIO(data)) == "mac_roman", csvenc.mac_roman_evidence(data)
+
+
+def _zoned_lake(root, files: int):
+    """A table whose ``note`` is VARCHAR in one file and TIMESTAMPTZ in the others (the view reads
+    VARCHAR): the TIMESTAMPTZ files' text is the build connection's time zone's."""
+    import duckdb
+
+    (root / "w" / "a").mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if not (root / "w" / "a" / "a.parquet").exists():  # files written before are left as they are
+        con.execute(
+            "COPY (SELECT i AS id, 'plain text ' || i AS note FROM range(20) t(i)) TO ?",
+            [str(root / "w" / "a" / "a.parquet")],
+        )
+    for k in range(1, files):
+        if (root / "w" / "a" / f"f{k}.parquet").exists():
+            continue
+        con.execute(
+            f"COPY (SELECT {k * 100} + i AS id, TIMESTAMPTZ '2014-07-01 12:00:00+00' "
+            f"+ ({k} * 100 + i) * INTERVAL 1 day AS note FROM range(20) t(i)) TO ?",
+            [str(root / "w" / "a" / f"f{k}.parquet")],
+        )
+    con.close()
+
+
+def test_a_refresh_never_mixes_time_zones_inside_one_ngram_index(tmp_path, monkeypatch):
+    """An n-gram index built before every build connection was in UTC (on a machine whose zone is not
+    UTC) holds the TIMESTAMPTZ files' text in that zone ('17:30:00+05:30'). A refresh after one file was
+    added kept those shards and built the new one in UTC: one index, two zones ('+00' and '+05:30'
+    both found), and `lakeql doctor` said all well. Now the index records its build zone, and a refresh
+    of an index of another (or no recorded) zone builds the shards of zoned files again."""
+    import lakeql
+    from lakeql.sources import buildfs
+
+    lake, idx = tmp_path / "lake", tmp_path / "idx"
+    _zoned_lake(lake, 2)
+    monkeypatch.setattr(buildfs, "BUILD_TIME_ZONE", "Asia/Kolkata")  # a build before the rule
+    lakeql.index(lake, index_dir=idx, ngram="w.a.note", capabilities=["ngrams"], progress=False)
+
+    def count(pattern: str) -> int:
+        con = lakeql.connect(lake, index_dir=idx)
+        try:
+            return con.execute("SELECT ngram_count('w.a', 'note', ?)", [pattern]).fetchall()[0][0]
+        finally:
+            con.close()
+
+    assert count("+05:30") == 20 and count("+00") == 0
+    monkeypatch.setattr(buildfs, "BUILD_TIME_ZONE", "UTC")
+    _zoned_lake(lake, 3)  # one more TIMESTAMPTZ file
+    lakeql.index(lake, index_dir=idx, ngram="w.a.note", capabilities=["ngrams"], refresh=True, progress=False)
+    assert (count("+00"), count("+05:30"), count("plain")) == (40, 0, 20)
+    # a second refresh after another file keeps every shard: the index is of the build zone now
+    _zoned_lake(lake, 4)
+    lakeql.index(lake, index_dir=idx, ngram="w.a.note", capabilities=["ngrams"], refresh=True, progress=False)
+    assert (count("+00"), count("+05:30")) == (60, 0)
+
+
+def test_a_refresh_never_mixes_time_zones_inside_one_embed_index(tmp_path, monkeypatch):
+    """The same for ``--embed``: a refresh kept the embeddings (and BM25 words) of a zoned file's local
+    text beside the new file's UTC text. Now that file is embedded again: its shard's BM25 words equal
+    those of a full build in UTC."""
+    import lakeql
+    from lakeql.sources import buildfs
+
+    lake, idx, fresh = tmp_path / "lake", tmp_path / "idx", tmp_path / "fresh"
+    _zoned_lake(lake, 2)
+    monkeypatch.setattr(buildfs, "BUILD_TIME_ZONE", "Asia/Kolkata")
+    lakeql.index(
+        lake, index_dir=idx, embed="w.a.note", capabilities=["vectors"], embed_bm25=True, progress=False
+    )
+    monkeypatch.setattr(buildfs, "BUILD_TIME_ZONE", "UTC")
+    _zoned_lake(lake, 3)
+    lakeql.index(
+        lake,
+        index_dir=idx,
+        embed="w.a.note",
+        capabilities=["vectors"],
+        refresh=True,
+        embed_bm25=True,
+        progress=False,
+    )
+    lakeql.index(
+        lake, index_dir=fresh, embed="w.a.note", capabilities=["vectors"], embed_bm25=True, progress=False
+    )
+
+    def words(root):
+        [folder] = [p for p in root.rglob("shards") if p.is_dir()]
+        return {s.name: (s / "bm25_terms.parquet").read_bytes() for s in folder.iterdir()}
+
+    got, want = words(idx), words(fresh)
+    assert got.keys() == want.keys() and len(got) == 3
+    assert got == want
+    meta = json.loads(next(idx.rglob("meta.json")).read_text())
+    assert meta["time_zone"] == "UTC"
+
+
+def test_a_build_never_changes_the_time_zone_of_a_callers_connection(tmp_path):
+    """Build connections are in UTC; a connection the caller opened (and one it registers the lake on)
+    keeps its own zone through an in-process build, and sees the view's TIMESTAMPTZ values in it."""
+    import duckdb
+
+    import lakeql
+
+    lake = tmp_path / "lake"
+    _zoned_lake(lake, 2)
+    user = duckdb.connect()
+    user.execute("SET TimeZone = 'America/New_York'")
+    lakeql.index(lake, index_dir=tmp_path / "idx", ngram="w.a.note", capabilities=["ngrams"], progress=False)
+    assert user.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "America/New_York"
+    lakeql.register(user, lake, index_dir=tmp_path / "idx")
+    assert user.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "America/New_York"
+    notes = {r[0] for r in user.execute("SELECT note FROM w.a WHERE id = 100").fetchall()}
+    assert notes == {"2014-10-09 08:00:00-04"}, notes
