@@ -126,11 +126,14 @@ def _plausible_bytes(table: str) -> Any:
     return out
 
 
-#: the signs plausible right after a letter inside a word (an apostrophe, also typed as ``‘`` or ``´``,
-#: a dash, a Catalan middle dot) and at a word's end (closing quotes, also German ``“`` and ``‘``, an
-#: ellipsis, footnote marks, units and currencies: ``12 M€``, ``N°``, ``Nº``)
-INSIDE = "’‘´·–—"
-END = "’‘”“»›…–—™®©°²³¹ºª€£¥¢†‡•"
+#: the signs plausible right after a letter inside a word (an apostrophe, also typed as ``‘`` or ``´``, a
+#: dash) and at a word's end (closing quotes, also German ``“`` and ``‘``, an ellipsis, a footnote mark,
+#: units and currencies: ``12 M€``, ``N°``, ``Nº``). Each sign makes its byte plausible in both readings:
+#: one is listed only when the other encoding's character at its byte is not common after a letter
+#: (not ``†``: Mac Roman's ``†`` is Windows-1252's no-break space, as in French ``prix\xa0:``; not
+#: ``¥``: it is ``´``; not a middle dot: it is ``á``)
+INSIDE = "’‘´–—"
+END = "’‘”“»›…–—™®©°²³¹ºª€£¢‡•´"
 
 
 _PLAUSIBLE: list[Any] = []

@@ -23,6 +23,8 @@ WINDOWS_1252 = {
     "footnote marks ‡": "name,year\nSmith‡,1990\nJones‡,1991\nBrown‡,1992\n",
     "degrees and micro": "station,temp,dose\nN°1,20°,5µg\nN°2,21°,7µm\nNº3,22°,1µg\n",
     "one accented byte": "name\nJosé\n",
+    "French no-break spaces": "id,texte\n1,Prix\xa0: 12\n2,Bonjour\xa0!\n3,Quoi\xa0?\n4,Note\xa0;\n",
+    "´ as an apostrophe": "id,text\n1,the students´ work\n2,the players´ fees\n3,our parents´ house\n",
 }
 
 
