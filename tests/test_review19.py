@@ -105,6 +105,29 @@ def test_a_refresh_never_mixes_time_zones_inside_one_ngram_index(tmp_path, monke
     assert (count("+00"), count("+05:30")) == (60, 0)
 
 
+def test_a_refresh_rebuilds_an_unchanged_tables_ngram_index_of_another_zone(tmp_path, monkeypatch):
+    """An unchanged table's n-gram index was kept whole by a refresh: built before the rule on a machine
+    in another zone, it kept that zone's text for good. Now its zoned files' shards are built again."""
+    import lakeql
+    from lakeql.sources import buildfs
+
+    lake, idx = tmp_path / "lake", tmp_path / "idx"
+    _zoned_lake(lake, 2)
+    monkeypatch.setattr(buildfs, "BUILD_TIME_ZONE", "Asia/Kolkata")
+    lakeql.index(lake, index_dir=idx, ngram="w.a.note", capabilities=["ngrams"], progress=False)
+    monkeypatch.setattr(buildfs, "BUILD_TIME_ZONE", "UTC")
+    lakeql.index(lake, index_dir=idx, ngram="w.a.note", capabilities=["ngrams"], refresh=True, progress=False)
+    con = lakeql.connect(lake, index_dir=idx)
+    try:
+        got = [
+            con.execute("SELECT ngram_count('w.a', 'note', ?)", [p]).fetchall()[0][0]
+            for p in ("+00", "+05:30")
+        ]
+    finally:
+        con.close()
+    assert got == [20, 0]
+
+
 def test_a_refresh_never_mixes_time_zones_inside_one_embed_index(tmp_path, monkeypatch):
     """The same for ``--embed``: a refresh kept the embeddings (and BM25 words) of a zoned file's local
     text beside the new file's UTC text. Now that file is embedded again: its shard's BM25 words equal

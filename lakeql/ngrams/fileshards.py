@@ -223,6 +223,7 @@ def build_target(ctx, target, jobs_n: int) -> IndexEntry:
             "built_shards": len(jobs),
             "kept_shards": n_shards - len(jobs),
             "removed_files": len(diff.removed) if prev else 0,
+            "time_zone": buildfs.BUILD_TIME_ZONE,
         }
     )
     entry = IndexEntry(
