@@ -22,7 +22,10 @@ costs nothing more than before):
 5. a single-byte file is ``mac_roman`` (Mac OS Roman) instead when its letters say so: every byte
    0x80-0xFF right after an ASCII letter (and not before another such byte) is read both ways, and it is
    *plausible* when it is a letter of the case of its word (the next letter's case, else the previous
-   one's), an apostrophe or dash inside a word, or a closing quote, ellipsis or sign at a word's end.
+   one's; either case after a word's first capital: ``Sí``, ``Né``), an apostrophe, dash or middle dot
+   inside a word, or a closing quote (``“`` too, as German closes), ellipsis, footnote mark, unit or
+   currency at a word's end (``12 M€``: :data:`INSIDE`, :data:`END`). Windows-1252 text is never taken
+   for Mac Roman by these (tests/test_review19.py: a survey's ``Sí`` was read ``SÌ``, ``M€`` ``MÄ``).
    ``Vélez`` in Mac Roman is ``V\x8elez``: ``é`` there, ``Ž`` (a capital inside a lower-case word) in
    Windows-1252; ``it’s`` in Mac Roman is ``it\xd5s``: ``Õ`` in Windows-1252. Mac Roman is chosen when
    at least 3 bytes are plausible only as Mac Roman and more than 4 times as many as are plausible only
@@ -113,20 +116,32 @@ MAC_LOOKS = 100_000  # bytes after a letter looked at per file, at most (the res
 
 
 def _plausible_bytes(table: str) -> Any:
-    """A (2, 2, 256) bool array: [upper-case word, inside a word, byte b] -> whether byte b of the
-    single-byte ``table`` is a plausible character there (see the module docstring, rule 5)."""
+    """A (3, 2, 256) bool array: [word case (0 lower, 1 upper, 2 either), inside a word, byte b] ->
+    whether byte b of the single-byte ``table`` is a plausible character there (see the module docstring,
+    rule 5)."""
     import unicodedata
 
     import numpy as np
 
-    out = np.zeros((2, 2, 256), dtype=bool)
+    out = np.zeros((3, 2, 256), dtype=bool)
     for upper in (0, 1):
         for inside in (0, 1):
             for b in range(0x80, 0x100):
                 c = table[b]
                 letter = unicodedata.category(c) == ("Lu" if upper else "Ll")
-                out[upper, inside, b] = letter or c in ("’–—" if inside else "’”»…–—™®©°²³¹")
+                out[upper, inside, b] = letter or c in (INSIDE if inside else END)
+    out[2] = out[0] | out[1]
     return out
+
+
+#: the signs plausible right after a letter inside a word (an apostrophe, also typed as ``‘`` or ``´``, a
+#: dash) and at a word's end (closing quotes, also German ``“`` and ``‘``, an ellipsis, a footnote mark,
+#: units and currencies: ``12 M€``, ``N°``, ``Nº``). Each sign makes its byte plausible in both readings:
+#: one is listed only when the other encoding's character at its byte is not common after a letter
+#: (not ``†``: Mac Roman's ``†`` is Windows-1252's no-break space, as in French ``prix\xa0:``; not
+#: ``¥``: it is ``´``; not a middle dot: it is ``á``)
+INSIDE = "’‘´–—"
+END = "’‘”“»›…–—™®©°²³¹ºª€£¢‡•´"
 
 
 _PLAUSIBLE: list[Any] = []
@@ -156,11 +171,17 @@ def mac_roman_evidence(data: bytes, looks: int = MAC_LOOKS) -> tuple[int, int, i
         return 0, 0, 0
     nxt = np.minimum(at + 1, len(a) - 1)
     inside = letter[nxt] & (at + 1 < len(a))
-    case_of = np.where(inside, a[nxt], a[at - 1])
-    upper = (case_of >= ord("A")) & (case_of <= ord("Z"))
+    capital = (a >= ord("A")) & (a <= ord("Z"))
+    # the word's case: the next letter's; at a word's end the previous one's, but a capital that begins
+    # the word (``Sí``, ``Né``, ``M€``) says nothing: a title-case word and an upper-case one look alike
+    before = np.maximum(at - 2, 0)
+    begins = (at < 2) | ~letter[before]
+    case = np.where(inside, capital[nxt], np.where(capital[at - 1] & begins, 2, capital[at - 1]))
+    case = case.astype(np.intp)
     b = a[at]
-    decides = differ[upper.astype(np.intp), inside.astype(np.intp), b]
-    mac = int(np.count_nonzero(decides & mac_ok[upper.astype(np.intp), inside.astype(np.intp), b]))
+    ins = inside.astype(np.intp)
+    decides = differ[case, ins, b]
+    mac = int(np.count_nonzero(decides & mac_ok[case, ins, b]))
     return mac, int(np.count_nonzero(decides)) - mac, len(at)
 
 

@@ -32,6 +32,7 @@ from lakeql import shards as S
 from lakeql.errors import CorruptIndexError
 from lakeql.lake import FileStamp, Table
 from lakeql.progress import bar, say
+from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, _stamped_checksum, dir_bytes
 
 INDEX_JSON = "index.json"
@@ -107,6 +108,13 @@ def _file_batches(target, stamp: FileStamp):
     return table_batches(target.table.with_files([stamp]), target.column)
 
 
+def _zoned(target, stamp: FileStamp) -> bool:
+    """Whether the file's column text depends on the session's zone (:func:`buildfs.zoned_column`)."""
+    if target.table.format != "parquet":
+        return False
+    return buildfs.zoned_column(target.table.with_files([stamp]).paths[0], target.column)
+
+
 def _catalog_rows(ctx, table: Table) -> list[int] | None:
     try:
         rows = ctx.catalog.file_rows(table)
@@ -127,6 +135,10 @@ def build_target(ctx, target, jobs_n: int) -> IndexEntry:
     old_files = {f["shard_id"]: f for f in prev[1]["files"]} if prev else {}
     diff = S.diff(table, old_files)
     kept_ids = {S.shard_id(f) for f in diff.kept}
+    if prev is not None and prev[1].get("time_zone") != buildfs.BUILD_TIME_ZONE:
+        # built in another zone (or before the zone was recorded: the build machine's): the shards of
+        # files whose column holds a zone-dependent type are built again, so one index has one zone
+        kept_ids -= {S.shard_id(f) for f in diff.kept if _zoned(target, f)}
     files: list[dict[str, Any]] = []
     jobs: list = []
     copied = 0
@@ -189,6 +201,7 @@ def build_target(ctx, target, jobs_n: int) -> IndexEntry:
             "scan": target.scan,
             "fold": FOLD,
             "format": FORMAT,
+            "time_zone": buildfs.BUILD_TIME_ZONE,
             "files": files,
         }
         (tmp / INDEX_JSON).write_text(json.dumps(meta))
@@ -210,6 +223,7 @@ def build_target(ctx, target, jobs_n: int) -> IndexEntry:
             "built_shards": len(jobs),
             "kept_shards": n_shards - len(jobs),
             "removed_files": len(diff.removed) if prev else 0,
+            "time_zone": buildfs.BUILD_TIME_ZONE,
         }
     )
     entry = IndexEntry(

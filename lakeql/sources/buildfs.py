@@ -61,3 +61,16 @@ def parquet_file(source: Any, *args: Any, **kwargs: Any):
         if f is not None:
             source = f
     return pq.ParquetFile(source, *args, **kwargs)
+
+
+def zoned_column(path: str, column: str) -> bool:
+    """Whether the Parquet file's ``column`` holds a type whose text depends on the session's
+    ``TimeZone`` (a TIMESTAMPTZ, also inside a LIST or STRUCT): a refresh of an index built in another
+    zone (or before the zone was recorded: the build machine's) builds such a file's shards again, so
+    that one index holds one zone's text. A file that cannot be read counts as zoned (built again)."""
+    try:
+        schema = parquet_file(path).schema_arrow
+    except Exception:  # noqa: BLE001 - gone or damaged: build it again (its error is told then)
+        return True
+    col = column.lower()
+    return any("tz=" in str(f.type) for f in schema if f.name.lower() == col)

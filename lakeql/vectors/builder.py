@@ -301,6 +301,8 @@ class Reuse:
     #: the previous index's BM25 words were cut by an older tokenizer (its params differ only in ``bm25``):
     #: its codes are kept, the word counts of its kept shards are made again from their texts (no model)
     rewords: bool = False
+    #: the build time zone the previous index recorded (None: built before it was recorded)
+    time_zone: str | None = None
 
 
 def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
@@ -330,6 +332,7 @@ def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
             json.loads(entry.checksums or "{}"),
             int(meta.get("fit_rows", meta.get("rows", 0))),
             rewords,
+            meta.get("time_zone"),
         )
     except Exception:  # noqa: BLE001 - an unreadable previous index is rebuilt whole
         return None
@@ -529,6 +532,13 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     plans = plan_shards(ctx.catalog, table)
     reuse = reusable(ctx, table, column, params)
     label = f"{table.key}.{column}"
+    if reuse is not None and reuse.time_zone != buildfs.BUILD_TIME_ZONE and table.format == "parquet":
+        # built in another zone (or before the zone was recorded: the build machine's): the files whose
+        # column text depends on it are embedded again, so one index holds one zone's text
+        where = dict(zip((f.path for f in table.files), table.paths, strict=True))
+        for p in plans:
+            if p.shard in reuse.shards and p.file in where and buildfs.zoned_column(where[p.file], column):
+                del reuse.shards[p.shard]
     if reuse is not None:
         todo = [p for p in plans if p.shard not in reuse.shards]
         kept_codes = sum(int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)
@@ -578,6 +588,7 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     total = ctx.catalog.row_count(table)
     n_new = sum(len(x) for x in ids)
     extra = {
+        "time_zone": buildfs.BUILD_TIME_ZONE,
         "skipped": int(
             total
             - n_new
@@ -586,7 +597,7 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
                 if reuse is None
                 else sum(int(reuse.shards[p.shard]["codes"]) for p in plans if p.shard in reuse.shards)
             )
-        )
+        ),
     }
     return write_sharded(ctx.store, table, column, dim, plans, new, params, extra, reuse, rewords)
 
