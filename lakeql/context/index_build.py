@@ -56,10 +56,11 @@ def build(ctx) -> None:
             f"{res.seconds:.1f} s ({res.stage_line()})")
     model = None
     if opts.schemas_embed:
-        from lakeql.context.retrieve import encoder, ensure_embeddings
+        from lakeql.context.retrieve import cached_backend, encoder, ensure_embeddings
 
         stats: dict = {}
-        enc, model = encoder(opts.schemas_embed_backend)
+        # 'auto' keeps the encoder of the folder's cached vectors, as the queries do: never mixed
+        enc, model = encoder(cached_backend(out, opts.schemas_embed_backend))
         ensure_embeddings(out, enc, stats=stats, label=model)
         say(f"schemas: embeddings of {len(ctx.lake.tables)} tables ({stats['encoded']} encoded, the rest "
             f"cached) in {stats['seconds']:.1f} s")

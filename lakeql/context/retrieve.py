@@ -119,20 +119,67 @@ def encoder(backend: str = "auto") -> tuple[Any, str]:
     ``auto``: the backend :func:`lakeql.embedding.resolve_backend` picks for the packaged MiniLM,
     ``onnx-int8-outlier`` (:mod:`lakeql.onnx_encoder`: mean cosine 0.999 to torch, 4.4x the sentences/s
     of torch here and no torch import in a query process); when that export is not possible, torch
-    float32 with a warning. A schema folder embedded by an older default (``onnx-fp32`` in the cache) is
-    embedded again by the first query, never mixed with the new encoder's question vectors.
+    float32 with a warning. A schema folder embedded by an older default (``onnx-fp32`` in the cache)
+    keeps it: callers pass ``auto`` through :func:`cached_backend` first (``auto-fp32`` here).
     ``onnx-int8`` is faster still with vectors that move slightly
     with their batch; Spider dev quality is the same within 0.01 for all (benchmarks/results/schemas.md).
     Tables and questions are always encoded by the same encoder: the cache label names it (``onnx`` as
     ``onnx-fp32``, since the cache of older lakeqls labelled their int8 vectors ``onnx``).
     """
-    from lakeql.embedding import load_or_torch, model_id
+    from lakeql.embedding import AUTO_FP32, load_or_torch, model_id
     from lakeql.errors import LakeqlError
 
-    if backend not in BACKENDS:
+    if backend not in (*BACKENDS, AUTO_FP32):
         raise LakeqlError(f"unknown schema embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
     model, used = load_or_torch(None, backend, "schema embeddings")
     return model, f"{model_id(None)}:{label_of(used)}"
+
+
+def _cached_keys(out: Path) -> set[str]:
+    """The keys of ``.lakeql-embeddings.npz`` (its vectors are not read); empty when missing or unreadable."""
+    import zipfile
+
+    import numpy as np
+
+    path = out / EMB
+    if not path.exists():
+        return set()
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return set(z["keys"].tolist())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return set()
+
+
+def cached_backend(out: str | Path, backend: str, rows: list[dict] | None = None) -> str:
+    """The backend that embeds schema folder ``out`` for the option ``backend``: a named backend as it
+    is; ``auto`` keeps the encoder the folder's cached vectors were made with (as ``--embed`` keeps a
+    column's encoder), so a folder the previous default embedded (float32 ``onnx``, label ``onnx-fp32``,
+    before 2026-12-07) is neither embedded again by its first query (17 s for 2,000 tables, minutes for
+    10,000; every process for a read-only folder) nor mixed by a refresh: :data:`lakeql.embedding.
+    AUTO_FP32` when more of its tables have float32 vectors than vectors of the current default, else
+    ``auto``. Reads the cache's keys and hashes each table's text twice (no model load)."""
+    from lakeql.embedding import AUTO, AUTO_FP32, model_id, resolve_backend
+
+    if backend != AUTO:
+        return backend
+    out = Path(out)
+    have = _cached_keys(out)
+    if not have:
+        return backend
+    try:
+        rows = rows if rows is not None else _listing(out)
+    except CorruptIndexError:
+        return backend
+    texts = [r["embed_text"] or "" for r in rows if r["kind"] == "table"]
+    name = model_id(None)
+    now = f"{name}:{label_of(resolve_backend(None, AUTO))}"
+    fp32 = f"{name}:{label_of(resolve_backend(None, AUTO_FP32))}"
+    if fp32 == now:
+        return backend
+    hits_now = sum(_text_key(now, t) in have for t in texts)
+    hits_fp32 = sum(_text_key(fp32, t) in have for t in texts)
+    return AUTO_FP32 if hits_fp32 > hits_now else backend
 
 
 def label_of(backend: str) -> str:

@@ -27,7 +27,7 @@ def check_length(what: str, text: str, limit: int) -> None:
 def schema_index(ctx):
     """The fresh :class:`SchemaIndex` of the connection's lake, loaded once per build."""
     from lakeql.context import KIND
-    from lakeql.context.retrieve import SchemaIndex
+    from lakeql.context.retrieve import SchemaIndex, cached_backend
     from lakeql.store import current_fingerprint
 
     lake = ctx.require_lake()
@@ -55,10 +55,12 @@ def schema_index(ctx):
         from lakeql.context.retrieve import encoder, ensure_embeddings
 
         if os.access(path, os.W_OK):
-            model, label = encoder(backend)
+            model, label = encoder(cached_backend(path, backend))
             ensure_embeddings(path, model, label=label)
 
-    return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path, backend=backend),
+    # 'auto' keeps the encoder of the folder's cached vectors (a folder the float32 default embedded)
+    return ctx.load_index(KIND, None, "",
+                          lambda path, _e: SchemaIndex.load(path, backend=cached_backend(path, backend)),
                           prepare=embed_outside_the_lock)
 
 

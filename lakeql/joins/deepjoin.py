@@ -98,7 +98,11 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
     texts = [rows[i]["text"] for i in idx]
     todo = [t for t in dict.fromkeys(texts) if t not in reuse]
     if todo:
+        planned = family(want)
         m, want = encoder(model, backend)
+        if family(want) != planned:  # auto fell back to torch: the kept vectors are another family's
+            reuse = {}
+            todo = list(dict.fromkeys(texts))
         enc = embedding.encode(todo, model=m, desc="joins: embedding columns")
         reuse.update(zip(todo, enc, strict=True))
     dim = next(iter(reuse.values())).shape[0] if reuse else 384

@@ -143,3 +143,41 @@ def test_a_model_folder_replaced_in_place_is_embedded_again(tmp_path):
     new = _semantic_entry(idx)
     assert new.built_at != first.built_at and new.params_dict["model_fp"] != first.params_dict["model_fp"]
     assert new.params_dict["embedded"] == new.params_dict["n"] > 0  # no vector of the old model reused
+
+
+def test_a_fallback_to_torch_during_a_refresh_re_embeds_every_text_never_mixes(tmp_path, monkeypatch):
+    """An index made by the default (``onnx-int8-outlier``) refreshed where that encoder cannot load
+    (``auto`` then falls back to torch: e.g. its calibration text is missing) gets torch vectors for
+    every text, not torch vectors for the new texts beside int8 ones for the old."""
+    from lakeql import embedding
+    from lakeql.errors import LakeqlError
+    from lakeql.joins import deepjoin
+
+    rows = [
+        {"col_id": 0, "indexed": True, "text": "carrier code of the airline"},
+        {"col_id": 1, "indexed": True, "text": "tail number of the plane"},
+    ]
+    first = tmp_path / "first"
+    first.mkdir()
+    info = deepjoin.build(rows, first, None, None, "auto")
+    assert info["backend"] == "onnx-int8-outlier"
+
+    real = embedding.load_model
+
+    def no_int8out(name=None, backend="torch", device="cpu"):
+        if backend == "onnx-int8-outlier":
+            raise LakeqlError("the calibration text of onnx-int8-outlier is missing (simulated)")
+        return real(name, backend, device)
+
+    monkeypatch.setattr(embedding, "load_model", no_int8out)
+    monkeypatch.setattr(embedding, "_ONNX_FAILED", {})  # this process's fallback, forgotten after the test
+    second = tmp_path / "second"
+    second.mkdir()
+    more = [*rows, {"col_id": 2, "indexed": True, "text": "name of the destination airport"}]
+    with pytest.warns(UserWarning, match="ONNX encoder unavailable"):
+        info = deepjoin.build(more, second, None, first, "auto")
+    assert info["backend"] == "torch"
+    assert info["embedded"] == 3  # the two kept texts too: their int8 vectors are not torch's family
+    vecs = np.load(second / "vectors.npy")
+    ref = np.asarray(real(None, "torch").encode([r["text"] for r in more], normalize_embeddings=True))
+    assert np.abs(vecs - ref).max() < 1e-4
