@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,3 +79,124 @@ def test_a_reader_voiding_a_missing_record_during_the_build_is_not_lost(tmp_path
     # the void stands: no record vouches for the damaged file as the reader found it (the next integrity
     # pass must read it again; a copy the build rewrote since has another stamp)
     assert rec is None or (rec.get(label) or [None] * 4)[:4] != stamp, label
+
+
+def _catalog_state(idx):
+    """The catalog files' rows (``indexed_at`` left out: a full build stamps every table now)."""
+    from lakeql import parquet_io
+
+    out = {}
+    for name in ("tables", "columns", "files", "problems"):
+        rows = parquet_io.read_table(idx / "catalog" / f"{name}.parquet").to_pylist()
+        for r in rows:
+            r.pop("indexed_at", None)
+        out[name] = rows
+    return out
+
+
+def _schema_files(idx):
+    root = idx / "schemas"
+    return {
+        str(p.relative_to(root)): p.read_text()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in (".yaml", ".md")
+    }
+
+
+def _bump(p):
+    """A new mtime for ``p`` (a rewrite within one timestamp tick is not what this test is about)."""
+    st = os.stat(p)
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+
+
+def _change(lake, what):
+    d = lake / "d"
+    if what == "csv_reencode":  # same text, another encoding: a UTF-8 copy of another size
+        (d / "people.csv").write_bytes("id,name\n1,Zoë\n2,José\n3,Ærø\n".encode("utf-16"))
+    elif what == "csv_types":  # the same names, another type and another order
+        (d / "people.csv").write_bytes("name,id\nZoë,1.5\nJosé,2.5\n".encode("cp1252"))
+    elif what == "csv_rename":  # a column renamed, the file of the same size
+        (d / "people.csv").write_bytes("id,nome\n1,Zoë\n2,José\n".encode("cp1252"))
+    elif what == "csv_utf8":  # back to UTF-8: no copy any more
+        (d / "people.csv").write_text("id,name\n1,Zoe\n", encoding="utf-8")
+    elif what == "parquet_type":  # same column names, another type
+        pq.write_table(pa.table({"id": [1.0, 2.0], "v": [b"x", b"y"]}), d / "a.parquet")
+    elif what == "parquet_order":
+        pq.write_table(pa.table({"v": ["x", "y"], "id": [1, 2]}), d / "a.parquet")
+    elif what == "add":
+        pq.write_table(pa.table({"z": [True]}), d / "aa.parquet")
+    elif what == "remove":
+        (d / "c.parquet").unlink()
+    elif what == "rename_table":
+        os.replace(d / "b.parquet", d / "bb.parquet")
+    for p in d.iterdir():
+        if (
+            what.startswith("csv")
+            and p.name == "people.csv"
+            or what.startswith("parquet")
+            and p.name == "a.parquet"
+        ):
+            _bump(p)
+
+
+def test_refreshed_catalog_and_schemas_equal_a_full_build_after_each_kind_of_change(tmp_path):
+    """A lake of Parquet tables and a cp1252 CSV (read through a UTF-8 copy, ``file_copy_bytes``): after
+    each change (a CSV re-encoded, its columns retyped and reordered, renamed, made UTF-8; a Parquet
+    table's types and column order; a table added, removed, renamed) the refreshed index's catalog rows,
+    schema files and views equal a fresh full build's."""
+    from test_refresh_database import CAPS, _norm, objects
+
+    def same_as_full_build(lake, idx, full):
+        lakeql.index(lake, index_dir=full, progress=False, capabilities=CAPS)
+        for mine, theirs in [
+            (idx / "lake.duckdb", full / "lake.duckdb"),
+            *zip(
+                sorted((idx / "views").glob("*.duckdb")),
+                sorted((full / "views").glob("*.duckdb")),
+                strict=True,
+            ),
+        ]:
+            assert mine.name == theirs.name
+            got, want = objects(mine), objects(theirs)
+            # macros and the views of CSV tables read through a UTF-8 copy name their index dir
+            for k in ("views", "macros"):
+                want[k] = sorted(
+                    tuple(_norm(str(x).replace(str(full), str(idx))) for x in m) for m in want[k]
+                )
+                got[k] = sorted(tuple(_norm(str(x)) for x in m) for m in got[k])
+            assert got == want
+
+        # (the hash of a views file's SQL names the index dir of a UTF-8 copy: left out)
+        def listing(i):
+            got = json.loads((i / "views" / "views.json").read_text())
+            for d in got["domains"].values():
+                d.pop("sql", None)
+            return got
+
+        assert listing(idx) == listing(full)
+
+    lake = _lake(tmp_path)
+    (lake / "d" / "people.csv").write_bytes("id,name\n1,Zoë\n2,José\n".encode("cp1252"))
+    idx = tmp_path / "idx"
+    _build(lake, idx)
+    kinds = [
+        "csv_reencode",
+        "csv_types",
+        "csv_rename",
+        "csv_utf8",
+        "parquet_type",
+        "parquet_order",
+        "add",
+        "remove",
+        "rename_table",
+    ]
+    for n, what in enumerate(kinds):
+        _change(lake, what)
+        _build(lake, idx)
+        full = tmp_path / f"full{n}"
+        same_as_full_build(lake, idx, full)
+        got, want = _catalog_state(idx), _catalog_state(full)
+        # the UTF-8 copies live in each index dir: the same names
+        assert got == want, what
+        assert _schema_files(idx) == _schema_files(full), what
+        shutil.rmtree(full)
