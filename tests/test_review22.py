@@ -200,3 +200,21 @@ def test_refreshed_catalog_and_schemas_equal_a_full_build_after_each_kind_of_cha
         assert got == want, what
         assert _schema_files(idx) == _schema_files(full), what
         shutil.rmtree(full)
+
+
+def test_stored_columns_of_a_table_left_out_are_not_found_through_the_shared_cache():
+    """``StoredColumns.keep`` shares the made ``Column`` lists with the mapping it came from: a table left
+    out (removed, or unreadable now) whose columns the stored catalog had made (``_appended`` asks for
+    them) must not be found in the new mapping by ``[]`` / ``get`` while ``in`` says it is not there."""
+    import pytest
+
+    from lakeql.catalog import Column, StoredColumns
+
+    m = StoredColumns.from_lists(["a", "b"], ["x", "y"], [0, 0], ["T", "T"])
+    assert m["b"] == [Column("b", "y", 0, "T")]  # made (cached in the shared ``_made``)
+    kept = m.keep(["a"], {})
+    assert "b" not in kept and list(kept) == ["a"]
+    assert kept.get("b") is None and kept.get("b", []) == []
+    with pytest.raises(KeyError):
+        kept["b"]
+    assert kept["a"] == m["a"] and m["b"] == [Column("b", "y", 0, "T")]
