@@ -199,7 +199,16 @@ def test_refreshed_catalog_and_schemas_equal_a_full_build_after_each_kind_of_cha
         # the UTF-8 copies live in each index dir: the same names
         assert got == want, what
         assert _schema_files(idx) == _schema_files(full), what
+        _record_is_sound(idx)
         shutil.rmtree(full)
+    # the UTF-8 copies deleted from the index dir (a user cleaning up): made again, the same rows
+    (lake / "d" / "people.csv").write_bytes("id,name\n1,Zoë\n".encode("cp1252"))
+    _build(lake, idx)
+    shutil.rmtree(idx / "csv_utf8")
+    _build(lake, idx)
+    same_as_full_build(lake, idx, tmp_path / "full_last")
+    assert _catalog_state(idx) == _catalog_state(tmp_path / "full_last")
+    assert lakeql.connect(lake, index_dir=idx).sql("SELECT name FROM d.people").fetchall() == [("Zoë",)]
 
 
 def test_stored_columns_of_a_table_left_out_are_not_found_through_the_shared_cache():
@@ -218,3 +227,59 @@ def test_stored_columns_of_a_table_left_out_are_not_found_through_the_shared_cac
     with pytest.raises(KeyError):
         kept["b"]
     assert kept["a"] == m["a"] and m["b"] == [Column("b", "y", 0, "T")]
+
+
+def _record_is_sound(idx):
+    """Every file the verification record vouches for with its current stamp has the checksum recorded
+    (a record that vouched for a file it never read would let damage through)."""
+    from lakeql.store import file_checksum
+
+    rec = Store(idx)._load_verified() or {}
+    for label, stamp in rec.items():
+        p = idx / label
+        if not p.is_file():
+            continue
+        st = os.stat(p)
+        if stamp[:4] == [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]:
+            assert stamp[4] == file_checksum(p), label
+    return rec
+
+
+def test_kill_9_before_the_end_of_build_record_then_damage_is_found(tmp_path):
+    """A build killed after its data writes, before the verification record is written at its end (the
+    record is deferred there): the previous record stays; a schema file damaged afterwards is found by
+    the next refresh's integrity pass and rebuilt, and the index then equals a full build's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lake = _lake(tmp_path)
+    idx = tmp_path / "idx"
+    _build(lake, idx)
+    _build(lake, idx)
+    assert (idx / VERIFIED).is_file()
+    pq.write_table(pa.table({"id": [1, 2], "v": ["x", "y"]}), lake / "d" / "b.parquet")
+    code = (
+        "import os, signal, sys\nimport lakeql\nimport lakeql.store as S\n"
+        "S.Store.remember_checksummed = lambda self: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "lakeql.index(sys.argv[1], index_dir=sys.argv[2], progress=False, capabilities=['context'], "
+        "refresh=True)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(lakeql.__file__).parents[1]), *sys.path]))
+    proc = subprocess.run([sys.executable, "-c", code, str(lake), str(idx)], env=env, capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    _record_is_sound(idx)
+    # damage a file the killed build did not rewrite (same size: only its checksum tells)
+    target = idx / "schemas" / "d" / "a.yaml"
+    data = bytearray(target.read_bytes())
+    data[-2] ^= 0x20
+    target.write_bytes(bytes(data))
+    store_mod._VERIFIED.clear()
+    store_mod._STAMPED.clear()
+    _build(lake, idx)
+    assert target.read_bytes() != bytes(data)  # found and rebuilt
+    full = tmp_path / "full"
+    lakeql.index(lake, index_dir=full, progress=False, capabilities=["context"])
+    assert _catalog_state(idx) == _catalog_state(full)
+    assert _schema_files(idx) == _schema_files(full)
+    assert _record_is_sound(idx)
