@@ -110,9 +110,10 @@ class StoredColumns(Mapping):
         got = self.extra.get(key)
         if got is not None:
             return got
+        a, b = self.spans[key]  # KeyError: not a table of this catalog (even when another mapping of the
+        # same file made its columns: ``_made`` is shared)
         got = self._made.get(key)
         if got is None:
-            a, b = self.spans[key]  # KeyError: not a table of this catalog
             _, cols, ords, types = self.base
             got = [Column(key, n, o, ty) for n, o, ty in zip(cols[a:b], ords[a:b], types[a:b], strict=True)]
             self._made[key] = got

@@ -942,7 +942,9 @@ class Store:
 
         ``defer_record``: the record is not written here but by :meth:`remember_checksummed` at the end of
         the build (one write of the 1.2 MB record at 10,000 tables instead of two), unless the record
-        file changed in between (a reader voided it: not written). A build that fails before then leaves
+        file changed in between (a reader voided it: not written). When there is no record file it is
+        written here as before: a reader's deletion of a file that is not there would leave no trace
+        (review22). A build that fails before then leaves
         the previous record (the next pass reads again what it does not vouch for)."""
         trusted = None if verify else self._load_verified()
         seen: dict[str, list] = {}
@@ -979,9 +981,10 @@ class Store:
             e.fingerprint, e.checksums = DAMAGED, ""
             self.record(e)
         if seen != trusted:
-            if defer_record:  # written once, with what this build checksums (remember_checksummed)
-                self._verified_pending = (_record_stamp(self.root / VERIFIED), seen)
-            else:
+            record_stamp = _record_stamp(self.root / VERIFIED) if defer_record else None
+            if record_stamp is not None:  # written once, with what the build checksums (remember_checksummed)
+                self._verified_pending = (record_stamp, seen)
+            else:  # (no record file: written now, so that a reader voiding it during the build shows)
                 self._write_verified(seen)
         if not cold:
             _forget_unseen(str(self.root) + os.sep, seen, checked)
