@@ -142,7 +142,7 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
             or pa.types.is_large_binary(t)
 
-    from lakeql.lake import quote_ident, read_parquet_sql
+    from lakeql.lake import quote_ident, read_parquet_sql, scan_sql
 
     for f, path in zip(table.files, table.paths, strict=True):
         pf = buildfs.parquet_file(path) if table.format == "parquet" else None
@@ -156,7 +156,7 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
             con = buildfs.connect()
             one = table.with_files([f])
             scan = read_parquet_sql([path], table.hive) if pf is not None else one.scan_sql()
-            names = {r[0].lower() for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+            names = {r[0].lower(): r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
             if column.lower() not in names:
                 # a column added to the table after this file was written (schema drift): the
                 # table's view reads it as NULL in this file's rows (union_by_name), so does the index
@@ -166,6 +166,10 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
                 for start in range(0, n, BATCH_ROWS):
                     yield pa.nulls(min(BATCH_ROWS, n - start), pa.binary())
                 continue
+            if table.format == "csv":  # the column as text, as the table's view reads it: a file read alone
+                # may type it (DATE '2020-02-01' for the text '01/02/2020' the view has, review21)
+                scan = scan_sql(one.format, one.paths, one.hive, one.csv_header, one.csv_whole_sniff,
+                                names[column.lower()])
             rdr = con.sql(f"SELECT encode({quote_ident(column)}::VARCHAR) FROM {scan}").to_arrow_reader(
                 BATCH_ROWS)
             for batch in rdr:
