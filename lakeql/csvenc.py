@@ -380,12 +380,13 @@ def existing_copy(dirs: list[Path], name: str) -> Path | None:
 
 
 def decode_file(
-    table: Any, stamp: Any, fs: Any, dirs: list[Path], label: str | None = None
+    table: Any, stamp: Any, fs: Any, dirs: list[Path], label: str | None = None, again: bool = False
 ) -> tuple[str, str] | None:
     """(encoding, UTF-8 copy) of CSV file ``stamp`` of ``table``, made when missing; None when the file
     is plain UTF-8 (DuckDB reads it as it is). ``label``: the encoding recorded for it (not detected
     again). Raises :class:`EncodingError` for bytes that do not match their byte order mark, and
-    ``OSError`` when no cache folder is writable."""
+    ``OSError`` when no cache folder is writable. ``again``: made again even when a copy exists (one
+    whose size no catalog recorded; replaced atomically, so a reader of the old one keeps it)."""
     from lakeql.lake import join_root
 
     src = join_root(table.root, stamp.path)
@@ -400,7 +401,7 @@ def decode_file(
                 return None
             label = "utf-8" + LF  # DuckDB refused it, and its lines end in several ways: one in the copy
     name = copy_name(src, stamp.size, stamp.mtime_ns, label, getattr(stamp, "etag", ""))
-    have = existing_copy(dirs, name)
+    have = None if again else existing_copy(dirs, name)
     if have is not None:
         return label, str(have)
     target = next((d for d in dirs if _writable(d)), None)

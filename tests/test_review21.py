@@ -76,3 +76,26 @@ def test_hostile_copy_sizes_file(tmp_path):
         lakeql.index(lake, index_dir=ix, capabilities=[], progress=False, refresh=True)
     con = lakeql.connect(lake, index_dir=ix)
     assert con.execute("SELECT name FROM d2.t WHERE id = 2").fetchone()[0] == "Côte"
+
+
+def test_refresh_after_upgrade_remakes_copies_it_cannot_check(tmp_path, monkeypatch):
+    """An index from before file_copy_bytes (trial10) has no record of its UTF-8 copies' sizes: the first
+    --refresh recorded each copy's size as it found it, so a copy truncated before the upgrade was taken
+    as right from then on (count 201 of 2,000 rows, forever). Such copies are made again once."""
+    import os
+
+    from lakeql import catalog, csvenc
+
+    lake, ix = tmp_path / "lake", tmp_path / "ix"
+    (lake / "d").mkdir(parents=True)
+    rows = "".join(f"{i},Zürich {i}\n" for i in range(2000))
+    (lake / "d" / "t.csv").write_bytes(("id,name\n" + rows).encode("latin-1"))
+    with monkeypatch.context() as m:  # the catalog as written before file_copy_bytes
+        m.setattr(catalog, "_copy_bytes", lambda table: None)
+        lakeql.index(lake, index_dir=ix, capabilities=[], progress=False)
+    (ix / csvenc.SIZES).unlink()
+    copy = next((ix / csvenc.DIR).glob("*.csv"))
+    os.truncate(copy, 3000)
+    lakeql.index(lake, index_dir=ix, capabilities=[], progress=False, refresh=True)
+    con = lakeql.connect(lake, index_dir=ix)
+    assert con.execute("SELECT count(*), max(id) FROM d.t").fetchone() == (2000, 1999)
