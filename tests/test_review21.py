@@ -99,3 +99,21 @@ def test_refresh_after_upgrade_remakes_copies_it_cannot_check(tmp_path, monkeypa
     lakeql.index(lake, index_dir=ix, capabilities=[], progress=False, refresh=True)
     con = lakeql.connect(lake, index_dir=ix)
     assert con.execute("SELECT count(*), max(id) FROM d.t").fetchone() == (2000, 1999)
+
+
+def test_ngram_of_a_hive_partition_key_of_a_csv_table(tmp_path):
+    """The n-gram text of a hive-partitioned CSV table's partition key (not a column of its files) and of a
+    column of its files, as its view has them."""
+    lake, ix = tmp_path / "lake", tmp_path / "ix"
+    for r in ["eu", "us"]:
+        d = lake / "d" / "t" / f"region={r}"
+        d.mkdir(parents=True)
+        (d / "a.csv").write_text(f"id,name\n1,x{r}\n2,01/02/{r}\n")
+    lakeql.index(
+        lake, index_dir=ix, ngram=["d.t.region", "d.t.name"], capabilities=["ngrams"], progress=False
+    )
+    con = lakeql.connect(lake, index_dir=ix)
+    got = con.execute(
+        "SELECT ngram_rows('d.t', 'region', 'eu'), ngram_rows('d.t', 'name', '01/02/u')"
+    ).fetchone()
+    assert got == (2, 1)

@@ -166,8 +166,9 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
                 for start in range(0, n, BATCH_ROWS):
                     yield pa.nulls(min(BATCH_ROWS, n - start), pa.binary())
                 continue
-            if table.format == "csv":  # the column as text, as the table's view reads it: a file read alone
-                # may type it (DATE '2020-02-01' for the text '01/02/2020' the view has, review21)
+            if table.format == "csv" and _in_file(con, one, names[column.lower()]):
+                # the column as text, as the table's view reads it: a file read alone may type it (DATE
+                # '2020-02-01' for the text '01/02/2020' the view has, review21); not a hive partition key
                 scan = scan_sql(one.format, one.paths, one.hive, one.csv_header, one.csv_whole_sniff,
                                 names[column.lower()])
             rdr = con.sql(f"SELECT encode({quote_ident(column)}::VARCHAR) FROM {scan}").to_arrow_reader(
@@ -175,6 +176,17 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
             for batch in rdr:
                 yield batch.column(0)
             con.close()
+
+
+def _in_file(con: Any, one: Table, name: str) -> bool:
+    """Whether the column ``name`` of the one-file CSV table ``one`` is in its file (not only a hive
+    partition key, which DuckDB's ``types`` option refuses: 'Columns with names ... do not exist')."""
+    if not one.hive:
+        return True
+    from lakeql.lake import scan_sql
+
+    plain = scan_sql(one.format, one.paths, False, one.csv_header, one.csv_whole_sniff)
+    return name in {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {plain}").fetchall()}
 
 
 @dataclass
