@@ -117,3 +117,33 @@ def test_ngram_of_a_hive_partition_key_of_a_csv_table(tmp_path):
         "SELECT ngram_rows('d.t', 'region', 'eu'), ngram_rows('d.t', 'name', '01/02/u')"
     ).fetchone()
     assert got == (2, 1)
+
+
+def test_refresh_rebuilds_a_csv_ngram_index_built_by_the_one_file_sniff(tmp_path, monkeypatch):
+    """An n-gram index of a CSV table built before fix 1 holds the text a one-file sniff made (an unchanged
+    table kept it through every --refresh); its params lack csv_text, so the next refresh builds it again."""
+    import json
+
+    from lakeql.ngrams import builder
+
+    lake, ix = tmp_path / "lake", tmp_path / "ix"
+    (lake / "d" / "t").mkdir(parents=True)
+    (lake / "d" / "t" / "a.csv").write_text("n,w\n1,01/02/2020\n")
+    (lake / "d" / "t" / "b.csv").write_text("n,w\n2,zz\n")
+    real = builder.Target.params
+
+    def old_params(self):  # an index as built before: no csv_text, and the file's sniffed DATE indexed
+        p = json.loads(real(self))
+        p.pop("csv_text", None)
+        return json.dumps(p, sort_keys=True)
+
+    with monkeypatch.context() as m:
+        m.setattr(builder.Target, "params", old_params)
+        m.setattr(builder, "_in_file", lambda con, one, name: False)
+        lakeql.index(lake, index_dir=ix, ngram=["d.t.w"], capabilities=["ngrams"], progress=False)
+    con = lakeql.connect(lake, index_dir=ix)
+    assert con.execute("SELECT ngram_rows('d.t', 'w', '01/02')").fetchone()[0] == 0  # the old index
+    con.close()
+    lakeql.index(lake, index_dir=ix, capabilities=["ngrams"], progress=False, refresh=True)
+    con = lakeql.connect(lake, index_dir=ix)
+    assert con.execute("SELECT ngram_rows('d.t', 'w', '01/02')").fetchone()[0] == 1

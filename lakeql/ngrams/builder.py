@@ -33,6 +33,7 @@ FLAG = "--ngram"
 SAMPLE_RATE = 32
 BATCH_ROWS = 8192
 FORMAT = 2  # 2: shards may hold a words/ index; case folding is Unicode (str.casefold)
+CSV_TEXT = 1  # how a CSV file's text column is read (1: as VARCHAR, as the table's view reads it)
 FOLD = "casefold"  # the case folding of insensitive indexes (format 1 folded ASCII only)
 
 
@@ -47,9 +48,11 @@ class Target:
     scan: bool = True  # keep the scan tier (LZ4 blocks of the indexed text)
 
     def params(self) -> str:
-        return json.dumps({"case": self.case, "mode": self.mode, "shard_mb": self.shard_mb,
-                           "sample_rate": SAMPLE_RATE, "format": FORMAT, "words": self.words,
-                           "scan": self.scan, "fold": FOLD}, sort_keys=True)
+        p = {"case": self.case, "mode": self.mode, "shard_mb": self.shard_mb, "sample_rate": SAMPLE_RATE,
+             "format": FORMAT, "words": self.words, "scan": self.scan, "fold": FOLD}
+        if self.table.format == "csv":  # the text read as the view reads it (review21): an index of a CSV
+            p["csv_text"] = CSV_TEXT  # table built before is built again by the next refresh
+        return json.dumps(p, sort_keys=True)
 
 
 def text_column(catalog, table: Table, column: str) -> str:
