@@ -604,11 +604,14 @@ def _copy_bytes(table: Table) -> list[int]:
     return out
 
 
-def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list, sizes: Any = None) -> bool:
+def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list, sizes: Any = None,
+                     again: bool = False) -> bool:
     """Give an unchanged ``table`` (its readable files) the UTF-8 copies its stored ``labels`` (one
     encoding per file, ``file_encodings``) name, made again when missing; False when one cannot be.
     ``sizes``: the copies' sizes as the catalog recorded them (``file_copy_bytes``): a copy of another
-    size (truncated in the index dir: its rows were read silently short, trial10) is made again."""
+    size (truncated in the index dir: its rows were read silently short, trial10) is made again.
+    ``again``: every copy made again (a catalog from before ``file_copy_bytes``: the size of a copy damaged
+    then is not known, and would be recorded as right, review21)."""
     if table.format != "csv" or not labels:
         return True
     from lakeql import csvenc
@@ -622,7 +625,7 @@ def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list, sizes: Any
         if label == csvenc.NATIVE:
             continue
         try:
-            got = csvenc.decode_file(table, f, fs, cache, label=label)
+            got = csvenc.decode_file(table, f, fs, cache, label=label, again=again and sizes is None)
             want = int(sizes[i]) if sizes is not None and sizes[i] is not None else -1
             if got is not None and want >= 0 and (have := os.stat(got[1]).st_size) != want:
                 warnings.warn(f"the UTF-8 copy of {f.path!r} ({got[1]}) has {have:,} bytes, {want:,} "
@@ -813,7 +816,8 @@ class Catalog:
                 kept[t.key].csv_header = bool(prev.get("csv_header"))
                 kept[t.key].csv_whole_sniff = bool(prev.get("csv_whole_sniff"))
                 if not _restore_decoded(kept[t.key], prev.get("file_encodings"), lake.fs, cache,
-                                        prev.get("file_copy_bytes")):
+                                        prev.get("file_copy_bytes"),
+                                        again=t.format == "csv" and prev.get("file_copy_bytes") is None):
                     del kept[t.key]
                     todo.append(t)  # a UTF-8 copy cannot be made again: the table is read again
                     continue

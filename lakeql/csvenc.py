@@ -401,12 +401,13 @@ def existing_copy(dirs: list[Path], name: str) -> Path | None:
 
 
 def decode_file(
-    table: Any, stamp: Any, fs: Any, dirs: list[Path], label: str | None = None
+    table: Any, stamp: Any, fs: Any, dirs: list[Path], label: str | None = None, again: bool = False
 ) -> tuple[str, str] | None:
     """(encoding, UTF-8 copy) of CSV file ``stamp`` of ``table``, made when missing; None when the file
     is plain UTF-8 (DuckDB reads it as it is). ``label``: the encoding recorded for it (not detected
     again). Raises :class:`EncodingError` for bytes that do not match their byte order mark, and
-    ``OSError`` when no cache folder is writable."""
+    ``OSError`` when no cache folder is writable. ``again``: made again even when a copy exists (one
+    whose size no catalog recorded; replaced atomically, so a reader of the old one keeps it)."""
     from lakeql.lake import join_root
 
     src = join_root(table.root, stamp.path)
@@ -421,7 +422,7 @@ def decode_file(
                 return None
             label = "utf-8" + LF  # DuckDB refused it, and its lines end in several ways: one in the copy
     name = copy_name(src, stamp.size, stamp.mtime_ns, label, getattr(stamp, "etag", ""))
-    have = existing_copy(dirs, name)
+    have = None if again else existing_copy(dirs, name)
     if have is not None:
         return label, str(have)
     target = next((d for d in dirs if _writable(d)), None)
@@ -475,7 +476,7 @@ def prune(store: Any, keep: set[str]) -> int:
             p.unlink()
             gone += 1
     old = None
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, RecursionError):  # (the file is data: any bytes)
         old = json.loads((d.parent / SIZES).read_text())
     if old != sizes:
         with store.atomic_file(d.parent / SIZES) as tmp:
@@ -483,11 +484,40 @@ def prune(store: Any, keep: set[str]) -> int:
     return gone
 
 
+_RECORDED: dict[str, tuple[tuple[int, int, int], dict | None]] = {}
+
+
+def recorded_sizes(index_root: Path) -> dict | None:
+    """The copy sizes :data:`SIZES` records in ``index_root`` (None: none, or not a ``{name: bytes}``
+    object), read once per version of the file: a connection checks every copy of a lake against it (it
+    was read again per copy: 2,000 Latin-1 CSV tables doubled a connection's CPU, review21). The file is
+    data: a value of another shape, or JSON nested too deep to parse, is no record (no crash)."""
+    import json
+
+    f = Path(index_root) / SIZES
+    try:
+        st = f.stat()
+    except OSError:
+        return None
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _RECORDED.get(str(f))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        got = json.loads(f.read_text())
+    except (OSError, ValueError, RecursionError):
+        got = None
+    if not isinstance(got, dict):
+        got = None
+    if len(_RECORDED) > 64:
+        _RECORDED.clear()
+    _RECORDED[str(f)] = (stamp, got)
+    return got
+
+
 def intact(path: str) -> bool:
     """Whether the copy ``path`` exists with the size the last build recorded for it (:data:`SIZES`; a
     copy it did not record is taken as it is): a truncated copy was read silently short (trial10)."""
-    import json
-
     p = Path(path)
     try:
         size = p.stat().st_size if p.is_file() else None
@@ -495,27 +525,20 @@ def intact(path: str) -> bool:
         return False
     if size is None:
         return False
-    try:
-        want = json.loads((p.parent.parent / SIZES).read_text()).get(p.name)
-    except (OSError, ValueError, AttributeError):
-        return True
+    sizes = recorded_sizes(p.parent.parent)
+    want = sizes.get(p.name) if sizes is not None else None
     return want is None or want == size
 
 
 def damaged_copies(index_root: Path | None) -> set[str]:
     """The names of the copies the last build recorded (:data:`SIZES`) that are now missing or of another
     size: a stat per recorded copy, nothing when there are none."""
-    import json
-
     if index_root is None:
         return set()
     d = Path(index_root) / DIR
-    try:
-        sizes = json.loads((d.parent / SIZES).read_text())
-    except (OSError, ValueError):
-        return set()
+    sizes = recorded_sizes(Path(index_root))
     bad = set()
-    for name, want in sizes.items() if isinstance(sizes, dict) else ():
+    for name, want in sizes.items() if sizes is not None else ():
         try:
             if (d / name).stat().st_size != want:
                 bad.add(name)

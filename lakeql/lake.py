@@ -195,18 +195,21 @@ _PLAIN_REL = re.compile(r"(?!/)(?:(?!\.(?:/|$))[^/]+)(?:/(?!\.(?:/|$))[^/]+)*")
 
 
 def scan_sql(fmt: str, paths: list[str], hive: bool = False, header: bool = False,
-             whole_sniff: bool = False) -> str:
+             whole_sniff: bool = False, text_column: str | None = None) -> str:
     """The DuckDB scan of ``paths`` in format ``fmt`` (columns unified by name across files). ``header``:
     CSV files whose first line is their header although DuckDB's sniffer says not
     (:mod:`lakeql.csvheader`). ``whole_sniff``: CSV files typed from every row (``sample_size = -1``), a
-    late value not fitting the type sniffed from DuckDB's sample (:func:`lakeql.catalog._count_rows`)."""
+    late value not fitting the type sniffed from DuckDB's sample (:func:`lakeql.catalog._count_rows`).
+    ``text_column``: a CSV column read as VARCHAR whatever this scan's sniffer makes of it (the n-gram reader
+    of one file of a table whose view reads it as text: a file sniffed alone could type it DATE, review21)."""
     if fmt == "parquet":
         return read_parquet_sql(paths, hive)
     listing = ", ".join(quote_path(p) for p in paths)
     opts = f", union_by_name = true, hive_partitioning = {'true' if hive else 'false'}"
     if fmt == "csv":
         whole = ", sample_size = -1" if whole_sniff else ""
-        return f"read_csv([{listing}]{opts}{', header = true' if header else ''}{whole})"
+        types = f", types = {{{quote_literal(text_column)}: 'VARCHAR'}}" if text_column is not None else ""
+        return f"read_csv([{listing}]{opts}{', header = true' if header else ''}{whole}{types})"
     if fmt == "json":
         return f"read_json([{listing}]{opts})"
     raise LakeqlError(f"unknown table format {fmt!r}")

@@ -33,6 +33,7 @@ FLAG = "--ngram"
 SAMPLE_RATE = 32
 BATCH_ROWS = 8192
 FORMAT = 2  # 2: shards may hold a words/ index; case folding is Unicode (str.casefold)
+CSV_TEXT = 1  # how a CSV file's text column is read (1: as VARCHAR, as the table's view reads it)
 FOLD = "casefold"  # the case folding of insensitive indexes (format 1 folded ASCII only)
 
 
@@ -47,9 +48,11 @@ class Target:
     scan: bool = True  # keep the scan tier (LZ4 blocks of the indexed text)
 
     def params(self) -> str:
-        return json.dumps({"case": self.case, "mode": self.mode, "shard_mb": self.shard_mb,
-                           "sample_rate": SAMPLE_RATE, "format": FORMAT, "words": self.words,
-                           "scan": self.scan, "fold": FOLD}, sort_keys=True)
+        p = {"case": self.case, "mode": self.mode, "shard_mb": self.shard_mb, "sample_rate": SAMPLE_RATE,
+             "format": FORMAT, "words": self.words, "scan": self.scan, "fold": FOLD}
+        if self.table.format == "csv":  # the text read as the view reads it (review21): an index of a CSV
+            p["csv_text"] = CSV_TEXT  # table built before is built again by the next refresh
+        return json.dumps(p, sort_keys=True)
 
 
 def text_column(catalog, table: Table, column: str) -> str:
@@ -142,7 +145,7 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
             or pa.types.is_large_binary(t)
 
-    from lakeql.lake import quote_ident, read_parquet_sql
+    from lakeql.lake import quote_ident, read_parquet_sql, scan_sql
 
     for f, path in zip(table.files, table.paths, strict=True):
         pf = buildfs.parquet_file(path) if table.format == "parquet" else None
@@ -156,7 +159,7 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
             con = buildfs.connect()
             one = table.with_files([f])
             scan = read_parquet_sql([path], table.hive) if pf is not None else one.scan_sql()
-            names = {r[0].lower() for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+            names = {r[0].lower(): r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
             if column.lower() not in names:
                 # a column added to the table after this file was written (schema drift): the
                 # table's view reads it as NULL in this file's rows (union_by_name), so does the index
@@ -166,11 +169,27 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
                 for start in range(0, n, BATCH_ROWS):
                     yield pa.nulls(min(BATCH_ROWS, n - start), pa.binary())
                 continue
+            if table.format == "csv" and _in_file(con, one, names[column.lower()]):
+                # the column as text, as the table's view reads it: a file read alone may type it (DATE
+                # '2020-02-01' for the text '01/02/2020' the view has, review21); not a hive partition key
+                scan = scan_sql(one.format, one.paths, one.hive, one.csv_header, one.csv_whole_sniff,
+                                names[column.lower()])
             rdr = con.sql(f"SELECT encode({quote_ident(column)}::VARCHAR) FROM {scan}").to_arrow_reader(
                 BATCH_ROWS)
             for batch in rdr:
                 yield batch.column(0)
             con.close()
+
+
+def _in_file(con: Any, one: Table, name: str) -> bool:
+    """Whether the column ``name`` of the one-file CSV table ``one`` is in its file (not only a hive
+    partition key, which DuckDB's ``types`` option refuses: 'Columns with names ... do not exist')."""
+    if not one.hive:
+        return True
+    from lakeql.lake import scan_sql
+
+    plain = scan_sql(one.format, one.paths, False, one.csv_header, one.csv_whole_sniff)
+    return name in {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {plain}").fetchall()}
 
 
 @dataclass
