@@ -161,3 +161,19 @@ def split_table(root: Path, domain: str, name: str, n_files: int, keep_last: int
                     f"_lakeql_rn < {hi} ORDER BY _lakeql_rn) TO '{out}' (FORMAT parquet)")
     src.unlink()
     return held
+
+
+def three_small_tables(root: Path) -> Path:
+    """A lake ``root/lake`` of one domain ``d`` with three 20-row tables ``a``, ``b``, ``c`` (``id``, ``v``):
+    the smallest lake in which a one-table change leaves other tables to keep."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lake = root / "lake"
+    (lake / "d").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        pq.write_table(
+            pa.table({"id": list(range(20)), "v": [f"{name}{i}" for i in range(20)]}),
+            lake / "d" / f"{name}.parquet",
+        )
+    return lake

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from lakes import three_small_tables
 
 from lakeql import parquet_io
 from lakeql import store as store_mod
@@ -130,20 +131,6 @@ def test_kept_aside_copies_found_below_a_folder_as_rglob_finds_them(tmp_path):
     assert got == {str(root / "d" / f".x.md.old-{pid}"), str(root / "d" / "e" / f".e2.old-{pid}")}
 
 
-def _one_table_lake(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    lake = tmp_path / "lake"
-    (lake / "d").mkdir(parents=True)
-    for name in ("a", "b", "c"):
-        pq.write_table(
-            pa.table({"id": list(range(20)), "v": [f"{name}{i}" for i in range(20)]}),
-            lake / "d" / f"{name}.parquet",
-        )
-    return lake
-
-
 def _build(lake, idx):
     import lakeql
 
@@ -156,7 +143,7 @@ def test_the_verification_record_is_written_once_per_build_and_equals_two_writes
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    lake = _one_table_lake(tmp_path)
+    lake = three_small_tables(tmp_path)
     _build(lake, tmp_path / "idx")
     _build(lake, tmp_path / "idx")
     shutil.copytree(tmp_path / "idx", tmp_path / "idx2", symlinks=True)
@@ -208,7 +195,7 @@ def test_a_record_voided_during_the_build_is_not_written_back(tmp_path, monkeypa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    lake = _one_table_lake(tmp_path)
+    lake = three_small_tables(tmp_path)
     idx = tmp_path / "idx"
     _build(lake, idx)
     _build(lake, idx)
@@ -287,7 +274,7 @@ def test_a_cold_integrity_pass_leaves_nothing_to_forget(tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    lake = _one_table_lake(tmp_path)
+    lake = three_small_tables(tmp_path)
     idx = tmp_path / "idx"
     _build(lake, idx)
     pq.write_table(pa.table({"id": [1], "v": ["x"]}), lake / "d" / "c.parquet")
@@ -352,7 +339,7 @@ def test_stored_columns_are_written_back_as_a_full_build_writes_them(tmp_path):
     from lakeql.catalog import Catalog, StoredColumns
     from lakeql.lake import discover
 
-    lake = _one_table_lake(tmp_path)
+    lake = three_small_tables(tmp_path)
     idx = tmp_path / "idx"
     _build(lake, idx)
     stored = Catalog.load(discover(lake), Store(idx))

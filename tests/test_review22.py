@@ -13,21 +13,11 @@ import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from lakes import three_small_tables
 
 import lakeql
 from lakeql import store as store_mod
 from lakeql.store import VERIFIED, Store
-
-
-def _lake(tmp_path):
-    lake = tmp_path / "lake"
-    (lake / "d").mkdir(parents=True)
-    for name in ("a", "b", "c"):
-        pq.write_table(
-            pa.table({"id": list(range(20)), "v": [f"{name}{i}" for i in range(20)]}),
-            lake / "d" / f"{name}.parquet",
-        )
-    return lake
 
 
 def _build(lake, idx, **kw):
@@ -38,7 +28,7 @@ def test_a_reader_voiding_a_missing_record_during_the_build_is_not_lost(tmp_path
     """No record at the integrity pass (the first build after a reader voided it): a reader finding a
     damaged file during the build deletes the record; the build must not write one at its end that
     vouches for that file (the next integrity pass would trust it and never read it again)."""
-    lake = _lake(tmp_path)
+    lake = three_small_tables(tmp_path)
     idx = tmp_path / "idx"
     _build(lake, idx)
     _build(lake, idx)
@@ -175,7 +165,7 @@ def test_refreshed_catalog_and_schemas_equal_a_full_build_after_each_kind_of_cha
 
         assert listing(idx) == listing(full)
 
-    lake = _lake(tmp_path)
+    lake = three_small_tables(tmp_path)
     (lake / "d" / "people.csv").write_bytes("id,name\n1,Zoë\n2,José\n".encode("cp1252"))
     idx = tmp_path / "idx"
     _build(lake, idx)
@@ -253,7 +243,7 @@ def test_kill_9_before_the_end_of_build_record_then_damage_is_found(tmp_path):
     import sys
     from pathlib import Path
 
-    lake = _lake(tmp_path)
+    lake = three_small_tables(tmp_path)
     idx = tmp_path / "idx"
     _build(lake, idx)
     _build(lake, idx)
