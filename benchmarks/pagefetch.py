@@ -249,10 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     import faiss
     import pyarrow.parquet as pq
     import vectors as bv
-    from vectors_sql_ann import base_vectors
+    from vectors_sql_ann import base_vectors, sign_flat
 
     from lakeql.connection import open_lake
-    from lakeql.vectors import binarizers
 
     out: dict = {"load_before": os.getloadavg()}
     work = Path(a.work)
@@ -265,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     faiss.omp_set_num_threads(1)
     base, Q, _ = base_vectors(Path(a.base))
     vecs = bv.synth(base, 1_000_000)[1]
-    sign = binarizers.get("sign", vecs.shape[1])
-    bflat = faiss.IndexBinaryFlat(vecs.shape[1])
-    bflat.add(sign.encode(vecs)[0])
+    sign, bflat = sign_flat(vecs)
     del vecs
     con, ctx = open_lake(lake, index_dir=lake / ".lakeql", capabilities=["vectors"])
     s = ctx.cache["vectors.searcher"]

@@ -37,11 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     import faiss
     import vectors as bv
-    from vectors_sql_ann import base_vectors
+    from vectors_sql_ann import base_vectors, sign_flat
 
     from lakeql.connection import open_lake
     from lakeql.udf import scalar_udf, struct_list
-    from lakeql.vectors import binarizers
     from lakeql.vectors.search import search
     from lakeql.vectors.sql import HIT_COLUMNS
 
@@ -49,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     faiss.omp_set_num_threads(1)
     base, Q, _ = base_vectors(Path(a.base))
     vecs = bv.synth(base, 1_000_000)[1]
-    sign = binarizers.get("sign", vecs.shape[1])
-    bflat = faiss.IndexBinaryFlat(vecs.shape[1])
-    bflat.add(sign.encode(vecs)[0])
+    sign, bflat = sign_flat(vecs)
     del vecs
     lake = Path(a.tmp) / "lake1000000"
     con, ctx = open_lake(lake, index_dir=lake / ".lakeql", capabilities=["vectors"])

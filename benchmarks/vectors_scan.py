@@ -106,10 +106,9 @@ def _checks(idx, qs, exact_top, before, after, search) -> dict:
 def run_1m(root: Path, base_folder: Path, nq: int) -> dict:
     import faiss
     import vectors as bv
-    from vectors_sql_ann import base_vectors
+    from vectors_sql_ann import base_vectors, sign_flat
 
     from lakeql.connection import open_lake
-    from lakeql.vectors import binarizers
     from lakeql.vectors.search import search
 
     faiss.omp_set_num_threads(1)
@@ -121,9 +120,7 @@ def run_1m(root: Path, base_folder: Path, nq: int) -> dict:
     vecs = bv.synth(base, n)[1]
     qs = [Q[i % len(Q)] for i in range(nq)]
     exact_top = [np.argsort(-(vecs @ q), kind="stable")[:10] for q in qs]
-    sign = binarizers.get("sign", vecs.shape[1])
-    bflat = faiss.IndexBinaryFlat(vecs.shape[1])
-    bflat.add(sign.encode(vecs)[0])
+    sign, bflat = sign_flat(vecs)
     del vecs
     con, ctx = open_lake(lake, index_dir=lake / ".lakeql", capabilities=["vectors"])
     s = ctx.cache["vectors.searcher"]

@@ -48,6 +48,19 @@ WORK = REPO / "benchmarks" / "_work"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
+def sign_flat(vecs: np.ndarray):
+    """(the ``sign`` binarizer, a faiss ``IndexBinaryFlat`` over the sign codes of ``vecs``): the raw binary
+    scan lakeql's search is measured against."""
+    import faiss
+
+    from lakeql.vectors import binarizers
+
+    sign = binarizers.get("sign", vecs.shape[1])
+    flat = faiss.IndexBinaryFlat(vecs.shape[1])
+    flat.add(sign.encode(vecs)[0])
+    return sign, flat
+
+
 def store_code_index(folder: Path, meta: dict, binz):
     """The store's :class:`~lakeql.vectors.codes.CodeIndex` as a connection's first search loads it: every
     code and scan factor in memory, the int8 rescoring tier memory-mapped (``meta`` says its rows)."""

@@ -169,25 +169,30 @@ def test_parquet_column_rows_and_top_equal_pyarrow_and_brute_force(tmp_path, mon
         assert answers[0] == answers[1]
 
 
+def _assert_first_offsets_equal_whole_rows(monkeypatch, rows, phrases, unit, fold, prefix):
+    """``colscan.first_offsets`` with ``FIRST_PREFIX = prefix`` == the first offsets ``verify_batch``
+    finds in whole rows, for each phrase that occurs in ``rows``."""
+    from lakeql.ngrams import colscan
+
+    texts = pa.array([r.encode() for r in rows], pa.large_binary()).view(pa.large_string())
+    batch = pa.RecordBatch.from_arrays([pa.array(np.arange(len(rows))), texts], ["i", "t"])
+    monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)  # read by first_offsets only
+    for phrase in phrases:
+        pat = _spec(unit, fold, phrase).pat
+        rid, _, want = colscan.verify_batch(batch, unit, fold, pat, True)
+        if rid.shape[0]:
+            got = colscan.first_offsets(rid, texts.take(pa.array(rid)), unit, fold, pat)
+            assert got.tolist() == want.tolist(), (phrase, fold, prefix)
+
+
 @pytest.mark.parametrize("fold", ["none", "casefold"])
 @pytest.mark.parametrize("prefix", [1, 2, 3, 5, 8, 1 << 16])
 def test_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, prefix):
     """``colscan.first_offsets`` (rows searched in a prefix cut at a character start first) == the
     first offsets of whole rows, as the index holds them (folded text for casefold)."""
-    from lakeql.ngrams import colscan
-
     rows = [r for r in ROWS if r] + ["ééé aa", "ß" * 5 + "ss", "x" * 9 + "日本語", "ſelf" * 3, "aaaaaaaaaa"]
-    for phrase in ["aa", "a", "self", "ss", "日本語", "é", "σσ", "ſ", "york"]:
-        spec = _spec("char", fold, phrase)
-        pat = spec.pat
-        texts = pa.array([r.encode() for r in rows], pa.large_binary()).view(pa.large_string())
-        batch = pa.RecordBatch.from_arrays([pa.array(np.arange(len(rows))), texts], ["i", "t"])
-        rid, _, want = colscan.verify_batch(batch, "char", fold, pat, True)
-        if not rid.shape[0]:
-            continue
-        monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)
-        got = colscan.first_offsets(rid, texts.take(pa.array(rid)), "char", fold, pat)
-        assert got.tolist() == want.tolist(), (phrase, fold, prefix)
+    phrases = ["aa", "a", "self", "ss", "日本語", "é", "σσ", "ſ", "york"]
+    _assert_first_offsets_equal_whole_rows(monkeypatch, rows, phrases, "char", fold, prefix)
 
 
 @pytest.mark.parametrize("fold", ["none", "casefold"])
@@ -196,8 +201,6 @@ def test_word_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, pr
     """Words: the prefix is cut after its last ASCII separator; first offsets (in the word stream the
     index holds) == whole rows', with Unicode word characters next to the cut (é, ß, 日本語, ſ, curly
     quotes, which separate words) and on real stdlib text."""
-    from lakeql.ngrams import colscan
-
     rows = [r for r in ROWS if r] + [
         "ééé aa self",
         "ßelf self",
@@ -210,17 +213,8 @@ def test_word_first_offsets_from_prefixes_equal_whole_rows(monkeypatch, fold, pr
         "a" * 9 + " new york",
     ]
     rows += [b.decode("utf-8", "replace") for _, b in stdlib_files(60_000)][:12]
-    for phrase in ["self", "aa", "new york", "york", "日本語", "é", "def", "return self", "the"]:
-        spec = _spec("word", fold, phrase)
-        pat = spec.pat
-        texts = pa.array([r.encode() for r in rows], pa.large_binary()).view(pa.large_string())
-        batch = pa.RecordBatch.from_arrays([pa.array(np.arange(len(rows))), texts], ["i", "t"])
-        rid, _, want = colscan.verify_batch(batch, "word", fold, pat, True)
-        if not rid.shape[0]:
-            continue
-        monkeypatch.setattr(colscan, "FIRST_PREFIX", prefix)
-        got = colscan.first_offsets(rid, texts.take(pa.array(rid)), "word", fold, pat)
-        assert got.tolist() == want.tolist(), (phrase, fold, prefix)
+    phrases = ["self", "aa", "new york", "york", "日本語", "é", "def", "return self", "the"]
+    _assert_first_offsets_equal_whole_rows(monkeypatch, rows, phrases, "word", fold, prefix)
 
 
 @pytest.mark.parametrize("unit", ["char", "word"])
