@@ -326,12 +326,13 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             _raise_store_failure(fs)  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
             from lakeql.sources.snapshot import ObjectChanged
 
+            why = _unreadable(table, stamp, fs, exc)  # (reads the file's first bytes: once)
             warnings.warn(f"skipping {table.format} file {stamp.path!r} of table {table.key}: {exc}"
                           if isinstance(exc, ObjectChanged) else  # no fault of the file: read again
                           f"skipping unreadable {table.format} file {stamp.path!r} of table {table.key}: "
-                          f"{_unreadable(table, stamp, fs, exc)}; fix or replace the file, then run 'lakeql "
-                          "index LAKE --refresh'", CorruptParquetWarning, stacklevel=2)
-            problems.append(Problem("file", stamp.path, _unreadable(table, stamp, fs, exc), table.key))
+                          f"{why}; fix or replace the file, then run 'lakeql index LAKE --refresh'",
+                          CorruptParquetWarning, stacklevel=2)
+            problems.append(Problem("file", stamp.path, why, table.key))
             continue
         good.append(stamp)
         rows.append(n)

@@ -147,15 +147,20 @@ def recipe(precision: str = "fp32") -> str:
 _CALIBRATION_SHA: dict[tuple[int, int], str] = {}
 
 
+def _missing_calibration() -> LakeqlError:
+    """The error of an install without :data:`CALIBRATION` (``onnx-int8-outlier`` cannot be made)."""
+    return LakeqlError(
+        f"the calibration text of onnx-int8-outlier is missing ({CALIBRATION}): reinstall lakeql, "
+        "or use embed_backend 'onnx-int8-token' or 'onnx'"
+    )
+
+
 def _calibration_sha() -> str:
     """SHA-256 of :data:`CALIBRATION` (cached per size and mtime: ``recipe`` runs in every fresh process)."""
     try:
         st = CALIBRATION.stat()
     except OSError:
-        raise LakeqlError(
-            f"the calibration text of onnx-int8-outlier is missing ({CALIBRATION}): reinstall lakeql, "
-            "or use embed_backend 'onnx-int8-token' or 'onnx'"
-        ) from None
+        raise _missing_calibration() from None
     key = (st.st_size, st.st_mtime_ns)
     if key not in _CALIBRATION_SHA:
         _CALIBRATION_SHA[key] = hashlib.sha256(CALIBRATION.read_bytes()).hexdigest()
@@ -383,10 +388,7 @@ def outlier_channels(
         try:
             texts = [t for t in CALIBRATION.read_text(encoding="utf-8").splitlines() if t.strip()]
         except OSError:
-            raise LakeqlError(
-                f"the calibration text of onnx-int8-outlier is missing ({CALIBRATION}): reinstall lakeql, "
-                "or use embed_backend 'onnx-int8-token' or 'onnx'"
-            ) from None
+            raise _missing_calibration() from None
     m = onnx.load(str(fp32))
     names = quantized_input_names(m.graph)
     have = {o.name for o in m.graph.output}

@@ -417,27 +417,30 @@ class NanoText(str):
         return self.replace(" ", "T", 1)
 
 
-def _type_holds(typ: Any, is_kind: Any) -> bool:
-    """Whether the Arrow type ``typ`` is, or holds anywhere inside it (map keys and items, list values,
-    struct and union fields), a type for which ``is_kind`` (a ``pyarrow.types.is_*`` test) is true."""
+def _type_find(typ: Any, pick: Any) -> Any:
+    """The first non-None ``pick(t)`` over the Arrow type ``typ`` and every type inside it (map keys and
+    items, list values, struct and union fields), depth first; None when there is none."""
     import pyarrow as pa
 
-    if is_kind(typ):
-        return True
+    got = pick(typ)
+    if got is not None:
+        return got
     if pa.types.is_map(typ):
-        return _type_holds(typ.key_type, is_kind) or _type_holds(typ.item_type, is_kind)
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
-        return _type_holds(typ.value_type, is_kind)
-    if pa.types.is_struct(typ) or pa.types.is_union(typ):
-        return any(_type_holds(typ.field(i).type, is_kind) for i in range(typ.num_fields))
-    return False
+        inner = [typ.key_type, typ.item_type]
+    elif pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        inner = [typ.value_type]
+    elif pa.types.is_struct(typ) or pa.types.is_union(typ):
+        inner = [typ.field(i).type for i in range(typ.num_fields)]
+    else:
+        inner = []
+    return next((z for t in inner if (z := _type_find(t, pick)) is not None), None)
 
 
 def _has_interval(typ: Any) -> bool:
     """Whether the Arrow type ``typ`` is or holds an interval."""
     import pyarrow as pa
 
-    return _type_holds(typ, pa.types.is_interval)
+    return _type_find(typ, lambda t: True if pa.types.is_interval(t) else None) is not None
 
 
 def _has_union(typ: Any) -> bool:
@@ -445,7 +448,7 @@ def _has_union(typ: Any) -> bool:
     which member a value is: such values are converted from pyarrow's scalars, :func:`_from_scalar`)."""
     import pyarrow as pa
 
-    return _type_holds(typ, pa.types.is_union)
+    return _type_find(typ, lambda t: True if pa.types.is_union(t) else None) is not None
 
 
 def _zone_of(typ: Any) -> str | None:
@@ -453,15 +456,7 @@ def _zone_of(typ: Any) -> str | None:
     STRUCT, MAP or UNION), else None."""
     import pyarrow as pa
 
-    if pa.types.is_timestamp(typ):
-        return typ.tz or None
-    if pa.types.is_map(typ):
-        return _zone_of(typ.key_type) or _zone_of(typ.item_type)
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
-        return _zone_of(typ.value_type)
-    if pa.types.is_struct(typ) or pa.types.is_union(typ):
-        return next((z for i in range(typ.num_fields) if (z := _zone_of(typ.field(i).type))), None)
-    return None
+    return _type_find(typ, lambda t: (t.tz or None) if pa.types.is_timestamp(t) else None)
 
 
 def _pairs_value(pairs: list[tuple[Any, Any]]) -> Any:

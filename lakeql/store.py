@@ -57,7 +57,7 @@ from lakeql import parquet_io
 from lakeql.cliargs import shell_word
 from lakeql.dbutil import inflate
 from lakeql.errors import CorruptIndexError, IndexDirError, LakeqlError, NotIndexedError, StaleIndexError
-from lakeql.lake import Lake, Table, glob_escape, join_root
+from lakeql.lake import Lake, Table, files_word, glob_escape, join_root
 
 MANIFEST = "indexes.parquet"
 FORMAT_VERSION = 1
@@ -203,12 +203,13 @@ def _walk_index(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
 
 
 def _temp_or_old(name: str) -> bool:
+    """A temp file or a kept-aside copy of a build (:data:`TEMP_RE`, :data:`OLD_RE`)."""
     return bool(TEMP_RE.match(name) or OLD_RE.match(name))
 
 
 def _not_recorded(name: str) -> bool:
     """A path part :func:`_files_of` leaves out: temp and kept-aside copies and :data:`READER_CACHES`."""
-    return bool(TEMP_RE.match(name) or OLD_RE.match(name) or name in READER_CACHES)
+    return _temp_or_old(name) or name in READER_CACHES
 
 
 def _walk_files(root: Path, skip: Callable[[str], bool]) -> Iterator[tuple[str, str, os.DirEntry]]:
@@ -773,8 +774,7 @@ class Store:
                      and not (rel[0] == "." and (TEMP_RE.match(rel) or OLD_RE.match(rel)))
                      for rel in expected):  # paths as strings: a Path per file cost most of checking
             # (both patterns start with a dot: the others are not matched against them)
-            files = {rel: full for rel, full, _ in _walk_files(p, lambda x: bool(TEMP_RE.match(x)
-                                                                                 or OLD_RE.match(x)))}
+            files = {rel: full for rel, full, _ in _walk_files(p, _temp_or_old)}
         # else the files sit in the folder itself: each found by its name (what the walk would find:
         # a regular file or a symlink to one), without listing 10,000 tables' profile folders
         base = f"{p}{os.sep}"
@@ -1221,8 +1221,6 @@ class Store:
             raise CorruptIndexError(
                 f"the {kind} index of {target} was damaged and its files removed: run '{again}'")
         fs = getattr(self.lake, "fs", None)
-        from lakeql.lake import files_word
-
         if table is not None and current_fingerprint(table, fs) != entry.fingerprint:
             raise StaleIndexError(
                 f"the {kind} index of {target} is older than the {files_word(table)} of table "

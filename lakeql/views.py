@@ -559,15 +559,12 @@ def _own_copies(paths: list[str], table: Table, index_root: Path | None) -> bool
     CSV files in ``INDEX_DIR/csv_utf8`` (:mod:`lakeql.csvenc`), named after that file as it is now (a
     changed file's copy has another name): a domain with such a file keeps its prebuilt views."""
     from lakeql import csvenc
-    from lakeql.lake import join_root
 
     if index_root is None or table.format != "csv":
         return False
     own = set(table.paths)
     folder = index_root / csvenc.DIR
-    copies = {str(folder / csvenc.copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label,
-                                               f.etag))
-              for f in table.files for label in csvenc.LABELS}
+    copies = {str(folder / name) for name in csvenc.copy_names(table)}
     return all(p in own or (p in copies and csvenc.intact(p)) for p in paths)
 
 

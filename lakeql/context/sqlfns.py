@@ -45,6 +45,14 @@ def schema_index(ctx):
         raise StaleIndexError("the schema files are older than the lake's Parquet files: run "
                               "'lakeql index --refresh LAKE'")
     backend = params.get("backend", "torch")  # indexes written before backends: torch, as then
+    # 'auto' keeps the encoder of the folder's cached vectors (a folder the float32 default embedded):
+    # decided once per load (it reads the cache's keys and hashes every table's text)
+    chosen: dict[str, str] = {}
+
+    def backend_of(path: Any) -> str:
+        if str(path) not in chosen:
+            chosen[str(path)] = cached_backend(path, backend)
+        return chosen[str(path)]
 
     def embed_outside_the_lock(path: Any, _e: Any) -> None:
         """Encode the tables missing from the embeddings cache before loading (minutes for 10,000 tables
@@ -55,12 +63,10 @@ def schema_index(ctx):
         from lakeql.context.retrieve import encoder, ensure_embeddings
 
         if os.access(path, os.W_OK):
-            model, label = encoder(cached_backend(path, backend))
+            model, label = encoder(backend_of(path))
             ensure_embeddings(path, model, label=label)
 
-    # 'auto' keeps the encoder of the folder's cached vectors (a folder the float32 default embedded)
-    return ctx.load_index(KIND, None, "",
-                          lambda path, _e: SchemaIndex.load(path, backend=cached_backend(path, backend)),
+    return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path, backend=backend_of(path)),
                           prepare=embed_outside_the_lock)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lakeql.errors import LakeqlError
-from lakeql.lake import Table
+from lakeql.lake import Table, quote_ident, read_parquet_sql, scan_sql
 from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, write_failure
 
@@ -145,8 +145,6 @@ def table_batches(table: Table, column: str) -> Iterator[Any]:
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
             or pa.types.is_large_binary(t)
 
-    from lakeql.lake import quote_ident, read_parquet_sql, scan_sql
-
     for f, path in zip(table.files, table.paths, strict=True):
         pf = buildfs.parquet_file(path) if table.format == "parquet" else None
         # a file whose column is not text (a type that drifted: BIGINT here, VARCHAR in the table's other
@@ -186,8 +184,6 @@ def _in_file(con: Any, one: Table, name: str) -> bool:
     partition key, which DuckDB's ``types`` option refuses: 'Columns with names ... do not exist')."""
     if not one.hive:
         return True
-    from lakeql.lake import scan_sql
-
     plain = scan_sql(one.format, one.paths, False, one.csv_header, one.csv_whole_sniff)
     return name in {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {plain}").fetchall()}
 
