@@ -100,6 +100,8 @@ def test_the_pool_keeps_at_most_pool_max_and_a_fork_starts_its_own(empty_pool):
     buildfs._POOL_PID[0] = -1
     c = buildfs.pooled()
     assert all(c._root is not k for k in kept) and empty_pool == [] and buildfs._POOL_PID[0] == os.getpid()
+    assert all(any(k is f for f in buildfs._FORKED) for k in kept)  # set aside, not closed
+    buildfs._FORKED.clear()
     c.close()
     assert len(empty_pool) == 1
 

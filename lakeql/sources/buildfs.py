@@ -59,6 +59,7 @@ FLUSH_LIMIT = "16MB"
 _POOL: list[Any] = []
 _POOL_LOCK = threading.Lock()
 _POOL_PID = [os.getpid()]
+_FORKED: list[Any] = []  # a forked child's inherited databases, kept referenced (see pooled)
 #: what a connection given back must have left in its database: no attached file, no object of its own
 _LEFTOVERS = ("SELECT (SELECT count(*) FROM duckdb_databases() WHERE NOT internal AND database_name <> "
               "'memory') + (SELECT count(*) FROM duckdb_tables() WHERE NOT temporary AND database_name = "
@@ -124,6 +125,9 @@ def pooled() -> Any:
     root = None
     with _POOL_LOCK:
         if _POOL_PID[0] != os.getpid():  # a forked child: its parent's databases are not its own
+            # (nor their threads): set aside, never used nor closed here (closing one joins threads
+            # that only exist in the parent)
+            _FORKED.extend(_POOL)
             _POOL.clear()
             _POOL_PID[0] = os.getpid()
         if _POOL:
