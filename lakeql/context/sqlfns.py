@@ -63,7 +63,7 @@ def schema_index(ctx):
         from lakeql.context.retrieve import encoder, ensure_embeddings
 
         if os.access(path, os.W_OK):
-            model, label = encoder(backend_of(path))
+            model, label = encoder(backend_of(path), path)
             ensure_embeddings(path, model, label=label)
 
     return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path, backend=backend_of(path)),
