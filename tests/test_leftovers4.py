@@ -227,3 +227,115 @@ def test_a_csv_file_named_parquet_on_s3_names_the_file_and_the_fix(tmp_path):
     ]
     assert "rename it after its format (csv_named.csv, .json)" in errors["csv_named"]
     assert "magic bytes" not in errors["csv_named"]
+
+
+# ----------------------------------------------------------------------------- 4. --csv-encoding
+def _cyrillic_phrases() -> list[str]:
+    """Real Cyrillic text: the distinct phrases of 12+ letters in the Python standard library's sources
+    (its tests' Russian, Bulgarian and Uzbek strings), those Windows-1251 can hold."""
+    import re
+    import sysconfig
+
+    found: set[str] = set()
+    pat = re.compile(r"[А-яЁё][А-яЁё ,.]{11,}")
+    for p in sorted(Path(sysconfig.get_path("stdlib")).rglob("*.py")):
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if "Ж" in text or "ж" in text or "е" in text:
+            found.update(m.strip() for m in pat.findall(text))
+    out = []
+    for s in sorted(found):
+        try:
+            s.encode("cp1251")
+        except UnicodeEncodeError:
+            continue
+        out.append(s.replace(",", " "))
+    return out
+
+
+def _cyrillic_lake(root: Path) -> tuple[Path, list[str]]:
+    from testutil import shared_data
+
+    phrases = _cyrillic_phrases()
+    assert len(phrases) >= 8
+    lake = root / "lake"
+    (lake / "d").mkdir(parents=True)
+    body = "id,phrase\n" + "".join(f"{i},{p}\n" for i, p in enumerate(phrases))
+    (lake / "d" / "ru.csv").write_bytes(body.encode("cp1251"))
+    (lake / "d" / "drinks.csv").write_bytes(
+        shared_data("fivethirtyeight", "alcohol-consumption", "drinks.csv").read_bytes()
+    )
+    return lake, phrases
+
+
+def _phrases(lake: Path, idx: Path) -> list[str]:
+    con = lakeql.connect(lake, index_dir=idx)
+    try:
+        assert con.execute("SELECT count(*) FROM d.drinks").fetchone()[0] == 193  # UTF-8: as is, always
+        return [r[0] for r in con.execute("SELECT phrase FROM d.ru ORDER BY id").fetchall()]
+    finally:
+        con.close()
+
+
+def test_a_named_csv_encoding_reads_what_detection_cannot_tell(tmp_path):
+    """A Windows-1251 (Cyrillic) CSV file cannot be told from Windows-1252 by its bytes: it was read as
+    Windows-1252 (``Ïîçíàíèå``), and the only fix was to convert it first (iconv). ``csv_encoding``
+    (``--csv-encoding``) names it: for the lake or one table, kept by later builds, ``auto`` to detect."""
+    lake, phrases = _cyrillic_lake(tmp_path)
+    idx = tmp_path / "idx"
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[])
+    guessed = _phrases(lake, idx)
+    assert guessed != phrases and guessed[0] == phrases[0].encode("cp1251").decode("cp1252")
+
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True,
+                 csv_encoding="windows-1251")
+    assert _phrases(lake, idx) == phrases
+    import duckdb
+
+    got = duckdb.execute("SELECT file_encodings FROM read_parquet(?) WHERE table_name = 'd.ru'",
+                         [str(idx / "catalog" / "tables.parquet")]).fetchone()
+    assert got == (["cp1251"],)  # recorded (lakeql doctor lists it)
+    # a refresh without the option keeps it; 'auto' drops it (the table is read again: detected)
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True)
+    assert _phrases(lake, idx) == phrases
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True, csv_encoding="auto")
+    assert _phrases(lake, idx) == guessed
+    # one table's own encoding
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True,
+                 csv_encoding=["d.ru=cp1251"])
+    assert _phrases(lake, idx) == phrases
+
+
+def test_a_wrong_csv_encoding_is_a_clear_error(tmp_path, capsys):
+    import subprocess
+
+    from lakeql.lake import UnknownTableError
+
+    lake, phrases = _cyrillic_lake(tmp_path)
+    idx = tmp_path / "idx"
+    for bad in ("klingon", "rot13", "base64", ""):
+        with pytest.raises(LakeqlError, match="is not a text encoding Python knows.*cp1251"):
+            lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], csv_encoding=bad)
+    with pytest.raises(UnknownTableError, match="nope"):
+        lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], csv_encoding="d.nope=cp1251")
+    with pytest.raises(LakeqlError, match="two encodings for the whole lake"):
+        lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], csv_encoding=["cp1251", "koi8-r"])
+    # bytes that are not the named encoding: the file is left out, naming the encoding and the flag
+    with pytest.warns(Warning, match="not valid ascii, the encoding named by --csv-encoding"):
+        lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], csv_encoding="d.ru=ascii")
+    # the command line
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(Path(lakeql.__file__).parents[1])}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lakeql", "index", str(lake), *args],
+                              capture_output=True, text=True, env=env)
+
+    out = cli("--index-dir", str(idx), "--csv-encoding", "cp1251", "--only", "joins", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert _phrases(lake, idx) == phrases
+    out = cli("--index-dir", str(idx), "--csv-encoding", "nope")
+    assert out.returncode != 0 and "--csv-encoding 'nope' is not a text encoding" in out.stderr
