@@ -339,3 +339,36 @@ def test_a_wrong_csv_encoding_is_a_clear_error(tmp_path, capsys):
     assert _phrases(lake, idx) == phrases
     out = cli("--index-dir", str(idx), "--csv-encoding", "nope")
     assert out.returncode != 0 and "--csv-encoding 'nope' is not a text encoding" in out.stderr
+
+
+# ----------------------------------------------------------------------------- 5. the mapped ANN rows
+def test_the_mapped_ann_rows_are_charged_what_they_map_not_the_folder(tmp_path):
+    """A new connection's unfiltered ANN search maps the list-order rows only (annfirst.md), but the
+    connection's cache charged it the whole index folder (Parquet codes, table-order tier, BM25 it never
+    reads), so it evicted other indexes early. It is charged the files it maps and the arrays it holds."""
+    from lakeql.connection import open_lake
+    from lakeql.store import dir_bytes
+    from lakeql.vectors import ann
+
+    lake = make_lake(tmp_path)
+    idx = tmp_path / "idx"
+    lakeql.index(lake, index_dir=idx, embed=["python.functions.docstring"], capabilities=["vectors"],
+                 progress=False, embed_ann=True, embed_ann_lists=16, embed_bm25=True)
+    (folder,) = list((idx / "embed").iterdir())
+    con, ctx = open_lake(lake, index_dir=idx, capabilities=["vectors"])
+    sql = "SELECT rowid FROM semantic_search_rowids('python.functions', 'docstring', ?, k := 10)"
+    assert len(con.execute(sql, [QUERIES[0]]).fetchall()) == 10
+    ((key, (obj, charged)),) = list(ctx.indexes._items.items())
+    assert key[0] == "embed:ann"
+    maps = sum((folder / n).stat().st_size for n in (ann.WORDS_FILE, ann.FACTORS_FILE, ann.ROWIDS_FILE,
+                                                     ann.TIER_FILE, ann.SCALES_FILE))
+    held = sum(int(a.nbytes) for a in (obj._pos["ann"].centroids, obj._pos["ann"].offsets))
+    with np.load(folder / "binarizer.npz") as z:
+        held += sum(int(z[k].nbytes) for k in z.files)
+    assert charged == maps + held
+    assert charged < 0.8 * dir_bytes(folder) and ctx.indexes.total_bytes == charged
+    # the whole index, once a filter loads it, is charged as before (its folder's size)
+    con.execute(sql.replace("k := 10", "k := 10, filter := 'lineno > 0'"), [QUERIES[0]]).fetchall()
+    ((key, (_, whole)),) = list(ctx.indexes._items.items())
+    assert key[0] == "embed" and whole == ctx.store.find("embed", "python.functions", "docstring").bytes
+    con.close()
