@@ -181,6 +181,15 @@ def files_word(table: Table | None) -> str:
     return {"parquet": "Parquet", "csv": "CSV", "json": "JSON"}.get(fmt, "data") + " files"
 
 
+def lake_files_word(tables: Any) -> str:
+    """How error messages name a lake's data files: its tables' formats (``CSV files``, ``Parquet and CSV
+    files``; ``data files`` for an empty lake)."""
+    names = sorted({files_word(t).removesuffix(" files") for t in tables})
+    if not names:
+        return "data files"
+    return (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]) + " files"
+
+
 def join_root(root: Path | str, rel: str) -> str:
     """``root/rel`` for a local root, or a URL for a lake on object storage (``s3://b/prefix``)."""
     if isinstance(root, str) and "://" in root:

@@ -372,3 +372,36 @@ def test_the_mapped_ann_rows_are_charged_what_they_map_not_the_folder(tmp_path):
     ((key, (_, whole)),) = list(ctx.indexes._items.items())
     assert key[0] == "embed" and whole == ctx.store.find("embed", "python.functions", "docstring").bytes
     con.close()
+
+
+# ----------------------------------------------------------------------------- 6. the stale schema message
+def test_the_stale_schema_message_names_the_lakes_own_file_formats(tmp_path):
+    """``schema_context`` on schema files older than the lake said "older than the lake's Parquet files"
+    for a lake of CSV files too: it names the lake's formats."""
+    import os
+    import time
+
+    import duckdb
+
+    lake, _ = _cyrillic_lake(tmp_path)
+    (lake / "d" / "ru.csv").unlink()
+    idx = tmp_path / "idx"
+    sql = "SELECT * FROM schema_context('alcohol consumption')"
+
+    def stale_message() -> str:
+        lakeql.index(lake, index_dir=idx, progress=False, capabilities=["context"], schemas_embed=False)
+        later = time.time_ns() + 5_000_000_000
+        os.utime(lake / "d" / "drinks.csv", ns=(later, later))
+        con = lakeql.connect(lake, index_dir=idx)
+        try:
+            with pytest.raises(duckdb.Error) as got:
+                con.execute(sql).fetchall()
+        finally:
+            con.close()
+        return str(got.value)
+
+    msg = stale_message()
+    assert "older than the lake's CSV files: run 'lakeql index --refresh LAKE'" in msg
+    assert "Parquet" not in msg
+    duckdb.execute(f"COPY (SELECT 1 AS a) TO '{lake / 'd' / 'p.parquet'}' (FORMAT parquet)")
+    assert "older than the lake's CSV and Parquet files: run" in stale_message()
