@@ -297,6 +297,11 @@ def test_a_named_csv_encoding_reads_what_detection_cannot_tell(tmp_path):
     got = duckdb.execute("SELECT file_encodings FROM read_parquet(?) WHERE table_name = 'd.ru'",
                          [str(idx / "catalog" / "tables.parquet")]).fetchone()
     assert got == (["cp1251"],)  # recorded (lakeql doctor lists it)
+    from lakeql.connection import open_lake
+
+    con, ctx = open_lake(lake, index_dir=idx)  # the prebuilt views are attached: no table looks changed
+    assert ctx.views.changed_tables == set() and con.execute("SELECT count(*) FROM d.ru").fetchone()[0]
+    con.close()
     # a refresh without the option keeps it; 'auto' drops it (the table is read again: detected)
     lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True)
     assert _phrases(lake, idx) == phrases
