@@ -225,7 +225,8 @@ def load_or_torch(name: str | None, backend: str, who: str, pin: str | None = No
     """(loaded encoder, backend it runs) for ``backend``; under ``auto``, when the ONNX encoder cannot be
     loaded (no export possible here), torch float32 with one warning naming ``who`` (e.g. 'joins embed').
     The failure is remembered per process: later calls go to torch at once instead of trying the export
-    again on every query. ``pin``: as for :func:`load_model`."""
+    again on every query. ``pin``: as for :func:`load_model`; a pinned load that fails is the error (never
+    torch: the index's vectors are that graph's)."""
     import warnings
 
     from lakeql.errors import LakeqlError
@@ -238,7 +239,7 @@ def load_or_torch(name: str | None, backend: str, who: str, pin: str | None = No
     try:
         return load_model(name, want, pin=pin), want
     except (ImportError, LakeqlError) as exc:
-        if not auto or want == "torch":
+        if not auto or want == "torch" or pin is not None:  # an index's channels: its graph or the error
             raise
         _ONNX_FAILED[key] = str(exc)
         warnings.warn(f"ONNX encoder unavailable ({exc}): {who} with torch", UserWarning, stacklevel=3)

@@ -172,6 +172,10 @@ def test_a_pin_this_export_cannot_make_or_cannot_read_is_a_clear_error(here):
     for bad in ("[1, 2", '{"a": "b"}', '{"a": [-1]}', "[]", '{"a": [true]}'):
         with pytest.raises(LakeqlError, match="channels recorded by the index are unreadable"):
             embedding.load_model(None, "onnx-int8-outlier", pin=bad)
+    # under auto too (joins, schema embeddings): the error, not torch, and later loads are not sent to torch
+    with pytest.raises(LakeqlError, match="this machine's ONNX export does not have"):
+        embedding.load_or_torch(None, "auto", "joins embed", '{"/not/a/tensor":[3]}')
+    assert embedding.load_or_torch(None, "auto", "joins embed")[1] == "onnx-int8-outlier"
     # a pin means nothing to the other encoders
     assert embedding.load_model(None, "onnx", pin="[1, 2").precision == "fp32"
 
