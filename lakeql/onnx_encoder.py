@@ -712,8 +712,9 @@ def exported(model_dir: Path, rebuild: bool = False, precision: str = "fp32", pi
             from lakeql.progress import say
 
             t0 = time.perf_counter()
+            what = f"{precision}, the outlier channels {channels_id(pin)} of an index" if pin else precision
             say(
-                f"onnx: exporting {model_dir} to an ONNX Runtime graph ({precision}; once per machine and "
+                f"onnx: exporting {model_dir} to an ONNX Runtime graph ({what}; once per machine and "
                 f"model, about 20-60 s, cached in {target})"
             )
             try:
