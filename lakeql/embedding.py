@@ -196,7 +196,7 @@ def channels(model: Any) -> str | None:
 
 
 #: (model, backend) whose ONNX encoder failed to load under ``auto`` in this process: torch from then on
-_ONNX_FAILED: dict[tuple[str | None, str], str] = {}
+_ONNX_FAILED: dict[tuple[str | None, str, str | None], str] = {}
 
 
 def _clear_models() -> None:
@@ -225,21 +225,23 @@ def load_or_torch(name: str | None, backend: str, who: str, pin: str | None = No
     """(loaded encoder, backend it runs) for ``backend``; under ``auto``, when the ONNX encoder cannot be
     loaded (no export possible here), torch float32 with one warning naming ``who`` (e.g. 'joins embed').
     The failure is remembered per process: later calls go to torch at once instead of trying the export
-    again on every query. ``pin``: as for :func:`load_model`; a pinned load that fails is the error (never
-    torch: the index's vectors are that graph's)."""
+    again on every query. ``pin``: as for :func:`load_model`; the failure of a pinned load is remembered
+    for that pin only (an index whose channels this machine's export cannot make does not send every
+    later load of the process to torch). Callers re-embed everything when torch answers (another family
+    of vectors: never mixed with the index's)."""
     import warnings
 
     from lakeql.errors import LakeqlError
 
     want = resolve_backend(name, backend)
-    key = (model_id(name), want)
+    key = (model_id(name), want, pin)
     auto = backend in (AUTO, AUTO_FP32)
     if auto and key in _ONNX_FAILED:
         return load_model(name, "torch"), "torch"
     try:
         return load_model(name, want, pin=pin), want
     except (ImportError, LakeqlError) as exc:
-        if not auto or want == "torch" or pin is not None:  # an index's channels: its graph or the error
+        if not auto or want == "torch":
             raise
         _ONNX_FAILED[key] = str(exc)
         warnings.warn(f"ONNX encoder unavailable ({exc}): {who} with torch", UserWarning, stacklevel=3)
