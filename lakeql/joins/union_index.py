@@ -494,8 +494,11 @@ def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
 
         model, backend = encoder(None, table_backend(ctx))
         np.save(out / "tablevec.npy", embedding.encode(summaries, model, desc="discovery: table summaries"))
-        # the encoder that made them: find_tables embeds its queries with the same family
+        # the encoder that made them: find_tables embeds its queries with the same family (and, for
+        # onnx-int8-outlier, the same outlier channels on any machine)
         made_by = {"model": embedding.model_id(None), "backend": backend}
+        if embedding.channels(model) is not None:
+            made_by["onnx_channels"] = embedding.channels(model)
         (out / "tablevec.json").write_text(json.dumps(made_by))
     return {"format": FORMAT, "tables": len(tab_rows), "columns": n, "deepjoin": dj is not None,
             "embed": (out / "tablevec.npy").exists(), "reused": reused}
