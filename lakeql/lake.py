@@ -711,8 +711,8 @@ def discover(root: str | os.PathLike[str]) -> Lake:
 
     ``root`` is a local folder or file, or a URL (``s3://bucket/prefix``) read with
     :mod:`lakeql.sources.remote`. Raises :class:`LakeNotFoundError` when ``root`` is missing or holds no
-    data file, and :class:`LakeqlError` when two files or folders map to the same table name. Files of
-    formats lakeql cannot read are named in a warning and in ``Lake.problems``.
+    data file. Files of formats lakeql cannot read, and sources that share a table name (all of them left
+    out), are named in a warning and in ``Lake.problems``.
     """
     text = os.fspath(root)
     fs = None
@@ -741,18 +741,35 @@ def discover(root: str | os.PathLike[str]) -> Lake:
         raise LakeNotFoundError(
             f"no Parquet files under {text!r}: a lake is a folder of .parquet files "
             "(LAKE/<domain>/<table>.parquet or LAKE/<table>.parquet; CSV, JSON, Delta and Iceberg too)")
-    tables: dict[str, Table] = {}
-    seen: dict[str, Table] = {}
-    for t in found:
-        folded = t.key.lower()
-        if folded in seen:
-            other = seen[folded]
-            raise LakeqlError(
-                f"two sources map to table {t.key!r}: {other.source!r} and {t.source!r} "
-                "(table names ignore case): rename or move one of them")
-        seen[folded] = t
-        tables[t.key] = t
+    tables = {t.key: t for t in _one_source_per_name(found, problems)}
+    if not tables:
+        raise LakeNotFoundError(f"no table of {text!r} is readable: {problems[-1].error}")
     return Lake(root_path, tables, problems, fs)
+
+
+def _one_source_per_name(found: list[Table], problems: list[Problem]) -> list[Table]:
+    """The tables of ``found`` whose name (ignoring case, as DuckDB does) no other source also has.
+
+    Sources that share a name (``d/drinks.csv`` beside ``d/drinks.parquet``, ``d/Orders.parquet`` beside
+    ``d/orders.parquet``, a file ``d/t.parquet`` beside a folder ``d/t/``) are all left out, each recorded
+    as a ``'table'`` problem naming every one of them and warned about: picking one would answer from a
+    table the user may not mean, and refusing the lake (as before) made every other table unusable.
+    """
+    by_name: dict[str, list[Table]] = {}
+    for t in found:
+        by_name.setdefault(t.key.lower(), []).append(t)
+    kept: list[Table] = []
+    for same in by_name.values():
+        if len(same) == 1:
+            kept.append(same[0])
+            continue
+        sources = " and ".join(repr(t.source) for t in sorted(same, key=lambda t: t.source))
+        why = (f"{len(same)} sources map to table {same[0].key!r}: {sources} (table names ignore case), so "
+               "it is left out: rename or move one of them")
+        for t in same:
+            problems.append(Problem("table", t.source, why, t.key))
+        warnings.warn(f"skipping table {same[0].key}: {why}", UnsupportedFileWarning, stacklevel=3)
+    return kept
 
 
 __all__ = ["FileStamp", "Lake", "Problem", "Table", "UnsupportedFileWarning", "discover",
