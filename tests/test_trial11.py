@@ -50,3 +50,32 @@ def test_two_sources_of_one_table_name_leave_that_name_out_not_the_lake(tmp_path
     assert status == [("d/drinks.csv", "error"), ("d/drinks.parquet", "error")]
     with pytest.raises(LakeqlError, match="rename or move one of them"):
         con.execute("SELECT * FROM joinable('d.drinks', 'country')").fetchall()
+
+
+def test_check_sql_names_the_quotes_a_keyword_table_or_a_dotted_column_needs(tmp_path: Path) -> None:
+    """Before: ``SELECT country FROM select.from`` got only DuckDB's ``syntax error at or near "select"``
+    (the quoting hint covered names with non-identifier characters, not keywords), and a column named
+    ``a.b`` written unquoted got ``unknown table or alias 'a' in a.b`` with no suggestion."""
+    src = shared_data("fivethirtyeight", "alcohol-consumption", "drinks.csv")
+    for folder in ("select", "bar"):
+        (tmp_path / "lake" / folder).mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT country, beer_servings AS \"order\" FROM read_csv('{src}')) "
+                f"TO '{tmp_path}/lake/select/from.parquet'")
+    con.execute(f"COPY (SELECT country, wine_servings AS \"a.b\" FROM read_csv('{src}')) "
+                f"TO '{tmp_path}/lake/bar/pub.parquet'")
+    lake = tmp_path / "lake"
+    lakeql.index(lake, capabilities=[])
+    lq = lakeql.connect(lake)
+
+    def check(sql: str) -> list[tuple]:
+        return lq.execute("SELECT message, suggestion FROM check_sql(?)", [sql]).fetchall()
+
+    msg, sugg = check("SELECT country FROM select.from")[0]
+    assert "select.from is a table whose name must be quoted" in msg and sugg == '"select"."from"'
+    msg, sugg = check("SELECT a.b FROM bar.pub")[0]
+    assert "'a.b' is a column of bar.pub" in msg and sugg == '"a.b"'
+    assert check('SELECT "a.b", country FROM bar.pub') == []
+    assert check('SELECT country FROM "select"."from" ORDER BY 1') == []
+    # a plain table is never hinted, and a keyword that is no lake name stays DuckDB's message alone
+    assert "must be quoted" not in check("SELECT country FROM bar.pub ORDER BY BY")[0][0]

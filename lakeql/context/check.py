@@ -19,9 +19,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lakeql.lake import quote_ident
 from lakeql.rows import escape_column
 from lakeql.safety import FILE_NAME_PATTERN
-from lakeql.sqlerrors import PLAIN_NAME
+from lakeql.sqlerrors import needs_quotes
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "temp", "system", "main_temp"})
 
@@ -54,7 +55,7 @@ class SchemaInfo:
         self.keys = sorted(tables)
         # (domain, name) of the tables SQL can only name quoted ('iso_3166-1', 'stats models')
         self.quoted = [(dom, name) for dom, name, _ in tables.values()
-                       if not (PLAIN_NAME.match(dom) and PLAIN_NAME.match(name))]
+                       if needs_quotes(dom) or needs_quotes(name)]
 
     @classmethod
     def from_catalog(cls, catalog) -> SchemaInfo:
@@ -180,7 +181,8 @@ def _pos(node) -> tuple[int | None, int | None]:
 
 
 def _q(name: str) -> str:
-    return name if name.replace("_", "a").isalnum() and not name[:1].isdigit() else '"' + name + '"'
+    """``name`` as SQL must write it: quoted when it is no plain identifier or a reserved keyword."""
+    return quote_ident(name) if needs_quotes(name) else name
 
 
 class Checker:
@@ -509,6 +511,15 @@ class Checker:
                                 for c in (source_columns(src) or [])}
                     if qual.lower() in all_cols or qual.lower() in lambda_vars:
                         continue  # struct field access such as s.field
+                    full = f"{qual}.{name}".lower()
+                    dotted = next(((c, src) for sc in chain for src in sc.sources.values()
+                                   for c in (source_columns(src) or []) if c.lower() == full), None)
+                    if dotted is not None:  # a column 'a.b' written unquoted ('unknown alias a' misleads)
+                        where = _source_label(dotted[1]).strip(" ()").removeprefix("table ")
+                        problems.append(self._problem(
+                            column, f"{dotted[0]!r} is a column of {where} whose name holds a dot: quote it "
+                            f"as {_q(dotted[0])}", _q(dotted[0]), [_q(dotted[0])]))
+                        continue
                     aliases_here = [a for sc in chain for a in sc.sources]
                     best = rank(qual, aliases_here)
                     msg = f"unknown table or alias {qual!r} in {column.sql()}"
