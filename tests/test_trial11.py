@@ -79,3 +79,21 @@ def test_check_sql_names_the_quotes_a_keyword_table_or_a_dotted_column_needs(tmp
     assert check('SELECT country FROM "select"."from" ORDER BY 1') == []
     # a plain table is never hinted, and a keyword that is no lake name stays DuckDB's message alone
     assert "must be quoted" not in check("SELECT country FROM bar.pub ORDER BY BY")[0][0]
+
+
+def test_check_sql_on_a_left_out_table_says_why_not_did_you_mean_another(tmp_path: Path) -> None:
+    """Before: ``check_sql('SELECT * FROM d.drinks')`` on a lake where d.drinks was left out (two sources
+    of the name; the same for a table whose every file is unreadable) said ``unknown table d.drinks (did
+    you mean d.airlines?)``: an agent follows the suggestion and queries the wrong table."""
+    lake = _drinks_lake(tmp_path / "lake")
+    (lake / "e").mkdir()
+    (lake / "e" / "broken.parquet").write_bytes(b"PAR1" + b"\0" * 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, capabilities=[])
+        con = lakeql.connect(lake)
+    for sql, why in [("SELECT country FROM d.drinks", "2 sources map to table"),
+                     ("SELECT * FROM e.broken", "left out"), ("SELECT * FROM drinks", "2 sources map")]:
+        (msg, sugg), = con.execute("SELECT message, suggestion FROM check_sql(?)", [sql]).fetchall()
+        assert why in msg and "did you mean" not in msg and sugg is None, (sql, msg, sugg)
+    assert con.execute("SELECT count(*) FROM check_sql('SELECT * FROM d.airlines')").fetchone()[0] == 0
