@@ -747,6 +747,10 @@ def discover(root: str | os.PathLike[str]) -> Lake:
     return Lake(root_path, tables, problems, fs)
 
 
+#: the words of the problem recorded for sources that share a table name (lakeql.catalog words its error)
+SHARED_NAME = "sources map to table"
+
+
 def _one_source_per_name(found: list[Table], problems: list[Problem]) -> list[Table]:
     """The tables of ``found`` whose name (ignoring case, as DuckDB does) no other source also has.
 
@@ -764,8 +768,8 @@ def _one_source_per_name(found: list[Table], problems: list[Problem]) -> list[Ta
             kept.append(same[0])
             continue
         sources = " and ".join(repr(t.source) for t in sorted(same, key=lambda t: t.source))
-        why = (f"{len(same)} sources map to table {same[0].key!r}: {sources} (table names ignore case), so "
-               "it is left out: rename or move one of them")
+        why = (f"{len(same)} {SHARED_NAME} {same[0].key!r}: {sources} (table names ignore case), so it is "
+               "left out: rename or move one of them")
         for t in same:
             problems.append(Problem("table", t.source, why, t.key))
         warnings.warn(f"skipping table {same[0].key}: {why}", UnsupportedFileWarning, stacklevel=3)
