@@ -98,3 +98,32 @@ def test_check_sql_on_a_left_out_table_says_why_not_did_you_mean_another(tmp_pat
         (msg, sugg), = con.execute("SELECT message, suggestion FROM check_sql(?)", [sql]).fetchall()
         assert why in msg and "did you mean" not in msg and sugg is None, (sql, msg, sugg)
     assert con.execute("SELECT count(*) FROM check_sql('SELECT * FROM d.airlines')").fetchone()[0] == 0
+
+
+def test_a_query_the_encoder_has_no_token_for_is_refused_not_a_perfect_match(tmp_path: Path) -> None:
+    """Before: every text the encoder (all-MiniLM-L6-v2: English WordPiece) tokenizes to [UNK] only (an
+    emoji, a Thai or Amharic sentence) embeds to one and the same vector, so ``semantic_search('🚀')``
+    answered a Thai sentence with score 1.000 (a 'perfect match' of unrelated text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = ["Tokyo is the capital of Japan.", "The river floods every spring.",
+             "ก่อนหน้านี้ภาษาไทยไม่มีช่องว่างระหว่างคำ", "ሰላም ልዑል", "Invoices are due within thirty days.",
+             "👩\u200d👩\u200d👧\u200d👦"]
+    (tmp_path / "lake" / "t").mkdir(parents=True)
+    pq.write_table(pa.table({"id": list(range(len(texts))), "text": texts}),
+                   tmp_path / "lake" / "t" / "s.parquet")
+    lake = tmp_path / "lake"
+    lakeql.index(lake, capabilities=["vectors"], embed=["t.s.text"], embed_bm25=True)
+    con = lakeql.connect(lake)
+    for q in ["🚀", "ሰላም", "👩\u200d👩\u200d👧\u200d👦"]:
+        with pytest.raises(LakeqlError, match="no token of the query .* ngram_search"):
+            con.execute("SELECT * FROM semantic_search('t.s', 'text', ?, k := 3)", [q]).fetchall()
+    # hybrid_search keeps its keyword side: the Thai sentence found by its words
+    rows = con.execute("SELECT id FROM hybrid_search('t.s', 'text', ?, k := 3)",
+                       ["ภาษาไทย"]).fetchall()
+    assert rows and rows[0][0] == 2
+    # a query with one known word among unknown ones is searched as before
+    top = con.execute("SELECT id, score FROM semantic_search('t.s', 'text', ?, k := 1)",
+                      ["🚀 Tokyo"]).fetchall()
+    assert top[0][0] == 0 and top[0][1] < 0.99
