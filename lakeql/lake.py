@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,7 +351,7 @@ def resolve_table(tables: dict[str, Table], name: str) -> Table:
     """Find ``name`` among ``tables`` (see :meth:`Lake.table`)."""
     if not isinstance(name, str) or not name.strip():
         raise UnknownTableError("table name is empty: pass 'domain.table' (see lakeql_tables())")
-    raw = name.strip()
+    raw = nfc(name.strip())
     if raw in tables:
         return tables[raw]
     lowered = {k.lower(): t for k, t in tables.items()}
@@ -440,6 +441,13 @@ def _alias(path: str, lake_inside: str, real_dirs: dict[str, str]) -> bool:
         if _lists_itself(cur, lake_inside):
             return True
     return False
+
+
+def nfc(name: str) -> str:
+    """A table, domain or user-typed name in Unicode NFC, the form people type: a folder or file named on
+    macOS (or unzipped from an archive made there) is decomposed (NFD), and DuckDB compares names by their
+    bytes, so ``"ürün"`` typed would never reach an NFD ``ürün``. Paths keep their own bytes."""
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def _stem(name: str) -> str:
@@ -576,6 +584,7 @@ def table_kind(tree: _Tree, folder: str) -> str:
 def folder_table(root: Path | str, tree: _Tree, domain: str, name: str, folder: str,
                  problems: list[Problem], fs: Any = None) -> Table | None:
     """The table made of a folder (every data file below it, or a Delta/Iceberg table's live files)."""
+    domain, name = nfc(domain), nfc(name)
     kind = table_kind(tree, folder)
     everything = tree.below(folder)
     if kind in ("delta", "iceberg"):
@@ -630,7 +639,7 @@ def _reserved_domain(problems: list[Problem], folder: str) -> None:
 def file_table(root: Path | str, domain: str, stamp: FileStamp) -> Table:
     fname = stamp.path.rsplit("/", 1)[-1]
     fmt = file_format(fname) or "parquet"
-    return Table(domain, _stem(fname), root, stamp.path, [stamp], False, fmt, [stamp], "file")
+    return Table(nfc(domain), nfc(_stem(fname)), root, stamp.path, [stamp], False, fmt, [stamp], "file")
 
 
 def tables_from_listing(root: Path | str, listing: list[FileStamp], fs: Any = None

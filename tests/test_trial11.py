@@ -127,3 +127,34 @@ def test_a_query_the_encoder_has_no_token_for_is_refused_not_a_perfect_match(tmp
     top = con.execute("SELECT id, score FROM semantic_search('t.s', 'text', ?, k := 1)",
                       ["🚀 Tokyo"]).fetchall()
     assert top[0][0] == 0 and top[0][1] < 0.99
+
+
+def test_nfd_folder_and_file_names_answer_to_the_names_people_type(tmp_path: Path) -> None:
+    """Before: a lake whose folder and file names are decomposed (NFD: written on macOS, or unzipped from
+    an archive made there) had tables no typed (NFC) name reached: ``SELECT ... FROM "ürün"."satış_özeti"``
+    -> schema does not exist, and every lakeql function (``--embed`` too) said ``unknown table
+    'ürün.satış_özeti' (did you mean ürün.satış_özeti?)``, suggesting the name that was typed."""
+    import unicodedata
+
+    nfc = "ürün.satış_özeti"
+    dom, name = (unicodedata.normalize("NFD", x) for x in nfc.split("."))
+    src = shared_data("fivethirtyeight", "alcohol-consumption", "drinks.csv")
+    (tmp_path / "lake" / dom).mkdir(parents=True)
+    duckdb.connect().execute(f"COPY (FROM read_csv('{src}')) TO '{tmp_path}/lake/{dom}/{name}.parquet'")
+    # two files whose names differ only in their Unicode form are one name: both left out, as row 112
+    (tmp_path / "lake" / "d").mkdir()
+    for form in ("NFC", "NFD"):
+        cafe = unicodedata.normalize(form, "café")
+        duckdb.connect().execute(f"COPY (SELECT 1 AS a) TO '{tmp_path}/lake/d/{cafe}.parquet'")
+    lake = tmp_path / "lake"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, capabilities=["joins", "ngrams"], ngram=[f"{nfc}.country"])
+        con = lakeql.connect(lake)
+    assert con.execute('SELECT count(*) FROM "ürün"."satış_özeti"').fetchone()[0] == 193
+    assert con.execute("SELECT ngram_rows(?, 'country', 'land')", [nfc]).fetchone()[0] == 12
+    assert con.execute("SELECT ngram_rows(?, 'country', 'land')", [f"{dom}.{name}"]).fetchone()[0] == 12
+    assert con.execute("SELECT count(*) FROM check_sql(?)", ['SELECT country FROM "ürün"."satış_özeti"']
+                       ).fetchone()[0] == 0
+    status = dict(con.execute("SELECT table_name, status FROM lakeql_tables()").fetchall())
+    assert status == {nfc: "ok", "d.café": "error"}
