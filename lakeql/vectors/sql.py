@@ -237,6 +237,8 @@ class Searcher:
             vec = (vec[0], cosines(vec[1]))
             vec_pos = idx.positions_of(vec[0])
         kw = words.top(str(query)[:MAX_QUERY_CHARS], pool, allowed)
+        if q is None and not len(kw[0]):  # neither side has anything to go on: say why, as semantic_search
+            self.embed_query(idx, query)
         pos, scores = bm25.fuse((vec_pos, vec[1]), kw, kk, how, w)
         return hits(idx.rowids[pos], scores)
 
