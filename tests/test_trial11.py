@@ -158,3 +158,17 @@ def test_nfd_folder_and_file_names_answer_to_the_names_people_type(tmp_path: Pat
                        ).fetchone()[0] == 0
     status = dict(con.execute("SELECT table_name, status FROM lakeql_tables()").fetchall())
     assert status == {nfc: "ok", "d.café": "error"}
+
+
+def test_mcp_list_domains_counts_only_tables_an_agent_can_query(tmp_path: Path) -> None:
+    """Before: MCP ``list_domains`` counted and listed a table left out of the lake (two sources of one
+    name, or no readable file) like any other: ``d | 3 | airlines, drinks, drinks``."""
+    from lakeql.mcp.service import LakeService
+
+    lake = _drinks_lake(tmp_path / "lake")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, capabilities=["context"])
+        text = LakeService(lake).list_domains()
+    row = next(line for line in text.splitlines() if line.startswith("| d |"))
+    assert row.startswith("| d | 1 | 56 | airlines, drinks (left out: see lakeql_tables()) |"), row
