@@ -776,9 +776,14 @@ def _one_source_per_name(found: list[Table], problems: list[Problem]) -> list[Ta
         if len(same) == 1:
             kept.append(same[0])
             continue
-        sources = " and ".join(repr(t.source) for t in sorted(same, key=lambda t: t.source))
-        why = (f"{len(same)} {SHARED_NAME} {same[0].key!r}: {sources} (table names ignore case), so it is "
-               "left out: rename or move one of them")
+        srcs = sorted({t.source for t in same})
+        if len({s.lower() for s in srcs}) == len(srcs) and len({nfc(s).lower() for s in srcs}) < len(srcs):
+            # the names differ in Unicode form only (NFC and NFD look alike): show the code points
+            sources, rule = " and ".join(ascii(s) for s in srcs), "table names ignore case and Unicode form"
+        else:
+            sources, rule = " and ".join(repr(s) for s in srcs), "table names ignore case"
+        why = (f"{len(same)} {SHARED_NAME} {same[0].key!r}: {sources} ({rule}), so it is left out: rename "
+               "or move one of them")
         for t in same:
             problems.append(Problem("table", t.source, why, t.key))
         warnings.warn(f"skipping table {same[0].key}: {why}", UnsupportedFileWarning, stacklevel=3)

@@ -158,6 +158,11 @@ def test_nfd_folder_and_file_names_answer_to_the_names_people_type(tmp_path: Pat
                        ).fetchone()[0] == 0
     status = dict(con.execute("SELECT table_name, status FROM lakeql_tables()").fetchall())
     assert status == {nfc: "ok", "d.café": "error"}
+    errors = con.execute("SELECT error FROM lakeql_tables() WHERE status = 'error'").fetchall()
+    (why,) = {r[0] for r in errors}
+    # the two names look alike: the message shows their code points
+    assert "'d/cafe\\u0301.parquet' and 'd/caf\\xe9.parquet' (table names ignore case and Unicode form)" \
+        in why
 
 
 def test_mcp_list_domains_counts_only_tables_an_agent_can_query(tmp_path: Path) -> None:
