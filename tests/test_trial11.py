@@ -177,3 +177,22 @@ def test_mcp_list_domains_counts_only_tables_an_agent_can_query(tmp_path: Path) 
         text = LakeService(lake).list_domains()
     row = next(line for line in text.splitlines() if line.startswith("| d |"))
     assert row.startswith("| d | 1 | 56 | airlines, drinks (left out: see lakeql_tables()) |"), row
+
+
+def test_schema_context_with_a_question_of_no_word_and_no_known_token_says_so(tmp_path: Path) -> None:
+    """Before: ``schema_context('🚀')`` and ``schema_context('ሰላም')`` (Amharic "hello") answered the same
+    schema file with the same confident score (0.81 on trial11's lake): the encoder's one vector for text
+    it has no token for, ranked against every file (also MCP ``search_tables``)."""
+    lake = _drinks_lake(tmp_path / "lake")
+    (lake / "d" / "drinks.csv").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, capabilities=["context"])
+        con = lakeql.connect(lake)
+    for q in ["🚀", "ሰላም"]:
+        with pytest.raises(LakeqlError, match="no token of the question"):
+            con.execute("SELECT path FROM schema_context(?)", [q]).fetchall()
+    # a known word among unknown tokens is ranked as before
+    paths = [r[0] for r in con.execute("SELECT path FROM schema_context(?, unit := 'table')",
+                                       ["🍺 beer servings by country"]).fetchall()]
+    assert paths[0].endswith("drinks.yaml")
