@@ -656,6 +656,11 @@ def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list, sizes: Any
 
 def unreadable_message(table_name: str, error: str, path: str) -> str:
     """The one-line error for a table the lake has but could not read (no view): why, and the fix."""
+    from lakeql.lake import SHARED_NAME
+
+    if SHARED_NAME in error:  # its files read; the name is the problem (lakeql.lake._one_source_per_name)
+        return (f"table {table_name!r} is left out of the lake: {error}, then run 'lakeql index LAKE "
+                "--refresh'")
     return (f"table {table_name!r} is in the lake but none of its files could be read ({error}): "
             f"fix or replace {path!r}, then run 'lakeql index LAKE --refresh' "
             "('lakeql doctor LAKE' lists every unreadable file)")

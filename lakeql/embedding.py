@@ -355,6 +355,28 @@ def config_max_seq_length(name: str | None = None) -> int | None:
     return n if n > 0 and (limit is None or n <= int(limit)) else None
 
 
+def only_unknown_tokens(model: Any, text: str) -> bool:
+    """Whether the encoder's tokenizer reads ``text`` as unknown tokens only (``[UNK]``: an emoji, a script
+    outside the vocabulary, as Thai or Amharic for the English WordPiece of MiniLM). Every such text embeds
+    to one and the same vector, so a search with it ranks every other such row first with cosine 1.0.
+
+    ``False`` when it has a known token, or when the tokenizer (an ONNX encoder's ``tokenizers.Tokenizer``,
+    a sentence-transformers model's Hugging Face tokenizer) or its unknown token cannot be found.
+    """
+    tok = getattr(model, "tokenizer", None)
+    try:
+        if hasattr(tok, "token_to_id") and hasattr(tok, "encode"):  # tokenizers.Tokenizer
+            unk = getattr(tok.model, "unk_token", None)
+            unk_id = tok.token_to_id(unk) if unk else None
+            ids = tok.encode(text, add_special_tokens=False).ids
+        else:  # a Hugging Face tokenizer (sentence-transformers)
+            unk_id = getattr(tok, "unk_token_id", None)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+    except Exception:  # noqa: BLE001 - another tokenizer: nothing to say, the search runs
+        return False
+    return unk_id is not None and bool(ids) and all(i == unk_id for i in ids)
+
+
 def encode(
     texts: Sequence[str],
     model: str | None | Any = None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,7 +373,7 @@ def resolve_table(tables: dict[str, Table], name: str) -> Table:
     """Find ``name`` among ``tables`` (see :meth:`Lake.table`)."""
     if not isinstance(name, str) or not name.strip():
         raise UnknownTableError("table name is empty: pass 'domain.table' (see lakeql_tables())")
-    raw = name.strip()
+    raw = nfc(name.strip())
     if raw in tables:
         return tables[raw]
     lowered = {k.lower(): t for k, t in tables.items()}
@@ -462,6 +463,13 @@ def _alias(path: str, lake_inside: str, real_dirs: dict[str, str]) -> bool:
         if _lists_itself(cur, lake_inside):
             return True
     return False
+
+
+def nfc(name: str) -> str:
+    """A table, domain or user-typed name in Unicode NFC, the form people type: a folder or file named on
+    macOS (or unzipped from an archive made there) is decomposed (NFD), and DuckDB compares names by their
+    bytes, so ``"ürün"`` typed would never reach an NFD ``ürün``. Paths keep their own bytes."""
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def _stem(name: str) -> str:
@@ -598,6 +606,7 @@ def table_kind(tree: _Tree, folder: str) -> str:
 def folder_table(root: Path | str, tree: _Tree, domain: str, name: str, folder: str,
                  problems: list[Problem], fs: Any = None) -> Table | None:
     """The table made of a folder (every data file below it, or a Delta/Iceberg table's live files)."""
+    domain, name = nfc(domain), nfc(name)
     kind = table_kind(tree, folder)
     everything = tree.below(folder)
     if kind in ("delta", "iceberg"):
@@ -652,7 +661,7 @@ def _reserved_domain(problems: list[Problem], folder: str) -> None:
 def file_table(root: Path | str, domain: str, stamp: FileStamp) -> Table:
     fname = stamp.path.rsplit("/", 1)[-1]
     fmt = file_format(fname) or "parquet"
-    return Table(domain, _stem(fname), root, stamp.path, [stamp], False, fmt, [stamp], "file")
+    return Table(nfc(domain), nfc(_stem(fname)), root, stamp.path, [stamp], False, fmt, [stamp], "file")
 
 
 def tables_from_listing(root: Path | str, listing: list[FileStamp], fs: Any = None
@@ -735,8 +744,8 @@ def discover(root: str | os.PathLike[str]) -> Lake:
 
     ``root`` is a local folder or file, or a URL (``s3://bucket/prefix``) read with
     :mod:`lakeql.sources.remote`. Raises :class:`LakeNotFoundError` when ``root`` is missing or holds no
-    data file, and :class:`LakeqlError` when two files or folders map to the same table name. Files of
-    formats lakeql cannot read are named in a warning and in ``Lake.problems``.
+    data file. Files of formats lakeql cannot read, and sources that share a table name (all of them left
+    out), are named in a warning and in ``Lake.problems``.
     """
     text = os.fspath(root)
     fs = None
@@ -765,18 +774,44 @@ def discover(root: str | os.PathLike[str]) -> Lake:
         raise LakeNotFoundError(
             f"no Parquet files under {text!r}: a lake is a folder of .parquet files "
             "(LAKE/<domain>/<table>.parquet or LAKE/<table>.parquet; CSV, JSON, Delta and Iceberg too)")
-    tables: dict[str, Table] = {}
-    seen: dict[str, Table] = {}
-    for t in found:
-        folded = t.key.lower()
-        if folded in seen:
-            other = seen[folded]
-            raise LakeqlError(
-                f"two sources map to table {t.key!r}: {other.source!r} and {t.source!r} "
-                "(table names ignore case): rename or move one of them")
-        seen[folded] = t
-        tables[t.key] = t
+    tables = {t.key: t for t in _one_source_per_name(found, problems)}
+    if not tables:
+        raise LakeNotFoundError(f"no table of {text!r} is readable: {problems[-1].error}")
     return Lake(root_path, tables, problems, fs)
+
+
+#: the words of the problem recorded for sources that share a table name (lakeql.catalog words its error)
+SHARED_NAME = "sources map to table"
+
+
+def _one_source_per_name(found: list[Table], problems: list[Problem]) -> list[Table]:
+    """The tables of ``found`` whose name (ignoring case, as DuckDB does) no other source also has.
+
+    Sources that share a name (``d/drinks.csv`` beside ``d/drinks.parquet``, ``d/Orders.parquet`` beside
+    ``d/orders.parquet``, a file ``d/t.parquet`` beside a folder ``d/t/``) are all left out, each recorded
+    as a ``'table'`` problem naming every one of them and warned about: picking one would answer from a
+    table the user may not mean, and refusing the lake (as before) made every other table unusable.
+    """
+    by_name: dict[str, list[Table]] = {}
+    for t in found:
+        by_name.setdefault(t.key.lower(), []).append(t)
+    kept: list[Table] = []
+    for same in by_name.values():
+        if len(same) == 1:
+            kept.append(same[0])
+            continue
+        srcs = sorted({t.source for t in same})
+        if len({s.lower() for s in srcs}) == len(srcs) and len({nfc(s).lower() for s in srcs}) < len(srcs):
+            # the names differ in Unicode form only (NFC and NFD look alike): show the code points
+            sources, rule = " and ".join(ascii(s) for s in srcs), "table names ignore case and Unicode form"
+        else:
+            sources, rule = " and ".join(repr(s) for s in srcs), "table names ignore case"
+        why = (f"{len(same)} {SHARED_NAME} {same[0].key!r}: {sources} ({rule}), so it is left out: rename "
+               "or move one of them")
+        for t in same:
+            problems.append(Problem("table", t.source, why, t.key))
+        warnings.warn(f"skipping table {same[0].key}: {why}", UnsupportedFileWarning, stacklevel=3)
+    return kept
 
 
 __all__ = ["FileStamp", "Lake", "Problem", "Table", "UnsupportedFileWarning", "discover",

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 _TABLE_FUNCTION_MISSING = re.compile(r"Table Function with name (\w+) does not exist")
@@ -103,8 +104,25 @@ def scalar_in_from_hint(msg: str, con: Any) -> str:
 
 
 # a name DuckDB's lexer reads unquoted: ASCII letters, '_', digits and '$' after the first character, and any
-# non-ASCII character but whitespace ('geo.größe', '名前' need no quotes); keywords are not told apart
+# non-ASCII character but whitespace ('geo.größe', '名前' need no quotes); keywords are not told apart here
+# (needs_quotes does)
 PLAIN_NAME = re.compile(r"(?:[A-Za-z_]|[^\x00-\x7f\s])(?:[A-Za-z0-9_$]|[^\x00-\x7f\s])*\Z")
+
+
+@lru_cache(maxsize=1)
+def reserved_words() -> frozenset[str]:
+    """DuckDB's reserved keywords (``select``, ``from``, ``order``, ...), lower-cased: a table or column so
+    named must be quoted in SQL. Asked of DuckDB itself once per process (~1 ms)."""
+    import duckdb
+
+    rows = duckdb.connect().execute(
+        "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()
+    return frozenset(r[0].lower() for r in rows)
+
+
+def needs_quotes(name: str) -> bool:
+    """Whether SQL can name ``name`` only quoted: not a plain identifier, or a reserved keyword."""
+    return not PLAIN_NAME.match(name) or name.lower() in reserved_words()
 _LINE = re.compile(r"LINE \d+: ")
 # string literals and comments, blanked before looking for table names (a name in them is no table's)
 # An unclosed one runs to the end (as DuckDB reads it): one pass over hostile SQL ('/*a' * 80,000 took
@@ -120,14 +138,15 @@ _SCAN_BUDGET = 50_000_000
 def unquoted_table(sql: str, names: list[tuple[str, str]]) -> tuple[str, str] | None:
     """(as written, quoted) for the first table ``(domain, name)`` of ``names`` that ``sql`` names without
     the quotes its name needs: ``iso.iso_3166-1``, ``stats models.fertility``, or a bare name that itself
-    needs quoting (``iso_3166-1``). Tables whose names are plain identifiers are skipped."""
+    needs quoting (``iso_3166-1``; a bare keyword is not looked for: it is in every query). Tables whose names
+    are plain identifiers and no keywords are skipped."""
     from lakeql.lake import quote_ident
 
     low = _NOT_NAMES.sub(lambda m: " " * len(m.group()), sql).lower()
     words = set(_WORDS.findall(low))
     budget = _SCAN_BUDGET
     for dom, name in names:
-        if PLAIN_NAME.match(dom) and PLAIN_NAME.match(name):
+        if not (needs_quotes(dom) or needs_quotes(name)):
             continue
         for written in [f"{dom}.{name}"] + ([name] if not PLAIN_NAME.match(name) else []):
             w = written.lower()

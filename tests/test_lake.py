@@ -47,10 +47,16 @@ def test_missing_and_empty_lakes(tmp_path: Path) -> None:
         discover(tmp_path / "empty")
 
 
-def test_two_sources_one_name_is_an_error(tmp_path: Path) -> None:
+def test_two_sources_of_one_name_are_left_out(tmp_path: Path) -> None:
     write(tmp_path / "d" / "t.parquet")
     write(tmp_path / "d" / "T" / "part.parquet")
-    with pytest.raises(LakeqlError, match="two sources map to table"):
+    write(tmp_path / "d" / "u.parquet")
+    with pytest.warns(UserWarning, match="2 sources map to table"):
+        lake = discover(tmp_path)
+    assert set(lake.tables) == {"d.u"}
+    assert {(p.kind, p.path) for p in lake.problems} == {("table", "d/T"), ("table", "d/t.parquet")}
+    (tmp_path / "d" / "u.parquet").unlink()
+    with pytest.warns(UserWarning), pytest.raises(LakeqlError, match="no table of .* is readable: 2 sources"):
         discover(tmp_path)
 
 

@@ -19,9 +19,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lakeql.lake import quote_ident
 from lakeql.rows import escape_column
 from lakeql.safety import FILE_NAME_PATTERN
-from lakeql.sqlerrors import PLAIN_NAME
+from lakeql.sqlerrors import needs_quotes
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "temp", "system", "main_temp"})
 
@@ -54,13 +55,27 @@ class SchemaInfo:
         self.keys = sorted(tables)
         # (domain, name) of the tables SQL can only name quoted ('iso_3166-1', 'stats models')
         self.quoted = [(dom, name) for dom, name, _ in tables.values()
-                       if not (PLAIN_NAME.match(dom) and PLAIN_NAME.match(name))]
+                       if needs_quotes(dom) or needs_quotes(name)]
+        # lower-cased key -> why, for tables of the lake left out of it (unreadable, or a name two sources
+        # share): naming one is that reason, not "unknown table (did you mean <another table>?)"
+        self.left_out: dict[str, str] = {}
 
     @classmethod
     def from_catalog(cls, catalog) -> SchemaInfo:
         lake = catalog.lake
-        return cls({k: (t.domain, t.name, [c.column_name for c in catalog.columns(k)])
+        info = cls({k: (t.domain, t.name, [c.column_name for c in catalog.columns(k)])
                     for k, t in lake.tables.items()})
+        for p in catalog.problems:
+            if p.kind == "table" and p.table_name and p.table_name not in lake.tables:
+                why = (f"table {p.table_name!r} is in the lake but left out of it ({p.error}); "
+                       "'lakeql doctor LAKE' lists such tables")
+                info.left_out.setdefault(p.table_name.lower(), why)
+        return info
+
+    def left_out_named(self, name: str) -> str | None:
+        """Why the left-out table whose bare name is ``name`` (and no live table's) is left out."""
+        low = name.lower()
+        return next((why for key, why in self.left_out.items() if key.rsplit(".", 1)[-1] == low), None)
 
     def lookup(self, schema: str, name: str) -> tuple[str, list[str]] | None:
         return self.by_schema.get(schema.lower(), {}).get(name.lower())
@@ -180,7 +195,8 @@ def _pos(node) -> tuple[int | None, int | None]:
 
 
 def _q(name: str) -> str:
-    return name if name.replace("_", "a").isalnum() and not name[:1].isdigit() else '"' + name + '"'
+    """``name`` as SQL must write it: quoted when it is no plain identifier or a reserved keyword."""
+    return quote_ident(name) if needs_quotes(name) else name
 
 
 class Checker:
@@ -389,6 +405,10 @@ class Checker:
             hit = self.schema.lookup(db, name)
             if hit:
                 return hit[0], hit[1], None
+            gone = self.schema.left_out.get(f"{db}.{name}".lower())
+            if gone:
+                line, col = _pos(table)
+                return None, None, Problem("error", gone, None, line, col)
             if db.lower() not in self.schema.by_schema:
                 sugg = rank(db, list({k.split(".", 1)[0] for k in self.schema.keys}))
                 best = rank(f"{db}.{name}", self.schema.keys)
@@ -407,6 +427,10 @@ class Checker:
         local = [self.schema.by_schema[s.lower()][n][0].split(".", 1)[1]
                  for s in self.search for n in self.schema.by_schema.get(s.lower(), {})]
         near = [c for c in rank(name, local) if dl_distance(name, c) <= 2]
+        gone = None if elsewhere else self.schema.left_out_named(name)
+        if gone:
+            line, col = _pos(table)
+            return None, None, Problem("error", gone, None, line, col)
         if elsewhere and near:  # a one-letter slip on a table of the search path beats another schema
             return None, None, self._problem(
                 table, f"unknown table {name!r} in the search path ({', '.join(self.search)}); "
@@ -509,6 +533,16 @@ class Checker:
                                 for c in (source_columns(src) or [])}
                     if qual.lower() in all_cols or qual.lower() in lambda_vars:
                         continue  # struct field access such as s.field
+                    full = f"{qual}.{name}".lower()
+                    dotted = next(((c, src) for sc in chain for src in sc.sources.values()
+                                   for c in (source_columns(src) or []) if c.lower() == full), None)
+                    if dotted is not None:  # a column 'a.b' written unquoted ('unknown alias a' misleads)
+                        where = _source_label(dotted[1]).strip(" ()").removeprefix("table ")
+                        line, col = _pos(column)
+                        problems.append(Problem(
+                            "error", f"{dotted[0]!r} is a column of {where} whose name holds a dot: quote it "
+                            f"as {_q(dotted[0])}", _q(dotted[0]), line, col))
+                        continue
                     aliases_here = [a for sc in chain for a in sc.sources]
                     best = rank(qual, aliases_here)
                     msg = f"unknown table or alias {qual!r} in {column.sql()}"

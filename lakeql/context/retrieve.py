@@ -335,11 +335,32 @@ class SchemaIndex:
         return cls(out, tables, domains, bm25, emb, model, names, dom_of, dom_bm25, dom_emb)
 
     def _qvec(self, question: str, qvec: Any):
+        """The question's embedding. A question the encoder reads as unknown tokens only (emoji, a script
+        outside its vocabulary) gets zeros: its vector is the one all such text gets and would rank files
+        by noise; BM25 alone ranks it, and with no word of the files either it is refused."""
         if qvec is None and self.emb is not None:
-            from lakeql.embedding import encode
+            import numpy as np
 
-            qvec = encode([question], model=self.model, desc="question")[0]
+            from lakeql.embedding import encode, load_model, only_unknown_tokens
+
+            model = self.model
+            if model is None or isinstance(model, str):
+                model = load_model(model)
+            if only_unknown_tokens(model, question):
+                if not self._has_words(question):
+                    raise LakeqlError(
+                        f"the model knows no token of the question {shown(question, 60)} and no schema file "
+                        "has any of its words: ask in words of the lake (English names and descriptions), "
+                        "e.g. 'which tables hold sales by country?'")
+                return np.zeros(self.emb.shape[1], np.float32)
+            qvec = encode([question], model=model, desc="question")[0]
         return qvec
+
+    def _has_words(self, question: str) -> bool:
+        """Whether BM25 finds any word of ``question`` in a table or domain file."""
+        words = tokens(question)
+        return any(b is not None and len(sc := b.scores(words)) and float(sc.max()) > 0
+                   for b in (self.bm25, self.dom_bm25))
 
     def table_scores(self, question: str, qvec: Any = None):
         """Hybrid score of every table file for ``question`` (``qvec``: its embedding, if known)."""

@@ -350,10 +350,15 @@ class LakeService:
     # ------------------------------------------------------------------ tools
     def list_domains(self) -> str:
         """Domains with their table counts, rows, tables and the schema file of each domain."""
+        # a table left out of the lake (no readable file, or a name two sources share: one row per source)
+        # is named once, marked, and not counted: an agent cannot query it
         _, rows, _ = self._rows(
-            "SELECT domain, count(*) AS tables, sum(row_count) AS total_rows, "
-            "string_agg(name, ', ' ORDER BY name) AS table_names FROM lakeql_tables() "
-            "WHERE domain IS NOT NULL GROUP BY domain ORDER BY domain", [])  # (a file no table reads: NULL)
+            "WITH t AS (SELECT domain, row_count, status IN ('ok', 'partial') AS ok, CASE WHEN status IN "
+            "('ok', 'partial') THEN name ELSE name || ' (left out: see lakeql_tables())' END AS shown "
+            "FROM lakeql_tables() WHERE domain IS NOT NULL AND status <> 'unsupported') "
+            "SELECT domain, count(*) FILTER (WHERE ok) AS tables, sum(row_count) AS total_rows, "
+            "string_agg(DISTINCT shown, ', ' ORDER BY shown) AS table_names FROM t "
+            "GROUP BY domain ORDER BY domain", [])  # (a file no table reads: NULL)
         files = self._domain_files()
         out = [(dom, n, total, names, files.get(dom)) for dom, n, total, names in rows]
         return markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,

@@ -78,7 +78,9 @@ class Searcher:
                 return table, column, mapped
         return self.index(tbl, col, purpose)
 
-    def embed_query(self, idx, query: Any) -> np.ndarray:
+    def embed_query(self, idx, query: Any, allow_unknown: bool = False) -> np.ndarray | None:
+        """The query's unit vector. A query the encoder reads as unknown tokens only is refused (or, with
+        ``allow_unknown``, None: hybrid_search then ranks by its words alone)."""
         from lakeql import embedding
 
         if is_blank(query):  # NULL, '', or only whitespace / control / zero-width characters
@@ -94,6 +96,15 @@ class Searcher:
         pin = idx.meta.get(CHANNELS)  # the graph that made the vectors, on this machine too
         model = embedding.load_model(idx.meta.get("model"), encoder_backend(idx.meta), pin=pin)
         text = str(query)[:MAX_QUERY_CHARS]
+        if embedding.only_unknown_tokens(model, text):
+            if not allow_unknown:
+                name = idx.meta.get("model")
+                raise LakeqlError(
+                    f"the model {name} knows no token of the query {shown(text, 60)} (emoji, or a script "
+                    "outside its vocabulary): its vector is the one every such text gets and would match "
+                    "them all with score 1.0; find the text with ngram_search / ngram_rows (exact), "
+                    "hybrid_search (words), or index the column with a multilingual --model")
+            return None
         return model.encode([text], convert_to_numpy=True, normalize_embeddings=True,
                             show_progress_bar=False)[0].astype(np.float32)
 
@@ -217,13 +228,18 @@ class Searcher:
                               f"{shell_word(str(root))} --refresh' upgrades them (the embeddings are kept)",
                               OldTokenizerWarning, stacklevel=2)
         words = idx._pos["bm25"]
-        q = self.embed_query(idx, query)
+        q = self.embed_query(idx, query, allow_unknown=True)
         allowed = self.allowed(table, idx, predicate)
         pool = max(kk * HYBRID_POOL, 100)
-        vec = search(idx, q, pool, 4, allowed)
-        vec = (vec[0], cosines(vec[1]))
-        vec_pos = idx.positions_of(vec[0])
+        if q is None:  # no token the encoder knows: its vector says nothing, the words decide
+            vec_pos, vec = np.empty(0, np.int64), (None, np.empty(0, np.float32))
+        else:
+            vec = search(idx, q, pool, 4, allowed)
+            vec = (vec[0], cosines(vec[1]))
+            vec_pos = idx.positions_of(vec[0])
         kw = words.top(str(query)[:MAX_QUERY_CHARS], pool, allowed)
+        if q is None and not len(kw[0]):  # neither side has anything to go on: say why, as semantic_search
+            self.embed_query(idx, query)
         pos, scores = bm25.fuse((vec_pos, vec[1]), kw, kk, how, w)
         return hits(idx.rowids[pos], scores)
 
