@@ -262,6 +262,15 @@ def _unreadable(table: Table, stamp: FileStamp, fs: Any, exc: BaseException) -> 
         with contextlib.suppress(OSError):
             with open(Path(table.root) / stamp.path, "rb") as f:
                 head = f.read(64)
+    elif table.format == "parquet" and "magic bytes" in text:
+        # an object pyarrow read whole enough to find no Parquet footer (not a store failure: those raise
+        # before): its first 64 bytes from the build's snapshot, else one ranged read; a store failing
+        # now leaves pyarrow's own line
+        with contextlib.suppress(Exception):
+            from lakeql.sources.remote import open_object
+
+            with contextlib.closing(open_object(fs, table.root, stamp.path)) as f:
+                head = f.read(64)
     return _lying_extension(table, stamp, head) or _first_line(exc)
 
 
@@ -791,8 +800,10 @@ class Catalog:
         Sets ``lake.tables`` to the tables with at least one readable file (those files only). ``store``:
         where UTF-8 copies of CSV files that are not UTF-8 go (:func:`lakeql.csvenc.cache_dirs`).
         """
-        from lakeql import csvenc
+        from lakeql import csvenc, csvnamed
 
+        # the CSV encodings a build was told (--csv-encoding), kept by later builds and connections
+        csvnamed.apply(lake, csvnamed.recorded(store), strict=False)
         cache = csvenc.cache_dirs(store)
         tables: dict[str, dict] = {}
         columns: dict[str, list[Column]] = {}
@@ -810,6 +821,9 @@ class Catalog:
             # a CSV table of a catalog written before csv_whole_sniff (no such column) is read again once:
             # a late value its sniffed types refuse made it unreadable, and nothing stored says which
             redo = redo or (prev is not None and t.format == "csv" and prev.get("csv_whole_sniff") is None)
+            # a CSV table whose files were decoded otherwise than its named encoding (or lack of one) says
+            redo = redo or (prev is not None and t.format == "csv"
+                            and not csvenc.labels_fit(prev.get("file_encodings"), t.csv_encoding))
             if prev is not None and prev["fingerprint"] == t.fingerprint and not redo:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}

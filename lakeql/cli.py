@@ -31,6 +31,10 @@ def _add_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify", action="store_true",
                    help="read every index file and check its checksum before building (default: only files "
                         "whose size, times or inode changed since the last check; see docs/robustness.md)")
+    p.add_argument("--csv-encoding", action="append", metavar="[TABLE=]ENC", dest="csv_encoding",
+                   help="the encoding of CSV files that are not UTF-8 (instead of the guessed one): ENC for "
+                        "every CSV table, TABLE=ENC for one (repeatable); any Python text codec (cp1251, "
+                        "latin-9, iso8859-7, shift_jis, ...); 'auto' detects again. Kept by later builds")
     p.add_argument("--no-wait", action="store_true",
                    help="fail at once when another lakeql index runs on this lake (default: wait)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",  # lakeql.engine (issue 10)
@@ -55,7 +59,8 @@ def index_options(args: argparse.Namespace):
                                  "verify": bool(getattr(args, "verify", False)),
                                  "progress": not args.quiet, "capabilities": args.capabilities,
                                  "wait": not getattr(args, "no_wait", False),
-                                 "engine": args.engine, "ray_address": args.ray_address})
+                                 "engine": args.engine, "ray_address": args.ray_address,
+                                 "csv_encoding": getattr(args, "csv_encoding", None) or []})
 
 
 def build_parser() -> argparse.ArgumentParser:

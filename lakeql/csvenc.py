@@ -303,10 +303,11 @@ def _one_line_end(chunks: Any) -> Any:
         yield "\n"
 
 
-def _decoded(f: BinaryIO, label: str) -> Any:
-    """The text of ``f`` decoded as ``label``, in chunks."""
+def _decoded(f: BinaryIO, label: str, named: bool = False) -> Any:
+    """The text of ``f`` decoded as ``label``, in chunks. ``named``: the user named ``label``
+    (``--csv-encoding``), so invalid bytes say so."""
     if label.endswith(LF):
-        yield from _one_line_end(_decoded(f, label[: -len(LF)]))
+        yield from _one_line_end(_decoded(f, label[: -len(LF)], named))
         return
     if label == "utf-8":
         label = "utf-8-sig"  # (+lf) a UTF-8 file: only its line ends change, and a BOM goes
@@ -332,6 +333,11 @@ def _decoded(f: BinaryIO, label: str) -> Any:
             yield text
         yield dec.decode(b"", final=True)
     except UnicodeDecodeError as exc:
+        if named:
+            raise EncodingError(
+                f"the file is not valid {label}, the encoding named by --csv-encoding ({exc.reason} at "
+                f"byte {exc.start} of a block): name its own encoding, or save it as UTF-8"
+            ) from None
         raise EncodingError(
             f"the file starts like {label} but is not valid {label} ({exc.reason} at byte "
             f"{exc.start} of a block): save it as UTF-8"
@@ -421,6 +427,9 @@ def decode_file(
             if not mixed_line_ends(opener):
                 return None
             label = "utf-8" + LF  # DuckDB refused it, and its lines end in several ways: one in the copy
+        elif getattr(table, "csv_encoding", None) and not _has_bom(opener):
+            label = table.csv_encoding  # not UTF-8, no byte order mark: the user's encoding, not a guess
+    named = bool(getattr(table, "csv_encoding", None)) and label.removesuffix(LF) == table.csv_encoding
     name = copy_name(src, stamp.size, stamp.mtime_ns, label, getattr(stamp, "etag", ""))
     have = None if again else existing_copy(dirs, name)
     if have is not None:
@@ -438,7 +447,7 @@ def decode_file(
             contextlib.closing(opener()) as f,
             open(tmp, "w", encoding="utf-8", newline="", errors="surrogatepass") as out,
         ):
-            for text in _decoded(f, label):
+            for text in _decoded(f, label, named):
                 out.write(text)
         os.replace(tmp, final)
     finally:
@@ -551,5 +560,32 @@ def copy_names(table: Any) -> set[str]:
     """The names every copy of ``table``'s files could have (one per file and encoding)."""
     from lakeql.lake import join_root
 
+    labels = (*LABELS, *named_labels(getattr(table, "csv_encoding", None)))
     return {copy_name(join_root(table.root, f.path), f.size, f.mtime_ns, label, f.etag)
-            for f in table.files for label in LABELS}
+            for f in table.files for label in labels}
+
+
+def named_labels(named: str | None) -> tuple[str, ...]:
+    """The labels of copies of a table whose encoding the user named (``--csv-encoding``)."""
+    return (named, named + LF) if named else ()
+
+
+#: labels a byte order mark decides (a named encoding does not replace them)
+_BOM_LABELS = tuple(b for _, b in _BOMS if b != "utf-8-sig")
+
+
+def _has_bom(opener: Any) -> bool:
+    with contextlib.closing(opener()) as f:
+        head = f.read(4)
+    return any(head.startswith(bom) for bom, label in _BOMS if label != "utf-8-sig")
+
+
+def labels_fit(labels: Any, named: str | None) -> bool:
+    """Whether the encodings a catalog recorded for a CSV table's files (``file_encodings``) are what
+    reading it now gives: with a named encoding, UTF-8, a byte order mark's or the named one; else UTF-8
+    or a detected one. False: the table is read again (its encoding was named, changed or dropped)."""
+    if labels is None:
+        return True
+    ok = {NATIVE, "utf-8" + LF}
+    ok |= {*_BOM_LABELS, *(b + LF for b in _BOM_LABELS), *named_labels(named)} if named else set(LABELS)
+    return all(str(x) in ok for x in labels)

@@ -36,10 +36,11 @@ OUT = '"lakeql/out"'
 def database_file(path: str | Path, options: str = "") -> Iterator[object]:
     """A connection whose current database is the DuckDB file ``path`` (made when missing; ``options``:
     the ATTACH options lakeql chose, never text from outside); checkpointed and detached when the block
-    ends, so no ``.wal`` is left beside it."""
+    ends, so no ``.wal`` is left beside it. The connection's database is a pooled one
+    (:func:`lakeql.sources.buildfs.pooled`): kept for the next file only when the file was detached."""
     from lakeql.lake import quote_literal
 
-    con = buildfs.connect()
+    con = buildfs.pooled()  # a kept idle database: making one is most of a small update's cost
     try:
         con.execute(f"ATTACH {quote_literal(str(path))} AS {OUT}{options}")
         con.execute(f"USE {OUT}")

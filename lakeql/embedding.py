@@ -123,13 +123,44 @@ def resolve_backend(name: str | None = None, backend: str = AUTO) -> str:
             _RESOLVED[key] = onnx_ok
     if not onnx_ok:
         return "torch"
+    if backend == AUTO and not _calibration_present():
+        return "onnx"
     return AUTO_ONNX if backend == AUTO else "onnx"
+
+
+#: calibration files found missing by this process (warned about once each)
+_NO_CALIBRATION: set[str] = set()
+
+
+def _calibration_present() -> bool:
+    """Whether :data:`lakeql.onnx_encoder.CALIBRATION` (the text :data:`AUTO_ONNX` is calibrated on) is
+    there. Without it (a broken install, a packager that dropped the .txt) ``auto`` runs the float32
+    ``onnx`` encoder (still ONNX Runtime, no torch, no hub; float32 vectors, which the index records),
+    with one warning per process naming the file, instead of failing over to torch (30-60 s first query)."""
+    import warnings
+
+    from lakeql import onnx_encoder
+
+    path = onnx_encoder.CALIBRATION
+    if path.is_file():
+        return True
+    if str(path) not in _NO_CALIBRATION:
+        _NO_CALIBRATION.add(str(path))
+        warnings.warn(
+            f"the calibration text of {AUTO_ONNX} is missing ({path}): 'auto' embeds with the float32 "
+            "'onnx' encoder instead; reinstall lakeql to get the default encoder back",
+            UserWarning,
+            stacklevel=3,
+        )
+    return False
 
 
 resolve_backend.cache_clear = _RESOLVED.clear  # type: ignore[attr-defined]
 
 
-def load_model(name: str | None = None, backend: str = "torch", device: str = "cpu") -> Any:
+def load_model(
+    name: str | None = None, backend: str = "torch", device: str = "cpu", pin: str | None = None
+) -> Any:
     """Load (once per process) an encoder with a sentence-transformers ``encode()``, offline.
 
     ``backend``: ``torch`` (float32), ``torch-int8``, ``onnx`` (float32 ONNX Runtime graph exported once
@@ -138,6 +169,10 @@ def load_model(name: str | None = None, backend: str = "torch", device: str = "c
     (:func:`resolve_backend`). ``device``: ``auto`` (a CUDA GPU when one is
     usable, else the CPU), ``cpu`` or ``cuda`` (an error without a GPU). Calls with equivalent arguments
     (``load_model()``, ``load_model(None, "torch")``, ``load_model("default")``) share one cached model.
+
+    ``pin``: the outlier channels an index embedded by ``onnx-int8-outlier`` recorded (:func:`channels`
+    of the encoder that built it): this machine's graph is made with them when its own calibration
+    picked others (:class:`lakeql.onnx_encoder.OnnxEncoder`); ignored by every other backend.
     """
     from lakeql.errors import LakeqlError
 
@@ -145,11 +180,23 @@ def load_model(name: str | None = None, backend: str = "torch", device: str = "c
         raise LakeqlError(f"unknown embed backend {backend!r}: use one of {', '.join((AUTO, *BACKENDS))}")
     if device not in DEVICES:
         raise LakeqlError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
-    return _load_model(model_id(name), resolve_backend(name, backend), device)
+    resolved = resolve_backend(name, backend)
+    pin = pin if ONNX_PRECISION.get(resolved) == "int8out" else None
+    if pin is not None:  # read from index files: checked before it keys the cache or reaches the graph
+        from lakeql.onnx_encoder import parse_channels
+
+        parse_channels(pin)
+    return _load_model(model_id(name), resolved, device, pin)
+
+
+def channels(model: Any) -> str | None:
+    """The outlier channels of a loaded ``onnx-int8-outlier`` encoder (canonical text, see
+    :func:`lakeql.onnx_encoder.channels_text`), which every index it embeds records; None for others."""
+    return getattr(model, "channels", None) if getattr(model, "precision", None) == "int8out" else None
 
 
 #: (model, backend) whose ONNX encoder failed to load under ``auto`` in this process: torch from then on
-_ONNX_FAILED: dict[tuple[str | None, str], str] = {}
+_ONNX_FAILED: dict[tuple[str | None, str, str | None], str] = {}
 
 
 def _clear_models() -> None:
@@ -174,22 +221,25 @@ def model_fingerprint(name: str | None) -> str | None:
     return fingerprint(Path(path))
 
 
-def load_or_torch(name: str | None, backend: str, who: str) -> tuple[Any, str]:
+def load_or_torch(name: str | None, backend: str, who: str, pin: str | None = None) -> tuple[Any, str]:
     """(loaded encoder, backend it runs) for ``backend``; under ``auto``, when the ONNX encoder cannot be
     loaded (no export possible here), torch float32 with one warning naming ``who`` (e.g. 'joins embed').
     The failure is remembered per process: later calls go to torch at once instead of trying the export
-    again on every query."""
+    again on every query. ``pin``: as for :func:`load_model`; the failure of a pinned load is remembered
+    for that pin only (an index whose channels this machine's export cannot make does not send every
+    later load of the process to torch). Callers re-embed everything when torch answers (another family
+    of vectors: never mixed with the index's)."""
     import warnings
 
     from lakeql.errors import LakeqlError
 
     want = resolve_backend(name, backend)
-    key = (model_id(name), want)
+    key = (model_id(name), want, pin)
     auto = backend in (AUTO, AUTO_FP32)
     if auto and key in _ONNX_FAILED:
         return load_model(name, "torch"), "torch"
     try:
-        return load_model(name, want), want
+        return load_model(name, want, pin=pin), want
     except (ImportError, LakeqlError) as exc:
         if not auto or want == "torch":
             raise
@@ -214,7 +264,9 @@ def torch_device(device: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_model(name: str | None = None, backend: str = "torch", device: str = "cpu") -> Any:
+def _load_model(
+    name: str | None = None, backend: str = "torch", device: str = "cpu", pin: str | None = None
+) -> Any:
     """The cached loader behind :func:`load_model`.
 
     ``backend``: ``torch`` (float32), ``torch-int8`` (the same weights with every ``Linear`` layer
@@ -228,7 +280,7 @@ def _load_model(name: str | None = None, backend: str = "torch", device: str = "
     if backend in ONNX_PRECISION:
         from lakeql.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(resolve_model(name), device, ONNX_PRECISION[backend])
+        return OnnxEncoder(resolve_model(name), device, ONNX_PRECISION[backend], pin)
     if backend == "torch-int8":
         import torch
 

@@ -132,11 +132,12 @@ def ensure_profiles(engine: Any, store: Any, lake: Any, catalog: Any, todo: list
 
 
 # ------------------------------------------------------------------------------ embeddings
-def encoder_setup(model: str | None, backend: str, device: str = "cpu") -> Any:
-    """Load the encoder once per worker (a Ray actor's ``setup``)."""
+def encoder_setup(model: str | None, backend: str, device: str = "cpu", pin: str | None = None) -> Any:
+    """Load the encoder once per worker (a Ray actor's ``setup``); ``pin``: the driver's outlier channels
+    (``onnx-int8-outlier``), so a worker of another CPU embeds with the driver's graph."""
     from lakeql import embedding
 
-    return embedding.load_model(model, backend, device)
+    return embedding.load_model(model, backend, device, pin)
 
 
 def encode_task(encoder: Any, item: tuple[list[str], int]) -> np.ndarray:
@@ -150,8 +151,8 @@ def encode_task(encoder: Any, item: tuple[list[str], int]) -> np.ndarray:
 
 
 def encode_batches(engine: Any, batches: Iterable[tuple[np.ndarray, list[str]]], model: str | None,
-                   backend: str, batch_size: int, pbar: Any = None, device: str = "cpu"
-                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                   backend: str, batch_size: int, pbar: Any = None, device: str = "cpu",
+                   pin: str | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Encode streamed ``(rowids, texts)`` batches on ``engine``'s actors (the model loaded once per
     actor); returns (rowid parts, vector parts) in stream order, as the local loop does.
 
@@ -172,6 +173,6 @@ def encode_batches(engine: Any, batches: Iterable[tuple[np.ndarray, list[str]]],
     resources = {"cpu": 1.0}
     if device != "cpu" and getattr(engine, "gpus", 0):
         resources["gpu"] = 1.0
-    engine.map(encode_task, items, setup=partial(encoder_setup, model, backend, device), on_result=keep,
+    engine.map(encode_task, items, setup=partial(encoder_setup, model, backend, device, pin), on_result=keep,
                resources=resources, workers=engine.gpus if "gpu" in resources else None)
     return rowid_parts, vec_parts

@@ -140,6 +140,16 @@ def _build_locked(lake: Lake, store: Store, opts: IndexOptions, t0: float, start
                        "bytes": delta})
         say(f"{name}: {secs:.1f} s ({cpu:.1f} CPU s)")
 
+    if getattr(opts.core, "csv_encoding", None):  # --csv-encoding: checked against the lake, then recorded
+        from lakeql import csvnamed
+
+        named = csvnamed.parse(opts.core.csv_encoding)
+        csvnamed.apply(lake, named or {})
+        csvnamed.record(store, named)
+    else:  # the names an earlier build recorded (the fingerprints below include them)
+        from lakeql import csvnamed
+
+        csvnamed.apply(lake, csvnamed.recorded(store), strict=False)
     discovered = {k: t.fingerprint for k, t in lake.tables.items()}  # before unreadable files are dropped
     holder: dict[str, Catalog] = {}
     stage("catalog", lambda: holder.setdefault("cat", Catalog.build(lake, store, refresh=True)))

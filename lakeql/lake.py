@@ -99,6 +99,9 @@ class Table:
     #: rows) that a later value does not fit (``NA`` in a DOUBLE column), so the types come from the whole
     #: file (:func:`lakeql.catalog._count_rows`; catalogued, ``catalog/tables.parquet`` ``csv_whole_sniff``)
     csv_whole_sniff: bool = False
+    #: the encoding the user named for this CSV table's files that are not UTF-8 (``--csv-encoding``,
+    #: :mod:`lakeql.csvnamed`), used instead of the guessed one; None: detected
+    csv_encoding: str | None = None
 
     @property
     def key(self) -> str:
@@ -128,13 +131,16 @@ class Table:
         included): changes when any file changes, and equals :func:`rescan_fingerprint` until then.
 
         Kept while the same list (of the same length) defines the table: a refresh of 10,000 tables asks
-        each table's fingerprint ~9 times (a sha1 over its files each)."""
+        each table's fingerprint ~9 times (a sha1 over its files each).
+
+        A CSV table whose encoding the user named (:attr:`csv_encoding`) has another fingerprint than the
+        same files read by detection: its text differs, so its catalog row and indexes are made again."""
         files = self.seen if self.seen is not None else self.files
         memo = self.__dict__.get("_fingerprint")
-        if memo is not None and memo[0] is files and memo[1] == len(files):
+        if memo is not None and memo[0] is files and memo[1] == len(files) and memo[3] == self.csv_encoding:
             return memo[2]
-        fp = fingerprint_of(files)
-        self.__dict__["_fingerprint"] = (files, len(files), fp)
+        fp = with_encoding(fingerprint_of(files), self.csv_encoding)
+        self.__dict__["_fingerprint"] = (files, len(files), fp, self.csv_encoding)
         return fp
 
     @property
@@ -151,7 +157,7 @@ class Table:
         return Table(self.domain, self.name, self.root, self.source, list(files), self.hive, self.format,
                      list(self.seen if self.seen is not None else self.files), self.layout,
                      {p: d for p, d in self.decoded.items() if p in keep}, self.csv_header,
-                     self.csv_whole_sniff)
+                     self.csv_whole_sniff, self.csv_encoding)
 
     def scan_sql(self) -> str:
         """A DuckDB table-function expression (``read_parquet``/``read_csv``/``read_json``) over exactly
@@ -173,6 +179,15 @@ def files_word(table: Table | None) -> str:
     """How error messages name a table's data files: ``Parquet files``, ``CSV files``, ``JSON files``."""
     fmt = getattr(table, "format", "parquet")
     return {"parquet": "Parquet", "csv": "CSV", "json": "JSON"}.get(fmt, "data") + " files"
+
+
+def lake_files_word(tables: Any) -> str:
+    """How error messages name a lake's data files: its tables' formats (``CSV files``, ``Parquet and CSV
+    files``; ``data files`` for an empty lake)."""
+    names = sorted({files_word(t).removesuffix(" files") for t in tables})
+    if not names:
+        return "data files"
+    return (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]) + " files"
 
 
 def join_root(root: Path | str, rel: str) -> str:
@@ -221,6 +236,13 @@ def fingerprint_of(files: list[FileStamp]) -> str:
         tag = f"\0{f.etag}" if f.etag else ""  # local files: the fingerprint they always had
         h.update(f"{f.path}\0{f.size}\0{f.mtime_ns}{tag}\n".encode())
     return h.hexdigest()
+
+
+def with_encoding(fp: str, encoding: str | None) -> str:
+    """``fp`` of a table whose CSV encoding was named (:mod:`lakeql.csvnamed`): another fingerprint."""
+    if not encoding:
+        return fp
+    return hashlib.sha1(f"{fp}\0csv_encoding\0{encoding}".encode()).hexdigest()
 
 
 def key_sql_name(key: str, tables: dict[str, Table] | None = None) -> str:
@@ -690,12 +712,14 @@ def rescan_fingerprint(table: Table, fs: Any = None) -> str:
     if not listing:
         return "<missing>"
     if table.layout == "file":
-        return fingerprint_of([f for f in listing if f.path == table.source])
+        own = [f for f in listing if f.path == table.source]
+        return with_encoding(fingerprint_of(own), table.csv_encoding)
     if table.layout in ("delta", "iceberg"):
         return fingerprint_of(listing)
     fmt = table.format
     prefix = len(table.source) + 1
-    return fingerprint_of([f for f in listing if _visible(f.path[prefix:]) and file_format(f.path) == fmt])
+    fp = fingerprint_of([f for f in listing if _visible(f.path[prefix:]) and file_format(f.path) == fmt])
+    return with_encoding(fp, table.csv_encoding)
 
 
 def _folder_files(root: Path, folder: Path) -> tuple[list[FileStamp], bool]:

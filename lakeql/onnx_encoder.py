@@ -133,14 +133,20 @@ def cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "lakeql"
 
 
-def recipe(precision: str = "fp32") -> str:
+def recipe(precision: str = "fp32", pin: str | None = None) -> str:
     """The export recipe of ``precision`` (``fp32``, ``int8``, ``int8tok`` or ``int8out``):
     :data:`RECIPE_FP32`, :data:`RECIPE_INT8`, :data:`RECIPE_INT8TOK`, :data:`RECIPE_INT8OUT` (with the
-    SHA-256 of :data:`CALIBRATION`: an edited calibration text is another recipe)."""
+    SHA-256 of :data:`CALIBRATION`: an edited calibration text is another recipe).
+
+    ``pin`` (``int8out`` only): the outlier channels an index recorded (:func:`channels_text`), used
+    instead of this machine's calibration: another graph, so another recipe (and cache folder)."""
     if precision not in PRECISIONS:
         raise LakeqlError(f"unknown ONNX precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "int8out":
-        return RECIPE_INT8OUT.format(calibration=_calibration_sha())
+        base = RECIPE_INT8OUT.format(calibration=_calibration_sha())
+        if pin is None:
+            return base
+        return f"{base}; outlier channels pinned (not calibrated), sha256 {channels_id(pin)}"
     return {"int8": RECIPE_INT8, "int8tok": RECIPE_INT8TOK}.get(precision, RECIPE_FP32)
 
 
@@ -167,9 +173,9 @@ def _calibration_sha() -> str:
     return _CALIBRATION_SHA[key]
 
 
-def fingerprint(model_dir: Path, precision: str = "fp32") -> str:
+def fingerprint(model_dir: Path, precision: str = "fp32", pin: str | None = None) -> str:
     """A cheap, stable id of a model folder's contents and the export recipe (see the module docstring)."""
-    h = hashlib.sha256(recipe(precision).encode())
+    h = hashlib.sha256(recipe(precision, pin).encode())
     for p in sorted(model_dir.rglob("*")):
         if not p.is_file() or ".git" in p.parts or p.name.endswith(".md"):
             continue
@@ -248,7 +254,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def problem(target: Path, deep: bool = False, precision: str = "fp32") -> str | None:
+def problem(target: Path, deep: bool = False, precision: str = "fp32", pin: str | None = None) -> str | None:
     """Why the cached export in ``target`` must not be used (None: complete and made by the recipe).
 
     The quick check (every fresh process) compares the recipe and the graph's size and mtime with the
@@ -262,7 +268,7 @@ def problem(target: Path, deep: bool = False, precision: str = "fp32") -> str | 
         record = json.loads((target / RECORD).read_text())
     except (OSError, ValueError):
         return f"{RECORD} missing or unreadable"
-    if not isinstance(record, dict) or record.get("recipe") != recipe(precision):
+    if not isinstance(record, dict) or record.get("recipe") != recipe(precision, pin):
         return "made by another export recipe"
     st = graph.stat()
     if record.get("bytes") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
@@ -272,12 +278,15 @@ def problem(target: Path, deep: bool = False, precision: str = "fp32") -> str | 
     return None
 
 
-def convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
+def convert(model_dir: Path, out: Path, precision: str = "fp32", pin: str | None = None) -> None:
     """Write the graph of ``model_dir`` (BERT-like + mean pooling) to the file ``out``, by the recipe of
     ``precision`` (:func:`recipe`): the float32 export, quantized to int8 for ``int8``. ``int8tok`` and
     ``int8out`` are made from this machine's cached float32 export when it is intact (no torch; a second,
     plus the calibration run for ``int8out``; the same bytes as from a fresh export), else from a fresh
-    one."""
+    one. ``pin``: ``int8out`` with those outlier channels (:func:`quantize_pinned`), not calibrated."""
+    if pin is not None:
+        quantize_pinned(exported(model_dir, precision="fp32"), out, pin)
+        return
     if precision in ("int8tok", "int8out"):
         cached = cache_root() / "onnx" / fingerprint(model_dir, "fp32")
         if problem(cached, deep=True, precision="fp32") is None:
@@ -420,6 +429,107 @@ def outlier_channels(
     return out
 
 
+#: the suffix of the initializer that lists one input's outlier channels in an ``int8out`` graph
+_OUTLIER_IDX = "_lakeql_q_outlier_idx"
+
+
+def channels_text(outliers: dict[str, list[int]]) -> str:
+    """The canonical text of an outlier channel set (input name -> sorted channels; JSON, sorted keys, no
+    spaces): what the cache record and every index embedded by ``onnx-int8-outlier`` store, and compare."""
+    clean = {str(k): sorted({int(c) for c in v}) for k, v in outliers.items() if v}
+    return json.dumps(clean, sort_keys=True, separators=(",", ":"))
+
+
+def channels_id(text: str) -> str:
+    """A short id of a channel set's canonical text (16 hex digits of its SHA-256), for recipes and
+    messages."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_channels(text: Any, where: str = "the index") -> dict[str, list[int]]:
+    """The channel set of ``text`` as an index recorded it (hostile: read from index files), checked:
+    a JSON object of at most 10,000 input names, each a list of at most 64 channels in 0..2**20."""
+    bad = LakeqlError(
+        f"the onnx-int8-outlier channels recorded by {where} are unreadable: rebuild it "
+        "('lakeql index LAKE --refresh' after deleting it, or build it again)"
+    )
+    try:
+        data = json.loads(text) if isinstance(text, str) and len(text) <= 4_000_000 else None
+    except (ValueError, RecursionError):
+        raise bad from None
+    if not isinstance(data, dict) or len(data) > 10_000:
+        raise bad
+    out: dict[str, list[int]] = {}
+    for k, v in data.items():
+        if not isinstance(v, list) or not 0 < len(v) <= 64 or len(k) > 10_000:
+            raise bad
+        if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**20 for c in v):
+            raise bad
+        out[k] = sorted(set(v))
+    return out
+
+
+def channels_of_graph(graph: Path) -> str:
+    """The outlier channels an ``int8out`` graph keeps in float (read from its initializers), as
+    :func:`channels_text`."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(graph))
+    found = {
+        t.name[: -len(_OUTLIER_IDX)]: numpy_helper.to_array(t).tolist()
+        for t in m.graph.initializer
+        if t.name.endswith(_OUTLIER_IDX)
+    }
+    return channels_text(found)
+
+
+def recorded_channels(target: Path) -> str:
+    """The outlier channels of the cached ``int8out`` export in ``target`` (:func:`channels_text`), from
+    its ``source.json``; a record written before lakeql recorded them is completed from the graph (once,
+    atomically; a cache folder that cannot be written is read again next time)."""
+    path = target / RECORD
+    record = json.loads(path.read_text())
+    if isinstance(record.get("outlier_channels"), dict):
+        return channels_text(record["outlier_channels"])
+    text = channels_of_graph(target / ONNX_FILES["int8out"])
+    record["outlier_channels"] = json.loads(text)
+    tmp = target / f".{RECORD}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+    return text
+
+
+def quantize_pinned(fp32: Path, out: Path, pin: str) -> None:
+    """The ``int8out`` graph of the float32 graph ``fp32`` with the outlier channels ``pin`` (an index's
+    record) instead of this machine's calibration: the graph the index's vectors were made by, so its
+    queries and refreshes embed as its build did. A channel set naming inputs this export does not have
+    (another torch / ONNX exporter names its tensors otherwise) is a clear error: nothing to pin."""
+    import onnx
+
+    outliers = parse_channels(pin)
+    m = onnx.load(str(fp32))
+    shapes = {t.name: tuple(t.dims) for t in m.graph.initializer}
+    width = {
+        n.input[0]: shapes[n.input[1]][0]
+        for n in m.graph.node
+        if n.op_type == "MatMul" and len(n.input) == 2 and len(shapes.get(n.input[1], ())) == 2
+    }
+    del m
+    wrong = [k for k, v in outliers.items() if k not in width or max(v) >= width[k]]
+    if wrong:
+        raise LakeqlError(
+            f"the index's onnx-int8-outlier channels ({channels_id(pin)}) name {len(wrong)} input(s) this "
+            f"machine's ONNX export does not have (e.g. {wrong[0][:200]!r}: another torch / ONNX export): "
+            "its vectors cannot be reproduced here; query it where it was built, or re-embed it here "
+            "(delete the index and run 'lakeql index' again)"
+        )
+    quantize_per_token(fp32, out, outliers)
+
+
 def quantize_per_token(src: Path, dst: Path, outliers: dict[str, list[int]] | None = None) -> int:
     """Write ``src`` (a float32 graph) to ``dst`` with every MatMul by a constant 2-D weight made int8 with
     per-token activation scales (:data:`RECIPE_INT8TOK`); returns how many MatMuls were quantized.
@@ -468,12 +578,12 @@ def quantize_per_token(src: Path, dst: Path, outliers: dict[str, list[int]] | No
                 mask[chosen] = 0.0
                 consts += [
                     numpy_helper.from_array(mask, f"{p}_inlier_mask"),
-                    numpy_helper.from_array(np.asarray(chosen, np.int64), f"{p}_outlier_idx"),
+                    numpy_helper.from_array(np.asarray(chosen, np.int64), f"{x}{_OUTLIER_IDX}"),
                 ]
                 src_x = f"{p}_inliers"
                 nodes += [
                     helper.make_node("Mul", [x, f"{p}_inlier_mask"], [src_x]),
-                    helper.make_node("Gather", [x, f"{p}_outlier_idx"], [f"{p}_outliers"], axis=-1),
+                    helper.make_node("Gather", [x, f"{x}{_OUTLIER_IDX}"], [f"{p}_outliers"], axis=-1),
                 ]
             nodes += [
                 helper.make_node("Abs", [src_x], [f"{p}_abs"]),
@@ -522,7 +632,7 @@ def quantize_per_token(src: Path, dst: Path, outliers: dict[str, list[int]] | No
     return count
 
 
-def export(model_dir: Path, target: Path, precision: str = "fp32") -> None:
+def export(model_dir: Path, target: Path, precision: str = "fp32", pin: str | None = None) -> None:
     """Export ``model_dir`` to ``target/model_<precision>.onnx`` (:func:`convert`) with its ``source.json``.
 
     Written to a temp folder beside ``target`` and renamed into place; an existing ``target`` (a stale or
@@ -532,22 +642,24 @@ def export(model_dir: Path, target: Path, precision: str = "fp32") -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
         graph = tmp / ONNX_FILES[precision]
-        convert(model_dir, graph, precision)
+        convert(model_dir, graph, precision, pin)
         st = graph.stat()
         record = {
-            "recipe": recipe(precision),
+            "recipe": recipe(precision, pin),
             "model_dir": str(model_dir),
             "bytes": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "sha256": file_sha256(graph),
         }
+        if precision == "int8out":  # the channels the graph keeps in float, for indexes to record
+            record["outlier_channels"] = json.loads(channels_of_graph(graph))
         (tmp / RECORD).write_text(json.dumps(record, indent=1))
-        _replace_dir(tmp, target, precision)
+        _replace_dir(tmp, target, precision, pin)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_dir(new: Path, target: Path, precision: str = "fp32") -> None:
+def _replace_dir(new: Path, target: Path, precision: str = "fp32", pin: str | None = None) -> None:
     """Rename ``new`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
     old = None
     if target.exists():
@@ -559,7 +671,7 @@ def _replace_dir(new: Path, target: Path, precision: str = "fp32") -> None:
     try:
         os.replace(new, target)
     except OSError:  # another process renamed its (identical) export into place in between: keep it
-        if problem(target, precision=precision) is not None:
+        if problem(target, precision=precision, pin=pin) is not None:
             raise
     finally:
         if old is not None:
@@ -580,31 +692,33 @@ def _export_lock(target: Path) -> Iterator[None]:
         yield
 
 
-def exported(model_dir: Path, rebuild: bool = False, precision: str = "fp32") -> Path:
+def exported(model_dir: Path, rebuild: bool = False, precision: str = "fp32", pin: str | None = None) -> Path:
     """The cached ONNX file of ``model_dir`` by the recipe of ``precision``, exporting it first (or
     re-exporting a stale one) when needed: the first use on a machine prints one line, as it takes
     tens of seconds and imports torch.
 
     ``rebuild``: the cached file failed to load: re-export it when its checksum shows it was damaged.
+    ``pin``: the ``int8out`` graph with those outlier channels (:func:`recipe`), cached apart.
     """
-    target = cache_root() / "onnx" / fingerprint(model_dir, precision)
+    target = cache_root() / "onnx" / fingerprint(model_dir, precision, pin)
     graph = target / ONNX_FILES[precision]
-    if not rebuild and problem(target, precision=precision) is None:
+    if not rebuild and problem(target, precision=precision, pin=pin) is None:
         return graph
     with _export_lock(target):
-        why = problem(target, deep=rebuild, precision=precision)
+        why = problem(target, deep=rebuild, precision=precision, pin=pin)
         if why is not None:  # still: nobody re-exported it while we waited
             import time
 
             from lakeql.progress import say
 
             t0 = time.perf_counter()
+            what = f"{precision}, the outlier channels {channels_id(pin)} of an index" if pin else precision
             say(
-                f"onnx: exporting {model_dir} to an ONNX Runtime graph ({precision}; once per machine and "
+                f"onnx: exporting {model_dir} to an ONNX Runtime graph ({what}; once per machine and "
                 f"model, about 20-60 s, cached in {target})"
             )
             try:
-                export(model_dir, target, precision)
+                export(model_dir, target, precision, pin)
             except LakeqlError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one clear line for a failed export
@@ -613,7 +727,7 @@ def exported(model_dir: Path, rebuild: bool = False, precision: str = "fp32") ->
                     f"{USE_TORCH}"
                 ) from None
             say(f"onnx: export done in {time.perf_counter() - t0:.1f} s")
-        why = problem(target, precision=precision)
+        why = problem(target, precision=precision, pin=pin)
         if why is not None:
             raise LakeqlError(
                 f"the ONNX export in {target} is unusable right after writing it ({why}): "
@@ -697,7 +811,16 @@ class OnnxEncoder:
     #: :func:`lakeql.embedding.encode` may hand over many texts per call: this encoder batches by tokens
     batches_by_tokens = True
 
-    def __init__(self, model_dir: str | os.PathLike, device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        device: str = "auto",
+        precision: str = "fp32",
+        pin: str | None = None,
+    ) -> None:
+        """``pin`` (``int8out``): the outlier channels an index recorded (:func:`channels_text`); when this
+        machine's calibration picked others, the graph is made with the index's (cached apart), so the
+        index's queries and refreshes get the vectors its build made. :attr:`channels`: the set in use."""
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -721,6 +844,14 @@ class OnnxEncoder:
         self.providers = providers(device)
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
         self.path = exported(self.model_dir, precision=precision)
+        #: the outlier channels of an ``int8out`` graph (:func:`channels_text`), else None
+        self.channels: str | None = None
+        self.pin: str | None = None
+        if precision == "int8out":
+            self.channels = recorded_channels(self.path.parent)
+            if pin is not None and pin != self.channels:  # calibrated otherwise here: the index's graph
+                self.path = exported(self.model_dir, precision=precision, pin=pin)
+                self.channels = self.pin = pin
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         cores = cpu_cores()
@@ -743,7 +874,7 @@ class OnnxEncoder:
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
         except Exception:  # noqa: BLE001 - damaged in the cache (same size and mtime): rebuild once
-            self.path = exported(self.model_dir, rebuild=True, precision=precision)
+            self.path = exported(self.model_dir, rebuild=True, precision=precision, pin=self.pin)
             try:
                 self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
             except Exception as exc:  # noqa: BLE001 - one clear line, naming the folder

@@ -77,6 +77,10 @@ class CoreOptions:
     progress: bool = option(True, "show progress bars and stage lines", cli=False)
     capabilities: list[str] | None = option(None, "build only these capabilities (default: all)",
                                             cli=False)
+    csv_encoding: list[str] = option([], "the encoding of CSV files that are not UTF-8, instead of the "
+                                         "guessed one: ENC for every CSV table, TABLE=ENC for one "
+                                         "(repeatable; any Python text codec: cp1251, latin-9, ...; 'auto' "
+                                         "to detect again); kept by later builds", repeat=True, cli=False)
     wait: bool = option(True, "when another lakeql index runs on the lake, wait for it (else fail)",
                         cli=False)  # lakeql.store build lock (issue 12)
     # lakeql.engine (issue 10): where the builders' per-table/per-shard work runs
@@ -112,7 +116,8 @@ class IndexOptions:
         per_cap: dict[str, dict[str, Any]] = {}
         for key, value in kwargs.items():
             if key in core_names:
-                core[key] = value
+                repeat = any(f.metadata.get("repeat") for f in fields_of(CoreOptions) if f.name == key)
+                core[key] = as_list(value) if repeat else value
             elif key in owners:
                 per_cap.setdefault(owners[key], {})[key] = value
             else:

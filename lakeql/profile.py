@@ -147,12 +147,14 @@ def hashes_schema():
     )
 
 
-def connect(threads: int | None = None):
+def connect(threads: int | None = None, pooled: bool = False):
     """A private DuckDB connection for profiling (build time only; never shared between threads).
 
-    ``threads``: DuckDB's worker threads (its default: one per core); :func:`profile_tables` needs 1."""
+    ``threads``: DuckDB's worker threads (its default: one per core); :func:`profile_tables` needs 1.
+    ``pooled``: from a kept idle database (:func:`lakeql.sources.buildfs.pooled`; ``close()`` gives it
+    back), for a caller that closes it when done."""
 
-    con = buildfs.connect()
+    con = buildfs.pooled() if pooled else buildfs.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     if threads is not None:
@@ -293,7 +295,7 @@ def profile_table(
     if not columns:
         return rows, empty_hashes
     own = con is None
-    con = connect() if own else con
+    con = connect(pooled=True) if own else con
     try:
         if row_count * len(columns) <= MEMORY_CELLS and arrow_copy_exact(columns):
             data = con.sql(f"SELECT * FROM {table.scan_sql()}").to_arrow_table()
@@ -390,7 +392,7 @@ def profile_tables(
     if not items:
         return out
     own = con is None
-    con = connect(threads=1) if own else con
+    con = connect(threads=1, pooled=True) if own else con
     names = [f"_lakeql_b{i}" for i in range(len(items))]
     try:
         try:
@@ -558,7 +560,7 @@ def hash_values(values: list[str], con=None):
     if not values:
         return np.empty(0, np.uint32)
     own = con is None
-    con = connect() if own else con
+    con = connect(pooled=True) if own else con
     try:
         t = con.execute(
             "SELECT (hash(nullif(lower(trim(v)), '')) >> 32)::UINTEGER AS h FROM "
@@ -673,7 +675,7 @@ def ensure(
     def connection(kind: str):
         con = getattr(local, kind, None)
         if con is None:
-            con = connect(threads=1 if kind == "batch_con" else None)
+            con = connect(threads=1 if kind == "batch_con" else None, pooled=True)
             setattr(local, kind, con)
             with lock:
                 cons.append(con)

@@ -345,6 +345,9 @@ def attach(con, ctx) -> AttachPlan:
     own_schemas = {r[0].lower() for r in con.execute(
         "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()").fetchall()}
     built_tables = (manifest or {}).get("tables", {})
+    from lakeql import csvnamed
+
+    csvnamed.apply(lake, csvnamed.recorded(ctx.store), strict=False)  # named CSV encodings: in fingerprints
     fingerprints = {k: t.fingerprint for k, t in lake.tables.items()}  # hashed once per connect
     plan.changed_tables = {k for k, fp in fingerprints.items() if built_tables.get(k) != fp}
     local_stmts: list[str] = []

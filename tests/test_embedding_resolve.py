@@ -90,7 +90,7 @@ def test_an_onnx_encoder_that_cannot_load_is_tried_once_per_process(monkeypatch)
 
     tried = []
 
-    def fake_load(name=None, backend="torch", device="cpu"):
+    def fake_load(name=None, backend="torch", device="cpu", pin=None):
         tried.append(backend)
         if backend.startswith("onnx"):
             raise LakeqlError("cannot export the model")

@@ -60,7 +60,7 @@ def build(ctx) -> None:
 
         stats: dict = {}
         # 'auto' keeps the encoder of the folder's cached vectors, as the queries do: never mixed
-        enc, model = encoder(cached_backend(out, opts.schemas_embed_backend))
+        enc, model = encoder(cached_backend(out, opts.schemas_embed_backend), out)
         ensure_embeddings(out, enc, stats=stats, label=model)
         say(f"schemas: embeddings of {len(ctx.lake.tables)} tables ({stats['encoded']} encoded, the rest "
             f"cached) in {stats['seconds']:.1f} s")

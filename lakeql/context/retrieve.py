@@ -88,16 +88,38 @@ def _load_cache(out: Path) -> dict[str, Any]:
         return {}
 
 
-def _save_cache(out: Path, cache: dict[str, Any], keep: list[str]) -> bool:
-    """Write the vectors of ``keep`` atomically (a unique temp name, then rename); False when the folder
-    is not writable (the vectors then live in memory for this process only)."""
+def cached_channels(out: str | Path | None) -> str | None:
+    """The ``onnx-int8-outlier`` channels recorded in ``out/.lakeql-embeddings.npz`` (its ``channels``
+    entry; the vectors are not read): the graph its vectors were made with, which the folder's encoder
+    is pinned to (:func:`encoder`). None: no folder or cache, not recorded (an older lakeql), unreadable."""
+    import zipfile
+
+    import numpy as np
+
+    if out is None or not (Path(out) / EMB).exists():
+        return None
+    try:
+        with np.load(Path(out) / EMB, allow_pickle=False) as z:
+            if "channels" not in z.files:
+                return None
+            got = z["channels"]
+            return str(got.item()) if got.dtype.kind == "U" and got.size == 1 else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _save_cache(out: Path, cache: dict[str, Any], keep: list[str], channels: str | None = None) -> bool:
+    """Write the vectors of ``keep`` atomically (a unique temp name, then rename), with the encoder's
+    ``channels`` when known (:func:`cached_channels`); False when the folder is not writable (the vectors
+    then live in memory for this process only)."""
     import numpy as np
 
     tmp = out / f".tmp-{os.getpid()}-{threading.get_ident()}{EMB}"
+    extra = {"channels": np.asarray(channels, dtype=str)} if channels is not None else {}
     try:
         with open(tmp, "wb") as f:
             np.savez(f, keys=np.asarray(keep, dtype=str),
-                     vecs=np.stack([cache[k] for k in keep]).astype(np.float32))
+                     vecs=np.stack([cache[k] for k in keep]).astype(np.float32), **extra)
         os.replace(tmp, out / EMB)
         for old in OLD_CACHE:
             (out / old).unlink(missing_ok=True)
@@ -113,8 +135,10 @@ def _save_cache(out: Path, cache: dict[str, Any], keep: list[str]) -> bool:
 BACKENDS = ("auto", "onnx", "onnx-int8", "onnx-int8-token", "onnx-int8-outlier", "torch", "torch-int8")
 
 
-def encoder(backend: str = "auto") -> tuple[Any, str]:
-    """(model, cache label) of the schema embeddings' encoder.
+def encoder(backend: str = "auto", out: str | Path | None = None) -> tuple[Any, str]:
+    """(model, cache label) of the schema embeddings' encoder for schema folder ``out`` (an
+    ``onnx-int8-outlier`` encoder is pinned to the channels its cached vectors recorded,
+    :func:`cached_channels`, so every machine embeds its questions and new tables with that graph).
 
     ``auto``: the backend :func:`lakeql.embedding.resolve_backend` picks for the packaged MiniLM,
     ``onnx-int8-outlier`` (:mod:`lakeql.onnx_encoder`: mean cosine 0.999 to torch, 4.4x the sentences/s
@@ -131,7 +155,7 @@ def encoder(backend: str = "auto") -> tuple[Any, str]:
 
     if backend not in (*BACKENDS, AUTO_FP32):
         raise LakeqlError(f"unknown schema embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    model, used = load_or_torch(None, backend, "schema embeddings")
+    model, used = load_or_torch(None, backend, "schema embeddings", cached_channels(out))
     return model, f"{model_id(None)}:{label_of(used)}"
 
 
@@ -201,7 +225,7 @@ def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | Non
 
     import numpy as np
 
-    from lakeql.embedding import encode, model_id
+    from lakeql.embedding import channels, encode, model_id
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -217,7 +241,10 @@ def ensure_embeddings(out: str | Path, model: Any = None, rows: list[dict] | Non
         cache.update(zip(missing, vecs, strict=True))
     keep = list(dict.fromkeys(keys))
     if keep and (missing or len(cache) != len(keep)):
-        _save_cache(out, cache, keep)
+        # the encoder's channels, unless kept vectors were made before they were recorded (unknown)
+        made = channels(model) if model is not None and not isinstance(model, str) else None
+        known = cached_channels(out) is not None or len(set(missing)) == len(keep)
+        _save_cache(out, cache, keep, made if known else None)
     mat = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
     if stats is not None:
         stats.update(encoded=len(missing), seconds=time.perf_counter() - t0)
@@ -287,7 +314,7 @@ class SchemaIndex:
         the default torch model (as before backends existed)."""
         label = None
         if model is None and backend is not None and embed:
-            model, label = encoder(backend)
+            model, label = encoder(backend, out)
         out = Path(out)
         rows = _listing(out)
         tables = [r for r in rows if r["kind"] == "table"]

@@ -42,7 +42,10 @@ def schema_index(ctx):
     for k in sorted(lake.tables):
         h.update(f"{k}\0{current_fingerprint(lake.tables[k])}\n".encode("utf-8", "surrogatepass"))
     if h.hexdigest() != params.get("lake_fingerprint"):
-        raise StaleIndexError("the schema files are older than the lake's Parquet files: run "
+        from lakeql.lake import lake_files_word
+
+        files = lake_files_word(lake.tables.values())  # 'CSV files', 'Parquet and CSV files'
+        raise StaleIndexError(f"the schema files are older than the lake's {files}: run "
                               "'lakeql index --refresh LAKE'")
     backend = params.get("backend", "torch")  # indexes written before backends: torch, as then
     # 'auto' keeps the encoder of the folder's cached vectors (a folder the float32 default embedded):
@@ -63,7 +66,7 @@ def schema_index(ctx):
         from lakeql.context.retrieve import encoder, ensure_embeddings
 
         if os.access(path, os.W_OK):
-            model, label = encoder(backend_of(path))
+            model, label = encoder(backend_of(path), path)
             ensure_embeddings(path, model, label=label)
 
     return ctx.load_index(KIND, None, "", lambda path, _e: SchemaIndex.load(path, backend=backend_of(path)),

@@ -63,13 +63,33 @@ def query_backend(recorded: str | None) -> str:
     return AUTO_FP32 if family(recorded) == "fp32" else str(recorded)
 
 
-def encoder(model: str | None, backend: str = "auto") -> tuple[Any, str]:
+def encoder(model: str | None, backend: str = "auto", pin: str | None = None) -> tuple[Any, str]:
     """(loaded encoder, resolved backend) for ``model``: ``auto`` as the vectors capability resolves it
     (:func:`lakeql.embedding.resolve_backend`); if the ONNX encoder fails to load under ``auto`` (no
-    export possible), torch float32 with a warning (:func:`lakeql.embedding.load_or_torch`)."""
+    export possible), torch float32 with a warning (:func:`lakeql.embedding.load_or_torch`). ``pin``:
+    the ``onnx-int8-outlier`` channels the vectors being extended or queried were made with."""
     from lakeql import embedding
 
-    return embedding.load_or_torch(model, backend, "joins embed")
+    return embedding.load_or_torch(model, backend, "joins embed", pin)
+
+
+#: beside ``texts.parquet``: the ``onnx-int8-outlier`` channels of the graph that made ``vectors.npy``
+#: (:func:`lakeql.onnx_encoder.channels_text`), so a refresh on another machine embeds with that graph
+ENCODER_FILE = "encoder.json"
+
+
+def recorded_channels(folder: Path | None, name: str = ENCODER_FILE) -> str | None:
+    """The ``onnx_channels`` recorded in ``folder/name`` (None: no folder, no record, unreadable: an
+    index built before they were recorded, or by another encoder)."""
+    import json
+
+    if folder is None:
+        return None
+    try:
+        got = json.loads((folder / name).read_text()).get("onnx_channels")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return got if isinstance(got, str) else None
 
 
 def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Path | None,
@@ -84,6 +104,7 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
 
     mid = embedding.model_id(model)
     want = embedding.resolve_backend(model, backend)
+    pin = None
     reuse: dict[str, Any] = {}
     if previous is not None and (previous / "texts.parquet").exists():
         try:
@@ -92,17 +113,20 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
             if old.get("model") and old["model"][0] == mid and old_family == family(want):
                 vecs = np.load(previous / "vectors.npy", mmap_mode="r")
                 reuse = {t: vecs[c] for t, c in zip(old["text"], old["col_id"], strict=True)}
+                pin = recorded_channels(previous)  # new texts by the graph of the kept vectors
         except Exception:  # noqa: BLE001 - a broken previous index is just not reused
-            reuse = {}
+            reuse, pin = {}, None
     idx = [r["col_id"] for r in rows if r["indexed"] and r["text"]]
     texts = [rows[i]["text"] for i in idx]
     todo = [t for t in dict.fromkeys(texts) if t not in reuse]
+    channels = pin if reuse else None
     if todo:
         planned = family(want)
-        m, want = encoder(model, backend)
+        m, want = encoder(model, backend, pin if reuse else None)
         if family(want) != planned:  # auto fell back to torch: the kept vectors are another family's
             reuse = {}
             todo = list(dict.fromkeys(texts))
+        channels = embedding.channels(m) if (not reuse or pin is not None) else None
         enc = embedding.encode(todo, model=m, desc="joins: embedding columns")
         reuse.update(zip(todo, enc, strict=True))
     dim = next(iter(reuse.values())).shape[0] if reuse else 384
@@ -114,6 +138,10 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
     pq.write_table(pa.table({"col_id": pa.array(idx, pa.int32()), "text": texts,
                              "model": [mid] * len(idx), "encoder": [family(want)] * len(idx)}),
                    out / "texts.parquet")
+    if channels is not None:
+        import json
+
+        (out / ENCODER_FILE).write_text(json.dumps({"backend": want, "onnx_channels": channels}))
     return {"model": mid, "dim": int(dim), "n": len(idx), "embedded": len(todo), "backend": want}
 
 

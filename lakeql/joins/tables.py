@@ -71,7 +71,8 @@ def find_tables_rows(ix, query: str, k: int, semantic: bool = True, encode=None)
             from lakeql import embedding
             from lakeql.joins.deepjoin import encoder, query_backend
 
-            model, _ = encoder(None, query_backend(ix.tablevec_backend))
+            pin = getattr(ix, "tablevec_channels", None)  # the graph that made the vectors
+            model, _ = encoder(None, query_backend(ix.tablevec_backend), pin)
 
             def encode(texts):
                 return embedding.encode(texts, model, desc="find_tables")

@@ -143,33 +143,44 @@ def _csr(rows: list[Any], n_dims: int):
     return sp.csr_matrix((val, idx, indptr), shape=(len(rows), n_dims))
 
 
-UNIQUE_BELOW = 8  # tfidf_csr: document frequencies by np.unique below n_dims / 8 entries, else bincount
+UNIQUE_BELOW = 8  # tfidf_csr: features present found by np.unique below n_dims / 8 entries, else bincount
 
 
 def tfidf_csr(m):
     """Sublinear TF-IDF of the raw counts CSR ``m`` (changed in place), L2-normalized rows, as CSR
-    (float32)."""
+    (float32).
+
+    The products run on the features present only (columns renumbered in their order, then numbered back):
+    scipy's row norms (``multiply``) and row scaling (a sparse product) allocate dense arrays as wide as
+    the matrix (3 x 2**20 entries, ~17 ms per call whatever the row count: most of a small refresh's
+    discovery index). A renumbering that keeps the columns' order keeps each row's entries, their order
+    and every float operation as they were: the result is byte-equal to the products over all 2**20
+    columns (tests/test_refresh_floor.py compares them)."""
     import numpy as np
     import scipy.sparse as sp
 
-    n_rows = m.shape[0]
+    n_rows, n_dims = m.shape
     m.data = 1.0 + np.log(np.maximum(m.data, 1e-9), dtype=np.float32)
     m.data = np.maximum(m.data, 0.1).astype(np.float32)
-    n_dims = m.shape[1]
     if m.nnz < n_dims // UNIQUE_BELOW:
-        # few entries: document frequencies of the features present only (a dense array over all 2**20
-        # hashed features is 3 x 8 MB of fresh pages per call); the same values, elementwise
-        used, inv = np.unique(m.indices, return_inverse=True)
-        df = np.bincount(inv, minlength=len(used))
-        at = inv
+        # few entries: the features present by a sort of the entries (a dense array over all 2**20
+        # hashed features is 3 x 8 MB of fresh pages per call)
+        used, at = np.unique(m.indices, return_inverse=True)
+        df = np.bincount(at, minlength=len(used))
     else:  # np.unique sorts the indices: 2.5x (200k entries) to 12x (5M) slower than the dense count
-        df = np.bincount(m.indices, minlength=n_dims)
-        at = m.indices
+        dense = np.bincount(m.indices, minlength=n_dims)
+        used = np.flatnonzero(dense)
+        at = (np.cumsum(dense > 0) - 1)[m.indices]
+        df = dense[used]
+    at = at.astype(np.int32 if len(used) < (1 << 31) else np.int64, copy=False)
     idf = np.log((n_rows + 1) / (df + 1), dtype=np.float64) + 1.0
-    m.data = (m.data * idf[at]).astype(np.float32)
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    c = sp.csr_matrix(((m.data * idf[at]).astype(np.float32), at, m.indptr),
+                      shape=(n_rows, max(len(used), 1)))
+    norms = np.sqrt(np.asarray(c.multiply(c).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ m, dtype=np.float32)
+    out = sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ c, dtype=np.float32)
+    idx = used[out.indices].astype(m.indices.dtype) if len(used) else out.indices.astype(m.indices.dtype)
+    return sp.csr_matrix((out.data, idx, out.indptr), shape=(n_rows, n_dims))
 
 
 def column_features(name: str, desc: str, tclass: str, values: list[str], rng: tuple[float, float] | None
@@ -483,8 +494,11 @@ def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
 
         model, backend = encoder(None, table_backend(ctx))
         np.save(out / "tablevec.npy", embedding.encode(summaries, model, desc="discovery: table summaries"))
-        # the encoder that made them: find_tables embeds its queries with the same family
+        # the encoder that made them: find_tables embeds its queries with the same family (and, for
+        # onnx-int8-outlier, the same outlier channels on any machine)
         made_by = {"model": embedding.model_id(None), "backend": backend}
+        if embedding.channels(model) is not None:
+            made_by["onnx_channels"] = embedding.channels(model)
         (out / "tablevec.json").write_text(json.dumps(made_by))
     return {"format": FORMAT, "tables": len(tab_rows), "columns": n, "deepjoin": dj is not None,
             "embed": (out / "tablevec.npy").exists(), "reused": reused}

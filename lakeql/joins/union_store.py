@@ -106,6 +106,13 @@ class DiscoveryIndex:
         """The encoder backend that made :attr:`tablevec` (None: not recorded, an index built by torch)."""
         return self.recorded_backend(self.root)
 
+    @property
+    def tablevec_channels(self) -> str | None:
+        """The ``onnx-int8-outlier`` channels that made :attr:`tablevec` (None: not recorded)."""
+        from lakeql.joins.deepjoin import recorded_channels
+
+        return recorded_channels(self.root, "tablevec.json")
+
     @staticmethod
     def recorded_backend(root: Path) -> str | None:
         """The backend recorded in ``root/tablevec.json`` (None: none recorded or unreadable)."""

@@ -334,6 +334,11 @@ def open_mapped(folder: Path, label: str) -> Any:
     )
     ivf = IVF.load(folder, n, dim, label, ids=False)
     ivf.tier = index.tier
+    # charged to the cache budget: the files it maps (their pages, when hot) and the arrays it holds, not
+    # the folder (the Parquet codes, the table-order tier and BM25 it never reads: annfirst.md)
+    index.nbytes = mapped_bytes(folder, bool(spec["scales"])) + sum(
+        int(a.nbytes) for a in (ivf.centroids, ivf.offsets, *arrays.values())
+    )
     order = ListOrder.__new__(ListOrder)  # the rows are already in list order: nothing to copy
     order.ids, order.words, order.factors = None, index.words, factors
     # the view shares every array but not ``_pos`` (no reference cycle: the maps close with the index)
@@ -341,6 +346,12 @@ def open_mapped(folder: Path, label: str) -> Any:
     order.blocked = blocked
     index._pos.update(ann=ivf, ann_order=order, ann_mapped=True)
     return index
+
+
+def mapped_bytes(folder: Path, scales: bool) -> int:
+    """Bytes of the list-order files :func:`open_mapped` maps (words, factors, rowids, scales, tier)."""
+    names = (WORDS_FILE, FACTORS_FILE, ROWIDS_FILE, TIER_FILE, *((SCALES_FILE,) if scales else ()))
+    return sum((folder / name).stat().st_size for name in names)
 
 
 def expected_scan_inputs(binz: Any, dim: int) -> tuple[int, set[str]]:

@@ -39,6 +39,9 @@ STREAM_ROWS = 4096
 CHARS_PER_TOKEN_MAX = 100
 #: a refresh that would leave more than this many times the rows the binarizer was fitted on rebuilds all
 REFIT_GROWTH = 2.0
+#: meta.json: the outlier channels of the ``onnx-int8-outlier`` graph that made the vectors
+#: (:func:`lakeql.onnx_encoder.channels_text`): queries and refreshes embed with that graph on any machine
+CHANNELS = "onnx_channels"
 #: a shard's BM25 word counts (:func:`lakeql.vectors.bm25.write_counts`)
 BM25_COUNTS = ("bm25.npz", "bm25_terms.parquet")
 
@@ -303,6 +306,9 @@ class Reuse:
     rewords: bool = False
     #: the build time zone the previous index recorded (None: built before it was recorded)
     time_zone: str | None = None
+    #: the ``onnx-int8-outlier`` channels the previous index's vectors were made with (None: not that
+    #: encoder, or built before they were recorded): the refresh embeds its new rows with them
+    channels: str | None = None
 
 
 def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
@@ -333,6 +339,7 @@ def reusable(ctx, table, column: str, params: dict[str, Any]) -> Reuse | None:
             int(meta.get("fit_rows", meta.get("rows", 0))),
             rewords,
             meta.get("time_zone"),
+            meta.get(CHANNELS),
         )
     except Exception:  # noqa: BLE001 - an unreadable previous index is rebuilt whole
         return None
@@ -412,13 +419,14 @@ def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = N
 
 
 def embed_texts(
-    ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan]
+    ctx, table, column: str, params: dict[str, Any], todo: list[ShardPlan], pin: str | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[list[str]] | None, int]:
-    """Embed the texts of the shards ``todo``: per shard (row numbers, vectors), [texts], and the dim."""
+    """Embed the texts of the shards ``todo``: per shard (row numbers, vectors), [texts], and the dim.
+    ``pin``: the outlier channels of the index being refreshed (:func:`lakeql.embedding.load_model`)."""
     from lakeql import embedding
 
     opts = ctx.options["vectors"]
-    model = embedding.load_model(params["model"], encoder_backend(params), opts.device)
+    model = embedding.load_model(params["model"], encoder_backend(params), opts.device, pin)
     dim = embedding.dimension(model)
     max_chars = int(getattr(model, "max_seq_length", 512) or 512) * CHARS_PER_TOKEN_MAX
     batch_size = int(opts.embed_batch_size)
@@ -458,6 +466,7 @@ def embed_texts(
             batch_size,
             pbar,
             getattr(opts, "device", "cpu"),
+            embedding.channels(model),
         )
     else:
         for rowids, texts in batches():
@@ -573,12 +582,13 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     meta_dim = None
     if reuse is not None:
         meta_dim = int(json.loads((reuse.folder / "meta.json").read_text())["dim"])
+    pin = reuse.channels if reuse is not None else None
     if not todo and meta_dim is not None:  # files were only removed: nothing to read, no model to load
         ids, vecs, texts, dim = [], [], ([] if params.get("bm25") else None), meta_dim
     elif kind == "vector":
         ids, vecs, texts, dim = read_vectors(ctx, table, column, params, todo, meta_dim)
     else:
-        ids, vecs, texts, dim = embed_texts(ctx, table, column, params, todo)
+        ids, vecs, texts, dim = embed_texts(ctx, table, column, params, todo, pin)
     if meta_dim is not None and dim != meta_dim:
         raise LakeqlError(
             f"the new rows of {label} have {dim} dimensions but its index has {meta_dim}: "
@@ -587,7 +597,9 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
     new = {p.shard: (ids[i], vecs[i], None if texts is None else texts[i]) for i, p in enumerate(todo)}
     total = ctx.catalog.row_count(table)
     n_new = sum(len(x) for x in ids)
+    channels = text_channels(params, kind, pin, reuse, ctx)
     extra = {
+        **({CHANNELS: channels} if channels is not None else {}),
         "time_zone": buildfs.BUILD_TIME_ZONE,
         "skipped": int(
             total
@@ -600,6 +612,21 @@ def build_column(ctx, table, column: str, kind: str, params: dict[str, Any]) -> 
         ),
     }
     return write_sharded(ctx.store, table, column, dim, plans, new, params, extra, reuse, rewords)
+
+
+def text_channels(params: dict[str, Any], kind: str, pin: str | None, reuse: Reuse | None, ctx) -> str | None:
+    """The ``onnx-int8-outlier`` channels to record in the index (:data:`CHANNELS`): those of the encoder
+    that embedded it (the loaded model's, cached: no second load), or of the refreshed index when it kept
+    them; None for other encoders, vector columns, and a refresh of an index that recorded none (its kept
+    vectors' channels are unknown)."""
+    from lakeql import embedding
+
+    if kind == "vector" or embedding.ONNX_PRECISION.get(encoder_backend(params)) != "int8out":
+        return None
+    if reuse is not None:  # its new rows were embedded with the kept channels (pinned), or unknown
+        return pin
+    device = getattr(ctx.options["vectors"], "device", "cpu")
+    return embedding.channels(embedding.load_model(params["model"], encoder_backend(params), device, pin))
 
 
 def fit_binarizer(method: str, dim: int, vecs: list[np.ndarray]):

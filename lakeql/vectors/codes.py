@@ -316,6 +316,10 @@ class CodeIndex:
     _pos: dict[str, Any] = field(default_factory=dict)
     refine: Any = None  # (n, bits * ceil(d/8)) uint8 refinement planes, memory-mapped, or None
     _blocked: Any = None  # kernels.BlockedCodes, built by the first exhaustive bounded scan
+    #: what a connection's cache charges for this object (:mod:`lakeql.indexcache`): 0 = the index
+    #: folder's size; the ANN lists' mapped rows (:func:`lakeql.vectors.ann.open_mapped`) set what they
+    #: map and hold, a fraction of the folder
+    nbytes: int = 0
 
     def blocked(self) -> Any:
         """The codes' :func:`~lakeql.vectors.kernels.blocked_inputs` layout (the exhaustive bounded scan's,

@@ -89,9 +89,10 @@ class Searcher:
                               f"search it with semantic_search_vector, or rebuild with --embed {label} "
                               "--model NAME (the model that made the vectors)")
         self.check_encoder(idx)
-        from lakeql.vectors.builder import encoder_backend
+        from lakeql.vectors.builder import CHANNELS, encoder_backend
 
-        model = embedding.load_model(idx.meta.get("model"), encoder_backend(idx.meta))
+        pin = idx.meta.get(CHANNELS)  # the graph that made the vectors, on this machine too
+        model = embedding.load_model(idx.meta.get("model"), encoder_backend(idx.meta), pin=pin)
         text = str(query)[:MAX_QUERY_CHARS]
         return model.encode([text], convert_to_numpy=True, normalize_embeddings=True,
                             show_progress_bar=False)[0].astype(np.float32)

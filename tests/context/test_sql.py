@@ -87,7 +87,7 @@ def test_not_indexed_stale_and_corrupt(tmp_path):
     os.utime(lake / "flights" / "airlines.parquet", ns=(later, later))
     con, _ = connect(lake, tmp_path / "idx")
     with pytest.raises(duckdb.Error, match="older than the lake's Parquet files: run 'lakeql index "
-                                           "--refresh"):
+                                           "--refresh"):  # the sample lake: Parquet only
         con.execute("SELECT * FROM schema_context('x')").fetchall()
 
 

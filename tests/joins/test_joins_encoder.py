@@ -164,10 +164,10 @@ def test_a_fallback_to_torch_during_a_refresh_re_embeds_every_text_never_mixes(t
 
     real = embedding.load_model
 
-    def no_int8out(name=None, backend="torch", device="cpu"):
+    def no_int8out(name=None, backend="torch", device="cpu", pin=None):
         if backend == "onnx-int8-outlier":
             raise LakeqlError("the calibration text of onnx-int8-outlier is missing (simulated)")
-        return real(name, backend, device)
+        return real(name, backend, device, pin)
 
     monkeypatch.setattr(embedding, "load_model", no_int8out)
     monkeypatch.setattr(embedding, "_ONNX_FAILED", {})  # this process's fallback, forgotten after the test

@@ -38,9 +38,9 @@ def backends_loaded(monkeypatch) -> list[str]:
     seen: list[str] = []
     real = embedding.load_model
 
-    def spy(name=None, backend="torch", device="cpu"):
+    def spy(name=None, backend="torch", device="cpu", pin=None):
         seen.append(backend)
-        return real(name, backend, device)
+        return real(name, backend, device, pin)
 
     monkeypatch.setattr(embedding, "load_model", spy)
     return seen

@@ -300,7 +300,7 @@ def cache(tmp_path, monkeypatch, onnx_model):
     monkeypatch.setenv("LAKEQL_CACHE_DIR", str(tmp_path / "cache"))
     calls: list[Path] = []
 
-    def fake_convert(model_dir: Path, out: Path, precision: str = "fp32") -> None:
+    def fake_convert(model_dir: Path, out: Path, precision: str = "fp32", pin: str | None = None) -> None:
         calls.append(out)
         shutil.copyfile(onnx_model.path, out)
 
@@ -385,7 +385,7 @@ def test_a_graph_onnx_runtime_cannot_load_is_a_clear_error(cache, monkeypatch):
 
     model_dir, target, calls = cache
 
-    def broken(model_dir: Path, out: Path, precision: str = "fp32") -> None:
+    def broken(model_dir: Path, out: Path, precision: str = "fp32", pin: str | None = None) -> None:
         calls.append(out)
         out.write_bytes(b"\xff" * 4096)  # written as recorded, yet not an ONNX graph
 
@@ -402,7 +402,7 @@ def test_a_failed_export_is_a_clear_error_and_leaves_no_temp_folder(cache, monke
 
     model_dir, target, _ = cache
 
-    def failing(model_dir: Path, out: Path, precision: str = "fp32") -> None:
+    def failing(model_dir: Path, out: Path, precision: str = "fp32", pin: str | None = None) -> None:
         out.write_bytes(b"partial")
         raise RuntimeError("exporter crashed")
 
@@ -629,7 +629,7 @@ def test_the_int8_token_graph_is_made_from_the_cached_float32_export_without_tor
     monkeypatch.setenv("LAKEQL_CACHE_DIR", str(tmp_path / "cache"))
     real_convert = onnx_encoder.convert
     monkeypatch.setattr(
-        onnx_encoder, "convert", lambda m, out, p="fp32": shutil.copyfile(onnx_model.path, out)
+        onnx_encoder, "convert", lambda m, out, p="fp32", pin=None: shutil.copyfile(onnx_model.path, out)
     )
     fp32 = onnx_encoder.exported(onnx_model.model_dir)  # the float32 export, cached with its record
     monkeypatch.setattr(onnx_encoder, "convert", real_convert)
