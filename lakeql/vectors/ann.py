@@ -336,7 +336,7 @@ def open_mapped(folder: Path, label: str) -> Any:
     ivf.tier = index.tier
     # charged to the cache budget: the files it maps (their pages, when hot) and the arrays it holds, not
     # the folder (the Parquet codes, the table-order tier and BM25 it never reads: annfirst.md)
-    index.nbytes = mapped_bytes(folder, bool(spec["scales"])) + sum(
+    index.nbytes = mapped_bytes(folder, bool(spec["scales"]), blocked is not None) + sum(
         int(a.nbytes) for a in (ivf.centroids, ivf.offsets, *arrays.values())
     )
     order = ListOrder.__new__(ListOrder)  # the rows are already in list order: nothing to copy
@@ -348,9 +348,11 @@ def open_mapped(folder: Path, label: str) -> Any:
     return index
 
 
-def mapped_bytes(folder: Path, scales: bool) -> int:
-    """Bytes of the list-order files :func:`open_mapped` maps (words, factors, rowids, scales, tier)."""
+def mapped_bytes(folder: Path, scales: bool, blocked: bool = False) -> int:
+    """Bytes of the list-order files :func:`open_mapped` maps (words, factors, rowids, scales, tier, and
+    the blocked layout when the index has one)."""
     names = (WORDS_FILE, FACTORS_FILE, ROWIDS_FILE, TIER_FILE, *((SCALES_FILE,) if scales else ()))
+    names += (BLOCKS_FILE, BLOCKF_FILE) if blocked else ()
     return sum((folder / name).stat().st_size for name in names)
 
 
