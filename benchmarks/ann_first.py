@@ -80,13 +80,18 @@ def write_extras(folder: Path) -> None:
     print(f"  list-order rows written in {time.perf_counter() - t0:.1f} s (load {os.getloadavg()[0]:.1f})")
 
 
-def prepare(store: Path, out: Path, base: Path) -> None:
+def prepare(store: Path, out: Path, base: Path, link: bool = False) -> None:
+    """``link``: the store's big files linked, not copied (``inproc`` only: ``--cold`` drops the pages of
+    ``out``'s files, which would then be the store's own)."""
     from lakeql.vectors import ann, codes
 
     out.mkdir(parents=True, exist_ok=True)
     for name in COPY + COPY_SMALL:
         if not (out / name).exists():
             t0 = time.perf_counter()
+            if link:
+                os.symlink((store / name).resolve(), out / name)
+                continue
             shutil.copyfile(store / name, out / (name + ".part"))
             os.replace(out / (name + ".part"), out / name)
             print(f"  copied {name} in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -221,8 +226,18 @@ def fresh(folder: Path, nq: int, cold: bool, warm: bool, methods: list[str]) -> 
     return out
 
 
-def inproc(folder: Path, nq: int, fresh_maps: bool) -> dict:
-    """Each method opened once; per query: (re)map, first run (first touch), second run (steady)."""
+def inproc(
+    folder: Path,
+    nq: int,
+    fresh_maps: bool,
+    nprobe: int | None = None,
+    start: int = 0,
+    only: list[str] | None = None,
+) -> dict:
+    """Each method opened once; per query: (re)map, first run (first touch), second run (steady).
+    ``ann_rowscan``: the loaded path with its probed spans scanned row by row (no blocked layout: the
+    code before the blocked spans scan), same index, same run. ``nprobe``: the ANN searches' probe
+    (None: the default); ``start``: the first query (a held-out half)."""
     from lakeql.vectors import ann
 
     Q = np.load(folder / "queries.npy")
@@ -244,19 +259,33 @@ def inproc(folder: Path, nq: int, fresh_maps: bool) -> dict:
         lo_ivf.tier = lo_idx._pos["ann_order"].view.tier = tier
         mapped = ann.open_mapped(folder, LABEL)
 
+    def rowscan(q, st):
+        if "ann_order" not in lo_idx._pos:  # (the warm-up call) the list-order copy
+            ann.search(lo_idx, lo_ivf, q, 10, 4)
+        lo = lo_idx._pos["ann_order"]
+        keep, lo.blocked = lo.blocked, None
+        try:
+            return ann.search(lo_idx, lo_ivf, q, 10, 4, stats=st, nprobe=nprobe)
+        finally:
+            lo.blocked = keep
+
     methods = {
         "exhaustive": lambda q, st: search(ex_idx, q, 10, 4, stats=st),
-        "ann_loaded": lambda q, st: ann.search(lo_idx, lo_ivf, q, 10, 4, stats=st),
-        "ann_mapped": lambda q, st: ann.search(mapped, mapped._pos["ann"], q, 10, 4, stats=st),
+        "ann_loaded": lambda q, st: ann.search(lo_idx, lo_ivf, q, 10, 4, stats=st, nprobe=nprobe),
+        "ann_rowscan": rowscan,
+        "ann_mapped": lambda q, st: ann.search(mapped, mapped._pos["ann"], q, 10, 4, stats=st, nprobe=nprobe),
     }
+    if only:  # ann_rowscan shares ann_loaded's maps: leave it out for a clean first touch of the other
+        methods = {k: v for k, v in methods.items() if k in only or k == "exhaustive"}
     for fn in methods.values():  # JIT and the loaded path's list-order copy
         fn(Q[-1], {})
+    stats: dict = {m: [] for m in methods}
     res: dict = {
         m: {"first": [], "second": [], "first_wall": [], "second_wall": [], "faults": []} for m in methods
     }
     got: dict = {m: [] for m in methods}
     loads = [os.getloadavg()[0]]
-    for qi in range(nq):
+    for qi in range(start, start + nq):
         q = Q[qi % len(Q)]
         if fresh_maps:
             remap()
@@ -267,16 +296,30 @@ def inproc(folder: Path, nq: int, fresh_maps: bool) -> dict:
             for rnd in ("first", "second"):
                 f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 w, c = time.perf_counter(), time.process_time()
-                r, _ = fn(q, {})
+                st: dict = {}
+                r, _ = fn(q, st)
                 res[name][rnd].append(1e3 * (time.process_time() - c))
                 res[name][rnd + "_wall"].append(1e3 * (time.perf_counter() - w))
                 if rnd == "first":
                     res[name]["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
                     got[name].append(r.tolist())
+                    stats[name].append(st)
         loads.append(os.getloadavg()[0])
-    out: dict = {"fresh_maps": fresh_maps, "queries": nq, "load": [min(loads), max(loads)], "methods": {}}
+    out: dict = {
+        "fresh_maps": fresh_maps,
+        "queries": nq,
+        "start": start,
+        "nprobe": nprobe,
+        "load": [min(loads), max(loads)],
+        "methods": {},
+    }
     for name, v in res.items():
+        sts = stats[name]
         out["methods"][name] = {
+            "probed_rows_p50": float(np.median([s.get("probed_rows", ex_idx.n) for s in sts])),
+            "rescored_p50": float(np.median([s.get("rescored", 0) for s in sts])),
+            "widened": int(sum(bool(s.get("widened")) for s in sts)),
+            "second_cpu_p95": float(np.percentile(v["second"], 95)),
             "first_cpu_p50": float(np.median(v["first"])),
             "first_wall_p50": float(np.median(v["first_wall"])),
             "second_cpu_p50": float(np.median(v["second"])),
@@ -284,7 +327,10 @@ def inproc(folder: Path, nq: int, fresh_maps: bool) -> dict:
             "first_minor_faults_p50": float(np.median(v["faults"])),
             "recall_vs_float": float(
                 np.mean(
-                    [len(set(a) & set(best_i[i % len(Q)].tolist())) / 10 for i, a in enumerate(got[name])]
+                    [
+                        len(set(a) & set(best_i[i % len(Q)].tolist())) / 10
+                        for i, a in enumerate(got[name], start)
+                    ]
                 )
             ),
         }
@@ -293,9 +339,18 @@ def inproc(folder: Path, nq: int, fresh_maps: bool) -> dict:
         m["speedup_first_cpu"] = ex["first_cpu_p50"] / m["first_cpu_p50"]
         m["speedup_first_wall"] = ex["first_wall_p50"] / m["first_wall_p50"]
         m["speedup_second_cpu"] = ex["second_cpu_p50"] / m["second_cpu_p50"]
-    out["identical_mapped_vs_loaded"] = sum(
-        a == b for a, b in zip(got["ann_mapped"], got["ann_loaded"], strict=True)
-    )
+    for other in ("ann_mapped", "ann_rowscan"):
+        if other in got and "ann_loaded" in got:
+            out[f"identical_{other}_vs_loaded"] = sum(
+                a == b for a, b in zip(got[other], got["ann_loaded"], strict=True)
+            )
+    for name in got:
+        if name != "exhaustive":
+            out[f"recall_{name}_vs_exhaustive"] = float(
+                np.mean(
+                    [len(set(a) & set(b)) / 10 for a, b in zip(got[name], got["exhaustive"], strict=True)]
+                )
+            )
     status = Path("/proc/self/status").read_text().splitlines()
     out["rss"] = [line for line in status if line.split(":")[0] in ("VmHWM", "RssAnon", "RssFile")]
     return out
@@ -312,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold", action="store_true")
     ap.add_argument("--warm", action="store_true", help="fresh: warm imports and kernels on DIR/warm first")
     ap.add_argument("--fresh-maps", action="store_true")
-    ap.add_argument("--methods", default="exhaustive,ann_loaded,ann_mapped")
+    ap.add_argument("--methods", default="exhaustive,ann_loaded,ann_mapped")  # inproc: + ann_rowscan
+    ap.add_argument("--link", action="store_true", help="prepare: link the store's big files (inproc only)")
+    ap.add_argument("--nprobe", type=int, default=None, help="inproc: the ANN probe (default: the default)")
+    ap.add_argument("--start", type=int, default=0, help="inproc: first query")
     a = ap.parse_args(argv)
     if a.what == "worker":
         worker(a.args[0], Path(a.args[1]), int(a.args[2]), a.warm)
@@ -320,13 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     print(f"uptime load before: {os.getloadavg()}", flush=True)
     if a.what == "prepare":
-        prepare(Path(a.store), out, Path(a.base))
+        prepare(Path(a.store), out, Path(a.base), a.link)
         np.save(out / "queries.npy", np.load(Path(a.base) / "base_queries.npy").astype(np.float32))
         return 0
     if a.what == "fresh":
         res = fresh(out, a.queries, a.cold, a.warm, a.methods.split(","))
     else:
-        res = inproc(out, a.queries, a.fresh_maps)
+        only = a.methods.split(",") if a.methods != ap.get_default("methods") else None
+        res = inproc(out, a.queries, a.fresh_maps, a.nprobe, a.start, only)
     res["load_after"] = os.getloadavg()
     print(json.dumps(res, indent=1))
     return 0

@@ -372,7 +372,8 @@ def test_the_mapped_ann_rows_are_charged_what_they_map_not_the_folder(tmp_path):
     ((key, (obj, charged)),) = list(ctx.indexes._items.items())
     assert key[0] == "embed:ann"
     maps = sum((folder / n).stat().st_size for n in (ann.WORDS_FILE, ann.FACTORS_FILE, ann.ROWIDS_FILE,
-                                                     ann.TIER_FILE, ann.SCALES_FILE))
+                                                     ann.TIER_FILE, ann.SCALES_FILE,
+                                                     ann.BLOCKS_FILE, ann.BLOCKF_FILE))
     held = sum(int(a.nbytes) for a in (obj._pos["ann"].centroids, obj._pos["ann"].offsets))
     with np.load(folder / "binarizer.npz") as z:
         held += sum(int(z[k].nbytes) for k in z.files)

@@ -49,6 +49,10 @@ WORDS_FILE = "ann_words.npy"  # (n, w) uint64 code words in list order
 FACTORS_FILE = "ann_factors.npy"  # (factors, n) float64 scan factors in list order, one row per factor
 ROWIDS_FILE = "ann_rowids.npy"  # (1, n) int64 table rowids in list order
 SCALES_FILE = "ann_scales.npy"  # (1, n) float32 per-row scales of the int8 tier in list order
+# The list-order codes blocked for the scan (kernels.blocked_codes), optional (indexes built before them
+# scan ann_words.npy row by row, same results): (blocks * words, 64) uint64 and (blocks * 3, 64) float32
+BLOCKS_FILE = "ann_blocks.npy"
+BLOCKF_FILE = "ann_blockf.npy"
 ROWS_FORMAT = 1
 TIER_CHUNK = 65_536  # rows of the list-order tier copy gathered at a time (25 MB of a 384-dim uint8 tier)
 TRAIN_PER_LIST = 32
@@ -203,8 +207,66 @@ def write_list_rows(folder: Path, index: Any, ids: np.ndarray) -> bool:
     if index.scales is not None:
         write_rows(folder / SCALES_FILE, np.float32, (1, n), line(index.scales, np.float32))
     spec = {"format": ROWS_FORMAT, "rows": n, "factors": keys, "scales": index.scales is not None}
+    spec["blocked"] = write_blocked(folder, words, index.factors, ids)
     (folder / ROWS_FILE).write_text(json.dumps(spec))
     return True
+
+
+def write_blocked(folder: Path, words: np.ndarray, factors: dict[str, np.ndarray], ids: np.ndarray) -> dict:
+    """Write ``BLOCKS_FILE`` and ``BLOCKF_FILE``: the :func:`~lakeql.vectors.kernels.blocked_codes` layout
+    of the list-order codes (row ``t`` = code position ``ids[t]``), ``TIER_CHUNK`` rows (a whole number of
+    blocks) at a time; returns what ``ROWS_FILE`` records of it (the layout's float32 rounding bound)."""
+    from lakeql.vectors import kernels
+
+    n, w = int(len(ids)), int(words.shape[1])
+    nb = -(-n // kernels.BLOCK)
+    names = ("add", "factor", "errc")
+
+    def parts():
+        for s in range(0, n, TIER_CHUNK):
+            part = ids[s : s + TIER_CHUNK]
+            yield kernels.blocked_codes(words[part], {k: np.asarray(factors[k])[part] for k in names})
+
+    write_rows(
+        folder / BLOCKS_FILE,
+        np.uint64,
+        (nb * w, kernels.BLOCK),
+        (p.codes.reshape(-1, kernels.BLOCK) for p in parts()),
+    )
+    write_rows(
+        folder / BLOCKF_FILE,
+        np.float32,
+        (nb * 3, kernels.BLOCK),
+        (p.f32.reshape(-1, kernels.BLOCK) for p in parts()),
+    )
+    bound = sum(float(np.abs(np.asarray(factors[k])).max()) if n else 0.0 for k in names)
+    return {"bound": bound, "block": kernels.BLOCK}
+
+
+def open_blocked(folder: Path, spec: dict, n: int, w: int) -> Any:
+    """The memory-mapped ``BLOCKS_FILE`` / ``BLOCKF_FILE`` layout ``spec["blocked"]`` records
+    (:func:`write_blocked`) as a :class:`~lakeql.vectors.kernels.BlockedSpans`, or None when the index has
+    none (written before them): its spans are then scanned row by row. Raises ValueError on a mismatch."""
+    from lakeql.vectors import kernels
+
+    info = spec.get("blocked")
+    if info is None:
+        return None
+    if not isinstance(info, dict) or int(info.get("block", 0)) != kernels.BLOCK:
+        raise ValueError(f"blocked layout {info!r}, this version reads blocks of {kernels.BLOCK}")
+    bound = float(info["bound"])
+    if not np.isfinite(bound) or bound < 0:
+        raise ValueError(f"blocked layout bound {bound!r}")
+    nb = -(-n // kernels.BLOCK)
+    codes = np.load(folder / BLOCKS_FILE, mmap_mode="r")
+    f32 = np.load(folder / BLOCKF_FILE, mmap_mode="r")
+    if codes.shape != (nb * w, kernels.BLOCK) or codes.dtype != np.uint64:
+        raise ValueError(f"blocked codes have shape {codes.shape} {codes.dtype}")
+    if f32.shape != (nb * 3, kernels.BLOCK) or f32.dtype != np.float32:
+        raise ValueError(f"blocked factors have shape {f32.shape} {f32.dtype}")
+    return kernels.BlockedSpans(
+        np.asarray(codes).reshape(nb, w, kernels.BLOCK), np.asarray(f32).reshape(nb, 3, kernels.BLOCK), bound
+    )
 
 
 def open_mapped(folder: Path, label: str) -> Any:
@@ -259,6 +321,7 @@ def open_mapped(folder: Path, label: str) -> Any:
             raise ValueError(f"factors {spec['factors']!r}, the scan reads {sorted(want)}")
         if words.shape[1] != want_words:
             raise ValueError(f"code words have {words.shape[1]} words a row, the codes {want_words}")
+        blocked = open_blocked(folder, spec, n, int(words.shape[1]))
     except Exception as exc:  # noqa: BLE001 - any read/shape failure means a corrupt index
         raise CorruptIndexError(
             f"the ANN lists of {label} ({ROWS_FILE} and its files) are corrupt "
@@ -273,20 +336,23 @@ def open_mapped(folder: Path, label: str) -> Any:
     ivf.tier = index.tier
     # charged to the cache budget: the files it maps (their pages, when hot) and the arrays it holds, not
     # the folder (the Parquet codes, the table-order tier and BM25 it never reads: annfirst.md)
-    index.nbytes = mapped_bytes(folder, bool(spec["scales"])) + sum(
+    index.nbytes = mapped_bytes(folder, bool(spec["scales"]), blocked is not None) + sum(
         int(a.nbytes) for a in (ivf.centroids, ivf.offsets, *arrays.values())
     )
     order = ListOrder.__new__(ListOrder)  # the rows are already in list order: nothing to copy
     order.ids, order.words, order.factors = None, index.words, factors
     # the view shares every array but not ``_pos`` (no reference cycle: the maps close with the index)
     order.rowids, order.view = index.rowids, dataclasses.replace(index, _pos={})
+    order.blocked = blocked
     index._pos.update(ann=ivf, ann_order=order, ann_mapped=True)
     return index
 
 
-def mapped_bytes(folder: Path, scales: bool) -> int:
-    """Bytes of the list-order files :func:`open_mapped` maps (words, factors, rowids, scales, tier)."""
+def mapped_bytes(folder: Path, scales: bool, blocked: bool = False) -> int:
+    """Bytes of the list-order files :func:`open_mapped` maps (words, factors, rowids, scales, tier, and
+    the blocked layout when the index has one)."""
     names = (WORDS_FILE, FACTORS_FILE, ROWIDS_FILE, TIER_FILE, *((SCALES_FILE,) if scales else ()))
+    names += (BLOCKS_FILE, BLOCKF_FILE) if blocked else ()
     return sum((folder / name).stat().st_size for name in names)
 
 
@@ -475,6 +541,7 @@ class ListOrder:
         self.factors = {k: np.ascontiguousarray(v[ids]) for k, v in index.factors.items()}
         self.rowids = np.ascontiguousarray(index.rowids[ids])
         self.view = None if ivf.tier is None else self._view(index, ivf.tier)
+        self.blocked = blocked_layout(self.words, self.factors)
 
     def _view(self, index, tier: np.ndarray):
         """``index`` with every per-row array in list order and the tier replaced by its list-order copy.
@@ -527,6 +594,20 @@ class ListOrder:
 
         factors = {k: cut(v) for k, v in self.factors.items()}
         return SubIndex(index, cut(self.ids), cut(self.words), factors, cut(self.rowids))
+
+
+def blocked_layout(words: np.ndarray, factors: dict[str, np.ndarray]) -> Any:
+    """The list-order codes' :func:`~lakeql.vectors.kernels.blocked_codes` layout, which the probed spans
+    are scanned through (:func:`~lakeql.vectors.kernels.asym4_bounded_blocked_spans`: the spans kernel's
+    result, about half its CPU); None when the scan is not the bounded one (no ``errc``) or the layout would
+    pass ``LAKEQL_BLOCKED_MAX_MB`` (the row-by-row spans kernel runs then, same results)."""
+    from lakeql.vectors import kernels
+    from lakeql.vectors.codes import blocked_budget
+
+    n, w = words.shape
+    if "errc" not in factors or -(-n // kernels.BLOCK) * kernels.BLOCK * (8 * w + 12) > blocked_budget():
+        return None
+    return kernels.blocked_codes(words, factors)
 
 
 class ListOrderRows(RowReader):
@@ -620,6 +701,7 @@ def search(
                 cap,
                 spans=(starts, ends),
                 mask_ids=None if allowed is None else lo.ids,
+                blocked=getattr(lo, "blocked", None),
             )
             return (rows if lo.view is not None else lo.ids[rows]), ub, est
 

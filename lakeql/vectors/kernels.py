@@ -309,6 +309,8 @@ def asym4_bounded_spans(
 
 #: rows per block of the blocked layout (:func:`blocked_inputs`): 64 uint64 lanes per code word
 BLOCK = 64
+#: rows :func:`blocked_codes` transposes at a time (a whole number of blocks)
+BLOCKED_CHUNK = BLOCK * 4096
 
 
 class BlockedCodes(NamedTuple):
@@ -320,27 +322,49 @@ class BlockedCodes(NamedTuple):
     bound: float  # max |add| + max factor + max errc: the scale of the float32 bound's rounding error
 
 
-def blocked_inputs(words: np.ndarray, factors: dict[str, np.ndarray]) -> BlockedCodes:
+class BlockedSpans(NamedTuple):
+    """A :func:`blocked_codes` layout: what :func:`asym4_bounded_blocked_spans` reads besides the float64
+    factors (the ANN stage's list-order rows, :mod:`lakeql.vectors.ann`)."""
+
+    codes: np.ndarray  # (blocks, words, BLOCK) uint64: word w of row b * BLOCK + r at [b, w, r]
+    f32: np.ndarray  # (blocks, 3, BLOCK) float32: add, factor, errc (zero past the last row)
+    bound: float  # max |add| + max factor + max errc: the scale of the float32 bound's rounding error
+
+
+def blocked_codes(words: np.ndarray, factors: dict[str, np.ndarray]) -> BlockedSpans:
     """The codes transposed into blocks of ``BLOCK`` rows (each code word of 64 rows contiguous, so the
     scan's popcounts run 8 rows at a time in vector registers) with float32 copies of the bound's factors
-    beside them, and the float64 factors interleaved by row (one cache line per candidate). Memory: 92
-    bytes a row (codes 48, float32 12, float64 32 at 384 dimensions), built once per loaded index."""
+    beside them: 60 bytes a row at 384 dimensions."""
     n, w_count = words.shape
     nb = -(-n // BLOCK)
-    pad = np.zeros((nb * BLOCK, w_count), np.uint64)
-    pad[:n] = words
-    codes = np.ascontiguousarray(pad.reshape(nb, BLOCK, w_count).transpose(0, 2, 1))
-    del pad
+    codes = np.zeros((nb, w_count, BLOCK), np.uint64)
+    f32 = np.zeros((nb, 3, BLOCK), np.float32)
+    step = BLOCKED_CHUNK  # rows transposed at a time: no padded copy of every code
     names = ("add", "factor", "errc")
-    f32 = np.zeros((nb * BLOCK, 3), np.float32)
-    for j, name in enumerate(names):
-        f32[:n, j] = factors[name]
-    f32 = np.ascontiguousarray(f32.reshape(nb, BLOCK, 3).transpose(0, 2, 1))
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        b0, b1 = s // BLOCK, -(-e // BLOCK)
+        pad = np.zeros(((b1 - b0) * BLOCK, w_count), np.uint64)
+        pad[: e - s] = words[s:e]
+        codes[b0:b1] = pad.reshape(b1 - b0, BLOCK, w_count).transpose(0, 2, 1)
+        part = np.zeros(((b1 - b0) * BLOCK, 3), np.float32)
+        for j, name in enumerate(names):
+            part[: e - s, j] = factors[name][s:e]
+        f32[b0:b1] = part.reshape(b1 - b0, BLOCK, 3).transpose(0, 2, 1)
+    bound = sum(float(np.abs(np.asarray(factors[name])).max()) if n else 0.0 for name in names)
+    return BlockedSpans(codes, f32, bound)
+
+
+def blocked_inputs(words: np.ndarray, factors: dict[str, np.ndarray]) -> BlockedCodes:
+    """:func:`blocked_codes` plus the float64 factors interleaved by row (one cache line per candidate):
+    the exhaustive bounded scan's layout. Memory: 92 bytes a row (codes 48, float32 12, float64 32 at 384
+    dimensions), built once per loaded index."""
+    n = words.shape[0]
+    sp = blocked_codes(words, factors)
     f64 = np.empty((n, 4), np.float64)
     for j, name in enumerate(("add", "factor", "popc", "errc")):
         f64[:, j] = factors[name]
-    bound = sum(float(np.abs(factors[name]).max()) if n else 0.0 for name in names)
-    return BlockedCodes(codes, f32, f64, bound)
+    return BlockedCodes(sp.codes, sp.f32, f64, sp.bound)
 
 
 @njit(cache=True, nogil=True)
@@ -425,6 +449,120 @@ def asym4_bounded_blocked(
             buf_u[m] = ub
             buf_e[m] = est
             m += 1
+    keep = buf_u[:m] > floor
+    return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]
+
+
+@njit(cache=True, nogil=True)
+def asym4_bounded_blocked_spans(
+    codes,
+    f32,
+    add,
+    scale,
+    popc,
+    errc,
+    slack,
+    n,
+    p0,
+    p1,
+    p2,
+    p3,
+    base,
+    total,
+    lo,
+    delta,
+    err_a,
+    err_b,
+    k,
+    allowed,
+    cap,
+    starts,
+    ends,
+    mask_ids,
+):
+    """:func:`asym4_bounded_spans` (rows ``starts[s] <= i < ends[s]`` only, ``allowed`` read at
+    ``mask_ids[i]`` when given) over a :func:`blocked_codes` layout of the same rows, with the same result
+    (rows, upper bounds, estimates), bit for bit: the ANN stage's probed lists scanned 64 rows at a time.
+
+    Each span's blocks are computed whole (the popcounts of all ``BLOCK`` rows vectorized, a float32 upper
+    bound per row, as :func:`asym4_bounded_blocked`), then only the span's rows of the block are visited,
+    in row order; a row whose float32 bound is more than ``slack`` below the floor is skipped (its float64
+    bound is at or below the floor too, so :func:`asym4_bounded_spans` skips it as well), the others are
+    evaluated exactly as that kernel does, from the float64 factors ``add``, ``scale``, ``popc``,
+    ``errc`` (one value a row). So the floor, the buffer and the result are the spans kernel's. A block
+    shared by two spans is computed twice (its rows are visited once each)."""
+    nb, w_count, bs = codes.shape
+    total_rows = 0
+    for s in range(starts.shape[0]):
+        total_rows += max(0, ends[s] - starts[s])
+    k = max(min(k, total_rows), 1)
+    lbs = np.full(max(k, 1), -np.inf, np.float64)
+    dummy = np.full(max(k, 1), -1, np.int64)
+    floor = -np.inf
+    size = max(4 * cap, 1024)
+    buf_i = np.empty(size, np.int64)
+    buf_u = np.empty(size, np.float64)
+    buf_e = np.empty(size, np.float64)
+    m = 0
+    use_ids = mask_ids.shape[0] == n
+    use_mask = allowed.shape[0] > 0 and (use_ids or allowed.shape[0] == n)
+    acc = np.zeros(bs, np.int64)
+    pc = np.zeros(bs, np.int64)
+    ub32 = np.zeros(bs, np.float32)
+    lo32, de32, tot32 = np.float32(lo), np.float32(delta), np.float32(total)
+    ea32, eb32, two = np.float32(err_a), np.float32(err_b), np.float32(2.0)
+    lim = floor - base - slack
+    for s in range(starts.shape[0]):
+        a, e = max(starts[s], 0), min(ends[s], n)
+        if a >= e:
+            continue
+        for b in range(a // bs, (e - 1) // bs + 1):
+            for r in range(bs):
+                acc[r] = 0
+                pc[r] = 0
+            for w in range(w_count):
+                q0, q1, q2, q3 = p0[w], p1[w], p2[w], p3[w]
+                for r in range(bs):
+                    x = codes[b, w, r]
+                    acc[r] += (
+                        _popcnt64(x & q0)
+                        + (_popcnt64(x & q1) << 1)
+                        + (_popcnt64(x & q2) << 2)
+                        + (_popcnt64(x & q3) << 3)
+                    )
+                    pc[r] += _popcnt64(x)
+            for r in range(bs):
+                sc = f32[b, 1, r]
+                ub32[r] = (
+                    f32[b, 0, r]
+                    + sc * (two * (lo32 * np.float32(pc[r]) + de32 * np.float32(acc[r])) - tot32)
+                    + ea32 * f32[b, 2, r]
+                    + eb32 * sc
+                )
+            o = b * bs
+            for i in range(max(a, o), min(e, o + bs)):
+                u32 = ub32[i - o]
+                if u32 <= lim and u32 > -np.inf:  # -inf: float32 overflowed, the float64 bound may be finite
+                    continue
+                if use_mask and not allowed[mask_ids[i] if use_ids else i]:
+                    continue
+                sci = scale[i]
+                est = base + add[i] + sci * (2.0 * (lo * popc[i] + delta * acc[i - o]) - total)
+                err = err_a * errc[i] + err_b * sci
+                ub = est + err
+                if ub <= floor:
+                    continue
+                lb = est - err
+                if lb > lbs[k - 1]:
+                    _insert(lbs, dummy, lb, i)
+                    floor = lbs[k - 1]
+                    lim = floor - base - slack
+                if m == size:
+                    m = _compact(buf_i, buf_u, buf_e, m, floor)
+                buf_i[m] = i
+                buf_u[m] = ub
+                buf_e[m] = est
+                m += 1
     keep = buf_u[:m] > floor
     return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]
 

@@ -658,3 +658,102 @@ def test_an_index_without_list_order_rows_is_loaded_whole(tmp_path, ann_lake):
     np.save(copy / ann.WORDS_FILE, words[:-1])  # one row short
     with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann.*exact := true"):
         ann.open_mapped(copy, "t.c")
+
+
+# ------------------------------------------------ the probed spans scanned through a blocked layout
+
+
+def test_list_order_blocked_layout_is_written_and_loaded(ann_lake):
+    """The build writes the list-order codes' blocked layout beside the rows (``ann_blocks.npy``,
+    ``ann_blockf.npy``, its rounding bound in ``ann_rows.json``); the mapped layout equals the one a
+    loaded index's list order builds in memory, and both equal ``blocked_codes`` of the list-order rows."""
+    import json
+
+    from lakeql.vectors import ann, kernels
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    assert "blocked" in json.loads((folder / ann.ROWS_FILE).read_text())
+    con, idx, ivf = searcher_index(ann_lake)
+    ann.search(idx, ivf, np.ones(idx.dim, np.float32) / np.sqrt(idx.dim), 10)  # makes the list order
+    lo = idx._pos["ann_order"]
+    m = ann.open_mapped(folder, "python.functions.docstring")
+    mb = m._pos["ann_order"].blocked
+    ids = ivf.ids.astype(np.int64)
+    want = kernels.blocked_codes(idx.words[ids], {k: v[ids] for k, v in idx.factors.items()})
+    for got in (lo.blocked, mb):
+        assert np.array_equal(got.codes, want.codes) and np.array_equal(got.f32, want.f32)
+        assert got.bound == want.bound
+    assert isinstance(mb.codes.base, np.memmap) or isinstance(mb.codes.base.base, np.memmap)
+    con.close()
+
+
+@pytest.mark.parametrize("nprobe", [None, 1, 3])
+def test_blocked_spans_search_equals_the_row_scan(ann_lake, monkeypatch, nprobe):
+    """ANN searches through the blocked layout return what the row-by-row span scan returns: the same
+    rows, bit-identical scores and stats, adaptive and fixed probes, with and without a filter."""
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    con, idx, ivf = searcher_index(ann_lake)
+    rng = np.random.default_rng(4)
+    far = rng.standard_normal(idx.dim).astype(np.float32)
+    queries = [*encode(QUERIES), far / np.linalg.norm(far)]
+    allowed = np.zeros(idx.n, bool)
+    allowed[::3] = True
+
+    def run():
+        out = []
+        for q in queries:
+            for adaptive in (True, False):
+                for mask in (None, allowed):
+                    st: dict = {}
+                    r, s = ann.search(idx, ivf, q, 10, 4, mask, nprobe=nprobe, stats=st, adaptive=adaptive)
+                    out.append((r.tolist(), s.tobytes(), st))
+        return out
+
+    ann.search(idx, ivf, queries[0], 10)
+    lo = idx._pos["ann_order"]
+    assert lo.blocked is not None
+    got = run()
+    lo.blocked = None  # the row-by-row spans kernel
+    assert run() == got
+    con.close()
+
+
+def test_an_index_without_the_blocked_layout_is_scanned_row_by_row(tmp_path, ann_lake):
+    """Rows files written before the blocked layout (no ``blocked`` entry, no files): mapped and searched
+    row by row with the same answers; a damaged layout is a clear error naming the rebuild."""
+    import json
+
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    copy = tmp_path / "store"
+    shutil.copytree(folder, copy)
+    m = ann.open_mapped(copy, "t.c")
+    spec = json.loads((copy / ann.ROWS_FILE).read_text())
+    old = {k: v for k, v in spec.items() if k != "blocked"}
+    (copy / ann.ROWS_FILE).write_text(json.dumps(old))
+    (copy / ann.BLOCKS_FILE).unlink()
+    (copy / ann.BLOCKF_FILE).unlink()
+    o = ann.open_mapped(copy, "t.c")
+    assert o._pos["ann_order"].blocked is None and m._pos["ann_order"].blocked is not None
+    for q in encode(QUERIES):
+        a = ann.search(m, m._pos["ann"], q, 10)
+        b = ann.search(o, o._pos["ann"], q, 10)
+        assert a[0].tolist() == b[0].tolist() and a[1].tobytes() == b[1].tobytes()
+    shutil.copy(folder / ann.BLOCKS_FILE, copy / ann.BLOCKS_FILE)
+    shutil.copy(folder / ann.BLOCKF_FILE, copy / ann.BLOCKF_FILE)
+    for bad in (
+        {**spec, "blocked": {"bound": float("nan"), "block": 64}},
+        {**spec, "blocked": {"block": 32}},
+    ):
+        (copy / ann.ROWS_FILE).write_text(json.dumps(bad))
+        with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann"):
+            ann.open_mapped(copy, "t.c")
+    (copy / ann.ROWS_FILE).write_text(json.dumps(spec))
+    np.save(copy / ann.BLOCKF_FILE, np.load(copy / ann.BLOCKF_FILE)[:-1])  # one line short
+    with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann"):
+        ann.open_mapped(copy, "t.c")

@@ -166,3 +166,91 @@ def test_blocked_layout_size_cap(dup, monkeypatch, limit, built):
     if built:
         layout = idx._blocked
         assert layout.codes.nbytes + layout.f32.nbytes + layout.f64.nbytes == idx.blocked_bytes()
+
+
+# ------------------------------------------- the ANN stage's probed spans over a blocked list order
+
+
+def _spans(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, disjoint spans of ``[0, n)``: some starting or ending inside a block, some sharing one
+    (a gap shorter than a block), one empty."""
+    cuts = np.sort(rng.choice(np.arange(1, n), 24, replace=False))
+    starts, ends = cuts[0::2].astype(np.int64), cuts[1::2].astype(np.int64)
+    starts = np.concatenate([[0], starts, [n]])
+    ends = np.concatenate([[3], ends, [n]])  # [0, 3) shares a block with the next span; [n, n) is empty
+    keep = np.r_[True, starts[1:] >= ends[:-1]]
+    return starts[keep], ends[keep]
+
+
+@pytest.mark.parametrize("k,cap", [(10, 20_000), (1, 20_000), (100, 20_000), (10, 50)])
+def test_blocked_spans_equal_row_scan(dup, k, cap):
+    """:func:`kernels.asym4_bounded_blocked_spans` over a :func:`kernels.blocked_codes` layout returns
+    what the row-by-row spans kernel returns, bit for bit (rows, bounds, estimates, in order), with and
+    without a filter read through ``mask_ids`` (list order -> table order positions)."""
+    b, words, factors, rows, queries = dup
+    n = len(words) - 13
+    words, factors = words[:n], {name: v[:n] for name, v in factors.items()}
+    layout = kernels.blocked_codes(words, factors)
+    assert layout.codes.shape == (-(-n // kernels.BLOCK), words.shape[1], kernels.BLOCK)
+    rng = np.random.default_rng(5)
+    ids = rng.permutation(n)  # where list-order row t reads the table-order mask
+    masks = [None, rng.random(n) < 0.3, np.zeros(n, bool), np.ones(n, bool)]
+    sizes = []
+    for i, q in enumerate(queries):
+        spans = _spans(rng, n)
+        allowed = masks[i % len(masks)]
+        mask_ids = None if allowed is None or i % 2 else ids
+        want = b.candidates(q, words, factors, k, allowed, cap, spans=spans, mask_ids=mask_ids)
+        got = b.candidates(q, words, factors, k, allowed, cap, spans=spans, mask_ids=mask_ids, blocked=layout)
+        _same(got, want)
+        sizes.append(len(want[0]))
+    assert max(sizes) > k
+
+
+@pytest.mark.parametrize("shift", [1e3, 1e6])
+def test_blocked_spans_with_large_factors(dup, shift):
+    b, words, factors, rows, queries = dup
+    factors = dict(factors, add=factors["add"] + shift)
+    layout = kernels.blocked_codes(words, factors)
+    rng = np.random.default_rng(6)
+    for q in queries:
+        spans = _spans(rng, len(words))
+        want = b.candidates(q, words, factors, 10, None, 20_000, spans=spans)
+        _same(b.candidates(q, words, factors, 10, None, 20_000, spans=spans, blocked=layout), want)
+
+
+def test_blocked_spans_float32_overflow(dup):
+    b, words, factors, rows, queries = dup
+    n = 500
+    words = words[:n]
+    factors = {name: v[:n].copy() for name, v in factors.items()}
+    factors["factor"][::7] = 3e38
+    spans = (np.array([0, 130, 300], np.int64), np.array([70, 290, 500], np.int64))
+    with np.errstate(all="ignore"):
+        factors["errc"] = b.error_coefficients(factors)
+        layout = kernels.blocked_codes(words, factors)
+    for q in queries[:10]:
+        for k in (10, 10_000_000):
+            want = b.candidates(q, words, factors, k, None, 20_000, spans=spans)
+            _same(b.candidates(q, words, factors, k, None, 20_000, spans=spans, blocked=layout), want)
+
+
+def test_blocked_codes_is_the_exhaustive_layout(dup):
+    """The spans layout is the exhaustive layout's codes and float32 factors (built in chunks)."""
+    b, words, factors, rows, queries = dup
+    full = kernels.blocked_inputs(words, factors)
+    part = kernels.blocked_codes(words, factors)
+    assert np.array_equal(full.codes, part.codes) and np.array_equal(full.f32, part.f32)
+    assert full.bound == part.bound
+
+
+def test_blocked_codes_in_chunks(dup, monkeypatch):
+    """Built a few blocks at a time (chunks that end inside the last block too): the same layout."""
+    b, words, factors, rows, queries = dup
+    n = len(words) - 13
+    words, factors = words[:n], {name: v[:n] for name, v in factors.items()}
+    whole = kernels.blocked_codes(words, factors)
+    monkeypatch.setattr(kernels, "BLOCKED_CHUNK", 3 * kernels.BLOCK)
+    part = kernels.blocked_codes(words, factors)
+    assert np.array_equal(whole.codes, part.codes) and np.array_equal(whole.f32, part.f32)
+    assert whole.bound == part.bound
