@@ -41,6 +41,7 @@ from numba import njit
 from lakeql.joins.joinindex import HASH_MAX
 
 _SLACK = 1e-6  # the integer thresholds are rounded down by this much: a superset, then the exact filter
+EAGER = 2  # columns counted at once per query, times the pool size (the rest after the walk)
 _TIE = 1e-12  # the bound thresholds too (a column level with the pool's last member may enter it)
 
 
@@ -226,8 +227,8 @@ def _emit(o_q, o_c, o_k, o_d, n_out, qi, c, k, d):
 
 
 @njit(cache=True, nogil=True)
-def _search(queries, probe, t, n_pool, bycol, offset, n_hashes, tau, table_id, hid, a_ptr, a_col, b_ptr,
-            b_col, factor):  # pragma: no cover - numba
+def _search(queries, probe, t, n_pool, eager, bycol, offset, n_hashes, tau, table_id, hid, a_ptr, a_col,
+            b_ptr, b_col, factor):  # pragma: no cover - numba
     """(query position, candidate, shared hashes, denominator) of every candidate that may be in its
     query's pool: a superset of the pool, with exact counts (see the module docstring). The pruning
     threshold starts at ``t`` and rises to the ``n_pool``-th best bound found so far."""
@@ -293,14 +294,20 @@ def _search(queries, probe, t, n_pool, bycol, offset, n_hashes, tau, table_id, h
                 o_q, o_c, o_k, o_d, n_out = _emit(o_q, o_c, o_k, o_d, n_out, qi, c, bcnt[c], a)
                 nb = _push(best, nb, u)
                 th = _floor(best, nb, t)
-        # the others by prefix: walk the rarest probed hashes first, while an unseen column can reach th
+        # the others by prefix: walk the rarest probed hashes first, while an unseen column can reach th;
+        # the first ``eager`` columns met are counted at once (their bounds raise th early), the rest
+        # collect hits on the walk and are counted after it, best bound first, if still within reach
         lens = np.empty(m, np.int64)
         for i in range(m):
             g = hid[q0 + i]
             lens[i] = a_ptr[g + 1] - a_ptr[g]
         order = np.argsort(lens, kind="mergesort")
+        n_now = 0
+        n_d = 0
+        walked = m
         for j in range(m):
             if (m - j) / m < th:
+                walked = j
                 break  # a column first met here holds at most m - j of the probed hashes
             g = hid[q0 + order[j]]
             for p in range(a_ptr[g], a_ptr[g + 1]):
@@ -309,13 +316,22 @@ def _search(queries, probe, t, n_pool, bycol, offset, n_hashes, tau, table_id, h
                 if n_hashes[c] * mult < x_min:
                     break  # the rest of the list is smaller still
                 if mark[c] == stamp:
+                    if bcnt[c] > 0:
+                        bcnt[c] += 1  # a deferred column: one more probed hash it holds
                     continue
                 mark[c] = stamp
+                bcnt[c] = 0
                 if table_id[c] == tab:
                     continue
                 x = _ceil_need(th / factor[c], m)
                 if m - j < x or n_hashes[c] * mult < x:
                     continue
+                if n_now >= eager:
+                    bcnt[c] = 1
+                    cand[n_d] = c
+                    n_d += 1
+                    continue
+                n_now += 1
                 k = _count(bycol, q0, m, offset[c], n_hashes[c], x, mult)
                 if k < x:
                     continue
@@ -324,6 +340,26 @@ def _search(queries, probe, t, n_pool, bycol, offset, n_hashes, tau, table_id, h
                     o_q, o_c, o_k, o_d, n_out = _emit(o_q, o_c, o_k, o_d, n_out, qi, c, k, m)
                     nb = _push(best, nb, u)
                     th = _floor(best, nb, t)
+        if n_d == 0:
+            continue
+        # deferred columns: at most their hits plus the positions not walked (or their size)
+        ub = np.empty(n_d, np.float64)
+        for r in range(n_d):
+            c = cand[r]
+            ub[r] = -min(bcnt[c] + m - walked, n_hashes[c] * mult) * factor[c]
+        for r in np.argsort(ub, kind="mergesort"):
+            c = cand[r]
+            x = _ceil_need(th / factor[c], m)
+            if min(bcnt[c] + m - walked, n_hashes[c] * mult) < x:
+                continue
+            k = _count(bycol, q0, m, offset[c], n_hashes[c], x, mult)
+            if k < x:
+                continue
+            u = min(k / m, 1.0) * factor[c]
+            if u >= th:
+                o_q, o_c, o_k, o_d, n_out = _emit(o_q, o_c, o_k, o_d, n_out, qi, c, k, m)
+                nb = _push(best, nb, u)
+                th = _floor(best, nb, t)
     return o_q[:n_out], o_c[:n_out], o_k[:n_out], o_d[:n_out]
 
 
@@ -335,9 +371,9 @@ def pools(ix: Any, post: Postings, queries: Any, probe: int, t: float, n_pool: i
     from lakeql.joins import rank
 
     queries = np.asarray(queries, dtype=np.int64)
-    oq, oc, ok, od = _search(queries, int(probe or 0), float(t), int(n_pool), ix.bycol, ix.offset,
-                             ix.n_hashes, ix.tau, ix.table_id, post.hid, post.a_ptr, post.a_col, post.b_ptr,
-                             post.b_col, post.factor)
+    oq, oc, ok, od = _search(queries, int(probe or 0), float(t), int(n_pool), EAGER * int(n_pool),
+                             ix.bycol, ix.offset, ix.n_hashes, ix.tau, ix.table_id, post.hid, post.a_ptr,
+                             post.a_col, post.b_ptr, post.b_col, post.factor)
     # the containment and bound as JoinIndex._overlaps_of and Searcher.equi_pool compute them
     den = od.astype(np.float64)
     cont = np.minimum(np.where(den > 0, ok / np.maximum(den, 1), 0.0), 1.0)
