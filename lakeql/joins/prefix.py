@@ -188,9 +188,9 @@ def _count(bycol, q0, m, c0, nc, x, mult):
 
 
 @njit(cache=True, nogil=True)
-def _push(best, nb, u):
-    """Keep the ``len(best)`` largest bounds seen (unordered); returns the new count."""
-    if nb < best.shape[0]:
+def _push(best, size, nb, u):
+    """Keep the ``size`` largest bounds seen in ``best`` (unordered); returns the new count."""
+    if nb < size:
         best[nb] = u
         return nb + 1
     lo = 0
@@ -203,11 +203,11 @@ def _push(best, nb, u):
 
 
 @njit(cache=True, nogil=True)
-def _floor(best, nb, t):
-    """The pruning threshold: ``t``, or the ``len(best)``-th best bound once that many are known, lowered
-    by ``_TIE`` (a candidate level with the pool's last member may still enter it)."""
+def _floor(best, size, nb, t):
+    """The pruning threshold: ``t``, or the ``size``-th best bound once that many are known, lowered by
+    ``_TIE`` (a candidate level with the pool's last member may still enter it)."""
     th = t
-    if nb == best.shape[0]:
+    if nb == size:
         lo = best[0]
         for i in range(1, nb):
             if best[i] < lo:
@@ -227,16 +227,17 @@ def _emit(o_q, o_c, o_k, o_d, n_out, qi, c, k, d):
 
 
 @njit(cache=True, nogil=True)
-def _search(queries, probe, t, n_pool, eager, bycol, offset, n_hashes, tau, table_id, hid, a_ptr, a_col,
+def _search(queries, skip, n_pool, probe, t, bycol, offset, n_hashes, tau, table_id, hid, a_ptr, a_col,
             b_ptr, b_col, factor):  # pragma: no cover - numba
     """(query position, candidate, shared hashes, denominator) of every candidate that may be in its
     query's pool: a superset of the pool, with exact counts (see the module docstring). The pruning
-    threshold starts at ``t`` and rises to the ``n_pool``-th best bound found so far."""
+    threshold starts at ``t`` and rises to the ``n_pool[i]``-th best bound found so far; columns of the
+    table ``skip[i]`` are left out (-1: none)."""
     n = n_hashes.shape[0]
     mark = np.zeros(n, np.int64)
     bcnt = np.zeros(n, np.int64)
     cand = np.empty(n, np.int32)
-    best = np.empty(max(n_pool, 1), np.float64)
+    best = np.empty(max(n_pool.max(), 1) if n_pool.shape[0] else 1, np.float64)
     cap = 1 << 16
     o_q = np.empty(cap, np.int32)
     o_c = np.empty(cap, np.int32)
@@ -251,9 +252,11 @@ def _search(queries, probe, t, n_pool, eager, bycol, offset, n_hashes, tau, tabl
             continue
         q0 = offset[q]
         tq = np.int64(bycol[q0 + m - 1]) if n_hashes[q] > m else np.int64(HASH_MAX)
-        tab = table_id[q]
+        tab = skip[qi]
+        size = n_pool[qi]
+        eager = EAGER * size
         nb = 0
-        th = _floor(best, nb, t)
+        th = _floor(best, size, nb, t)
         mult = 1  # most copies of one hash in the probe (bounds a candidate's count by its size)
         run = 1
         for i in range(1, m):
@@ -292,8 +295,8 @@ def _search(queries, probe, t, n_pool, eager, bycol, offset, n_hashes, tau, tabl
             u = min(bcnt[c] / a, 1.0) * factor[c]
             if u >= th:
                 o_q, o_c, o_k, o_d, n_out = _emit(o_q, o_c, o_k, o_d, n_out, qi, c, bcnt[c], a)
-                nb = _push(best, nb, u)
-                th = _floor(best, nb, t)
+                nb = _push(best, size, nb, u)
+                th = _floor(best, size, nb, t)
         # the others by prefix: walk the rarest probed hashes first, while an unseen column can reach th;
         # the first ``eager`` columns met are counted at once (their bounds raise th early), the rest
         # collect hits on the walk and are counted after it, best bound first, if still within reach
@@ -338,8 +341,8 @@ def _search(queries, probe, t, n_pool, eager, bycol, offset, n_hashes, tau, tabl
                 u = min(k / m, 1.0) * factor[c]
                 if u >= th:
                     o_q, o_c, o_k, o_d, n_out = _emit(o_q, o_c, o_k, o_d, n_out, qi, c, k, m)
-                    nb = _push(best, nb, u)
-                    th = _floor(best, nb, t)
+                    nb = _push(best, size, nb, u)
+                    th = _floor(best, size, nb, t)
         if n_d == 0:
             continue
         # deferred columns: at most their hits plus the positions not walked (or their size)
@@ -358,8 +361,8 @@ def _search(queries, probe, t, n_pool, eager, bycol, offset, n_hashes, tau, tabl
             u = min(k / m, 1.0) * factor[c]
             if u >= th:
                 o_q, o_c, o_k, o_d, n_out = _emit(o_q, o_c, o_k, o_d, n_out, qi, c, k, m)
-                nb = _push(best, nb, u)
-                th = _floor(best, nb, t)
+                nb = _push(best, size, nb, u)
+                th = _floor(best, size, nb, t)
     return o_q[:n_out], o_c[:n_out], o_k[:n_out], o_d[:n_out]
 
 
@@ -371,9 +374,29 @@ def pools(ix: Any, post: Postings, queries: Any, probe: int, t: float, n_pool: i
     from lakeql.joins import rank
 
     queries = np.asarray(queries, dtype=np.int64)
-    oq, oc, ok, od = _search(queries, int(probe or 0), float(t), int(n_pool), EAGER * int(n_pool),
-                             ix.bycol, ix.offset, ix.n_hashes, ix.tau, ix.table_id, post.hid, post.a_ptr,
-                             post.a_col, post.b_ptr, post.b_col, post.factor)
+    # columns with the same probe (a table and its copies, partitions' shared columns) are searched once,
+    # without leaving out a table, for enough candidates that each keeps its pool once its own table's
+    # columns are dropped (its n_pool-th best is at least the group's (n_pool + its table's width)-th)
+    groups: dict[bytes, int] = {}
+    grp = np.empty(len(queries), np.int64)
+    reps: list[int] = []
+    for i, q in enumerate(queries.tolist()):
+        m = min(int(ix.n_hashes[q]), probe) if probe else int(ix.n_hashes[q])
+        o = int(ix.offset[q])
+        grp[i] = groups.setdefault(ix.bycol[o:o + m].tobytes(), len(reps))
+        if grp[i] == len(reps):
+            reps.append(q)
+    reps_a = np.asarray(reps, dtype=np.int64)
+    n_members = np.bincount(grp, minlength=len(reps))
+    width = np.bincount(ix.table_id, minlength=int(ix.table_id.max()) + 1 if len(ix.table_id) else 1)
+    extra = np.zeros(len(reps), np.int64)
+    np.maximum.at(extra, grp, width[ix.table_id[queries]])
+    shared = n_members > 1
+    skip = np.where(shared, -1, ix.table_id[reps_a]).astype(np.int64)
+    sizes = np.where(shared, n_pool + extra, n_pool).astype(np.int64)
+    oq, oc, ok, od = _search(reps_a, skip, sizes, int(probe or 0), float(t), ix.bycol, ix.offset, ix.n_hashes,
+                             ix.tau, ix.table_id, post.hid, post.a_ptr, post.a_col, post.b_ptr, post.b_col,
+                             post.factor)
     # the containment and bound as JoinIndex._overlaps_of and Searcher.equi_pool compute them
     den = od.astype(np.float64)
     cont = np.minimum(np.where(den > 0, ok / np.maximum(den, 1), 0.0), 1.0)
@@ -383,14 +406,22 @@ def pools(ix: Any, post: Postings, queries: Any, probe: int, t: float, n_pool: i
     oq, oc, cont, uniq, upper = oq[keep], oc[keep], cont[keep], uniq[keep], upper[keep]
     order = np.lexsort((oc, -upper, oq))
     oq, oc, cont, uniq, upper = oq[order], oc[order], cont[order], uniq[order], upper[order]
-    starts = np.searchsorted(oq, np.arange(len(queries) + 1))
+    starts = np.searchsorted(oq, np.arange(len(reps) + 1))
     empty_i, empty_f = np.empty(0, np.int32), np.empty(0)
-    for i in range(len(queries)):
-        s, e = int(starts[i]), int(starts[i + 1])
-        if s == e:
+    for i, q in enumerate(queries.tolist()):
+        g = int(grp[i])
+        s, e = int(starts[g]), int(starts[g + 1])
+        cols, c_cont, c_uniq, c_upper = oc[s:e], cont[s:e], uniq[s:e], upper[s:e]
+        if shared[g]:  # the group's candidates without this column's table
+            own = ix.table_id[cols] == ix.table_id[q]
+            if own.any():
+                keep = ~own
+                cols, c_cont, c_uniq, c_upper = cols[keep], c_cont[keep], c_uniq[keep], c_upper[keep]
+        if len(cols) == 0:
             yield i, empty_i, empty_f, empty_f, empty_f
             continue
-        if e - s > n_pool:  # the n_pool-th best and every candidate level with it, at most max_pool
-            cut = upper[s + n_pool - 1]
-            e = s + min(int(np.searchsorted(-upper[s:e], -cut, "right")), max_pool)
-        yield i, oc[s:e], cont[s:e], uniq[s:e], upper[s:e]
+        e = len(cols)
+        if e > n_pool:  # the n_pool-th best and every candidate level with it, at most max_pool
+            cut = c_upper[n_pool - 1]
+            e = min(int(np.searchsorted(-c_upper, -cut, "right")), max_pool)
+        yield i, cols[:e], c_cont[:e], c_uniq[:e], c_upper[:e]

@@ -30,7 +30,8 @@ def _fake_index(seed: int, n_cols: int = 260):
         elif kind == 1 and cols:  # a copy of an earlier column in a new table (ties in the pool)
             h = cols[rng.integers(0, len(cols))].copy()
         elif kind == 2:  # common and wide values together
-            h = np.r_[rng.choice(common, 10, replace=False), rng.choice(wide, rng.integers(5, 200), replace=False)]
+            h = np.r_[rng.choice(common, 10, replace=False),
+                      rng.choice(wide, rng.integers(5, 200), replace=False)]
         else:
             h = rng.choice(wide, rng.integers(2, 700), replace=False)
         h = np.sort(np.unique(h))
@@ -82,7 +83,7 @@ def test_pools_equal_full_search(seed, t, probe):
     got = list(prefix.pools(ix, post, queries, probe, t, 20, 80))
     assert [g[0] for g in got] == list(range(len(queries)))
     members = 0
-    for (i, cols, cont, uniq, upper), q in zip(got, queries, strict=True):
+    for (_, cols, cont, uniq, upper), q in zip(got, queries, strict=True):
         want = s.equi_pool(int(q), 20, probe, min_upper=t)
         for a, b in zip((cols, cont, uniq, upper), want, strict=True):
             assert np.array_equal(a, b), (q, a, b)
