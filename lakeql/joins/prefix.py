@@ -25,6 +25,10 @@ threshold ``tau``, so the denominator is the probed hashes below it) and columns
 (two values with one 32-bit hash: a column counts twice, as JoinIndex.postings does) break the prefix
 argument; they are few, sit in a second posting structure, and are counted over every probed hash.
 
+Columns with the same probe (a table and its copies, the shared columns of partitions) are searched
+once, without leaving out a table, for ``POOL`` plus their tables' width candidates: each keeps its own
+pool once its table's columns are dropped.
+
 The counts and denominators are exactly those of ``JoinIndex.overlaps``; containment, bound and pool
 order are then computed with the same numpy expressions as ``Searcher.equi_pool`` (bit-identical
 floats), so the graph's edges equal the full search's (tests/joins/test_prefix.py).
