@@ -46,16 +46,28 @@ def build_with_pools(searcher, path: Path, min_score: float, fingerprints: dict[
 
 
 # Queries below this count are searched one by one (JoinIndex.overlaps walks only their postings);
-# above it one sparse product per batch (overlaps_many) pays for building the lake's posting matrix.
+# from it on, the prefix-filtering kernel (joins/prefix.py) pays for building its posting lists.
 MANY = 2000
+CHUNK = 4096  # query columns per kernel call (bounds its output; the progress bar moves per chunk)
 
 
-def _overlaps(ix, queries: list[int]):
-    if len(queries) >= MANY:
-        yield from ix.overlaps_many(queries, PROBE)
+def _pools(searcher, queries: list[int], min_score: float):
+    """Yield ``(i, cols, containment, uniqueness, upper)`` for every position ``i`` of ``queries``: the
+    query's pool restricted to candidates whose name-free bound reaches ``min_score`` (the only ones
+    that can become edges: no score exceeds the bound), as ``Searcher.equi_pool`` selects it."""
+    from lakeql.joins import prefix
+    from lakeql.joins.search import TIE_POOL
+
+    ix = searcher.ix
+    if len(queries) < MANY:
+        for i, q in enumerate(queries):
+            yield (i, *searcher.equi_pool(q, POOL, PROBE, min_upper=min_score))
         return
-    for i, q in enumerate(queries):
-        yield i, ix.overlaps(q, PROBE)
+    post = prefix.postings(ix, min_score)
+    for c0 in range(0, len(queries), CHUNK):
+        part = queries[c0:c0 + CHUNK]
+        for i, *pool in prefix.pools(ix, post, part, PROBE, min_score, POOL, TIE_POOL * POOL):
+            yield (c0 + i, *pool)
 
 
 def edges_of(searcher, queries: list[int], min_score: float, pools: dict | None = None) -> dict[str, list]:
@@ -66,12 +78,9 @@ def edges_of(searcher, queries: list[int], min_score: float, pools: dict | None 
     ix = searcher.ix
     out: dict[str, list] = {n: [] for n in EDGE_COLUMNS}
     ranked: list = [None] * len(queries)
-    # the overlaps of many query columns per sparse product (JoinIndex.overlaps_many, columns with the
-    # same hashes together), each ranked as equi_ranked does; the edges then in the order of queries
     pb = bar(len(queries), desc="joins: graph", unit="col")
-    for i, ov in _overlaps(ix, queries):
+    for i, cols, cont, uniq, upper in _pools(searcher, queries, min_score):
         q = queries[i]
-        cols, cont, uniq, upper = searcher.equi_pool(q, POOL, PROBE, ov)
         if pools is not None:  # the bound: the POOL-th member's (full pools only)
             pools[q] = (cols, float(upper[POOL - 1]) if len(upper) >= POOL else float("nan"))
         ranked[i] = searcher.equi_rank(q, PER_COLUMN, cols, cont, uniq)
@@ -97,10 +106,11 @@ def edges_of(searcher, queries: list[int], min_score: float, pools: dict | None 
 # the candidate pool its edges were ranked from (column ids = rows of this file) and the pool's
 # admission bound (Searcher.equi_pool: the upper bound of its POOL-th member; a full pool admits a
 # column above it, or level with it while the pool has room for ties or the column sorts before the
-# last member). With the table fingerprints it was built
+# last member). Format 2: a pool holds only candidates whose bound reaches ``min_score`` (format 1 held
+# the best POOL whatever their bound; the edges are the same). With the table fingerprints it was built
 # from, a refresh can tell which columns' edges a change can reach (joins/incremental.py). The file
 # names the edges file it belongs to (``edges``: its checksum); any mismatch -> the older update path.
-POOLS_FORMAT = 1
+POOLS_FORMAT = 2
 MAX_POOL = POOL * 4  # search.TIE_POOL: a pool with ties at its boundary holds up to this many
 POOLS_META = b"lakeql.join_pools"
 

@@ -11,7 +11,8 @@ every other column are copied from the previous graph, and the result equals a f
 On a lake of common values (years, small integers, codes) that rule reaches nearly every column. With
 the pools of the previous graph (``joins/pools.parquet``, graph.py: each column's candidate pool and its
 admission bound) the rule is exact and narrow instead: ``q``'s edges depend only on its pool (the
-``POOL`` candidates with the highest name-free bound, ties by column id) and on ``q`` and the pool's
+``POOL`` candidates with the highest name-free bound, ties by column id, among those whose bound
+reaches ``min_score``) and on ``q`` and the pool's
 members themselves, so ``q`` is searched again only when its table changed, when a pool member's table
 changed (or its DeepJoin text), or when a column of a changed table now enters its pool: scores above the
 pool's bound (or level with it and before its last member). The bounds of every column against the
@@ -285,7 +286,7 @@ def _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pool
     lastold = np.where(lens > 0, flat[np.maximum(ends, 0)] if len(flat) else -1, -1)
     last[has] = np.where(lastold[oq] >= 0, old2new[np.maximum(lastold[oq], 0)], -1)
     cand = np.flatnonzero(in_changed & ix.indexed & (ix.n_hashes > 0) & ~ix.excluded)
-    redo |= _entrants(ix, cand, query & ~redo, sizes, nb, last)
+    redo |= _entrants(ix, cand, query & ~redo, sizes, nb, last, min_score)
     queries = np.flatnonzero(redo & query).tolist()
     new_pools: dict[int, tuple] = {}
     n_edges = _merge_edges(searcher, old, out, min_score, changed, redo, queries, new_pools)
@@ -320,14 +321,15 @@ def _segment_count(ix: Any, cols: Any, t: Any, side: str) -> Any:
     return lo - start
 
 
-def _entrants(ix: Any, cands: Any, open_q: Any, n_pool: Any, bound: Any, last: Any) -> Any:
+def _entrants(ix: Any, cands: Any, open_q: Any, n_pool: Any, bound: Any, last: Any,
+              min_score: float | None = None) -> Any:
     """Boolean mask of the query columns (among ``open_q``) that a column of ``cands`` would enter the
     pool of (sizes ``n_pool``): its name-free bound (as Searcher.equi_pool computes it from the query's
-    bottom ``PROBE`` hashes) is above the pool's ``bound`` (its ``POOL``-th member's), or level with it
-    while the pool has room for ties or the id is below the last member's (``last``), or the pool holds
-    fewer than ``POOL``. Overlaps of every query with every candidate at once: the
-    candidates' hashes x the postings of those hashes restricted to each query's probe, one sparse
-    product; no loop per column."""
+    bottom ``PROBE`` hashes) reaches ``min_score`` (graph pools hold no candidate below it) and is above
+    the pool's ``bound`` (its ``POOL``-th member's), or level with it while the pool has room for ties or
+    the id is below the last member's (``last``), or the pool holds fewer than ``POOL``. Overlaps of
+    every query with every candidate at once: the candidates' hashes x the postings of those hashes
+    restricted to each query's probe, one sparse product; no loop per column."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -397,5 +399,7 @@ def _entrants(ix: Any, cands: Any, open_q: Any, n_pool: Any, bound: Any, last: A
     upper = rank.score(cont, ix.uniqueness[b], np.ones(len(b)))
     level = (upper == bound[q]) & ((n_pool[q] < MAX_POOL) | (b < last[q]))
     enter = (n_pool[q] < POOL) | (upper > bound[q]) | level
+    if min_score is not None:
+        enter &= upper >= min_score
     out[q[enter]] = True
     return out

@@ -59,9 +59,12 @@ def _column_names(query_col: str, cand_col: str) -> float:
     return float(max(jac, char if char >= 0.6 else 0.0))
 
 
+_TABLE_KEYS = ("id", "key", "code", "name")  # candidate names _table_name looks past to the table
+
+
 @lru_cache(maxsize=262144)
 def _table_name(query_col: str, cand_col: str, tname: str) -> float:
-    if cand_col.lower() not in ("id", "key", "code", "name"):
+    if cand_col.lower() not in _TABLE_KEYS:
         return 0.0
     ta, tt = name_tokens(query_col), name_tokens(tname)
     return 0.8 if ta and (ta <= tt or tt <= ta) else 0.0
@@ -130,6 +133,37 @@ def evidence(ix, q: int, cols: Any):
     import numpy as np
 
     sem = semantic_similarity(ix, q, cols)
-    names = np.array([name_similarity(ix.column_name[q], ix.column_name[c], ix.table_name[c])
-                      for c in cols], dtype=np.float64) if len(cols) else np.zeros(0)
-    return np.maximum(sem, names)
+    return np.maximum(sem, name_similarities(ix, q, cols))
+
+
+def name_similarities(ix, q: int, cols: Any):
+    """``name_similarity`` of column q's name to each candidate's (equal values), computed once per
+    distinct candidate name: a pool holds the same column of many copies of a table (the join graph
+    ranks about a million candidates on a 2,400-table lake)."""
+    import numpy as np
+
+    cols = np.asarray(cols, dtype=np.int64)
+    if len(cols) == 0:
+        return np.zeros(0)
+    ids, names, keyish = _name_ids(ix)
+    uniq, inv = np.unique(ids[cols], return_inverse=True)
+    qn = ix.column_name[q]
+    out = np.array([_column_names(qn, names[int(i)]) for i in uniq], dtype=np.float64)[inv.ravel()]
+    for i in np.flatnonzero(keyish[cols]):  # 'id', 'code' ...: the candidate's table name counts too
+        c = int(cols[i])
+        out[i] = max(out[i], _table_name(qn, ix.column_name[c], ix.table_name[c].rsplit(".", 1)[-1]))
+    return out
+
+
+def _name_ids(ix):
+    """(distinct-name id per column, the distinct names, whether _table_name applies), once per index."""
+    import numpy as np
+
+    got = getattr(ix, "_lakeql_name_ids", None)
+    if got is None or len(got[0]) != len(ix.column_name):
+        names, ids = np.unique(np.asarray(ix.column_name, dtype=object), return_inverse=True)
+        names = names.tolist()
+        keyish = np.array([n.lower() in _TABLE_KEYS for n in names], dtype=bool)[ids.ravel()]
+        got = (ids.ravel().astype(np.int64), names, keyish)
+        ix._lakeql_name_ids = got
+    return got

@@ -134,13 +134,15 @@ class Searcher:
         cols, cont, uniq, _ = self.equi_pool(q, pool or max(50, 5 * k), probe, ov)
         return self.equi_rank(q, k, cols, cont, uniq)
 
-    def equi_pool(self, q: int, n_pool: int, probe: int | None = None, ov=None):
+    def equi_pool(self, q: int, n_pool: int, probe: int | None = None, ov=None,
+                  min_upper: float | None = None):
         """(cols, containment, uniqueness, upper) of column q's candidate pool: the ``n_pool`` candidates
         of other tables with the highest name-free upper bound ``rank.score(containment, uniqueness, 1)``
         and every candidate level with the ``n_pool``-th (at most ``TIE_POOL * n_pool`` in all, the lower
         column ids first), in the order (-upper, column id). So the pool is the same whatever else the
         lake holds below it (joins/incremental.py relies on that), and a name-based ranking sees every
-        candidate an equal bound cannot tell apart (copies of one table in a lake)."""
+        candidate an equal bound cannot tell apart (copies of one table in a lake). ``min_upper``: only
+        the candidates whose bound reaches it (the join graph's: no score can exceed the bound)."""
         import numpy as np
 
         ix = self.ix
@@ -152,6 +154,9 @@ class Searcher:
         cols, cont = ov.cols[other], np.minimum(ov.containment[other], 1.0)  # cols ascending
         uniq = ix.uniqueness[cols]
         upper = rank.score(cont, uniq, np.ones(len(cols)))
+        if min_upper is not None:
+            keep = upper >= min_upper
+            cols, cont, uniq, upper = cols[keep], cont[keep], uniq[keep], upper[keep]
         if len(upper) > n_pool:  # partial selection: O(candidates), not a full sort
             cut = np.partition(upper, len(upper) - n_pool)[len(upper) - n_pool]  # the n_pool-th best
             top = np.flatnonzero(upper >= cut)
