@@ -61,48 +61,91 @@ _POOL_LOCK = threading.Lock()
 _POOL_PID = [os.getpid()]
 _FORKED: list[Any] = []  # a forked child's inherited databases, kept referenced (see pooled)
 #: what a connection given back must have left in its database: no attached file, no object of its own
+#: (checked on every give-back, with the filesystems registered on it: ~2 ms)
 _LEFTOVERS = ("SELECT (SELECT count(*) FROM duckdb_databases() WHERE NOT internal AND database_name <> "
               "'memory') + (SELECT count(*) FROM duckdb_tables() WHERE NOT temporary AND database_name = "
               "'memory') + (SELECT count(*) FROM duckdb_views() WHERE NOT internal AND NOT temporary AND "
               "database_name = 'memory')")
+#: a full check of a database given back, against its state when it was handed out: what the cheap check
+#: does not see (global settings such as preserve_insertion_order or temp_directory, macros and Python
+#: functions, schemas, sequences, types, secrets). It costs ~10-25 CPU ms, as much as a new database,
+#: so it runs only when :data:`VERIFY` is set (the tests: tests/test_review23.py builds and refreshes a
+#: lake of every default capability under it). A builder on a pooled connection must leave none of these.
+VERIFY = False
+#: what :data:`VERIFY` found (one line per database closed for it)
+VIOLATIONS: list[str] = []
+_SETTINGS = "SELECT name, coalesce(value, '') FROM duckdb_settings()"
+_OBJECTS = ("SELECT 'function ' || database_name || '.' || schema_name || '.' || function_name FROM "
+            "duckdb_functions() UNION ALL "  # every one: a Python function is 'internal', in 'system'
+            "SELECT 'schema ' || database_name || '.' || schema_name FROM duckdb_schemas() "
+            "WHERE NOT internal UNION ALL "
+            "SELECT 'sequence ' || sequence_name FROM duckdb_sequences() UNION ALL "
+            "SELECT 'type ' || type_name FROM duckdb_types() WHERE NOT internal UNION ALL "
+            "SELECT 'secret ' || name FROM duckdb_secrets()")
+
+
+def _state(root: Any) -> tuple[dict[str, str], set[str]]:
+    """The database's global settings (as its own session reads them) and its objects (:data:`VERIFY`)."""
+    return dict(root.execute(_SETTINGS).fetchall()), {r[0] for r in root.execute(_OBJECTS).fetchall()}
+
+
+def _differences(before: tuple[dict[str, str], set[str]] | None, root: Any) -> list[str]:
+    if before is None:
+        return []
+    settings, objects = _state(root)
+    out = [f"setting {k}: {before[0][k]!r} -> {v!r}" for k, v in sorted(settings.items())
+           if k in before[0] and before[0][k] != v]  # a setting an extension added is not a change
+    return out + [f"new {o}" for o in sorted(objects - before[1])]
 
 
 class PooledConnection:
     """A builder connection (a cursor of a pooled in-memory DuckDB database, in :data:`BUILD_TIME_ZONE`)
     that gives its database back on :meth:`close` instead of closing it; every other attribute is the
     cursor's. The database is kept only when the connection left nothing in it (no attached file, no
-    table or view of its own: temp objects and registered Arrow data go with the cursor), its thread
-    count is set back and the memory its queries used is returned (:data:`FLUSH_LIMIT`); else, or after
-    an error, it is closed. Never shared between threads."""
+    table or view of its own, no registered filesystem: temp objects and registered Arrow data go with
+    the cursor); then its thread count is set back and the memory its queries used is returned
+    (:data:`FLUSH_LIMIT`); else, or after an error, it is closed. What the cheap check does not see
+    (global settings, macros, functions, ...) a builder must not leave (:data:`VERIFY` checks it).
+    Never shared between threads."""
 
-    __slots__ = ("_cur", "_root")
+    __slots__ = ("_cur", "_root", "_before")
 
-    def __init__(self, cur: Any, root: Any) -> None:
-        self._cur, self._root = cur, root
+    def __init__(self, cur: Any, root: Any, before: tuple[dict[str, str], set[str]] | None = None) -> None:
+        self._cur, self._root, self._before = cur, root, before
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cur, name)
 
     def close(self) -> None:
-        cur, root = self._cur, self._root
+        with _POOL_LOCK:  # given back once, even when two threads close it
+            cur, root, before = self._cur, self._root, self._before
+            self._cur = self._root = self._before = None
         if root is None:
             return
-        self._cur = self._root = None
         keep = False
         try:
             cur.close()
-            root.execute("RESET threads")
-            # the memory its queries used goes back to the system (DuckDB's allocator keeps it: ~500 MB
-            # after a 4M-row aggregate, kept for the rest of the build and of a resident process): a
-            # limit below it flushes the allocator, then the default limit is set back (~0.4 ms)
-            root.execute(f"SET memory_limit = '{FLUSH_LIMIT}'")
-            root.execute("RESET memory_limit")
-            keep = root.execute(_LEFTOVERS).fetchall()[0][0] == 0
+            # first what it left (a database about to be closed is not flushed: the flush would spill
+            # a table left in it to the temp directory), and a registered filesystem: a remote lake's
+            # credentials must not reach the next (local) build
+            if root.execute(_LEFTOVERS).fetchall()[0][0] == 0 and not root.list_filesystems():
+                root.execute("RESET threads")
+                # the memory its queries used goes back to the system (DuckDB's allocator keeps it: ~500
+                # MB after a 4M-row aggregate, kept for the rest of the build and of a resident process):
+                # a limit below it flushes the allocator, then the default limit is set back (~0.4 ms;
+                # lakeql sets no memory limit of its own on a builder's database)
+                root.execute(f"SET memory_limit = '{FLUSH_LIMIT}'")
+                root.execute("RESET memory_limit")
+                found = _differences(before, root) if VERIFY else []
+                if found:
+                    VIOLATIONS.append("; ".join(found))
+                keep = not found
         except Exception:  # noqa: BLE001 - a database in an unknown state is closed, not kept
             keep = False
         if keep:
             with _POOL_LOCK:
-                if _POOL_PID[0] == os.getpid() and len(_POOL) < POOL_MAX:
+                fits = len(_POOL) < POOL_MAX and all(r is not root for r in _POOL)
+                if _POOL_PID[0] == os.getpid() and fits:
                     _POOL.append(root)
                     return
         with contextlib.suppress(Exception):
@@ -137,11 +180,12 @@ def pooled() -> Any:
     cur = root.cursor()
     try:
         cur.execute(f"SET TimeZone = '{BUILD_TIME_ZONE}'")
+        before = _state(root) if VERIFY else None
     except Exception:
         cur.close()
         root.close()
         raise
-    return PooledConnection(cur, root)
+    return PooledConnection(cur, root, before)
 
 
 def parquet_file(source: Any, *args: Any, **kwargs: Any):
