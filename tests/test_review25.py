@@ -142,3 +142,27 @@ def test_refresh_of_an_index_recorded_under_nfd_names_keeps_its_embed_and_ngram_
     # the old folders went with their rows
     assert len(list((lake / ".lakeql" / "embed").iterdir())) == 1
     assert len(list((lake / ".lakeql" / "ngram").iterdir())) == 1
+
+
+def test_check_sql_names_why_a_left_out_table_whose_name_holds_a_dot_is_left_out(tmp_path: Path) -> None:
+    """Before: with ``d/x.y.parquet`` beside ``d/X.y.csv`` (both left out), ``check_sql('SELECT * FROM
+    "x.y"')`` said ``unknown table 'x.y' (did you mean d.y?)``: the bare name was found by splitting the key
+    'd.X.y' at its last dot ('y'), so the reason was missed and another table suggested, the case trial11
+    #4 fixed for names without a dot."""
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    (lake / "v1.2").mkdir()
+    con = duckdb.connect()
+    for path in ("d/x.y.parquet", "d/X.y.csv", "d/y.parquet", "v1.2/t.parquet", "v1.2/T.csv", "top.parquet"):
+        con.execute(f"COPY (SELECT 1 AS a) TO '{lake / path}'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, capabilities=[], progress=False)
+        lq = lakeql.connect(lake)
+    for sql, table in [('SELECT * FROM "x.y"', "d.X.y"), ('SELECT * FROM d."x.y"', "d.X.y"),
+                       ("SELECT * FROM t", "v1.2.T"), ('SELECT * FROM "v1.2".t', "v1.2.T")]:
+        (msg, sugg), = lq.execute("SELECT message, suggestion FROM check_sql(?)", [sql]).fetchall()
+        assert f"table '{table}' is in the lake but left out" in msg and sugg is None, (sql, msg)
+    # a live table's bare name stays itself: 'y' is d.y, not the left-out 'x.y'
+    (msg, sugg), = lq.execute("SELECT message, suggestion FROM check_sql('SELECT * FROM y')").fetchall()
+    assert "left out" not in msg and sugg == "d.y"
