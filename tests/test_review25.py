@@ -166,3 +166,42 @@ def test_check_sql_names_why_a_left_out_table_whose_name_holds_a_dot_is_left_out
     # a live table's bare name stays itself: 'y' is d.y, not the left-out 'x.y'
     (msg, sugg), = lq.execute("SELECT message, suggestion FROM check_sql('SELECT * FROM y')").fetchall()
     assert "left out" not in msg and sugg == "d.y"
+
+
+def test_refresh_keeps_a_schema_file_whose_old_name_is_the_same_file_on_macos(tmp_path: Path) -> None:
+    """Before: on a file system that ignores Unicode form (macOS) the schema file of an NFD-named table,
+    recorded by a run before trial11 as ``ürün/satış_özeti.yaml`` in NFD, is the very file the next run
+    writes under the NFC name; the run then removed the old name as a gone file, deleting the new one
+    (``lakeql schemas LAKE --out DIR``; the same with case on a case-insensitive file system:
+    ``d/Orders.yaml`` renamed ``d/orders.yaml``): it stays broken, as the next --refresh finds nothing
+    changed. Two names of one file are made here with symlinks (the old name leads to the new file, as on
+    such a file system): before, the run removed the old name."""
+    import gzip
+    import json
+    import os
+
+    from lakeql.catalog import Catalog
+    from lakeql.context.generate import generate
+    from lakeql.lake import discover
+
+    nfc = "ürün.satış_özeti"
+    dom, name = (unicodedata.normalize("NFD", x) for x in nfc.split("."))
+    src = shared_data("fivethirtyeight", "alcohol-consumption", "drinks.csv")
+    (tmp_path / "lake" / dom).mkdir(parents=True)
+    duckdb.connect().execute(f"COPY (FROM read_csv('{src}')) TO '{tmp_path}/lake/{dom}/{name}.parquet'")
+    lake = discover(tmp_path / "lake")
+    out = tmp_path / "schemas"
+    generate(lake, Catalog.open(lake, None), out)
+    new = out / "ürün" / "satış_özeti.yaml"
+    assert new.is_file()
+    # the state and files as a run before trial11 left them, on a file system where both names are one
+    state_path = out / ".lakeql-schemas.json.gz"
+    state = json.loads(gzip.decompress(state_path.read_bytes()))
+    state_path.write_bytes(gzip.compress(unicodedata.normalize("NFD", json.dumps(state, ensure_ascii=False))
+                                         .encode()))
+    (out / dom).mkdir()
+    for f in ("satış_özeti.yaml", "_DOMAIN.md"):
+        os.symlink(out / "ürün" / f, out / dom / unicodedata.normalize("NFD", f))
+    res = generate(lake, Catalog.open(lake, None), out)
+    assert new.is_file() and (out / "ürün" / "_DOMAIN.md").is_file()
+    assert res.removed == 0 and (out / dom / unicodedata.normalize("NFD", "_DOMAIN.md")).is_symlink()
