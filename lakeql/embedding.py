@@ -356,25 +356,40 @@ def config_max_seq_length(name: str | None = None) -> int | None:
 
 
 def only_unknown_tokens(model: Any, text: str) -> bool:
-    """Whether the encoder's tokenizer reads ``text`` as unknown tokens only (``[UNK]``: an emoji, a script
-    outside the vocabulary, as Thai or Amharic for the English WordPiece of MiniLM). Every such text embeds
-    to one and the same vector, so a search with it ranks every other such row first with cosine 1.0.
+    """Whether the encoder reads ``text`` as unknown tokens only (``[UNK]``: an emoji, a script outside the
+    vocabulary, as Thai or Amharic for the English WordPiece of MiniLM). Every such text embeds to one and
+    the same vector, so a search with it ranks every other such row first with cosine 1.0.
 
+    Only the tokens the encoder sees count: the first ``max_seq_length`` less its special tokens
+    (``[CLS]``, ``[SEP]``), so 300 emoji then a word is all ``[UNK]`` to it, on torch as on ONNX. A
+    SentencePiece word-start piece standing alone (``▁``, before an unknown character) is no known token.
     ``False`` when it has a known token, or when the tokenizer (an ONNX encoder's ``tokenizers.Tokenizer``,
-    a sentence-transformers model's Hugging Face tokenizer) or its unknown token cannot be found.
+    a sentence-transformers model's Hugging Face tokenizer) or its unknown token cannot be found (a
+    byte-level BPE has none: it knows every text).
     """
     tok = getattr(model, "tokenizer", None)
+    limit = getattr(model, "max_seq_length", None)
     try:
         if hasattr(tok, "token_to_id") and hasattr(tok, "encode"):  # tokenizers.Tokenizer
             unk = getattr(tok.model, "unk_token", None)
             unk_id = tok.token_to_id(unk) if unk else None
             ids = tok.encode(text, add_special_tokens=False).ids
+            post = tok.post_processor
+            specials = post.num_special_tokens_to_add(False) if post is not None else 0
+            blank = tok.token_to_id("\u2581")
         else:  # a Hugging Face tokenizer (sentence-transformers)
             unk_id = getattr(tok, "unk_token_id", None)
-            ids = tok(text, add_special_tokens=False)["input_ids"]
+            specials = tok.num_special_tokens_to_add(False)
+            cut = {"truncation": True, "max_length": int(limit) - specials} if limit else {}
+            ids = tok(text, add_special_tokens=False, **cut)["input_ids"]  # (no 'sequence too long' noise)
+            blank = tok.convert_tokens_to_ids("\u2581")
     except Exception:  # noqa: BLE001 - another tokenizer: nothing to say, the search runs
         return False
-    return unk_id is not None and bool(ids) and all(i == unk_id for i in ids)
+    if limit:
+        ids = ids[: max(int(limit) - specials, 1)]
+    if unk_id is None or unk_id not in ids:
+        return False
+    return all(i == unk_id or (i == blank and blank != unk_id) for i in ids)
 
 
 def encode(

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lakeql.lake import quote_ident
+from lakeql.lake import ROOT_DOMAIN, nfc, quote_ident
 from lakeql.rows import escape_column
 from lakeql.safety import FILE_NAME_PATTERN
 from lakeql.sqlerrors import needs_quotes
@@ -59,6 +59,7 @@ class SchemaInfo:
         # lower-cased key -> why, for tables of the lake left out of it (unreadable, or a name two sources
         # share): naming one is that reason, not "unknown table (did you mean <another table>?)"
         self.left_out: dict[str, str] = {}
+        self.left_out_bare: dict[str, str] = {}  # the same by the table's bare name ('x.y' of 'd.x.y')
 
     @classmethod
     def from_catalog(cls, catalog) -> SchemaInfo:
@@ -70,12 +71,12 @@ class SchemaInfo:
                 why = (f"table {p.table_name!r} is in the lake but left out of it ({p.error}); "
                        "'lakeql doctor LAKE' lists such tables")
                 info.left_out.setdefault(p.table_name.lower(), why)
+                info.left_out_bare.setdefault(_bare_name(p.table_name, p.path).lower(), why)
         return info
 
     def left_out_named(self, name: str) -> str | None:
         """Why the left-out table whose bare name is ``name`` (and no live table's) is left out."""
-        low = name.lower()
-        return next((why for key, why in self.left_out.items() if key.rsplit(".", 1)[-1] == low), None)
+        return self.left_out_bare.get(name.lower())
 
     def lookup(self, schema: str, name: str) -> tuple[str, list[str]] | None:
         return self.by_schema.get(schema.lower(), {}).get(name.lower())
@@ -192,6 +193,16 @@ def _pos(node) -> tuple[int | None, int | None]:
     if line is not None and col is not None:
         col = max(1, col - len(str(getattr(ident, "name", "") or "")) + 1)
     return line, col
+
+
+def _bare_name(key: str, path: str) -> str:
+    """The table name of ``key`` ('domain.name') without its domain: the domain is the first folder of the
+    source ``path`` ('d' of 'd/x.y.parquet', NFC as lakeql.lake names it) or the root's; a name may hold
+    dots ('x.y' of 'd/x.y.parquet'), so splitting the key at its last dot would name 'y'."""
+    for dom in ([nfc(path.split("/", 1)[0])] if "/" in path else []) + [ROOT_DOMAIN]:
+        if key.lower().startswith(dom.lower() + "."):
+            return key[len(dom) + 1:]
+    return key.rsplit(".", 1)[-1]
 
 
 def _q(name: str) -> str:

@@ -29,7 +29,7 @@ from lakeql.context import formats, partition, safe
 from lakeql.context.profile import ColumnProfile, TableProfile, profile_from_store, profile_table
 from lakeql.context.text import counted
 from lakeql.errors import LakeqlError
-from lakeql.lake import ROOT_DOMAIN, Lake, join_root
+from lakeql.lake import ROOT_DOMAIN, Lake, join_root, nfc
 from lakeql.progress import progress
 from lakeql.sources import buildfs
 from lakeql.store import write_if_changed
@@ -569,10 +569,11 @@ def generate(lake: Lake, catalog: Catalog, out_dir: str | os.PathLike[str], fmt:
     new_files[INDEX_FILE] = sha
     listing.append({"path": INDEX_FILE, "kind": "index", "table_name": None, "domain": None,
                     "bytes": len(text.encode()), "sha": sha, "search_text": "", "embed_text": ""})
+    written = {_folded(rel): rel for rel in new_files}
     for rel in old_files:
         if rel not in new_files:
             p = out / rel
-            if p.exists():
+            if p.exists() and not _same_file(p, out, written.get(_folded(rel))):
                 p.unlink()
                 res.removed += 1
             try:
@@ -705,6 +706,23 @@ def _files_schema():
     return pa.schema([("path", pa.string()), ("kind", pa.string()), ("table_name", pa.string()),
                       ("domain", pa.string()), ("bytes", pa.int64()), ("sha", pa.string()),
                       ("search_text", pa.string()), ("embed_text", pa.string())])
+
+
+def _folded(rel: str) -> str:
+    """``rel`` as a case- or normalization-insensitive file system (macOS, Windows) may read it."""
+    return nfc(rel).casefold()
+
+
+def _same_file(p: Path, out: Path, new_rel: str | None) -> bool:
+    """Whether the old file ``p`` is the file just written as ``new_rel``: on macOS (and any case- or
+    Unicode-form-insensitive file system) ``ürün/x.yaml`` in NFD and in NFC, or ``d/Orders.yaml`` and
+    ``d/orders.yaml``, are one file, and removing the old name would remove the new file."""
+    if new_rel is None:
+        return False
+    try:
+        return os.path.samefile(p, out / new_rel)
+    except OSError:
+        return False
 
 
 def _emit(out: Path, rel: str, text: str, sha: str, old: dict[str, str], res: GenerateResult) -> None:

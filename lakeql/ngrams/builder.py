@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lakeql.errors import LakeqlError
-from lakeql.lake import Table, quote_ident, read_parquet_sql, scan_sql
+from lakeql.lake import Table, nfc, quote_ident, read_parquet_sql, scan_sql
 from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, write_failure
 
@@ -73,16 +73,19 @@ def targets(ctx) -> list[Target]:
         name = text_column(ctx.catalog, table, column)
         out[(table.key, name)] = Target(table, name, case, mode, shard_mb, words, scan)
     for e in ctx.store.entries(KIND):
-        if (e.table_name, e.column_name) in out or e.table_name not in ctx.lake.tables:
+        # an index recorded under an NFD name (built before names were NFC) is built again under the
+        # table's NFC name; its old row is dropped as a removed table's
+        key = nfc(e.table_name)
+        if (key, e.column_name) in out or key not in ctx.lake.tables:
             continue
         p = e.params_dict
-        table = ctx.lake.tables[e.table_name]
+        table = ctx.lake.tables[key]
         if e.column_name not in [c.column_name for c in ctx.catalog.columns(table)]:
             warnings.warn(f"column {e.table_name}.{e.column_name} is gone: dropping its n-gram index",
                           stacklevel=2)
             ctx.store.drop(KIND, e.table_name, e.column_name)
             continue
-        out[(e.table_name, e.column_name)] = Target(table, e.column_name, p.get("case", "sensitive"),
+        out[(key, e.column_name)] = Target(table, e.column_name, p.get("case", "sensitive"),
                                                     p.get("mode", "compressed"),
                                                     float(p.get("shard_mb", shard_mb)),
                                                     bool(p.get("words", words)),

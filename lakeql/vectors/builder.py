@@ -26,7 +26,7 @@ import numpy as np
 from lakeql import parquet_io, shards
 from lakeql.cliargs import shell_word
 from lakeql.errors import LakeqlError
-from lakeql.lake import quote_ident
+from lakeql.lake import nfc, quote_ident
 from lakeql.progress import bar, say
 from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, dir_bytes, file_checksum
@@ -139,7 +139,8 @@ def build(ctx) -> None:
     from lakeql.vectors.columns import embed_column
 
     opts = ctx.options["vectors"]
-    built_with = {(e.table_name, e.column_name): e.params_dict for e in ctx.store.entries(KIND)}
+    # (an index built before names were NFC is recorded under its NFD name: nfc finds its table now)
+    built_with = {(nfc(e.table_name), e.column_name): e.params_dict for e in ctx.store.entries(KIND)}
     targets = []
     for spec in opts.embed or ():  # resolve everything first: a wrong column fails before any work
         table, col = ctx.catalog.table_column(spec, "--embed")
@@ -186,14 +187,18 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
     """The columns embedded by an earlier build and not named by ``--embed`` this time, with the
     parameters they were built with: every build keeps them fresh (so ``lakeql index --refresh LAKE``
     alone updates them after their table changed, as the stale-index error says) instead of leaving
-    them stale. A column or table that is gone drops its index."""
+    them stale. A column or table that is gone drops its index. An index recorded under a name in
+    another Unicode form (NFD, built before lakeql made names NFC) is built again under the table's NFC
+    name (its old row is dropped as a removed table's): dropping it would lose an index nobody removed."""
     from lakeql.vectors.columns import embed_column
 
     out = []
+    seen = set(requested)
     for e in ctx.store.entries(KIND):
-        if (e.table_name, e.column_name) in requested:
+        if (nfc(e.table_name), e.column_name) in seen:
             continue
-        table = ctx.lake.tables.get(e.table_name)
+        seen.add((nfc(e.table_name), e.column_name))
+        table = ctx.lake.tables.get(nfc(e.table_name))
         params = e.params_dict
         if table is None:
             continue  # a removed table: the store drops its indexes
