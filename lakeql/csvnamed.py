@@ -26,6 +26,10 @@ from typing import Any
 from lakeql.errors import LakeqlError, shown
 
 FILE = "csv_encoding.json"
+#: codecs of Python's registry that call themselves text encodings but are no file's character set: they
+#: fail on every byte (``undefined``), rewrite backslash escapes in the data (``unicode_escape``), or
+#: are host-name transforms (``idna``, ``punycode``); refused when named
+NOT_FILE_ENCODINGS = frozenset({"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode"})
 FLAG = "--csv-encoding"
 AUTO = "auto"
 
@@ -38,7 +42,12 @@ def encoding_name(text: Any) -> str:
         info = codecs.lookup(name) if name and len(name) <= 100 else None
     except LookupError:
         info = None
-    if info is None or not getattr(info, "_is_text_encoding", True):
+    if (
+        info is None
+        or not getattr(info, "_is_text_encoding", True)
+        or info.name in NOT_FILE_ENCODINGS
+        or info.incrementaldecoder is None
+    ):
         raise LakeqlError(
             f"{FLAG} {shown(text)} is not a text encoding Python knows: name one such as cp1251, latin-9, "
             "iso8859-7, shift_jis, utf-16 (python -c 'import encodings.aliases as a; print(sorted(set("

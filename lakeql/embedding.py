@@ -183,9 +183,11 @@ def load_model(
     resolved = resolve_backend(name, backend)
     pin = pin if ONNX_PRECISION.get(resolved) == "int8out" else None
     if pin is not None:  # read from index files: checked before it keys the cache or reaches the graph
-        from lakeql.onnx_encoder import parse_channels
+        from lakeql.onnx_encoder import channels_text, parse_channels
 
-        parse_channels(pin)
+        # canonical: the same set written otherwise (spaces, order, repeats) is this machine's graph when
+        # its calibration picked that set, and one cached pinned graph, not another export per spelling
+        pin = channels_text(parse_channels(pin))
     return _load_model(model_id(name), resolved, device, pin)
 
 

@@ -491,7 +491,10 @@ def recorded_channels(target: Path) -> str:
     path = target / RECORD
     record = json.loads(path.read_text())
     if isinstance(record.get("outlier_channels"), dict):
-        return channels_text(record["outlier_channels"])
+        try:  # a damaged record (edited, another tool's): read from the graph below, and written again
+            return channels_text(parse_channels(json.dumps(record["outlier_channels"]), str(path)))
+        except (LakeqlError, TypeError, ValueError):
+            pass
     text = channels_of_graph(target / ONNX_FILES["int8out"])
     record["outlier_channels"] = json.loads(text)
     tmp = target / f".{RECORD}.{os.getpid()}.tmp"

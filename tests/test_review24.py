@@ -1,0 +1,112 @@
+"""review24: defects found reviewing the merge of h/leftovers4 (benchmarks/results/review24.md).
+
+1. A lake-wide ``--csv-encoding`` replaced the detected encoding of a UTF-16 file without byte order mark
+   (its NUL bytes tell it; detection read it right) by the named single-byte one: the table was skipped.
+2. ``--csv-encoding undefined`` / ``unicode_escape`` / ``idna`` ... passed the check (Python calls them text
+   encodings) and then failed on every file, or rewrote backslashes in the data; a ``csv_encoding.json``
+   naming one did the same.
+3. An index of a lake where no table is readable could not be connected to (``ValueError: zip()``).
+4. The outlier channels an index recorded were compared and cached as written: the same set spelled
+   otherwise made a second (pinned) export of this machine's own graph.
+5. A damaged ``outlier_channels`` in the model cache's ``source.json`` crashed the encoder's load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+import lakeql
+from lakeql import csvnamed, embedding, onnx_encoder
+from lakeql.errors import LakeqlError
+
+GERMAN = ["Grüße aus Köln", "Straße", "naïve café", "Ärger über Öl"]
+RUSSIAN = ["Привет мир", "Ещё одна строка", "Тест кодировки"]
+
+
+def _lake(root: Path) -> Path:
+    lake = root / "lake"
+    (lake / "d").mkdir(parents=True)
+    body = "id,phrase\n" + "".join(f"{i},{p}\n" for i, p in enumerate(RUSSIAN))
+    (lake / "d" / "ru.csv").write_bytes(body.encode("cp1251"))
+    body = "id,phrase\n" + "".join(f"{i},{p}\n" for i, p in enumerate(GERMAN))
+    (lake / "d" / "de16.csv").write_bytes(body.encode("utf-16-le"))  # no byte order mark
+    return lake
+
+
+def _phrases(lake: Path, idx: Path, table: str) -> list[str]:
+    con = lakeql.connect(lake, index_dir=idx)
+    try:
+        return [r[0] for r in con.execute(f"SELECT phrase FROM d.{table} ORDER BY id").fetchall()]
+    finally:
+        con.close()
+
+
+def test_a_lake_wide_encoding_leaves_utf16_without_bom_to_detection(tmp_path):
+    lake = _lake(tmp_path)
+    idx = tmp_path / "idx"
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], csv_encoding="cp1251")
+    assert not [str(w.message) for w in got if "de16" in str(w.message)]
+    assert _phrases(lake, idx, "ru") == RUSSIAN
+    assert _phrases(lake, idx, "de16") == GERMAN  # was: skipped (decoded as cp1251: NULs)
+    # naming UTF-16 itself still wins over the guess (big-endian named for a little-endian guess)
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True,
+                 csv_encoding=["d.de16=utf-16-le", "cp1251"])
+    assert _phrases(lake, idx, "de16") == GERMAN
+
+
+@pytest.mark.parametrize("name", ["undefined", "unicode_escape", "raw-unicode-escape", "idna", "punycode"])
+def test_codecs_that_are_no_file_encoding_are_refused(tmp_path, name):
+    with pytest.raises(LakeqlError, match="is not a text encoding"):
+        csvnamed.encoding_name(name)
+    lake = _lake(tmp_path)
+    idx = tmp_path / "idx"
+    with pytest.raises(LakeqlError, match="is not a text encoding"):
+        lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], csv_encoding=name)
+    # a record naming one (damaged, hostile) is left out: detection, every table read
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[])
+    (idx / csvnamed.FILE).write_text(json.dumps({"": name, "d.ru": "cp1251"}))
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True)
+    assert _phrases(lake, idx, "de16") == GERMAN and _phrases(lake, idx, "ru") == RUSSIAN
+
+
+def test_an_index_of_a_lake_with_no_readable_table_connects(tmp_path):
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    (lake / "d" / "bad.parquet").write_bytes(b"PAR1 not a parquet file")
+    idx = tmp_path / "idx"
+    with pytest.warns(Warning, match="bad.parquet"):
+        lakeql.index(lake, index_dir=idx, progress=False, capabilities=[])
+    con = lakeql.connect(lake, index_dir=idx)  # was: ValueError: zip() argument 2 is longer than argument 1
+    try:
+        assert con.execute("SELECT count(*) FROM lakeql_tables() WHERE status = 'ok'").fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_a_pin_written_otherwise_is_this_machines_own_graph():
+    own = embedding.load_model(None, "onnx-int8-outlier")
+    spelled = json.dumps({k: [*reversed(v), v[0]] for k, v in json.loads(own.channels).items()}, indent=2)
+    assert spelled != own.channels
+    pinned = embedding.load_model(None, "onnx-int8-outlier", pin=spelled)
+    assert pinned.path == own.path and pinned.pin is None  # was: a second export, cached apart
+    assert pinned.channels == own.channels  # what new indexes record: the canonical text
+
+
+def test_a_damaged_channel_record_in_the_model_cache_is_read_from_the_graph(tmp_path):
+    own = embedding.load_model(None, "onnx-int8-outlier")
+    folder = tmp_path / "cached"
+    shutil.copytree(own.path.parent, folder)
+    record = json.loads((folder / onnx_encoder.RECORD).read_text())
+    for bad in ({"x": "abc"}, {"x": [-3]}, {"x": [[1]]}):
+        record["outlier_channels"] = bad
+        (folder / onnx_encoder.RECORD).write_text(json.dumps(record))
+        assert onnx_encoder.recorded_channels(folder) == own.channels  # was: ValueError / a wrong set
+        fixed = json.loads((folder / onnx_encoder.RECORD).read_text())["outlier_channels"]
+        assert onnx_encoder.channels_text(fixed) == own.channels  # written again
