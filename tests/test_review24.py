@@ -151,3 +151,33 @@ def test_an_index_pinned_to_its_channels_is_queried_without_the_calibration_text
             embedding.load_model(None, "onnx-int8-outlier")  # unpinned (a new index): the error, as before
     finally:
         embedding.load_model.cache_clear()
+
+
+def test_a_damaged_channel_entry_in_the_schema_embeddings_is_a_damaged_cache(tmp_path):
+    """The schema folder's ``.lakeql-embeddings.npz`` is a cache (damaged: embedded again), but a damaged
+    ``channels`` entry in it made every build and query of a folder with a named backend an error
+    ('... rebuild it'; under ``auto``: torch, 30-60 s) that ``lakeql index --refresh`` did not repair."""
+    import numpy as np
+
+    from lakeql.context import retrieve
+
+    lake = _lake(tmp_path)
+    idx = tmp_path / "idx"
+    opts = {"progress": False, "capabilities": ["context"], "schemas_embed": True,
+            "schemas_embed_backend": "onnx-int8-outlier"}
+    lakeql.index(lake, index_dir=idx, **opts)
+    (npz,) = list(idx.rglob(retrieve.EMB))
+    own = embedding.load_model(None, "onnx-int8-outlier").channels
+    assert retrieve.cached_channels(npz.parent) == own
+    with np.load(npz) as z:
+        keys, vecs = z["keys"], z["vecs"]
+    for bad in ("[1, 2", '{"a": [-1]}', "x" * 5_000_000):
+        with open(npz, "wb") as f:
+            np.savez(f, keys=keys, vecs=vecs, channels=np.asarray(bad, dtype=str))
+        lakeql.index(lake, index_dir=idx, refresh=True, **opts)  # was: LakeqlError '... rebuild it'
+        assert retrieve.cached_channels(npz.parent) == own  # embedded again, recorded again
+        con = lakeql.connect(lake, index_dir=idx)
+        try:
+            assert con.execute("SELECT count(*) FROM schema_context('phrases')").fetchone()[0] >= 1
+        finally:
+            con.close()
