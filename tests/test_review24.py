@@ -181,3 +181,33 @@ def test_a_damaged_channel_entry_in_the_schema_embeddings_is_a_damaged_cache(tmp
             assert con.execute("SELECT count(*) FROM schema_context('phrases')").fetchone()[0] >= 1
         finally:
             con.close()
+
+
+def test_a_damaged_channel_record_of_the_joins_vectors_is_embedded_again_not_torch(tmp_path):
+    """``joins/semantic/encoder.json`` naming channels that are not a set made the next refresh fall back
+    to torch under ``auto`` (30-60 s, every vector embedded by another family); a pinned query
+    (``find_tables``) failed. Its vectors are now embedded again by this machine's graph."""
+    from lakeql.joins import deepjoin
+
+    own = embedding.load_model(None, "onnx-int8-outlier").channels
+    rows = [{"col_id": 0, "indexed": True, "text": "flights - carrier - airline code"},
+            {"col_id": 1, "indexed": True, "text": "airlines - name - airline name"}]
+    first = tmp_path / "first"
+    first.mkdir()
+    assert deepjoin.build(rows, first, None, None, "auto")["backend"] == "onnx-int8-outlier"
+    record = json.loads((first / deepjoin.ENCODER_FILE).read_text())
+    record["onnx_channels"] = json.dumps(json.loads(own), indent=1)  # spelled otherwise: the same set
+    (first / deepjoin.ENCODER_FILE).write_text(json.dumps(record))
+    assert deepjoin.recorded_channels(first) == own
+    more = [*rows, {"col_id": 2, "indexed": True, "text": "airports - faa - airport code"}]
+    for bad in ('{"a": [-1]}', "[1, 2", '[]'):
+        record["onnx_channels"] = bad
+        (first / deepjoin.ENCODER_FILE).write_text(json.dumps(record))
+        assert deepjoin.recorded_channels(first) is None and deepjoin.damaged_channels(first)
+        second = tmp_path / f"second-{len(bad)}"
+        second.mkdir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # was: 'ONNX encoder unavailable (...) with torch'
+            info = deepjoin.build(more, second, None, first, "auto")
+        assert info["backend"] == "onnx-int8-outlier" and info["embedded"] == 3
+        assert deepjoin.recorded_channels(second) == own
