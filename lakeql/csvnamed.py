@@ -4,7 +4,8 @@
 Mac Roman; other single-byte encodings (Windows-1251 Cyrillic, Latin-9, ISO-8859-7 Greek, ...) cannot be
 told from Windows-1252 by their bytes, and such a file was read as Windows-1252 (its letters wrong) unless
 it was converted first (``iconv``). ``--csv-encoding ENC`` names the encoding of every CSV table of the
-lake, ``--csv-encoding TABLE=ENC`` of one table (repeatable; a table's own wins over the lake's). ``ENC``
+lake, ``--csv-encoding TABLE=ENC`` of one table (repeatable; a table's own wins over the lake's;
+``TABLE=auto``: that table detected). ``ENC``
 is any text codec of Python's registry (``cp1251``, ``latin-9``, ``iso8859-7``, ``shift_jis``, ...), checked
 when the option is given; ``auto`` drops the named encodings (detection again).
 
@@ -76,7 +77,8 @@ def parse(values: Any) -> dict[str, str] | None:
                               "one, and TABLE=ENC for a table of another")
         if sep and not table.strip():
             raise LakeqlError(f"{FLAG} {shown(text)}: name a table before '=' (TABLE=ENC), or give ENC alone")
-        out[table.strip()] = encoding_name(enc)
+        # TABLE=auto: that table detected, whatever the lake-wide encoding says
+        out[table.strip()] = AUTO if enc.strip().lower() == AUTO else encoding_name(enc)
     return out
 
 
@@ -103,7 +105,7 @@ def recorded(store: Any) -> dict[str, str]:
     out = {}
     for k, v in got.items():
         try:
-            out[str(k)] = encoding_name(v)
+            out[str(k)] = AUTO if (k and v == AUTO) else encoding_name(v)
         except LakeqlError:
             continue  # a damaged entry: that table is detected
     return out
@@ -131,4 +133,5 @@ def apply(lake: Any, named: dict[str, str], strict: bool = True) -> None:
             raise LakeqlError(f"{FLAG} {shown(name)}={enc}: table {t.key} is not a CSV table ({t.format})")
         own[t.key] = enc
     for t in lake.tables.values():
-        t.csv_encoding = own.get(t.key, named.get("")) if t.format == "csv" else None
+        enc = own.get(t.key, named.get("")) if t.format == "csv" else None
+        t.csv_encoding = None if enc == AUTO else enc

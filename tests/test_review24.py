@@ -211,3 +211,19 @@ def test_a_damaged_channel_record_of_the_joins_vectors_is_embedded_again_not_tor
             info = deepjoin.build(more, second, None, first, "auto")
         assert info["backend"] == "onnx-int8-outlier" and info["embedded"] == 3
         assert deepjoin.recorded_channels(second) == own
+
+
+def test_one_table_detected_under_a_lake_wide_encoding(tmp_path):
+    """The error for an unknown encoding says "or 'auto' to detect", but ``TABLE=auto`` was that error:
+    one table could not be left to detection under a lake-wide encoding. It is, and kept by refreshes."""
+    lake = _lake(tmp_path)
+    latin = ["Grüße aus Köln", "Straße", "Ärger über Öl"]
+    body = "id,phrase\n" + "".join(f"{i},{p}\n" for i, p in enumerate(latin))
+    (lake / "d" / "de.csv").write_bytes(body.encode("cp1252"))
+    idx = tmp_path / "idx"
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[],
+                 csv_encoding=["cp1251", "d.de=auto"])  # was: "--csv-encoding 'auto' is not a text encoding"
+    assert _phrases(lake, idx, "ru") == RUSSIAN and _phrases(lake, idx, "de") == latin
+    lakeql.index(lake, index_dir=idx, progress=False, capabilities=[], refresh=True)
+    assert _phrases(lake, idx, "ru") == RUSSIAN and _phrases(lake, idx, "de") == latin
+    assert json.loads((idx / csvnamed.FILE).read_text()) == {"": "cp1251", "d.de": "auto"}
