@@ -9,6 +9,10 @@
 4. The outlier channels an index recorded were compared and cached as written: the same set spelled
    otherwise made a second (pinned) export of this machine's own graph.
 5. A damaged ``outlier_channels`` in the model cache's ``source.json`` crashed the encoder's load.
+6. An index pinned to its channels could not be queried where the calibration text is missing.
+7. A damaged ``channels`` entry of the schema embeddings cache failed every build and query.
+8. A damaged channel record of the joins vectors sent the refresh to torch.
+9. ``--csv-encoding TABLE=auto`` (offered by the error message) was an error.
 """
 
 from __future__ import annotations
