@@ -85,7 +85,8 @@ class StoredColumns(Mapping):
         """None when a table's rows are not contiguous (not a file :meth:`Catalog.save` wrote)."""
         n = len(names)
         starts = [0, *[i for i in range(1, n) if names[i] != names[i - 1]]] if n else []
-        spans = {names[a]: (a, b) for a, b in zip(starts, [*starts[1:], n], strict=True)}
+        ends = [*starts[1:], n] if n else []  # no rows (no table readable): no spans, not a crash
+        spans = {names[a]: (a, b) for a, b in zip(starts, ends, strict=True)}
         if len(spans) != len(starts):
             return None
         return cls((names, cols, ords, types), spans)

@@ -34,7 +34,8 @@ def _add_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv-encoding", action="append", metavar="[TABLE=]ENC", dest="csv_encoding",
                    help="the encoding of CSV files that are not UTF-8 (instead of the guessed one): ENC for "
                         "every CSV table, TABLE=ENC for one (repeatable); any Python text codec (cp1251, "
-                        "latin-9, iso8859-7, shift_jis, ...); 'auto' detects again. Kept by later builds")
+                        "latin-9, iso8859-7, shift_jis, ...); 'auto' detects again (TABLE=auto: that "
+                        "table). Kept by later builds")
     p.add_argument("--no-wait", action="store_true",
                    help="fail at once when another lakeql index runs on this lake (default: wait)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",  # lakeql.engine (issue 10)

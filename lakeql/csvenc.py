@@ -427,7 +427,7 @@ def decode_file(
             if not mixed_line_ends(opener):
                 return None
             label = "utf-8" + LF  # DuckDB refused it, and its lines end in several ways: one in the copy
-        elif getattr(table, "csv_encoding", None) and not _has_bom(opener):
+        elif getattr(table, "csv_encoding", None) and _named_applies(label, table.csv_encoding, opener):
             label = table.csv_encoding  # not UTF-8, no byte order mark: the user's encoding, not a guess
     named = bool(getattr(table, "csv_encoding", None)) and label.removesuffix(LF) == table.csv_encoding
     name = copy_name(src, stamp.size, stamp.mtime_ns, label, getattr(stamp, "etag", ""))
@@ -572,6 +572,21 @@ def named_labels(named: str | None) -> tuple[str, ...]:
 
 #: labels a byte order mark decides (a named encoding does not replace them)
 _BOM_LABELS = tuple(b for _, b in _BOMS if b != "utf-8-sig")
+
+
+def _wide(label: str) -> bool:
+    """Whether ``label`` is a UTF-16 or UTF-32 encoding (two or four bytes a character)."""
+    return label.removesuffix(LF).replace("_", "-").startswith(("utf-16", "utf-32"))
+
+
+def _named_applies(detected: str, named: str, opener: Any) -> bool:
+    """Whether the user's encoding ``named`` replaces the ``detected`` one of a file that is not UTF-8:
+    not for a byte order mark, and not for UTF-16/32 found without one (its NUL bytes: no single-byte or
+    multi-byte text has them) unless ``named`` is UTF-16/32 itself. A lake-wide ``--csv-encoding cp1251``
+    otherwise decoded such a file, which detection reads right, as Cyrillic letters and NULs."""
+    if _wide(detected) and not _wide(named):
+        return False
+    return not _has_bom(opener)
 
 
 def _has_bom(opener: Any) -> bool:

@@ -4,7 +4,8 @@
 Mac Roman; other single-byte encodings (Windows-1251 Cyrillic, Latin-9, ISO-8859-7 Greek, ...) cannot be
 told from Windows-1252 by their bytes, and such a file was read as Windows-1252 (its letters wrong) unless
 it was converted first (``iconv``). ``--csv-encoding ENC`` names the encoding of every CSV table of the
-lake, ``--csv-encoding TABLE=ENC`` of one table (repeatable; a table's own wins over the lake's). ``ENC``
+lake, ``--csv-encoding TABLE=ENC`` of one table (repeatable; a table's own wins over the lake's;
+``TABLE=auto``: that table detected). ``ENC``
 is any text codec of Python's registry (``cp1251``, ``latin-9``, ``iso8859-7``, ``shift_jis``, ...), checked
 when the option is given; ``auto`` drops the named encodings (detection again).
 
@@ -26,6 +27,10 @@ from typing import Any
 from lakeql.errors import LakeqlError, shown
 
 FILE = "csv_encoding.json"
+#: codecs of Python's registry that call themselves text encodings but are no file's character set: they
+#: fail on every byte (``undefined``), rewrite backslash escapes in the data (``unicode_escape``), or
+#: are host-name transforms (``idna``, ``punycode``); refused when named
+NOT_FILE_ENCODINGS = frozenset({"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode"})
 FLAG = "--csv-encoding"
 AUTO = "auto"
 
@@ -38,7 +43,12 @@ def encoding_name(text: Any) -> str:
         info = codecs.lookup(name) if name and len(name) <= 100 else None
     except LookupError:
         info = None
-    if info is None or not getattr(info, "_is_text_encoding", True):
+    if (
+        info is None
+        or not getattr(info, "_is_text_encoding", True)
+        or info.name in NOT_FILE_ENCODINGS
+        or info.incrementaldecoder is None
+    ):
         raise LakeqlError(
             f"{FLAG} {shown(text)} is not a text encoding Python knows: name one such as cp1251, latin-9, "
             "iso8859-7, shift_jis, utf-16 (python -c 'import encodings.aliases as a; print(sorted(set("
@@ -67,7 +77,8 @@ def parse(values: Any) -> dict[str, str] | None:
                               "one, and TABLE=ENC for a table of another")
         if sep and not table.strip():
             raise LakeqlError(f"{FLAG} {shown(text)}: name a table before '=' (TABLE=ENC), or give ENC alone")
-        out[table.strip()] = encoding_name(enc)
+        # TABLE=auto: that table detected, whatever the lake-wide encoding says
+        out[table.strip()] = AUTO if enc.strip().lower() == AUTO else encoding_name(enc)
     return out
 
 
@@ -94,7 +105,7 @@ def recorded(store: Any) -> dict[str, str]:
     out = {}
     for k, v in got.items():
         try:
-            out[str(k)] = encoding_name(v)
+            out[str(k)] = AUTO if (k and v == AUTO) else encoding_name(v)
         except LakeqlError:
             continue  # a damaged entry: that table is detected
     return out
@@ -122,4 +133,5 @@ def apply(lake: Any, named: dict[str, str], strict: bool = True) -> None:
             raise LakeqlError(f"{FLAG} {shown(name)}={enc}: table {t.key} is not a CSV table ({t.format})")
         own[t.key] = enc
     for t in lake.tables.values():
-        t.csv_encoding = own.get(t.key, named.get("")) if t.format == "csv" else None
+        enc = own.get(t.key, named.get("")) if t.format == "csv" else None
+        t.csv_encoding = None if enc == AUTO else enc

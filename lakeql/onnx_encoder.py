@@ -143,9 +143,11 @@ def recipe(precision: str = "fp32", pin: str | None = None) -> str:
     if precision not in PRECISIONS:
         raise LakeqlError(f"unknown ONNX precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "int8out":
-        base = RECIPE_INT8OUT.format(calibration=_calibration_sha())
         if pin is None:
-            return base
+            return RECIPE_INT8OUT.format(calibration=_calibration_sha())
+        # the pinned graph is the float32 export and the channels: no calibration text read (it may be
+        # missing where an index is queried)
+        base = RECIPE_INT8OUT.format(calibration="(not used)")
         return f"{base}; outlier channels pinned (not calibrated), sha256 {channels_id(pin)}"
     return {"int8": RECIPE_INT8, "int8tok": RECIPE_INT8TOK}.get(precision, RECIPE_FP32)
 
@@ -159,6 +161,15 @@ def _missing_calibration() -> LakeqlError:
         f"the calibration text of onnx-int8-outlier is missing ({CALIBRATION}): reinstall lakeql, "
         "or use embed_backend 'onnx-int8-token' or 'onnx'"
     )
+
+
+def is_int8out_recipe(text: Any) -> bool:
+    """Whether ``text`` is :data:`RECIPE_INT8OUT` calibrated by any text (an index's recorded recipe,
+    checked where the calibration text is missing and the index's channels are pinned)."""
+    import re
+
+    pattern = re.escape(RECIPE_INT8OUT).replace(re.escape("{calibration}"), "[0-9a-f]{64}")
+    return isinstance(text, str) and re.fullmatch(pattern, text) is not None
 
 
 def _calibration_sha() -> str:
@@ -491,7 +502,10 @@ def recorded_channels(target: Path) -> str:
     path = target / RECORD
     record = json.loads(path.read_text())
     if isinstance(record.get("outlier_channels"), dict):
-        return channels_text(record["outlier_channels"])
+        try:  # a damaged record (edited, another tool's): read from the graph below, and written again
+            return channels_text(parse_channels(json.dumps(record["outlier_channels"]), str(path)))
+        except (LakeqlError, TypeError, ValueError):
+            pass
     text = channels_of_graph(target / ONNX_FILES["int8out"])
     record["outlier_channels"] = json.loads(text)
     tmp = target / f".{RECORD}.{os.getpid()}.tmp"
@@ -829,7 +843,7 @@ class OnnxEncoder:
                 "the ONNX encoder needs ONNX Runtime (a dependency of lakeql): pip install onnxruntime "
                 f"onnx, or {USE_TORCH}"
             ) from None
-        recipe(precision)  # a clear error for an unknown precision
+        recipe(precision, pin if precision == "int8out" else None)  # a clear error for an unknown precision
         self.precision = precision
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").exists():
@@ -843,11 +857,17 @@ class OnnxEncoder:
         self.normalize_default = settings["normalize"]
         self.providers = providers(device)
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
-        self.path = exported(self.model_dir, precision=precision)
         #: the outlier channels of an ``int8out`` graph (:func:`channels_text`), else None
         self.channels: str | None = None
         self.pin: str | None = None
-        if precision == "int8out":
+        if precision == "int8out" and pin is not None and not CALIBRATION.is_file():
+            # no calibration text (a packager dropped it): the index's graph needs none, its channels are
+            # recorded; made from the float32 export, so the index is still queried and refreshed
+            self.path = exported(self.model_dir, precision=precision, pin=pin)
+            self.channels = self.pin = pin
+        else:
+            self.path = exported(self.model_dir, precision=precision)
+        if precision == "int8out" and self.pin is None:
             self.channels = recorded_channels(self.path.parent)
             if pin is not None and pin != self.channels:  # calibrated otherwise here: the index's graph
                 self.path = exported(self.model_dir, precision=precision, pin=pin)

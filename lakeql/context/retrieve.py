@@ -82,6 +82,8 @@ def _load_cache(out: Path) -> dict[str, Any]:
         return {}
     try:
         with np.load(path, allow_pickle=False) as z:
+            if "channels" in z.files and _channels_entry(z) is None:
+                return {}  # a damaged channel record: which graph made the vectors is unknown
             keys, vecs = z["keys"].tolist(), z["vecs"]
         return dict(zip(keys, vecs, strict=True)) if len(keys) == len(vecs) else {}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: embedded again
@@ -100,11 +102,24 @@ def cached_channels(out: str | Path | None) -> str | None:
         return None
     try:
         with np.load(Path(out) / EMB, allow_pickle=False) as z:
-            if "channels" not in z.files:
-                return None
-            got = z["channels"]
-            return str(got.item()) if got.dtype.kind == "U" and got.size == 1 else None
+            return _channels_entry(z) if "channels" in z.files else None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _channels_entry(z: Any) -> str | None:
+    """The canonical channel set of an open cache's ``channels`` entry; None when it is damaged (not one
+    string, or not a channel set: :func:`lakeql.onnx_encoder.parse_channels`), so the cache is embedded
+    again (:func:`_load_cache`) instead of failing every build and query of the folder."""
+    from lakeql.errors import LakeqlError
+    from lakeql.onnx_encoder import channels_text, parse_channels
+
+    got = z["channels"]
+    if got.dtype.kind != "U" or got.size != 1 or got.dtype.itemsize > 16_000_000:
+        return None
+    try:
+        return channels_text(parse_channels(str(got.item()), "the schema embeddings cache"))
+    except LakeqlError:
         return None
 
 

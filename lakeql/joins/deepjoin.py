@@ -81,7 +81,23 @@ ENCODER_FILE = "encoder.json"
 def recorded_channels(folder: Path | None, name: str = ENCODER_FILE) -> str | None:
     """The ``onnx_channels`` recorded in ``folder/name`` (None: no folder, no record, unreadable: an
     index built before they were recorded, or by another encoder)."""
+    got = _channel_record(folder, name)
+    return got if got else None
+
+
+def damaged_channels(folder: Path | None, name: str = ENCODER_FILE) -> bool:
+    """Whether ``folder/name`` records ``onnx_channels`` that are not a channel set (damaged, hostile):
+    the graph of its vectors is unknown, so they are not kept (embedded again, never mixed)."""
+    return _channel_record(folder, name) == ""
+
+
+def _channel_record(folder: Path | None, name: str) -> str | None:
+    """The canonical ``onnx_channels`` of ``folder/name`` (:func:`lakeql.onnx_encoder.channels_text`);
+    None: no folder, file or record; "": a record that is not a channel set."""
     import json
+
+    from lakeql.errors import LakeqlError
+    from lakeql.onnx_encoder import channels_text, parse_channels
 
     if folder is None:
         return None
@@ -89,7 +105,12 @@ def recorded_channels(folder: Path | None, name: str = ENCODER_FILE) -> str | No
         got = json.loads((folder / name).read_text()).get("onnx_channels")
     except (OSError, ValueError, AttributeError, RecursionError):
         return None
-    return got if isinstance(got, str) else None
+    if got is None:
+        return None
+    try:
+        return channels_text(parse_channels(got, str(folder / name)))
+    except LakeqlError:
+        return ""
 
 
 def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Path | None,
@@ -114,6 +135,8 @@ def build(rows: list[dict[str, Any]], out: Path, model: str | None, previous: Pa
                 vecs = np.load(previous / "vectors.npy", mmap_mode="r")
                 reuse = {t: vecs[c] for t, c in zip(old["text"], old["col_id"], strict=True)}
                 pin = recorded_channels(previous)  # new texts by the graph of the kept vectors
+                if damaged_channels(previous):  # made by an unknown graph: embedded again, never mixed
+                    reuse = {}
         except Exception:  # noqa: BLE001 - a broken previous index is just not reused
             reuse, pin = {}, None
     idx = [r["col_id"] for r in rows if r["indexed"] and r["text"]]

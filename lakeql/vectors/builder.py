@@ -111,12 +111,28 @@ def encoder_backend(meta: dict[str, Any]) -> str:
     return backend
 
 
+def pinned_params(meta: dict[str, Any], backend: str) -> dict[str, Any] | None:
+    """:func:`encoder_params` of an ``onnx-int8-outlier`` index that recorded its outlier channels, on a
+    machine without the calibration text (None: not that case): its graph is the float32 export and those
+    channels (:func:`lakeql.onnx_encoder.quantize_pinned`), so the recorded recipe is the query's when it
+    is this lakeql's int8out recipe, whatever text calibrated it."""
+    from lakeql import onnx_encoder
+    from lakeql.embedding import ONNX_PRECISION
+
+    if ONNX_PRECISION.get(backend) != "int8out" or meta.get(CHANNELS) is None:
+        return None
+    if onnx_encoder.CALIBRATION.is_file():
+        return None
+    made_by = meta.get("onnx_recipe")
+    return {"onnx_recipe": made_by if onnx_encoder.is_int8out_recipe(made_by) else "(another recipe)"}
+
+
 def encoder_mismatch(meta: dict[str, Any], label: str, lake_root: Any) -> str | None:
     """Why the encoder a query would use now differs from the one that made the index's vectors (None:
     the same), with the command that rebuilds the index: an ``onnx`` index records its export recipe
     (indexes written before it was recorded have none, and are reported as unknown)."""
     backend = encoder_backend(meta)
-    want = encoder_params(backend)
+    want = pinned_params(meta, backend) or encoder_params(backend)
     have = {k: meta.get(k) for k in want}
     if have == want:
         return None
