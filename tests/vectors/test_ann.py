@@ -757,3 +757,45 @@ def test_an_index_without_the_blocked_layout_is_scanned_row_by_row(tmp_path, ann
     np.save(copy / ann.BLOCKF_FILE, np.load(copy / ann.BLOCKF_FILE)[:-1])  # one line short
     with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann"):
         ann.open_mapped(copy, "t.c")
+
+
+def test_concurrent_first_ann_searches_build_one_list_order(ann_lake, monkeypatch):
+    """ANN searches from several threads (DuckDB calls the UDF from its own threads; DB-API cursors, MCP)
+    on a loaded index whose list order is not built yet: the list order and its blocked layout (1.5 GB
+    together at 10M rows) are built once and shared, and every thread gets the single-thread hits."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    queries = encode(QUERIES)
+
+    def fresh():
+        idx = CodeIndex.load(folder, "t.c")
+        return idx, ann.ivf_of(idx, "t.c")
+
+    idx, ivf = fresh()
+    want = [ann.search(idx, ivf, q, 10)[0].tolist() for q in queries]
+    idx, ivf = fresh()
+    built, real_layout = [], ann.blocked_layout
+    start = threading.Barrier(len(queries))
+
+    def slow(*a):
+        built.append(1)
+        time.sleep(0.3)  # a 10M-row build takes seconds: the other threads arrive meanwhile
+        return real_layout(*a)
+
+    monkeypatch.setattr(ann, "blocked_layout", slow)
+
+    def one(q):
+        start.wait()
+        return ann.search(idx, ivf, q, 10)[0].tolist()
+
+    with ThreadPoolExecutor(len(queries)) as pool:
+        got = list(pool.map(one, queries))
+    assert got == want
+    assert len(built) == 1 and idx._pos["ann_order"].blocked is not None
