@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ SCALES_FILE = "ann_scales.npy"  # (1, n) float32 per-row scales of the int8 tier
 BLOCKS_FILE = "ann_blocks.npy"
 BLOCKF_FILE = "ann_blockf.npy"
 ROWS_FORMAT = 1
+# one list-order build at a time (DuckDB, DB-API cursors and MCP search from several threads; at 10M rows
+# a build is ~1.5 GB and seconds of CPU: concurrent first queries must not each build their own copy)
+_ORDER_LOCK = threading.Lock()
 TIER_CHUNK = 65_536  # rows of the list-order tier copy gathered at a time (25 MB of a 384-dim uint8 tier)
 TRAIN_PER_LIST = 32
 NITER = 12
@@ -668,9 +672,12 @@ def search(
     widened = adaptive and best < WIDEN_BELOW
     if widened:
         npr = min(ivf.nlist, npr * WIDEN_FACTOR)
-    if "ann_order" not in index._pos:
-        index._pos["ann_order"] = ListOrder(index, ivf)
-    lo = index._pos["ann_order"]
+    lo = index._pos.get("ann_order")
+    if lo is None:
+        with _ORDER_LOCK:  # built once: the other threads wait for it and share it
+            lo = index._pos.get("ann_order")
+            if lo is None:
+                lo = index._pos["ann_order"] = ListOrder(index, ivf)
     if lo.ids is None and allowed is not None:  # open_mapped's index: no code positions to filter by
         raise LakeqlError(
             "a filtered search needs the loaded index (CodeIndex.load), not its list-order rows"

@@ -757,3 +757,128 @@ def test_an_index_without_the_blocked_layout_is_scanned_row_by_row(tmp_path, ann
     np.save(copy / ann.BLOCKF_FILE, np.load(copy / ann.BLOCKF_FILE)[:-1])  # one line short
     with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann"):
         ann.open_mapped(copy, "t.c")
+
+
+def test_concurrent_first_ann_searches_build_one_list_order(ann_lake, monkeypatch):
+    """ANN searches from several threads (DuckDB calls the UDF from its own threads; DB-API cursors, MCP)
+    on a loaded index whose list order is not built yet: the list order and its blocked layout (1.5 GB
+    together at 10M rows) are built once and shared, and every thread gets the single-thread hits."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakeql.embedding import encode
+    from lakeql.vectors import ann
+    from lakeql.vectors.codes import CodeIndex
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    queries = encode(QUERIES)
+
+    def fresh():
+        idx = CodeIndex.load(folder, "t.c")
+        return idx, ann.ivf_of(idx, "t.c")
+
+    idx, ivf = fresh()
+    want = [ann.search(idx, ivf, q, 10)[0].tolist() for q in queries]
+    idx, ivf = fresh()
+    built, real_layout = [], ann.blocked_layout
+    start = threading.Barrier(len(queries))
+
+    def slow(*a):
+        built.append(1)
+        time.sleep(0.3)  # a 10M-row build takes seconds: the other threads arrive meanwhile
+        return real_layout(*a)
+
+    monkeypatch.setattr(ann, "blocked_layout", slow)
+
+    def one(q):
+        start.wait()
+        return ann.search(idx, ivf, q, 10)[0].tolist()
+
+    with ThreadPoolExecutor(len(queries)) as pool:
+        got = list(pool.map(one, queries))
+    assert got == want
+    assert len(built) == 1 and idx._pos["ann_order"].blocked is not None
+
+
+def _hostile_blocked(copy, spec, case):
+    """Damage ``copy``'s blocked layout (or its ``ann_rows.json`` entry) the way ``case`` names."""
+    import json
+
+    from lakeql.vectors import ann
+
+    codes = np.load(copy / ann.BLOCKS_FILE)
+    f32 = np.load(copy / ann.BLOCKF_FILE)
+    if case == "codes int64":
+        np.save(copy / ann.BLOCKS_FILE, codes.view(np.int64))
+    elif case == "codes big-endian":
+        np.save(copy / ann.BLOCKS_FILE, codes.astype(">u8"))
+    elif case == "codes 3-d":
+        np.save(copy / ann.BLOCKS_FILE, codes.reshape(-1, codes.shape[0], 64)[None])
+    elif case == "codes one block short":
+        np.save(copy / ann.BLOCKS_FILE, codes[: -(codes.shape[0] // (len(f32) // 3))])  # one block of words
+    elif case == "codes extra words":
+        np.save(copy / ann.BLOCKS_FILE, np.concatenate([codes, codes[:1]]))
+    elif case == "codes lanes 32":
+        np.save(copy / ann.BLOCKS_FILE, codes.reshape(-1, 32))
+    elif case == "f32 float64":
+        np.save(copy / ann.BLOCKF_FILE, f32.astype(np.float64))
+    elif case == "f32 two factors":
+        np.save(copy / ann.BLOCKF_FILE, f32[: len(f32) // 3 * 2])
+    elif case == "file truncated":
+        raw = (copy / ann.BLOCKS_FILE).read_bytes()
+        (copy / ann.BLOCKS_FILE).write_bytes(raw[: len(raw) // 2])
+    elif case == "file missing":
+        (copy / ann.BLOCKF_FILE).unlink()
+    else:
+        blocked = {
+            "entry a list": [1, 2],
+            "entry a string": "yes",
+            "bound missing": {"block": 64},
+            "bound a string": {"block": 64, "bound": "x"},
+            "bound negative": {"block": 64, "bound": -1.0},
+            "bound infinite": {"block": 64, "bound": 1e400},
+            "block huge": {"block": 1e400, "bound": 1.0},
+            "block a string": {"block": "sixty-four", "bound": 1.0},
+        }[case]
+        (copy / ann.ROWS_FILE).write_text(json.dumps({**spec, "blocked": blocked}))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "codes int64",
+        "codes big-endian",
+        "codes 3-d",
+        "codes one block short",
+        "codes extra words",
+        "codes lanes 32",
+        "f32 float64",
+        "f32 two factors",
+        "file truncated",
+        "file missing",
+        "entry a list",
+        "entry a string",
+        "bound missing",
+        "bound a string",
+        "bound negative",
+        "bound infinite",
+        "block huge",
+        "block a string",
+    ],
+)
+def test_a_hostile_blocked_layout_is_refused_before_the_kernel(tmp_path, ann_lake, case):
+    """Blocked files of the wrong shape, dtype, byte order or length, and ``ann_rows.json`` entries of
+    the wrong type, are a CorruptIndexError naming the rebuild when the rows are opened: the numba kernel,
+    which does not check bounds, never sees them."""
+    import json
+
+    from lakeql.vectors import ann
+
+    (folder,) = list((ann_lake[1] / "embed").iterdir())
+    copy = tmp_path / "store"
+    shutil.copytree(folder, copy)
+    spec = json.loads((copy / ann.ROWS_FILE).read_text())
+    _hostile_blocked(copy, spec, case)
+    with pytest.raises(CorruptIndexError, match=r"ANN lists of t\.c .*corrupt.*--embed-ann"):
+        ann.open_mapped(copy, "t.c")
