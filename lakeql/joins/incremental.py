@@ -142,6 +142,8 @@ def update(
     None), or None when the whole graph must be rebuilt (then nothing is written). ``pools``: the
     previous graph's pools file (graph.py), when there is one."""
     if pools is not None:
+        if _older_pools(pools):  # rebuilt once by the prefix kernel, which writes pools of this format
+            return None
         got = _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pools)
         if got is not None:
             return got
@@ -206,6 +208,23 @@ def tables_digest(tables: dict[str, str]) -> str:
     import hashlib
 
     return hashlib.sha1(json.dumps(tables, sort_keys=True).encode()).hexdigest()
+
+
+def _older_pools(path: Path) -> bool:
+    """True when ``path`` is a pools file of an earlier lakeql pools format (1: pools not restricted to
+    ``min_score``). The hash rule would update such a graph without pools, and every later refresh too
+    (it writes none); a full build by the prefix kernel (graph.py) costs about one wide update and writes
+    the pools the next refresh needs. Unreadable or foreign files: False (the callers' checks apply)."""
+    from lakeql.joins.graph import POOLS_FORMAT, POOLS_META
+
+    try:
+        from lakeql.sources import buildfs
+
+        with buildfs.parquet_file(path) as f:
+            fmt = json.loads(f.schema_arrow.metadata[POOLS_META]).get("format")
+    except Exception:  # noqa: BLE001 - not a pools file we can read: _read_pools rejects it
+        return False
+    return type(fmt) is int and 1 <= fmt < POOLS_FORMAT
 
 
 def _read_pools(path: Path, old_edges: Path, min_score: float, snap: Snapshot):
