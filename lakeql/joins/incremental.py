@@ -244,10 +244,28 @@ def _read_pools(path: Path, old_edges: Path, min_score: float, snap: Snapshot):
             and meta.get("edges") == file_checksum(old_edges)
             and meta.get("tables") == tables_digest(snap.tables)
             and t.schema.remove_metadata().equals(pools_schema())
+            and _members_sane(t)
         )
     except Exception:  # noqa: BLE001 - no usable pools: the hash rule
         return None
     return (t, meta) if ok else None
+
+
+def _members_sane(t: Any) -> bool:
+    """True when every pool lists at most ``MAX_POOL`` members, each a row of the file: a damaged or
+    hand-edited pools file (its checksum recorded again) must not index past the columns or wrap around
+    to other ones (numpy's negative indices) in the update."""
+    import numpy as np
+
+    from lakeql.joins.graph import MAX_POOL
+
+    m = t.column("members").combine_chunks()
+    if m.null_count or m.values.null_count:
+        return False
+    v = m.flatten().to_numpy(zero_copy_only=False)
+    lens = np.diff(m.offsets.to_numpy())
+    return bool((len(v) == 0 or (v.min() >= 0 and v.max() < t.num_rows))
+                and (len(lens) == 0 or lens.max() <= MAX_POOL))
 
 
 def _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pools_path):
