@@ -142,6 +142,8 @@ def update(
     None), or None when the whole graph must be rebuilt (then nothing is written). ``pools``: the
     previous graph's pools file (graph.py), when there is one."""
     if pools is not None:
+        if _older_pools(pools):  # rebuilt once by the prefix kernel, which writes pools of this format
+            return None
         got = _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pools)
         if got is not None:
             return got
@@ -208,6 +210,23 @@ def tables_digest(tables: dict[str, str]) -> str:
     return hashlib.sha1(json.dumps(tables, sort_keys=True).encode()).hexdigest()
 
 
+def _older_pools(path: Path) -> bool:
+    """True when ``path`` is a pools file of an earlier lakeql pools format (1: pools not restricted to
+    ``min_score``). The hash rule would update such a graph without pools, and every later refresh too
+    (it writes none); a full build by the prefix kernel (graph.py) costs about one wide update and writes
+    the pools the next refresh needs. Unreadable or foreign files: False (the callers' checks apply)."""
+    from lakeql.joins.graph import POOLS_FORMAT, POOLS_META
+
+    try:
+        from lakeql.sources import buildfs
+
+        with buildfs.parquet_file(path) as f:
+            fmt = json.loads(f.schema_arrow.metadata[POOLS_META]).get("format")
+    except Exception:  # noqa: BLE001 - not a pools file we can read: _read_pools rejects it
+        return False
+    return type(fmt) is int and 1 <= fmt < POOLS_FORMAT
+
+
 def _read_pools(path: Path, old_edges: Path, min_score: float, snap: Snapshot):
     """The previous pools table and its metadata when they belong to ``old_edges`` and to the index the
     snapshot read (same graph parameters and table fingerprints), else None."""
@@ -225,10 +244,28 @@ def _read_pools(path: Path, old_edges: Path, min_score: float, snap: Snapshot):
             and meta.get("edges") == file_checksum(old_edges)
             and meta.get("tables") == tables_digest(snap.tables)
             and t.schema.remove_metadata().equals(pools_schema())
+            and _members_sane(t)
         )
     except Exception:  # noqa: BLE001 - no usable pools: the hash rule
         return None
     return (t, meta) if ok else None
+
+
+def _members_sane(t: Any) -> bool:
+    """True when every pool lists at most ``MAX_POOL`` members, each a row of the file: a damaged or
+    hand-edited pools file (its checksum recorded again) must not index past the columns or wrap around
+    to other ones (numpy's negative indices) in the update."""
+    import numpy as np
+
+    from lakeql.joins.graph import MAX_POOL
+
+    m = t.column("members").combine_chunks()
+    if m.null_count or m.values.null_count:
+        return False
+    v = m.flatten().to_numpy(zero_copy_only=False)
+    lens = np.diff(m.offsets.to_numpy())
+    return bool((len(v) == 0 or (v.min() >= 0 and v.max() < t.num_rows))
+                and (len(lens) == 0 or lens.max() <= MAX_POOL))
 
 
 def _update_by_pools(searcher, old_edges, out, min_score, snap, new_tables, pools_path):

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+from lakeql.jit import njit
 from lakeql.joins.joinindex import HASH_MAX
 
 _SLACK = 1e-6  # the integer thresholds are rounded down by this much: a superset, then the exact filter

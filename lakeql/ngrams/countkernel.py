@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from lakeql.jit import njit
 from lakeql.ngrams.kernels import _utf8_char
 
 

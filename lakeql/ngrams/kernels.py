@@ -18,7 +18,8 @@ Kept to a handful of jitted functions with ``cache=True`` so the compile cost is
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from lakeql.jit import njit
 
 SB = 16  # blocks (of 64 bits) per superblock
 

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from lakeql.jit import njit
 
 #: Parquet codec name (pyarrow's ColumnChunkMetaData.compression) -> pyarrow.Codec name
 CODECS = {

@@ -232,3 +232,80 @@ def test_entrants_match_brute_force(lake, tmp_path):
         got = incremental._entrants(ix, tcols[ix.n_hashes[tcols] > 0], open_q, sizes, bound, last)
         assert np.array_equal(got, want & open_q), table
         assert want[open_q].any(), table
+
+
+def _set_pools_format(idx: Path, fmt) -> None:
+    """Rewrite the pools file's metadata as an index of another pools format would have it."""
+    import json
+
+    path = idx / "joins" / "pools.parquet"
+    t = pq.read_table(path)
+    meta = dict(t.schema.metadata)
+    m = json.loads(meta[graph.POOLS_META])
+    m["format"] = fmt
+    meta[graph.POOLS_META] = json.dumps(m).encode()
+    pq.write_table(t.replace_schema_metadata(meta), path)
+    from lakeql.store import IndexEntry, Store
+
+    Store(idx).record(IndexEntry("join_pools", "", "", "joins/pools.parquet", path.stat().st_size, 0, "",
+                                 params=json.dumps({"format": fmt})))
+
+
+def test_previous_pools_format_refresh_equals_full_and_keeps_pools(lake, spy, tmp_path):
+    """An index whose pools are of the previous format (1: built before the prefix kernel) is refreshed
+    after a one-table change and after an append to the edges and pools of a full build, and the next
+    refresh updates through the pools again (not the wide hash rule for the index's whole life)."""
+    root, held = lake
+    dom = root / "flights"
+    idx, full = tmp_path / "idx", tmp_path / "full"
+    index_joins(root, idx)
+    _set_pools_format(idx, 1)
+    shutil.copy(dom / "airlines.parquet", dom / "zz_airlines.parquet")
+    index_joins(root, idx, refresh=True)
+    assert (idx / "joins" / "pools.parquet").exists(), "the refresh dropped the pools for good"
+    _same_as_full(root, idx, full)
+    shutil.copy(held, dom / "flights" / held.name)
+    _refresh(root, idx, full, spy)  # through the pools again
+    _set_pools_format(idx, 1)
+    (dom / "airlines_c03.parquet").unlink()
+    index_joins(root, idx, refresh=True)
+    _same_as_full(root, idx, full)
+
+
+@pytest.mark.parametrize("bad", ["past_the_end", "negative", "too_many"])
+def test_damaged_pools_members_fall_back_to_the_hash_rule(lake, spy, tmp_path, bad):
+    """A pools file whose member ids are not rows of it (past the end, negative: numpy would wrap to
+    another column) or whose pools are longer than MAX_POOL, with its checksum recorded again, is not
+    used: the refresh takes the hash rule and equals a full build (it raised IndexError before)."""
+    import json
+
+    import pyarrow as pa
+
+    from lakeql.store import IndexEntry, Store
+
+    root, _ = lake
+    dom = root / "flights"
+    idx, full = tmp_path / "idx", tmp_path / "full"
+    index_joins(root, idx)
+    path = idx / "joins" / "pools.parquet"
+    t = pq.read_table(path)
+    n = t.num_rows
+    rows = t["members"].to_pylist()
+    if bad == "too_many":
+        rows = [list(range(graph.MAX_POOL + 1)) for _ in rows]
+    else:
+        v = n + 5 if bad == "past_the_end" else -5
+        rows = [[v, *r[1:]] if r else r for r in rows]
+    i = t.schema.get_field_index("members")
+    t = t.set_column(i, t.schema.field(i), pa.array(rows, t.schema.field(i).type))
+    pq.write_table(t, path)
+    Store(idx).record(IndexEntry("join_pools", "", "", "joins/pools.parquet", path.stat().st_size, 0, "",
+                                 params=json.dumps({"format": graph.POOLS_FORMAT})))
+    shutil.copy(dom / "airlines.parquet", dom / "zz_airlines.parquet")
+    spy.clear()
+    index_joins(root, idx, refresh=True)
+    assert len(spy) == 1 and spy[0][2] is False  # the hash rule, not the damaged pools
+    shutil.rmtree(full, ignore_errors=True)
+    index_joins(root, full)
+    edges = pq.read_table(idx / "joins" / "edges.parquet")
+    assert edges.num_rows > 0 and edges.equals(pq.read_table(full / "joins" / "edges.parquet"))
