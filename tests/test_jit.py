@@ -27,4 +27,5 @@ def test_kernels_compile_without_a_writable_cache():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     got = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=600)
     assert got.returncode == 0, got.stderr[-2000:]
-    assert got.stdout.strip().splitlines()[-1] == "[1, 2, 0]"  # sizes 5, 5, 1: largest first, ties by column id
+    # sizes 5, 5, 1: largest first, ties by column id
+    assert got.stdout.strip().splitlines()[-1] == "[1, 2, 0]"
