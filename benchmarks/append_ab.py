@@ -59,22 +59,14 @@ def load() -> float:
 
 
 def main() -> None:
-    from lakes import flights_lake, split_table
+    from refresh_inprocess import append_lake
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     work = a.out or Path(tempfile.mkdtemp(prefix="lakeql-append-ab-"))
-    lake = work / "lake"
-    if not (lake / "flights" / "flights").is_dir():
-        shutil.rmtree(lake, ignore_errors=True)
-        shutil.rmtree(work / "lake_flights_held", ignore_errors=True)
-        flights_lake(lake, full=True)
-        split_table(lake, "flights", "flights", 100, keep_last=1)
-    held = work / "lake_flights_held" / "part-00099.parquet"
-    target = lake / "flights" / "flights" / held.name
-    target.unlink(missing_ok=True)
+    lake, held, target = append_lake(work, reuse=True)
 
     import lakeql
     from lakeql.joins import union_index

@@ -58,20 +58,31 @@ def cli(lake: Path, idx: Path, refresh: bool) -> float:
     return _child_cpu() - c
 
 
-def main() -> None:
+def append_lake(work: Path, reuse: bool = False) -> tuple[Path, Path, Path]:
+    """``(lake, held, target)``: the 8-table lake with flights in 99 of its 100 files under ``work``, the
+    held-back file and where appending puts it (absent on return). ``reuse`` keeps a lake made before.
+    No lakeql import here: the callers time the imports."""
     from lakes import flights_lake, split_table
 
+    lake = work / "lake"
+    held = work / "lake_flights_held" / "part-00099.parquet"
+    if not (reuse and (lake / "flights" / "flights").is_dir() and held.is_file()):
+        shutil.rmtree(lake, ignore_errors=True)
+        shutil.rmtree(work / "lake_flights_held", ignore_errors=True)
+        flights_lake(lake, full=True)
+        held = split_table(lake, "flights", "flights", 100, keep_last=1)[0]
+    target = lake / "flights" / "flights" / held.name
+    target.unlink(missing_ok=True)
+    return lake, held, target
+
+
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     work = a.out or Path(tempfile.mkdtemp(prefix="lakeql-refresh-inproc-"))
-    lake = work / "lake"
-    shutil.rmtree(work / "lake", ignore_errors=True)
-    shutil.rmtree(work / "lake_flights_held", ignore_errors=True)
-    flights_lake(lake, full=True)
-    held = split_table(lake, "flights", "flights", 100, keep_last=1)[0]
-    target = lake / "flights" / "flights" / held.name
+    lake, held, target = append_lake(work)
 
     t0, c0 = time.perf_counter(), time.process_time()
     import lakeql
