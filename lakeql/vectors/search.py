@@ -42,6 +42,9 @@ BOUND_SLACK = 1.5
 TIER_SIGMAS = 3.0
 #: the most rows the final refinement step rescores per query (the best by tier score)
 MAX_REFINE = 2_048
+#: run the adaptive rounds in one numba call where it applies (:func:`_fused`); False: the numpy loop
+#: (the reference the fused rounds are tested and benchmarked against)
+FUSED_ROUNDS = True
 
 
 def tier_margin(index: CodeIndex, pos: np.ndarray, q: np.ndarray) -> float:
@@ -238,6 +241,53 @@ def _head(est: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(inside), np.flatnonzero(~inside)
 
 
+def _fused(
+    index: Any,
+    q: np.ndarray,
+    k: int,
+    first: int,
+    cap: int,
+    cand: np.ndarray,
+    ub: np.ndarray,
+    est: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """:func:`_adaptive`'s rescoring rounds in one numba call (:func:`lakeql.vectors.rounds.adaptive_u8`:
+    the same rows, scores and count, without the numpy bookkeeping of each round) when the index scores
+    through the uint8 kernel (:meth:`CodeIndex.rescore_inputs`) and the candidates are in ascending row
+    order (the scans return them so); else None: the numpy loop runs."""
+    if not FUSED_ROUNDS or not hasattr(index, "rescore_inputs") or not len(cand):
+        return None
+    inputs = index.rescore_inputs(q)
+    if inputs is None or ub.dtype != np.float64 or est.dtype != np.float64:
+        return None
+    cand = np.ascontiguousarray(cand, np.int64)
+    if len(cand) > 1 and not bool(np.all(cand[1:] > cand[:-1])):
+        return None
+    if cand[0] < 0 or cand[-1] >= index.n:
+        raise IndexError("code position out of range")
+    from lakeql.vectors.rounds import adaptive_u8
+
+    tier, codes, scales, qr, base = inputs
+    return adaptive_u8(
+        cand,
+        np.ascontiguousarray(ub),
+        np.ascontiguousarray(est),
+        int(first),
+        int(k),
+        int(cap),
+        float(BOUND_SLACK),
+        int(FIRST_CHUNK),
+        float(TIER_SIGMAS),
+        float(np.linalg.norm(q)),
+        float(np.sqrt(12.0)),
+        tier,
+        codes,
+        scales,
+        qr,
+        base,
+    )
+
+
 def _adaptive(
     index: CodeIndex,
     q: np.ndarray,
@@ -262,6 +312,12 @@ def _adaptive(
         )
     else:
         cand, ub, est = scan(k, cap)
+    fused = _fused(index, q, k, first, cap, cand, ub, est)
+    if fused is not None:
+        pos, scores, done = fused
+        if stats is not None:
+            stats.update(candidates=int(len(cand)), rescored=int(done))
+        return pos, scores
     score = index.scorer(q) if hasattr(index, "scorer") else (lambda p: index.score(p, q))
     head, rest = _head(est, first)
     pos_parts = [cand[head]]
