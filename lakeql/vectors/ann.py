@@ -476,14 +476,18 @@ class IVF:
         """Lists best first for query ``q`` (inner product with the query's rotated residual)."""
         return self.probe(index, q)[0]
 
-    def probe(self, index, q: np.ndarray) -> tuple[np.ndarray, float]:
-        """(lists best first, cosine of the best list's centroid with the query's rotated residual)."""
+    def probe(self, index, q: np.ndarray, rotated: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """(lists best first, cosine of the best list's centroid with the query's rotated residual);
+        ``rotated``: that residual (``binarizer.rotated(q)``), if already computed."""
         b = index.binarizer
         c, rot = getattr(b, "centroid", None), getattr(b, "rotation", None)
         from lakeql.vectors import kernels
 
         q = np.asarray(q, np.float32)
-        qr = kernels.vecmat(q - c, rot) if c is not None and rot is not None else q
+        if rotated is not None and c is not None and rot is not None:
+            qr = rotated
+        else:
+            qr = kernels.vecmat(q - c, rot) if c is not None and rot is not None else q
         sc = kernels.matvec(self.centroids, qr)  # not BLAS: see kernels.matvec
         order = np.argsort(-sc, kind="stable")
         top = int(order[0])
@@ -655,6 +659,7 @@ def search(
     see the module docstring, and with ``adaptive`` ``WIDEN_FACTOR`` times for a query whose best list
     centroid has cosine below ``WIDEN_BELOW``), then the adaptive two-stage search over their rows."""
     from lakeql.vectors import kernels
+    from lakeql.vectors import search as vsearch
     from lakeql.vectors.search import bounded_scan
     from lakeql.vectors.search import search as exhaustive
 
@@ -668,7 +673,10 @@ def search(
             if stats is not None:
                 stats.update(nprobe=0, probed_rows=index.n)
             return exhaustive(index, q, k, oversample, allowed, stats=stats)
-    order, best = ivf.probe(index, q)
+    binz = index.binarizer
+    # the query's rotated residual once: the lists are ranked by it and the scan quantizes it
+    rotated = binz.rotated(q) if hasattr(binz, "rotated") and vsearch.FUSED_ROUNDS else None
+    order, best = ivf.probe(index, q, rotated)
     widened = adaptive and best < WIDEN_BELOW
     if widened:
         npr = min(ivf.nlist, npr * WIDEN_FACTOR)
@@ -695,7 +703,6 @@ def search(
         stats.update(
             nprobe=int(npr), probed_rows=int((ends - starts).sum()), best_list_cos=best, widened=widened
         )
-    binz = index.binarizer
     if bounded_scan(binz, lo.factors):
         # the probed lists are contiguous spans of the list-order copy: scanned in place, no sub-index cut
         def scan(kk: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -709,6 +716,7 @@ def search(
                 spans=(starts, ends),
                 mask_ids=None if allowed is None else lo.ids,
                 blocked=getattr(lo, "blocked", None),
+                rotated=rotated,
             )
             return (rows if lo.view is not None else lo.ids[rows]), ub, est
 

@@ -1,28 +1,28 @@
-"""The adaptive search's rescoring rounds in one numba call (the uint8 rescoring tier of a rabitq index).
+"""The adaptive search's rescoring rounds: their bookkeeping in numba, the scoring left to the caller.
 
 :func:`lakeql.vectors.search._adaptive` rescores the best ``first`` candidates by estimate, then the rest
 in doubling chunks ranked by their widened upper bound while a chunk's bounds beat the running ``k``-th
-score less the tier's margin. Written with numpy, each round costs a dozen array calls (partitions,
-masks, concatenations, a scorer call that re-checks and re-sorts its positions): at 10M rows a default
-ANN query rescoring ~16,000 rows in ~7 rounds spent ~2.7 ms of its ~7.6 ms in that bookkeeping
-(benchmarks/results/annratio.md). :func:`adaptive_u8` runs the same rounds in one compiled call:
+score less the tier's margin. Written with numpy, each round cost a dozen array calls (partitions, masks,
+concatenations): at 10M rows a default ANN query rescoring ~16,000 rows in ~7 rounds spent ~2.7 ms of its
+~7.6 ms in that bookkeeping (benchmarks/results/annratio.md). Here it is two compiled calls, :func:`start`
+and one :func:`next_chunk` per round:
 
 * the head: the ``first`` smallest candidates by the key ``(-est, row)`` (NaN last), i.e. the split of
   ``np.argsort(-est, kind="stable")`` at ``first`` (:func:`lakeql.vectors.search._head`);
 * the bound order: ``(-bound, -est, row)`` (NaN last), the order of ``np.lexsort((-est, -bound))``
-  (:func:`lakeql.vectors.search._order_desc`); each chunk is cut by a selection (no sort of every row);
-  a chunk's rows are the same set whatever the selection's pivots, because the key is a total order;
+  (:func:`lakeql.vectors.search._order_desc`); each chunk is cut by a selection (no sort of every row),
+  and is the same set of rows whatever the selection's pivots, because the key is a total order;
 * the running ``k``-th score: a min-heap of the ``k`` best scores (NaN counted highest, as
-  ``np.partition`` places it), the line ``kth - margin`` rounded to float32 as numpy does for a float32
-  ``kth`` and a Python float margin;
-* each chunk's rows scored in row order by the very kernel the numpy loop calls
-  (:func:`lakeql.vectors.kernels.rescore_signed_u8`), so the scores are the same bits.
+  ``np.partition`` places it); the line ``kth - margin`` in float64, as numpy computes a float32 score
+  less the float64 margin.
 
-The result (rescored positions and scores, in the numpy loop's order: the head by row, then each
-chunk's taken rows by row; and the number rescored) is exactly the numpy loop's; tests compare them on
-near-duplicate clusters of real MiniLM embeddings (tests/vectors/test_fused_rounds.py). Candidates must
-be in ascending row order (every scan returns them so); :func:`lakeql.vectors.search._adaptive` keeps the
-numpy loop for anything else (float tiers, row readers, sub-indexes).
+The scores themselves stay with the caller's scorer (``CodeIndex.scorer``, called from Python once per
+round): the uint8 kernel (:func:`lakeql.vectors.kernels.rescore_signed_u8`) is compiled with fastmath,
+and the same kernel inlined into a numba caller was measured to round ~1 score in 4 differently (the
+vectorized sum's order depends on where LLVM places it), so only the very same compiled call gives the
+same bits. The result (rescored positions and scores in the numpy loop's order: the head by row, then each
+chunk's taken rows by row; and their number) is exactly the numpy loop's; tests compare them on
+near-duplicate clusters of real MiniLM embeddings (tests/vectors/test_fused_rounds.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 
 from lakeql.jit import njit
-from lakeql.vectors.kernels import rescore_signed_u8
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -124,38 +123,18 @@ def _heap_push(heap, size, k, s):
     return size
 
 
+#: fields of the rounds' state vector (:func:`start`, :func:`next_chunk`)
+_LO, _END, _CHUNK, _HSIZE, _ROOM, _NREST, _STOP = range(7)
+
+
 @njit(cache=True, nogil=True)
-def adaptive_u8(
-    cand,
-    ub,
-    est,
-    first,
-    k,
-    cap,
-    slack,
-    first_chunk,
-    sigmas,
-    qnorm,
-    sqrt12,
-    tier,
-    codes,
-    scales,
-    qr,
-    base,
-):
-    """(positions, scores, rescored) of the adaptive rounds (module docstring) over candidates ``cand``
-    (ascending code positions) with upper bounds ``ub`` and estimates ``est`` (float64): the best
-    ``first`` by estimate, then chunks of ``first_chunk`` (at least ``first``) rows doubling, ranked by
-    ``est + slack * (ub - est)``, while that bound beats the ``k``-th score less the tier margin
-    ``sigmas * max(scales of the head) * qnorm / sqrt12``, at most ``cap`` rows in all. Scores:
-    :func:`~lakeql.vectors.kernels.rescore_signed_u8` (``tier``, ``codes``, ``scales``, ``qr``,
-    ``base``)."""
+def start(cand, ub, est, first, cap, slack, first_chunk):
+    """Set up the rounds over candidates ``cand`` (ascending code positions) with upper bounds ``ub`` and
+    estimates ``est`` (float64): returns (the head's code positions, ascending: the best ``first`` by
+    estimate; state vector; the other candidates' numbers; their ranking keys ``-bound``, ``-est``). The
+    bound is ``est + slack * (ub - est)``; chunks hold
+    ``first_chunk`` (at least ``first``) rows, doubling, at most ``cap`` rows rescored in all."""
     n = cand.shape[0]
-    out_p = np.empty(max(min(n, max(cap, first)), 1), np.int64)
-    out_s = np.empty(out_p.shape[0], np.float32)
-    heap = np.empty(max(k, 1), np.float32)
-    hsize = 0
-    # the head: the `first` smallest by (-est, row)
     neg = np.empty(n, np.float64)
     for i in range(n):
         neg[i] = -est[i]
@@ -165,64 +144,49 @@ def adaptive_u8(
     if 0 < nhead < n:
         _select(perm, 0, n, nhead, neg, zero)
     head = np.sort(perm[:nhead])
-    hp = cand[head]
-    hs = rescore_signed_u8(tier, hp, codes, hp, scales, qr, base)
-    out_p[:nhead] = hp
-    out_s[:nhead] = hs
-    for t in range(nhead):
-        hsize = _heap_push(heap, hsize, k, hs[t])
-    margin = 0.0
-    if nhead:
-        top = scales[hp[0]]
-        for t in range(1, nhead):  # np.max: a NaN wins
-            x = scales[hp[t]]
-            if x != x or (top == top and x > top):
-                top = x
-        margin = sigmas * np.float64(top) * qnorm / sqrt12
-    done = nhead
-    nrest = n - nhead
-    if nrest <= 0:
-        return out_p[:done], out_s[:done], done
-    # the rest ranked by (-bound, -est, row); rest rows keep their candidate numbers
     rest = perm[nhead:].copy()
+    nrest = n - nhead
     nb = np.empty(n, np.float64)
-    ne = np.empty(n, np.float64)
     for t in range(nrest):
         r = rest[t]
         nb[r] = -(est[r] + slack * (ub[r] - est[r]))
-        ne[r] = -est[r]
-    room = cap - done
-    chunk = max(first_chunk, first)
-    lo = 0
-    end = 0
-    limit = min(nrest, room)
-    take = np.empty(nrest, np.int64)
-    while end < limit:
-        end = min(end + chunk, nrest, room)
-        chunk *= 2
-        if end < nrest:
-            _select(rest, lo, nrest, end, nb, ne)
-        if hsize >= k and k > 0:
-            line = np.float64(np.float32(heap[0]) - np.float32(margin))
-        else:
-            line = -np.inf - margin
-        m = 0
-        for t in range(lo, end):
-            r = rest[t]
-            if -nb[r] > line:  # the widened bound (negated back: the same float64)
-                take[m] = r
-                m += 1
-        if m == 0:
-            break
-        rows = np.sort(take[:m])
-        pos = cand[rows]
-        sc = rescore_signed_u8(tier, pos, codes, pos, scales, qr, base)
-        out_p[done : done + m] = pos
-        out_s[done : done + m] = sc
-        for t in range(m):
-            hsize = _heap_push(heap, hsize, k, sc[t])
-        done += m
-        if m < end - lo:
-            break
-        lo = end
-    return out_p[:done], out_s[:done], done
+    state = np.zeros(7, np.int64)
+    state[_CHUNK] = max(first_chunk, first)
+    state[_ROOM] = cap - nhead
+    state[_NREST] = nrest
+    return cand[head], state, rest, nb, neg
+
+
+@njit(cache=True, nogil=True)
+def next_chunk(cand, state, rest, nb, ne, heap, k, scores, margin):
+    """The next round: ``scores`` (the last round's, or the head's) enter the running top ``k``, then the
+    next chunk of the other candidates by bound is cut and its rows whose bound beats ``kth - margin``
+    returned as ascending code positions; empty when the rounds are over (no row above the line, the
+    last chunk cut by it, the cap or the candidates used up)."""
+    hsize = state[_HSIZE]
+    for t in range(scores.shape[0]):
+        hsize = _heap_push(heap, hsize, k, scores[t])
+    state[_HSIZE] = hsize
+    lo, end, nrest = state[_LO], state[_END], state[_NREST]
+    if state[_STOP] or end >= min(nrest, state[_ROOM]):
+        return cand[:0]
+    end = min(end + state[_CHUNK], nrest, state[_ROOM])
+    state[_CHUNK] *= 2
+    state[_END] = end
+    if end < nrest:
+        _select(rest, lo, nrest, end, nb, ne)
+    if hsize >= k and k > 0:  # numpy: a float32 k-th score less a float64 margin is a float64
+        line = np.float64(heap[0]) - margin
+    else:
+        line = -np.inf - margin
+    take = np.empty(end - lo, np.int64)
+    m = 0
+    for t in range(lo, end):
+        r = rest[t]
+        if -nb[r] > line:  # the widened bound (negated back: the same float64)
+            take[m] = r
+            m += 1
+    state[_LO] = end
+    if m < end - lo:
+        state[_STOP] = 1  # the line cut this chunk: every later row is below it
+    return cand[np.sort(take[:m])]

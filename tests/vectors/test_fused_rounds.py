@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lakeql.vectors import ann, binarizers, kernels
+from lakeql.vectors import ann, binarizers, kernels, rounds
 from lakeql.vectors import search as vsearch
 from lakeql.vectors.codes import CodeIndex, encode_tier
 
@@ -108,8 +108,11 @@ def test_fused_rounds_through_the_ann_lists(dup, monkeypatch, nprobe):
             return rowids, scores, st
 
         _same_rounds(*_both(run, monkeypatch))
-    lo = idx._pos["ann_order"]
-    assert lo.view.rescore_inputs(queries[0]) is not None  # the fused path did run on the list order
+    calls = []
+    real_start = rounds.start
+    monkeypatch.setattr(rounds, "start", lambda *a: calls.append(1) or real_start(*a))
+    ann.search(idx, ivf, queries[0], 10, 4, nprobe=nprobe)
+    assert calls  # the fused rounds ran on the list order
 
 
 def _crafted(rng, n: int, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -176,7 +179,16 @@ def test_unsorted_candidates_take_the_numpy_loop(dup, monkeypatch):
     cand = rng.permutation(idx.n)[:2_000].astype(np.int64)
     est = rng.normal(0.3, 0.1, 2_000)
     ub = est + rng.random(2_000) * 0.3
-    assert vsearch._fused(idx, queries[0], 10, 40, 20_000, cand, ub, est) is None
-    assert vsearch._fused(idx, queries[0], 10, 40, 20_000, np.sort(cand), ub, est) is not None
+    score = idx.scorer(queries[0])
+    assert vsearch._fused(idx, queries[0], 10, 40, 20_000, cand, ub, est, score) is None
+    assert vsearch._fused(idx, queries[0], 10, 40, 20_000, np.sort(cand), ub, est, score) is not None
     with pytest.raises(IndexError):
-        vsearch._fused(idx, queries[0], 10, 40, 20_000, np.array([0, idx.n]), ub[:2], est[:2])
+        vsearch._fused(idx, queries[0], 10, 40, 20_000, np.array([0, idx.n]), ub[:2], est[:2], score)
+
+    def run():
+        st: dict = {}
+        scan = lambda kk, c: (cand, ub, est)  # noqa: E731
+        pos, scores = vsearch._adaptive(idx, queries[0], 10, 40, None, 20_000, st, scan=scan)
+        return pos, scores, st
+
+    _same_rounds(*_both(run, monkeypatch))
