@@ -81,6 +81,94 @@ def _select(perm, lo, hi, m, k1, k2):
             return
 
 
+@njit(cache=True, nogil=True)
+def _select_keys(k1, k2, ids, lo, hi, m):
+    """:func:`_select` over keys held beside the rows (``k1[t]``, ``k2[t]``, ``ids[t]`` move together:
+    no indirect loads), with a branch-free Lomuto partition (the swap always happens, the boundary moves
+    by the comparison's result)."""
+    seed = np.uint64(0x9E3779B97F4A7C15)
+    while hi - lo > 1 and lo < m < hi:
+        seed ^= seed << np.uint64(13)
+        seed ^= seed >> np.uint64(7)
+        seed ^= seed << np.uint64(17)
+        p = lo + int(seed % np.uint64(hi - lo))
+        last = hi - 1
+        k1[p], k1[last] = k1[last], k1[p]
+        k2[p], k2[last] = k2[last], k2[p]
+        ids[p], ids[last] = ids[last], ids[p]
+        p1, p2, pr = k1[last], k2[last], ids[last]
+        a = lo
+        for t in range(lo, last):
+            x1, x2, xi = k1[t], k2[t], ids[t]
+            k1[t], k2[t], ids[t] = k1[a], k2[a], ids[a]
+            k1[a], k2[a], ids[a] = x1, x2, xi
+            a += _before(x1, x2, xi, p1, p2, pr)
+        k1[a], k1[last] = k1[last], k1[a]
+        k2[a], k2[last] = k2[last], k2[a]
+        ids[a], ids[last] = ids[last], ids[a]
+        if m <= a:
+            hi = a
+        elif m > a + 1:
+            lo = a + 1
+        else:
+            return
+
+
+#: buckets of the bound's range the chunk cuts are first located in (:func:`_cut`)
+_BUCKETS = 1024
+
+
+@njit(cache=True, nogil=True)
+def _cut(k1, k2, ids, cuts):
+    """Rearrange the rows (``k1``, ``k2``, ``ids`` together) so that for every cut ``c`` the first ``c``
+    are the ``c`` smallest by :func:`_before`'s key. A counting sort into ``_BUCKETS`` buckets of the
+    ``k1`` range first (the bucket is a non-decreasing function of ``k1``, NaN last, so a lower bucket
+    holds only smaller keys), then a selection inside the one bucket each cut falls in: a few passes over
+    the rows instead of a selection over all of them per cut."""
+    n = k1.shape[0]
+    lo_v, hi_v = np.inf, -np.inf
+    for t in range(n):
+        x = k1[t]
+        if x - x == 0.0:  # finite
+            lo_v = min(lo_v, x)
+            hi_v = max(hi_v, x)
+    nbk = _BUCKETS
+    if not hi_v > lo_v:  # no spread (or nothing finite): one bucket
+        nbk = 1
+    scale = nbk / (hi_v - lo_v) if nbk > 1 else 0.0
+    which = np.empty(n, np.int64)
+    counts = np.zeros(nbk + 2, np.int64)
+    for t in range(n):
+        x = k1[t]
+        if x != x:
+            b = nbk  # NaN last
+        elif nbk == 1 or x <= lo_v:
+            b = 0
+        elif x >= hi_v:
+            b = nbk - 1
+        else:
+            b = min(int((x - lo_v) * scale), nbk - 1)
+        which[t] = b
+        counts[b + 1] += 1
+    for b in range(nbk + 1):
+        counts[b + 1] += counts[b]
+    off = counts.copy()  # off[b]: first row of bucket b
+    s1, s2, si = np.empty(n, np.float64), np.empty(n, np.float64), np.empty(n, np.int64)
+    for t in range(n):
+        b = which[t]
+        j = counts[b]
+        counts[b] += 1
+        s1[j], s2[j], si[j] = k1[t], k2[t], ids[t]
+    k1[:], k2[:], ids[:] = s1, s2, si
+    hi = n
+    for c in cuts[::-1]:
+        if c >= hi:
+            continue
+        b = np.searchsorted(off, c, side="right") - 1  # the bucket holding position c
+        _select_keys(k1, k2, ids, off[b], min(hi, off[b + 1]), c)
+        hi = c
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _above(a, b):
     """``a > b`` in numpy's sort order (NaN above every number)."""
@@ -128,39 +216,98 @@ _LO, _END, _CHUNK, _HSIZE, _ROOM, _NREST, _STOP = range(7)
 
 
 @njit(cache=True, nogil=True)
+def smallest(m, k1):
+    """Rows ``0 <= r < len(k1)`` of the ``m`` smallest keys ``(k1[r], r)`` (NaN last), ascending by row
+    (the first ``m`` of ``np.argsort(k1, kind="stable")``, as a set):
+    one pass with a max-heap of ``m`` rows (a row rarely enters it: predictable branches, unlike a
+    quickselect's)."""
+    n = k1.shape[0]
+    heap = np.empty(max(m, 1), np.int64)
+    size = 0
+    for r in range(n):
+        if size < m:
+            j = size
+            heap[j] = r
+            size += 1
+            while j > 0:  # sift up: the parent must not sort before the child (max-heap)
+                up = (j - 1) // 2
+                if _before(k1[heap[up]], 0.0, heap[up], k1[heap[j]], 0.0, heap[j]):
+                    heap[up], heap[j] = heap[j], heap[up]
+                    j = up
+                else:
+                    break
+        elif _before(k1[r], 0.0, r, k1[heap[0]], 0.0, heap[0]):
+            heap[0] = r
+            j = 0
+            while True:
+                c = 2 * j + 1
+                if c >= size:
+                    break
+                if c + 1 < size and _before(k1[heap[c]], 0.0, heap[c], k1[heap[c + 1]], 0.0, heap[c + 1]):
+                    c += 1
+                if _before(k1[heap[j]], 0.0, heap[j], k1[heap[c]], 0.0, heap[c]):
+                    heap[j], heap[c] = heap[c], heap[j]
+                    j = c
+                else:
+                    break
+    return np.sort(heap[:size])
+
+
+@njit(cache=True, nogil=True)
 def start(cand, ub, est, first, cap, slack, first_chunk):
     """Set up the rounds over candidates ``cand`` (ascending code positions) with upper bounds ``ub`` and
     estimates ``est`` (float64): returns (the head's code positions, ascending: the best ``first`` by
-    estimate; state vector; the other candidates' numbers; their ranking keys ``-bound``, ``-est``). The
-    bound is ``est + slack * (ub - est)``; chunks hold
-    ``first_chunk`` (at least ``first``) rows, doubling, at most ``cap`` rows rescored in all."""
+    estimate; state vector; the other candidates' numbers, each chunk's already together (chunk ``i`` is
+    ``rest[cut[i-1]:cut[i]]``, any order inside); their keys ``-bound``; a row mask). The bound is
+    ``est + slack * (ub - est)``; chunks hold ``first_chunk`` (at least ``first``) rows, doubling, at most
+    ``cap`` rows rescored in all. The chunks are all cut here (:func:`_cut`: a few passes over the rows),
+    not one selection per round."""
     n = cand.shape[0]
     neg = np.empty(n, np.float64)
     for i in range(n):
         neg[i] = -est[i]
-    zero = np.zeros(n, np.float64)  # the head's key has no second part
-    perm = np.arange(n)
     nhead = min(max(first, 0), n)
-    if 0 < nhead < n:
-        _select(perm, 0, n, nhead, neg, zero)
-    head = np.sort(perm[:nhead])
-    rest = perm[nhead:].copy()
-    nrest = n - nhead
+    head = smallest(nhead, neg) if nhead < n else np.arange(n)
+    mark = np.zeros(n, np.bool_)
+    for t in range(head.shape[0]):
+        mark[head[t]] = True
+    nrest = n - head.shape[0]
+    rest = np.empty(nrest, np.int64)
+    j = 0
+    for r in range(n):
+        if not mark[r]:
+            rest[j] = r
+            j += 1
+    mark[:] = False
     nb = np.empty(n, np.float64)
     for t in range(nrest):
         r = rest[t]
         nb[r] = -(est[r] + slack * (ub[r] - est[r]))
+    room = cap - head.shape[0]
+    cuts = []
+    end, chunk = 0, max(first_chunk, first)
+    while end < min(nrest, room):
+        end = min(end + chunk, nrest, room)
+        cuts.append(end)
+        chunk *= 2
+    if len(cuts) and cuts[-1] > 0:
+        k1 = np.empty(nrest, np.float64)
+        k2 = np.empty(nrest, np.float64)
+        for t in range(nrest):
+            k1[t] = nb[rest[t]]
+            k2[t] = neg[rest[t]]
+        _cut(k1, k2, rest, np.array(cuts, np.int64))
     state = np.zeros(7, np.int64)
     state[_CHUNK] = max(first_chunk, first)
-    state[_ROOM] = cap - nhead
+    state[_ROOM] = room
     state[_NREST] = nrest
-    return cand[head], state, rest, nb, neg
+    return cand[head], state, rest, nb, mark
 
 
 @njit(cache=True, nogil=True)
-def next_chunk(cand, state, rest, nb, ne, heap, k, scores, margin):
+def next_chunk(cand, state, rest, nb, mark, heap, k, scores, margin):
     """The next round: ``scores`` (the last round's, or the head's) enter the running top ``k``, then the
-    next chunk of the other candidates by bound is cut and its rows whose bound beats ``kth - margin``
+    next chunk of the other candidates by bound is taken and its rows whose bound beats ``kth - margin``
     returned as ascending code positions; empty when the rounds are over (no row above the line, the
     last chunk cut by it, the cap or the candidates used up)."""
     hsize = state[_HSIZE]
@@ -173,20 +320,32 @@ def next_chunk(cand, state, rest, nb, ne, heap, k, scores, margin):
     end = min(end + state[_CHUNK], nrest, state[_ROOM])
     state[_CHUNK] *= 2
     state[_END] = end
-    if end < nrest:
-        _select(rest, lo, nrest, end, nb, ne)
     if hsize >= k and k > 0:  # numpy: a float32 k-th score less a float64 margin is a float64
         line = np.float64(heap[0]) - margin
     else:
         line = -np.inf - margin
     take = np.empty(end - lo, np.int64)
     m = 0
+    first_r, last_r = cand.shape[0], -1
     for t in range(lo, end):
         r = rest[t]
         if -nb[r] > line:  # the widened bound (negated back: the same float64)
             take[m] = r
             m += 1
+            first_r = min(first_r, r)
+            last_r = max(last_r, r)
     state[_LO] = end
     if m < end - lo:
         state[_STOP] = 1  # the line cut this chunk: every later row is below it
-    return cand[np.sort(take[:m])]
+    if 16 * m < last_r - first_r:  # few rows over a wide range: sorted
+        return cand[np.sort(take[:m])]
+    for t in range(m):
+        mark[take[t]] = True
+    out = np.empty(m, np.int64)
+    j = 0
+    for r in range(first_r, last_r + 1):  # many: in row order by a mask
+        if mark[r]:
+            mark[r] = False
+            out[j] = cand[r]
+            j += 1
+    return out

@@ -265,13 +265,13 @@ def _fused(
     from lakeql.vectors import rounds
 
     ub, est = np.ascontiguousarray(ub), np.ascontiguousarray(est)
-    head, state, rest, nb, ne = rounds.start(cand, ub, est, int(first), int(cap), BOUND_SLACK, FIRST_CHUNK)
+    head, state, rest, nb, mark = rounds.start(cand, ub, est, int(first), int(cap), BOUND_SLACK, FIRST_CHUNK)
     scores = score(head)
     pos_parts, score_parts = [head], [scores]
     margin = np.float64(tier_margin(index, head, q))
     heap = np.empty(max(int(k), 1), scores.dtype)
     while True:  # one iteration per round (a handful), never per row
-        take = rounds.next_chunk(cand, state, rest, nb, ne, heap, int(k), scores, margin)
+        take = rounds.next_chunk(cand, state, rest, nb, mark, heap, int(k), scores, margin)
         if not len(take):
             break
         scores = score(take)
