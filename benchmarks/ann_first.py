@@ -282,11 +282,11 @@ def inproc(
         query's rotation per step): the same index and maps, the same results."""
 
         def run(q, st):
-            vsearch.FUSED_ROUNDS = False
+            was, vsearch.FUSED_ROUNDS = vsearch.FUSED_ROUNDS, False
             try:
                 return fn(q, st)
             finally:
-                vsearch.FUSED_ROUNDS = True
+                vsearch.FUSED_ROUNDS = was
 
         return run
 
@@ -399,7 +399,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--link", action="store_true", help="prepare: link the store's big files (inproc only)")
     ap.add_argument("--nprobe", type=int, default=None, help="inproc: the ANN probe (default: the default)")
     ap.add_argument("--start", type=int, default=0, help="inproc: first query")
+    ap.add_argument(
+        "--before",
+        action="store_true",
+        help="inproc: every method as the code before the fused rounds (search.FUSED_ROUNDS off)",
+    )
     a = ap.parse_args(argv)
+    if a.before:
+        from lakeql.vectors import search as vsearch
+
+        vsearch.FUSED_ROUNDS = False
     if a.what == "worker":
         worker(a.args[0], Path(a.args[1]), int(a.args[2]), a.warm)
         return 0

@@ -222,7 +222,9 @@ def smallest(m, k1):
     one pass with a max-heap of ``m`` rows (a row rarely enters it: predictable branches, unlike a
     quickselect's)."""
     n = k1.shape[0]
-    heap = np.empty(max(m, 1), np.int64)
+    if m <= 0:
+        return np.zeros(0, np.int64)
+    heap = np.empty(m, np.int64)
     size = 0
     for r in range(n):
         if size < m:
@@ -257,8 +259,8 @@ def smallest(m, k1):
 def start(cand, ub, est, first, cap, slack, first_chunk):
     """Set up the rounds over candidates ``cand`` (ascending code positions) with upper bounds ``ub`` and
     estimates ``est`` (float64): returns (the head's code positions, ascending: the best ``first`` by
-    estimate; state vector; the other candidates' numbers, each chunk's already together (chunk ``i`` is
-    ``rest[cut[i-1]:cut[i]]``, any order inside); their keys ``-bound``; a row mask). The bound is
+    estimate; state vector; the other candidates' numbers, each chunk's together and in row order (chunk
+    ``i`` is ``rest[cut[i-1]:cut[i]]``); their keys ``-bound``). The bound is
     ``est + slack * (ub - est)``; chunks hold ``first_chunk`` (at least ``first``) rows, doubling, at most
     ``cap`` rows rescored in all. The chunks are all cut here (:func:`_cut`: a few passes over the rows),
     not one selection per round."""
@@ -278,7 +280,6 @@ def start(cand, ub, est, first, cap, slack, first_chunk):
         if not mark[r]:
             rest[j] = r
             j += 1
-    mark[:] = False
     nb = np.empty(n, np.float64)
     for t in range(nrest):
         r = rest[t]
@@ -296,16 +297,33 @@ def start(cand, ub, est, first, cap, slack, first_chunk):
         for t in range(nrest):
             k1[t] = nb[rest[t]]
             k2[t] = neg[rest[t]]
-        _cut(k1, k2, rest, np.array(cuts, np.int64))
+        cut = np.array(cuts, np.int64)
+        _cut(k1, k2, rest, cut)
+        # each chunk's rows in row order: a counting sort by chunk over the rows in order (one pass, not a
+        # sort or a scan per round); rows past the last cut keep their place after it
+        chunk_of = np.full(n, -1, np.int64)
+        c = 0
+        for t in range(cut[-1]):
+            while t >= cut[c]:
+                c += 1
+            chunk_of[rest[t]] = c
+        fill = np.empty(len(cuts), np.int64)
+        fill[0] = 0
+        fill[1:] = cut[:-1]
+        for r in range(n):
+            c = chunk_of[r]
+            if c >= 0:
+                rest[fill[c]] = r
+                fill[c] += 1
     state = np.zeros(7, np.int64)
     state[_CHUNK] = max(first_chunk, first)
     state[_ROOM] = room
     state[_NREST] = nrest
-    return cand[head], state, rest, nb, mark
+    return cand[head], state, rest, nb
 
 
 @njit(cache=True, nogil=True)
-def next_chunk(cand, state, rest, nb, mark, heap, k, scores, margin):
+def next_chunk(cand, state, rest, nb, heap, k, scores, margin):
     """The next round: ``scores`` (the last round's, or the head's) enter the running top ``k``, then the
     next chunk of the other candidates by bound is taken and its rows whose bound beats ``kth - margin``
     returned as ascending code positions; empty when the rounds are over (no row above the line, the
@@ -324,28 +342,14 @@ def next_chunk(cand, state, rest, nb, mark, heap, k, scores, margin):
         line = np.float64(heap[0]) - margin
     else:
         line = -np.inf - margin
-    take = np.empty(end - lo, np.int64)
+    out = np.empty(end - lo, np.int64)
     m = 0
-    first_r, last_r = cand.shape[0], -1
-    for t in range(lo, end):
+    for t in range(lo, end):  # the chunk's rows are in row order (start)
         r = rest[t]
         if -nb[r] > line:  # the widened bound (negated back: the same float64)
-            take[m] = r
+            out[m] = cand[r]
             m += 1
-            first_r = min(first_r, r)
-            last_r = max(last_r, r)
     state[_LO] = end
     if m < end - lo:
         state[_STOP] = 1  # the line cut this chunk: every later row is below it
-    if 16 * m < last_r - first_r:  # few rows over a wide range: sorted
-        return cand[np.sort(take[:m])]
-    for t in range(m):
-        mark[take[t]] = True
-    out = np.empty(m, np.int64)
-    j = 0
-    for r in range(first_r, last_r + 1):  # many: in row order by a mask
-        if mark[r]:
-            mark[r] = False
-            out[j] = cand[r]
-            j += 1
-    return out
+    return out[:m]

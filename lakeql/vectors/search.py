@@ -255,23 +255,27 @@ def _fused(
 ) -> tuple[np.ndarray, np.ndarray, int] | None:
     """:func:`_adaptive`'s rounds with their bookkeeping in numba (:mod:`lakeql.vectors.rounds`: the head,
     the bound order, the running ``k``-th score, each chunk's rows above the line) and only the scoring
-    call per round left in Python: the same rows, scores and count as the numpy loop. None (the numpy
-    loop runs) unless the candidates are in ascending row order (the scans return them so)."""
+    call per round left in Python: the same rows, scores and count as the numpy loop. ``score``: the
+    index's scorer, or its :meth:`CodeIndex.kernel_scorer` (positions here are ascending and checked in
+    range). None (the numpy loop runs) unless the candidates are in ascending row order (the scans return
+    them so)."""
     if not FUSED_ROUNDS or not len(cand) or ub.dtype != np.float64 or est.dtype != np.float64:
         return None
     cand = np.ascontiguousarray(cand, np.int64)
     if len(cand) > 1 and not bool(np.all(cand[1:] > cand[:-1])):
         return None
+    if cand[0] < 0 or cand[-1] >= index.n:  # (ascending: the ends bound them all) the kernel reads rows
+        raise IndexError("code position out of range")
     from lakeql.vectors import rounds
 
     ub, est = np.ascontiguousarray(ub), np.ascontiguousarray(est)
-    head, state, rest, nb, mark = rounds.start(cand, ub, est, int(first), int(cap), BOUND_SLACK, FIRST_CHUNK)
+    head, state, rest, nb = rounds.start(cand, ub, est, int(first), int(cap), BOUND_SLACK, FIRST_CHUNK)
     scores = score(head)
     pos_parts, score_parts = [head], [scores]
     margin = np.float64(tier_margin(index, head, q))
     heap = np.empty(max(int(k), 1), scores.dtype)
     while True:  # one iteration per round (a handful), never per row
-        take = rounds.next_chunk(cand, state, rest, nb, mark, heap, int(k), scores, margin)
+        take = rounds.next_chunk(cand, state, rest, nb, heap, int(k), scores, margin)
         if not len(take):
             break
         scores = score(take)
@@ -305,13 +309,17 @@ def _adaptive(
         )
     else:
         cand, ub, est = scan(k, cap)
-    score = index.scorer(q) if hasattr(index, "scorer") else (lambda p: index.score(p, q))
-    fused = _fused(index, q, k, first, cap, cand, ub, est, score)
+    raw = index.kernel_scorer(q) if FUSED_ROUNDS and hasattr(index, "kernel_scorer") else None
+    if raw is None:
+        score = index.scorer(q) if hasattr(index, "scorer") else (lambda p: index.score(p, q))
+    fused = _fused(index, q, k, first, cap, cand, ub, est, raw or score)
     if fused is not None:
         pos, scores, done = fused
         if stats is not None:
             stats.update(candidates=int(len(cand)), rescored=int(done))
         return pos, scores
+    if raw is not None:
+        score = index.scorer(q)
     head, rest = _head(est, first)
     pos_parts = [cand[head]]
     score_parts = [score(pos_parts[0])]

@@ -192,3 +192,31 @@ def test_unsorted_candidates_take_the_numpy_loop(dup, monkeypatch):
         return pos, scores, st
 
     _same_rounds(*_both(run, monkeypatch))
+
+
+def test_ranking_prefixes_are_the_sorted_prefixes():
+    """``Ranking[:m]`` (the ANN probe's lists cut by a heap) is the set of the first ``m`` lists of
+    ``np.argsort(-scores, kind="stable")`` (ties by list), at every cut, with ties and infinities."""
+    rng = np.random.default_rng(9)
+    for n in (1, 16, 4096):
+        for scores in (
+            rng.normal(size=n).astype(np.float32),
+            np.round(rng.normal(size=n), 1).astype(np.float32),  # many ties
+            np.where(rng.random(n) < 0.1, np.inf, rng.normal(size=n)).astype(np.float32),
+        ):
+            r = ann.Ranking(scores)
+            order = np.argsort(-scores, kind="stable")
+            for m in {0, 1, 2, 7, n // 3, n - 1, n, n + 5}:
+                assert r[:m].tolist() == sorted(order[: max(m, 0)].tolist())
+            assert r[: n + 5].tolist() == list(range(n))
+
+
+def test_rank_and_probe_agree(dup):
+    idx, queries = dup
+    ivf = ann.ivf_of(idx, "t.c")
+    for q in queries[:10]:
+        order, best = ivf.probe(idx, q)
+        ranking, best_r = ivf.rank(idx, q, idx.binarizer.rotated(q))
+        assert best == best_r
+        for m in (1, 3, 12, 48):
+            assert ranking[:m].tolist() == sorted(order[:m].tolist())
