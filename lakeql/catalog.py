@@ -37,7 +37,7 @@ from lakeql.errors import (
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.sources import buildfs
-from lakeql.store import IndexEntry, Store, dir_bytes
+from lakeql.store import IndexEntry, IndexWriteError, Store, dir_bytes
 
 TEXT_TYPES = ("VARCHAR",)
 
@@ -330,8 +330,8 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 if dec is not None:
                     decoded[stamp.path] = dec
                 whole_sniff = whole_sniff or whole
-        except RemoteStoreError:
-            raise  # the store failed, not the file: the build stops, the previous index is kept
+        except (RemoteStoreError, IndexWriteError):
+            raise  # the store or the index dir failed, not the file: the build stops, previous index kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             _raise_store_failure(fs)  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
             from lakeql.sources.snapshot import ObjectChanged
@@ -534,6 +534,8 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
                 dec = csvenc.decode_file(table, stamp, fs, dirs, dec[0] + csvenc.LF)
                 return count(dec[1], every_column=True), dec, False
         return count(dec[1]), dec, False
+    except IndexWriteError:
+        raise  # a copy made again could not be written: the index dir's failure, not the file's
     except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
         lines = str(exc).strip().splitlines()
         raise csvenc.DecodedReadError(f"{type(exc).__name__}: {lines[0] if lines else exc!r} (the file was "
