@@ -123,3 +123,24 @@ def test_a_table_rewritten_during_a_build_does_not_fail_the_build(tmp_path, monk
     con = lakeql.connect(lake)
     assert con.execute("SELECT ngram_count('text.gsm', 'question', 'trial twelve marker')").fetchone()[0] == 3
     con.close()
+
+
+def test_ctrl_c_during_a_query_is_an_interrupt_not_a_sql_error(tmp_path):
+    """SIGINT (Ctrl-C) while `lakeql sql` runs a query: DuckDB's client turns it into 'Query interrupted'
+    (a RuntimeError), which was reported as a SQL error (`lakeql: error: Query interrupted`, exit 2, as a
+    failed statement). Now it is the interrupt it is: `interrupted`, exit 130, as before or after a query."""
+    import signal
+    import time
+
+    from lakeql.demo import SAMPLE_LAKE
+
+    env = dict(os.environ, PYTHONPATH=str(Path(lakeql.__file__).resolve().parents[1]))
+    p = subprocess.Popen([*LAKEQL, "sql", str(SAMPLE_LAKE),
+                          "SELECT count(*) FROM range(20000000000) t(i) WHERE i % 7 = 3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4)  # imports and connect (~1-2 s), then the query (minutes)
+    assert p.poll() is None
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, (p.returncode, err)
+    assert err.strip().splitlines()[-1] == "interrupted", err
