@@ -144,3 +144,53 @@ def test_ctrl_c_during_a_query_is_an_interrupt_not_a_sql_error(tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, (p.returncode, err)
     assert err.strip().splitlines()[-1] == "interrupted", err
+
+
+def _mcp_child(lake: Path, *extra: str) -> subprocess.Popen:
+    """`lakeql mcp` over stdio, initialized (raw JSON-RPC lines)."""
+    import json
+
+    env = dict(os.environ, PYTHONPATH=str(Path(lakeql.__file__).resolve().parents[1]), HF_HUB_OFFLINE="1")
+    p = subprocess.Popen([*LAKEQL, "mcp", "--lake", str(lake), *extra], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    for msg in (init, {"jsonrpc": "2.0", "method": "notifications/initialized"}):
+        p.stdin.write((json.dumps(msg) + "\n").encode())
+        p.stdin.flush()
+        if "id" in msg:
+            assert b'"result"' in p.stdout.readline()
+    return p
+
+
+def test_mcp_server_stops_on_sigterm_during_a_query_and_on_ctrl_c_when_idle(tmp_path):
+    """A stdio client stops its server with SIGTERM (then SIGKILL a few seconds later); a person running
+    `lakeql mcp` in a terminal presses Ctrl-C. Before: SIGTERM during a long query waited for the query
+    (no exit in 30 s: the worker thread held the event loop's shutdown), and SIGINT when idle waited for
+    the next line on stdin (no exit in 30 s). Now both interrupt the queries and exit within seconds
+    (SIGTERM 0, SIGINT 130)."""
+    import json
+    import signal
+    import time
+
+    lake = gsm_lake(tmp_path / "lake")
+    lakeql.index(lake, capabilities=["ngrams"], ngram=["text.gsm.question"])
+    busy = _mcp_child(lake, "--timeout", "300")
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "query", "arguments": {
+        "sql": "SELECT count(*) FROM range(20000000000) t(i) WHERE i % 7 = 3"}}}
+    busy.stdin.write((json.dumps(call) + "\n").encode())
+    busy.stdin.flush()
+    idle = _mcp_child(lake)
+    time.sleep(3)
+    busy.send_signal(signal.SIGTERM)
+    idle.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    try:
+        assert busy.wait(timeout=15) == 0
+        assert idle.wait(timeout=15) == 130
+    finally:
+        for p in (busy, idle):
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    assert time.monotonic() - t0 < 15

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import logging
 import os
@@ -365,6 +366,24 @@ def _paginate_resources(server, listing: SchemaListing, page_size: int) -> None:
                            "install a supported SDK: pip install 'mcp>=2.3,<2.4'")
 
 
+def _stop_now(service: LakeService, code: int) -> None:
+    """The signal handler's exit: interrupt the running queries, close the service (its temp folder
+    goes) within ~2 s, then end the process without waiting for the event loop's worker threads."""
+    import signal
+    import sys
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    # in a thread: the handler may have interrupted the main thread while it held a lock close() takes
+    closer = threading.Thread(target=service.close, kwargs={"wait": 1.5}, daemon=True)
+    closer.start()
+    closer.join(2.5)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
           port: int = 8000, limits: Limits | None = None, warm: bool = True) -> None:
     """Open the lake read-only and serve it over ``transport`` ('stdio' or 'http') until stopped."""
@@ -372,8 +391,12 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
     import sys
 
     service = LakeService(lake, index_dir, limits)
-    # a client stops a stdio server with SIGTERM: exit through `finally` so the temp folder goes too
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # a client stops a stdio server with SIGTERM (SIGKILL a few seconds later), a person with Ctrl-C: stop
+    # at once. Leaving through the event loop (sys.exit / KeyboardInterrupt) waited for its worker
+    # threads: a running query (up to --timeout) or the stdin reader (until the next line), trial12
+    signal.signal(signal.SIGTERM, lambda *_: _stop_now(service, 0))
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored (background job)
+        signal.signal(signal.SIGINT, lambda *_: _stop_now(service, 130))
     if warm:
         service.warm(background=True)
     server = build_server(service)
