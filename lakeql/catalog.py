@@ -779,7 +779,7 @@ class Catalog:
         Tables with no readable file are left out of ``lake.tables`` (and recorded as problems).
         """
         previous = cls.load(lake, store) if (store is not None and refresh) else None
-        cat = cls._resolve(lake, previous, store)
+        cat = cls._resolve(lake, previous, store, building=True)
         if store is not None and not cat._same_as(previous, store):
             cat.save(store)
         if store is not None:  # UTF-8 copies of CSV files no table reads any more
@@ -802,11 +802,14 @@ class Catalog:
                 and self.failed == stored.failed and probs(self) == probs(stored))
 
     @classmethod
-    def _resolve(cls, lake: Lake, stored: Catalog | None, store: Store | None = None) -> Catalog:
+    def _resolve(cls, lake: Lake, stored: Catalog | None, store: Store | None = None,
+                 building: bool = False) -> Catalog:
         """The catalog of ``lake`` as it is now: ``stored`` rows of unchanged tables, the rest profiled.
 
         Sets ``lake.tables`` to the tables with at least one readable file (those files only). ``store``:
         where UTF-8 copies of CSV files that are not UTF-8 go (:func:`lakeql.csvenc.cache_dirs`).
+        ``building``: a failed write of such a copy (disk full, file size limit) stops the build
+        (:class:`IndexWriteError`); a connection leaves the table out with a warning (nothing is saved).
         """
         from lakeql import csvenc, csvnamed
 
@@ -863,7 +866,16 @@ class Catalog:
             prefetch(lake, todo)
         for t in progress(todo, desc="catalog", unit="table"):
             got = _appended(t, stored, lake.fs) if stored is not None else None
-            good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs, cache)
+            try:
+                good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs,
+                                                                                               cache)
+            except IndexWriteError as exc:
+                if building:
+                    raise
+                # a connection: the other tables answer; nothing is recorded against the file (trial12)
+                warnings.warn(f"table {t.key} is left out of this connection: its UTF-8 copy cannot be "
+                              f"written ({exc})", CorruptParquetWarning, stacklevel=2)
+                continue
             problems += found
             if not good.files:
                 failed[t.key] = t.fingerprint

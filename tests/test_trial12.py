@@ -60,6 +60,10 @@ def test_a_failed_write_of_a_csv_copy_is_not_a_bad_file(tmp_path):
     assert full.returncode == 2, full.stderr
     assert "cannot write" in full.stderr and "file size limit" in full.stderr, full.stderr
     assert "unreadable" not in full.stderr, full.stderr  # the file is fine: the index dir is not
+    # a connection under the same limit: the other tables answer, the new one is left out with a warning
+    reader = run("sql", str(lake), "SELECT count(*) FROM fte.polls", "--format", "csv", fsize=16_384)
+    assert reader.returncode == 0 and reader.stdout.split() == ["count_star()", "15"], reader
+    assert "fte.avengers is left out of this connection" in reader.stderr, reader.stderr
     assert "fte.avengers" not in statuses(lake) or statuses(lake)["fte.avengers"][0] == "ok"
     again = run("index", "--refresh", str(lake), *QUICK)
     assert again.returncode == 0, again.stderr
