@@ -258,3 +258,83 @@ def test_cli_embed_with_only_context_is_an_error(small_lake: Path, tmp_path: Pat
     assert got.returncode == 2
     assert "add 'vectors' to capabilities (--only vectors), or drop it" in got.stderr
     assert not (tmp_path / "idx").exists()
+
+
+# ------------------------------------------------------------------ 3. NFD column names
+NFC_NAME = "café"
+NFD_NAME = "cafe\u0301"  # as macOS writes it
+
+
+@pytest.fixture(scope="module")
+def nfd_lake(tmp_path_factory) -> Path:
+    """A table whose text column is named in NFD, another holding both forms of one name, n-gram indexed
+    through the NFD spelling (an index built before lakeql accepted the NFC one)."""
+    root = tmp_path_factory.mktemp("nfd") / "lake"
+    (root / "d").mkdir(parents=True)
+    menu = pa.table({"id": [1, 2, 3], NFD_NAME: ["black coffee", "tea with milk", "flat white coffee"]})
+    pq.write_table(menu, root / "d" / "menu.parquet")
+    pq.write_table(pa.table({NFC_NAME: ["composed coffee"], NFD_NAME: ["decomposed coffee"]}),
+                   root / "d" / "both.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(root, ngram=[f"d.menu.{NFD_NAME}", f"d.both.{NFD_NAME}"], progress=False)
+    return root
+
+
+def test_lakeql_functions_take_the_nfc_spelling_of_an_nfd_column(nfd_lake: Path) -> None:
+    """main: 'table d.menu has no column 'café' (did you mean café?)' for the name anyone types."""
+    con = lakeql.connect(nfd_lake)
+    hits = con.execute(f"SELECT id FROM ngram_search('d.menu', '{NFC_NAME}', 'coffee') ORDER BY 1").fetchall()
+    assert hits == [(1,), (3,)]
+    assert con.execute(f"SELECT ngram_count('d.menu', '{NFC_NAME}', 'coffee')").fetchone()[0] == 2
+    assert con.execute(f"SELECT ngram_count('d.menu', '{NFD_NAME}', 'coffee')").fetchone()[0] == 2
+    con.execute(f"SELECT * FROM joinable('d.menu', '{NFC_NAME}', k := 2)").fetchall()  # resolves, no error
+    # both forms in one table: each spelling reaches its own column
+    assert con.execute(f"SELECT ngram_count('d.both', '{NFD_NAME}', 'decomposed')").fetchone()[0] == 1
+    with pytest.raises(Exception, match="no ngram index|not indexed|--ngram"):
+        con.execute(f"SELECT ngram_count('d.both', '{NFC_NAME}', 'composed')").fetchone()
+
+
+def test_an_existing_index_keeps_its_stored_column_name(nfd_lake: Path) -> None:
+    """The index records the column as stored (NFD); a refresh, and a build naming the NFC spelling, keep
+    that one index (not rebuilt, not a second one under another name)."""
+    store = lakeql.index(nfd_lake, refresh=True, progress=False).store
+    before = {(e.table_name, e.column_name): e.built_at for e in store.entries("ngram")}
+    assert ("d.menu", NFD_NAME) in before
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = lakeql.index(nfd_lake, ngram=[f"d.menu.{NFC_NAME}"], refresh=True, progress=False)
+    after = {(e.table_name, e.column_name): e.built_at for e in report.store.entries("ngram")}
+    assert after == before
+
+
+def test_sql_with_the_nfc_spelling_says_which_spelling_binds(nfd_lake: Path) -> None:
+    """DuckDB binds names byte for byte: its error (and check_sql) now give the stored spelling to copy,
+    which then runs."""
+    import duckdb
+
+    from lakeql.lake import quote_ident
+
+    con = lakeql.connect(nfd_lake)
+    with pytest.raises(duckdb.BinderException) as err:
+        con.execute(f'SELECT "{NFC_NAME}" FROM d.menu').fetchall()
+    assert "Unicode NFD ('cafe\\u0301')" in str(err.value)
+    assert f"write {quote_ident(NFD_NAME)} (copy it)" in str(err.value)
+    sql = f'SELECT "{NFC_NAME}" FROM d.menu'
+    problems = con.execute("SELECT severity, message, suggestion FROM check_sql(?)", [sql]).fetchall()
+    assert len(problems) == 1 and problems[0][0] == "error"
+    assert "stored as" in problems[0][1] and problems[0][2] in (NFD_NAME, quote_ident(NFD_NAME))
+    fixed = f"SELECT {problems[0][2]} FROM d.menu ORDER BY id"
+    assert con.execute(fixed).fetchall()[0] == ("black coffee",)
+    sql = f'SELECT m."{NFC_NAME}" FROM d.menu m'
+    got = con.execute("SELECT suggestion FROM check_sql(?)", [sql]).fetchone()[0]
+    assert got in (f"m.{NFD_NAME}", f"m.{quote_ident(NFD_NAME)}")
+    assert con.execute(f"SELECT {got} FROM d.menu m ORDER BY id").fetchall()[0] == ("black coffee",)
+
+
+def test_cli_sql_error_names_the_stored_spelling(nfd_lake: Path) -> None:
+    got = subprocess.run([sys.executable, "-m", "lakeql.cli", "sql", str(nfd_lake),
+                          f'SELECT "{NFC_NAME}" FROM d.menu'], capture_output=True, text=True,
+                         env=child_env(nfd_lake.parent), timeout=300)
+    assert got.returncode != 0
+    assert "Hint: the column is stored as" in got.stderr and "Unicode NFD" in got.stderr

@@ -319,13 +319,14 @@ class LakeService:
             if isinstance(exc, duckdb.InterruptException):
                 raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
                                   "or a LIMIT, or aggregate") from None
+            from lakeql.colnames import unicode_hint
             from lakeql.render import escape_controls
             from lakeql.sqlrun import quote_hint, scalar_in_from_hint, unreadable_table_message
 
             unreadable = unreadable_table_message(str(exc), cur)
             if unreadable:  # not DuckDB's 'does not exist, did you mean': the table is there, unreadable
                 raise LakeqlError(escape_controls(unreadable)) from None
-            hint = scalar_in_from_hint(str(exc), cur) or quote_hint(str(exc), cur)
+            hint = scalar_in_from_hint(str(exc), cur) or quote_hint(str(exc), cur) or unicode_hint(str(exc))
             raise LakeqlError(_duckdb_message(exc) + hint) from None
         finally:
             timer.cancel()
