@@ -338,3 +338,39 @@ def test_cli_sql_error_names_the_stored_spelling(nfd_lake: Path) -> None:
                          env=child_env(nfd_lake.parent), timeout=300)
     assert got.returncode != 0
     assert "Hint: the column is stored as" in got.stderr and "Unicode NFD" in got.stderr
+
+
+# ------------------------------------------------------------------ 4. idle threads of pooled databases
+def process_threads() -> int:
+    time.sleep(0.3)  # a stopped thread leaves /proc/self/task shortly after
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pooled_builder_databases_hold_no_threads_between_builds(small_lake: Path, tmp_path: Path) -> None:
+    """main: each kept database held ``threads - 1`` workers and 8 ``async_threads`` after the build
+    (3 kept: ~27 idle threads in an MCP server or notebook). Now parked when the build ends, started again
+    when a builder takes one; during a build a database given back keeps its threads."""
+    from lakeql.sources import buildfs
+
+    lakeql.index(small_lake, index_dir=tmp_path / "idx", capabilities=["joins", "context"],
+                 joins_semantic=False, progress=False)
+    kept = list(buildfs._POOL)
+    assert kept, "the build used no pooled database"
+    for root in kept:
+        assert root.execute("SELECT current_setting('async_threads'), current_setting('threads')"
+                            ).fetchone() == (0, 1)
+    idle = process_threads()
+    default = buildfs.connect()
+    want = default.execute("SELECT current_setting('async_threads'), current_setting('threads')").fetchone()
+    default.close()
+    taken = [buildfs.pooled() for _ in kept]  # started again for a builder
+    for con in taken:
+        assert con.execute("SELECT current_setting('async_threads'), current_setting('threads')"
+                           ).fetchone() == want
+    assert process_threads() >= idle + 8 * len(kept)
+    with buildfs.build_scope():
+        for con in taken:
+            con.close()
+        assert process_threads() >= idle + 8 * len(kept)  # kept running while the build runs
+    assert process_threads() <= idle + 1  # parked when it ended
