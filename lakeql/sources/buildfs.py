@@ -68,6 +68,10 @@ _PARKED: set[int] = set()
 #: stop their threads at once (~1-2 ms each) and a RESET starts them again (~1-2 ms each)
 PARK = ("SET async_threads = 0", "SET threads = 1")
 UNPARK = ("RESET async_threads", "RESET threads")
+#: a database given back while no build runs (a Ray worker profiling table after table, a query-time
+#: profile) is parked after this many idle seconds, not at once: parking and starting cost ~1.8 CPU ms
+IDLE_PARK_SECONDS = 5.0
+_IDLE = {"last": 0.0, "timer": None}  # the last give-back outside a build; the pending park timer
 _POOL_PID = [os.getpid()]
 _FORKED: list[Any] = []  # a forked child's inherited databases, kept referenced (see pooled)
 #: what a connection given back must have left in its database: no attached file, no object of its own
@@ -152,13 +156,13 @@ class PooledConnection:
                 keep = not found
         except Exception:  # noqa: BLE001 - a database in an unknown state is closed, not kept
             keep = False
-        if keep and _BUILDS[0] == 0:  # no build runs: the database waits without threads
-            keep = _park(root)
         if keep:
             with _POOL_LOCK:
                 fits = len(_POOL) < POOL_MAX and all(r is not root for r in _POOL)
                 if _POOL_PID[0] == os.getpid() and fits:
                     _POOL.append(root)
+                    if _BUILDS[0] == 0:  # no build runs: park the idle ones once nothing used them a while
+                        _park_later()
                     return
                 _PARKED.discard(id(root))
         with contextlib.suppress(Exception):
@@ -225,6 +229,58 @@ def _park(root: Any) -> bool:
     return True
 
 
+def _park_later() -> None:
+    """Note a give-back outside a build and make sure one timer will park the idle databases
+    :data:`IDLE_PARK_SECONDS` after the last one (called under the pool lock)."""
+    import time
+
+    _IDLE["last"] = time.monotonic()
+    timer = _IDLE["timer"]
+    if timer is None or not timer.is_alive():
+        timer = threading.Timer(IDLE_PARK_SECONDS, _park_idle)
+        timer.daemon = True
+        timer.name = "lakeql-park-idle"
+        _IDLE["timer"] = timer
+        timer.start()
+
+
+def _park_idle() -> None:
+    """The timer's body: park the idle databases when no build runs and none was given back for
+    :data:`IDLE_PARK_SECONDS`; else wait again."""
+    import time
+
+    with _POOL_LOCK:
+        _IDLE["timer"] = None
+        if _BUILDS[0] or _POOL_PID[0] != os.getpid():
+            return
+        left = _IDLE["last"] + IDLE_PARK_SECONDS - time.monotonic()
+        if left > 0.05:
+            timer = threading.Timer(left, _park_idle)
+            timer.daemon = True
+            timer.name = "lakeql-park-idle"
+            _IDLE["timer"] = timer
+            timer.start()
+            return
+    _park_pool()
+
+
+def _park_pool() -> None:
+    """Park every idle database of the pool (taken out while parked: no builder pops one meanwhile)."""
+    with _POOL_LOCK:
+        idle = [] if _BUILDS[0] or _POOL_PID[0] != os.getpid() else [r for r in _POOL if id(r) not in _PARKED]
+        for r in idle:
+            _POOL.remove(r)
+    for r in idle:
+        if _park(r):
+            with _POOL_LOCK:
+                if len(_POOL) < POOL_MAX and _POOL_PID[0] == os.getpid():
+                    _POOL.append(r)
+                    continue
+                _PARKED.discard(id(r))
+        with contextlib.suppress(Exception):
+            r.close()
+
+
 @contextlib.contextmanager
 def build_scope() -> Iterator[None]:
     """While a build runs, databases given back keep their threads (the next builder takes one at ~0.2
@@ -238,19 +294,7 @@ def build_scope() -> Iterator[None]:
     finally:
         with _POOL_LOCK:
             _BUILDS[0] -= 1
-            idle = [] if _BUILDS[0] or _POOL_PID[0] != os.getpid() else \
-                [r for r in _POOL if id(r) not in _PARKED]
-            for r in idle:  # taken out while parked: no builder can pop one meanwhile
-                _POOL.remove(r)
-        for r in idle:
-            if _park(r):
-                with _POOL_LOCK:
-                    if len(_POOL) < POOL_MAX and _POOL_PID[0] == os.getpid():
-                        _POOL.append(r)
-                        continue
-                    _PARKED.discard(id(r))
-            with contextlib.suppress(Exception):
-                r.close()
+        _park_pool()
 
 
 def parquet_file(source: Any, *args: Any, **kwargs: Any):
