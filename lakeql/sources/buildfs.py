@@ -286,7 +286,8 @@ def build_scope() -> Iterator[None]:
     """While a build runs, databases given back keep their threads (the next builder takes one at ~0.2
     ms, the pool's gain); when the last build of the process ends, the idle ones are parked
     (:func:`_park`), so a resident process (MCP server, notebook, a service that refreshes) holds no idle
-    DuckDB threads between builds."""
+    DuckDB threads between builds. Outside any build, idle databases are parked after
+    :data:`IDLE_PARK_SECONDS` (:func:`_park_later`)."""
     with _POOL_LOCK:
         _BUILDS[0] += 1
     try:
