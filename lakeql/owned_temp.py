@@ -4,12 +4,14 @@ A long-lived process (the MCP server) needs a private folder in ``$TMPDIR`` (Duc
 Removing it on every way out is done by its owner (``close()``, a finalizer, signal handlers), but a
 ``kill -9``, an OOM kill or a power loss skips all of them: before this module, ``/tmp`` collected one
 ``lakeql-mcp-*`` folder per such server. So each folder records its owner: ``PREFIX<pid>-<random>`` with
-an ``owner`` file holding ``<pid> <start time>`` (the start time from ``/proc``, so a reused pid is not
-mistaken for the owner), and the next process that makes one removes the folders of dead owners
-(:func:`remove_stale`).
+an ``owner`` file holding ``<pid> <start time> <where>`` (the start time from ``/proc``, so a reused pid is
+not mistaken for the owner; ``where``: a digest of the host name, boot id and pid namespace, since a pid
+means nothing in another container or on another machine sharing the folder), and the next process that
+makes one removes the folders of dead owners (:func:`remove_stale`).
 
 Never removed: a folder of a live owner, a folder owned by another user (``/tmp`` is shared), a symlink,
-and a folder without a readable ``owner`` file (made by an older lakeql, whose server may be alive).
+a folder made in another pid namespace, boot or host, and a folder without a readable ``owner`` file
+(made by an older lakeql, whose server may be alive).
 """
 
 from __future__ import annotations
@@ -22,6 +24,26 @@ import tempfile
 from pathlib import Path
 
 OWNER_FILE = "owner"
+
+
+def where() -> str:
+    """A short digest of this host, boot and pid namespace: the scope in which a recorded pid means this
+    process (another container sharing ``/tmp`` has its own pids)."""
+    import hashlib
+    import socket
+
+    parts = [socket.gethostname()]
+    for path in ("/proc/sys/kernel/random/boot_id",):
+        try:
+            with open(path) as f:
+                parts.append(f.read().strip())
+        except OSError:
+            parts.append("")
+    try:
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        parts.append("")
+    return hashlib.sha1("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def process_start(pid: int) -> int | None:
@@ -74,18 +96,19 @@ def make_owned_temp(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-"))
     try:
         start = process_start(pid)
-        (path / OWNER_FILE).write_text(f"{pid} {'' if start is None else start}".strip() + "\n")
+        (path / OWNER_FILE).write_text(f"{pid} {'-' if start is None else start} {where()}\n")
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
 
 
-_OWNER_RE = re.compile(r"\A(\d{1,10})(?: (\d{1,20}))?\n?\Z")
+_OWNER_RE = re.compile(r"\A(\d{1,10}) (\d{1,20}|-) ([0-9a-f]{16})\n?\Z")
 
 
-def read_owner(path: Path) -> tuple[int, int | None] | None:
-    """``(pid, start)`` of an owned folder, or None when its ``owner`` file is missing or malformed."""
+def read_owner(path: Path) -> tuple[int, int | None, str] | None:
+    """``(pid, start, where)`` of an owned folder, or None when its ``owner`` file is missing or
+    malformed."""
     try:
         fd = os.open(path / OWNER_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
@@ -99,7 +122,7 @@ def read_owner(path: Path) -> tuple[int, int | None] | None:
     m = _OWNER_RE.match(text)
     if m is None:
         return None
-    return int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
+    return int(m.group(1)), (None if m.group(2) == "-" else int(m.group(2))), m.group(3)
 
 
 def remove_stale(prefix: str, root: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -109,6 +132,7 @@ def remove_stale(prefix: str, root: str | os.PathLike[str] | None = None) -> lis
     uid = os.getuid() if hasattr(os, "getuid") else None
     name_re = re.compile(re.escape(prefix) + r"(\d{1,10})-[^/]*\Z")
     removed: list[Path] = []
+    here = where()
     try:
         entries = list(os.scandir(base))
     except OSError:
@@ -124,7 +148,9 @@ def remove_stale(prefix: str, root: str | os.PathLike[str] | None = None) -> lis
         if not stat.S_ISDIR(st.st_mode) or (uid is not None and st.st_uid != uid):
             continue
         owner = read_owner(Path(entry.path))
-        if owner is None or owner[0] != int(m.group(1)) or owner_alive(*owner):
+        if owner is None or owner[0] != int(m.group(1)) or owner[2] != here:
+            continue  # not an owner record of this host, boot and pid namespace: cannot tell
+        if owner_alive(owner[0], owner[1]):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))

@@ -129,10 +129,12 @@ def test_next_server_removes_a_killed_servers_folder_only(small_lake: Path, tmp_
     legacy = tmp_path / "lakeql-mcp-abc123"
     legacy.mkdir()
     others = None
+    from lakeql.owned_temp import where
+
     if os.getuid() == 0:  # root can make a folder of another user with a dead owner
         others = tmp_path / f"lakeql-mcp-{killed.pid}-other"
         others.mkdir()
-        (others / "owner").write_text(f"{killed.pid}\n")
+        (others / "owner").write_text(f"{killed.pid} - {where()}\n")
         os.chown(others, 65534, 65534)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     try:
@@ -153,25 +155,30 @@ def test_next_server_removes_a_killed_servers_folder_only(small_lake: Path, tmp_
 
 
 def test_owner_record_is_checked_strictly(tmp_path: Path) -> None:
-    """A malformed owner file, a pid that does not match the name, or a symlink: never removed."""
-    from lakeql.owned_temp import remove_stale
+    """A malformed owner file, a pid that does not match the name, a symlink, or a folder made in another
+    pid namespace or host: never removed."""
+    from lakeql.owned_temp import remove_stale, where
 
     dead_pid = 2**22 + 17  # above the default pid_max: no such process
     bad = tmp_path / f"lakeql-mcp-{dead_pid}-a"
     bad.mkdir()
     (bad / "owner").write_text("not a pid\n")
+    here = where()
     other = tmp_path / f"lakeql-mcp-{dead_pid}-b"
     other.mkdir()
-    (other / "owner").write_text(f"{os.getpid()}\n")
+    (other / "owner").write_text(f"{os.getpid()} - {here}\n")
     target = tmp_path / "target"
     target.mkdir()
-    (target / "owner").write_text(f"{dead_pid}\n")
+    (target / "owner").write_text(f"{dead_pid} - {here}\n")
     (tmp_path / f"lakeql-mcp-{dead_pid}-c").symlink_to(target)
+    elsewhere = tmp_path / f"lakeql-mcp-{dead_pid}-e"  # another container or host sharing the folder
+    elsewhere.mkdir()
+    (elsewhere / "owner").write_text(f"{dead_pid} 12345 {'0' * 16}\n")
     gone = tmp_path / f"lakeql-mcp-{dead_pid}-d"
     gone.mkdir()
-    (gone / "owner").write_text(f"{dead_pid} 12345\n")
+    (gone / "owner").write_text(f"{dead_pid} 12345 {here}\n")
     assert remove_stale("lakeql-mcp-", tmp_path) == [gone]
-    assert bad.exists() and other.exists() and target.exists()
+    assert bad.exists() and other.exists() and target.exists() and elsewhere.exists()
 
 
 # ------------------------------------------------------------------ 1b. a killed build
