@@ -737,7 +737,8 @@ class Catalog:
         return self.columns_by_table.get(t.key, [])
 
     def column(self, table: str | Table, column: str) -> Column:
-        """Resolve a column name (exact, then case-insensitive) or raise with suggestions."""
+        """Resolve a column name (exact, then case-insensitive, then up to Unicode form: a name typed NFC for
+        a column stored NFD) or raise with suggestions."""
         t = table if isinstance(table, Table) else self.table(table)
         cols = self.columns(t)
         for c in cols:
@@ -747,6 +748,11 @@ class Catalog:
             if c.column_name.lower() == str(column).lower():
                 return c
         names = [c.column_name for c in cols]
+        from lakeql.colnames import match_column
+
+        stored = match_column(str(column), names)  # 'café' typed (NFC) for a column stored NFD (macOS)
+        if stored is not None:
+            return next(c for c in cols if c.column_name == stored)
         raise UnknownColumnError(
             f"table {t.key} has no column {shown(column)}{did_you_mean(str(column), names)}")
 

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any, TextIO
 
+from lakeql.colnames import unicode_hint
 from lakeql.errors import unwrap_udf_message
 from lakeql.render import MODES, Options, escape_controls, mode_name, print_result
 from lakeql.sqlerrors import quote_hint, scalar_in_from_hint, unreadable_table_message
@@ -44,6 +45,7 @@ def error_text(exc: BaseException, con: Any = None) -> str:
         caret = msg.find("\nLINE ")
         msg = better + ("\n" + msg[caret:] if caret >= 0 else "")
     hint = (scalar_in_from_hint(msg, con) or quote_hint(msg, con)) if con is not None else ""
+    hint = hint or unicode_hint(msg)  # a column typed NFC, stored NFD: the stored spelling to copy
     return "\n".join(escape_controls(line.rstrip()) for line in (msg + hint).splitlines())
 
 
