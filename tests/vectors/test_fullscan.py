@@ -151,3 +151,22 @@ def test_search_same_hits_scores_stats(dup, monkeypatch):
             st2: dict = {}
             pos2, scores2 = vsearch.search(idx, q, 10, stats=st2)
             assert pos.tolist() == pos2.tolist() and np.array_equal(scores, scores2) and st == st2
+
+
+@pytest.mark.parametrize("k,cap", [(10, 20_000), (100, 20_000), (10, 50)])
+def test_full_across_chunks(dup, k, cap):
+    """More rows than one chunk (``CHUNK_BLOCKS`` blocks): the rows kept under a chunk's starting floor
+    go through the row step with the floor as it is then; 3 copies of the clusters (ties across
+    chunks) and a length that ends inside a block: still the row scan's result."""
+    b, words, factors, rows, queries = dup
+    n = 2 * fullscan.CHUNK_BLOCKS * kernels.BLOCK + 1_000 + 13
+    reps = -(-n // len(words))
+    words = np.ascontiguousarray(np.tile(words, (reps, 1))[:n])
+    factors = {name: np.tile(v, reps)[:n] for name, v in factors.items()}
+    full = fullscan.full_layout(words, factors)
+    assert full.codes.shape[0] > 2 * fullscan.CHUNK_BLOCKS
+    masks = [None, np.random.default_rng(2).random(n) < 0.5]
+    for i, q in enumerate(queries[:8]):
+        allowed = masks[i % 2]
+        want = b.candidates(q, words, factors, k, allowed, cap)
+        _same(b.candidates(q, words, factors, k, allowed, cap, blocked=full), want)
