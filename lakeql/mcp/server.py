@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import logging
 import os
@@ -365,6 +366,24 @@ def _paginate_resources(server, listing: SchemaListing, page_size: int) -> None:
                            "install a supported SDK: pip install 'mcp>=2.3,<2.4'")
 
 
+def _stop_now(service: LakeService, code: int) -> None:
+    """A stop signal's exit once the service is open: interrupt the running queries, close the service
+    (its temp folder goes) within ~2.5 s, then end the process. Leaving through the event loop
+    (SystemExit) waited for its worker threads: a running query (up to --timeout) or the stdin reader
+    (until the client's next line): no exit in 30 s on SIGTERM during a query or on SIGINT (trial12)."""
+    import sys
+
+    _ignore_signals()
+    # in a thread: the handler may have interrupted the main thread while it held a lock close() takes
+    closer = threading.Thread(target=service.close, kwargs={"wait": 1.5}, daemon=True)
+    closer.start()
+    closer.join(2.5)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
           port: int = 8000, limits: Limits | None = None, warm: bool = True) -> None:
     """Open the lake read-only and serve it over ``transport`` ('stdio' or 'http') until stopped.
@@ -375,10 +394,12 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
     (:mod:`lakeql.owned_temp`)."""
     import sys
 
-    previous = _exit_on_signals()
+    live: list[LakeService] = []  # the service once open: a stop signal then ends at once (_stop_now)
+    previous = _exit_on_signals(live)
     service: LakeService | None = None
     try:
         service = LakeService(lake, index_dir, limits)
+        live.append(service)
         if warm:
             service.warm(background=True)
         server = build_server(service)
@@ -404,9 +425,11 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
 STOP_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
 
 
-def _exit_on_signals() -> dict[int, object]:
-    """Make the stop signals raise SystemExit in the main thread (so ``finally`` blocks run); returns the
-    handlers they had. Outside the main thread (a server embedded in another program) nothing changes."""
+def _exit_on_signals(live: list[LakeService] | None = None) -> dict[int, object]:
+    """Make the stop signals raise SystemExit in the main thread (so ``finally`` blocks run) while the
+    lake opens, and end the process at once (:func:`_stop_now`) once ``live`` holds the open service;
+    returns the handlers they had. Outside the main thread (a server embedded in another program)
+    nothing changes."""
     import signal
     import sys
     import threading
@@ -419,7 +442,8 @@ def _exit_on_signals() -> dict[int, object]:
         if sig is None:  # no SIGHUP on Windows
             continue
         previous[sig] = signal.getsignal(sig)
-        signal.signal(sig, lambda *_: sys.exit(0))  # "stopped as asked": exit status 0
+        # "stopped as asked": exit status 0
+        signal.signal(sig, lambda *_: _stop_now(live[0], 0) if live else sys.exit(0))
     return previous
 
 
