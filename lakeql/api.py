@@ -22,7 +22,8 @@ def index(lake: PathLike, *, index_dir: PathLike | None = None, embed: str | Ite
     """Build (or with ``refresh=True`` update) the indexes of ``lake``; returns an ``IndexReport``.
 
     ``embed`` / ``ngram``: text columns (``'domain.table.column'``) to embed for ``semantic_search`` /
-    to FM-index for ``ngram_*``. ``capabilities``: build only these (``['joins', 'context']``).
+    to FM-index for ``ngram_*``. ``capabilities``: build only these (``['joins', 'context']``); an option
+    of a capability left out (``ngram=`` with ``capabilities=['joins']``) is a ``LakeqlError`` naming the fix.
     Other keywords are capability options (see ``lakeql.options`` and ``lakeql index --help``), e.g.
     ``embed_method='sign'``, ``joins_semantic=False``, ``schemas_format='md'``.
     """

@@ -37,7 +37,7 @@ from lakeql.errors import (
 from lakeql.lake import FileStamp, Lake, Problem, Table, glob_escape
 from lakeql.progress import progress
 from lakeql.sources import buildfs
-from lakeql.store import IndexEntry, Store, dir_bytes
+from lakeql.store import IndexEntry, IndexWriteError, Store, dir_bytes
 
 TEXT_TYPES = ("VARCHAR",)
 
@@ -330,8 +330,8 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 if dec is not None:
                     decoded[stamp.path] = dec
                 whole_sniff = whole_sniff or whole
-        except RemoteStoreError:
-            raise  # the store failed, not the file: the build stops, the previous index is kept
+        except (RemoteStoreError, IndexWriteError):
+            raise  # the store or the index dir failed, not the file: the build stops, previous index kept
         except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
             _raise_store_failure(fs)  # a CSV/JSON read by DuckDB: its IOException hides the store's failure
             from lakeql.sources.snapshot import ObjectChanged
@@ -534,6 +534,8 @@ def _count_rows(table: Table, stamp: FileStamp, fs: Any, cache: list | None = No
                 dec = csvenc.decode_file(table, stamp, fs, dirs, dec[0] + csvenc.LF)
                 return count(dec[1], every_column=True), dec, False
         return count(dec[1]), dec, False
+    except IndexWriteError:
+        raise  # a copy made again could not be written: the index dir's failure, not the file's
     except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
         lines = str(exc).strip().splitlines()
         raise csvenc.DecodedReadError(f"{type(exc).__name__}: {lines[0] if lines else exc!r} (the file was "
@@ -735,7 +737,8 @@ class Catalog:
         return self.columns_by_table.get(t.key, [])
 
     def column(self, table: str | Table, column: str) -> Column:
-        """Resolve a column name (exact, then case-insensitive) or raise with suggestions."""
+        """Resolve a column name (exact, then case-insensitive, then up to Unicode form: a name typed NFC for
+        a column stored NFD) or raise with suggestions."""
         t = table if isinstance(table, Table) else self.table(table)
         cols = self.columns(t)
         for c in cols:
@@ -745,6 +748,11 @@ class Catalog:
             if c.column_name.lower() == str(column).lower():
                 return c
         names = [c.column_name for c in cols]
+        from lakeql.colnames import match_column
+
+        stored = match_column(str(column), names)  # 'café' typed (NFC) for a column stored NFD (macOS)
+        if stored is not None:
+            return next(c for c in cols if c.column_name == stored)
         raise UnknownColumnError(
             f"table {t.key} has no column {shown(column)}{did_you_mean(str(column), names)}")
 
@@ -777,7 +785,7 @@ class Catalog:
         Tables with no readable file are left out of ``lake.tables`` (and recorded as problems).
         """
         previous = cls.load(lake, store) if (store is not None and refresh) else None
-        cat = cls._resolve(lake, previous, store)
+        cat = cls._resolve(lake, previous, store, building=True)
         if store is not None and not cat._same_as(previous, store):
             cat.save(store)
         if store is not None:  # UTF-8 copies of CSV files no table reads any more
@@ -800,11 +808,14 @@ class Catalog:
                 and self.failed == stored.failed and probs(self) == probs(stored))
 
     @classmethod
-    def _resolve(cls, lake: Lake, stored: Catalog | None, store: Store | None = None) -> Catalog:
+    def _resolve(cls, lake: Lake, stored: Catalog | None, store: Store | None = None,
+                 building: bool = False) -> Catalog:
         """The catalog of ``lake`` as it is now: ``stored`` rows of unchanged tables, the rest profiled.
 
         Sets ``lake.tables`` to the tables with at least one readable file (those files only). ``store``:
         where UTF-8 copies of CSV files that are not UTF-8 go (:func:`lakeql.csvenc.cache_dirs`).
+        ``building``: a failed write of such a copy (disk full, file size limit) stops the build
+        (:class:`IndexWriteError`); a connection leaves the table out with a warning (nothing is saved).
         """
         from lakeql import csvenc, csvnamed
 
@@ -861,7 +872,16 @@ class Catalog:
             prefetch(lake, todo)
         for t in progress(todo, desc="catalog", unit="table"):
             got = _appended(t, stored, lake.fs) if stored is not None else None
-            good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs, cache)
+            try:
+                good, cols, nrows, per_file, found = got if got is not None else profile_table(t, lake.fs,
+                                                                                               cache)
+            except IndexWriteError as exc:
+                if building:
+                    raise
+                # a connection: the other tables answer; nothing is recorded against the file (trial12)
+                warnings.warn(f"table {t.key} is left out of this connection: its UTF-8 copy cannot be "
+                              f"written ({exc})", CorruptParquetWarning, stacklevel=2)
+                continue
             problems += found
             if not good.files:
                 failed[t.key] = t.fingerprint

@@ -44,7 +44,8 @@ def _add_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster for --engine ray (ray://HOST:10001 "
                                                          "or HOST:6379; default: a local Ray)")
     p.add_argument("--only", action="append", metavar="CAPABILITY", dest="capabilities",
-                   help="build only this capability (repeatable): "
+                   help="build only this capability (repeatable; a flag of a capability left out, such "
+                        "as --embed with --only context, is an error): "
                         + ", ".join(m.NAME for m in plugins.capabilities()))
     for mod in plugins.capabilities():
         if hasattr(mod, "OPTIONS"):

@@ -116,8 +116,13 @@ def register(con, ctx) -> None:
         table = ctx.table(name)
         names = [c.column_name for c in ctx.catalog.columns(table)]
         if column.lower() not in {n.lower() for n in names}:  # DuckDB's names are case-insensitive
-            raise LakeqlError(f"table {table.key!r} has no column {shown(column)}"
-                              f"{did_you_mean(column, names)}")
+            from lakeql.colnames import match_column
+
+            stored = match_column(column, names)  # typed NFC, stored NFD: the view's (stored) name
+            if stored is None:
+                raise LakeqlError(f"table {table.key!r} has no column {shown(column)}"
+                                  f"{did_you_mean(column, names)}")
+            column = stored
         return escape_column(column)
 
     def manifest_file(path: str) -> str:

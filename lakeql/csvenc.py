@@ -443,19 +443,48 @@ def decode_file(
     final = target / name
     tmp = target / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
-        with (
-            contextlib.closing(opener()) as f,
-            open(tmp, "w", encoding="utf-8", newline="", errors="surrogatepass") as out,
-        ):
-            for text in _decoded(f, label, named):
-                out.write(text)
+        with contextlib.closing(opener()) as f:
+            _write_copy(f, tmp, label, named)
         os.replace(tmp, final)
+    except OSError as exc:
+        from lakeql.store import write_error
+
+        if getattr(exc, "lakeql_write", False) and (failed := write_error(final, exc)) is not None:
+            # the copy could not be written (disk full, quota, file size limit): the index's failure,
+            # not the file's; taken for a bad file, a good table was recorded as unreadable and a
+            # refresh kept it out of the lake (its fingerprint had not changed; trial12)
+            raise failed from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     if target == user_cache_dir():  # INDEX_DIR/csv_utf8 is pruned by builds: lake.duckdb's views (the
         # stock CLI) read the copies the last build made until the next one
         _drop_older(target, name)
     return label, str(final)
+
+
+def _write_copy(f: BinaryIO, tmp: Path, label: str, named: bool) -> None:
+    """Write the UTF-8 text of source ``f`` to ``tmp``. An ``OSError`` of the writing side (opening,
+    writing, closing ``tmp``) is marked ``lakeql_write``; one of reading ``f`` (a source without read
+    permission, a failing disk: a bad file, left out of its table) is not."""
+    try:
+        out = open(tmp, "w", encoding="utf-8", newline="", errors="surrogatepass")  # noqa: SIM115
+    except OSError as exc:
+        exc.lakeql_write = True  # type: ignore[attr-defined]
+        raise
+    try:
+        for text in _decoded(f, label, named):
+            try:
+                out.write(text)
+            except OSError as exc:
+                exc.lakeql_write = True  # type: ignore[attr-defined]
+                raise
+    finally:
+        try:
+            out.close()  # flushes the last buffer: a full disk can fail here too
+        except OSError as exc:
+            exc.lakeql_write = True  # type: ignore[attr-defined]
+            raise
 
 
 SIZES = ".csv_utf8_sizes.json"  # INDEX_DIR/.csv_utf8_sizes.json: {copy name: bytes} of the copies the last

@@ -143,6 +143,13 @@ def _converting(name: str):
             if better is None:
                 raise
             raise better from None
+        except duckdb.BinderException as exc:  # a column typed NFC, stored NFD: say which spelling binds
+            from lakeql.colnames import unicode_hint
+
+            hint = unicode_hint(str(exc))
+            if not hint:
+                raise
+            raise type(exc)(str(exc) + hint) from None
         except duckdb.InvalidInputException as exc:
             better = _udf_error(exc)
             if better is None:

@@ -41,6 +41,11 @@ class StaleIndexError(LakeqlError):
     """An index is older than the Parquet files it was built from."""
 
 
+class ChangedDuringBuildError(StaleIndexError):
+    """A table's files changed while ``lakeql index`` read them (a writer is at work): its index is left as
+    it was, stale, and the next ``--refresh`` builds it from the files as they are then."""
+
+
 class CorruptIndexError(LakeqlError):
     """An index file cannot be read or fails its consistency check."""
 

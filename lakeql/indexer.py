@@ -108,10 +108,12 @@ def _build(lake_path: str | os.PathLike[str], opts: IndexOptions, engine: Any) -
     store = Store.for_lake(lake, opts.core.index_dir)
     store.ensure_writable()
     # lakeql.store (issue 12): one build per index dir; remove dead builds' temp files; rebuild damaged
+    from lakeql.sources.buildfs import build_scope
     from lakeql.sources.remote import builder_connections
 
     lock = store.build_lock(wait=getattr(opts.core, "wait", True), say=say)
-    with lock, builder_connections(lake.fs, lake.root):  # a remote lake: read through one snapshot
+    # build_scope: the pooled builder databases keep their threads until the build ends, then are parked
+    with lock, build_scope(), builder_connections(lake.fs, lake.root):  # remote: one snapshot
         # the verification record written once, by remember_checksummed at the end of the build
         store.drop_damaged(verify=bool(getattr(opts.core, "verify", False)), defer_record=True)
         store.clean_stale()

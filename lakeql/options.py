@@ -140,6 +140,7 @@ class IndexOptions:
         validate(self.core)
         for obj in self.capabilities.values():
             validate(obj)
+        unbuilt_options(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Every option value by field name (for reports and logs)."""
@@ -147,6 +148,33 @@ class IndexOptions:
         for obj in self.capabilities.values():
             out.update(dataclasses.asdict(obj))
         return out
+
+
+def unbuilt_options(opts: IndexOptions) -> None:
+    """Refuse an option set for a capability that this build leaves out (``ngram=`` with
+    ``capabilities=['joins']``, ``--embed`` with ``--only context``): the build would silently do none of
+    what the option asks. An error rather than a warning: a warning scrolls past in a build's output and
+    the index then lacks what was asked for, where the fix (name the capability, or drop the option) is
+    one word and certain. An option left at its default is never refused."""
+    only = opts.core.capabilities
+    if only is None:
+        return
+    wanted = set(only)
+    for name, obj in opts.capabilities.items():
+        if name in wanted:
+            continue
+        cls = type(obj)
+        defaults = cls()
+        given = [f for f in fields_of(cls) if getattr(obj, f.name) != getattr(defaults, f.name)]
+        if not given:
+            continue
+        shown = ", ".join(f"{f.name}= ({flag_of(f)})" for f in given)
+        listed = ", ".join(repr(c) for c in only)
+        verb = "configures" if len(given) == 1 else "configure"
+        raise LakeqlError(
+            f"{shown} {verb} the {name!r} capability, which this build leaves out "
+            f"(capabilities=[{listed}], --only {' --only '.join(only)}): add {name!r} to capabilities "
+            f"(--only {name}), or drop {'it' if len(given) == 1 else 'them'}")
 
 
 def option_classes() -> dict[str, type]:

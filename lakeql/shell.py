@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from lakeql.interrupt import interrupt_on_sigint, is_interrupt
 from lakeql.render import MODES, Options, mode_name, print_result, render
 
 COMMANDS = {
@@ -320,17 +321,23 @@ class Shell:
         for stmt in statements:
             t0 = time.perf_counter()
             try:
-                cur = self.con.execute(stmt.query.strip())
-                if shows_result(stmt, cur):
-                    print_result(cur, self.mode, self.out, self.options)
-                else:
-                    finish(cur)
+                with interrupt_on_sigint(self.con):  # Ctrl-C stops the query (DuckDB may not see it)
+                    cur = self.con.execute(stmt.query.strip())
+                    if shows_result(stmt, cur):
+                        print_result(cur, self.mode, self.out, self.options)
+                    else:
+                        finish(cur)
             except KeyboardInterrupt:
                 if not self.interactive:
                     raise
                 self._error("Interrupted")
                 break
             except Exception as exc:  # noqa: BLE001 - the shell reports and goes on
+                if is_interrupt(exc):  # Ctrl-C, seen by DuckDB: as a KeyboardInterrupt
+                    if not self.interactive:
+                        raise KeyboardInterrupt from None
+                    self._error("Interrupted")
+                    break
                 self._error(error_text(exc, self.con))
             if self.timer:
                 print(f"Run Time (s): real {time.perf_counter() - t0:.3f}", file=self.stdout)

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any, TextIO
 
+from lakeql.colnames import unicode_hint
 from lakeql.errors import unwrap_udf_message
 from lakeql.render import MODES, Options, escape_controls, mode_name, print_result
 from lakeql.sqlerrors import quote_hint, scalar_in_from_hint, unreadable_table_message
@@ -44,6 +45,7 @@ def error_text(exc: BaseException, con: Any = None) -> str:
         caret = msg.find("\nLINE ")
         msg = better + ("\n" + msg[caret:] if caret >= 0 else "")
     hint = (scalar_in_from_hint(msg, con) or quote_hint(msg, con)) if con is not None else ""
+    hint = hint or unicode_hint(msg)  # a column typed NFC, stored NFD: the stored spelling to copy
     return "\n".join(escape_controls(line.rstrip()) for line in (msg + hint).splitlines())
 
 
@@ -89,17 +91,22 @@ def run_sql(con, text: str, fmt: str, out: TextIO, *, is_tty: bool, err: TextIO 
         print("lakeql: error: no SQL statement to run (the text is empty or only comments)", file=err)
         return 2
     opts = Options(is_tty=is_tty)
+    from lakeql.interrupt import interrupt_on_sigint, is_interrupt
+
     try:
         for stmt in statements:
             try:
-                cur = con.execute(stmt.query.strip())  # the text alone: error carets line up
-                if shows_result(stmt, cur):
-                    print_result(cur, mode, out, opts)
-                else:
-                    finish(cur)
+                with interrupt_on_sigint(con):  # Ctrl-C stops the query (DuckDB's client may not see it)
+                    cur = con.execute(stmt.query.strip())  # the text alone: error carets line up
+                    if shows_result(stmt, cur):
+                        print_result(cur, mode, out, opts)
+                    else:
+                        finish(cur)
             except (KeyboardInterrupt, BrokenPipeError):
                 raise
             except Exception as exc:  # noqa: BLE001 - SQL errors are the user's to fix: report, stop
+                if is_interrupt(exc):  # Ctrl-C, seen by DuckDB: an interrupt (exit 130), not a SQL error
+                    raise KeyboardInterrupt from None
                 out.flush()
                 print(f"lakeql: error: {error_text(exc, con)}", file=err)
                 return 2

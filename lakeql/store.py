@@ -95,19 +95,46 @@ def write_failure(exc: BaseException) -> int | None:
     if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
         return exc.errno
     text = str(exc)
+    if "File too large" in text:  # EFBIG wrapped by DuckDB or Arrow: over the file size limit
+        return errno.EFBIG
     if "No space left on device" in text or re.search(r"\d+ requested and \d+ written", text):
-        return errno.ENOSPC
+        # a short write: the device filled up, or the file reached the process's file size limit
+        return errno.EFBIG if file_size_limit() is not None and "No space" not in text else errno.ENOSPC
     if "Disk quota exceeded" in text:
         return errno.EDQUOT
     return None
+
+
+def file_size_limit() -> int | None:
+    """The process's file size limit in bytes (``ulimit -f``; RLIMIT_FSIZE), or None when unlimited."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _write_error(target: Path, exc: OSError) -> IndexWriteError:
     what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
             errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}.get(
         exc.errno or 0, exc.strerror or str(exc))
-    return IndexWriteError(f"cannot write {str(target)!r} ({what}); the previous index is kept: free space "
-                           "or pass another --index-dir, then run 'lakeql index --refresh LAKE'")
+    fix = "free space or pass another --index-dir"
+    if exc.errno == errno.EFBIG:
+        limit = file_size_limit()
+        what = (f"over the file size limit of {limit:,} bytes ('ulimit -f')" if limit is not None
+                else "file too large for the file system")
+        fix = "raise the limit ('ulimit -f unlimited') or pass another --index-dir"
+    return IndexWriteError(f"cannot write {str(target)!r} ({what}); the previous index is kept: {fix}, "
+                           "then run 'lakeql index --refresh LAKE'")
+
+
+def write_error(target: Path | str, exc: BaseException) -> IndexWriteError | None:
+    """The :class:`IndexWriteError` of a failed write of ``target`` (disk full, quota, file size limit,
+    read-only), or None when ``exc`` reports something else (bad data)."""
+    code = write_failure(exc)
+    if code is None:
+        return None
+    return _write_error(Path(target), exc if isinstance(exc, OSError) and exc.errno == code
+                        else OSError(code, os.strerror(code)))
 
 
 def file_checksum(path: Path | str) -> str:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lakeql.colnames import form_note, match_column
 from lakeql.lake import ROOT_DOMAIN, nfc, quote_ident
 from lakeql.rows import escape_column
 from lakeql.safety import FILE_NAME_PATTERN
@@ -563,6 +564,12 @@ class Checker:
                 if cols is None or name.lower() in {c.lower() for c in cols}:
                     continue
                 best = rank(name, cols)
+                stored = match_column(name, cols)  # typed NFC, stored NFD (macOS): say so, not 'did you mean'
+                if stored is not None:
+                    problems.append(Problem(
+                        "error", f"unknown column {name!r} in {qual}" + _source_label(found) + ": "
+                        + form_note(name, stored), f"{qual}.{_q(stored)}", *_pos(column)))
+                    continue
                 problems.append(self._problem(
                     column, f"unknown column {name!r} in {qual}" + _source_label(found),
                     f"{qual}.{_q(best[0])}" if best else None, [f"{qual}.{_q(b)}" for b in best]))
@@ -595,10 +602,16 @@ class Checker:
             qualified = {c.lower(): f"{a}.{_q(c)}" for a, src in scope.sources.items()
                          for c in (source_columns(src) or [])}
             best = rank(name, cands + list(aliases))
+            stored = match_column(name, cands)  # typed NFC, stored NFD (macOS): the stored spelling binds
             sugg = best[0] if best else None
             if sugg and len(scope.sources) > 1 and sugg.lower() in qualified:
                 sugg = qualified[sugg.lower()]
             multi = len(scope.sources) > 1
+            if stored is not None:
+                fix = qualified.get(stored.lower(), _q(stored)) if multi else _q(stored)
+                problems.append(Problem("error", f"unknown column {name!r}: {form_note(name, stored)}", fix,
+                                        *_pos(column)))
+                continue
             problems.append(self._problem(column, f"unknown column {name!r}", sugg,
                                           [qualified.get(b.lower(), b) if multi else b for b in best]))
         return problems

@@ -90,6 +90,11 @@ class Searcher:
         if c is None:
             names = [cn for (tn, cn) in ix.by_name if tn == table]
             lowered = [n for n in names if n.lower() == column.lower()]
+            if not lowered:
+                from lakeql.colnames import match_column
+
+                stored = match_column(column, names)  # typed NFC, stored (and indexed) NFD
+                lowered = [stored] if stored is not None else []
             if lowered:
                 c = ix.by_name[(table, lowered[0])]
             else:

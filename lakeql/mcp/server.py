@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import logging
 import os
@@ -365,30 +366,102 @@ def _paginate_resources(server, listing: SchemaListing, page_size: int) -> None:
                            "install a supported SDK: pip install 'mcp>=2.3,<2.4'")
 
 
-def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
-          port: int = 8000, limits: Limits | None = None, warm: bool = True) -> None:
-    """Open the lake read-only and serve it over ``transport`` ('stdio' or 'http') until stopped."""
-    import signal
+def _stop_now(service: LakeService, code: int) -> None:
+    """A stop signal's exit once the service is open: interrupt the running queries, close the service
+    (its temp folder goes) within ~2.5 s, then end the process. Leaving through the event loop
+    (SystemExit) waited for its worker threads: a running query (up to --timeout) or the stdin reader
+    (until the client's next line): no exit in 30 s on SIGTERM during a query or on SIGINT (trial12)."""
     import sys
 
-    service = LakeService(lake, index_dir, limits)
-    # a client stops a stdio server with SIGTERM: exit through `finally` so the temp folder goes too
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    if warm:
-        service.warm(background=True)
-    server = build_server(service)
+    _ignore_signals()
+    # in a thread: the handler may have interrupted the main thread while it held a lock close() takes
+    closer = threading.Thread(target=service.close, kwargs={"wait": 1.5}, daemon=True)
+    closer.start()
+    closer.join(2.5)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
+          port: int = 8000, limits: Limits | None = None, warm: bool = True) -> None:
+    """Open the lake read-only and serve it over ``transport`` ('stdio' or 'http') until stopped.
+
+    Every way out removes the service's temp folder: stdin closed or the HTTP server stopped (``run``
+    returns), SIGTERM / SIGHUP / SIGINT (handled from the start, so also while the lake opens), and an
+    error while starting. A ``kill -9`` cannot be handled: the next server removes that folder
+    (:mod:`lakeql.owned_temp`)."""
+    import sys
+
+    live: list[LakeService] = []  # the service once open: a stop signal then ends at once (_stop_now)
+    previous = _exit_on_signals(live)
+    service: LakeService | None = None
     try:
+        service = LakeService(lake, index_dir, limits)
+        live.append(service)
+        if warm:
+            service.warm(background=True)
+        server = build_server(service)
         if transport == "http":
             server.run("streamable-http", host=host, port=port)
         else:
             server.run("stdio")
     finally:
         # the stdio client sends SIGTERM 2 s after closing stdin and SIGKILL 2 s later: stop within that
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        service.close(wait=1.5)
-        if service.warm_running():
-            # the warm-up is inside native code (an encode in a UDF cannot be interrupted): a normal
-            # interpreter exit under it aborts ('terminate called ...'); the temp folder is gone already
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+        _ignore_signals()
+        if service is not None:
+            service.close(wait=1.5)
+            if service.warm_running():
+                # the warm-up is inside native code (an encode in a UDF cannot be interrupted): a normal
+                # interpreter exit under it aborts ('terminate called ...'); the temp folder is gone already
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+        _restore_signals(previous)
+
+
+#: the signals that stop a server: a client's SIGTERM, a closed terminal's SIGHUP, Ctrl-C's SIGINT
+STOP_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+
+
+def _exit_on_signals(live: list[LakeService] | None = None) -> dict[int, object]:
+    """Make the stop signals raise SystemExit in the main thread (so ``finally`` blocks run) while the
+    lake opens, and end the process at once (:func:`_stop_now`) once ``live`` holds the open service;
+    returns the handlers they had. Outside the main thread (a server embedded in another program)
+    nothing changes."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, object] = {}
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None:  # no SIGHUP on Windows
+            continue
+        previous[sig] = signal.getsignal(sig)
+        # "stopped as asked": exit status 0
+        signal.signal(sig, lambda *_: _stop_now(live[0], 0) if live else sys.exit(0))
+    return previous
+
+
+def _ignore_signals() -> None:
+    """Ignore further stop signals while the server closes (a second one would cut the cleanup short)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

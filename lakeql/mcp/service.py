@@ -21,16 +21,20 @@ and swaps it in under a lock; the old one is closed once no call uses it any mor
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lakeql.errors import LakeqlError
 from lakeql.mcp.tables import markdown_table
+from lakeql.owned_temp import make_owned_temp
 from lakeql.store import DEFAULT_DIRNAME, MANIFEST
 
+TEMP_PREFIX = "lakeql-mcp-"  # the server's private DuckDB temp folder: $TMPDIR/lakeql-mcp-<pid>-<random>
 HARD_MAX_ROWS = 10_000
 SEARCH_CELL_CHARS = 300
 
@@ -131,13 +135,15 @@ class LakeService:
             if early is None or early.resolve() != self.index_root:
                 stamp = _stat_stamp(self.index_root / MANIFEST)
             self.schemas_root = (self.index_root / "schemas").resolve()
-            import tempfile
-
-            self.temp_dir = Path(tempfile.mkdtemp(prefix="lakeql-mcp-"))
+            self.temp_dir = make_owned_temp(TEMP_PREFIX)  # removes dead servers' folders first
+            # removed by close(), or when the service is collected unclosed, or at interpreter exit
+            self._remove_temp = weakref.finalize(self, shutil.rmtree, self.temp_dir, True)
             self._temps = 0
             lock_down(con, [self.lake_root, self.index_root], self._next_temp())
         except BaseException:
             con.close()
+            if hasattr(self, "_remove_temp"):
+                self._remove_temp()
             raise
         self._conn = _Opened(con, ctx, stamp)
         self.reopened = 0  # connections opened after the first (the index changed)
@@ -313,13 +319,14 @@ class LakeService:
             if isinstance(exc, duckdb.InterruptException):
                 raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
                                   "or a LIMIT, or aggregate") from None
+            from lakeql.colnames import unicode_hint
             from lakeql.render import escape_controls
             from lakeql.sqlrun import quote_hint, scalar_in_from_hint, unreadable_table_message
 
             unreadable = unreadable_table_message(str(exc), cur)
             if unreadable:  # not DuckDB's 'does not exist, did you mean': the table is there, unreadable
                 raise LakeqlError(escape_controls(unreadable)) from None
-            hint = scalar_in_from_hint(str(exc), cur) or quote_hint(str(exc), cur)
+            hint = scalar_in_from_hint(str(exc), cur) or quote_hint(str(exc), cur) or unicode_hint(str(exc))
             raise LakeqlError(_duckdb_message(exc) + hint) from None
         finally:
             timer.cancel()
@@ -536,8 +543,6 @@ class LakeService:
         """Stop: interrupt running queries (the warm-up's too), wait up to ``wait`` s for the warm-up
         thread, then close the connection. Closing it under a running cursor raised DuckDB's "connection is
         busy" and left the thread in native code while the interpreter shut down (a fatal error at exit)."""
-        import shutil
-
         self._closing.set()
         # interrupt again until the deadline: an interrupt that lands before its query started is lost
         deadline = time.monotonic() + wait
@@ -565,7 +570,7 @@ class LakeService:
                 close_now = opened.users == 0
             if close_now:
                 opened.close()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self._remove_temp()
 
 
 def _stat_stamp(path: Path) -> tuple[int, int, int] | None:

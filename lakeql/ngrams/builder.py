@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lakeql.errors import LakeqlError
+from lakeql.errors import ChangedDuringBuildError, LakeqlError
 from lakeql.lake import Table, nfc, quote_ident, read_parquet_sql, scan_sql
 from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, write_failure
@@ -347,10 +347,12 @@ def build(ctx) -> None:
             continue
         try:
             build_target(ctx, target, jobs_n)
+        except ChangedDuringBuildError as exc:  # a writer is at work on the table: the rest goes on
+            warnings.warn(f"n-gram index of {target.table.key}.{target.column} skipped: {exc}", stacklevel=2)
         except (OSError, pa.ArrowException) as exc:  # bad data in one table: warn, keep building
             code = write_failure(exc)
-            if code in (errno.ENOSPC, errno.EDQUOT):  # not bad data: the index cannot be written (exit 2)
-                from lakeql.store import _write_error
+            if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # not bad data: the index cannot be
+                from lakeql.store import _write_error  # written (exit 2)
 
                 raise _write_error(ctx.store.root, OSError(code, os.strerror(code))) from None
             warnings.warn(f"n-gram index of {target.table.key}.{target.column} skipped: {exc}",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeql import shards as S
-from lakeql.errors import CorruptIndexError
+from lakeql.errors import ChangedDuringBuildError, CorruptIndexError
 from lakeql.lake import FileStamp, Table
 from lakeql.progress import bar, say
 from lakeql.sources import buildfs
@@ -179,9 +179,12 @@ def build_target(ctx, target, jobs_n: int) -> IndexEntry:
         file_rows = [f["rows"] for f in files]
         known = _catalog_rows(ctx, table)
         if known is not None and [int(n) for n in known] != file_rows:
-            raise CorruptIndexError(
-                f"the row counts of {key}'s files ({sum(file_rows)}) differ from the "
-                f"catalog's ({sum(known)}): run 'lakeql index --refresh LAKE' again"
+            # the files changed after the catalog read them (a writer replaced or appended one during
+            # this build): the shards would not match the catalog's rows; the build goes on without them
+            raise ChangedDuringBuildError(
+                f"table {key} changed during the build (its files hold {sum(file_rows):,} rows, the "
+                f"catalog read {sum(known):,}): its n-gram index is left as it was; run 'lakeql index "
+                "--refresh LAKE' once the writes are done"
             )
         offsets = S.row_offsets(table, file_rows)
         for f in files:

@@ -315,30 +315,32 @@ class CodeIndex:
     binarizer: Any
     _pos: dict[str, Any] = field(default_factory=dict)
     refine: Any = None  # (n, bits * ceil(d/8)) uint8 refinement planes, memory-mapped, or None
-    _blocked: Any = None  # kernels.BlockedCodes, built by the first exhaustive bounded scan
+    _blocked: Any = None  # fullscan.FullLayout, built by the first exhaustive bounded scan
     #: what a connection's cache charges for this object (:mod:`lakeql.indexcache`): 0 = the index
     #: folder's size; the ANN lists' mapped rows (:func:`lakeql.vectors.ann.open_mapped`) set what they
     #: map and hold, a fraction of the folder
     nbytes: int = 0
 
     def blocked(self) -> Any:
-        """The codes' :func:`~lakeql.vectors.kernels.blocked_inputs` layout (the exhaustive bounded scan's,
-        92 bytes a row at 384 dimensions), built on first use and kept with the index; None when the scan
+        """The codes' :func:`~lakeql.vectors.fullscan.full_layout` (the exhaustive bounded scan's, 96 bytes
+        a row at 384 dimensions), built on first use and kept with the index; None when the scan
         is not the bounded one (no ``errc`` factors) or when the layout would take more than
         ``LAKEQL_BLOCKED_MAX_MB`` (default 2048; 0: never built): the row scan then runs, same results,
         about 2x the CPU (10M rows: 0.9 GB of layout, 2 s CPU to build)."""
         if self._blocked is None and "errc" in self.factors and self.blocked_bytes() <= blocked_budget():
-            from lakeql.vectors import kernels
+            from lakeql.vectors import fullscan
 
             with _BLOCKED_LOCK:  # one build when several DuckDB threads search at once
                 if self._blocked is None:
-                    self._blocked = kernels.blocked_inputs(self.words, self.factors)
+                    self._blocked = fullscan.full_layout(self.words, self.factors)
         return self._blocked
 
     def blocked_bytes(self) -> int:
-        """Bytes :meth:`blocked` would take: codes padded to whole blocks, 3 float32 and 4 float64 a row."""
-        n, words = self.words.shape
-        return -(-n // 64) * 64 * (8 * words + 12) + 32 * n
+        """Bytes :meth:`blocked` would take (:func:`lakeql.vectors.fullscan.layout_bytes`): codes padded
+        to whole blocks, 4 float32 and 4 float64 a row."""
+        from lakeql.vectors import fullscan
+
+        return fullscan.layout_bytes(*self.words.shape)
 
     @property
     def refine_bits(self) -> int:

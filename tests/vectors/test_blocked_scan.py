@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lakeql.vectors import binarizers, kernels
+from lakeql.vectors import binarizers, fullscan, kernels
 from lakeql.vectors import search as vsearch
 from lakeql.vectors.codes import CodeIndex, encode_tier
 
@@ -115,13 +115,13 @@ def test_concurrent_first_searches_build_one_layout(dup, monkeypatch):
     want = [vsearch.search(fresh(), q, 10)[0].tolist() for q in queries[:8]]
     idx = fresh()
     built = []
-    real_build = kernels.blocked_inputs
+    real_build = fullscan.full_layout
 
     def counting(*a):
         built.append(1)
         return real_build(*a)
 
-    monkeypatch.setattr(kernels, "blocked_inputs", counting)
+    monkeypatch.setattr(fullscan, "full_layout", counting)
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda q: vsearch.search(idx, q, 10)[0].tolist(), queries[:8]))
     assert got == want and len(built) == 1 and idx.blocked() is not None
@@ -150,7 +150,7 @@ def test_blocked_float32_overflow(dup, k):
 )
 def test_blocked_layout_size_cap(dup, monkeypatch, limit, built):
     """``LAKEQL_BLOCKED_MAX_MB`` caps the layout (the search falls back to the row scan, same hits):
-    ~0.56 MB here (6,090 rows x 92 bytes), so 0.5 MB leaves it unbuilt; a bad value is the default."""
+    ~0.58 MB here (6,090 rows x 96 bytes), so 0.5 MB leaves it unbuilt; a bad value is the default."""
     b, words, factors, rows, queries = dup
     monkeypatch.setenv("LAKEQL_BLOCKED_MAX_MB", limit)
     values, scales, space, _ = encode_tier(rows, "int8", b)

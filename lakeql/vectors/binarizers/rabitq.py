@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from lakeql.vectors import kernels
+from lakeql.vectors import fullscan, kernels
 from lakeql.vectors.binarizers.base import Binarizer, pack
 
 
@@ -226,13 +226,14 @@ class RaBitQBinarizer(Binarizer):
         cap: int,
         spans: tuple[np.ndarray, np.ndarray] | None = None,
         mask_ids: np.ndarray | None = None,
-        blocked: kernels.BlockedCodes | None = None,
+        blocked: fullscan.FullLayout | kernels.BlockedCodes | None = None,
         rotated: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, upper bounds, estimates) of every row that may be in the true top ``k``
         (:func:`lakeql.vectors.kernels.asym4_bounded_spans`); needs a 4-bit query. ``spans``: (starts,
         ends) of the only rows scanned (default: all); ``mask_ids``: where row ``i`` reads ``allowed``;
-        ``blocked``: the codes' :func:`~lakeql.vectors.kernels.blocked_inputs` layout, scanned instead
+        ``blocked``: the codes' :func:`~lakeql.vectors.fullscan.full_layout` (or the older
+        :func:`~lakeql.vectors.kernels.blocked_inputs`) layout, scanned instead
         when every row is (no ``spans``, no ``mask_ids``), or with ``spans`` a
         :func:`~lakeql.vectors.kernels.blocked_codes` layout of ``words`` (the ANN stage's list order,
         :func:`~lakeql.vectors.kernels.asym4_bounded_blocked_spans`): the same result, faster.
@@ -251,7 +252,8 @@ class RaBitQBinarizer(Binarizer):
         if blocked is not None and mask_ids is None and spans_all:
             total = float(qr.sum())
             slack = kernels.bounded_slack(blocked.bound, self.dim, levels, lo, delta, total, err_a, err_b)
-            return kernels.asym4_bounded_blocked(
+            full = blocked.f32.shape[1] == len(fullscan.FACTOR_ROWS)  # fullscan.FullLayout: popcounts stored
+            return (fullscan.asym4_bounded_full if full else kernels.asym4_bounded_blocked)(
                 blocked.codes,
                 blocked.f32,
                 blocked.f64,
