@@ -275,6 +275,22 @@ def inproc(
         "ann_rowscan": rowscan,
         "ann_mapped": lambda q, st: ann.search(mapped, mapped._pos["ann"], q, 10, 4, stats=st, nprobe=nprobe),
     }
+    from lakeql.vectors import search as vsearch
+
+    def before(fn):
+        """``fn`` as the code before the fused rounds ran it (search.FUSED_ROUNDS off: numpy rounds, the
+        query's rotation per step): the same index and maps, the same results."""
+
+        def run(q, st):
+            was, vsearch.FUSED_ROUNDS = vsearch.FUSED_ROUNDS, False
+            try:
+                return fn(q, st)
+            finally:
+                vsearch.FUSED_ROUNDS = was
+
+        return run
+
+    methods.update({f"{k}_before": before(v) for k, v in list(methods.items()) if k != "ann_rowscan"})
     if only:  # ann_rowscan shares ann_loaded's maps: leave it out for a clean first touch of the other
         methods = {k: v for k, v in methods.items() if k in only or k == "exhaustive"}
     for fn in methods.values():  # JIT and the loaded path's list-order copy
@@ -284,6 +300,7 @@ def inproc(
         m: {"first": [], "second": [], "first_wall": [], "second_wall": [], "faults": []} for m in methods
     }
     got: dict = {m: [] for m in methods}
+    got_scores: dict = {m: [] for m in methods}
     loads = [os.getloadavg()[0]]
     for qi in range(start, start + nq):
         q = Q[qi % len(Q)]
@@ -297,12 +314,13 @@ def inproc(
                 f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 w, c = time.perf_counter(), time.process_time()
                 st: dict = {}
-                r, _ = fn(q, st)
+                r, sc = fn(q, st)
                 res[name][rnd].append(1e3 * (time.process_time() - c))
                 res[name][rnd + "_wall"].append(1e3 * (time.perf_counter() - w))
                 if rnd == "first":
                     res[name]["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
                     got[name].append(r.tolist())
+                    got_scores[name].append(sc.tobytes())
                     stats[name].append(st)
         loads.append(os.getloadavg()[0])
     out: dict = {
@@ -339,6 +357,16 @@ def inproc(
         m["speedup_first_cpu"] = ex["first_cpu_p50"] / m["first_cpu_p50"]
         m["speedup_first_wall"] = ex["first_wall_p50"] / m["first_wall_p50"]
         m["speedup_second_cpu"] = ex["second_cpu_p50"] / m["second_cpu_p50"]
+    for name in list(got):  # each "_before" method against its fused one: the same top 10
+        if name.endswith("_before") and name[: -len("_before")] in got:
+            base = name[: -len("_before")]
+            out[f"identical_rows_and_score_bytes_{name}"] = sum(
+                a == b and x == y
+                for a, b, x, y in zip(got[name], got[base], got_scores[name], got_scores[base], strict=True)
+            )
+            out[f"identical_stats_{name}"] = sum(
+                a == b for a, b in zip(stats[name], stats[name[: -len("_before")]], strict=True)
+            )
     for other in ("ann_mapped", "ann_rowscan"):
         if other in got and "ann_loaded" in got:
             out[f"identical_{other}_vs_loaded"] = sum(
@@ -371,7 +399,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--link", action="store_true", help="prepare: link the store's big files (inproc only)")
     ap.add_argument("--nprobe", type=int, default=None, help="inproc: the ANN probe (default: the default)")
     ap.add_argument("--start", type=int, default=0, help="inproc: first query")
+    ap.add_argument(
+        "--before",
+        action="store_true",
+        help="inproc: every method as the code before the fused rounds (search.FUSED_ROUNDS off)",
+    )
     a = ap.parse_args(argv)
+    if a.before:
+        from lakeql.vectors import search as vsearch
+
+        vsearch.FUSED_ROUNDS = False
     if a.what == "worker":
         worker(a.args[0], Path(a.args[1]), int(a.args[2]), a.warm)
         return 0

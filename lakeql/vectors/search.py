@@ -42,6 +42,10 @@ BOUND_SLACK = 1.5
 TIER_SIGMAS = 3.0
 #: the most rows the final refinement step rescores per query (the best by tier score)
 MAX_REFINE = 2_048
+#: the adaptive rounds' bookkeeping in numba where it applies (:func:`_fused`) and the ANN stage's query
+#: rotation computed once (:func:`lakeql.vectors.ann.search`); False: the numpy loop and a rotation per
+#: step, the code before them (the reference they are tested and benchmarked against: same results)
+FUSED_ROUNDS = True
 
 
 def tier_margin(index: CodeIndex, pos: np.ndarray, q: np.ndarray) -> float:
@@ -238,6 +242,49 @@ def _head(est: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(inside), np.flatnonzero(~inside)
 
 
+def _fused(
+    index: Any,
+    q: np.ndarray,
+    k: int,
+    first: int,
+    cap: int,
+    cand: np.ndarray,
+    ub: np.ndarray,
+    est: np.ndarray,
+    score: Any,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """:func:`_adaptive`'s rounds with their bookkeeping in numba (:mod:`lakeql.vectors.rounds`: the head,
+    the bound order, the running ``k``-th score, each chunk's rows above the line) and only the scoring
+    call per round left in Python: the same rows, scores and count as the numpy loop. ``score``: the
+    index's scorer, or its :meth:`CodeIndex.kernel_scorer` (positions here are ascending and checked in
+    range). None (the numpy loop runs) unless the candidates are in ascending row order (the scans return
+    them so)."""
+    if not FUSED_ROUNDS or not len(cand) or ub.dtype != np.float64 or est.dtype != np.float64:
+        return None
+    cand = np.ascontiguousarray(cand, np.int64)
+    if len(cand) > 1 and not bool(np.all(cand[1:] > cand[:-1])):
+        return None
+    if cand[0] < 0 or cand[-1] >= index.n:  # (ascending: the ends bound them all) the kernel reads rows
+        raise IndexError("code position out of range")
+    from lakeql.vectors import rounds
+
+    ub, est = np.ascontiguousarray(ub), np.ascontiguousarray(est)
+    head, state, rest, nb = rounds.start(cand, ub, est, int(first), int(cap), BOUND_SLACK, FIRST_CHUNK)
+    scores = score(head)
+    pos_parts, score_parts = [head], [scores]
+    margin = np.float64(tier_margin(index, head, q))
+    heap = np.empty(max(int(k), 1), scores.dtype)
+    while True:  # one iteration per round (a handful), never per row
+        take = rounds.next_chunk(cand, state, rest, nb, heap, int(k), scores, margin)
+        if not len(take):
+            break
+        scores = score(take)
+        pos_parts.append(take)
+        score_parts.append(scores)
+    pos = np.concatenate(pos_parts) if len(pos_parts) > 1 else head
+    return pos, np.concatenate(score_parts) if len(score_parts) > 1 else score_parts[0], int(len(pos))
+
+
 def _adaptive(
     index: CodeIndex,
     q: np.ndarray,
@@ -262,7 +309,17 @@ def _adaptive(
         )
     else:
         cand, ub, est = scan(k, cap)
-    score = index.scorer(q) if hasattr(index, "scorer") else (lambda p: index.score(p, q))
+    raw = index.kernel_scorer(q) if FUSED_ROUNDS and hasattr(index, "kernel_scorer") else None
+    if raw is None:
+        score = index.scorer(q) if hasattr(index, "scorer") else (lambda p: index.score(p, q))
+    fused = _fused(index, q, k, first, cap, cand, ub, est, raw or score)
+    if fused is not None:
+        pos, scores, done = fused
+        if stats is not None:
+            stats.update(candidates=int(len(cand)), rescored=int(done))
+        return pos, scores
+    if raw is not None:
+        score = index.scorer(q)
     head, rest = _head(est, first)
     pos_parts = [cand[head]]
     score_parts = [score(pos_parts[0])]

@@ -147,10 +147,17 @@ class RaBitQBinarizer(Binarizer):
         return pack(o_rot > 0), {"factor": factor.astype(np.float32), "add": add.astype(np.float32)}
 
     # -------------------------------------------------------------- asymmetric scan
-    def _query(self, q: np.ndarray) -> tuple[float, np.ndarray]:
+    def rotated(self, q: np.ndarray) -> np.ndarray:
+        """The query's rotated residual ``(q - c) R`` (float32): what the scan quantizes and the ANN lists
+        are ranked by; computed once per query and passed to both (``rotated=``)."""
         q = np.asarray(q, np.float32).reshape(-1)
         # one-thread product (kernels.vecmat): BLAS woke its threads for this 384 x 384 product per query
-        return float(q @ self.centroid), kernels.vecmat(q - self.centroid, self.rotation).astype(np.float64)
+        return kernels.vecmat(q - self.centroid, self.rotation)
+
+    def _query(self, q: np.ndarray, rotated: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        q = np.asarray(q, np.float32).reshape(-1)
+        r = self.rotated(q) if rotated is None else rotated
+        return float(q @ self.centroid), r.astype(np.float64)
 
     def _planes(self, qr: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Quantize ``q'`` to ``query_bits`` levels and split the levels into packed bit planes."""
@@ -220,6 +227,7 @@ class RaBitQBinarizer(Binarizer):
         spans: tuple[np.ndarray, np.ndarray] | None = None,
         mask_ids: np.ndarray | None = None,
         blocked: fullscan.FullLayout | kernels.BlockedCodes | None = None,
+        rotated: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, upper bounds, estimates) of every row that may be in the true top ``k``
         (:func:`lakeql.vectors.kernels.asym4_bounded_spans`); needs a 4-bit query. ``spans``: (starts,
@@ -228,8 +236,9 @@ class RaBitQBinarizer(Binarizer):
         :func:`~lakeql.vectors.kernels.blocked_inputs`) layout, scanned instead
         when every row is (no ``spans``, no ``mask_ids``), or with ``spans`` a
         :func:`~lakeql.vectors.kernels.blocked_codes` layout of ``words`` (the ANN stage's list order,
-        :func:`~lakeql.vectors.kernels.asym4_bounded_blocked_spans`): the same result, faster."""
-        base, qr = self._query(q)
+        :func:`~lakeql.vectors.kernels.asym4_bounded_blocked_spans`): the same result, faster.
+        ``rotated``: the query's :meth:`rotated` residual, if already computed."""
+        base, qr = self._query(q, rotated)
         planes, lo, delta = self._planes(qr)
         levels = (1 << self.query_bits) - 1
         qerr = qr - (lo + delta * np.clip(np.rint((qr - lo) / delta), 0, levels))
