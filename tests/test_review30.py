@@ -169,3 +169,36 @@ def test_a_ctrl_c_during_the_interrupt_watchers_cleanup_restores_everything(monk
     assert not [t for t in threading.enumerate() if t.name == "lakeql-sigint"]  # the watcher ended
     assert _open_fds() - before_fds == set()  # no pipe end left open
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO])
+def test_a_file_unreadable_for_its_permissions_is_read_again_by_a_refresh(tmp_path, monkeypatch, code):
+    """A data file the build could not open for its permissions (mode 000, an ACL) or an I/O error of
+    the lake's disk was recorded against the file's fingerprint (path, size, mtime): ``chmod`` (or the
+    disk back) changes no mtime, so every later ``--refresh`` took the table as 'still unreadable: not
+    read again' although the warning said 'fix or replace the file, then run lakeql index LAKE
+    --refresh'. Only a full rebuild brought it back. A file recorded for such an error is read again
+    by the next refresh. (Simulated: the tests run as root, which reads a mode-000 file.)"""
+    from lakeql import catalog
+
+    lake = tmp_path / "lake"
+    (lake / "fte").mkdir(parents=True)
+    shutil.copy(shared_data("fivethirtyeight", "ahca-polls", "ahca_polls.csv"), lake / "fte" / "polls.csv")
+    shutil.copy(shared_data("fivethirtyeight", "airline-safety", "airline-safety.csv"),
+                lake / "fte" / "safety.csv")
+    real = catalog._count_rows
+
+    def denied(table, stamp, fs, cache=None):
+        if stamp.path.endswith("safety.csv"):
+            raise OSError(code, os.strerror(code), str(Path(table.root) / stamp.path))
+        return real(table, stamp, fs, cache)
+
+    monkeypatch.setattr(catalog, "_count_rows", denied)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, **ONLY)
+    assert statuses(lake)["fte.safety"][0] != "ok"
+    monkeypatch.undo()  # the permissions fixed (the disk back): no mtime changes
+    lakeql.index(lake, refresh=True, **ONLY)
+    assert statuses(lake)["fte.safety"] == ("ok", None)
+    assert statuses(lake)["fte.polls"] == ("ok", None)
