@@ -457,7 +457,10 @@ def decode_file(
             # name too long, the folder removed): the index's failure, not the file's, whatever the errno
             # (review30: trial12 took only WRITE_ERRNOS); taken for a bad file, a good table was recorded
             # as unreadable and a refresh kept it out of the lake (its fingerprint had not changed)
-            raise (write_error(final, exc) or _write_error(final, exc)) from exc
+            err = write_error(final, exc) or _write_error(final, exc)
+            # the copy's name is a hash: name the CSV file it is of (the one to give room, or save as UTF-8)
+            raise type(err)(f"the UTF-8 copy of CSV file {stamp.path!r} of table "
+                            f"{getattr(table, 'key', table)}: {err}") from exc
         raise
     finally:
         tmp.unlink(missing_ok=True)

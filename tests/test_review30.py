@@ -59,8 +59,9 @@ def test_any_failed_write_of_a_csv_copy_stops_the_build(tmp_path, monkeypatch, c
         return real_open(file, mode, *args, **kw)
 
     monkeypatch.setattr(csvenc, "open", failing_open, raising=False)
-    with pytest.raises(IndexWriteError, match="cannot write"):
+    with pytest.raises(IndexWriteError, match="cannot write") as got:
         lakeql.index(lake, **ONLY)
+    assert "of CSV file 'fte/" in str(got.value)  # the copy's name is a hash: the source is named
     monkeypatch.undo()
     lakeql.index(lake, refresh=True, **ONLY)
     assert statuses(lake)["fte.avengers"] == ("ok", None)
