@@ -74,7 +74,8 @@ def interrupt_on_sigint(con: Callable[[], Any] | Any) -> Iterator[None]:
         yield
         return
     stop = threading.Event()
-    thread = threading.Thread(target=_watch, args=(r, stop, con), name="lakeql-sigint", daemon=True)
+    thread = threading.Thread(target=_watch, args=(r, stop, con, previous), name="lakeql-sigint",
+                              daemon=True)
     thread.start()
     try:
         held.holding = False
@@ -94,14 +95,21 @@ def interrupt_on_sigint(con: Callable[[], Any] | Any) -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-def _watch(r: int, stop: threading.Event, con: Callable[[], Any] | Any) -> None:
-    """Read the wake-up pipe ``r``; on SIGINT's byte call ``interrupt()`` on ``con``'s connection."""
+def _watch(r: int, stop: threading.Event, con: Callable[[], Any] | Any, previous: int = -1) -> None:
+    """Read the wake-up pipe ``r``; on SIGINT's byte call ``interrupt()`` on ``con``'s connection. Every
+    byte is passed on to the wake-up fd in place before (``previous``: a host's event loop, which learns
+    of its signals, a SIGCHLD of its child processes, only so: review30)."""
     while not stop.is_set():
         try:
             data = os.read(r, 64)
         except OSError:
             return
-        if not data or stop.is_set():
+        if not data:
+            return
+        if previous >= 0:
+            with contextlib.suppress(OSError):
+                os.write(previous, data)
+        if stop.is_set():
             return
         if signal.SIGINT in data:
             target = con() if callable(con) else con

@@ -203,3 +203,37 @@ def test_a_file_unreadable_for_its_permissions_is_read_again_by_a_refresh(tmp_pa
     lakeql.index(lake, refresh=True, **ONLY)
     assert statuses(lake)["fte.safety"] == ("ok", None)
     assert statuses(lake)["fte.polls"] == ("ok", None)
+
+
+def test_the_interrupt_watcher_passes_signals_on_to_the_hosts_wakeup_fd():
+    """A host program with an event loop (asyncio registers a wake-up fd for its signal handlers, its
+    child watcher hears SIGCHLD so) that runs ``lakeql.cli.main(['sql', ...])``: while the query ran the
+    wake-up fd was lakeql's pipe and the signals that arrived never reached the host's (a child's exit
+    lost). The watcher now passes every byte on; the host's fd is given back after."""
+    import time
+
+    from lakeql import interrupt
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    os.set_blocking(r, False)
+    old_handler = signal.signal(signal.SIGUSR1, lambda *_: None)
+    before = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    try:
+        with interrupt.interrupt_on_sigint(_FakeCon()):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            got = b""
+            for _ in range(200):
+                time.sleep(0.01)
+                try:
+                    got += os.read(r, 64)
+                except BlockingIOError:
+                    continue
+                break
+        assert bytes([signal.SIGUSR1]) in got
+        assert signal.set_wakeup_fd(w, warn_on_full_buffer=False) == w  # given back
+    finally:
+        signal.set_wakeup_fd(before)
+        signal.signal(signal.SIGUSR1, old_handler)
+        os.close(r)
+        os.close(w)
