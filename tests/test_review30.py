@@ -98,8 +98,8 @@ def test_a_source_read_error_is_still_a_bad_file(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lakeql.index(lake, **ONLY)
-    monkeypatch.undo()
-    got = statuses(lake)  # (the build ended: no IndexWriteError)
+    got = statuses(lake)  # (the build ended: no IndexWriteError; the disk still fails for the connection,
+    monkeypatch.undo()  # which reads a file recorded for an I/O error again: row 157)
     assert got["fte.avengers"][0] != "ok" and "Input/output error" in got["fte.avengers"][1], got
 
 
