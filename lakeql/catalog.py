@@ -245,6 +245,18 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300]
 
 
+#: a file's recorded error that is its environment's, not its bytes' (permissions, the disk, the process's
+#: open files): fixed without touching the file (``chmod``, the disk back), which changes no mtime, so a
+#: refresh reads such a file again instead of keeping it out as "still unreadable" (review30)
+_ENVIRONMENT = re.compile(r"permission denied|operation not permitted|input/output error|too many open files"
+                          r"|\[errno (?:1|5|13|23|24)\]", re.IGNORECASE)
+
+
+def _environmental(problems: list[Problem]) -> bool:
+    """Whether one of ``problems`` is a read failure of the file's environment (:data:`_ENVIRONMENT`)."""
+    return any(p.kind in ("file", "table") and _ENVIRONMENT.search(p.error or "") for p in problems)
+
+
 _LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+) bytes")
 
 
@@ -841,6 +853,8 @@ class Catalog:
             # a CSV table whose files were decoded otherwise than its named encoding (or lack of one) says
             redo = redo or (prev is not None and t.format == "csv"
                             and not csvenc.labels_fit(prev.get("file_encodings"), t.csv_encoding))
+            # a file unreadable for its permissions or disk, fixed since (chmod changes no mtime): read again
+            redo = redo or (prev is not None and _environmental(stored.problems_of(t.key)))
             if prev is not None and prev["fingerprint"] == t.fingerprint and not redo:
                 mine = stored.problems_of(t.key)
                 skip = {p.path for p in mine if p.kind == "file"}
@@ -861,7 +875,8 @@ class Catalog:
                 else:
                     columns[t.key] = stored.columns_by_table.get(t.key, [])
                 problems += mine
-            elif stored is not None and stored.failed.get(t.key) == t.fingerprint:
+            elif (stored is not None and stored.failed.get(t.key) == t.fingerprint
+                  and not _environmental(stored.problems_of(t.key))):
                 problems += stored.problems_of(t.key)  # still unreadable: not read again
                 failed[t.key] = t.fingerprint
             else:

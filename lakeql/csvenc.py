@@ -435,10 +435,13 @@ def decode_file(
     if have is not None:
         return label, str(have)
     target = next((d for d in dirs if _writable(d)), None)
-    if target is None:
-        raise OSError(
+    if target is None:  # the index dir's and the cache's failure, not the file's (review30)
+        from lakeql.store import IndexWriteError
+
+        raise IndexWriteError(
             f"no writable folder for the UTF-8 copy of a {label} CSV file (tried "
-            f"{', '.join(str(d) for d in dirs)}): make one writable, or save the file as UTF-8"
+            f"{', '.join(str(d) for d in dirs)}): make one writable (free space, fix its permissions, "
+            "set XDG_CACHE_HOME) or save the file as UTF-8, then run 'lakeql index --refresh LAKE'"
         )
     final = target / name
     tmp = target / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -447,13 +450,17 @@ def decode_file(
             _write_copy(f, tmp, label, named)
         os.replace(tmp, final)
     except OSError as exc:
-        from lakeql.store import write_error
+        from lakeql.store import _write_error, write_error
 
-        if getattr(exc, "lakeql_write", False) and (failed := write_error(final, exc)) is not None:
-            # the copy could not be written (disk full, quota, file size limit): the index's failure,
-            # not the file's; taken for a bad file, a good table was recorded as unreadable and a
-            # refresh kept it out of the lake (its fingerprint had not changed; trial12)
-            raise failed from exc
+        if getattr(exc, "lakeql_write", False):
+            # the copy could not be written (disk full, quota, file size limit, too many open files, a
+            # name too long, the folder removed): the index's failure, not the file's, whatever the errno
+            # (review30: trial12 took only WRITE_ERRNOS); taken for a bad file, a good table was recorded
+            # as unreadable and a refresh kept it out of the lake (its fingerprint had not changed)
+            err = write_error(final, exc) or _write_error(final, exc)
+            # the copy's name is a hash: name the CSV file it is of (the one to give room, or save as UTF-8)
+            raise type(err)(f"the UTF-8 copy of CSV file {stamp.path!r} of table "
+                            f"{getattr(table, 'key', table)}: {err}") from exc
         raise
     finally:
         tmp.unlink(missing_ok=True)
