@@ -1,0 +1,154 @@
+"""review29: a hard review of the exhaustive scan's own layout (:mod:`lakeql.vectors.fullscan`, merged
+from h/sqlscan). The full-scan kernel must return what the blocked kernel it replaced
+(:func:`kernels.asym4_bounded_blocked`) and the row scan (:func:`kernels.asym4_bounded_spans`) return,
+bit for bit, in the cases the merge's own tests left out: dimensions that are not a multiple of 64 (the
+code words' padding bits), filters that allow one row, ``k`` above the rows the filter allows, NaN and
+infinite factors (a damaged index), and a layout whose rows do not match the codes (it must refuse, not
+read past its arrays); and its float64 factors must sit one row to a cache line (what its prefetch and
+its docstring assume). Real MiniLM embeddings of the test lake's docstrings (tests/vectors/conftest.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lakeql.vectors import binarizers, fullscan, kernels
+
+
+@pytest.fixture(scope="module")
+def real() -> tuple[None, np.ndarray]:
+    """(None, float32 embeddings) of the sample lake's first 200 non-blank docstrings (cut to 200
+    characters), by the default index's encoder: the vectors tests' ``real`` fixture, without a lake."""
+    import duckdb
+    from testutil import SAMPLE_LAKE
+
+    from lakeql.embedding import encode, load_model
+
+    path = str(SAMPLE_LAKE / "python" / "functions.parquet")
+    con = duckdb.connect()
+    try:
+        docs = [r[0] for r in con.execute(
+            "SELECT left(docstring, 200) FROM read_parquet(?) WHERE docstring IS NOT NULL "
+            "AND length(trim(docstring)) > 0 ORDER BY module, qualname LIMIT 200", [path]).fetchall()]
+    finally:
+        con.close()
+    assert len(docs) == 200
+    return None, encode(docs, load_model(None, "auto"))
+
+
+def _codes(x: np.ndarray, d: int, copies: int = 20, seed: int = 3):
+    """(binarizer, words, factors, queries) of near-duplicate clusters of the first ``d`` dimensions of
+    the real embeddings (renormalized), every 5th row repeated exactly (ties at the cut-off)."""
+    x = x[:, :d].astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    docs, queries = x[:-40], x[-40:].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(docs, copies, axis=0) + rng.normal(0, 0.01, (len(docs) * copies, d))
+    rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    rows = np.concatenate([rows, rows[::5]])
+    b = binarizers.get("rabitq", d).fit(rows)
+    codes, factors = b.encode(rows)
+    words, factors = kernels.scan_inputs(codes, factors, b.scan)
+    factors["errc"] = b.error_coefficients(factors)
+    return b, words, factors, queries
+
+
+def _same(a, b):
+    assert len(a) == len(b) == 3
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True)
+
+
+def _check(b, words, factors, queries, ks, masks, caps):
+    """Every query under every (k, mask, cap): full-scan == blocked == row scan; returns result sizes."""
+    full, old = fullscan.full_layout(words, factors), kernels.blocked_inputs(words, factors)
+    sizes = []
+    for i, q in enumerate(queries):
+        for k in ks:
+            for cap in caps:
+                allowed = masks[(i + k) % len(masks)]
+                want = b.candidates(q, words, factors, k, allowed, cap)
+                _same(b.candidates(q, words, factors, k, allowed, cap, blocked=old), want)
+                _same(b.candidates(q, words, factors, k, allowed, cap, blocked=full), want)
+                sizes.append(len(want[0]))
+    return sizes
+
+
+@pytest.mark.parametrize("d", [100, 200, 383])
+def test_dims_not_a_multiple_of_64(real, d):
+    """384-dimensional codes fill six words exactly; 100, 200 and 383 dimensions leave padding bits."""
+    b, words, factors, queries = _codes(real[1], d)
+    n = len(words) - 7
+    words, factors = np.ascontiguousarray(words[:n]), {k: v[:n] for k, v in factors.items()}
+    assert words.shape[1] == -(-d // 64)
+    one = np.zeros(n, bool)
+    one[n // 2] = True
+    masks = [None, np.zeros(n, bool), one, np.ones(n, bool), np.random.default_rng(5).random(n) < 0.2]
+    sizes = _check(b, words, factors, queries[:12], (1, 10, n + 5), masks, (50, 20_000))
+    assert max(sizes) > 10 and min(sizes) == 0
+
+
+def test_filters_of_one_row_and_k_above_the_allowed(real):
+    """A filter allowing 1 row (first, last, middle) or 3 rows, with ``k`` 1, 3, 50 and above ``n``: the
+    one allowed row alone, or the allowed rows, whatever ``k``."""
+    b, words, factors, queries = _codes(real[1], 384, copies=8)
+    n = len(words)
+    masks = []
+    for picks in ([0], [n - 1], [n // 2], [0, 64, n - 1]):
+        m = np.zeros(n, bool)
+        m[picks] = True
+        masks.append(m)
+    full = fullscan.full_layout(words, factors)
+    for q in queries[:8]:
+        for m in masks:
+            for k in (1, 3, 50, n + 1):
+                got = b.candidates(q, words, factors, k, m, 100, blocked=full)
+                _same(got, b.candidates(q, words, factors, k, m, 100))
+                if k >= m.sum():
+                    assert sorted(got[0].tolist()) == np.flatnonzero(m).tolist()
+
+
+@pytest.mark.parametrize("damage", ["nan_add", "inf_add", "ninf_add", "inf_factor", "nan_errc", "huge_errc"])
+def test_damaged_factors(real, damage):
+    """NaN, +-inf and 1e38 factors on some rows (a damaged or hand-made index): the three kernels still
+    agree (such rows are never skipped on their float32 bound)."""
+    b, words, factors, queries = _codes(real[1], 384, copies=8)
+    factors = {k: v.copy() for k, v in factors.items()}
+    name, value = {
+        "nan_add": ("add", np.nan),
+        "inf_add": ("add", np.inf),
+        "ninf_add": ("add", -np.inf),
+        "inf_factor": ("factor", np.inf),
+        "nan_errc": ("errc", np.nan),
+        "huge_errc": ("errc", 1e38),
+    }[damage]
+    factors[name][::97] = value
+    n = len(words)
+    with np.errstate(all="ignore"):
+        masks = [None, np.random.default_rng(1).random(n) < 0.5]
+        _check(b, words, factors, queries[:8], (1, 10), masks, (50,))
+
+
+@pytest.mark.parametrize("delta", [-100, -64, 1, 64, 100])
+def test_layout_of_other_rows_is_refused(real, delta):
+    """A layout built for more or fewer rows than the codes scanned (a stale copy) is refused with a
+    clear error: the kernel would read its float64 factors and the filter past their ends."""
+    b, words, factors, queries = _codes(real[1], 384, copies=4)
+    n = len(words) - 200
+    other = fullscan.full_layout(words[: n + delta], {k: v[: n + delta] for k, v in factors.items()})
+    words, factors = words[:n], {k: v[:n] for k, v in factors.items()}
+    with pytest.raises(ValueError, match="rows"):
+        b.candidates(queries[0], words, factors, 10, np.ones(n, bool), 100, blocked=other)
+
+
+def test_float64_rows_on_one_cache_line(real):
+    """Each row's four float64 factors (32 bytes) sit inside one 64-byte line, so the one line
+    prefetched ahead of a kept row is all the float64 step reads (NumPy aligns only to 16 bytes:
+    every other row straddled two lines)."""
+    b, words, factors, queries = _codes(real[1], 384, copies=2)
+    for n in (1, 2, 3, 130, len(words)):
+        f64 = fullscan.full_layout(words[:n], {k: v[:n] for k, v in factors.items()}).f64
+        assert f64.shape == (n, 4) and f64.dtype == np.float64 and f64.flags.c_contiguous
+        assert f64.ctypes.data % 64 == 0
+        assert np.array_equal(f64[:, 2], factors["popc"][:n])
