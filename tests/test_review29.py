@@ -152,3 +152,23 @@ def test_float64_rows_on_one_cache_line(real):
         assert f64.shape == (n, 4) and f64.dtype == np.float64 and f64.flags.c_contiguous
         assert f64.ctypes.data % 64 == 0
         assert np.array_equal(f64[:, 2], factors["popc"][:n])
+
+
+def test_kernel_refuses_rows_past_its_layout(real):
+    """Called directly with ``n`` other than its layout's rows, the kernel raises instead of shifting a
+    uint64 by a negative count and reading the factors and filter past their ends."""
+    b, words, factors, queries = _codes(real[1], 384, copies=2)
+    full = fullscan.full_layout(words, factors)
+    planes = [np.zeros(words.shape[1], np.uint64)] * 4
+    n = len(words)
+    for bad in (n - 64, n - 1, n + 1, n + 64):
+        with pytest.raises(ValueError, match="other rows"):
+            fullscan.asym4_bounded_full(
+                full.codes, full.f32, full.f64, 0.0, bad, *planes, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 10,
+                np.ones(bad, bool), 100,
+            )
+    got = fullscan.asym4_bounded_full(
+        full.codes, full.f32, full.f64, 0.0, n, *planes, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 10,
+        np.ones(n, bool), 100,
+    )
+    assert len(got) == 3
