@@ -172,3 +172,82 @@ def test_kernel_refuses_rows_past_its_layout(real):
         np.ones(n, bool), 100,
     )
     assert len(got) == 3
+
+
+def test_layout_follows_appends(tmp_path, real, monkeypatch):
+    """A table of Parquet parts (one shard each), searched on one connection (the layout built once, of
+    its rows), then a part appended and the index refreshed: that connection refuses (its views read the
+    old files), a new one builds a layout of all the rows (never the old copy) and answers what the row
+    scan answers (a connection with ``LAKEQL_BLOCKED_MAX_MB=0``), filtered and not."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+
+    vecs = real[1]
+    n = len(vecs)
+    tbl = pa.table({
+        "id": pa.array(np.arange(n), pa.int64()),
+        "kind": pa.array(["a" if i % 3 else "b" for i in range(n)]),
+        "v": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), vecs.shape[1]),
+    })
+    folder = tmp_path / "lake" / "vecs" / "docs"
+    folder.mkdir(parents=True)
+    cuts = [0, 70, 130, 150, n]
+    parts = []
+    for i in range(4):
+        parts.append(tmp_path / f"part-{i}.parquet")
+        pq.write_table(tbl.slice(cuts[i], cuts[i + 1] - cuts[i]), parts[-1])
+    for p in parts[:3]:
+        shutil.copy(p, folder)
+    lake, idx = tmp_path / "lake", tmp_path / "index"
+    opts = {"index_dir": idx, "capabilities": ["vectors"], "progress": False}
+    lakeql.index(lake, embed=["vecs.docs.v"], **opts)
+
+    built: list[int] = []
+    real_build = fullscan.full_layout
+
+    def counting(words, factors):
+        built.append(len(words))
+        return real_build(words, factors)
+
+    monkeypatch.setattr(fullscan, "full_layout", counting)
+    sql = "SELECT id, score FROM semantic_search_vector('vecs.docs', 'v', ?::FLOAT[384], k := {})"
+    queries = [vecs[i].tolist() for i in (3, 140, 160, 199)]
+
+    def answers(con) -> list:
+        out = []
+        for q in queries:
+            out.append(con.execute(sql.format(8), [q]).fetchall())
+            out.append(con.execute(sql.format("5, filter := 'kind = ''b'''"), [q]).fetchall())
+        return out
+
+    def row_scan() -> list:
+        monkeypatch.setenv("LAKEQL_BLOCKED_MAX_MB", "0")
+        con = lakeql.connect(lake, index_dir=idx, capabilities=["vectors"])
+        try:
+            return answers(con)
+        finally:
+            con.close()
+            monkeypatch.delenv("LAKEQL_BLOCKED_MAX_MB")
+
+    con = lakeql.connect(lake, index_dir=idx, capabilities=["vectors"])
+    try:
+        first = answers(con)
+        assert built == [150] and first == row_scan() and built == [150]
+        assert max(r[0] for a in first for r in a) < 150
+        shutil.copy(parts[3], folder)
+        lakeql.index(lake, embed=["vecs.docs.v"], refresh=True, **opts)
+        with pytest.raises(lakeql.errors.StaleIndexError):  # this connection's views read the old files
+            answers(con)
+    finally:
+        con.close()
+    con = lakeql.connect(lake, index_dir=idx, capabilities=["vectors"])
+    try:
+        second = answers(con)
+        assert built == [150, n] and second == row_scan()
+        assert max(r[0] for a in second for r in a) >= 150  # the appended rows are found
+    finally:
+        con.close()
