@@ -290,3 +290,15 @@ def test_selective_filter_scans_row_by_row(real, share, layout):
         for other in (old, ref):
             pos2, scores2 = vsearch.search(other, q, 10, allowed=allowed)
             assert pos.tolist() == pos2.tolist() and np.array_equal(scores, scores2)
+
+
+def test_chunk_edges(real):
+    """Row counts at the edges of a chunk of ``CHUNK_BLOCKS`` blocks (16,384 rows: one row short, exact,
+    one over, two chunks exact): identical to the blocked kernel and the row scan, filtered or not."""
+    b, words, factors, queries = _codes(real[1], 384, copies=220)
+    chunk = fullscan.CHUNK_BLOCKS * kernels.BLOCK
+    assert len(words) >= 2 * chunk
+    for n in (chunk - 1, chunk, chunk + 1, 2 * chunk):
+        w, f = np.ascontiguousarray(words[:n]), {k: v[:n] for k, v in factors.items()}
+        masks = [None, np.random.default_rng(n).random(n) < 0.5]
+        _check(b, w, f, queries[:4], (1, 10), masks, (50, 20_000))
