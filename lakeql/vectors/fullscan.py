@@ -75,6 +75,16 @@ def layout_bytes(n: int, words: int) -> int:
     return -(-n // BLOCK) * BLOCK * (8 * words + 16) + 32 * n
 
 
+def _aligned_rows(n: int) -> np.ndarray:
+    """An uninitialized C-contiguous (n, 4) float64 array starting on a 64-byte boundary, so each row
+    (32 bytes) lies inside one cache line: the one line :func:`asym4_bounded_full` prefetches ahead of a
+    kept row is all its float64 step reads (NumPy aligns to 16 bytes: every other row straddled two
+    lines, the second one never prefetched)."""
+    raw = np.empty(4 * n + 8, np.float64)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip : skip + 4 * n].reshape(n, 4)
+
+
 def full_layout(words: np.ndarray, factors: dict[str, np.ndarray]) -> FullLayout:
     """The codes transposed into blocks of ``BLOCK`` rows (each code word of 64 rows contiguous, so the
     popcounts run 8 rows at a time in vector registers), float32 copies of (add, factor, errc, popc) in
@@ -96,7 +106,7 @@ def full_layout(words: np.ndarray, factors: dict[str, np.ndarray]) -> FullLayout
             part[: e - s, j] = factors[name][s:e]
         part[: e - s, 3] = popcounts(words[s:e])  # the codes' own popcounts: what the blocked kernel computes
         f32[b0:b1] = part.reshape(b1 - b0, BLOCK, len(FACTOR_ROWS)).transpose(0, 2, 1)
-    f64 = np.empty((n, 4), np.float64)
+    f64 = _aligned_rows(n)
     for j, name in enumerate(("add", "factor", "popc", "errc")):
         f64[:, j] = factors[name]
     names = ("add", "factor", "errc")
@@ -125,6 +135,10 @@ def asym4_bounded_full(
     nb, w_count, bs = codes.shape
     if bs > 64:
         raise ValueError("a full-scan layout has blocks of at most 64 rows (one bit each in a uint64)")
+    if f64.shape[0] != n or nb != -(-n // bs) or f32.shape[0] != nb:
+        # a layout of other rows (a stale copy): its last block's row mask and the float64 factors and
+        # filter read at a kept row would run past their ends
+        raise ValueError("the full-scan layout holds other rows than the codes scanned: rebuild it")
     k = max(min(k, n), 1)
     lbs = np.full(k, -np.inf, np.float64)
     dummy = np.full(k, -1, np.int64)

@@ -38,6 +38,12 @@ FIRST_CHUNK = 256
 #: the bound is per row and probabilistic, and at 1M near-duplicate rows it missed true top-10 rows by up
 #: to 1.3x its width (benchmarks/results/recall1m.md)
 BOUND_SLACK = 1.5
+#: a filter allowing fewer than this share of the rows is scanned row by row
+#: (:func:`~lakeql.vectors.kernels.asym4_bounded_spans` skips a disallowed row before its popcounts; the
+#: full-scan layout's kernel computes every row's, and its layout, 96 bytes a row, is not built for it):
+#: the same result, at 1M rows 0.1% allowed 3.0x and 1% 1.2x less CPU, 2% 0.8x (review29.md). The ANN
+#: stage sends filters of up to ``ann.EXHAUSTIVE_BELOW`` rows here.
+ROW_SCAN_BELOW = 0.01
 #: standard deviations of an int8 tier score's rounding error kept as margin by adaptive rescoring
 TIER_SIGMAS = 3.0
 #: the most rows the final refinement step rescores per query (the best by tier score)
@@ -285,6 +291,11 @@ def _fused(
     return pos, np.concatenate(score_parts) if len(score_parts) > 1 else score_parts[0], int(len(pos))
 
 
+def _selective(allowed: np.ndarray | None, n: int) -> bool:
+    """Whether filter ``allowed`` keeps fewer than ``ROW_SCAN_BELOW`` of the ``n`` rows."""
+    return allowed is not None and int(np.count_nonzero(allowed)) < ROW_SCAN_BELOW * n
+
+
 def _adaptive(
     index: CodeIndex,
     q: np.ndarray,
@@ -303,7 +314,9 @@ def _adaptive(
     it is what each round may take), a running top ``k`` of the scores, and the query's rotation once
     (:meth:`CodeIndex.scorer`)."""
     if scan is None:
-        blocked = index.blocked() if hasattr(index, "blocked") else None  # (an ANN SubIndex has none)
+        blocked = None  # (an ANN SubIndex has no layout; a selective filter is cheaper row by row)
+        if hasattr(index, "blocked") and not _selective(allowed, index.n):
+            blocked = index.blocked()
         cand, ub, est = index.binarizer.candidates(
             q, index.words, index.factors, k, allowed, cap, blocked=blocked
         )

@@ -250,6 +250,12 @@ class RaBitQBinarizer(Binarizer):
         err_a = self.EPS0 * float(np.linalg.norm(qr))
         err_b = self.EPS0 * np.sqrt(2.0) * float(np.linalg.norm(qerr))
         if blocked is not None and mask_ids is None and spans_all:
+            n, bs = len(words), blocked.codes.shape[2]
+            if blocked.f64.shape[0] != n or blocked.codes.shape[0] != -(-n // bs):
+                raise ValueError(
+                    f"the exhaustive scan's layout holds {blocked.f64.shape[0]} rows, the codes "
+                    f"{n}: a stale copy; rebuild it from these codes (CodeIndex.blocked)"
+                )
             total = float(qr.sum())
             slack = kernels.bounded_slack(blocked.bound, self.dim, levels, lo, delta, total, err_a, err_b)
             full = blocked.f32.shape[1] == len(fullscan.FACTOR_ROWS)  # fullscan.FullLayout: popcounts stored
