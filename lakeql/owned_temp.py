@@ -103,6 +103,15 @@ def make_owned_temp(prefix: str) -> Path:
     return path
 
 
+def remove_owned(path: str | os.PathLike[str], pid: int) -> None:
+    """Remove ``path`` if this process is ``pid``, the one that made it. A finalizer (``weakref.finalize``)
+    and ``close()`` run in a forked child too (a gunicorn or celery prefork worker, a plain ``os.fork``)
+    when it collects its copy of the owner or exits normally: the folder is its live parent's, not its
+    own."""
+    if os.getpid() == pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 _OWNER_RE = re.compile(r"\A(\d{1,10}) (\d{1,20}|-) ([0-9a-f]{16})\n?\Z")
 
 
