@@ -205,3 +205,27 @@ def test_serve_restores_the_hosts_signal_handlers_when_close_fails(small_lake: P
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+
+
+def test_a_refresh_after_a_column_changed_unicode_form_keeps_its_embed_index(tmp_path: Path) -> None:
+    """The same for an embed index (main: dropped as 'gone')."""
+    root = tmp_path / "lake"
+    (root / "d").mkdir(parents=True)
+    path = root / "d" / "menu.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], NFD_NAME: ["black coffee", "green tea", "flat white"]}), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(root, embed=[f"d.menu.{NFD_NAME}"], capabilities=["vectors"], progress=False)
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], NFC_NAME: ["black coffee", "green tea", "flat white", "espresso"]}),
+                   path)
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = lakeql.index(root, refresh=True, capabilities=["vectors"], progress=False)
+    assert not [w for w in caught if "is gone" in str(w.message)]
+    assert [(e.table_name, e.column_name) for e in report.store.entries("embed")] == [("d.menu", NFC_NAME)]
+    con = lakeql.connect(root)
+    for name in (NFC_NAME, NFD_NAME):
+        ids = [r[0] for r in con.execute(f"SELECT id FROM semantic_search('d.menu', '{name}', 'coffee', k := 4)")
+               .fetchall()]
+        assert sorted(ids) == [1, 2, 3, 4]
