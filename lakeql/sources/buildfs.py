@@ -298,6 +298,21 @@ def build_scope() -> Iterator[None]:
         _park_pool()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child gets a pool lock of its own: the parent's may be held at the fork by another thread
+    (a builder giving a database back, the idle-park timer), and a lock copied locked is never released
+    in the child, whose first :func:`pooled` then hung for ever. No park timer runs in the child (threads
+    do not survive a fork). The parent's databases are set aside by the child's first :func:`pooled`
+    (``_POOL_PID``), as before."""
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()
+    _IDLE["timer"] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def parquet_file(source: Any, *args: Any, **kwargs: Any):
     """``pyarrow.parquet.ParquetFile(source, ...)``; an ``s3://`` URL of an object of the running build's
     snapshot is read from the snapshot (pyarrow would otherwise make its own S3 client: a HEAD and a GET
