@@ -229,3 +229,25 @@ def test_a_refresh_after_a_column_changed_unicode_form_keeps_its_embed_index(tmp
         ids = [r[0] for r in con.execute(f"SELECT id FROM semantic_search('d.menu', '{name}', 'coffee', k := 4)")
                .fetchall()]
         assert sorted(ids) == [1, 2, 3, 4]
+
+
+def test_a_server_that_fails_to_start_while_warming_exits_non_zero_with_the_error(small_lake: Path,
+                                                                                 tmp_path: Path) -> None:
+    """main: leftovers5 put the whole start in ``try/finally``, so an error after the warm-up began (an
+    unsupported mcp SDK in ``build_server``) reached the ``os._exit(0)`` meant for a warm-up stuck in
+    native code: the server exited 0 and said nothing. It now prints the error and exits 1 (its temp
+    folder removed)."""
+    code = textwrap.dedent(f"""
+        from lakeql.mcp import server
+        from lakeql.mcp.service import LakeService
+        LakeService.warm_running = lambda self: True  # a warm-up stuck in native code
+        def unsupported(service):
+            raise RuntimeError("unsupported mcp SDK: upgrade it")
+        server.build_server = unsupported
+        server.serve({str(small_lake)!r}, warm=False)
+    """)
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=child_env(tmp_path))
+    assert got.returncode == 1, (got.returncode, got.stderr[-2000:])
+    assert "unsupported mcp SDK: upgrade it" in got.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("lakeql-mcp-")]
