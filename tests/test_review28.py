@@ -251,3 +251,42 @@ def test_a_server_that_fails_to_start_while_warming_exits_non_zero_with_the_erro
     assert got.returncode == 1, (got.returncode, got.stderr[-2000:])
     assert "unsupported mcp SDK: upgrade it" in got.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("lakeql-mcp-")]
+
+
+def test_a_give_back_when_no_thread_can_start_does_not_fail(monkeypatch) -> None:
+    """main: a database given back outside a build starts the idle-park timer under the pool lock; when
+    no thread can start (a container's pids limit: 'can't start new thread'), ``close()`` raised, failing
+    the caller's work for an optimisation. The database is kept, unparked."""
+    from lakeql.sources import buildfs
+
+    def refuse(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(buildfs, "_BUILDS", [0])
+    monkeypatch.setitem(buildfs._IDLE, "timer", None)
+    monkeypatch.setattr(threading.Timer, "start", refuse)
+    con = buildfs.pooled()
+    root = con._root
+    con.close()
+    assert root in buildfs._POOL
+    again = buildfs.pooled()  # still usable
+    assert again.execute("SELECT 1").fetchone() == (1,)
+    again.close()
+
+
+def test_a_live_owner_that_refuses_signal_zero_is_alive(monkeypatch) -> None:
+    """main: ``kill(pid, 0)`` answering EPERM was taken as 'another user's process holds the pid now'
+    and the folder removed; a process of this user can refuse it too (SELinux/AppArmor signal rules, a
+    user namespace). ``/proc`` says whether it is the recorded process (its start time)."""
+    from lakeql import owned_temp
+
+    parent = os.getppid()
+    start = owned_temp.process_start(parent)
+    assert start is not None
+
+    def eperm(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(owned_temp.os, "kill", eperm)
+    assert owned_temp.owner_alive(parent, start)
+    assert not owned_temp.owner_alive(parent, start + 1)  # the pid reused by a later process
