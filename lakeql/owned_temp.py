@@ -67,8 +67,11 @@ def owner_alive(pid: int, start: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process holds the pid now: our owner is gone
-        return False
+    except PermissionError:
+        # another user's process holds the pid now, or ours is refused signal 0 (SELinux or AppArmor
+        # signal rules, a user namespace): /proc's start time tells which; without it, a reuse
+        now = process_start(pid)
+        return now is not None and start is not None and now == start and not _zombie(pid)
     except OSError:
         return True  # cannot tell: keep the folder
     now = process_start(pid)
