@@ -35,7 +35,8 @@ def child_env(tmpdir: Path) -> dict[str, str]:
 def small_lake(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("r28") / "lake"
     (root / "shop").mkdir(parents=True)
-    pq.write_table(pa.table({"id": [1, 2, 3], "name": ["tea", "milk", "bread"]}), root / "shop" / "items.parquet")
+    items = pa.table({"id": [1, 2, 3], "name": ["tea", "milk", "bread"]})
+    pq.write_table(items, root / "shop" / "items.parquet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lakeql.index(root, capabilities=["context"], progress=False)
@@ -44,7 +45,8 @@ def small_lake(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------ 1. owned temp folders and fork
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_exiting_does_not_remove_its_parents_temp_folder(small_lake: Path, tmp_path: Path) -> None:
+def test_a_forked_child_exiting_does_not_remove_its_parents_temp_folder(small_lake: Path,
+                                                                        tmp_path: Path) -> None:
     """main: the service's ``weakref.finalize`` runs at interpreter exit in a forked child too (a gunicorn
     or celery prefork worker, a plain ``os.fork``), removing the temp folder its live parent still spills
     to. Only the process that made the folder removes it."""
@@ -167,7 +169,7 @@ def test_a_child_forked_while_the_pool_lock_is_held_can_build(tmp_path: Path) ->
     assert got.stdout.strip() == "0"
 
 
-# ------------------------------------------------------------------ 5. serve() gives the host its handlers back
+# ------------------------------------------------------------------ 5. serve() in a host program
 def test_serve_restores_the_hosts_signal_handlers_when_close_fails(small_lake: Path, monkeypatch) -> None:
     """main: an error in ``service.close()`` skipped ``_restore_signals``: the host program embedding
     ``serve()`` was left ignoring Ctrl-C, SIGTERM and SIGHUP."""
@@ -216,8 +218,8 @@ def test_a_refresh_after_a_column_changed_unicode_form_keeps_its_embed_index(tmp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lakeql.index(root, embed=[f"d.menu.{NFD_NAME}"], capabilities=["vectors"], progress=False)
-    pq.write_table(pa.table({"id": [1, 2, 3, 4], NFC_NAME: ["black coffee", "green tea", "flat white", "espresso"]}),
-                   path)
+    texts = ["black coffee", "green tea", "flat white", "espresso"]
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], NFC_NAME: texts}), path)
     os.utime(path, (time.time() + 5, time.time() + 5))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -226,8 +228,8 @@ def test_a_refresh_after_a_column_changed_unicode_form_keeps_its_embed_index(tmp
     assert [(e.table_name, e.column_name) for e in report.store.entries("embed")] == [("d.menu", NFC_NAME)]
     con = lakeql.connect(root)
     for name in (NFC_NAME, NFD_NAME):
-        ids = [r[0] for r in con.execute(f"SELECT id FROM semantic_search('d.menu', '{name}', 'coffee', k := 4)")
-               .fetchall()]
+        sql = f"SELECT id FROM semantic_search('d.menu', '{name}', 'coffee', k := 4)"
+        ids = [r[0] for r in con.execute(sql).fetchall()]
         assert sorted(ids) == [1, 2, 3, 4]
 
 

@@ -303,8 +303,8 @@ def _at_exit() -> None:
         timer, _IDLE["timer"] = _IDLE["timer"], None
     if timer is not None:
         timer.cancel()
-    with _PARKING:
-        pass
+    if _PARKING.acquire(timeout=10.0):  # bounded: a park is two SET statements (~2 ms)
+        _PARKING.release()
 
 
 def _register_at_exit() -> None:
