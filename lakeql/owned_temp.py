@@ -96,10 +96,11 @@ def make_owned_temp(prefix: str) -> Path:
     Stale folders of the same prefix are removed first (:func:`remove_stale`)."""
     remove_stale(prefix)
     pid = os.getpid()
-    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-"))
+    start = process_start(pid)
+    record = f"{pid} {'-' if start is None else start} {where()}\n"  # made first: the folder goes unowned
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-"))  # (so kept) only for one write
     try:
-        start = process_start(pid)
-        (path / OWNER_FILE).write_text(f"{pid} {'-' if start is None else start} {where()}\n")
+        (path / OWNER_FILE).write_text(record)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
