@@ -155,17 +155,24 @@ def unbuilt_options(opts: IndexOptions) -> None:
     ``capabilities=['joins']``, ``--embed`` with ``--only context``): the build would silently do none of
     what the option asks. An error rather than a warning: a warning scrolls past in a build's output and
     the index then lacks what was asked for, where the fix (name the capability, or drop the option) is
-    one word and certain. An option left at its default is never refused."""
+    one word and certain. An option left at its default is never refused, nor one that switches a part
+    off (``joins=False``, ``--no-discovery``): what it asks is met when the capability is not built, and
+    "add it to capabilities" would be the wrong fix. An unknown capability name is reported first (the
+    typo is the error, not the options it would take)."""
     only = opts.core.capabilities
     if only is None:
         return
+    from lakeql import plugins
+
+    plugins.capabilities(only)  # raises on an unknown name ('ngram' for 'ngrams'), with did-you-mean
     wanted = set(only)
     for name, obj in opts.capabilities.items():
         if name in wanted:
             continue
         cls = type(obj)
         defaults = cls()
-        given = [f for f in fields_of(cls) if getattr(obj, f.name) != getattr(defaults, f.name)]
+        given = [f for f in fields_of(cls) if getattr(obj, f.name) != getattr(defaults, f.name)
+                 and not _switched_off(getattr(obj, f.name), getattr(defaults, f.name))]
         if not given:
             continue
         shown = ", ".join(f"{f.name}= ({flag_of(f)})" for f in given)
@@ -175,6 +182,11 @@ def unbuilt_options(opts: IndexOptions) -> None:
             f"{shown} {verb} the {name!r} capability, which this build leaves out "
             f"(capabilities=[{listed}], --only {' --only '.join(only)}): add {name!r} to capabilities "
             f"(--only {name}), or drop {'it' if len(given) == 1 else 'them'}")
+
+
+def _switched_off(value: Any, default: Any) -> bool:
+    """Whether an option turns off a part that is on by default (``joins=False``, ``--no-schemas``)."""
+    return default is True and value is False
 
 
 def option_classes() -> dict[str, type]:

@@ -67,8 +67,11 @@ def owner_alive(pid: int, start: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process holds the pid now: our owner is gone
-        return False
+    except PermissionError:
+        # another user's process holds the pid now, or ours is refused signal 0 (SELinux or AppArmor
+        # signal rules, a user namespace): /proc's start time tells which; without it, a reuse
+        now = process_start(pid)
+        return now is not None and start is not None and now == start and not _zombie(pid)
     except OSError:
         return True  # cannot tell: keep the folder
     now = process_start(pid)
@@ -93,14 +96,24 @@ def make_owned_temp(prefix: str) -> Path:
     Stale folders of the same prefix are removed first (:func:`remove_stale`)."""
     remove_stale(prefix)
     pid = os.getpid()
-    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-"))
+    start = process_start(pid)
+    record = f"{pid} {'-' if start is None else start} {where()}\n"  # made first: the folder goes unowned
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-"))  # (so kept) only for one write
     try:
-        start = process_start(pid)
-        (path / OWNER_FILE).write_text(f"{pid} {'-' if start is None else start} {where()}\n")
+        (path / OWNER_FILE).write_text(record)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
+
+
+def remove_owned(path: str | os.PathLike[str], pid: int) -> None:
+    """Remove ``path`` if this process is ``pid``, the one that made it. A finalizer (``weakref.finalize``)
+    and ``close()`` run in a forked child too (a gunicorn or celery prefork worker, a plain ``os.fork``)
+    when it collects its copy of the owner or exits normally: the folder is its live parent's, not its
+    own."""
+    if os.getpid() == pid:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 _OWNER_RE = re.compile(r"\A(\d{1,10}) (\d{1,20}|-) ([0-9a-f]{16})\n?\Z")

@@ -392,11 +392,11 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
     returns), SIGTERM / SIGHUP / SIGINT (handled from the start, so also while the lake opens), and an
     error while starting. A ``kill -9`` cannot be handled: the next server removes that folder
     (:mod:`lakeql.owned_temp`)."""
-    import sys
 
     live: list[LakeService] = []  # the service once open: a stop signal then ends at once (_stop_now)
     previous = _exit_on_signals(live)
     service: LakeService | None = None
+    error: BaseException | None = None
     try:
         service = LakeService(lake, index_dir, limits)
         live.append(service)
@@ -407,18 +407,46 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
             server.run("streamable-http", host=host, port=port)
         else:
             server.run("stdio")
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         # the stdio client sends SIGTERM 2 s after closing stdin and SIGKILL 2 s later: stop within that
         _ignore_signals()
-        if service is not None:
-            service.close(wait=1.5)
-            if service.warm_running():
-                # the warm-up is inside native code (an encode in a UDF cannot be interrupted): a normal
-                # interpreter exit under it aborts ('terminate called ...'); the temp folder is gone already
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(0)
-        _restore_signals(previous)
+        try:
+            if service is not None:
+                service.close(wait=1.5)
+                if service.warm_running():
+                    # the warm-up is inside native code (an encode in a UDF cannot be interrupted): a normal
+                    # interpreter exit under it aborts ('terminate called ...'); the temp folder is gone
+                    # already. A start that failed still says why and exits non-zero
+                    os._exit(_exit_status(error))
+        finally:
+            _restore_signals(previous)  # a host embedding serve() gets its own handlers back, always
+
+
+def _exit_status(error: BaseException | None) -> int:
+    """The exit status of a process leaving by ``os._exit`` after ``error`` (None: a normal stop), with
+    the error written to stderr first, as the interpreter would have."""
+    import sys
+    import traceback
+
+    status = 0
+    if isinstance(error, SystemExit):
+        code = error.code
+        if isinstance(code, int) or code is None:
+            status = code or 0
+        else:
+            print(code, file=sys.stderr)
+            status = 1
+    elif isinstance(error, KeyboardInterrupt):
+        status = 130
+    elif error is not None:
+        traceback.print_exception(error)
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return status
 
 
 #: the signals that stop a server: a client's SIGTERM, a closed terminal's SIGHUP, Ctrl-C's SIGINT

@@ -21,7 +21,6 @@ and swaps it in under a lock; the old one is closed once no call uses it any mor
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 import weakref
@@ -31,7 +30,7 @@ from typing import Any
 
 from lakeql.errors import LakeqlError
 from lakeql.mcp.tables import markdown_table
-from lakeql.owned_temp import make_owned_temp
+from lakeql.owned_temp import make_owned_temp, remove_owned
 from lakeql.store import DEFAULT_DIRNAME, MANIFEST
 
 TEMP_PREFIX = "lakeql-mcp-"  # the server's private DuckDB temp folder: $TMPDIR/lakeql-mcp-<pid>-<random>
@@ -136,8 +135,9 @@ class LakeService:
                 stamp = _stat_stamp(self.index_root / MANIFEST)
             self.schemas_root = (self.index_root / "schemas").resolve()
             self.temp_dir = make_owned_temp(TEMP_PREFIX)  # removes dead servers' folders first
-            # removed by close(), or when the service is collected unclosed, or at interpreter exit
-            self._remove_temp = weakref.finalize(self, shutil.rmtree, self.temp_dir, True)
+            # removed by close(), or when the service is collected unclosed, or at interpreter exit; only by
+            # this process (a forked child's exit must not remove its live parent's folder)
+            self._remove_temp = weakref.finalize(self, remove_owned, self.temp_dir, os.getpid())
             self._temps = 0
             lock_down(con, [self.lake_root, self.index_root], self._next_temp())
         except BaseException:

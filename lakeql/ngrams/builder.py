@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from lakeql.colnames import match_column
 from lakeql.errors import ChangedDuringBuildError, LakeqlError
 from lakeql.lake import Table, nfc, quote_ident, read_parquet_sql, scan_sql
 from lakeql.sources import buildfs
@@ -80,12 +81,19 @@ def targets(ctx) -> list[Target]:
             continue
         p = e.params_dict
         table = ctx.lake.tables[key]
-        if e.column_name not in [c.column_name for c in ctx.catalog.columns(table)]:
-            warnings.warn(f"column {e.table_name}.{e.column_name} is gone: dropping its n-gram index",
-                          stacklevel=2)
+        column = e.column_name
+        names = [c.column_name for c in ctx.catalog.columns(table)]
+        if column not in names:
+            # the file now names it in another Unicode form (rewritten on macOS, or off it) or case: the
+            # same column to lakeql's functions and DuckDB (lakeql.colnames), so its index follows it
+            column = match_column(column, names) or ""
+            if not column:
+                warnings.warn(f"column {e.table_name}.{e.column_name} is gone: dropping its n-gram index",
+                              stacklevel=2)
             ctx.store.drop(KIND, e.table_name, e.column_name)
-            continue
-        out[(key, e.column_name)] = Target(table, e.column_name, p.get("case", "sensitive"),
+            if not column or (key, column) in out:
+                continue
+        out[(key, column)] = Target(table, column, p.get("case", "sensitive"),
                                                     p.get("mode", "compressed"),
                                                     float(p.get("shard_mb", shard_mb)),
                                                     bool(p.get("words", words)),

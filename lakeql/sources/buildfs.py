@@ -10,6 +10,7 @@ build both are plain ``duckdb.connect`` / ``pyarrow.parquet.ParquetFile``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -41,6 +42,7 @@ def connect(*args: Any, **kwargs: Any):
     filesystem registered on it."""
     import duckdb
 
+    _register_at_exit()  # after duckdb's own exit handler is registered, so it runs before it
     con = duckdb.connect(*args, **kwargs)
     con.execute(f"SET TimeZone = '{BUILD_TIME_ZONE}'")
     fs = _STATE["fs"]
@@ -71,7 +73,10 @@ UNPARK = ("RESET async_threads", "RESET threads")
 #: a database given back while no build runs (a Ray worker profiling table after table, a query-time
 #: profile) is parked after this many idle seconds, not at once: parking and starting cost ~1.8 CPU ms
 IDLE_PARK_SECONDS = 5.0
-_IDLE = {"last": 0.0, "timer": None}  # the last give-back outside a build; the pending park timer
+_IDLE = {"last": 0.0, "timer": None, "closed": False}  # the last give-back outside a build; the pending
+# park timer; whether the interpreter is exiting (no park starts then)
+#: held while databases are parked: interpreter exit waits for a park in progress (:func:`_at_exit`)
+_PARKING = threading.Lock()
 _POOL_PID = [os.getpid()]
 _FORKED: list[Any] = []  # a forked child's inherited databases, kept referenced (see pooled)
 #: what a connection given back must have left in its database: no attached file, no object of its own
@@ -240,8 +245,11 @@ def _park_later() -> None:
         timer = threading.Timer(IDLE_PARK_SECONDS, _park_idle)
         timer.daemon = True
         timer.name = "lakeql-park-idle"
+        try:
+            timer.start()
+        except RuntimeError:  # no thread can start (a pids limit, interpreter shutdown): kept unparked,
+            return  # parked when a build ends; never fail the give-back for it
         _IDLE["timer"] = timer
-        timer.start()
 
 
 def _park_idle() -> None:
@@ -258,27 +266,54 @@ def _park_idle() -> None:
             timer = threading.Timer(left, _park_idle)
             timer.daemon = True
             timer.name = "lakeql-park-idle"
-            _IDLE["timer"] = timer
-            timer.start()
-            return
+            try:
+                timer.start()
+                _IDLE["timer"] = timer
+                return
+            except RuntimeError:  # no thread can start: park now instead
+                pass
     _park_pool()
 
 
 def _park_pool() -> None:
     """Park every idle database of the pool (taken out while parked: no builder pops one meanwhile)."""
-    with _POOL_LOCK:
-        idle = [] if _BUILDS[0] or _POOL_PID[0] != os.getpid() else [r for r in _POOL if id(r) not in _PARKED]
+    with _PARKING:
+        with _POOL_LOCK:
+            stop = _BUILDS[0] or _POOL_PID[0] != os.getpid() or _IDLE["closed"]
+            idle = [] if stop else [r for r in _POOL if id(r) not in _PARKED]
+            for r in idle:
+                _POOL.remove(r)
         for r in idle:
-            _POOL.remove(r)
-    for r in idle:
-        if _park(r):
-            with _POOL_LOCK:
-                if len(_POOL) < POOL_MAX and _POOL_PID[0] == os.getpid():
-                    _POOL.append(r)
-                    continue
-                _PARKED.discard(id(r))
-        with contextlib.suppress(Exception):
-            r.close()
+            if _park(r):
+                with _POOL_LOCK:
+                    if len(_POOL) < POOL_MAX and _POOL_PID[0] == os.getpid():
+                        _POOL.append(r)
+                        continue
+                    _PARKED.discard(id(r))
+            with contextlib.suppress(Exception):
+                r.close()
+
+
+def _at_exit() -> None:
+    """At interpreter exit: no park starts, the pending timer is cancelled and a park in progress (in the
+    timer's daemon thread, ~2 ms) is waited for. An exit while that thread was inside DuckDB aborted the
+    process ('terminate called ... FATAL: exception not rethrown', exit status 134)."""
+    with _POOL_LOCK:
+        _IDLE["closed"] = True
+        timer, _IDLE["timer"] = _IDLE["timer"], None
+    if timer is not None:
+        timer.cancel()
+    if _PARKING.acquire(timeout=10.0):  # bounded: a park is two SET statements (~2 ms)
+        _PARKING.release()
+
+
+def _register_at_exit() -> None:
+    """Register :func:`_at_exit` once, after ``duckdb`` is imported: atexit handlers run last registered
+    first, and duckdb's own exit handler interrupts running queries (a park in progress then raised in
+    the timer thread while the interpreter went down)."""
+    if not _IDLE.get("registered"):
+        _IDLE["registered"] = True
+        atexit.register(_at_exit)
 
 
 @contextlib.contextmanager
@@ -296,6 +331,22 @@ def build_scope() -> Iterator[None]:
         with _POOL_LOCK:
             _BUILDS[0] -= 1
         _park_pool()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child gets a pool lock of its own: the parent's may be held at the fork by another thread
+    (a builder giving a database back, the idle-park timer), and a lock copied locked is never released
+    in the child, whose first :func:`pooled` then hung for ever. No park timer runs in the child (threads
+    do not survive a fork). The parent's databases are set aside by the child's first :func:`pooled`
+    (``_POOL_PID``), as before."""
+    global _POOL_LOCK, _PARKING
+    _POOL_LOCK = threading.Lock()
+    _PARKING = threading.Lock()
+    _IDLE["timer"] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def parquet_file(source: Any, *args: Any, **kwargs: Any):

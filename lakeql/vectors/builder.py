@@ -25,6 +25,7 @@ import numpy as np
 
 from lakeql import parquet_io, shards
 from lakeql.cliargs import shell_word
+from lakeql.colnames import match_column
 from lakeql.errors import LakeqlError
 from lakeql.lake import nfc, quote_ident
 from lakeql.progress import bar, say
@@ -218,12 +219,20 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
         params = e.params_dict
         if table is None:
             continue  # a removed table: the store drops its indexes
-        if e.column_name not in [c.column_name for c in ctx.catalog.columns(table)]:
-            warnings.warn(
-                f"column {e.table_name}.{e.column_name} is gone: dropping its embed index", stacklevel=2
-            )
+        column = e.column_name
+        names = [c.column_name for c in ctx.catalog.columns(table)]
+        if column not in names:
+            # the file now names it in another Unicode form (rewritten on macOS, or off it) or case: the
+            # same column to lakeql's functions and DuckDB (lakeql.colnames), so its index follows it
+            column = match_column(column, names) or ""
+            if not column:
+                warnings.warn(
+                    f"column {e.table_name}.{e.column_name} is gone: dropping its embed index", stacklevel=2
+                )
             ctx.store.drop(KIND, e.table_name, e.column_name)
-            continue
+            if not column or (nfc(e.table_name), column) in seen:
+                continue
+            seen.add((nfc(e.table_name), column))
         if not isinstance(params, dict) or not {"model", "method", "backend", "tier"} <= params.keys():
             label = shell_word(f"{e.table_name}.{e.column_name}")
             warnings.warn(
@@ -233,7 +242,7 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
             )
             continue
         try:
-            _, kind = embed_column(ctx.catalog, table, e.column_name, "--embed")
+            _, kind = embed_column(ctx.catalog, table, column, "--embed")
         except LakeqlError as exc:  # e.g. the column is no longer text: its index cannot be kept
             warnings.warn(f"dropping the embed index of {e.table_name}.{e.column_name}: {exc}", stacklevel=2)
             ctx.store.drop(KIND, e.table_name, e.column_name)
@@ -244,7 +253,7 @@ def already_indexed(ctx, requested: set[tuple[str, str]]) -> list[tuple[Any, str
         # refresh rebuilds it (even when its table did not change)
         words = {"bm25": bm25_version()} if params.get("bm25") else {}
         params = {**params, **encoder_params(encoder_backend(params)), **words}
-        out.append((table, e.column_name, kind, params))
+        out.append((table, column, kind, params))
     return out
 
 
