@@ -420,6 +420,8 @@ class CodeIndex:
             with np.load(folder / "binarizer.npz") as z:
                 arrays = {k: z[k] for k in z.files}
             binz = binarizers.from_state(meta["binarizer"], arrays)
+            if binz.dim != dim:  # the kernels index the query's rotation by the tier's dimension
+                raise ValueError(f"binarizer of dimension {binz.dim}, the index {dim}")
             tier_dtype = tiers[0].dtype if tiers else np.float32
             tier = tiers[0] if len(tiers) == 1 else ShardedRows(tiers, dim, tier_dtype)
             refine = (
