@@ -250,3 +250,65 @@ def test_many_threads_on_one_index_get_the_serial_answers(clusters):
         th.join()
     assert not errors
     assert got == serial
+
+
+# ------------------------------------------------------------------ hostile k and filters
+@pytest.mark.parametrize("allow", ["none", "one", "all"])
+@pytest.mark.parametrize("k", [1, 10**8])
+def test_huge_k_and_empty_filters_through_the_ann_lists(clusters, monkeypatch, allow, k):
+    """``k := 100000000`` (clamped to the rows) and filters allowing no row, one row or every row: the
+    fused rounds return what the numpy loop returns, never a row the filter refuses, no crash."""
+    idx, queries = clusters
+    ivf = ann.ivf_of(idx, "t.c")
+    monkeypatch.setattr(ann, "EXHAUSTIVE_BELOW", 0)
+    allowed = {"none": np.zeros(idx.n, bool), "one": np.arange(idx.n) == 777, "all": None}[allow]
+    for q in queries[:3]:
+
+        def run(q=q):
+            st: dict = {}
+            rowids, scores = ann.search(idx, ivf, q, k, 4, allowed, nprobe=2, stats=st)
+            return rowids, scores, st
+
+        a, b = _both(run, monkeypatch)
+        _same(a, b)
+        want = {"none": 0, "one": 1, "all": min(k, idx.n)}[allow]
+        assert len(a[0]) == want
+        if allow == "one":
+            assert a[0].tolist() == [idx.rowids[777]]
+
+
+# ------------------------------------------------------------------------- tiers, refine, shards
+@pytest.mark.parametrize("tier", ["float16", "float32", "int8+refine", "int8 sharded"])
+def test_every_tier_gives_the_numpy_loops_answer(clusters, real, monkeypatch, tier):
+    """The float tiers (no kernel scorer: the fused bookkeeping around ``CodeIndex.scorer``), the int8
+    tier with 3 refinement planes (``--embed-refine-bits``) and an int8 tier split over two shards (an
+    appended index: ``ShardedRows``, read through the checked scorer): the fused rounds' hits and score
+    bytes are the numpy loop's, with and without a filter."""
+    from lakeql.vectors.codes import ShardedRows
+
+    idx, queries = clusters
+    x = idx.vectors(np.arange(idx.n))  # the int8 tier's vectors back in the rows' space
+    b = idx.binarizer
+    if tier in ("float16", "float32"):
+        values, scales, space, _ = encode_tier(x, tier, b)
+        meta = {"dim": idx.dim, "tier_space": space, "tier": tier}
+        other = CodeIndex(idx.path, meta, idx.rowids, idx.words, idx.factors, values, scales, b)
+    elif tier == "int8+refine":
+        values, scales, space, planes = encode_tier(x, "int8", b, refine_bits=3)
+        meta = {"dim": idx.dim, "tier_space": space, "tier": "int8", "refine_bits": 3}
+        other = CodeIndex(idx.path, meta, idx.rowids, idx.words, idx.factors, values, scales, b, refine=planes)
+    else:
+        cut = idx.n // 3
+        tiers = ShardedRows([idx.tier[:cut], idx.tier[cut:]], idx.dim, idx.tier.dtype)
+        other = CodeIndex(idx.path, idx.meta, idx.rowids, idx.words, idx.factors, tiers, idx.scales, b)
+        assert other.kernel_scorer(queries[0]) is None
+    mask = np.random.default_rng(8).random(idx.n) < 0.4
+    for i, q in enumerate(queries[:8]):
+        allowed = mask if i % 2 else None
+
+        def run(q=q, allowed=allowed):
+            st: dict = {}
+            rowids, scores = vsearch.search(other, q, 10, 4, allowed, stats=st)
+            return rowids, scores, st
+
+        _same(*_both(run, monkeypatch))

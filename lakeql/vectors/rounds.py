@@ -37,18 +37,24 @@ def _before(a1, a2, i, b1, b2, j):
     """Whether ``(a1, a2, i)`` sorts before ``(b1, b2, j)``: ascending, NaN after every number and NaNs
     equal to each other (numpy's sort order: a stable sort keeps NaN keys in the next key's order), the
     row ``i``/``j`` last (stable). (``NaN != NaN``: two NaN keys go on to the next key, not "after".)"""
-    if a1 != b1 and (a1 == a1 or b1 == b1):  # differ, and not both NaN
-        if a1 != a1:  # a NaN
-            return False
+    if a1 < b1:  # two numbers first (the common case: two comparisons)
+        return True
+    if a1 > b1:
+        return False
+    if a1 == a1:  # equal numbers, or a number and a NaN
         if b1 != b1:
             return True
-        return a1 < b1
-    if a2 != b2 and (a2 == a2 or b2 == b2):
-        if a2 != a2:
-            return False
+    elif b1 == b1:  # a NaN and a number
+        return False
+    if a2 < b2:  # equal (or both NaN): the next key
+        return True
+    if a2 > b2:
+        return False
+    if a2 == a2:
         if b2 != b2:
             return True
-        return a2 < b2
+    elif b2 == b2:
+        return False
     return i < j
 
 
