@@ -296,7 +296,9 @@ def test_every_tier_gives_the_numpy_loops_answer(clusters, real, monkeypatch, ti
     elif tier == "int8+refine":
         values, scales, space, planes = encode_tier(x, "int8", b, refine_bits=3)
         meta = {"dim": idx.dim, "tier_space": space, "tier": "int8", "refine_bits": 3}
-        other = CodeIndex(idx.path, meta, idx.rowids, idx.words, idx.factors, values, scales, b, refine=planes)
+        other = CodeIndex(
+            idx.path, meta, idx.rowids, idx.words, idx.factors, values, scales, b, refine=planes
+        )
     else:
         cut = idx.n // 3
         tiers = ShardedRows([idx.tier[:cut], idx.tier[cut:]], idx.dim, idx.tier.dtype)
