@@ -318,6 +318,8 @@ def open_mapped(folder: Path, label: str) -> Any:
         with np.load(folder / "binarizer.npz") as z:
             arrays = {k: z[k] for k in z.files}
         binz = binarizers.from_state(meta["binarizer"], arrays)
+        if binz.dim != dim:  # the kernels index the query's rotation by the tier's dimension
+            raise ValueError(f"binarizer of dimension {binz.dim}, the index {dim}")
         # the factors and words the loaded index would hold (CodeIndex.load: encode, scan inputs, bounds),
         # from one encoded row: a rows file naming others read one factor as another (or crashed later)
         want_words, want = expected_scan_inputs(binz, dim)

@@ -420,6 +420,8 @@ class CodeIndex:
             with np.load(folder / "binarizer.npz") as z:
                 arrays = {k: z[k] for k in z.files}
             binz = binarizers.from_state(meta["binarizer"], arrays)
+            if binz.dim != dim:  # the kernels index the query's rotation by the tier's dimension
+                raise ValueError(f"binarizer of dimension {binz.dim}, the index {dim}")
             tier_dtype = tiers[0].dtype if tiers else np.float32
             tier = tiers[0] if len(tiers) == 1 else ShardedRows(tiers, dim, tier_dtype)
             refine = (
@@ -492,27 +494,6 @@ class CodeIndex:
             prepared = self._query_products(np.asarray(q, np.float32))
             return lambda positions: self._score_fused(np.asarray(positions, np.int64), None, prepared)
         return lambda positions: self.score(positions, q)
-
-    def rescore_inputs(self, q: np.ndarray, prepared: tuple[np.float32, np.ndarray] | None = None) -> Any:
-        """(tier, code bytes, scales, ``q R``, ``<q, c>``): what :func:`kernels.rescore_signed_u8` reads to
-        score this index's rows for query ``q`` exactly as :meth:`score` does, for the fused adaptive rounds
-        (:func:`lakeql.vectors.rounds.adaptive_u8`); None when :meth:`score` takes another path (float or
-        per-dimension tiers, a tier read through a row reader). ``prepared``: the query's
-        :meth:`_query_products`, if already computed."""
-        if (
-            self.scales is None
-            or self.space != "rotated"
-            or self.tier.dtype != np.uint8
-            or not self.words.flags.c_contiguous
-            or isinstance(self.tier, RowReader)
-        ):
-            return None
-        base, qr = self._query_products(np.asarray(q, np.float32)) if prepared is None else prepared
-        tier = np.asarray(self.tier)
-        scales = np.asarray(self.scales)
-        if not (tier.flags.c_contiguous and scales.flags.c_contiguous) or scales.dtype != np.float32:
-            return None
-        return tier, self.words.view(np.uint8), scales, qr, base
 
     def kernel_scorer(self, q: np.ndarray) -> Any:
         """:meth:`scorer` for positions known ascending and in range (the fused rounds'), calling the

@@ -691,9 +691,15 @@ def matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``a @ x`` (float32, one thread). Per query the search multiplies small matrices (the 384 x 384
     rotation, the IVF centroids) by one vector; through BLAS such a product woke its worker threads,
     which on a loaded machine cost 8 ms of CPU for 4,096 x 384 against 0.3 ms on one thread."""
-    return _matvec(np.ascontiguousarray(a, np.float32), np.ascontiguousarray(x, np.float32))
+    a, x = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(x, np.float32)
+    if a.ndim != 2 or x.ndim != 1 or a.shape[1] != x.shape[0]:  # the loop has no bounds checks
+        raise ValueError(f"matvec of shapes {a.shape} and {x.shape}")
+    return _matvec(a, x)
 
 
 def vecmat(x: np.ndarray, a: np.ndarray) -> np.ndarray:
     """``x @ a`` (float32, one thread; see :func:`matvec`)."""
-    return _vecmat(np.ascontiguousarray(x, np.float32), np.ascontiguousarray(a, np.float32))
+    x, a = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(a, np.float32)
+    if a.ndim != 2 or x.ndim != 1 or a.shape[0] != x.shape[0]:  # the loop has no bounds checks
+        raise ValueError(f"vecmat of shapes {x.shape} and {a.shape}")
+    return _vecmat(x, a)

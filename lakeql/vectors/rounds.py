@@ -34,20 +34,27 @@ from lakeql.jit import njit
 
 @njit(cache=True, nogil=True, inline="always")
 def _before(a1, a2, i, b1, b2, j):
-    """Whether ``(a1, a2, i)`` sorts before ``(b1, b2, j)``: ascending, NaN after every number (numpy's
-    sort order), the row ``i``/``j`` last (stable)."""
-    if a1 != b1:
-        if a1 != a1:  # a NaN
-            return False
+    """Whether ``(a1, a2, i)`` sorts before ``(b1, b2, j)``: ascending, NaN after every number and NaNs
+    equal to each other (numpy's sort order: a stable sort keeps NaN keys in the next key's order), the
+    row ``i``/``j`` last (stable). (``NaN != NaN``: two NaN keys go on to the next key, not "after".)"""
+    if a1 < b1:  # two numbers first (the common case: two comparisons)
+        return True
+    if a1 > b1:
+        return False
+    if a1 == a1:  # equal numbers, or a number and a NaN
         if b1 != b1:
             return True
-        return a1 < b1
-    if a2 != b2:
-        if a2 != a2:
-            return False
+    elif b1 == b1:  # a NaN and a number
+        return False
+    if a2 < b2:  # equal (or both NaN): the next key
+        return True
+    if a2 > b2:
+        return False
+    if a2 == a2:
         if b2 != b2:
             return True
-        return a2 < b2
+    elif b2 == b2:
+        return False
     return i < j
 
 
@@ -133,9 +140,13 @@ def _cut(k1, k2, ids, cuts):
             lo_v = min(lo_v, x)
             hi_v = max(hi_v, x)
     nbk = _BUCKETS
-    if not hi_v > lo_v:  # no spread (or nothing finite): one bucket
+    # halves: ``hi - lo`` overflows to inf for keys spread over more than 1.8e308 (then ``x - lo`` did
+    # too, and ``inf * 0`` cast to an int put rows in arbitrary buckets: chunks that were not the
+    # smallest keys); halving, a difference and a positive scale keep the bucket non-decreasing in ``x``
+    half = 0.5 * hi_v - 0.5 * lo_v
+    scale = nbk / half if half > 0.0 else 0.0
+    if not (hi_v > lo_v and scale > 0.0 and scale < np.inf):  # no spread (or nothing finite): one bucket
         nbk = 1
-    scale = nbk / (hi_v - lo_v) if nbk > 1 else 0.0
     which = np.empty(n, np.int64)
     counts = np.zeros(nbk + 2, np.int64)
     for t in range(n):
@@ -147,7 +158,7 @@ def _cut(k1, k2, ids, cuts):
         elif x >= hi_v:
             b = nbk - 1
         else:
-            b = min(int((x - lo_v) * scale), nbk - 1)
+            b = min(max(int((0.5 * x - 0.5 * lo_v) * scale), 0), nbk - 1)
         which[t] = b
         counts[b + 1] += 1
     for b in range(nbk + 1):

@@ -239,9 +239,9 @@ def _head(est: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
         return (np.arange(n), np.zeros(0, np.int64)) if first > 0 else (np.zeros(0, np.int64), np.arange(n))
     neg = -est
     line = np.partition(neg, first - 1)[first - 1]
-    if np.isnan(line):
+    if np.isnan(line):  # (both sets in row order, as below: the head is rescored and returned so)
         by = np.argsort(neg, kind="stable")
-        return by[:first], by[first:]
+        return np.sort(by[:first]), np.sort(by[first:])
     inside = neg < line
     ties = np.flatnonzero(neg == line)
     inside[ties[: first - int(np.count_nonzero(inside))]] = True

@@ -1,9 +1,9 @@
-"""The adaptive search's rescoring rounds fused in one numba call (:func:`lakeql.vectors.rounds.adaptive_u8`)
-return exactly what the numpy loop returns (``search.FUSED_ROUNDS = False``): the same rescored rows in
-the same order, bit-identical scores, the same stats, on near-duplicate clusters of real MiniLM
-embeddings (where queries rescore many rounds), through the exhaustive search and the ANN stage's list
-order, with filters, exact duplicates (ties everywhere), and hostile first-stage output (NaN and infinite
-bounds, equal bounds across every cut, NaN scales)."""
+"""The adaptive search's rescoring rounds' bookkeeping in numba (:mod:`lakeql.vectors.rounds`: ``start``
+and one ``next_chunk`` per round) returns exactly what the numpy loop returns (``search.FUSED_ROUNDS =
+False``): the same rescored rows in the same order, bit-identical scores, the same stats, on
+near-duplicate clusters of real MiniLM embeddings (where queries rescore many rounds), through the
+exhaustive search and the ANN stage's list order, with filters, exact duplicates (ties everywhere), and
+hostile first-stage output (NaN and infinite bounds, equal bounds across every cut, NaN scales)."""
 
 from __future__ import annotations
 

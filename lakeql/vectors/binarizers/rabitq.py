@@ -367,6 +367,13 @@ class RaBitQBinarizer(Binarizer):
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> RaBitQBinarizer:
         rotation = arrays.get("rotation")
+        dim = int(params["dim"])
+        # the query's rotated residual (numba loops, no bounds checks) and the rescoring kernel reading it
+        # index by the dimension: a stored array of another shape read past its end
+        if rotation is not None and np.shape(rotation) != (dim, dim):
+            raise ValueError(f"rabitq rotation of shape {np.shape(rotation)}, dimension {dim}")
+        if np.shape(arrays["centroid"]) != (dim,):
+            raise ValueError(f"rabitq centroid of shape {np.shape(arrays['centroid'])}, dimension {dim}")
         return cls(
             int(params["dim"]),
             arrays["centroid"],
