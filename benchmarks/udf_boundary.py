@@ -101,7 +101,8 @@ def build(con) -> dict[str, str]:
                 f"(SELECT unnest({fn}{call.format(v=v)}) AS __hit) h")
 
     def pair(fn, v=vec):
-        return f"SELECT unnest(p.rowid) AS rowid, unnest(p.score) AS score FROM (SELECT {fn}{call.format(v=v)} AS p)"
+        return (f"SELECT unnest(p.rowid) AS rowid, unnest(p.score) AS score "
+                f"FROM (SELECT {fn}{call.format(v=v)} AS p)")
 
     con.execute("CREATE MACRO m_rowids(tbl, col, vec, k := 10, oversample := 4, filter := NULL, "
                 "exact := false) AS TABLE SELECT h.__hit.rowid AS rowid, h.__hit.score AS score FROM "
@@ -115,7 +116,8 @@ def build(con) -> dict[str, str]:
         "native, no unnest (the list fetched)": f"SELECT s_native{call.format(v=vec)}",
         "table macro over native (as semantic_search_vector_rowids)":
             "SELECT * FROM m_rowids('t', 'c', $v::FLOAT[], k := 10, exact := false)",
-        "table macro over native pair": "SELECT * FROM m_pair('t', 'c', $v::FLOAT[], k := 10, exact := false)",
+        "table macro over native pair":
+            "SELECT * FROM m_pair('t', 'c', $v::FLOAT[], k := 10, exact := false)",
         "native, FLOAT[], LIST<STRUCT> + unnest (today)": hits("s_native"),
         "native, unnest(recursive := true)": (f"SELECT unnest(s_native{call.format(v=vec)}, "
                                               "recursive := true)"),

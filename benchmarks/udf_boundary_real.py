@@ -84,7 +84,8 @@ def main() -> int:
         "SQL stub impl + unnest (same connection)": lambda q: con.execute(stub_sql, [q.tolist()]).fetchall(),
         "SQL UDF running search() alone + unnest": lambda q: con.execute(
             stub_sql.replace("stub_impl", "search_only_impl"), [q.tolist()]).fetchall(),
-        "SQL bind the FLOAT[] vector": lambda q: con.execute("SELECT len(?::FLOAT[])", [q.tolist()]).fetchall(),
+        "SQL bind the FLOAT[] vector": lambda q: con.execute(
+            "SELECT len(?::FLOAT[])", [q.tolist()]).fetchall(),
         "SQL SELECT 1": lambda q: con.execute("SELECT 1").fetchall(),
     }
     same = 0
