@@ -71,3 +71,45 @@ def test_a_table_a_connection_leaves_out_is_listed_for_agents(tmp_path):
     domains = out[out.index("DOMAINS"):]
     assert "avengers (left out" in domains, domains
     assert "| fte | 1 |" in domains.replace("  ", " "), domains  # counted once: only polls answers
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended (a child, waited for)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_doctor_takes_a_dead_builds_kept_aside_copy_as_harmless(tmp_path):
+    """A Ctrl-C early in 'lakeql index' left '..csv_utf8_sizes.json.old-PID' (the kept-aside copy of a file
+    that is in place): doctor said 'temporary file of a dead build' and exited 1 until the next build.
+    Now it is a note naming the dead pid and that nothing needs doing (exit 0); the same copy whose file is
+    missing stays a problem (exit 1), and --repair puts it back."""
+    from lakeql.cli import main
+    from lakeql.csvenc import SIZES
+
+    lake = tmp_path / "lake"
+    (lake / "fte").mkdir(parents=True)
+    shutil.copy(shared_data("fivethirtyeight", "avengers", "avengers.csv"), lake / "fte" / "avengers.csv")
+    built = _child("import sys; from lakeql.cli import main; sys.exit(main(sys.argv[1:]))", None,
+                   "index", str(lake), *QUICK)
+    assert built.returncode == 0, built.stderr
+    sizes = lake / ".lakeql" / SIZES
+    assert sizes.is_file()
+    pid = _dead_pid()
+    kept = sizes.parent / f".{SIZES}.old-{pid}"
+    os.link(sizes, kept)  # what Store.atomic_file leaves when stopped between its link and the manifest
+    doctor = _child("import sys; from lakeql.cli import main; sys.exit(main(sys.argv[1:]))", None,
+                    "doctor", str(lake))
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "all well" in doctor.stdout.splitlines()[0], doctor.stdout
+    assert f"[leftover] .{SIZES}.old-{pid}" in doctor.stdout, doctor.stdout
+    assert f"pid {pid}, no longer running" in doctor.stdout, doctor.stdout
+    assert "nothing to do" in doctor.stdout, doctor.stdout
+    text = sizes.read_text()
+    sizes.unlink()  # the file it was kept for is gone: the index lacks it
+    doctor = _child("import sys; from lakeql.cli import main; sys.exit(main(sys.argv[1:]))", None,
+                    "doctor", str(lake))
+    assert doctor.returncode == 1 and "the file it was kept for is missing" in doctor.stdout, doctor.stdout
+    assert main(["doctor", str(lake), "--repair", "--quiet"]) == 0
+    assert sizes.read_text() == text and not kept.exists()
