@@ -113,3 +113,48 @@ def test_doctor_takes_a_dead_builds_kept_aside_copy_as_harmless(tmp_path):
     assert doctor.returncode == 1 and "the file it was kept for is missing" in doctor.stdout, doctor.stdout
     assert main(["doctor", str(lake), "--repair", "--quiet"]) == 0
     assert sizes.read_text() == text and not kept.exists()
+
+
+def test_a_mapped_ann_index_with_a_non_finite_factor_is_corrupt_not_wrong(tmp_path):
+    """review31: ann.open_mapped checked the factors' shapes, not that they are numbers: a NaN in the
+    list-order factors gave wrong hits silently. Now the first query that reads a list checks its factors
+    (only what it reads: a query probing other lists answers as before) and a non-finite one is a
+    CorruptIndexError naming the rebuild."""
+    import numpy as np
+    import pytest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "vectors"))
+    from vectors_helpers import build, make_lake
+
+    from lakeql.embedding import encode
+    from lakeql.errors import CorruptIndexError
+    from lakeql.vectors import ann
+
+    lake = make_lake(tmp_path)
+    build(lake, tmp_path / "index", ["functions.docstring"], embed_ann=True, embed_ann_lists=16)
+    (folder,) = list((tmp_path / "index" / "embed").iterdir())
+    copy = tmp_path / "damaged"
+    shutil.copytree(folder, copy)
+    good = ann.open_mapped(folder, "python.functions.docstring")
+    offsets = good._pos["ann"].offsets
+    last = int(np.flatnonzero(np.diff(offsets) > 0)[-1])  # a list with rows: its rows get a NaN factor
+    fac = np.load(copy / ann.FACTORS_FILE)
+    fac[0, offsets[last]] = np.nan
+    np.save(copy / ann.FACTORS_FILE, fac)
+    queries = encode(["read a csv file", "compress data with zlib", "parse command line arguments",
+                      "send an email message", "current date and time", "open a network socket"])
+    answered = failed = 0
+    for q in queries:
+        bad = ann.open_mapped(copy, "python.functions.docstring")  # opens: nothing read but the shapes
+        order, _ = bad._pos["ann"].rank(bad, q, None)
+        want = ann.search(good, good._pos["ann"], q, 5, nprobe=1)
+        if int(order[:1][0]) != last:  # the damaged list is not read: the same answer
+            got = ann.search(bad, bad._pos["ann"], q, 5, nprobe=1)
+            assert got[0].tolist() == want[0].tolist() and got[1].tobytes() == want[1].tobytes()
+            answered += 1
+        with pytest.raises(CorruptIndexError, match=r"ANN lists of python\.functions\.docstring are corrupt"
+                           r".*not a number.*lakeql index LAKE --embed python\.functions\.docstring "
+                           r"--embed-ann"):
+            ann.search(bad, bad._pos["ann"], q, 5, nprobe=16)  # every list: the damaged one too
+        failed += 1
+    assert answered >= 1 and failed == len(queries)
