@@ -158,3 +158,57 @@ def test_a_mapped_ann_index_with_a_non_finite_factor_is_corrupt_not_wrong(tmp_pa
             ann.search(bad, bad._pos["ann"], q, 5, nprobe=16)  # every list: the damaged one too
         failed += 1
     assert answered >= 1 and failed == len(queries)
+
+
+def test_a_table_whose_view_fails_while_connecting_is_listed_as_left_out(tmp_path, monkeypatch):
+    """A table whose file goes between the connection's catalog and its views (a writer) was left out
+    with a SkippedViewWarning only, and lakeql_tables() still said 'ok'. Now it is listed as left out
+    (status 'error', why, the fix), list_domains marks it, and a query of it says so."""
+    import warnings
+
+    import pyarrow.parquet as pq
+
+    from lakeql import views
+    from lakeql.mcp.service import LakeService
+
+    sample = Path(lakeql.__file__).resolve().parent / "sample_lake" / "python" / "functions.parquet"
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    rows = pq.read_table(sample).slice(0, 50)
+    pq.write_table(rows, lake / "d" / "gone.parquet")
+    pq.write_table(rows.slice(0, 7), lake / "d" / "stays.parquet")
+    built = _child("import sys; from lakeql.cli import main; sys.exit(main(sys.argv[1:]))", None,
+                   "index", str(lake), *QUICK)
+    assert built.returncode == 0, built.stderr
+    pq.write_table(rows.slice(0, 40), lake / "d" / "gone.parquet")  # changed: its domain's views are made
+    real = views._readable
+
+    def writer_removes_it(ctx, tables):
+        got = real(ctx, tables)
+        (lake / "d" / "gone.parquet").unlink(missing_ok=True)  # after the catalog read it
+        return got
+
+    monkeypatch.setattr(views, "_readable", writer_removes_it)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect(lake)
+    got = {r[0]: (r[1], r[2]) for r in con.execute(
+        "SELECT table_name, status, error FROM lakeql_tables()").fetchall()}
+    assert got["d.stays"] == ("ok", None), got
+    assert got["d.gone"][0] == "error" and "its view cannot be made" in got["d.gone"][1], got
+    assert "lakeql index LAKE --refresh" in got["d.gone"][1], got
+    assert con.execute("SELECT count(*) FROM d.stays").fetchone()[0] == 7
+    import pytest
+
+    with pytest.raises(Exception, match=r"d\.gone.*left out of this connection"):
+        con.execute("SELECT count(*) FROM d.gone").fetchall()
+    con.close()
+    pq.write_table(rows.slice(0, 40), lake / "d" / "gone.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        svc = LakeService(lake)  # (its connection: the writer removes the file again)
+    try:
+        listed = svc.list_domains()
+    finally:
+        svc.close()
+    assert "gone (left out" in listed and "| d | 1 |" in listed.replace("  ", " "), listed
