@@ -669,10 +669,17 @@ def _restore_decoded(table: Table, labels: Any, fs: Any, cache: list, sizes: Any
     return True
 
 
+#: how a table this connection (not the stored catalog) left out is described: lakeql_tables() lists it
+#: with status 'error' and this reason, which the MCP tools show (a Python warning no agent sees)
+LEFT_OUT_HERE = "left out of this connection"
+
+
 def unreadable_message(table_name: str, error: str, path: str) -> str:
     """The one-line error for a table the lake has but could not read (no view): why, and the fix."""
     from lakeql.lake import SHARED_NAME
 
+    if error.startswith(LEFT_OUT_HERE):  # its files read; this connection could not use them (the fix is
+        return f"table {table_name!r} is {error}"  # in the error)
     if SHARED_NAME in error:  # its files read; the name is the problem (lakeql.lake._one_source_per_name)
         return (f"table {table_name!r} is left out of the lake: {error}, then run 'lakeql index LAKE "
                 "--refresh'")
@@ -893,9 +900,14 @@ class Catalog:
             except IndexWriteError as exc:
                 if building:
                     raise
-                # a connection: the other tables answer; nothing is recorded against the file (trial12)
-                warnings.warn(f"table {t.key} is left out of this connection: its UTF-8 copy cannot be "
-                              f"written ({exc})", CorruptParquetWarning, stacklevel=2)
+                # a connection: the other tables answer; nothing is stored against the file (trial12),
+                # but this connection lists it (lakeql_tables(), the MCP tools): a warning alone is
+                # nothing an agent sees (leftovers6)
+                why = (f"{LEFT_OUT_HERE}: its UTF-8 copy cannot be written ({_first_line(exc)[:300]}); "
+                       "free space in the index folder (or raise the limit named), then run 'lakeql index "
+                       "LAKE --refresh' or reconnect")
+                problems.append(Problem("table", t.source, why, t.key))
+                warnings.warn(f"table {t.key} is {why}", CorruptParquetWarning, stacklevel=2)
                 continue
             problems += found
             if not good.files:

@@ -20,6 +20,7 @@ import argparse
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -135,13 +136,34 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
                 found.append(Finding("index", f"{e.kind} {e.table_name}", "stale (the table changed)",
                                      "run 'lakeql index --refresh LAKE'"))
         for rel in store.clean_stale(dry_run=True):
-            found.append(Finding("leftover", rel, "temporary file of a dead build",
-                                 "run 'lakeql doctor LAKE --repair'"))
+            _leftover(diag, store.root, rel)
         pid = store.build_running()
         if pid is not None:
             found.append(Finding("build", f"pid {pid}", "a lakeql index is running now",
                                  "wait for it to finish"))
     return diag
+
+
+def _leftover(diag: Diagnosis, root: Path, rel: str) -> None:
+    """What a dead process left in the index (``rel``, from :meth:`Store.clean_stale`): a file it kept
+    aside (``.NAME.old-PID``) whose ``NAME`` is gone is a missing index file (a finding: exit 1); any other
+    (a temp file or folder, or a kept-aside copy of a file that is in place: a Ctrl-C early in a build,
+    trial12) is harmless, nothing reads it, and the next build removes it: a note, not a problem (doctor
+    said exit 1 until then)."""
+    from lakeql.store import OLD_RE, TEMP_RE
+
+    name = rel.rsplit("/", 1)[-1]
+    m = OLD_RE.match(name) or TEMP_RE.match(name)
+    pid = f" (pid {m.group('pid')}, no longer running)" if m is not None else ""
+    old = OLD_RE.match(name)
+    if old is not None and not os.path.lexists(root / rel.rpartition("/")[0] / old.group("name")):
+        diag.findings.append(Finding("leftover", rel, f"a copy kept aside by a build that ended{pid}, and "
+                                     "the file it was kept for is missing",
+                                     "run 'lakeql doctor LAKE --repair' (puts it back)"))
+        return
+    diag.notes.append(Finding("leftover", rel, f"left by a lakeql process that ended{pid}, e.g. a build "
+                              "stopped by Ctrl-C; harmless (nothing reads it)", "nothing to do: the next "
+                              "'lakeql index' removes it ('lakeql doctor LAKE --repair' removes it now)"))
 
 
 def repair(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,

@@ -357,12 +357,13 @@ def attach(con, ctx) -> AttachPlan:
     from lakeql import csvenc
 
     bad_copies: set[str] | None = None  # UTF-8 copies of CSV files found damaged (read once)
+    made_for: dict[str, Table] = {}  # a view statement made from the data -> its table (one that fails)
     for domain, tables in sorted(by_domain(lake).items()):
         spec = (manifest or {}).get("domains", {}).get(domain)
         path = str(views_root / spec["file"]) if spec and spec.get("file") else None
         if not attachable(domain) or (domain in existing and existing[domain] != path):
             plan.local.append(domain)
-            local_stmts += _local_views(domain, tables, ctx, temporary=own_is_file)
+            local_stmts += _local_views(domain, tables, ctx, temporary=own_is_file, made_for=made_for)
             continue
         if domain in existing:  # attached by an earlier register() on this database instance
             plan.attached.append(domain)
@@ -418,9 +419,14 @@ def attach(con, ctx) -> AttachPlan:
             plan.live.append(domain)
     for domain, tables in live:
         con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
-        run_views(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
-                        f"SELECT * FROM {t.scan_sql()}" for t in _readable(ctx, tables)])
-    run_views(con, local_stmts)  # one view that fails leaves that table out, not the connection
+        stmts = []
+        for t in _readable(ctx, tables):
+            stmts.append(f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
+                         f"SELECT * FROM {t.scan_sql()}")
+            made_for[stmts[-1]] = t
+        _left_out(ctx, made_for, run_views(con, stmts))
+    # one view that fails leaves that table out, not the connection
+    _left_out(ctx, made_for, run_views(con, local_stmts))
     if ROWS_SCHEMA not in existing:
         con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
     return plan
@@ -598,7 +604,29 @@ def _readable(ctx, tables: list[Table]) -> list[Table]:
     return out
 
 
-def _local_views(domain: str, tables: list[Table], ctx, temporary: bool) -> list[str]:
+def _left_out(ctx, made_for: dict[str, Table], failed: list[str]) -> None:
+    """Record the tables whose view statements ``failed`` (their files no longer read as catalogued: a
+    writer between the catalog and the views) as left out of this connection: ``lakeql_tables()`` lists
+    them with status 'error', why and the fix, so an MCP agent sees them (the
+    :class:`~lakeql.dbutil.SkippedViewWarning` is a Python warning only), and a query of one says so."""
+    from lakeql.catalog import LEFT_OUT_HERE
+    from lakeql.lake import Problem
+
+    for sql in failed:
+        t = made_for.get(sql)
+        if t is None:  # a CREATE SCHEMA: its views fail on their own
+            continue
+        ctx.catalog.problems.append(Problem(
+            "table", t.source, f"{LEFT_OUT_HERE}: its view cannot be made (its files no longer read as "
+            "catalogued: changed while connecting?); reconnect, or fix or replace its files and run "
+            "'lakeql index LAKE --refresh'", t.key))
+        ctx.catalog.lake.tables.pop(t.key, None)
+
+
+def _local_views(domain: str, tables: list[Table], ctx, temporary: bool,
+                 made_for: dict[str, Table] | None = None) -> list[str]:
+    """The view statements of a domain made in the connection's own database (``made_for``: each view
+    statement -> its table, filled)."""
     out = []
     if domain != ROOT_DOMAIN and not temporary:
         out.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
@@ -608,8 +636,12 @@ def _local_views(domain: str, tables: list[Table], ctx, temporary: bool) -> list
             if domain == ROOT_DOMAIN:
                 out.append(f"CREATE OR REPLACE TEMP VIEW {quote_ident(t.name)} AS "
                            f"SELECT * FROM {t.scan_sql()}")
+                if made_for is not None:
+                    made_for[out[-1]] = t
             continue
         out.append(f"CREATE OR REPLACE VIEW {t.sql_name} AS SELECT * FROM {t.scan_sql()}")
+        if made_for is not None:
+            made_for[out[-1]] = t
     return out
 
 

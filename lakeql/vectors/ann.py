@@ -273,6 +273,37 @@ def open_blocked(folder: Path, spec: dict, n: int, w: int) -> Any:
     )
 
 
+def check_probed_finite(index: Any, ivf: IVF, lo: Any, lists: np.ndarray) -> None:
+    """Raise :class:`CorruptIndexError` when a scan factor of the probed ``lists`` of an
+    :func:`open_mapped` index is not finite (NaN, inf): a damaged or hostile file gave wrong hits silently
+    (the builder writes finite factors only). Each list is checked once per opened index, on the first
+    query that reads it, so a query checks only what it reads (the mapped path exists so as not to read
+    the whole file) and the later ones nothing: about 24-36 bytes a new row (leftovers6)."""
+    done = index._pos.get("ann_checked")
+    if done is None or len(done) != ivf.nlist:
+        done = index._pos["ann_checked"] = np.zeros(ivf.nlist, bool)
+    lists = np.asarray(lists, np.int64)
+    new = lists[~done[lists]]
+    if not len(new):
+        return
+    starts, ends = lo.spans(ivf, new)
+    blocked = getattr(lo, "blocked", None)
+    from lakeql.vectors import kernels
+
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):  # a loop over merged lists, not rows
+        bad = [k for k, v in lo.factors.items() if not np.isfinite(v[s:e]).all()]
+        if blocked is not None and e > s and not np.isfinite(
+                blocked.f32[s // kernels.BLOCK: -(-e // kernels.BLOCK)]).all():
+            bad.append("blocked factors")
+        if bad:
+            label = index._pos.get("ann_label", "this column")
+            raise CorruptIndexError(
+                f"the ANN lists of {label} are corrupt (a scan factor that is not a number: "
+                f"{', '.join(bad)} of list rows {s:,}-{e:,}): rebuild with 'lakeql index LAKE --embed "
+                f"{label} --embed-ann', or search with exact := true")
+    done[new] = True
+
+
 def open_mapped(folder: Path, label: str) -> Any:
     """The code store at ``folder`` opened for ANN searches only, without loading its codes: a
     :class:`~lakeql.vectors.codes.CodeIndex` whose per-row arrays are the memory-mapped list-order files
@@ -350,7 +381,7 @@ def open_mapped(folder: Path, label: str) -> Any:
     # the view shares every array but not ``_pos`` (no reference cycle: the maps close with the index)
     order.rowids, order.view = index.rowids, dataclasses.replace(index, _pos={})
     order.blocked = blocked
-    index._pos.update(ann=ivf, ann_order=order, ann_mapped=True)
+    index._pos.update(ann=ivf, ann_order=order, ann_mapped=True, ann_label=label)
     return index
 
 
@@ -735,6 +766,8 @@ def search(
         stats.update(
             nprobe=int(npr), probed_rows=int((ends - starts).sum()), best_list_cos=best, widened=widened
         )
+    if index._pos.get("ann_mapped"):
+        check_probed_finite(index, ivf, lo, order[:npr])
     if bounded_scan(binz, lo.factors):
         # the probed lists are contiguous spans of the list-order copy: scanned in place, no sub-index cut
         def scan(kk: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
