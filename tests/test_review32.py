@@ -59,3 +59,73 @@ def test_a_view_failing_for_another_reason_keeps_its_error(tmp_path, monkeypatch
         assert con.execute("SELECT count(*) FROM d.stays").fetchone()[0] == 7
     finally:
         con.close()
+
+
+def _mapped_pair(tmp_path: Path):
+    """A small bounded ANN index (int8 tier) and a copy of it to damage; the good one opened mapped."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "vectors"))
+    from vectors_helpers import build, make_lake
+
+    from lakeql.vectors import ann
+
+    lake = make_lake(tmp_path)
+    build(lake, tmp_path / "index", ["functions.docstring"], embed_ann=True, embed_ann_lists=16)
+    (folder,) = list((tmp_path / "index" / "embed").iterdir())
+    copy = tmp_path / "damaged"
+    shutil.copytree(folder, copy)
+    return folder, copy, ann.open_mapped(folder, "python.functions.docstring")
+
+
+def test_a_non_finite_rescoring_scale_of_a_mapped_ann_index_is_corrupt_not_a_dropped_hit(tmp_path):
+    """leftovers6 checked the probed lists' scan factors only: a NaN int8 rescoring scale (ann_scales.npy,
+    mapped like them) made the best hit vanish from the answer, silently. Now it is the same
+    CorruptIndexError, and an index whose other lists are sound still answers queries that do not read
+    the damaged one (a failed check poisons nothing: several threads at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from lakeql.embedding import encode
+    from lakeql.errors import CorruptIndexError
+    from lakeql.vectors import ann
+
+    folder, copy, good = _mapped_pair(tmp_path)
+    q = encode(["read a csv file"])[0]
+    want = ann.search(good, good._pos["ann"], q, 5, nprobe=16)
+    rowids = np.load(copy / ann.ROWIDS_FILE)[0]
+    pos = int(np.flatnonzero(rowids == want[0][0])[0])  # the best hit's list-order row
+    scales = np.load(copy / ann.SCALES_FILE)
+    assert scales.dtype == np.float32  # the default tier is int8 (a scale per row)
+    scales[0, pos] = np.nan
+    np.save(copy / ann.SCALES_FILE, scales)
+    bad = ann.open_mapped(copy, "python.functions.docstring")
+    with pytest.raises(CorruptIndexError, match=r"corrupt \(a value that is not a number: int8 rescoring "
+                       r"scales.*--embed-ann"):
+        ann.search(bad, bad._pos["ann"], q, 5, nprobe=16)
+    # the queries that never read the damaged list still answer (the failure marked nothing), from
+    # several threads at once
+    texts = ["compress data with zlib", "parse command line arguments", "send an email message",
+             "current date and time", "open a network socket", "read a csv file", "sort a list"]
+
+    def reads_it(qq) -> bool:
+        try:
+            ann.search(bad, bad._pos["ann"], qq, 3, nprobe=1)
+            return False
+        except CorruptIndexError:
+            return True
+
+    away = [qq for qq in encode(texts) if not reads_it(qq)]
+    assert away, "every query reads the damaged list"
+
+    def one(qq):
+        got = ann.search(bad, bad._pos["ann"], qq, 3, nprobe=1)
+        ref = ann.search(good, good._pos["ann"], qq, 3, nprobe=1)
+        return got[0].tolist() == ref[0].tolist() and got[1].tobytes() == ref[1].tobytes()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(one, away * 4))
+    with pytest.raises(CorruptIndexError):  # still refused: nothing marked it checked
+        ann.search(bad, bad._pos["ann"], q, 5, nprobe=16)
