@@ -129,3 +129,70 @@ def test_a_non_finite_rescoring_scale_of_a_mapped_ann_index_is_corrupt_not_a_dro
         assert all(pool.map(one, away * 4))
     with pytest.raises(CorruptIndexError):  # still refused: nothing marked it checked
         ann.search(bad, bad._pos["ann"], q, 5, nprobe=16)
+
+
+def test_doctor_does_not_call_a_running_builds_files_ended(tmp_path):
+    """leftovers6 made a temp file of a process whose pid is not running here a note: "left by a lakeql
+    process that ended ... 'lakeql doctor LAKE --repair' removes it now". A build running in another
+    container (or host) on a shared index folder holds the build lock with a pid this machine does not
+    see: its files were called ended and offered for removal. While the lock is held they are not."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from lakeql.doctor import diagnose
+    from lakeql.store import BUILD_LOCK
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 20), lake / "d" / "t.parquet")
+    lakeql.index(lake, capabilities=["joins"], joins_semantic=False, progress=False)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    other = child.pid  # a pid not running here: the other container's build
+    root = lake / ".lakeql"
+    temp = root / f".catalog.{other}-0123abcd.tmp"
+    temp.write_bytes(b"half written")
+    before = diagnose(lake)
+    assert any("no longer running" in f.problem for f in before.notes)  # no build: a dead process's
+    (root / BUILD_LOCK).write_text(str(other))
+    fd = os.open(root / BUILD_LOCK, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the other build holds the lock (an flock of another file handle)
+        during = diagnose(lake)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    (left,) = [f for f in during.notes + during.findings if f.area == "leftover"]
+    assert "no longer running" not in left.problem and "removes it now" not in left.fix, left
+    assert f"running now (pid {other}" in left.problem, left
+    assert any(f.area == "build" for f in during.findings)  # the running build is still reported
+    assert temp.exists()
+
+
+def test_doctor_names_the_left_out_reasons_fix_not_the_files(tmp_path, monkeypatch):
+    """A table doctor's own read leaves out because its UTF-8 copy cannot be written (a full disk) was a
+    'lake' finding whose fix said "replace or remove its files": its files are fine. The fix now points
+    at the reason (which names the index folder's space or limit)."""
+    import pyarrow.parquet as pq
+
+    from lakeql import catalog
+    from lakeql.doctor import diagnose
+    from lakeql.store import IndexWriteError
+
+    lake, _ = _lake_with_a_changed_table(tmp_path)
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 3), lake / "d" / "gone.parquet")
+
+    def disk_full(table, *args, **kwargs):
+        raise IndexWriteError("[Errno 28] No space left on device: '.lakeql/csv_utf8/x'")
+
+    monkeypatch.setattr(catalog, "profile_table", disk_full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        diag = diagnose(lake)
+    (f,) = [f for f in diag.findings if f.area == "lake"]
+    assert "UTF-8 copy cannot be written" in f.problem and "free space" in f.problem, f
+    assert "replace or remove its files" not in f.fix and "as the reason says" in f.fix, f
