@@ -50,6 +50,11 @@ def test_a_view_failing_for_another_reason_keeps_its_error(tmp_path, monkeypatch
         got = {r[0]: (r[1], r[2]) for r in con.execute(
             "SELECT table_name, status, error FROM lakeql_tables()").fetchall()}
         assert got["d.stays"] == ("ok", None), got
+        # one row a table (the left-out one is not also listed 'ok'), and no columns of it
+        assert con.execute("SELECT count(*), count(DISTINCT table_name) FROM lakeql_tables()").fetchone() \
+            == (2, 2)
+        assert con.execute("SELECT count(*) FROM lakeql_columns() WHERE table_name = 'd.gone'"
+                           ).fetchone()[0] == 0
         status, error = got["d.gone"]
         assert status == "error" and "left out of this connection" in error, got
         # DuckDB's own reason is in it (the file is not Parquet), not only a guess about a writer
