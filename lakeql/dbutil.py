@@ -73,10 +73,13 @@ class SkippedViewWarning(UserWarning):
     """A table's view could not be created (its files no longer read as catalogued); it was left out."""
 
 
-def run_views(con, statements: list[str], chunk: int = 500) -> list[str]:
+def run_views(con, statements: list[str], chunk: int = 500,
+              errors: dict[str, str] | None = None) -> list[str]:
     """:func:`run_batch` of view DDL where one failing view does not fail the rest: when the batch fails,
     each statement runs on its own and those that fail are left out, each with a
-    :class:`SkippedViewWarning` naming it and the fix. Returns the statements left out."""
+    :class:`SkippedViewWarning` naming it and the fix. Returns the statements left out; ``errors`` (when
+    given) is filled with each one's error (type and first line), so a caller that records the table as
+    left out says why (a writer, or a real error: never relabelled, review32)."""
     import warnings
 
     import duckdb
@@ -94,6 +97,8 @@ def run_views(con, statements: list[str], chunk: int = 500) -> list[str]:
             failed.append(sql)
             what = sql.split(" AS ", 1)[0][:200]
             err = (str(exc).strip().splitlines() or [""])[0][:300]
+            if errors is not None:
+                errors[sql] = f"{type(exc).__name__}: {err}"
             warnings.warn(f"left out {what!r}: {type(exc).__name__}: {err}; fix or replace its table's "
                           "files, then run 'lakeql index LAKE --refresh' ('lakeql doctor LAKE' checks it)",
                           SkippedViewWarning, stacklevel=2)

@@ -59,7 +59,7 @@ class Diagnosis:
 def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None
              ) -> Diagnosis:
     """Inspect the lake and its index store (read-only)."""
-    from lakeql.catalog import Catalog
+    from lakeql.catalog import LEFT_OUT_HERE, Catalog
     from lakeql.lake import discover
     from lakeql.store import MANIFEST, Store
 
@@ -130,30 +130,42 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
             fix = {"unsupported": "convert it to Parquet/CSV/JSON, or move it out of the lake",
                    "file": "replace or remove the file (the table is read without it)",
                    "table": "replace or remove its files (the table is left out)"}[p.kind]
+            if p.error.startswith(LEFT_OUT_HERE):  # its files are fine; the reason names the fix (review32)
+                fix = "as the reason says (its files read; the index folder is the problem)"
             found.append(Finding("lake", f"{subject} ({p.path})" if p.table_name else subject, p.error, fix))
         for e in store.entries() if diag.indexes and manifest_ok else []:
             if e.table_name and e.table_name in lake.tables and store.is_stale(e):
                 found.append(Finding("index", f"{e.kind} {e.table_name}", "stale (the table changed)",
                                      "run 'lakeql index --refresh LAKE'"))
-        for rel in store.clean_stale(dry_run=True):
-            _leftover(diag, store.root, rel)
         pid = store.build_running()
+        for rel in store.clean_stale(dry_run=True):
+            _leftover(diag, store.root, rel, pid)
         if pid is not None:
             found.append(Finding("build", f"pid {pid}", "a lakeql index is running now",
                                  "wait for it to finish"))
     return diag
 
 
-def _leftover(diag: Diagnosis, root: Path, rel: str) -> None:
+def _leftover(diag: Diagnosis, root: Path, rel: str, running: int | None = None) -> None:
     """What a dead process left in the index (``rel``, from :meth:`Store.clean_stale`): a file it kept
     aside (``.NAME.old-PID``) whose ``NAME`` is gone is a missing index file (a finding: exit 1); any other
     (a temp file or folder, or a kept-aside copy of a file that is in place: a Ctrl-C early in a build,
     trial12) is harmless, nothing reads it, and the next build removes it: a note, not a problem (doctor
-    said exit 1 until then)."""
+    said exit 1 until then).
+
+    ``running``: the pid in the lock of a ``lakeql index`` running on this index now. Its pid may not be
+    one of this machine's (another container or host sharing the folder), so its files look like a dead
+    process's: while it runs nothing is called "ended" nor offered for removal (review32)."""
     from lakeql.store import OLD_RE, TEMP_RE
 
     name = rel.rsplit("/", 1)[-1]
     m = OLD_RE.match(name) or TEMP_RE.match(name)
+    if running is not None:
+        diag.notes.append(Finding("leftover", rel, "may belong to the lakeql index running now (pid "
+                                  f"{running}, maybe in another container or host: its pid is not seen "
+                                  "here)", "nothing to do: leave it to that build, then run 'lakeql "
+                                  "doctor LAKE' again"))
+        return
     pid = f" (pid {m.group('pid')}, no longer running)" if m is not None else ""
     old = OLD_RE.match(name)
     if old is not None and not os.path.lexists(root / rel.rpartition("/")[0] / old.group("name")):

@@ -424,9 +424,11 @@ def attach(con, ctx) -> AttachPlan:
             stmts.append(f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
                          f"SELECT * FROM {t.scan_sql()}")
             made_for[stmts[-1]] = t
-        _left_out(ctx, made_for, run_views(con, stmts))
+        why: dict[str, str] = {}
+        _left_out(ctx, made_for, run_views(con, stmts, errors=why), why)
     # one view that fails leaves that table out, not the connection
-    _left_out(ctx, made_for, run_views(con, local_stmts))
+    why = {}
+    _left_out(ctx, made_for, run_views(con, local_stmts, errors=why), why)
     if ROWS_SCHEMA not in existing:
         con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
     return plan
@@ -604,11 +606,13 @@ def _readable(ctx, tables: list[Table]) -> list[Table]:
     return out
 
 
-def _left_out(ctx, made_for: dict[str, Table], failed: list[str]) -> None:
+def _left_out(ctx, made_for: dict[str, Table], failed: list[str], errors: dict[str, str]) -> None:
     """Record the tables whose view statements ``failed`` (their files no longer read as catalogued: a
     writer between the catalog and the views) as left out of this connection: ``lakeql_tables()`` lists
     them with status 'error', why and the fix, so an MCP agent sees them (the
-    :class:`~lakeql.dbutil.SkippedViewWarning` is a Python warning only), and a query of one says so."""
+    :class:`~lakeql.dbutil.SkippedViewWarning` is a Python warning only), and a query of one says so.
+    The reason carries DuckDB's error (``errors``: statement -> error): a view failing for another reason
+    than a writer (a bug, a type, a name) is not hidden behind "changed while connecting?" (review32)."""
     from lakeql.catalog import LEFT_OUT_HERE
     from lakeql.lake import Problem
 
@@ -617,8 +621,8 @@ def _left_out(ctx, made_for: dict[str, Table], failed: list[str]) -> None:
         if t is None:  # a CREATE SCHEMA: its views fail on their own
             continue
         ctx.catalog.problems.append(Problem(
-            "table", t.source, f"{LEFT_OUT_HERE}: its view cannot be made (its files no longer read as "
-            "catalogued: changed while connecting?); reconnect, or fix or replace its files and run "
+            "table", t.source, f"{LEFT_OUT_HERE}: its view cannot be made ({errors.get(sql, 'error unknown')}"
+            "; were its files changed while connecting?); reconnect, or fix or replace its files and run "
             "'lakeql index LAKE --refresh'", t.key))
         ctx.catalog.lake.tables.pop(t.key, None)
 

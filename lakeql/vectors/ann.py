@@ -274,11 +274,13 @@ def open_blocked(folder: Path, spec: dict, n: int, w: int) -> Any:
 
 
 def check_probed_finite(index: Any, ivf: IVF, lo: Any, lists: np.ndarray) -> None:
-    """Raise :class:`CorruptIndexError` when a scan factor of the probed ``lists`` of an
-    :func:`open_mapped` index is not finite (NaN, inf): a damaged or hostile file gave wrong hits silently
-    (the builder writes finite factors only). Each list is checked once per opened index, on the first
-    query that reads it, so a query checks only what it reads (the mapped path exists so as not to read
-    the whole file) and the later ones nothing: about 24-36 bytes a new row (leftovers6)."""
+    """Raise :class:`CorruptIndexError` when a scan factor (or a rescoring scale or float tier value) of the
+    probed ``lists`` of an :func:`open_mapped` index is not finite (NaN, inf): a damaged or hostile file
+    gave wrong hits silently (the builder writes finite values only). Each list is checked once per opened
+    index, on the first query that reads it, so a query checks only what it reads (the mapped path exists
+    so as not to read the whole file) and the later ones nothing: about 28-40 bytes a new row with an int8
+    tier (leftovers6, review32: the scales; a float tier adds its row). Not locked: two threads may check
+    one list both, and a failed check marks nothing, so a damaged list never makes others refused."""
     done = index._pos.get("ann_checked")
     if done is None or len(done) != ivf.nlist:
         done = index._pos["ann_checked"] = np.zeros(ivf.nlist, bool)
@@ -295,10 +297,16 @@ def check_probed_finite(index: Any, ivf: IVF, lo: Any, lists: np.ndarray) -> Non
         if blocked is not None and e > s and not np.isfinite(
                 blocked.f32[s // kernels.BLOCK: -(-e // kernels.BLOCK)]).all():
             bad.append("blocked factors")
+        # the rescoring tier's int8 scales (or a float tier's values): a NaN there dropped the row from
+        # the hits, silently (review32); an int8 tier's codes are always numbers
+        if index.scales is not None and not np.isfinite(index.scales[s:e]).all():
+            bad.append("int8 rescoring scales")
+        if index.tier.dtype.kind == "f" and not np.isfinite(index.tier[s:e]).all():
+            bad.append("rescoring tier")
         if bad:
             label = index._pos.get("ann_label", "this column")
             raise CorruptIndexError(
-                f"the ANN lists of {label} are corrupt (a scan factor that is not a number: "
+                f"the ANN lists of {label} are corrupt (a value that is not a number: "
                 f"{', '.join(bad)} of list rows {s:,}-{e:,}): rebuild with 'lakeql index LAKE --embed "
                 f"{label} --embed-ann', or search with exact := true")
     done[new] = True
