@@ -18,10 +18,12 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from lakeql.lake import nfc, quote_ident
+
 
 def folded(name: str) -> str:
     """``name`` in NFC, lower-cased: the key under which two spellings are the same column for a user."""
-    return (name if name.isascii() else unicodedata.normalize("NFC", name)).lower()
+    return nfc(name).lower()
 
 
 def match_column(name: str, names: Iterable[str]) -> str | None:
@@ -43,8 +45,6 @@ def form_of(name: str) -> str:
 
 def form_note(typed: str, stored: str) -> str:
     """Why ``typed`` does not bind although it looks like ``stored``, and what to write instead."""
-    from lakeql.lake import quote_ident
-
     q = quote_ident(stored)
     return (f"the column is stored as {q} in Unicode {form_of(stored)} ({ascii(stored)}), which looks like "
             f"{typed!r} but DuckDB compares names byte for byte: write {q} (copy it), or rename the column "

@@ -249,6 +249,9 @@ class RaBitQBinarizer(Binarizer):
         ids = np.zeros(0, np.int64) if mask_ids is None else mask_ids
         err_a = self.EPS0 * float(np.linalg.norm(qr))
         err_b = self.EPS0 * np.sqrt(2.0) * float(np.linalg.norm(qerr))
+        total = float(qr.sum())
+        if blocked is not None:
+            slack = kernels.bounded_slack(blocked.bound, self.dim, levels, lo, delta, total, err_a, err_b)
         if blocked is not None and mask_ids is None and spans_all:
             n, bs = len(words), blocked.codes.shape[2]
             if blocked.f64.shape[0] != n or blocked.codes.shape[0] != -(-n // bs):
@@ -256,8 +259,6 @@ class RaBitQBinarizer(Binarizer):
                     f"the exhaustive scan's layout holds {blocked.f64.shape[0]} rows, the codes "
                     f"{n}: a stale copy; rebuild it from these codes (CodeIndex.blocked)"
                 )
-            total = float(qr.sum())
-            slack = kernels.bounded_slack(blocked.bound, self.dim, levels, lo, delta, total, err_a, err_b)
             full = blocked.f32.shape[1] == len(fullscan.FACTOR_ROWS)  # fullscan.FullLayout: popcounts stored
             return (fullscan.asym4_bounded_full if full else kernels.asym4_bounded_blocked)(
                 blocked.codes,
@@ -280,8 +281,6 @@ class RaBitQBinarizer(Binarizer):
                 int(cap),
             )
         if blocked is not None and not spans_all:  # the same rows' blocked layout (ANN list order)
-            total = float(qr.sum())
-            slack = kernels.bounded_slack(blocked.bound, self.dim, levels, lo, delta, total, err_a, err_b)
             return kernels.asym4_bounded_blocked_spans(
                 blocked.codes,
                 blocked.f32,
@@ -317,7 +316,7 @@ class RaBitQBinarizer(Binarizer):
             factors["factor"],
             factors["add"],
             base,
-            float(qr.sum()),
+            total,
             lo,
             delta,
             factors["popc"],
