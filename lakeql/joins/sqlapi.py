@@ -9,11 +9,17 @@ query table) or leave it out (candidates); the rest of the lake keeps its joins.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from lakeql import parquet_io
 from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError, shown
 from lakeql.udf import check_k, scalar_udf, table_udf
+
+
+class StaleJoinsWarning(UserWarning):
+    """``joinable`` / ``join_graph`` left out tables changed or removed since the join index was built."""
+
 
 RESULT_COLUMNS = [
     ("candidate_table", "VARCHAR"), ("candidate_column", "VARCHAR"), ("score", "DOUBLE"),
@@ -124,6 +130,41 @@ def graph_stale_tables(ctx) -> set[str]:
     return {t for t, fp in built.items() if not built_from_files_of(lake, t, fp)}
 
 
+def stale_note(stale: set[str], what: str = "joinable") -> str | None:
+    """The note saying which tables ``what`` left out because they changed or vanished since the join
+    index was built (their columns are not in the answer), with the fix; None when there are none."""
+    if not stale:
+        return None
+    names = sorted(stale)
+    shown_names = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                                           else "")
+    return (f"{what} left out {len(names)} table(s) changed or removed since the join index was built "
+            f"({shown_names}): their columns are not in this answer; run 'lakeql index --refresh LAKE' "
+            "to search them again")
+
+
+def warn_stale(stale: set[str], what: str = "joinable") -> None:
+    """Warn (a :class:`StaleJoinsWarning`, like the other stale cases of lakeql's SQL functions) when
+    ``what``'s answer left out stale tables: the answer's columns stay as they are."""
+    note = stale_note(stale, what)
+    if note is not None:
+        warnings.warn(note, StaleJoinsWarning, stacklevel=3)
+
+
+def left_out_tables(ctx) -> set[str]:
+    """The tables ``joinable`` leaves out on this connection now (changed or removed since the join index
+    was built): for a caller that shows the note itself (the MCP tool). Empty without a join index."""
+    if ctx.store is None or ctx.lake is None or ctx.store.find("join_index") is None:
+        return set()
+    from lakeql.joins.joinindex import JoinIndex
+
+    try:
+        ix = ctx.load_index("join_index", None, "", lambda path, _e: JoinIndex(path))
+    except LakeqlError:  # joinable itself says what is wrong with the index
+        return set()
+    return stale_tables(ctx, ix)
+
+
 def check_query_table(ix, table) -> None:
     """Raise a clear error when the query table is not answerable from the join index: it could not be
     read when indexing, it is newer than the index, or its files changed since (checked on disk now)."""
@@ -175,7 +216,8 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
         ctx.column(t, c)  # unknown column -> suggestions from the catalog
     s = searcher(ctx)  # no join index at all -> says how to build it
     check_query_table(s.ix, t)  # this table unreadable / new / changed since -> says so, names --refresh
-    damaged = sorted(set(s.ix.damaged) - stale_tables(ctx, s.ix))
+    stale = stale_tables(ctx, s.ix)
+    damaged = sorted(set(s.ix.damaged) - stale)
     if damaged:  # their columns would be missing from the answer: an error, not a partial answer
         raise CorruptIndexError(f"the column profiles of {len(damaged)} table(s) ({', '.join(damaged[:5])}) "
                                 "are damaged or do not match the join index: run 'lakeql index --refresh "
@@ -196,6 +238,7 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
     from lakeql.joins.transform import extend  # discovery: method = 'transform' rows (auto, transform)
 
     found = extend(ctx, s, ids, kk, m, found)
+    warn_stale(stale)  # the answer misses their columns: say so (trial12: an agent could not tell)
     return [c.row() for c in found]
 
 
@@ -213,6 +256,7 @@ def register(con, ctx) -> None:
         t = t.filter(pc.greater_equal(t["score"], float(min_score or 0.0)))
         stale = graph_stale_tables(ctx)
         if stale:  # edges of tables changed since the build are left out, the rest stands
+            warn_stale(stale, "join_graph")
             gone = pa.array(sorted(stale))
             t = t.filter(pc.invert(pc.or_(pc.is_in(t["table_name"], gone),
                                           pc.is_in(t["candidate_table"], gone))))

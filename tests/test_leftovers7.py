@@ -1,0 +1,90 @@
+"""leftovers7: defects earlier sessions noticed and left (benchmarks/results/leftovers7.md;
+docs/robustness.md rows 178-)."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import lakeql
+
+QUICK = dict(joins_semantic=False, capabilities=["joins"], schemas_embed=False, progress=False)
+
+
+def _join_lake(root: Path) -> tuple[Path, Path]:
+    """Three tables whose ``id``/``*_id`` columns join: orders -> customers, orders -> shops."""
+    lake, idx = root / "lake", root / "idx"
+    (lake / "d").mkdir(parents=True)
+    ids = pa.array(range(1, 201), pa.int64())
+    pq.write_table(pa.table({"customer_id": ids, "name": [f"c{i}" for i in range(200)]}),
+                   lake / "d" / "customers.parquet")
+    pq.write_table(pa.table({"shop_id": ids, "city": [f"t{i}" for i in range(200)]}),
+                   lake / "d" / "shops.parquet")
+    pq.write_table(pa.table({"order_id": pa.array(range(1000, 1400), pa.int64()),
+                             "cust": pa.array([i % 200 + 1 for i in range(400)], pa.int64())}),
+                   lake / "d" / "orders.parquet")
+    lakeql.index(lake, index_dir=idx, **QUICK)
+    return lake, idx
+
+
+JOINABLE = "SELECT candidate_table FROM joinable('d.orders', 'cust', k := 5) ORDER BY ALL"
+
+
+def test_joinable_says_which_changed_tables_it_left_out(tmp_path):
+    """A candidate table changed since the join index was built was dropped from joinable's answer with no
+    word (trial12): the answer shrank and an agent could not tell. Now the SQL call warns (a
+    ``StaleJoinsWarning``, the convention of the other stale cases in SQL functions; the answer's columns
+    are unchanged) naming the tables and 'lakeql index --refresh', and the MCP tool adds the note."""
+    lake, idx = _join_lake(tmp_path)
+    con = lakeql.connect(lake, index_dir=idx)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        before = [r[0] for r in con.execute(JOINABLE).fetchall()]
+    assert "d.customers" in before and "d.shops" in before, before
+    assert not [w for w in seen if "joinable" in str(w.message)], [str(w.message) for w in seen]
+    con.close()
+    # customers changes (one more row, newer mtime): its candidate columns are stale
+    pq.write_table(pa.table({"customer_id": pa.array(range(1, 202), pa.int64()),
+                             "name": [f"c{i}" for i in range(201)]}), lake / "d" / "customers.parquet")
+    future = time.time() + 5
+    os.utime(lake / "d" / "customers.parquet", (future, future))
+    con = lakeql.connect(lake, index_dir=idx)
+    cols_before = None
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        cur = con.execute(JOINABLE)
+        after = [r[0] for r in cur.fetchall()]
+        cols_before = [d[0] for d in cur.description]
+    assert "d.customers" not in after and "d.shops" in after, after
+    assert cols_before == ["candidate_table"]
+    notes = [str(w.message) for w in seen if w.category.__name__ == "StaleJoinsWarning"]
+    assert len(notes) == 1, [str(w.message) for w in seen]
+    assert "d.customers" in notes[0] and "lakeql index --refresh" in notes[0], notes[0]
+    assert "d.shops" not in notes[0], notes[0]
+    full = con.execute("SELECT * FROM joinable('d.orders', 'cust', k := 5)")
+    assert [d[0] for d in full.description][:3] == ["candidate_table", "candidate_column", "score"]
+    con.close()
+    from lakeql.mcp.service import LakeService
+
+    svc = LakeService(lake, index_dir=idx)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = svc.joinable("d.orders", "cust")
+    finally:
+        svc.close()
+    assert "d.shops" in text and "d.customers" in text and "--refresh" in text, text
+    # after the refresh: found again, no note
+    lakeql.index(lake, index_dir=idx, refresh=True, **QUICK)
+    con = lakeql.connect(lake, index_dir=idx)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        again = [r[0] for r in con.execute(JOINABLE).fetchall()]
+    assert "d.customers" in again, again
+    assert not [w for w in seen if w.category.__name__ == "StaleJoinsWarning"]
+    con.close()
