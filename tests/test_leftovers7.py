@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 import lakeql
 
@@ -88,3 +89,60 @@ def test_joinable_says_which_changed_tables_it_left_out(tmp_path):
     assert "d.customers" in again, again
     assert not [w for w in seen if w.category.__name__ == "StaleJoinsWarning"]
     con.close()
+
+
+def test_a_view_the_build_could_not_make_is_listed_with_its_error(tmp_path, monkeypatch):
+    """A view that failed while ``lakeql index`` wrote a domain's views file (a writer had the file
+    broken for that moment; or a type or name DuckDB refuses) was missing from the file: the table was
+    neither queryable nor listed (``lakeql_tables()`` said nothing of it). Now it is listed with status
+    'error', DuckDB's error and the fix, and ``--refresh`` makes the view once the file reads."""
+    from lakeql import dbutil
+
+    lake, idx = tmp_path / "lake", tmp_path / "idx"
+    (lake / "big").mkdir(parents=True)
+    for i in range(5):  # more than views.SMALL_DOMAIN tables: the domain gets a views file of its own
+        pq.write_table(pa.table({"k": pa.array(range(10 * i, 10 * i + 10), pa.int64())}),
+                       lake / "big" / f"t{i}.parquet")
+    victim = lake / "big" / "t3.parquet"
+    good, st = victim.read_bytes(), victim.stat()
+    real = dbutil.run_views
+
+    def broken_while_views_are_written(con, statements, chunk=500, errors=None):
+        victim.write_bytes(b"not a parquet file: a writer is halfway" + b"\0" * 40)
+        try:
+            return real(con, statements, chunk, errors)
+        finally:  # the writer puts it back as it was (same bytes, size and time): the catalog's fingerprint
+            victim.write_bytes(good)
+            os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    monkeypatch.setattr(dbutil, "run_views", broken_while_views_are_written)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, index_dir=idx, capabilities=["joins"], joins_semantic=False, progress=False)
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = lakeql.connect(lake, index_dir=idx)
+    try:
+        got = {r[0]: (r[1], r[2]) for r in con.execute(
+            "SELECT table_name, status, error FROM lakeql_tables()").fetchall()}
+        assert got["big.t0"] == ("ok", None) and got["big.t4"] == ("ok", None), got
+        assert "big.t3" in got, got
+        status, error = got["big.t3"]
+        assert status == "error", got
+        assert "view" in error and "Error" in error and "lakeql index LAKE --refresh" in error, error
+        assert con.execute("SELECT count(*) FROM lakeql_tables()").fetchone()[0] == 5
+        with pytest.raises(Exception, match=r"big\.t3.*--refresh"):
+            con.execute("SELECT count(*) FROM big.t3").fetchall()
+        assert con.execute("SELECT count(*) FROM big.t4").fetchone()[0] == 10
+    finally:
+        con.close()
+    lakeql.index(lake, index_dir=idx, refresh=True, capabilities=["joins"], joins_semantic=False,
+                 progress=False)
+    con = lakeql.connect(lake, index_dir=idx)
+    try:
+        assert con.execute("SELECT status FROM lakeql_tables() WHERE table_name = 'big.t3'").fetchall() \
+            == [("ok",)]
+        assert con.execute("SELECT count(*) FROM big.t3").fetchone()[0] == 10
+    finally:
+        con.close()
