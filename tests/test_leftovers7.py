@@ -146,3 +146,87 @@ def test_a_view_the_build_could_not_make_is_listed_with_its_error(tmp_path, monk
         assert con.execute("SELECT count(*) FROM big.t3").fetchone()[0] == 10
     finally:
         con.close()
+
+
+def _loaded_pair(tmp_path: Path, **options):
+    """A small embed index (vectors only) and a copy of it to damage: (folder, copy, label)."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "vectors"))
+    from vectors_helpers import build, make_lake
+
+    lake = make_lake(tmp_path)
+    build(lake, tmp_path / "index", ["functions.docstring"], **options)
+    (folder,) = list((tmp_path / "index" / "embed").iterdir())
+    copy = tmp_path / "damaged"
+    shutil.copytree(folder, copy)
+    return folder, copy, "python.functions.docstring"
+
+
+def test_the_loaded_index_refuses_non_finite_factors_and_scales_like_the_mapped_one(tmp_path):
+    """The mapped ANN path refuses a NaN/inf scan factor or rescoring scale (leftovers6, review32); the
+    loaded index (``CodeIndex.load``: exact search, filtered search, indexes without list-order files)
+    trusted them: a NaN scale dropped the best hit silently, a NaN factor gave wrong candidates. Now its
+    load refuses them alike (CorruptIndexError naming the rebuild), before any query."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from lakeql.errors import CorruptIndexError
+    from lakeql.vectors.codes import CodeIndex
+
+    folder, copy, label = _loaded_pair(tmp_path)
+    good = CodeIndex.load(folder, label)
+    assert good.scales is not None and np.isfinite(good.scales).all()
+    (shard,) = list((copy / "shards").iterdir())
+    scales = np.load(shard / "scales.npy")
+    for bad in (np.nan, np.inf):
+        damaged = scales.copy()
+        damaged[len(damaged) // 2] = bad
+        np.save(shard / "scales.npy", damaged)
+        with pytest.raises(CorruptIndexError, match=r"embed index of python\.functions\.docstring is corrupt "
+                           r"\(a value that is not a number: int8 rescoring scales.*lakeql index LAKE "
+                           r"--embed python\.functions\.docstring"):
+            CodeIndex.load(copy, label)
+    np.save(shard / "scales.npy", scales)
+    CodeIndex.load(copy, label)  # restored: loads
+    codes = pq.read_table(shard / "codes.parquet")
+    name = "factor" if "factor" in codes.column_names else "add"
+    col = codes.column(name).to_numpy().astype(np.float32)
+    col[3] = np.nan
+    fixed = pa.array(col).cast(codes.schema.field(name).type)
+    pq.write_table(codes.set_column(codes.column_names.index(name), name, fixed), shard / "codes.parquet")
+    with pytest.raises(CorruptIndexError, match=r"not a number: scan factors"):
+        CodeIndex.load(copy, label)
+    assert pc.sum(pc.is_nan(pq.read_table(shard / "codes.parquet").column(name))).as_py() == 1
+
+
+def test_a_loaded_float_tier_with_a_nan_is_refused_when_read(tmp_path):
+    """A float rescoring tier (``--embed-rescore float16``) is memory-mapped, not read at load (reading
+    it whole is what the index avoids): the rows a query rescores are checked as they are read, so a NaN
+    there is a CorruptIndexError naming the rebuild instead of a dropped hit."""
+    import numpy as np
+
+    from lakeql.errors import CorruptIndexError
+    from lakeql.vectors import search as vsearch
+    from lakeql.vectors.codes import CodeIndex
+
+    folder, copy, label = _loaded_pair(tmp_path, embed_rescore="float16")
+    good = CodeIndex.load(folder, label)
+    assert good.scales is None and good.tier.dtype == np.float16
+    q = np.asarray(good.vectors(np.array([7]))[0], np.float32)
+    q /= np.linalg.norm(q)
+    want = vsearch.search(good, q, 5)
+    assert want[0][0] == good.rowids[7]
+    (shard,) = list((copy / "shards").iterdir())
+    rescore = np.load(shard / "rescore.npy")
+    rescore[7, 5] = np.nan
+    np.save(shard / "rescore.npy", rescore)
+    bad = CodeIndex.load(copy, label)  # loads: the tier is not read
+    with pytest.raises(CorruptIndexError, match=r"embed index of python\.functions\.docstring is corrupt "
+                       r"\(a value that is not a number: rescoring tier.*--embed python\.functions"):
+        vsearch.search(bad, q, 5)
+    others = np.array([0, 1, 2, good.n - 1])  # rows without the NaN score as before, to the bit
+    assert bad.score(others, q).tobytes() == good.score(others, q).tobytes()
+    with pytest.raises(CorruptIndexError, match="rescoring tier of code row 7"):
+        bad.score(np.array([3, 7]), q)
