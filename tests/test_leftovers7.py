@@ -230,3 +230,41 @@ def test_a_loaded_float_tier_with_a_nan_is_refused_when_read(tmp_path):
     assert bad.score(others, q).tobytes() == good.score(others, q).tobytes()
     with pytest.raises(CorruptIndexError, match="rescoring tier of code row 7"):
         bad.score(np.array([3, 7]), q)
+
+
+def test_serve_in_a_host_program_does_not_end_it_when_the_warm_up_is_stuck(tmp_path):
+    """``serve()`` called ``os._exit`` when its warm-up was still running at the stop: a Python program
+    embedding the server (calling ``serve``) was ended on the spot, its own code after ``serve`` never
+    ran, its ``finally`` blocks and exit handlers skipped. Now only ``lakeql mcp`` (``exit_process``)
+    ends the process; ``serve()`` waits for the warm-up, closes, and returns to the host."""
+    import subprocess
+    import sys
+    import textwrap
+
+    lake, idx = _join_lake(tmp_path)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    code = textwrap.dedent(f"""
+        import atexit, threading, time
+        from lakeql.mcp import server
+        from lakeql.mcp.service import LakeService
+
+        def warm(self, background=True):  # a warm-up that outlives close()'s wait (a model load, an encode)
+            self._warm_thread = threading.Thread(target=time.sleep, args=(2.5,), daemon=True)
+            self._warm_thread.start()
+
+        class Fake:
+            def run(self, *a, **k):  # the client went away at once
+                return None
+
+        LakeService.warm = warm
+        server.build_server = lambda service: Fake()
+        atexit.register(lambda: print("HOST EXIT HANDLER RAN", flush=True))
+        server.serve({str(lake)!r}, {str(idx)!r})
+        print("HOST GOES ON", flush=True)
+    """)
+    env = dict(os.environ, TMPDIR=str(temp), PYTHONPATH=str(Path(lakeql.__file__).resolve().parents[1]))
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert "HOST GOES ON" in got.stdout and "HOST EXIT HANDLER RAN" in got.stdout, (got.stdout, got.stderr)
+    assert not [p for p in temp.iterdir() if p.name.startswith("lakeql-mcp-")]
