@@ -268,3 +268,40 @@ def test_serve_in_a_host_program_does_not_end_it_when_the_warm_up_is_stuck(tmp_p
     assert got.returncode == 0, got.stderr[-2000:]
     assert "HOST GOES ON" in got.stdout and "HOST EXIT HANDLER RAN" in got.stdout, (got.stdout, got.stderr)
     assert not [p for p in temp.iterdir() if p.name.startswith("lakeql-mcp-")]
+
+
+def test_a_column_stored_decomposed_says_so_where_agents_read_columns(tmp_path):
+    """A CSV header written on macOS ('Cafe' + U+0301) needs that spelling in plain SQL; lakeql's functions
+    take the composed one. The views keep the stored name (an NFC alias is not safe: see
+    ``colnames.stored_form_note``), so the schema file and ``lakeql_columns()`` now say the name is
+    stored decomposed and how to write it, before an agent's first failed query. Ordinary columns: no
+    note, their schema lines as before."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Café")
+    assert nfd != "Café"
+    lake, idx = tmp_path / "lake", tmp_path / "idx"
+    (lake / "shop").mkdir(parents=True)
+    (lake / "shop" / "menu.csv").write_text(f"id,{nfd},price\n1,black coffee,2.5\n2,green tea,3.0\n"
+                                            "3,flat white,3.5\n", encoding="utf-8")
+    lakeql.index(lake, index_dir=idx, capabilities=["context"], schemas_embed=False, progress=False)
+    con = lakeql.connect(lake, index_dir=idx)
+    try:
+        rows = {r[0]: r[1] for r in con.execute(
+            "SELECT column_name, note FROM lakeql_columns() WHERE table_name = 'shop.menu'").fetchall()}
+        assert rows["id"] is None and rows["price"] is None, rows
+        note = rows[nfd]
+        assert "NFD" in note and ascii(nfd) in note and f'"{nfd}"' in note, note
+        # the spelling the note gives binds; the composed one does not (DuckDB compares bytes)
+        assert con.execute(f'SELECT count("{nfd}") FROM shop.menu').fetchone()[0] == 3
+        with pytest.raises(Exception, match="stored as"):
+            con.execute('SELECT count("Café") FROM shop.menu').fetchall()
+        files = [r[0] for r in con.execute("SELECT path FROM schema_files() WHERE kind = 'table'").fetchall()]
+    finally:
+        con.close()
+    (path,) = [Path(p) for p in files if "menu" in p]
+    text = (path if path.is_absolute() else idx / "schemas" / path).read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if "NFD" in x)
+    assert "shop.menu." in line and ascii(nfd).strip("'") in line.replace("\\\\", "\\"), line
+    others = [x for x in text.splitlines() if "shop.menu.id" in x or "shop.menu.price" in x]
+    assert others and not [x for x in others if "NFD" in x or "Unicode" in x], others
