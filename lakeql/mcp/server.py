@@ -425,6 +425,7 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
     finally:
         # the stdio client sends SIGTERM 2 s after closing stdin and SIGKILL 2 s later: stop within that
         _ignore_signals()
+        stuck = False
         try:
             if service is not None:
                 service.close(wait=1.5)
@@ -433,10 +434,13 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
                     # interpreter exit under it aborts ('terminate called ...'); the temp folder is gone
                     # already. A start that failed still says why and exits non-zero
                     os._exit(_exit_status(error))
-                if service.warm_running():  # a host program: never end it (leftovers7); wait, then close
-                    _close_after_warm_up(service, EMBEDDED_WARM_WAIT)
+                stuck = service.warm_running()
         finally:
             _restore_signals(previous)  # a host embedding serve() gets its own handlers back, always
+        if stuck and service is not None:
+            # a host program: never end it (leftovers7); wait, then close. With the host's own signal
+            # handlers back (review33): a Ctrl-C or SIGTERM during the wait was ignored, then lost
+            _close_after_warm_up(service, EMBEDDED_WARM_WAIT)
 
 
 def _close_after_warm_up(service: LakeService, wait: float) -> None:

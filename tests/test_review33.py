@@ -1,0 +1,68 @@
+"""review33: defects found reviewing h/leftovers7 (benchmarks/results/review33.md; docs/robustness.md
+rows 183-)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import lakeql
+
+
+def _small_lake(root: Path) -> tuple[Path, Path]:
+    lake, idx = root / "lake", root / "idx"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"id": pa.array(range(50), pa.int64())}), lake / "d" / "t.parquet")
+    lakeql.index(lake, index_dir=idx, capabilities=["joins"], joins_semantic=False, progress=False)
+    return lake, idx
+
+
+def test_a_host_serve_keeps_its_stop_signals_while_it_waits_for_a_stuck_warm_up(tmp_path):
+    """``serve()`` in a host program waits up to 30 s for a warm-up still in native code (leftovers7).
+    It waited with SIGTERM/SIGINT/SIGHUP ignored (its closing state): a supervisor's SIGTERM or a Ctrl-C
+    in that window did nothing, and was lost once the host's handlers came back. Now the host's own
+    handlers are back before the wait: the signal reaches the host at once."""
+    lake, idx = _small_lake(tmp_path)
+    code = textwrap.dedent(f"""
+        import signal, sys, threading, time
+        from lakeql.mcp import server
+        from lakeql.mcp.service import LakeService
+
+        def warm(self, background=True):  # a warm-up that outlives close()'s wait by far
+            self._warm_thread = threading.Thread(target=time.sleep, args=(25,), daemon=True)
+            self._warm_thread.start()
+
+        class Fake:
+            def run(self, *a, **k):
+                print("RUN", flush=True)
+
+        LakeService.warm = warm
+        server.build_server = lambda service: Fake()
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))  # the host's own stop handler
+        server.serve({str(lake)!r}, {str(idx)!r})
+        print("HOST GOES ON", flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(lakeql.__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "RUN"
+        time.sleep(3.0)  # close(wait=1.5) is over: serve() now waits for the warm-up
+        sent = time.monotonic()
+        proc.send_signal(15)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 7, (proc.returncode, out, err[-2000:])
+    assert "HOST GOES ON" not in out
+    assert took < 10, took
