@@ -66,3 +66,30 @@ def test_a_host_serve_keeps_its_stop_signals_while_it_waits_for_a_stuck_warm_up(
     assert proc.returncode == 7, (proc.returncode, out, err[-2000:])
     assert "HOST GOES ON" not in out
     assert took < 10, took
+
+
+def test_a_row_equal_to_the_centroid_is_found_by_the_bounded_scan(tmp_path):
+    """RaBitQ (the default method) codes a row by its residual from the centroid; a row equal to the
+    centroid (a one-row table, a column whose vectors are all the same) has an exact estimate: error 0,
+    so its upper bound equals the k-th lower bound (the floor). The bounded scans kept only rows whose
+    upper bound was strictly above the floor: such rows were never candidates and ``semantic_search``
+    answered no rows at all (found on main too). Ties with the floor are kept now."""
+    lake, idx = tmp_path / "lake", tmp_path / "idx"
+    (lake / "d").mkdir(parents=True)
+    pq.write_table(pa.table({"v": [[0.0, 2.0, 0.0, 0.0]]}), lake / "d" / "one.parquet")
+    pq.write_table(pa.table({"v": [[1.0, 0.0, 0.0, 0.0]] * 40}), lake / "d" / "same.parquet")
+    lakeql.index(lake, index_dir=idx, embed=["d.one.v", "d.same.v"], capabilities=["vectors"], progress=False)
+    con = lakeql.connect(lake, index_dir=idx, capabilities=["vectors"])
+    try:
+        q = "[1.0, 0.5, 0.0, 0.0]::FLOAT[]"
+        one = con.execute(f"SELECT v, round(score::DOUBLE, 4) FROM semantic_search_vector('d.one', 'v', {q}, "
+                          "k := 3)").fetchall()
+        assert one == [([0.0, 2.0, 0.0, 0.0], 0.4472)], one
+        same = con.execute("SELECT count(*), min(round(score::DOUBLE, 4)) FROM "
+                           f"semantic_search_vector('d.same', 'v', {q}, k := 5)").fetchone()
+        assert same == (5, 0.8944), same
+        exact = con.execute(f"SELECT count(*) FROM semantic_search_vector('d.same', 'v', {q}, k := 5, "
+                            "exact := true)").fetchone()
+        assert exact == (5,), exact
+    finally:
+        con.close()
