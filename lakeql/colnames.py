@@ -51,6 +51,11 @@ def form_note(typed: str, stored: str) -> str:
             "in the file")
 
 
+#: names longer than this are not spelled out in :func:`stored_form_note` (the schema files cut names at
+#: :data:`lakeql.context.safe.NAME_CHARS`, 200, too): the note would hold the name three times
+NOTE_NAME_CHARS = 200
+
+
 def stored_form_note(name: str, names: Iterable[str] = ()) -> str | None:
     """For a column whose stored name is not NFC (a CSV or Parquet header written on macOS), what a reader
     of its schema (``lakeql_columns().note``, the schema files' description) needs before a first failed
@@ -64,6 +69,11 @@ def stored_form_note(name: str, names: Iterable[str] = ()) -> str | None:
     if unicodedata.is_normalized("NFC", name):
         return None
     twin = [n for n in names if n != name and folded(n) == folded(name)]
+    if len(name) > NOTE_NAME_CHARS:  # a hostile or generated name: not repeated three times (review33)
+        return (f"its name ({len(name):,} characters) is stored in Unicode {form_of(name)}: SQL binds only "
+                "that spelling, so copy it exactly from lakeql_columns().column_name and quote it; "
+                + ("another column looks the same: each spelling reaches only its own column" if twin else
+                   "lakeql's functions (ngram_search, joinable, semantic_search ...) take either spelling"))
     either = (f"another column, {quote_ident(twin[0])} ({ascii(twin[0])}), looks the same: each spelling "
               "reaches only its own column, in lakeql's functions too") if twin else \
         "lakeql's functions (ngram_search, joinable, semantic_search ...) take either spelling"

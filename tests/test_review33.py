@@ -93,3 +93,26 @@ def test_a_row_equal_to_the_centroid_is_found_by_the_bounded_scan(tmp_path):
         assert exact == (5,), exact
     finally:
         con.close()
+
+
+def test_a_long_decomposed_column_name_is_not_spelled_out_three_times_in_its_note(tmp_path):
+    """leftovers7's note of a column stored in NFD repeats the name three times (quoted, escaped with
+    ``ascii``: 7 characters a mark, composed). A long name (hostile, generated) made a note many times
+    its size in ``lakeql_columns()`` and in every schema file format, where names are cut at 200
+    characters. A name over 200 characters now gets a short note that points at ``column_name``."""
+    import unicodedata
+
+    lake = tmp_path / "lake"
+    (lake / "d").mkdir(parents=True)
+    long = unicodedata.normalize("NFD", "\u00e9" * 3000)  # 6,000 code points, e + U+0301 each
+    short = unicodedata.normalize("NFD", "Caf\u00e9")
+    pq.write_table(pa.table({long: [1, 2], short: [3, 4], "plain": [5, 6]}), lake / "d" / "t.parquet")
+    con = lakeql.connect(lake, index_dir=tmp_path / "idx")
+    try:
+        notes = dict(con.execute("SELECT column_name, note FROM lakeql_columns()").fetchall())
+    finally:
+        con.close()
+    assert notes["plain"] is None
+    assert "NFD" in notes[short] and '"Cafe\u0301"' in notes[short], notes[short]
+    assert "NFD" in notes[long] and "lakeql_columns().column_name" in notes[long], notes[long][:300]
+    assert len(notes[long]) < 400, len(notes[long])
