@@ -116,3 +116,57 @@ def test_a_long_decomposed_column_name_is_not_spelled_out_three_times_in_its_not
     assert "NFD" in notes[short] and '"Cafe\u0301"' in notes[short], notes[short]
     assert "NFD" in notes[long] and "lakeql_columns().column_name" in notes[long], notes[long][:300]
     assert len(notes[long]) < 400, len(notes[long])
+
+
+def test_the_stale_joins_warning_names_only_tables_an_equi_answer_could_have_held(tmp_path):
+    """leftovers7 warned about every table changed since the join index was built, on every joinable
+    call: a log table appended to all day, sharing no value with the query column, was named in every
+    answer (and in every MCP joinable note). In 'equi' mode (the MCP tool's default) only the changed
+    tables with a column sharing values with the query column (as built) are named now; other modes
+    match values that only mean the same, so they still name every changed table."""
+    import warnings
+
+    from lakeql.mcp.service import LakeService
+
+    lake, idx = tmp_path / "lake", tmp_path / "idx"
+    (lake / "d").mkdir(parents=True)
+    ids = pa.array(range(1, 201), pa.int64())
+    pq.write_table(pa.table({"customer_id": ids}), lake / "d" / "customers.parquet")
+    pq.write_table(pa.table({"cust": ids}), lake / "d" / "orders.parquet")
+    pq.write_table(pa.table({"note": [f"zz{i}" for i in range(50)]}), lake / "d" / "log.parquet")
+    lakeql.index(lake, index_dir=idx, capabilities=["joins"], joins_semantic=False, progress=False)
+
+    def touch(name: str, table: pa.Table) -> None:
+        pq.write_table(table, lake / "d" / f"{name}.parquet")
+        future = time.time() + 5
+        os.utime(lake / "d" / f"{name}.parquet", (future, future))
+
+    def ask(mode: str) -> tuple[list[str], list[str]]:
+        con = lakeql.connect(lake, index_dir=idx)
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                got = [r[0] for r in con.execute(
+                    "SELECT candidate_table FROM joinable('d.orders', 'cust', mode := ?)", [mode]).fetchall()]
+        finally:
+            con.close()
+        return got, [str(w.message) for w in seen if "joinable left out" in str(w.message)]
+
+    def mcp_note() -> str:
+        service = LakeService(lake, idx)
+        try:
+            return service.joinable("d.orders", "cust")
+        finally:
+            service.close(wait=5)
+
+    touch("log", pa.table({"note": [f"zz{i}" for i in range(51)]}))  # shares no value with orders.cust
+    got, said = ask("equi")
+    assert got == ["d.customers"] and said == [], (got, said)
+    assert "Note:" not in mcp_note()
+    got, said = ask("auto")  # may match values that only mean the same: still said
+    assert "d.customers" in got and len(said) == 1 and "'d.log'" in said[0], (got, said)
+    touch("customers", pa.table({"customer_id": pa.array(range(1, 202), pa.int64())}))
+    got, said = ask("equi")
+    assert got == [] and len(said) == 1 and "'d.customers'" in said[0] and "'d.log'" not in said[0], said
+    text = mcp_note()
+    assert "Note: joinable left out 1 table(s)" in text and "'d.customers'" in text, text

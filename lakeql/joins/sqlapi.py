@@ -151,18 +151,46 @@ def warn_stale(stale: set[str], what: str = "joinable") -> None:
         warnings.warn(note, StaleJoinsWarning, stacklevel=3)
 
 
-def left_out_tables(ctx) -> set[str]:
+def stale_in_reach(ctx, stale: set[str], ids: list[int], mode: str) -> set[str]:
+    """The tables of ``stale`` an answer of query columns ``ids`` could have named (review33): in 'equi'
+    mode, those with a column sharing values with a query column as the join index was built (the
+    containment of the loaded index, stale columns included: a few ms, only when a table is stale). A
+    changed table that shares no value (a log table appended to all day) is not named on every call.
+    Other modes also match values that only mean the same: every stale table counts."""
+    if not stale or mode != "equi":
+        return stale
+    from lakeql.joins.joinindex import JoinIndex
+
+    base = ctx.load_index("join_index", None, "", lambda path, _e: JoinIndex(path))  # stale columns kept
+    names = base.table_name
+    near: set[str] = set()
+    for q in ids:
+        ov = base.overlaps(q)
+        near.update(names[int(c)] for c in ov.cols[ov.containment > 0])
+    return stale & near
+
+
+def left_out_tables(ctx, table: str | None = None, column: str | None = None, mode: str | None = None
+                    ) -> set[str]:
     """The tables ``joinable`` leaves out on this connection now (changed or removed since the join index
-    was built): for a caller that shows the note itself (the MCP tool). Empty without a join index."""
+    was built): for a caller that shows the note itself (the MCP tool). Empty without a join index.
+    With ``table``, ``column`` (a name) and ``mode``: only those the answer could have named
+    (:func:`stale_in_reach`), as the SQL call's warning."""
     if ctx.store is None or ctx.lake is None or ctx.store.find("join_index") is None:
         return set()
     from lakeql.joins.joinindex import JoinIndex
+    from lakeql.joins.search import Searcher
 
     try:
         ix = ctx.load_index("join_index", None, "", lambda path, _e: JoinIndex(path))
-    except LakeqlError:  # joinable itself says what is wrong with the index
+        stale = stale_tables(ctx, ix)
+        if not stale or table is None or column is None or (mode or "").strip().lower() != "equi":
+            return stale
+        t = ctx.table(table)
+        q = Searcher(ix, ctx.require_lake().tables).col_id(t.key, ctx.column(t, column).column_name)
+        return stale_in_reach(ctx, stale, [q], "equi")
+    except LakeqlError:  # joinable itself says what is wrong with the index or the arguments
         return set()
-    return stale_tables(ctx, ix)
 
 
 def check_query_table(ix, table) -> None:
@@ -238,7 +266,9 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
     from lakeql.joins.transform import extend  # discovery: method = 'transform' rows (auto, transform)
 
     found = extend(ctx, s, ids, kk, m, found)
-    warn_stale(stale)  # the answer misses their columns: say so (trial12: an agent could not tell)
+    # the answer misses their columns: say so (trial12: an agent could not tell), for the tables that
+    # could have been in it (review33)
+    warn_stale(stale_in_reach(ctx, stale, ids, m))
     return [c.row() for c in found]
 
 

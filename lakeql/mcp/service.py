@@ -496,7 +496,7 @@ class LakeService:
 
         opened = self._acquire()  # the SQL call's warning goes to the server's stderr: tell the agent
         try:
-            note = stale_note(left_out_tables(opened.ctx))
+            note = stale_note(left_out_tables(opened.ctx, table, column, mode))
         finally:
             self._release(opened)
         return text if note is None else f"{text}\n\nNote: {note}."
