@@ -51,6 +51,37 @@ def form_note(typed: str, stored: str) -> str:
             "in the file")
 
 
+#: names longer than this are not spelled out in :func:`stored_form_note` (the schema files cut names at
+#: :data:`lakeql.context.safe.NAME_CHARS`, 200, too): the note would hold the name three times
+NOTE_NAME_CHARS = 200
+
+
+def stored_form_note(name: str, names: Iterable[str] = ()) -> str | None:
+    """For a column whose stored name is not NFC (a CSV or Parquet header written on macOS), what a reader
+    of its schema (``lakeql_columns().note``, the schema files' description) needs before a first failed
+    query: the name is stored decomposed, SQL binds only that spelling, and how to write it. None for an
+    ordinary (NFC) name: nothing changes for it. ``names``: the table's columns (another column of the
+    same NFC form means each spelling reaches only its own column, lakeql's functions included).
+
+    Not an NFC alias in the views: a RENAME changes the name every index and generated SQL binds, an added
+    column widens ``SELECT *``, a changed file's live view would fail on it, and a table holding both forms
+    would collide (leftovers5, leftovers7)."""
+    if unicodedata.is_normalized("NFC", name):
+        return None
+    twin = [n for n in names if n != name and folded(n) == folded(name)]
+    if len(name) > NOTE_NAME_CHARS:  # a hostile or generated name: not repeated three times (review33)
+        return (f"its name ({len(name):,} characters) is stored in Unicode {form_of(name)}: SQL binds only "
+                "that spelling, so copy it exactly from lakeql_columns().column_name and quote it; "
+                + ("another column looks the same: each spelling reaches only its own column" if twin else
+                   "lakeql's functions (ngram_search, joinable, semantic_search ...) take either spelling"))
+    either = (f"another column, {quote_ident(twin[0])} ({ascii(twin[0])}), looks the same: each spelling "
+              "reaches only its own column, in lakeql's functions too") if twin else \
+        "lakeql's functions (ngram_search, joinable, semantic_search ...) take either spelling"
+    return (f"its name is stored in Unicode {form_of(name)} ({ascii(name)}): SQL binds only that spelling, "
+            f"so write it quoted exactly as stored, {quote_ident(name)} (copy it: the composed {nfc(name)!r} "
+            f"you would type does not bind); {either}")
+
+
 _QUOTED = re.compile(r'"((?:[^"]|"")*)"')
 _MISSING = re.compile(r'(?:Referenced column|does not have a column named) "((?:[^"]|"")*)"')
 

@@ -99,6 +99,7 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
     small: list[str] = []  # the small domains' schemas and views, for small.duckdb
     in_small: set[str] = set()
     files: list[tuple[str, str, list[str]]] = []  # (file name, statements' digest, statements)
+    view_of: dict[str, tuple[str, str]] = {}  # a domain file's view statement -> (domain, view name)
     drops: dict[str, str] = {}  # each statement's undo (a refresh updates a changed file in place)
     owner: dict[str, str] = {SMALL_FILE: SMALL_FILE}  # file name -> its domain
 
@@ -118,6 +119,7 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
                     statements.append(sql := f"CREATE VIEW main.{quote_ident(t.name)} AS SELECT * FROM "
                                              f"{t.scan_sql()}")
                     drops[sql] = f"DROP VIEW IF EXISTS main.{quote_ident(t.name)}"
+                    view_of[sql] = (domain, t.name)
             spec["sql"] = digest_of(statements)
             files.append((spec["file"], spec["sql"], statements))
             owner[spec["file"]] = domain
@@ -154,6 +156,7 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
 
     with store.atomic_dir(target) as tmp:
         partial = set()
+        why: dict[str, str] = {}  # a statement left out -> DuckDB's error (the table is listed with it)
         for name, digest, statements in files:
             # --refresh: hard-link the previous file made from the same statements instead of writing it
             old = kept.get(digest)
@@ -164,11 +167,15 @@ def write_views(store, catalog, discovered: dict[str, str], storage_version: str
             except OSError:
                 # a changed file: its previous version updated on a copy when few of its views changed
                 skipped = _update_db(before, owner.get(name, ""), tmp / name, statements, drops,
-                                     storage_version)
+                                     storage_version, why)
                 if skipped is None:
-                    skipped = _write_db(tmp / name, storage_version, statements)
+                    skipped = _write_db(tmp / name, storage_version, statements, why)
                 if skipped:
                     partial.add(name)
+                    for sql in skipped:  # a domain file's view: connect() lists its table as left out
+                        if sql in view_of:
+                            dom, view = view_of[sql]
+                            domains[dom].setdefault("left_out", {})[view] = why.get(sql, "error unknown")
         if files:  # what each file was made from, for the next refresh's in-place updates
             (tmp / STATEMENTS).write_bytes(zlib.compress(json.dumps(
                 {"version": 1, "storage": storage_version,
@@ -232,7 +239,7 @@ def _statements_of(before: dict[str, Any], digest: str, storage_version: str) ->
 
 
 def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[str], drops: dict[str, str],
-               storage_version: str) -> list[str] | None:
+               storage_version: str, errors: dict[str, str] | None = None) -> list[str] | None:
     """Make views file ``path`` from the previous file of the same domain ``key`` (or the small domains')
     by applying the difference of the statements (drop the views that went or changed, create the new
     ones), when the previous file and its statements are known and few changed. Returns the statements
@@ -260,16 +267,18 @@ def _update_db(before: dict[str, Any], key: str, path: Path, statements: list[st
     with new_database_file(path, storage_version) as con:  # the catalog copied: one copy, not two
         copy_catalog(con, before["paths"][old_digest], path.with_name(f".{path.name}.src.tmp"))
         run_batch(con, gone)
-        return run_views(con, made)
+        return run_views(con, made, errors=errors)
 
 
-def _write_db(path: Path, storage_version: str, statements: list[str]) -> list[str]:
+def _write_db(path: Path, storage_version: str, statements: list[str],
+              errors: dict[str, str] | None = None) -> list[str]:
     """A small database file holding ``statements``' views (written in one transaction, checkpointed).
-    Returns the statements left out (views that could not be created, each with a warning)."""
+    Returns the statements left out (views that could not be created, each with a warning; ``errors``
+    filled with each one's DuckDB error)."""
     from lakeql.dbutil import new_database_file, run_views
 
     with new_database_file(path, storage_version) as con:
-        return run_views(con, statements)
+        return run_views(con, statements, errors=errors)
 
 
 # ----------------------------------------------------------------------------------- connect time
@@ -417,6 +426,8 @@ def attach(con, ctx) -> AttachPlan:
             plan.attached.remove(domain)
             live.append((domain, tables))
             plan.live.append(domain)
+            continue
+        _left_out_by_build(ctx, tables, (manifest or {}).get("domains", {}).get(domain, {}).get("left_out"))
     for domain, tables in live:
         con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
         stmts = []
@@ -624,6 +635,27 @@ def _left_out(ctx, made_for: dict[str, Table], failed: list[str], errors: dict[s
             "table", t.source, f"{LEFT_OUT_HERE}: its view cannot be made ({errors.get(sql, 'error unknown')}"
             "; were its files changed while connecting?); reconnect, or fix or replace its files and run "
             "'lakeql index LAKE --refresh'", t.key))
+        ctx.catalog.lake.tables.pop(t.key, None)
+
+
+def _left_out_by_build(ctx, tables: list[Table], left_out: Any) -> None:
+    """Record the tables of an attached domain file whose views ``lakeql index`` could not make
+    (``left_out``: the manifest's ``{view name: DuckDB's error}``, data from a file: anything else is
+    ignored) as left out, like :func:`_left_out`: the file lacks their views, so ``lakeql_tables()`` lists
+    them with status 'error', why and the fix, and a query of one says so (before: no view, no row)."""
+    from lakeql.catalog import LEFT_OUT_HERE
+    from lakeql.lake import Problem
+
+    if not isinstance(left_out, dict) or not left_out:
+        return
+    for t in tables:
+        err = left_out.get(t.name)
+        if not isinstance(err, str) or t.key not in ctx.catalog.lake.tables:
+            continue
+        ctx.catalog.problems.append(Problem(
+            "table", t.source, f"{LEFT_OUT_HERE}: its view could not be made when 'lakeql index' wrote the "
+            f"views ({err[:300]}; were its files being written then?); fix or replace its files if they do "
+            "not read, then run 'lakeql index LAKE --refresh'", t.key))
         ctx.catalog.lake.tables.pop(t.key, None)
 
 

@@ -11,6 +11,7 @@ CREATE OR REPLACE MACRO lakeql_indexes() AS TABLE
 CREATE OR REPLACE MACRO lakeql_tables() AS TABLE
     SELECT unnest(lakeql_tables_impl(0), recursive := true);
 
--- lakeql_columns(): one row per column of every lake table, with its DuckDB type.
+-- lakeql_columns(): one row per column of every lake table, with its DuckDB type; note (else NULL) says
+-- when the stored name is not in Unicode NFC (a macOS header) and how SQL must spell it.
 CREATE OR REPLACE MACRO lakeql_columns() AS TABLE
-    SELECT unnest(lakeql_columns_impl(0), recursive := true);
+    SELECT * REPLACE (nullif(note, '') AS note) FROM (SELECT unnest(lakeql_columns_impl(0), recursive := true));

@@ -169,10 +169,16 @@ def table_doc(tp: TableProfile, domain: str, source: str, hints: dict[tuple[str,
     Names longer than :data:`lakeql.context.safe.NAME_CHARS` are cut (with a hash of the whole name);
     every writer quotes and escapes the rest. ``usage`` gives the exact SQL for each indexed column.
     """
+    from lakeql.colnames import stored_form_note
+
     caps = caps or {}
     table = safe.cut_name(tp.key)
     cols, usage = [], []
     for c in tp.columns:
+        description = c.description
+        if not c.name.isascii() and (note := stored_form_note(c.name, [x.name for x in tp.columns])):
+            # an NFD name (macOS): said where an agent reads the column, before its first failed query
+            description = f"{description} ({note})" if description else note
         kinds = sorted(caps.get((tp.key, c.name), []))
         for kind in kinds:
             usage.extend(q.format(t=safe.sql_literal(table), c=safe.sql_literal(safe.cut_name(c.name)))
@@ -181,7 +187,7 @@ def table_doc(tp: TableProfile, domain: str, source: str, hints: dict[tuple[str,
                      "nulls": c.nulls, "distinct": c.distinct, "min": c.min, "max": c.max,
                      "min_len": c.min_len, "max_len": c.max_len, "samples": c.samples, "key": c.key,
                      "joins": [safe.cut_name(h) for h in hints.get((tp.key, c.name), [])],
-                     "indexes": kinds, "description": c.description})
+                     "indexes": kinds, "description": description})
     return formats.normalize({"table": table, "domain": safe.cut_name(domain),
                               "source": safe.cut_name(source), "rows": tp.rows, "sampled": tp.sampled,
                               "description": tp.description,

@@ -9,11 +9,17 @@ query table) or leave it out (candidates); the rest of the lake keeps its joins.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from lakeql import parquet_io
 from lakeql.errors import CorruptIndexError, LakeqlError, NotIndexedError, StaleIndexError, shown
 from lakeql.udf import check_k, scalar_udf, table_udf
+
+
+class StaleJoinsWarning(UserWarning):
+    """``joinable`` / ``join_graph`` left out tables changed or removed since the join index was built."""
+
 
 RESULT_COLUMNS = [
     ("candidate_table", "VARCHAR"), ("candidate_column", "VARCHAR"), ("score", "DOUBLE"),
@@ -124,6 +130,69 @@ def graph_stale_tables(ctx) -> set[str]:
     return {t for t, fp in built.items() if not built_from_files_of(lake, t, fp)}
 
 
+def stale_note(stale: set[str], what: str = "joinable") -> str | None:
+    """The note saying which tables ``what`` left out because they changed or vanished since the join
+    index was built (their columns are not in the answer), with the fix; None when there are none."""
+    if not stale:
+        return None
+    names = sorted(stale)
+    shown_names = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                                           else "")
+    return (f"{what} left out {len(names)} table(s) changed or removed since the join index was built "
+            f"({shown_names}): their columns are not in this answer; run 'lakeql index --refresh LAKE' "
+            "to search them again")
+
+
+def warn_stale(stale: set[str], what: str = "joinable") -> None:
+    """Warn (a :class:`StaleJoinsWarning`, like the other stale cases of lakeql's SQL functions) when
+    ``what``'s answer left out stale tables: the answer's columns stay as they are."""
+    note = stale_note(stale, what)
+    if note is not None:
+        warnings.warn(note, StaleJoinsWarning, stacklevel=3)
+
+
+def stale_in_reach(ctx, stale: set[str], ids: list[int], mode: str) -> set[str]:
+    """The tables of ``stale`` an answer of query columns ``ids`` could have named (review33): in 'equi'
+    mode, those with a column sharing values with a query column as the join index was built (the
+    containment of the loaded index, stale columns included: a few ms, only when a table is stale). A
+    changed table that shares no value (a log table appended to all day) is not named on every call.
+    Other modes also match values that only mean the same: every stale table counts."""
+    if not stale or mode != "equi":
+        return stale
+    from lakeql.joins.joinindex import JoinIndex
+
+    base = ctx.load_index("join_index", None, "", lambda path, _e: JoinIndex(path))  # stale columns kept
+    names = base.table_name
+    near: set[str] = set()
+    for q in ids:
+        ov = base.overlaps(q)
+        near.update(names[int(c)] for c in ov.cols[ov.containment > 0])
+    return stale & near
+
+
+def left_out_tables(ctx, table: str | None = None, column: str | None = None, mode: str | None = None
+                    ) -> set[str]:
+    """The tables ``joinable`` leaves out on this connection now (changed or removed since the join index
+    was built): for a caller that shows the note itself (the MCP tool). Empty without a join index.
+    With ``table``, ``column`` (a name) and ``mode``: only those the answer could have named
+    (:func:`stale_in_reach`), as the SQL call's warning."""
+    if ctx.store is None or ctx.lake is None or ctx.store.find("join_index") is None:
+        return set()
+    from lakeql.joins.joinindex import JoinIndex
+    from lakeql.joins.search import Searcher
+
+    try:
+        ix = ctx.load_index("join_index", None, "", lambda path, _e: JoinIndex(path))
+        stale = stale_tables(ctx, ix)
+        if not stale or table is None or column is None or (mode or "").strip().lower() != "equi":
+            return stale
+        t = ctx.table(table)
+        q = Searcher(ix, ctx.require_lake().tables).col_id(t.key, ctx.column(t, column).column_name)
+        return stale_in_reach(ctx, stale, [q], "equi")
+    except LakeqlError:  # joinable itself says what is wrong with the index or the arguments
+        return set()
+
+
 def check_query_table(ix, table) -> None:
     """Raise a clear error when the query table is not answerable from the join index: it could not be
     read when indexing, it is newer than the index, or its files changed since (checked on disk now)."""
@@ -175,7 +244,8 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
         ctx.column(t, c)  # unknown column -> suggestions from the catalog
     s = searcher(ctx)  # no join index at all -> says how to build it
     check_query_table(s.ix, t)  # this table unreadable / new / changed since -> says so, names --refresh
-    damaged = sorted(set(s.ix.damaged) - stale_tables(ctx, s.ix))
+    stale = stale_tables(ctx, s.ix)
+    damaged = sorted(set(s.ix.damaged) - stale)
     if damaged:  # their columns would be missing from the answer: an error, not a partial answer
         raise CorruptIndexError(f"the column profiles of {len(damaged)} table(s) ({', '.join(damaged[:5])}) "
                                 "are damaged or do not match the join index: run 'lakeql index --refresh "
@@ -196,6 +266,9 @@ def joinable(ctx, table: str | None, cols_json: str | None, k: Any, mode: str | 
     from lakeql.joins.transform import extend  # discovery: method = 'transform' rows (auto, transform)
 
     found = extend(ctx, s, ids, kk, m, found)
+    # the answer misses their columns: say so (trial12: an agent could not tell), for the tables that
+    # could have been in it (review33)
+    warn_stale(stale_in_reach(ctx, stale, ids, m))
     return [c.row() for c in found]
 
 
@@ -213,6 +286,7 @@ def register(con, ctx) -> None:
         t = t.filter(pc.greater_equal(t["score"], float(min_score or 0.0)))
         stale = graph_stale_tables(ctx)
         if stale:  # edges of tables changed since the build are left out, the rest stands
+            warn_stale(stale, "join_graph")
             gone = pa.array(sorted(stale))
             t = t.filter(pc.invert(pc.or_(pc.is_in(t["table_name"], gone),
                                           pc.is_in(t["candidate_table"], gone))))

@@ -43,5 +43,5 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
         raise LakeqlError(f"--port must be from 0 to 65535, got {args.port}")
     serve(args.lake, args.index_dir, transport=args.transport, host=args.host, port=args.port,
-          limits=limits, warm=not args.no_warm)
+          limits=limits, warm=not args.no_warm, exit_process=True)
     return 0

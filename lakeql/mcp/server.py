@@ -384,14 +384,26 @@ def _stop_now(service: LakeService, code: int) -> None:
     os._exit(code)
 
 
+#: seconds ``serve()`` embedded in another program waits, after the server stopped, for a warm-up still
+#: inside native code (its queries are interrupted; a model load or an encode runs to its end)
+EMBEDDED_WARM_WAIT = 30.0
+
+
 def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", host: str = "127.0.0.1",
-          port: int = 8000, limits: Limits | None = None, warm: bool = True) -> None:
+          port: int = 8000, limits: Limits | None = None, warm: bool = True, exit_process: bool = False
+          ) -> None:
     """Open the lake read-only and serve it over ``transport`` ('stdio' or 'http') until stopped.
 
     Every way out removes the service's temp folder: stdin closed or the HTTP server stopped (``run``
     returns), SIGTERM / SIGHUP / SIGINT (handled from the start, so also while the lake opens), and an
     error while starting. A ``kill -9`` cannot be handled: the next server removes that folder
-    (:mod:`lakeql.owned_temp`)."""
+    (:mod:`lakeql.owned_temp`).
+
+    ``exit_process``: the process is the server (``lakeql mcp``): when the warm-up is still inside native
+    code at the stop, the process ends at once (``os._exit``; an interpreter exit under it aborts, and the
+    client kills it 4 s later anyway). False (a program calling ``serve()``): ``serve`` returns (or
+    raises) and the program goes on; the warm-up is waited for (up to :data:`EMBEDDED_WARM_WAIT` s, then
+    a warning) and its connection closed when it ends."""
 
     live: list[LakeService] = []  # the service once open: a stop signal then ends at once (_stop_now)
     previous = _exit_on_signals(live)
@@ -413,16 +425,47 @@ def serve(lake: str, index_dir: str | None = None, *, transport: str = "stdio", 
     finally:
         # the stdio client sends SIGTERM 2 s after closing stdin and SIGKILL 2 s later: stop within that
         _ignore_signals()
+        stuck = False
         try:
             if service is not None:
                 service.close(wait=1.5)
-                if service.warm_running():
+                if service.warm_running() and exit_process:
                     # the warm-up is inside native code (an encode in a UDF cannot be interrupted): a normal
                     # interpreter exit under it aborts ('terminate called ...'); the temp folder is gone
                     # already. A start that failed still says why and exits non-zero
                     os._exit(_exit_status(error))
+                stuck = service.warm_running()
         finally:
             _restore_signals(previous)  # a host embedding serve() gets its own handlers back, always
+        if stuck and service is not None:
+            # a host program: never end it (leftovers7); wait, then close. With the host's own signal
+            # handlers back (review33): a Ctrl-C or SIGTERM during the wait was ignored, then lost
+            _close_after_warm_up(service, EMBEDDED_WARM_WAIT)
+
+
+def _close_after_warm_up(service: LakeService, wait: float) -> None:
+    """For ``serve()`` in a host program: wait up to ``wait`` s for the warm-up thread (its queries were
+    interrupted by ``close``), then close the connection it held; if it is still running, say so and let a
+    daemon thread close the connection when it ends (the host's process is never ended by lakeql)."""
+    import warnings
+
+    thread = service._warm_thread
+    if thread is not None:
+        thread.join(wait)
+    if not service.warm_running():
+        service.close(wait=0)  # the connection, now free (the temp folder went already)
+        return
+    warnings.warn(f"lakeql mcp: the server stopped but its warm-up is still inside native code after "
+                  f"{wait:g} s; its connection is closed when it ends (ending this program before then "
+                  "may abort it: pass warm=False to serve() to start without a warm-up)", RuntimeWarning,
+                  stacklevel=3)
+
+    def close_later() -> None:
+        if thread is not None:
+            thread.join()
+        service.close(wait=0)
+
+    threading.Thread(target=close_later, name="lakeql-mcp-close", daemon=True).start()
 
 
 def _exit_status(error: BaseException | None) -> int:

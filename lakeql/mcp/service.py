@@ -489,9 +489,17 @@ class LakeService:
         ``mode`` 'equi' (exact value overlap; milliseconds) is the default: 'auto' and 'semantic' also
         match values that mean the same and take seconds per call on the sample lake (measured ~3 s).
         """
-        return self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
+        text = self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
                            "round(containment, 3) AS containment, method, join_sql "
                            "FROM joinable(?, ?, k := ?, mode := ?)", [table, column, _k(k, 100), mode])
+        from lakeql.joins.sqlapi import left_out_tables, stale_note
+
+        opened = self._acquire()  # the SQL call's warning goes to the server's stderr: tell the agent
+        try:
+            note = stale_note(left_out_tables(opened.ctx, table, column, mode))
+        finally:
+            self._release(opened)
+        return text if note is None else f"{text}\n\nNote: {note}."
 
     def find_tables(self, query: str, k: int = 10) -> str:
         """Tables whose names, descriptions, column names or sample values match ``query`` (BM25)."""

@@ -441,6 +441,7 @@ class CodeIndex:
                 factors["errc"] = binz.error_coefficients(factors)
             if int(meta["rows"]) != len(rowids):
                 raise ValueError(f"{len(rowids)} codes in the shards, {meta['rows']} in meta.json")
+            check_finite(label, factors, scales)
         except CorruptIndexError:
             raise
         except Exception as exc:  # noqa: BLE001 - any read/shape failure means a corrupt index
@@ -472,7 +473,12 @@ class CodeIndex:
         """Tier inner products ``<x_i, q>`` of code positions (no per-row dequantized copy for int8)."""
         pos = np.asarray(positions, np.int64)
         if self.scales is None or self.space == "dims":
-            return self.vectors(pos) @ q
+            out = self.vectors(pos) @ q
+            if self.tier.dtype.kind == "f" and not np.isfinite(out).all():  # the rows just read: a float
+                # tier is mapped, never checked whole (an int8 tier's codes are always numbers)
+                raise not_a_number(f"{self.meta.get('table')}.{self.meta.get('column')}", "rescoring tier",
+                                   pos[~np.isfinite(out)][:1])
+            return out
         if self.space == "rotated":
             b = self.binarizer
             q32 = np.asarray(q, np.float32)
@@ -586,6 +592,26 @@ class CodeIndex:
         pos = np.minimum(pos, max(self.n - 1, 0))
         ok = (self.n > 0) & (self.rowids[pos] == rowids) if self.n else np.zeros(len(rowids), bool)
         return np.where(ok, pos, -1)
+
+
+def not_a_number(label: str, what: str, where: np.ndarray) -> CorruptIndexError:
+    """The error for a NaN/inf in the ``what`` of a loaded code store (code positions ``where``): the
+    wording of the mapped ANN lists' check (:func:`lakeql.vectors.ann.check_probed_finite`)."""
+    at = f" of code row {int(where[0]):,}" if len(where) else ""
+    return CorruptIndexError(f"the embed index of {label} is corrupt (a value that is not a number: {what}"
+                             f"{at}): rebuild it with 'lakeql index LAKE --embed {label}'")
+
+
+def check_finite(label: str, factors: dict[str, np.ndarray], scales: np.ndarray | None) -> None:
+    """Refuse a loaded code store whose scan factors or int8 rescoring scales hold a NaN or inf (the
+    builder writes finite values only; the checksums vouch for the bytes, not for what was written): the
+    mapped ANN path refuses them per list (leftovers6, review32); here the arrays are in memory already,
+    so one pass at load (about 1 ms per million rows and array), nothing per query."""
+    for name, v in factors.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise not_a_number(label, f"scan factors {name!r}", np.flatnonzero(~np.isfinite(v))[:1])
+    if scales is not None and not np.isfinite(scales).all():
+        raise not_a_number(label, "int8 rescoring scales", np.flatnonzero(~np.isfinite(scales))[:1])
 
 
 def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -209,7 +209,7 @@ def asym4_bounded_full(
             est = base + f64[i, 0] + scale * (2.0 * (lo * f64[i, 2] + delta * kept_a[t]) - total)
             err = err_a * f64[i, 3] + err_b * scale
             ub = est + err
-            if ub <= floor:
+            if ub < floor:  # ub == floor: a tie for the k-th place (review33)
                 continue
             lb = est - err
             if lb > lbs[k - 1]:
@@ -222,5 +222,5 @@ def asym4_bounded_full(
             buf_u[m] = ub
             buf_e[m] = est
             m += 1
-    keep = buf_u[:m] > floor
+    keep = buf_u[:m] >= floor  # an exact estimate (err 0: a row equal to the centroid) has ub == floor
     return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]

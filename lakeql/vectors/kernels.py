@@ -36,7 +36,7 @@ def _compact(buf_i, buf_u, buf_e, m, floor):
     size = buf_i.shape[0]
     j = 0
     for t in range(m):
-        if buf_u[t] > floor:
+        if buf_u[t] >= floor:
             buf_i[j] = buf_i[t]
             buf_u[j] = buf_u[t]
             buf_e[j] = buf_e[t]
@@ -293,7 +293,7 @@ def asym4_bounded_spans(
             est = base + add[i] + scale[i] * (2.0 * (lo * popc[i] + delta * acc) - total)
             err = err_a * errc[i] + err_b * scale[i]
             ub = est + err
-            if ub <= floor:
+            if ub < floor:  # ub == floor: a tie for the k-th place (review33)
                 continue
             lb = est - err
             if lb > lbs[k - 1]:
@@ -305,7 +305,7 @@ def asym4_bounded_spans(
             buf_u[m] = ub
             buf_e[m] = est
             m += 1
-    keep = buf_u[:m] > floor
+    keep = buf_u[:m] >= floor  # an exact estimate (err 0: a row equal to the centroid) has ub == floor
     return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]
 
 
@@ -438,7 +438,7 @@ def asym4_bounded_blocked(
             est = base + f64[i, 0] + scale * (2.0 * (lo * f64[i, 2] + delta * acc[r]) - total)
             err = err_a * f64[i, 3] + err_b * scale
             ub = est + err
-            if ub <= floor:
+            if ub < floor:  # ub == floor: a tie for the k-th place (review33)
                 continue
             lb = est - err
             if lb > lbs[k - 1]:
@@ -451,7 +451,7 @@ def asym4_bounded_blocked(
             buf_u[m] = ub
             buf_e[m] = est
             m += 1
-    keep = buf_u[:m] > floor
+    keep = buf_u[:m] >= floor  # an exact estimate (err 0: a row equal to the centroid) has ub == floor
     return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]
 
 
@@ -552,7 +552,7 @@ def asym4_bounded_blocked_spans(
                 est = base + add[i] + sci * (2.0 * (lo * popc[i] + delta * acc[i - o]) - total)
                 err = err_a * errc[i] + err_b * sci
                 ub = est + err
-                if ub <= floor:
+                if ub < floor:  # ub == floor: a tie for the k-th place (review33)
                     continue
                 lb = est - err
                 if lb > lbs[k - 1]:
@@ -565,7 +565,7 @@ def asym4_bounded_blocked_spans(
                 buf_u[m] = ub
                 buf_e[m] = est
                 m += 1
-    keep = buf_u[:m] > floor
+    keep = buf_u[:m] >= floor  # an exact estimate (err 0: a row equal to the centroid) has ub == floor
     return buf_i[:m][keep], buf_u[:m][keep], buf_e[:m][keep]
 
 
