@@ -50,10 +50,15 @@ def connect(lake: PathLike | None = None, database: str = ":memory:", *, index_d
     :class:`lakeql.dbapi.LakeqlConnection`: a query of a table that lakeql left out as unreadable raises
     lakeql's reason and fix (an ``UnreadableTableError``, also a ``duckdb.CatalogException``), not DuckDB's
     'does not exist'; an error raised by a lakeql SQL function is lakeql's message (its own ``LakeqlError``
-    class, also a ``duckdb.InvalidInputException``), not DuckDB's UDF wrapper around it.
+    class, also a ``duckdb.InvalidInputException``), not DuckDB's UDF wrapper around it. lakeql's error
+    while opening (``LakeNotFoundError``, ``RemoteStoreError``, ...) is also a ``duckdb.OperationalError``.
     """
     from lakeql.connection import open_lake
-    from lakeql.dbapi import as_lakeql_connection
+    from lakeql.dbapi import as_lakeql_connection, open_error
+    from lakeql.errors import LakeqlError
 
-    return as_lakeql_connection(open_lake(lake, database, index_dir, capabilities=capabilities,
-                                          **duckdb_kwargs)[0])
+    try:
+        con = open_lake(lake, database, index_dir, capabilities=capabilities, **duckdb_kwargs)[0]
+    except LakeqlError as exc:  # also PEP 249's OperationalError: `except duckdb.Error` catches it
+        raise open_error(exc) from exc.__cause__
+    return as_lakeql_connection(con)

@@ -23,15 +23,49 @@ of the error's own class (``UnknownTableError``, ``StaleIndexError``, ...): stil
 working) and now also a ``LakeqlError`` subclass; DuckDB's text stays in its ``duckdb_message``. Other
 Python exceptions in a UDF (a bug) keep DuckDB's text. A lazy relation (``sql()``, ``query()``) runs its
 query later, in the relation's own methods: those errors stay DuckDB's.
+
+This module is also PEP 249's module (as ``lakeql`` is): ``apilevel``, ``threadsafety``, ``paramstyle``, the
+exception classes, type objects and constructors (:mod:`lakeql.pep249`), ``connect``; the connection adds
+what DuckDB's leaves out of PEP 249 (:class:`LakeqlConnection`), and lakeql's errors while opening a lake are
+``OperationalError`` s too (:func:`open_error`).
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import duckdb
 
+from lakeql import pep249
 from lakeql.errors import LakeqlError
+from lakeql.pep249 import (  # noqa: F401 - PEP 249's module-level names, re-exported
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    DatabaseError,
+    DataError,
+    Date,
+    DateFromTicks,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+    Warning,
+    apilevel,
+    paramstyle,
+    threadsafety,
+)
 
 
 class UnreadableTableError(LakeqlError, duckdb.CatalogException):
@@ -169,10 +203,35 @@ def _converting(name: str):
     return method
 
 
+#: ``cursor.arraysize`` of each connection/cursor that set one (the class has no instance state: see
+#: ``__slots__``); entries go with their connection
+_ARRAYSIZE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class LakeqlConnection(duckdb.DuckDBPyConnection):
-    """A DuckDB connection whose catalog errors for the lake's unreadable tables are lakeql's (module doc)."""
+    """A DuckDB connection whose catalog errors for the lake's unreadable tables are lakeql's (module doc).
+
+    It also fills the parts of PEP 249 that DuckDB's connection leaves out: the exception classes as
+    attributes (``con.Error``), ``arraysize`` (used by ``fetchmany()``), iteration over the rows of the
+    last result (``for row in con.execute(...)``, one row at a time: a result is not materialised),
+    ``setinputsizes``/``setoutputsize`` (no-ops, as PEP 249 allows), ``nextset()`` (None: DuckDB keeps the
+    last statement's result only), ``callproc()`` (``NotSupportedError`` naming the fix) and a
+    ``rollback()`` without an open transaction that does nothing (DuckDB commits each statement by itself;
+    its ``TransactionException`` there replaced the error an ``except: con.rollback(); raise`` re-raises).
+    """
 
     __slots__ = ()  # the layout of DuckDBPyConnection: an open connection's class can be switched to this
+
+    Warning = pep249.Warning
+    Error = pep249.Error
+    InterfaceError = pep249.InterfaceError
+    DatabaseError = pep249.DatabaseError
+    DataError = pep249.DataError
+    OperationalError = pep249.OperationalError
+    IntegrityError = pep249.IntegrityError
+    InternalError = pep249.InternalError
+    ProgrammingError = pep249.ProgrammingError
+    NotSupportedError = pep249.NotSupportedError
 
     execute = _converting("execute")
     executemany = _converting("executemany")
@@ -184,6 +243,85 @@ class LakeqlConnection(duckdb.DuckDBPyConnection):
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return as_lakeql_connection(duckdb.DuckDBPyConnection.cursor(self))
+
+    @property
+    def arraysize(self) -> int:
+        """Rows ``fetchmany()`` returns when given no size (PEP 249; default 1)."""
+        return _ARRAYSIZE.get(self, 1)
+
+    @arraysize.setter
+    def arraysize(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ProgrammingError(f"arraysize must be a whole number of rows >= 1, got {size!r}")
+        _ARRAYSIZE[self] = size
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        """The next ``size`` rows (default ``arraysize``) of the last result; fewer at its end."""
+        return duckdb.DuckDBPyConnection.fetchmany(self, self.arraysize if size is None else size)
+
+    def __iter__(self):
+        """The remaining rows of the last result, fetched one at a time (``fetchone`` until None)."""
+        return iter(self.fetchone, None)
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """PEP 249: a hint that DuckDB does not need; does nothing."""
+
+    def setoutputsize(self, size: int, column: int | None = None) -> None:
+        """PEP 249: a hint that DuckDB does not need; does nothing."""
+
+    def nextset(self) -> None:
+        """None: DuckDB keeps the result of the last statement only, so there is never a next set."""
+        return None
+
+    def callproc(self, procname: str, parameters: Any = ()) -> Any:
+        """DuckDB has no stored procedures: :class:`NotSupportedError` naming what to call instead."""
+        raise NotSupportedError(
+            "DuckDB has no stored procedures: call a table function or macro with "
+            "execute('SELECT * FROM name(?, ?)', parameters), a scalar one with "
+            "execute('SELECT name(?)', parameters)")
+
+    def rollback(self) -> duckdb.DuckDBPyConnection:
+        """Roll back the open transaction; without one (DuckDB commits each statement by itself unless
+        ``begin()``/``BEGIN`` opened one) nothing to undo, as ``sqlite3`` does, instead of DuckDB's
+        ``TransactionException``."""
+        try:
+            return duckdb.DuckDBPyConnection.rollback(self)
+        except duckdb.TransactionException as exc:
+            if "no transaction is active" not in str(exc):
+                raise
+            return self
+
+
+_OPEN_CLASSES: dict[type, type] = {}
+
+
+def open_error(exc: LakeqlError) -> LakeqlError:
+    """``exc`` (lakeql's error while opening a lake: not found, unreadable index, the store refused) as an
+    error of its own class that is also PEP 249's ``OperationalError`` (the data source cannot be opened),
+    so ``except lakeql.dbapi.Error`` / ``duckdb.Error`` catch it as they catch every other error of the
+    connection. Same message, attributes and traceback."""
+    cls = type(exc)
+    if isinstance(exc, duckdb.Error):
+        return exc
+    err_cls = _OPEN_CLASSES.get(cls)
+    if err_cls is None:
+        err_cls = _OPEN_CLASSES[cls] = type(cls.__name__, (cls, duckdb.OperationalError), {
+            "__module__": cls.__module__, "__doc__": cls.__doc__,
+            "__reduce__": lambda self: (_reopen_error, (cls, self.args))})  # picklable (multiprocessing)
+    out = err_cls(*exc.args)
+    out.__dict__.update(exc.__dict__)
+    return out.with_traceback(exc.__traceback__)
+
+
+def _reopen_error(cls: type, args: tuple) -> LakeqlError:
+    return open_error(cls(*args))
+
+
+def connect(lake: Any = None, database: str = ":memory:", **kwargs: Any) -> duckdb.DuckDBPyConnection:
+    """PEP 249's module ``connect``: :func:`lakeql.connect` (same arguments)."""
+    from lakeql.api import connect as _connect
+
+    return _connect(lake, database, **kwargs)
 
 
 def as_lakeql_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
