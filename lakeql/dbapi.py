@@ -128,6 +128,17 @@ class UdfError(LakeqlError, duckdb.InvalidInputException):
 _UDF_CLASSES: dict[str, type] = {}
 
 
+def _operational() -> tuple[type, ...]:
+    from lakeql.errors import CorruptIndexError, IndexDirError, RemoteStoreError, StaleIndexError
+
+    return (StaleIndexError, CorruptIndexError, IndexDirError, RemoteStoreError)
+
+
+#: lakeql errors of a SQL function that are about the index or the store, not the caller's query: also
+#: PEP 249's ``OperationalError`` (still ``InvalidInputException``, so a ``ProgrammingError`` as before)
+_OPERATIONAL = _operational()
+
+
 def _lakeql_class(name: str) -> type | None:
     """The ``LakeqlError`` subclass (loaded by now: it was just raised) called ``name``, or None."""
     todo, seen = [LakeqlError], set()
@@ -160,7 +171,8 @@ def _udf_error(exc: duckdb.InvalidInputException) -> BaseException | None:
     else:  # e.g. UnknownTableError: catchable as itself, as LakeqlError and as DuckDB's exception
         err_cls = _UDF_CLASSES.get(head)
         if err_cls is None:
-            err_cls = _UDF_CLASSES[head] = type(head, (cls, UdfError), {"__module__": cls.__module__})
+            bases = (cls, UdfError) + ((duckdb.OperationalError,) if issubclass(cls, _OPERATIONAL) else ())
+            err_cls = _UDF_CLASSES[head] = type(head, bases, {"__module__": cls.__module__})
     out = err_cls(rest)
     out.duckdb_message = msg
     return out

@@ -382,3 +382,31 @@ def test_every_python_example_in_the_docs_runs_as_written(tmp_path, monkeypatch)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exec(compile(code, where, "exec"), {"__name__": "__docs__"})  # noqa: S102
+
+
+def test_an_index_error_of_a_lakeql_function_is_also_an_operational_error(tmp_path) -> None:
+    """A stale or damaged index is not the caller's mistake: PEP 249's OperationalError (and, as before,
+    DuckDB's InvalidInputException); an unknown table stays a ProgrammingError only."""
+    from lakeql.errors import StaleIndexError
+
+    lake = tmp_path / "lake"
+    shutil.copytree(SAMPLE_LAKE / "flights", lake / "flights")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lakeql.index(lake, ngram=["flights.airlines.name"], progress=False)
+        c = lakeql.connect(lake)
+    assert c.execute("SELECT count(*) FROM ngram_search('flights.airlines', 'name', 'Air')").fetchone()[0] > 0
+    target = lake / "flights" / "airlines.parquet"
+    duckdb.execute(f"COPY (SELECT * FROM read_parquet('{target}') LIMIT 3) TO '{tmp_path / 'a.parquet'}'")
+    os.replace(tmp_path / "a.parquet", target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c2 = lakeql.connect(lake)
+    with pytest.raises(dbapi.OperationalError) as err:
+        c2.execute("SELECT * FROM ngram_search('flights.airlines', 'name', 'Air')")
+    exc = err.value
+    assert isinstance(exc, StaleIndexError) and isinstance(exc, duckdb.InvalidInputException)
+    assert "lakeql index --refresh" in str(exc)
+    with pytest.raises(dbapi.ProgrammingError) as err:
+        c2.execute("SELECT * FROM ngram_search('flights.nothere', 'name', 'Air')")
+    assert not isinstance(err.value, dbapi.OperationalError)
