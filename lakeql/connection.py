@@ -169,6 +169,7 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     """
     from lakeql import core_udfs, plugins, sqlfiles, views
 
+    _refuse_shared_registration(con)
     lk = lake if isinstance(lake, Lake) else (discover(lake) if lake is not None else None)
     store = Store.for_lake(lk, index_dir) if lk is not None else (
         Store(index_dir) if index_dir is not None else None)
@@ -194,6 +195,37 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
         fn(con, ctx)
         sqlfiles.run(con, mod.NAME, index_dir=root, temporary=temporary)
     return ctx
+
+
+#: a Python function every registration binds first: present in the database, it tells whose it is
+_FIRST_UDF = "lakeql_manifest_file"
+
+
+def _refuse_shared_registration(con) -> None:
+    """Refuse, naming the fix, a connection whose database already has lakeql's Python functions from
+    another connection of this process. DuckDB shares one database instance (and its functions) among the
+    connections of a process to the same file: a second ``lakeql.connect(lake, 'my.duckdb')`` while the
+    first is open (a notebook cell run again), or ``register()`` on a cursor of a file database, failed
+    half-way with ``Catalog Error: Scalar Function with name "lakeql_manifest_file" already exists!``.
+    Functions of this very connection (``register()`` twice) are replaced as before."""
+    import duckdb
+
+    if not con.execute("SELECT 1 FROM duckdb_functions() WHERE function_name = ? LIMIT 1",
+                       [_FIRST_UDF]).fetchall():
+        return
+    try:
+        con.remove_function(_FIRST_UDF)  # this connection's own: registered again below
+        return
+    except duckdb.Error:
+        pass
+    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                       ).fetchall()
+    where = repr(rows[0][0]) if rows and rows[0][0] else "this in-memory database"
+    raise LakeqlError(
+        f"lakeql's SQL functions are already registered in {where} by another open connection of this "
+        "process (an earlier lakeql.connect() or lakeql.register() of this database, or the connection "
+        "this cursor came from): DuckDB shares one database and its functions among the connections and "
+        "cursors of a process. Use that connection, or close it before connecting again")
 
 
 def outdated_index_hint(store: Store, plan: Any) -> str:

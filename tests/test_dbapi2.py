@@ -410,3 +410,38 @@ def test_an_index_error_of_a_lakeql_function_is_also_an_operational_error(tmp_pa
     with pytest.raises(dbapi.ProgrammingError) as err:
         c2.execute("SELECT * FROM ngram_search('flights.nothere', 'name', 'Air')")
     assert not isinstance(err.value, dbapi.OperationalError)
+
+
+def test_a_read_only_database_file_connects(lake, tmp_path) -> None:
+    """``read_only=True`` (a documented duckdb_kwarg) failed: lakeql attached ``:memory:`` catalogs, which
+    DuckDB refuses in a read-only instance ('Cannot launch in-memory database in read-only mode!')."""
+    db = tmp_path / "mine.duckdb"
+    with duckdb.connect(db) as own:
+        own.execute("CREATE TABLE mine AS SELECT 7 AS a")
+    with lakeql.connect(lake, str(db), read_only=True) as c:
+        assert c.execute("SELECT count(*) FROM flights.airlines").fetchone() == (16,)
+        assert c.execute("SELECT a FROM mine").fetchone() == (7,)
+        assert c.execute("SELECT count(*) FROM find_tables('flight delays')").fetchone()[0] > 0
+        assert c.execute("SELECT count(*) FROM joinable('flights.flights', 'carrier')").fetchone()[0] > 0
+        with pytest.raises(dbapi.Error):
+            c.execute("CREATE TABLE t2(a INTEGER)")
+
+
+def test_a_database_file_opened_twice_in_one_process_names_the_fix(lake, tmp_path) -> None:
+    """DuckDB shares one database instance among a process's connections to a file: a second
+    ``lakeql.connect(lake, 'my.duckdb')`` while the first is open (a notebook cell run again) failed half-way
+    with 'Scalar Function with name "lakeql_manifest_file" already exists!'."""
+    db = str(tmp_path / "twice.duckdb")
+    first = lakeql.connect(lake, db)
+    lakeql.register(first, lake)  # the same connection again: its functions are replaced, as before
+    for again in (lambda: lakeql.connect(lake, db), lambda: lakeql.register(first.cursor(), lake),
+                  lambda: lakeql.register(duckdb.connect(db), lake)):
+        with pytest.raises(LakeqlError, match="already registered in '.*twice.duckdb' by another open "
+                                              "connection.*close it before connecting again"):
+            again()
+    assert first.execute("SELECT count(*) FROM find_tables('flight delays')").fetchone()[0] > 0
+    with pytest.raises(dbapi.OperationalError):
+        lakeql.connect(lake, db)
+    first.close()
+    with lakeql.connect(lake, db) as second:
+        assert second.execute("SELECT count(*) FROM find_tables('flight delays')").fetchone()[0] > 0
