@@ -36,7 +36,8 @@ def index(lake: PathLike, *, index_dir: PathLike | None = None, embed: str | Ite
         options["ngram"] = ngram
     opts = IndexOptions.from_kwargs(
         index_dir=None if index_dir is None else os.fspath(index_dir), refresh=refresh, progress=progress,
-        capabilities=None if capabilities is None else list(capabilities), **options)
+        capabilities=None if capabilities is None else (
+            [capabilities] if isinstance(capabilities, str) else list(capabilities)), **options)
     with quiet_while(not progress):
         return build_index(lake, opts)
 

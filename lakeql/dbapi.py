@@ -308,16 +308,21 @@ _OPEN_CLASSES: dict[type, type] = {}
 
 
 def open_error(exc: LakeqlError) -> LakeqlError:
-    """``exc`` (lakeql's error while opening a lake: not found, unreadable index, the store refused) as an
-    error of its own class that is also PEP 249's ``OperationalError`` (the data source cannot be opened),
-    so ``except lakeql.dbapi.Error`` / ``duckdb.Error`` catch it as they catch every other error of the
-    connection. Same message, attributes and traceback."""
+    """``exc`` (lakeql's error while opening a lake) as an error of its own class that is also PEP 249's:
+    ``OperationalError`` when the data source cannot be opened (the lake is not found, the store refused,
+    the index is damaged or stale), ``ProgrammingError`` for a wrong argument (an unknown capability, the
+    database already registered by another connection). So ``except lakeql.dbapi.Error`` / ``duckdb.Error``
+    catch it as they catch every other error of the connection. Same message, attributes and traceback."""
+    from lakeql.errors import LakeNotFoundError
+
     cls = type(exc)
     if isinstance(exc, duckdb.Error):
         return exc
     err_cls = _OPEN_CLASSES.get(cls)
     if err_cls is None:
-        err_cls = _OPEN_CLASSES[cls] = type(cls.__name__, (cls, duckdb.OperationalError), {
+        pep = (duckdb.OperationalError if issubclass(cls, (LakeNotFoundError, *_OPERATIONAL))
+               else duckdb.ProgrammingError)
+        err_cls = _OPEN_CLASSES[cls] = type(cls.__name__, (cls, pep), {
             "__module__": cls.__module__, "__doc__": cls.__doc__,
             "__reduce__": lambda self: (_reopen_error, (cls, self.args))})  # picklable (multiprocessing)
     out = err_cls(*exc.args)

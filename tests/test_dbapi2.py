@@ -164,6 +164,9 @@ def test_lakeqls_errors_at_connect_are_operational_errors(tmp_path, lake) -> Non
         assert type(again) is type(exc) and str(again) == str(exc)
     with pytest.raises(dbapi.OperationalError, match="lake path is empty"):
         dbapi.connect("")
+    with pytest.raises(dbapi.ProgrammingError, match="unknown capability 'nope'") as err:  # the caller's
+        lakeql.connect(lake, capabilities=["nope"])
+    assert not isinstance(err.value, dbapi.OperationalError)
     with pytest.raises(LakeqlError) as err:  # lakeql.index is not DB-API: its errors are lakeql's alone
         lakeql.index(tmp_path / "nope", progress=False)
     assert not isinstance(err.value, duckdb.Error)
@@ -440,8 +443,20 @@ def test_a_database_file_opened_twice_in_one_process_names_the_fix(lake, tmp_pat
                                               "connection.*close it before connecting again"):
             again()
     assert first.execute("SELECT count(*) FROM find_tables('flight delays')").fetchone()[0] > 0
-    with pytest.raises(dbapi.OperationalError):
+    with pytest.raises(dbapi.ProgrammingError):
         lakeql.connect(lake, db)
     first.close()
     with lakeql.connect(lake, db) as second:
         assert second.execute("SELECT count(*) FROM find_tables('flight delays')").fetchone()[0] > 0
+
+
+def test_capabilities_given_as_one_string_is_one_name(lake, tmp_path) -> None:
+    """``capabilities='joins'`` was read letter by letter: "unknown capability 'j'"."""
+    with lakeql.connect(lake, capabilities="joins") as c:
+        names = {r[0] for r in c.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
+        assert "joinable" in names and "ngram_search" not in names
+    other = tmp_path / "lake"
+    shutil.copytree(SAMPLE_LAKE / "flights", other / "flights")
+    report = lakeql.index(other, capabilities="joins", progress=False)
+    assert {r["kind"] for r in report.indexes} >= {"join_graph"}
+    assert not {r["kind"] for r in report.indexes} & {"schemas", "ngram", "embed"}
