@@ -55,11 +55,13 @@ def connect(lake: PathLike | None = None, database: str = ":memory:", *, index_d
     while opening (``LakeNotFoundError``, ``RemoteStoreError``, ...) is also a ``duckdb.OperationalError``.
     """
     from lakeql.connection import open_lake
-    from lakeql.dbapi import as_lakeql_connection, open_error
+    from lakeql.dbapi import as_lakeql_connection, open_error, remember_temp_macros
     from lakeql.errors import LakeqlError
 
     try:
-        con = open_lake(lake, database, index_dir, capabilities=capabilities, **duckdb_kwargs)[0]
+        con, ctx = open_lake(lake, database, index_dir, capabilities=capabilities, **duckdb_kwargs)
     except LakeqlError as exc:  # also PEP 249's OperationalError: `except duckdb.Error` catches it
         raise open_error(exc) from exc.__cause__
-    return as_lakeql_connection(con)
+    con = as_lakeql_connection(con)
+    remember_temp_macros(con, ctx.store.root if ctx.store else None, capabilities)
+    return con

@@ -254,7 +254,19 @@ class LakeqlConnection(duckdb.DuckDBPyConnection):
     view = _converting("view")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        return as_lakeql_connection(duckdb.DuckDBPyConnection.cursor(self))
+        """A new connection to the same database: the views and functions are shared; on a database file
+        lakeql's table functions are ``TEMP`` macros (nothing written into the user's file), made again
+        for the cursor (else ``find_tables``, ``joinable``, ... did not exist on it)."""
+        cur = as_lakeql_connection(duckdb.DuckDBPyConnection.cursor(self))
+        macros = _TEMP_MACROS.get(self)
+        if macros is not None:
+            try:
+                _make_temp_macros(cur, *macros)
+            except BaseException:
+                cur.close()
+                raise
+            _TEMP_MACROS[cur] = macros
+        return cur
 
     @property
     def arraysize(self) -> int:
@@ -302,6 +314,31 @@ class LakeqlConnection(duckdb.DuckDBPyConnection):
             if "no transaction is active" not in str(exc):
                 raise
             return self
+
+
+#: a connection to a database file -> (index dir, capabilities) of its lakeql macros, made ``TEMP`` (this
+#: connection only) there: its cursors make them again
+_TEMP_MACROS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def remember_temp_macros(con: duckdb.DuckDBPyConnection, index_dir: Any, capabilities: Any) -> None:
+    """Record that ``con`` (a database file: lakeql's macros are ``TEMP``) needs them on its cursors."""
+    from lakeql.dbutil import database_is_file
+
+    if database_is_file(con):
+        caps = None if capabilities is None else (
+            (capabilities,) if isinstance(capabilities, str) else tuple(capabilities))
+        _TEMP_MACROS[con] = (index_dir, caps)
+
+
+def _make_temp_macros(cur: duckdb.DuckDBPyConnection, index_dir: Any, capabilities: Any) -> None:
+    """The ``TEMP`` macros that :func:`lakeql.connection.register` made on the cursor's parent (the
+    Python functions they call are the database's, shared)."""
+    from lakeql import plugins, sqlfiles
+
+    sqlfiles.run(cur, "lakeql", index_dir=index_dir, temporary=True)
+    for mod, _fn in plugins.hook("register", capabilities):
+        sqlfiles.run(cur, mod.NAME, index_dir=index_dir, temporary=True)
 
 
 _OPEN_CLASSES: dict[type, type] = {}

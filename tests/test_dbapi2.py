@@ -460,3 +460,37 @@ def test_capabilities_given_as_one_string_is_one_name(lake, tmp_path) -> None:
     report = lakeql.index(other, capabilities="joins", progress=False)
     assert {r["kind"] for r in report.indexes} >= {"join_graph"}
     assert not {r["kind"] for r in report.indexes} & {"schemas", "ngram", "embed"}
+
+
+def test_cursors_of_a_database_file_connection_have_the_table_functions(lake, tmp_path) -> None:
+    """On a database file lakeql's table functions are TEMP macros (nothing written into the user's file):
+    ``con.cursor()`` — one per thread, as threadsafety 1 asks — said 'Table Function with name find_tables
+    does not exist'."""
+    queries = ["SELECT * FROM find_tables('flight delays') ORDER BY 1",
+               "SELECT * FROM joinable('flights.flights', 'carrier') ORDER BY 1",
+               "SELECT * FROM schema_context('flights') ORDER BY 1",
+               "SELECT count(*) FROM flights.airlines"]
+    with lakeql.connect(lake, str(tmp_path / "mine.duckdb")) as c:
+        expected = [c.execute(q).fetchall() for q in queries]
+        assert expected[0] and expected[1]
+        got: list = []
+        failures: list = []
+
+        def work(cur) -> None:
+            try:
+                got.append([cur.execute(q).fetchall() for q in queries])
+            except Exception as exc:  # reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(c.cursor(),)) for _ in range(3)]
+        threads.append(threading.Thread(target=work, args=(c.cursor().cursor(),)))  # a cursor's cursor
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures and got == [expected] * 4
+    with duckdb.connect(tmp_path / "mine.duckdb") as plain:  # nothing of lakeql's left in the file
+        assert not plain.execute("SELECT * FROM duckdb_functions() WHERE function_name = 'find_tables'"
+                                 ).fetchall()
+    with lakeql.connect(lake, str(tmp_path / "joins.duckdb"), capabilities="joins") as c:
+        assert c.cursor().execute(queries[1]).fetchall() == expected[1]
