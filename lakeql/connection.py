@@ -169,7 +169,6 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     """
     from lakeql import core_udfs, plugins, sqlfiles, views
 
-    _refuse_shared_registration(con)
     lk = lake if isinstance(lake, Lake) else (discover(lake) if lake is not None else None)
     store = Store.for_lake(lk, index_dir) if lk is not None else (
         Store(index_dir) if index_dir is not None else None)
@@ -189,7 +188,14 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
 
                 say(hint)
     temporary = database_is_file(con)  # nothing of lakeql's is left behind in a user's database file
-    core_udfs.register(con, ctx)
+    import duckdb
+
+    try:
+        core_udfs.register(con, ctx)
+    except duckdb.CatalogException as exc:  # another connection's functions in this shared database
+        if "already exists" not in str(exc):
+            raise
+        raise _shared_registration(con) from None
     sqlfiles.run(con, "lakeql", index_dir=root, temporary=temporary)
     for mod, fn in plugins.hook("register", capabilities):
         fn(con, ctx)
@@ -197,33 +203,19 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
     return ctx
 
 
-#: a Python function every registration binds first: present in the database, it tells whose it is
-_FIRST_UDF = "lakeql_manifest_file"
-
-
-def _refuse_shared_registration(con) -> None:
-    """Refuse, naming the fix, a connection whose database already has lakeql's Python functions from
-    another connection of this process. DuckDB shares one database instance (and its functions) among the
+def _shared_registration(con) -> LakeqlError:
+    """The error for a connection whose database already has lakeql's Python functions from another
+    connection of this process. DuckDB shares one database instance (and its functions) among the
     connections of a process to the same file: a second ``lakeql.connect(lake, 'my.duckdb')`` while the
     first is open (a notebook cell run again), or ``register()`` on a cursor of a file database, failed
     half-way with ``Catalog Error: Scalar Function with name "lakeql_manifest_file" already exists!``.
-    Functions of this very connection (``register()`` twice) are replaced as before."""
-    import duckdb
-
-    try:
-        con.remove_function(_FIRST_UDF)  # this connection's own: registered again below
-        return
-    except duckdb.Error:
-        pass
-    try:  # binds only (a parameter: nothing runs or folds); ~0.5 ms, where duckdb_functions() took 50+
-        duckdb.DuckDBPyConnection.execute(con, f"PREPARE __lakeql_probe AS SELECT {_FIRST_UDF}(?)")
-    except duckdb.CatalogException:  # (DuckDB's own execute: no lakeql look-ups behind a catalog error)
-        return  # not in this database: the first registration
-    con.execute("DEALLOCATE __lakeql_probe")
+    (Functions of this very connection, ``register()`` twice, are replaced: :func:`lakeql.udf.scalar_udf`.)
+    Caught when binding the first function rather than looked up before: a catalog look-up on a fresh
+    connection cost 50 ms of every connect."""
     rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
                        ).fetchall()
     where = repr(rows[0][0]) if rows and rows[0][0] else "this in-memory database"
-    raise LakeqlError(
+    return LakeqlError(
         f"lakeql's SQL functions are already registered in {where} by another open connection of this "
         "process (an earlier lakeql.connect() or lakeql.register() of this database, or the connection "
         "this cursor came from): DuckDB shares one database and its functions among the connections and "
