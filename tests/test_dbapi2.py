@@ -494,3 +494,21 @@ def test_cursors_of_a_database_file_connection_have_the_table_functions(lake, tm
                                  ).fetchall()
     with lakeql.connect(lake, str(tmp_path / "joins.duckdb"), capabilities="joins") as c:
         assert c.cursor().execute(queries[1]).fetchall() == expected[1]
+
+
+def test_an_index_dir_that_is_a_file_is_named_at_connect(lake, tmp_path) -> None:
+    """``index_dir=`` a file connected silently; the first lakeql function then said "index manifest
+    '<file>/indexes.parquet' is unreadable (Not a directory): delete it and run 'lakeql index LAKE' again"
+    (a file that is not there); ``lakeql index --index-dir FILE``: "cannot write ... (File exists)"."""
+    from lakeql.cli import main
+    from lakeql.errors import IndexDirError
+
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    with pytest.raises(IndexDirError, match="is a file, not a folder") as err:
+        lakeql.connect(lake, index_dir=afile)
+    assert isinstance(err.value, dbapi.OperationalError)
+    with pytest.raises(IndexDirError, match="is a file, not a folder"):
+        lakeql.index(lake, index_dir=afile, progress=False)
+    assert main(["sql", "--lake", str(lake), "--index-dir", str(afile), "SELECT 1"]) == 2
+    assert afile.read_text() == "x"
