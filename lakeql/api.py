@@ -52,7 +52,8 @@ def connect(lake: PathLike | None = None, database: str = ":memory:", *, index_d
     lakeql's reason and fix (an ``UnreadableTableError``, also a ``duckdb.CatalogException``), not DuckDB's
     'does not exist'; an error raised by a lakeql SQL function is lakeql's message (its own ``LakeqlError``
     class, also a ``duckdb.InvalidInputException``), not DuckDB's UDF wrapper around it. lakeql's error
-    while opening (``LakeNotFoundError``, ``RemoteStoreError``, ...) is also a ``duckdb.OperationalError``.
+    while opening is also PEP 249's: ``duckdb.OperationalError`` (``LakeNotFoundError``, ``RemoteStoreError``,
+    a damaged index) or ``duckdb.ProgrammingError`` (a wrong argument): :func:`lakeql.dbapi.open_error`.
     """
     from lakeql.connection import open_lake
     from lakeql.dbapi import as_lakeql_connection, open_error, remember_temp_macros
@@ -60,7 +61,7 @@ def connect(lake: PathLike | None = None, database: str = ":memory:", *, index_d
 
     try:
         con, ctx = open_lake(lake, database, index_dir, capabilities=capabilities, **duckdb_kwargs)
-    except LakeqlError as exc:  # also PEP 249's OperationalError: `except duckdb.Error` catches it
+    except LakeqlError as exc:  # also a PEP 249 error: `except duckdb.Error` catches it
         raise open_error(exc) from exc.__cause__
     con = as_lakeql_connection(con)
     remember_temp_macros(con, ctx.store.root if ctx.store else None, capabilities)
