@@ -32,6 +32,8 @@ what DuckDB's leaves out of PEP 249 (:class:`LakeqlConnection`), and lakeql's er
 
 from __future__ import annotations
 
+import functools
+import re
 import weakref
 from typing import Any
 
@@ -182,8 +184,16 @@ def _converting(name: str):
     base = getattr(duckdb.DuckDBPyConnection, name)
 
     def method(self, *args: Any, **kwargs: Any) -> Any:
+        query = args[0] if args else kwargs.get("query")
+        if _TEMP_PENDING and self in _TEMP_PENDING:
+            _temp_macros_for(self, query)
         try:
-            return base(self, *args, **kwargs)
+            try:
+                return base(self, *args, **kwargs)
+            except duckdb.CatalogException as exc:
+                if self in _TEMP_MACROS and _remake_temp_macros(self, query, exc):  # e.g. rolled back
+                    return base(self, *args, **kwargs)  # once: its error is handled below
+                raise
         except duckdb.CatalogException as exc:
             better = _converted(self, exc)
             if better is None:
@@ -259,13 +269,8 @@ class LakeqlConnection(duckdb.DuckDBPyConnection):
         for the cursor (else ``find_tables``, ``joinable``, ... did not exist on it)."""
         cur = as_lakeql_connection(duckdb.DuckDBPyConnection.cursor(self))
         macros = _TEMP_MACROS.get(self)
-        if macros is not None:
-            try:
-                _make_temp_macros(cur, *macros)
-            except BaseException:
-                cur.close()
-                raise
-            _TEMP_MACROS[cur] = macros
+        if macros is not None:  # made when the cursor first runs SQL naming one (33-56 ms of DuckDB's
+            _TEMP_MACROS[cur] = _TEMP_PENDING[cur] = macros  # time: not paid by a cursor that never does)
         return cur
 
     @property
@@ -329,6 +334,62 @@ def remember_temp_macros(con: duckdb.DuckDBPyConnection, index_dir: Any, capabil
         caps = None if capabilities is None else (
             (capabilities,) if isinstance(capabilities, str) else tuple(capabilities))
         _TEMP_MACROS[con] = (index_dir, caps)
+
+
+#: cursors of such a connection whose ``TEMP`` macros are not made yet -> (index dir, capabilities)
+_TEMP_PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=16)
+def _macro_names(capabilities: tuple[str, ...] | None) -> re.Pattern[str]:
+    """A pattern matching the name of any lakeql macro of ``capabilities`` (as a word, any case)."""
+    from lakeql import plugins, sqlfiles
+
+    names = set()
+    for name in ["lakeql", *(mod.NAME for mod, _fn in plugins.hook("register", capabilities))]:
+        for text in sqlfiles.sections(name).values():
+            names.update(m.lower() for m in _MACRO_NAME.findall(text))
+    return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b", re.IGNORECASE)
+
+
+_MACRO_NAME = re.compile(r"\bCREATE\s+OR\s+REPLACE\s+(?:TEMP\s+)?MACRO\s+\"?(\w+)", re.IGNORECASE)
+
+
+def _temp_macros_for(cur: duckdb.DuckDBPyConnection, query: Any) -> None:
+    """Make a cursor's pending ``TEMP`` macros if ``query`` (SQL text, or anything else: made) names one.
+    A failure (an aborted transaction) leaves them pending: the caller's own statement reports it."""
+    macros = _TEMP_PENDING.get(cur)
+    if macros is None or (isinstance(query, str) and not _macro_names(macros[1]).search(query)):
+        return
+    _TEMP_PENDING.pop(cur, None)  # first: making them runs SQL on this cursor
+    try:
+        _make_temp_macros(cur, *macros)
+    except duckdb.Error:
+        _TEMP_PENDING[cur] = macros
+
+
+def _remake_temp_macros(cur: duckdb.DuckDBPyConnection, query: Any, exc: duckdb.CatalogException) -> bool:
+    """True when ``exc`` says a lakeql macro of ``cur`` does not exist (never made, or dropped by a
+    ``ROLLBACK`` of the transaction that made it) and they were made again, so the caller retries: only
+    for one statement, since the statements of a script before the failing one have already run."""
+    macros = _TEMP_MACROS.get(cur)
+    if macros is None or not isinstance(query, str) or "does not exist" not in str(exc):
+        return False
+    if not _macro_names(macros[1]).search(str(exc)):
+        return False
+    try:
+        if len(duckdb.extract_statements(query)) != 1:
+            return False
+    except duckdb.Error:
+        return False
+    pending = _TEMP_PENDING.pop(cur, None)  # first: making them runs SQL on this cursor
+    try:
+        _make_temp_macros(cur, *macros)
+    except duckdb.Error:
+        if pending is not None:
+            _TEMP_PENDING[cur] = pending
+        return False
+    return True
 
 
 def _make_temp_macros(cur: duckdb.DuckDBPyConnection, index_dir: Any, capabilities: Any) -> None:

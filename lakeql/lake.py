@@ -748,7 +748,8 @@ def discover(root: str | os.PathLike[str]) -> Lake:
     out), are named in a warning and in ``Lake.problems``.
     """
     text = os.fsdecode(root)  # str, bytes or a path object
-    if not text.strip():  # Path('') is the current directory: a lake nobody meant (an unset $LAKE)
+    if not text.strip() and not (text and os.path.isdir(text)):  # Path('') is the current directory: a
+        # lake nobody meant (an unset $LAKE); a folder named ' ' is a real one
         raise LakeNotFoundError(f"the lake path is empty ({text!r}): pass a folder of Parquet files")
     fs = None
     if "://" in text and not text.startswith("file://"):
