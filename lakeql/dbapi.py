@@ -174,10 +174,25 @@ def _udf_error(exc: duckdb.InvalidInputException) -> BaseException | None:
         err_cls = _UDF_CLASSES.get(head)
         if err_cls is None:
             bases = (cls, UdfError) + ((duckdb.OperationalError,) if issubclass(cls, _OPERATIONAL) else ())
-            err_cls = _UDF_CLASSES[head] = type(head, bases, {"__module__": cls.__module__})
+            err_cls = _UDF_CLASSES[head] = type(head, bases, {
+                "__module__": cls.__module__, "__doc__": cls.__doc__,
+                "__reduce__": _reduce_udf_error})  # pickle looked the name up: another class
     out = err_cls(rest)
     out.duckdb_message = msg
     return out
+
+
+def _reduce_udf_error(self: BaseException) -> tuple[Any, tuple[str, str]]:
+    """Pickle a lakeql UDF error of a class made by :func:`_udf_error` as DuckDB's message it came from
+    (a worker process, ``multiprocessing``, Ray): the other side makes the same class again."""
+    return _rebuild_udf_error, (type(self).__module__, self.duckdb_message)
+
+
+def _rebuild_udf_error(module: str, msg: str) -> BaseException:
+    import importlib
+
+    importlib.import_module(module)  # its class is found among LakeqlError's subclasses
+    return _udf_error(duckdb.InvalidInputException(msg)) or UdfError(msg)
 
 
 def _converting(name: str):

@@ -127,3 +127,46 @@ def test_a_lake_folder_named_with_blanks_is_not_an_empty_path(tmp_path, monkeypa
     with pytest.raises(LakeNotFoundError):  # blanks naming no folder: still refused
         lakeql.connect("  ")
     assert not os.path.exists(tmp_path / "  ")
+
+
+def _unknown_table_in_worker(lake: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with lakeql.connect(lake) as c:
+            c.execute("SELECT * FROM joinable('flights.nothere', 'x')")
+
+
+def _unpickled(blob: bytes) -> tuple[str, bool, bool, bool, str]:
+    import pickle
+
+    import duckdb
+
+    from lakeql.errors import LakeqlError, StaleIndexError
+
+    e = pickle.loads(blob)
+    return (type(e).__name__, isinstance(e, StaleIndexError), isinstance(e, duckdb.OperationalError),
+            isinstance(e, LakeqlError) and isinstance(e, duckdb.InvalidInputException), str(e))
+
+
+def test_an_error_of_a_lakeql_sql_function_crosses_a_process_boundary(lake) -> None:
+    """The classes made for lakeql's UDF errors (``UnknownTableError`` that is also DuckDB's, and since
+    h/dbapi2 ``StaleIndexError`` that is also ``OperationalError``) did not pickle: 'it's not the same
+    object as lakeql.errors.UnknownTableError', so a worker's error broke ``multiprocessing``/Ray."""
+    import multiprocessing
+    import pickle
+
+    import duckdb
+
+    from lakeql.errors import UDF_MARKER, UnknownTableError
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        with pytest.raises(UnknownTableError, match="unknown table 'flights.nothere'") as err:
+            pool.apply(_unknown_table_in_worker, (str(lake),))
+    assert isinstance(err.value, duckdb.InvalidInputException)
+    stale = dbapi._udf_error(duckdb.InvalidInputException(
+        f"Invalid Input Error: {UDF_MARKER}StaleIndexError: the index of 'x' is stale: run lakeql index "
+        "--refresh"))
+    assert stale is not None
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh interpreter unpickles it
+        got = pool.apply(_unpickled, (pickle.dumps(stale),))
+    assert got == ("StaleIndexError", True, True, True, str(stale))
