@@ -281,7 +281,8 @@ class LakeqlConnection(duckdb.DuckDBPyConnection):
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new connection to the same database: the views and functions are shared; on a database file
         lakeql's table functions are ``TEMP`` macros (nothing written into the user's file), made again
-        for the cursor (else ``find_tables``, ``joinable``, ... did not exist on it)."""
+        for the cursor (else ``find_tables``, ``joinable``, ... did not exist on it) when it first runs SQL
+        naming one: :func:`_temp_macros_for`, :func:`_remake_temp_macros`."""
         cur = as_lakeql_connection(duckdb.DuckDBPyConnection.cursor(self))
         macros = _TEMP_MACROS.get(self)
         if macros is not None:  # made when the cursor first runs SQL naming one (33-56 ms of DuckDB's
