@@ -2,7 +2,8 @@
 
 ``lakeql.connect(lake)`` returns a DuckDB connection (DB-API 2.0) with a view per lake table and every
 lakeql SQL function registered. Importing this package is cheap: DuckDB, numpy, torch and
-sentence-transformers load on first use.
+sentence-transformers load on first use. The package is also PEP 249's module: ``lakeql.paramstyle``,
+``lakeql.Error``, ``lakeql.Date``, ... (the same objects as in :mod:`lakeql.dbapi`).
 """
 
 from __future__ import annotations
@@ -34,9 +35,23 @@ def register(con: Any, lake: Any = None, index_dir: Any = None, capabilities: An
     return _register(con, lake, index_dir=index_dir, capabilities=capabilities)
 
 
+#: PEP 249's module-level names (``lakeql.paramstyle``, ``lakeql.Error``, ``lakeql.Date``, ...), loaded with
+#: DuckDB on first use from :mod:`lakeql.pep249` (``lakeql.dbapi`` has them too)
+_PEP249 = frozenset({
+    "apilevel", "threadsafety", "paramstyle", "Warning", "Error", "InterfaceError", "DatabaseError",
+    "DataError", "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
+    "NotSupportedError", "STRING", "NUMBER", "DATETIME", "BINARY", "ROWID", "Date", "Time", "Timestamp",
+    "Binary", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks",
+})
+
+
 def __getattr__(name: str) -> Any:
     if name == "LakeqlError":
         from lakeql.errors import LakeqlError
 
         return LakeqlError
-    raise AttributeError(name)
+    if name in _PEP249:
+        from lakeql import pep249
+
+        return getattr(pep249, name)
+    raise AttributeError(f"module 'lakeql' has no attribute {name!r}")

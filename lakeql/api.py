@@ -36,7 +36,8 @@ def index(lake: PathLike, *, index_dir: PathLike | None = None, embed: str | Ite
         options["ngram"] = ngram
     opts = IndexOptions.from_kwargs(
         index_dir=None if index_dir is None else os.fspath(index_dir), refresh=refresh, progress=progress,
-        capabilities=None if capabilities is None else list(capabilities), **options)
+        capabilities=None if capabilities is None else (
+            [capabilities] if isinstance(capabilities, str) else list(capabilities)), **options)
     with quiet_while(not progress):
         return build_index(lake, opts)
 
@@ -50,10 +51,18 @@ def connect(lake: PathLike | None = None, database: str = ":memory:", *, index_d
     :class:`lakeql.dbapi.LakeqlConnection`: a query of a table that lakeql left out as unreadable raises
     lakeql's reason and fix (an ``UnreadableTableError``, also a ``duckdb.CatalogException``), not DuckDB's
     'does not exist'; an error raised by a lakeql SQL function is lakeql's message (its own ``LakeqlError``
-    class, also a ``duckdb.InvalidInputException``), not DuckDB's UDF wrapper around it.
+    class, also a ``duckdb.InvalidInputException``), not DuckDB's UDF wrapper around it. lakeql's error
+    while opening is also PEP 249's: ``duckdb.OperationalError`` (``LakeNotFoundError``, ``RemoteStoreError``,
+    a damaged index) or ``duckdb.ProgrammingError`` (a wrong argument): :func:`lakeql.dbapi.open_error`.
     """
     from lakeql.connection import open_lake
-    from lakeql.dbapi import as_lakeql_connection
+    from lakeql.dbapi import as_lakeql_connection, open_error, remember_temp_macros
+    from lakeql.errors import LakeqlError
 
-    return as_lakeql_connection(open_lake(lake, database, index_dir, capabilities=capabilities,
-                                          **duckdb_kwargs)[0])
+    try:
+        con, ctx = open_lake(lake, database, index_dir, capabilities=capabilities, **duckdb_kwargs)
+    except LakeqlError as exc:  # also a PEP 249 error: `except duckdb.Error` catches it
+        raise open_error(exc) from exc.__cause__
+    con = as_lakeql_connection(con)
+    remember_temp_macros(con, ctx.store.root if ctx.store else None, capabilities)
+    return con

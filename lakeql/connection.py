@@ -188,12 +188,38 @@ def register(con, lake: str | os.PathLike[str] | Lake | None = None,
 
                 say(hint)
     temporary = database_is_file(con)  # nothing of lakeql's is left behind in a user's database file
-    core_udfs.register(con, ctx)
+    import duckdb
+
+    try:
+        core_udfs.register(con, ctx)
+    except duckdb.CatalogException as exc:  # another connection's functions in this shared database
+        if "already exists" not in str(exc):
+            raise
+        raise _shared_registration(con) from None
     sqlfiles.run(con, "lakeql", index_dir=root, temporary=temporary)
     for mod, fn in plugins.hook("register", capabilities):
         fn(con, ctx)
         sqlfiles.run(con, mod.NAME, index_dir=root, temporary=temporary)
     return ctx
+
+
+def _shared_registration(con) -> LakeqlError:
+    """The error for a connection whose database already has lakeql's Python functions from another
+    connection of this process. DuckDB shares one database instance (and its functions) among the
+    connections of a process to the same file: a second ``lakeql.connect(lake, 'my.duckdb')`` while the
+    first is open (a notebook cell run again), or ``register()`` on a cursor of a file database, failed
+    half-way with ``Catalog Error: Scalar Function with name "lakeql_manifest_file" already exists!``.
+    (Functions of this very connection, ``register()`` twice, are replaced: :func:`lakeql.udf.scalar_udf`.)
+    Caught when binding the first function rather than looked up before: a catalog look-up on a fresh
+    connection cost 50 ms of every connect."""
+    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                       ).fetchall()
+    where = repr(rows[0][0]) if rows and rows[0][0] else "this in-memory database"
+    return LakeqlError(
+        f"lakeql's SQL functions are already registered in {where} by another open connection of this "
+        "process (an earlier lakeql.connect() or lakeql.register() of this database, or the connection "
+        "this cursor came from): DuckDB shares one database and its functions among the connections and "
+        "cursors of a process. Use that connection, or close it before connecting again")
 
 
 def outdated_index_hint(store: Store, plan: Any) -> str:

@@ -747,7 +747,10 @@ def discover(root: str | os.PathLike[str]) -> Lake:
     data file. Files of formats lakeql cannot read, and sources that share a table name (all of them left
     out), are named in a warning and in ``Lake.problems``.
     """
-    text = os.fspath(root)
+    text = os.fsdecode(root)  # str, bytes or a path object
+    if not text.strip() and not (text and os.path.isdir(text)):  # Path('') is the current directory: a
+        # lake nobody meant (an unset $LAKE); a folder named ' ' is a real one
+        raise LakeNotFoundError(f"the lake path is empty ({text!r}): pass a folder of Parquet files")
     fs = None
     if "://" in text and not text.startswith("file://"):
         from lakeql.sources.remote import open_remote

@@ -42,7 +42,7 @@ def capabilities(only: Iterable[str] | None = None) -> list[ModuleType]:
             if exc.name != name:
                 raise
     if only is not None:
-        wanted = list(only)
+        wanted = [only] if isinstance(only, str) else list(only)  # 'joins': one name, not letters
         names = {getattr(m, "NAME", m.__name__) for m in mods}
         unknown = [w for w in wanted if w not in names]
         if unknown:

@@ -455,6 +455,10 @@ class Store:
             raise IndexDirError("the index dir is empty (''): pass a folder with --index-dir DIR, or leave "
                                 "it out for LAKE/.lakeql")
         self.root = Path(root).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():  # else "index manifest .../indexes.parquet is
+            # unreadable (Not a directory): delete it" at the first query, naming a file that is not there
+            raise IndexDirError(f"the index dir {str(self.root)!r} is a file, not a folder: pass a folder "
+                                "with --index-dir DIR (index_dir=), or leave it out for LAKE/.lakeql")
         self.lake = lake
         self._manifest_cache: tuple[tuple[int, int, int], list[IndexEntry]] | None = None
         self._manifest_index: tuple[Any, dict[tuple[str, str, str], IndexEntry]] | None = None

@@ -392,7 +392,7 @@ def attach(con, ctx) -> AttachPlan:
             clash = domain.lower() in own_schemas and not _made_by_register(con, domain, scans)
             if own_is_file or clash:  # nothing written into a user's database file, nothing of the
                 # caller's replaced: a catalog of its own instead
-                con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
+                con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)} (READ_WRITE)").fetchall()
                 run_batch(con, [f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(name)} AS "
                                 f"SELECT * FROM {scan_sql(*v)}" for name, v in scans.items()])
             else:  # a schema of the connection's own database (below: copied from small.duckdb)
@@ -429,7 +429,7 @@ def attach(con, ctx) -> AttachPlan:
             continue
         _left_out_by_build(ctx, tables, (manifest or {}).get("domains", {}).get(domain, {}).get("left_out"))
     for domain, tables in live:
-        con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)}").fetchall()
+        con.execute(f"ATTACH ':memory:' AS {quote_ident(domain)} (READ_WRITE)").fetchall()
         stmts = []
         for t in _readable(ctx, tables):
             stmts.append(f"CREATE VIEW {quote_ident(domain)}.main.{quote_ident(t.name)} AS "
@@ -441,7 +441,7 @@ def attach(con, ctx) -> AttachPlan:
     why = {}
     _left_out(ctx, made_for, run_views(con, local_stmts, errors=why), why)
     if ROWS_SCHEMA not in existing:
-        con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA}").fetchall()
+        con.execute(f"ATTACH ':memory:' AS {ROWS_SCHEMA} (READ_WRITE)").fetchall()
     return plan
 
 
