@@ -249,7 +249,23 @@ class Checker:
                 out[0].message += (f" ({hint[0]} is a table whose name must be quoted in SQL: "
                                    f"{hint[1]})")
                 out[0].suggestion = hint[1]
+            elif self.con is not None:  # a column named by a keyword, written bare: 'SELECT Group, ...'
+                out[0].message += self._keyword_column(str(sql), out[0].line, out[0].col)
         return ([self.search_problem] if self.search_problem else []) + out
+
+    def _keyword_column(self, sql: str, line: int | None, col: int | None) -> str:
+        """`` (hint)`` when the syntax error at ``line``/``col`` (1-based) is at or just after a reserved
+        keyword that names a lake column (:func:`lakeql.sqlerrors.keyword_column_hint`), else ``''``."""
+        from lakeql.sqlerrors import keyword_column_hint
+
+        if line is None or col is None:
+            return ""
+        lines = sql.split("\n")
+        if not 1 <= line <= len(lines):
+            return ""
+        offset = sum(len(x) + 1 for x in lines[:line - 1]) + col - 1
+        hint = keyword_column_hint(sql, offset, self.con).removeprefix("\nHint: ")
+        return f" ({hint})" if hint else ""
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
         """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names

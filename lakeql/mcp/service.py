@@ -355,8 +355,11 @@ class LakeService:
                            f"'lakeql index {flag} TABLE.COLUMN'); indexed here: {have}")
 
     # ------------------------------------------------------------------ tools
-    def list_domains(self) -> str:
-        """Domains with their table counts, rows, tables and the schema file of each domain."""
+    def list_domains(self, offset: int = 0) -> str:
+        """Domains with their table counts, rows, tables and the schema file of each domain, from the
+        ``offset``-th (0-based): a lake of many domains comes in pages, each note naming the next offset."""
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise LakeqlError(f"offset must be 0 or more, got {offset!r}")
         # a table left out of the lake (no readable file, or a name two sources share: one row per source)
         # is named once, marked, and not counted: an agent cannot query it
         _, rows, _ = self._rows(
@@ -367,9 +370,18 @@ class LakeService:
             "string_agg(DISTINCT shown, ', ' ORDER BY shown) AS table_names FROM t "
             "GROUP BY domain ORDER BY domain", [])  # (a file no table reads: NULL)
         files = self._domain_files()
-        out = [(dom, n, total, names, files.get(dom)) for dom, n, total, names in rows]
-        return markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,
-                              max_chars=self.limits.max_chars, cell_chars=2000)
+        if offset and offset >= len(rows):
+            raise LakeqlError(f"offset {offset} is past the last domain: the lake has {len(rows)}")
+        out = [(dom, n, total, names, files.get(dom)) for dom, n, total, names in rows[offset:]]
+
+        def next_page(shown: int) -> str:
+            return f"the next domains: list_domains(offset={offset + shown})"
+
+        text = markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,
+                              max_chars=self.limits.max_chars, cell_chars=2000, next_rows=next_page)
+        if offset:
+            text = f"Domains {offset + 1:,}- of {len(rows):,}:\n\n" + text
+        return text
 
     def _domain_files(self) -> dict[str, str]:
         """domain -> its ``_DOMAIN.md`` relative to the schemas folder. The folder is not always the domain's
@@ -432,9 +444,11 @@ class LakeService:
 
         fmt = pages.fmt_of(rel.as_posix())
         paged = offset or limit is not None or columns is not None
-        if paged and fmt is None:
-            raise LakeqlError("offset, limit and columns apply to table files only, not to "
-                              f"{rel.as_posix()!r}")
+        if fmt is None and (paged or len(text) > cap):
+            if columns is not None:
+                raise LakeqlError(f"columns applies to table files only, not to {rel.as_posix()!r}: read it "
+                                  "with offset (its first line) and limit (lines)")
+            return _line_page(text, rel.as_posix(), int(offset), limit, cap)
         if fmt is not None and (paged or len(text) > cap):
             want = limit
             while True:
@@ -481,7 +495,7 @@ class LakeService:
             self._ready.wait()
         cols, rows, more = self._rows(sql, [], cap)
         return markdown_table(cols, rows, max_chars=self.limits.max_chars, cell_chars=self.limits.cell_chars,
-                              more=more, row_cap=cap)
+                              more=more, row_cap=cap, next_rows=_next_query_rows)
 
     def joinable(self, table: str, column: str, k: int = 5, mode: str = "equi") -> str:
         """Columns elsewhere in the lake that ``table.column`` joins with, with the join SQL.
@@ -632,6 +646,37 @@ def _refuse_file_reads(sql: str) -> None:
         if found:
             raise UnsafeSqlError(f"refused: {found[0].sql('duckdb')[:80]} reads files (or the environment) "
                                  "directly; query the lake's tables (\"domain\".\"table\") instead")
+
+
+def _line_page(text: str, rel: str, offset: int, limit: int | None, cap: int) -> str:
+    """Lines ``offset``.. of a schema file that is not a table file (INDEX.md, a _DOMAIN.md), at most
+    ``limit`` lines and ``cap`` characters, with a note naming the call for the next lines. INDEX.md of a
+    1,366-table lake was 50,060 characters, cut at 50,000 with no way to read the rest (agent13)."""
+    lines = text.splitlines(keepends=True)
+    if offset and offset >= len(lines):
+        raise LakeqlError(f"offset {offset} is past the last line of {rel!r}: it has {len(lines)}")
+    budget = cap - 200  # room for the note
+    out: list[str] = []
+    used = 0
+    for line in lines[offset:offset + limit if limit is not None else None]:
+        if used + len(line) > budget:
+            if not out:  # one line longer than the cap: its start
+                out.append(line[:budget] + "…\n")
+            break
+        out.append(line)
+        used += len(line)
+    end = offset + len(out)
+    body = "".join(out)
+    if end < len(lines):
+        body += (f"\n_Truncated: lines {offset + 1:,}-{end:,} of {len(lines):,} shown; the next: "
+                 f"read_schema({rel!r}, offset={end})._")
+    return body
+
+
+def _next_query_rows(shown: int) -> str:
+    """The query tool's note on how to get the rows after the ``shown`` first ones."""
+    return (f"the next rows: wrap the query as SELECT * FROM (...) LIMIT {shown} OFFSET {shown} (with an "
+            "ORDER BY for a stable order), or select fewer columns, or aggregate")
 
 
 def _uses_model(sql: str) -> bool:
