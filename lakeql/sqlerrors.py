@@ -219,8 +219,18 @@ def keyword_column_hint(sql: str, offset: int | None, con: Any) -> str:
     written bare that is the name of a lake column (``SELECT Group, ...``, ``WHERE order = 1``, ``desc.``):
     DuckDB says only 'syntax error at or near ","', and the schema files list such a column as ``Group``.
     ``''`` when no such keyword or column (the lake's columns come from ``lakeql_columns()`` on ``con``)."""
-    if offset is None or not isinstance(sql, str) or len(sql) > 1_000_000:
+    found = keyword_column(sql, offset, con)
+    if found is None:
         return ""
+    word, quoted, tables = found
+    return (f"\nHint: {word} is an SQL keyword: write the column {quoted} in double quotes "
+            f"(a column of {tables})")
+
+
+def keyword_column(sql: str, offset: int | None, con: Any) -> tuple[str, str, str] | None:
+    """(keyword as written, the column's quoted name, its tables) for :func:`keyword_column_hint`."""
+    if offset is None or not isinstance(sql, str) or len(sql) > 1_000_000:
+        return None
     blank = lambda m: " " * len(m.group())  # noqa: E731 - offsets are kept
     text = _QUOTED_IDENT.sub(blank, _NOT_NAMES.sub(blank, sql))
     at, before = None, None
@@ -248,15 +258,13 @@ def keyword_column_hint(sql: str, offset: int | None, con: Any) -> str:
                 "regexp_full_match(lower(column_name), ? || '[^a-z0-9_$].*') LIMIT 50) GROUP BY 1 "
                 "ORDER BY lower(column_name) = ? DESC, column_name LIMIT 1", [word, word, word]).fetchall()
         except Exception:  # noqa: BLE001 - a hint must never hide the error itself
-            return ""
+            return None
         if rows:
             from lakeql.lake import quote_ident
 
             name, tables = rows[0]
-            where = tables if len(tables) <= 200 else tables[:200] + "…"
-            return (f"\nHint: {m.group()} is an SQL keyword: write the column {quote_ident(name)} in double "
-                    f"quotes (a column of {where})")
-    return ""
+            return m.group(), quote_ident(name), tables if len(tables) <= 200 else tables[:200] + "…"
+    return None
 
 
 def _parses_further(sql: str, word: re.Match, offset: int, con: Any) -> bool:

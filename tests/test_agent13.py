@@ -88,7 +88,7 @@ def test_a_column_named_by_a_keyword_gets_the_quoted_name(lake, tmp_path):
     r = run(lake, tmp_path, calls)
     for i, name in ((0, '"Group"'), (2, '"desc."'), (4, '"Group"')):
         assert r[i].is_error and "keyword" in text(r[i]) and name in text(r[i]), text(r[i])
-        assert "keyword" in text(r[i + 1]) and name in text(r[i + 1]), text(r[i + 1])
+        assert "keyword" in text(r[i + 1]) and f"| {name} |" in text(r[i + 1]), text(r[i + 1])
         assert "shows.guests" in text(r[i])
     assert '"From"' not in text(r[4])  # the error is at FROM, but the bare 'group' is the fault
     assert not r[6].is_error and "| Acting | 2 |" in text(r[6])

@@ -250,22 +250,25 @@ class Checker:
                                    f"{hint[1]})")
                 out[0].suggestion = hint[1]
             elif self.con is not None:  # a column named by a keyword, written bare: 'SELECT Group, ...'
-                out[0].message += self._keyword_column(str(sql), out[0].line, out[0].col)
+                found = self._keyword_column(str(sql), out[0].line, out[0].col)
+                if found is not None:
+                    word, quoted, tables = found
+                    out[0].message += (f" ({word} is an SQL keyword: write the column {quoted} in double "
+                                       f"quotes (a column of {tables}))")
+                    out[0].suggestion = quoted
         return ([self.search_problem] if self.search_problem else []) + out
 
-    def _keyword_column(self, sql: str, line: int | None, col: int | None) -> str:
-        """`` (hint)`` when the syntax error at ``line``/``col`` (1-based) is at or just after a reserved
-        keyword that names a lake column (:func:`lakeql.sqlerrors.keyword_column_hint`), else ``''``."""
-        from lakeql.sqlerrors import keyword_column_hint
+    def _keyword_column(self, sql: str, line: int | None, col: int | None) -> tuple[str, str, str] | None:
+        """(keyword, quoted column, tables) when the syntax error at ``line``/``col`` (1-based) is at or just
+        after a reserved keyword that names a lake column (:func:`lakeql.sqlerrors.keyword_column`)."""
+        from lakeql.sqlerrors import keyword_column
 
         if line is None or col is None:
-            return ""
+            return None
         lines = sql.split("\n")
         if not 1 <= line <= len(lines):
-            return ""
-        offset = sum(len(x) + 1 for x in lines[:line - 1]) + col - 1
-        hint = keyword_column_hint(sql, offset, self.con).removeprefix("\nHint: ")
-        return f" ({hint})" if hint else ""
+            return None
+        return keyword_column(sql, sum(len(x) + 1 for x in lines[:line - 1]) + col - 1, self.con)
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
         """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names
