@@ -188,3 +188,17 @@ def test_the_query_tool_states_its_caps(lake, tmp_path):
     desc = tools["query"].description
     assert "1,000 rows" in desc and f"{CAP:,} characters" in desc and "30 s" in desc, desc
     assert "offset" in tools["list_domains"].input_schema["properties"]
+
+
+def test_joinable_without_a_semantic_index_names_the_mode_that_works(lake, tmp_path):
+    """mode='semantic' on a lake indexed without --joins-semantic said only 'build it with lakeql index
+    ... --joins-semantic', which an agent cannot run: the error now names mode='equi', which answers."""
+    async def calls(client):
+        args = {"table": "shows.guests", "column": "year"}
+        bad = await client.call_tool("joinable", {**args, "mode": "semantic"})
+        good = await client.call_tool("joinable", {**args, "mode": "equi"})
+        return bad, good
+
+    bad, good = run(lake, tmp_path, calls)
+    assert bad.is_error and "mode='equi'" in text(bad), text(bad)
+    assert not good.is_error and "candidate_table" in text(good)

@@ -503,9 +503,16 @@ class LakeService:
         ``mode`` 'equi' (exact value overlap; milliseconds) is the default: 'auto' and 'semantic' also
         match values that mean the same and take seconds per call on the sample lake (measured ~3 s).
         """
-        return self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
-                           "round(containment, 3) AS containment, method, join_sql "
-                           "FROM joinable(?, ?, k := ?, mode := ?)", [table, column, _k(k, 100), mode])
+        try:
+            return self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
+                               "round(containment, 3) AS containment, method, join_sql "
+                               "FROM joinable(?, ?, k := ?, mode := ?)", [table, column, _k(k, 100), mode])
+        except LakeqlError as exc:
+            # an agent cannot build the index the message names: the call that works here is the fix
+            if mode != "equi" and "no semantic join index" in str(exc):
+                raise LakeqlError(f"{exc} — this lake has none: call joinable with mode='equi' (exact value "
+                                  "overlap)") from None
+            raise
 
     def find_tables(self, query: str, k: int = 10) -> str:
         """Tables whose names, descriptions, column names or sample values match ``query`` (BM25)."""
