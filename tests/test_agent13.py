@@ -202,3 +202,30 @@ def test_joinable_without_a_semantic_index_names_the_mode_that_works(lake, tmp_p
     bad, good = run(lake, tmp_path, calls)
     assert bad.is_error and "mode='equi'" in text(bad), text(bad)
     assert not good.is_error and "candidate_table" in text(good)
+
+
+def test_memory_limit_caps_an_agents_query_with_a_fix_it_can_apply(lake, tmp_path):
+    """The server's connection had DuckDB's default memory limit (80% of RAM) with no flag to lower it, and
+    DuckDB's out-of-memory error suggests SET statements the locked connection refuses. With
+    --memory-limit the query fails as a tool error naming fixes an agent can apply; the limit cannot be
+    raised from SQL, and the server keeps answering."""
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    cmd = server_command(*lake, "--memory-limit", "200MB", "--no-warm")
+    params = StdioServerParameters(command=cmd[0], args=cmd[1:], env=child_env(), cwd=str(tmp_path))
+    got: list = []
+
+    async def main() -> None:
+        async with Client(params, read_timeout_seconds=300) as client:
+            for sql in ("SELECT current_setting('memory_limit') AS m",
+                        "SELECT length(list(range)) AS n FROM range(100000000)",
+                        "SET memory_limit = '10GB'",
+                        "SELECT count(*) AS n FROM shows.rows"):
+                got.append(await client.call_tool("query", {"sql": sql}))
+
+    anyio.run(main)
+    assert "MiB" in text(got[0]) and "GiB" not in text(got[0]), text(got[0])
+    assert got[1].is_error and "memory" in text(got[1]) and "SET is not available" in text(got[1])
+    assert got[2].is_error
+    assert not got[3].is_error and "| 500 |" in text(got[3])

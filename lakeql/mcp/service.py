@@ -46,6 +46,7 @@ class Limits:
     max_chars: int = 50_000
     timeout: float = 30.0
     cell_chars: int = 1000
+    memory_limit: str | None = None  # DuckDB's memory_limit of the connection ('4GB'); None: DuckDB's
 
     def __post_init__(self) -> None:
         """``--timeout nan`` made every query's timer thread fail (no timeout at all), 0 or less
@@ -61,16 +62,27 @@ class Limits:
             raise LakeqlError(f"--timeout must be a positive number of seconds, got {t!r}")
 
 
-def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
+def lock_down(con, folders: list[Path], temp_dir: Path | None = None,
+              memory_limit: str | None = None) -> None:
     """Restrict ``con`` to reading ``folders`` and lock its configuration (irreversible for ``con``).
 
     DuckDB also allows its own temp directory (for spilling); ``temp_dir`` puts it in a private folder
-    rather than ``.tmp`` under the server's working directory.
+    rather than ``.tmp`` under the server's working directory. ``memory_limit`` (``--memory-limit``) caps
+    DuckDB's memory on the connection before it is locked: without it, one agent query (``list()`` over
+    10^9 rows) may take DuckDB's default, 80% of the machine's memory.
     """
     from lakeql.lake import glob_escape, quote_literal
 
     if temp_dir is not None:
         con.execute(f"SET temp_directory = {quote_literal(str(temp_dir))}")
+    if memory_limit is not None:
+        import duckdb
+
+        try:
+            con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+        except duckdb.Error as exc:
+            raise LakeqlError(f"--memory-limit {memory_limit!r} is not a memory size "
+                              f"({str(exc).splitlines()[0]}): write it like 4GB or 512MB") from None
     # DuckDB checks the text it is given (lakeql's paths are glob-escaped: 'lk[1]' -> 'lk[[]1]') and then
     # every file a pattern expands to, so the escaped spelling of a folder reaches only that folder's files
     spellings = dict.fromkeys(p for f in folders for p in (str(f) + os.sep, glob_escape(str(f)) + os.sep))
@@ -139,7 +151,7 @@ class LakeService:
             # this process (a forked child's exit must not remove its live parent's folder)
             self._remove_temp = weakref.finalize(self, remove_owned, self.temp_dir, os.getpid())
             self._temps = 0
-            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp(), self.limits.memory_limit)
         except BaseException:
             con.close()
             if hasattr(self, "_remove_temp"):
@@ -176,7 +188,7 @@ class LakeService:
                                   "restart the server")
             # a temp folder of its own: the old connection may still spill into its own (DuckDB clears
             # its temp folder when it closes)
-            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp(), self.limits.memory_limit)
         except BaseException:
             con.close()
             raise
@@ -319,6 +331,12 @@ class LakeService:
             if isinstance(exc, duckdb.InterruptException):
                 raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
                                   "or a LIMIT, or aggregate") from None
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                # DuckDB's own fixes are SET statements, which this locked connection refuses
+                raise LakeqlError(f"the query needs more memory than the server's limit "
+                                  f"({self.limits.memory_limit or 'DuckDB default'}): filter, aggregate or "
+                                  "select fewer columns (SET is not available here). "
+                                  + str(exc).splitlines()[0][:200]) from None
             from lakeql.colnames import unicode_hint
             from lakeql.render import escape_controls
             from lakeql.sqlrun import quote_hint, scalar_in_from_hint, unreadable_table_message
