@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -189,6 +190,7 @@ def quote_hint(msg: str, con: Any) -> str:
 # comments and quoted identifiers ("Group" is no keyword)
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _QUOTED_IDENT = re.compile(r'"(?:[^"]|"")*(?:"|\Z)')
+HINT_SECONDS = 2.0  # the most a keyword hint's look-up of the lake's columns may take
 _CARET = re.compile(r"^LINE (\d+): (.*)\n( *)\^", re.MULTILINE)
 
 
@@ -250,8 +252,14 @@ def keyword_column(sql: str, offset: int | None, con: Any) -> tuple[str, str, st
         if not _parses_further(sql, m, offset, con):
             continue  # quoted, it is still the error there ('SELECT a, b, group FROM t': not FROM)
         word = m.group().lower()
+        timer = None
         try:
             cur = con.cursor() if hasattr(con, "cursor") else con
+            # the caller's timeout does not cover this (the query tool checks the SQL before its timer
+            # starts): a lake of many thousands of columns must not hold an agent's error (review34)
+            timer = threading.Timer(HINT_SECONDS, cur.interrupt)
+            timer.daemon = True
+            timer.start()
             rows = cur.execute(
                 "SELECT column_name, string_agg(DISTINCT table_name, ', ' ORDER BY table_name) FROM "
                 "(SELECT column_name, table_name FROM lakeql_columns() WHERE lower(column_name) = ? OR "
@@ -259,6 +267,9 @@ def keyword_column(sql: str, offset: int | None, con: Any) -> tuple[str, str, st
                 "ORDER BY lower(column_name) = ? DESC, column_name LIMIT 1", [word, word, word]).fetchall()
         except Exception:  # noqa: BLE001 - a hint must never hide the error itself
             return None
+        finally:
+            if timer is not None:
+                timer.cancel()
         if rows:
             from lakeql.lake import quote_ident
 

@@ -21,9 +21,11 @@ and swaps it in under a lock; the old one is closed once no call uses it any mor
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,28 @@ class Limits:
         t = self.timeout
         if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
             raise LakeqlError(f"--timeout must be a positive number of seconds, got {t!r}")
+        if self.memory_limit is not None:
+            memory_bytes(self.memory_limit)  # refused at start, naming the flag
+
+
+_MEMORY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT])(i?)B\s*", re.IGNORECASE)
+MIN_MEMORY = 64 * 1000**2  # below it the locked connection cannot even set itself up (1KB: out of memory)
+
+
+def memory_bytes(size: Any) -> int:
+    """Bytes of a ``--memory-limit`` size (``4GB``, ``512MiB``), or :class:`LakeqlError` naming the flag.
+
+    DuckDB alone read ``-1`` as no limit at all (16383.9 PiB) and ``0GB``/``1KB`` as a limit under which
+    the server failed to start with DuckDB's own out-of-memory advice (review34): a number and a unit are
+    required, at least 64MB."""
+    m = _MEMORY.fullmatch(size) if isinstance(size, str) else None
+    if m is None:
+        raise LakeqlError(f"--memory-limit {size!r} is not a memory size: write it like 4GB or 512MB "
+                          "(KB, MB, GB, TB; KiB, MiB, GiB, TiB)")
+    value = float(m.group(1)) * (1024 if m.group(3) else 1000) ** ("KMGT".index(m.group(2).upper()) + 1)
+    if value < MIN_MEMORY:
+        raise LakeqlError(f"--memory-limit {size!r} is too small for the server: give at least 64MB")
+    return int(value)
 
 
 def lock_down(con, folders: list[Path], temp_dir: Path | None = None,
@@ -513,7 +537,7 @@ class LakeService:
             self._ready.wait()
         cols, rows, more = self._rows(sql, [], cap)
         return markdown_table(cols, rows, max_chars=self.limits.max_chars, cell_chars=self.limits.cell_chars,
-                              more=more, row_cap=cap, next_rows=_next_query_rows)
+                              more=more, row_cap=cap, next_rows=_next_query_rows(sql))
 
     def joinable(self, table: str, column: str, k: int = 5, mode: str = "equi") -> str:
         """Columns elsewhere in the lake that ``table.column`` joins with, with the join SQL.
@@ -676,32 +700,53 @@ def _refuse_file_reads(sql: str) -> None:
 def _line_page(text: str, rel: str, offset: int, limit: int | None, cap: int) -> str:
     """Lines ``offset``.. of a schema file that is not a table file (INDEX.md, a _DOMAIN.md), at most
     ``limit`` lines and ``cap`` characters, with a note naming the call for the next lines. INDEX.md of a
-    1,366-table lake was 50,060 characters, cut at 50,000 with no way to read the rest (agent13)."""
-    lines = text.splitlines(keepends=True)
+    1,366-table lake was 50,060 characters, cut at 50,000 with no way to read the rest (agent13).
+
+    A line longer than a page counts as several lines of a page each: its start alone was shown, and its
+    rest could not be reached by any offset (review34). The note's path is reserved too: a long path made
+    the page longer than ``cap``."""
+    budget = max(1, cap - 200 - len(repr(rel)))  # room for the note, which names the path
+    lines = [piece for line in text.splitlines(keepends=True)
+             for piece in (line[i:i + budget] for i in range(0, len(line), budget))]
     if offset and offset >= len(lines):
         raise LakeqlError(f"offset {offset} is past the last line of {rel!r}: it has {len(lines)}")
-    budget = cap - 200  # room for the note
     out: list[str] = []
     used = 0
     for line in lines[offset:offset + limit if limit is not None else None]:
-        if used + len(line) > budget:
-            if not out:  # one line longer than the cap: its start
-                out.append(line[:budget] + "…\n")
+        if out and used + len(line) > budget:
             break
         out.append(line)
         used += len(line)
     end = offset + len(out)
     body = "".join(out)
     if end < len(lines):
-        body += (f"\n_Truncated: lines {offset + 1:,}-{end:,} of {len(lines):,} shown; the next: "
-                 f"read_schema({rel!r}, offset={end})._")
+        body += (f"\n_Truncated: lines {offset + 1:,}-{end:,} of {len(lines):,} shown (a line longer than "
+                 f"{budget:,} characters counts as several); the next: read_schema({rel!r}, offset={end})._")
     return body
 
 
-def _next_query_rows(shown: int) -> str:
-    """The query tool's note on how to get the rows after the ``shown`` first ones."""
-    return (f"the next rows: wrap the query as SELECT * FROM (...) LIMIT {shown} OFFSET {shown} (with an "
-            "ORDER BY for a stable order), or select fewer columns, or aggregate")
+def _next_query_rows(sql: str) -> Callable[[int], str]:
+    """The query tool's note on how to get the rows after the ``shown`` first ones of ``sql``.
+
+    Wrapped as written, a query ending in ';' or holding a ``--`` comment did not parse (the ';' inside
+    the parentheses, the comment swallowing the ')'): the note says what to change for this query
+    (review34)."""
+    from lakeql.sqlerrors import _NOT_NAMES
+
+    text = sql if isinstance(sql, str) else ""
+    blanked = _NOT_NAMES.sub(lambda m: " " * len(m.group()), text)
+    fixes = []
+    if blanked.rstrip().endswith(";"):
+        fixes.append("without its trailing ';'")
+    if any(m.group().startswith("--") for m in _NOT_NAMES.finditer(text)):
+        fixes.append("with a line break before the ')': it has a -- comment")
+    how = f" ({', '.join(fixes)})" if fixes else ""
+
+    def note(shown: int) -> str:
+        return (f"the next rows: wrap the query{how} as SELECT * FROM (...) LIMIT {shown} OFFSET {shown} "
+                "(with an ORDER BY for a stable order), or select fewer columns, or aggregate")
+
+    return note
 
 
 def _uses_model(sql: str) -> bool:
