@@ -213,7 +213,23 @@ def error_offset(msg: str, sql: str) -> int | None:
             return None
     if col < 0:
         return None
-    return sum(len(line) + 1 for line in lines[:n - 1]) + start + col
+    return sum(len(line) + 1 for line in lines[:n - 1]) + start + _char_index(shown, col)
+
+
+def _char_index(shown: str, col: int) -> int:
+    """The index in ``shown`` of the character under a caret ``col`` display columns in: DuckDB places its
+    caret by display width, and a wide character (日本語, an emoji) takes two columns, a combining mark none
+    (the caret after '日本語日本語' was 6 columns right of the error, and the hint missed it: review34)."""
+    import unicodedata
+
+    width = 0
+    for i, ch in enumerate(shown):
+        if width >= col:
+            return i
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return len(shown) + col - width
 
 
 def keyword_column_hint(sql: str, offset: int | None, con: Any) -> str:

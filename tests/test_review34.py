@@ -7,6 +7,7 @@ an agent or operator uses (the SDK's own client, the ``lakeql mcp`` command) whe
   holding a ``--`` comment;
 * ``--memory-limit -1`` was DuckDB's "no limit"; ``0GB``/``1KB`` failed at start with DuckDB's
   out-of-memory advice;
+* the keyword hint missed its keyword after wide characters ('日本語') and, in check_sql, on a long line;
 * the keyword hint's look-up of the lake's columns ran with no time bound before the query's timer.
 """
 
@@ -40,6 +41,8 @@ def lake(tmp_path_factory) -> tuple[Path, Path]:
     (lake / "shows").mkdir(parents=True)
     duckdb.connect().execute(f"COPY (SELECT i AS row_no, 'row ' || i AS note FROM range(5000) t(i)) "
                              f"TO '{lake}/shows/rows.parquet' (FORMAT parquet)")
+    duckdb.connect().execute(f"""COPY (SELECT * FROM (VALUES ('Acting', 2001), ('Media', 2002))
+        t("Group", "year")) TO '{lake}/shows/guests.parquet' (FORMAT parquet)""")
     lakeql.index(lake, index_dir=idx, progress=False)
     index_md = idx / "schemas" / "INDEX.md"
     assert index_md.is_file()
@@ -201,3 +204,22 @@ def test_the_keyword_hint_lookup_is_bounded_in_time():
     th.join(HINT_SECONDS + 10)
     assert not th.is_alive() and got == [None]
     assert time.monotonic() - t0 < HINT_SECONDS + 5
+
+
+def test_the_keyword_hint_after_wide_characters_and_on_a_long_line(lake, tmp_path):
+    """DuckDB places its caret by display width: after '日本語日本語' (12 columns, 6 characters) the caret was
+    read 6 characters too far and neither query nor check_sql named the keyword column; check_sql had no
+    column for a long line (DuckDB shows a window of it) and missed it there too."""
+    cols = ", ".join(f"{i} AS a_column_{i}" for i in range(30))
+    sqls = ("SELECT '日本語日本語' AS x, Group, year FROM shows.guests",
+            "SELECT '😀😀' AS x, Group, year FROM shows.guests",
+            f"SELECT {cols}, Group FROM shows.guests")
+
+    async def calls(client):
+        return [(await client.call_tool("query", {"sql": sql}),
+                 await client.call_tool("check_sql", {"sql": sql})) for sql in sqls]
+
+    for query, check in run(lake, tmp_path, calls):
+        assert query.is_error and 'write the column "Group" in double quotes' in text(query), text(query)
+        assert 'write the column "Group" in double quotes' in text(check), text(check)
+        assert '| "Group" |' in text(check)  # the suggestion
