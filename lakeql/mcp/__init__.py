@@ -28,8 +28,8 @@ def add_commands(sub) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="a query running longer is interrupted (default 30)")
     p.add_argument("--memory-limit", metavar="SIZE",
-                   help="DuckDB memory limit of the server's connection, e.g. 4GB (default: DuckDB's, "
-                        "80%% of RAM): an agent's query past it fails with a tool error")
+                   help="DuckDB memory limit of the server's connection, e.g. 4GB, at least 64MB "
+                        "(default: DuckDB's, 80%% of RAM): an agent's query past it fails with a tool error")
     p.add_argument("--no-warm", action="store_true", help="do not load the embedding model at start")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.set_defaults(func=cmd_mcp)
