@@ -219,9 +219,10 @@ def require_read_only(con, sql: Any) -> str:
     try:
         stmts = con.extract_statements(text)
     except duckdb.Error as exc:
-        from lakeql.sqlerrors import quote_hint
+        from lakeql.sqlerrors import error_offset, keyword_column_hint, quote_hint
 
-        hint = quote_hint(str(exc), con).removeprefix("\nHint: ")  # a table name that needs quotes
+        hint = (quote_hint(str(exc), con)  # a table name that needs quotes, or a column named by a keyword
+                or keyword_column_hint(text, error_offset(str(exc), text), con)).removeprefix("\nHint: ")
         raise UnsafeSqlError(f"syntax error: {_first_line(exc)}" + (f" ({hint})" if hint else "")) from None
     if len(stmts) != 1:
         raise UnsafeSqlError(f"pass exactly one statement, got {len(stmts)} "

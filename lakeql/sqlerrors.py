@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -183,3 +184,123 @@ def quote_hint(msg: str, con: Any) -> str:
         return ""
     hit = unquoted_table("\n".join(lines), rows)
     return f"\nHint: {hit[0]} is a table whose name must be quoted in SQL: {hit[1]}" if hit else ""
+
+
+# a name as DuckDB's lexer reads it unquoted (keywords are such names); blanked first: string literals,
+# comments and quoted identifiers ("Group" is no keyword)
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_QUOTED_IDENT = re.compile(r'"(?:[^"]|"")*(?:"|\Z)')
+HINT_SECONDS = 5.0  # the most a keyword hint's look-up of the lake's columns may take (10k tables: ~0.3 s)
+_CARET = re.compile(r"^LINE (\d+): (.*)\n( *)\^", re.MULTILINE)
+
+
+def error_offset(msg: str, sql: str) -> int | None:
+    """The character offset in ``sql`` of the caret under DuckDB's ``LINE n: ...`` text in ``msg``, or None.
+    A long line is shown as a window starting or ending with ``...``: it is found in the line."""
+    m = _CARET.search(msg)
+    if not m:
+        return None
+    lines = sql.split("\n")  # DuckDB numbers lines by '\n'
+    n = int(m.group(1))
+    if not 1 <= n <= len(lines):
+        return None
+    shown, col = m.group(2), len(m.group(3)) - len(f"LINE {m.group(1)}: ")
+    start = 0
+    if shown.startswith("..."):
+        shown, col = shown[3:], col - 3
+        start = lines[n - 1].find(shown.removesuffix("...")) if shown.removesuffix("...") else -1
+        if start < 0:
+            return None
+    if col < 0:
+        return None
+    return sum(len(line) + 1 for line in lines[:n - 1]) + start + _char_index(shown, col)
+
+
+def _char_index(shown: str, col: int) -> int:
+    """The index in ``shown`` of the character under a caret ``col`` display columns in: DuckDB places its
+    caret by display width, and a wide character (日本語, an emoji) takes two columns, a combining mark none
+    (the caret after '日本語日本語' was 6 columns right of the error, and the hint missed it: review34)."""
+    import unicodedata
+
+    width = 0
+    for i, ch in enumerate(shown):
+        if width >= col:
+            return i
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return len(shown) + col - width
+
+
+def keyword_column_hint(sql: str, offset: int | None, con: Any) -> str:
+    """A hint line when a syntax error at ``offset`` of ``sql`` sits at, or just after, a reserved keyword
+    written bare that is the name of a lake column (``SELECT Group, ...``, ``WHERE order = 1``, ``desc.``):
+    DuckDB says only 'syntax error at or near ","', and the schema files list such a column as ``Group``.
+    ``''`` when no such keyword or column (the lake's columns come from ``lakeql_columns()`` on ``con``)."""
+    found = keyword_column(sql, offset, con)
+    if found is None:
+        return ""
+    word, quoted, tables = found
+    return (f"\nHint: {word} is an SQL keyword: write the column {quoted} in double quotes "
+            f"(a column of {tables})")
+
+
+def keyword_column(sql: str, offset: int | None, con: Any) -> tuple[str, str, str] | None:
+    """(keyword as written, the column's quoted name, its tables) for :func:`keyword_column_hint`."""
+    if offset is None or not isinstance(sql, str) or len(sql) > 1_000_000:
+        return None
+    blank = lambda m: " " * len(m.group())  # noqa: E731 - offsets are kept
+    text = _QUOTED_IDENT.sub(blank, _NOT_NAMES.sub(blank, sql))
+    at, before = None, None
+    for m in _BARE_WORD.finditer(text):
+        if m.start() > offset:
+            break
+        if m.start() <= offset < m.end():
+            at = m
+        elif m.end() <= offset:
+            before = m
+    reserved = reserved_words()
+    for m in (before, at):
+        if m is None or m.group().lower() not in reserved:
+            continue
+        if m.start() and text[m.start() - 1] == ".":
+            continue  # t.group: DuckDB reads a qualified keyword as a name
+        if not _parses_further(sql, m, offset, con):
+            continue  # quoted, it is still the error there ('SELECT a, b, group FROM t': not FROM)
+        word = m.group().lower()
+        timer = None
+        try:
+            cur = con.cursor() if hasattr(con, "cursor") else con
+            # the caller's timeout does not cover this (the query tool checks the SQL before its timer
+            # starts): a lake of many thousands of columns must not hold an agent's error (review34)
+            timer = threading.Timer(HINT_SECONDS, cur.interrupt)
+            timer.daemon = True
+            timer.start()
+            rows = cur.execute(
+                "SELECT column_name, string_agg(DISTINCT table_name, ', ' ORDER BY table_name) FROM "
+                "(SELECT column_name, table_name FROM lakeql_columns() WHERE lower(column_name) = ? OR "
+                "regexp_full_match(lower(column_name), ? || '[^a-z0-9_$].*') LIMIT 50) GROUP BY 1 "
+                "ORDER BY lower(column_name) = ? DESC, column_name LIMIT 1", [word, word, word]).fetchall()
+        except Exception:  # noqa: BLE001 - a hint must never hide the error itself
+            return None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if rows:
+            from lakeql.lake import quote_ident
+
+            name, tables = rows[0]
+            return m.group(), quote_ident(name), tables if len(tables) <= 200 else tables[:200] + "…"
+    return None
+
+
+def _parses_further(sql: str, word: re.Match, offset: int, con: Any) -> bool:
+    """Whether ``sql`` with ``word`` double-quoted parses, or fails only after ``offset``: then the bare
+    keyword was the error (a ``From`` column in ``SELECT a, b, group FROM t`` is not)."""
+    quoted = sql[:word.start()] + '"' + word.group() + '"' + sql[word.end():]
+    try:
+        con.extract_statements(quoted)
+    except Exception as exc:  # noqa: BLE001 - any parser error: where is it now?
+        moved = error_offset(str(exc), quoted)
+        return moved is not None and moved > offset + 2
+    return True

@@ -249,7 +249,28 @@ class Checker:
                 out[0].message += (f" ({hint[0]} is a table whose name must be quoted in SQL: "
                                    f"{hint[1]})")
                 out[0].suggestion = hint[1]
+            elif self.con is not None:  # a column named by a keyword, written bare: 'SELECT Group, ...'
+                found = self._keyword_column(str(sql))
+                if found is not None:
+                    word, quoted, tables = found
+                    out[0].message += (f" ({word} is an SQL keyword: write the column {quoted} in double "
+                                       f"quotes (a column of {tables}))")
+                    out[0].suggestion = quoted
         return ([self.search_problem] if self.search_problem else []) + out
+
+    def _keyword_column(self, sql: str) -> tuple[str, str, str] | None:
+        """(keyword, quoted column, tables) when the syntax error of ``sql`` is at or just after a reserved
+        keyword that names a lake column (:func:`lakeql.sqlerrors.keyword_column`). The error's place is
+        taken from DuckDB's own message on ``sql`` (:func:`lakeql.sqlerrors.error_offset`): the problem's
+        column is None for a long line and counts display width ('日本語' is 6), which missed the keyword
+        (review34)."""
+        from lakeql.sqlerrors import error_offset, keyword_column
+
+        try:
+            self.con.extract_statements(sql)
+        except Exception as exc:  # noqa: BLE001 - any parser error: where is it?
+            return keyword_column(sql, error_offset(str(exc), sql), self.con)
+        return None
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
         """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names

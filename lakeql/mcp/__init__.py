@@ -27,6 +27,9 @@ def add_commands(sub) -> None:
                    help="most characters of a tool result (default 50000)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="a query running longer is interrupted (default 30)")
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="DuckDB memory limit of the server's connection, e.g. 4GB, at least 64MB "
+                        "(default: DuckDB's, 80%% of RAM): an agent's query past it fails with a tool error")
     p.add_argument("--no-warm", action="store_true", help="do not load the embedding model at start")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.set_defaults(func=cmd_mcp)
@@ -37,7 +40,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from lakeql.mcp.server import serve
     from lakeql.mcp.service import Limits
 
-    limits = Limits(max_rows=args.max_rows, max_chars=args.max_chars, timeout=args.timeout)
+    limits = Limits(max_rows=args.max_rows, max_chars=args.max_chars, timeout=args.timeout,
+                    memory_limit=args.memory_limit)
     if args.transport == "http" and not 0 <= args.port <= 65535:
         from lakeql.errors import LakeqlError
 

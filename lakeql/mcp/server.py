@@ -13,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import re
@@ -92,14 +93,23 @@ def build_server(service: LakeService, page_size: int = RESOURCE_PAGE):
                                 open_world_hint=False)
 
     def tool(fn: Callable[..., str]) -> Callable[..., str]:
-        server.tool(annotations=read_only, structured_output=False)(_safe(fn))
+        # {max_rows}, {max_chars}, {timeout} in a docstring: this server's limits (an agent plans by them)
+        limits = service.limits
+        doc = (fn.__doc__ or "").replace("{max_rows}", f"{limits.max_rows:,}").replace(
+            "{max_chars}", f"{limits.max_chars:,}").replace("{timeout}", f"{limits.timeout:g}")
+        server.tool(annotations=read_only, structured_output=False,
+                    description=inspect.cleandoc(doc) or None)(_safe(fn))
         return fn
 
     @tool
-    def list_domains() -> str:
+    def list_domains(
+        offset: Annotated[int, Field(ge=0, description="first domain to list (0-based), for the next page "
+                                                       "of a lake with many domains")] = 0,
+    ) -> str:
         """List the lake's domains (groups of tables): table count, total rows, table names and the
-        domain's schema file. Start here to see what data exists."""
-        return service.list_domains()
+        domain's schema file. Start here to see what data exists. A long list comes in pages: the note at
+        the end names the call for the next one."""
+        return service.list_domains(offset)
 
     @tool
     def search_tables(
@@ -116,9 +126,11 @@ def build_server(service: LakeService, page_size: int = RESOURCE_PAGE):
         path: Annotated[str, Field(description="a path from search_tables or INDEX.md, relative to the "
                                                "schemas folder, e.g. 'INDEX.md' or 'flights/flights.yaml'")],
         offset: Annotated[int, Field(ge=0, description="table files: first column to show (0-based), "
-                                                       "for the next page of a wide table")] = 0,
+                                                       "for the next page of a wide table; other files "
+                                                       "(INDEX.md, _DOMAIN.md): first line (0-based)")] = 0,
         limit: Annotated[int | None, Field(ge=1, le=10_000, description=(
-            "table files: how many columns to show (default: all that fit)"))] = None,
+            "table files: how many columns to show; other files: how many lines (default: all that "
+            "fit)"))] = None,
         columns: Annotated[str | None, Field(max_length=4_100, description=(
             "table files: only columns whose name contains this text, or matches a *glob*; several "
             "comma-separated, e.g. 'price,*_id'"))] = None,
@@ -150,7 +162,9 @@ def build_server(service: LakeService, page_size: int = RESOURCE_PAGE):
     ) -> str:
         """Run one read-only SELECT query and return the rows as a Markdown table. Anything else
         (COPY, ATTACH, CREATE, SET, several statements, reading files directly) is refused. Results are
-        capped in rows, characters and time, with a note when cut: aggregate or add LIMIT."""
+        capped at {max_rows} rows and {max_chars} characters (columns that do not fit are left out), and a
+        query running longer than {timeout} s is interrupted; a cut result ends with a note saying how to
+        get the next rows (LIMIT/OFFSET): aggregate or add LIMIT."""
         return service.query(sql, max_rows)
 
     @tool

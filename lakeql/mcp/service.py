@@ -21,9 +21,11 @@ and swaps it in under a lock; the old one is closed once no call uses it any mor
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ class Limits:
     max_chars: int = 50_000
     timeout: float = 30.0
     cell_chars: int = 1000
+    memory_limit: str | None = None  # DuckDB's memory_limit of the connection ('4GB'); None: DuckDB's
 
     def __post_init__(self) -> None:
         """``--timeout nan`` made every query's timer thread fail (no timeout at all), 0 or less
@@ -59,18 +62,51 @@ class Limits:
         t = self.timeout
         if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
             raise LakeqlError(f"--timeout must be a positive number of seconds, got {t!r}")
+        if self.memory_limit is not None:
+            memory_bytes(self.memory_limit)  # refused at start, naming the flag
 
 
-def lock_down(con, folders: list[Path], temp_dir: Path | None = None) -> None:
+_MEMORY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT])(i?)B\s*", re.IGNORECASE)
+MIN_MEMORY = 64 * 1000**2  # below it the locked connection cannot even set itself up (1KB: out of memory)
+
+
+def memory_bytes(size: Any) -> int:
+    """Bytes of a ``--memory-limit`` size (``4GB``, ``512MiB``), or :class:`LakeqlError` naming the flag.
+
+    DuckDB alone read ``-1`` as no limit at all (16383.9 PiB) and ``0GB``/``1KB`` as a limit under which
+    the server failed to start with DuckDB's own out-of-memory advice (review34): a number and a unit are
+    required, at least 64MB."""
+    m = _MEMORY.fullmatch(size) if isinstance(size, str) else None
+    if m is None:
+        raise LakeqlError(f"--memory-limit {size!r} is not a memory size: write it like 4GB or 512MB "
+                          "(KB, MB, GB, TB; KiB, MiB, GiB, TiB)")
+    value = float(m.group(1)) * (1024 if m.group(3) else 1000) ** ("KMGT".index(m.group(2).upper()) + 1)
+    if value < MIN_MEMORY:
+        raise LakeqlError(f"--memory-limit {size!r} is too small for the server: give at least 64MB")
+    return int(value)
+
+
+def lock_down(con, folders: list[Path], temp_dir: Path | None = None,
+              memory_limit: str | None = None) -> None:
     """Restrict ``con`` to reading ``folders`` and lock its configuration (irreversible for ``con``).
 
     DuckDB also allows its own temp directory (for spilling); ``temp_dir`` puts it in a private folder
-    rather than ``.tmp`` under the server's working directory.
+    rather than ``.tmp`` under the server's working directory. ``memory_limit`` (``--memory-limit``) caps
+    DuckDB's memory on the connection before it is locked: without it, one agent query (``list()`` over
+    10^9 rows) may take DuckDB's default, 80% of the machine's memory.
     """
     from lakeql.lake import glob_escape, quote_literal
 
     if temp_dir is not None:
         con.execute(f"SET temp_directory = {quote_literal(str(temp_dir))}")
+    if memory_limit is not None:
+        import duckdb
+
+        try:
+            con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+        except duckdb.Error as exc:
+            raise LakeqlError(f"--memory-limit {memory_limit!r} is not a memory size "
+                              f"({str(exc).splitlines()[0]}): write it like 4GB or 512MB") from None
     # DuckDB checks the text it is given (lakeql's paths are glob-escaped: 'lk[1]' -> 'lk[[]1]') and then
     # every file a pattern expands to, so the escaped spelling of a folder reaches only that folder's files
     spellings = dict.fromkeys(p for f in folders for p in (str(f) + os.sep, glob_escape(str(f)) + os.sep))
@@ -139,7 +175,7 @@ class LakeService:
             # this process (a forked child's exit must not remove its live parent's folder)
             self._remove_temp = weakref.finalize(self, remove_owned, self.temp_dir, os.getpid())
             self._temps = 0
-            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp(), self.limits.memory_limit)
         except BaseException:
             con.close()
             if hasattr(self, "_remove_temp"):
@@ -176,7 +212,7 @@ class LakeService:
                                   "restart the server")
             # a temp folder of its own: the old connection may still spill into its own (DuckDB clears
             # its temp folder when it closes)
-            lock_down(con, [self.lake_root, self.index_root], self._next_temp())
+            lock_down(con, [self.lake_root, self.index_root], self._next_temp(), self.limits.memory_limit)
         except BaseException:
             con.close()
             raise
@@ -319,6 +355,12 @@ class LakeService:
             if isinstance(exc, duckdb.InterruptException):
                 raise LakeqlError(f"the query ran longer than {limit:g} s and was interrupted: add filters "
                                   "or a LIMIT, or aggregate") from None
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                # DuckDB's own fixes are SET statements, which this locked connection refuses
+                raise LakeqlError(f"the query needs more memory than the server's limit "
+                                  f"({self.limits.memory_limit or 'DuckDB default'}): filter, aggregate or "
+                                  "select fewer columns (SET is not available here). "
+                                  + str(exc).splitlines()[0][:200]) from None
             from lakeql.colnames import unicode_hint
             from lakeql.render import escape_controls
             from lakeql.sqlrun import quote_hint, scalar_in_from_hint, unreadable_table_message
@@ -355,8 +397,11 @@ class LakeService:
                            f"'lakeql index {flag} TABLE.COLUMN'); indexed here: {have}")
 
     # ------------------------------------------------------------------ tools
-    def list_domains(self) -> str:
-        """Domains with their table counts, rows, tables and the schema file of each domain."""
+    def list_domains(self, offset: int = 0) -> str:
+        """Domains with their table counts, rows, tables and the schema file of each domain, from the
+        ``offset``-th (0-based): a lake of many domains comes in pages, each note naming the next offset."""
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise LakeqlError(f"offset must be 0 or more, got {offset!r}")
         # a table left out of the lake (no readable file, or a name two sources share: one row per source)
         # is named once, marked, and not counted: an agent cannot query it
         _, rows, _ = self._rows(
@@ -367,9 +412,18 @@ class LakeService:
             "string_agg(DISTINCT shown, ', ' ORDER BY shown) AS table_names FROM t "
             "GROUP BY domain ORDER BY domain", [])  # (a file no table reads: NULL)
         files = self._domain_files()
-        out = [(dom, n, total, names, files.get(dom)) for dom, n, total, names in rows]
-        return markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,
-                              max_chars=self.limits.max_chars, cell_chars=2000)
+        if offset and offset >= len(rows):
+            raise LakeqlError(f"offset {offset} is past the last domain: the lake has {len(rows)}")
+        out = [(dom, n, total, names, files.get(dom)) for dom, n, total, names in rows[offset:]]
+
+        def next_page(shown: int) -> str:
+            return f"the next domains: list_domains(offset={offset + shown})"
+
+        text = markdown_table(["domain", "tables", "rows", "table names", "schema file"], out,
+                              max_chars=self.limits.max_chars, cell_chars=2000, next_rows=next_page)
+        if offset:
+            text = f"Domains {offset + 1:,}- of {len(rows):,}:\n\n" + text
+        return text
 
     def _domain_files(self) -> dict[str, str]:
         """domain -> its ``_DOMAIN.md`` relative to the schemas folder. The folder is not always the domain's
@@ -432,9 +486,11 @@ class LakeService:
 
         fmt = pages.fmt_of(rel.as_posix())
         paged = offset or limit is not None or columns is not None
-        if paged and fmt is None:
-            raise LakeqlError("offset, limit and columns apply to table files only, not to "
-                              f"{rel.as_posix()!r}")
+        if fmt is None and (paged or len(text) > cap):
+            if columns is not None:
+                raise LakeqlError(f"columns applies to table files only, not to {rel.as_posix()!r}: read it "
+                                  "with offset (its first line) and limit (lines)")
+            return _line_page(text, rel.as_posix(), int(offset), limit, cap)
         if fmt is not None and (paged or len(text) > cap):
             want = limit
             while True:
@@ -481,7 +537,7 @@ class LakeService:
             self._ready.wait()
         cols, rows, more = self._rows(sql, [], cap)
         return markdown_table(cols, rows, max_chars=self.limits.max_chars, cell_chars=self.limits.cell_chars,
-                              more=more, row_cap=cap)
+                              more=more, row_cap=cap, next_rows=_next_query_rows(sql))
 
     def joinable(self, table: str, column: str, k: int = 5, mode: str = "equi") -> str:
         """Columns elsewhere in the lake that ``table.column`` joins with, with the join SQL.
@@ -489,9 +545,16 @@ class LakeService:
         ``mode`` 'equi' (exact value overlap; milliseconds) is the default: 'auto' and 'semantic' also
         match values that mean the same and take seconds per call on the sample lake (measured ~3 s).
         """
-        text = self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
-                           "round(containment, 3) AS containment, method, join_sql "
-                           "FROM joinable(?, ?, k := ?, mode := ?)", [table, column, _k(k, 100), mode])
+        try:
+            text = self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
+                               "round(containment, 3) AS containment, method, join_sql "
+                               "FROM joinable(?, ?, k := ?, mode := ?)", [table, column, _k(k, 100), mode])
+        except LakeqlError as exc:
+            # an agent cannot build the index the message names: the call that works here is the fix
+            if mode != "equi" and "no semantic join index" in str(exc):
+                raise LakeqlError(f"{exc} — this lake has none: call joinable with mode='equi' (exact value "
+                                  "overlap)") from None
+            raise
         from lakeql.joins.sqlapi import left_out_tables, stale_note
 
         opened = self._acquire()  # the SQL call's warning goes to the server's stderr: tell the agent
@@ -640,6 +703,58 @@ def _refuse_file_reads(sql: str) -> None:
         if found:
             raise UnsafeSqlError(f"refused: {found[0].sql('duckdb')[:80]} reads files (or the environment) "
                                  "directly; query the lake's tables (\"domain\".\"table\") instead")
+
+
+def _line_page(text: str, rel: str, offset: int, limit: int | None, cap: int) -> str:
+    """Lines ``offset``.. of a schema file that is not a table file (INDEX.md, a _DOMAIN.md), at most
+    ``limit`` lines and ``cap`` characters, with a note naming the call for the next lines. INDEX.md of a
+    1,366-table lake was 50,060 characters, cut at 50,000 with no way to read the rest (agent13).
+
+    A line longer than a page counts as several lines of a page each: its start alone was shown, and its
+    rest could not be reached by any offset (review34). The note's path is reserved too: a long path made
+    the page longer than ``cap``."""
+    budget = max(1, cap - 200 - len(repr(rel)))  # room for the note, which names the path
+    lines = [piece for line in text.splitlines(keepends=True)
+             for piece in (line[i:i + budget] for i in range(0, len(line), budget))]
+    if offset and offset >= len(lines):
+        raise LakeqlError(f"offset {offset} is past the last line of {rel!r}: it has {len(lines)}")
+    out: list[str] = []
+    used = 0
+    for line in lines[offset:offset + limit if limit is not None else None]:
+        if out and used + len(line) > budget:
+            break
+        out.append(line)
+        used += len(line)
+    end = offset + len(out)
+    body = "".join(out)
+    if end < len(lines):
+        body += (f"\n_Truncated: lines {offset + 1:,}-{end:,} of {len(lines):,} shown (a line longer than "
+                 f"{budget:,} characters counts as several); the next: read_schema({rel!r}, offset={end})._")
+    return body
+
+
+def _next_query_rows(sql: str) -> Callable[[int], str]:
+    """The query tool's note on how to get the rows after the ``shown`` first ones of ``sql``.
+
+    Wrapped as written, a query ending in ';' or holding a ``--`` comment did not parse (the ';' inside
+    the parentheses, the comment swallowing the ')'): the note says what to change for this query
+    (review34)."""
+    from lakeql.sqlerrors import _NOT_NAMES
+
+    text = sql if isinstance(sql, str) else ""
+    blanked = _NOT_NAMES.sub(lambda m: " " * len(m.group()), text)
+    fixes = []
+    if blanked.rstrip().endswith(";"):
+        fixes.append("without its trailing ';'")
+    if any(m.group().startswith("--") for m in _NOT_NAMES.finditer(text)):
+        fixes.append("with a line break before the ')': it has a -- comment")
+    how = f" ({', '.join(fixes)})" if fixes else ""
+
+    def note(shown: int) -> str:
+        return (f"the next rows: wrap the query{how} as SELECT * FROM (...) LIMIT {shown} OFFSET {shown} "
+                "(with an ORDER BY for a stable order), or select fewer columns, or aggregate")
+
+    return note
 
 
 def _uses_model(sql: str) -> bool:

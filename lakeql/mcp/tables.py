@@ -13,7 +13,7 @@ JSON output differ already: an empty field or ``null`` against the text).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 NULL_NOTE = "_NULL is SQL NULL; a quoted 'NULL' is the text NULL (a SQL string literal)._"
@@ -41,13 +41,39 @@ def cell(value: Any, max_chars: int, quote_null: bool = True) -> str:
     return escape_controls(text)
 
 
+def fitting_columns(columns: Sequence[str], first: Sequence[Any] | None, budget: int, cell_chars: int) -> int:
+    """How many leading columns fit ``budget`` characters with their header, separator and the first row
+    (all of them when they do; at least one). A 6,000-column result's header alone was 156,000 characters,
+    three times the cap, with no row shown (agent13)."""
+    used = 12  # the lines' ends and breaks
+    for i, name in enumerate(columns):
+        used += len(cell(name, 200, quote_null=False)) + 3 + 4  # '| name ' and '---|'
+        if first is not None:
+            used += len(cell(first[i], cell_chars)) + 3
+        if used > budget:
+            return max(1, i)
+    return len(columns)
+
+
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_chars: int,
-                   cell_chars: int = 1000, more: bool = False, row_cap: int | None = None) -> str:
+                   cell_chars: int = 1000, more: bool = False, row_cap: int | None = None,
+                   next_rows: Callable[[int], str] | None = None) -> str:
     """``columns`` and ``rows`` as a Markdown table of at most ``max_chars`` characters.
 
     ``more``: the source had rows beyond ``rows`` (cut at ``row_cap``); the note says so, and says when
-    the character budget cut the table as well.
+    the character budget cut the table as well. Columns that do not fit with the first row are left out
+    (the note says how many are shown). ``next_rows``: the call that gets the rows after the ``shown`` first
+    ones, named in the note when the table is cut (a query's LIMIT/OFFSET, a tool's ``offset``).
     """
+    all_columns = len(columns)
+    # room kept for the notes (the NULL note and the cut notes; the paging and columns notes are longer)
+    reserve = 200 + (300 if next_rows is not None else 0)
+    shown_columns = fitting_columns(columns, rows[0] if rows else None, max_chars - reserve - 150, cell_chars)
+    if shown_columns < all_columns:
+        reserve += 150
+    if shown_columns < all_columns:
+        columns = columns[:shown_columns]
+        rows = [row[:shown_columns] for row in rows]
     head = "| " + " | ".join(cell(c, 200, quote_null=False) for c in columns) + " |"
     lines = [head, "|" + "---|" * len(columns)]
     used = len(head) + len(lines[1]) + 2
@@ -56,7 +82,7 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max
     quoted_null = False
     for row in rows:
         line = "| " + " | ".join(cell(v, cell_chars) for v in row) + " |"
-        if used + len(line) + 1 > max_chars - 200:  # keep room for the note
+        if used + len(line) + 1 > max_chars - reserve:  # keep room for the notes
             cut_by_chars = True
             break
         lines.append(line)
@@ -64,12 +90,17 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max
         shown += 1
         quoted_null = quoted_null or any(looks_null(v) for v in row)
     note = []
+    if shown_columns < all_columns:
+        note.append(f"{shown_columns} of {all_columns} columns shown (the first ones): name the columns you "
+                    "need instead of SELECT *")
     if cut_by_chars:
         note.append(f"{shown} of {len(rows)}{'+' if more else ''} rows shown: the result is cut at "
                     f"{max_chars:,} characters")
     elif more:
         note.append(f"{shown} rows shown: more rows exist (row limit {row_cap}); add LIMIT/aggregate or "
                     "raise max_rows")
+    if next_rows is not None and (cut_by_chars or more) and shown:
+        note.append(next_rows(shown))
     text = "\n".join(lines)
     if not rows:
         text += "\n(no rows)"

@@ -158,8 +158,11 @@ def test_read_schema_pages_and_filters(wide):
         ]:
             with pytest.raises(LakeqlError, match=msg):
                 svc.read_schema("features/wide.yaml", **kw)
+        # INDEX.md pages by lines since agent13 (row 181); only columns= is for table files alone
         with pytest.raises(LakeqlError, match="table files only"):
-            svc.read_schema("INDEX.md", offset=10)
+            svc.read_schema("INDEX.md", columns="x")
+        lines = (svc.schemas_root / "INDEX.md").read_text(encoding="utf-8").splitlines(keepends=True)
+        assert svc.read_schema("INDEX.md", offset=2, limit=3).startswith("".join(lines[2:5]))
         # a pathological glob is cheap (no regex backtracking blow-up)
         import time
 
