@@ -1,0 +1,88 @@
+"""unitext: the n-gram functions on real multilingual text they were not tuned for.
+
+The text is CPython's own CJK test data (``test/cjkencodings/*-utf8.txt``: Chinese, Japanese, Korean
+sample texts, the UTF-8 twins of the legacy-encoding files) plus a few rows of real words whose case
+folding is special (Turkish, German, Greek, Cherokee). Each test failed before its fix
+(benchmarks/results/unitext.md); expected answers come from a brute-force Python reference.
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lakeql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "ngrams"))
+from ngramutil import build  # noqa: E402
+
+CJK = Path(sysconfig.get_path("stdlib")) / "test" / "cjkencodings"
+FOLD_ROWS = ["İstanbul ISPARTA ıspanak Iğdır", "Straße STRASSE strasse ẞ", "ΣΊΣΥΦΟΣ σίσυφος Σίσυφος",
+             "ᏣᎳᎩ ꮳꮃꭹ Cherokee", "ﬁle ﬂow Kelvin \u212a"]
+
+
+def _rows() -> list[str]:
+    files = sorted(CJK.glob("*-utf8.txt"))
+    assert files, f"CPython's CJK test texts are missing from {CJK}"  # fail, never skip
+    rows = [line for p in files for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows + FOLD_ROWS
+
+
+@pytest.fixture(scope="module")
+def lakes(tmp_path_factory: pytest.TempPathFactory):
+    """One lake, a case-sensitive and a case-insensitive n-gram index of ``t.cjk.text``."""
+    root = tmp_path_factory.mktemp("unitext")
+    lake = root / "lake"
+    (lake / "t").mkdir(parents=True)
+    rows = _rows()
+    pq.write_table(pa.table({"text": rows}), lake / "t" / "cjk.parquet")
+    cons = {}
+    for case in ("sensitive", "insensitive"):
+        build(lake, root / case, "t.cjk.text", ngram_case=case, capabilities=["ngrams"])
+        cons[case] = lakeql.connect(lake, index_dir=root / case)
+    return cons, rows
+
+
+def _char_frequencies(rows: list[str], fold: bool) -> Counter:
+    return Counter(ch for r in rows for ch in (r.casefold() if fold else r))
+
+
+@pytest.mark.parametrize("case", ["sensitive", "insensitive"])
+def test_infinigram_with_no_matching_character_lists_characters_not_utf8_bytes(lakes, case: str) -> None:
+    """Before: a context none of whose characters occurs (empty suffix) listed the UTF-8 continuation
+    bytes of CJK text as 'next characters' (``\\x81`` first, 762 of 11,010) with shares over bytes, and
+    ``suffix_count`` was the column's bytes (11,010), not its characters (4,585)."""
+    cons, rows = lakes
+    want = _char_frequencies(rows, case == "insensitive")
+    got = cons[case].execute("SELECT suffix, suffix_length, suffix_count, next, count, share FROM "
+                             "ngram_longest('t.cjk', 'text', '\U0001f999', k := 1000000, unit := 'char')").fetchall()
+    assert {(g[0], g[1]) for g in got} == {("", 0)}
+    assert {g[3]: g[4] for g in got} == dict(want)
+    total = sum(want.values())
+    assert {g[2] for g in got} == {total}
+    top = sorted(want.items(), key=lambda t: (-t[1], t[0]))[0]
+    assert (got[0][3], got[0][4]) == top and got[0][5] == pytest.approx(top[1] / total)
+
+
+@pytest.mark.parametrize(("context", "suffix"), [
+    ("qq STRAẞE", " strasse"),      # ẞ folds to ss: the suffix is shown as the index holds it
+    ("zz İSTANBUL", "i̇stanbul"),    # İ folds to i + U+0307
+    ("xx ΣΊΣΥΦΟΣ", " σίσυφοσ"),
+    ("xx ꮳꮃꭹ", " ᏣᎳᎩ"),             # Cherokee lower case folds to upper case
+])
+def test_infinigram_suffix_in_characters_is_case_folded_on_an_insensitive_index(lakes, context: str,
+                                                                               suffix: str) -> None:
+    """Before: ``unit := 'char'`` returned the suffix as written in the context (``' STRAẞE'``, length 7)
+    although docs/ngrams.md says it is case-folded on an insensitive index, as ``unit := 'word'`` and
+    ``next`` are (``' strasse'``)."""
+    cons, rows = lakes
+    got = cons["insensitive"].execute("SELECT DISTINCT suffix, suffix_length, suffix_count FROM ngram_longest("
+                                      "'t.cjk', 't' || 'ext', ?, k := 3, unit := 'char')", [context]).fetchall()
+    folded = [r.casefold() for r in rows]
+    assert got == [(suffix, len(suffix), sum(r.count(suffix) for r in folded))]
