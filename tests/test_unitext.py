@@ -60,8 +60,9 @@ def test_infinigram_with_no_matching_character_lists_characters_not_utf8_bytes(l
     ``suffix_count`` was the column's bytes (11,010), not its characters (4,585)."""
     cons, rows = lakes
     want = _char_frequencies(rows, case == "insensitive")
-    got = cons[case].execute("SELECT suffix, suffix_length, suffix_count, next, count, share FROM "
-                             "ngram_longest('t.cjk', 'text', '\U0001f999', k := 1000000, unit := 'char')").fetchall()
+    sql = ("SELECT suffix, suffix_length, suffix_count, next, count, share "
+           "FROM ngram_longest('t.cjk', 'text', '\U0001f999', k := 1000000, unit := 'char')")
+    got = cons[case].execute(sql).fetchall()
     assert {(g[0], g[1]) for g in got} == {("", 0)}
     assert {g[3]: g[4] for g in got} == dict(want)
     total = sum(want.values())
@@ -82,7 +83,8 @@ def test_infinigram_suffix_in_characters_is_case_folded_on_an_insensitive_index(
     although docs/ngrams.md says it is case-folded on an insensitive index, as ``unit := 'word'`` and
     ``next`` are (``' strasse'``)."""
     cons, rows = lakes
-    got = cons["insensitive"].execute("SELECT DISTINCT suffix, suffix_length, suffix_count FROM ngram_longest("
-                                      "'t.cjk', 't' || 'ext', ?, k := 3, unit := 'char')", [context]).fetchall()
+    sql = ("SELECT DISTINCT suffix, suffix_length, suffix_count "
+           "FROM ngram_longest('t.cjk', 'text', ?, k := 3, unit := 'char')")
+    got = cons["insensitive"].execute(sql, [context]).fetchall()
     folded = [r.casefold() for r in rows]
     assert got == [(suffix, len(suffix), sum(r.count(suffix) for r in folded))]
