@@ -88,3 +88,24 @@ def test_infinigram_suffix_in_characters_is_case_folded_on_an_insensitive_index(
     got = cons["insensitive"].execute(sql, [context]).fetchall()
     folded = [r.casefold() for r in rows]
     assert got == [(suffix, len(suffix), sum(r.count(suffix) for r in folded))]
+
+
+BLANK_ROWS = ["\u3000\u3000", "\u00a0", "\u200b", "\ufeff", "\x00", "\u2028\u2029", " \t\r\n", "\u202e\u00ad"]
+
+
+def test_rows_of_unicode_blanks_get_no_vector(tmp_path: Path) -> None:
+    """Before: the embedding build skipped rows without RE2's ASCII ``\\S`` only, so rows of ideographic
+    spaces (common placeholders in CJK data), no-break or zero-width spaces, BOMs or control characters
+    were embedded (7 of these 8 rows) and came back from ``semantic_search`` (a U+3000 row ranked 3rd of
+    24 for 'fullwidth'), while the same text as a query is refused as blank."""
+    from lakeql.udf import is_blank
+
+    rows = [x for pair in zip(_rows()[:40], BLANK_ROWS * 5, strict=True) for x in pair]
+    (tmp_path / "lake" / "t").mkdir(parents=True)
+    pq.write_table(pa.table({"id": list(range(len(rows))), "text": rows}), tmp_path / "lake/t/b.parquet")
+    lakeql.index(tmp_path / "lake", embed=["t.b.text"], capabilities=["vectors"], progress=False)
+    con = lakeql.connect(tmp_path / "lake")
+    coded = {r for (r,) in con.execute("SELECT __rowid FROM embed_codes('t.b', 'text')").fetchall()}
+    assert coded == {i for i, r in enumerate(rows) if not is_blank(r)}
+    hits = con.execute("SELECT id FROM semantic_search('t.b', 'text', 'language', k := 40)").fetchall()
+    assert hits and all(not is_blank(rows[i]) for (i,) in hits)
