@@ -109,3 +109,24 @@ def test_rows_of_unicode_blanks_get_no_vector(tmp_path: Path) -> None:
     assert coded == {i for i, r in enumerate(rows) if not is_blank(r)}
     hits = con.execute("SELECT id FROM semantic_search('t.b', 'text', 'language', k := 40)").fetchall()
     assert hits and all(not is_blank(rows[i]) for (i,) in hits)
+
+
+@pytest.mark.parametrize(("column", "flag", "extra"), [
+    ("blob", "ngram", "read as BLOB"),
+    ("blob", "embed", "read as BLOB"),
+    ("n", "ngram", ""),
+])
+def test_a_non_text_column_is_refused_with_a_fix_that_works(tmp_path: Path, column: str, flag: str,
+                                                             extra: str) -> None:
+    """Before: ``... needs a text (VARCHAR) column: pick a text column or cast it in a view``; lakeql
+    indexes the lake's files, so no view can be indexed. Real text stored as Parquet BYTE_ARRAY without
+    the STRING annotation (invalid UTF-8 included) is read by DuckDB as BLOB."""
+    from lakeql.errors import LakeqlError
+
+    rows = _rows()[:5]
+    (tmp_path / "lake" / "t").mkdir(parents=True)
+    blob = pa.array([r.encode() for r in rows[:4]] + [b"\xff\xfe invalid \xc3\x28"], pa.binary())
+    pq.write_table(pa.table({"n": list(range(5)), "blob": blob}), tmp_path / "lake/t/b.parquet")
+    with pytest.raises(LakeqlError, match=f"write its files with this column as a string .*{extra}") as err:
+        lakeql.index(tmp_path / "lake", **{flag: [f"t.b.{column}"]}, progress=False)
+    assert "view" not in str(err.value)
