@@ -284,6 +284,19 @@ CJK_JAPANESE = ("cp932", "shift_jisx0213", "euc_jp", "euc_jisx0213")
 CJK_CHINESE = ("gb18030", "cp950")
 CJK_MIN_HIGH = 16  # bytes 0x80-0xFF in the first 64 KB, at least
 CJK_PAIRED = 0.6  # of which at least this share next to another such byte (Latin accents stand alone)
+#: the least share of a text's Hangul syllables (Han characters) among :mod:`lakeql.cjkfreq`'s common ones
+#: (real text 0.33-0.83, mis-decoded single-byte text 0-0.17: review36)
+CJK_COMMON = 0.25
+#: the fewest kana, Hangul and Han characters a file's first 64 KB must hold to be read as CJK (3 words of
+#: Arabic, Thai or Cyrillic of even lengths passed every other test; review36)
+CJK_MIN_CHARS = 24
+
+
+def _common(cps: Any, common: frozenset[str]) -> Any:
+    """Which of the code points ``cps`` (uint32 array) are in ``common`` (:mod:`lakeql.cjkfreq`)."""
+    import numpy as np
+
+    return np.isin(cps, np.fromiter((ord(c) for c in common), dtype=np.uint32))
 
 
 def _script_shares(text: str) -> tuple[float, float, float]:
@@ -291,8 +304,15 @@ def _script_shares(text: str) -> tuple[float, float, float]:
     when more than a tenth of them touch an ASCII letter (``Rodr?guez``: Latin text, or UTF-8 saved
     through another encoding, whose byte pairs a CJK codec also decodes; measured: 0.4-2.1% in real
     Japanese, Chinese and Korean text, 14-100% in such files of fivethirtyeight). Half-width katakana
-    are not counted as kana (the bytes 0xA1-0xDF alone are such katakana in Shift-JIS)."""
+    are not counted as kana (the bytes 0xA1-0xDF alone are such katakana in Shift-JIS).
+
+    Hangul (Han) counts as 0 when fewer than :data:`CJK_COMMON` of its syllables (characters) are among
+    the few hundred most frequent ones (:mod:`lakeql.cjkfreq`): Cyrillic, Greek, Hebrew, Arabic and Thai
+    single-byte text whose byte pairs CP949, GB18030 or Big5 decode gives rare ones (review36: 3 Cyrillic
+    words of even length were GB18030)."""
     import numpy as np
+
+    from lakeql.cjkfreq import HAN, HANGUL
 
     all_cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     high = all_cps > 0x7F
@@ -310,6 +330,14 @@ def _script_shares(text: str) -> tuple[float, float, float]:
         (cps >= 0x3130) & (cps <= 0x318F))
     han = ((cps >= 0x4E00) & (cps <= 0x9FFF)) | ((cps >= 0x3400) & (cps <= 0x4DBF)) | (
         (cps >= 0x3000) & (cps <= 0x303F)) | ((cps >= 0xFF01) & (cps <= 0xFF60))
+    syllables = (cps >= 0xAC00) & (cps <= 0xD7A3)
+    if not syllables.sum() or _common(cps[syllables], HANGUL).mean() < CJK_COMMON:
+        hangul[:] = False  # jamo alone, or rare syllables: not Korean text
+    ideographs = (cps >= 0x4E00) & (cps <= 0x9FFF)
+    if ideographs.sum() and _common(cps[ideographs], HAN).mean() < CJK_COMMON:
+        han[:] = False
+    if int((kana | hangul | han).sum()) < CJK_MIN_CHARS:
+        return 0.0, 0.0, 0.0  # too short to tell: a few words of another script can pass (review36)
     n = float(cps.size)
     return float(kana.sum()) / n, float(hangul.sum()) / n, float(han.sum()) / n
 
