@@ -15,8 +15,8 @@ def msgs(lang: str) -> list[str]:
     out = []
     for mo in sorted(Path(f"/usr/share/locale/{lang}/LC_MESSAGES").glob("*.mo")):
         with open(mo, "rb") as f:
-            out += [v.replace("\n", " ").replace('"', "'") for k, v in gettext.GNUTranslations(f)._catalog.items()
-                    if k and isinstance(v, str)]
+            cat = gettext.GNUTranslations(f)._catalog
+            out += [v.replace("\n", " ").replace('"', "'") for k, v in cat.items() if k and isinstance(v, str)]
     return out
 
 

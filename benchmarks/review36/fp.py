@@ -70,7 +70,7 @@ def main() -> None:
                     data = text.encode(codec, "replace")
                     if data.isascii():
                         continue
-                    got = detect(lambda: io.BytesIO(data))
+                    got = detect(lambda data=data: io.BytesIO(data))
                     tot += 1
                     by[(shape[:4])] += 1
                     if got and got in ("cp949", "cp932", "shift_jisx0213", "euc_jp", "euc_jisx0213",

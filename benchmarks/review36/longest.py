@@ -17,7 +17,8 @@ import lakeql
 
 work, n = Path(sys.argv[1]), int(sys.argv[2])
 base = Path(sysconfig.get_path("stdlib")) / "test" / "cjkencodings"
-rows = [x for p in sorted(base.glob("*-utf8.txt")) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+rows = [x for p in sorted(base.glob("*-utf8.txt"))
+        for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
 rows += ["İstanbul ISPARTA ıspanak", "Straße STRASSE ẞ", "ΣΊΣΥΦΟΣ σίσυφος", "ᏣᎳᎩ ꮳꮃꭹ", "👍🏽 👨‍👩‍👧 🇯🇵"]
 lake = work / "lake"
 (lake / "t").mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,7 @@ def ref(ctx: str):
 
 rng = random.Random(0)
 bad = 0
-for q in range(n):
+for _ in range(n):
     r = rng.choice(rows)
     a = rng.randrange(len(r))
     ctx = r[a:a + rng.randint(1, 12)]
@@ -70,5 +71,6 @@ for q in range(n):
     gn = Counter({g[3]: g[4] for g in got})
     if gs != {(suf, len(suf), occ)} or gn != nxt:
         bad += 1
-        print("MISMATCH", repr(ctx), gs, (suf, len(suf), occ), (gn - nxt).most_common(3), (nxt - gn).most_common(3))
+        print("MISMATCH", repr(ctx), gs, (suf, len(suf), occ), (gn - nxt).most_common(3),
+              (nxt - gn).most_common(3))
 print(f"{n} contexts, {bad} mismatches")
