@@ -16,7 +16,8 @@ def msgs(lang: str) -> list[str]:
     for mo in sorted(Path(f"/usr/share/locale/{lang}/LC_MESSAGES").glob("*.mo")):
         with open(mo, "rb") as f:
             cat = gettext.GNUTranslations(f)._catalog
-            out += [v.replace("\n", " ").replace('"', "'") for k, v in cat.items() if k and isinstance(v, str)]
+            out += [v.replace("\n", " ").replace('"', "'") for k, v in cat.items()
+                    if k and isinstance(v, str)]
     return out
 
 
