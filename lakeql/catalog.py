@@ -688,6 +688,16 @@ def unreadable_message(table_name: str, error: str, path: str) -> str:
             "('lakeql doctor LAKE' lists every unreadable file)")
 
 
+def not_text_fix(type_name: object) -> str:
+    """The fix for a column that must hold text but does not. Not "a view": lakeql indexes the lake's
+    files, never a session's views. Text stored as Parquet BYTE_ARRAY without the STRING annotation (some
+    older writers) is read as BLOB: say so."""
+    binary = str(type_name).upper() in ("BLOB", "BYTEA", "BINARY", "VARBINARY")
+    why = (" (a Parquet BYTE_ARRAY column without the STRING/UTF8 annotation, as some older writers store "
+           "text, is read as BLOB)") if binary else ""
+    return f"write its files with this column as a string (UTF-8) type{why}"
+
+
 class Catalog:
     """Tables and columns of a lake, from the stored catalog or computed on the fly."""
 
@@ -781,7 +791,7 @@ class Catalog:
         if not c.is_text:
             raise UnknownColumnError(
                 f"column {c.table_name}.{c.column_name} has type {c.type}, but {purpose} needs a text "
-                f"(VARCHAR) column: pick a text column or cast it in a view")
+                f"(VARCHAR) column: pick a text column, or {not_text_fix(c.type)}")
         return c
 
     def file_rows(self, table: Table) -> list[int]:

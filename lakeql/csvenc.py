@@ -35,6 +35,9 @@ costs nothing more than before):
    such bytes, 8 none at all: they read as Windows-1252, as before); of the 16 files stored in another
    encoding there, the two ``mad-men`` files (``Chloë Sevigny``, ``Alexander Skarsgård``, were
    ``Chlo‘``, ``SkarsgŒrd``) and ``realDonaldTrump.csv`` read as Mac Roman.
+6. before the single-byte answer: a double-byte CJK encoding (Shift-JIS, EUC-JP, GBK/GB18030, Big5,
+   EUC-KR/CP949) when most high bytes come in runs, the whole file decodes strictly and its text looks
+   like the language (:func:`cjk_encoding`).
 
 The decoded text is written as a UTF-8 file (no BOM) into ``INDEX_DIR/csv_utf8/`` (or, when there is no
 writable index dir, ``$XDG_CACHE_HOME/lakeql/csv_utf8``; never into the lake, which may be read-only),
@@ -70,7 +73,8 @@ VERSION = 1  # bump when the same bytes would be decoded differently (the copies
 CHUNK = 8 << 20
 NATIVE = "utf-8"  # the label of a file DuckDB reads as is
 #: the encodings a file is read through a copy as
-_BASE_LABELS = ("cp1252", "mac_roman", "utf-8+cp1252", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+_BASE_LABELS = ("cp1252", "mac_roman", "utf-8+cp1252", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be",
+                "cp949", "cp932", "shift_jisx0213", "euc_jp", "euc_jisx0213", "gb18030", "cp950")
 #: ``+lf``: a file whose lines end in more than one way (``\r\n``, ``\n``, ``\r`` mixed: files edited on
 #: two systems, or concatenated), which DuckDB's sniffer refuses; its copy ends every line with ``\n``
 LF = "+lf"
@@ -266,7 +270,128 @@ def detect(opener: Any) -> str | None:
         return "utf-8+cp1252"
     if extra > invalid:
         return "utf-8+cp1252"
+    cjk = cjk_encoding(head, opener)  # before Mac Roman: Shift-JIS pairs pass for Mac Roman letters
+    if cjk is not None:
+        return cjk
     return "mac_roman" if only_mac >= MAC_MIN and only_mac > MAC_RATIO * only_cp else "cp1252"
+
+
+#: the double-byte CJK encodings told apart by :func:`cjk_encoding`, by language, in the order tried
+#: (each the superset its family's files are read with: cp949 of EUC-KR, cp932 of Shift-JIS, gb18030 of
+#: GB2312 and GBK, cp950 of Big5)
+CJK_KOREAN = ("cp949",)
+CJK_JAPANESE = ("cp932", "shift_jisx0213", "euc_jp", "euc_jisx0213")
+CJK_CHINESE = ("gb18030", "cp950")
+CJK_MIN_HIGH = 16  # bytes 0x80-0xFF in the first 64 KB, at least
+CJK_PAIRED = 0.6  # of which at least this share next to another such byte (Latin accents stand alone)
+#: the least share of a text's Hangul syllables (Han characters) among :mod:`lakeql.cjkfreq`'s common ones
+#: (real text 0.33-0.83, mis-decoded single-byte text 0-0.17: review36)
+CJK_COMMON = 0.25
+#: the fewest kana, Hangul and Han characters a file's first 64 KB must hold to be read as CJK (3 words of
+#: Arabic, Thai or Cyrillic of even lengths passed every other test; review36)
+CJK_MIN_CHARS = 24
+
+
+def _common(cps: Any, common: frozenset[str]) -> Any:
+    """Which of the code points ``cps`` (uint32 array) are in ``common`` (:mod:`lakeql.cjkfreq`)."""
+    import numpy as np
+
+    return np.isin(cps, np.fromiter((ord(c) for c in common), dtype=np.uint32))
+
+
+def _script_shares(text: str) -> tuple[float, float, float]:
+    """(kana, Hangul, Han and CJK punctuation) shares of the non-ASCII characters of ``text``; all 0
+    when more than a tenth of them touch an ASCII letter (``Rodr?guez``: Latin text, or UTF-8 saved
+    through another encoding, whose byte pairs a CJK codec also decodes; measured: 0.4-2.1% in real
+    Japanese, Chinese and Korean text, 14-100% in such files of fivethirtyeight). Half-width katakana
+    are not counted as kana (the bytes 0xA1-0xDF alone are such katakana in Shift-JIS).
+
+    Hangul (Han) counts as 0 when fewer than :data:`CJK_COMMON` of its syllables (characters) are among
+    the few hundred most frequent ones (:mod:`lakeql.cjkfreq`): Cyrillic, Greek, Hebrew, Arabic and Thai
+    single-byte text whose byte pairs CP949, GB18030 or Big5 decode gives rare ones (review36: 3 Cyrillic
+    words of even length were GB18030)."""
+    import numpy as np
+
+    from lakeql.cjkfreq import HAN, HANGUL
+
+    all_cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    high = all_cps > 0x7F
+    cps = all_cps[high]
+    if not cps.size:
+        return 0.0, 0.0, 0.0
+    letter = ((all_cps | 0x20) >= 0x61) & ((all_cps | 0x20) <= 0x7A)
+    touch = np.zeros_like(high)
+    touch[1:] |= letter[:-1]
+    touch[:-1] |= letter[1:]
+    if (high & touch).sum() * 10 > cps.size:
+        return 0.0, 0.0, 0.0
+    kana = (cps >= 0x3040) & (cps <= 0x30FF)
+    hangul = ((cps >= 0xAC00) & (cps <= 0xD7A3)) | ((cps >= 0x1100) & (cps <= 0x11FF)) | (
+        (cps >= 0x3130) & (cps <= 0x318F))
+    han = ((cps >= 0x4E00) & (cps <= 0x9FFF)) | ((cps >= 0x3400) & (cps <= 0x4DBF)) | (
+        (cps >= 0x3000) & (cps <= 0x303F)) | ((cps >= 0xFF01) & (cps <= 0xFF60))
+    syllables = (cps >= 0xAC00) & (cps <= 0xD7A3)
+    if not syllables.sum() or _common(cps[syllables], HANGUL).mean() < CJK_COMMON:
+        hangul[:] = False  # jamo alone, or rare syllables: not Korean text
+    ideographs = (cps >= 0x4E00) & (cps <= 0x9FFF)
+    if ideographs.sum() and _common(cps[ideographs], HAN).mean() < CJK_COMMON:
+        han[:] = False
+    if int((kana | hangul | han).sum()) < CJK_MIN_CHARS:
+        return 0.0, 0.0, 0.0  # too short to tell: a few words of another script can pass (review36)
+    n = float(cps.size)
+    return float(kana.sum()) / n, float(hangul.sum()) / n, float(han.sum()) / n
+
+
+def _decodes(opener: Any, label: str) -> bool:
+    """Whether the whole file decodes as ``label`` without an error (streamed; C codecs)."""
+    dec = codecs.getincrementaldecoder(label)("strict")
+    try:
+        with contextlib.closing(opener()) as f:
+            for chunk in _chunks(f):
+                dec.decode(chunk)
+        dec.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def cjk_encoding(head: bytes, opener: Any) -> str | None:
+    """The double-byte CJK encoding of a file that is not UTF-8, or None (then a single-byte one).
+
+    Shift-JIS, EUC-JP, GBK, Big5 and EUC-KR/CP949 files (common exports of Japanese, Chinese and Korean
+    systems) were read as Windows-1252: every character came out as two Latin ones (``の`` as ``ÇÃ``),
+    silently. A file qualifies when most of its high bytes come in runs (CJK characters are two bytes
+    >= 0x80, mostly in a row; Latin accents stand alone), the whole file decodes without an error, and
+    the text of its first 64 KB looks like the language: Korean when Hangul is at least half of its
+    non-ASCII characters; else Japanese when kana are at least a tenth (every Japanese sentence has
+    them; Chinese and mis-decoded text has next to none); else Chinese (GB18030 or Big5, the one whose
+    text is more Han) when Han and CJK punctuation are at least 80%. Anything else stays single-byte;
+    ``--csv-encoding`` names the encoding when the guess is wrong."""
+    high = [i for i, b in enumerate(head) if b >= 0x80]
+    if len(high) < CJK_MIN_HIGH:
+        return None
+    hs = set(high)
+    paired = sum(1 for i in high if i - 1 in hs or i + 1 in hs)
+    if paired < CJK_PAIRED * len(high):
+        return None
+    cut = head[: head.rfind(b"\n") + 1] or head  # whole lines: no character cut at the end
+
+    def shares(label: str) -> tuple[float, float, float] | None:
+        try:
+            return _script_shares(cut.decode(label))
+        except UnicodeDecodeError:
+            return None
+
+    for labels, test in ((CJK_KOREAN, lambda k, h, c: h >= 0.5), (CJK_JAPANESE, lambda k, h, c: k >= 0.1)):
+        for label in labels:
+            got = shares(label)
+            if got is not None and test(*got) and _decodes(opener, label):
+                return label
+    chinese = [(got[2], label) for label in CJK_CHINESE if (got := shares(label)) is not None]
+    for han, label in sorted(chinese, reverse=True):
+        if han >= 0.8 and _decodes(opener, label):
+            return label
+    return None
 
 
 def mixed_line_ends(opener: Any) -> bool:

@@ -87,7 +87,8 @@ def longest_words(idx: NgramIndex, context: str) -> tuple[list[str], np.ndarray]
 
 
 def longest_chars(idx: NgramIndex, context: str) -> tuple[str, np.ndarray]:
-    """The longest suffix of the context (whole characters) that occurs with a next character."""
+    """The longest suffix of the context (whole characters) that occurs with a next character, as the
+    index holds it (case-folded on an insensitive index), and its pattern."""
     lo, hi = 0, len(context)
 
     def count(n: int) -> int:
@@ -101,5 +102,39 @@ def longest_chars(idx: NgramIndex, context: str) -> tuple[str, np.ndarray]:
             hi = mid - 1
     while lo > 0 and not idx.next_chars(idx.encode(context[len(context) - lo:]), 1):
         lo -= 1  # it only occurs at row ends: shorten until something follows
-    suffix = context[len(context) - lo:] if lo else ""
-    return suffix, (idx.encode(suffix) if suffix else np.zeros(0, np.uint8))
+    if not lo:
+        return "", np.zeros(0, np.uint8)
+    pat = idx.encode(context[len(context) - lo:])
+    # shown as the index holds it (case-folded on an insensitive index), as word suffixes and next are
+    return pat.tobytes().decode("utf-8", "surrogatepass"), pat
+
+
+def every_char(idx: NgramIndex) -> list[tuple[str, int]]:
+    """Every character of the column and its count, most frequent first: the next characters of the
+    empty suffix. The FM-index lists what follows the empty pattern at every *byte*, so each UTF-8
+    continuation byte of a multi-byte character would be listed again as a 'character' of its own (CJK
+    text: ``\\x81`` first); those inside a listed sequence are subtracted, so a continuation byte stays
+    listed only where it stands alone (invalid UTF-8 in the data)."""
+    found = idx.next_chars(np.zeros(0, np.uint8), 1 << 30)
+    inside = np.zeros(256, dtype=np.int64)
+    for ch, n in found:
+        raw = _raw(ch)
+        for b in raw[1:]:
+            if b & 0xC0 == 0x80:  # a continuation byte inside this sequence (never its start)
+                inside[b] += n
+    out = []
+    for ch, n in found:
+        raw = _raw(ch)
+        if len(raw) == 1 and raw[0] & 0xC0 == 0x80:
+            n -= int(inside[raw[0]])
+        if n > 0:
+            out.append((ch, n))
+    out.sort(key=lambda t: (-t[1], t[0]))
+    return out
+
+
+def _raw(shown: str) -> bytes:
+    """The bytes of one entry of ``next_chars``: one character, or invalid bytes shown as ``\\xNN``."""
+    if len(shown) == 1:
+        return shown.encode("utf-8", "surrogatepass")
+    return bytes(int(shown[i + 2:i + 4], 16) for i in range(0, len(shown), 4))

@@ -80,7 +80,7 @@ def register(con, ctx) -> None:
         return [{"next": w, "count": n, "share": n / total if total else None} for w, n in found]
 
     def longest(table: str, column: str, context: str, k: Any, unit: str | None) -> list[dict[str, Any]]:
-        from lakeql.ngrams.continuation import longest_chars, longest_words, next_words
+        from lakeql.ngrams.continuation import every_char, longest_chars, longest_words, next_words
 
         if context is None:
             return []
@@ -94,9 +94,9 @@ def register(con, ctx) -> None:
         else:
             suffix, pat = longest_chars(idx, context)
             n = len(suffix)
-            occ = idx.count(pat) if suffix else idx.text_bytes
-            every = idx.next_chars(pat, 1 << 30)
+            every = idx.next_chars(pat, 1 << 30) if suffix else every_char(idx)
             found, total = every[:kk], sum(c for _, c in every)
+            occ = idx.count(pat) if suffix else total  # the empty suffix: every character
         return [{"suffix": suffix, "suffix_length": n, "suffix_count": occ, "next": w, "count": c,
                  "share": c / total if total else None} for w, c in found]
 

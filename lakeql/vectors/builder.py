@@ -423,8 +423,16 @@ def kept_texts(
     return out
 
 
+#: a character that is not blank in :func:`lakeql.udf.is_blank`'s sense (whitespace, control, format,
+#: separators: Unicode categories Cc, Cf, Zs, Zl, Zp; surrogates cannot occur in DuckDB text). RE2's
+#: ``\\S`` is ASCII-only, so rows of ideographic spaces (U+3000), no-break spaces, zero-width spaces, BOMs
+#: or control characters were embedded (one shared vector, a query of them is refused as blank)
+NOT_BLANK_RE = r"[^\p{Cc}\p{Cf}\p{Zs}\p{Zl}\p{Zp}]"
+
+
 def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None, con: Any = None):
-    """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column``
+    """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column`` (at least
+    one character outside :data:`NOT_BLANK_RE`'s blank classes, as a query must have)
     (rowids: ``__rowid`` of ``source``, by default the whole table's scan). ``con``: as in
     :func:`has_column`."""
 
@@ -435,7 +443,7 @@ def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = N
         source = rowid_scan_sql(table, ctx.catalog.file_rows(table))
     sql = (
         f"SELECT __rowid, left({col}::VARCHAR, {int(max_chars)}) AS t FROM ({source}) "
-        f"WHERE {col} IS NOT NULL AND regexp_matches({col}::VARCHAR, '\\S') ORDER BY __rowid"
+        f"WHERE {col} IS NOT NULL AND regexp_matches({col}::VARCHAR, '{NOT_BLANK_RE}') ORDER BY __rowid"
     )
     own = con is None
     con = buildfs.connect() if own else con

@@ -40,10 +40,12 @@ def embed_column(catalog, table, column: str, purpose: str):
         return c, "text"
     if vector_dim(c.type) is not None:
         return c, "vector"
+    from lakeql.catalog import not_text_fix
+
     raise UnknownColumnError(
         f"column {c.table_name}.{c.column_name} has type {c.type}, but {purpose} needs a text (VARCHAR) "
-        "column or a vector column (FLOAT[n], DOUBLE[n] or a FLOAT/DOUBLE list): pick one or cast it in a "
-        "view")
+        f"column or a vector column (FLOAT[n], DOUBLE[n] or a FLOAT/DOUBLE list): pick one, or "
+        f"{not_text_fix(c.type)}")
 
 
 class VectorStats:
