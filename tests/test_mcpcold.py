@@ -56,7 +56,8 @@ def held_warm_up(service, hold: str):
 
 def test_calls_wait_only_for_what_they_need_and_a_long_wait_says_retry(sample):
     """The model's warm-up step held: joinable, ngram_search, ngram_count and list_domains answer at once
-    (they need no model); search_tables and semantic_search, which need it, answer "warming up: retry"
+    (they need no model: each starts its own index's warm-up step, which the held warm-up had not
+    reached, and waits for it); search_tables and semantic_search, which need it, answer "warming up: retry"
     after the budget (1 s here) instead of blocking; once the model is loaded they answer. The n-gram
     index the call loaded is not loaded again by the warm-up."""
     from mcp import Client
@@ -72,6 +73,7 @@ def test_calls_wait_only_for_what_they_need_and_a_long_wait_says_retry(sample):
 
         async def main() -> None:
             async with Client(server) as client:
+                service.limits.warm_wait = 120.0  # the loads these calls start themselves: not cut here
                 for tool, args in (
                         ("joinable", {"table": "flights.flights", "column": "carrier"}),
                         ("ngram_search", {"table": TABLE, "column": COLUMN, "phrase": "email"}),
@@ -83,6 +85,7 @@ def test_calls_wait_only_for_what_they_need_and_a_long_wait_says_retry(sample):
                     assert time.monotonic() - t0 < 60, tool  # no wait for the held model step
                 assert "airlines" in text(await client.call_tool(
                     "joinable", {"table": "flights.flights", "column": "carrier"}))
+                service.limits.warm_wait = 1.0
                 for tool, args in (("search_tables", {"question": "which airline flew the most flights?"}),
                                    ("semantic_search", {"table": TABLE, "column": COLUMN,
                                                         "query": "send an email"}),
@@ -111,7 +114,7 @@ def test_calls_wait_only_for_what_they_need_and_a_long_wait_says_retry(sample):
         anyio.run(main)
         service._warm_thread.join(120)
         assert not service.warm_running()
-        # the call loaded the n-gram and join indexes first: the warm-up skipped them
+        # the calls' loaders loaded the n-gram and join indexes first: the warm-up skipped them
         assert not any("ngram_count" in s for s in ran), ran
         assert not any("joinable(" in s for s in ran), ran
         assert service._readiness.pending() == []

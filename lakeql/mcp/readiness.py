@@ -61,6 +61,22 @@ class Readiness:
         with self._cond:
             return [k for k, s in self._state.items() if s != DONE]
 
+    def try_claim(self, key: Hashable) -> bool:
+        """Claim a pending ``key`` for a loader (True), without waiting; :meth:`release` ends the claim."""
+        with self._cond:
+            if self._state.get(key, DONE) != PENDING:
+                return False
+            self._state[key] = RUNNING
+            self._since[key] = time.monotonic()
+            return True
+
+    def release(self, key: Hashable, ok: bool) -> None:
+        """End a claim: ``done`` when the load worked, else ``pending`` again (the next one loads it)."""
+        with self._cond:
+            self._state[key] = DONE if ok else PENDING
+            self._since.pop(key, None)
+            self._cond.notify_all()
+
     @contextmanager
     def first_use(self, key: Hashable, what: str, budget: float | None = None,
                   stop: threading.Event | None = None) -> Iterator[bool]:
@@ -101,7 +117,4 @@ class Readiness:
             yield True
             ok = True
         finally:
-            with self._cond:
-                self._state[key] = DONE if ok else PENDING
-                self._since.pop(key, None)
-                self._cond.notify_all()
+            self.release(key, ok)

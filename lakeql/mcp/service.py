@@ -40,6 +40,7 @@ TEMP_PREFIX = "lakeql-mcp-"  # the server's private DuckDB temp folder: $TMPDIR/
 HARD_MAX_ROWS = 10_000
 MODEL = "model"  # warm-up key: the embedding model and the schema index (search_tables, schema_context)
 JOINS = "joins"  # warm-up key: the join index (joinable)
+LOAD_TIMEOUT = 3600.0  # seconds a warm-up step may take (a first numba compile: minutes); close() stops it
 SEARCH_CELL_CHARS = 300
 
 
@@ -177,6 +178,7 @@ class LakeService:
         self._lock = threading.Lock()  # guards _running, _conn and its users count
         self._reopen_lock = threading.Lock()  # one thread opens the next connection
         self._warm_thread: threading.Thread | None = None
+        self._steps: dict[Any, tuple[str, list[Any]]] = {}  # warm-up key -> its step (sql, params)
 
     @property
     def con(self) -> Any:
@@ -277,27 +279,16 @@ class LakeService:
         steps += [(("embed", t, c), "SELECT count(*) FROM semantic_search(?, ?, 'warm up', k := 1)", [t, c])
                   for t, c in embeds]
         steps.append((JOINS, "SELECT count(*) FROM joinable(?, ?, k := 1, mode := 'equi')", []))
+        self._steps = {key: (sql, params) for key, sql, params in steps}
         ready.plan(key for key, _, _ in steps)
 
         def run() -> None:
             try:
                 single_threaded_compute()
-                for key, sql, params in steps:
+                for key, _, _ in steps:
                     if self._closing.is_set():
                         break
-                    try:
-                        if key == JOINS:
-                            first = self._rows("SELECT table_name, column_name FROM lakeql_columns() LIMIT 1",
-                                               [])[1]
-                            if not first:
-                                continue
-                            params = list(first[0])
-                        needs = [MODEL] if key[0] == "embed" else []
-                        with self._first_use(needs + [key], None) as owner:
-                            if owner:
-                                self._rows(sql, params)
-                    except LakeqlError:
-                        pass
+                    self._load(key)
                     single_threaded_compute()  # the step may have imported torch or faiss
             except LakeqlError:
                 if not self._closing.is_set():  # stopped by close(): nothing to report
@@ -329,8 +320,41 @@ class LakeService:
                 owner = stack.enter_context(self._readiness.first_use(key, _what(key), left, self._closing))
             yield owner
 
+    def _load(self, key: Any, claimed: bool = False) -> None:
+        """Run the warm-up step of ``key`` unless it is loaded or loading (then wait for it, unbounded);
+        ``claimed``: the caller claimed ``key`` already (:meth:`Readiness.try_claim`).
+
+        Its query may take minutes the first time (numba compiles the search kernels once per install:
+        53 s of a cold ``semantic_search`` at load 10), so it is not cut at the tool's query timeout."""
+        sql, params = self._steps[key]
+        needs = [MODEL] if isinstance(key, tuple) and key[0] == "embed" else []
+        ok = False
+        try:
+            if key == JOINS:
+                first = self._rows("SELECT table_name, column_name FROM lakeql_columns() LIMIT 1", [])[1]
+                if not first:
+                    ok = True  # no column to warm with: nothing to wait for
+                    return
+                params = list(first[0])
+            with self._first_use(needs + ([] if claimed else [key]), None) as owner:
+                if owner or claimed:
+                    self._rows(sql, params, timeout=LOAD_TIMEOUT)
+            ok = True
+        except LakeqlError:
+            pass  # the key is pending again: the call that needs it gets the error itself
+        finally:
+            if claimed:
+                self._readiness.release(key, ok)
+
     def _needs(self, *keys: Any) -> contextlib.AbstractContextManager[bool]:
-        """A call's wait for ``keys`` (bounded by ``Limits.warm_wait``), or their loading by the call."""
+        """A call's wait for ``keys``, at most ``Limits.warm_wait`` s. A key the warm-up planned but has
+        not reached is loaded now by its warm-up step in a thread of its own (the call waits for it like
+        for the warm-up): a first call that loaded it inline ran past the tool's query timeout while
+        numba compiled (measured 32 s, "interrupted"), and past the client's."""
+        for key in keys:
+            if key in self._steps and not self._closing.is_set() and self._readiness.try_claim(key):
+                threading.Thread(target=self._load, args=(key, True), name="lakeql-mcp-load",
+                                 daemon=True).start()
         return self._first_use(list(keys), self.limits.warm_wait)
 
     def _rows(self, sql: str, params: list[Any], max_rows: int | None = None,
