@@ -187,3 +187,53 @@ def test_warm_wait_is_validated():
         with pytest.raises(LakeqlError, match="warm_wait"):
             Limits(warm_wait=bad)
     assert Limits(warm_wait=0).warm_wait == 0
+
+
+def test_a_slow_index_load_a_call_started_answers_warming_up_then_the_rows(sample):
+    """A call whose index the warm-up has not reached starts that index's load in a thread of its own
+    and waits for it at most ``warm_wait``: a slow load (numba compiling on the first start after an
+    install: 53 s measured) gives "warming up ... the ngram index of T.C ... Retry" within the budget,
+    the load goes on, and the same call answers rows once it is done. The index is loaded once."""
+    from mcp import Client
+
+    from lakeql.mcp.server import build_server
+    from lakeql.mcp.service import LakeService, Limits
+
+    lake, idx = sample
+    service = LakeService(lake, idx, Limits(warm_wait=1.0))
+    try:
+        release, _ = held_warm_up(service, "schema_context")  # the warm-up never reaches the n-gram step
+        held_rows = service._rows
+        loads: list[str] = []
+
+        def rows(sql, params, *args, **kwargs):
+            if threading.current_thread().name == "lakeql-mcp-load" and "ngram_count" in sql:
+                loads.append(sql)
+                time.sleep(4)  # a slow first load
+            return held_rows(sql, params, *args, **kwargs)
+
+        service._rows = rows
+        server = build_server(service)
+        args = {"table": TABLE, "column": COLUMN, "phrase": "email"}
+
+        async def main() -> None:
+            async with Client(server) as client:
+                t0 = time.monotonic()
+                r = await client.call_tool("ngram_search", args)
+                assert r.is_error and "warming up" in text(r), text(r)
+                assert f"the ngram index of {TABLE}.{COLUMN}" in text(r) and "Retry" in text(r)
+                assert time.monotonic() - t0 < 30
+                r = await client.call_tool("ngram_count", args)  # still loading: the same answer
+                assert r.is_error and "warming up" in text(r), text(r)
+                deadline = time.monotonic() + 120
+                while service._readiness.state(("ngram", TABLE, COLUMN)) != "done" and \
+                        time.monotonic() < deadline:
+                    await anyio.sleep(0.05)
+                r = await client.call_tool("ngram_count", args)
+                assert not r.is_error and "occurrences of 'email'" in text(r), text(r)
+
+        anyio.run(main)
+        assert len(loads) == 1  # one loader, though two calls asked while it ran
+        release.set()
+    finally:
+        service.close()
