@@ -20,23 +20,28 @@ and swaps it in under a lock; the old one is closed once no call uses it any mor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lakeql.errors import LakeqlError
+from lakeql.mcp.readiness import Readiness
 from lakeql.mcp.tables import markdown_table
 from lakeql.owned_temp import make_owned_temp, remove_owned
 from lakeql.store import DEFAULT_DIRNAME, MANIFEST
 
 TEMP_PREFIX = "lakeql-mcp-"  # the server's private DuckDB temp folder: $TMPDIR/lakeql-mcp-<pid>-<random>
 HARD_MAX_ROWS = 10_000
+MODEL = "model"  # warm-up key: the embedding model and the schema index (search_tables, schema_context)
+JOINS = "joins"  # warm-up key: the join index (joinable)
+LOAD_TIMEOUT = 3600.0  # seconds a warm-up step may take (a first numba compile: minutes); close() stops it
 SEARCH_CELL_CHARS = 300
 
 
@@ -49,6 +54,9 @@ class Limits:
     timeout: float = 30.0
     cell_chars: int = 1000
     memory_limit: str | None = None  # DuckDB's memory_limit of the connection ('4GB'); None: DuckDB's
+    #: seconds a call waits for a warm-up load it needs (the model, its index) before it answers "warming
+    #: up: retry": below the 30-60 s tool-call timeout of common MCP clients
+    warm_wait: float = 20.0
 
     def __post_init__(self) -> None:
         """``--timeout nan`` made every query's timer thread fail (no timeout at all), 0 or less
@@ -62,6 +70,9 @@ class Limits:
         t = self.timeout
         if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
             raise LakeqlError(f"--timeout must be a positive number of seconds, got {t!r}")
+        w = self.warm_wait
+        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+            raise LakeqlError(f"warm_wait must be 0 or more seconds, got {w!r}")
         if self.memory_limit is not None:
             memory_bytes(self.memory_limit)  # refused at start, naming the flag
 
@@ -183,13 +194,14 @@ class LakeService:
             raise
         self._conn = _Opened(con, ctx, stamp)
         self.reopened = 0  # connections opened after the first (the index changed)
-        self._ready = threading.Event()
-        self._ready.set()
+        self._readiness = Readiness()  # what the warm-up loads, per capability (lakeql.mcp.readiness)
+        self.warm_started: float | None = None  # monotonic time the warm-up began
         self._closing = threading.Event()
         self._running: set[Any] = set()  # cursors executing now (close() interrupts them)
         self._lock = threading.Lock()  # guards _running, _conn and its users count
         self._reopen_lock = threading.Lock()  # one thread opens the next connection
         self._warm_thread: threading.Thread | None = None
+        self._steps: dict[Any, tuple[str, list[Any]]] = {}  # warm-up key -> its step (sql, params)
 
     @property
     def con(self) -> Any:
@@ -271,43 +283,102 @@ class LakeService:
 
     # ------------------------------------------------------------------ plumbing
     def warm(self, background: bool = True) -> None:
-        """Load the embedding model (and the schema and embedding indexes) once, before the first call.
+        """Load, once and before agents ask, what the first call of each tool would load: the embedding
+        model with the schema index (``search_tables``, an agent's usual first call), then each n-gram
+        index, each embed index, the join index.
 
-        Calls that need the model wait until the warm-up ends, so the model is never loaded twice.
+        Each is a key of :class:`~lakeql.mcp.readiness.Readiness`: a call waits only for the key it needs
+        (``search_tables`` for the model, not for every index after it), at most ``Limits.warm_wait``
+        seconds, and a call that comes before the warm-up reaches its key loads it itself (the warm-up
+        then skips it): nothing is loaded twice.
         """
-        self._ready.clear()
+        ready = self._readiness
+        self.warm_started = time.monotonic()
+        # planned before the thread starts: a call right after warm() finds its key pending or running
+        embeds, ngrams = self._indexed_quietly("embed"), self._indexed_quietly("ngram")
+        steps: list[tuple[Any, str, list[Any]]] = [
+            (MODEL, "SELECT count(*) FROM schema_context('warm up', k := 1)", [])]
+        steps += [(("ngram", t, c), "SELECT ngram_count(?, ?, 'a')", [t, c]) for t, c in ngrams]
+        steps += [(("embed", t, c), "SELECT count(*) FROM semantic_search(?, ?, 'warm up', k := 1)", [t, c])
+                  for t, c in embeds]
+        steps.append((JOINS, "SELECT count(*) FROM joinable(?, ?, k := 1, mode := 'equi')", []))
+        self._steps = {key: (sql, params) for key, sql, params in steps}
+        ready.plan(key for key, _, _ in steps)
 
         def run() -> None:
             try:
                 single_threaded_compute()
-                try:
-                    self._rows("SELECT count(*) FROM schema_context('warm up', k := 1)", [])
-                except LakeqlError:
-                    pass
-                warm_ups = [("SELECT count(*) FROM semantic_search(?, ?, 'warm up', k := 1)", [t, c])
-                            for t, c in self.indexed("embed")]
-                warm_ups += [("SELECT ngram_count(?, ?, 'a')", [t, c]) for t, c in self.indexed("ngram")]
-                first = self._rows("SELECT table_name, column_name FROM lakeql_columns() LIMIT 1", [])[1]
-                warm_ups += [("SELECT count(*) FROM joinable(?, ?, k := 1, mode := 'equi')", list(r))
-                             for r in first]
-                for sql, params in warm_ups:
+                for key, _, _ in steps:
                     if self._closing.is_set():
                         break
-                    try:
-                        self._rows(sql, params)
-                    except LakeqlError:
-                        pass
+                    self._load(key)
+                    single_threaded_compute()  # the step may have imported torch or faiss
             except LakeqlError:
                 if not self._closing.is_set():  # stopped by close(): nothing to report
                     raise
-            finally:
-                self._ready.set()
+            # a key the warm-up did not reach (stopped by close()) stays pending: the call that needs it
+            # loads it
 
         if background:
             self._warm_thread = threading.Thread(target=run, name="lakeql-mcp-warm", daemon=True)
             self._warm_thread.start()
         else:
             run()
+
+    def _indexed_quietly(self, kind: str) -> list[tuple[str, str]]:
+        try:
+            return self.indexed(kind)
+        except LakeqlError:
+            return []
+
+    @contextlib.contextmanager
+    def _first_use(self, keys: list[Any], budget: float | None) -> Iterator[bool]:
+        """Enter :meth:`Readiness.first_use` of each of ``keys`` in order, within one ``budget`` of
+        seconds for all (None: no bound, the warm-up's); yields whether this caller loads the last key."""
+        deadline = None if budget is None else time.monotonic() + budget
+        with contextlib.ExitStack() as stack:
+            owner = False
+            for key in keys:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                owner = stack.enter_context(self._readiness.first_use(key, _what(key), left, self._closing))
+            yield owner
+
+    def _load(self, key: Any, claimed: bool = False) -> None:
+        """Run the warm-up step of ``key`` unless it is loaded or loading (then wait for it, unbounded);
+        ``claimed``: the caller claimed ``key`` already (:meth:`Readiness.try_claim`).
+
+        Its query may take minutes the first time (numba compiles the search kernels once per install:
+        53 s of a cold ``semantic_search`` at load 10), so it is not cut at the tool's query timeout."""
+        sql, params = self._steps[key]
+        needs = [MODEL] if isinstance(key, tuple) and key[0] == "embed" else []
+        ok = False
+        try:
+            if key == JOINS:
+                first = self._rows("SELECT table_name, column_name FROM lakeql_columns() LIMIT 1", [])[1]
+                if not first:
+                    ok = True  # no column to warm with: nothing to wait for
+                    return
+                params = list(first[0])
+            with self._first_use(needs + ([] if claimed else [key]), None) as owner:
+                if owner or claimed:
+                    self._rows(sql, params, timeout=LOAD_TIMEOUT)
+            ok = True
+        except LakeqlError:
+            pass  # the key is pending again: the call that needs it gets the error itself
+        finally:
+            if claimed:
+                self._readiness.release(key, ok)
+
+    def _needs(self, *keys: Any) -> contextlib.AbstractContextManager[bool]:
+        """A call's wait for ``keys``, at most ``Limits.warm_wait`` s. A key the warm-up planned but has
+        not reached is loaded now by its warm-up step in a thread of its own (the call waits for it like
+        for the warm-up): a first call that loaded it inline ran past the tool's query timeout while
+        numba compiled (measured 32 s, "interrupted"), and past the client's."""
+        for key in keys:
+            if key in self._steps and not self._closing.is_set() and self._readiness.try_claim(key):
+                threading.Thread(target=self._load, args=(key, True), name="lakeql-mcp-load",
+                                 daemon=True).start()
+        return self._first_use(list(keys), self.limits.warm_wait)
 
     def _rows(self, sql: str, params: list[Any], max_rows: int | None = None,
               timeout: float | None = None) -> tuple[list[str], list[tuple], bool]:
@@ -436,8 +507,9 @@ class LakeService:
 
     def search_tables(self, question: str, k: int = 3) -> str:
         """The schema files to read for ``question`` (schema_context), relative to the schemas folder."""
-        self._ready.wait()
-        _, rows, _ = self._rows("SELECT path, score FROM schema_context(?, k := ?)", [question, _k(k, 50)])
+        with self._needs(MODEL):
+            _, rows, _ = self._rows("SELECT path, score FROM schema_context(?, k := ?)",
+                                    [question, _k(k, 50)])
         out = [(self._relative(p), round(float(s), 4)) for p, s in rows]
         return (markdown_table(["path", "score"], out, max_chars=self.limits.max_chars)
                 + "\n\nOpen a file with read_schema(path).")
@@ -533,9 +605,8 @@ class LakeService:
         finally:
             self._release(opened)
         _refuse_file_reads(sql)
-        if _uses_model(sql):
-            self._ready.wait()
-        cols, rows, more = self._rows(sql, [], cap)
+        with self._needs(*([MODEL] if _uses_model(sql) else [])):
+            cols, rows, more = self._rows(sql, [], cap)
         return markdown_table(cols, rows, max_chars=self.limits.max_chars, cell_chars=self.limits.cell_chars,
                               more=more, row_cap=cap, next_rows=_next_query_rows(sql))
 
@@ -546,9 +617,11 @@ class LakeService:
         match values that mean the same and take seconds per call on the sample lake (measured ~3 s).
         """
         try:
-            text = self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
-                               "round(containment, 3) AS containment, method, join_sql "
-                               "FROM joinable(?, ?, k := ?, mode := ?)", [table, column, _k(k, 100), mode])
+            with self._needs(JOINS):
+                text = self._table("SELECT candidate_table, candidate_column, round(score, 3) AS score, "
+                                   "round(containment, 3) AS containment, method, join_sql "
+                                   "FROM joinable(?, ?, k := ?, mode := ?)",
+                                   [table, column, _k(k, 100), mode])
         except LakeqlError as exc:
             # an agent cannot build the index the message names: the call that works here is the fix
             if mode != "equi" and "no semantic join index" in str(exc):
@@ -577,10 +650,10 @@ class LakeService:
     def semantic_search(self, table: str, column: str, query: str, k: int = 5, filter: str | None = None
                         ) -> str:  # noqa: A002 - the SQL argument's name
         """Rows whose ``column`` means the same as ``query`` (needs an embed index)."""
-        self._ready.wait()
         try:
-            return self._table("SELECT * FROM semantic_search(?, ?, ?, k := ?, filter := ?)",
-                               [table, column, query, _k(k, 100), filter])
+            with self._needs(MODEL, ("embed", table, column)):
+                return self._table("SELECT * FROM semantic_search(?, ?, ?, k := ?, filter := ?)",
+                                   [table, column, query, _k(k, 100), filter])
         except LakeqlError as exc:
             if "index" in str(exc) and "--embed" in str(exc):
                 raise self._needs_index("embed", "--embed", exc) from None
@@ -589,8 +662,9 @@ class LakeService:
     def ngram_search(self, table: str, column: str, phrase: str, k: int = 10) -> str:
         """Rows whose ``column`` contains the exact ``phrase`` (needs an ngram index)."""
         try:
-            return self._table("SELECT * FROM ngram_search(?, ?, ?, k := ?)",
-                               [table, column, phrase, _k(k, 100)])
+            with self._needs(("ngram", table, column)):
+                return self._table("SELECT * FROM ngram_search(?, ?, ?, k := ?)",
+                                   [table, column, phrase, _k(k, 100)])
         except LakeqlError as exc:
             if "index" in str(exc) and "--ngram" in str(exc):
                 raise self._needs_index("ngram", "--ngram", exc) from None
@@ -599,7 +673,8 @@ class LakeService:
     def ngram_count(self, table: str, column: str, phrase: str) -> str:
         """How often the exact ``phrase`` occurs in ``column`` (needs an ngram index)."""
         try:
-            _, rows, _ = self._rows("SELECT ngram_count(?, ?, ?)", [table, column, phrase])
+            with self._needs(("ngram", table, column)):
+                _, rows, _ = self._rows("SELECT ngram_count(?, ?, ?)", [table, column, phrase])
         except LakeqlError as exc:
             if "index" in str(exc) and "--ngram" in str(exc):
                 raise self._needs_index("ngram", "--ngram", exc) from None
@@ -655,16 +730,22 @@ def _stat_stamp(path: Path) -> tuple[int, int, int] | None:
 
 def single_threaded_compute() -> None:
     """One thread for torch and faiss: one query's encode takes ~40 ms on a busy 2-core machine with one
-    thread and ~400 ms with two (measured), and the server answers one agent call at a time."""
-    import torch
+    thread and ~400 ms with two (measured), and the server answers one agent call at a time.
 
-    torch.set_num_threads(1)
-    try:
-        import faiss
+    Only for the ones already imported: importing torch here cost 1.3-1.6 CPU s and 2.6-4.7 s of wall
+    (load 8-14, benchmarks/results/mcpcold.md) before the first ``search_tables`` could run, and the
+    default (ONNX) encoder never imports it. The warm-up calls this again after each step, so a module a
+    step imported (a torch-backend index, faiss) is set then.
+    """
+    import sys
 
-        faiss.omp_set_num_threads(1)
-    except ImportError:
-        pass
+    for name, setter in (("torch", "set_num_threads"), ("faiss", "omp_set_num_threads")):
+        module = sys.modules.get(name)
+        try:
+            if module is not None and hasattr(module, setter):
+                getattr(module, setter)(1)
+        except Exception:  # noqa: BLE001 - a module another thread is still importing: set after the next step
+            pass
 
 
 def _k(value: Any, most: int, name: str = "k") -> int:
@@ -755,6 +836,16 @@ def _next_query_rows(sql: str) -> Callable[[int], str]:
                 "(with an ORDER BY for a stable order), or select fewer columns, or aggregate")
 
     return note
+
+
+def _what(key: Any) -> str:
+    """What a warm-up key loads, for the "warming up" message."""
+    if key == MODEL:
+        return "the embedding model (with the schema index)"
+    if key == JOINS:
+        return "the join index"
+    kind, table, column = key
+    return f"the {kind} index of {table}.{column}"
 
 
 def _uses_model(sql: str) -> bool:
