@@ -545,6 +545,8 @@ class Checker:
                                 for c in (source_columns(src) or [])}
                     if qual.lower() in all_cols or qual.lower() in lambda_vars:
                         continue  # struct field access such as s.field
+                    if _struct_path(column, chain, all_cols | lambda_vars, source_columns):
+                        continue  # a deeper struct path: s.a.b, alias.s.a.b (the binder checks fields)
                     full = f"{qual}.{name}".lower()
                     dotted = next(((c, src) for sc in chain for src in sc.sources.values()
                                    for c in (source_columns(src) or []) if c.lower() == full), None)
@@ -615,6 +617,23 @@ class Checker:
             problems.append(self._problem(column, f"unknown column {name!r}", sugg,
                                           [qualified.get(b.lower(), b) if multi else b for b in best]))
         return problems
+
+
+def _struct_path(column, chain, columns: set[str], source_columns) -> bool:
+    """Whether ``column`` (sqlglot reads ``info.loc.lat`` as column ``lat`` of table ``loc`` in schema
+    ``info``) is a path into a STRUCT column: its first part is a column (or lambda variable) of a source in
+    scope (``info.loc.lat``), or an alias of a source of which the second part is a column
+    (``a.info.loc.lat``). Which fields exist is left to DuckDB's binder, which check_sql runs after."""
+    parts = [p.name.lower() for p in column.parts]
+    if len(parts) < 3:
+        return False
+    if parts[0] in columns:
+        return True
+    for sc in chain:
+        for alias, src in sc.sources.items():
+            if alias.lower() == parts[0]:
+                return parts[1] in {c.lower() for c in (source_columns(src) or [])}
+    return False
 
 
 def _alias_columns(expression) -> list[str] | None:

