@@ -28,7 +28,7 @@ def typed_lake(tmp_path_factory):
     INTEGER, BIGINT and DECIMAL(9,0); airports with a nested STRUCT and a FLOAT[3] (fixed-size list)
     position; weather features as DOUBLE[] vectors; one file per Arrow type for the catalog check."""
     root = tmp_path_factory.mktemp("typed_lake")
-    for d in ("keys", "nested", "types"):
+    for d in ("keys", "nested", "types", "hive"):
         (root / d).mkdir()
     fl = pq.read_table(SAMPLE / "flights.parquet")
     nums = sorted(set(v for v in _col(fl, "flight").to_pylist() if v is not None))
@@ -64,6 +64,9 @@ def typed_lake(tmp_path_factory):
     }
     for name, arr in one_file.items():
         pq.write_table(pa.table({"c": arr}), root / "types" / f"{name}.parquet")
+    names = pa.table([_col(w, "origin"), _col(w, "temp"), _col(w, "humid")],
+                     names=["origin", "select", "order"])
+    pq.write_table(names, root / "hive" / "weather.parquet")  # Hive/Spark tables have such column names
     lakeql.index(root, embed=["nested.airports.position", "nested.weather.features"], progress=False)
     return root
 
@@ -131,3 +134,18 @@ def test_schema_file_usage_of_a_stored_vector_column_runs(typed_lake, con):
 
     sql = yaml.safe_load(line)["usage"][0]
     assert len(con.execute(sql).fetchall()) == 10
+
+
+def test_check_sql_names_a_reserved_word_column_to_quote(con):
+    """A column named ``select``/``order`` (Hive and Spark tables have them) written unquoted was only
+    'syntax error at or near "select"'; now the message says it is a column to quote and suggests it."""
+    for sql, word, fixed in [("SELECT select FROM hive.weather", "select",
+                              'SELECT "select" FROM hive.weather'),
+                             ("SELECT origin FROM hive.weather ORDER BY order", "order",
+                              'SELECT origin FROM hive.weather ORDER BY "order"')]:
+        msg, sugg = con.execute("SELECT message, suggestion FROM check_sql(?)", [sql]).fetchone()
+        assert "reserved word" in msg and sugg == f'"{word}"', msg
+        assert con.execute("FROM check_sql(?)", [fixed]).fetchall() == []
+    msg, sugg = con.execute("SELECT message, suggestion FROM check_sql(?)", ["SELECT FROM FROM hive.weather"]
+                            ).fetchone()
+    assert "reserved word" not in msg and sugg is None
