@@ -249,7 +249,31 @@ class Checker:
                 out[0].message += (f" ({hint[0]} is a table whose name must be quoted in SQL: "
                                    f"{hint[1]})")
                 out[0].suggestion = hint[1]
+            elif (col := self._keyword_column(str(sql), out[0].message)) is not None:
+                out[0].message += (f" ({col[0]} is a column of {col[1]} whose name is a reserved word: "
+                                   f"quote it as {_q(col[0])})")
+                out[0].suggestion = _q(col[0])
         return ([self.search_problem] if self.search_problem else []) + out
+
+    def _keyword_column(self, sql: str, message: str) -> tuple[str, str] | None:
+        """(column, table) when the syntax error ``message`` is at a reserved word (``select``, ``order``,
+        ``group``: Hive and Spark tables have such columns) that is the name of a column of a table ``sql``
+        names: it must be quoted. None otherwise (a keyword misplaced is not a column)."""
+        from lakeql.sqlerrors import reserved_words
+
+        m = re.search(r'at or near "([^"]+)"', message)
+        if m is None or m.group(1).lower() not in reserved_words():
+            return None
+        word = m.group(1).lower()
+        words = set(re.findall(r"\w+", sql.lower()))
+        for tables in self.schema.by_schema.values():
+            for low, (key, cols) in tables.items():
+                if low not in words and not set(re.findall(r"\w+", low)) <= words:
+                    continue
+                hit = next((c for c in cols if c.lower() == word), None)
+                if hit is not None and not key.lower().startswith("lakeql_rows"):
+                    return hit, key
+        return None
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
         """(as written, quoted) for the first table of :attr:`SchemaInfo.quoted` that ``sql`` names
