@@ -33,6 +33,8 @@ def typed_lake(tmp_path_factory):
     fl = pq.read_table(SAMPLE / "flights.parquet")
     nums = sorted(set(v for v in _col(fl, "flight").to_pylist() if v is not None))
     pq.write_table(pa.table({"flight_no": pa.array(nums, pa.int64())}), root / "keys" / "numbers_i64.parquet")
+    delays = sorted(set(str(v) for v in _col(fl, "dep_delay").to_pylist() if v is not None))
+    pq.write_table(pa.table({"dep_delay": delays}), root / "keys" / "text_numbers.parquet")
     dec = pa.array([decimal.Decimal(v) for v in nums], pa.decimal128(9, 0))
     pq.write_table(pa.table({"flight_dec": dec, "flight_i32": pa.array(nums, pa.int32())}),
                    root / "keys" / "numbers_dec.parquet")
@@ -149,3 +151,14 @@ def test_check_sql_names_a_reserved_word_column_to_quote(con):
     msg, sugg = con.execute("SELECT message, suggestion FROM check_sql(?)", ["SELECT FROM FROM hive.weather"]
                             ).fetchone()
     assert "reserved word" not in msg and sugg is None
+
+
+def test_transform_joins_do_not_map_numbers_to_other_numbers(con):
+    """joinable on delays stored as text found flight numbers by 'transformations' ``x || '5'`` and
+    ``'1' || x`` (score 0.58, method transform: delay 0 "joins" flight 10): with a dense integer domain
+    any digit affix matches. Between numbers only a change of format (``7`` ~ ``7.0``) is a join now."""
+    rows = con.execute("SELECT candidate_column, method, sample_matches FROM joinable('keys.text_numbers', "
+                       "'dep_delay', k := 10)").fetchall()
+    for _, method, pairs in rows:
+        if method == "transform":
+            assert all(float(p["query_value"]) == float(p["candidate_value"]) for p in pairs), rows
