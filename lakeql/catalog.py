@@ -785,7 +785,7 @@ class Catalog:
         if not c.is_text:
             raise UnknownColumnError(
                 f"column {c.table_name}.{c.column_name} has type {c.type}, but {purpose} needs a text "
-                f"(VARCHAR) column: pick a text column or cast it in a view")
+                f"(VARCHAR) column: pick a text column, or write this one as text in the table's files")
         return c
 
     def file_rows(self, table: Table) -> list[int]:

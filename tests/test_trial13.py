@@ -162,3 +162,24 @@ def test_transform_joins_do_not_map_numbers_to_other_numbers(con):
     for _, method, pairs in rows:
         if method == "transform":
             assert all(float(p["query_value"]) == float(p["candidate_value"]) for p in pairs), rows
+
+
+def test_refresh_drops_the_ngram_index_of_a_column_no_longer_text(tmp_path):
+    """A file rewritten with the ``--ngram`` column as numbers: ``--refresh`` built an "n-gram index" of
+    the digits (exit 0, ``lakeql doctor`` all well, the schema file listing ``indexes: [ngram]``) that
+    every query refused ("has type BIGINT, but n-gram search needs a text column"). Now the refresh warns
+    and drops it, as the embed refresh does."""
+    (tmp_path / "air").mkdir()
+    al = pq.read_table(SAMPLE / "airlines.parquet")
+    pq.write_table(al, tmp_path / "air" / "airlines.parquet")
+    lakeql.index(tmp_path, ngram=["air.airlines.name"], progress=False)
+    before = lakeql.connect(tmp_path).execute("SELECT ngram_count('air.airlines', 'name', 'Air')").fetchone()
+    assert before[0] > 0
+    numbers = al.set_column(1, "name", pa.array(range(al.num_rows)))
+    pq.write_table(numbers, tmp_path / "air" / "airlines.parquet")
+    with pytest.warns(UserWarning, match="dropping the n-gram index of air.airlines.name: .* BIGINT"):
+        lakeql.index(tmp_path, refresh=True, progress=False)
+    con = lakeql.connect(tmp_path)
+    assert con.execute("SELECT count(*) FROM lakeql_indexes() WHERE kind = 'ngram'").fetchone()[0] == 0
+    schema = next((tmp_path / ".lakeql" / "schemas").rglob("airlines.yaml")).read_text()
+    assert "ngram" not in schema

@@ -118,7 +118,7 @@ class Searcher:
                                       "'lakeql index LAKE' (a full build) to index it")
             raise LakeqlError(f"column {table}.{ix.column_name[c]} ({ix.type[c]}) cannot be searched for "
                               f"joins ({note.removeprefix('skipped: ')}): pick a string, integer or date "
-                              "column, or cast it in a view")
+                              "column, or write this one as such in the table's files")
         return c
 
     def distinct_values(self, col: int, limit: int) -> list[str]:
