@@ -214,8 +214,10 @@ def _native_sql(name: str, ctype: str) -> list[str]:
         if ctype.upper() == "BOOLEAN"
         else [f"min({q})::VARCHAR", f"max({q})::VARCHAR"]
     )
+    # a BLOB's length is its bytes (a UUID's 16), not the length of its escaped text ('\\xEF&...': 28-61)
+    size = f"octet_length({q})" if ctype.upper() == "BLOB" else f"length({q}::VARCHAR)"
     lens = (
-        [f"min(length({q}::VARCHAR))::INTEGER", f"max(length({q}::VARCHAR))::INTEGER"]
+        [f"min({size})::INTEGER", f"max({size})::INTEGER"]
         if _LENGTHY.match(ctype)
         else ["NULL::INTEGER", "NULL::INTEGER"]
     )

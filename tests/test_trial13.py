@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,7 +33,9 @@ def typed_lake(tmp_path_factory):
         (root / d).mkdir()
     fl = pq.read_table(SAMPLE / "flights.parquet")
     nums = sorted(set(v for v in _col(fl, "flight").to_pylist() if v is not None))
-    pq.write_table(pa.table({"flight_no": pa.array(nums, pa.int64())}), root / "keys" / "numbers_i64.parquet")
+    uuids = pa.array([uuid.uuid5(uuid.NAMESPACE_URL, f"flight/{v}").bytes for v in nums], pa.binary(16))
+    pq.write_table(pa.table({"flight_no": pa.array(nums, pa.int64()), "flight_uuid": uuids}),
+                   root / "keys" / "numbers_i64.parquet")
     delays = sorted(set(str(v) for v in _col(fl, "dep_delay").to_pylist() if v is not None))
     pq.write_table(pa.table({"dep_delay": delays}), root / "keys" / "text_numbers.parquet")
     dec = pa.array([decimal.Decimal(v) for v in nums], pa.decimal128(9, 0))
@@ -183,3 +186,13 @@ def test_refresh_drops_the_ngram_index_of_a_column_no_longer_text(tmp_path):
     assert con.execute("SELECT count(*) FROM lakeql_indexes() WHERE kind = 'ngram'").fetchone()[0] == 0
     schema = next((tmp_path / ".lakeql" / "schemas").rglob("airlines.yaml")).read_text()
     assert "ngram" not in schema
+
+
+def test_blob_lengths_are_bytes(typed_lake):
+    """A BLOB column's min_len/max_len in the schema file were the lengths of its escaped text (16-byte
+    UUIDs: 28 to 61), not its bytes."""
+    import yaml
+
+    doc = yaml.safe_load((typed_lake / ".lakeql" / "schemas" / "keys" / "numbers_i64.yaml").read_text())
+    col = doc["columns"]["keys.numbers_i64.flight_uuid"]
+    assert (col["type"], col["min_len"], col["max_len"]) == ("BLOB", 16, 16)
