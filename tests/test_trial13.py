@@ -196,3 +196,11 @@ def test_blob_lengths_are_bytes(typed_lake):
     doc = yaml.safe_load((typed_lake / ".lakeql" / "schemas" / "keys" / "numbers_i64.yaml").read_text())
     col = doc["columns"]["keys.numbers_i64.flight_uuid"]
     assert (col["type"], col["min_len"], col["max_len"]) == ("BLOB", 16, 16)
+
+
+def test_find_tables_finds_struct_field_names(con):
+    """Spark and Arrow tables keep much of their schema in STRUCT fields; ``find_tables`` matched column
+    names only, so ``info.loc.lat`` / ``info.tzone`` were found by no word."""
+    rows = con.execute("SELECT table_name, matched FROM find_tables('tzone lat', k := 3)").fetchall()
+    assert rows and rows[0][0] == "nested.airports", rows
+    assert any("tzone" in m for m in rows[0][1])
