@@ -48,7 +48,9 @@ def typed_lake(tmp_path_factory):
     pos = pa.FixedSizeListArray.from_arrays(
         pa.array([x for row in zip(lat.to_pylist(), lon.to_pylist(), alt.to_pylist(), strict=True)
                   for x in row], pa.float32()), 3)
-    pq.write_table(pa.table({"faa": _col(ap, "faa"), "info": info, "position": pos}),
+    tags = pa.array([[{"k": "tz", "v": z}, {"k": "dst", "v": d}] for z, d in
+                     zip(_col(ap, "tzone").to_pylist(), _col(ap, "dst").to_pylist(), strict=True)])
+    pq.write_table(pa.table({"faa": _col(ap, "faa"), "info": info, "position": pos, "tags": tags}),
                    root / "nested" / "airports.parquet")
     w = pq.read_table(SAMPLE / "weather.parquet")
     cols = [_col(w, c).to_pylist() for c in ("temp", "dewp", "humid", "pressure")]
@@ -97,7 +99,9 @@ def test_check_sql_accepts_struct_paths(con):
     query runs. Paths through an alias too; a field that does not exist is still an error (the binder's)."""
     for sql in ["SELECT info.loc.lat, info.tzone FROM nested.airports",
                 "SELECT a.info.loc.lon FROM nested.airports a WHERE a.info.loc.lat > 40",
-                "SELECT airports.info.loc.lat FROM nested.airports"]:
+                "SELECT airports.info.loc.lat FROM nested.airports",
+                "SELECT t.k, t.v FROM nested.airports, unnest(tags) AS u(t)",  # a list of structs exploded
+                "SELECT x.info.loc.lat FROM (SELECT * FROM nested.airports) x"]:
         assert con.execute("FROM check_sql(?)", [sql]).fetchall() == [], sql
         con.execute(sql).fetchall()
     bad = con.execute("SELECT message FROM check_sql(?)",

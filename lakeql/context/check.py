@@ -544,6 +544,9 @@ class Checker:
                    if isinstance(e, exp.Alias)}
         using = {i.name.lower() for j in sel.find_all(exp.Join) for i in (j.args.get("using") or [])}
         lambda_vars = {v.name.lower() for lam in sel.find_all(exp.Lambda) for v in lam.expressions}
+        # the column names a FROM item gives itself ('unnest(tags) AS u(t)': t, a STRUCT whose fields
+        # 't.k' reads), taken as lambda variables are: names of values, not of tables (trial13)
+        lambda_vars |= {c.name.lower() for ta in sel.find_all(exp.TableAlias) for c in ta.columns}
         chain = []
         s = scope
         while s is not None:
@@ -656,7 +659,8 @@ def _struct_path(column, chain, columns: set[str], source_columns) -> bool:
     for sc in chain:
         for alias, src in sc.sources.items():
             if alias.lower() == parts[0]:
-                return parts[1] in {c.lower() for c in (source_columns(src) or [])}
+                cols = source_columns(src)
+                return cols is None or parts[1] in {c.lower() for c in cols}  # None: 'SELECT *' below
     return False
 
 
