@@ -128,6 +128,9 @@ def test_vector_search_takes_double_and_array_query_vectors(con):
         rows = con.execute(f"SELECT origin, score FROM semantic_search_vector('nested.weather', 'features', "
                            f"{vec}, k := 3)").fetchall()
         assert len(rows) == 3 and rows[0][1] > 0.999
+    codes = con.execute("SELECT count(*) FROM nearest_codes('nested.weather', 'features', (SELECT "
+                        "binarize(features, 'nested.weather.features') FROM nested.weather LIMIT 1), k := 3)")
+    assert codes.fetchone()[0] == 3  # binarize took FLOAT[] only: a DOUBLE[] column was a binder error
     near = con.execute("SELECT faa FROM semantic_search_vector('nested.airports', 'position', "
                        "[40.64, -73.78, 13], k := 5)").fetchall()
     assert ("JFK",) in near
