@@ -68,6 +68,7 @@ def typed_lake(tmp_path_factory):
         "fsl_str": pa.FixedSizeListArray.from_arrays(pa.array([s for f in _col(ap, "faa").to_pylist()
                                                                for s in (f, f.lower())]), 2),
         "nested_ms": pa.StructArray.from_arrays([pc.cast(th, pa.timestamp("ms"))], ["at"]),
+        "nul": pa.nulls(len(th)),  # a column pandas wrote from an all-None object column
     }
     for name, arr in one_file.items():
         pq.write_table(pa.table({"c": arr}), root / "types" / f"{name}.parquet")
@@ -83,7 +84,7 @@ def con(typed_lake):
     return lakeql.connect(typed_lake)
 
 
-@pytest.mark.parametrize("table", ["ts_s", "ts_ms", "dur_s", "fsl", "fsl_str", "nested_ms"])
+@pytest.mark.parametrize("table", ["ts_s", "ts_ms", "dur_s", "fsl", "fsl_str", "nested_ms", "nul"])
 def test_catalog_types_are_the_views_types(con, table):
     """A one-file table's catalog type (lakeql_columns, schema files, check_sql) came from DuckDB's Arrow
     scan of pyarrow's stored schema: TIMESTAMP_MS for a second/millisecond timestamp, INTERVAL for a
@@ -211,3 +212,10 @@ def test_find_tables_finds_struct_field_names(con):
     rows = con.execute("SELECT table_name, matched FROM find_tables('tzone lat', k := 3)").fetchall()
     assert rows and rows[0][0] == "nested.airports", rows
     assert any("tzone" in m for m in rows[0][1])
+
+
+def test_joinable_of_an_all_null_column_says_so(con):
+    """An all-NULL column (Arrow type null) was 'type "NULL" is not a join key type ...: pick a string,
+    integer or date column' -- now the reason a user can act on: it holds no values."""
+    with pytest.raises(Exception, match="has no non-empty values"):
+        con.execute("FROM joinable('types.nul', 'c')").fetchall()

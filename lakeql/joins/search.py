@@ -107,7 +107,7 @@ class Searcher:
                                          f"{did_you_mean(column, names)}")
         if not ix.indexed[c]:
             note = ix.note[c] or "not indexed"
-            if "no non-empty values" in note:
+            if "no non-empty values" in note or ix.type[c].strip('"').upper() == "NULL":  # all NULL
                 raise LakeqlError(f"column {table}.{ix.column_name[c]} has no non-empty values "
                                   "(only NULLs or empty strings): nothing to join on")
             from lakeql.joins.normalize import type_class

@@ -42,8 +42,8 @@ def embed_column(catalog, table, column: str, purpose: str):
         return c, "vector"
     raise UnknownColumnError(
         f"column {c.table_name}.{c.column_name} has type {c.type}, but {purpose} needs a text (VARCHAR) "
-        "column or a vector column (FLOAT[n], DOUBLE[n] or a FLOAT/DOUBLE list): pick one or cast it in a "
-        "view")
+        "column or a vector column (FLOAT[n], DOUBLE[n] or a FLOAT/DOUBLE list): pick one, or write this one "
+        "as such in the table's files")
 
 
 class VectorStats:
