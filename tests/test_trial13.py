@@ -219,3 +219,13 @@ def test_joinable_of_an_all_null_column_says_so(con):
     integer or date column' -- now the reason a user can act on: it holds no values."""
     with pytest.raises(Exception, match="has no non-empty values"):
         con.execute("FROM joinable('types.nul', 'c')").fetchall()
+
+
+def test_schema_file_names_the_unit_of_a_duration(typed_lake):
+    """pandas' timedelta64 columns are Arrow durations: Parquet has none, DuckDB reads a BIGINT count, and
+    the schema file said only ``BIGINT`` (minutes? seconds?). Now its description names the unit."""
+    import yaml
+
+    doc = yaml.safe_load((typed_lake / ".lakeql" / "schemas" / "types" / "dur_s.yaml").read_text())
+    col = doc["columns"]["types.dur_s.c"]
+    assert col["type"] == "BIGINT" and "duration in seconds" in col["description"]
