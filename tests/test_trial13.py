@@ -108,6 +108,9 @@ def test_check_sql_accepts_struct_paths(con):
     bad = con.execute("SELECT message FROM check_sql(?)",
                       ["SELECT info.loc.latt FROM nested.airports"]).fetchall()
     assert bad and "latt" in bad[0][0]
+    typo = con.execute("SELECT message, suggestion FROM check_sql(?)",
+                       ["SELECT a.inf.loc.lat FROM nested.airports a"]).fetchall()
+    assert typo == [("unknown column 'inf' in a (did you mean a.info?)", "a.info")]  # not "alias 'loc'"
 
 
 def test_decimal_scale_0_columns_join_with_integers(con):

@@ -574,6 +574,15 @@ class Checker:
                         continue  # struct field access such as s.field
                     if _struct_path(column, chain, all_cols | lambda_vars, source_columns):
                         continue  # a deeper struct path: s.a.b, alias.s.a.b (the binder checks fields)
+                    missing = _path_alias(column, chain, source_columns)
+                    if missing is not None:  # alias.typo.field: the alias is known, its column is not
+                        alias, cols = missing
+                        part = column.parts[1].name
+                        best = rank(part, cols)
+                        fix = f"{alias}.{_q(best[0])}" if best else None
+                        problems.append(self._problem(column, f"unknown column {part!r} in {alias}", fix,
+                                                      [f"{alias}.{_q(b)}" for b in best]))
+                        continue
                     full = f"{qual}.{name}".lower()
                     dotted = next(((c, src) for sc in chain for src in sc.sources.values()
                                    for c in (source_columns(src) or []) if c.lower() == full), None)
@@ -644,6 +653,20 @@ class Checker:
             problems.append(self._problem(column, f"unknown column {name!r}", sugg,
                                           [qualified.get(b.lower(), b) if multi else b for b in best]))
         return problems
+
+
+def _path_alias(column, chain, source_columns) -> tuple[str, list[str]] | None:
+    """(alias, its columns) when ``column`` is a path ``alias.x.y`` whose first part is a source in scope
+    with known columns that do not include ``x`` (so the message names the column, not an alias)."""
+    parts = column.parts
+    if len(parts) < 3:
+        return None
+    for sc in chain:
+        for alias, src in sc.sources.items():
+            if alias.lower() == parts[0].name.lower():
+                cols = source_columns(src)
+                return (alias, cols) if cols is not None else None
+    return None
 
 
 def _struct_path(column, chain, columns: set[str], source_columns) -> bool:
