@@ -232,3 +232,21 @@ def test_schema_file_names_the_unit_of_a_duration(typed_lake):
     doc = yaml.safe_load((typed_lake / ".lakeql" / "schemas" / "types" / "dur_s.yaml").read_text())
     col = doc["columns"]["types.dur_s.c"]
     assert col["type"] == "BIGINT" and "duration in seconds" in col["description"]
+
+
+def test_mcp_semantic_search_on_stored_vectors_gives_a_query_that_runs(typed_lake):
+    """The MCP ``semantic_search`` tool on a stored-vector column said "search it with
+    semantic_search_vector", a function no tool exposes; now the error carries a query for the ``query``
+    tool, and it runs."""
+    from lakeql.errors import LakeqlError
+    from lakeql.mcp.service import LakeService
+
+    svc = LakeService(typed_lake)
+    try:
+        with pytest.raises(LakeqlError, match="with the query tool: ") as err:
+            svc.semantic_search("nested.weather", "features", "cold and windy", k=3)
+        sql = str(err.value).split("with the query tool: ", 1)[1]
+        table = svc.query(sql)
+        assert table.count("\n| ") == 3 and "score" in table
+    finally:
+        svc.close()
