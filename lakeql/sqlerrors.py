@@ -182,4 +182,23 @@ def quote_hint(msg: str, con: Any) -> str:
     except Exception:  # noqa: BLE001 - a hint must never hide the error itself
         return ""
     hit = unquoted_table("\n".join(lines), rows)
-    return f"\nHint: {hit[0]} is a table whose name must be quoted in SQL: {hit[1]}" if hit else ""
+    if hit:
+        return f"\nHint: {hit[0]} is a table whose name must be quoted in SQL: {hit[1]}"
+    return _keyword_column_hint(msg, cur)
+
+
+def _keyword_column_hint(msg: str, cur: Any) -> str:
+    """A hint when DuckDB's syntax error is at a reserved word that names a column of the lake (``select``,
+    ``order``: Hive and Spark tables have them): it must be quoted (trial13)."""
+    m = re.search(r'at or near "([^"]+)"', msg)
+    if m is None or m.group(1).lower() not in reserved_words():
+        return ""
+    try:
+        row = cur.execute("SELECT column_name, table_name FROM lakeql_columns() WHERE lower(column_name) = ? "
+                          "ORDER BY table_name LIMIT 1", [m.group(1).lower()]).fetchone()
+    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
+        return ""
+    if row is None:
+        return ""
+    return (f'\nHint: {row[0]} is a column of {row[1]} whose name is a reserved word: quote it as '
+            f'"{row[0].replace(chr(34), chr(34) * 2)}"')

@@ -250,3 +250,21 @@ def test_mcp_semantic_search_on_stored_vectors_gives_a_query_that_runs(typed_lak
         assert table.count("\n| ") == 3 and "score" in table
     finally:
         svc.close()
+
+
+def test_lakeql_sql_hints_to_quote_a_reserved_word_column(typed_lake):
+    """Running SQL with an unquoted column named ``select`` (``lakeql sql``, the shell, MCP ``query``)
+    showed only DuckDB's 'syntax error at or near "select"'; now a Hint line names the column and the
+    quoting, as for table names that need quotes."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "lakeql", "sql", str(typed_lake),
+                          "SELECT select FROM hive.weather LIMIT 1"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2
+    assert 'Hint: select is a column of hive.weather whose name is a reserved word: quote it as "select"' \
+        in run.stderr, run.stderr
+    other = subprocess.run([sys.executable, "-m", "lakeql", "sql", str(typed_lake),
+                            "SELECT FROM FROM hive.weather"], capture_output=True, text=True, timeout=120)
+    assert "Hint" not in other.stderr
