@@ -27,6 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from lakeql import arrays
@@ -342,7 +343,8 @@ def _changes_numbers(lr: Learned) -> bool:
     """Whether ``lr`` maps numbers onto other numbers (``'1' || x``: a delay of 0 minutes "joins" flight
     10, trial13): between numeric values only a change of format (``7`` ~ ``007``, ``7.0``) is a join."""
     nums = [(a, b) for a, b in lr.pairs if _NUMBER.match(a) and _NUMBER.match(b)]
-    return bool(nums) and len(nums) == len(lr.pairs) and any(float(a) != float(b) for a, b in nums)
+    # Decimal, not float: ids of 17+ digits differing in their last digits are equal floats (review37)
+    return bool(nums) and len(nums) == len(lr.pairs) and any(Decimal(a) != Decimal(b) for a, b in nums)
 
 
 def _size(prog: Any) -> int:
