@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lakeql.joins.transform import Learned, _changes_numbers
 
 
@@ -65,3 +67,35 @@ def test_catalog_describes_each_parquet_schema_once(tmp_path, monkeypatch):
     for name in ("spark_int96", "arrow_ns", "w3"):  # the view's types (DuckDB's Parquet reader)
         view = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{tmp_path / name}.parquet')").fetchall()
         assert got[f"main.{name}"] == [(r[0], r[1]) for r in view]
+
+
+def test_doctor_reports_an_ngram_index_of_a_column_no_longer_text(tmp_path, monkeypatch):
+    """An n-gram index built of a column's digits (what a refresh before trial13 did after a rewrite made
+    the column BIGINT) is fresh to the manifest: ``lakeql doctor`` said "all well" while every query
+    refused it. Trial13's refresh drops such an index; doctor now says so and names that fix."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql import doctor
+    from lakeql.ngrams import builder
+
+    sample = Path(lakeql.__file__).parent / "sample_lake" / "flights" / "airlines.parquet"
+    (tmp_path / "air").mkdir()
+    al = pq.read_table(sample)
+    pq.write_table(al, tmp_path / "air" / "airlines.parquet")
+    lakeql.index(tmp_path, ngram=["air.airlines.name"], progress=False)
+    assert doctor.diagnose(tmp_path).healthy
+    numbers = al.set_column(1, "name", pa.array(range(al.num_rows)))
+    pq.write_table(numbers, tmp_path / "air" / "airlines.parquet")
+    with monkeypatch.context() as m:  # the refresh of before trial13: no text check of kept targets
+        m.setattr(builder, "text_column", lambda catalog, table, column: column)
+        lakeql.index(tmp_path, refresh=True, progress=False)
+    diag = doctor.diagnose(tmp_path)
+    hits = [f for f in diag.findings if f.subject == "ngram air.airlines.name"]
+    assert not diag.healthy and len(hits) == 1 and "BIGINT" in hits[0].problem, diag.lines()
+    with pytest.warns(UserWarning, match="dropping the n-gram index"):
+        lakeql.index(tmp_path, refresh=True, progress=False)
+    assert doctor.diagnose(tmp_path).healthy  # the fix it names heals it
