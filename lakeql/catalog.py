@@ -48,7 +48,9 @@ TEXT_TYPES = ("VARCHAR",)
 #: 4: a CSV header line DuckDB's sniffer reads as data is read as the header (:mod:`lakeql.csvheader`),
 #: tables record ``csv_header``. Not bumped for ``csv_whole_sniff`` (CSV files typed from every row,
 #: :func:`_count_rows`): an additive column; a stored row without it re-reads its CSV table once.
-CATALOG_FORMAT = 4
+#: 5: a one-file Parquet table of second/millisecond timestamps, durations or fixed-size lists has the
+#: view's (read_parquet's) types, not the Arrow scan's TIMESTAMP_MS/INTERVAL/FLOAT[3] (trial13, review37)
+CATALOG_FORMAT = 5
 
 
 @dataclass(frozen=True)

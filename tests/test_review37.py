@@ -99,3 +99,39 @@ def test_doctor_reports_an_ngram_index_of_a_column_no_longer_text(tmp_path, monk
     with pytest.warns(UserWarning, match="dropping the n-gram index"):
         lakeql.index(tmp_path, refresh=True, progress=False)
     assert doctor.diagnose(tmp_path).healthy  # the fix it names heals it
+
+
+def test_refresh_retypes_a_catalog_written_before_trial13(tmp_path, monkeypatch):
+    """Trial13 changed how one-file Parquet tables are typed (TIMESTAMP_MS -> TIMESTAMP, FLOAT[3] ->
+    FLOAT[]) without bumping CATALOG_FORMAT: a stored catalog keeps the Arrow scan's types for every
+    unchanged table through ``--refresh`` and even a full ``lakeql index`` (measured on an index of
+    main: lakeql_columns and the schema file still said TIMESTAMP_MS, FLOAT[3]). Format 5 re-reads it; the
+    stored profiles (schema files) follow at the next full build (their format was not bumped)."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import lakeql
+    from lakeql import catalog
+
+    (tmp_path / "t").mkdir()
+    pos = pa.FixedSizeListArray.from_arrays(pa.array([float(i) for i in range(15)], pa.float32()), 3)
+    at = pa.array([dt.datetime(2013, 1, 1, h) for h in range(5)], pa.timestamp("ms"))
+    pq.write_table(pa.table({"at": at, "pos": pos}), tmp_path / "t" / "a.parquet")
+    with monkeypatch.context() as m:  # the catalog of before trial13: its types, format 4
+        m.setattr(catalog, "_ARROW_DIFFERS", ("fixed_size_binary[12]", "halffloat"))
+        m.setattr(catalog, "CATALOG_FORMAT", 4)
+        m.setattr(catalog, "_PARQUET_TYPES", {})
+        lakeql.index(tmp_path, progress=False)
+        types = "SELECT column_name, type FROM lakeql_columns() ORDER BY 1"
+        old = lakeql.connect(tmp_path).execute(types).fetchall()
+        assert old == [("at", "TIMESTAMP_MS"), ("pos", "FLOAT[3]")]
+    lakeql.index(tmp_path, refresh=True, progress=False)
+    con = lakeql.connect(tmp_path)
+    assert con.execute(types).fetchall() == [("at", "TIMESTAMP"), ("pos", "FLOAT[]")]
+    view = [r[:2] for r in con.execute('DESCRIBE "t"."a"').fetchall()]
+    assert view == [("at", "TIMESTAMP"), ("pos", "FLOAT[]")]
+    lakeql.index(tmp_path, progress=False)  # a full build: the profiles and schema files too
+    schema = (tmp_path / ".lakeql" / "schemas" / "t" / "a.yaml").read_text()
+    assert "TIMESTAMP_MS" not in schema and "FLOAT[3]" not in schema, schema
