@@ -48,7 +48,9 @@ TEXT_TYPES = ("VARCHAR",)
 #: 4: a CSV header line DuckDB's sniffer reads as data is read as the header (:mod:`lakeql.csvheader`),
 #: tables record ``csv_header``. Not bumped for ``csv_whole_sniff`` (CSV files typed from every row,
 #: :func:`_count_rows`): an additive column; a stored row without it re-reads its CSV table once.
-CATALOG_FORMAT = 4
+#: 5: a one-file Parquet table of second/millisecond timestamps, durations or fixed-size lists has the
+#: view's (read_parquet's) types, not the Arrow scan's TIMESTAMP_MS/INTERVAL/FLOAT[3] (trial13, review37)
+CATALOG_FORMAT = 5
 
 
 @dataclass(frozen=True)
@@ -215,8 +217,12 @@ def _duckdb_types(schema) -> list[tuple[str, str]]:
 
 # Arrow types of a Parquet footer that DuckDB's Parquet reader (the views) types otherwise than its Arrow
 # scan: a Parquet INTERVAL is fixed_size_binary[12] to Arrow (BLOB to the Arrow scan, INTERVAL to
-# read_parquet); a FLOAT16 is halffloat, which the Arrow scan refuses ('Unsupported Internal Arrow Type e')
-_ARROW_DIFFERS = ("fixed_size_binary[12]", "halffloat")
+# read_parquet); a FLOAT16 is halffloat, which the Arrow scan refuses ('Unsupported Internal Arrow Type e');
+# pyarrow's stored Arrow schema (ARROW:schema) brings back types Parquet has not (trial13): a second or
+# millisecond timestamp (TIMESTAMP_MS to the Arrow scan, TIMESTAMP to read_parquet), a duration (INTERVAL,
+# BIGINT) and a fixed-size list (FLOAT[3], FLOAT[]), also nested
+_ARROW_DIFFERS = ("fixed_size_binary[12]", "halffloat", "timestamp[s]", "timestamp[ms]", "duration[",
+                  "fixed_size_list")
 
 
 def _arrow_differs(schema, pf) -> bool:
@@ -235,6 +241,19 @@ def _arrow_differs(schema, pf) -> bool:
     return (int96 and any(c.physical_type == "INT96" for c in cols)) or (
         times and any(c.logical_type.type == "TIME" and '"isAdjustedToUTC":true' in c.logical_type.to_json()
                       for c in cols))
+
+
+# DuckDB's read_parquet types (DESCRIBE) of one-file tables whose footer :func:`_arrow_differs`, by
+# :func:`_parquet_key`: a lake of 10,000 such tables written by one job has a handful of schemas, and a
+# DESCRIBE per table (a second open and footer parse of the file; a GET on a remote lake) cost 0.9-1.5 CPU ms
+_PARQUET_TYPES: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+
+def _parquet_key(schema, pf) -> tuple[str, str]:
+    """What DuckDB's Parquet reader types a file by: its Parquet schema (names, physical, logical and
+    converted types, repetition) and the Arrow types of its stored schema (extension types such as UUID)."""
+    text = str(pf.metadata.schema)  # its first line is the object's address: dropped
+    return text[text.find("\n") + 1:], schema.remove_metadata().to_string()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -328,6 +347,7 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
     problems: list[Problem] = []
     schema = None
     differs = False
+    parquet_key: tuple[str, str] = ("", "")
     whole_sniff = False  # some CSV file has a late value its sniffed type refuses: read with sample_size = -1
     for stamp in table.files:
         try:
@@ -337,6 +357,8 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
                 if schema is None:
                     schema = pf.schema_arrow
                     differs = _arrow_differs(schema, pf)
+                    if differs:
+                        parquet_key = _parquet_key(schema, pf)
             else:
                 n, dec, whole = _count_rows(table, stamp, fs, cache)
                 if dec is not None:
@@ -371,8 +393,15 @@ def profile_table(table: Table, fs: Any = None, cache: list | None = None
             con = _type_connection(fs).cursor()
             return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {kept.scan_sql()}").fetchall()]
 
-        if (table.format != "parquet" or table.hive or len(good) > 1 or "" in schema.names
-                or differs):
+        alone = table.format == "parquet" and not table.hive and len(good) == 1 and "" not in schema.names
+        if alone and differs:  # one DESCRIBE per Parquet schema, not per table (review37)
+            cols = _PARQUET_TYPES.get(parquet_key)
+            if cols is None:
+                cols = describe()
+                if len(_PARQUET_TYPES) < 10_000:
+                    _PARQUET_TYPES[parquet_key] = cols
+            cols = list(cols)
+        elif not alone or differs:
             cols = describe()
             if table.format == "csv":
                 con = _type_connection(fs).cursor()

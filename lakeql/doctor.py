@@ -137,6 +137,8 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
             if e.table_name and e.table_name in lake.tables and store.is_stale(e):
                 found.append(Finding("index", f"{e.kind} {e.table_name}", "stale (the table changed)",
                                      "run 'lakeql index --refresh LAKE'"))
+            elif e.kind == "ngram" and e.table_name in lake.tables:
+                _not_text(found, cat, lake.tables[e.table_name], e.column_name)
         pid = store.build_running()
         for rel in store.clean_stale(dry_run=True):
             _leftover(diag, store.root, rel, pid)
@@ -144,6 +146,17 @@ def diagnose(lake_path: str | os.PathLike[str], index_dir: str | os.PathLike[str
             found.append(Finding("build", f"pid {pid}", "a lakeql index is running now",
                                  "wait for it to finish"))
     return diag
+
+
+def _not_text(found: list[Finding], cat: Any, table: Any, column: str) -> None:
+    """A finding when the n-gram index of ``table.column`` is of a column that is not text (anymore): a
+    refresh before trial13 indexed the digits of a column rewritten as numbers, which every query refuses
+    while the index looked fresh (review37)."""
+    col = next((c for c in cat.columns(table) if c.column_name == column), None)
+    if col is not None and not col.is_text:
+        found.append(Finding("index", f"ngram {table.key}.{column}",
+                             f"the column has type {col.type}, not text: every n-gram query refuses it",
+                             "run 'lakeql index --refresh LAKE' (drops this index)"))
 
 
 def _leftover(diag: Diagnosis, root: Path, rel: str, running: int | None = None) -> None:

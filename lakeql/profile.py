@@ -61,6 +61,9 @@ COMMIT_THREADS = 8  # writers of finished profiles (they mostly wait for fsync)
 
 _INT = re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$")
 _TEMPORAL = re.compile(r"^(DATE|TIMESTAMP.*|TIME)$")
+# a DECIMAL of scale 0 holds whole numbers: ids that Spark, JDBC (Oracle NUMBER(10)) and Teradata loads write
+# as DECIMAL(p,0); their text is an integer's, so they join with integer columns (trial13)
+_DECIMAL_INT = re.compile(r"^DECIMAL\(\d+, ?0\)$")
 _NESTED = re.compile(r"(\[\]|STRUCT|MAP|UNION|\[\d+\])", re.IGNORECASE)
 _LENGTHY = re.compile(r"^(VARCHAR|BLOB|BIT)", re.IGNORECASE)
 
@@ -83,7 +86,7 @@ def value_class(duck_type: str) -> str | None:
     t = duck_type.upper().strip()
     if t == "VARCHAR" or t.startswith("ENUM(") or t == "UUID":
         return "text"
-    if _INT.match(t):
+    if _INT.match(t) or _DECIMAL_INT.match(t):
         return "int"
     if _TEMPORAL.match(t):
         return "date"
@@ -211,8 +214,10 @@ def _native_sql(name: str, ctype: str) -> list[str]:
         if ctype.upper() == "BOOLEAN"
         else [f"min({q})::VARCHAR", f"max({q})::VARCHAR"]
     )
+    # a BLOB's length is its bytes (a UUID's 16), not the length of its escaped text ('\\xEF&...': 28-61)
+    size = f"octet_length({q})" if ctype.upper() == "BLOB" else f"length({q}::VARCHAR)"
     lens = (
-        [f"min(length({q}::VARCHAR))::INTEGER", f"max(length({q}::VARCHAR))::INTEGER"]
+        [f"min({size})::INTEGER", f"max({size})::INTEGER"]
         if _LENGTHY.match(ctype)
         else ["NULL::INTEGER", "NULL::INTEGER"]
     )

@@ -68,7 +68,7 @@ CREATE OR REPLACE MACRO semantic_search(tbl, col, query, k := 10, oversample := 
 CREATE OR REPLACE MACRO semantic_search_vector(tbl, col, vec, k := 10, oversample := 4, filter := NULL,
                                                exact := false) AS TABLE
     SELECT {{row_columns()}}, h.__rowid.score AS score
-    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter, exact))
+    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, CAST(vec AS FLOAT[]), k, oversample, filter, exact))
                  AS __rowid) h
     {{join_rows(tbl, h.__rowid.rowid)}}
     ORDER BY h.__rowid.score DESC, r.__rowid;
@@ -84,7 +84,7 @@ CREATE OR REPLACE MACRO semantic_search_rowids(tbl, col, query, k := 10, oversam
 CREATE OR REPLACE MACRO semantic_search_vector_rowids(tbl, col, vec, k := 10, oversample := 4, filter := NULL,
                                                       exact := false) AS TABLE
     SELECT h.__hit.rowid AS rowid, h.__hit.score AS score
-    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, vec, k, oversample, filter, exact)) AS __hit) h;
+    FROM (SELECT unnest(semantic_search_vector_impl(tbl, col, CAST(vec AS FLOAT[]), k, oversample, filter, exact)) AS __hit) h;
 
 -- similar_rows(tbl, col, key_column, key, k): "more like this": the k rows most similar to the row whose
 -- key_column equals key (the first such row), itself excluded.

@@ -249,27 +249,40 @@ class Checker:
                 out[0].message += (f" ({hint[0]} is a table whose name must be quoted in SQL: "
                                    f"{hint[1]})")
                 out[0].suggestion = hint[1]
-            elif self.con is not None:  # a column named by a keyword, written bare: 'SELECT Group, ...'
-                found = self._keyword_column(str(sql))
-                if found is not None:
-                    word, quoted, tables = found
-                    out[0].message += (f" ({word} is an SQL keyword: write the column {quoted} in double "
-                                       f"quotes (a column of {tables}))")
-                    out[0].suggestion = quoted
+            elif (found := self._keyword_column(str(sql), out[0].message)) is not None:
+                word, quoted, tables = found  # a column named by a keyword, written bare: 'SELECT Group, ...'
+                out[0].message += (f" ({word} is an SQL keyword: write the column {quoted} in double "
+                                   f"quotes (a column of {tables}))")
+                out[0].suggestion = quoted
         return ([self.search_problem] if self.search_problem else []) + out
 
-    def _keyword_column(self, sql: str) -> tuple[str, str, str] | None:
+    def _keyword_column(self, sql: str, message: str) -> tuple[str, str, str] | None:
         """(keyword, quoted column, tables) when the syntax error of ``sql`` is at or just after a reserved
-        keyword that names a lake column (:func:`lakeql.sqlerrors.keyword_column`). The error's place is
-        taken from DuckDB's own message on ``sql`` (:func:`lakeql.sqlerrors.error_offset`): the problem's
-        column is None for a long line and counts display width ('日本語' is 6), which missed the keyword
-        (review34)."""
-        from lakeql.sqlerrors import error_offset, keyword_column
+        keyword that names a lake column. With a connection: :func:`lakeql.sqlerrors.keyword_column`, the
+        error's place taken from DuckDB's own message on ``sql`` (the problem's column is None for a long
+        line and counts display width: review34). Without one (schema files only): the word DuckDB's
+        ``message`` names, when it is a column of a table ``sql`` names (Hive/Spark ``select``, ``order``:
+        trial13)."""
+        from lakeql.sqlerrors import error_offset, keyword_column, reserved_words
 
-        try:
-            self.con.extract_statements(sql)
-        except Exception as exc:  # noqa: BLE001 - any parser error: where is it?
-            return keyword_column(sql, error_offset(str(exc), sql), self.con)
+        if self.con is not None:
+            try:
+                self.con.extract_statements(sql)
+            except Exception as exc:  # noqa: BLE001 - any parser error: where is it?
+                return keyword_column(sql, error_offset(str(exc), sql), self.con)
+            return None
+        m = re.search(r'at or near "([^"]+)"', message)
+        if m is None or m.group(1).lower() not in reserved_words():
+            return None
+        word = m.group(1).lower()
+        words = set(re.findall(r"\w+", sql.lower()))
+        for tables in self.schema.by_schema.values():
+            for low, (key, cols) in tables.items():
+                if low not in words and not set(re.findall(r"\w+", low)) <= words:
+                    continue
+                hit = next((c for c in cols if c.lower() == word), None)
+                if hit is not None and not key.lower().startswith("lakeql_rows"):
+                    return m.group(1), _q(hit), key
         return None
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
@@ -541,6 +554,9 @@ class Checker:
                    if isinstance(e, exp.Alias)}
         using = {i.name.lower() for j in sel.find_all(exp.Join) for i in (j.args.get("using") or [])}
         lambda_vars = {v.name.lower() for lam in sel.find_all(exp.Lambda) for v in lam.expressions}
+        # the column names a FROM item gives itself ('unnest(tags) AS u(t)': t, a STRUCT whose fields
+        # 't.k' reads), taken as lambda variables are: names of values, not of tables (trial13)
+        lambda_vars |= {c.name.lower() for ta in sel.find_all(exp.TableAlias) for c in ta.columns}
         chain = []
         s = scope
         while s is not None:
@@ -566,6 +582,17 @@ class Checker:
                                 for c in (source_columns(src) or [])}
                     if qual.lower() in all_cols or qual.lower() in lambda_vars:
                         continue  # struct field access such as s.field
+                    if _struct_path(column, chain, all_cols | lambda_vars, source_columns):
+                        continue  # a deeper struct path: s.a.b, alias.s.a.b (the binder checks fields)
+                    missing = _path_alias(column, chain, source_columns)
+                    if missing is not None:  # alias.typo.field: the alias is known, its column is not
+                        alias, cols = missing
+                        part = column.parts[1].name
+                        best = rank(part, cols)
+                        fix = f"{alias}.{_q(best[0])}" if best else None
+                        problems.append(self._problem(column, f"unknown column {part!r} in {alias}", fix,
+                                                      [f"{alias}.{_q(b)}" for b in best]))
+                        continue
                     full = f"{qual}.{name}".lower()
                     dotted = next(((c, src) for sc in chain for src in sc.sources.values()
                                    for c in (source_columns(src) or []) if c.lower() == full), None)
@@ -636,6 +663,38 @@ class Checker:
             problems.append(self._problem(column, f"unknown column {name!r}", sugg,
                                           [qualified.get(b.lower(), b) if multi else b for b in best]))
         return problems
+
+
+def _path_alias(column, chain, source_columns) -> tuple[str, list[str]] | None:
+    """(alias, its columns) when ``column`` is a path ``alias.x.y`` whose first part is a source in scope
+    with known columns that do not include ``x`` (so the message names the column, not an alias)."""
+    parts = column.parts
+    if len(parts) < 3:
+        return None
+    for sc in chain:
+        for alias, src in sc.sources.items():
+            if alias.lower() == parts[0].name.lower():
+                cols = source_columns(src)
+                return (alias, cols) if cols is not None else None
+    return None
+
+
+def _struct_path(column, chain, columns: set[str], source_columns) -> bool:
+    """Whether ``column`` (sqlglot reads ``info.loc.lat`` as column ``lat`` of table ``loc`` in schema
+    ``info``) is a path into a STRUCT column: its first part is a column (or lambda variable) of a source in
+    scope (``info.loc.lat``), or an alias of a source of which the second part is a column
+    (``a.info.loc.lat``). Which fields exist is left to DuckDB's binder, which check_sql runs after."""
+    parts = [p.name.lower() for p in column.parts]
+    if len(parts) < 3:
+        return False
+    if parts[0] in columns:
+        return True
+    for sc in chain:
+        for alias, src in sc.sources.items():
+            if alias.lower() == parts[0]:
+                cols = source_columns(src)
+                return cols is None or parts[1] in {c.lower() for c in cols}  # None: 'SELECT *' below
+    return False
 
 
 def _alias_columns(expression) -> list[str] | None:

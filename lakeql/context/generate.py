@@ -29,7 +29,7 @@ from lakeql.context import formats, partition, safe
 from lakeql.context.profile import ColumnProfile, TableProfile, profile_from_store, profile_table
 from lakeql.context.text import counted
 from lakeql.errors import LakeqlError
-from lakeql.lake import ROOT_DOMAIN, Lake, join_root, nfc
+from lakeql.lake import ROOT_DOMAIN, Lake, join_root, nfc, quote_ident
 from lakeql.progress import progress
 from lakeql.sources import buildfs
 from lakeql.store import write_if_changed
@@ -44,6 +44,11 @@ USAGE_SQL = {  # what an agent runs on a column with this index kind ({t}, {c}: 
     "ngram": ["SELECT * FROM ngram_search({t}, {c}, 'exact phrase', k := 10)",
               "SELECT ngram_count({t}, {c}, 'exact phrase')"],
 }
+# an embed index of a column of stored vectors takes a query vector (text only with a model named at build
+# time): the example searches for the rows nearest to the column's first vector ({q}: the quoted column)
+USAGE_VECTOR_SQL = ("SELECT * FROM semantic_search_vector({t}, {c}, (SELECT {q} FROM query_table("
+                    "lakeql_rows_view({t})) WHERE {q} IS NOT NULL LIMIT 1), k := 10)")
+_VECTOR_TYPE = re.compile(r"^(FLOAT|DOUBLE)\[\d*\]$")
 DOMAIN_FILE = "_DOMAIN.md"
 PREVIEW_COLUMNS = 50  # a _DOMAIN.md line lists at most this many columns of a table (Spider's widest: 48)
 PREVIEW_CHARS = 4_000  # ... within this many characters; the rest is "... and M more"
@@ -181,8 +186,12 @@ def table_doc(tp: TableProfile, domain: str, source: str, hints: dict[tuple[str,
             description = f"{description} ({note})" if description else note
         kinds = sorted(caps.get((tp.key, c.name), []))
         for kind in kinds:
-            usage.extend(q.format(t=safe.sql_literal(table), c=safe.sql_literal(safe.cut_name(c.name)))
-                         for q in USAGE_SQL[kind])
+            queries = USAGE_SQL[kind]
+            if kind == "embed" and _VECTOR_TYPE.match(c.type.upper()):  # stored vectors (trial13)
+                queries = [USAGE_VECTOR_SQL]
+            usage.extend(q.format(t=safe.sql_literal(table), c=safe.sql_literal(safe.cut_name(c.name)),
+                                  q=quote_ident(c.name))
+                         for q in queries)
         cols.append({"column": f"{table}.{safe.cut_name(c.name)}", "type": safe.cut_name(c.type),
                      "nulls": c.nulls, "distinct": c.distinct, "min": c.min, "max": c.max,
                      "min_len": c.min_len, "max_len": c.max_len, "samples": c.samples, "key": c.key,

@@ -116,10 +116,24 @@ def _descriptions(table: Table) -> tuple[str | None, dict[str, str]]:
 
     cols = {}
     for f in schema:
-        d = pick(f.metadata)
+        d = pick(f.metadata) or _duration_note(f.type)
         if d:
             cols[f.name] = d
     return pick(schema.metadata), cols
+
+
+_UNITS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
+def _duration_note(arrow_type: Any) -> str | None:
+    """What an Arrow duration column (pandas' timedelta64) holds: Parquet has no duration type, so DuckDB
+    reads a BIGINT count whose unit only the Arrow schema names (trial13)."""
+    import pyarrow as pa
+
+    if not pa.types.is_duration(arrow_type):
+        return None
+    unit = _UNITS.get(arrow_type.unit, arrow_type.unit)
+    return f"a duration in {unit} (Arrow duration[{arrow_type.unit}], read as a BIGINT count of {unit})"
 
 
 def _column_sql(col: str, ctype: str) -> list[str]:
@@ -131,7 +145,8 @@ def _column_sql(col: str, ctype: str) -> list[str]:
     else:
         lo, hi = f"min({q})::VARCHAR", f"max({q})::VARCHAR"
     if _TEXT.match(ctype) and not nested:
-        lens = [f"min(length({q}::VARCHAR))", f"max(length({q}::VARCHAR))"]
+        size = f"octet_length({q})" if ctype.upper() == "BLOB" else f"length({q}::VARCHAR)"  # bytes of a BLOB
+        lens = [f"min({size})", f"max({size})"]
     else:
         lens = ["NULL::BIGINT", "NULL::BIGINT"]
     top = (f"approx_top_k({q}::VARCHAR, {N_SAMPLES})" if not nested

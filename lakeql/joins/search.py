@@ -107,12 +107,18 @@ class Searcher:
                                          f"{did_you_mean(column, names)}")
         if not ix.indexed[c]:
             note = ix.note[c] or "not indexed"
-            if "no non-empty values" in note:
+            if "no non-empty values" in note or ix.type[c].strip('"').upper() == "NULL":  # all NULL
                 raise LakeqlError(f"column {table}.{ix.column_name[c]} has no non-empty values "
                                   "(only NULLs or empty strings): nothing to join on")
+            from lakeql.joins.normalize import type_class
+
+            if "not a join key type" in note and type_class(ix.type[c]) is not None:  # DECIMAL(p,0), trial13
+                raise NotIndexedError(f"column {table}.{ix.column_name[c]} ({ix.type[c]}) was profiled by an "
+                                      "older lakeql that did not take this type as a join key: run "
+                                      "'lakeql index LAKE' (a full build) to index it")
             raise LakeqlError(f"column {table}.{ix.column_name[c]} ({ix.type[c]}) cannot be searched for "
                               f"joins ({note.removeprefix('skipped: ')}): pick a string, integer or date "
-                              "column, or cast it in a view")
+                              "column, or write this one as such in the table's files")
         return c
 
     def distinct_values(self, col: int, limit: int) -> list[str]:

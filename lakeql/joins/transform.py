@@ -23,9 +23,11 @@ used in ``join_sql``. A third direction, ``both``, maps each side to a common ke
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from lakeql import arrays
@@ -334,6 +336,17 @@ def learn(qvals_raw: list[str], cvals_raw: list[str]) -> Learned | None:
     return best
 
 
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def _changes_numbers(lr: Learned) -> bool:
+    """Whether ``lr`` maps numbers onto other numbers (``'1' || x``: a delay of 0 minutes "joins" flight
+    10, trial13): between numeric values only a change of format (``7`` ~ ``007``, ``7.0``) is a join."""
+    nums = [(a, b) for a, b in lr.pairs if _NUMBER.match(a) and _NUMBER.match(b)]
+    # Decimal, not float: ids of 17+ digits differing in their last digits are equal floats (review37)
+    return bool(nums) and len(nums) == len(lr.pairs) and any(Decimal(a) != Decimal(b) for a, b in nums)
+
+
 def _size(prog: Any) -> int:
     return sum(len(p) for p in prog) if prog and isinstance(prog[0][0], tuple) else len(prog)
 
@@ -491,7 +504,7 @@ def search(ctx, s, q: int, k: int, found: list[Any], budget_s: float = SEARCH_BU
         if ix.type_class[c] not in ("text", "int"):
             continue
         lr = learn(qvals, s.distinct_values(c, VERIFY_CAND))
-        if lr is None:
+        if lr is None or _changes_numbers(lr):
             continue
         cont = lr.matched / lr.n_query
         ev = rank.name_similarity(ix.column_name[q], ix.column_name[c], ix.table_name[c])

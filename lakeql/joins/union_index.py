@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 import zlib
 from collections import Counter
@@ -42,6 +43,18 @@ from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, dir_bytes
 
 FORMAT = 2  # 2: arrays zstd-packed (.zst, lakeql.packed); 1: .npy/.npz
+# a field name of a STRUCT (or UNION) type as DuckDB prints it: after 'STRUCT(' or ', ', before its type
+_FIELD = re.compile(r'(?:(?:STRUCT|UNION)\(|, )("(?:[^"]|"")*"|\w+) ')
+MAX_FIELDS = 200  # field names taken per column (a wide nested schema's words are not all worth keeping)
+
+
+def struct_fields(duck_type: str) -> list[str]:
+    """The field names of the STRUCTs (at any depth) of a DuckDB type (unquoted): Spark and Arrow tables
+    keep much of their schema in nested fields, which table search should find like columns."""
+    if "STRUCT(" not in duck_type and "UNION(" not in duck_type:
+        return []
+    names = [m.group(1) for m in _FIELD.finditer(duck_type)][:MAX_FIELDS]
+    return [n[1:-1].replace('""', '"') if n.startswith('"') else n for n in names]
 KIND = "discovery"
 SKETCH_K = 256
 SAMPLE_VALUES = 50  # top values per column used for features
@@ -436,6 +449,8 @@ def write_discovery(ctx, out: Path, prev: Path | None = None) -> dict[str, Any]:
                 "vmin": rng[0] if rng else None, "vmax": rng[1] if rng else None, "description": cd,
                 "sample": [str(x)[:100] for x in values[:5]]})
             colwords += tx.words(c.column_name) + tx.words(cd)
+            for field in struct_fields(c.type):  # nested names: info.loc.lat is found by 'lat' (trial13)
+                colwords += tx.words(field)
             if tclass == "text" and p.get("indexed"):
                 for x in values[:BM25_VALUES]:
                     valwords += tx.words(x)

@@ -655,6 +655,15 @@ class LakeService:
                 return self._table("SELECT * FROM semantic_search(?, ?, ?, k := ?, filter := ?)",
                                    [table, column, query, _k(k, 100), filter])
         except LakeqlError as exc:
+            if "holds your own vectors" in str(exc):  # no text tool fits: the query tool does (trial13)
+                from lakeql.context.generate import USAGE_VECTOR_SQL
+                from lakeql.context.safe import sql_literal
+                from lakeql.lake import quote_ident
+
+                example = USAGE_VECTOR_SQL.format(t=sql_literal(table), c=sql_literal(column),
+                                                  q=quote_ident(column))
+                example = example.replace("k := 10", f"k := {_k(k, 100)}")
+                raise LakeqlError(f"{exc} -- with the query tool: {example}") from None
             if "index" in str(exc) and "--embed" in str(exc):
                 raise self._needs_index("embed", "--embed", exc) from None
             raise

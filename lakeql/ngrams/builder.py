@@ -93,6 +93,13 @@ def targets(ctx) -> list[Target]:
             ctx.store.drop(KIND, e.table_name, e.column_name)
             if not column or (key, column) in out:
                 continue
+        try:
+            text_column(ctx.catalog, table, column)
+        except LakeqlError as exc:  # the column is no longer text (a file rewritten with numbers): an
+            # index of its digits would be built, listed as fresh and refused by every query (trial13)
+            warnings.warn(f"dropping the n-gram index of {e.table_name}.{e.column_name}: {exc}", stacklevel=2)
+            ctx.store.drop(KIND, e.table_name, e.column_name)
+            continue
         out[(key, column)] = Target(table, column, p.get("case", "sensitive"),
                                                     p.get("mode", "compressed"),
                                                     float(p.get("shard_mb", shard_mb)),

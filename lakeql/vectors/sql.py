@@ -347,4 +347,5 @@ def register(con, ctx) -> None:
         return idx.binarizer.query_code(v).tobytes()
 
     scalar_udf(con, "embed", embed, ["VARCHAR"], ret, arrow=True)
-    scalar_udf(con, "binarize", binarize, ["FLOAT[]", "VARCHAR"], "BLOB")
+    # DOUBLE[]: FLOAT[], FLOAT[n] (embed), DOUBLE[] (numpy, pandas) and literal lists all cast to it (trial13)
+    scalar_udf(con, "binarize", binarize, ["DOUBLE[]", "VARCHAR"], "BLOB")
