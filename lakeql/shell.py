@@ -313,10 +313,12 @@ class Shell:
         from lakeql.cliargs import utf8_sql
         from lakeql.sqlrun import error_text, finish, shows_result, split
 
+        text = None
         try:
-            statements = split(self.con, utf8_sql(sql))
+            text = utf8_sql(sql)
+            statements = split(self.con, text)
         except Exception as exc:  # noqa: BLE001 - a parse error: report it like duckdb does
-            self._error(error_text(exc, self.con))
+            self._error(error_text(exc, self.con, text))
             statements = []
         for stmt in statements:
             t0 = time.perf_counter()

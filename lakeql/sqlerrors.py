@@ -183,30 +183,7 @@ def quote_hint(msg: str, con: Any) -> str:
     except Exception:  # noqa: BLE001 - a hint must never hide the error itself
         return ""
     hit = unquoted_table("\n".join(lines), rows)
-    if hit:
-        return f"\nHint: {hit[0]} is a table whose name must be quoted in SQL: {hit[1]}"
-    return _keyword_word_hint(msg, cur)
-
-
-def _keyword_word_hint(msg: str, cur: Any) -> str:
-    """A hint when DuckDB's syntax error names a reserved word (``at or near "select"``) that is a column
-    of the lake (Hive and Spark tables have ``select``, ``order``): it must be quoted (trial13). Used where
-    only the message is at hand (``lakeql sql``, the shell); with the SQL text, :func:`keyword_column_hint`
-    finds the keyword by the caret's place, also when DuckDB names the token after it."""
-    m = re.search(r'at or near "([^"]+)"', msg)
-    if m is None or m.group(1).lower() not in reserved_words():
-        return ""
-    try:
-        row = cur.execute("SELECT column_name, table_name FROM lakeql_columns() WHERE lower(column_name) = ? "
-                          "ORDER BY table_name LIMIT 1", [m.group(1).lower()]).fetchone()
-    except Exception:  # noqa: BLE001 - a hint must never hide the error itself
-        return ""
-    if row is None:
-        return ""
-    from lakeql.lake import quote_ident
-
-    return (f"\nHint: {m.group(1)} is an SQL keyword: write the column {quote_ident(row[0])} in double "
-            f"quotes (a column of {row[1]})")
+    return f"\nHint: {hit[0]} is a table whose name must be quoted in SQL: {hit[1]}" if hit else ""
 
 
 # a name as DuckDB's lexer reads it unquoted (keywords are such names); blanked first: string literals,

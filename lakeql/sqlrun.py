@@ -26,11 +26,12 @@ QUERY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE", "RELATION", "AN
 STATUS_COLUMNS = ({("Count", "BIGINT")}, {("Success", "BOOLEAN")})
 
 
-def error_text(exc: BaseException, con: Any = None) -> str:
+def error_text(exc: BaseException, con: Any = None, sql: str | None = None) -> str:
     """The message to show for ``exc``: DuckDB's full text (all lines, caret and suggestions included);
     one line for lakeql's own errors, also when they surface through a UDF. Control characters are
     escaped (a message may quote hostile input). With ``con``, a scalar function called in ``FROM``
-    gets a line saying how to call it (DuckDB only says the table function does not exist)."""
+    gets a line saying how to call it (DuckDB only says the table function does not exist); with the
+    ``sql`` text too, a column named by a keyword written bare gets one naming the quoting."""
     from lakeql.errors import LakeqlError, undecodable_duckdb_message
 
     msg, from_udf = unwrap_udf_message((undecodable_duckdb_message(exc) or str(exc)).strip())
@@ -45,6 +46,10 @@ def error_text(exc: BaseException, con: Any = None) -> str:
         caret = msg.find("\nLINE ")
         msg = better + ("\n" + msg[caret:] if caret >= 0 else "")
     hint = (scalar_in_from_hint(msg, con) or quote_hint(msg, con)) if con is not None else ""
+    if not hint and con is not None and sql is not None:  # a column named by a keyword, written bare
+        from lakeql.sqlerrors import error_offset, keyword_column_hint
+
+        hint = keyword_column_hint(sql, error_offset(msg, sql), con)
     hint = hint or unicode_hint(msg)  # a column typed NFC, stored NFD: the stored spelling to copy
     return "\n".join(escape_controls(line.rstrip()) for line in (msg + hint).splitlines())
 
@@ -85,7 +90,7 @@ def run_sql(con, text: str, fmt: str, out: TextIO, *, is_tty: bool, err: TextIO 
     try:
         statements = split(con, text)
     except Exception as exc:  # noqa: BLE001 - a parse error: shown in full, like the duckdb CLI
-        print(f"lakeql: error: {error_text(exc, con)}", file=err)
+        print(f"lakeql: error: {error_text(exc, con, text)}", file=err)
         return 2
     if not statements:
         print("lakeql: error: no SQL statement to run (the text is empty or only comments)", file=err)

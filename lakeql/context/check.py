@@ -258,31 +258,18 @@ class Checker:
 
     def _keyword_column(self, sql: str, message: str) -> tuple[str, str, str] | None:
         """(keyword, quoted column, tables) when the syntax error of ``sql`` is at or just after a reserved
-        keyword that names a lake column. With a connection: :func:`lakeql.sqlerrors.keyword_column`, the
-        error's place taken from DuckDB's own message on ``sql`` (the problem's column is None for a long
-        line and counts display width: review34). Without one (schema files only): the word DuckDB's
-        ``message`` names, when it is a column of a table ``sql`` names (Hive/Spark ``select``, ``order``:
-        trial13)."""
-        from lakeql.sqlerrors import error_offset, keyword_column, reserved_words
+        keyword that names a lake column (:func:`lakeql.sqlerrors.keyword_column`; Hive/Spark tables have
+        ``select``, ``order``: trial13). The error's place is taken from DuckDB's own message on ``sql``
+        (the problem's column is None for a long line and counts display width: review34); not the word
+        DuckDB's message names, which is often the token after the keyword (``at or near "FROM"``)."""
+        from lakeql.sqlerrors import error_offset, keyword_column
 
-        if self.con is not None:
-            try:
-                self.con.extract_statements(sql)
-            except Exception as exc:  # noqa: BLE001 - any parser error: where is it?
-                return keyword_column(sql, error_offset(str(exc), sql), self.con)
+        if self.con is None:
             return None
-        m = re.search(r'at or near "([^"]+)"', message)
-        if m is None or m.group(1).lower() not in reserved_words():
-            return None
-        word = m.group(1).lower()
-        words = set(re.findall(r"\w+", sql.lower()))
-        for tables in self.schema.by_schema.values():
-            for low, (key, cols) in tables.items():
-                if low not in words and not set(re.findall(r"\w+", low)) <= words:
-                    continue
-                hit = next((c for c in cols if c.lower() == word), None)
-                if hit is not None and not key.lower().startswith("lakeql_rows"):
-                    return m.group(1), _q(hit), key
+        try:
+            self.con.extract_statements(sql)
+        except Exception as exc:  # noqa: BLE001 - any parser error: where is it?
+            return keyword_column(sql, error_offset(str(exc), sql), self.con)
         return None
 
     def _unquoted_table(self, sql: str) -> tuple[str, str] | None:
