@@ -416,6 +416,7 @@ class LakeService:
         warm-up and ``serve()`` knows a thread may still be in native code (review38)."""
         try:
             self._load(key, True)
+            single_threaded_compute()  # the load may have imported torch or faiss (the warm-up may be over)
         finally:
             with self._lock:
                 self._loaders.discard(threading.current_thread())
