@@ -358,8 +358,9 @@ class LakeService:
         lake functions name with literal arguments (``semantic_search('t', 'c', ...)``): it waited only for
         the model and ran a first index load (a numba compile: 53 s) under the 30 s query timeout."""
         keys: list[Any] = [MODEL] if _uses_model(sql) else []
-        for fn, table, column in _INDEX_CALL.findall(sql):
-            kind = "ngram" if fn.lower().startswith("ngram") else "embed"
+        named = {("ngram" if fn.lower().startswith("ngram") else "embed", table, column)
+                 for fn, table, column in _INDEX_CALL.findall(sql)}
+        for kind, table, column in sorted(named)[:64]:  # a hostile SQL naming 100,000: not one wait each
             keys.append(self._key(kind, table.replace("''", "'"), column.replace("''", "'")))
         if re.search(r"\bjoinable\s*\(", sql, re.IGNORECASE):
             keys.append(JOINS)
