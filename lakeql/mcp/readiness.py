@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 
 from lakeql.errors import LakeqlError
@@ -78,38 +78,47 @@ class Readiness:
             self._cond.notify_all()
 
     @contextmanager
-    def first_use(self, key: Hashable, what: str, budget: float | None = None,
-                  stop: threading.Event | None = None) -> Iterator[bool]:
-        """Run the ``with`` body once ``key`` is loaded, or as its loader.
+    def first_use(self, key: Hashable | list[Hashable], what: str | Callable[[Hashable], str],
+                  budget: float | None = None, stop: threading.Event | None = None) -> Iterator[bool]:
+        """Run the ``with`` body once ``key`` (or each of a list of keys) is loaded, or as its loader.
 
-        Yields True when this caller claimed the key (its body loads it: ``done`` after a body that ends
-        normally, ``pending`` again after one that raises), False when the key was loaded already. While
-        another loads it, waits up to ``budget`` seconds (None: until it ends, or ``stop`` is set) and then
-        raises :class:`WarmingUp` naming ``what`` is being loaded.
+        Yields True when this caller claimed a key (its body loads it: ``done`` after a body that ends
+        normally, ``pending`` again after one that raises), False when every key was loaded already. While
+        another loads one of them, waits up to ``budget`` seconds (None: until it ends, or ``stop`` is set)
+        and then raises :class:`WarmingUp` naming ``what`` is being loaded (a text, or a function of the
+        key).
+
+        Several keys are claimed at once, and only when none of them is being loaded: a caller never holds
+        one key while it waits for another (review38: a call that claimed the model, then waited for an
+        embed index whose loader waited for the model, answered "warming up" for nothing; the warm-up doing
+        the same deadlocked with that loader until the server stopped).
         """
+        keys = list(key) if isinstance(key, list) else [key]
+        name = what if callable(what) else (lambda _k: what)
         deadline = None if budget is None else time.monotonic() + budget
         with self._cond:
             while True:
-                st = self._state.get(key, DONE)
-                if st == DONE:
-                    owner = False
-                    break
-                if st == PENDING:
-                    self._state[key] = RUNNING
-                    self._since[key] = time.monotonic()
-                    owner = True
+                states = [self._state.get(k, DONE) for k in keys]
+                busy = [k for k, st in zip(keys, states, strict=True) if st == RUNNING]
+                if not busy:
+                    claimed = list(dict.fromkeys(k for k, st in zip(keys, states, strict=True)
+                                                 if st == PENDING))
+                    now = time.monotonic()
+                    for k in claimed:
+                        self._state[k] = RUNNING
+                        self._since[k] = now
                     break
                 if stop is not None and stop.is_set():
                     raise LakeqlError("the lake server is shutting down")
                 left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
                 if left <= 0:
-                    since = time.monotonic() - self._since.get(key, time.monotonic())
-                    raise WarmingUp(f"the server is still warming up: {what} has been loading for "
+                    since = time.monotonic() - self._since.get(busy[0], time.monotonic())
+                    raise WarmingUp(f"the server is still warming up: {name(busy[0])} has been loading for "
                                     f"{since:.0f} s (once, after the server starts). Retry this call in "
                                     f"about {RETRY_SECONDS} s; tools that do not need it (list_domains, "
                                     "read_schema, find_tables, query) answer now")
                 self._cond.wait(left)
-        if not owner:
+        if not claimed:
             yield False
             return
         ok = False
@@ -117,4 +126,5 @@ class Readiness:
             yield True
             ok = True
         finally:
-            self.release(key, ok)
+            for k in claimed:
+                self.release(k, ok)

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -463,9 +464,9 @@ def _close_after_warm_up(service: LakeService, wait: float) -> None:
     daemon thread close the connection when it ends (the host's process is never ended by lakeql)."""
     import warnings
 
-    thread = service._warm_thread
-    if thread is not None:
-        thread.join(wait)
+    deadline = time.monotonic() + wait
+    for thread in service._warm_threads():  # the warm-up and the loads calls started (review38)
+        thread.join(max(0.0, deadline - time.monotonic()))
     if not service.warm_running():
         service.close(wait=0)  # the connection, now free (the temp folder went already)
         return
@@ -475,8 +476,8 @@ def _close_after_warm_up(service: LakeService, wait: float) -> None:
                   stacklevel=3)
 
     def close_later() -> None:
-        if thread is not None:
-            thread.join()
+        while threads := service._warm_threads():
+            threads[0].join()
         service.close(wait=0)
 
     threading.Thread(target=close_later, name="lakeql-mcp-close", daemon=True).start()

@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,7 @@ class LakeService:
         self._lock = threading.Lock()  # guards _running, _conn and its users count
         self._reopen_lock = threading.Lock()  # one thread opens the next connection
         self._warm_thread: threading.Thread | None = None
+        self._loaders: set[threading.Thread] = set()  # on-demand loads (lakeql-mcp-load) still running
         self._steps: dict[Any, tuple[str, list[Any]]] = {}  # warm-up key -> its step (sql, params)
 
     @property
@@ -298,9 +299,9 @@ class LakeService:
         embeds, ngrams = self._indexed_quietly("embed"), self._indexed_quietly("ngram")
         steps: list[tuple[Any, str, list[Any]]] = [
             (MODEL, "SELECT count(*) FROM schema_context('warm up', k := 1)", [])]
-        steps += [(("ngram", t, c), "SELECT ngram_count(?, ?, 'a')", [t, c]) for t, c in ngrams]
-        steps += [(("embed", t, c), "SELECT count(*) FROM semantic_search(?, ?, 'warm up', k := 1)", [t, c])
-                  for t, c in embeds]
+        steps += [(self._key("ngram", t, c), "SELECT ngram_count(?, ?, 'a')", [t, c]) for t, c in ngrams]
+        steps += [(self._key("embed", t, c), "SELECT count(*) FROM semantic_search(?, ?, 'warm up', k := 1)",
+                   [t, c]) for t, c in embeds]
         steps.append((JOINS, "SELECT count(*) FROM joinable(?, ?, k := 1, mode := 'equi')", []))
         self._steps = {key: (sql, params) for key, sql, params in steps}
         ready.plan(key for key, _, _ in steps)
@@ -331,17 +332,39 @@ class LakeService:
         except LakeqlError:
             return []
 
-    @contextlib.contextmanager
-    def _first_use(self, keys: list[Any], budget: float | None) -> Iterator[bool]:
-        """Enter :meth:`Readiness.first_use` of each of ``keys`` in order, within one ``budget`` of
-        seconds for all (None: no bound, the warm-up's); yields whether this caller loads the last key."""
-        deadline = None if budget is None else time.monotonic() + budget
-        with contextlib.ExitStack() as stack:
-            owner = False
-            for key in keys:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                owner = stack.enter_context(self._readiness.first_use(key, _what(key), left, self._closing))
-            yield owner
+    def _first_use(self, keys: list[Any], budget: float | None) -> contextlib.AbstractContextManager[bool]:
+        """:meth:`Readiness.first_use` of all ``keys`` at once, within ``budget`` seconds (None: no bound,
+        the warm-up's); yields whether this caller claimed one of them (its body loads it)."""
+        return self._readiness.first_use(list(keys), _what, budget, self._closing)
+
+    def _key(self, kind: str, table: str, column: str) -> tuple[str, str, str]:
+        """The warm-up key of the ``kind`` index of ``table``.``column`` in every spelling the lake's
+        functions take (any case, ``"dom"."t"``, a bare table name): an agent writing ``Python.Modules``
+        found no planned key, waited for nothing and loaded the index inline under the query timeout, next
+        to the warm-up loading it too (review38)."""
+        from lakeql.lake import nfc
+
+        try:
+            name = self.ctx.lake.table(table).key
+        except Exception:  # noqa: BLE001 - an unknown or hostile name: no key; the call says what is wrong
+            name = table
+        col = column if isinstance(column, str) else str(column)
+        if len(col) > 1 and col[0] == col[-1] == '"':
+            col = col[1:-1].replace('""', '"')
+        return (kind, nfc(str(name)), nfc(col).lower())  # the table's own key: tables may differ by case
+
+    def _query_keys(self, sql: str) -> list[Any]:
+        """The warm-up keys a ``query`` tool call needs: the model when it encodes, and each index its
+        lake functions name with literal arguments (``semantic_search('t', 'c', ...)``): it waited only for
+        the model and ran a first index load (a numba compile: 53 s) under the 30 s query timeout."""
+        keys: list[Any] = [MODEL] if _uses_model(sql) else []
+        named = {("ngram" if fn.lower().startswith("ngram") else "embed", table, column)
+                 for fn, table, column in _INDEX_CALL.findall(sql)}
+        for kind, table, column in sorted(named)[:64]:  # a hostile SQL naming 100,000: not one wait each
+            keys.append(self._key(kind, table.replace("''", "'"), column.replace("''", "'")))
+        if re.search(r"\bjoinable\s*\(", sql, re.IGNORECASE):
+            keys.append(JOINS)
+        return list(dict.fromkeys(keys))
 
     def _load(self, key: Any, claimed: bool = False) -> None:
         """Run the warm-up step of ``key`` unless it is loaded or loading (then wait for it, unbounded);
@@ -376,9 +399,28 @@ class LakeService:
         numba compiled (measured 32 s, "interrupted"), and past the client's."""
         for key in keys:
             if key in self._steps and not self._closing.is_set() and self._readiness.try_claim(key):
-                threading.Thread(target=self._load, args=(key, True), name="lakeql-mcp-load",
-                                 daemon=True).start()
+                thread = threading.Thread(target=self._run_loader, args=(key,), name="lakeql-mcp-load",
+                                          daemon=True)
+                with self._lock:
+                    self._loaders.add(thread)
+                try:
+                    thread.start()
+                except BaseException:  # no thread could start: the key must not stay 'running' for ever
+                    with self._lock:
+                        self._loaders.discard(thread)
+                    self._readiness.release(key, False)
+                    raise
         return self._first_use(list(keys), self.limits.warm_wait)
+
+    def _run_loader(self, key: Any) -> None:
+        """An on-demand load (:meth:`_needs`); tracked so that ``close()`` waits for it like for the
+        warm-up and ``serve()`` knows a thread may still be in native code (review38)."""
+        try:
+            self._load(key, True)
+            single_threaded_compute()  # the load may have imported torch or faiss (the warm-up may be over)
+        finally:
+            with self._lock:
+                self._loaders.discard(threading.current_thread())
 
     def _rows(self, sql: str, params: list[Any], max_rows: int | None = None,
               timeout: float | None = None) -> tuple[list[str], list[tuple], bool]:
@@ -605,7 +647,7 @@ class LakeService:
         finally:
             self._release(opened)
         _refuse_file_reads(sql)
-        with self._needs(*([MODEL] if _uses_model(sql) else [])):
+        with self._needs(*self._query_keys(sql)):
             cols, rows, more = self._rows(sql, [], cap)
         return markdown_table(cols, rows, max_chars=self.limits.max_chars, cell_chars=self.limits.cell_chars,
                               more=more, row_cap=cap, next_rows=_next_query_rows(sql))
@@ -651,7 +693,7 @@ class LakeService:
                         ) -> str:  # noqa: A002 - the SQL argument's name
         """Rows whose ``column`` means the same as ``query`` (needs an embed index)."""
         try:
-            with self._needs(MODEL, ("embed", table, column)):
+            with self._needs(MODEL, self._key("embed", table, column)):
                 return self._table("SELECT * FROM semantic_search(?, ?, ?, k := ?, filter := ?)",
                                    [table, column, query, _k(k, 100), filter])
         except LakeqlError as exc:
@@ -671,7 +713,7 @@ class LakeService:
     def ngram_search(self, table: str, column: str, phrase: str, k: int = 10) -> str:
         """Rows whose ``column`` contains the exact ``phrase`` (needs an ngram index)."""
         try:
-            with self._needs(("ngram", table, column)):
+            with self._needs(self._key("ngram", table, column)):
                 return self._table("SELECT * FROM ngram_search(?, ?, ?, k := ?)",
                                    [table, column, phrase, _k(k, 100)])
         except LakeqlError as exc:
@@ -682,7 +724,7 @@ class LakeService:
     def ngram_count(self, table: str, column: str, phrase: str) -> str:
         """How often the exact ``phrase`` occurs in ``column`` (needs an ngram index)."""
         try:
-            with self._needs(("ngram", table, column)):
+            with self._needs(self._key("ngram", table, column)):
                 _, rows, _ = self._rows("SELECT ngram_count(?, ?, ?)", [table, column, phrase])
         except LakeqlError as exc:
             if "index" in str(exc) and "--ngram" in str(exc):
@@ -691,8 +733,15 @@ class LakeService:
         return f"{rows[0][0]} occurrences of {phrase!r} in {table}.{column}"
 
     def warm_running(self) -> bool:
-        """True while the background warm-up still runs."""
-        return self._warm_thread is not None and self._warm_thread.is_alive()
+        """True while the background warm-up, or a load a call started (``lakeql-mcp-load``), still runs."""
+        return bool(self._warm_threads())
+
+    def _warm_threads(self) -> list[threading.Thread]:
+        """The warm-up thread and the on-demand loaders alive now (not the calling thread)."""
+        with self._lock:
+            threads = [self._warm_thread, *self._loaders]
+        me = threading.current_thread()
+        return [t for t in threads if t is not None and t is not me and t.is_alive()]
 
     def close(self, wait: float = 30.0) -> None:
         """Stop: interrupt running queries (the warm-up's too), wait up to ``wait`` s for the warm-up
@@ -709,13 +758,12 @@ class LakeService:
                     cur.interrupt()
                 except Exception:  # noqa: BLE001 - a cursor that just finished
                     pass
-            thread = self._warm_thread
-            warming = thread is not None and thread is not threading.current_thread() and thread.is_alive()
+            warming = self._warm_threads()
             left = deadline - time.monotonic()
             if (not warming and not running) or left <= 0:
                 break
             if warming:
-                thread.join(min(0.1, left))
+                warming[0].join(min(0.1, left))
             else:  # a call between its cursor and its execute: interrupt again until it ends
                 time.sleep(min(0.02, left))
         if not self.warm_running():  # else the connection is busy under the thread: the process ends anyway
@@ -855,6 +903,12 @@ def _what(key: Any) -> str:
         return "the join index"
     kind, table, column = key
     return f"the {kind} index of {table}.{column}"
+
+
+#: a lake function naming its index with literal arguments: ``semantic_search('t', 'c', ...)``
+_INDEX_CALL = re.compile(r"\b(semantic_search_vector|semantic_search|hybrid_search|similar_rows|ngram_search|"
+                         r"ngram_count|ngram_longest|ngram_next)\s*\(\s*"
+                         r"'((?:[^']|'')*)'\s*,\s*'((?:[^']|'')*)'", re.IGNORECASE)
 
 
 def _uses_model(sql: str) -> bool:
