@@ -346,10 +346,10 @@ def test_a_connection_is_usable_in_a_forked_and_a_new_process(lake) -> None:
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
-    with ctx.Pool(1) as pool:
-        assert pool.apply(_count_airlines, (str(lake),)) == 16
+    with ctx.Pool(1) as pool:  # bounded waits: a Pool whose child dies loses the task and waits for ever
+        assert pool.apply_async(_count_airlines, (str(lake),)).get(timeout=120) == 16
         with pytest.raises(LakeNotFoundError):  # lakeql's error crosses the process boundary
-            pool.apply(_count_airlines, (str(lake / "nope"),))
+            pool.apply_async(_count_airlines, (str(lake / "nope"),)).get(timeout=120)
 
 
 def _count_airlines(lake: str) -> int:

@@ -129,44 +129,61 @@ def test_a_lake_folder_named_with_blanks_is_not_an_empty_path(tmp_path, monkeypa
     assert not os.path.exists(tmp_path / "  ")
 
 
-def _unknown_table_in_worker(lake: str) -> None:
+_CROSS_PROCESS = r"""
+import multiprocessing, pickle, sys, warnings
+
+import duckdb
+
+import lakeql
+import lakeql.dbapi as dbapi
+from lakeql.errors import UDF_MARKER, LakeqlError, StaleIndexError, UnknownTableError
+
+
+def unknown_table(lake):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with lakeql.connect(lake) as c:
             c.execute("SELECT * FROM joinable('flights.nothere', 'x')")
 
 
-def _unpickled(blob: bytes) -> tuple[str, bool, bool, bool, str]:
-    import pickle
-
-    import duckdb
-
-    from lakeql.errors import LakeqlError, StaleIndexError
-
+def unpickled(blob):
     e = pickle.loads(blob)
     return (type(e).__name__, isinstance(e, StaleIndexError), isinstance(e, duckdb.OperationalError),
             isinstance(e, LakeqlError) and isinstance(e, duckdb.InvalidInputException), str(e))
 
 
-def test_an_error_of_a_lakeql_sql_function_crosses_a_process_boundary(lake) -> None:
-    """The classes made for lakeql's UDF errors (``UnknownTableError`` that is also DuckDB's, and since
-    h/dbapi2 ``StaleIndexError`` that is also ``OperationalError``) did not pickle: 'it's not the same
-    object as lakeql.errors.UnknownTableError', so a worker's error broke ``multiprocessing``/Ray."""
-    import multiprocessing
-    import pickle
-
-    import duckdb
-
-    from lakeql.errors import UDF_MARKER, UnknownTableError
-
+if __name__ == "__main__":
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        with pytest.raises(UnknownTableError, match="unknown table 'flights.nothere'") as err:
-            pool.apply(_unknown_table_in_worker, (str(lake),))
-    assert isinstance(err.value, duckdb.InvalidInputException)
+        try:
+            pool.apply_async(unknown_table, (sys.argv[1],)).get(timeout=120)
+            print("no error")
+        except UnknownTableError as err:
+            print("fork:", type(err).__name__, isinstance(err, duckdb.InvalidInputException), err)
     stale = dbapi._udf_error(duckdb.InvalidInputException(
         f"Invalid Input Error: {UDF_MARKER}StaleIndexError: the index of 'x' is stale: run lakeql index "
         "--refresh"))
-    assert stale is not None
     with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh interpreter unpickles it
-        got = pool.apply(_unpickled, (pickle.dumps(stale),))
-    assert got == ("StaleIndexError", True, True, True, str(stale))
+        print("spawn:", pool.apply_async(unpickled, (pickle.dumps(stale),)).get(timeout=120) ==
+              ("StaleIndexError", True, True, True, str(stale)))
+"""
+
+
+def test_an_error_of_a_lakeql_sql_function_crosses_a_process_boundary(lake, tmp_path) -> None:
+    """The classes made for lakeql's UDF errors (``UnknownTableError`` that is also DuckDB's, and since
+    h/dbapi2 ``StaleIndexError`` that is also ``OperationalError``) did not pickle: 'it's not the same
+    object as lakeql.errors.UnknownTableError', so a worker's error broke ``multiprocessing``/Ray.
+
+    The pools run in a fresh interpreter of their own, with bounded waits: forked from a pytest worker of
+    hundreds of DuckDB/numba threads, a pool's child once died in CI and ``Pool.apply`` waited for ever
+    (a lost task is never reported by ``multiprocessing.Pool``)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "cross_process.py"
+    script.write_text(_CROSS_PROCESS)
+    run = subprocess.run([sys.executable, str(script), str(lake)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "fork: UnknownTableError True" in run.stdout and "unknown table 'flights.nothere'" in run.stdout, \
+        run.stdout + run.stderr[-3000:]
+    assert "spawn: True" in run.stdout, run.stdout + run.stderr[-3000:]
