@@ -140,6 +140,10 @@ def reap(interval: float = 0.5) -> None:
         ready, _, _ = select.select([sys.stdin], [], [], interval)
         if ready and not os.read(sys.stdin.fileno(), 4096):
             break
+    # a last look under the Ray processes seen: a worker the raylet started within the last interval is
+    # not noted yet (it outlived a kill -9 of the build in CI); the raylet, reparented, is still its parent
+    for pid in list(seen):
+        seen.update({p: t for p, t in descendants(pid).items() if p != me and p not in seen and _is_ray(p)})
     for pid, start in seen.items():
         try:
             with open(f"/proc/{pid}/stat") as f:
