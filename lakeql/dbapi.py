@@ -394,7 +394,7 @@ def _remake_temp_macros(cur: duckdb.DuckDBPyConnection, query: Any, exc: duckdb.
     if not _macro_names(macros[1]).search(str(exc)):
         return False
     try:
-        if len(duckdb.extract_statements(query)) != 1:
+        if len(cur.extract_statements(query)) != 1:  # parsed on the caller's cursor, not DuckDB's default
             return False
     except duckdb.Error:
         return False

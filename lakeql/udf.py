@@ -63,6 +63,12 @@ def table_udf(con, name: str, fn: Callable[..., list[dict[str, Any]]], params: S
 # space / joiners, BOM, bidi marks, soft hyphen), surrogates, and space / line / paragraph separators
 _BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
 
+#: an RE2 class (DuckDB's ``regexp_matches``) of a character that is not blank in :func:`is_blank`'s sense,
+#: made from the same categories (surrogates cannot occur in DuckDB text): the embed build keeps a row only
+#: if it has one, so a row is embedded exactly when the same text as a query would be searched. RE2's
+#: ``\S`` is ASCII-only: rows of ideographic spaces, no-break/zero-width spaces or BOMs were embedded
+NOT_BLANK_RE = "[^" + "".join(f"\\p{{{c}}}" for c in sorted(_BLANK_CATEGORIES - {"Cs"})) + "]"
+
 
 def is_blank(text: Any) -> bool:
     """Whether a query ``text`` is NULL or holds nothing to search for: only whitespace, control or format

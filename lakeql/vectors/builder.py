@@ -31,6 +31,7 @@ from lakeql.lake import nfc, quote_ident
 from lakeql.progress import bar, say
 from lakeql.sources import buildfs
 from lakeql.store import IndexEntry, dir_bytes, file_checksum
+from lakeql.udf import NOT_BLANK_RE
 
 KIND = "embed"
 FIT_SAMPLE = 200_000
@@ -423,11 +424,6 @@ def kept_texts(
     return out
 
 
-#: a character that is not blank in :func:`lakeql.udf.is_blank`'s sense (whitespace, control, format,
-#: separators: Unicode categories Cc, Cf, Zs, Zl, Zp; surrogates cannot occur in DuckDB text). RE2's
-#: ``\\S`` is ASCII-only, so rows of ideographic spaces (U+3000), no-break spaces, zero-width spaces, BOMs
-#: or control characters were embedded (one shared vector, a query of them is refused as blank)
-NOT_BLANK_RE = r"[^\p{Cc}\p{Cf}\p{Zs}\p{Zl}\p{Zp}]"
 
 
 def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None, con: Any = None):
