@@ -77,9 +77,9 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def descendants(pid: int) -> dict[int, int]:
-    """``{pid: start time}`` of every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
-    parents: dict[int, tuple[int, int]] = {}
+def _process_table() -> dict[int, tuple[int, int]]:
+    """``{pid: (parent pid, start time)}`` of every live process (Linux /proc; empty elsewhere)."""
+    table: dict[int, tuple[int, int]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -92,16 +92,28 @@ def descendants(pid: int) -> dict[int, int]:
             except OSError:
                 continue
             if fields[0] != "Z":
-                parents[int(name)] = (int(fields[1]), int(fields[19]))
+                table[int(name)] = (int(fields[1]), int(fields[19]))
+    return table
+
+
+def _below(table: dict[int, tuple[int, int]], roots: Sequence[int]) -> dict[int, int]:
+    """``{pid: start time}`` of every process of ``table`` below any of ``roots`` (roots excluded)."""
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(child)
     out: dict[int, int] = {}
-    frontier = [pid]
+    frontier = list(roots)
     while frontier:
-        p = frontier.pop()
-        for child, (ppid, start) in parents.items():
-            if ppid == p and child not in out:
-                out[child] = start
+        for child in children.get(frontier.pop(), ()):
+            if child not in out:
+                out[child] = table[child][1]
                 frontier.append(child)
     return out
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """``{pid: start time}`` of every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
+    return _below(_process_table(), [pid])
 
 
 def _is_ray(pid: int) -> bool:
@@ -114,25 +126,51 @@ def _is_ray(pid: int) -> bool:
     return cmd.startswith(b"ray::") or b"/ray/" in cmd
 
 
+def _started_at(pid: int) -> int | None:
+    """A process's start time (clock ticks after boot), or None once gone: with the pid, its identity."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+REAPER_READY = b"r"  # what the watcher writes once it has noted the caller's own children
+REAPER_START_TIMEOUT = 60.0  # seconds to wait for that (an import under heavy load)
+
+
 def start_reaper():
-    """A watcher process that SIGKILLs this process's descendants once this process exits, even by
-    ``kill -9`` (Linux): started before a local Ray, whose agent processes otherwise outlive us."""
+    """A watcher process that SIGKILLs this process's Ray descendants once this process exits, even by
+    ``kill -9`` (Linux): started before a local Ray, whose agent processes otherwise outlive us. Returns
+    once the watcher has noted this process's existing children (those it must never touch): otherwise a
+    slow start under load could count Ray's first processes as ours and leave them alive."""
+    import select
     import subprocess
 
     if not sys.platform.startswith("linux"):
         return None
-    return subprocess.Popen([sys.executable, "-c", "from lakeql.engine import reap; reap()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-c", "from lakeql.engine import reap; reap()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # its own session: a Ctrl-C does not stop it first
+    ready, _, _ = select.select([proc.stdout], [], [], REAPER_START_TIMEOUT)
+    if not ready or proc.stdout.read(1) != REAPER_READY:  # it failed: go on without it, as off Linux
+        proc.kill()
+        proc.wait()
+        return None
+    return proc
 
 
 def reap(interval: float = 0.5) -> None:
     """The watcher's body: note the parent's new Ray descendants every ``interval`` s until stdin closes
-    (the parent exited or closed it), then SIGKILL those still alive (same pid and start time)."""
+    (the parent exited or closed it), then stop and kill them and everything below them."""
     import select
 
     parent, me = os.getppid(), os.getpid()
     before = set(descendants(parent))  # the caller's own children are never touched
+    try:
+        os.write(sys.stdout.fileno(), REAPER_READY)
+    except OSError:
+        return
     seen: dict[int, int] = {}
     while os.getppid() == parent:
         seen.update({p: t for p, t in descendants(parent).items() if p != me and p not in before
@@ -140,17 +178,33 @@ def reap(interval: float = 0.5) -> None:
         ready, _, _ = select.select([sys.stdin], [], [], interval)
         if ready and not os.read(sys.stdin.fileno(), 4096):
             break
-    # a last look under the Ray processes seen: a worker the raylet started within the last interval is
-    # not noted yet (it outlived a kill -9 of the build in CI); the raylet, reparented, is still its parent
-    for pid in list(seen):
-        seen.update({p: t for p, t in descendants(pid).items() if p != me and p not in seen and _is_ray(p)})
-    for pid, start in seen.items():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[19]) == start:
-                    os.kill(pid, signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            pass
+    _kill_trees(seen, me)
+
+
+def _kill_trees(roots: dict[int, int], me: int) -> None:
+    """SIGKILL the processes ``roots`` (pid -> start time, checked so a reused pid is spared) and all their
+    descendants. Each is stopped (SIGSTOP) first and the tree read again until no new process appears:
+    a raylet killed while it starts a worker would otherwise leave that worker behind, reparented out of
+    sight (a kill -9 of a Ray build in CI once left one)."""
+    stopped: dict[int, int] = {}
+    todo = dict(roots)
+    for _ in range(100):  # a bound: each round stops a whole generation, a tree is never this deep
+        if not todo:
+            break
+        for pid, start in todo.items():
+            if pid != me and _started_at(pid) == start:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped[pid] = start
+                except OSError:
+                    pass
+        todo = {p: t for p, t in _below(_process_table(), list(stopped)).items() if p not in stopped}
+    for pid, start in stopped.items():
+        if _started_at(pid) == start:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 # ------------------------------------------------------------------------------ the engines
@@ -354,6 +408,7 @@ class RayEngine(Engine):
         if self._reaper is not None:  # EOF: it kills what Ray's shutdown left, then exits
             self._reaper.stdin.close()
             self._reaper.wait(timeout=30)
+            self._reaper.stdout.close()
             self._reaper = None
 
     def map(self, fn, items, *, desc="", resources=None, pool="thread", workers=None, setup=None,

@@ -181,3 +181,63 @@ def test_kill_9_with_ray_engine_leaves_no_process(stdlib_lake: Path, tmp_path: P
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert_all_exit(seen, timeout=20)
+
+
+SPAWNER = """
+import os, time
+while True:  # a process that starts children all the time, as a raylet starting workers
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(0.002)
+"""
+
+
+def session_members(sid: int) -> set[int]:
+    """Live processes of session ``sid`` (children stay in their parent's session when reparented)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.add(int(d.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_reaper_leaves_no_child_a_dying_process_was_starting() -> None:
+    """The reaper stops a tree before it kills it: a process that forks children all the time (as a
+    raylet starts workers) leaves none behind, even those forked while the reaper was at work."""
+    from lakeql.engine import _kill_trees, _started_at
+
+    proc = subprocess.Popen([sys.executable, "-c", SPAWNER], start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        while len(session_members(proc.pid)) < 20 and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        assert len(session_members(proc.pid)) >= 20
+        _kill_trees({proc.pid: _started_at(proc.pid)}, os.getpid())
+        proc.wait(timeout=10)
+        assert_all_exit(session_members(proc.pid), timeout=10)
+    finally:
+        for p in session_members(proc.pid):
+            os.kill(p, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_reaper_spares_a_reused_pid_and_the_callers_other_children() -> None:
+    """Only the processes named (pid and start time) and what runs below them are killed."""
+    from lakeql.engine import _kill_trees, _started_at
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _kill_trees({other.pid: _started_at(other.pid) + 1}, os.getpid())  # a different start: a reused pid
+        time.sleep(0.3)
+        assert other.poll() is None
+        assert alive(other.pid) and Path(f"/proc/{other.pid}/stat").read_text().split(") ")[1][0] != "T"
+    finally:
+        other.kill()
+        other.wait()
