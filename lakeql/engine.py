@@ -85,15 +85,19 @@ def _process_table() -> dict[int, tuple[int, int]]:
     except OSError:
         return {}
     for name in entries:
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                table[int(name)] = (int(fields[1]), int(fields[19]))
+        if name.isdigit() and (fields := _stat_fields(int(name))) and fields[0] != "Z":
+            table[int(name)] = (int(fields[1]), int(fields[19]))
     return table
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state, parent pid, ..., start time at
+    index 19), or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def _below(table: dict[int, tuple[int, int]], roots: Sequence[int]) -> dict[int, int]:
@@ -128,11 +132,8 @@ def _is_ray(pid: int) -> bool:
 
 def _started_at(pid: int) -> int | None:
     """A process's start time (clock ticks after boot), or None once gone: with the pid, its identity."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
 
 
 REAPER_READY = b"r"  # what the watcher writes once it has noted the caller's own children

@@ -424,8 +424,6 @@ def kept_texts(
     return out
 
 
-
-
 def stream_texts(ctx, table, column: str, max_chars: int, source: str | None = None, con: Any = None):
     """Yield (rowids, texts) Arrow-batch by Arrow-batch for the non-blank texts of ``column`` (at least
     one character outside :data:`NOT_BLANK_RE`'s blank classes, as a query must have)
